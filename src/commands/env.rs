@@ -1,0 +1,258 @@
+//! Shell state: env, export, unset, alias, unalias.
+
+use super::{strings, Ctx, Group, Spec};
+use crate::store::KvTable;
+use anyhow::{bail, Result};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use std::io::Write;
+
+pub fn specs() -> Vec<Spec> {
+    vec![
+        Spec {
+            name: "env",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Show Valyxo's variables",
+            args: || {
+                Command::new("env").arg(
+                    Arg::new("name")
+                        .value_name("NAME")
+                        .help("Print only this variable's value"),
+                )
+            },
+            examples: &["export EDITOR=hx", "env", "env EDITOR"],
+            run: env,
+            rewrite: None,
+        },
+        Spec {
+            name: "export",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Set persistent variables, or copy a VFS tree out to the host",
+            args: || {
+                Command::new("export")
+                    .override_usage("export [NAME=VALUE]…\n       export VFSPATH HOSTPATH")
+                    .arg(Arg::new("items").num_args(0..).value_name("NAME=VALUE | VFSPATH HOSTPATH").help(
+                        "NAME=VALUE sets a variable kept across sessions; two paths (no '=') copy the VFS file or directory VFSPATH to HOSTPATH on the host",
+                    ))
+            },
+            examples: &["export GREETING=hello", "echo $GREETING", "export"],
+            run: export,
+            rewrite: None,
+        },
+        Spec {
+            name: "unset",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Remove variables",
+            args: || {
+                Command::new("unset").arg(
+                    Arg::new("names")
+                        .num_args(1..)
+                        .required(true)
+                        .value_name("NAME"),
+                )
+            },
+            examples: &["export TMPVAR=1", "unset TMPVAR"],
+            run: unset,
+            rewrite: None,
+        },
+        Spec {
+            name: "alias",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Define or list aliases",
+            args: || {
+                Command::new("alias").arg(
+                    Arg::new("defs")
+                        .num_args(0..)
+                        .value_name("NAME[=VALUE]")
+                        .help("NAME=VALUE defines an alias; NAME alone shows it"),
+                )
+            },
+            examples: &["alias ll='ls -l'", "ll", "alias"],
+            run: alias,
+            rewrite: None,
+        },
+        Spec {
+            name: "unalias",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Remove aliases",
+            args: || {
+                Command::new("unalias")
+                    .arg(
+                        Arg::new("all")
+                            .short('a')
+                            .long("all")
+                            .action(ArgAction::SetTrue)
+                            .help("Remove every alias"),
+                    )
+                    .arg(
+                        Arg::new("names")
+                            .num_args(0..)
+                            .value_name("NAME")
+                            .required_unless_present("all"),
+                    )
+            },
+            examples: &["alias gs='grep -rn'", "unalias gs"],
+            run: unalias,
+            rewrite: None,
+        },
+    ]
+}
+
+pub(crate) fn valid_var_name(n: &str) -> bool {
+    let mut cs = n.chars();
+    cs.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Quotes a value so that the shell reads it back unchanged.
+pub(crate) fn shell_quote(v: &str) -> String {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:,+=@%".contains(c))
+    {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', r"'\''"))
+    }
+}
+
+fn env(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    if let Some(name) = m.get_one::<String>("name") {
+        return match ctx.sh.var(name) {
+            Some(v) => {
+                writeln!(ctx.io.stdout, "{v}")?;
+                Ok(0)
+            }
+            None => Ok(1),
+        };
+    }
+    let mut vars: std::collections::BTreeMap<String, String> =
+        ctx.hub().store.kv_list(KvTable::Env)?.into_iter().collect();
+    vars.extend(ctx.sh.vars.clone());
+    vars.insert("PWD".into(), ctx.sh.cwd.to_string());
+    if let Some(o) = &ctx.sh.oldpwd {
+        vars.insert("OLDPWD".into(), o.to_string());
+    }
+    let mut out = String::new();
+    for (k, v) in vars {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    ctx.io.stdout.write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+fn export(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let items = strings(m, "items");
+    if items.is_empty() {
+        let mut out = String::new();
+        for (k, v) in ctx.hub().store.kv_list(KvTable::Env)? {
+            out.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+        }
+        ctx.io.stdout.write_all(out.as_bytes())?;
+        return Ok(0);
+    }
+    if items.len() == 2 && !items.iter().any(|i| i.contains('=')) {
+        return super::transfer::export_tree(ctx, &items[0], &items[1]);
+    }
+    let mut status = 0;
+    for item in &items {
+        let (name, value) = match item.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => match ctx.sh.vars.get(item.as_str()) {
+                Some(v) => (item.clone(), v.clone()),
+                None => {
+                    ctx.warn(format!(
+                        "'{item}' has no value: use 'export {item}=VALUE' (to copy files out to the host: 'export VFSPATH HOSTPATH')"
+                    ));
+                    status = 1;
+                    continue;
+                }
+            },
+        };
+        if !valid_var_name(&name) {
+            ctx.warn(format!("'{name}' is not a valid variable name (letters, digits and _, not starting with a digit)"));
+            status = 1;
+            continue;
+        }
+        ctx.hub().store.kv_set(KvTable::Env, &name, &value)?;
+        ctx.sh.vars.remove(&name);
+    }
+    Ok(status)
+}
+
+fn unset(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    for n in strings(m, "names") {
+        ctx.sh.vars.remove(&n);
+        ctx.hub().store.kv_remove(KvTable::Env, &n)?;
+    }
+    Ok(0)
+}
+
+fn alias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let defs = strings(m, "defs");
+    let store = ctx.hub().store.clone();
+    if defs.is_empty() {
+        let mut out = String::new();
+        for (k, v) in store.kv_list(KvTable::Aliases)? {
+            out.push_str(&format!("alias {k}={}\n", shell_quote(&v)));
+        }
+        ctx.io.stdout.write_all(out.as_bytes())?;
+        return Ok(0);
+    }
+    let mut status = 0;
+    for d in defs {
+        match d.split_once('=') {
+            Some((name, value)) => {
+                if name.is_empty()
+                    || name
+                        .chars()
+                        .any(|c| c.is_whitespace() || "'\"$;|&<>=\\/".contains(c))
+                {
+                    ctx.warn(format!("'{name}' is not a valid alias name"));
+                    status = 1;
+                    continue;
+                }
+                if value.trim().is_empty() {
+                    bail!("alias '{name}' needs a value (to remove it: unalias {name})");
+                }
+                if let Err(e) = crate::shell::parse::parse(value) {
+                    if !e.incomplete {
+                        bail!("alias '{name}' does not parse: {}", e.render(value));
+                    }
+                }
+                store.kv_set(KvTable::Aliases, name, value)?;
+            }
+            None => match store.kv_get(KvTable::Aliases, &d)? {
+                Some(v) => writeln!(ctx.io.stdout, "alias {d}={}", shell_quote(&v))?,
+                None => {
+                    ctx.warn(format!("{d}: no such alias"));
+                    status = 1;
+                }
+            },
+        }
+    }
+    Ok(status)
+}
+
+fn unalias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let store = ctx.hub().store.clone();
+    if m.get_flag("all") {
+        for (k, _) in store.kv_list(KvTable::Aliases)? {
+            store.kv_remove(KvTable::Aliases, &k)?;
+        }
+        return Ok(0);
+    }
+    let mut status = 0;
+    for n in strings(m, "names") {
+        if !store.kv_remove(KvTable::Aliases, &n)? {
+            ctx.warn(format!("{n}: no such alias"));
+            status = 1;
+        }
+    }
+    Ok(status)
+}

@@ -1,0 +1,227 @@
+//! Commands are data: each is one [`Spec`] in the registry — name, aliases, group, summary,
+//! clap argument definition, examples and handler. `help`, completion, manual synopses and
+//! tests all read this registry.
+
+mod env;
+mod files;
+mod grep;
+mod system;
+mod text;
+mod transfer;
+
+use crate::hub::Hub;
+use crate::shell::io::Io;
+use crate::shell::Session;
+use crate::vfs::{VPath, Vfs};
+use clap::ArgMatches;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub type Handler = fn(&mut Ctx, &ArgMatches) -> anyhow::Result<i32>;
+
+pub struct Spec {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub group: Group,
+    pub summary: &'static str,
+    /// The argument definition (name, about and footer are filled in by [`Spec::command`]).
+    pub args: fn() -> clap::Command,
+    /// Example lines, each runnable in a fresh home.
+    pub examples: &'static [&'static str],
+    pub run: Handler,
+    /// Rewrites arguments before clap sees them (for `find -name` style options).
+    pub rewrite: Option<fn(Vec<String>) -> Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    Files,
+    Text,
+    Shell,
+    Mounts,
+    System,
+}
+
+impl Group {
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Files => "Files and directories",
+            Group::Text => "Text",
+            Group::Shell => "Shell and environment",
+            Group::Mounts => "Mounts and host transfer",
+            Group::System => "Hub",
+        }
+    }
+    pub const ALL: [Group; 5] = [
+        Group::Files,
+        Group::Text,
+        Group::Shell,
+        Group::Mounts,
+        Group::System,
+    ];
+}
+
+impl Spec {
+    /// The full clap command: `--help` prints the synopsis and points at the manual.
+    pub fn command(&self) -> clap::Command {
+        let mut c = (self.args)()
+            .name(self.name)
+            .about(self.summary)
+            .disable_version_flag(true)
+            .after_help(format!("See 'man {}' for details and examples.", self.name));
+        if !self.aliases.is_empty() {
+            c = c.visible_aliases(self.aliases.iter().copied());
+        }
+        c
+    }
+}
+
+pub struct Registry {
+    specs: Vec<Spec>,
+    index: HashMap<&'static str, usize>,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        let mut specs = Vec::new();
+        specs.extend(files::specs());
+        specs.extend(text::specs());
+        specs.extend(grep::specs());
+        specs.extend(env::specs());
+        specs.extend(transfer::specs());
+        specs.extend(system::specs());
+        specs.sort_by_key(|s| s.name);
+        let mut index = HashMap::new();
+        for (i, s) in specs.iter().enumerate() {
+            assert!(
+                index.insert(s.name, i).is_none(),
+                "duplicate command {}",
+                s.name
+            );
+            for a in s.aliases {
+                assert!(index.insert(*a, i).is_none(), "duplicate command alias {a}");
+            }
+        }
+        Registry { specs, index }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Spec> {
+        self.index.get(name).map(|&i| &self.specs[i])
+    }
+
+    pub fn all(&self) -> &[Spec] {
+        &self.specs
+    }
+
+    /// Every name a command can be called by (names and aliases), sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self.index.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Close matches for an unknown command name, best first.
+    pub fn suggest(&self, name: &str, extra: &[String]) -> Vec<String> {
+        let mut scored: Vec<(f64, String)> = self
+            .names()
+            .into_iter()
+            .map(str::to_string)
+            .chain(extra.iter().cloned())
+            .map(|n| (strsim::jaro_winkler(name, &n), n))
+            .filter(|(s, n)| *s >= 0.82 || (name.len() > 2 && n.starts_with(name)))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        scored.into_iter().take(3).map(|(_, n)| n).collect()
+    }
+}
+
+pub fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(Registry::new)
+}
+
+/// What a command handler works with: the session and its streams.
+pub struct Ctx<'a> {
+    pub sh: &'a mut Session,
+    pub io: &'a mut Io,
+    pub name: &'static str,
+}
+
+impl Ctx<'_> {
+    pub fn hub(&self) -> &Hub {
+        &self.sh.hub
+    }
+    pub fn vfs(&self) -> &Vfs {
+        &self.sh.hub.vfs
+    }
+    /// Resolves a path argument against the working directory.
+    pub fn path(&self, arg: &str) -> anyhow::Result<VPath> {
+        self.sh.resolve(arg)
+    }
+    /// Whether to colour standard output.
+    pub fn color(&self) -> bool {
+        self.sh.hub.color_for(self.io.stdout.is_tty())
+    }
+    /// Writes `NAME: msg` to standard error (for per-item errors that do not stop the command).
+    pub fn warn(&mut self, msg: impl std::fmt::Display) {
+        use std::io::Write;
+        let _ = writeln!(self.io.stderr, "{}: {msg}", self.name);
+    }
+    /// Stops with `Interrupted` once Ctrl-C was pressed.
+    pub fn check_cancel(&self) -> anyhow::Result<()> {
+        crate::signals::check().map_err(Into::into)
+    }
+}
+
+/// Strings of a multi-valued positional argument.
+pub fn strings(m: &ArgMatches, id: &str) -> Vec<String> {
+    m.get_many::<String>(id)
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default()
+}
+
+/// ANSI styling, used only when colour is on.
+pub mod style {
+    pub const RESET: &str = "\x1b[0m";
+    pub const BOLD_BLUE: &str = "\x1b[1;34m";
+    pub const CYAN: &str = "\x1b[36m";
+    pub const MAGENTA: &str = "\x1b[35m";
+    pub const GREEN: &str = "\x1b[32m";
+    pub const BOLD_RED: &str = "\x1b[1;31m";
+    pub const DIM: &str = "\x1b[2m";
+    pub const BOLD: &str = "\x1b[1m";
+
+    pub fn paint(on: bool, code: &str, text: &str) -> String {
+        if on {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_definition_is_valid() {
+        for s in registry().all() {
+            s.command().debug_assert();
+            assert!(!s.summary.is_empty(), "{} has no summary", s.name);
+            assert!(!s.examples.is_empty(), "{} has no examples", s.name);
+        }
+    }
+
+    #[test]
+    fn suggestions_find_near_misses() {
+        assert_eq!(
+            registry().suggest("lss", &[]).first().map(String::as_str),
+            Some("ls")
+        );
+        assert!(registry()
+            .suggest("grpe", &[])
+            .contains(&"grep".to_string()));
+        assert!(registry().suggest("zzzzzz", &[]).is_empty());
+    }
+}

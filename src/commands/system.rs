@@ -1,0 +1,449 @@
+//! The hub itself: help, history, clear, exec, settings, exit.
+
+use super::{registry, strings, style, Ctx, Group, Spec};
+use crate::history;
+use crate::settings::{self, SETTINGS};
+use crate::store::KvTable;
+use crate::vfs::{transfer, VPath};
+use anyhow::{bail, Context, Result};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use std::io::{Read, Write};
+
+pub fn specs() -> Vec<Spec> {
+    vec![
+        Spec {
+            name: "help",
+            aliases: &[],
+            group: Group::System,
+            summary: "List commands, or show one command's usage",
+            args: || Command::new("help").arg(Arg::new("command").value_name("COMMAND")),
+            examples: &["help", "help grep"],
+            run: help,
+            rewrite: None,
+        },
+        Spec {
+            name: "history",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "List or search the command history",
+            args: || {
+                Command::new("history")
+                    .arg(
+                        Arg::new("action")
+                            .value_parser(["list", "search"])
+                            .value_name("list|search")
+                            .help("list (the default) or search"),
+                    )
+                    .arg(
+                        Arg::new("text")
+                            .value_name("TEXT")
+                            .help("With search: text the command contains (case-insensitive)"),
+                    )
+                    .arg(
+                        Arg::new("count")
+                            .short('n')
+                            .long("count")
+                            .value_name("N")
+                            .value_parser(clap::value_parser!(usize))
+                            .help("Only the last N entries"),
+                    )
+                    .arg(
+                        Arg::new("here")
+                            .long("here")
+                            .action(ArgAction::SetTrue)
+                            .help("Only commands run in the current directory"),
+                    )
+                    .arg(
+                        Arg::new("verbose")
+                            .short('v')
+                            .long("verbose")
+                            .action(ArgAction::SetTrue)
+                            .help("Show time, status, duration and directory"),
+                    )
+            },
+            examples: &["history", "history -n 5", "history search grep"],
+            run: history_cmd,
+            rewrite: None,
+        },
+        Spec {
+            name: "clear",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Clear the terminal screen",
+            args: || Command::new("clear"),
+            examples: &["clear"],
+            run: clear,
+            rewrite: None,
+        },
+        Spec {
+            name: "exec",
+            aliases: &["!"],
+            group: Group::System,
+            summary: "Run a host program",
+            args: || {
+                Command::new("exec")
+                    .override_usage("exec PROGRAM [ARGS…]\n       !PROGRAM [ARGS…]")
+                    .arg(Arg::new("program").required(true).value_name("PROGRAM"))
+                    .arg(
+                        Arg::new("args")
+                            .num_args(0..)
+                            .allow_hyphen_values(true)
+                            .trailing_var_arg(true)
+                            .value_name("ARGS"),
+                    )
+            },
+            examples: &["exec echo from the host", "!uname -s"],
+            run: exec,
+            rewrite: Some(exec_rewrite),
+        },
+        Spec {
+            name: "settings",
+            aliases: &[],
+            group: Group::System,
+            summary: "List, read and change settings",
+            args: || {
+                Command::new("settings")
+                    .subcommand(
+                        Command::new("list").about("Every setting with its value (the default)"),
+                    )
+                    .subcommand(
+                        Command::new("get")
+                            .about("Print one setting's value")
+                            .arg(Arg::new("key").required(true)),
+                    )
+                    .subcommand(
+                        Command::new("set")
+                            .about("Change a setting (kept across sessions)")
+                            .arg(Arg::new("key").required(true))
+                            .arg(Arg::new("value").required(true)),
+                    )
+                    .subcommand(
+                        Command::new("reset")
+                            .about("Return a setting to its default")
+                            .arg(Arg::new("key").required(true)),
+                    )
+            },
+            examples: &[
+                "settings",
+                "settings set repl.hints false",
+                "settings get repl.hints",
+                "settings reset repl.hints",
+            ],
+            run: settings_cmd,
+            rewrite: None,
+        },
+        Spec {
+            name: "exit",
+            aliases: &["quit"],
+            group: Group::Shell,
+            summary: "Leave the shell",
+            args: || {
+                Command::new("exit").arg(
+                    Arg::new("status")
+                        .value_name("STATUS")
+                        .value_parser(clap::value_parser!(i32))
+                        .help("Exit status (default: the last command's)"),
+                )
+            },
+            examples: &["exit 0"],
+            run: exit,
+            rewrite: None,
+        },
+    ]
+}
+
+fn help(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let reg = registry();
+    if let Some(name) = m.get_one::<String>("command") {
+        let Some(spec) = reg.get(name) else {
+            let sugg = reg.suggest(name, &[]);
+            if sugg.is_empty() {
+                bail!("no command named '{name}'");
+            }
+            bail!(
+                "no command named '{name}'. Did you mean {}?",
+                crate::shell::quote_list(&sugg)
+            );
+        };
+        let text = spec.command().render_help().to_string();
+        ctx.io.stdout.write_all(text.as_bytes())?;
+        return Ok(0);
+    }
+    let color = ctx.color();
+    let mut out = String::new();
+    let width = reg.all().iter().map(|s| s.name.len()).max().unwrap_or(8) + 2;
+    for g in Group::ALL {
+        out.push_str(&style::paint(color, style::BOLD, g.title()));
+        out.push('\n');
+        for s in reg.all().iter().filter(|s| s.group == g) {
+            let aliases = if s.aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {})", s.aliases.join(", "))
+            };
+            out.push_str(&format!("  {:width$}{}{aliases}\n", s.name, s.summary));
+        }
+        out.push('\n');
+    }
+    out.push_str(
+        "Type 'CMD --help' or 'help CMD' for a command's usage, and 'man CMD' for its manual.\n",
+    );
+    out.push_str(
+        "Lines: cmd args | cmd2 > file; a && b || c; 'quoted' \"$VAR\" *.txt; # comment\n",
+    );
+    ctx.io.stdout.write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+fn history_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let action = m
+        .get_one::<String>("action")
+        .map(String::as_str)
+        .unwrap_or("list");
+    let text = m.get_one::<String>("text");
+    if action == "search" && text.is_none() {
+        bail!("history search needs the TEXT to look for");
+    }
+    if action == "list" && text.is_some() {
+        bail!(
+            "unexpected '{}'; did you mean 'history search {}'?",
+            text.unwrap(),
+            text.unwrap()
+        );
+    }
+    let cwd = m.get_flag("here").then(|| ctx.sh.cwd.to_string());
+    let entries = history::list(
+        &ctx.hub().store,
+        m.get_one::<usize>("count").copied(),
+        text.map(String::as_str),
+        cwd.as_deref(),
+    )?;
+    let verbose = m.get_flag("verbose");
+    let color = ctx.color();
+    let mut out = String::new();
+    for e in entries {
+        let cmd = match (color, text) {
+            (true, Some(t)) => highlight_ci(&e.command, t),
+            _ => e.command.clone(),
+        };
+        if verbose {
+            let status = e
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into());
+            let dur = e
+                .duration_ms
+                .map(|d| format!("{d}ms"))
+                .unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "{:>6}  {}  {:>3}  {:>7}  {}  {cmd}\n",
+                e.id,
+                super::files::fmt_time(e.started_at),
+                status,
+                dur,
+                VPath::parse_absolute(&e.cwd)
+                    .map(|p| p.display_tilde())
+                    .unwrap_or(e.cwd.clone())
+            ));
+        } else {
+            out.push_str(&format!("{:>6}  {cmd}\n", e.id));
+        }
+    }
+    ctx.io.stdout.write_all(out.as_bytes())?;
+    Ok(0)
+}
+
+fn highlight_ci(s: &str, needle: &str) -> String {
+    let lower = s.to_lowercase();
+    let n = needle.to_lowercase();
+    if lower.len() != s.len() || n.is_empty() {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut last = 0;
+    for (i, _) in lower.match_indices(&n) {
+        if i < last {
+            continue;
+        }
+        out.push_str(&s[last..i]);
+        out.push_str(&style::paint(true, style::BOLD_RED, &s[i..i + n.len()]));
+        last = i + n.len();
+    }
+    out.push_str(&s[last..]);
+    out
+}
+
+fn clear(ctx: &mut Ctx, _: &ArgMatches) -> Result<i32> {
+    ctx.io.stdout.write_all(b"\x1b[H\x1b[2J\x1b[3J")?;
+    Ok(0)
+}
+
+/// `exec PROG -x` → `exec -- PROG -x`, so the program's options are never read as exec's.
+fn exec_rewrite(mut argv: Vec<String>) -> Vec<String> {
+    if argv.len() > 1 && !argv[1].starts_with('-') {
+        argv.insert(1, "--".into());
+    }
+    argv
+}
+
+/// The project a stored directory belongs to: `/Projects/NAME` for paths below it, else the
+/// directory itself.
+fn project_root(cwd: &VPath) -> VPath {
+    match cwd.names() {
+        [p, name, ..] if p == "Projects" => VPath::root().join_names(&[p.clone(), name.clone()]),
+        _ => cwd.clone(),
+    }
+}
+
+fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let program = m.get_one::<String>("program").expect("required").clone();
+    let args = strings(m, "args");
+    let hub = ctx.sh.hub.clone();
+    let vfs = &hub.vfs;
+    let cwd = ctx.sh.cwd.clone();
+    // In a mount the program runs in the host directory itself; in the stored tree it runs in
+    // a temporary checkout of the project that is written back when it exits.
+    let mut checkout = None;
+    let (dir, root) = match vfs.host_path(&cwd) {
+        Some(h) => (h, None),
+        None => {
+            let root = project_root(&cwd);
+            let tmp = tempfile::Builder::new()
+                .prefix("valyxo-exec-")
+                .tempdir()
+                .context("cannot create a temporary checkout")?;
+            let work = tmp.path().join("work");
+            transfer::export(
+                vfs,
+                &root,
+                &work,
+                &indicatif::ProgressBar::hidden(),
+                &|| false,
+            )
+            .with_context(|| format!("cannot check out {root} for the program"))?;
+            let rel: std::path::PathBuf = cwd.strip_prefix(&root).unwrap_or(&[]).iter().collect();
+            let dir = work.join(rel);
+            checkout = Some((tmp, work));
+            (dir, Some(root))
+        }
+    };
+    let mut cmd = std::process::Command::new(&program);
+    cmd.args(&args).current_dir(&dir);
+    for (k, v) in ctx.hub().store.kv_list(KvTable::Env)? {
+        cmd.env(k, v);
+    }
+    for (k, v) in &ctx.sh.vars {
+        cmd.env(k, v);
+    }
+    let stdin = std::mem::replace(&mut ctx.io.stdin, crate::shell::io::Input::Null);
+    let (stdin, feed) = stdin.into_stdio();
+    let (stdout, out_cap) = ctx.io.stdout.to_stdio()?;
+    let (stderr, err_cap) = ctx.io.stderr.to_stdio()?;
+    cmd.stdin(stdin).stdout(stdout).stderr(stderr);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ctx.warn(format!("'{program}': program not found on the host PATH"));
+            return Ok(crate::shell::STATUS_NOT_FOUND);
+        }
+        Err(e) => bail!("cannot run '{program}': {e}"),
+    };
+    let status = std::thread::scope(|s| -> Result<std::process::ExitStatus> {
+        if let (Some(mut src), Some(mut sink)) = (feed, child.stdin.take()) {
+            s.spawn(move || {
+                let _ = std::io::copy(&mut src, &mut sink);
+            });
+        }
+        let pump = |r: Option<Box<dyn Read + Send>>, cap: Option<crate::shell::io::Capture>| {
+            if let (Some(mut r), Some(cap)) = (r, cap) {
+                s.spawn(move || {
+                    let mut buf = [0u8; 64 * 1024];
+                    while let Ok(n) = r.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        cap.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend_from_slice(&buf[..n]);
+                    }
+                });
+            }
+        };
+        pump(
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+            out_cap,
+        );
+        pump(
+            child
+                .stderr
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+            err_cap,
+        );
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok(st);
+            }
+            if crate::signals::interrupted() {
+                let _ = child.kill();
+                return Ok(child.wait()?);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    })?;
+    if let (Some((_tmp, work)), Some(root)) = (checkout, root) {
+        if ctx.hub().setting_bool("exec.writeback") {
+            transfer::write_back(vfs, &work, &root)
+                .with_context(|| format!("cannot write the program's changes back to {root}"))?;
+        }
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+fn settings_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let store = ctx.hub().store.clone();
+    match m.subcommand() {
+        None | Some(("list", _)) => {
+            let mut out = String::new();
+            let width = SETTINGS.iter().map(|s| s.key.len()).max().unwrap_or(10);
+            for s in SETTINGS {
+                let v = ctx.hub().setting(s.key);
+                let mark = if v != s.default { " (changed)" } else { "" };
+                out.push_str(&format!("{:width$}  {v}{mark}\n    {}\n", s.key, s.help));
+            }
+            ctx.io.stdout.write_all(out.as_bytes())?;
+        }
+        Some(("get", a)) => {
+            let key = a.get_one::<String>("key").expect("required");
+            settings::validate(key, settings::find(key).map(|d| d.default).unwrap_or(""))?;
+            writeln!(ctx.io.stdout, "{}", ctx.hub().setting(key))?;
+        }
+        Some(("set", a)) => {
+            let key = a.get_one::<String>("key").expect("required");
+            let value = settings::validate(key, a.get_one::<String>("value").expect("required"))?;
+            store.kv_set(KvTable::Settings, key, &value)?;
+        }
+        Some(("reset", a)) => {
+            let key = a.get_one::<String>("key").expect("required");
+            settings::validate(key, settings::find(key).map(|d| d.default).unwrap_or(""))?;
+            store.kv_remove(KvTable::Settings, key)?;
+        }
+        Some((other, _)) => bail!("unknown action '{other}'"),
+    }
+    Ok(0)
+}
+
+fn exit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let status = m
+        .get_one::<i32>("status")
+        .copied()
+        .unwrap_or(ctx.sh.last_status);
+    ctx.sh.exit = Some(status);
+    Ok(status)
+}

@@ -1,0 +1,88 @@
+//! The hub: the one core that owns the state store, the virtual filesystem and settings.
+//! The REPL, `-c`, stdin scripts and (later) the TUI and script runtime are faces over it.
+
+use crate::settings;
+use crate::store::{KvTable, Store, DB_FILE};
+use crate::vfs::Vfs;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Default, Clone)]
+pub struct HubOptions {
+    /// `--home DIR`.
+    pub home: Option<PathBuf>,
+    /// `--no-color` (NO_COLOR is read here too).
+    pub no_color: bool,
+}
+
+pub struct Hub {
+    pub home: PathBuf,
+    pub store: Arc<Store>,
+    pub vfs: Vfs,
+    /// Colour is forbidden by `--no-color` or `NO_COLOR`.
+    pub no_color: bool,
+    /// Identifies this process's session in the history.
+    pub session_id: String,
+}
+
+/// Where state lives: `--home`, else `$VALYXO_HOME`, else the platform data directory.
+pub fn resolve_home(flag: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(h) = flag {
+        return Ok(h);
+    }
+    if let Some(h) = std::env::var_os("VALYXO_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
+    let dirs = directories::ProjectDirs::from("dev", "Valyxo", "valyxo").context(
+        "cannot find a home directory for Valyxo's state; pass --home DIR or set VALYXO_HOME",
+    )?;
+    Ok(dirs.data_dir().to_path_buf())
+}
+
+impl Hub {
+    pub fn open(opts: HubOptions) -> Result<Arc<Hub>> {
+        let home = resolve_home(opts.home)?;
+        std::fs::create_dir_all(&home)
+            .with_context(|| format!("cannot create the Valyxo home {}", home.display()))?;
+        let store = Arc::new(Store::open(&home.join(DB_FILE))?);
+        let vfs = Vfs::new(store.clone()).context("cannot open the virtual filesystem")?;
+        let no_color = opts.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let session_id = format!("{}-{}", std::process::id(), crate::store::now_ms());
+        Ok(Arc::new(Hub {
+            home,
+            store,
+            vfs,
+            no_color,
+            session_id,
+        }))
+    }
+
+    /// The value of a setting (stored, or its default). Unknown keys give an empty string.
+    pub fn setting(&self, key: &str) -> String {
+        if let Ok(Some(v)) = self.store.kv_get(KvTable::Settings, key) {
+            if settings::validate(key, &v).is_ok() {
+                return v;
+            }
+        }
+        settings::find(key)
+            .map(|d| d.default.to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn setting_bool(&self, key: &str) -> bool {
+        self.setting(key) == "true"
+    }
+
+    /// Whether to colour a stream that is (or is not) a terminal.
+    pub fn color_for(&self, is_tty: bool) -> bool {
+        if self.no_color {
+            return false;
+        }
+        match self.setting("color").as_str() {
+            "always" => true,
+            "never" => false,
+            _ => is_tty,
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Valyxo: a terminal developer hub. One core ([`hub::Hub`]) with thin faces over it: the
+//! interactive shell ([`repl`]), the non-interactive CLI ([`cli`]) and scripts.
+
+pub mod cli;
+pub mod commands;
+pub mod history;
+pub mod hub;
+pub mod repl;
+pub mod settings;
+pub mod shell;
+pub mod signals;
+pub mod store;
+pub mod vfs;

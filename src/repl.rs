@@ -1,0 +1,347 @@
+//! The interactive shell: rustyline with completion (commands, flags, VFS paths), fish-style
+//! suggestions from the shared history, highlighting as you type, and continuation lines.
+
+use crate::commands::registry;
+use crate::history::{self, HintIndex};
+use crate::hub::Hub;
+use crate::shell::io::Io;
+use crate::shell::parse::{self, Class};
+use crate::shell::Session;
+use crate::signals;
+use crate::store::{now_ms, KvTable};
+use crate::vfs::{normalize, Kind, VPath};
+use anyhow::Result;
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::{CmdKind, Highlighter};
+use rustyline::hint::Hinter;
+use rustyline::history::{History, MemHistory};
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{CompletionType, Config, Context, Editor, Helper};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const MAX_HISTORY: usize = 100_000;
+
+pub struct ShellHelper {
+    hub: Arc<Hub>,
+    cwd: Mutex<VPath>,
+    pub hints: Mutex<HintIndex>,
+    color: bool,
+}
+
+impl ShellHelper {
+    pub fn new(hub: Arc<Hub>, cwd: VPath, color: bool) -> Self {
+        ShellHelper {
+            hub,
+            cwd: Mutex::new(cwd),
+            hints: Mutex::new(HintIndex::default()),
+            color,
+        }
+    }
+
+    fn cwd(&self) -> VPath {
+        self.cwd.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn is_command(&self, word: &str) -> bool {
+        registry().get(word).is_some()
+            || (word.len() > 1 && word.starts_with('!'))
+            || self
+                .hub
+                .store
+                .kv_get(KvTable::Aliases, word)
+                .ok()
+                .flatten()
+                .is_some()
+    }
+
+    /// Candidates for the word that ends at `pos`: (start of the word, candidates).
+    pub fn complete_at(&self, line: &str, pos: usize) -> (usize, Vec<Pair>) {
+        let before = &line[..pos];
+        let start = before
+            .rfind([' ', '\t', '|', ';', '&', '<', '>', '(', ')'])
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let word = &before[start..];
+        // The command this word belongs to, and whether the word is in command position.
+        let classes = parse::classify(before);
+        let seg_start = classes
+            .iter()
+            .filter(|(s, c)| {
+                *c == Class::Operator
+                    && s.end <= start
+                    && !before[s.start..s.end].contains('>')
+                    && !before[s.start..s.end].contains('<')
+            })
+            .map(|(s, _)| s.end)
+            .max()
+            .unwrap_or(0);
+        let seg = before[seg_start..start].trim();
+        let mut out = Vec::new();
+        if seg.is_empty() {
+            let mut names: Vec<String> =
+                registry().names().into_iter().map(str::to_string).collect();
+            names.extend(
+                self.hub
+                    .store
+                    .kv_list(KvTable::Aliases)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(n, _)| n),
+            );
+            names.sort();
+            names.dedup();
+            for n in names.into_iter().filter(|n| n.starts_with(word)) {
+                out.push(Pair {
+                    display: n.clone(),
+                    replacement: format!("{n} "),
+                });
+            }
+            return (start, out);
+        }
+        if word.starts_with('-') {
+            let cmd_name = seg.split_whitespace().next().unwrap_or("");
+            if let Some(spec) = registry().get(cmd_name) {
+                let cmd = spec.command();
+                let mut flags: Vec<String> = Vec::new();
+                for a in cmd.get_arguments() {
+                    if let Some(l) = a.get_long() {
+                        flags.push(format!("--{l}"));
+                    }
+                    if let Some(s) = a.get_short() {
+                        flags.push(format!("-{s}"));
+                    }
+                }
+                flags.sort();
+                flags.dedup();
+                for f in flags.into_iter().filter(|f| f.starts_with(word)) {
+                    out.push(Pair {
+                        display: f.clone(),
+                        replacement: format!("{f} "),
+                    });
+                }
+            }
+            return (start, out);
+        }
+        // A VFS path: list the directory part and match the last name.
+        let unescaped = word.replace("\\ ", " ");
+        let (dir_part, prefix) = match unescaped.rfind('/') {
+            Some(i) => (&unescaped[..=i], &unescaped[i + 1..]),
+            None => ("", unescaped.as_str()),
+        };
+        let cwd = self.cwd();
+        let dir = if dir_part.is_empty() {
+            Ok(cwd)
+        } else {
+            normalize(&cwd, dir_part)
+        };
+        if let Ok(dir) = dir {
+            if let Ok(entries) = self.hub.vfs.read_dir(&dir) {
+                for e in entries {
+                    if !e.name.starts_with(prefix)
+                        || (e.name.starts_with('.') && !prefix.starts_with('.'))
+                    {
+                        continue;
+                    }
+                    let is_dir = e.meta.kind == Kind::Dir;
+                    let full = format!("{dir_part}{}", e.name).replace(' ', "\\ ");
+                    out.push(Pair {
+                        display: if is_dir {
+                            format!("{}/", e.name)
+                        } else {
+                            e.name.clone()
+                        },
+                        replacement: if is_dir {
+                            format!("{full}/")
+                        } else {
+                            format!("{full} ")
+                        },
+                    });
+                }
+            }
+        }
+        (start, out)
+    }
+
+    /// The line with ANSI colours: known commands green, unknown red, strings yellow,
+    /// variables cyan, operators magenta, comments dim.
+    pub fn colorize(&self, line: &str) -> String {
+        let mut out = String::with_capacity(line.len() * 2);
+        let mut pos = 0;
+        for (span, class) in parse::classify(line) {
+            if span.start < pos || span.end > line.len() {
+                continue;
+            }
+            let code = match class {
+                Class::Word { command: true } => {
+                    let w = &line[span.start..span.end];
+                    if self.is_command(w) {
+                        "\x1b[1;32m"
+                    } else {
+                        "\x1b[1;31m"
+                    }
+                }
+                Class::Word { command: false } => continue,
+                Class::Quoted => "\x1b[33m",
+                Class::Variable => "\x1b[36m",
+                Class::Operator => "\x1b[35m",
+                Class::Comment => "\x1b[2m",
+            };
+            out.push_str(&line[pos..span.start]);
+            out.push_str(code);
+            out.push_str(&line[span.start..span.end]);
+            out.push_str("\x1b[0m");
+            pos = span.end;
+        }
+        out.push_str(&line[pos..]);
+        out
+    }
+}
+
+impl Completer for ShellHelper {
+    type Candidate = Pair;
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        Ok(self.complete_at(line, pos))
+    }
+}
+
+impl Hinter for ShellHelper {
+    type Hint = String;
+    fn hint(&self, line: &str, pos: usize, _: &Context<'_>) -> Option<String> {
+        if pos < line.len() || !self.hub.setting_bool("repl.hints") {
+            return None;
+        }
+        self.hints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .hint(line)
+            .map(str::to_string)
+    }
+}
+
+impl Highlighter for ShellHelper {
+    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
+        if !self.color || !self.hub.setting_bool("repl.highlight") {
+            return Cow::Borrowed(line);
+        }
+        Cow::Owned(self.colorize(line))
+    }
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(
+        &'s self,
+        prompt: &'p str,
+        default: bool,
+    ) -> Cow<'b, str> {
+        if !self.color || !default {
+            return Cow::Borrowed(prompt);
+        }
+        match prompt.split_once(':') {
+            Some((name, rest)) => {
+                let path = rest.trim_end_matches("> ");
+                Cow::Owned(format!("\x1b[1;35m{name}\x1b[0m:\x1b[1;36m{path}\x1b[0m> "))
+            }
+            None => Cow::Borrowed(prompt),
+        }
+    }
+    fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
+        if self.color {
+            Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+        } else {
+            Cow::Borrowed(hint)
+        }
+    }
+    fn highlight_char(&self, _line: &str, _pos: usize, _kind: CmdKind) -> bool {
+        self.color
+    }
+}
+
+impl Validator for ShellHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        match parse::parse(ctx.input()) {
+            Err(e) if e.incomplete => Ok(ValidationResult::Incomplete),
+            _ => Ok(ValidationResult::Valid(None)),
+        }
+    }
+}
+
+impl Helper for ShellHelper {}
+
+/// The prompt text (colours are added by the highlighter).
+pub fn prompt(sh: &Session) -> String {
+    format!("valyxo:{}> ", sh.cwd.display_tilde())
+}
+
+/// Runs the interactive shell until `exit` or end of input; returns the exit status.
+pub fn run(hub: Arc<Hub>) -> Result<i32> {
+    signals::install()?;
+    let mut sh = Session::new(hub.clone(), true)?;
+    let color = hub.color_for(true);
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(false)
+        .max_history_size(MAX_HISTORY)?
+        .history_ignore_dups(true)?
+        .build();
+    let mut rl: Editor<ShellHelper, MemHistory> =
+        Editor::with_history(config.clone(), MemHistory::with_config(&config))?;
+    rl.set_helper(Some(ShellHelper::new(hub.clone(), sh.cwd.clone(), color)));
+    let mut io = Io::process(false);
+    loop {
+        // Merge lines recorded by this and other sessions since the last prompt.
+        if let Some(h) = rl.helper() {
+            let added = h
+                .hints
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .refresh(&hub.store)
+                .unwrap_or_default();
+            for cmd in added {
+                let _ = rl.history_mut().add(&cmd);
+            }
+        }
+        if let Some(h) = rl.helper() {
+            *h.cwd.lock().unwrap_or_else(|e| e.into_inner()) = sh.cwd.clone();
+        }
+        signals::reset();
+        match rl.readline(&prompt(&sh)) {
+            Ok(line) => {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let started = now_ms();
+                let t = Instant::now();
+                let cwd = sh.cwd.to_string();
+                let status = sh.run(&line, &mut io);
+                if signals::interrupted() {
+                    eprintln!();
+                }
+                let record = !(line.starts_with(' ') && hub.setting_bool("history.ignore_space"));
+                if record {
+                    if let Err(e) = history::record(
+                        &hub.store,
+                        &line,
+                        &cwd,
+                        status,
+                        t.elapsed().as_millis() as i64,
+                        started,
+                        &hub.session_id,
+                    ) {
+                        eprintln!("valyxo: cannot save history: {e:#}");
+                    }
+                }
+                if let Some(code) = sh.exit {
+                    return Ok(code);
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => return Ok(sh.last_status),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The streams a command reads and writes: the terminal, pipes to other commands, in-memory
+//! captures (for redirections into the VFS and for scripts), or nothing.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+pub enum Input {
+    Null,
+    /// The process's own standard input.
+    Stdin,
+    Bytes(io::Cursor<Vec<u8>>),
+    Pipe(io::PipeReader),
+    Stream(Box<dyn Read + Send>),
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Null => Ok(0),
+            Input::Stdin => io::stdin().read(buf),
+            Input::Bytes(c) => c.read(buf),
+            Input::Pipe(p) => p.read(buf),
+            Input::Stream(s) => s.read(buf),
+        }
+    }
+}
+
+impl Input {
+    /// Whether the command has something to read (used by commands that fall back to stdin).
+    pub fn is_null(&self) -> bool {
+        matches!(self, Input::Null)
+    }
+
+    /// A `Stdio` for a child process, plus a thread feeding it when the data is in memory.
+    pub fn into_stdio(self) -> (Stdio, Option<Box<dyn Read + Send>>) {
+        match self {
+            Input::Null => (Stdio::null(), None),
+            Input::Stdin => (Stdio::inherit(), None),
+            Input::Pipe(p) => (Stdio::from(p), None),
+            Input::Bytes(c) => (Stdio::piped(), Some(Box::new(c))),
+            Input::Stream(s) => (Stdio::piped(), Some(s)),
+        }
+    }
+}
+
+/// A shared in-memory buffer.
+pub type Capture = Arc<Mutex<Vec<u8>>>;
+
+pub enum Output {
+    Null,
+    Stdout,
+    Stderr,
+    Pipe(io::PipeWriter),
+    Capture(Capture),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Null => Ok(buf.len()),
+            Output::Stdout => io::stdout().write(buf),
+            Output::Stderr => io::stderr().write(buf),
+            Output::Pipe(p) => p.write(buf),
+            Output::Capture(c) => {
+                c.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Output::Stdout => io::stdout().lock().write_all(buf),
+            Output::Stderr => io::stderr().lock().write_all(buf),
+            _ => {
+                let mut b = buf;
+                while !b.is_empty() {
+                    match self.write(b) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => b = &b[n..],
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Stdout => io::stdout().flush(),
+            Output::Stderr => io::stderr().flush(),
+            Output::Pipe(p) => p.flush(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Output {
+    pub fn try_clone(&self) -> io::Result<Output> {
+        Ok(match self {
+            Output::Null => Output::Null,
+            Output::Stdout => Output::Stdout,
+            Output::Stderr => Output::Stderr,
+            Output::Pipe(p) => Output::Pipe(p.try_clone()?),
+            Output::Capture(c) => Output::Capture(c.clone()),
+        })
+    }
+
+    /// Whether this stream is a terminal (for colour and column layout).
+    pub fn is_tty(&self) -> bool {
+        match self {
+            Output::Stdout => io::stdout().is_terminal(),
+            Output::Stderr => io::stderr().is_terminal(),
+            _ => false,
+        }
+    }
+
+    /// A `Stdio` for a child process, plus the capture buffer to fill from its pipe.
+    pub fn to_stdio(&self) -> io::Result<(Stdio, Option<Capture>)> {
+        Ok(match self {
+            Output::Null => (Stdio::null(), None),
+            Output::Stdout => {
+                io::stdout().flush()?;
+                (Stdio::inherit(), None)
+            }
+            Output::Stderr => (Stdio::from(io::stderr()), None),
+            Output::Pipe(p) => (Stdio::from(p.try_clone()?), None),
+            Output::Capture(c) => (Stdio::piped(), Some(c.clone())),
+        })
+    }
+}
+
+/// The three standard streams of one command.
+pub struct Io {
+    pub stdin: Input,
+    pub stdout: Output,
+    pub stderr: Output,
+}
+
+impl Io {
+    /// The process's own streams.
+    pub fn process(stdin: bool) -> Io {
+        Io {
+            stdin: if stdin { Input::Stdin } else { Input::Null },
+            stdout: Output::Stdout,
+            stderr: Output::Stderr,
+        }
+    }
+
+    /// In-memory streams: no input, both outputs captured. Returns (io, stdout, stderr).
+    pub fn capture() -> (Io, Capture, Capture) {
+        let out: Capture = Arc::default();
+        let err: Capture = Arc::default();
+        (
+            Io {
+                stdin: Input::Null,
+                stdout: Output::Capture(out.clone()),
+                stderr: Output::Capture(err.clone()),
+            },
+            out,
+            err,
+        )
+    }
+}

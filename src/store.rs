@@ -1,0 +1,261 @@
+//! The state store: one SQLite file holding everything the hub keeps.
+//!
+//! Opened with WAL, foreign keys and a busy timeout so that several processes can share one
+//! home. Schema changes are versioned migrations applied on open.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite_migration::{Migrations, M};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// File name of the state database inside the home directory.
+pub const DB_FILE: &str = "valyxo.db";
+
+const MIGRATIONS: &[&str] = &[
+    // 1: virtual filesystem, history, settings, aliases, environment, mounts.
+    r#"
+    CREATE TABLE blobs (
+        hash BLOB PRIMARY KEY NOT NULL,
+        size INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE TABLE nodes (
+        id INTEGER PRIMARY KEY,
+        parent INTEGER REFERENCES nodes(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        kind INTEGER NOT NULL CHECK (kind IN (0, 1)),
+        hash BLOB REFERENCES blobs(hash),
+        size INTEGER NOT NULL DEFAULT 0,
+        mtime INTEGER NOT NULL,
+        UNIQUE (parent, name)
+    );
+    CREATE INDEX nodes_hash ON nodes(hash);
+    INSERT INTO nodes (id, parent, name, kind, mtime)
+        VALUES (1, NULL, '', 0, CAST(strftime('%s','now') AS INTEGER) * 1000);
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY,
+        command TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        status INTEGER,
+        duration_ms INTEGER,
+        started_at INTEGER NOT NULL,
+        session TEXT NOT NULL
+    );
+    CREATE TABLE settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+    CREATE TABLE aliases (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+    CREATE TABLE env (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+    CREATE TABLE mounts (
+        vpath TEXT PRIMARY KEY NOT NULL,
+        host TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    "#,
+];
+
+/// The SQLite state store. Cheap to share between threads; each call holds the connection
+/// only for the duration of one statement or transaction.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the state store {}", path.display()))?;
+        configure(&conn).with_context(|| format!("cannot configure {}", path.display()))?;
+        migrate(&mut conn)
+            .with_context(|| format!("cannot bring {} up to date", path.display()))?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// An in-memory store, for unit tests.
+    pub fn in_memory() -> Result<Store> {
+        let mut conn = Connection::open_in_memory()?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Locks the connection. Poisoning is ignored: SQLite keeps its own consistency.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` inside an IMMEDIATE transaction and commits it when `f` succeeds.
+    pub fn tx<R>(&self, f: impl FnOnce(&Transaction) -> Result<R>) -> Result<R> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    }
+
+    /// Reads a key/value table row (`settings`, `aliases`, `env`).
+    pub fn kv_get(&self, table: KvTable, key: &str) -> Result<Option<String>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(table.get_sql())?;
+        let mut rows = st.query([key])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(r.get(0)?),
+            None => None,
+        })
+    }
+
+    pub fn kv_set(&self, table: KvTable, key: &str, value: &str) -> Result<()> {
+        let conn = self.conn();
+        conn.prepare_cached(table.set_sql())?
+            .execute([key, value])?;
+        Ok(())
+    }
+
+    /// Removes a row; returns whether it existed.
+    pub fn kv_remove(&self, table: KvTable, key: &str) -> Result<bool> {
+        let conn = self.conn();
+        let n = conn.prepare_cached(table.del_sql())?.execute([key])?;
+        Ok(n > 0)
+    }
+
+    pub fn kv_list(&self, table: KvTable) -> Result<Vec<(String, String)>> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(table.list_sql())?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// The simple key/value tables of the store.
+#[derive(Clone, Copy, Debug)]
+pub enum KvTable {
+    Settings,
+    Aliases,
+    Env,
+}
+
+impl KvTable {
+    fn get_sql(self) -> &'static str {
+        match self {
+            KvTable::Settings => "SELECT value FROM settings WHERE key = ?1",
+            KvTable::Aliases => "SELECT value FROM aliases WHERE name = ?1",
+            KvTable::Env => "SELECT value FROM env WHERE name = ?1",
+        }
+    }
+    fn set_sql(self) -> &'static str {
+        match self {
+            KvTable::Settings => "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+            KvTable::Aliases => "INSERT OR REPLACE INTO aliases (name, value) VALUES (?1, ?2)",
+            KvTable::Env => "INSERT OR REPLACE INTO env (name, value) VALUES (?1, ?2)",
+        }
+    }
+    fn del_sql(self) -> &'static str {
+        match self {
+            KvTable::Settings => "DELETE FROM settings WHERE key = ?1",
+            KvTable::Aliases => "DELETE FROM aliases WHERE name = ?1",
+            KvTable::Env => "DELETE FROM env WHERE name = ?1",
+        }
+    }
+    fn list_sql(self) -> &'static str {
+        match self {
+            KvTable::Settings => "SELECT key, value FROM settings ORDER BY key",
+            KvTable::Aliases => "SELECT name, value FROM aliases ORDER BY name",
+            KvTable::Env => "SELECT name, value FROM env ORDER BY name",
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    // WAL lets readers and one writer work at once across processes; NORMAL sync keeps every
+    // committed transaction across a process crash (kill -9), and fsyncs at checkpoints.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version as usize == MIGRATIONS.len() {
+        return Ok(()); // the common case: nothing to do, no write lock taken
+    }
+    if version as usize > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the store has schema version {version}, newer than this valyxo understands ({}); \
+             upgrade valyxo",
+            MIGRATIONS.len()
+        );
+    }
+    let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+    migrations.to_latest(conn)?;
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
+        migrations.validate().unwrap();
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        {
+            let s = Store::open(&path).unwrap();
+            s.kv_set(KvTable::Settings, "color", "never").unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(
+            s.kv_get(KvTable::Settings, "color").unwrap().as_deref(),
+            Some("never")
+        );
+        let mode: String = s
+            .conn()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::open(&path).unwrap());
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "user_version", 99).unwrap();
+        }
+        let err = format!("{:#}", Store::open(&path).err().unwrap());
+        assert!(err.contains("newer than this valyxo"), "{err}");
+    }
+}

@@ -1,0 +1,810 @@
+//! The virtual filesystem: a stored tree in SQLite with content-addressed blobs, plus host
+//! directories mounted into it as jails.
+
+pub mod path;
+mod stored;
+pub mod transfer;
+
+pub use path::{normalize, PathError, VPath};
+
+use crate::store::{now_ms, Store};
+use cap_std::fs::Dir;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Largest file the stored tree accepts (SQLite's blob limit is 1 GB).
+pub const MAX_STORED_FILE: u64 = 1 << 29;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VfsError {
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{0}: not a directory")]
+    NotDir(String),
+    #[error("{0}: is a directory")]
+    IsDir(String),
+    #[error("{0}: already exists")]
+    Exists(String),
+    #[error("{0}: directory not empty")]
+    NotEmpty(String),
+    #[error("{0}: leads outside its mount (a symlink or path may not leave a mounted directory)")]
+    Escape(String),
+    #[error("{0}: {1}")]
+    BadPath(String, PathError),
+    #[error("{0}: {1}")]
+    Io(String, io::Error),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("state store: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+pub type VResult<T> = Result<T, VfsError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    /// A symlink inside a mount whose target cannot be reached from inside the jail.
+    Broken,
+}
+
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime_ms: i64,
+    /// Where this path lives: `None` in the stored tree, the mount's VFS path otherwise.
+    pub mounted: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: String,
+    pub meta: Meta,
+}
+
+/// A host directory attached at a VFS path.
+pub struct Mount {
+    pub vpath: VPath,
+    pub host: PathBuf,
+    dir: Option<Dir>,
+}
+
+impl Mount {
+    fn dir(&self) -> VResult<&Dir> {
+        self.dir.as_ref().ok_or_else(|| {
+            VfsError::Invalid(format!(
+                "{}: the mounted host directory {} is not available",
+                self.vpath,
+                self.host.display()
+            ))
+        })
+    }
+    pub fn available(&self) -> bool {
+        self.dir.is_some()
+    }
+}
+
+/// How to reach a file found by [`Vfs::walk`] without resolving its path again.
+#[derive(Clone)]
+pub enum FileRef {
+    Stored { hash: Vec<u8> },
+    Mounted { mount: Arc<Mount>, rel: PathBuf },
+}
+
+#[derive(Clone)]
+pub struct WalkEntry {
+    pub path: VPath,
+    pub kind: Kind,
+    pub size: u64,
+    pub file: Option<FileRef>,
+}
+
+enum Loc {
+    Stored,
+    Mounted(Arc<Mount>, PathBuf),
+}
+
+pub struct Vfs {
+    store: Arc<Store>,
+    mounts: RwLock<Vec<Arc<Mount>>>,
+}
+
+fn rel_path(names: &[String]) -> PathBuf {
+    if names.is_empty() {
+        PathBuf::from(".")
+    } else {
+        names.iter().collect()
+    }
+}
+
+/// Maps a host I/O error on `p` to a VFS error that says what happened.
+fn host_err(p: &VPath, e: io::Error) -> VfsError {
+    let s = p.to_string();
+    let msg = e.to_string();
+    if msg.contains("outside of the filesystem") || msg.contains("escape") {
+        return VfsError::Escape(s);
+    }
+    match e.kind() {
+        io::ErrorKind::NotFound => VfsError::NotFound(s),
+        io::ErrorKind::AlreadyExists => VfsError::Exists(s),
+        io::ErrorKind::NotADirectory => VfsError::NotDir(s),
+        io::ErrorKind::IsADirectory => VfsError::IsDir(s),
+        io::ErrorKind::DirectoryNotEmpty => VfsError::NotEmpty(s),
+        _ => VfsError::Io(s, e),
+    }
+}
+
+fn host_meta(m: &cap_std::fs::Metadata) -> Meta {
+    let mtime_ms = m
+        .modified()
+        .ok()
+        .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Meta {
+        kind: if m.is_dir() { Kind::Dir } else { Kind::File },
+        size: if m.is_dir() { 0 } else { m.len() },
+        mtime_ms,
+        mounted: true,
+    }
+}
+
+impl Vfs {
+    /// Opens the VFS over `store`, attaching the mounts recorded there.
+    pub fn new(store: Arc<Store>) -> VResult<Vfs> {
+        let rows: Vec<(String, String)> = {
+            let conn = store.conn();
+            let mut st = conn.prepare_cached("SELECT vpath, host FROM mounts ORDER BY vpath")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut mounts = Vec::new();
+        for (vp, host) in rows {
+            let Ok(vpath) = VPath::parse_absolute(&vp) else {
+                continue;
+            };
+            let host = PathBuf::from(host);
+            let dir = Dir::open_ambient_dir(&host, cap_std::ambient_authority()).ok();
+            mounts.push(Arc::new(Mount { vpath, host, dir }));
+        }
+        Ok(Vfs {
+            store,
+            mounts: RwLock::new(mounts),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    fn locate(&self, p: &VPath) -> Loc {
+        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        let best = mounts
+            .iter()
+            .filter(|m| p.starts_with(&m.vpath))
+            .max_by_key(|m| m.vpath.names().len());
+        match best {
+            Some(m) => {
+                let rel = rel_path(p.strip_prefix(&m.vpath).unwrap_or(&[]));
+                Loc::Mounted(m.clone(), rel)
+            }
+            None => Loc::Stored,
+        }
+    }
+
+    /// The mount that `p` is inside of (or is the root of), if any.
+    pub fn mount_of(&self, p: &VPath) -> Option<Arc<Mount>> {
+        match self.locate(p) {
+            Loc::Mounted(m, _) => Some(m),
+            Loc::Stored => None,
+        }
+    }
+
+    /// The host directory backing `p`, if `p` is inside a mount.
+    pub fn host_path(&self, p: &VPath) -> Option<PathBuf> {
+        match self.locate(p) {
+            Loc::Mounted(m, rel) => Some(m.host.join(rel)),
+            Loc::Stored => None,
+        }
+    }
+
+    pub fn stat(&self, p: &VPath) -> VResult<Meta> {
+        match self.locate(p) {
+            Loc::Stored => {
+                let conn = self.store.conn();
+                match stored::lookup(&conn, p)? {
+                    Some(n) => Ok(n.meta()),
+                    None => Err(VfsError::NotFound(p.to_string())),
+                }
+            }
+            Loc::Mounted(m, rel) => m
+                .dir()?
+                .metadata(&rel)
+                .map(|m| host_meta(&m))
+                .map_err(|e| host_err(p, e)),
+        }
+    }
+
+    pub fn exists(&self, p: &VPath) -> bool {
+        self.stat(p).is_ok()
+    }
+
+    pub fn is_dir(&self, p: &VPath) -> bool {
+        matches!(self.stat(p), Ok(m) if m.kind == Kind::Dir)
+    }
+
+    /// Reads a whole file.
+    pub fn read(&self, p: &VPath) -> VResult<Vec<u8>> {
+        match self.locate(p) {
+            Loc::Stored => {
+                let conn = self.store.conn();
+                stored::read_file(&conn, p)
+            }
+            Loc::Mounted(m, rel) => {
+                let dir = m.dir()?;
+                let md = dir.metadata(&rel).map_err(|e| host_err(p, e))?;
+                if md.is_dir() {
+                    return Err(VfsError::IsDir(p.to_string()));
+                }
+                dir.read(&rel).map_err(|e| host_err(p, e))
+            }
+        }
+    }
+
+    /// Opens a file for streaming reads (mounted files are not loaded whole).
+    pub fn open_read(&self, p: &VPath) -> VResult<Box<dyn Read + Send>> {
+        match self.locate(p) {
+            Loc::Stored => Ok(Box::new(io::Cursor::new(self.read(p)?))),
+            Loc::Mounted(m, rel) => {
+                let dir = m.dir()?;
+                let md = dir.metadata(&rel).map_err(|e| host_err(p, e))?;
+                if md.is_dir() {
+                    return Err(VfsError::IsDir(p.to_string()));
+                }
+                let f = dir.open(&rel).map_err(|e| host_err(p, e))?;
+                Ok(Box::new(f.into_std()))
+            }
+        }
+    }
+
+    /// A handle to the file at `p`, as [`walk`](Self::walk) gives for the files it finds.
+    pub fn file_ref(&self, p: &VPath) -> VResult<FileRef> {
+        match self.locate(p) {
+            Loc::Stored => {
+                let conn = self.store.conn();
+                match stored::lookup(&conn, p)? {
+                    Some(n) if n.kind == Kind::Dir => Err(VfsError::IsDir(p.to_string())),
+                    Some(n) => Ok(FileRef::Stored {
+                        hash: n
+                            .hash
+                            .unwrap_or_else(|| blake3::hash(b"").as_bytes().to_vec()),
+                    }),
+                    None => Err(VfsError::NotFound(p.to_string())),
+                }
+            }
+            Loc::Mounted(m, rel) => Ok(FileRef::Mounted { mount: m, rel }),
+        }
+    }
+
+    /// Reads a file found by [`walk`](Self::walk).
+    pub fn read_ref(&self, path: &VPath, r: &FileRef) -> VResult<Vec<u8>> {
+        match r {
+            FileRef::Stored { hash } => {
+                let conn = self.store.conn();
+                stored::read_blob(&conn, hash)?.ok_or_else(|| VfsError::NotFound(path.to_string()))
+            }
+            FileRef::Mounted { mount, rel } => {
+                mount.dir()?.read(rel).map_err(|e| host_err(path, e))
+            }
+        }
+    }
+
+    /// Opens a walked file for streaming reads: mounted files as host files.
+    pub fn open_ref(&self, path: &VPath, r: &FileRef) -> VResult<Box<dyn Read + Send>> {
+        match r {
+            FileRef::Stored { .. } => Ok(Box::new(io::Cursor::new(self.read_ref(path, r)?))),
+            FileRef::Mounted { mount, rel } => {
+                let f = mount.dir()?.open(rel).map_err(|e| host_err(path, e))?;
+                Ok(Box::new(f.into_std()))
+            }
+        }
+    }
+
+    /// Creates or replaces a file with `data`. The parent directory must exist.
+    /// In the stored tree the write is one committed transaction; in a mount the file is
+    /// written beside its target and renamed over it, so readers never see half a file.
+    pub fn write(&self, p: &VPath, data: &[u8]) -> VResult<()> {
+        let Some(parent) = p.parent() else {
+            return Err(VfsError::IsDir("/".into()));
+        };
+        match self.locate(p) {
+            Loc::Stored => {
+                check_stored_size(p, data.len() as u64)?;
+                self.stored_tx(|tx| stored::write_file(tx, p, data, false))
+            }
+            Loc::Mounted(m, rel) => {
+                if rel == Path::new(".") {
+                    return Err(VfsError::IsDir(p.to_string()));
+                }
+                let dir = m.dir()?;
+                if let Ok(md) = dir.metadata(&rel) {
+                    if md.is_dir() {
+                        return Err(VfsError::IsDir(p.to_string()));
+                    }
+                }
+                let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+                let parent_rel = if parent_rel.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent_rel
+                };
+                match dir.metadata(&parent_rel) {
+                    Ok(md) if md.is_dir() => {}
+                    Ok(_) => return Err(VfsError::NotDir(parent.to_string())),
+                    Err(e) => return Err(host_err(&parent, e)),
+                }
+                let name = rel
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let tmp = parent_rel.join(format!(".{name}.valyxo-tmp-{}", std::process::id()));
+                dir.write(&tmp, data).map_err(|e| host_err(p, e))?;
+                dir.rename(&tmp, dir, &rel).map_err(|e| {
+                    let _ = dir.remove_file(&tmp);
+                    host_err(p, e)
+                })
+            }
+        }
+    }
+
+    /// Appends `data` to a file, creating it if needed.
+    pub fn append(&self, p: &VPath, data: &[u8]) -> VResult<()> {
+        match self.locate(p) {
+            Loc::Stored => self.stored_tx(|tx| {
+                check_stored_size(p, data.len() as u64)?;
+                stored::write_file(tx, p, data, true)
+            }),
+            Loc::Mounted(m, rel) => {
+                use std::io::Write;
+                let mut opts = cap_std::fs::OpenOptions::new();
+                opts.append(true).create(true);
+                let mut f = m
+                    .dir()?
+                    .open_with(&rel, &opts)
+                    .map_err(|e| host_err(p, e))?;
+                f.write_all(data).map_err(|e| host_err(p, e))
+            }
+        }
+    }
+
+    pub fn read_dir(&self, p: &VPath) -> VResult<Vec<DirEntry>> {
+        match self.locate(p) {
+            Loc::Stored => {
+                let conn = self.store.conn();
+                let mut entries = stored::list_dir(&conn, p)?;
+                drop(conn);
+                // A mount point shows as a directory with the host directory's time.
+                for e in entries.iter_mut() {
+                    if e.meta.kind == Kind::Dir {
+                        if let Ok(child) = p.join(&e.name) {
+                            if let Some(m) = self.mount_at(&child) {
+                                e.meta.mounted = true;
+                                if let Ok(md) = m
+                                    .dir()
+                                    .and_then(|d| d.dir_metadata().map_err(|e| host_err(&child, e)))
+                                {
+                                    e.meta.mtime_ms = host_meta(&md).mtime_ms;
+                                }
+                            }
+                        }
+                    }
+                }
+                Ok(entries)
+            }
+            Loc::Mounted(m, rel) => {
+                let dir = m.dir()?;
+                let rd = dir.read_dir(&rel).map_err(|e| host_err(p, e))?;
+                let mut out = Vec::new();
+                for ent in rd {
+                    let ent = ent.map_err(|e| host_err(p, e))?;
+                    let Ok(name) = path::host_name(&ent.file_name()) else {
+                        continue; // names that are not UTF-8 cannot be addressed; skip them
+                    };
+                    let child_rel = rel.join(&name);
+                    let meta = match dir.metadata(&child_rel) {
+                        Ok(md) => host_meta(&md),
+                        Err(_) => Meta {
+                            kind: Kind::Broken,
+                            size: 0,
+                            mtime_ms: 0,
+                            mounted: true,
+                        },
+                    };
+                    out.push(DirEntry { name, meta });
+                }
+                out.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(out)
+            }
+        }
+    }
+
+    fn mount_at(&self, p: &VPath) -> Option<Arc<Mount>> {
+        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        mounts.iter().find(|m| &m.vpath == p).cloned()
+    }
+
+    pub fn mkdir(&self, p: &VPath, parents: bool) -> VResult<()> {
+        match self.locate(p) {
+            Loc::Stored => self.stored_tx(|tx| stored::mkdir(tx, p, parents)),
+            Loc::Mounted(m, rel) => {
+                let dir = m.dir()?;
+                if rel == Path::new(".") {
+                    return if parents {
+                        Ok(())
+                    } else {
+                        Err(VfsError::Exists(p.to_string()))
+                    };
+                }
+                let r = if parents {
+                    dir.create_dir_all(&rel)
+                } else {
+                    dir.create_dir(&rel)
+                };
+                r.map_err(|e| host_err(p, e))
+            }
+        }
+    }
+
+    /// Creates an empty file, or updates the modification time of an existing one.
+    pub fn touch(&self, p: &VPath) -> VResult<()> {
+        match self.locate(p) {
+            Loc::Stored => self.stored_tx(|tx| stored::touch(tx, p)),
+            Loc::Mounted(m, rel) => {
+                let dir = m.dir()?;
+                let mut opts = cap_std::fs::OpenOptions::new();
+                opts.write(true).create(true);
+                let f = dir.open_with(&rel, &opts).map_err(|e| host_err(p, e))?;
+                f.into_std()
+                    .set_modified(std::time::SystemTime::now())
+                    .map_err(|e| host_err(p, e))
+            }
+        }
+    }
+
+    /// Removes a file, or a directory (its contents too when `recursive`).
+    pub fn remove(&self, p: &VPath, recursive: bool) -> VResult<()> {
+        if p.is_root() {
+            return Err(VfsError::Invalid("refusing to remove '/'".into()));
+        }
+        if self.mount_at(p).is_some() {
+            return Err(VfsError::Invalid(format!(
+                "{p}: is a mount point; use 'umount {p}' to detach it"
+            )));
+        }
+        {
+            let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = mounts.iter().find(|m| m.vpath.starts_with(p)) {
+                return Err(VfsError::Invalid(format!(
+                    "{p}: holds the mount point {}; use 'umount {}' first",
+                    m.vpath, m.vpath
+                )));
+            }
+        }
+        match self.locate(p) {
+            Loc::Stored => self.stored_tx(|tx| stored::remove(tx, p, recursive)),
+            Loc::Mounted(m, rel) => {
+                let dir = m.dir()?;
+                let md = dir.symlink_metadata(&rel).map_err(|e| host_err(p, e))?;
+                let r = if md.is_dir() {
+                    if recursive {
+                        dir.remove_dir_all(&rel)
+                    } else {
+                        dir.remove_dir(&rel)
+                    }
+                } else {
+                    dir.remove_file(&rel)
+                };
+                r.map_err(|e| match e.kind() {
+                    io::ErrorKind::DirectoryNotEmpty => VfsError::NotEmpty(p.to_string()),
+                    _ => host_err(p, e),
+                })
+            }
+        }
+    }
+
+    /// Moves `from` to `to` (the full destination path).
+    pub fn rename(&self, from: &VPath, to: &VPath) -> VResult<()> {
+        if from.is_root() || self.mount_at(from).is_some() {
+            return Err(VfsError::Invalid(format!(
+                "{from}: cannot move the root or a mount point"
+            )));
+        }
+        if to.starts_with(from) && to != from {
+            return Err(VfsError::Invalid(format!(
+                "cannot move '{from}' into itself ('{to}')"
+            )));
+        }
+        match (self.locate(from), self.locate(to)) {
+            (Loc::Stored, Loc::Stored) => self.stored_tx(|tx| stored::rename(tx, from, to)),
+            (Loc::Mounted(a, ra), Loc::Mounted(b, rb)) if Arc::ptr_eq(&a, &b) => {
+                let dir = a.dir()?;
+                dir.rename(&ra, dir, &rb).map_err(|e| host_err(from, e))
+            }
+            _ => {
+                // Across the stored tree and a mount, or between mounts: copy, then remove.
+                self.copy(from, to, true)?;
+                self.remove(from, true)
+            }
+        }
+    }
+
+    /// Copies `from` to `to` (the full destination path). Directories need `recursive`.
+    pub fn copy(&self, from: &VPath, to: &VPath, recursive: bool) -> VResult<()> {
+        let meta = self.stat(from)?;
+        if meta.kind == Kind::Dir && !recursive {
+            return Err(VfsError::IsDir(format!(
+                "{from} (use -r to copy directories)"
+            )));
+        }
+        if meta.kind == Kind::Dir && to.starts_with(from) {
+            return Err(VfsError::Invalid(format!(
+                "cannot copy '{from}' into itself ('{to}')"
+            )));
+        }
+        if let (Loc::Stored, Loc::Stored) = (self.locate(from), self.locate(to)) {
+            let under_mount = {
+                let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+                mounts.iter().any(|m| m.vpath.starts_with(from))
+            };
+            if !under_mount {
+                // Content-addressed: a stored copy only adds tree rows that share the blobs.
+                return self.stored_tx(|tx| stored::copy(tx, from, to));
+            }
+        }
+        if meta.kind == Kind::File {
+            let data = self.read(from)?;
+            return self.write(to, &data);
+        }
+        self.mkdir(to, false).or_else(|e| match e {
+            VfsError::Exists(_) if self.is_dir(to) => Ok(()),
+            e => Err(e),
+        })?;
+        for ent in self.walk(from)? {
+            let rel = ent.path.strip_prefix(from).unwrap_or(&[]).to_vec();
+            let dst = to.join_names(&rel);
+            match (&ent.kind, &ent.file) {
+                (Kind::Dir, _) => self.mkdir(&dst, true)?,
+                (Kind::File, Some(r)) => {
+                    let data = self.read_ref(&ent.path, r)?;
+                    self.write(&dst, &data)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists everything below `root` (not `root` itself), parents before children, crossing
+    /// into mounts. Symlinks inside mounts are followed only to files inside the jail.
+    pub fn walk(&self, root: &VPath) -> VResult<Vec<WalkEntry>> {
+        let mut out = Vec::new();
+        self.walk_into(root, &mut out)?;
+        Ok(out)
+    }
+
+    fn walk_into(&self, root: &VPath, out: &mut Vec<WalkEntry>) -> VResult<()> {
+        match self.locate(root) {
+            Loc::Stored => {
+                let rows = {
+                    let conn = self.store.conn();
+                    stored::walk(&conn, root)?
+                };
+                let mounts: Vec<Arc<Mount>> = {
+                    let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+                    mounts
+                        .iter()
+                        .filter(|m| m.vpath.starts_with(root) && &m.vpath != root)
+                        .cloned()
+                        .collect()
+                };
+                for (names, kind, hash, size) in rows {
+                    let path = root.join_names(&names);
+                    let is_mount = mounts.iter().any(|m| m.vpath == path);
+                    out.push(WalkEntry {
+                        path: path.clone(),
+                        kind,
+                        size,
+                        file: hash.map(|hash| FileRef::Stored { hash }),
+                    });
+                    if is_mount {
+                        self.walk_into(&path, out)?;
+                    }
+                }
+                Ok(())
+            }
+            Loc::Mounted(m, rel) => {
+                let dir = m.dir()?;
+                walk_host(&m, dir, root, &rel, out);
+                Ok(())
+            }
+        }
+    }
+
+    /// Attaches the host directory `host` at `at`. The VFS path must be an empty stored
+    /// directory or not exist yet.
+    pub fn mount(&self, host: &Path, at: &VPath) -> VResult<()> {
+        let host =
+            std::fs::canonicalize(host).map_err(|e| VfsError::Io(host.display().to_string(), e))?;
+        if !host.is_dir() {
+            return Err(VfsError::NotDir(host.display().to_string()));
+        }
+        if at.is_root() {
+            return Err(VfsError::Invalid("cannot mount over '/'".into()));
+        }
+        if let Some(m) = self.mount_of(at) {
+            return Err(VfsError::Invalid(format!(
+                "{at}: is inside the mount at {}; mounts cannot be nested",
+                m.vpath
+            )));
+        }
+        {
+            let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(m) = mounts.iter().find(|m| m.vpath.starts_with(at)) {
+                return Err(VfsError::Invalid(format!(
+                    "{at}: holds the mount point {}",
+                    m.vpath
+                )));
+            }
+        }
+        match self.stat(at) {
+            Ok(m) if m.kind != Kind::Dir => return Err(VfsError::NotDir(at.to_string())),
+            Ok(_) => {
+                if !self.read_dir(at)?.is_empty() {
+                    return Err(VfsError::NotEmpty(format!(
+                        "{at} (mount points must be empty directories)"
+                    )));
+                }
+            }
+            Err(VfsError::NotFound(_)) => self.mkdir(at, true)?,
+            Err(e) => return Err(e),
+        }
+        let dir = Dir::open_ambient_dir(&host, cap_std::ambient_authority())
+            .map_err(|e| VfsError::Io(host.display().to_string(), e))?;
+        let host_s = host.to_str().ok_or_else(|| {
+            VfsError::BadPath(
+                host.display().to_string(),
+                PathError::InvalidUtf8(host.display().to_string()),
+            )
+        })?;
+        self.store.conn().execute(
+            "INSERT INTO mounts (vpath, host, created_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![at.to_string(), host_s, now_ms()],
+        )?;
+        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        mounts.push(Arc::new(Mount {
+            vpath: at.clone(),
+            host,
+            dir: Some(dir),
+        }));
+        Ok(())
+    }
+
+    /// Detaches the mount at `at`. Nothing on the host is touched.
+    pub fn umount(&self, at: &VPath) -> VResult<PathBuf> {
+        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = mounts.iter().position(|m| &m.vpath == at) else {
+            return Err(VfsError::Invalid(format!(
+                "{at}: is not a mount point (see 'mounts')"
+            )));
+        };
+        self.store
+            .conn()
+            .execute("DELETE FROM mounts WHERE vpath = ?1", [at.to_string()])?;
+        let m = mounts.remove(i);
+        Ok(m.host.clone())
+    }
+
+    pub fn mounts(&self) -> Vec<Arc<Mount>> {
+        self.mounts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn stored_tx<R>(&self, f: impl FnOnce(&rusqlite::Transaction) -> VResult<R>) -> VResult<R> {
+        let mut conn = self.store.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let r = f(&tx)?;
+        tx.commit()?;
+        Ok(r)
+    }
+
+    /// Runs many stored-tree writes in one transaction (used by import).
+    pub fn batch<R>(&self, f: impl FnOnce(&mut Batch) -> VResult<R>) -> VResult<R> {
+        self.stored_tx(|tx| f(&mut Batch { tx }))
+    }
+}
+
+/// Writes into the stored tree inside one transaction.
+pub struct Batch<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+}
+
+impl Batch<'_> {
+    pub fn mkdir_all(&mut self, p: &VPath) -> VResult<()> {
+        stored::mkdir(self.tx, p, true)
+    }
+    pub fn write(&mut self, p: &VPath, data: &[u8]) -> VResult<()> {
+        check_stored_size(p, data.len() as u64)?;
+        stored::write_file(self.tx, p, data, false)
+    }
+}
+
+fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
+    if len > MAX_STORED_FILE {
+        return Err(VfsError::Invalid(format!(
+            "{p}: {len} bytes is more than the stored tree takes ({} MiB); mount its host \
+             directory instead",
+            MAX_STORED_FILE >> 20
+        )));
+    }
+    Ok(())
+}
+
+fn walk_host(m: &Arc<Mount>, dir: &Dir, vbase: &VPath, rel: &Path, out: &mut Vec<WalkEntry>) {
+    let Ok(rd) = dir.read_dir(rel) else { return };
+    let mut ents: Vec<_> = rd.filter_map(Result::ok).collect();
+    ents.sort_by_key(|e| e.file_name());
+    for ent in ents {
+        let Ok(name) = path::host_name(&ent.file_name()) else {
+            continue;
+        };
+        let Ok(vpath) = vbase.join(&name) else {
+            continue;
+        };
+        let child_rel = if rel == Path::new(".") {
+            PathBuf::from(&name)
+        } else {
+            rel.join(&name)
+        };
+        let Ok(ft) = ent.file_type() else { continue };
+        if ft.is_dir() {
+            out.push(WalkEntry {
+                path: vpath.clone(),
+                kind: Kind::Dir,
+                size: 0,
+                file: None,
+            });
+            walk_host(m, dir, &vpath, &child_rel, out);
+        } else if ft.is_file() {
+            let size = ent.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push(WalkEntry {
+                path: vpath,
+                kind: Kind::File,
+                size,
+                file: Some(FileRef::Mounted {
+                    mount: m.clone(),
+                    rel: child_rel,
+                }),
+            });
+        } else if ft.is_symlink() {
+            // Follow only to a regular file inside the jail; never descend through links.
+            if let Ok(md) = dir.metadata(&child_rel) {
+                if md.is_file() {
+                    out.push(WalkEntry {
+                        path: vpath,
+                        kind: Kind::File,
+                        size: md.len(),
+                        file: Some(FileRef::Mounted {
+                            mount: m.clone(),
+                            rel: child_rel,
+                        }),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Virtual paths and the one normalisation function that every path goes through.
+//!
+//! A [`VPath`] is a list of validated names below the hub's root `/`. It can never hold `.`,
+//! `..`, an empty name, a `/` or a NUL byte, so a path built from it can never climb out of the
+//! root, and a host path made by joining its names below a mount's directory stays below it.
+
+use std::fmt;
+
+/// Longest allowed name, in bytes (as on common host filesystems).
+pub const MAX_NAME: usize = 255;
+/// Longest allowed path, in bytes.
+pub const MAX_PATH: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("empty path")]
+    Empty,
+    #[error("path contains a NUL byte")]
+    Nul,
+    #[error("name '{0}…' is longer than {MAX_NAME} bytes")]
+    NameTooLong(String),
+    #[error("path is longer than {MAX_PATH} bytes")]
+    PathTooLong,
+    #[error("name is not valid UTF-8: {0}")]
+    InvalidUtf8(String),
+    #[error("'{0}' is not a valid file name")]
+    BadName(String),
+}
+
+/// An absolute, normalised path in the virtual filesystem.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct VPath(Vec<String>);
+
+impl VPath {
+    pub fn root() -> VPath {
+        VPath(Vec::new())
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The last name, or `None` for the root.
+    pub fn name(&self) -> Option<&str> {
+        self.0.last().map(String::as_str)
+    }
+
+    pub fn parent(&self) -> Option<VPath> {
+        if self.0.is_empty() {
+            None
+        } else {
+            Some(VPath(self.0[..self.0.len() - 1].to_vec()))
+        }
+    }
+
+    /// Appends one validated name.
+    pub fn join(&self, name: &str) -> Result<VPath, PathError> {
+        validate_name(name)?;
+        let mut v = self.0.clone();
+        v.push(name.to_string());
+        Ok(VPath(v))
+    }
+
+    /// Appends names that are already known to be valid (taken from another `VPath`).
+    pub fn join_names(&self, names: &[String]) -> VPath {
+        let mut v = self.0.clone();
+        v.extend(names.iter().cloned());
+        VPath(v)
+    }
+
+    pub fn starts_with(&self, other: &VPath) -> bool {
+        self.0.len() >= other.0.len() && self.0[..other.0.len()] == other.0[..]
+    }
+
+    /// The names of `self` below `base`, if `self` is inside `base`.
+    pub fn strip_prefix(&self, base: &VPath) -> Option<&[String]> {
+        if self.starts_with(base) {
+            Some(&self.0[base.0.len()..])
+        } else {
+            None
+        }
+    }
+
+    /// The path as the prompt shows it: `~` for the root, `~/a/b` below it.
+    pub fn display_tilde(&self) -> String {
+        if self.0.is_empty() {
+            "~".to_string()
+        } else {
+            format!("~/{}", self.0.join("/"))
+        }
+    }
+
+    /// Parses an absolute path string such as `/a/b` (as stored in the database).
+    pub fn parse_absolute(s: &str) -> Result<VPath, PathError> {
+        normalize(&VPath::root(), s)
+    }
+}
+
+impl fmt::Display for VPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("/")
+        } else {
+            for n in &self.0 {
+                write!(f, "/{n}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Debug for VPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VPath({self})")
+    }
+}
+
+/// Checks that `name` can be one component of a path.
+pub fn validate_name(name: &str) -> Result<(), PathError> {
+    if name.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if name.contains('\0') {
+        return Err(PathError::Nul);
+    }
+    if name == "." || name == ".." || name.contains('/') {
+        return Err(PathError::BadName(name.to_string()));
+    }
+    if name.len() > MAX_NAME {
+        let mut end = 32;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        return Err(PathError::NameTooLong(name[..end].to_string()));
+    }
+    Ok(())
+}
+
+/// Resolves `input` against the working directory `cwd`.
+///
+/// `~` and `~/…` start at the root, `/…` is absolute, anything else is relative to `cwd`.
+/// `.` is dropped and `..` removes the previous name; `..` at the root stays at the root, as
+/// on POSIX systems. Empty input, NUL bytes and over-long names or paths are errors.
+pub fn normalize(cwd: &VPath, input: &str) -> Result<VPath, PathError> {
+    if input.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if input.contains('\0') {
+        return Err(PathError::Nul);
+    }
+    if input.len() > MAX_PATH {
+        return Err(PathError::PathTooLong);
+    }
+    let (mut names, rest) = if input == "~" {
+        (Vec::new(), "")
+    } else if let Some(rest) = input.strip_prefix("~/") {
+        (Vec::new(), rest)
+    } else if let Some(rest) = input.strip_prefix('/') {
+        (Vec::new(), rest)
+    } else {
+        (cwd.0.clone(), input)
+    };
+    for part in rest.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                names.pop();
+            }
+            name => {
+                validate_name(name)?;
+                names.push(name.to_string());
+            }
+        }
+    }
+    let total: usize = names.iter().map(|n| n.len() + 1).sum();
+    if total > MAX_PATH {
+        return Err(PathError::PathTooLong);
+    }
+    Ok(VPath(names))
+}
+
+/// Converts a host file name to a VFS name, refusing names that are not valid UTF-8.
+pub fn host_name(name: &std::ffi::OsStr) -> Result<String, PathError> {
+    match name.to_str() {
+        Some(s) => {
+            validate_name(s)?;
+            Ok(s.to_string())
+        }
+        None => Err(PathError::InvalidUtf8(name.to_string_lossy().into_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(s: &str) -> VPath {
+        VPath::parse_absolute(s).unwrap()
+    }
+
+    #[test]
+    fn basic_forms() {
+        let cwd = p("/Projects/Main");
+        assert_eq!(normalize(&cwd, "src").unwrap(), p("/Projects/Main/src"));
+        assert_eq!(normalize(&cwd, "~").unwrap(), VPath::root());
+        assert_eq!(normalize(&cwd, "~/x").unwrap(), p("/x"));
+        assert_eq!(normalize(&cwd, "/a/./b//c/").unwrap(), p("/a/b/c"));
+        assert_eq!(normalize(&cwd, "../..").unwrap(), VPath::root());
+        assert_eq!(normalize(&cwd, "../../../../etc").unwrap(), p("/etc"));
+        assert_eq!(normalize(&cwd, "~user").unwrap(), p("/Projects/Main/~user"));
+        assert_eq!(p("/a/b").display_tilde(), "~/a/b");
+        assert_eq!(VPath::root().to_string(), "/");
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let cwd = VPath::root();
+        assert_eq!(normalize(&cwd, ""), Err(PathError::Empty));
+        assert_eq!(normalize(&cwd, "a\0b"), Err(PathError::Nul));
+        assert!(matches!(
+            normalize(&cwd, &"x".repeat(300)),
+            Err(PathError::NameTooLong(_))
+        ));
+        assert_eq!(
+            normalize(&cwd, &"abc/".repeat(2000)),
+            Err(PathError::PathTooLong)
+        );
+        assert!(VPath::root().join("..").is_err());
+        assert!(VPath::root().join("a/b").is_err());
+    }
+
+    fn component() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just("".to_string()),
+            Just("~".to_string()),
+            "[a-zA-Z0-9._~ -]{1,12}",
+            "\\PC{1,6}",
+        ]
+    }
+
+    fn input() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![Just(""), Just("/"), Just("~/"), Just("~")],
+            proptest::collection::vec(component(), 0..12),
+        )
+            .prop_map(|(lead, parts)| format!("{lead}{}", parts.join("/")))
+    }
+
+    proptest! {
+        /// Whatever the input, the result is a clean path: no name climbs, none is empty, none
+        /// holds a separator or NUL, so joining it under any base directory stays under it.
+        #[test]
+        fn normalised_paths_never_escape(cwd_in in input(), inp in input()) {
+            let cwd = normalize(&VPath::root(), &cwd_in).unwrap_or_default();
+            if let Ok(v) = normalize(&cwd, &inp) {
+                for n in v.names() {
+                    prop_assert!(n != ".." && n != "." && !n.is_empty());
+                    prop_assert!(!n.contains('/') && !n.contains('\0'));
+                }
+                // Joined under a jail directory, the lexical result stays inside it.
+                let base = std::path::Path::new("/jail/root");
+                let mut host = base.to_path_buf();
+                for n in v.names() { host.push(n); }
+                let mut depth: i64 = 0;
+                for c in host.strip_prefix(base).unwrap().components() {
+                    match c {
+                        std::path::Component::Normal(_) => depth += 1,
+                        _ => prop_assert!(false, "unexpected component {:?}", c),
+                    }
+                }
+                prop_assert_eq!(depth as usize, v.names().len());
+                // Normalising is idempotent.
+                prop_assert_eq!(normalize(&cwd, &v.to_string()).unwrap(), v.clone());
+            }
+        }
+
+        /// A relative path never goes above the root, however many `..` it holds.
+        #[test]
+        fn dotdot_is_clamped_at_root(n in 0usize..40, tail in "[a-z]{1,8}") {
+            let cwd = p("/a/b");
+            let inp = format!("{}{}", "../".repeat(n), tail);
+            let v = normalize(&cwd, &inp).unwrap();
+            let expected_depth = 2usize.saturating_sub(n) + 1;
+            prop_assert_eq!(v.names().len(), expected_depth);
+            prop_assert_eq!(v.name(), Some(tail.as_str()));
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Copying whole trees between the host and the VFS (`import`, `export`, and the temporary
+//! checkout that `exec` uses for stored projects).
+
+use super::{path, Kind, VPath, Vfs, VfsError};
+use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
+use std::path::{Path, PathBuf};
+
+/// Stored-tree writes are committed in chunks of this many bytes or files, so a large import
+/// neither holds the write lock for long nor keeps everything in one uncommitted transaction.
+const CHUNK_BYTES: usize = 32 << 20;
+const CHUNK_FILES: usize = 2000;
+
+#[derive(Default, Debug)]
+pub struct Report {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    /// Paths that were passed over, each with the reason.
+    pub skipped: Vec<String>,
+}
+
+impl Report {
+    pub fn summary(&self, verb: &str) -> String {
+        let mut s = format!(
+            "{verb} {} file{}, {} director{}, {}",
+            self.files,
+            if self.files == 1 { "" } else { "s" },
+            self.dirs,
+            if self.dirs == 1 { "y" } else { "ies" },
+            human_bytes(self.bytes)
+        );
+        if !self.skipped.is_empty() {
+            s.push_str(&format!(" ({} skipped)", self.skipped.len()));
+        }
+        s
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+enum HostItem {
+    Dir(Vec<String>),
+    File(Vec<String>, PathBuf),
+}
+
+/// Lists a host tree without following symlinks; names that cannot be VFS names are skipped.
+fn scan_host(
+    root: &Path,
+    rel: &mut Vec<String>,
+    out: &mut Vec<HostItem>,
+    report: &mut Report,
+) -> Result<()> {
+    let dir = root.join(rel.iter().collect::<PathBuf>());
+    let mut ents: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot read {}", dir.display()))?;
+    ents.sort_by_key(|e| e.file_name());
+    for ent in ents {
+        let hp = ent.path();
+        let name = match path::host_name(&ent.file_name()) {
+            Ok(n) => n,
+            Err(e) => {
+                report.skipped.push(format!("{}: {e}", hp.display()));
+                continue;
+            }
+        };
+        let ft = ent
+            .file_type()
+            .with_context(|| format!("cannot stat {}", hp.display()))?;
+        rel.push(name);
+        if ft.is_symlink() {
+            report
+                .skipped
+                .push(format!("{}: symlinks are not imported", hp.display()));
+        } else if ft.is_dir() {
+            out.push(HostItem::Dir(rel.clone()));
+            scan_host(root, rel, out, report)?;
+        } else if ft.is_file() {
+            out.push(HostItem::File(rel.clone(), hp));
+        } else {
+            report
+                .skipped
+                .push(format!("{}: not a regular file", hp.display()));
+        }
+        rel.pop();
+    }
+    Ok(())
+}
+
+/// Copies the host file or directory `src` to the VFS path `dst` (the full target path).
+pub fn import(
+    vfs: &Vfs,
+    src: &Path,
+    dst: &VPath,
+    progress: &ProgressBar,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Report> {
+    let md = std::fs::metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
+    let mut report = Report::default();
+    if md.is_file() {
+        let data = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+        vfs.write(dst, &data)?;
+        report.files = 1;
+        report.bytes = data.len() as u64;
+        return Ok(report);
+    }
+    if !md.is_dir() {
+        bail!("{}: not a regular file or directory", src.display());
+    }
+    let mut items = Vec::new();
+    scan_host(src, &mut Vec::new(), &mut items, &mut report)?;
+    progress.set_length(items.len() as u64 + 1);
+    let stored = vfs.mount_of(dst).is_none();
+    match vfs.stat(dst) {
+        Ok(m) if m.kind != Kind::Dir => return Err(VfsError::NotDir(dst.to_string()).into()),
+        Ok(_) => {}
+        Err(VfsError::NotFound(_)) => vfs.mkdir(dst, true)?,
+        Err(e) => return Err(e.into()),
+    }
+    report.dirs += 1;
+    progress.inc(1);
+    let mut i = 0;
+    while i < items.len() {
+        if cancelled() {
+            bail!(
+                "interrupted after {} files; what was copied so far is kept",
+                report.files
+            );
+        }
+        if stored {
+            // One transaction per chunk: fast, and every finished chunk is committed.
+            let mut bytes = 0usize;
+            let start = i;
+            vfs.batch(|b| {
+                while i < items.len() && bytes < CHUNK_BYTES && i - start < CHUNK_FILES {
+                    match &items[i] {
+                        HostItem::Dir(rel) => b.mkdir_all(&dst.join_names(rel))?,
+                        HostItem::File(rel, hp) => {
+                            let data = std::fs::read(hp)
+                                .map_err(|e| VfsError::Io(hp.display().to_string(), e))?;
+                            bytes += data.len();
+                            b.write(&dst.join_names(rel), &data)?;
+                        }
+                    }
+                    i += 1;
+                }
+                Ok(())
+            })?;
+            for it in &items[start..i] {
+                count(&mut report, it);
+            }
+            progress.inc((i - start) as u64);
+        } else {
+            let it = &items[i];
+            match it {
+                HostItem::Dir(rel) => vfs.mkdir(&dst.join_names(rel), true)?,
+                HostItem::File(rel, hp) => {
+                    let data = std::fs::read(hp)
+                        .with_context(|| format!("cannot read {}", hp.display()))?;
+                    vfs.write(&dst.join_names(rel), &data)?;
+                }
+            }
+            count(&mut report, it);
+            progress.inc(1);
+            i += 1;
+        }
+    }
+    Ok(report)
+}
+
+fn count(report: &mut Report, it: &HostItem) {
+    match it {
+        HostItem::Dir(_) => report.dirs += 1,
+        HostItem::File(_, hp) => {
+            report.files += 1;
+            report.bytes += std::fs::metadata(hp).map(|m| m.len()).unwrap_or(0);
+        }
+    }
+}
+
+/// Copies the VFS file or directory `src` to the host path `dst` (the full target path).
+pub fn export(
+    vfs: &Vfs,
+    src: &VPath,
+    dst: &Path,
+    progress: &ProgressBar,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Report> {
+    let meta = vfs.stat(src)?;
+    let mut report = Report::default();
+    if meta.kind == Kind::File {
+        let data = vfs.read(src)?;
+        std::fs::write(dst, &data).with_context(|| format!("cannot write {}", dst.display()))?;
+        report.files = 1;
+        report.bytes = data.len() as u64;
+        return Ok(report);
+    }
+    let entries = vfs.walk(src)?;
+    progress.set_length(entries.len() as u64 + 1);
+    std::fs::create_dir_all(dst).with_context(|| format!("cannot create {}", dst.display()))?;
+    report.dirs += 1;
+    progress.inc(1);
+    for ent in entries {
+        if cancelled() {
+            bail!(
+                "interrupted after {} files; what was copied so far is kept",
+                report.files
+            );
+        }
+        let rel: PathBuf = ent.path.strip_prefix(src).unwrap_or(&[]).iter().collect();
+        let target = dst.join(rel);
+        match (ent.kind, &ent.file) {
+            (Kind::Dir, _) => {
+                std::fs::create_dir_all(&target)
+                    .with_context(|| format!("cannot create {}", target.display()))?;
+                report.dirs += 1;
+            }
+            (Kind::File, Some(r)) => {
+                let data = vfs.read_ref(&ent.path, r)?;
+                std::fs::write(&target, &data)
+                    .with_context(|| format!("cannot write {}", target.display()))?;
+                report.files += 1;
+                report.bytes += data.len() as u64;
+            }
+            _ => report
+                .skipped
+                .push(format!("{}: not a regular file", ent.path)),
+        }
+        progress.inc(1);
+    }
+    Ok(report)
+}
+
+/// Brings a host tree (a checkout made by [`export`]) back into the stored directory `dst`:
+/// changed and new files are written, files that were deleted on the host are removed.
+/// Returns how many paths changed.
+pub fn write_back(vfs: &Vfs, host: &Path, dst: &VPath) -> Result<usize> {
+    let mut items = Vec::new();
+    let mut report = Report::default();
+    scan_host(host, &mut Vec::new(), &mut items, &mut report)?;
+    let before = vfs.walk(dst)?;
+    let mut changed = 0;
+    let mut seen = std::collections::HashSet::new();
+    vfs.batch(|b| {
+        for it in &items {
+            match it {
+                HostItem::Dir(rel) => {
+                    let p = dst.join_names(rel);
+                    seen.insert(p.clone());
+                    b.mkdir_all(&p)?;
+                }
+                HostItem::File(rel, hp) => {
+                    let p = dst.join_names(rel);
+                    seen.insert(p.clone());
+                    let data = std::fs::read(hp).map_err(|e| VfsError::Io(hp.display().to_string(), e))?;
+                    let same = before.iter().any(|e| {
+                        e.path == p
+                            && matches!(&e.file, Some(super::FileRef::Stored { hash }) if hash[..] == blake3::hash(&data).as_bytes()[..])
+                    });
+                    if !same {
+                        b.write(&p, &data)?;
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    // Remove what the program deleted (children first); mounts inside are left alone.
+    for ent in before.iter().rev() {
+        if !seen.contains(&ent.path) && vfs.mount_of(&ent.path).is_none() && vfs.exists(&ent.path) {
+            vfs.remove(&ent.path, true)?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
