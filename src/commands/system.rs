@@ -313,14 +313,8 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 .tempdir()
                 .context("cannot create a temporary checkout")?;
             let work = tmp.path().join("work");
-            transfer::export(
-                vfs,
-                &root,
-                &work,
-                &indicatif::ProgressBar::hidden(),
-                &|| false,
-            )
-            .with_context(|| format!("cannot check out {root} for the program"))?;
+            transfer::checkout(vfs, &root, &work)
+                .with_context(|| format!("cannot check out {root} for the program"))?;
             let rel: std::path::PathBuf = cwd.strip_prefix(&root).unwrap_or(&[]).iter().collect();
             let dir = work.join(rel);
             checkout = Some((tmp, work));

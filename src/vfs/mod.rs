@@ -438,7 +438,7 @@ impl Vfs {
 
     pub fn mkdir(&self, p: &VPath, parents: bool) -> VResult<()> {
         match self.locate(p) {
-            Loc::Stored => self.stored_tx(|tx| stored::mkdir(tx, p, parents)),
+            Loc::Stored => self.stored_tx(|tx| stored::mkdir(tx, p, parents).map(|_| ())),
             Loc::Mounted(m, rel) => {
                 let dir = m.dir()?;
                 if rel == Path::new(".") {
@@ -724,22 +724,42 @@ impl Vfs {
 
     /// Runs many stored-tree writes in one transaction (used by import).
     pub fn batch<R>(&self, f: impl FnOnce(&mut Batch) -> VResult<R>) -> VResult<R> {
-        self.stored_tx(|tx| f(&mut Batch { tx }))
+        self.stored_tx(|tx| {
+            f(&mut Batch {
+                tx,
+                dirs: Default::default(),
+            })
+        })
     }
 }
 
-/// Writes into the stored tree inside one transaction.
+/// Writes into the stored tree inside one transaction. Directory ids are remembered, so a
+/// tree of many files resolves each parent directory once.
 pub struct Batch<'a> {
     tx: &'a rusqlite::Transaction<'a>,
+    dirs: std::collections::HashMap<VPath, i64>,
 }
 
 impl Batch<'_> {
     pub fn mkdir_all(&mut self, p: &VPath) -> VResult<()> {
-        stored::mkdir(self.tx, p, true)
+        self.dir_id(p).map(|_| ())
     }
+
+    fn dir_id(&mut self, p: &VPath) -> VResult<i64> {
+        if let Some(&id) = self.dirs.get(p) {
+            return Ok(id);
+        }
+        let id = stored::mkdir(self.tx, p, true)?;
+        self.dirs.insert(p.clone(), id);
+        Ok(id)
+    }
+
+    /// Writes a file, creating missing parent directories.
     pub fn write(&mut self, p: &VPath, data: &[u8]) -> VResult<()> {
         check_stored_size(p, data.len() as u64)?;
-        stored::write_file(self.tx, p, data, false)
+        let parent = p.parent().ok_or_else(|| VfsError::IsDir("/".into()))?;
+        let id = self.dir_id(&parent)?;
+        stored::write_in(self.tx, id, p, data, false)
     }
 }
 

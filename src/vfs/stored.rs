@@ -131,10 +131,21 @@ fn release_blob(conn: &Connection, hash: &[u8]) -> VResult<()> {
 
 pub(super) fn write_file(conn: &Connection, p: &VPath, data: &[u8], append: bool) -> VResult<()> {
     let parent_path = p.parent().ok_or_else(|| VfsError::IsDir("/".into()))?;
-    let name = p.name().unwrap_or_default();
     let parent = require_dir(conn, &parent_path)?;
+    write_in(conn, parent.id, p, data, append)
+}
+
+/// Writes the file `p` whose parent directory is the node `parent`.
+pub(super) fn write_in(
+    conn: &Connection,
+    parent: i64,
+    p: &VPath,
+    data: &[u8],
+    append: bool,
+) -> VResult<()> {
+    let name = p.name().unwrap_or_default();
     let now = now_ms();
-    match child(conn, parent.id, name)? {
+    match child(conn, parent, name)? {
         Some(n) if n.kind == Kind::Dir => Err(VfsError::IsDir(p.to_string())),
         Some(n) => {
             let content;
@@ -164,7 +175,7 @@ pub(super) fn write_file(conn: &Connection, p: &VPath, data: &[u8], append: bool
             conn.prepare_cached(
                 "INSERT INTO nodes (parent, name, kind, hash, size, mtime) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
             )?
-            .execute(params![parent.id, name, hash, data.len() as i64, now])?;
+            .execute(params![parent, name, hash, data.len() as i64, now])?;
             Ok(())
         }
     }
@@ -181,10 +192,11 @@ pub(super) fn touch(conn: &Connection, p: &VPath) -> VResult<()> {
     }
 }
 
-pub(super) fn mkdir(conn: &Connection, p: &VPath, parents: bool) -> VResult<()> {
+/// Creates the directory `p` (and missing parents with `parents`); returns its node id.
+pub(super) fn mkdir(conn: &Connection, p: &VPath, parents: bool) -> VResult<i64> {
     if p.is_root() {
         return if parents {
-            Ok(())
+            Ok(ROOT_ID)
         } else {
             Err(VfsError::Exists("/".into()))
         };
@@ -229,7 +241,7 @@ pub(super) fn mkdir(conn: &Connection, p: &VPath, parents: bool) -> VResult<()> 
             }
         }
     }
-    Ok(())
+    Ok(node.id)
 }
 
 pub(super) fn list_dir(conn: &Connection, p: &VPath) -> VResult<Vec<DirEntry>> {
@@ -315,7 +327,9 @@ pub(super) fn copy(conn: &Connection, from: &VPath, to: &VPath) -> VResult<()> {
             match lookup(conn, to)? {
                 Some(n) if n.kind == Kind::Dir => {}
                 Some(_) => return Err(VfsError::NotDir(to.to_string())),
-                None => mkdir(conn, to, false)?,
+                None => {
+                    mkdir(conn, to, false)?;
+                }
             }
             let dst = require(conn, to)?;
             copy_children(conn, src.id, dst.id)

@@ -201,6 +201,23 @@ pub fn export(
     progress: &ProgressBar,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Report> {
+    export_filtered(vfs, src, dst, progress, cancelled, false)
+}
+
+/// A temporary checkout of a stored directory for a host program: like [`export`] but
+/// leaving out mounted subtrees (the program reaches those on the host directly).
+pub fn checkout(vfs: &Vfs, src: &VPath, dst: &Path) -> Result<Report> {
+    export_filtered(vfs, src, dst, &ProgressBar::hidden(), &|| false, true)
+}
+
+fn export_filtered(
+    vfs: &Vfs,
+    src: &VPath,
+    dst: &Path,
+    progress: &ProgressBar,
+    cancelled: &dyn Fn() -> bool,
+    skip_mounts: bool,
+) -> Result<Report> {
     let meta = vfs.stat(src)?;
     let mut report = Report::default();
     if meta.kind == Kind::File {
@@ -210,7 +227,10 @@ pub fn export(
         report.bytes = data.len() as u64;
         return Ok(report);
     }
-    let entries = vfs.walk(src)?;
+    let mut entries = vfs.walk(src)?;
+    if skip_mounts {
+        entries.retain(|e| vfs.mount_of(&e.path).is_none());
+    }
     progress.set_length(entries.len() as u64 + 1);
     std::fs::create_dir_all(dst).with_context(|| format!("cannot create {}", dst.display()))?;
     report.dirs += 1;
@@ -254,6 +274,13 @@ pub fn write_back(vfs: &Vfs, host: &Path, dst: &VPath) -> Result<usize> {
     let mut report = Report::default();
     scan_host(host, &mut Vec::new(), &mut items, &mut report)?;
     let before = vfs.walk(dst)?;
+    let before_hash: std::collections::HashMap<&VPath, &[u8]> = before
+        .iter()
+        .filter_map(|e| match &e.file {
+            Some(super::FileRef::Stored { hash }) => Some((&e.path, hash.as_slice())),
+            _ => None,
+        })
+        .collect();
     let mut changed = 0;
     let mut seen = std::collections::HashSet::new();
     vfs.batch(|b| {
@@ -267,12 +294,12 @@ pub fn write_back(vfs: &Vfs, host: &Path, dst: &VPath) -> Result<usize> {
                 HostItem::File(rel, hp) => {
                     let p = dst.join_names(rel);
                     seen.insert(p.clone());
-                    let data = std::fs::read(hp).map_err(|e| VfsError::Io(hp.display().to_string(), e))?;
-                    let same = before.iter().any(|e| {
-                        e.path == p
-                            && matches!(&e.file, Some(super::FileRef::Stored { hash }) if hash[..] == blake3::hash(&data).as_bytes()[..])
-                    });
-                    if !same {
+                    let data =
+                        std::fs::read(hp).map_err(|e| VfsError::Io(hp.display().to_string(), e))?;
+                    let same = before_hash
+                        .get(&p)
+                        .is_some_and(|h| *h == blake3::hash(&data).as_bytes());
+                    if !same && vfs.mount_of(&p).is_none() {
                         b.write(&p, &data)?;
                         changed += 1;
                     }
