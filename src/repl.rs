@@ -291,7 +291,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
     let mut rl: Editor<ShellHelper, MemHistory> =
         Editor::with_history(config.clone(), MemHistory::with_config(&config))?;
     rl.set_helper(Some(ShellHelper::new(hub.clone(), sh.cwd.clone(), color)));
-    let mut io = Io::process(false);
+    let mut io = Io::terminal();
     loop {
         // Merge lines recorded by this and other sessions since the last prompt.
         if let Some(h) = rl.helper() {

@@ -330,6 +330,9 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         cmd.env(k, v);
     }
     let stdin = std::mem::replace(&mut ctx.io.stdin, crate::shell::io::Input::Null);
+    // A program on the interactive terminal gets Ctrl-C itself and decides what to do with it
+    // (a REPL such as python3 keeps running); otherwise an interrupt stops it.
+    let foreground = matches!(stdin, crate::shell::io::Input::Terminal);
     let (stdin, feed) = stdin.into_stdio();
     let (stdout, out_cap) = ctx.io.stdout.to_stdio()?;
     let (stderr, err_cap) = ctx.io.stderr.to_stdio()?;
@@ -381,7 +384,7 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             if let Some(st) = child.try_wait()? {
                 return Ok(st);
             }
-            if crate::signals::interrupted() {
+            if crate::signals::interrupted() && !foreground {
                 let _ = child.kill();
                 return Ok(child.wait()?);
             }

@@ -9,6 +9,9 @@ pub enum Input {
     Null,
     /// The process's own standard input.
     Stdin,
+    /// The terminal of an interactive session: builtins read nothing from it (so they never
+    /// block on the keyboard), host programs inherit it (so `exec python3` is interactive).
+    Terminal,
     Bytes(io::Cursor<Vec<u8>>),
     Pipe(io::PipeReader),
     Stream(Box<dyn Read + Send>),
@@ -17,7 +20,7 @@ pub enum Input {
 impl Read for Input {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Input::Null => Ok(0),
+            Input::Null | Input::Terminal => Ok(0),
             Input::Stdin => io::stdin().read(buf),
             Input::Bytes(c) => c.read(buf),
             Input::Pipe(p) => p.read(buf),
@@ -29,14 +32,14 @@ impl Read for Input {
 impl Input {
     /// Whether the command has something to read (used by commands that fall back to stdin).
     pub fn is_null(&self) -> bool {
-        matches!(self, Input::Null)
+        matches!(self, Input::Null | Input::Terminal)
     }
 
     /// A `Stdio` for a child process, plus a thread feeding it when the data is in memory.
     pub fn into_stdio(self) -> (Stdio, Option<Box<dyn Read + Send>>) {
         match self {
             Input::Null => (Stdio::null(), None),
-            Input::Stdin => (Stdio::inherit(), None),
+            Input::Stdin | Input::Terminal => (Stdio::inherit(), None),
             Input::Pipe(p) => (Stdio::from(p), None),
             Input::Bytes(c) => (Stdio::piped(), Some(Box::new(c))),
             Input::Stream(s) => (Stdio::piped(), Some(s)),
@@ -145,6 +148,15 @@ impl Io {
     pub fn process(stdin: bool) -> Io {
         Io {
             stdin: if stdin { Input::Stdin } else { Input::Null },
+            stdout: Output::Stdout,
+            stderr: Output::Stderr,
+        }
+    }
+
+    /// The streams of an interactive session (see [`Input::Terminal`]).
+    pub fn terminal() -> Io {
+        Io {
+            stdin: Input::Terminal,
             stdout: Output::Stdout,
             stderr: Output::Stderr,
         }

@@ -398,7 +398,8 @@ impl Session {
                 }
             }
         }
-        let stdin_taken = stdin.is_none() && !matches!(io.stdin, Input::Stdin | Input::Null);
+        let stdin_taken =
+            stdin.is_none() && !matches!(io.stdin, Input::Stdin | Input::Terminal | Input::Null);
         let stdin = match stdin {
             Some(s) => s,
             None => take_stdin(io),
@@ -425,6 +426,7 @@ struct CommandIo {
 fn take_stdin(io: &mut Io) -> Input {
     match io.stdin {
         Input::Stdin => Input::Stdin,
+        Input::Terminal => Input::Terminal,
         _ => std::mem::replace(&mut io.stdin, Input::Null),
     }
 }
