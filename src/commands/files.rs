@@ -461,15 +461,14 @@ fn layout_grid(items: Vec<(&str, String)>, width: usize) -> String {
         .collect();
     let mut out = String::new();
     for r in 0..rows {
-        for c in 0..cols {
+        for (c, w) in colw.iter().enumerate() {
             let i = c * rows + r;
             if i >= items.len() {
                 break;
             }
             out.push_str(&items[i].1);
-            let last = c + 1 == cols || (c + 1) * rows + r >= items.len();
-            if !last {
-                out.push_str(&" ".repeat(colw[c] - lens[i] + 2));
+            if (c + 1) * rows + r < items.len() {
+                out.push_str(&" ".repeat(w - lens[i] + 2));
             }
         }
         out.push('\n');

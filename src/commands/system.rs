@@ -204,12 +204,8 @@ fn history_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if action == "search" && text.is_none() {
         bail!("history search needs the TEXT to look for");
     }
-    if action == "list" && text.is_some() {
-        bail!(
-            "unexpected '{}'; did you mean 'history search {}'?",
-            text.unwrap(),
-            text.unwrap()
-        );
+    if let (Some(t), "list") = (text, action) {
+        bail!("unexpected '{t}'; did you mean 'history search {t}'?");
     }
     let cwd = m.get_flag("here").then(|| ctx.sh.cwd.to_string());
     let entries = history::list(

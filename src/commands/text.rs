@@ -241,10 +241,15 @@ fn head(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut first = true;
     for_each_input(ctx, &files, |ctx, name, r| {
         if many {
-            write!(
+            writeln!(
                 ctx.io.stdout,
-                "{}==> {name} <==\n",
-                if first { "" } else { "\n" }
+                "{}==> {name} <==",
+                if first {
+                    ""
+                } else {
+                    "
+"
+                }
             )?;
             first = false;
         }
@@ -282,10 +287,15 @@ fn tail(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut first = true;
     for_each_input(ctx, &files, |ctx, name, r| {
         if many {
-            write!(
+            writeln!(
                 ctx.io.stdout,
-                "{}==> {name} <==\n",
-                if first { "" } else { "\n" }
+                "{}==> {name} <==",
+                if first {
+                    ""
+                } else {
+                    "
+"
+                }
             )?;
             first = false;
         }
@@ -306,7 +316,7 @@ fn tail(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 ring.push_back(std::mem::take(&mut line));
             }
             line.clear();
-            if i % 65536 == 0 {
+            if i.is_multiple_of(65536) {
                 ctx.check_cancel()?;
             }
         }

@@ -236,11 +236,11 @@ impl<'a> Lexer<'a> {
         self.toks.push(Tok::Op(op, span));
     }
 
-    fn run(mut self) -> Result<(Vec<Tok>, Vec<(Span, Class)>), ParseError> {
+    fn run(mut self) -> Result<Vec<Tok>, ParseError> {
         while self.pos < self.src.len() {
             self.step()?;
         }
-        Ok((self.toks, self.classes))
+        Ok(self.toks)
     }
 
     /// Lexes one token (or skips blanks or a comment).
@@ -578,7 +578,7 @@ pub fn parse(src: &str) -> Result<Script, ParseError> {
         toks: Vec::new(),
         classes: Vec::new(),
     };
-    let (toks, _) = lx.run()?;
+    let toks = lx.run()?;
     Parser {
         toks,
         i: 0,

@@ -337,8 +337,11 @@ pub(super) fn copy(conn: &Connection, from: &VPath, to: &VPath) -> VResult<()> {
     }
 }
 
+/// id, name, kind, hash, size of one child node.
+type ChildRow = (i64, String, i64, Option<Vec<u8>>, i64);
+
 fn copy_children(conn: &Connection, src: i64, dst: i64) -> VResult<()> {
-    let kids: Vec<(i64, String, i64, Option<Vec<u8>>, i64)> = {
+    let kids: Vec<ChildRow> = {
         let mut st =
             conn.prepare_cached("SELECT id, name, kind, hash, size FROM nodes WHERE parent = ?1")?;
         let rows = st.query_map([src], |r| {
