@@ -188,7 +188,25 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    persist_wal(conn);
     Ok(())
+}
+
+/// Keeps the WAL and shared-memory files when the last connection closes, so each short-lived
+/// `valyxo -c` does not create, size and delete them again (a large part of start-up time).
+/// The WAL is still checkpointed and truncated; nothing is lost if this is not supported.
+fn persist_wal(conn: &Connection) {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: the handle is valid for the connection's lifetime, "main" is a NUL-terminated
+    // schema name, and SQLITE_FCNTL_PERSIST_WAL reads and writes one c_int through the pointer.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::os::raw::c_int).cast(),
+        );
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
