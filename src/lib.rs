@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod history;
 pub mod hub;
+pub mod manual;
 pub mod repl;
 pub mod settings;
 pub mod shell;

@@ -5,6 +5,7 @@
 mod env;
 mod files;
 mod grep;
+mod manual;
 mod system;
 mod text;
 mod transfer;
@@ -87,6 +88,7 @@ impl Registry {
         specs.extend(files::specs());
         specs.extend(text::specs());
         specs.extend(grep::specs());
+        specs.extend(manual::specs());
         specs.extend(env::specs());
         specs.extend(transfer::specs());
         specs.extend(system::specs());

@@ -1,0 +1,67 @@
+//! The manual: man.
+
+use super::{style, Ctx, Group, Spec};
+use crate::manual;
+use anyhow::{bail, Result};
+use clap::{Arg, ArgMatches, Command};
+use std::io::Write;
+
+pub fn specs() -> Vec<Spec> {
+    vec![Spec {
+        name: "man",
+        aliases: &[],
+        group: Group::System,
+        summary: "Show a manual page, or list them all",
+        args: || {
+            Command::new("man").arg(
+                Arg::new("page")
+                    .value_name("PAGE")
+                    .help("A command (or alias) or a topic such as shell, vfs or settings"),
+            )
+        },
+        examples: &["man", "man ls", "man shell | head -n 5"],
+        run: man,
+        rewrite: None,
+    }]
+}
+
+fn man(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let Some(name) = m.get_one::<String>("page") else {
+        return index(ctx);
+    };
+    let Some((_, src)) = manual::resolve(name) else {
+        let sugg = manual::suggest(name);
+        if sugg.is_empty() {
+            bail!("no manual page for '{name}'; 'man' lists them all");
+        }
+        bail!(
+            "no manual page for '{name}'. Did you mean {}?",
+            crate::shell::quote_list(&sugg)
+        );
+    };
+    ctx.io.stdout.write_all(manual::render(src).as_bytes())?;
+    Ok(0)
+}
+
+/// Lists every page, commands first, then topics, each with its summary.
+fn index(ctx: &mut Ctx) -> Result<i32> {
+    let color = ctx.color();
+    let pages = manual::pages();
+    let width = pages.iter().map(|(n, _)| n.len()).max().unwrap_or(8) + 2;
+    let mut out = String::new();
+    for (title, commands) in [("Commands", true), ("Topics", false)] {
+        out.push_str(&style::paint(color, style::BOLD, title));
+        out.push('\n');
+        for (n, _) in pages
+            .iter()
+            .filter(|(n, _)| manual::is_command(n) == commands)
+        {
+            let summary = manual::summary(n).unwrap_or("");
+            out.push_str(&format!("  {n:width$}{summary}\n"));
+        }
+        out.push('\n');
+    }
+    out.push_str("Type 'man PAGE' to read a page.\n");
+    ctx.io.stdout.write_all(out.as_bytes())?;
+    Ok(0)
+}

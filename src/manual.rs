@@ -1,0 +1,227 @@
+//! The built-in manual: one Markdown page per command and per topic, embedded in the binary
+//! at build time from `manuals/`. `man` reads pages through this module.
+//!
+//! Every page starts with a title line `# NAME — one-line summary`. Command pages then have
+//! the sections Synopsis, Description, Options, Examples and See also; topic pages are free
+//! in form. The tests in `tests/manuals.rs` check that every registered command has a page,
+//! that each synopsis matches the command's real usage, and that every `sh` example runs.
+
+/// Every page: (name, Markdown source).
+const PAGES: &[(&str, &str)] = &[
+    ("alias", include_str!("../manuals/alias.md")),
+    ("cat", include_str!("../manuals/cat.md")),
+    ("cd", include_str!("../manuals/cd.md")),
+    ("clear", include_str!("../manuals/clear.md")),
+    ("cp", include_str!("../manuals/cp.md")),
+    ("echo", include_str!("../manuals/echo.md")),
+    ("env", include_str!("../manuals/env.md")),
+    ("exec", include_str!("../manuals/exec.md")),
+    ("exit", include_str!("../manuals/exit.md")),
+    ("export", include_str!("../manuals/export.md")),
+    ("find", include_str!("../manuals/find.md")),
+    ("grep", include_str!("../manuals/grep.md")),
+    ("head", include_str!("../manuals/head.md")),
+    ("help", include_str!("../manuals/help.md")),
+    ("history", include_str!("../manuals/history.md")),
+    ("import", include_str!("../manuals/import.md")),
+    ("ls", include_str!("../manuals/ls.md")),
+    ("man", include_str!("../manuals/man.md")),
+    ("mkdir", include_str!("../manuals/mkdir.md")),
+    ("mount", include_str!("../manuals/mount.md")),
+    ("mounts", include_str!("../manuals/mounts.md")),
+    ("mv", include_str!("../manuals/mv.md")),
+    ("pwd", include_str!("../manuals/pwd.md")),
+    ("rm", include_str!("../manuals/rm.md")),
+    ("settings", include_str!("../manuals/settings.md")),
+    ("shell", include_str!("../manuals/shell.md")),
+    ("tail", include_str!("../manuals/tail.md")),
+    ("touch", include_str!("../manuals/touch.md")),
+    ("tree", include_str!("../manuals/tree.md")),
+    ("umount", include_str!("../manuals/umount.md")),
+    ("unalias", include_str!("../manuals/unalias.md")),
+    ("unset", include_str!("../manuals/unset.md")),
+    ("vfs", include_str!("../manuals/vfs.md")),
+    ("wc", include_str!("../manuals/wc.md")),
+];
+
+/// Every page as (name, Markdown source), sorted by name.
+pub fn pages() -> &'static [(&'static str, &'static str)] {
+    PAGES
+}
+
+/// The Markdown source of the page `name` (exact page names only; see [`resolve`]).
+pub fn get(name: &str) -> Option<&'static str> {
+    PAGES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
+
+/// The page for `name`, which may also be a command alias (`quit` gives the `exit` page):
+/// (page name, Markdown source).
+pub fn resolve(name: &str) -> Option<(&'static str, &'static str)> {
+    if let Some(&(n, p)) = PAGES.iter().find(|(n, _)| *n == name) {
+        return Some((n, p));
+    }
+    let spec = crate::commands::registry().get(name)?;
+    PAGES.iter().find(|(n, _)| *n == spec.name).copied()
+}
+
+/// Whether `name` is a command's page (as opposed to a topic such as `shell`).
+pub fn is_command(name: &str) -> bool {
+    crate::commands::registry()
+        .get(name)
+        .is_some_and(|s| s.name == name)
+}
+
+/// The page's one-line summary: the title line's text after the dash.
+pub fn summary(name: &str) -> Option<&'static str> {
+    get(name).map(title_summary)
+}
+
+fn title_summary(src: &'static str) -> &'static str {
+    let title = src.lines().next().unwrap_or("");
+    let title = title.trim_start_matches('#').trim();
+    match title.split_once(" — ") {
+        Some((_, s)) => s.trim(),
+        None => title,
+    }
+}
+
+/// Page names close to `name` (for "did you mean"), best first.
+pub fn suggest(name: &str) -> Vec<String> {
+    let reg = crate::commands::registry();
+    let mut scored: Vec<(f64, String)> = PAGES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .chain(
+            reg.names()
+                .into_iter()
+                .filter(|n| get(n).is_none())
+                .map(str::to_string),
+        )
+        .map(|n| (strsim::jaro_winkler(name, &n), n))
+        .filter(|(s, n)| *s >= 0.82 || (name.len() > 2 && n.starts_with(name)))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    scored.into_iter().take(3).map(|(_, n)| n).collect()
+}
+
+/// Renders a page's Markdown as plain text for a terminal or a pipe: the title as written,
+/// section headings in upper case, body text indented by four spaces, code blocks without
+/// their fences indented by eight, and inline markup (`code`, **bold**) removed.
+pub fn render(src: &str) -> String {
+    let mut out = String::new();
+    let mut in_code = false;
+    let mut first = true;
+    for line in src.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            if line.trim().is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str("        ");
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        }
+        if first && line.starts_with("# ") {
+            out.push_str(&strip_inline(line[2..].trim()));
+            out.push('\n');
+            first = false;
+            continue;
+        }
+        first = false;
+        if let Some(h) = heading(line) {
+            out.push_str(&strip_inline(h).to_uppercase());
+            out.push('\n');
+        } else if line.trim().is_empty() {
+            out.push('\n');
+        } else {
+            out.push_str("    ");
+            out.push_str(&strip_inline(line));
+            out.push('\n');
+        }
+    }
+    // No run of more than one blank line, and exactly one newline at the end.
+    let mut tidy = String::with_capacity(out.len());
+    let mut blank = 0;
+    for l in out.lines() {
+        if l.trim().is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+            tidy.push('\n');
+        } else {
+            blank = 0;
+            tidy.push_str(l.trim_end());
+            tidy.push('\n');
+        }
+    }
+    let end = tidy.trim_end().len();
+    tidy.truncate(end);
+    tidy.push('\n');
+    tidy
+}
+
+/// The text of a Markdown heading line (`#`, `##`, `###`…), if it is one.
+fn heading(line: &str) -> Option<&str> {
+    let rest = line.trim_start_matches('#');
+    let level = line.len() - rest.len();
+    (level > 0 && rest.starts_with(' ')).then(|| rest.trim())
+}
+
+/// Removes inline code backticks and `**` emphasis markers.
+fn strip_inline(s: &str) -> String {
+    s.replace("**", "").replace('`', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_sorted_and_titled() {
+        let names: Vec<&str> = PAGES.iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "keep PAGES sorted by name");
+        for (n, src) in PAGES {
+            let title = src.lines().next().unwrap_or("");
+            assert!(
+                title.starts_with(&format!("# {n} — ")),
+                "{n}.md must start with '# {n} — summary', not {title:?}"
+            );
+            assert!(!summary(n).unwrap_or("").is_empty(), "{n} has no summary");
+        }
+    }
+
+    #[test]
+    fn rendering_strips_markup() {
+        let md = "# ls — List things\n\n## Synopsis\n\n```text\nls [PATH]\n```\n\nUse `ls -l` for **more**.\n";
+        let text = render(md);
+        assert_eq!(
+            text,
+            "ls — List things\n\nSYNOPSIS\n\n        ls [PATH]\n\n    Use ls -l for more.\n"
+        );
+    }
+
+    #[test]
+    fn aliases_resolve_to_their_command_page() {
+        assert_eq!(resolve("quit").map(|p| p.0), Some("exit"));
+        assert_eq!(resolve("!").map(|p| p.0), Some("exec"));
+        assert_eq!(resolve("shell").map(|p| p.0), Some("shell"));
+        assert!(resolve("nosuchpage").is_none());
+        assert!(is_command("ls") && !is_command("vfs") && !is_command("quit"));
+    }
+
+    #[test]
+    fn suggestions_find_near_misses() {
+        assert_eq!(suggest("lss").first().map(String::as_str), Some("ls"));
+        assert!(suggest("shel").contains(&"shell".to_string()));
+        assert!(suggest("zzzzzzzz").is_empty());
+    }
+}
