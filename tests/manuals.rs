@@ -1,0 +1,219 @@
+//! The manual is checked against the code: every command has a page, every synopsis is the
+//! command's real usage, and every shell example in every page runs in a fresh home.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_valyxo");
+
+/// The lines of the fenced code blocks of `lang` (```text, ```sh) in a Markdown page.
+fn blocks(src: &str, lang: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    // The block being read: Some((its language, its lines)).
+    let mut cur: Option<(String, Vec<String>)> = None;
+    for line in src.lines() {
+        if let Some(rest) = line.trim().strip_prefix("```") {
+            match cur.take() {
+                Some((l, b)) if l == lang => out.push(b),
+                Some(_) => {}
+                None => cur = Some((rest.trim().to_string(), Vec::new())),
+            }
+            continue;
+        }
+        if let Some((_, b)) = cur.as_mut() {
+            b.push(line.to_string());
+        }
+    }
+    out
+}
+
+/// The text of the `## NAME` section of a page.
+fn section<'a>(src: &'a str, name: &str) -> Option<&'a str> {
+    let head = format!("\n## {name}\n");
+    let start = src.find(&head)? + head.len();
+    let rest = &src[start..];
+    Some(match rest.find("\n## ") {
+        Some(end) => &rest[..end],
+        None => rest,
+    })
+}
+
+fn valyxo(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .arg("--no-color")
+        .args(args)
+        .env_remove("VALYXO_HOME")
+        .output()
+        .expect("run valyxo")
+}
+
+#[test]
+fn every_command_has_a_page() {
+    let missing: Vec<&str> = valyxo::commands::registry()
+        .all()
+        .iter()
+        .map(|s| s.name)
+        .filter(|n| valyxo::manual::get(n).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "commands without a manual page: {missing:?}"
+    );
+}
+
+#[test]
+fn every_command_page_has_the_standard_sections() {
+    for spec in valyxo::commands::registry().all() {
+        let src = valyxo::manual::get(spec.name).expect("page");
+        let title = format!("# {} — {}", spec.name, spec.summary);
+        assert_eq!(
+            src.lines().next(),
+            Some(title.as_str()),
+            "{}.md: the title must be the registry summary",
+            spec.name
+        );
+        let heads: Vec<&str> = src.lines().filter(|l| l.starts_with("## ")).collect();
+        assert_eq!(
+            heads,
+            [
+                "## Synopsis",
+                "## Description",
+                "## Options",
+                "## Examples",
+                "## See also"
+            ],
+            "{}.md: sections",
+            spec.name
+        );
+    }
+}
+
+#[test]
+fn synopsis_matches_the_real_usage() {
+    for spec in valyxo::commands::registry().all() {
+        let src = valyxo::manual::get(spec.name).expect("page");
+        let syn = section(src, "Synopsis").expect("Synopsis section");
+        let block = blocks(syn, "text")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{}.md: no ```text block in Synopsis", spec.name));
+        let page: Vec<String> = block
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let usage = spec.command().render_usage().to_string();
+        let usage = usage.trim_start().strip_prefix("Usage: ").unwrap_or(&usage);
+        let real: Vec<String> = usage
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            page, real,
+            "{}.md: Synopsis differs from the usage",
+            spec.name
+        );
+    }
+}
+
+#[test]
+fn every_example_runs() {
+    let mut failures = Vec::new();
+    for (page, src) in valyxo::manual::pages() {
+        let lines: Vec<String> = blocks(src, "sh")
+            .into_iter()
+            .flatten()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let script: String = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{l} || exit {}\n", 100 + i))
+            .collect();
+        let home = tempfile::tempdir().expect("temp home");
+        let mut child = Command::new(BIN)
+            .arg("--home")
+            .arg(home.path())
+            .arg("--no-color")
+            .env_remove("VALYXO_HOME")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run valyxo");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write the examples");
+        let out = child.wait_with_output().expect("wait for valyxo");
+        if !out.status.success() {
+            let code = out.status.code().unwrap_or(-1);
+            let line = usize::try_from(code - 100)
+                .ok()
+                .and_then(|i| lines.get(i))
+                .map(String::as_str)
+                .unwrap_or("?");
+            failures.push(format!(
+                "{page}.md: status {code} at line {line:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn man_prints_pages_and_suggests() {
+    let home = tempfile::tempdir().expect("temp home");
+    let out = valyxo(home.path(), &["-c", "man ls"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("ls — List directory contents\n"), "{text}");
+    assert!(
+        text.contains("SYNOPSIS") && text.contains("EXAMPLES"),
+        "{text}"
+    );
+    assert!(!text.contains("```") && !text.contains('`'), "{text}");
+
+    let out = valyxo(home.path(), &["-c", "man quit"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("exit — "));
+
+    let out = valyxo(home.path(), &["-c", "man lss"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Did you mean 'ls'"), "{err}");
+
+    let out = valyxo(home.path(), &["-c", "man nosuchpage"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no manual page for 'nosuchpage'"), "{err}");
+}
+
+#[test]
+fn man_lists_every_page() {
+    let home = tempfile::tempdir().expect("temp home");
+    let out = valyxo(home.path(), &["-c", "man"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Commands\n") && text.contains("Topics\n"),
+        "{text}"
+    );
+    for (name, _) in valyxo::manual::pages() {
+        let summary = valyxo::manual::summary(name).expect("summary");
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().next() == Some(name) && l.ends_with(summary)),
+            "'man' does not list {name}:\n{text}"
+        );
+    }
+}
