@@ -100,6 +100,23 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A separate read-only connection for a worker thread that reads many rows (grep over a
+    /// stored tree) without contending for the shared connection. `None` for in-memory stores.
+    pub fn reader(&self) -> Option<Connection> {
+        if self.path == Path::new(":memory:") {
+            return None;
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        conn.busy_timeout(Duration::from_secs(10)).ok()?;
+        // Blob reads through the page cache of a memory map instead of one pread per page.
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE).ok()?;
+        Some(conn)
+    }
+
     /// Runs `f` inside an IMMEDIATE transaction and commits it when `f` succeeds.
     pub fn tx<R>(&self, f: impl FnOnce(&Transaction) -> Result<R>) -> Result<R> {
         let mut conn = self.conn();
@@ -181,8 +198,12 @@ impl KvTable {
     }
 }
 
+/// Bytes of the database file SQLite may memory-map for reads.
+const MMAP_SIZE: i64 = 256 << 20;
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
     // WAL lets readers and one writer work at once across processes; NORMAL sync keeps every
     // committed transaction across a process crash (kill -9), and fsyncs at checkpoints.
     conn.pragma_update(None, "journal_mode", "WAL")?;

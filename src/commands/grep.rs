@@ -2,7 +2,7 @@
 //! over files, standard input, or whole stored and mounted trees, in parallel.
 
 use super::{strings, style, Ctx, Group, Spec};
-use crate::vfs::{FileRef, Kind, VPath, Vfs};
+use crate::vfs::{Content, FileRef, Kind, RefReader, VPath, Vfs};
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use grep_matcher::Matcher;
@@ -10,11 +10,12 @@ use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 /// Files larger than this are searched as streams instead of being read whole.
 const STREAM_ABOVE: u64 = 64 << 20;
+/// Files a worker claims at a time.
+const CHUNK: usize = 32;
 
 pub fn specs() -> Vec<Spec> {
     vec![Spec {
@@ -111,9 +112,14 @@ struct Opts {
 }
 
 enum Source {
+    /// A directory, walked while its files are searched; the name is the prefix to print.
+    Tree(VPath),
     Vfs(VPath, FileRef),
     Stdin,
 }
+
+/// A file to search: the name to print, its path and how to read it.
+type Job = (String, VPath, FileRef);
 
 struct Outcome {
     out: Vec<u8>,
@@ -162,20 +168,7 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 } else {
                     format!("{}/", a.trim_end_matches('/'))
                 };
-                for ent in ctx.vfs().walk(&p)? {
-                    let rel = ent.path.strip_prefix(&p).unwrap_or(&[]);
-                    if !hidden && rel.iter().any(|n| n.starts_with('.')) {
-                        continue;
-                    }
-                    if let (Kind::File, Some(file)) = (ent.kind, ent.file) {
-                        let name = if base == "/" {
-                            format!("/{}", rel.join("/"))
-                        } else {
-                            format!("{base}{}", rel.join("/"))
-                        };
-                        sources.push((name, Source::Vfs(ent.path.clone(), file)));
-                    }
-                }
+                sources.push((base, Source::Tree(p)));
             }
             Ok(_) => match ctx.vfs().file_ref(&p) {
                 Ok(r) => sources.push((a.clone(), Source::Vfs(p, r))),
@@ -214,68 +207,87 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             .map(|n| n.get())
             .unwrap_or(1),
         n => n,
-    }
-    .min(sources.len().max(1));
+    };
     let mut any_match = false;
 
     // Standard input is searched here; files are searched by the worker pool below.
-    let mut stdin_names = Vec::new();
-    let mut file_sources = Vec::new();
+    let mut targets = Vec::new();
     for (name, src) in sources {
         match src {
-            Source::Stdin => stdin_names.push(name),
-            Source::Vfs(p, r) => file_sources.push((name, p, r)),
+            Source::Stdin => {
+                let mut data = Vec::new();
+                ctx.io.stdin.read_to_end(&mut data)?;
+                let mut searcher = searcher(&opts, false);
+                let o = search_bytes(&matcher, &mut searcher, &name, &data, &opts, false);
+                any_match |= o.matched;
+                ctx.io.stdout.write_all(&o.out)?;
+            }
+            other => targets.push((name, other)),
         }
     }
-    for name in stdin_names {
-        let mut data = Vec::new();
-        ctx.io.stdin.read_to_end(&mut data)?;
-        let o = search_bytes(&matcher, &mut searcher(&opts), &name, &data, &opts, false);
-        any_match |= o.matched;
-        ctx.io.stdout.write_all(&o.out)?;
+    if targets.is_empty() {
+        return Ok(exit_status(status_err, any_match));
     }
 
     let hub = ctx.sh.hub.clone();
     let vfs = &hub.vfs;
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::sync_channel::<(usize, Outcome)>(threads * 4);
+    // A walker thread lists files in chunks while workers search the chunks already listed,
+    // so walking a tree and searching it overlap. Workers send one message per chunk holding
+    // only the files that produced output: thousands of files cost few wake-ups.
+    let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<Job>)>(threads * 4);
+    let job_rx = Mutex::new(job_rx);
+    let (tx, rx) = mpsc::channel::<(usize, Vec<Outcome>)>();
     let mut printed_err: Vec<String> = Vec::new();
     let result: Result<()> = std::thread::scope(|s| {
+        let walker = s.spawn(move || walk_targets(vfs, targets, hidden, job_tx));
         for _ in 0..threads {
             let tx = tx.clone();
-            let (matcher, opts, next, files) = (matcher.clone(), &opts, &next, &file_sources);
+            let (matcher, opts, job_rx) = (matcher.clone(), &opts, &job_rx);
             s.spawn(move || {
-                let mut searcher = searcher(opts);
+                let mut searchers = Searchers {
+                    whole: searcher(opts, true),
+                    stream: searcher(opts, false),
+                    reader: vfs.ref_reader(),
+                };
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= files.len() || crate::signals::interrupted() {
+                    let next = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((id, jobs)) = next else { break };
+                    if crate::signals::interrupted() {
                         break;
                     }
-                    let (name, p, r) = &files[i];
-                    let o = search_file(vfs, &matcher, &mut searcher, name, p, r, opts);
-                    if tx.send((i, o)).is_err() {
+                    let mut done = Vec::new();
+                    for (name, p, r) in &jobs {
+                        let o = search_file(&matcher, &mut searchers, name, p, r, opts);
+                        if o.matched || o.error.is_some() || !o.out.is_empty() {
+                            done.push(o);
+                        }
+                    }
+                    if tx.send((id, done)).is_err() {
                         break;
                     }
                 }
             });
         }
         drop(tx);
-        // Print in file order as results arrive.
-        let mut pending: BTreeMap<usize, Outcome> = BTreeMap::new();
+        // Print in file order as chunks arrive.
+        let mut pending: BTreeMap<usize, Vec<Outcome>> = BTreeMap::new();
         let mut want = 0;
-        for (i, o) in rx {
-            pending.insert(i, o);
-            while let Some(o) = pending.remove(&want) {
+        for (i, chunk) in rx {
+            pending.insert(i, chunk);
+            while let Some(chunk) = pending.remove(&want) {
                 want += 1;
-                any_match |= o.matched;
-                if let Some(e) = o.error {
-                    printed_err.push(e);
+                for o in chunk {
+                    any_match |= o.matched;
+                    if let Some(e) = o.error {
+                        printed_err.push(e);
+                    }
+                    // On a write error (a closed pipe) returning drops the receiver, which
+                    // stops the workers at their next send, and so the walker.
+                    ctx.io.stdout.write_all(&o.out)?;
                 }
-                // On a write error (a closed pipe) returning drops the receiver, which stops
-                // the workers at their next send.
-                ctx.io.stdout.write_all(&o.out)?;
             }
         }
+        printed_err.extend(walker.join().unwrap_or_default());
         Ok(())
     });
     result?;
@@ -284,45 +296,111 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         ctx.warn(e);
         status_err = true;
     }
-    Ok(if status_err {
+    Ok(exit_status(status_err, any_match))
+}
+
+fn exit_status(error: bool, matched: bool) -> i32 {
+    if error {
         2
-    } else if any_match {
+    } else if matched {
         0
     } else {
         1
-    })
+    }
 }
 
-fn searcher(o: &Opts) -> Searcher {
+/// Lists the files of `targets` in order, in numbered chunks of [`CHUNK`]; returns the
+/// errors met on the way.
+fn walk_targets(
+    vfs: &Vfs,
+    targets: Vec<(String, Source)>,
+    hidden: bool,
+    jobs: mpsc::SyncSender<(usize, Vec<Job>)>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut id = 0;
+    let mut push = |job: Job, chunk: &mut Vec<Job>| -> bool {
+        chunk.push(job);
+        if chunk.len() < CHUNK {
+            return true;
+        }
+        let full = std::mem::replace(chunk, Vec::with_capacity(CHUNK));
+        id += 1;
+        jobs.send((id - 1, full)).is_ok() && !crate::signals::interrupted()
+    };
+    for (name, src) in targets {
+        let go_on = match src {
+            Source::Vfs(p, r) => push((name, p, r), &mut chunk),
+            Source::Tree(root) => vfs
+                .walk_with(&root, &mut |ent| {
+                    let rel = ent.path.strip_prefix(&root).unwrap_or(&[]);
+                    if !hidden && rel.iter().any(|n| n.starts_with('.')) {
+                        return true;
+                    }
+                    let (Kind::File, Some(file)) = (ent.kind, ent.file) else {
+                        return true;
+                    };
+                    let shown = if name == "/" {
+                        format!("/{}", rel.join("/"))
+                    } else {
+                        format!("{name}{}", rel.join("/"))
+                    };
+                    push((shown, ent.path, file), &mut chunk)
+                })
+                .unwrap_or_else(|e| {
+                    errors.push(e.to_string());
+                    true
+                }),
+            Source::Stdin => true,
+        };
+        if !go_on {
+            return errors;
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = jobs.send((id, chunk));
+    }
+    errors
+}
+
+/// A searcher for streams (which stops at the first NUL byte: binary data), or with
+/// `prechecked` for whole files already known to hold no NUL byte.
+fn searcher(o: &Opts, prechecked: bool) -> Searcher {
+    let binary = if prechecked {
+        BinaryDetection::none()
+    } else {
+        BinaryDetection::quit(b'\x00')
+    };
     SearcherBuilder::new()
         .line_number(o.line_number)
         .invert_match(o.invert)
-        .binary_detection(BinaryDetection::quit(b'\x00'))
+        .binary_detection(binary)
         .build()
 }
 
+/// One worker's searchers and file reader.
+struct Searchers<'a> {
+    whole: Searcher,
+    stream: Searcher,
+    reader: RefReader<'a>,
+}
+
 fn search_file(
-    vfs: &Vfs,
     matcher: &RegexMatcher,
-    searcher: &mut Searcher,
+    searchers: &mut Searchers<'_>,
     name: &str,
     p: &VPath,
     r: &FileRef,
     o: &Opts,
 ) -> Outcome {
-    let big = matches!(r, FileRef::Mounted { mount, rel } if mount.host.join(rel).metadata().is_ok_and(|m| m.len() > STREAM_ABOVE));
-    if big {
-        return match vfs.open_ref(p, r) {
-            Ok(reader) => search_reader(matcher, searcher, name, reader, o),
-            Err(e) => Outcome {
-                out: Vec::new(),
-                matched: false,
-                error: Some(e.to_string()),
-            },
-        };
-    }
-    match vfs.read_ref(p, r) {
-        Ok(data) => search_bytes(matcher, searcher, name, &data, o, true),
+    match searchers.reader.read(p, r, STREAM_ABOVE) {
+        Ok(Content::Whole(data)) => {
+            search_bytes(matcher, &mut searchers.whole, name, data, o, true)
+        }
+        Ok(Content::Stream(reader)) => {
+            search_reader(matcher, &mut searchers.stream, name, reader, o)
+        }
         Err(e) => Outcome {
             out: Vec::new(),
             matched: false,
@@ -340,7 +418,7 @@ fn search_bytes(
     o: &Opts,
     skip_binary: bool,
 ) -> Outcome {
-    if skip_binary && data.contains(&0) {
+    if skip_binary && memchr::memchr(0, data).is_some() {
         return Outcome {
             out: Vec::new(),
             matched: false,

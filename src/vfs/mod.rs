@@ -9,6 +9,7 @@ pub use path::{normalize, PathError, VPath};
 
 use crate::store::{now_ms, Store};
 use cap_std::fs::Dir;
+use rusqlite::OptionalExtension;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -98,7 +99,8 @@ pub enum FileRef {
 pub struct WalkEntry {
     pub path: VPath,
     pub kind: Kind,
-    pub size: u64,
+    /// Known for stored entries; `None` where finding it would cost a host `stat`.
+    pub size: Option<u64>,
     pub file: Option<FileRef>,
 }
 
@@ -299,6 +301,20 @@ impl Vfs {
             FileRef::Mounted { mount, rel } => {
                 mount.dir()?.read(rel).map_err(|e| host_err(path, e))
             }
+        }
+    }
+
+    /// A reader of walked files for one worker thread (see [`RefReader`]).
+    pub fn ref_reader(&self) -> RefReader<'_> {
+        let conn = self.store.reader();
+        if let Some(c) = &conn {
+            // One read transaction: every blob comes from the same snapshot.
+            let _ = c.execute_batch("BEGIN");
+        }
+        RefReader {
+            vfs: self,
+            conn,
+            buf: Vec::new(),
         }
     }
 
@@ -591,11 +607,16 @@ impl Vfs {
     /// into mounts. Symlinks inside mounts are followed only to files inside the jail.
     pub fn walk(&self, root: &VPath) -> VResult<Vec<WalkEntry>> {
         let mut out = Vec::new();
-        self.walk_into(root, &mut out)?;
+        self.walk_with(root, &mut |e| {
+            out.push(e);
+            true
+        })?;
         Ok(out)
     }
 
-    fn walk_into(&self, root: &VPath, out: &mut Vec<WalkEntry>) -> VResult<()> {
+    /// Like [`walk`](Self::walk), handing each entry to `f` as it is found; the walk stops
+    /// early when `f` returns false. Returns false when it was stopped.
+    pub fn walk_with(&self, root: &VPath, f: &mut dyn FnMut(WalkEntry) -> bool) -> VResult<bool> {
         match self.locate(root) {
             Loc::Stored => {
                 let rows = {
@@ -613,22 +634,21 @@ impl Vfs {
                 for (names, kind, hash, size) in rows {
                     let path = root.join_names(&names);
                     let is_mount = mounts.iter().any(|m| m.vpath == path);
-                    out.push(WalkEntry {
+                    let go_on = f(WalkEntry {
                         path: path.clone(),
                         kind,
-                        size,
+                        size: Some(size),
                         file: hash.map(|hash| FileRef::Stored { hash }),
                     });
-                    if is_mount {
-                        self.walk_into(&path, out)?;
+                    if !go_on || (is_mount && !self.walk_with(&path, f)?) {
+                        return Ok(false);
                     }
                 }
-                Ok(())
+                Ok(true)
             }
             Loc::Mounted(m, rel) => {
                 let dir = m.dir()?;
-                walk_host(&m, dir, root, &rel, out);
-                Ok(())
+                Ok(walk_host(&m, dir, root, &rel, f))
             }
         }
     }
@@ -774,12 +794,24 @@ fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
     Ok(())
 }
 
-fn walk_host(m: &Arc<Mount>, dir: &Dir, vbase: &VPath, rel: &Path, out: &mut Vec<WalkEntry>) {
-    let Ok(rd) = dir.read_dir(rel) else { return };
-    let mut ents: Vec<_> = rd.filter_map(Result::ok).collect();
-    ents.sort_by_key(|e| e.file_name());
-    for ent in ents {
-        let Ok(name) = path::host_name(&ent.file_name()) else {
+/// Returns whether the walk should go on.
+fn walk_host(
+    m: &Arc<Mount>,
+    dir: &Dir,
+    vbase: &VPath,
+    rel: &Path,
+    f: &mut dyn FnMut(WalkEntry) -> bool,
+) -> bool {
+    let Ok(rd) = dir.read_dir(rel) else {
+        return true;
+    };
+    let mut ents: Vec<_> = rd
+        .filter_map(Result::ok)
+        .map(|e| (e.file_name(), e))
+        .collect();
+    ents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, ent) in ents {
+        let Ok(name) = path::host_name(&name) else {
             continue;
         };
         let Ok(vpath) = vbase.join(&name) else {
@@ -792,39 +824,102 @@ fn walk_host(m: &Arc<Mount>, dir: &Dir, vbase: &VPath, rel: &Path, out: &mut Vec
         };
         let Ok(ft) = ent.file_type() else { continue };
         if ft.is_dir() {
-            out.push(WalkEntry {
+            let go_on = f(WalkEntry {
                 path: vpath.clone(),
                 kind: Kind::Dir,
-                size: 0,
+                size: None,
                 file: None,
             });
-            walk_host(m, dir, &vpath, &child_rel, out);
+            if !go_on || !walk_host(m, dir, &vpath, &child_rel, f) {
+                return false;
+            }
         } else if ft.is_file() {
-            let size = ent.metadata().map(|m| m.len()).unwrap_or(0);
-            out.push(WalkEntry {
+            // No stat per file: the size is learnt when the file is read.
+            let go_on = f(WalkEntry {
                 path: vpath,
                 kind: Kind::File,
-                size,
+                size: None,
                 file: Some(FileRef::Mounted {
                     mount: m.clone(),
                     rel: child_rel,
                 }),
             });
+            if !go_on {
+                return false;
+            }
         } else if ft.is_symlink() {
             // Follow only to a regular file inside the jail; never descend through links.
             if let Ok(md) = dir.metadata(&child_rel) {
-                if md.is_file() {
-                    out.push(WalkEntry {
+                let go_on = !md.is_file()
+                    || f(WalkEntry {
                         path: vpath,
                         kind: Kind::File,
-                        size: md.len(),
+                        size: Some(md.len()),
                         file: Some(FileRef::Mounted {
                             mount: m.clone(),
                             rel: child_rel,
                         }),
                     });
+                if !go_on {
+                    return false;
                 }
             }
         }
+    }
+    true
+}
+
+/// What [`RefReader::read`] gives.
+pub enum Content<'a> {
+    Whole(&'a [u8]),
+    Stream(Box<dyn Read + Send>),
+}
+
+/// Reads walked files into one reused buffer: stored blobs through a private read-only
+/// connection (no contention for the shared one), mounted files with one open and one read.
+pub struct RefReader<'a> {
+    vfs: &'a Vfs,
+    conn: Option<rusqlite::Connection>,
+    buf: Vec<u8>,
+}
+
+impl RefReader<'_> {
+    /// The content of `r`: whole, or for a host file longer than `whole_up_to` bytes, a
+    /// reader over all of it (the part read so far, then the rest).
+    pub fn read(&mut self, path: &VPath, r: &FileRef, whole_up_to: u64) -> VResult<Content<'_>> {
+        self.buf.clear();
+        match (r, &self.conn) {
+            (FileRef::Stored { hash }, Some(conn)) => {
+                let buf = &mut self.buf;
+                let found = conn
+                    .prepare_cached("SELECT data FROM blobs WHERE hash = ?1")?
+                    .query_row([hash], |row| {
+                        buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
+                        Ok(())
+                    })
+                    .optional()?;
+                if found.is_none() {
+                    return Err(VfsError::NotFound(path.to_string()));
+                }
+            }
+            (FileRef::Stored { .. }, None) => self.buf = self.vfs.read_ref(path, r)?,
+            (FileRef::Mounted { mount, rel }, _) => {
+                let mut f = mount
+                    .dir()?
+                    .open(rel)
+                    .map_err(|e| host_err(path, e))?
+                    .into_std();
+                // Through `take`, read_to_end skips File's own size probe (fstat + lseek).
+                (&mut f)
+                    .take(whole_up_to + 1)
+                    .read_to_end(&mut self.buf)
+                    .map_err(|e| host_err(path, e))?;
+                if self.buf.len() as u64 > whole_up_to {
+                    let head = io::Cursor::new(std::mem::take(&mut self.buf));
+                    return Ok(Content::Stream(Box::new(head.chain(f))));
+                }
+            }
+        }
+        Ok(Content::Whole(&self.buf))
     }
 }
