@@ -1,1 +1,385 @@
-fn main() {}
+//! The figures issue 2 names, each measured side by side with its peer in one run.
+//!
+//! ```text
+//! cargo bench --bench figures                  # all figures
+//! cargo bench --bench figures -- startup grep  # only some
+//! VALYXO_BENCH_QUICK=1 cargo bench --bench figures   # fewer runs, smaller trees
+//! ```
+//!
+//! Every figure prints Valyxo's median, the peer's median, the ratio and the goal. Runs of
+//! Valyxo and of the peer are interleaved so that machine noise hits both alike.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_valyxo");
+
+struct Row {
+    figure: String,
+    ours: Duration,
+    peer: Option<(String, Duration)>,
+    goal: String,
+    /// Largest acceptable ratio to the peer (or, with no peer, largest acceptable time).
+    limit: f64,
+}
+
+fn quick() -> bool {
+    std::env::var_os("VALYXO_BENCH_QUICK").is_some()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Runs a command to completion with output discarded; panics with its stderr on failure.
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("spawn");
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn output(cmd: &mut Command) -> String {
+    let out = cmd.stderr(Stdio::inherit()).output().expect("spawn");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn valyxo(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--home").arg(home).arg("--no-color");
+    c
+}
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Times `ours` and `peer` alternately, `n` times each (after `prep` before every run).
+fn side_by_side(
+    n: usize,
+    mut prep: impl FnMut(),
+    mut ours: impl FnMut(),
+    mut peer: impl FnMut(),
+) -> (Duration, Duration) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        prep();
+        let t = Instant::now();
+        ours();
+        a.push(t.elapsed());
+        prep();
+        let t = Instant::now();
+        peer();
+        b.push(t.elapsed());
+    }
+    (median(a), median(b))
+}
+
+fn startup(rows: &mut Vec<Row>) {
+    let home = tempfile::tempdir().unwrap();
+    run(valyxo(home.path()).args(["-c", "echo hi"])); // creates the store once
+    let n = if quick() { 50 } else { 300 };
+    let (ours, peer) = side_by_side(
+        n,
+        || {},
+        || run(valyxo(home.path()).args(["-c", "echo hi"])),
+        || run(Command::new("bash").args(["-c", "echo hi"])),
+    );
+    rows.push(Row {
+        figure: "start-up: -c 'echo hi'".into(),
+        ours,
+        peer: Some(("bash -c 'echo hi'".into(), peer)),
+        goal: "≤ 2x".into(),
+        limit: 2.0,
+    });
+}
+
+/// A small deterministic generator (xorshift), so every run builds the same trees.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn vfs(rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let files = if quick() { 2_000 } else { 10_000 };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for d in 0..files / 100 {
+        let sub = src.join(format!("dir{d:03}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..100 {
+            let data: Vec<u8> = (0..4096).map(|_| b'a' + rng.below(26) as u8).collect();
+            std::fs::write(sub.join(format!("file{f:03}.txt")), data).unwrap();
+        }
+    }
+    let n = if quick() { 3 } else { 5 };
+    let work = dir.path().join("work");
+    let reset = || {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+    };
+    let (ours, peer) = side_by_side(
+        n,
+        reset,
+        || {
+            let home = work.join("home");
+            run(valyxo(&home)
+                .args(["-c"])
+                .arg(format!("import {} /t", src.display())));
+            run(valyxo(&home)
+                .args(["-c"])
+                .arg(format!("export /t {}", work.join("out").display())));
+        },
+        || {
+            run(Command::new("cp")
+                .arg("-r")
+                .arg(&src)
+                .arg(work.join("copy")));
+            run(Command::new("cp")
+                .arg("-r")
+                .arg(work.join("copy"))
+                .arg(work.join("out")));
+        },
+    );
+    rows.push(Row {
+        figure: format!("VFS: import {files} × 4 KiB + export back"),
+        ours,
+        peer: Some(("cp -r there + cp -r back".into(), peer)),
+        goal: "≤ 2x".into(),
+        limit: 2.0,
+    });
+}
+
+const WORDS: &[&str] = &[
+    "let", "mut", "self", "match", "return", "value", "config", "buffer", "index", "parse",
+    "result", "error", "node", "tree", "path", "state", "event", "render", "client", "server",
+    "request", "response", "token", "stream", "handle", "cursor", "entry", "record", "store",
+    "query", "update", "insert", "remove", "window", "layout", "widget", "theme", "option",
+];
+
+/// Writes a ~`mb` MB tree of source-like files (2-50 KB each in nested directories).
+fn source_tree(root: &Path, mb: usize) {
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut total = 0usize;
+    let mut n = 0;
+    while total < mb << 20 {
+        let dir = root.join(format!("mod{:02}/sub{:02}", n % 40, (n / 40) % 25));
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = 2_000 + rng.below(48_000) as usize;
+        let mut s = String::with_capacity(target + 200);
+        while s.len() < target {
+            let w = |r: &mut Rng| WORDS[r.below(WORDS.len() as u64) as usize];
+            match rng.below(12) {
+                0 => s.push_str(&format!(
+                    "pub fn {}_{}(ctx: &mut Context) -> Result<()> {{\n",
+                    w(&mut rng),
+                    w(&mut rng)
+                )),
+                1 => s.push_str("}\n\n"),
+                2 => s.push_str(&format!(
+                    "    // {} the {} before {}\n",
+                    w(&mut rng),
+                    w(&mut rng),
+                    w(&mut rng)
+                )),
+                3 if rng.below(40) == 0 => {
+                    s.push_str("    let cfg = load().unwrap_or_default();\n")
+                }
+                _ => s.push_str(&format!(
+                    "    let {}_{} = {}.{}({}, {});\n",
+                    w(&mut rng),
+                    w(&mut rng),
+                    w(&mut rng),
+                    w(&mut rng),
+                    w(&mut rng),
+                    rng.below(1000)
+                )),
+            }
+        }
+        total += s.len();
+        std::fs::write(dir.join(format!("file{n:05}.rs")), s).unwrap();
+        n += 1;
+    }
+}
+
+fn grep(rows: &mut Vec<Row>) {
+    if !have("rg") {
+        println!("grep: skipped — the peer `rg` is not installed (apt-get install ripgrep)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let mb = if quick() { 20 } else { 100 };
+    source_tree(&tree, mb);
+    let home = dir.path().join("home");
+    run(valyxo(&home).arg("-c").arg(format!(
+        "import {} /src && mount {} /m",
+        tree.display(),
+        tree.display()
+    )));
+    let n = if quick() { 3 } else { 5 };
+    for (kind, pattern) in [
+        ("literal", "unwrap_or_default"),
+        ("regex", r"fn \w+_(render|parse)\("),
+    ] {
+        // Both must report the same matching lines.
+        let ours_lines = output(valyxo(&home).args(["-c", &format!("grep -r '{pattern}' /src")]))
+            .lines()
+            .count();
+        let rg_lines = output(
+            Command::new("rg")
+                .args(["-uuu", "--no-heading", pattern])
+                .arg(&tree),
+        )
+        .lines()
+        .count();
+        assert_eq!(ours_lines, rg_lines, "grep and rg disagree on {pattern}");
+        for (place, vpath, limit) in [("stored", "/src", 2.0), ("mounted", "/m", 1.3)] {
+            let (ours, peer) = side_by_side(
+                n,
+                || {},
+                || run(valyxo(&home).args(["-c", &format!("grep -r '{pattern}' {vpath}")])),
+                || {
+                    run(Command::new("rg")
+                        .args(["-uuu", "--no-heading", pattern])
+                        .arg(&tree))
+                },
+            );
+            rows.push(Row {
+                figure: format!("grep -r {kind} ({ours_lines} lines), {mb} MB {place}"),
+                ours,
+                peer: Some(("rg on disk".into(), peer)),
+                goal: format!("≤ {limit}x"),
+                limit,
+            });
+        }
+    }
+}
+
+fn hints(rows: &mut Vec<Row>) {
+    let mut idx = valyxo::history::HintIndex::default();
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let verbs = [
+        "ls -l",
+        "cd",
+        "grep -rn",
+        "cat",
+        "exec cargo",
+        "find . -name",
+        "mount",
+        "tree -L",
+    ];
+    for i in 0..100_000u64 {
+        let v = verbs[rng.below(verbs.len() as u64) as usize];
+        let arg = WORDS[rng.below(WORDS.len() as u64) as usize];
+        idx.push(&format!("{v} {arg}/{}", i % 5_000));
+    }
+    let typed = [
+        "grep -rn config/42",
+        "exec cargo build --release",
+        "zzz no such command",
+        "ls -l tree/1234",
+    ];
+    let mut times = Vec::new();
+    let mut worst = Duration::ZERO;
+    for line in typed {
+        for end in 1..=line.len() {
+            let t = Instant::now();
+            std::hint::black_box(idx.hint(&line[..end]));
+            let d = t.elapsed();
+            worst = worst.max(d);
+            times.push(d);
+        }
+    }
+    rows.push(Row {
+        figure: format!("REPL hint per keystroke, 100k history (worst {worst:?})"),
+        ours: median(times),
+        peer: None,
+        goal: "< 1 ms".into(),
+        limit: 0.001,
+    });
+    if worst > Duration::from_millis(1) {
+        println!("note: the worst single lookup took {worst:?}");
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    let mut rows = Vec::new();
+    if want("startup") {
+        startup(&mut rows);
+    }
+    if want("vfs") {
+        vfs(&mut rows);
+    }
+    if want("grep") {
+        grep(&mut rows);
+    }
+    if want("hints") {
+        hints(&mut rows);
+    }
+    println!(
+        "\n{:<58} {:>11} {:>11} {:>7}  goal",
+        "figure", "valyxo", "peer", "ratio"
+    );
+    for r in &rows {
+        let ms = |d: Duration| format!("{:.3} ms", d.as_secs_f64() * 1e3);
+        match &r.peer {
+            Some((name, p)) => {
+                let ratio = r.ours.as_secs_f64() / p.as_secs_f64();
+                let ok = if ratio <= r.limit { "met" } else { "MISSED" };
+                println!(
+                    "{:<58} {:>11} {:>11} {:>6.2}x  {} {ok}  (peer: {name})",
+                    r.figure,
+                    ms(r.ours),
+                    ms(*p),
+                    ratio,
+                    r.goal
+                );
+            }
+            None => {
+                let ok = if r.ours.as_secs_f64() <= r.limit {
+                    "met"
+                } else {
+                    "MISSED"
+                };
+                println!(
+                    "{:<58} {:>11} {:>11} {:>7}  {} {ok}",
+                    r.figure,
+                    format!("{:.1} µs", r.ours.as_secs_f64() * 1e6),
+                    "-",
+                    "-",
+                    r.goal
+                );
+            }
+        }
+    }
+}
