@@ -31,7 +31,14 @@ pub fn specs() -> Vec<Spec> {
             summary: "Set persistent variables, or copy a VFS tree out to the host",
             args: || {
                 Command::new("export")
-                    .override_usage("export [NAME=VALUE]…\n       export VFSPATH HOSTPATH")
+                    .override_usage("export [NAME=VALUE]…\n       export [-f] VFSPATH HOSTPATH")
+                    .arg(
+                        Arg::new("force")
+                            .short('f')
+                            .long("force")
+                            .action(ArgAction::SetTrue)
+                            .help("With two paths: overwrite host files that already exist"),
+                    )
                     .arg(Arg::new("items").num_args(0..).value_name("NAME=VALUE | VFSPATH HOSTPATH").help(
                         "NAME=VALUE sets a variable kept across sessions; two paths (no '=') copy the VFS file or directory VFSPATH to HOSTPATH on the host",
                     ))
@@ -157,7 +164,7 @@ fn export(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         return Ok(0);
     }
     if items.len() == 2 && !items.iter().any(|i| i.contains('=')) {
-        return super::transfer::export_tree(ctx, &items[0], &items[1]);
+        return super::transfer::export_tree(ctx, &items[0], &items[1], m.get_flag("force"));
     }
     let mut status = 0;
     for item in &items {

@@ -3,7 +3,7 @@
 
 use super::{strings, style, Ctx, Group, Spec};
 use crate::vfs::{Content, FileRef, Kind, RefReader, VPath, Vfs};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use grep_matcher::Matcher;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
@@ -133,8 +133,15 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         .case_insensitive(m.get_flag("ignore_case"))
         .fixed_strings(m.get_flag("fixed"))
         .word(m.get_flag("word"))
-        .build(pattern)
-        .map_err(|e| anyhow::anyhow!("invalid pattern: {e}"))?;
+        .build(pattern);
+    // Like grep(1), trouble with the command line itself is status 2, not 1 (no match).
+    let matcher = match matcher {
+        Ok(m) => m,
+        Err(e) => {
+            ctx.warn(format!("invalid pattern: {e}"));
+            return Ok(2);
+        }
+    };
     let recursive = m.get_flag("recursive");
     let hidden = m.get_flag("hidden");
     let mut args = strings(m, "paths");
@@ -146,7 +153,8 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut sources: Vec<(String, Source)> = Vec::new();
     if args.is_empty() {
         if ctx.io.stdin.is_null() {
-            bail!("no input: name files to search, use -r for a directory, or pipe text in");
+            ctx.warn("no input: name files to search, use -r for a directory, or pipe text in");
+            return Ok(2);
         }
         sources.push(("(standard input)".into(), Source::Stdin));
     }

@@ -184,8 +184,13 @@ fn report_result(ctx: &mut Ctx, report: &transfer::Report, verb: &str, dest: &st
     Ok(if report.skipped.is_empty() { 0 } else { 1 })
 }
 
-/// `export VFSPATH HOSTPATH`.
-pub(crate) fn export_tree(ctx: &mut Ctx, src_arg: &str, host_arg: &str) -> Result<i32> {
+/// `export [-f] VFSPATH HOSTPATH`.
+pub(crate) fn export_tree(
+    ctx: &mut Ctx,
+    src_arg: &str,
+    host_arg: &str,
+    force: bool,
+) -> Result<i32> {
     let src: VPath = ctx.path(src_arg)?;
     let meta = ctx.vfs().stat(&src).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut dst = host_path(host_arg)?;
@@ -199,7 +204,14 @@ pub(crate) fn export_tree(ctx: &mut Ctx, src_arg: &str, host_arg: &str) -> Resul
         bail!("'{}' exists and is not a directory", dst.display());
     }
     let pb = progress(ctx);
-    let report = transfer::export(ctx.vfs(), &src, &dst, &pb, &crate::signals::interrupted)?;
+    let report = transfer::export(
+        ctx.vfs(),
+        &src,
+        &dst,
+        force,
+        &pb,
+        &crate::signals::interrupted,
+    )?;
     pb.finish_and_clear();
     report_result(ctx, &report, "exported", &dst.display().to_string())
 }

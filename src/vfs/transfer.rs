@@ -194,20 +194,36 @@ fn count(report: &mut Report, it: &HostItem) {
 }
 
 /// Copies the VFS file or directory `src` to the host path `dst` (the full target path).
+/// Unless `overwrite`, nothing is written when any host file is in the way.
 pub fn export(
     vfs: &Vfs,
     src: &VPath,
     dst: &Path,
+    overwrite: bool,
     progress: &ProgressBar,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<Report> {
-    export_filtered(vfs, src, dst, progress, cancelled, false)
+    let mode = if overwrite {
+        Existing::Overwrite
+    } else {
+        Existing::Refuse
+    };
+    export_filtered(vfs, src, dst, progress, cancelled, mode)
+}
+
+/// What an export does about host files that already exist.
+#[derive(Clone, Copy, PartialEq)]
+enum Existing {
+    Refuse,
+    Overwrite,
+    /// A checkout into a fresh directory: overwrite, and leave out mounted subtrees.
+    Checkout,
 }
 
 /// A temporary checkout of a stored directory for a host program: like [`export`] but
 /// leaving out mounted subtrees (the program reaches those on the host directly).
 pub fn checkout(vfs: &Vfs, src: &VPath, dst: &Path) -> Result<Report> {
-    export_filtered(vfs, src, dst, &ProgressBar::hidden(), &|| false, true)
+    export_filtered(vfs, src, dst, &ProgressBar::hidden(), &|| false, Existing::Checkout)
 }
 
 fn export_filtered(
@@ -216,11 +232,21 @@ fn export_filtered(
     dst: &Path,
     progress: &ProgressBar,
     cancelled: &dyn Fn() -> bool,
-    skip_mounts: bool,
+    existing: Existing,
 ) -> Result<Report> {
     let meta = vfs.stat(src)?;
     let mut report = Report::default();
+    let in_the_way = |target: &Path| -> Result<()> {
+        if existing == Existing::Refuse && target.symlink_metadata().is_ok() {
+            bail!(
+                "'{}' exists; nothing was exported (use 'export -f' to overwrite)",
+                target.display()
+            );
+        }
+        Ok(())
+    };
     if meta.kind == Kind::File {
+        in_the_way(dst)?;
         let data = vfs.read(src)?;
         std::fs::write(dst, &data).with_context(|| format!("cannot write {}", dst.display()))?;
         report.files = 1;
@@ -228,8 +254,15 @@ fn export_filtered(
         return Ok(report);
     }
     let mut entries = vfs.walk(src)?;
-    if skip_mounts {
+    if existing == Existing::Checkout {
         entries.retain(|e| vfs.mount_of(&e.path).is_none());
+    }
+    // Check every file before writing any, so a refused export changes nothing.
+    for ent in &entries {
+        if ent.kind == Kind::File {
+            let rel: PathBuf = ent.path.strip_prefix(src).unwrap_or(&[]).iter().collect();
+            in_the_way(&dst.join(rel))?;
+        }
     }
     progress.set_length(entries.len() as u64 + 1);
     std::fs::create_dir_all(dst).with_context(|| format!("cannot create {}", dst.display()))?;

@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests: a temporary home and the real binary.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_valyxo");
+
+/// A fresh Valyxo home in a temporary directory, removed when dropped.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().expect("temporary home"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `valyxo --home HOME ARGS`, with a clean environment for colour and home.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--home")
+            .arg(self.path())
+            .env_remove("VALYXO_HOME")
+            .env_remove("NO_COLOR");
+        c
+    }
+
+    /// `valyxo --home HOME -c LINE`.
+    pub fn c(&self, line: &str) -> assert_cmd::assert::Assert {
+        self.cmd().arg("-c").arg(line).assert()
+    }
+
+    /// Standard output of a successful `-c LINE`.
+    pub fn out(&self, line: &str) -> String {
+        let a = self.c(line).success();
+        String::from_utf8(a.get_output().stdout.clone()).expect("UTF-8 output")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path().join("valyxo.db")
+    }
+}
+
+/// A host directory for mounts and imports, removed when dropped.
+pub fn host_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary host directory")
+}

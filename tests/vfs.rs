@@ -1,0 +1,193 @@
+//! The virtual filesystem through the real binary: byte-exact storage, content addressing,
+//! import/export round trips, and mounts that are jails.
+
+mod common;
+
+use common::{host_dir, Home};
+use predicates::str::contains;
+use std::fs;
+
+fn blob_count(h: &Home) -> i64 {
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    c.query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn binary_and_invalid_utf8_content_is_stored_byte_exact() {
+    let h = Home::new();
+    let host = host_dir();
+    let mut all: Vec<u8> = (0..=255u8).collect();
+    all.extend_from_slice(b"\xff\xfe\xc3\x28 not UTF-8 \x00\x00");
+    fs::write(host.path().join("bytes.bin"), &all).unwrap();
+    let hp = host.path().display();
+    h.c(&format!("import {hp}/bytes.bin /b.bin")).success();
+    let out = h.cmd().args(["-c", "cat /b.bin"]).assert().success();
+    assert_eq!(out.get_output().stdout, all);
+    // Through a pipe and a redirection, too.
+    h.c("cat /b.bin | cat > /c.bin").success();
+    let out = h.cmd().args(["-c", "cat /c.bin"]).assert().success();
+    assert_eq!(out.get_output().stdout, all);
+    // And back out to the host.
+    h.c(&format!("export /c.bin {hp}/back.bin")).success();
+    assert_eq!(fs::read(host.path().join("back.bin")).unwrap(), all);
+}
+
+#[test]
+fn equal_contents_share_one_blob() {
+    let h = Home::new();
+    h.c("echo same > /a; echo same > /b; mkdir /d; cp /a /d/c").success();
+    assert_eq!(blob_count(&h), 1);
+    h.c("echo other > /b").success();
+    assert_eq!(blob_count(&h), 2);
+}
+
+#[test]
+fn import_export_round_trip_of_a_tree() {
+    let h = Home::new();
+    let src = host_dir();
+    let dst = host_dir();
+    let mut expect = Vec::new();
+    for i in 0..300 {
+        let dir = src.path().join(format!("d{}", i % 7));
+        fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..(i * 37 % 5000)).map(|j| (j * i % 251) as u8).collect();
+        fs::write(dir.join(format!("f{i}")), &data).unwrap();
+        expect.push((format!("d{}/f{i}", i % 7), data));
+    }
+    fs::create_dir(src.path().join("empty")).unwrap();
+    let (s, d) = (src.path().display(), dst.path().display());
+    h.c(&format!("import {s} /t"))
+        .success()
+        .stdout(contains("imported 300 files"));
+    h.c(&format!("export /t {d}/out")).success();
+    for (rel, data) in &expect {
+        assert_eq!(&fs::read(dst.path().join("out").join(rel)).unwrap(), data, "{rel}");
+    }
+    assert!(dst.path().join("out/empty").is_dir());
+    // Like `cp -r`, exporting onto an existing directory puts the tree inside it, and an
+    // existing host file is never overwritten silently.
+    h.c(&format!("export /t {d}/out")).success();
+    assert!(dst.path().join("out/t/d0").is_dir());
+    fs::write(dst.path().join("out/t/d0/f0"), "host edit").unwrap();
+    h.c(&format!("export /t {d}/out"))
+        .code(1)
+        .stderr(contains("exists; nothing was exported"));
+    assert_eq!(fs::read_to_string(dst.path().join("out/t/d0/f0")).unwrap(), "host edit");
+    h.c(&format!("export -f /t {d}/out")).success();
+    assert_eq!(fs::read(dst.path().join("out/t/d0/f0")).unwrap(), expect[0].1);
+}
+
+#[test]
+fn import_skips_names_that_are_not_utf8_and_says_so() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = Home::new();
+    let src = host_dir();
+    fs::write(src.path().join("ok.txt"), "ok").unwrap();
+    fs::write(src.path().join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "x").unwrap();
+    h.c(&format!("import {} /t", src.path().display()))
+        .code(1)
+        .stdout(contains("imported 1 file"))
+        .stderr(contains("not valid UTF-8"));
+    assert_eq!(h.out("ls /t"), "ok.txt\n");
+}
+
+#[test]
+fn mounts_are_jails() {
+    let h = Home::new();
+    let outside = host_dir();
+    fs::write(outside.path().join("secret"), "secret").unwrap();
+    let host = host_dir();
+    fs::create_dir(host.path().join("sub")).unwrap();
+    fs::write(host.path().join("sub/inside.txt"), "inside").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), host.path().join("abs-link")).unwrap();
+    std::os::unix::fs::symlink("../../", host.path().join("sub/up-link")).unwrap();
+    std::os::unix::fs::symlink("sub/inside.txt", host.path().join("ok-link")).unwrap();
+    h.c(&format!("mount {} /m", host.path().display())).success();
+    assert!(h.out("mounts").contains("/m -> "));
+
+    // A link that stays inside works.
+    assert_eq!(h.out("cat /m/ok-link"), "inside");
+    // Links pointing out are refused, for reading, listing and writing.
+    for line in [
+        "cat /m/abs-link",
+        "ls /m/sub/up-link",
+        "cat /m/sub/up-link/secret",
+        "echo pwned > /m/sub/up-link/secret",
+    ] {
+        h.c(line).code(1).stderr(contains("leads outside its mount"));
+    }
+    // Writing to a link replaces the link itself (files are written by rename), so the
+    // target outside is never touched.
+    h.c("echo replaced > /m/abs-link").success();
+    assert_eq!(fs::read_to_string(outside.path().join("secret")).unwrap(), "secret");
+    let md = fs::symlink_metadata(host.path().join("abs-link")).unwrap();
+    assert!(md.file_type().is_file());
+    // `..` resolves inside the VFS, never on the host.
+    h.c("cd /m/sub && cat ../../../../secret").code(1).stderr(contains("no such file"));
+    h.c("cat /m/../../../../etc/passwd").code(1);
+    // grep and find do not follow links out either.
+    assert_eq!(
+        h.out("find /m -type f"),
+        "/m/abs-link\n/m/ok-link\n/m/sub/inside.txt\n"
+    );
+    h.c("grep -r secret /m").code(1);
+    // Writes land in the host directory.
+    h.c("echo new > /m/sub/new.txt").success();
+    assert_eq!(fs::read_to_string(host.path().join("sub/new.txt")).unwrap(), "new\n");
+    // Mount persists across sessions; umount detaches and leaves the host alone.
+    assert!(h.out("ls /m/sub").contains("new.txt"));
+    h.c("umount /m").success();
+    h.c("umount /m").code(1).stderr(contains("not a mount point"));
+    assert!(host.path().join("sub/new.txt").exists());
+}
+
+#[test]
+fn mount_errors_are_clear() {
+    let h = Home::new();
+    let host = host_dir();
+    h.c("mount /no/such/host/dir /q").code(1).stderr(contains("No such file"));
+    h.c("mkdir /full; touch /full/x").success();
+    h.c(&format!("mount {} /full", host.path().display()))
+        .code(1)
+        .stderr(contains("not empty"));
+    h.c(&format!("mount {} /", host.path().display())).code(1);
+}
+
+#[test]
+fn two_processes_on_one_home_both_work() {
+    let h = Home::new();
+    h.c("mkdir /a /b").success();
+    let spawn = |dir: &str| {
+        let line: String = (0..40)
+            .map(|i| format!("echo {dir}{i} > /{dir}/f{i}; "))
+            .collect();
+        std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .args(["-c", &line])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut p1, mut p2) = (spawn("a"), spawn("b"));
+    assert!(p1.wait().unwrap().success());
+    assert!(p2.wait().unwrap().success());
+    for dir in ["a", "b"] {
+        for i in 0..40 {
+            assert_eq!(h.out(&format!("cat /{dir}/f{i}")), format!("{dir}{i}\n"));
+        }
+    }
+}
+
+#[test]
+fn a_file_over_the_stored_limit_gets_a_clear_error() {
+    let h = Home::new();
+    let host = host_dir();
+    let f = fs::File::create(host.path().join("huge")).unwrap();
+    f.set_len(600 << 20).unwrap(); // sparse: costs no disk
+    h.c(&format!("import {}/huge /huge", host.path().display()))
+        .code(1)
+        .stderr(contains("mount its host directory instead"));
+    h.c("ls /huge").code(1);
+}
