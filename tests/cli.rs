@@ -15,11 +15,11 @@ fn version_help_and_completions() {
         .assert()
         .success()
         .stdout(contains(env!("CARGO_PKG_VERSION")));
-    h.cmd()
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(contains("--home").and(contains("-c")).and(contains("--no-color")));
+    h.cmd().arg("--help").assert().success().stdout(
+        contains("--home")
+            .and(contains("-c"))
+            .and(contains("--no-color")),
+    );
     for (shell, marker) in [
         ("bash", "complete -F"),
         ("zsh", "#compdef valyxo"),
@@ -44,7 +44,9 @@ fn dash_c_runs_one_line_and_exits_with_its_status() {
     assert_eq!(h.out("pwd"), "/Projects/Main\n");
     h.c("exit 3").code(3);
     h.c("echo a; exit 4; echo b").code(4).stdout("a\n");
-    h.c("cd /nowhere").code(1).stderr(contains("no such file or directory"));
+    h.c("cd /nowhere")
+        .code(1)
+        .stderr(contains("no such file or directory"));
 }
 
 #[test]
@@ -104,15 +106,15 @@ fn colour_follows_setting_flag_and_no_color() {
 #[test]
 fn parse_errors_point_at_the_column() {
     let h = Home::new();
-    h.c("echo \"abc")
-        .code(2)
-        .stderr(contains("column 6").and(contains("unclosed double quote")).and(contains("\n       ^")));
+    h.c("echo \"abc").code(2).stderr(
+        contains("column 6")
+            .and(contains("unclosed double quote"))
+            .and(contains("\n       ^")),
+    );
     h.c("ls | | wc")
         .code(2)
         .stderr(contains("column 6").and(contains("  ls | | wc\n       ^")));
-    h.c("echo a >")
-        .code(2)
-        .stderr(contains("column 9"));
+    h.c("echo a >").code(2).stderr(contains("column 9"));
 }
 
 #[test]
@@ -126,7 +128,10 @@ fn unknown_command_suggests() {
 fn quoting_escapes_variables_and_status() {
     let h = Home::new();
     assert_eq!(h.out(r#"echo 'a  b' "c  d" e\ f"#), "a  b c  d e f\n");
-    assert_eq!(h.out(r#"export X=world; echo "hello $X" 'not $X' \$X"#), "hello world not $X $X\n");
+    assert_eq!(
+        h.out(r#"export X=world; echo "hello $X" 'not $X' \$X"#),
+        "hello world not $X $X\n"
+    );
     assert_eq!(h.out("export N=1; echo ${N}0"), "10\n");
     assert_eq!(h.out("nosuch; echo $?"), "127\n");
     assert_eq!(h.out("echo ok # a comment"), "ok\n");
@@ -152,13 +157,16 @@ fn pipes_and_redirections_into_and_out_of_the_vfs() {
     h.c("cat missing.txt 2> err.txt").code(1);
     assert!(h.out("cat err.txt").contains("missing.txt"));
     // A redirection to a path outside any directory fails cleanly.
-    h.c("echo x > /no/such/dir/f").code(1).stderr(contains("no such"));
+    h.c("echo x > /no/such/dir/f")
+        .code(1)
+        .stderr(contains("no such"));
 }
 
 #[test]
 fn globs_match_against_the_vfs() {
     let h = Home::new();
-    h.c("touch a.rs b.rs c.txt; mkdir sub; touch sub/d.rs").success();
+    h.c("touch a.rs b.rs c.txt; mkdir sub; touch sub/d.rs")
+        .success();
     assert_eq!(h.out("echo *.rs"), "a.rs b.rs\n");
     assert_eq!(h.out("echo */*.rs"), "sub/d.rs\n");
     assert_eq!(h.out("echo [ab].*"), "a.rs b.rs\n");
@@ -182,7 +190,8 @@ fn aliases_and_environment_persist() {
 #[test]
 fn file_commands() {
     let h = Home::new();
-    h.c("mkdir -p a/b/c && touch a/b/c/f && echo hi > a/x").success();
+    h.c("mkdir -p a/b/c && touch a/b/c/f && echo hi > a/x")
+        .success();
     assert_eq!(h.out("find a -type f"), "a/b/c/f\na/x\n");
     assert_eq!(h.out("find a -name 'f*'"), "a/b/c/f\n");
     assert_eq!(h.out("find a -type d"), "a\na/b\na/b/c\n");
@@ -196,7 +205,10 @@ fn file_commands() {
     h.c("rm -r ~").code(1).stderr(contains("refusing"));
     assert!(h.out("ls -la /").contains("Projects"));
     assert!(h.out("tree /Projects").contains("Main"));
-    assert_eq!(h.out("cd /Projects; cd -; pwd"), "~/Projects/Main\n/Projects/Main\n");
+    assert_eq!(
+        h.out("cd /Projects; cd -; pwd"),
+        "~/Projects/Main\n/Projects/Main\n"
+    );
     h.c("echo 1234567 > big; ls -lh big").stdout(contains("8"));
 }
 
@@ -206,7 +218,8 @@ fn text_commands() {
     h.c("echo 'l1\nl2\nl3\nl4' > t").success();
     h.c("cat t | head -n 2").stdout(contains("l1"));
     // echo does not interpret escapes; build the file line by line instead.
-    h.c("echo l1 > t; echo l2 >> t; echo l3 >> t; echo l4 >> t").success();
+    h.c("echo l1 > t; echo l2 >> t; echo l3 >> t; echo l4 >> t")
+        .success();
     assert_eq!(h.out("head -n 2 t"), "l1\nl2\n");
     assert_eq!(h.out("tail -n 1 t"), "l4\n");
     assert_eq!(h.out("wc t"), " 4  4 12 t\n");
@@ -238,15 +251,17 @@ fn grep_flags_over_stored_and_mounted_trees() {
             format!("{root}/a.txt\n")
         );
         assert_eq!(h.out(&format!("grep -F a.p {root}/sub/b.txt")), "a.p\n");
-        assert_eq!(h.out(&format!("grep 'a.p' {root}/sub/b.txt")), "a.p\nalpha\n");
-        h.c(&format!("grep -v a {root}/a.txt")).code(1).stdout("");
         assert_eq!(
-            h.out(&format!("grep -v -i alpha {root}/a.txt")),
-            "beta\n"
+            h.out(&format!("grep 'a.p' {root}/sub/b.txt")),
+            "a.p\nalpha\n"
         );
+        h.c(&format!("grep -v a {root}/a.txt")).code(1).stdout("");
+        assert_eq!(h.out(&format!("grep -v -i alpha {root}/a.txt")), "beta\n");
     }
     h.c("grep nothing /src/a.txt").code(1);
-    h.c("grep '(' /src/a.txt").code(2).stderr(contains("invalid pattern"));
+    h.c("grep '(' /src/a.txt")
+        .code(2)
+        .stderr(contains("invalid pattern"));
     h.c("grep x /src").code(2).stderr(contains("-r"));
     assert_eq!(h.out("echo abc | grep -c b"), "1\n");
 }
@@ -257,8 +272,12 @@ fn settings_persist_and_are_validated() {
     h.c("settings set repl.hints false").success();
     assert_eq!(h.out("settings get repl.hints"), "false\n");
     assert!(h.out("settings").contains("repl.hints"));
-    h.c("settings set repl.hints maybe").code(1).stderr(contains("not a valid value"));
-    h.c("settings set no.such.key 1").code(1).stderr(contains("no.such.key"));
+    h.c("settings set repl.hints maybe")
+        .code(1)
+        .stderr(contains("not a valid value"));
+    h.c("settings set no.such.key 1")
+        .code(1)
+        .stderr(contains("no.such.key"));
     assert_eq!(h.out("settings get repl.hints"), "false\n");
 }
 
@@ -270,14 +289,17 @@ fn every_command_has_help() {
             .success()
             .stdout(contains("Usage:").and(contains(format!("man {}", spec.name))));
     }
-    h.c("help").success().stdout(contains("grep").and(contains("mount")));
+    h.c("help")
+        .success()
+        .stdout(contains("grep").and(contains("mount")));
     h.c("help grep").success().stdout(contains("Usage:"));
 }
 
 #[test]
 fn exec_runs_host_programs_and_writes_back() {
     let h = Home::new();
-    h.c("mkdir -p /Projects/Main/src; echo data > /Projects/Main/src/in.txt").success();
+    h.c("mkdir -p /Projects/Main/src; echo data > /Projects/Main/src/in.txt")
+        .success();
     h.c("exec sh -c 'cat src/in.txt > out.txt; echo made'")
         .success()
         .stdout("made\n");

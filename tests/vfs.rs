@@ -36,7 +36,8 @@ fn binary_and_invalid_utf8_content_is_stored_byte_exact() {
 #[test]
 fn equal_contents_share_one_blob() {
     let h = Home::new();
-    h.c("echo same > /a; echo same > /b; mkdir /d; cp /a /d/c").success();
+    h.c("echo same > /a; echo same > /b; mkdir /d; cp /a /d/c")
+        .success();
     assert_eq!(blob_count(&h), 1);
     h.c("echo other > /b").success();
     assert_eq!(blob_count(&h), 2);
@@ -62,7 +63,11 @@ fn import_export_round_trip_of_a_tree() {
         .stdout(contains("imported 300 files"));
     h.c(&format!("export /t {d}/out")).success();
     for (rel, data) in &expect {
-        assert_eq!(&fs::read(dst.path().join("out").join(rel)).unwrap(), data, "{rel}");
+        assert_eq!(
+            &fs::read(dst.path().join("out").join(rel)).unwrap(),
+            data,
+            "{rel}"
+        );
     }
     assert!(dst.path().join("out/empty").is_dir());
     // Like `cp -r`, exporting onto an existing directory puts the tree inside it, and an
@@ -73,9 +78,15 @@ fn import_export_round_trip_of_a_tree() {
     h.c(&format!("export /t {d}/out"))
         .code(1)
         .stderr(contains("exists; nothing was exported"));
-    assert_eq!(fs::read_to_string(dst.path().join("out/t/d0/f0")).unwrap(), "host edit");
+    assert_eq!(
+        fs::read_to_string(dst.path().join("out/t/d0/f0")).unwrap(),
+        "host edit"
+    );
     h.c(&format!("export -f /t {d}/out")).success();
-    assert_eq!(fs::read(dst.path().join("out/t/d0/f0")).unwrap(), expect[0].1);
+    assert_eq!(
+        fs::read(dst.path().join("out/t/d0/f0")).unwrap(),
+        expect[0].1
+    );
 }
 
 #[test]
@@ -84,7 +95,11 @@ fn import_skips_names_that_are_not_utf8_and_says_so() {
     let h = Home::new();
     let src = host_dir();
     fs::write(src.path().join("ok.txt"), "ok").unwrap();
-    fs::write(src.path().join(std::ffi::OsStr::from_bytes(b"bad\xffname")), "x").unwrap();
+    fs::write(
+        src.path().join(std::ffi::OsStr::from_bytes(b"bad\xffname")),
+        "x",
+    )
+    .unwrap();
     h.c(&format!("import {} /t", src.path().display()))
         .code(1)
         .stdout(contains("imported 1 file"))
@@ -100,10 +115,12 @@ fn mounts_are_jails() {
     let host = host_dir();
     fs::create_dir(host.path().join("sub")).unwrap();
     fs::write(host.path().join("sub/inside.txt"), "inside").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret"), host.path().join("abs-link")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), host.path().join("abs-link"))
+        .unwrap();
     std::os::unix::fs::symlink("../../", host.path().join("sub/up-link")).unwrap();
     std::os::unix::fs::symlink("sub/inside.txt", host.path().join("ok-link")).unwrap();
-    h.c(&format!("mount {} /m", host.path().display())).success();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
     assert!(h.out("mounts").contains("/m -> "));
 
     // A link that stays inside works.
@@ -115,16 +132,23 @@ fn mounts_are_jails() {
         "cat /m/sub/up-link/secret",
         "echo pwned > /m/sub/up-link/secret",
     ] {
-        h.c(line).code(1).stderr(contains("leads outside its mount"));
+        h.c(line)
+            .code(1)
+            .stderr(contains("leads outside its mount"));
     }
     // Writing to a link replaces the link itself (files are written by rename), so the
     // target outside is never touched.
     h.c("echo replaced > /m/abs-link").success();
-    assert_eq!(fs::read_to_string(outside.path().join("secret")).unwrap(), "secret");
+    assert_eq!(
+        fs::read_to_string(outside.path().join("secret")).unwrap(),
+        "secret"
+    );
     let md = fs::symlink_metadata(host.path().join("abs-link")).unwrap();
     assert!(md.file_type().is_file());
     // `..` resolves inside the VFS, never on the host.
-    h.c("cd /m/sub && cat ../../../../secret").code(1).stderr(contains("no such file"));
+    h.c("cd /m/sub && cat ../../../../secret")
+        .code(1)
+        .stderr(contains("no such file"));
     h.c("cat /m/../../../../etc/passwd").code(1);
     // grep and find do not follow links out either.
     assert_eq!(
@@ -134,11 +158,16 @@ fn mounts_are_jails() {
     h.c("grep -r secret /m").code(1);
     // Writes land in the host directory.
     h.c("echo new > /m/sub/new.txt").success();
-    assert_eq!(fs::read_to_string(host.path().join("sub/new.txt")).unwrap(), "new\n");
+    assert_eq!(
+        fs::read_to_string(host.path().join("sub/new.txt")).unwrap(),
+        "new\n"
+    );
     // Mount persists across sessions; umount detaches and leaves the host alone.
     assert!(h.out("ls /m/sub").contains("new.txt"));
     h.c("umount /m").success();
-    h.c("umount /m").code(1).stderr(contains("not a mount point"));
+    h.c("umount /m")
+        .code(1)
+        .stderr(contains("not a mount point"));
     assert!(host.path().join("sub/new.txt").exists());
 }
 
@@ -146,7 +175,9 @@ fn mounts_are_jails() {
 fn mount_errors_are_clear() {
     let h = Home::new();
     let host = host_dir();
-    h.c("mount /no/such/host/dir /q").code(1).stderr(contains("No such file"));
+    h.c("mount /no/such/host/dir /q")
+        .code(1)
+        .stderr(contains("No such file"));
     h.c("mkdir /full; touch /full/x").success();
     h.c(&format!("mount {} /full", host.path().display()))
         .code(1)

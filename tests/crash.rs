@@ -1,0 +1,128 @@
+//! A process killed (SIGKILL) in the middle of writing loses nothing it reported done, and
+//! leaves a store that passes `PRAGMA integrity_check`.
+
+mod common;
+
+use common::Home;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+fn integrity(h: &Home) -> String {
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn content(i: usize) -> String {
+    // Distinct, a few KiB, so every file is a new blob.
+    format!("{i}-").repeat(400 + i % 300)
+}
+
+fn kill(child: &mut std::process::Child) {
+    // SAFETY: sending a signal to our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the process was killed, not finished");
+}
+
+#[test]
+fn sigkill_mid_write_keeps_every_reported_write() {
+    let h = Home::new();
+    h.c("mkdir /d").success();
+    let mut child = Command::new(common::BIN)
+        .arg("--home")
+        .arg(h.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Feed lines from a thread: write file i, then report it done.
+    let feeder = std::thread::spawn(move || {
+        for i in 0..100_000 {
+            let line = format!("echo {} > /d/f{i} && echo done {i}\n", content(i));
+            if stdin.write_all(line.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut reported = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while reported.len() < 300 {
+        let line = lines.next().expect("valyxo reports progress").unwrap();
+        if let Some(i) = line.strip_prefix("done ") {
+            reported.push(i.parse::<usize>().unwrap());
+        }
+    }
+    kill(&mut child);
+    drop(lines);
+    feeder.join().unwrap();
+
+    assert_eq!(integrity(&h), "ok");
+    let out = common::host_dir();
+    h.c(&format!("export /d {}/d", out.path().display()))
+        .success();
+    for i in reported {
+        let got = std::fs::read_to_string(out.path().join(format!("d/f{i}"))).unwrap_or_default();
+        assert_eq!(
+            got,
+            format!("{}\n", content(i)),
+            "file {i} was reported written"
+        );
+    }
+    // The store still takes writes after the crash.
+    h.c("echo after > /d/after && cat /d/after").success();
+}
+
+#[test]
+fn sigkill_mid_import_leaves_a_sound_store() {
+    let h = Home::new();
+    let src = common::host_dir();
+    for i in 0..3000 {
+        let dir = src.path().join(format!("d{}", i % 30));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("f{i}")), content(i)).unwrap();
+    }
+    let mut child = Command::new(common::BIN)
+        .arg("--home")
+        .arg(h.path())
+        .args(["-c", &format!("import {} /big", src.path().display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until part of the tree has been committed, then kill.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let c = rusqlite::Connection::open(h.db()).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+            .unwrap_or(0);
+        if n > 50 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    kill(&mut child);
+    assert_eq!(integrity(&h), "ok");
+    // Whatever was committed is whole: every file there has its full content.
+    let out = common::host_dir();
+    let listed = h.out("find /big -type f");
+    if !listed.is_empty() {
+        h.c(&format!("export /big {}/big", out.path().display()))
+            .success();
+    }
+    for path in listed.lines() {
+        let i: usize = path.rsplit_once("/f").unwrap().1.parse().unwrap();
+        let got = std::fs::read_to_string(out.path().join(&path[1..])).unwrap();
+        assert_eq!(got, content(i), "{path}");
+    }
+    // And the import can simply be run again.
+    h.c(&format!("rm -r /big; import {} /big", src.path().display()))
+        .success();
+    assert_eq!(h.out("find /big -type f").lines().count(), 3000);
+}
