@@ -201,6 +201,18 @@ impl KvTable {
 /// Bytes of the database file SQLite may memory-map for reads.
 const MMAP_SIZE: i64 = 256 << 20;
 
+impl Drop for Store {
+    /// Checkpoints the WAL into the database and truncates it, so the next process to open
+    /// the home finds an empty WAL instead of recovering and checkpointing it again (that
+    /// costs an fsync on every start-up). Skipped, never waited for, while another process
+    /// is using the database.
+    fn drop(&mut self) {
+        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = conn.busy_timeout(Duration::ZERO);
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
