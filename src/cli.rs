@@ -1,7 +1,8 @@
-//! The host command line: `valyxo [-c LINE] [--home DIR] [--no-color] [COMMAND]`.
+//! The host command line: `valyxo [-c LINE | -e EXPR | FILE [ARGS]] [--home DIR] [--no-color]
+//! [COMMAND]`.
 
 use crate::hub::{Hub, HubOptions};
-use crate::shell::io::Io;
+use crate::shell::io::{Io, Output};
 use crate::shell::{parse, Session};
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
@@ -16,12 +17,25 @@ use std::process::ExitCode;
     long_about = "Valyxo: a terminal developer hub — a shell over its own virtual filesystem.\n\n\
         With no arguments on a terminal it opens the interactive shell. With -c it runs one \
         line; with standard input from a pipe or file it runs those lines.",
-    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions"
+    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo run build.rhai a b    run a Rhai script from the host disk\n  valyxo script.vs             run a script (also as a #!/usr/bin/env valyxo shebang)\n  valyxo -e '6 * 7'            evaluate one Rhai expression and print it\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions"
 )]
 pub struct Cli {
     /// Run LINE and exit with its status.
-    #[arg(short = 'c', value_name = "LINE")]
+    #[arg(short = 'c', value_name = "LINE", conflicts_with_all = ["expr", "script"])]
     pub command: Option<String>,
+    /// Evaluate EXPR (Rhai) and print its value.
+    #[arg(short = 'e', value_name = "EXPR", conflicts_with = "script")]
+    pub expr: Option<String>,
+    /// A script file on the host (.rhai, or .vs for ValyxoScript) to run with ARGS.
+    #[arg(value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Arguments for the script, in its `args` array.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub script_args: Vec<String>,
     /// Keep all state in DIR (overrides VALYXO_HOME).
     #[arg(
         long,
@@ -40,6 +54,25 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Sub {
+    /// Run a script: a host file, or with --vfs a file in the VFS.
+    Run {
+        /// FILE is a VFS path instead of a host path.
+        #[arg(long)]
+        vfs: bool,
+        /// Stop the script after this long (500ms, 5s, 2m).
+        #[arg(long, value_name = "DURATION")]
+        timeout: Option<String>,
+        /// The script (.rhai, or .vs for ValyxoScript).
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Arguments, in the script's `args` array.
+        #[arg(
+            value_name = "ARGS",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
+    },
     /// Print completions for a host shell (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -51,8 +84,35 @@ fn exit_code(status: i32) -> ExitCode {
     ExitCode::from((status & 0xff) as u8)
 }
 
+/// The process arguments, with `--` put before a script file name so that the script's own
+/// arguments (even `run`) are never taken for Valyxo's subcommands.
+fn args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let subcommands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .chain(["help".to_string()])
+        .collect();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        match a.as_ref() {
+            "--" => break,
+            "--home" | "-c" | "-e" => i += 2,
+            _ if a.starts_with('-') => i += 1,
+            _ => {
+                if !subcommands.iter().any(|s| *s == a) {
+                    args.insert(i, "--".into());
+                }
+                break;
+            }
+        }
+    }
+    args
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args());
     if let Some(Sub::Completions { shell }) = cli.sub {
         let mut cmd = Cli::command();
         clap_complete::generate(shell, &mut cmd, "valyxo", &mut std::io::stdout());
@@ -69,20 +129,115 @@ pub fn main() -> ExitCode {
         }
     };
     let result = if let Some(line) = &cli.command {
-        Session::new(hub, false).map(|mut sh| {
+        Session::new(hub.clone(), false).map(|mut sh| {
             let status = sh.run(line, &mut Io::process(true));
             sh.exit.unwrap_or(status)
         })
+    } else if let Some(expr) = &cli.expr {
+        Session::new(hub.clone(), false).map(|sh| eval_expr(sh, expr))
+    } else if let Some(Sub::Run {
+        vfs,
+        timeout,
+        file,
+        args,
+    }) = &cli.sub
+    {
+        Session::new(hub.clone(), false)
+            .and_then(|sh| run_script(sh, file, *vfs, timeout.as_deref(), args))
+    } else if let Some(file) = &cli.script {
+        let file = file.to_string_lossy();
+        Session::new(hub.clone(), false)
+            .and_then(|sh| run_script(sh, &file, false, None, &cli.script_args))
     } else if std::io::stdin().is_terminal() {
-        crate::repl::run(hub)
+        crate::repl::run(hub.clone())
     } else {
-        Session::new(hub, false).map(|mut sh| run_stdin(&mut sh))
+        Session::new(hub.clone(), false).map(|mut sh| run_stdin(&mut sh))
     };
+    // Background jobs started by a non-interactive run finish before the process ends.
+    crate::jobs::wait_all(&hub);
     match result {
         Ok(status) => exit_code(status),
         Err(e) => {
             eprintln!("valyxo: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `valyxo run FILE` and `valyxo FILE`: a script from the host disk (or the VFS with --vfs).
+fn run_script(
+    sh: Session,
+    file: &str,
+    vfs: bool,
+    timeout: Option<&str>,
+    args: &[String],
+) -> anyhow::Result<i32> {
+    use crate::script::{self, Host, Limits, Origin, Source};
+    let (origin, bytes) = if vfs {
+        let p = sh.resolve(file)?;
+        let data = sh
+            .hub
+            .vfs
+            .read(&p)
+            .map_err(|e| anyhow::anyhow!("cannot read '{file}': {e}"))?;
+        (Origin::Vfs(p), data)
+    } else {
+        let data = std::fs::read(file).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (a host path; use --vfs for a VFS path)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot read '{file}': {e}{hint}")
+        })?;
+        (Origin::Host(PathBuf::from(file)), data)
+    };
+    let mut limits = Limits::from_settings(&sh.hub);
+    if let Some(t) = timeout {
+        let d = crate::settings::parse_duration(t)?;
+        limits.timeout = (!d.is_zero()).then_some(d);
+    }
+    let src = match Source::from_file(origin, bytes) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return Ok(script::STATUS_ERROR);
+        }
+    };
+    let host = Host::new(sh, Output::Stdout, Output::Stderr);
+    Ok(script::run(&host, &src, args, &limits))
+}
+
+/// `valyxo -e EXPR`: evaluates Rhai and prints the value (strings without quotes).
+fn eval_expr(sh: Session, expr: &str) -> i32 {
+    use crate::script::{self, Ended, Host, Limits, Source};
+    let limits = Limits::from_settings(&sh.hub);
+    let host = Host::new(sh, Output::Stdout, Output::Stderr);
+    let src = Source::inline("-e", expr);
+    let r = script::on_script_thread(|| {
+        let engine = script::engine(&host, &limits, &src.origin);
+        let ast = script::compile(&engine, expr)?;
+        engine.eval_ast::<rhai::Dynamic>(&ast)
+    });
+    match r {
+        Ok(Ok(v)) => {
+            if !v.is_unit() {
+                host.write_out(&format!("{v}\n"));
+            }
+            0
+        }
+        Ok(Err(e)) => match script::ended(*e) {
+            Ok(Ended::Exit(n)) => n,
+            Ok(Ended::Value(_)) => 0,
+            Err(e) => {
+                let (msg, status) = script::report(&src, &e);
+                host.write_err(&msg);
+                status
+            }
+        },
+        Err(msg) => {
+            eprintln!("valyxo: {msg}");
+            1
         }
     }
 }

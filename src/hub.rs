@@ -22,8 +22,10 @@ pub struct Hub {
     pub vfs: Vfs,
     /// Colour is forbidden by `--no-color` or `NO_COLOR`.
     pub no_color: bool,
-    /// Identifies this process's session in the history.
+    /// Identifies this process's session in the history and the job table.
     pub session_id: String,
+    /// This process's background jobs.
+    pub jobs: crate::jobs::Jobs,
 }
 
 /// Where state lives: `--home`, else `$VALYXO_HOME`, else the platform data directory.
@@ -55,6 +57,7 @@ impl Hub {
             vfs,
             no_color,
             session_id,
+            jobs: Default::default(),
         }))
     }
 
@@ -68,6 +71,15 @@ impl Hub {
         settings::find(key)
             .map(|d| d.default.to_string())
             .unwrap_or_default()
+    }
+
+    /// A numeric setting (its default when the stored value does not parse).
+    pub fn setting_u64(&self, key: &str) -> u64 {
+        self.setting(key).parse().unwrap_or_else(|_| {
+            settings::find(key)
+                .and_then(|d| d.default.parse().ok())
+                .unwrap_or(0)
+        })
     }
 
     pub fn setting_bool(&self, key: &str) -> bool {

@@ -55,6 +55,7 @@ impl ShellHelper {
                 .ok()
                 .flatten()
                 .is_some()
+            || crate::plugins::command(&self.hub, word).is_some()
     }
 
     /// Candidates for the word that ends at `pos`: (start of the word, candidates).
@@ -90,6 +91,11 @@ impl ShellHelper {
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(n, _)| n),
+            );
+            names.extend(
+                crate::plugins::commands(&self.hub)
+                    .into_iter()
+                    .map(|c| c.name),
             );
             names.sort();
             names.dedup();
@@ -272,6 +278,15 @@ impl Validator for ShellHelper {
 
 impl Helper for ShellHelper {}
 
+/// Background jobs live in this process: leaving the shell stops them (and says so).
+fn stop_jobs(hub: &Hub) {
+    let n = hub.jobs.live_ids().len();
+    if n > 0 {
+        eprintln!("valyxo: stopping {n} background job(s)");
+        crate::jobs::kill_all(hub);
+    }
+}
+
 /// The prompt text (colours are added by the highlighter).
 pub fn prompt(sh: &Session) -> String {
     format!("valyxo:{}> ", sh.cwd.display_tilde())
@@ -308,6 +323,9 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
         if let Some(h) = rl.helper() {
             *h.cwd.lock().unwrap_or_else(|e| e.into_inner()) = sh.cwd.clone();
         }
+        for job in crate::jobs::take_finished(&hub) {
+            eprintln!("{}", crate::jobs::describe(&job));
+        }
         signals::reset();
         match rl.readline(&prompt(&sh)) {
             Ok(line) => {
@@ -336,11 +354,15 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
                     }
                 }
                 if let Some(code) = sh.exit {
+                    stop_jobs(&hub);
                     return Ok(code);
                 }
             }
             Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => return Ok(sh.last_status),
+            Err(ReadlineError::Eof) => {
+                stop_jobs(&hub);
+                return Ok(sh.last_status);
+            }
             Err(e) => return Err(e.into()),
         }
     }

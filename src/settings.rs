@@ -25,6 +25,40 @@ fn check_count(v: &str) -> Result<()> {
     }
 }
 
+fn check_number(v: &str) -> Result<()> {
+    match v.parse::<u64>() {
+        Ok(_) => Ok(()),
+        _ => bail!("expected a whole number (0 means no limit)"),
+    }
+}
+
+fn check_duration(v: &str) -> Result<()> {
+    parse_duration(v).map(|_| ())
+}
+
+/// `0`, `250ms`, `5s`, `2m`, `1h` or a bare number of seconds (`1.5`). Zero means no limit.
+pub fn parse_duration(v: &str) -> Result<std::time::Duration> {
+    let v = v.trim();
+    let (num, unit) = match v.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&v[..i], v[i..].trim()),
+        None => (v, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("expected a duration such as 500ms, 5s, 2m or 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("unknown unit '{unit}' in '{v}': use ms, s, m or h"),
+    };
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        bail!("duration '{v}' is out of range");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 const BOOL: &[&str] = &["true", "false"];
 
 pub const SETTINGS: &[SettingDef] = &[
@@ -77,7 +111,70 @@ pub const SETTINGS: &[SettingDef] = &[
         choices: BOOL,
         check: None,
     },
+    SettingDef {
+        key: "script.max_operations",
+        default: "0",
+        help: "Operations a script may perform before it is stopped; 0 means no limit.",
+        choices: &[],
+        check: Some(check_number),
+    },
+    SettingDef {
+        key: "script.max_call_depth",
+        default: "64",
+        help: "Deepest nesting of function calls in a script (recursion depth).",
+        choices: &[],
+        check: Some(check_count),
+    },
+    SettingDef {
+        key: "script.max_string_size",
+        default: "16777216",
+        help: "Longest string a script may build, in bytes; 0 means no limit.",
+        choices: &[],
+        check: Some(check_number),
+    },
+    SettingDef {
+        key: "script.max_array_size",
+        default: "1000000",
+        help: "Most elements an array or BLOB in a script may hold; 0 means no limit.",
+        choices: &[],
+        check: Some(check_number),
+    },
+    SettingDef {
+        key: "script.max_map_size",
+        default: "1000000",
+        help: "Most properties an object map in a script may hold; 0 means no limit.",
+        choices: &[],
+        check: Some(check_number),
+    },
+    SettingDef {
+        key: "script.timeout",
+        default: "0",
+        help: "Wall-clock time a script may run (500ms, 5s, 2m, 1h); 0 means no limit. 'run --timeout' overrides it.",
+        choices: &[],
+        check: Some(check_duration),
+    },
+    SettingDef {
+        key: "jobs.max_running",
+        default: "4",
+        help: "Background jobs that run at once; more wait in the queue.",
+        choices: &[],
+        check: Some(check_positive),
+    },
+    SettingDef {
+        key: "jobs.max_output",
+        default: "16777216",
+        help: "Bytes of output kept per background job; beyond that output is dropped and marked.",
+        choices: &[],
+        check: Some(check_number),
+    },
 ];
+
+fn check_positive(v: &str) -> Result<()> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(()),
+        _ => bail!("expected a whole number from 1 to 256"),
+    }
+}
 
 pub fn find(key: &str) -> Option<&'static SettingDef> {
     SETTINGS.iter().find(|s| s.key == key)

@@ -52,6 +52,49 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // 2: background jobs and their output, plugins, the script REPL's history.
+    r#"
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        line TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'killed', 'lost')),
+        status INTEGER,
+        owner_pid INTEGER NOT NULL,
+        owner_session TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        ended_at INTEGER,
+        announced INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE TABLE job_output (
+        id INTEGER PRIMARY KEY,
+        job INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX job_output_job ON job_output(job, id);
+    CREATE TABLE plugins (
+        name TEXT PRIMARY KEY NOT NULL,
+        version TEXT NOT NULL,
+        description TEXT NOT NULL,
+        source TEXT NOT NULL,
+        installed_at INTEGER NOT NULL
+    );
+    CREATE TABLE plugin_commands (
+        name TEXT PRIMARY KEY NOT NULL,
+        plugin TEXT NOT NULL REFERENCES plugins(name) ON DELETE CASCADE,
+        summary TEXT NOT NULL,
+        usage TEXT NOT NULL,
+        help TEXT NOT NULL,
+        handler TEXT NOT NULL
+    );
+    CREATE TABLE script_history (
+        id INTEGER PRIMARY KEY,
+        line TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The SQLite state store. Cheap to share between threads; each call holds the connection

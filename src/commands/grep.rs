@@ -246,12 +246,19 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let job_rx = Mutex::new(job_rx);
     let (tx, rx) = mpsc::channel::<(usize, Vec<Outcome>)>();
     let mut printed_err: Vec<String> = Vec::new();
+    let token = crate::signals::current();
     let result: Result<()> = std::thread::scope(|s| {
-        let walker = s.spawn(move || walk_targets(vfs, targets, hidden, job_tx));
+        let t = token.clone();
+        let walker = s.spawn(move || {
+            crate::signals::adopt(t);
+            walk_targets(vfs, targets, hidden, job_tx)
+        });
         for _ in 0..threads {
             let tx = tx.clone();
             let (matcher, opts, job_rx) = (matcher.clone(), &opts, &job_rx);
+            let t = token.clone();
             s.spawn(move || {
+                crate::signals::adopt(t);
                 let mut searchers = Searchers {
                     whole: searcher(opts, true),
                     stream: searcher(opts, false),

@@ -30,6 +30,11 @@ fn man(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         return index(ctx);
     };
     let Some((_, src)) = manual::resolve(name) else {
+        if let Some(c) = crate::plugins::command(ctx.hub(), name) {
+            let page = crate::plugins::page(&c);
+            ctx.io.stdout.write_all(manual::render(&page).as_bytes())?;
+            return Ok(0);
+        }
         let sugg = manual::suggest(name);
         if sugg.is_empty() {
             bail!("no manual page for '{name}'; 'man' lists them all");
@@ -58,6 +63,15 @@ fn index(ctx: &mut Ctx) -> Result<i32> {
         {
             let summary = manual::summary(n).unwrap_or("");
             out.push_str(&format!("  {n:width$}{summary}\n"));
+        }
+        out.push('\n');
+    }
+    let plugins = crate::plugins::commands(ctx.hub());
+    if !plugins.is_empty() {
+        out.push_str(&style::paint(color, style::BOLD, "Plugin commands"));
+        out.push('\n');
+        for c in plugins {
+            out.push_str(&format!("  {:width$}{}\n", c.name, c.summary));
         }
         out.push('\n');
     }

@@ -6,6 +6,7 @@ mod env;
 mod files;
 mod grep;
 mod manual;
+mod scripts;
 mod system;
 mod text;
 mod transfer;
@@ -17,6 +18,8 @@ use crate::vfs::{VPath, Vfs};
 use clap::ArgMatches;
 use std::collections::HashMap;
 use std::sync::OnceLock;
+
+pub use scripts::host as scripts_host;
 
 pub type Handler = fn(&mut Ctx, &ArgMatches) -> anyhow::Result<i32>;
 
@@ -40,6 +43,7 @@ pub enum Group {
     Text,
     Shell,
     Mounts,
+    Scripts,
     System,
 }
 
@@ -50,14 +54,16 @@ impl Group {
             Group::Text => "Text",
             Group::Shell => "Shell and environment",
             Group::Mounts => "Mounts and host transfer",
+            Group::Scripts => "Scripts, plugins and jobs",
             Group::System => "Hub",
         }
     }
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::Files,
         Group::Text,
         Group::Shell,
         Group::Mounts,
+        Group::Scripts,
         Group::System,
     ];
 }
@@ -92,6 +98,7 @@ impl Registry {
         specs.extend(env::specs());
         specs.extend(transfer::specs());
         specs.extend(system::specs());
+        specs.extend(scripts::specs());
         specs.sort_by_key(|s| s.name);
         let mut index = HashMap::new();
         for (i, s) in specs.iter().enumerate() {

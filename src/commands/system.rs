@@ -156,6 +156,14 @@ fn help(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let reg = registry();
     if let Some(name) = m.get_one::<String>("command") {
         let Some(spec) = reg.get(name) else {
+            if let Some(c) = crate::plugins::command(ctx.hub(), name) {
+                let usage = format!(
+                    "{}\n\nUsage: {}\n\nSee 'man {}' for details.\n",
+                    c.summary, c.usage, c.name
+                );
+                ctx.io.stdout.write_all(usage.as_bytes())?;
+                return Ok(0);
+            }
             let sugg = reg.suggest(name, &[]);
             if sugg.is_empty() {
                 bail!("no command named '{name}'");
@@ -182,6 +190,18 @@ fn help(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 format!(" (also {})", s.aliases.join(", "))
             };
             out.push_str(&format!("  {:width$}{}{aliases}\n", s.name, s.summary));
+        }
+        out.push('\n');
+    }
+    let plugins = crate::plugins::commands(ctx.hub());
+    if !plugins.is_empty() {
+        out.push_str(&style::paint(color, style::BOLD, "Plugins"));
+        out.push('\n');
+        for c in plugins {
+            out.push_str(&format!(
+                "  {:width$}{} (plugin {})\n",
+                c.name, c.summary, c.plugin
+            ));
         }
         out.push('\n');
     }

@@ -108,11 +108,19 @@ impl Session {
                 break;
             }
             if item.background {
-                let _ = writeln!(
-                    io.stderr,
-                    "valyxo: background jobs ('&') are not available in this version; run the line without '&'"
-                );
-                status = STATUS_USAGE;
+                let text = src[item.and_or.span.start..item.and_or.span.end].trim();
+                status = match crate::jobs::start(self, text) {
+                    Ok(id) => {
+                        if self.interactive {
+                            let _ = writeln!(io.stderr, "[{id}] {text}");
+                        }
+                        0
+                    }
+                    Err(e) => {
+                        let _ = writeln!(io.stderr, "valyxo: {e:#}");
+                        1
+                    }
+                };
                 self.last_status = status;
                 continue;
             }
@@ -174,6 +182,7 @@ impl Session {
                 stderr,
             });
         }
+        let token = signals::current();
         let statuses: Vec<i32> = std::thread::scope(|s| {
             let handles: Vec<_> = p
                 .commands
@@ -181,7 +190,9 @@ impl Session {
                 .zip(stages)
                 .map(|(cmd, mut sio)| {
                     let mut sub = self.clone();
+                    let token = token.clone();
                     s.spawn(move || {
+                        signals::adopt(token);
                         let st = sub.exec_command(cmd, src, &mut sio);
                         drop(sio); // closes this stage's pipe ends so the next one sees EOF
                         (st, sub.exit)
@@ -282,6 +293,16 @@ impl Session {
     pub fn dispatch(&mut self, argv: &[String], io: &mut Io) -> i32 {
         let name = argv[0].as_str();
         let Some(spec) = commands::registry().get(name) else {
+            if let Some(pc) = crate::plugins::command(&self.hub, name) {
+                let (Ok(out), Ok(err)) = (io.stdout.try_clone(), io.stderr.try_clone()) else {
+                    let _ = writeln!(io.stderr, "valyxo: cannot set up the streams for '{name}'");
+                    return 1;
+                };
+                let host = crate::script::Host::new(self.clone(), out, err);
+                let status = crate::plugins::run(&host, &pc, &argv[1..]);
+                let _ = io.stdout.flush();
+                return status;
+            }
             let mut msg = format!("valyxo: unknown command '{name}'");
             let user_aliases: Vec<String> = self
                 .hub
@@ -290,6 +311,11 @@ impl Session {
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(n, _)| n)
+                .chain(
+                    crate::plugins::commands(&self.hub)
+                        .into_iter()
+                        .map(|c| c.name),
+                )
                 .collect();
             let sugg = commands::registry().suggest(name, &user_aliases);
             if !sugg.is_empty() {

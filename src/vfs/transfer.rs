@@ -223,7 +223,14 @@ enum Existing {
 /// A temporary checkout of a stored directory for a host program: like [`export`] but
 /// leaving out mounted subtrees (the program reaches those on the host directly).
 pub fn checkout(vfs: &Vfs, src: &VPath, dst: &Path) -> Result<Report> {
-    export_filtered(vfs, src, dst, &ProgressBar::hidden(), &|| false, Existing::Checkout)
+    export_filtered(
+        vfs,
+        src,
+        dst,
+        &ProgressBar::hidden(),
+        &|| false,
+        Existing::Checkout,
+    )
 }
 
 fn export_filtered(

@@ -1,0 +1,476 @@
+//! Background jobs (design section 6): `LINE &` runs a shell line — a script through `run`, a
+//! host program through `exec`, or any other line — on its own thread, under its own
+//! cancellation token, with its output captured into the store.
+//!
+//! A job's record lives in the `jobs` table: queued → running → done / failed / killed. The
+//! records outlive the process; a job that was queued or running when the process that owned
+//! it died is shown as lost. At most `jobs.max_running` jobs of one process run at once; the
+//! rest wait, queued.
+
+use crate::hub::Hub;
+use crate::shell::io::{Capture, Input, Io, Output};
+use crate::shell::Session;
+use crate::signals::{self, Token};
+use crate::store::now_ms;
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, OptionalExtension};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How often a running job's captured output is moved into the store.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Killed,
+    Lost,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+            State::Killed => "killed",
+            State::Lost => "lost",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "queued" => State::Queued,
+            "running" => State::Running,
+            "done" => State::Done,
+            "failed" => State::Failed,
+            "killed" => State::Killed,
+            _ => State::Lost,
+        }
+    }
+
+    pub fn finished(self) -> bool {
+        !matches!(self, State::Queued | State::Running)
+    }
+}
+
+/// A job's record.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub line: String,
+    pub cwd: String,
+    #[serde(serialize_with = "ser_state")]
+    pub state: State,
+    pub status: Option<i32>,
+    pub owner_pid: i64,
+    #[serde(skip)]
+    pub owner_session: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+fn ser_state<S: serde::Serializer>(s: &State, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.as_str())
+}
+
+impl Job {
+    /// Run time so far (or in total), in milliseconds.
+    pub fn elapsed_ms(&self) -> Option<i64> {
+        let start = self.started_at?;
+        Some(self.ended_at.unwrap_or_else(now_ms) - start)
+    }
+}
+
+/// The jobs of this process that are alive: their tokens, and the count of running ones.
+#[derive(Default)]
+pub struct Jobs {
+    inner: Mutex<Inner>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Inner {
+    running: usize,
+    live: HashMap<i64, Token>,
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ids of this process's jobs that have not finished.
+    pub fn live_ids(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.lock().live.keys().copied().collect();
+        v.sort();
+        v
+    }
+}
+
+const COLUMNS: &str = "id, line, cwd, state, status, owner_pid, owner_session, created_at, \
+                       started_at, ended_at";
+
+fn row_to_job(r: &rusqlite::Row) -> rusqlite::Result<Job> {
+    Ok(Job {
+        id: r.get(0)?,
+        line: r.get(1)?,
+        cwd: r.get(2)?,
+        state: State::parse(&r.get::<_, String>(3)?),
+        status: r.get(4)?,
+        owner_pid: r.get(5)?,
+        owner_session: r.get(6)?,
+        created_at: r.get(7)?,
+        started_at: r.get(8)?,
+        ended_at: r.get(9)?,
+    })
+}
+
+/// Starts `line` as a background job of `sh`'s session; returns its number.
+pub fn start(sh: &Session, line: &str) -> Result<i64> {
+    let hub = sh.hub.clone();
+    let id = {
+        let conn = hub.store.conn();
+        conn.execute(
+            "INSERT INTO jobs (line, cwd, state, owner_pid, owner_session, created_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
+            params![
+                line,
+                sh.cwd.to_string(),
+                std::process::id(),
+                hub.session_id,
+                now_ms()
+            ],
+        )
+        .context("cannot record the job")?;
+        conn.last_insert_rowid()
+    };
+    let token: Token = Arc::new(AtomicBool::new(false));
+    hub.jobs.lock().live.insert(id, token.clone());
+    let mut sub = sh.clone();
+    sub.interactive = false;
+    sub.exit = None;
+    let line = line.to_string();
+    let spawned = std::thread::Builder::new()
+        .name(format!("job-{id}"))
+        .stack_size(crate::script::STACK_SIZE)
+        .spawn(move || run(sub, id, line, token));
+    if let Err(e) = spawned {
+        finish(&hub, id, State::Failed, None);
+        bail!("cannot start a thread for the job: {e}");
+    }
+    Ok(id)
+}
+
+fn run(mut sh: Session, id: i64, line: String, token: Token) {
+    let hub = sh.hub.clone();
+    signals::adopt(token.clone());
+    // Wait for a free slot, or for a kill while queued.
+    {
+        let mut g = hub.jobs.lock();
+        loop {
+            if token.load(Ordering::Relaxed) {
+                drop(g);
+                finish(&hub, id, State::Killed, None);
+                return;
+            }
+            let max = hub.setting("jobs.max_running").parse().unwrap_or(4).max(1);
+            if g.running < max {
+                g.running += 1;
+                break;
+            }
+            g = hub
+                .jobs
+                .changed
+                .wait_timeout(g, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+    let _ = hub.store.conn().execute(
+        "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1",
+        params![id, now_ms()],
+    );
+    let cap: Capture = Capture::default();
+    let limit: u64 = hub.setting("jobs.max_output").parse().unwrap_or(16 << 20);
+    let mut sink = Sink {
+        hub: &hub,
+        id,
+        cap: cap.clone(),
+        kept: 0,
+        limit,
+        dropped: false,
+    };
+    let done = AtomicBool::new(false);
+    let status = std::thread::scope(|s| {
+        let flusher = s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(FLUSH_EVERY);
+                sink.drain();
+            }
+            sink
+        });
+        let mut io = Io {
+            stdin: Input::Null,
+            stdout: Output::Capture(cap.clone()),
+            stderr: Output::Capture(cap.clone()),
+        };
+        let status =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sh.run(&line, &mut io)))
+                .unwrap_or_else(|_| {
+                    let _ = std::io::Write::write_all(
+                        &mut io.stderr,
+                        b"valyxo: the job stopped on an internal error\n",
+                    );
+                    1
+                });
+        drop(io);
+        done.store(true, Ordering::Relaxed);
+        let mut sink = flusher.join().expect("the flusher does not panic");
+        sink.drain();
+        status
+    });
+    let state = if token.load(Ordering::Relaxed) {
+        State::Killed
+    } else if status == 0 {
+        State::Done
+    } else {
+        State::Failed
+    };
+    {
+        let mut g = hub.jobs.lock();
+        g.running -= 1;
+    }
+    finish(&hub, id, state, Some(status));
+}
+
+/// Records a job's end and forgets its token.
+fn finish(hub: &Hub, id: i64, state: State, status: Option<i32>) {
+    let r = hub.store.conn().execute(
+        "UPDATE jobs SET state = ?2, status = ?3, ended_at = ?4 WHERE id = ?1",
+        params![id, state.as_str(), status, now_ms()],
+    );
+    if let Err(e) = r {
+        eprintln!("valyxo: cannot record the end of job %{id}: {e}");
+    }
+    hub.jobs.lock().live.remove(&id);
+    hub.jobs.changed.notify_all();
+}
+
+/// Moves a job's captured output into the store, up to its size limit.
+struct Sink<'a> {
+    hub: &'a Hub,
+    id: i64,
+    cap: Capture,
+    kept: u64,
+    limit: u64,
+    dropped: bool,
+}
+
+impl Sink<'_> {
+    fn drain(&mut self) {
+        let mut data = std::mem::take(&mut *self.cap.lock().unwrap_or_else(|e| e.into_inner()));
+        if data.is_empty() || self.dropped {
+            return;
+        }
+        if self.limit > 0 && self.kept + data.len() as u64 > self.limit {
+            data.truncate((self.limit - self.kept) as usize);
+            data.extend_from_slice(
+                format!(
+                    "\n[valyxo: output beyond {} bytes was dropped (setting jobs.max_output)]\n",
+                    self.limit
+                )
+                .as_bytes(),
+            );
+            self.dropped = true;
+        }
+        self.kept += data.len() as u64;
+        let _ = self.hub.store.conn().execute(
+            "INSERT INTO job_output (job, data) VALUES (?1, ?2)",
+            params![self.id, data],
+        );
+    }
+}
+
+/// Whether process `pid` exists.
+fn pid_alive(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Marks as lost the unfinished jobs whose owning process is gone.
+fn reap_lost(hub: &Hub) -> Result<()> {
+    let unfinished: Vec<(i64, i64, String)> = {
+        let conn = hub.store.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id, owner_pid, owner_session FROM jobs WHERE state IN ('queued', 'running')",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let live = hub.jobs.live_ids();
+    for (id, pid, session) in unfinished {
+        let gone = if session == hub.session_id {
+            !live.contains(&id)
+        } else {
+            !pid_alive(pid)
+        };
+        if gone {
+            hub.store.conn().execute(
+                "UPDATE jobs SET state = 'lost', ended_at = ?2
+                 WHERE id = ?1 AND state IN ('queued', 'running')",
+                params![id, now_ms()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// All job records, oldest first (the newest `limit` when given).
+pub fn list(hub: &Hub, limit: Option<usize>) -> Result<Vec<Job>> {
+    reap_lost(hub)?;
+    let conn = hub.store.conn();
+    let sql =
+        format!("SELECT {COLUMNS} FROM (SELECT * FROM jobs ORDER BY id DESC LIMIT ?1) ORDER BY id");
+    let mut st = conn.prepare_cached(&sql)?;
+    let n = limit.map(|n| n as i64).unwrap_or(-1);
+    let rows = st.query_map([n], row_to_job)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn get(hub: &Hub, id: i64) -> Result<Job> {
+    reap_lost(hub)?;
+    let conn = hub.store.conn();
+    let mut st = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"))?;
+    st.query_row([id], row_to_job)
+        .optional()?
+        .with_context(|| format!("no job %{id}; 'jobs' lists them"))
+}
+
+/// Parses `%N` or `N`.
+pub fn parse_spec(spec: &str) -> Result<i64> {
+    let digits = spec.strip_prefix('%').unwrap_or(spec);
+    match digits.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("'{spec}' is not a job: write %N, as 'jobs' shows"),
+    }
+}
+
+/// Asks job `id` to stop; waits (up to `wait`) until it is marked killed.
+pub fn kill(hub: &Hub, id: i64, wait: Duration) -> Result<Job> {
+    let job = get(hub, id)?;
+    if job.state.finished() {
+        bail!("job %{id} has already ended ({})", job.state.as_str());
+    }
+    let token = hub.jobs.lock().live.get(&id).cloned();
+    let Some(token) = token else {
+        bail!(
+            "job %{id} belongs to another valyxo process (pid {}); stop it there",
+            job.owner_pid
+        );
+    };
+    token.store(true, Ordering::Relaxed);
+    hub.jobs.changed.notify_all();
+    let deadline = Instant::now() + wait;
+    loop {
+        let job = get(hub, id)?;
+        if job.state.finished() || Instant::now() >= deadline {
+            return Ok(job);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits until job `id` ends; `None` when interrupted (Ctrl-C) first.
+pub fn wait(hub: &Hub, id: i64) -> Result<Option<Job>> {
+    loop {
+        let job = get(hub, id)?;
+        if job.state.finished() {
+            return Ok(Some(job));
+        }
+        if signals::interrupted() {
+            return Ok(None);
+        }
+        let g = hub.jobs.lock();
+        let _ = hub.jobs.changed.wait_timeout(g, Duration::from_millis(20));
+    }
+}
+
+/// Output chunks of job `id` after chunk `after`: (last chunk id, bytes).
+pub fn output_since(hub: &Hub, id: i64, after: i64) -> Result<(i64, Vec<u8>)> {
+    let conn = hub.store.conn();
+    let mut st = conn
+        .prepare_cached("SELECT id, data FROM job_output WHERE job = ?1 AND id > ?2 ORDER BY id")?;
+    let mut last = after;
+    let mut out = Vec::new();
+    let mut rows = st.query(params![id, after])?;
+    while let Some(r) = rows.next()? {
+        last = r.get(0)?;
+        out.extend_from_slice(&r.get::<_, Vec<u8>>(1)?);
+    }
+    Ok((last, out))
+}
+
+/// This session's jobs that ended and were not yet announced; marks them announced.
+pub fn take_finished(hub: &Hub) -> Vec<Job> {
+    let r = (|| -> Result<Vec<Job>> {
+        let conn = hub.store.conn();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM jobs WHERE owner_session = ?1 AND announced = 0
+             AND state NOT IN ('queued', 'running') ORDER BY id"
+        ))?;
+        let jobs: Vec<Job> = st
+            .query_map([&hub.session_id], row_to_job)?
+            .collect::<rusqlite::Result<_>>()?;
+        for j in &jobs {
+            conn.execute("UPDATE jobs SET announced = 1 WHERE id = ?1", [j.id])?;
+        }
+        Ok(jobs)
+    })();
+    r.unwrap_or_default()
+}
+
+/// Removes the records (and output) of finished jobs; returns how many.
+pub fn clear_finished(hub: &Hub) -> Result<usize> {
+    reap_lost(hub)?;
+    Ok(hub.store.conn().execute(
+        "DELETE FROM jobs WHERE state NOT IN ('queued', 'running')",
+        [],
+    )?)
+}
+
+/// Waits for every live job of this process (before a non-interactive run exits).
+pub fn wait_all(hub: &Hub) {
+    for id in hub.jobs.live_ids() {
+        let _ = wait(hub, id);
+    }
+}
+
+/// Stops every live job of this process (when the interactive shell exits).
+pub fn kill_all(hub: &Hub) -> usize {
+    let ids = hub.jobs.live_ids();
+    for &id in &ids {
+        let _ = kill(hub, id, Duration::from_secs(2));
+    }
+    ids.len()
+}
+
+/// One line describing a job, as `jobs` and the prompt's announcements show it.
+pub fn describe(j: &Job) -> String {
+    let status = match (j.state, j.status) {
+        (State::Done | State::Failed, Some(s)) => format!(" (status {s})"),
+        _ => String::new(),
+    };
+    format!("[{}] {}{status}  {}", j.id, j.state.as_str(), j.line)
+}

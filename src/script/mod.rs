@@ -1,0 +1,471 @@
+//! The embedded Rhai runtime (design section 5): one engine builder with the host API and
+//! the limits, a cache of compiled scripts, and error messages that point at the source.
+//!
+//! Every script runs on a thread with a large stack under the limits from the settings
+//! (operations, call depth, string/array/map sizes, wall-clock time). The engine's progress
+//! callback checks the thread's cancellation token, so Ctrl-C (in the foreground) or `kill %N`
+//! (for a job) stops even a tight loop at once. A script can end the run with `exit(n)`.
+
+pub mod api;
+pub mod repl;
+pub mod vs;
+
+use crate::hub::Hub;
+use crate::settings::parse_duration;
+use crate::shell::io::Output;
+use crate::shell::Session;
+use crate::signals::{self, Token};
+use crate::vfs::VPath;
+use rhai::{Dynamic, Engine, EvalAltResult, Position, Scope, AST};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Stack for threads that run scripts: deep (but limited) recursion must never overflow.
+pub const STACK_SIZE: usize = 64 << 20;
+
+/// Exit status of a script that failed with an error.
+pub const STATUS_ERROR: i32 = 1;
+/// Exit status of a script stopped by its wall-clock limit (as timeout(1) does).
+pub const STATUS_TIMEOUT: i32 = 124;
+
+/// The limits a script runs under.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_operations: u64,
+    pub max_call_depth: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    pub timeout: Option<Duration>,
+}
+
+impl Limits {
+    pub fn from_settings(hub: &Hub) -> Limits {
+        let n = |k| hub.setting_u64(k) as usize;
+        Limits {
+            max_operations: hub.setting_u64("script.max_operations"),
+            max_call_depth: n("script.max_call_depth"),
+            max_string_size: n("script.max_string_size"),
+            max_array_size: n("script.max_array_size"),
+            max_map_size: n("script.max_map_size"),
+            timeout: parse_duration(&hub.setting("script.timeout"))
+                .ok()
+                .filter(|d| !d.is_zero()),
+        }
+    }
+}
+
+/// Why a script stopped before its end (carried by `EvalAltResult::ErrorTerminated`).
+#[derive(Clone, Debug)]
+pub enum Stop {
+    Exit(i32),
+    Cancelled,
+    TimedOut(Duration),
+}
+
+/// Where a script came from: names it in messages and anchors its `import`s.
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// A file in the VFS.
+    Vfs(VPath),
+    /// A file on the host.
+    Host(PathBuf),
+    /// Text typed at a prompt or passed with `-e`.
+    Inline(String),
+}
+
+impl Origin {
+    pub fn name(&self) -> String {
+        match self {
+            Origin::Vfs(p) => p.to_string(),
+            Origin::Host(p) => p.display().to_string(),
+            Origin::Inline(n) => n.clone(),
+        }
+    }
+}
+
+/// A script ready to compile: its Rhai text and, for ValyxoScript, the original text with the
+/// map from Rhai lines back to original lines.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub origin: Origin,
+    pub rhai: String,
+    pub legacy: Option<vs::Translation>,
+}
+
+impl Source {
+    /// A script file's text: `.vs` files go through the ValyxoScript translator.
+    pub fn from_file(origin: Origin, bytes: Vec<u8>) -> Result<Source, String> {
+        let name = origin.name();
+        let text =
+            String::from_utf8(bytes).map_err(|_| format!("{name}: a script must be UTF-8 text"))?;
+        if name.ends_with(".vs") {
+            let t = vs::translate(&text).map_err(|e| format!("{name}:{e}"))?;
+            return Ok(Source {
+                origin,
+                rhai: t.rhai.clone(),
+                legacy: Some(t),
+            });
+        }
+        // A `#!` line (a shebang script) becomes an empty line, so line numbers still match.
+        let rhai = match text.strip_prefix("#!") {
+            Some(rest) => match rest.find('\n') {
+                Some(i) => rest[i..].to_string(),
+                None => String::new(),
+            },
+            None => text,
+        };
+        Ok(Source {
+            origin,
+            rhai,
+            legacy: None,
+        })
+    }
+
+    pub fn inline(name: &str, text: &str) -> Source {
+        Source {
+            origin: Origin::Inline(name.into()),
+            rhai: text.into(),
+            legacy: None,
+        }
+    }
+
+    /// The line (1-based) of the text the user wrote, and that text.
+    fn user_line(&self, rhai_line: usize) -> (usize, Option<String>) {
+        match &self.legacy {
+            Some(t) => {
+                let l = t.original_line(rhai_line);
+                (
+                    l,
+                    t.original.lines().nth(l.wrapping_sub(1)).map(str::to_owned),
+                )
+            }
+            None => (
+                rhai_line,
+                self.rhai
+                    .split('\n')
+                    .nth(rhai_line.wrapping_sub(1))
+                    .map(str::to_owned),
+            ),
+        }
+    }
+}
+
+/// What a script can reach: its shell session (working directory, variables, `sh`), its output
+/// streams, its arguments and its cancellation token.
+pub struct Host {
+    pub sh: Mutex<Session>,
+    pub out: Mutex<Output>,
+    pub err: Mutex<Output>,
+    pub token: Token,
+}
+
+impl Host {
+    pub fn new(sh: Session, out: Output, err: Output) -> Arc<Host> {
+        Arc::new(Host {
+            sh: Mutex::new(sh),
+            out: Mutex::new(out),
+            err: Mutex::new(err),
+            token: signals::current(),
+        })
+    }
+
+    pub fn hub(&self) -> Arc<Hub> {
+        self.session().hub.clone()
+    }
+
+    pub fn session(&self) -> std::sync::MutexGuard<'_, Session> {
+        self.sh.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn cancelled(&self) -> bool {
+        self.token.load(Ordering::Relaxed)
+    }
+
+    pub fn write_out(&self, text: &str) {
+        let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = o.write_all(text.as_bytes());
+        let _ = o.flush();
+    }
+
+    pub fn write_err(&self, text: &str) {
+        let mut o = self.err.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = o.write_all(text.as_bytes());
+        let _ = o.flush();
+    }
+}
+
+/// Builds the engine: limits, cancellation, output routing, the host API and VFS imports.
+pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
+    let mut e = Engine::new();
+    e.set_max_operations(limits.max_operations);
+    e.set_max_call_levels(limits.max_call_depth);
+    e.set_max_string_size(limits.max_string_size);
+    e.set_max_array_size(limits.max_array_size);
+    e.set_max_map_size(limits.max_map_size);
+    let token = host.token.clone();
+    let timeout = limits.timeout;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    e.on_progress(move |ops| {
+        if token.load(Ordering::Relaxed) {
+            return Some(Dynamic::from(Stop::Cancelled));
+        }
+        if let (Some(d), Some(t)) = (deadline, timeout) {
+            if ops % 1024 == 0 && Instant::now() >= d {
+                return Some(Dynamic::from(Stop::TimedOut(t)));
+            }
+        }
+        None
+    });
+    let h = host.clone();
+    e.on_print(move |s| h.write_out(&format!("{s}\n")));
+    let h = host.clone();
+    e.on_debug(move |s, src, pos| {
+        let at = match (src, pos.line()) {
+            (Some(src), Some(l)) => format!("{src}:{l}: "),
+            (None, Some(l)) => format!("line {l}: "),
+            _ => String::new(),
+        };
+        h.write_err(&format!("[debug] {at}{s}\n"));
+    });
+    api::register(&mut e, host);
+    e.set_module_resolver(api::Resolver::new(host, origin));
+    e
+}
+
+/// Compiled scripts by the hash of their text.
+fn cache() -> &'static Mutex<HashMap<blake3::Hash, AST>> {
+    static CACHE: OnceLock<Mutex<HashMap<blake3::Hash, AST>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// Compiles `rhai` text, reusing an earlier compilation of the same text.
+pub fn compile(engine: &Engine, rhai: &str) -> Result<AST, Box<EvalAltResult>> {
+    let key = blake3::hash(rhai.as_bytes());
+    if let Some(ast) = cache().lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(ast.clone());
+    }
+    let ast = engine.compile(rhai).map_err(Box::<EvalAltResult>::from)?;
+    let mut c = cache().lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() >= 256 {
+        c.clear();
+    }
+    c.insert(key, ast.clone());
+    Ok(ast)
+}
+
+/// How a run ended.
+pub enum Ended {
+    Value(Dynamic),
+    Exit(i32),
+}
+
+/// Runs `f` on a thread with a large stack; a panic becomes an error, never a crash.
+pub fn on_script_thread<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, String> {
+    let token = signals::current();
+    std::thread::scope(|s| {
+        let h = std::thread::Builder::new()
+            .name("script".into())
+            .stack_size(STACK_SIZE)
+            .spawn_scoped(s, move || {
+                signals::adopt(token);
+                f()
+            })
+            .map_err(|e| format!("cannot start the script thread: {e}"))?;
+        h.join()
+            .map_err(|_| "the script stopped on an internal error".to_string())
+    })
+}
+
+/// Runs a whole script with `args`; prints errors to the host's error stream and returns the
+/// exit status: the value of `exit(n)`, 0 at the end, 1 on an error, 130 when cancelled, 124
+/// on timeout.
+pub fn run(host: &Arc<Host>, src: &Source, args: &[String], limits: &Limits) -> i32 {
+    let r = on_script_thread(|| {
+        let engine = engine(host, limits, &src.origin);
+        let ast = compile(&engine, &src.rhai)?;
+        let mut scope = Scope::new();
+        let argv: rhai::Array = args.iter().map(|a| Dynamic::from(a.clone())).collect();
+        scope.push_constant("args", argv);
+        scope.push_constant("script_name", src.origin.name());
+        engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+    });
+    match r {
+        Ok(Ok(_)) => 0,
+        Ok(Err(e)) => status_of(host, src, *e),
+        Err(msg) => {
+            host.write_err(&format!("{}: {msg}\n", src.origin.name()));
+            STATUS_ERROR
+        }
+    }
+}
+
+/// Turns a script's error into its exit status, reporting it unless it is `exit(n)`.
+pub fn status_of(host: &Host, src: &Source, e: EvalAltResult) -> i32 {
+    match ended(e) {
+        Ok(Ended::Exit(n)) => n,
+        Ok(Ended::Value(_)) => 0,
+        Err(e) => {
+            let (msg, status) = report(src, &e);
+            host.write_err(&msg);
+            status
+        }
+    }
+}
+
+/// Separates `exit(n)` (also from inside functions and modules) from real errors.
+pub fn ended(e: EvalAltResult) -> Result<Ended, EvalAltResult> {
+    match exit_code(&e) {
+        Some(n) => Ok(Ended::Exit(n)),
+        None => Err(e),
+    }
+}
+
+fn exit_code(e: &EvalAltResult) -> Option<i32> {
+    match e {
+        EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
+            Some(Stop::Exit(n)) => Some(n),
+            _ => None,
+        },
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => exit_code(inner),
+        _ => None,
+    }
+}
+
+/// Renders an error as `FILE:LINE:COL: error: MESSAGE`, the source line and a caret, plus the
+/// calls it happened in; returns it with the exit status it maps to.
+pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
+    let mut calls = Vec::new();
+    let mut inner = e;
+    let mut in_module: Option<String> = None;
+    loop {
+        match inner {
+            EvalAltResult::ErrorInFunctionCall(name, fsrc, next, pos) => {
+                if !fsrc.is_empty() && in_module.is_none() {
+                    in_module = Some(fsrc.clone());
+                }
+                calls.push((name.clone(), *pos));
+                inner = next;
+            }
+            EvalAltResult::ErrorInModule(path, next, pos) => {
+                calls.push((format!("import \"{path}\""), *pos));
+                in_module = Some(path.clone());
+                inner = next;
+            }
+            _ => break,
+        }
+    }
+    let status = match inner {
+        EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
+            Some(Stop::Cancelled) => crate::shell::STATUS_INTERRUPTED,
+            Some(Stop::TimedOut(_)) => STATUS_TIMEOUT,
+            _ => STATUS_ERROR,
+        },
+        _ => STATUS_ERROR,
+    };
+    let message = match inner {
+        EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
+            Some(Stop::Cancelled) => "interrupted".to_string(),
+            Some(Stop::TimedOut(t)) => format!(
+                "stopped after {} (the time limit; 'run --timeout' or setting script.timeout)",
+                humantime(t)
+            ),
+            _ => "terminated".to_string(),
+        },
+        EvalAltResult::ErrorTooManyOperations(_) => {
+            "too many operations (the limit is setting script.max_operations)".to_string()
+        }
+        EvalAltResult::ErrorStackOverflow(_) => {
+            "function calls nest too deeply (the limit is setting script.max_call_depth)"
+                .to_string()
+        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            let setting = if what.contains("string") {
+                "script.max_string_size"
+            } else if what.contains("map") {
+                "script.max_map_size"
+            } else {
+                "script.max_array_size"
+            };
+            format!("{what} exceeds the size limit (setting {setting})")
+        }
+        EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.clone().cast::<String>(),
+        other => without_position(&other.to_string()),
+    };
+    let pos = inner.position();
+    let name = in_module.clone().unwrap_or_else(|| src.origin.name());
+    let mut out = String::new();
+    match (pos.line(), in_module.is_none()) {
+        (Some(l), true) => {
+            let (line, text) = src.user_line(l);
+            // Columns of a translated ValyxoScript line do not match the original.
+            let col = if src.legacy.is_some() {
+                None
+            } else {
+                pos.position()
+            };
+            match col {
+                Some(c) => out.push_str(&format!("{name}:{line}:{c}: error: {message}\n")),
+                None => out.push_str(&format!("{name}:{line}: error: {message}\n")),
+            }
+            if let Some(text) = text {
+                out.push_str(&format!("{line:>5} | {text}\n"));
+                if let Some(c) = col {
+                    out.push_str(&format!(
+                        "      | {}^\n",
+                        " ".repeat(caret_offset(&text, c))
+                    ));
+                }
+            }
+        }
+        (Some(l), false) => {
+            let c = pos.position().unwrap_or(1);
+            out.push_str(&format!("{name}:{l}:{c}: error: {message}\n"));
+        }
+        (None, _) => out.push_str(&format!("{name}: error: {message}\n")),
+    }
+    for (call, at) in calls.iter().rev() {
+        if let Some(l) = at.line() {
+            let (line, _) = src.user_line(l);
+            out.push_str(&format!("      = in {call}, called at line {line}\n"));
+        }
+    }
+    (out, status)
+}
+
+/// An error's text without the " (line L, position P)" Rhai appends.
+fn without_position(s: &str) -> String {
+    match s.rfind(" (line ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s.to_string(),
+    }
+}
+
+/// Display columns before 1-based character column `col` (tabs keep their width).
+fn caret_offset(text: &str, col: usize) -> usize {
+    text.chars()
+        .take(col.saturating_sub(1))
+        .map(|c| if c == '\t' { 4 } else { 1 })
+        .sum()
+}
+
+fn humantime(d: Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// A position-less error raised by the host API.
+pub fn err(msg: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(msg.into()),
+        Position::NONE,
+    ))
+}
