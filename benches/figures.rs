@@ -1,8 +1,8 @@
-//! The figures issue 2 names, each measured side by side with its peer in one run.
+//! The figures the issues name, each measured side by side with its peer in one run.
 //!
 //! ```text
 //! cargo bench --bench figures                  # all figures
-//! cargo bench --bench figures -- startup grep  # only some
+//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench figures   # fewer runs, smaller trees
 //! ```
 //!
@@ -327,6 +327,102 @@ fn hints(rows: &mut Vec<Row>) {
     }
 }
 
+const FIB: &str = "fn fib(n) { if n < 2 { n } else { fib(n - 1) + fib(n - 2) } }\nfib(25)\n";
+
+/// The same CPU-bound script through `valyxo run` and through a bare Rhai engine in this
+/// process (no host API, no limits), and through python3 for the record.
+fn scripts(rows: &mut Vec<Row>) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let fib = dir.path().join("fib.rhai");
+    std::fs::write(&fib, FIB).unwrap();
+    let empty = dir.path().join("empty.rhai");
+    std::fs::write(&empty, "").unwrap();
+    run(valyxo(&home).arg("run").arg(&empty));
+    let n = if quick() { 3 } else { 7 };
+    let bare = || {
+        let engine = rhai::Engine::new();
+        let v: i64 = engine.eval(FIB).unwrap();
+        assert_eq!(v, 75025);
+    };
+    let (ours, peer) = side_by_side(n, || {}, || run(valyxo(&home).arg("run").arg(&fib)), bare);
+    rows.push(Row {
+        figure: "script: fib(25) via valyxo run".into(),
+        ours,
+        peer: Some(("bare rhai::Engine in-process".into(), peer)),
+        goal: "≤ 1.1x".into(),
+        limit: 1.1,
+    });
+    if have("python3") {
+        let py = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\nfib(25)\n";
+        let (ours, peer) = side_by_side(
+            n,
+            || {},
+            || run(valyxo(&home).arg("run").arg(&fib)),
+            || run(Command::new("python3").args(["-c", py])),
+        );
+        rows.push(Row {
+            figure: "script: fib(25) via valyxo run (for the record)".into(),
+            ours,
+            peer: Some(("python3 -c".into(), peer)),
+            goal: "-".into(),
+            limit: f64::INFINITY,
+        });
+    }
+    let n = if quick() { 50 } else { 200 };
+    let (ours, peer) = side_by_side(
+        n,
+        || {},
+        || run(valyxo(&home).arg("run").arg(&empty)),
+        || run(Command::new("bash").args(["-c", "true"])),
+    );
+    rows.push(Row {
+        figure: "start-up: valyxo run empty.rhai".into(),
+        ours,
+        peer: Some(("bash -c true".into(), peer)),
+        goal: "≤ 2x".into(),
+        limit: 2.0,
+    });
+}
+
+/// From `kill %N` to the job being marked killed, for a job in a busy loop.
+fn kill_latency(rows: &mut Vec<Row>) {
+    use valyxo::hub::{Hub, HubOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::open(HubOptions {
+        home: Some(dir.path().to_path_buf()),
+        no_color: true,
+    })
+    .unwrap();
+    let sh = valyxo::shell::Session::new(hub.clone(), false).unwrap();
+    hub.vfs
+        .write(
+            &valyxo::vfs::VPath::parse_absolute("/busy.rhai").unwrap(),
+            b"let n = 0; loop { n += 1; }",
+        )
+        .unwrap();
+    let mut times = Vec::new();
+    for _ in 0..if quick() { 5 } else { 20 } {
+        let id = valyxo::jobs::start(&sh, "run /busy.rhai").unwrap();
+        while valyxo::jobs::get(&hub, id).unwrap().state != valyxo::jobs::State::Running {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20)); // deep in the loop
+        let t = Instant::now();
+        let j = valyxo::jobs::kill(&hub, id, Duration::from_secs(5)).unwrap();
+        times.push(t.elapsed());
+        assert_eq!(j.state, valyxo::jobs::State::Killed);
+    }
+    let worst = *times.iter().max().unwrap();
+    rows.push(Row {
+        figure: format!("kill %N of a busy loop until marked killed (worst {worst:.2?})"),
+        ours: median(times),
+        peer: None,
+        goal: "< 100 ms".into(),
+        limit: 0.1,
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -345,6 +441,12 @@ fn main() {
     }
     if want("hints") {
         hints(&mut rows);
+    }
+    if want("scripts") {
+        scripts(&mut rows);
+    }
+    if want("kill") {
+        kill_latency(&mut rows);
     }
     println!(
         "\n{:<58} {:>11} {:>11} {:>7}  goal",

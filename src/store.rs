@@ -5,7 +5,6 @@
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
-use rusqlite_migration::{Migrations, M};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -290,6 +289,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     if version as usize == MIGRATIONS.len() {
         return Ok(()); // the common case: nothing to do, no write lock taken
     }
+    // Two processes may open a new home at once: the write lock is taken before the version
+    // is read again, so exactly one of them applies each migration.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version as usize > MIGRATIONS.len() {
         anyhow::bail!(
             "the store has schema version {version}, newer than this valyxo understands ({}); \
@@ -297,8 +300,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             MIGRATIONS.len()
         );
     }
-    let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
-    migrations.to_latest(conn)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {} failed", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -316,8 +323,28 @@ mod tests {
 
     #[test]
     fn migrations_are_valid() {
-        let migrations = Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect());
-        migrations.validate().unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        // Applying them again is a no-op.
+        migrate(&mut conn).unwrap();
+    }
+
+    #[test]
+    fn processes_opening_a_new_home_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| Store::open(&path).map(|_| ())))
+                .collect();
+            for h in hs {
+                h.join().unwrap().unwrap();
+            }
+        });
     }
 
     #[test]

@@ -134,7 +134,15 @@ fn every_example_runs() {
         let script: String = lines
             .iter()
             .enumerate()
-            .map(|(i, l)| format!("{l} || exit {}\n", 100 + i))
+            .map(|(i, l)| {
+                // A background line (`… &`) cannot take `|| exit`; its job is checked by the
+                // lines after it.
+                if l.trim_end().ends_with('&') {
+                    format!("{l}\n")
+                } else {
+                    format!("{l} || exit {}\n", 100 + i)
+                }
+            })
             .collect();
         let home = tempfile::tempdir().expect("temp home");
         let mut child = Command::new(BIN)

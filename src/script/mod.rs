@@ -207,6 +207,8 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     e.set_max_string_size(limits.max_string_size);
     e.set_max_array_size(limits.max_array_size);
     e.set_max_map_size(limits.max_map_size);
+    // Nesting of expressions (string interpolation nests too); scripts run on a big stack.
+    e.set_max_expr_depths(128, 64);
     let token = host.token.clone();
     let timeout = limits.timeout;
     let deadline = timeout.map(|t| Instant::now() + t);

@@ -1,0 +1,381 @@
+//! Scripts and jobs through the real binary: running scripts every way, the host API (every
+//! example of `man scripting`), limits and cancellation, error messages, plugins,
+//! ValyxoScript, background jobs, and the examples in `examples/`.
+
+mod common;
+
+use common::{host_dir, Home};
+use predicates::str::contains;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// The ```rhai blocks of a Markdown page, with the `### name` heading above each.
+fn rhai_blocks(src: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut head = String::new();
+    let mut cur: Option<String> = None;
+    for line in src.lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            head = h.trim().to_string();
+        }
+        if line.trim() == "```rhai" {
+            cur = Some(String::new());
+        } else if line.trim() == "```" {
+            if let Some(b) = cur.take() {
+                out.push((head.clone(), b));
+            }
+        } else if let Some(b) = cur.as_mut() {
+            b.push_str(line);
+            b.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn every_host_function_is_documented_with_an_example_that_runs() {
+    let page = valyxo::manual::get("scripting").expect("scripting page");
+    let blocks = rhai_blocks(page);
+    for f in valyxo::script::api::FUNCTIONS {
+        assert!(
+            blocks.iter().any(|(h, _)| h == f),
+            "scripting.md has no example for {f}"
+        );
+    }
+    let h = Home::new();
+    let mut failures = Vec::new();
+    for (name, code) in &blocks {
+        let file = h.path().join("example.rhai");
+        std::fs::write(&file, code).unwrap();
+        let out = h.cmd().arg("run").arg(&file).output().unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "{name}: {}\n{code}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn scripts_run_every_way_with_their_exit_status() {
+    let h = Home::new();
+    let host = host_dir();
+    let f = host.path().join("s.rhai");
+    std::fs::write(
+        &f,
+        "print(`args=${args}`);\nif args.len() > 1 { exit(parse_int(args[1])); }\n",
+    )
+    .unwrap();
+    h.cmd()
+        .arg("run")
+        .arg(&f)
+        .arg("a")
+        .assert()
+        .success()
+        .stdout("args=[\"a\"]\n");
+    h.cmd().arg("run").arg(&f).args(["a", "7"]).assert().code(7);
+    // `valyxo FILE ARGS`, even with an argument that names a subcommand.
+    h.cmd()
+        .arg(&f)
+        .arg("run")
+        .assert()
+        .success()
+        .stdout("args=[\"run\"]\n");
+    // A VFS path with --vfs, and `run` at the prompt.
+    h.c(&format!("import {} /s.rhai", f.display())).success();
+    h.cmd()
+        .args(["run", "--vfs", "/s.rhai", "x", "4"])
+        .assert()
+        .code(4);
+    h.c("run /s.rhai -v 5")
+        .code(5)
+        .stdout("args=[\"-v\", \"5\"]\n");
+    // -e prints the value.
+    h.cmd()
+        .args(["-e", "6 * 7"])
+        .assert()
+        .success()
+        .stdout("42\n");
+    h.cmd().args(["-e", "exit(9)"]).assert().code(9);
+    // A missing host file says where it looked.
+    h.cmd()
+        .args(["run", "/no/such.rhai"])
+        .assert()
+        .code(1)
+        .stderr(contains("use --vfs"));
+}
+
+#[test]
+fn a_shebang_script_runs_from_the_host_shell() {
+    let h = Home::new();
+    let script = examples().join("hello.rhai");
+    let bin_dir = Path::new(common::BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(&script)
+        .arg("Ada")
+        .env("PATH", path)
+        .env("VALYXO_HOME", h.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Hello, Ada!"));
+}
+
+#[test]
+fn errors_point_at_file_line_and_column() {
+    let h = Home::new();
+    h.c("echo 'let a = 1;\nfn f(x) { x + nope }\nprint(f(a));' > /e.rhai")
+        .success();
+    h.c("run /e.rhai").code(1).stderr(contains(
+        "/e.rhai:2:15: error: Variable not found: nope\n    2 | fn f(x) { x + nope }\n      |               ^\n      = in f, called at line 3",
+    ));
+    h.c("echo 'let x = (1 + ;' > /p.rhai").success();
+    h.c("run /p.rhai").code(1).stderr(contains("/p.rhai:1:"));
+}
+
+#[test]
+fn limits_stop_runaway_scripts_with_a_clear_error() {
+    let h = Home::new();
+    h.c("echo 'loop { }' > /spin.rhai").success();
+    let t = Instant::now();
+    h.c("run --timeout 200ms /spin.rhai")
+        .code(124)
+        .stderr(contains("stopped after 200 ms"));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    h.c("settings set script.timeout 100ms && run /spin.rhai")
+        .code(124);
+    h.c("settings set script.timeout 0; run --max-operations 1000 /spin.rhai")
+        .code(1)
+        .stderr(contains("too many operations"));
+    h.c("echo 'let s = \"x\"; loop { s += s; }' > /s.rhai; run /s.rhai")
+        .code(1)
+        .stderr(contains("script.max_string_size"));
+    h.c("echo 'let a = [1]; loop { a += a; }' > /a.rhai; run /a.rhai")
+        .code(1)
+        .stderr(contains("script.max_array_size"));
+    h.c("echo 'fn f(n) { f(n + 1) } f(0)' > /r.rhai; run /r.rhai")
+        .code(1)
+        .stderr(contains("nest too deeply"));
+    // The shell is still there after each of them.
+    h.c("run /r.rhai; echo alive")
+        .success()
+        .stdout(contains("alive"));
+}
+
+#[test]
+fn imports_resolve_inside_the_vfs() {
+    let h = Home::new();
+    h.c("mkdir -p /app/lib && echo 'fn twice(x) { x * 2 }' > /app/lib/util.rhai && echo 'import \"lib/util\" as u; print(u::twice(21));' > /app/main.rhai")
+        .success();
+    h.c("cd / && run /app/main.rhai").success().stdout("42\n");
+    h.c("echo 'import \"../../../etc/passwd\" as p;' > /app/evil.rhai; run /app/evil.rhai")
+        .code(1)
+        .stderr(contains("evil.rhai:1"));
+}
+
+#[test]
+fn the_script_prompt_reads_a_pipe() {
+    let h = Home::new();
+    let out = h
+        .cmd()
+        .args(["-c", "script"])
+        .write_stdin("let x = 6;\nfn sq(a) {\n  a * a\n}\nsq(x)\nx = x + 1;\nx\n\"s\"\n")
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "=> 36\n=> 7\n=> \"s\"\n"
+    );
+    h.cmd()
+        .args(["-c", "enter vs"])
+        .write_stdin("nope\n")
+        .assert()
+        .code(1)
+        .stderr(contains("Variable not found: nope"));
+}
+
+#[test]
+fn valyxoscript_runs_and_reports_unsupported_lines() {
+    let h = Home::new();
+    h.c(&format!(
+        "import {} /legacy.vs",
+        examples().join("legacy.vs").display()
+    ))
+    .success();
+    h.c("run /legacy.vs").success().stdout(contains(
+        "primes up to 30 = 10\n1 -> 1\n2 squared is 4\n3 -> 9\ncountdown 3\ncountdown 2\ncountdown 1\na reasonable number of primes\n",
+    ));
+    h.c("echo 'set x = 1\nrepeat 3 times' > /bad.vs; run /bad.vs")
+        .code(1)
+        .stderr(contains(
+            "/bad.vs:2: error: unsupported statement 'repeat 3 times'",
+        ));
+    h.c("echo 'set x = 1\nprint x + y' > /rt.vs; run /rt.vs")
+        .code(1)
+        .stderr(contains(
+            "/rt.vs:2: error: Variable not found: y\n    2 | print x + y",
+        ));
+}
+
+#[test]
+fn plugins_add_commands_everywhere() {
+    let h = Home::new();
+    h.c(&format!(
+        "import {} /todo.rhai",
+        examples().join("todo_plugin.rhai").display()
+    ))
+    .success();
+    h.c("plugin install /todo.rhai")
+        .success()
+        .stdout(contains("installed plugin todo 1.0"));
+    h.c("todo buy milk && todo walk && done 1 && todo")
+        .success()
+        .stdout(contains("1. walk"));
+    h.c("help").success().stdout(contains(
+        "todo      Add a to-do item, or list them (plugin todo)",
+    ));
+    h.c("todo --help")
+        .success()
+        .stdout(contains("Usage: todo [TEXT]..."));
+    h.c("man done")
+        .success()
+        .stdout(contains("Mark a to-do item done"));
+    h.c("done 99").code(1).stdout(contains("no item 99"));
+    h.c("plugin list")
+        .success()
+        .stdout(contains("todo 1.0 — A small to-do list"));
+    // Bad plugins are refused with the reason.
+    h.c("echo 'fn plugin() { #{ name: \"x\", commands: [#{ name: \"ls\", run: \"f\" }] } } fn f(a) { 0 }' > /bad.rhai; plugin install /bad.rhai")
+        .code(1)
+        .stderr(contains("'ls' is a built-in command"));
+    h.c("echo 'fn plugin() { #{ name: \"x\", commands: [#{ name: \"y\", run: \"missing\" }] } }' > /bad2.rhai; plugin install /bad2.rhai")
+        .code(1)
+        .stderr(contains("no function missing(args)"));
+    h.c("echo 'print(1);' > /bad3.rhai; plugin install /bad3.rhai")
+        .code(1)
+        .stderr(contains("defines fn plugin()"));
+    h.c("plugin remove todo && todo")
+        .code(127)
+        .stderr(contains("unknown command 'todo'"));
+}
+
+#[test]
+fn background_jobs_capture_output_and_can_be_killed() {
+    let h = Home::new();
+    h.c("echo 'let n = 0; loop { n += 1; }' > /busy.rhai")
+        .success();
+    let out = h
+        .cmd()
+        .write_stdin("run /busy.rhai &\necho hello from a job &\nwait %2\nlogs %2\nkill %1\njobs\nwait %1; echo \"wait status $?\"\n")
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("hello from a job\n"), "{text}");
+    assert!(text.contains("[1]  killed"), "{text}");
+    assert!(text.contains("[2]  done"), "{text}");
+    assert!(text.contains("wait status 130"), "{text}");
+    // The records and output outlive the process.
+    h.c("logs %2").success().stdout("hello from a job\n");
+    let json = h.out("jobs --json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["state"], "killed");
+    assert_eq!(v[1]["state"], "done");
+    assert_eq!(v[1]["status"], 0);
+    // A non-interactive run waits for its jobs; queued jobs respect the limit.
+    h.c("settings set jobs.max_running 1; exec sleep 0.2 & echo second & jobs")
+        .success()
+        .stdout(contains("queued"));
+    h.c("kill %1").code(1).stderr(contains("already ended"));
+    h.c("kill %99").code(1).stderr(contains("no job %99"));
+}
+
+#[test]
+fn a_job_whose_process_died_is_lost() {
+    let h = Home::new();
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(h.path())
+        .args(["-c", "exec sleep 60 & exec sleep 60"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = h.out("jobs");
+        if out.contains("running") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never started: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    h.c("jobs").success().stdout(contains("[1]  lost"));
+    h.c("wait %1").code(1);
+}
+
+#[test]
+fn every_example_runs() {
+    let h = Home::new();
+    let ex = examples();
+    let host = host_dir();
+    std::fs::create_dir_all(host.path().join("notes/deeper")).unwrap();
+    std::fs::write(host.path().join("notes/a.txt"), "the cat and the dog\n").unwrap();
+    std::fs::write(host.path().join("notes/deeper/b.txt"), "The end\n").unwrap();
+    std::fs::write(
+        host.path().join("orders.json"),
+        r#"[{"customer":"b","qty":2,"price":1.5},{"customer":"a","qty":1,"price":10}]"#,
+    )
+    .unwrap();
+    h.c(&format!(
+        "import {} /ex && import {}/notes /notes && import {}/orders.json /orders.json",
+        ex.display(),
+        host.path().display(),
+        host.path().display()
+    ))
+    .success();
+    h.c("run /ex/wordcount.rhai /notes 2")
+        .success()
+        .stdout("2 files, 5 distinct words\n3 the\n1 and\n");
+    h.c("run /ex/json_report.rhai /orders.json /report.json")
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&h.out("cat /report.json")).unwrap();
+    assert_eq!(report["customers"][0]["name"], "a");
+    assert_eq!(report["customers"][1]["total"], 3.0);
+    h.c("run /ex/scaffold.rhai demo")
+        .success()
+        .stdout(contains("main.rs"));
+    h.c("cat /Projects/demo/src/main.rs")
+        .success()
+        .stdout(contains("hello from demo"));
+    h.c("run /ex/scaffold.rhai demo")
+        .code(1)
+        .stdout(contains("already exists"));
+    h.c("run /ex/background.rhai")
+        .success()
+        .stdout(contains("1 of 4 failed"));
+    h.c("run /ex/legacy.vs")
+        .success()
+        .stdout(contains("primes up to 30 = 10"));
+    h.c("run /ex/drive_shell.rhai")
+        .success()
+        .stdout(contains("3 TODO lines"));
+    h.c("plugin install /ex/todo_plugin.rhai && todo write tests && todo")
+        .success()
+        .stdout(contains("1. write tests"));
+    h.cmd()
+        .arg(ex.join("hello.rhai"))
+        .arg("fail")
+        .assert()
+        .code(3);
+}
