@@ -208,11 +208,13 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
         limit,
         dropped: false,
     };
-    let done = AtomicBool::new(false);
+    // Dropping `done` wakes the flusher at once when the job ends.
+    let (done, ended) = std::sync::mpsc::channel::<()>();
     let status = std::thread::scope(|s| {
-        let flusher = s.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                std::thread::sleep(FLUSH_EVERY);
+        let flusher = s.spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                ended.recv_timeout(FLUSH_EVERY)
+            {
                 sink.drain();
             }
             sink
@@ -232,7 +234,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
                     1
                 });
         drop(io);
-        done.store(true, Ordering::Relaxed);
+        drop(done);
         let mut sink = flusher.join().expect("the flusher does not panic");
         sink.drain();
         status

@@ -252,3 +252,56 @@ fn colour_highlights_the_line_as_typed() {
     s.send_control('d').unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
+
+#[test]
+fn the_script_prompt_keeps_its_scope_completes_and_stops_loops_on_ctrl_c() {
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    // Sends a line and waits until it was accepted and the next input is being read
+    // (rustyline turns bracketed paste off on Enter and on again for the next line).
+    let line = |s: &mut PtySession, text: &str| -> String {
+        s.send_line(text).unwrap();
+        let out = s.exp_string("\x1b[?2004l").unwrap();
+        let more = s.exp_string("\x1b[?2004h").unwrap();
+        out + &more
+    };
+    line(&mut s, "script");
+    line(&mut s, "let answer = 40;");
+    // Tab completes names defined earlier (and the host API).
+    typ(&mut s, "answ");
+    s.send("\t").unwrap();
+    s.flush().unwrap();
+    s.exp_string("answer").unwrap();
+    assert!(line(&mut s, " + 2").contains("=> 42"));
+    // An open block continues on the next line.
+    s.send_line("fn twice(x) {").unwrap();
+    assert!(line(&mut s, "  x * 2 }").contains("x * 2 }"));
+    assert!(line(&mut s, "twice(answer)").contains("=> 80"));
+    // Ctrl-C stops a tight loop and the scope is still there.
+    s.send_line("loop { }").unwrap();
+    s.exp_string("\x1b[?2004l").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.send_control('c').unwrap();
+    s.exp_string("interrupted").unwrap();
+    s.exp_string("\x1b[?2004h").unwrap();
+    assert!(line(&mut s, "answer").contains("=> 40"));
+    // Ctrl-D leaves the prompt for the shell.
+    s.send_control('d').unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("exit 0").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}
+
+#[test]
+fn finished_jobs_are_announced_at_the_next_prompt() {
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    s.send_line("echo in the background &").unwrap();
+    s.exp_string("[1] echo in the background").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.send_line("").unwrap();
+    s.exp_string("[1] done (status 0)  echo in the background")
+        .unwrap();
+    s.send_line("exit").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}

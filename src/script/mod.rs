@@ -45,14 +45,30 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_settings(hub: &Hub) -> Limits {
-        let n = |k| hub.setting_u64(k) as usize;
+        // One read of the settings table instead of one per key (this is on the start-up path
+        // of every script).
+        let stored: HashMap<String, String> = hub
+            .store
+            .kv_list(crate::store::KvTable::Settings)
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let get = |k: &str| -> String {
+            stored
+                .get(k)
+                .filter(|v| crate::settings::validate(k, v).is_ok())
+                .cloned()
+                .or_else(|| crate::settings::find(k).map(|d| d.default.to_string()))
+                .unwrap_or_default()
+        };
+        let n = |k: &str| get(k).parse::<u64>().unwrap_or(0);
         Limits {
-            max_operations: hub.setting_u64("script.max_operations"),
-            max_call_depth: n("script.max_call_depth"),
-            max_string_size: n("script.max_string_size"),
-            max_array_size: n("script.max_array_size"),
-            max_map_size: n("script.max_map_size"),
-            timeout: parse_duration(&hub.setting("script.timeout"))
+            max_operations: n("script.max_operations"),
+            max_call_depth: n("script.max_call_depth") as usize,
+            max_string_size: n("script.max_string_size") as usize,
+            max_array_size: n("script.max_array_size") as usize,
+            max_map_size: n("script.max_map_size") as usize,
+            timeout: parse_duration(&get("script.timeout"))
                 .ok()
                 .filter(|d| !d.is_zero()),
         }
@@ -201,7 +217,12 @@ impl Host {
 
 /// Builds the engine: limits, cancellation, output routing, the host API and VFS imports.
 pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
-    let mut e = Engine::new();
+    // The standard library is built once per process and shared by every engine.
+    use rhai::packages::{Package, StandardPackage};
+    static STD: OnceLock<StandardPackage> = OnceLock::new();
+    let mut e = Engine::new_raw();
+    STD.get_or_init(StandardPackage::new)
+        .register_into_engine(&mut e);
     e.set_max_operations(limits.max_operations);
     e.set_max_call_levels(limits.max_call_depth);
     e.set_max_string_size(limits.max_string_size);

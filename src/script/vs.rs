@@ -451,7 +451,7 @@ impl Translator {
 
     fn cond(&mut self, toks: &[Tok]) -> Result<String, String> {
         let toks = match split_kw(toks, "then") {
-            Some((c, rest)) if rest.is_empty() => c,
+            Some((c, [])) => c,
             Some(_) => return Err("nothing may follow 'then' before '{'".into()),
             None => toks,
         };
