@@ -648,7 +648,18 @@ impl Vfs {
             }
             Loc::Mounted(m, rel) => {
                 let dir = m.dir()?;
-                Ok(walk_host(&m, dir, root, &rel, f))
+                // Each directory is listed through its own handle, opened from its parent's:
+                // one open per directory instead of re-resolving the whole path from the
+                // mount's root every time.
+                let start = if rel == Path::new(".") {
+                    dir.try_clone().ok()
+                } else {
+                    dir.open_dir(&rel).ok()
+                };
+                Ok(match start {
+                    Some(cur) => walk_host(&m, dir, &cur, root, &rel, f),
+                    None => true,
+                })
             }
         }
     }
@@ -798,11 +809,12 @@ fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
 fn walk_host(
     m: &Arc<Mount>,
     dir: &Dir,
+    cur: &Dir,
     vbase: &VPath,
     rel: &Path,
     f: &mut dyn FnMut(WalkEntry) -> bool,
 ) -> bool {
-    let Ok(rd) = dir.read_dir(rel) else {
+    let Ok(rd) = cur.entries() else {
         return true;
     };
     let mut ents: Vec<_> = rd
@@ -830,7 +842,11 @@ fn walk_host(
                 size: None,
                 file: None,
             });
-            if !go_on || !walk_host(m, dir, &vpath, &child_rel, f) {
+            if !go_on {
+                return false;
+            }
+            let Ok(child) = ent.open_dir() else { continue };
+            if !walk_host(m, dir, &child, &vpath, &child_rel, f) {
                 return false;
             }
         } else if ft.is_file() {
