@@ -118,6 +118,47 @@ pub fn suggest(name: &str) -> Vec<String> {
 /// Renders a page's Markdown as plain text for a terminal or a pipe: the title as written,
 /// section headings in upper case, body text indented by four spaces, code blocks without
 /// their fences indented by eight, and inline markup (`code`, **bold**) removed.
+/// Pages matching every word of `query` (case-insensitive), best first: a match in the name
+/// counts most, then in the summary, then in the body (by how often it occurs there).
+pub fn search(query: &str) -> Vec<(&'static str, &'static str)> {
+    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    if words.is_empty() {
+        return Vec::new();
+    }
+    let mut hits: Vec<(u64, &'static str, &'static str)> = Vec::new();
+    for (name, src) in pages() {
+        let summary = summary(name).unwrap_or("");
+        let (lname, lsum, lbody) = (
+            name.to_lowercase(),
+            summary.to_lowercase(),
+            src.to_lowercase(),
+        );
+        let mut score = 0u64;
+        let mut all = true;
+        for w in &words {
+            let body = lbody.matches(w.as_str()).count() as u64;
+            if body == 0 && !lname.contains(w.as_str()) {
+                all = false;
+                break;
+            }
+            score += if lname == *w {
+                10_000
+            } else if lname.contains(w.as_str()) {
+                5_000
+            } else {
+                0
+            };
+            score += if lsum.contains(w.as_str()) { 1_000 } else { 0 };
+            score += body.min(999);
+        }
+        if all {
+            hits.push((score, name, summary));
+        }
+    }
+    hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    hits.into_iter().map(|(_, n, s)| (n, s)).collect()
+}
+
 pub fn render(src: &str) -> String {
     let mut out = String::new();
     let mut in_code = false;
@@ -208,6 +249,17 @@ mod tests {
             );
             assert!(!summary(n).unwrap_or("").is_empty(), "{n} has no summary");
         }
+    }
+
+    #[test]
+    fn search_ranks_names_then_summaries_then_bodies() {
+        let hits = search("grep");
+        assert_eq!(hits.first().map(|h| h.0), Some("grep"));
+        assert!(hits.len() > 1, "other pages mention grep");
+        let hits = search("background job");
+        assert!(hits.iter().any(|h| h.0 == "jobs"));
+        assert!(search("zzqqxx-nothing").is_empty());
+        assert!(search("   ").is_empty());
     }
 
     #[test]

@@ -13,19 +13,47 @@ pub fn specs() -> Vec<Spec> {
         group: Group::System,
         summary: "Show a manual page, or list them all",
         args: || {
-            Command::new("man").arg(
-                Arg::new("page")
-                    .value_name("PAGE")
-                    .help("A command (or alias) or a topic such as shell, vfs or settings"),
-            )
+            Command::new("man")
+                .arg(
+                    Arg::new("search")
+                        .short('k')
+                        .long("search")
+                        .value_name("WORD")
+                        .conflicts_with("page")
+                        .help("Search names, summaries and text of all pages for WORD, best first"),
+                )
+                .arg(
+                    Arg::new("page")
+                        .value_name("PAGE")
+                        .help("A command (or alias) or a topic such as shell, vfs or scripting"),
+                )
         },
-        examples: &["man", "man ls", "man shell | head -n 5"],
+        examples: &[
+            "man",
+            "man ls",
+            "man shell | head -n 5",
+            "man -k background",
+        ],
         run: man,
         rewrite: None,
     }]
 }
 
 fn man(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    if let Some(q) = m.get_one::<String>("search") {
+        let hits = manual::search(q);
+        if hits.is_empty() {
+            ctx.warn(format!("nothing appropriate for '{q}'"));
+            return Ok(1);
+        }
+        let width = hits.iter().map(|h| h.0.len()).max().unwrap_or(8) + 2;
+        let mut out = String::new();
+        for (name, summary) in hits {
+            out.push_str(&format!("{name:width$}{summary}\n"));
+        }
+        ctx.io.stdout.write_all(out.as_bytes())?;
+        return Ok(0);
+    }
     let Some(name) = m.get_one::<String>("page") else {
         return index(ctx);
     };
