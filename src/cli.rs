@@ -54,6 +54,29 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Sub {
+    /// Show a page of the built-in manual (as at the prompt), or with --roff as roff.
+    Man {
+        /// Print the page as roff (man(7)) for the host's man.
+        #[arg(long)]
+        roff: bool,
+        /// Search the pages for WORD instead.
+        #[arg(
+            short = 'k',
+            long = "search",
+            value_name = "WORD",
+            conflicts_with = "roff"
+        )]
+        search: Option<String>,
+        /// The page: a command, an alias or a topic.
+        #[arg(value_name = "PAGE")]
+        page: Option<String>,
+    },
+    /// Write valyxo.1 and one roff page per manual page into DIR, for the host's man.
+    Manpages {
+        /// The directory to write into (created when missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Run a script: a host file, or with --vfs a file in the VFS.
     Run {
         /// FILE is a VFS path instead of a host path.
@@ -118,6 +141,23 @@ pub fn main() -> ExitCode {
         clap_complete::generate(shell, &mut cmd, "valyxo", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
+    match &cli.sub {
+        Some(Sub::Man {
+            roff: true,
+            page: Some(page),
+            ..
+        }) => return print_roff(page),
+        Some(Sub::Man {
+            roff: true,
+            page: None,
+            ..
+        }) => {
+            eprintln!("valyxo: --roff needs a PAGE (or use 'valyxo manpages DIR' for all)");
+            return ExitCode::from(2);
+        }
+        Some(Sub::Manpages { dir }) => return write_manpages(dir),
+        _ => {}
+    }
     let hub = match Hub::open(HubOptions {
         home: cli.home.clone(),
         no_color: cli.no_color,
@@ -133,6 +173,13 @@ pub fn main() -> ExitCode {
             let status = sh.run(line, &mut Io::process(true));
             sh.exit.unwrap_or(status)
         })
+    } else if let Some(Sub::Man { search, page, .. }) = &cli.sub {
+        let line = match (search, page) {
+            (Some(q), _) => format!("man -k {}", quote(q)),
+            (None, Some(p)) => format!("man {}", quote(p)),
+            (None, None) => "man".to_string(),
+        };
+        Session::new(hub.clone(), false).map(|mut sh| sh.run(&line, &mut Io::process(true)))
     } else if let Some(expr) = &cli.expr {
         Session::new(hub.clone(), false).map(|sh| eval_expr(sh, expr))
     } else if let Some(Sub::Run {
@@ -159,6 +206,89 @@ pub fn main() -> ExitCode {
         Ok(status) => exit_code(status),
         Err(e) => {
             eprintln!("valyxo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Single-quotes a word for the shell.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The manual page of the `valyxo` program itself (valyxo.1).
+fn program_page() -> String {
+    let mut cmd = Cli::command();
+    let usage = cmd.render_usage().to_string();
+    let usage = usage
+        .trim()
+        .strip_prefix("Usage: ")
+        .unwrap_or(usage.trim())
+        .to_string();
+    let mut md = format!(
+        "# valyxo — A terminal developer hub: a shell over its own virtual filesystem\n\n\
+         ## Synopsis\n\n```text\n{usage}\n```\n\n## Description\n\n\
+         With no arguments on a terminal, valyxo opens its interactive shell. `-c LINE` runs one \
+         line; lines piped to standard input are run in turn; `valyxo run FILE` and `valyxo FILE` \
+         run a script; `-e EXPR` evaluates one Rhai expression. State lives in one SQLite file \
+         in the home given by `--home DIR`, `VALYXO_HOME` or the platform data directory.\n\n\
+         ## Pages\n\n"
+    );
+    for (name, _) in crate::manual::pages() {
+        let summary = crate::manual::summary(name).unwrap_or("");
+        md.push_str(&format!("- `valyxo-{name}`(1) — {summary}\n"));
+    }
+    md
+}
+
+fn print_roff(page: &str) -> ExitCode {
+    if page == "valyxo" {
+        print!("{}", crate::manual::roff("valyxo", &program_page()));
+        return ExitCode::SUCCESS;
+    }
+    match crate::manual::resolve(page) {
+        Some((name, src)) => {
+            print!("{}", crate::manual::roff(name, src));
+            ExitCode::SUCCESS
+        }
+        None => {
+            let sugg = crate::manual::suggest(page);
+            if sugg.is_empty() {
+                eprintln!("valyxo: no manual page for '{page}'");
+            } else {
+                eprintln!(
+                    "valyxo: no manual page for '{page}'. Did you mean {}?",
+                    crate::shell::quote_list(&sugg)
+                );
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn write_manpages(dir: &std::path::Path) -> ExitCode {
+    let write = || -> anyhow::Result<usize> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(
+            dir.join("valyxo.1"),
+            crate::manual::roff("valyxo", &program_page()),
+        )?;
+        let pages = crate::manual::pages();
+        for (name, src) in pages {
+            std::fs::write(
+                dir.join(format!("valyxo-{name}.1")),
+                crate::manual::roff(name, src),
+            )?;
+        }
+        Ok(pages.len() + 1)
+    };
+    match write() {
+        Ok(n) => {
+            println!("wrote {n} pages to {}", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("valyxo: cannot write the pages to {}: {e}", dir.display());
             ExitCode::from(1)
         }
     }

@@ -220,6 +220,168 @@ pub fn render(src: &str) -> String {
 }
 
 /// The text of a Markdown heading line (`#`, `##`, `###`…), if it is one.
+/// Escapes text for roff: backslashes, and a leading `.` or `'` that would start a request.
+fn roff_escape(s: &str) -> String {
+    let e = s.replace('\\', "\\e").replace('-', "\\-");
+    if e.starts_with('.') || e.starts_with('\'') {
+        format!("\\&{e}")
+    } else {
+        e
+    }
+}
+
+/// Inline Markdown to roff: `code` and **strong** in bold, *emphasis* in italics.
+fn roff_inline(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(['`', '*']) {
+        out.push_str(&roff_escape_mid(&rest[..i]));
+        let (mark, font) = if rest[i..].starts_with("**") {
+            ("**", "B")
+        } else if rest[i..].starts_with('`') {
+            ("`", "B")
+        } else {
+            ("*", "I")
+        };
+        let after = &rest[i + mark.len()..];
+        match after.find(mark) {
+            Some(j) if j > 0 => {
+                out.push_str(&format!("\\f{font}{}\\fR", roff_escape_mid(&after[..j])));
+                rest = &after[j + mark.len()..];
+            }
+            _ => {
+                out.push_str(&roff_escape_mid(mark));
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&roff_escape_mid(rest));
+    roff_escape_start(out)
+}
+
+fn roff_escape_mid(s: &str) -> String {
+    s.replace('\\', "\\e").replace('-', "\\-")
+}
+
+fn roff_escape_start(s: String) -> String {
+    if s.starts_with('.') || s.starts_with('\'') {
+        format!("\\&{s}")
+    } else {
+        s
+    }
+}
+
+/// A page as a man(7) document for the host's `man`: `valyxo man --roff PAGE` and
+/// `valyxo manpages DIR`.
+pub fn roff(name: &str, src: &str) -> String {
+    let summary = title_summary_of(src);
+    let upper = if name == "valyxo" {
+        "VALYXO".to_string()
+    } else {
+        format!("VALYXO-{}", name.to_uppercase())
+    };
+    let mut out = format!(
+        ".TH {upper} 1 {} \"valyxo {}\" \"Valyxo Manual\"\n.SH NAME\n{} \\- {}\n",
+        chrono::Local::now().format("%Y-%m-%d"),
+        env!("CARGO_PKG_VERSION"),
+        roff_escape(&page_title(name)),
+        roff_escape(summary)
+    );
+    let mut in_code = false;
+    let mut para = false;
+    // Right after a section heading a paragraph needs no .PP of its own.
+    let mut after_heading = true;
+    for (i, line) in src.lines().enumerate() {
+        let t = line.trim_start();
+        if t.starts_with("```") {
+            if in_code {
+                out.push_str(".fi\n.RE\n");
+            } else {
+                if !after_heading {
+                    out.push_str(".PP\n");
+                }
+                out.push_str(".RS 4\n.nf\n");
+            }
+            after_heading = false;
+            in_code = !in_code;
+            para = false;
+            continue;
+        }
+        if in_code {
+            out.push_str(&roff_escape(line));
+            out.push('\n');
+            continue;
+        }
+        if i == 0 && line.starts_with("# ") {
+            continue;
+        }
+        if let Some(h) = heading(line) {
+            let level = line.len() - line.trim_start_matches('#').len();
+            let req = if level <= 2 { ".SH" } else { ".SS" };
+            out.push_str(&format!(
+                "{req} {}\n",
+                roff_escape(&strip_inline(h).to_uppercase())
+            ));
+            para = false;
+            after_heading = true;
+        } else if line.trim().is_empty() {
+            para = false;
+        } else if let Some(item) = t.strip_prefix("- ") {
+            out.push_str(&format!(".IP \\(bu 2\n{}\n", roff_inline(item)));
+            para = true;
+            after_heading = false;
+        } else if t.starts_with('|') {
+            // Table rows become indented lines; the separator row is dropped.
+            if t.chars().all(|c| matches!(c, '|' | '-' | ' ' | ':')) {
+                continue;
+            }
+            let cells: Vec<String> = t
+                .trim_matches('|')
+                .split(" | ")
+                .map(|c| roff_inline(c.trim()))
+                .collect();
+            out.push_str(&format!(".IP \"\" 2\n{}\n", cells.join(" \\(em ")));
+            para = true;
+            after_heading = false;
+        } else {
+            if !para && !after_heading {
+                out.push_str(".PP\n");
+            }
+            para = true;
+            after_heading = false;
+            out.push_str(&roff_inline(t));
+            out.push('\n');
+        }
+    }
+    // Non-ASCII characters as groff/mandoc Unicode escapes, so the page is plain ASCII.
+    out.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                format!("\\[u{:04X}]", c as u32)
+            }
+        })
+        .collect()
+}
+
+/// `valyxo-ls` for a command page, `valyxo-shell` for a topic.
+fn page_title(name: &str) -> String {
+    if name == "valyxo" {
+        name.to_string()
+    } else {
+        format!("valyxo-{name}")
+    }
+}
+
+fn title_summary_of(src: &str) -> &str {
+    src.lines()
+        .next()
+        .and_then(|l| l.split_once(" — "))
+        .map(|(_, s)| s.trim())
+        .unwrap_or("")
+}
+
 fn heading(line: &str) -> Option<&str> {
     let rest = line.trim_start_matches('#');
     let level = line.len() - rest.len();

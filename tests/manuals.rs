@@ -225,3 +225,83 @@ fn man_lists_every_page() {
         );
     }
 }
+
+fn write_manpages() -> (tempfile::TempDir, Vec<std::path::PathBuf>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(BIN)
+        .arg("manpages")
+        .arg(dir.path())
+        .output()
+        .expect("run valyxo manpages");
+    assert!(out.status.success(), "{out:?}");
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    (dir, files)
+}
+
+#[test]
+fn manpages_writes_one_roff_page_per_manual_page() {
+    let (_dir, files) = write_manpages();
+    assert_eq!(files.len(), valyxo::manual::pages().len() + 1);
+    assert!(files.iter().any(|f| f.ends_with("valyxo.1")));
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.starts_with(".TH "), "{}: no .TH", f.display());
+        assert!(text.is_ascii(), "{}: not plain ASCII", f.display());
+        assert!(
+            text.contains("\n.SH NAME\n"),
+            "{}: no NAME section",
+            f.display()
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["man", "--roff", "quit"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(".TH VALYXO-EXIT 1 "));
+    let out = Command::new(BIN)
+        .args(["man", "--roff", "lss"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Did you mean 'ls'"));
+    let home = tempfile::tempdir().unwrap();
+    let out = valyxo(home.path(), &["man", "-k", "background"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("jobs "));
+}
+
+/// Runs a roff linter over every page; it must print nothing and succeed.
+fn lint(program: &str, args: &[&str]) {
+    let (_dir, files) = write_manpages();
+    for f in &files {
+        let out = Command::new(program)
+            .args(args)
+            .arg(f)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} is installed ({e}); .ci/run installs it"));
+        let mut msgs = String::from_utf8_lossy(&out.stderr).into_owned();
+        if program == "mandoc" {
+            msgs.push_str(&String::from_utf8_lossy(&out.stdout));
+        }
+        assert!(
+            out.status.success() && msgs.trim().is_empty(),
+            "{program} on {}:\n{msgs}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs mandoc; run by .ci/run"]
+fn roff_pages_pass_mandoc_lint() {
+    lint("mandoc", &["-T", "lint", "-W", "warning"]);
+}
+
+#[test]
+#[ignore = "needs groff; run by .ci/run"]
+fn roff_pages_pass_groff_warnings() {
+    lint("groff", &["-man", "-ww", "-z", "-Tutf8"]);
+}
