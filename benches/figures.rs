@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench figures                  # all figures
-//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill)
+//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench figures   # fewer runs, smaller trees
 //! ```
 //!
@@ -423,6 +423,47 @@ fn kill_latency(rows: &mut Vec<Row>) {
     });
 }
 
+/// `man -k` over every page, and rendering the longest page to text.
+fn manual(rows: &mut Vec<Row>) {
+    let time = |f: &dyn Fn()| {
+        let mut v = Vec::new();
+        for _ in 0..if quick() { 50 } else { 500 } {
+            let t = Instant::now();
+            f();
+            v.push(t.elapsed());
+        }
+        median(v)
+    };
+    let k = time(&|| {
+        assert!(!valyxo::manual::search("background job").is_empty());
+    });
+    rows.push(Row {
+        figure: "man -k 'background job' over all pages".into(),
+        ours: k,
+        peer: None,
+        goal: "< 5 ms".into(),
+        limit: 0.005,
+    });
+    let (name, longest) = valyxo::manual::pages()
+        .iter()
+        .max_by_key(|(_, src)| src.len())
+        .copied()
+        .unwrap();
+    let r = time(&|| {
+        assert!(!valyxo::manual::render(longest).is_empty());
+    });
+    rows.push(Row {
+        figure: format!(
+            "render the longest page ({name}, {} KiB) to text",
+            longest.len() / 1024
+        ),
+        ours: r,
+        peer: None,
+        goal: "< 10 ms".into(),
+        limit: 0.010,
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -447,6 +488,9 @@ fn main() {
     }
     if want("kill") {
         kill_latency(&mut rows);
+    }
+    if want("man") {
+        manual(&mut rows);
     }
     println!(
         "\n{:<58} {:>11} {:>11} {:>7}  goal",
