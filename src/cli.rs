@@ -302,7 +302,7 @@ fn run_script(
     timeout: Option<&str>,
     args: &[String],
 ) -> anyhow::Result<i32> {
-    use crate::script::{self, Host, Limits, Origin, Source};
+    use crate::script::{self, Host, Limits, Origin};
     let (origin, bytes) = if vfs {
         let p = sh.resolve(file)?;
         let data = sh
@@ -327,48 +327,23 @@ fn run_script(
         let d = crate::settings::parse_duration(t)?;
         limits.timeout = (!d.is_zero()).then_some(d);
     }
-    let src = match Source::from_file(origin, bytes) {
-        Ok(s) => s,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return Ok(script::STATUS_ERROR);
-        }
-    };
     let host = Host::new(sh, Output::Stdout, Output::Stderr);
-    Ok(script::run(&host, &src, args, &limits))
+    Ok(script::run_file(&host, origin, bytes, args, &limits))
 }
 
 /// `valyxo -e EXPR`: evaluates Rhai and prints the value (strings without quotes).
 fn eval_expr(sh: Session, expr: &str) -> i32 {
-    use crate::script::{self, Ended, Host, Limits, Source};
+    use crate::script::{self, Host, Limits, Source};
     let limits = Limits::from_settings(&sh.hub);
     let host = Host::new(sh, Output::Stdout, Output::Stderr);
-    let src = Source::inline("-e", expr);
-    let r = script::on_script_thread(|| {
-        let engine = script::engine(&host, &limits, &src.origin);
-        let ast = script::compile(&engine, expr)?;
-        engine.eval_ast::<rhai::Dynamic>(&ast)
-    });
-    match r {
-        Ok(Ok(v)) => {
+    match script::eval(&host, &Source::inline("-e", expr), &[], &limits) {
+        Ok(v) => {
             if !v.is_unit() {
                 host.write_out(&format!("{v}\n"));
             }
             0
         }
-        Ok(Err(e)) => match script::ended(*e) {
-            Ok(Ended::Exit(n)) => n,
-            Ok(Ended::Value(_)) => 0,
-            Err(e) => {
-                let (msg, status) = script::report(&src, &e);
-                host.write_err(&msg);
-                status
-            }
-        },
-        Err(msg) => {
-            eprintln!("valyxo: {msg}");
-            1
-        }
+        Err(status) => status,
     }
 }
 

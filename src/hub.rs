@@ -28,6 +28,23 @@ pub struct Hub {
     pub jobs: crate::jobs::Jobs,
 }
 
+/// A setting's value: the stored one when it is still valid, else the default.
+fn effective(key: &str, stored: Option<String>) -> String {
+    stored
+        .filter(|v| settings::validate(key, v).is_ok())
+        .or_else(|| settings::find(key).map(|d| d.default.to_string()))
+        .unwrap_or_default()
+}
+
+/// A numeric setting's value, falling back to its default when it does not parse.
+pub fn number(key: &str, value: &str) -> u64 {
+    value.parse().unwrap_or_else(|_| {
+        settings::find(key)
+            .and_then(|d| d.default.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
 /// Where state lives: `--home`, else `$VALYXO_HOME`, else the platform data directory.
 pub fn resolve_home(flag: Option<PathBuf>) -> Result<PathBuf> {
     if let Some(h) = flag {
@@ -63,23 +80,26 @@ impl Hub {
 
     /// The value of a setting (stored, or its default). Unknown keys give an empty string.
     pub fn setting(&self, key: &str) -> String {
-        if let Ok(Some(v)) = self.store.kv_get(KvTable::Settings, key) {
-            if settings::validate(key, &v).is_ok() {
-                return v;
-            }
-        }
-        settings::find(key)
-            .map(|d| d.default.to_string())
+        effective(
+            key,
+            self.store.kv_get(KvTable::Settings, key).ok().flatten(),
+        )
+    }
+
+    /// Every setting read at once (one query), for code that needs several of them.
+    pub fn settings_snapshot(&self) -> impl Fn(&str) -> String {
+        let stored: std::collections::HashMap<String, String> = self
+            .store
+            .kv_list(KvTable::Settings)
             .unwrap_or_default()
+            .into_iter()
+            .collect();
+        move |key| effective(key, stored.get(key).cloned())
     }
 
     /// A numeric setting (its default when the stored value does not parse).
     pub fn setting_u64(&self, key: &str) -> u64 {
-        self.setting(key).parse().unwrap_or_else(|_| {
-            settings::find(key)
-                .and_then(|d| d.default.parse().ok())
-                .unwrap_or(0)
-        })
+        number(key, &self.setting(key))
     }
 
     pub fn setting_bool(&self, key: &str) -> bool {

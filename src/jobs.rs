@@ -181,7 +181,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
                 finish(&hub, id, State::Killed, None);
                 return;
             }
-            let max = hub.setting("jobs.max_running").parse().unwrap_or(4).max(1);
+            let max = hub.setting_u64("jobs.max_running").max(1) as usize;
             if g.running < max {
                 g.running += 1;
                 break;
@@ -199,7 +199,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
         params![id, now_ms()],
     );
     let cap: Capture = Capture::default();
-    let limit: u64 = hub.setting("jobs.max_output").parse().unwrap_or(16 << 20);
+    let limit = hub.setting_u64("jobs.max_output");
     let mut sink = Sink {
         hub: &hub,
         id,
@@ -384,27 +384,32 @@ pub fn kill(hub: &Hub, id: i64, wait: Duration) -> Result<Job> {
     };
     token.store(true, Ordering::Relaxed);
     hub.jobs.changed.notify_all();
-    let deadline = Instant::now() + wait;
-    loop {
-        let job = get(hub, id)?;
-        if job.state.finished() || Instant::now() >= deadline {
-            return Ok(job);
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let job = wait_until(hub, id, Some(Instant::now() + wait))?;
+    Ok(job.expect("a wait with a deadline always gives the job"))
 }
 
 /// Waits until job `id` ends; `None` when interrupted (Ctrl-C) first.
 pub fn wait(hub: &Hub, id: i64) -> Result<Option<Job>> {
+    wait_until(hub, id, None)
+}
+
+/// Waits until job `id` ends, or until `deadline` (then gives the job as it is). Without a
+/// deadline, Ctrl-C stops the wait and gives `None`. A job of this process wakes the waiter
+/// when it ends; one of another process is looked at every 20 ms.
+fn wait_until(hub: &Hub, id: i64, deadline: Option<Instant>) -> Result<Option<Job>> {
     loop {
         let job = get(hub, id)?;
-        if job.state.finished() {
+        if job.state.finished() || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(Some(job));
         }
-        if signals::interrupted() {
+        if deadline.is_none() && signals::interrupted() {
             return Ok(None);
         }
         let g = hub.jobs.lock();
+        // It ended between the read above and this lock: read it again instead of sleeping.
+        if job.owner_session == hub.session_id && !g.live.contains_key(&id) {
+            continue;
+        }
         let _ = hub.jobs.changed.wait_timeout(g, Duration::from_millis(20));
     }
 }

@@ -87,7 +87,7 @@ pub fn summary(name: &str) -> Option<&'static str> {
     get(name).map(title_summary)
 }
 
-fn title_summary(src: &'static str) -> &'static str {
+fn title_summary(src: &str) -> &str {
     let title = src.lines().next().unwrap_or("");
     let title = title.trim_start_matches('#').trim();
     match title.split_once(" — ") {
@@ -222,12 +222,7 @@ pub fn render(src: &str) -> String {
 /// The text of a Markdown heading line (`#`, `##`, `###`…), if it is one.
 /// Escapes text for roff: backslashes, and a leading `.` or `'` that would start a request.
 fn roff_escape(s: &str) -> String {
-    let e = s.replace('\\', "\\e").replace('-', "\\-");
-    if e.starts_with('.') || e.starts_with('\'') {
-        format!("\\&{e}")
-    } else {
-        e
-    }
+    roff_escape_start(roff_escape_mid(s))
 }
 
 /// Inline Markdown to roff: `code` and **strong** in bold, *emphasis* in italics.
@@ -274,7 +269,7 @@ fn roff_escape_start(s: String) -> String {
 /// A page as a man(7) document for the host's `man`: `valyxo man --roff PAGE` and
 /// `valyxo manpages DIR`.
 pub fn roff(name: &str, src: &str) -> String {
-    let summary = title_summary_of(src);
+    let summary = title_summary(src);
     let upper = if name == "valyxo" {
         "VALYXO".to_string()
     } else {
@@ -372,14 +367,6 @@ fn page_title(name: &str) -> String {
     } else {
         format!("valyxo-{name}")
     }
-}
-
-fn title_summary_of(src: &str) -> &str {
-    src.lines()
-        .next()
-        .and_then(|l| l.split_once(" — "))
-        .map(|(_, s)| s.trim())
-        .unwrap_or("")
 }
 
 fn heading(line: &str) -> Option<&str> {

@@ -330,7 +330,7 @@ pub fn run(host: &Arc<Host>, c: &PluginCommand, args: &[String]) -> i32 {
                 0
             }
         }
-        Ok(Err(e)) => script::status_of(host, &src, *e),
+        Ok(Err(e)) => script::status_of(host, &src, &e),
         Err(msg) => {
             host.write_err(&format!("{}: {msg}\n", c.name));
             1

@@ -3,7 +3,7 @@
 use super::{strings, Ctx, Group, Spec};
 use crate::jobs::{self, State};
 use crate::plugins;
-use crate::script::{self, Host, Limits, Origin, Source};
+use crate::script::{self, Host, Limits, Origin};
 use crate::settings::parse_duration;
 use anyhow::{bail, Context, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -216,15 +216,14 @@ fn run_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         .read(&path)
         .map_err(|e| anyhow::anyhow!("cannot read '{file}': {e}"))?;
     let limits = limits(ctx, m)?;
-    let src = match Source::from_file(Origin::Vfs(path), bytes) {
-        Ok(s) => s,
-        Err(msg) => {
-            writeln!(ctx.io.stderr, "{msg}")?;
-            return Ok(script::STATUS_ERROR);
-        }
-    };
     let host = host(ctx)?;
-    Ok(script::run(&host, &src, &strings(m, "args"), &limits))
+    Ok(script::run_file(
+        &host,
+        Origin::Vfs(path),
+        bytes,
+        &strings(m, "args"),
+        &limits,
+    ))
 }
 
 fn script_cmd(ctx: &mut Ctx, _m: &ArgMatches) -> Result<i32> {

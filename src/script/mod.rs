@@ -45,23 +45,9 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_settings(hub: &Hub) -> Limits {
-        // One read of the settings table instead of one per key (this is on the start-up path
-        // of every script).
-        let stored: HashMap<String, String> = hub
-            .store
-            .kv_list(crate::store::KvTable::Settings)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let get = |k: &str| -> String {
-            stored
-                .get(k)
-                .filter(|v| crate::settings::validate(k, v).is_ok())
-                .cloned()
-                .or_else(|| crate::settings::find(k).map(|d| d.default.to_string()))
-                .unwrap_or_default()
-        };
-        let n = |k: &str| get(k).parse::<u64>().unwrap_or(0);
+        // One read of the settings table (this is on the start-up path of every script).
+        let get = hub.settings_snapshot();
+        let n = |k: &str| crate::hub::number(k, &get(k));
         Limits {
             max_operations: n("script.max_operations"),
             max_call_depth: n("script.max_call_depth") as usize,
@@ -281,12 +267,6 @@ pub fn compile(engine: &Engine, rhai: &str) -> Result<AST, Box<EvalAltResult>> {
     Ok(ast)
 }
 
-/// How a run ended.
-pub enum Ended {
-    Value(Dynamic),
-    Exit(i32),
-}
-
 /// Runs `f` on a thread with a large stack; a panic becomes an error, never a crash.
 pub fn on_script_thread<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, String> {
     let token = signals::current();
@@ -304,10 +284,15 @@ pub fn on_script_thread<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, Stri
     })
 }
 
-/// Runs a whole script with `args`; prints errors to the host's error stream and returns the
-/// exit status: the value of `exit(n)`, 0 at the end, 1 on an error, 130 when cancelled, 124
-/// on timeout.
-pub fn run(host: &Arc<Host>, src: &Source, args: &[String], limits: &Limits) -> i32 {
+/// Evaluates a whole script with `args`. On failure the error has been reported to the
+/// host's error stream and the exit status is returned: the value of `exit(n)`, 1 on an
+/// error, 130 when cancelled, 124 on timeout.
+pub fn eval(
+    host: &Arc<Host>,
+    src: &Source,
+    args: &[String],
+    limits: &Limits,
+) -> Result<Dynamic, i32> {
     let r = on_script_thread(|| {
         let engine = engine(host, limits, &src.origin);
         let ast = compile(&engine, &src.rhai)?;
@@ -318,37 +303,48 @@ pub fn run(host: &Arc<Host>, src: &Source, args: &[String], limits: &Limits) -> 
         engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
     });
     match r {
-        Ok(Ok(_)) => 0,
-        Ok(Err(e)) => status_of(host, src, *e),
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(status_of(host, src, &e)),
         Err(msg) => {
             host.write_err(&format!("{}: {msg}\n", src.origin.name()));
+            Err(STATUS_ERROR)
+        }
+    }
+}
+
+/// Runs a whole script; returns its exit status (0 when it reaches its end).
+pub fn run(host: &Arc<Host>, src: &Source, args: &[String], limits: &Limits) -> i32 {
+    eval(host, src, args, limits).map_or_else(|status| status, |_| 0)
+}
+
+/// Runs a script file's contents (`run FILE`, `valyxo run FILE`, `valyxo FILE`).
+pub fn run_file(
+    host: &Arc<Host>,
+    origin: Origin,
+    bytes: Vec<u8>,
+    args: &[String],
+    limits: &Limits,
+) -> i32 {
+    match Source::from_file(origin, bytes) {
+        Ok(src) => run(host, &src, args, limits),
+        Err(msg) => {
+            host.write_err(&format!("{msg}\n"));
             STATUS_ERROR
         }
     }
 }
 
 /// Turns a script's error into its exit status, reporting it unless it is `exit(n)`.
-pub fn status_of(host: &Host, src: &Source, e: EvalAltResult) -> i32 {
-    match ended(e) {
-        Ok(Ended::Exit(n)) => n,
-        Ok(Ended::Value(_)) => 0,
-        Err(e) => {
-            let (msg, status) = report(src, &e);
-            host.write_err(&msg);
-            status
-        }
-    }
+pub fn status_of(host: &Host, src: &Source, e: &EvalAltResult) -> i32 {
+    exit_code(e).unwrap_or_else(|| {
+        let (msg, status) = report(src, e);
+        host.write_err(&msg);
+        status
+    })
 }
 
-/// Separates `exit(n)` (also from inside functions and modules) from real errors.
-pub fn ended(e: EvalAltResult) -> Result<Ended, EvalAltResult> {
-    match exit_code(&e) {
-        Some(n) => Ok(Ended::Exit(n)),
-        None => Err(e),
-    }
-}
-
-fn exit_code(e: &EvalAltResult) -> Option<i32> {
+/// The status given to `exit(n)` (also from inside functions and modules), if `e` is that.
+pub fn exit_code(e: &EvalAltResult) -> Option<i32> {
     match e {
         EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
             Some(Stop::Exit(n)) => Some(n),

@@ -5,7 +5,7 @@
 //! With standard input from a pipe or file, it reads the lines from there and prints each
 //! result, so `echo '40 + 2' | valyxo -c script` works.
 
-use super::{api, compile, ended, engine, on_script_thread, report, Ended, Host, Limits, Source};
+use super::{api, compile, engine, exit_code, on_script_thread, report, Host, Limits, Source};
 use crate::commands::Ctx;
 use crate::shell::io::Input;
 use crate::signals;
@@ -127,10 +127,9 @@ impl State {
                 }
                 Step::Ok
             }
-            Ok(Err(e)) => match ended(*e) {
-                Ok(Ended::Exit(n)) => Step::Exit(n),
-                Ok(Ended::Value(_)) => Step::Ok,
-                Err(e) => {
+            Ok(Err(e)) => match exit_code(&e) {
+                Some(n) => Step::Exit(n),
+                None => {
                     self.host.write_err(&report(&src, &e).0);
                     Step::Failed
                 }
