@@ -1,12 +1,15 @@
-//! The hub: the one core that owns the state store, the virtual filesystem and settings.
-//! The REPL, `-c`, stdin scripts and (later) the TUI and script runtime are faces over it.
+//! The hub: the one core that owns the state store, the virtual filesystem, the settings
+//! (from `config.toml`) and the theme. The REPL, `-c`, stdin scripts and the script runtime
+//! are faces over it.
 
+use crate::config::{self, Config};
 use crate::settings;
 use crate::store::{KvTable, Store, DB_FILE};
+use crate::theme::{self, Theme};
 use crate::vfs::Vfs;
 use anyhow::{Context, Result};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 #[derive(Default, Clone)]
 pub struct HubOptions {
@@ -26,12 +29,16 @@ pub struct Hub {
     pub session_id: String,
     /// This process's background jobs.
     pub jobs: crate::jobs::Jobs,
+    /// The settings from `config.toml`, re-read when the file changes.
+    config: RwLock<Config>,
+    /// The theme, loaded on first use.
+    theme: RwLock<Option<Arc<Theme>>>,
 }
 
-/// A setting's value: the stored one when it is still valid, else the default.
-fn effective(key: &str, stored: Option<String>) -> String {
-    stored
-        .filter(|v| settings::validate(key, v).is_ok())
+/// A setting's value: the configured one, else the default.
+fn effective(key: &str, configured: Option<&str>) -> String {
+    configured
+        .map(str::to_string)
         .or_else(|| settings::find(key).map(|d| d.default.to_string()))
         .unwrap_or_default()
 }
@@ -45,29 +52,56 @@ pub fn number(key: &str, value: &str) -> u64 {
     })
 }
 
+fn project_dirs() -> Result<directories::ProjectDirs> {
+    directories::ProjectDirs::from("dev", "Valyxo", "valyxo").context(
+        "cannot find a home directory for Valyxo's state; pass --home DIR or set VALYXO_HOME",
+    )
+}
+
 /// Where state lives: `--home`, else `$VALYXO_HOME`, else the platform data directory.
 pub fn resolve_home(flag: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(h) = flag {
-        return Ok(h);
+    Ok(resolve(flag)?.0)
+}
+
+/// (home, config file): a home given by `--home` or `$VALYXO_HOME` keeps its `config.toml`
+/// beside the store, so it is self-contained; the default home uses the platform config
+/// directory.
+fn resolve(flag: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
+    let explicit = flag.or_else(|| {
+        std::env::var_os("VALYXO_HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(h) = explicit {
+        let cfg = h.join(config::FILE);
+        return Ok((h, cfg));
     }
-    if let Some(h) = std::env::var_os("VALYXO_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
+    let dirs = project_dirs()?;
+    Ok((
+        dirs.data_dir().to_path_buf(),
+        dirs.config_dir().join(config::FILE),
+    ))
+}
+
+/// Reports a config file's problems on standard error.
+fn report(problems: &[config::Problem]) {
+    for p in problems {
+        eprintln!("valyxo: {p}");
     }
-    let dirs = directories::ProjectDirs::from("dev", "Valyxo", "valyxo").context(
-        "cannot find a home directory for Valyxo's state; pass --home DIR or set VALYXO_HOME",
-    )?;
-    Ok(dirs.data_dir().to_path_buf())
 }
 
 impl Hub {
     pub fn open(opts: HubOptions) -> Result<Arc<Hub>> {
-        let home = resolve_home(opts.home)?;
+        let (home, config_path) = resolve(opts.home)?;
         std::fs::create_dir_all(&home)
             .with_context(|| format!("cannot create the Valyxo home {}", home.display()))?;
         let store = Arc::new(Store::open(&home.join(DB_FILE))?);
         let vfs = Vfs::new(store.clone()).context("cannot open the virtual filesystem")?;
         let no_color = opts.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let session_id = format!("{}-{}", std::process::id(), crate::store::now_ms());
+        move_stored_settings(&store, &config_path);
+        let config = Config::load(&config_path);
+        report(&config.problems);
         Ok(Arc::new(Hub {
             home,
             store,
@@ -75,26 +109,127 @@ impl Hub {
             no_color,
             session_id,
             jobs: Default::default(),
+            config: RwLock::new(config),
+            theme: RwLock::new(None),
         }))
     }
 
-    /// The value of a setting (stored, or its default). Unknown keys give an empty string.
-    pub fn setting(&self, key: &str) -> String {
-        effective(
-            key,
-            self.store.kv_get(KvTable::Settings, key).ok().flatten(),
-        )
+    /// The config file's path.
+    pub fn config_path(&self) -> PathBuf {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .path
+            .clone()
     }
 
-    /// Every setting read at once (one query), for code that needs several of them.
+    /// Where user themes live.
+    pub fn themes_dir(&self) -> PathBuf {
+        theme::user_dir(&self.config_path())
+    }
+
+    /// The problems found in the config file when it was last read.
+    pub fn config_problems(&self) -> Vec<config::Problem> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .problems
+            .clone()
+    }
+
+    /// Re-reads `config.toml` if it changed on disk since it was read (another session or
+    /// an editor wrote it), reporting its problems; returns whether it changed.
+    pub fn reload_config(&self) -> bool {
+        let path = {
+            let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+            if !c.changed_on_disk() {
+                return false;
+            }
+            c.path.clone()
+        };
+        let fresh = Config::load(&path);
+        report(&fresh.problems);
+        let theme_changed = {
+            let mut c = self.config.write().unwrap_or_else(|e| e.into_inner());
+            let changed = c.get("theme") != fresh.get("theme");
+            *c = fresh;
+            changed
+        };
+        if theme_changed {
+            *self.theme.write().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        true
+    }
+
+    /// The value of a setting (configured, or its default). Unknown keys give "".
+    pub fn setting(&self, key: &str) -> String {
+        let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        effective(key, c.get(key))
+    }
+
+    /// Every setting read at once, for code that needs several of them.
     pub fn settings_snapshot(&self) -> impl Fn(&str) -> String {
-        let stored: std::collections::HashMap<String, String> = self
-            .store
-            .kv_list(KvTable::Settings)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        move |key| effective(key, stored.get(key).cloned())
+        let values = self
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .clone();
+        move |key| effective(key, values.get(key).map(String::as_str))
+    }
+
+    /// Changes (`Some`) or resets (`None`) a setting in `config.toml`. The value is checked
+    /// first; a theme must load before it is chosen, so a bad one leaves the current theme.
+    pub fn set_setting(&self, key: &str, value: Option<&str>) -> Result<()> {
+        let def = settings::find(key);
+        let value = match value {
+            Some(v) => Some(settings::validate(key, v)?),
+            None => {
+                settings::validate(key, def.map_or("", |d| d.default))?;
+                None
+            }
+        };
+        let mut new_theme = None;
+        if key == "theme" {
+            let name = value.as_deref().unwrap_or(theme::DEFAULT);
+            new_theme = Some(Arc::new(theme::load(name, &self.themes_dir())?));
+        }
+        let path = self.config_path();
+        config::write(&path, &[(key, value.as_deref())])?;
+        let fresh = Config::load(&path);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        if let Some(t) = new_theme {
+            *self.theme.write().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        }
+        Ok(())
+    }
+
+    /// The current theme. A configured theme that does not load is reported once and the
+    /// default is used instead.
+    pub fn theme(&self) -> Arc<Theme> {
+        if let Some(t) = self
+            .theme
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return t.clone();
+        }
+        let name = self.setting("theme");
+        let t = match theme::load(&name, &self.themes_dir()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!(
+                    "valyxo: {e}\nvalyxo: theme '{name}' cannot be used; using '{}'",
+                    theme::DEFAULT
+                );
+                theme::load(theme::DEFAULT, Path::new(""))
+                    .expect("the built-in default theme loads")
+            }
+        };
+        let t = Arc::new(t);
+        *self.theme.write().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
+        t
     }
 
     /// A numeric setting (its default when the stored value does not parse).
@@ -116,5 +251,32 @@ impl Hub {
             "never" => false,
             _ => is_tty,
         }
+    }
+}
+
+/// Settings used to live in the store; a home that still has some moves them into
+/// `config.toml` (where the file does not already set them) so nothing a user chose is lost.
+fn move_stored_settings(store: &Store, config_path: &Path) {
+    let stored = match store.kv_list(KvTable::Settings) {
+        Ok(s) if !s.is_empty() => s,
+        _ => return,
+    };
+    let current = Config::load(config_path);
+    let moves: Vec<(&str, Option<&str>)> = stored
+        .iter()
+        .filter(|(k, v)| current.get(k).is_none() && settings::validate(k, v).is_ok())
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    if !moves.is_empty() {
+        if let Err(e) = config::write(config_path, &moves) {
+            eprintln!(
+                "valyxo: cannot move settings into {}: {e:#}",
+                config_path.display()
+            );
+            return;
+        }
+    }
+    for (k, _) in &stored {
+        let _ = store.kv_remove(KvTable::Settings, k);
     }
 }

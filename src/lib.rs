@@ -3,10 +3,13 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod highlight;
 pub mod history;
 pub mod hub;
 pub mod jobs;
 pub mod manual;
+pub mod pager;
 pub mod plugins;
 pub mod repl;
 pub mod script;
@@ -14,4 +17,5 @@ pub mod settings;
 pub mod shell;
 pub mod signals;
 pub mod store;
+pub mod theme;
 pub mod vfs;

@@ -6,12 +6,16 @@
 //! in form. The tests in `tests/manuals.rs` check that every registered command has a page,
 //! that each synopsis matches the command's real usage, and that every `sh` example runs.
 
+use crate::theme::Theme;
+use ratatui::text::{Line, Span};
+
 /// Every page: (name, Markdown source).
 const PAGES: &[(&str, &str)] = &[
     ("alias", include_str!("../manuals/alias.md")),
     ("cat", include_str!("../manuals/cat.md")),
     ("cd", include_str!("../manuals/cd.md")),
     ("clear", include_str!("../manuals/clear.md")),
+    ("config", include_str!("../manuals/config.md")),
     ("cp", include_str!("../manuals/cp.md")),
     ("echo", include_str!("../manuals/echo.md")),
     ("enter", include_str!("../manuals/enter.md")),
@@ -44,6 +48,8 @@ const PAGES: &[(&str, &str)] = &[
     ("settings", include_str!("../manuals/settings.md")),
     ("shell", include_str!("../manuals/shell.md")),
     ("tail", include_str!("../manuals/tail.md")),
+    ("theme", include_str!("../manuals/theme.md")),
+    ("themes", include_str!("../manuals/themes.md")),
     ("touch", include_str!("../manuals/touch.md")),
     ("tree", include_str!("../manuals/tree.md")),
     ("umount", include_str!("../manuals/umount.md")),
@@ -115,9 +121,6 @@ pub fn suggest(name: &str) -> Vec<String> {
     scored.into_iter().take(3).map(|(_, n)| n).collect()
 }
 
-/// Renders a page's Markdown as plain text for a terminal or a pipe: the title as written,
-/// section headings in upper case, body text indented by four spaces, code blocks without
-/// their fences indented by eight, and inline markup (`code`, **bold**) removed.
 /// Pages matching every word of `query` (case-insensitive), best first: a match in the name
 /// counts most, then in the summary, then in the body (by how often it occurs there).
 pub fn search(query: &str) -> Vec<(&'static str, &'static str)> {
@@ -159,67 +162,180 @@ pub fn search(query: &str) -> Vec<(&'static str, &'static str)> {
     hits.into_iter().map(|(_, n, s)| (n, s)).collect()
 }
 
+/// Renders a page's Markdown as plain text for a pipe: the title as written, section
+/// headings in upper case, body text indented by four spaces, code blocks without their
+/// fences indented by eight, and inline markup (`code`, **bold**) removed.
 pub fn render(src: &str) -> String {
-    let mut out = String::new();
-    let mut in_code = false;
-    let mut first = true;
-    for line in src.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") {
-            in_code = !in_code;
-            continue;
+    let mut out = String::with_capacity(src.len() + src.len() / 4);
+    for line in render_lines(src, None) {
+        for span in &line.spans {
+            out.push_str(&span.content);
         }
-        if in_code {
-            if line.trim().is_empty() {
-                out.push('\n');
-            } else {
-                out.push_str("        ");
-                out.push_str(line);
-                out.push('\n');
+        out.push('\n');
+    }
+    out
+}
+
+/// The same layout as [`render`], as styled lines for the pager: with a theme, the title,
+/// headings, `inline code`, **strong** text and list bullets take its `pager.*` styles and
+/// code blocks are syntax-highlighted; without one, every span is plain.
+pub fn render_lines(src: &str, theme: Option<&Theme>) -> Vec<Line<'static>> {
+    let style = |key: &str| theme.map(|t| t.style(key)).unwrap_or_default();
+    let text = style("pager.text");
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let mut lines = src.lines();
+    let mut first = true;
+    while let Some(line) = lines.next() {
+        let trimmed = line.trim_start();
+        if let Some(lang) = trimmed.strip_prefix("```") {
+            let mut code = String::new();
+            for l in lines.by_ref() {
+                if l.trim_start().starts_with("```") {
+                    break;
+                }
+                code.push_str(l);
+                code.push('\n');
             }
+            let base = style("pager.code");
+            let block = match theme {
+                Some(t) => crate::highlight::code(lang, &code, t, base),
+                None => code.lines().map(|l| Line::raw(l.to_string())).collect(),
+            };
+            for l in block {
+                if l.spans.iter().all(|s| s.content.trim().is_empty()) {
+                    out.push(Line::default());
+                } else {
+                    let mut spans = vec![Span::raw("        ")];
+                    spans.extend(l.spans);
+                    out.push(Line::from(spans));
+                }
+            }
+            first = false;
             continue;
         }
         if first && line.starts_with("# ") {
-            out.push_str(&strip_inline(line[2..].trim()));
-            out.push('\n');
+            out.push(Line::from(Span::styled(
+                strip_inline(line[2..].trim()),
+                style("pager.title").to_ratatui(),
+            )));
             first = false;
             continue;
         }
         first = false;
         if let Some(h) = heading(line) {
-            out.push_str(&strip_inline(h).to_uppercase());
-            out.push('\n');
+            let key = if line.starts_with("###") {
+                "pager.subheading"
+            } else {
+                "pager.heading"
+            };
+            out.push(Line::from(Span::styled(
+                strip_inline(h).to_uppercase(),
+                style(key).to_ratatui(),
+            )));
         } else if line.trim().is_empty() {
-            out.push('\n');
+            out.push(Line::default());
         } else {
-            out.push_str("    ");
-            out.push_str(&strip_inline(line));
-            out.push('\n');
-        }
-    }
-    // No run of more than one blank line, and exactly one newline at the end.
-    let mut tidy = String::with_capacity(out.len());
-    let mut blank = 0;
-    for l in out.lines() {
-        if l.trim().is_empty() {
-            blank += 1;
-            if blank > 1 {
-                continue;
+            let mut spans = vec![Span::raw("    ")];
+            let indent = &line[..line.len() - trimmed.len()];
+            let mut body = line;
+            if let Some(item) = trimmed.strip_prefix("- ") {
+                spans.push(Span::raw(indent.to_string()));
+                spans.push(Span::styled("-", style("pager.bullet").to_ratatui()));
+                spans.push(Span::styled(" ", text.to_ratatui()));
+                body = item;
             }
-            tidy.push('\n');
-        } else {
-            blank = 0;
-            tidy.push_str(l.trim_end());
-            tidy.push('\n');
+            inline_spans(body, theme, &mut spans);
+            out.push(Line::from(spans));
         }
     }
-    let end = tidy.trim_end().len();
-    tidy.truncate(end);
-    tidy.push('\n');
+    // No run of more than one blank line, no trailing spaces, no blank lines at the end.
+    let mut tidy: Vec<Line<'static>> = Vec::with_capacity(out.len());
+    for mut line in out {
+        while let Some(last) = line.spans.last_mut() {
+            let kept = last.content.trim_end().len();
+            if kept == 0 {
+                line.spans.pop();
+            } else {
+                if kept < last.content.len() {
+                    last.content = last.content[..kept].to_string().into();
+                }
+                break;
+            }
+        }
+        let blank = line.spans.is_empty();
+        if blank && tidy.last().is_none_or(|l| l.spans.is_empty()) {
+            continue;
+        }
+        tidy.push(line);
+    }
+    while tidy.last().is_some_and(|l| l.spans.is_empty()) {
+        tidy.pop();
+    }
     tidy
 }
 
-/// The text of a Markdown heading line (`#`, `##`, `###`…), if it is one.
+/// Inline Markdown as spans: `code`, **strong** and plain text; stray markers are dropped.
+fn inline_spans(s: &str, theme: Option<&Theme>, out: &mut Vec<Span<'static>>) {
+    let style = |key: &str| {
+        theme
+            .map(|t| t.style(key).over(t.style("pager.text")))
+            .unwrap_or_default()
+            .to_ratatui()
+    };
+    let text = style("pager.text");
+    let mut rest = s;
+    while let Some(i) = rest.find(['`', '*']) {
+        let ticks = rest[i..].len() - rest[i..].trim_start_matches('`').len();
+        let (mark, key) = if ticks > 0 {
+            // A code span opens and closes with the same number of back-ticks, so
+            // ``a `quoted` word`` can hold single ones; one space inside each end is padding.
+            let mark = &rest[i..i + ticks];
+            let after = &rest[i + ticks..];
+            if let Some(j) = after.find(mark) {
+                if i > 0 {
+                    out.push(Span::styled(rest[..i].to_string(), text));
+                }
+                let inner = &after[..j];
+                let inner = if ticks > 1 {
+                    inner.strip_prefix(' ').unwrap_or(inner)
+                } else {
+                    inner
+                };
+                let inner = if ticks > 1 {
+                    inner.strip_suffix(' ').unwrap_or(inner)
+                } else {
+                    inner
+                };
+                out.push(Span::styled(inner.to_string(), style("pager.inline")));
+                rest = &after[j + ticks..];
+                continue;
+            }
+            (mark, "pager.inline")
+        } else if rest[i..].starts_with("**") {
+            ("**", "pager.strong")
+        } else {
+            // A single `*` is text.
+            out.push(Span::styled(rest[..i + 1].to_string(), text));
+            rest = &rest[i + 1..];
+            continue;
+        };
+        if i > 0 {
+            out.push(Span::styled(rest[..i].to_string(), text));
+        }
+        let after = &rest[i + mark.len()..];
+        match after.find(mark) {
+            Some(j) => {
+                out.push(Span::styled(after[..j].to_string(), style(key)));
+                rest = &after[j + mark.len()..];
+            }
+            None => rest = after,
+        }
+    }
+    if !rest.is_empty() {
+        out.push(Span::styled(rest.to_string(), text));
+    }
+}
+
 /// Escapes text for roff: backslashes, and a leading `.` or `'` that would start a request.
 fn roff_escape(s: &str) -> String {
     roff_escape_start(roff_escape_mid(s))
@@ -369,6 +485,7 @@ fn page_title(name: &str) -> String {
     }
 }
 
+/// The text of a Markdown heading line (`#`, `##`, `###`…), if it is one.
 fn heading(line: &str) -> Option<&str> {
     let rest = line.trim_start_matches('#');
     let level = line.len() - rest.len();

@@ -29,6 +29,8 @@ pub struct ShellHelper {
     cwd: Mutex<VPath>,
     pub hints: Mutex<HintIndex>,
     color: bool,
+    /// The prompt being shown: (plain, coloured).
+    prompt: Mutex<(String, String)>,
 }
 
 impl ShellHelper {
@@ -38,6 +40,7 @@ impl ShellHelper {
             cwd: Mutex::new(cwd),
             hints: Mutex::new(HintIndex::default()),
             color,
+            prompt: Mutex::new((String::new(), String::new())),
         }
     }
 
@@ -171,32 +174,36 @@ impl ShellHelper {
         (start, out)
     }
 
-    /// The line with ANSI colours: known commands green, unknown red, strings yellow,
-    /// variables cyan, operators magenta, comments dim.
+    /// The line with ANSI colours from the theme's `highlight.*` styles: known and unknown
+    /// commands, strings, variables, operators and comments.
     pub fn colorize(&self, line: &str) -> String {
+        let theme = self.hub.theme();
         let mut out = String::with_capacity(line.len() * 2);
         let mut pos = 0;
         for (span, class) in parse::classify(line) {
             if span.start < pos || span.end > line.len() {
                 continue;
             }
-            let code = match class {
+            let key = match class {
                 Class::Word { command: true } => {
-                    let w = &line[span.start..span.end];
-                    if self.is_command(w) {
-                        "\x1b[1;32m"
+                    if self.is_command(&line[span.start..span.end]) {
+                        "highlight.command"
                     } else {
-                        "\x1b[1;31m"
+                        "highlight.unknown"
                     }
                 }
                 Class::Word { command: false } => continue,
-                Class::Quoted => "\x1b[33m",
-                Class::Variable => "\x1b[36m",
-                Class::Operator => "\x1b[35m",
-                Class::Comment => "\x1b[2m",
+                Class::Quoted => "highlight.string",
+                Class::Variable => "highlight.variable",
+                Class::Operator => "highlight.operator",
+                Class::Comment => "highlight.comment",
             };
+            let code = theme.style(key).ansi();
+            if code.is_empty() {
+                continue;
+            }
             out.push_str(&line[pos..span.start]);
-            out.push_str(code);
+            out.push_str(&code);
             out.push_str(&line[span.start..span.end]);
             out.push_str("\x1b[0m");
             pos = span.end;
@@ -247,17 +254,16 @@ impl Highlighter for ShellHelper {
         if !self.color || !default {
             return Cow::Borrowed(prompt);
         }
-        match prompt.split_once(':') {
-            Some((name, rest)) => {
-                let path = rest.trim_end_matches("> ");
-                Cow::Owned(format!("\x1b[1;35m{name}\x1b[0m:\x1b[1;36m{path}\x1b[0m> "))
-            }
-            None => Cow::Borrowed(prompt),
+        let shown = self.prompt.lock().unwrap_or_else(|e| e.into_inner());
+        if shown.0 == prompt {
+            Cow::Owned(shown.1.clone())
+        } else {
+            Cow::Borrowed(prompt)
         }
     }
     fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
         if self.color {
-            Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+            Cow::Owned(self.hub.theme().style("highlight.hint").paint(true, hint))
         } else {
             Cow::Borrowed(hint)
         }
@@ -287,9 +293,19 @@ fn stop_jobs(hub: &Hub) {
     }
 }
 
-/// The prompt text (colours are added by the highlighter).
-pub fn prompt(sh: &Session) -> String {
-    format!("valyxo:{}> ", sh.cwd.display_tilde())
+/// The prompt as (plain, coloured): the theme's format (or the `prompt.format` setting)
+/// filled in for this session.
+pub fn prompt(sh: &Session) -> (String, String) {
+    let hub = &sh.hub;
+    let format = hub.setting("prompt.format");
+    let cwd = sh.cwd.display_tilde();
+    let info = crate::theme::PromptInfo {
+        cwd: &cwd,
+        status: sh.last_status,
+        jobs: hub.jobs.live_ids().len(),
+    };
+    hub.theme()
+        .prompt((!format.is_empty()).then_some(format.as_str()), &info)
 }
 
 /// Runs the interactive shell until `exit` or end of input; returns the exit status.
@@ -327,7 +343,13 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
             eprintln!("{}", crate::jobs::describe(&job));
         }
         signals::reset();
-        match rl.readline(&prompt(&sh)) {
+        // Another session (or an editor) may have changed config.toml or the theme.
+        hub.reload_config();
+        let (plain, colored) = prompt(&sh);
+        if let Some(h) = rl.helper() {
+            *h.prompt.lock().unwrap_or_else(|e| e.into_inner()) = (plain.clone(), colored);
+        }
+        match rl.readline(&plain) {
             Ok(line) => {
                 if line.trim().is_empty() {
                     continue;

@@ -1,5 +1,5 @@
-//! Settings: a fixed set of documented keys with defaults and validation, persisted in the
-//! store. `settings list|get|set|reset` reads and writes them.
+//! Settings: a fixed set of documented keys with defaults and validation, kept in
+//! `config.toml` (see [`crate::config`]). `settings list|get|set|reset` reads and writes them.
 
 use anyhow::{bail, Result};
 
@@ -59,7 +59,7 @@ pub fn parse_duration(v: &str) -> Result<std::time::Duration> {
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
-const BOOL: &[&str] = &["true", "false"];
+pub const BOOL: &[&str] = &["true", "false"];
 
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
@@ -67,6 +67,27 @@ pub const SETTINGS: &[SettingDef] = &[
         default: "auto",
         help: "Colour output: auto (on a terminal), always, or never. NO_COLOR and --no-color always turn it off.",
         choices: &["auto", "always", "never"],
+        check: None,
+    },
+    SettingDef {
+        key: "theme",
+        default: "neon",
+        help: "The theme: colours of the prompt, highlighting, pager and editor ('theme list' shows them).",
+        choices: &[],
+        check: Some(check_theme),
+    },
+    SettingDef {
+        key: "prompt.format",
+        default: "",
+        help: "The prompt, overriding the theme's: text with {app} {cwd} {status} {jobs} {time} {user} {host}; empty uses the theme's.",
+        choices: &[],
+        check: Some(check_prompt),
+    },
+    SettingDef {
+        key: "man.pager",
+        default: "true",
+        help: "Show manual pages in the built-in pager on a terminal (false prints them).",
+        choices: BOOL,
         check: None,
     },
     SettingDef {
@@ -169,6 +190,18 @@ pub const SETTINGS: &[SettingDef] = &[
     },
 ];
 
+fn check_theme(v: &str) -> Result<()> {
+    if crate::theme::valid_name(v) {
+        Ok(())
+    } else {
+        bail!("a theme name has only letters, digits, - and _")
+    }
+}
+
+fn check_prompt(v: &str) -> Result<()> {
+    crate::theme::check_format(v, crate::theme::PROMPT_FIELDS).map_err(|e| anyhow::anyhow!(e))
+}
+
 fn check_positive(v: &str) -> Result<()> {
     match v.parse::<u32>() {
         Ok(n) if (1..=256).contains(&n) => Ok(()),
@@ -183,11 +216,18 @@ pub fn find(key: &str) -> Option<&'static SettingDef> {
 /// Checks `value` for `key` and returns it normalised (booleans and choices lower-cased).
 pub fn validate(key: &str, value: &str) -> Result<String> {
     let Some(def) = find(key) else {
-        let keys: Vec<String> = SETTINGS.iter().map(|s| s.key.to_string()).collect();
-        let close: Vec<String> = keys
+        // The closest keys: the best match and any nearly as close, best first.
+        let mut scored: Vec<(f64, &str)> = SETTINGS
             .iter()
-            .filter(|k| strsim::jaro_winkler(k, key) > 0.8)
-            .cloned()
+            .map(|s| (strsim::jaro_winkler(s.key, key), s.key))
+            .filter(|(score, _)| *score > 0.8)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let best = scored.first().map_or(0.0, |s| s.0);
+        let close: Vec<String> = scored
+            .iter()
+            .filter(|(score, _)| *score >= best - 0.03)
+            .map(|(_, k)| k.to_string())
             .collect();
         if close.is_empty() {
             bail!("unknown setting '{key}'; 'settings list' shows them all");
@@ -197,7 +237,12 @@ pub fn validate(key: &str, value: &str) -> Result<String> {
             crate::shell::quote_list(&close)
         );
     };
-    let v = value.trim();
+    // A prompt format keeps its spaces (the one after `>` matters); other values are trimmed.
+    let v = if key == "prompt.format" {
+        value
+    } else {
+        value.trim()
+    };
     if !def.choices.is_empty() {
         let lower = v.to_ascii_lowercase();
         if !def.choices.contains(&lower.as_str()) {

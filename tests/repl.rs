@@ -74,6 +74,9 @@ fn exit_status_and_unknown_commands() {
     let mut s = repl(&h, &["--no-color"]);
     s.send_line("lss").unwrap();
     s.exp_string("Did you mean 'ls'?").unwrap();
+    // The prompt shows a failing status until a command succeeds.
+    s.exp_string("valyxo:~/Projects/Main [127]> ").unwrap();
+    s.send_line("echo ok").unwrap();
     s.exp_string(PROMPT).unwrap();
     s.send_line("exit 4").unwrap();
     assert_eq!(exit_code(&mut s), 4);
@@ -166,7 +169,7 @@ fn history_is_kept_in_the_store_with_cwd_status_and_duration() {
     s.send_line("cd /Projects").unwrap();
     s.exp_string("valyxo:~/Projects> ").unwrap();
     s.send_line("nosuchcommand").unwrap();
-    s.exp_string("valyxo:~/Projects> ").unwrap();
+    s.exp_string("valyxo:~/Projects [127]> ").unwrap();
     s.send_control('d').unwrap();
     // End of input exits with the last command's status, as in other shells.
     assert_eq!(exit_code(&mut s), 127);
@@ -303,5 +306,161 @@ fn finished_jobs_are_announced_at_the_next_prompt() {
     s.exp_string("[1] done (status 0)  echo in the background")
         .unwrap();
     s.send_line("exit").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}
+
+/// `valyxo ARGS` in a pseudo-terminal of `rows` × 80.
+fn in_terminal(h: &Home, rows: u16, args: &str) -> PtySession {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "stty rows {rows} cols 80 && exec \"$0\" --home \"$1\" {args}"
+        ))
+        .arg(common::BIN)
+        .arg(h.path())
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME")
+        .env_remove("NO_COLOR");
+    spawn_command(c, Some(10_000)).expect("spawn valyxo in a pty")
+}
+
+/// What a terminal would show: the pty's output run through a terminal emulator.
+struct Screen {
+    parser: vt100::Parser,
+    raw: Vec<u8>,
+}
+
+impl Screen {
+    fn new(rows: u16) -> Screen {
+        Screen {
+            parser: vt100::Parser::new(
+                std::num::NonZeroU16::new(rows).expect("rows"),
+                std::num::NonZeroU16::new(80).expect("columns"),
+                0,
+            ),
+            raw: Vec::new(),
+        }
+    }
+
+    /// Reads output until the screen satisfies `want` (at most 10 s); returns its text.
+    fn wait(&mut self, s: &mut PtySession, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            while let Some(c) = s.try_read() {
+                // The session hands over each byte as a char.
+                let b = c as u32 as u8;
+                self.raw.push(b);
+                self.parser.process(&[b]);
+            }
+            let text = self.parser.screen().contents();
+            if want(&text) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                panic!("the screen never showed {what}; it shows:\n{text}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The last row: the pager's status bar.
+    fn status(&self) -> String {
+        let rows = self.parser.screen().size().0;
+        self.parser
+            .screen()
+            .rows(0, 80)
+            .nth(usize::from(rows.get()) - 1)
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn man_pages_open_in_a_pager_that_scrolls_and_searches() {
+    let h = Home::new();
+    let mut s = in_terminal(&h, 24, "man scripting");
+    let mut sc = Screen::new(24);
+    let first = sc.wait(&mut s, "the page", |t| t.contains("(TOP)"));
+    assert!(
+        sc.parser.screen().alternate_screen(),
+        "the pager uses the alternate screen"
+    );
+    assert!(first.starts_with("scripting — Rhai scripts"), "{first}");
+    assert!(sc.status().contains("man scripting"), "{}", sc.status());
+    // Search: the view jumps to the first match and the status bar counts them.
+    typ(&mut s, "/sleep\r");
+    let t = sc.wait(&mut s, "the first match", |t| t.contains("match 1/"));
+    assert!(
+        t.lines()
+            .next()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("sleep"),
+        "{t}"
+    );
+    let row = sc.parser.screen().rows(0, 80).next().unwrap_or_default();
+    let col = row.to_lowercase().find("sleep").unwrap() as u16;
+    let cell = sc.parser.screen().cell(0, col).unwrap().clone();
+    assert!(
+        cell.inverse() || cell.bgcolor() != vt100::Color::Default,
+        "the match is marked"
+    );
+    typ(&mut s, "n");
+    sc.wait(&mut s, "match 2/", |t| t.contains("match 2/"));
+    typ(&mut s, "/no such words anywhere\r");
+    sc.wait(&mut s, "not found", |t| t.contains("Pattern not found"));
+    // The end, the top, and three lines down with the mouse wheel.
+    typ(&mut s, "G");
+    sc.wait(&mut s, "(END)", |t| t.contains("(END)"));
+    typ(&mut s, "g");
+    sc.wait(&mut s, "(TOP)", |t| t.contains("(TOP)"));
+    typ(&mut s, "\x1b[<65;10;10M");
+    let t = sc.wait(&mut s, "a scrolled page", |t| !t.contains("(TOP)"));
+    assert!(!t.starts_with("scripting — "), "{t}");
+    typ(&mut s, "q");
+    sc.wait(&mut s, "the normal screen", |_| true);
+    assert_eq!(exit_code(&mut s), 0);
+    sc.wait(&mut s, "the normal screen", |_| true);
+    assert!(
+        !sc.parser.screen().alternate_screen(),
+        "the terminal is given back"
+    );
+    let raw = String::from_utf8_lossy(&sc.raw);
+    assert!(
+        raw.contains("\x1b[?1000l") && raw.contains("\x1b[?1049l"),
+        "mouse and screen restored"
+    );
+}
+
+#[test]
+fn a_page_that_fits_is_printed_without_the_pager() {
+    let h = Home::new();
+    let mut s = in_terminal(&h, 100, "man pwd");
+    let out = s.exp_eof().unwrap();
+    assert!(out.contains("Print the working directory"), "{out:?}");
+    assert!(out.contains("SYNOPSIS"), "{out:?}");
+    assert!(!out.contains("\x1b[?1049h"), "no alternate screen: {out:?}");
+}
+
+#[test]
+fn the_prompt_follows_the_theme_and_config_changes() {
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    s.send_line("settings set prompt.format '{cwd}{jobs} % '")
+        .unwrap();
+    s.exp_string("~/Projects/Main % ").unwrap();
+    // A background job shows in the prompt while it runs.
+    s.send_line("exec sleep 5 &").unwrap();
+    s.exp_string("~/Projects/Main [1&] % ").unwrap();
+    s.send_line("kill %1").unwrap();
+    s.exp_string("~/Projects/Main % ").unwrap();
+    // Another process edits config.toml: the next prompt uses it.
+    std::fs::write(
+        h.path().join("config.toml"),
+        "prompt.format = \"edited {cwd}> \"\n",
+    )
+    .unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("edited ~/Projects/Main> ").unwrap();
+    s.send_control('d').unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }

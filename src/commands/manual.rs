@@ -1,7 +1,7 @@
 //! The manual: man.
 
 use super::{style, Ctx, Group, Spec};
-use crate::manual;
+use crate::{manual, pager};
 use anyhow::{bail, Result};
 use clap::{Arg, ArgMatches, Command};
 use std::io::Write;
@@ -60,8 +60,7 @@ fn man(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let Some((_, src)) = manual::resolve(name) else {
         if let Some(c) = crate::plugins::command(ctx.hub(), name) {
             let page = crate::plugins::page(&c);
-            ctx.io.stdout.write_all(manual::render(&page).as_bytes())?;
-            return Ok(0);
+            return show(ctx, name, &page);
         }
         let sugg = manual::suggest(name);
         if sugg.is_empty() {
@@ -72,7 +71,39 @@ fn man(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             crate::shell::quote_list(&sugg)
         );
     };
-    ctx.io.stdout.write_all(manual::render(src).as_bytes())?;
+    show(ctx, name, src)
+}
+
+/// Shows a page: in the pager, styled by the theme, when standard output is a terminal
+/// (and `man.pager` is on); as plain text otherwise.
+fn show(ctx: &mut Ctx, name: &str, src: &str) -> Result<i32> {
+    if !(ctx.io.stdout.is_tty() && ctx.hub().setting_bool("man.pager")) {
+        ctx.io.stdout.write_all(manual::render(src).as_bytes())?;
+        return Ok(0);
+    }
+    let color = ctx.color();
+    let theme = ctx.hub().theme();
+    let lines = manual::render_lines(src, color.then_some(&*theme));
+    let style = if color {
+        pager::PagerStyle {
+            status: theme.style("pager.status").to_ratatui(),
+            search_match: theme.style("pager.match").to_ratatui(),
+            current_match: theme.style("pager.current").to_ratatui(),
+        }
+    } else {
+        // No colour, but the status bar and search matches still stand out.
+        use ratatui::style::{Modifier, Style};
+        let reverse = Style::default().add_modifier(Modifier::REVERSED);
+        pager::PagerStyle {
+            status: reverse,
+            search_match: reverse,
+            current_match: reverse.add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+        }
+    };
+    ctx.io.stdout.flush()?;
+    // The page's lines carry no colour when colour is off; the pager adds only the
+    // attributes above.
+    pager::page(&format!("man {name}"), lines, &style, true)?;
     Ok(0)
 }
 

@@ -9,6 +9,7 @@ mod manual;
 mod scripts;
 mod system;
 mod text;
+mod theme;
 mod transfer;
 
 use crate::hub::Hub;
@@ -99,6 +100,7 @@ impl Registry {
         specs.extend(transfer::specs());
         specs.extend(system::specs());
         specs.extend(scripts::specs());
+        specs.extend(theme::specs());
         specs.sort_by_key(|s| s.name);
         let mut index = HashMap::new();
         for (i, s) in specs.iter().enumerate() {

@@ -122,6 +122,7 @@ pub fn specs() -> Vec<Spec> {
                             .about("Return a setting to its default")
                             .arg(Arg::new("key").required(true)),
                     )
+                    .subcommand(Command::new("path").about("Print where config.toml is"))
             },
             examples: &[
                 "settings",
@@ -420,7 +421,7 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
 }
 
 fn settings_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
-    let store = ctx.hub().store.clone();
+    ctx.hub().reload_config();
     match m.subcommand() {
         None | Some(("list", _)) => {
             let mut out = String::new();
@@ -439,13 +440,15 @@ fn settings_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         }
         Some(("set", a)) => {
             let key = a.get_one::<String>("key").expect("required");
-            let value = settings::validate(key, a.get_one::<String>("value").expect("required"))?;
-            store.kv_set(KvTable::Settings, key, &value)?;
+            let value = a.get_one::<String>("value").expect("required");
+            ctx.hub().set_setting(key, Some(value))?;
         }
         Some(("reset", a)) => {
             let key = a.get_one::<String>("key").expect("required");
-            settings::validate(key, settings::find(key).map(|d| d.default).unwrap_or(""))?;
-            store.kv_remove(KvTable::Settings, key)?;
+            ctx.hub().set_setting(key, None)?;
+        }
+        Some(("path", _)) => {
+            writeln!(ctx.io.stdout, "{}", ctx.hub().config_path().display())?;
         }
         Some((other, _)) => bail!("unknown action '{other}'"),
     }

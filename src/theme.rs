@@ -1,0 +1,999 @@
+//! Themes: TOML files that colour the prompt, the line being typed, the pager, the editor and
+//! highlighted code. The built-in set is embedded from `themes/`; users add their own in the
+//! `themes` directory beside `config.toml`, and a user theme may shadow a built-in one.
+//!
+//! A theme is a table of styles such as `highlight.command = "bold green"` plus the prompt
+//! format. Every theme but the built-in `neon` inherits the fields it leaves out (from `neon`
+//! unless it names another with `inherits`), so a user theme can be three lines long. A theme
+//! with anything wrong in it is rejected as a whole, with the file, line and field, and the
+//! caller keeps the theme it had.
+
+use crate::config::Problem;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use toml_edit::{Item, Table, Value};
+
+/// The built-in themes: (name, TOML source).
+const BUILTIN: &[(&str, &str)] = &[
+    ("cyberpunk", include_str!("../themes/cyberpunk.toml")),
+    ("dark", include_str!("../themes/dark.toml")),
+    ("dracula", include_str!("../themes/dracula.toml")),
+    ("gruvbox", include_str!("../themes/gruvbox.toml")),
+    ("light", include_str!("../themes/light.toml")),
+    ("matrix", include_str!("../themes/matrix.toml")),
+    ("monokai", include_str!("../themes/monokai.toml")),
+    ("neon", include_str!("../themes/neon.toml")),
+    ("nord", include_str!("../themes/nord.toml")),
+    ("solarized", include_str!("../themes/solarized.toml")),
+];
+
+pub const DEFAULT: &str = "neon";
+
+/// Every style a theme sets: (key, what it colours).
+pub const STYLES: &[(&str, &str)] = &[
+    ("prompt.app", "the program name, {app}"),
+    ("prompt.cwd", "the working directory, {cwd}"),
+    (
+        "prompt.status",
+        "the last command's failing status, {status}",
+    ),
+    ("prompt.jobs", "the count of background jobs, {jobs}"),
+    ("prompt.time", "the clock, {time}"),
+    ("prompt.user", "the user name, {user}"),
+    ("prompt.host", "the host name, {host}"),
+    ("prompt.text", "the literal text of the format"),
+    ("highlight.command", "a known command as it is typed"),
+    ("highlight.unknown", "an unknown command as it is typed"),
+    ("highlight.string", "quoted strings"),
+    ("highlight.variable", "$variables"),
+    ("highlight.operator", "|, &&, ;, redirections and &"),
+    ("highlight.comment", "# comments"),
+    (
+        "highlight.hint",
+        "the suggestion from history after the cursor",
+    ),
+    ("pager.text", "body text of manual pages"),
+    ("pager.title", "a page's title line"),
+    ("pager.heading", "section headings"),
+    ("pager.subheading", "sub-section headings"),
+    ("pager.code", "code blocks that are not highlighted"),
+    ("pager.inline", "`inline code`"),
+    ("pager.strong", "**bold text**"),
+    ("pager.bullet", "list bullets"),
+    ("pager.status", "the pager's status bar"),
+    ("pager.match", "search matches"),
+    ("pager.current", "the search match the pager moved to"),
+    (
+        "editor.text",
+        "text in the editor (its background is the editor's)",
+    ),
+    ("editor.line_number", "line numbers"),
+    ("editor.current_line", "the line the cursor is on"),
+    ("editor.selection", "selected text"),
+    ("editor.status", "the editor's status bar"),
+    ("editor.match", "search matches in the editor"),
+    ("syntax.comment", "comments in code"),
+    ("syntax.string", "string literals"),
+    ("syntax.keyword", "keywords (let, fn, if, return…)"),
+    ("syntax.number", "numbers"),
+    ("syntax.constant", "true, false, null and other constants"),
+    ("syntax.function", "function names"),
+    ("syntax.type", "type names"),
+    ("syntax.variable", "variables and parameters"),
+    ("syntax.operator", "operators"),
+    ("syntax.key", "keys in TOML, JSON and YAML"),
+];
+
+/// The other fields: (key, what it is).
+pub const TEXTS: &[(&str, &str)] = &[
+    (
+        "name",
+        "the theme's name (informational; the file name is what `theme set` takes)",
+    ),
+    ("description", "one line shown by `theme list`"),
+    (
+        "inherits",
+        "the theme whose fields this one starts from (default neon)",
+    ),
+    (
+        "prompt.format",
+        "the prompt: text with {app} {cwd} {status} {jobs} {time} {user} {host}",
+    ),
+    (
+        "prompt.status_format",
+        "what {status} becomes after a failure; {code} is the status",
+    ),
+    (
+        "prompt.jobs_format",
+        "what {jobs} becomes while jobs run; {count} is how many",
+    ),
+    (
+        "syntax.builtin",
+        "a syntect theme to highlight code with instead of the syntax.* styles",
+    ),
+];
+
+pub const PROMPT_FIELDS: &[&str] = &["app", "cwd", "status", "jobs", "time", "user", "host"];
+
+/// A terminal colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Color {
+    /// One of the 16 colours the terminal's own palette defines (0–7 normal, 8–15 bright).
+    Named(u8),
+    /// One of the 256 indexed colours.
+    Indexed(u8),
+    Rgb(u8, u8, u8),
+}
+
+const NAMES: &[&str] = &[
+    "black", "red", "green", "yellow", "blue", "magenta", "cyan", "white",
+];
+
+impl Color {
+    fn parse(word: &str) -> Option<Color> {
+        let w = word.to_ascii_lowercase();
+        if let Some(hex) = w.strip_prefix('#') {
+            let digits: Vec<u8> = hex
+                .chars()
+                .map(|c| c.to_digit(16).map(|d| d as u8))
+                .collect::<Option<_>>()?;
+            return match digits.as_slice() {
+                [r, g, b] => Some(Color::Rgb(r * 17, g * 17, b * 17)),
+                [r1, r2, g1, g2, b1, b2] => {
+                    Some(Color::Rgb(r1 * 16 + r2, g1 * 16 + g2, b1 * 16 + b2))
+                }
+                _ => None,
+            };
+        }
+        if let Ok(n) = w.parse::<u8>() {
+            return Some(Color::Indexed(n));
+        }
+        if matches!(w.as_str(), "gray" | "grey" | "bright-black") {
+            return Some(Color::Named(8));
+        }
+        let (bright, base) = match w.strip_prefix("bright-") {
+            Some(b) => (true, b),
+            None => (false, w.as_str()),
+        };
+        let i = NAMES.iter().position(|n| *n == base)? as u8;
+        Some(Color::Named(if bright { i + 8 } else { i }))
+    }
+
+    /// The colour as the terminal will get it: RGB is kept only where the terminal says it
+    /// shows 24-bit colour (`COLORTERM`), else it becomes the nearest of the 256 colours.
+    fn for_terminal(self) -> Color {
+        match self {
+            Color::Rgb(r, g, b) if !truecolor() => Color::Indexed(nearest_256(r, g, b)),
+            c => c,
+        }
+    }
+
+    fn sgr(self, background: bool) -> String {
+        let base = if background { 40 } else { 30 };
+        match self.for_terminal() {
+            Color::Named(n) if n < 8 => format!("{}", base + n as u32),
+            Color::Named(n) => format!("{}", base + 60 + (n as u32 - 8)),
+            Color::Indexed(n) => format!("{};5;{n}", base + 8),
+            Color::Rgb(r, g, b) => format!("{};2;{r};{g};{b}", base + 8),
+        }
+    }
+
+    pub fn to_ratatui(self) -> ratatui::style::Color {
+        use ratatui::style::Color as C;
+        match self.for_terminal() {
+            Color::Named(n) => [
+                C::Black,
+                C::Red,
+                C::Green,
+                C::Yellow,
+                C::Blue,
+                C::Magenta,
+                C::Cyan,
+                C::Gray,
+                C::DarkGray,
+                C::LightRed,
+                C::LightGreen,
+                C::LightYellow,
+                C::LightBlue,
+                C::LightMagenta,
+                C::LightCyan,
+                C::White,
+            ][n as usize & 15],
+            Color::Indexed(n) => C::Indexed(n),
+            Color::Rgb(r, g, b) => C::Rgb(r, g, b),
+        }
+    }
+}
+
+fn truecolor() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("COLORTERM")
+            .map(|v| matches!(v.to_ascii_lowercase().as_str(), "truecolor" | "24bit"))
+            .unwrap_or(false)
+    })
+}
+
+/// The nearest colour of xterm's 6×6×6 cube or grey ramp.
+fn nearest_256(r: u8, g: u8, b: u8) -> u8 {
+    const STEPS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+    let idx = |v: u8| {
+        (0..6)
+            .min_by_key(|&i| (STEPS[i] as i32 - v as i32).abs())
+            .unwrap_or(0)
+    };
+    let (ri, gi, bi) = (idx(r), idx(g), idx(b));
+    let cube = (STEPS[ri], STEPS[gi], STEPS[bi]);
+    let dist = |(a, b2, c): (u8, u8, u8)| {
+        let d = |x: u8, y: u8| (x as i32 - y as i32).pow(2);
+        d(a, r) + d(b2, g) + d(c, b)
+    };
+    let avg = (r as u32 + g as u32 + b as u32) / 3;
+    let gi2 = ((avg.saturating_sub(8)) / 10).min(23) as u8;
+    let grey = 8 + gi2 * 10;
+    if dist((grey, grey, grey)) < dist(cube) {
+        232 + gi2
+    } else {
+        16 + 36 * ri as u8 + 6 * gi as u8 + bi as u8
+    }
+}
+
+/// A text style: colours and attributes, written as words: `bold magenta`,
+/// `italic #6272a4`, `black on bright-cyan`, `reverse`, `208`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Style {
+    pub fg: Option<Color>,
+    pub bg: Option<Color>,
+    pub bold: bool,
+    pub dim: bool,
+    pub italic: bool,
+    pub underline: bool,
+    pub reverse: bool,
+}
+
+impl Style {
+    pub fn parse(text: &str) -> Result<Style, String> {
+        let mut s = Style::default();
+        let mut words = text.split_whitespace().peekable();
+        while let Some(w) = words.next() {
+            match w.to_ascii_lowercase().as_str() {
+                "bold" => s.bold = true,
+                "dim" => s.dim = true,
+                "italic" => s.italic = true,
+                "underline" => s.underline = true,
+                "reverse" => s.reverse = true,
+                "plain" | "none" | "default" => {}
+                "on" => {
+                    let c = words
+                        .next()
+                        .ok_or("'on' must be followed by a background colour")?;
+                    s.bg = Some(Color::parse(c).ok_or_else(|| bad_word(c))?);
+                }
+                _ => {
+                    if s.fg.is_some() {
+                        return Err(format!(
+                            "two foreground colours in '{text}' (write 'on COLOUR' for a background)"
+                        ));
+                    }
+                    s.fg = Some(Color::parse(w).ok_or_else(|| bad_word(w))?);
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// This style laid over `base`: what this one sets wins, the rest comes from `base`.
+    pub fn over(self, base: Style) -> Style {
+        Style {
+            fg: self.fg.or(base.fg),
+            bg: self.bg.or(base.bg),
+            bold: self.bold || base.bold,
+            dim: self.dim || base.dim,
+            italic: self.italic || base.italic,
+            underline: self.underline || base.underline,
+            reverse: self.reverse || base.reverse,
+        }
+    }
+
+    /// The ANSI escape that starts this style ("" for plain text).
+    pub fn ansi(&self) -> String {
+        let mut codes: Vec<String> = Vec::new();
+        for (on, code) in [
+            (self.bold, "1"),
+            (self.dim, "2"),
+            (self.italic, "3"),
+            (self.underline, "4"),
+            (self.reverse, "7"),
+        ] {
+            if on {
+                codes.push(code.to_string());
+            }
+        }
+        if let Some(c) = self.fg {
+            codes.push(c.sgr(false));
+        }
+        if let Some(c) = self.bg {
+            codes.push(c.sgr(true));
+        }
+        if codes.is_empty() {
+            String::new()
+        } else {
+            format!("\x1b[{}m", codes.join(";"))
+        }
+    }
+
+    /// `text` in this style when `on`, else as it is.
+    pub fn paint(&self, on: bool, text: &str) -> String {
+        let code = self.ansi();
+        if !on || code.is_empty() || text.is_empty() {
+            return text.to_string();
+        }
+        format!("{code}{text}\x1b[0m")
+    }
+
+    pub fn to_ratatui(&self) -> ratatui::style::Style {
+        use ratatui::style::Modifier;
+        let mut s = ratatui::style::Style::default();
+        if let Some(c) = self.fg {
+            s = s.fg(c.to_ratatui());
+        }
+        if let Some(c) = self.bg {
+            s = s.bg(c.to_ratatui());
+        }
+        for (on, m) in [
+            (self.bold, Modifier::BOLD),
+            (self.dim, Modifier::DIM),
+            (self.italic, Modifier::ITALIC),
+            (self.underline, Modifier::UNDERLINED),
+            (self.reverse, Modifier::REVERSED),
+        ] {
+            if on {
+                s = s.add_modifier(m);
+            }
+        }
+        s
+    }
+}
+
+fn bad_word(w: &str) -> String {
+    format!(
+        "unknown colour or attribute '{w}': use a colour name (red, bright-cyan, gray…), \
+         #rrggbb, a number from 0 to 255, 'on COLOUR', or bold, dim, italic, underline, reverse"
+    )
+}
+
+/// Where a theme comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Builtin,
+    User(PathBuf),
+}
+
+impl Origin {
+    /// The file name to show in messages.
+    pub fn file(&self, name: &str) -> PathBuf {
+        match self {
+            Origin::Builtin => PathBuf::from(format!("themes/{name}.toml (built in)")),
+            Origin::User(p) => p.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Theme {
+    pub name: String,
+    pub description: String,
+    pub origin: Origin,
+    pub prompt_format: String,
+    pub status_format: String,
+    pub jobs_format: String,
+    /// A syntect theme that highlights code instead of the `syntax.*` styles.
+    pub syntax_builtin: Option<String>,
+    styles: HashMap<&'static str, Style>,
+}
+
+/// What a theme could not load for: every problem, each with file, line and field.
+#[derive(Debug)]
+pub struct ThemeError(pub Vec<Problem>);
+
+impl std::fmt::Display for ThemeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(|p| p.to_string()).collect();
+        write!(f, "{}", lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ThemeError {}
+
+/// The directory user themes live in, beside `config.toml`.
+pub fn user_dir(config_file: &Path) -> PathBuf {
+    config_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("themes")
+}
+
+/// Whether `name` can name a theme file (letters, digits, `-` and `_`).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTIN.iter().map(|(n, _)| *n)
+}
+
+pub fn builtin_source(name: &str) -> Option<&'static str> {
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Every theme name, built-in and user, sorted, with its origin.
+pub fn available(user_dir: &Path) -> Vec<(String, Origin)> {
+    let mut out: Vec<(String, Origin)> = builtin_names()
+        .map(|n| (n.to_string(), Origin::Builtin))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(user_dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(stem) = path
+                .extension()
+                .filter(|x| *x == "toml")
+                .and(path.file_stem())
+                .and_then(|s| s.to_str())
+            else {
+                continue;
+            };
+            if !valid_name(stem) {
+                continue;
+            }
+            out.retain(|(n, _)| n != stem);
+            out.push((stem.to_string(), Origin::User(path.clone())));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The TOML source of theme `name`: the user's file if there is one, else the built-in.
+pub fn source(name: &str, user_dir: &Path) -> Result<(Origin, String), ThemeError> {
+    let one = |message: String| {
+        ThemeError(vec![Problem {
+            file: PathBuf::from(name),
+            line: 0,
+            col: 0,
+            message,
+        }])
+    };
+    if !valid_name(name) {
+        return Err(one(format!(
+            "'{name}' is not a theme name (letters, digits, - and _ only)"
+        )));
+    }
+    let path = user_dir.join(format!("{name}.toml"));
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            return match String::from_utf8(bytes) {
+                Ok(text) => Ok((Origin::User(path), text)),
+                Err(_) => Err(ThemeError(vec![Problem {
+                    file: path,
+                    line: 1,
+                    col: 1,
+                    message: "the theme file is not valid UTF-8".into(),
+                }])),
+            }
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ThemeError(vec![Problem {
+                file: path,
+                line: 1,
+                col: 1,
+                message: format!("cannot read the theme: {e}"),
+            }]))
+        }
+        Err(_) => {}
+    }
+    match builtin_source(name) {
+        Some(src) => Ok((Origin::Builtin, src.to_string())),
+        None => {
+            let names: Vec<String> = available(user_dir).into_iter().map(|(n, _)| n).collect();
+            let close: Vec<String> = names
+                .iter()
+                .filter(|n| strsim::jaro_winkler(n, name) > 0.8)
+                .cloned()
+                .collect();
+            let hint = if close.is_empty() {
+                format!("themes: {}", names.join(", "))
+            } else {
+                format!("did you mean {}?", crate::shell::quote_list(&close))
+            };
+            Err(one(format!("no theme named '{name}'; {hint}")))
+        }
+    }
+}
+
+/// Loads theme `name` (a user theme from `user_dir` or a built-in one), with everything it
+/// inherits, checking every field.
+pub fn load(name: &str, user_dir: &Path) -> Result<Theme, ThemeError> {
+    load_chain(name, user_dir, &mut Vec::new(), false)
+}
+
+/// Loads `name` after loading what it inherits; `seen` holds the themes inheriting from it.
+/// `builtin` asks for the built-in theme even where a user theme shadows it (a user theme
+/// that inherits its own name starts from the built-in one).
+fn load_chain(
+    name: &str,
+    user_dir: &Path,
+    seen: &mut Vec<String>,
+    builtin: bool,
+) -> Result<Theme, ThemeError> {
+    let (origin, text) = match (builtin, builtin_source(name)) {
+        (true, Some(src)) => (Origin::Builtin, src.to_string()),
+        _ => source(name, user_dir)?,
+    };
+    let file = origin.file(name);
+    let doc = toml_edit::Document::parse(text.clone()).map_err(|e| {
+        ThemeError(vec![Problem::at(
+            &file,
+            &text,
+            e.span().map_or(0, |s| s.start),
+            e.message().trim(),
+        )])
+    })?;
+    let root = doc.as_table();
+    let mut problems = Vec::new();
+    let mut fields: HashMap<String, (String, usize, usize)> = HashMap::new();
+    collect(root, "", &mut fields, &mut problems, &file, &text);
+    let parent = match fields.get("inherits") {
+        Some((p, _, _)) => Some(p.clone()),
+        None if origin == Origin::Builtin && name == DEFAULT => None,
+        None => Some(DEFAULT.to_string()),
+    };
+    let mut theme = match parent {
+        Some(p) => {
+            let own = p == name;
+            let circle = if own && origin == Origin::Builtin {
+                Some(format!("theme '{name}' inherits from itself"))
+            } else if !own && seen.contains(&p) {
+                Some(format!(
+                    "themes inherit in a circle: {} → {name} → {p}",
+                    seen.join(" → ")
+                ))
+            } else if seen.len() >= 8 {
+                Some("themes inherit more than 8 levels deep".to_string())
+            } else {
+                None
+            };
+            let at = fields.get("inherits").map_or(0, |f| f.1);
+            if let Some(m) = circle {
+                return Err(ThemeError(vec![Problem::at(&file, &text, at, m)]));
+            }
+            seen.push(name.to_string());
+            let t = load_chain(&p, user_dir, seen, own);
+            seen.pop();
+            t.map_err(|mut e| {
+                e.0.insert(
+                    0,
+                    Problem::at(
+                        &file,
+                        &text,
+                        at,
+                        format!("inherits: cannot load theme '{p}'"),
+                    ),
+                );
+                e
+            })?
+        }
+        None => Theme {
+            name: String::new(),
+            description: String::new(),
+            origin: Origin::Builtin,
+            prompt_format: "{app}:{cwd}{status}{jobs}> ".into(),
+            status_format: " [{code}]".into(),
+            jobs_format: " [{count}&]".into(),
+            syntax_builtin: None,
+            styles: HashMap::new(),
+        },
+    };
+    theme.name = name.to_string();
+    theme.origin = origin;
+    theme.description.clear();
+    for (key, (value, at, key_at)) in &fields {
+        let mut fail =
+            |m: String| problems.push(Problem::at(&file, &text, *at, format!("{key}: {m}")));
+        match key.as_str() {
+            "name" | "inherits" => {}
+            "description" => theme.description = value.clone(),
+            "prompt.format" => match check_format(value, PROMPT_FIELDS) {
+                Ok(()) => theme.prompt_format = value.clone(),
+                Err(m) => fail(m),
+            },
+            "prompt.status_format" => match check_format(value, &["code"]) {
+                Ok(()) => theme.status_format = value.clone(),
+                Err(m) => fail(m),
+            },
+            "prompt.jobs_format" => match check_format(value, &["count"]) {
+                Ok(()) => theme.jobs_format = value.clone(),
+                Err(m) => fail(m),
+            },
+            "syntax.builtin" => {
+                if value.is_empty() {
+                    theme.syntax_builtin = None;
+                } else if crate::highlight::builtin_theme_names().contains(&value.as_str()) {
+                    theme.syntax_builtin = Some(value.clone());
+                } else {
+                    fail(format!(
+                        "no built-in syntax theme '{value}'; there are: {}",
+                        crate::highlight::builtin_theme_names().join(", ")
+                    ))
+                }
+            }
+            k => match STYLES.iter().find(|(s, _)| *s == k) {
+                Some((s, _)) => match Style::parse(value) {
+                    Ok(st) => {
+                        theme.styles.insert(s, st);
+                    }
+                    Err(m) => fail(m),
+                },
+                None => {
+                    let best = STYLES
+                        .iter()
+                        .map(|(s, _)| *s)
+                        .chain(TEXTS.iter().map(|(s, _)| *s))
+                        .map(|s| (strsim::jaro_winkler(s, k), s))
+                        .filter(|(score, _)| *score > 0.85)
+                        .max_by(|a, b| a.0.total_cmp(&b.0));
+                    let m = match best {
+                        Some((_, s)) => format!("unknown field; did you mean '{s}'?"),
+                        None => "unknown field; 'man themes' lists them all".into(),
+                    };
+                    problems.push(Problem::at(&file, &text, *key_at, format!("{key}: {m}")));
+                }
+            },
+        }
+    }
+    if problems.is_empty() {
+        Ok(theme)
+    } else {
+        problems.sort_by_key(|p| (p.line, p.col));
+        Err(ThemeError(problems))
+    }
+}
+
+/// Flattens the theme's tables into `section.field` → (string value, byte offset of the
+/// value, byte offset of the key).
+fn collect(
+    table: &Table,
+    prefix: &str,
+    out: &mut HashMap<String, (String, usize, usize)>,
+    problems: &mut Vec<Problem>,
+    file: &Path,
+    text: &str,
+) {
+    for (name, _) in table.iter() {
+        let Some((key, item)) = table.get_key_value(name) else {
+            continue;
+        };
+        let full = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        let at = key.span().or_else(|| item.span()).map_or(0, |s| s.start);
+        match item {
+            Item::Table(t) => collect(t, &full, out, problems, file, text),
+            Item::Value(Value::InlineTable(t)) => {
+                collect(&t.clone().into_table(), &full, out, problems, file, text)
+            }
+            Item::Value(Value::String(s)) => {
+                let vat = item.span().map_or(at, |s| s.start);
+                out.insert(full, (s.value().clone(), vat, at));
+            }
+            _ => problems.push(Problem::at(
+                file,
+                text,
+                item.span().map_or(at, |s| s.start),
+                format!("{full}: expected a string"),
+            )),
+        }
+    }
+}
+
+/// Checks that `format` uses only the placeholders `allowed` (`{{` and `}}` are literal).
+pub fn check_format(format: &str, allowed: &[&str]) -> Result<(), String> {
+    for piece in split_format(format) {
+        if let Piece::Field(f) = piece {
+            if !allowed.contains(&f) {
+                return Err(format!(
+                    "unknown placeholder {{{f}}}; use {}",
+                    allowed
+                        .iter()
+                        .map(|a| format!("{{{a}}}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+            }
+        }
+    }
+    if format.matches('{').count() != format.matches('}').count() {
+        return Err("unbalanced { or } (write {{ or }} for a literal brace)".into());
+    }
+    Ok(())
+}
+
+enum Piece<'a> {
+    Text(&'a str),
+    Field(&'a str),
+}
+
+fn split_format(format: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut rest = format;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("{{") {
+            out.push(Piece::Text("{"));
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("}}") {
+            out.push(Piece::Text("}"));
+            rest = r;
+        } else if rest.starts_with('{') {
+            match rest.find('}') {
+                Some(end) => {
+                    out.push(Piece::Field(&rest[1..end]));
+                    rest = &rest[end + 1..];
+                }
+                None => {
+                    out.push(Piece::Text(rest));
+                    rest = "";
+                }
+            }
+        } else {
+            let end = rest[1..].find(['{', '}']).map_or(rest.len(), |i| i + 1);
+            out.push(Piece::Text(&rest[..end]));
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+/// What the prompt shows.
+pub struct PromptInfo<'a> {
+    pub cwd: &'a str,
+    pub status: i32,
+    pub jobs: usize,
+}
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
+    // (the last byte is kept zero in case it truncates).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+impl Theme {
+    /// The style for `key` (one of [`STYLES`]); plain when the theme leaves it out.
+    pub fn style(&self, key: &str) -> Style {
+        self.styles.get(key).copied().unwrap_or_default()
+    }
+
+    /// The prompt as (plain text, coloured text). `format` overrides the theme's format.
+    pub fn prompt(&self, format: Option<&str>, info: &PromptInfo) -> (String, String) {
+        let mut plain = String::new();
+        let mut colored = String::new();
+        for (key, text) in self.prompt_parts(format, info) {
+            plain.push_str(&text);
+            colored.push_str(&self.style(key).paint(true, &text));
+        }
+        (plain, colored)
+    }
+
+    /// The prompt as pieces of text, each with the style key that colours it.
+    pub fn prompt_parts(
+        &self,
+        format: Option<&str>,
+        info: &PromptInfo,
+    ) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for piece in split_format(format.unwrap_or(&self.prompt_format)) {
+            let part = match piece {
+                Piece::Text(t) => ("prompt.text", t.to_string()),
+                Piece::Field("app") => ("prompt.app", "valyxo".to_string()),
+                Piece::Field("cwd") => ("prompt.cwd", info.cwd.to_string()),
+                Piece::Field("status") if info.status != 0 => (
+                    "prompt.status",
+                    self.status_format
+                        .replace("{code}", &info.status.to_string()),
+                ),
+                Piece::Field("jobs") if info.jobs > 0 => (
+                    "prompt.jobs",
+                    self.jobs_format.replace("{count}", &info.jobs.to_string()),
+                ),
+                Piece::Field("time") => (
+                    "prompt.time",
+                    chrono::Local::now().format("%H:%M:%S").to_string(),
+                ),
+                Piece::Field("user") => ("prompt.user", std::env::var("USER").unwrap_or_default()),
+                Piece::Field("host") => ("prompt.host", host_name()),
+                Piece::Field(_) => continue,
+            };
+            if !part.1.is_empty() {
+                out.push(part);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none() -> PathBuf {
+        PathBuf::from("/nonexistent/valyxo-themes")
+    }
+
+    #[test]
+    fn every_builtin_theme_loads_and_sets_every_style() {
+        let names: Vec<&str> = builtin_names().collect();
+        for want in [
+            "neon",
+            "dark",
+            "light",
+            "monokai",
+            "dracula",
+            "nord",
+            "solarized",
+            "gruvbox",
+            "cyberpunk",
+            "matrix",
+        ] {
+            assert!(names.contains(&want), "{want} is missing");
+        }
+        for name in names {
+            let t = load(name, &none()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!t.description.is_empty(), "{name} has no description");
+            // Each built-in theme is complete on its own, not only through inheritance.
+            let src = builtin_source(name).unwrap();
+            let doc = toml_edit::Document::parse(src.to_string()).unwrap();
+            let mut fields = HashMap::new();
+            collect(
+                doc.as_table(),
+                "",
+                &mut fields,
+                &mut Vec::new(),
+                Path::new(name),
+                src,
+            );
+            for (key, _) in STYLES {
+                assert!(fields.contains_key(*key), "{name} does not set {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn styles_parse_and_render() {
+        let s = Style::parse("bold magenta on #102030").unwrap();
+        assert!(s.bold);
+        assert_eq!(s.fg, Some(Color::Named(5)));
+        assert_eq!(s.bg, Some(Color::Rgb(0x10, 0x20, 0x30)));
+        assert_eq!(Style::parse("bright-cyan").unwrap().ansi(), "\x1b[96m");
+        assert_eq!(
+            Style::parse("208 italic").unwrap().ansi(),
+            "\x1b[3;38;5;208m"
+        );
+        assert_eq!(Style::parse("").unwrap().ansi(), "");
+        assert!(Style::parse("pnk").unwrap_err().contains("'pnk'"));
+        assert!(Style::parse("red blue").is_err());
+        assert!(Style::parse("red on").is_err());
+        assert_eq!(Color::parse("#abc"), Some(Color::Rgb(0xaa, 0xbb, 0xcc)));
+    }
+
+    #[test]
+    fn rgb_falls_back_to_the_nearest_of_256() {
+        assert_eq!(nearest_256(0, 0, 0), 16);
+        assert_eq!(nearest_256(255, 255, 255), 231);
+        assert_eq!(nearest_256(255, 0, 0), 196);
+        assert_eq!(nearest_256(128, 128, 128), 244);
+    }
+
+    #[test]
+    fn prompt_placeholders() {
+        let t = load("neon", &none()).unwrap();
+        let info = PromptInfo {
+            cwd: "~/Projects/Main",
+            status: 0,
+            jobs: 0,
+        };
+        assert_eq!(t.prompt(None, &info).0, "valyxo:~/Projects/Main> ");
+        let info = PromptInfo {
+            cwd: "~",
+            status: 2,
+            jobs: 3,
+        };
+        assert_eq!(t.prompt(None, &info).0, "valyxo:~ [2] [3&]> ");
+        let (plain, colored) = t.prompt(Some("{{{cwd}}} $ "), &info);
+        assert_eq!(plain, "{~} $ ");
+        assert!(colored.contains('\x1b'));
+        assert!(check_format("{cwd} {nope}", PROMPT_FIELDS)
+            .unwrap_err()
+            .contains("{nope}"));
+        assert!(check_format("{cwd", PROMPT_FIELDS).is_err());
+    }
+
+    #[test]
+    fn user_themes_inherit_and_errors_name_file_line_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mine.toml"),
+            "description = \"mine\"\ninherits = \"nord\"\n[highlight]\ncommand = \"bold #ff0000\"\n",
+        )
+        .unwrap();
+        let t = load("mine", dir.path()).unwrap();
+        let nord = load("nord", dir.path()).unwrap();
+        assert_eq!(t.style("highlight.command").fg, Some(Color::Rgb(255, 0, 0)));
+        assert_eq!(t.style("pager.heading"), nord.style("pager.heading"));
+        assert!(matches!(t.origin, Origin::User(_)));
+
+        std::fs::write(
+            dir.path().join("bad.toml"),
+            "description = \"bad\"\n[highlight]\ncommand = \"gren\"\ncomand = \"red\"\n[prompt]\nformat = \"{cwd}{oops}> \"\n",
+        )
+        .unwrap();
+        let e = load("bad", dir.path()).unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].contains("bad.toml:3:11: highlight.command: unknown colour"),
+            "{e}"
+        );
+        assert!(
+            lines[1].contains("bad.toml:4:1: highlight.comand: unknown field; did you mean"),
+            "{e}"
+        );
+        assert!(
+            lines[2].contains("bad.toml:6:10: prompt.format: unknown placeholder {oops}"),
+            "{e}"
+        );
+
+        std::fs::write(dir.path().join("syntax.toml"), "[highlight\n").unwrap();
+        let e = load("syntax", dir.path()).unwrap_err().to_string();
+        assert!(e.contains("syntax.toml:1:"), "{e}");
+
+        std::fs::write(dir.path().join("a.toml"), "inherits = \"b\"\n").unwrap();
+        std::fs::write(dir.path().join("b.toml"), "inherits = \"a\"\n").unwrap();
+        let e = load("a", dir.path()).unwrap_err().to_string();
+        assert!(e.contains("circle"), "{e}");
+
+        // A user theme may shadow a built-in one and inherit from it.
+        std::fs::write(
+            dir.path().join("neon.toml"),
+            "description = \"my neon\"\ninherits = \"neon\"\n[prompt]\nformat = \"{cwd} % \"\n",
+        )
+        .unwrap();
+        let t = load("neon", dir.path()).unwrap();
+        assert_eq!(t.description, "my neon");
+        assert_eq!(
+            t.prompt(
+                None,
+                &PromptInfo {
+                    cwd: "~",
+                    status: 0,
+                    jobs: 0
+                }
+            )
+            .0,
+            "~ % "
+        );
+
+        let e = load("nrod", dir.path()).unwrap_err().to_string();
+        assert!(e.contains("did you mean 'nord'"), "{e}");
+        assert!(load("../etc/passwd", dir.path()).is_err());
+    }
+}
