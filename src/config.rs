@@ -20,6 +20,29 @@ use toml_edit::{DocumentMut, Item, Table, Value};
 
 pub const FILE: &str = "config.toml";
 
+/// Larger files are not read: a config or theme is a few kilobytes, and a huge file there
+/// is a mistake that should not stall start-up.
+pub const MAX_SIZE: u64 = 1 << 20;
+
+/// Reads a small text file: `Ok(None)` when it does not exist.
+pub fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut bytes = Vec::new();
+    f.take(MAX_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(std::io::Error::other(format!(
+            "the file is larger than {} KiB",
+            MAX_SIZE / 1024
+        )));
+    }
+    Ok(Some(bytes))
+}
+
 /// One thing wrong in a TOML file, with where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -135,9 +158,9 @@ impl Config {
     /// invalid one is reported in `problems`.
     pub fn load(path: &Path) -> Config {
         let stamp = stamp(path);
-        let text = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let text = match read_small(path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => {
                 return Config {
                     path: path.to_path_buf(),
                     ..Default::default()

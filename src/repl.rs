@@ -28,6 +28,8 @@ pub struct ShellHelper {
     hub: Arc<Hub>,
     cwd: Mutex<VPath>,
     pub hints: Mutex<HintIndex>,
+    /// Colour is possible at all (a terminal, no NO_COLOR or --no-color); the `color`
+    /// setting is read each time, so changing it takes effect at once.
     color: bool,
     /// The prompt being shown: (plain, coloured).
     prompt: Mutex<(String, String)>,
@@ -42,6 +44,10 @@ impl ShellHelper {
             color,
             prompt: Mutex::new((String::new(), String::new())),
         }
+    }
+
+    fn colored(&self) -> bool {
+        self.color && self.hub.color_for(true)
     }
 
     fn cwd(&self) -> VPath {
@@ -59,6 +65,48 @@ impl ShellHelper {
                 .flatten()
                 .is_some()
             || crate::plugins::command(&self.hub, word).is_some()
+    }
+
+    /// The words that may follow `words` (a command and its arguments so far), when they are
+    /// a known set rather than paths.
+    fn values_for(&self, words: &[&str]) -> Option<Vec<String>> {
+        let spec = registry().get(words.first()?)?;
+        let mut v: Vec<String> = match (spec.name, words.get(1).copied(), words.len()) {
+            ("man", _, 1) => crate::manual::pages()
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect(),
+            ("theme", Some("set" | "preview" | "show"), 2) => {
+                crate::theme::available(&self.hub.themes_dir())
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect()
+            }
+            ("settings", Some("get" | "set" | "reset"), 2) => crate::settings::SETTINGS
+                .iter()
+                .map(|s| s.key.to_string())
+                .collect(),
+            ("settings", Some("set"), 3) => crate::settings::find(words[2])?
+                .choices
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            (_, _, 1) => {
+                let subs: Vec<String> = spec
+                    .command()
+                    .get_subcommands()
+                    .map(|c| c.get_name().to_string())
+                    .collect();
+                if subs.is_empty() {
+                    return None;
+                }
+                subs
+            }
+            _ => return None,
+        };
+        v.sort();
+        v.dedup();
+        Some(v)
     }
 
     /// Candidates for the word that ends at `pos`: (start of the word, candidates).
@@ -131,6 +179,17 @@ impl ShellHelper {
                         replacement: format!("{f} "),
                     });
                 }
+            }
+            return (start, out);
+        }
+        // Subcommands, theme names, setting keys and manual pages where they are expected.
+        let words: Vec<&str> = seg.split_whitespace().collect();
+        if let Some(values) = self.values_for(&words) {
+            for v in values.into_iter().filter(|v| v.starts_with(word)) {
+                out.push(Pair {
+                    display: v.clone(),
+                    replacement: format!("{v} "),
+                });
             }
             return (start, out);
         }
@@ -241,7 +300,7 @@ impl Hinter for ShellHelper {
 
 impl Highlighter for ShellHelper {
     fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
-        if !self.color || !self.hub.setting_bool("repl.highlight") {
+        if !self.colored() || !self.hub.setting_bool("repl.highlight") {
             return Cow::Borrowed(line);
         }
         Cow::Owned(self.colorize(line))
@@ -251,7 +310,7 @@ impl Highlighter for ShellHelper {
         prompt: &'p str,
         default: bool,
     ) -> Cow<'b, str> {
-        if !self.color || !default {
+        if !self.colored() || !default {
             return Cow::Borrowed(prompt);
         }
         let shown = self.prompt.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,14 +321,14 @@ impl Highlighter for ShellHelper {
         }
     }
     fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
-        if self.color {
+        if self.colored() {
             Cow::Owned(self.hub.theme().style("highlight.hint").paint(true, hint))
         } else {
             Cow::Borrowed(hint)
         }
     }
     fn highlight_char(&self, _line: &str, _pos: usize, _kind: CmdKind) -> bool {
-        self.color
+        self.colored()
     }
 }
 
@@ -312,7 +371,7 @@ pub fn prompt(sh: &Session) -> (String, String) {
 pub fn run(hub: Arc<Hub>) -> Result<i32> {
     signals::install()?;
     let mut sh = Session::new(hub.clone(), true)?;
-    let color = hub.color_for(true);
+    let color = !hub.no_color;
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .auto_add_history(false)

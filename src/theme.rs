@@ -473,8 +473,8 @@ pub fn source(name: &str, user_dir: &Path) -> Result<(Origin, String), ThemeErro
         )));
     }
     let path = user_dir.join(format!("{name}.toml"));
-    match std::fs::read(&path) {
-        Ok(bytes) => {
+    match crate::config::read_small(&path) {
+        Ok(Some(bytes)) => {
             return match String::from_utf8(bytes) {
                 Ok(text) => Ok((Origin::User(path), text)),
                 Err(_) => Err(ThemeError(vec![Problem {
@@ -485,7 +485,7 @@ pub fn source(name: &str, user_dir: &Path) -> Result<(Origin, String), ThemeErro
                 }])),
             }
         }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+        Err(e) => {
             return Err(ThemeError(vec![Problem {
                 file: path,
                 line: 1,
@@ -493,7 +493,7 @@ pub fn source(name: &str, user_dir: &Path) -> Result<(Origin, String), ThemeErro
                 message: format!("cannot read the theme: {e}"),
             }]))
         }
-        Err(_) => {}
+        Ok(None) => {}
     }
     match builtin_source(name) {
         Some(src) => Ok((Origin::Builtin, src.to_string())),

@@ -82,6 +82,14 @@ fn a_broken_config_is_reported_and_the_good_keys_still_apply() {
     let a = h.c("echo still here").success();
     assert_eq!(stdout(&a), "still here\n");
     assert!(stderr(&a).contains("not valid UTF-8"), "{}", stderr(&a));
+    // So is a file far too large to be a config, without reading it all.
+    fs::write(&cfg, "# padding\n".repeat(300_000)).unwrap();
+    let a = h.c("echo still here").success();
+    assert!(
+        stderr(&a).contains("larger than 1024 KiB"),
+        "{}",
+        stderr(&a)
+    );
 }
 
 #[test]

@@ -101,6 +101,19 @@ fn tab_completes_commands_flags_and_paths() {
     s.exp_string("--ignore-case").unwrap();
     s.send_control('c').unwrap();
     s.exp_string(PROMPT).unwrap();
+    // Subcommands, theme names, setting keys and their choices, manual pages.
+    for (typed, completed) in [
+        ("theme pre\t", "theme preview "),
+        ("theme set drac\t", "theme set dracula "),
+        ("settings get repl.hig\t", "settings get repl.highlight "),
+        ("settings set color alw\t", "settings set color always "),
+        ("man valyxos\t", "man valyxoscript "),
+    ] {
+        typ(&mut s, typed);
+        s.exp_string(completed).unwrap();
+        s.send_control('c').unwrap();
+        s.exp_string(PROMPT).unwrap();
+    }
     s.send_control('d').unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
