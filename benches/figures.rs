@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench figures                  # all figures
-//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man)
+//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man look)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench figures   # fewer runs, smaller trees
 //! ```
 //!
@@ -464,6 +464,181 @@ fn manual(rows: &mut Vec<Row>) {
     });
 }
 
+/// A home whose config.toml sets every setting and chooses the largest built-in theme.
+fn configured_home() -> (tempfile::TempDir, &'static str) {
+    let home = tempfile::tempdir().unwrap();
+    let largest = valyxo::theme::builtin_names()
+        .max_by_key(|n| valyxo::theme::builtin_source(n).map_or(0, str::len))
+        .unwrap();
+    let mut all: Vec<(&str, Option<&str>)> = valyxo::settings::SETTINGS
+        .iter()
+        .map(|s| (s.key, Some(s.default)))
+        .collect();
+    all.retain(|(k, _)| *k != "theme" && *k != "prompt.format");
+    all.push(("theme", Some(largest)));
+    all.push((
+        "prompt.format",
+        Some("{user}@{host} {time} {cwd}{status}{jobs}> "),
+    ));
+    valyxo::config::write(&home.path().join("config.toml"), &all).unwrap();
+    run(valyxo(home.path()).args(["-c", "echo hi"]));
+    (home, largest)
+}
+
+/// Starts `cmd` on a new pseudo-terminal (80×24), waits for `prompt` to appear, types
+/// `exit` and waits for the process to end. Reads the terminal directly (no polling
+/// interval), answering cursor-position queries as a terminal would.
+fn interactive(mut cmd: Command, prompt: &[u8]) {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new descriptors; the size is a valid winsize.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just opened and are owned here alone.
+    let (mut term, tty) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    cmd.stdin(tty.try_clone().unwrap())
+        .stdout(tty.try_clone().unwrap())
+        .stderr(tty);
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe; they make the pty the child's
+    // controlling terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // the parent's copies of the terminal side
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut answered = 0;
+    let mut typed = false;
+    loop {
+        let n = match term.read(&mut buf) {
+            Ok(0) | Err(_) => break, // EIO: the child closed the terminal
+            Ok(n) => n,
+        };
+        seen.extend_from_slice(&buf[..n]);
+        let queries = seen.windows(4).filter(|w| w == b"\x1b[6n").count();
+        while answered < queries {
+            term.write_all(b"\x1b[1;1R").unwrap();
+            answered += 1;
+        }
+        if !typed && seen.windows(prompt.len()).any(|w| w == prompt) {
+            term.write_all(b"exit\r").unwrap();
+            typed = true;
+        }
+    }
+    assert!(typed, "no prompt: {}", String::from_utf8_lossy(&seen));
+    child.wait().unwrap();
+}
+
+fn look(rows: &mut Vec<Row>) {
+    let (home, theme) = configured_home();
+    let plain = tempfile::tempdir().unwrap();
+    run(valyxo(plain.path()).args(["-c", "echo hi"]));
+    let n = if quick() { 50 } else { 300 };
+    let (ours, peer) = side_by_side(
+        n,
+        || {},
+        || run(valyxo(home.path()).args(["-c", "echo hi"])),
+        || run(valyxo(plain.path()).args(["-c", "echo hi"])),
+    );
+    rows.push(Row {
+        figure: format!("start-up -c, full config.toml + theme {theme}"),
+        ours,
+        peer: Some(("the same with no config.toml".into(), peer)),
+        goal: "≤ 1.1x".into(),
+        limit: 1.1,
+    });
+    let (ours, peer) = side_by_side(
+        n,
+        || {},
+        || run(valyxo(home.path()).args(["-c", "echo hi"])),
+        || run(Command::new("bash").args(["-c", "echo hi"])),
+    );
+    rows.push(Row {
+        figure: format!("start-up -c, full config.toml + theme {theme}"),
+        ours,
+        peer: Some(("bash -c 'echo hi'".into(), peer)),
+        goal: "≤ 2x".into(),
+        limit: 2.0,
+    });
+    let n = if quick() { 20 } else { 100 };
+    let (ours, peer) = side_by_side(
+        n,
+        || {},
+        || {
+            // With colour, as a user sees it: the theme is loaded for the prompt.
+            let mut c = Command::new(BIN);
+            c.arg("--home")
+                .arg(home.path())
+                .env("TERM", "xterm-256color")
+                .env_remove("NO_COLOR");
+            interactive(c, b"> ")
+        },
+        || {
+            let mut c = Command::new("bash");
+            c.args(["--norc", "--noprofile", "-i"])
+                .env("PS1", "bash> ")
+                .env("TERM", "xterm-256color");
+            interactive(c, b"bash> ")
+        },
+    );
+    rows.push(Row {
+        figure: format!("interactive start-up to prompt + exit, theme {theme}"),
+        ours,
+        peer: Some(("bash -i (pty)".into(), peer)),
+        goal: "≤ 2x".into(),
+        limit: 2.0,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = home.path().join("config.toml");
+    let time = |f: &dyn Fn()| {
+        let mut v = Vec::new();
+        for _ in 0..if quick() { 50 } else { 500 } {
+            let t = Instant::now();
+            f();
+            v.push(t.elapsed());
+        }
+        median(v)
+    };
+    let t = time(&|| {
+        let c = valyxo::config::Config::load(&cfg);
+        assert!(c.problems.is_empty());
+        valyxo::theme::load(theme, dir.path()).unwrap();
+    });
+    rows.push(Row {
+        figure: format!("read full config.toml + load theme {theme} (in-process)"),
+        ours: t,
+        peer: None,
+        goal: "< 1 ms".into(),
+        limit: 0.001,
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -491,6 +666,9 @@ fn main() {
     }
     if want("man") {
         manual(&mut rows);
+    }
+    if want("look") {
+        look(&mut rows);
     }
     println!(
         "\n{:<58} {:>11} {:>11} {:>7}  goal",
