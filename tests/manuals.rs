@@ -212,10 +212,21 @@ fn man_lists_every_page() {
     let out = valyxo(home.path(), &["-c", "man"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("Commands\n") && text.contains("Topics\n"),
-        "{text}"
-    );
+    // Sections: the command groups of `help`, then topics.
+    for section in [
+        "Commands: Files and directories\n",
+        "Commands: Hub\n",
+        "Topics\n",
+    ] {
+        assert!(text.contains(section), "no {section:?} in:\n{text}");
+    }
+    let topics = &text[text.find("Topics\n").unwrap()..];
+    for topic in ["shell", "scripting", "vfs", "jobs", "config", "themes"] {
+        assert!(
+            topics.contains(&format!("  {topic} ")),
+            "{topic} is not a topic:\n{text}"
+        );
+    }
     for (name, _) in valyxo::manual::pages() {
         let summary = valyxo::manual::summary(name).expect("summary");
         assert!(

@@ -107,24 +107,40 @@ fn show(ctx: &mut Ctx, name: &str, src: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// Lists every page, commands first, then topics, each with its summary.
+/// Lists every page by section: commands in the groups `help` uses, then topics, each
+/// with its summary.
 fn index(ctx: &mut Ctx) -> Result<i32> {
     let color = ctx.color();
     let pages = manual::pages();
     let width = pages.iter().map(|(n, _)| n.len()).max().unwrap_or(8) + 2;
+    let reg = super::registry();
     let mut out = String::new();
-    for (title, commands) in [("Commands", true), ("Topics", false)] {
+    let section = |title: &str, names: Vec<&str>, out: &mut String| {
+        if names.is_empty() {
+            return;
+        }
         out.push_str(&style::paint(color, style::BOLD, title));
         out.push('\n');
-        for (n, _) in pages
-            .iter()
-            .filter(|(n, _)| manual::is_command(n) == commands)
-        {
+        for n in names {
             let summary = manual::summary(n).unwrap_or("");
             out.push_str(&format!("  {n:width$}{summary}\n"));
         }
         out.push('\n');
+    };
+    for group in super::Group::ALL {
+        let names: Vec<&str> = pages
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| manual::is_command(n) && reg.get(n).is_some_and(|s| s.group == group))
+            .collect();
+        section(&format!("Commands: {}", group.title()), names, &mut out);
     }
+    let topics: Vec<&str> = pages
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !manual::is_command(n) || *n == "jobs")
+        .collect();
+    section("Topics", topics, &mut out);
     let plugins = crate::plugins::commands(ctx.hub());
     if !plugins.is_empty() {
         out.push_str(&style::paint(color, style::BOLD, "Plugin commands"));
