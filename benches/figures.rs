@@ -424,17 +424,19 @@ fn kill_latency(rows: &mut Vec<Row>) {
 }
 
 /// `man -k` over every page, and rendering the longest page to text.
+/// The median time of `f` over many calls in this process.
+fn time_in_process(f: &dyn Fn()) -> Duration {
+    let mut v = Vec::new();
+    for _ in 0..if quick() { 50 } else { 500 } {
+        let t = Instant::now();
+        f();
+        v.push(t.elapsed());
+    }
+    median(v)
+}
+
 fn manual(rows: &mut Vec<Row>) {
-    let time = |f: &dyn Fn()| {
-        let mut v = Vec::new();
-        for _ in 0..if quick() { 50 } else { 500 } {
-            let t = Instant::now();
-            f();
-            v.push(t.elapsed());
-        }
-        median(v)
-    };
-    let k = time(&|| {
+    let k = time_in_process(&|| {
         assert!(!valyxo::manual::search("background job").is_empty());
     });
     rows.push(Row {
@@ -449,7 +451,7 @@ fn manual(rows: &mut Vec<Row>) {
         .max_by_key(|(_, src)| src.len())
         .copied()
         .unwrap();
-    let r = time(&|| {
+    let r = time_in_process(&|| {
         assert!(!valyxo::manual::render(longest).is_empty());
     });
     rows.push(Row {
@@ -616,16 +618,7 @@ fn look(rows: &mut Vec<Row>) {
     });
     let dir = tempfile::tempdir().unwrap();
     let cfg = home.path().join("config.toml");
-    let time = |f: &dyn Fn()| {
-        let mut v = Vec::new();
-        for _ in 0..if quick() { 50 } else { 500 } {
-            let t = Instant::now();
-            f();
-            v.push(t.elapsed());
-        }
-        median(v)
-    };
-    let t = time(&|| {
+    let t = time_in_process(&|| {
         let c = valyxo::config::Config::load(&cfg);
         assert!(c.problems.is_empty());
         valyxo::theme::load(theme, dir.path()).unwrap();

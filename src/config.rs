@@ -127,6 +127,24 @@ pub fn parse_lenient(file: &Path, text: &str) -> (toml_edit::Document<String>, V
     (doc, problems)
 }
 
+/// The entries of a parsed TOML table: (key, dotted name under `prefix`, byte offset of the
+/// key in the source, item).
+pub fn entries<'t>(table: &'t Table, prefix: &str) -> Vec<(&'t str, String, usize, &'t Item)> {
+    table
+        .iter()
+        .filter_map(|(name, _)| {
+            let (key, item) = table.get_key_value(name)?;
+            let full = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            let at = key.span().or_else(|| item.span()).map_or(0, |s| s.start);
+            Some((key.get(), full, at, item))
+        })
+        .collect()
+}
+
 /// A value as a setting string, or why it cannot be one.
 fn scalar(v: &Value) -> Option<String> {
     match v {
@@ -235,16 +253,7 @@ fn walk(
     values: &mut HashMap<String, String>,
     problems: &mut Vec<Problem>,
 ) {
-    for (name, _) in table.iter() {
-        let Some((key, item)) = table.get_key_value(name) else {
-            continue;
-        };
-        let full = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        let at = key.span().or_else(|| item.span()).map_or(0, |s| s.start);
+    for (name, full, at, item) in entries(table, prefix) {
         match item {
             Item::Table(t) => walk(path, text, t, &full, values, problems),
             Item::Value(Value::InlineTable(t)) if settings::find(&full).is_none() => {

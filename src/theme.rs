@@ -672,16 +672,7 @@ fn collect(
     file: &Path,
     text: &str,
 ) {
-    for (name, _) in table.iter() {
-        let Some((key, item)) = table.get_key_value(name) else {
-            continue;
-        };
-        let full = if prefix.is_empty() {
-            name.to_string()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        let at = key.span().or_else(|| item.span()).map_or(0, |s| s.start);
+    for (_, full, at, item) in crate::config::entries(table, prefix) {
         match item {
             Item::Table(t) => collect(t, &full, out, problems, file, text),
             Item::Value(Value::InlineTable(t)) => {
