@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-use toml_edit::{DocumentMut, Item, Table, Value};
+use toml_edit::{Item, Table, Value};
 
 pub const FILE: &str = "config.toml";
 
@@ -76,7 +76,9 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[start..].chars().count() + 1)
+    // A byte-order mark is not a column.
+    let bom = usize::from(start == 0 && before.starts_with('\u{feff}'));
+    (line, before[start..].chars().count() + 1 - bom)
 }
 
 impl Problem {
@@ -109,14 +111,31 @@ pub fn parse_lenient(file: &Path, text: &str) -> (toml_edit::Document<String>, V
                     format!("{message} (this line is ignored)"),
                 ));
                 // Blank the offending line (keeping byte offsets and line numbers intact).
-                let start = current[..offset.min(current.len())]
-                    .rfind('\n')
-                    .map_or(0, |i| i + 1);
-                let end = current[start..]
-                    .find('\n')
-                    .map_or(current.len(), |i| start + i);
+                // An error on a blank line (an unclosed string or array that ran to the
+                // end, say) is blamed on the nearest line above with text on it.
+                let mut at = offset.min(current.len());
+                let (start, end) = loop {
+                    let start = current[..at].rfind('\n').map_or(0, |i| i + 1);
+                    let end = current[start..]
+                        .find('\n')
+                        .map_or(current.len(), |i| start + i);
+                    if !current[start..end].trim().is_empty() || start == 0 {
+                        break (start, end);
+                    }
+                    at = start - 1;
+                };
                 if current[start..end].trim().is_empty() {
                     break;
+                }
+                if at != offset.min(current.len()) {
+                    // Report where the text is, not the blank line.
+                    let last = problems.last_mut().expect("just pushed");
+                    *last = Problem::at(
+                        file,
+                        &current,
+                        start,
+                        format!("{message} (this line is ignored)"),
+                    );
                 }
                 let blank = " ".repeat(end - start);
                 current.replace_range(start..end, &blank);
@@ -151,7 +170,9 @@ fn scalar(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.value().clone()),
         Value::Boolean(b) => Some(b.value().to_string()),
         Value::Integer(i) => Some(i.value().to_string()),
-        Value::Float(f) => Some(f.value().to_string()),
+        // Written as TOML has it (`4.0`, not `4`), so a whole-number setting refuses it as
+        // `settings set` would.
+        Value::Float(f) => Some(format!("{:?}", f.value())),
         _ => None,
     }
 }
@@ -276,9 +297,18 @@ fn walk(
                         values.insert(full, v);
                     }
                     Err(e) if settings::find(&full).is_none() => {
+                        let under = settings::SETTINGS
+                            .iter()
+                            .find(|d| d.key.split_once('.').is_some_and(|(_, k)| k == name));
                         let m = if !prefix.is_empty() && settings::find(name).is_some() {
                             format!(
                                 "'{name}' is read here as '{full}'; top-level settings go above the first [table]"
+                            )
+                        } else if let (true, Some(d)) = (prefix.is_empty(), under) {
+                            let table = d.key.split_once('.').map_or("", |(t, _)| t);
+                            format!(
+                                "unknown setting '{name}'; did you mean '{}' (under [{table}])?",
+                                d.key
                             )
                         } else {
                             format!("{e:#}")
@@ -322,9 +352,147 @@ fn typed(key: &str, value: &str) -> Value {
     Value::from(value)
 }
 
-/// Sets (`Some`) or removes (`None`) settings in the config file at `path`, keeping the
-/// rest of the file as written. Values must already be validated.
+/// Where a setting is in a parsed file.
+enum Place {
+    /// A value: the byte offset where its key starts and the value's span.
+    Value(usize, std::ops::Range<usize>),
+    /// Not there; the tables on the way exist or not.
+    Missing,
+    /// Something in the way that is not a plain table (a value, an array of tables), or an
+    /// inline table, which is left to the user to edit: (offset, what it is).
+    Blocked(usize, &'static str),
+}
+
+fn locate(doc: &toml_edit::Document<String>, key: &str) -> Place {
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, tables) = parts.split_last().expect("a key has a name");
+    let mut table = doc.as_table();
+    for t in tables {
+        let start = |i: &Item| i.span().map_or(0, |s| s.start);
+        match table.get(t) {
+            Some(Item::Table(next)) => table = next,
+            Some(Item::Value(Value::InlineTable(it))) => {
+                // Values inside an inline table can be replaced where they stand.
+                return match it.clone().into_table().get_key_value(last) {
+                    Some((k, Item::Value(v))) => match (k.span(), v.span()) {
+                        (Some(ks), Some(vs)) => Place::Value(ks.start, vs),
+                        _ => Place::Blocked(0, "an inline table"),
+                    },
+                    _ => Place::Blocked(
+                        table.get(t).map_or(0, start),
+                        "an inline table ({ … }), which 'settings' does not add to or remove from",
+                    ),
+                };
+            }
+            Some(other) => return Place::Blocked(start(other), "not a table"),
+            None => return Place::Missing,
+        }
+    }
+    match table.get_key_value(last) {
+        Some((k, Item::Value(v))) => match (k.span(), v.span()) {
+            (Some(ks), Some(vs)) => Place::Value(ks.start, vs),
+            _ => Place::Missing,
+        },
+        Some((k, _)) => Place::Blocked(k.span().map_or(0, |s| s.start), "a table, not a value"),
+        None => Place::Missing,
+    }
+}
+
+/// The offset of the start of the line holding `offset`, and of the start of the next line.
+fn line_bounds(text: &str, offset: usize) -> (usize, usize) {
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..]
+        .find('\n')
+        .map_or(text.len(), |i| offset + i + 1);
+    (start, end)
+}
+
+/// Where to insert a new line `name = value` for `key`, and the text to insert there.
+fn insertion(doc: &toml_edit::Document<String>, key: &str, value: &Value) -> (usize, String) {
+    let text = doc.raw();
+    let root = doc.as_table();
+    let end_of_items = |t: &Table| {
+        t.iter()
+            .filter_map(|(k, _)| t.get_key_value(k))
+            .filter(|(_, i)| i.is_value())
+            .filter_map(|(_, i)| i.span())
+            .map(|s| line_bounds(text, s.end.saturating_sub(1).max(s.start)).1)
+            .max()
+    };
+    let ensure_newline = |at: usize, line: String| {
+        if at > 0 && !text[..at].ends_with('\n') {
+            (at, format!("\n{line}"))
+        } else {
+            (at, line)
+        }
+    };
+    match key.split_once('.') {
+        None => {
+            // Top-level keys go before the first [table] (and the comments just above it).
+            let first_header = root
+                .iter()
+                .filter_map(|(_, i)| match i {
+                    Item::Table(t) if !t.is_dotted() => t.span().map(|s| s.start),
+                    Item::ArrayOfTables(a) => {
+                        a.iter().filter_map(|t| t.span()).map(|s| s.start).min()
+                    }
+                    _ => None,
+                })
+                .min();
+            let line = format!("{key} = {value}\n");
+            if let Some(at) = end_of_items(root) {
+                return ensure_newline(at, line);
+            }
+            match first_header {
+                Some(h) => {
+                    let mut at = line_bounds(text, h).0;
+                    while at > 0 {
+                        let (prev, _) = line_bounds(text, at - 1);
+                        if text[prev..at].trim_start().starts_with('#') {
+                            at = prev;
+                        } else {
+                            break;
+                        }
+                    }
+                    (at, line)
+                }
+                None => ensure_newline(text.len(), line),
+            }
+        }
+        Some((table, name)) => match root.get(table) {
+            Some(Item::Table(t)) if t.is_dotted() => {
+                let at = end_of_items(t).unwrap_or(text.len());
+                ensure_newline(at, format!("{key} = {value}\n"))
+            }
+            Some(Item::Table(t)) => {
+                let header_end = t
+                    .span()
+                    .map_or(text.len(), |s| line_bounds(text, s.start).1);
+                let at = end_of_items(t).unwrap_or(header_end).max(header_end);
+                ensure_newline(at, format!("{name} = {value}\n"))
+            }
+            _ => {
+                let sep = if text.is_empty() || text.ends_with("\n\n") {
+                    ""
+                } else if text.ends_with('\n') {
+                    "\n"
+                } else {
+                    "\n\n"
+                };
+                (text.len(), format!("{sep}[{table}]\n{name} = {value}\n"))
+            }
+        },
+    }
+}
+
+/// Sets (`Some`) or removes (`None`) settings in the config file at `path`. Values must
+/// already be validated. Only the lines concerned change: a new value replaces the old one
+/// where it stands (its comment stays), a removed setting loses its own line, and a new one
+/// goes at the end of its table (or before the first table for a top-level key, or in a
+/// new table at the end). A symlinked file is followed, and the file keeps its permissions.
 pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = path.as_path();
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -337,93 +505,75 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
         .with_context(|| format!("cannot open the config directory {}", dir.display()))?;
     lock.lock()
         .with_context(|| format!("cannot lock the config directory {}", dir.display()))?;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    let old = read_small(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let permissions = old
+        .as_ref()
+        .and_then(|_| std::fs::metadata(path).ok())
+        .map(|m| m.permissions());
+    let mut text = match old {
+        Some(bytes) => String::from_utf8(bytes).map_err(|_| {
+            anyhow::anyhow!(
+                "{}: the file is not valid UTF-8, so it was left as it is; fix or remove it first",
+                path.display()
+            )
+        })?,
+        None => String::new(),
     };
-    let mut doc: DocumentMut = match text.parse() {
-        Ok(d) => d,
-        Err(e) => {
-            let p = Problem::at(
-                path,
-                &text,
-                e.span().map_or(0, |s| s.start),
-                e.message().trim(),
-            );
-            bail!("{p}\nthe config file does not parse, so it was left as it is; fix or remove that line first")
-        }
+    let parse = |text: &str| {
+        toml_edit::Document::parse(text.to_string()).map_err(|e| {
+            let p = Problem::at(path, text, e.span().map_or(0, |s| s.start), e.message().trim());
+            anyhow::anyhow!("{p}\nthe config file does not parse, so it was left as it is; fix or remove that line first")
+        })
     };
     for (key, value) in changes {
-        let parts: Vec<&str> = key.split('.').collect();
-        let (last, tables) = parts.split_last().expect("a key has a name");
-        let mut table = doc.as_table_mut();
-        let mut ok = true;
-        for t in tables {
-            if table.get(t).is_none() {
-                if value.is_none() {
-                    ok = false;
-                    break;
-                }
-                let mut new = Table::new();
-                new.set_implicit(false);
-                table.insert(t, Item::Table(new));
+        let doc = parse(&text)?;
+        match (locate(&doc, key), value) {
+            (Place::Value(_, span), Some(v)) => {
+                text.replace_range(span, &typed(key, v).to_string());
             }
-            if matches!(table.get(t), Some(Item::Value(Value::InlineTable(_)))) {
-                let item = table.get_mut(t).expect("present");
-                if let Item::Value(Value::InlineTable(inline)) = std::mem::take(item) {
-                    *item = Item::Table(inline.into_table());
+            (Place::Value(key_at, span), None) => {
+                let (start, _) = line_bounds(&text, key_at);
+                let (_, end) = line_bounds(&text, span.end.saturating_sub(1).max(span.start));
+                if text[start..key_at].trim().is_empty() {
+                    text.replace_range(start..end, "");
+                } else {
+                    let m = format!("'{key}' shares its line with other text; remove it by hand");
+                    bail!("{}", Problem::at(path, &text, key_at, m));
                 }
             }
-            match table.get_mut(t) {
-                Some(Item::Table(next)) => table = next,
-                _ => bail!(
-                    "{}: '{t}' is not a table, so '{key}' cannot be set; fix the file first",
-                    path.display()
-                ),
+            (Place::Blocked(at, what), _) => {
+                let p = Problem::at(
+                    path,
+                    &text,
+                    at,
+                    format!("'{key}' cannot be changed here: {what}"),
+                );
+                bail!("{p}; fix the file first");
             }
-        }
-        if !ok {
-            continue;
-        }
-        match value {
-            Some(v) => {
-                let new = typed(key, v);
-                match table.get_mut(last) {
-                    // Keep the comment and spacing around an existing value.
-                    Some(Item::Value(old)) => {
-                        let decor = old.decor().clone();
-                        *old = new;
-                        *old.decor_mut() = decor;
-                    }
-                    _ => {
-                        table.insert(last, Item::Value(new));
-                    }
-                }
-            }
-            None => {
-                table.remove(last);
+            (Place::Missing, None) => {}
+            (Place::Missing, Some(v)) => {
+                let (at, line) = insertion(&doc, key, &typed(key, v));
+                text.insert_str(at, &line);
             }
         }
     }
-    // Drop tables left empty by removals.
-    let empty: Vec<String> = doc
-        .as_table()
-        .iter()
-        .filter(|(_, i)| i.as_table().is_some_and(|t| t.is_empty()))
-        .map(|(k, _)| k.to_string())
-        .collect();
-    for k in empty {
-        doc.as_table_mut().remove(&k);
+    // What was written must still parse and mean what was asked.
+    let check = Config::parse(path, &text);
+    for (key, value) in changes {
+        if check.get(key) != *value {
+            bail!(
+                "{}: could not write '{key}' safely; the file was left as it is",
+                path.display()
+            );
+        }
     }
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     use std::io::Write;
-    let mut text = doc.to_string();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
     tmp.write_all(text.as_bytes())?;
+    if let Some(p) = permissions {
+        tmp.as_file().set_permissions(p)?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("cannot replace {}", path.display()))?;
@@ -480,6 +630,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unclosed_string_loses_only_what_it_swallowed() {
+        let c = parse("color = \"never\"\ntheme = \"\"\"nord\n[repl]\nhints = false\n");
+        assert_eq!(c.get("color"), Some("never"));
+        assert!(!c.problems.is_empty());
+        assert!(
+            c.problems.iter().all(|p| p.line > 1 && p.line < 5),
+            "{:?}",
+            c.problems
+        );
+        // A broken header: its keys are pointed back at their table.
+        let c = parse("[repl\nhints = false\n");
+        let all: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            all.iter()
+                .any(|p| p.contains("did you mean 'repl.hints' (under [repl])?")),
+            "{all:?}"
+        );
+        // Floats are not whole numbers; durations may be fractional.
+        let c = parse("[grep]\nthreads = 4.0\n[script]\ntimeout = 1.5\n");
+        assert_eq!(c.get("grep.threads"), None);
+        assert_eq!(c.get("script.timeout"), Some("1.5"));
+        // A byte-order mark does not shift columns.
+        let c = parse("\u{feff}color = \"sometimes\"\n");
+        assert_eq!((c.problems[0].line, c.problems[0].col), (1, 9));
+    }
+
+    #[test]
     fn line_col_counts_characters() {
         assert_eq!(line_col("ab\ncé d", 7), (2, 4));
         assert_eq!(line_col("", 5), (1, 1));
@@ -521,7 +698,112 @@ mod tests {
         )
         .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("[script]"), "{text}");
+        assert!(!text.contains("max_call_depth"), "{text}");
+    }
+
+    /// Applies `changes` to a file holding `before` and returns the file afterwards.
+    fn edit(before: &str, changes: &[(&str, Option<&str>)]) -> Result<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        std::fs::write(&path, before).unwrap();
+        write(&path, changes)?;
+        Ok(std::fs::read_to_string(&path).unwrap())
+    }
+
+    #[test]
+    fn only_the_lines_concerned_change() {
+        // A table of comments keeps its header; a top-level key goes above the first table.
+        assert_eq!(
+            edit("[jobs]\n# max_running = 2\n", &[("color", Some("always"))]).unwrap(),
+            "color = \"always\"\n[jobs]\n# max_running = 2\n"
+        );
+        // ... after the other top-level keys, or above the comments introducing a table.
+        assert_eq!(
+            edit(
+                "theme = \"nord\"\n\n# shell\n[repl]\nhints = true\n",
+                &[("color", Some("never"))]
+            )
+            .unwrap(),
+            "theme = \"nord\"\ncolor = \"never\"\n\n# shell\n[repl]\nhints = true\n"
+        );
+        assert_eq!(
+            edit(
+                "# shell\n[repl]\nhints = true\n",
+                &[("color", Some("never"))]
+            )
+            .unwrap(),
+            "color = \"never\"\n# shell\n[repl]\nhints = true\n"
+        );
+        // A reset removes its own line and nothing else, not the comment above it.
+        assert_eq!(
+            edit(
+                "[script]\n# keep recursion shallow\nmax_call_depth = 10 # for now\ntimeout = \"5s\"\n",
+                &[("script.max_call_depth", None)]
+            )
+            .unwrap(),
+            "[script]\n# keep recursion shallow\ntimeout = \"5s\"\n"
+        );
+        // A new key joins the end of its table; a new table goes at the end of the file.
+        assert_eq!(
+            edit("[repl]\nhints = true\n\n[grep]\nthreads = 2\n", &[("repl.highlight", Some("false")), ("jobs.max_running", Some("3"))]).unwrap(),
+            "[repl]\nhints = true\nhighlight = false\n\n[grep]\nthreads = 2\n\n[jobs]\nmax_running = 3\n"
+        );
+        // Dotted keys at the top stay dotted; a template of comments stays where it is.
+        assert_eq!(
+            edit(
+                "repl.hints = true\n[script]\ntimeout = 0\n",
+                &[("repl.highlight", Some("false"))]
+            )
+            .unwrap(),
+            "repl.hints = true\nrepl.highlight = false\n[script]\ntimeout = 0\n"
+        );
+        assert_eq!(
+            edit("# theme = \"nord\"\n# [repl]", &[("theme", Some("nord"))]).unwrap(),
+            "# theme = \"nord\"\n# [repl]\ntheme = \"nord\"\n"
+        );
+        // Values inside an inline table are replaced in place; adding to one is refused.
+        assert_eq!(
+            edit(
+                "repl = { hints = true }\n",
+                &[("repl.hints", Some("false"))]
+            )
+            .unwrap(),
+            "repl = { hints = false }\n"
+        );
+        let e = edit(
+            "repl = { hints = true }\n",
+            &[("repl.highlight", Some("false"))],
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("inline table"), "{e:#}");
+        // A table where a value belongs is not overwritten.
+        let e = edit("[color]\nx = 1\n", &[("color", Some("never"))]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("config.toml:1:2: 'color' cannot be changed here: a table"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn a_symlinked_config_is_followed_and_keeps_its_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles-config.toml");
+        std::fs::write(&real, "color = \"never\"\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join(FILE);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write(&link, &[("color", Some("always"))]).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            "color = \"always\"\n"
+        );
+        let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 
     #[test]

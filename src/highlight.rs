@@ -45,7 +45,8 @@ fn categories() -> &'static [(ScopeSelectors, &'static str)] {
             ),
             ("variable, variable.parameter, variable.other", "syntax.variable"),
             (
-                "meta.mapping.key string, support.type.property-name, entity.name.tag",
+                "meta.mapping.key string, meta.structure.dictionary.key string, \
+                 support.type.property-name, entity.name.tag",
                 "syntax.key",
             ),
         ]
@@ -121,7 +122,10 @@ pub fn code(lang: &str, code: &str, theme: &Theme, base: Style) -> Vec<Line<'sta
                     use syntect::highlighting::FontStyle;
                     st.bold |= s.font_style.contains(FontStyle::BOLD);
                     st.italic |= s.font_style.contains(FontStyle::ITALIC);
-                    Span::styled(text.trim_end_matches('\n').to_string(), st.to_ratatui())
+                    Span::styled(
+                        text.trim_end_matches(['\r', '\n']).to_string(),
+                        st.to_ratatui(),
+                    )
                 })
                 .filter(|s| !s.content.is_empty())
                 .collect();
@@ -132,7 +136,7 @@ pub fn code(lang: &str, code: &str, theme: &Theme, base: Style) -> Vec<Line<'sta
     let mut stack = ScopeStack::new();
     for line in code.split_inclusive('\n') {
         let ops = state.parse_line(line, syntaxes()).unwrap_or_default();
-        let text = line.trim_end_matches('\n');
+        let text = line.trim_end_matches(['\r', '\n']);
         let mut spans = Vec::new();
         let mut pos = 0;
         let mut emit = |from: usize, to: usize, stack: &ScopeStack| {
@@ -377,6 +381,21 @@ mod tests {
         assert!(
             err.contains("bad.toml:2:11: syntax.builtin: no built-in syntax theme 'Nope'"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn json_keys_and_crlf() {
+        let t = neon();
+        let lines = code("json", "{\"name\": \"x\"}\r\n", &t, Style::default());
+        assert_eq!(text(&lines[0]), "{\"name\": \"x\"}");
+        assert_eq!(
+            styled(&lines[0], "name"),
+            Some(t.style("syntax.key").to_ratatui())
+        );
+        assert_eq!(
+            styled(&lines[0], "x"),
+            Some(t.style("syntax.string").to_ratatui())
         );
     }
 

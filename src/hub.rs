@@ -223,8 +223,7 @@ impl Hub {
                     "valyxo: {e}\nvalyxo: theme '{name}' cannot be used; using '{}'",
                     theme::DEFAULT
                 );
-                theme::load(theme::DEFAULT, Path::new(""))
-                    .expect("the built-in default theme loads")
+                theme::load_builtin(theme::DEFAULT).expect("the built-in default theme loads")
             }
         };
         let t = Arc::new(t);

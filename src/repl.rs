@@ -86,11 +86,20 @@ impl ShellHelper {
                 .iter()
                 .map(|s| s.key.to_string())
                 .collect(),
-            ("settings", Some("set"), 3) => crate::settings::find(words[2])?
-                .choices
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
+            ("settings", Some("set"), 3) if words[2] == "theme" => {
+                crate::theme::available(&self.hub.themes_dir())
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect()
+            }
+            ("settings", Some("set"), 3) => {
+                let choices = crate::settings::find(words[2])?.choices;
+                if choices.is_empty() {
+                    // Free-form values (such as a start directory) complete as paths.
+                    return None;
+                }
+                choices.iter().map(|c| c.to_string()).collect()
+            }
             (_, _, 1) => {
                 let subs: Vec<String> = spec
                     .command()

@@ -517,21 +517,36 @@ pub fn source(name: &str, user_dir: &Path) -> Result<(Origin, String), ThemeErro
 /// Loads theme `name` (a user theme from `user_dir` or a built-in one), with everything it
 /// inherits, checking every field.
 pub fn load(name: &str, user_dir: &Path) -> Result<Theme, ThemeError> {
-    load_chain(name, user_dir, &mut Vec::new(), false)
+    load_chain(name, Some(user_dir), &mut Vec::new())
+}
+
+/// Loads a built-in theme, whatever the user's themes directory holds.
+pub fn load_builtin(name: &str) -> Result<Theme, ThemeError> {
+    load_chain(name, None, &mut Vec::new())
 }
 
 /// Loads `name` after loading what it inherits; `seen` holds the themes inheriting from it.
-/// `builtin` asks for the built-in theme even where a user theme shadows it (a user theme
-/// that inherits its own name starts from the built-in one).
+/// With no `user_dir` only built-in themes are looked at. A built-in theme inherits only
+/// from built-in themes, and a user theme that inherits its own name starts from the
+/// built-in theme of that name.
 fn load_chain(
     name: &str,
-    user_dir: &Path,
+    user_dir: Option<&Path>,
     seen: &mut Vec<String>,
-    builtin: bool,
 ) -> Result<Theme, ThemeError> {
-    let (origin, text) = match (builtin, builtin_source(name)) {
-        (true, Some(src)) => (Origin::Builtin, src.to_string()),
-        _ => source(name, user_dir)?,
+    let (origin, text) = match user_dir {
+        Some(dir) => source(name, dir)?,
+        None => match builtin_source(name) {
+            Some(src) => (Origin::Builtin, src.to_string()),
+            None => {
+                return Err(ThemeError(vec![Problem {
+                    file: PathBuf::from(name),
+                    line: 0,
+                    col: 0,
+                    message: format!("no built-in theme named '{name}'"),
+                }]))
+            }
+        },
     };
     let file = origin.file(name);
     let doc = toml_edit::Document::parse(text.clone()).map_err(|e| {
@@ -553,25 +568,49 @@ fn load_chain(
     };
     let mut theme = match parent {
         Some(p) => {
-            let own = p == name;
-            let circle = if own && origin == Origin::Builtin {
-                Some(format!("theme '{name}' inherits from itself"))
-            } else if !own && seen.contains(&p) {
-                Some(format!(
-                    "themes inherit in a circle: {} → {name} → {p}",
-                    seen.join(" → ")
-                ))
-            } else if seen.len() >= 8 {
-                Some("themes inherit more than 8 levels deep".to_string())
-            } else {
-                None
-            };
             let at = fields.get("inherits").map_or(0, |f| f.1);
-            if let Some(m) = circle {
-                return Err(ThemeError(vec![Problem::at(&file, &text, at, m)]));
+            let fail = |m: String| Err(ThemeError(vec![Problem::at(&file, &text, at, m)]));
+            // Where the parent is looked for: built-ins only for a built-in theme, and for a
+            // user theme inheriting its own name.
+            let parent_dir = match origin {
+                Origin::Builtin => None,
+                Origin::User(_) if p == name => None,
+                Origin::User(_) => user_dir,
+            };
+            if parent_dir.is_none() && builtin_source(&p).is_none() {
+                return fail(if p == name {
+                    format!("theme '{name}' inherits from itself")
+                } else {
+                    format!("inherits: no built-in theme named '{p}'")
+                });
             }
-            seen.push(name.to_string());
-            let t = load_chain(&p, user_dir, seen, own);
+            let me = format!(
+                "{name}{}",
+                if origin == Origin::Builtin {
+                    " (built in)"
+                } else {
+                    ""
+                }
+            );
+            let parent_key = format!(
+                "{p}{}",
+                if parent_dir.is_none() {
+                    " (built in)"
+                } else {
+                    ""
+                }
+            );
+            if seen.contains(&parent_key) || parent_key == me {
+                return fail(format!(
+                    "themes inherit in a circle: {} → {me} → {parent_key}",
+                    seen.join(" → ")
+                ));
+            }
+            if seen.len() >= 8 {
+                return fail("themes inherit more than 8 levels deep".to_string());
+            }
+            seen.push(me);
+            let t = load_chain(&p, parent_dir, seen);
             seen.pop();
             t.map_err(|mut e| {
                 e.0.insert(
@@ -692,9 +731,10 @@ fn collect(
     }
 }
 
-/// Checks that `format` uses only the placeholders `allowed` (`{{` and `}}` are literal).
+/// Checks that `format` uses only the placeholders `allowed` (`{{` and `}}` are literal
+/// braces; a lone brace is an error).
 pub fn check_format(format: &str, allowed: &[&str]) -> Result<(), String> {
-    for piece in split_format(format) {
+    for piece in split_format(format)? {
         if let Piece::Field(f) = piece {
             if !allowed.contains(&f) {
                 return Err(format!(
@@ -708,9 +748,6 @@ pub fn check_format(format: &str, allowed: &[&str]) -> Result<(), String> {
             }
         }
     }
-    if format.matches('{').count() != format.matches('}').count() {
-        return Err("unbalanced { or } (write {{ or }} for a literal brace)".into());
-    }
     Ok(())
 }
 
@@ -719,7 +756,9 @@ enum Piece<'a> {
     Field(&'a str),
 }
 
-fn split_format(format: &str) -> Vec<Piece<'_>> {
+/// Splits a format into literal text and `{placeholder}`s.
+fn split_format(format: &str) -> Result<Vec<Piece<'_>>, String> {
+    const LONE: &str = "a lone { or } (write {{ or }} for a literal brace)";
     let mut out = Vec::new();
     let mut rest = format;
     while !rest.is_empty() {
@@ -729,21 +768,29 @@ fn split_format(format: &str) -> Vec<Piece<'_>> {
         } else if let Some(r) = rest.strip_prefix("}}") {
             out.push(Piece::Text("}"));
             rest = r;
-        } else if rest.starts_with('{') {
-            match rest.find('}') {
-                Some(end) => {
-                    out.push(Piece::Field(&rest[1..end]));
-                    rest = &rest[end + 1..];
-                }
-                None => {
-                    out.push(Piece::Text(rest));
-                    rest = "";
-                }
-            }
+        } else if let Some(r) = rest.strip_prefix('{') {
+            let end = r.find(['}', '{']).filter(|&i| r[i..].starts_with('}'));
+            let end = end.ok_or_else(|| LONE.to_string())?;
+            out.push(Piece::Field(&r[..end]));
+            rest = &r[end + 1..];
+        } else if rest.starts_with('}') {
+            return Err(LONE.to_string());
         } else {
-            let end = rest[1..].find(['{', '}']).map_or(rest.len(), |i| i + 1);
+            let end = rest.find(['{', '}']).unwrap_or(rest.len());
             out.push(Piece::Text(&rest[..end]));
             rest = &rest[end..];
+        }
+    }
+    Ok(out)
+}
+
+/// Fills in a format's placeholders with `value`, leaving unknown ones out.
+fn fill(format: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    for piece in split_format(format).unwrap_or_default() {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Field(f) => out.extend(value(f)),
         }
     }
     out
@@ -792,19 +839,20 @@ impl Theme {
         info: &PromptInfo,
     ) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for piece in split_format(format.unwrap_or(&self.prompt_format)) {
+        // Formats are checked when they are loaded or set, so an error here cannot happen;
+        // an unchecked one shows nothing rather than garbage.
+        for piece in split_format(format.unwrap_or(&self.prompt_format)).unwrap_or_default() {
             let part = match piece {
                 Piece::Text(t) => ("prompt.text", t.to_string()),
                 Piece::Field("app") => ("prompt.app", "valyxo".to_string()),
                 Piece::Field("cwd") => ("prompt.cwd", info.cwd.to_string()),
                 Piece::Field("status") if info.status != 0 => (
                     "prompt.status",
-                    self.status_format
-                        .replace("{code}", &info.status.to_string()),
+                    fill(&self.status_format, |_| Some(info.status.to_string())),
                 ),
                 Piece::Field("jobs") if info.jobs > 0 => (
                     "prompt.jobs",
-                    self.jobs_format.replace("{count}", &info.jobs.to_string()),
+                    fill(&self.jobs_format, |_| Some(info.jobs.to_string())),
                 ),
                 Piece::Field("time") => (
                     "prompt.time",
@@ -916,6 +964,19 @@ mod tests {
             .unwrap_err()
             .contains("{nope}"));
         assert!(check_format("{cwd", PROMPT_FIELDS).is_err());
+        // Braces: doubled ones are literal, lone ones are errors, in any order.
+        for ok in ["{{", "}}", "{cwd}}} ", "λ {cwd}❯ ", "»{app}«", ""] {
+            assert_eq!(check_format(ok, PROMPT_FIELDS), Ok(()), "{ok:?}");
+        }
+        for bad in ["}{", "{", "}", "{cwd}}", "{{cwd}", "{c{wd}"] {
+            assert!(check_format(bad, PROMPT_FIELDS).is_err(), "{bad:?}");
+        }
+        let (plain, _) = t.prompt(Some("λ {cwd}❯ "), &info);
+        assert_eq!(plain, "λ ~❯ ");
+        let mut t2 = t.clone();
+        t2.status_format = " {{{code}}}".into();
+        t2.jobs_format = "·{count}·".into();
+        assert_eq!(t2.prompt(None, &info).0, "valyxo:~ {2}·3·> ");
     }
 
     #[test]
@@ -982,6 +1043,20 @@ mod tests {
             .0,
             "~ % "
         );
+
+        // Built-in themes start from the built-in neon, whatever the user's neon says.
+        std::fs::write(dir.path().join("neon.toml"), "inherits = \"dracula\"\n").unwrap();
+        let nord = load("nord", dir.path()).unwrap();
+        assert_eq!(
+            nord.style("pager.heading"),
+            load_builtin("nord").unwrap().style("pager.heading")
+        );
+        std::fs::write(dir.path().join("neon.toml"), "[highlight\n").unwrap();
+        assert!(load("dracula", dir.path()).is_ok());
+        std::fs::write(dir.path().join("loop.toml"), "inherits = \"loop\"\n").unwrap();
+        let e = load("loop", dir.path()).unwrap_err().to_string();
+        assert!(e.contains("theme 'loop' inherits from itself"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
 
         let e = load("nrod", dir.path()).unwrap_err().to_string();
         assert!(e.contains("did you mean 'nord'"), "{e}");

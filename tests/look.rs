@@ -276,3 +276,50 @@ fn piped_manual_pages_are_plain_text() {
         "code blocks are indented"
     );
 }
+
+#[test]
+fn prompt_formats_take_any_text() {
+    let h = Home::new();
+    fs::write(
+        h.path().join("config.toml"),
+        "prompt.format = \"λ {cwd}❯ \"\n",
+    )
+    .unwrap();
+    h.c("settings get prompt.format")
+        .success()
+        .stdout("λ {cwd}❯ \n");
+    h.c("settings set prompt.format '» {cwd}{status} '")
+        .success();
+    h.c("settings get prompt.format")
+        .success()
+        .stdout("» {cwd}{status} \n");
+    let a = h.c("settings set prompt.format '{cwd}}'").failure();
+    assert!(stderr(&a).contains("lone { or }"), "{}", stderr(&a));
+}
+
+#[test]
+fn a_broken_user_theme_never_stops_valyxo() {
+    let h = Home::new();
+    let dir = h.path().join("themes");
+    fs::create_dir_all(&dir).unwrap();
+    // A user neon.toml that is broken: the default falls back to the built-in neon, even
+    // when Valyxo is started from inside the themes directory.
+    fs::write(dir.join("neon.toml"), "[highlight]\ncommand = 12\n").unwrap();
+    let a = h
+        .cmd()
+        .current_dir(&dir)
+        .args([
+            "-c",
+            "theme preview | head -n 1; theme preview nord | head -n 1",
+        ])
+        .assert()
+        .success();
+    let out = stdout(&a);
+    assert!(out.contains("neon — Electric magenta"), "{out}");
+    assert!(out.contains("nord — Nord"), "{out}");
+    assert!(
+        stderr(&a).contains("neon.toml:2:11: highlight.command: expected a string"),
+        "{}",
+        stderr(&a)
+    );
+}

@@ -107,6 +107,7 @@ fn tab_completes_commands_flags_and_paths() {
         ("theme set drac\t", "theme set dracula "),
         ("settings get repl.hig\t", "settings get repl.highlight "),
         ("settings set color alw\t", "settings set color always "),
+        ("settings set theme nor\t", "settings set theme nord "),
         ("man valyxos\t", "man valyxoscript "),
     ] {
         typ(&mut s, typed);

@@ -95,7 +95,11 @@ fn theme_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             ctx.hub().set_setting("theme", Some(name))?;
         }
         Some(("preview", a)) => {
-            let t = theme::load(&chosen(a), &dir)?;
+            // Without a name: the theme in use (the default if the chosen one is broken).
+            let t = match a.get_one::<String>("name") {
+                Some(name) => std::sync::Arc::new(theme::load(name, &dir)?),
+                None => ctx.hub().theme(),
+            };
             let color = ctx.color();
             if !color {
                 ctx.warn("colour is off here (not a terminal, NO_COLOR, --no-color or 'color = never'); showing the layout only");
