@@ -534,7 +534,12 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
             (Place::Value(key_at, span), None) => {
                 let (start, _) = line_bounds(&text, key_at);
                 let (_, end) = line_bounds(&text, span.end.saturating_sub(1).max(span.start));
-                if text[start..key_at].trim().is_empty() {
+                // The line holds only this setting: nothing before its key but, for a dotted
+                // key (`repl.hints = …`), the tables leading to it.
+                let before = text[start..key_at].trim();
+                if before.is_empty()
+                    || (before.ends_with('.') && !before.contains(['=', '{', ',', '#']))
+                {
                     text.replace_range(start..end, "");
                 } else {
                     let m = format!("'{key}' shares its line with other text; remove it by hand");
@@ -654,6 +659,51 @@ mod tests {
         // A byte-order mark does not shift columns.
         let c = parse("\u{feff}color = \"sometimes\"\n");
         assert_eq!((c.problems[0].line, c.problems[0].col), (1, 9));
+    }
+
+    proptest::proptest! {
+        /// Whatever the file holds, reading it reports problems instead of failing, and
+        /// every problem points inside the file.
+        #[test]
+        fn any_text_reads_without_panicking(text in "(\\PC|\n|\\[|\\]|=|\"|#| ){0,200}") {
+            let c = parse(&text);
+            let lines = text.split('\n').count();
+            for p in &c.problems {
+                proptest::prop_assert!(p.line >= 1 && p.line <= lines.max(1), "{p} in {text:?}");
+            }
+        }
+
+        /// Setting any valid value in any parsable file gives a file that reads back the
+        /// value and keeps every other setting it had.
+        #[test]
+        fn writes_read_back(
+            before in proptest::sample::select(vec![
+                "",
+                "# comment only\n",
+                "color = \"never\"\n",
+                "[repl]\nhints = false # no\n",
+                "repl.hints = false\n[script]\ntimeout = \"5s\"\n",
+                "theme = \"nord\"\n\n# jobs\n[jobs]\n# max_running = 2\n",
+            ]),
+            key in proptest::sample::select(vec![
+                "color", "theme", "repl.hints", "script.timeout", "jobs.max_running", "prompt.format",
+            ]),
+            value in proptest::sample::select(vec!["always", "dracula", "true", "9s", "3", "λ {cwd}❯ "]),
+        ) {
+            let Ok(value) = settings::validate(key, value) else { return Ok(()) };
+            let old = parse(before);
+            let after = edit(before, &[(key, Some(&value))]).unwrap();
+            let new = parse(&after);
+            proptest::prop_assert_eq!(new.get(key), Some(value.as_str()));
+            for (k, v) in old.values() {
+                if k != key {
+                    proptest::prop_assert_eq!(new.get(k), Some(v.as_str()), "{} lost in {:?}", k, after);
+                }
+            }
+            let reset = edit(&after, &[(key, None)]).unwrap();
+            let reset = parse(&reset);
+            proptest::prop_assert_eq!(reset.get(key), None);
+        }
     }
 
     #[test]

@@ -934,6 +934,22 @@ mod tests {
         assert_eq!(Color::parse("#abc"), Some(Color::Rgb(0xaa, 0xbb, 0xcc)));
     }
 
+    proptest::proptest! {
+        /// Any text as a prompt format or a style is accepted or refused, never a crash,
+        /// and an accepted format renders.
+        #[test]
+        fn formats_and_styles_never_panic(format in "(\\PC|\\{|\\}|\\{cwd\\}|\\{status\\}){0,40}") {
+            let t = load_builtin("neon").unwrap();
+            if check_format(&format, PROMPT_FIELDS).is_ok() {
+                let info = PromptInfo { cwd: "~", status: 1, jobs: 2 };
+                let (plain, _) = t.prompt(Some(&format), &info);
+                // Placeholders become short values; nothing grows without bound.
+                proptest::prop_assert!(plain.len() <= format.len() * 8 + 16);
+            }
+            let _ = Style::parse(&format);
+        }
+    }
+
     #[test]
     fn rgb_falls_back_to_the_nearest_of_256() {
         assert_eq!(nearest_256(0, 0, 0), 16);
