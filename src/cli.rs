@@ -17,7 +17,7 @@ use std::process::ExitCode;
     long_about = "Valyxo: a terminal developer hub — a shell over its own virtual filesystem.\n\n\
         With no arguments on a terminal it opens the interactive shell. With -c it runs one \
         line; with standard input from a pipe or file it runs those lines.",
-    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo run build.rhai a b    run a Rhai script from the host disk\n  valyxo script.vs             run a script (also as a #!/usr/bin/env valyxo shebang)\n  valyxo -e '6 * 7'            evaluate one Rhai expression and print it\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions"
+    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo run build.rhai a b    run a Rhai script from the host disk\n  valyxo script.vs             run a script (also as a #!/usr/bin/env valyxo shebang)\n  valyxo -e '6 * 7'            evaluate one Rhai expression and print it\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions\n  valyxo man config            where config.toml is and every setting in it"
 )]
 pub struct Cli {
     /// Run LINE and exit with its status.
@@ -231,7 +231,9 @@ fn program_page() -> String {
          With no arguments on a terminal, valyxo opens its interactive shell. `-c LINE` runs one \
          line; lines piped to standard input are run in turn; `valyxo run FILE` and `valyxo FILE` \
          run a script; `-e EXPR` evaluates one Rhai expression. State lives in one SQLite file \
-         in the home given by `--home DIR`, `VALYXO_HOME` or the platform data directory.\n\n\
+         in the home given by `--home DIR`, `VALYXO_HOME` or the platform data directory; \
+         settings live in `config.toml` beside that home, or in the platform config directory \
+         for the default home (`valyxo-config`(1)).\n\n\
          ## Pages\n\n"
     );
     for (name, _) in crate::manual::pages() {
