@@ -187,7 +187,11 @@ pub struct Config {
     stamp: Option<(SystemTime, u64)>,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's modification time and size, to notice that it changed.
+pub type Stamp = Option<(SystemTime, u64)>;
+
+/// The [`Stamp`] of the file at `path` (`None` when it cannot be read).
+pub fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }

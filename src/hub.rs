@@ -33,6 +33,9 @@ pub struct Hub {
     config: RwLock<Config>,
     /// The theme, loaded on first use.
     theme: RwLock<Option<Arc<Theme>>>,
+    /// The user theme files behind the theme in use (or behind the chosen theme that failed
+    /// to load), with their stamps when read.
+    theme_files: std::sync::Mutex<Vec<(PathBuf, config::Stamp)>>,
 }
 
 /// A setting's value: the configured one, else the default.
@@ -111,6 +114,7 @@ impl Hub {
             jobs: Default::default(),
             config: RwLock::new(config),
             theme: RwLock::new(None),
+            theme_files: Default::default(),
         }))
     }
 
@@ -199,9 +203,48 @@ impl Hub {
         let fresh = Config::load(&path);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         if let Some(t) = new_theme {
+            self.watch(&t.files);
             *self.theme.write().unwrap_or_else(|e| e.into_inner()) = Some(t);
         }
         Ok(())
+    }
+
+    /// Remembers `files` (with their current stamps) as the ones behind the theme.
+    fn watch(&self, files: &[PathBuf]) {
+        *self.theme_files.lock().unwrap_or_else(|e| e.into_inner()) = files
+            .iter()
+            .map(|p| (p.clone(), config::stamp(p)))
+            .collect();
+    }
+
+    /// Re-reads the theme if a user file behind it changed (someone is editing their
+    /// theme). A theme that no longer loads is reported and the one in use is kept; a
+    /// chosen theme that failed before is taken up once it loads.
+    pub fn reload_theme(&self) {
+        let changed = self
+            .theme_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(p, s)| config::stamp(p) != *s);
+        if !changed {
+            return;
+        }
+        let name = self.setting("theme");
+        match theme::load(&name, &self.themes_dir()) {
+            Ok(t) => {
+                self.watch(&t.files);
+                *self.theme.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(t));
+            }
+            Err(e) => {
+                eprintln!("valyxo: {e}\nvalyxo: keeping the theme in use until '{name}' loads");
+                // Report this version once; the next change is looked at again.
+                let mut files = self.theme_files.lock().unwrap_or_else(|e| e.into_inner());
+                for (p, s) in files.iter_mut() {
+                    *s = config::stamp(p);
+                }
+            }
+        }
     }
 
     /// The current theme. A configured theme that does not load is reported once and the
@@ -217,8 +260,12 @@ impl Hub {
         }
         let name = self.setting("theme");
         let t = match theme::load(&name, &self.themes_dir()) {
-            Ok(t) => t,
+            Ok(t) => {
+                self.watch(&t.files);
+                t
+            }
             Err(e) => {
+                self.watch(&[self.themes_dir().join(format!("{name}.toml"))]);
                 eprintln!(
                     "valyxo: {e}\nvalyxo: theme '{name}' cannot be used; using '{}'",
                     theme::DEFAULT

@@ -413,6 +413,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
         signals::reset();
         // Another session (or an editor) may have changed config.toml or the theme.
         hub.reload_config();
+        hub.reload_theme();
         let (plain, colored) = prompt(&sh);
         if let Some(h) = rl.helper() {
             *h.prompt.lock().unwrap_or_else(|e| e.into_inner()) = (plain.clone(), colored);

@@ -389,6 +389,9 @@ pub struct Theme {
     pub jobs_format: String,
     /// A syntect theme that highlights code instead of the `syntax.*` styles.
     pub syntax_builtin: Option<String>,
+    /// The user's files this theme was read from (itself and what it inherits), so a
+    /// change to them can be noticed.
+    pub files: Vec<PathBuf>,
     styles: HashMap<&'static str, Style>,
 }
 
@@ -633,10 +636,14 @@ fn load_chain(
             status_format: " [{code}]".into(),
             jobs_format: " [{count}&]".into(),
             syntax_builtin: None,
+            files: Vec::new(),
             styles: HashMap::new(),
         },
     };
     theme.name = name.to_string();
+    if let Origin::User(p) = &origin {
+        theme.files.push(p.clone());
+    }
     theme.origin = origin;
     theme.description.clear();
     for (key, (value, at, key_at)) in &fields {

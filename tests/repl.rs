@@ -478,3 +478,35 @@ fn the_prompt_follows_the_theme_and_config_changes() {
     s.send_control('d').unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
+
+#[test]
+fn an_edited_theme_applies_at_the_next_prompt_and_a_broken_edit_keeps_the_old_one() {
+    let h = Home::new();
+    let dir = h.path().join("themes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mine.toml");
+    std::fs::write(&file, "[prompt]\nformat = \"A {cwd}> \"\n").unwrap();
+    h.c("theme set mine").success();
+    let mut c = Command::new(common::BIN);
+    c.arg("--home")
+        .arg(h.path())
+        .arg("--no-color")
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME");
+    let mut s = spawn_command(c, Some(10_000)).unwrap();
+    s.exp_string("A ~/Projects/Main> ").unwrap();
+    std::fs::write(&file, "[prompt]\nformat = \"Bee {cwd}> \"\n").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("Bee ~/Projects/Main> ").unwrap();
+    // A mistake while editing: reported with file, line and field; the theme stays.
+    std::fs::write(&file, "[prompt]\nformat = \"{oops}> \"\n").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("mine.toml:2:10: prompt.format: unknown placeholder {oops}")
+        .unwrap();
+    s.exp_string("Bee ~/Projects/Main> ").unwrap();
+    std::fs::write(&file, "[prompt]\nformat = \"Cee {cwd}> \"\n").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("Cee ~/Projects/Main> ").unwrap();
+    s.send_control('d').unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}
