@@ -1,9 +1,9 @@
 //! A full-screen terminal pager for styled text such as manual pages.
 //!
-//! [`page`] behaves much like `less -R -F -X`: text that fits on one screen is
+//! [`page`] behaves much like `less -R -F`: text that fits on one screen is
 //! printed straight to standard output, anything longer is shown in a
 //! full-screen view on the alternate screen with `less`-style keys, mouse-wheel
-//! scrolling and incremental search.
+//! scrolling and search.
 //!
 //! Long lines are soft-wrapped at the terminal width. Continuation rows are
 //! indented like the line's own leading whitespace, which keeps the hanging
@@ -16,7 +16,7 @@
 
 use std::io::{self, BufWriter, Write};
 use std::panic;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,20 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::{Frame, Terminal};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// A character folded for case-insensitive search. Like `char::to_lowercase`,
+/// except that `İ` folds to a plain `i` (not `i` and a combining dot) and a
+/// final sigma to `σ`, so that "is" finds "İstanbul" and "σας" finds "ΣΑΣ".
+fn fold_char(c: char) -> impl Iterator<Item = char> {
+    let single = match c {
+        'İ' => Some('i'),
+        'ς' => Some('σ'),
+        _ => None,
+    };
+    single
+        .into_iter()
+        .chain(c.to_lowercase().filter(move |_| single.is_none()))
+}
 
 /// Colours the pager itself uses (the page's own lines carry their own styles).
 #[derive(Clone, Debug, Default)]
@@ -78,17 +92,85 @@ pub fn page(
     color: bool,
 ) -> io::Result<()> {
     let doc = normalize(lines, color);
-    let Ok((width, height)) = terminal::size() else {
+    // A terminal that reports no size (0 × 0 on some serial consoles) is treated as unknown.
+    let size = terminal::size().ok().filter(|&(w, h)| w > 0 && h > 0);
+    let Some((width, height)) = size else {
         return print_document(&mut io::stdout().lock(), &doc);
     };
     if fits_on_one_screen(&doc, width, height) {
         return print_document(&mut io::stdout().lock(), &doc);
     }
+    // One pager owns the terminal at a time; another one (from another thread) prints.
+    if PAGER_OPEN.swap(true, Ordering::SeqCst) {
+        return print_document(&mut io::stdout().lock(), &doc);
+    }
+    struct Open;
+    impl Drop for Open {
+        fn drop(&mut self) {
+            PAGER_OPEN.store(false, Ordering::SeqCst);
+        }
+    }
+    let _open = Open;
+    install_termination_handlers();
     let mut pager = Pager::with_document(title, doc, style, color, width, height);
-    let guard = TerminalGuard::enter()?;
+    // Without a terminal to read keys from (no controlling terminal), print instead.
+    let Ok(guard) = TerminalGuard::enter() else {
+        let _ = restore_terminal();
+        return print_document(&mut io::stdout().lock(), &pager.doc);
+    };
+    // Events read ahead by an earlier pager are not this one's.
+    drain_events();
     let result = run(&mut pager);
+    // Nor are keys that came with the one that quit this one.
+    drain_events();
     let restored = guard.leave();
+    // A termination signal that arrived while the pager was open takes effect now that
+    // the terminal is back to normal.
+    let signal = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
+    if signal != 0 {
+        let _ = signal_hook::low_level::emulate_default_handler(signal as i32);
+    }
     result.and(restored)
+}
+
+/// Whether a pager has the terminal.
+static PAGER_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// A termination signal (SIGTERM, SIGHUP, SIGQUIT) that arrived while a pager was open.
+static PENDING_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes termination signals restore the terminal first: while a pager is open a signal is
+/// noted and the pager ends; otherwise the signal's default action runs at once, as if no
+/// handler were installed. Installed once per process.
+fn install_termination_handlers() {
+    use signal_hook::consts::{SIGHUP, SIGQUIT, SIGTERM};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for signal in [SIGTERM, SIGHUP, SIGQUIT] {
+            // SAFETY: the action only loads and stores atomics and calls
+            // `emulate_default_handler`, which is async-signal-safe.
+            let registered = unsafe {
+                signal_hook::low_level::register(signal, move || {
+                    if TERMINAL_STATE.load(Ordering::SeqCst) != 0 {
+                        PENDING_SIGNAL.store(signal as usize, Ordering::SeqCst);
+                    } else {
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    }
+                })
+            };
+            // Without the handler a signal still ends the process, only without restoring.
+            let _ = registered;
+        }
+    });
+}
+
+/// Discards terminal events already read or waiting.
+fn drain_events() {
+    while event::poll(Duration::ZERO).unwrap_or(false) {
+        if event::read().is_err() {
+            break;
+        }
+    }
 }
 
 /// Converts one styled line to a string with ANSI SGR escape sequences.
@@ -452,7 +534,7 @@ impl Finder {
     fn new(query: &str) -> Self {
         let fold = !query.chars().any(char::is_uppercase);
         let needle = if fold {
-            query.chars().flat_map(char::to_lowercase).collect()
+            query.chars().flat_map(fold_char).collect()
         } else {
             query.to_owned()
         };
@@ -495,7 +577,7 @@ impl Finder {
         }
         self.origin.clear();
         for (index, c) in text.char_indices() {
-            for lower in c.to_lowercase() {
+            for lower in fold_char(c) {
                 self.folded.push(lower);
                 self.origin.resize(self.folded.len(), index);
             }
@@ -571,10 +653,13 @@ enum Flow {
     Redraw,
     /// Nothing changed.
     Idle,
+    /// Clear the screen and draw everything again (Ctrl-L, `r`), for a screen
+    /// that something else wrote on.
+    Repaint,
 }
 
 /// Key help shown by `h`: keys, description.
-const HELP: [(&str, &str); 13] = [
+const HELP: [(&str, &str); 14] = [
     ("q Q Esc ^C", "quit"),
     ("j \u{2193} Enter e ^N", "down one row"),
     ("k \u{2191} y ^P", "up one row"),
@@ -587,6 +672,7 @@ const HELP: [(&str, &str); 13] = [
     ("/ ?", "search forward, backward"),
     ("n N", "next, previous match"),
     ("wheel", "scroll 3 rows"),
+    ("r ^L", "repaint the screen"),
     ("h", "this help"),
 ];
 /// Width of the key column in the help box.
@@ -622,6 +708,8 @@ struct Pager {
     /// Shown in the status bar by the next draw only.
     message: Option<String>,
     help: bool,
+    /// A terminal size reported since the last draw, not yet laid out.
+    pending_size: Option<(u16, u16)>,
 }
 
 impl Pager {
@@ -665,6 +753,7 @@ impl Pager {
             prompt: None,
             message: None,
             help: false,
+            pending_size: None,
         }
     }
 
@@ -740,7 +829,9 @@ impl Pager {
                 _ => Flow::Idle,
             },
             Event::Resize(width, height) => {
-                self.resize(*width, *height);
+                // Re-wrapping a long page is the costly part: a burst of resizes
+                // (a window being dragged) is settled once, before the next draw.
+                self.pending_size = Some((*width, *height));
                 Flow::Redraw
             }
             _ => Flow::Idle,
@@ -772,6 +863,7 @@ impl Pager {
                 'b' => self.scroll_up(self.page_rows()),
                 'd' => self.scroll_down(self.half_page_rows()),
                 'u' => self.scroll_up(self.half_page_rows()),
+                'l' | 'r' => return Flow::Repaint,
                 _ => return Flow::Idle,
             },
             KeyCode::Char(c) => match c {
@@ -793,6 +885,7 @@ impl Pager {
                 'n' => self.search_again(true),
                 'N' => self.search_again(false),
                 'h' | 'H' => self.show_help(),
+                'r' | 'R' => return Flow::Repaint,
                 _ => return Flow::Idle,
             },
             KeyCode::Esc => return Flow::Quit,
@@ -1006,10 +1099,10 @@ impl Pager {
             let left_width = left.width();
             let hint_width = HINT.width() + 3;
             if left_width + 2 + hint_width + right_width <= width {
-                let gap = width - left_width - hint_width - right_width;
+                let gap = width.saturating_sub(left_width + hint_width + right_width);
                 format!("{left}{:gap$}{HINT}   {right}", "")
             } else {
-                let gap = width - left_width - right_width;
+                let gap = width.saturating_sub(left_width + right_width);
                 format!("{left}{:gap$}{right}", "")
             }
         } else if extras.is_empty() {
@@ -1027,6 +1120,7 @@ impl Pager {
     /// Adapts the layout first if the frame's size differs from the last one.
     fn draw(&mut self, frame: &mut Frame<'_>) {
         let area = frame.area();
+        self.pending_size = None;
         self.resize(area.width, area.height);
         let end = (self.top + self.view_height()).min(self.rows.len());
         let buf = frame.buffer_mut();
@@ -1186,10 +1280,26 @@ fn run(pager: &mut Pager) -> io::Result<()> {
         terminal.draw(|frame| pager.draw(frame))?;
         let mut redraw = false;
         let mut handled = 0;
+        // Wake up now and then to notice a termination signal.
+        while !event::poll(Duration::from_millis(100))? {
+            if PENDING_SIGNAL.load(Ordering::SeqCst) != 0 {
+                return Ok(());
+            }
+        }
         while !redraw || (handled < EVENTS_PER_DRAW && event::poll(Duration::ZERO)?) {
+            if PENDING_SIGNAL.load(Ordering::SeqCst) != 0 {
+                return Ok(());
+            }
             match pager.handle_event(&event::read()?) {
                 Flow::Quit => return Ok(()),
                 Flow::Redraw => redraw = true,
+                Flow::Repaint => {
+                    // Resizing to the same size clears the screen and forgets what
+                    // was drawn, so the next draw paints every cell.
+                    let size = terminal.size()?;
+                    terminal.resize(Rect::new(0, 0, size.width, size.height))?;
+                    redraw = true;
+                }
                 Flow::Idle => {}
             }
             handled += 1;
@@ -1274,8 +1384,13 @@ impl PanicHookGuard {
     fn install(restore: fn()) -> Self {
         let previous: Arc<PanicHook> = Arc::new(panic::take_hook());
         let chained = Arc::clone(&previous);
+        // Only a panic on the pager's own thread ends it; one on another thread (a
+        // background job) must not reset the terminal under the open pager.
+        let pager_thread = std::thread::current().id();
         panic::set_hook(Box::new(move |info| {
-            restore();
+            if std::thread::current().id() == pager_thread {
+                restore();
+            }
             chained(info);
         }));
         PanicHookGuard {
@@ -1362,9 +1477,63 @@ mod tests {
         })
     }
 
+    #[test]
+    fn folding_keeps_one_character_for_dotted_i_and_final_sigma() {
+        let p = Pager::new(
+            "t",
+            vec![Line::raw("İstanbul ΣΑΣ"), Line::raw("x")],
+            &PagerStyle::default(),
+            true,
+            40,
+            10,
+        );
+        let mut p = p;
+        search(&mut p, '/', "is");
+        assert!(
+            p.message
+                .as_deref()
+                .is_none_or(|m| !m.contains("not found")),
+            "{:?}",
+            p.message
+        );
+        search(&mut p, '/', "σας");
+        assert!(
+            p.message
+                .as_deref()
+                .is_none_or(|m| !m.contains("not found")),
+            "{:?}",
+            p.message
+        );
+    }
+
+    #[test]
+    fn repaint_keys_and_a_burst_of_resizes() {
+        let mut p = Pager::new(
+            "t",
+            vec![Line::raw("x"); 50],
+            &PagerStyle::default(),
+            true,
+            40,
+            10,
+        );
+        assert_eq!(p.handle_event(&ch('r')), Flow::Repaint);
+        let ctrl_l = Event::Key(KeyEvent::new(KeyCode::Char('l'), KeyModifiers::CONTROL));
+        assert_eq!(p.handle_event(&ctrl_l), Flow::Repaint);
+        // Resizes are only noted; the last one is laid out once.
+        for w in 1..200 {
+            assert_eq!(p.handle_event(&Event::Resize(w, 10)), Flow::Redraw);
+        }
+        assert_eq!(p.width, 40);
+        assert_eq!(p.pending_size, Some((199, 10)));
+    }
+
     fn press(pager: &mut Pager, events: &[Event]) {
         for event in events {
             assert_ne!(pager.handle_event(event), Flow::Quit, "{event:?} quit");
+        }
+        // As the next draw would: lay out for the last size reported.
+        if let Some((width, height)) = pager.pending_size.take() {
+            pager.resize(width, height);
         }
     }
 

@@ -651,7 +651,10 @@ fn load_chain(
             |m: String| problems.push(Problem::at(&file, &text, *at, format!("{key}: {m}")));
         match key.as_str() {
             "name" | "inherits" => {}
-            "description" => theme.description = value.clone(),
+            // Shown on the terminal by `theme list` and `preview`: no control characters.
+            "description" => {
+                theme.description = value.chars().filter(|c| !c.is_control()).collect()
+            }
             "prompt.format" => match check_format(value, PROMPT_FIELDS) {
                 Ok(()) => theme.prompt_format = value.clone(),
                 Err(m) => fail(m),

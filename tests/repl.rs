@@ -510,3 +510,42 @@ fn an_edited_theme_applies_at_the_next_prompt_and_a_broken_edit_keeps_the_old_on
     s.send_control('d').unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
+
+#[test]
+fn a_terminated_pager_gives_the_terminal_back() {
+    let h = Home::new();
+    let mut s = in_terminal(&h, 24, "man scripting");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the page", |t| t.contains("(TOP)"));
+    assert!(sc.parser.screen().alternate_screen());
+    s.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match s.process().status() {
+            Some(WaitStatus::StillAlive) | None if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(
+            status,
+            Some(WaitStatus::Signaled(
+                _,
+                rexpect::process::Signal::SIGTERM,
+                _
+            ))
+        ),
+        "{status:?}"
+    );
+    sc.wait(&mut s, "the normal screen", |_| true);
+    assert!(
+        !sc.parser.screen().alternate_screen(),
+        "the terminal is given back"
+    );
+    let raw = String::from_utf8_lossy(&sc.raw);
+    assert!(raw.contains("\x1b[?1000l"), "mouse reporting off");
+}
