@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use ratatui::backend::CrosstermBackend;
 use ratatui::buffer::Buffer;
+use ratatui::buffer::CellWidth;
 use ratatui::crossterm::event::{
     self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind,
     KeyModifiers, MouseEventKind,
@@ -32,6 +33,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::{Frame, Terminal};
+use unicode_segmentation::{GraphemeCursor, UnicodeSegmentation};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// A character folded for case-insensitive search. Like `char::to_lowercase`,
@@ -302,8 +304,6 @@ const TAB_WIDTH: usize = 8;
 const WHEEL_STEP: usize = 3;
 /// Key hint shown in the status bar when there is room for it.
 const HINT: &str = "q quit \u{b7} / search \u{b7} n next";
-/// Zero width joiner: the character after it belongs to the same glyph.
-const ZWJ: char = '\u{200d}';
 
 /// One logical line, reduced to its plain text plus style runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -398,34 +398,31 @@ struct Row {
     indent: u16,
 }
 
-/// Whether `c` is drawn as part of the glyph that `prev` belongs to.
-fn joins_previous(prev: char, c: char) -> bool {
-    prev == ZWJ || matches!(c, '\u{1f3fb}'..='\u{1f3ff}') || c.width().unwrap_or(0) == 0
+/// Splits `text` into grapheme clusters `(start, end, display width)`, the
+/// same clusters and widths ratatui draws cells with. Wrapping never breaks a
+/// cluster.
+fn clusters(text: &str) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    text.grapheme_indices(true)
+        .map(|(start, g)| (start, start + g.len(), usize::from(g.cell_width())))
 }
 
-/// Splits `text` into glyph-like clusters `(start, end, display width)`: a
-/// character with the zero-width characters (combining marks, variation
-/// selectors, joiners and what they join) that follow it. Wrapping never
-/// breaks a cluster.
-fn clusters(text: &str) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-    let mut chars = text.char_indices().peekable();
-    std::iter::from_fn(move || {
-        let (start, first) = chars.next()?;
-        if first.is_ascii() && chars.peek().is_none_or(|&(_, c)| c.is_ascii()) {
-            return Some((start, start + 1, 1));
-        }
-        let mut prev = first;
-        let mut end = start + first.len_utf8();
-        while let Some(&(i, c)) = chars.peek() {
-            if !joins_previous(prev, c) {
-                break;
-            }
-            chars.next();
-            prev = c;
-            end = i + c.len_utf8();
-        }
-        Some((start, end, text[start..end].width()))
-    })
+/// The start of the grapheme cluster holding byte `at` of `text`.
+fn cluster_start(text: &str, at: usize) -> usize {
+    let mut cursor = GraphemeCursor::new(at, text.len(), true);
+    match cursor.is_boundary(text, 0) {
+        Ok(false) => cursor.prev_boundary(text, 0).ok().flatten().unwrap_or(at),
+        _ => at,
+    }
+}
+
+/// The end of the grapheme cluster that byte `at` of `text` falls inside (or
+/// `at` itself on a boundary).
+fn cluster_end(text: &str, at: usize) -> usize {
+    let mut cursor = GraphemeCursor::new(at, text.len(), true);
+    match cursor.is_boundary(text, 0) {
+        Ok(false) => cursor.next_boundary(text, 0).ok().flatten().unwrap_or(at),
+        _ => at,
+    }
 }
 
 /// Soft-wraps one line to `width` columns, calling `emit(start, end, indent)`
@@ -547,13 +544,15 @@ impl Finder {
     }
 
     /// Calls `emit(start, end)` with the byte range of every non-overlapping
-    /// occurrence in `text`, in order. Ranges lie on character boundaries and
-    /// take in zero-width characters that follow them.
+    /// occurrence in `text`, in order. Ranges are widened to whole grapheme
+    /// clusters, so a match is never drawn as half a glyph (searching for an
+    /// accent marks the accented letter).
     fn find(&mut self, text: &str, mut emit: impl FnMut(usize, usize)) {
         let mut last_end = 0;
         let mut emit = |start: usize, end: usize| {
+            let start = cluster_start(text, start);
             if start >= last_end {
-                last_end = extend_over_zero_width(text, end);
+                last_end = cluster_end(text, end);
                 emit(start, last_end);
             }
         };
@@ -596,18 +595,6 @@ impl Finder {
             emit(self.origin[start], original_end);
         }
     }
-}
-
-/// Moves `end` past any zero-width characters, so a match never separates a
-/// base character from its combining marks.
-fn extend_over_zero_width(text: &str, mut end: usize) -> usize {
-    for c in text[end..].chars() {
-        if c.width().unwrap_or(0) != 0 {
-            break;
-        }
-        end += c.len_utf8();
-    }
-    end
 }
 
 /// All matches of `query` in the document, in document order.
@@ -1504,6 +1491,51 @@ mod tests {
             "{:?}",
             p.message
         );
+    }
+
+    #[test]
+    fn halfwidth_sound_marks_wrap_as_ratatui_draws_them() {
+        // Each "ｶﾞ" is one cluster, as wide as ratatui will draw it.
+        let per_row = 20 / usize::from("ｶﾞ".cell_width());
+        let text = "ｶﾞ".repeat(30);
+        let mut p = Pager::new(
+            "t",
+            vec![Line::raw(text)],
+            &PagerStyle::default(),
+            true,
+            20,
+            12,
+        );
+        let rows = 30usize.div_ceil(per_row);
+        assert_eq!(p.rows.len(), rows);
+        let buf = render(&mut p);
+        let shown: String = (0..rows as u16)
+            .map(|y| screen_row(&buf, y))
+            .collect::<String>();
+        assert_eq!(shown.matches("ｶﾞ").count(), 30, "{shown:?}");
+    }
+
+    #[test]
+    fn searching_for_an_accent_marks_the_whole_letter() {
+        let mut p = Pager::new(
+            "t",
+            vec![Line::raw("cafe\u{301} e\u{301}"), Line::raw("x")],
+            &PagerStyle {
+                search_match: Style::default().add_modifier(Modifier::REVERSED),
+                ..PagerStyle::default()
+            },
+            true,
+            20,
+            5,
+        );
+        search(&mut p, '/', "\u{301}");
+        let buf = render(&mut p);
+        assert_eq!(screen_row(&buf, 0).trim_end(), "cafe\u{301} e\u{301}");
+        assert!(
+            buf[(3, 0)].modifier.contains(Modifier::REVERSED),
+            "the accented e is marked"
+        );
+        assert!(!buf[(2, 0)].modifier.contains(Modifier::REVERSED));
     }
 
     #[test]
