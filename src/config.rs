@@ -356,6 +356,34 @@ fn typed(key: &str, value: &str) -> Value {
     Value::from(value)
 }
 
+/// Temporary files of a write in progress are named `.config.toml.XXXXXX.tmp`.
+const TMP_PREFIX: &str = ".config.toml.";
+
+/// Removes temporary files left by writers that were killed (they are older than any write
+/// still in progress could be). Called with the directory lock held.
+fn sweep_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale = std::time::Duration::from_secs(60);
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(TMP_PREFIX) && name.ends_with(".tmp")) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > stale);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Where a setting is in a parsed file.
 enum Place {
     /// A value: the byte offset where its key starts and the value's span.
@@ -576,7 +604,11 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
             );
         }
     }
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+    sweep_stale_temporaries(dir);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .suffix(".tmp")
+        .tempfile_in(dir)
         .with_context(|| format!("cannot write in {}", dir.display()))?;
     use std::io::Write;
     tmp.write_all(text.as_bytes())?;

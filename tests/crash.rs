@@ -126,3 +126,39 @@ fn sigkill_mid_import_leaves_a_sound_store() {
         .success();
     assert_eq!(h.out("find /big -type f").lines().count(), 3000);
 }
+
+#[test]
+fn sigkill_during_settings_writes_leaves_a_whole_config() {
+    let h = Home::new();
+    let cfg = h.path().join("config.toml");
+    std::fs::write(&cfg, "# mine\ntheme = \"nord\"\n").unwrap();
+    for round in 0..20 {
+        let mut child = Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let script: String = (0..400)
+            .map(|i| format!("settings set jobs.max_running {}\n", 1 + (i + round) % 200))
+            .collect();
+        let _ = stdin.write_all(script.as_bytes());
+        // Kill it somewhere in the middle of its writes.
+        std::thread::sleep(std::time::Duration::from_millis(20 + round * 7));
+        kill(&mut child);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let c = valyxo::config::Config::parse(&cfg, &text);
+        assert!(
+            c.problems.is_empty(),
+            "round {round}: {:?}\n{text}",
+            c.problems
+        );
+        assert!(
+            text.starts_with("# mine\ntheme = \"nord\"\n"),
+            "round {round}: {text}"
+        );
+    }
+}
