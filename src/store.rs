@@ -257,10 +257,35 @@ impl Drop for Store {
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
+    // SQLite answers some lock conflicts while a database is being set up or its WAL
+    // recovered (two processes opening a new home at once) with SQLITE_BUSY at once, without
+    // waiting in the busy handler; such an answer is retried here for as long as the busy
+    // timeout would have waited.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match configure_once(conn) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn configure_once(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
     // WAL lets readers and one writer work at once across processes; NORMAL sync keeps every
     // committed transaction across a process crash (kill -9), and fsyncs at checkpoints.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // The mode is kept in the file, so it is only switched (which needs a lock) once.
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     persist_wal(conn);

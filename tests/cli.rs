@@ -310,3 +310,39 @@ fn exec_runs_host_programs_and_writes_back() {
     h.c("echo hi &").success().stdout("");
     h.c("logs %1").success().stdout("hi\n");
 }
+
+#[test]
+fn processes_starting_on_a_new_home_at_once_all_work() {
+    // One process opens a new home while others open, use and close it over and over (a
+    // closing process checkpoints and truncates the WAL): every one of them must work.
+    let run = |h: &Home, line: &str| {
+        std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .output()
+            .unwrap()
+    };
+    for round in 0..6 {
+        let h = Home::new();
+        std::thread::scope(|s| {
+            let long = s.spawn(|| run(&h, "echo long > /long; cat /long"));
+            let short: Vec<_> = (0..20).map(|i| run(&h, &format!("echo {i}"))).collect();
+            for (i, out) in short.iter().enumerate() {
+                assert!(
+                    out.status.success(),
+                    "round {round}, run {i}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let out = long.join().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "long\n");
+        });
+    }
+}
