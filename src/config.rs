@@ -522,7 +522,9 @@ fn insertion(doc: &toml_edit::Document<String>, key: &str, value: &Value) -> (us
 /// where it stands (its comment stays), a removed setting loses its own line, and a new one
 /// goes at the end of its table (or before the first table for a top-level key, or in a
 /// new table at the end). A symlinked file is followed, and the file keeps its permissions.
-pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
+/// Returns the file as written, checked, so the caller need not read it again.
+pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
+    let named = path;
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let path = path.as_path();
     let dir = path
@@ -618,7 +620,10 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+    // Known by the name it was given (a symlink stays the symlink).
+    let mut written = Config::parse(named, &text);
+    written.stamp = stamp(named);
+    Ok(written)
 }
 
 #[cfg(test)]

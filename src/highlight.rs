@@ -157,9 +157,40 @@ pub fn code(lang: &str, code: &str, theme: &Theme, base: Style) -> Vec<Line<'sta
     out
 }
 
-/// One line of Valyxo shell, coloured by the shell's own lexer with the `highlight.*` styles.
-fn shell_line(line: &str, theme: &Theme, base: Style) -> Line<'static> {
+/// The parts of a shell line that the `highlight.*` styles colour, in order and without
+/// overlaps: (byte range, style key). `known` tells a command name that exists from one
+/// that does not.
+pub fn shell_parts(
+    line: &str,
+    known: impl Fn(&str) -> bool,
+) -> Vec<(std::ops::Range<usize>, &'static str)> {
     use crate::shell::parse::{classify, Class};
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for (span, class) in classify(line) {
+        if span.start < pos || span.end > line.len() {
+            continue;
+        }
+        let key = match class {
+            Class::Word { command: true } if known(&line[span.start..span.end]) => {
+                "highlight.command"
+            }
+            Class::Word { command: true } => "highlight.unknown",
+            Class::Word { command: false } => continue,
+            Class::Quoted => "highlight.string",
+            Class::Variable => "highlight.variable",
+            Class::Operator => "highlight.operator",
+            Class::Comment => "highlight.comment",
+        };
+        out.push((span.start..span.end, key));
+        pos = span.end;
+    }
+    out
+}
+
+/// One line of Valyxo shell, coloured by the shell's own lexer with the `highlight.*` styles
+/// (every command in an example counts as known).
+fn shell_line(line: &str, theme: &Theme, base: Style) -> Line<'static> {
     let mut spans = Vec::new();
     let mut pos = 0;
     let mut push = |text: &str, st: Style| {
@@ -167,21 +198,10 @@ fn shell_line(line: &str, theme: &Theme, base: Style) -> Line<'static> {
             spans.push(Span::styled(text.to_string(), st.to_ratatui()));
         }
     };
-    for (span, class) in classify(line) {
-        if span.start < pos || span.end > line.len() {
-            continue;
-        }
-        let key = match class {
-            Class::Word { command: true } => "highlight.command",
-            Class::Word { command: false } => continue,
-            Class::Quoted => "highlight.string",
-            Class::Variable => "highlight.variable",
-            Class::Operator => "highlight.operator",
-            Class::Comment => "highlight.comment",
-        };
-        push(&line[pos..span.start], base);
-        push(&line[span.start..span.end], theme.style(key).over(base));
-        pos = span.end;
+    for (range, key) in shell_parts(line, |_| true) {
+        push(&line[pos..range.start], base);
+        push(&line[range.clone()], theme.style(key).over(base));
+        pos = range.end;
     }
     push(&line[pos..], base);
     Line::from(spans)

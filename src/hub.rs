@@ -61,11 +61,6 @@ fn project_dirs() -> Result<directories::ProjectDirs> {
     )
 }
 
-/// Where state lives: `--home`, else `$VALYXO_HOME`, else the platform data directory.
-pub fn resolve_home(flag: Option<PathBuf>) -> Result<PathBuf> {
-    Ok(resolve(flag)?.0)
-}
-
 /// (home, config file): a home given by `--home` or `$VALYXO_HOME` keeps its `config.toml`
 /// beside the store, so it is self-contained; the default home uses the platform config
 /// directory.
@@ -132,15 +127,6 @@ impl Hub {
         theme::user_dir(&self.config_path())
     }
 
-    /// The problems found in the config file when it was last read.
-    pub fn config_problems(&self) -> Vec<config::Problem> {
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .problems
-            .clone()
-    }
-
     /// Re-reads `config.toml` if it changed on disk since it was read (another session or
     /// an editor wrote it), reporting its problems; returns whether it changed.
     pub fn reload_config(&self) -> bool {
@@ -198,10 +184,8 @@ impl Hub {
             let name = value.as_deref().unwrap_or(theme::DEFAULT);
             new_theme = Some(Arc::new(theme::load(name, &self.themes_dir())?));
         }
-        let path = self.config_path();
-        config::write(&path, &[(key, value.as_deref())])?;
-        let fresh = Config::load(&path);
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let written = config::write(&self.config_path(), &[(key, value.as_deref())])?;
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = written;
         if let Some(t) = new_theme {
             self.watch(&t.files);
             *self.theme.write().unwrap_or_else(|e| e.into_inner()) = Some(t);

@@ -267,6 +267,17 @@ fn sgr_params(out: &mut String, style: Style) {
     }
 }
 
+/// The escape sequence that starts `style` ("" for no style at all).
+pub(crate) fn sgr(style: Style) -> String {
+    let mut params = String::new();
+    sgr_params(&mut params, style);
+    if params.is_empty() {
+        params
+    } else {
+        format!("\x1b[{params}m")
+    }
+}
+
 /// The SGR parameter for `color`, with `base` 30 for foreground and 40 for
 /// background.
 fn color_param(color: Color, base: u16) -> String {

@@ -71,27 +71,23 @@ impl ShellHelper {
     /// a known set rather than paths.
     fn values_for(&self, words: &[&str]) -> Option<Vec<String>> {
         let spec = registry().get(words.first()?)?;
+        let themes = || {
+            crate::theme::available(&self.hub.themes_dir())
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
         let mut v: Vec<String> = match (spec.name, words.get(1).copied(), words.len()) {
             ("man", _, 1) => crate::manual::pages()
                 .iter()
                 .map(|(n, _)| n.to_string())
                 .collect(),
-            ("theme", Some("set" | "preview" | "show"), 2) => {
-                crate::theme::available(&self.hub.themes_dir())
-                    .into_iter()
-                    .map(|(n, _)| n)
-                    .collect()
-            }
+            ("theme", Some("set" | "preview" | "show"), 2) => themes(),
             ("settings", Some("get" | "set" | "reset"), 2) => crate::settings::SETTINGS
                 .iter()
                 .map(|s| s.key.to_string())
                 .collect(),
-            ("settings", Some("set"), 3) if words[2] == "theme" => {
-                crate::theme::available(&self.hub.themes_dir())
-                    .into_iter()
-                    .map(|(n, _)| n)
-                    .collect()
-            }
+            ("settings", Some("set"), 3) if words[2] == "theme" => themes(),
             ("settings", Some("set"), 3) => {
                 let choices = crate::settings::find(words[2])?.choices;
                 if choices.is_empty() {
@@ -248,33 +244,16 @@ impl ShellHelper {
         let theme = self.hub.theme();
         let mut out = String::with_capacity(line.len() * 2);
         let mut pos = 0;
-        for (span, class) in parse::classify(line) {
-            if span.start < pos || span.end > line.len() {
-                continue;
-            }
-            let key = match class {
-                Class::Word { command: true } => {
-                    if self.is_command(&line[span.start..span.end]) {
-                        "highlight.command"
-                    } else {
-                        "highlight.unknown"
-                    }
-                }
-                Class::Word { command: false } => continue,
-                Class::Quoted => "highlight.string",
-                Class::Variable => "highlight.variable",
-                Class::Operator => "highlight.operator",
-                Class::Comment => "highlight.comment",
-            };
+        for (range, key) in crate::highlight::shell_parts(line, |w| self.is_command(w)) {
             let code = theme.style(key).ansi();
             if code.is_empty() {
                 continue;
             }
-            out.push_str(&line[pos..span.start]);
+            out.push_str(&line[pos..range.start]);
             out.push_str(&code);
-            out.push_str(&line[span.start..span.end]);
+            out.push_str(&line[range.clone()]);
             out.push_str("\x1b[0m");
-            pos = span.end;
+            pos = range.end;
         }
         out.push_str(&line[pos..]);
         out

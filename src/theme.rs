@@ -168,16 +168,6 @@ impl Color {
         }
     }
 
-    fn sgr(self, background: bool) -> String {
-        let base = if background { 40 } else { 30 };
-        match self.for_terminal() {
-            Color::Named(n) if n < 8 => format!("{}", base + n as u32),
-            Color::Named(n) => format!("{}", base + 60 + (n as u32 - 8)),
-            Color::Indexed(n) => format!("{};5;{n}", base + 8),
-            Color::Rgb(r, g, b) => format!("{};2;{r};{g};{b}", base + 8),
-        }
-    }
-
     pub fn to_ratatui(self) -> ratatui::style::Color {
         use ratatui::style::Color as C;
         match self.for_terminal() {
@@ -297,29 +287,7 @@ impl Style {
 
     /// The ANSI escape that starts this style ("" for plain text).
     pub fn ansi(&self) -> String {
-        let mut codes: Vec<String> = Vec::new();
-        for (on, code) in [
-            (self.bold, "1"),
-            (self.dim, "2"),
-            (self.italic, "3"),
-            (self.underline, "4"),
-            (self.reverse, "7"),
-        ] {
-            if on {
-                codes.push(code.to_string());
-            }
-        }
-        if let Some(c) = self.fg {
-            codes.push(c.sgr(false));
-        }
-        if let Some(c) = self.bg {
-            codes.push(c.sgr(true));
-        }
-        if codes.is_empty() {
-            String::new()
-        } else {
-            format!("\x1b[{}m", codes.join(";"))
-        }
+        crate::pager::sgr(self.to_ratatui())
     }
 
     /// `text` in this style when `on`, else as it is.
