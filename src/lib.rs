@@ -17,5 +17,6 @@ pub mod settings;
 pub mod shell;
 pub mod signals;
 pub mod store;
+mod term;
 pub mod theme;
 pub mod vfs;

@@ -15,19 +15,15 @@
 //! exercised without a terminal.
 
 use std::io::{self, BufWriter, Write};
-use std::panic;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ratatui::backend::CrosstermBackend;
 use ratatui::buffer::Buffer;
 use ratatui::buffer::CellWidth;
 use ratatui::crossterm::event::{
-    self, DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind,
-    KeyModifiers, MouseEventKind,
+    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
-use ratatui::crossterm::{cursor, execute, terminal};
+use ratatui::crossterm::{execute, terminal};
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
@@ -102,77 +98,16 @@ pub fn page(
     if fits_on_one_screen(&doc, width, height) {
         return print_document(&mut io::stdout().lock(), &doc);
     }
-    // One pager owns the terminal at a time; another one (from another thread) prints.
-    if PAGER_OPEN.swap(true, Ordering::SeqCst) {
-        return print_document(&mut io::stdout().lock(), &doc);
-    }
-    struct Open;
-    impl Drop for Open {
-        fn drop(&mut self) {
-            PAGER_OPEN.store(false, Ordering::SeqCst);
-        }
-    }
-    let _open = Open;
-    install_termination_handlers();
+    // One full-screen view owns the terminal at a time; another one (from another thread)
+    // prints.
     let mut pager = Pager::with_document(title, doc, style, color, width, height);
-    // Without a terminal to read keys from (no controlling terminal), print instead.
-    let Ok(guard) = TerminalGuard::enter() else {
-        let _ = restore_terminal();
-        return print_document(&mut io::stdout().lock(), &pager.doc);
+    let screen = match crate::term::enter(false) {
+        Some(Ok(screen)) => screen,
+        // Without a terminal to read keys from (no controlling terminal), print instead.
+        None | Some(Err(_)) => return print_document(&mut io::stdout().lock(), &pager.doc),
     };
-    // Events read ahead by an earlier pager are not this one's.
-    drain_events();
     let result = run(&mut pager);
-    // Nor are keys that came with the one that quit this one.
-    drain_events();
-    let restored = guard.leave();
-    // A termination signal that arrived while the pager was open takes effect now that
-    // the terminal is back to normal.
-    let signal = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
-    if signal != 0 {
-        let _ = signal_hook::low_level::emulate_default_handler(signal as i32);
-    }
-    result.and(restored)
-}
-
-/// Whether a pager has the terminal.
-static PAGER_OPEN: AtomicBool = AtomicBool::new(false);
-
-/// A termination signal (SIGTERM, SIGHUP, SIGQUIT) that arrived while a pager was open.
-static PENDING_SIGNAL: AtomicUsize = AtomicUsize::new(0);
-
-/// Makes termination signals restore the terminal first: while a pager is open a signal is
-/// noted and the pager ends; otherwise the signal's default action runs at once, as if no
-/// handler were installed. Installed once per process.
-fn install_termination_handlers() {
-    use signal_hook::consts::{SIGHUP, SIGQUIT, SIGTERM};
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for signal in [SIGTERM, SIGHUP, SIGQUIT] {
-            // SAFETY: the action only loads and stores atomics and calls
-            // `emulate_default_handler`, which is async-signal-safe.
-            let registered = unsafe {
-                signal_hook::low_level::register(signal, move || {
-                    if TERMINAL_STATE.load(Ordering::SeqCst) != 0 {
-                        PENDING_SIGNAL.store(signal as usize, Ordering::SeqCst);
-                    } else {
-                        let _ = signal_hook::low_level::emulate_default_handler(signal);
-                    }
-                })
-            };
-            // Without the handler a signal still ends the process, only without restoring.
-            let _ = registered;
-        }
-    });
-}
-
-/// Discards terminal events already read or waiting.
-fn drain_events() {
-    while event::poll(Duration::ZERO).unwrap_or(false) {
-        if event::read().is_err() {
-            break;
-        }
-    }
+    result.and(screen.leave())
 }
 
 /// Converts one styled line to a string with ANSI SGR escape sequences.
@@ -1280,12 +1215,12 @@ fn run(pager: &mut Pager) -> io::Result<()> {
         let mut handled = 0;
         // Wake up now and then to notice a termination signal.
         while !event::poll(Duration::from_millis(100))? {
-            if PENDING_SIGNAL.load(Ordering::SeqCst) != 0 {
+            if crate::term::signal_pending() {
                 return Ok(());
             }
         }
         while !redraw || (handled < EVENTS_PER_DRAW && event::poll(Duration::ZERO)?) {
-            if PENDING_SIGNAL.load(Ordering::SeqCst) != 0 {
+            if crate::term::signal_pending() {
                 return Ok(());
             }
             match pager.handle_event(&event::read()?) {
@@ -1301,112 +1236,6 @@ fn run(pager: &mut Pager) -> io::Result<()> {
                 Flow::Idle => {}
             }
             handled += 1;
-        }
-    }
-}
-
-/// Raw mode is on.
-const RAW_MODE: u8 = 1;
-/// The alternate screen and mouse capture are (or may be) on.
-const ALTERNATE_SCREEN: u8 = 2;
-/// What [`restore_terminal`] has to undo.
-static TERMINAL_STATE: AtomicU8 = AtomicU8::new(0);
-
-/// Undoes whatever [`TerminalGuard::enter`] set up, once.
-fn restore_terminal() -> io::Result<()> {
-    let state = TERMINAL_STATE.swap(0, Ordering::SeqCst);
-    let mut result = Ok(());
-    if state & ALTERNATE_SCREEN != 0 {
-        result = execute!(
-            io::stdout(),
-            DisableMouseCapture,
-            terminal::LeaveAlternateScreen,
-            cursor::Show
-        );
-    }
-    if state & RAW_MODE != 0 {
-        result = result.and(terminal::disable_raw_mode());
-    }
-    result
-}
-
-/// Puts the terminal into full-screen mode and back: raw mode, alternate
-/// screen and mouse capture are undone by [`TerminalGuard::leave`], on drop
-/// (errors, unwinding) and by a panic hook, whichever comes first.
-struct TerminalGuard {
-    _panic_hook: PanicHookGuard,
-}
-
-impl TerminalGuard {
-    fn enter() -> io::Result<Self> {
-        let guard = TerminalGuard {
-            _panic_hook: PanicHookGuard::install(|| {
-                let _ = restore_terminal();
-            }),
-        };
-        terminal::enable_raw_mode()?;
-        TERMINAL_STATE.fetch_or(RAW_MODE, Ordering::SeqCst);
-        TERMINAL_STATE.fetch_or(ALTERNATE_SCREEN, Ordering::SeqCst);
-        execute!(
-            io::stdout(),
-            terminal::EnterAlternateScreen,
-            EnableMouseCapture
-        )?;
-        Ok(guard)
-    }
-
-    /// Restores the terminal, reporting any error.
-    fn leave(self) -> io::Result<()> {
-        restore_terminal()
-    }
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        let _ = restore_terminal();
-    }
-}
-
-type PanicHook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
-
-/// Runs a function before the installed panic hook while it lives, so the
-/// panic message is printed on a usable terminal, and reinstates the previous
-/// hook when dropped. While the thread is panicking the hooks cannot be
-/// swapped, so the chaining hook then stays; it only calls `restore` and the
-/// previous hook.
-struct PanicHookGuard {
-    previous: Option<Arc<PanicHook>>,
-}
-
-impl PanicHookGuard {
-    fn install(restore: fn()) -> Self {
-        let previous: Arc<PanicHook> = Arc::new(panic::take_hook());
-        let chained = Arc::clone(&previous);
-        // Only a panic on the pager's own thread ends it; one on another thread (a
-        // background job) must not reset the terminal under the open pager.
-        let pager_thread = std::thread::current().id();
-        panic::set_hook(Box::new(move |info| {
-            if std::thread::current().id() == pager_thread {
-                restore();
-            }
-            chained(info);
-        }));
-        PanicHookGuard {
-            previous: Some(previous),
-        }
-    }
-}
-
-impl Drop for PanicHookGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            return;
-        }
-        if let Some(previous) = self.previous.take() {
-            drop(panic::take_hook());
-            if let Ok(previous) = Arc::try_unwrap(previous) {
-                panic::set_hook(previous);
-            }
         }
     }
 }
@@ -2481,22 +2310,5 @@ mod tests {
         let mut out = Vec::new();
         print_document(&mut out, &normalize(lines, false)).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a       b x\n\n");
-    }
-
-    static RESTORED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-    #[test]
-    fn panic_hook_restores_before_reporting_and_is_removed_after() {
-        fn restore() {
-            RESTORED.fetch_add(1, Ordering::SeqCst);
-        }
-        let guard = PanicHookGuard::install(restore);
-        let result = panic::catch_unwind(|| panic!("inside the pager"));
-        assert!(result.is_err());
-        assert_eq!(RESTORED.load(Ordering::SeqCst), 1);
-        drop(guard);
-        let result = panic::catch_unwind(|| panic!("after the pager"));
-        assert!(result.is_err());
-        assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "hook was removed");
     }
 }

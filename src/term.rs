@@ -1,0 +1,241 @@
+//! The terminal for full-screen views (the pager, the editor): raw mode, the alternate
+//! screen, mouse capture and bracketed paste are switched on by [`enter`] and undone on every
+//! way out — a normal return, an error, a panic on the view's thread, or a termination signal
+//! (SIGTERM, SIGHUP, SIGQUIT), which is held until the terminal is back and then takes its
+//! default effect.
+
+use std::io;
+use std::panic;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{
+    self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
+use ratatui::crossterm::{cursor, execute, terminal};
+
+/// The terminal in full-screen mode, held by one view at a time.
+pub(crate) struct Fullscreen {
+    guard: TerminalGuard,
+}
+
+/// Takes the terminal for a full-screen view. `None` when another view already has it (a
+/// view on another thread); `Some(Err)` when the terminal cannot be set up (no controlling
+/// terminal), in which case it is left as it was.
+pub(crate) fn enter(paste: bool) -> Option<io::Result<Fullscreen>> {
+    if OPEN.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    install_termination_handlers();
+    match TerminalGuard::enter(paste) {
+        Ok(guard) => {
+            // Events read ahead by an earlier view are not this one's.
+            drain_events();
+            Some(Ok(Fullscreen { guard }))
+        }
+        Err(e) => {
+            let _ = restore_terminal();
+            OPEN.store(false, Ordering::SeqCst);
+            Some(Err(e))
+        }
+    }
+}
+
+impl Fullscreen {
+    /// Gives the terminal back. A termination signal that arrived while the view was open
+    /// takes effect now.
+    pub(crate) fn leave(self) -> io::Result<()> {
+        // Keys that came with the one that closed the view are not the shell's.
+        drain_events();
+        let restored = self.guard.leave();
+        let signal = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
+        if signal != 0 {
+            let _ = signal_hook::low_level::emulate_default_handler(signal as i32);
+        }
+        restored
+    }
+}
+
+/// Whether a termination signal asks the open view to end.
+pub(crate) fn signal_pending() -> bool {
+    PENDING_SIGNAL.load(Ordering::SeqCst) != 0
+}
+
+/// Whether a full-screen view has the terminal.
+static OPEN: AtomicBool = AtomicBool::new(false);
+
+/// A termination signal (SIGTERM, SIGHUP, SIGQUIT) that arrived while a full-screen view was open.
+static PENDING_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes termination signals restore the terminal first: while a full-screen view is open a
+/// signal is noted and the view ends; otherwise the signal's default action runs at once, as if no
+/// handler were installed. Installed once per process.
+fn install_termination_handlers() {
+    use signal_hook::consts::{SIGHUP, SIGQUIT, SIGTERM};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for signal in [SIGTERM, SIGHUP, SIGQUIT] {
+            // SAFETY: the action only loads and stores atomics and calls
+            // `emulate_default_handler`, which is async-signal-safe.
+            let registered = unsafe {
+                signal_hook::low_level::register(signal, move || {
+                    if TERMINAL_STATE.load(Ordering::SeqCst) != 0 {
+                        PENDING_SIGNAL.store(signal as usize, Ordering::SeqCst);
+                    } else {
+                        let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    }
+                })
+            };
+            // Without the handler a signal still ends the process, only without restoring.
+            let _ = registered;
+        }
+    });
+}
+
+/// Discards terminal events already read or waiting.
+pub(crate) fn drain_events() {
+    while event::poll(Duration::ZERO).unwrap_or(false) {
+        if event::read().is_err() {
+            break;
+        }
+    }
+}
+
+/// Raw mode is on.
+const RAW_MODE: u8 = 1;
+/// The alternate screen and mouse capture are (or may be) on.
+const ALTERNATE_SCREEN: u8 = 2;
+/// Bracketed paste is on.
+const PASTE: u8 = 4;
+/// What [`restore_terminal`] has to undo.
+static TERMINAL_STATE: AtomicU8 = AtomicU8::new(0);
+
+/// Undoes whatever [`TerminalGuard::enter`] set up, once.
+fn restore_terminal() -> io::Result<()> {
+    let state = TERMINAL_STATE.swap(0, Ordering::SeqCst);
+    let mut result = Ok(());
+    if state & PASTE != 0 {
+        result = execute!(io::stdout(), DisableBracketedPaste);
+    }
+    if state & ALTERNATE_SCREEN != 0 {
+        result = result.and(execute!(
+            io::stdout(),
+            DisableMouseCapture,
+            terminal::LeaveAlternateScreen,
+            cursor::Show
+        ));
+    }
+    if state & RAW_MODE != 0 {
+        result = result.and(terminal::disable_raw_mode());
+    }
+    result
+}
+
+/// Puts the terminal into full-screen mode and back: raw mode, alternate
+/// screen and mouse capture are undone by [`TerminalGuard::leave`], on drop
+/// (errors, unwinding) and by a panic hook, whichever comes first.
+struct TerminalGuard {
+    _panic_hook: PanicHookGuard,
+}
+
+impl TerminalGuard {
+    fn enter(paste: bool) -> io::Result<Self> {
+        let guard = TerminalGuard {
+            _panic_hook: PanicHookGuard::install(|| {
+                let _ = restore_terminal();
+            }),
+        };
+        terminal::enable_raw_mode()?;
+        TERMINAL_STATE.fetch_or(RAW_MODE, Ordering::SeqCst);
+        TERMINAL_STATE.fetch_or(ALTERNATE_SCREEN, Ordering::SeqCst);
+        execute!(
+            io::stdout(),
+            terminal::EnterAlternateScreen,
+            EnableMouseCapture
+        )?;
+        if paste {
+            TERMINAL_STATE.fetch_or(PASTE, Ordering::SeqCst);
+            execute!(io::stdout(), EnableBracketedPaste)?;
+        }
+        Ok(guard)
+    }
+
+    /// Restores the terminal, reporting any error.
+    fn leave(self) -> io::Result<()> {
+        restore_terminal()
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        let _ = restore_terminal();
+        OPEN.store(false, Ordering::SeqCst);
+    }
+}
+
+type PanicHook = Box<dyn Fn(&panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
+
+/// Runs a function before the installed panic hook while it lives, so the
+/// panic message is printed on a usable terminal, and reinstates the previous
+/// hook when dropped. While the thread is panicking the hooks cannot be
+/// swapped, so the chaining hook then stays; it only calls `restore` and the
+/// previous hook.
+pub(crate) struct PanicHookGuard {
+    previous: Option<Arc<PanicHook>>,
+}
+
+impl PanicHookGuard {
+    pub(crate) fn install(restore: fn()) -> Self {
+        let previous: Arc<PanicHook> = Arc::new(panic::take_hook());
+        let chained = Arc::clone(&previous);
+        // Only a panic on the view's own thread ends it; one on another thread (a
+        // background job) must not reset the terminal under the open view.
+        let view_thread = std::thread::current().id();
+        panic::set_hook(Box::new(move |info| {
+            if std::thread::current().id() == view_thread {
+                restore();
+            }
+            chained(info);
+        }));
+        PanicHookGuard {
+            previous: Some(previous),
+        }
+    }
+}
+
+impl Drop for PanicHookGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some(previous) = self.previous.take() {
+            drop(panic::take_hook());
+            if let Ok(previous) = Arc::try_unwrap(previous) {
+                panic::set_hook(previous);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static RESTORED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[test]
+    fn panic_hook_restores_before_reporting_and_is_removed_after() {
+        fn restore() {
+            RESTORED.fetch_add(1, Ordering::SeqCst);
+        }
+        let guard = PanicHookGuard::install(restore);
+        let result = panic::catch_unwind(|| panic!("inside the pager"));
+        assert!(result.is_err());
+        assert_eq!(RESTORED.load(Ordering::SeqCst), 1);
+        drop(guard);
+        let result = panic::catch_unwind(|| panic!("after the pager"));
+        assert!(result.is_err());
+        assert_eq!(RESTORED.load(Ordering::SeqCst), 1, "hook was removed");
+    }
+}
