@@ -6,8 +6,9 @@
 use crate::theme::{Style, Theme};
 use ratatui::text::{Line, Span};
 use std::sync::OnceLock;
-use syntect::highlighting::{HighlightIterator, HighlightState, Highlighter, ScopeSelectors};
-use syntect::parsing::{ParseState, ScopeStack, SyntaxSet};
+use std::ops::Range;
+use syntect::highlighting::{HighlightIterator, HighlightState, ScopeSelectors};
+use syntect::parsing::{ParseState, ScopeStack, SyntaxReference, SyntaxSet};
 
 fn syntaxes() -> &'static SyntaxSet {
     static SET: OnceLock<SyntaxSet> = OnceLock::new();
@@ -69,7 +70,7 @@ fn category(stack: &ScopeStack) -> Option<&'static str> {
 }
 
 /// The syntect syntax for a code block's language tag.
-fn syntax_for(lang: &str) -> Option<&'static syntect::parsing::SyntaxReference> {
+fn syntax_for(lang: &str) -> Option<&'static SyntaxReference> {
     let token = match lang {
         // Rhai reads like JavaScript with Rust's keywords; JavaScript's grammar fits it best.
         "rhai" | "vs" | "valyxoscript" => "js",
@@ -84,77 +85,231 @@ fn is_shell(lang: &str) -> bool {
     matches!(lang, "sh" | "shell" | "valyxo" | "console")
 }
 
-/// `code` (a code block tagged `lang`) as styled lines, one per source line, on top of
-/// `base` (the style of unhighlighted code).
-pub fn code(lang: &str, code: &str, theme: &Theme, base: Style) -> Vec<Line<'static>> {
-    let lang = lang.trim().to_ascii_lowercase();
-    let base_rs = base.to_ratatui();
-    if is_shell(&lang) {
-        return code.lines().map(|l| shell_line(l, theme, base)).collect();
+/// What a [`Highlighter`] knows about a language.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// The Valyxo shell, through its own lexer.
+    Shell,
+    /// TOML, through a line scanner.
+    Toml,
+    /// No highlighting.
+    Plain,
+    Syntect(&'static SyntaxReference),
+}
+
+/// Highlights text of one language line by line, carrying the state from one line to the
+/// next in a [`LineState`] so that a caller (the editor) can keep the state at the start of
+/// each line and restart from any of them.
+pub struct Highlighter {
+    kind: Kind,
+    /// The syntect theme that `syntax.builtin` names, if any.
+    builtin: Option<syntect::highlighting::Highlighter<'static>>,
+}
+
+/// The highlighter's state at the start of a line.
+#[derive(Clone, PartialEq)]
+pub struct LineState {
+    parse: Option<ParseState>,
+    stack: ScopeStack,
+    styles: Option<HighlightState>,
+}
+
+impl Highlighter {
+    /// For a code block tagged `lang` (`rhai`, `sh`, `toml`, `rust`, …).
+    pub fn for_lang(lang: &str, theme: &Theme) -> Highlighter {
+        let lang = lang.trim().to_ascii_lowercase();
+        let kind = if is_shell(&lang) {
+            Kind::Shell
+        } else if lang == "toml" {
+            Kind::Toml
+        } else {
+            syntax_for(&lang).map_or(Kind::Plain, Kind::Syntect)
+        };
+        Highlighter::with_kind(kind, theme)
     }
-    if lang == "toml" {
-        return code.lines().map(|l| toml_line(l, theme, base)).collect();
+
+    /// For a file named `name` that starts with `first_line`: by extension, then by the
+    /// first line (`#!/usr/bin/env python3`, `<?xml`).
+    pub fn for_file(name: &str, first_line: &str, theme: &Theme) -> Highlighter {
+        let ext = name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let kind = match ext.as_str() {
+            "rhai" | "vs" => syntax_for("rhai").map_or(Kind::Plain, Kind::Syntect),
+            "toml" => Kind::Toml,
+            "valyxo" | "vsh" => Kind::Shell,
+            "" => Kind::Plain,
+            e => syntaxes()
+                .find_syntax_by_extension(e)
+                .map_or(Kind::Plain, Kind::Syntect),
+        };
+        let kind = match kind {
+            Kind::Plain if first_line.starts_with("#!") && first_line.contains("valyxo") => {
+                syntax_for("rhai").map_or(Kind::Plain, Kind::Syntect)
+            }
+            Kind::Plain => syntaxes()
+                .find_syntax_by_first_line(first_line)
+                .filter(|s| s.name != "Plain Text")
+                .map_or(Kind::Plain, Kind::Syntect),
+            k => k,
+        };
+        Highlighter::with_kind(kind, theme)
     }
-    let Some(syntax) = syntax_for(&lang) else {
-        return code
-            .lines()
-            .map(|l| Line::from(Span::styled(l.to_string(), base_rs)))
-            .collect();
-    };
-    let mut out = Vec::new();
-    let mut state = ParseState::new(syntax);
-    if let Some(st) = theme
-        .syntax_builtin
-        .as_deref()
-        .and_then(|n| themes().themes.get(n))
-    {
-        let hl = Highlighter::new(st);
-        let mut hstate = HighlightState::new(&hl, ScopeStack::new());
-        for line in code.split_inclusive('\n') {
-            let ops = state.parse_line(line, syntaxes()).unwrap_or_default();
-            let spans: Vec<Span<'static>> = HighlightIterator::new(&mut hstate, &ops, line, &hl)
-                .map(|(s, text)| {
+
+    fn with_kind(kind: Kind, theme: &Theme) -> Highlighter {
+        let builtin = match kind {
+            Kind::Syntect(_) => theme
+                .syntax_builtin
+                .as_deref()
+                .and_then(|n| themes().themes.get(n))
+                .map(syntect::highlighting::Highlighter::new),
+            _ => None,
+        };
+        Highlighter { kind, builtin }
+    }
+
+    /// The language's name, for a status bar.
+    pub fn language(&self) -> &str {
+        match self.kind {
+            Kind::Shell => "Valyxo shell",
+            Kind::Toml => "TOML",
+            Kind::Plain => "Plain text",
+            Kind::Syntect(s) if s.name == "JavaScript" => "JavaScript/Rhai",
+            Kind::Syntect(s) => &s.name,
+        }
+    }
+
+    /// Whether the highlighter does anything.
+    pub fn is_plain(&self) -> bool {
+        matches!(self.kind, Kind::Plain)
+    }
+
+    /// The state at the start of the text.
+    pub fn start(&self) -> LineState {
+        let parse = match self.kind {
+            Kind::Syntect(s) => Some(ParseState::new(s)),
+            _ => None,
+        };
+        let styles = self
+            .builtin
+            .as_ref()
+            .map(|h| HighlightState::new(h, ScopeStack::new()));
+        LineState {
+            parse,
+            stack: ScopeStack::new(),
+            styles,
+        }
+    }
+
+    /// Highlights one line (without its line break), moving `state` to the start of the
+    /// next line. Returns the styled parts in order, without overlaps, each on top of
+    /// `base`; text between parts has the style `base`.
+    pub fn line(
+        &self,
+        state: &mut LineState,
+        line: &str,
+        theme: &Theme,
+        base: Style,
+    ) -> Vec<(Range<usize>, Style)> {
+        match self.kind {
+            Kind::Plain => Vec::new(),
+            Kind::Shell => shell_parts(line, |_| true)
+                .into_iter()
+                .map(|(r, key)| (r, theme.style(key).over(base)))
+                .collect(),
+            Kind::Toml => toml_parts(line)
+                .into_iter()
+                .map(|(r, key)| (r, theme.style(key).over(base)))
+                .collect(),
+            Kind::Syntect(_) => self.syntect_line(state, line, theme, base),
+        }
+    }
+
+    fn syntect_line(
+        &self,
+        state: &mut LineState,
+        line: &str,
+        theme: &Theme,
+        base: Style,
+    ) -> Vec<(Range<usize>, Style)> {
+        let Some(parse) = state.parse.as_mut() else {
+            return Vec::new();
+        };
+        // The grammars expect each line to end in a newline.
+        let mut text = String::with_capacity(line.len() + 1);
+        text.push_str(line);
+        text.push('\n');
+        let ops = parse.parse_line(&text, syntaxes()).unwrap_or_default();
+        let mut out = Vec::new();
+        if let (Some(hl), Some(styles)) = (self.builtin.as_ref(), state.styles.as_mut()) {
+            use syntect::highlighting::FontStyle;
+            let mut pos = 0;
+            for (s, part) in HighlightIterator::new(styles, &ops, &text, hl) {
+                let end = (pos + part.len()).min(line.len());
+                if pos < end {
                     let c = s.foreground;
-                    let mut st = crate::theme::Style {
+                    let mut st = Style {
                         fg: Some(crate::theme::Color::Rgb(c.r, c.g, c.b)),
                         ..base
                     };
-                    use syntect::highlighting::FontStyle;
                     st.bold |= s.font_style.contains(FontStyle::BOLD);
                     st.italic |= s.font_style.contains(FontStyle::ITALIC);
-                    Span::styled(
-                        text.trim_end_matches(['\r', '\n']).to_string(),
-                        st.to_ratatui(),
-                    )
-                })
-                .filter(|s| !s.content.is_empty())
-                .collect();
-            out.push(Line::from(spans));
+                    out.push((pos..end, st));
+                }
+                pos += part.len();
+            }
+            return out;
         }
-        return out;
-    }
-    let mut stack = ScopeStack::new();
-    for line in code.split_inclusive('\n') {
-        let ops = state.parse_line(line, syntaxes()).unwrap_or_default();
-        let text = line.trim_end_matches(['\r', '\n']);
-        let mut spans = Vec::new();
+        let stack = &mut state.stack;
         let mut pos = 0;
         let mut emit = |from: usize, to: usize, stack: &ScopeStack| {
-            let to = to.min(text.len());
+            let to = to.min(line.len());
             if from < to {
-                let st = category(stack).map_or(base, |k| theme.style(k).over(base));
-                spans.push(Span::styled(text[from..to].to_string(), st.to_ratatui()));
+                if let Some(k) = category(stack) {
+                    out.push((from..to, theme.style(k).over(base)));
+                }
             }
         };
         for (i, op) in ops {
-            emit(pos, i, &stack);
+            emit(pos, i, stack);
             pos = pos.max(i);
             let _ = stack.apply(&op);
         }
-        emit(pos, text.len(), &stack);
-        out.push(Line::from(spans));
+        emit(pos, line.len(), stack);
+        out
     }
-    out
+}
+
+/// `line` as a ratatui line: the parts in their styles, the rest in `base`.
+pub fn styled_line(line: &str, parts: &[(Range<usize>, Style)], base: Style) -> Line<'static> {
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    let mut push = |text: &str, st: Style| {
+        if !text.is_empty() {
+            spans.push(Span::styled(text.to_string(), st.to_ratatui()));
+        }
+    };
+    for (range, st) in parts {
+        if range.start < pos || range.end > line.len() {
+            continue;
+        }
+        push(&line[pos..range.start], base);
+        push(&line[range.clone()], *st);
+        pos = range.end;
+    }
+    push(&line[pos..], base);
+    Line::from(spans)
+}
+
+/// `code` (a code block tagged `lang`) as styled lines, one per source line, on top of
+/// `base` (the style of unhighlighted code).
+pub fn code(lang: &str, code: &str, theme: &Theme, base: Style) -> Vec<Line<'static>> {
+    let hl = Highlighter::for_lang(lang, theme);
+    let mut state = hl.start();
+    code.lines()
+        .map(|l| styled_line(l, &hl.line(&mut state, l, theme, base), base))
+        .collect()
 }
 
 /// The parts of a shell line that the `highlight.*` styles colour, in order and without
@@ -188,62 +343,34 @@ pub fn shell_parts(
     out
 }
 
-/// One line of Valyxo shell, coloured by the shell's own lexer with the `highlight.*` styles
-/// (every command in an example counts as known).
-fn shell_line(line: &str, theme: &Theme, base: Style) -> Line<'static> {
-    let mut spans = Vec::new();
-    let mut pos = 0;
-    let mut push = |text: &str, st: Style| {
-        if !text.is_empty() {
-            spans.push(Span::styled(text.to_string(), st.to_ratatui()));
-        }
-    };
-    for (range, key) in shell_parts(line, |_| true) {
-        push(&line[pos..range.start], base);
-        push(&line[range.clone()], theme.style(key).over(base));
-        pos = range.end;
-    }
-    push(&line[pos..], base);
-    Line::from(spans)
-}
-
-/// One line of TOML: comments, [tables], keys, strings, numbers and booleans.
-fn toml_line(line: &str, theme: &Theme, base: Style) -> Line<'static> {
-    let st = |k: &str| theme.style(k).over(base).to_ratatui();
-    let mut spans: Vec<Span<'static>> = Vec::new();
+/// The parts of a line of TOML that the `syntax.*` styles colour: comments, [tables],
+/// keys, strings, numbers and booleans.
+fn toml_parts(line: &str) -> Vec<(Range<usize>, &'static str)> {
+    let mut out = Vec::new();
     let trimmed = line.trim_start();
-    let indent = &line[..line.len() - trimmed.len()];
-    if !indent.is_empty() {
-        spans.push(Span::styled(indent.to_string(), base.to_ratatui()));
-    }
+    let indent = line.len() - trimmed.len();
     if trimmed.starts_with('#') {
-        spans.push(Span::styled(trimmed.to_string(), st("syntax.comment")));
-        return Line::from(spans);
+        out.push((indent..line.len(), "syntax.comment"));
+        return out;
     }
-    let mut rest = trimmed;
+    // Where the values start.
+    let mut from = indent;
     if trimmed.starts_with('[') {
         let end = trimmed.find(']').map_or(trimmed.len(), |i| {
             i + 1 + usize::from(trimmed[i + 1..].starts_with(']'))
         });
-        spans.push(Span::styled(trimmed[..end].to_string(), st("syntax.type")));
-        rest = &trimmed[end..];
+        out.push((indent..indent + end, "syntax.type"));
+        from = indent + end;
     } else if let Some(eq) = trimmed.find('=') {
         let key = &trimmed[..eq];
         if !key.contains(['"', '\'']) || key.trim_start().starts_with(['"', '\'']) {
-            spans.push(Span::styled(key.to_string(), st("syntax.key")));
-            spans.push(Span::styled("=".to_string(), st("syntax.operator")));
-            rest = &trimmed[eq + 1..];
+            out.push((indent..indent + eq, "syntax.key"));
+            out.push((indent + eq..indent + eq + 1, "syntax.operator"));
+            from = indent + eq + 1;
         }
     }
-    // Values: strings, numbers, booleans, and a trailing comment.
-    let mut i = 0;
-    let bytes = rest.as_bytes();
-    let mut plain_from = 0;
-    let flush = |spans: &mut Vec<Span<'static>>, from: usize, to: usize| {
-        if from < to {
-            spans.push(Span::styled(rest[from..to].to_string(), base.to_ratatui()));
-        }
-    };
+    let bytes = line.as_bytes();
+    let mut i = from;
     while i < bytes.len() {
         let c = bytes[i];
         if c == b'"' || c == b'\'' {
@@ -252,14 +379,11 @@ fn toml_line(line: &str, theme: &Theme, base: Style) -> Line<'static> {
                 j += if bytes[j] == b'\\' && c == b'"' { 2 } else { 1 };
             }
             let end = (j + 1).min(bytes.len());
-            flush(&mut spans, plain_from, i);
-            spans.push(Span::styled(rest[i..end].to_string(), st("syntax.string")));
+            out.push((i..end, "syntax.string"));
             i = end;
-            plain_from = i;
         } else if c == b'#' {
-            flush(&mut spans, plain_from, i);
-            spans.push(Span::styled(rest[i..].to_string(), st("syntax.comment")));
-            return Line::from(spans);
+            out.push((i..bytes.len(), "syntax.comment"));
+            break;
         } else if c.is_ascii_alphanumeric() || c == b'-' || c == b'+' {
             let start = i;
             while i < bytes.len()
@@ -267,25 +391,17 @@ fn toml_line(line: &str, theme: &Theme, base: Style) -> Line<'static> {
             {
                 i += 1;
             }
-            let word = &rest[start..i];
-            let key = if word == "true" || word == "false" {
-                Some("syntax.constant")
+            let word = &line[start..i];
+            if word == "true" || word == "false" {
+                out.push((start..i, "syntax.constant"));
             } else if word.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
-                Some("syntax.number")
-            } else {
-                None
-            };
-            if let Some(k) = key {
-                flush(&mut spans, plain_from, start);
-                spans.push(Span::styled(word.to_string(), st(k)));
-                plain_from = i;
+                out.push((start..i, "syntax.number"));
             }
         } else {
             i += 1;
         }
     }
-    flush(&mut spans, plain_from, bytes.len());
-    Line::from(spans)
+    out
 }
 
 #[cfg(test)]
