@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod editor;
 pub mod highlight;
 pub mod history;
 pub mod hub;

@@ -25,6 +25,13 @@ fn check_count(v: &str) -> Result<()> {
     }
 }
 
+fn check_tab_width(v: &str) -> Result<()> {
+    match v.parse::<u32>() {
+        Ok(n) if (1..=16).contains(&n) => Ok(()),
+        _ => bail!("expected a whole number from 1 to 16"),
+    }
+}
+
 fn check_number(v: &str) -> Result<()> {
     match v.parse::<u64>() {
         Ok(_) => Ok(()),
@@ -87,6 +94,20 @@ pub const SETTINGS: &[SettingDef] = &[
         key: "man.pager",
         default: "true",
         help: "Show manual pages in the built-in pager on a terminal (false prints them).",
+        choices: BOOL,
+        check: None,
+    },
+    SettingDef {
+        key: "editor.tab_width",
+        default: "4",
+        help: "Columns between tab stops in the editor: how a tab is shown, and how many spaces Tab inserts.",
+        choices: &[],
+        check: Some(check_tab_width),
+    },
+    SettingDef {
+        key: "editor.soft_tabs",
+        default: "true",
+        help: "Tab in the editor inserts spaces (false inserts a tab character).",
         choices: BOOL,
         check: None,
     },

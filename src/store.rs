@@ -94,6 +94,16 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     "#,
+    // 3: the editor's recovery copies of unsaved buffers.
+    r#"
+    CREATE TABLE recovery (
+        path TEXT PRIMARY KEY NOT NULL,
+        text TEXT NOT NULL,
+        disk_hash BLOB,
+        saved_at INTEGER NOT NULL,
+        pid INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The SQLite state store. Cheap to share between threads; each call holds the connection

@@ -2,6 +2,7 @@
 //! clap argument definition, examples and handler. `help`, completion, manual synopses and
 //! tests all read this registry.
 
+mod edit;
 mod env;
 mod files;
 mod grep;
@@ -20,6 +21,7 @@ use clap::ArgMatches;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+pub(crate) use files::fmt_time;
 pub use scripts::host as scripts_host;
 
 pub type Handler = fn(&mut Ctx, &ArgMatches) -> anyhow::Result<i32>;
@@ -101,6 +103,7 @@ impl Registry {
         specs.extend(system::specs());
         specs.extend(scripts::specs());
         specs.extend(theme::specs());
+        specs.extend(edit::specs());
         specs.sort_by_key(|s| s.name);
         let mut index = HashMap::new();
         for (i, s) in specs.iter().enumerate() {

@@ -1,0 +1,131 @@
+//! The editor: edit.
+
+use super::{strings, Ctx, Group, Spec};
+use crate::editor::{self, recovery};
+use crate::shell::io::Input;
+use anyhow::{bail, Result};
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+use std::io::{IsTerminal, Write};
+
+pub fn specs() -> Vec<Spec> {
+    vec![Spec {
+        name: "edit",
+        aliases: &[],
+        group: Group::Text,
+        summary: "Edit files in the full-screen editor",
+        args: || {
+            Command::new("edit")
+                .arg(
+                    Arg::new("line")
+                        .short('l')
+                        .long("line")
+                        .value_name("N")
+                        .value_parser(value_parser!(u64).range(1..))
+                        .help("Start on line N of the first file"),
+                )
+                .arg(
+                    Arg::new("recovered")
+                        .long("recovered")
+                        .action(ArgAction::SetTrue)
+                        .conflicts_with_all(["line", "discard"])
+                        .help("List the unsaved changes the editor kept (or print those of FILE), and exit"),
+                )
+                .arg(
+                    Arg::new("discard")
+                        .long("discard")
+                        .action(ArgAction::SetTrue)
+                        .requires("files")
+                        .conflicts_with("line")
+                        .help("Drop the unsaved changes kept for each FILE, and exit"),
+                )
+                .arg(
+                    Arg::new("files")
+                        .value_name("FILE")
+                        .num_args(0..)
+                        .help("Files to open (a missing one is created when saved)"),
+                )
+        },
+        examples: &[
+            "edit --recovered",
+            "edit notes.md",
+            "edit -l 40 main.rhai lib.rhai",
+        ],
+        run: edit,
+        rewrite: None,
+    }]
+}
+
+fn edit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let files = strings(m, "files");
+    let mut paths = Vec::new();
+    for f in &files {
+        paths.push(ctx.path(f)?);
+    }
+    let store = ctx.vfs().store().clone();
+    if m.get_flag("recovered") {
+        if paths.is_empty() {
+            return list(ctx, &store);
+        }
+        let mut status = 0;
+        for p in &paths {
+            match recovery::get(&store, &p.to_string())? {
+                Some(copy) => ctx.io.stdout.write_all(copy.text.as_bytes())?,
+                None => {
+                    ctx.warn(format!("{p}: no unsaved changes were kept"));
+                    status = 1;
+                }
+            }
+        }
+        return Ok(status);
+    }
+    if m.get_flag("discard") {
+        let mut status = 0;
+        for p in &paths {
+            if !recovery::remove(&store, &p.to_string())? {
+                ctx.warn(format!("{p}: no unsaved changes were kept"));
+                status = 1;
+            }
+        }
+        return Ok(status);
+    }
+    let on_terminal = matches!(ctx.io.stdin, Input::Terminal | Input::Stdin)
+        && std::io::stdin().is_terminal()
+        && ctx.io.stdout.is_tty();
+    if !on_terminal {
+        bail!(
+            "the editor needs a terminal (standard input and output); \
+             'edit --recovered' works anywhere"
+        );
+    }
+    let line = m.get_one::<u64>("line").map(|&n| n as usize);
+    let color = ctx.color();
+    ctx.io.stdout.flush()?;
+    let hub = ctx.sh.hub.clone();
+    editor::run(hub, ctx.sh.cwd.clone(), &paths, line, color)?;
+    Ok(0)
+}
+
+/// `edit --recovered`: one line per kept copy.
+fn list(ctx: &mut Ctx, store: &crate::store::Store) -> Result<i32> {
+    let mut out = String::new();
+    for copy in recovery::list(store)? {
+        let lines = copy.text.lines().count();
+        let on_disk = ctx
+            .path(&copy.path)
+            .ok()
+            .and_then(|p| ctx.vfs().read(&p).ok())
+            .map(|b| blake3::hash(&b));
+        let note = if on_disk != copy.disk_hash {
+            "  (the file changed since)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "{}  {}  {lines} lines{note}\n",
+            super::fmt_time(copy.saved_at),
+            copy.path
+        ));
+    }
+    ctx.io.stdout.write_all(out.as_bytes())?;
+    Ok(0)
+}

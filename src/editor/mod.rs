@@ -1,0 +1,1473 @@
+//! The full-screen editor: several buffers over VFS files, syntax highlighting that works
+//! only from the edited line on and only as far as the screen shows, undo and redo, search
+//! and replace, go-to-line, the mouse, questions before anything unsaved is lost, atomic
+//! saves into the VFS and recovery copies in the store.
+//!
+//! [`Editor`] is a plain state machine: it takes [`Event`]s and draws into a ratatui
+//! [`Frame`], so everything but the terminal set-up is tested on ratatui's `TestBackend`.
+
+pub mod buffer;
+pub mod recovery;
+
+use crate::highlight::Highlighter;
+use crate::hub::Hub;
+use crate::theme::{Style as ThemeStyle, Theme};
+use crate::vfs::VPath;
+use anyhow::{bail, Context, Result};
+use buffer::{char_width, Buffer, EditKind, LONG_LINE};
+use ratatui::crossterm::event::{
+    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::widgets::{Block, Clear, Paragraph};
+use ratatui::Frame;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Files larger than this are refused: the editor holds the whole text in memory.
+pub const MAX_FILE: u64 = 64 << 20;
+/// A recovery copy is written once the text has been left alone this long.
+const RECOVERY_IDLE: Duration = Duration::from_millis(800);
+/// Rows the mouse wheel scrolls.
+const WHEEL: usize = 3;
+
+/// The keys, for F1 and the manual.
+pub const KEYS: &[(&str, &str)] = &[
+    ("Ctrl-S", "save (Alt-S: save as)"),
+    ("Ctrl-Q", "quit (asks about unsaved changes)"),
+    ("Ctrl-O", "open a file"),
+    ("Ctrl-W", "close the buffer"),
+    (
+        "Alt-Left/Right",
+        "previous / next buffer (also Ctrl-PgUp/PgDn)",
+    ),
+    ("Ctrl-Z / Ctrl-Y", "undo / redo"),
+    ("Ctrl-F", "find (Enter: next match)"),
+    (
+        "F3 / Shift-F3",
+        "next / previous match (also Ctrl-N / Ctrl-P)",
+    ),
+    ("Ctrl-R", "replace (asks at each match; a: all)"),
+    ("Ctrl-G", "go to line (LINE or LINE:COL)"),
+    ("Shift-arrows", "select (also mouse drag); Ctrl-A all"),
+    (
+        "Ctrl-C / Ctrl-X / Ctrl-V",
+        "copy / cut / paste (the line without a selection)",
+    ),
+    ("Ctrl-K", "cut the line(s)"),
+    ("Tab / Shift-Tab", "indent / dedent (the selected lines)"),
+    ("Ctrl-Left/Right", "previous / next word"),
+    ("Ctrl-Home/End", "start / end of the file"),
+    ("Esc", "clear the selection, close a question"),
+    ("F1", "this help"),
+];
+
+/// Editor options, from the settings.
+#[derive(Clone, Copy)]
+pub struct Options {
+    pub tab_width: usize,
+    /// Tab inserts spaces.
+    pub soft_tabs: bool,
+    pub color: bool,
+}
+
+impl Options {
+    pub fn from_hub(hub: &Hub, color: bool) -> Options {
+        Options {
+            tab_width: (hub.setting_u64("editor.tab_width") as usize).clamp(1, 16),
+            soft_tabs: hub.setting_bool("editor.soft_tabs"),
+            color,
+        }
+    }
+}
+
+/// The editor's styles: from the theme, or plain attributes without colour.
+struct Styles {
+    text: ThemeStyle,
+    line_number: Style,
+    current_line: Style,
+    selection: Style,
+    status: Style,
+    search_match: Style,
+}
+
+impl Styles {
+    fn new(theme: &Theme, color: bool) -> Styles {
+        if !color {
+            let reverse = Style::default().add_modifier(Modifier::REVERSED);
+            return Styles {
+                text: ThemeStyle::default(),
+                line_number: Style::default(),
+                current_line: Style::default(),
+                selection: reverse,
+                status: reverse,
+                search_match: Style::default().add_modifier(Modifier::UNDERLINED),
+            };
+        }
+        Styles {
+            text: theme.style("editor.text"),
+            line_number: theme.style("editor.line_number").to_ratatui(),
+            current_line: theme.style("editor.current_line").to_ratatui(),
+            selection: theme.style("editor.selection").to_ratatui(),
+            status: theme.style("editor.status").to_ratatui(),
+            search_match: theme.style("editor.match").to_ratatui(),
+        }
+    }
+}
+
+/// What a one-line prompt asks for.
+#[derive(Clone, Debug, PartialEq)]
+enum Ask {
+    Find,
+    Replace,
+    ReplaceWith(String),
+    GoTo,
+    Open,
+    SaveAs,
+}
+
+impl Ask {
+    fn label(&self) -> String {
+        match self {
+            Ask::Find => "Find".into(),
+            Ask::Replace => "Replace".into(),
+            Ask::ReplaceWith(f) => format!("Replace '{f}' with"),
+            Ask::GoTo => "Go to line".into(),
+            Ask::Open => "Open".into(),
+            Ask::SaveAs => "Save as".into(),
+        }
+    }
+}
+
+/// A question answered with one key.
+enum Question {
+    /// The current buffer has unsaved changes: save, discard or cancel.
+    SaveChanges,
+    /// The file changed on disk since it was read: overwrite or cancel.
+    Overwrite,
+    /// A recovery copy of the current buffer exists: restore, discard or keep.
+    Recover(recovery::Copy),
+    /// Replace this match? yes, no, all, quit.
+    ReplaceEach {
+        find: String,
+        with: String,
+        done: usize,
+    },
+}
+
+enum Mode {
+    Normal,
+    Help,
+    Prompt { ask: Ask, input: String },
+    Question(Question),
+}
+
+/// What to do once the current buffer is saved (or its changes discarded).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum After {
+    Nothing,
+    Close,
+    Quit,
+}
+
+pub struct Editor {
+    hub: Arc<Hub>,
+    cwd: VPath,
+    pub buffers: Vec<Buffer>,
+    pub current: usize,
+    theme: Arc<Theme>,
+    styles: Styles,
+    opts: Options,
+    clipboard: String,
+    mode: Mode,
+    /// A message for the bottom line, and whether it is an error.
+    message: Option<(String, bool)>,
+    /// The last search.
+    query: String,
+    after: After,
+    /// Quitting: each modified buffer is asked about in turn.
+    quitting: bool,
+    pub quit: bool,
+    /// Recovery copies waiting to be offered: (buffer path, copy).
+    offers: Vec<recovery::Copy>,
+    /// Where the text was drawn last, for the mouse and page sizes.
+    text_area: Rect,
+    gutter: u16,
+    /// Scroll so the cursor is visible at the next draw.
+    follow: bool,
+    last_edit: Instant,
+}
+
+/// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, files
+/// over [`MAX_FILE`], binary files and text that is not UTF-8. A missing file is a new,
+/// empty buffer that saving creates.
+pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
+    let vfs = &hub.vfs;
+    let bytes = match vfs.stat(path) {
+        Ok(meta) if meta.kind == crate::vfs::Kind::Dir => bail!("{path} is a directory"),
+        Ok(meta) if meta.size > MAX_FILE => bail!(
+            "{path} is too large to edit ({} MiB; the limit is {} MiB)",
+            meta.size >> 20,
+            MAX_FILE >> 20
+        ),
+        Ok(_) => Some(
+            vfs.read(path)
+                .with_context(|| format!("cannot read {path}"))?,
+        ),
+        Err(crate::vfs::VfsError::NotFound(_)) => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot open {path}")),
+    };
+    let name = path.name().unwrap_or("");
+    let Some(bytes) = bytes else {
+        return Ok(Buffer::new(
+            "",
+            Some(path.clone()),
+            Highlighter::for_file(name, "", theme),
+        ));
+    };
+    if bytes.len() > MAX_FILE as usize {
+        bail!(
+            "{path} is too large to edit (the limit is {} MiB)",
+            MAX_FILE >> 20
+        );
+    }
+    if memchr::memchr(0, &bytes[..bytes.len().min(8192)]).is_some() {
+        bail!("{path} looks like a binary file (it holds NUL bytes); the editor opens text only");
+    }
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(e) => bail!(
+            "{path} is not UTF-8 text (invalid byte at offset {}); the editor opens UTF-8 text only",
+            e.valid_up_to()
+        ),
+    };
+    let first = text.lines().next().unwrap_or("");
+    let mut b = Buffer::new(
+        text,
+        Some(path.clone()),
+        Highlighter::for_file(name, first, theme),
+    );
+    b.disk_hash = Some(blake3::hash(&bytes));
+    Ok(b)
+}
+
+/// Whether a key event carries Control (and not Alt, so AltGr characters still type).
+fn ctrl(k: &KeyEvent) -> bool {
+    k.modifiers.contains(KeyModifiers::CONTROL) && !k.modifiers.contains(KeyModifiers::ALT)
+}
+
+fn shift(k: &KeyEvent) -> bool {
+    k.modifiers.contains(KeyModifiers::SHIFT)
+}
+
+fn alt(k: &KeyEvent) -> bool {
+    k.modifiers.contains(KeyModifiers::ALT) && !k.modifiers.contains(KeyModifiers::CONTROL)
+}
+
+impl Editor {
+    /// An editor over `files` (each already loaded), or over one new buffer when empty.
+    pub fn new(hub: Arc<Hub>, cwd: VPath, files: Vec<Buffer>, opts: Options) -> Editor {
+        let theme = hub.theme();
+        let styles = Styles::new(&theme, opts.color);
+        let mut buffers = files;
+        if buffers.is_empty() {
+            buffers.push(Buffer::new("", None, Highlighter::for_lang("text", &theme)));
+        }
+        let mut ed = Editor {
+            hub,
+            cwd,
+            buffers,
+            current: 0,
+            theme,
+            styles,
+            opts,
+            clipboard: String::new(),
+            mode: Mode::Normal,
+            message: None,
+            query: String::new(),
+            after: After::Nothing,
+            quitting: false,
+            quit: false,
+            offers: Vec::new(),
+            text_area: Rect::default(),
+            gutter: 0,
+            follow: true,
+            last_edit: Instant::now(),
+        };
+        for b in &ed.buffers {
+            if let Some(copy) = ed.recovery_for(b) {
+                ed.offers.push(copy);
+            }
+        }
+        ed.next_offer();
+        ed
+    }
+
+    fn buf(&mut self) -> &mut Buffer {
+        &mut self.buffers[self.current]
+    }
+
+    fn store(&self) -> &crate::store::Store {
+        self.hub.vfs.store()
+    }
+
+    /// The recovery copy for a buffer, if one exists and differs from the file; a copy
+    /// that holds just what the file holds is dropped.
+    fn recovery_for(&self, b: &Buffer) -> Option<recovery::Copy> {
+        let path = b.path.as_ref()?.to_string();
+        let copy = recovery::get(self.store(), &path).ok()??;
+        if copy.text == b.contents() {
+            let _ = recovery::remove(self.store(), &path);
+            return None;
+        }
+        Some(copy)
+    }
+
+    /// Asks about the next waiting recovery copy, switching to its buffer.
+    fn next_offer(&mut self) {
+        if !matches!(self.mode, Mode::Normal) {
+            return;
+        }
+        if let Some(copy) = self.offers.pop() {
+            if let Some(i) = self
+                .buffers
+                .iter()
+                .position(|b| b.path.as_ref().is_some_and(|p| p.to_string() == copy.path))
+            {
+                self.current = i;
+                self.mode = Mode::Question(Question::Recover(copy));
+            }
+        }
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_ref().map(|(m, _)| m.as_str())
+    }
+
+    fn say(&mut self, msg: impl Into<String>) {
+        self.message = Some((msg.into(), false));
+    }
+
+    fn error(&mut self, msg: impl Into<String>) {
+        self.message = Some((msg.into(), true));
+    }
+
+    /// Opens a file (or switches to it if it is open).
+    pub fn open(&mut self, arg: &str) {
+        let path = match crate::vfs::path::normalize(&self.cwd, arg) {
+            Ok(p) => p,
+            Err(e) => return self.error(format!("'{arg}': {e}")),
+        };
+        if let Some(i) = self
+            .buffers
+            .iter()
+            .position(|b| b.path.as_ref() == Some(&path))
+        {
+            self.current = i;
+            self.follow = true;
+            return;
+        }
+        match load(&self.hub, &path, &self.theme) {
+            Ok(b) => {
+                let new = b.disk_hash.is_none();
+                let offer = self.recovery_for(&b);
+                self.buffers.push(b);
+                self.current = self.buffers.len() - 1;
+                self.follow = true;
+                if new {
+                    self.say(format!("{path}: new file"));
+                }
+                if let Some(copy) = offer {
+                    self.offers.push(copy);
+                    self.next_offer();
+                }
+            }
+            Err(e) => self.error(format!("{e:#}")),
+        }
+    }
+
+    // ----- saving -----
+
+    /// Saves the current buffer, asking for a name or about changes on disk first if
+    /// need be; then does what `self.after` says.
+    /// Returns false when writing failed.
+    fn save(&mut self, force: bool) -> bool {
+        let Some(path) = self.buf().path.clone() else {
+            self.mode = Mode::Prompt {
+                ask: Ask::SaveAs,
+                input: String::new(),
+            };
+            return true;
+        };
+        let vfs = &self.hub.vfs;
+        if !force {
+            let on_disk = vfs.read(&path).ok().map(|b| blake3::hash(&b));
+            if on_disk.is_some() && on_disk != self.buffers[self.current].disk_hash {
+                self.mode = Mode::Question(Question::Overwrite);
+                return true;
+            }
+        }
+        let text = self.buffers[self.current].contents();
+        match vfs.write(&path, text.as_bytes()) {
+            Ok(()) => {
+                let b = &mut self.buffers[self.current];
+                b.disk_hash = Some(blake3::hash(text.as_bytes()));
+                b.mark_saved();
+                let _ = recovery::remove(self.store(), &path.to_string());
+                let lines = self.buffers[self.current].line_count();
+                self.say(format!(
+                    "Saved {path} ({lines} lines, {} bytes)",
+                    text.len()
+                ));
+                self.after_done();
+                true
+            }
+            Err(e) => {
+                self.error(format!("cannot save {path}: {e}"));
+                self.after = After::Nothing;
+                self.quitting = false;
+                false
+            }
+        }
+    }
+
+    /// The current buffer is saved or its changes were discarded: close it or go on
+    /// quitting, as asked.
+    fn after_done(&mut self) {
+        match std::mem::replace(&mut self.after, After::Nothing) {
+            After::Nothing => {}
+            After::Close => self.close_current(),
+            After::Quit => self.continue_quit(),
+        }
+    }
+
+    fn close_current(&mut self) {
+        self.buffers.remove(self.current);
+        if self.buffers.is_empty() {
+            self.quit = true;
+            return;
+        }
+        self.current = self.current.min(self.buffers.len() - 1);
+        self.follow = true;
+    }
+
+    /// Asks to close the current buffer.
+    fn close(&mut self) {
+        if self.buf().modified() {
+            self.after = After::Close;
+            self.mode = Mode::Question(Question::SaveChanges);
+        } else {
+            self.close_current();
+        }
+    }
+
+    /// Quits once every modified buffer is saved or discarded, asking about each.
+    fn continue_quit(&mut self) {
+        self.quitting = true;
+        match self.buffers.iter().position(Buffer::modified) {
+            Some(i) => {
+                self.current = i;
+                self.follow = true;
+                self.after = After::Quit;
+                self.mode = Mode::Question(Question::SaveChanges);
+            }
+            None => self.quit = true,
+        }
+    }
+
+    /// Drops the current buffer's changes (and its recovery copy) for a close or quit.
+    fn discard_current(&mut self) {
+        if let Some(p) = self.buf().path.clone() {
+            let _ = recovery::remove(self.store(), &p.to_string());
+        }
+        match std::mem::replace(&mut self.after, After::Nothing) {
+            After::Quit => {
+                self.close_current();
+                if !self.quit {
+                    self.continue_quit();
+                }
+            }
+            _ => self.close_current(),
+        }
+    }
+
+    // ----- recovery copies -----
+
+    /// Writes recovery copies of buffers changed since their last copy, once the text has
+    /// been left alone a moment (or at once with `now`), and drops copies of buffers
+    /// that are back to their saved text.
+    pub fn keep_recovery_copies(&mut self, now: bool) {
+        if !now && self.last_edit.elapsed() < RECOVERY_IDLE {
+            return;
+        }
+        let store = Arc::clone(self.hub.vfs.store());
+        for b in &mut self.buffers {
+            let Some(path) = b.path.as_ref().map(ToString::to_string) else {
+                continue;
+            };
+            if !b.needs_recovery_copy() {
+                continue;
+            }
+            let written = if b.modified() {
+                recovery::save(&store, &path, &b.contents(), b.disk_hash)
+            } else {
+                recovery::remove(&store, &path).map(|_| ())
+            };
+            if written.is_ok() {
+                b.mark_recovered();
+            }
+        }
+    }
+
+    // ----- events -----
+
+    /// Handles one event; returns whether the screen changed.
+    pub fn handle(&mut self, ev: &Event) -> bool {
+        match ev {
+            Event::Key(k) if k.kind != KeyEventKind::Release => {
+                self.key(k);
+                true
+            }
+            Event::Paste(text) => {
+                let text = text.replace("\r\n", "\n").replace('\r', "\n");
+                match &mut self.mode {
+                    Mode::Prompt { input, .. } => input.push_str(text.lines().next().unwrap_or("")),
+                    Mode::Normal => {
+                        self.buf().insert(&text, EditKind::Other);
+                        self.edited();
+                    }
+                    _ => {}
+                }
+                true
+            }
+            Event::Mouse(m) => self.mouse(m.kind, m.column, m.row, m.modifiers),
+            Event::Resize(..) => {
+                self.follow = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn edited(&mut self) {
+        self.last_edit = Instant::now();
+        self.follow = true;
+        self.message = None;
+    }
+
+    fn key(&mut self, k: &KeyEvent) {
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => self.normal_key(k),
+            Mode::Help => {}
+            Mode::Prompt { ask, input } => self.prompt_key(k, ask, input),
+            Mode::Question(q) => self.question_key(k, q),
+        }
+        self.next_offer();
+    }
+
+    fn page_rows(&self) -> isize {
+        self.text_area.height.max(2) as isize - 1
+    }
+
+    fn normal_key(&mut self, k: &KeyEvent) {
+        let tab = self.opts.tab_width;
+        let sel = shift(k);
+        self.follow = true;
+        match k.code {
+            KeyCode::Char(c) if ctrl(k) => match c.to_ascii_lowercase() {
+                's' => {
+                    self.save(false);
+                }
+                'q' => self.continue_quit(),
+                'w' => self.close(),
+                'o' => {
+                    self.mode = Mode::Prompt {
+                        ask: Ask::Open,
+                        input: String::new(),
+                    }
+                }
+                'z' => {
+                    if !self.buf().undo() {
+                        self.say("Nothing to undo");
+                    }
+                    self.last_edit = Instant::now();
+                }
+                'y' => {
+                    if !self.buf().redo() {
+                        self.say("Nothing to redo");
+                    }
+                    self.last_edit = Instant::now();
+                }
+                'f' => {
+                    self.mode = Mode::Prompt {
+                        ask: Ask::Find,
+                        input: String::new(),
+                    }
+                }
+                'r' => {
+                    self.mode = Mode::Prompt {
+                        ask: Ask::Replace,
+                        input: self
+                            .buf()
+                            .selected_text()
+                            .filter(|t| !t.contains('\n'))
+                            .unwrap_or_default(),
+                    }
+                }
+                'g' => {
+                    self.mode = Mode::Prompt {
+                        ask: Ask::GoTo,
+                        input: String::new(),
+                    }
+                }
+                'n' => self.find_next(false),
+                'p' => self.find_next(true),
+                'a' => self.buf().select_all(),
+                'c' => self.copy(false),
+                'x' => self.copy(true),
+                'v' => {
+                    let text = self.clipboard.clone();
+                    if !text.is_empty() {
+                        self.buf().insert(&text, EditKind::Other);
+                        self.edited();
+                    }
+                }
+                'k' => {
+                    self.clipboard = self.buf().cut_lines();
+                    self.edited();
+                }
+                _ => {}
+            },
+            KeyCode::Char('s') if alt(k) => {
+                self.mode = Mode::Prompt {
+                    ask: Ask::SaveAs,
+                    input: self
+                        .buf()
+                        .path
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                }
+            }
+            KeyCode::Char(c)
+                if !k
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+                    || k.modifiers
+                        .contains(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+            {
+                // Plain, shifted, or AltGr (Ctrl+Alt) characters type themselves.
+                self.buf().insert(&c.to_string(), EditKind::Type);
+                self.edited();
+            }
+            KeyCode::Enter => {
+                self.buf().newline();
+                self.edited();
+            }
+            KeyCode::Tab => {
+                let unit = if self.opts.soft_tabs {
+                    " ".repeat(tab)
+                } else {
+                    "\t".to_string()
+                };
+                self.buf().indent(&unit, tab);
+                self.edited();
+            }
+            KeyCode::BackTab => {
+                self.buf().dedent(tab);
+                self.edited();
+            }
+            KeyCode::Backspace => {
+                self.buf().backspace();
+                self.edited();
+            }
+            KeyCode::Delete => {
+                self.buf().delete();
+                self.edited();
+            }
+            KeyCode::Left if alt(k) => self.switch(-1),
+            KeyCode::Right if alt(k) => self.switch(1),
+            KeyCode::PageUp if ctrl(k) => self.switch(-1),
+            KeyCode::PageDown if ctrl(k) => self.switch(1),
+            KeyCode::Left if ctrl(k) => self.buf().word_left(sel),
+            KeyCode::Right if ctrl(k) => self.buf().word_right(sel),
+            KeyCode::Left => self.buf().left(sel),
+            KeyCode::Right => self.buf().right(sel),
+            KeyCode::Up => self.buf().vertical(-1, sel, tab),
+            KeyCode::Down => self.buf().vertical(1, sel, tab),
+            KeyCode::PageUp => {
+                let n = self.page_rows();
+                let b = self.buf();
+                b.top = b.top.saturating_sub(n as usize);
+                b.vertical(-n, sel, tab);
+            }
+            KeyCode::PageDown => {
+                let n = self.page_rows();
+                let b = self.buf();
+                b.top = (b.top + n as usize).min(b.line_count().saturating_sub(1));
+                b.vertical(n, sel, tab);
+            }
+            KeyCode::Home if ctrl(k) => self.buf().goto(0, 0, sel),
+            KeyCode::End if ctrl(k) => {
+                let b = self.buf();
+                let last = b.line_count() - 1;
+                b.goto(last, usize::MAX, sel);
+            }
+            KeyCode::Home => self.buf().home(sel),
+            KeyCode::End => self.buf().end(sel),
+            KeyCode::F(1) => self.mode = Mode::Help,
+            KeyCode::F(3) => self.find_next(sel),
+            KeyCode::Esc => {
+                self.buf().clear_selection();
+                self.message = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn switch(&mut self, delta: isize) {
+        let n = self.buffers.len() as isize;
+        self.current = ((self.current as isize + delta).rem_euclid(n)) as usize;
+        self.follow = true;
+    }
+
+    /// Ctrl-C / Ctrl-X: the selection, or the whole line without one.
+    fn copy(&mut self, cut: bool) {
+        let b = &mut self.buffers[self.current];
+        match b.selected_text() {
+            Some(text) => {
+                self.clipboard = text;
+                if cut {
+                    b.backspace();
+                    self.edited();
+                }
+            }
+            None if cut => {
+                self.clipboard = b.cut_lines();
+                self.edited();
+            }
+            None => {
+                let (line, _) = b.cursor_line_col();
+                self.clipboard = format!("{}\n", b.line_text(line));
+                self.say("Copied the line");
+            }
+        }
+    }
+
+    /// Moves to the next (or previous) match of the last search.
+    fn find_next(&mut self, back: bool) {
+        if self.query.is_empty() {
+            self.mode = Mode::Prompt {
+                ask: Ask::Find,
+                input: String::new(),
+            };
+            return;
+        }
+        let q = self.query.clone();
+        let b = &mut self.buffers[self.current];
+        let from = match (b.selection(), back) {
+            (Some(r), false) => r.end,
+            (Some(r), true) => r.start,
+            (None, _) => b.cursor(),
+        };
+        match b.find(&q, from, back) {
+            Some((r, wrapped)) => {
+                b.select(r);
+                self.follow = true;
+                if wrapped {
+                    self.say(if back {
+                        "Search wrapped to the end"
+                    } else {
+                        "Search wrapped to the top"
+                    });
+                } else {
+                    self.message = None;
+                }
+            }
+            None => self.error(format!("Not found: {q}")),
+        }
+    }
+
+    fn prompt_key(&mut self, k: &KeyEvent, ask: Ask, mut input: String) {
+        match k.code {
+            KeyCode::Esc => {
+                if ask == Ask::SaveAs {
+                    self.after = After::Nothing;
+                    self.quitting = false;
+                }
+                return;
+            }
+            KeyCode::Enter => return self.prompt_done(ask, input),
+            KeyCode::Backspace => {
+                input.pop();
+            }
+            KeyCode::Char('u') if ctrl(k) => input.clear(),
+            KeyCode::Char(c) if !ctrl(k) => input.push(c),
+            _ => {}
+        }
+        if ask == Ask::Find {
+            // Search as you type, from where the search started.
+            self.query = input.clone();
+            let b = &mut self.buffers[self.current];
+            let from = b.selection().map_or(b.cursor(), |r| r.start);
+            if let Some((r, _)) = b.find(&input, from, false) {
+                b.select(r);
+                self.follow = true;
+            }
+        }
+        self.mode = Mode::Prompt { ask, input };
+    }
+
+    fn prompt_done(&mut self, ask: Ask, input: String) {
+        match ask {
+            Ask::Find => {
+                self.query = input;
+                self.find_next(false);
+            }
+            Ask::Replace if !input.is_empty() => {
+                self.mode = Mode::Prompt {
+                    ask: Ask::ReplaceWith(input),
+                    input: String::new(),
+                }
+            }
+            Ask::Replace => {}
+            Ask::ReplaceWith(find) => {
+                self.query = find.clone();
+                let b = &mut self.buffers[self.current];
+                let from = b.selection().map_or(b.cursor(), |r| r.start);
+                match b.find(&find, from, false) {
+                    Some((r, _)) => {
+                        b.select(r);
+                        self.follow = true;
+                        self.mode = Mode::Question(Question::ReplaceEach {
+                            find,
+                            with: input,
+                            done: 0,
+                        });
+                    }
+                    None => self.error(format!("Not found: {find}")),
+                }
+            }
+            Ask::GoTo => self.go_to(&input),
+            Ask::Open if !input.trim().is_empty() => self.open(input.trim()),
+            Ask::Open => {}
+            Ask::SaveAs => {
+                let arg = input.trim();
+                if arg.is_empty() {
+                    self.after = After::Nothing;
+                    self.quitting = false;
+                    return;
+                }
+                match crate::vfs::path::normalize(&self.cwd, arg) {
+                    Ok(p) => {
+                        let b = &self.buffers[self.current];
+                        if b.path.as_ref() == Some(&p) {
+                            self.save(false);
+                            return;
+                        }
+                        let before = (b.path.clone(), b.disk_hash);
+                        let theme = Arc::clone(&self.theme);
+                        let hl = |p: &VPath, b: &Buffer| {
+                            Highlighter::for_file(p.name().unwrap_or(""), &b.line_text(0), &theme)
+                        };
+                        // A different file: whatever is there is overwritten only after
+                        // asking.
+                        let new = hl(&p, b);
+                        self.buf().rename(p, new);
+                        if !self.save(false) {
+                            // Not saved: the buffer keeps its old name.
+                            let (old, hash) = before;
+                            let b = &self.buffers[self.current];
+                            let back = match &old {
+                                Some(o) => hl(o, b),
+                                None => Highlighter::for_lang("text", &theme),
+                            };
+                            let b = self.buf();
+                            b.path = old;
+                            b.reset_highlighter(back);
+                            b.disk_hash = hash;
+                        }
+                    }
+                    Err(e) => {
+                        self.error(format!("'{arg}': {e}"));
+                        self.after = After::Nothing;
+                        self.quitting = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Go to `LINE` or `LINE:COL` (from 1).
+    fn go_to(&mut self, input: &str) {
+        let mut parts = input.trim().splitn(2, [':', ',']);
+        let line = parts.next().and_then(|l| l.trim().parse::<usize>().ok());
+        let col = parts.next().map(|c| c.trim().parse::<usize>().ok());
+        match (line, col) {
+            (Some(l), None | Some(Some(_))) if l >= 1 => {
+                let c = col.flatten().unwrap_or(1).max(1);
+                self.buf().goto(l - 1, c - 1, false);
+                self.follow = true;
+            }
+            _ => self.error(format!(
+                "Not a line number: '{input}' (use LINE or LINE:COL)"
+            )),
+        }
+    }
+
+    fn question_key(&mut self, k: &KeyEvent, q: Question) {
+        let key = match k.code {
+            KeyCode::Char(c) if !ctrl(k) => c.to_ascii_lowercase(),
+            KeyCode::Esc => '\x1b',
+            KeyCode::Enter => '\n',
+            _ => {
+                self.mode = Mode::Question(q);
+                return;
+            }
+        };
+        match q {
+            Question::SaveChanges => match key {
+                'y' | 's' => {
+                    self.save(false);
+                }
+                'n' | 'd' => self.discard_current(),
+                '\x1b' | 'c' => {
+                    self.after = After::Nothing;
+                    self.quitting = false;
+                }
+                _ => self.mode = Mode::Question(Question::SaveChanges),
+            },
+            Question::Overwrite => match key {
+                'y' | 'o' => {
+                    self.save(true);
+                }
+                '\x1b' | 'n' | 'c' => {
+                    self.after = After::Nothing;
+                    self.quitting = false;
+                    self.say("Not saved: the file on disk is unchanged");
+                }
+                _ => self.mode = Mode::Question(Question::Overwrite),
+            },
+            Question::Recover(copy) => match key {
+                'r' => {
+                    self.buf().replace_all_text(&copy.text);
+                    self.say("Restored the unsaved changes (Ctrl-Z undoes that; Ctrl-S saves)");
+                    self.buf().mark_recovered();
+                    self.follow = true;
+                }
+                'd' => {
+                    let _ = recovery::remove(self.store(), &copy.path);
+                    self.say("Discarded the recovery copy");
+                }
+                '\x1b' | 'k' => {
+                    self.say("Kept the recovery copy for later ('edit --recovered' lists them)")
+                }
+                _ => self.mode = Mode::Question(Question::Recover(copy)),
+            },
+            Question::ReplaceEach { find, with, done } => {
+                let b = &mut self.buffers[self.current];
+                match key {
+                    'y' | '\n' => {
+                        if let Some(r) = b.selection() {
+                            let end = b.replace(r, &with, EditKind::Other);
+                            self.last_edit = Instant::now();
+                            self.replace_next(find, with, done + 1, end);
+                        }
+                    }
+                    'n' => {
+                        let from = b.selection().map_or(b.cursor(), |r| r.end);
+                        self.replace_next(find, with, done, from);
+                    }
+                    'a' => {
+                        let n = self.replace_all(&find, &with);
+                        self.say(format!("Replaced {} occurrence(s)", done + n));
+                    }
+                    'q' | '\x1b' => self.say(format!("Replaced {done} occurrence(s)")),
+                    _ => self.mode = Mode::Question(Question::ReplaceEach { find, with, done }),
+                }
+            }
+        }
+    }
+
+    fn replace_next(&mut self, find: String, with: String, done: usize, from: usize) {
+        let b = &mut self.buffers[self.current];
+        match b.find(&find, from, false) {
+            // Stop at the wrap: matches before the start were offered already, or are
+            // the replacement text itself.
+            Some((r, false)) => {
+                b.select(r);
+                self.follow = true;
+                self.mode = Mode::Question(Question::ReplaceEach { find, with, done });
+            }
+            _ => {
+                b.clear_selection();
+                self.say(format!("Replaced {done} occurrence(s)"));
+            }
+        }
+    }
+
+    /// Replaces every match from the current one to the end as one undo step.
+    fn replace_all(&mut self, find: &str, with: &str) -> usize {
+        let b = &mut self.buffers[self.current];
+        let start = b.selection().map_or(b.cursor(), |r| r.start);
+        let mut matches = Vec::new();
+        let mut from = start;
+        while let Some((r, false)) = b.find(find, from, false) {
+            from = r.end;
+            matches.push(r);
+        }
+        if matches.is_empty() {
+            return 0;
+        }
+        // One change over the span of all matches keeps it one undo step.
+        let span = matches[0].start..matches[matches.len() - 1].end;
+        let old = b.rope.slice(span.clone()).to_string();
+        let mut new = String::with_capacity(old.len());
+        let mut pos = span.start;
+        let chars: Vec<char> = old.chars().collect();
+        for r in &matches {
+            new.extend(&chars[pos - span.start..r.start - span.start]);
+            new.push_str(with);
+            pos = r.end;
+        }
+        b.replace(span, &new, EditKind::Other);
+        self.edited();
+        matches.len()
+    }
+
+    fn mouse(&mut self, kind: MouseEventKind, x: u16, y: u16, mods: KeyModifiers) -> bool {
+        let area = self.text_area;
+        match kind {
+            MouseEventKind::ScrollUp => {
+                let b = self.buf();
+                b.top = b.top.saturating_sub(WHEEL);
+                self.follow = false;
+                true
+            }
+            MouseEventKind::ScrollDown => {
+                let b = self.buf();
+                b.top = (b.top + WHEEL).min(b.line_count().saturating_sub(1));
+                self.follow = false;
+                true
+            }
+            MouseEventKind::Down(MouseButton::Left) | MouseEventKind::Drag(MouseButton::Left)
+                if matches!(self.mode, Mode::Normal) =>
+            {
+                if y < area.y || y >= area.y + area.height {
+                    return false;
+                }
+                let select =
+                    matches!(kind, MouseEventKind::Drag(_)) || mods.contains(KeyModifiers::SHIFT);
+                let tab = self.opts.tab_width;
+                let gutter = self.gutter;
+                let b = self.buf();
+                let line = (b.top + (y - area.y) as usize).min(b.line_count() - 1);
+                let dcol = b.left + x.saturating_sub(area.x + gutter) as usize;
+                let col = b.col_at_display(line, dcol, tab);
+                b.goto(line, col, select);
+                self.follow = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    // ----- drawing -----
+
+    pub fn draw(&mut self, frame: &mut Frame) {
+        let area = frame.area();
+        if area.height < 3 || area.width < 10 {
+            frame.render_widget(Paragraph::new("window too small"), area);
+            return;
+        }
+        let tabs = self.buffers.len() > 1;
+        let top = area.y + u16::from(tabs);
+        let text_area = Rect::new(area.x, top, area.width, area.height - 2 - u16::from(tabs));
+        self.text_area = text_area;
+        if tabs {
+            self.draw_tabs(frame, Rect::new(area.x, area.y, area.width, 1));
+        }
+        self.draw_text(frame, text_area);
+        let status = Rect::new(area.x, text_area.y + text_area.height, area.width, 1);
+        self.draw_status(frame, status);
+        let bottom = Rect::new(area.x, status.y + 1, area.width, 1);
+        self.draw_bottom(frame, bottom);
+        if matches!(self.mode, Mode::Help) {
+            draw_help(frame, area);
+        }
+    }
+
+    fn draw_tabs(&self, frame: &mut Frame, row: Rect) {
+        let buf = frame.buffer_mut();
+        let mut x = row.x;
+        for (i, b) in self.buffers.iter().enumerate() {
+            let name = b
+                .path
+                .as_ref()
+                .and_then(|p| p.name().map(str::to_string))
+                .unwrap_or_else(|| "[new]".into());
+            let label = format!(" {}{} ", name, if b.modified() { " +" } else { "" });
+            let st = if i == self.current {
+                self.styles.status
+            } else {
+                self.styles.line_number
+            };
+            let room = (row.x + row.width).saturating_sub(x);
+            if room == 0 {
+                break;
+            }
+            let (nx, _) = buf.set_stringn(x, row.y, &label, room as usize, st);
+            x = nx;
+        }
+    }
+
+    fn draw_text(&mut self, frame: &mut Frame, area: Rect) {
+        let tab = self.opts.tab_width;
+        let color = self.opts.color;
+        let theme = Arc::clone(&self.theme);
+        let styles = &self.styles;
+        let query = match &self.mode {
+            Mode::Prompt {
+                ask: Ask::Find,
+                input,
+                ..
+            } => input.clone(),
+            _ => self.query.clone(),
+        };
+        let b = &mut self.buffers[self.current];
+        let lines = b.line_count();
+        let digits = lines.to_string().len().max(3) as u16;
+        let gutter = digits + 2;
+        self.gutter = gutter;
+        let width = area.width.saturating_sub(gutter) as usize;
+        let height = area.height as usize;
+        let (cline, ccol) = b.cursor_line_col();
+        let cdisp = b.display_col(cline, ccol, tab);
+        if self.follow {
+            if cline < b.top {
+                b.top = cline;
+            } else if cline >= b.top + height {
+                b.top = cline + 1 - height;
+            }
+            if cdisp < b.left {
+                b.left = cdisp;
+            } else if width > 0 && cdisp >= b.left + width {
+                b.left = cdisp + 1 - width;
+            }
+            self.follow = false;
+        }
+        let base = styles.text;
+        let base_rs = base.to_ratatui();
+        let selection = b.selection();
+        let highlight = color && !b.highlighter.is_plain();
+        let last = (b.top + height).min(lines);
+        let mut state = highlight.then(|| b.state_at(b.top, &theme, base));
+        let out = frame.buffer_mut();
+        for row in 0..height {
+            let y = area.y + row as u16;
+            let line = b.top + row;
+            if line >= last {
+                out.set_style(Rect::new(area.x, y, area.width, 1), base_rs);
+                continue;
+            }
+            let current = line == cline;
+            let line_style = if current {
+                base_rs.patch(styles.current_line)
+            } else {
+                base_rs
+            };
+            out.set_style(Rect::new(area.x, y, area.width, 1), line_style);
+            let number = format!("{:>w$} ", line + 1, w = digits as usize + 1);
+            let num_style = if current {
+                styles
+                    .line_number
+                    .patch(styles.current_line)
+                    .add_modifier(Modifier::BOLD)
+            } else {
+                styles.line_number
+            };
+            out.set_string(area.x, y, &number, base_rs.patch(num_style));
+            let text = b.line_text(line);
+            let parts = match state.as_mut() {
+                Some(st) if text.len() <= LONG_LINE => b.highlighter.line(st, &text, &theme, base),
+                _ => Vec::new(),
+            };
+            let line_start = b.rope.line_to_char(line);
+            let matches = b.line_matches(line, &query);
+            let mut part = 0;
+            let mut m = 0;
+            let mut col = 0usize;
+            let x0 = area.x + gutter;
+            let mut last_cell: Option<(u16, u16)> = None;
+            for (ci, (bi, c)) in text.char_indices().enumerate() {
+                let w = char_width(c, col, tab);
+                if w == 0 {
+                    // Combines with the character before it.
+                    if let Some(pos) = last_cell {
+                        if let Some(cell) = out.cell_mut(pos) {
+                            let sym = format!("{}{c}", cell.symbol());
+                            cell.set_symbol(&sym);
+                        }
+                    }
+                    continue;
+                }
+                if col >= b.left + width {
+                    break;
+                }
+                while part < parts.len() && parts[part].0.end <= bi {
+                    part += 1;
+                }
+                let mut st = line_style;
+                if let Some((r, s)) = parts.get(part) {
+                    if r.start <= bi {
+                        st = st.patch(s.to_ratatui());
+                    }
+                }
+                while m < matches.len() && matches[m].end <= ci {
+                    m += 1;
+                }
+                if matches.get(m).is_some_and(|r| r.start <= ci) {
+                    st = st.patch(styles.search_match);
+                }
+                let abs = line_start + ci;
+                if selection.as_ref().is_some_and(|r| r.contains(&abs)) {
+                    st = st.patch(styles.selection);
+                }
+                if col >= b.left && col + w <= b.left + width {
+                    let x = x0 + (col - b.left) as u16;
+                    match c {
+                        '\t' => {
+                            for i in 0..w {
+                                out.set_string(x + i as u16, y, " ", st);
+                            }
+                        }
+                        c if w == 2 && ((c as u32) < 0x20 || c == '\u{7f}') => {
+                            let shown = if c == '\u{7f}' {
+                                '?'
+                            } else {
+                                char::from_u32(c as u32 + 0x40).unwrap_or('?')
+                            };
+                            out.set_string(
+                                x,
+                                y,
+                                format!("^{shown}"),
+                                st.add_modifier(Modifier::DIM),
+                            );
+                        }
+                        c => {
+                            out.set_string(x, y, c.to_string(), st);
+                        }
+                    }
+                    last_cell = Some((x, y));
+                }
+                col += w;
+            }
+            // The line break of a selected line shows as one selected cell.
+            let eol = line_start + b.line_len(line);
+            if line + 1 < lines
+                && selection.as_ref().is_some_and(|r| r.contains(&eol))
+                && col >= b.left
+                && col < b.left + width
+            {
+                let x = x0 + (col - b.left) as u16;
+                out.set_style(Rect::new(x, y, 1, 1), styles.selection);
+            }
+        }
+        if matches!(self.mode, Mode::Normal | Mode::Question(_))
+            && cline >= b.top
+            && cline < b.top + height
+            && cdisp >= b.left
+            && cdisp < b.left + width
+        {
+            frame.set_cursor_position(Position::new(
+                area.x + gutter + (cdisp - b.left) as u16,
+                area.y + (cline - b.top) as u16,
+            ));
+        }
+    }
+
+    fn draw_status(&self, frame: &mut Frame, row: Rect) {
+        let b = &self.buffers[self.current];
+        let (line, col) = b.cursor_line_col();
+        let left = format!(" {}{}", b.name(), if b.modified() { " [+]" } else { "" });
+        let mut right = format!(
+            "Ln {}, Col {}  {}  {}",
+            line + 1,
+            col + 1,
+            b.highlighter.language(),
+            if b.crlf { "CRLF" } else { "LF" }
+        );
+        if self.buffers.len() > 1 {
+            right.push_str(&format!("  {}/{}", self.current + 1, self.buffers.len()));
+        }
+        right.push_str("  F1 help ");
+        let buf = frame.buffer_mut();
+        buf.set_style(row, self.styles.status);
+        let rw = unicode_width::UnicodeWidthStr::width(right.as_str()) as u16;
+        let room = row.width.saturating_sub(rw + 1) as usize;
+        buf.set_stringn(row.x, row.y, &left, room, self.styles.status);
+        if rw < row.width {
+            buf.set_string(row.x + row.width - rw, row.y, &right, self.styles.status);
+        }
+    }
+
+    fn draw_bottom(&self, frame: &mut Frame, row: Rect) {
+        let bold = Style::default().add_modifier(Modifier::BOLD);
+        let (text, style, cursor) = match &self.mode {
+            Mode::Prompt { ask, input } => {
+                let t = format!("{}: {input}", ask.label());
+                let w = unicode_width::UnicodeWidthStr::width(t.as_str()) as u16;
+                (t, bold, Some(w))
+            }
+            Mode::Question(q) => (
+                match q {
+                    Question::SaveChanges => format!(
+                        "Save changes to {}? (y)es, (n)o, Esc to cancel",
+                        self.buffers[self.current].name()
+                    ),
+                    Question::Overwrite => format!(
+                        "{} changed since it was opened. Overwrite it? (y)es, Esc to cancel",
+                        self.buffers[self.current].name()
+                    ),
+                    Question::Recover(c) => format!(
+                        "Unsaved changes to {} from {} were kept. (r)estore, (d)iscard, Esc to keep for later",
+                        c.path,
+                        crate::commands::fmt_time(c.saved_at)
+                    ),
+                    Question::ReplaceEach { .. } => {
+                        "Replace this one? (y)es, (n)o, (a)ll, (q)uit".to_string()
+                    }
+                },
+                bold,
+                None,
+            ),
+            _ => match &self.message {
+                Some((m, true)) => (
+                    m.clone(),
+                    if self.opts.color {
+                        Style::default()
+                            .fg(ratatui::style::Color::Red)
+                            .add_modifier(Modifier::BOLD)
+                    } else {
+                        bold
+                    },
+                    None,
+                ),
+                Some((m, false)) => (m.clone(), Style::default(), None),
+                None => (
+                    "Ctrl-S save · Ctrl-Q quit · Ctrl-F find · Ctrl-G go to · F1 help".to_string(),
+                    Style::default().add_modifier(Modifier::DIM),
+                    None,
+                ),
+            },
+        };
+        frame
+            .buffer_mut()
+            .set_stringn(row.x, row.y, &text, row.width as usize, style);
+        if let Some(w) = cursor {
+            frame.set_cursor_position(Position::new((row.x + w).min(row.x + row.width - 1), row.y));
+        }
+    }
+
+    /// Moves the cursor to a line (from 1), for `edit --line`.
+    pub fn goto_line(&mut self, line: usize) {
+        self.buf().goto(line.saturating_sub(1), 0, false);
+        self.follow = true;
+    }
+}
+
+fn draw_help(frame: &mut Frame, area: Rect) {
+    let key_w = KEYS.iter().map(|(k, _)| k.len()).max().unwrap_or(10);
+    let lines: Vec<String> = KEYS
+        .iter()
+        .map(|(k, what)| format!(" {k:key_w$}  {what}"))
+        .collect();
+    let w = (lines.iter().map(|l| l.chars().count()).max().unwrap_or(20) + 3) as u16;
+    let h = lines.len() as u16 + 2;
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    let r = Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    );
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines.join("\n")).block(Block::bordered().title(" Keys (any key closes) ")),
+        r,
+    );
+}
+
+/// Runs the editor on the terminal until the user quits. The files are loaded first, so a
+/// file that cannot be edited is reported before the screen changes.
+pub fn run(
+    hub: Arc<Hub>,
+    cwd: VPath,
+    files: &[VPath],
+    line: Option<usize>,
+    color: bool,
+) -> Result<()> {
+    let theme = hub.theme();
+    let mut buffers = Vec::new();
+    for p in files {
+        if buffers.iter().any(|b: &Buffer| b.path.as_ref() == Some(p)) {
+            continue;
+        }
+        buffers.push(load(&hub, p, &theme)?);
+    }
+    let opts = Options::from_hub(&hub, color);
+    let mut ed = Editor::new(hub, cwd, buffers, opts);
+    if let Some(l) = line {
+        ed.goto_line(l);
+    }
+    let screen = match crate::term::enter(true) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => bail!("the editor needs a terminal: {e}"),
+        None => bail!("another full-screen view has the terminal"),
+    };
+    let result = event_loop(&mut ed);
+    // Whatever way it ended, unsaved text is kept.
+    ed.keep_recovery_copies(true);
+    let left = screen.leave();
+    result?;
+    left?;
+    Ok(())
+}
+
+fn event_loop(ed: &mut Editor) -> Result<()> {
+    use ratatui::backend::CrosstermBackend;
+    let mut terminal = ratatui::Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    ratatui::crossterm::execute!(
+        std::io::stdout(),
+        ratatui::crossterm::terminal::Clear(ratatui::crossterm::terminal::ClearType::All)
+    )?;
+    loop {
+        terminal.draw(|f| ed.draw(f))?;
+        if ed.quit {
+            return Ok(());
+        }
+        // Wake now and then to keep recovery copies and notice termination signals.
+        while !event::poll(Duration::from_millis(250))? {
+            if crate::term::signal_pending() {
+                return Ok(());
+            }
+            ed.keep_recovery_copies(false);
+        }
+        let mut handled = 0;
+        while handled == 0 || (handled < 64 && event::poll(Duration::ZERO)?) {
+            if crate::term::signal_pending() {
+                return Ok(());
+            }
+            ed.handle(&event::read()?);
+            handled += 1;
+            if ed.quit {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,558 @@
+//! The editor on ratatui's `TestBackend`: keys in, screen and files out.
+
+use super::*;
+use crate::hub::HubOptions;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyEventState, MouseEvent};
+use ratatui::Terminal;
+
+struct Fixture {
+    _home: tempfile::TempDir,
+    hub: Arc<Hub>,
+}
+
+fn fixture() -> Fixture {
+    let home = tempfile::tempdir().expect("temp home");
+    let hub = Hub::open(HubOptions {
+        home: Some(home.path().to_path_buf()),
+        no_color: false,
+    })
+    .expect("hub");
+    Fixture { _home: home, hub }
+}
+
+fn path(p: &str) -> VPath {
+    VPath::parse_absolute(p).expect("path")
+}
+
+impl Fixture {
+    fn write(&self, p: &str, text: &str) {
+        self.hub
+            .vfs
+            .write(&path(p), text.as_bytes())
+            .expect("write");
+    }
+    fn read(&self, p: &str) -> String {
+        String::from_utf8(self.hub.vfs.read(&path(p)).expect("read")).expect("utf-8")
+    }
+    fn editor(&self, files: &[&str], color: bool) -> Editor {
+        let theme = self.hub.theme();
+        let buffers = files
+            .iter()
+            .map(|f| load(&self.hub, &path(f), &theme).expect("load"))
+            .collect();
+        let opts = Options {
+            tab_width: 4,
+            soft_tabs: true,
+            color,
+        };
+        Editor::new(Arc::clone(&self.hub), path("/"), buffers, opts)
+    }
+}
+
+fn press(ed: &mut Editor, code: KeyCode, mods: KeyModifiers) {
+    ed.handle(&Event::Key(KeyEvent {
+        code,
+        modifiers: mods,
+        kind: KeyEventKind::Press,
+        state: KeyEventState::NONE,
+    }));
+}
+
+fn key(ed: &mut Editor, code: KeyCode) {
+    press(ed, code, KeyModifiers::NONE);
+}
+
+fn ctrl_key(ed: &mut Editor, c: char) {
+    press(ed, KeyCode::Char(c), KeyModifiers::CONTROL);
+}
+
+fn typ(ed: &mut Editor, text: &str) {
+    for c in text.chars() {
+        if c == '\n' {
+            key(ed, KeyCode::Enter);
+        } else {
+            key(ed, KeyCode::Char(c));
+        }
+    }
+}
+
+fn text(ed: &Editor) -> String {
+    ed.buffers[ed.current].rope.to_string()
+}
+
+/// Draws on a test terminal and returns its rows as text.
+fn screen(ed: &mut Editor, w: u16, h: u16) -> (Vec<String>, ratatui::buffer::Buffer) {
+    let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| ed.draw(f)).expect("draw");
+    let buf = t.backend().buffer().clone();
+    let rows = (0..h)
+        .map(|y| {
+            let mut row = String::new();
+            let mut skip = 0;
+            for x in 0..w {
+                if skip > 0 {
+                    skip -= 1;
+                    continue;
+                }
+                let sym = buf[(x, y)].symbol();
+                skip = unicode_width::UnicodeWidthStr::width(sym).saturating_sub(1);
+                row.push_str(sym);
+            }
+            row.trim_end().to_string()
+        })
+        .collect();
+    (rows, buf)
+}
+
+#[test]
+fn type_save_and_the_file_holds_it() {
+    let f = fixture();
+    let mut ed = f.editor(&["/notes.md"], false);
+    assert_eq!(ed.message(), None, "a missing file opens empty");
+    typ(&mut ed, "hello\n  world\nagain");
+    assert_eq!(
+        text(&ed),
+        "hello\n  world\n  again",
+        "Enter keeps the indentation"
+    );
+    assert!(ed.buffers[0].modified());
+    ctrl_key(&mut ed, 's');
+    assert_eq!(f.read("/notes.md"), "hello\n  world\n  again");
+    assert!(!ed.buffers[0].modified());
+    assert!(ed
+        .message()
+        .unwrap_or("")
+        .starts_with("Saved /notes.md (3 lines"));
+    ctrl_key(&mut ed, 'q');
+    assert!(ed.quit, "nothing unsaved: quits at once");
+}
+
+#[test]
+fn the_screen_shows_numbers_text_status_and_keys() {
+    let f = fixture();
+    f.write("/a.rs", "fn main() {\n\tprintln!(\"hi\");\n}\n");
+    let mut ed = f.editor(&["/a.rs"], false);
+    press(&mut ed, KeyCode::Down, KeyModifiers::NONE);
+    let (rows, _) = screen(&mut ed, 50, 7);
+    assert_eq!(
+        rows,
+        [
+            "   1 fn main() {",
+            "   2     println!(\"hi\");",
+            "   3 }",
+            "   4",
+            "",
+            " /a.rs             Ln 2, Col 1  Rust  LF  F1 help",
+            "Ctrl-S save · Ctrl-Q quit · Ctrl-F find · Ctrl-G g",
+        ]
+    );
+    typ(&mut ed, "x");
+    let (rows, _) = screen(&mut ed, 50, 7);
+    assert!(rows[5].starts_with(" /a.rs [+]"), "{rows:?}");
+}
+
+#[test]
+fn syntax_and_editor_colours_come_from_the_theme() {
+    let f = fixture();
+    f.write("/a.rs", "fn main() {}\n// note\n");
+    let mut ed = f.editor(&["/a.rs"], true);
+    let (_, buf) = screen(&mut ed, 40, 6);
+    let theme = f.hub.theme();
+    let keyword = theme.style("syntax.keyword").to_ratatui();
+    let cell = &buf[(5, 0)]; // "f" of fn, after the gutter
+    assert_eq!(cell.symbol(), "f");
+    assert_eq!(cell.fg, keyword.fg.expect("keyword colour"));
+    let comment = theme.style("syntax.comment").to_ratatui();
+    assert_eq!(buf[(5, 1)].symbol(), "/");
+    assert!(buf[(5, 1)].modifier.contains(comment.add_modifier));
+    let status = theme.style("editor.status").to_ratatui();
+    assert_eq!(buf[(0, 4)].bg, status.bg.expect("status background"));
+}
+
+#[test]
+fn quitting_asks_about_each_unsaved_buffer() {
+    let f = fixture();
+    f.write("/a.txt", "a\n");
+    f.write("/b.txt", "b\n");
+    let mut ed = f.editor(&["/a.txt", "/b.txt"], false);
+    typ(&mut ed, "1");
+    press(&mut ed, KeyCode::Right, KeyModifiers::ALT);
+    typ(&mut ed, "2");
+    ctrl_key(&mut ed, 'q');
+    assert!(!ed.quit);
+    let (rows, _) = screen(&mut ed, 60, 6);
+    assert!(rows[5].starts_with("Save changes to /a.txt?"), "{rows:?}");
+    key(&mut ed, KeyCode::Esc);
+    assert!(!ed.quit, "Esc cancels quitting");
+    ctrl_key(&mut ed, 'q');
+    key(&mut ed, KeyCode::Char('y'));
+    assert_eq!(f.read("/a.txt"), "1a\n");
+    assert!(!ed.quit, "still asks about b");
+    let (rows, _) = screen(&mut ed, 60, 6);
+    assert!(rows[5].starts_with("Save changes to /b.txt?"), "{rows:?}");
+    key(&mut ed, KeyCode::Char('n'));
+    assert!(ed.quit);
+    assert_eq!(f.read("/b.txt"), "b\n", "discarded");
+}
+
+#[test]
+fn a_file_changed_elsewhere_is_not_overwritten_without_asking() {
+    let f = fixture();
+    f.write("/a.txt", "one\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    typ(&mut ed, "mine ");
+    f.write("/a.txt", "theirs\n");
+    ctrl_key(&mut ed, 's');
+    let (rows, _) = screen(&mut ed, 70, 5);
+    assert!(rows[4].contains("changed since it was opened"), "{rows:?}");
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(f.read("/a.txt"), "theirs\n");
+    ctrl_key(&mut ed, 's');
+    key(&mut ed, KeyCode::Char('y'));
+    assert_eq!(f.read("/a.txt"), "mine one\n");
+}
+
+#[test]
+fn unsaved_text_survives_in_a_recovery_copy_and_is_offered_back() {
+    let f = fixture();
+    f.write("/a.txt", "saved\n");
+    {
+        let mut ed = f.editor(&["/a.txt"], false);
+        typ(&mut ed, "unsaved ");
+        ed.keep_recovery_copies(true);
+        // The editor is gone without saving (a killed process, a closed terminal).
+    }
+    let out = recovery::list(f.hub.vfs.store()).expect("list");
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].text, "unsaved saved\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    let (rows, _) = screen(&mut ed, 100, 5);
+    assert!(
+        rows[4].starts_with("Unsaved changes to /a.txt from "),
+        "{rows:?}"
+    );
+    key(&mut ed, KeyCode::Char('r'));
+    assert_eq!(text(&ed), "unsaved saved\n");
+    assert!(ed.buffers[0].modified());
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(text(&ed), "saved\n", "restoring is one undo step");
+    ctrl_key(&mut ed, 'y');
+    ctrl_key(&mut ed, 's');
+    assert_eq!(f.read("/a.txt"), "unsaved saved\n");
+    assert!(
+        recovery::list(f.hub.vfs.store()).expect("list").is_empty(),
+        "saving drops the copy"
+    );
+}
+
+#[test]
+fn a_recovery_copy_can_be_kept_or_discarded() {
+    let f = fixture();
+    f.write("/a.txt", "x\n");
+    recovery::save(f.hub.vfs.store(), "/a.txt", "y\n", None).expect("save copy");
+    let mut ed = f.editor(&["/a.txt"], false);
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(text(&ed), "x\n");
+    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .is_some());
+    let mut ed = f.editor(&["/a.txt"], false);
+    key(&mut ed, KeyCode::Char('d'));
+    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .is_none());
+    // A copy that matches the file is dropped without asking.
+    recovery::save(f.hub.vfs.store(), "/a.txt", "x\n", None).expect("save copy");
+    let _ = f.editor(&["/a.txt"], false);
+    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .is_none());
+}
+
+#[test]
+fn undoing_back_to_the_saved_text_drops_the_copy() {
+    let f = fixture();
+    f.write("/a.txt", "x\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    typ(&mut ed, "y");
+    ed.keep_recovery_copies(true);
+    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .is_some());
+    ctrl_key(&mut ed, 'z');
+    ed.keep_recovery_copies(true);
+    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .is_none());
+}
+
+#[test]
+fn find_replace_and_go_to() {
+    let f = fixture();
+    f.write("/a.txt", "foo bar\nbar foo\nFoo\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, "bar");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(
+        ed.buffers[0].selection(),
+        Some(8..11),
+        "Enter goes to the next"
+    );
+    key(&mut ed, KeyCode::F(3));
+    assert_eq!(ed.buffers[0].selection(), Some(4..7), "wrapped");
+    assert_eq!(ed.message(), Some("Search wrapped to the top"));
+    ctrl_key(&mut ed, 'g');
+    typ(&mut ed, "1");
+    key(&mut ed, KeyCode::Enter);
+    ctrl_key(&mut ed, 'r');
+    typ(&mut ed, "foo");
+    key(&mut ed, KeyCode::Enter);
+    typ(&mut ed, "baz");
+    key(&mut ed, KeyCode::Enter);
+    key(&mut ed, KeyCode::Char('n'));
+    key(&mut ed, KeyCode::Char('y'));
+    assert_eq!(text(&ed), "foo bar\nbar baz\nFoo\n");
+    key(&mut ed, KeyCode::Char('y'));
+    assert_eq!(
+        text(&ed),
+        "foo bar\nbar baz\nbaz\n",
+        "lower-case matches any case"
+    );
+    assert_eq!(ed.message(), Some("Replaced 2 occurrence(s)"));
+    ctrl_key(&mut ed, 'r');
+    typ(&mut ed, "ba");
+    key(&mut ed, KeyCode::Enter);
+    typ(&mut ed, "BA");
+    key(&mut ed, KeyCode::Enter);
+    key(&mut ed, KeyCode::Char('a'));
+    assert_eq!(text(&ed), "foo BAr\nBAr BAz\nBAz\n");
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(
+        text(&ed),
+        "foo bar\nbar baz\nbaz\n",
+        "replace all is one step"
+    );
+    ctrl_key(&mut ed, 'g');
+    typ(&mut ed, "3:2");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(ed.buffers[0].cursor_line_col(), (2, 1));
+    ctrl_key(&mut ed, 'g');
+    typ(&mut ed, "x");
+    key(&mut ed, KeyCode::Enter);
+    assert!(ed.message().unwrap_or("").starts_with("Not a line number"));
+}
+
+#[test]
+fn files_the_editor_cannot_hold_are_refused_clearly() {
+    let f = fixture();
+    f.hub
+        .vfs
+        .write(&path("/bin.dat"), b"\x7fELF\x00\x01")
+        .expect("write");
+    f.hub
+        .vfs
+        .write(&path("/latin1.txt"), b"caf\xe9\n")
+        .expect("write");
+    let theme = f.hub.theme();
+    let err = |p: &str| {
+        format!(
+            "{:#}",
+            load(&f.hub, &path(p), &theme).err().expect("refused")
+        )
+    };
+    assert!(err("/bin.dat").contains("binary"), "{}", err("/bin.dat"));
+    assert!(
+        err("/latin1.txt").contains("not UTF-8 text (invalid byte at offset 3)"),
+        "{}",
+        err("/latin1.txt")
+    );
+    f.hub.vfs.mkdir(&path("/d"), false).expect("mkdir");
+    assert!(err("/d").contains("is a directory"));
+}
+
+#[test]
+fn mouse_clicks_move_the_cursor_and_the_wheel_scrolls() {
+    let f = fixture();
+    let text: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+    f.write("/a.txt", &text);
+    let mut ed = f.editor(&["/a.txt"], false);
+    screen(&mut ed, 40, 10);
+    let mouse = |kind, column, row| {
+        Event::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    ed.handle(&mouse(MouseEventKind::Down(MouseButton::Left), 7, 2));
+    assert_eq!(ed.buffers[0].cursor_line_col(), (2, 2));
+    ed.handle(&mouse(MouseEventKind::Drag(MouseButton::Left), 9, 3));
+    assert_eq!(ed.buffers[0].selected_text().as_deref(), Some("ne 3\nline"));
+    ed.handle(&mouse(MouseEventKind::ScrollDown, 5, 5));
+    ed.handle(&mouse(MouseEventKind::ScrollDown, 5, 5));
+    let (rows, _) = screen(&mut ed, 40, 10);
+    assert_eq!(rows[0], "   7 line 7", "the view scrolled, not the cursor");
+}
+
+#[test]
+fn paste_is_one_step_with_line_breaks_normalised() {
+    let f = fixture();
+    let mut ed = f.editor(&["/p.txt"], false);
+    ed.handle(&Event::Paste("a\r\nb\rc".into()));
+    assert_eq!(text(&ed), "a\nb\nc");
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(text(&ed), "");
+}
+
+#[test]
+fn copy_cut_and_paste_lines_and_selections() {
+    let f = fixture();
+    f.write("/a.txt", "one\ntwo\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    ctrl_key(&mut ed, 'x'); // no selection: the line
+    assert_eq!(text(&ed), "two\n");
+    press(&mut ed, KeyCode::Down, KeyModifiers::NONE);
+    ctrl_key(&mut ed, 'v');
+    assert_eq!(text(&ed), "two\none\n");
+    ctrl_key(&mut ed, 'a');
+    ctrl_key(&mut ed, 'c');
+    press(&mut ed, KeyCode::End, KeyModifiers::CONTROL);
+    ctrl_key(&mut ed, 'v');
+    assert_eq!(text(&ed), "two\none\ntwo\none\n");
+}
+
+#[test]
+fn buffers_open_switch_and_close() {
+    let f = fixture();
+    f.write("/a.txt", "a\n");
+    f.write("/b.txt", "b\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    ctrl_key(&mut ed, 'o');
+    typ(&mut ed, "b.txt");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(ed.buffers.len(), 2);
+    assert_eq!(text(&ed), "b\n");
+    let (rows, _) = screen(&mut ed, 50, 6);
+    assert_eq!(rows[0], " a.txt  b.txt", "a row of tabs");
+    press(&mut ed, KeyCode::Left, KeyModifiers::ALT);
+    assert_eq!(text(&ed), "a\n");
+    ctrl_key(&mut ed, 'o');
+    typ(&mut ed, "/b.txt");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(
+        ed.buffers.len(),
+        2,
+        "an open file is switched to, not opened twice"
+    );
+    ctrl_key(&mut ed, 'o');
+    typ(&mut ed, "../../etc/passwd");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(
+        ed.buffers.len(),
+        3,
+        "'..' stops at the root: a new /etc/passwd"
+    );
+    assert_eq!(ed.buffers[2].name(), "/etc/passwd");
+    ctrl_key(&mut ed, 'w');
+    ctrl_key(&mut ed, 'w');
+    assert!(!ed.quit);
+    ctrl_key(&mut ed, 'w');
+    assert!(ed.quit, "closing the last buffer ends the editor");
+}
+
+#[test]
+fn a_new_buffer_asks_for_a_name_when_saved() {
+    let f = fixture();
+    let mut ed = f.editor(&[], false);
+    typ(&mut ed, "draft");
+    ctrl_key(&mut ed, 'q');
+    key(&mut ed, KeyCode::Char('y'));
+    let (rows, _) = screen(&mut ed, 40, 5);
+    assert_eq!(rows[4], "Save as:");
+    typ(&mut ed, "nodir/x.txt");
+    key(&mut ed, KeyCode::Enter);
+    assert!(!ed.quit);
+    assert!(
+        ed.message()
+            .unwrap_or("")
+            .starts_with("cannot save /nodir/x.txt"),
+        "{:?}",
+        ed.message()
+    );
+    assert_eq!(ed.buffers[0].path, None, "a failed save-as keeps no name");
+    press(&mut ed, KeyCode::Char('s'), KeyModifiers::ALT);
+    press(&mut ed, KeyCode::Char('u'), KeyModifiers::CONTROL);
+    typ(&mut ed, "draft.txt");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(f.read("/draft.txt"), "draft");
+    ctrl_key(&mut ed, 'q');
+    assert!(ed.quit);
+}
+
+#[test]
+fn crlf_files_are_saved_with_crlf() {
+    let f = fixture();
+    f.write("/w.txt", "a\r\nb\r\n");
+    let mut ed = f.editor(&["/w.txt"], false);
+    press(&mut ed, KeyCode::End, KeyModifiers::NONE);
+    typ(&mut ed, "\nc");
+    ctrl_key(&mut ed, 's');
+    assert_eq!(f.read("/w.txt"), "a\r\nc\r\nb\r\n");
+    let (rows, _) = screen(&mut ed, 50, 5);
+    assert!(rows[3].contains("CRLF"), "{rows:?}");
+}
+
+#[test]
+fn only_what_is_shown_is_highlighted() {
+    let f = fixture();
+    let text: String = (0..50_000).map(|i| format!("let x{i} = {i};\n")).collect();
+    f.write("/big.rs", &text);
+    let mut ed = f.editor(&["/big.rs"], true);
+    screen(&mut ed, 60, 20);
+    assert!(
+        ed.buffers[0].highlighted_lines() <= 20,
+        "only the first screen"
+    );
+    ctrl_key(&mut ed, 'g');
+    typ(&mut ed, "25000");
+    key(&mut ed, KeyCode::Enter);
+    screen(&mut ed, 60, 20);
+    let known = ed.buffers[0].highlighted_lines();
+    assert!((24_980..=25_000).contains(&known), "{known}");
+    press(&mut ed, KeyCode::Home, KeyModifiers::CONTROL);
+    typ(&mut ed, "x");
+    assert_eq!(
+        ed.buffers[0].highlighted_lines(),
+        1,
+        "from the edited line on"
+    );
+}
+
+#[test]
+fn control_characters_and_wide_text_are_drawn_in_their_columns() {
+    let f = fixture();
+    f.write("/c.txt", "a\x01b\n日本x\n");
+    let mut ed = f.editor(&["/c.txt"], false);
+    let (rows, _) = screen(&mut ed, 30, 5);
+    assert_eq!(rows[0], "   1 a^Ab");
+    assert_eq!(rows[1], "   2 日本x");
+}
+
+#[test]
+fn help_opens_on_f1_and_any_key_closes_it() {
+    let f = fixture();
+    let mut ed = f.editor(&[], false);
+    key(&mut ed, KeyCode::F(1));
+    let (rows, _) = screen(&mut ed, 80, 30);
+    assert!(
+        rows.iter().any(|r| r.contains("Ctrl-Z / Ctrl-Y")),
+        "{rows:?}"
+    );
+    key(&mut ed, KeyCode::Char('q'));
+    assert_eq!(text(&ed), "", "the key only closed the help");
+    let (rows, _) = screen(&mut ed, 80, 30);
+    assert!(!rows.iter().any(|r| r.contains("Ctrl-Z / Ctrl-Y")));
+}
