@@ -17,7 +17,7 @@ use std::process::ExitCode;
     long_about = "Valyxo: a terminal developer hub — a shell over its own virtual filesystem.\n\n\
         With no arguments on a terminal it opens the interactive shell. With -c it runs one \
         line; with standard input from a pipe or file it runs those lines.",
-    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo run build.rhai a b    run a Rhai script from the host disk\n  valyxo script.vs             run a script (also as a #!/usr/bin/env valyxo shebang)\n  valyxo -e '6 * 7'            evaluate one Rhai expression and print it\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions\n  valyxo man config            where config.toml is and every setting in it"
+    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo run build.rhai a b    run a Rhai script from the host disk\n  valyxo script.vs             run a script (also as a #!/usr/bin/env valyxo shebang)\n  valyxo -e '6 * 7'            evaluate one Rhai expression and print it\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions\n  valyxo man config            where config.toml is and every setting in it\n  valyxo edit notes.md         edit a file of the VFS in the full-screen editor"
 )]
 pub struct Cli {
     /// Run LINE and exit with its status.
@@ -70,6 +70,18 @@ pub enum Sub {
         /// The page: a command, an alias or a topic.
         #[arg(value_name = "PAGE")]
         page: Option<String>,
+    },
+    /// Edit files in the full-screen editor (paths in the VFS).
+    Edit {
+        /// Start on line N of the first file.
+        #[arg(short = 'l', long = "line", value_name = "N")]
+        line: Option<u64>,
+        /// List the unsaved changes the editor kept (or print those of FILE), and exit.
+        #[arg(long)]
+        recovered: bool,
+        /// The files to open (a missing one is created when saved).
+        #[arg(value_name = "FILE")]
+        files: Vec<String>,
     },
     /// Write valyxo.1 and one roff page per manual page into DIR, for the host's man.
     Manpages {
@@ -180,6 +192,27 @@ pub fn main() -> ExitCode {
             (None, None) => "man".to_string(),
         };
         Session::new(hub.clone(), false).map(|mut sh| sh.run(&line, &mut Io::process(true)))
+    } else if let Some(Sub::Edit {
+        line,
+        recovered,
+        files,
+    }) = &cli.sub
+    {
+        let mut cmd = String::from("edit");
+        if let Some(n) = line {
+            cmd.push_str(&format!(" --line {n}"));
+        }
+        if *recovered {
+            cmd.push_str(" --recovered");
+        }
+        if !files.is_empty() {
+            cmd.push_str(" --");
+        }
+        for f in files {
+            cmd.push(' ');
+            cmd.push_str(&quote(f));
+        }
+        Session::new(hub.clone(), false).map(|mut sh| sh.run(&cmd, &mut Io::process(true)))
     } else if let Some(expr) = &cli.expr {
         Session::new(hub.clone(), false).map(|sh| eval_expr(sh, expr))
     } else if let Some(Sub::Run {
@@ -230,7 +263,8 @@ fn program_page() -> String {
          ## Synopsis\n\n```text\n{usage}\n```\n\n## Description\n\n\
          With no arguments on a terminal, valyxo opens its interactive shell. `-c LINE` runs one \
          line; lines piped to standard input are run in turn; `valyxo run FILE` and `valyxo FILE` \
-         run a script; `-e EXPR` evaluates one Rhai expression. State lives in one SQLite file \
+         run a script; `-e EXPR` evaluates one Rhai expression; `valyxo edit FILE` opens the \
+         full-screen editor (`valyxo-editor`(1)). State lives in one SQLite file \
          in the home given by `--home DIR`, `VALYXO_HOME` or the platform data directory; \
          settings live in `config.toml` beside that home, or in the platform config directory \
          for the default home (`valyxo-config`(1)).\n\n\

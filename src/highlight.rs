@@ -5,8 +5,8 @@
 
 use crate::theme::{Style, Theme};
 use ratatui::text::{Line, Span};
-use std::sync::OnceLock;
 use std::ops::Range;
+use std::sync::OnceLock;
 use syntect::highlighting::{HighlightIterator, HighlightState, ScopeSelectors};
 use syntect::parsing::{ParseState, ScopeStack, SyntaxReference, SyntaxSet};
 

@@ -18,6 +18,8 @@ const PAGES: &[(&str, &str)] = &[
     ("config", include_str!("../manuals/config.md")),
     ("cp", include_str!("../manuals/cp.md")),
     ("echo", include_str!("../manuals/echo.md")),
+    ("edit", include_str!("../manuals/edit.md")),
+    ("editor", include_str!("../manuals/editor.md")),
     ("enter", include_str!("../manuals/enter.md")),
     ("env", include_str!("../manuals/env.md")),
     ("exec", include_str!("../manuals/exec.md")),

@@ -556,3 +556,32 @@ fn help_opens_on_f1_and_any_key_closes_it() {
     let (rows, _) = screen(&mut ed, 80, 30);
     assert!(!rows.iter().any(|r| r.contains("Ctrl-Z / Ctrl-Y")));
 }
+
+#[test]
+fn a_file_in_a_host_mount_is_saved_in_place_keeping_its_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let host = tempfile::tempdir().expect("host dir");
+    let script = host.path().join("run.sh");
+    std::fs::write(&script, "echo one\n").expect("write");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    f.hub.vfs.mount(host.path(), &path("/m")).expect("mount");
+    let mut ed = f.editor(&["/m/run.sh"], false);
+    press(&mut ed, KeyCode::End, KeyModifiers::NONE);
+    typ(&mut ed, " two");
+    ctrl_key(&mut ed, 's');
+    assert_eq!(
+        std::fs::read_to_string(&script).expect("read"),
+        "echo one two\n"
+    );
+    let mode = std::fs::metadata(&script)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o755);
+    let leftovers: Vec<_> = std::fs::read_dir(host.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(leftovers, ["run.sh"], "no temporary file left beside it");
+}

@@ -346,10 +346,9 @@ impl Vfs {
                     return Err(VfsError::IsDir(p.to_string()));
                 }
                 let dir = m.dir()?;
-                if let Ok(md) = dir.metadata(&rel) {
-                    if md.is_dir() {
-                        return Err(VfsError::IsDir(p.to_string()));
-                    }
+                let existing = dir.metadata(&rel).ok();
+                if existing.as_ref().is_some_and(|md| md.is_dir()) {
+                    return Err(VfsError::IsDir(p.to_string()));
                 }
                 let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
                 let parent_rel = if parent_rel.as_os_str().is_empty() {
@@ -367,7 +366,21 @@ impl Vfs {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let tmp = parent_rel.join(format!(".{name}.valyxo-tmp-{}", std::process::id()));
-                dir.write(&tmp, data).map_err(|e| host_err(p, e))?;
+                // The new file keeps the old one's permissions (an executable script stays
+                // executable) and is on disk before it replaces the old one.
+                let written = (|| {
+                    use std::io::Write;
+                    let mut f = dir.create(&tmp)?;
+                    f.write_all(data)?;
+                    if let Some(md) = &existing {
+                        f.set_permissions(md.permissions())?;
+                    }
+                    f.sync_all()
+                })();
+                if let Err(e) = written {
+                    let _ = dir.remove_file(&tmp);
+                    return Err(host_err(p, e));
+                }
                 dir.rename(&tmp, dir, &rel).map_err(|e| {
                     let _ = dir.remove_file(&tmp);
                     host_err(p, e)
