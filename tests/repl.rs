@@ -521,15 +521,7 @@ fn a_terminated_pager_gives_the_terminal_back() {
     s.process_mut()
         .signal(rexpect::process::Signal::SIGTERM)
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        match s.process().status() {
-            Some(WaitStatus::StillAlive) | None if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            other => break other,
-        }
-    };
+    let status = wait_end(&mut s);
     assert!(
         matches!(
             status,
@@ -548,4 +540,139 @@ fn a_terminated_pager_gives_the_terminal_back() {
     );
     let raw = String::from_utf8_lossy(&sc.raw);
     assert!(raw.contains("\x1b[?1000l"), "mouse reporting off");
+}
+
+/// Waits for the process in the session to end; returns how.
+fn wait_end(s: &mut PtySession) -> Option<WaitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match s.process().status() {
+            Some(WaitStatus::StillAlive) | None if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn the_editor_edits_saves_and_gives_the_terminal_back() {
+    let h = Home::new();
+    h.c("echo 'fn main() {}' > /main.rs").success();
+    let mut s = in_terminal(&h, 24, "edit /main.rs");
+    let mut sc = Screen::new(24);
+    let t = sc.wait(&mut s, "the file", |t| t.contains("fn main() {}"));
+    assert!(sc.parser.screen().alternate_screen());
+    assert!(t.contains("Ln 1, Col 1  Rust  LF"), "{t}");
+    // Type on the second line, undo a word, save, quit.
+    typ(&mut s, "\x1b[B// hello world");
+    sc.wait(&mut s, "the typing", |t| t.contains("// hello world"));
+    typ(&mut s, "\x1a"); // Ctrl-Z
+    sc.wait(&mut s, "the undo", |t| {
+        t.contains("// hello") && !t.contains("world")
+    });
+    typ(&mut s, "\x13"); // Ctrl-S
+    sc.wait(&mut s, "the save", |t| t.contains("Saved /main.rs"));
+    typ(&mut s, "\x11"); // Ctrl-Q
+    assert_eq!(exit_code(&mut s), 0);
+    sc.wait(&mut s, "the normal screen", |_| true);
+    assert!(!sc.parser.screen().alternate_screen());
+    let raw = String::from_utf8_lossy(&sc.raw);
+    assert!(
+        raw.contains("\x1b[?2004l") && raw.contains("\x1b[?1000l"),
+        "bracketed paste and mouse reporting are switched off"
+    );
+    let out = h.c("cat /main.rs").success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "fn main() {}\n// hello"
+    );
+}
+
+#[test]
+fn unsaved_changes_outlive_a_killed_editor_and_are_offered_back() {
+    let h = Home::new();
+    h.c("echo saved > /notes.txt").success();
+    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the file", |t| t.contains("saved"));
+    typ(&mut s, "unsaved ");
+    sc.wait(&mut s, "the typing", |t| t.contains("/notes.txt [+]"));
+    // The copy is written a moment after the typing stops.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = h.c("edit --recovered").success();
+        if String::from_utf8_lossy(&out.get_output().stdout).contains("/notes.txt") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery copy was written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.process_mut()
+        .signal(rexpect::process::Signal::SIGKILL)
+        .unwrap();
+    wait_end(&mut s);
+    let out = h.c("cat /notes.txt").success();
+    assert_eq!(String::from_utf8_lossy(&out.get_output().stdout), "saved\n");
+    let out = h.c("edit --recovered /notes.txt").success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "unsaved saved\n"
+    );
+    // The next edit offers the text back.
+    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the offer", |t| {
+        t.contains("Unsaved changes to /notes.txt")
+    });
+    typ(&mut s, "r");
+    sc.wait(&mut s, "the restored text", |t| t.contains("unsaved saved"));
+    typ(&mut s, "\x13\x11");
+    assert_eq!(exit_code(&mut s), 0);
+    let out = h.c("cat /notes.txt").success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "unsaved saved\n"
+    );
+    let out = h.c("edit --recovered").success();
+    assert!(out.get_output().stdout.is_empty(), "the copy is gone");
+}
+
+#[test]
+fn a_terminated_editor_keeps_its_text_and_gives_the_terminal_back() {
+    let h = Home::new();
+    let mut s = in_terminal(&h, 24, "edit /draft.md");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the editor", |t| t.contains("/draft.md"));
+    typ(&mut s, "# Draft");
+    sc.wait(&mut s, "the typing", |t| t.contains("/draft.md [+]"));
+    s.process_mut()
+        .signal(rexpect::process::Signal::SIGTERM)
+        .unwrap();
+    let status = wait_end(&mut s);
+    assert!(
+        matches!(
+            status,
+            Some(WaitStatus::Signaled(
+                _,
+                rexpect::process::Signal::SIGTERM,
+                _
+            ))
+        ),
+        "{status:?}"
+    );
+    sc.wait(&mut s, "the normal screen", |_| true);
+    assert!(!sc.parser.screen().alternate_screen());
+    let out = h.c("edit --recovered /draft.md").success();
+    assert_eq!(String::from_utf8_lossy(&out.get_output().stdout), "# Draft");
+}
+
+#[test]
+fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
+    let h = Home::new();
+    h.c("mkdir /d").success();
+    let mut s = in_terminal(&h, 24, "edit /d");
+    let out = s.exp_eof().unwrap();
+    assert!(out.contains("edit: /d is a directory"), "{out:?}");
+    assert!(!out.contains("\x1b[?1049h"), "no alternate screen: {out:?}");
 }

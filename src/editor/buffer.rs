@@ -735,9 +735,7 @@ impl Buffer {
             for step in 0..=lines {
                 let l = (from_line + lines * 2 - step) % lines;
                 let wrapped = step > from_line;
-                let found = in_line(l)
-                    .filter(|r| wrapped || step > 0 || r.start < from)
-                    .last();
+                let found = in_line(l).rfind(|r| wrapped || step > 0 || r.start < from);
                 if let Some(r) = found {
                     return Some((r, wrapped));
                 }
