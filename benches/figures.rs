@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench figures                  # all figures
-//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man look)
+//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man look editor)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench figures   # fewer runs, smaller trees
 //! ```
 //!
@@ -490,7 +490,13 @@ fn configured_home() -> (tempfile::TempDir, &'static str) {
 /// Starts `cmd` on a new pseudo-terminal (80×24), waits for `prompt` to appear, types
 /// `exit` and waits for the process to end. Reads the terminal directly (no polling
 /// interval), answering cursor-position queries as a terminal would.
-fn interactive(mut cmd: Command, prompt: &[u8]) {
+fn interactive(cmd: Command, prompt: &[u8]) {
+    in_pty(cmd, prompt, b"exit\r");
+}
+
+/// Starts `cmd` on a new pseudo-terminal (80×24), waits for `shown` to appear, types `keys`
+/// and waits for the process to end.
+fn in_pty(mut cmd: Command, prompt: &[u8], keys: &[u8]) {
     use std::io::{Read, Write};
     use std::os::fd::FromRawFd;
     use std::os::unix::process::CommandExt;
@@ -549,7 +555,7 @@ fn interactive(mut cmd: Command, prompt: &[u8]) {
             answered += 1;
         }
         if !typed && seen.windows(prompt.len()).any(|w| w == prompt) {
-            term.write_all(b"exit\r").unwrap();
+            term.write_all(keys).unwrap();
             typed = true;
         }
     }
@@ -632,6 +638,136 @@ fn look(rows: &mut Vec<Row>) {
     });
 }
 
+/// A Rust source file of `lines` lines.
+fn rust_source(lines: usize) -> String {
+    let mut s = String::new();
+    for i in 0..lines / 5 {
+        s.push_str(&format!(
+            "/// Function {i}.\nfn f{i}(x: u64) -> u64 {{\n    let s = \"text {i}\";\n    x * {i} + s.len() as u64\n}}\n"
+        ));
+    }
+    s
+}
+
+/// The editor: opening a large file to its first screen (beside vim), a keystroke in the
+/// middle of it, and highlighting it through to the end.
+fn editor(rows: &mut Vec<Row>) {
+    use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    let lines = 100_000;
+    let src = rust_source(lines);
+    let host = tempfile::tempdir().unwrap();
+    let file = host.path().join("big.rs");
+    std::fs::write(&file, &src).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    run(valyxo(home.path()).args(["-c", &format!("import {} /big.rs", file.display())]));
+    let mb = src.len() as f64 / 1e6;
+    if have("vim") {
+        let n = if quick() { 5 } else { 30 };
+        let (ours, peer) = side_by_side(
+            n,
+            || {},
+            || {
+                let mut c = Command::new(BIN);
+                c.arg("--home")
+                    .arg(home.path())
+                    .args(["edit", "/big.rs"])
+                    .env("TERM", "xterm-256color")
+                    .env_remove("NO_COLOR");
+                in_pty(c, b"fn f3(x: u64)", b"\x11")
+            },
+            || {
+                let mut c = Command::new("vim");
+                c.args(["--clean", "-n"])
+                    .arg(&file)
+                    .env("TERM", "xterm-256color");
+                in_pty(c, b"fn f3(x: u64)", b":q!\r")
+            },
+        );
+        rows.push(Row {
+            figure: format!("edit a {mb:.1} MB, {lines}-line .rs: first screen + quit"),
+            ours,
+            peer: Some(("vim --clean (pty)".into(), peer)),
+            goal: "≤ 2x".into(),
+            limit: 2.0,
+        });
+    }
+    let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
+        home: Some(home.path().to_path_buf()),
+        no_color: false,
+    })
+    .unwrap();
+    let theme = hub.theme();
+    let path = valyxo::vfs::VPath::parse_absolute("/big.rs").unwrap();
+    let opts = valyxo::editor::Options {
+        tab_width: 4,
+        soft_tabs: true,
+        color: true,
+    };
+    let open = |hub: &std::sync::Arc<valyxo::hub::Hub>| {
+        let b = valyxo::editor::load(hub, &path, &theme).unwrap();
+        valyxo::editor::Editor::new(hub.clone(), path.parent().unwrap(), vec![b], opts)
+    };
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
+    let key = |code| Event::Key(KeyEvent::new(code, KeyModifiers::NONE));
+    let ctrl = |c| Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    // Open: read from the store, build the rope, draw the first screen.
+    let mut v = Vec::new();
+    for _ in 0..if quick() { 3 } else { 15 } {
+        let t = Instant::now();
+        let mut ed = open(&hub);
+        term.draw(|f| ed.draw(f)).unwrap();
+        v.push(t.elapsed());
+    }
+    rows.push(Row {
+        figure: format!("open the {mb:.1} MB file + draw the first screen (in-process)"),
+        ours: median(v),
+        peer: None,
+        goal: "< 100 ms".into(),
+        limit: 0.1,
+    });
+    // Highlight through to the end once: Ctrl-End on a freshly opened file.
+    let mut v = Vec::new();
+    for _ in 0..if quick() { 2 } else { 5 } {
+        let mut ed = open(&hub);
+        term.draw(|f| ed.draw(f)).unwrap();
+        let t = Instant::now();
+        ed.handle(&Event::Key(KeyEvent::new(KeyCode::End, KeyModifiers::CONTROL)));
+        term.draw(|f| ed.draw(f)).unwrap();
+        v.push(t.elapsed());
+    }
+    rows.push(Row {
+        figure: format!("first jump to the end: highlight all {lines} lines"),
+        ours: median(v),
+        peer: None,
+        goal: "< 2 s".into(),
+        limit: 2.0,
+    });
+    // A keystroke in the middle, after the file was highlighted that far: the edit, the
+    // re-highlighting from that line, and the redraw.
+    let mut ed = open(&hub);
+    ed.handle(&ctrl('g'));
+    for c in (lines / 2).to_string().chars() {
+        ed.handle(&key(KeyCode::Char(c)));
+    }
+    ed.handle(&key(KeyCode::Enter));
+    term.draw(|f| ed.draw(f)).unwrap();
+    let mut v = Vec::new();
+    for i in 0..if quick() { 50 } else { 500 } {
+        let c = if i % 2 == 0 { 'x' } else { ' ' };
+        let t = Instant::now();
+        ed.handle(&key(KeyCode::Char(c)));
+        term.draw(|f| ed.draw(f)).unwrap();
+        v.push(t.elapsed());
+    }
+    rows.push(Row {
+        figure: format!("keystroke + redraw at line {} of {lines} (120×40)", lines / 2),
+        ours: median(v),
+        peer: None,
+        goal: "< 16 ms".into(),
+        limit: 0.016,
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -662,6 +798,9 @@ fn main() {
     }
     if want("look") {
         look(&mut rows);
+    }
+    if want("editor") {
+        editor(&mut rows);
     }
     println!(
         "\n{:<58} {:>11} {:>11} {:>7}  goal",
