@@ -1,6 +1,7 @@
 //! Valyxo: a terminal developer hub. One core ([`hub::Hub`]) with thin faces over it: the
 //! interactive shell ([`repl`]), the non-interactive CLI ([`cli`]) and scripts.
 
+pub mod assistant;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -11,9 +11,13 @@ use ratatui::text::{Line, Span};
 
 /// Every page: (name, Markdown source).
 const PAGES: &[(&str, &str)] = &[
+    ("ai", include_str!("../manuals/ai.md")),
     ("alias", include_str!("../manuals/alias.md")),
+    ("ask", include_str!("../manuals/ask.md")),
+    ("assistant", include_str!("../manuals/assistant.md")),
     ("cat", include_str!("../manuals/cat.md")),
     ("cd", include_str!("../manuals/cd.md")),
+    ("chat", include_str!("../manuals/chat.md")),
     ("clear", include_str!("../manuals/clear.md")),
     ("config", include_str!("../manuals/config.md")),
     ("cp", include_str!("../manuals/cp.md")),

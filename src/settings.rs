@@ -25,6 +25,25 @@ fn check_count(v: &str) -> Result<()> {
     }
 }
 
+fn check_url(v: &str) -> Result<()> {
+    let v = v.trim();
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"))
+        .ok_or_else(|| anyhow::anyhow!("expected a URL starting with http:// or https://"))?;
+    if rest.is_empty() || rest.starts_with('/') || v.chars().any(char::is_whitespace) {
+        bail!("expected a URL such as http://localhost:11434/v1");
+    }
+    Ok(())
+}
+
+fn check_model(v: &str) -> Result<()> {
+    if v.trim().is_empty() {
+        bail!("expected a model name");
+    }
+    Ok(())
+}
+
 fn check_tab_width(v: &str) -> Result<()> {
     match v.parse::<u32>() {
         Ok(n) if (1..=16).contains(&n) => Ok(()),
@@ -110,6 +129,34 @@ pub const SETTINGS: &[SettingDef] = &[
         help: "Tab in the editor inserts spaces (false inserts a tab character).",
         choices: BOOL,
         check: None,
+    },
+    SettingDef {
+        key: "assistant.url",
+        default: "https://api.openai.com/v1",
+        help: "The base URL of an OpenAI-compatible API: OpenAI, or a local server such as Ollama (http://localhost:11434/v1) or llama.cpp (http://localhost:8080/v1).",
+        choices: &[],
+        check: Some(check_url),
+    },
+    SettingDef {
+        key: "assistant.model",
+        default: "gpt-4o-mini",
+        help: "The model the assistant asks for (for Ollama, a pulled model such as llama3.2).",
+        choices: &[],
+        check: Some(check_model),
+    },
+    SettingDef {
+        key: "assistant.persona",
+        default: "default",
+        help: "The persona for new conversations: default, explain, review, test-writer or architect.",
+        choices: &["default", "explain", "review", "test-writer", "architect"],
+        check: None,
+    },
+    SettingDef {
+        key: "assistant.timeout",
+        default: "60s",
+        help: "How long to wait for the assistant to start answering (0 waits for ever).",
+        choices: &[],
+        check: Some(check_duration),
     },
     SettingDef {
         key: "shell.start_dir",

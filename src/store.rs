@@ -104,6 +104,25 @@ const MIGRATIONS: &[&str] = &[
         pid INTEGER NOT NULL
     );
     "#,
+    // 4: conversations with the assistant.
+    r#"
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        persona TEXT NOT NULL,
+        model TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+        content TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX messages_conversation ON messages(conversation, id);
+    "#,
 ];
 
 /// The SQLite state store. Cheap to share between threads; each call holds the connection

@@ -2,6 +2,7 @@
 //! clap argument definition, examples and handler. `help`, completion, manual synopses and
 //! tests all read this registry.
 
+mod assistant;
 mod edit;
 mod env;
 mod files;
@@ -104,6 +105,7 @@ impl Registry {
         specs.extend(scripts::specs());
         specs.extend(theme::specs());
         specs.extend(edit::specs());
+        specs.extend(assistant::specs());
         specs.sort_by_key(|s| s.name);
         let mut index = HashMap::new();
         for (i, s) in specs.iter().enumerate() {

@@ -9,6 +9,12 @@ use unicode_width::UnicodeWidthChar;
 
 /// Lines longer than this (in bytes) are drawn without highlighting.
 pub const LONG_LINE: usize = 20_000;
+/// A view this many lines or more past the last line whose highlighter state is known is
+/// highlighted from a fresh state a little above it (as vim's `syntax sync` does), while the
+/// exact states are worked out when the editor is idle.
+const SYNC_FAR: usize = 1500;
+/// How far above such a view the fresh state starts.
+const SYNC_BACK: usize = 150;
 
 /// What kind of edit a change was, for merging typing into one undo step.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -72,6 +78,10 @@ pub struct Buffer {
     pub highlighter: Highlighter,
     /// The highlighter's state at the start of line i, for i < states.len().
     states: Vec<LineState>,
+    /// The view is far below the known states and drawn from approximate ones meanwhile.
+    syncing: bool,
+    /// The last approximate state worked out, for the start of this line.
+    approximate: Option<(usize, LineState)>,
 }
 
 /// Tab stops every `tab` columns; control characters show as `^X` (two columns).
@@ -110,6 +120,8 @@ impl Buffer {
             left: 0,
             highlighter,
             states: vec![start],
+            syncing: false,
+            approximate: None,
         }
     }
 
@@ -123,6 +135,7 @@ impl Buffer {
 
     pub fn reset_highlighter(&mut self, highlighter: Highlighter) {
         self.states = vec![highlighter.start()];
+        self.approximate = None;
         self.highlighter = highlighter;
     }
 
@@ -766,11 +779,67 @@ impl Buffer {
     fn invalidate_from(&mut self, at: usize) {
         let line = self.rope.char_to_line(at.min(self.rope.len_chars()));
         self.states.truncate(line + 1);
+        if self.approximate.as_ref().is_some_and(|(l, _)| *l > line) {
+            self.approximate = None;
+        }
     }
 
     /// Number of lines whose start state is known.
     pub fn highlighted_lines(&self) -> usize {
         self.states.len()
+    }
+
+    /// The highlighter's state for drawing from `line`: the exact one when it is known or
+    /// near, otherwise one worked out from a fresh start [`SYNC_BACK`] lines above (right for
+    /// nearly all code; the exact one replaces it once [`Buffer::extend_states`] gets there).
+    pub fn view_state(
+        &mut self,
+        line: usize,
+        theme: &crate::theme::Theme,
+        base: crate::theme::Style,
+    ) -> LineState {
+        if line < self.states.len() {
+            return self.states[line].clone();
+        }
+        if !self.syncing && line < self.states.len() + SYNC_FAR {
+            return self.state_at(line, theme, base);
+        }
+        // Until the exact state gets here, the view is drawn from a nearby fresh one.
+        self.syncing = true;
+        if let Some((l, st)) = &self.approximate {
+            if *l == line {
+                return st.clone();
+            }
+        }
+        let mut st = self.highlighter.start();
+        for l in line - SYNC_BACK..line {
+            let text = self.line_text(l);
+            if text.len() <= LONG_LINE {
+                self.highlighter.line(&mut st, &text, theme, base);
+            }
+        }
+        self.approximate = Some((line, st.clone()));
+        st
+    }
+
+    /// Whether drawing from `line` uses an approximate state.
+    pub fn view_is_approximate(&self, line: usize) -> bool {
+        line >= self.states.len() && (self.syncing || line >= self.states.len() + SYNC_FAR)
+    }
+
+    /// Works out the exact states of up to `lines` more lines, no further than `until`.
+    pub fn extend_states(
+        &mut self,
+        lines: usize,
+        until: usize,
+        theme: &crate::theme::Theme,
+        base: crate::theme::Style,
+    ) {
+        let target = (self.states.len() - 1 + lines).min(until);
+        let _ = self.state_at(target, theme, base);
+        if self.states.len() > until {
+            self.syncing = false;
+        }
     }
 
     /// The highlighter's state at the start of `line`, computing the states from the last

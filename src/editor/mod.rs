@@ -1162,7 +1162,7 @@ impl Editor {
         let selection = b.selection();
         let highlight = color && !b.highlighter.is_plain();
         let last = (b.top + height).min(lines);
-        let mut state = highlight.then(|| b.state_at(b.top, &theme, base));
+        let mut state = highlight.then(|| b.view_state(b.top, &theme, base));
         let out = frame.buffer_mut();
         for row in 0..height {
             let y = area.y + row as u16;
@@ -1370,6 +1370,29 @@ impl Editor {
         }
     }
 
+    /// Whether idle time has work: the view is highlighted from an approximate state.
+    pub fn has_work(&self) -> bool {
+        let b = &self.buffers[self.current];
+        self.opts.color
+            && !b.highlighter.is_plain()
+            && b.top < b.line_count()
+            && b.view_is_approximate(b.top)
+    }
+
+    /// Does a slice of idle work (about 20 ms): works out exact highlighter states towards
+    /// the view. Returns whether the view became exact, so it should be drawn again.
+    pub fn work(&mut self) -> bool {
+        if !self.has_work() {
+            return false;
+        }
+        let theme = Arc::clone(&self.theme);
+        let base = self.styles.text;
+        let b = &mut self.buffers[self.current];
+        let top = b.top;
+        b.extend_states(400, top, &theme, base);
+        !self.has_work()
+    }
+
     /// Moves the cursor to a line (from 1), for `edit --line`.
     pub fn goto_line(&mut self, line: usize) {
         self.buf().goto(line.saturating_sub(1), 0, false);
@@ -1448,12 +1471,20 @@ fn event_loop(ed: &mut Editor) -> Result<()> {
         if ed.quit {
             return Ok(());
         }
-        // Wake now and then to keep recovery copies and notice termination signals.
-        while !event::poll(Duration::from_millis(250))? {
+        // Wake now and then to keep recovery copies and notice termination signals; when
+        // idle, work out highlighting in slices between keys.
+        loop {
+            let wait = if ed.has_work() { 0 } else { 250 };
+            if event::poll(Duration::from_millis(wait))? {
+                break;
+            }
             if crate::term::signal_pending() {
                 return Ok(());
             }
             ed.keep_recovery_copies(false);
+            if ed.work() {
+                terminal.draw(|f| ed.draw(f))?;
+            }
         }
         let mut handled = 0;
         while handled == 0 || (handled < 64 && event::poll(Duration::ZERO)?) {

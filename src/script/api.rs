@@ -49,6 +49,7 @@ pub const FUNCTIONS: &[&str] = &[
     "job_wait",
     "job_output",
     "job_kill",
+    "ask",
     "exit",
 ];
 
@@ -70,6 +71,7 @@ pub fn register(e: &mut Engine, host: &Arc<Host>) {
     data(e);
     time(e, host);
     jobs(e, host);
+    assistant(e, host);
     e.register_fn("exit", || -> Res<()> { Err(stop(Stop::Exit(0))) });
     e.register_fn("exit", |n: i64| -> Res<()> {
         Err(stop(Stop::Exit(n.clamp(0, 255) as i32)))
@@ -282,6 +284,39 @@ fn time(e: &mut Engine, host: &Arc<Host>) {
     let sleep2 = sleep.clone();
     e.register_fn("sleep", move |s: f64| sleep(s));
     e.register_fn("sleep", move |s: i64| sleep2(s as f64));
+}
+
+/// `ask(question)` and `ask(question, persona)`: the assistant's whole answer as a string.
+/// Nothing is kept in the conversation history; `kill` or Ctrl-C stops the answer.
+fn assistant(e: &mut Engine, host: &Arc<Host>) {
+    fn ask(h: &Host, question: &str, persona: Option<&str>) -> Res<String> {
+        let hub = h.hub();
+        let name = persona
+            .map(str::to_string)
+            .unwrap_or_else(|| hub.setting("assistant.persona"));
+        let persona = crate::assistant::persona(&name).map_err(|e| err(format!("{e:#}")))?;
+        let client = crate::assistant::client(&hub).map_err(|e| err(format!("{e:#}")))?;
+        let messages = [
+            crate::assistant::Message::new("system", persona.prompt),
+            crate::assistant::Message::new("user", question),
+        ];
+        let result = client.chat(&messages, |_| {
+            if h.cancelled() {
+                anyhow::bail!("cancelled");
+            }
+            Ok(())
+        });
+        if h.cancelled() {
+            return Err(stop(Stop::Cancelled));
+        }
+        result.map_err(|e| err(format!("ask: {e:#}")))
+    }
+    let h = host.clone();
+    e.register_fn("ask", move |q: &str| ask(&h, q, None));
+    let h = host.clone();
+    e.register_fn("ask", move |q: &str, persona: &str| {
+        ask(&h, q, Some(persona))
+    });
 }
 
 fn jobs(e: &mut Engine, host: &Arc<Host>) {

@@ -52,3 +52,4 @@ impl Home {
 pub fn host_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary host directory")
 }
+pub mod openai;

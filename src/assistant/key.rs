@@ -1,0 +1,174 @@
+//! The API key: from `VALYXO_API_KEY` (or `OPENAI_API_KEY`), else from the OS keyring (the
+//! Secret Service on Linux, the Keychain on macOS, the Credential Manager on Windows), else —
+//! where no keyring service exists — from `credentials.json` in the home, readable only by
+//! the user. Keys are kept per host of `assistant.url`, so a local server and a hosted API
+//! can each have their own. The key itself is never printed.
+
+use crate::hub::Hub;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where a key came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Env(&'static str),
+    Keyring,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Env(v) => write!(f, "the environment variable {v}"),
+            Source::Keyring => write!(f, "the OS keyring"),
+            Source::File(p) => write!(f, "{} (readable only by you)", p.display()),
+        }
+    }
+}
+
+const SERVICE: &str = "valyxo";
+const ENV_VARS: [&str; 2] = ["VALYXO_API_KEY", "OPENAI_API_KEY"];
+
+/// The keyring entry's user name for a URL: `assistant@HOST[:PORT]`.
+pub fn account(url: &str) -> String {
+    let rest = url
+        .split_once("://")
+        .map_or(url, |(_, r)| r)
+        .split('/')
+        .next()
+        .unwrap_or("");
+    // No user:password@ part in the name.
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    format!("assistant@{}", host.to_ascii_lowercase())
+}
+
+fn file(hub: &Hub) -> PathBuf {
+    hub.home.join("credentials.json")
+}
+
+fn read_file(hub: &Hub) -> Result<BTreeMap<String, String>> {
+    let path = file(hub);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is damaged: remove it and set the key again",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Writes the credentials file whole: a private temporary file renamed over the old one.
+fn write_file(hub: &Hub, keys: &BTreeMap<String, String>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = file(hub);
+    if keys.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        };
+    }
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let written = f
+        .write_all(serde_json::to_string_pretty(keys)?.as_bytes())
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+fn entry(url: &str) -> Option<keyring::Entry> {
+    keyring::Entry::new(SERVICE, &account(url)).ok()
+}
+
+/// The key for `url` and where it came from, if there is one.
+pub fn find(hub: &Hub, url: &str) -> Result<Option<(String, Source)>> {
+    for var in ENV_VARS {
+        if let Ok(v) = std::env::var(var) {
+            if !v.trim().is_empty() {
+                return Ok(Some((v.trim().to_string(), Source::Env(var))));
+            }
+        }
+    }
+    if let Some(e) = entry(url) {
+        if let Ok(k) = e.get_password() {
+            return Ok(Some((k, Source::Keyring)));
+        }
+    }
+    Ok(read_file(hub)?
+        .remove(&account(url))
+        .map(|k| (k, Source::File(file(hub)))))
+}
+
+/// Stores the key for `url`: in the OS keyring when there is one, otherwise in the
+/// private credentials file. Returns where it went.
+pub fn store(hub: &Hub, url: &str, key: &str) -> Result<Source> {
+    let key = key.trim();
+    if key.is_empty() {
+        bail!("the key is empty");
+    }
+    if key.chars().any(char::is_control) || key.contains(' ') {
+        bail!("the key holds spaces or control characters: paste just the key");
+    }
+    if let Some(e) = entry(url) {
+        if e.set_password(key).is_ok() && e.get_password().ok().as_deref() == Some(key) {
+            // A copy left in the file by an earlier machine state would shadow nothing, but
+            // it would linger: drop it.
+            let mut keys = read_file(hub)?;
+            if keys.remove(&account(url)).is_some() {
+                write_file(hub, &keys)?;
+            }
+            return Ok(Source::Keyring);
+        }
+    }
+    let mut keys = read_file(hub)?;
+    keys.insert(account(url), key.to_string());
+    write_file(hub, &keys)?;
+    Ok(Source::File(file(hub)))
+}
+
+/// Removes the stored key for `url` from the keyring and the file. Returns whether one
+/// was there.
+pub fn remove(hub: &Hub, url: &str) -> Result<bool> {
+    let mut found = false;
+    if let Some(e) = entry(url) {
+        found |= e.delete_credential().is_ok();
+    }
+    let mut keys = read_file(hub)?;
+    if keys.remove(&account(url)).is_some() {
+        write_file(hub, &keys)?;
+        found = true;
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_kept_per_host() {
+        assert_eq!(
+            account("https://api.openai.com/v1"),
+            "assistant@api.openai.com"
+        );
+        assert_eq!(
+            account("http://LocalHost:11434/v1/"),
+            "assistant@localhost:11434"
+        );
+        assert_eq!(account("http://u:p@h:1/v1"), "assistant@h:1");
+    }
+}

@@ -1,0 +1,534 @@
+//! The assistant: ask, chat, ai.
+
+use super::{strings, Ctx, Group, Spec};
+use crate::assistant::{self, client::Broken, conversations, key, Message};
+use crate::shell::io::Input;
+use anyhow::{bail, Context, Result};
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+use std::io::{IsTerminal, Read, Write};
+
+/// Text piped in as context is read up to this size.
+const MAX_CONTEXT: u64 = 1 << 20;
+
+pub fn specs() -> Vec<Spec> {
+    vec![
+        Spec {
+            name: "ask",
+            aliases: &[],
+            group: Group::Text,
+            summary: "Ask the assistant a question, with files or piped text as context",
+            args: || {
+                Command::new("ask")
+                    .arg(
+                        Arg::new("persona")
+                            .short('p')
+                            .long("persona")
+                            .value_name("NAME")
+                            .help("The persona: default, explain, review, test-writer, architect"),
+                    )
+                    .arg(
+                        Arg::new("file")
+                            .short('f')
+                            .long("file")
+                            .value_name("FILE")
+                            .action(ArgAction::Append)
+                            .help("Add a file as context (repeat for more)"),
+                    )
+                    .arg(
+                        Arg::new("continue")
+                            .short('c')
+                            .long("continue")
+                            .action(ArgAction::SetTrue)
+                            .help("Continue the last conversation"),
+                    )
+                    .arg(
+                        Arg::new("in")
+                            .long("in")
+                            .value_name("N")
+                            .value_parser(value_parser!(i64))
+                            .conflicts_with("continue")
+                            .help("Continue conversation N ('ai history' lists them)"),
+                    )
+                    .arg(
+                        Arg::new("prompt")
+                            .value_name("QUESTION")
+                            .num_args(1..)
+                            .required(true)
+                            .help("The question (several words are joined by spaces)"),
+                    )
+            },
+            examples: &[
+                "ask 'how do I reverse a list in Rhai?'",
+                "cat main.rs | ask -p review 'anything wrong here?'",
+                "ask -c 'and with a for loop?'",
+            ],
+            run: ask,
+            rewrite: None,
+        },
+        Spec {
+            name: "chat",
+            aliases: &[],
+            group: Group::Text,
+            summary: "Talk with the assistant, a question per line",
+            args: || {
+                Command::new("chat")
+                    .arg(
+                        Arg::new("persona")
+                            .short('p')
+                            .long("persona")
+                            .value_name("NAME")
+                            .help("The persona for a new conversation"),
+                    )
+                    .arg(
+                        Arg::new("continue")
+                            .short('c')
+                            .long("continue")
+                            .action(ArgAction::SetTrue)
+                            .help("Continue the last conversation"),
+                    )
+                    .arg(
+                        Arg::new("in")
+                            .long("in")
+                            .value_name("N")
+                            .value_parser(value_parser!(i64))
+                            .conflicts_with("continue")
+                            .help("Continue conversation N"),
+                    )
+            },
+            examples: &["chat", "chat -p architect", "chat -c"],
+            run: chat,
+            rewrite: None,
+        },
+        Spec {
+            name: "ai",
+            aliases: &[],
+            group: Group::System,
+            summary: "Set up the assistant: status, API key, personas, conversations",
+            args: || {
+                let n = || {
+                    Arg::new("n")
+                        .value_name("N")
+                        .value_parser(value_parser!(i64))
+                        .required(true)
+                };
+                Command::new("ai")
+                    .subcommand(
+                        Command::new("status")
+                            .about("The server, model, persona and where the key comes from (the default)"),
+                    )
+                    .subcommand(
+                        Command::new("key")
+                            .about("Store or remove the API key for assistant.url")
+                            .subcommand_required(true)
+                            .subcommand(Command::new("set").about(
+                                "Store a key, read from the terminal without echo or from standard input",
+                            ))
+                            .subcommand(Command::new("remove").about("Remove the stored key")),
+                    )
+                    .subcommand(Command::new("personas").about("The personas and what each is for"))
+                    .subcommand(
+                        Command::new("history")
+                            .about("The conversations, most recent first")
+                            .arg(
+                                Arg::new("all")
+                                    .short('a')
+                                    .long("all")
+                                    .action(ArgAction::SetTrue)
+                                    .help("All of them, not only the last 20"),
+                            ),
+                    )
+                    .subcommand(Command::new("show").about("Print a conversation").arg(n()))
+                    .subcommand(
+                        Command::new("rm")
+                            .about("Delete conversations")
+                            .arg(n().num_args(1..)),
+                    )
+            },
+            examples: &["ai", "ai personas", "ai history"],
+            run: ai,
+            rewrite: None,
+        },
+    ]
+}
+
+/// Text piped into the command (not a terminal), if any.
+fn piped_input(ctx: &mut Ctx) -> Result<Option<String>> {
+    let piped = match ctx.io.stdin {
+        Input::Null | Input::Terminal => false,
+        Input::Stdin => !std::io::stdin().is_terminal(),
+        _ => true,
+    };
+    if !piped {
+        return Ok(None);
+    }
+    let mut stdin = std::mem::replace(&mut ctx.io.stdin, Input::Null);
+    let mut bytes = Vec::new();
+    let read = (&mut stdin).take(MAX_CONTEXT + 1).read_to_end(&mut bytes);
+    ctx.io.stdin = stdin;
+    read.context("reading standard input")?;
+    if bytes.len() as u64 > MAX_CONTEXT {
+        bail!("the input is over 1 MiB: too much to send as context");
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!("the input is not UTF-8 text; the assistant reads text only")
+    })?;
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+fn fence(label: &str, text: &str) -> String {
+    let ticks = if text.contains("```") { "````" } else { "```" };
+    format!(
+        "{label}:\n{ticks}\n{}\n{ticks}",
+        text.trim_end_matches('\n')
+    )
+}
+
+/// The conversation to continue (`--in N`, `-c`), its persona, and its messages so far.
+struct Thread {
+    id: Option<i64>,
+    persona: &'static assistant::Persona,
+    messages: Vec<Message>,
+}
+
+fn thread(ctx: &Ctx, m: &ArgMatches) -> Result<Thread> {
+    let store = ctx.vfs().store();
+    let id = match (m.get_one::<i64>("in"), m.get_flag("continue")) {
+        (Some(&n), _) => Some(n),
+        (None, true) => Some(
+            conversations::last(store)?
+                .ok_or_else(|| anyhow::anyhow!("there is no conversation to continue yet"))?,
+        ),
+        _ => None,
+    };
+    if let Some(id) = id {
+        let c = conversations::get(store, id)?;
+        let persona = match m.get_one::<String>("persona") {
+            Some(p) => assistant::persona(p)?,
+            None => assistant::persona(&c.persona).unwrap_or(&assistant::PERSONAS[0]),
+        };
+        let mut messages = conversations::messages(store, id)?;
+        if m.get_one::<String>("persona").is_some() {
+            messages.retain(|m| m.role != "system");
+            messages.insert(0, Message::new("system", persona.prompt));
+        }
+        return Ok(Thread {
+            id: Some(id),
+            persona,
+            messages,
+        });
+    }
+    let name = m
+        .get_one::<String>("persona")
+        .cloned()
+        .unwrap_or_else(|| ctx.hub().setting("assistant.persona"));
+    let persona = assistant::persona(&name)?;
+    Ok(Thread {
+        id: None,
+        persona,
+        messages: vec![Message::new("system", persona.prompt)],
+    })
+}
+
+/// Sends `question` in the thread, streaming the answer to standard output, and keeps both
+/// in the store (an answer cut short is kept as far as it came). Returns the answer.
+fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Result<String> {
+    let client = assistant::client(ctx.hub())?;
+    th.messages.push(Message::new("user", question));
+    let out = &mut ctx.io.stdout;
+    let mut ended_in_newline = true;
+    let result = client.chat(&th.messages, |piece| {
+        crate::signals::check()?;
+        out.write_all(piece.as_bytes())?;
+        out.flush()?;
+        ended_in_newline = piece.ends_with('\n');
+        Ok(())
+    });
+    if !ended_in_newline {
+        let _ = ctx.io.stdout.write_all(b"\n");
+    }
+    let (answer, error) = match result {
+        Ok(a) => (a, None),
+        Err(e) => match e.downcast_ref::<Broken>() {
+            Some(b) if !b.partial.is_empty() => (b.partial.clone(), Some(e)),
+            _ => {
+                th.messages.pop();
+                return Err(e);
+            }
+        },
+    };
+    let store = ctx.vfs().store().clone();
+    let new = th.id.is_none();
+    let id = match th.id {
+        Some(id) => id,
+        None => conversations::create(&store, title, th.persona.name, &client.model)?,
+    };
+    th.id = Some(id);
+    let start = if new { 0 } else { th.messages.len() - 1 };
+    let mut save: Vec<Message> = th.messages[start..].to_vec();
+    save.push(Message::new("assistant", answer.clone()));
+    conversations::append(&store, id, &save)?;
+    th.messages.push(Message::new("assistant", answer.clone()));
+    if let Some(e) = error {
+        if crate::signals::interrupted() {
+            return Err(crate::signals::Interrupted.into());
+        }
+        bail!("{e:#} (the part received is kept in conversation {id})");
+    }
+    Ok(answer)
+}
+
+fn ask(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let prompt = strings(m, "prompt").join(" ");
+    if prompt.trim().is_empty() {
+        bail!("the question is empty");
+    }
+    let mut th = thread(ctx, m)?;
+    let mut question = prompt.clone();
+    for f in strings(m, "file") {
+        let p = ctx.path(&f)?;
+        let bytes = ctx
+            .vfs()
+            .read(&p)
+            .with_context(|| format!("cannot read {p}"))?;
+        if bytes.len() as u64 > MAX_CONTEXT {
+            bail!("{p} is over 1 MiB: too much to send as context");
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{p} is not UTF-8 text; the assistant reads text only"))?;
+        question.push_str("\n\n");
+        question.push_str(&fence(&format!("File {p}"), &text));
+    }
+    if let Some(text) = piped_input(ctx)? {
+        question.push_str("\n\n");
+        question.push_str(&fence("Input", &text));
+    }
+    exchange(ctx, &mut th, question, &prompt)?;
+    Ok(0)
+}
+
+fn chat(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let mut th = thread(ctx, m)?;
+    // Fail early on settings that cannot work.
+    assistant::client(ctx.hub())?;
+    let interactive = matches!(ctx.io.stdin, Input::Terminal | Input::Stdin)
+        && std::io::stdin().is_terminal()
+        && ctx.io.stdout.is_tty();
+    if !interactive {
+        // Lines from a pipe are questions, one per line.
+        let Some(text) = piped_input(ctx)? else {
+            return Ok(0);
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            exchange(ctx, &mut th, line.to_string(), line)?;
+        }
+        return Ok(0);
+    }
+    let mut rl = rustyline::DefaultEditor::new()?;
+    let _ = writeln!(
+        ctx.io.stdout,
+        "Chatting with {} as '{}'. /help lists the commands; Ctrl-D ends.",
+        ctx.hub().setting("assistant.model"),
+        th.persona.name
+    );
+    loop {
+        let line = match rl.readline("you> ") {
+            Ok(l) => l,
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(rustyline::error::ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let line = line.trim().to_string();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = rl.add_history_entry(&line);
+        match line
+            .split_once(' ')
+            .map_or((line.as_str(), ""), |(a, b)| (a, b.trim()))
+        {
+            ("/exit" | "/quit", _) => break,
+            ("/help", _) => {
+                let _ = writeln!(
+                    ctx.io.stdout,
+                    "/new starts a new conversation, /persona NAME switches persona, /exit ends \
+                     (so does Ctrl-D). Ctrl-C stops an answer."
+                );
+            }
+            ("/new", _) => {
+                th = Thread {
+                    id: None,
+                    persona: th.persona,
+                    messages: vec![Message::new("system", th.persona.prompt)],
+                };
+                let _ = writeln!(ctx.io.stdout, "A new conversation.");
+            }
+            ("/persona", name) => match assistant::persona(name) {
+                Ok(p) => {
+                    th.persona = p;
+                    th.messages.retain(|m| m.role != "system");
+                    th.messages.insert(0, Message::new("system", p.prompt));
+                    let _ = writeln!(ctx.io.stdout, "Persona: {}", p.name);
+                }
+                Err(e) => ctx.warn(e),
+            },
+            _ => {
+                crate::signals::reset();
+                let title = line.clone();
+                if let Err(e) = exchange(ctx, &mut th, line, &title) {
+                    if crate::signals::is_interrupt(&e) {
+                        let _ = writeln!(ctx.io.stderr, "(stopped)");
+                    } else {
+                        ctx.warn(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Reads a secret line: from the terminal without echo, or from standard input.
+fn read_secret(ctx: &mut Ctx) -> Result<String> {
+    if let Some(text) = piped_input(ctx)? {
+        return Ok(text.lines().next().unwrap_or("").to_string());
+    }
+    let tty = std::io::stdin();
+    if !tty.is_terminal() {
+        bail!("no key given: pipe it in ('ai key set < keyfile') or run this on a terminal");
+    }
+    write!(ctx.io.stderr, "API key (not shown): ")?;
+    ctx.io.stderr.flush()?;
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios is plain data filled in by tcgetattr on a valid descriptor.
+    let mut old: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is standard input, which is a terminal (checked above).
+    if unsafe { libc::tcgetattr(fd, &mut old) } != 0 {
+        bail!("cannot read the terminal settings");
+    }
+    let mut quiet = old;
+    quiet.c_lflag &= !libc::ECHO;
+    // SAFETY: as above; the old settings are put back below on every path.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    let mut line = String::new();
+    let read = tty.read_line(&mut line);
+    // SAFETY: restores the settings read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
+    writeln!(ctx.io.stderr)?;
+    read?;
+    Ok(line.trim().to_string())
+}
+
+fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let store = ctx.vfs().store().clone();
+    let url = ctx.hub().setting("assistant.url");
+    let mut out = String::new();
+    match m.subcommand() {
+        None | Some(("status", _)) => {
+            let key = key::find(ctx.hub(), &url)?;
+            out.push_str(&format!("server   {url}\n"));
+            out.push_str(&format!(
+                "model    {}\n",
+                ctx.hub().setting("assistant.model")
+            ));
+            out.push_str(&format!(
+                "persona  {}\n",
+                ctx.hub().setting("assistant.persona")
+            ));
+            out.push_str(&format!(
+                "timeout  {}\n",
+                ctx.hub().setting("assistant.timeout")
+            ));
+            out.push_str(&match key {
+                Some((_, src)) => format!("key      from {src}\n"),
+                None if url.starts_with("https://api.openai.com") => {
+                    "key      none: 'ai key set' stores one (OpenAI needs it)\n".to_string()
+                }
+                None => "key      none (a local server usually needs none)\n".to_string(),
+            });
+            let n = conversations::list(&store, i64::MAX)?.len();
+            out.push_str(&format!(
+                "history  {n} conversation(s); 'ai history' lists them\n"
+            ));
+        }
+        Some(("key", sub)) => match sub.subcommand() {
+            Some(("set", _)) => {
+                let k = read_secret(ctx)?;
+                let src = key::store(ctx.hub(), &url, &k)?;
+                match src {
+                    key::Source::Keyring => {
+                        out.push_str(&format!("Stored the key for {url} in the OS keyring.\n"))
+                    }
+                    key::Source::File(p) => out.push_str(&format!(
+                        "No OS keyring service is running here, so the key for {url} is kept in {} \
+                         (readable only by you).\n",
+                        p.display()
+                    )),
+                    key::Source::Env(_) => {}
+                }
+            }
+            Some(("remove", _)) => {
+                if !key::remove(ctx.hub(), &url)? {
+                    ctx.warn(format!("no key was stored for {url}"));
+                    return Ok(1);
+                }
+                out.push_str(&format!("Removed the key for {url}.\n"));
+            }
+            _ => unreachable!("clap requires a subcommand"),
+        },
+        Some(("personas", _)) => {
+            let current = ctx.hub().setting("assistant.persona");
+            for p in assistant::PERSONAS {
+                let mark = if p.name == current { "*" } else { " " };
+                out.push_str(&format!("{mark} {:<12} {}\n", p.name, p.summary));
+            }
+        }
+        Some(("history", sub)) => {
+            let limit = if sub.get_flag("all") { i64::MAX } else { 20 };
+            for c in conversations::list(&store, limit)? {
+                out.push_str(&format!(
+                    "{:>4}  {}  {:<11} {:>3} msg  {}\n",
+                    c.id,
+                    super::fmt_time(c.updated_at),
+                    c.persona,
+                    c.messages,
+                    c.title
+                ));
+            }
+        }
+        Some(("show", sub)) => {
+            let id = *sub.get_one::<i64>("n").expect("required");
+            let c = conversations::get(&store, id)?;
+            out.push_str(&format!(
+                "# {}  ({}, {}, {})\n",
+                c.title,
+                c.persona,
+                c.model,
+                super::fmt_time(c.updated_at)
+            ));
+            for msg in conversations::messages(&store, id)? {
+                if msg.role == "system" {
+                    continue;
+                }
+                let who = if msg.role == "user" {
+                    "you"
+                } else {
+                    "assistant"
+                };
+                out.push_str(&format!("\n{who}:\n{}\n", msg.content.trim_end()));
+            }
+        }
+        Some(("rm", sub)) => {
+            let mut status = 0;
+            for id in sub.get_many::<i64>("n").into_iter().flatten() {
+                if !conversations::remove(&store, *id)? {
+                    ctx.warn(format!("no conversation {id}"));
+                    status = 1;
+                }
+            }
+            return Ok(status);
+        }
+        _ => unreachable!("clap checks subcommands"),
+    }
+    ctx.io.stdout.write_all(out.as_bytes())?;
+    Ok(0)
+}
