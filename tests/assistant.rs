@@ -222,3 +222,75 @@ fn scripts_ask_with_the_ask_function() {
     let a = c.args(["-e", r#"ask("from a script")"#]).assert().success();
     assert_eq!(stdout(&a), "You said: from a script (2 messages)\n");
 }
+
+#[test]
+fn the_editor_pane_asks_about_the_selection_and_inserts_a_code_block() {
+    use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use valyxo::editor::{load, Editor, Options};
+    use valyxo::vfs::VPath;
+    let server = Server::start(false);
+    let h = home(&server, "code");
+    h.c("echo 'fn broken() {}' > /a.rs; echo 'fn keep() {}' >> /a.rs")
+        .success();
+    let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
+        home: Some(h.path().to_path_buf()),
+        no_color: true,
+    })
+    .unwrap();
+    let path = VPath::parse_absolute("/a.rs").unwrap();
+    let b = load(&hub, &path, &hub.theme()).unwrap();
+    let opts = Options {
+        tab_width: 4,
+        soft_tabs: true,
+        color: false,
+    };
+    let mut ed = Editor::new(
+        hub.clone(),
+        VPath::parse_absolute("/").unwrap(),
+        vec![b],
+        opts,
+    );
+    let key = |ed: &mut Editor, code, mods| ed.handle(&Event::Key(KeyEvent::new(code, mods)));
+    // Select the first line, open the pane and ask.
+    key(&mut ed, KeyCode::End, KeyModifiers::SHIFT);
+    key(&mut ed, KeyCode::Char('e'), KeyModifiers::CONTROL);
+    for c in "fix it".chars() {
+        key(&mut ed, KeyCode::Char(c), KeyModifiers::NONE);
+    }
+    key(&mut ed, KeyCode::Enter, KeyModifiers::NONE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ed.pane_busy() {
+        ed.work();
+        assert!(std::time::Instant::now() < deadline, "no answer");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    ed.work();
+    let req = &server.requests()[0];
+    let question = req.body["messages"][1]["content"].as_str().unwrap();
+    assert_eq!(
+        question,
+        "fix it\n\nThe selected text of /a.rs:\n```\nfn broken() {}\n```"
+    );
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 30)).unwrap();
+    term.draw(|f| ed.draw(f)).unwrap();
+    let screen: String = term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(screen.contains("Assistant (default)"), "{screen}");
+    assert!(screen.contains("you: fix it"), "{screen}");
+    assert!(screen.contains("block 2/2"), "the last block is chosen");
+    // Tab picks the first block; Ctrl-Y puts it in place of the selection.
+    key(&mut ed, KeyCode::Tab, KeyModifiers::NONE);
+    key(&mut ed, KeyCode::Char('y'), KeyModifiers::CONTROL);
+    assert_eq!(
+        ed.buffers[0].rope.to_string(),
+        "fn fixed() -> u32 {\n    42\n}\nfn keep() {}\n"
+    );
+    // Kept as a conversation.
+    let hist = stdout(&run(&h, "ai history", None, "").success());
+    assert!(hist.contains("2 msg  edit /a.rs"), "{hist}");
+}

@@ -7,6 +7,7 @@
 //! [`Frame`], so everything but the terminal set-up is tested on ratatui's `TestBackend`.
 
 pub mod buffer;
+pub mod pane;
 pub mod recovery;
 
 use crate::highlight::Highlighter;
@@ -56,6 +57,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "copy / cut / paste (the line without a selection)",
     ),
     ("Ctrl-K", "cut the line(s)"),
+    (
+        "Ctrl-E",
+        "the assistant pane: ask about the file or selection",
+    ),
     ("Tab / Shift-Tab", "indent / dedent (the selected lines)"),
     ("Ctrl-Left/Right", "previous / next word"),
     ("Ctrl-Home/End", "start / end of the file"),
@@ -197,6 +202,9 @@ pub struct Editor {
     /// Scroll so the cursor is visible at the next draw.
     follow: bool,
     last_edit: Instant,
+    /// The assistant pane, once opened, and whether keys go to it.
+    pane: Option<pane::Pane>,
+    pane_focus: bool,
 }
 
 /// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, files
@@ -294,6 +302,8 @@ impl Editor {
             gutter: 0,
             follow: true,
             last_edit: Instant::now(),
+            pane: None,
+            pane_focus: false,
         };
         for b in &ed.buffers {
             if let Some(copy) = ed.recovery_for(b) {
@@ -558,6 +568,7 @@ impl Editor {
 
     fn key(&mut self, k: &KeyEvent) {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal if self.pane_focus && self.pane.is_some() => self.pane_key(k),
             Mode::Normal => self.normal_key(k),
             Mode::Help => {}
             Mode::Prompt { ask, input } => self.prompt_key(k, ask, input),
@@ -636,6 +647,12 @@ impl Editor {
                 'k' => {
                     self.clipboard = self.buf().cut_lines();
                     self.edited();
+                }
+                'e' => {
+                    if self.pane.is_none() {
+                        self.pane = Some(pane::Pane::new(&self.hub));
+                    }
+                    self.pane_focus = true;
                 }
                 _ => {}
             },
@@ -721,6 +738,68 @@ impl Editor {
             KeyCode::Esc => {
                 self.buf().clear_selection();
                 self.message = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Keys while the assistant pane has the focus.
+    fn pane_key(&mut self, k: &KeyEvent) {
+        let Some(p) = self.pane.as_mut() else {
+            return;
+        };
+        match k.code {
+            KeyCode::Esc => self.pane_focus = false,
+            KeyCode::Char('e') if ctrl(k) => {
+                p.stop();
+                self.pane = None;
+                self.pane_focus = false;
+            }
+            KeyCode::Char('c') if ctrl(k) => p.stop(),
+            KeyCode::Char('u') if ctrl(k) => p.input.clear(),
+            KeyCode::Char('y') if ctrl(k) => {
+                if let Some(mut code) = p.blocks.get(p.block).cloned() {
+                    let n = p.block + 1;
+                    // A block ends in a line break; keep it only where whole lines go.
+                    let b = &self.buffers[self.current];
+                    let whole_lines = match b.selected_text() {
+                        Some(sel) => sel.ends_with('\n'),
+                        None => b.cursor_line_col().1 == 0,
+                    };
+                    if !whole_lines && code.ends_with('\n') {
+                        code.pop();
+                    }
+                    self.buf().insert(&code, EditKind::Other);
+                    self.edited();
+                    self.pane_focus = false;
+                    self.say(format!("Inserted code block {n} (Ctrl-Z undoes it)"));
+                } else {
+                    self.say("The last answer has no code block");
+                }
+            }
+            KeyCode::Char('q') if ctrl(k) => {
+                self.pane_focus = false;
+                self.normal_key(k);
+            }
+            KeyCode::Char(c) if !ctrl(k) => p.input.push(c),
+            KeyCode::Backspace => {
+                p.input.pop();
+            }
+            KeyCode::Tab => p.next_block(),
+            KeyCode::PageUp => p.scroll(true, 5),
+            KeyCode::PageDown => p.scroll(false, 5),
+            KeyCode::Enter if !p.busy() => {
+                let question = std::mem::take(&mut p.input);
+                let b = &self.buffers[self.current];
+                let name = b.name();
+                let (what, context) = match b.selected_text() {
+                    Some(sel) => (format!("The selected text of {name}"), sel),
+                    None => (format!("The file {name}"), b.rope.to_string()),
+                };
+                let hub = Arc::clone(&self.hub);
+                if let Some(p) = self.pane.as_mut() {
+                    p.ask(&hub, question, &what, &context);
+                }
             }
             _ => {}
         }
@@ -1083,12 +1162,30 @@ impl Editor {
         }
         let tabs = self.buffers.len() > 1;
         let top = area.y + u16::from(tabs);
-        let text_area = Rect::new(area.x, top, area.width, area.height - 2 - u16::from(tabs));
+        let body = Rect::new(area.x, top, area.width, area.height - 2 - u16::from(tabs));
+        let (text_area, pane_area) = match &self.pane {
+            Some(_) if body.width >= 50 => {
+                let w = body.width * 3 / 5;
+                (
+                    Rect::new(body.x, body.y, w, body.height),
+                    Some(Rect::new(body.x + w, body.y, body.width - w, body.height)),
+                )
+            }
+            // Too narrow to share: the pane takes the whole width while it has the focus.
+            Some(_) if self.pane_focus => (Rect::new(body.x, body.y, 0, 0), Some(body)),
+            _ => (body, None),
+        };
         self.text_area = text_area;
+        if let (Some(p), Some(r)) = (&self.pane, pane_area) {
+            let focused = self.pane_focus && matches!(self.mode, Mode::Normal);
+            p.draw(frame, r, focused, self.opts.color, self.styles.status);
+        }
         if tabs {
             self.draw_tabs(frame, Rect::new(area.x, area.y, area.width, 1));
         }
-        self.draw_text(frame, text_area);
+        if text_area.width > 0 && text_area.height > 0 {
+            self.draw_text(frame, text_area);
+        }
         let status = Rect::new(area.x, text_area.y + text_area.height, area.width, 1);
         self.draw_status(frame, status);
         let bottom = Rect::new(area.x, status.y + 1, area.width, 1);
@@ -1274,7 +1371,8 @@ impl Editor {
                 out.set_style(Rect::new(x, y, 1, 1), styles.selection);
             }
         }
-        if matches!(self.mode, Mode::Normal | Mode::Question(_))
+        if (matches!(self.mode, Mode::Question(_))
+            || (matches!(self.mode, Mode::Normal) && !self.pane_focus))
             && cline >= b.top
             && cline < b.top + height
             && cdisp >= b.left
@@ -1382,15 +1480,37 @@ impl Editor {
     /// Does a slice of idle work (about 20 ms): works out exact highlighter states towards
     /// the view. Returns whether the view became exact, so it should be drawn again.
     pub fn work(&mut self) -> bool {
+        let mut changed = false;
+        if let Some(p) = self.pane.as_mut() {
+            let title = format!("edit {}", self.buffers[self.current].name());
+            changed = p.receive(&self.hub, &title);
+        }
         if !self.has_work() {
-            return false;
+            return changed;
         }
         let theme = Arc::clone(&self.theme);
         let base = self.styles.text;
         let b = &mut self.buffers[self.current];
         let top = b.top;
         b.extend_states(400, top, &theme, base);
-        !self.has_work()
+        !self.has_work() || changed
+    }
+
+    /// How long the event loop may sleep: not at all while highlighting has work, briefly
+    /// while an answer streams in.
+    pub fn idle_wait(&self) -> Duration {
+        if self.has_work() {
+            Duration::ZERO
+        } else if self.pane.as_ref().is_some_and(pane::Pane::busy) {
+            Duration::from_millis(30)
+        } else {
+            Duration::from_millis(250)
+        }
+    }
+
+    /// Whether an answer is streaming into the assistant pane.
+    pub fn pane_busy(&self) -> bool {
+        self.pane.as_ref().is_some_and(pane::Pane::busy)
     }
 
     /// Moves the cursor to a line (from 1), for `edit --line`.
@@ -1474,8 +1594,7 @@ fn event_loop(ed: &mut Editor) -> Result<()> {
         // Wake now and then to keep recovery copies and notice termination signals; when
         // idle, work out highlighting in slices between keys.
         loop {
-            let wait = if ed.has_work() { 0 } else { 250 };
-            if event::poll(Duration::from_millis(wait))? {
+            if event::poll(ed.idle_wait())? {
                 break;
             }
             if crate::term::signal_pending() {

@@ -5,6 +5,7 @@
 //!
 //! - `echo`: answers "You said: FIRST LINE OF THE LAST QUESTION (N messages)" in pieces;
 //! - `drop`: sends two pieces, then closes the connection mid-answer;
+//! - `code`: answers with two fenced code blocks;
 //! - `plain`: ignores `stream` and answers with one JSON object;
 //! - anything else: 404 with an OpenAI-style error body.
 //!
@@ -115,10 +116,14 @@ fn serve(
         .next()
         .unwrap_or("")
         .to_string();
-    let answer = format!("You said: {last} ({} messages)", messages.len());
     let model = body["model"].as_str().unwrap_or("");
+    let answer = if model == "code" {
+        "Use this:\n```rust\nfn fixed() -> u32 {\n    42\n}\n```\nor this:\n```rust\nfn other() {}\n```\n".to_string()
+    } else {
+        format!("You said: {last} ({} messages)", messages.len())
+    };
     match model {
-        "echo" | "drop" => {
+        "echo" | "drop" | "code" => {
             write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"

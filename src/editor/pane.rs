@@ -1,0 +1,371 @@
+//! The assistant pane beside the editor: questions about the buffer (or the selection), the
+//! answer streamed in from a background thread, and the code blocks of the last answer ready
+//! to go into the buffer.
+
+use crate::assistant::{self, conversations, Message};
+use crate::hub::Hub;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::Frame;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
+
+/// The buffer is sent whole up to this size; beyond it, the lines around the cursor.
+const MAX_CONTEXT: usize = 200 * 1024;
+
+/// What the answering thread sends.
+enum Piece {
+    Text(String),
+    Done,
+    Failed(String),
+}
+
+/// One entry of the pane's transcript.
+struct Entry {
+    question: String,
+    answer: String,
+    error: Option<String>,
+}
+
+pub struct Pane {
+    pub input: String,
+    entries: Vec<Entry>,
+    /// The conversation so far, as sent to the server.
+    messages: Vec<Message>,
+    /// The conversation in the store, once there is one.
+    conversation: Option<i64>,
+    persona: &'static assistant::Persona,
+    receiving: Option<(Receiver<Piece>, Arc<AtomicBool>)>,
+    /// The code blocks of the last answer, and which one Ctrl-Y inserts.
+    pub blocks: Vec<String>,
+    pub block: usize,
+    /// Rows scrolled up from the end of the transcript.
+    scroll: u16,
+}
+
+/// The fenced code blocks of a Markdown text, in order.
+pub fn code_blocks(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<(String, String)> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        match &mut cur {
+            None if t.starts_with("```") => {
+                let fence: String = t.chars().take_while(|c| *c == '`').collect();
+                cur = Some((fence, String::new()));
+            }
+            Some((fence, body)) => {
+                if t.starts_with(fence.as_str()) && t.trim_end() == fence.as_str() {
+                    out.push(std::mem::take(body));
+                    cur = None;
+                } else {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+impl Pane {
+    pub fn new(hub: &Hub) -> Pane {
+        let persona = assistant::persona(&hub.setting("assistant.persona"))
+            .unwrap_or(&assistant::PERSONAS[0]);
+        Pane {
+            input: String::new(),
+            entries: Vec::new(),
+            messages: vec![Message::new("system", persona.prompt)],
+            conversation: None,
+            persona,
+            receiving: None,
+            blocks: Vec::new(),
+            block: 0,
+            scroll: 0,
+        }
+    }
+
+    pub fn busy(&self) -> bool {
+        self.receiving.is_some()
+    }
+
+    /// Asks `question` about `context` (named `what`), answering on a background thread.
+    pub fn ask(&mut self, hub: &Arc<Hub>, question: String, what: &str, context: &str) {
+        if self.busy() || question.trim().is_empty() {
+            return;
+        }
+        let context = if context.len() > MAX_CONTEXT {
+            let mut end = MAX_CONTEXT;
+            while !context.is_char_boundary(end) {
+                end -= 1;
+            }
+            &context[..end]
+        } else {
+            context
+        };
+        let ticks = if context.contains("```") {
+            "````"
+        } else {
+            "```"
+        };
+        let content = format!(
+            "{question}\n\n{what}:\n{ticks}\n{}\n{ticks}",
+            context.trim_end_matches('\n')
+        );
+        self.messages.push(Message::new("user", content));
+        self.entries.push(Entry {
+            question,
+            answer: String::new(),
+            error: None,
+        });
+        self.scroll = 0;
+        let client = match assistant::client(hub) {
+            Ok(c) => c,
+            Err(e) => {
+                self.messages.pop();
+                if let Some(last) = self.entries.last_mut() {
+                    last.error = Some(format!("{e:#}"));
+                }
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let messages = self.messages.clone();
+        std::thread::spawn(move || {
+            let result = client.chat(&messages, |piece| {
+                if stopped.load(Ordering::Relaxed) {
+                    anyhow::bail!("stopped");
+                }
+                tx.send(Piece::Text(piece.to_string()))
+                    .map_err(|_| anyhow::anyhow!("the editor is gone"))
+            });
+            let _ = tx.send(match result {
+                Ok(_) => Piece::Done,
+                Err(e) => Piece::Failed(format!("{e:#}")),
+            });
+        });
+        self.receiving = Some((rx, stop));
+    }
+
+    /// Stops the answer that is arriving.
+    pub fn stop(&mut self) {
+        if let Some((_, stop)) = &self.receiving {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes what the answering thread sent. Returns whether anything changed.
+    pub fn receive(&mut self, hub: &Hub, title: &str) -> bool {
+        let Some((rx, _)) = &self.receiving else {
+            return false;
+        };
+        let mut changed = false;
+        let mut ended = None;
+        loop {
+            match rx.try_recv() {
+                Ok(Piece::Text(t)) => {
+                    if let Some(e) = self.entries.last_mut() {
+                        e.answer.push_str(&t);
+                    }
+                    changed = true;
+                }
+                Ok(Piece::Done) => {
+                    ended = Some(None);
+                    break;
+                }
+                Ok(Piece::Failed(e)) => {
+                    ended = Some(Some(e));
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    ended = Some(Some("the answer stopped".to_string()));
+                    break;
+                }
+            }
+        }
+        if let Some(error) = ended {
+            self.receiving = None;
+            changed = true;
+            let answer = self
+                .entries
+                .last()
+                .map(|e| e.answer.clone())
+                .unwrap_or_default();
+            if let Some(e) = self.entries.last_mut() {
+                e.error = error;
+            }
+            if answer.is_empty() {
+                // Nothing came: the question is not part of the conversation.
+                self.messages.pop();
+            } else {
+                self.messages
+                    .push(Message::new("assistant", answer.clone()));
+                self.keep(hub, title);
+                self.blocks = code_blocks(&answer);
+                self.block = self.blocks.len().saturating_sub(1);
+            }
+        }
+        changed
+    }
+
+    /// Keeps the last exchange in the store's conversations.
+    fn keep(&mut self, hub: &Hub, title: &str) {
+        let store = hub.vfs.store();
+        let id = match self.conversation {
+            Some(id) => id,
+            None => match conversations::create(
+                store,
+                title,
+                self.persona.name,
+                &hub.setting("assistant.model"),
+            ) {
+                Ok(id) => id,
+                Err(_) => return,
+            },
+        };
+        let new = self.conversation.is_none();
+        let from = if new { 0 } else { self.messages.len() - 2 };
+        if conversations::append(store, id, &self.messages[from..]).is_ok() {
+            self.conversation = Some(id);
+        }
+    }
+
+    /// Chooses the next code block for Ctrl-Y.
+    pub fn next_block(&mut self) {
+        if !self.blocks.is_empty() {
+            self.block = (self.block + 1) % self.blocks.len();
+        }
+    }
+
+    pub fn scroll(&mut self, up: bool, rows: u16) {
+        self.scroll = if up {
+            self.scroll.saturating_add(rows)
+        } else {
+            self.scroll.saturating_sub(rows)
+        };
+    }
+
+    pub fn draw(&self, frame: &mut Frame, area: Rect, focused: bool, color: bool, accent: Style) {
+        let title = format!(
+            " Assistant ({}){} ",
+            self.persona.name,
+            if self.busy() { " …" } else { "" }
+        );
+        let border = if focused {
+            accent
+        } else {
+            Style::default().add_modifier(Modifier::DIM)
+        };
+        let block = Block::bordered().title(title).border_style(border);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if inner.height < 3 || inner.width < 4 {
+            return;
+        }
+        let bold = Style::default().add_modifier(Modifier::BOLD);
+        let dim = Style::default().add_modifier(Modifier::DIM);
+        let mut lines: Vec<Line> = Vec::new();
+        if self.entries.is_empty() {
+            for l in [
+                "Ask about the file, or about the selection if there is one.",
+                "",
+                "Enter sends the question. Ctrl-Y puts the answer's code block into the",
+                "file (Tab picks another block). Esc goes back to the text; Ctrl-E",
+                "closes the pane; Ctrl-C stops an answer.",
+            ] {
+                lines.push(Line::styled(l, dim));
+            }
+        }
+        let last = self.entries.len().saturating_sub(1);
+        for (i, e) in self.entries.iter().enumerate() {
+            lines.push(Line::styled(format!("you: {}", e.question), bold));
+            let mut in_code = false;
+            let mut block_no = 0;
+            for l in e.answer.lines() {
+                let fence = l.trim_start().starts_with("```");
+                if fence && !in_code {
+                    in_code = true;
+                    let chosen = i == last && block_no == self.block && !self.blocks.is_empty();
+                    let label = if chosen {
+                        format!(
+                            "┌ block {}/{} · Ctrl-Y inserts",
+                            block_no + 1,
+                            self.blocks.len()
+                        )
+                    } else {
+                        "┌".to_string()
+                    };
+                    lines.push(Line::styled(label, if chosen { accent } else { dim }));
+                    continue;
+                }
+                if fence && in_code {
+                    in_code = false;
+                    block_no += 1;
+                    lines.push(Line::styled("└", dim));
+                    continue;
+                }
+                if in_code {
+                    let chosen = i == last && block_no == self.block;
+                    lines.push(Line::from(vec![
+                        Span::styled("│ ", if chosen { accent } else { dim }),
+                        Span::raw(l.to_string()),
+                    ]));
+                } else {
+                    lines.push(Line::raw(l.to_string()));
+                }
+            }
+            if let Some(err) = &e.error {
+                let st = if color {
+                    Style::default().fg(ratatui::style::Color::Red)
+                } else {
+                    bold
+                };
+                lines.push(Line::styled(err.clone(), st));
+            }
+            lines.push(Line::raw(""));
+        }
+        let text_area = Rect::new(inner.x, inner.y, inner.width, inner.height - 2);
+        let para = Paragraph::new(lines).wrap(Wrap { trim: false });
+        let total = para.line_count(text_area.width) as u16;
+        let bottom = total.saturating_sub(text_area.height);
+        let offset = bottom.saturating_sub(self.scroll);
+        frame.render_widget(para.scroll((offset, 0)), text_area);
+        let rule_y = inner.y + inner.height - 2;
+        frame
+            .buffer_mut()
+            .set_string(inner.x, rule_y, "─".repeat(inner.width as usize), dim);
+        let prompt = format!("> {}", self.input);
+        let w = unicode_width::UnicodeWidthStr::width(prompt.as_str());
+        let shown: String = if w >= inner.width as usize {
+            prompt.chars().skip(w + 1 - inner.width as usize).collect()
+        } else {
+            prompt
+        };
+        frame
+            .buffer_mut()
+            .set_string(inner.x, rule_y + 1, &shown, Style::default());
+        if focused {
+            let cw = unicode_width::UnicodeWidthStr::width(shown.as_str()) as u16;
+            frame.set_cursor_position((inner.x + cw.min(inner.width - 1), rule_y + 1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_blocks_are_found_with_any_fence_length() {
+        let text = "Try:\n```rust\nfn a() {}\n```\nor\n````\nx\n```\nstill x\n````\n";
+        assert_eq!(code_blocks(text), ["fn a() {}\n", "x\n```\nstill x\n"]);
+        assert!(code_blocks("no code").is_empty());
+    }
+}
