@@ -294,3 +294,28 @@ fn the_editor_pane_asks_about_the_selection_and_inserts_a_code_block() {
     let hist = stdout(&run(&h, "ai history", None, "").success());
     assert!(hist.contains("2 msg  edit /a.rs"), "{hist}");
 }
+
+/// Needs a running Secret Service (`.ci/run` starts gnome-keyring in a D-Bus session).
+#[test]
+#[ignore = "needs a Secret Service keyring; run by .ci/run under dbus-run-session"]
+fn keyring_holds_the_key_when_a_keyring_service_runs() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "no D-Bus session: run under dbus-run-session with gnome-keyring unlocked"
+    );
+    let server = Server::start(true);
+    let h = home(&server, "echo");
+    let a = run(&h, "ai key set", None, "sk-test\n").success();
+    assert!(stdout(&a).contains("in the OS keyring"), "{}", stdout(&a));
+    assert!(!h.path().join("credentials.json").exists());
+    let status = stdout(&run(&h, "ai", None, "").success());
+    assert!(status.contains("key      from the OS keyring"), "{status}");
+    run(&h, "ask hi", None, "").success();
+    assert_eq!(
+        server.requests()[0].authorization.as_deref(),
+        Some("Bearer sk-test")
+    );
+    run(&h, "ai key remove", None, "").success();
+    let status = stdout(&run(&h, "ai", None, "").success());
+    assert!(status.contains("key      none"), "{status}");
+}
