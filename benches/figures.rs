@@ -2,12 +2,17 @@
 //!
 //! ```text
 //! cargo bench --bench figures                  # all figures
-//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man look editor)
+//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man look editor assistant)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench figures   # fewer runs, smaller trees
 //! ```
 //!
 //! Every figure prints Valyxo's median, the peer's median, the ratio and the goal. Runs of
 //! Valyxo and of the peer are interleaved so that machine noise hits both alike.
+
+// The local streaming server of the assistant tests; the bench reads none of its records.
+#[path = "../tests/common/openai.rs"]
+#[allow(dead_code)]
+mod openai;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -845,6 +850,58 @@ fn editor(rows: &mut Vec<Row>) {
     });
 }
 
+/// `ask` against a local OpenAI-compatible streaming server, beside curl making the same
+/// streamed request: what Valyxo adds to a question (start-up, store, conversation kept).
+fn assistant(rows: &mut Vec<Row>) {
+    let server = openai::Server::start(false);
+    let home = tempfile::tempdir().unwrap();
+    run(valyxo(home.path()).args([
+        "-c",
+        &format!(
+            "settings set assistant.url {}; settings set assistant.model echo",
+            server.url
+        ),
+    ]));
+    let body = serde_json::json!({
+        "model": "echo",
+        "stream": true,
+        "messages": [{"role": "user", "content": "hello there"}],
+    })
+    .to_string();
+    let n = if quick() { 20 } else { 100 };
+    let (ours, peer) = side_by_side(
+        n,
+        || {},
+        || {
+            let out = output(
+                valyxo(home.path())
+                    .env_remove("VALYXO_API_KEY")
+                    .env_remove("OPENAI_API_KEY")
+                    .args(["-c", "ask hello there"]),
+            );
+            assert!(out.starts_with("You said: hello there"), "{out}");
+        },
+        || {
+            let out = output(Command::new("curl").args([
+                "-sN",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body,
+                &format!("{}/chat/completions", server.url),
+            ]));
+            assert!(out.contains("[DONE]"), "{out}");
+        },
+    );
+    rows.push(Row {
+        figure: "ask, streamed from a local server, conversation kept".into(),
+        ours,
+        peer: Some(("curl -N, same request".into(), peer)),
+        goal: "≤ 2x".into(),
+        limit: 2.0,
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -878,6 +935,9 @@ fn main() {
     }
     if want("editor") {
         editor(&mut rows);
+    }
+    if want("assistant") {
+        assistant(&mut rows);
     }
     println!(
         "\n{:<58} {:>11} {:>11} {:>7}  goal",

@@ -88,6 +88,13 @@ impl ShellHelper {
                 .map(|s| s.key.to_string())
                 .collect(),
             ("settings", Some("set"), 3) if words[2] == "theme" => themes(),
+            ("ask" | "chat", _, n) if matches!(words[n - 1], "-p" | "--persona") => {
+                crate::assistant::PERSONAS
+                    .iter()
+                    .map(|p| p.name.to_string())
+                    .collect()
+            }
+            ("ai", Some("key"), 2) => vec!["set".into(), "remove".into()],
             ("settings", Some("set"), 3) => {
                 let choices = crate::settings::find(words[2])?.choices;
                 if choices.is_empty() {

@@ -109,6 +109,9 @@ fn tab_completes_commands_flags_and_paths() {
         ("settings set color alw\t", "settings set color always "),
         ("settings set theme nor\t", "settings set theme nord "),
         ("man valyxos\t", "man valyxoscript "),
+        ("ask -c -p rev\t", "ask -c -p review "),
+        ("ai key rem\t", "ai key remove "),
+        ("ai hist\t", "ai history "),
     ] {
         typ(&mut s, typed);
         s.exp_string(completed).unwrap();
