@@ -679,3 +679,28 @@ fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
     assert!(out.contains("edit: /d is a directory"), "{out:?}");
     assert!(!out.contains("\x1b[?1049h"), "no alternate screen: {out:?}");
 }
+
+#[test]
+fn chat_on_a_terminal_streams_answers_and_ends_on_exit() {
+    let server = common::openai::Server::start(false);
+    let h = Home::new();
+    h.c(&format!(
+        "settings set assistant.url {}; settings set assistant.model echo",
+        server.url
+    ))
+    .success();
+    let mut s = in_terminal(&h, 24, "-c chat");
+    s.exp_string("Chatting with echo as 'default'").unwrap();
+    s.exp_string("you> ").unwrap();
+    typ(&mut s, "hello there\r");
+    s.exp_string("You said: hello there (2 messages)").unwrap();
+    s.exp_string("you> ").unwrap();
+    typ(&mut s, "/persona nobody\r");
+    s.exp_string("no persona 'nobody'").unwrap();
+    typ(&mut s, "and more\r");
+    s.exp_string("You said: and more (4 messages)").unwrap();
+    typ(&mut s, "/exit\r");
+    assert_eq!(exit_code(&mut s), 0);
+    let out = h.out("ai history");
+    assert!(out.contains("4 msg  hello there"), "{out}");
+}
