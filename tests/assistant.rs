@@ -67,6 +67,19 @@ fn ask_streams_the_answer_with_piped_text_as_context_and_keeps_the_conversation(
         show.contains("you:\nand then?\n\nassistant:\nYou said: and then? (4 messages)"),
         "{show}"
     );
+    // A persona given when continuing becomes the conversation's.
+    run(&h, "ask -c -p review 'review it'", Some("sk-test"), "").success();
+    let msgs = server.requests()[2].body["messages"].clone();
+    assert!(msgs[0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("code reviewer"));
+    assert_eq!(msgs.as_array().unwrap().len(), 6);
+    let hist = stdout(&run(&h, "ai history", None, "").success());
+    assert!(
+        hist.contains("review        6 msg  what is this?"),
+        "{hist}"
+    );
 }
 
 #[test]

@@ -149,6 +149,7 @@ impl Client {
         let mut answer = String::new();
         let mut lines = BufReader::new(reader);
         let mut line = String::new();
+        let mut data = String::new();
         let mut finished = false;
         let broken = |answer: &str, message: String| -> anyhow::Error {
             Broken {
@@ -168,10 +169,11 @@ impl Client {
                     ))
                 }
             };
-            if n == 0 && finished {
+            // The end of the stream also ends an event still being read.
+            if n == 0 && data.is_empty() && finished {
                 return Ok(answer);
             }
-            if n == 0 {
+            if n == 0 && data.is_empty() {
                 return Err(broken(
                     &answer,
                     "the assistant's answer stopped before it was complete (the connection closed)"
@@ -179,11 +181,22 @@ impl Client {
                 ));
             }
             let l = line.trim_end_matches(['\r', '\n']);
-            let Some(data) = l.strip_prefix("data:") else {
-                // Comments (`: keep-alive`), `event:`, `id:` and blank lines.
+            if let Some(d) = l.strip_prefix("data:") {
+                // An event's data lines are joined with line breaks, and it ends at a blank
+                // line (or at the end of the stream).
+                let d = d.strip_prefix(' ').unwrap_or(d);
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(d);
                 continue;
-            };
-            let data = data.trim_start();
+            }
+            if !l.is_empty() || data.is_empty() {
+                // Comments (`: keep-alive`), `event:`, `id:` and blank lines between events.
+                continue;
+            }
+            let data = std::mem::take(&mut data);
+            let data = data.as_str();
             if data == "[DONE]" {
                 return Ok(answer);
             }
@@ -284,6 +297,17 @@ mod tests {
             .expect("answer");
         assert_eq!(answer, "Hello");
         assert_eq!(pieces, ["Hel", "lo"]);
+    }
+
+    #[test]
+    fn multi_line_events_and_a_last_event_without_a_blank_line() {
+        let c = client();
+        let stream =
+            "data: {\"choices\":\ndata: [{\"delta\":{\"content\":\"x\"}}]}\n\ndata: [DONE]";
+        let answer = c
+            .read_events(stream.as_bytes(), &mut |_| Ok(()))
+            .expect("answer");
+        assert_eq!(answer, "x");
     }
 
     #[test]

@@ -111,6 +111,20 @@ fn list_where(store: &Store, tail: &str, arg: i64) -> Result<Vec<Conversation>> 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Switches a conversation to another persona: its stored persona and its instruction.
+pub fn set_persona(store: &Store, id: i64, name: &str, prompt: &str) -> Result<()> {
+    store.tx(|tx| {
+        tx.prepare_cached("UPDATE conversations SET persona = ?2 WHERE id = ?1")?
+            .execute(rusqlite::params![id, name])?;
+        // Every conversation starts with its instruction (the system message).
+        tx.prepare_cached(
+            "UPDATE messages SET content = ?2 WHERE conversation = ?1 AND role = 'system'",
+        )?
+        .execute(rusqlite::params![id, prompt])?;
+        Ok(())
+    })
+}
+
 /// Deletes a conversation; returns whether it existed.
 pub fn remove(store: &Store, id: i64) -> Result<bool> {
     Ok(store

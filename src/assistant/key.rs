@@ -94,9 +94,30 @@ fn entry(url: &str) -> Option<keyring::Entry> {
     keyring::Entry::new(SERVICE, &account(url)).ok()
 }
 
+/// Whether a key from the environment may go to `url`: `OPENAI_API_KEY` only to OpenAI;
+/// `VALYXO_API_KEY` to any server over HTTPS, or over plain HTTP only on this machine, so a
+/// key is never sent in the clear across a network.
+fn env_key_fits(var: &str, url: &str) -> bool {
+    let host = account(url);
+    let host = host.trim_start_matches("assistant@");
+    if var == "OPENAI_API_KEY" {
+        return host == "api.openai.com";
+    }
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    url.trim_start().starts_with("https://")
+        || matches!(name, "localhost" | "[::1]")
+        || name.starts_with("127.")
+}
+
 /// The key for `url` and where it came from, if there is one.
 pub fn find(hub: &Hub, url: &str) -> Result<Option<(String, Source)>> {
     for var in ENV_VARS {
+        if !env_key_fits(var, url) {
+            continue;
+        }
         if let Ok(v) = std::env::var(var) {
             if !v.trim().is_empty() {
                 return Ok(Some((v.trim().to_string(), Source::Env(var))));
@@ -170,5 +191,19 @@ mod tests {
             "assistant@localhost:11434"
         );
         assert_eq!(account("http://u:p@h:1/v1"), "assistant@h:1");
+    }
+
+    #[test]
+    fn environment_keys_go_only_where_they_belong() {
+        assert!(env_key_fits("OPENAI_API_KEY", "https://api.openai.com/v1"));
+        assert!(!env_key_fits("OPENAI_API_KEY", "https://example.com/v1"));
+        assert!(env_key_fits("VALYXO_API_KEY", "https://example.com/v1"));
+        assert!(env_key_fits("VALYXO_API_KEY", "http://localhost:11434/v1"));
+        assert!(env_key_fits("VALYXO_API_KEY", "http://127.0.0.1:8080/v1"));
+        assert!(env_key_fits("VALYXO_API_KEY", "http://[::1]:8080/v1"));
+        assert!(
+            !env_key_fits("VALYXO_API_KEY", "http://gpu-box:8000/v1"),
+            "not in the clear"
+        );
     }
 }

@@ -206,11 +206,10 @@ fn thread(ctx: &Ctx, m: &ArgMatches) -> Result<Thread> {
             Some(p) => assistant::persona(p)?,
             None => assistant::persona(&c.persona).unwrap_or(&assistant::PERSONAS[0]),
         };
-        let mut messages = conversations::messages(store, id)?;
         if m.get_one::<String>("persona").is_some() {
-            messages.retain(|m| m.role != "system");
-            messages.insert(0, Message::new("system", persona.prompt));
+            conversations::set_persona(store, id, persona.name, persona.prompt)?;
         }
+        let messages = conversations::messages(store, id)?;
         return Ok(Thread {
             id: Some(id),
             persona,
@@ -367,6 +366,9 @@ fn chat(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                     th.persona = p;
                     th.messages.retain(|m| m.role != "system");
                     th.messages.insert(0, Message::new("system", p.prompt));
+                    if let Some(id) = th.id {
+                        conversations::set_persona(ctx.vfs().store(), id, p.name, p.prompt)?;
+                    }
                     let _ = writeln!(ctx.io.stdout, "Persona: {}", p.name);
                 }
                 Err(e) => ctx.warn(e),

@@ -72,6 +72,9 @@ pub struct Buffer {
     saved: u64,
     /// The text state last written as a recovery copy (`saved` when none is needed).
     pub recovered: u64,
+    /// The store holds a recovery copy for this file that is not this buffer's (one kept
+    /// for later, or another running editor's): it is left alone, and none is written.
+    pub copy_blocked: bool,
     /// The first visible line and display column.
     pub top: usize,
     pub left: usize,
@@ -95,7 +98,10 @@ pub fn char_width(c: char, col: usize, tab: usize) -> usize {
 
 impl Buffer {
     pub fn new(text: &str, path: Option<VPath>, highlighter: Highlighter) -> Buffer {
-        let crlf = text.contains("\r\n");
+        // CRLF when every line break is one; a file that mixes them is kept as it is (its
+        // carriage returns show as ^M).
+        let breaks = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+        let crlf = breaks > 0 && text.matches("\r\n").count() == breaks;
         let rope = if crlf {
             Rope::from_str(&text.replace("\r\n", "\n"))
         } else {
@@ -116,6 +122,7 @@ impl Buffer {
             state: 0,
             saved: 0,
             recovered: 0,
+            copy_blocked: false,
             top: 0,
             left: 0,
             highlighter,
@@ -436,9 +443,15 @@ impl Buffer {
         self.anchor = None;
         self.want_col = None;
         if merge {
+            // The text is in a new state: the step gets a new id, so a save or a recovery
+            // copy of the state before it no longer counts as this one.
+            let id = self.next_id;
+            self.next_id += 1;
             let g = self.undo.last_mut().expect("checked above");
             g.changes.push(change);
             g.after = (self.cursor, None);
+            g.id = id;
+            self.state = id;
         } else {
             let id = self.next_id;
             self.next_id += 1;
@@ -630,6 +643,9 @@ impl Buffer {
         } else {
             (start, end)
         };
+        if from == to {
+            return String::new();
+        }
         if !text.ends_with('\n') {
             text.push('\n');
         }
@@ -801,7 +817,7 @@ impl Buffer {
         if line < self.states.len() {
             return self.states[line].clone();
         }
-        if !self.syncing && line < self.states.len() + SYNC_FAR {
+        if !self.view_is_approximate(line) {
             return self.state_at(line, theme, base);
         }
         // Until the exact state gets here, the view is drawn from a nearby fresh one.
@@ -824,7 +840,10 @@ impl Buffer {
 
     /// Whether drawing from `line` uses an approximate state.
     pub fn view_is_approximate(&self, line: usize) -> bool {
-        line >= self.states.len() && (self.syncing || line >= self.states.len() + SYNC_FAR)
+        // Within SYNC_BACK lines of the known states, working them out is as cheap as the
+        // approximation.
+        line >= self.states.len() + SYNC_BACK
+            && (self.syncing || line >= self.states.len() + SYNC_FAR)
     }
 
     /// Works out the exact states of up to `lines` more lines, no further than `until`.
@@ -986,6 +1005,44 @@ mod tests {
         assert_eq!(b.line_count(), 3);
         assert_eq!(b.line_text(0), "a");
         assert_eq!(b.contents(), "a\r\nb\r\n");
+        let mixed = buf("a\r\nb\nc\r\n");
+        assert!(!mixed.crlf);
+        assert_eq!(
+            mixed.contents(),
+            "a\r\nb\nc\r\n",
+            "mixed line breaks stay as they are"
+        );
+    }
+
+    #[test]
+    fn typing_after_a_save_or_an_undo_is_a_change() {
+        let mut b = buf("");
+        b.insert("a", EditKind::Type);
+        b.insert("b", EditKind::Type);
+        b.mark_saved();
+        b.insert("c", EditKind::Type);
+        assert!(
+            b.modified(),
+            "joined the step that was saved, still a change"
+        );
+        assert!(b.needs_recovery_copy());
+        b.mark_recovered();
+        b.insert("d", EditKind::Type);
+        assert!(
+            b.needs_recovery_copy(),
+            "a copy of 'abc' is not one of 'abcd'"
+        );
+        b.undo();
+        assert_eq!(b.rope.to_string(), "");
+        assert!(b.modified());
+    }
+
+    #[test]
+    fn cutting_a_line_of_an_empty_buffer_changes_nothing() {
+        let mut b = buf("");
+        assert_eq!(b.cut_lines(), "");
+        assert!(!b.modified());
+        assert!(!b.undo());
     }
 
     #[test]

@@ -205,6 +205,8 @@ pub struct Editor {
     /// The assistant pane, once opened, and whether keys go to it.
     pane: Option<pane::Pane>,
     pane_focus: bool,
+    /// A Save-as waiting on a question: the buffer's name and file hash before it.
+    renamed: Option<(Option<VPath>, Option<blake3::Hash>)>,
 }
 
 /// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, files
@@ -304,11 +306,20 @@ impl Editor {
             last_edit: Instant::now(),
             pane: None,
             pane_focus: false,
+            renamed: None,
         };
-        for b in &ed.buffers {
+        let mut buffers = std::mem::take(&mut ed.buffers);
+        for b in &mut buffers {
             if let Some(copy) = ed.recovery_for(b) {
                 ed.offers.push(copy);
             }
+        }
+        ed.buffers = buffers;
+        if let Some(b) = ed.buffers.iter().find(|b| b.copy_blocked) {
+            ed.say(format!(
+                "Another valyxo is editing {}: this one keeps no recovery copy of it",
+                b.name()
+            ));
         }
         ed.next_offer();
         ed
@@ -322,11 +333,16 @@ impl Editor {
         self.hub.vfs.store()
     }
 
-    /// The recovery copy for a buffer, if one exists and differs from the file; a copy
-    /// that holds just what the file holds is dropped.
-    fn recovery_for(&self, b: &Buffer) -> Option<recovery::Copy> {
+    /// The recovery copy to offer for a buffer: one that exists and differs from the file.
+    /// A copy that holds just what the file holds is dropped; one another running editor
+    /// keeps is left alone, and this buffer writes none.
+    fn recovery_for(&self, b: &mut Buffer) -> Option<recovery::Copy> {
         let path = b.path.as_ref()?.to_string();
         let copy = recovery::get(self.store(), &path).ok()??;
+        if copy.writer_is_running() {
+            b.copy_blocked = true;
+            return None;
+        }
         if copy.text == b.contents() {
             let _ = recovery::remove(self.store(), &path);
             return None;
@@ -379,9 +395,14 @@ impl Editor {
             return;
         }
         match load(&self.hub, &path, &self.theme) {
-            Ok(b) => {
+            Ok(mut b) => {
                 let new = b.disk_hash.is_none();
-                let offer = self.recovery_for(&b);
+                let offer = self.recovery_for(&mut b);
+                if b.copy_blocked {
+                    self.say(format!(
+                        "Another valyxo is editing {path}: this one keeps no recovery copy of it"
+                    ));
+                }
                 self.buffers.push(b);
                 self.current = self.buffers.len() - 1;
                 self.follow = true;
@@ -424,7 +445,16 @@ impl Editor {
                 let b = &mut self.buffers[self.current];
                 b.disk_hash = Some(blake3::hash(text.as_bytes()));
                 b.mark_saved();
-                let _ = recovery::remove(self.store(), &path.to_string());
+                let blocked = b.copy_blocked;
+                if !blocked {
+                    let _ = recovery::remove(self.store(), &path.to_string());
+                }
+                // Saved under a new name: the copy kept under the old one is done with.
+                if let Some((Some(old), _)) = self.renamed.take() {
+                    if !blocked {
+                        let _ = recovery::remove(self.store(), &old.to_string());
+                    }
+                }
                 let lines = self.buffers[self.current].line_count();
                 self.say(format!(
                     "Saved {path} ({lines} lines, {} bytes)",
@@ -453,7 +483,13 @@ impl Editor {
     }
 
     fn close_current(&mut self) {
-        self.buffers.remove(self.current);
+        let b = self.buffers.remove(self.current);
+        // A copy written before an undo back to the saved text is no longer needed.
+        if let (Some(p), false, false) = (&b.path, b.modified(), b.copy_blocked) {
+            if b.needs_recovery_copy() {
+                let _ = recovery::remove(self.store(), &p.to_string());
+            }
+        }
         if self.buffers.is_empty() {
             self.quit = true;
             return;
@@ -489,7 +525,9 @@ impl Editor {
     /// Drops the current buffer's changes (and its recovery copy) for a close or quit.
     fn discard_current(&mut self) {
         if let Some(p) = self.buf().path.clone() {
-            let _ = recovery::remove(self.store(), &p.to_string());
+            if !self.buf().copy_blocked {
+                let _ = recovery::remove(self.store(), &p.to_string());
+            }
         }
         match std::mem::replace(&mut self.after, After::Nothing) {
             After::Quit => {
@@ -516,7 +554,7 @@ impl Editor {
             let Some(path) = b.path.as_ref().map(ToString::to_string) else {
                 continue;
             };
-            if !b.needs_recovery_copy() {
+            if !b.needs_recovery_copy() || b.copy_blocked {
                 continue;
             }
             let written = if b.modified() {
@@ -543,6 +581,11 @@ impl Editor {
                 let text = text.replace("\r\n", "\n").replace('\r', "\n");
                 match &mut self.mode {
                     Mode::Prompt { input, .. } => input.push_str(text.lines().next().unwrap_or("")),
+                    Mode::Normal if self.pane_focus => {
+                        if let Some(p) = self.pane.as_mut() {
+                            p.input.push_str(&text.replace('\n', " "));
+                        }
+                    }
                     Mode::Normal => {
                         self.buf().insert(&text, EditKind::Other);
                         self.edited();
@@ -954,18 +997,10 @@ impl Editor {
                         // asking.
                         let new = hl(&p, b);
                         self.buf().rename(p, new);
+                        self.renamed = Some(before);
                         if !self.save(false) {
                             // Not saved: the buffer keeps its old name.
-                            let (old, hash) = before;
-                            let b = &self.buffers[self.current];
-                            let back = match &old {
-                                Some(o) => hl(o, b),
-                                None => Highlighter::for_lang("text", &theme),
-                            };
-                            let b = self.buf();
-                            b.path = old;
-                            b.reset_highlighter(back);
-                            b.disk_hash = hash;
+                            self.undo_rename();
                         }
                     }
                     Err(e) => {
@@ -976,6 +1011,22 @@ impl Editor {
                 }
             }
         }
+    }
+
+    /// Gives the buffer back the name it had before a Save-as that did not happen.
+    fn undo_rename(&mut self) {
+        let Some((old, hash)) = self.renamed.take() else {
+            return;
+        };
+        let b = &self.buffers[self.current];
+        let back = match &old {
+            Some(o) => Highlighter::for_file(o.name().unwrap_or(""), &b.line_text(0), &self.theme),
+            None => Highlighter::for_lang("text", &self.theme),
+        };
+        let b = self.buf();
+        b.path = old;
+        b.reset_highlighter(back);
+        b.disk_hash = hash;
     }
 
     /// Go to `LINE` or `LINE:COL` (from 1).
@@ -1024,15 +1075,24 @@ impl Editor {
                 '\x1b' | 'n' | 'c' => {
                     self.after = After::Nothing;
                     self.quitting = false;
+                    self.undo_rename();
                     self.say("Not saved: the file on disk is unchanged");
                 }
                 _ => self.mode = Mode::Question(Question::Overwrite),
             },
             Question::Recover(copy) => match key {
                 'r' => {
-                    self.buf().replace_all_text(&copy.text);
-                    self.say("Restored the unsaved changes (Ctrl-Z undoes that; Ctrl-S saves)");
-                    self.buf().mark_recovered();
+                    let b = self.buf();
+                    b.replace_all_text(&copy.text);
+                    b.mark_recovered();
+                    if copy.disk_hash != b.disk_hash {
+                        // The copy was made from an older file: saving asks before it
+                        // replaces the newer one.
+                        b.disk_hash = copy.disk_hash;
+                        self.say("Restored the unsaved changes; the file has changed since they were made, so saving will ask first");
+                    } else {
+                        self.say("Restored the unsaved changes (Ctrl-Z undoes that; Ctrl-S saves)");
+                    }
                     self.follow = true;
                 }
                 'd' => {
@@ -1040,7 +1100,8 @@ impl Editor {
                     self.say("Discarded the recovery copy");
                 }
                 '\x1b' | 'k' => {
-                    self.say("Kept the recovery copy for later ('edit --recovered' lists them)")
+                    self.buf().copy_blocked = true;
+                    self.say("Kept the recovery copy for later ('edit --recovered'); changes made now are not copied, so save them");
                 }
                 _ => self.mode = Mode::Question(Question::Recover(copy)),
             },
@@ -1515,7 +1576,7 @@ impl Editor {
 
     /// Moves the cursor to a line (from 1), for `edit --line`.
     pub fn goto_line(&mut self, line: usize) {
-        self.buf().goto(line.saturating_sub(1), 0, false);
+        self.buffers[0].goto(line.saturating_sub(1), 0, false);
         self.follow = true;
     }
 }
@@ -1570,11 +1631,14 @@ pub fn run(
         Some(Err(e)) => bail!("the editor needs a terminal: {e}"),
         None => bail!("another full-screen view has the terminal"),
     };
-    let result = event_loop(&mut ed);
-    // Whatever way it ended, unsaved text is kept.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop(&mut ed)));
+    // Whatever way it ended (a panic too), unsaved text is kept.
     ed.keep_recovery_copies(true);
     let left = screen.leave();
-    result?;
+    match result {
+        Ok(r) => r?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
     left?;
     Ok(())
 }

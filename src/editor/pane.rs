@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::Arc;
 
-/// The buffer is sent whole up to this size; beyond it, the lines around the cursor.
+/// The buffer is sent whole up to this size; beyond it, its beginning, and the question
+/// says that the text was cut.
 const MAX_CONTEXT: usize = 200 * 1024;
 
 /// What the answering thread sends.
@@ -46,27 +47,56 @@ pub struct Pane {
     scroll: u16,
 }
 
-/// The fenced code blocks of a Markdown text, in order.
-pub fn code_blocks(text: &str) -> Vec<String> {
+/// What a line of Markdown is, for code blocks.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Part {
+    Text,
+    /// The opening fence of block n.
+    Open(usize),
+    /// A line inside block n.
+    Code(usize),
+    /// The closing fence of block n.
+    Close(usize),
+}
+
+/// Each line of a Markdown text with what it is. A block opens with three or more
+/// backticks and closes with a line of just as many, so a longer fence can hold a shorter.
+fn parts(text: &str) -> Vec<(&str, Part)> {
     let mut out = Vec::new();
-    let mut cur: Option<(String, String)> = None;
+    let mut open: Option<String> = None;
+    let mut n = 0;
     for line in text.lines() {
         let t = line.trim_start();
-        match &mut cur {
+        match &open {
             None if t.starts_with("```") => {
-                let fence: String = t.chars().take_while(|c| *c == '`').collect();
-                cur = Some((fence, String::new()));
+                open = Some(t.chars().take_while(|c| *c == '`').collect());
+                out.push((line, Part::Open(n)));
             }
-            Some((fence, body)) => {
-                if t.starts_with(fence.as_str()) && t.trim_end() == fence.as_str() {
-                    out.push(std::mem::take(body));
-                    cur = None;
-                } else {
-                    body.push_str(line);
-                    body.push('\n');
+            None => out.push((line, Part::Text)),
+            Some(fence) if t.trim_end() == fence.as_str() => {
+                open = None;
+                out.push((line, Part::Close(n)));
+                n += 1;
+            }
+            Some(_) => out.push((line, Part::Code(n))),
+        }
+    }
+    out
+}
+
+/// The fenced code blocks of a Markdown text, in order (an unclosed last block too).
+pub fn code_blocks(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (line, part) in parts(text) {
+        match part {
+            Part::Open(_) => out.push(String::new()),
+            Part::Code(i) => {
+                if let Some(b) = out.get_mut(i) {
+                    b.push_str(line);
+                    b.push('\n');
                 }
             }
-            None => {}
+            Part::Text | Part::Close(_) => {}
         }
     }
     out
@@ -98,14 +128,19 @@ impl Pane {
         if self.busy() || question.trim().is_empty() {
             return;
         }
-        let context = if context.len() > MAX_CONTEXT {
+        let (context, what) = if context.len() > MAX_CONTEXT {
             let mut end = MAX_CONTEXT;
             while !context.is_char_boundary(end) {
                 end -= 1;
             }
-            &context[..end]
+            let what = format!(
+                "{what} (only its first {} KiB of {} KiB)",
+                MAX_CONTEXT / 1024,
+                context.len() / 1024
+            );
+            (&context[..end], what)
         } else {
-            context
+            (context, what.to_string())
         };
         let ticks = if context.contains("```") {
             "````"
@@ -122,6 +157,9 @@ impl Pane {
             answer: String::new(),
             error: None,
         });
+        // The blocks of the answer before are not this one's.
+        self.blocks.clear();
+        self.block = 0;
         self.scroll = 0;
         let client = match assistant::client(hub) {
             Ok(c) => c,
@@ -286,39 +324,21 @@ impl Pane {
         let last = self.entries.len().saturating_sub(1);
         for (i, e) in self.entries.iter().enumerate() {
             lines.push(Line::styled(format!("you: {}", e.question), bold));
-            let mut in_code = false;
-            let mut block_no = 0;
-            for l in e.answer.lines() {
-                let fence = l.trim_start().starts_with("```");
-                if fence && !in_code {
-                    in_code = true;
-                    let chosen = i == last && block_no == self.block && !self.blocks.is_empty();
-                    let label = if chosen {
-                        format!(
-                            "┌ block {}/{} · Ctrl-Y inserts",
-                            block_no + 1,
-                            self.blocks.len()
-                        )
-                    } else {
-                        "┌".to_string()
-                    };
-                    lines.push(Line::styled(label, if chosen { accent } else { dim }));
-                    continue;
-                }
-                if fence && in_code {
-                    in_code = false;
-                    block_no += 1;
-                    lines.push(Line::styled("└", dim));
-                    continue;
-                }
-                if in_code {
-                    let chosen = i == last && block_no == self.block;
-                    lines.push(Line::from(vec![
-                        Span::styled("│ ", if chosen { accent } else { dim }),
+            let last_answer = i == last && !self.blocks.is_empty();
+            for (l, part) in parts(&e.answer) {
+                let chosen = |n: usize| last_answer && n == self.block;
+                match part {
+                    Part::Text => lines.push(Line::raw(l.to_string())),
+                    Part::Open(n) if chosen(n) => lines.push(Line::styled(
+                        format!("┌ block {}/{} · Ctrl-Y inserts", n + 1, self.blocks.len()),
+                        accent,
+                    )),
+                    Part::Open(_) => lines.push(Line::styled("┌", dim)),
+                    Part::Close(_) => lines.push(Line::styled("└", dim)),
+                    Part::Code(n) => lines.push(Line::from(vec![
+                        Span::styled("│ ", if chosen(n) { accent } else { dim }),
                         Span::raw(l.to_string()),
-                    ]));
-                } else {
-                    lines.push(Line::raw(l.to_string()));
+                    ])),
                 }
             }
             if let Some(err) = &e.error {
@@ -366,6 +386,7 @@ mod tests {
     fn code_blocks_are_found_with_any_fence_length() {
         let text = "Try:\n```rust\nfn a() {}\n```\nor\n````\nx\n```\nstill x\n````\n";
         assert_eq!(code_blocks(text), ["fn a() {}\n", "x\n```\nstill x\n"]);
+        assert_eq!(code_blocks("```\nunclosed\n"), ["unclosed\n"]);
         assert!(code_blocks("no code").is_empty());
     }
 }

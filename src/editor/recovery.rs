@@ -15,6 +15,18 @@ pub struct Copy {
     pub disk_hash: Option<blake3::Hash>,
     /// Milliseconds since the epoch.
     pub saved_at: i64,
+    /// The process that wrote it.
+    pub pid: u32,
+}
+
+impl Copy {
+    /// Whether the process that wrote the copy is another one that is still running: an
+    /// editor open on the same file in another valyxo, whose copy is not ours to offer.
+    pub fn writer_is_running(&self) -> bool {
+        let pid = self.pid as libc::pid_t;
+        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+        self.pid != std::process::id() && pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    }
 }
 
 fn hash_of(bytes: Option<Vec<u8>>) -> Option<blake3::Hash> {
@@ -44,13 +56,16 @@ pub fn save(store: &Store, path: &str, text: &str, disk_hash: Option<blake3::Has
 pub fn get(store: &Store, path: &str) -> Result<Option<Copy>> {
     Ok(store
         .conn()
-        .prepare_cached("SELECT path, text, disk_hash, saved_at FROM recovery WHERE path = ?1")?
+        .prepare_cached(
+            "SELECT path, text, disk_hash, saved_at, pid FROM recovery WHERE path = ?1",
+        )?
         .query_row([path], |r| {
             Ok(Copy {
                 path: r.get(0)?,
                 text: r.get(1)?,
                 disk_hash: hash_of(r.get(2)?),
                 saved_at: r.get(3)?,
+                pid: r.get(4)?,
             })
         })
         .optional()?)
@@ -68,14 +83,16 @@ pub fn remove(store: &Store, path: &str) -> Result<bool> {
 /// Every copy, oldest first.
 pub fn list(store: &Store) -> Result<Vec<Copy>> {
     let conn = store.conn();
-    let mut st = conn
-        .prepare_cached("SELECT path, text, disk_hash, saved_at FROM recovery ORDER BY saved_at")?;
+    let mut st = conn.prepare_cached(
+        "SELECT path, text, disk_hash, saved_at, pid FROM recovery ORDER BY saved_at",
+    )?;
     let rows = st.query_map([], |r| {
         Ok(Copy {
             path: r.get(0)?,
             text: r.get(1)?,
             disk_hash: hash_of(r.get(2)?),
             saved_at: r.get(3)?,
+            pid: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

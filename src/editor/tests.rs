@@ -599,3 +599,100 @@ fn a_file_in_a_host_mount_is_saved_in_place_keeping_its_permissions() {
         .collect();
     assert_eq!(leftovers, ["run.sh"], "no temporary file left beside it");
 }
+
+#[test]
+fn a_copy_kept_for_later_is_left_alone() {
+    let f = fixture();
+    f.write("/a.txt", "x\n");
+    recovery::save(f.hub.vfs.store(), "/a.txt", "older\n", None).expect("save copy");
+    let mut ed = f.editor(&["/a.txt"], false);
+    key(&mut ed, KeyCode::Esc);
+    typ(&mut ed, "new ");
+    ed.keep_recovery_copies(true);
+    ctrl_key(&mut ed, 's');
+    let copy = recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .expect("kept");
+    assert_eq!(
+        copy.text, "older\n",
+        "neither overwritten nor dropped by the save"
+    );
+}
+
+#[test]
+fn a_restored_copy_of_an_older_file_asks_before_saving_over_the_newer_one() {
+    let f = fixture();
+    f.write("/a.txt", "newer\n");
+    let old = blake3::hash(b"old\n");
+    recovery::save(f.hub.vfs.store(), "/a.txt", "old, edited\n", Some(old)).expect("copy");
+    let mut ed = f.editor(&["/a.txt"], false);
+    key(&mut ed, KeyCode::Char('r'));
+    assert!(ed.message().unwrap_or("").contains("saving will ask first"));
+    ctrl_key(&mut ed, 's');
+    let (rows, _) = screen(&mut ed, 80, 5);
+    assert!(rows[4].contains("changed since it was opened"), "{rows:?}");
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(f.read("/a.txt"), "newer\n");
+}
+
+#[test]
+fn a_save_as_onto_another_file_that_is_cancelled_keeps_the_old_name() {
+    let f = fixture();
+    f.write("/a.txt", "a\n");
+    f.write("/b.txt", "b\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    typ(&mut ed, "1");
+    press(&mut ed, KeyCode::Char('s'), KeyModifiers::ALT);
+    press(&mut ed, KeyCode::Char('u'), KeyModifiers::CONTROL);
+    typ(&mut ed, "/b.txt");
+    key(&mut ed, KeyCode::Enter);
+    let (rows, _) = screen(&mut ed, 80, 5);
+    assert!(rows[4].starts_with("/b.txt changed since"), "{rows:?}");
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(ed.buffers[0].name(), "/a.txt");
+    assert_eq!(f.read("/b.txt"), "b\n");
+    ctrl_key(&mut ed, 's');
+    assert_eq!(f.read("/a.txt"), "1a\n");
+}
+
+#[test]
+fn the_line_option_moves_in_the_first_file_and_paste_in_the_pane_stays_there() {
+    let f = fixture();
+    f.write("/a.txt", "1\n2\n3\n");
+    f.write("/b.txt", "x\n");
+    recovery::save(f.hub.vfs.store(), "/b.txt", "y\n", None).expect("copy");
+    let mut ed = f.editor(&["/a.txt", "/b.txt"], false);
+    ed.goto_line(3);
+    assert_eq!(ed.buffers[0].cursor_line_col(), (2, 0));
+    key(&mut ed, KeyCode::Esc); // keep b's copy for later
+    ctrl_key(&mut ed, 'e');
+    ed.handle(&Event::Paste("what is\nthis".into()));
+    assert_eq!(text(&ed), "x\n", "the file is untouched");
+    assert_eq!(
+        ed.pane.as_ref().map(|p| p.input.as_str()),
+        Some("what is this")
+    );
+}
+
+#[test]
+fn views_far_then_near_the_known_highlighting_never_underflow() {
+    let f = fixture();
+    let text: String = (0..2_000).map(|i| format!("let x{i} = {i};\n")).collect();
+    f.write("/m.rs", &text);
+    let mut ed = f.editor(&["/m.rs"], true);
+    screen(&mut ed, 60, 20);
+    press(&mut ed, KeyCode::End, KeyModifiers::CONTROL);
+    screen(&mut ed, 60, 20);
+    press(&mut ed, KeyCode::Home, KeyModifiers::CONTROL);
+    screen(&mut ed, 60, 20);
+    typ(&mut ed, "x");
+    for _ in 0..3 {
+        key(&mut ed, KeyCode::PageDown);
+        screen(&mut ed, 60, 20);
+    }
+    assert_eq!(
+        ed.buffers[0].cursor_line_col().0,
+        51,
+        "three pages of 17 rows"
+    );
+}
