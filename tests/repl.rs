@@ -704,3 +704,30 @@ fn chat_on_a_terminal_streams_answers_and_ends_on_exit() {
     let out = h.out("ai history");
     assert!(out.contains("4 msg  hello there"), "{out}");
 }
+
+#[test]
+fn ctrl_c_stops_an_answer_from_a_silent_server_and_keeps_what_came() {
+    let server = common::openai::Server::start(false);
+    let h = Home::new();
+    h.c(&format!(
+        "settings set assistant.url {}; settings set assistant.model stall",
+        server.url
+    ))
+    .success();
+    let mut s = repl(&h, &["--no-color"]);
+    s.send_line("ask hello").unwrap();
+    s.exp_string("You said: ").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    s.send_control('c').unwrap();
+    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the server is still silent"
+    );
+    s.send_line("ai show 1").unwrap();
+    s.exp_string("assistant:\r\nYou said:").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_control('d').unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}

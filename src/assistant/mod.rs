@@ -7,8 +7,12 @@ pub mod conversations;
 pub mod key;
 
 use crate::hub::Hub;
-use anyhow::{bail, Result};
-pub use client::{Client, Message};
+use anyhow::{anyhow, bail, Result};
+pub use client::{Broken, Client, Message};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A persona: a name, what it is for, and the system prompt that makes it.
 pub struct Persona {
@@ -80,4 +84,62 @@ pub fn client(hub: &Hub) -> Result<Client> {
     let timeout = crate::settings::parse_duration(&hub.setting("assistant.timeout"))?;
     let key = key::find(hub, &url)?.map(|(k, _)| k);
     Client::new(&url, &model, key, timeout)
+}
+
+/// Streams an answer like [`Client::chat`], with the request on a helper thread, so that
+/// `stop` (Ctrl-C, `kill`) is noticed within 50 ms even while the server sends nothing. A
+/// stopped answer is a [`Broken`] error holding the text received.
+pub fn chat_stoppable(
+    client: Client,
+    messages: Vec<Message>,
+    stop: &dyn Fn() -> bool,
+    mut on_text: impl FnMut(&str) -> Result<()>,
+) -> Result<String> {
+    enum Msg {
+        Piece(String),
+        End(Result<String>),
+    }
+    let (tx, rx) = mpsc::channel();
+    let quit = Arc::new(AtomicBool::new(false));
+    let quitting = Arc::clone(&quit);
+    std::thread::spawn(move || {
+        let piece_tx = tx.clone();
+        let result = client.chat(&messages, |piece| {
+            if quitting.load(Ordering::Relaxed) {
+                bail!("stopped");
+            }
+            piece_tx
+                .send(Msg::Piece(piece.to_string()))
+                .map_err(|_| anyhow!("nobody is reading the answer"))
+        });
+        let _ = tx.send(Msg::End(result));
+    });
+    let mut received = String::new();
+    let broken = |message: String, partial: &str| -> anyhow::Error {
+        Broken {
+            message,
+            partial: partial.to_string(),
+        }
+        .into()
+    };
+    loop {
+        if stop() {
+            quit.store(true, Ordering::Relaxed);
+            return Err(broken("stopped".into(), &received));
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Msg::Piece(p)) => {
+                received.push_str(&p);
+                if let Err(e) = on_text(&p) {
+                    quit.store(true, Ordering::Relaxed);
+                    return Err(broken(format!("{e:#}"), &received));
+                }
+            }
+            Ok(Msg::End(result)) => return result,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(broken("the answer stopped".into(), &received))
+            }
+        }
+    }
 }

@@ -235,13 +235,18 @@ fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Re
     th.messages.push(Message::new("user", question));
     let out = &mut ctx.io.stdout;
     let mut ended_in_newline = true;
-    let result = client.chat(&th.messages, |piece| {
-        crate::signals::check()?;
-        out.write_all(piece.as_bytes())?;
-        out.flush()?;
-        ended_in_newline = piece.ends_with('\n');
-        Ok(())
-    });
+    let model = client.model.clone();
+    let result = assistant::chat_stoppable(
+        client,
+        th.messages.clone(),
+        &crate::signals::interrupted,
+        |piece| {
+            out.write_all(piece.as_bytes())?;
+            out.flush()?;
+            ended_in_newline = piece.ends_with('\n');
+            Ok(())
+        },
+    );
     if !ended_in_newline {
         let _ = ctx.io.stdout.write_all(b"\n");
     }
@@ -251,6 +256,9 @@ fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Re
             Some(b) if !b.partial.is_empty() => (b.partial.clone(), Some(e)),
             _ => {
                 th.messages.pop();
+                if crate::signals::interrupted() {
+                    return Err(crate::signals::Interrupted.into());
+                }
                 return Err(e);
             }
         },
@@ -259,7 +267,7 @@ fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Re
     let new = th.id.is_none();
     let id = match th.id {
         Some(id) => id,
-        None => conversations::create(&store, title, th.persona.name, &client.model)?,
+        None => conversations::create(&store, title, th.persona.name, &model)?,
     };
     th.id = Some(id);
     let start = if new { 0 } else { th.messages.len() - 1 };

@@ -300,12 +300,10 @@ fn assistant(e: &mut Engine, host: &Arc<Host>) {
             crate::assistant::Message::new("system", persona.prompt),
             crate::assistant::Message::new("user", question),
         ];
-        let result = client.chat(&messages, |_| {
-            if h.cancelled() {
-                anyhow::bail!("cancelled");
-            }
-            Ok(())
-        });
+        let result =
+            crate::assistant::chat_stoppable(client, messages.to_vec(), &|| h.cancelled(), |_| {
+                Ok(())
+            });
         if h.cancelled() {
             return Err(stop(Stop::Cancelled));
         }

@@ -5,6 +5,7 @@
 //!
 //! - `echo`: answers "You said: FIRST LINE OF THE LAST QUESTION (N messages)" in pieces;
 //! - `drop`: sends two pieces, then closes the connection mid-answer;
+//! - `stall`: sends two pieces, then nothing for 30 s with the connection open;
 //! - `code`: answers with two fenced code blocks;
 //! - `plain`: ignores `stream` and answers with one JSON object;
 //! - anything else: 404 with an OpenAI-style error body.
@@ -123,7 +124,7 @@ fn serve(
         format!("You said: {last} ({} messages)", messages.len())
     };
     match model {
-        "echo" | "drop" | "code" => {
+        "echo" | "drop" | "code" | "stall" => {
             write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -139,6 +140,11 @@ fn serve(
             for (i, w) in words.iter().enumerate() {
                 if model == "drop" && i == 2 {
                     // Gone mid-answer: no final chunk.
+                    return Ok(());
+                }
+                if model == "stall" && i == 2 {
+                    // Silent, with the connection open.
+                    std::thread::sleep(Duration::from_secs(30));
                     return Ok(());
                 }
                 let ev = serde_json::json!({"choices": [{"index": 0, "delta": {"content": w}, "finish_reason": null}]});
