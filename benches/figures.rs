@@ -811,43 +811,29 @@ fn editor(rows: &mut Vec<Row>) {
     term.draw(|f| ed.draw(f)).unwrap();
     // Measured both ways: before idle time has worked out the exact states (drawn from a
     // nearby state) and after.
-    let mut v = Vec::new();
-    for i in 0..if quick() { 50 } else { 500 } {
-        let c = if i % 2 == 0 { 'x' } else { ' ' };
-        let t = Instant::now();
-        ed.handle(&key(KeyCode::Char(c)));
-        term.draw(|f| ed.draw(f)).unwrap();
-        v.push(t.elapsed());
-    }
-    rows.push(Row {
-        figure: format!(
-            "keystroke + redraw at line {} of {lines}, before idle highlighting",
-            lines / 2
-        ),
-        ours: median(v),
-        peer: None,
-        goal: "< 16 ms".into(),
-        limit: 0.016,
-    });
+    let mut keystrokes = |ed: &mut valyxo::editor::Editor, when: &str| {
+        let mut v = Vec::new();
+        for i in 0..if quick() { 50 } else { 500 } {
+            let c = if i % 2 == 0 { 'x' } else { ' ' };
+            let t = Instant::now();
+            ed.handle(&key(KeyCode::Char(c)));
+            term.draw(|f| ed.draw(f)).unwrap();
+            v.push(t.elapsed());
+        }
+        rows.push(Row {
+            figure: format!(
+                "keystroke + redraw at line {} of {lines} (120×40), {when}",
+                lines / 2
+            ),
+            ours: median(v),
+            peer: None,
+            goal: "< 16 ms".into(),
+            limit: 0.016,
+        });
+    };
+    keystrokes(&mut ed, "before idle highlighting");
     while !ed.work() {}
-    let mut v = Vec::new();
-    for i in 0..if quick() { 50 } else { 500 } {
-        let c = if i % 2 == 0 { 'x' } else { ' ' };
-        let t = Instant::now();
-        ed.handle(&key(KeyCode::Char(c)));
-        term.draw(|f| ed.draw(f)).unwrap();
-        v.push(t.elapsed());
-    }
-    rows.push(Row {
-        figure: format!(
-            "keystroke + redraw at line {} of {lines} (120×40)",
-            lines / 2
-        ),
-        ours: median(v),
-        peer: None,
-        goal: "< 16 ms".into(),
-        limit: 0.016,
-    });
+    keystrokes(&mut ed, "after");
 }
 
 /// `ask` against a local OpenAI-compatible streaming server, beside curl making the same

@@ -524,7 +524,19 @@ fn a_terminated_pager_gives_the_terminal_back() {
     s.process_mut()
         .signal(rexpect::process::Signal::SIGTERM)
         .unwrap();
-    let status = wait_end(&mut s);
+    assert_ended_by_sigterm(&mut s);
+    sc.wait(&mut s, "the normal screen", |_| true);
+    assert!(
+        !sc.parser.screen().alternate_screen(),
+        "the terminal is given back"
+    );
+    let raw = String::from_utf8_lossy(&sc.raw);
+    assert!(raw.contains("\x1b[?1000l"), "mouse reporting off");
+}
+
+/// Waits for the process to end and checks that SIGTERM ended it.
+fn assert_ended_by_sigterm(s: &mut PtySession) {
+    let status = wait_end(s);
     assert!(
         matches!(
             status,
@@ -536,13 +548,6 @@ fn a_terminated_pager_gives_the_terminal_back() {
         ),
         "{status:?}"
     );
-    sc.wait(&mut s, "the normal screen", |_| true);
-    assert!(
-        !sc.parser.screen().alternate_screen(),
-        "the terminal is given back"
-    );
-    let raw = String::from_utf8_lossy(&sc.raw);
-    assert!(raw.contains("\x1b[?1000l"), "mouse reporting off");
 }
 
 /// Waits for the process in the session to end; returns how.
@@ -652,18 +657,7 @@ fn a_terminated_editor_keeps_its_text_and_gives_the_terminal_back() {
     s.process_mut()
         .signal(rexpect::process::Signal::SIGTERM)
         .unwrap();
-    let status = wait_end(&mut s);
-    assert!(
-        matches!(
-            status,
-            Some(WaitStatus::Signaled(
-                _,
-                rexpect::process::Signal::SIGTERM,
-                _
-            ))
-        ),
-        "{status:?}"
-    );
+    assert_ended_by_sigterm(&mut s);
     sc.wait(&mut s, "the normal screen", |_| true);
     assert!(!sc.parser.screen().alternate_screen());
     let out = h.c("edit --recovered /draft.md").success();

@@ -10,6 +10,32 @@ use std::io::{IsTerminal, Read, Write};
 /// Text piped in as context is read up to this size.
 const MAX_CONTEXT: u64 = 1 << 20;
 
+/// The options `ask` and `chat` share: the persona and which conversation to continue.
+fn continuing(c: Command) -> Command {
+    c.arg(
+        Arg::new("persona")
+            .short('p')
+            .long("persona")
+            .value_name("NAME")
+            .help("The persona: default, explain, review, test-writer, architect"),
+    )
+    .arg(
+        Arg::new("continue")
+            .short('c')
+            .long("continue")
+            .action(ArgAction::SetTrue)
+            .help("Continue the last conversation"),
+    )
+    .arg(
+        Arg::new("in")
+            .long("in")
+            .value_name("N")
+            .value_parser(value_parser!(i64))
+            .conflicts_with("continue")
+            .help("Continue conversation N ('ai history' lists them)"),
+    )
+}
+
 pub fn specs() -> Vec<Spec> {
     vec![
         Spec {
@@ -18,14 +44,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Text,
             summary: "Ask the assistant a question, with files or piped text as context",
             args: || {
-                Command::new("ask")
-                    .arg(
-                        Arg::new("persona")
-                            .short('p')
-                            .long("persona")
-                            .value_name("NAME")
-                            .help("The persona: default, explain, review, test-writer, architect"),
-                    )
+                continuing(Command::new("ask"))
                     .arg(
                         Arg::new("file")
                             .short('f')
@@ -33,21 +52,6 @@ pub fn specs() -> Vec<Spec> {
                             .value_name("FILE")
                             .action(ArgAction::Append)
                             .help("Add a file as context (repeat for more)"),
-                    )
-                    .arg(
-                        Arg::new("continue")
-                            .short('c')
-                            .long("continue")
-                            .action(ArgAction::SetTrue)
-                            .help("Continue the last conversation"),
-                    )
-                    .arg(
-                        Arg::new("in")
-                            .long("in")
-                            .value_name("N")
-                            .value_parser(value_parser!(i64))
-                            .conflicts_with("continue")
-                            .help("Continue conversation N ('ai history' lists them)"),
                     )
                     .arg(
                         Arg::new("prompt")
@@ -70,31 +74,7 @@ pub fn specs() -> Vec<Spec> {
             aliases: &[],
             group: Group::Text,
             summary: "Talk with the assistant, a question per line",
-            args: || {
-                Command::new("chat")
-                    .arg(
-                        Arg::new("persona")
-                            .short('p')
-                            .long("persona")
-                            .value_name("NAME")
-                            .help("The persona for a new conversation"),
-                    )
-                    .arg(
-                        Arg::new("continue")
-                            .short('c')
-                            .long("continue")
-                            .action(ArgAction::SetTrue)
-                            .help("Continue the last conversation"),
-                    )
-                    .arg(
-                        Arg::new("in")
-                            .long("in")
-                            .value_name("N")
-                            .value_parser(value_parser!(i64))
-                            .conflicts_with("continue")
-                            .help("Continue conversation N"),
-                    )
-            },
+            args: || continuing(Command::new("chat")),
             examples: &["chat", "chat -p architect", "chat -c"],
             run: chat,
             rewrite: None,

@@ -53,21 +53,23 @@ pub fn save(store: &Store, path: &str, text: &str, disk_hash: Option<blake3::Has
     Ok(())
 }
 
+const SELECT: &str = "SELECT path, text, disk_hash, saved_at, pid FROM recovery";
+
+fn copy_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Copy> {
+    Ok(Copy {
+        path: r.get(0)?,
+        text: r.get(1)?,
+        disk_hash: hash_of(r.get(2)?),
+        saved_at: r.get(3)?,
+        pid: r.get(4)?,
+    })
+}
+
 pub fn get(store: &Store, path: &str) -> Result<Option<Copy>> {
     Ok(store
         .conn()
-        .prepare_cached(
-            "SELECT path, text, disk_hash, saved_at, pid FROM recovery WHERE path = ?1",
-        )?
-        .query_row([path], |r| {
-            Ok(Copy {
-                path: r.get(0)?,
-                text: r.get(1)?,
-                disk_hash: hash_of(r.get(2)?),
-                saved_at: r.get(3)?,
-                pid: r.get(4)?,
-            })
-        })
+        .prepare_cached(&format!("{SELECT} WHERE path = ?1"))?
+        .query_row([path], copy_of)
         .optional()?)
 }
 
@@ -83,17 +85,7 @@ pub fn remove(store: &Store, path: &str) -> Result<bool> {
 /// Every copy, oldest first.
 pub fn list(store: &Store) -> Result<Vec<Copy>> {
     let conn = store.conn();
-    let mut st = conn.prepare_cached(
-        "SELECT path, text, disk_hash, saved_at, pid FROM recovery ORDER BY saved_at",
-    )?;
-    let rows = st.query_map([], |r| {
-        Ok(Copy {
-            path: r.get(0)?,
-            text: r.get(1)?,
-            disk_hash: hash_of(r.get(2)?),
-            saved_at: r.get(3)?,
-            pid: r.get(4)?,
-        })
-    })?;
+    let mut st = conn.prepare_cached(&format!("{SELECT} ORDER BY saved_at"))?;
+    let rows = st.query_map([], copy_of)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
