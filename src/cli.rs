@@ -77,8 +77,11 @@ pub enum Sub {
         #[arg(short = 'l', long = "line", value_name = "N")]
         line: Option<u64>,
         /// List the unsaved changes the editor kept (or print those of FILE), and exit.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "discard")]
         recovered: bool,
+        /// Drop the unsaved changes kept for each FILE, and exit.
+        #[arg(long, requires = "files")]
+        discard: bool,
         /// The files to open (a missing one is created when saved).
         #[arg(value_name = "FILE")]
         files: Vec<String>,
@@ -195,6 +198,7 @@ pub fn main() -> ExitCode {
     } else if let Some(Sub::Edit {
         line,
         recovered,
+        discard,
         files,
     }) = &cli.sub
     {
@@ -204,6 +208,9 @@ pub fn main() -> ExitCode {
         }
         if *recovered {
             cmd.push_str(" --recovered");
+        }
+        if *discard {
+            cmd.push_str(" --discard");
         }
         if !files.is_empty() {
             cmd.push_str(" --");

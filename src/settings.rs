@@ -31,7 +31,12 @@ fn check_url(v: &str) -> Result<()> {
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"))
         .ok_or_else(|| anyhow::anyhow!("expected a URL starting with http:// or https://"))?;
-    if rest.is_empty() || rest.starts_with('/') || v.chars().any(char::is_whitespace) {
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || v.chars().any(char::is_whitespace)
+        || v.parse::<ureq::http::Uri>()
+            .map_or(true, |u| u.host().is_none())
+    {
         bail!("expected a URL such as http://localhost:11434/v1");
     }
     Ok(())

@@ -101,7 +101,8 @@ const MIGRATIONS: &[&str] = &[
         text TEXT NOT NULL,
         disk_hash BLOB,
         saved_at INTEGER NOT NULL,
-        pid INTEGER NOT NULL
+        pid INTEGER NOT NULL,
+        owner TEXT
     );
     "#,
     // 4: conversations with the assistant.

@@ -332,3 +332,42 @@ fn keyring_holds_the_key_when_a_keyring_service_runs() {
     let status = stdout(&run(&h, "ai", None, "").success());
     assert!(status.contains("key      none"), "{status}");
 }
+
+#[test]
+fn ctrl_c_in_the_editor_pane_stops_an_answer_from_a_silent_server() {
+    use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use valyxo::editor::{Editor, Options};
+    use valyxo::vfs::VPath;
+    let server = Server::start(false);
+    let h = home(&server, "stall");
+    let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
+        home: Some(h.path().to_path_buf()),
+        no_color: true,
+    })
+    .unwrap();
+    let opts = Options {
+        tab_width: 4,
+        soft_tabs: true,
+        color: false,
+    };
+    let mut ed = Editor::new(hub, VPath::parse_absolute("/").unwrap(), Vec::new(), opts);
+    let key = |ed: &mut Editor, code, mods| ed.handle(&Event::Key(KeyEvent::new(code, mods)));
+    key(&mut ed, KeyCode::Char('e'), KeyModifiers::CONTROL);
+    key(&mut ed, KeyCode::Char('?'), KeyModifiers::NONE);
+    key(&mut ed, KeyCode::Enter, KeyModifiers::NONE);
+    assert!(ed.pane_busy());
+    // The first pieces arrive, then the server falls silent.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ed.work();
+    key(&mut ed, KeyCode::Char('c'), KeyModifiers::CONTROL);
+    ed.work();
+    assert!(
+        !ed.pane_busy(),
+        "stopped at once, though the server sends nothing"
+    );
+    let hist = stdout(&run(&h, "ai show 1", None, "").success());
+    assert!(
+        hist.contains("assistant:\nYou said:"),
+        "kept as far as it came: {hist}"
+    );
+}

@@ -725,3 +725,34 @@ fn ctrl_c_stops_an_answer_from_a_silent_server_and_keeps_what_came() {
     s.send_control('d').unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
+
+#[test]
+fn quitting_the_editor_without_saving_returns_to_the_prompt() {
+    let h = Home::new();
+    let mut s = in_terminal(&h, 24, "--no-color");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the prompt", |t| t.contains(PROMPT.trim_end()));
+    typ(&mut s, "edit /x.txt\r");
+    sc.wait(&mut s, "the editor", |t| {
+        t.contains("/x.txt") && t.contains("F1 help")
+    });
+    typ(&mut s, "abc");
+    sc.wait(&mut s, "the typing", |t| t.contains("/x.txt [+]"));
+    typ(&mut s, "\x11"); // Ctrl-Q
+    sc.wait(&mut s, "the question", |t| {
+        t.contains("Save changes to /x.txt?")
+    });
+    typ(&mut s, "n");
+    sc.wait(&mut s, "the shell's screen again", |t| {
+        t.contains("> edit /x.txt")
+    });
+    assert!(!sc.parser.screen().alternate_screen());
+    typ(&mut s, "echo alive; ls /\r");
+    let t = sc.wait(&mut s, "the output", |t| t.contains("alive\nProjects\n"));
+    assert!(
+        t.contains("alive\nProjects\nvalyxo:"),
+        "the shell lives, and nothing was saved: {t}"
+    );
+    typ(&mut s, "exit\r");
+    assert_eq!(exit_code(&mut s), 0);
+}

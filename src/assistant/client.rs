@@ -87,7 +87,7 @@ impl Client {
         if self.key.is_none() && self.is_openai() {
             bail!(
                 "no API key for {}: store one with 'ai key set' (kept in the OS keyring), or set \
-                 VALYXO_API_KEY; or point assistant.url at a local server such as Ollama \
+                 VALYXO_API_KEY in the host shell before starting valyxo; or point assistant.url at a local server such as Ollama \
                  ('man assistant')",
                 self.url
             );

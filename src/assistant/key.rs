@@ -30,17 +30,24 @@ impl std::fmt::Display for Source {
 const SERVICE: &str = "valyxo";
 const ENV_VARS: [&str; 2] = ["VALYXO_API_KEY", "OPENAI_API_KEY"];
 
-/// The keyring entry's user name for a URL: `assistant@HOST[:PORT]`.
+/// The scheme, host and port of a URL, as the HTTP client reads it.
+fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
+    let uri: ureq::http::Uri = url.trim().parse().ok()?;
+    Some((
+        uri.scheme_str()?.to_ascii_lowercase(),
+        uri.host()?.to_ascii_lowercase(),
+        uri.port_u16(),
+    ))
+}
+
+/// The keyring entry's user name for a URL: `assistant@SCHEME://HOST[:PORT]`, so a key kept
+/// for a server over HTTPS is never sent to the same host over plain HTTP.
 pub fn account(url: &str) -> String {
-    let rest = url
-        .split_once("://")
-        .map_or(url, |(_, r)| r)
-        .split('/')
-        .next()
-        .unwrap_or("");
-    // No user:password@ part in the name.
-    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    format!("assistant@{}", host.to_ascii_lowercase())
+    match origin(url) {
+        Some((scheme, host, Some(port))) => format!("assistant@{scheme}://{host}:{port}"),
+        Some((scheme, host, None)) => format!("assistant@{scheme}://{host}"),
+        None => format!("assistant@{}", url.trim()),
+    }
 }
 
 fn file(hub: &Hub) -> PathBuf {
@@ -98,18 +105,19 @@ fn entry(url: &str) -> Option<keyring::Entry> {
 /// `VALYXO_API_KEY` to any server over HTTPS, or over plain HTTP only on this machine, so a
 /// key is never sent in the clear across a network.
 fn env_key_fits(var: &str, url: &str) -> bool {
-    let host = account(url);
-    let host = host.trim_start_matches("assistant@");
+    let Some((scheme, host, _)) = origin(url) else {
+        return false;
+    };
     if var == "OPENAI_API_KEY" {
-        return host == "api.openai.com";
+        return scheme == "https" && host == "api.openai.com";
     }
-    let name = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-        .map_or(host, |(h, _)| h);
-    url.trim_start().starts_with("https://")
-        || matches!(name, "localhost" | "[::1]")
-        || name.starts_with("127.")
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    scheme == "https" || loopback
 }
 
 /// The key for `url` and where it came from, if there is one.
@@ -181,21 +189,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_kept_per_host() {
+    fn keys_are_kept_per_origin() {
         assert_eq!(
             account("https://api.openai.com/v1"),
-            "assistant@api.openai.com"
+            "assistant@https://api.openai.com"
         );
         assert_eq!(
             account("http://LocalHost:11434/v1/"),
-            "assistant@localhost:11434"
+            "assistant@http://localhost:11434"
         );
-        assert_eq!(account("http://u:p@h:1/v1"), "assistant@h:1");
+        assert_eq!(account("http://u:p@h:1/v1"), "assistant@http://h:1");
+        assert_ne!(account("https://h/v1"), account("http://h/v1"));
+        assert_eq!(
+            account("http://evil.com?@localhost/v1"),
+            "assistant@http://evil.com"
+        );
     }
 
     #[test]
     fn environment_keys_go_only_where_they_belong() {
         assert!(env_key_fits("OPENAI_API_KEY", "https://api.openai.com/v1"));
+        assert!(!env_key_fits("OPENAI_API_KEY", "http://api.openai.com/v1"));
         assert!(!env_key_fits("OPENAI_API_KEY", "https://example.com/v1"));
         assert!(env_key_fits("VALYXO_API_KEY", "https://example.com/v1"));
         assert!(env_key_fits("VALYXO_API_KEY", "http://localhost:11434/v1"));
@@ -205,5 +219,10 @@ mod tests {
             !env_key_fits("VALYXO_API_KEY", "http://gpu-box:8000/v1"),
             "not in the clear"
         );
+        assert!(!env_key_fits("VALYXO_API_KEY", "http://127.example.com/v1"));
+        assert!(!env_key_fits(
+            "VALYXO_API_KEY",
+            "http://evil.com?@localhost/v1"
+        ));
     }
 }

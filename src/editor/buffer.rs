@@ -137,6 +137,7 @@ impl Buffer {
     pub fn rename(&mut self, path: VPath, highlighter: Highlighter) {
         self.path = Some(path);
         self.disk_hash = None;
+        self.copy_blocked = false;
         self.reset_highlighter(highlighter);
     }
 
@@ -707,7 +708,11 @@ impl Buffer {
     pub fn replace_all_text(&mut self, text: &str) {
         let len = self.rope.len_chars();
         let cursor = self.cursor;
-        self.replace(0..len, &text.replace("\r\n", "\n"), EditKind::Other);
+        if self.crlf {
+            self.replace(0..len, &text.replace("\r\n", "\n"), EditKind::Other);
+        } else {
+            self.replace(0..len, text, EditKind::Other);
+        }
         self.cursor = cursor.min(self.rope.len_chars());
         self.fix_last_after();
     }

@@ -44,7 +44,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "previous / next buffer (also Ctrl-PgUp/PgDn)",
     ),
     ("Ctrl-Z / Ctrl-Y", "undo / redo"),
-    ("Ctrl-F", "find (Enter: next match)"),
+    ("Ctrl-F", "find as you type (Enter: done)"),
     (
         "F3 / Shift-F3",
         "next / previous match (also Ctrl-N / Ctrl-P)",
@@ -550,10 +550,15 @@ impl Editor {
             return;
         }
         let store = Arc::clone(self.hub.vfs.store());
-        for b in &mut self.buffers {
+        let renaming = self.renamed.is_some().then_some(self.current);
+        for (i, b) in self.buffers.iter_mut().enumerate() {
             let Some(path) = b.path.as_ref().map(ToString::to_string) else {
                 continue;
             };
+            // Its name is not settled until the save-as question is answered.
+            if renaming == Some(i) {
+                continue;
+            }
             if !b.needs_recovery_copy() || b.copy_blocked {
                 continue;
             }
@@ -944,8 +949,19 @@ impl Editor {
     fn prompt_done(&mut self, ask: Ask, input: String) {
         match ask {
             Ask::Find => {
+                // The search as you type is on a match already: Enter stays there.
+                let b = &self.buffers[self.current];
+                let on_match = b.selection().is_some_and(|r| {
+                    let line = b.rope.char_to_line(r.start);
+                    let base = b.rope.line_to_char(line);
+                    b.line_matches(line, &input)
+                        .iter()
+                        .any(|m| base + m.start == r.start && base + m.end == r.end)
+                });
                 self.query = input;
-                self.find_next(false);
+                if !on_match {
+                    self.find_next(false);
+                }
             }
             Ask::Replace if !input.is_empty() => {
                 self.mode = Mode::Prompt {
@@ -1216,6 +1232,10 @@ impl Editor {
     // ----- drawing -----
 
     pub fn draw(&mut self, frame: &mut Frame) {
+        if self.buffers.is_empty() {
+            // The last buffer was closed: the editor is ending.
+            return;
+        }
         let area = frame.area();
         if area.height < 3 || area.width < 10 {
             frame.render_widget(Paragraph::new("window too small"), area);
@@ -1621,6 +1641,12 @@ pub fn run(
         }
         buffers.push(load(&hub, p, &theme)?);
     }
+    match ratatui::crossterm::terminal::size() {
+        Ok((w, h)) if w > 0 && h > 0 => {}
+        _ => {
+            bail!("the terminal reports no size (0 × 0): set one with 'exec stty rows 24 cols 80'")
+        }
+    }
     let opts = Options::from_hub(&hub, color);
     let mut ed = Editor::new(hub, cwd, buffers, opts);
     if let Some(l) = line {
@@ -1651,10 +1677,10 @@ fn event_loop(ed: &mut Editor) -> Result<()> {
         ratatui::crossterm::terminal::Clear(ratatui::crossterm::terminal::ClearType::All)
     )?;
     loop {
-        terminal.draw(|f| ed.draw(f))?;
         if ed.quit {
             return Ok(());
         }
+        terminal.draw(|f| ed.draw(f))?;
         // Wake now and then to keep recovery copies and notice termination signals; when
         // idle, work out highlighting in slices between keys.
         loop {

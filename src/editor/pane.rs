@@ -45,6 +45,8 @@ pub struct Pane {
     pub block: usize,
     /// Rows scrolled up from the end of the transcript.
     scroll: u16,
+    /// Ctrl-C asked to stop the answer that is arriving.
+    stopped: bool,
 }
 
 /// What a line of Markdown is, for code blocks.
@@ -116,6 +118,7 @@ impl Pane {
             blocks: Vec::new(),
             block: 0,
             scroll: 0,
+            stopped: false,
         }
     }
 
@@ -192,9 +195,12 @@ impl Pane {
     }
 
     /// Stops the answer that is arriving.
+    /// Ends it at the next [`Pane::receive`], whether or not the server sends anything
+    /// more; the answer is kept as far as it came.
     pub fn stop(&mut self) {
         if let Some((_, stop)) = &self.receiving {
             stop.store(true, Ordering::Relaxed);
+            self.stopped = true;
         }
     }
 
@@ -221,6 +227,10 @@ impl Pane {
                     ended = Some(Some(e));
                     break;
                 }
+                Err(TryRecvError::Empty) if self.stopped => {
+                    ended = Some(Some("stopped".to_string()));
+                    break;
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     ended = Some(Some("the answer stopped".to_string()));
@@ -230,6 +240,7 @@ impl Pane {
         }
         if let Some(error) = ended {
             self.receiving = None;
+            self.stopped = false;
             changed = true;
             let answer = self
                 .entries

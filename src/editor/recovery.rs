@@ -17,15 +17,34 @@ pub struct Copy {
     pub saved_at: i64,
     /// The process that wrote it.
     pub pid: u32,
+    /// That process's identity beyond its pid (boot and start time), where known.
+    pub owner: Option<String>,
+}
+
+/// Who a process is, beyond its pid, which a later process may reuse: the boot it runs in
+/// and when it started (Linux; `None` elsewhere).
+fn identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which may hold spaces and parentheses; the start
+    // time is the 22nd field of the line, the 20th after the name.
+    let start = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?;
+    Some(format!("{}:{start}", boot.trim()))
 }
 
 impl Copy {
     /// Whether the process that wrote the copy is another one that is still running: an
     /// editor open on the same file in another valyxo, whose copy is not ours to offer.
     pub fn writer_is_running(&self) -> bool {
-        let pid = self.pid as libc::pid_t;
+        if self.pid == std::process::id() || self.pid == 0 {
+            return false;
+        }
+        if let Some(owner) = &self.owner {
+            // A process with that pid now may be another one that reused it.
+            return identity(self.pid).as_ref() == Some(owner);
+        }
         // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-        self.pid != std::process::id() && pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+        unsafe { libc::kill(self.pid as libc::pid_t, 0) == 0 }
     }
 }
 
@@ -40,20 +59,21 @@ pub fn save(store: &Store, path: &str, text: &str, disk_hash: Option<blake3::Has
     store
         .conn()
         .prepare_cached(
-            "INSERT OR REPLACE INTO recovery (path, text, disk_hash, saved_at, pid) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO recovery (path, text, disk_hash, saved_at, pid, owner) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .execute(rusqlite::params![
             path,
             text,
             disk_hash.map(|h| h.as_bytes().to_vec()),
             now_ms(),
-            std::process::id()
+            std::process::id(),
+            identity(std::process::id())
         ])?;
     Ok(())
 }
 
-const SELECT: &str = "SELECT path, text, disk_hash, saved_at, pid FROM recovery";
+const SELECT: &str = "SELECT path, text, disk_hash, saved_at, pid, owner FROM recovery";
 
 fn copy_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Copy> {
     Ok(Copy {
@@ -62,6 +82,7 @@ fn copy_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Copy> {
         disk_hash: hash_of(r.get(2)?),
         saved_at: r.get(3)?,
         pid: r.get(4)?,
+        owner: r.get(5)?,
     })
 }
 
@@ -88,4 +109,37 @@ pub fn list(store: &Store) -> Result<Vec<Copy>> {
     let mut st = conn.prepare_cached(&format!("{SELECT} ORDER BY saved_at"))?;
     let rows = st.query_map([], copy_of)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_pid_is_not_the_writer() {
+        let me = identity(std::process::id());
+        assert!(me.is_some(), "this test runs on Linux");
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        let pid = child.id();
+        let copy = |owner: Option<String>| Copy {
+            path: "/a".into(),
+            text: String::new(),
+            disk_hash: None,
+            saved_at: 0,
+            pid,
+            owner,
+        };
+        let alive = identity(pid);
+        assert!(copy(alive.clone()).writer_is_running());
+        assert!(
+            !copy(Some("another boot:1".into())).writer_is_running(),
+            "same pid, another process"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!copy(alive).writer_is_running(), "the writer has ended");
+    }
 }

@@ -297,9 +297,11 @@ fn find_replace_and_go_to() {
     key(&mut ed, KeyCode::Enter);
     assert_eq!(
         ed.buffers[0].selection(),
-        Some(8..11),
-        "Enter goes to the next"
+        Some(4..7),
+        "Enter stays on the match"
     );
+    key(&mut ed, KeyCode::F(3));
+    assert_eq!(ed.buffers[0].selection(), Some(8..11), "F3 goes on");
     key(&mut ed, KeyCode::F(3));
     assert_eq!(ed.buffers[0].selection(), Some(4..7), "wrapped");
     assert_eq!(ed.message(), Some("Search wrapped to the top"));
@@ -461,6 +463,7 @@ fn buffers_open_switch_and_close() {
     assert!(!ed.quit);
     ctrl_key(&mut ed, 'w');
     assert!(ed.quit, "closing the last buffer ends the editor");
+    screen(&mut ed, 50, 6); // and drawing then is harmless
 }
 
 #[test]
