@@ -159,7 +159,7 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "assistant.timeout",
         default: "60s",
-        help: "How long to wait for the assistant to start answering (0 waits for ever).",
+        help: "How long to wait for the assistant to start answering, and the longest it may fall silent mid-answer (0 waits for ever).",
         choices: &[],
         check: Some(check_duration),
     },

@@ -371,3 +371,20 @@ fn ctrl_c_in_the_editor_pane_stops_an_answer_from_a_silent_server() {
         "kept as far as it came: {hist}"
     );
 }
+
+#[test]
+fn a_server_silent_longer_than_the_timeout_is_given_up() {
+    let server = Server::start(false);
+    let h = home(&server, "stall");
+    h.c("settings set assistant.timeout 500ms").success();
+    let t = std::time::Instant::now();
+    let a = run(&h, "ask hi", None, "").code(1);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "not the server's 30 s"
+    );
+    assert_eq!(stdout(&a), "You said: \n");
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("mid-answer"), "{err}");
+    assert!(err.contains("kept in conversation 1"), "{err}");
+}

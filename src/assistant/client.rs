@@ -59,6 +59,8 @@ impl Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(timeout)
+            // A server silent this long mid-answer has gone; the reading thread ends too.
+            .timeout_per_read(timeout)
             .http_status_as_error(false)
             .build()
             .into();
