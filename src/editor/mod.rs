@@ -659,9 +659,16 @@ impl Editor {
                     self.last_edit = Instant::now();
                 }
                 'f' => {
+                    // A selection on one line is what to look for.
+                    let input = self
+                        .buf()
+                        .selected_text()
+                        .filter(|t| !t.contains('\n'))
+                        .unwrap_or_default();
+                    self.query = input.clone();
                     self.mode = Mode::Prompt {
                         ask: Ask::Find,
-                        input: String::new(),
+                        input,
                     }
                 }
                 'r' => {

@@ -336,6 +336,19 @@ fn find_replace_and_go_to() {
         "foo bar\nbar baz\nbaz\n",
         "replace all is one step"
     );
+    // A selection fills in the search.
+    ctrl_key(&mut ed, 'g');
+    typ(&mut ed, "2");
+    key(&mut ed, KeyCode::Enter);
+    press(
+        &mut ed,
+        KeyCode::Right,
+        KeyModifiers::CONTROL | KeyModifiers::SHIFT,
+    );
+    ctrl_key(&mut ed, 'f');
+    let (rows, _) = screen(&mut ed, 40, 5);
+    assert_eq!(rows[4], "Find: bar");
+    key(&mut ed, KeyCode::Esc);
     ctrl_key(&mut ed, 'g');
     typ(&mut ed, "3:2");
     key(&mut ed, KeyCode::Enter);
