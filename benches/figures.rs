@@ -742,6 +742,7 @@ fn editor(rows: &mut Vec<Row>) {
         tab_width: 4,
         soft_tabs: true,
         color: true,
+        system_clipboard: false,
     };
     let open = |hub: &std::sync::Arc<valyxo::hub::Hub>| {
         let b = valyxo::editor::load(hub, &path, &theme).unwrap();

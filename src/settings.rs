@@ -136,6 +136,13 @@ pub const SETTINGS: &[SettingDef] = &[
         check: None,
     },
     SettingDef {
+        key: "editor.system_clipboard",
+        default: "true",
+        help: "Copy and cut in the editor also put the text on the system clipboard, through the terminal (OSC 52).",
+        choices: BOOL,
+        check: None,
+    },
+    SettingDef {
         key: "assistant.url",
         default: "https://api.openai.com/v1",
         help: "The base URL of an OpenAI-compatible API: OpenAI, or a local server such as Ollama (http://localhost:11434/v1) or llama.cpp (http://localhost:8080/v1).",

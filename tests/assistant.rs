@@ -256,6 +256,7 @@ fn the_editor_pane_asks_about_the_selection_and_inserts_a_code_block() {
         tab_width: 4,
         soft_tabs: true,
         color: false,
+        system_clipboard: false,
     };
     let mut ed = Editor::new(
         hub.clone(),
@@ -349,6 +350,7 @@ fn ctrl_c_in_the_editor_pane_stops_an_answer_from_a_silent_server() {
         tab_width: 4,
         soft_tabs: true,
         color: false,
+        system_clipboard: false,
     };
     let mut ed = Editor::new(hub, VPath::parse_absolute("/").unwrap(), Vec::new(), opts);
     let key = |ed: &mut Editor, code, mods| ed.handle(&Event::Key(KeyEvent::new(code, mods)));

@@ -579,6 +579,8 @@ fn the_editor_edits_saves_and_gives_the_terminal_back() {
     sc.wait(&mut s, "the undo", |t| {
         t.contains("// hello") && !t.contains("world")
     });
+    typ(&mut s, "\x03"); // Ctrl-C: the line, also to the system clipboard
+    sc.wait(&mut s, "the copy", |t| t.contains("Copied the line"));
     typ(&mut s, "\x13"); // Ctrl-S
     sc.wait(&mut s, "the save", |t| t.contains("Saved /main.rs"));
     typ(&mut s, "\x11"); // Ctrl-Q
@@ -589,6 +591,10 @@ fn the_editor_edits_saves_and_gives_the_terminal_back() {
     assert!(
         raw.contains("\x1b[?2004l") && raw.contains("\x1b[?1000l"),
         "bracketed paste and mouse reporting are switched off"
+    );
+    assert!(
+        raw.contains("\x1b]52;c;Ly8gaGVsbG8K"),
+        "the copied line went to the terminal's clipboard (OSC 52)"
     );
     let out = h.c("cat /main.rs").success();
     assert_eq!(

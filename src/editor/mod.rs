@@ -32,6 +32,9 @@ pub const MAX_FILE: u64 = 64 << 20;
 const RECOVERY_IDLE: Duration = Duration::from_millis(800);
 /// Rows the mouse wheel scrolls.
 const WHEEL: usize = 3;
+/// Text copied is also sent to the terminal's clipboard up to this size (terminals and
+/// multiplexers limit what one escape sequence may carry).
+const MAX_SYSTEM_COPY: usize = 100 * 1024;
 
 /// The keys, for F1 and the manual.
 pub const KEYS: &[(&str, &str)] = &[
@@ -75,6 +78,8 @@ pub struct Options {
     /// Tab inserts spaces.
     pub soft_tabs: bool,
     pub color: bool,
+    /// Copies also go to the system clipboard through the terminal (OSC 52).
+    pub system_clipboard: bool,
 }
 
 impl Options {
@@ -83,6 +88,7 @@ impl Options {
             tab_width: (hub.setting_u64("editor.tab_width") as usize).clamp(1, 16),
             soft_tabs: hub.setting_bool("editor.soft_tabs"),
             color,
+            system_clipboard: hub.setting_bool("editor.system_clipboard"),
         }
     }
 }
@@ -207,6 +213,8 @@ pub struct Editor {
     pane_focus: bool,
     /// A Save-as waiting on a question: the buffer's name and file hash before it.
     renamed: Option<(Option<VPath>, Option<blake3::Hash>)>,
+    /// Text copied since the last draw, for the system clipboard.
+    copied: Option<String>,
 }
 
 /// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, files
@@ -307,6 +315,7 @@ impl Editor {
             pane: None,
             pane_focus: false,
             renamed: None,
+            copied: None,
         };
         let mut buffers = std::mem::take(&mut ed.buffers);
         for b in &mut buffers {
@@ -700,8 +709,9 @@ impl Editor {
                     }
                 }
                 'k' => {
-                    self.clipboard = self.buf().cut_lines();
+                    let text = self.buf().cut_lines();
                     self.edited();
+                    self.set_clipboard(text);
                 }
                 'e' => {
                     if self.pane.is_none() {
@@ -866,25 +876,44 @@ impl Editor {
         self.follow = true;
     }
 
+    /// Puts text on the editor's clipboard (and, at the next draw, the system's).
+    fn set_clipboard(&mut self, text: String) {
+        if self.opts.system_clipboard && !text.is_empty() {
+            if text.len() <= MAX_SYSTEM_COPY {
+                self.copied = Some(text.clone());
+            } else {
+                self.say("Copied (too large for the system clipboard: kept in the editor's)");
+            }
+        }
+        self.clipboard = text;
+    }
+
+    /// Text to hand to the system clipboard, once.
+    pub fn take_copied(&mut self) -> Option<String> {
+        self.copied.take()
+    }
+
     /// Ctrl-C / Ctrl-X: the selection, or the whole line without one.
     fn copy(&mut self, cut: bool) {
         let b = &mut self.buffers[self.current];
         match b.selected_text() {
             Some(text) => {
-                self.clipboard = text;
                 if cut {
                     b.backspace();
                     self.edited();
                 }
+                self.set_clipboard(text);
             }
             None if cut => {
-                self.clipboard = b.cut_lines();
+                let text = b.cut_lines();
                 self.edited();
+                self.set_clipboard(text);
             }
             None => {
                 let (line, _) = b.cursor_line_col();
-                self.clipboard = format!("{}\n", b.line_text(line));
+                let text = format!("{}\n", b.line_text(line));
                 self.say("Copied the line");
+                self.set_clipboard(text);
             }
         }
     }
@@ -1688,6 +1717,12 @@ fn event_loop(ed: &mut Editor) -> Result<()> {
             return Ok(());
         }
         terminal.draw(|f| ed.draw(f))?;
+        if let Some(text) = ed.take_copied() {
+            ratatui::crossterm::execute!(
+                std::io::stdout(),
+                crossterm::clipboard::CopyToClipboard::to_clipboard_from(text)
+            )?;
+        }
         // Wake now and then to keep recovery copies and notice termination signals; when
         // idle, work out highlighting in slices between keys.
         loop {

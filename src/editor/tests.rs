@@ -45,6 +45,7 @@ impl Fixture {
             tab_width: 4,
             soft_tabs: true,
             color,
+            system_clipboard: true,
         };
         Editor::new(Arc::clone(&self.hub), path("/"), buffers, opts)
     }
@@ -711,4 +712,26 @@ fn views_far_then_near_the_known_highlighting_never_underflow() {
         51,
         "three pages of 17 rows"
     );
+}
+
+#[test]
+fn copies_go_to_the_system_clipboard_once_and_not_when_too_large() {
+    let f = fixture();
+    f.write("/a.txt", "one\ntwo\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    press(&mut ed, KeyCode::End, KeyModifiers::SHIFT);
+    ctrl_key(&mut ed, 'c');
+    assert_eq!(ed.take_copied().as_deref(), Some("one"));
+    assert_eq!(ed.take_copied(), None, "handed over once");
+    ed.handle(&Event::Paste("x".repeat(MAX_SYSTEM_COPY + 1)));
+    ctrl_key(&mut ed, 'a');
+    ctrl_key(&mut ed, 'c');
+    assert_eq!(ed.take_copied(), None);
+    assert!(ed
+        .message()
+        .unwrap_or("")
+        .contains("too large for the system clipboard"));
+    ed.opts.system_clipboard = false;
+    ctrl_key(&mut ed, 'k');
+    assert_eq!(ed.take_copied(), None, "switched off");
 }
