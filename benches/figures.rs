@@ -835,6 +835,40 @@ fn editor(rows: &mut Vec<Row>) {
     keystrokes(&mut ed, "before idle highlighting");
     while !ed.work() {}
     keystrokes(&mut ed, "after");
+    // Typing at the end of one very long line (minified code): 2 MB without a line break.
+    let long: String = (0..100_000)
+        .map(|i| format!("var a{i}=1;"))
+        .collect::<String>()
+        .chars()
+        .take(2_000_000)
+        .collect();
+    run(valyxo(home.path()).args(["-c", "touch /min.js"]));
+    hub.vfs
+        .write(
+            &valyxo::vfs::VPath::parse_absolute("/min.js").unwrap(),
+            long.as_bytes(),
+        )
+        .unwrap();
+    let min = valyxo::vfs::VPath::parse_absolute("/min.js").unwrap();
+    let b = valyxo::editor::load(&hub, &min, &theme).unwrap();
+    let mut ed = valyxo::editor::Editor::new(hub.clone(), min.parent().unwrap(), vec![b], opts);
+    ed.handle(&Event::Key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE)));
+    term.draw(|f| ed.draw(f)).unwrap();
+    let mut v = Vec::new();
+    for i in 0..if quick() { 20 } else { 100 } {
+        let c = if i % 2 == 0 { 'x' } else { ' ' };
+        let t = Instant::now();
+        ed.handle(&key(KeyCode::Char(c)));
+        term.draw(|f| ed.draw(f)).unwrap();
+        v.push(t.elapsed());
+    }
+    rows.push(Row {
+        figure: "keystroke + redraw at the end of a 2 MB line".into(),
+        ours: median(v),
+        peer: None,
+        goal: "< 16 ms".into(),
+        limit: 0.016,
+    });
 }
 
 /// `ask` against a local OpenAI-compatible streaming server, beside curl making the same
