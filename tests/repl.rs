@@ -762,3 +762,45 @@ fn quitting_the_editor_without_saving_returns_to_the_prompt() {
     typ(&mut s, "exit\r");
     assert_eq!(exit_code(&mut s), 0);
 }
+
+#[test]
+fn answers_on_a_terminal_have_their_code_highlighted_and_piped_ones_stay_plain() {
+    let server = common::openai::Server::start(false);
+    let h = Home::new();
+    h.c(&format!(
+        "settings set assistant.url {}; settings set assistant.model code",
+        server.url
+    ))
+    .success();
+    let mut s = in_terminal(&h, 24, "-c 'ask fix it'");
+    let mut sc = Screen::new(24);
+    let t = sc.wait(&mut s, "the answer", |t| t.contains("fn other() {}"));
+    assert!(t.contains("Use this:\n```rust\nfn fixed() -> u32 {"), "{t}");
+    assert_eq!(exit_code(&mut s), 0);
+    // The "fn" of the code block is coloured; the prose is not.
+    let screen = sc.parser.screen();
+    let row = screen
+        .rows(0, 80)
+        .position(|r| r.starts_with("fn fixed"))
+        .expect("the code line") as u16;
+    let keyword = screen.cell(row, 0).expect("cell");
+    assert!(
+        keyword.fgcolor() != vt100::Color::Default || keyword.bold(),
+        "highlighted"
+    );
+    let prose_row = screen
+        .rows(0, 80)
+        .position(|r| r.starts_with("Use this:"))
+        .expect("prose") as u16;
+    assert_eq!(
+        screen.cell(prose_row, 0).expect("cell").fgcolor(),
+        vt100::Color::Default
+    );
+    // Piped, the answer is its exact text.
+    let out = h.out("ask fix it | cat");
+    assert!(
+        out.starts_with("Use this:\n```rust\nfn fixed() -> u32 {\n"),
+        "{out:?}"
+    );
+    assert!(!out.contains('\x1b'));
+}

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod conversations;
 pub mod key;
+pub mod render;
 
 use crate::hub::Hub;
 use anyhow::{anyhow, bail, Result};

@@ -213,6 +213,10 @@ fn thread(ctx: &Ctx, m: &ArgMatches) -> Result<Thread> {
 fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Result<String> {
     let client = assistant::client(ctx.hub())?;
     th.messages.push(Message::new("user", question));
+    // On a terminal with colour, code blocks are highlighted as they arrive; otherwise the
+    // answer goes out exactly as it comes.
+    let mut renderer = (ctx.io.stdout.is_tty() && ctx.color())
+        .then(|| assistant::render::Renderer::new(ctx.hub().theme()));
     let out = &mut ctx.io.stdout;
     let mut ended_in_newline = true;
     let model = client.model.clone();
@@ -221,12 +225,18 @@ fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Re
         th.messages.clone(),
         &crate::signals::interrupted,
         |piece| {
-            out.write_all(piece.as_bytes())?;
+            match renderer.as_mut() {
+                Some(r) => out.write_all(r.push(piece).as_bytes())?,
+                None => out.write_all(piece.as_bytes())?,
+            }
             out.flush()?;
             ended_in_newline = piece.ends_with('\n');
             Ok(())
         },
     );
+    if let Some(r) = renderer.as_mut() {
+        let _ = ctx.io.stdout.write_all(r.finish().as_bytes());
+    }
     if !ended_in_newline {
         let _ = ctx.io.stdout.write_all(b"\n");
     }
