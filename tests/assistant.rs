@@ -390,3 +390,14 @@ fn a_server_silent_longer_than_the_timeout_is_given_up() {
     assert!(err.contains("mid-answer"), "{err}");
     assert!(err.contains("kept in conversation 1"), "{err}");
 }
+
+#[test]
+fn ai_models_lists_what_the_server_offers_and_marks_the_one_in_use() {
+    let server = Server::start(true);
+    let h = home(&server, "echo");
+    let a = run(&h, "ai models", Some("sk-test"), "").success();
+    assert_eq!(stdout(&a), "  code\n  drop\n* echo\n");
+    run(&h, "ai models", Some("sk-nope"), "")
+        .code(1)
+        .stderr(contains("401: Incorrect API key provided"));
+}

@@ -143,6 +143,35 @@ impl Client {
         }
     }
 
+    /// The models the server offers (`GET {url}/models`), sorted.
+    pub fn models(&self) -> Result<Vec<String>> {
+        let mut req = self.agent.get(format!("{}/models", self.url));
+        if let Some(k) = &self.key {
+            req = req.header("Authorization", &format!("Bearer {k}"));
+        }
+        let resp = req.call().map_err(|e| self.transport_error(&e))?;
+        let status = resp.status().as_u16();
+        let mut text = String::new();
+        resp.into_body()
+            .into_reader()
+            .take(8 << 20)
+            .read_to_string(&mut text)
+            .context("reading the list of models")?;
+        if status != 200 {
+            return Err(self.status_error(status, &text));
+        }
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow!("the list of models is not JSON ({e})"))?;
+        let mut ids: Vec<String> = v["data"]
+            .as_array()
+            .ok_or_else(|| anyhow!("the server's list of models has no 'data' array"))?
+            .iter()
+            .filter_map(|m| m["id"].as_str().map(str::to_string))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     fn read_events(
         &self,
         reader: impl Read,

@@ -107,6 +107,10 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .subcommand(Command::new("personas").about("The personas and what each is for"))
                     .subcommand(
+                        Command::new("models")
+                            .about("Ask the server which models it offers (checks the URL and key)"),
+                    )
+                    .subcommand(
                         Command::new("history")
                             .about("The conversations, most recent first")
                             .arg(
@@ -124,7 +128,7 @@ pub fn specs() -> Vec<Spec> {
                             .arg(n().num_args(1..)),
                     )
             },
-            examples: &["ai", "ai personas", "ai history"],
+            examples: &["ai", "ai personas", "ai history", "ai models"],
             run: ai,
             rewrite: None,
         },
@@ -475,6 +479,14 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             }
             _ => unreachable!("clap requires a subcommand"),
         },
+        Some(("models", _)) => {
+            let client = assistant::client(ctx.hub())?;
+            let current = client.model.clone();
+            for id in client.models()? {
+                let mark = if id == current { "*" } else { " " };
+                out.push_str(&format!("{mark} {id}\n"));
+            }
+        }
         Some(("personas", _)) => {
             let current = ctx.hub().setting("assistant.persona");
             for p in assistant::PERSONAS {

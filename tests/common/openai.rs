@@ -10,7 +10,8 @@
 //! - `plain`: ignores `stream` and answers with one JSON object;
 //! - anything else: 404 with an OpenAI-style error body.
 //!
-//! A request whose key is not `Bearer sk-test` (when `require_key` is set) gets 401.
+//! `GET /v1/models` lists those models. A request whose key is not `Bearer sk-test` (when
+//! `require_key` is set) gets 401.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -94,6 +95,20 @@ fn serve(
             json.len()
         )
     };
+    if path == "/v1/models" {
+        if require_key && authorization.as_deref() != Some("Bearer sk-test") {
+            return respond(
+                &mut conn,
+                "401 Unauthorized",
+                r#"{"error":{"message":"Incorrect API key provided"}}"#,
+            );
+        }
+        return respond(
+            &mut conn,
+            "200 OK",
+            r#"{"object":"list","data":[{"id":"echo","object":"model"},{"id":"code","object":"model"},{"id":"drop","object":"model"}]}"#,
+        );
+    }
     if path != "/v1/chat/completions" {
         return respond(
             &mut conn,
