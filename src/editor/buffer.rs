@@ -87,6 +87,12 @@ pub struct Buffer {
     approximate: Option<(usize, LineState)>,
 }
 
+/// Whether every char of `text` is printable ASCII: one column each, so display columns
+/// and byte offsets are the same.
+pub fn is_simple(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
 /// Tab stops every `tab` columns; control characters show as `^X` (two columns).
 pub fn char_width(c: char, col: usize, tab: usize) -> usize {
     match c {
@@ -219,8 +225,14 @@ impl Buffer {
 
     /// The display column of a char column in a line.
     pub fn display_col(&self, line: usize, col: usize, tab: usize) -> usize {
+        let l = self.rope.line(line);
+        let before = l.slice(..col.min(l.len_chars()));
+        // Plain ASCII (most code, and long minified lines): one column per char.
+        if before.chunks().all(is_simple) {
+            return before.len_chars();
+        }
         let mut w = 0;
-        for c in self.rope.line(line).chars().take(col) {
+        for c in before.chars() {
             w += char_width(c, w, tab);
         }
         w

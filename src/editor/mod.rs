@@ -1411,11 +1411,23 @@ impl Editor {
             let matches = b.line_matches(line, &query);
             let mut part = 0;
             let mut m = 0;
-            let mut col = 0usize;
+            // On a plain ASCII line, what is scrolled off to the left is skipped at once.
+            let skip = if buffer::is_simple(&text) {
+                b.left.min(text.len())
+            } else {
+                0
+            };
+            let mut col = skip;
             let x0 = area.x + gutter;
             let mut last_cell: Option<(u16, u16)> = None;
-            for (ci, (bi, c)) in text.char_indices().enumerate() {
+            for (ci, (bi, c)) in text[skip..].char_indices().enumerate() {
+                let (ci, bi) = (ci + skip, bi + skip);
                 let w = char_width(c, col, tab);
+                if w > 0 && col < b.left {
+                    // Scrolled off to the left.
+                    col += w;
+                    continue;
+                }
                 if w == 0 {
                     // Combines with the character before it.
                     if let Some(pos) = last_cell {

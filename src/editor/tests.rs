@@ -735,3 +735,22 @@ fn copies_go_to_the_system_clipboard_once_and_not_when_too_large() {
     ctrl_key(&mut ed, 'k');
     assert_eq!(ed.take_copied(), None, "switched off");
 }
+
+#[test]
+fn long_lines_scroll_sideways_to_the_cursor() {
+    let f = fixture();
+    let digits: String = "0123456789".repeat(10);
+    f.write("/l.txt", &format!("{digits}\n\t{digits}\n"));
+    let mut ed = f.editor(&["/l.txt"], false);
+    // 40 columns less a gutter of 5 leave 35 for text; the cursor after the last char.
+    press(&mut ed, KeyCode::End, KeyModifiers::NONE);
+    let (rows, _) = screen(&mut ed, 40, 5);
+    assert_eq!(rows[0], format!("   1 {}", &digits[66..]));
+    assert_eq!(ed.buffers[0].display_col(0, 100, 4), 100);
+    // The line with a tab: 104 columns, so the view starts at column 70 (char 67).
+    key(&mut ed, KeyCode::Down);
+    press(&mut ed, KeyCode::End, KeyModifiers::NONE);
+    let (rows, _) = screen(&mut ed, 40, 5);
+    assert_eq!(rows[1], format!("   2 {}", &digits[66..]));
+    assert_eq!(ed.buffers[0].display_col(1, 101, 4), 104);
+}
