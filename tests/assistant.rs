@@ -255,7 +255,7 @@ fn the_editor_pane_asks_about_the_selection_and_inserts_a_code_block() {
     let opts = Options {
         tab_width: 4,
         soft_tabs: true,
-        color: false,
+        color: true,
         system_clipboard: false,
     };
     let mut ed = Editor::new(
@@ -297,6 +297,21 @@ fn the_editor_pane_asks_about_the_selection_and_inserts_a_code_block() {
     assert!(screen.contains("Assistant (default)"), "{screen}");
     assert!(screen.contains("you: fix it"), "{screen}");
     assert!(screen.contains("block 2/2"), "the last block is chosen");
+    // The code in the pane is highlighted in the theme.
+    let buf = term.backend().buffer().clone();
+    let keyword = hub.theme().style("syntax.keyword").to_ratatui();
+    let at = (0..30u16)
+        .flat_map(|y| (0..118u16).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            buf[(x, y)].symbol() == "│"
+                && buf[(x + 2, y)].symbol() == "f"
+                && buf[(x + 3, y)].symbol() == "n"
+        })
+        .expect("a code line in the pane");
+    assert_eq!(
+        buf[(at.0 + 2, at.1)].fg,
+        keyword.fg.expect("a keyword colour")
+    );
     // Tab picks the first block; Ctrl-Y puts it in place of the selection.
     key(&mut ed, KeyCode::Tab, KeyModifiers::NONE);
     key(&mut ed, KeyCode::Char('y'), KeyModifiers::CONTROL);

@@ -1295,7 +1295,8 @@ impl Editor {
         self.text_area = text_area;
         if let (Some(p), Some(r)) = (&self.pane, pane_area) {
             let focused = self.pane_focus && matches!(self.mode, Mode::Normal);
-            p.draw(frame, r, focused, self.opts.color, self.styles.status);
+            let theme = self.opts.color.then_some(&*self.theme);
+            p.draw(frame, r, focused, theme, self.styles.status);
         }
         if tabs {
             self.draw_tabs(frame, Rect::new(area.x, area.y, area.width, 1));
@@ -1583,7 +1584,8 @@ impl Editor {
                 ),
                 Some((m, false)) => (m.clone(), Style::default(), None),
                 None => (
-                    "Ctrl-S save · Ctrl-Q quit · Ctrl-F find · Ctrl-G go to · F1 help".to_string(),
+                    "Ctrl-S save · Ctrl-Q quit · Ctrl-F find · Ctrl-G go to · Ctrl-E assistant · F1 help"
+                        .to_string(),
                     Style::default().add_modifier(Modifier::DIM),
                     None,
                 ),

@@ -301,7 +301,15 @@ impl Pane {
         };
     }
 
-    pub fn draw(&self, frame: &mut Frame, area: Rect, focused: bool, color: bool, accent: Style) {
+    pub fn draw(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        focused: bool,
+        theme: Option<&crate::theme::Theme>,
+        accent: Style,
+    ) {
+        let color = theme.is_some();
         let title = format!(
             " Assistant ({}){} ",
             self.persona.name,
@@ -336,8 +344,17 @@ impl Pane {
         for (i, e) in self.entries.iter().enumerate() {
             lines.push(Line::styled(format!("you: {}", e.question), bold));
             let last_answer = i == last && !self.blocks.is_empty();
+            // The highlighter of the block being drawn, with colour.
+            let mut code: Option<(crate::highlight::Highlighter, crate::highlight::LineState)> =
+                None;
             for (l, part) in parts(&e.answer) {
                 let chosen = |n: usize| last_answer && n == self.block;
+                if let (Part::Open(_), Some(t)) = (part, theme) {
+                    let lang = l.trim_start().trim_start_matches('`').trim();
+                    let h = crate::highlight::Highlighter::for_lang(lang, t);
+                    let st = h.start();
+                    code = Some((h, st));
+                }
                 match part {
                     Part::Text => lines.push(Line::raw(l.to_string())),
                     Part::Open(n) if chosen(n) => lines.push(Line::styled(
@@ -345,11 +362,23 @@ impl Pane {
                         accent,
                     )),
                     Part::Open(_) => lines.push(Line::styled("┌", dim)),
-                    Part::Close(_) => lines.push(Line::styled("└", dim)),
-                    Part::Code(n) => lines.push(Line::from(vec![
-                        Span::styled("│ ", if chosen(n) { accent } else { dim }),
-                        Span::raw(l.to_string()),
-                    ])),
+                    Part::Close(_) => {
+                        code = None;
+                        lines.push(Line::styled("└", dim));
+                    }
+                    Part::Code(n) => {
+                        let bar = Span::styled("│ ", if chosen(n) { accent } else { dim });
+                        let mut spans = vec![bar];
+                        match (&mut code, theme) {
+                            (Some((h, st)), Some(t)) => {
+                                let base = crate::theme::Style::default();
+                                let parts = h.line(st, l, t, base);
+                                spans.extend(crate::highlight::styled_line(l, &parts, base).spans);
+                            }
+                            _ => spans.push(Span::raw(l.to_string())),
+                        }
+                        lines.push(Line::from(spans));
+                    }
                 }
             }
             if let Some(err) = &e.error {
