@@ -804,3 +804,45 @@ fn answers_on_a_terminal_have_their_code_highlighted_and_piped_ones_stay_plain()
     );
     assert!(!out.contains('\x1b'));
 }
+
+#[test]
+fn the_text_of_a_new_buffer_outlives_a_killed_editor() {
+    let h = Home::new();
+    let mut s = in_terminal(&h, 24, "-c edit");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the editor", |t| t.contains("[new]"));
+    typ(&mut s, "draft words");
+    sc.wait(&mut s, "the typing", |t| t.contains("[new] [+]"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let out = h.out("edit --recovered");
+        if out.contains("new:") {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "no recovery copy was written");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    s.process_mut()
+        .signal(rexpect::process::Signal::SIGKILL)
+        .unwrap();
+    wait_end(&mut s);
+    assert!(listed.contains("a buffer without a name"), "{listed}");
+    let key = listed
+        .split_whitespace()
+        .find(|w| w.starts_with("new:"))
+        .expect("the key");
+    assert_eq!(h.out(&format!("edit --recovered {key}")), "draft words");
+    let mut s = in_terminal(&h, 24, "-c edit");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the offer", |t| {
+        t.contains("The text of a new buffer")
+    });
+    typ(&mut s, "r");
+    sc.wait(&mut s, "the text", |t| t.contains("draft words"));
+    typ(&mut s, "\x13"); // Ctrl-S asks for a name
+    sc.wait(&mut s, "the name prompt", |t| t.contains("Save as:"));
+    typ(&mut s, "/draft.txt\r\x11");
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(h.out("cat /draft.txt"), "draft words");
+    assert_eq!(h.out("edit --recovered"), "");
+}

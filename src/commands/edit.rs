@@ -1,6 +1,7 @@
 //! The editor: edit.
 
 use super::{strings, Ctx, Group, Spec};
+use crate::editor::buffer::SCRATCH;
 use crate::editor::{self, recovery};
 use crate::shell::io::Input;
 use anyhow::{bail, Result};
@@ -57,36 +58,22 @@ pub fn specs() -> Vec<Spec> {
 
 fn edit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let files = strings(m, "files");
+    let store = ctx.vfs().store().clone();
+    if m.get_flag("recovered") || m.get_flag("discard") {
+        // Copies are named by their file, or by a `new:…` key for a buffer without a name.
+        let mut keys = Vec::new();
+        for f in &files {
+            keys.push(if f.starts_with(SCRATCH) {
+                f.clone()
+            } else {
+                ctx.path(f)?.to_string()
+            });
+        }
+        return copies(ctx, m, &store, &keys);
+    }
     let mut paths = Vec::new();
     for f in &files {
         paths.push(ctx.path(f)?);
-    }
-    let store = ctx.vfs().store().clone();
-    if m.get_flag("recovered") {
-        if paths.is_empty() {
-            return list(ctx, &store);
-        }
-        let mut status = 0;
-        for p in &paths {
-            match recovery::get(&store, &p.to_string())? {
-                Some(copy) => ctx.io.stdout.write_all(copy.text.as_bytes())?,
-                None => {
-                    ctx.warn(format!("{p}: no unsaved changes were kept"));
-                    status = 1;
-                }
-            }
-        }
-        return Ok(status);
-    }
-    if m.get_flag("discard") {
-        let mut status = 0;
-        for p in &paths {
-            if !recovery::remove(&store, &p.to_string())? {
-                ctx.warn(format!("{p}: no unsaved changes were kept"));
-                status = 1;
-            }
-        }
-        return Ok(status);
     }
     let on_terminal = matches!(ctx.io.stdin, Input::Terminal | Input::Stdin)
         && std::io::stdin().is_terminal()
@@ -105,20 +92,55 @@ fn edit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     Ok(0)
 }
 
+/// `edit --recovered [FILE…]` and `edit --discard FILE…`.
+fn copies(
+    ctx: &mut Ctx,
+    m: &ArgMatches,
+    store: &crate::store::Store,
+    keys: &[String],
+) -> Result<i32> {
+    if m.get_flag("recovered") && keys.is_empty() {
+        return list(ctx, store);
+    }
+    let mut status = 0;
+    for k in keys {
+        let found = if m.get_flag("discard") {
+            recovery::remove(store, k)?
+        } else {
+            match recovery::get(store, k)? {
+                Some(copy) => {
+                    ctx.io.stdout.write_all(copy.text.as_bytes())?;
+                    true
+                }
+                None => false,
+            }
+        };
+        if !found {
+            ctx.warn(format!("{k}: no unsaved changes were kept"));
+            status = 1;
+        }
+    }
+    Ok(status)
+}
+
 /// `edit --recovered`: one line per kept copy.
 fn list(ctx: &mut Ctx, store: &crate::store::Store) -> Result<i32> {
     let mut out = String::new();
     for copy in recovery::list(store)? {
         let lines = copy.text.lines().count();
-        let on_disk = ctx
-            .path(&copy.path)
-            .ok()
-            .and_then(|p| ctx.vfs().read(&p).ok())
-            .map(|b| blake3::hash(&b));
-        let note = if on_disk != copy.disk_hash {
-            "  (the file changed since)"
+        let note = if copy.path.starts_with(SCRATCH) {
+            "  (a buffer without a name: 'edit' offers it back)"
         } else {
-            ""
+            let on_disk = ctx
+                .path(&copy.path)
+                .ok()
+                .and_then(|p| ctx.vfs().read(&p).ok())
+                .map(|b| blake3::hash(&b));
+            if on_disk != copy.disk_hash {
+                "  (the file changed since)"
+            } else {
+                ""
+            }
         };
         out.push_str(&format!(
             "{}  {}  {lines} lines{note}\n",

@@ -9,6 +9,8 @@ use unicode_width::UnicodeWidthChar;
 
 /// Lines longer than this (in bytes) are drawn without highlighting.
 pub const LONG_LINE: usize = 20_000;
+/// Recovery copies of buffers without a name have keys starting with this.
+pub const SCRATCH: &str = "new:";
 /// A view this many lines or more past the last line whose highlighter state is known is
 /// highlighted from a fresh state a little above it (as vim's `syntax sync` does), while the
 /// exact states are worked out when the editor is idle.
@@ -75,6 +77,8 @@ pub struct Buffer {
     /// The store holds a recovery copy for this file that is not this buffer's (one kept
     /// for later, or another running editor's): it is left alone, and none is written.
     pub copy_blocked: bool,
+    /// The key of this buffer's recovery copy while it has no name (`new:…`).
+    scratch_key: String,
     /// The first visible line and display column.
     pub top: usize,
     pub left: usize,
@@ -129,6 +133,16 @@ impl Buffer {
             saved: 0,
             recovered: 0,
             copy_blocked: false,
+            scratch_key: {
+                static NEXT: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!(
+                    "{SCRATCH}{}-{}-{n}",
+                    crate::store::now_ms(),
+                    std::process::id()
+                )
+            },
             top: 0,
             left: 0,
             highlighter,
@@ -181,6 +195,19 @@ impl Buffer {
     /// Notes that a recovery copy of the text now exists (or is no longer needed).
     pub fn mark_recovered(&mut self) {
         self.recovered = self.state;
+    }
+
+    /// The key of this buffer's recovery copy: its path, or a `new:…` key while it has no
+    /// name.
+    pub fn copy_key(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| self.scratch_key.clone(), ToString::to_string)
+    }
+
+    /// The key its copy had while it had no name.
+    pub fn scratch_key(&self) -> &str {
+        &self.scratch_key
     }
 
     pub fn name(&self) -> String {

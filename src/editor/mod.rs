@@ -324,6 +324,17 @@ impl Editor {
             }
         }
         ed.buffers = buffers;
+        // `edit` with no file: the text of a new buffer an editor left behind is offered.
+        if ed.buffers.len() == 1 && ed.buffers[0].path.is_none() {
+            if let Ok(copies) = recovery::list(ed.hub.vfs.store()) {
+                if let Some(copy) = copies
+                    .into_iter()
+                    .rfind(|c| c.path.starts_with(buffer::SCRATCH) && !c.writer_is_running())
+                {
+                    ed.offers.push(copy);
+                }
+            }
+        }
         if let Some(b) = ed.buffers.iter().find(|b| b.copy_blocked) {
             ed.say(format!(
                 "Another valyxo is editing {}: this one keeps no recovery copy of it",
@@ -365,10 +376,11 @@ impl Editor {
             return;
         }
         if let Some(copy) = self.offers.pop() {
+            let scratch = copy.path.starts_with(buffer::SCRATCH);
             if let Some(i) = self
                 .buffers
                 .iter()
-                .position(|b| b.path.as_ref().is_some_and(|p| p.to_string() == copy.path))
+                .position(|b| b.copy_key() == copy.path || (scratch && b.path.is_none()))
             {
                 self.current = i;
                 self.mode = Mode::Question(Question::Recover(copy));
@@ -455,9 +467,12 @@ impl Editor {
                 b.disk_hash = Some(blake3::hash(text.as_bytes()));
                 b.mark_saved();
                 let blocked = b.copy_blocked;
+                let scratch = b.scratch_key().to_string();
                 if !blocked {
                     let _ = recovery::remove(self.store(), &path.to_string());
                 }
+                // The copy it had while it had no name.
+                let _ = recovery::remove(self.store(), &scratch);
                 // Saved under a new name: the copy kept under the old one is done with.
                 if let Some((Some(old), _)) = self.renamed.take() {
                     if !blocked {
@@ -494,10 +509,8 @@ impl Editor {
     fn close_current(&mut self) {
         let b = self.buffers.remove(self.current);
         // A copy written before an undo back to the saved text is no longer needed.
-        if let (Some(p), false, false) = (&b.path, b.modified(), b.copy_blocked) {
-            if b.needs_recovery_copy() {
-                let _ = recovery::remove(self.store(), &p.to_string());
-            }
+        if !b.modified() && !b.copy_blocked && b.needs_recovery_copy() {
+            let _ = recovery::remove(self.store(), &b.copy_key());
         }
         if self.buffers.is_empty() {
             self.quit = true;
@@ -533,10 +546,9 @@ impl Editor {
 
     /// Drops the current buffer's changes (and its recovery copy) for a close or quit.
     fn discard_current(&mut self) {
-        if let Some(p) = self.buf().path.clone() {
-            if !self.buf().copy_blocked {
-                let _ = recovery::remove(self.store(), &p.to_string());
-            }
+        if !self.buf().copy_blocked {
+            let key = self.buf().copy_key();
+            let _ = recovery::remove(self.store(), &key);
         }
         match std::mem::replace(&mut self.after, After::Nothing) {
             After::Quit => {
@@ -561,9 +573,7 @@ impl Editor {
         let store = Arc::clone(self.hub.vfs.store());
         let renaming = self.renamed.is_some().then_some(self.current);
         for (i, b) in self.buffers.iter_mut().enumerate() {
-            let Some(path) = b.path.as_ref().map(ToString::to_string) else {
-                continue;
-            };
+            let path = b.copy_key();
             // Its name is not settled until the save-as question is answered.
             if renaming == Some(i) {
                 continue;
@@ -1134,9 +1144,16 @@ impl Editor {
             },
             Question::Recover(copy) => match key {
                 'r' => {
+                    if copy.path.starts_with(buffer::SCRATCH) {
+                        // The text lives in this buffer now, which keeps its own copy.
+                        let _ = recovery::remove(self.store(), &copy.path);
+                        self.last_edit = Instant::now();
+                    }
                     let b = self.buf();
                     b.replace_all_text(&copy.text);
-                    b.mark_recovered();
+                    if !copy.path.starts_with(buffer::SCRATCH) {
+                        b.mark_recovered();
+                    }
                     if copy.disk_hash != b.disk_hash {
                         // The copy was made from an older file: saving asks before it
                         // replaces the newer one.
@@ -1150,6 +1167,9 @@ impl Editor {
                 'd' => {
                     let _ = recovery::remove(self.store(), &copy.path);
                     self.say("Discarded the recovery copy");
+                }
+                '\x1b' | 'k' if copy.path.starts_with(buffer::SCRATCH) => {
+                    self.say("Kept that text for later ('edit --recovered' lists it)");
                 }
                 '\x1b' | 'k' => {
                     self.buf().copy_blocked = true;
@@ -1557,6 +1577,10 @@ impl Editor {
                     Question::Overwrite => format!(
                         "{} changed since it was opened. Overwrite it? (y)es, Esc to cancel",
                         self.buffers[self.current].name()
+                    ),
+                    Question::Recover(c) if c.path.starts_with(buffer::SCRATCH) => format!(
+                        "The text of a new buffer from {} was kept. (r)estore, (d)iscard, Esc to keep for later",
+                        crate::commands::fmt_time(c.saved_at)
                     ),
                     Question::Recover(c) => format!(
                         "Unsaved changes to {} from {} were kept. (r)estore, (d)iscard, Esc to keep for later",

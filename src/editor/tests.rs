@@ -754,3 +754,43 @@ fn long_lines_scroll_sideways_to_the_cursor() {
     assert_eq!(rows[1], format!("   2 {}", &digits[66..]));
     assert_eq!(ed.buffers[0].display_col(1, 101, 4), 104);
 }
+
+#[test]
+fn a_new_buffer_keeps_a_copy_too_and_edit_without_a_file_offers_it() {
+    let f = fixture();
+    {
+        let mut ed = f.editor(&[], false);
+        typ(&mut ed, "notes never saved");
+        ed.keep_recovery_copies(true);
+    }
+    let copies = recovery::list(f.hub.vfs.store()).expect("list");
+    assert_eq!(copies.len(), 1);
+    assert!(copies[0].path.starts_with("new:"), "{}", copies[0].path);
+    let mut ed = f.editor(&[], false);
+    let (rows, _) = screen(&mut ed, 100, 5);
+    assert!(
+        rows[4].starts_with("The text of a new buffer from "),
+        "{rows:?}"
+    );
+    key(&mut ed, KeyCode::Char('r'));
+    assert_eq!(text(&ed), "notes never saved");
+    assert!(ed.buffers[0].modified());
+    ed.keep_recovery_copies(true);
+    let copies = recovery::list(f.hub.vfs.store()).expect("list");
+    assert_eq!(copies.len(), 1, "the old copy gave way to this buffer's");
+    assert_eq!(copies[0].path, ed.buffers[0].copy_key());
+    // Saved under a name, the copy goes.
+    ctrl_key(&mut ed, 's');
+    typ(&mut ed, "notes.txt");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(f.read("/notes.txt"), "notes never saved");
+    assert!(recovery::list(f.hub.vfs.store()).expect("list").is_empty());
+    // Opening a named file does not offer text of new buffers.
+    {
+        let mut ed = f.editor(&[], false);
+        typ(&mut ed, "more");
+        ed.keep_recovery_copies(true);
+    }
+    let ed = f.editor(&["/notes.txt"], false);
+    assert!(matches!(ed.mode, Mode::Normal));
+}
