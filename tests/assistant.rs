@@ -8,13 +8,7 @@ use predicates::str::contains;
 
 /// A home pointed at `server` with `model`.
 fn home(server: &Server, model: &str) -> Home {
-    let h = Home::new();
-    h.c(&format!(
-        "settings set assistant.url {}; settings set assistant.model {model}",
-        server.url
-    ))
-    .success();
-    h
+    common::assistant_home(&server.url, model)
 }
 
 /// `valyxo --home H -c LINE` with the test key (or none) in the environment.

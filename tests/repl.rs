@@ -534,6 +534,20 @@ fn a_terminated_pager_gives_the_terminal_back() {
     assert!(raw.contains("\x1b[?1000l"), "mouse reporting off");
 }
 
+/// `edit --recovered` once it lists a copy whose line holds `needle` (copies are written a
+/// moment after typing stops).
+fn recovered_listing(h: &Home, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = h.out("edit --recovered");
+        if out.contains(needle) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "no recovery copy was written");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits for the process to end and checks that SIGTERM ended it.
 fn assert_ended_by_sigterm(s: &mut PtySession) {
     let status = wait_end(s);
@@ -613,15 +627,7 @@ fn unsaved_changes_outlive_a_killed_editor_and_are_offered_back() {
     typ(&mut s, "unsaved ");
     sc.wait(&mut s, "the typing", |t| t.contains("/notes.txt [+]"));
     // The copy is written a moment after the typing stops.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = h.c("edit --recovered").success();
-        if String::from_utf8_lossy(&out.get_output().stdout).contains("/notes.txt") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no recovery copy was written");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    recovered_listing(&h, "/notes.txt");
     s.process_mut()
         .signal(rexpect::process::Signal::SIGKILL)
         .unwrap();
@@ -683,12 +689,7 @@ fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
 #[test]
 fn chat_on_a_terminal_streams_answers_and_ends_on_exit() {
     let server = common::openai::Server::start(false);
-    let h = Home::new();
-    h.c(&format!(
-        "settings set assistant.url {}; settings set assistant.model echo",
-        server.url
-    ))
-    .success();
+    let h = common::assistant_home(&server.url, "echo");
     let mut s = in_terminal(&h, 24, "-c chat");
     s.exp_string("Chatting with echo as 'default'").unwrap();
     s.exp_string("you> ").unwrap();
@@ -708,12 +709,7 @@ fn chat_on_a_terminal_streams_answers_and_ends_on_exit() {
 #[test]
 fn ctrl_c_stops_an_answer_from_a_silent_server_and_keeps_what_came() {
     let server = common::openai::Server::start(false);
-    let h = Home::new();
-    h.c(&format!(
-        "settings set assistant.url {}; settings set assistant.model stall",
-        server.url
-    ))
-    .success();
+    let h = common::assistant_home(&server.url, "stall");
     let mut s = repl(&h, &["--no-color"]);
     s.send_line("ask hello").unwrap();
     s.exp_string("You said: ").unwrap();
@@ -766,12 +762,7 @@ fn quitting_the_editor_without_saving_returns_to_the_prompt() {
 #[test]
 fn answers_on_a_terminal_have_their_code_highlighted_and_piped_ones_stay_plain() {
     let server = common::openai::Server::start(false);
-    let h = Home::new();
-    h.c(&format!(
-        "settings set assistant.url {}; settings set assistant.model code",
-        server.url
-    ))
-    .success();
+    let h = common::assistant_home(&server.url, "code");
     let mut s = in_terminal(&h, 24, "-c 'ask fix it'");
     let mut sc = Screen::new(24);
     let t = sc.wait(&mut s, "the answer", |t| t.contains("fn other() {}"));
@@ -813,15 +804,7 @@ fn the_text_of_a_new_buffer_outlives_a_killed_editor() {
     sc.wait(&mut s, "the editor", |t| t.contains("[new]"));
     typ(&mut s, "draft words");
     sc.wait(&mut s, "the typing", |t| t.contains("[new] [+]"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let listed = loop {
-        let out = h.out("edit --recovered");
-        if out.contains("new:") {
-            break out;
-        }
-        assert!(Instant::now() < deadline, "no recovery copy was written");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let listed = recovered_listing(&h, "new:");
     s.process_mut()
         .signal(rexpect::process::Signal::SIGKILL)
         .unwrap();

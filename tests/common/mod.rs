@@ -53,3 +53,13 @@ pub fn host_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary host directory")
 }
 pub mod openai;
+
+/// A fresh home whose assistant is the test server at `url`, asking for `model`.
+pub fn assistant_home(url: &str, model: &str) -> Home {
+    let h = Home::new();
+    h.c(&format!(
+        "settings set assistant.url {url}; settings set assistant.model {model}"
+    ))
+    .success();
+    h
+}
