@@ -100,14 +100,12 @@ impl Client {
             "stream": true,
         });
         let endpoint = format!("{}/chat/completions", self.url);
-        let mut req = self
-            .agent
-            .post(&endpoint)
-            .header("Content-Type", "application/json")
-            .header("Accept", "text/event-stream");
-        if let Some(k) = &self.key {
-            req = req.header("Authorization", &format!("Bearer {k}"));
-        }
+        let req = self.authorized(
+            self.agent
+                .post(&endpoint)
+                .header("Content-Type", "application/json")
+                .header("Accept", "text/event-stream"),
+        );
         let resp = req
             .send(body.to_string())
             .map_err(|e| self.transport_error(&e))?;
@@ -143,12 +141,17 @@ impl Client {
         }
     }
 
+    /// The request with the key, if there is one.
+    fn authorized<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.key {
+            Some(k) => req.header("Authorization", &format!("Bearer {k}")),
+            None => req,
+        }
+    }
+
     /// The models the server offers (`GET {url}/models`), sorted.
     pub fn models(&self) -> Result<Vec<String>> {
-        let mut req = self.agent.get(format!("{}/models", self.url));
-        if let Some(k) = &self.key {
-            req = req.header("Authorization", &format!("Bearer {k}"));
-        }
+        let req = self.authorized(self.agent.get(format!("{}/models", self.url)));
         let resp = req.call().map_err(|e| self.transport_error(&e))?;
         let status = resp.status().as_u16();
         let mut text = String::new();

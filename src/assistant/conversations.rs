@@ -81,6 +81,14 @@ pub fn last(store: &Store) -> Result<Option<i64>> {
         .optional()?)
 }
 
+/// How many conversations are kept.
+pub fn count(store: &Store) -> Result<i64> {
+    Ok(store
+        .conn()
+        .prepare_cached("SELECT count(*) FROM conversations")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// Conversations, most recent first.
 pub fn list(store: &Store, limit: i64) -> Result<Vec<Conversation>> {
     list_where(

@@ -15,6 +15,29 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `text` as a fenced block under a label, for sending as context; the fence is longer than
+/// any fence inside the text.
+pub fn fence(label: &str, text: &str) -> String {
+    let ticks = if text.contains("```") { "````" } else { "```" };
+    format!(
+        "{label}:\n{ticks}\n{}\n{ticks}",
+        text.trim_end_matches('\n')
+    )
+}
+
+/// The fence that opens a code block on this line of Markdown (three or more backticks), and
+/// the language tag after it.
+pub fn opening_fence(line: &str) -> Option<(&str, &str)> {
+    let t = line.trim_start();
+    let n = t.len() - t.trim_start_matches('`').len();
+    (n >= 3).then(|| (&t[..n], t[n..].trim()))
+}
+
+/// Whether this line closes a block opened with `fence` (a line of just that fence).
+pub fn closes(line: &str, fence: &str) -> bool {
+    line.trim() == fence
+}
+
 /// A persona: a name, what it is for, and the system prompt that makes it.
 pub struct Persona {
     pub name: &'static str,

@@ -90,45 +90,33 @@ impl Renderer {
 
     /// A whole held line: a fence, a line of code, or prose that began like a fence.
     fn line(&mut self, line: &str) -> String {
-        let t = line.trim_start();
         let dim = Style {
             dim: true,
             ..Style::default()
         };
         match &mut self.block {
-            Some(b) if t.trim_end() == b.fence => {
+            Some(b) if super::closes(line, &b.fence) => {
                 self.block = None;
                 dim.paint(true, line)
             }
             Some(b) => {
                 let base = Style::default();
                 let parts = b.highlighter.line(&mut b.state, line, &self.theme, base);
-                let mut s = String::new();
-                let mut pos = 0;
-                for (r, st) in parts {
-                    if r.start < pos || r.end > line.len() {
-                        continue;
-                    }
-                    s.push_str(&line[pos..r.start]);
-                    s.push_str(&st.paint(true, &line[r.clone()]));
-                    pos = r.end;
+                crate::pager::line_to_ansi(&crate::highlight::styled_line(line, &parts, base), true)
+            }
+            None => match super::opening_fence(line) {
+                Some((fence, lang)) => {
+                    let highlighter = Highlighter::for_lang(lang, &self.theme);
+                    let state = highlighter.start();
+                    self.block = Some(Block {
+                        fence: fence.to_string(),
+                        highlighter,
+                        state,
+                    });
+                    dim.paint(true, line)
                 }
-                s.push_str(&line[pos..]);
-                s
-            }
-            None if t.starts_with("```") => {
-                let fence: String = t.chars().take_while(|c| *c == '`').collect();
-                let lang = t[fence.len()..].trim();
-                let highlighter = Highlighter::for_lang(lang, &self.theme);
-                let state = highlighter.start();
-                self.block = Some(Block {
-                    fence,
-                    highlighter,
-                    state,
-                });
-                dim.paint(true, line)
-            }
-            None => line.to_string(),
+                None => line.to_string(),
+            },
         }
     }
 }

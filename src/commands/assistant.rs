@@ -159,14 +159,6 @@ fn piped_input(ctx: &mut Ctx) -> Result<Option<String>> {
     Ok((!text.trim().is_empty()).then_some(text))
 }
 
-fn fence(label: &str, text: &str) -> String {
-    let ticks = if text.contains("```") { "````" } else { "```" };
-    format!(
-        "{label}:\n{ticks}\n{}\n{ticks}",
-        text.trim_end_matches('\n')
-    )
-}
-
 /// The conversation to continue (`--in N`, `-c`), its persona, and its messages so far.
 struct Thread {
     id: Option<i64>,
@@ -297,11 +289,11 @@ fn ask(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         let text = String::from_utf8(bytes)
             .map_err(|_| anyhow::anyhow!("{p} is not UTF-8 text; the assistant reads text only"))?;
         question.push_str("\n\n");
-        question.push_str(&fence(&format!("File {p}"), &text));
+        question.push_str(&assistant::fence(&format!("File {p}"), &text));
     }
     if let Some(text) = piped_input(ctx)? {
         question.push_str("\n\n");
-        question.push_str(&fence("Input", &text));
+        question.push_str(&assistant::fence("Input", &text));
     }
     exchange(ctx, &mut th, question, &prompt)?;
     Ok(0)
@@ -311,10 +303,7 @@ fn chat(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut th = thread(ctx, m)?;
     // Fail early on settings that cannot work.
     assistant::client(ctx.hub())?;
-    let interactive = matches!(ctx.io.stdin, Input::Terminal | Input::Stdin)
-        && std::io::stdin().is_terminal()
-        && ctx.io.stdout.is_tty();
-    if !interactive {
+    if !ctx.on_terminal() {
         // Lines from a pipe are questions, one per line.
         let Some(text) = piped_input(ctx)? else {
             return Ok(0);
@@ -449,7 +438,7 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 }
                 None => "key      none (a local server usually needs none)\n".to_string(),
             });
-            let n = conversations::list(&store, i64::MAX)?.len();
+            let n = conversations::count(&store)?;
             out.push_str(&format!(
                 "history  {n} conversation(s); 'ai history' lists them\n"
             ));

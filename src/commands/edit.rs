@@ -3,10 +3,9 @@
 use super::{strings, Ctx, Group, Spec};
 use crate::editor::buffer::SCRATCH;
 use crate::editor::{self, recovery};
-use crate::shell::io::Input;
 use anyhow::{bail, Result};
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 pub fn specs() -> Vec<Spec> {
     vec![Spec {
@@ -75,10 +74,7 @@ fn edit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     for f in &files {
         paths.push(ctx.path(f)?);
     }
-    let on_terminal = matches!(ctx.io.stdin, Input::Terminal | Input::Stdin)
-        && std::io::stdin().is_terminal()
-        && ctx.io.stdout.is_tty();
-    if !on_terminal {
+    if !ctx.on_terminal() {
         bail!(
             "the editor needs a terminal (standard input and output); \
              'edit --recovered' works anywhere"

@@ -174,6 +174,17 @@ impl Ctx<'_> {
     pub fn path(&self, arg: &str) -> anyhow::Result<VPath> {
         self.sh.resolve(arg)
     }
+    /// Whether the command talks with a person at the terminal: both standard input and
+    /// standard output are the terminal (not a pipe, a file or a background job).
+    pub fn on_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(
+            self.io.stdin,
+            crate::shell::io::Input::Terminal | crate::shell::io::Input::Stdin
+        ) && std::io::stdin().is_terminal()
+            && self.io.stdout.is_tty()
+    }
+
     /// Whether to colour standard output.
     pub fn color(&self) -> bool {
         self.sh.hub.color_for(self.io.stdout.is_tty())

@@ -197,8 +197,6 @@ pub struct Editor {
     /// The last search.
     query: String,
     after: After,
-    /// Quitting: each modified buffer is asked about in turn.
-    quitting: bool,
     pub quit: bool,
     /// Recovery copies waiting to be offered: (buffer path, copy).
     offers: Vec<recovery::Copy>,
@@ -305,7 +303,6 @@ impl Editor {
             message: None,
             query: String::new(),
             after: After::Nothing,
-            quitting: false,
             quit: false,
             offers: Vec::new(),
             text_area: Rect::default(),
@@ -326,11 +323,8 @@ impl Editor {
         ed.buffers = buffers;
         // `edit` with no file: the text of a new buffer an editor left behind is offered.
         if ed.buffers.len() == 1 && ed.buffers[0].path.is_none() {
-            if let Ok(copies) = recovery::list(ed.hub.vfs.store()) {
-                if let Some(copy) = copies
-                    .into_iter()
-                    .rfind(|c| c.path.starts_with(buffer::SCRATCH) && !c.writer_is_running())
-                {
+            if let Ok(copies) = recovery::scratch(ed.hub.vfs.store()) {
+                if let Some(copy) = copies.into_iter().rfind(|c| !c.writer_is_running()) {
                     ed.offers.push(copy);
                 }
             }
@@ -490,7 +484,6 @@ impl Editor {
             Err(e) => {
                 self.error(format!("cannot save {path}: {e}"));
                 self.after = After::Nothing;
-                self.quitting = false;
                 false
             }
         }
@@ -532,7 +525,6 @@ impl Editor {
 
     /// Quits once every modified buffer is saved or discarded, asking about each.
     fn continue_quit(&mut self) {
-        self.quitting = true;
         match self.buffers.iter().position(Buffer::modified) {
             Some(i) => {
                 self.current = i;
@@ -967,7 +959,6 @@ impl Editor {
             KeyCode::Esc => {
                 if ask == Ask::SaveAs {
                     self.after = After::Nothing;
-                    self.quitting = false;
                 }
                 return;
             }
@@ -1040,7 +1031,6 @@ impl Editor {
                 let arg = input.trim();
                 if arg.is_empty() {
                     self.after = After::Nothing;
-                    self.quitting = false;
                     return;
                 }
                 match crate::vfs::path::normalize(&self.cwd, arg) {
@@ -1068,7 +1058,6 @@ impl Editor {
                     Err(e) => {
                         self.error(format!("'{arg}': {e}"));
                         self.after = After::Nothing;
-                        self.quitting = false;
                     }
                 }
             }
@@ -1126,7 +1115,6 @@ impl Editor {
                 'n' | 'd' => self.discard_current(),
                 '\x1b' | 'c' => {
                     self.after = After::Nothing;
-                    self.quitting = false;
                 }
                 _ => self.mode = Mode::Question(Question::SaveChanges),
             },
@@ -1136,7 +1124,6 @@ impl Editor {
                 }
                 '\x1b' | 'n' | 'c' => {
                     self.after = After::Nothing;
-                    self.quitting = false;
                     self.undo_rename();
                     self.say("Not saved: the file on disk is unchanged");
                 }

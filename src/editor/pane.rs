@@ -65,17 +65,18 @@ enum Part {
 /// backticks and closes with a line of just as many, so a longer fence can hold a shorter.
 fn parts(text: &str) -> Vec<(&str, Part)> {
     let mut out = Vec::new();
-    let mut open: Option<String> = None;
+    let mut open: Option<&str> = None;
     let mut n = 0;
     for line in text.lines() {
-        let t = line.trim_start();
-        match &open {
-            None if t.starts_with("```") => {
-                open = Some(t.chars().take_while(|c| *c == '`').collect());
-                out.push((line, Part::Open(n)));
-            }
-            None => out.push((line, Part::Text)),
-            Some(fence) if t.trim_end() == fence.as_str() => {
+        match open {
+            None => match assistant::opening_fence(line) {
+                Some((fence, _)) => {
+                    open = Some(fence);
+                    out.push((line, Part::Open(n)));
+                }
+                None => out.push((line, Part::Text)),
+            },
+            Some(fence) if assistant::closes(line, fence) => {
                 open = None;
                 out.push((line, Part::Close(n)));
                 n += 1;
@@ -145,15 +146,7 @@ impl Pane {
         } else {
             (context, what.to_string())
         };
-        let ticks = if context.contains("```") {
-            "````"
-        } else {
-            "```"
-        };
-        let content = format!(
-            "{question}\n\n{what}:\n{ticks}\n{}\n{ticks}",
-            context.trim_end_matches('\n')
-        );
+        let content = format!("{question}\n\n{}", assistant::fence(&what, context));
         self.messages.push(Message::new("user", content));
         self.entries.push(Entry {
             question,
@@ -350,7 +343,7 @@ impl Pane {
             for (l, part) in parts(&e.answer) {
                 let chosen = |n: usize| last_answer && n == self.block;
                 if let (Part::Open(_), Some(t)) = (part, theme) {
-                    let lang = l.trim_start().trim_start_matches('`').trim();
+                    let lang = assistant::opening_fence(l).map_or("", |(_, lang)| lang);
                     let h = crate::highlight::Highlighter::for_lang(lang, t);
                     let st = h.start();
                     code = Some((h, st));

@@ -103,6 +103,22 @@ pub fn remove(store: &Store, path: &str) -> Result<bool> {
         > 0)
 }
 
+/// The copies of buffers without a name (`new:…` keys), oldest first.
+pub fn scratch(store: &Store) -> Result<Vec<Copy>> {
+    use super::buffer::SCRATCH;
+    // Keys from the prefix up to the prefix with its last character moved one on (`new;`):
+    // a range search of the primary key.
+    let mut end = SCRATCH.to_string();
+    let last = end.pop().map_or(0, u32::from);
+    end.extend(char::from_u32(last + 1));
+    let conn = store.conn();
+    let mut st = conn.prepare_cached(&format!(
+        "{SELECT} WHERE path >= ?1 AND path < ?2 ORDER BY saved_at"
+    ))?;
+    let rows = st.query_map([SCRATCH, end.as_str()], copy_of)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Every copy, oldest first.
 pub fn list(store: &Store) -> Result<Vec<Copy>> {
     let conn = store.conn();
