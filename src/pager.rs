@@ -35,7 +35,7 @@ use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 /// A character folded for case-insensitive search. Like `char::to_lowercase`,
 /// except that `İ` folds to a plain `i` (not `i` and a combining dot) and a
 /// final sigma to `σ`, so that "is" finds "İstanbul" and "σας" finds "ΣΑΣ".
-fn fold_char(c: char) -> impl Iterator<Item = char> {
+pub(crate) fn fold_char(c: char) -> impl Iterator<Item = char> {
     let single = match c {
         'İ' => Some('i'),
         'ς' => Some('σ'),

@@ -765,11 +765,12 @@ impl Buffer {
             return Vec::new();
         }
         let exact = query.chars().any(char::is_uppercase);
+        // The pager's case folding, one char for one so columns stay columns.
         let fold = |c: char| {
             if exact {
                 c
             } else {
-                c.to_lowercase().next().unwrap_or(c)
+                crate::pager::fold_char(c).next().unwrap_or(c)
             }
         };
         let q: Vec<char> = query.chars().map(fold).collect();
