@@ -111,6 +111,55 @@ pub enum Sub {
         )]
         args: Vec<String>,
     },
+    /// Run the account server: accounts, projects, scripts and sync over HTTP ('man server').
+    #[command(
+        after_help = "The token signing secret comes from VALYXO_SERVER_SECRET (32 bytes or more), \
+            or is created in the database on first start.\n\nExamples:\n  \
+            valyxo server                                   SQLite in the Valyxo home, on 127.0.0.1:8080\n  \
+            valyxo server --listen 0.0.0.0:8080 --database postgres://valyxo@db/valyxo"
+    )]
+    Server {
+        /// The address and port to listen on (port 0 picks a free one).
+        #[arg(
+            long,
+            value_name = "ADDR",
+            default_value = "127.0.0.1:8080",
+            env = "VALYXO_SERVER_LISTEN"
+        )]
+        listen: String,
+        /// sqlite:PATH (default: server.db in the Valyxo home) or postgres://USER@HOST/DB.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "VALYXO_DATABASE_URL",
+            hide_env_values = true
+        )]
+        database: Option<String>,
+        /// Database connections per server process.
+        #[arg(long, value_name = "N", default_value_t = 8)]
+        pool_size: u32,
+        /// How long a login lasts (30m, 12h, 7d).
+        #[arg(long, value_name = "DURATION", default_value = "7d")]
+        token_ttl: String,
+        /// Login and register attempts per minute per client address (0: no limit).
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        rate_limit: u32,
+        /// A reverse proxy whose X-Forwarded-For names the client (repeat for more).
+        #[arg(long = "trusted-proxy", value_name = "IP")]
+        trusted_proxies: Vec<std::net::IpAddr>,
+        /// A web origin allowed to call the API from a browser (repeat for more).
+        #[arg(long = "cors-origin", value_name = "ORIGIN")]
+        cors_origins: Vec<String>,
+        /// Largest JSON request body (64K, 1M).
+        #[arg(long, value_name = "SIZE", default_value = "1M")]
+        json_limit: String,
+        /// Largest uploaded file content (32M, 1G).
+        #[arg(long, value_name = "SIZE", default_value = "32M")]
+        blob_limit: String,
+        /// Do not log each request.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
     /// Print completions for a host shell (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -171,6 +220,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Some(Sub::Manpages { dir }) => return write_manpages(dir),
+        Some(Sub::Server { .. }) => return run_server(&cli),
         _ => {}
     }
     let hub = match Hub::open(HubOptions {
@@ -246,6 +296,65 @@ pub fn main() -> ExitCode {
         Ok(status) => exit_code(status),
         Err(e) => {
             eprintln!("valyxo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `valyxo server`: runs until SIGINT or SIGTERM.
+fn run_server(cli: &Cli) -> ExitCode {
+    let Some(Sub::Server {
+        listen,
+        database,
+        pool_size,
+        token_ttl,
+        rate_limit,
+        trusted_proxies,
+        cors_origins,
+        json_limit,
+        blob_limit,
+        quiet,
+    }) = &cli.sub
+    else {
+        return ExitCode::from(2);
+    };
+    let config = || -> anyhow::Result<crate::server::Config> {
+        use crate::settings::{parse_duration, parse_size};
+        use anyhow::Context;
+        let database = match database {
+            Some(d) => d.clone(),
+            None => {
+                let home = crate::hub::home_dir(cli.home.clone())?;
+                format!("sqlite:{}", home.join("server.db").display())
+            }
+        };
+        let size = |v: &str, what: &str| -> anyhow::Result<usize> {
+            let n = parse_size(v).with_context(|| format!("--{what}"))?;
+            usize::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("--{what} must be more than 0"))
+        };
+        Ok(crate::server::Config {
+            listen: listen.clone(),
+            database,
+            pool_size: *pool_size,
+            token_ttl: parse_duration(token_ttl).context("--token-ttl")?,
+            rate_limit: *rate_limit,
+            trusted_proxies: trusted_proxies.clone(),
+            cors_origins: cors_origins.clone(),
+            json_limit: size(json_limit, "json-limit")?,
+            blob_limit: size(blob_limit, "blob-limit")?,
+            secret: std::env::var("VALYXO_SERVER_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            log: !quiet,
+        })
+    };
+    match config().and_then(crate::server::run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("valyxo server: {e:#}");
             ExitCode::from(1)
         }
     }

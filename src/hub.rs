@@ -81,6 +81,11 @@ fn resolve(flag: Option<PathBuf>) -> Result<(PathBuf, PathBuf)> {
     ))
 }
 
+/// The home directory that `--home DIR` (or `VALYXO_HOME`, or the platform default) names.
+pub fn home_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
+    Ok(resolve(flag)?.0)
+}
+
 /// Reports a config file's problems on standard error.
 fn report(problems: &[config::Problem]) {
     for p in problems {

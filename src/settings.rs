@@ -82,12 +82,31 @@ pub fn parse_duration(v: &str) -> Result<std::time::Duration> {
         "s" | "sec" => n,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
-        _ => bail!("unknown unit '{unit}' in '{v}': use ms, s, m or h"),
+        "d" => n * 86400.0,
+        _ => bail!("unknown unit '{unit}' in '{v}': use ms, s, m, h or d"),
     };
     if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         bail!("duration '{v}' is out of range");
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// Parses a size: `1048576`, `512K`, `1MiB`, `32M`, `1G` (units of 1024).
+pub fn parse_size(v: &str) -> Result<u64> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: u64 = v[..split]
+        .parse()
+        .map_err(|_| anyhow::anyhow!("expected a size such as 65536, 512K, 1M or 1G"))?;
+    let shift = match v[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        u => bail!("unknown unit '{u}' in '{v}': use K, M or G"),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| anyhow::anyhow!("size '{v}' is out of range"))
 }
 
 pub const BOOL: &[&str] = &["true", "false"];
@@ -141,6 +160,13 @@ pub const SETTINGS: &[SettingDef] = &[
         help: "Copy and cut in the editor also put the text on the system clipboard, through the terminal (OSC 52).",
         choices: BOOL,
         check: None,
+    },
+    SettingDef {
+        key: "sync.server",
+        default: "http://127.0.0.1:8080",
+        help: "The account server that login and register use when --server is not given: https://HOST, or http:// to this machine only.",
+        choices: &[],
+        check: Some(check_url),
     },
     SettingDef {
         key: "assistant.url",

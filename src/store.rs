@@ -124,6 +124,35 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX messages_conversation ON messages(conversation, id);
     "#,
+    // 5: the account this hub is logged in to (the token itself is in the keyring), and the
+    // state of each synced project as of its last sync: the server's revision and, per file,
+    // the hash and version both sides last agreed on (a NULL hash: deleted).
+    r#"
+    CREATE TABLE sync_account (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        server TEXT NOT NULL,
+        username TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        logged_in_at INTEGER NOT NULL
+    );
+    CREATE TABLE sync_projects (
+        id INTEGER PRIMARY KEY,
+        server TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        remote_id INTEGER NOT NULL,
+        revision INTEGER NOT NULL,
+        synced_at INTEGER NOT NULL,
+        UNIQUE (server, user_id, name)
+    );
+    CREATE TABLE sync_files (
+        project INTEGER NOT NULL REFERENCES sync_projects(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        hash TEXT,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (project, path)
+    );
+    "#,
 ];
 
 /// The SQLite state store. Cheap to share between threads; each call holds the connection

@@ -43,10 +43,15 @@ fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
 /// The keyring entry's user name for a URL: `assistant@SCHEME://HOST[:PORT]`, so a key kept
 /// for a server over HTTPS is never sent to the same host over plain HTTP.
 pub fn account(url: &str) -> String {
+    account_for("assistant", url)
+}
+
+/// `KIND@SCHEME://HOST[:PORT]`: the keyring entry of one kind of secret for one server.
+pub fn account_for(kind: &str, url: &str) -> String {
     match origin(url) {
-        Some((scheme, host, Some(port))) => format!("assistant@{scheme}://{host}:{port}"),
-        Some((scheme, host, None)) => format!("assistant@{scheme}://{host}"),
-        None => format!("assistant@{}", url.trim()),
+        Some((scheme, host, Some(port))) => format!("{kind}@{scheme}://{host}:{port}"),
+        Some((scheme, host, None)) => format!("{kind}@{scheme}://{host}"),
+        None => format!("{kind}@{}", url.trim()),
     }
 }
 
@@ -97,8 +102,8 @@ fn write_file(hub: &Hub, keys: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
-fn entry(url: &str) -> Option<keyring::Entry> {
-    keyring::Entry::new(SERVICE, &account(url)).ok()
+fn entry(account: &str) -> Option<keyring::Entry> {
+    keyring::Entry::new(SERVICE, account).ok()
 }
 
 /// Whether a key from the environment may go to `url`: `OPENAI_API_KEY` only to OpenAI;
@@ -132,13 +137,18 @@ pub fn find(hub: &Hub, url: &str) -> Result<Option<(String, Source)>> {
             }
         }
     }
-    if let Some(e) = entry(url) {
+    get(hub, &account(url))
+}
+
+/// The secret kept under `account` (in the keyring, or the private file) and where it is.
+pub fn get(hub: &Hub, account: &str) -> Result<Option<(String, Source)>> {
+    if let Some(e) = entry(account) {
         if let Ok(k) = e.get_password() {
             return Ok(Some((k, Source::Keyring)));
         }
     }
     Ok(read_file(hub)?
-        .remove(&account(url))
+        .remove(account)
         .map(|k| (k, Source::File(file(hub)))))
 }
 
@@ -152,19 +162,25 @@ pub fn store(hub: &Hub, url: &str, key: &str) -> Result<Source> {
     if key.chars().any(char::is_control) || key.contains(' ') {
         bail!("the key holds spaces or control characters: paste just the key");
     }
-    if let Some(e) = entry(url) {
-        if e.set_password(key).is_ok() && e.get_password().ok().as_deref() == Some(key) {
+    put(hub, &account(url), key)
+}
+
+/// Keeps `secret` under `account`: in the OS keyring when there is one, otherwise in the
+/// private credentials file. Returns where it went.
+pub fn put(hub: &Hub, account: &str, secret: &str) -> Result<Source> {
+    if let Some(e) = entry(account) {
+        if e.set_password(secret).is_ok() && e.get_password().ok().as_deref() == Some(secret) {
             // A copy left in the file by an earlier machine state would shadow nothing, but
             // it would linger: drop it.
             let mut keys = read_file(hub)?;
-            if keys.remove(&account(url)).is_some() {
+            if keys.remove(account).is_some() {
                 write_file(hub, &keys)?;
             }
             return Ok(Source::Keyring);
         }
     }
     let mut keys = read_file(hub)?;
-    keys.insert(account(url), key.to_string());
+    keys.insert(account.to_string(), secret.to_string());
     write_file(hub, &keys)?;
     Ok(Source::File(file(hub)))
 }
@@ -172,12 +188,18 @@ pub fn store(hub: &Hub, url: &str, key: &str) -> Result<Source> {
 /// Removes the stored key for `url` from the keyring and the file. Returns whether one
 /// was there.
 pub fn remove(hub: &Hub, url: &str) -> Result<bool> {
+    delete(hub, &account(url))
+}
+
+/// Removes the secret kept under `account` from the keyring and the file. Returns whether
+/// one was there.
+pub fn delete(hub: &Hub, account: &str) -> Result<bool> {
     let mut found = false;
-    if let Some(e) = entry(url) {
+    if let Some(e) = entry(account) {
         found |= e.delete_credential().is_ok();
     }
     let mut keys = read_file(hub)?;
-    if keys.remove(&account(url)).is_some() {
+    if keys.remove(account).is_some() {
         write_file(hub, &keys)?;
         found = true;
     }

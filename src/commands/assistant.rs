@@ -136,7 +136,7 @@ pub fn specs() -> Vec<Spec> {
 }
 
 /// Text piped into the command (not a terminal), if any.
-fn piped_input(ctx: &mut Ctx) -> Result<Option<String>> {
+pub(super) fn piped_input(ctx: &mut Ctx) -> Result<Option<String>> {
     let piped = match ctx.io.stdin {
         Input::Null | Input::Terminal => false,
         Input::Stdin => !std::io::stdin().is_terminal(),
@@ -380,16 +380,17 @@ fn chat(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     Ok(0)
 }
 
-/// Reads a secret line: from the terminal without echo, or from standard input.
-fn read_secret(ctx: &mut Ctx) -> Result<String> {
+/// Reads a secret line: from the terminal without echo (after `prompt`), or the first line
+/// of standard input. `missing` is the error when there is neither.
+pub(super) fn read_secret(ctx: &mut Ctx, prompt: &str, missing: &str) -> Result<String> {
     if let Some(text) = piped_input(ctx)? {
         return Ok(text.lines().next().unwrap_or("").to_string());
     }
     let tty = std::io::stdin();
     if !tty.is_terminal() {
-        bail!("no key given: pipe it in ('ai key set < keyfile') or run this on a terminal");
+        bail!("{missing}");
     }
-    write!(ctx.io.stderr, "API key (not shown): ")?;
+    write!(ctx.io.stderr, "{prompt}")?;
     ctx.io.stderr.flush()?;
     let fd = libc::STDIN_FILENO;
     // SAFETY: termios is plain data filled in by tcgetattr on a valid descriptor.
@@ -445,7 +446,11 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         }
         Some(("key", sub)) => match sub.subcommand() {
             Some(("set", _)) => {
-                let k = read_secret(ctx)?;
+                let k = read_secret(
+                    ctx,
+                    "API key (not shown): ",
+                    "no key given: pipe it in ('ai key set < keyfile') or run this on a terminal",
+                )?;
                 let src = key::store(ctx.hub(), &url, &k)?;
                 match src {
                     key::Source::Keyring => {

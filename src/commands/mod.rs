@@ -2,6 +2,7 @@
 //! clap argument definition, examples and handler. `help`, completion, manual synopses and
 //! tests all read this registry.
 
+mod account;
 mod assistant;
 mod edit;
 mod env;
@@ -48,6 +49,7 @@ pub enum Group {
     Shell,
     Mounts,
     Scripts,
+    Account,
     System,
 }
 
@@ -59,15 +61,17 @@ impl Group {
             Group::Shell => "Shell and environment",
             Group::Mounts => "Mounts and host transfer",
             Group::Scripts => "Scripts, plugins and jobs",
+            Group::Account => "Account and sync",
             Group::System => "Hub",
         }
     }
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Files,
         Group::Text,
         Group::Shell,
         Group::Mounts,
         Group::Scripts,
+        Group::Account,
         Group::System,
     ];
 }
@@ -106,6 +110,7 @@ impl Registry {
         specs.extend(theme::specs());
         specs.extend(edit::specs());
         specs.extend(assistant::specs());
+        specs.extend(account::specs());
         specs.sort_by_key(|s| s.name);
         let mut index = HashMap::new();
         for (i, s) in specs.iter().enumerate() {

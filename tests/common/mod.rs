@@ -4,6 +4,8 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
+pub mod server;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_valyxo");
 
 /// A fresh Valyxo home in a temporary directory, removed when dropped.

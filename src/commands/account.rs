@@ -1,0 +1,337 @@
+//! The account and sync: register, login, logout, whoami, sync.
+
+use super::assistant::read_secret;
+use super::{strings, Ctx, Group, Spec};
+use crate::sync::{self, Options, Report};
+use anyhow::{bail, Result};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use std::io::{IsTerminal, Write};
+
+fn server_arg() -> Arg {
+    Arg::new("server")
+        .long("server")
+        .value_name("URL")
+        .help("The account server (default: the sync.server setting)")
+}
+
+fn user_arg() -> Arg {
+    Arg::new("user")
+        .value_name("USER")
+        .required(true)
+        .help("The user name (login also takes the email address)")
+}
+
+pub fn specs() -> Vec<Spec> {
+    vec![
+        Spec {
+            name: "register",
+            aliases: &[],
+            group: Group::Account,
+            summary: "Create an account on the server and log in to it",
+            args: || {
+                Command::new("register")
+                    .arg(server_arg())
+                    .arg(
+                        Arg::new("email")
+                            .long("email")
+                            .value_name("EMAIL")
+                            .required(true)
+                            .help("Your email address (you may log in with it too)"),
+                    )
+                    .arg(user_arg())
+            },
+            examples: &[],
+            run: register,
+            rewrite: None,
+        },
+        Spec {
+            name: "login",
+            aliases: &[],
+            group: Group::Account,
+            summary: "Log in to an account on the server",
+            args: || Command::new("login").arg(server_arg()).arg(user_arg()),
+            examples: &[],
+            run: login,
+            rewrite: None,
+        },
+        Spec {
+            name: "logout",
+            aliases: &[],
+            group: Group::Account,
+            summary: "Log out: the server revokes the token and it is forgotten here",
+            args: || Command::new("logout"),
+            examples: &["logout"],
+            run: logout,
+            rewrite: None,
+        },
+        Spec {
+            name: "whoami",
+            aliases: &[],
+            group: Group::Account,
+            summary: "Show the account logged in to, as the server knows it",
+            args: || Command::new("whoami"),
+            examples: &[],
+            run: whoami,
+            rewrite: None,
+        },
+        Spec {
+            name: "sync",
+            aliases: &[],
+            group: Group::Account,
+            summary: "Sync the projects in ~/Projects with the server, both ways",
+            args: || {
+                let projects = || {
+                    Arg::new("project")
+                        .value_name("PROJECT")
+                        .num_args(0..)
+                        .help("Projects to sync (default: every project here and on the server)")
+                };
+                Command::new("sync")
+                    .args_conflicts_with_subcommands(true)
+                    .arg(
+                        Arg::new("verbose")
+                            .short('v')
+                            .long("verbose")
+                            .action(ArgAction::SetTrue)
+                            .help("List every file that moves"),
+                    )
+                    .arg(projects())
+                    .subcommand(
+                        Command::new("status")
+                            .about("What a sync would move, without moving anything")
+                            .arg(projects()),
+                    )
+            },
+            examples: &[],
+            run: sync_cmd,
+            rewrite: None,
+        },
+    ]
+}
+
+/// The server: --server, else the sync.server setting.
+fn server(ctx: &Ctx, m: &ArgMatches) -> Result<String> {
+    let url = match m.get_one::<String>("server") {
+        Some(s) => s.clone(),
+        None => ctx.hub().setting("sync.server"),
+    };
+    sync::server_url(&url)
+}
+
+fn password(ctx: &mut Ctx, prompt: &str) -> Result<String> {
+    let p = read_secret(
+        ctx,
+        prompt,
+        "no password given: type it on a terminal, or pipe it in (echo \"$PASSWORD\" | login USER)",
+    )?;
+    if p.is_empty() {
+        bail!("the password is empty");
+    }
+    Ok(p)
+}
+
+fn logged_in(ctx: &mut Ctx, acct: &sync::Account, source: &sync::Source) -> Result<()> {
+    writeln!(
+        ctx.io.stdout,
+        "logged in as {} on {}",
+        acct.username, acct.server
+    )?;
+    if let sync::Source::File(p) = source {
+        writeln!(
+            ctx.io.stderr,
+            "note: no OS keyring is running, so the login token is kept in {} (readable only by you)",
+            p.display()
+        )?;
+    }
+    Ok(())
+}
+
+fn register(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let server = server(ctx, m)?;
+    let user = m.get_one::<String>("user").expect("required");
+    let email = m.get_one::<String>("email").expect("required");
+    let pw = password(ctx, "Password (not shown): ")?;
+    if std::io::stdin().is_terminal() && ctx.on_terminal() {
+        let again = password(ctx, "Password again: ")?;
+        if again != pw {
+            bail!("the passwords differ; nothing was created");
+        }
+    }
+    let (acct, source) = sync::register(ctx.hub(), &server, user, email, &pw)?;
+    logged_in(ctx, &acct, &source)?;
+    Ok(0)
+}
+
+fn login(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let server = server(ctx, m)?;
+    let user = m.get_one::<String>("user").expect("required");
+    let pw = password(ctx, &format!("Password for {user} (not shown): "))?;
+    let (acct, source) = sync::login(ctx.hub(), &server, user, &pw)?;
+    logged_in(ctx, &acct, &source)?;
+    Ok(0)
+}
+
+fn logout(ctx: &mut Ctx, _: &ArgMatches) -> Result<i32> {
+    match sync::logout(ctx.hub())? {
+        None => writeln!(ctx.io.stdout, "not logged in")?,
+        Some((acct, warning)) => {
+            if let Some(w) = warning {
+                ctx.warn(w);
+            }
+            writeln!(
+                ctx.io.stdout,
+                "logged out of {} on {}",
+                acct.username, acct.server
+            )?;
+        }
+    }
+    Ok(0)
+}
+
+fn whoami(ctx: &mut Ctx, _: &ArgMatches) -> Result<i32> {
+    let (acct, api) = sync::session(ctx.hub())?;
+    let me = api.json("GET", "/api/auth/me", None)?;
+    let u = &me["user"];
+    writeln!(
+        ctx.io.stdout,
+        "{} <{}> on {} (user {}, since {})",
+        u["username"].as_str().unwrap_or(&acct.username),
+        u["email"].as_str().unwrap_or(""),
+        acct.server,
+        u["id"],
+        u["created_at"].as_str().unwrap_or("?")
+    )?;
+    Ok(0)
+}
+
+fn size(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1 << 20 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn summary(r: &Report, dry: bool) -> String {
+    if r.is_empty() {
+        return "up to date".into();
+    }
+    let mut parts = Vec::new();
+    let verb = |done: &str, todo: &str| {
+        if dry {
+            todo.to_string()
+        } else {
+            done.to_string()
+        }
+    };
+    if !r.pushed.is_empty() {
+        parts.push(format!("{} {}", r.pushed.len(), verb("pushed", "to push")));
+    }
+    if !r.pulled.is_empty() {
+        parts.push(format!("{} {}", r.pulled.len(), verb("pulled", "to pull")));
+    }
+    let deleted = r.deleted_here.len() + r.deleted_there.len();
+    if deleted > 0 {
+        parts.push(format!("{deleted} {}", verb("deleted", "to delete")));
+    }
+    if !r.conflicts.is_empty() {
+        parts.push(format!(
+            "{} (both versions {})",
+            count(r.conflicts.len(), "conflict", "conflicts"),
+            verb("kept", "will be kept")
+        ));
+    }
+    let mut s = parts.join(", ");
+    if !dry && r.bytes_up + r.bytes_down > 0 {
+        s.push_str(&format!(
+            " — {} up, {} down",
+            size(r.bytes_up),
+            size(r.bytes_down)
+        ));
+    }
+    s
+}
+
+fn print_report(ctx: &mut Ctx, r: &Report, dry: bool, verbose: bool) -> Result<()> {
+    writeln!(ctx.io.stdout, "{}: {}", r.project, summary(r, dry))?;
+    if verbose || dry {
+        for p in &r.pushed {
+            writeln!(ctx.io.stdout, "  up      {p}")?;
+        }
+        for p in &r.pulled {
+            writeln!(ctx.io.stdout, "  down    {p}")?;
+        }
+        for p in &r.deleted_there {
+            writeln!(ctx.io.stdout, "  delete  {p} (on the server)")?;
+        }
+        for p in &r.deleted_here {
+            writeln!(ctx.io.stdout, "  delete  {p} (here)")?;
+        }
+    }
+    for (p, copy) in &r.conflicts {
+        writeln!(
+            ctx.io.stdout,
+            "  both    {p}: changed here and on the server; this machine's version {} '{copy}'",
+            if dry {
+                "would be kept as"
+            } else {
+                "is kept as"
+            }
+        )?;
+    }
+    for n in r.notes.iter().chain(&r.skipped) {
+        writeln!(ctx.io.stderr, "sync: {}: {n}", r.project)?;
+    }
+    Ok(())
+}
+
+fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let (dry, names, verbose) = match m.subcommand() {
+        Some(("status", sm)) => (true, strings(sm, "project"), false),
+        _ => (false, strings(m, "project"), m.get_flag("verbose")),
+    };
+    let (acct, api) = sync::session(ctx.hub())?;
+    let (projects, remote) = sync::projects(ctx.hub(), &api, &names)?;
+    if projects.is_empty() {
+        writeln!(
+            ctx.io.stdout,
+            "nothing to sync: no projects in ~/Projects or on {}",
+            acct.server
+        )?;
+        return Ok(0);
+    }
+    let opts = Options {
+        dry_run: dry,
+        progress: ctx.on_terminal(),
+    };
+    let mut failed = 0;
+    for name in &projects {
+        ctx.check_cancel()?;
+        match sync::sync_project(ctx.hub(), &acct, &api, name, &remote, &opts) {
+            Ok(r) => print_report(ctx, &r, dry, verbose)?,
+            Err(e) => {
+                failed += 1;
+                writeln!(ctx.io.stderr, "sync: {name}: {e:#}")?;
+                // A server that cannot be reached fails every project the same way.
+                if e.downcast_ref::<sync::HttpError>().is_none()
+                    && format!("{e}").starts_with("cannot reach")
+                {
+                    break;
+                }
+            }
+        }
+    }
+    if failed > 0 && !dry {
+        writeln!(
+            ctx.io.stderr,
+            "sync: nothing is lost; run sync again to finish"
+        )?;
+    }
+    Ok(i32::from(failed > 0))
+}

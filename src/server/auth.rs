@@ -1,0 +1,538 @@
+//! Accounts: registration, login, tokens and their revocation, the profile.
+//!
+//! Passwords are hashed with argon2id. Tokens are HS256 JWTs carrying the user id, name,
+//! issue and expiry times and a token id (`jti`); each token id is a row in `sessions`, so
+//! logout and a password change really end sessions, on every server sharing the database.
+
+use super::db::{Conn, Db, DbError, Val};
+use super::{created, field, now, ok, ApiError, App, Reply, Req, User};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    uid: i64,
+    username: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+pub struct Tokens {
+    enc: jsonwebtoken::EncodingKey,
+    dec: jsonwebtoken::DecodingKey,
+    ttl: Duration,
+}
+
+/// `n` random bytes from the OS, as lower-case hex.
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).expect("the OS random source");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Tokens {
+    /// Keys from `secret` (at least 32 bytes), or from the secret kept in the database,
+    /// which the first server to start creates.
+    pub fn new(db: &Db, secret: Option<&str>, ttl: Duration) -> anyhow::Result<Tokens> {
+        let secret = match secret {
+            Some(s) if s.len() >= 32 => s.to_string(),
+            Some(_) => anyhow::bail!(
+                "the token secret must be at least 32 bytes (openssl rand -hex 32 makes one)"
+            ),
+            None => db
+                .write(|c| {
+                    c.exec(
+                        "INSERT INTO meta (key, value) VALUES ('token_secret', ?) \
+                         ON CONFLICT (key) DO NOTHING",
+                        &[random_hex(32).into()],
+                    )?;
+                    Ok(
+                        c.one("SELECT value FROM meta WHERE key = 'token_secret'", &[])?
+                            .map(|r| r.text(0))
+                            .unwrap_or_default(),
+                    )
+                })
+                .map_err(|e| anyhow::anyhow!("cannot keep the token secret: {}", e.message))?,
+        };
+        Ok(Tokens {
+            enc: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+            dec: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+            ttl,
+        })
+    }
+
+    /// A new token for the user, recorded as a session.
+    fn issue(&self, c: &mut dyn Conn, uid: i64, username: &str) -> Result<String, ApiError> {
+        let iat = unix_now();
+        let exp = iat + self.ttl.as_secs() as i64;
+        let jti = random_hex(16);
+        c.exec(
+            "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?",
+            &[uid.into(), iat.into()],
+        )?;
+        c.exec(
+            "INSERT INTO sessions (jti, user_id, expires_at) VALUES (?, ?, ?)",
+            &[jti.clone().into(), uid.into(), exp.into()],
+        )?;
+        let claims = Claims {
+            sub: uid.to_string(),
+            uid,
+            username: username.to_string(),
+            iat,
+            exp,
+            jti,
+        };
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &self.enc)
+            .map_err(|e| ApiError::internal(format!("cannot sign a token: {e}")))
+    }
+
+    /// The user of an `Authorization: Bearer …` header, if the token is well formed,
+    /// correctly signed, unexpired and not revoked.
+    pub fn check(&self, db: &Db, header: Option<&str>) -> Result<User, ApiError> {
+        let header = header.ok_or_else(|| ApiError::unauthorized("Access token required"))?;
+        let token = header
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthorized("Malformed Authorization header: use 'Bearer TOKEN'")
+            })?;
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp", "sub"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.dec, &v)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized("Token expired: log in again")
+                }
+                _ => ApiError::unauthorized("Invalid token"),
+            })?
+            .claims;
+        let live = db.read(|c| {
+            Ok(c.one(
+                "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.jti = ? AND s.user_id = ? AND s.revoked = 0 AND s.expires_at > ?",
+                &[
+                    claims.jti.clone().into(),
+                    claims.uid.into(),
+                    unix_now().into(),
+                ],
+            )?
+            .is_some())
+        })?;
+        if !live {
+            return Err(ApiError::unauthorized(
+                "Token revoked or expired: log in again",
+            ));
+        }
+        Ok(User {
+            id: claims.uid,
+            jti: claims.jti,
+        })
+    }
+}
+
+fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| ApiError::internal(format!("random: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| ApiError::internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(format!("cannot hash a password: {e}")))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash of no one's password, checked when a login names no user, so that a missing user
+/// takes as long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_password(&random_hex(16)).unwrap_or_default())
+}
+
+pub fn check_username(u: &str) -> Option<String> {
+    let n = u.chars().count();
+    if !(3..=32).contains(&n) {
+        return Some("Username must be 3 to 32 characters long".into());
+    }
+    if !u
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Some("Username may hold only letters, digits, '_' and '-'".into());
+    }
+    None
+}
+
+pub fn check_email(e: &str) -> Option<String> {
+    let bad = || Some("Email must be a valid address".to_string());
+    if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad();
+    }
+    let Some((local, domain)) = e.rsplit_once('@') else {
+        return bad();
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.contains('@')
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        None
+    } else {
+        bad()
+    }
+}
+
+pub fn check_password(p: &str) -> Option<String> {
+    let n = p.chars().count();
+    if !(8..=1024).contains(&n) {
+        return Some("Password must be 8 to 1024 characters long".into());
+    }
+    if !(p.chars().any(|c| c.is_lowercase())
+        && p.chars().any(|c| c.is_uppercase())
+        && p.chars().any(|c| c.is_ascii_digit()))
+    {
+        return Some(
+            "Password must hold a lower-case letter, an upper-case letter and a digit".into(),
+        );
+    }
+    None
+}
+
+/// Required string fields, with a detail for each missing or mistyped one.
+fn required<'a>(
+    body: &'a serde_json::Map<String, serde_json::Value>,
+    names: &[&'static str],
+    details: &mut Vec<(&'static str, String)>,
+) -> Vec<&'a str> {
+    names
+        .iter()
+        .map(|&n| match field(body, n) {
+            Ok(Some(v)) if !v.is_empty() => v,
+            Ok(_) => {
+                details.push((n, format!("{n} is required")));
+                ""
+            }
+            Err((_, m)) => {
+                details.push((n, m));
+                ""
+            }
+        })
+        .collect()
+}
+
+fn user_json(r: &super::db::Row) -> serde_json::Value {
+    json!({"id": r.int(0), "username": r.text(1), "email": r.text(2)})
+}
+
+pub fn register(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let body = req.json()?;
+    let mut details = Vec::new();
+    let v = required(&body, &["username", "email", "password"], &mut details);
+    let (username, email, password) = (v[0].trim(), v[1].trim().to_lowercase(), v[2]);
+    if !username.is_empty() {
+        if let Some(m) = check_username(username) {
+            details.push(("username", m));
+        }
+    }
+    if !email.is_empty() {
+        if let Some(m) = check_email(&email) {
+            details.push(("email", m));
+        }
+    }
+    if !password.is_empty() {
+        if let Some(m) = check_password(password) {
+            details.push(("password", m));
+        }
+    }
+    if !details.is_empty() {
+        return Err(ApiError::invalid(details));
+    }
+    let hash = hash_password(password)?;
+    let t = now();
+    let (user, token) = app
+        .db
+        .write(|c| {
+            let r = c
+                .one(
+                    "INSERT INTO users (username, username_key, email, password_hash, \
+                     created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
+                     RETURNING id, username, email",
+                    &[
+                        username.into(),
+                        username.to_lowercase().into(),
+                        email.clone().into(),
+                        hash.into(),
+                        t.clone().into(),
+                        t.into(),
+                    ],
+                )?
+                .ok_or_else(|| ApiError::internal("insert returned no row"))?;
+            let token = app.tokens.issue(c, r.int(0), username)?;
+            Ok((user_json(&r), token))
+        })
+        .map_err(|e| {
+            if e.status == StatusCode::CONFLICT {
+                ApiError::conflict("Username or email already exists")
+            } else {
+                e
+            }
+        })?;
+    created(json!({"message": "User registered successfully", "user": user, "token": token}))
+}
+
+pub fn login(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let body = req.json()?;
+    let mut details = Vec::new();
+    let v = required(&body, &["username", "password"], &mut details);
+    if !details.is_empty() {
+        let mut e = ApiError::invalid(details);
+        e.message = "Username and password are required".into();
+        return Err(e);
+    }
+    let (name, password) = (v[0].trim().to_lowercase(), v[1]);
+    let found = app.db.read(|c| {
+        Ok(c.one(
+            "SELECT id, username, email, password_hash FROM users \
+             WHERE username_key = ? OR email = ?",
+            &[name.clone().into(), name.clone().into()],
+        )?)
+    })?;
+    let invalid = || ApiError::unauthorized("Invalid username or password");
+    let Some(row) = found else {
+        verify_password(password, decoy_hash());
+        return Err(invalid());
+    };
+    if !verify_password(password, &row.text(3)) {
+        return Err(invalid());
+    }
+    let token = app
+        .db
+        .write(|c| app.tokens.issue(c, row.int(0), &row.text(1)))?;
+    ok(json!({"message": "Login successful", "user": user_json(&row), "token": token}))
+}
+
+pub fn logout(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let jti = req.user().jti.clone();
+    app.db.write(|c| {
+        c.exec(
+            "UPDATE sessions SET revoked = 1 WHERE jti = ?",
+            &[jti.into()],
+        )?;
+        Ok(())
+    })?;
+    ok(json!({"message": "Logged out"}))
+}
+
+fn user_row(c: &mut dyn Conn, id: i64, cols: &str) -> Result<super::db::Row, ApiError> {
+    c.one(
+        &format!("SELECT {cols} FROM users WHERE id = ?"),
+        &[id.into()],
+    )?
+    .ok_or_else(|| ApiError::unauthorized("The account no longer exists"))
+}
+
+pub fn me(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let r = app
+        .db
+        .read(|c| user_row(c, req.user().id, "id, username, email, created_at"))?;
+    ok(
+        json!({"user": {"id": r.int(0), "username": r.text(1), "email": r.text(2),
+        "created_at": r.text(3)}}),
+    )
+}
+
+fn count(c: &mut dyn Conn, sql: &str, id: i64) -> Result<i64, DbError> {
+    Ok(c.one(sql, &[id.into()])?.map_or(0, |r| r.int(0)))
+}
+
+const PROJECTS: &str = "SELECT count(*) FROM projects WHERE user_id = ?";
+const SCRIPTS: &str = "SELECT count(*) FROM scripts s JOIN projects p ON p.id = s.project_id \
+     WHERE p.user_id = ?";
+
+pub fn profile(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.user().id;
+    let (r, projects, scripts) = app.db.read(|c| {
+        let r = user_row(c, id, "id, username, email, created_at, updated_at")?;
+        Ok((r, count(c, PROJECTS, id)?, count(c, SCRIPTS, id)?))
+    })?;
+    ok(
+        json!({"user": {"id": r.int(0), "username": r.text(1), "email": r.text(2),
+        "created_at": r.text(3), "updated_at": r.text(4),
+        "projectCount": projects, "scriptCount": scripts}}),
+    )
+}
+
+pub fn update_profile(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let body = req.json()?;
+    let mut details = Vec::new();
+    let mut get = |n: &'static str| match field(&body, n) {
+        Ok(v) => v.map(str::trim).filter(|v| !v.is_empty()),
+        Err((_, m)) => {
+            details.push((n, m));
+            None
+        }
+    };
+    let username = get("username").map(str::to_string);
+    let email = get("email").map(str::to_lowercase);
+    if let Some(m) = username.as_deref().and_then(check_username) {
+        details.push(("username", m));
+    }
+    if let Some(m) = email.as_deref().and_then(check_email) {
+        details.push(("email", m));
+    }
+    if !details.is_empty() {
+        return Err(ApiError::invalid(details));
+    }
+    if username.is_none() && email.is_none() {
+        return Err(ApiError::bad(
+            "Nothing to update: give a username or an email",
+        ));
+    }
+    let id = req.user().id;
+    app.db
+        .write(|c| {
+            let t = now();
+            if let Some(u) = &username {
+                c.exec(
+                    "UPDATE users SET username = ?, username_key = ?, updated_at = ? WHERE id = ?",
+                    &[
+                        u.into(),
+                        u.to_lowercase().into(),
+                        t.clone().into(),
+                        id.into(),
+                    ],
+                )?;
+            }
+            if let Some(e) = &email {
+                c.exec(
+                    "UPDATE users SET email = ?, updated_at = ? WHERE id = ?",
+                    &[e.into(), t.into(), id.into()],
+                )?;
+            }
+            Ok(())
+        })
+        .map_err(|e| {
+            if e.status == StatusCode::CONFLICT {
+                ApiError::conflict("Username or email already in use")
+            } else {
+                e
+            }
+        })?;
+    ok(json!({"message": "Profile updated"}))
+}
+
+pub fn change_password(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let body = req.json()?;
+    let mut details = Vec::new();
+    let v = required(&body, &["currentPassword", "newPassword"], &mut details);
+    if !v[1].is_empty() {
+        if let Some(m) = check_password(v[1]) {
+            details.push(("newPassword", m));
+        }
+    }
+    if !details.is_empty() {
+        return Err(ApiError::invalid(details));
+    }
+    let user = req.user();
+    let current = app
+        .db
+        .read(|c| Ok(user_row(c, user.id, "password_hash")?.text(0)))?;
+    if !verify_password(v[0], &current) {
+        return Err(ApiError::unauthorized("Current password is incorrect"));
+    }
+    let hash = hash_password(v[1])?;
+    app.db.write(|c| {
+        c.exec(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+            &[hash.into(), now().into(), user.id.into()],
+        )?;
+        c.exec(
+            "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND jti <> ?",
+            &[user.id.into(), Val::Text(user.jti.clone())],
+        )?;
+        Ok(())
+    })?;
+    ok(json!({"message": "Password changed; other sessions were signed out"}))
+}
+
+pub fn stats(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.user().id;
+    let (projects, scripts, executions, ms) = app.db.read(|c| {
+        let e = c
+            .one(
+                "SELECT count(*), CAST(COALESCE(SUM(e.execution_time_ms), 0) AS BIGINT) \
+                 FROM executions e JOIN scripts s ON s.id = e.script_id \
+                 JOIN projects p ON p.id = s.project_id WHERE p.user_id = ?",
+                &[id.into()],
+            )?
+            .map_or((0, 0), |r| (r.int(0), r.int(1)));
+        Ok((count(c, PROJECTS, id)?, count(c, SCRIPTS, id)?, e.0, e.1))
+    })?;
+    ok(
+        json!({"stats": {"projects": projects, "scripts": scripts, "executions": executions,
+        "totalExecutionTimeMs": ms}}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_follows_the_contract() {
+        assert!(check_username("ab").is_some());
+        assert!(check_username("a_b-9").is_none());
+        assert!(check_username("a b").is_some());
+        assert!(check_username(&"x".repeat(33)).is_some());
+        assert!(check_email("dev@example.com").is_none());
+        assert!(check_email("dev@localhost").is_some());
+        assert!(check_email("a b@example.com").is_some());
+        assert!(check_email("@example.com").is_some());
+        assert!(check_password("Passw0rd").is_none());
+        assert!(check_password("password1").is_some());
+        assert!(check_password("Pa0").is_some());
+        assert!(check_password("Pässwörd1 <\"'>").is_none());
+    }
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let h = hash_password("Secr3tive").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("Secr3tive", &h));
+        assert!(!verify_password("secr3tive", &h));
+        assert!(!verify_password("Secr3tive", "not a hash"));
+    }
+}

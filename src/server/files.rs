@@ -1,0 +1,348 @@
+//! File sync (api.md part C). A project's files are paths with a content hash (BLAKE3, hex),
+//! a size and a version; a deleted file stays as a tombstone with no hash so other machines
+//! learn of the deletion. Blobs belong to one user: no user can learn whether another holds
+//! some content.
+//!
+//! A commit applies all of its changes or none. Each change names the version it was based
+//! on; a file changed since is a conflict (409) listing the server's version, and the client
+//! merges and retries. Every commit raises the project's revision by one.
+
+use super::db::{Conn, Row};
+use super::projects::owned_project;
+use super::{created, ok, ApiError, App, Reply, Req};
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+/// Most hashes in one `blobs/missing` question, and most changes in one commit.
+pub const MAX_BATCH: usize = 10_000;
+const MAX_PATH: usize = 1024;
+
+pub fn valid_hash(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `p` is a clean relative path: `/`-separated names, none empty, `.` or `..`, no
+/// control characters or backslashes.
+pub fn valid_path(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= MAX_PATH
+        && p.split('/').all(|n| {
+            !n.is_empty()
+                && n != "."
+                && n != ".."
+                && n.len() <= 255
+                && !n.chars().any(|c| c.is_control() || c == '\\')
+        })
+}
+
+fn file_json(r: &Row) -> Value {
+    let hash = r.opt_text(1);
+    json!({"path": r.text(0), "deleted": hash.is_none(), "hash": hash, "size": r.int(2),
+        "version": r.int(3)})
+}
+
+fn files_of(c: &mut dyn Conn, project: i64) -> Result<Vec<Value>, ApiError> {
+    Ok(c.query(
+        "SELECT path, hash, size, version FROM files WHERE project_id = ? ORDER BY path",
+        &[project.into()],
+    )?
+    .iter()
+    .map(file_json)
+    .collect())
+}
+
+pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Project")?;
+    let (revision, files) = app.db.read(|c| {
+        let p = owned_project(c, req.user().id, id)?;
+        Ok((p.int(5), files_of(c, id)?))
+    })?;
+    ok(json!({"data": {"revision": revision, "files": files}}))
+}
+
+/// The `hashes` of a body, each checked.
+fn hashes(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let Some(Value::Array(items)) = body.get("hashes") else {
+        return Err(ApiError::invalid(vec![(
+            "hashes",
+            "hashes must be an array of BLAKE3 hashes".into(),
+        )]));
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::invalid(vec![(
+            "hashes",
+            format!("at most {MAX_BATCH} hashes at a time"),
+        )]));
+    }
+    items
+        .iter()
+        .map(|v| match v.as_str() {
+            Some(h) if valid_hash(h) => Ok(h.to_string()),
+            _ => Err(ApiError::invalid(vec![(
+                "hashes",
+                "each hash must be 64 lower-case hex digits".into(),
+            )])),
+        })
+        .collect()
+}
+
+pub fn missing(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let wanted = hashes(&req.json()?)?;
+    let user = req.user().id;
+    let have: HashSet<String> = app.db.read(|c| {
+        let mut have = HashSet::new();
+        for chunk in wanted.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut params = vec![user.into()];
+            params.extend(chunk.iter().map(|h| h.into()));
+            for r in c.query(
+                &format!("SELECT hash FROM blobs WHERE user_id = ? AND hash IN ({marks})"),
+                &params,
+            )? {
+                have.insert(r.text(0));
+            }
+        }
+        Ok(have)
+    })?;
+    let mut seen = HashSet::new();
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|h| !have.contains(*h) && seen.insert(*h))
+        .collect();
+    ok(json!({"data": {"missing": missing}}))
+}
+
+fn blob_hash(req: &Req) -> Result<String, ApiError> {
+    match req.param.as_deref() {
+        Some(h) if valid_hash(h) => Ok(h.to_string()),
+        _ => Err(ApiError::bad(
+            "A blob hash is 64 lower-case hex digits (BLAKE3)",
+        )),
+    }
+}
+
+pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let hash = blob_hash(req)?;
+    let actual = blake3::hash(&req.body).to_hex();
+    if actual.as_str() != hash {
+        return Err(ApiError::bad(format!(
+            "The content does not match its hash: it hashes to {actual}"
+        )));
+    }
+    app.db.write(|c| {
+        c.exec(
+            "INSERT INTO blobs (user_id, hash, size, data) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, hash) DO NOTHING",
+            &[
+                req.user().id.into(),
+                hash.clone().into(),
+                (req.body.len() as i64).into(),
+                req.body.to_vec().into(),
+            ],
+        )?;
+        Ok(())
+    })?;
+    created(json!({"message": "Blob stored", "data": {"hash": hash, "size": req.body.len()}}))
+}
+
+pub fn get_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let hash = blob_hash(req).map_err(|_| ApiError::not_found("Blob not found"))?;
+    let data = app.db.read(|c| {
+        Ok(c.one(
+            "SELECT data FROM blobs WHERE user_id = ? AND hash = ?",
+            &[req.user().id.into(), hash.into()],
+        )?)
+    })?;
+    match data {
+        Some(r) => Ok(Reply::Bytes(r.bytes(0))),
+        None => Err(ApiError::not_found("Blob not found")),
+    }
+}
+
+struct Change {
+    path: String,
+    hash: Option<String>,
+    base_version: i64,
+}
+
+fn changes(body: &serde_json::Map<String, Value>) -> Result<(i64, Vec<Change>), ApiError> {
+    let bad = |m: String| ApiError::invalid(vec![("changes", m)]);
+    let base_revision = match body.get("base_revision") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::invalid(vec![(
+                "base_revision",
+                "base_revision must be a whole number, 0 or more".into(),
+            )])
+        })?,
+    };
+    let Some(Value::Array(items)) = body.get("changes") else {
+        return Err(bad("changes must be an array".into()));
+    };
+    if items.is_empty() || items.len() > MAX_BATCH {
+        return Err(bad(format!("a commit holds 1 to {MAX_BATCH} changes")));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = item.get("path").and_then(Value::as_str).unwrap_or("");
+        if !valid_path(path) {
+            return Err(bad(format!(
+                "change {i}: path must be a relative path of names separated by '/', \
+                 without '.', '..' or empty names"
+            )));
+        }
+        if !seen.insert(path) {
+            return Err(bad(format!("change {i}: the path appears twice")));
+        }
+        let hash = match item.get("hash") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(h)) if valid_hash(h) => Some(h.clone()),
+            Some(_) => {
+                return Err(bad(format!(
+                    "change {i}: hash must be 64 lower-case hex digits, or null to delete"
+                )))
+            }
+        };
+        let base_version = match item.get("base_version") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or_else(|| {
+                bad(format!(
+                    "change {i}: base_version must be a whole number, 0 or more"
+                ))
+            })?,
+        };
+        out.push(Change {
+            path: path.to_string(),
+            hash,
+            base_version,
+        });
+    }
+    Ok((base_revision, out))
+}
+
+/// The names above `path` (`a`, `a/b` for `a/b/c`).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
+}
+
+pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Project")?;
+    let (_base_revision, changes) = changes(&req.json()?)?;
+    let user = req.user().id;
+    let (revision, files) = app.db.write(|c| {
+        owned_project(c, user, id)?;
+        // Taking the project's row first serialises commits to one project.
+        let revision = c
+            .one(
+                "UPDATE projects SET revision = revision + 1, updated_at = ? WHERE id = ? \
+                 RETURNING revision",
+                &[super::now().into(), id.into()],
+            )?
+            .map_or(0, |r| r.int(0));
+        let mut conflicts = Vec::new();
+        let mut current = Vec::with_capacity(changes.len());
+        for ch in &changes {
+            let row = c.one(
+                "SELECT hash, version FROM files WHERE project_id = ? AND path = ?",
+                &[id.into(), ch.path.clone().into()],
+            )?;
+            let (hash, version) = row.map_or((None, 0), |r| (r.opt_text(0), r.int(1)));
+            if version != ch.base_version {
+                conflicts.push(json!({"path": ch.path, "server_version": version,
+                    "server_hash": hash}));
+            }
+            current.push(version);
+        }
+        if !conflicts.is_empty() {
+            return Err(ApiError::conflict(
+                "Some files changed on the server since your copy: merge and commit again",
+            )
+            .with("conflicts", Value::Array(conflicts)));
+        }
+        for (ch, version) in changes.iter().zip(current) {
+            let size = match &ch.hash {
+                Some(h) => c
+                    .one(
+                        "SELECT size FROM blobs WHERE user_id = ? AND hash = ?",
+                        &[user.into(), h.clone().into()],
+                    )?
+                    .map(|r| r.int(0))
+                    .ok_or_else(|| {
+                        ApiError::invalid(vec![(
+                            "changes",
+                            format!("{}: upload its content (PUT /api/blobs/{h}) first", ch.path),
+                        )])
+                    })?,
+                None => 0,
+            };
+            c.exec(
+                "INSERT INTO files (project_id, path, hash, size, version) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (project_id, path) DO UPDATE SET hash = excluded.hash, \
+                 size = excluded.size, version = excluded.version",
+                &[
+                    id.into(),
+                    ch.path.clone().into(),
+                    ch.hash.clone().into(),
+                    size.into(),
+                    (version + 1).into(),
+                ],
+            )?;
+        }
+        // A file may not sit where another file's directory is, or the other way round.
+        for ch in changes.iter().filter(|c| c.hash.is_some()) {
+            for dir in ancestors(&ch.path) {
+                if live(c, id, dir)? {
+                    return Err(clash(&ch.path, dir));
+                }
+            }
+            let prefix = format!("{}/", ch.path);
+            if let Some(r) = c.one(
+                "SELECT path FROM files WHERE project_id = ? AND hash IS NOT NULL \
+                 AND substr(path, 1, ?) = ? LIMIT 1",
+                &[id.into(), (prefix.len() as i64).into(), prefix.into()],
+            )? {
+                return Err(clash(&r.text(0), &ch.path));
+            }
+        }
+        Ok((revision, files_of(c, id)?))
+    })?;
+    ok(json!({"data": {"revision": revision, "files": files}}))
+}
+
+fn live(c: &mut dyn Conn, project: i64, path: &str) -> Result<bool, ApiError> {
+    Ok(c.one(
+        "SELECT 1 FROM files WHERE project_id = ? AND path = ? AND hash IS NOT NULL",
+        &[project.into(), path.into()],
+    )?
+    .is_some())
+}
+
+fn clash(path: &str, file: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("{path} cannot be stored: {file} is a file, not a directory"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_hashes_are_checked() {
+        assert!(valid_path("src/main.rs"));
+        assert!(valid_path("a b/ü.txt"));
+        for bad in [
+            "", "/abs", "a//b", "a/./b", "../x", "a/..", "a\\b", "x\u{0}y", "a/",
+        ] {
+            assert!(!valid_path(bad), "{bad:?}");
+        }
+        assert!(valid_hash(blake3::hash(b"x").to_hex().as_str()));
+        assert!(!valid_hash(&"A".repeat(64)));
+        assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), vec!["a", "a/b"]);
+    }
+}

@@ -1,0 +1,324 @@
+//! Projects and scripts (api.md part B). Another user's project or script is reported as
+//! not found, never shown.
+
+use super::db::{Conn, Row};
+use super::{created, field, now, ok, ApiError, App, Reply, Req};
+use serde_json::{json, Map, Value};
+
+pub const LANGUAGES: &[&str] = &["rhai", "valyxoscript", "javascript", "python"];
+
+fn project_json(r: &Row) -> Value {
+    json!({"id": r.int(0), "name": r.text(1), "description": r.text(2),
+        "created_at": r.text(3), "updated_at": r.text(4)})
+}
+
+const PROJECT_COLS: &str = "id, name, description, created_at, updated_at";
+
+/// The user's project `id`, or 404.
+pub fn owned_project(c: &mut dyn Conn, user: i64, id: i64) -> Result<Row, ApiError> {
+    c.one(
+        &format!("SELECT {PROJECT_COLS}, revision FROM projects WHERE id = ? AND user_id = ?"),
+        &[id.into(), user.into()],
+    )?
+    .ok_or_else(|| ApiError::not_found("Project not found"))
+}
+
+/// A project's name and description from a body, validated.
+fn project_fields(body: &Map<String, Value>) -> Result<(String, String), ApiError> {
+    let mut details = Vec::new();
+    let name = match field(body, "name") {
+        Ok(v) => v.unwrap_or("").trim().to_string(),
+        Err((_, m)) => {
+            details.push(("name", m));
+            String::new()
+        }
+    };
+    let description = match field(body, "description") {
+        Ok(v) => v.unwrap_or("").trim().to_string(),
+        Err((_, m)) => {
+            details.push(("description", m));
+            String::new()
+        }
+    };
+    if details.is_empty() {
+        let n = name.chars().count();
+        if n == 0 {
+            details.push(("name", "name is required".into()));
+        } else if n > 100 {
+            details.push(("name", "name must be at most 100 characters".into()));
+        }
+        if description.chars().count() > 500 {
+            details.push((
+                "description",
+                "description must be at most 500 characters".into(),
+            ));
+        }
+    }
+    if details.is_empty() {
+        Ok((name, description))
+    } else {
+        Err(ApiError::invalid(details))
+    }
+}
+
+pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let rows = app.db.read(|c| {
+        Ok(c.query(
+            &format!(
+                "SELECT {PROJECT_COLS} FROM projects WHERE user_id = ? \
+                 ORDER BY created_at DESC, id DESC"
+            ),
+            &[req.user().id.into()],
+        )?)
+    })?;
+    ok(json!({"data": rows.iter().map(project_json).collect::<Vec<_>>()}))
+}
+
+pub fn create(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let (name, description) = project_fields(&req.json()?)?;
+    let t = now();
+    let r = app.db.write(|c| {
+        c.one(
+            &format!(
+                "INSERT INTO projects (user_id, name, description, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?) RETURNING {PROJECT_COLS}"
+            ),
+            &[
+                req.user().id.into(),
+                name.into(),
+                description.into(),
+                t.clone().into(),
+                t.into(),
+            ],
+        )?
+        .ok_or_else(|| ApiError::internal("insert returned no row"))
+    })?;
+    created(json!({"message": "Project created", "data": project_json(&r)}))
+}
+
+pub fn show(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Project")?;
+    let r = app.db.read(|c| owned_project(c, req.user().id, id))?;
+    ok(json!({"data": project_json(&r)}))
+}
+
+pub fn update(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Project")?;
+    let (name, description) = project_fields(&req.json()?)?;
+    let t = now();
+    app.db.write(|c| {
+        owned_project(c, req.user().id, id)?;
+        c.exec(
+            "UPDATE projects SET name = ?, description = ?, updated_at = ? WHERE id = ?",
+            &[
+                name.clone().into(),
+                description.clone().into(),
+                t.clone().into(),
+                id.into(),
+            ],
+        )?;
+        Ok(())
+    })?;
+    ok(
+        json!({"message": "Project updated", "data": {"id": id, "name": name,
+        "description": description, "updated_at": t}}),
+    )
+}
+
+pub fn delete(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Project")?;
+    app.db.write(|c| {
+        owned_project(c, req.user().id, id)?;
+        c.exec("DELETE FROM projects WHERE id = ?", &[id.into()])?;
+        Ok(())
+    })?;
+    ok(json!({"message": "Project deleted"}))
+}
+
+/// The user's script `id` (id, project_id, name, content, language, created_at,
+/// updated_at), or 404.
+fn owned_script(c: &mut dyn Conn, user: i64, id: i64) -> Result<Row, ApiError> {
+    c.one(
+        "SELECT s.id, s.project_id, s.name, s.content, s.language, s.created_at, s.updated_at \
+         FROM scripts s JOIN projects p ON p.id = s.project_id WHERE s.id = ? AND p.user_id = ?",
+        &[id.into(), user.into()],
+    )?
+    .ok_or_else(|| ApiError::not_found("Script not found"))
+}
+
+/// A script's name, content and language from a body, validated.
+fn script_fields(body: &Map<String, Value>) -> Result<(String, String, String), ApiError> {
+    let mut details = Vec::new();
+    let mut get = |n: &'static str| match field(body, n) {
+        Ok(v) => v.map(str::to_string),
+        Err((_, m)) => {
+            details.push((n, m));
+            None
+        }
+    };
+    let name = get("name").unwrap_or_default().trim().to_string();
+    let content = get("content");
+    let language = get("language")
+        .map(|l| l.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "rhai".into());
+    if details.is_empty() {
+        let n = name.chars().count();
+        if n == 0 {
+            details.push(("name", "name is required".into()));
+        } else if n > 255 {
+            details.push(("name", "name must be at most 255 characters".into()));
+        }
+        if content.is_none() {
+            details.push(("content", "content is required".into()));
+        }
+        if !LANGUAGES.contains(&language.as_str()) {
+            details.push((
+                "language",
+                format!("language must be one of {}", LANGUAGES.join(", ")),
+            ));
+        }
+    }
+    if details.is_empty() {
+        Ok((name, content.unwrap_or_default(), language))
+    } else {
+        Err(ApiError::invalid(details))
+    }
+}
+
+pub fn scripts(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Project")?;
+    let rows = app.db.read(|c| {
+        owned_project(c, req.user().id, id)?;
+        Ok(c.query(
+            "SELECT id, project_id, name, language, created_at, updated_at FROM scripts \
+             WHERE project_id = ? ORDER BY created_at DESC, id DESC",
+            &[id.into()],
+        )?)
+    })?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.int(0), "project_id": r.int(1), "name": r.text(2),
+                "language": r.text(3), "created_at": r.text(4), "updated_at": r.text(5)})
+        })
+        .collect();
+    ok(json!({ "data": data }))
+}
+
+pub fn create_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let project = req.id("Project")?;
+    let (name, content, language) = script_fields(&req.json()?)?;
+    let t = now();
+    let r = app.db.write(|c| {
+        owned_project(c, req.user().id, project)?;
+        c.one(
+            "INSERT INTO scripts (project_id, name, content, language, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id, project_id, name, language, created_at",
+            &[
+                project.into(),
+                name.into(),
+                content.into(),
+                language.into(),
+                t.clone().into(),
+                t.into(),
+            ],
+        )?
+        .ok_or_else(|| ApiError::internal("insert returned no row"))
+    })?;
+    created(json!({"message": "Script created", "data": {"id": r.int(0),
+        "project_id": r.int(1), "name": r.text(2), "language": r.text(3),
+        "created_at": r.text(4)}}))
+}
+
+pub fn script(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Script")?;
+    let r = app.db.read(|c| owned_script(c, req.user().id, id))?;
+    ok(
+        json!({"data": {"id": r.int(0), "project_id": r.int(1), "name": r.text(2),
+        "content": r.text(3), "language": r.text(4), "created_at": r.text(5),
+        "updated_at": r.text(6)}}),
+    )
+}
+
+pub fn update_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Script")?;
+    let (name, content, language) = script_fields(&req.json()?)?;
+    let t = now();
+    app.db.write(|c| {
+        owned_script(c, req.user().id, id)?;
+        c.exec(
+            "UPDATE scripts SET name = ?, content = ?, language = ?, updated_at = ? WHERE id = ?",
+            &[
+                name.clone().into(),
+                content.into(),
+                language.clone().into(),
+                t.clone().into(),
+                id.into(),
+            ],
+        )?;
+        Ok(())
+    })?;
+    ok(
+        json!({"message": "Script updated", "data": {"id": id, "name": name,
+        "language": language, "updated_at": t}}),
+    )
+}
+
+pub fn delete_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Script")?;
+    app.db.write(|c| {
+        owned_script(c, req.user().id, id)?;
+        c.exec("DELETE FROM scripts WHERE id = ?", &[id.into()])?;
+        Ok(())
+    })?;
+    ok(json!({"message": "Script deleted"}))
+}
+
+pub fn execute(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Script")?;
+    let user = req.user().id;
+    let script = app.db.read(|c| owned_script(c, user, id))?;
+    let run = super::sandbox::run(&script.text(4), &script.text(3));
+    let t = now();
+    let exec_id = app.db.write(|c| {
+        // The script may have been deleted while it ran; then there is nothing to record.
+        owned_script(c, user, id)?;
+        Ok(c.one(
+            "INSERT INTO executions (script_id, status, output, error, execution_time_ms, \
+             executed_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            &[
+                id.into(),
+                run.status.into(),
+                run.output.clone().into(),
+                run.error.clone().into(),
+                run.ms.into(),
+                t.into(),
+            ],
+        )?
+        .map_or(0, |r| r.int(0)))
+    })?;
+    ok(
+        json!({"data": {"id": exec_id, "status": run.status, "output": run.output,
+        "error": run.error, "execution_time_ms": run.ms}}),
+    )
+}
+
+pub fn executions(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Script")?;
+    let rows = app.db.read(|c| {
+        owned_script(c, req.user().id, id)?;
+        Ok(c.query(
+            "SELECT id, status, execution_time_ms, executed_at FROM executions \
+             WHERE script_id = ? ORDER BY id DESC LIMIT 50",
+            &[id.into()],
+        )?)
+    })?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({"id": r.int(0), "status": r.text(1), "execution_time_ms": r.int(2),
+                "executed_at": r.text(3)})
+        })
+        .collect();
+    ok(json!({ "data": data }))
+}

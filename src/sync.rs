@@ -1,0 +1,1296 @@
+//! The sync client: an account on a `valyxo server` (register, login, logout, whoami) and
+//! two-way sync of the projects under `~/Projects` by content hash.
+//!
+//! Each synced project keeps, per file, the hash and server version both sides last agreed
+//! on (the base). A file that changed only here is pushed, one that changed only on the
+//! server is pulled, and one that changed on both keeps both versions: the server's takes
+//! the path and this machine's is kept beside it as a conflict copy, pushed too. Blobs go up
+//! before the commit that names them, the commit is atomic on the server, and the base moves
+//! only after each local write, so a dropped connection or a kill at any point loses nothing:
+//! the next sync picks up where this one stopped.
+
+use crate::assistant::key;
+use crate::hub::Hub;
+use crate::vfs::{FileRef, Kind, VPath};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::time::Duration;
+
+/// Where synced projects live in the VFS.
+pub const PROJECTS: &str = "/Projects";
+
+/// The account this hub is logged in to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Account {
+    pub server: String,
+    pub username: String,
+    pub user_id: i64,
+}
+
+/// A server URL, checked and without a trailing `/`. Plain HTTP is allowed only to this
+/// machine: a password or token must not cross a network in the clear.
+pub fn server_url(url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|_| anyhow!("'{url}' is not a URL: use https://HOST or http://127.0.0.1:PORT"))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow!("'{url}' names no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        Some("http") => bail!(
+            "{url} is plain HTTP to another machine, which would send your password in the \
+             clear: use https://"
+        ),
+        _ => bail!("'{url}' must start with https:// (or http:// for this machine)"),
+    }
+    if uri.path() != "/" && !uri.path().is_empty() {
+        bail!("give the server's address without a path, such as https://{host}");
+    }
+    Ok(url.to_string())
+}
+
+fn token_key(server: &str) -> String {
+    key::account_for("sync", server)
+}
+
+/// The account logged in to, if any.
+pub fn account(hub: &Hub) -> Result<Option<Account>> {
+    let conn = hub.store.conn();
+    let mut st = conn.prepare_cached("SELECT server, username, user_id FROM sync_account")?;
+    let mut rows = st.query([])?;
+    Ok(match rows.next()? {
+        Some(r) => Some(Account {
+            server: r.get(0)?,
+            username: r.get(1)?,
+            user_id: r.get(2)?,
+        }),
+        None => None,
+    })
+}
+
+/// The account and a client with its token, or an error saying how to log in.
+pub fn session(hub: &Hub) -> Result<(Account, Api)> {
+    let acct = account(hub)?
+        .ok_or_else(|| anyhow!("not logged in: run 'login USER' (or 'register USER') first"))?;
+    let token = key::get(hub, &token_key(&acct.server))?
+        .map(|(t, _)| t)
+        .ok_or_else(|| {
+            anyhow!(
+                "the login token for {} is gone from the keyring: run 'login {}' again",
+                acct.server,
+                acct.username
+            )
+        })?;
+    let api = Api::new(&acct.server, Some(token))?;
+    Ok((acct, api))
+}
+
+/// An error answer of the server.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: u16,
+    pub message: String,
+    pub body: Value,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// A client of the account API.
+pub struct Api {
+    pub server: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+const MAX_JSON: u64 = 256 << 20;
+
+impl Api {
+    pub fn new(server: &str, token: Option<String>) -> Result<Api> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .timeout_per_read(Some(Duration::from_secs(60)))
+            .timeout_send_body(Some(Duration::from_secs(300)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(Api {
+            server: server_url(server)?,
+            token,
+            agent,
+        })
+    }
+
+    fn transport(&self, e: ureq::Error) -> anyhow::Error {
+        let why = match &e {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "connection refused (is the server running?)".to_string()
+            }
+            ureq::Error::ConnectionFailed => "the connection failed".to_string(),
+            ureq::Error::HostNotFound => "the host is not found (offline?)".to_string(),
+            ureq::Error::Timeout(_) => "it did not answer in time".to_string(),
+            other => other.to_string(),
+        };
+        anyhow!("cannot reach the server at {}: {why}", self.server)
+    }
+
+    fn finish(&self, status: u16, text: &str) -> Result<Value> {
+        let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            if body.is_null() {
+                bail!(
+                    "the server at {} answered something that is not JSON: is it a valyxo server?",
+                    self.server
+                );
+            }
+            return Ok(body);
+        }
+        let detail = body["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        let details: Vec<String> = body["details"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|x| x["message"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut message = if details.is_empty() {
+            detail
+        } else {
+            format!("{detail}: {}", details.join("; "))
+        };
+        if status == 401 && self.token.is_some() {
+            message.push_str(" (run 'login' again)");
+        }
+        if status == 429 {
+            message.push_str(" (the server limits attempts; wait a minute)");
+        }
+        Err(HttpError {
+            status,
+            message,
+            body,
+        }
+        .into())
+    }
+
+    /// A JSON request; a non-2xx answer is an [`HttpError`] with the server's message.
+    pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.server);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let resp = match (method, body) {
+            ("GET", _) => {
+                let mut r = self.agent.get(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            (_, body) => {
+                let mut r = match method {
+                    "PUT" => self.agent.put(&url),
+                    "DELETE" => self.agent.delete(&url).force_send_body(),
+                    _ => self.agent.post(&url),
+                };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.content_type("application/json")
+                    .send(body.map(Value::to_string).unwrap_or_default())
+            }
+        }
+        .map_err(|e| self.transport(e))?;
+        let status = resp.status().as_u16();
+        let mut text = String::new();
+        resp.into_body()
+            .into_reader()
+            .take(MAX_JSON)
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow!("the connection to {} dropped: {e}", self.server))?;
+        self.finish(status, &text)
+    }
+
+    pub fn put_blob(&self, hash: &str, data: &[u8]) -> Result<()> {
+        let mut r = self.agent.put(format!("{}/api/blobs/{hash}", self.server));
+        if let Some(t) = &self.token {
+            r = r.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = r
+            .content_type("application/octet-stream")
+            .send(data)
+            .map_err(|e| self.transport(e))?;
+        let status = resp.status().as_u16();
+        let mut text = String::new();
+        let _ = resp
+            .into_body()
+            .into_reader()
+            .take(1 << 20)
+            .read_to_string(&mut text);
+        self.finish(status, &text).map(|_| ())
+    }
+
+    /// The content of `hash`, checked against it.
+    pub fn get_blob(&self, hash: &str) -> Result<Vec<u8>> {
+        let mut r = self.agent.get(format!("{}/api/blobs/{hash}", self.server));
+        if let Some(t) = &self.token {
+            r = r.header("Authorization", &format!("Bearer {t}"));
+        }
+        let resp = r.call().map_err(|e| self.transport(e))?;
+        let status = resp.status().as_u16();
+        let mut data = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .take(8 << 30)
+            .read_to_end(&mut data)
+            .map_err(|e| anyhow!("the connection to {} dropped: {e}", self.server))?;
+        if status != 200 {
+            return self
+                .finish(status, &String::from_utf8_lossy(&data))
+                .map(|_| Vec::new());
+        }
+        if blake3::hash(&data).to_hex().as_str() != hash {
+            bail!("the server sent content for {hash} that does not match it (a damaged transfer): run sync again");
+        }
+        Ok(data)
+    }
+}
+
+/// Where the token went.
+pub use crate::assistant::key::Source;
+
+fn remember(hub: &Hub, server: &str, answer: &Value) -> Result<(Account, Source)> {
+    let token = answer["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server sent no token"))?;
+    let user = &answer["user"];
+    let acct = Account {
+        server: server.to_string(),
+        username: user["username"].as_str().unwrap_or("").to_string(),
+        user_id: user["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow!("the server sent no user id"))?,
+    };
+    let source = key::put(hub, &token_key(server), token)?;
+    hub.store.conn().execute(
+        "INSERT INTO sync_account (id, server, username, user_id, logged_in_at) \
+         VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET server = excluded.server, \
+         username = excluded.username, user_id = excluded.user_id, \
+         logged_in_at = excluded.logged_in_at",
+        rusqlite::params![
+            acct.server,
+            acct.username,
+            acct.user_id,
+            crate::store::now_ms()
+        ],
+    )?;
+    Ok((acct, source))
+}
+
+pub fn register(
+    hub: &Hub,
+    server: &str,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> Result<(Account, Source)> {
+    let api = Api::new(server, None)?;
+    let answer = api.json(
+        "POST",
+        "/api/auth/register",
+        Some(&json!({"username": username, "email": email, "password": password})),
+    )?;
+    remember(hub, &api.server, &answer)
+}
+
+pub fn login(hub: &Hub, server: &str, username: &str, password: &str) -> Result<(Account, Source)> {
+    let api = Api::new(server, None)?;
+    let answer = api.json(
+        "POST",
+        "/api/auth/login",
+        Some(&json!({"username": username, "password": password})),
+    )?;
+    remember(hub, &api.server, &answer)
+}
+
+/// Logs out: the server revokes the token, and it is forgotten here even when the server
+/// cannot be reached (the warning says so). Returns the account, if one was logged in.
+pub fn logout(hub: &Hub) -> Result<Option<(Account, Option<String>)>> {
+    let Some(acct) = account(hub)? else {
+        return Ok(None);
+    };
+    let warning = match session(hub) {
+        Ok((_, api)) => match api.json("POST", "/api/auth/logout", None) {
+            Ok(_) => None,
+            Err(e)
+                if e.downcast_ref::<HttpError>()
+                    .is_some_and(|h| h.status == 401) =>
+            {
+                None
+            }
+            Err(e) => Some(format!(
+                "{e:#}; the token is forgotten here but stays valid on the server until it expires"
+            )),
+        },
+        Err(_) => None,
+    };
+    key::delete(hub, &token_key(&acct.server))?;
+    hub.store.conn().execute("DELETE FROM sync_account", [])?;
+    Ok(Some((acct, warning)))
+}
+
+// ---- sync ----
+
+/// What one file needs.
+#[derive(Clone, Debug, PartialEq)]
+enum Act {
+    /// Send this machine's content (or deletion) to the server.
+    Push {
+        path: String,
+        hash: Option<String>,
+        base_version: i64,
+    },
+    /// Take the server's content (or deletion).
+    Pull {
+        path: String,
+        hash: Option<String>,
+        version: i64,
+        local: Option<String>,
+    },
+    /// Both sides already hold the same; only the base moves.
+    Agree {
+        path: String,
+        hash: Option<String>,
+        version: i64,
+    },
+    /// Changed on both sides: the server's version takes the path, this machine's is kept
+    /// as `copy` and pushed.
+    Conflict {
+        path: String,
+        local: String,
+        remote: String,
+        version: i64,
+        copy: String,
+    },
+}
+
+/// One side's view of a file: its hash (None: absent or deleted) and server version.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Side {
+    hash: Option<String>,
+    version: i64,
+    /// Known for the server's files (for progress); 0 elsewhere.
+    size: i64,
+}
+
+/// The three-way plan for a project: local hashes, the base, the server's files.
+fn plan(
+    local: &BTreeMap<String, String>,
+    base: &BTreeMap<String, Side>,
+    remote: &BTreeMap<String, Side>,
+    copy_name: &mut dyn FnMut(&str) -> String,
+) -> Vec<Act> {
+    let paths: BTreeSet<&String> = local
+        .keys()
+        .chain(base.keys())
+        .chain(remote.keys())
+        .collect();
+    let mut acts = Vec::new();
+    for path in paths {
+        let l = local.get(path).cloned();
+        let b = base.get(path).cloned().unwrap_or_default();
+        let r = remote.get(path).cloned().unwrap_or_default();
+        let local_changed = l != b.hash;
+        let remote_changed = r.version != b.version;
+        let path = path.clone();
+        match (local_changed, remote_changed) {
+            (false, false) => {
+                if !base.contains_key(&path) && r.version > 0 {
+                    acts.push(Act::Agree {
+                        path,
+                        hash: r.hash,
+                        version: r.version,
+                    });
+                }
+            }
+            (true, false) => acts.push(Act::Push {
+                path,
+                hash: l,
+                base_version: r.version,
+            }),
+            (false, true) => acts.push(Act::Pull {
+                path,
+                hash: r.hash,
+                version: r.version,
+                local: l,
+            }),
+            (true, true) => match (l, r.hash) {
+                (l, rh) if l == rh => acts.push(Act::Agree {
+                    path,
+                    hash: rh,
+                    version: r.version,
+                }),
+                // Deleted there, changed here: the change wins.
+                (Some(l), None) => acts.push(Act::Push {
+                    path,
+                    hash: Some(l),
+                    base_version: r.version,
+                }),
+                // Deleted here, changed there: the change wins.
+                (None, Some(rh)) => acts.push(Act::Pull {
+                    path,
+                    hash: Some(rh),
+                    version: r.version,
+                    local: None,
+                }),
+                (Some(l), Some(rh)) => {
+                    let copy = copy_name(&path);
+                    acts.push(Act::Conflict {
+                        path,
+                        local: l,
+                        remote: rh,
+                        version: r.version,
+                        copy,
+                    })
+                }
+                (None, None) => {}
+            },
+        }
+    }
+    acts
+}
+
+/// `dir/name (conflict HOST DATE).ext`, numbered when taken.
+fn conflict_name(path: &str, taken: &dyn Fn(&str) -> bool) -> String {
+    let (dir, file) = match path.rsplit_once('/') {
+        Some((d, f)) => (format!("{d}/"), f),
+        None => (String::new(), path),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => (&file[..i], &file[i..]),
+        _ => (file, ""),
+    };
+    let stamp = chrono::Local::now().format("%Y-%m-%d %H%M");
+    let host = hostname();
+    for n in 1.. {
+        let tag = if n == 1 {
+            format!("conflict {host} {stamp}")
+        } else {
+            format!("conflict {host} {stamp} {n}")
+        };
+        let candidate = format!("{dir}{stem} ({tag}){ext}");
+        if !taken(&candidate) {
+            return candidate;
+        }
+    }
+    unreachable!("some numbered name is free")
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = if ok {
+        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '.')
+        .take(40)
+        .collect();
+    if name.is_empty() {
+        "this machine".into()
+    } else {
+        name
+    }
+}
+
+/// What a sync did (or, for `sync status`, would do) to one project.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub project: String,
+    pub pushed: Vec<String>,
+    pub pulled: Vec<String>,
+    pub deleted_here: Vec<String>,
+    pub deleted_there: Vec<String>,
+    /// (path, the conflict copy keeping this machine's version)
+    pub conflicts: Vec<(String, String)>,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    /// Names that cannot be synced, with the reason.
+    pub skipped: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn is_empty(&self) -> bool {
+        self.pushed.is_empty()
+            && self.pulled.is_empty()
+            && self.deleted_here.is_empty()
+            && self.deleted_there.is_empty()
+            && self.conflicts.is_empty()
+    }
+}
+
+/// A local file: its hash and how to read it.
+struct LocalFile {
+    hash: String,
+    path: VPath,
+    file: FileRef,
+}
+
+fn project_dir(name: &str) -> Result<VPath> {
+    VPath::parse_absolute(PROJECTS)
+        .and_then(|p| p.join(name))
+        .map_err(|e| anyhow!("'{name}' cannot be a project name: {e}"))
+}
+
+/// The files under `dir`, by path relative to it.
+fn local_files(hub: &Hub, dir: &VPath, report: &mut Report) -> Result<BTreeMap<String, LocalFile>> {
+    let mut out = BTreeMap::new();
+    if !hub.vfs.is_dir(dir) {
+        return Ok(out);
+    }
+    for e in hub.vfs.walk(dir)? {
+        if e.kind != Kind::File {
+            continue;
+        }
+        let Some(names) = e.path.strip_prefix(dir) else {
+            continue;
+        };
+        let rel = names.join("/");
+        if !crate::server::valid_path(&rel) {
+            report
+                .skipped
+                .push(format!("{rel}: the name cannot be synced"));
+            continue;
+        }
+        let file = match e.file {
+            Some(f) => f,
+            None => hub.vfs.file_ref(&e.path)?,
+        };
+        let hash = match &file {
+            FileRef::Stored { hash } => <[u8; 32]>::try_from(hash.as_slice())
+                .map(|h| blake3::Hash::from_bytes(h).to_hex().to_string())
+                .map_err(|_| anyhow!("{rel}: damaged hash in the store"))?,
+            FileRef::Mounted { .. } => {
+                let data = hub
+                    .vfs
+                    .read_ref(&e.path, &file)
+                    .with_context(|| format!("cannot read {}", e.path))?;
+                blake3::hash(&data).to_hex().to_string()
+            }
+        };
+        out.insert(
+            rel,
+            LocalFile {
+                hash,
+                path: e.path.clone(),
+                file,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn side(v: &Value) -> (String, Side) {
+    (
+        v["path"].as_str().unwrap_or("").to_string(),
+        Side {
+            hash: v["hash"].as_str().map(str::to_string),
+            version: v["version"].as_i64().unwrap_or(0),
+            size: v["size"].as_i64().unwrap_or(0),
+        },
+    )
+}
+
+fn remote_files(data: &Value) -> BTreeMap<String, Side> {
+    data["files"]
+        .as_array()
+        .map(|f| f.iter().map(side).collect())
+        .unwrap_or_default()
+}
+
+/// The stored sync state of a project: (row id, remote id, base).
+type Stored = (i64, i64, BTreeMap<String, Side>);
+
+fn state(hub: &Hub, acct: &Account, name: &str) -> Result<Option<Stored>> {
+    let conn = hub.store.conn();
+    let row: Option<(i64, i64)> = conn
+        .prepare_cached(
+            "SELECT id, remote_id FROM sync_projects WHERE server = ?1 AND user_id = ?2 AND name = ?3",
+        )?
+        .query_row(rusqlite::params![acct.server, acct.user_id, name], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let Some((id, remote)) = row else {
+        return Ok(None);
+    };
+    let mut st =
+        conn.prepare_cached("SELECT path, hash, version FROM sync_files WHERE project = ?1")?;
+    let base = st
+        .query_map([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Side {
+                    hash: r.get(1)?,
+                    version: r.get(2)?,
+                    size: 0,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+    Ok(Some((id, remote, base)))
+}
+
+fn set_base(hub: &Hub, project: i64, path: &str, hash: Option<&str>, version: i64) -> Result<()> {
+    hub.store
+        .conn()
+        .prepare_cached(
+            "INSERT INTO sync_files (project, path, hash, version) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (project, path) DO UPDATE SET hash = excluded.hash, \
+             version = excluded.version",
+        )?
+        .execute(rusqlite::params![project, path, hash, version])?;
+    Ok(())
+}
+
+/// Options of one sync run.
+pub struct Options {
+    /// Only work out what would happen (`sync status`).
+    pub dry_run: bool,
+    /// Show progress bars for large transfers (on a terminal).
+    pub progress: bool,
+}
+
+/// The projects to sync: the names given, or every local project and every project of the
+/// account on the server.
+pub fn projects(hub: &Hub, api: &Api, names: &[String]) -> Result<(Vec<String>, Vec<Value>)> {
+    let remote = api.json("GET", "/api/projects", None)?;
+    let remote: Vec<Value> = remote["data"].as_array().cloned().unwrap_or_default();
+    if !names.is_empty() {
+        return Ok((names.to_vec(), remote));
+    }
+    let mut all = BTreeSet::new();
+    let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
+    if hub.vfs.is_dir(&root) {
+        for e in hub.vfs.read_dir(&root)? {
+            if e.meta.kind == Kind::Dir {
+                all.insert(e.name.clone());
+            }
+        }
+    }
+    for p in &remote {
+        if let Some(n) = p["name"].as_str() {
+            if project_dir(n).is_ok() && !n.contains('/') {
+                all.insert(n.to_string());
+            }
+        }
+    }
+    Ok((all.into_iter().collect(), remote))
+}
+
+/// Syncs (or with `dry_run`, plans) one project.
+pub fn sync_project(
+    hub: &Hub,
+    acct: &Account,
+    api: &Api,
+    name: &str,
+    remote_projects: &[Value],
+    opts: &Options,
+) -> Result<Report> {
+    let dir = project_dir(name)?;
+    if name.contains('/') || dir.names().len() != 2 {
+        bail!("'{name}' is not a project name: projects are the directories in ~/Projects");
+    }
+    let mut report = Report {
+        project: name.to_string(),
+        ..Report::default()
+    };
+    let known = state(hub, acct, name)?;
+    let exists_here = hub.vfs.is_dir(&dir);
+    // The server's project: the one synced before, else one of that name, else a new one.
+    let mut remote_id = known.as_ref().map(|k| k.1).filter(|id| {
+        remote_projects
+            .iter()
+            .any(|p| p["id"].as_i64() == Some(*id))
+    });
+    if known.is_some() && remote_id.is_none() {
+        report.notes.push(
+            "the project is gone from the server; this machine's copy is uploaded again".into(),
+        );
+    }
+    if remote_id.is_none() {
+        remote_id = remote_projects
+            .iter()
+            .filter(|p| p["name"].as_str() == Some(name))
+            .filter_map(|p| p["id"].as_i64())
+            .min();
+    }
+    if remote_id.is_none() && !exists_here {
+        bail!(
+            "no project '{name}' here (~/Projects/{name}) or on {}",
+            acct.server
+        );
+    }
+    let mut base = match &known {
+        Some((_, id, base)) if Some(*id) == remote_id => base.clone(),
+        _ => BTreeMap::new(),
+    };
+    for attempt in 0.. {
+        let local = local_files(hub, &dir, &mut report)?;
+        let (revision, remote) = match remote_id {
+            Some(id) => {
+                let d = api.json("GET", &format!("/api/projects/{id}/files"), None)?;
+                (
+                    d["data"]["revision"].as_i64().unwrap_or(0),
+                    remote_files(&d["data"]),
+                )
+            }
+            None => (0, BTreeMap::new()),
+        };
+        let local_hashes: BTreeMap<String, String> = local
+            .iter()
+            .map(|(p, f)| (p.clone(), f.hash.clone()))
+            .collect();
+        let mut planned: BTreeSet<String> = BTreeSet::new();
+        let acts = plan(&local_hashes, &base, &remote, &mut |path| {
+            let name = conflict_name(path, &|c| {
+                local.contains_key(c) || remote.contains_key(c) || planned.contains(c)
+            });
+            planned.insert(name.clone());
+            name
+        });
+        report.pushed.clear();
+        report.pulled.clear();
+        report.deleted_here.clear();
+        report.deleted_there.clear();
+        report.conflicts.clear();
+        for a in &acts {
+            match a {
+                Act::Push {
+                    path,
+                    hash: Some(_),
+                    ..
+                } => report.pushed.push(path.clone()),
+                Act::Push {
+                    path, hash: None, ..
+                } => report.deleted_there.push(path.clone()),
+                Act::Pull {
+                    path,
+                    hash: Some(_),
+                    ..
+                } => report.pulled.push(path.clone()),
+                Act::Pull {
+                    path,
+                    hash: None,
+                    local,
+                    ..
+                } => {
+                    if local.is_some() {
+                        report.deleted_here.push(path.clone())
+                    }
+                }
+                Act::Conflict { path, copy, .. } => {
+                    report.conflicts.push((path.clone(), copy.clone()))
+                }
+                Act::Agree { .. } => {}
+            }
+        }
+        if opts.dry_run {
+            return Ok(report);
+        }
+        // The project on the server, created when new.
+        let id = match remote_id {
+            Some(id) => id,
+            None => {
+                let d = api.json("POST", "/api/projects", Some(&json!({"name": name})))?;
+                let id = d["data"]["id"]
+                    .as_i64()
+                    .ok_or_else(|| anyhow!("the server sent no project id"))?;
+                remote_id = Some(id);
+                id
+            }
+        };
+        let project = record_project(hub, acct, name, id, revision)?;
+        if known.as_ref().is_some_and(|k| k.1 != id) || (known.is_none() && attempt == 0) {
+            hub.store
+                .conn()
+                .execute("DELETE FROM sync_files WHERE project = ?1", [project])?;
+        }
+        let down_total: u64 = acts
+            .iter()
+            .filter_map(|a| match a {
+                Act::Pull {
+                    path,
+                    hash: Some(_),
+                    ..
+                }
+                | Act::Conflict { path, .. } => remote.get(path).map(|s| s.size.max(0) as u64),
+                _ => None,
+            })
+            .sum();
+        match apply(
+            hub,
+            api,
+            id,
+            project,
+            &dir,
+            &local,
+            &acts,
+            revision,
+            down_total,
+            opts,
+            &mut report,
+        )? {
+            Some(new_revision) => {
+                record_project(hub, acct, name, id, new_revision)?;
+                return Ok(report);
+            }
+            None if attempt < 5 => {
+                // Someone committed in between: plan again against what is there now.
+                base = state(hub, acct, name)?.map(|s| s.2).unwrap_or_default();
+            }
+            None => bail!("the project kept changing on the server during sync; run sync again"),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+fn record_project(
+    hub: &Hub,
+    acct: &Account,
+    name: &str,
+    remote: i64,
+    revision: i64,
+) -> Result<i64> {
+    let conn = hub.store.conn();
+    conn.execute(
+        "INSERT INTO sync_projects (server, user_id, name, remote_id, revision, synced_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (server, user_id, name) DO UPDATE SET \
+         remote_id = excluded.remote_id, revision = excluded.revision, \
+         synced_at = excluded.synced_at",
+        rusqlite::params![
+            acct.server,
+            acct.user_id,
+            name,
+            remote,
+            revision,
+            crate::store::now_ms()
+        ],
+    )?;
+    Ok(conn.query_row(
+        "SELECT id FROM sync_projects WHERE server = ?1 AND user_id = ?2 AND name = ?3",
+        rusqlite::params![acct.server, acct.user_id, name],
+        |r| r.get(0),
+    )?)
+}
+
+fn bar(opts: &Options, total: u64, what: &str) -> indicatif::ProgressBar {
+    if !opts.progress || total < (1 << 20) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:10} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_message(what.to_string());
+    b
+}
+
+/// Carries out a plan: uploads, the commit, then the local writes. Returns the new revision,
+/// or None when the commit met changes made in between (nothing local was touched then).
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    hub: &Hub,
+    api: &Api,
+    id: i64,
+    project: i64,
+    dir: &VPath,
+    local: &BTreeMap<String, LocalFile>,
+    acts: &[Act],
+    revision: i64,
+    down_total: u64,
+    opts: &Options,
+    report: &mut Report,
+) -> Result<Option<i64>> {
+    // 1. Content the server lacks goes up first.
+    let mut by_hash: HashMap<&str, &LocalFile> = HashMap::new();
+    for a in acts {
+        let path = match a {
+            Act::Push {
+                path,
+                hash: Some(_),
+                ..
+            }
+            | Act::Conflict { path, .. } => path,
+            _ => continue,
+        };
+        if let Some(f) = local.get(path) {
+            by_hash.insert(&f.hash, f);
+        }
+    }
+    let mut conflict_content: HashMap<String, Vec<u8>> = HashMap::new();
+    if !by_hash.is_empty() {
+        let hashes: Vec<&str> = by_hash.keys().copied().collect();
+        let mut missing = Vec::new();
+        for chunk in hashes.chunks(crate::server::MAX_BATCH) {
+            let d = api.json(
+                "POST",
+                "/api/blobs/missing",
+                Some(&json!({"hashes": chunk})),
+            )?;
+            missing.extend(
+                d["data"]["missing"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| h.as_str().map(str::to_string)),
+            );
+        }
+        let sizes: u64 = missing
+            .iter()
+            .filter_map(|h| by_hash.get(h.as_str()))
+            .map(|f| hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0))
+            .sum();
+        let pb = bar(opts, sizes, "uploading");
+        for h in &missing {
+            let f = by_hash[h.as_str()];
+            let data = hub
+                .vfs
+                .read_ref(&f.path, &f.file)
+                .with_context(|| format!("cannot read {}", f.path))?;
+            if blake3::hash(&data).to_hex().as_str() != h {
+                bail!("{} changed during sync: run sync again", f.path);
+            }
+            api.put_blob(h, &data).map_err(|e| {
+                if e.downcast_ref::<HttpError>()
+                    .is_some_and(|x| x.status == 413)
+                {
+                    anyhow!("{} is larger than the server accepts: {e}", f.path)
+                } else {
+                    e
+                }
+            })?;
+            report.bytes_up += data.len() as u64;
+            pb.inc(data.len() as u64);
+        }
+        pb.finish_and_clear();
+    }
+    for a in acts {
+        if let Act::Conflict { path, .. } = a {
+            let f = &local[path];
+            conflict_content.insert(path.clone(), hub.vfs.read_ref(&f.path, &f.file)?);
+        }
+    }
+    // 2. One atomic commit of everything this machine sends.
+    let changes: Vec<Value> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Act::Push {
+                path,
+                hash,
+                base_version,
+            } => Some(json!({"path": path, "hash": hash, "base_version": base_version})),
+            Act::Conflict { copy, local, .. } => {
+                Some(json!({"path": copy, "hash": local, "base_version": 0}))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut new_revision = revision;
+    let mut versions: HashMap<String, i64> = HashMap::new();
+    if !changes.is_empty() {
+        let answer = api.json(
+            "POST",
+            &format!("/api/projects/{id}/files/commit"),
+            Some(&json!({"base_revision": revision, "changes": changes})),
+        );
+        let d = match answer {
+            Ok(d) => d,
+            Err(e)
+                if e.downcast_ref::<HttpError>()
+                    .is_some_and(|h| h.status == 409) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        new_revision = d["data"]["revision"].as_i64().unwrap_or(revision);
+        for f in d["data"]["files"].as_array().into_iter().flatten() {
+            let (p, s) = side(f);
+            versions.insert(p, s.version);
+        }
+    }
+    // 3. Local writes, each followed by its base, so a stop anywhere loses nothing.
+    let pb = bar(opts, down_total, "downloading");
+    let target = |rel: &str| -> Result<VPath> {
+        Ok(dir.join_names(&rel.split('/').map(str::to_string).collect::<Vec<_>>()))
+    };
+    let still = |rel: &str, expect: &Option<String>| -> bool {
+        // A file edited while the sync ran is left for the next one.
+        let p = match target(rel) {
+            Ok(p) => p,
+            Err(_) => return false,
+        };
+        let now = crate::editor::content_hash(&hub.vfs, &p).map(|h| h.to_hex().to_string());
+        &now == expect
+    };
+    let write = |rel: &str, data: &[u8]| -> Result<()> {
+        let p = target(rel)?;
+        if let Some(parent) = p.parent() {
+            hub.vfs
+                .mkdir(&parent, true)
+                .with_context(|| format!("cannot create {parent}"))?;
+        }
+        hub.vfs
+            .write(&p, data)
+            .with_context(|| format!("cannot write {p}"))
+    };
+    let download = |hash: &str, report: &mut Report| -> Result<Vec<u8>> {
+        let data = api.get_blob(hash)?;
+        report.bytes_down += data.len() as u64;
+        pb.inc(data.len() as u64);
+        Ok(data)
+    };
+    for a in acts {
+        match a {
+            Act::Push { path, hash, .. } => {
+                let v = versions.get(path).copied().unwrap_or(0);
+                set_base(hub, project, path, hash.as_deref(), v)?;
+            }
+            Act::Agree {
+                path,
+                hash,
+                version,
+            } => set_base(hub, project, path, hash.as_deref(), *version)?,
+            Act::Pull {
+                path,
+                hash,
+                version,
+                local: was,
+            } => {
+                if !still(path, was) {
+                    continue;
+                }
+                match hash {
+                    Some(h) => {
+                        let data = download(h, report)?;
+                        write(path, &data)?;
+                    }
+                    None => {
+                        if was.is_some() {
+                            hub.vfs.remove(&target(path)?, false)?;
+                        }
+                    }
+                }
+                set_base(hub, project, path, hash.as_deref(), *version)?;
+            }
+            Act::Conflict {
+                path,
+                local: mine,
+                remote,
+                version,
+                copy,
+            } => {
+                // This machine's version first goes to its copy, then the server's version
+                // takes the path.
+                write(copy, &conflict_content[path])?;
+                let v = versions.get(copy).copied().unwrap_or(1);
+                set_base(hub, project, copy, Some(mine), v)?;
+                if still(path, &Some(mine.clone())) {
+                    let data = download(remote, report)?;
+                    write(path, &data)?;
+                    set_base(hub, project, path, Some(remote), *version)?;
+                }
+            }
+        }
+    }
+    pb.finish_and_clear();
+    Ok(Some(new_revision))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(h: Option<&str>, v: i64) -> Side {
+        Side {
+            hash: h.map(str::to_string),
+            version: v,
+            size: 0,
+        }
+    }
+
+    fn run(
+        local: &[(&str, &str)],
+        base: &[(&str, Option<&str>, i64)],
+        remote: &[(&str, Option<&str>, i64)],
+    ) -> Vec<Act> {
+        let l = local
+            .iter()
+            .map(|(p, h)| (p.to_string(), h.to_string()))
+            .collect();
+        let b = base
+            .iter()
+            .map(|(p, h, v)| (p.to_string(), side(*h, *v)))
+            .collect();
+        let r = remote
+            .iter()
+            .map(|(p, h, v)| (p.to_string(), side(*h, *v)))
+            .collect();
+        plan(&l, &b, &r, &mut |p| format!("{p}.copy"))
+    }
+
+    #[test]
+    fn three_way_plan() {
+        // New here: pushed as a new file.
+        assert_eq!(
+            run(&[("a", "h1")], &[], &[]),
+            vec![Act::Push {
+                path: "a".into(),
+                hash: Some("h1".into()),
+                base_version: 0
+            }]
+        );
+        // Unchanged on both sides: nothing.
+        assert!(run(
+            &[("a", "h1")],
+            &[("a", Some("h1"), 3)],
+            &[("a", Some("h1"), 3)]
+        )
+        .is_empty());
+        // Changed there only: pulled.
+        assert_eq!(
+            run(
+                &[("a", "h1")],
+                &[("a", Some("h1"), 3)],
+                &[("a", Some("h2"), 4)]
+            ),
+            vec![Act::Pull {
+                path: "a".into(),
+                hash: Some("h2".into()),
+                version: 4,
+                local: Some("h1".into())
+            }]
+        );
+        // Deleted here only: the deletion is pushed.
+        assert_eq!(
+            run(&[], &[("a", Some("h1"), 3)], &[("a", Some("h1"), 3)]),
+            vec![Act::Push {
+                path: "a".into(),
+                hash: None,
+                base_version: 3
+            }]
+        );
+        // Changed on both sides to different content: a conflict keeping both.
+        assert_eq!(
+            run(
+                &[("a", "h2")],
+                &[("a", Some("h1"), 3)],
+                &[("a", Some("h3"), 4)]
+            ),
+            vec![Act::Conflict {
+                path: "a".into(),
+                local: "h2".into(),
+                remote: "h3".into(),
+                version: 4,
+                copy: "a.copy".into()
+            }]
+        );
+        // The same change on both sides: they agree.
+        assert_eq!(
+            run(
+                &[("a", "h2")],
+                &[("a", Some("h1"), 3)],
+                &[("a", Some("h2"), 4)]
+            ),
+            vec![Act::Agree {
+                path: "a".into(),
+                hash: Some("h2".into()),
+                version: 4
+            }]
+        );
+        // Deleted there, edited here: the edit wins.
+        assert_eq!(
+            run(&[("a", "h2")], &[("a", Some("h1"), 3)], &[("a", None, 4)]),
+            vec![Act::Push {
+                path: "a".into(),
+                hash: Some("h2".into()),
+                base_version: 4
+            }]
+        );
+        // Deleted here, edited there: the edit wins.
+        assert_eq!(
+            run(&[], &[("a", Some("h1"), 3)], &[("a", Some("h3"), 4)]),
+            vec![Act::Pull {
+                path: "a".into(),
+                hash: Some("h3".into()),
+                version: 4,
+                local: None
+            }]
+        );
+        // First sync of a file that both sides already hold: recorded, nothing moves.
+        assert_eq!(
+            run(&[("a", "h1")], &[], &[("a", Some("h1"), 2)]),
+            vec![Act::Agree {
+                path: "a".into(),
+                hash: Some("h1".into()),
+                version: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn conflict_copies_keep_the_extension_and_find_a_free_name() {
+        let n = conflict_name("src/main.rs", &|_| false);
+        assert!(n.starts_with("src/main (conflict "), "{n}");
+        assert!(n.ends_with(").rs"), "{n}");
+        let first = n.clone();
+        let n2 = conflict_name("src/main.rs", &|c| c == first);
+        assert!(n2.ends_with(" 2).rs"), "{n2}");
+        assert!(conflict_name(".env", &|_| false).starts_with(".env (conflict "));
+    }
+
+    #[test]
+    fn servers_must_be_https_unless_local() {
+        assert!(server_url("https://sync.example.com/").is_ok());
+        assert!(server_url("http://127.0.0.1:8080").is_ok());
+        assert!(server_url("http://localhost:8080").is_ok());
+        assert!(server_url("http://example.com").is_err());
+        assert!(server_url("ftp://example.com").is_err());
+        assert!(server_url("https://example.com/api").is_err());
+    }
+}

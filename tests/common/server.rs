@@ -1,0 +1,141 @@
+//! A real `valyxo server` on 127.0.0.1 with a random port, stopped when dropped, and a small
+//! JSON client for it.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+pub struct Server {
+    pub url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// A server on SQLite in a temporary directory (or on `database` when given), with no
+    /// rate limit unless `extra` sets one.
+    pub fn start(database: Option<&str>, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = match database {
+            Some(d) => d.to_string(),
+            None => format!("sqlite:{}", dir.path().join("server.db").display()),
+        };
+        let mut args = vec!["server", "--listen", "127.0.0.1:0", "--quiet", "--database"];
+        args.push(&db);
+        if !extra.contains(&"--rate-limit") {
+            args.extend(["--rate-limit", "0"]);
+        }
+        args.extend(extra);
+        let mut child = Command::new(super::BIN)
+            .args(&args)
+            .env_remove("VALYXO_HOME")
+            .env_remove("VALYXO_SERVER_SECRET")
+            .env("HOME", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start valyxo server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the address");
+        let Some(url) = line.trim().strip_prefix("listening on ") else {
+            let mut err = String::new();
+            let _ = child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err);
+            panic!("the server did not start: {line}{err}");
+        };
+        Server {
+            url: url.to_string(),
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn sqlite() -> Server {
+        Server::start(None, &[])
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One answer: status, JSON body (Null if not JSON) and the headers.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: ureq::http::HeaderMap,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// `METHOD URL` with an optional bearer token and raw body.
+pub fn raw(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, Vec<u8>, ureq::http::HeaderMap) {
+    let a = agent();
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let resp = match body {
+        Some((ctype, data)) => a.run(req.header("Content-Type", ctype).body(data).unwrap()),
+        None => a.run(req.body(()).unwrap()),
+    }
+    .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut data = Vec::new();
+    resp.into_body()
+        .into_reader()
+        .read_to_end(&mut data)
+        .expect("body");
+    (status, data, headers)
+}
+
+/// A JSON request to `server.url + path`.
+pub fn call(
+    server: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let (status, data, headers) = raw(
+        method,
+        &format!("{server}{path}"),
+        token,
+        body.map(|b| ("application/json", b.to_string().into_bytes())),
+    );
+    Answer {
+        status,
+        body: serde_json::from_slice(&data).unwrap_or(Value::Null),
+        headers,
+    }
+}
