@@ -38,6 +38,8 @@ const PAGES: &[(&str, &str)] = &[
     ("import", include_str!("../manuals/import.md")),
     ("jobs", include_str!("../manuals/jobs.md")),
     ("kill", include_str!("../manuals/kill.md")),
+    ("login", include_str!("../manuals/login.md")),
+    ("logout", include_str!("../manuals/logout.md")),
     ("logs", include_str!("../manuals/logs.md")),
     ("ls", include_str!("../manuals/ls.md")),
     ("man", include_str!("../manuals/man.md")),
@@ -47,12 +49,15 @@ const PAGES: &[(&str, &str)] = &[
     ("mv", include_str!("../manuals/mv.md")),
     ("plugin", include_str!("../manuals/plugin.md")),
     ("pwd", include_str!("../manuals/pwd.md")),
+    ("register", include_str!("../manuals/register.md")),
     ("rm", include_str!("../manuals/rm.md")),
     ("run", include_str!("../manuals/run.md")),
     ("script", include_str!("../manuals/script.md")),
     ("scripting", include_str!("../manuals/scripting.md")),
+    ("server", include_str!("../manuals/server.md")),
     ("settings", include_str!("../manuals/settings.md")),
     ("shell", include_str!("../manuals/shell.md")),
+    ("sync", include_str!("../manuals/sync.md")),
     ("tail", include_str!("../manuals/tail.md")),
     ("theme", include_str!("../manuals/theme.md")),
     ("themes", include_str!("../manuals/themes.md")),
@@ -65,6 +70,7 @@ const PAGES: &[(&str, &str)] = &[
     ("vfs", include_str!("../manuals/vfs.md")),
     ("wait", include_str!("../manuals/wait.md")),
     ("wc", include_str!("../manuals/wc.md")),
+    ("whoami", include_str!("../manuals/whoami.md")),
 ];
 
 /// Every page as (name, Markdown source), sorted by name.

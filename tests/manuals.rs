@@ -1,6 +1,8 @@
 //! The manual is checked against the code: every command has a page, every synopsis is the
 //! command's real usage, and every shell example in every page runs in a fresh home.
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -145,6 +147,20 @@ fn every_example_runs() {
             })
             .collect();
         let home = tempfile::tempdir().expect("temp home");
+        // Pages about the account get an account server of their own.
+        let account = ["register", "login", "sync", "whoami"];
+        let _server = lines
+            .iter()
+            .any(|l| account.iter().any(|c| l.contains(c)))
+            .then(|| {
+                let s = common::server::Server::sqlite();
+                std::fs::write(
+                    home.path().join("config.toml"),
+                    format!("[sync]\nserver = \"{}\"\n", s.url),
+                )
+                .expect("write config.toml");
+                s
+            });
         let mut child = Command::new(BIN)
             .arg("--home")
             .arg(home.path())

@@ -88,6 +88,7 @@ pub fn specs() -> Vec<Spec> {
                 };
                 Command::new("sync")
                     .args_conflicts_with_subcommands(true)
+                    .disable_help_subcommand(true)
                     .arg(
                         Arg::new("verbose")
                             .short('v')

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     pub url: String,
     child: Child,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -27,11 +28,42 @@ impl Server {
             args.extend(["--rate-limit", "0"]);
         }
         args.extend(extra);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, url) = spawn(&args, dir.path());
+        Server {
+            url,
+            child,
+            args,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server (as a crash would) without starting it again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the stopped server again on the same address and database.
+    pub fn restart(&mut self) {
+        self.stop();
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let mut args = self.args.clone();
+        let i = args.iter().position(|a| a == "--listen").expect("--listen");
+        args[i + 1] = addr;
+        let (child, url) = spawn(&args, self._dir.path());
+        assert_eq!(url, self.url);
+        self.child = child;
+    }
+}
+
+fn spawn(args: &[String], dir: &std::path::Path) -> (Child, String) {
+    {
         let mut child = Command::new(super::BIN)
-            .args(&args)
+            .args(args)
             .env_remove("VALYXO_HOME")
             .env_remove("VALYXO_SERVER_SECRET")
-            .env("HOME", dir.path())
+            .env("HOME", dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -49,13 +81,11 @@ impl Server {
                 .read_to_string(&mut err);
             panic!("the server did not start: {line}{err}");
         };
-        Server {
-            url: url.to_string(),
-            child,
-            _dir: dir,
-        }
+        (child, url.to_string())
     }
+}
 
+impl Server {
     pub fn sqlite() -> Server {
         Server::start(None, &[])
     }
