@@ -626,11 +626,20 @@ fn side(v: &Value) -> (String, Side) {
     )
 }
 
-fn remote_files(data: &Value) -> BTreeMap<String, Side> {
-    data["files"]
-        .as_array()
-        .map(|f| f.iter().map(side).collect())
-        .unwrap_or_default()
+/// The server's files; names that are not clean relative paths (which no valyxo server
+/// sends) are skipped, so nothing from the server can reach outside the project.
+fn remote_files(data: &Value, report: &mut Report) -> BTreeMap<String, Side> {
+    let mut out = BTreeMap::new();
+    for (path, side) in data["files"].as_array().into_iter().flatten().map(side) {
+        if crate::server::valid_path(&path) {
+            out.insert(path, side);
+        } else {
+            report.skipped.push(format!(
+                "{path:?}: the server sent a name that is not a path"
+            ));
+        }
+    }
+    out
 }
 
 /// The stored sync state of a project: (row id, remote id, base).
@@ -681,6 +690,10 @@ fn set_base(hub: &Hub, project: i64, path: &str, hash: Option<&str>, version: i6
         .execute(rusqlite::params![project, path, hash, version])?;
     Ok(())
 }
+
+/// Most changes in one commit, and about the most JSON (the server takes 10,000 and 1 MiB).
+const COMMIT_BATCH: usize = 1000;
+const COMMIT_BYTES: usize = 256 << 10;
 
 /// Options of one sync run.
 pub struct Options {
@@ -765,13 +778,23 @@ pub fn sync_project(
         _ => BTreeMap::new(),
     };
     for attempt in 0.. {
+        report.skipped.clear();
         let local = local_files(hub, &dir, &mut report)?;
+        if attempt == 0 && local.is_empty() && base.values().any(|b| b.hash.is_some()) {
+            // A project folder that is gone or empty (or a mount that is not there) is not a
+            // request to delete every file everywhere: it is fetched again, as on a new
+            // machine.
+            report.notes.push(format!(
+                "~/Projects/{name} was missing or empty here; it is fetched from the server"
+            ));
+            base.clear();
+        }
         let (revision, remote) = match remote_id {
             Some(id) => {
                 let d = api.json("GET", &format!("/api/projects/{id}/files"), None)?;
                 (
                     d["data"]["revision"].as_i64().unwrap_or(0),
-                    remote_files(&d["data"]),
+                    remote_files(&d["data"], &mut report),
                 )
             }
             None => (0, BTreeMap::new()),
@@ -966,7 +989,7 @@ fn apply(
     if !by_hash.is_empty() {
         let hashes: Vec<&str> = by_hash.keys().copied().collect();
         let mut missing = Vec::new();
-        for chunk in hashes.chunks(crate::server::MAX_BATCH) {
+        for chunk in hashes.chunks(crate::server::MAX_BATCH / 2) {
             let d = api.json(
                 "POST",
                 "/api/blobs/missing",
@@ -1032,12 +1055,23 @@ fn apply(
         .collect();
     let mut new_revision = revision;
     let mut versions: HashMap<String, i64> = HashMap::new();
-    if !changes.is_empty() {
+    // In batches that stay well inside the server's limits. Should a later batch meet a
+    // conflict, the earlier ones stand and the new plan finds them already on the server.
+    let mut batch: Vec<Value> = Vec::new();
+    let mut batch_bytes = 0;
+    let mut changes = changes.into_iter().peekable();
+    while let Some(ch) = changes.next() {
+        batch_bytes += ch.to_string().len();
+        batch.push(ch);
+        if changes.peek().is_some() && batch.len() < COMMIT_BATCH && batch_bytes < COMMIT_BYTES {
+            continue;
+        }
         let answer = api.json(
             "POST",
             &format!("/api/projects/{id}/files/commit"),
-            Some(&json!({"base_revision": revision, "changes": changes})),
+            Some(&json!({"base_revision": new_revision, "changes": std::mem::take(&mut batch)})),
         );
+        batch_bytes = 0;
         let d = match answer {
             Ok(d) => d,
             Err(e)
@@ -1048,7 +1082,7 @@ fn apply(
             }
             Err(e) => return Err(e),
         };
-        new_revision = d["data"]["revision"].as_i64().unwrap_or(revision);
+        new_revision = d["data"]["revision"].as_i64().unwrap_or(new_revision);
         for f in d["data"]["files"].as_array().into_iter().flatten() {
             let (p, s) = side(f);
             versions.insert(p, s.version);
@@ -1102,14 +1136,16 @@ fn apply(
                 version,
                 local: was,
             } => {
+                // The content first: a file edited during the download is then left alone.
+                let data = match hash {
+                    Some(h) => Some(download(h, report)?),
+                    None => None,
+                };
                 if !still(path, was) {
                     continue;
                 }
-                match hash {
-                    Some(h) => {
-                        let data = download(h, report)?;
-                        write(path, &data)?;
-                    }
+                match data {
+                    Some(data) => write(path, &data)?,
                     None => {
                         if was.is_some() {
                             hub.vfs.remove(&target(path)?, false)?;
@@ -1130,8 +1166,8 @@ fn apply(
                 write(copy, &conflict_content[path])?;
                 let v = versions.get(copy).copied().unwrap_or(1);
                 set_base(hub, project, copy, Some(mine), v)?;
+                let data = download(remote, report)?;
                 if still(path, &Some(mine.clone())) {
-                    let data = download(remote, report)?;
                     write(path, &data)?;
                     set_base(hub, project, path, Some(remote), *version)?;
                 }

@@ -643,6 +643,34 @@ fn hostile_requests(url: &str) {
     );
     let a = call(url, "DELETE", "/health", None, None);
     assert_eq!(a.status, 405);
+    // NUL characters, bad path parameters and an anonymous upload are refused cleanly.
+    let a = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "a\u{0}b"})),
+    );
+    assert_eq!(a.status, 400);
+    assert_eq!(a.body["details"][0]["field"], "name");
+    let (s, body, _) = raw(
+        "GET",
+        &format!("{url}/api/projects/%FF"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(s, 404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["success"],
+        false
+    );
+    let (s, _, _) = raw(
+        "PUT",
+        &format!("{url}/api/blobs/{}", hash(b"x")),
+        None,
+        Some(("application/octet-stream", b"x".to_vec())),
+    );
+    assert_eq!(s, 401);
     // SQL in a name is only text.
     let a = call(
         url,

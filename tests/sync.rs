@@ -247,3 +247,35 @@ fn accounts_log_in_and_out() {
         .code(1)
         .stderr(contains("https://"));
 }
+
+#[test]
+fn a_missing_project_folder_is_fetched_again_not_deleted_everywhere() {
+    let server = Server::sqlite();
+    let a = machine(&server, "fay", true);
+    a.out("echo keep > keep.txt");
+    a.c("sync").success();
+    a.out("cd /; rm -r ~/Projects/Main");
+    a.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled"))
+        .stderr(contains("was missing or empty here"));
+    assert_eq!(a.out("cat ~/Projects/Main/keep.txt"), "keep\n");
+    let b = machine(&server, "fay", false);
+    b.c("sync").success();
+    assert_eq!(b.out("cat keep.txt"), "keep\n");
+}
+
+#[test]
+fn many_files_go_up_in_several_commits() {
+    let server = Server::sqlite();
+    let a = machine(&server, "gus", true);
+    let script: String = (0..1234)
+        .map(|i| format!("echo {i} > n{i}.txt\n"))
+        .collect();
+    a.cmd().write_stdin(script).assert().success();
+    a.c("sync").success().stdout(contains("Main: 1234 pushed"));
+    let b = machine(&server, "gus", false);
+    b.c("sync").success().stdout(contains("Main: 1234 pulled"));
+    assert_eq!(b.out("cat n1233.txt"), "1233\n");
+    a.c("sync").success().stdout(contains("Main: up to date"));
+}

@@ -40,7 +40,10 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .arg(user_arg())
             },
-            examples: &[],
+            examples: &[
+                "register --email ada@example.com ada",
+                "register --server https://sync.example.com --email ada@example.com ada",
+            ],
             run: register,
             rewrite: None,
         },
@@ -50,7 +53,10 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Account,
             summary: "Log in to an account on the server",
             args: || Command::new("login").arg(server_arg()).arg(user_arg()),
-            examples: &[],
+            examples: &[
+                "login ada",
+                "login --server https://sync.example.com ada@example.com",
+            ],
             run: login,
             rewrite: None,
         },
@@ -70,7 +76,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Account,
             summary: "Show the account logged in to, as the server knows it",
             args: || Command::new("whoami"),
-            examples: &[],
+            examples: &["whoami"],
             run: whoami,
             rewrite: None,
         },
@@ -103,7 +109,7 @@ pub fn specs() -> Vec<Spec> {
                             .arg(projects()),
                     )
             },
-            examples: &[],
+            examples: &["sync", "sync status", "sync -v Main"],
             run: sync_cmd,
             rewrite: None,
         },

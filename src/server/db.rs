@@ -195,7 +195,9 @@ impl Db {
                         "BYTEA",
                     )
                 } else {
-                    ("INTEGER PRIMARY KEY", "BLOB")
+                    // AUTOINCREMENT: an id is never handed out again after its row is
+                    // deleted, so a client's remembered project id cannot name another.
+                    ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB")
                 };
                 for stmt in step.split(';').filter(|s| !s.trim().is_empty()) {
                     c.exec(&stmt.replace("{id}", id).replace("{blob}", blob), &[])?;

@@ -292,33 +292,24 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 ],
             )?;
         }
-        // A file may not sit where another file's directory is, or the other way round.
-        for ch in changes.iter().filter(|c| c.hash.is_some()) {
-            for dir in ancestors(&ch.path) {
-                if live(c, id, dir)? {
-                    return Err(clash(&ch.path, dir));
-                }
-            }
-            let prefix = format!("{}/", ch.path);
-            if let Some(r) = c.one(
-                "SELECT path FROM files WHERE project_id = ? AND hash IS NOT NULL \
-                 AND substr(path, 1, ?) = ? LIMIT 1",
-                &[id.into(), (prefix.len() as i64).into(), prefix.into()],
-            )? {
-                return Err(clash(&r.text(0), &ch.path));
+        // A file may not sit where another file's directory is, or the other way round:
+        // after the changes, no live file may be an ancestor of another.
+        let live: HashSet<String> = c
+            .query(
+                "SELECT path FROM files WHERE project_id = ? AND hash IS NOT NULL",
+                &[id.into()],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect();
+        for path in &live {
+            if let Some(dir) = ancestors(path).find(|d| live.contains(*d)) {
+                return Err(clash(path, dir));
             }
         }
         Ok((revision, files_of(c, id)?))
     })?;
     ok(json!({"data": {"revision": revision, "files": files}}))
-}
-
-fn live(c: &mut dyn Conn, project: i64, path: &str) -> Result<bool, ApiError> {
-    Ok(c.one(
-        "SELECT 1 FROM files WHERE project_id = ? AND path = ? AND hash IS NOT NULL",
-        &[project.into(), path.into()],
-    )?
-    .is_some())
 }
 
 fn clash(path: &str, file: &str) -> ApiError {

@@ -241,6 +241,10 @@ pub fn field<'a>(
 ) -> Result<Option<&'a str>, (String, String)> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err((
+            name.to_string(),
+            format!("{name} must not hold NUL characters"),
+        )),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err((name.to_string(), format!("{name} must be a string"))),
     }
@@ -258,6 +262,8 @@ enum Auth {
     Required,
     /// Public and rate limited per client address (login, register).
     Limited,
+    /// Authenticated and rate limited per client address (a password change).
+    RequiredLimited,
 }
 
 #[derive(Clone, Copy)]
@@ -273,12 +279,20 @@ type Limiter = governor::RateLimiter<
     governor::clock::DefaultClock,
 >;
 
+/// Blob uploads read at once; more wait their turn.
+const MAX_UPLOADS: usize = 8;
+/// Threads for handlers (password hashing, scripts, queries): this bounds the memory and CPU
+/// that many simultaneous costly requests can take.
+const MAX_BLOCKING_THREADS: usize = 32;
+
 /// The shared state of the server.
 pub struct App {
     pub db: Db,
     pub cfg: Config,
     tokens: auth::Tokens,
     limiter: Option<Limiter>,
+    /// Blob uploads being read at once.
+    uploads: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -292,6 +306,7 @@ impl App {
             cfg,
             tokens,
             limiter,
+            uploads: tokio::sync::Semaphore::new(MAX_UPLOADS),
         })
     }
 
@@ -312,7 +327,19 @@ impl App {
         let Some(l) = &self.limiter else {
             return Ok(());
         };
-        l.check_key(&client).map_err(|not_until| {
+        // One IPv6 client holds a whole /64.
+        let key = match client {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        };
+        // Forget clients whose limit has fully recovered, now and then.
+        if l.len() > 10_000 {
+            l.retain_recent();
+        }
+        l.check_key(&key).map_err(|not_until| {
             use governor::clock::Clock;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
             let mut e = ApiError::new(
@@ -370,41 +397,54 @@ async fn serve(
     body: Body,
 ) -> Response {
     let client = app.client(peer.ip(), &headers);
-    if auth == Auth::Limited {
+    if matches!(auth, Auth::Limited | Auth::RequiredLimited) {
         if let Err(e) = app.check_rate(client) {
             return e.into_response();
         }
     }
-    let limit = match kind {
-        BodyKind::None => 0,
-        BodyKind::Json => app.cfg.json_limit,
-        BodyKind::Blob => app.cfg.blob_limit,
+    // The token is checked before a byte of the body is read.
+    let user = if matches!(auth, Auth::Required | Auth::RequiredLimited) {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        let a = app.clone();
+        match tokio::task::spawn_blocking(move || a.tokens.check(&a.db, bearer.as_deref())).await {
+            Ok(Ok(u)) => Some(u),
+            Ok(Err(e)) => return e.into_response(),
+            Err(e) => {
+                return ApiError::internal(format!("token check failed: {e}")).into_response()
+            }
+        }
+    } else {
+        None
     };
     let body = match kind {
         BodyKind::None => Bytes::new(),
-        _ => match read_body(body, &headers, limit).await {
+        BodyKind::Json => match read_body(body, &headers, app.cfg.json_limit).await {
             Ok(b) => b,
             Err(e) => return e.into_response(),
         },
+        BodyKind::Blob => {
+            // Uploads are held in memory whole: only a few at a time.
+            let Ok(_permit) = app.uploads.acquire().await else {
+                return ApiError::unavailable("The server is stopping").into_response();
+            };
+            match read_body(body, &headers, app.cfg.blob_limit).await {
+                Ok(b) => b,
+                Err(e) => return e.into_response(),
+            }
+        }
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("").to_string());
-    let work = tokio::task::spawn_blocking(move || {
-        let user = if auth == Auth::Required {
-            Some(app.tokens.check(&app.db, bearer.as_deref())?)
-        } else {
-            None
-        };
-        f(&app, &Req { param, body, user })
-    })
-    .await;
+    let work = tokio::task::spawn_blocking(move || f(&app, &Req { param, body, user })).await;
     match work {
         Ok(Ok(reply)) => reply.into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(format!("handler failed: {e}")).into_response(),
     }
 }
+
+/// A route's one path parameter, or why it could not be read.
+type PathParam = Result<Path<String>, axum::extract::rejection::PathRejection>;
 
 /// The future a route returns.
 type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
@@ -423,13 +463,19 @@ fn route(
 
 fn route_param(
     spec: RouteSpec,
-) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, Path<String>, HeaderMap, Body) -> Pending
+) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, PathParam, HeaderMap, Body) -> Pending
        + Clone
        + Send
        + Sync
        + 'static {
-    move |State(app), ConnectInfo(peer), Path(param), headers, body| {
-        Box::pin(serve(app, spec, peer, headers, Some(param), body))
+    move |State(app), ConnectInfo(peer), param: PathParam, headers, body| {
+        Box::pin(async move {
+            match param {
+                Ok(Path(param)) => serve(app, spec, peer, headers, Some(param), body).await,
+                // A parameter that is not even text (`%FF`) names nothing.
+                Err(_) => ApiError::not_found("Not found").into_response(),
+            }
+        })
     }
 }
 
@@ -481,7 +527,7 @@ const ROUTES: &[(&str, &str, Handler, Auth, BodyKind)] = &[
         "PUT",
         "/api/users/password",
         auth::change_password,
-        Auth::Required,
+        Auth::RequiredLimited,
         BodyKind::Json,
     ),
     (
@@ -745,7 +791,8 @@ fn log_line(mut v: Value) {
 /// output once the socket is bound (with `:0`, the port chosen).
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_io()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("server")
         .build()?;
     rt.block_on(async move {

@@ -61,6 +61,13 @@ fn engine(out: Arc<Mutex<Out>>) -> Engine {
     e.set_max_modules(0);
     e.disable_symbol("eval");
     e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    // `sleep` would block outside the operation count and the clock checks.
+    e.register_fn("sleep", |_: i64| -> Result<(), Box<EvalAltResult>> {
+        Err("sleep is not available on the server".into())
+    });
+    e.register_fn("sleep", |_: f64| -> Result<(), Box<EvalAltResult>> {
+        Err("sleep is not available on the server".into())
+    });
     let deadline = Instant::now() + TIME_LIMIT;
     e.on_progress(move |ops| {
         (ops % 1024 == 0 && Instant::now() >= deadline).then(|| Dynamic::from(TimedOut))
@@ -96,20 +103,29 @@ pub fn run(language: &str, content: &str) -> Run {
         Err(e) => Err(("error", e)),
         Ok(src) => {
             let o = out.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
             // A thread of its own with a large stack: deep recursion within the call limit
-            // must not overflow a server thread.
-            std::thread::Builder::new()
+            // must not overflow a server thread. The wait is bounded too, so a script stuck
+            // where no limit reaches it cannot hold the request.
+            match std::thread::Builder::new()
                 .name("sandbox".into())
                 .stack_size(64 << 20)
                 .spawn(move || {
                     let e = engine(o);
-                    e.run(&src).map_err(|err| classify(&err))
-                })
-                .map_err(|e| ("error", format!("cannot start the script: {e}")))
-                .and_then(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(("error", "the script crashed".into())))
-                })
+                    let _ = tx.send(e.run(&src).map_err(|err| classify(&err)));
+                }) {
+                Err(e) => Err(("error", format!("cannot start the script: {e}"))),
+                Ok(_) => match rx.recv_timeout(TIME_LIMIT + Duration::from_secs(1)) {
+                    Ok(r) => r,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err((
+                        "timeout",
+                        format!("stopped after the time limit of {} s", TIME_LIMIT.as_secs()),
+                    )),
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        Err(("error", "the script crashed".into()))
+                    }
+                },
+            }
         }
     };
     let output = std::mem::take(&mut out.lock().unwrap_or_else(|p| p.into_inner()).text);
@@ -162,11 +178,17 @@ mod tests {
         assert_eq!(r.status, "error");
         let r = run("rhai", "eval(\"1\")");
         assert_eq!(r.status, "error");
-        let r = run("rhai", "loop { print(\"x\".pad(1000, 'y')); }");
+        let r = run(
+            "rhai",
+            "let s = \"\"; for i in 0..1000 { s += \"y\"; } loop { print(s); }",
+        );
         assert!(r.output.len() <= OUTPUT_LIMIT + 64, "{}", r.output.len());
         assert!(r.output.ends_with("[output cut at 64 KiB]\n"));
         let r = run("valyxoscript", "set x = 2\nprint x * 21\n");
         assert_eq!((r.status, r.output.as_str()), ("success", "42\n"));
+        let r = run("rhai", "sleep(9223372036854775807)");
+        assert_eq!(r.status, "error");
+        assert!(r.error.unwrap().contains("sleep is not available"));
         let r = run("python", "print(1)");
         assert_eq!(r.status, "unsupported");
     }
