@@ -829,3 +829,46 @@ fn the_text_of_a_new_buffer_outlives_a_killed_editor() {
     assert_eq!(h.out("cat /draft.txt"), "draft words");
     assert_eq!(h.out("edit --recovered"), "");
 }
+
+#[test]
+fn register_and_login_read_the_password_without_echo() {
+    let server = common::server::Server::sqlite();
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    typ(
+        &mut s,
+        &format!(
+            "register --server {} --email pty@example.com ptyuser\r",
+            server.url
+        ),
+    );
+    s.exp_string("Password (not shown): ").unwrap();
+    typ(&mut s, "Hidden-Pass1\r");
+    s.exp_string("Password again: ").unwrap();
+    typ(&mut s, "Hidden-Pass1\r");
+    let before = s.exp_string("logged in as ptyuser").unwrap();
+    assert!(!before.contains("Hidden-Pass1"), "the password was echoed: {before}");
+    s.exp_string(PROMPT).unwrap();
+    // A typo in the second entry creates nothing.
+    typ(&mut s, "logout\r");
+    s.exp_string("logged out of ptyuser").unwrap();
+    typ(
+        &mut s,
+        &format!("register --server {} --email b@example.com other\r", server.url),
+    );
+    s.exp_string("Password (not shown): ").unwrap();
+    typ(&mut s, "Hidden-Pass1\r");
+    s.exp_string("Password again: ").unwrap();
+    typ(&mut s, "Hidden-Pass2\r");
+    s.exp_string("the passwords differ; nothing was created").unwrap();
+    typ(&mut s, &format!("login --server {} ptyuser\r", server.url));
+    s.exp_string("Password for ptyuser (not shown): ").unwrap();
+    typ(&mut s, "Hidden-Pass1\r");
+    let before = s.exp_string("logged in as ptyuser").unwrap();
+    assert!(!before.contains("Hidden-Pass1"), "{before}");
+    typ(&mut s, "exit\r");
+    assert_eq!(exit_code(&mut s), 0);
+    // Neither the password nor the typo reached the history.
+    let history = h.out("history");
+    assert!(!history.contains("Hidden-Pass"), "{history}");
+}
