@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench figures                  # all figures
-//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man look editor assistant)
+//! cargo bench --bench figures -- startup grep  # only some (startup vfs grep hints scripts kill man look editor assistant sync)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench figures   # fewer runs, smaller trees
 //! ```
 //!
@@ -13,6 +13,10 @@
 #[path = "../tests/common/openai.rs"]
 #[allow(dead_code)]
 mod openai;
+
+// A real `valyxo server` on 127.0.0.1, as the server tests start it.
+#[path = "../tests/common/server.rs"]
+mod server;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -923,6 +927,92 @@ fn assistant(rows: &mut Vec<Row>) {
     });
 }
 
+/// Sync through a real server on this machine: a first push of a 1,000-file project, a sync
+/// with nothing to do, and a first pull on a second machine; and one login (argon2id).
+fn sync(rows: &mut Vec<Row>) {
+    let srv = server::Server::sqlite();
+    let n = if quick() { 3 } else { 7 };
+    let login = |home: &Path, user: &str, register: bool| {
+        let line = if register {
+            format!(
+                "register --server {} --email {user}@example.com {user}",
+                srv.url
+            )
+        } else {
+            format!("login --server {} {user}", srv.url)
+        };
+        let mut c = valyxo(home);
+        c.args(["-c", &line])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Bench-pass1\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    let (mut push, mut idle, mut pull, mut logins) = (vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let user = format!("bench{i}");
+        login(a.path(), &user, true);
+        let t = Instant::now();
+        login(b.path(), &user, false);
+        logins.push(t.elapsed());
+        // 1,000 files of about 4 KiB, in 20 directories, imported from the host.
+        let tree = tempfile::tempdir().unwrap();
+        let line = format!("{}\n", "x".repeat(63));
+        for f in 0..1000 {
+            let dir = tree.path().join(format!("d{}", f % 20));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join(format!("f{f}.txt")),
+                format!("{f}{}", line.repeat(64)),
+            )
+            .unwrap();
+        }
+        run(valyxo(a.path()).args([
+            "-c",
+            &format!("import {} ~/Projects/Main/data", tree.path().display()),
+        ]));
+        let t = Instant::now();
+        let out = output(valyxo(a.path()).args(["-c", "sync"]));
+        push.push(t.elapsed());
+        assert!(out.contains("Main: 1000 pushed"), "{out}");
+        let t = Instant::now();
+        let out = output(valyxo(a.path()).args(["-c", "sync"]));
+        idle.push(t.elapsed());
+        assert!(out.contains("up to date"), "{out}");
+        let t = Instant::now();
+        let out = output(valyxo(b.path()).args(["-c", "sync"]));
+        pull.push(t.elapsed());
+        assert!(out.contains("Main: 1000 pulled"), "{out}");
+    }
+    for (figure, v, limit) in [
+        ("sync: first push, 1,000 files / 4 MB", push, 5.0),
+        ("sync: nothing to do, 1,000 files", idle, 0.2),
+        ("sync: first pull on a 2nd machine, 1,000 files", pull, 5.0),
+        (
+            "login (argon2id on the server, token to the keyring)",
+            logins,
+            0.5,
+        ),
+    ] {
+        rows.push(Row {
+            figure: figure.into(),
+            ours: median(v),
+            peer: None,
+            goal: format!("< {} ms", limit * 1000.0),
+            limit,
+        });
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -959,6 +1049,9 @@ fn main() {
     }
     if want("assistant") {
         assistant(&mut rows);
+    }
+    if want("sync") {
+        sync(&mut rows);
     }
     println!(
         "\n{:<58} {:>11} {:>11} {:>7}  goal",

@@ -847,20 +847,27 @@ fn register_and_login_read_the_password_without_echo() {
     s.exp_string("Password again: ").unwrap();
     typ(&mut s, "Hidden-Pass1\r");
     let before = s.exp_string("logged in as ptyuser").unwrap();
-    assert!(!before.contains("Hidden-Pass1"), "the password was echoed: {before}");
+    assert!(
+        !before.contains("Hidden-Pass1"),
+        "the password was echoed: {before}"
+    );
     s.exp_string(PROMPT).unwrap();
     // A typo in the second entry creates nothing.
     typ(&mut s, "logout\r");
     s.exp_string("logged out of ptyuser").unwrap();
     typ(
         &mut s,
-        &format!("register --server {} --email b@example.com other\r", server.url),
+        &format!(
+            "register --server {} --email b@example.com other\r",
+            server.url
+        ),
     );
     s.exp_string("Password (not shown): ").unwrap();
     typ(&mut s, "Hidden-Pass1\r");
     s.exp_string("Password again: ").unwrap();
     typ(&mut s, "Hidden-Pass2\r");
-    s.exp_string("the passwords differ; nothing was created").unwrap();
+    s.exp_string("the passwords differ; nothing was created")
+        .unwrap();
     typ(&mut s, &format!("login --server {} ptyuser\r", server.url));
     s.exp_string("Password for ptyuser (not shown): ").unwrap();
     typ(&mut s, "Hidden-Pass1\r");
