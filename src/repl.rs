@@ -95,6 +95,23 @@ impl ShellHelper {
                     .collect()
             }
             ("ai", Some("key"), 2) => vec!["set".into(), "remove".into()],
+            // The projects here (the server is not asked while typing).
+            ("sync", _, n) => {
+                let root = crate::vfs::VPath::parse_absolute(crate::sync::PROJECTS).ok()?;
+                let mut v: Vec<String> = self
+                    .hub
+                    .vfs
+                    .read_dir(&root)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|e| e.meta.kind == crate::vfs::Kind::Dir)
+                    .map(|e| e.name)
+                    .collect();
+                if n == 1 {
+                    v.push("status".into());
+                }
+                v
+            }
             ("settings", Some("set"), 3) => {
                 let choices = crate::settings::find(words[2])?.choices;
                 if choices.is_empty() {

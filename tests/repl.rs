@@ -112,6 +112,9 @@ fn tab_completes_commands_flags_and_paths() {
         ("ask -c -p rev\t", "ask -c -p review "),
         ("ai key rem\t", "ai key remove "),
         ("ai hist\t", "ai history "),
+        ("sync sta\t", "sync status "),
+        ("sync status Ma\t", "sync status Main "),
+        ("sync -v Ma\t", "sync -v Main "),
     ] {
         typ(&mut s, typed);
         s.exp_string(completed).unwrap();
