@@ -180,7 +180,7 @@ impl Api {
         } else {
             format!("{detail}: {}", details.join("; "))
         };
-        if status == 401 && self.token.is_some() {
+        if status == 401 && self.token.is_some() && !message.contains("log in") {
             message.push_str(" (run 'login' again)");
         }
         if status == 429 {
@@ -694,6 +694,28 @@ fn set_base(hub: &Hub, project: i64, path: &str, hash: Option<&str>, version: i6
 /// Most changes in one commit, and about the most JSON (the server takes 10,000 and 1 MiB).
 const COMMIT_BATCH: usize = 1000;
 const COMMIT_BYTES: usize = 256 << 10;
+
+/// Holds this home's sync lock: one sync at a time per home, so two never write the same
+/// files or bases at once. Released when dropped (or when the process ends).
+pub struct Lock {
+    _file: std::fs::File,
+}
+
+pub fn lock(hub: &Hub) -> Result<Lock> {
+    use std::os::fd::AsRawFd;
+    let path = hub.home.join("sync.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!("another sync is running in this home: wait for it to finish");
+    }
+    Ok(Lock { _file: f })
+}
 
 /// Options of one sync run.
 pub struct Options {

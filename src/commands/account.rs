@@ -304,6 +304,11 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         _ => (false, strings(m, "project"), m.get_flag("verbose")),
     };
     let (acct, api) = sync::session(ctx.hub())?;
+    let _lock = if dry {
+        None
+    } else {
+        Some(sync::lock(ctx.hub())?)
+    };
     let (projects, remote) = sync::projects(ctx.hub(), &api, &names)?;
     if projects.is_empty() {
         writeln!(
