@@ -313,6 +313,10 @@ fn projects_and_scripts(url: &str) {
     );
     assert_eq!(a.status, 200);
     assert_eq!(a.body["data"]["id"], first);
+    assert_eq!(
+        a.body["data"]["description"], "d",
+        "a description left out is kept"
+    );
 
     // Scripts.
     let s = |body: Value| {
@@ -410,6 +414,17 @@ fn projects_and_scripts(url: &str) {
     assert_eq!(up.body["data"]["name"], "ok2");
     let stats = call(url, "GET", "/api/users/stats", t, None);
     assert_eq!(stats.body["stats"]["executions"], 6);
+    let up = call(
+        url,
+        "PUT",
+        &format!("/api/scripts/{py}"),
+        t,
+        Some(json!({"name": "py2", "content": "print(2)"})),
+    );
+    assert_eq!(
+        up.body["data"]["language"], "python",
+        "a language left out is kept"
+    );
     assert_eq!(
         call(url, "DELETE", &format!("/api/scripts/{py}"), t, None).status,
         200

@@ -23,8 +23,8 @@ pub fn owned_project(c: &mut dyn Conn, user: i64, id: i64) -> Result<Row, ApiErr
     .ok_or_else(|| ApiError::not_found("Project not found"))
 }
 
-/// A project's name and description from a body, validated.
-fn project_fields(body: &Map<String, Value>) -> Result<(String, String), ApiError> {
+/// A project's name and description (None when not given) from a body, validated.
+fn project_fields(body: &Map<String, Value>) -> Result<(String, Option<String>), ApiError> {
     let mut details = Vec::new();
     let name = match field(body, "name") {
         Ok(v) => v.unwrap_or("").trim().to_string(),
@@ -34,10 +34,10 @@ fn project_fields(body: &Map<String, Value>) -> Result<(String, String), ApiErro
         }
     };
     let description = match field(body, "description") {
-        Ok(v) => v.unwrap_or("").trim().to_string(),
+        Ok(v) => v.map(|d| d.trim().to_string()),
         Err((_, m)) => {
             details.push(("description", m));
-            String::new()
+            None
         }
     };
     if details.is_empty() {
@@ -47,7 +47,10 @@ fn project_fields(body: &Map<String, Value>) -> Result<(String, String), ApiErro
         } else if n > 100 {
             details.push(("name", "name must be at most 100 characters".into()));
         }
-        if description.chars().count() > 500 {
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 500)
+        {
             details.push((
                 "description",
                 "description must be at most 500 characters".into(),
@@ -76,6 +79,7 @@ pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
 
 pub fn create(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let (name, description) = project_fields(&req.json()?)?;
+    let description = description.unwrap_or_default();
     let t = now();
     let r = app.db.write(|c| {
         c.one(
@@ -106,8 +110,10 @@ pub fn update(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Project")?;
     let (name, description) = project_fields(&req.json()?)?;
     let t = now();
-    app.db.write(|c| {
-        owned_project(c, req.user().id, id)?;
+    // A description left out keeps the one there is.
+    let description = app.db.write(|c| {
+        let old = owned_project(c, req.user().id, id)?;
+        let description = description.unwrap_or_else(|| old.text(2));
         c.exec(
             "UPDATE projects SET name = ?, description = ?, updated_at = ? WHERE id = ?",
             &[
@@ -117,7 +123,7 @@ pub fn update(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 id.into(),
             ],
         )?;
-        Ok(())
+        Ok(description)
     })?;
     ok(
         json!({"message": "Project updated", "data": {"id": id, "name": name,
@@ -146,8 +152,8 @@ fn owned_script(c: &mut dyn Conn, user: i64, id: i64) -> Result<Row, ApiError> {
     .ok_or_else(|| ApiError::not_found("Script not found"))
 }
 
-/// A script's name, content and language from a body, validated.
-fn script_fields(body: &Map<String, Value>) -> Result<(String, String, String), ApiError> {
+/// A script's name, content and language (None when not given) from a body, validated.
+fn script_fields(body: &Map<String, Value>) -> Result<(String, String, Option<String>), ApiError> {
     let mut details = Vec::new();
     let mut get = |n: &'static str| match field(body, n) {
         Ok(v) => v.map(str::to_string),
@@ -158,9 +164,7 @@ fn script_fields(body: &Map<String, Value>) -> Result<(String, String, String), 
     };
     let name = get("name").unwrap_or_default().trim().to_string();
     let content = get("content");
-    let language = get("language")
-        .map(|l| l.trim().to_ascii_lowercase())
-        .unwrap_or_else(|| "rhai".into());
+    let language = get("language").map(|l| l.trim().to_ascii_lowercase());
     if details.is_empty() {
         let n = name.chars().count();
         if n == 0 {
@@ -171,7 +175,7 @@ fn script_fields(body: &Map<String, Value>) -> Result<(String, String, String), 
         if content.is_none() {
             details.push(("content", "content is required".into()));
         }
-        if !LANGUAGES.contains(&language.as_str()) {
+        if language.as_deref().is_some_and(|l| !LANGUAGES.contains(&l)) {
             details.push((
                 "language",
                 format!("language must be one of {}", LANGUAGES.join(", ")),
@@ -208,6 +212,7 @@ pub fn scripts(app: &App, req: &Req) -> Result<Reply, ApiError> {
 pub fn create_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let project = req.id("Project")?;
     let (name, content, language) = script_fields(&req.json()?)?;
+    let language = language.unwrap_or_else(|| "rhai".into());
     let t = now();
     let r = app.db.write(|c| {
         owned_project(c, req.user().id, project)?;
@@ -244,8 +249,10 @@ pub fn update_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Script")?;
     let (name, content, language) = script_fields(&req.json()?)?;
     let t = now();
-    app.db.write(|c| {
-        owned_script(c, req.user().id, id)?;
+    // A language left out keeps the one there is.
+    let language = app.db.write(|c| {
+        let old = owned_script(c, req.user().id, id)?;
+        let language = language.unwrap_or_else(|| old.text(4));
         c.exec(
             "UPDATE scripts SET name = ?, content = ?, language = ?, updated_at = ? WHERE id = ?",
             &[
@@ -256,7 +263,7 @@ pub fn update_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 id.into(),
             ],
         )?;
-        Ok(())
+        Ok(language)
     })?;
     ok(
         json!({"message": "Script updated", "data": {"id": id, "name": name,
