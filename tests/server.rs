@@ -864,3 +864,10 @@ fn the_signing_secret_is_kept_and_a_short_one_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 bytes"));
 }
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut s = Server::sqlite();
+    assert_eq!(call(&s.url, "GET", "/health", None, None).status, 200);
+    assert!(s.terminate().success());
+}

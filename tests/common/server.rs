@@ -38,6 +38,13 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and waits for the server to end.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait for the server")
+    }
+
     /// Stops the server (as a crash would) without starting it again.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
