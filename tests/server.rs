@@ -871,3 +871,26 @@ fn sigterm_stops_the_server_cleanly() {
     assert_eq!(call(&s.url, "GET", "/health", None, None).status, 200);
     assert!(s.terminate().success());
 }
+
+#[test]
+fn a_damaged_database_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.db");
+    std::fs::write(
+        &file,
+        "this is not SQLite, but it is long enough to look like a header",
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["server", "--listen", "127.0.0.1:0", "--database"])
+        .arg(format!("sqlite:{}", file.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("file is not a database"), "{err}");
+    // Nothing was written over it.
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .starts_with("this is not SQLite"));
+}

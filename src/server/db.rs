@@ -317,10 +317,15 @@ impl Sqlite {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
+        let manager = SqliteManager { path: path.clone() };
+        // One connection first, so a damaged file is reported at once rather than after
+        // the pool's wait.
+        r2d2::ManageConnection::connect(&manager)
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .connection_timeout(Duration::from_secs(30))
-            .build(SqliteManager { path: path.clone() })
+            .build(manager)
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         Ok(Sqlite { pool, path })
     }
@@ -428,6 +433,12 @@ impl Postgres {
             config.get_dbname().unwrap_or("")
         );
         let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
+        r2d2::ManageConnection::connect(&manager).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to PostgreSQL at {target}: {:#}",
+                anyhow::Error::from(e)
+            )
+        })?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .connection_timeout(Duration::from_secs(10))
