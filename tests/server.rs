@@ -894,3 +894,26 @@ fn a_damaged_database_is_reported_at_once() {
         .unwrap()
         .starts_with("this is not SQLite"));
 }
+
+#[test]
+fn man_server_describes_every_option() {
+    let out = std::process::Command::new(common::BIN)
+        .args(["server", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let page = valyxo::manual::get("server").expect("the server page");
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .filter(|w| !matches!(*w, "--help" | "--no-color"))
+        .collect();
+    assert!(flags.len() >= 10, "{help}");
+    for f in flags {
+        assert!(
+            page.contains(&format!("`{f}")),
+            "man server does not describe {f}"
+        );
+    }
+}
