@@ -227,7 +227,7 @@ pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "grep.threads",
         default: "0",
-        help: "Threads grep uses to search many files; 0 picks one per CPU core.",
+        help: "Threads grep uses to search many files; 0 picks one per CPU core plus one, so the search goes on while a thread waits on the disk.",
         choices: &[],
         check: Some(check_count),
     },

@@ -82,8 +82,9 @@ pub fn account(hub: &Hub) -> Result<Option<Account>> {
 
 /// The account and a client with its token, or an error saying how to log in.
 pub fn session(hub: &Hub) -> Result<(Account, Api)> {
-    let acct = account(hub)?
-        .ok_or_else(|| anyhow!("not logged in: run 'login USER' (or 'register USER') first"))?;
+    let acct = account(hub)?.ok_or_else(|| {
+        anyhow!("not logged in: run 'login USER' (or 'register --email EMAIL USER') first")
+    })?;
     let token = key::get(hub, &token_key(&acct.server))?
         .map(|(t, _)| t)
         .ok_or_else(|| {
