@@ -803,13 +803,15 @@ pub fn sync_project(
     for attempt in 0.. {
         report.skipped.clear();
         let local = local_files(hub, &dir, &mut report)?;
-        if attempt == 0 && local.is_empty() && base.values().any(|b| b.hash.is_some()) {
+        if local.is_empty() && base.values().any(|b| b.hash.is_some()) {
             // A project folder that is gone or empty (or a mount that is not there) is not a
             // request to delete every file everywhere: it is fetched again, as on a new
-            // machine.
-            report.notes.push(format!(
-                "~/Projects/{name} was missing or empty here; it is fetched from the server"
-            ));
+            // machine. (Checked on every attempt: a retry reloads the stored base.)
+            if attempt == 0 {
+                report.notes.push(format!(
+                    "~/Projects/{name} was missing or empty here; it is fetched from the server"
+                ));
+            }
             base.clear();
         }
         let (revision, remote) = match remote_id {
