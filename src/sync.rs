@@ -1035,7 +1035,10 @@ fn apply(
             .sum();
         let pb = bar(opts, sizes, "uploading");
         for h in &missing {
-            let f = by_hash[h.as_str()];
+            // Only what was asked about is sent, whatever the server answers.
+            let Some(f) = by_hash.get(h.as_str()) else {
+                continue;
+            };
             let data = hub
                 .vfs
                 .read_ref(&f.path, &f.file)
