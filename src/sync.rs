@@ -36,19 +36,10 @@ pub fn server_url(url: &str) -> Result<String> {
     let uri: ureq::http::Uri = url
         .parse()
         .map_err(|_| anyhow!("'{url}' is not a URL: use https://HOST or http://127.0.0.1:PORT"))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| anyhow!("'{url}' names no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let host = uri.host().ok_or_else(|| anyhow!("'{url}' names no host"))?;
     match uri.scheme_str() {
         Some("https") => {}
-        Some("http") if loopback => {}
+        Some("http") if key::is_loopback(host) => {}
         Some("http") => bail!(
             "{url} is plain HTTP to another machine, which would send your password in the \
              clear: use https://"
@@ -195,28 +186,27 @@ impl Api {
         .into())
     }
 
+    /// The request with the login token, if there is one.
+    fn authorized<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => req.header("Authorization", &format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
     /// A JSON request; a non-2xx answer is an [`HttpError`] with the server's message.
     pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         let url = format!("{}{path}", self.server);
-        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
-        let resp = match (method, body) {
-            ("GET", _) => {
-                let mut r = self.agent.get(&url);
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.call()
-            }
-            (_, body) => {
-                let mut r = match method {
+        let resp = match method {
+            "GET" => self.authorized(self.agent.get(&url)).call(),
+            _ => {
+                let r = match method {
                     "PUT" => self.agent.put(&url),
                     "DELETE" => self.agent.delete(&url).force_send_body(),
                     _ => self.agent.post(&url),
                 };
-                if let Some(a) = &auth {
-                    r = r.header("Authorization", a);
-                }
-                r.content_type("application/json")
+                self.authorized(r)
+                    .content_type("application/json")
                     .send(body.map(Value::to_string).unwrap_or_default())
             }
         }
@@ -232,11 +222,8 @@ impl Api {
     }
 
     pub fn put_blob(&self, hash: &str, data: &[u8]) -> Result<()> {
-        let mut r = self.agent.put(format!("{}/api/blobs/{hash}", self.server));
-        if let Some(t) = &self.token {
-            r = r.header("Authorization", &format!("Bearer {t}"));
-        }
-        let resp = r
+        let resp = self
+            .authorized(self.agent.put(format!("{}/api/blobs/{hash}", self.server)))
             .content_type("application/octet-stream")
             .send(data)
             .map_err(|e| self.transport(e))?;
@@ -252,11 +239,10 @@ impl Api {
 
     /// The content of `hash`, checked against it.
     pub fn get_blob(&self, hash: &str) -> Result<Vec<u8>> {
-        let mut r = self.agent.get(format!("{}/api/blobs/{hash}", self.server));
-        if let Some(t) = &self.token {
-            r = r.header("Authorization", &format!("Bearer {t}"));
-        }
-        let resp = r.call().map_err(|e| self.transport(e))?;
+        let resp = self
+            .authorized(self.agent.get(format!("{}/api/blobs/{hash}", self.server)))
+            .call()
+            .map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         let mut data = Vec::new();
         resp.into_body()
@@ -546,6 +532,34 @@ pub struct Report {
 }
 
 impl Report {
+    /// Lists what `acts` move, replacing an earlier plan's lists.
+    fn tally(&mut self, acts: &[Act]) {
+        self.pushed.clear();
+        self.pulled.clear();
+        self.deleted_here.clear();
+        self.deleted_there.clear();
+        self.conflicts.clear();
+        for a in acts {
+            match a {
+                Act::Push { path, hash, .. } => match hash {
+                    Some(_) => self.pushed.push(path.clone()),
+                    None => self.deleted_there.push(path.clone()),
+                },
+                Act::Pull {
+                    path, hash, local, ..
+                } => match hash {
+                    Some(_) => self.pulled.push(path.clone()),
+                    None if local.is_some() => self.deleted_here.push(path.clone()),
+                    None => {}
+                },
+                Act::Conflict { path, copy, .. } => {
+                    self.conflicts.push((path.clone(), copy.clone()))
+                }
+                Act::Agree { .. } => {}
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pushed.is_empty()
             && self.pulled.is_empty()
@@ -592,18 +606,12 @@ fn local_files(hub: &Hub, dir: &VPath, report: &mut Report) -> Result<BTreeMap<S
             Some(f) => f,
             None => hub.vfs.file_ref(&e.path)?,
         };
-        let hash = match &file {
-            FileRef::Stored { hash } => <[u8; 32]>::try_from(hash.as_slice())
-                .map(|h| blake3::Hash::from_bytes(h).to_hex().to_string())
-                .map_err(|_| anyhow!("{rel}: damaged hash in the store"))?,
-            FileRef::Mounted { .. } => {
-                let data = hub
-                    .vfs
-                    .read_ref(&e.path, &file)
-                    .with_context(|| format!("cannot read {}", e.path))?;
-                blake3::hash(&data).to_hex().to_string()
-            }
-        };
+        let hash = hub
+            .vfs
+            .ref_hash(&e.path, &file)
+            .with_context(|| format!("cannot read {}", e.path))?
+            .to_hex()
+            .to_string();
         out.insert(
             rel,
             LocalFile {
@@ -836,42 +844,7 @@ pub fn sync_project(
             planned.insert(name.clone());
             name
         });
-        report.pushed.clear();
-        report.pulled.clear();
-        report.deleted_here.clear();
-        report.deleted_there.clear();
-        report.conflicts.clear();
-        for a in &acts {
-            match a {
-                Act::Push {
-                    path,
-                    hash: Some(_),
-                    ..
-                } => report.pushed.push(path.clone()),
-                Act::Push {
-                    path, hash: None, ..
-                } => report.deleted_there.push(path.clone()),
-                Act::Pull {
-                    path,
-                    hash: Some(_),
-                    ..
-                } => report.pulled.push(path.clone()),
-                Act::Pull {
-                    path,
-                    hash: None,
-                    local,
-                    ..
-                } => {
-                    if local.is_some() {
-                        report.deleted_here.push(path.clone())
-                    }
-                }
-                Act::Conflict { path, copy, .. } => {
-                    report.conflicts.push((path.clone(), copy.clone()))
-                }
-                Act::Agree { .. } => {}
-            }
-        }
+        report.tally(&acts);
         if opts.dry_run {
             return Ok(report);
         }
@@ -1127,7 +1100,11 @@ fn apply(
             Ok(p) => p,
             Err(_) => return false,
         };
-        let now = crate::editor::content_hash(&hub.vfs, &p).map(|h| h.to_hex().to_string());
+        let now = hub
+            .vfs
+            .content_hash(&p)
+            .ok()
+            .map(|h| h.to_hex().to_string());
         &now == expect
     };
     let write = |rel: &str, data: &[u8]| -> Result<()> {

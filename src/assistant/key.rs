@@ -116,13 +116,17 @@ fn env_key_fits(var: &str, url: &str) -> bool {
     if var == "OPENAI_API_KEY" {
         return scheme == "https" && host == "api.openai.com";
     }
-    let loopback = host == "localhost"
+    scheme == "https" || is_loopback(&host)
+}
+
+/// Whether `host` (as a URL names it, IPv6 in brackets or not) is this machine.
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
         || host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    scheme == "https" || loopback
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The key for `url` and where it came from, if there is one.

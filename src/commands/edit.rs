@@ -130,7 +130,7 @@ fn list(ctx: &mut Ctx, store: &crate::store::Store) -> Result<i32> {
             let on_disk = ctx
                 .path(&copy.path)
                 .ok()
-                .and_then(|p| editor::content_hash(ctx.vfs(), &p));
+                .and_then(|p| ctx.vfs().content_hash(&p).ok());
             if on_disk != copy.disk_hash {
                 "  (the file changed since)"
             } else {

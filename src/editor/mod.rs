@@ -268,19 +268,6 @@ pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
     Ok(b)
 }
 
-/// The content hash of a file as it is now, or `None` if it cannot be read. A stored file's
-/// hash is the one its blob is kept under, so nothing is read; a file in a mount is read.
-pub fn content_hash(vfs: &crate::vfs::Vfs, path: &VPath) -> Option<blake3::Hash> {
-    match vfs.file_ref(path).ok()? {
-        crate::vfs::FileRef::Stored { hash } => <[u8; 32]>::try_from(hash.as_slice())
-            .ok()
-            .map(blake3::Hash::from_bytes),
-        r @ crate::vfs::FileRef::Mounted { .. } => {
-            vfs.read_ref(path, &r).ok().map(|b| blake3::hash(&b))
-        }
-    }
-}
-
 /// Whether a key event carries Control (and not Alt, so AltGr characters still type).
 fn ctrl(k: &KeyEvent) -> bool {
     k.modifiers.contains(KeyModifiers::CONTROL) && !k.modifiers.contains(KeyModifiers::ALT)
@@ -461,7 +448,7 @@ impl Editor {
         };
         let vfs = &self.hub.vfs;
         if !force {
-            let on_disk = content_hash(vfs, &path);
+            let on_disk = vfs.content_hash(&path).ok();
             if on_disk.is_some() && on_disk != self.buffers[self.current].disk_hash {
                 self.mode = Mode::Question(Question::Overwrite);
                 return true;

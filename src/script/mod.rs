@@ -201,14 +201,19 @@ impl Host {
     }
 }
 
+/// Registers Rhai's standard library, built once per process and shared by every engine.
+pub fn register_std(e: &mut Engine) {
+    use rhai::packages::{Package, StandardPackage};
+    static STD: OnceLock<StandardPackage> = OnceLock::new();
+    STD.get_or_init(StandardPackage::new)
+        .register_into_engine(e);
+}
+
 /// Builds the engine: limits, cancellation, output routing, the host API and VFS imports.
 pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     // The standard library is built once per process and shared by every engine.
-    use rhai::packages::{Package, StandardPackage};
-    static STD: OnceLock<StandardPackage> = OnceLock::new();
     let mut e = Engine::new_raw();
-    STD.get_or_init(StandardPackage::new)
-        .register_into_engine(&mut e);
+    register_std(&mut e);
     e.set_max_operations(limits.max_operations);
     e.set_max_call_levels(limits.max_call_depth);
     e.set_max_string_size(limits.max_string_size);

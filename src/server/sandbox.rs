@@ -50,8 +50,7 @@ struct TimedOut;
 
 fn engine(out: Arc<Mutex<Out>>) -> Engine {
     let mut e = Engine::new_raw();
-    use rhai::packages::{Package, StandardPackage};
-    StandardPackage::new().register_into_engine(&mut e);
+    crate::script::register_std(&mut e);
     e.set_max_operations(MAX_OPERATIONS);
     e.set_max_call_levels(48);
     e.set_max_string_size(1 << 20);

@@ -291,6 +291,22 @@ impl Vfs {
         }
     }
 
+    /// The content hash (BLAKE3) of a file found by [`walk`](Self::walk). A stored file's
+    /// hash is the one its blob is kept under, so nothing is read; a file in a mount is read.
+    pub fn ref_hash(&self, path: &VPath, r: &FileRef) -> VResult<blake3::Hash> {
+        if let FileRef::Stored { hash } = r {
+            if let Ok(h) = <[u8; 32]>::try_from(hash.as_slice()) {
+                return Ok(blake3::Hash::from_bytes(h));
+            }
+        }
+        self.read_ref(path, r).map(|b| blake3::hash(&b))
+    }
+
+    /// The content hash (BLAKE3) of the file at `p` as it is now.
+    pub fn content_hash(&self, p: &VPath) -> VResult<blake3::Hash> {
+        self.ref_hash(p, &self.file_ref(p)?)
+    }
+
     /// Reads a file found by [`walk`](Self::walk).
     pub fn read_ref(&self, path: &VPath, r: &FileRef) -> VResult<Vec<u8>> {
         match r {
