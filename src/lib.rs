@@ -2,6 +2,7 @@
 //! interactive shell ([`repl`]), the non-interactive CLI ([`cli`]) and scripts.
 
 pub mod assistant;
+pub mod budget;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -24,3 +25,8 @@ pub mod sync;
 mod term;
 pub mod theme;
 pub mod vfs;
+
+/// Every allocation is counted against the memory budget of the work its thread does, if any
+/// ([`budget`]).
+#[global_allocator]
+static ALLOCATOR: budget::Counting = budget::Counting;

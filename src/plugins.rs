@@ -131,7 +131,7 @@ fn manifest(v: Dynamic, ast: &rhai::AST) -> Result<Plugin> {
 /// Compiles a plugin script and calls its `plugin()` function.
 fn load(host: &Arc<Host>, src: &Source) -> Result<Plugin> {
     let limits = Limits::from_settings(&host.hub());
-    let r = script::on_script_thread(|| -> Result<Plugin> {
+    let r = script::on_script_thread(&limits.budget(), || -> Result<Plugin> {
         let engine = script::engine(host, &limits, &src.origin);
         let ast = script::compile(&engine, &src.rhai)
             .map_err(|e| anyhow::anyhow!("{}", script::report(src, &e).0.trim_end()))?;
@@ -315,7 +315,7 @@ pub fn run(host: &Arc<Host>, c: &PluginCommand, args: &[String]) -> i32 {
     };
     let limits = Limits::from_settings(&hub);
     let argv: rhai::Array = args.iter().map(|a| Dynamic::from(a.clone())).collect();
-    let r = script::on_script_thread(|| {
+    let r = script::on_script_thread(&limits.budget(), || {
         let engine = script::engine(host, &limits, &src.origin);
         let ast = script::compile(&engine, &src.rhai)?;
         engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, &c.handler, (argv,))

@@ -67,6 +67,10 @@ fn check_duration(v: &str) -> Result<()> {
     parse_duration(v).map(|_| ())
 }
 
+fn check_size(v: &str) -> Result<()> {
+    parse_size(v).map(|_| ())
+}
+
 /// `0`, `250ms`, `5s`, `2m`, `1h` or a bare number of seconds (`1.5`). Zero means no limit.
 pub fn parse_duration(v: &str) -> Result<std::time::Duration> {
     let v = v.trim();
@@ -272,6 +276,13 @@ pub const SETTINGS: &[SettingDef] = &[
         help: "Most properties an object map in a script may hold; 0 means no limit.",
         choices: &[],
         check: Some(check_number),
+    },
+    SettingDef {
+        key: "script.max_memory",
+        default: "1G",
+        help: "Memory a script may hold at once (its strings, arrays, maps and what the scripts it runs hold), such as 512M or 2G; 0 means no limit. Beyond it the script stops with an error; the hub goes on.",
+        choices: &[],
+        check: Some(check_size),
     },
     SettingDef {
         key: "script.timeout",

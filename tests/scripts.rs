@@ -379,3 +379,48 @@ fn every_example_runs() {
         .assert()
         .code(3);
 }
+
+#[test]
+fn a_script_cannot_take_more_memory_than_its_budget() {
+    let h = Home::new();
+    h.c("settings set script.max_memory 32M").success();
+    // A hundred variables, each within the string limit: the budget stops the script and
+    // the hub goes on.
+    let mut many = String::from(r#"let s = ""; s.pad(1000000, "x");"#);
+    for i in 0..100 {
+        many.push_str(&format!(" let v{i} = s + \"{i}\";"));
+    }
+    many.push_str(r#" print("unreachable");"#);
+    h.cmd()
+        .arg("-e")
+        .arg(&many)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains(
+            "out of memory: the script held more than 32 MiB (setting script.max_memory)",
+        ));
+    // One call that would build 10^10 bytes is refused before it allocates, with and
+    // without a string limit.
+    let bomb = r#"let s = ""; s.pad(100000, "x"); s.replace("x", s); print("unreachable");"#;
+    h.cmd()
+        .arg("-e")
+        .arg(bomb)
+        .assert()
+        .code(1)
+        .stderr(contains("exceeds the size limit (setting script.max_string_size)"));
+    h.c("settings set script.max_string_size 0").success();
+    h.cmd()
+        .arg("-e")
+        .arg(bomb)
+        .assert()
+        .code(1)
+        .stderr(contains("out of memory"));
+    // A script within its budget runs as before.
+    h.cmd()
+        .arg("-e")
+        .arg(r#"let s = ""; s.pad(1000, "x"); s.replace("x", "yy"); s.len"#)
+        .assert()
+        .success()
+        .stdout("2000\n");
+}

@@ -7,9 +7,11 @@
 //! (for a job) stops even a tight loop at once. A script can end the run with `exit(n)`.
 
 pub mod api;
+pub mod guard;
 pub mod repl;
 pub mod vs;
 
+use crate::budget::{self, Budget};
 use crate::hub::Hub;
 use crate::settings::parse_duration;
 use crate::shell::io::Output;
@@ -41,6 +43,8 @@ pub struct Limits {
     pub max_array_size: usize,
     pub max_map_size: usize,
     pub timeout: Option<Duration>,
+    /// Bytes a script (with the scripts it runs) may hold at once; 0 means no limit.
+    pub max_memory: usize,
 }
 
 impl Limits {
@@ -57,7 +61,17 @@ impl Limits {
             timeout: parse_duration(&get("script.timeout"))
                 .ok()
                 .filter(|d| !d.is_zero()),
+            max_memory: crate::settings::parse_size(&get("script.max_memory"))
+                .unwrap_or(0)
+                .try_into()
+                .unwrap_or(usize::MAX),
         }
+    }
+
+    /// The budget a script starts under: the one this thread already works under (a script
+    /// run by a script shares its caller's), else a new one of `max_memory`.
+    pub fn budget(&self) -> Arc<Budget> {
+        budget::current().unwrap_or_else(|| Budget::new(self.max_memory))
     }
 }
 
@@ -67,6 +81,8 @@ pub enum Stop {
     Exit(i32),
     Cancelled,
     TimedOut(Duration),
+    /// The script held more memory than its budget allows (the limit, in bytes).
+    OutOfMemory(usize),
 }
 
 /// Where a script came from: names it in messages and anchors its `import`s.
@@ -201,12 +217,36 @@ impl Host {
     }
 }
 
-/// Registers Rhai's standard library, built once per process and shared by every engine.
+/// Registers Rhai's standard library, built once per process and shared by every engine,
+/// with its size guards ([`guard`]) over it.
 pub fn register_std(e: &mut Engine) {
     use rhai::packages::{Package, StandardPackage};
     static STD: OnceLock<StandardPackage> = OnceLock::new();
     STD.get_or_init(StandardPackage::new)
         .register_into_engine(e);
+    guard::register(e);
+}
+
+/// How often (in operations) the clock is read; the guards keep every single operation short.
+const CLOCK_EVERY: u64 = 128;
+
+/// Why a script must stop now, if it must: the memory budget of the thread it runs on (read
+/// when the engine is built), then its deadline. For an engine's progress callback.
+pub fn progress_check(deadline: Option<(Instant, Duration)>) -> impl Fn(u64) -> Option<Stop> {
+    let budget = budget::current();
+    move |ops| {
+        if let Some(b) = &budget {
+            if b.exceeded() {
+                return Some(Stop::OutOfMemory(b.limit()));
+            }
+        }
+        match deadline {
+            Some((d, t)) if ops % CLOCK_EVERY == 0 && Instant::now() >= d => {
+                Some(Stop::TimedOut(t))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Builds the engine: limits, cancellation, output routing, the host API and VFS imports.
@@ -222,18 +262,12 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     // Nesting of expressions (string interpolation nests too); scripts run on a big stack.
     e.set_max_expr_depths(128, 64);
     let token = host.token.clone();
-    let timeout = limits.timeout;
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let check = progress_check(limits.timeout.map(|t| (Instant::now() + t, t)));
     e.on_progress(move |ops| {
         if token.load(Ordering::Relaxed) {
             return Some(Dynamic::from(Stop::Cancelled));
         }
-        if let (Some(d), Some(t)) = (deadline, timeout) {
-            if ops % 1024 == 0 && Instant::now() >= d {
-                return Some(Dynamic::from(Stop::TimedOut(t)));
-            }
-        }
-        None
+        check(ops).map(Dynamic::from)
     });
     let h = host.clone();
     e.on_print(move |s| h.write_out(&format!("{s}\n")));
@@ -272,15 +306,21 @@ pub fn compile(engine: &Engine, rhai: &str) -> Result<AST, Box<EvalAltResult>> {
     Ok(ast)
 }
 
-/// Runs `f` on a thread with a large stack; a panic becomes an error, never a crash.
-pub fn on_script_thread<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R, String> {
+/// Runs `f` on a thread with a large stack, its allocations charged to `budget`; a panic
+/// becomes an error, never a crash.
+pub fn on_script_thread<R: Send>(
+    budget: &Arc<Budget>,
+    f: impl FnOnce() -> R + Send,
+) -> Result<R, String> {
     let token = signals::current();
+    let budget = budget.clone();
     std::thread::scope(|s| {
         let h = std::thread::Builder::new()
             .name("script".into())
             .stack_size(STACK_SIZE)
             .spawn_scoped(s, move || {
                 signals::adopt(token);
+                let _charged = budget.enter();
                 f()
             })
             .map_err(|e| format!("cannot start the script thread: {e}"))?;
@@ -298,7 +338,7 @@ pub fn eval(
     args: &[String],
     limits: &Limits,
 ) -> Result<Dynamic, i32> {
-    let r = on_script_thread(|| {
+    let r = on_script_thread(&limits.budget(), || {
         let engine = engine(host, limits, &src.origin);
         let ast = compile(&engine, &src.rhai)?;
         let mut scope = Scope::new();
@@ -398,6 +438,10 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
             Some(Stop::TimedOut(t)) => format!(
                 "stopped after {} (the time limit; 'run --timeout' or setting script.timeout)",
                 humantime(t)
+            ),
+            Some(Stop::OutOfMemory(limit)) => format!(
+                "out of memory: the script held more than {} (setting script.max_memory)",
+                budget::human(limit)
             ),
             _ => "terminated".to_string(),
         },

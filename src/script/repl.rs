@@ -78,6 +78,7 @@ struct State {
     engine: Engine,
     scope: Scope<'static>,
     lib: AST,
+    budget: Arc<crate::budget::Budget>,
 }
 
 enum Step {
@@ -91,12 +92,18 @@ impl State {
         let host = crate::commands::scripts_host(ctx)?;
         let limits = Limits::from_settings(ctx.hub());
         let origin = super::Origin::Inline("<script>".into());
-        let engine = engine(&host, &limits, &origin);
+        // One budget for the session: the variables of earlier inputs stay held.
+        let budget = limits.budget();
+        let engine = {
+            let _charged = budget.enter();
+            engine(&host, &limits, &origin)
+        };
         let mut scope = Scope::new();
         scope.push_constant("args", rhai::Array::new());
         scope.push_constant("script_name", "<script>".to_string());
         Ok(State {
             host,
+            budget,
             engine,
             scope,
             lib: AST::empty(),
@@ -114,7 +121,7 @@ impl State {
             }
         };
         let (engine, scope, lib) = (&self.engine, &mut self.scope, &mut self.lib);
-        let r = on_script_thread(move || {
+        let r = on_script_thread(&self.budget, move || {
             *lib += ast;
             let r = engine.eval_ast_with_scope::<Dynamic>(scope, lib);
             lib.clear_statements();

@@ -1,0 +1,418 @@
+//! Size guards for the standard library (engine layer): the Rhai functions whose result can be
+//! far larger than their arguments, registered again so that the result's size is worked out
+//! and checked — against the engine's size limits and the memory budget
+//! ([`crate::budget`]) — before a byte of it is allocated. Rhai itself checks sizes only after
+//! a function returns, when a result of 10¹² bytes has already been asked of the allocator.
+//!
+//! The audit of every function the standard library exposes (Rhai 1.27):
+//!
+//! | functions | growth | handled |
+//! |---|---|---|
+//! | `replace` (string or character, by string or character) | product of the inputs | here |
+//! | `pad` of a string | chosen by the caller (the limit counts characters, up to 4 bytes each) | here |
+//! | `split`, `split_rev`, `to_chars` of a string | an array element per character: 16 bytes and more per input byte | here |
+//! | `blob(len)`, `pad` of an array or a BLOB, `to_array` of a BLOB | chosen by the caller, or 16 bytes per byte | here |
+//! | `parse_json` | about 30 bytes of values per input byte | here |
+//! | `+`, `+=`, `append`, `insert`, `push`, `mixin`, `fill_with`, `to_blob`, `as_string` | at most the sum of the inputs | Rhai's checks after the call |
+//! | `to_string`, `to_debug`, `to_json`, `print`, `debug`, string interpolation | at most 10 times the value, itself within the limits | Rhai's checks after the call |
+//! | `to_upper`, `to_lower` | at most 3 times the string | Rhai's checks after the call |
+//! | `map`, `filter`, `zip`, `reduce`, `sort`, `order`, `dedup`… | one call of a script function per element: counted operations | operation limit |
+//! | `range`, `chars`, `bits` | lazy iterators | operation limit |
+//! | everything else (numbers, searching, slicing, `sub_string`, `crop`, `extract`, `truncate`…) | no larger than the inputs | — |
+//!
+//! What the table lets through stays within a small multiple of one value's size limit, and
+//! the budget, checked at every operation, stops the script at the next one.
+
+use crate::budget;
+use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext};
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// Bytes one array element costs at least (a `Dynamic`); a string element costs more.
+const ELEMENT: usize = std::mem::size_of::<Dynamic>();
+/// Bytes one short string element costs: the `Dynamic` and its shared string.
+const PIECE: usize = ELEMENT + 48;
+/// Bytes of values `parse_json` may build per byte of JSON text.
+const JSON_GROWTH: usize = 40;
+
+fn too_large(what: &str) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorDataTooLarge(what.to_string(), rhai::Position::NONE).into()
+}
+
+/// The error for an allocation the budget refuses (it ends the script; `catch` cannot keep
+/// it running).
+pub fn over_budget(e: budget::OverBudget) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(
+        Dynamic::from(super::Stop::OutOfMemory(e.limit)),
+        rhai::Position::NONE,
+    )
+    .into()
+}
+
+/// A string of `bytes` may be built.
+fn string_fits(ctx: &NativeCallContext, bytes: usize) -> Res<()> {
+    let max = ctx.engine().max_string_size();
+    if max > 0 && bytes > max {
+        return Err(too_large("Length of string"));
+    }
+    budget::admit(bytes).map_err(over_budget)
+}
+
+/// An array of `elements` costing `bytes` may be built.
+fn array_fits(ctx: &NativeCallContext, elements: usize, bytes: usize) -> Res<()> {
+    let max = ctx.engine().max_array_size();
+    if max > 0 && elements > max {
+        return Err(too_large("Size of array/BLOB"));
+    }
+    budget::admit(bytes).map_err(over_budget)
+}
+
+/// The length of `s` with every `find` replaced by `sub_len` bytes.
+fn replaced_len(s: &str, find: &str, sub_len: usize) -> usize {
+    if find.is_empty() {
+        // An empty pattern matches before every character and at the end.
+        let n = s.chars().count() + 1;
+        return s.len().saturating_add(n.saturating_mul(sub_len));
+    }
+    let n = s.matches(find).count();
+    (s.len() - n * find.len()).saturating_add(n.saturating_mul(sub_len))
+}
+
+fn replace(ctx: &NativeCallContext, s: &mut ImmutableString, find: &str, sub: &str) -> Res<()> {
+    if s.is_empty() {
+        return Ok(());
+    }
+    string_fits(ctx, replaced_len(s, find, sub.len()))?;
+    *s = s.replace(find, sub).into();
+    Ok(())
+}
+
+fn pad_string(ctx: &NativeCallContext, s: &mut ImmutableString, len: i64, pad: &str) -> Res<()> {
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(());
+    };
+    let have = s.chars().count();
+    if len <= have || pad.is_empty() {
+        return Ok(());
+    }
+    let missing = len - have;
+    // Whole copies of the padding, then as many of its characters as still fit.
+    let per = pad.chars().count();
+    let whole = missing / per;
+    let rest: usize = pad.chars().take(missing % per).map(char::len_utf8).sum();
+    let bytes = s
+        .len()
+        .saturating_add(whole.saturating_mul(pad.len()))
+        .saturating_add(rest);
+    string_fits(ctx, bytes)?;
+    let p = s.make_mut();
+    for _ in 0..whole {
+        p.push_str(pad);
+    }
+    p.extend(pad.chars().take(missing % per));
+    Ok(())
+}
+
+/// How many pieces `split` makes of `s` at `delimiter`.
+fn pieces(s: &str, delimiter: &str) -> usize {
+    if delimiter.is_empty() {
+        // Empty pieces before the first and after the last character.
+        s.chars().count() + 2
+    } else {
+        s.matches(delimiter).count() + 1
+    }
+}
+
+fn pieces_fit(ctx: &NativeCallContext, n: usize) -> Res<()> {
+    array_fits(ctx, n, n.saturating_mul(PIECE))
+}
+
+fn piece(s: &str) -> Dynamic {
+    s.into()
+}
+
+fn split(ctx: &NativeCallContext, s: &str, delimiter: &str, segments: Option<i64>) -> Res<Array> {
+    let mut n = pieces(s, delimiter);
+    if let Some(seg) = segments {
+        n = n.min(usize::try_from(seg.max(1)).unwrap_or(usize::MAX));
+    }
+    pieces_fit(ctx, n)?;
+    Ok(match segments {
+        None => s.split(delimiter).map(piece).collect(),
+        Some(_) => s.splitn(n, delimiter).map(piece).collect(),
+    })
+}
+
+fn split_rev(
+    ctx: &NativeCallContext,
+    s: &str,
+    delimiter: &str,
+    segments: Option<i64>,
+) -> Res<Array> {
+    let mut n = pieces(s, delimiter);
+    if let Some(seg) = segments {
+        n = n.min(usize::try_from(seg.max(1)).unwrap_or(usize::MAX));
+    }
+    pieces_fit(ctx, n)?;
+    Ok(match segments {
+        None => s.rsplit(delimiter).map(piece).collect(),
+        Some(_) => s.rsplitn(n, delimiter).map(piece).collect(),
+    })
+}
+
+fn new_blob(ctx: &NativeCallContext, len: i64, value: i64) -> Res<Blob> {
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(Blob::new());
+    };
+    array_fits(ctx, len, len)?;
+    Ok(vec![(value & 0xff) as u8; len])
+}
+
+/// Registers the guarded functions on `e`. They take precedence over the standard
+/// library's functions of the same name and types.
+pub fn register(e: &mut Engine) {
+    e.register_fn(
+        "replace",
+        |ctx: NativeCallContext, s: &mut ImmutableString, find: &str, sub: &str| {
+            replace(&ctx, s, find, sub)
+        },
+    );
+    e.register_fn(
+        "replace",
+        |ctx: NativeCallContext, s: &mut ImmutableString, find: &str, sub: char| {
+            replace(&ctx, s, find, sub.encode_utf8(&mut [0; 4]))
+        },
+    );
+    e.register_fn(
+        "replace",
+        |ctx: NativeCallContext, s: &mut ImmutableString, find: char, sub: &str| {
+            replace(&ctx, s, find.encode_utf8(&mut [0; 4]), sub)
+        },
+    );
+    e.register_fn(
+        "replace",
+        |ctx: NativeCallContext, s: &mut ImmutableString, find: char, sub: char| {
+            replace(
+                &ctx,
+                s,
+                find.encode_utf8(&mut [0; 4]),
+                sub.encode_utf8(&mut [0; 4]),
+            )
+        },
+    );
+    e.register_fn(
+        "pad",
+        |ctx: NativeCallContext, s: &mut ImmutableString, len: i64, pad: &str| {
+            pad_string(&ctx, s, len, pad)
+        },
+    );
+    e.register_fn(
+        "pad",
+        |ctx: NativeCallContext, s: &mut ImmutableString, len: i64, pad: char| {
+            pad_string(&ctx, s, len, pad.encode_utf8(&mut [0; 4]))
+        },
+    );
+    e.register_fn(
+        "pad",
+        |ctx: NativeCallContext, a: &mut Array, len: i64, item: Dynamic| -> Res<()> {
+            let Ok(len) = usize::try_from(len) else {
+                return Ok(());
+            };
+            if len > a.len() {
+                array_fits(&ctx, len, (len - a.len()).saturating_mul(ELEMENT))?;
+                a.resize(len, item);
+            }
+            Ok(())
+        },
+    );
+    e.register_fn(
+        "pad",
+        |ctx: NativeCallContext, b: &mut Blob, len: i64, value: i64| -> Res<()> {
+            let Ok(len) = usize::try_from(len) else {
+                return Ok(());
+            };
+            if len > b.len() {
+                array_fits(&ctx, len, len - b.len())?;
+                b.resize(len, (value & 0xff) as u8);
+            }
+            Ok(())
+        },
+    );
+    e.register_fn("blob", |ctx: NativeCallContext, len: i64| {
+        new_blob(&ctx, len, 0)
+    });
+    e.register_fn("blob", |ctx: NativeCallContext, len: i64, value: i64| {
+        new_blob(&ctx, len, value)
+    });
+    e.register_fn(
+        "to_array",
+        |ctx: NativeCallContext, b: &mut Blob| -> Res<Array> {
+            array_fits(&ctx, b.len(), b.len().saturating_mul(ELEMENT))?;
+            Ok(b.iter().map(|x| Dynamic::from(i64::from(*x))).collect())
+        },
+    );
+    e.register_fn(
+        "to_chars",
+        |ctx: NativeCallContext, s: &str| -> Res<Array> {
+            let n = s.chars().count();
+            array_fits(&ctx, n, n.saturating_mul(ELEMENT))?;
+            Ok(s.chars().map(Dynamic::from).collect())
+        },
+    );
+    e.register_fn(
+        "split",
+        |ctx: NativeCallContext, s: &mut ImmutableString| -> Res<Array> {
+            if s.is_empty() {
+                return Ok(vec![Dynamic::from(s.clone())]);
+            }
+            pieces_fit(&ctx, s.split_whitespace().count())?;
+            Ok(s.split_whitespace().map(piece).collect())
+        },
+    );
+    e.register_fn(
+        "split",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: &str| split(&ctx, s, d, None),
+    );
+    e.register_fn(
+        "split",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: char| {
+            split(&ctx, s, d.encode_utf8(&mut [0; 4]), None)
+        },
+    );
+    e.register_fn(
+        "split",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: &str, n: i64| {
+            split(&ctx, s, d, Some(n))
+        },
+    );
+    e.register_fn(
+        "split",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: char, n: i64| {
+            split(&ctx, s, d.encode_utf8(&mut [0; 4]), Some(n))
+        },
+    );
+    e.register_fn(
+        "split_rev",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: &str| split_rev(&ctx, s, d, None),
+    );
+    e.register_fn(
+        "split_rev",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: char| {
+            split_rev(&ctx, s, d.encode_utf8(&mut [0; 4]), None)
+        },
+    );
+    e.register_fn(
+        "split_rev",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: &str, n: i64| {
+            split_rev(&ctx, s, d, Some(n))
+        },
+    );
+    e.register_fn(
+        "split_rev",
+        |ctx: NativeCallContext, s: &mut ImmutableString, d: char, n: i64| {
+            split_rev(&ctx, s, d.encode_utf8(&mut [0; 4]), Some(n))
+        },
+    );
+    e.register_fn(
+        "parse_json",
+        |ctx: NativeCallContext, json: &str| -> Res<Dynamic> {
+            budget::admit(json.len().saturating_mul(JSON_GROWTH)).map_err(over_budget)?;
+            ctx.engine().parse_json(json, true).map(Dynamic::from)
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        let mut e = Engine::new_raw();
+        super::super::register_std(&mut e);
+        register(&mut e);
+        e.set_max_string_size(1 << 20);
+        e.set_max_array_size(100_000);
+        e
+    }
+
+    fn eval(src: &str) -> Result<Dynamic, String> {
+        engine().eval::<Dynamic>(src).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn guarded_functions_give_the_same_results() {
+        let cases = [
+            (
+                r#"let s = "hello, world"; s.replace("l", "LL"); s"#,
+                "heLLLLo, worLLd",
+            ),
+            (r#"let s = "abc"; s.replace("", "-"); s"#, "-a-b-c-"),
+            (r#"let s = "abc"; s.replace('b', "xy"); s"#, "axyc"),
+            (r#"let s = "abc"; s.replace("b", 'z'); s"#, "azc"),
+            (r#"let s = "abc"; s.replace('a', 'é'); s"#, "ébc"),
+            (r#"let s = "ab"; s.pad(5, "xy"); s"#, "abxyx"),
+            (r#"let s = "ab"; s.pad(4, '!'); s"#, "ab!!"),
+            (r#"let s = "abcd"; s.pad(2, '!'); s"#, "abcd"),
+            (r#""a,b,,c".split(",").len"#, "4"),
+            (r#""a,b,c".split(',', 2)"#, r#"["a", "b,c"]"#),
+            (r#""a,b,c".split_rev(",")"#, r#"["c", "b", "a"]"#),
+            (r#""a,b,c".split_rev(',', 2)"#, r#"["c", "a,b"]"#),
+            (r#"" a  b ".split()"#, r#"["a", "b"]"#),
+            (r#""ab".split("")"#, r#"["", "a", "b", ""]"#),
+            (r#""hé".to_chars()"#, "['h', 'é']"),
+            ("blob(3, 0x41).to_array()", "[65, 65, 65]"),
+            ("let a = [1]; a.pad(3, 0); a", "[1, 0, 0]"),
+            ("let b = blob(1); b.pad(3, 7); b.len", "3"),
+            (r#"parse_json("{\"a\": [1, 2]}").a[1]"#, "2"),
+        ];
+        for (src, want) in cases {
+            let got = eval(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            let shown = if got.is_string() {
+                got.into_string().unwrap()
+            } else {
+                format!("{got:?}")
+            };
+            assert_eq!(shown, want, "{src}");
+        }
+    }
+
+    #[test]
+    fn amplifying_calls_are_refused_before_they_allocate() {
+        // Each of these would ask for gigabytes or more; each is refused at once.
+        for src in [
+            // The script from the report: a million characters, each replaced by all of them.
+            r#"let s = ""; s.pad(1000000, "x"); s.replace("x", s)"#,
+            r#"let p = "y"; p.pad(900000, "y"); let s = "xx"; s.replace("", p)"#,
+            r#"let s = "a"; s.pad(1000000, "😀")"#,
+            r#"let s = ""; s.pad(1000000, "a"); s.split("")"#,
+            r#"let s = ""; s.pad(1000000, "a"); s.to_chars()"#,
+            r#"let s = ""; s.pad(1000000, "a,"); s.split(',')"#,
+            "blob(1000000000000)",
+            "let a = []; a.pad(1000000000000, 1)",
+        ] {
+            let e = eval(src).expect_err(src);
+            assert!(
+                e.contains("Length of string") || e.contains("Size of array"),
+                "{src}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_budget_refuses_what_the_limits_allow() {
+        let b = budget::Budget::new(8 << 20);
+        let _s = b.enter();
+        let mut e = engine();
+        e.set_max_string_size(0);
+        e.set_max_array_size(0);
+        let err = e
+            .eval::<Dynamic>(r#"let s = "x"; s.pad(4000, "y"); s.replace("y", s)"#)
+            .unwrap_err();
+        assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
+        let err = e.eval::<Dynamic>("blob(100000000)").unwrap_err();
+        assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
+        assert!(b.peak() < 8 << 20, "{}", b.peak());
+        assert_eq!(replaced_len("aXbX", "X", 3), 8);
+        assert_eq!(replaced_len("ab", "", 1), 5);
+    }
+}
