@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod manual;
 pub mod pager;
 pub mod plugins;
+pub mod protocol;
 pub mod repl;
 pub mod script;
 pub mod server;
@@ -23,6 +24,7 @@ pub mod signals;
 pub mod store;
 pub mod sync;
 mod term;
+pub mod text;
 pub mod theme;
 pub mod vfs;
 

@@ -1,0 +1,116 @@
+//! The account and sync protocol's shared rules (model layer): what both the server and the
+//! sync client accept as a content hash, a file path and a project name, and the batch
+//! limits. A rule kept here is the same rule on both ends.
+
+/// Most hashes in one `blobs/missing` question, and most changes in one commit.
+pub const MAX_BATCH: usize = 10_000;
+/// Longest file path, in bytes.
+pub const MAX_PATH: usize = 1024;
+/// Longest name inside a path, in bytes.
+pub const MAX_NAME: usize = 255;
+/// Longest project name, in characters.
+pub const MAX_PROJECT_NAME: usize = 100;
+
+/// Whether `h` is a BLAKE3 hash as the protocol writes it: 64 lower-case hex digits.
+pub fn valid_hash(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Characters that reorder or hide text (bidirectional overrides and isolates, direction
+/// marks): in a name they make one name look like another.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// What is wrong with `name` as one file or folder name, if anything.
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("a name cannot be empty")
+    } else if name == "." || name == ".." {
+        Some("'.' and '..' are not names")
+    } else if name.len() > MAX_NAME {
+        Some("a name is at most 255 bytes")
+    } else if name.chars().any(char::is_control) {
+        Some("a name cannot hold control characters (tabs, new lines, escapes)")
+    } else if name.contains('\\') || name.contains('/') {
+        Some("a name cannot hold '/' or '\\'")
+    } else if name.chars().any(is_bidi_control) {
+        Some("a name cannot hold characters that reorder text (bidirectional controls)")
+    } else {
+        None
+    }
+}
+
+/// Whether `p` is a clean relative path: `/`-separated names, each acceptable to
+/// [`name_problem`], at most [`MAX_PATH`] bytes.
+pub fn valid_path(p: &str) -> bool {
+    !p.is_empty() && p.len() <= MAX_PATH && p.split('/').all(|n| name_problem(n).is_none())
+}
+
+/// What is wrong with `name` as a project name (a folder of `~/Projects` on every machine),
+/// if anything. Leading and trailing spaces are not part of a name.
+pub fn project_name_problem(name: &str) -> Option<String> {
+    if name.trim() != name {
+        return Some("a project name cannot start or end with spaces".into());
+    }
+    if name.chars().count() > MAX_PROJECT_NAME {
+        return Some(format!(
+            "a project name is at most {MAX_PROJECT_NAME} characters"
+        ));
+    }
+    name_problem(name).map(|p| p.replacen("a name", "a project name", 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_names_and_hashes_are_checked() {
+        assert!(valid_path("src/main.rs"));
+        assert!(valid_path("a b/ü.txt"));
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/./b",
+            "../x",
+            "a/..",
+            "a\\b",
+            "x\u{0}y",
+            "a/",
+            "a\tb",
+            "a\u{202E}txt.exe",
+            "x\u{1b}]0;title\u{7}",
+        ] {
+            assert!(!valid_path(bad), "{bad:?}");
+        }
+        assert!(!valid_path(&"x".repeat(MAX_PATH + 1)));
+        assert!(valid_hash(blake3::hash(b"x").to_hex().as_str()));
+        assert!(!valid_hash(&"A".repeat(64)));
+        assert!(project_name_problem("My Project-2").is_none());
+        assert!(project_name_problem("Café ☕").is_none());
+        for bad in [
+            "",
+            " pad",
+            "a/b",
+            "a\\b",
+            "line\nbreak",
+            "tab\there",
+            "..",
+            "\u{2067}x",
+        ] {
+            assert!(project_name_problem(bad).is_some(), "{bad:?}");
+        }
+        assert!(project_name_problem(&"x".repeat(101)).is_some());
+        assert_eq!(
+            project_name_problem("a\u{1b}[31m").as_deref(),
+            Some("a project name cannot hold control characters (tabs, new lines, escapes)")
+        );
+    }
+}
