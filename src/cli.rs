@@ -52,6 +52,8 @@ pub struct Cli {
     pub sub: Option<Sub>,
 }
 
+/// Parsed once per process: the size of the server's options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Sub {
     /// Show a page of the built-in manual (as at the prompt), or with --roff as roff.
@@ -156,6 +158,39 @@ pub enum Sub {
         /// Largest uploaded file content (32M, 1G).
         #[arg(long, value_name = "SIZE", default_value = "32M")]
         blob_limit: String,
+        /// Bytes of file content one account may store (0: no quota).
+        #[arg(long, value_name = "SIZE", default_value = "10G")]
+        quota: String,
+        /// Uploads one account may send at once.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        uploads_per_account: usize,
+        /// Drop a request body that sends nothing for this long (or trickles in slower).
+        #[arg(long, value_name = "DURATION", default_value = "20s")]
+        body_timeout: String,
+        /// Delete uploaded content that no file names after this long.
+        #[arg(long, value_name = "DURATION", default_value = "24h")]
+        upload_expiry: String,
+        /// Wall-clock time one script execution may run.
+        #[arg(long, value_name = "DURATION", default_value = "2s")]
+        script_timeout: String,
+        /// Memory one script execution may hold.
+        #[arg(long, value_name = "SIZE", default_value = "64M")]
+        script_memory: String,
+        /// Scripts run at once, on threads of their own (default: half the CPU cores).
+        #[arg(long, value_name = "N")]
+        script_workers: Option<usize>,
+        /// Executions admitted at once, running or waiting; more get 429 (default: 8 per worker).
+        #[arg(long, value_name = "N")]
+        script_limit: Option<usize>,
+        /// Executions one account may have admitted at once; more get 429.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        script_per_account: usize,
+        /// Executions kept per script; older ones are dropped (the stats keep counting).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        execution_history: usize,
+        /// Password hashes computed at once, 19 MiB each (default: one per CPU core).
+        #[arg(long, value_name = "N")]
+        hash_slots: Option<usize>,
         /// Do not log each request.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -313,6 +348,17 @@ fn run_server(cli: &Cli) -> ExitCode {
         cors_origins,
         json_limit,
         blob_limit,
+        quota,
+        uploads_per_account,
+        body_timeout,
+        upload_expiry,
+        script_timeout,
+        script_memory,
+        script_workers,
+        script_limit,
+        script_per_account,
+        execution_history,
+        hash_slots,
         quiet,
     }) = &cli.sub
     else {
@@ -335,6 +381,31 @@ fn run_server(cli: &Cli) -> ExitCode {
                 .filter(|n| *n > 0)
                 .with_context(|| format!("--{what} must be more than 0"))
         };
+        let defaults = crate::server::Config::default();
+        let positive = |d: &str, what: &str| -> anyhow::Result<std::time::Duration> {
+            let d = parse_duration(d).with_context(|| format!("--{what}"))?;
+            anyhow::ensure!(!d.is_zero(), "--{what} must be more than 0");
+            Ok(d)
+        };
+        let mut admission = defaults.script_admission;
+        if let Some(n) = script_workers {
+            anyhow::ensure!(*n > 0, "--script-workers must be more than 0");
+            admission.workers = *n;
+            admission.total = n * 8;
+        }
+        if let Some(n) = script_limit {
+            admission.total = *n;
+        }
+        admission.per_account = *script_per_account;
+        anyhow::ensure!(
+            admission.total > 0 && admission.per_account > 0,
+            "--script-limit and --script-per-account must be more than 0"
+        );
+        let script_limits = crate::server::sandbox::Limits {
+            time: positive(script_timeout, "script-timeout")?,
+            memory: size(script_memory, "script-memory")?,
+            ..defaults.script_limits
+        };
         Ok(crate::server::Config {
             listen: listen.clone(),
             database,
@@ -349,6 +420,14 @@ fn run_server(cli: &Cli) -> ExitCode {
                 .ok()
                 .filter(|s| !s.is_empty()),
             log: !quiet,
+            script_limits,
+            script_admission: admission,
+            execution_history: (*execution_history).max(1),
+            hash_slots: hash_slots.unwrap_or(defaults.hash_slots).max(1),
+            quota: parse_size(quota).context("--quota")?,
+            uploads_per_account: (*uploads_per_account).max(1),
+            body_timeout: positive(body_timeout, "body-timeout")?,
+            upload_expiry: positive(upload_expiry, "upload-expiry")?,
         })
     };
     match config().and_then(crate::server::run) {

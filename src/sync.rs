@@ -596,7 +596,7 @@ fn local_files(hub: &Hub, dir: &VPath, report: &mut Report) -> Result<BTreeMap<S
             continue;
         };
         let rel = names.join("/");
-        if !crate::server::valid_path(&rel) {
+        if !crate::protocol::valid_path(&rel) {
             report
                 .skipped
                 .push(format!("{rel}: the name cannot be synced"));
@@ -640,7 +640,7 @@ fn side(v: &Value) -> (String, Side) {
 fn remote_files(data: &Value, report: &mut Report) -> BTreeMap<String, Side> {
     let mut out = BTreeMap::new();
     for (path, side) in data["files"].as_array().into_iter().flatten().map(side) {
-        if crate::server::valid_path(&path) {
+        if crate::protocol::valid_path(&path) {
             out.insert(path, side);
         } else {
             report.skipped.push(format!(
@@ -987,7 +987,7 @@ fn apply(
     if !by_hash.is_empty() {
         let hashes: Vec<&str> = by_hash.keys().copied().collect();
         let mut missing = Vec::new();
-        for chunk in hashes.chunks(crate::server::MAX_BATCH / 2) {
+        for chunk in hashes.chunks(crate::protocol::MAX_BATCH / 2) {
             let d = api.json(
                 "POST",
                 "/api/blobs/missing",

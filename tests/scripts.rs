@@ -408,7 +408,9 @@ fn a_script_cannot_take_more_memory_than_its_budget() {
         .arg(bomb)
         .assert()
         .code(1)
-        .stderr(contains("exceeds the size limit (setting script.max_string_size)"));
+        .stderr(contains(
+            "exceeds the size limit (setting script.max_string_size)",
+        ));
     h.c("settings set script.max_string_size 0").success();
     h.cmd()
         .arg("-e")

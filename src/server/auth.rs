@@ -491,11 +491,12 @@ pub fn change_password(app: &App, req: &Req) -> Result<Reply, ApiError> {
 pub fn stats(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.user().id;
     let (projects, scripts, executions, ms) = app.db.read(|c| {
+        // Counted per script, so the totals outlive the bounded execution history.
         let e = c
             .one(
-                "SELECT count(*), CAST(COALESCE(SUM(e.execution_time_ms), 0) AS BIGINT) \
-                 FROM executions e JOIN scripts s ON s.id = e.script_id \
-                 JOIN projects p ON p.id = s.project_id WHERE p.user_id = ?",
+                "SELECT CAST(COALESCE(SUM(s.runs), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(s.run_ms), 0) AS BIGINT) \
+                 FROM scripts s JOIN projects p ON p.id = s.project_id WHERE p.user_id = ?",
                 &[id.into()],
             )?
             .map_or((0, 0), |r| (r.int(0), r.int(1)));

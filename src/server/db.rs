@@ -216,7 +216,12 @@ impl Db {
 /// The schema, one entry per version. `{id}` is an auto-numbered 64-bit key and `{blob}`
 /// a byte string in the backend's own spelling. Timestamps are RFC 3339 text in UTC with
 /// milliseconds, which sorts in time order.
-const MIGRATIONS: &[&str] = &["
+///
+/// Version 2: when content was last touched (uploaded, asked about or committed, in Unix
+/// seconds) for the collector of unnamed content; each account's stored bytes for its
+/// quota; each script's run count and time, which outlive its bounded execution history.
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE users (
     id {id},
     username TEXT NOT NULL,
@@ -278,7 +283,22 @@ CREATE TABLE files (
     version BIGINT NOT NULL,
     PRIMARY KEY (project_id, path)
 )
-"];
+",
+    "
+ALTER TABLE blobs ADD COLUMN touched_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX blobs_touched ON blobs (touched_at);
+CREATE INDEX files_hash ON files (hash);
+ALTER TABLE users ADD COLUMN storage_bytes BIGINT NOT NULL DEFAULT 0;
+UPDATE users SET storage_bytes =
+    (SELECT COALESCE(SUM(b.size), 0) FROM blobs b WHERE b.user_id = users.id);
+ALTER TABLE scripts ADD COLUMN runs BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE scripts ADD COLUMN run_ms BIGINT NOT NULL DEFAULT 0;
+UPDATE scripts SET
+    runs = (SELECT count(*) FROM executions e WHERE e.script_id = scripts.id),
+    run_ms = (SELECT COALESCE(SUM(e.execution_time_ms), 0) FROM executions e
+        WHERE e.script_id = scripts.id)
+",
+];
 
 // ---- SQLite ----
 

@@ -10,32 +10,14 @@
 use super::db::{Conn, Row};
 use super::projects::owned_project;
 use super::{created, ok, ApiError, App, Reply, Req};
+use crate::protocol::{valid_hash, valid_path, MAX_BATCH};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashSet;
+use std::sync::Arc;
 
-/// Most hashes in one `blobs/missing` question, and most changes in one commit.
-pub const MAX_BATCH: usize = 10_000;
-const MAX_PATH: usize = 1024;
-
-pub fn valid_hash(h: &str) -> bool {
-    h.len() == 64
-        && h.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Whether `p` is a clean relative path: `/`-separated names, none empty, `.` or `..`, no
-/// control characters or backslashes.
-pub fn valid_path(p: &str) -> bool {
-    !p.is_empty()
-        && p.len() <= MAX_PATH
-        && p.split('/').all(|n| {
-            !n.is_empty()
-                && n != "."
-                && n != ".."
-                && n.len() <= 255
-                && !n.chars().any(|c| c.is_control() || c == '\\')
-        })
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 fn file_json(r: &Row) -> Value {
@@ -92,14 +74,20 @@ fn hashes(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError
 pub fn missing(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let wanted = hashes(&req.json()?)?;
     let user = req.user().id;
-    let have: HashSet<String> = app.db.read(|c| {
+    // Content the server has is touched, so the collector of unnamed content leaves it
+    // for the commit that will name it.
+    let now = unix_now();
+    let have: HashSet<String> = app.db.write(|c| {
         let mut have = HashSet::new();
         for chunk in wanted.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
-            let mut params = vec![user.into()];
+            let mut params = vec![now.into(), user.into()];
             params.extend(chunk.iter().map(|h| h.into()));
             for r in c.query(
-                &format!("SELECT hash FROM blobs WHERE user_id = ? AND hash IN ({marks})"),
+                &format!(
+                    "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash IN ({marks}) \
+                     RETURNING hash"
+                ),
                 &params,
             )? {
                 have.insert(r.text(0));
@@ -124,6 +112,19 @@ fn blob_hash(req: &Req) -> Result<String, ApiError> {
     }
 }
 
+/// The error of an upload over the account's storage quota.
+fn over_quota(quota: u64, used: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::INSUFFICIENT_STORAGE,
+        format!(
+            "The account's storage is full: {} of its {} are used",
+            crate::budget::human(used.max(0) as usize),
+            crate::budget::human(quota as usize)
+        ),
+    )
+    .with("quota", json!(quota))
+}
+
 pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let hash = blob_hash(req)?;
     let actual = blake3::hash(&req.body).to_hex();
@@ -132,17 +133,56 @@ pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
             "The content does not match its hash: it hashes to {actual}"
         )));
     }
+    let user = req.user().id;
+    let size = req.body.len() as i64;
+    let quota = app.cfg.quota.min(i64::MAX as u64) as i64;
+    let now = unix_now();
     app.db.write(|c| {
-        c.exec(
-            "INSERT INTO blobs (user_id, hash, size, data) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (user_id, hash) DO NOTHING",
-            &[
-                req.user().id.into(),
-                hash.clone().into(),
-                (req.body.len() as i64).into(),
-                req.body.to_vec().into(),
-            ],
-        )?;
+        let inserted = c
+            .one(
+                "INSERT INTO blobs (user_id, hash, size, data, touched_at) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (user_id, hash) DO NOTHING RETURNING size",
+                &[
+                    user.into(),
+                    hash.clone().into(),
+                    size.into(),
+                    req.body.to_vec().into(),
+                    now.into(),
+                ],
+            )?
+            .is_some();
+        if !inserted {
+            // Stored before: only touched, so the collector leaves it to the coming commit.
+            c.exec(
+                "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ?",
+                &[now.into(), user.into(), hash.clone().into()],
+            )?;
+            return Ok(());
+        }
+        // The account's total moves in the same statement that checks it, so two uploads
+        // at once cannot both slip under the quota.
+        let charged = c
+            .one(
+                "UPDATE users SET storage_bytes = storage_bytes + ? \
+                 WHERE id = ? AND (? = 0 OR storage_bytes + ? <= ?) RETURNING storage_bytes",
+                &[
+                    size.into(),
+                    user.into(),
+                    quota.into(),
+                    size.into(),
+                    quota.into(),
+                ],
+            )?
+            .is_some();
+        if !charged {
+            let used = c
+                .one(
+                    "SELECT storage_bytes FROM users WHERE id = ?",
+                    &[user.into()],
+                )?
+                .map_or(0, |r| r.int(0));
+            return Err(over_quota(quota as u64, used));
+        }
         Ok(())
     })?;
     created(json!({"message": "Blob stored", "data": {"hash": hash, "size": req.body.len()}}))
@@ -233,6 +273,7 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Project")?;
     let (_base_revision, changes) = changes(&req.json()?)?;
     let user = req.user().id;
+    let now = unix_now();
     let (revision, files) = app.db.write(|c| {
         owned_project(c, user, id)?;
         // Taking the project's row first serialises commits to one project.
@@ -264,11 +305,14 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             .with("conflicts", Value::Array(conflicts)));
         }
         for (ch, version) in changes.iter().zip(current) {
+            // Touching the content (an update, which locks its row) keeps the collector from
+            // deleting it under this commit.
             let size = match &ch.hash {
                 Some(h) => c
                     .one(
-                        "SELECT size FROM blobs WHERE user_id = ? AND hash = ?",
-                        &[user.into(), h.clone().into()],
+                        "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ? \
+                         RETURNING size",
+                        &[now.into(), user.into(), h.clone().into()],
                     )?
                     .map(|r| r.int(0))
                     .ok_or_else(|| {
@@ -312,6 +356,58 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
     ok(json!({"data": {"revision": revision, "files": files}}))
 }
 
+/// Deletes content that no file names and that nobody touched (uploaded, asked about, or
+/// committed) for `expiry`: uploads never committed, and versions replaced or deleted.
+/// Returns the bytes freed. Safe against a sync under way: a sync touches the content it
+/// will name before its commit, and the commit touches it again under a row lock.
+pub fn collect(app: &App, expiry: std::time::Duration) -> Result<u64, ApiError> {
+    let cutoff = unix_now() - expiry.as_secs() as i64;
+    let mut freed = 0u64;
+    loop {
+        // In batches, so that no transaction holds the database for long.
+        let n = app.db.write(|c| {
+            let gone = c.query(
+                "DELETE FROM blobs WHERE (user_id, hash) IN (SELECT b.user_id, b.hash \
+                 FROM blobs b WHERE b.touched_at < ? AND NOT EXISTS (SELECT 1 FROM files f \
+                 JOIN projects p ON p.id = f.project_id WHERE f.hash = b.hash AND \
+                 p.user_id = b.user_id) LIMIT 500) RETURNING user_id, size",
+                &[cutoff.into()],
+            )?;
+            for r in &gone {
+                c.exec(
+                    "UPDATE users SET storage_bytes = storage_bytes - ? WHERE id = ?",
+                    &[r.int(1).into(), r.int(0).into()],
+                )?;
+                freed += r.int(1).max(0) as u64;
+            }
+            Ok(gone.len())
+        })?;
+        if n < 500 {
+            return Ok(freed);
+        }
+    }
+}
+
+/// Runs [`collect`] at start and then every ten minutes, on a blocking thread.
+pub async fn sweep_regularly(app: Arc<App>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        let a = app.clone();
+        let expiry = app.cfg.upload_expiry;
+        match tokio::task::spawn_blocking(move || collect(&a, expiry)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(freed)) => super::log::event(
+                json!({"level": "info", "msg": "unreferenced content collected", "bytes": freed}),
+            ),
+            Ok(Err(e)) => super::log::event(
+                json!({"level": "error", "msg": "collecting content failed", "error": e.message}),
+            ),
+            Err(_) => return,
+        }
+    }
+}
+
 fn clash(path: &str, file: &str) -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -324,16 +420,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_and_hashes_are_checked() {
-        assert!(valid_path("src/main.rs"));
-        assert!(valid_path("a b/ü.txt"));
-        for bad in [
-            "", "/abs", "a//b", "a/./b", "../x", "a/..", "a\\b", "x\u{0}y", "a/",
-        ] {
-            assert!(!valid_path(bad), "{bad:?}");
-        }
-        assert!(valid_hash(blake3::hash(b"x").to_hex().as_str()));
-        assert!(!valid_hash(&"A".repeat(64)));
+    fn ancestors_are_the_folders_above() {
         assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), vec!["a", "a/b"]);
     }
 }

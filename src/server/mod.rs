@@ -8,8 +8,10 @@
 mod auth;
 mod db;
 mod files;
+mod log;
 mod projects;
-mod sandbox;
+pub mod sandbox;
+mod slots;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
@@ -22,8 +24,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::protocol::MAX_BATCH;
 pub use db::Db;
-pub use files::{valid_path, MAX_BATCH};
 
 /// How the server runs (the options of `valyxo server`).
 #[derive(Clone, Debug)]
@@ -42,6 +44,22 @@ pub struct Config {
     pub secret: Option<String>,
     /// Write one JSON line per request to standard error.
     pub log: bool,
+    /// The limits of one script execution.
+    pub script_limits: sandbox::Limits,
+    /// Script workers and how many executions are admitted at once.
+    pub script_admission: sandbox::Admission,
+    /// Executions kept per script (older ones are dropped; the counts in stats stay).
+    pub execution_history: usize,
+    /// Password hashes computed at once (each takes 19 MiB for its moment).
+    pub hash_slots: usize,
+    /// Bytes of file content one account may store; 0: no quota.
+    pub quota: u64,
+    /// Uploads one account may send at once.
+    pub uploads_per_account: usize,
+    /// A request body that sends nothing for this long is dropped (408).
+    pub body_timeout: Duration,
+    /// Uploaded content that no file names is deleted after this long.
+    pub upload_expiry: Duration,
 }
 
 impl Default for Config {
@@ -58,6 +76,14 @@ impl Default for Config {
             blob_limit: 32 << 20,
             secret: None,
             log: true,
+            script_limits: sandbox::Limits::default(),
+            script_admission: sandbox::Admission::default(),
+            execution_history: 100,
+            hash_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            quota: 10 << 30,
+            uploads_per_account: 2,
+            body_timeout: Duration::from_secs(20),
+            upload_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -118,13 +144,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message =
-            if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
-                log_line(json!({"level": "error", "error": self.message}));
-                "Internal server error".to_string()
-            } else {
-                self.message
-            };
+        let message = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            log_line(json!({"level": "error", "error": self.message}));
+            "Internal server error".to_string()
+        } else {
+            self.message
+        };
         let mut body = json!({"success": false, "error": message});
         if !self.details.is_empty() {
             body["details"] = Value::Array(self.details);
@@ -264,15 +289,30 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// A handler that runs on a blocking thread: plain code over the database.
 pub type Handler = fn(&App, &Req) -> Result<Reply, ApiError>;
+
+/// A boxed future sent across threads.
+pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// A handler that awaits work done elsewhere (a script on the script pool).
+pub type AsyncHandler = fn(Arc<App>, Req) -> Pending<Result<Reply, ApiError>>;
+
+/// How a route's work is done.
+#[derive(Clone, Copy)]
+pub enum Work {
+    Blocking(Handler),
+    Async(AsyncHandler),
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Auth {
     Public,
     Required,
-    /// Public and rate limited per client address (login, register).
+    /// Public and rate limited per client address; hashes a password (login, register).
     Limited,
-    /// Authenticated and rate limited per client address (a password change).
+    /// Authenticated and rate limited per client address; hashes a password (a password
+    /// change).
     RequiredLimited,
 }
 
@@ -289,11 +329,13 @@ type Limiter = governor::RateLimiter<
     governor::clock::DefaultClock,
 >;
 
-/// Blob uploads read at once; more wait their turn.
+/// Blob uploads read at once (each is held in memory); more are refused with 429.
 const MAX_UPLOADS: usize = 8;
-/// Threads for handlers (password hashing, scripts, queries): this bounds the memory and CPU
-/// that many simultaneous costly requests can take.
+/// Threads for handlers (queries, password hashing): this bounds the memory and CPU that
+/// many simultaneous costly requests can take. Scripts have a pool of their own.
 const MAX_BLOCKING_THREADS: usize = 32;
+/// A request body slower than this on average (after its first `body_timeout`) is dropped.
+const MIN_BODY_RATE: u64 = 16 << 10;
 
 /// The shared state of the server.
 pub struct App {
@@ -301,8 +343,12 @@ pub struct App {
     pub cfg: Config,
     tokens: auth::Tokens,
     limiter: Option<Limiter>,
-    /// Blob uploads being read at once.
-    uploads: tokio::sync::Semaphore,
+    /// Blob uploads being read, in total and per account.
+    uploads: slots::Slots,
+    /// The script workers.
+    pub scripts: sandbox::Pool,
+    /// Password hashes being computed.
+    hashes: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -311,12 +357,16 @@ impl App {
         let tokens = auth::Tokens::new(&db, cfg.secret.as_deref(), cfg.token_ttl)?;
         let limiter = std::num::NonZeroU32::new(cfg.rate_limit)
             .map(|n| governor::RateLimiter::hashmap(governor::Quota::per_minute(n)));
+        let scripts = sandbox::Pool::new(cfg.script_admission, cfg.script_limits.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the script workers: {e}"))?;
         Ok(App {
             db,
-            cfg,
             tokens,
             limiter,
-            uploads: tokio::sync::Semaphore::new(MAX_UPLOADS),
+            uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
+            scripts,
+            hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
+            cfg,
         })
     }
 
@@ -352,22 +402,55 @@ impl App {
         l.check_key(&key).map_err(|not_until| {
             use governor::clock::Clock;
             let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            let mut e = ApiError::new(
+            ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts: wait a moment and try again",
-            );
-            e.retry_after = Some(wait.as_secs() + 1);
-            e
+            )
+            .retry(wait.as_secs() + 1)
         })
     }
 }
 
-/// Reads a request body up to `limit` bytes; longer ones are refused with 413.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+impl ApiError {
+    /// Adds a Retry-After of `seconds`.
+    pub fn retry(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+}
+
+/// Runs `f` on a blocking thread, for async handlers.
+pub async fn blocking<T: Send + 'static>(
+    app: &Arc<App>,
+    f: impl FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("handler failed: {e}"))))
+}
+
+/// Reads a request body up to `limit` bytes; longer ones are refused with 413. A body that
+/// sends nothing for `idle`, or trickles in slower than [`MIN_BODY_RATE`] after that, is
+/// dropped with 408, so a silent client cannot hold a slot for ever.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    idle: Duration,
+) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The request body is larger than the limit of {limit} bytes"),
+        )
+        .with("limit", json!(limit))
+    };
+    let too_slow = || {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body arrived too slowly",
         )
     };
     let declared = headers
@@ -377,105 +460,147 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(s) = src {
-            if s.is::<http_body_util::LengthLimitError>() {
-                return too_large();
+    let start = Instant::now();
+    let mut body = body;
+    let mut data = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(too_slow()),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                // The client went away or sent a broken body.
+                return Err(ApiError::bad("The request body could not be read"));
             }
-            src = s.source();
+            Ok(Some(Ok(f))) => f,
+        };
+        if let Ok(chunk) = frame.into_data() {
+            if data.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            data.extend_from_slice(&chunk);
         }
-        // The client went away or sent a broken body.
-        ApiError::bad("The request body could not be read")
-    })
+        let elapsed = start.elapsed();
+        if elapsed > idle
+            && (data.len() as u64) < (elapsed - idle).as_secs().saturating_mul(MIN_BODY_RATE)
+        {
+            return Err(too_slow());
+        }
+    }
+    Ok(data.freeze())
 }
 
-/// How a route is served: its handler, authentication and body.
+/// How a route is served: its work, authentication and body.
 #[derive(Clone, Copy)]
 struct RouteSpec {
-    f: Handler,
+    work: Work,
     auth: Auth,
     kind: BodyKind,
 }
 
+fn busy(what: &str, b: slots::Busy, retry: u64) -> ApiError {
+    let message = match b {
+        slots::Busy::Account(n) => {
+            format!("Your account already has {n} {what} under way: wait for one to finish")
+        }
+        slots::Busy::Server => format!("The server is busy with {what}: try again shortly"),
+    };
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).retry(retry)
+}
+
 async fn serve(
     app: Arc<App>,
-    RouteSpec { f, auth, kind }: RouteSpec,
+    RouteSpec { work, auth, kind }: RouteSpec,
     peer: SocketAddr,
     headers: HeaderMap,
     param: Option<String>,
     body: Body,
 ) -> Response {
+    match handle(app, work, auth, kind, peer, headers, param, body).await {
+        Ok(reply) => reply.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    app: Arc<App>,
+    work: Work,
+    auth: Auth,
+    kind: BodyKind,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    param: Option<String>,
+    body: Body,
+) -> Result<Reply, ApiError> {
     let client = app.client(peer.ip(), &headers);
-    if matches!(auth, Auth::Limited | Auth::RequiredLimited) {
-        if let Err(e) = app.check_rate(client) {
-            return e.into_response();
-        }
+    let hashes = matches!(auth, Auth::Limited | Auth::RequiredLimited);
+    if hashes {
+        app.check_rate(client)?;
     }
     let needs_user = matches!(auth, Auth::Required | Auth::RequiredLimited);
-    let bearer = || {
-        headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("").to_string())
-    };
-    // With a body, the token is checked before a byte of it is read; without one, the
-    // check runs in the handler's own blocking task (one hand-off, not two).
-    let has_body = !matches!(kind, BodyKind::None);
-    let user = if needs_user && has_body {
-        let bearer = bearer();
-        let a = app.clone();
-        match tokio::task::spawn_blocking(move || a.tokens.check(&a.db, bearer.as_deref())).await {
-            Ok(Ok(u)) => Some(u),
-            Ok(Err(e)) => return e.into_response(),
-            Err(e) => {
-                return ApiError::internal(format!("token check failed: {e}")).into_response()
-            }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    // With a body, the token is checked before a byte of it is read; for a blocking handler
+    // without one, in the handler's own blocking task (one hand-off, not two).
+    let early = needs_user && (!matches!(kind, BodyKind::None) || matches!(work, Work::Async(_)));
+    let mut user = None;
+    let mut late = None;
+    if early {
+        let bearer = bearer.clone();
+        user = Some(blocking(&app, move |a| a.tokens.check(&a.db, bearer.as_deref())).await?);
+    } else if needs_user {
+        late = Some(bearer);
+    }
+    let idle = app.cfg.body_timeout;
+    let mut _upload = None;
+    let body = match kind {
+        BodyKind::None => Bytes::new(),
+        BodyKind::Json => read_body(body, &headers, app.cfg.json_limit, idle).await?,
+        BodyKind::Blob => {
+            // Uploads are held in memory whole: a few at a time, and two per account, so
+            // no account can take every slot.
+            let account = user.as_ref().map_or(0, |u| u.id);
+            _upload = Some(
+                app.uploads
+                    .take(account)
+                    .map_err(|b| busy("uploads", b, 1))?,
+            );
+            read_body(body, &headers, app.cfg.blob_limit, idle).await?
         }
+    };
+    // Password hashes wait here for a slot, holding no thread.
+    let _hash = if hashes {
+        Some(
+            app.hashes
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::unavailable("The server is stopping"))?,
+        )
     } else {
         None
     };
-    let body = match kind {
-        BodyKind::None => Bytes::new(),
-        BodyKind::Json => match read_body(body, &headers, app.cfg.json_limit).await {
-            Ok(b) => b,
-            Err(e) => return e.into_response(),
-        },
-        BodyKind::Blob => {
-            // Uploads are held in memory whole: only a few at a time.
-            let Ok(_permit) = app.uploads.acquire().await else {
-                return ApiError::unavailable("The server is stopping").into_response();
-            };
-            match read_body(body, &headers, app.cfg.blob_limit).await {
-                Ok(b) => b,
-                Err(e) => return e.into_response(),
-            }
-        }
-    };
-    let late = (needs_user && !has_body).then(bearer);
-    let work = tokio::task::spawn_blocking(move || {
-        let user = match late {
-            Some(bearer) => Some(app.tokens.check(&app.db, bearer.as_deref())?),
-            None => user,
-        };
-        f(&app, &Req { param, body, user })
-    })
-    .await;
     match work {
-        Ok(Ok(reply)) => reply.into_response(),
-        Ok(Err(e)) => e.into_response(),
-        Err(e) => ApiError::internal(format!("handler failed: {e}")).into_response(),
+        Work::Async(f) => f(app, Req { param, body, user }).await,
+        Work::Blocking(f) => tokio::task::spawn_blocking(move || {
+            let user = match late {
+                Some(bearer) => Some(app.tokens.check(&app.db, bearer.as_deref())?),
+                None => user,
+            };
+            f(&app, &Req { param, body, user })
+        })
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("handler failed: {e}")))),
     }
 }
 
 /// A route's one path parameter, or why it could not be read.
 type PathParam = Result<Path<String>, axum::extract::rejection::PathRejection>;
 
-/// The future a route returns.
-type Pending = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
-
 fn route(
     spec: RouteSpec,
-) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, HeaderMap, Body) -> Pending
+) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, HeaderMap, Body) -> Pending<Response>
        + Clone
        + Send
        + Sync
@@ -487,7 +612,7 @@ fn route(
 
 fn route_param(
     spec: RouteSpec,
-) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, PathParam, HeaderMap, Body) -> Pending
+) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, PathParam, HeaderMap, Body) -> Pending<Response>
        + Clone
        + Send
        + Sync
@@ -503,189 +628,200 @@ fn route_param(
     }
 }
 
-/// Every route: method, path, handler, authentication and body.
-const ROUTES: &[(&str, &str, Handler, Auth, BodyKind)] = &[
+use Auth::{Limited, Public, Required, RequiredLimited};
+use BodyKind::{Blob, Json};
+use Work::{Async, Blocking};
+
+/// Every route: method, path, work, authentication and body.
+const ROUTES: &[(&str, &str, Work, Auth, BodyKind)] = &[
     (
         "POST",
         "/api/auth/register",
-        auth::register,
-        Auth::Limited,
-        BodyKind::Json,
+        Blocking(auth::register),
+        Limited,
+        Json,
     ),
     (
         "POST",
         "/api/auth/login",
-        auth::login,
-        Auth::Limited,
-        BodyKind::Json,
+        Blocking(auth::login),
+        Limited,
+        Json,
     ),
     (
         "POST",
         "/api/auth/logout",
-        auth::logout,
-        Auth::Required,
+        Blocking(auth::logout),
+        Required,
         BodyKind::None,
     ),
     (
         "GET",
         "/api/auth/me",
-        auth::me,
-        Auth::Required,
+        Blocking(auth::me),
+        Required,
         BodyKind::None,
     ),
     (
         "GET",
         "/api/users/profile",
-        auth::profile,
-        Auth::Required,
+        Blocking(auth::profile),
+        Required,
         BodyKind::None,
     ),
     (
         "PUT",
         "/api/users/profile",
-        auth::update_profile,
-        Auth::Required,
-        BodyKind::Json,
+        Blocking(auth::update_profile),
+        Required,
+        Json,
     ),
     (
         "PUT",
         "/api/users/password",
-        auth::change_password,
-        Auth::RequiredLimited,
-        BodyKind::Json,
+        Blocking(auth::change_password),
+        RequiredLimited,
+        Json,
     ),
     (
         "GET",
         "/api/users/stats",
-        auth::stats,
-        Auth::Required,
+        Blocking(auth::stats),
+        Required,
+        BodyKind::None,
+    ),
+    (
+        "GET",
+        "/api/limits",
+        Blocking(limits),
+        Required,
         BodyKind::None,
     ),
     (
         "GET",
         "/api/projects",
-        projects::list,
-        Auth::Required,
+        Blocking(projects::list),
+        Required,
         BodyKind::None,
     ),
     (
         "POST",
         "/api/projects",
-        projects::create,
-        Auth::Required,
-        BodyKind::Json,
+        Blocking(projects::create),
+        Required,
+        Json,
     ),
     (
         "GET",
         "/api/projects/{id}",
-        projects::show,
-        Auth::Required,
+        Blocking(projects::show),
+        Required,
         BodyKind::None,
     ),
     (
         "PUT",
         "/api/projects/{id}",
-        projects::update,
-        Auth::Required,
-        BodyKind::Json,
+        Blocking(projects::update),
+        Required,
+        Json,
     ),
     (
         "DELETE",
         "/api/projects/{id}",
-        projects::delete,
-        Auth::Required,
+        Blocking(projects::delete),
+        Required,
         BodyKind::None,
     ),
     (
         "GET",
         "/api/scripts/project/{id}",
-        projects::scripts,
-        Auth::Required,
+        Blocking(projects::scripts),
+        Required,
         BodyKind::None,
     ),
     (
         "POST",
         "/api/scripts/project/{id}",
-        projects::create_script,
-        Auth::Required,
-        BodyKind::Json,
+        Blocking(projects::create_script),
+        Required,
+        Json,
     ),
     (
         "GET",
         "/api/scripts/{id}",
-        projects::script,
-        Auth::Required,
+        Blocking(projects::script),
+        Required,
         BodyKind::None,
     ),
     (
         "PUT",
         "/api/scripts/{id}",
-        projects::update_script,
-        Auth::Required,
-        BodyKind::Json,
+        Blocking(projects::update_script),
+        Required,
+        Json,
     ),
     (
         "DELETE",
         "/api/scripts/{id}",
-        projects::delete_script,
-        Auth::Required,
+        Blocking(projects::delete_script),
+        Required,
         BodyKind::None,
     ),
     (
         "POST",
         "/api/scripts/{id}/execute",
-        projects::execute,
-        Auth::Required,
+        Async(projects::execute),
+        Required,
         BodyKind::None,
     ),
     (
         "GET",
         "/api/scripts/{id}/executions",
-        projects::executions,
-        Auth::Required,
+        Blocking(projects::executions),
+        Required,
         BodyKind::None,
     ),
     (
         "GET",
         "/api/projects/{id}/files",
-        files::list,
-        Auth::Required,
+        Blocking(files::list),
+        Required,
         BodyKind::None,
     ),
     (
         "POST",
         "/api/projects/{id}/files/commit",
-        files::commit,
-        Auth::Required,
-        BodyKind::Json,
+        Blocking(files::commit),
+        Required,
+        Json,
     ),
     (
         "POST",
         "/api/blobs/missing",
-        files::missing,
-        Auth::Required,
-        BodyKind::Json,
+        Blocking(files::missing),
+        Required,
+        Json,
     ),
     (
         "PUT",
         "/api/blobs/{hash}",
-        files::put_blob,
-        Auth::Required,
-        BodyKind::Blob,
+        Blocking(files::put_blob),
+        Required,
+        Blob,
     ),
     (
         "GET",
         "/api/blobs/{hash}",
-        files::get_blob,
-        Auth::Required,
+        Blocking(files::get_blob),
+        Required,
         BodyKind::None,
     ),
-    ("GET", "/health", health, Auth::Public, BodyKind::None),
+    ("GET", "/health", Async(health), Public, BodyKind::None),
     (
         "GET",
         "/api/openapi.json",
-        openapi,
-        Auth::Public,
+        Async(openapi),
+        Public,
         BodyKind::None,
     ),
 ];
@@ -695,28 +831,50 @@ pub fn routes() -> Vec<(&'static str, &'static str)> {
     ROUTES.iter().map(|r| (r.0, r.1)).collect()
 }
 
-fn health(_: &App, _: &Req) -> Result<Reply, ApiError> {
-    ok(json!({"status": "ok"}))
+/// Answered on the async side: it needs nothing that could wait.
+fn health(_: Arc<App>, _: Req) -> Pending<Result<Reply, ApiError>> {
+    Box::pin(async { ok(json!({"status": "ok"})) })
 }
 
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// The OpenAPI document, served as it is embedded.
-fn openapi(_: &App, _: &Req) -> Result<Reply, ApiError> {
-    Ok(Reply::Text(OPENAPI))
+fn openapi(_: Arc<App>, _: Req) -> Pending<Result<Reply, ApiError>> {
+    Box::pin(async { Ok(Reply::Text(OPENAPI)) })
+}
+
+/// What this server accepts, so that a client can check before it sends.
+fn limits(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let used = app.db.read(|c| {
+        Ok(c.one(
+            "SELECT storage_bytes FROM users WHERE id = ?",
+            &[req.user().id.into()],
+        )?
+        .map_or(0, |r| r.int(0)))
+    })?;
+    let l = &app.cfg.script_limits;
+    ok(json!({"data": {
+        "blob_limit": app.cfg.blob_limit,
+        "json_limit": app.cfg.json_limit,
+        "max_batch": MAX_BATCH,
+        "quota": app.cfg.quota,
+        "storage_used": used,
+        "script": {"time_ms": l.time.as_millis() as u64, "memory": l.memory,
+            "operations": l.operations, "output": l.output},
+    }}))
 }
 
 /// The router with every route, the JSON fallbacks, the security headers and CORS.
 pub fn router(app: Arc<App>) -> Router {
     let mut by_path: Vec<(&str, MethodRouter<Arc<App>>)> = Vec::new();
-    for &(method, path, f, auth, kind) in ROUTES {
+    for &(method, path, work, auth, kind) in ROUTES {
         let filter = match method {
             "GET" => MethodFilter::GET,
             "POST" => MethodFilter::POST,
             "PUT" => MethodFilter::PUT,
             _ => MethodFilter::DELETE,
         };
-        let spec = RouteSpec { f, auth, kind };
+        let spec = RouteSpec { work, auth, kind };
         let mr = if path.contains('{') {
             on(filter, route_param(spec))
         } else {
@@ -770,12 +928,13 @@ async fn around(
     next: axum::middleware::Next,
 ) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| app.client(c.0.ip(), req.headers()));
+    let logged = app.cfg.log.then(|| {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| app.client(c.0.ip(), req.headers()));
+        (req.method().clone(), req.uri().path().to_string(), peer)
+    });
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -792,33 +951,45 @@ async fn around(
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if app.cfg.log {
-        log_line(json!({
-            "method": method.as_str(),
-            "path": path,
-            "status": res.status().as_u16(),
-            "ms": (start.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
-            "client": peer.map(|p| p.to_string()),
-        }));
+    if let Some((method, path, client)) = logged {
+        log::request(log::Request {
+            method,
+            path,
+            status: res.status().as_u16(),
+            elapsed: start.elapsed(),
+            client,
+        });
     }
     res
 }
 
-fn log_line(mut v: Value) {
-    use std::io::Write;
-    v["time"] = Value::String(now());
-    let _ = writeln!(std::io::stderr().lock(), "{v}");
+fn log_line(v: Value) {
+    log::event(v);
+}
+
+/// Makes memory freed after a burst go back to the system: with glibc's default, the
+/// threshold for mapping large blocks rises after the first is freed, and the 19 MiB of
+/// each password hash then stay in the heap of every thread that computed one.
+fn return_memory_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before the server's threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
 }
 
 /// Runs the server until SIGINT or SIGTERM. Prints `listening on http://ADDR` on standard
-/// output once the socket is bound (with `:0`, the port chosen).
+/// output once the socket is bound (with `:0`, the port chosen). On a signal it stops taking
+/// connections, finishes the requests under way, and returns.
 pub fn run(cfg: Config) -> anyhow::Result<()> {
+    return_memory_to_the_system();
+    let logger = log::start();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("server")
         .build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let listen = cfg.listen.clone();
         let app = Arc::new(tokio::task::spawn_blocking(move || App::new(cfg)).await??);
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -832,16 +1003,27 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         println!("listening on http://{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
+        let sweeper = tokio::spawn(files::sweep_regularly(app.clone()));
+        let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(async {
                 use tokio::signal::unix::{signal, SignalKind};
                 let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
                 let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
                 tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             })
-            .await?;
-        log_line(json!({"level": "info", "msg": "stopped"}));
-        Ok(())
-    })
+            .await;
+        sweeper.abort();
+        let _ = sweeper.await;
+        served?;
+        Ok::<_, anyhow::Error>(app)
+    });
+    // The database's blocking clients (PostgreSQL's among them) must be dropped outside
+    // the runtime, and the runtime itself before them.
+    drop(rt);
+    let app = result?;
+    drop(app);
+    log_line(json!({"level": "info", "msg": "stopped"}));
+    drop(logger);
+    Ok(())
 }

@@ -2,8 +2,9 @@
 //! not found, never shown.
 
 use super::db::{Conn, Row};
-use super::{created, field, now, ok, ApiError, App, Reply, Req};
+use super::{blocking, created, field, now, ok, ApiError, App, Pending, Reply, Req};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 pub const LANGUAGES: &[&str] = &["rhai", "valyxoscript", "javascript", "python"];
 
@@ -46,6 +47,9 @@ fn project_fields(body: &Map<String, Value>) -> Result<(String, Option<String>),
             details.push(("name", "name is required".into()));
         } else if n > 100 {
             details.push(("name", "name must be at most 100 characters".into()));
+        } else if let Some(p) = crate::protocol::project_name_problem(&name) {
+            // The name becomes a folder on every machine that syncs the project.
+            details.push(("name", p));
         }
         if description
             .as_ref()
@@ -281,33 +285,59 @@ pub fn delete_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
     ok(json!({"message": "Script deleted"}))
 }
 
-pub fn execute(app: &App, req: &Req) -> Result<Reply, ApiError> {
-    let id = req.id("Script")?;
-    let user = req.user().id;
-    let script = app.db.read(|c| owned_script(c, user, id))?;
-    let run = super::sandbox::run(&script.text(4), &script.text(3));
-    let t = now();
-    let exec_id = app.db.write(|c| {
-        // The script may have been deleted while it ran; then there is nothing to record.
-        owned_script(c, user, id)?;
-        Ok(c.one(
-            "INSERT INTO executions (script_id, status, output, error, execution_time_ms, \
-             executed_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            &[
-                id.into(),
-                run.status.into(),
-                run.output.clone().into(),
-                run.error.clone().into(),
-                run.ms.into(),
-                t.into(),
-            ],
-        )?
-        .map_or(0, |r| r.int(0)))
-    })?;
-    ok(
-        json!({"data": {"id": exec_id, "status": run.status, "output": run.output,
-        "error": run.error, "execution_time_ms": run.ms}}),
-    )
+/// Runs a script on the script pool (answering 429 when the account or the server already
+/// has its most executions under way) and records the run.
+pub fn execute(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
+    Box::pin(async move {
+        let id = req.id("Script")?;
+        let user = req.user().id;
+        let retry = app.scripts.limits.time.as_secs() + 1;
+        let slot = app
+            .scripts
+            .admit(user)
+            .map_err(|b| super::busy("script executions", b, retry))?;
+        let script = blocking(&app, move |a| a.db.read(|c| owned_script(c, user, id))).await?;
+        let run = app.scripts.run(slot, script.text(4), script.text(3)).await;
+        let keep = app.cfg.execution_history.max(1) as i64;
+        let (status, output, error, ms) = (run.status, run.output, run.error, run.ms);
+        let (o, e) = (output.clone(), error.clone());
+        let exec_id = blocking(&app, move |a| {
+            a.db.write(|c| {
+                // The script may have been deleted while it ran; then there is nothing to record.
+                owned_script(c, user, id)?;
+                let exec_id = c
+                    .one(
+                        "INSERT INTO executions (script_id, status, output, error, \
+                         execution_time_ms, executed_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                        &[
+                            id.into(),
+                            status.into(),
+                            o.into(),
+                            e.into(),
+                            ms.into(),
+                            now().into(),
+                        ],
+                    )?
+                    .map_or(0, |r| r.int(0));
+                // A bounded history per script; the counts in stats outlive it.
+                c.exec(
+                    "DELETE FROM executions WHERE script_id = ? AND id < (SELECT id FROM \
+                     executions WHERE script_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    &[id.into(), id.into(), (keep - 1).into()],
+                )?;
+                c.exec(
+                    "UPDATE scripts SET runs = runs + 1, run_ms = run_ms + ? WHERE id = ?",
+                    &[ms.into(), id.into()],
+                )?;
+                Ok(exec_id)
+            })
+        })
+        .await?;
+        ok(
+            json!({"data": {"id": exec_id, "status": status, "output": output,
+            "error": error, "execution_time_ms": ms}}),
+        )
+    })
 }
 
 pub fn executions(app: &App, req: &Req) -> Result<Reply, ApiError> {

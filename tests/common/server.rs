@@ -17,12 +17,25 @@ impl Server {
     /// A server on SQLite in a temporary directory (or on `database` when given), with no
     /// rate limit unless `extra` sets one.
     pub fn start(database: Option<&str>, extra: &[&str]) -> Server {
+        Server::launch(database, extra, true)
+    }
+
+    /// As [`Server::start`], logging every request to its standard error.
+    pub fn logged(extra: &[&str]) -> Server {
+        Server::launch(None, extra, false)
+    }
+
+    fn launch(database: Option<&str>, extra: &[&str], quiet: bool) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = match database {
             Some(d) => d.to_string(),
             None => format!("sqlite:{}", dir.path().join("server.db").display()),
         };
-        let mut args = vec!["server", "--listen", "127.0.0.1:0", "--quiet", "--database"];
+        let mut args = vec!["server", "--listen", "127.0.0.1:0"];
+        if quiet {
+            args.push("--quiet");
+        }
+        args.push("--database");
         args.push(&db);
         if !extra.contains(&"--rate-limit") {
             args.extend(["--rate-limit", "0"]);
@@ -40,9 +53,39 @@ impl Server {
 
     /// Sends SIGTERM and waits for the server to end.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.terminate_with_log().0
+    }
+
+    /// Sends SIGTERM, waits for the server to end, and returns its status and what it wrote
+    /// to standard error.
+    pub fn terminate_with_log(&mut self) -> (std::process::ExitStatus, String) {
+        self.signal(libc::SIGTERM);
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (self.child.wait().expect("wait for the server"), err)
+    }
+
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: i32) {
         // SAFETY: signals our own child process.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().expect("wait for the server")
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// The database the server was started on.
+    pub fn database(&self) -> &str {
+        let i = self
+            .args
+            .iter()
+            .position(|a| a == "--database")
+            .expect("--database");
+        &self.args[i + 1]
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Stops the server (as a crash would) without starting it again.

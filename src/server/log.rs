@@ -1,0 +1,197 @@
+//! The server's log (server): one JSON line per request and per event on standard error,
+//! written by a thread of its own. A request only hands its facts over a bounded channel;
+//! the writer formats them and writes in batches, so logging never waits on the terminal or
+//! a pipe on the request path. When the channel is full (the reader of standard error is
+//! slower than the requests), lines are dropped and the next written line says how many.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+/// The facts of one answered request.
+pub struct Request {
+    pub method: axum::http::Method,
+    pub path: String,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub client: Option<IpAddr>,
+}
+
+enum Msg {
+    Request(Request, SystemTime),
+    Event(Value, SystemTime),
+    /// Write out everything before this, then answer.
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Lines that may wait for the writer; beyond that they are dropped.
+const QUEUE: usize = 16_384;
+
+static SENDER: OnceLock<Mutex<Option<SyncSender<Msg>>>> = OnceLock::new();
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+fn sender() -> Option<SyncSender<Msg>> {
+    SENDER
+        .get()?
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+thread_local! {
+    /// Each thread keeps its own sender, so sending takes no lock.
+    static LOCAL: std::cell::RefCell<Option<SyncSender<Msg>>> = const { std::cell::RefCell::new(None) };
+}
+
+fn send(msg: Msg) {
+    let sent = LOCAL.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.is_none() {
+            *l = sender();
+        }
+        match l.as_ref() {
+            Some(tx) => match tx.try_send(msg) {
+                Ok(()) => None,
+                Err(TrySendError::Full(_)) => {
+                    DROPPED.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+                Err(TrySendError::Disconnected(m)) => {
+                    *l = None;
+                    Some(m)
+                }
+            },
+            None => Some(msg),
+        }
+    });
+    // No writer (it has stopped, or never started): write the line here.
+    if let Some(msg) = sent {
+        let mut err = std::io::stderr().lock();
+        write_msg(&mut err, msg);
+    }
+}
+
+/// Logs a request.
+pub fn request(r: Request) {
+    send(Msg::Request(r, SystemTime::now()));
+}
+
+/// Logs an event (`{"level": …, "msg": …}`); the time is added.
+pub fn event(v: Value) {
+    send(Msg::Event(v, SystemTime::now()));
+}
+
+fn time(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    ms: f64,
+    client: Option<String>,
+    time: String,
+}
+
+fn write_msg(out: &mut impl Write, msg: Msg) {
+    let dropped = DROPPED.swap(0, Ordering::Relaxed);
+    if dropped > 0 {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"level": "warn", "msg": "log lines dropped: standard error is slower than the requests", "dropped": dropped, "time": time(SystemTime::now())})
+        );
+    }
+    match msg {
+        Msg::Request(r, at) => {
+            let line = Line {
+                method: r.method.as_str(),
+                path: &r.path,
+                status: r.status,
+                ms: (r.elapsed.as_secs_f64() * 100_000.0).round() / 100.0,
+                client: r.client.map(|c| c.to_string()),
+                time: time(at),
+            };
+            if serde_json::to_writer(&mut *out, &line).is_ok() {
+                let _ = out.write_all(b"\n");
+            }
+        }
+        Msg::Event(mut v, at) => {
+            v["time"] = Value::String(time(at));
+            let _ = writeln!(out, "{v}");
+        }
+        Msg::Flush(done) => {
+            let _ = out.flush();
+            let _ = done.send(());
+        }
+    }
+}
+
+fn writer(rx: Receiver<Msg>) {
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stderr());
+    loop {
+        // Wait for a line, then take every line already waiting before flushing once.
+        let msg = match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = out.flush();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        write_msg(&mut out, msg);
+        while let Ok(m) = rx.try_recv() {
+            write_msg(&mut out, m);
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+}
+
+/// The running writer; dropping it writes out every waiting line and stops the writer.
+pub struct Writer {
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the writer thread (once per process; later calls share it).
+pub fn start() -> Writer {
+    let slot = SENDER.get_or_init(|| Mutex::new(None));
+    let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+    if s.is_some() {
+        return Writer { thread: None };
+    }
+    let (tx, rx) = sync_channel(QUEUE);
+    *s = Some(tx);
+    let thread = std::thread::Builder::new()
+        .name("log".into())
+        .spawn(move || writer(rx))
+        .ok();
+    Writer { thread }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        if let Some(tx) = sender() {
+            let (done, wait) = std::sync::mpsc::channel();
+            if tx.send(Msg::Flush(done)).is_ok() {
+                let _ = wait.recv_timeout(Duration::from_secs(5));
+            }
+        }
+        // Closing the shared sender ends the writer once the thread-local ones are gone;
+        // the lines are out already, so it is not waited for.
+        if let Some(slot) = SENDER.get() {
+            slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+        drop(thread);
+    }
+}
