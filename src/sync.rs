@@ -14,8 +14,9 @@ use crate::hub::Hub;
 use crate::vfs::{FileRef, Kind, VPath};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
+use std::ops::Bound::{Excluded, Included};
 use std::time::Duration;
 
 /// Where synced projects live in the VFS.
@@ -237,6 +238,20 @@ impl Api {
         self.finish(status, &text).map(|_| ())
     }
 
+    /// What the server accepts (`GET /api/limits`); None from a server too old to say.
+    pub fn limits(&self) -> Result<Option<Value>> {
+        match self.json("GET", "/api/limits", None) {
+            Ok(v) => Ok(Some(v["data"].clone())),
+            Err(e)
+                if e.downcast_ref::<HttpError>()
+                    .is_some_and(|h| h.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The content of `hash`, checked against it.
     pub fn get_blob(&self, hash: &str) -> Result<Vec<u8>> {
         let resp = self
@@ -378,6 +393,15 @@ enum Act {
         version: i64,
         copy: String,
     },
+    /// A file here where the server has a folder (or under a name that is a file on the
+    /// server): the server's keeps the name, this machine's file moves to `to` and is pushed
+    /// there. `version` is the server's version of `from` (a deletion), or 0.
+    Move {
+        from: String,
+        to: String,
+        hash: String,
+        version: i64,
+    },
 }
 
 /// One side's view of a file: its hash (None: absent or deleted) and server version.
@@ -463,7 +487,110 @@ fn plan(
             },
         }
     }
-    acts
+    resolve_clashes(acts, remote, copy_name)
+}
+
+/// The names above `path` (`a`, `a/b` for `a/b/c`).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
+}
+
+/// Makes a plan committable: after it, no file may sit where the other side has a folder.
+/// A file pushed from here whose name is a folder on the server, or that lies inside a
+/// name that is a file on the server, keeps both by the same rule as a conflict: the
+/// server's keeps the name, and this machine's moves to a conflict copy (the file itself,
+/// or its whole folder) that is pushed instead.
+fn resolve_clashes(
+    acts: Vec<Act>,
+    remote: &BTreeMap<String, Side>,
+    copy_name: &mut dyn FnMut(&str) -> String,
+) -> Vec<Act> {
+    let deleted_there: BTreeSet<&str> = acts
+        .iter()
+        .filter_map(|a| match a {
+            Act::Push {
+                path, hash: None, ..
+            } => Some(path.as_str()),
+            _ => None,
+        })
+        .collect();
+    // What stays a live file on the server whatever this machine sends.
+    let server_files: BTreeSet<&str> = remote
+        .iter()
+        .filter(|(p, s)| s.hash.is_some() && !deleted_there.contains(p.as_str()))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let is_server_folder = |p: &str| {
+        has_under(
+            |from, to| {
+                server_files
+                    .range::<&str, _>((Included(from), Excluded(to)))
+                    .next()
+                    .is_some()
+            },
+            p,
+        )
+    };
+    let mut folder_copies: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::with_capacity(acts.len());
+    for a in acts {
+        let Act::Push {
+            path,
+            hash: Some(hash),
+            base_version,
+        } = a
+        else {
+            out.push(a);
+            continue;
+        };
+        let version = remote.get(&path).map_or(0, |s| s.version);
+        let inside = ancestors(&path)
+            .find(|d| server_files.contains(d))
+            .map(str::to_string);
+        let to = if let Some(file) = inside {
+            // Inside a name that is a file on the server: the whole folder moves.
+            let copy = folder_copies
+                .entry(file.clone())
+                .or_insert_with(|| copy_name(&file))
+                .clone();
+            format!("{copy}{}", &path[file.len()..])
+        } else if is_server_folder(&path) {
+            copy_name(&path)
+        } else {
+            out.push(Act::Push {
+                path,
+                hash: Some(hash),
+                base_version,
+            });
+            continue;
+        };
+        out.push(Act::Move {
+            from: path,
+            to,
+            hash,
+            version,
+        });
+    }
+    out
+}
+
+/// Whether some path in `sorted` lies inside the folder `dir`.
+fn has_under(sorted: impl Fn(&str, &str) -> bool, dir: &str) -> bool {
+    // Paths inside `dir` sort between `dir/` and `dir0` ('0' follows '/').
+    sorted(&format!("{dir}/"), &format!("{dir}0"))
+}
+
+/// Whether `name` is a path among the keys of `m`, or a folder above one.
+fn occupies<V>(m: &BTreeMap<String, V>, name: &str) -> bool {
+    m.contains_key(name)
+        || has_under(
+            |from, to| {
+                m.range::<str, _>((Included(from), Excluded(to)))
+                    .next()
+                    .is_some()
+            },
+            name,
+        )
 }
 
 /// `dir/name (conflict HOST DATE).ext`, numbered when taken.
@@ -555,6 +682,7 @@ impl Report {
                 Act::Conflict { path, copy, .. } => {
                     self.conflicts.push((path.clone(), copy.clone()))
                 }
+                Act::Move { from, to, .. } => self.conflicts.push((from.clone(), to.clone())),
                 Act::Agree { .. } => {}
             }
         }
@@ -582,11 +710,18 @@ fn project_dir(name: &str) -> Result<VPath> {
         .map_err(|e| anyhow!("'{name}' cannot be a project name: {e}"))
 }
 
-/// The files under `dir`, by path relative to it.
-fn local_files(hub: &Hub, dir: &VPath, report: &mut Report) -> Result<BTreeMap<String, LocalFile>> {
+/// The files under `dir`, by path relative to it, and the paths of files left out because
+/// they are larger than the server accepts (`limit`).
+fn local_files(
+    hub: &Hub,
+    dir: &VPath,
+    limit: Option<u64>,
+    report: &mut Report,
+) -> Result<(BTreeMap<String, LocalFile>, BTreeSet<String>)> {
     let mut out = BTreeMap::new();
+    let mut held = BTreeSet::new();
     if !hub.vfs.is_dir(dir) {
-        return Ok(out);
+        return Ok((out, held));
     }
     for e in hub.vfs.walk(dir)? {
         if e.kind != Kind::File {
@@ -597,10 +732,22 @@ fn local_files(hub: &Hub, dir: &VPath, report: &mut Report) -> Result<BTreeMap<S
         };
         let rel = names.join("/");
         if !crate::protocol::valid_path(&rel) {
-            report
-                .skipped
-                .push(format!("{rel}: the name cannot be synced"));
+            report.skipped.push(format!(
+                "{}: the name cannot be synced",
+                crate::text::escape(&rel)
+            ));
             continue;
+        }
+        if let Some(limit) = limit {
+            let size = hub.vfs.stat(&e.path).map(|m| m.size).unwrap_or(0);
+            if size > limit {
+                report.skipped.push(format!(
+                    "{rel} is larger than the server accepts ({}); it stays here, unsynced",
+                    crate::budget::human(limit as usize)
+                ));
+                held.insert(rel);
+                continue;
+            }
         }
         let file = match e.file {
             Some(f) => f,
@@ -621,7 +768,7 @@ fn local_files(hub: &Hub, dir: &VPath, report: &mut Report) -> Result<BTreeMap<S
             },
         );
     }
-    Ok(out)
+    Ok((out, held))
 }
 
 fn side(v: &Value) -> (String, Side) {
@@ -644,7 +791,8 @@ fn remote_files(data: &Value, report: &mut Report) -> BTreeMap<String, Side> {
             out.insert(path, side);
         } else {
             report.skipped.push(format!(
-                "{path:?}: the server sent a name that is not a path"
+                "{}: the server sent a name that is not a path",
+                crate::text::escape(&path)
             ));
         }
     }
@@ -732,33 +880,48 @@ pub struct Options {
     pub dry_run: bool,
     /// Show progress bars for large transfers (on a terminal).
     pub progress: bool,
+    /// The largest file the server accepts, when it says (`Api::limits`).
+    pub blob_limit: Option<u64>,
 }
 
 /// The projects to sync: the names given, or every local project and every project of the
-/// account on the server.
-pub fn projects(hub: &Hub, api: &Api, names: &[String]) -> Result<(Vec<String>, Vec<Value>)> {
+/// account on the server; with the server's projects, and a note for each name that cannot
+/// be a folder here (or there) and is left alone.
+pub fn projects(
+    hub: &Hub,
+    api: &Api,
+    names: &[String],
+) -> Result<(Vec<String>, Vec<Value>, Vec<String>)> {
     let remote = api.json("GET", "/api/projects", None)?;
     let remote: Vec<Value> = remote["data"].as_array().cloned().unwrap_or_default();
     if !names.is_empty() {
-        return Ok((names.to_vec(), remote));
+        return Ok((names.to_vec(), remote, Vec::new()));
     }
     let mut all = BTreeSet::new();
+    let mut notes = Vec::new();
+    let mut add = |n: &str, whose: &str| match crate::protocol::project_name_problem(n) {
+        None => {
+            all.insert(n.to_string());
+        }
+        Some(p) => notes.push(format!(
+            "{} {whose} is left alone: {p}",
+            crate::text::escape(n)
+        )),
+    };
     let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
     if hub.vfs.is_dir(&root) {
         for e in hub.vfs.read_dir(&root)? {
             if e.meta.kind == Kind::Dir {
-                all.insert(e.name.clone());
+                add(&e.name, "here");
             }
         }
     }
     for p in &remote {
         if let Some(n) = p["name"].as_str() {
-            if project_dir(n).is_ok() && !n.contains('/') {
-                all.insert(n.to_string());
-            }
+            add(n, "on the server");
         }
     }
-    Ok((all.into_iter().collect(), remote))
+    Ok((all.into_iter().collect(), remote, notes))
 }
 
 /// Syncs (or with `dry_run`, plans) one project.
@@ -770,8 +933,11 @@ pub fn sync_project(
     remote_projects: &[Value],
     opts: &Options,
 ) -> Result<Report> {
+    if let Some(p) = crate::protocol::project_name_problem(name) {
+        bail!("{} cannot be synced: {p}", crate::text::escape(name));
+    }
     let dir = project_dir(name)?;
-    if name.contains('/') || dir.names().len() != 2 {
+    if dir.names().len() != 2 {
         bail!("'{name}' is not a project name: projects are the directories in ~/Projects");
     }
     let mut report = Report {
@@ -810,8 +976,8 @@ pub fn sync_project(
     };
     for attempt in 0.. {
         report.skipped.clear();
-        let local = local_files(hub, &dir, &mut report)?;
-        if local.is_empty() && base.values().any(|b| b.hash.is_some()) {
+        let (local, held) = local_files(hub, &dir, opts.blob_limit, &mut report)?;
+        if local.is_empty() && held.is_empty() && base.values().any(|b| b.hash.is_some()) {
             // A project folder that is gone or empty (or a mount that is not there) is not a
             // request to delete every file everywhere: it is fetched again, as on a new
             // machine. (Checked on every attempt: a retry reloads the stored base.)
@@ -822,7 +988,7 @@ pub fn sync_project(
             }
             base.clear();
         }
-        let (revision, remote) = match remote_id {
+        let (revision, mut remote) = match remote_id {
             Some(id) => {
                 let d = api.json("GET", &format!("/api/projects/{id}/files"), None)?;
                 (
@@ -832,16 +998,21 @@ pub fn sync_project(
             }
             None => (0, BTreeMap::new()),
         };
+        // A file too large to send stays out of the plan on both sides until it fits.
+        for p in &held {
+            remote.remove(p);
+            base.remove(p);
+        }
         let local_hashes: BTreeMap<String, String> = local
             .iter()
             .map(|(p, f)| (p.clone(), f.hash.clone()))
             .collect();
-        let mut planned: BTreeSet<String> = BTreeSet::new();
+        let mut planned: BTreeMap<String, ()> = BTreeMap::new();
         let acts = plan(&local_hashes, &base, &remote, &mut |path| {
             let name = conflict_name(path, &|c| {
-                local.contains_key(c) || remote.contains_key(c) || planned.contains(c)
+                occupies(&local, c) || occupies(&remote, c) || occupies(&planned, c)
             });
-            planned.insert(name.clone());
+            planned.insert(name.clone(), ());
             name
         });
         report.tally(&acts);
@@ -878,19 +1049,15 @@ pub fn sync_project(
                 _ => None,
             })
             .sum();
-        match apply(
+        let target = Target {
             hub,
             api,
             id,
             project,
-            &dir,
-            &local,
-            &acts,
-            revision,
-            down_total,
+            dir: &dir,
             opts,
-            &mut report,
-        )? {
+        };
+        match apply(&target, &local, &acts, revision, down_total, &mut report)? {
             Some(new_revision) => {
                 record_project(hub, acct, name, id, new_revision)?;
                 return Ok(report);
@@ -951,22 +1118,90 @@ fn bar(opts: &Options, total: u64, what: &str) -> indicatif::ProgressBar {
     b
 }
 
+/// What one run of [`apply`] works on.
+struct Target<'a> {
+    hub: &'a Hub,
+    api: &'a Api,
+    /// The project's id on the server.
+    id: i64,
+    /// The project's row in this home's sync state.
+    project: i64,
+    dir: &'a VPath,
+    opts: &'a Options,
+}
+
+impl Target<'_> {
+    fn path(&self, rel: &str) -> VPath {
+        self.dir
+            .join_names(&rel.split('/').map(str::to_string).collect::<Vec<_>>())
+    }
+
+    /// The content hash of `rel` here now, if it is a file.
+    fn hash_now(&self, rel: &str) -> Option<String> {
+        self.hub
+            .vfs
+            .content_hash(&self.path(rel))
+            .ok()
+            .map(|h| h.to_hex().to_string())
+    }
+
+    /// Whether `rel` still holds what the plan saw (a file edited while the sync ran is left
+    /// for the next one).
+    fn still(&self, rel: &str, expect: &Option<String>) -> bool {
+        &self.hash_now(rel) == expect
+    }
+
+    /// Writes `rel`, making its folders. A folder in the way that holds no files (what is
+    /// left when the server turned a folder into a file) is removed first.
+    fn write(&self, rel: &str, data: &[u8]) -> Result<()> {
+        let p = self.path(rel);
+        let vfs = &self.hub.vfs;
+        if vfs.is_dir(&p) && !vfs.walk(&p)?.iter().any(|e| e.kind != Kind::Dir) {
+            vfs.remove(&p, true)
+                .with_context(|| format!("cannot replace the empty folder {p}"))?;
+        }
+        if let Some(parent) = p.parent() {
+            vfs.mkdir(&parent, true)
+                .with_context(|| format!("cannot create {parent}"))?;
+        }
+        vfs.write(&p, data)
+            .with_context(|| format!("cannot write {p}"))
+    }
+
+    fn set_base(&self, rel: &str, hash: Option<&str>, version: i64) -> Result<()> {
+        set_base(self.hub, self.project, rel, hash, version)
+    }
+}
+
+/// Why a file's content could not go up, when that is the file's fault and not the sync's:
+/// it is larger than the server accepts, or the account's storage is full. The rest of the
+/// project goes on without it.
+fn refused_upload(e: &anyhow::Error) -> Option<String> {
+    let h = e.downcast_ref::<HttpError>()?;
+    match h.status {
+        413 => Some(match h.body["limit"].as_u64() {
+            Some(n) => format!(
+                "larger than the server accepts ({})",
+                crate::budget::human(n as usize)
+            ),
+            None => "larger than the server accepts".to_string(),
+        }),
+        507 => Some(h.message.clone()),
+        _ => None,
+    }
+}
+
 /// Carries out a plan: uploads, the commit, then the local writes. Returns the new revision,
 /// or None when the commit met changes made in between (nothing local was touched then).
-#[allow(clippy::too_many_arguments)]
 fn apply(
-    hub: &Hub,
-    api: &Api,
-    id: i64,
-    project: i64,
-    dir: &VPath,
+    t: &Target,
     local: &BTreeMap<String, LocalFile>,
     acts: &[Act],
     revision: i64,
     down_total: u64,
-    opts: &Options,
     report: &mut Report,
 ) -> Result<Option<i64>> {
+    let (hub, api) = (t.hub, t.api);
     // 1. Content the server lacks goes up first.
     let mut by_hash: HashMap<&str, &LocalFile> = HashMap::new();
     for a in acts {
@@ -976,14 +1211,16 @@ fn apply(
                 hash: Some(_),
                 ..
             }
-            | Act::Conflict { path, .. } => path,
+            | Act::Conflict { path, .. }
+            | Act::Move { from: path, .. } => path,
             _ => continue,
         };
         if let Some(f) = local.get(path) {
             by_hash.insert(&f.hash, f);
         }
     }
-    let mut conflict_content: HashMap<String, Vec<u8>> = HashMap::new();
+    // Content the server would not take: the acts that need it wait for another sync.
+    let mut refused: HashSet<String> = HashSet::new();
     if !by_hash.is_empty() {
         let hashes: Vec<&str> = by_hash.keys().copied().collect();
         let mut missing = Vec::new();
@@ -1006,7 +1243,8 @@ fn apply(
             .filter_map(|h| by_hash.get(h.as_str()))
             .map(|f| hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0))
             .sum();
-        let pb = bar(opts, sizes, "uploading");
+        let pb = bar(t.opts, sizes, "uploading");
+        let mut quota_note = None;
         for h in &missing {
             // Only what was asked about is sent, whatever the server answers.
             let Some(f) = by_hash.get(h.as_str()) else {
@@ -1019,41 +1257,97 @@ fn apply(
             if blake3::hash(&data).to_hex().as_str() != h {
                 bail!("{} changed during sync: run sync again", f.path);
             }
-            api.put_blob(h, &data).map_err(|e| {
-                if e.downcast_ref::<HttpError>()
-                    .is_some_and(|x| x.status == 413)
-                {
-                    anyhow!("{} is larger than the server accepts: {e}", f.path)
-                } else {
+            let sent = api.put_blob(h, &data).map_err(|e| {
+                if e.downcast_ref::<HttpError>().is_some() {
                     e
+                } else {
+                    // A server that refuses a body answers before it has read it; the
+                    // client may only see the connection close.
+                    e.context(format!(
+                        "the connection broke while sending {} ({})",
+                        f.path,
+                        crate::budget::human(data.len())
+                    ))
                 }
-            })?;
+            });
+            match sent {
+                Ok(()) => {}
+                Err(e) => match refused_upload(&e) {
+                    Some(why) => {
+                        let rel = f.path.strip_prefix(t.dir).map(|n| n.join("/"));
+                        let rel = rel.unwrap_or_else(|| f.path.to_string());
+                        if e.downcast_ref::<HttpError>()
+                            .is_some_and(|x| x.status == 507)
+                        {
+                            quota_note.get_or_insert(why);
+                            report
+                                .skipped
+                                .push(format!("{rel}: not sent, the storage is full"));
+                        } else {
+                            report.skipped.push(format!("{rel} is {why}"));
+                        }
+                        refused.insert(h.clone());
+                        continue;
+                    }
+                    None => return Err(e),
+                },
+            }
             report.bytes_up += data.len() as u64;
             pb.inc(data.len() as u64);
         }
         pb.finish_and_clear();
+        if let Some(n) = quota_note {
+            report.notes.push(n);
+        }
     }
-    for a in acts {
+    let sendable = |a: &Act| match a {
+        Act::Push {
+            path,
+            hash: Some(_),
+            ..
+        }
+        | Act::Conflict { path, .. }
+        | Act::Move { from: path, .. } => {
+            local.get(path).is_none_or(|f| !refused.contains(&f.hash))
+        }
+        _ => true,
+    };
+    let acts: Vec<&Act> = acts.iter().filter(|a| sendable(a)).collect();
+    if !refused.is_empty() {
+        let kept: Vec<Act> = acts.iter().map(|a| (*a).clone()).collect();
+        report.tally(&kept);
+    }
+    let mut conflict_content: HashMap<String, Vec<u8>> = HashMap::new();
+    for a in &acts {
         if let Act::Conflict { path, .. } = a {
             let f = &local[path];
             conflict_content.insert(path.clone(), hub.vfs.read_ref(&f.path, &f.file)?);
         }
     }
-    // 2. One atomic commit of everything this machine sends.
-    let changes: Vec<Value> = acts
-        .iter()
-        .filter_map(|a| match a {
-            Act::Push {
-                path,
-                hash,
-                base_version,
-            } => Some(json!({"path": path, "hash": hash, "base_version": base_version})),
-            Act::Conflict { copy, local, .. } => {
-                Some(json!({"path": copy, "hash": local, "base_version": 0}))
-            }
-            _ => None,
-        })
-        .collect();
+    // 2. One atomic commit of everything this machine sends. Deletions go first: a later
+    // batch may put a file where an earlier one removed a folder.
+    let mut changes: Vec<Value> = Vec::new();
+    for deletions in [true, false] {
+        for a in &acts {
+            let ch = match a {
+                Act::Push {
+                    path,
+                    hash,
+                    base_version,
+                } if hash.is_none() == deletions => {
+                    json!({"path": path, "hash": hash, "base_version": base_version})
+                }
+                Act::Conflict { copy, local, .. } if !deletions => {
+                    json!({"path": copy, "hash": local, "base_version": 0})
+                }
+                Act::Move { to, hash, .. } if !deletions => {
+                    json!({"path": to, "hash": hash, "base_version": 0})
+                }
+                _ => continue,
+            };
+            changes.push(ch);
+        }
+    }
     let mut new_revision = revision;
     let mut versions: HashMap<String, i64> = HashMap::new();
     // In batches that stay well inside the server's limits. Should a later batch meet a
@@ -1069,7 +1363,7 @@ fn apply(
         }
         let answer = api.json(
             "POST",
-            &format!("/api/projects/{id}/files/commit"),
+            &format!("/api/projects/{}/files/commit", t.id),
             Some(&json!({"base_revision": new_revision, "changes": std::mem::take(&mut batch)})),
         );
         batch_bytes = 0;
@@ -1089,93 +1383,100 @@ fn apply(
             versions.insert(p, s.version);
         }
     }
-    // 3. Local writes, each followed by its base, so a stop anywhere loses nothing.
-    let pb = bar(opts, down_total, "downloading");
-    let target = |rel: &str| -> Result<VPath> {
-        Ok(dir.join_names(&rel.split('/').map(str::to_string).collect::<Vec<_>>()))
-    };
-    let still = |rel: &str, expect: &Option<String>| -> bool {
-        // A file edited while the sync ran is left for the next one.
-        let p = match target(rel) {
-            Ok(p) => p,
-            Err(_) => return false,
-        };
-        let now = hub
-            .vfs
-            .content_hash(&p)
-            .ok()
-            .map(|h| h.to_hex().to_string());
-        &now == expect
-    };
-    let write = |rel: &str, data: &[u8]| -> Result<()> {
-        let p = target(rel)?;
-        if let Some(parent) = p.parent() {
-            hub.vfs
-                .mkdir(&parent, true)
-                .with_context(|| format!("cannot create {parent}"))?;
+    // 3. Local writes, each followed by its base, so a stop anywhere loses nothing: moves
+    // and conflict copies first (this machine's content gets its new name), then
+    // deletions, then the server's content.
+    for a in &acts {
+        match a {
+            Act::Move {
+                from,
+                to,
+                hash,
+                version,
+            } => {
+                if t.still(from, &Some(hash.clone())) {
+                    let (src, dst) = (t.path(from), t.path(to));
+                    if let Some(parent) = dst.parent() {
+                        hub.vfs.mkdir(&parent, true)?;
+                    }
+                    hub.vfs
+                        .rename(&src, &dst)
+                        .with_context(|| format!("cannot move {src} to {dst}"))?;
+                    t.set_base(to, Some(hash), versions.get(to).copied().unwrap_or(1))?;
+                }
+                t.set_base(from, None, *version)?;
+            }
+            Act::Conflict {
+                path,
+                local: mine,
+                copy,
+                ..
+            } => {
+                t.write(copy, &conflict_content[path])?;
+                t.set_base(copy, Some(mine), versions.get(copy).copied().unwrap_or(1))?;
+            }
+            _ => {}
         }
-        hub.vfs
-            .write(&p, data)
-            .with_context(|| format!("cannot write {p}"))
-    };
+    }
+    let pb = bar(t.opts, down_total, "downloading");
     let download = |hash: &str, report: &mut Report| -> Result<Vec<u8>> {
         let data = api.get_blob(hash)?;
         report.bytes_down += data.len() as u64;
         pb.inc(data.len() as u64);
         Ok(data)
     };
-    for a in acts {
-        match a {
-            Act::Push { path, hash, .. } => {
-                let v = versions.get(path).copied().unwrap_or(0);
-                set_base(hub, project, path, hash.as_deref(), v)?;
-            }
-            Act::Agree {
-                path,
-                hash,
-                version,
-            } => set_base(hub, project, path, hash.as_deref(), *version)?,
-            Act::Pull {
-                path,
-                hash,
-                version,
-                local: was,
-            } => {
-                // The content first: a file edited during the download is then left alone.
-                let data = match hash {
-                    Some(h) => Some(download(h, report)?),
-                    None => None,
-                };
-                if !still(path, was) {
-                    continue;
+    for deletions in [true, false] {
+        for a in &acts {
+            match a {
+                Act::Push { path, hash, .. } if hash.is_none() == deletions => {
+                    let v = versions.get(path).copied().unwrap_or(0);
+                    t.set_base(path, hash.as_deref(), v)?;
                 }
-                match data {
-                    Some(data) => write(path, &data)?,
-                    None => {
-                        if was.is_some() {
-                            hub.vfs.remove(&target(path)?, false)?;
+                Act::Agree {
+                    path,
+                    hash,
+                    version,
+                } if !deletions => t.set_base(path, hash.as_deref(), *version)?,
+                Act::Pull {
+                    path,
+                    hash,
+                    version,
+                    local: was,
+                } if hash.is_none() == deletions => {
+                    // The content first: a file edited during the download is then left
+                    // alone.
+                    let data = match hash {
+                        Some(h) => Some(download(h, report)?),
+                        None => None,
+                    };
+                    if !t.still(path, was) {
+                        continue;
+                    }
+                    match data {
+                        Some(data) => t.write(path, &data)?,
+                        None => {
+                            if was.is_some() {
+                                hub.vfs.remove(&t.path(path), false)?;
+                            }
                         }
                     }
+                    t.set_base(path, hash.as_deref(), *version)?;
                 }
-                set_base(hub, project, path, hash.as_deref(), *version)?;
-            }
-            Act::Conflict {
-                path,
-                local: mine,
-                remote,
-                version,
-                copy,
-            } => {
-                // This machine's version first goes to its copy, then the server's version
-                // takes the path.
-                write(copy, &conflict_content[path])?;
-                let v = versions.get(copy).copied().unwrap_or(1);
-                set_base(hub, project, copy, Some(mine), v)?;
-                let data = download(remote, report)?;
-                if still(path, &Some(mine.clone())) {
-                    write(path, &data)?;
-                    set_base(hub, project, path, Some(remote), *version)?;
+                Act::Conflict {
+                    path,
+                    local: mine,
+                    remote,
+                    version,
+                    ..
+                } if !deletions => {
+                    // This machine's version is in its copy; the server's takes the path.
+                    let data = download(remote, report)?;
+                    if t.still(path, &Some(mine.clone())) {
+                        t.write(path, &data)?;
+                        t.set_base(path, Some(remote), *version)?;
+                    }
                 }
+                _ => {}
             }
         }
     }

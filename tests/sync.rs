@@ -319,3 +319,342 @@ fn the_login_token_goes_to_the_os_keyring() {
     h.c("logout").success();
     h.c("whoami").code(1);
 }
+
+#[test]
+fn a_file_too_large_for_the_server_is_left_out_and_everything_else_syncs() {
+    let server = Server::start(None, &["--blob-limit", "1K"]);
+    let laptop = machine(&server, "big", true);
+    let desktop = machine(&server, "big", false);
+    laptop
+        .out("echo small > small.txt; mkdir -p ~/Projects/Later; echo later > ~/Projects/Later/l");
+    std::fs::write(laptop.path().join("big.bin"), vec![7u8; 2048]).unwrap();
+    laptop.out(&format!(
+        "import {} ~/Projects/Main/big.bin",
+        laptop.path().join("big.bin").display()
+    ));
+    // The big file is named, the rest of the project and the project after it go up, and
+    // the status says that not everything was synced.
+    laptop
+        .c("sync")
+        .code(1)
+        .stderr(contains(
+            "sync: Main: big.bin is larger than the server accepts (1 KiB); it stays here, unsynced",
+        ))
+        .stdout(contains("Main: 1 pushed"))
+        .stdout(contains("Later: 1 pushed"));
+    desktop.c("sync").success();
+    assert_eq!(
+        files(&desktop, "~/Projects"),
+        ["~/Projects/Later/l", "~/Projects/Main/small.txt"]
+    );
+    // The big file is still here, untouched, and the next sync says the same.
+    assert!(laptop.out("ls -l big.bin").contains(" 2048 "));
+    laptop
+        .c("sync")
+        .code(1)
+        .stderr(contains("big.bin is larger"));
+}
+
+#[test]
+fn a_full_storage_quota_is_reported_and_what_fits_is_synced() {
+    let server = Server::start(None, &["--quota", "1K"]);
+    let laptop = machine(&server, "full", true);
+    for (name, byte) in [("a.bin", 1u8), ("b.bin", 2), ("c.bin", 3)] {
+        std::fs::write(laptop.path().join(name), vec![byte; 600]).unwrap();
+        laptop.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            laptop.path().join(name).display()
+        ));
+    }
+    laptop
+        .c("sync")
+        .code(1)
+        .stdout(contains("Main: 1 pushed"))
+        .stderr(contains(
+            "The account's storage is full: 600 bytes of its 1 KiB are used",
+        ))
+        .stderr(contains("not sent, the storage is full"));
+    // Nothing here was touched.
+    assert_eq!(files(&laptop, "~/Projects/Main").len(), 3);
+}
+
+/// Random histories on two machines: both sync until they agree, and nothing either one
+/// wrote is lost.
+mod convergence {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use valyxo::hub::{Hub, HubOptions};
+    use valyxo::vfs::{Kind, VPath};
+
+    /// Paths the histories use: few, so that files, folders and type changes collide.
+    const NAMES: [&str; 9] = ["a", "b", "c", "a/b", "a/c", "b/a", "c/a", "a/b/c", "b/a/c"];
+
+    type Tree = BTreeMap<String, String>;
+
+    static TOKEN: AtomicU32 = AtomicU32::new(0);
+
+    fn token() -> String {
+        format!("t{}", TOKEN.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// One change a person makes, chosen against the tree as it is: `kind` picks the change,
+    /// `a` and `b` what it applies to.
+    #[derive(Clone, Debug)]
+    struct Op {
+        kind: u8,
+        a: u8,
+        b: u8,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        (0u8..5, any::<u8>(), any::<u8>()).prop_map(|(kind, a, b)| Op { kind, a, b })
+    }
+
+    fn hub(h: &Home) -> std::sync::Arc<Hub> {
+        Hub::open(HubOptions {
+            home: Some(h.path().to_path_buf()),
+            no_color: true,
+        })
+        .expect("open the home")
+    }
+
+    fn vpath(project: &str, rel: &str) -> VPath {
+        VPath::parse_absolute(&format!("/Projects/{project}/{rel}")).unwrap()
+    }
+
+    /// The project's files and their text.
+    fn tree(h: &Home, project: &str) -> Tree {
+        let hub = hub(h);
+        let root = VPath::parse_absolute(&format!("/Projects/{project}")).unwrap();
+        let mut t = Tree::new();
+        if !hub.vfs.is_dir(&root) {
+            return t;
+        }
+        for e in hub.vfs.walk(&root).unwrap() {
+            if e.kind == Kind::File {
+                let rel = e.path.strip_prefix(&root).unwrap().join("/");
+                let text = String::from_utf8(hub.vfs.read(&e.path).unwrap()).unwrap();
+                t.insert(rel, text);
+            }
+        }
+        t
+    }
+
+    fn ancestors(p: &str) -> Vec<&str> {
+        p.match_indices('/').map(|(i, _)| &p[..i]).collect()
+    }
+
+    /// Makes room for a file at `rel`: a folder there, or a file where one of its folders
+    /// should be, is removed (as a person replacing one with the other would).
+    fn clear_way(hub: &Hub, project: &str, rel: &str) {
+        let p = vpath(project, rel);
+        if hub.vfs.is_dir(&p) {
+            hub.vfs.remove(&p, true).unwrap();
+        }
+        for a in ancestors(rel) {
+            let ap = vpath(project, a);
+            if hub.vfs.exists(&ap) && !hub.vfs.is_dir(&ap) {
+                hub.vfs.remove(&ap, false).unwrap();
+            }
+        }
+        if let Some(parent) = p.parent() {
+            hub.vfs.mkdir(&parent, true).unwrap();
+        }
+    }
+
+    /// Applies `ops` to the project on `h`; returns the contents written.
+    fn act(h: &Home, project: &str, ops: &[Op]) -> BTreeSet<String> {
+        let hub = hub(h);
+        hub.vfs
+            .mkdir(
+                &VPath::parse_absolute(&format!("/Projects/{project}")).unwrap(),
+                true,
+            )
+            .unwrap();
+        let mut written = BTreeSet::new();
+        for op in ops {
+            let files: Vec<String> = tree(h, project).into_keys().collect();
+            let pick = |n: u8| files.get(n as usize % files.len().max(1)).cloned();
+            match op.kind {
+                // Write a file (a new one, or in place of a folder or over a file's name).
+                0 => {
+                    let rel = NAMES[op.a as usize % NAMES.len()];
+                    clear_way(&hub, project, rel);
+                    let t = token();
+                    hub.vfs.write(&vpath(project, rel), t.as_bytes()).unwrap();
+                    written.insert(t);
+                }
+                // Delete a file.
+                1 => {
+                    if let Some(f) = pick(op.a) {
+                        hub.vfs.remove(&vpath(project, &f), false).unwrap();
+                    }
+                }
+                // Rename a file.
+                2 => {
+                    let (Some(from), to) = (pick(op.a), NAMES[op.b as usize % NAMES.len()]) else {
+                        continue;
+                    };
+                    if from == to || to.starts_with(&format!("{from}/")) {
+                        continue;
+                    }
+                    // Moving into its own place's way would remove it first.
+                    if from.starts_with(&format!("{to}/")) || ancestors(to).contains(&from.as_str())
+                    {
+                        continue;
+                    }
+                    clear_way(&hub, project, to);
+                    if hub.vfs.exists(&vpath(project, &from)) {
+                        hub.vfs
+                            .rename(&vpath(project, &from), &vpath(project, to))
+                            .unwrap();
+                    }
+                }
+                // Edit a file.
+                3 => {
+                    if let Some(f) = pick(op.a) {
+                        let t = token();
+                        hub.vfs.write(&vpath(project, &f), t.as_bytes()).unwrap();
+                        written.insert(t);
+                    }
+                }
+                // Delete a folder with everything in it.
+                _ => {
+                    let dirs: BTreeSet<&str> = files.iter().flat_map(|f| ancestors(f)).collect();
+                    if let Some(d) = dirs.iter().nth(op.a as usize % dirs.len().max(1)) {
+                        hub.vfs.remove(&vpath(project, d), true).unwrap();
+                    }
+                }
+            }
+        }
+        written
+    }
+
+    fn sync(h: &Home, project: &str) {
+        h.c(&format!("sync {project}")).success();
+    }
+
+    struct World {
+        _server: Server,
+        a: Home,
+        b: Home,
+    }
+
+    fn world() -> &'static std::sync::Mutex<World> {
+        static W: std::sync::OnceLock<std::sync::Mutex<World>> = std::sync::OnceLock::new();
+        W.get_or_init(|| {
+            let server = Server::sqlite();
+            let a = machine(&server, "prop", true);
+            let b = machine(&server, "prop", false);
+            std::sync::Mutex::new(World {
+                _server: server,
+                a,
+                b,
+            })
+        })
+    }
+
+    static PROJECT: AtomicU32 = AtomicU32::new(0);
+
+    fn check(start: Vec<Op>, rounds: Vec<(Vec<Op>, Vec<Op>)>) -> Result<(), TestCaseError> {
+        let w = world().lock().unwrap_or_else(|p| p.into_inner());
+        let project = format!("P{}", PROJECT.fetch_add(1, Ordering::Relaxed));
+        let (a, b) = (&w.a, &w.b);
+        act(a, &project, &start);
+        if tree(a, &project).is_empty() {
+            hub(a).vfs.write(&vpath(&project, "keep"), b"keep").unwrap();
+        }
+        sync(a, &project);
+        sync(b, &project);
+        prop_assert_eq!(tree(a, &project), tree(b, &project));
+        for (ops_a, ops_b) in rounds {
+            let before = tree(a, &project);
+            let wrote_a = act(a, &project, &ops_a);
+            let wrote_b = act(b, &project, &ops_b);
+            let (end_a, end_b) = (tree(a, &project), tree(b, &project));
+            // Both sync, then the first again to take in the second's changes.
+            sync(a, &project);
+            sync(b, &project);
+            sync(a, &project);
+            let (fa, fb) = (tree(a, &project), tree(b, &project));
+            prop_assert_eq!(&fa, &fb, "the machines do not agree");
+            let kept: BTreeSet<&String> = fa.values().collect();
+            // What each machine wrote in this round, and still had, is somewhere.
+            for (wrote, end) in [(&wrote_a, &end_a), (&wrote_b, &end_b)] {
+                for t in wrote.iter().filter(|t| end.values().any(|v| v == *t)) {
+                    prop_assert!(kept.contains(t), "{} was lost: {:?}", t, fa);
+                }
+            }
+            // What neither touched stays where it was.
+            for (p, v) in &before {
+                if end_a.get(p) == Some(v) && end_b.get(p) == Some(v) {
+                    prop_assert_eq!(fa.get(p), Some(v), "{} changed", p);
+                }
+            }
+            // And a further sync has nothing to do on either machine.
+            for h in [a, b] {
+                h.c(&format!("sync status {project}"))
+                    .success()
+                    .stdout(contains(format!("{project}: up to date")));
+            }
+        }
+        Ok(())
+    }
+
+    fn cases() -> u32 {
+        std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(24)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: cases(),
+            max_shrink_iters: 64,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn two_machines_always_converge_and_lose_nothing(
+            start in prop::collection::vec(op(), 1..6),
+            rounds in prop::collection::vec(
+                (prop::collection::vec(op(), 0..6), prop::collection::vec(op(), 0..6)),
+                1..3,
+            ),
+        ) {
+            check(start, rounds)?;
+        }
+    }
+
+    /// The history from the report: one machine turns a file into a folder, the other edits
+    /// the file.
+    #[test]
+    fn a_file_edited_here_that_became_a_folder_there() {
+        let w = world().lock().unwrap_or_else(|p| p.into_inner());
+        let (a, b) = (&w.a, &w.b);
+        a.out("mkdir -p ~/Projects/Clash; echo v1 > ~/Projects/Clash/x");
+        sync(a, "Clash");
+        sync(b, "Clash");
+        a.out("cd ~/Projects/Clash; rm x; mkdir x; echo inside > x/y");
+        sync(a, "Clash");
+        b.out("echo edited > ~/Projects/Clash/x");
+        b.c("sync Clash")
+            .success()
+            .stdout(contains("this machine's version is kept as 'x (conflict"));
+        sync(a, "Clash");
+        let (ta, tb) = (tree(a, "Clash"), tree(b, "Clash"));
+        assert_eq!(ta, tb);
+        assert_eq!(ta["x/y"], "inside\n");
+        let copy: Vec<&String> = ta.keys().filter(|k| k.starts_with("x (conflict")).collect();
+        assert_eq!(copy.len(), 1, "{ta:?}");
+        assert_eq!(ta[copy[0]], "edited\n");
+        // And it stays settled.
+        b.c("sync Clash")
+            .success()
+            .stdout(contains("Clash: up to date"));
+    }
+}

@@ -309,7 +309,10 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     } else {
         Some(sync::lock(ctx.hub())?)
     };
-    let (projects, remote) = sync::projects(ctx.hub(), &api, &names)?;
+    let (projects, remote, notes) = sync::projects(ctx.hub(), &api, &names)?;
+    for n in &notes {
+        writeln!(ctx.io.stderr, "sync: {n}")?;
+    }
     if projects.is_empty() {
         writeln!(
             ctx.io.stdout,
@@ -318,15 +321,24 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         )?;
         return Ok(0);
     }
+    // Asked first, so that a file too large is left out instead of failing the sync.
+    let limits = api.limits()?;
     let opts = Options {
         dry_run: dry,
         progress: ctx.on_terminal(),
+        blob_limit: limits.as_ref().and_then(|l| l["blob_limit"].as_u64()),
     };
     let mut failed = 0;
+    // Files left out (too large, the storage full, names that cannot be synced): the rest
+    // is synced, and the status says that not everything is.
+    let mut partial = !notes.is_empty();
     for name in &projects {
         ctx.check_cancel()?;
         match sync::sync_project(ctx.hub(), &acct, &api, name, &remote, &opts) {
-            Ok(r) => print_report(ctx, &r, dry, verbose)?,
+            Ok(r) => {
+                partial |= !r.skipped.is_empty();
+                print_report(ctx, &r, dry, verbose)?
+            }
             Err(e) => {
                 failed += 1;
                 writeln!(ctx.io.stderr, "sync: {name}: {e:#}")?;
@@ -345,5 +357,5 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             "sync: nothing is lost; run sync again to finish"
         )?;
     }
-    Ok(i32::from(failed > 0))
+    Ok(i32::from(failed > 0 || (partial && !dry)))
 }
