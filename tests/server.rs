@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::server::{call, raw, Answer, Server};
+use common::server::{answered, call, raw, Answer, Server};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -742,11 +742,113 @@ fn operations(url: &str) {
 }
 
 fn contract(url: &str) {
+    answered();
     operations(url);
     auth_and_users(url);
     projects_and_scripts(url);
     file_sync(url);
     hostile_requests(url);
+    every_answer_is_documented(url);
+    required_fields_are_documented(url);
+}
+
+/// The operation of the OpenAPI document that serves `method path`, if any.
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> Option<&'a Value> {
+    let parts: Vec<&str> = path.split('/').collect();
+    doc["paths"]
+        .as_object()?
+        .iter()
+        .find_map(|(template, ops)| {
+            let t: Vec<&str> = template.split('/').collect();
+            let fits = t.len() == parts.len()
+                && t.iter()
+                    .zip(&parts)
+                    .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()));
+            fits.then(|| ops.get(method.to_ascii_lowercase()))?
+        })
+}
+
+/// Every status the contract's requests were answered with is documented for its route.
+fn every_answer_is_documented(url: &str) {
+    let doc = call(url, "GET", "/api/openapi.json", None, None).body;
+    let mut missing = Vec::new();
+    for (method, path, status) in answered() {
+        // Unknown routes and methods are answered by the fallbacks (404, 405).
+        let Some(op) = operation(&doc, &method, &path) else {
+            continue;
+        };
+        if op["responses"].get(status.to_string()).is_none() {
+            missing.push(format!("{method} {path} answered {status}"));
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "undocumented answers:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The fields the document marks as required are those the server asks for, no more.
+fn required_fields_are_documented(url: &str) {
+    let doc = call(url, "GET", "/api/openapi.json", None, None).body;
+    let (_, token, _) = user(url);
+    let project = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": unique("req")})),
+    );
+    let pid = project.body["data"]["id"].as_i64().unwrap();
+    let script = call(
+        url,
+        "POST",
+        &format!("/api/scripts/project/{pid}"),
+        Some(&token),
+        Some(json!({"name": "s", "content": "1"})),
+    );
+    let sid = script.body["data"]["id"].as_i64().unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let mut checked = 0;
+    for (template, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(r) =
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            else {
+                continue;
+            };
+            let schema = &schemas[r.rsplit('/').next().unwrap()];
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let id = if template.contains("scripts/{id}") {
+                sid
+            } else {
+                pid
+            };
+            let path = template.replace("{id}", &id.to_string());
+            // Sign-ups and logins are tried with no token, everything else with one.
+            let t = op.get("security").map(|_| token.as_str());
+            let a = call(url, &method.to_ascii_uppercase(), &path, t, Some(json!({})));
+            let named: Vec<&str> = a.body["details"]
+                .as_array()
+                .map(|d| d.iter().filter_map(|x| x["field"].as_str()).collect())
+                .unwrap_or_default();
+            let mut named = named;
+            named.sort_unstable();
+            let mut want = required.clone();
+            want.sort_unstable();
+            assert_eq!(named, want, "{method} {template}: {}", a.body);
+            if !required.is_empty() {
+                assert_eq!(a.status, 400, "{method} {template}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} request bodies checked");
 }
 
 #[test]

@@ -6,11 +6,13 @@
 
 use super::db::{Conn, Db, DbError, Val};
 use super::{created, field, now, ok, ApiError, App, Reply, Req, User};
+use crate::protocol::types::{
+    AccountUser, Me, MeAnswer, Message, Profile, ProfileAnswer, Session, Stats, StatsAnswer,
+};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::time::Duration;
 
 #[derive(Serialize, Deserialize)]
@@ -253,8 +255,16 @@ fn required<'a>(
         .collect()
 }
 
-fn user_json(r: &super::db::Row) -> serde_json::Value {
-    json!({"id": r.int(0), "username": r.text(1), "email": r.text(2)})
+fn account_user(r: &super::db::Row) -> AccountUser {
+    AccountUser {
+        id: r.int(0),
+        username: r.text(1),
+        email: r.text(2),
+    }
+}
+
+fn message(m: &str) -> Result<Reply, ApiError> {
+    ok(Message { message: m.into() })
 }
 
 pub fn register(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -301,7 +311,7 @@ pub fn register(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 )?
                 .ok_or_else(|| ApiError::internal("insert returned no row"))?;
             let token = app.tokens.issue(c, r.int(0), username)?;
-            Ok((user_json(&r), token))
+            Ok((account_user(&r), token))
         })
         .map_err(|e| {
             if e.status == StatusCode::CONFLICT {
@@ -310,7 +320,11 @@ pub fn register(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 e
             }
         })?;
-    created(json!({"message": "User registered successfully", "user": user, "token": token}))
+    created(Session {
+        message: "User registered successfully".into(),
+        user,
+        token,
+    })
 }
 
 pub fn login(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -341,7 +355,11 @@ pub fn login(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let token = app
         .db
         .write(|c| app.tokens.issue(c, row.int(0), &row.text(1)))?;
-    ok(json!({"message": "Login successful", "user": user_json(&row), "token": token}))
+    ok(Session {
+        message: "Login successful".into(),
+        user: account_user(&row),
+        token,
+    })
 }
 
 pub fn logout(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -353,7 +371,7 @@ pub fn logout(app: &App, req: &Req) -> Result<Reply, ApiError> {
         )?;
         Ok(())
     })?;
-    ok(json!({"message": "Logged out"}))
+    message("Logged out")
 }
 
 fn user_row(c: &mut dyn Conn, id: i64, cols: &str) -> Result<super::db::Row, ApiError> {
@@ -368,10 +386,14 @@ pub fn me(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let r = app
         .db
         .read(|c| user_row(c, req.user().id, "id, username, email, created_at"))?;
-    ok(
-        json!({"user": {"id": r.int(0), "username": r.text(1), "email": r.text(2),
-        "created_at": r.text(3)}}),
-    )
+    ok(MeAnswer {
+        user: Me {
+            id: r.int(0),
+            username: r.text(1),
+            email: r.text(2),
+            created_at: r.text(3),
+        },
+    })
 }
 
 fn count(c: &mut dyn Conn, sql: &str, id: i64) -> Result<i64, DbError> {
@@ -388,11 +410,17 @@ pub fn profile(app: &App, req: &Req) -> Result<Reply, ApiError> {
         let r = user_row(c, id, "id, username, email, created_at, updated_at")?;
         Ok((r, count(c, PROJECTS, id)?, count(c, SCRIPTS, id)?))
     })?;
-    ok(
-        json!({"user": {"id": r.int(0), "username": r.text(1), "email": r.text(2),
-        "created_at": r.text(3), "updated_at": r.text(4),
-        "projectCount": projects, "scriptCount": scripts}}),
-    )
+    ok(ProfileAnswer {
+        user: Profile {
+            id: r.int(0),
+            username: r.text(1),
+            email: r.text(2),
+            created_at: r.text(3),
+            updated_at: r.text(4),
+            project_count: projects,
+            script_count: scripts,
+        },
+    })
 }
 
 pub fn update_profile(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -451,7 +479,7 @@ pub fn update_profile(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 e
             }
         })?;
-    ok(json!({"message": "Profile updated"}))
+    message("Profile updated")
 }
 
 pub fn change_password(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -485,7 +513,7 @@ pub fn change_password(app: &App, req: &Req) -> Result<Reply, ApiError> {
         )?;
         Ok(())
     })?;
-    ok(json!({"message": "Password changed; other sessions were signed out"}))
+    message("Password changed; other sessions were signed out")
 }
 
 pub fn stats(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -502,10 +530,14 @@ pub fn stats(app: &App, req: &Req) -> Result<Reply, ApiError> {
             .map_or((0, 0), |r| (r.int(0), r.int(1)));
         Ok((count(c, PROJECTS, id)?, count(c, SCRIPTS, id)?, e.0, e.1))
     })?;
-    ok(
-        json!({"stats": {"projects": projects, "scripts": scripts, "executions": executions,
-        "totalExecutionTimeMs": ms}}),
-    )
+    ok(StatsAnswer {
+        stats: Stats {
+            projects,
+            scripts,
+            executions,
+            total_execution_time_ms: ms,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 use super::db::{Conn, Row};
 use super::projects::owned_project;
 use super::{created, ok, ApiError, App, Reply, Req};
+use crate::protocol::types::{BlobStored, Data, Done, FileConflict, FileEntry, Files, Missing};
 use crate::protocol::{valid_hash, valid_path, MAX_BATCH};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -20,19 +21,24 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn file_json(r: &Row) -> Value {
+fn file_entry(r: &Row) -> FileEntry {
     let hash = r.opt_text(1);
-    json!({"path": r.text(0), "deleted": hash.is_none(), "hash": hash, "size": r.int(2),
-        "version": r.int(3)})
+    FileEntry {
+        path: r.text(0),
+        deleted: hash.is_none(),
+        hash,
+        size: r.int(2),
+        version: r.int(3),
+    }
 }
 
-fn files_of(c: &mut dyn Conn, project: i64) -> Result<Vec<Value>, ApiError> {
+fn files_of(c: &mut dyn Conn, project: i64) -> Result<Vec<FileEntry>, ApiError> {
     Ok(c.query(
         "SELECT path, hash, size, version FROM files WHERE project_id = ? ORDER BY path",
         &[project.into()],
     )?
     .iter()
-    .map(file_json)
+    .map(file_entry)
     .collect())
 }
 
@@ -42,7 +48,9 @@ pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
         let p = owned_project(c, req.user().id, id)?;
         Ok((p.int(5), files_of(c, id)?))
     })?;
-    ok(json!({"data": {"revision": revision, "files": files}}))
+    ok(Data {
+        data: Files { revision, files },
+    })
 }
 
 /// The `hashes` of a body, each checked.
@@ -96,11 +104,13 @@ pub fn missing(app: &App, req: &Req) -> Result<Reply, ApiError> {
         Ok(have)
     })?;
     let mut seen = HashSet::new();
-    let missing: Vec<&String> = wanted
-        .iter()
-        .filter(|h| !have.contains(*h) && seen.insert(*h))
+    let missing: Vec<String> = wanted
+        .into_iter()
+        .filter(|h| !have.contains(h) && seen.insert(h.clone()))
         .collect();
-    ok(json!({"data": {"missing": missing}}))
+    ok(Data {
+        data: Missing { missing },
+    })
 }
 
 fn blob_hash(req: &Req) -> Result<String, ApiError> {
@@ -122,7 +132,7 @@ fn over_quota(quota: u64, used: i64) -> ApiError {
             crate::budget::human(quota as usize)
         ),
     )
-    .with("quota", json!(quota))
+    .with_quota(quota)
 }
 
 pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -185,7 +195,13 @@ pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
         }
         Ok(())
     })?;
-    created(json!({"message": "Blob stored", "data": {"hash": hash, "size": req.body.len()}}))
+    created(Done {
+        message: "Blob stored".into(),
+        data: BlobStored {
+            hash,
+            size: req.body.len() as u64,
+        },
+    })
 }
 
 pub fn get_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -293,8 +309,11 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             )?;
             let (hash, version) = row.map_or((None, 0), |r| (r.opt_text(0), r.int(1)));
             if version != ch.base_version {
-                conflicts.push(json!({"path": ch.path, "server_version": version,
-                    "server_hash": hash}));
+                conflicts.push(FileConflict {
+                    path: ch.path.clone(),
+                    server_version: version,
+                    server_hash: hash,
+                });
             }
             current.push(version);
         }
@@ -302,7 +321,7 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             return Err(ApiError::conflict(
                 "Some files changed on the server since your copy: merge and commit again",
             )
-            .with("conflicts", Value::Array(conflicts)));
+            .with_conflicts(conflicts));
         }
         for (ch, version) in changes.iter().zip(current) {
             // Touching the content (an update, which locks its row) keeps the collector from
@@ -353,7 +372,9 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
         }
         Ok((revision, files_of(c, id)?))
     })?;
-    ok(json!({"data": {"revision": revision, "files": files}}))
+    ok(Data {
+        data: Files { revision, files },
+    })
 }
 
 /// Deletes content that no file names and that nobody touched (uploaded, asked about, or

@@ -9,16 +9,22 @@ mod auth;
 mod db;
 mod files;
 mod log;
+mod openapi;
 mod projects;
+mod routes;
 pub mod sandbox;
 mod slots;
 
+use crate::protocol::types::{
+    Answer, Data, Failure, FieldProblem, FileConflict, Health, Limits, ScriptLimits,
+};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, on, MethodFilter, MethodRouter};
 use axum::Router;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::MAX_BATCH;
 pub use db::Db;
+use routes::{Auth, Body as BodyKind, Work, ROUTES};
 
 /// How the server runs (the options of `valyxo server`).
 #[derive(Clone, Debug)]
@@ -88,13 +95,16 @@ impl Default for Config {
     }
 }
 
-/// An error answer: `{"success": false, "error": …}` plus details, conflicts or Retry-After.
+/// An error answer: `{"success": false, "error": …}` plus details, conflicts or Retry-After
+/// ([`Failure`]).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    details: Vec<Value>,
-    extra: Option<(&'static str, Value)>,
+    details: Vec<FieldProblem>,
+    conflicts: Vec<FileConflict>,
+    limit: Option<u64>,
+    quota: Option<u64>,
     retry_after: Option<u64>,
 }
 
@@ -104,7 +114,9 @@ impl ApiError {
             status,
             message: message.into(),
             details: Vec::new(),
-            extra: None,
+            conflicts: Vec::new(),
+            limit: None,
+            quota: None,
             retry_after: None,
         }
     }
@@ -132,32 +144,52 @@ impl ApiError {
         let mut e = ApiError::bad("Validation failed");
         e.details = details
             .into_iter()
-            .map(|(f, m)| json!({"field": f, "message": m}))
+            .map(|(f, m)| FieldProblem {
+                field: f.to_string(),
+                message: m,
+            })
             .collect();
         e
     }
-    pub fn with(mut self, key: &'static str, value: Value) -> ApiError {
-        self.extra = Some((key, value));
+    /// The files of a commit that changed on the server meanwhile.
+    pub fn with_conflicts(mut self, conflicts: Vec<FileConflict>) -> ApiError {
+        self.conflicts = conflicts;
+        self
+    }
+    /// The size limit a body went over.
+    pub fn with_limit(mut self, limit: u64) -> ApiError {
+        self.limit = Some(limit);
+        self
+    }
+    /// The account's storage quota.
+    pub fn with_quota(mut self, quota: u64) -> ApiError {
+        self.quota = Some(quota);
+        self
+    }
+    /// Adds a Retry-After of `seconds`.
+    pub fn retry(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds.max(1));
         self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+        let error = if self.status == StatusCode::INTERNAL_SERVER_ERROR {
             log_line(json!({"level": "error", "error": self.message}));
             "Internal server error".to_string()
         } else {
             self.message
         };
-        let mut body = json!({"success": false, "error": message});
-        if !self.details.is_empty() {
-            body["details"] = Value::Array(self.details);
-        }
-        if let Some((k, v)) = self.extra {
-            body[k] = v;
-        }
-        let mut r = (self.status, json_body(&body)).into_response();
+        let body = Failure {
+            success: false,
+            error,
+            details: self.details,
+            conflicts: self.conflicts,
+            limit: self.limit,
+            quota: self.quota,
+        };
+        let mut r = Reply::json(self.status, &body).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
@@ -166,36 +198,35 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn json_body(v: &Value) -> ([(header::HeaderName, HeaderValue); 1], String) {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        v.to_string(),
-    )
-}
-
 /// A successful answer.
 pub enum Reply {
-    Json(StatusCode, Value),
+    /// JSON text.
+    Json(StatusCode, String),
     /// JSON text that is already written out.
     Text(&'static str),
     Bytes(Vec<u8>),
 }
 
+impl Reply {
+    fn json(status: StatusCode, v: &impl Serialize) -> Reply {
+        match serde_json::to_string(v) {
+            Ok(text) => Reply::Json(status, text),
+            Err(e) => Reply::Json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(r#"{{"success":false,"error":"cannot write the answer: {e}"}}"#),
+            ),
+        }
+    }
+}
+
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
+        let json = HeaderValue::from_static("application/json");
         match self {
-            Reply::Json(status, v) => (status, json_body(&v)).into_response(),
-            Reply::Text(t) => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                t,
-            )
-                .into_response(),
+            Reply::Json(status, text) => {
+                (status, [(header::CONTENT_TYPE, json)], text).into_response()
+            }
+            Reply::Text(t) => ([(header::CONTENT_TYPE, json)], t).into_response(),
             Reply::Bytes(b) => (
                 [(
                     header::CONTENT_TYPE,
@@ -208,19 +239,14 @@ impl IntoResponse for Reply {
     }
 }
 
-pub fn ok(v: Value) -> Result<Reply, ApiError> {
-    Ok(Reply::Json(StatusCode::OK, with_success(v)))
+/// 200 with `body` beside `success: true`.
+pub fn ok<T: Serialize>(body: T) -> Result<Reply, ApiError> {
+    Ok(Reply::json(StatusCode::OK, &Answer::new(body)))
 }
 
-pub fn created(v: Value) -> Result<Reply, ApiError> {
-    Ok(Reply::Json(StatusCode::CREATED, with_success(v)))
-}
-
-fn with_success(mut v: Value) -> Value {
-    if let Value::Object(m) = &mut v {
-        m.insert("success".into(), Value::Bool(true));
-    }
-    v
+/// 201 with `body` beside `success: true`.
+pub fn created<T: Serialize>(body: T) -> Result<Reply, ApiError> {
+    Ok(Reply::json(StatusCode::CREATED, &Answer::new(body)))
 }
 
 /// The signed-in user of an authenticated request.
@@ -297,31 +323,6 @@ pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Se
 
 /// A handler that awaits work done elsewhere (a script on the script pool).
 pub type AsyncHandler = fn(Arc<App>, Req) -> Pending<Result<Reply, ApiError>>;
-
-/// How a route's work is done.
-#[derive(Clone, Copy)]
-pub enum Work {
-    Blocking(Handler),
-    Async(AsyncHandler),
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Auth {
-    Public,
-    Required,
-    /// Public and rate limited per client address; hashes a password (login, register).
-    Limited,
-    /// Authenticated and rate limited per client address; hashes a password (a password
-    /// change).
-    RequiredLimited,
-}
-
-#[derive(Clone, Copy)]
-enum BodyKind {
-    None,
-    Json,
-    Blob,
-}
 
 type Limiter = governor::RateLimiter<
     IpAddr,
@@ -411,14 +412,6 @@ impl App {
     }
 }
 
-impl ApiError {
-    /// Adds a Retry-After of `seconds`.
-    pub fn retry(mut self, seconds: u64) -> ApiError {
-        self.retry_after = Some(seconds.max(1));
-        self
-    }
-}
-
 /// Runs `f` on a blocking thread, for async handlers.
 pub async fn blocking<T: Send + 'static>(
     app: &Arc<App>,
@@ -445,7 +438,7 @@ async fn read_body(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("The request body is larger than the limit of {limit} bytes"),
         )
-        .with("limit", json!(limit))
+        .with_limit(limit as u64)
     };
     let too_slow = || {
         ApiError::new(
@@ -628,219 +621,25 @@ fn route_param(
     }
 }
 
-use Auth::{Limited, Public, Required, RequiredLimited};
-use BodyKind::{Blob, Json};
-use Work::{Async, Blocking};
-
-/// Every route: method, path, work, authentication and body.
-const ROUTES: &[(&str, &str, Work, Auth, BodyKind)] = &[
-    (
-        "POST",
-        "/api/auth/register",
-        Blocking(auth::register),
-        Limited,
-        Json,
-    ),
-    (
-        "POST",
-        "/api/auth/login",
-        Blocking(auth::login),
-        Limited,
-        Json,
-    ),
-    (
-        "POST",
-        "/api/auth/logout",
-        Blocking(auth::logout),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "GET",
-        "/api/auth/me",
-        Blocking(auth::me),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "GET",
-        "/api/users/profile",
-        Blocking(auth::profile),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "PUT",
-        "/api/users/profile",
-        Blocking(auth::update_profile),
-        Required,
-        Json,
-    ),
-    (
-        "PUT",
-        "/api/users/password",
-        Blocking(auth::change_password),
-        RequiredLimited,
-        Json,
-    ),
-    (
-        "GET",
-        "/api/users/stats",
-        Blocking(auth::stats),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "GET",
-        "/api/limits",
-        Blocking(limits),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "GET",
-        "/api/projects",
-        Blocking(projects::list),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "POST",
-        "/api/projects",
-        Blocking(projects::create),
-        Required,
-        Json,
-    ),
-    (
-        "GET",
-        "/api/projects/{id}",
-        Blocking(projects::show),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "PUT",
-        "/api/projects/{id}",
-        Blocking(projects::update),
-        Required,
-        Json,
-    ),
-    (
-        "DELETE",
-        "/api/projects/{id}",
-        Blocking(projects::delete),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "GET",
-        "/api/scripts/project/{id}",
-        Blocking(projects::scripts),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "POST",
-        "/api/scripts/project/{id}",
-        Blocking(projects::create_script),
-        Required,
-        Json,
-    ),
-    (
-        "GET",
-        "/api/scripts/{id}",
-        Blocking(projects::script),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "PUT",
-        "/api/scripts/{id}",
-        Blocking(projects::update_script),
-        Required,
-        Json,
-    ),
-    (
-        "DELETE",
-        "/api/scripts/{id}",
-        Blocking(projects::delete_script),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "POST",
-        "/api/scripts/{id}/execute",
-        Async(projects::execute),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "GET",
-        "/api/scripts/{id}/executions",
-        Blocking(projects::executions),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "GET",
-        "/api/projects/{id}/files",
-        Blocking(files::list),
-        Required,
-        BodyKind::None,
-    ),
-    (
-        "POST",
-        "/api/projects/{id}/files/commit",
-        Blocking(files::commit),
-        Required,
-        Json,
-    ),
-    (
-        "POST",
-        "/api/blobs/missing",
-        Blocking(files::missing),
-        Required,
-        Json,
-    ),
-    (
-        "PUT",
-        "/api/blobs/{hash}",
-        Blocking(files::put_blob),
-        Required,
-        Blob,
-    ),
-    (
-        "GET",
-        "/api/blobs/{hash}",
-        Blocking(files::get_blob),
-        Required,
-        BodyKind::None,
-    ),
-    ("GET", "/health", Async(health), Public, BodyKind::None),
-    (
-        "GET",
-        "/api/openapi.json",
-        Async(openapi),
-        Public,
-        BodyKind::None,
-    ),
-];
+pub use openapi::document as openapi_document;
 
 /// The paths and methods served, for the OpenAPI document's test.
 pub fn routes() -> Vec<(&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1)).collect()
+    ROUTES.iter().map(|r| (r.method, r.path)).collect()
 }
 
 /// Answered on the async side: it needs nothing that could wait.
 fn health(_: Arc<App>, _: Req) -> Pending<Result<Reply, ApiError>> {
-    Box::pin(async { ok(json!({"status": "ok"})) })
+    Box::pin(async {
+        ok(Health {
+            status: "ok".into(),
+        })
+    })
 }
 
-const OPENAPI: &str = include_str!("openapi.json");
-
-/// The OpenAPI document, served as it is embedded.
+/// The OpenAPI document, made from the route table and the wire types.
 fn openapi(_: Arc<App>, _: Req) -> Pending<Result<Reply, ApiError>> {
-    Box::pin(async { Ok(Reply::Text(OPENAPI)) })
+    Box::pin(async { Ok(Reply::Text(openapi::text())) })
 }
 
 /// What this server accepts, so that a client can check before it sends.
@@ -853,28 +652,39 @@ fn limits(app: &App, req: &Req) -> Result<Reply, ApiError> {
         .map_or(0, |r| r.int(0)))
     })?;
     let l = &app.cfg.script_limits;
-    ok(json!({"data": {
-        "blob_limit": app.cfg.blob_limit,
-        "json_limit": app.cfg.json_limit,
-        "max_batch": MAX_BATCH,
-        "quota": app.cfg.quota,
-        "storage_used": used,
-        "script": {"time_ms": l.time.as_millis() as u64, "memory": l.memory,
-            "operations": l.operations, "output": l.output},
-    }}))
+    ok(Data {
+        data: Limits {
+            blob_limit: app.cfg.blob_limit as u64,
+            json_limit: app.cfg.json_limit as u64,
+            max_batch: MAX_BATCH as u64,
+            quota: app.cfg.quota,
+            storage_used: used.max(0) as u64,
+            script: ScriptLimits {
+                time_ms: l.time.as_millis() as u64,
+                memory: l.memory as u64,
+                operations: l.operations,
+                output: l.output as u64,
+            },
+        },
+    })
 }
 
 /// The router with every route, the JSON fallbacks, the security headers and CORS.
 pub fn router(app: Arc<App>) -> Router {
     let mut by_path: Vec<(&str, MethodRouter<Arc<App>>)> = Vec::new();
-    for &(method, path, work, auth, kind) in ROUTES {
+    for r in ROUTES {
+        let (method, path) = (r.method, r.path);
         let filter = match method {
             "GET" => MethodFilter::GET,
             "POST" => MethodFilter::POST,
             "PUT" => MethodFilter::PUT,
             _ => MethodFilter::DELETE,
         };
-        let spec = RouteSpec { work, auth, kind };
+        let spec = RouteSpec {
+            work: r.work,
+            auth: r.auth,
+            kind: r.body,
+        };
         let mr = if path.contains('{') {
             on(filter, route_param(spec))
         } else {

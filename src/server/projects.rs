@@ -3,14 +3,30 @@
 
 use super::db::{Conn, Row};
 use super::{blocking, created, field, now, ok, ApiError, App, Pending, Reply, Req};
-use serde_json::{json, Map, Value};
+use crate::protocol::types::{
+    Data, Done, Execution, ExecutionSummary, Language, Message, Project, ProjectUpdated, RunStatus,
+    Script, ScriptCreated, ScriptSummary, ScriptUpdated,
+};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
-pub const LANGUAGES: &[&str] = &["rhai", "valyxoscript", "javascript", "python"];
+fn project(r: &Row) -> Project {
+    Project {
+        id: r.int(0),
+        name: r.text(1),
+        description: r.text(2),
+        created_at: r.text(3),
+        updated_at: r.text(4),
+    }
+}
 
-fn project_json(r: &Row) -> Value {
-    json!({"id": r.int(0), "name": r.text(1), "description": r.text(2),
-        "created_at": r.text(3), "updated_at": r.text(4)})
+/// A stored language (any other text, which the server never stores, reads as rhai).
+fn language_of(r: &Row, i: usize) -> Language {
+    Language::parse(&r.text(i)).unwrap_or(Language::Rhai)
+}
+
+fn message(m: &str) -> Result<Reply, ApiError> {
+    ok(Message { message: m.into() })
 }
 
 const PROJECT_COLS: &str = "id, name, description, created_at, updated_at";
@@ -78,7 +94,9 @@ pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
             &[req.user().id.into()],
         )?)
     })?;
-    ok(json!({"data": rows.iter().map(project_json).collect::<Vec<_>>()}))
+    ok(Data {
+        data: rows.iter().map(project).collect::<Vec<_>>(),
+    })
 }
 
 pub fn create(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -101,13 +119,16 @@ pub fn create(app: &App, req: &Req) -> Result<Reply, ApiError> {
         )?
         .ok_or_else(|| ApiError::internal("insert returned no row"))
     })?;
-    created(json!({"message": "Project created", "data": project_json(&r)}))
+    created(Done {
+        message: "Project created".into(),
+        data: project(&r),
+    })
 }
 
 pub fn show(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Project")?;
     let r = app.db.read(|c| owned_project(c, req.user().id, id))?;
-    ok(json!({"data": project_json(&r)}))
+    ok(Data { data: project(&r) })
 }
 
 pub fn update(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -129,10 +150,15 @@ pub fn update(app: &App, req: &Req) -> Result<Reply, ApiError> {
         )?;
         Ok(description)
     })?;
-    ok(
-        json!({"message": "Project updated", "data": {"id": id, "name": name,
-        "description": description, "updated_at": t}}),
-    )
+    ok(Done {
+        message: "Project updated".into(),
+        data: ProjectUpdated {
+            id,
+            name,
+            description,
+            updated_at: t,
+        },
+    })
 }
 
 pub fn delete(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -142,7 +168,7 @@ pub fn delete(app: &App, req: &Req) -> Result<Reply, ApiError> {
         c.exec("DELETE FROM projects WHERE id = ?", &[id.into()])?;
         Ok(())
     })?;
-    ok(json!({"message": "Project deleted"}))
+    message("Project deleted")
 }
 
 /// The user's script `id` (id, project_id, name, content, language, created_at,
@@ -157,7 +183,9 @@ fn owned_script(c: &mut dyn Conn, user: i64, id: i64) -> Result<Row, ApiError> {
 }
 
 /// A script's name, content and language (None when not given) from a body, validated.
-fn script_fields(body: &Map<String, Value>) -> Result<(String, String, Option<String>), ApiError> {
+fn script_fields(
+    body: &Map<String, Value>,
+) -> Result<(String, String, Option<Language>), ApiError> {
     let mut details = Vec::new();
     let mut get = |n: &'static str| match field(body, n) {
         Ok(v) => v.map(str::to_string),
@@ -168,7 +196,7 @@ fn script_fields(body: &Map<String, Value>) -> Result<(String, String, Option<St
     };
     let name = get("name").unwrap_or_default().trim().to_string();
     let content = get("content");
-    let language = get("language").map(|l| l.trim().to_ascii_lowercase());
+    let language = get("language");
     if details.is_empty() {
         let n = name.chars().count();
         if n == 0 {
@@ -179,14 +207,19 @@ fn script_fields(body: &Map<String, Value>) -> Result<(String, String, Option<St
         if content.is_none() {
             details.push(("content", "content is required".into()));
         }
-        if language.as_deref().is_some_and(|l| !LANGUAGES.contains(&l)) {
+        if language
+            .as_deref()
+            .is_some_and(|l| Language::parse(l).is_none())
+        {
+            let all: Vec<&str> = Language::ALL.iter().map(|l| l.as_str()).collect();
             details.push((
                 "language",
-                format!("language must be one of {}", LANGUAGES.join(", ")),
+                format!("language must be one of {}", all.join(", ")),
             ));
         }
     }
     if details.is_empty() {
+        let language = language.as_deref().and_then(Language::parse);
         Ok((name, content.unwrap_or_default(), language))
     } else {
         Err(ApiError::invalid(details))
@@ -203,20 +236,24 @@ pub fn scripts(app: &App, req: &Req) -> Result<Reply, ApiError> {
             &[id.into()],
         )?)
     })?;
-    let data: Vec<Value> = rows
+    let data: Vec<ScriptSummary> = rows
         .iter()
-        .map(|r| {
-            json!({"id": r.int(0), "project_id": r.int(1), "name": r.text(2),
-                "language": r.text(3), "created_at": r.text(4), "updated_at": r.text(5)})
+        .map(|r| ScriptSummary {
+            id: r.int(0),
+            project_id: r.int(1),
+            name: r.text(2),
+            language: language_of(r, 3),
+            created_at: r.text(4),
+            updated_at: r.text(5),
         })
         .collect();
-    ok(json!({ "data": data }))
+    ok(Data { data })
 }
 
 pub fn create_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let project = req.id("Project")?;
     let (name, content, language) = script_fields(&req.json()?)?;
-    let language = language.unwrap_or_else(|| "rhai".into());
+    let language = language.unwrap_or(Language::Rhai).as_str();
     let t = now();
     let r = app.db.write(|c| {
         owned_project(c, req.user().id, project)?;
@@ -234,19 +271,32 @@ pub fn create_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
         )?
         .ok_or_else(|| ApiError::internal("insert returned no row"))
     })?;
-    created(json!({"message": "Script created", "data": {"id": r.int(0),
-        "project_id": r.int(1), "name": r.text(2), "language": r.text(3),
-        "created_at": r.text(4)}}))
+    created(Done {
+        message: "Script created".into(),
+        data: ScriptCreated {
+            id: r.int(0),
+            project_id: r.int(1),
+            name: r.text(2),
+            language: language_of(&r, 3),
+            created_at: r.text(4),
+        },
+    })
 }
 
 pub fn script(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Script")?;
     let r = app.db.read(|c| owned_script(c, req.user().id, id))?;
-    ok(
-        json!({"data": {"id": r.int(0), "project_id": r.int(1), "name": r.text(2),
-        "content": r.text(3), "language": r.text(4), "created_at": r.text(5),
-        "updated_at": r.text(6)}}),
-    )
+    ok(Data {
+        data: Script {
+            id: r.int(0),
+            project_id: r.int(1),
+            name: r.text(2),
+            content: r.text(3),
+            language: language_of(&r, 4),
+            created_at: r.text(5),
+            updated_at: r.text(6),
+        },
+    })
 }
 
 pub fn update_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -256,23 +306,28 @@ pub fn update_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
     // A language left out keeps the one there is.
     let language = app.db.write(|c| {
         let old = owned_script(c, req.user().id, id)?;
-        let language = language.unwrap_or_else(|| old.text(4));
+        let language = language.unwrap_or_else(|| language_of(&old, 4));
         c.exec(
             "UPDATE scripts SET name = ?, content = ?, language = ?, updated_at = ? WHERE id = ?",
             &[
                 name.clone().into(),
                 content.into(),
-                language.clone().into(),
+                language.as_str().into(),
                 t.clone().into(),
                 id.into(),
             ],
         )?;
         Ok(language)
     })?;
-    ok(
-        json!({"message": "Script updated", "data": {"id": id, "name": name,
-        "language": language, "updated_at": t}}),
-    )
+    ok(Done {
+        message: "Script updated".into(),
+        data: ScriptUpdated {
+            id,
+            name,
+            language,
+            updated_at: t,
+        },
+    })
 }
 
 pub fn delete_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -282,7 +337,7 @@ pub fn delete_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
         c.exec("DELETE FROM scripts WHERE id = ?", &[id.into()])?;
         Ok(())
     })?;
-    ok(json!({"message": "Script deleted"}))
+    message("Script deleted")
 }
 
 /// Runs a script on the script pool (answering 429 when the account or the server already
@@ -311,7 +366,7 @@ pub fn execute(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
                          execution_time_ms, executed_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                         &[
                             id.into(),
-                            status.into(),
+                            status.as_str().into(),
                             o.into(),
                             e.into(),
                             ms.into(),
@@ -333,10 +388,15 @@ pub fn execute(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
             })
         })
         .await?;
-        ok(
-            json!({"data": {"id": exec_id, "status": status, "output": output,
-            "error": error, "execution_time_ms": ms}}),
-        )
+        ok(Data {
+            data: Execution {
+                id: exec_id,
+                status,
+                output,
+                error,
+                execution_time_ms: ms,
+            },
+        })
     })
 }
 
@@ -350,12 +410,14 @@ pub fn executions(app: &App, req: &Req) -> Result<Reply, ApiError> {
             &[id.into()],
         )?)
     })?;
-    let data: Vec<Value> = rows
+    let data: Vec<ExecutionSummary> = rows
         .iter()
-        .map(|r| {
-            json!({"id": r.int(0), "status": r.text(1), "execution_time_ms": r.int(2),
-                "executed_at": r.text(3)})
+        .map(|r| ExecutionSummary {
+            id: r.int(0),
+            status: RunStatus::parse(&r.text(1)),
+            execution_time_ms: r.int(2),
+            executed_at: r.text(3),
         })
         .collect();
-    ok(json!({ "data": data }))
+    ok(Data { data })
 }

@@ -17,6 +17,7 @@
 
 use super::slots::{Busy, Slot, Slots};
 use crate::budget::{self, Budget};
+use crate::protocol::types::RunStatus;
 use crate::script::Stop;
 use rhai::{Dynamic, Engine, EvalAltResult};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +50,7 @@ impl Default for Limits {
 /// What became of an execution.
 #[derive(Debug)]
 pub struct Run {
-    pub status: &'static str,
+    pub status: RunStatus,
     pub output: String,
     pub error: Option<String>,
     pub ms: i64,
@@ -121,14 +122,14 @@ fn engine(out: Arc<Mutex<Out>>, limits: &Limits, cancel: Arc<AtomicBool>) -> Eng
 }
 
 /// The Rhai text of a stored script, or why it cannot run here.
-fn source(language: &str, content: &str) -> Result<String, (&'static str, String)> {
+fn source(language: &str, content: &str) -> Result<String, (RunStatus, String)> {
     match language {
         "rhai" => Ok(content.to_string()),
         "valyxoscript" => crate::script::vs::translate(content)
             .map(|t| t.rhai)
-            .map_err(|e| ("error", e)),
+            .map_err(|e| (RunStatus::Error, e)),
         _ => Err((
-            "unsupported",
+            RunStatus::Unsupported,
             format!("{language} scripts do not run on the server: only rhai and valyxoscript do"),
         )),
     }
@@ -155,7 +156,7 @@ fn execute(language: &str, content: &str, limits: &Limits, cancel: Arc<AtomicBoo
     let ms = start.elapsed().as_millis() as i64;
     match result {
         Ok(()) => Run {
-            status: "success",
+            status: RunStatus::Success,
             output,
             error: None,
             ms,
@@ -169,32 +170,35 @@ fn execute(language: &str, content: &str, limits: &Limits, cancel: Arc<AtomicBoo
     }
 }
 
-fn classify(e: &EvalAltResult, limits: &Limits) -> (&'static str, String) {
+fn classify(e: &EvalAltResult, limits: &Limits) -> (RunStatus, String) {
     match e {
         EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
             Some(Stop::TimedOut(t)) => (
-                "timeout",
+                RunStatus::Timeout,
                 format!("stopped after the time limit of {}", seconds(t)),
             ),
             Some(Stop::OutOfMemory(limit)) => (
-                "error",
+                RunStatus::Error,
                 format!(
                     "stopped: the script held more than its memory limit of {}",
                     budget::human(limit)
                 ),
             ),
-            _ if v.is::<Abandoned>() => ("timeout", "stopped: the request was abandoned".into()),
-            _ => ("error", "terminated".into()),
+            _ if v.is::<Abandoned>() => (
+                RunStatus::Timeout,
+                "stopped: the request was abandoned".into(),
+            ),
+            _ => (RunStatus::Error, "terminated".into()),
         },
         EvalAltResult::ErrorTooManyOperations(_) => (
-            "timeout",
+            RunStatus::Timeout,
             format!("stopped after {} operations", limits.operations),
         ),
         EvalAltResult::ErrorDataTooLarge(what, _) => (
-            "error",
+            RunStatus::Error,
             format!("{what} is over the server's size limit for scripts"),
         ),
-        _ => ("error", e.to_string()),
+        _ => (RunStatus::Error, e.to_string()),
     }
 }
 
@@ -299,7 +303,7 @@ impl Pool {
         let job: Job = Box::new(move || {
             let run = if flag.load(Ordering::Relaxed) {
                 Run {
-                    status: "timeout",
+                    status: RunStatus::Timeout,
                     output: String::new(),
                     error: Some("stopped: the request was abandoned".into()),
                     ms: 0,
@@ -326,7 +330,7 @@ impl Pool {
 
 fn failed(why: &str) -> Run {
     Run {
-        status: "error",
+        status: RunStatus::Error,
         output: String::new(),
         error: Some(why.into()),
         ms: 0,
@@ -353,17 +357,20 @@ mod tests {
     #[test]
     fn scripts_run_with_their_output_and_limits() {
         let r = run("rhai", "print(\"hi\"); let x = 6 * 7; print(x);");
-        assert_eq!((r.status, r.output.as_str()), ("success", "hi\n42\n"));
+        assert_eq!(
+            (r.status.as_str(), r.output.as_str()),
+            ("success", "hi\n42\n")
+        );
         let r = run("rhai", "print(\"before\"); throw \"boom\";");
-        assert_eq!(r.status, "error");
+        assert_eq!(r.status.as_str(), "error");
         assert_eq!(r.output, "before\n");
         assert!(r.error.unwrap().contains("boom"));
         let r = run("rhai", "loop { }");
-        assert_eq!(r.status, "timeout");
+        assert_eq!(r.status.as_str(), "timeout");
         let r = run("rhai", "import \"x\" as y;");
-        assert_eq!(r.status, "error");
+        assert_eq!(r.status.as_str(), "error");
         let r = run("rhai", "eval(\"1\")");
-        assert_eq!(r.status, "error");
+        assert_eq!(r.status.as_str(), "error");
         let r = run(
             "rhai",
             "let s = \"\"; for i in 0..1000 { s += \"y\"; } loop { print(s); }",
@@ -375,12 +382,12 @@ mod tests {
             r.output
         );
         let r = run("valyxoscript", "set x = 2\nprint x * 21\n");
-        assert_eq!((r.status, r.output.as_str()), ("success", "42\n"));
+        assert_eq!((r.status.as_str(), r.output.as_str()), ("success", "42\n"));
         let r = run("rhai", "sleep(9223372036854775807)");
-        assert_eq!(r.status, "error");
+        assert_eq!(r.status.as_str(), "error");
         assert!(r.error.unwrap().contains("sleep is not available"));
         let r = run("python", "print(1)");
-        assert_eq!(r.status, "unsupported");
+        assert_eq!(r.status.as_str(), "unsupported");
     }
 
     #[test]
@@ -391,7 +398,7 @@ mod tests {
             src.push_str(&format!("let v{i} = s + \"{i}\";\n"));
         }
         let r = run("rhai", &src);
-        assert_eq!(r.status, "error", "{r:?}");
+        assert_eq!(r.status.as_str(), "error", "{r:?}");
         assert!(
             r.error
                 .as_deref()
@@ -404,7 +411,7 @@ mod tests {
             "rhai",
             r#"let s = ""; s.pad(1000000, "x"); s.replace("x", s); print("unreachable");"#,
         );
-        assert_eq!(r.status, "error", "{r:?}");
+        assert_eq!(r.status.as_str(), "error", "{r:?}");
         assert!(r.output.is_empty());
         assert!(r.error.unwrap().contains("size limit"));
     }

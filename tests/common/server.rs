@@ -172,6 +172,16 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+thread_local! {
+    /// Every (method, path, status) this thread's requests were answered with.
+    static ANSWERED: std::cell::RefCell<Vec<(String, String, u16)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The (method, path, status) of every request made on this thread since the last call.
+pub fn answered() -> Vec<(String, String, u16)> {
+    ANSWERED.with(|a| std::mem::take(&mut *a.borrow_mut()))
+}
+
 /// `METHOD URL` with an optional bearer token and raw body.
 pub fn raw(
     method: &str,
@@ -190,6 +200,12 @@ pub fn raw(
     }
     .expect("request");
     let status = resp.status().as_u16();
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+        .unwrap_or_default();
+    let path = path.split('?').next().unwrap_or("").to_string();
+    ANSWERED.with(|a| a.borrow_mut().push((method.to_string(), path, status)));
     let headers = resp.headers().clone();
     let mut data = Vec::new();
     resp.into_body()

@@ -1,6 +1,9 @@
-//! The account and sync protocol's shared rules (model layer): what both the server and the
-//! sync client accept as a content hash, a file path and a project name, and the batch
-//! limits. A rule kept here is the same rule on both ends.
+//! The account and sync protocol (model layer): the wire types both ends use ([`types`]),
+//! and the rules both the server and the sync client apply — what a content hash, a file
+//! path and a project name may be, and the batch limits. A rule kept here is the same rule
+//! on both ends.
+
+pub mod types;
 
 /// Most hashes in one `blobs/missing` question, and most changes in one commit.
 pub const MAX_BATCH: usize = 10_000;
@@ -112,5 +115,49 @@ mod tests {
             project_name_problem("a\u{1b}[31m").as_deref(),
             Some("a project name cannot hold control characters (tabs, new lines, escapes)")
         );
+    }
+}
+
+#[cfg(test)]
+mod patterns {
+    use super::types::{HASH_PATTERN, PATH_PATTERN, PROJECT_NAME_PATTERN};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn re(p: &str) -> fancy_regex::Regex {
+        fancy_regex::Regex::new(p).expect("a valid pattern")
+    }
+
+    /// Characters that matter to the rules, and a few that do not.
+    fn text() -> impl Strategy<Value = String> {
+        let chars = prop::sample::select(vec![
+            'a', 'Z', '0', '.', '/', '\\', ' ', '\t', '\n', '\u{1b}', '\u{7f}', '\u{85}', 'é',
+            '☕', '\u{202e}', '\u{2066}', '\u{200f}', '\u{061c}', '-', '_',
+        ]);
+        prop::collection::vec(chars, 0..12).prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest! {
+        /// The OpenAPI document's patterns say what the server's checks say.
+        #[test]
+        fn the_documented_patterns_match_the_rules(s in text()) {
+            prop_assert_eq!(re(PATH_PATTERN).is_match(&s).unwrap(), valid_path(&s), "{:?}", s);
+            let name_ok = !s.is_empty()
+                && project_name_problem(s.trim()).is_none()
+                && s.trim() == s;
+            let pattern_ok = re(PROJECT_NAME_PATTERN).is_match(&s).unwrap()
+                && s.trim() != "."
+                && s.trim() != ".."
+                && s.trim() == s;
+            prop_assert_eq!(pattern_ok, name_ok, "{:?}", s);
+        }
+    }
+
+    #[test]
+    fn hashes_match_their_pattern() {
+        let h = blake3::hash(b"x").to_hex().to_string();
+        assert!(re(HASH_PATTERN).is_match(&h).unwrap());
+        assert!(!re(HASH_PATTERN).is_match(&h.to_uppercase()).unwrap());
+        assert!(!re(HASH_PATTERN).is_match(&h[1..]).unwrap());
     }
 }

@@ -1,0 +1,461 @@
+//! The wire types of the account and sync API (model layer): every request body the server
+//! reads and every answer it sends, as serde types that the server writes and the sync
+//! client reads. Their JSON Schemas (schemars) make the OpenAPI document, so the document
+//! says exactly what goes over the wire: field names, types, which fields are required, and
+//! the patterns of hashes, paths and names.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The regular expression of one name in a path (as `super::name_problem` checks it, but
+/// for the length in bytes): no `/`, `\`, control or bidirectional characters, not `.` or
+/// `..`.
+pub const PATH_PATTERN: &str = r"^(?!\.\.?(?:/|$))[^/\\\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+(?:/(?!\.\.?(?:/|$))[^/\\\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+)*$";
+/// The regular expression of a content hash: BLAKE3, 64 lower-case hex digits.
+pub const HASH_PATTERN: &str = "^[0-9a-f]{64}$";
+/// The regular expression of a project name as sent (the server trims spaces around it).
+pub const PROJECT_NAME_PATTERN: &str =
+    r"^[^/\\\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$";
+/// The regular expression of a user name.
+pub const USERNAME_PATTERN: &str = "^[A-Za-z0-9_-]+$";
+
+/// A successful answer: `success: true` beside the answer's own fields.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "Ok_{T}")]
+pub struct Answer<T> {
+    /// Always true.
+    pub success: bool,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+impl<T> Answer<T> {
+    pub fn new(body: T) -> Answer<T> {
+        Answer {
+            success: true,
+            body,
+        }
+    }
+}
+
+/// An answer with a message and nothing else.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Message {
+    pub message: String,
+}
+
+/// An answer whose payload is `data`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "Data_{T}")]
+pub struct Data<T> {
+    pub data: T,
+}
+
+/// An answer with a message and a payload.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "Done_{T}")]
+pub struct Done<T> {
+    pub message: String,
+    pub data: T,
+}
+
+/// A failure: `success: false` and a message; validation failures add `details`, a commit
+/// conflict adds `conflicts`, a body over a limit adds `limit`, a full storage `quota`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Failure {
+    /// Always false.
+    pub success: bool,
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<FieldProblem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<FileConflict>,
+    /// The size limit, in bytes, a body went over (413).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// The account's storage quota, in bytes (507).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<u64>,
+}
+
+/// One problem with one field of a request.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FieldProblem {
+    pub field: String,
+    pub message: String,
+}
+
+/// A file that changed on the server since the version a commit was based on.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FileConflict {
+    pub path: String,
+    pub server_version: i64,
+    /// None when the file is deleted on the server.
+    pub server_hash: Option<String>,
+}
+
+// ---- accounts ----
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RegisterRequest {
+    #[schemars(length(min = 3, max = 32), regex(pattern = USERNAME_PATTERN))]
+    pub username: String,
+    #[schemars(email, length(max = 254))]
+    pub email: String,
+    /// 8 to 1024 characters with a lower-case letter, an upper-case letter and a digit.
+    #[schemars(length(min = 8, max = 1024))]
+    pub password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LoginRequest {
+    /// The user name or the email address (either, in any case).
+    #[schemars(length(min = 1))]
+    pub username: String,
+    #[schemars(length(min = 1))]
+    pub password: String,
+}
+
+/// The account of a login or registration.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AccountUser {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+}
+
+/// A login or registration: the account and its token (a bearer JWT).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Session {
+    pub message: String,
+    pub user: AccountUser,
+    pub token: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Me {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MeAnswer {
+    pub user: Me,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    #[serde(rename = "created_at")]
+    pub created_at: String,
+    #[serde(rename = "updated_at")]
+    pub updated_at: String,
+    pub project_count: i64,
+    pub script_count: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileAnswer {
+    pub user: Profile,
+}
+
+/// Either field, or both.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProfileUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 32), regex(pattern = USERNAME_PATTERN))]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(email, length(max = 254))]
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChange {
+    #[schemars(length(min = 1))]
+    pub current_password: String,
+    /// 8 to 1024 characters with a lower-case letter, an upper-case letter and a digit.
+    #[schemars(length(min = 8, max = 1024))]
+    pub new_password: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub projects: i64,
+    pub scripts: i64,
+    /// Every execution ever, including those dropped from the scripts' histories.
+    pub executions: i64,
+    pub total_execution_time_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct StatsAnswer {
+    pub stats: Stats,
+}
+
+/// What the server accepts (`GET /api/limits`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Limits {
+    /// The largest file content, in bytes.
+    pub blob_limit: u64,
+    /// The largest JSON body, in bytes.
+    pub json_limit: u64,
+    /// The most hashes in one `blobs/missing` question, and changes in one commit.
+    pub max_batch: u64,
+    /// The account's storage quota in bytes; 0: none.
+    pub quota: u64,
+    /// The bytes of content the account stores now.
+    pub storage_used: u64,
+    pub script: ScriptLimits,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ScriptLimits {
+    pub time_ms: u64,
+    /// Bytes one execution may hold.
+    pub memory: u64,
+    pub operations: u64,
+    /// Bytes of output kept.
+    pub output: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+// ---- projects and scripts ----
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProjectRequest {
+    /// The folder name of the project on every machine that syncs it.
+    #[schemars(length(min = 1, max = 100), regex(pattern = PROJECT_NAME_PATTERN))]
+    pub name: String,
+    /// Left out: empty on creation, unchanged on an update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A project as an update leaves it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProjectUpdated {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub updated_at: String,
+}
+
+/// The languages a script may be stored in; `rhai` and `valyxoscript` run on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Rhai,
+    Valyxoscript,
+    Javascript,
+    Python,
+}
+
+impl Language {
+    pub const ALL: [Language; 4] = [
+        Language::Rhai,
+        Language::Valyxoscript,
+        Language::Javascript,
+        Language::Python,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Rhai => "rhai",
+            Language::Valyxoscript => "valyxoscript",
+            Language::Javascript => "javascript",
+            Language::Python => "python",
+        }
+    }
+
+    /// The language named `s` (in any case).
+    pub fn parse(s: &str) -> Option<Language> {
+        Language::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ScriptRequest {
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+    pub content: String,
+    /// Left out: `rhai` on creation, unchanged on an update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+}
+
+/// A script in a list (without its content).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ScriptSummary {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub language: Language,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ScriptCreated {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub language: Language,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Script {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    pub content: String,
+    pub language: Language,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ScriptUpdated {
+    pub id: i64,
+    pub name: String,
+    pub language: Language,
+    pub updated_at: String,
+}
+
+/// How an execution ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Success,
+    Error,
+    /// Stopped by the time or operation limit (or because the client went away).
+    Timeout,
+    /// The language does not run on the server.
+    Unsupported,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::Error => "error",
+            RunStatus::Timeout => "timeout",
+            RunStatus::Unsupported => "unsupported",
+        }
+    }
+
+    pub fn parse(s: &str) -> RunStatus {
+        match s {
+            "success" => RunStatus::Success,
+            "timeout" => RunStatus::Timeout,
+            "unsupported" => RunStatus::Unsupported,
+            _ => RunStatus::Error,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Execution {
+    pub id: i64,
+    pub status: RunStatus,
+    pub output: String,
+    pub error: Option<String>,
+    pub execution_time_ms: i64,
+}
+
+/// An execution in a script's history.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ExecutionSummary {
+    pub id: i64,
+    pub status: RunStatus,
+    pub execution_time_ms: i64,
+    pub executed_at: String,
+}
+
+// ---- sync ----
+
+/// A file of a project on the server; a deleted file stays as a tombstone without a hash.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FileEntry {
+    #[schemars(length(max = 1024), regex(pattern = PATH_PATTERN))]
+    pub path: String,
+    pub deleted: bool,
+    #[schemars(regex(pattern = HASH_PATTERN))]
+    pub hash: Option<String>,
+    pub size: i64,
+    pub version: i64,
+}
+
+/// A project's files and its revision (raised by every commit).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Files {
+    pub revision: i64,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MissingRequest {
+    #[schemars(length(max = 10000), inner(regex(pattern = HASH_PATTERN)))]
+    pub hashes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Missing {
+    /// The hashes asked about that the server does not hold for the account.
+    pub missing: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BlobStored {
+    pub hash: String,
+    pub size: u64,
+}
+
+/// One change of a commit: new content for a path, or (hash null) its deletion.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Change {
+    #[schemars(length(min = 1, max = 1024), regex(pattern = PATH_PATTERN))]
+    pub path: String,
+    /// The content (uploaded first); null deletes the file.
+    #[schemars(regex(pattern = HASH_PATTERN))]
+    pub hash: Option<String>,
+    /// The server version this change was based on: 0 for a new file.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub base_version: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CommitRequest {
+    /// The project revision the client last saw (informative; conflicts are per file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub base_revision: Option<i64>,
+    #[schemars(length(min = 1, max = 10000))]
+    pub changes: Vec<Change>,
+}

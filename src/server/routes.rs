@@ -1,0 +1,470 @@
+//! Every route of the server as data (server): method, path, the work, authentication, the
+//! body it reads, and how it is documented. The router and the OpenAPI document
+//! (`openapi.rs`) are both made from this one table, so they cannot differ.
+
+use super::{auth, files, projects, AsyncHandler, Handler};
+use crate::protocol::types::*;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+/// How a route's work is done.
+#[derive(Clone, Copy)]
+pub enum Work {
+    Blocking(Handler),
+    Async(AsyncHandler),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Auth {
+    Public,
+    Required,
+    /// Public and rate limited per client address; hashes a password (login, register).
+    Limited,
+    /// Authenticated and rate limited per client address; hashes a password (a password
+    /// change).
+    RequiredLimited,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Body {
+    None,
+    Json,
+    /// File content (`application/octet-stream`).
+    Blob,
+}
+
+/// A JSON Schema of some wire type, made by a generator that collects the definitions.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// What the OpenAPI document says of a route.
+pub struct Doc {
+    pub summary: &'static str,
+    /// The JSON body's type, for routes that read one.
+    pub request: Option<SchemaFn>,
+    /// The status of success and the answer's type (None: the answer is file content).
+    pub answer: (u16, Option<SchemaFn>),
+    /// Failures particular to the route; those that follow from its authentication, body
+    /// and path are added to them.
+    pub errors: &'static [u16],
+}
+
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub work: Work,
+    pub auth: Auth,
+    pub body: Body,
+    pub doc: Doc,
+}
+
+use Auth::{Limited, Public, Required, RequiredLimited};
+use Work::{Async, Blocking};
+
+/// Every route.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/auth/register",
+        work: Blocking(auth::register),
+        auth: Limited,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Create an account and get a token",
+            request: Some(schema::<RegisterRequest>),
+            answer: (201, Some(schema::<Answer<Session>>)),
+            errors: &[409],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/auth/login",
+        work: Blocking(auth::login),
+        auth: Limited,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Log in with a user name or email and get a token",
+            request: Some(schema::<LoginRequest>),
+            answer: (200, Some(schema::<Answer<Session>>)),
+            errors: &[401],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/auth/logout",
+        work: Blocking(auth::logout),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Revoke this token",
+            request: None,
+            answer: (200, Some(schema::<Answer<Message>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/auth/me",
+        work: Blocking(auth::me),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "The signed-in account",
+            request: None,
+            answer: (200, Some(schema::<Answer<MeAnswer>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/users/profile",
+        work: Blocking(auth::profile),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "The profile, with project and script counts",
+            request: None,
+            answer: (200, Some(schema::<Answer<ProfileAnswer>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "PUT",
+        path: "/api/users/profile",
+        work: Blocking(auth::update_profile),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Change the user name or email",
+            request: Some(schema::<ProfileUpdate>),
+            answer: (200, Some(schema::<Answer<Message>>)),
+            errors: &[409],
+        },
+    },
+    Route {
+        method: "PUT",
+        path: "/api/users/password",
+        work: Blocking(auth::change_password),
+        auth: RequiredLimited,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Change the password; every other session is signed out",
+            request: Some(schema::<PasswordChange>),
+            answer: (200, Some(schema::<Answer<Message>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/users/stats",
+        work: Blocking(auth::stats),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Counts of projects, scripts and executions, and the total execution time",
+            request: None,
+            answer: (200, Some(schema::<Answer<StatsAnswer>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/limits",
+        work: Blocking(super::limits),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "What the server accepts: sizes, the account's quota and use, script limits",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Limits>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/projects",
+        work: Blocking(projects::list),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "The account's projects, newest first",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Vec<Project>>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/projects",
+        work: Blocking(projects::create),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Create a project",
+            request: Some(schema::<ProjectRequest>),
+            answer: (201, Some(schema::<Answer<Done<Project>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/projects/{id}",
+        work: Blocking(projects::show),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "One project",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Project>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "PUT",
+        path: "/api/projects/{id}",
+        work: Blocking(projects::update),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Rename or describe a project",
+            request: Some(schema::<ProjectRequest>),
+            answer: (200, Some(schema::<Answer<Done<ProjectUpdated>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/projects/{id}",
+        work: Blocking(projects::delete),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Delete a project with its scripts and files",
+            request: None,
+            answer: (200, Some(schema::<Answer<Message>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/scripts/project/{id}",
+        work: Blocking(projects::scripts),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "A project's scripts (without their content)",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Vec<ScriptSummary>>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/scripts/project/{id}",
+        work: Blocking(projects::create_script),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Create a script in a project",
+            request: Some(schema::<ScriptRequest>),
+            answer: (201, Some(schema::<Answer<Done<ScriptCreated>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/scripts/{id}",
+        work: Blocking(projects::script),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "One script with its content",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Script>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "PUT",
+        path: "/api/scripts/{id}",
+        work: Blocking(projects::update_script),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Change a script",
+            request: Some(schema::<ScriptRequest>),
+            answer: (200, Some(schema::<Answer<Done<ScriptUpdated>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "DELETE",
+        path: "/api/scripts/{id}",
+        work: Blocking(projects::delete_script),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Delete a script with its executions",
+            request: None,
+            answer: (200, Some(schema::<Answer<Message>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/scripts/{id}/execute",
+        work: Async(projects::execute),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Run a script in the sandbox (429 when the account or the server has its \
+                      most executions under way)",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Execution>>>)),
+            errors: &[429],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/scripts/{id}/executions",
+        work: Blocking(projects::executions),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "A script's latest executions, newest first",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Vec<ExecutionSummary>>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/projects/{id}/files",
+        work: Blocking(files::list),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "A project's files (deleted ones as tombstones) and its revision",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Files>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/projects/{id}/files/commit",
+        work: Blocking(files::commit),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Apply changes to a project's files, all or none (409 lists the files \
+                      changed meanwhile)",
+            request: Some(schema::<CommitRequest>),
+            answer: (200, Some(schema::<Answer<Data<Files>>>)),
+            errors: &[409],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/blobs/missing",
+        work: Blocking(files::missing),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Which of these contents the server lacks",
+            request: Some(schema::<MissingRequest>),
+            answer: (200, Some(schema::<Answer<Data<Missing>>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "PUT",
+        path: "/api/blobs/{hash}",
+        work: Blocking(files::put_blob),
+        auth: Required,
+        body: Body::Blob,
+        doc: Doc {
+            summary: "Upload file content under its BLAKE3 hash (429: the account's uploads are \
+                      all under way; 507: the storage quota is full)",
+            request: None,
+            answer: (201, Some(schema::<Answer<Done<BlobStored>>>)),
+            errors: &[429, 507],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/blobs/{hash}",
+        work: Blocking(files::get_blob),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Download file content",
+            request: None,
+            answer: (200, None),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/health",
+        work: Async(super::health),
+        auth: Public,
+        body: Body::None,
+        doc: Doc {
+            summary: "Whether the server answers",
+            request: None,
+            answer: (200, Some(schema::<Answer<Health>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/openapi.json",
+        work: Async(super::openapi),
+        auth: Public,
+        body: Body::None,
+        doc: Doc {
+            summary: "This document",
+            request: None,
+            answer: (200, None),
+            errors: &[],
+        },
+    },
+];
+
+/// The failures every route of this kind can answer with, beside its own.
+pub fn errors(r: &Route) -> Vec<u16> {
+    let mut e: Vec<u16> = r.doc.errors.to_vec();
+    let mut add = |s: u16| {
+        if !e.contains(&s) {
+            e.push(s);
+        }
+    };
+    if matches!(r.auth, Required | RequiredLimited) {
+        add(401);
+    }
+    if matches!(r.auth, Limited | RequiredLimited) {
+        add(429);
+    }
+    if r.body != Body::None {
+        // Malformed or invalid, too slow, too large.
+        add(400);
+        add(408);
+        add(413);
+    }
+    if r.path.contains('{') {
+        add(404);
+    }
+    if r.path.contains("{hash}") {
+        add(400);
+    }
+    if !matches!(r.work, Async(_)) || r.auth != Public {
+        // The database is busy or failed.
+        add(500);
+        add(503);
+    }
+    e.sort_unstable();
+    e
+}
