@@ -101,11 +101,17 @@ impl Default for Config {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// What only some failures carry, boxed so that every `Result` stays small.
+    extra: Option<Box<Extra>>,
+    retry_after: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Extra {
     details: Vec<FieldProblem>,
     conflicts: Vec<FileConflict>,
     limit: Option<u64>,
     quota: Option<u64>,
-    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -113,10 +119,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
-            details: Vec::new(),
-            conflicts: Vec::new(),
-            limit: None,
-            quota: None,
+            extra: None,
             retry_after: None,
         }
     }
@@ -142,7 +145,7 @@ impl ApiError {
     /// Validation failures, one `{field, message}` each.
     pub fn invalid(details: Vec<(&str, String)>) -> ApiError {
         let mut e = ApiError::bad("Validation failed");
-        e.details = details
+        e.extra().details = details
             .into_iter()
             .map(|(f, m)| FieldProblem {
                 field: f.to_string(),
@@ -151,19 +154,22 @@ impl ApiError {
             .collect();
         e
     }
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
     /// The files of a commit that changed on the server meanwhile.
     pub fn with_conflicts(mut self, conflicts: Vec<FileConflict>) -> ApiError {
-        self.conflicts = conflicts;
+        self.extra().conflicts = conflicts;
         self
     }
     /// The size limit a body went over.
     pub fn with_limit(mut self, limit: u64) -> ApiError {
-        self.limit = Some(limit);
+        self.extra().limit = Some(limit);
         self
     }
     /// The account's storage quota.
     pub fn with_quota(mut self, quota: u64) -> ApiError {
-        self.quota = Some(quota);
+        self.extra().quota = Some(quota);
         self
     }
     /// Adds a Retry-After of `seconds`.
@@ -181,13 +187,14 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
+        let extra = self.extra.map(|b| *b).unwrap_or_default();
         let body = Failure {
             success: false,
             error,
-            details: self.details,
-            conflicts: self.conflicts,
-            limit: self.limit,
-            quota: self.quota,
+            details: extra.details,
+            conflicts: extra.conflicts,
+            limit: extra.limit,
+            quota: extra.quota,
         };
         let mut r = Reply::json(self.status, &body).into_response();
         if let Some(s) = self.retry_after {
