@@ -1150,7 +1150,11 @@ fn executions_are_admitted_per_account_and_never_slow_other_routes() {
 
 #[test]
 fn execution_history_is_bounded_and_stats_keep_counting() {
-    let s = Server::start(None, &["--execution-history", "3"]);
+    history(None);
+}
+
+fn history(db: Option<&str>) {
+    let s = Server::start(db, &["--execution-history", "3"]);
     let (_, token, _) = user(&s.url);
     let id = script(&s.url, &token, "print(1);");
     for _ in 0..5 {
@@ -1240,7 +1244,11 @@ fn silent_uploads_cannot_hold_the_upload_slots() {
 
 #[test]
 fn storage_has_a_quota_and_uncommitted_uploads_expire() {
-    let mut s = Server::start(None, &["--quota", "1K", "--upload-expiry", "1s"]);
+    quota(None);
+}
+
+fn quota(db: Option<&str>) {
+    let mut s = Server::start(db, &["--quota", "1K", "--upload-expiry", "1s"]);
     let (_, token, _) = user(&s.url);
     let limits = |s: &Server| call(&s.url, "GET", "/api/limits", Some(&token), None).body;
     assert_eq!(limits(&s)["data"]["quota"], 1024);
@@ -1252,7 +1260,7 @@ fn storage_has_a_quota_and_uncommitted_uploads_expire() {
         "POST",
         "/api/projects",
         Some(&token),
-        Some(json!({"name": "quota"})),
+        Some(json!({"name": unique("quota")})),
     );
     let pid = p.body["data"]["id"].as_i64().unwrap();
     let c = call(
@@ -1375,6 +1383,13 @@ fn every_request_is_logged_off_the_request_path() {
     assert_eq!(first["status"], 200);
     assert_eq!(first["client"], "127.0.0.1");
     assert!(first["ms"].is_number() && first["time"].is_string());
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn quotas_and_histories_on_postgres() {
+    quota(Some(&postgres()));
+    history(Some(&postgres()));
 }
 
 #[test]

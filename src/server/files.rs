@@ -173,8 +173,9 @@ pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
         // at once cannot both slip under the quota.
         let charged = c
             .one(
-                "UPDATE users SET storage_bytes = storage_bytes + ? \
-                 WHERE id = ? AND (? = 0 OR storage_bytes + ? <= ?) RETURNING storage_bytes",
+                "UPDATE users SET storage_bytes = storage_bytes + ? WHERE id = ? AND \
+                 (CAST(? AS BIGINT) = 0 OR storage_bytes + ? <= CAST(? AS BIGINT)) \
+                 RETURNING storage_bytes",
                 &[
                     size.into(),
                     user.into(),
