@@ -425,4 +425,21 @@ fn a_script_cannot_take_more_memory_than_its_budget() {
         .assert()
         .success()
         .stdout("2000\n");
+    // A file too large to hold is refused before it is read.
+    h.c("settings set script.max_string_size 1048576").success();
+    let host = host_dir();
+    std::fs::write(host.path().join("big.txt"), vec![b'x'; 2 << 20]).unwrap();
+    h.c(&format!(
+        "import {} big.txt",
+        host.path().join("big.txt").display()
+    ))
+    .success();
+    h.cmd()
+        .arg("-e")
+        .arg(r#"read("big.txt").len"#)
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "'big.txt' holds 2097152 bytes, more than a script may read at once (setting script.max_string_size)",
+        ));
 }

@@ -6,7 +6,9 @@
 use super::{compile, err, Host, Origin, Stop};
 use crate::shell::io::{Capture, Input, Io, Output};
 use crate::vfs::{Kind, VPath};
-use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, Map, Module, Position, Scope};
+use rhai::{
+    Array, Blob, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext, Position, Scope,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,22 +87,53 @@ fn stop(s: Stop) -> Box<EvalAltResult> {
     ))
 }
 
+/// A file about to be read whole must fit in a string (or BLOB) and in the memory budget:
+/// checked before a byte is read.
+fn fits(ctx: &NativeCallContext, h: &Host, p: &str, path: &VPath, blob: bool) -> Res<()> {
+    let size = h.hub().vfs.stat(path).map_err(|e| vfs_err(p, e))?.size;
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    let max = if blob {
+        ctx.engine().max_array_size()
+    } else {
+        ctx.engine().max_string_size()
+    };
+    if max > 0 && size > max {
+        let setting = if blob {
+            "script.max_array_size"
+        } else {
+            "script.max_string_size"
+        };
+        return Err(err(format!(
+            "'{p}' holds {size} bytes, more than a script may read at once (setting {setting})"
+        )));
+    }
+    crate::budget::admit(size).map_err(super::guard::over_budget)
+}
+
 fn files(e: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
-    e.register_fn("read", move |p: &str| -> Res<String> {
-        let path = path_of(&h, p)?;
-        let data = h.hub().vfs.read(&path).map_err(|e| vfs_err(p, e))?;
-        String::from_utf8(data).map_err(|_| {
-            err(format!(
-                "'{p}' is not UTF-8 text; read_bytes(path) gives its bytes"
-            ))
-        })
-    });
+    e.register_fn(
+        "read",
+        move |ctx: NativeCallContext, p: &str| -> Res<String> {
+            let path = path_of(&h, p)?;
+            fits(&ctx, &h, p, &path, false)?;
+            let data = h.hub().vfs.read(&path).map_err(|e| vfs_err(p, e))?;
+            String::from_utf8(data).map_err(|_| {
+                err(format!(
+                    "'{p}' is not UTF-8 text; read_bytes(path) gives its bytes"
+                ))
+            })
+        },
+    );
     let h = host.clone();
-    e.register_fn("read_bytes", move |p: &str| -> Res<Blob> {
-        let path = path_of(&h, p)?;
-        h.hub().vfs.read(&path).map_err(|e| vfs_err(p, e))
-    });
+    e.register_fn(
+        "read_bytes",
+        move |ctx: NativeCallContext, p: &str| -> Res<Blob> {
+            let path = path_of(&h, p)?;
+            fits(&ctx, &h, p, &path, true)?;
+            h.hub().vfs.read(&path).map_err(|e| vfs_err(p, e))
+        },
+    );
     let h = host.clone();
     e.register_fn("write", move |p: &str, text: &str| -> Res<()> {
         let path = path_of(&h, p)?;
@@ -232,6 +265,8 @@ fn shell(e: &mut Engine, host: &Arc<Host>) {
 
 fn data(e: &mut Engine) {
     e.register_fn("json_parse", |text: &str| -> Res<Dynamic> {
+        // The values can take tens of bytes per byte of text.
+        crate::budget::admit(text.len().saturating_mul(40)).map_err(super::guard::over_budget)?;
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| err(format!("invalid JSON: {e}")))?;
         rhai::serde::to_dynamic(v)

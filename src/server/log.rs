@@ -72,7 +72,7 @@ fn send(msg: Msg) {
     // No writer (it has stopped, or never started): write the line here.
     if let Some(msg) = sent {
         let mut err = std::io::stderr().lock();
-        write_msg(&mut err, msg);
+        write_msg(&mut err, &mut Clock::default(), msg);
     }
 }
 
@@ -90,6 +90,27 @@ fn time(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Formats times of one second after another cheaply: the date and time up to the second
+/// are formatted once per second.
+#[derive(Default)]
+struct Clock {
+    second: u64,
+    prefix: String,
+}
+
+impl Clock {
+    fn format(&mut self, t: SystemTime) -> String {
+        let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        if since.as_secs() != self.second || self.prefix.is_empty() {
+            self.second = since.as_secs();
+            let full = time(t);
+            // "2026-11-26T12:00:00.123Z" without ".123Z".
+            self.prefix = full[..full.len().saturating_sub(5)].to_string();
+        }
+        format!("{}.{:03}Z", self.prefix, since.subsec_millis())
+    }
+}
+
 #[derive(Serialize)]
 struct Line<'a> {
     method: &'a str,
@@ -100,7 +121,7 @@ struct Line<'a> {
     time: String,
 }
 
-fn write_msg(out: &mut impl Write, msg: Msg) {
+fn write_msg(out: &mut impl Write, clock: &mut Clock, msg: Msg) {
     let dropped = DROPPED.swap(0, Ordering::Relaxed);
     if dropped > 0 {
         let _ = writeln!(
@@ -117,7 +138,7 @@ fn write_msg(out: &mut impl Write, msg: Msg) {
                 status: r.status,
                 ms: (r.elapsed.as_secs_f64() * 100_000.0).round() / 100.0,
                 client: r.client.map(|c| c.to_string()),
-                time: time(at),
+                time: clock.format(at),
             };
             if serde_json::to_writer(&mut *out, &line).is_ok() {
                 let _ = out.write_all(b"\n");
@@ -134,23 +155,30 @@ fn write_msg(out: &mut impl Write, msg: Msg) {
     }
 }
 
+/// How long written lines may wait in the buffer: under load they go out in large writes.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
 fn writer(rx: Receiver<Msg>) {
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stderr());
+    let mut clock = Clock::default();
+    let mut unflushed: Option<std::time::Instant> = None;
     loop {
-        // Wait for a line, then take every line already waiting before flushing once.
-        let msg = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
+        let wait = match unflushed {
+            Some(since) => FLUSH_EVERY.saturating_sub(since.elapsed()),
+            None => Duration::from_secs(3600),
         };
-        write_msg(&mut out, msg);
-        while let Ok(m) = rx.try_recv() {
-            write_msg(&mut out, m);
+        match rx.recv_timeout(wait) {
+            Ok(m) => {
+                write_msg(&mut out, &mut clock, m);
+                unflushed.get_or_insert_with(std::time::Instant::now);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        let _ = out.flush();
+        if unflushed.is_some_and(|since| since.elapsed() >= FLUSH_EVERY) {
+            let _ = out.flush();
+            unflushed = None;
+        }
     }
     let _ = out.flush();
 }

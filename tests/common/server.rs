@@ -83,6 +83,13 @@ impl Server {
         &self.args[i + 1]
     }
 
+    /// Reads the server's standard error on a thread of its own (as a log collector
+    /// would); the thread returns the lines read once the server ends.
+    pub fn drain_log(&mut self) -> std::thread::JoinHandle<usize> {
+        let err = self.child.stderr.take().expect("stderr");
+        std::thread::spawn(move || BufReader::new(err).lines().count())
+    }
+
     /// Whether the server process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -1,0 +1,446 @@
+//! Load on a real `valyxo server`: it is started on 127.0.0.1 and driven by this bench's own
+//! HTTP client (hyper, one connection per concurrent client), while its memory is read from
+//! /proc.
+//!
+//! ```text
+//! cargo bench --bench server_load                   # every figure
+//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log)
+//! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
+//! ```
+//!
+//! - `scripts`: server peak RSS while scripts ask for 10¹² bytes (one call) and for a
+//!   thousand values of 1 MiB each, four at once;
+//! - `fairness`: `/health` latency (p50, p99) while one account floods `execute` from 100
+//!   connections, beside the same without the flood;
+//! - `logins`: server RSS during and after 1,000 logins at 64 at once;
+//! - `log`: authenticated GETs per second with the request log on and off.
+
+#[path = "../tests/common/server.rs"]
+mod server;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_valyxo");
+
+fn quick() -> bool {
+    std::env::var_os("VALYXO_BENCH_QUICK").is_some()
+}
+
+/// One keep-alive HTTP/1.1 connection to the server.
+struct Conn {
+    tx: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    async fn open(url: &str) -> Conn {
+        let host = url.trim_start_matches("http://").to_string();
+        let stream = tokio::net::TcpStream::connect(&host)
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).ok();
+        let (tx, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        Conn { tx, host }
+    }
+
+    /// One request; the status and the body.
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Bytes) {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Full::new(Bytes::from(b.to_string()))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        self.tx.ready().await.expect("connection ready");
+        let res = self
+            .tx
+            .send_request(req.body(body).unwrap())
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        let data = res.into_body().collect().await.expect("body").to_bytes();
+        (status, data)
+    }
+}
+
+async fn json(c: &mut Conn, method: &str, path: &str, token: Option<&str>, body: Value) -> Value {
+    let (status, data) = c.call(method, path, token, Some(&body)).await;
+    let v: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
+    assert!(status < 300, "{method} {path}: {status} {v}");
+    v
+}
+
+/// Registers `name`; its token.
+async fn register(url: &str, name: &str) -> String {
+    let mut c = Conn::open(url).await;
+    let v = json(
+        &mut c,
+        "POST",
+        "/api/auth/register",
+        None,
+        json!({"username": name, "email": format!("{name}@example.com"), "password": "Bench-pass1"}),
+    )
+    .await;
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// Stores a script for `token`; its id.
+async fn script(url: &str, token: &str, content: &str) -> i64 {
+    let mut c = Conn::open(url).await;
+    let p = json(
+        &mut c,
+        "POST",
+        "/api/projects",
+        Some(token),
+        json!({"name": format!("p{}", fastrand::u32(..))}),
+    )
+    .await;
+    let pid = p["data"]["id"].as_i64().unwrap();
+    let s = json(
+        &mut c,
+        "POST",
+        &format!("/api/scripts/project/{pid}"),
+        Some(token),
+        json!({"name": "s", "content": content}),
+    )
+    .await;
+    s["data"]["id"].as_i64().unwrap()
+}
+
+/// The server's resident memory now and at its peak, in MiB (from /proc).
+fn rss(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn scripts() {
+    let s = server::Server::start(
+        None,
+        &["--script-workers", "4", "--script-per-account", "4"],
+    );
+    let url = s.url.clone();
+    let token = register(&url, "bomber").await;
+    let (base, _) = rss(s.pid());
+    let bomb = script(
+        &url,
+        &token,
+        r#"let s="";s.pad(1000000,"x");s.replace("x",s);print(s.len);"#,
+    )
+    .await;
+    let smaller = script(
+        &url,
+        &token,
+        r#"let s="";s.pad(30000,"x");s.replace("x",s);print(s.len);"#,
+    )
+    .await;
+    let mut many = String::from(r#"let s = ""; s.pad(1000000, "x");"#);
+    for i in 0..1000 {
+        many.push_str(&format!("let v{i} = s + \"{i}\";\n"));
+    }
+    let many = script(&url, &token, &many).await;
+    let mut c = Conn::open(&url).await;
+    for id in [bomb, smaller] {
+        let (status, body) = c
+            .call(
+                "POST",
+                &format!("/api/scripts/{id}/execute"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    let (_, after_bombs) = rss(s.pid());
+    // Four of the thousand-variable scripts at once.
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, token) = (url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                c.call(
+                    "POST",
+                    &format!("/api/scripts/{many}/execute"),
+                    Some(&token),
+                    None,
+                )
+                .await
+            })
+        })
+        .collect();
+    for r in runs {
+        let (status, body) = r.await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            v["data"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("memory limit"),
+            "{v}"
+        );
+    }
+    let (now, peak) = rss(s.pid());
+    println!("scripts: server RSS at start {base:.0} MiB");
+    println!(
+        "scripts: peak RSS after the 10^12-byte and 30,000-character replace scripts: {after_bombs:.0} MiB (the issue: exit 134, and 1.8 GB)"
+    );
+    println!(
+        "scripts: peak RSS with four 1,000 x 1 MiB scripts at once (64 MiB budget each): {peak:.0} MiB, {now:.0} MiB after (the issue: 1 GB per run)"
+    );
+}
+
+async fn fairness() {
+    let s = server::Server::start(None, &["--script-timeout", "2s"]);
+    let url = s.url.clone();
+    let token = register(&url, "flooder").await;
+    let busy = script(&url, &token, "loop {}").await;
+    let probe = |seconds: u64| {
+        let url = url.clone();
+        async move {
+            let mut c = Conn::open(&url).await;
+            let mut lat = Vec::new();
+            let end = Instant::now() + Duration::from_secs(seconds);
+            while Instant::now() < end {
+                let t = Instant::now();
+                let (status, _) = c.call("GET", "/health", None, None).await;
+                assert_eq!(status, 200);
+                lat.push(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            lat
+        }
+    };
+    let secs = if quick() { 3 } else { 8 };
+    let mut quiet = probe(secs).await;
+    // Clients that wait as Retry-After asks, then clients that hammer.
+    for patient in [true, false] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flood: Vec<_> = (0..100)
+            .map(|_| {
+                let (url, token, stop) = (url.clone(), token.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut c = Conn::open(&url).await;
+                    let (mut ran, mut refused) = (0u32, 0u32);
+                    while !stop.load(Ordering::Relaxed) {
+                        let (status, _) = c
+                            .call(
+                                "POST",
+                                &format!("/api/scripts/{busy}/execute"),
+                                Some(&token),
+                                None,
+                            )
+                            .await;
+                        match status {
+                            200 => ran += 1,
+                            429 => {
+                                refused += 1;
+                                if patient {
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                            s => panic!("execute answered {s}"),
+                        }
+                    }
+                    (ran, refused)
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut loaded = probe(secs).await;
+        stop.store(true, Ordering::Relaxed);
+        let (mut ran, mut refused) = (0, 0);
+        for f in flood {
+            let (a, b) = f.await.unwrap();
+            ran += a;
+            refused += b;
+        }
+        println!(
+            "fairness: /health p50 {} p99 {} while 100 connections of one account {} execute ({ran} ran, {refused} got 429); without them p50 {} p99 {} (the issue: 5.5 s)",
+            ms(percentile(&mut loaded, 0.5)),
+            ms(percentile(&mut loaded, 0.99)),
+            if patient { "send (waiting on 429)" } else { "hammer" },
+            ms(percentile(&mut quiet, 0.5)),
+            ms(percentile(&mut quiet, 0.99)),
+        );
+    }
+}
+
+async fn logins() {
+    let s = server::Server::start(None, &[]);
+    let url = s.url.clone();
+    let names: Vec<String> = (0..64).map(|i| format!("login{i}")).collect();
+    for n in &names {
+        register(&url, n).await;
+    }
+    let (before, _) = rss(s.pid());
+    let total = if quick() { 256 } else { 1000 };
+    let per = total / names.len();
+    let sampling = Arc::new(AtomicBool::new(true));
+    let pid = s.pid();
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut most: f64 = 0.0;
+            while sampling.load(Ordering::Relaxed) {
+                most = most.max(rss(pid).0);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            most
+        })
+    };
+    let t = Instant::now();
+    let clients: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let (url, n) = (url.clone(), n.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                for _ in 0..per {
+                    json(
+                        &mut c,
+                        "POST",
+                        "/api/auth/login",
+                        None,
+                        json!({"username": n, "password": "Bench-pass1"}),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let elapsed = t.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    let during = sampler.await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (after, peak) = rss(s.pid());
+    println!(
+        "logins: {} logins at 64 at once in {:.1} s; server RSS {before:.0} MiB before, {during:.0} MiB at most during (peak {peak:.0}), {after:.0} MiB 2 s after (goal < 200 MiB; the issue: 2.7 GB)",
+        per * names.len(),
+        elapsed.as_secs_f64()
+    );
+}
+
+/// Authenticated GETs per second from `conns` connections for `secs`.
+async fn get_rate(url: &str, token: &str, conns: usize, secs: f64) -> f64 {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let (url, token) = (url.to_string(), token.to_string());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    let (status, _) = c.call("GET", "/api/auth/me", Some(&token), None).await;
+                    assert_eq!(status, 200);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap();
+    }
+    n as f64 / secs
+}
+
+async fn log() {
+    let secs = if quick() { 2.0 } else { 5.0 };
+    let mut rates = Vec::new();
+    // Alternately, so that machine noise hits both alike.
+    for round in 0..2 {
+        for logged in [true, false] {
+            let mut s = if logged {
+                server::Server::logged(&[])
+            } else {
+                server::Server::start(None, &[])
+            };
+            // Read as a log collector would.
+            let _lines = s.drain_log();
+            let token = register(&s.url, &format!("reader{round}")).await;
+            let rate = get_rate(&s.url, &token, 50, secs).await;
+            rates.push((logged, rate));
+        }
+    }
+    let avg = |l: bool| {
+        let v: Vec<f64> = rates.iter().filter(|r| r.0 == l).map(|r| r.1).collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    println!(
+        "log: authenticated GETs per second at 50 connections: {:.0} with the request log, {:.0} without; ratio {:.2} (the issue: 10.4k against 26.8k, 0.39)",
+        avg(true),
+        avg(false),
+        avg(true) / avg(false)
+    );
+}
+
+fn main() {
+    let _ = BIN;
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        if want("scripts") {
+            scripts().await;
+        }
+        if want("fairness") {
+            fairness().await;
+        }
+        if want("logins") {
+            logins().await;
+        }
+        if want("log") {
+            log().await;
+        }
+    });
+}
