@@ -195,6 +195,35 @@ pub enum Sub {
         #[arg(long, short = 'q')]
         quiet: bool,
     },
+    /// Check the state store; salvage a damaged one, restore a backup, or compact it ('man doctor').
+    #[command(
+        after_help = "Salvaging and restoring move the store aside and put another in its place: run \
+            them with no other valyxo using this home.\n\nExamples:\n  \
+            valyxo doctor                 check the store and list its backups\n  \
+            valyxo doctor --salvage       copy what is still readable into a new store\n  \
+            valyxo doctor --restore       put the newest backup back"
+    )]
+    Doctor {
+        /// Copy every row still readable into a new store that takes its place (the damaged
+        /// file is kept beside it).
+        #[arg(long, conflicts_with_all = ["restore", "compact", "backup"])]
+        salvage: bool,
+        /// Put a backup in the store's place: the newest, or FILE (the store there is kept).
+        #[arg(
+            long,
+            value_name = "FILE",
+            num_args = 0..=1,
+            default_missing_value = "",
+            conflicts_with_all = ["compact", "backup"]
+        )]
+        restore: Option<String>,
+        /// Drop contents no file uses and give free space back to the file system.
+        #[arg(long)]
+        compact: bool,
+        /// Make a backup now.
+        #[arg(long)]
+        backup: bool,
+    },
     /// Print completions for a host shell (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -237,8 +266,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse_from(args());
     if let Some(Sub::Completions { shell }) = cli.sub {
         let mut cmd = Cli::command();
-        clap_complete::generate(shell, &mut cmd, "valyxo", &mut std::io::stdout());
-        return ExitCode::SUCCESS;
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "valyxo", &mut script);
+        // A reader that stops early (`| head`) is not an error.
+        return match std::io::stdout().write_all(&script) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                eprintln!("valyxo: {e}");
+                ExitCode::from(1)
+            }
+            _ => ExitCode::SUCCESS,
+        };
     }
     match &cli.sub {
         Some(Sub::Man {
@@ -256,6 +293,7 @@ pub fn main() -> ExitCode {
         }
         Some(Sub::Manpages { dir }) => return write_manpages(dir),
         Some(Sub::Server { .. }) => return run_server(&cli),
+        Some(Sub::Doctor { .. }) => return run_doctor(&cli),
         _ => {}
     }
     let hub = match Hub::open(HubOptions {
@@ -264,7 +302,7 @@ pub fn main() -> ExitCode {
     }) {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("valyxo: {e:#}");
+            eprintln!("valyxo: {}", crate::shell::error_text(&e));
             return ExitCode::from(1);
         }
     };
@@ -327,10 +365,95 @@ pub fn main() -> ExitCode {
     };
     // Background jobs started by a non-interactive run finish before the process ends.
     crate::jobs::wait_all(&hub);
+    // Space freed by the run goes back to the file system.
+    let _ = crate::store::care::reclaim(&hub.store);
     match result {
         Ok(status) => exit_code(status),
         Err(e) => {
-            eprintln!("valyxo: {e:#}");
+            eprintln!("valyxo: {}", crate::shell::error_text(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `valyxo doctor`: works on the store file itself, without opening the hub (which a damaged
+/// store would refuse).
+fn run_doctor(cli: &Cli) -> ExitCode {
+    let Some(Sub::Doctor {
+        salvage,
+        restore,
+        compact,
+        backup,
+    }) = &cli.sub
+    else {
+        return ExitCode::from(2);
+    };
+    use crate::store::care;
+    let run = || -> anyhow::Result<bool> {
+        let home = crate::hub::home_dir(cli.home.clone())?;
+        let path = home.join(crate::store::DB_FILE);
+        if !path.exists() {
+            anyhow::bail!("there is no state store at {} yet", path.display());
+        }
+        let mut out = std::io::stdout().lock();
+        if *salvage {
+            let r = care::salvage(&path)?;
+            for (table, copied, lost) in &r.tables {
+                if *copied > 0 || *lost > 0 {
+                    let lost = if *lost > 0 {
+                        format!(", {lost} unreadable")
+                    } else {
+                        String::new()
+                    };
+                    writeln!(out, "salvaged  {table}: {copied} rows{lost}")?;
+                }
+            }
+            writeln!(out, "the damaged store is kept as {}", r.kept.display())?;
+        }
+        if let Some(from) = restore {
+            let from = if from.is_empty() {
+                care::backups(&path).into_iter().next().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "there are no backups in {}",
+                        care::backup_dir(&path).display()
+                    )
+                })?
+            } else {
+                PathBuf::from(from)
+            };
+            let kept = care::restore(&path, &from)?;
+            writeln!(out, "restored {}", from.display())?;
+            writeln!(
+                out,
+                "the store that was there is kept as {}",
+                kept.display()
+            )?;
+        }
+        if *compact {
+            let (before, after) = care::compact(&path)?;
+            writeln!(
+                out,
+                "compacted: {} → {}",
+                crate::vfs::transfer::human_bytes(before),
+                crate::vfs::transfer::human_bytes(after)
+            )?;
+        }
+        if *backup {
+            let keep = crate::settings::find("store.backups")
+                .and_then(|d| d.default.parse().ok())
+                .unwrap_or(3);
+            let b = care::backup(&path, keep)?;
+            writeln!(out, "backed up to {}", b.display())?;
+        }
+        let (text, sound) = crate::commands::doctor::report(&path);
+        out.write_all(text.as_bytes())?;
+        Ok(sound)
+    };
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("valyxo doctor: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -96,8 +96,15 @@ fn report(problems: &[config::Problem]) {
 impl Hub {
     pub fn open(opts: HubOptions) -> Result<Arc<Hub>> {
         let (home, config_path) = resolve(opts.home)?;
-        std::fs::create_dir_all(&home)
-            .with_context(|| format!("cannot create the Valyxo home {}", home.display()))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            // A new home is the user's alone (a home that exists is left as it is).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&home)
+                .with_context(|| format!("cannot create the Valyxo home {}", home.display()))?;
+        }
         let store = Arc::new(Store::open(&home.join(DB_FILE))?);
         let vfs = Vfs::new(store.clone()).context("cannot open the virtual filesystem")?;
         let no_color = opts.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -105,7 +112,7 @@ impl Hub {
         move_stored_settings(&store, &config_path);
         let config = Config::load(&config_path);
         report(&config.problems);
-        Ok(Arc::new(Hub {
+        let hub = Arc::new(Hub {
             home,
             store,
             vfs,
@@ -115,7 +122,34 @@ impl Hub {
             config: RwLock::new(config),
             theme: RwLock::new(None),
             theme_files: Default::default(),
-        }))
+        });
+        hub.back_up_when_due();
+        Ok(hub)
+    }
+
+    /// Backups of the store kept (setting store.backups; 0: none made).
+    pub fn backups_kept(&self) -> usize {
+        number("store.backups", &self.setting("store.backups")) as usize
+    }
+
+    /// Makes the day's backup of the store on a thread of its own when the newest is a day
+    /// old. A process that ends first leaves no half backup; the next one makes it.
+    fn back_up_when_due(&self) {
+        let keep = self.backups_kept();
+        let path = self.store.path().to_path_buf();
+        if keep == 0
+            || path == std::path::Path::new(":memory:")
+            || !crate::store::care::backup_due(&path, std::time::Duration::from_secs(86_400))
+        {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("backup".into())
+            .spawn(move || {
+                if let Err(e) = crate::store::care::backup(&path, keep) {
+                    eprintln!("valyxo: {e:#}");
+                }
+            });
     }
 
     /// The config file's path.

@@ -21,6 +21,7 @@ const PAGES: &[(&str, &str)] = &[
     ("clear", include_str!("../manuals/clear.md")),
     ("config", include_str!("../manuals/config.md")),
     ("cp", include_str!("../manuals/cp.md")),
+    ("doctor", include_str!("../manuals/doctor.md")),
     ("echo", include_str!("../manuals/echo.md")),
     ("edit", include_str!("../manuals/edit.md")),
     ("editor", include_str!("../manuals/editor.md")),

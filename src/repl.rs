@@ -447,6 +447,8 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
                         eprintln!("valyxo: cannot save history: {e:#}");
                     }
                 }
+                // Space the line freed (a large `rm -r`) goes back to the file system.
+                let _ = crate::store::care::reclaim(&hub.store);
                 if let Some(code) = sh.exit {
                     stop_jobs(&hub);
                     return Ok(code);

@@ -292,6 +292,13 @@ pub const SETTINGS: &[SettingDef] = &[
         check: Some(check_duration),
     },
     SettingDef {
+        key: "store.backups",
+        default: "3",
+        help: "Daily backups of the state store kept in the home's backups folder ('doctor' lists them); 0 makes none.",
+        choices: &[],
+        check: Some(check_count),
+    },
+    SettingDef {
         key: "jobs.max_running",
         default: "4",
         help: "Background jobs that run at once; more wait in the queue.",

@@ -40,6 +40,43 @@ pub fn escape(name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Longest message printed whole; longer ones are cut in the middle.
+pub const MESSAGE_MAX: usize = 1000;
+
+/// A message for the terminal: every unsafe character but new lines and tabs shown as an
+/// escape (so a file name in an error cannot drive the terminal), and a message longer than
+/// `max` characters cut in the middle with a note (so a 200,000-character line is not echoed
+/// whole).
+pub fn clean_message(msg: &str, max: usize) -> String {
+    let mut out = String::with_capacity(msg.len().min(max * 2) + 16);
+    let total = msg.chars().count();
+    let (head, tail) = if total > max {
+        (max * 2 / 3, max / 3)
+    } else {
+        (total, 0)
+    };
+    let put = |c: char, out: &mut String| match c {
+        '\n' | '\t' => out.push(c),
+        c if (c as u32) < 0x80 && is_unsafe(c) => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if is_unsafe(c) => {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+        c => out.push(c),
+    };
+    for c in msg.chars().take(head) {
+        put(c, &mut out);
+    }
+    if tail > 0 {
+        let _ = write!(out, " […{} characters…] ", total - head - tail);
+        for c in msg.chars().skip(total - tail) {
+            put(c, &mut out);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +89,17 @@ mod tests {
         assert_eq!(escape("two\nlines"), "$'two\\nlines'");
         assert_eq!(escape("rtl\u{202e}txt.exe"), "$'rtl\\u{202e}txt.exe'");
         assert_eq!(escape("it's\t"), "$'it\\'s\\t'");
+    }
+
+    #[test]
+    fn messages_keep_lines_and_lose_escapes_and_length() {
+        assert_eq!(
+            clean_message("cat: a\u{1b}[2Jb: no such file\nnext", 100),
+            "cat: a\\x1b[2Jb: no such file\nnext"
+        );
+        let long = format!("x{}y", "-".repeat(200_000));
+        let m = clean_message(&long, 100);
+        assert!(m.len() < 200, "{m}");
+        assert!(m.starts_with('x') && m.ends_with('y') && m.contains("characters…"));
     }
 }

@@ -1,5 +1,6 @@
 //! A process killed (SIGKILL) in the middle of writing loses nothing it reported done, and
-//! leaves a store that passes `PRAGMA integrity_check`.
+//! leaves a store that passes `PRAGMA integrity_check`. A store is private to its user, gives
+//! freed space back, and a damaged one is reported with a way out (`valyxo doctor`).
 
 mod common;
 
@@ -161,4 +162,169 @@ fn sigkill_during_settings_writes_leaves_a_whole_config() {
             "round {round}: {text}"
         );
     }
+}
+
+#[test]
+fn the_store_and_its_home_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let h = |line: &str| {
+        Command::new(common::BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .output()
+            .unwrap()
+    };
+    assert!(h("echo secret > .env").status.success());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    for f in ["valyxo.db", "valyxo.db-wal", "valyxo.db-shm"] {
+        assert_eq!(mode(&home.join(f)), 0o600, "{f}");
+    }
+    // A store made before is made private when opened.
+    std::fs::set_permissions(
+        home.join("valyxo.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    assert!(h("true; echo").status.success() || h("echo").status.success());
+    assert_eq!(mode(&home.join("valyxo.db")), 0o600);
+}
+
+#[test]
+fn freed_space_goes_back_to_the_file_system() {
+    let h = Home::new();
+    let host = common::host_dir();
+    for i in 0..40 {
+        std::fs::write(host.path().join(format!("f{i}")), content(i).repeat(600)).unwrap();
+    }
+    h.c(&format!("import {} data", host.path().display()))
+        .success();
+    let size = || {
+        // What the file and its WAL hold once checkpointed.
+        let c = rusqlite::Connection::open(h.db()).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        std::fs::metadata(h.db()).unwrap().len()
+    };
+    let full = size();
+    assert!(full > 20 << 20, "{full}");
+    h.c("rm -r data").success();
+    let after = size();
+    assert!(after < full / 4, "{full} -> {after}");
+}
+
+#[test]
+fn a_damaged_store_is_reported_and_salvaged() {
+    let h = Home::new();
+    for i in 0..300 {
+        h.c(&format!("echo '{}' > f{i}", content(i)));
+    }
+    // Wreck a run of pages in the middle of the file.
+    {
+        use std::io::{Seek, SeekFrom};
+        let c = rusqlite::Connection::open(h.db()).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        drop(c);
+        let len = std::fs::metadata(h.db()).unwrap().len();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(h.db())
+            .unwrap();
+        f.seek(SeekFrom::Start(len / 2)).unwrap();
+        f.write_all(&vec![0x5a; 32 << 10]).unwrap();
+    }
+    let doctor = |args: &[&str]| {
+        Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .arg("doctor")
+            .args(args)
+            .env_remove("VALYXO_HOME")
+            .output()
+            .unwrap()
+    };
+    let checked = doctor(&[]);
+    assert_eq!(checked.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(report.contains("DAMAGED"), "{report}");
+    assert!(report.contains("valyxo doctor --salvage"), "{report}");
+    let salvaged = doctor(&["--salvage"]);
+    let text = String::from_utf8_lossy(&salvaged.stdout);
+    assert!(
+        salvaged.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&salvaged.stderr)
+    );
+    assert!(text.contains("salvaged  nodes:"), "{text}");
+    assert!(text.contains("check     sound"), "{text}");
+    // The damaged file is kept beside the new store, and what was readable is there.
+    let kept = std::fs::read_dir(h.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("valyxo.db.damaged-")
+        });
+    assert!(kept);
+    let out = h.out("ls");
+    assert!(out.lines().count() > 50, "{out}");
+    assert_eq!(integrity(&h), "ok");
+}
+
+#[test]
+fn a_store_cut_short_is_refused_not_replaced() {
+    let h = Home::new();
+    h.c("echo keep > notes.txt").success();
+    {
+        let c = rusqlite::Connection::open(h.db()).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(h.db())
+        .unwrap();
+    f.set_len(60).unwrap();
+    drop(f);
+    let out = h.c("ls").code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        err.contains("is damaged: it is cut short (60 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("valyxo doctor --restore"), "{err}");
+    assert_eq!(
+        std::fs::metadata(h.db()).unwrap().len(),
+        60,
+        "nothing was written over it"
+    );
+}
+
+#[test]
+fn backups_are_made_and_restored() {
+    let h = Home::new();
+    h.c("echo before > notes.txt").success();
+    let doctor = |args: &[&str]| {
+        Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .arg("doctor")
+            .args(args)
+            .env_remove("VALYXO_HOME")
+            .output()
+            .unwrap()
+    };
+    h.c("doctor --backup")
+        .success()
+        .stdout(predicates::str::contains("backed up to"));
+    h.c("echo after > notes.txt").success();
+    let r = doctor(&["--restore"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(h.out("cat notes.txt"), "before\n");
 }

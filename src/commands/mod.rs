@@ -4,6 +4,7 @@
 
 mod account;
 mod assistant;
+pub mod doctor;
 mod edit;
 mod env;
 mod files;
@@ -106,6 +107,7 @@ impl Registry {
         specs.extend(env::specs());
         specs.extend(transfer::specs());
         specs.extend(system::specs());
+        specs.extend(doctor::specs());
         specs.extend(scripts::specs());
         specs.extend(theme::specs());
         specs.extend(edit::specs());

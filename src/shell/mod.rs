@@ -117,7 +117,7 @@ impl Session {
                         0
                     }
                     Err(e) => {
-                        let _ = writeln!(io.stderr, "valyxo: {e:#}");
+                        let _ = writeln!(io.stderr, "valyxo: {}", error_text(&e));
                         1
                     }
                 };
@@ -359,7 +359,7 @@ impl Session {
                 } else if is_broken_pipe(&e) {
                     141
                 } else {
-                    let _ = writeln!(io.stderr, "{}: {e:#}", spec.name);
+                    let _ = writeln!(io.stderr, "{}: {}", spec.name, error_text(&e));
                     1
                 }
             }
@@ -495,4 +495,17 @@ pub fn quote_list(items: &[String]) -> String {
         1 => q[0].clone(),
         n => format!("{} or {}", q[..n - 1].join(", "), q[n - 1]),
     }
+}
+
+/// An error as the terminal shows it: its causes, cleaned of escapes and cut when very long,
+/// with what to do when the store turns out to be damaged.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = crate::text::clean_message(&format!("{e:#}"), crate::text::MESSAGE_MAX);
+    if crate::store::is_damage(e.as_ref()) && !text.contains("valyxo doctor") {
+        text.push_str(
+            "\nThe state store is damaged: run 'valyxo doctor' from the host shell (it checks \
+             the store and says how to get your projects back).",
+        );
+    }
+    text
 }

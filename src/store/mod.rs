@@ -1,7 +1,12 @@
-//! The state store: one SQLite file holding everything the hub keeps.
+//! The state store (foundation): one SQLite file holding everything the hub keeps.
 //!
 //! Opened with WAL, foreign keys and a busy timeout so that several processes can share one
-//! home. Schema changes are versioned migrations applied on open.
+//! home. Schema changes are versioned migrations applied on open. The file (and SQLite's WAL
+//! and shared-memory files beside it, which take its permissions) is private to the user.
+//! A damaged file is reported with what to do; [`care`] checks, compacts, backs up and
+//! salvages stores.
+
+pub mod care;
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -162,9 +167,118 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// A store file that SQLite cannot use as it is, with what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the state store {path} is damaged: {what}.\n\
+     Nothing was changed. 'valyxo doctor' checks it and lists the backups; \
+     'valyxo doctor --salvage' copies everything still readable into a new store (the damaged \
+     file is kept beside it), and 'valyxo doctor --restore' puts the newest backup back."
+)]
+pub struct Damaged {
+    pub path: String,
+    pub what: String,
+}
+
+/// Whether `e` (anywhere in its chain) says the database file is damaged.
+pub fn is_damage(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) {
+                return true;
+            }
+        }
+        if e.is::<Damaged>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// Makes the file at `path` ready to open: created private to the user when new; an
+/// existing one made private, and checked to look like a database (SQLite takes a file
+/// shorter than a page for an empty database and would start afresh over it).
+fn prepare_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot create the state store {}", path.display()))
+        }
+    }
+    let md = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the state store {}", path.display()))?;
+    let damaged = |what: &str| Damaged {
+        path: path.display().to_string(),
+        what: what.to_string(),
+    };
+    if md.len() > 0 {
+        let mut head = [0u8; 16];
+        use std::io::Read;
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        if n < 16 || &head != b"SQLite format 3\0" {
+            return Err(damaged("it does not start with a database header").into());
+        }
+        if md.len() < 512 {
+            return Err(damaged(&format!(
+                "it is cut short ({} bytes, less than one page)",
+                md.len()
+            ))
+            .into());
+        }
+    }
+    // Homes made before stores were private: history, variables and projects are nobody
+    // else's business.
+    for p in [
+        path.to_path_buf(),
+        suffixed(path, "-wal"),
+        suffixed(path, "-shm"),
+    ] {
+        if let Ok(m) = std::fs::metadata(&p) {
+            if m.permissions().mode() & 0o077 != 0 {
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with `suffix` added to its file name.
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Store> {
+        prepare_file(path)?;
+        let damaged = |e: anyhow::Error| -> anyhow::Error {
+            if is_damage(e.as_ref()) {
+                Damaged {
+                    path: path.display().to_string(),
+                    what: e.root_cause().to_string(),
+                }
+                .into()
+            } else {
+                e
+            }
+        };
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -172,9 +286,12 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open the state store {}", path.display()))?;
-        configure(&conn).with_context(|| format!("cannot configure {}", path.display()))?;
+        configure(&conn)
+            .with_context(|| format!("cannot configure {}", path.display()))
+            .map_err(damaged)?;
         migrate(&mut conn)
-            .with_context(|| format!("cannot bring {} up to date", path.display()))?;
+            .with_context(|| format!("cannot bring {} up to date", path.display()))
+            .map_err(damaged)?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -337,6 +454,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn configure_once(conn: &Connection) -> rusqlite::Result<()> {
+    // A new store gives its free pages back to the file system as it goes (see
+    // care::reclaim); this can only be chosen before the first table exists.
+    let pages: i64 = conn.pragma_query_value(None, "page_count", |r| r.get(0))?;
+    if pages == 0 {
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
     conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
     // WAL lets readers and one writer work at once across processes; NORMAL sync keeps every
     // committed transaction across a process crash (kill -9), and fsyncs at checkpoints.
