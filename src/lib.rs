@@ -12,6 +12,7 @@ pub mod history;
 pub mod hub;
 pub mod jobs;
 pub mod manual;
+pub mod merge;
 pub mod pager;
 pub mod plugins;
 pub mod protocol;

@@ -394,6 +394,24 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
         Editor::with_history(config.clone(), MemHistory::with_config(&config))?;
     rl.set_helper(Some(ShellHelper::new(hub.clone(), sh.cwd.clone(), color)));
     let mut io = Io::terminal();
+    // Programs' checkouts that a valyxo which ended left behind are offered at start.
+    let left = crate::vfs::checkout::pending(&hub.home);
+    if !left.is_empty() {
+        eprintln!(
+            "valyxo: {} checkout{} of 'exec' {} left behind when valyxo stopped before \
+             writing {} back:",
+            left.len(),
+            if left.len() == 1 { "" } else { "s" },
+            if left.len() == 1 { "was" } else { "were" },
+            if left.len() == 1 { "it" } else { "them" }
+        );
+        for c in &left {
+            eprintln!("  {}", c.describe());
+        }
+        eprintln!(
+            "'exec --write-back [NAME]' brings the changes in; 'exec --discard [NAME]' deletes it."
+        );
+    }
     loop {
         // Merge lines recorded by this and other sessions since the last prompt.
         if let Some(h) = rl.helper() {

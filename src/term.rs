@@ -1,23 +1,24 @@
 //! The terminal for full-screen views (the pager, the editor): raw mode, the alternate
 //! screen, mouse capture and bracketed paste are switched on by [`enter`] and undone on every
 //! way out — a normal return, an error, a panic on the view's thread, or a termination signal
-//! (SIGTERM, SIGHUP, SIGQUIT), which is held until the terminal is back and then takes its
-//! default effect.
+//! (SIGTERM, SIGHUP, SIGQUIT), which is held off (`signals::hold`) until the terminal is back
+//! and then takes its default effect.
 
 use std::io;
 use std::panic;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ratatui::crossterm::event::{
-    self, DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
 };
 use ratatui::crossterm::{cursor, execute, terminal};
 
 /// The terminal in full-screen mode, held by one view at a time.
 pub(crate) struct Fullscreen {
     guard: TerminalGuard,
+    /// A termination signal waits until the terminal is given back.
+    _hold: crate::signals::Hold,
 }
 
 /// Takes the terminal for a full-screen view. `None` when another view already has it (a
@@ -27,13 +28,9 @@ pub(crate) fn enter(paste: bool) -> Option<io::Result<Fullscreen>> {
     if OPEN.swap(true, Ordering::SeqCst) {
         return None;
     }
-    install_termination_handlers();
+    let hold = crate::signals::hold();
     match TerminalGuard::enter(paste) {
-        Ok(guard) => {
-            // Events read ahead by an earlier view are not this one's.
-            drain_events();
-            Some(Ok(Fullscreen { guard }))
-        }
+        Ok(guard) => Some(Ok(Fullscreen { guard, _hold: hold })),
         Err(e) => {
             let _ = restore_terminal();
             OPEN.store(false, Ordering::SeqCst);
@@ -46,61 +43,19 @@ impl Fullscreen {
     /// Gives the terminal back. A termination signal that arrived while the view was open
     /// takes effect now.
     pub(crate) fn leave(self) -> io::Result<()> {
-        // Keys that came with the one that closed the view are not the shell's.
-        drain_events();
-        let restored = self.guard.leave();
-        let signal = PENDING_SIGNAL.swap(0, Ordering::SeqCst);
-        if signal != 0 {
-            let _ = signal_hook::low_level::emulate_default_handler(signal as i32);
-        }
-        restored
+        // Keys typed after the one that closed the view stay for the shell. A termination
+        // signal that came meanwhile takes effect when the hold is dropped, after this.
+        self.guard.leave()
     }
 }
 
 /// Whether a termination signal asks the open view to end.
 pub(crate) fn signal_pending() -> bool {
-    PENDING_SIGNAL.load(Ordering::SeqCst) != 0
+    crate::signals::terminating().is_some()
 }
 
 /// Whether a full-screen view has the terminal.
 static OPEN: AtomicBool = AtomicBool::new(false);
-
-/// A termination signal (SIGTERM, SIGHUP, SIGQUIT) that arrived while a full-screen view was open.
-static PENDING_SIGNAL: AtomicUsize = AtomicUsize::new(0);
-
-/// Makes termination signals restore the terminal first: while a full-screen view is open a
-/// signal is noted and the view ends; otherwise the signal's default action runs at once, as if no
-/// handler were installed. Installed once per process.
-fn install_termination_handlers() {
-    use signal_hook::consts::{SIGHUP, SIGQUIT, SIGTERM};
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for signal in [SIGTERM, SIGHUP, SIGQUIT] {
-            // SAFETY: the action only loads and stores atomics and calls
-            // `emulate_default_handler`, which is async-signal-safe.
-            let registered = unsafe {
-                signal_hook::low_level::register(signal, move || {
-                    if TERMINAL_STATE.load(Ordering::SeqCst) != 0 {
-                        PENDING_SIGNAL.store(signal as usize, Ordering::SeqCst);
-                    } else {
-                        let _ = signal_hook::low_level::emulate_default_handler(signal);
-                    }
-                })
-            };
-            // Without the handler a signal still ends the process, only without restoring.
-            let _ = registered;
-        }
-    });
-}
-
-/// Discards terminal events already read or waiting.
-pub(crate) fn drain_events() {
-    while event::poll(Duration::ZERO).unwrap_or(false) {
-        if event::read().is_err() {
-            break;
-        }
-    }
-}
 
 /// Raw mode is on.
 const RAW_MODE: u8 = 1;

@@ -346,3 +346,123 @@ fn processes_starting_on_a_new_home_at_once_all_work() {
         });
     }
 }
+
+/// Waits (at most 10 s) until `cond` holds.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The checkouts in a home (folders under `checkouts/`).
+fn checkouts(h: &Home) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(h.path().join("checkouts"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn exec_writes_back_only_what_the_program_changed_and_keeps_both_when_both_did() {
+    let h = Home::new();
+    h.c("echo v1 > edit.txt; echo start > both.txt; echo bye > gone.txt")
+        .success();
+    // The program works slowly in the background...
+    let prog = h.spawn(&[
+        "-c",
+        "exec sh -c 'while [ ! -e go ]; do sleep 0.05; done; echo prog > made.txt; \
+         echo progedit > both.txt; rm gone.txt'",
+    ]);
+    wait_until("the checkout", || !checkouts(&h).is_empty());
+    // ...while another valyxo creates and edits files in the project.
+    h.c("echo x > new.txt; echo v2 > edit.txt; echo other > both.txt")
+        .success();
+    let work = checkouts(&h)[0].join("work");
+    std::fs::write(work.join("go"), "").unwrap();
+    let out = prog.wait_for_output();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("both.txt changed in the VFS while the program ran, and the program changed it too: the program's version is kept as 'both (conflict exec "),
+        "{err}"
+    );
+    // The program's changes are in; the others' changes are still there.
+    assert_eq!(
+        h.out("cat new.txt edit.txt made.txt both.txt"),
+        "x\nv2\nprog\nother\n"
+    );
+    let ls = h.out("ls");
+    assert!(!ls.contains("gone.txt"), "{ls}");
+    let copy = ls
+        .lines()
+        .find(|l| l.starts_with("both (conflict exec "))
+        .expect(&ls);
+    assert_eq!(h.out(&format!("cat '{copy}'")), "progedit\n");
+    assert!(
+        checkouts(&h).is_empty(),
+        "the checkout is gone once written back"
+    );
+}
+
+#[test]
+fn exec_checkouts_are_private_and_survive_a_stop() {
+    let h = Home::new();
+    h.c("echo secret > .env").success();
+    h.c("exec sh -c 'stat -c %a . .env'")
+        .success()
+        .stdout("700\n600\n");
+    // SIGTERM while the program runs: it is stopped, and its work written back.
+    let prog = h.spawn(&["-c", "exec sh -c 'echo out > result.txt; exec sleep 30'"]);
+    wait_until("the program's output", || {
+        checkouts(&h)
+            .first()
+            .is_some_and(|c| c.join("work/result.txt").exists())
+    });
+    prog.signal(libc::SIGTERM);
+    let out = prog.wait_for_output();
+    assert!(!out.status.success());
+    assert_eq!(h.out("cat result.txt"), "out\n");
+    assert!(checkouts(&h).is_empty());
+    // SIGKILL: the checkout stays, is offered, and can be written back.
+    let prog = h.spawn(&["-c", "exec sh -c 'echo later > late.txt; exec sleep 30'"]);
+    wait_until("the program's output", || {
+        checkouts(&h)
+            .first()
+            .is_some_and(|c| c.join("work/late.txt").exists())
+    });
+    prog.signal(libc::SIGKILL);
+    prog.wait_for_output();
+    h.c("exec --pending")
+        .success()
+        .stdout(contains("a checkout of ~/Projects/Main for 'sh'"));
+    h.c("cat late.txt").code(1);
+    h.c("exec --write-back")
+        .success()
+        .stdout(contains("1 written back"));
+    assert_eq!(h.out("cat late.txt"), "later\n");
+    assert!(checkouts(&h).is_empty());
+    h.c("exec --write-back")
+        .code(1)
+        .stderr(contains("no checkout is waiting"));
+}
+
+#[test]
+fn exec_does_not_copy_the_whole_vfs() {
+    let h = Home::new();
+    h.c("echo deep > ~/Projects/Main/deep.txt; echo top > /top.txt")
+        .success();
+    // At / the program gets the files right there, not every project below.
+    h.c("cd /; exec sh -c 'ls; cat top.txt; echo new > made.txt'")
+        .success()
+        .stdout("top.txt\ntop\n");
+    assert_eq!(h.out("cat /made.txt"), "new\n");
+    assert_eq!(h.out("cat ~/Projects/Main/deep.txt"), "deep\n");
+}

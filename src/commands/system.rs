@@ -4,8 +4,8 @@ use super::{registry, strings, style, Ctx, Group, Spec};
 use crate::history;
 use crate::settings::{self, SETTINGS};
 use crate::store::KvTable;
-use crate::vfs::{transfer, VPath};
-use anyhow::{bail, Context, Result};
+use crate::vfs::{checkout, transfer, VPath};
+use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::io::{Read, Write};
 
@@ -82,8 +82,15 @@ pub fn specs() -> Vec<Spec> {
             summary: "Run a host program",
             args: || {
                 Command::new("exec")
-                    .override_usage("exec PROGRAM [ARGS…]\n       !PROGRAM [ARGS…]")
-                    .arg(Arg::new("program").required(true).value_name("PROGRAM"))
+                    .override_usage(
+                        "exec PROGRAM [ARGS…]\n       !PROGRAM [ARGS…]\n       \
+                         exec --pending | --write-back [NAME] | --discard [NAME]",
+                    )
+                    .arg(
+                        Arg::new("program")
+                            .required_unless_present_any(["pending", "write_back", "discard"])
+                            .value_name("PROGRAM"),
+                    )
                     .arg(
                         Arg::new("args")
                             .num_args(0..)
@@ -91,8 +98,31 @@ pub fn specs() -> Vec<Spec> {
                             .trailing_var_arg(true)
                             .value_name("ARGS"),
                     )
+                    .arg(
+                        Arg::new("pending")
+                            .long("pending")
+                            .action(ArgAction::SetTrue)
+                            .help("List checkouts a valyxo that ended left behind"),
+                    )
+                    .arg(
+                        Arg::new("write_back")
+                            .long("write-back")
+                            .value_name("NAME")
+                            .num_args(0..=1)
+                            .default_missing_value("")
+                            .conflicts_with("discard")
+                            .help("Bring a left-behind checkout's changes into the VFS"),
+                    )
+                    .arg(
+                        Arg::new("discard")
+                            .long("discard")
+                            .value_name("NAME")
+                            .num_args(0..=1)
+                            .default_missing_value("")
+                            .help("Delete a left-behind checkout"),
+                    )
             },
-            examples: &["exec echo from the host", "!uname -s"],
+            examples: &["exec echo from the host", "!uname -s", "exec --pending"],
             run: exec,
             rewrite: Some(exec_rewrite),
         },
@@ -312,32 +342,96 @@ fn project_root(cwd: &VPath) -> VPath {
     }
 }
 
+/// A checkout larger than this is refused with advice: copying it out and back for one
+/// program would cost more than the program.
+const CHECKOUT_MAX_FILES: usize = 50_000;
+const CHECKOUT_MAX_BYTES: u64 = 1 << 30;
+
+/// Prints what writing a checkout back did that the user should know.
+fn report_write_back(ctx: &mut Ctx, wb: &checkout::WriteBack) {
+    for n in wb.notes() {
+        ctx.warn(n);
+    }
+}
+
+/// `exec --pending`, `--write-back [NAME]`, `--discard [NAME]`.
+fn exec_pending(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    let home = ctx.hub().home.clone();
+    let named = |id: &str| {
+        m.get_one::<String>(id)
+            .map(|s| s.as_str())
+            .map(|s| (!s.is_empty()).then_some(s))
+    };
+    if let Some(name) = named("write_back") {
+        let c = checkout::find_pending(&home, name)?;
+        let wb = c.write_back(ctx.vfs())?;
+        report_write_back(ctx, &wb);
+        writeln!(
+            ctx.io.stdout,
+            "{}: {} written back, {} deleted",
+            c.name(),
+            wb.written + wb.kept_both.len(),
+            wb.deleted
+        )?;
+        c.discard()?;
+        return Ok(0);
+    }
+    if let Some(name) = named("discard") {
+        let c = checkout::find_pending(&home, name)?;
+        let n = c.name();
+        c.discard()?;
+        writeln!(ctx.io.stdout, "{n}: deleted")?;
+        return Ok(0);
+    }
+    for c in checkout::pending(&home) {
+        writeln!(ctx.io.stdout, "{}", c.describe())?;
+    }
+    Ok(0)
+}
+
 fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    if m.get_flag("pending") || m.contains_id("write_back") || m.contains_id("discard") {
+        return exec_pending(ctx, m);
+    }
     let program = m.get_one::<String>("program").expect("required").clone();
     let args = strings(m, "args");
     let hub = ctx.sh.hub.clone();
     let vfs = &hub.vfs;
     let cwd = ctx.sh.cwd.clone();
     // In a mount the program runs in the host directory itself; in the stored tree it runs in
-    // a temporary checkout of the project that is written back when it exits.
-    let mut checkout = None;
-    let (dir, root) = match vfs.host_path(&cwd) {
-        Some(h) => (h, None),
+    // a private checkout of the project, whose changes are written back when it exits.
+    let mut co = None;
+    let dir = match vfs.host_path(&cwd) {
+        Some(h) => h,
         None => {
             let root = project_root(&cwd);
-            let tmp = tempfile::Builder::new()
-                .prefix("valyxo-exec-")
-                .tempdir()
-                .context("cannot create a temporary checkout")?;
-            let work = tmp.path().join("work");
-            transfer::checkout(vfs, &root, &work)
-                .with_context(|| format!("cannot check out {root} for the program"))?;
+            // At / or in ~/Projects the program gets the files right there, not every
+            // project below.
+            let shallow = root.is_root() || root.names() == ["Projects"];
+            let (files, bytes) = if shallow {
+                (0, 0)
+            } else {
+                checkout::measure(vfs, &root)?
+            };
+            if files > CHECKOUT_MAX_FILES || bytes > CHECKOUT_MAX_BYTES {
+                bail!(
+                    "'exec' here would copy {} ({files} files) of {} out for the program and \
+                     back: run it in a smaller directory, or mount a host directory and work \
+                     there ('man exec')",
+                    transfer::human_bytes(bytes),
+                    root.display_tilde()
+                );
+            }
+            let c = checkout::Checkout::create(vfs, &hub.home, &root, &program, shallow)?;
             let rel: std::path::PathBuf = cwd.strip_prefix(&root).unwrap_or(&[]).iter().collect();
-            let dir = work.join(rel);
-            checkout = Some((tmp, work));
-            (dir, Some(root))
+            let dir = c.work.join(rel);
+            co = Some(c);
+            dir
         }
     };
+    // A termination signal (SIGTERM, or SIGHUP when the terminal goes) waits until the
+    // program is stopped and its work written back.
+    let hold = crate::signals::hold();
     let mut cmd = std::process::Command::new(&program);
     cmd.args(&args).current_dir(&dir);
     for (k, v) in ctx.hub().store.kv_list(KvTable::Env)? {
@@ -345,6 +439,18 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     }
     for (k, v) in &ctx.sh.vars {
         cmd.env(k, v);
+    }
+    // Should valyxo be killed outright, the program is told to stop too (Linux).
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl with PR_SET_PDEATHSIG is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
     }
     let stdin = std::mem::replace(&mut ctx.io.stdin, crate::shell::io::Input::Null);
     // A program on the interactive terminal gets Ctrl-C itself and decides what to do with it
@@ -356,11 +462,19 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     cmd.stdin(stdin).stdout(stdout).stderr(stderr);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            ctx.warn(format!("'{program}': program not found on the host PATH"));
-            return Ok(crate::shell::STATUS_NOT_FOUND);
+        Err(e) => {
+            if let Some(c) = co {
+                let _ = c.discard();
+            }
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ctx.warn(format!(
+                    "'{}': program not found on the host PATH",
+                    crate::text::escape(&program)
+                ));
+                return Ok(crate::shell::STATUS_NOT_FOUND);
+            }
+            bail!("cannot run '{}': {e}", crate::text::escape(&program));
         }
-        Err(e) => bail!("cannot run '{program}': {e}"),
     };
     let status = std::thread::scope(|s| -> Result<std::process::ExitStatus> {
         if let (Some(mut src), Some(mut sink)) = (feed, child.stdin.take()) {
@@ -397,6 +511,7 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 .map(|o| Box::new(o) as Box<dyn Read + Send>),
             err_cap,
         );
+        let mut asked_to_stop: Option<std::time::Instant> = None;
         loop {
             if let Some(st) = child.try_wait()? {
                 return Ok(st);
@@ -405,15 +520,46 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 let _ = child.kill();
                 return Ok(child.wait()?);
             }
+            if crate::signals::terminating().is_some() {
+                // valyxo is asked to end: the program is asked too, then made to.
+                match asked_to_stop {
+                    None => {
+                        // SAFETY: signals our own child.
+                        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                        asked_to_stop = Some(std::time::Instant::now());
+                    }
+                    Some(t) if t.elapsed() > std::time::Duration::from_secs(3) => {
+                        let _ = child.kill();
+                        return Ok(child.wait()?);
+                    }
+                    Some(_) => {}
+                }
+            }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     })?;
-    if let (Some((_tmp, work)), Some(root)) = (checkout, root) {
+    if let Some(c) = co {
         if ctx.hub().setting_bool("exec.writeback") {
-            transfer::write_back(vfs, &work, &root)
-                .with_context(|| format!("cannot write the program's changes back to {root}"))?;
+            match c.write_back(vfs) {
+                Ok(wb) => {
+                    report_write_back(ctx, &wb);
+                    c.discard()?;
+                }
+                Err(e) => {
+                    // The program's work stays on the host until it is written back.
+                    bail!(
+                        "cannot write the program's changes back to {}: {e:#}; they are kept \
+                         ('exec --write-back {}' tries again)",
+                        c.root.display_tilde(),
+                        c.name()
+                    );
+                }
+            }
+        } else {
+            c.discard()?;
         }
     }
+    drop(hold);
     use std::os::unix::process::ExitStatusExt;
     Ok(status
         .code()

@@ -1,6 +1,7 @@
 //! The virtual filesystem: a stored tree in SQLite with content-addressed blobs, plus host
 //! directories mounted into it as jails.
 
+pub mod checkout;
 pub mod path;
 mod stored;
 pub mod transfer;
@@ -793,6 +794,9 @@ impl Vfs {
     }
 }
 
+/// A stored entry found by [`Batch::walk`]: names relative to the root, kind, a file's hash.
+pub type StoredEntry = (Vec<String>, Kind, Option<Vec<u8>>);
+
 /// Writes into the stored tree inside one transaction. Directory ids are remembered, so a
 /// tree of many files resolves each parent directory once.
 pub struct Batch<'a> {
@@ -820,6 +824,35 @@ impl Batch<'_> {
         let parent = p.parent().ok_or_else(|| VfsError::IsDir("/".into()))?;
         let id = self.dir_id(&parent)?;
         stored::write_in(self.tx, id, p, data, false)
+    }
+
+    /// Whether a stored file or folder is at `p`.
+    pub fn exists(&self, p: &VPath) -> VResult<bool> {
+        Ok(stored::lookup(self.tx, p).ok().flatten().is_some())
+    }
+
+    /// Whether a stored folder is at `p`.
+    pub fn is_dir(&self, p: &VPath) -> VResult<bool> {
+        Ok(matches!(stored::lookup(self.tx, p), Ok(Some(n)) if n.kind == Kind::Dir))
+    }
+
+    /// Whether the stored folder `p` holds nothing.
+    pub fn is_empty_dir(&self, p: &VPath) -> VResult<bool> {
+        Ok(stored::list_dir(self.tx, p)?.is_empty())
+    }
+
+    /// Removes a stored file or folder (with what it holds).
+    pub fn remove(&mut self, p: &VPath) -> VResult<()> {
+        self.dirs.clear();
+        stored::remove(self.tx, p, true)
+    }
+
+    /// Everything stored below `root`: names relative to it, kind, and a file's hash.
+    pub fn walk(&self, root: &VPath) -> VResult<Vec<StoredEntry>> {
+        Ok(stored::walk(self.tx, root)?
+            .into_iter()
+            .map(|(names, kind, hash, _)| (names, kind, hash))
+            .collect())
     }
 }
 

@@ -1,5 +1,5 @@
-//! Copying whole trees between the host and the VFS (`import`, `export`, and the temporary
-//! checkout that `exec` uses for stored projects).
+//! Copying whole trees between the host and the VFS (`import`, `export`); `exec`'s
+//! checkouts are in [`super::checkout`].
 
 use super::{path, Kind, VPath, Vfs, VfsError};
 use anyhow::{bail, Context, Result};
@@ -216,21 +216,6 @@ pub fn export(
 enum Existing {
     Refuse,
     Overwrite,
-    /// A checkout into a fresh directory: overwrite, and leave out mounted subtrees.
-    Checkout,
-}
-
-/// A temporary checkout of a stored directory for a host program: like [`export`] but
-/// leaving out mounted subtrees (the program reaches those on the host directly).
-pub fn checkout(vfs: &Vfs, src: &VPath, dst: &Path) -> Result<Report> {
-    export_filtered(
-        vfs,
-        src,
-        dst,
-        &ProgressBar::hidden(),
-        &|| false,
-        Existing::Checkout,
-    )
 }
 
 fn export_filtered(
@@ -260,10 +245,7 @@ fn export_filtered(
         report.bytes = data.len() as u64;
         return Ok(report);
     }
-    let mut entries = vfs.walk(src)?;
-    if existing == Existing::Checkout {
-        entries.retain(|e| vfs.mount_of(&e.path).is_none());
-    }
+    let entries = vfs.walk(src)?;
     // Check every file before writing any, so a refused export changes nothing.
     for ent in &entries {
         if ent.kind == Kind::File {
@@ -304,56 +286,4 @@ fn export_filtered(
         progress.inc(1);
     }
     Ok(report)
-}
-
-/// Brings a host tree (a checkout made by [`export`]) back into the stored directory `dst`:
-/// changed and new files are written, files that were deleted on the host are removed.
-/// Returns how many paths changed.
-pub fn write_back(vfs: &Vfs, host: &Path, dst: &VPath) -> Result<usize> {
-    let mut items = Vec::new();
-    let mut report = Report::default();
-    scan_host(host, &mut Vec::new(), &mut items, &mut report)?;
-    let before = vfs.walk(dst)?;
-    let before_hash: std::collections::HashMap<&VPath, &[u8]> = before
-        .iter()
-        .filter_map(|e| match &e.file {
-            Some(super::FileRef::Stored { hash }) => Some((&e.path, hash.as_slice())),
-            _ => None,
-        })
-        .collect();
-    let mut changed = 0;
-    let mut seen = std::collections::HashSet::new();
-    vfs.batch(|b| {
-        for it in &items {
-            match it {
-                HostItem::Dir(rel) => {
-                    let p = dst.join_names(rel);
-                    seen.insert(p.clone());
-                    b.mkdir_all(&p)?;
-                }
-                HostItem::File(rel, hp) => {
-                    let p = dst.join_names(rel);
-                    seen.insert(p.clone());
-                    let data =
-                        std::fs::read(hp).map_err(|e| VfsError::Io(hp.display().to_string(), e))?;
-                    let same = before_hash
-                        .get(&p)
-                        .is_some_and(|h| *h == blake3::hash(&data).as_bytes());
-                    if !same && vfs.mount_of(&p).is_none() {
-                        b.write(&p, &data)?;
-                        changed += 1;
-                    }
-                }
-            }
-        }
-        Ok(())
-    })?;
-    // Remove what the program deleted (children first); mounts inside are left alone.
-    for ent in before.iter().rev() {
-        if !seen.contains(&ent.path) && vfs.mount_of(&ent.path).is_none() && vfs.exists(&ent.path) {
-            vfs.remove(&ent.path, true)?;
-            changed += 1;
-        }
-    }
-    Ok(changed)
 }

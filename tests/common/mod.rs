@@ -48,6 +48,39 @@ impl Home {
     pub fn db(&self) -> PathBuf {
         self.path().join("valyxo.db")
     }
+
+    /// `valyxo --home HOME ARGS` running in the background, its output collected.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let child = std::process::Command::new(BIN)
+            .arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env_remove("VALYXO_HOME")
+            .env_remove("NO_COLOR")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start valyxo");
+        Running { child }
+    }
+}
+
+/// A valyxo process started by [`Home::spawn`].
+pub struct Running {
+    child: std::process::Child,
+}
+
+impl Running {
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for it to end and returns what it printed and how it ended.
+    pub fn wait_for_output(self) -> std::process::Output {
+        self.child.wait_with_output().expect("wait for valyxo")
+    }
 }
 
 /// A host directory for mounts and imports, removed when dropped.
