@@ -458,9 +458,17 @@ pub fn clear_finished(hub: &Hub) -> Result<usize> {
 }
 
 /// Waits for every live job of this process (before a non-interactive run exits).
+/// Waits for every live job of this process, and for the jobs those start, until none is
+/// left.
 pub fn wait_all(hub: &Hub) {
-    for id in hub.jobs.live_ids() {
-        let _ = wait(hub, id);
+    loop {
+        let ids = hub.jobs.live_ids();
+        if ids.is_empty() {
+            return;
+        }
+        for id in ids {
+            let _ = wait(hub, id);
+        }
     }
 }
 

@@ -395,6 +395,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
     rl.set_helper(Some(ShellHelper::new(hub.clone(), sh.cwd.clone(), color)));
     let mut io = Io::terminal();
     // Programs' checkouts that a valyxo which ended left behind are offered at start.
+    let mut warned_of_jobs = false;
     let left = crate::vfs::checkout::pending(&hub.home);
     if !left.is_empty() {
         eprintln!(
@@ -441,6 +442,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
         }
         match rl.readline(&plain) {
             Ok(line) => {
+                warned_of_jobs = false;
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -474,6 +476,19 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => {
+                // Running jobs would be stopped: say so once, as bash does; a second Ctrl-D
+                // in a row leaves.
+                let live = hub.jobs.live_ids().len();
+                if live > 0 && !warned_of_jobs {
+                    warned_of_jobs = true;
+                    eprintln!(
+                        "valyxo: {live} job{} still running ('jobs' lists them); Ctrl-D again \
+                         stops {} and leaves",
+                        if live == 1 { " is" } else { "s are" },
+                        if live == 1 { "it" } else { "them" }
+                    );
+                    continue;
+                }
                 stop_jobs(&hub);
                 return Ok(sh.last_status);
             }

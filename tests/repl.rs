@@ -889,3 +889,82 @@ fn register_and_login_read_the_password_without_echo() {
     let history = h.out("history");
     assert!(!history.contains("Hidden-Pass"), "{history}");
 }
+
+/// Lines written to the terminal faster than the shell reads them all run, in order, and are
+/// all kept in history: a paste of 100 lines in one write, typing ahead while a command runs,
+/// and both while a job runs.
+#[test]
+fn pasted_and_typed_ahead_lines_all_run() {
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    let lines: String = (0..100).map(|i| format!("echo p{i} >> /log\n")).collect();
+    typ(&mut s, &lines);
+    s.send_line("echo pasted-done").unwrap();
+    s.exp_string("pasted-done\r\n").unwrap();
+    // Typed ahead, one line at a time without waiting, while a command runs.
+    s.send_line("exec sleep 0.5").unwrap();
+    for i in 0..40 {
+        typ(&mut s, &format!("echo t{i} >> /log\n"));
+    }
+    s.send_line("echo typed-done").unwrap();
+    s.exp_string("typed-done\r\n").unwrap();
+    // And with a background job running.
+    s.send_line("exec sleep 3 &").unwrap();
+    let lines: String = (0..100).map(|i| format!("echo j{i} >> /log\n")).collect();
+    typ(&mut s, &lines);
+    s.send_line("echo job-done").unwrap();
+    s.exp_string("job-done\r\n").unwrap();
+    s.send_line("kill %1").unwrap();
+    s.send_control('d').unwrap();
+    s.send_control('d').unwrap();
+    let _ = exit_code(&mut s);
+    let log = h.out("cat /log");
+    let want: Vec<String> = (0..100)
+        .map(|i| format!("p{i}"))
+        .chain((0..40).map(|i| format!("t{i}")))
+        .chain((0..100).map(|i| format!("j{i}")))
+        .collect();
+    assert_eq!(log.lines().collect::<Vec<_>>(), want);
+    let history = h.out("history search '>> /log'");
+    assert_eq!(history.lines().count(), 240, "{history}");
+}
+
+/// A bracketed paste (what terminals send for Ctrl-Shift-V) of several lines waits at the
+/// prompt for review, and runs all of it on Enter.
+#[test]
+fn a_bracketed_paste_waits_for_enter() {
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    typ(&mut s, "\x1b[200~echo one > /a\necho two >> /a\x1b[201~");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        h.c("cat /a").get_output().status.code() != Some(0),
+        "nothing ran yet"
+    );
+    typ(&mut s, "\r");
+    s.send_line("echo reviewed").unwrap();
+    s.exp_string("reviewed\r\n").unwrap();
+    s.send_control('d').unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(h.out("cat /a"), "one\ntwo\n");
+}
+
+/// Ctrl-D with a job running warns once and leaves on the second; a command in between
+/// makes the next Ctrl-D warn again.
+#[test]
+fn ctrl_d_with_running_jobs_warns_first() {
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    s.send_line("exec sleep 30 &").unwrap();
+    s.exp_string("~/Projects/Main [1&]> ").unwrap();
+    s.send_control('d').unwrap();
+    s.exp_string("1 job is still running ('jobs' lists them); Ctrl-D again stops it and leaves")
+        .unwrap();
+    s.send_line("echo still here").unwrap();
+    s.exp_string("still here\r\n").unwrap();
+    s.send_control('d').unwrap();
+    s.exp_string("still running").unwrap();
+    s.send_control('d').unwrap();
+    s.exp_string("stopping 1 background job").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}

@@ -443,3 +443,12 @@ fn a_script_cannot_take_more_memory_than_its_budget() {
             "'big.txt' holds 2097152 bytes, more than a script may read at once (setting script.max_string_size)",
         ));
 }
+
+#[test]
+fn a_one_line_run_waits_for_jobs_that_jobs_start() {
+    let h = Home::new();
+    h.c("echo 'sh(\"exec sleep 0.3; echo inner > /inner.txt &\");' > outer.rhai")
+        .success();
+    h.c("run outer.rhai &").success();
+    assert_eq!(h.out("cat /inner.txt"), "inner\n");
+}
