@@ -308,6 +308,7 @@ pub fn main() -> ExitCode {
     };
     let result = if let Some(line) = &cli.command {
         Session::new(hub.clone(), false).map(|mut sh| {
+            sh.echo_jobs = true;
             let status = sh.run(line, &mut Io::process(true));
             sh.exit.unwrap_or(status)
         })
@@ -361,7 +362,10 @@ pub fn main() -> ExitCode {
     } else if std::io::stdin().is_terminal() {
         crate::repl::run(hub.clone())
     } else {
-        Session::new(hub.clone(), false).map(|mut sh| run_stdin(&mut sh))
+        Session::new(hub.clone(), false).map(|mut sh| {
+            sh.echo_jobs = true;
+            run_stdin(&mut sh)
+        })
     };
     // Background jobs started by a non-interactive run finish before the process ends.
     crate::jobs::wait_all(&hub);

@@ -124,7 +124,15 @@ impl Hub {
             theme_files: Default::default(),
         });
         hub.back_up_when_due();
+        hub.apply_limits();
         Ok(hub)
+    }
+
+    /// Applies the settings that the layers below keep process-wide.
+    pub fn apply_limits(&self) {
+        if let Ok(n) = crate::settings::parse_size(&self.setting("vfs.max_file_size")) {
+            crate::vfs::set_max_stored_file(n);
+        }
     }
 
     /// Backups of the store kept (setting store.backups; 0: none made).
@@ -187,6 +195,7 @@ impl Hub {
         if theme_changed {
             *self.theme.write().unwrap_or_else(|e| e.into_inner()) = None;
         }
+        self.apply_limits();
         true
     }
 
@@ -229,6 +238,7 @@ impl Hub {
             self.watch(&t.files);
             *self.theme.write().unwrap_or_else(|e| e.into_inner()) = Some(t);
         }
+        self.apply_limits();
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 //! A job's record lives in the `jobs` table: queued → running → done / failed / killed. The
 //! records outlive the process; a job that was queued or running when the process that owned
 //! it died is shown as lost. At most `jobs.max_running` jobs of one process run at once; the
-//! rest wait, queued.
+//! rest wait, queued, as records only: a job gets its thread when a slot frees, so twenty
+//! thousand queued jobs cost memory, not threads.
 
 use crate::hub::Hub;
 use crate::shell::io::{Capture, Input, Io, Output};
@@ -100,6 +101,16 @@ pub struct Jobs {
 struct Inner {
     running: usize,
     live: HashMap<i64, Token>,
+    /// Jobs waiting for a slot, oldest first.
+    queue: std::collections::VecDeque<Queued>,
+}
+
+/// A job waiting for a slot: what its thread will run.
+struct Queued {
+    id: i64,
+    sh: Session,
+    line: String,
+    token: Token,
 }
 
 impl Jobs {
@@ -153,47 +164,86 @@ pub fn start(sh: &Session, line: &str) -> Result<i64> {
         conn.last_insert_rowid()
     };
     let token: Token = Arc::new(AtomicBool::new(false));
-    hub.jobs.lock().live.insert(id, token.clone());
     let mut sub = sh.clone();
     sub.interactive = false;
     sub.exit = None;
-    let line = line.to_string();
+    let job = Queued {
+        id,
+        sh: sub,
+        line: line.to_string(),
+        token: token.clone(),
+    };
+    let max = hub.setting_u64("jobs.max_running").max(1) as usize;
+    let mut g = hub.jobs.lock();
+    g.live.insert(id, token);
+    if g.running < max {
+        g.running += 1;
+        drop(g);
+        launch(&hub, job)?;
+    } else {
+        g.queue.push_back(job);
+    }
+    Ok(id)
+}
+
+/// Gives a job a thread of its own (its slot is counted already). A thread that cannot be
+/// made fails the job, with the reason, and frees the slot.
+fn launch(hub: &Arc<Hub>, job: Queued) -> Result<()> {
+    let id = job.id;
     let spawned = std::thread::Builder::new()
         .name(format!("job-{id}"))
         .stack_size(crate::script::STACK_SIZE)
-        .spawn(move || run(sub, id, line, token));
+        .spawn(move || run(job.sh, job.id, job.line, job.token));
     if let Err(e) = spawned {
-        finish(&hub, id, State::Failed, None);
-        bail!("cannot start a thread for the job: {e}");
+        let _ = hub.store.conn().execute(
+            "INSERT INTO job_output (job, data) VALUES (?1, ?2)",
+            params![
+                id,
+                format!("valyxo: cannot start a thread for the job: {e}\n").into_bytes()
+            ],
+        );
+        finish(hub, id, State::Failed, None);
+        slot_freed(hub);
+        bail!("cannot start a thread for job %{id}: {e}");
     }
-    Ok(id)
+    Ok(())
+}
+
+/// A running job ended (or never got its thread): the oldest queued job that was not
+/// killed meanwhile takes its slot.
+fn slot_freed(hub: &Arc<Hub>) {
+    let next = {
+        let mut g = hub.jobs.lock();
+        g.running -= 1;
+        let max = hub.setting_u64("jobs.max_running").max(1) as usize;
+        let mut next = None;
+        while g.running < max {
+            match g.queue.pop_front() {
+                Some(q) if q.token.load(Ordering::Relaxed) => {
+                    let id = q.id;
+                    drop(g);
+                    finish(hub, id, State::Killed, None);
+                    g = hub.jobs.lock();
+                }
+                Some(q) => {
+                    g.running += 1;
+                    next = Some(q);
+                    break;
+                }
+                None => break,
+            }
+        }
+        next
+    };
+    if let Some(q) = next {
+        // A failure is recorded on the job, and the slot passed on, by launch.
+        let _ = launch(hub, q);
+    }
 }
 
 fn run(mut sh: Session, id: i64, line: String, token: Token) {
     let hub = sh.hub.clone();
     signals::adopt(token.clone());
-    // Wait for a free slot, or for a kill while queued.
-    {
-        let mut g = hub.jobs.lock();
-        loop {
-            if token.load(Ordering::Relaxed) {
-                drop(g);
-                finish(&hub, id, State::Killed, None);
-                return;
-            }
-            let max = hub.setting_u64("jobs.max_running").max(1) as usize;
-            if g.running < max {
-                g.running += 1;
-                break;
-            }
-            g = hub
-                .jobs
-                .changed
-                .wait_timeout(g, Duration::from_millis(100))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-    }
     let _ = hub.store.conn().execute(
         "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1",
         params![id, now_ms()],
@@ -207,6 +257,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
         kept: 0,
         limit,
         dropped: false,
+        echo: sh.echo_jobs,
     };
     // Dropping `done` wakes the flusher at once when the job ends.
     let (done, ended) = std::sync::mpsc::channel::<()>();
@@ -246,11 +297,8 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
     } else {
         State::Failed
     };
-    {
-        let mut g = hub.jobs.lock();
-        g.running -= 1;
-    }
     finish(&hub, id, state, Some(status));
+    slot_freed(&hub);
 }
 
 /// Records a job's end and forgets its token.
@@ -274,12 +322,23 @@ struct Sink<'a> {
     kept: u64,
     limit: u64,
     dropped: bool,
+    /// Also show the output on the process's standard output.
+    echo: bool,
 }
 
 impl Sink<'_> {
     fn drain(&mut self) {
         let mut data = std::mem::take(&mut *self.cap.lock().unwrap_or_else(|e| e.into_inner()));
-        if data.is_empty() || self.dropped {
+        if data.is_empty() {
+            return;
+        }
+        if self.echo {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&data);
+            let _ = out.flush();
+        }
+        if self.dropped {
             return;
         }
         if self.limit > 0 && self.kept + data.len() as u64 > self.limit {
@@ -383,6 +442,15 @@ pub fn kill(hub: &Hub, id: i64, wait: Duration) -> Result<Job> {
         );
     };
     token.store(true, Ordering::Relaxed);
+    // A queued job has no thread to notice: it ends here.
+    let queued = {
+        let mut g = hub.jobs.lock();
+        let at = g.queue.iter().position(|q| q.id == id);
+        at.and_then(|i| g.queue.remove(i))
+    };
+    if queued.is_some() {
+        finish(hub, id, State::Killed, None);
+    }
     hub.jobs.changed.notify_all();
     let job = wait_until(hub, id, Some(Instant::now() + wait))?;
     Ok(job.expect("a wait with a deadline always gives the job"))

@@ -379,6 +379,23 @@ pub fn prompt(sh: &Session) -> (String, String) {
         .prompt((!format.is_empty()).then_some(format.as_str()), &info)
 }
 
+/// Keeps output that did not end with a new line from being drawn over by the prompt, as zsh
+/// and fish do: a mark and a terminal width of spaces are printed, then a carriage return
+/// and a line clear. At the start of a line the spaces fill it and the clear removes the mark;
+/// after unfinished output they wrap to a new line and the mark stays, showing where the
+/// output ended.
+fn keep_unfinished_line(color: bool) {
+    use std::io::{IsTerminal, Write};
+    let mut out = std::io::stdout();
+    if !out.is_terminal() {
+        return;
+    }
+    let cols = crossterm::terminal::size().map_or(80, |(c, _)| c.max(2)) as usize;
+    let mark = if color { "\x1b[7m%\x1b[0m" } else { "%" };
+    let _ = write!(out, "{mark}{}\r\x1b[K", " ".repeat(cols - 1));
+    let _ = out.flush();
+}
+
 /// Runs the interactive shell until `exit` or end of input; returns the exit status.
 pub fn run(hub: Arc<Hub>) -> Result<i32> {
     signals::install()?;
@@ -440,6 +457,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
         if let Some(h) = rl.helper() {
             *h.prompt.lock().unwrap_or_else(|e| e.into_inner()) = (plain.clone(), colored);
         }
+        keep_unfinished_line(color);
         match rl.readline(&plain) {
             Ok(line) => {
                 warned_of_jobs = false;

@@ -71,6 +71,14 @@ fn check_size(v: &str) -> Result<()> {
     parse_size(v).map(|_| ())
 }
 
+fn check_file_size(v: &str) -> Result<()> {
+    match parse_size(v)? {
+        0 => bail!("expected a size of at least 1 byte"),
+        n if n > 1 << 30 => bail!("at most 1G (the stored tree's own limit)"),
+        _ => Ok(()),
+    }
+}
+
 /// `0`, `250ms`, `5s`, `2m`, `1h` or a bare number of seconds (`1.5`). Zero means no limit.
 pub fn parse_duration(v: &str) -> Result<std::time::Duration> {
     let v = v.trim();
@@ -290,6 +298,13 @@ pub const SETTINGS: &[SettingDef] = &[
         help: "Wall-clock time a script may run (500ms, 5s, 2m, 1h); 0 means no limit. 'run --timeout' overrides it.",
         choices: &[],
         check: Some(check_duration),
+    },
+    SettingDef {
+        key: "vfs.max_file_size",
+        default: "512M",
+        help: "Largest file the stored tree takes, such as 64M or 1G (at most 1G); writing more fails and leaves the file as it was. Mounted files have no such limit.",
+        choices: &[],
+        check: Some(check_file_size),
     },
     SettingDef {
         key: "store.backups",

@@ -306,8 +306,9 @@ fn exec_runs_host_programs_and_writes_back() {
     assert_eq!(h.out("cat /Projects/Main/out.txt"), "data\n");
     h.c("!sh -c 'exit 7'").code(7);
     h.c("exec no-such-program-xyz").code(127);
-    // A trailing `&` runs the line as a job; its output is kept, not printed.
-    h.c("echo hi &").success().stdout("");
+    // A trailing `&` runs the line as a job; a one-line run shows its output as it comes,
+    // as bash does, and keeps it for logs.
+    h.c("echo hi &").success().stdout("hi\n");
     h.c("logs %1").success().stdout("hi\n");
 }
 

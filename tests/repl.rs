@@ -968,3 +968,38 @@ fn ctrl_d_with_running_jobs_warns_first() {
     s.exp_string("stopping 1 background job").unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
+
+/// Output without a final new line stays on the screen, marked, instead of being drawn over
+/// by the next prompt; a finished line gets no mark.
+#[test]
+fn unfinished_output_is_kept_and_marked() {
+    let h = Home::new();
+    h.c("echo -n 'no newline' > /partial.txt").success();
+    let mut s = in_terminal(&h, 24, "--no-color");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the prompt", |t| {
+        t.contains("valyxo:~/Projects/Main> ")
+    });
+    typ(&mut s, "cat /partial.txt\r");
+    let t = sc.wait(&mut s, "the second prompt", |t| {
+        t.matches("valyxo:~/Projects/Main> ").count() >= 2
+    });
+    // Row by row (the marked line wrapped on purpose).
+    let rows = |sc: &Screen| -> Vec<String> {
+        sc.parser
+            .screen()
+            .rows(0, 80)
+            .map(|r| r.trim_end().to_string())
+            .collect()
+    };
+    assert!(rows(&sc).contains(&"no newline%".to_string()), "{t}");
+    typ(&mut s, "echo done\r");
+    let t = sc.wait(&mut s, "the third prompt", |t| {
+        t.matches("valyxo:~/Projects/Main> ").count() >= 3
+    });
+    let r = rows(&sc);
+    assert!(r.contains(&"done".to_string()), "{t}");
+    assert_eq!(t.matches('%').count(), 1, "{t}");
+    typ(&mut s, "\x04");
+    assert_eq!(exit_code(&mut s), 0);
+}

@@ -136,25 +136,56 @@ fn mounts_are_jails() {
             .code(1)
             .stderr(contains("leads outside its mount"));
     }
-    // Writing to a link replaces the link itself (files are written by rename), so the
-    // target outside is never touched.
-    h.c("echo replaced > /m/abs-link").success();
+    // Writing to a link that leads out is refused, by a redirection and by a copy alike; the
+    // link stays and the target outside is never touched.
+    for line in [
+        "echo replaced > /m/abs-link",
+        "echo x > /a.txt; cp /a.txt /m/abs-link",
+    ] {
+        h.c(line)
+            .code(1)
+            .stderr(contains("leads outside its mount"));
+    }
     assert_eq!(
         fs::read_to_string(outside.path().join("secret")).unwrap(),
         "secret"
     );
     let md = fs::symlink_metadata(host.path().join("abs-link")).unwrap();
-    assert!(md.file_type().is_file());
+    assert!(md.file_type().is_symlink());
+    // A link inside the jail is written through: the link stays, its target changes.
+    h.c("echo through > /m/ok-link").success();
+    assert_eq!(
+        fs::read_to_string(host.path().join("sub/inside.txt")).unwrap(),
+        "through\n"
+    );
+    assert!(fs::symlink_metadata(host.path().join("ok-link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    h.c("echo again > /a.txt; cp /a.txt /m/ok-link").success();
+    assert_eq!(
+        fs::read_to_string(host.path().join("sub/inside.txt")).unwrap(),
+        "again\n"
+    );
+    h.c("echo through > /m/ok-link").success();
     // `..` resolves inside the VFS, never on the host.
     h.c("cd /m/sub && cat ../../../../secret")
         .code(1)
         .stderr(contains("no such file"));
     h.c("cat /m/../../../../etc/passwd").code(1);
-    // grep and find do not follow links out either.
+    // A hard-linked file keeps its inode: both names see the write.
+    fs::write(host.path().join("hard-a"), "one").unwrap();
+    fs::hard_link(host.path().join("hard-a"), host.path().join("hard-b")).unwrap();
+    h.c("echo two > /m/hard-a; echo x > /b.txt; cp /b.txt /m/hard-b")
+        .success();
     assert_eq!(
-        h.out("find /m -type f"),
-        "/m/abs-link\n/m/ok-link\n/m/sub/inside.txt\n"
+        fs::read_to_string(host.path().join("hard-a")).unwrap(),
+        "x\n"
     );
+    fs::remove_file(host.path().join("hard-a")).unwrap();
+    fs::remove_file(host.path().join("hard-b")).unwrap();
+    // grep and find do not follow links out either.
+    assert_eq!(h.out("find /m -type f"), "/m/ok-link\n/m/sub/inside.txt\n");
     h.c("grep -r secret /m").code(1);
     // Writes land in the host directory.
     h.c("echo new > /m/sub/new.txt").success();
@@ -221,4 +252,58 @@ fn a_file_over_the_stored_limit_gets_a_clear_error() {
         .code(1)
         .stderr(contains("mount its host directory instead"));
     h.c("ls /huge").code(1);
+}
+
+#[test]
+fn output_over_the_stored_limit_is_refused_and_the_file_kept() {
+    let h = Home::new();
+    h.c("settings set vfs.max_file_size 1M; echo old > kept.txt")
+        .success();
+    // A program that never stops writing is stopped at the limit; nothing half-written.
+    h.c("exec yes > kept.txt")
+        .code(1)
+        .stderr(contains("kept.txt': "))
+        .stderr(contains("more than the stored tree takes (1 MiB; setting vfs.max_file_size), so nothing was written"));
+    assert_eq!(h.out("cat kept.txt"), "old\n");
+    h.c("exec yes > new.txt").code(1);
+    h.c("cat new.txt").code(1);
+    // Appending counts what is there already.
+    h.c("exec head -c 700000 /dev/zero > a.bin; exec head -c 400000 /dev/zero >> a.bin")
+        .code(1);
+    assert_eq!(
+        h.out("wc -c a.bin").split_whitespace().next(),
+        Some("700000")
+    );
+    // Within the limit, large output is stored whole, and read back a piece at a time.
+    h.c("settings reset vfs.max_file_size").success();
+    h.c("exec sh -c 'seq 1 400000' > seq.txt; head -1 seq.txt; tail -1 seq.txt")
+        .success()
+        .stdout("1\n400000\n");
+    h.c("wc -l < seq.txt").success().stdout(contains("400000"));
+    h.c("cat seq.txt seq.txt >> twice.txt; wc -l twice.txt")
+        .success()
+        .stdout(contains("800000"));
+}
+
+#[test]
+fn output_into_a_mount_arrives_as_it_is_written() {
+    let h = Home::new();
+    let host = common::host_dir();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    let out = host.path().join("out.txt");
+    let running = h.spawn(&[
+        "-c",
+        "exec sh -c 'echo first; sleep 2; echo second' > /m/out.txt",
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs::read_to_string(&out).unwrap_or_default() != "first\n" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first line never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(running.wait_for_output().status.success());
+    assert_eq!(fs::read_to_string(&out).unwrap(), "first\nsecond\n");
 }

@@ -748,13 +748,18 @@ fn find(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         .copied()
         .unwrap_or(usize::MAX);
     let mut status = 0;
+    // Printed as the walk goes, a buffer at a time (a host tree may be very large).
     let mut out = String::new();
     for arg in &paths {
         let root = ctx.path(arg)?;
         let meta = match ctx.vfs().stat(&root) {
             Ok(meta) => meta,
             Err(e) => {
-                ctx.warn(format!("'{arg}': {}", strip_path(&e)));
+                ctx.warn(format!(
+                    "'{}': {}",
+                    crate::text::escape(arg),
+                    strip_path(&e)
+                ));
                 status = 1;
                 continue;
             }
@@ -770,23 +775,38 @@ fn find(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 && kind.is_none_or(|want| want == k)
         };
         if matches(root.name().unwrap_or("/"), meta.kind) {
-            out.push_str(base);
+            out.push_str(&crate::text::escape(base));
             out.push('\n');
         }
         if meta.kind != Kind::Dir || maxdepth == 0 {
             continue;
         }
-        for ent in ctx.vfs().walk(&root)? {
-            ctx.check_cancel()?;
+        let mut failed: Option<anyhow::Error> = None;
+        let hub = ctx.sh.hub.clone();
+        hub.vfs.walk_with(&root, &mut |ent| {
+            if crate::signals::interrupted() {
+                return false;
+            }
             let rel = ent.path.strip_prefix(&root).unwrap_or(&[]);
-            if rel.len() > maxdepth {
-                continue;
-            }
-            if matches(ent.path.name().unwrap_or(""), ent.kind) {
+            if rel.len() <= maxdepth && matches(ent.path.name().unwrap_or(""), ent.kind) {
                 let sep = if base.ends_with('/') { "" } else { "/" };
-                out.push_str(&format!("{base}{sep}{}\n", rel.join("/")));
+                let shown = format!("{base}{sep}{}", rel.join("/"));
+                out.push_str(&crate::text::escape(&shown));
+                out.push('\n');
+                if out.len() >= 64 << 10 {
+                    if let Err(e) = ctx.io.stdout.write_all(out.as_bytes()) {
+                        failed = Some(e.into());
+                        return false;
+                    }
+                    out.clear();
+                }
             }
+            true
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
         }
+        ctx.check_cancel()?;
     }
     ctx.io.stdout.write_all(out.as_bytes())?;
     Ok(status)

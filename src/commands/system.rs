@@ -478,23 +478,32 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     };
     let status = std::thread::scope(|s| -> Result<std::process::ExitStatus> {
         if let (Some(mut src), Some(mut sink)) = (feed, child.stdin.take()) {
-            s.spawn(move || {
-                let _ = std::io::copy(&mut src, &mut sink);
-            });
-        }
-        let pump = |r: Option<Box<dyn Read + Send>>, cap: Option<crate::shell::io::Capture>| {
-            if let (Some(mut r), Some(cap)) = (r, cap) {
-                s.spawn(move || {
-                    let mut buf = [0u8; 64 * 1024];
-                    while let Ok(n) = r.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        cap.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .extend_from_slice(&buf[..n]);
-                    }
+            let fed = std::thread::Builder::new()
+                .name("exec-input".into())
+                .spawn_scoped(s, move || {
+                    let _ = std::io::copy(&mut src, &mut sink);
                 });
+            if let Err(e) = fed {
+                eprintln!("valyxo: cannot feed the program its input: {e}");
+            }
+        }
+        // What the program writes is copied a buffer at a time; when the target refuses
+        // more (a file over its limit), the copy stops and the program's next write fails.
+        let pump = |r: Option<Box<dyn Read + Send>>, sink: Option<Box<dyn Write + Send>>| {
+            if let (Some(mut r), Some(mut sink)) = (r, sink) {
+                let spawned = std::thread::Builder::new()
+                    .name("exec-output".into())
+                    .spawn_scoped(s, move || {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = r.read(&mut buf) {
+                            if n == 0 || sink.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                if let Err(e) = spawned {
+                    eprintln!("valyxo: cannot copy the program's output: {e}");
+                }
             }
         };
         pump(

@@ -1,5 +1,6 @@
-//! The streams a command reads and writes: the terminal, pipes to other commands, in-memory
-//! captures (for redirections into the VFS and for scripts), or nothing.
+//! The streams a command reads and writes: the terminal, pipes to other commands, files
+//! written as the output arrives (redirections), in-memory captures (for scripts and jobs),
+//! or nothing.
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::process::Stdio;
@@ -50,12 +51,84 @@ impl Input {
 /// A shared in-memory buffer.
 pub type Capture = Arc<Mutex<Vec<u8>>>;
 
+/// A file a redirection writes to as the output comes, shared by the streams pointed at it
+/// (`> f 2>&1`). The first failed write (the file over the stored tree's limit, a full
+/// disk) is kept, and every later write fails the same way.
+#[derive(Clone)]
+pub struct FileOut(Arc<Mutex<FileState>>);
+
+struct FileState {
+    writer: Option<crate::vfs::stream::FileWriter>,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+impl FileOut {
+    pub fn new(writer: crate::vfs::stream::FileWriter) -> FileOut {
+        FileOut(Arc::new(Mutex::new(FileState {
+            writer: Some(writer),
+            failed: None,
+        })))
+    }
+
+    /// The writer, once the command is done with it, or why the file must not be kept.
+    pub fn finish(&self) -> Result<crate::vfs::stream::FileWriter, String> {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, why)) = &st.failed {
+            return Err(why.clone());
+        }
+        st.writer.take().ok_or_else(|| "written twice".to_string())
+    }
+}
+
+impl Write for FileOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((kind, why)) = &st.failed {
+            return Err(io::Error::new(*kind, why.clone()));
+        }
+        let Some(w) = st.writer.as_mut() else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
+        match w.write(buf) {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                st.failed = Some((e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match st.writer.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Writes into a capture, for a pump from a child process.
+struct CaptureWriter(Capture);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 pub enum Output {
     Null,
     Stdout,
     Stderr,
     Pipe(io::PipeWriter),
     Capture(Capture),
+    File(FileOut),
 }
 
 impl Write for Output {
@@ -71,6 +144,7 @@ impl Write for Output {
                     .extend_from_slice(buf);
                 Ok(buf.len())
             }
+            Output::File(f) => f.write(buf),
         }
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
@@ -96,6 +170,7 @@ impl Write for Output {
             Output::Stdout => io::stdout().flush(),
             Output::Stderr => io::stderr().flush(),
             Output::Pipe(p) => p.flush(),
+            Output::File(f) => f.flush(),
             _ => Ok(()),
         }
     }
@@ -109,6 +184,7 @@ impl Output {
             Output::Stderr => Output::Stderr,
             Output::Pipe(p) => Output::Pipe(p.try_clone()?),
             Output::Capture(c) => Output::Capture(c.clone()),
+            Output::File(f) => Output::File(f.clone()),
         })
     }
 
@@ -121,8 +197,9 @@ impl Output {
         }
     }
 
-    /// A `Stdio` for a child process, plus the capture buffer to fill from its pipe.
-    pub fn to_stdio(&self) -> io::Result<(Stdio, Option<Capture>)> {
+    /// A `Stdio` for a child process, plus where to copy what it writes into its pipe (a
+    /// capture or a file; the copy stops when that refuses more).
+    pub fn to_stdio(&self) -> io::Result<(Stdio, Option<Box<dyn Write + Send>>)> {
         Ok(match self {
             Output::Null => (Stdio::null(), None),
             Output::Stdout => {
@@ -131,7 +208,8 @@ impl Output {
             }
             Output::Stderr => (Stdio::from(io::stderr()), None),
             Output::Pipe(p) => (Stdio::from(p.try_clone()?), None),
-            Output::Capture(c) => (Stdio::piped(), Some(c.clone())),
+            Output::Capture(c) => (Stdio::piped(), Some(Box::new(CaptureWriter(c.clone())))),
+            Output::File(f) => (Stdio::piped(), Some(Box::new(f.clone()))),
         })
     }
 }

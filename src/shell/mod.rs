@@ -10,7 +10,7 @@ use crate::hub::Hub;
 use crate::signals;
 use crate::store::KvTable;
 use crate::vfs::{normalize, VPath};
-use io::{Capture, Input, Io, Output};
+use io::{FileOut, Input, Io, Output};
 use parse::{Command, Connector, Pipeline, RedirOp, Script};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -38,6 +38,9 @@ pub struct Session {
     /// Set by `exit`: the status to leave with.
     pub exit: Option<i32>,
     pub interactive: bool,
+    /// Background jobs also show their output on the process's own streams as it comes (a
+    /// one-line run or piped input, as bash shows its jobs' output), besides keeping it.
+    pub echo_jobs: bool,
     aliases_in_use: Vec<String>,
 }
 
@@ -61,6 +64,7 @@ impl Session {
             last_status: 0,
             exit: None,
             interactive,
+            echo_jobs: false,
             aliases_in_use: Vec::new(),
         })
     }
@@ -191,17 +195,26 @@ impl Session {
                 .map(|(cmd, mut sio)| {
                     let mut sub = self.clone();
                     let token = token.clone();
-                    s.spawn(move || {
-                        signals::adopt(token);
-                        let st = sub.exec_command(cmd, src, &mut sio);
-                        drop(sio); // closes this stage's pipe ends so the next one sees EOF
-                        (st, sub.exit)
-                    })
+                    // A thread that cannot be made fails its stage, not the process.
+                    std::thread::Builder::new()
+                        .name("pipeline".into())
+                        .spawn_scoped(s, move || {
+                            signals::adopt(token);
+                            let st = sub.exec_command(cmd, src, &mut sio);
+                            drop(sio); // closes this stage's pipe ends so the next one sees EOF
+                            (st, sub.exit)
+                        })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().map(|(st, _)| st).unwrap_or(1))
+                .map(|h| match h {
+                    Ok(h) => h.join().map(|(st, _)| st).unwrap_or(1),
+                    Err(e) => {
+                        eprintln!("valyxo: cannot start a pipeline stage: {e}");
+                        1
+                    }
+                })
                 .collect()
         });
         *statuses.last().unwrap_or(&0)
@@ -271,15 +284,19 @@ impl Session {
         };
         let mut status = self.dispatch(&argv, &mut cio.io);
         drop(cio.io);
-        for (path, append, cap, word) in cio.files {
-            let data = std::mem::take(&mut *cap.lock().unwrap_or_else(|e| e.into_inner()));
-            let r = if append {
-                self.hub.vfs.append(&path, &data)
-            } else {
-                self.hub.vfs.write(&path, &data)
-            };
+        // Files written as the output came: kept whole, or (after a failed write) as they
+        // were before.
+        for (out, word) in cio.files {
+            let r = out
+                .finish()
+                .and_then(|w| w.commit(&self.hub.vfs).map_err(|e| e.to_string()));
             if let Err(e) = r {
-                let _ = writeln!(io.stderr, "valyxo: cannot write '{word}': {e}");
+                let _ = writeln!(
+                    io.stderr,
+                    "valyxo: cannot write '{}': {}",
+                    crate::text::escape(&word),
+                    crate::text::clean_message(&e, crate::text::MESSAGE_MAX)
+                );
                 status = 1;
             }
         }
@@ -402,24 +419,31 @@ impl Session {
                     let name = names.remove(0);
                     let path = self.resolve(&name)?;
                     if op == RedirOp::Read {
-                        let data = self
+                        let reader = self
                             .hub
                             .vfs
-                            .read(&path)
+                            .open_read(&path)
                             .map_err(|e| anyhow::anyhow!("{e}"))?;
-                        stdin = Some(Input::Bytes(std::io::Cursor::new(data)));
+                        stdin = Some(Input::Stream(reader));
                     } else {
-                        if self.hub.vfs.is_dir(&path) {
-                            anyhow::bail!("cannot write '{name}': is a directory");
-                        }
-                        let cap: Capture = Default::default();
-                        let out = Output::Capture(cap.clone());
+                        let writer =
+                            self.hub
+                                .vfs
+                                .writer(&path, op == RedirOp::Append)
+                                .map_err(|e| {
+                                    anyhow::anyhow!(
+                                        "cannot write '{}': {e}",
+                                        crate::text::escape(&name)
+                                    )
+                                })?;
+                        let f = FileOut::new(writer);
+                        let out = Output::File(f.clone());
                         if r.fd == 1 {
                             stdout = out;
                         } else {
                             stderr = out;
                         }
-                        files.push((path, op == RedirOp::Append, cap, name));
+                        files.push((f, name));
                     }
                 }
             }
@@ -444,7 +468,8 @@ impl Session {
 
 struct CommandIo {
     io: Io,
-    files: Vec<(VPath, bool, Capture, String)>,
+    /// Files the command's output goes to, with the word that named each.
+    files: Vec<(FileOut, String)>,
     stdin_taken: bool,
 }
 

@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod path;
 mod stored;
+pub mod stream;
 pub mod transfer;
 
 pub use path::{normalize, PathError, VPath};
@@ -15,8 +16,24 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-/// Largest file the stored tree accepts (SQLite's blob limit is 1 GB).
+/// Largest file the stored tree accepts by default (setting vfs.max_file_size; SQLite's
+/// blob limit is 1 GB).
 pub const MAX_STORED_FILE: u64 = 1 << 29;
+
+static MAX_FILE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(MAX_STORED_FILE);
+
+/// Sets the largest file the stored tree accepts (at most 1 GB, SQLite's limit).
+pub fn set_max_stored_file(bytes: u64) {
+    MAX_FILE.store(
+        bytes.clamp(1, 1_000_000_000),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The largest file the stored tree accepts now.
+pub fn max_stored_file() -> u64 {
+    MAX_FILE.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum VfsError {
@@ -257,10 +274,21 @@ impl Vfs {
         }
     }
 
-    /// Opens a file for streaming reads (mounted files are not loaded whole).
+    /// Opens a file for streaming reads: neither a mounted file nor a large stored one is
+    /// loaded whole.
     pub fn open_read(&self, p: &VPath) -> VResult<Box<dyn Read + Send>> {
         match self.locate(p) {
-            Loc::Stored => Ok(Box::new(io::Cursor::new(self.read(p)?))),
+            Loc::Stored => {
+                let node = {
+                    let conn = self.store.conn();
+                    stored::lookup(&conn, p)?.ok_or_else(|| VfsError::NotFound(p.to_string()))?
+                };
+                match (node.kind, node.hash) {
+                    (Kind::Dir, _) => Err(VfsError::IsDir(p.to_string())),
+                    (_, None) => Ok(Box::new(io::empty())),
+                    (_, Some(h)) => self.blob_reader(p, &h, node.size),
+                }
+            }
             Loc::Mounted(m, rel) => {
                 let dir = m.dir()?;
                 let md = dir.metadata(&rel).map_err(|e| host_err(p, e))?;
@@ -335,10 +363,11 @@ impl Vfs {
         }
     }
 
-    /// Opens a walked file for streaming reads: mounted files as host files.
+    /// Opens a walked file for streaming reads: mounted files as host files, large stored
+    /// ones a piece at a time.
     pub fn open_ref(&self, path: &VPath, r: &FileRef) -> VResult<Box<dyn Read + Send>> {
         match r {
-            FileRef::Stored { .. } => Ok(Box::new(io::Cursor::new(self.read_ref(path, r)?))),
+            FileRef::Stored { hash } => self.blob_reader(path, hash, stream::WHOLE_BELOW),
             FileRef::Mounted { mount, rel } => {
                 let f = mount.dir()?.open(rel).map_err(|e| host_err(path, e))?;
                 Ok(Box::new(f.into_std()))
@@ -363,9 +392,32 @@ impl Vfs {
                     return Err(VfsError::IsDir(p.to_string()));
                 }
                 let dir = m.dir()?;
+                // A symlink is written through to its target, which must be inside the jail;
+                // the link stays a link.
+                let rel = match dir.symlink_metadata(&rel) {
+                    Ok(md) if md.file_type().is_symlink() => {
+                        dir.canonicalize(&rel).map_err(|e| host_err(p, e))?
+                    }
+                    _ => rel,
+                };
                 let existing = dir.metadata(&rel).ok();
                 if existing.as_ref().is_some_and(|md| md.is_dir()) {
                     return Err(VfsError::IsDir(p.to_string()));
+                }
+                // A file with other hard links is written in place, so every name keeps
+                // seeing the same file.
+                if existing.as_ref().is_some_and(|md| {
+                    use cap_std::fs::MetadataExt;
+                    md.nlink() > 1
+                }) {
+                    use std::io::Write;
+                    let mut opts = cap_std::fs::OpenOptions::new();
+                    opts.write(true).truncate(true);
+                    let mut f = dir.open_with(&rel, &opts).map_err(|e| host_err(p, e))?;
+                    return f
+                        .write_all(data)
+                        .and_then(|_| f.sync_data())
+                        .map_err(|e| host_err(p, e));
                 }
                 let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
                 let parent_rel = if parent_rel.as_os_str().is_empty() {
@@ -382,16 +434,36 @@ impl Vfs {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let tmp = parent_rel.join(format!(".{name}.valyxo-tmp-{}", std::process::id()));
+                // A name nobody can guess, created new and private (the old file's
+                // permissions are set before the first byte), then renamed over the file.
+                let (tmp, mut f) = (0..16)
+                    .find_map(|_| {
+                        let tmp =
+                            parent_rel.join(format!(".{name}.valyxo-{:016x}", fastrand::u64(..)));
+                        let mut opts = cap_std::fs::OpenOptions::new();
+                        opts.write(true).create_new(true);
+                        {
+                            // A new file gets the usual mode (the umask applies); a
+                            // replacement is private until it has the old file's mode.
+                            use cap_std::fs::OpenOptionsExt;
+                            opts.mode(if existing.is_some() { 0o600 } else { 0o666 });
+                        }
+                        dir.open_with(&tmp, &opts).ok().map(|f| (tmp, f))
+                    })
+                    .ok_or_else(|| {
+                        VfsError::Io(
+                            p.to_string(),
+                            io::Error::other("cannot create a temporary file"),
+                        )
+                    })?;
                 // The new file keeps the old one's permissions (an executable script stays
                 // executable) and is on disk before it replaces the old one.
                 let written = (|| {
                     use std::io::Write;
-                    let mut f = dir.create(&tmp)?;
-                    f.write_all(data)?;
                     if let Some(md) = &existing {
                         f.set_permissions(md.permissions())?;
                     }
+                    f.write_all(data)?;
                     f.sync_all()
                 })();
                 if let Err(e) = written {
@@ -856,12 +928,13 @@ impl Batch<'_> {
     }
 }
 
-fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
-    if len > MAX_STORED_FILE {
+pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
+    let max = max_stored_file();
+    if len > max {
         return Err(VfsError::Invalid(format!(
-            "{p}: {len} bytes is more than the stored tree takes ({} MiB); mount its host \
-             directory instead",
-            MAX_STORED_FILE >> 20
+            "{p}: {len} bytes is more than the stored tree takes ({}; setting \
+             vfs.max_file_size); mount its host directory instead",
+            crate::budget::human(max as usize)
         )));
     }
     Ok(())

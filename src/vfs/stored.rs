@@ -181,6 +181,35 @@ pub(super) fn write_in(
     }
 }
 
+/// Points the file `p` (made when missing, in an existing folder) at the stored blob
+/// `hash` of `size` bytes, letting go of the blob it held before.
+pub(super) fn set_file(conn: &Connection, p: &VPath, hash: &[u8], size: u64) -> VResult<()> {
+    let parent_path = p.parent().ok_or_else(|| VfsError::IsDir("/".into()))?;
+    let parent = require_dir(conn, &parent_path)?;
+    let name = p.name().unwrap_or_default();
+    let now = now_ms();
+    match child(conn, parent.id, name)? {
+        Some(n) if n.kind == Kind::Dir => Err(VfsError::IsDir(p.to_string())),
+        Some(n) => {
+            conn.prepare_cached("UPDATE nodes SET hash = ?1, size = ?2, mtime = ?3 WHERE id = ?4")?
+                .execute(params![hash, size as i64, now, n.id])?;
+            if let Some(old) = n.hash {
+                if old != hash {
+                    release_blob(conn, &old)?;
+                }
+            }
+            Ok(())
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO nodes (parent, name, kind, hash, size, mtime) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
+            )?
+            .execute(params![parent.id, name, hash, size as i64, now])?;
+            Ok(())
+        }
+    }
+}
+
 pub(super) fn touch(conn: &Connection, p: &VPath) -> VResult<()> {
     match lookup(conn, p)? {
         Some(n) => {
