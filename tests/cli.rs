@@ -467,3 +467,49 @@ fn exec_does_not_copy_the_whole_vfs() {
     assert_eq!(h.out("cat /made.txt"), "new\n");
     assert_eq!(h.out("cat ~/Projects/Main/deep.txt"), "deep\n");
 }
+
+#[test]
+fn small_things_say_what_is_wrong() {
+    let h = Home::new();
+    // Exit statuses out of range are refused, not wrapped.
+    for (line, why) in [
+        (
+            "exit(-3)",
+            "exit(-3): an exit status is a whole number from 0 to 255",
+        ),
+        (
+            "exit(256)",
+            "exit(256): an exit status is a whole number from 0 to 255",
+        ),
+    ] {
+        h.cmd()
+            .arg("-e")
+            .arg(line)
+            .assert()
+            .code(1)
+            .stderr(contains(why));
+    }
+    h.cmd().arg("-e").arg("exit(7)").assert().code(7);
+    h.c("exit 256").code(2).stderr(contains("256"));
+    // An alias loop is named as one.
+    h.c("alias a=b; alias b=a").success();
+    h.c("a")
+        .code(127)
+        .stderr(contains("alias 'a' leads back to itself (a → b → a)"));
+    // import makes the folders it needs.
+    let host = common::host_dir();
+    std::fs::write(host.path().join("f.txt"), "in").unwrap();
+    h.c(&format!(
+        "import {} /new/dir/f.txt",
+        host.path().join("f.txt").display()
+    ))
+    .success();
+    assert_eq!(h.out("cat /new/dir/f.txt"), "in");
+    // A host shell reading only the start of the completions is not an error.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{}' completions bash | head -1", common::BIN))
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

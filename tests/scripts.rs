@@ -452,3 +452,39 @@ fn a_one_line_run_waits_for_jobs_that_jobs_start() {
     h.c("run outer.rhai &").success();
     assert_eq!(h.out("cat /inner.txt"), "inner\n");
 }
+
+#[test]
+fn scripts_follow_the_rules_of_the_commands() {
+    let h = Home::new();
+    h.c("mkdir -p sub; echo x > sub/f").success();
+    for (script, why) in [
+        (
+            r#"rm_r(".")"#,
+            "refusing to remove '.': it holds the working directory",
+        ),
+        (
+            r#"rm("..")"#,
+            "refusing to remove '..': it holds the working directory",
+        ),
+        (r#"rm("/")"#, "refusing to remove '/'"),
+        (
+            r#"rm("sub")"#,
+            "cannot remove 'sub': is a directory (use -r)",
+        ),
+    ] {
+        h.cmd()
+            .arg("-e")
+            .arg(script)
+            .assert()
+            .code(1)
+            .stderr(contains(why));
+    }
+    assert_eq!(h.out("cat sub/f"), "x\n");
+    // mv from a script moves the working directory along, as the command does.
+    h.cmd()
+        .arg("-e")
+        .arg(r#"cd("sub"); mv("/Projects/Main/sub", "/Projects/Main/moved"); print(cwd());"#)
+        .assert()
+        .success()
+        .stdout("/Projects/Main/moved\n");
+}

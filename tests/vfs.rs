@@ -307,3 +307,44 @@ fn output_into_a_mount_arrives_as_it_is_written() {
     assert!(running.wait_for_output().status.success());
     assert_eq!(fs::read_to_string(&out).unwrap(), "first\nsecond\n");
 }
+
+#[test]
+fn the_home_cannot_be_mounted_and_the_whole_host_only_on_purpose() {
+    let parent = tempfile::tempdir().unwrap();
+    let home = parent.path().join("home");
+    let h = |line: &str| {
+        assert_cmd::Command::new(common::BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .assert()
+    };
+    h("echo keep > notes.txt").success();
+    let db = home.join("valyxo.db");
+    for dir in [home.clone(), parent.path().to_path_buf()] {
+        h(&format!("mount {} /h", dir.display()))
+            .code(1)
+            .stderr(contains("holds the Valyxo home"));
+    }
+    h("mount / /all")
+        .code(1)
+        .stderr(contains("add --whole-host"));
+    // Even the whole host, mounted on purpose, cannot be used to write over the store.
+    h("mount --whole-host / /all").success();
+    h(&format!("echo pwned > /all{}", db.display()))
+        .code(1)
+        .stderr(contains("inside the Valyxo home"));
+    h(&format!("rm /all{}", db.display())).code(1);
+    h("umount /all").success();
+    assert_eq!(
+        assert_cmd::Command::new(common::BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(["-c", "cat notes.txt"])
+            .output()
+            .unwrap()
+            .stdout,
+        b"keep\n"
+    );
+}

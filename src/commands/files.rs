@@ -1,7 +1,8 @@
 //! Files and directories: ls, cd, pwd, mkdir, touch, rm, mv, cp, tree, find.
 
 use super::{strings, style, Ctx, Group, Spec};
-use crate::vfs::{transfer::human_bytes, Kind, Meta, VPath, VfsError};
+use crate::shell::ops::strip_path;
+use crate::vfs::{transfer::human_bytes, Kind, Meta, VPath};
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::io::Write;
@@ -477,16 +478,6 @@ fn layout_grid(items: Vec<(&str, String)>, width: usize) -> String {
 }
 
 /// The message of a VFS error without the leading path (the caller names the argument).
-fn strip_path(e: &VfsError) -> String {
-    let s = e.to_string();
-    match s.split_once(": ") {
-        Some((_, rest)) if !matches!(e, VfsError::Invalid(_) | VfsError::Store(_)) => {
-            rest.to_string()
-        }
-        _ => s,
-    }
-}
-
 fn cd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let arg = m.get_one::<String>("dir").cloned();
     let (target, print) = match arg.as_deref() {
@@ -561,22 +552,7 @@ fn rm(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let recursive = m.get_flag("recursive");
     let force = m.get_flag("force");
     each(ctx, &strings(m, "paths"), |ctx, a, p| {
-        if p.is_root() {
-            bail!("refusing to remove '/' (the whole virtual filesystem)");
-        }
-        if ctx.sh.cwd.starts_with(p) {
-            bail!("refusing to remove '{a}': it holds the working directory");
-        }
-        match ctx.vfs().stat(p) {
-            Err(VfsError::NotFound(_)) if force => return Ok(()),
-            Ok(meta) if meta.kind == Kind::Dir && !recursive => {
-                bail!("cannot remove '{a}': is a directory (use -r)")
-            }
-            _ => {}
-        }
-        ctx.vfs()
-            .remove(p, recursive)
-            .map_err(|e| anyhow::anyhow!("cannot remove '{a}': {}", strip_path(&e)))
+        crate::shell::ops::remove(ctx.sh, p, a, recursive, force)
     })
 }
 
@@ -607,13 +583,9 @@ fn targets(ctx: &Ctx, args: &[String]) -> Result<Vec<(String, VPath, VPath)>> {
 fn mv(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut status = 0;
     for (arg, src, to) in targets(ctx, &strings(m, "paths"))? {
-        if let Err(e) = ctx.vfs().rename(&src, &to) {
-            ctx.warn(format!("cannot move '{arg}': {e}"));
+        if let Err(e) = crate::shell::ops::rename(ctx.sh, &src, &to, &arg) {
+            ctx.warn(e);
             status = 1;
-        } else if ctx.sh.cwd.starts_with(&src) {
-            // Follow the working directory if it moved.
-            let rest = ctx.sh.cwd.strip_prefix(&src).unwrap_or(&[]).to_vec();
-            ctx.sh.cwd = to.join_names(&rest);
         }
     }
     Ok(status)

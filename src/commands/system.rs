@@ -172,8 +172,8 @@ pub fn specs() -> Vec<Spec> {
                 Command::new("exit").arg(
                     Arg::new("status")
                         .value_name("STATUS")
-                        .value_parser(clap::value_parser!(i32))
-                        .help("Exit status (default: the last command's)"),
+                        .value_parser(clap::value_parser!(i32).range(0..=255))
+                        .help("Exit status, 0 to 255 (default: the last command's)"),
                 )
             },
             examples: &["exit 0"],

@@ -29,6 +29,12 @@ pub fn specs() -> Vec<Spec> {
                             .requires("host")
                             .help("Where it appears in the VFS (an empty or new directory)"),
                     )
+                    .arg(
+                        Arg::new("whole_host")
+                            .long("whole-host")
+                            .action(clap::ArgAction::SetTrue)
+                            .help("Allow mounting the host's root directory '/'"),
+                    )
             },
             examples: &["mount /tmp /mnt/tmp", "ls /mnt/tmp", "umount /mnt/tmp"],
             run: mount,
@@ -116,6 +122,23 @@ fn mount(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     };
     let at = ctx.path(&at_arg)?;
     let hp = host_path(host)?;
+    let real = std::fs::canonicalize(&hp).map_err(|e| anyhow::anyhow!("{}: {e}", hp.display()))?;
+    // A redirection into such a mount could write over the store itself.
+    let home = std::fs::canonicalize(&ctx.hub().home).unwrap_or_else(|_| ctx.hub().home.clone());
+    let store = std::fs::canonicalize(ctx.hub().store.path()).unwrap_or_default();
+    let whole = real == std::path::Path::new("/");
+    if whole && !m.get_flag("whole_host") {
+        bail!("mounting the host's root '/' makes every host file reachable: add --whole-host if that is what you want");
+    }
+    // With --whole-host the home is inside, but the VFS refuses writes into it.
+    if !whole && (home.starts_with(&real) || store.starts_with(&real)) {
+        bail!(
+            "{} holds the Valyxo home ({}), whose store a write through the mount could \
+             destroy: mount a directory beside it instead",
+            real.display(),
+            home.display()
+        );
+    }
     ctx.vfs()
         .mount(&hp, &at)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -76,7 +76,12 @@ pub fn register(e: &mut Engine, host: &Arc<Host>) {
     assistant(e, host);
     e.register_fn("exit", || -> Res<()> { Err(stop(Stop::Exit(0))) });
     e.register_fn("exit", |n: i64| -> Res<()> {
-        Err(stop(Stop::Exit(n.clamp(0, 255) as i32)))
+        match u8::try_from(n) {
+            Ok(n) => Err(stop(Stop::Exit(i32::from(n)))),
+            Err(_) => Err(err(format!(
+                "exit({n}): an exit status is a whole number from 0 to 255"
+            ))),
+        }
     });
 }
 
@@ -184,17 +189,14 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
         let path = path_of(&h, p)?;
         h.hub().vfs.mkdir(&path, true).map_err(|e| vfs_err(p, e))
     });
+    // The same rules as the rm and mv commands: not '/', not the working directory.
     for (name, recursive) in [("rm", false), ("rm_r", true)] {
         let h = host.clone();
         e.register_fn(name, move |p: &str| -> Res<()> {
             let path = path_of(&h, p)?;
-            if path.is_root() {
-                return Err(err("refusing to remove '/'"));
-            }
-            h.hub()
-                .vfs
-                .remove(&path, recursive)
-                .map_err(|e| vfs_err(p, e))
+            let sh = h.session();
+            crate::shell::ops::remove(&sh, &path, p, recursive, false)
+                .map_err(|e| err(format!("{e:#}")))
         });
     }
     let h = host.clone();
@@ -205,7 +207,8 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     e.register_fn("mv", move |from: &str, to: &str| -> Res<()> {
         let (f, t) = (path_of(&h, from)?, path_of(&h, to)?);
-        h.hub().vfs.rename(&f, &t).map_err(|e| vfs_err(from, e))
+        let mut sh = h.session();
+        crate::shell::ops::rename(&mut sh, &f, &t, from).map_err(|e| err(format!("{e:#}")))
     });
     let h = host.clone();
     e.register_fn("cwd", move || -> String { h.session().cwd.to_string() });

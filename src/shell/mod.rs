@@ -3,6 +3,7 @@
 
 pub mod expand;
 pub mod io;
+pub mod ops;
 pub mod parse;
 
 use crate::commands::{self, Ctx};
@@ -320,7 +321,21 @@ impl Session {
                 let _ = io.stdout.flush();
                 return status;
             }
-            let mut msg = format!("valyxo: unknown command '{name}'");
+            // An alias that leads back to itself ends here, not at a real command.
+            if let Some(at) = self.aliases_in_use.iter().position(|a| a == name) {
+                let mut chain: Vec<&str> = self.aliases_in_use[at..]
+                    .iter()
+                    .map(String::as_str)
+                    .collect();
+                chain.push(name);
+                let _ = writeln!(
+                    io.stderr,
+                    "valyxo: alias '{name}' leads back to itself ({}): change one of them ('alias' lists them)",
+                    chain.join(" → ")
+                );
+                return STATUS_NOT_FOUND;
+            }
+            let mut msg = format!("valyxo: unknown command '{}'", crate::text::escape(name));
             let user_aliases: Vec<String> = self
                 .hub
                 .store
@@ -334,7 +349,8 @@ impl Session {
                         .map(|c| c.name),
                 )
                 .collect();
-            let sugg = commands::registry().suggest(name, &user_aliases);
+            let mut sugg = commands::registry().suggest(name, &user_aliases);
+            sugg.retain(|s| s != name);
             if !sugg.is_empty() {
                 msg.push_str(&format!(". Did you mean {}?", quote_list(&sugg)));
             } else {

@@ -140,6 +140,28 @@ fn rel_path(names: &[String]) -> PathBuf {
     }
 }
 
+/// Refuses to change anything inside the Valyxo home through a mount (a mount of the whole
+/// host holds it): a redirection must never write over the store.
+fn guard_home(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
+    let Some(home) = vfs.store.path().parent() else {
+        return Ok(());
+    };
+    let Ok(home) = std::fs::canonicalize(home) else {
+        return Ok(());
+    };
+    let target = m.host.join(rel);
+    // The folder the change happens in, resolved on the host (the name itself may not exist
+    // yet, or be a link).
+    let parent = target.parent().unwrap_or(&target);
+    let resolved = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    if resolved.starts_with(&home) || target.starts_with(&home) {
+        return Err(VfsError::Invalid(format!(
+            "{p}: is inside the Valyxo home, which is changed only by valyxo itself"
+        )));
+    }
+    Ok(())
+}
+
 /// Maps a host I/O error on `p` to a VFS error that says what happened.
 fn host_err(p: &VPath, e: io::Error) -> VfsError {
     let s = p.to_string();
@@ -391,6 +413,7 @@ impl Vfs {
                 if rel == Path::new(".") {
                     return Err(VfsError::IsDir(p.to_string()));
                 }
+                guard_home(self, p, &m, &rel)?;
                 let dir = m.dir()?;
                 // A symlink is written through to its target, which must be inside the jail;
                 // the link stays a link.
@@ -487,6 +510,7 @@ impl Vfs {
             }),
             Loc::Mounted(m, rel) => {
                 use std::io::Write;
+                guard_home(self, p, &m, &rel)?;
                 let mut opts = cap_std::fs::OpenOptions::new();
                 opts.append(true).create(true);
                 let mut f = m
@@ -614,6 +638,7 @@ impl Vfs {
         match self.locate(p) {
             Loc::Stored => self.stored_tx(|tx| stored::remove(tx, p, recursive)),
             Loc::Mounted(m, rel) => {
+                guard_home(self, p, &m, &rel)?;
                 let dir = m.dir()?;
                 let md = dir.symlink_metadata(&rel).map_err(|e| host_err(p, e))?;
                 let r = if md.is_dir() {
@@ -648,6 +673,8 @@ impl Vfs {
         match (self.locate(from), self.locate(to)) {
             (Loc::Stored, Loc::Stored) => self.stored_tx(|tx| stored::rename(tx, from, to)),
             (Loc::Mounted(a, ra), Loc::Mounted(b, rb)) if Arc::ptr_eq(&a, &b) => {
+                guard_home(self, from, &a, &ra)?;
+                guard_home(self, to, &b, &rb)?;
                 let dir = a.dir()?;
                 dir.rename(&ra, dir, &rb).map_err(|e| host_err(from, e))
             }

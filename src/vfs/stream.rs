@@ -85,6 +85,7 @@ impl Vfs {
         };
         match self.locate(p) {
             Loc::Mounted(m, rel) => {
+                super::guard_home(self, p, &m, &rel)?;
                 let dir = m.dir()?;
                 if dir.metadata(&rel).is_ok_and(|md| md.is_dir()) {
                     return Err(VfsError::IsDir(p.to_string()));

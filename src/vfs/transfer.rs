@@ -114,6 +114,9 @@ pub fn import(
     let mut report = Report::default();
     if md.is_file() {
         let data = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+        if let Some(parent) = dst.parent() {
+            vfs.mkdir(&parent, true)?;
+        }
         vfs.write(dst, &data)?;
         report.files = 1;
         report.bytes = data.len() as u64;
