@@ -158,12 +158,20 @@ fn limits_stop_runaway_scripts_with_a_clear_error() {
     h.c("settings set script.timeout 0; run --max-operations 1000 /spin.rhai")
         .code(1)
         .stderr(contains("too many operations"));
-    h.c("echo 'let s = \"x\"; loop { s += s; }' > /s.rhai; run /s.rhai")
-        .code(1)
-        .stderr(contains("script.max_string_size"));
-    h.c("echo 'let a = [1]; loop { a += a; }' > /a.rhai; run /a.rhai")
+    // Values grown by the functions that build them stop at their size limit; grown by the
+    // operators built into the engine (`+=`, `+`), at the memory limit.
+    h.c("echo 'let a = []; loop { a.push(1); }' > /p.rhai; settings set script.max_array_size 1000; run /p.rhai")
         .code(1)
         .stderr(contains("script.max_array_size"));
+    h.c("echo 'let s = \"\"; s.pad(100, \"x\"); loop { s.pad(s.len * 2, \"y\"); }' > /g.rhai; run /g.rhai")
+        .code(1)
+        .stderr(contains("script.max_string_size"));
+    h.c("settings set script.max_memory 64M; echo 'let s = \"x\"; loop { s += s; }' > /s.rhai; run /s.rhai")
+        .code(1)
+        .stderr(contains("script.max_memory"));
+    h.c("echo 'let a = [1]; loop { a += a; }' > /a.rhai; run /a.rhai")
+        .code(1)
+        .stderr(contains("script.max_memory"));
     h.c("echo 'fn f(n) { f(n + 1) } f(0)' > /r.rhai; run /r.rhai")
         .code(1)
         .stderr(contains("nest too deeply"));
@@ -487,4 +495,14 @@ fn scripts_follow_the_rules_of_the_commands() {
         .assert()
         .success()
         .stdout("/Projects/Main/moved\n");
+}
+
+#[test]
+fn a_script_that_runs_itself_stops_at_the_nesting_limit() {
+    let h = Home::new();
+    h.c(r#"echo 'let r = sh("run self.rhai"); if r.status != 0 { print(r.stdout + r.stderr); exit(1); }' > self.rhai"#)
+        .success();
+    h.c("run self.rhai")
+        .code(1)
+        .stdout(contains("scripts run scripts 64 deep, the limit"));
 }

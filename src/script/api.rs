@@ -97,11 +97,8 @@ fn stop(s: Stop) -> Box<EvalAltResult> {
 fn fits(ctx: &NativeCallContext, h: &Host, p: &str, path: &VPath, blob: bool) -> Res<()> {
     let size = h.hub().vfs.stat(path).map_err(|e| vfs_err(p, e))?.size;
     let size = usize::try_from(size).unwrap_or(usize::MAX);
-    let max = if blob {
-        ctx.engine().max_array_size()
-    } else {
-        ctx.engine().max_string_size()
-    };
+    let l = super::guard::limits(ctx);
+    let max = if blob { l.array } else { l.string };
     if max > 0 && size > max {
         let setting = if blob {
             "script.max_array_size"

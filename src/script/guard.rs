@@ -49,9 +49,36 @@ pub fn over_budget(e: budget::OverBudget) -> Box<EvalAltResult> {
     .into()
 }
 
+/// Size limits checked by the guarded functions as values grow, one step at a time. An
+/// engine that leaves Rhai's own limits off (they walk a whole array after every `push`,
+/// which makes filling one quadratic) carries these in its default tag; otherwise the
+/// engine's own are used. 0: no limit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SizeLimits {
+    pub string: usize,
+    pub array: usize,
+    pub map: usize,
+}
+
+/// The size limits in force for a call.
+pub fn limits(ctx: &NativeCallContext) -> SizeLimits {
+    let e = ctx.engine();
+    let own = SizeLimits {
+        string: e.max_string_size(),
+        array: e.max_array_size(),
+        map: e.max_map_size(),
+    };
+    if own.string > 0 || own.array > 0 || own.map > 0 {
+        return own;
+    }
+    ctx.tag()
+        .and_then(|t| t.clone().try_cast::<SizeLimits>())
+        .unwrap_or_default()
+}
+
 /// A string of `bytes` may be built.
 fn string_fits(ctx: &NativeCallContext, bytes: usize) -> Res<()> {
-    let max = ctx.engine().max_string_size();
+    let max = limits(ctx).string;
     if max > 0 && bytes > max {
         return Err(too_large("Length of string"));
     }
@@ -60,7 +87,7 @@ fn string_fits(ctx: &NativeCallContext, bytes: usize) -> Res<()> {
 
 /// An array of `elements` costing `bytes` may be built.
 fn array_fits(ctx: &NativeCallContext, elements: usize, bytes: usize) -> Res<()> {
-    let max = ctx.engine().max_array_size();
+    let max = limits(ctx).array;
     if max > 0 && elements > max {
         return Err(too_large("Size of array/BLOB"));
     }
@@ -311,6 +338,53 @@ pub fn register(e: &mut Engine) {
         "split_rev",
         |ctx: NativeCallContext, s: &mut ImmutableString, d: char, n: i64| {
             split_rev(&ctx, s, d.encode_utf8(&mut [0; 4]), Some(n))
+        },
+    );
+    // Arrays grow one step at a time, checked in constant time.
+    e.register_fn(
+        "push",
+        |ctx: NativeCallContext, a: &mut Array, item: Dynamic| -> Res<()> {
+            array_fits(&ctx, a.len() + 1, ELEMENT)?;
+            a.push(item);
+            Ok(())
+        },
+    );
+    e.register_fn(
+        "append",
+        |ctx: NativeCallContext, a: &mut Array, more: Array| -> Res<()> {
+            array_fits(
+                &ctx,
+                a.len() + more.len(),
+                more.len().saturating_mul(ELEMENT),
+            )?;
+            a.extend(more);
+            Ok(())
+        },
+    );
+    e.register_fn(
+        "insert",
+        |ctx: NativeCallContext, a: &mut Array, at: i64, item: Dynamic| -> Res<()> {
+            array_fits(&ctx, a.len() + 1, ELEMENT)?;
+            let at = if at < 0 {
+                a.len().saturating_sub(at.unsigned_abs() as usize)
+            } else {
+                (at as usize).min(a.len())
+            };
+            a.insert(at, item);
+            Ok(())
+        },
+    );
+    e.register_fn(
+        "+",
+        |ctx: NativeCallContext, a: Array, b: Array| -> Res<Array> {
+            array_fits(
+                &ctx,
+                a.len() + b.len(),
+                (a.len() + b.len()).saturating_mul(ELEMENT),
+            )?;
+            let mut a = a;
+            a.extend(b);
+            Ok(a)
         },
     );
     e.register_fn(

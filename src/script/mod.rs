@@ -256,9 +256,14 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     register_std(&mut e);
     e.set_max_operations(limits.max_operations);
     e.set_max_call_levels(limits.max_call_depth);
-    e.set_max_string_size(limits.max_string_size);
-    e.set_max_array_size(limits.max_array_size);
-    e.set_max_map_size(limits.max_map_size);
+    // Rhai's own size checks walk a whole value after every change to it (filling an array
+    // with push is quadratic); the sizes are checked step by step by the functions that
+    // grow values instead (guard), and the memory budget bounds everything.
+    e.set_default_tag(Dynamic::from(guard::SizeLimits {
+        string: limits.max_string_size,
+        array: limits.max_array_size,
+        map: limits.max_map_size,
+    }));
     // Nesting of expressions (string interpolation nests too); scripts run on a big stack.
     e.set_max_expr_depths(128, 64);
     let token = host.token.clone();
@@ -306,20 +311,38 @@ pub fn compile(engine: &Engine, rhai: &str) -> Result<AST, Box<EvalAltResult>> {
     Ok(ast)
 }
 
+/// How deep scripts may run scripts (`sh("run other.rhai")`): each level has a thread with
+/// a large stack, so a script that runs itself must stop with an error long before the
+/// process runs out of threads.
+pub const MAX_NESTING: usize = 64;
+
+thread_local! {
+    /// How many scripts this thread's script runs inside of.
+    static NESTING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Runs `f` on a thread with a large stack, its allocations charged to `budget`; a panic
-/// becomes an error, never a crash.
+/// becomes an error, never a crash, and so does a thread that cannot be made or scripts
+/// nested too deeply.
 pub fn on_script_thread<R: Send>(
     budget: &Arc<Budget>,
     f: impl FnOnce() -> R + Send,
 ) -> Result<R, String> {
     let token = signals::current();
     let budget = budget.clone();
+    let depth = NESTING.with(|n| n.get()) + 1;
+    if depth > MAX_NESTING {
+        return Err(format!(
+            "scripts run scripts {MAX_NESTING} deep, the limit (does a script run itself?)"
+        ));
+    }
     std::thread::scope(|s| {
         let h = std::thread::Builder::new()
             .name("script".into())
             .stack_size(STACK_SIZE)
             .spawn_scoped(s, move || {
                 signals::adopt(token);
+                NESTING.with(|n| n.set(depth));
                 let _charged = budget.enter();
                 f()
             })
