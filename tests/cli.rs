@@ -513,3 +513,31 @@ fn small_things_say_what_is_wrong() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn grep_reports_binary_matches_as_gnu_grep_does() {
+    let h = Home::new();
+    let host = common::host_dir();
+    std::fs::write(host.path().join("bin.dat"), b"a\0b\nabc\n").unwrap();
+    h.c(&format!(
+        "import {} bin.dat",
+        host.path().join("bin.dat").display()
+    ))
+    .success();
+    for line in ["grep a bin.dat", "cat bin.dat | grep a", "grep -r a ."] {
+        h.c(line)
+            .success()
+            .stdout("")
+            .stderr(contains("binary file matches"));
+    }
+    h.c("grep zzz bin.dat").code(1).stderr("");
+    h.c("grep -c a bin.dat").success().stdout("2\n");
+    h.c("grep -l a bin.dat").success().stdout("bin.dat\n");
+    h.c("grep -a abc bin.dat").success().stdout("abc\n");
+    // Hidden names are searched with --hidden.
+    h.c("mkdir d; echo needle > d/.secret").success();
+    h.c("grep -r needle d").code(1);
+    h.c("grep -r --hidden needle d")
+        .success()
+        .stdout("d/.secret:needle\n");
+}

@@ -79,11 +79,17 @@ pub fn specs() -> Vec<Spec> {
                 ))
                 .arg(f("word", 'w', "word-regexp", "Match whole words only"))
                 .arg(f(
-                    "hidden",
+                    "text",
                     'a',
-                    "hidden",
-                    "With -r, also search names that start with '.'",
+                    "text",
+                    "Search binary files (holding NUL bytes) as text and print their lines",
                 ))
+                .arg(
+                    Arg::new("hidden")
+                        .long("hidden")
+                        .action(ArgAction::SetTrue)
+                        .help("With -r, also search names that start with '.'"),
+                )
                 .arg(
                     Arg::new("pattern")
                         .required(true)
@@ -112,6 +118,8 @@ struct Opts {
     invert: bool,
     with_name: bool,
     color: bool,
+    /// Binary files are searched as text (-a).
+    text: bool,
 }
 
 enum Source {
@@ -128,6 +136,20 @@ struct Outcome {
     out: Vec<u8>,
     matched: bool,
     error: Option<String>,
+    /// The file holds binary data and matched: its lines are not printed, only that it
+    /// matches (on standard error, as GNU grep does).
+    binary_match: Option<String>,
+}
+
+impl Outcome {
+    fn failed(e: String) -> Outcome {
+        Outcome {
+            out: Vec::new(),
+            matched: false,
+            error: Some(e),
+            binary_match: None,
+        }
+    }
 }
 
 fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
@@ -207,6 +229,7 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         invert: m.get_flag("invert"),
         with_name: recursive || args.len() > 1,
         color: ctx.color(),
+        text: m.get_flag("text"),
     };
     let threads = match ctx
         .hub()
@@ -226,12 +249,19 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     for (name, src) in sources {
         match src {
             Source::Stdin => {
-                let mut data = Vec::new();
-                ctx.io.stdin.read_to_end(&mut data)?;
+                // Searched as it is read: piped input may be endless.
                 let mut searcher = searcher(&opts, false);
-                let o = search_bytes(&matcher, &mut searcher, &name, &data, &opts, false);
+                let stdin = std::mem::replace(&mut ctx.io.stdin, crate::shell::io::Input::Null);
+                let o = search_reader(&matcher, &mut searcher, &name, stdin, &opts);
                 any_match |= o.matched;
                 ctx.io.stdout.write_all(&o.out)?;
+                if let Some(b) = &o.binary_match {
+                    writeln!(ctx.io.stderr, "grep: {b}: binary file matches")?;
+                }
+                if let Some(e) = o.error {
+                    ctx.warn(e);
+                    status_err = true;
+                }
             }
             other => targets.push((name, other)),
         }
@@ -276,7 +306,11 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                     let mut done = Vec::new();
                     for (name, p, r) in &jobs {
                         let o = search_file(&matcher, &mut searchers, name, p, r, opts);
-                        if o.matched || o.error.is_some() || !o.out.is_empty() {
+                        if o.matched
+                            || o.error.is_some()
+                            || !o.out.is_empty()
+                            || o.binary_match.is_some()
+                        {
                             done.push(o);
                         }
                     }
@@ -302,6 +336,9 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                     // On a write error (a closed pipe) returning drops the receiver, which
                     // stops the workers at their next send, and so the walker.
                     ctx.io.stdout.write_all(&o.out)?;
+                    if let Some(b) = &o.binary_match {
+                        writeln!(ctx.io.stderr, "grep: {b}: binary file matches")?;
+                    }
                 }
             }
         }
@@ -384,13 +421,14 @@ fn walk_targets(
     errors
 }
 
-/// A searcher for streams (which stops at the first NUL byte: binary data), or with
-/// `prechecked` for whole files already known to hold no NUL byte.
+/// A searcher for streams (which notices a NUL byte: binary data, and goes on searching
+/// to say whether the file matches), or with `prechecked` for whole files whose bytes were
+/// looked at already (or with -a, when binary data is text like any other).
 fn searcher(o: &Opts, prechecked: bool) -> Searcher {
-    let binary = if prechecked {
+    let binary = if prechecked || o.text {
         BinaryDetection::none()
     } else {
-        BinaryDetection::quit(b'\x00')
+        BinaryDetection::convert(b'\x00')
     };
     SearcherBuilder::new()
         .line_number(o.line_number)
@@ -415,37 +453,25 @@ fn search_file(
     o: &Opts,
 ) -> Outcome {
     match searchers.reader.read(p, r, STREAM_ABOVE) {
-        Ok(Content::Whole(data)) => {
-            search_bytes(matcher, &mut searchers.whole, name, data, o, true)
-        }
+        Ok(Content::Whole(data)) => search_bytes(matcher, &mut searchers.whole, name, data, o),
         Ok(Content::Stream(reader)) => {
             search_reader(matcher, &mut searchers.stream, name, reader, o)
         }
-        Err(e) => Outcome {
-            out: Vec::new(),
-            matched: false,
-            error: Some(e.to_string()),
-        },
+        Err(e) => Outcome::failed(e.to_string()),
     }
 }
 
-/// Searches a whole file's bytes. Files holding a NUL byte are binary and are skipped.
+/// Searches a whole file's bytes. A file holding a NUL byte is binary: unless -a, its lines
+/// are not printed, only whether it matches.
 fn search_bytes(
     matcher: &RegexMatcher,
     searcher: &mut Searcher,
     name: &str,
     data: &[u8],
     o: &Opts,
-    skip_binary: bool,
 ) -> Outcome {
-    if skip_binary && memchr::memchr(0, data).is_some() {
-        return Outcome {
-            out: Vec::new(),
-            matched: false,
-            error: None,
-        };
-    }
     let mut sink = Collect::new(matcher, name, o);
+    sink.binary = !o.text && memchr::memchr(0, data).is_some();
     let r = searcher.search_slice(matcher, data, &mut sink);
     sink.finish(r.err())
 }
@@ -454,7 +480,7 @@ fn search_reader(
     matcher: &RegexMatcher,
     searcher: &mut Searcher,
     name: &str,
-    reader: Box<dyn Read + Send>,
+    reader: impl Read,
     o: &Opts,
 ) -> Outcome {
     let mut sink = Collect::new(matcher, name, o);
@@ -466,16 +492,21 @@ fn search_reader(
 struct Collect<'a> {
     matcher: &'a RegexMatcher,
     o: &'a Opts,
-    name: &'a str,
+    /// The name as shown.
+    name: std::borrow::Cow<'a, str>,
     prefix: String,
     out: Vec<u8>,
     count: u64,
+    /// Binary data was seen: lines from here on are counted, not printed.
+    binary: bool,
 }
 
 impl<'a> Collect<'a> {
     fn new(matcher: &'a RegexMatcher, name: &'a str, o: &'a Opts) -> Self {
+        // A name from a mount may hold anything: it reaches the terminal escaped.
+        let name = crate::text::escape(name);
         let prefix = if o.with_name {
-            style::paint(o.color, style::MAGENTA, name)
+            style::paint(o.color, style::MAGENTA, &name)
         } else {
             String::new()
         };
@@ -486,13 +517,14 @@ impl<'a> Collect<'a> {
             prefix,
             out: Vec::new(),
             count: 0,
+            binary: false,
         }
     }
 
     fn finish(mut self, err: Option<std::io::Error>) -> Outcome {
         let o = self.o;
         if o.files_only && self.count > 0 {
-            let name = style::paint(o.color, style::MAGENTA, self.name);
+            let name = style::paint(o.color, style::MAGENTA, &self.name);
             self.out.extend_from_slice(name.as_bytes());
             self.out.push(b'\n');
         } else if o.count && (self.count > 0 || !o.with_name) {
@@ -503,10 +535,13 @@ impl<'a> Collect<'a> {
             self.out
                 .extend_from_slice(format!("{}\n", self.count).as_bytes());
         }
+        let binary_match = (self.binary && self.count > 0 && !o.files_only && !o.count)
+            .then(|| self.name.to_string());
         Outcome {
             out: self.out,
             matched: self.count > 0,
             error: err.map(|e| format!("{}: {e}", self.name)),
+            binary_match,
         }
     }
 }
@@ -514,9 +549,17 @@ impl<'a> Collect<'a> {
 impl Sink for Collect<'_> {
     type Error = std::io::Error;
 
+    fn binary_data(&mut self, _: &Searcher, _: u64) -> Result<bool, std::io::Error> {
+        self.binary = true;
+        Ok(true)
+    }
+
     fn matched(&mut self, _: &Searcher, mat: &SinkMatch<'_>) -> Result<bool, std::io::Error> {
         self.count += 1;
         let o = self.o;
+        if self.binary && !o.count && !o.files_only {
+            return Ok(false); // that it matches is all there is to say
+        }
         if o.files_only {
             return Ok(false); // one match is enough to name the file
         }
