@@ -243,12 +243,21 @@ impl ShellHelper {
                         continue;
                     }
                     let is_dir = e.meta.kind == Kind::Dir;
-                    let full = format!("{dir_part}{}", e.name).replace(' ', "\\ ");
+                    // A name with control characters goes in as `$'…'`, never raw.
+                    let shown = crate::text::escape(&e.name);
+                    let full = match shown {
+                        std::borrow::Cow::Borrowed(n) => {
+                            format!("{dir_part}{n}").replace(' ', "\\ ")
+                        }
+                        std::borrow::Cow::Owned(ref q) => {
+                            format!("{}{q}", dir_part.replace(' ', "\\ "))
+                        }
+                    };
                     out.push(Pair {
                         display: if is_dir {
-                            format!("{}/", e.name)
+                            format!("{shown}/")
                         } else {
-                            e.name.clone()
+                            shown.to_string()
                         },
                         replacement: if is_dir {
                             format!("{full}/")

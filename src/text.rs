@@ -5,9 +5,39 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// Whether `c` must not reach the terminal as it is: control characters (escape sequences
-/// start with one) and the characters that reorder text.
+/// start with one), the characters that reorder text, and the stand-ins for bytes of a host
+/// name that is not UTF-8 (see [`raw_byte`]).
 pub fn is_unsafe(c: char) -> bool {
-    c.is_control() || crate::protocol::is_bidi_control(c)
+    c.is_control() || is_bidi_control(c) || raw_byte(c).is_some()
+}
+
+/// Characters that reorder or hide text (bidirectional overrides and isolates, direction
+/// marks): in a name they make one name look like another.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Where the stand-ins for raw bytes start: byte `b` (0x80 and up) of a host name that is
+/// not UTF-8 is held as the character `RAW_BASE + b`, in the last private-use plane, which
+/// no real name uses. The name can then be listed, searched and given back to the host
+/// byte for byte, and [`escape`] shows the byte as `\xHH`, as GNU `ls` does.
+const RAW_BASE: u32 = 0x10_FF00;
+
+/// The host byte that `c` stands in for, if it is such a stand-in.
+pub fn raw_byte(c: char) -> Option<u8> {
+    let v = c as u32;
+    (RAW_BASE + 0x80..=RAW_BASE + 0xFF)
+        .contains(&v)
+        .then(|| (v - RAW_BASE) as u8)
+}
+
+/// The stand-in character for the byte `b` (0x80 and up).
+pub fn raw_char(b: u8) -> char {
+    debug_assert!(b >= 0x80);
+    char::from_u32(RAW_BASE + u32::from(b)).expect("the last plane holds only valid characters")
 }
 
 /// `name` as it is when every character is safe to print, else quoted the way GNU `ls`
@@ -27,6 +57,9 @@ pub fn escape(name: &str) -> Cow<'_, str> {
             '\u{1b}' => out.push_str("\\e"),
             '\'' => out.push_str("\\'"),
             '\\' => out.push_str("\\\\"),
+            c if raw_byte(c).is_some() => {
+                let _ = write!(out, "\\x{:02x}", raw_byte(c).unwrap_or_default());
+            }
             c if (c as u32) < 0x80 && is_unsafe(c) => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
@@ -57,6 +90,9 @@ pub fn clean_message(msg: &str, max: usize) -> String {
     };
     let put = |c: char, out: &mut String| match c {
         '\n' | '\t' => out.push(c),
+        c if raw_byte(c).is_some() => {
+            let _ = write!(out, "\\x{:02x}", raw_byte(c).unwrap_or_default());
+        }
         c if (c as u32) < 0x80 && is_unsafe(c) => {
             let _ = write!(out, "\\x{:02x}", c as u32);
         }
@@ -89,6 +125,9 @@ mod tests {
         assert_eq!(escape("two\nlines"), "$'two\\nlines'");
         assert_eq!(escape("rtl\u{202e}txt.exe"), "$'rtl\\u{202e}txt.exe'");
         assert_eq!(escape("it's\t"), "$'it\\'s\\t'");
+        let latin1 = format!("caf{}.txt", raw_char(0xe9));
+        assert_eq!(escape(&latin1), "$'caf\\xe9.txt'");
+        assert_eq!(clean_message(&latin1, 100), "caf\\xe9.txt");
     }
 
     #[test]

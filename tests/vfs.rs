@@ -103,7 +103,7 @@ fn import_skips_names_that_are_not_utf8_and_says_so() {
     h.c(&format!("import {} /t", src.path().display()))
         .code(1)
         .stdout(contains("imported 1 file"))
-        .stderr(contains("not valid UTF-8"));
+        .stderr(contains("bad\\xffname': its name is not UTF-8"));
     assert_eq!(h.out("ls /t"), "ok.txt\n");
 }
 
@@ -250,7 +250,9 @@ fn a_file_over_the_stored_limit_gets_a_clear_error() {
     f.set_len(600 << 20).unwrap(); // sparse: costs no disk
     h.c(&format!("import {}/huge /huge", host.path().display()))
         .code(1)
-        .stderr(contains("mount its host directory instead"));
+        .stderr(contains(
+            "keep files this large in a mounted host directory",
+        ));
     h.c("ls /huge").code(1);
 }
 
@@ -347,4 +349,153 @@ fn the_home_cannot_be_mounted_and_the_whole_host_only_on_purpose() {
             .stdout,
         b"keep\n"
     );
+}
+
+/// A host folder holding what the stored tree cannot: a name that is not UTF-8, a name with
+/// an escape sequence, a symlink and a fifo, besides two plain files.
+fn odd_folder() -> tempfile::TempDir {
+    use std::os::unix::ffi::OsStrExt;
+    let host = host_dir();
+    let d = host.path().join("dir");
+    fs::create_dir_all(d.join("sub")).unwrap();
+    fs::write(d.join("plain.txt"), "plain\n").unwrap();
+    fs::write(d.join("sub/deep.txt"), "deep\n").unwrap();
+    fs::write(
+        d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+        "latin1 needle\n",
+    )
+    .unwrap();
+    fs::write(d.join("red\x1b[31mname"), "escape needle\n").unwrap();
+    std::os::unix::fs::symlink("plain.txt", d.join("link")).unwrap();
+    let fifo = std::ffi::CString::new(d.join("fifo").as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    host
+}
+
+#[test]
+fn moving_out_of_a_mount_carries_what_it_can_and_leaves_and_reports_the_rest() {
+    let h = Home::new();
+    let host = odd_folder();
+    let d = host.path().join("dir");
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    let a = h.c("mv /m/dir /kept").code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    for what in [
+        "$'/m/dir/caf\\xe9.txt': its name is not UTF-8",
+        "$'/m/dir/red\\e[31mname': its name holds control characters",
+        "/m/dir/link: a symlink",
+        "/m/dir/fifo: a fifo, socket or device",
+        "4 entries were not moved; they are still where they were",
+    ] {
+        assert!(err.contains(what), "{what} missing from:\n{err}");
+    }
+    assert!(
+        !err.contains('\x1b'),
+        "a raw escape reached the terminal: {err:?}"
+    );
+    // What arrived is gone from the host; what could not be carried is still there.
+    assert_eq!(
+        h.out("cat /kept/plain.txt /kept/sub/deep.txt"),
+        "plain\ndeep\n"
+    );
+    assert!(!d.join("plain.txt").exists() && !d.join("sub").exists());
+    let mut left: Vec<String> = fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["caf\u{fffd}.txt", "fifo", "link", "red\x1b[31mname"]);
+    // Copying reports the same and changes nothing at the source.
+    h.c("cp -r /m/dir /copy")
+        .code(1)
+        .stderr(contains("4 entries were not copied"));
+    assert_eq!(fs::read_dir(&d).unwrap().count(), 4);
+    // Between the stored tree and a mount, a whole move is whole: a stored folder moves out
+    // with every file, empty ones included, and is gone from the stored tree.
+    h.c("mkdir -p /s/a; echo one > /s/a/1; touch /s/empty; mv /s /m/s")
+        .success();
+    assert_eq!(
+        fs::read_to_string(host.path().join("s/a/1")).unwrap(),
+        "one\n"
+    );
+    assert!(host.path().join("s/empty").exists());
+    h.c("ls /s").code(1);
+    // A symlink or fifo named itself is refused, not copied as something else.
+    for line in ["mv /m/dir/link /x", "mv /m/dir/fifo /x"] {
+        h.c(line)
+            .code(1)
+            .stderr(contains("cannot be moved out of its mount"));
+    }
+    assert!(fs::symlink_metadata(d.join("link")).is_ok());
+}
+
+#[test]
+fn names_in_a_mount_are_shown_escaped_and_can_be_typed_back() {
+    let h = Home::new();
+    let host = odd_folder();
+    let d = host.path().join("dir");
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    let ls = h.out("ls -1 /m/dir");
+    assert_eq!(
+        ls,
+        "$'caf\\xe9.txt'\nfifo\nlink\nplain.txt\n$'red\\e[31mname'\nsub\n"
+    );
+    assert!(h.out("ls -l /m/dir").contains("p "));
+    let find = h.out("find /m/dir");
+    for name in [
+        "$'/m/dir/caf\\xe9.txt'",
+        "/m/dir/fifo",
+        "/m/dir/link",
+        "$'/m/dir/red\\e[31mname'",
+    ] {
+        assert!(
+            find.lines().any(|l| l == name),
+            "{name} missing from:\n{find}"
+        );
+    }
+    assert!(h.out("tree /m/dir").contains("$'red\\e[31mname'"));
+    // grep -r searches them and names them escaped; the fifo is passed over, as by GNU grep.
+    let grep = h.out("grep -r needle /m/dir");
+    assert_eq!(
+        grep,
+        "$'/m/dir/caf\\xe9.txt':latin1 needle\n$'/m/dir/red\\e[31mname':escape needle\n"
+    );
+    // What ls shows can be typed back: read, renamed to a plain name, on the host.
+    assert_eq!(h.out("cat /m/dir/$'caf\\xe9.txt'"), "latin1 needle\n");
+    h.c("cd /m/dir; mv $'caf\\xe9.txt' cafe.txt; mv $'red\\e[31mname' red")
+        .success();
+    assert_eq!(
+        fs::read_to_string(d.join("cafe.txt")).unwrap(),
+        "latin1 needle\n"
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("red")).unwrap(),
+        "escape needle\n"
+    );
+    // No output above held a raw escape.
+    assert!(!format!("{ls}{find}{grep}").contains('\x1b'));
+}
+
+#[test]
+fn the_stored_tree_refuses_names_with_control_characters() {
+    let h = Home::new();
+    for line in [
+        "echo x > $'a\\e]0;title\\x07'",
+        "mkdir $'new\\nline'",
+        "touch $'rtl\\u{202e}gpj.exe'",
+        "echo x > ok; mv ok $'a\\tb'",
+        "echo x > ok; cp ok $'a\\tb'",
+    ] {
+        let a = h.c(line).code(1);
+        let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+        assert!(err.contains("stored names cannot"), "{line}: {err}");
+        assert!(
+            !err.contains('\x1b') && !err.contains('\x07'),
+            "{line}: {err:?}"
+        );
+    }
+    assert_eq!(h.out("ls"), "ok\n");
 }

@@ -325,15 +325,20 @@ fn kind_char(m: &Meta) -> char {
         Kind::Dir => 'd',
         Kind::File => '-',
         Kind::Broken => '?',
+        Kind::Special => 'p',
     }
 }
 
+/// A name as `ls` and `tree` show it: escaped when it holds control characters (a name from
+/// a mount may hold anything), coloured by kind.
 fn paint_name(color: bool, name: &str, m: &Meta) -> String {
+    let name = crate::text::escape(name);
     match m.kind {
-        Kind::Dir if m.mounted => style::paint(color, style::CYAN, name),
-        Kind::Dir => style::paint(color, style::BOLD_BLUE, name),
-        Kind::Broken => style::paint(color, style::BOLD_RED, name),
-        Kind::File => name.to_string(),
+        Kind::Dir if m.mounted => style::paint(color, style::CYAN, &name),
+        Kind::Dir => style::paint(color, style::BOLD_BLUE, &name),
+        Kind::Broken => style::paint(color, style::BOLD_RED, &name),
+        Kind::Special => style::paint(color, style::YELLOW, &name),
+        Kind::File => name.into_owned(),
     }
 }
 
@@ -384,10 +389,15 @@ fn ls(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 ));
             }
         } else if grid {
+            let shown: Vec<String> = entries
+                .iter()
+                .map(|(n, _)| crate::text::escape(n).into_owned())
+                .collect();
             out.push_str(&layout_grid(
                 entries
                     .iter()
-                    .map(|(n, m)| (n.as_str(), paint_name(color, n, m)))
+                    .zip(&shown)
+                    .map(|((n, m), plain)| (plain.as_str(), paint_name(color, n, m)))
                     .collect(),
                 term_width().unwrap_or(80),
             ));
@@ -407,7 +417,7 @@ fn ls(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                     if i > 0 || !files.is_empty() {
                         out.push('\n');
                     }
-                    out.push_str(&format!("{arg}:\n"));
+                    out.push_str(&format!("{}:\n", crate::text::escape(arg)));
                 }
                 let entries: Vec<(String, Meta)> = entries
                     .into_iter()
@@ -494,7 +504,11 @@ fn cd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         Err(e) => bail!("'{}': {}", arg.as_deref().unwrap_or("~"), strip_path(&e)),
     }
     if print {
-        writeln!(ctx.io.stdout, "{}", target.display_tilde())?;
+        writeln!(
+            ctx.io.stdout,
+            "{}",
+            crate::text::escape(&target.display_tilde())
+        )?;
     }
     let old = std::mem::replace(&mut ctx.sh.cwd, target);
     ctx.sh.oldpwd = Some(old);
@@ -504,11 +518,15 @@ fn cd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
 fn pwd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if m.get_flag("physical") {
         match ctx.vfs().host_path(&ctx.sh.cwd) {
-            Some(h) => writeln!(ctx.io.stdout, "{}", h.display())?,
+            Some(h) => writeln!(ctx.io.stdout, "{}", crate::vfs::path::shown_host(&h))?,
             None => bail!("{} is in the stored tree, not in a host mount", ctx.sh.cwd),
         }
     } else {
-        writeln!(ctx.io.stdout, "{}", ctx.sh.cwd)?;
+        writeln!(
+            ctx.io.stdout,
+            "{}",
+            crate::text::escape(&ctx.sh.cwd.to_string())
+        )?;
     }
     Ok(0)
 }
@@ -583,9 +601,19 @@ fn targets(ctx: &Ctx, args: &[String]) -> Result<Vec<(String, VPath, VPath)>> {
 fn mv(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut status = 0;
     for (arg, src, to) in targets(ctx, &strings(m, "paths"))? {
-        if let Err(e) = crate::shell::ops::rename(ctx.sh, &src, &to, &arg) {
-            ctx.warn(e);
-            status = 1;
+        match crate::shell::ops::rename(ctx.sh, &src, &to, &arg) {
+            Ok(left) if left.is_empty() => {}
+            Ok(left) => {
+                for l in &left.0 {
+                    ctx.warn(l);
+                }
+                ctx.warn(left.summary(true));
+                status = 1;
+            }
+            Err(e) => {
+                ctx.warn(e);
+                status = 1;
+            }
         }
     }
     Ok(status)
@@ -601,9 +629,19 @@ fn cp(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             status = 1;
             continue;
         }
-        if let Err(e) = ctx.vfs().copy(&src, &to, recursive) {
-            ctx.warn(format!("cannot copy '{arg}': {e}"));
-            status = 1;
+        match ctx.vfs().copy(&src, &to, recursive) {
+            Ok(left) if left.is_empty() => {}
+            Ok(left) => {
+                for l in &left.0 {
+                    ctx.warn(l);
+                }
+                ctx.warn(left.summary(false));
+                status = 1;
+            }
+            Err(e) => {
+                ctx.warn(format!("cannot copy '{}': {e}", crate::text::escape(&arg)));
+                status = 1;
+            }
         }
     }
     Ok(status)

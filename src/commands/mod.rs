@@ -196,9 +196,12 @@ impl Ctx<'_> {
     pub fn color(&self) -> bool {
         self.sh.hub.color_for(self.io.stdout.is_tty())
     }
-    /// Writes `NAME: msg` to standard error (for per-item errors that do not stop the command).
+    /// Writes `NAME: msg` to standard error (for per-item errors that do not stop the
+    /// command), escaped and cut as [`crate::text::clean_message`] does: a message may carry
+    /// a name from outside.
     pub fn warn(&mut self, msg: impl std::fmt::Display) {
         use std::io::Write;
+        let msg = crate::text::clean_message(&msg.to_string(), crate::text::MESSAGE_MAX);
         let _ = writeln!(self.io.stderr, "{}: {msg}", self.name);
     }
     /// Stops with `Interrupted` once Ctrl-C was pressed.
@@ -222,6 +225,7 @@ pub mod style {
     pub const MAGENTA: &str = "\x1b[35m";
     pub const GREEN: &str = "\x1b[32m";
     pub const BOLD_RED: &str = "\x1b[1;31m";
+    pub const YELLOW: &str = "\x1b[33m";
     pub const DIM: &str = "\x1b[2m";
     pub const BOLD: &str = "\x1b[1m";
 

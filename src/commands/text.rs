@@ -243,13 +243,14 @@ fn head(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         if many {
             writeln!(
                 ctx.io.stdout,
-                "{}==> {name} <==",
+                "{}==> {} <==",
                 if first {
                     ""
                 } else {
                     "
 "
-                }
+                },
+                crate::text::escape(name)
             )?;
             first = false;
         }
@@ -289,13 +290,14 @@ fn tail(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         if many {
             writeln!(
                 ctx.io.stdout,
-                "{}==> {name} <==",
+                "{}==> {} <==",
                 if first {
                     ""
                 } else {
                     "
 "
-                }
+                },
+                crate::text::escape(name)
             )?;
             first = false;
         }
@@ -397,7 +399,7 @@ fn wc(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         if name.is_empty() {
             out.push_str(&format!("{line}\n"));
         } else {
-            out.push_str(&format!("{line} {name}\n"));
+            out.push_str(&format!("{line} {}\n", crate::text::escape(&name)));
         }
     }
     ctx.io.stdout.write_all(out.as_bytes())?;

@@ -162,7 +162,11 @@ fn mounts(ctx: &mut Ctx, _: &ArgMatches) -> Result<i32> {
         } else {
             "  (host directory missing)"
         };
-        out.push_str(&format!("{} -> {}{state}\n", m.vpath, m.host.display()));
+        out.push_str(&format!(
+            "{} -> {}{state}\n",
+            crate::text::escape(&m.vpath.to_string()),
+            crate::vfs::path::shown_host(&m.host)
+        ));
     }
     ctx.io.stdout.write_all(out.as_bytes())?;
     Ok(0)

@@ -21,15 +21,6 @@ pub fn valid_hash(h: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Characters that reorder or hide text (bidirectional overrides and isolates, direction
-/// marks): in a name they make one name look like another.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(
-        c,
-        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
-    )
-}
-
 /// What is wrong with `name` as one file or folder name, if anything.
 pub fn name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
@@ -42,8 +33,10 @@ pub fn name_problem(name: &str) -> Option<&'static str> {
         Some("a name cannot hold control characters (tabs, new lines, escapes)")
     } else if name.contains('\\') || name.contains('/') {
         Some("a name cannot hold '/' or '\\'")
-    } else if name.chars().any(is_bidi_control) {
+    } else if name.chars().any(crate::text::is_bidi_control) {
         Some("a name cannot hold characters that reorder text (bidirectional controls)")
+    } else if name.chars().any(|c| crate::text::raw_byte(c).is_some()) {
+        Some("a name must be UTF-8")
     } else {
         None
     }

@@ -199,13 +199,28 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
     e.register_fn("cp", move |from: &str, to: &str| -> Res<()> {
         let (f, t) = (path_of(&h, from)?, path_of(&h, to)?);
-        h.hub().vfs.copy(&f, &t, true).map_err(|e| vfs_err(from, e))
+        let left = h
+            .hub()
+            .vfs
+            .copy(&f, &t, true)
+            .map_err(|e| vfs_err(from, e))?;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(err(left.describe(false)))
+        }
     });
     let h = host.clone();
     e.register_fn("mv", move |from: &str, to: &str| -> Res<()> {
         let (f, t) = (path_of(&h, from)?, path_of(&h, to)?);
         let mut sh = h.session();
-        crate::shell::ops::rename(&mut sh, &f, &t, from).map_err(|e| err(format!("{e:#}")))
+        let left =
+            crate::shell::ops::rename(&mut sh, &f, &t, from).map_err(|e| err(format!("{e:#}")))?;
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(err(left.describe(true)))
+        }
     });
     let h = host.clone();
     e.register_fn("cwd", move || -> String { h.session().cwd.to_string() });

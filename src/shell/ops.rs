@@ -4,6 +4,7 @@
 //! without asking for recursion.
 
 use super::Session;
+use crate::vfs::carry::Leftovers;
 use crate::vfs::{Kind, VPath, VfsError};
 use anyhow::{bail, Result};
 
@@ -30,17 +31,19 @@ pub fn remove(sh: &Session, p: &VPath, shown: &str, recursive: bool, force: bool
 }
 
 /// Moves `from` to `to` (the full destination path); the working directory follows a
-/// folder it is in.
-pub fn rename(sh: &mut Session, from: &VPath, to: &VPath, shown: &str) -> Result<()> {
-    sh.hub
+/// folder it is in when the folder moved whole. Returns what could not be carried (see
+/// [`crate::vfs::carry`]).
+pub fn rename(sh: &mut Session, from: &VPath, to: &VPath, shown: &str) -> Result<Leftovers> {
+    let left = sh
+        .hub
         .vfs
         .rename(from, to)
         .map_err(|e| anyhow::anyhow!("cannot move '{}': {e}", crate::text::escape(shown)))?;
-    if sh.cwd.starts_with(from) {
+    if sh.cwd.starts_with(from) && !sh.hub.vfs.exists(from) {
         let rest = sh.cwd.strip_prefix(from).unwrap_or(&[]).to_vec();
         sh.cwd = to.join_names(&rest);
     }
-    Ok(())
+    Ok(left)
 }
 
 /// A VFS error's message without the path it starts with (the caller names the path).

@@ -331,6 +331,82 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Reads `$'…'`, the quoting GNU `ls` and Valyxo print names in: `\n`, `\t`, `\r`, `\e`,
+    /// `\\`, `\'`, `\xHH` and `\u{…}` (or `\uHHHH`). `\xHH` from 80 up is a raw byte of a host
+    /// name that is not UTF-8 (see [`crate::text::raw_byte`]), so a name that `ls` shows can
+    /// be typed back as shown.
+    fn ansi_c_quoted(&mut self) -> Result<String, ParseError> {
+        let at = self.pos;
+        self.bump(); // $
+        self.bump(); // '
+        let mut out = String::new();
+        loop {
+            let esc = self.pos;
+            match self.bump() {
+                None => return Err(self.incomplete(at, "unclosed $' quote")),
+                Some('\'') => return Ok(out),
+                Some('\\') => {
+                    let c = match self.bump() {
+                        None => return Err(self.incomplete(at, "unclosed $' quote")),
+                        Some('n') => '\n',
+                        Some('t') => '\t',
+                        Some('r') => '\r',
+                        Some('e' | 'E') => '\u{1b}',
+                        Some('a') => '\u{7}',
+                        Some('x') => {
+                            let hex = self.take_hex(2);
+                            match u8::from_str_radix(&hex, 16) {
+                                Ok(b) if b >= 0x80 => crate::text::raw_char(b),
+                                Ok(b) => char::from(b),
+                                Err(_) => {
+                                    return Err(self.err(esc, "\\x needs one or two hex digits"))
+                                }
+                            }
+                        }
+                        Some('u') => {
+                            let braced = self.peek() == Some('{');
+                            let hex = if braced {
+                                self.bump();
+                                let h = self.take_hex(6);
+                                if self.bump() != Some('}') {
+                                    return Err(self.err(esc, "\\u{…} needs a closing '}'"));
+                                }
+                                h
+                            } else {
+                                self.take_hex(4)
+                            };
+                            match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                                Some(c) => c,
+                                None => {
+                                    return Err(self.err(esc, "\\u needs a character's hex code"))
+                                }
+                            }
+                        }
+                        Some(c @ ('\\' | '\'' | '"' | '?')) => c,
+                        Some(c) => {
+                            out.push('\\'); // as in bash, an unknown escape is kept
+                            c
+                        }
+                    };
+                    if c == '\0' {
+                        return Err(self.err(esc, "a NUL cannot be part of a word"));
+                    }
+                    out.push(c);
+                }
+                Some(c) => out.push(c),
+            }
+        }
+    }
+
+    /// Up to `max` hex digits.
+    fn take_hex(&mut self, max: usize) -> String {
+        let mut h = String::new();
+        while h.len() < max && self.peek().is_some_and(|c| c.is_ascii_hexdigit()) {
+            h.extend(self.bump());
+        }
+        h
+    }
+
     fn word(&mut self) -> Result<Word, ParseError> {
         let start = self.pos;
         let mut parts: Vec<Part> = Vec::new();
@@ -433,6 +509,18 @@ impl<'a> Lexer<'a> {
                     if !any {
                         push_lit(&mut parts, "", true);
                     }
+                    self.classes.push((
+                        Span {
+                            start: at,
+                            end: self.pos,
+                        },
+                        Class::Quoted,
+                    ));
+                }
+                '$' if self.peek_at(1) == Some('\'') => {
+                    let at = self.pos;
+                    let text = self.ansi_c_quoted()?;
+                    push_lit(&mut parts, &text, true);
                     self.classes.push((
                         Span {
                             start: at,
@@ -853,6 +941,32 @@ mod tests {
         );
         assert_eq!(words("echo ~ ~/x a~")[3], vec![lit("a~", false)]);
         assert_eq!(words("echo $ 5$")[1], vec![lit("$", false)]);
+    }
+
+    #[test]
+    fn ansi_c_quoting_reads_back_what_names_are_shown_as() {
+        assert_eq!(
+            words(r"echo $'a\e[31mb' x$'\t'y $'it\'s' $'\u{202e}\u00e9' $'\z'")[1..],
+            [
+                vec![lit("a\u{1b}[31mb", true)],
+                vec![lit("x", false), lit("\t", true), lit("y", false)],
+                vec![lit("it's", true)],
+                vec![lit("\u{202e}é", true)],
+                vec![lit("\\z", true)],
+            ]
+        );
+        // What `escape` prints comes back as the same name, raw bytes included.
+        for name in [
+            "a\u{1b}]0;title\u{7}".to_string(),
+            format!("caf{}.txt", crate::text::raw_char(0xe9)),
+            "two\nlines it's".to_string(),
+        ] {
+            let shown = crate::text::escape(&name).into_owned();
+            assert_eq!(words(&format!("echo {shown}"))[1], vec![lit(&name, true)]);
+        }
+        assert!(parse("echo $'open").unwrap_err().incomplete);
+        assert!(parse(r"echo $'\x'").is_err());
+        assert!(parse(r"echo $'\x00'").is_err());
     }
 
     #[test]

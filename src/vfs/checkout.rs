@@ -422,7 +422,11 @@ fn scan(
     let rd = std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for ent in rd {
         let ent = ent.with_context(|| format!("cannot read {}", dir.display()))?;
-        let shown = crate::text::escape(&ent.file_name().to_string_lossy()).into_owned();
+        let shown = {
+            let mut whole = rel.clone();
+            whole.push(vpath::host_name(&ent.file_name()).unwrap_or_default());
+            crate::text::escape(&whole.join("/")).into_owned()
+        };
         let name = match vpath::host_name(&ent.file_name()) {
             Ok(n) => n,
             Err(e) => {
@@ -430,6 +434,10 @@ fn scan(
                 continue;
             }
         };
+        if let Some(why) = vpath::stored_problem(&name) {
+            report.skipped.push(format!("{shown}: {why}"));
+            continue;
+        }
         let ft = ent.file_type()?;
         rel.push(name);
         let r = rel.join("/");

@@ -1,6 +1,7 @@
 //! The virtual filesystem: a stored tree in SQLite with content-addressed blobs, plus host
 //! directories mounted into it as jails.
 
+pub mod carry;
 pub mod checkout;
 pub mod path;
 mod stored;
@@ -67,6 +68,8 @@ pub enum Kind {
     File,
     /// A symlink inside a mount whose target cannot be reached from inside the jail.
     Broken,
+    /// A fifo, socket or device inside a mount: listed, never read as a file.
+    Special,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +123,9 @@ pub struct WalkEntry {
     /// Known for stored entries; `None` where finding it would cost a host `stat`.
     pub size: Option<u64>,
     pub file: Option<FileRef>,
+    /// A symlink inside a mount (its kind is what it leads to). The walk never goes into a
+    /// linked folder, and a copy does not carry links.
+    pub link: bool,
 }
 
 enum Loc {
@@ -136,7 +142,7 @@ fn rel_path(names: &[String]) -> PathBuf {
     if names.is_empty() {
         PathBuf::from(".")
     } else {
-        names.iter().collect()
+        names.iter().map(|n| path::host_os(n)).collect()
     }
 }
 
@@ -187,8 +193,14 @@ fn host_meta(m: &cap_std::fs::Metadata) -> Meta {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     Meta {
-        kind: if m.is_dir() { Kind::Dir } else { Kind::File },
-        size: if m.is_dir() { 0 } else { m.len() },
+        kind: if m.is_dir() {
+            Kind::Dir
+        } else if m.is_file() {
+            Kind::File
+        } else {
+            Kind::Special
+        },
+        size: if m.is_file() { m.len() } else { 0 },
         mtime_ms,
         mounted: true,
     }
@@ -552,10 +564,12 @@ impl Vfs {
                 let mut out = Vec::new();
                 for ent in rd {
                     let ent = ent.map_err(|e| host_err(p, e))?;
+                    // Every name can be held (one that is not UTF-8 through stand-ins), so
+                    // nothing in the folder is hidden.
                     let Ok(name) = path::host_name(&ent.file_name()) else {
-                        continue; // names that are not UTF-8 cannot be addressed; skip them
+                        continue;
                     };
-                    let child_rel = rel.join(&name);
+                    let child_rel = rel.join(ent.file_name());
                     let meta = match dir.metadata(&child_rel) {
                         Ok(md) => host_meta(&md),
                         Err(_) => Meta {
@@ -658,80 +672,6 @@ impl Vfs {
         }
     }
 
-    /// Moves `from` to `to` (the full destination path).
-    pub fn rename(&self, from: &VPath, to: &VPath) -> VResult<()> {
-        if from.is_root() || self.mount_at(from).is_some() {
-            return Err(VfsError::Invalid(format!(
-                "{from}: cannot move the root or a mount point"
-            )));
-        }
-        if to.starts_with(from) && to != from {
-            return Err(VfsError::Invalid(format!(
-                "cannot move '{from}' into itself ('{to}')"
-            )));
-        }
-        match (self.locate(from), self.locate(to)) {
-            (Loc::Stored, Loc::Stored) => self.stored_tx(|tx| stored::rename(tx, from, to)),
-            (Loc::Mounted(a, ra), Loc::Mounted(b, rb)) if Arc::ptr_eq(&a, &b) => {
-                guard_home(self, from, &a, &ra)?;
-                guard_home(self, to, &b, &rb)?;
-                let dir = a.dir()?;
-                dir.rename(&ra, dir, &rb).map_err(|e| host_err(from, e))
-            }
-            _ => {
-                // Across the stored tree and a mount, or between mounts: copy, then remove.
-                self.copy(from, to, true)?;
-                self.remove(from, true)
-            }
-        }
-    }
-
-    /// Copies `from` to `to` (the full destination path). Directories need `recursive`.
-    pub fn copy(&self, from: &VPath, to: &VPath, recursive: bool) -> VResult<()> {
-        let meta = self.stat(from)?;
-        if meta.kind == Kind::Dir && !recursive {
-            return Err(VfsError::IsDir(format!(
-                "{from} (use -r to copy directories)"
-            )));
-        }
-        if meta.kind == Kind::Dir && to.starts_with(from) {
-            return Err(VfsError::Invalid(format!(
-                "cannot copy '{from}' into itself ('{to}')"
-            )));
-        }
-        if let (Loc::Stored, Loc::Stored) = (self.locate(from), self.locate(to)) {
-            let under_mount = {
-                let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
-                mounts.iter().any(|m| m.vpath.starts_with(from))
-            };
-            if !under_mount {
-                // Content-addressed: a stored copy only adds tree rows that share the blobs.
-                return self.stored_tx(|tx| stored::copy(tx, from, to));
-            }
-        }
-        if meta.kind == Kind::File {
-            let data = self.read(from)?;
-            return self.write(to, &data);
-        }
-        self.mkdir(to, false).or_else(|e| match e {
-            VfsError::Exists(_) if self.is_dir(to) => Ok(()),
-            e => Err(e),
-        })?;
-        for ent in self.walk(from)? {
-            let rel = ent.path.strip_prefix(from).unwrap_or(&[]).to_vec();
-            let dst = to.join_names(&rel);
-            match (&ent.kind, &ent.file) {
-                (Kind::Dir, _) => self.mkdir(&dst, true)?,
-                (Kind::File, Some(r)) => {
-                    let data = self.read_ref(&ent.path, r)?;
-                    self.write(&dst, &data)?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
     /// Lists everything below `root` (not `root` itself), parents before children, crossing
     /// into mounts. Symlinks inside mounts are followed only to files inside the jail.
     pub fn walk(&self, root: &VPath) -> VResult<Vec<WalkEntry>> {
@@ -768,6 +708,7 @@ impl Vfs {
                         kind,
                         size: Some(size),
                         file: hash.map(|hash| FileRef::Stored { hash }),
+                        link: false,
                     });
                     if !go_on || (is_mount && !self.walk_with(&path, f)?) {
                         return Ok(false);
@@ -960,7 +901,7 @@ pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
     if len > max {
         return Err(VfsError::Invalid(format!(
             "{p}: {len} bytes is more than the stored tree takes ({}; setting \
-             vfs.max_file_size); mount its host directory instead",
+             vfs.max_file_size); keep files this large in a mounted host directory",
             crate::budget::human(max as usize)
         )));
     }
@@ -984,25 +925,32 @@ fn walk_host(
         .map(|e| (e.file_name(), e))
         .collect();
     ents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (name, ent) in ents {
-        let Ok(name) = path::host_name(&name) else {
+    for (raw, ent) in ents {
+        let Ok(name) = path::host_name(&raw) else {
             continue;
         };
         let Ok(vpath) = vbase.join(&name) else {
             continue;
         };
         let child_rel = if rel == Path::new(".") {
-            PathBuf::from(&name)
+            PathBuf::from(&raw)
         } else {
-            rel.join(&name)
+            rel.join(&raw)
         };
         let Ok(ft) = ent.file_type() else { continue };
-        if ft.is_dir() {
+        let mounted = |rel: PathBuf| {
+            Some(FileRef::Mounted {
+                mount: m.clone(),
+                rel,
+            })
+        };
+        let entry = if ft.is_dir() {
             let go_on = f(WalkEntry {
                 path: vpath.clone(),
                 kind: Kind::Dir,
                 size: None,
                 file: None,
+                link: false,
             });
             if !go_on {
                 return false;
@@ -1011,37 +959,52 @@ fn walk_host(
             if !walk_host(m, dir, &child, &vpath, &child_rel, f) {
                 return false;
             }
+            continue;
         } else if ft.is_file() {
             // No stat per file: the size is learnt when the file is read.
-            let go_on = f(WalkEntry {
+            WalkEntry {
                 path: vpath,
                 kind: Kind::File,
                 size: None,
-                file: Some(FileRef::Mounted {
-                    mount: m.clone(),
-                    rel: child_rel,
-                }),
-            });
-            if !go_on {
-                return false;
+                file: mounted(child_rel),
+                link: false,
             }
         } else if ft.is_symlink() {
-            // Follow only to a regular file inside the jail; never descend through links.
-            if let Ok(md) = dir.metadata(&child_rel) {
-                let go_on = !md.is_file()
-                    || f(WalkEntry {
-                        path: vpath,
-                        kind: Kind::File,
-                        size: Some(md.len()),
-                        file: Some(FileRef::Mounted {
-                            mount: m.clone(),
-                            rel: child_rel,
-                        }),
-                    });
-                if !go_on {
-                    return false;
-                }
+            // Followed only to a file inside the jail; never into a folder.
+            match dir.metadata(&child_rel) {
+                Ok(md) if md.is_file() => WalkEntry {
+                    path: vpath,
+                    kind: Kind::File,
+                    size: Some(md.len()),
+                    file: mounted(child_rel),
+                    link: true,
+                },
+                Ok(md) => WalkEntry {
+                    path: vpath,
+                    kind: host_meta(&md).kind,
+                    size: None,
+                    file: None,
+                    link: true,
+                },
+                Err(_) => WalkEntry {
+                    path: vpath,
+                    kind: Kind::Broken,
+                    size: None,
+                    file: None,
+                    link: true,
+                },
             }
+        } else {
+            WalkEntry {
+                path: vpath,
+                kind: Kind::Special,
+                size: None,
+                file: None,
+                link: false,
+            }
+        };
+        if !f(entry) {
+            return false;
         }
     }
     true

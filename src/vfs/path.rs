@@ -130,8 +130,8 @@ pub fn validate_name(name: &str) -> Result<(), PathError> {
     if name == "." || name == ".." || name.contains('/') {
         return Err(PathError::BadName(name.to_string()));
     }
-    if name.len() > MAX_NAME {
-        let mut end = 32;
+    if host_len(name) > MAX_NAME {
+        let mut end = 32.min(name.len());
         while !name.is_char_boundary(end) {
             end -= 1;
         }
@@ -183,14 +183,85 @@ pub fn normalize(cwd: &VPath, input: &str) -> Result<VPath, PathError> {
     Ok(VPath(names))
 }
 
-/// Converts a host file name to a VFS name, refusing names that are not valid UTF-8.
+/// The length in bytes of `name` on the host: a stand-in for a raw byte counts as one.
+fn host_len(name: &str) -> usize {
+    name.chars()
+        .map(|c| match crate::text::raw_byte(c) {
+            Some(_) => 1,
+            None => c.len_utf8(),
+        })
+        .sum()
+}
+
+/// Converts a host file name to a VFS name. Every name can be held: the bytes of a name that
+/// are not UTF-8 become stand-in characters ([`crate::text::raw_char`]) that [`host_os`]
+/// turns back into the same bytes, so such a file can be listed, searched, renamed and
+/// removed in a mount, and is shown escaped. (A real character from the stand-ins' range is
+/// kept the same way, byte by byte, so the mapping is exact both ways.)
 pub fn host_name(name: &std::ffi::OsStr) -> Result<String, PathError> {
-    match name.to_str() {
-        Some(s) => {
-            validate_name(s)?;
-            Ok(s.to_string())
+    let s = host_string(name);
+    validate_name(&s)?;
+    Ok(s)
+}
+
+/// A host path as the terminal may show it: escaped, bytes that are not UTF-8 as `\xHH`.
+pub fn shown_host(p: &std::path::Path) -> String {
+    crate::text::escape(&host_string(p.as_os_str())).into_owned()
+}
+
+/// Host bytes as a string, through stand-ins where they are not UTF-8 (see [`host_name`]).
+fn host_string(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = name.as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(s) if !s.chars().any(|c| crate::text::raw_byte(c).is_some()) => s.to_string(),
+        _ => {
+            let mut s = String::with_capacity(bytes.len() * 2);
+            for chunk in bytes.utf8_chunks() {
+                for c in chunk.valid().chars() {
+                    if crate::text::raw_byte(c).is_some() {
+                        let mut b = [0; 4];
+                        s.extend(c.encode_utf8(&mut b).bytes().map(crate::text::raw_char));
+                    } else {
+                        s.push(c);
+                    }
+                }
+                s.extend(chunk.invalid().iter().map(|&b| crate::text::raw_char(b)));
+            }
+            s
         }
-        None => Err(PathError::InvalidUtf8(name.to_string_lossy().into_owned())),
+    }
+}
+
+/// The host file name a VFS name stands for (the inverse of [`host_name`]).
+pub fn host_os(name: &str) -> std::borrow::Cow<'_, std::ffi::OsStr> {
+    use std::os::unix::ffi::OsStringExt;
+    if !name.chars().any(|c| crate::text::raw_byte(c).is_some()) {
+        return std::borrow::Cow::Borrowed(std::ffi::OsStr::new(name));
+    }
+    let mut bytes = Vec::with_capacity(name.len());
+    for c in name.chars() {
+        match crate::text::raw_byte(c) {
+            Some(b) => bytes.push(b),
+            None => bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    std::borrow::Cow::Owned(std::ffi::OsString::from_vec(bytes))
+}
+
+/// Why the stored tree cannot take `name`, if it cannot: the stored tree holds UTF-8 names
+/// free of control characters and of characters that reorder text (names a mount may hold,
+/// and shows escaped).
+pub fn stored_problem(name: &str) -> Option<&'static str> {
+    if name.chars().any(|c| crate::text::raw_byte(c).is_some()) {
+        Some("its name is not UTF-8, and stored names are")
+    } else if name.chars().any(crate::text::is_unsafe) {
+        Some(
+            "its name holds control characters (tabs, new lines, escapes) or characters that \
+             reorder text, which stored names cannot",
+        )
+    } else {
+        None
     }
 }
 
@@ -201,6 +272,29 @@ mod tests {
 
     fn p(s: &str) -> VPath {
         VPath::parse_absolute(s).unwrap()
+    }
+
+    #[test]
+    fn host_names_that_are_not_utf8_go_there_and_back() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        for raw in [
+            &b"caf\xe9.txt"[..],
+            b"\xff\xfe",
+            "plain ☕".as_bytes(),
+            // A real character from the stand-ins' own range.
+            "\u{10ff90}x".as_bytes(),
+            &[b'a'; 255],
+            &[0xff; 255],
+        ] {
+            let name = host_name(OsStr::from_bytes(raw)).unwrap();
+            assert_eq!(host_os(&name).as_bytes(), raw);
+        }
+        let name = host_name(OsStr::from_bytes(b"caf\xe9")).unwrap();
+        assert_eq!(crate::text::escape(&name), "$'caf\\xe9'");
+        assert!(stored_problem(&name).unwrap().contains("UTF-8"));
+        assert!(stored_problem("a\u{1b}[31m").is_some());
+        assert!(stored_problem("naïve.txt").is_none());
     }
 
     #[test]

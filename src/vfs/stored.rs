@@ -135,6 +135,19 @@ pub(super) fn write_file(conn: &Connection, p: &VPath, data: &[u8], append: bool
     write_in(conn, parent.id, p, data, append)
 }
 
+/// Refuses a name the stored tree does not take ([`super::path::stored_problem`]): control
+/// characters could drive a terminal, and characters that reorder text disguise a name.
+/// Such names can exist in a mount, where they are shown escaped.
+pub(super) fn check_name(p: &VPath) -> VResult<()> {
+    match super::path::stored_problem(p.name().unwrap_or_default()) {
+        Some(why) => Err(VfsError::Invalid(format!(
+            "{}: {why}",
+            crate::text::escape(&p.to_string())
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Writes the file `p` whose parent directory is the node `parent`.
 pub(super) fn write_in(
     conn: &Connection,
@@ -171,6 +184,7 @@ pub(super) fn write_in(
             Ok(())
         }
         None => {
+            check_name(p)?;
             let hash = put_blob(conn, data)?;
             conn.prepare_cached(
                 "INSERT INTO nodes (parent, name, kind, hash, size, mtime) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
@@ -201,6 +215,7 @@ pub(super) fn set_file(conn: &Connection, p: &VPath, hash: &[u8], size: u64) -> 
             Ok(())
         }
         None => {
+            check_name(p)?;
             conn.prepare_cached(
                 "INSERT INTO nodes (parent, name, kind, hash, size, mtime) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
             )?
@@ -255,6 +270,7 @@ pub(super) fn mkdir(conn: &Connection, p: &VPath, parents: bool) -> VResult<i64>
                         VPath::root().join_names(&names[..i + 1]).to_string(),
                     ));
                 }
+                check_name(&here)?;
                 let now = now_ms();
                 conn.prepare_cached(
                     "INSERT INTO nodes (parent, name, kind, size, mtime) VALUES (?1, ?2, 0, 0, ?3)",
@@ -326,6 +342,7 @@ pub(super) fn remove(conn: &Connection, p: &VPath, recursive: bool) -> VResult<(
 }
 
 pub(super) fn rename(conn: &Connection, from: &VPath, to: &VPath) -> VResult<()> {
+    check_name(to)?;
     let n = require(conn, from)?;
     let to_parent = to.parent().ok_or_else(|| VfsError::Exists("/".into()))?;
     let parent = require_dir(conn, &to_parent)?;

@@ -191,8 +191,8 @@ impl Write for FileWriter {
                         io::ErrorKind::FileTooLarge,
                         format!(
                             "{}: more than the stored tree takes ({}; setting \
-                             vfs.max_file_size), so nothing was written to it (mount a host \
-                             directory for output this large)",
+                             vfs.max_file_size), so nothing was written to it; keep files \
+                             this large in a mounted host directory",
                             self.path,
                             crate::budget::human(max as usize)
                         ),

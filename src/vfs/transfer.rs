@@ -57,12 +57,15 @@ enum HostItem {
     File(Vec<String>, PathBuf),
 }
 
-/// Lists a host tree without following symlinks; names that cannot be VFS names are skipped.
+/// Lists a host tree without following symlinks. Each entry that is not carried is reported:
+/// symlinks, special files, and, when the destination is the stored tree (`stored`), names
+/// it does not take.
 fn scan_host(
     root: &Path,
     rel: &mut Vec<String>,
     out: &mut Vec<HostItem>,
     report: &mut Report,
+    stored: bool,
 ) -> Result<()> {
     let dir = root.join(rel.iter().collect::<PathBuf>());
     let mut ents: Vec<_> = std::fs::read_dir(&dir)
@@ -72,13 +75,18 @@ fn scan_host(
     ents.sort_by_key(|e| e.file_name());
     for ent in ents {
         let hp = ent.path();
+        let shown = || path::shown_host(&hp);
         let name = match path::host_name(&ent.file_name()) {
             Ok(n) => n,
             Err(e) => {
-                report.skipped.push(format!("{}: {e}", hp.display()));
+                report.skipped.push(format!("{}: {e}", shown()));
                 continue;
             }
         };
+        if let Some(why) = stored.then(|| path::stored_problem(&name)).flatten() {
+            report.skipped.push(format!("{}: {why}", shown()));
+            continue;
+        }
         let ft = ent
             .file_type()
             .with_context(|| format!("cannot stat {}", hp.display()))?;
@@ -86,16 +94,17 @@ fn scan_host(
         if ft.is_symlink() {
             report
                 .skipped
-                .push(format!("{}: symlinks are not imported", hp.display()));
+                .push(format!("{}: symlinks are not imported", shown()));
         } else if ft.is_dir() {
             out.push(HostItem::Dir(rel.clone()));
-            scan_host(root, rel, out, report)?;
+            scan_host(root, rel, out, report, stored)?;
         } else if ft.is_file() {
             out.push(HostItem::File(rel.clone(), hp));
         } else {
-            report
-                .skipped
-                .push(format!("{}: not a regular file", hp.display()));
+            report.skipped.push(format!(
+                "{}: a fifo, socket or device, which is not imported",
+                shown()
+            ));
         }
         rel.pop();
     }
@@ -113,22 +122,20 @@ pub fn import(
     let md = std::fs::metadata(src).with_context(|| format!("cannot read {}", src.display()))?;
     let mut report = Report::default();
     if md.is_file() {
-        let data = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
         if let Some(parent) = dst.parent() {
             vfs.mkdir(&parent, true)?;
         }
-        vfs.write(dst, &data)?;
+        report.bytes = stream_in(vfs, src, dst)?;
         report.files = 1;
-        report.bytes = data.len() as u64;
         return Ok(report);
     }
     if !md.is_dir() {
         bail!("{}: not a regular file or directory", src.display());
     }
-    let mut items = Vec::new();
-    scan_host(src, &mut Vec::new(), &mut items, &mut report)?;
-    progress.set_length(items.len() as u64 + 1);
     let stored = vfs.mount_of(dst).is_none();
+    let mut items = Vec::new();
+    scan_host(src, &mut Vec::new(), &mut items, &mut report, stored)?;
+    progress.set_length(items.len() as u64 + 1);
     match vfs.stat(dst) {
         Ok(m) if m.kind != Kind::Dir => return Err(VfsError::NotDir(dst.to_string()).into()),
         Ok(_) => {}
@@ -145,6 +152,16 @@ pub fn import(
                 report.files
             );
         }
+        if let HostItem::File(rel, hp) = &items[i] {
+            let large = std::fs::metadata(hp).is_ok_and(|m| m.len() >= STREAM_FROM);
+            if large || !stored {
+                stream_in(vfs, hp, &dst.join_names(rel))?;
+                count(&mut report, &items[i]);
+                progress.inc(1);
+                i += 1;
+                continue;
+            }
+        }
         if stored {
             // One transaction per chunk: fast, and every finished chunk is committed.
             let mut bytes = 0usize;
@@ -154,6 +171,9 @@ pub fn import(
                     match &items[i] {
                         HostItem::Dir(rel) => b.mkdir_all(&dst.join_names(rel))?,
                         HostItem::File(rel, hp) => {
+                            if std::fs::metadata(hp).is_ok_and(|m| m.len() >= STREAM_FROM) {
+                                break; // streamed on its own, next round
+                            }
                             let data = std::fs::read(hp)
                                 .map_err(|e| VfsError::Io(hp.display().to_string(), e))?;
                             bytes += data.len();
@@ -170,13 +190,8 @@ pub fn import(
             progress.inc((i - start) as u64);
         } else {
             let it = &items[i];
-            match it {
-                HostItem::Dir(rel) => vfs.mkdir(&dst.join_names(rel), true)?,
-                HostItem::File(rel, hp) => {
-                    let data = std::fs::read(hp)
-                        .with_context(|| format!("cannot read {}", hp.display()))?;
-                    vfs.write(&dst.join_names(rel), &data)?;
-                }
+            if let HostItem::Dir(rel) = it {
+                vfs.mkdir(&dst.join_names(rel), true)?;
             }
             count(&mut report, it);
             progress.inc(1);
@@ -184,6 +199,22 @@ pub fn import(
         }
     }
     Ok(report)
+}
+
+/// Files at least this large are streamed into the VFS on their own rather than read whole
+/// into a chunk.
+const STREAM_FROM: u64 = 8 << 20;
+
+/// Copies the host file `hp` to the VFS file `to` a piece at a time; returns its size.
+fn stream_in(vfs: &Vfs, hp: &Path, to: &VPath) -> Result<u64> {
+    let mut f = std::fs::File::open(hp).with_context(|| format!("cannot read {}", hp.display()))?;
+    let mut w = vfs.writer(to, false)?;
+    let n = std::io::copy(&mut f, &mut w).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => anyhow::anyhow!("{e}"),
+        _ => anyhow::anyhow!("cannot copy {} to {to}: {e}", hp.display()),
+    })?;
+    w.commit(vfs)?;
+    Ok(n)
 }
 
 fn count(report: &mut Report, it: &HostItem) {
@@ -252,7 +283,13 @@ fn export_filtered(
     // Check every file before writing any, so a refused export changes nothing.
     for ent in &entries {
         if ent.kind == Kind::File {
-            let rel: PathBuf = ent.path.strip_prefix(src).unwrap_or(&[]).iter().collect();
+            let rel: PathBuf = ent
+                .path
+                .strip_prefix(src)
+                .unwrap_or(&[])
+                .iter()
+                .map(|n| path::host_os(n))
+                .collect();
             in_the_way(&dst.join(rel))?;
         }
     }
@@ -267,9 +304,19 @@ fn export_filtered(
                 report.files
             );
         }
-        let rel: PathBuf = ent.path.strip_prefix(src).unwrap_or(&[]).iter().collect();
+        let rel: PathBuf = ent
+            .path
+            .strip_prefix(src)
+            .unwrap_or(&[])
+            .iter()
+            .map(|n| path::host_os(n))
+            .collect();
         let target = dst.join(rel);
         match (ent.kind, &ent.file) {
+            _ if ent.link => report.skipped.push(format!(
+                "{}: a symlink, which is not exported",
+                crate::text::escape(&ent.path.to_string())
+            )),
             (Kind::Dir, _) => {
                 std::fs::create_dir_all(&target)
                     .with_context(|| format!("cannot create {}", target.display()))?;
@@ -282,9 +329,10 @@ fn export_filtered(
                 report.files += 1;
                 report.bytes += data.len() as u64;
             }
-            _ => report
-                .skipped
-                .push(format!("{}: not a regular file", ent.path)),
+            _ => report.skipped.push(format!(
+                "{}: not a regular file",
+                crate::text::escape(&ent.path.to_string())
+            )),
         }
         progress.inc(1);
     }
