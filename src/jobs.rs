@@ -261,15 +261,19 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
     };
     // Dropping `done` wakes the flusher at once when the job ends.
     let (done, ended) = std::sync::mpsc::channel::<()>();
+    let sink = std::sync::Mutex::new(&mut sink);
     let status = std::thread::scope(|s| {
-        let flusher = s.spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                ended.recv_timeout(FLUSH_EVERY)
-            {
-                sink.drain();
-            }
-            sink
-        });
+        // Without this thread (none could be made) the output is stored when the job ends.
+        let shared = &sink;
+        let _flusher = std::thread::Builder::new()
+            .name("job-output".into())
+            .spawn_scoped(s, move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    ended.recv_timeout(FLUSH_EVERY)
+                {
+                    shared.lock().unwrap_or_else(|e| e.into_inner()).drain();
+                }
+            });
         let mut io = Io {
             stdin: Input::Null,
             stdout: Output::Capture(cap.clone()),
@@ -286,10 +290,9 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
                 });
         drop(io);
         drop(done);
-        let mut sink = flusher.join().expect("the flusher does not panic");
-        sink.drain();
         status
     });
+    sink.into_inner().unwrap_or_else(|e| e.into_inner()).drain();
     let state = if token.load(Ordering::Relaxed) {
         State::Killed
     } else if status == 0 {

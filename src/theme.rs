@@ -823,10 +823,7 @@ impl Theme {
             let part = match piece {
                 Piece::Text(t) => ("prompt.text", t.to_string()),
                 Piece::Field("app") => ("prompt.app", "valyxo".to_string()),
-                Piece::Field("cwd") => (
-                    "prompt.cwd",
-                    crate::text::escape(info.cwd).into_owned(),
-                ),
+                Piece::Field("cwd") => ("prompt.cwd", crate::text::escape(info.cwd).into_owned()),
                 Piece::Field("status") if info.status != 0 => (
                     "prompt.status",
                     fill(&self.status_format, |_| Some(info.status.to_string())),

@@ -226,6 +226,36 @@ fn text_commands() {
     assert_eq!(h.out("echo -n x; echo y"), "xy\n");
 }
 
+/// A reader that stops early (`head -1`) ends a recursive grep over a large tree: the walker
+/// that lists files must not wait forever for workers that have stopped.
+#[test]
+fn grep_into_a_reader_that_stops_early_ends() {
+    let h = Home::new();
+    let host = common::host_dir();
+    for d in 0..40 {
+        let dir = host.path().join(format!("d{d:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..100 {
+            std::fs::write(dir.join(format!("f{f:03}")), format!("needle {d} {f}\n")).unwrap();
+        }
+    }
+    let hp = host.path().display().to_string();
+    h.c(&format!("import {hp} /src && mount {hp} /m")).success();
+    for root in ["/src", "/m"] {
+        let a = h
+            .cmd()
+            .arg("-c")
+            .arg(format!("grep -r needle {root} | head -1"))
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .success();
+        assert_eq!(
+            String::from_utf8_lossy(&a.get_output().stdout),
+            format!("{root}/d00/f000:needle 0 0\n")
+        );
+    }
+}
+
 #[test]
 fn grep_flags_over_stored_and_mounted_trees() {
     let h = Home::new();

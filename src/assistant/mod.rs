@@ -126,18 +126,21 @@ pub fn chat_stoppable(
     let (tx, rx) = mpsc::channel();
     let quit = Arc::new(AtomicBool::new(false));
     let quitting = Arc::clone(&quit);
-    std::thread::spawn(move || {
-        let piece_tx = tx.clone();
-        let result = client.chat(&messages, |piece| {
-            if quitting.load(Ordering::Relaxed) {
-                bail!("stopped");
-            }
-            piece_tx
-                .send(Msg::Piece(piece.to_string()))
-                .map_err(|_| anyhow!("nobody is reading the answer"))
-        });
-        let _ = tx.send(Msg::End(result));
-    });
+    std::thread::Builder::new()
+        .name("assistant".into())
+        .spawn(move || {
+            let piece_tx = tx.clone();
+            let result = client.chat(&messages, |piece| {
+                if quitting.load(Ordering::Relaxed) {
+                    bail!("stopped");
+                }
+                piece_tx
+                    .send(Msg::Piece(piece.to_string()))
+                    .map_err(|_| anyhow!("nobody is reading the answer"))
+            });
+            let _ = tx.send(Msg::End(result));
+        })
+        .map_err(|e| anyhow!("cannot start a thread for the answer: {e}"))?;
     let mut received = String::new();
     let broken = |message: String, partial: &str| -> anyhow::Error {
         Broken {

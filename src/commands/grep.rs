@@ -276,51 +276,65 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     // so walking a tree and searching it overlap. Workers send one message per chunk holding
     // only the files that produced output: thousands of files cost few wake-ups.
     let (job_tx, job_rx) = mpsc::sync_channel::<(usize, Vec<Job>)>(threads * 4);
-    let job_rx = Mutex::new(job_rx);
+    // Shared by the workers alone: when the last one ends (the reader of the output went
+    // away, or the work is done), the walker's next send fails and it stops too.
+    let job_rx = std::sync::Arc::new(Mutex::new(job_rx));
     let (tx, rx) = mpsc::channel::<(usize, Vec<Outcome>)>();
     let mut printed_err: Vec<String> = Vec::new();
     let token = crate::signals::current();
     let result: Result<()> = std::thread::scope(|s| {
         let t = token.clone();
-        let walker = s.spawn(move || {
-            crate::signals::adopt(t);
-            walk_targets(vfs, targets, hidden, job_tx)
-        });
+        let walker = std::thread::Builder::new()
+            .name("grep-walk".into())
+            .spawn_scoped(s, move || {
+                crate::signals::adopt(t);
+                walk_targets(vfs, targets, hidden, job_tx)
+            })
+            .map_err(|e| anyhow::anyhow!("cannot start a thread to search with: {e}"))?;
+        let mut workers = 0;
         for _ in 0..threads {
             let tx = tx.clone();
-            let (matcher, opts, job_rx) = (matcher.clone(), &opts, &job_rx);
+            let (matcher, opts, job_rx) = (matcher.clone(), &opts, job_rx.clone());
             let t = token.clone();
-            s.spawn(move || {
-                crate::signals::adopt(t);
-                let mut searchers = Searchers {
-                    whole: searcher(opts, true),
-                    stream: searcher(opts, false),
-                    reader: vfs.ref_reader(),
-                };
-                loop {
-                    let next = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((id, jobs)) = next else { break };
-                    if crate::signals::interrupted() {
-                        break;
-                    }
-                    let mut done = Vec::new();
-                    for (name, p, r) in &jobs {
-                        let o = search_file(&matcher, &mut searchers, name, p, r, opts);
-                        if o.matched
-                            || o.error.is_some()
-                            || !o.out.is_empty()
-                            || o.binary_match.is_some()
-                        {
-                            done.push(o);
+            let started = std::thread::Builder::new()
+                .name("grep".into())
+                .spawn_scoped(s, move || {
+                    crate::signals::adopt(t);
+                    let mut searchers = Searchers {
+                        whole: searcher(opts, true),
+                        stream: searcher(opts, false),
+                        reader: vfs.ref_reader(),
+                    };
+                    loop {
+                        let next = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((id, jobs)) = next else { break };
+                        if crate::signals::interrupted() {
+                            break;
+                        }
+                        let mut done = Vec::new();
+                        for (name, p, r) in &jobs {
+                            let o = search_file(&matcher, &mut searchers, name, p, r, opts);
+                            if o.matched
+                                || o.error.is_some()
+                                || !o.out.is_empty()
+                                || o.binary_match.is_some()
+                            {
+                                done.push(o);
+                            }
+                        }
+                        if tx.send((id, done)).is_err() {
+                            break;
                         }
                     }
-                    if tx.send((id, done)).is_err() {
-                        break;
-                    }
-                }
-            });
+                });
+            workers += usize::from(started.is_ok());
         }
         drop(tx);
+        drop(job_rx);
+        if workers == 0 {
+            let _ = walker.join();
+            anyhow::bail!("cannot start a thread to search with");
+        }
         // Print in file order as chunks arrive.
         let mut pending: BTreeMap<usize, Vec<Outcome>> = BTreeMap::new();
         let mut want = 0;

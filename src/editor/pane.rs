@@ -171,19 +171,28 @@ impl Pane {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let messages = self.messages.clone();
-        std::thread::spawn(move || {
-            let result = client.chat(&messages, |piece| {
-                if stopped.load(Ordering::Relaxed) {
-                    anyhow::bail!("stopped");
-                }
-                tx.send(Piece::Text(piece.to_string()))
-                    .map_err(|_| anyhow::anyhow!("the editor is gone"))
+        let started = std::thread::Builder::new()
+            .name("assistant".into())
+            .spawn(move || {
+                let result = client.chat(&messages, |piece| {
+                    if stopped.load(Ordering::Relaxed) {
+                        anyhow::bail!("stopped");
+                    }
+                    tx.send(Piece::Text(piece.to_string()))
+                        .map_err(|_| anyhow::anyhow!("the editor is gone"))
+                });
+                let _ = tx.send(match result {
+                    Ok(_) => Piece::Done,
+                    Err(e) => Piece::Failed(format!("{e:#}")),
+                });
             });
-            let _ = tx.send(match result {
-                Ok(_) => Piece::Done,
-                Err(e) => Piece::Failed(format!("{e:#}")),
-            });
-        });
+        if let Err(e) = started {
+            self.messages.pop();
+            if let Some(last) = self.entries.last_mut() {
+                last.error = Some(format!("cannot start a thread for the answer: {e}"));
+            }
+            return;
+        }
         self.receiving = Some((rx, stop));
     }
 
