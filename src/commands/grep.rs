@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::sync::{mpsc, Mutex};
 
 /// Files larger than this are searched as streams instead of being read whole.
-const STREAM_ABOVE: u64 = 64 << 20;
+const STREAM_ABOVE: u64 = 4 << 20;
 /// Files a worker claims at a time: the first chunks are small, so even a small tree keeps
 /// every worker busy, and they double up to the largest, so a large tree costs few hand-offs
 /// between threads.

@@ -419,6 +419,14 @@ impl KvTable {
 /// Bytes of the database file SQLite may memory-map for reads.
 const MMAP_SIZE: i64 = 256 << 20;
 
+/// Lets go of the pages of `conn`'s memory map (they count as the process's memory while
+/// mapped) and maps afresh at the next read: SQLite unmaps the file when the map's size
+/// changes.
+pub fn release_map(conn: &Connection) {
+    let _ = conn.pragma_update(None, "mmap_size", 0);
+    let _ = conn.pragma_update(None, "mmap_size", MMAP_SIZE);
+}
+
 impl Drop for Store {
     /// Checkpoints the WAL into the database and truncates it, so the next process to open
     /// the home finds an empty WAL instead of recovering and checkpointing it again (that

@@ -394,6 +394,7 @@ impl Vfs {
             vfs: self,
             conn,
             buf: Vec::new(),
+            mapped: 0,
         }
     }
 
@@ -688,10 +689,6 @@ impl Vfs {
     pub fn walk_with(&self, root: &VPath, f: &mut dyn FnMut(WalkEntry) -> bool) -> VResult<bool> {
         match self.locate(root) {
             Loc::Stored => {
-                let rows = {
-                    let conn = self.store.conn();
-                    stored::walk(&conn, root)?
-                };
                 let mounts: Vec<Arc<Mount>> = {
                     let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
                     mounts
@@ -700,9 +697,10 @@ impl Vfs {
                         .cloned()
                         .collect()
                 };
-                for (names, kind, hash, size) in rows {
-                    let path = root.join_names(&names);
-                    let is_mount = mounts.iter().any(|m| m.vpath == path);
+                let mut failed = None;
+                let mut visit = |names: &[String], kind, hash: Option<Vec<u8>>, size| -> bool {
+                    let path = root.join_names(names);
+                    let is_mount = kind == Kind::Dir && mounts.iter().any(|m| m.vpath == path);
                     let go_on = f(WalkEntry {
                         path: path.clone(),
                         kind,
@@ -710,11 +708,33 @@ impl Vfs {
                         file: hash.map(|hash| FileRef::Stored { hash }),
                         link: false,
                     });
-                    if !go_on || (is_mount && !self.walk_with(&path, f)?) {
-                        return Ok(false);
+                    if !go_on || !is_mount {
+                        return go_on;
                     }
+                    self.walk_with(&path, &mut *f).unwrap_or_else(|e| {
+                        failed = Some(e);
+                        false
+                    })
+                };
+                let done = match self.store.reader() {
+                    // A connection of its own: entries reach `f` as they are found, and `f`
+                    // may use the VFS meanwhile. Read page by page, not through a memory
+                    // map, whose pages would count as memory: a tree's rows lie all over
+                    // the file.
+                    Some(conn) => {
+                        conn.pragma_update(None, "mmap_size", 0)?;
+                        stored::walk_each(&conn, root, &mut visit)?
+                    }
+                    None => {
+                        let rows = stored::walk(&self.store.conn(), root)?;
+                        rows.into_iter()
+                            .all(|(names, kind, hash, size)| visit(&names, kind, hash, size))
+                    }
+                };
+                match failed {
+                    Some(e) => Err(e),
+                    None => Ok(done),
                 }
-                Ok(true)
             }
             Loc::Mounted(m, rel) => {
                 let dir = m.dir()?;
@@ -1022,25 +1042,52 @@ pub struct RefReader<'a> {
     vfs: &'a Vfs,
     conn: Option<rusqlite::Connection>,
     buf: Vec<u8>,
+    /// Bytes read through the connection's memory map since it was last let go.
+    mapped: u64,
 }
 
+/// After this many bytes a reader lets go of its connection's memory map: the pages it
+/// touched count as the process's memory until then, and a search of a large tree would
+/// otherwise hold the whole store file that way.
+const MAP_RELEASE_EVERY: u64 = 2 << 20;
+
+/// Blobs from this size on are read through a blob handle, straight into the reader's
+/// buffer; a query would first gather the blob in a buffer of SQLite's own.
+const BLOB_HANDLE_FROM: u64 = 16 << 10;
+
 impl RefReader<'_> {
-    /// The content of `r`: whole, or for a host file longer than `whole_up_to` bytes, a
-    /// reader over all of it (the part read so far, then the rest).
+    /// The content of `r`: whole, or for a file longer than `whole_up_to` bytes, a reader
+    /// over all of it (for a host file, the part read so far and then the rest).
     pub fn read(&mut self, path: &VPath, r: &FileRef, whole_up_to: u64) -> VResult<Content<'_>> {
         self.buf.clear();
         match (r, &self.conn) {
             (FileRef::Stored { hash }, Some(conn)) => {
-                let buf = &mut self.buf;
-                let found = conn
-                    .prepare_cached("SELECT data FROM blobs WHERE hash = ?1")?
-                    .query_row([hash], |row| {
-                        buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
-                        Ok(())
-                    })
-                    .optional()?;
-                if found.is_none() {
-                    return Err(VfsError::NotFound(path.to_string()));
+                let (rowid, size): (i64, i64) = conn
+                    .prepare_cached("SELECT rowid, size FROM blobs WHERE hash = ?1")?
+                    .query_row([hash], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?
+                    .ok_or_else(|| VfsError::NotFound(path.to_string()))?;
+                let size = size as u64;
+                if size > whole_up_to {
+                    return self.vfs.blob_reader(path, hash, size).map(Content::Stream);
+                }
+                if size < BLOB_HANDLE_FROM {
+                    let buf = &mut self.buf;
+                    conn.prepare_cached("SELECT data FROM blobs WHERE rowid = ?1")?
+                        .query_row([rowid], |row| {
+                            buf.extend_from_slice(row.get_ref(0)?.as_blob()?);
+                            Ok(())
+                        })?;
+                } else {
+                    let mut blob =
+                        conn.blob_open(rusqlite::MAIN_DB, "blobs", "data", rowid, true)?;
+                    blob.read_to_end(&mut self.buf)
+                        .map_err(|e| VfsError::Io(path.to_string(), e))?;
+                }
+                self.mapped += size;
+                if self.mapped > MAP_RELEASE_EVERY {
+                    self.mapped = 0;
+                    crate::store::release_map(conn);
                 }
             }
             (FileRef::Stored { .. }, None) => self.buf = self.vfs.read_ref(path, r)?,

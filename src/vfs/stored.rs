@@ -365,10 +365,11 @@ pub(super) fn rename(conn: &Connection, from: &VPath, to: &VPath) -> VResult<()>
 pub(super) fn copy(conn: &Connection, from: &VPath, to: &VPath) -> VResult<()> {
     let src = require(conn, from)?;
     match src.kind {
-        Kind::File => {
-            let data = read_file(conn, from)?;
-            write_file(conn, to, &data, false)
-        }
+        // The copy shares the blob: nothing is read or stored again.
+        Kind::File => match &src.hash {
+            Some(hash) => set_file(conn, to, hash, src.size),
+            None => write_file(conn, to, b"", false),
+        },
         _ => {
             match lookup(conn, to)? {
                 Some(n) if n.kind == Kind::Dir => {}
@@ -428,28 +429,62 @@ fn copy_children(conn: &Connection, src: i64, dst: i64) -> VResult<()> {
 
 pub(super) type WalkRow = (Vec<String>, Kind, Option<Vec<u8>>, u64);
 
+/// What a walk hands each node: its names below the root, kind, blob hash and size.
+pub(super) type Visit<'a> = dyn FnMut(&[String], Kind, Option<Vec<u8>>, u64) -> bool + 'a;
+
 /// Every node below `root` with its names relative to `root`, parents before children.
 pub(super) fn walk(conn: &Connection, root: &VPath) -> VResult<Vec<WalkRow>> {
+    let mut rows = Vec::new();
+    walk_each(conn, root, &mut |names, kind, hash, size| {
+        rows.push((names.to_vec(), kind, hash, size));
+        true
+    })?;
+    Ok(rows)
+}
+
+/// Hands every node below `root` to `f` (its names relative to `root`), depth first with
+/// each folder's entries in name order, as the walk of a mount goes; stops early when `f`
+/// returns false, and then returns false. One indexed query per folder: no sort, and the
+/// first entries arrive before the last folder is read.
+pub(super) fn walk_each(conn: &Connection, root: &VPath, f: &mut Visit<'_>) -> VResult<bool> {
     let n = require(conn, root)?;
     if n.kind != Kind::Dir {
         return Err(VfsError::NotDir(root.to_string()));
     }
     let mut st = conn.prepare_cached(
-        "WITH RECURSIVE t(id, path, kind, hash, size) AS (
-            SELECT id, name, kind, hash, size FROM nodes WHERE parent = ?1
-            UNION ALL
-            SELECT n.id, t.path || '/' || n.name, n.kind, n.hash, n.size
-              FROM nodes n JOIN t ON n.parent = t.id
-         ) SELECT path, kind, hash, size FROM t ORDER BY path",
+        "SELECT id, name, kind, hash, size FROM nodes WHERE parent = ?1 ORDER BY name",
     )?;
-    let rows = st.query_map([n.id], |r| {
-        let path: String = r.get(0)?;
-        Ok((
-            path.split('/').map(str::to_string).collect(),
-            kind_of(r.get(1)?),
-            r.get(2)?,
-            r.get::<_, i64>(3)? as u64,
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut names = Vec::new();
+    walk_below(&mut st, n.id, &mut names, f)
+}
+
+fn walk_below(
+    st: &mut rusqlite::CachedStatement<'_>,
+    dir: i64,
+    names: &mut Vec<String>,
+    f: &mut Visit<'_>,
+) -> VResult<bool> {
+    // Read the folder whole first: the statement is reused for the folders below.
+    let rows = st
+        .query_map([dir], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                kind_of(r.get(2)?),
+                r.get::<_, Option<Vec<u8>>>(3)?,
+                r.get::<_, i64>(4)? as u64,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (id, name, kind, hash, size) in rows {
+        names.push(name);
+        if !f(names, kind, hash, size) {
+            return Ok(false);
+        }
+        if kind == Kind::Dir && !walk_below(st, id, names, f)? {
+            return Ok(false);
+        }
+        names.pop();
+    }
+    Ok(true)
 }

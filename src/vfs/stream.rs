@@ -27,6 +27,9 @@ pub struct StoredReader {
 impl StoredReader {
     /// Opens the blob with content hash `hash` on its own read-only connection `conn`.
     pub fn open(conn: Connection, hash: &[u8]) -> VResult<Option<StoredReader>> {
+        // Page by page through SQLite's small cache, not a memory map: a map's pages would
+        // count as the process's memory, up to the whole file for a long read.
+        conn.pragma_update(None, "mmap_size", 0)?;
         let conn = Box::new(conn);
         let rowid: Option<i64> = conn
             .prepare_cached("SELECT rowid FROM blobs WHERE hash = ?1")?
