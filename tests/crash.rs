@@ -184,6 +184,19 @@ fn the_store_and_its_home_are_private() {
     for f in ["valyxo.db", "valyxo.db-wal", "valyxo.db-shm"] {
         assert_eq!(mode(&home.join(f)), 0o600, "{f}");
     }
+    // Everything else the home holds (backups and their marks included) is private too.
+    let mut left = vec![home.clone()];
+    while let Some(d) = left.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                assert_eq!(mode(&p), 0o700, "{}", p.display());
+                left.push(p);
+            } else {
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+            }
+        }
+    }
     // A store made before is made private when opened.
     std::fs::set_permissions(
         home.join("valyxo.db"),

@@ -50,12 +50,17 @@ pub fn backup_due(store: &Path, every: Duration) -> bool {
     match age(&mark) {
         Some(a) => a >= every,
         None => {
-            use std::os::unix::fs::DirBuilderExt;
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
             let _ = std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(backup_dir(store));
-            let _ = std::fs::write(&mark, b"");
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&mark);
             false
         }
     }
