@@ -139,7 +139,10 @@ impl Highlighter {
             "rhai" | "vs" => syntax_for("rhai").map_or(Kind::Plain, Kind::Syntect),
             "toml" => Kind::Toml,
             "valyxo" | "vsh" => Kind::Shell,
-            "" => Kind::Plain,
+            // Files known by their whole name (Makefile, GNUmakefile, …).
+            "" => syntaxes()
+                .find_syntax_by_extension(name)
+                .map_or(Kind::Plain, Kind::Syntect),
             e => syntaxes()
                 .find_syntax_by_extension(e)
                 .map_or(Kind::Plain, Kind::Syntect),

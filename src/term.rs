@@ -2,7 +2,9 @@
 //! screen, mouse capture and bracketed paste are switched on by [`enter`] and undone on every
 //! way out — a normal return, an error, a panic on the view's thread, or a termination signal
 //! (SIGTERM, SIGHUP, SIGQUIT), which is held off (`signals::hold`) until the terminal is back
-//! and then takes its default effect.
+//! and then takes its default effect. A terminal that goes away under a view (its window
+//! closed, the connection dropped) is noticed by a watching thread, which lets the view keep
+//! what would be lost and ends the process.
 
 use std::io;
 use std::panic;
@@ -17,8 +19,86 @@ use ratatui::crossterm::{cursor, execute, terminal};
 /// The terminal in full-screen mode, held by one view at a time.
 pub(crate) struct Fullscreen {
     guard: TerminalGuard,
+    /// Notices the terminal going away while the view has it.
+    watch: Option<Watch>,
     /// A termination signal waits until the terminal is given back.
     _hold: crate::signals::Hold,
+}
+
+/// What a view does when its terminal goes away: its last chance to keep the user's work.
+pub(crate) type LastWords = Box<dyn FnOnce() + Send>;
+
+/// A thread that looks at the terminal every [`WATCH_EVERY`] without reading from it (so no
+/// key is taken from the view): when the terminal has gone (its window closed, the
+/// connection dropped), the view's thread may be stuck in the terminal library's read loop,
+/// which retries a dead terminal for ever; this thread then says the view's last words and
+/// ends the process as the hangup would have.
+struct Watch {
+    stop: Arc<AtomicBool>,
+    last_words: Arc<std::sync::Mutex<Option<LastWords>>>,
+}
+
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Watch {
+    fn start() -> Option<Watch> {
+        use std::os::fd::AsRawFd;
+        // The terminal the view reads, as the terminal library picks it: standard input
+        // when it is one, else the process's controlling terminal.
+        // SAFETY: isatty only inspects the descriptor.
+        let tty = if unsafe { libc::isatty(0) } == 1 {
+            None
+        } else {
+            Some(std::fs::File::open("/dev/tty").ok()?)
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let last_words: Arc<std::sync::Mutex<Option<LastWords>>> = Arc::default();
+        let (stop2, words) = (Arc::clone(&stop), Arc::clone(&last_words));
+        std::thread::Builder::new()
+            .name("terminal-watch".into())
+            .spawn(move || {
+                let fd = tty.as_ref().map_or(0, AsRawFd::as_raw_fd);
+                while !stop2.load(Ordering::SeqCst) {
+                    std::thread::sleep(WATCH_EVERY);
+                    if stop2.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if terminal_gone(fd) {
+                        let words = words
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .take();
+                        if let Some(say) = words {
+                            say();
+                        }
+                        let _ = signal_hook::low_level::emulate_default_handler(
+                            signal_hook::consts::SIGHUP,
+                        );
+                        std::process::exit(129);
+                    }
+                }
+            })
+            .ok()?;
+        Some(Watch { stop, last_words })
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether the terminal on `fd` has hung up, asked without reading from it.
+fn terminal_gone(fd: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }
 
 /// Takes the terminal for a full-screen view. `None` when another view already has it (a
@@ -30,7 +110,11 @@ pub(crate) fn enter(paste: bool) -> Option<io::Result<Fullscreen>> {
     }
     let hold = crate::signals::hold();
     match TerminalGuard::enter(paste) {
-        Ok(guard) => Some(Ok(Fullscreen { guard, _hold: hold })),
+        Ok(guard) => Some(Ok(Fullscreen {
+            guard,
+            watch: Watch::start(),
+            _hold: hold,
+        })),
         Err(e) => {
             let _ = restore_terminal();
             OPEN.store(false, Ordering::SeqCst);
@@ -40,9 +124,20 @@ pub(crate) fn enter(paste: bool) -> Option<io::Result<Fullscreen>> {
 }
 
 impl Fullscreen {
+    /// What to do if the terminal goes away while the view has it, before the process
+    /// ends (write what would be lost). Runs on another thread.
+    pub(crate) fn on_hangup(&self, words: LastWords) {
+        if let Some(w) = &self.watch {
+            *w.last_words
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(words);
+        }
+    }
+
     /// Gives the terminal back. A termination signal that arrived while the view was open
     /// takes effect now.
-    pub(crate) fn leave(self) -> io::Result<()> {
+    pub(crate) fn leave(mut self) -> io::Result<()> {
+        drop(self.watch.take());
         // Keys typed after the one that closed the view stay for the shell. A termination
         // signal that came meanwhile takes effect when the hold is dropped, after this.
         self.guard.leave()

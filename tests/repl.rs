@@ -1003,3 +1003,168 @@ fn unfinished_output_is_kept_and_marked() {
     typ(&mut s, "\x04");
     assert_eq!(exit_code(&mut s), 0);
 }
+
+/// A pseudo-terminal of 24 × 80 whose far end runs `valyxo ARGS` as the controlling
+/// process of a session of its own, as a terminal window runs its shell. Returns the
+/// terminal's own end and the process.
+fn in_window(h: &Home, args: &[&str]) -> (std::fs::File, std::process::Child) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 80,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills in two descriptors, which are owned from here on.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    // Not handed to any process started meanwhile, which would keep the terminal open.
+    for fd in [master, slave] {
+        // SAFETY: fcntl on descriptors just made.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut c = Command::new(common::BIN);
+    c.arg("--home")
+        .arg(h.path())
+        .args(args)
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME")
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = c.spawn().expect("spawn valyxo");
+    (std::fs::File::from(master), child)
+}
+
+/// Reads the terminal's output until it holds `needle` (at most 10 s).
+fn read_until(master: &mut std::fs::File, seen: &mut Vec<u8>, needle: &str) {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "the terminal never showed {needle:?}"
+        );
+        let mut p = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
+            let mut buf = [0u8; 4096];
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => panic!("the terminal closed"),
+            }
+        }
+    }
+}
+
+#[test]
+fn closing_the_terminal_under_the_editor_keeps_the_text_and_ends_it() {
+    use std::io::Write;
+    let h = Home::new();
+    h.c("echo saved > /notes.txt").success();
+    let (mut master, mut child) = in_window(&h, &["edit", "/notes.txt"]);
+    let mut seen = Vec::new();
+    read_until(&mut master, &mut seen, "saved");
+    // Typed and closed at once: no pause for a copy to be written.
+    master
+        .write_all(b"typed before the window closed ")
+        .unwrap();
+    read_until(&mut master, &mut seen, "[+]");
+    drop(master);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the editor did not end when its terminal went away");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success(), "ended as the hangup ends it: {status:?}");
+    let out = h.c("edit --recovered /notes.txt").success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "typed before the window closed saved\n"
+    );
+    // The next editor offers it back instead of taking it for another one's.
+    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the offer", |t| {
+        t.contains("Unsaved changes to /notes.txt")
+    });
+    typ(&mut s, "r\x13\x11");
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(
+        h.out("cat /notes.txt"),
+        "typed before the window closed saved\n"
+    );
+}
+
+#[test]
+fn steady_typing_is_copied_before_a_kill() {
+    let h = Home::new();
+    h.c("echo saved > /notes.txt").success();
+    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the file", |t| t.contains("saved"));
+    // A key every 100 ms for 4 s: never a pause long enough for the idle copy.
+    for i in 0..40 {
+        typ(&mut s, &char::from(b'a' + (i % 26) as u8).to_string());
+        std::thread::sleep(Duration::from_millis(100));
+        while s.try_read().is_some() {}
+    }
+    s.process_mut()
+        .signal(rexpect::process::Signal::SIGKILL)
+        .unwrap();
+    wait_end(&mut s);
+    let out = h.c("edit --recovered /notes.txt").success();
+    let copy = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(
+        copy.len() > "saved\n".len() + 10 && copy.ends_with("saved\n"),
+        "most of the typing was kept: {copy:?}"
+    );
+}
+
+#[test]
+fn esc_and_an_arrow_in_one_read_are_esc_then_the_arrow() {
+    let h = Home::new();
+    h.c("echo 'one\ntwo' > /keys.txt").success();
+    let mut s = in_terminal(&h, 24, "edit /keys.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the file", |t| t.contains("two"));
+    // Down, then Esc and Up sent together (as a slow link or a key macro delivers them).
+    typ(&mut s, "\x1b[B");
+    sc.wait(&mut s, "line 2", |t| t.contains("Ln 2, Col 1"));
+    typ(&mut s, "\x1b\x1b[AX");
+    sc.wait(&mut s, "the typing on line 1", |t| t.contains("Xone"));
+    typ(&mut s, "\x13\x11");
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(h.out("cat /keys.txt"), "Xone\ntwo\n");
+}

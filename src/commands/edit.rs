@@ -62,7 +62,7 @@ fn edit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         // Copies are named by their file, or by a `new:…` key for a buffer without a name.
         let mut keys = Vec::new();
         for f in &files {
-            keys.push(if f.starts_with(SCRATCH) {
+            keys.push(if f.starts_with(SCRATCH) || f.starts_with(recovery::KEPT) {
                 f.clone()
             } else {
                 ctx.path(f)?.to_string()
@@ -127,8 +127,9 @@ fn list(ctx: &mut Ctx, store: &crate::store::Store) -> Result<i32> {
         let note = if copy.path.starts_with(SCRATCH) {
             "  (a buffer without a name: 'edit' offers it back)"
         } else {
+            let file = recovery::kept_path(&copy.path).unwrap_or(&copy.path);
             let on_disk = ctx
-                .path(&copy.path)
+                .path(file)
                 .ok()
                 .and_then(|p| ctx.vfs().content_hash(&p).ok());
             if on_disk != copy.disk_hash {
@@ -140,7 +141,7 @@ fn list(ctx: &mut Ctx, store: &crate::store::Store) -> Result<i32> {
         out.push_str(&format!(
             "{}  {}  {lines} lines{note}\n",
             super::fmt_time(copy.saved_at),
-            copy.path
+            crate::text::escape(&copy.path)
         ));
     }
     ctx.io.stdout.write_all(out.as_bytes())?;

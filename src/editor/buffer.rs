@@ -1,11 +1,19 @@
 //! One open file: its text in a rope, the cursor and selection, undo and redo, search, and
 //! the highlighter's state at the start of each line (kept only as far as it was needed).
 
+use super::recovery::Step;
+use super::search::Query;
 use crate::highlight::{Highlighter, LineState};
 use crate::vfs::VPath;
 use ropey::Rope;
 use std::ops::Range;
 use unicode_width::UnicodeWidthChar;
+
+/// Texts up to this size (bytes) always get whole recovery copies; bigger ones get the edits
+/// since their last copy added to it.
+const WHOLE_COPY: usize = 1 << 20;
+/// Edits kept for the next recovery copy beyond this size (bytes) make it a whole one.
+const JOURNAL_MAX: usize = 8 << 20;
 
 /// Lines longer than this (in bytes) are drawn without highlighting.
 pub const LONG_LINE: usize = 20_000;
@@ -79,10 +87,19 @@ pub struct Buffer {
     pub copy_blocked: bool,
     /// The key of this buffer's recovery copy while it has no name (`new:…`).
     scratch_key: String,
+    /// The edits since the last recovery copy, in order; `None` when the next copy must be
+    /// written whole (none was written, or too much changed).
+    journal: Option<Vec<Step>>,
+    /// The size of `journal`'s steps.
+    journal_bytes: usize,
+    /// The size of the steps the stored copy holds on top of its text.
+    copy_steps: usize,
     /// The first visible line and display column.
     pub top: usize,
     pub left: usize,
     pub highlighter: Highlighter,
+    /// How the text is indented, and how wide its tabs are drawn.
+    pub indent: super::indent::Style,
     /// The highlighter's state at the start of line i, for i < states.len().
     states: Vec<LineState>,
     /// The view is far below the known states and drawn from approximate ones meanwhile.
@@ -143,9 +160,17 @@ impl Buffer {
                     std::process::id()
                 )
             },
+            journal: None,
+            journal_bytes: 0,
+            copy_steps: 0,
             top: 0,
             left: 0,
             highlighter,
+            indent: super::indent::Style {
+                tabs: false,
+                size: 4,
+                tab_width: 4,
+            },
             states: vec![start],
             syncing: false,
             approximate: None,
@@ -158,6 +183,8 @@ impl Buffer {
         self.path = Some(path);
         self.disk_hash = None;
         self.copy_blocked = false;
+        // Its copy will be under the new name.
+        self.journal = None;
         self.reset_highlighter(highlighter);
     }
 
@@ -184,7 +211,7 @@ impl Buffer {
     /// Marks the text as saved.
     pub fn mark_saved(&mut self) {
         self.saved = self.state;
-        self.recovered = self.state;
+        self.mark_recovered();
     }
 
     /// Whether the text changed since the last recovery copy.
@@ -192,9 +219,73 @@ impl Buffer {
         self.recovered != self.state
     }
 
-    /// Notes that a recovery copy of the text now exists (or is no longer needed).
+    /// Notes that a recovery copy of the text now exists (or is no longer needed), written
+    /// in a way this buffer cannot add to: the next one is written whole.
     pub fn mark_recovered(&mut self) {
         self.recovered = self.state;
+        self.journal = None;
+        self.journal_bytes = 0;
+    }
+
+    /// The edits to add to the stored recovery copy, when adding them is the way to keep it:
+    /// `None` when the next copy should be written whole (a small text, no copy to add to,
+    /// or more edits on top of it than the text is worth).
+    pub fn copy_steps(&self) -> Option<&[Step]> {
+        let journal = self.journal.as_deref()?;
+        let size = self.rope.len_bytes();
+        let piled = self.copy_steps + self.journal_bytes;
+        (size > WHOLE_COPY && piled < size / 2).then_some(journal)
+    }
+
+    /// Notes that a recovery copy was written: whole, or by adding [`Buffer::copy_steps`].
+    pub fn copy_written(&mut self, whole: bool) {
+        self.recovered = self.state;
+        self.copy_steps = if whole {
+            0
+        } else {
+            self.copy_steps + self.journal_bytes
+        };
+        self.journal = Some(Vec::new());
+        self.journal_bytes = 0;
+    }
+
+    /// Notes that the buffer's recovery copy was dropped: the next one is written whole.
+    pub fn copy_dropped(&mut self) {
+        self.mark_recovered();
+    }
+
+    /// The one way the text changes: `n` chars at `at` replaced by `text`, noted for the
+    /// next recovery copy and the highlighter.
+    fn splice(&mut self, at: usize, n: usize, text: &str) {
+        self.invalidate_from(at);
+        if n > 0 {
+            self.rope.remove(at..at + n);
+        }
+        if !text.is_empty() {
+            self.rope.insert(at, text);
+        }
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        self.journal_bytes += text.len() + 24;
+        if self.journal_bytes > JOURNAL_MAX {
+            self.journal = None;
+            self.journal_bytes = 0;
+            return;
+        }
+        // Typing runs on from where the last insertion ended: one step.
+        if let Some(last) = journal.last_mut() {
+            if n == 0 && last.at + last.inserted.chars().count() == at {
+                last.inserted.push_str(text);
+                self.journal_bytes -= 24;
+                return;
+            }
+        }
+        journal.push(Step {
+            at,
+            removed: n,
+            inserted: text.to_string(),
+        });
     }
 
     /// The key of this buffer's recovery copy: its path, or a `new:…` key while it has no
@@ -218,6 +309,19 @@ impl Buffer {
 
     pub fn cursor(&self) -> usize {
         self.cursor
+    }
+
+    /// The other end of the selection, if any.
+    pub fn anchor(&self) -> Option<usize> {
+        self.anchor
+    }
+
+    /// Puts the cursor and selection back where they were (within the text as it is).
+    pub fn restore_position(&mut self, cursor: usize, anchor: Option<usize>) {
+        let len = self.rope.len_chars();
+        self.cursor = cursor.min(len);
+        self.anchor = anchor.map(|a| a.min(len));
+        self.want_col = None;
     }
 
     pub fn line_count(&self) -> usize {
@@ -453,9 +557,7 @@ impl Buffer {
         let before = (self.cursor, self.anchor);
         let at = range.start;
         let removed = self.rope.slice(range.clone()).to_string();
-        self.invalidate_from(at);
-        self.rope.remove(range);
-        self.rope.insert(at, text);
+        self.splice(at, range.len(), text);
         let end = at + text.chars().count();
         let change = Change {
             at,
@@ -590,26 +692,25 @@ impl Buffer {
         }
     }
 
-    /// Tab: with a selection over lines, indents them; otherwise inserts `unit` (spaces up
-    /// to the next tab stop, or a tab).
-    pub fn indent(&mut self, unit: &str, tab: usize) {
+    /// Tab: with a selection over lines, indents them one level; otherwise inserts one
+    /// level (a tab, or spaces up to the next stop) in the file's own indentation.
+    pub fn indent(&mut self) {
+        let style = self.indent;
         let lines = self.touched_lines();
         if self.selection().is_some() && lines.len() > 1 {
-            self.edit_lines(lines, |_| Some((0, 0, unit.to_string())));
+            let unit = style.unit(0);
+            self.edit_lines(lines, |_| Some((0, 0, unit.clone())));
             return;
         }
-        if unit == "\t" {
-            self.insert("\t", EditKind::Other);
-        } else {
-            let (line, col) = self.cursor_line_col();
-            let dc = self.display_col(line, col, tab);
-            let n = tab - dc % tab;
-            self.insert(&" ".repeat(n), EditKind::Other);
-        }
+        let (line, col) = self.cursor_line_col();
+        let dc = self.display_col(line, col, style.tab_width);
+        self.insert(&style.unit(dc), EditKind::Other);
     }
 
-    /// Shift-Tab: removes one level of indentation from the touched lines.
-    pub fn dedent(&mut self, tab: usize) {
+    /// Shift-Tab: removes one level of indentation (a tab, or up to one level of spaces)
+    /// from the touched lines.
+    pub fn dedent(&mut self) {
+        let size = self.indent.size;
         let lines = self.touched_lines();
         let rope = self.rope.clone();
         self.edit_lines(lines, |l| {
@@ -617,7 +718,7 @@ impl Buffer {
             let n = if line.chars().next() == Some('\t') {
                 1
             } else {
-                line.chars().take(tab).take_while(|c| *c == ' ').count()
+                line.chars().take(size).take_while(|c| *c == ' ').count()
             };
             (n > 0).then(|| (0, n, String::new()))
         });
@@ -636,9 +737,7 @@ impl Buffer {
             if let Some((col, n, text)) = f(l) {
                 let at = self.rope.line_to_char(l) + col;
                 let removed = self.rope.slice(at..at + n).to_string();
-                self.invalidate_from(at);
-                self.rope.remove(at..at + n);
-                self.rope.insert(at, &text);
+                self.splice(at, n, &text);
                 changes.push(Change {
                     at,
                     removed,
@@ -703,17 +802,13 @@ impl Buffer {
 
     fn apply_inverse(&mut self, g: &Group) {
         for c in g.changes.iter().rev() {
-            self.invalidate_from(c.at);
-            self.rope.remove(c.at..c.at + c.inserted.chars().count());
-            self.rope.insert(c.at, &c.removed);
+            self.splice(c.at, c.inserted.chars().count(), &c.removed);
         }
     }
 
     fn apply(&mut self, g: &Group) {
         for c in &g.changes {
-            self.invalidate_from(c.at);
-            self.rope.remove(c.at..c.at + c.removed.chars().count());
-            self.rope.insert(c.at, &c.inserted);
+            self.splice(c.at, c.removed.chars().count(), &c.inserted);
         }
     }
 
@@ -760,43 +855,20 @@ impl Buffer {
 
     /// Matches of `query` in one line, as char columns. Smart case: a query with an
     /// upper-case letter matches case exactly, otherwise case is ignored.
-    pub fn line_matches(&self, line: usize, query: &str) -> Vec<Range<usize>> {
+    pub fn line_matches(&self, line: usize, query: &Query) -> Vec<Range<usize>> {
         if query.is_empty() {
             return Vec::new();
         }
-        let exact = query.chars().any(char::is_uppercase);
-        // The pager's case folding, one char for one so columns stay columns.
-        let fold = |c: char| {
-            if exact {
-                c
-            } else {
-                crate::pager::fold_char(c).next().unwrap_or(c)
-            }
-        };
-        let q: Vec<char> = query.chars().map(fold).collect();
-        let text: Vec<char> = self
-            .rope
-            .line(line)
-            .chars()
-            .take(self.line_len(line))
-            .map(fold)
-            .collect();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i + q.len() <= text.len() {
-            if text[i..i + q.len()] == q[..] {
-                out.push(i..i + q.len());
-                i += q.len();
-            } else {
-                i += 1;
-            }
+        let slice = self.rope.line(line).slice(..self.line_len(line));
+        match slice.as_str() {
+            Some(text) => query.matches_in(text),
+            None => query.matches_in(&slice.to_string()),
         }
-        out
     }
 
     /// The next match of `query` after (or, `back`wards, before) `from`, wrapping around.
     /// Returns the char range and whether the search wrapped.
-    pub fn find(&self, query: &str, from: usize, back: bool) -> Option<(Range<usize>, bool)> {
+    pub fn find(&self, query: &Query, from: usize, back: bool) -> Option<(Range<usize>, bool)> {
         let lines = self.line_count();
         let from_line = self.rope.char_to_line(from.min(self.rope.len_chars()));
         let in_line = |l: usize| {
@@ -1007,10 +1079,10 @@ mod tests {
         b.insert("y", EditKind::Type);
         assert_eq!(b.rope.to_string(), "    let x = 1;\n    y");
         b.select_all();
-        b.indent("    ", 4);
+        b.indent();
         assert_eq!(b.rope.to_string(), "        let x = 1;\n        y");
-        b.dedent(4);
-        b.dedent(4);
+        b.dedent();
+        b.dedent();
         assert_eq!(b.rope.to_string(), "let x = 1;\ny");
         b.undo();
         b.undo();
@@ -1022,8 +1094,25 @@ mod tests {
     fn tab_inserts_spaces_to_the_next_stop() {
         let mut b = buf("ab");
         b.move_to(2, false);
-        b.indent("    ", 4);
+        b.indent();
         assert_eq!(b.rope.to_string(), "ab  ");
+    }
+
+    #[test]
+    fn a_tab_indented_file_gets_tabs() {
+        let mut b = buf("all:\n\tcc -o x x.c");
+        b.indent = super::super::indent::Style {
+            tabs: true,
+            size: 8,
+            tab_width: 8,
+        };
+        b.move_to(b.rope.len_chars(), false);
+        b.newline();
+        b.indent();
+        b.insert("strip x", EditKind::Type);
+        assert_eq!(b.rope.to_string(), "all:\n\tcc -o x x.c\n\t\tstrip x");
+        b.dedent();
+        assert_eq!(b.rope.to_string(), "all:\n\tcc -o x x.c\n\tstrip x");
     }
 
     #[test]
@@ -1093,14 +1182,15 @@ mod tests {
     #[test]
     fn search_is_smart_case_and_wraps() {
         let b = buf("Foo foo\nbar FOO\n");
-        assert_eq!(b.find("foo", 0, false), Some((0..3, false)));
-        assert_eq!(b.find("foo", 1, false), Some((4..7, false)));
-        assert_eq!(b.find("foo", 5, false), Some((12..15, false)));
-        assert_eq!(b.find("foo", 13, false), Some((0..3, true)));
-        assert_eq!(b.find("FOO", 0, false), Some((12..15, false)));
-        assert_eq!(b.find("foo", 4, true), Some((0..3, false)));
-        assert_eq!(b.find("foo", 0, true), Some((12..15, true)));
-        assert_eq!(b.find("zzz", 0, false), None);
+        let q = |t: &str| Query::new(t, false).expect("query");
+        assert_eq!(b.find(&q("foo"), 0, false), Some((0..3, false)));
+        assert_eq!(b.find(&q("foo"), 1, false), Some((4..7, false)));
+        assert_eq!(b.find(&q("foo"), 5, false), Some((12..15, false)));
+        assert_eq!(b.find(&q("foo"), 13, false), Some((0..3, true)));
+        assert_eq!(b.find(&q("FOO"), 0, false), Some((12..15, false)));
+        assert_eq!(b.find(&q("foo"), 4, true), Some((0..3, false)));
+        assert_eq!(b.find(&q("foo"), 0, true), Some((12..15, true)));
+        assert_eq!(b.find(&q("zzz"), 0, false), None);
     }
 
     #[test]
@@ -1157,8 +1247,8 @@ mod tests {
                     1 => b.backspace(),
                     2 => b.delete(),
                     3 => b.newline(),
-                    4 => { b.move_to((pos / 2) % (len + 1), true); b.indent("  ", 2); }
-                    5 => { b.move_to((pos / 3) % (len + 1), true); b.dedent(2); }
+                    4 => { b.move_to((pos / 2) % (len + 1), true); b.indent(); }
+                    5 => { b.move_to((pos / 3) % (len + 1), true); b.dedent(); }
                     6 => { b.cut_lines(); }
                     _ => { b.undo(); }
                 }

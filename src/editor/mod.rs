@@ -7,8 +7,11 @@
 //! [`Frame`], so everything but the terminal set-up is tested on ratatui's `TestBackend`.
 
 pub mod buffer;
+pub mod indent;
+pub mod keys;
 pub mod pane;
 pub mod recovery;
+pub mod search;
 
 use crate::highlight::Highlighter;
 use crate::hub::Hub;
@@ -23,13 +26,16 @@ use ratatui::layout::{Position, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::Frame;
+use search::Query;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Files larger than this are refused: the editor holds the whole text in memory.
 pub const MAX_FILE: u64 = 64 << 20;
-/// A recovery copy is written once the text has been left alone this long.
+/// A recovery copy is written once the text has been left alone this long,
 const RECOVERY_IDLE: Duration = Duration::from_millis(800);
+/// and at least this often while typing goes on.
+const RECOVERY_EVERY: Duration = Duration::from_secs(2);
 /// Rows the mouse wheel scrolls.
 const WHEEL: usize = 3;
 /// Text copied is also sent to the terminal's clipboard up to this size (terminals and
@@ -83,6 +89,15 @@ pub struct Options {
 }
 
 impl Options {
+    /// The indentation the settings ask for, where a file says nothing of its own.
+    pub fn indent(&self) -> indent::Style {
+        indent::Style {
+            tabs: !self.soft_tabs,
+            size: self.tab_width,
+            tab_width: self.tab_width,
+        }
+    }
+
     pub fn from_hub(hub: &Hub, color: bool) -> Options {
         Options {
             tab_width: (hub.setting_u64("editor.tab_width") as usize).clamp(1, 16),
@@ -132,18 +147,28 @@ impl Styles {
 enum Ask {
     Find,
     Replace,
-    ReplaceWith(String),
+    ReplaceWith(Query),
     GoTo,
     Open,
     SaveAs,
 }
 
 impl Ask {
-    fn label(&self) -> String {
+    /// The prompt's label; `regex` says how find and replace read what is typed.
+    fn label(&self, regex: bool) -> String {
+        let how = if regex {
+            "regex; Alt-R: text"
+        } else {
+            "Alt-R: regex"
+        };
         match self {
-            Ask::Find => "Find".into(),
-            Ask::Replace => "Replace".into(),
-            Ask::ReplaceWith(f) => format!("Replace '{f}' with"),
+            Ask::Find => format!("Find ({how})"),
+            Ask::Replace => format!("Replace ({how})"),
+            Ask::ReplaceWith(f) if f.is_regex() => format!(
+                "Replace /{}/ with ($1: a group)",
+                crate::text::escape(f.as_str())
+            ),
+            Ask::ReplaceWith(f) => format!("Replace '{}' with", crate::text::escape(f.as_str())),
             Ask::GoTo => "Go to line".into(),
             Ask::Open => "Open".into(),
             Ask::SaveAs => "Save as".into(),
@@ -161,7 +186,7 @@ enum Question {
     Recover(recovery::Copy),
     /// Replace this match? yes, no, all, quit.
     ReplaceEach {
-        find: String,
+        find: Query,
         with: String,
         done: usize,
     },
@@ -195,7 +220,14 @@ pub struct Editor {
     /// A message for the bottom line, and whether it is an error.
     message: Option<(String, bool)>,
     /// The last search.
-    query: String,
+    query: Query,
+    /// Searches read the query as a regular expression (Alt-R in find and replace).
+    regex: bool,
+    /// The prompt holds a suggestion (the selection, the file's name): the first character
+    /// typed replaces it.
+    prompt_fresh: bool,
+    /// Where the cursor, selection and view were when find started, for Esc.
+    find_origin: Option<(usize, Option<usize>, usize, usize)>,
     after: After,
     pub quit: bool,
     /// Recovery copies waiting to be offered: (buffer path, copy).
@@ -206,6 +238,10 @@ pub struct Editor {
     /// Scroll so the cursor is visible at the next draw.
     follow: bool,
     last_edit: Instant,
+    /// When recovery copies were last written.
+    last_copy: Instant,
+    /// The copies to write if the terminal goes away while this thread cannot act.
+    pending: recovery::Pending,
     /// The assistant pane, once opened, and whether keys go to it.
     pane: Option<pane::Pane>,
     pane_focus: bool,
@@ -235,12 +271,16 @@ pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
         Err(e) => return Err(e).with_context(|| format!("cannot open {path}")),
     };
     let name = path.name().unwrap_or("");
+    let settings = Options::from_hub(hub, false).indent();
     let Some(bytes) = bytes else {
-        return Ok(Buffer::new(
+        let mut b = Buffer::new(
             "",
             Some(path.clone()),
             Highlighter::for_file(name, "", theme),
-        ));
+        );
+        let config = indent::editorconfig(vfs, path);
+        b.indent = indent::decide(&config, None, b.highlighter.language(), settings);
+        return Ok(b);
     };
     if bytes.len() > MAX_FILE as usize {
         bail!(
@@ -265,6 +305,13 @@ pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
         Highlighter::for_file(name, first, theme),
     );
     b.disk_hash = Some(blake3::hash(&bytes));
+    let config = indent::editorconfig(vfs, path);
+    b.indent = indent::decide(
+        &config,
+        indent::detect(text.lines()),
+        b.highlighter.language(),
+        settings,
+    );
     Ok(b)
 }
 
@@ -288,7 +335,9 @@ impl Editor {
         let styles = Styles::new(&theme, opts.color);
         let mut buffers = files;
         if buffers.is_empty() {
-            buffers.push(Buffer::new("", None, Highlighter::for_lang("text", &theme)));
+            let mut b = Buffer::new("", None, Highlighter::for_lang("text", &theme));
+            b.indent = opts.indent();
+            buffers.push(b);
         }
         let mut ed = Editor {
             hub,
@@ -301,7 +350,10 @@ impl Editor {
             clipboard: String::new(),
             mode: Mode::Normal,
             message: None,
-            query: String::new(),
+            query: Query::Empty,
+            regex: false,
+            prompt_fresh: false,
+            find_origin: None,
             after: After::Nothing,
             quit: false,
             offers: Vec::new(),
@@ -309,6 +361,8 @@ impl Editor {
             gutter: 0,
             follow: true,
             last_edit: Instant::now(),
+            last_copy: Instant::now(),
+            pending: recovery::Pending::default(),
             pane: None,
             pane_focus: false,
             renamed: None,
@@ -316,9 +370,8 @@ impl Editor {
         };
         let mut buffers = std::mem::take(&mut ed.buffers);
         for b in &mut buffers {
-            if let Some(copy) = ed.recovery_for(b) {
-                ed.offers.push(copy);
-            }
+            let offers = ed.recovery_for(b);
+            ed.offers.extend(offers);
         }
         ed.buffers = buffers;
         // `edit` with no file: the text of a new buffer an editor left behind is offered.
@@ -350,18 +403,23 @@ impl Editor {
     /// The recovery copy to offer for a buffer: one that exists and differs from the file.
     /// A copy that holds just what the file holds is dropped; one another running editor
     /// keeps is left alone, and this buffer writes none.
-    fn recovery_for(&self, b: &mut Buffer) -> Option<recovery::Copy> {
-        let path = b.path.as_ref()?.to_string();
-        let copy = recovery::get(self.store(), &path).ok()??;
-        if copy.writer_is_running() {
-            b.copy_blocked = true;
-            return None;
+    /// Copies kept for later are offered too, after it.
+    fn recovery_for(&self, b: &mut Buffer) -> Vec<recovery::Copy> {
+        let Some(path) = b.path.as_ref().map(ToString::to_string) else {
+            return Vec::new();
+        };
+        let mut offers = recovery::kept(self.store(), &path).unwrap_or_default();
+        offers.reverse();
+        if let Ok(Some(copy)) = recovery::get(self.store(), &path) {
+            if copy.writer_is_running() {
+                b.copy_blocked = true;
+            } else if copy.text == b.contents() {
+                let _ = recovery::remove(self.store(), &path);
+            } else {
+                offers.push(copy);
+            }
         }
-        if copy.text == b.contents() {
-            let _ = recovery::remove(self.store(), &path);
-            return None;
-        }
-        Some(copy)
+        offers
     }
 
     /// Asks about the next waiting recovery copy, switching to its buffer.
@@ -371,11 +429,13 @@ impl Editor {
         }
         if let Some(copy) = self.offers.pop() {
             let scratch = copy.path.starts_with(buffer::SCRATCH);
-            if let Some(i) = self
-                .buffers
-                .iter()
-                .position(|b| b.copy_key() == copy.path || (scratch && b.path.is_none()))
-            {
+            let kept = recovery::kept_path(&copy.path);
+            if let Some(i) = self.buffers.iter().position(|b| {
+                b.copy_key() == copy.path
+                    || (scratch && b.path.is_none())
+                    || (kept.is_some()
+                        && kept == b.path.as_ref().map(ToString::to_string).as_deref())
+            }) {
                 self.current = i;
                 self.mode = Mode::Question(Question::Recover(copy));
             }
@@ -424,8 +484,8 @@ impl Editor {
                 if new {
                     self.say(format!("{path}: new file"));
                 }
-                if let Some(copy) = offer {
-                    self.offers.push(copy);
+                if !offer.is_empty() {
+                    self.offers.extend(offer);
                     self.next_offer();
                 }
             }
@@ -440,10 +500,7 @@ impl Editor {
     /// Returns false when writing failed.
     fn save(&mut self, force: bool) -> bool {
         let Some(path) = self.buf().path.clone() else {
-            self.mode = Mode::Prompt {
-                ask: Ask::SaveAs,
-                input: String::new(),
-            };
+            self.ask(Ask::SaveAs, String::new());
             return true;
         };
         let vfs = &self.hub.vfs;
@@ -556,14 +613,23 @@ impl Editor {
     // ----- recovery copies -----
 
     /// Writes recovery copies of buffers changed since their last copy, once the text has
-    /// been left alone a moment (or at once with `now`), and drops copies of buffers
-    /// that are back to their saved text.
+    /// been left alone a moment or at least every [`RECOVERY_EVERY`] while typing goes on
+    /// (or at once with `now`), and drops copies of buffers that are back to their saved
+    /// text. A big buffer's copy gets only the edits since the last one added to it.
     pub fn keep_recovery_copies(&mut self, now: bool) {
-        if !now && self.last_edit.elapsed() < RECOVERY_IDLE {
-            return;
+        let due = now
+            || self.last_edit.elapsed() >= RECOVERY_IDLE
+            || self.last_copy.elapsed() >= RECOVERY_EVERY;
+        if due {
+            self.write_recovery_copies();
         }
+        self.share_pending();
+    }
+
+    fn write_recovery_copies(&mut self) {
         let store = Arc::clone(self.hub.vfs.store());
         let renaming = self.renamed.is_some().then_some(self.current);
+        let mut wrote = false;
         for (i, b) in self.buffers.iter_mut().enumerate() {
             let path = b.copy_key();
             // Its name is not settled until the save-as question is answered.
@@ -573,15 +639,48 @@ impl Editor {
             if !b.needs_recovery_copy() || b.copy_blocked {
                 continue;
             }
-            let written = if b.modified() {
-                recovery::save(&store, &path, &b.contents(), b.disk_hash)
-            } else {
-                recovery::remove(&store, &path).map(|_| ())
-            };
-            if written.is_ok() {
-                b.mark_recovered();
+            wrote = true;
+            if !b.modified() {
+                if recovery::remove(&store, &path).is_ok() {
+                    b.copy_dropped();
+                }
+                continue;
+            }
+            let added = b
+                .copy_steps()
+                .map(|steps| recovery::append(&store, &path, steps, b.disk_hash));
+            if let Some(Ok(true)) = added {
+                b.copy_written(false);
+                continue;
+            }
+            let text = b.rope.to_string();
+            if recovery::save(&store, &path, &text, b.crlf, b.disk_hash).is_ok() {
+                b.copy_written(true);
             }
         }
+        if wrote {
+            self.last_copy = Instant::now();
+        }
+    }
+
+    /// Hands the texts that still need a copy to the terminal's watcher.
+    fn share_pending(&self) {
+        let renaming = self.renamed.is_some().then_some(self.current);
+        let snapshots = self
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(i, b)| {
+                renaming != Some(*i) && b.needs_recovery_copy() && !b.copy_blocked && b.modified()
+            })
+            .map(|(_, b)| recovery::Snapshot {
+                key: b.copy_key(),
+                text: b.rope.clone(),
+                crlf: b.crlf,
+                disk_hash: b.disk_hash,
+            })
+            .collect();
+        self.pending.set(snapshots);
     }
 
     // ----- events -----
@@ -641,7 +740,7 @@ impl Editor {
     }
 
     fn normal_key(&mut self, k: &KeyEvent) {
-        let tab = self.opts.tab_width;
+        let tab = self.buffers[self.current].indent.tab_width;
         let sel = shift(k);
         self.follow = true;
         match k.code {
@@ -651,12 +750,7 @@ impl Editor {
                 }
                 'q' => self.continue_quit(),
                 'w' => self.close(),
-                'o' => {
-                    self.mode = Mode::Prompt {
-                        ask: Ask::Open,
-                        input: String::new(),
-                    }
-                }
+                'o' => self.ask(Ask::Open, String::new()),
                 'z' => {
                     if !self.buf().undo() {
                         self.say("Nothing to undo");
@@ -676,28 +770,17 @@ impl Editor {
                         .selected_text()
                         .filter(|t| !t.contains('\n'))
                         .unwrap_or_default();
-                    self.query = input.clone();
-                    self.mode = Mode::Prompt {
-                        ask: Ask::Find,
-                        input,
-                    }
+                    self.ask(Ask::Find, input)
                 }
                 'r' => {
-                    self.mode = Mode::Prompt {
-                        ask: Ask::Replace,
-                        input: self
-                            .buf()
-                            .selected_text()
-                            .filter(|t| !t.contains('\n'))
-                            .unwrap_or_default(),
-                    }
+                    let input = self
+                        .buf()
+                        .selected_text()
+                        .filter(|t| !t.contains('\n'))
+                        .unwrap_or_default();
+                    self.ask(Ask::Replace, input)
                 }
-                'g' => {
-                    self.mode = Mode::Prompt {
-                        ask: Ask::GoTo,
-                        input: String::new(),
-                    }
-                }
+                'g' => self.ask(Ask::GoTo, String::new()),
                 'n' => self.find_next(false),
                 'p' => self.find_next(true),
                 'a' => self.buf().select_all(),
@@ -724,15 +807,13 @@ impl Editor {
                 _ => {}
             },
             KeyCode::Char('s') if alt(k) => {
-                self.mode = Mode::Prompt {
-                    ask: Ask::SaveAs,
-                    input: self
-                        .buf()
-                        .path
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default(),
-                }
+                let input = self
+                    .buf()
+                    .path
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                self.ask(Ask::SaveAs, input)
             }
             KeyCode::Char(c)
                 if !k
@@ -750,16 +831,11 @@ impl Editor {
                 self.edited();
             }
             KeyCode::Tab => {
-                let unit = if self.opts.soft_tabs {
-                    " ".repeat(tab)
-                } else {
-                    "\t".to_string()
-                };
-                self.buf().indent(&unit, tab);
+                self.buf().indent();
                 self.edited();
             }
             KeyCode::BackTab => {
-                self.buf().dedent(tab);
+                self.buf().dedent();
                 self.edited();
             }
             KeyCode::Backspace => {
@@ -920,13 +996,24 @@ impl Editor {
         }
     }
 
+    /// Opens a one-line prompt. A suggested `input` (the selection, the file's name) is
+    /// replaced by the first character typed; find remembers where it started, for Esc.
+    fn ask(&mut self, ask: Ask, input: String) {
+        self.prompt_fresh = !input.is_empty();
+        if ask == Ask::Find {
+            let b = &self.buffers[self.current];
+            self.find_origin = Some((b.cursor(), b.anchor(), b.top, b.left));
+            if !input.is_empty() {
+                self.query = Query::new(&input, self.regex).unwrap_or_default();
+            }
+        }
+        self.mode = Mode::Prompt { ask, input };
+    }
+
     /// Moves to the next (or previous) match of the last search.
     fn find_next(&mut self, back: bool) {
         if self.query.is_empty() {
-            self.mode = Mode::Prompt {
-                ask: Ask::Find,
-                input: String::new(),
-            };
+            self.ask(Ask::Find, String::new());
             return;
         }
         let q = self.query.clone();
@@ -950,34 +1037,69 @@ impl Editor {
                     self.message = None;
                 }
             }
-            None => self.error(format!("Not found: {q}")),
+            None => self.error(format!("Not found: {}", crate::text::escape(q.as_str()))),
         }
     }
 
     fn prompt_key(&mut self, k: &KeyEvent, ask: Ask, mut input: String) {
+        let fresh = std::mem::replace(&mut self.prompt_fresh, false);
         match k.code {
             KeyCode::Esc => {
                 if ask == Ask::SaveAs {
                     self.after = After::Nothing;
                 }
+                if ask == Ask::Find {
+                    // Back to where the search started.
+                    if let Some((cursor, anchor, top, left)) = self.find_origin.take() {
+                        let b = self.buf();
+                        b.restore_position(cursor, anchor);
+                        (b.top, b.left) = (top, left);
+                        self.follow = false;
+                    }
+                }
+                self.message = None;
                 return;
             }
             KeyCode::Enter => return self.prompt_done(ask, input),
+            KeyCode::Backspace if fresh => input.clear(),
             KeyCode::Backspace => {
                 input.pop();
             }
             KeyCode::Char('u') if ctrl(k) => input.clear(),
-            KeyCode::Char(c) if !ctrl(k) => input.push(c),
-            _ => {}
+            KeyCode::Char('r') if alt(k) && matches!(ask, Ask::Find | Ask::Replace) => {
+                self.regex = !self.regex;
+                self.prompt_fresh = fresh;
+            }
+            KeyCode::Char(c) if !ctrl(k) && !alt(k) => {
+                if fresh {
+                    input.clear();
+                }
+                input.push(c);
+            }
+            // Moving in the prompt keeps the suggestion, to be added to.
+            KeyCode::Left | KeyCode::Right | KeyCode::Home | KeyCode::End => {}
+            _ => self.prompt_fresh = fresh,
         }
         if ask == Ask::Find {
             // Search as you type, from where the search started.
-            self.query = input.clone();
-            let b = &mut self.buffers[self.current];
-            let from = b.selection().map_or(b.cursor(), |r| r.start);
-            if let Some((r, _)) = b.find(&input, from, false) {
-                b.select(r);
-                self.follow = true;
+            match Query::new(&input, self.regex) {
+                Ok(q) => {
+                    self.message = None;
+                    let from = self.find_origin.map_or_else(
+                        || {
+                            let b = &self.buffers[self.current];
+                            b.selection().map_or(b.cursor(), |r| r.start)
+                        },
+                        |(cursor, anchor, ..)| anchor.map_or(cursor, |a| a.min(cursor)),
+                    );
+                    let b = &mut self.buffers[self.current];
+                    if let Some((r, _)) = b.find(&q, from, false) {
+                        b.select(r);
+                        self.follow = true;
+                    }
+                    self.query = q;
+                }
+                Err(e) => self.error(format!("Not a valid regular expression: {e}")),
             }
         }
         self.mode = Mode::Prompt { ask, input };
@@ -986,26 +1108,29 @@ impl Editor {
     fn prompt_done(&mut self, ask: Ask, input: String) {
         match ask {
             Ask::Find => {
+                self.find_origin = None;
+                let query = match Query::new(&input, self.regex) {
+                    Ok(q) => q,
+                    Err(e) => return self.error(format!("Not a valid regular expression: {e}")),
+                };
                 // The search as you type is on a match already: Enter stays there.
                 let b = &self.buffers[self.current];
                 let on_match = b.selection().is_some_and(|r| {
                     let line = b.rope.char_to_line(r.start);
                     let base = b.rope.line_to_char(line);
-                    b.line_matches(line, &input)
+                    b.line_matches(line, &query)
                         .iter()
                         .any(|m| base + m.start == r.start && base + m.end == r.end)
                 });
-                self.query = input;
+                self.query = query;
                 if !on_match {
                     self.find_next(false);
                 }
             }
-            Ask::Replace if !input.is_empty() => {
-                self.mode = Mode::Prompt {
-                    ask: Ask::ReplaceWith(input),
-                    input: String::new(),
-                }
-            }
+            Ask::Replace if !input.is_empty() => match Query::new(&input, self.regex) {
+                Ok(q) => self.ask(Ask::ReplaceWith(q), String::new()),
+                Err(e) => self.error(format!("Not a valid regular expression: {e}")),
+            },
             Ask::Replace => {}
             Ask::ReplaceWith(find) => {
                 self.query = find.clone();
@@ -1021,7 +1146,9 @@ impl Editor {
                             done: 0,
                         });
                     }
-                    None => self.error(format!("Not found: {find}")),
+                    None => {
+                        self.error(format!("Not found: {}", crate::text::escape(find.as_str())))
+                    }
                 }
             }
             Ask::GoTo => self.go_to(&input),
@@ -1131,14 +1258,16 @@ impl Editor {
             },
             Question::Recover(copy) => match key {
                 'r' => {
-                    if copy.path.starts_with(buffer::SCRATCH) {
+                    let own = !copy.path.starts_with(buffer::SCRATCH)
+                        && !copy.path.starts_with(recovery::KEPT);
+                    if !own {
                         // The text lives in this buffer now, which keeps its own copy.
                         let _ = recovery::remove(self.store(), &copy.path);
                         self.last_edit = Instant::now();
                     }
                     let b = self.buf();
                     b.replace_all_text(&copy.text);
-                    if !copy.path.starts_with(buffer::SCRATCH) {
+                    if own {
                         b.mark_recovered();
                     }
                     if copy.disk_hash != b.disk_hash {
@@ -1158,9 +1287,28 @@ impl Editor {
                 '\x1b' | 'k' if copy.path.starts_with(buffer::SCRATCH) => {
                     self.say("Kept that text for later ('edit --recovered' lists it)");
                 }
+                '\x1b' | 'k' if copy.path.starts_with(recovery::KEPT) => {
+                    self.say("Kept that copy for later ('edit --recovered' lists it)");
+                }
                 '\x1b' | 'k' => {
-                    self.buf().copy_blocked = true;
-                    self.say("Kept the recovery copy for later ('edit --recovered'); changes made now are not copied, so save them");
+                    // Set aside under a key of its own, so this buffer goes on keeping a
+                    // copy of what is typed now.
+                    let kept = recovery::kept_key(&copy.path);
+                    match recovery::rename(self.store(), &copy.path, &kept) {
+                        Ok(_) => {
+                            self.buf().copy_dropped();
+                            self.say(format!(
+                                "Kept the recovery copy for later as {} (offered again next time; 'edit --recovered' lists it)",
+                                crate::text::escape(&kept)
+                            ));
+                        }
+                        Err(e) => {
+                            self.buf().copy_blocked = true;
+                            self.error(format!(
+                                "cannot set the recovery copy aside ({e:#}): it is kept, and changes made now are not copied, so save them"
+                            ));
+                        }
+                    }
                 }
                 _ => self.mode = Mode::Question(Question::Recover(copy)),
             },
@@ -1169,7 +1317,14 @@ impl Editor {
                 match key {
                     'y' | '\n' => {
                         if let Some(r) = b.selection() {
-                            let end = b.replace(r, &with, EditKind::Other);
+                            let line = b.rope.char_to_line(r.start);
+                            let base = b.rope.line_to_char(line);
+                            let text = find.replacement(
+                                &b.line_text(line),
+                                r.start - base..r.end - base,
+                                &with,
+                            );
+                            let end = b.replace(r, &text, EditKind::Other);
                             self.last_edit = Instant::now();
                             self.replace_next(find, with, done + 1, end);
                         }
@@ -1189,7 +1344,7 @@ impl Editor {
         }
     }
 
-    fn replace_next(&mut self, find: String, with: String, done: usize, from: usize) {
+    fn replace_next(&mut self, find: Query, with: String, done: usize, from: usize) {
         let b = &mut self.buffers[self.current];
         match b.find(&find, from, false) {
             // Stop at the wrap: matches before the start were offered already, or are
@@ -1207,7 +1362,7 @@ impl Editor {
     }
 
     /// Replaces every match from the current one to the end as one undo step.
-    fn replace_all(&mut self, find: &str, with: &str) -> usize {
+    fn replace_all(&mut self, find: &Query, with: &str) -> usize {
         let b = &mut self.buffers[self.current];
         let start = b.selection().map_or(b.cursor(), |r| r.start);
         let mut matches = Vec::new();
@@ -1227,7 +1382,9 @@ impl Editor {
         let chars: Vec<char> = old.chars().collect();
         for r in &matches {
             new.extend(&chars[pos - span.start..r.start - span.start]);
-            new.push_str(with);
+            let line = b.rope.char_to_line(r.start);
+            let base = b.rope.line_to_char(line);
+            new.push_str(&find.replacement(&b.line_text(line), r.start - base..r.end - base, with));
             pos = r.end;
         }
         b.replace(span, &new, EditKind::Other);
@@ -1258,7 +1415,7 @@ impl Editor {
                 }
                 let select =
                     matches!(kind, MouseEventKind::Drag(_)) || mods.contains(KeyModifiers::SHIFT);
-                let tab = self.opts.tab_width;
+                let tab = self.buffers[self.current].indent.tab_width;
                 let gutter = self.gutter;
                 let b = self.buf();
                 let line = (b.top + (y - area.y) as usize).min(b.line_count() - 1);
@@ -1345,7 +1502,7 @@ impl Editor {
     }
 
     fn draw_text(&mut self, frame: &mut Frame, area: Rect) {
-        let tab = self.opts.tab_width;
+        let tab = self.buffers[self.current].indent.tab_width;
         let color = self.opts.color;
         let theme = Arc::clone(&self.theme);
         let styles = &self.styles;
@@ -1354,7 +1511,7 @@ impl Editor {
                 ask: Ask::Find,
                 input,
                 ..
-            } => input.clone(),
+            } => Query::new(input, self.regex).unwrap_or_default(),
             _ => self.query.clone(),
         };
         let b = &mut self.buffers[self.current];
@@ -1526,17 +1683,27 @@ impl Editor {
         let b = &self.buffers[self.current];
         let (line, col) = b.cursor_line_col();
         let left = format!(" {}{}", b.name(), if b.modified() { " [+]" } else { "" });
-        let mut right = format!(
-            "Ln {}, Col {}  {}  {}",
-            line + 1,
-            col + 1,
-            b.highlighter.language(),
-            if b.crlf { "CRLF" } else { "LF" }
-        );
+        // Least needed last: dropped first when the row is narrow.
+        let mut parts = vec![
+            format!("Ln {}, Col {}", line + 1, col + 1),
+            b.highlighter.language().to_string(),
+            (if b.crlf { "CRLF" } else { "LF" }).to_string(),
+        ];
         if self.buffers.len() > 1 {
-            right.push_str(&format!("  {}/{}", self.current + 1, self.buffers.len()));
+            parts.push(format!("{}/{}", self.current + 1, self.buffers.len()));
         }
-        right.push_str("  F1 help ");
+        parts.push(b.indent.describe());
+        parts.push("F1 help".into());
+        let room_for_name = unicode_width::UnicodeWidthStr::width(left.as_str()).min(16);
+        let mut right = String::new();
+        while !parts.is_empty() {
+            right = format!("{} ", parts.join("  "));
+            let w = unicode_width::UnicodeWidthStr::width(right.as_str());
+            if w + room_for_name < row.width as usize || parts.len() == 1 {
+                break;
+            }
+            parts.pop();
+        }
         let buf = frame.buffer_mut();
         buf.set_style(row, self.styles.status);
         let rw = unicode_width::UnicodeWidthStr::width(right.as_str()) as u16;
@@ -1551,7 +1718,7 @@ impl Editor {
         let bold = Style::default().add_modifier(Modifier::BOLD);
         let (text, style, cursor) = match &self.mode {
             Mode::Prompt { ask, input } => {
-                let t = format!("{}: {input}", ask.label());
+                let t = format!("{}: {}", ask.label(self.regex), crate::text::escape(input));
                 let w = unicode_width::UnicodeWidthStr::width(t.as_str()) as u16;
                 (t, bold, Some(w))
             }
@@ -1569,9 +1736,14 @@ impl Editor {
                         "The text of a new buffer from {} was kept. (r)estore, (d)iscard, Esc to keep for later",
                         crate::commands::fmt_time(c.saved_at)
                     ),
+                    Question::Recover(c) if c.path.starts_with(recovery::KEPT) => format!(
+                        "Changes to {} from {} were kept for later. (r)estore, (d)iscard, Esc to keep them",
+                        crate::text::escape(recovery::kept_path(&c.path).unwrap_or(&c.path)),
+                        crate::commands::fmt_time(c.saved_at)
+                    ),
                     Question::Recover(c) => format!(
                         "Unsaved changes to {} from {} were kept. (r)estore, (d)iscard, Esc to keep for later",
-                        c.path,
+                        crate::text::escape(&c.path),
                         crate::commands::fmt_time(c.saved_at)
                     ),
                     Question::ReplaceEach { .. } => {
@@ -1718,6 +1890,10 @@ pub fn run(
         Some(Err(e)) => bail!("the editor needs a terminal: {e}"),
         None => bail!("another full-screen view has the terminal"),
     };
+    // If the terminal goes away, this thread may never get control back: the watcher
+    // writes the copies it was handed.
+    let (pending, store) = (ed.pending.clone(), Arc::clone(ed.hub.vfs.store()));
+    screen.on_hangup(Box::new(move || pending.write(&store)));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop(&mut ed)));
     // Whatever way it ended (a panic too), unsaved text is kept.
     ed.keep_recovery_copies(true);
@@ -1763,16 +1939,33 @@ fn event_loop(ed: &mut Editor) -> Result<()> {
             }
         }
         let mut handled = 0;
-        while handled == 0 || (handled < 64 && event::poll(Duration::ZERO)?) {
+        'burst: while handled == 0 || (handled < 64 && event::poll(Duration::ZERO)?) {
             if crate::term::signal_pending() {
                 return Ok(());
             }
-            ed.handle(&event::read()?);
-            handled += 1;
-            if ed.quit {
-                break;
+            let mut evs = vec![event::read()?];
+            // After Esc, the characters that came with it in the same read, so a key the
+            // terminal library split can be put back together. Keys after the one that
+            // closes the editor are otherwise left for the shell.
+            if keys::may_be_split(&evs[0]) {
+                while evs.len() < keys::LONGEST && event::poll(Duration::ZERO)? {
+                    evs.push(event::read()?);
+                    if !keys::may_continue(&evs[evs.len() - 1]) {
+                        break;
+                    }
+                }
+                evs = keys::mend(evs);
+            }
+            for ev in evs {
+                ed.handle(&ev);
+                handled += 1;
+                if ed.quit {
+                    break 'burst;
+                }
             }
         }
+        // Steady typing never leaves the text alone for long: copies are kept meanwhile.
+        ed.keep_recovery_copies(false);
     }
 }
 

@@ -144,7 +144,7 @@ fn the_screen_shows_numbers_text_status_and_keys() {
             "   3 }",
             "   4",
             "",
-            " /a.rs             Ln 2, Col 1  Rust  LF  F1 help",
+            " /a.rs  Ln 2, Col 1  Rust  LF  Spaces: 4  F1 help",
             "Ctrl-S save · Ctrl-Q quit · Ctrl-F find · Ctrl-G g",
         ]
     );
@@ -251,20 +251,27 @@ fn unsaved_text_survives_in_a_recovery_copy_and_is_offered_back() {
 fn a_recovery_copy_can_be_kept_or_discarded() {
     let f = fixture();
     f.write("/a.txt", "x\n");
-    recovery::save(f.hub.vfs.store(), "/a.txt", "y\n", None).expect("save copy");
+    recovery::save(f.hub.vfs.store(), "/a.txt", "y\n", false, None).expect("save copy");
     let mut ed = f.editor(&["/a.txt"], false);
     key(&mut ed, KeyCode::Esc);
     assert_eq!(text(&ed), "x\n");
-    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
-        .expect("get")
-        .is_some());
+    let kept = recovery::kept(f.hub.vfs.store(), "/a.txt").expect("kept");
+    assert_eq!(kept.len(), 1, "set aside under a key of its own");
+    assert_eq!(kept[0].text, "y\n");
+    // What is typed after keeping it for later is copied too, beside the kept one.
+    typ(&mut ed, "typed ");
+    ed.keep_recovery_copies(true);
+    let live = recovery::get(f.hub.vfs.store(), "/a.txt").expect("get");
+    assert_eq!(live.map(|c| c.text).as_deref(), Some("typed x\n"));
+    drop(ed);
+    recovery::remove(f.hub.vfs.store(), "/a.txt").expect("remove");
+    // The kept copy is offered again next time, and can be discarded.
     let mut ed = f.editor(&["/a.txt"], false);
+    assert!(ed.message().is_none());
     key(&mut ed, KeyCode::Char('d'));
-    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
-        .expect("get")
-        .is_none());
+    assert!(recovery::list(f.hub.vfs.store()).expect("list").is_empty());
     // A copy that matches the file is dropped without asking.
-    recovery::save(f.hub.vfs.store(), "/a.txt", "x\n", None).expect("save copy");
+    recovery::save(f.hub.vfs.store(), "/a.txt", "x\n", false, None).expect("save copy");
     let _ = f.editor(&["/a.txt"], false);
     assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
         .expect("get")
@@ -348,7 +355,7 @@ fn find_replace_and_go_to() {
     );
     ctrl_key(&mut ed, 'f');
     let (rows, _) = screen(&mut ed, 40, 5);
-    assert_eq!(rows[4], "Find: bar");
+    assert_eq!(rows[4], "Find (Alt-R: regex): bar");
     key(&mut ed, KeyCode::Esc);
     ctrl_key(&mut ed, 'g');
     typ(&mut ed, "3:2");
@@ -621,18 +628,23 @@ fn a_file_in_a_host_mount_is_saved_in_place_keeping_its_permissions() {
 fn a_copy_kept_for_later_is_left_alone() {
     let f = fixture();
     f.write("/a.txt", "x\n");
-    recovery::save(f.hub.vfs.store(), "/a.txt", "older\n", None).expect("save copy");
+    recovery::save(f.hub.vfs.store(), "/a.txt", "older\n", false, None).expect("save copy");
     let mut ed = f.editor(&["/a.txt"], false);
     key(&mut ed, KeyCode::Esc);
     typ(&mut ed, "new ");
     ed.keep_recovery_copies(true);
     ctrl_key(&mut ed, 's');
-    let copy = recovery::get(f.hub.vfs.store(), "/a.txt")
-        .expect("get")
-        .expect("kept");
+    let kept = recovery::kept(f.hub.vfs.store(), "/a.txt").expect("kept");
     assert_eq!(
-        copy.text, "older\n",
+        kept.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+        ["older\n"],
         "neither overwritten nor dropped by the save"
+    );
+    assert!(
+        recovery::get(f.hub.vfs.store(), "/a.txt")
+            .expect("get")
+            .is_none(),
+        "the buffer's own copy went with the save"
     );
 }
 
@@ -641,7 +653,14 @@ fn a_restored_copy_of_an_older_file_asks_before_saving_over_the_newer_one() {
     let f = fixture();
     f.write("/a.txt", "newer\n");
     let old = blake3::hash(b"old\n");
-    recovery::save(f.hub.vfs.store(), "/a.txt", "old, edited\n", Some(old)).expect("copy");
+    recovery::save(
+        f.hub.vfs.store(),
+        "/a.txt",
+        "old, edited\n",
+        false,
+        Some(old),
+    )
+    .expect("copy");
     let mut ed = f.editor(&["/a.txt"], false);
     key(&mut ed, KeyCode::Char('r'));
     assert!(ed.message().unwrap_or("").contains("saving will ask first"));
@@ -677,7 +696,7 @@ fn the_line_option_moves_in_the_first_file_and_paste_in_the_pane_stays_there() {
     let f = fixture();
     f.write("/a.txt", "1\n2\n3\n");
     f.write("/b.txt", "x\n");
-    recovery::save(f.hub.vfs.store(), "/b.txt", "y\n", None).expect("copy");
+    recovery::save(f.hub.vfs.store(), "/b.txt", "y\n", false, None).expect("copy");
     let mut ed = f.editor(&["/a.txt", "/b.txt"], false);
     ed.goto_line(3);
     assert_eq!(ed.buffers[0].cursor_line_col(), (2, 0));
@@ -793,4 +812,202 @@ fn a_new_buffer_keeps_a_copy_too_and_edit_without_a_file_offers_it() {
     }
     let ed = f.editor(&["/notes.txt"], false);
     assert!(matches!(ed.mode, Mode::Normal));
+}
+
+#[test]
+fn typing_without_a_pause_still_gets_copies() {
+    let f = fixture();
+    f.write("/a.txt", "x\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    typ(&mut ed, "a");
+    // Keys keep coming: no pause of RECOVERY_IDLE, but RECOVERY_EVERY has passed.
+    ed.last_edit = Instant::now();
+    ed.keep_recovery_copies(false);
+    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .is_none());
+    ed.last_copy = Instant::now() - RECOVERY_EVERY;
+    typ(&mut ed, "b");
+    ed.keep_recovery_copies(false);
+    let copy = recovery::get(f.hub.vfs.store(), "/a.txt").expect("get");
+    assert_eq!(copy.map(|c| c.text).as_deref(), Some("abx\n"));
+}
+
+#[test]
+fn a_big_buffer_copy_grows_by_the_edits_only() {
+    let f = fixture();
+    let line = "fn main() { println!(\"hello\"); }\r\n";
+    let big = line.repeat(3 << 20 >> 5);
+    f.write("/big.rs", &big);
+    let mut ed = f.editor(&["/big.rs"], false);
+    let store = Arc::clone(f.hub.vfs.store());
+    let stored_text = || -> usize {
+        store
+            .conn()
+            .query_row("SELECT length(CAST(text AS BLOB)) FROM recovery", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .expect("row") as usize
+    };
+    let steps = || -> i64 {
+        store
+            .conn()
+            .query_row("SELECT count(*) FROM recovery_steps", [], |r| r.get(0))
+            .expect("count")
+    };
+    typ(&mut ed, "// one");
+    ed.keep_recovery_copies(true);
+    let first = stored_text();
+    assert_eq!(steps(), 0, "the first copy is whole");
+    // Typing, deleting, undo and redo: each later copy adds only what changed.
+    key(&mut ed, KeyCode::Enter);
+    typ(&mut ed, "two");
+    ed.keep_recovery_copies(true);
+    key(&mut ed, KeyCode::Backspace);
+    key(&mut ed, KeyCode::End);
+    typ(&mut ed, " three");
+    ed.keep_recovery_copies(true);
+    ctrl_key(&mut ed, 'z');
+    ed.keep_recovery_copies(true);
+    ctrl_key(&mut ed, 'y');
+    key(&mut ed, KeyCode::Down);
+    typ(&mut ed, "four");
+    ed.keep_recovery_copies(true);
+    assert_eq!(
+        stored_text(),
+        first,
+        "the copy's text was not written again"
+    );
+    assert!(steps() >= 4, "{}", steps());
+    let copy = recovery::get(&store, "/big.rs")
+        .expect("get")
+        .expect("copy");
+    assert_eq!(
+        copy.text,
+        ed.buffers[0].contents(),
+        "the edits replay to the text"
+    );
+    assert!(copy.text.contains("\r\n"), "saved as it was, with CRLF");
+    // Saving drops the copy and its edits.
+    ctrl_key(&mut ed, 's');
+    assert!(recovery::list(&store).expect("list").is_empty());
+    assert_eq!(steps(), 0);
+}
+
+#[test]
+fn the_watcher_writes_what_the_editor_had_not_copied_yet() {
+    let f = fixture();
+    f.write("/a.txt", "x\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    typ(&mut ed, "unsaved ");
+    // Shared after each batch of keys, before any copy was due.
+    ed.keep_recovery_copies(false);
+    assert!(recovery::get(f.hub.vfs.store(), "/a.txt")
+        .expect("get")
+        .is_none());
+    ed.pending.clone().write(f.hub.vfs.store());
+    let copy = recovery::get(f.hub.vfs.store(), "/a.txt").expect("get");
+    assert_eq!(copy.map(|c| c.text).as_deref(), Some("unsaved x\n"));
+}
+
+#[test]
+fn each_file_is_indented_its_own_way() {
+    let f = fixture();
+    for d in ["/p", "/p/sub"] {
+        f.hub.vfs.mkdir(&path(d), true).expect("mkdir");
+    }
+    // A tab-indented Python file gets tabs, whatever the settings say.
+    f.write("/p/tabbed.py", "def f():\n\tif x:\n\t\treturn 1\n");
+    let mut ed = f.editor(&["/p/tabbed.py"], false);
+    press(&mut ed, KeyCode::End, KeyModifiers::CONTROL);
+    key(&mut ed, KeyCode::Tab);
+    typ(&mut ed, "pass");
+    assert!(text(&ed).ends_with("\n\tpass"), "{:?}", text(&ed));
+    // A Makefile (new or not) is one, and its recipes get tabs.
+    let mut ed = f.editor(&["/p/Makefile"], false);
+    assert_eq!(ed.buffers[0].highlighter.language(), "Makefile");
+    typ(&mut ed, "all:\n");
+    key(&mut ed, KeyCode::Tab);
+    typ(&mut ed, "cc x.c");
+    assert_eq!(text(&ed), "all:\n\tcc x.c");
+    // EditorConfig comes first: the nearest file last, sections matched from its folder.
+    f.write("/.editorconfig", "root = true\n[*]\nindent_style = tab\n");
+    f.write(
+        "/p/.editorconfig",
+        "[*.py]\nindent_style = space\nindent_size = 2\n[sub/*.js]\nindent_size = 3\nindent_style = space\n",
+    );
+    let ed = f.editor(&["/p/tabbed.py"], false);
+    assert_eq!(ed.buffers[0].indent.describe(), "Spaces: 2");
+    let ed = f.editor(&["/p/sub/x.js", "/p/y.js", "/z.rs"], false);
+    let styles: Vec<String> = ed.buffers.iter().map(|b| b.indent.describe()).collect();
+    assert_eq!(styles, ["Spaces: 3", "Tabs", "Tabs"]);
+}
+
+#[test]
+fn regex_find_and_replace_with_groups() {
+    let f = fixture();
+    f.write("/a.txt", "let a = f(1);\nlet bb = g(22);\nother\n");
+    let mut ed = f.editor(&["/a.txt"], false);
+    ctrl_key(&mut ed, 'r');
+    press(&mut ed, KeyCode::Char('r'), KeyModifiers::ALT);
+    let (rows, _) = screen(&mut ed, 60, 5);
+    assert!(
+        rows[4].starts_with("Replace (regex; Alt-R: text)"),
+        "{rows:?}"
+    );
+    typ(&mut ed, r"let (\w+) = (\w)\((\d+)\)");
+    key(&mut ed, KeyCode::Enter);
+    typ(&mut ed, "const ${1}_$3 = $2()");
+    key(&mut ed, KeyCode::Enter);
+    key(&mut ed, KeyCode::Char('a'));
+    assert_eq!(text(&ed), "const a_1 = f();\nconst bb_22 = g();\nother\n");
+    // An invalid expression says so and changes nothing.
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, "(oth");
+    assert!(
+        ed.message().unwrap_or("").contains("regular expression"),
+        "{:?}",
+        ed.message()
+    );
+    typ(&mut ed, ")er$");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(ed.buffers[0].selected_text().as_deref(), Some("other"));
+}
+
+#[test]
+fn esc_from_find_goes_back_and_a_suggestion_is_replaced_by_typing() {
+    let f = fixture();
+    let text_: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    f.write("/a.txt", &text_);
+    let mut ed = f.editor(&["/a.txt"], false);
+    let _ = screen(&mut ed, 40, 10);
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, "line 150");
+    let _ = screen(&mut ed, 40, 10);
+    assert!(ed.buffers[0].top > 100, "the view followed the match");
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(
+        ed.buffers[0].cursor(),
+        0,
+        "Esc goes back to where find started"
+    );
+    assert_eq!(ed.buffers[0].top, 0);
+    assert_eq!(ed.buffers[0].selection(), None);
+    // The selection suggested as the search is replaced by what is typed.
+    press(
+        &mut ed,
+        KeyCode::Right,
+        KeyModifiers::CONTROL | KeyModifiers::SHIFT,
+    );
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, "12");
+    let (rows, _) = screen(&mut ed, 40, 10);
+    assert_eq!(rows[9], "Find (Alt-R: regex): 12");
+    key(&mut ed, KeyCode::Esc);
+    // Save as: End keeps the suggested name to add to.
+    press(&mut ed, KeyCode::Char('s'), KeyModifiers::ALT);
+    key(&mut ed, KeyCode::End);
+    typ(&mut ed, ".bak");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(f.read("/a.txt.bak"), text_);
 }

@@ -158,6 +158,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, path)
     );
     "#,
+    // 6: recovery copies written a piece at a time: the text (with LF line breaks, `crlf`
+    // saying how it is saved) plus the edits made since, in order.
+    r#"
+    ALTER TABLE recovery ADD COLUMN crlf INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE recovery_steps (
+        path TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        removed INTEGER NOT NULL,
+        inserted TEXT NOT NULL,
+        PRIMARY KEY (path, seq)
+    );
+    "#,
 ];
 
 /// The SQLite state store. Cheap to share between threads; each call holds the connection
