@@ -499,3 +499,273 @@ fn the_stored_tree_refuses_names_with_control_characters() {
     }
     assert_eq!(h.out("ls"), "ok\n");
 }
+
+/// Whether the tests run as root (giving a file away and running as another user need it).
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The names in a host folder, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn saving_through_a_mount_keeps_the_owner_group_and_mode() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !is_root() {
+        eprintln!("skipped: giving a file to another owner needs root");
+        return;
+    }
+    let h = Home::new();
+    let host = host_dir();
+    let f = host.path().join("run.sh");
+    fs::write(&f, "old\n").unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(1234)).unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o750)).unwrap();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    // A save (a script's `write`, the editor's Ctrl-S) replaces the file whole; root saving a
+    // user's file leaves it the user's.
+    h.cmd()
+        .args(["-e", r#"write("/m/run.sh", "new\n")"#])
+        .assert()
+        .success();
+    let md = fs::metadata(&f).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 1234));
+    assert_eq!(md.mode() & 0o7777, 0o750);
+    assert_eq!(fs::read_to_string(&f).unwrap(), "new\n");
+    assert_eq!(names(host.path()), ["run.sh"]);
+}
+
+#[test]
+fn a_file_that_cannot_be_given_to_its_owner_is_saved_in_place() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if !is_root() {
+        eprintln!("skipped: running valyxo as another user needs root");
+        return;
+    }
+    // valyxo runs as uid 1234 and saves a file root owns, which anyone may write, in a
+    // folder anyone may write in: replacing it by a rename would make the file uid 1234's.
+    let home = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(home.path(), Some(1234), Some(1234)).unwrap();
+    let host = host_dir();
+    fs::set_permissions(host.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let f = host.path().join("shared.txt");
+    fs::write(&f, "old\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o666)).unwrap();
+    let before = fs::metadata(&f).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = std::process::Command::new(common::BIN);
+        c.arg("--home")
+            .arg(home.path())
+            .args(args)
+            .env_remove("VALYXO_HOME")
+            .env("HOME", home.path())
+            .uid(1234)
+            .gid(1234);
+        assert_cmd::Command::from_std(c).assert()
+    };
+    run(&["-c", &format!("mount {} /m", host.path().display())]).success();
+    run(&[
+        "-e",
+        r#"write("/m/shared.txt", "new, and longer than before\n")"#,
+    ])
+    .success();
+    let md = fs::metadata(&f).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid(), md.ino(), md.mode() & 0o7777),
+        (before.uid(), before.gid(), before.ino(), 0o666)
+    );
+    assert_eq!(
+        fs::read_to_string(&f).unwrap(),
+        "new, and longer than before\n"
+    );
+    // The temporary that showed the bytes fit is gone.
+    assert_eq!(names(host.path()), ["shared.txt"]);
+}
+
+#[test]
+fn temporary_files_are_never_a_name_someone_could_prepare() {
+    use std::os::unix::fs::MetadataExt;
+    let h = Home::new();
+    // A save through a mount: a hard-linked file keeps its inode (the new bytes go to a
+    // temporary first, then over the file), and nothing is left beside it.
+    let host = host_dir();
+    fs::write(host.path().join("a"), "one\n").unwrap();
+    fs::hard_link(host.path().join("a"), host.path().join("b")).unwrap();
+    let ino = fs::metadata(host.path().join("a")).unwrap().ino();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    h.cmd()
+        .args(["-e", r#"write("/m/a", "two\n"); write("/m/c", "new\n")"#])
+        .assert()
+        .success();
+    assert_eq!(fs::read_to_string(host.path().join("b")).unwrap(), "two\n");
+    assert_eq!(fs::metadata(host.path().join("a")).unwrap().ino(), ino);
+    assert_eq!(names(host.path()), ["a", "b", "c"]);
+    // Putting a backup back: a link planted where the copy used to be made (a fixed name
+    // beside the store) is neither written through nor put in the store's place.
+    h.c("echo before > notes.txt; doctor --backup").success();
+    h.c("echo after > notes.txt").success();
+    let outside = host_dir();
+    let decoy = outside.path().join("decoy");
+    fs::write(&decoy, "untouched").unwrap();
+    let planted = h.path().join("valyxo.db.restoring");
+    std::os::unix::fs::symlink(&decoy, &planted).unwrap();
+    let r = h.cmd().args(["doctor", "--restore"]).assert().success();
+    let out = String::from_utf8_lossy(&r.get_output().stdout).into_owned();
+    assert!(out.contains("restored"), "{out}");
+    assert_eq!(fs::read_to_string(&decoy).unwrap(), "untouched");
+    assert!(fs::symlink_metadata(&planted)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(fs::symlink_metadata(h.db()).unwrap().file_type().is_file());
+    assert_eq!(h.out("cat notes.txt"), "before\n");
+    // No temporary is left in the home or among the backups.
+    for dir in [h.path().to_path_buf(), h.path().join("backups")] {
+        for name in names(&dir) {
+            assert!(!name.ends_with(".tmp"), "{name} left in {}", dir.display());
+        }
+    }
+}
+
+#[test]
+fn a_mounted_folder_made_again_is_used_and_one_moved_away_is_refused() {
+    let h = Home::new();
+    let host = host_dir();
+    let d = host.path().join("d");
+    let moved = host.path().join("moved");
+    fs::create_dir(&d).unwrap();
+    h.c(&format!("mount {} /m", d.display())).success();
+    // Within one process (the mount holds the folder open): the host folder is removed and
+    // made again, and writes — a redirection and a save — go to the new one.
+    h.c(&format!(
+        "echo a > /m/a; exec sh -c 'rm -r {0}; mkdir {0}'; echo b > /m/b; ls /m",
+        d.display()
+    ))
+    .success()
+    .stdout("b\n");
+    h.cmd()
+        .args([
+            "-e",
+            &format!(
+                r#"sh("exec sh -c 'rm -r {0}; mkdir {0}'"); write("/m/c", "c")"#,
+                d.display()
+            ),
+        ])
+        .assert()
+        .success();
+    assert_eq!(names(&d), ["c"]);
+    // Moved away: writing fails and says why; nothing lands in the moved folder.
+    h.c(&format!(
+        "echo a > /m/a; exec mv {} {}; echo x > /m/x",
+        d.display(),
+        moved.display()
+    ))
+    .code(1)
+    .stderr(contains(format!(
+        "the mounted host directory {} was removed or moved",
+        d.display()
+    )));
+    fs::rename(&moved, &d).unwrap();
+    h.cmd()
+        .args([
+            "-e",
+            &format!(
+                r#"sh("exec mv {} {}"); write("/m/y", "y")"#,
+                d.display(),
+                moved.display()
+            ),
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("was removed or moved"));
+    assert_eq!(names(&moved), ["a", "c"]);
+    assert!(h.out("mounts").contains("(host directory missing)"));
+    // Put back, it is used again.
+    fs::rename(&moved, &d).unwrap();
+    h.c("echo z > /m/z").success();
+    assert_eq!(names(&d), ["a", "c", "z"]);
+}
+
+/// A small tmpfs mounted for a test, unmounted when dropped.
+struct SmallFs(std::ffi::CString);
+
+impl SmallFs {
+    /// Mounts a tmpfs of `bytes` at `at`; `None` where this process may not mount.
+    fn mount(at: &std::path::Path, bytes: usize) -> Option<SmallFs> {
+        use std::os::unix::ffi::OsStrExt;
+        let target = std::ffi::CString::new(at.as_os_str().as_bytes()).unwrap();
+        let opts = std::ffi::CString::new(format!("size={bytes}")).unwrap();
+        // SAFETY: valid NUL-terminated strings for the call's duration.
+        let r = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        (r == 0).then_some(SmallFs(target))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_a_file_saved_in_place_whole() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_small) = SmallFs::mount(dir.path(), 64 << 10) else {
+        eprintln!("skipped: this process may not mount a tmpfs");
+        return;
+    };
+    let d = dir.path();
+    // A hard-linked file (written in place) of 20 KiB on a disk with about 20 KiB free; the
+    // new content, 48 KiB, does not fit even once the old is gone.
+    let old = vec![b'o'; 20 << 10];
+    fs::write(d.join("a"), &old).unwrap();
+    fs::hard_link(d.join("a"), d.join("b")).unwrap();
+    fs::write(d.join("filler"), vec![b'f'; 24 << 10]).unwrap();
+    let h = Home::new();
+    h.c(&format!("mount {} /m", d.display())).success();
+    h.cmd()
+        .args([
+            "-e",
+            &format!(r#"write("/m/a", "{}")"#, "n".repeat(48 << 10)),
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("No space left on device"));
+    assert!(fs::read(d.join("b")).unwrap() == old, "the file was cut");
+    assert_eq!(names(d), ["a", "b", "filler"]);
+    // Room made, the save goes through, in place.
+    fs::remove_file(d.join("filler")).unwrap();
+    h.cmd()
+        .args([
+            "-e",
+            &format!(r#"write("/m/a", "{}")"#, "n".repeat(30 << 10)),
+        ])
+        .assert()
+        .success();
+    assert_eq!(fs::read(d.join("b")).unwrap(), vec![b'n'; 30 << 10]);
+    assert_eq!(names(d), ["a", "b"]);
+}

@@ -73,10 +73,12 @@ fn read_file(hub: &Hub) -> Result<BTreeMap<String, String>> {
     }
 }
 
-/// Writes the credentials file whole: a private temporary file renamed over the old one.
+/// Writes the credentials file whole: a temporary file renamed over the old one, under a
+/// name nobody can guess, made new (never a file or link already there) and private (0600)
+/// from its first byte. Removed if anything fails.
 fn write_file(hub: &Hub, keys: &BTreeMap<String, String>) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let path = file(hub);
     if keys.is_empty() {
         return match std::fs::remove_file(&path) {
@@ -84,21 +86,19 @@ fn write_file(hub: &Hub, keys: &BTreeMap<String, String>) -> Result<()> {
             _ => Ok(()),
         };
     }
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    let written = f
-        .write_all(serde_json::to_string_pretty(keys)?.as_bytes())
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let text = serde_json::to_string_pretty(keys)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".credentials.json.")
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    tmp.persist(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 

@@ -70,7 +70,7 @@ pub fn backup_due(store: &Path, every: Duration) -> bool {
 /// backup API), then keeps only the `keep` newest. The copy is made under a temporary name
 /// and renamed when whole, so a process that stops halfway leaves no half backup.
 pub fn backup(store: &Path, keep: usize) -> Result<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let dir = backup_dir(store);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -79,14 +79,9 @@ pub fn backup(store: &Path, keep: usize) -> Result<PathBuf> {
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let stamp = chrono::Local::now().format("%Y-%m-%d-%H%M%S");
     let target = dir.join(format!("valyxo-{stamp}.db"));
-    let tmp = dir.join(format!(".valyxo-{stamp}-{}.tmp", std::process::id()));
-    // Private from the first byte.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    // `.valyxo-STAMP-RANDOM.tmp`: a name nobody can guess, made new and private from the
+    // first byte (removed when dropped, unless it became the backup).
+    let tmp = private_temporary(&dir, &format!(".valyxo-{stamp}-"))?.into_temp_path();
     let copied = (|| -> Result<()> {
         let src = Connection::open_with_flags(store, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         src.busy_timeout(Duration::from_secs(10))?;
@@ -99,10 +94,10 @@ pub fn backup(store: &Path, keep: usize) -> Result<PathBuf> {
         Ok(())
     })();
     if let Err(e) = copied {
-        let _ = std::fs::remove_file(&tmp);
         return Err(e.context(format!("cannot back up {}", store.display())));
     }
-    std::fs::rename(&tmp, &target)
+    let tmp_name = tmp.to_path_buf();
+    tmp.persist(&target)
         .with_context(|| format!("cannot create {}", target.display()))?;
     for old in backups(store).into_iter().skip(keep.max(1)) {
         let _ = std::fs::remove_file(old);
@@ -114,7 +109,7 @@ pub fn backup(store: &Path, keep: usize) -> Result<PathBuf> {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with(".valyxo-") && n.ends_with(".tmp"))
-            && p != tmp
+            && p != tmp_name
             && e.metadata()
                 .and_then(|m| m.modified())
                 .ok()
@@ -125,6 +120,19 @@ pub fn backup(store: &Path, keep: usize) -> Result<PathBuf> {
         }
     }
     Ok(target)
+}
+
+/// A new empty file in `dir` named `PREFIX` + random + `.tmp`: a name nobody can guess,
+/// created new (`O_EXCL`: never a file or link already there) and private (0600) from the
+/// first byte. It is removed when dropped, unless persisted.
+fn private_temporary(dir: &Path, prefix: &str) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
 
 /// Pages and bytes of the store: (file bytes, free bytes).
@@ -237,8 +245,13 @@ pub struct Salvage {
 /// cannot be read from one row on is read again from further on.
 pub fn salvage(path: &Path) -> Result<Salvage> {
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-    let fresh = suffixed(path, &format!(".salvage-{stamp}"));
-    let _ = std::fs::remove_file(&fresh);
+    // The new store is made in a private temporary file beside the old one, named
+    // `.valyxo-salvage-STAMP-RANDOM.tmp` (removed if the salvage fails).
+    let fresh = private_temporary(
+        path.parent().unwrap_or(Path::new(".")),
+        &format!(".valyxo-salvage-{stamp}-"),
+    )?
+    .into_temp_path();
     let new = Store::open(&fresh).context("cannot create the new store")?;
     let old = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", path.display()))?;
@@ -259,6 +272,7 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
         "plugin_commands",
         "script_history",
         "recovery",
+        "recovery_steps",
         "conversations",
         "messages",
         "sync_account",
@@ -304,10 +318,19 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
     for s in ["-wal", "-shm"] {
         let _ = std::fs::rename(suffixed(path, s), suffixed(&kept, s));
     }
-    std::fs::rename(&fresh, path)
-        .with_context(|| format!("cannot put the new store at {}", path.display()))?;
+    let fresh_name = fresh.to_path_buf();
+    if let Err(e) = fresh.persist(path) {
+        // The old store is already aside: the new one stays where it is, to be put in place
+        // by hand.
+        let _ = e.path.keep();
+        return Err(anyhow::Error::new(e.error).context(format!(
+            "cannot put the new store at {} (it is kept as {})",
+            path.display(),
+            fresh_name.display()
+        )));
+    }
     for s in ["-wal", "-shm"] {
-        let _ = std::fs::rename(suffixed(&fresh, s), suffixed(path, s));
+        let _ = std::fs::rename(suffixed(&fresh_name, s), suffixed(path, s));
     }
     report.kept = kept;
     Ok(report)
@@ -316,9 +339,16 @@ pub fn salvage(path: &Path) -> Result<Salvage> {
 /// Copies the rows of `table` that can be read; returns (copied, lost). Rows are read in
 /// rowid order; where reading fails, it starts again further on.
 fn copy_table(old: &Connection, new: &rusqlite::Transaction, table: &str) -> (u64, u64) {
-    let Ok(cols) = columns(new, table) else {
+    let Ok(mut cols) = columns(new, table) else {
         return (0, 0);
     };
+    // A store made by an older version lacks later columns: they take their defaults.
+    if let Ok(had) = columns(old, table) {
+        if had.is_empty() {
+            return (0, 0);
+        }
+        cols.retain(|c| had.contains(c));
+    }
     let list = cols.join(", ");
     let marks = vec!["?"; cols.len()].join(", ");
     let insert = format!("INSERT OR REPLACE INTO {table} (rowid, {list}) VALUES (?, {marks})");
@@ -401,19 +431,16 @@ pub fn restore(path: &Path, from: &Path) -> Result<PathBuf> {
             let _ = std::fs::rename(suffixed(path, s), suffixed(&kept, s));
         }
     }
-    let tmp = suffixed(path, ".restoring");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        std::io::copy(&mut std::fs::File::open(from)?, &mut out)?;
-        out.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
+    // Copied into a private temporary file under a name nobody can guess (a file or link
+    // put in its way is never written through), then renamed into place.
+    let mut tmp = private_temporary(
+        path.parent().unwrap_or(Path::new(".")),
+        &format!(".valyxo-restore-{stamp}-"),
+    )?;
+    std::io::copy(&mut std::fs::File::open(from)?, tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot put the backup at {}", path.display()))?;
     Ok(kept)
 }
 

@@ -101,7 +101,7 @@ impl Vfs {
                 super::guard_home(self, from, &a, &ra)?;
                 super::guard_home(self, to, &b, &rb)?;
                 let dir = a.dir()?;
-                dir.rename(&ra, dir, &rb)
+                dir.rename(&ra, &dir, &rb)
                     .map_err(|e| super::host_err(from, e))?;
                 Ok(Leftovers::default())
             }

@@ -194,12 +194,19 @@ impl Checkout {
         Ok(c)
     }
 
+    /// Writes the manifest whole: a temporary file under a name nobody can guess, made new
+    /// and private (0600) from its first byte, renamed over the old one.
     fn save_manifest(&self) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
         let p = self.home.join("manifest.json");
-        let tmp = self.home.join(".manifest.json.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        private_file(&tmp, &serde_json::to_vec(&self.manifest)?)?;
-        std::fs::rename(&tmp, &p)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".manifest.json.")
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&self.home)?;
+        tmp.write_all(&serde_json::to_vec(&self.manifest)?)?;
+        tmp.persist(&p)?;
         Ok(())
     }
 

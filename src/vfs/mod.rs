@@ -91,21 +91,87 @@ pub struct DirEntry {
 pub struct Mount {
     pub vpath: VPath,
     pub host: PathBuf,
-    dir: Option<Dir>,
+    /// The handle the jail is reached through, and the (device, inode) of the directory it
+    /// was opened on. `None` while the host directory cannot be opened.
+    handle: RwLock<Option<Handle>>,
+}
+
+#[derive(Clone)]
+struct Handle {
+    dir: Arc<Dir>,
+    id: (u64, u64),
+}
+
+/// Opens the jail on the host directory `host` (as mounting does) and tells which directory
+/// it is by (device, inode).
+fn open_host(host: &Path) -> io::Result<Handle> {
+    use cap_std::fs::MetadataExt;
+    let dir = Dir::open_ambient_dir(host, cap_std::ambient_authority())?;
+    let md = dir.dir_metadata()?;
+    Ok(Handle {
+        dir: Arc::new(dir),
+        id: (md.dev(), md.ino()),
+    })
 }
 
 impl Mount {
-    fn dir(&self) -> VResult<&Dir> {
-        self.dir.as_ref().ok_or_else(|| {
-            VfsError::Invalid(format!(
+    fn new(vpath: VPath, host: PathBuf, handle: Option<Handle>) -> Mount {
+        Mount {
+            vpath,
+            host,
+            handle: RwLock::new(handle),
+        }
+    }
+
+    /// The handle on the host directory as it is now. The host path is looked at on every
+    /// use (one `stat`): when it names another directory than the handle's (the folder was
+    /// removed and made again, or another put in its place) it is opened again, as at mount
+    /// time; when nothing is there (removed, or moved away), this is an error, so nothing is
+    /// written into a folder that was moved elsewhere on the host.
+    fn dir(&self) -> VResult<Arc<Dir>> {
+        use std::os::unix::fs::MetadataExt;
+        let current = self
+            .handle
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match (std::fs::metadata(&self.host), current) {
+            (Ok(md), Some(h)) if md.is_dir() && (md.dev(), md.ino()) == h.id => Ok(h.dir),
+            (Ok(md), _) if md.is_dir() => {
+                let h = open_host(&self.host)
+                    .map_err(|e| VfsError::Io(self.host.display().to_string(), e))?;
+                let dir = h.dir.clone();
+                *self.handle.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
+                Ok(dir)
+            }
+            // The path cannot be looked at (a folder on the way is not searchable): the
+            // handle is all there is to go by.
+            (Err(e), Some(h))
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(h.dir)
+            }
+            (_, Some(_)) => Err(VfsError::Invalid(format!(
+                "{}: the mounted host directory {} was removed or moved; put it back, or \
+                 'umount {}' and mount it again",
+                self.vpath,
+                self.host.display(),
+                self.vpath
+            ))),
+            (_, None) => Err(VfsError::Invalid(format!(
                 "{}: the mounted host directory {} is not available",
                 self.vpath,
                 self.host.display()
-            ))
-        })
+            ))),
+        }
     }
+
+    /// Whether the host directory is there to be used now.
     pub fn available(&self) -> bool {
-        self.dir.is_some()
+        self.dir().is_ok()
     }
 }
 
@@ -221,8 +287,8 @@ impl Vfs {
                 continue;
             };
             let host = PathBuf::from(host);
-            let dir = Dir::open_ambient_dir(&host, cap_std::ambient_authority()).ok();
-            mounts.push(Arc::new(Mount { vpath, host, dir }));
+            let handle = open_host(&host).ok();
+            mounts.push(Arc::new(Mount::new(vpath, host, handle)));
         }
         Ok(Vfs {
             store,
@@ -411,8 +477,13 @@ impl Vfs {
     }
 
     /// Creates or replaces a file with `data`. The parent directory must exist.
-    /// In the stored tree the write is one committed transaction; in a mount the file is
-    /// written beside its target and renamed over it, so readers never see half a file.
+    /// In the stored tree the write is one committed transaction. In a mount the new content
+    /// is first written whole (and synced) to a private temporary file beside the target, so
+    /// a full disk fails before anything changes; the temporary then gets the old file's
+    /// owner, group and mode and is renamed over it, so readers never see half a file. A file
+    /// with other hard links, or whose owner or group this process cannot give to the
+    /// replacement (it is not root), keeps its inode instead: it is written over in place
+    /// (see `write_in_place`).
     pub fn write(&self, p: &VPath, data: &[u8]) -> VResult<()> {
         let Some(parent) = p.parent() else {
             return Err(VfsError::IsDir("/".into()));
@@ -440,21 +511,6 @@ impl Vfs {
                 if existing.as_ref().is_some_and(|md| md.is_dir()) {
                     return Err(VfsError::IsDir(p.to_string()));
                 }
-                // A file with other hard links is written in place, so every name keeps
-                // seeing the same file.
-                if existing.as_ref().is_some_and(|md| {
-                    use cap_std::fs::MetadataExt;
-                    md.nlink() > 1
-                }) {
-                    use std::io::Write;
-                    let mut opts = cap_std::fs::OpenOptions::new();
-                    opts.write(true).truncate(true);
-                    let mut f = dir.open_with(&rel, &opts).map_err(|e| host_err(p, e))?;
-                    return f
-                        .write_all(data)
-                        .and_then(|_| f.sync_data())
-                        .map_err(|e| host_err(p, e));
-                }
                 let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
                 let parent_rel = if parent_rel.as_os_str().is_empty() {
                     PathBuf::from(".")
@@ -470,43 +526,49 @@ impl Vfs {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                // A name nobody can guess, created new and private (the old file's
-                // permissions are set before the first byte), then renamed over the file.
-                let (tmp, mut f) = (0..16)
-                    .find_map(|_| {
-                        let tmp =
-                            parent_rel.join(format!(".{name}.valyxo-{:016x}", fastrand::u64(..)));
-                        let mut opts = cap_std::fs::OpenOptions::new();
-                        opts.write(true).create_new(true);
-                        {
-                            // A new file gets the usual mode (the umask applies); a
-                            // replacement is private until it has the old file's mode.
-                            use cap_std::fs::OpenOptionsExt;
-                            opts.mode(if existing.is_some() { 0o600 } else { 0o666 });
-                        }
-                        dir.open_with(&tmp, &opts).ok().map(|f| (tmp, f))
-                    })
-                    .ok_or_else(|| {
-                        VfsError::Io(
-                            p.to_string(),
-                            io::Error::other("cannot create a temporary file"),
-                        )
-                    })?;
-                // The new file keeps the old one's permissions (an executable script stays
-                // executable) and is on disk before it replaces the old one.
+                let (tmp, mut f) = match new_temporary(&dir, &parent_rel, &name, existing.is_some())
+                {
+                    Ok(t) => t,
+                    // A folder that takes no new file (not writable by this process) may
+                    // hold a file that is: it is written in place, without the check
+                    // for room that the temporary gives.
+                    Err(e) if existing.is_some() && e.kind() == io::ErrorKind::PermissionDenied => {
+                        return write_in_place(&dir, &rel, data, None).map_err(|e| host_err(p, e));
+                    }
+                    Err(e) => return Err(host_err(p, e)),
+                };
+                // A file with other hard links is written in place, so every name keeps
+                // seeing the same file. So is one whose owner or group the replacement cannot
+                // be given (only root may give a file away): a rename would take the file
+                // from its owner.
+                let in_place = match &existing {
+                    None => false,
+                    Some(md) => {
+                        use cap_std::fs::MetadataExt;
+                        md.nlink() > 1 || keep_owner(&f, md).is_err()
+                    }
+                };
+                // The replacement keeps the old file's permissions (an executable script stays
+                // executable), set after its owner (a change of owner clears set-user-ID)
+                // and before its first byte, and is on disk before it replaces the old one.
                 let written = (|| {
                     use std::io::Write;
-                    if let Some(md) = &existing {
+                    if let (Some(md), false) = (&existing, in_place) {
                         f.set_permissions(md.permissions())?;
                     }
                     f.write_all(data)?;
                     f.sync_all()
                 })();
+                drop(f);
                 if let Err(e) = written {
                     let _ = dir.remove_file(&tmp);
                     return Err(host_err(p, e));
                 }
-                dir.rename(&tmp, dir, &rel).map_err(|e| {
+                if in_place {
+                    return write_in_place(&dir, &rel, data, Some(&tmp))
+                        .map_err(|e| host_err(p, e));
+                }
+                dir.rename(&tmp, &dir, &rel).map_err(|e| {
                     let _ = dir.remove_file(&tmp);
                     host_err(p, e)
                 })
@@ -747,7 +809,7 @@ impl Vfs {
                     dir.open_dir(&rel).ok()
                 };
                 Ok(match start {
-                    Some(cur) => walk_host(&m, dir, &cur, root, &rel, f),
+                    Some(cur) => walk_host(&m, &dir, &cur, root, &rel, f),
                     None => true,
                 })
             }
@@ -792,8 +854,7 @@ impl Vfs {
             Err(VfsError::NotFound(_)) => self.mkdir(at, true)?,
             Err(e) => return Err(e),
         }
-        let dir = Dir::open_ambient_dir(&host, cap_std::ambient_authority())
-            .map_err(|e| VfsError::Io(host.display().to_string(), e))?;
+        let handle = open_host(&host).map_err(|e| VfsError::Io(host.display().to_string(), e))?;
         let host_s = host.to_str().ok_or_else(|| {
             VfsError::BadPath(
                 host.display().to_string(),
@@ -805,11 +866,7 @@ impl Vfs {
             rusqlite::params![at.to_string(), host_s, now_ms()],
         )?;
         let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
-        mounts.push(Arc::new(Mount {
-            vpath: at.clone(),
-            host,
-            dir: Some(dir),
-        }));
+        mounts.push(Arc::new(Mount::new(at.clone(), host, Some(handle))));
         Ok(())
     }
 
@@ -914,6 +971,76 @@ impl Batch<'_> {
             .map(|(names, kind, hash, _)| (names, kind, hash))
             .collect())
     }
+}
+
+/// Creates a temporary file beside the file `name` in the folder `parent` of a mount: a name
+/// nobody can guess (`.NAME.valyxo-` and 16 random hex digits), made new (`O_EXCL`, so no
+/// file or link already there is used), private (0600) when it is to replace a file, else
+/// with the usual mode (the umask applies).
+fn new_temporary(
+    dir: &Dir,
+    parent: &Path,
+    name: &str,
+    replacing: bool,
+) -> io::Result<(PathBuf, cap_std::fs::File)> {
+    // Room for the rest of the name within the usual limit of 255 bytes.
+    let mut end = name.len().min(200);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let stem = &name[..end];
+    let mut taken = None;
+    for _ in 0..16 {
+        let tmp = parent.join(format!(".{stem}.valyxo-{:016x}", fastrand::u64(..)));
+        let mut opts = cap_std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        {
+            use cap_std::fs::OpenOptionsExt;
+            opts.mode(if replacing { 0o600 } else { 0o666 });
+        }
+        match dir.open_with(&tmp, &opts) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => taken = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(taken.unwrap_or_else(|| io::Error::other("cannot create a temporary file")))
+}
+
+/// Gives the new file `f` the owner and group of the file `old` it is to replace, where they
+/// differ (root saving someone else's file). Fails when this process may not (it is not
+/// root, or not in the group).
+fn keep_owner(f: &cap_std::fs::File, old: &cap_std::fs::Metadata) -> io::Result<()> {
+    use cap_std::fs::MetadataExt;
+    let new = f.metadata()?;
+    let uid = (new.uid() != old.uid()).then_some(old.uid());
+    let gid = (new.gid() != old.gid()).then_some(old.gid());
+    if uid.is_none() && gid.is_none() {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(f, uid, gid)
+}
+
+/// Writes `data` over the file `rel` in place: its inode, other names, owner, group and mode
+/// stay. A failure halfway (a full disk) would leave the file cut short, and putting the old
+/// content back would need a copy of it, which needs as much room again; so room is made
+/// sure of first instead. `written` is a temporary file that already holds `data` whole and
+/// synced: that it could be written shows the bytes fit, and it is removed just before the
+/// file is written over, which gives that room back for the write (which needs no more),
+/// short of another program filling the disk in between. The file is opened first, so a
+/// file that cannot be written is left as it was.
+fn write_in_place(dir: &Dir, rel: &Path, data: &[u8], written: Option<&Path>) -> io::Result<()> {
+    use std::io::Write;
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.write(true);
+    let opened = dir.open_with(rel, &opts);
+    if let Some(tmp) = written {
+        let _ = dir.remove_file(tmp);
+    }
+    let mut f = opened?;
+    f.set_len(0)?;
+    f.write_all(data)?;
+    f.sync_all()
 }
 
 pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
