@@ -1,5 +1,10 @@
 //! Shell history in the store: every line typed at the prompt with its working directory,
 //! exit status, duration, time and session. Shared by all sessions on one home.
+//!
+//! A line that holds a secret — a variable whose name says it is one (`…_KEY`, `…_TOKEN`,
+//! `…_SECRET`, `…PASSWORD…`) given a value, or a value shaped like a known API key or token
+//! ([`KEY_SHAPES`]) — is not kept: the prompt's history is loaded from the store, so it is
+//! left out of both.
 
 use crate::store::Store;
 use anyhow::Result;
@@ -15,6 +20,8 @@ pub struct Entry {
     pub started_at: i64,
 }
 
+/// Keeps a line typed at the prompt; returns its id, or `None` when it holds a secret
+/// ([`holds_secret`]) and is not kept.
 pub fn record(
     store: &Store,
     command: &str,
@@ -23,13 +30,167 @@ pub fn record(
     duration_ms: i64,
     started_at: i64,
     session: &str,
-) -> Result<i64> {
+) -> Result<Option<i64>> {
+    if holds_secret(command) {
+        return Ok(None);
+    }
     let conn = store.conn();
     conn.prepare_cached(
         "INSERT INTO history (command, cwd, status, duration_ms, started_at, session) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![command, cwd, status, duration_ms, started_at, session])?;
-    Ok(conn.last_insert_rowid())
+    Ok(Some(conn.last_insert_rowid()))
+}
+
+/// What a variable's name ends with when it holds a secret.
+pub const SECRET_NAME_ENDS: &[&str] = &["_KEY", "_TOKEN", "_SECRET"];
+/// What a variable's name contains when it holds a secret.
+pub const SECRET_NAME_PARTS: &[&str] = &["PASSWORD", "PASSWD"];
+
+/// A known shape of API key or token: `prefix`, then at least `min` (and at most `max`)
+/// characters for which `tail` holds.
+pub struct KeyShape {
+    pub what: &'static str,
+    pub prefix: &'static str,
+    pub min: usize,
+    pub max: usize,
+    pub tail: fn(char) -> bool,
+}
+
+fn key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+fn upper_or_digit(c: char) -> bool {
+    c.is_ascii_uppercase() || c.is_ascii_digit()
+}
+
+/// The shapes of keys and tokens recognised in lines and in exported values.
+pub const KEY_SHAPES: &[KeyShape] = &[
+    // OpenAI (`sk-…`, `sk-proj-…`) and the many APIs that copy its form: 20 characters or
+    // more in all.
+    KeyShape {
+        what: "an OpenAI-style API key",
+        prefix: "sk-",
+        min: 17,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "a GitHub token",
+        prefix: "ghp_",
+        min: 20,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "a GitHub token",
+        prefix: "github_pat_",
+        min: 20,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "a Slack token",
+        prefix: "xoxb-",
+        min: 10,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "a Slack token",
+        prefix: "xoxa-",
+        min: 10,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "a Slack token",
+        prefix: "xoxp-",
+        min: 10,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "a Slack token",
+        prefix: "xoxr-",
+        min: 10,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "a Slack token",
+        prefix: "xoxs-",
+        min: 10,
+        max: usize::MAX,
+        tail: key_char,
+    },
+    KeyShape {
+        what: "an AWS access key ID",
+        prefix: "AKIA",
+        min: 16,
+        max: 16,
+        tail: upper_or_digit,
+    },
+    KeyShape {
+        what: "a GitLab token",
+        prefix: "glpat-",
+        min: 20,
+        max: usize::MAX,
+        tail: key_char,
+    },
+];
+
+/// The shape of the first key or token in `text`, if one is there: a prefix of
+/// [`KEY_SHAPES`] at the start of a word (not after a letter, digit, `-` or `_`), followed by
+/// the right number of its characters.
+pub fn find_key(text: &str) -> Option<&'static KeyShape> {
+    KEY_SHAPES.iter().find(|shape| {
+        text.match_indices(shape.prefix).any(|(at, _)| {
+            let starts_word = !text[..at].chars().next_back().is_some_and(key_char);
+            let n = text[at + shape.prefix.len()..]
+                .chars()
+                .take_while(|&c| (shape.tail)(c))
+                .count();
+            starts_word && n >= shape.min && n <= shape.max
+        })
+    })
+}
+
+/// Whether a variable named `name` holds a secret, by its name.
+pub fn secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_NAME_ENDS.iter().any(|end| upper.ends_with(end))
+        || SECRET_NAME_PARTS.iter().any(|part| upper.contains(part))
+}
+
+/// Whether setting `name` to `value` sets a secret: a secret's name with a value, or a value
+/// shaped like a key.
+pub fn secret_variable(name: &str, value: &str) -> bool {
+    (secret_name(name) && !value.trim().is_empty()) || find_key(value).is_some()
+}
+
+/// Whether a line holds a secret: a word `NAME=VALUE` (after `export`, or anywhere) that sets
+/// a secret, or anything shaped like a key. Quotes are looked through, so `export
+/// 'API_TOKEN=x'` counts.
+pub fn holds_secret(line: &str) -> bool {
+    if find_key(line).is_some() {
+        return true;
+    }
+    line.split(|c: char| c.is_whitespace() || ";|&()<>".contains(c))
+        .filter_map(|word| {
+            let word = word.trim_start_matches(['\'', '"', '\\']);
+            word.split_once('=')
+        })
+        .any(|(name, value)| {
+            let value = value.trim_matches(['\'', '"']);
+            let mut cs = name.chars();
+            let is_name = cs
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && cs.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            is_name && secret_variable(name, value)
+        })
 }
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Entry> {
@@ -171,7 +332,7 @@ mod tests {
     #[test]
     fn record_list_search_and_refresh() {
         let s = Store::in_memory().unwrap();
-        record(&s, "echo one", "/", 0, 1, 1, "a").unwrap();
+        record(&s, "echo one", "/", 0, 1, 1, "a").unwrap().unwrap();
         record(&s, "ls /x", "/x", 1, 2, 2, "b").unwrap();
         record(&s, "ECHO two", "/", 0, 3, 3, "a").unwrap();
         assert_eq!(list(&s, None, None, None).unwrap().len(), 3);
@@ -200,5 +361,114 @@ mod tests {
         }
         assert_eq!(h.len(), 3);
         assert_eq!(h.hint("cmd"), Some(" 1")); // 4999 % 3
+    }
+
+    #[test]
+    fn each_key_shape_is_found() {
+        // One real-looking example per shape, in KEY_SHAPES order.
+        let examples = [
+            "sk-proj-abcdefghijklmnop",
+            "ghp_0123456789abcdefghijKLMNOPQRSTUVWXYZ",
+            "github_pat_11ABCDEFG0123456789_abcdefghij",
+            "xoxb-1234567890-abcdefghij",
+            "xoxa-2-1234567890abcdef",
+            "xoxp-1234567890-1234567890",
+            "xoxr-abcdefghij1234",
+            "xoxs-abcdefghij1234",
+            "AKIAIOSFODNN7EXAMPLE",
+            "glpat-abcdefghij0123456789",
+        ];
+        assert_eq!(
+            examples.len(),
+            KEY_SHAPES.len(),
+            "an example for every shape"
+        );
+        for (shape, example) in KEY_SHAPES.iter().zip(examples) {
+            assert!(example.starts_with(shape.prefix), "{example}");
+            let found = find_key(example).map(|s| s.prefix);
+            assert_eq!(found, Some(shape.prefix), "{example}");
+            assert_eq!(
+                find_key(&format!("export X={example}")).map(|s| s.prefix),
+                Some(shape.prefix)
+            );
+            // Cut short, it is not a key.
+            let short = &example[..shape.prefix.len() + shape.min - 1];
+            assert!(find_key(short).is_none(), "{short}");
+        }
+    }
+
+    #[test]
+    fn words_that_only_look_alike_are_not_keys() {
+        for text in [
+            "sk-short",
+            "task-0123456789abcdefghij",
+            "desk-0123456789abcdefghij",
+            "AKIAIOSFODNN7EXAMPLE1",
+            "akiaiosfodnn7example",
+            "xoxq-1234567890-abc",
+            "glpat-",
+            "echo hello world",
+        ] {
+            assert!(find_key(text).is_none(), "{text}");
+        }
+        assert!(find_key("Bearer sk-0123456789abcdefghij").is_some());
+        assert!(find_key("--token=ghp_0123456789abcdefghij").is_some());
+    }
+
+    #[test]
+    fn secret_names_and_lines() {
+        for name in [
+            "OPENAI_API_KEY",
+            "VALYXO_API_KEY",
+            "GITHUB_TOKEN",
+            "AWS_SECRET",
+            "DB_PASSWORD",
+            "PASSWORD",
+            "MYSQL_PASSWD",
+            "api_key",
+        ] {
+            assert!(secret_name(name), "{name}");
+        }
+        for name in ["KEYBOARD", "MONKEY", "TOKENS", "PATH", "EDITOR", "KEY"] {
+            assert!(!secret_name(name), "{name}");
+        }
+        assert!(!secret_variable("GITHUB_TOKEN", ""), "nothing set");
+        assert!(secret_variable("X", "sk-0123456789abcdefghij"));
+        for line in [
+            "export OPENAI_API_KEY=abc",
+            "export GREETING=hi VALYXO_API_KEY=abc",
+            "export 'DB_PASSWORD=two words'",
+            "export \"GITHUB_TOKEN=x\"",
+            "cd /; export AWS_SECRET=x && ls",
+            "API_TOKEN=abc",
+            "export X=sk-0123456789abcdefghij",
+            "echo ghp_0123456789abcdefghijklmnop",
+        ] {
+            assert!(holds_secret(line), "{line}");
+        }
+        for line in [
+            "export GREETING=hello",
+            "export OPENAI_API_KEY=",
+            "unset OPENAI_API_KEY",
+            "ai key set",
+            "echo $GITHUB_TOKEN",
+            "ls -l",
+        ] {
+            assert!(!holds_secret(line), "{line}");
+        }
+    }
+
+    #[test]
+    fn lines_with_secrets_are_not_recorded() {
+        let s = Store::in_memory().unwrap();
+        assert!(record(&s, "ls", "/", 0, 1, 1, "a").unwrap().is_some());
+        let line = "export OPENAI_API_KEY=sk-0123456789abcdefghij";
+        assert_eq!(record(&s, line, "/", 0, 1, 2, "a").unwrap(), None);
+        let all = list(&s, None, None, None).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].command, "ls");
+        let mut h = HintIndex::default();
+        h.refresh(&s).unwrap();
+        assert_eq!(h.hint("export"), None);
     }
 }

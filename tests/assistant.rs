@@ -410,3 +410,387 @@ fn ai_models_lists_what_the_server_offers_and_marks_the_one_in_use() {
         .code(1)
         .stderr(contains("401: Incorrect API key provided"));
 }
+
+// ----- Answers cannot drive the terminal -----
+
+/// What the hostile server answers: a retitled window, a cleared screen, the clipboard
+/// written through OSC 52, a bidi override, a bell and a lone carriage return, in prose and
+/// in a code block, sent in pieces that cut the sequences apart.
+const HOSTILE: &str = "Title \x1b]0;pwned\x07 then \x1b[2J and \x1b]52;c;ZWNobyBwd25lZA==\x07 \
+     rtl \u{202e}txt.exe bell\x07 over\rwrite\n```sh\necho \x1b[31mred\n```\nTHE END\n";
+
+/// The escape sequences of [`HOSTILE`] that must never reach a terminal raw.
+const RAW: [&[u8]; 5] = [
+    b"\x1b]0;pwned",
+    b"\x1b[2J",
+    b"\x1b]52;",
+    b"\x07",
+    "\u{202e}".as_bytes(),
+];
+
+/// How [`HOSTILE`]'s prose shows on a terminal instead.
+const SHOWN: [&str; 5] = [
+    r"\x1b]0;pwned\x07",
+    r"\x1b[2J",
+    r"\x1b]52;c;ZWNobyBwd25lZA==\x07",
+    r"\u{202e}txt.exe",
+    r"over\x0dwrite",
+];
+
+/// A model name that would retitle the window.
+const HOSTILE_MODEL: &str = "evil\x1b]0;pwned\x07";
+
+/// A local OpenAI-compatible server that answers every question with [`HOSTILE`], streamed in
+/// pieces of 3 characters; lists [`HOSTILE_MODEL`] among its models; and answers the model
+/// `fail` with a 400 whose message holds an escape sequence. Returns its URL.
+fn hostile_server() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut reader = BufReader::new(conn.try_clone()?);
+                let mut line = String::new();
+                reader.read_line(&mut line)?;
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut length = 0;
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line)?;
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body)?;
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let json = |conn: &mut std::net::TcpStream, status: &str, v: serde_json::Value| {
+                    let text = v.to_string();
+                    write!(
+                        conn,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                        text.len()
+                    )
+                };
+                if path.ends_with("/models") {
+                    return json(
+                        &mut conn,
+                        "200 OK",
+                        serde_json::json!({"data": [{"id": "hostile"}, {"id": HOSTILE_MODEL}]}),
+                    );
+                }
+                if body["model"] == "fail" {
+                    return json(
+                        &mut conn,
+                        "400 Bad Request",
+                        serde_json::json!({"error": {"message": "bad \x1b]0;pwned\x07 model"}}),
+                    );
+                }
+                write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                )?;
+                let chunk = |conn: &mut std::net::TcpStream, data: &str| -> std::io::Result<()> {
+                    write!(conn, "{:x}\r\n{data}\r\n", data.len())?;
+                    conn.flush()
+                };
+                let chars: Vec<char> = HOSTILE.chars().collect();
+                for piece in chars.chunks(3) {
+                    let piece: String = piece.iter().collect();
+                    let ev = serde_json::json!({"choices": [{"delta": {"content": piece}}]});
+                    chunk(&mut conn, &format!("data: {ev}\n\n"))?;
+                }
+                chunk(&mut conn, "data: [DONE]\n\n")?;
+                write!(conn, "0\r\n\r\n")?;
+                conn.flush()
+            });
+        }
+    });
+    url
+}
+
+/// `valyxo --home H ARGS` on a pseudo-terminal (with colour unless `--no-color` is among
+/// `args`).
+fn pty(h: &Home, args: &[&str]) -> rexpect::session::PtySession {
+    let mut c = std::process::Command::new(common::BIN);
+    c.arg("--home")
+        .arg(h.path())
+        .args(args)
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME")
+        .env_remove("NO_COLOR")
+        .env_remove("VALYXO_API_KEY")
+        .env_remove("OPENAI_API_KEY");
+    rexpect::session::spawn_command(c, Some(15_000)).expect("spawn valyxo in a pty")
+}
+
+/// The bytes a pty session sent (it hands each byte over as a char).
+fn bytes(s: &str) -> Vec<u8> {
+    s.chars().map(|c| c as u32 as u8).collect()
+}
+
+/// Everything `valyxo ARGS` writes to its terminal, to the end.
+fn terminal_output(h: &Home, args: &[&str]) -> Vec<u8> {
+    let mut s = pty(h, args);
+    bytes(&s.exp_eof().expect("the end of the output"))
+}
+
+fn assert_shown_not_obeyed(out: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(out);
+    for raw in RAW {
+        assert!(
+            !out.windows(raw.len()).any(|w| w == raw),
+            "{what}: {:?} reached the terminal raw:\n{text:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    for shown in SHOWN {
+        assert!(
+            text.contains(shown),
+            "{what}: {shown} is not shown:\n{text:?}"
+        );
+    }
+    assert!(
+        text.contains("THE END"),
+        "{what}: the whole answer:\n{text:?}"
+    );
+}
+
+#[test]
+fn escape_sequences_in_answers_are_shown_on_a_terminal_not_obeyed() {
+    let url = hostile_server();
+    let h = common::assistant_home(&url, "hostile");
+    // ask, coloured and not.
+    let out = terminal_output(&h, &["-c", "ask hi"]);
+    assert_shown_not_obeyed(&out, "ask");
+    assert!(
+        out.windows(2).any(|w| w == b"\x1b["),
+        "the code is coloured"
+    );
+    let out = terminal_output(&h, &["--no-color", "-c", "ask hi"]);
+    assert_shown_not_obeyed(&out, "ask --no-color");
+    assert!(
+        !out.contains(&0x1b),
+        "no escape at all without colour: {:?}",
+        String::from_utf8_lossy(&out)
+    );
+    // chat.
+    let mut s = pty(&h, &["-c", "chat"]);
+    let mut seen = bytes(&s.exp_string("you> ").expect("the chat prompt"));
+    s.send_line("hello").unwrap();
+    seen.extend(bytes(&s.exp_string("THE END").expect("the answer")));
+    seen.extend_from_slice(b"THE END");
+    s.send_control('d').unwrap();
+    seen.extend(bytes(&s.exp_eof().expect("the chat ends")));
+    assert_shown_not_obeyed(&seen, "chat");
+    // ai show, of a stored conversation.
+    let out = terminal_output(&h, &["-c", "ai show 1"]);
+    assert_shown_not_obeyed(&out, "ai show");
+    let out = terminal_output(&h, &["-c", "ai show 3"]);
+    assert_shown_not_obeyed(&out, "ai show of the chat");
+}
+
+#[test]
+fn piped_answers_and_conversations_stay_byte_exact() {
+    let url = hostile_server();
+    let h = common::assistant_home(&url, "hostile");
+    let a = run(&h, "ask hi", None, "").success();
+    assert_eq!(a.get_output().stdout, HOSTILE.as_bytes());
+    let a = run(&h, "ai show 1", None, "").success();
+    let shown = String::from_utf8(a.get_output().stdout.clone()).unwrap();
+    assert!(
+        shown.ends_with(&format!("assistant:\n{}\n", HOSTILE.trim_end())),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn names_and_errors_from_the_server_are_escaped() {
+    let url = hostile_server();
+    let h = common::assistant_home(&url, "hostile");
+    // Model names.
+    let a = run(&h, "ai models", None, "").success();
+    let out = stdout(&a);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(out.contains(r"$'evil\e]0;pwned\x07'"), "{out:?}");
+    // An error message with the server's words.
+    h.c("settings set assistant.model fail").success();
+    let a = run(&h, "ask hi", None, "").code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(!err.contains('\x1b') && !err.contains('\x07'), "{err:?}");
+    assert!(err.contains(r"bad \x1b]0;pwned\x07 model"), "{err:?}");
+    // A title (the question) with an escape sequence, in the list and in `ai show`.
+    h.c("settings set assistant.model hostile").success();
+    run(&h, "ask 'x\x1b]0;t\x07'", None, "").success();
+    let list = stdout(&run(&h, "ai history", None, "").success());
+    assert!(list.contains(r"$'x\e]0;t\x07'"), "{list:?}");
+    assert!(!list.contains('\x1b'), "{list:?}");
+    let show = stdout(&run(&h, "ai show 1", None, "").success());
+    assert!(
+        show.starts_with(r"# $'x\e]0;t\x07'  (default, hostile, "),
+        "{show:?}"
+    );
+}
+
+// ----- Keys in the wrong place -----
+
+const SECRET: &str = "sk-0123456789abcdefghijklmn";
+
+#[test]
+fn an_exported_secret_is_warned_of_and_kept_out_of_history_with_dash_c() {
+    let h = Home::new();
+    let a = h
+        .c(&format!("export OPENAI_API_KEY={SECRET} GREETING=hi"))
+        .success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("export: OPENAI_API_KEY looks like a secret"),
+        "{err}"
+    );
+    assert!(err.contains("not kept in history"), "{err}");
+    assert!(err.contains("handed to every program 'exec' runs"), "{err}");
+    assert!(err.contains("'ai key set'"), "{err}");
+    assert!(!err.contains(SECRET), "{err}");
+    assert!(
+        !err.contains("GREETING"),
+        "only the secret is warned of: {err}"
+    );
+    // It is still exported, as asked.
+    assert_eq!(h.out("env OPENAI_API_KEY"), format!("{SECRET}\n"));
+    // A token that is not the assistant's: no word of 'ai key set'.
+    let a = h.c("export GITHUB_TOKEN=abc").success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("GITHUB_TOKEN looks like a secret"), "{err}");
+    assert!(!err.contains("ai key set"), "{err}");
+    assert!(h
+        .c("export EDITOR=hx")
+        .success()
+        .get_output()
+        .stderr
+        .is_empty());
+    let hist = h.out("history");
+    assert!(
+        !hist.contains(SECRET) && !hist.contains("GITHUB_TOKEN"),
+        "{hist}"
+    );
+    // The assistant does not read it, and `ai` says so.
+    let status = stdout(&run(&h, "ai", None, ""));
+    assert!(
+        status.contains("OPENAI_API_KEY exported inside valyxo is not read by the assistant"),
+        "{status}"
+    );
+    assert!(!status.contains(SECRET), "{status}");
+}
+
+#[test]
+fn an_exported_secret_typed_at_the_prompt_is_not_in_history() {
+    const PROMPT: &str = "valyxo:~/Projects/Main> ";
+    let h = Home::new();
+    let mut s = pty(&h, &["--no-color"]);
+    s.exp_string(PROMPT).expect("the first prompt");
+    s.send_line("echo before").unwrap();
+    s.exp_string("before\r\n").expect("the echo");
+    s.exp_string(PROMPT).expect("a prompt");
+    s.send_line(&format!("export VALYXO_API_KEY={SECRET}"))
+        .unwrap();
+    s.exp_string("not kept in history").expect("the warning");
+    s.exp_string(PROMPT).expect("a prompt");
+    // Up brings back the line before, not the secret one.
+    s.send("\x1b[A").unwrap();
+    s.flush().unwrap();
+    s.exp_string("echo before").expect("the line before");
+    s.send_line("").unwrap();
+    s.exp_string("before\r\n")
+        .expect("the line before ran again");
+    s.exp_string(PROMPT).expect("a prompt");
+    s.send_line("history").unwrap();
+    s.exp_string("     1  echo before").expect("the history");
+    let listed = s.exp_string(PROMPT).expect("the rest of the history");
+    assert!(listed.contains("     2  echo before"), "{listed}");
+    assert!(
+        !listed.contains(SECRET) && !listed.contains("export"),
+        "{listed}"
+    );
+    s.send_line("exit").unwrap();
+    s.exp_eof().expect("the end");
+    let hist = h.out("history");
+    assert!(hist.contains("echo before"), "{hist}");
+    assert!(
+        !hist.contains(SECRET) && !hist.contains("VALYXO_API_KEY"),
+        "{hist}"
+    );
+}
+
+#[test]
+fn keys_are_stored_only_for_servers_they_can_reach_safely() {
+    let server = Server::start(true);
+    let h = home(&server, "echo");
+    let a = run(&h, "ai key set http://example.com/v1", None, "sk-test\n").code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("http://example.com/v1 is plain HTTP to another machine"),
+        "{err}"
+    );
+    assert!(err.contains("in the clear"), "{err}");
+    assert!(!h.path().join("credentials.json").exists());
+    // The same for assistant.url.
+    let h2 = common::assistant_home("http://example.com/v1", "echo");
+    run(&h2, "ai key set", None, "sk-test\n")
+        .code(1)
+        .stderr(contains("plain HTTP to another machine"));
+    // Plain HTTP on this machine is fine.
+    let a = run(&h, &format!("ai key set {}", server.url), None, "sk-test\n").success();
+    let said = stdout(&a);
+    assert!(
+        said.contains(&format!("the key for {}", server.url)),
+        "{said}"
+    );
+    run(&h, "ask hi", None, "").success();
+    assert_eq!(
+        server.requests()[0].authorization.as_deref(),
+        Some("Bearer sk-test")
+    );
+    run(&h, &format!("ai key remove {}", server.url), None, "").success();
+}
+
+#[test]
+fn ai_says_which_environment_keys_are_withheld() {
+    let server = Server::start(false);
+    // VALYXO_API_KEY to plain HTTP on another machine: withheld.
+    let h = common::assistant_home("http://example.com/v1", "echo");
+    let status = stdout(&run(&h, "ai", Some(SECRET), "").success());
+    assert!(
+        status
+            .contains("VALYXO_API_KEY is set in the environment valyxo started with, but withheld"),
+        "{status}"
+    );
+    assert!(status.contains("plain HTTP to another machine"), "{status}");
+    assert!(status.contains("key      none"), "{status}");
+    assert!(!status.contains(SECRET), "{status}");
+    // On this machine it is used.
+    let h = home(&server, "echo");
+    let status = stdout(&run(&h, "ai", Some(SECRET), "").success());
+    assert!(
+        status.contains("key      from the environment variable VALYXO_API_KEY"),
+        "{status}"
+    );
+    assert!(!status.contains("withheld"), "{status}");
+    // OPENAI_API_KEY goes only to OpenAI: withheld from a local server, and not sent.
+    let mut c = h.cmd();
+    c.env_remove("VALYXO_API_KEY").env("OPENAI_API_KEY", SECRET);
+    let a = c.args(["-c", "ai; ask hi"]).assert().success();
+    let out = stdout(&a);
+    assert!(
+        out.contains("OPENAI_API_KEY is set in the environment valyxo started with, but withheld"),
+        "{out}"
+    );
+    assert!(out.contains("sent only to https://api.openai.com"), "{out}");
+    assert_eq!(server.requests()[0].authorization, None);
+}

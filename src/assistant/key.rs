@@ -2,7 +2,8 @@
 //! Secret Service on Linux, the Keychain on macOS, the Credential Manager on Windows), else —
 //! where no keyring service exists — from `credentials.json` in the home, readable only by
 //! the user. Keys are kept per host of `assistant.url`, so a local server and a hosted API
-//! can each have their own. The key itself is never printed.
+//! can each have their own. No key is stored for, or sent to, a server over plain HTTP on
+//! another machine ([`check_url`]). The key itself is never printed.
 
 use crate::hub::Hub;
 use anyhow::{bail, Context, Result};
@@ -106,6 +107,26 @@ fn entry(account: &str) -> Option<keyring::Entry> {
     keyring::Entry::new(SERVICE, account).ok()
 }
 
+/// Checks that a key may be sent to `url`: over HTTPS, or over plain HTTP only to this
+/// machine, so that a key never crosses a network in the clear (as `login` checks its
+/// server).
+pub fn check_url(url: &str) -> Result<()> {
+    let url = url.trim();
+    let Some((scheme, host, _)) = origin(url) else {
+        bail!("'{url}' is not a URL: use https://HOST/v1, or http://127.0.0.1:PORT/v1 for a server on this machine");
+    };
+    match scheme.as_str() {
+        "https" => Ok(()),
+        "http" if is_loopback(&host) => Ok(()),
+        "http" => bail!(
+            "{url} is plain HTTP to another machine, so the key would cross the network in the \
+             clear: use https://, or plain HTTP only to a server on this machine \
+             (http://localhost:PORT, http://127.0.0.1:PORT)"
+        ),
+        _ => bail!("'{url}' must start with https:// (or http:// for a server on this machine)"),
+    }
+}
+
 /// Whether a key from the environment may go to `url`: `OPENAI_API_KEY` only to OpenAI;
 /// `VALYXO_API_KEY` to any server over HTTPS, or over plain HTTP only on this machine, so a
 /// key is never sent in the clear across a network.
@@ -116,7 +137,33 @@ fn env_key_fits(var: &str, url: &str) -> bool {
     if var == "OPENAI_API_KEY" {
         return scheme == "https" && host == "api.openai.com";
     }
-    scheme == "https" || is_loopback(&host)
+    check_url(url).is_ok()
+}
+
+/// The environment variables (of the valyxo process, set in the host shell) that hold a key
+/// which is not sent to `url`, each with the reason.
+pub fn withheld(url: &str) -> Vec<(&'static str, String)> {
+    ENV_VARS
+        .iter()
+        .filter(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
+        .filter(|var| !env_key_fits(var, url))
+        .map(|&var| {
+            let why = if var == "OPENAI_API_KEY" {
+                "it is sent only to https://api.openai.com".to_string()
+            } else {
+                match check_url(url) {
+                    Err(e) => format!("{e:#}"),
+                    Ok(()) => "assistant.url is not a URL".to_string(),
+                }
+            };
+            (var, why)
+        })
+        .collect()
+}
+
+/// The names of the environment variables the key is read from, in order.
+pub fn env_vars() -> &'static [&'static str] {
+    &ENV_VARS
 }
 
 /// Whether `host` (as a URL names it, IPv6 in brackets or not) is this machine.
@@ -129,7 +176,9 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The key for `url` and where it came from, if there is one.
+/// The key for `url` and where it came from, if there is one. No key goes to a server over
+/// plain HTTP on another machine: not from the environment, and not one stored before such
+/// URLs were refused ([`check_url`]).
 pub fn find(hub: &Hub, url: &str) -> Result<Option<(String, Source)>> {
     for var in ENV_VARS {
         if !env_key_fits(var, url) {
@@ -140,6 +189,9 @@ pub fn find(hub: &Hub, url: &str) -> Result<Option<(String, Source)>> {
                 return Ok(Some((v.trim().to_string(), Source::Env(var))));
             }
         }
+    }
+    if check_url(url).is_err() {
+        return Ok(None);
     }
     get(hub, &account(url))
 }
@@ -159,6 +211,7 @@ pub fn get(hub: &Hub, account: &str) -> Result<Option<(String, Source)>> {
 /// Stores the key for `url`: in the OS keyring when there is one, otherwise in the
 /// private credentials file. Returns where it went.
 pub fn store(hub: &Hub, url: &str, key: &str) -> Result<Source> {
+    check_url(url)?;
     let key = key.trim();
     if key.is_empty() {
         bail!("the key is empty");
@@ -246,9 +299,34 @@ mod tests {
             "not in the clear"
         );
         assert!(!env_key_fits("VALYXO_API_KEY", "http://127.example.com/v1"));
+        assert!(!env_key_fits("VALYXO_API_KEY", "ftp://localhost/v1"));
         assert!(!env_key_fits(
             "VALYXO_API_KEY",
             "http://evil.com?@localhost/v1"
         ));
+    }
+
+    #[test]
+    fn keys_cross_a_network_only_over_https() {
+        for ok in [
+            "https://api.openai.com/v1",
+            "https://gpu-box:8000/v1",
+            "http://localhost:11434/v1",
+            "http://127.0.0.1:8080/v1",
+            "http://[::1]:8080/v1",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        let e = check_url("http://example.com/v1").unwrap_err().to_string();
+        assert!(e.contains("plain HTTP to another machine"), "{e}");
+        assert!(e.contains("in the clear"), "{e}");
+        for bad in [
+            "http://192.168.1.20:8000/v1",
+            "http://evil.com?@localhost/v1",
+            "ftp://localhost/v1",
+            "localhost:11434",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 use super::{strings, Ctx, Group, Spec};
 use crate::assistant::{self, client::Broken, conversations, key, Message};
 use crate::shell::io::Input;
+use crate::text::escape;
 use anyhow::{bail, Context, Result};
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use std::io::{IsTerminal, Read, Write};
@@ -34,6 +35,13 @@ fn continuing(c: Command) -> Command {
             .conflicts_with("continue")
             .help("Continue conversation N ('ai history' lists them)"),
     )
+}
+
+/// The server a key is for: `assistant.url` unless given.
+fn url_arg() -> Arg {
+    Arg::new("url")
+        .value_name("URL")
+        .help("The server the key is for (default: assistant.url); https://, or http:// only on this machine")
 }
 
 pub fn specs() -> Vec<Spec> {
@@ -98,12 +106,20 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .subcommand(
                         Command::new("key")
-                            .about("Store or remove the API key for assistant.url")
+                            .about("Store or remove the API key for assistant.url (or another server)")
                             .subcommand_required(true)
-                            .subcommand(Command::new("set").about(
-                                "Store a key, read from the terminal without echo or from standard input",
-                            ))
-                            .subcommand(Command::new("remove").about("Remove the stored key")),
+                            .subcommand(
+                                Command::new("set")
+                                    .about(
+                                        "Store a key, read from the terminal without echo or from standard input",
+                                    )
+                                    .arg(url_arg()),
+                            )
+                            .subcommand(
+                                Command::new("remove")
+                                    .about("Remove the stored key")
+                                    .arg(url_arg()),
+                            ),
                     )
                     .subcommand(Command::new("personas").about("The personas and what each is for"))
                     .subcommand(
@@ -209,10 +225,14 @@ fn thread(ctx: &Ctx, m: &ArgMatches) -> Result<Thread> {
 fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Result<String> {
     let client = assistant::client(ctx.hub())?;
     th.messages.push(Message::new("user", question));
-    // On a terminal with colour, code blocks are highlighted as they arrive; otherwise the
-    // answer goes out exactly as it comes.
-    let mut renderer = (ctx.io.stdout.is_tty() && ctx.color())
-        .then(|| assistant::render::Renderer::new(ctx.hub().theme()));
+    // On a terminal the answer is made safe (its escape sequences shown, not obeyed) and,
+    // with colour, its code blocks are highlighted as they arrive; piped, it goes out exactly
+    // as it comes.
+    let mut renderer = ctx
+        .io
+        .stdout
+        .is_tty()
+        .then(|| assistant::render::Renderer::new(ctx.hub().theme(), ctx.color()));
     let out = &mut ctx.io.stdout;
     let mut ended_in_newline = true;
     let model = client.model.clone();
@@ -317,7 +337,7 @@ fn chat(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let _ = writeln!(
         ctx.io.stdout,
         "Chatting with {} as '{}'. /help lists the commands; Ctrl-D ends.",
-        ctx.hub().setting("assistant.model"),
+        escape(&ctx.hub().setting("assistant.model")),
         th.persona.name
     );
     loop {
@@ -419,18 +439,18 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     match m.subcommand() {
         None | Some(("status", _)) => {
             let key = key::find(ctx.hub(), &url)?;
-            out.push_str(&format!("server   {url}\n"));
+            out.push_str(&format!("server   {}\n", escape(&url)));
             out.push_str(&format!(
                 "model    {}\n",
-                ctx.hub().setting("assistant.model")
+                escape(&ctx.hub().setting("assistant.model"))
             ));
             out.push_str(&format!(
                 "persona  {}\n",
-                ctx.hub().setting("assistant.persona")
+                escape(&ctx.hub().setting("assistant.persona"))
             ));
             out.push_str(&format!(
                 "timeout  {}\n",
-                ctx.hub().setting("assistant.timeout")
+                escape(&ctx.hub().setting("assistant.timeout"))
             ));
             out.push_str(&match key {
                 Some((_, src)) => format!("key      from {src}\n"),
@@ -439,37 +459,50 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 }
                 None => "key      none (a local server usually needs none)\n".to_string(),
             });
+            out.push_str(&unused_keys(ctx, &url)?);
             let n = conversations::count(&store)?;
             out.push_str(&format!(
                 "history  {n} conversation(s); 'ai history' lists them\n"
             ));
         }
         Some(("key", sub)) => match sub.subcommand() {
-            Some(("set", _)) => {
+            Some(("set", m)) => {
+                let url = key_url(m, &url);
+                // Refused before the key is asked for.
+                key::check_url(&url)?;
                 let k = read_secret(
                     ctx,
                     "API key (not shown): ",
                     "no key given: pipe it in ('ai key set < keyfile') or run this on a terminal",
                 )?;
                 let src = key::store(ctx.hub(), &url, &k)?;
+                let shown = escape(&url);
                 match src {
                     key::Source::Keyring => {
-                        out.push_str(&format!("Stored the key for {url} in the OS keyring.\n"))
+                        out.push_str(&format!("Stored the key for {shown} in the OS keyring.\n"))
                     }
                     key::Source::File(p) => out.push_str(&format!(
-                        "No OS keyring service is running here, so the key for {url} is kept in {} \
+                        "No OS keyring service is running here, so the key for {shown} is kept in {} \
                          (readable only by you).\n",
                         p.display()
                     )),
                     key::Source::Env(_) => {}
                 }
+                let current = ctx.hub().setting("assistant.url");
+                if key::account(&url) != key::account(&current) {
+                    out.push_str(&format!(
+                        "assistant.url is {}: 'settings set assistant.url {shown}' uses this server.\n",
+                        escape(&current)
+                    ));
+                }
             }
-            Some(("remove", _)) => {
+            Some(("remove", m)) => {
+                let url = key_url(m, &url);
                 if !key::remove(ctx.hub(), &url)? {
                     ctx.warn(format!("no key was stored for {url}"));
                     return Ok(1);
                 }
-                out.push_str(&format!("Removed the key for {url}.\n"));
+                out.push_str(&format!("Removed the key for {}.\n", escape(&url)));
             }
             _ => unreachable!("clap requires a subcommand"),
         },
@@ -478,7 +511,7 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             let current = client.model.clone();
             for id in client.models()? {
                 let mark = if id == current { "*" } else { " " };
-                out.push_str(&format!("{mark} {id}\n"));
+                out.push_str(&format!("{mark} {}\n", escape(&id)));
             }
         }
         Some(("personas", _)) => {
@@ -495,9 +528,9 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                     "{:>4}  {}  {:<11} {:>3} msg  {}\n",
                     c.id,
                     super::fmt_time(c.updated_at),
-                    c.persona,
+                    escape(&c.persona),
                     c.messages,
-                    c.title
+                    escape(&c.title)
                 ));
             }
         }
@@ -506,11 +539,13 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             let c = conversations::get(&store, id)?;
             out.push_str(&format!(
                 "# {}  ({}, {}, {})\n",
-                c.title,
-                c.persona,
-                c.model,
+                escape(&c.title),
+                escape(&c.persona),
+                escape(&c.model),
                 super::fmt_time(c.updated_at)
             ));
+            // The messages are shown safe on a terminal, and exactly as kept when piped.
+            let tty = ctx.io.stdout.is_tty();
             for msg in conversations::messages(&store, id)? {
                 if msg.role == "system" {
                     continue;
@@ -520,7 +555,13 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 } else {
                     "assistant"
                 };
-                out.push_str(&format!("\n{who}:\n{}\n", msg.content.trim_end()));
+                let content = msg.content.trim_end();
+                let content = if tty {
+                    assistant::render::visible(content)
+                } else {
+                    content.to_string()
+                };
+                out.push_str(&format!("\n{who}:\n{content}\n"));
             }
         }
         Some(("rm", sub)) => {
@@ -537,4 +578,47 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     }
     ctx.io.stdout.write_all(out.as_bytes())?;
     Ok(0)
+}
+
+/// The URL `ai key set|remove` is about: the one given, or `assistant.url`.
+fn key_url(m: &ArgMatches, current: &str) -> String {
+    m.get_one::<String>("url")
+        .map_or(current, |u| u.trim())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// Lines for `ai` about keys that are there but not used for `url`: keys in valyxo's own
+/// environment that are withheld from this server, a stored key withheld because the URL is
+/// plain HTTP to another machine, and keys exported inside valyxo (which the assistant never
+/// reads).
+fn unused_keys(ctx: &Ctx, url: &str) -> Result<String> {
+    let mut out = String::new();
+    for (var, why) in key::withheld(url) {
+        out.push_str(&format!(
+            "         {var} is set in the environment valyxo started with, but withheld from \
+             this server: {why}\n"
+        ));
+    }
+    if key::check_url(url).is_err() && key::get(ctx.hub(), &key::account(url))?.is_some() {
+        out.push_str(
+            "         a key is stored for this server, but withheld: plain HTTP to another \
+             machine would carry it in the clear\n",
+        );
+    }
+    for var in key::env_vars() {
+        if ctx
+            .hub()
+            .store
+            .kv_get(crate::store::KvTable::Env, var)?
+            .is_some()
+        {
+            out.push_str(&format!(
+                "         {var} exported inside valyxo is not read by the assistant (it is kept \
+                 in the store and handed to 'exec'): 'ai key set' stores the key in the OS \
+                 keyring, then 'unset {var}'\n"
+            ));
+        }
+    }
+    Ok(out)
 }

@@ -186,10 +186,32 @@ fn export(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             status = 1;
             continue;
         }
+        if crate::history::secret_variable(&name, &value) {
+            warn_of_secret(ctx, &name);
+        }
+        // Still set: it was asked for, and the warning says what that means.
         ctx.hub().store.kv_set(KvTable::Env, &name, &value)?;
         ctx.sh.vars.remove(&name);
     }
     Ok(status)
+}
+
+/// Says, for a variable that holds a secret, that the line is kept out of history and where
+/// the value does go; for the assistant's key, where it belongs instead.
+fn warn_of_secret(ctx: &mut Ctx, name: &str) {
+    let mut msg = format!(
+        "{name} looks like a secret, so its value is not kept in history; but exported \
+         variables are kept in the store in plain text and handed to every program 'exec' runs"
+    );
+    if crate::assistant::key::env_vars().contains(&name) {
+        msg.push_str(&format!(
+            ". The assistant does not read {name} exported here: 'ai key set' stores its key \
+             in the OS keyring (then 'unset {name}')"
+        ));
+    } else {
+        msg.push_str(&format!(" ('unset {name}' removes it)"));
+    }
+    ctx.warn(msg);
 }
 
 fn unset(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
