@@ -82,6 +82,11 @@ pub const STYLES: &[(&str, &str)] = &[
     ("syntax.variable", "variables and parameters"),
     ("syntax.operator", "operators"),
     ("syntax.key", "keys in TOML, JSON and YAML"),
+    ("syntax.heading", "headings in Markdown"),
+    ("syntax.strong", "strong (bold) text in Markdown"),
+    ("syntax.emphasis", "emphasised (italic) text in Markdown"),
+    ("syntax.code", "inline code and code blocks in Markdown"),
+    ("syntax.link", "links in Markdown"),
 ];
 
 /// The other fields: (key, what it is).
@@ -794,9 +799,20 @@ fn host_name() -> String {
 }
 
 impl Theme {
-    /// The style for `key` (one of [`STYLES`]); plain when the theme leaves it out.
+    /// The style for `key` (one of [`STYLES`]); plain when the theme leaves it out, but for
+    /// the Markdown styles added later, which a theme made before them takes from their
+    /// nearest older kin.
     pub fn style(&self, key: &str) -> Style {
-        self.styles.get(key).copied().unwrap_or_default()
+        if let Some(s) = self.styles.get(key) {
+            return *s;
+        }
+        let kin = match key {
+            "syntax.heading" => "syntax.keyword",
+            "syntax.code" => "syntax.string",
+            "syntax.link" => "syntax.function",
+            _ => return Style::default(),
+        };
+        self.styles.get(kin).copied().unwrap_or_default()
     }
 
     /// The prompt as (plain text, coloured text). `format` overrides the theme's format.
