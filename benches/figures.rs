@@ -747,6 +747,7 @@ fn editor(rows: &mut Vec<Row>) {
         soft_tabs: true,
         color: true,
         system_clipboard: false,
+        auto_pairs: false,
     };
     let open = |hub: &std::sync::Arc<valyxo::hub::Hub>| {
         let b = valyxo::editor::load(hub, &path, &theme).unwrap();

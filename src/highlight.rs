@@ -50,6 +50,11 @@ fn categories() -> &'static [(ScopeSelectors, &'static str)] {
                  support.type.property-name, entity.name.tag",
                 "syntax.key",
             ),
+            ("markup.heading, entity.name.section", "syntax.heading"),
+            ("markup.bold", "syntax.strong"),
+            ("markup.italic", "syntax.emphasis"),
+            ("markup.raw", "syntax.code"),
+            ("markup.underline.link, meta.link, string.other.link", "syntax.link"),
         ]
         .into_iter()
         .map(|(sel, key)| (sel.parse().expect("valid scope selector"), key))
@@ -161,6 +166,12 @@ impl Highlighter {
     }
 
     fn with_kind(kind: Kind, theme: &Theme) -> Highlighter {
+        // syntect's "Plain Text" grammar (`.txt`) colours nothing but would still carry a
+        // parser state from line to line: it is no highlighting at all.
+        let kind = match kind {
+            Kind::Syntect(s) if s.name == "Plain Text" => Kind::Plain,
+            k => k,
+        };
         let builtin = match kind {
             Kind::Syntect(_) => theme
                 .syntax_builtin
@@ -186,6 +197,13 @@ impl Highlighter {
     /// Whether the highlighter does anything.
     pub fn is_plain(&self) -> bool {
         matches!(self.kind, Kind::Plain)
+    }
+
+    /// Whether the state at the start of a line depends on the lines above it (a syntect
+    /// grammar): only then is it worth keeping. Shell, TOML and plain text are highlighted
+    /// line by line from [`Highlighter::start`].
+    pub fn carries_state(&self) -> bool {
+        matches!(self.kind, Kind::Syntect(_))
     }
 
     /// The state at the start of the text.
@@ -226,6 +244,29 @@ impl Highlighter {
                 .map(|(r, key)| (r, theme.style(key).over(base)))
                 .collect(),
             Kind::Syntect(_) => self.syntect_line(state, line, theme, base),
+        }
+    }
+
+    /// Moves `state` past one line (without its line break) as [`Highlighter::line`] does,
+    /// without working out the styles: for getting to a line far below a known state.
+    pub fn advance(&self, state: &mut LineState, line: &str) {
+        let Kind::Syntect(_) = self.kind else {
+            return;
+        };
+        let Some(parse) = state.parse.as_mut() else {
+            return;
+        };
+        let mut text = String::with_capacity(line.len() + 1);
+        text.push_str(line);
+        text.push('\n');
+        let ops = parse.parse_line(&text, syntaxes()).unwrap_or_default();
+        if let (Some(hl), Some(styles)) = (self.builtin.as_ref(), state.styles.as_mut()) {
+            // The style stack follows the scopes only as the iterator goes.
+            for _ in HighlightIterator::new(styles, &ops, &text, hl) {}
+            return;
+        }
+        for (_, op) in ops {
+            let _ = state.stack.apply(&op);
         }
     }
 
@@ -453,6 +494,23 @@ mod tests {
     }
 
     #[test]
+    fn markdown_headings_emphasis_code_and_links_get_their_styles() {
+        let t = neon();
+        let src = "# Title\nSome **strong** and *soft* words, `code` and [a link](http://x).\n";
+        let lines = code("md", src, &t, Style::default());
+        let style = |k: &str| Some(t.style(k).to_ratatui());
+        assert_eq!(styled(&lines[0], "Title"), style("syntax.heading"));
+        assert_eq!(styled(&lines[1], "strong"), style("syntax.strong"));
+        assert_eq!(styled(&lines[1], "soft"), style("syntax.emphasis"));
+        assert_eq!(styled(&lines[1], "code"), style("syntax.code"));
+        assert_eq!(styled(&lines[1], "a link"), style("syntax.link"));
+        assert_ne!(
+            style("syntax.heading"),
+            Some(ratatui::style::Style::default())
+        );
+    }
+
+    #[test]
     fn shell_and_toml_blocks() {
         let t = neon();
         let sh = code("sh", "ls -l | grep x # all", &t, Style::default());
@@ -535,6 +593,42 @@ mod tests {
         assert_eq!(
             styled(&lines[0], "x"),
             Some(t.style("syntax.string").to_ratatui())
+        );
+    }
+
+    #[test]
+    fn advancing_keeps_the_state_as_highlighting_does_and_txt_is_plain() {
+        let t = neon();
+        let src = "/* a\nb */ fn f() {\n    let s = \"x\n y\";\n}\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("gh.toml"),
+            "[syntax]\nbuiltin = \"InspiredGitHub\"\n",
+        )
+        .unwrap();
+        let gh = theme::load("gh", dir.path()).unwrap();
+        for hl in [
+            Highlighter::for_lang("rust", &t),
+            Highlighter::for_file("a.py", "", &t),
+            Highlighter::for_lang("rust", &gh),
+        ] {
+            let (mut a, mut b) = (hl.start(), hl.start());
+            for line in src.lines() {
+                hl.line(&mut a, line, &t, Style::default());
+                hl.advance(&mut b, line);
+                assert!(a == b, "{line}");
+            }
+            assert!(hl.carries_state());
+        }
+        for name in ["notes.txt", "x.toml", "a.valyxo", "README"] {
+            assert!(
+                !Highlighter::for_file(name, "", &t).carries_state(),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            Highlighter::for_file("notes.txt", "", &t).language(),
+            "Plain text"
         );
     }
 

@@ -205,6 +205,19 @@ impl Hub {
         effective(key, c.get(key))
     }
 
+    /// The configured settings under `prefix` (such as `editor.keys.`): the rest of each
+    /// name, and its value, sorted by name.
+    pub fn settings_under(&self, prefix: &str) -> Vec<(String, String)> {
+        let c = self.config.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<(String, String)> = c
+            .values()
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Every setting read at once, for code that needs several of them.
     pub fn settings_snapshot(&self) -> impl Fn(&str) -> String {
         let values = self
@@ -222,6 +235,8 @@ impl Hub {
         let def = settings::find(key);
         let value = match value {
             Some(v) => Some(settings::validate(key, v)?),
+            // A key binding is reset by being removed.
+            None if settings::is_family(key) => None,
             None => {
                 settings::validate(key, def.map_or("", |d| d.default))?;
                 None

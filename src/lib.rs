@@ -11,6 +11,7 @@ pub mod highlight;
 pub mod history;
 pub mod hub;
 pub mod jobs;
+pub mod keymap;
 pub mod manual;
 pub mod merge;
 pub mod pager;

@@ -167,6 +167,20 @@ pub const SETTINGS: &[SettingDef] = &[
         check: None,
     },
     SettingDef {
+        key: "editor.keymap",
+        default: "default",
+        help: "The editor's keys: default (as in micro and VS Code) or nano. Any key can be bound as well under [editor.keys] in config.toml ('man editor').",
+        choices: crate::keymap::KEYMAPS,
+        check: None,
+    },
+    SettingDef {
+        key: "editor.auto_pairs",
+        default: "true",
+        help: "Typing an opening bracket or quote in the editor adds its closing one, and typing the closing one steps over it.",
+        choices: BOOL,
+        check: None,
+    },
+    SettingDef {
         key: "editor.system_clipboard",
         default: "true",
         help: "Copy and cut in the editor also put the text on the system clipboard, through the terminal (OSC 52).",
@@ -207,6 +221,13 @@ pub const SETTINGS: &[SettingDef] = &[
         help: "How long to wait for the assistant to start answering, and the longest it may fall silent mid-answer (0 waits for ever).",
         choices: &[],
         check: Some(check_duration),
+    },
+    SettingDef {
+        key: "assistant.max_answer",
+        default: "4M",
+        help: "The longest answer the assistant may give (512K, 4M, 1G); a longer one is cut there, the part received kept, and 'ask' fails saying so; 0 means no limit.",
+        choices: &[],
+        check: Some(check_size),
     },
     SettingDef {
         key: "shell.start_dir",
@@ -352,8 +373,22 @@ pub fn find(key: &str) -> Option<&'static SettingDef> {
     SETTINGS.iter().find(|s| s.key == key)
 }
 
+/// Settings whose names are open-ended: one per key bound in the editor
+/// (`editor.keys.CHORD = COMMAND`).
+pub const KEY_BINDINGS: &str = "editor.keys.";
+
+/// Whether `key` is one of an open-ended family of settings ([`KEY_BINDINGS`]).
+pub fn is_family(key: &str) -> bool {
+    key.strip_prefix(KEY_BINDINGS)
+        .is_some_and(|chord| !chord.is_empty())
+}
+
 /// Checks `value` for `key` and returns it normalised (booleans and choices lower-cased).
 pub fn validate(key: &str, value: &str) -> Result<String> {
+    if let Some(chord) = key.strip_prefix(KEY_BINDINGS).filter(|c| !c.is_empty()) {
+        crate::keymap::check_binding(chord, value).map_err(|e| anyhow::anyhow!("{e}"))?;
+        return Ok(value.trim().to_string());
+    }
     let Some(def) = find(key) else {
         // The closest keys: the best match and any nearly as close, best first.
         let mut scored: Vec<(f64, &str)> = SETTINGS

@@ -251,6 +251,7 @@ fn the_editor_pane_asks_about_the_selection_and_inserts_a_code_block() {
         soft_tabs: true,
         color: true,
         system_clipboard: false,
+        auto_pairs: false,
     };
     let mut ed = Editor::new(
         hub.clone(),
@@ -360,6 +361,7 @@ fn ctrl_c_in_the_editor_pane_stops_an_answer_from_a_silent_server() {
         soft_tabs: true,
         color: false,
         system_clipboard: false,
+        auto_pairs: false,
     };
     let mut ed = Editor::new(hub, VPath::parse_absolute("/").unwrap(), Vec::new(), opts);
     let key = |ed: &mut Editor, code, mods| ed.handle(&Event::Key(KeyEvent::new(code, mods)));
@@ -793,4 +795,90 @@ fn ai_says_which_environment_keys_are_withheld() {
     );
     assert!(out.contains("sent only to https://api.openai.com"), "{out}");
     assert_eq!(server.requests()[0].authorization, None);
+}
+
+#[test]
+fn an_answer_longer_than_assistant_max_answer_is_cut_there_and_kept() {
+    let server = Server::start(false);
+    let h = home(&server, "echo");
+    h.c("settings set assistant.max_answer lots").failure();
+    h.c("settings set assistant.max_answer 1K").success();
+    let words = "word ".repeat(1000);
+    let whole = format!("You said: {words} (2 messages)");
+    let a = run(&h, &format!("ask '{words}'"), None, "").code(1);
+    // What came up to the cap, and why it stopped.
+    assert_eq!(stdout(&a), format!("{}\n", &whole[..1024]));
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("the answer was cut at 1 KiB (assistant.max_answer) (the part received is kept in conversation 1)"),
+        "{err}"
+    );
+    let show = stdout(&run(&h, "ai show 1", None, "").success());
+    assert!(
+        show.ends_with(&format!("assistant:\n{}\n", &whole[..1024])),
+        "{show}"
+    );
+    // 0 takes any length.
+    h.c("settings set assistant.max_answer 0").success();
+    let a = run(&h, &format!("ask '{words}'"), None, "").success();
+    assert_eq!(stdout(&a), format!("{whole}\n"));
+}
+
+#[test]
+fn the_editor_pane_cuts_an_answer_at_assistant_max_answer_and_says_so() {
+    use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+    use valyxo::editor::{load, Editor, Options};
+    use valyxo::vfs::VPath;
+    let server = Server::start(false);
+    let h = home(&server, "echo");
+    h.c("settings set assistant.max_answer 1K; echo 'fn main() {}' > /a.rs")
+        .success();
+    let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
+        home: Some(h.path().to_path_buf()),
+        no_color: true,
+    })
+    .unwrap();
+    let path = VPath::parse_absolute("/a.rs").unwrap();
+    let b = load(&hub, &path, &hub.theme()).unwrap();
+    let opts = Options {
+        system_clipboard: false,
+        auto_pairs: false,
+        ..Options::from_hub(&hub, false)
+    };
+    let mut ed = Editor::new(hub, VPath::parse_absolute("/").unwrap(), vec![b], opts);
+    let key = |ed: &mut Editor, code, mods| ed.handle(&Event::Key(KeyEvent::new(code, mods)));
+    key(&mut ed, KeyCode::Char('e'), KeyModifiers::CONTROL);
+    // The test server echoes the question: this one makes an answer of about 1.5 KiB.
+    for c in "ab ".repeat(500).chars() {
+        key(&mut ed, KeyCode::Char(c), KeyModifiers::NONE);
+    }
+    key(&mut ed, KeyCode::Enter, KeyModifiers::NONE);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ed.pane_busy() {
+        ed.work();
+        assert!(std::time::Instant::now() < deadline, "no answer");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(200, 30)).unwrap();
+    term.draw(|f| ed.draw(f)).unwrap();
+    let buf = term.backend().buffer();
+    let rows: Vec<String> = (0..30u16)
+        .map(|y| (0..200u16).map(|x| buf[(x, y)].symbol()).collect())
+        .collect();
+    let screen = rows.join("\n");
+    assert!(
+        screen.contains("the answer was cut at 1 KiB (assistant.max_answer)"),
+        "{screen}"
+    );
+    // The end of what came shows just above it.
+    let at = rows
+        .iter()
+        .position(|r| r.contains("the answer was cut at"))
+        .unwrap();
+    assert!(rows[at - 1].contains("ab ab ab"), "{screen}");
+    // Kept as far as it came.
+    let show = stdout(&run(&h, "ai show 1", None, "").success());
+    let kept = show.split("assistant:\n").nth(1).expect("an answer");
+    let whole = format!("You said: {}", "ab ".repeat(500));
+    assert_eq!(kept.trim_end(), whole[..1024].trim_end(), "{show}");
 }

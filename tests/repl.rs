@@ -1168,3 +1168,45 @@ fn esc_and_an_arrow_in_one_read_are_esc_then_the_arrow() {
     assert_eq!(exit_code(&mut s), 0);
     assert_eq!(h.out("cat /keys.txt"), "Xone\ntwo\n");
 }
+
+#[test]
+fn the_editor_counts_columns_by_character_as_seen() {
+    let h = Home::new();
+    h.c("echo 'cafe\u{301} 👨‍👩‍👧 x' > /u.txt").success();
+    let mut s = in_terminal(&h, 24, "edit /u.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the file", |t| t.contains("Ln 1, Col 1 "));
+    // End: after c a f é, a space, the family, a space and x.
+    typ(&mut s, "\x1b[F");
+    sc.wait(&mut s, "the column at the end", |t| {
+        t.contains("Ln 1, Col 9 ")
+    });
+    // Left steps over x and the space, then the whole family.
+    typ(&mut s, "\x1b[D\x1b[D\x1b[D");
+    sc.wait(&mut s, "the column before the family", |t| {
+        t.contains("Ln 1, Col 6 ")
+    });
+    typ(&mut s, "\x11"); // Ctrl-Q: nothing changed
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(h.out("cat /u.txt"), "cafe\u{301} 👨‍👩‍👧 x\n");
+}
+
+#[test]
+fn a_nano_user_s_keys_do_what_nano_does() {
+    let h = Home::new();
+    h.c("echo 'one\ntwo' > /nano.txt").success();
+    h.c("settings set editor.keymap nano").success();
+    let mut s = in_terminal(&h, 24, "edit /nano.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "nano's hints", |t| {
+        t.contains("Ctrl-O save · Ctrl-X quit")
+    });
+    // Ctrl-K cuts the line and Ctrl-U puts it back below; Ctrl-O writes; Ctrl-X leaves.
+    typ(&mut s, "\x0b");
+    sc.wait(&mut s, "the cut", |t| t.contains("/nano.txt [+]"));
+    typ(&mut s, "\x0e\x15\x0f");
+    sc.wait(&mut s, "the save", |t| t.contains("Saved /nano.txt"));
+    typ(&mut s, "\x18");
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(h.out("cat /nano.txt"), "two\none\n");
+}

@@ -28,6 +28,10 @@ pub struct Client {
     /// The API's base URL, without a trailing slash (`http://localhost:11434/v1`).
     pub url: String,
     pub model: String,
+    /// The longest answer taken, in bytes (`assistant.max_answer`); 0 takes any length. A
+    /// longer answer is cut there: the stream is closed and [`Client::chat`] fails with a
+    /// [`Broken`] error holding the answer up to the cap.
+    pub max_answer: usize,
     key: Option<String>,
     agent: ureq::Agent,
 }
@@ -39,6 +43,27 @@ pub struct Client {
 pub struct Broken {
     pub message: String,
     pub partial: String,
+}
+
+/// What an answer cut at `max` bytes (`assistant.max_answer`) ends with.
+pub fn cut_message(max: usize) -> String {
+    format!(
+        "the answer was cut at {} (assistant.max_answer)",
+        size_text(max)
+    )
+}
+
+/// A size in bytes as people write it: `4 MiB`, `512 KiB`, `1000 bytes`.
+fn size_text(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 /// An error body is read up to this size.
@@ -67,6 +92,7 @@ impl Client {
         Ok(Client {
             url,
             model: model.trim().to_string(),
+            max_answer: 0,
             key,
             agent,
         })
@@ -79,8 +105,8 @@ impl Client {
 
     /// Sends the conversation and streams the answer: `on_text` gets each piece as it
     /// arrives (and may stop the answer by returning an error). Returns the whole answer.
-    /// An answer cut off (the connection dropped, `on_text` failed) is a [`Broken`] error
-    /// holding the text received.
+    /// An answer cut off (the connection dropped, `on_text` failed, the answer grew past
+    /// [`Client::max_answer`]) is a [`Broken`] error holding the text received.
     pub fn chat(
         &self,
         messages: &[Message],
@@ -132,12 +158,21 @@ impl Client {
                 .context("reading the answer")?;
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| anyhow!("the assistant's answer is not JSON ({e})"))?;
-            let answer = v["choices"][0]["message"]["content"]
+            let content = v["choices"][0]["message"]["content"]
                 .as_str()
-                .ok_or_else(|| anyhow!("the assistant's answer has no choices[0].message.content"))?
-                .to_string();
-            on_text(&answer)?;
-            Ok(answer)
+                .ok_or_else(|| {
+                    anyhow!("the assistant's answer has no choices[0].message.content")
+                })?;
+            let (answer, cut) = self.within_cap(0, content);
+            on_text(answer)?;
+            if cut {
+                return Err(Broken {
+                    message: cut_message(self.max_answer),
+                    partial: answer.to_string(),
+                }
+                .into());
+            }
+            Ok(answer.to_string())
         }
     }
 
@@ -247,16 +282,35 @@ impl Client {
                 return Err(broken(&answer, format!("the assistant failed: {msg}")));
             }
             if let Some(text) = v["choices"][0]["delta"]["content"].as_str() {
+                let (text, cut) = self.within_cap(answer.len(), text);
                 if !text.is_empty() {
                     answer.push_str(text);
                     if let Err(e) = on_text(text) {
                         return Err(broken(&answer, format!("{e:#}")));
                     }
                 }
+                if cut {
+                    // Returning drops the response, which closes the connection.
+                    return Err(broken(&answer, cut_message(self.max_answer)));
+                }
             }
             // Some servers end with a finish reason and close without [DONE].
             finished |= v["choices"][0]["finish_reason"].is_string();
         }
+    }
+
+    /// The part of `text` that fits under the cap after `so_far` bytes of answer, and whether
+    /// the rest was cut off.
+    fn within_cap<'t>(&self, so_far: usize, text: &'t str) -> (&'t str, bool) {
+        let max = self.max_answer;
+        if max == 0 || so_far + text.len() <= max {
+            return (text, false);
+        }
+        let mut end = max.saturating_sub(so_far).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        (&text[..end], true)
     }
 
     fn transport_error(&self, e: &ureq::Error) -> anyhow::Error {
@@ -358,6 +412,43 @@ mod tests {
             .read_events("data: {oops\n\n".as_bytes(), &mut |_| Ok(()))
             .unwrap_err();
         assert!(e.to_string().contains("not JSON"), "{e}");
+    }
+
+    #[test]
+    fn an_answer_longer_than_the_cap_is_cut_there() {
+        let mut c = client();
+        c.max_answer = 8;
+        let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\n\
+                      data: {\"choices\":[{\"delta\":{\"content\":\" wörld\"}}]}\n\n\
+                      data: {\"choices\":[{\"delta\":{\"content\":\"never read\"}}]}\n\n";
+        let mut pieces = Vec::new();
+        let e = c
+            .read_events(stream.as_bytes(), &mut |t| {
+                pieces.push(t.to_string());
+                Ok(())
+            })
+            .unwrap_err();
+        let b = e.downcast_ref::<Broken>().expect("broken");
+        // Eight bytes would end inside the "ö": the cut is before it.
+        assert_eq!(b.partial, "Hello w");
+        assert_eq!(pieces, ["Hello", " w"]);
+        assert_eq!(
+            b.message,
+            "the answer was cut at 8 bytes (assistant.max_answer)"
+        );
+        // Exactly as long as the cap is not cut.
+        c.max_answer = 5;
+        let whole = "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"}}]}\n\ndata: [DONE]\n\n";
+        let answer = c
+            .read_events(whole.as_bytes(), &mut |_| Ok(()))
+            .expect("answer");
+        assert_eq!(answer, "Hello");
+        assert_eq!(
+            cut_message(4 << 20),
+            "the answer was cut at 4 MiB (assistant.max_answer)"
+        );
+        assert_eq!(size_text(512 << 10), "512 KiB");
+        assert_eq!(size_text(3 << 19), "1.5 MiB");
     }
 
     #[test]

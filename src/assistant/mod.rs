@@ -101,13 +101,16 @@ pub fn persona(name: &str) -> Result<&'static Persona> {
 }
 
 /// The client for the hub's settings: `assistant.url`, `assistant.model`,
-/// `assistant.timeout` and the key for that URL.
+/// `assistant.timeout`, `assistant.max_answer` and the key for that URL.
 pub fn client(hub: &Hub) -> Result<Client> {
     let url = hub.setting("assistant.url");
     let model = hub.setting("assistant.model");
     let timeout = crate::settings::parse_duration(&hub.setting("assistant.timeout"))?;
+    let max_answer = crate::settings::parse_size(&hub.setting("assistant.max_answer"))?;
     let key = key::find(hub, &url)?.map(|(k, _)| k);
-    Client::new(&url, &model, key, timeout)
+    let mut client = Client::new(&url, &model, key, timeout)?;
+    client.max_answer = usize::try_from(max_answer).unwrap_or(usize::MAX);
+    Ok(client)
 }
 
 /// Streams an answer like [`Client::chat`], with the request on a helper thread, so that

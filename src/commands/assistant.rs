@@ -452,6 +452,10 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 "timeout  {}\n",
                 escape(&ctx.hub().setting("assistant.timeout"))
             ));
+            out.push_str(&format!(
+                "answers  up to {} (assistant.max_answer; 0: no limit)\n",
+                escape(&ctx.hub().setting("assistant.max_answer"))
+            ));
             out.push_str(&match key {
                 Some((_, src)) => format!("key      from {src}\n"),
                 None if url.starts_with("https://api.openai.com") => {

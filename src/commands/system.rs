@@ -586,11 +586,19 @@ fn settings_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 let mark = if v != s.default { " (changed)" } else { "" };
                 out.push_str(&format!("{:width$}  {v}{mark}\n    {}\n", s.key, s.help));
             }
+            for (chord, command) in ctx.hub().settings_under(settings::KEY_BINDINGS) {
+                let key = format!("{}{chord}", settings::KEY_BINDINGS);
+                out.push_str(&format!(
+                    "{key:width$}  {command}\n    A key of the editor, bound in config.toml.\n"
+                ));
+            }
             ctx.io.stdout.write_all(out.as_bytes())?;
         }
         Some(("get", a)) => {
             let key = a.get_one::<String>("key").expect("required");
-            settings::validate(key, settings::find(key).map(|d| d.default).unwrap_or(""))?;
+            if !settings::is_family(key) {
+                settings::validate(key, settings::find(key).map(|d| d.default).unwrap_or(""))?;
+            }
             writeln!(ctx.io.stdout, "{}", ctx.hub().setting(key))?;
         }
         Some(("set", a)) => {

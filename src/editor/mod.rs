@@ -15,10 +15,11 @@ pub mod search;
 
 use crate::highlight::Highlighter;
 use crate::hub::Hub;
+use crate::keymap::{Command, Keymap};
 use crate::theme::{Style as ThemeStyle, Theme};
 use crate::vfs::VPath;
 use anyhow::{bail, Context, Result};
-use buffer::{char_width, Buffer, EditKind, LONG_LINE};
+use buffer::{cluster_width, Buffer, EditKind, LONG_LINE};
 use ratatui::crossterm::event::{
     self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
 };
@@ -36,46 +37,16 @@ pub const MAX_FILE: u64 = 64 << 20;
 const RECOVERY_IDLE: Duration = Duration::from_millis(800);
 /// and at least this often while typing goes on.
 const RECOVERY_EVERY: Duration = Duration::from_secs(2);
+/// Buffers up to this size (bytes) are searched as you type at once; bigger ones on a
+/// thread of their own.
+const SEARCH_AT_ONCE: usize = 1 << 20;
+/// How often the current buffer's file is looked at for changes made by other programs.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Rows the mouse wheel scrolls.
 const WHEEL: usize = 3;
 /// Text copied is also sent to the terminal's clipboard up to this size (terminals and
 /// multiplexers limit what one escape sequence may carry).
 const MAX_SYSTEM_COPY: usize = 100 * 1024;
-
-/// The keys, for F1 and the manual.
-pub const KEYS: &[(&str, &str)] = &[
-    ("Ctrl-S", "save (Alt-S: save as)"),
-    ("Ctrl-Q", "quit (asks about unsaved changes)"),
-    ("Ctrl-O", "open a file"),
-    ("Ctrl-W", "close the buffer"),
-    (
-        "Alt-Left/Right",
-        "previous / next buffer (also Ctrl-PgUp/PgDn)",
-    ),
-    ("Ctrl-Z / Ctrl-Y", "undo / redo"),
-    ("Ctrl-F", "find as you type (Enter: done)"),
-    (
-        "F3 / Shift-F3",
-        "next / previous match (also Ctrl-N / Ctrl-P)",
-    ),
-    ("Ctrl-R", "replace (asks at each match; a: all)"),
-    ("Ctrl-G", "go to line (LINE or LINE:COL)"),
-    ("Shift-arrows", "select (also mouse drag); Ctrl-A all"),
-    (
-        "Ctrl-C / Ctrl-X / Ctrl-V",
-        "copy / cut / paste (the line without a selection)",
-    ),
-    ("Ctrl-K", "cut the line(s)"),
-    (
-        "Ctrl-E",
-        "the assistant pane: ask about the file or selection",
-    ),
-    ("Tab / Shift-Tab", "indent / dedent (the selected lines)"),
-    ("Ctrl-Left/Right", "previous / next word"),
-    ("Ctrl-Home/End", "start / end of the file"),
-    ("Esc", "clear the selection, close a question"),
-    ("F1", "this help"),
-];
 
 /// Editor options, from the settings.
 #[derive(Clone, Copy)]
@@ -86,6 +57,8 @@ pub struct Options {
     pub color: bool,
     /// Copies also go to the system clipboard through the terminal (OSC 52).
     pub system_clipboard: bool,
+    /// Brackets and quotes are typed in pairs.
+    pub auto_pairs: bool,
 }
 
 impl Options {
@@ -104,6 +77,7 @@ impl Options {
             soft_tabs: hub.setting_bool("editor.soft_tabs"),
             color,
             system_clipboard: hub.setting_bool("editor.system_clipboard"),
+            auto_pairs: hub.setting_bool("editor.auto_pairs"),
         }
     }
 }
@@ -182,6 +156,12 @@ enum Question {
     SaveChanges,
     /// The file changed on disk since it was read: overwrite or cancel.
     Overwrite,
+    /// Reading the file again would drop unsaved changes: reload or cancel.
+    Reload,
+    /// The file is read-only: write it anyway, or cancel.
+    ReadOnly,
+    /// The file changed on disk while it has unsaved changes here: reload or keep.
+    ChangedOnDisk,
     /// A recovery copy of the current buffer exists: restore, discard or keep.
     Recover(recovery::Copy),
     /// Replace this match? yes, no, all, quit.
@@ -197,6 +177,19 @@ enum Mode {
     Help,
     Prompt { ask: Ask, input: String },
     Question(Question),
+}
+
+/// A find-as-you-type search running on its own thread; dropping it stops the search.
+struct Searching {
+    rx: std::sync::mpsc::Receiver<Option<(std::ops::Range<usize>, bool)>>,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Searching {
+    fn drop(&mut self) {
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// What to do once the current buffer is saved (or its changes discarded).
@@ -219,6 +212,8 @@ pub struct Editor {
     mode: Mode,
     /// A message for the bottom line, and whether it is an error.
     message: Option<(String, bool)>,
+    /// What each key does.
+    keymap: Keymap,
     /// The last search.
     query: Query,
     /// Searches read the query as a regular expression (Alt-R in find and replace).
@@ -226,6 +221,8 @@ pub struct Editor {
     /// The prompt holds a suggestion (the selection, the file's name): the first character
     /// typed replaces it.
     prompt_fresh: bool,
+    /// The find-as-you-type search running in the background, if any.
+    searching: Option<Searching>,
     /// Where the cursor, selection and view were when find started, for Esc.
     find_origin: Option<(usize, Option<usize>, usize, usize)>,
     after: After,
@@ -240,6 +237,10 @@ pub struct Editor {
     last_edit: Instant,
     /// When recovery copies were last written.
     last_copy: Instant,
+    /// When the current buffer's file was last looked at on disk.
+    last_disk_check: Instant,
+    /// The user said to write a read-only file.
+    readonly_ok: bool,
     /// The copies to write if the terminal goes away while this thread cannot act.
     pending: recovery::Pending,
     /// The assistant pane, once opened, and whether keys go to it.
@@ -256,6 +257,7 @@ pub struct Editor {
 /// empty buffer that saving creates.
 pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
     let vfs = &hub.vfs;
+    let meta = vfs.stat(path).ok();
     let bytes = match vfs.stat(path) {
         Ok(meta) if meta.kind == crate::vfs::Kind::Dir => bail!("{path} is a directory"),
         Ok(meta) if meta.size > MAX_FILE => bail!(
@@ -263,10 +265,14 @@ pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
             meta.size >> 20,
             MAX_FILE >> 20
         ),
-        Ok(_) => Some(
-            vfs.read(path)
-                .with_context(|| format!("cannot read {path}"))?,
-        ),
+        Ok(_) => {
+            let bytes = vfs
+                .read(path)
+                .with_context(|| format!("cannot read {path}"))?;
+            // The store's pages read for it are not kept mapped beside the buffer's copy.
+            crate::store::release_map(&vfs.store().conn());
+            Some(bytes)
+        }
         Err(crate::vfs::VfsError::NotFound(_)) => None,
         Err(e) => return Err(e).with_context(|| format!("cannot open {path}")),
     };
@@ -298,17 +304,22 @@ pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
             e.valid_up_to()
         ),
     };
-    let first = text.lines().next().unwrap_or("");
+    // A byte order mark is no part of the first line or the indentation (the buffer keeps
+    // it out of the text and writes it again when saving).
+    let body = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let first = body.lines().next().unwrap_or("");
     let mut b = Buffer::new(
         text,
         Some(path.clone()),
         Highlighter::for_file(name, first, theme),
     );
     b.disk_hash = Some(blake3::hash(&bytes));
+    b.disk_stamp = meta.as_ref().map(|m| (m.mtime_ms, m.size));
+    b.readonly = meta.is_some_and(|m| m.readonly);
     let config = indent::editorconfig(vfs, path);
     b.indent = indent::decide(
         &config,
-        indent::detect(text.lines()),
+        indent::detect(body.lines()),
         b.highlighter.language(),
         settings,
     );
@@ -350,9 +361,11 @@ impl Editor {
             clipboard: String::new(),
             mode: Mode::Normal,
             message: None,
+            keymap: Keymap::new("default", &[]).0,
             query: Query::Empty,
             regex: false,
             prompt_fresh: false,
+            searching: None,
             find_origin: None,
             after: After::Nothing,
             quit: false,
@@ -362,6 +375,8 @@ impl Editor {
             follow: true,
             last_edit: Instant::now(),
             last_copy: Instant::now(),
+            last_disk_check: Instant::now(),
+            readonly_ok: false,
             pending: recovery::Pending::default(),
             pane: None,
             pane_focus: false,
@@ -388,6 +403,14 @@ impl Editor {
                 b.name()
             ));
         }
+        let (keymap, problems) = Keymap::new(
+            &ed.hub.setting("editor.keymap"),
+            &ed.hub.settings_under(crate::settings::KEY_BINDINGS),
+        );
+        ed.keymap = keymap;
+        if let Some(p) = problems.first() {
+            ed.error(format!("config.toml: {p} (left out)"));
+        }
         ed.next_offer();
         ed
     }
@@ -413,7 +436,7 @@ impl Editor {
         if let Ok(Some(copy)) = recovery::get(self.store(), &path) {
             if copy.writer_is_running() {
                 b.copy_blocked = true;
-            } else if copy.text == b.contents() {
+            } else if copy.text == b.copy_text() {
                 let _ = recovery::remove(self.store(), &path);
             } else {
                 offers.push(copy);
@@ -504,6 +527,10 @@ impl Editor {
             return true;
         };
         let vfs = &self.hub.vfs;
+        if self.buffers[self.current].readonly && !self.readonly_ok {
+            self.mode = Mode::Question(Question::ReadOnly);
+            return true;
+        }
         if !force {
             let on_disk = vfs.content_hash(&path).ok();
             if on_disk.is_some() && on_disk != self.buffers[self.current].disk_hash {
@@ -514,8 +541,10 @@ impl Editor {
         let text = self.buffers[self.current].contents();
         match vfs.write(&path, text.as_bytes()) {
             Ok(()) => {
+                let stamp = vfs.stat(&path).ok().map(|m| (m.mtime_ms, m.size));
                 let b = &mut self.buffers[self.current];
                 b.disk_hash = Some(blake3::hash(text.as_bytes()));
+                b.disk_stamp = stamp;
                 b.mark_saved();
                 let blocked = b.copy_blocked;
                 let scratch = b.scratch_key().to_string();
@@ -539,7 +568,14 @@ impl Editor {
                 true
             }
             Err(e) => {
-                self.error(format!("cannot save {path}: {e}"));
+                // The error names the path already, most of the time.
+                let e = e.to_string();
+                let shown = path.to_string();
+                self.error(if e.contains(&shown) {
+                    format!("cannot save: {e}")
+                } else {
+                    format!("cannot save {}: {e}", crate::text::escape(&shown))
+                });
                 self.after = After::Nothing;
                 false
             }
@@ -725,6 +761,10 @@ impl Editor {
     }
 
     fn key(&mut self, k: &KeyEvent) {
+        // A message stays until the next key; what that key does may say something new.
+        if matches!(self.mode, Mode::Normal) {
+            self.message = None;
+        }
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal if self.pane_focus && self.pane.is_some() => self.pane_key(k),
             Mode::Normal => self.normal_key(k),
@@ -740,73 +780,51 @@ impl Editor {
     }
 
     fn normal_key(&mut self, k: &KeyEvent) {
-        let tab = self.buffers[self.current].indent.tab_width;
-        let sel = shift(k);
         self.follow = true;
-        match k.code {
-            KeyCode::Char(c) if ctrl(k) => match c.to_ascii_lowercase() {
-                's' => {
-                    self.save(false);
+        // A character without Ctrl or Alt types itself; so does one typed with AltGr
+        // (Ctrl+Alt) unless that chord is bound.
+        let typed = match k.code {
+            KeyCode::Char(c) => {
+                let plain = !k
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+                let altgr = k
+                    .modifiers
+                    .contains(KeyModifiers::CONTROL | KeyModifiers::ALT);
+                (plain || altgr).then_some(c)
+            }
+            _ => None,
+        };
+        // A plain character is never bound (the keymap refuses it), so it always types.
+        match self.keymap.get(k.code, k.modifiers) {
+            Some((cmd, select)) => self.run(cmd, select || (shift(k) && cmd.moves())),
+            None => {
+                if let Some(c) = typed {
+                    self.type_char(c);
                 }
-                'q' => self.continue_quit(),
-                'w' => self.close(),
-                'o' => self.ask(Ask::Open, String::new()),
-                'z' => {
-                    if !self.buf().undo() {
-                        self.say("Nothing to undo");
-                    }
-                    self.last_edit = Instant::now();
-                }
-                'y' => {
-                    if !self.buf().redo() {
-                        self.say("Nothing to redo");
-                    }
-                    self.last_edit = Instant::now();
-                }
-                'f' => {
-                    // A selection on one line is what to look for.
-                    let input = self
-                        .buf()
-                        .selected_text()
-                        .filter(|t| !t.contains('\n'))
-                        .unwrap_or_default();
-                    self.ask(Ask::Find, input)
-                }
-                'r' => {
-                    let input = self
-                        .buf()
-                        .selected_text()
-                        .filter(|t| !t.contains('\n'))
-                        .unwrap_or_default();
-                    self.ask(Ask::Replace, input)
-                }
-                'g' => self.ask(Ask::GoTo, String::new()),
-                'n' => self.find_next(false),
-                'p' => self.find_next(true),
-                'a' => self.buf().select_all(),
-                'c' => self.copy(false),
-                'x' => self.copy(true),
-                'v' => {
-                    let text = self.clipboard.clone();
-                    if !text.is_empty() {
-                        self.buf().insert(&text, EditKind::Other);
-                        self.edited();
-                    }
-                }
-                'k' => {
-                    let text = self.buf().cut_lines();
-                    self.edited();
-                    self.set_clipboard(text);
-                }
-                'e' => {
-                    if self.pane.is_none() {
-                        self.pane = Some(pane::Pane::new(&self.hub));
-                    }
-                    self.pane_focus = true;
-                }
-                _ => {}
-            },
-            KeyCode::Char('s') if alt(k) => {
+            }
+        }
+    }
+
+    /// Types one character, with its closing pair when auto-pairs are on.
+    fn type_char(&mut self, c: char) {
+        let pairs = self.opts.auto_pairs;
+        let b = self.buf();
+        if !(pairs && b.auto_pair(c)) {
+            b.insert(&c.to_string(), EditKind::Type);
+        }
+        self.edited();
+    }
+
+    /// Runs an editor command; `select` extends the selection as a movement moves.
+    fn run(&mut self, cmd: Command, select: bool) {
+        let tab = self.buffers[self.current].indent.tab_width;
+        let sel = select;
+        match cmd {
+            Command::Save => {
+                self.save(false);
+            }
+            Command::SaveAs => {
                 let input = self
                     .buf()
                     .path
@@ -815,74 +833,276 @@ impl Editor {
                     .unwrap_or_default();
                 self.ask(Ask::SaveAs, input)
             }
-            KeyCode::Char(c)
-                if !k
-                    .modifiers
-                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
-                    || k.modifiers
-                        .contains(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
-            {
-                // Plain, shifted, or AltGr (Ctrl+Alt) characters type themselves.
-                self.buf().insert(&c.to_string(), EditKind::Type);
+            Command::SaveAll => self.save_all(),
+            Command::Reload => self.reload(false),
+            Command::Quit => self.continue_quit(),
+            Command::Open => self.ask(Ask::Open, String::new()),
+            Command::Close => self.close(),
+            Command::PreviousBuffer => self.switch(-1),
+            Command::NextBuffer => self.switch(1),
+            Command::Undo => {
+                if !self.buf().undo() {
+                    self.say("Nothing to undo");
+                }
+                self.last_edit = Instant::now();
+            }
+            Command::Redo => {
+                if !self.buf().redo() {
+                    self.say("Nothing to redo");
+                }
+                self.last_edit = Instant::now();
+            }
+            Command::Find | Command::Replace => {
+                // A selection on one line is what to look for.
+                let input = self
+                    .buf()
+                    .selected_text()
+                    .filter(|t| !t.contains('\n'))
+                    .unwrap_or_default();
+                let ask = if cmd == Command::Find {
+                    Ask::Find
+                } else {
+                    Ask::Replace
+                };
+                self.ask(ask, input)
+            }
+            Command::FindNext => self.find_next(false),
+            Command::FindPrevious => self.find_next(true),
+            Command::GoTo => self.ask(Ask::GoTo, String::new()),
+            Command::SelectAll => self.buf().select_all(),
+            Command::SelectNext => self.select_next(),
+            Command::Copy => self.copy(false),
+            Command::Cut => self.copy(true),
+            Command::Paste => {
+                let text = self.clipboard.clone();
+                if !text.is_empty() {
+                    self.buf().insert(&text, EditKind::Other);
+                    self.edited();
+                }
+            }
+            Command::CutLine => {
+                let text = self.buf().cut_lines();
+                self.edited();
+                self.set_clipboard(text);
+            }
+            Command::DuplicateLine => {
+                self.buf().duplicate_lines();
                 self.edited();
             }
-            KeyCode::Enter => {
-                self.buf().newline();
+            Command::ToggleComment => {
+                let lang = self.buf().highlighter.language().to_string();
+                match comment_token(&lang) {
+                    Some(token) => {
+                        self.buf().toggle_comment(token);
+                        self.edited();
+                    }
+                    None => self.say(format!("No line comments are known for {lang}")),
+                }
+            }
+            Command::DeleteWordBack => {
+                self.buf().delete_word(true);
                 self.edited();
             }
-            KeyCode::Tab => {
+            Command::DeleteWordForward => {
+                self.buf().delete_word(false);
+                self.edited();
+            }
+            Command::Assistant => {
+                if self.pane.is_none() {
+                    self.pane = Some(pane::Pane::new(&self.hub));
+                }
+                self.pane_focus = true;
+            }
+            Command::Position => {
+                let b = &self.buffers[self.current];
+                let (line, col) = b.cursor_line_col();
+                let lines = b.line_count();
+                self.say(format!(
+                    "Line {}/{lines} ({}%), column {}",
+                    line + 1,
+                    (line + 1) * 100 / lines.max(1),
+                    col + 1
+                ));
+            }
+            Command::Help => self.mode = Mode::Help,
+            Command::Indent => {
                 self.buf().indent();
                 self.edited();
             }
-            KeyCode::BackTab => {
+            Command::Dedent => {
                 self.buf().dedent();
                 self.edited();
             }
-            KeyCode::Backspace => {
-                self.buf().backspace();
+            Command::Newline => {
+                self.buf().newline();
                 self.edited();
             }
-            KeyCode::Delete => {
+            Command::Backspace => {
+                let pairs = self.opts.auto_pairs;
+                let b = self.buf();
+                if !(pairs && b.erase_pair()) {
+                    b.backspace();
+                }
+                self.edited();
+            }
+            Command::Delete => {
                 self.buf().delete();
                 self.edited();
             }
-            KeyCode::Left if alt(k) => self.switch(-1),
-            KeyCode::Right if alt(k) => self.switch(1),
-            KeyCode::PageUp if ctrl(k) => self.switch(-1),
-            KeyCode::PageDown if ctrl(k) => self.switch(1),
-            KeyCode::Left if ctrl(k) => self.buf().word_left(sel),
-            KeyCode::Right if ctrl(k) => self.buf().word_right(sel),
-            KeyCode::Left => self.buf().left(sel),
-            KeyCode::Right => self.buf().right(sel),
-            KeyCode::Up => self.buf().vertical(-1, sel, tab),
-            KeyCode::Down => self.buf().vertical(1, sel, tab),
-            KeyCode::PageUp => {
+            Command::Left => self.buf().left(sel),
+            Command::Right => self.buf().right(sel),
+            Command::Up => self.buf().vertical(-1, sel, tab),
+            Command::Down => self.buf().vertical(1, sel, tab),
+            Command::WordLeft => self.buf().word_left(sel),
+            Command::WordRight => self.buf().word_right(sel),
+            Command::LineStart => self.buf().home(sel),
+            Command::LineEnd => self.buf().end(sel),
+            Command::PageUp => {
                 let n = self.page_rows();
                 let b = self.buf();
                 b.top = b.top.saturating_sub(n as usize);
                 b.vertical(-n, sel, tab);
             }
-            KeyCode::PageDown => {
+            Command::PageDown => {
                 let n = self.page_rows();
                 let b = self.buf();
                 b.top = (b.top + n as usize).min(b.line_count().saturating_sub(1));
                 b.vertical(n, sel, tab);
             }
-            KeyCode::Home if ctrl(k) => self.buf().goto(0, 0, sel),
-            KeyCode::End if ctrl(k) => {
+            Command::FileStart => self.buf().goto(0, 0, sel),
+            Command::FileEnd => {
                 let b = self.buf();
                 let last = b.line_count() - 1;
                 b.goto(last, usize::MAX, sel);
             }
-            KeyCode::Home => self.buf().home(sel),
-            KeyCode::End => self.buf().end(sel),
-            KeyCode::F(1) => self.mode = Mode::Help,
-            KeyCode::F(3) => self.find_next(sel),
-            KeyCode::Esc => {
+            Command::Cancel => {
                 self.buf().clear_selection();
                 self.message = None;
             }
-            _ => {}
+        }
+    }
+
+    /// Saves every modified buffer that has a name, one after the other; one that needs a
+    /// question (changed on disk) stops there and asks.
+    fn save_all(&mut self) {
+        let here = self.current;
+        let mut saved = 0;
+        let mut unnamed = 0;
+        for i in 0..self.buffers.len() {
+            if !self.buffers[i].modified() {
+                continue;
+            }
+            if self.buffers[i].path.is_none() {
+                unnamed += 1;
+                continue;
+            }
+            self.current = i;
+            if !self.save(false) || !matches!(self.mode, Mode::Normal) {
+                // A failure or a question: it is on screen, for this buffer.
+                return;
+            }
+            saved += 1;
+        }
+        self.current = here;
+        self.say(match (saved, unnamed) {
+            (0, 0) => "Nothing to save: every buffer is saved".to_string(),
+            (n, 0) => format!("Saved {n} buffer(s)"),
+            (n, u) => format!("Saved {n} buffer(s); {u} without a name (Alt-S names one)"),
+        });
+    }
+
+    /// Looks at the current buffer's file on disk, at most every [`DISK_CHECK_EVERY`]:
+    /// when another program changed it, an unmodified buffer reads it again and a modified
+    /// one asks; when it was removed, the user is told (saving writes it again). Returns
+    /// whether anything changed on screen.
+    pub fn check_disk(&mut self) -> bool {
+        if self.last_disk_check.elapsed() < DISK_CHECK_EVERY || !matches!(self.mode, Mode::Normal) {
+            return false;
+        }
+        self.last_disk_check = Instant::now();
+        let b = &self.buffers[self.current];
+        let (Some(path), Some(known)) = (b.path.clone(), b.disk_stamp) else {
+            return false;
+        };
+        let shown = crate::text::escape(&path.to_string()).into_owned();
+        let now = match self.hub.vfs.stat(&path) {
+            Ok(m) => (m.mtime_ms, m.size),
+            Err(crate::vfs::VfsError::NotFound(_)) => {
+                self.buf().disk_stamp = None;
+                self.error(format!(
+                    "{shown} was removed from disk; Ctrl-S writes it again"
+                ));
+                return true;
+            }
+            Err(_) => return false,
+        };
+        if now == known {
+            return false;
+        }
+        self.buf().disk_stamp = Some(now);
+        // Touched, or really changed? The content says.
+        if self.hub.vfs.content_hash(&path).ok() == self.buffers[self.current].disk_hash {
+            return false;
+        }
+        if self.buffers[self.current].modified() {
+            self.mode = Mode::Question(Question::ChangedOnDisk);
+        } else {
+            self.reload(true);
+            self.say(format!("{shown} changed on disk and was read again"));
+        }
+        true
+    }
+
+    /// Selects the word at the cursor; with a selection, moves it to the next place the
+    /// same text occurs (exactly, wrapping around).
+    fn select_next(&mut self) {
+        let b = self.buf();
+        let Some(text) = b.selected_text() else {
+            if !b.select_word() {
+                self.say("No word at the cursor");
+            }
+            return;
+        };
+        let exact = Query::exact(&text);
+        let from = b.selection().map_or(b.cursor(), |r| r.end);
+        match b.find(&exact, from, false) {
+            Some((r, wrapped)) => {
+                b.select(r);
+                self.follow = true;
+                if wrapped {
+                    self.say("Search wrapped to the top");
+                }
+            }
+            None => self.say("No other occurrence"),
+        }
+    }
+
+    /// Reads the current buffer's file again. With unsaved changes it asks first, unless
+    /// `confirmed`.
+    fn reload(&mut self, confirmed: bool) {
+        let Some(path) = self.buf().path.clone() else {
+            return self.say("This buffer has no file to read again");
+        };
+        if self.buf().modified() && !confirmed {
+            self.mode = Mode::Question(Question::Reload);
+            return;
+        }
+        match load(&self.hub, &path, &self.theme) {
+            Ok(fresh) => {
+                let b = self.buf();
+                let (line, col) = b.cursor_line_col();
+                let (top, left) = (b.top, b.left);
+                *b = fresh;
+                b.goto(line, col, false);
+                (b.top, b.left) = (top, left);
+                let key = path.to_string();
+                let _ = recovery::remove(self.store(), &key);
+                self.say(format!(
+                    "Read {} again from disk",
+                    crate::text::escape(&key)
+                ));
+            }
+            Err(e) => self.error(format!("{e:#}")),
         }
     }
 
@@ -952,6 +1172,8 @@ impl Editor {
         let n = self.buffers.len() as isize;
         self.current = ((self.current as isize + delta).rem_euclid(n)) as usize;
         self.follow = true;
+        // The buffer that comes into view is looked at on disk at the next pause.
+        self.last_disk_check = Instant::now() - DISK_CHECK_EVERY;
     }
 
     /// Puts text on the editor's clipboard (and, at the next draw, the system's).
@@ -1041,6 +1263,69 @@ impl Editor {
         }
     }
 
+    /// Finds `q` from `from` as find-as-you-type does: at once in a small buffer; in a big
+    /// one on a thread of its own, so typing never waits for it (the next key cancels it,
+    /// and the match is selected when it arrives).
+    fn search(&mut self, q: Query, from: usize) {
+        // A search still running is for what was typed before: it stops.
+        self.searching = None;
+        let b = &mut self.buffers[self.current];
+        if b.rope.len_bytes() <= SEARCH_AT_ONCE || q.is_empty() {
+            if let Some((r, _)) = b.find(&q, from, false) {
+                b.select(r);
+                self.follow = true;
+            }
+            return;
+        }
+        let rope = b.rope.clone();
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = Arc::clone(&cancel);
+        let started = std::thread::Builder::new()
+            .name("editor-find".into())
+            .spawn(move || {
+                let _ = tx.send(search::find(&rope, &q, from, false, &stop));
+            });
+        match started {
+            Ok(_) => self.searching = Some(Searching { rx, cancel }),
+            Err(e) => self.error(format!("cannot search: {e}")),
+        }
+    }
+
+    /// Whether a search is running in the background.
+    pub fn search_pending(&self) -> bool {
+        self.searching.is_some()
+    }
+
+    /// Takes the background search's match, if it has come; returns whether the screen
+    /// changed.
+    pub fn receive_search(&mut self) -> bool {
+        let Some(s) = &self.searching else {
+            return false;
+        };
+        let found = match s.rx.try_recv() {
+            Ok(found) => found,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => None,
+        };
+        self.searching = None;
+        if let Some((r, _)) = found {
+            self.buf().select(r);
+            self.follow = true;
+        }
+        true
+    }
+
+    /// Waits for the background search, if one runs, and takes its match.
+    fn finish_search(&mut self) {
+        if let Some(s) = self.searching.take() {
+            if let Ok(Some((r, _))) = s.rx.recv() {
+                self.buf().select(r);
+                self.follow = true;
+            }
+        }
+    }
+
     fn prompt_key(&mut self, k: &KeyEvent, ask: Ask, mut input: String) {
         let fresh = std::mem::replace(&mut self.prompt_fresh, false);
         match k.code {
@@ -1048,6 +1333,7 @@ impl Editor {
                 if ask == Ask::SaveAs {
                     self.after = After::Nothing;
                 }
+                self.searching = None;
                 if ask == Ask::Find {
                     // Back to where the search started.
                     if let Some((cursor, anchor, top, left)) = self.find_origin.take() {
@@ -1092,11 +1378,7 @@ impl Editor {
                         },
                         |(cursor, anchor, ..)| anchor.map_or(cursor, |a| a.min(cursor)),
                     );
-                    let b = &mut self.buffers[self.current];
-                    if let Some((r, _)) = b.find(&q, from, false) {
-                        b.select(r);
-                        self.follow = true;
-                    }
+                    self.search(q.clone(), from);
                     self.query = q;
                 }
                 Err(e) => self.error(format!("Not a valid regular expression: {e}")),
@@ -1108,6 +1390,8 @@ impl Editor {
     fn prompt_done(&mut self, ask: Ask, input: String) {
         match ask {
             Ask::Find => {
+                // Enter takes the match the search as you type is finding.
+                self.finish_search();
                 self.find_origin = None;
                 let query = match Query::new(&input, self.regex) {
                     Ok(q) => q,
@@ -1252,9 +1536,36 @@ impl Editor {
                 '\x1b' | 'n' | 'c' => {
                     self.after = After::Nothing;
                     self.undo_rename();
-                    self.say("Not saved: the file on disk is unchanged");
+                    self.say("Not saved: the file on disk was left as it is");
                 }
                 _ => self.mode = Mode::Question(Question::Overwrite),
+            },
+            Question::ReadOnly => match key {
+                'y' | 'w' => {
+                    self.readonly_ok = true;
+                    self.save(false);
+                    self.readonly_ok = false;
+                }
+                '\x1b' | 'n' | 'c' => {
+                    self.after = After::Nothing;
+                    self.undo_rename();
+                    self.say("Not saved: the file was left as it is");
+                }
+                _ => self.mode = Mode::Question(Question::ReadOnly),
+            },
+            Question::ChangedOnDisk => match key {
+                'r' | 'y' => self.reload(true),
+                '\x1b' | 'k' | 'n' | 'c' => {
+                    self.say("Kept your changes; saving will ask before it replaces the file")
+                }
+                _ => self.mode = Mode::Question(Question::ChangedOnDisk),
+            },
+            Question::Reload => match key {
+                'y' | 'r' => self.reload(true),
+                '\x1b' | 'n' | 'c' => {
+                    self.say("Kept the unsaved changes; the file was not read again")
+                }
+                _ => self.mode = Mode::Question(Question::Reload),
             },
             Question::Recover(copy) => match key {
                 'r' => {
@@ -1473,7 +1784,7 @@ impl Editor {
         let bottom = Rect::new(area.x, status.y + 1, area.width, 1);
         self.draw_bottom(frame, bottom);
         if matches!(self.mode, Mode::Help) {
-            draw_help(frame, area);
+            draw_help(frame, area, &self.keymap);
         }
     }
 
@@ -1541,7 +1852,7 @@ impl Editor {
         let selection = b.selection();
         let highlight = color && !b.highlighter.is_plain();
         let last = (b.top + height).min(lines);
-        let mut state = highlight.then(|| b.view_state(b.top, &theme, base));
+        let mut state = highlight.then(|| b.view_state(b.top));
         let out = frame.buffer_mut();
         for row in 0..height {
             let y = area.y + row as u16;
@@ -1576,28 +1887,27 @@ impl Editor {
             let matches = b.line_matches(line, &query);
             let mut part = 0;
             let mut m = 0;
-            // On a plain ASCII line, what is scrolled off to the left is skipped at once.
-            let skip = if buffer::is_simple(&text) {
-                b.left.min(text.len())
-            } else {
-                0
-            };
-            let mut col = skip;
+            // What is scrolled off to the left is skipped a run of plain ASCII at a time.
+            let (skip, mut next_ci, mut col) = buffer::scrolled(&text, b.left, tab);
             let x0 = area.x + gutter;
             let mut last_cell: Option<(u16, u16)> = None;
-            for (ci, (bi, c)) in text[skip..].char_indices().enumerate() {
-                let (ci, bi) = (ci + skip, bi + skip);
-                let w = char_width(c, col, tab);
+            // Whole grapheme clusters: a letter with its accents, an emoji sequence or a flag
+            // is one character, drawn in one run of cells as wide as the whole of it.
+            for (bi, g) in buffer::clusters(&text[skip..]) {
+                let (ci, bi) = (next_ci, bi + skip);
+                next_ci += if g.len() == 1 { 1 } else { g.chars().count() };
+                let w = cluster_width(g, col, tab);
                 if w > 0 && col < b.left {
                     // Scrolled off to the left.
                     col += w;
                     continue;
                 }
                 if w == 0 {
-                    // Combines with the character before it.
+                    // Nothing of its own to show (a zero-width space, a lone mark): it goes
+                    // with the character before it.
                     if let Some(pos) = last_cell {
                         if let Some(cell) = out.cell_mut(pos) {
-                            let sym = format!("{}{c}", cell.symbol());
+                            let sym = format!("{}{g}", cell.symbol());
                             cell.set_symbol(&sym);
                         }
                     }
@@ -1627,13 +1937,15 @@ impl Editor {
                 }
                 if col >= b.left && col + w <= b.left + width {
                     let x = x0 + (col - b.left) as u16;
+                    let mut chars = g.chars();
+                    let (c, single) = (chars.next().unwrap_or(' '), chars.next().is_none());
                     match c {
-                        '\t' => {
+                        '\t' if single => {
                             for i in 0..w {
                                 out.set_string(x + i as u16, y, " ", st);
                             }
                         }
-                        c if w == 2 && ((c as u32) < 0x20 || c == '\u{7f}') => {
+                        c if single && w == 2 && ((c as u32) < 0x20 || c == '\u{7f}') => {
                             let shown = if c == '\u{7f}' {
                                 '?'
                             } else {
@@ -1646,8 +1958,9 @@ impl Editor {
                                 st.add_modifier(Modifier::DIM),
                             );
                         }
-                        c => {
-                            out.set_string(x, y, c.to_string(), st);
+                        _ => {
+                            // One cell holding the whole cluster, the ones after it covered.
+                            out.set_string(x, y, g, st);
                         }
                     }
                     last_cell = Some((x, y));
@@ -1682,13 +1995,21 @@ impl Editor {
     fn draw_status(&self, frame: &mut Frame, row: Rect) {
         let b = &self.buffers[self.current];
         let (line, col) = b.cursor_line_col();
-        let left = format!(" {}{}", b.name(), if b.modified() { " [+]" } else { "" });
+        let left = format!(
+            " {}{}{}",
+            crate::text::escape(&b.name()),
+            if b.readonly { " [read-only]" } else { "" },
+            if b.modified() { " [+]" } else { "" }
+        );
         // Least needed last: dropped first when the row is narrow.
         let mut parts = vec![
-            format!("Ln {}, Col {}", line + 1, col + 1),
+            format!("Ln {}, Col {}", line + 1, b.cluster_col(line, col) + 1),
             b.highlighter.language().to_string(),
             (if b.crlf { "CRLF" } else { "LF" }).to_string(),
         ];
+        if b.bom {
+            parts.push("BOM".into());
+        }
         if self.buffers.len() > 1 {
             parts.push(format!("{}/{}", self.current + 1, self.buffers.len()));
         }
@@ -1732,6 +2053,18 @@ impl Editor {
                         "{} changed since it was opened. Overwrite it? (y)es, Esc to cancel",
                         self.buffers[self.current].name()
                     ),
+                    Question::ReadOnly => format!(
+                        "{} is read-only (no one may write it). Write it anyway? (y)es, Esc to leave it as it is",
+                        crate::text::escape(&self.buffers[self.current].name())
+                    ),
+                    Question::ChangedOnDisk => format!(
+                        "{} changed on disk. (r)ead it again (dropping your changes), Esc to keep yours",
+                        crate::text::escape(&self.buffers[self.current].name())
+                    ),
+                    Question::Reload => format!(
+                        "Read {} again and drop the unsaved changes? (y)es, Esc to keep them",
+                        self.buffers[self.current].name()
+                    ),
                     Question::Recover(c) if c.path.starts_with(buffer::SCRATCH) => format!(
                         "The text of a new buffer from {} was kept. (r)estore, (d)iscard, Esc to keep for later",
                         crate::commands::fmt_time(c.saved_at)
@@ -1767,8 +2100,7 @@ impl Editor {
                 ),
                 Some((m, false)) => (m.clone(), Style::default(), None),
                 None => (
-                    "Ctrl-S save · Ctrl-Q quit · Ctrl-F find · Ctrl-G go to · Ctrl-E assistant · F1 help"
-                        .to_string(),
+                    hint(&self.keymap),
                     Style::default().add_modifier(Modifier::DIM),
                     None,
                 ),
@@ -1782,17 +2114,19 @@ impl Editor {
         }
     }
 
-    /// Whether idle time has work: the view is highlighted from an approximate state.
+    /// Whether idle time has work: the view is highlighted from a guessed state, not yet
+    /// settled. There is none once it is, however long the file.
     pub fn has_work(&self) -> bool {
         let b = &self.buffers[self.current];
         self.opts.color
-            && !b.highlighter.is_plain()
+            && b.highlighter.carries_state()
             && b.top < b.line_count()
             && b.view_is_approximate(b.top)
     }
 
-    /// Does a slice of idle work (about 20 ms): works out exact highlighter states towards
-    /// the view. Returns whether the view became exact, so it should be drawn again.
+    /// Does a slice of idle work (about 20 ms): settles the highlighter state the view is
+    /// drawn from, near the view only. Returns whether the view should be drawn again (its
+    /// state changed or was settled, or the assistant's answer grew).
     pub fn work(&mut self) -> bool {
         let mut changed = false;
         if let Some(p) = self.pane.as_mut() {
@@ -1802,12 +2136,9 @@ impl Editor {
         if !self.has_work() {
             return changed;
         }
-        let theme = Arc::clone(&self.theme);
-        let base = self.styles.text;
         let b = &mut self.buffers[self.current];
         let top = b.top;
-        b.extend_states(400, top, &theme, base);
-        !self.has_work() || changed
+        b.extend_states(400, top) || changed
     }
 
     /// How long the event loop may sleep: not at all while highlighting has work, briefly
@@ -1834,16 +2165,61 @@ impl Editor {
     }
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
-    let key_w = KEYS.iter().map(|(k, _)| k.len()).max().unwrap_or(10);
-    let lines: Vec<String> = KEYS
+/// F1: every command with its keys, from the keymap in use; in two columns when one does
+/// not fit the screen's height.
+fn draw_help(frame: &mut Frame, area: Rect, keymap: &Keymap) {
+    let two = Command::ALL.len() + 3 > area.height as usize && area.width >= 60;
+    let mut rows: Vec<(String, &str)> = Command::ALL
         .iter()
-        .map(|(k, what)| format!(" {k:key_w$}  {what}"))
+        .filter_map(|&cmd| {
+            let mut keys = keymap.chords(cmd);
+            // Side by side there is room for the first keys of each only.
+            if two {
+                keys.truncate(
+                    if keys.iter().take(2).map(String::len).sum::<usize>() < 16 {
+                        2
+                    } else {
+                        1
+                    },
+                );
+            }
+            (!keys.is_empty()).then(|| (keys.join(" "), cmd.what()))
+        })
         .collect();
-    let w = (lines.iter().map(|l| l.chars().count()).max().unwrap_or(20) + 3) as u16;
-    let h = lines.len() as u16 + 2;
-    let w = w.min(area.width);
-    let h = h.min(area.height);
+    rows.push(("Shift".into(), "with a movement key: select"));
+    let key_w = rows
+        .iter()
+        .map(|(k, _)| k.len())
+        .max()
+        .unwrap_or(10)
+        .min(if two { 16 } else { 30 });
+    let cells: Vec<String> = rows
+        .iter()
+        .map(|(k, what)| {
+            let k: String = k.chars().take(key_w).collect();
+            format!(" {k:key_w$}  {what}")
+        })
+        .collect();
+    let room = area.height.saturating_sub(2) as usize;
+    let cols = if two && cells.len() > room { 2 } else { 1 };
+    let per_col = cells.len().div_ceil(cols);
+    let inner = area.width.saturating_sub(2) as usize;
+    let col_w = (inner / cols).max(1);
+    let widest = cells.iter().map(|c| c.chars().count()).max().unwrap_or(20) + 1;
+    let col_w = col_w.min(widest);
+    let lines: Vec<String> = (0..per_col)
+        .map(|r| {
+            (0..cols)
+                .filter_map(|c| cells.get(c * per_col + r))
+                .map(|cell| {
+                    let cut: String = cell.chars().take(col_w).collect();
+                    format!("{cut:col_w$}")
+                })
+                .collect::<String>()
+        })
+        .collect();
+    let w = ((col_w * cols) as u16 + 2).min(area.width);
+    let h = (lines.len() as u16 + 2).min(area.height);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
@@ -1855,6 +2231,89 @@ fn draw_help(frame: &mut Frame, area: Rect) {
         Paragraph::new(lines.join("\n")).block(Block::bordered().title(" Keys (any key closes) ")),
         r,
     );
+}
+
+/// The hint on the bottom line: the keys of the most used commands, from the keymap.
+fn hint(keymap: &Keymap) -> String {
+    [
+        (Command::Save, "save"),
+        (Command::Quit, "quit"),
+        (Command::Find, "find"),
+        (Command::GoTo, "go to"),
+        (Command::Assistant, "assistant"),
+        (Command::Help, "help"),
+    ]
+    .iter()
+    .filter_map(|(cmd, what)| keymap.chord(*cmd).map(|k| format!("{k} {what}")))
+    .collect::<Vec<_>>()
+    .join(" · ")
+}
+
+/// The line comment of a language (by the highlighter's name), if it has one.
+fn comment_token(language: &str) -> Option<&'static str> {
+    const SLASHES: &[&str] = &[
+        "Rust",
+        "C",
+        "C++",
+        "C#",
+        "Go",
+        "Java",
+        "JavaScript",
+        "JavaScript/Rhai",
+        "TypeScript",
+        "TypeScriptReact",
+        "JavaScript (Babel)",
+        "Rhai",
+        "Swift",
+        "Kotlin",
+        "Scala",
+        "PHP",
+        "Objective-C",
+        "Objective-C++",
+        "D",
+        "Dart",
+        "Groovy",
+        "JSON",
+        "Protocol Buffer",
+    ];
+    const HASH: &[&str] = &[
+        "Python",
+        "Ruby",
+        "Perl",
+        "YAML",
+        "TOML",
+        "Makefile",
+        "R",
+        "Shell-Unix-Generic",
+        "Bourne Again Shell (bash)",
+        "Valyxo shell",
+        "Dockerfile",
+        "CMake",
+        "Nim",
+        "Elixir",
+        "Crystal",
+        "Julia",
+        "PowerShell",
+        "Git Config",
+        "Git Ignore",
+        "INI",
+    ];
+    const DASHES: &[&str] = &["SQL", "Haskell", "Lua", "Ada", "Elm"];
+    if SLASHES.contains(&language) {
+        Some("//")
+    } else if HASH.contains(&language) {
+        Some("#")
+    } else if DASHES.contains(&language) {
+        Some("--")
+    } else {
+        match language {
+            "Lisp" | "Clojure" | "Scheme" => Some(";"),
+            "LaTeX" | "TeX" | "Erlang" | "MATLAB" => Some("%"),
+            "VimL" => Some("\""),
+            "Batch File" => Some("REM "),
+            _ => None,
+        }
+    }
 }
 
 /// Runs the editor on the terminal until the user quits. The files are loaded first, so a
@@ -1927,14 +2386,24 @@ fn event_loop(ed: &mut Editor) -> Result<()> {
         // Wake now and then to keep recovery copies and notice termination signals; when
         // idle, work out highlighting in slices between keys.
         loop {
-            if event::poll(ed.idle_wait())? {
+            // While a search runs in the background, look for its match often.
+            let wait = if ed.search_pending() {
+                ed.idle_wait().min(Duration::from_millis(10))
+            } else {
+                ed.idle_wait()
+            };
+            if event::poll(wait)? {
                 break;
+            }
+            if ed.receive_search() {
+                terminal.draw(|f| ed.draw(f))?;
             }
             if crate::term::signal_pending() {
                 return Ok(());
             }
             ed.keep_recovery_copies(false);
-            if ed.work() {
+            let noticed = ed.check_disk();
+            if ed.work() || noticed {
                 terminal.draw(|f| ed.draw(f))?;
             }
         }

@@ -2,13 +2,19 @@
 //! (the `regex` crate's syntax, one line at a time) whose replacements may name its groups
 //! (`$1`, `${name}`). Both ignore case unless the query holds an upper-case letter.
 
+use ropey::{Rope, RopeSlice};
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Clone, Debug, Default)]
 pub enum Query {
     #[default]
     Empty,
-    Text(String),
+    /// Plain text (found by an escaped regular expression: the same fast search).
+    Text {
+        source: String,
+        re: regex::Regex,
+    },
     Regex {
         source: String,
         re: regex::Regex,
@@ -22,10 +28,18 @@ impl Query {
         if text.is_empty() {
             return Ok(Query::Empty);
         }
-        if !regex {
-            return Ok(Query::Text(text.to_string()));
-        }
         let exact = text.chars().any(char::is_uppercase);
+        if !regex {
+            let re = regex::RegexBuilder::new(&regex::escape(text))
+                .case_insensitive(!exact)
+                .size_limit(1 << 22)
+                .build()
+                .map_err(|e| e.to_string())?;
+            return Ok(Query::Text {
+                source: text.to_string(),
+                re,
+            });
+        }
         regex::RegexBuilder::new(text)
             .case_insensitive(!exact)
             // A pattern is a line's worth: a bounded program, whatever is typed.
@@ -41,11 +55,24 @@ impl Query {
             })
     }
 
+    /// A query for exactly `text`, case and all (select the next occurrence).
+    pub fn exact(text: &str) -> Query {
+        match regex::RegexBuilder::new(&regex::escape(text))
+            .size_limit(1 << 22)
+            .build()
+        {
+            Ok(re) => Query::Text {
+                source: text.to_string(),
+                re,
+            },
+            Err(_) => Query::Empty,
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         match self {
             Query::Empty => "",
-            Query::Text(t) => t,
-            Query::Regex { source, .. } => source,
+            Query::Text { source, .. } | Query::Regex { source, .. } => source,
         }
     }
 
@@ -61,8 +88,7 @@ impl Query {
     pub fn matches_in(&self, line: &str) -> Vec<Range<usize>> {
         match self {
             Query::Empty => Vec::new(),
-            Query::Text(q) => text_matches(line, q),
-            Query::Regex { re, .. } => {
+            Query::Text { re, .. } | Query::Regex { re, .. } => {
                 let ascii = line.is_ascii();
                 let to_char = |b: usize| {
                     if ascii {
@@ -104,6 +130,78 @@ impl Query {
     }
 }
 
+/// The next match of `query` in `rope` after (or, `back`wards, before) char `from`,
+/// wrapping around: its char range, and whether the search wrapped. Lines are read in order
+/// (without allocating where a line lies in one piece of the rope); `cancel` stops a search
+/// that is no longer wanted, as `None`.
+pub fn find(
+    rope: &Rope,
+    query: &Query,
+    from: usize,
+    back: bool,
+    cancel: &AtomicBool,
+) -> Option<(Range<usize>, bool)> {
+    if query.is_empty() {
+        return None;
+    }
+    let lines = rope.len_lines();
+    let from = from.min(rope.len_chars());
+    let from_line = rope.char_to_line(from);
+    let in_line = |l: usize, line: RopeSlice<'_>| -> Vec<Range<usize>> {
+        let n = line.len_chars();
+        let body = if n > 0 && line.char(n - 1) == '\n' {
+            line.slice(..n - 1)
+        } else {
+            line
+        };
+        let found = match body.as_str() {
+            Some(text) => query.matches_in(text),
+            None => query.matches_in(&body.to_string()),
+        };
+        let base = rope.line_to_char(l);
+        found
+            .into_iter()
+            .map(|r| base + r.start..base + r.end)
+            .collect()
+    };
+    let stopped = || cancel.load(Ordering::Relaxed);
+    if back {
+        // Backwards: the lines before, nearest first, then from the end round to here.
+        for step in 0..=lines {
+            if step % 1024 == 0 && stopped() {
+                return None;
+            }
+            let l = (from_line + lines * 2 - step) % lines;
+            let wrapped = step > from_line;
+            let found = in_line(l, rope.line(l))
+                .into_iter()
+                .rfind(|r| wrapped || step > 0 || r.start < from);
+            if let Some(r) = found {
+                return Some((r, wrapped));
+            }
+        }
+        return None;
+    }
+    // Forwards: the lines read in one pass from here to the end, then from the top.
+    for (pass, start) in [(0, from_line), (1, 0)] {
+        let end = if pass == 0 { lines } else { from_line + 1 };
+        for (i, line) in rope.lines_at(start).take(end - start).enumerate() {
+            if i % 1024 == 0 && stopped() {
+                return None;
+            }
+            let l = start + i;
+            let wrapped = pass == 1;
+            let found = in_line(l, line)
+                .into_iter()
+                .find(|r| wrapped || l > from_line || r.start >= from);
+            if let Some(r) = found {
+                return Some((r, wrapped));
+            }
+        }
+    }
+    None
+}
+
 impl PartialEq for Query {
     fn eq(&self, other: &Query) -> bool {
         self.is_regex() == other.is_regex() && self.as_str() == other.as_str()
@@ -114,32 +212,6 @@ impl std::fmt::Display for Query {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Plain text matches, folding case (the pager's folding, one char for one so columns
-/// stay columns) unless the query holds an upper-case letter.
-fn text_matches(line: &str, query: &str) -> Vec<Range<usize>> {
-    let exact = query.chars().any(char::is_uppercase);
-    let fold = |c: char| {
-        if exact {
-            c
-        } else {
-            crate::pager::fold_char(c).next().unwrap_or(c)
-        }
-    };
-    let q: Vec<char> = query.chars().map(fold).collect();
-    let text: Vec<char> = line.chars().map(fold).collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + q.len() <= text.len() {
-        if text[i..i + q.len()] == q[..] {
-            out.push(i..i + q.len());
-            i += q.len();
-        } else {
-            i += 1;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

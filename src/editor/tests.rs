@@ -46,6 +46,7 @@ impl Fixture {
             soft_tabs: true,
             color,
             system_clipboard: true,
+            auto_pairs: false,
         };
         Editor::new(Arc::clone(&self.hub), path("/"), buffers, opts)
     }
@@ -537,36 +538,37 @@ fn only_what_is_shown_is_highlighted() {
     let mut ed = f.editor(&["/big.rs"], true);
     screen(&mut ed, 60, 20);
     assert!(
-        ed.buffers[0].highlighted_lines() <= 20,
-        "only the first screen"
+        ed.buffers[0].kept_states() <= 1,
+        "only the first screen, from the start of the text"
     );
     ctrl_key(&mut ed, 'g');
     typ(&mut ed, "25000");
     key(&mut ed, KeyCode::Enter);
     screen(&mut ed, 60, 20);
-    let known = ed.buffers[0].highlighted_lines();
+    let known = ed.buffers[0].kept_states();
     assert!(
-        known <= 20,
+        known <= 5,
         "far away: drawn from a nearby fresh state ({known})"
     );
     let (approximate, _) = screen(&mut ed, 60, 20);
     assert!(ed.has_work());
-    while !ed.work() {}
-    assert!(!ed.has_work());
-    let known = ed.buffers[0].highlighted_lines();
+    let mut slices = 0;
+    while ed.has_work() {
+        ed.work();
+        slices += 1;
+        assert!(slices < 100, "idle work ends");
+    }
+    // At most 4,800 lines above the view, 400 a slice; a state every 64 lines of them.
+    let known = ed.buffers[0].kept_states();
     assert!(
-        (24_980..=25_000).contains(&known),
-        "idle work got there: {known}"
+        slices <= 13 && known <= 80,
+        "idle work stayed near the view: {slices} slices, {known} states"
     );
     let (exact, _) = screen(&mut ed, 60, 20);
     assert_eq!(approximate, exact);
     press(&mut ed, KeyCode::Home, KeyModifiers::CONTROL);
     typ(&mut ed, "x");
-    assert_eq!(
-        ed.buffers[0].highlighted_lines(),
-        1,
-        "from the edited line on"
-    );
+    assert_eq!(ed.buffers[0].kept_states(), 0, "from the edited line on");
 }
 
 #[test]
@@ -585,14 +587,20 @@ fn help_opens_on_f1_and_any_key_closes_it() {
     let mut ed = f.editor(&[], false);
     key(&mut ed, KeyCode::F(1));
     let (rows, _) = screen(&mut ed, 80, 30);
+    let undo = |rows: &[String]| {
+        rows.iter()
+            .any(|r| r.contains("Ctrl-Z") && r.contains("undo"))
+    };
+    assert!(undo(&rows), "{rows:?}");
     assert!(
-        rows.iter().any(|r| r.contains("Ctrl-Z / Ctrl-Y")),
-        "{rows:?}"
+        rows.iter()
+            .any(|r| r.contains("Ctrl-End") && r.contains("end of the file")),
+        "every command fits: {rows:?}"
     );
     key(&mut ed, KeyCode::Char('q'));
     assert_eq!(text(&ed), "", "the key only closed the help");
     let (rows, _) = screen(&mut ed, 80, 30);
-    assert!(!rows.iter().any(|r| r.contains("Ctrl-Z / Ctrl-Y")));
+    assert!(!undo(&rows));
 }
 
 #[test]
@@ -1010,4 +1018,341 @@ fn esc_from_find_goes_back_and_a_suggestion_is_replaced_by_typing() {
     typ(&mut ed, ".bak");
     key(&mut ed, KeyCode::Enter);
     assert_eq!(f.read("/a.txt.bak"), text_);
+}
+
+fn with_pairs(ed: &mut Editor) {
+    ed.opts.auto_pairs = true;
+}
+
+#[test]
+fn words_lines_comments_and_pairs() {
+    let f = fixture();
+    f.write("/a.rs", "let value = other_name;\nfn f() {}\n");
+    let mut ed = f.editor(&["/a.rs"], false);
+    // Ctrl-Backspace (as terminals send it: Ctrl-H) and Alt-Backspace delete words.
+    press(&mut ed, KeyCode::End, KeyModifiers::NONE);
+    key(&mut ed, KeyCode::Left);
+    ctrl_key(&mut ed, 'h');
+    assert_eq!(text(&ed), "let value = ;\nfn f() {}\n");
+    press(&mut ed, KeyCode::Backspace, KeyModifiers::ALT);
+    assert_eq!(text(&ed), "let ;\nfn f() {}\n", "as far as Ctrl-Left goes");
+    ctrl_key(&mut ed, 'z');
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(text(&ed), "let value = other_name;\nfn f() {}\n");
+    // Duplicate the line (Alt-Shift-Down); the cursor goes with the copy.
+    press(
+        &mut ed,
+        KeyCode::Down,
+        KeyModifiers::ALT | KeyModifiers::SHIFT,
+    );
+    assert_eq!(
+        text(&ed),
+        "let value = other_name;\nlet value = other_name;\nfn f() {}\n"
+    );
+    assert_eq!(ed.buffers[0].cursor_line_col().0, 1);
+    // Ctrl-/ (sent as Ctrl-7) comments the selected lines, and again uncomments them.
+    ctrl_key(&mut ed, 'a');
+    ctrl_key(&mut ed, '7');
+    assert_eq!(
+        text(&ed),
+        "// let value = other_name;\n// let value = other_name;\n// fn f() {}\n"
+    );
+    ctrl_key(&mut ed, '/');
+    assert_eq!(
+        text(&ed),
+        "let value = other_name;\nlet value = other_name;\nfn f() {}\n"
+    );
+    // Ctrl-D selects the word, then its next occurrence.
+    press(&mut ed, KeyCode::Home, KeyModifiers::CONTROL);
+    key(&mut ed, KeyCode::Right);
+    ctrl_key(&mut ed, 'd');
+    assert_eq!(ed.buffers[0].selected_text().as_deref(), Some("let"));
+    ctrl_key(&mut ed, 'd');
+    assert_eq!(ed.buffers[0].selection(), Some(24..27));
+    // Auto-pairs: brackets and quotes close themselves, and are stepped over.
+    with_pairs(&mut ed);
+    press(&mut ed, KeyCode::End, KeyModifiers::CONTROL);
+    typ(&mut ed, "call(\"x");
+    assert!(text(&ed).ends_with("call(\"x\")"), "{:?}", text(&ed));
+    typ(&mut ed, "\")");
+    assert!(
+        text(&ed).ends_with("call(\"x\")"),
+        "stepped over: {:?}",
+        text(&ed)
+    );
+    typ(&mut ed, "[");
+    key(&mut ed, KeyCode::Backspace);
+    assert!(
+        text(&ed).ends_with("call(\"x\")"),
+        "an empty pair goes whole"
+    );
+    typ(&mut ed, " don't");
+    assert!(
+        text(&ed).ends_with(" don't"),
+        "no pair inside a word: {:?}",
+        text(&ed)
+    );
+}
+
+#[test]
+fn keys_come_from_the_keymap_setting_and_config() {
+    let f = fixture();
+    f.write("/a.txt", "one\ntwo\n");
+    f.hub
+        .set_setting("editor.keymap", Some("nano"))
+        .expect("nano");
+    let mut ed = f.editor(&["/a.txt"], false);
+    let (rows, _) = screen(&mut ed, 100, 5);
+    assert!(
+        rows[4].starts_with("Ctrl-O save · Ctrl-X quit · Ctrl-W find"),
+        "{rows:?}"
+    );
+    // nano's Ctrl-K and Ctrl-U cut and paste lines; Ctrl-O writes the file.
+    ctrl_key(&mut ed, 'k');
+    ctrl_key(&mut ed, 'n');
+    ctrl_key(&mut ed, 'u');
+    ctrl_key(&mut ed, 'o');
+    assert_eq!(f.read("/a.txt"), "two\none\n");
+    ctrl_key(&mut ed, 'x');
+    assert!(ed.quit);
+    // A binding in config.toml goes over the keymap; a wrong one is reported.
+    f.hub.set_setting("editor.keymap", None).expect("reset");
+    f.hub
+        .set_setting("editor.keys.ctrl-j", Some("duplicate_line"))
+        .expect("bind");
+    assert!(f
+        .hub
+        .set_setting("editor.keys.ctrl-l", Some("dupe"))
+        .is_err());
+    let mut ed = f.editor(&["/a.txt"], false);
+    ctrl_key(&mut ed, 'j');
+    assert_eq!(text(&ed), "two\ntwo\none\n");
+    // F1 lists the binding.
+    key(&mut ed, KeyCode::F(1));
+    let (rows, _) = screen(&mut ed, 100, 60);
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("Alt-Shift-Down Ctrl-J") || r.contains("Ctrl-J Alt-Shift-Down")),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn reload_and_save_all() {
+    let f = fixture();
+    f.write("/a.txt", "a\n");
+    f.write("/b.txt", "b\n");
+    let mut ed = f.editor(&["/a.txt", "/b.txt"], false);
+    typ(&mut ed, "1");
+    press(&mut ed, KeyCode::Right, KeyModifiers::ALT);
+    typ(&mut ed, "2");
+    press(
+        &mut ed,
+        KeyCode::Char('S'),
+        KeyModifiers::ALT | KeyModifiers::SHIFT,
+    );
+    assert_eq!(f.read("/a.txt"), "1a\n");
+    assert_eq!(f.read("/b.txt"), "2b\n");
+    assert_eq!(ed.message(), Some("Saved 2 buffer(s)"));
+    // F5 reads the file again; with unsaved changes it asks first.
+    f.write("/b.txt", "from elsewhere\n");
+    typ(&mut ed, "x");
+    key(&mut ed, KeyCode::F(5));
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(text(&ed), "2xb\n");
+    key(&mut ed, KeyCode::F(5));
+    key(&mut ed, KeyCode::Char('y'));
+    assert_eq!(text(&ed), "from elsewhere\n");
+    assert!(!ed.buffers[1].modified());
+}
+
+#[test]
+fn grapheme_clusters_are_drawn_whole_and_are_one_column_each() {
+    let f = fixture();
+    f.write("/u.txt", "a👨‍👩‍👧b🇫🇷c e\u{301}!\n");
+    let mut ed = f.editor(&["/u.txt"], false);
+    let (rows, buf) = screen(&mut ed, 40, 5);
+    assert_eq!(rows[0], "   1 a👨‍👩‍👧b🇫🇷c e\u{301}!");
+    // The family and the flag: one cell each holding the whole cluster, two columns wide,
+    // and the text after them right behind.
+    let cells: Vec<&str> = (5..15).map(|x| buf[(x, 0)].symbol()).collect();
+    assert_eq!(
+        cells,
+        ["a", "👨‍👩‍👧", " ", "b", "🇫🇷", " ", "c", " ", "e\u{301}", "!"]
+    );
+    key(&mut ed, KeyCode::End);
+    let mut t = Terminal::new(TestBackend::new(40, 5)).expect("terminal");
+    t.draw(|fr| ed.draw(fr)).expect("draw");
+    let status = t.backend().buffer().content()[3 * 40..4 * 40]
+        .iter()
+        .map(|c| c.symbol())
+        .collect::<String>();
+    assert!(status.contains("Ln 1, Col 9 "), "{status}");
+    let cursor = t.get_cursor_position().expect("cursor");
+    assert_eq!(
+        (cursor.x, cursor.y),
+        (15, 0),
+        "after the 10 columns of text"
+    );
+    key(&mut ed, KeyCode::Left);
+    key(&mut ed, KeyCode::Left);
+    let (rows, _) = screen(&mut ed, 40, 5);
+    assert!(rows[3].contains("Ln 1, Col 7 "), "{rows:?}");
+    assert_eq!(ed.buffers[0].rope.char(ed.buffers[0].cursor()), 'e');
+    // A click on either half of the flag puts the cursor before it.
+    for x in [9, 10] {
+        ed.handle(&Event::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column: x,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        }));
+        assert_eq!(ed.buffers[0].cursor_line_col(), (0, 7));
+    }
+    let (rows, _) = screen(&mut ed, 40, 5);
+    assert!(rows[3].contains("Ln 1, Col 4 "), "{rows:?}");
+    // Backspace takes the whole family.
+    key(&mut ed, KeyCode::Left);
+    key(&mut ed, KeyCode::Backspace);
+    assert_eq!(text(&ed), "ab🇫🇷c e\u{301}!\n");
+}
+
+#[test]
+fn a_byte_order_mark_is_no_cursor_stop_and_is_saved_again() {
+    let f = fixture();
+    f.write("/b.txt", "\u{FEFF}hello\n");
+    let mut ed = f.editor(&["/b.txt"], false);
+    let (rows, _) = screen(&mut ed, 60, 5);
+    assert_eq!(rows[0], "   1 hello");
+    assert!(
+        rows[3].contains("Ln 1, Col 1 ") && rows[3].contains("  LF  BOM  "),
+        "{rows:?}"
+    );
+    key(&mut ed, KeyCode::Right);
+    let (rows, _) = screen(&mut ed, 60, 5);
+    assert!(rows[3].contains("Ln 1, Col 2 "), "{rows:?}");
+    assert_eq!(ed.buffers[0].rope.char(ed.buffers[0].cursor()), 'e');
+    typ(&mut ed, "X");
+    ctrl_key(&mut ed, 's');
+    let bytes = f.hub.vfs.read(&path("/b.txt")).expect("read");
+    assert_eq!(bytes, b"\xEF\xBB\xBFhXello\n");
+    // With CRLF line breaks too, byte for byte; and through a recovery copy.
+    f.write("/w.txt", "\u{FEFF}one\r\ntwo\r\n");
+    {
+        let mut ed = f.editor(&["/w.txt"], false);
+        key(&mut ed, KeyCode::End);
+        typ(&mut ed, "!");
+        ed.keep_recovery_copies(true);
+    }
+    let mut ed = f.editor(&["/w.txt"], false);
+    key(&mut ed, KeyCode::Char('r'));
+    assert_eq!(text(&ed), "one!\ntwo\n");
+    ctrl_key(&mut ed, 's');
+    let bytes = f.hub.vfs.read(&path("/w.txt")).expect("read");
+    assert_eq!(bytes, b"\xEF\xBB\xBFone!\r\ntwo\r\n");
+    // A copy holding just what the file holds is dropped without asking.
+    recovery::save(f.hub.vfs.store(), "/w.txt", "one!\ntwo\n", true, None).expect("copy");
+    let ed = f.editor(&["/w.txt"], false);
+    assert!(matches!(ed.mode, Mode::Normal));
+    assert!(recovery::get(f.hub.vfs.store(), "/w.txt")
+        .expect("get")
+        .is_none());
+}
+
+#[test]
+fn a_read_only_file_is_shown_as_such_and_saving_asks() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let host = tempfile::tempdir().expect("host dir");
+    let file = host.path().join("ro.txt");
+    std::fs::write(&file, "keep\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    f.hub.vfs.mount(host.path(), &path("/m")).expect("mount");
+    let mut ed = f.editor(&["/m/ro.txt"], false);
+    typ(&mut ed, "x");
+    let (rows, _) = screen(&mut ed, 80, 5);
+    assert!(rows[3].contains("/m/ro.txt [read-only] [+]"), "{rows:?}");
+    ctrl_key(&mut ed, 's');
+    let (rows, _) = screen(&mut ed, 120, 5);
+    assert!(rows[4].contains("is read-only"), "{rows:?}");
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(ed.message(), Some("Not saved: the file was left as it is"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep\n");
+    ctrl_key(&mut ed, 's');
+    key(&mut ed, KeyCode::Char('y'));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "xkeep\n");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o444, "still read-only");
+}
+
+#[test]
+fn changes_on_disk_are_noticed_while_editing() {
+    let f = fixture();
+    f.write("/a.txt", "one\n");
+    f.write("/b.txt", "two\n");
+    let mut ed = f.editor(&["/a.txt", "/b.txt"], false);
+    let due = |ed: &mut Editor| ed.last_disk_check = Instant::now() - DISK_CHECK_EVERY;
+    // Unmodified: read again at once, and said so.
+    f.write("/a.txt", "one, from elsewhere\n");
+    due(&mut ed);
+    assert!(ed.check_disk());
+    assert_eq!(text(&ed), "one, from elsewhere\n");
+    assert!(ed
+        .message()
+        .unwrap_or("")
+        .contains("changed on disk and was read again"));
+    // Modified: asks, and Esc keeps the buffer's text.
+    typ(&mut ed, "mine ");
+    f.write("/a.txt", "theirs\n");
+    due(&mut ed);
+    assert!(ed.check_disk());
+    let (rows, _) = screen(&mut ed, 100, 5);
+    assert!(rows[4].contains("changed on disk"), "{rows:?}");
+    key(&mut ed, KeyCode::Esc);
+    assert_eq!(text(&ed), "mine one, from elsewhere\n");
+    // Nothing new: nothing said.
+    due(&mut ed);
+    assert!(!ed.check_disk());
+    // Removed: told, and the next key clears the message.
+    f.hub.vfs.remove(&path("/a.txt"), false).expect("rm");
+    due(&mut ed);
+    assert!(ed.check_disk());
+    assert!(ed.message().unwrap_or("").contains("was removed from disk"));
+    key(&mut ed, KeyCode::Right);
+    assert_eq!(ed.message(), None);
+    ctrl_key(&mut ed, 's');
+    assert_eq!(f.read("/a.txt"), "mine one, from elsewhere\n");
+}
+
+#[test]
+fn find_in_a_big_buffer_runs_beside_the_typing() {
+    let f = fixture();
+    let mut big: String = (0..60_000)
+        .map(|i| format!("line number {i} of many\n"))
+        .collect();
+    big.push_str("the needle is here\n");
+    f.write("/big.txt", &big);
+    let mut ed = f.editor(&["/big.txt"], false);
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, "needle");
+    // Each key started a search of its own; the typing did not wait for any of them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ed.search_pending() {
+        ed.receive_search();
+        assert!(Instant::now() < deadline, "the search never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(ed.buffers[0].selected_text().as_deref(), Some("needle"));
+    let (rows, _) = screen(&mut ed, 60, 6);
+    assert!(
+        rows.iter().any(|r| r.contains("the needle is here")),
+        "{rows:?}"
+    );
+    // Enter waits for a search still running, and stays on its match.
+    key(&mut ed, KeyCode::Esc);
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, "of many");
+    key(&mut ed, KeyCode::Enter);
+    assert!(!ed.search_pending());
+    assert_eq!(ed.buffers[0].selected_text().as_deref(), Some("of many"));
 }

@@ -79,6 +79,9 @@ pub struct Meta {
     pub mtime_ms: i64,
     /// Where this path lives: `None` in the stored tree, the mount's VFS path otherwise.
     pub mounted: bool,
+    /// Nobody may write it (a host file whose permissions have no write bit, such as
+    /// 0444). Stored files are never read-only.
+    pub readonly: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -269,6 +272,7 @@ fn host_meta(m: &cap_std::fs::Metadata) -> Meta {
         size: if m.is_file() { m.len() } else { 0 },
         mtime_ms,
         mounted: true,
+        readonly: m.is_file() && m.permissions().readonly(),
     }
 }
 
@@ -640,6 +644,7 @@ impl Vfs {
                             size: 0,
                             mtime_ms: 0,
                             mounted: true,
+                            readonly: false,
                         },
                     };
                     out.push(DirEntry { name, meta });

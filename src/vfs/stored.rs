@@ -24,6 +24,7 @@ impl Node {
             size: self.size,
             mtime_ms: self.mtime,
             mounted: false,
+            readonly: false,
         }
     }
 }
@@ -305,6 +306,7 @@ pub(super) fn list_dir(conn: &Connection, p: &VPath) -> VResult<Vec<DirEntry>> {
                 size: r.get::<_, i64>(2)? as u64,
                 mtime_ms: r.get(3)?,
                 mounted: false,
+                readonly: false,
             },
         })
     })?;
