@@ -87,6 +87,23 @@ fn import_export_round_trip_of_a_tree() {
         fs::read(dst.path().join("out/t/d0/f0")).unwrap(),
         expect[0].1
     );
+    // A link someone left where a file goes is replaced, never written through; the file
+    // is whole and nothing temporary stays behind.
+    let elsewhere = dst.path().join("elsewhere");
+    fs::write(&elsewhere, "not yours").unwrap();
+    fs::remove_file(dst.path().join("out/t/d0/f0")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dst.path().join("out/t/d0/f0")).unwrap();
+    h.c(&format!("export -f /t {d}/out")).success();
+    assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "not yours");
+    let f0 = dst.path().join("out/t/d0/f0");
+    assert!(!f0.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(fs::read(&f0).unwrap(), expect[0].1);
+    let left: Vec<_> = fs::read_dir(dst.path().join("out/t/d0"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("valyxo-tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

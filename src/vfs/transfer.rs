@@ -245,6 +245,36 @@ pub fn export(
     export_filtered(vfs, src, dst, progress, cancelled, mode)
 }
 
+/// Writes a host file from `from`, a piece at a time: into a temporary file beside it with a
+/// name nobody can guess (created new, so never a file or link someone put there), then
+/// renamed over the target, so the target is whole or untouched and a link in its place is
+/// replaced, not written through. The file gets the usual mode for a new file (the umask
+/// applies). Returns the bytes written.
+fn write_host_file(target: &Path, mut from: impl std::io::Read) -> Result<u64> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name: String = name.chars().take(64).collect();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".valyxo-tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    let n = std::io::copy(&mut from, &mut tmp)
+        .and_then(|n| tmp.as_file().sync_all().map(|()| n))
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    tmp.persist(target)
+        .with_context(|| format!("cannot write {}", target.display()))?;
+    Ok(n)
+}
+
 /// What an export does about host files that already exist.
 #[derive(Clone, Copy, PartialEq)]
 enum Existing {
@@ -273,10 +303,8 @@ fn export_filtered(
     };
     if meta.kind == Kind::File {
         in_the_way(dst)?;
-        let data = vfs.read(src)?;
-        std::fs::write(dst, &data).with_context(|| format!("cannot write {}", dst.display()))?;
+        report.bytes = write_host_file(dst, vfs.open_read(src)?)?;
         report.files = 1;
-        report.bytes = data.len() as u64;
         return Ok(report);
     }
     let entries = vfs.walk(src)?;
@@ -323,11 +351,8 @@ fn export_filtered(
                 report.dirs += 1;
             }
             (Kind::File, Some(r)) => {
-                let data = vfs.read_ref(&ent.path, r)?;
-                std::fs::write(&target, &data)
-                    .with_context(|| format!("cannot write {}", target.display()))?;
+                report.bytes += write_host_file(&target, vfs.open_ref(&ent.path, r)?)?;
                 report.files += 1;
-                report.bytes += data.len() as u64;
             }
             _ => report.skipped.push(format!(
                 "{}: not a regular file",
