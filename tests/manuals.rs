@@ -332,3 +332,51 @@ fn roff_pages_pass_mandoc_lint() {
 fn roff_pages_pass_groff_warnings() {
     lint("groff", &["-man", "-ww", "-z", "-Tutf8"]);
 }
+
+/// Everything the repository's own docs point at is in the repository: no notes or
+/// API documents kept elsewhere.
+#[test]
+fn docs_point_only_inside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let outside = [
+        "api.md",
+        "design.md",
+        "design section",
+        "design note",
+        "../shared",
+    ];
+    let mut found = Vec::new();
+    let mut dirs = vec![
+        root.join("src"),
+        root.join("tests"),
+        root.join("benches"),
+        root.join("manuals"),
+        root.join("examples"),
+    ];
+    let mut files = vec![root.join("README.md")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("read dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            // This test names what it looks for.
+            if line.contains("let outside = [") {
+                continue;
+            }
+            if let Some(what) = outside.iter().find(|w| line.contains(*w)) {
+                found.push(format!("{}:{}: {what}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}

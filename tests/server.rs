@@ -1,4 +1,4 @@
-//! The account API of `valyxo server` (api.md), against a real server on 127.0.0.1: on
+//! The account API of `valyxo server` (`man server`, the OpenAPI document), against a real server on 127.0.0.1: on
 //! SQLite here, and on PostgreSQL in `.ci/run` (the ignored tests, with
 //! VALYXO_TEST_POSTGRES naming the database).
 

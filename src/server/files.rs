@@ -1,7 +1,8 @@
-//! File sync (api.md part C). A project's files are paths with a content hash (BLAKE3, hex),
-//! a size and a version; a deleted file stays as a tombstone with no hash so other machines
-//! learn of the deletion. Blobs belong to one user: no user can learn whether another holds
-//! some content.
+//! File sync (the `/api/projects/{id}/files` and `/api/blobs` routes of the OpenAPI document
+//! the server serves at `/api/openapi.json`; `man server`). A project's files are paths with
+//! a content hash (BLAKE3, hex), a size and a version; a deleted file stays as a tombstone
+//! with no hash so other machines learn of the deletion. Blobs belong to one user: no user
+//! can learn whether another holds some content.
 //!
 //! A commit applies all of its changes or none. Each change names the version it was based
 //! on; a file changed since is a conflict (409) listing the server's version, and the client

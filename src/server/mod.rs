@@ -1,5 +1,6 @@
-//! `valyxo server`: the account API of `api.md` — auth and users, projects and scripts, file
-//! sync by content hash — over axum, with SQLite or PostgreSQL storage (`db`).
+//! `valyxo server`: the account API (`man server`; the OpenAPI document it serves at
+//! `/api/openapi.json`, made from `crate::protocol`) — auth and users, projects and scripts,
+//! file sync by content hash — over axum, with SQLite or PostgreSQL storage (`db`).
 //!
 //! Handlers are plain functions over the database that run on tokio's blocking pool; the
 //! async side only reads requests (with size limits), checks tokens and rate limits, and adds

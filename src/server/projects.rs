@@ -1,4 +1,4 @@
-//! Projects and scripts (api.md part B). Another user's project or script is reported as
+//! Projects and scripts (the `/api/projects` and `/api/scripts` routes; `man server`). Another user's project or script is reported as
 //! not found, never shown.
 
 use super::db::{Conn, Row};
