@@ -1,5 +1,5 @@
-//! The host command line: `valyxo [-c LINE | -e EXPR | FILE [ARGS]] [--home DIR] [--no-color]
-//! [COMMAND]`.
+//! The host command line (face): `valyxo [-c LINE | -e EXPR | FILE [ARGS]] [--home DIR]
+//! [--no-color] [COMMAND]`.
 
 use crate::hub::{Hub, HubOptions};
 use crate::shell::io::{Io, Output};
@@ -262,7 +262,38 @@ fn args() -> Vec<std::ffi::OsString> {
     args
 }
 
+/// The full-screen views of a terminal, handed to the commands that open them.
+struct TerminalViews;
+
+impl crate::commands::Views for TerminalViews {
+    fn edit(
+        &self,
+        hub: std::sync::Arc<crate::hub::Hub>,
+        cwd: crate::vfs::VPath,
+        files: &[crate::vfs::VPath],
+        line: Option<usize>,
+        color: bool,
+    ) -> anyhow::Result<()> {
+        crate::editor::run(hub, cwd, files, line, color)
+    }
+
+    fn page(
+        &self,
+        title: &str,
+        lines: Vec<ratatui::text::Line<'static>>,
+        theme: &crate::theme::Theme,
+        color: bool,
+    ) -> anyhow::Result<()> {
+        // The page's lines carry no colour when colour is off; the pager adds only the
+        // attributes of its style.
+        let style = crate::pager::PagerStyle::of(theme, color);
+        crate::pager::page(title, lines, &style, true)?;
+        Ok(())
+    }
+}
+
 pub fn main() -> ExitCode {
+    crate::commands::set_views(Box::new(TerminalViews));
     let cli = Cli::parse_from(args());
     if let Some(Sub::Completions { shell }) = cli.sub {
         let mut cmd = Cli::command();
@@ -616,7 +647,7 @@ fn print_roff(page: &str) -> ExitCode {
             } else {
                 eprintln!(
                     "valyxo: no manual page for '{page}'. Did you mean {}?",
-                    crate::shell::quote_list(&sugg)
+                    crate::text::quote_list(&sugg)
                 );
             }
             ExitCode::from(1)

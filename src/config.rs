@@ -1,5 +1,5 @@
-//! `config.toml`: the user's settings, in a file they can read, edit, comment and keep with
-//! their dotfiles. It lives in the platform config directory, or beside the state store when
+//! `config.toml` (model): the user's settings, in a file they can read, edit, comment and
+//! keep with their dotfiles. It lives in the platform config directory, or beside the state store when
 //! the home is given with `--home` or `VALYXO_HOME`.
 //!
 //! Keys are the setting names from [`crate::settings`]; a dotted name is a key in a table, so

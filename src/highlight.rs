@@ -1,4 +1,4 @@
-//! Syntax highlighting of code for the pager (and the editor): Valyxo shell lines through
+//! Syntax highlighting of code for the pager (and the editor) (engine): Valyxo shell lines through
 //! the shell's own lexer, TOML through a small line scanner, everything else through syntect.
 //! Colours come from the theme's `syntax.*` styles (named terminal colours work), or from a
 //! syntect theme when the theme names one with `syntax.builtin`.
@@ -18,11 +18,6 @@ fn syntaxes() -> &'static SyntaxSet {
 fn themes() -> &'static syntect::highlighting::ThemeSet {
     static SET: OnceLock<syntect::highlighting::ThemeSet> = OnceLock::new();
     SET.get_or_init(syntect::highlighting::ThemeSet::load_defaults)
-}
-
-/// The syntect themes a Valyxo theme may name in `syntax.builtin`.
-pub fn builtin_theme_names() -> Vec<&'static str> {
-    themes().themes.keys().map(String::as_str).collect()
 }
 
 /// Scope selectors for each `syntax.*` style; the best-matching selector wins.
@@ -491,6 +486,15 @@ mod tests {
             Some(t.style("syntax.number").to_ratatui())
         );
         assert_ne!(kw, ratatui::style::Style::default());
+    }
+
+    #[test]
+    fn the_syntax_themes_a_theme_may_name_are_syntects() {
+        let mut ours: Vec<&str> = crate::theme::SYNTAX_THEMES.to_vec();
+        let mut theirs: Vec<&str> = themes().themes.keys().map(String::as_str).collect();
+        ours.sort_unstable();
+        theirs.sort_unstable();
+        assert_eq!(ours, theirs);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Shell history in the store: every line typed at the prompt with its working directory,
+//! Shell history in the store (model): every line typed at the prompt with its working directory,
 //! exit status, duration, time and session. Shared by all sessions on one home.
 //!
 //! A line that holds a secret — a variable whose name says it is one (`…_KEY`, `…_TOKEN`,

@@ -1,4 +1,4 @@
-//! The hub: the one core that owns the state store, the virtual filesystem, the settings
+//! The hub (engine): the one core that owns the state store, the virtual filesystem, the settings
 //! (from `config.toml`) and the theme. The REPL, `-c`, stdin scripts and the script runtime
 //! are faces over it.
 

@@ -1,4 +1,4 @@
-//! Background jobs (`man jobs`): `LINE &` runs a shell line — a script through `run`, a
+//! Background jobs (`man jobs`) (engine): `LINE &` runs a shell line — a script through `run`, a
 //! host program through `exec`, or any other line — on its own thread, under its own
 //! cancellation token, with its output captured into the store.
 //!

@@ -1,5 +1,5 @@
-//! The built-in manual: one Markdown page per command and per topic, embedded in the binary
-//! at build time from `manuals/`. `man` reads pages through this module.
+//! The built-in manual (engine): one Markdown page per command and per topic, embedded in
+//! the binary at build time from `manuals/`. `man` reads pages through this module.
 //!
 //! Every page starts with a title line `# NAME — one-line summary`. Command pages then have
 //! the sections Synopsis, Description, Options, Examples and See also; topic pages are free

@@ -1,4 +1,4 @@
-//! Three-way merges of file trees (engine layer): given this side's files, the other
+//! Three-way merges of file trees (foundation): given this side's files, the other
 //! side's, and the base both last agreed on, what must move so that both end up with
 //! everything — used by `sync` (this machine and the server) and by `exec` (a program's
 //! checkout and the VFS). Nothing is lost: a file changed on both sides is kept twice (the

@@ -1,4 +1,4 @@
-//! Plugins: Rhai scripts that add shell commands (`man plugin`).
+//! Plugins (engine): Rhai scripts that add shell commands (`man plugin`).
 //!
 //! A plugin script defines a function `plugin()` that returns its manifest:
 //!

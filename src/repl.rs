@@ -1,4 +1,4 @@
-//! The interactive shell: rustyline with completion (commands, flags, VFS paths), fish-style
+//! The interactive shell (face): rustyline with completion (commands, flags, VFS paths), fish-style
 //! suggestions from the shared history, highlighting as you type, and continuation lines.
 
 use crate::commands::registry;

@@ -1,4 +1,4 @@
-//! Settings: a fixed set of documented keys with defaults and validation, kept in
+//! Settings (model): a fixed set of documented keys with defaults and validation, kept in
 //! `config.toml` (see [`crate::config`]). `settings list|get|set|reset` reads and writes them.
 
 use anyhow::{bail, Result};
@@ -408,7 +408,7 @@ pub fn validate(key: &str, value: &str) -> Result<String> {
         }
         bail!(
             "unknown setting '{key}'. Did you mean {}?",
-            crate::shell::quote_list(&close)
+            crate::text::quote_list(&close)
         );
     };
     // A prompt format keeps its spaces (the one after `>` matters); other values are trimmed.

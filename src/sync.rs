@@ -1,4 +1,4 @@
-//! The sync client: an account on a `valyxo server` (register, login, logout, whoami) and
+//! The sync client (engine): an account on a `valyxo server` (register, login, logout, whoami) and
 //! two-way sync of the projects under `~/Projects` by content hash.
 //!
 //! Each synced project keeps, per file, the hash and server version both sides last agreed

@@ -1,5 +1,5 @@
-//! The terminal for full-screen views (the pager, the editor): raw mode, the alternate
-//! screen, mouse capture and bracketed paste are switched on by [`enter`] and undone on every
+//! The terminal for full-screen views (foundation), such as the pager and the editor: raw
+//! mode, the alternate screen, mouse capture and bracketed paste are switched on by [`enter`] and undone on every
 //! way out — a normal return, an error, a panic on the view's thread, or a termination signal
 //! (SIGTERM, SIGHUP, SIGQUIT), which is held off (`signals::hold`) until the terminal is back
 //! and then takes its default effect. A terminal that goes away under a view (its window

@@ -113,6 +113,16 @@ pub fn clean_message(msg: &str, max: usize) -> String {
     out
 }
 
+/// A list for a message, each item quoted: `'a', 'b' or 'c'`.
+pub fn quote_list(items: &[String]) -> String {
+    let q: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
+    match q.len() {
+        0 => String::new(),
+        1 => q[0].clone(),
+        n => format!("{} or {}", q[..n - 1].join(", "), q[n - 1]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
-//! Themes: TOML files that colour the prompt, the line being typed, the pager, the editor and
-//! highlighted code. The built-in set is embedded from `themes/`; users add their own in the
+//! Themes (model): TOML files that colour the prompt, the line being typed, the pager, the
+//! editor and highlighted code. The built-in set is embedded from `themes/`; users add their own in the
 //! `themes` directory beside `config.toml`, and a user theme may shadow a built-in one.
 //!
 //! A theme is a table of styles such as `highlight.command = "bold green"` plus the prompt
@@ -28,6 +28,18 @@ const BUILTIN: &[(&str, &str)] = &[
 ];
 
 pub const DEFAULT: &str = "neon";
+
+/// The syntect themes a theme may name in `syntax.builtin` (syntect's own; a test in
+/// `highlight` checks the list against them).
+pub const SYNTAX_THEMES: &[&str] = &[
+    "base16-ocean.dark",
+    "base16-eighties.dark",
+    "base16-mocha.dark",
+    "base16-ocean.light",
+    "InspiredGitHub",
+    "Solarized (dark)",
+    "Solarized (light)",
+];
 
 /// Every style a theme sets: (key, what it colours).
 pub const STYLES: &[(&str, &str)] = &[
@@ -292,7 +304,7 @@ impl Style {
 
     /// The ANSI escape that starts this style ("" for plain text).
     pub fn ansi(&self) -> String {
-        crate::pager::sgr(self.to_ratatui())
+        crate::ansi::sgr(self.to_ratatui())
     }
 
     /// `text` in this style when `on`, else as it is.
@@ -483,7 +495,7 @@ pub fn source(name: &str, user_dir: &Path) -> Result<(Origin, String), ThemeErro
             let hint = if close.is_empty() {
                 format!("themes: {}", names.join(", "))
             } else {
-                format!("did you mean {}?", crate::shell::quote_list(&close))
+                format!("did you mean {}?", crate::text::quote_list(&close))
             };
             Err(one(format!("no theme named '{name}'; {hint}")))
         }
@@ -643,12 +655,12 @@ fn load_chain(
             "syntax.builtin" => {
                 if value.is_empty() {
                     theme.syntax_builtin = None;
-                } else if crate::highlight::builtin_theme_names().contains(&value.as_str()) {
+                } else if SYNTAX_THEMES.contains(&value.as_str()) {
                     theme.syntax_builtin = Some(value.clone());
                 } else {
                     fail(format!(
                         "no built-in syntax theme '{value}'; there are: {}",
-                        crate::highlight::builtin_theme_names().join(", ")
+                        SYNTAX_THEMES.join(", ")
                     ))
                 }
             }

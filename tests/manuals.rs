@@ -338,13 +338,15 @@ fn roff_pages_pass_groff_warnings() {
 #[test]
 fn docs_point_only_inside_the_repository() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Spelled in pieces, so this file does not name them itself.
     let outside = [
-        "api.md",
-        "design.md",
-        "design section",
-        "design note",
-        "../shared",
-    ];
+        ["api", ".md"],
+        ["design", ".md"],
+        ["design", " section"],
+        ["design", " note"],
+        ["../", "shared"],
+    ]
+    .map(|p| p.concat());
     let mut found = Vec::new();
     let mut dirs = vec![
         root.join("src"),
@@ -369,11 +371,7 @@ fn docs_point_only_inside_the_repository() {
             continue;
         };
         for (n, line) in text.lines().enumerate() {
-            // This test names what it looks for.
-            if line.contains("let outside = [") {
-                continue;
-            }
-            if let Some(what) = outside.iter().find(|w| line.contains(*w)) {
+            if let Some(what) = outside.iter().find(|w| line.contains(w.as_str())) {
                 found.push(format!("{}:{}: {what}", f.display(), n + 1));
             }
         }

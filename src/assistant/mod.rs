@@ -1,4 +1,4 @@
-//! The assistant: a client for OpenAI-compatible chat-completion APIs (OpenAI, Ollama,
+//! The assistant (engine): a client for OpenAI-compatible chat-completion APIs (OpenAI, Ollama,
 //! llama.cpp's server, vLLM) that streams answers as server-sent events, personas, the API
 //! key (environment, OS keyring or a private file) and conversations kept in the store.
 

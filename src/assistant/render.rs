@@ -153,7 +153,7 @@ impl Renderer {
             Some(b) => {
                 let base = Style::default();
                 let parts = b.highlighter.line(&mut b.state, line, &self.theme, base);
-                crate::pager::line_to_ansi(&crate::highlight::styled_line(line, &parts, base), true)
+                crate::ansi::line_to_ansi(&crate::highlight::styled_line(line, &parts, base), true)
             }
             None => match super::opening_fence(line) {
                 Some((fence, lang)) => {

@@ -1,8 +1,7 @@
 //! The editor: edit.
 
 use super::{strings, Ctx, Group, Spec};
-use crate::editor::buffer::SCRATCH;
-use crate::editor::{self, recovery};
+use crate::recovery::{self, SCRATCH};
 use anyhow::{bail, Result};
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 use std::io::Write;
@@ -84,7 +83,7 @@ fn edit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let color = ctx.color();
     ctx.io.stdout.flush()?;
     let hub = ctx.sh.hub.clone();
-    editor::run(hub, ctx.sh.cwd.clone(), &paths, line, color)?;
+    super::views()?.edit(hub, ctx.sh.cwd.clone(), &paths, line, color)?;
     Ok(0)
 }
 

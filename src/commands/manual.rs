@@ -1,7 +1,7 @@
 //! The manual: man.
 
 use super::{style, Ctx, Group, Spec};
-use crate::{manual, pager};
+use crate::manual;
 use anyhow::{bail, Result};
 use clap::{Arg, ArgMatches, Command};
 use std::io::Write;
@@ -68,7 +68,7 @@ fn man(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         }
         bail!(
             "no manual page for '{name}'. Did you mean {}?",
-            crate::shell::quote_list(&sugg)
+            crate::text::quote_list(&sugg)
         );
     };
     show(ctx, name, src)
@@ -84,26 +84,8 @@ fn show(ctx: &mut Ctx, name: &str, src: &str) -> Result<i32> {
     let color = ctx.color();
     let theme = ctx.hub().theme();
     let lines = manual::render_lines(src, color.then_some(&*theme));
-    let style = if color {
-        pager::PagerStyle {
-            status: theme.style("pager.status").to_ratatui(),
-            search_match: theme.style("pager.match").to_ratatui(),
-            current_match: theme.style("pager.current").to_ratatui(),
-        }
-    } else {
-        // No colour, but the status bar and search matches still stand out.
-        use ratatui::style::{Modifier, Style};
-        let reverse = Style::default().add_modifier(Modifier::REVERSED);
-        pager::PagerStyle {
-            status: reverse,
-            search_match: reverse,
-            current_match: reverse.add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
-        }
-    };
     ctx.io.stdout.flush()?;
-    // The page's lines carry no colour when colour is off; the pager adds only the
-    // attributes above.
-    pager::page(&format!("man {name}"), lines, &style, true)?;
+    super::views()?.page(&format!("man {name}"), lines, &theme, color)?;
     Ok(0)
 }
 

@@ -1,5 +1,5 @@
-//! Commands are data: each is one [`Spec`] in the registry — name, aliases, group, summary,
-//! clap argument definition, examples and handler. `help`, completion, manual synopses and
+//! Commands are data (engine): each is one [`Spec`] in the registry — name, aliases, group,
+//! summary, clap argument definition, examples and handler. `help`, completion, manual synopses and
 //! tests all read this registry.
 
 mod account;
@@ -156,6 +156,44 @@ impl Registry {
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         scored.into_iter().take(3).map(|(_, n)| n).collect()
     }
+}
+
+/// The full-screen views that commands open. The editor and the pager sit above the
+/// commands (they are faces, which use the commands), so the face that runs commands on a
+/// terminal hands them in at start ([`set_views`]) instead of the commands importing them.
+pub trait Views: Send + Sync {
+    /// Runs the editor on `files` until the user quits.
+    fn edit(
+        &self,
+        hub: std::sync::Arc<Hub>,
+        cwd: VPath,
+        files: &[VPath],
+        line: Option<usize>,
+        color: bool,
+    ) -> anyhow::Result<()>;
+    /// Shows `lines` in the pager, styled by `theme` (or in plain attributes without colour).
+    fn page(
+        &self,
+        title: &str,
+        lines: Vec<ratatui::text::Line<'static>>,
+        theme: &crate::theme::Theme,
+        color: bool,
+    ) -> anyhow::Result<()>;
+}
+
+static VIEWS: OnceLock<Box<dyn Views>> = OnceLock::new();
+
+/// Hands the commands their full-screen views (once per process; later calls are ignored).
+pub fn set_views(views: Box<dyn Views>) {
+    let _ = VIEWS.set(views);
+}
+
+/// The full-screen views, or an error in a program that has none.
+pub fn views() -> anyhow::Result<&'static dyn Views> {
+    VIEWS
+        .get()
+        .map(Box::as_ref)
+        .ok_or_else(|| anyhow::anyhow!("this program has no full-screen views"))
 }
 
 pub fn registry() -> &'static Registry {

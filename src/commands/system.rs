@@ -201,7 +201,7 @@ fn help(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             }
             bail!(
                 "no command named '{name}'. Did you mean {}?",
-                crate::shell::quote_list(&sugg)
+                crate::text::quote_list(&sugg)
             );
         };
         let text = spec.command().render_help().to_string();

@@ -106,7 +106,7 @@ fn theme_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             }
             let mut out = String::new();
             for line in preview(&t) {
-                out.push_str(&crate::pager::line_to_ansi(&line, color));
+                out.push_str(&crate::ansi::line_to_ansi(&line, color));
                 out.push('\n');
             }
             ctx.io.stdout.write_all(out.as_bytes())?;

@@ -22,7 +22,7 @@ const JOURNAL_MAX: usize = 8 << 20;
 /// Lines longer than this (in bytes) are drawn without highlighting.
 pub const LONG_LINE: usize = 20_000;
 /// Recovery copies of buffers without a name have keys starting with this.
-pub const SCRATCH: &str = "new:";
+pub use crate::recovery::SCRATCH;
 /// A view this many lines or more below the nearest highlighter state taken as right is
 /// drawn from a fresh state a little above it (as vim's `syntax sync` does), which idle time
 /// then settles; nearer, the right state is worked out at once.

@@ -1,4 +1,4 @@
-//! The full-screen editor: several buffers over VFS files, syntax highlighting that works
+//! The full-screen editor (face): several buffers over VFS files, syntax highlighting that works
 //! only from the edited line on and only as far as the screen shows, undo and redo, search
 //! and replace, go-to-line, the mouse, questions before anything unsaved is lost, atomic
 //! saves into the VFS and recovery copies in the store.
@@ -10,12 +10,12 @@ pub mod buffer;
 pub mod indent;
 pub mod keys;
 pub mod pane;
-pub mod recovery;
 pub mod search;
 
 use crate::highlight::Highlighter;
 use crate::hub::Hub;
 use crate::keymap::{Command, Keymap};
+use crate::recovery;
 use crate::theme::{Style as ThemeStyle, Theme};
 use crate::vfs::VPath;
 use anyhow::{bail, Context, Result};

@@ -1,4 +1,4 @@
-//! The account and sync protocol (model layer): the wire types both ends use ([`types`]),
+//! The account and sync protocol (model): the wire types both ends use ([`types`]),
 //! and the rules both the server and the sync client apply — what a content hash, a file
 //! path and a project name may be, and the batch limits. A rule kept here is the same rule
 //! on both ends.

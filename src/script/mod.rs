@@ -1,4 +1,4 @@
-//! The embedded Rhai runtime (`man scripting`): one engine builder with the host API and
+//! The embedded Rhai runtime (`man scripting`) (engine): one engine builder with the host API and
 //! the limits, a cache of compiled scripts, and error messages that point at the source.
 //!
 //! Every script runs on a thread with a large stack under the limits from the settings

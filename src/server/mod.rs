@@ -1,4 +1,4 @@
-//! `valyxo server`: the account API (`man server`; the OpenAPI document it serves at
+//! `valyxo server` (face): the account API (`man server`; the OpenAPI document it serves at
 //! `/api/openapi.json`, made from `crate::protocol`) — auth and users, projects and scripts,
 //! file sync by content hash — over axum, with SQLite or PostgreSQL storage (`db`).
 //!

@@ -1,4 +1,4 @@
-//! The shell: a session's state and the executor that runs parsed lines. Every face (REPL,
+//! The shell (engine): a session's state and the executor that runs parsed lines. Every face (REPL,
 //! `-c`, stdin, scripts) runs lines through [`Session::run`].
 
 pub mod expand;
@@ -352,7 +352,10 @@ impl Session {
             let mut sugg = commands::registry().suggest(name, &user_aliases);
             sugg.retain(|s| s != name);
             if !sugg.is_empty() {
-                msg.push_str(&format!(". Did you mean {}?", quote_list(&sugg)));
+                msg.push_str(&format!(
+                    ". Did you mean {}?",
+                    crate::text::quote_list(&sugg)
+                ));
             } else {
                 msg.push_str(". Type 'help' for the list of commands, or 'exec PROGRAM' to run a host program");
             }
@@ -526,16 +529,6 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
-}
-
-/// `'a', 'b' or 'c'`.
-pub fn quote_list(items: &[String]) -> String {
-    let q: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
-    match q.len() {
-        0 => String::new(),
-        1 => q[0].clone(),
-        n => format!("{} or {}", q[..n - 1].join(", "), q[n - 1]),
-    }
 }
 
 /// An error as the terminal shows it: its causes, cleaned of escapes and cut when very long,

@@ -1,5 +1,5 @@
-//! The virtual filesystem: a stored tree in SQLite with content-addressed blobs, plus host
-//! directories mounted into it as jails.
+//! The virtual filesystem (foundation): a stored tree in SQLite with content-addressed
+//! blobs, plus host directories mounted into it as jails.
 
 pub mod carry;
 pub mod checkout;

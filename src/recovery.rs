@@ -1,5 +1,5 @@
-//! Recovery copies (engine): the editor keeps the text of each modified buffer in the store
-//! a moment after it changes, and every few seconds while typing goes on, and drops it when
+//! Recovery copies (engine): the editor (`crate::editor`) keeps the text of each modified
+//! buffer in the store a moment after it changes, and every few seconds while typing goes on, and drops it when
 //! the buffer is saved or its changes are discarded. A copy left behind (the terminal
 //! closed, the process was killed) is offered back the next time the file is opened, and
 //! `edit --recovered` lists them.
@@ -14,6 +14,9 @@ use anyhow::Result;
 use ropey::Rope;
 use rusqlite::OptionalExtension;
 use std::sync::{Arc, Mutex};
+
+/// Keys of the copies of buffers without a name start with this (`new:…`).
+pub const SCRATCH: &str = "new:";
 
 /// Keys of copies kept for later: `kept:MILLISECONDS:PATH`.
 pub const KEPT: &str = "kept:";
@@ -324,7 +327,7 @@ pub fn remove(store: &Store, path: &str) -> Result<bool> {
 
 /// The copies of buffers without a name (`new:…` keys), oldest first.
 pub fn scratch(store: &Store) -> Result<Vec<Copy>> {
-    range(store, super::buffer::SCRATCH)
+    range(store, SCRATCH)
 }
 
 /// The copies whose keys start with `prefix`, oldest first.
