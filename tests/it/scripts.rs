@@ -2,9 +2,9 @@
 //! example of `man scripting`), limits and cancellation, error messages, plugins,
 //! ValyxoScript, background jobs, and the examples in `examples/`.
 
-mod common;
+use crate::common;
 
-use common::{host_dir, Home};
+use crate::common::{host_dir, Home};
 use predicates::str::contains;
 use std::path::Path;
 use std::process::Command;
