@@ -471,15 +471,14 @@ pub fn check_binding(chord: &str, command: &str) -> Result<(Chord, Option<Comman
     match Command::from_name(command) {
         Some(cmd) => Ok((key, Some(cmd))),
         None => {
-            let close = Command::ALL
-                .iter()
-                .map(|c| c.name())
-                .max_by(|a, b| {
-                    strsim::jaro_winkler(a, command).total_cmp(&strsim::jaro_winkler(b, command))
-                })
-                .unwrap_or("save");
+            let close = crate::text::suggest(command, Command::ALL.iter().map(|c| c.name()));
+            let hint = if close.is_empty() {
+                String::new()
+            } else {
+                format!("did you mean {}? ", crate::text::quote_list(&close))
+            };
             Err(format!(
-                "'{chord}': unknown command '{command}' (did you mean '{close}'? 'man editor' lists them)"
+                "'{chord}': unknown command '{command}' ({hint}'man editor' lists them)"
             ))
         }
     }

@@ -118,20 +118,13 @@ fn title_summary(src: &str) -> &str {
 /// Page names close to `name` (for "did you mean"), best first.
 pub fn suggest(name: &str) -> Vec<String> {
     let reg = crate::commands::registry();
-    let mut scored: Vec<(f64, String)> = PAGES
-        .iter()
-        .map(|(n, _)| n.to_string())
-        .chain(
-            reg.names()
-                .into_iter()
-                .filter(|n| get(n).is_none())
-                .map(str::to_string),
-        )
-        .map(|n| (strsim::jaro_winkler(name, &n), n))
-        .filter(|(s, n)| *s >= 0.82 || (name.len() > 2 && n.starts_with(name)))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    scored.into_iter().take(3).map(|(_, n)| n).collect()
+    crate::text::suggest(
+        name,
+        PAGES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(reg.names().into_iter().filter(|n| get(n).is_none())),
+    )
 }
 
 /// Pages matching every word of `query` (case-insensitive), best first: a match in the name

@@ -390,19 +390,7 @@ pub fn validate(key: &str, value: &str) -> Result<String> {
         return Ok(value.trim().to_string());
     }
     let Some(def) = find(key) else {
-        // The closest keys: the best match and any nearly as close, best first.
-        let mut scored: Vec<(f64, &str)> = SETTINGS
-            .iter()
-            .map(|s| (strsim::jaro_winkler(s.key, key), s.key))
-            .filter(|(score, _)| *score > 0.8)
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let best = scored.first().map_or(0.0, |s| s.0);
-        let close: Vec<String> = scored
-            .iter()
-            .filter(|(score, _)| *score >= best - 0.03)
-            .map(|(_, k)| k.to_string())
-            .collect();
+        let close = crate::text::suggest(key, SETTINGS.iter().map(|s| s.key));
         if close.is_empty() {
             bail!("unknown setting '{key}'; 'settings list' shows them all");
         }

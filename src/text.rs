@@ -113,6 +113,26 @@ pub fn clean_message(msg: &str, max: usize) -> String {
     out
 }
 
+/// The one "did you mean" of the program: the candidates close to `word` (Jaro-Winkler
+/// similarity of at least 0.82, or starting with a `word` of three or more characters), best
+/// first, only those nearly as close as the best, at most three.
+pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(f64, &str)> = candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(s, c)| *s >= 0.82 || (word.chars().count() > 2 && c.starts_with(word)))
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    let best = scored.first().map_or(0.0, |s| s.0);
+    scored
+        .into_iter()
+        .filter(|(s, c)| *s >= best - 0.05 || c.starts_with(word))
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
 /// A list for a message, each item quoted: `'a', 'b' or 'c'`.
 pub fn quote_list(items: &[String]) -> String {
     let q: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
@@ -126,6 +146,17 @@ pub fn quote_list(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_did_you_mean_for_every_list() {
+        let names = ["grep", "group", "greet", "mkdir", "settings", "setting.x"];
+        assert_eq!(suggest("grpe", names), ["grep"]);
+        assert_eq!(suggest("mkdr", names), ["mkdir"]);
+        assert!(suggest("zzz", names).is_empty());
+        // A word typed in part finds what starts with it.
+        assert_eq!(suggest("sett", names), ["settings", "setting.x"]);
+        assert!(suggest("gr", names).len() <= 3);
+    }
 
     #[test]
     fn safe_names_pass_and_others_are_quoted() {

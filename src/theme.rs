@@ -487,11 +487,7 @@ pub fn source(name: &str, user_dir: &Path) -> Result<(Origin, String), ThemeErro
         Some(src) => Ok((Origin::Builtin, src.to_string())),
         None => {
             let names: Vec<String> = available(user_dir).into_iter().map(|(n, _)| n).collect();
-            let close: Vec<String> = names
-                .iter()
-                .filter(|n| strsim::jaro_winkler(n, name) > 0.8)
-                .cloned()
-                .collect();
+            let close = crate::text::suggest(name, names.iter().map(String::as_str));
             let hint = if close.is_empty() {
                 format!("themes: {}", names.join(", "))
             } else {
@@ -672,16 +668,20 @@ fn load_chain(
                     Err(m) => fail(m),
                 },
                 None => {
-                    let best = STYLES
-                        .iter()
-                        .map(|(s, _)| *s)
-                        .chain(TEXTS.iter().map(|(s, _)| *s))
-                        .map(|s| (strsim::jaro_winkler(s, k), s))
-                        .filter(|(score, _)| *score > 0.85)
-                        .max_by(|a, b| a.0.total_cmp(&b.0));
-                    let m = match best {
-                        Some((_, s)) => format!("unknown field; did you mean '{s}'?"),
-                        None => "unknown field; 'man themes' lists them all".into(),
+                    let close = crate::text::suggest(
+                        k,
+                        STYLES
+                            .iter()
+                            .map(|(s, _)| *s)
+                            .chain(TEXTS.iter().map(|(s, _)| *s)),
+                    );
+                    let m = if close.is_empty() {
+                        "unknown field; 'man themes' lists them all".to_string()
+                    } else {
+                        format!(
+                            "unknown field; did you mean {}?",
+                            crate::text::quote_list(&close)
+                        )
                     };
                     problems.push(Problem::at(&file, &text, *key_at, format!("{key}: {m}")));
                 }

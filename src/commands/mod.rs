@@ -145,16 +145,12 @@ impl Registry {
 
     /// Close matches for an unknown command name, best first.
     pub fn suggest(&self, name: &str, extra: &[String]) -> Vec<String> {
-        let mut scored: Vec<(f64, String)> = self
-            .names()
-            .into_iter()
-            .map(str::to_string)
-            .chain(extra.iter().cloned())
-            .map(|n| (strsim::jaro_winkler(name, &n), n))
-            .filter(|(s, n)| *s >= 0.82 || (name.len() > 2 && n.starts_with(name)))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.into_iter().take(3).map(|(_, n)| n).collect()
+        crate::text::suggest(
+            name,
+            self.names()
+                .into_iter()
+                .chain(extra.iter().map(String::as_str)),
+        )
     }
 }
 
