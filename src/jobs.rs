@@ -365,12 +365,7 @@ impl Sink<'_> {
 
 /// Whether process `pid` exists.
 fn pid_alive(pid: i64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    crate::os::process_exists(pid)
 }
 
 /// Marks as lost the unfinished jobs whose owning process is gone.

@@ -11,7 +11,7 @@
 //! engine      hub  shell  commands  script  jobs  plugins  manual  highlight  assistant
 //!             sync  recovery
 //! model       config  settings  theme  keymap  history  protocol
-//! foundation  store  vfs  text  ansi  term  signals  budget  merge
+//! foundation  store  vfs  text  ansi  term  os  signals  budget  merge
 //! ```
 //!
 //! Where a lower part must reach an upper one, the upper one hands it in: the commands open
@@ -33,6 +33,7 @@ pub mod jobs;
 pub mod keymap;
 pub mod manual;
 pub mod merge;
+pub mod os;
 pub mod pager;
 pub mod plugins;
 pub mod protocol;
@@ -69,6 +70,7 @@ mod layers {
         ("signals", 0),
         ("budget", 0),
         ("merge", 0),
+        ("os", 0),
         ("config", 1),
         ("settings", 1),
         ("theme", 1),

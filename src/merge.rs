@@ -270,16 +270,7 @@ pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> Str
 
 /// This machine's name, cleaned to letters, digits, '-' and '.'.
 pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let name = if ok {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    };
-    let name: String = name
+    let name: String = crate::os::hostname()
         .chars()
         .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '.')
         .take(40)

@@ -87,8 +87,7 @@ impl Copy {
             // A process with that pid now may be another one that reused it.
             return identity(self.pid).as_ref() == Some(owner);
         }
-        // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-        unsafe { libc::kill(self.pid as libc::pid_t, 0) == 0 }
+        crate::os::process_exists(i64::from(self.pid))
     }
 }
 

@@ -799,15 +799,7 @@ pub struct PromptInfo<'a> {
 }
 
 fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
-    // (the last byte is kept zero in case it truncates).
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
-    if rc != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    crate::os::hostname()
 }
 
 impl Theme {

@@ -308,15 +308,7 @@ fn short_size(n: u64, human: bool) -> String {
 
 /// Width of the terminal on standard output, if it is one.
 pub(crate) fn term_width() -> Option<usize> {
-    // SAFETY: TIOCGWINSZ only writes into the winsize struct we pass.
-    unsafe {
-        let mut ws: libc::winsize = std::mem::zeroed();
-        if libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0 {
-            Some(ws.ws_col as usize)
-        } else {
-            None
-        }
-    }
+    crate::os::stdout_width()
 }
 
 fn kind_char(m: &Meta) -> char {
