@@ -3,7 +3,7 @@
 //!
 //! Every page starts with a title line `# NAME — one-line summary`. Command pages then have
 //! the sections Synopsis, Description, Options, Examples and See also; topic pages are free
-//! in form. The tests in `tests/it/manuals.rs` check that every registered command has a page,
+//! in form. The tests in `tests/manuals.rs` check that every registered command has a page,
 //! that each synopsis matches the command's real usage, and that every `sh` example runs.
 
 use crate::theme::Theme;

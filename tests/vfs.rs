@@ -1,9 +1,9 @@
 //! The virtual filesystem through the real binary: byte-exact storage, content addressing,
 //! import/export round trips, and mounts that are jails.
 
-use crate::common;
+mod common;
 
-use crate::common::{host_dir, Home};
+use common::{host_dir, Home};
 use predicates::str::contains;
 use std::fs;
 

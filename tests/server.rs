@@ -2,7 +2,7 @@
 //! SQLite here, and on PostgreSQL in `.ci/run` (the ignored tests, with
 //! VALYXO_TEST_POSTGRES naming the database).
 
-use crate::common;
+mod common;
 
 use common::server::{answered, call, raw, Answer, Server};
 use serde_json::{json, Value};

@@ -3,7 +3,9 @@
 //! Needs `rg` on the PATH, so it is ignored in a plain `cargo test`; `.ci/run` installs
 //! ripgrep and runs it with `--ignored`.
 
-use crate::common::{host_dir, Home};
+mod common;
+
+use common::{host_dir, Home};
 use std::fs;
 use std::path::Path;
 use std::process::Command;

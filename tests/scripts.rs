@@ -2,9 +2,9 @@
 //! example of `man scripting`), limits and cancellation, error messages, plugins,
 //! ValyxoScript, background jobs, and the examples in `examples/`.
 
-use crate::common;
+mod common;
 
-use crate::common::{host_dir, Home};
+use common::{host_dir, Home};
 use predicates::str::contains;
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! The assistant through the real binary against a local OpenAI-compatible streaming server.
 
-use crate::common;
+mod common;
 
 use common::openai::Server;
 use common::Home;

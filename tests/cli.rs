@@ -1,7 +1,7 @@
 //! The host command line and the shell language, run through the real binary in a
 //! temporary home.
 
-use crate::common;
+mod common;
 
 use common::Home;
 use predicates::prelude::*;
