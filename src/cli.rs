@@ -113,7 +113,15 @@ pub enum Sub {
         )]
         args: Vec<String>,
     },
+    /// Run the account server (not in this build: it was made without the `server` feature).
+    #[cfg(not(feature = "server"))]
+    #[command(hide = true)]
+    Server {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
     /// Run the account server: accounts, projects, scripts and sync over HTTP ('man server').
+    #[cfg(feature = "server")]
     #[command(
         after_help = "The token signing secret comes from VALYXO_SERVER_SECRET (32 bytes or more), \
             or is created in the database on first start.\n\nExamples:\n  \
@@ -323,7 +331,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Some(Sub::Manpages { dir }) => return write_manpages(dir),
+        #[cfg(feature = "server")]
         Some(Sub::Server { .. }) => return run_server(&cli),
+        #[cfg(not(feature = "server"))]
+        Some(Sub::Server { .. }) => {
+            eprintln!(
+                "valyxo: this valyxo was built without the account server; build it with the \
+                 'server' feature (the default: cargo build --release)"
+            );
+            return ExitCode::from(2);
+        }
         Some(Sub::Doctor { .. }) => return run_doctor(&cli),
         _ => {}
     }
@@ -495,6 +512,7 @@ fn run_doctor(cli: &Cli) -> ExitCode {
 }
 
 /// `valyxo server`: runs until SIGINT or SIGTERM.
+#[cfg(feature = "server")]
 fn run_server(cli: &Cli) -> ExitCode {
     let Some(Sub::Server {
         listen,

@@ -40,6 +40,7 @@ pub mod protocol;
 pub mod recovery;
 pub mod repl;
 pub mod script;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod settings;
 pub mod shell;

@@ -1,6 +1,6 @@
-//! The account API of `valyxo server` (`man server`, the OpenAPI document), against a real server on 127.0.0.1: on
-//! SQLite here, and on PostgreSQL in `.ci/run` (the ignored tests, with
-//! VALYXO_TEST_POSTGRES naming the database).
+//! The account API of `valyxo server` (`man server`, the OpenAPI document), against a real
+//! server on 127.0.0.1: on SQLite here, and on PostgreSQL in `.ci/run` (the ignored tests,
+//! with VALYXO_TEST_POSTGRES naming the database).
 
 mod common;
 
@@ -974,7 +974,8 @@ fn the_signing_secret_is_kept_and_a_short_one_refused() {
 fn sigterm_stops_the_server_cleanly() {
     let mut s = Server::sqlite();
     assert_eq!(call(&s.url, "GET", "/health", None, None).status, 200);
-    assert!(s.terminate().success());
+    let (status, log) = s.terminate_with_log();
+    assert!(status.success(), "{status:?}: {log}");
 }
 
 #[test]
