@@ -12,9 +12,11 @@
 use crate::assistant::key;
 use crate::hub::Hub;
 use crate::merge::{conflict_name, hostname, occupies, plan, Act, Side};
+use crate::protocol::types as wire;
 use crate::vfs::{FileRef, Kind, VPath};
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::time::Duration;
@@ -95,7 +97,8 @@ pub fn session(hub: &Hub) -> Result<(Account, Api)> {
 pub struct HttpError {
     pub status: u16,
     pub message: String,
-    pub body: Value,
+    /// The server's account of the failure, when it gave one.
+    pub failure: Option<wire::Failure>,
 }
 
 impl std::fmt::Display for HttpError {
@@ -145,28 +148,27 @@ impl Api {
         anyhow!("cannot reach the server at {}: {why}", self.server)
     }
 
-    fn finish(&self, status: u16, text: &str) -> Result<Value> {
-        let body: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    /// Reads an answer: a 2xx one into the wire type `T` (the protocol's, inside its
+    /// `success: true` envelope), any other into an [`HttpError`] with the server's message.
+    fn finish<T: DeserializeOwned>(&self, status: u16, text: &str) -> Result<T> {
         if (200..300).contains(&status) {
-            if body.is_null() {
-                bail!(
-                    "the server at {} answered something that is not JSON: is it a valyxo server?",
-                    self.server
-                );
-            }
-            return Ok(body);
+            return serde_json::from_str::<wire::Answer<T>>(text)
+                .map(|a| a.body)
+                .map_err(|e| {
+                    anyhow!(
+                        "the server at {} answered in a shape this valyxo does not know ({e}): \
+                         is it a valyxo server?",
+                        self.server
+                    )
+                });
         }
-        let detail = body["error"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("HTTP {status}"));
-        let details: Vec<String> = body["details"]
-            .as_array()
-            .map(|d| {
-                d.iter()
-                    .filter_map(|x| x["message"].as_str().map(str::to_string))
-                    .collect()
-            })
+        let failure = serde_json::from_str::<wire::Failure>(text).ok();
+        let detail = failure
+            .as_ref()
+            .map_or_else(|| format!("HTTP {status}"), |f| f.error.clone());
+        let details: Vec<String> = failure
+            .as_ref()
+            .map(|f| f.details.iter().map(|d| d.message.clone()).collect())
             .unwrap_or_default();
         let mut message = if details.is_empty() {
             detail
@@ -182,7 +184,7 @@ impl Api {
         Err(HttpError {
             status,
             message,
-            body,
+            failure,
         }
         .into())
     }
@@ -195,8 +197,29 @@ impl Api {
         }
     }
 
+    /// A GET whose answer is the wire type `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.request("GET", path, None)
+    }
+
+    /// A request with the wire type `B` as its JSON body, whose answer is the wire type `T`.
+    pub fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let json = serde_json::to_string(body)?;
+        self.request(method, path, Some(json))
+    }
+
     /// A JSON request; a non-2xx answer is an [`HttpError`] with the server's message.
-    pub fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+    fn request<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<T> {
         let url = format!("{}{path}", self.server);
         let resp = match method {
             "GET" => self.authorized(self.agent.get(&url)).call(),
@@ -208,7 +231,7 @@ impl Api {
                 };
                 self.authorized(r)
                     .content_type("application/json")
-                    .send(body.map(Value::to_string).unwrap_or_default())
+                    .send(body.unwrap_or_default())
             }
         }
         .map_err(|e| self.transport(e))?;
@@ -235,13 +258,14 @@ impl Api {
             .into_reader()
             .take(1 << 20)
             .read_to_string(&mut text);
-        self.finish(status, &text).map(|_| ())
+        self.finish::<wire::Done<wire::BlobStored>>(status, &text)
+            .map(|_| ())
     }
 
     /// What the server accepts (`GET /api/limits`); None from a server too old to say.
-    pub fn limits(&self) -> Result<Option<Value>> {
-        match self.json("GET", "/api/limits", None) {
-            Ok(v) => Ok(Some(v["data"].clone())),
+    pub fn limits(&self) -> Result<Option<wire::Limits>> {
+        match self.get::<wire::Data<wire::Limits>>("/api/limits") {
+            Ok(d) => Ok(Some(d.data)),
             Err(e)
                 if e.downcast_ref::<HttpError>()
                     .is_some_and(|h| h.status == 404) =>
@@ -267,7 +291,7 @@ impl Api {
             .map_err(|e| anyhow!("the connection to {} dropped: {e}", self.server))?;
         if status != 200 {
             return self
-                .finish(status, &String::from_utf8_lossy(&data))
+                .finish::<wire::Message>(status, &String::from_utf8_lossy(&data))
                 .map(|_| Vec::new());
         }
         if blake3::hash(&data).to_hex().as_str() != hash {
@@ -280,19 +304,13 @@ impl Api {
 /// Where the token went.
 pub use crate::assistant::key::Source;
 
-fn remember(hub: &Hub, server: &str, answer: &Value) -> Result<(Account, Source)> {
-    let token = answer["token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server sent no token"))?;
-    let user = &answer["user"];
+fn remember(hub: &Hub, server: &str, answer: &wire::Session) -> Result<(Account, Source)> {
     let acct = Account {
         server: server.to_string(),
-        username: user["username"].as_str().unwrap_or("").to_string(),
-        user_id: user["id"]
-            .as_i64()
-            .ok_or_else(|| anyhow!("the server sent no user id"))?,
+        username: answer.user.username.clone(),
+        user_id: answer.user.id,
     };
-    let source = key::put(hub, &token_key(server), token)?;
+    let source = key::put(hub, &token_key(server), &answer.token)?;
     hub.store.conn().execute(
         "INSERT INTO sync_account (id, server, username, user_id, logged_in_at) \
          VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET server = excluded.server, \
@@ -316,20 +334,27 @@ pub fn register(
     password: &str,
 ) -> Result<(Account, Source)> {
     let api = Api::new(server, None)?;
-    let answer = api.json(
+    let answer: wire::Session = api.send(
         "POST",
         "/api/auth/register",
-        Some(&json!({"username": username, "email": email, "password": password})),
+        &wire::RegisterRequest {
+            username: username.to_string(),
+            email: email.to_string(),
+            password: password.to_string(),
+        },
     )?;
     remember(hub, &api.server, &answer)
 }
 
 pub fn login(hub: &Hub, server: &str, username: &str, password: &str) -> Result<(Account, Source)> {
     let api = Api::new(server, None)?;
-    let answer = api.json(
+    let answer: wire::Session = api.send(
         "POST",
         "/api/auth/login",
-        Some(&json!({"username": username, "password": password})),
+        &wire::LoginRequest {
+            username: username.to_string(),
+            password: password.to_string(),
+        },
     )?;
     remember(hub, &api.server, &answer)
 }
@@ -341,7 +366,7 @@ pub fn logout(hub: &Hub) -> Result<Option<(Account, Option<String>)>> {
         return Ok(None);
     };
     let warning = match session(hub) {
-        Ok((_, api)) => match api.json("POST", "/api/auth/logout", None) {
+        Ok((_, api)) => match api.request::<wire::Message>("POST", "/api/auth/logout", None) {
             Ok(_) => None,
             Err(e)
                 if e.downcast_ref::<HttpError>()
@@ -492,22 +517,22 @@ fn local_files(
     Ok((out, held))
 }
 
-fn side(v: &Value) -> (String, Side) {
+fn side(f: wire::FileEntry) -> (String, Side) {
     (
-        v["path"].as_str().unwrap_or("").to_string(),
+        f.path,
         Side {
-            hash: v["hash"].as_str().map(str::to_string),
-            version: v["version"].as_i64().unwrap_or(0),
-            size: v["size"].as_i64().unwrap_or(0),
+            hash: f.hash,
+            version: f.version,
+            size: f.size,
         },
     )
 }
 
 /// The server's files; names that are not clean relative paths (which no valyxo server
 /// sends) are skipped, so nothing from the server can reach outside the project.
-fn remote_files(data: &Value, report: &mut Report) -> BTreeMap<String, Side> {
+fn remote_files(files: Vec<wire::FileEntry>, report: &mut Report) -> BTreeMap<String, Side> {
     let mut out = BTreeMap::new();
-    for (path, side) in data["files"].as_array().into_iter().flatten().map(side) {
+    for (path, side) in files.into_iter().map(side) {
         if crate::protocol::valid_path(&path) {
             out.insert(path, side);
         } else {
@@ -612,9 +637,10 @@ pub fn projects(
     hub: &Hub,
     api: &Api,
     names: &[String],
-) -> Result<(Vec<String>, Vec<Value>, Vec<String>)> {
-    let remote = api.json("GET", "/api/projects", None)?;
-    let remote: Vec<Value> = remote["data"].as_array().cloned().unwrap_or_default();
+) -> Result<(Vec<String>, Vec<wire::Project>, Vec<String>)> {
+    let remote = api
+        .get::<wire::Data<Vec<wire::Project>>>("/api/projects")?
+        .data;
     if !names.is_empty() {
         return Ok((names.to_vec(), remote, Vec::new()));
     }
@@ -638,9 +664,7 @@ pub fn projects(
         }
     }
     for p in &remote {
-        if let Some(n) = p["name"].as_str() {
-            add(n, "on the server");
-        }
+        add(&p.name, "on the server");
     }
     Ok((all.into_iter().collect(), remote, notes))
 }
@@ -651,7 +675,7 @@ pub fn sync_project(
     acct: &Account,
     api: &Api,
     name: &str,
-    remote_projects: &[Value],
+    remote_projects: &[wire::Project],
     opts: &Options,
 ) -> Result<Report> {
     if let Some(p) = crate::protocol::project_name_problem(name) {
@@ -668,11 +692,10 @@ pub fn sync_project(
     let known = state(hub, acct, name)?;
     let exists_here = hub.vfs.is_dir(&dir);
     // The server's project: the one synced before, else one of that name, else a new one.
-    let mut remote_id = known.as_ref().map(|k| k.1).filter(|id| {
-        remote_projects
-            .iter()
-            .any(|p| p["id"].as_i64() == Some(*id))
-    });
+    let mut remote_id = known
+        .as_ref()
+        .map(|k| k.1)
+        .filter(|id| remote_projects.iter().any(|p| p.id == *id));
     if known.is_some() && remote_id.is_none() {
         report.notes.push(
             "the project is gone from the server; this machine's copy is uploaded again".into(),
@@ -681,8 +704,8 @@ pub fn sync_project(
     if remote_id.is_none() {
         remote_id = remote_projects
             .iter()
-            .filter(|p| p["name"].as_str() == Some(name))
-            .filter_map(|p| p["id"].as_i64())
+            .filter(|p| p.name == name)
+            .map(|p| p.id)
             .min();
     }
     if remote_id.is_none() && !exists_here {
@@ -711,11 +734,8 @@ pub fn sync_project(
         }
         let (revision, mut remote) = match remote_id {
             Some(id) => {
-                let d = api.json("GET", &format!("/api/projects/{id}/files"), None)?;
-                (
-                    d["data"]["revision"].as_i64().unwrap_or(0),
-                    remote_files(&d["data"], &mut report),
-                )
+                let d = api.get::<wire::Data<wire::Files>>(&format!("/api/projects/{id}/files"))?;
+                (d.data.revision, remote_files(d.data.files, &mut report))
             }
             None => (0, BTreeMap::new()),
         };
@@ -745,10 +765,15 @@ pub fn sync_project(
         let id = match remote_id {
             Some(id) => id,
             None => {
-                let d = api.json("POST", "/api/projects", Some(&json!({"name": name})))?;
-                let id = d["data"]["id"]
-                    .as_i64()
-                    .ok_or_else(|| anyhow!("the server sent no project id"))?;
+                let d: wire::Done<wire::Project> = api.send(
+                    "POST",
+                    "/api/projects",
+                    &wire::ProjectRequest {
+                        name: name.to_string(),
+                        description: None,
+                    },
+                )?;
+                let id = d.data.id;
                 remote_id = Some(id);
                 id
             }
@@ -901,7 +926,7 @@ impl Target<'_> {
 fn refused_upload(e: &anyhow::Error) -> Option<String> {
     let h = e.downcast_ref::<HttpError>()?;
     match h.status {
-        413 => Some(match h.body["limit"].as_u64() {
+        413 => Some(match h.failure.as_ref().and_then(|f| f.limit) {
             Some(n) => format!(
                 "larger than the server accepts ({})",
                 crate::budget::human(n as usize)
@@ -947,18 +972,14 @@ fn apply(
         let hashes: Vec<&str> = by_hash.keys().copied().collect();
         let mut missing = Vec::new();
         for chunk in hashes.chunks(crate::protocol::MAX_BATCH / 2) {
-            let d = api.json(
+            let d: wire::Data<wire::Missing> = api.send(
                 "POST",
                 "/api/blobs/missing",
-                Some(&json!({"hashes": chunk})),
+                &wire::MissingRequest {
+                    hashes: chunk.iter().map(|h| h.to_string()).collect(),
+                },
             )?;
-            missing.extend(
-                d["data"]["missing"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|h| h.as_str().map(str::to_string)),
-            );
+            missing.extend(d.data.missing);
         }
         let sizes: u64 = missing
             .iter()
@@ -1048,7 +1069,7 @@ fn apply(
     }
     // 2. One atomic commit of everything this machine sends. Deletions go first: a later
     // batch may put a file where an earlier one removed a folder.
-    let mut changes: Vec<Value> = Vec::new();
+    let mut changes: Vec<wire::Change> = Vec::new();
     for deletions in [true, false] {
         for a in &acts {
             let ch = match a {
@@ -1056,15 +1077,21 @@ fn apply(
                     path,
                     hash,
                     base_version,
-                } if hash.is_none() == deletions => {
-                    json!({"path": path, "hash": hash, "base_version": base_version})
-                }
-                Act::Conflict { copy, local, .. } if !deletions => {
-                    json!({"path": copy, "hash": local, "base_version": 0})
-                }
-                Act::Move { to, hash, .. } if !deletions => {
-                    json!({"path": to, "hash": hash, "base_version": 0})
-                }
+                } if hash.is_none() == deletions => wire::Change {
+                    path: path.clone(),
+                    hash: hash.clone(),
+                    base_version: *base_version,
+                },
+                Act::Conflict { copy, local, .. } if !deletions => wire::Change {
+                    path: copy.clone(),
+                    hash: Some(local.clone()),
+                    base_version: 0,
+                },
+                Act::Move { to, hash, .. } if !deletions => wire::Change {
+                    path: to.clone(),
+                    hash: Some(hash.clone()),
+                    base_version: 0,
+                },
                 _ => continue,
             };
             changes.push(ch);
@@ -1074,19 +1101,22 @@ fn apply(
     let mut versions: HashMap<String, i64> = HashMap::new();
     // In batches that stay well inside the server's limits. Should a later batch meet a
     // conflict, the earlier ones stand and the new plan finds them already on the server.
-    let mut batch: Vec<Value> = Vec::new();
+    let mut batch: Vec<wire::Change> = Vec::new();
     let mut batch_bytes = 0;
     let mut changes = changes.into_iter().peekable();
     while let Some(ch) = changes.next() {
-        batch_bytes += ch.to_string().len();
+        batch_bytes += ch.path.len() + ch.hash.as_ref().map_or(4, String::len) + 48;
         batch.push(ch);
         if changes.peek().is_some() && batch.len() < COMMIT_BATCH && batch_bytes < COMMIT_BYTES {
             continue;
         }
-        let answer = api.json(
+        let answer = api.send::<_, wire::Data<wire::Files>>(
             "POST",
             &format!("/api/projects/{}/files/commit", t.id),
-            Some(&json!({"base_revision": new_revision, "changes": std::mem::take(&mut batch)})),
+            &wire::CommitRequest {
+                base_revision: Some(new_revision),
+                changes: std::mem::take(&mut batch),
+            },
         );
         batch_bytes = 0;
         let d = match answer {
@@ -1099,8 +1129,8 @@ fn apply(
             }
             Err(e) => return Err(e),
         };
-        new_revision = d["data"]["revision"].as_i64().unwrap_or(new_revision);
-        for f in d["data"]["files"].as_array().into_iter().flatten() {
+        new_revision = d.data.revision;
+        for f in d.data.files {
             let (p, s) = side(f);
             versions.insert(p, s.version);
         }

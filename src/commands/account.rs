@@ -197,16 +197,16 @@ fn logout(ctx: &mut Ctx, _: &ArgMatches) -> Result<i32> {
 
 fn whoami(ctx: &mut Ctx, _: &ArgMatches) -> Result<i32> {
     let (acct, api) = sync::session(ctx.hub())?;
-    let me = api.json("GET", "/api/auth/me", None)?;
-    let u = &me["user"];
+    let me: crate::protocol::types::MeAnswer = api.get("/api/auth/me")?;
+    let u = &me.user;
     writeln!(
         ctx.io.stdout,
         "{} <{}> on {} (user {}, since {})",
-        u["username"].as_str().unwrap_or(&acct.username),
-        u["email"].as_str().unwrap_or(""),
+        crate::text::escape(&u.username),
+        crate::text::escape(&u.email),
         acct.server,
-        u["id"],
-        u["created_at"].as_str().unwrap_or("?")
+        u.id,
+        crate::text::escape(&u.created_at)
     )?;
     Ok(0)
 }
@@ -326,7 +326,7 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let opts = Options {
         dry_run: dry,
         progress: ctx.on_terminal(),
-        blob_limit: limits.as_ref().and_then(|l| l["blob_limit"].as_u64()),
+        blob_limit: limits.as_ref().map(|l| l.blob_limit),
     };
     let mut failed = 0;
     // Files left out (too large, the storage full, names that cannot be synced): the rest
