@@ -76,6 +76,40 @@ pub fn specs() -> Vec<Spec> {
             rewrite: None,
         },
         Spec {
+            name: "true",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Do nothing, successfully (status 0)",
+            args: || {
+                Command::new("true").arg(
+                    Arg::new("ignored")
+                        .num_args(0..)
+                        .allow_hyphen_values(true)
+                        .hide(true),
+                )
+            },
+            examples: &["true && echo yes", "true || echo never"],
+            run: |_, _| Ok(0),
+            rewrite: None,
+        },
+        Spec {
+            name: "false",
+            aliases: &[],
+            group: Group::Shell,
+            summary: "Do nothing, unsuccessfully (status 1)",
+            args: || {
+                Command::new("false").arg(
+                    Arg::new("ignored")
+                        .num_args(0..)
+                        .allow_hyphen_values(true)
+                        .hide(true),
+                )
+            },
+            examples: &["false || echo failed"],
+            run: |_, _| Ok(1),
+            rewrite: None,
+        },
+        Spec {
             name: "exec",
             aliases: &["!"],
             group: Group::System,
