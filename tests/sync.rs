@@ -546,6 +546,18 @@ mod convergence {
         static W: std::sync::OnceLock<std::sync::Mutex<World>> = std::sync::OnceLock::new();
         W.get_or_init(|| {
             let server = Server::sqlite();
+            // A static is never dropped: the server is stopped when the test program exits.
+            static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+            extern "C" fn stop_server() {
+                let pid = PID.load(Ordering::SeqCst);
+                if pid > 0 {
+                    // SAFETY: a signal to the server this program started.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+            }
+            PID.store(server.pid() as i32, Ordering::SeqCst);
+            // SAFETY: registers a plain function to run at exit.
+            unsafe { libc::atexit(stop_server) };
             let a = machine(&server, "prop", true);
             let b = machine(&server, "prop", false);
             std::sync::Mutex::new(World {
