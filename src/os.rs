@@ -1,5 +1,5 @@
 //! Calls to the operating system (foundation), in one place: this machine's name, whether a
-//! process exists, and the width of the terminal on standard output.
+//! process exists, the width of the terminal on standard output, and replacing a file whole.
 
 use std::io::IsTerminal;
 
@@ -14,6 +14,36 @@ pub fn hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(0);
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Replaces (or creates) the host file `target` whole: `write` fills a temporary file beside
+/// it whose name nobody can guess, created new (never a file or link someone put there) with
+/// `mode` from its first byte (the umask applies), and once it is on disk it is renamed over
+/// the target, so the target is whole or untouched and a link in its place is replaced, not
+/// written through. Returns what `write` returned.
+pub fn replace_file<T>(
+    target: &std::path::Path,
+    mode: u32,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let name: String = target
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(64).collect())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.valyxo-tmp."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    let out = write(tmp.as_file_mut())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(out)
 }
 
 /// Whether process `pid` exists (one that exists but belongs to another user counts).

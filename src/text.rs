@@ -57,20 +57,28 @@ pub fn escape(name: &str) -> Cow<'_, str> {
             '\u{1b}' => out.push_str("\\e"),
             '\'' => out.push_str("\\'"),
             '\\' => out.push_str("\\\\"),
-            c if raw_byte(c).is_some() => {
-                let _ = write!(out, "\\x{:02x}", raw_byte(c).unwrap_or_default());
-            }
-            c if (c as u32) < 0x80 && is_unsafe(c) => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if is_unsafe(c) => {
-                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-            }
-            c => out.push(c),
+            c => push_shown(&mut out, c),
         }
     }
     out.push('\'');
     Cow::Owned(out)
+}
+
+/// Pushes `c`, or for an unsafe one its escape: `\xHH` for a raw byte or an ASCII control,
+/// `\u{…}` for any other.
+fn push_shown(out: &mut String, c: char) {
+    match c {
+        c if raw_byte(c).is_some() => {
+            let _ = write!(out, "\\x{:02x}", raw_byte(c).unwrap_or_default());
+        }
+        c if (c as u32) < 0x80 && is_unsafe(c) => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c if is_unsafe(c) => {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
 }
 
 /// Longest message printed whole; longer ones are cut in the middle.
@@ -90,16 +98,7 @@ pub fn clean_message(msg: &str, max: usize) -> String {
     };
     let put = |c: char, out: &mut String| match c {
         '\n' | '\t' => out.push(c),
-        c if raw_byte(c).is_some() => {
-            let _ = write!(out, "\\x{:02x}", raw_byte(c).unwrap_or_default());
-        }
-        c if (c as u32) < 0x80 && is_unsafe(c) => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        c if is_unsafe(c) => {
-            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-        }
-        c => out.push(c),
+        c => push_shown(out, c),
     };
     for c in msg.chars().take(head) {
         put(c, &mut out);

@@ -79,7 +79,6 @@ fn read_file(hub: &Hub) -> Result<BTreeMap<String, String>> {
 /// from its first byte. Removed if anything fails.
 fn write_file(hub: &Hub, keys: &BTreeMap<String, String>) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
     let path = file(hub);
     if keys.is_empty() {
         return match std::fs::remove_file(&path) {
@@ -87,20 +86,9 @@ fn write_file(hub: &Hub, keys: &BTreeMap<String, String>) -> Result<()> {
             _ => Ok(()),
         };
     }
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let text = serde_json::to_string_pretty(keys)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".credentials.json.")
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    tmp.persist(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::os::replace_file(&path, 0o600, |f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn entry(account: &str) -> Option<keyring::Entry> {

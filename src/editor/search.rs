@@ -30,15 +30,7 @@ impl Query {
         }
         let exact = text.chars().any(char::is_uppercase);
         if !regex {
-            let re = regex::RegexBuilder::new(&regex::escape(text))
-                .case_insensitive(!exact)
-                .size_limit(1 << 22)
-                .build()
-                .map_err(|e| e.to_string())?;
-            return Ok(Query::Text {
-                source: text.to_string(),
-                re,
-            });
+            return literal(text, !exact).ok_or_else(|| "the text is too long to find".into());
         }
         regex::RegexBuilder::new(text)
             .case_insensitive(!exact)
@@ -57,16 +49,7 @@ impl Query {
 
     /// A query for exactly `text`, case and all (select the next occurrence).
     pub fn exact(text: &str) -> Query {
-        match regex::RegexBuilder::new(&regex::escape(text))
-            .size_limit(1 << 22)
-            .build()
-        {
-            Ok(re) => Query::Text {
-                source: text.to_string(),
-                re,
-            },
-            Err(_) => Query::Empty,
-        }
+        literal(text, false).unwrap_or_default()
     }
 
     pub fn as_str(&self) -> &str {
@@ -128,6 +111,20 @@ impl Query {
             _ => with.to_string(),
         }
     }
+}
+
+/// Plain `text` as a query (an escaped regular expression: the same fast search); `None`
+/// when it is too long to compile.
+fn literal(text: &str, ignore_case: bool) -> Option<Query> {
+    let re = regex::RegexBuilder::new(&regex::escape(text))
+        .case_insensitive(ignore_case)
+        .size_limit(1 << 22)
+        .build()
+        .ok()?;
+    Some(Query::Text {
+        source: text.to_string(),
+        re,
+    })
 }
 
 /// The next match of `query` in `rope` after (or, `back`wards, before) char `from`,

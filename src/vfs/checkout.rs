@@ -198,15 +198,10 @@ impl Checkout {
     /// and private (0600) from its first byte, renamed over the old one.
     fn save_manifest(&self) -> Result<()> {
         use std::io::Write;
-        use std::os::unix::fs::PermissionsExt;
-        let p = self.home.join("manifest.json");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".manifest.json.")
-            .suffix(".tmp")
-            .permissions(std::fs::Permissions::from_mode(0o600))
-            .tempfile_in(&self.home)?;
-        tmp.write_all(&serde_json::to_vec(&self.manifest)?)?;
-        tmp.persist(&p)?;
+        let data = serde_json::to_vec(&self.manifest)?;
+        crate::os::replace_file(&self.home.join("manifest.json"), 0o600, |f| {
+            f.write_all(&data)
+        })?;
         Ok(())
     }
 

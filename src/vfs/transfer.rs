@@ -245,34 +245,12 @@ pub fn export(
     export_filtered(vfs, src, dst, progress, cancelled, mode)
 }
 
-/// Writes a host file from `from`, a piece at a time: into a temporary file beside it with a
-/// name nobody can guess (created new, so never a file or link someone put there), then
-/// renamed over the target, so the target is whole or untouched and a link in its place is
-/// replaced, not written through. The file gets the usual mode for a new file (the umask
-/// applies). Returns the bytes written.
+/// Writes a host file from `from`, a piece at a time, through [`crate::os::replace_file`]
+/// (whole or untouched; a link in the way is replaced), with the usual mode for a new file.
+/// Returns the bytes written.
 fn write_host_file(target: &Path, mut from: impl std::io::Read) -> Result<u64> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name: String = name.chars().take(64).collect();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".valyxo-tmp")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    let n = std::io::copy(&mut from, &mut tmp)
-        .and_then(|n| tmp.as_file().sync_all().map(|()| n))
-        .with_context(|| format!("cannot write {}", target.display()))?;
-    tmp.persist(target)
-        .with_context(|| format!("cannot write {}", target.display()))?;
-    Ok(n)
+    crate::os::replace_file(target, 0o666, |f| std::io::copy(&mut from, f))
+        .with_context(|| format!("cannot write {}", target.display()))
 }
 
 /// What an export does about host files that already exist.
@@ -309,16 +287,19 @@ fn export_filtered(
     }
     let entries = vfs.walk(src)?;
     // Check every file before writing any, so a refused export changes nothing.
-    for ent in &entries {
-        if ent.kind == Kind::File {
-            let rel: PathBuf = ent
-                .path
-                .strip_prefix(src)
+    // Where an entry of `src` goes under `dst`.
+    let target_of = |p: &VPath| -> PathBuf {
+        dst.join(
+            p.strip_prefix(src)
                 .unwrap_or(&[])
                 .iter()
                 .map(|n| path::host_os(n))
-                .collect();
-            in_the_way(&dst.join(rel))?;
+                .collect::<PathBuf>(),
+        )
+    };
+    for ent in &entries {
+        if ent.kind == Kind::File {
+            in_the_way(&target_of(&ent.path))?;
         }
     }
     progress.set_length(entries.len() as u64 + 1);
@@ -332,14 +313,7 @@ fn export_filtered(
                 report.files
             );
         }
-        let rel: PathBuf = ent
-            .path
-            .strip_prefix(src)
-            .unwrap_or(&[])
-            .iter()
-            .map(|n| path::host_os(n))
-            .collect();
-        let target = dst.join(rel);
+        let target = target_of(&ent.path);
         match (ent.kind, &ent.file) {
             _ if ent.link => report.skipped.push(format!(
                 "{}: a symlink, which is not exported",
