@@ -15,16 +15,16 @@ use toml_edit::{Item, Table, Value};
 
 /// The built-in themes: (name, TOML source).
 const BUILTIN: &[(&str, &str)] = &[
-    ("cyberpunk", include_str!("../themes/cyberpunk.toml")),
-    ("dark", include_str!("../themes/dark.toml")),
-    ("dracula", include_str!("../themes/dracula.toml")),
-    ("gruvbox", include_str!("../themes/gruvbox.toml")),
-    ("light", include_str!("../themes/light.toml")),
-    ("matrix", include_str!("../themes/matrix.toml")),
-    ("monokai", include_str!("../themes/monokai.toml")),
-    ("neon", include_str!("../themes/neon.toml")),
-    ("nord", include_str!("../themes/nord.toml")),
-    ("solarized", include_str!("../themes/solarized.toml")),
+    ("cyberpunk", include_str!("../../themes/cyberpunk.toml")),
+    ("dark", include_str!("../../themes/dark.toml")),
+    ("dracula", include_str!("../../themes/dracula.toml")),
+    ("gruvbox", include_str!("../../themes/gruvbox.toml")),
+    ("light", include_str!("../../themes/light.toml")),
+    ("matrix", include_str!("../../themes/matrix.toml")),
+    ("monokai", include_str!("../../themes/monokai.toml")),
+    ("neon", include_str!("../../themes/neon.toml")),
+    ("nord", include_str!("../../themes/nord.toml")),
+    ("solarized", include_str!("../../themes/solarized.toml")),
 ];
 
 pub const DEFAULT: &str = "neon";

@@ -562,7 +562,7 @@ mod tests {
 
     #[test]
     fn the_manual_names_every_command() {
-        let page = include_str!("../manuals/editor.md");
+        let page = include_str!("../../manuals/editor.md");
         for cmd in Command::ALL {
             assert!(
                 page.contains(&format!("`{}`", cmd.name())),
