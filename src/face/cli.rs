@@ -4,7 +4,7 @@
 use crate::hub::{Hub, HubOptions};
 use crate::shell::io::{Io, Output};
 use crate::shell::{parse, Session};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,74 +52,47 @@ pub struct Cli {
     pub sub: Option<Sub>,
 }
 
+/// A subcommand's arguments, built only when that subcommand is the one used (clap's
+/// `Command::defer`): a one-line run does not build the server's thirty options.
+#[derive(Debug)]
+pub struct Later<T>(pub T);
+
+impl<T: FromArgMatches> FromArgMatches for Later<T> {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Later)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl<T: Args> Args for Later<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+}
+
 /// Parsed once per process: the size of the server's options does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Sub {
     /// Show a page of the built-in manual (as at the prompt), or with --roff as roff.
-    Man {
-        /// Print the page as roff (man(7)) for the host's man.
-        #[arg(long)]
-        roff: bool,
-        /// Search the pages for WORD instead.
-        #[arg(
-            short = 'k',
-            long = "search",
-            value_name = "WORD",
-            conflicts_with = "roff"
-        )]
-        search: Option<String>,
-        /// The page: a command, an alias or a topic.
-        #[arg(value_name = "PAGE")]
-        page: Option<String>,
-    },
+    Man(Later<ManArgs>),
     /// Edit files in the full-screen editor (paths in the VFS).
-    Edit {
-        /// Start on line N of the first file.
-        #[arg(short = 'l', long = "line", value_name = "N")]
-        line: Option<u64>,
-        /// List the unsaved changes the editor kept (or print those of FILE), and exit.
-        #[arg(long, conflicts_with = "discard")]
-        recovered: bool,
-        /// Drop the unsaved changes kept for each FILE, and exit.
-        #[arg(long, requires = "files")]
-        discard: bool,
-        /// The files to open (a missing one is created when saved).
-        #[arg(value_name = "FILE")]
-        files: Vec<String>,
-    },
+    Edit(Later<EditArgs>),
     /// Write valyxo.1 and one roff page per manual page into DIR, for the host's man.
-    Manpages {
-        /// The directory to write into (created when missing).
-        #[arg(value_name = "DIR")]
-        dir: PathBuf,
-    },
+    Manpages(Later<ManpagesArgs>),
     /// Run a script: a host file, or with --vfs a file in the VFS.
-    Run {
-        /// FILE is a VFS path instead of a host path.
-        #[arg(long)]
-        vfs: bool,
-        /// Stop the script after this long (500ms, 5s, 2m).
-        #[arg(long, value_name = "DURATION")]
-        timeout: Option<String>,
-        /// The script (.rhai, or .vs for ValyxoScript).
-        #[arg(value_name = "FILE")]
-        file: String,
-        /// Arguments, in the script's `args` array.
-        #[arg(
-            value_name = "ARGS",
-            trailing_var_arg = true,
-            allow_hyphen_values = true
-        )]
-        args: Vec<String>,
-    },
+    Run(Later<RunArgs>),
     /// Run the account server (not in this build: it was made without the `server` feature).
     #[cfg(not(feature = "server"))]
     #[command(hide = true)]
-    Server {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    Server(Later<ServerArgs>),
     /// Run the account server: accounts, projects, scripts and sync over HTTP ('man server').
     #[cfg(feature = "server")]
     #[command(
@@ -128,81 +101,7 @@ pub enum Sub {
             valyxo server                                   SQLite in the Valyxo home, on 127.0.0.1:8080\n  \
             valyxo server --listen 0.0.0.0:8080 --database postgres://valyxo@db/valyxo"
     )]
-    Server {
-        /// The address and port to listen on (port 0 picks a free one).
-        #[arg(
-            long,
-            value_name = "ADDR",
-            default_value = "127.0.0.1:8080",
-            env = "VALYXO_SERVER_LISTEN"
-        )]
-        listen: String,
-        /// sqlite:PATH (default: server.db in the Valyxo home) or postgres://USER@HOST/DB.
-        #[arg(
-            long,
-            value_name = "URL",
-            env = "VALYXO_DATABASE_URL",
-            hide_env_values = true
-        )]
-        database: Option<String>,
-        /// Database connections per server process.
-        #[arg(long, value_name = "N", default_value_t = 8)]
-        pool_size: u32,
-        /// How long a login lasts (30m, 12h, 7d).
-        #[arg(long, value_name = "DURATION", default_value = "7d")]
-        token_ttl: String,
-        /// Login and register attempts per minute per client address (0: no limit).
-        #[arg(long, value_name = "N", default_value_t = 10)]
-        rate_limit: u32,
-        /// A reverse proxy whose X-Forwarded-For names the client (repeat for more).
-        #[arg(long = "trusted-proxy", value_name = "IP")]
-        trusted_proxies: Vec<std::net::IpAddr>,
-        /// A web origin allowed to call the API from a browser (repeat for more).
-        #[arg(long = "cors-origin", value_name = "ORIGIN")]
-        cors_origins: Vec<String>,
-        /// Largest JSON request body (64K, 1M).
-        #[arg(long, value_name = "SIZE", default_value = "1M")]
-        json_limit: String,
-        /// Largest uploaded file content (32M, 1G).
-        #[arg(long, value_name = "SIZE", default_value = "32M")]
-        blob_limit: String,
-        /// Bytes of file content one account may store (0: no quota).
-        #[arg(long, value_name = "SIZE", default_value = "10G")]
-        quota: String,
-        /// Uploads one account may send at once.
-        #[arg(long, value_name = "N", default_value_t = 2)]
-        uploads_per_account: usize,
-        /// Drop a request body that sends nothing for this long (or trickles in slower).
-        #[arg(long, value_name = "DURATION", default_value = "20s")]
-        body_timeout: String,
-        /// Delete uploaded content that no file names after this long.
-        #[arg(long, value_name = "DURATION", default_value = "24h")]
-        upload_expiry: String,
-        /// Wall-clock time one script execution may run.
-        #[arg(long, value_name = "DURATION", default_value = "2s")]
-        script_timeout: String,
-        /// Memory one script execution may hold.
-        #[arg(long, value_name = "SIZE", default_value = "64M")]
-        script_memory: String,
-        /// Scripts run at once, on threads of their own (default: half the CPU cores).
-        #[arg(long, value_name = "N")]
-        script_workers: Option<usize>,
-        /// Executions admitted at once, running or waiting; more get 429 (default: 8 per worker).
-        #[arg(long, value_name = "N")]
-        script_limit: Option<usize>,
-        /// Executions one account may have admitted at once; more get 429.
-        #[arg(long, value_name = "N", default_value_t = 2)]
-        script_per_account: usize,
-        /// Executions kept per script; older ones are dropped (the stats keep counting).
-        #[arg(long, value_name = "N", default_value_t = 100)]
-        execution_history: usize,
-        /// Password hashes computed at once, 19 MiB each (default: one per CPU core).
-        #[arg(long, value_name = "N")]
-        hash_slots: Option<usize>,
-        /// Do not log each request.
-        #[arg(long, short = 'q')]
-        quiet: bool,
-    },
+    Server(Later<ServerArgs>),
     /// Check the state store; salvage a damaged one, restore a backup, or compact it ('man doctor').
     #[command(
         after_help = "Salvaging and restoring move the store aside and put another in its place: run \
@@ -211,32 +110,184 @@ pub enum Sub {
             valyxo doctor --salvage       copy what is still readable into a new store\n  \
             valyxo doctor --restore       put the newest backup back"
     )]
-    Doctor {
-        /// Copy every row still readable into a new store that takes its place (the damaged
-        /// file is kept beside it).
-        #[arg(long, conflicts_with_all = ["restore", "compact", "backup"])]
-        salvage: bool,
-        /// Put a backup in the store's place: the newest, or FILE (the store there is kept).
-        #[arg(
-            long,
-            value_name = "FILE",
-            num_args = 0..=1,
-            default_missing_value = "",
-            conflicts_with_all = ["compact", "backup"]
-        )]
-        restore: Option<String>,
-        /// Drop contents no file uses and give free space back to the file system.
-        #[arg(long)]
-        compact: bool,
-        /// Make a backup now.
-        #[arg(long)]
-        backup: bool,
-    },
+    Doctor(Later<DoctorArgs>),
     /// Print completions for a host shell (bash, zsh, fish, elvish, powershell).
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
+    Completions(Later<CompletionsArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Print the page as roff (man(7)) for the host's man.
+    #[arg(long)]
+    pub roff: bool,
+    /// Search the pages for WORD instead.
+    #[arg(
+        short = 'k',
+        long = "search",
+        value_name = "WORD",
+        conflicts_with = "roff"
+    )]
+    pub search: Option<String>,
+    /// The page: a command, an alias or a topic.
+    #[arg(value_name = "PAGE")]
+    pub page: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EditArgs {
+    /// Start on line N of the first file.
+    #[arg(short = 'l', long = "line", value_name = "N")]
+    pub line: Option<u64>,
+    /// List the unsaved changes the editor kept (or print those of FILE), and exit.
+    #[arg(long, conflicts_with = "discard")]
+    pub recovered: bool,
+    /// Drop the unsaved changes kept for each FILE, and exit.
+    #[arg(long, requires = "files")]
+    pub discard: bool,
+    /// The files to open (a missing one is created when saved).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ManpagesArgs {
+    /// The directory to write into (created when missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// FILE is a VFS path instead of a host path.
+    #[arg(long)]
+    pub vfs: bool,
+    /// Stop the script after this long (500ms, 5s, 2m).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// The script (.rhai, or .vs for ValyxoScript).
+    #[arg(value_name = "FILE")]
+    pub file: String,
+    /// Arguments, in the script's `args` array.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+#[cfg(not(feature = "server"))]
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[cfg(feature = "server")]
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// The address and port to listen on (port 0 picks a free one).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "VALYXO_SERVER_LISTEN"
+    )]
+    pub listen: String,
+    /// sqlite:PATH (default: server.db in the Valyxo home) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "VALYXO_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
+    /// Database connections per server process.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub pool_size: u32,
+    /// How long a login lasts (30m, 12h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub token_ttl: String,
+    /// Login and register attempts per minute per client address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub rate_limit: u32,
+    /// A reverse proxy whose X-Forwarded-For names the client (repeat for more).
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A web origin allowed to call the API from a browser (repeat for more).
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Largest JSON request body (64K, 1M).
+    #[arg(long, value_name = "SIZE", default_value = "1M")]
+    pub json_limit: String,
+    /// Largest uploaded file content (32M, 1G).
+    #[arg(long, value_name = "SIZE", default_value = "32M")]
+    pub blob_limit: String,
+    /// Bytes of file content one account may store (0: no quota).
+    #[arg(long, value_name = "SIZE", default_value = "10G")]
+    pub quota: String,
+    /// Uploads one account may send at once.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub uploads_per_account: usize,
+    /// Drop a request body that sends nothing for this long (or trickles in slower).
+    #[arg(long, value_name = "DURATION", default_value = "20s")]
+    pub body_timeout: String,
+    /// Delete uploaded content that no file names after this long.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub upload_expiry: String,
+    /// Wall-clock time one script execution may run.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub script_timeout: String,
+    /// Memory one script execution may hold.
+    #[arg(long, value_name = "SIZE", default_value = "64M")]
+    pub script_memory: String,
+    /// Scripts run at once, on threads of their own (default: half the CPU cores).
+    #[arg(long, value_name = "N")]
+    pub script_workers: Option<usize>,
+    /// Executions admitted at once, running or waiting; more get 429 (default: 8 per worker).
+    #[arg(long, value_name = "N")]
+    pub script_limit: Option<usize>,
+    /// Executions one account may have admitted at once; more get 429.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub script_per_account: usize,
+    /// Executions kept per script; older ones are dropped (the stats keep counting).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub execution_history: usize,
+    /// Password hashes computed at once, 19 MiB each (default: one per CPU core).
+    #[arg(long, value_name = "N")]
+    pub hash_slots: Option<usize>,
+    /// Do not log each request.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Copy every row still readable into a new store that takes its place (the damaged
+    /// file is kept beside it).
+    #[arg(long, conflicts_with_all = ["restore", "compact", "backup"])]
+    pub salvage: bool,
+    /// Put a backup in the store's place: the newest, or FILE (the store there is kept).
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with_all = ["compact", "backup"]
+    )]
+    pub restore: Option<String>,
+    /// Drop contents no file uses and give free space back to the file system.
+    #[arg(long)]
+    pub compact: bool,
+    /// Make a backup now.
+    #[arg(long)]
+    pub backup: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 fn exit_code(status: i32) -> ExitCode {
@@ -247,11 +298,6 @@ fn exit_code(status: i32) -> ExitCode {
 /// arguments (even `run`) are never taken for Valyxo's subcommands.
 fn args() -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let subcommands: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .chain(["help".to_string()])
-        .collect();
     let mut i = 1;
     while i < args.len() {
         let a = args[i].to_string_lossy();
@@ -260,7 +306,7 @@ fn args() -> Vec<std::ffi::OsString> {
             "--home" | "-c" | "-e" => i += 2,
             _ if a.starts_with('-') => i += 1,
             _ => {
-                if !subcommands.iter().any(|s| *s == a) {
+                if a != "help" && !Sub::has_subcommand(&a) {
                     args.insert(i, "--".into());
                 }
                 break;
@@ -303,7 +349,7 @@ impl crate::commands::Views for TerminalViews {
 pub fn main() -> ExitCode {
     crate::commands::set_views(Box::new(TerminalViews));
     let cli = Cli::parse_from(args());
-    if let Some(Sub::Completions { shell }) = cli.sub {
+    if let Some(Sub::Completions(Later(CompletionsArgs { shell }))) = cli.sub {
         let mut cmd = Cli::command();
         let mut script = Vec::new();
         clap_complete::generate(shell, &mut cmd, "valyxo", &mut script);
@@ -317,31 +363,31 @@ pub fn main() -> ExitCode {
         };
     }
     match &cli.sub {
-        Some(Sub::Man {
+        Some(Sub::Man(Later(ManArgs {
             roff: true,
             page: Some(page),
             ..
-        }) => return print_roff(page),
-        Some(Sub::Man {
+        }))) => return print_roff(page),
+        Some(Sub::Man(Later(ManArgs {
             roff: true,
             page: None,
             ..
-        }) => {
+        }))) => {
             eprintln!("valyxo: --roff needs a PAGE (or use 'valyxo manpages DIR' for all)");
             return ExitCode::from(2);
         }
-        Some(Sub::Manpages { dir }) => return write_manpages(dir),
+        Some(Sub::Manpages(Later(ManpagesArgs { dir }))) => return write_manpages(dir),
         #[cfg(feature = "server")]
-        Some(Sub::Server { .. }) => return run_server(&cli),
+        Some(Sub::Server(_)) => return run_server(&cli),
         #[cfg(not(feature = "server"))]
-        Some(Sub::Server { .. }) => {
+        Some(Sub::Server(_)) => {
             eprintln!(
                 "valyxo: this valyxo was built without the account server; build it with the \
                  'server' feature (the default: cargo build --release)"
             );
             return ExitCode::from(2);
         }
-        Some(Sub::Doctor { .. }) => return run_doctor(&cli),
+        Some(Sub::Doctor(_)) => return run_doctor(&cli),
         _ => {}
     }
     let hub = match Hub::open(HubOptions {
@@ -360,19 +406,19 @@ pub fn main() -> ExitCode {
             let status = sh.run(line, &mut Io::process(true));
             sh.exit.unwrap_or(status)
         })
-    } else if let Some(Sub::Man { search, page, .. }) = &cli.sub {
+    } else if let Some(Sub::Man(Later(ManArgs { search, page, .. }))) = &cli.sub {
         let line = match (search, page) {
             (Some(q), _) => format!("man -k {}", quote(q)),
             (None, Some(p)) => format!("man {}", quote(p)),
             (None, None) => "man".to_string(),
         };
         Session::new(hub.clone(), false).map(|mut sh| sh.run(&line, &mut Io::process(true)))
-    } else if let Some(Sub::Edit {
+    } else if let Some(Sub::Edit(Later(EditArgs {
         line,
         recovered,
         discard,
         files,
-    }) = &cli.sub
+    }))) = &cli.sub
     {
         let mut cmd = String::from("edit");
         if let Some(n) = line {
@@ -394,12 +440,12 @@ pub fn main() -> ExitCode {
         Session::new(hub.clone(), false).map(|mut sh| sh.run(&cmd, &mut Io::process(true)))
     } else if let Some(expr) = &cli.expr {
         Session::new(hub.clone(), false).map(|sh| eval_expr(sh, expr))
-    } else if let Some(Sub::Run {
+    } else if let Some(Sub::Run(Later(RunArgs {
         vfs,
         timeout,
         file,
         args,
-    }) = &cli.sub
+    }))) = &cli.sub
     {
         Session::new(hub.clone(), false)
             .and_then(|sh| run_script(sh, file, *vfs, timeout.as_deref(), args))
@@ -431,12 +477,12 @@ pub fn main() -> ExitCode {
 /// `valyxo doctor`: works on the store file itself, without opening the hub (which a damaged
 /// store would refuse).
 fn run_doctor(cli: &Cli) -> ExitCode {
-    let Some(Sub::Doctor {
+    let Some(Sub::Doctor(Later(DoctorArgs {
         salvage,
         restore,
         compact,
         backup,
-    }) = &cli.sub
+    }))) = &cli.sub
     else {
         return ExitCode::from(2);
     };
@@ -514,7 +560,7 @@ fn run_doctor(cli: &Cli) -> ExitCode {
 /// `valyxo server`: runs until SIGINT or SIGTERM.
 #[cfg(feature = "server")]
 fn run_server(cli: &Cli) -> ExitCode {
-    let Some(Sub::Server {
+    let Some(Sub::Server(Later(ServerArgs {
         listen,
         database,
         pool_size,
@@ -536,7 +582,7 @@ fn run_server(cli: &Cli) -> ExitCode {
         execution_history,
         hash_slots,
         quiet,
-    }) = &cli.sub
+    }))) = &cli.sub
     else {
         return ExitCode::from(2);
     };
