@@ -10,12 +10,12 @@
 //! Valyxo and of the peer are interleaved so that machine noise hits both alike.
 
 // The local streaming server of the assistant tests; the bench reads none of its records.
-#[path = "../tests/common/openai.rs"]
+#[path = "../tests/it/common/openai.rs"]
 #[allow(dead_code)]
 mod openai;
 
 // A real `valyxo server` on 127.0.0.1, as the server tests start it.
-#[path = "../tests/common/server.rs"]
+#[path = "../tests/it/common/server.rs"]
 mod server;
 
 use std::path::Path;

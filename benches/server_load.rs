@@ -15,7 +15,7 @@
 //! - `logins`: server RSS during and after 1,000 logins at 64 at once;
 //! - `log`: authenticated GETs per second with the request log on and off.
 
-#[path = "../tests/common/server.rs"]
+#[path = "../tests/it/common/server.rs"]
 mod server;
 
 use http_body_util::{BodyExt, Full};

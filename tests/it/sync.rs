@@ -1,7 +1,7 @@
 //! register, login, logout, whoami and sync through the real binary, between two homes (two
 //! "machines") and a real `valyxo server` on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use common::server::{call, Server};
 use common::Home;

@@ -1,9 +1,9 @@
 //! Helpers shared by the integration tests: a temporary home and the real binary.
-#![allow(dead_code)]
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
+pub mod pty;
 pub mod server;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_valyxo");

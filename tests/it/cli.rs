@@ -1,7 +1,7 @@
 //! The host command line and the shell language, run through the real binary in a
 //! temporary home.
 
-mod common;
+use crate::common;
 
 use common::Home;
 use predicates::prelude::*;

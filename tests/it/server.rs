@@ -2,7 +2,7 @@
 //! server on 127.0.0.1: on SQLite here, and on PostgreSQL in `.ci/run` (the ignored tests,
 //! with VALYXO_TEST_POSTGRES naming the database).
 
-mod common;
+use crate::common;
 
 use common::server::{answered, call, raw, Answer, Server};
 use serde_json::{json, Value};

@@ -2,7 +2,7 @@
 //! leaves a store that passes `PRAGMA integrity_check`. A store is private to its user, gives
 //! freed space back, and a damaged one is reported with a way out (`valyxo doctor`).
 
-mod common;
+use crate::common;
 
 use common::Home;
 use std::io::{BufRead, BufReader, Write};

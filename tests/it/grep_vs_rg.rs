@@ -3,7 +3,7 @@
 //! Needs `rg` on the PATH, so it is ignored in a plain `cargo test`; `.ci/run` installs
 //! ripgrep and runs it with `--ignored`.
 
-mod common;
+use crate::common;
 
 use common::{host_dir, Home};
 use std::fs;

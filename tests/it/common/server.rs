@@ -1,6 +1,5 @@
 //! A real `valyxo server` on 127.0.0.1 with a random port, stopped when dropped, and a small
 //! JSON client for it.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};

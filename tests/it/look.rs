@@ -1,7 +1,7 @@
 //! config.toml and themes through the real binary: where the file is, what `settings` writes,
 //! how a broken file is reported, and how themes are chosen, refused and listed.
 
-mod common;
+use crate::common;
 
 use common::Home;
 use std::fs;
@@ -207,7 +207,7 @@ fn theme_show_prints_toml_that_loads_as_a_user_theme() {
 
 #[test]
 fn the_theme_in_the_manual_is_a_working_theme() {
-    let src = include_str!("../manuals/themes.md");
+    let src = include_str!("../../manuals/themes.md");
     let start = src.find("```toml\n").expect("a toml example") + 8;
     let end = start + src[start..].find("```").unwrap();
     let h = Home::new();

@@ -1,6 +1,6 @@
 //! The assistant through the real binary against a local OpenAI-compatible streaming server.
 
-mod common;
+use crate::common;
 
 use common::openai::Server;
 use common::Home;
@@ -520,7 +520,7 @@ fn hostile_server() -> String {
 
 /// `valyxo --home H ARGS` on a pseudo-terminal (with colour unless `--no-color` is among
 /// `args`).
-fn pty(h: &Home, args: &[&str]) -> rexpect::session::PtySession {
+fn pty(h: &Home, args: &[&str]) -> common::pty::Pty {
     let mut c = std::process::Command::new(common::BIN);
     c.arg("--home")
         .arg(h.path())
@@ -530,7 +530,7 @@ fn pty(h: &Home, args: &[&str]) -> rexpect::session::PtySession {
         .env_remove("NO_COLOR")
         .env_remove("VALYXO_API_KEY")
         .env_remove("OPENAI_API_KEY");
-    rexpect::session::spawn_command(c, Some(15_000)).expect("spawn valyxo in a pty")
+    common::pty::spawn(c, 15_000)
 }
 
 /// The bytes a pty session sent (it hands each byte over as a char).

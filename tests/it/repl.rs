@@ -1,11 +1,12 @@
 //! The interactive shell through a real pseudo-terminal: the prompt, commands, Tab completion,
 //! hints from history, continuation lines, Ctrl-C, Ctrl-D and history in the store.
 
-mod common;
+use crate::common;
 
+use common::pty::{spawn, Pty};
 use common::Home;
 use rexpect::process::WaitStatus;
-use rexpect::session::{spawn_command, PtySession};
+use rexpect::session::PtySession;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ const PROMPT: &str = "valyxo:~/Projects/Main> ";
 /// The end of the prompt when it is coloured.
 const PROMPT_COLOURED_END: &str = "~/Projects/Main\x1b[0m> ";
 
-fn repl(h: &Home, extra: &[&str]) -> PtySession {
+fn repl(h: &Home, extra: &[&str]) -> Pty {
     let mut c = Command::new(common::BIN);
     c.arg("--home")
         .arg(h.path())
@@ -21,7 +22,7 @@ fn repl(h: &Home, extra: &[&str]) -> PtySession {
         .env("TERM", "xterm-256color")
         .env_remove("VALYXO_HOME")
         .env_remove("NO_COLOR");
-    let mut s = spawn_command(c, Some(10_000)).expect("spawn valyxo in a pty");
+    let mut s = spawn(c, 10_000);
     let first = if extra.contains(&"--no-color") {
         PROMPT
     } else {
@@ -286,7 +287,7 @@ fn the_script_prompt_keeps_its_scope_completes_and_stops_loops_on_ctrl_c() {
         s.send_line(text).unwrap();
         let out = s.exp_string("\x1b[?2004l").unwrap();
         let more = s.exp_string("\x1b[?2004h").unwrap();
-        out + &more
+        out + more.as_str()
     };
     line(&mut s, "script");
     line(&mut s, "let answer = 40;");
@@ -330,7 +331,7 @@ fn finished_jobs_are_announced_at_the_next_prompt() {
 }
 
 /// `valyxo ARGS` in a pseudo-terminal of `rows` × 80.
-fn in_terminal(h: &Home, rows: u16, args: &str) -> PtySession {
+fn in_terminal(h: &Home, rows: u16, args: &str) -> Pty {
     let mut c = Command::new("sh");
     c.arg("-c")
         .arg(format!(
@@ -341,7 +342,7 @@ fn in_terminal(h: &Home, rows: u16, args: &str) -> PtySession {
         .env("TERM", "xterm-256color")
         .env_remove("VALYXO_HOME")
         .env_remove("NO_COLOR");
-    spawn_command(c, Some(10_000)).expect("spawn valyxo in a pty")
+    spawn(c, 10_000)
 }
 
 /// What a terminal would show: the pty's output run through a terminal emulator.
@@ -505,7 +506,7 @@ fn an_edited_theme_applies_at_the_next_prompt_and_a_broken_edit_keeps_the_old_on
         .arg("--no-color")
         .env("TERM", "xterm-256color")
         .env_remove("VALYXO_HOME");
-    let mut s = spawn_command(c, Some(10_000)).unwrap();
+    let mut s = spawn(c, 10_000);
     s.exp_string("A ~/Projects/Main> ").unwrap();
     std::fs::write(&file, "[prompt]\nformat = \"Bee {cwd}> \"\n").unwrap();
     s.send_line("").unwrap();

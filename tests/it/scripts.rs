@@ -2,7 +2,7 @@
 //! example of `man scripting`), limits and cancellation, error messages, plugins,
 //! ValyxoScript, background jobs, and the examples in `examples/`.
 
-mod common;
+use crate::common;
 
 use common::{host_dir, Home};
 use predicates::str::contains;

@@ -1,7 +1,7 @@
 //! The manual is checked against the code: every command has a page, every synopsis is the
 //! command's real usage, and every shell example in every page runs in a fresh home.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

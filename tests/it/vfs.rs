@@ -1,7 +1,7 @@
 //! The virtual filesystem through the real binary: byte-exact storage, content addressing,
 //! import/export round trips, and mounts that are jails.
 
-mod common;
+use crate::common;
 
 use common::{host_dir, Home};
 use predicates::str::contains;
