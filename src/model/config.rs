@@ -3,12 +3,14 @@
 //! the home is given with `--home` or `VALYXO_HOME`.
 //!
 //! Keys are the setting names from [`crate::settings`]; a dotted name is a key in a table, so
-//! `repl.hints` is written `[repl]` / `hints = false` (or `repl.hints = false`). Reading never
-//! fails: every problem (a syntax error, an unknown key, a bad value) is collected with its
-//! line and column, and the key it concerns falls back to its default while the rest of the
-//! file still applies. Writing edits the file in place (comments and layout are kept), under a
-//! lock, through a temporary file renamed over the old one, and refuses to touch a file that
-//! does not parse rather than lose what the user wrote.
+//! `repl.hints` is written `[repl]` / `hints = false` (or `repl.hints = false`). Reading (with
+//! the `toml` crate: its tree of spanned values, each setting's value then read as its type
+//! into [`Settings`]) never fails: every problem (a syntax error, an unknown key, a bad value)
+//! is collected with its line and column, and the key it concerns falls back to its default
+//! while the rest of the file still applies. Writing (with `toml_edit`) edits the file in
+//! place (comments and layout are kept), under a lock, through a temporary file renamed over
+//! the old one, and refuses to touch a file that does not parse rather than lose what the
+//! user wrote.
 
 use crate::settings::{self, Settings};
 use anyhow::{bail, Context, Result};
@@ -335,15 +337,16 @@ impl Read<'_> {
                 continue;
             }
             let vat = value.span().start;
-            let Ok(Scalar(raw)) = Scalar::deserialize(ValueDeserializer::from(value.clone()))
-            else {
-                let m = if known.is_some() || settings::is_family(&full) {
-                    format!("{full}: expected a string, number or boolean; using the default")
-                } else {
-                    format!("{full}: expected a setting or a table of settings")
-                };
-                self.problem(vat, m);
-                continue;
+            let raw = match Scalar::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(Scalar(raw)) => raw,
+                Err(_) if known.is_some() || settings::is_family(&full) => {
+                    let m =
+                        format!("{full}: expected a string, number or boolean; using the default");
+                    self.problem(vat, m);
+                    continue;
+                }
+                // Not a setting whatever its value: reported as unknown below.
+                Err(_) => String::new(),
             };
             match settings::validate(&full, &raw) {
                 Ok(v) => {
@@ -706,6 +709,78 @@ mod tests {
         assert!(shown[1].starts_with("config.toml:4:1: unknown setting 'repl.hihglight'"));
         assert!(shown[1].contains("repl.highlight"), "{}", shown[1]);
         assert!(shown[2].starts_with("config.toml:5:"), "{}", shown[2]);
+    }
+
+    #[test]
+    fn values_are_read_as_their_types() {
+        use settings::{Bytes, ColorMode, KeymapName, Persona};
+        use std::time::Duration;
+        let c = parse(
+            "color = \"NEVER\"\n[editor]\nkeymap = \"nano\"\ntab_width = 8\n\
+             [assistant]\npersona = \"test-writer\"\ntimeout = \"500ms\"\nmax_answer = \"512K\"\n\
+             [script]\ntimeout = \"2s\"\n[jobs]\nmax_running = \"2\"\n",
+        );
+        assert_eq!(c.problems, vec![]);
+        let s = c.settings();
+        assert_eq!(s.color, ColorMode::Never);
+        assert_eq!(c.get("color"), Some("never"));
+        assert_eq!(s.editor.keymap, KeymapName::Nano);
+        assert_eq!(s.editor.tab_width, 8);
+        assert_eq!(s.assistant.persona, Persona::TestWriter);
+        assert_eq!(s.assistant.timeout, Duration::from_millis(500));
+        assert_eq!(s.assistant.max_answer, Bytes(512 << 10));
+        assert_eq!(s.script.timeout, Duration::from_secs(2));
+        assert_eq!(s.jobs.max_running, 2);
+        // What the file leaves out has its default.
+        assert_eq!(s.repl, Settings::default().repl);
+        assert_eq!(s.sync.server.as_str(), "http://127.0.0.1:8080");
+        // A bare number of seconds, as a float.
+        let c = parse("[script]\ntimeout = 1.5\n");
+        assert_eq!(c.settings().script.timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn a_bad_choice_is_reported_on_its_line_and_that_key_falls_back() {
+        let c = parse("color = \"never\"\n\n[editor]\nsoft_tabs = false\nkeymap = \"emacs\"\n");
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        let p = &c.problems[0];
+        assert_eq!((p.line, p.col), (5, 10));
+        assert!(
+            p.message.starts_with(
+                "'emacs' is not a valid value for editor.keymap: expected default, nano"
+            ),
+            "{p}"
+        );
+        assert!(p.message.ends_with("using the default 'default'"), "{p}");
+        let s = c.settings();
+        assert_eq!(s.editor.keymap, settings::KeymapName::Default);
+        assert_eq!(c.get("editor.keymap"), None);
+        // The rest of the file applies.
+        assert!(!s.editor.soft_tabs);
+        assert_eq!(s.color, settings::ColorMode::Never);
+        // A bad duration and a bad URL fall back the same way.
+        let c = parse("[script]\ntimeout = \"5 parsecs\"\n[assistant]\nurl = \"ftp://x\"\n");
+        let lines: Vec<usize> = c.problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [2, 4], "{:?}", c.problems);
+        assert_eq!(c.settings().script, Settings::default().script);
+        assert_eq!(c.settings().assistant, Settings::default().assistant);
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_where_it_is() {
+        let c = parse("theme = \"nord\"\n[editor]\ntab_widht = 2\n[nothing]\nhere = 1\n");
+        let shown: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].starts_with("config.toml:3:1: unknown setting 'editor.tab_widht'. Did you mean 'editor.tab_width'?"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].starts_with("config.toml:5:1: unknown setting 'nothing.here'"),
+            "{shown:?}"
+        );
+        assert_eq!(c.settings().theme, "nord");
+        assert_eq!(c.settings().editor.tab_width, 4);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Settings (model): a fixed set of documented keys with defaults and validation, kept in
 //! `config.toml` (see [`crate::config`]). `settings list|get|set|reset` reads and writes them.
 //!
-//! One declaration ([`settings!`](self) below) holds each setting's key, type, default and help:
-//! it makes the typed [`Settings`] that code reads (`settings.editor.tab_width`, so a
+//! One declaration (the `settings!` macro below) holds each setting's key, type, default and
+//! help: it makes the typed [`Settings`] that code reads (`settings.editor.tab_width`, so a
 //! misspelt name does not compile), and the [`SETTINGS`] table that `settings list`,
 //! completion and `man config` are fed from.
 
@@ -559,4 +559,66 @@ pub fn validate(key: &str, value: &str) -> Result<String> {
     }
     (def.parses)(v).map_err(bad)?;
     Ok(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid_and_every_key_is_named_once() {
+        for def in SETTINGS {
+            assert_eq!(
+                validate(def.key, def.default).unwrap(),
+                def.default,
+                "{}",
+                def.key
+            );
+            assert_eq!(SETTINGS.iter().filter(|d| d.key == def.key).count(), 1);
+            assert!(
+                !def.help.is_empty() && !def.help.starts_with(' '),
+                "{}",
+                def.key
+            );
+        }
+        let s = Settings::default();
+        assert_eq!(s.editor.tab_width, 4);
+        assert_eq!(s.assistant.timeout, Duration::from_secs(60));
+        assert_eq!(s.script.timeout, Duration::ZERO);
+        assert_eq!(s.script.max_memory, Bytes(1 << 30));
+        assert_eq!(s.color, ColorMode::Auto);
+    }
+
+    #[test]
+    fn values_are_checked_and_set_as_their_types() {
+        let mut s = Settings::default();
+        let v = validate("editor.keymap", " Nano ").unwrap();
+        assert_eq!(v, "nano");
+        s.set("editor.keymap", &v).unwrap();
+        assert_eq!(s.editor.keymap, KeymapName::Nano);
+        assert_eq!(
+            KeymapName::parse("emacs").unwrap_err().to_string(),
+            "expected default, nano"
+        );
+        s.set("script.timeout", "2m").unwrap();
+        assert_eq!(s.script.timeout, Duration::from_secs(120));
+        s.set("repl.hints", "false").unwrap();
+        assert!(!s.repl.hints);
+        let e = validate("assistant.timeout", "soon")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("'soon' is not a valid value for assistant.timeout: expected a duration"),
+            "{e}"
+        );
+        let e = validate("editor.tab_width", "0").unwrap_err().to_string();
+        assert!(e.contains("from 1 to 16"), "{e}");
+        assert!(validate("assistant.url", "localhost:11434").is_err());
+        assert!(s.set("editor.tab_widht", "4").is_err());
+        // How each kind is written back to the file.
+        assert_eq!(find("repl.hints").unwrap().written, Written::Bool);
+        assert_eq!(find("script.timeout").unwrap().written, Written::Integer);
+        assert_eq!(find("color").unwrap().written, Written::Text);
+        assert_eq!(find("color").unwrap().choices, ["auto", "always", "never"]);
+    }
 }

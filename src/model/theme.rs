@@ -3,10 +3,12 @@
 //! `themes` directory beside `config.toml`, and a user theme may shadow a built-in one.
 //!
 //! A theme is a table of styles such as `highlight.command = "bold green"` plus the prompt
-//! format. Every theme but the built-in `neon` inherits the fields it leaves out (from `neon`
-//! unless it names another with `inherits`), so a user theme can be three lines long. A theme
-//! with anything wrong in it is rejected as a whole, with the file, line and field, and the
-//! caller keeps the theme it had.
+//! format. A file is read with the `toml` crate, each field through serde as its type (a
+//! [`Style`] of [`Color`]s, a checked format) into [`Styles`] and the theme's other fields.
+//! Every theme but the built-in `neon` inherits the fields it leaves out (from `neon` unless
+//! it names another with `inherits`), so a user theme can be three lines long. A theme with
+//! anything wrong in it is rejected as a whole, with the file, line and field, and the caller
+//! keeps the theme it had.
 
 use crate::config::Problem;
 use serde::{Deserialize, Deserializer};
@@ -776,14 +778,16 @@ fn read_table(
             "prompt.format" => format(PROMPT_FIELDS).map(|f| out.prompt_format = Some(f)),
             "prompt.status_format" => format(&["code"]).map(|f| out.status_format = Some(f)),
             "prompt.jobs_format" => format(&["count"]).map(|f| out.jobs_format = Some(f)),
-            "syntax.builtin" => string().and_then(|b| match b.as_str() {
-                "" => Ok(out.syntax_builtin = Some(None)),
-                b if SYNTAX_THEMES.contains(&b) => Ok(out.syntax_builtin = Some(Some(b.into()))),
-                b => Err(format!(
-                    "no built-in syntax theme '{b}'; there are: {}",
-                    SYNTAX_THEMES.join(", ")
-                )),
-            }),
+            "syntax.builtin" => string()
+                .and_then(|b| match b.as_str() {
+                    "" => Ok(None),
+                    b if SYNTAX_THEMES.contains(&b) => Ok(Some(b.to_string())),
+                    b => Err(format!(
+                        "no built-in syntax theme '{b}'; there are: {}",
+                        SYNTAX_THEMES.join(", ")
+                    )),
+                })
+                .map(|b| out.syntax_builtin = Some(b)),
             key => match out.styles.slot(key) {
                 Some(slot) => Style::deserialize(de())
                     .map(|s| *slot = Some(s))
@@ -1086,7 +1090,12 @@ mod tests {
         let t = load("mine", dir.path()).unwrap();
         let nord = load("nord", dir.path()).unwrap();
         assert_eq!(t.style("highlight.command").fg, Some(Color::Rgb(255, 0, 0)));
+        assert_eq!(
+            t.styles.highlight.command,
+            Some(t.style("highlight.command"))
+        );
         assert_eq!(t.style("pager.heading"), nord.style("pager.heading"));
+        assert_eq!(t.styles.pager, nord.styles.pager);
         assert!(matches!(t.origin, Origin::User(_)));
 
         std::fs::write(
@@ -1107,6 +1116,29 @@ mod tests {
         );
         assert!(
             lines[2].contains("bad.toml:6:10: prompt.format: unknown placeholder {oops}"),
+            "{e}"
+        );
+
+        // A value that is not text, and a colour alone where a style goes.
+        std::fs::write(
+            dir.path().join("typed.toml"),
+            "[pager]\nheading = 3\n[syntax]\nbuiltin = \"nope\"\n[editor]\nselection = \"on #12\"\n",
+        )
+        .unwrap();
+        let e = load("typed", dir.path()).unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].contains("typed.toml:2:11: pager.heading: expected a string"),
+            "{e}"
+        );
+        assert!(
+            lines[1].contains("typed.toml:4:11: syntax.builtin: no built-in syntax theme 'nope'"),
+            "{e}"
+        );
+        assert!(
+            lines[2]
+                .contains("typed.toml:6:13: editor.selection: unknown colour or attribute '#12'"),
             "{e}"
         );
 

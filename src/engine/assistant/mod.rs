@@ -171,3 +171,14 @@ pub fn chat_stoppable(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_persona_setting_offers_exactly_the_personas() {
+        let names: Vec<&str> = PERSONAS.iter().map(|p| p.name).collect();
+        assert_eq!(crate::settings::Persona::NAMES, names.as_slice());
+    }
+}
