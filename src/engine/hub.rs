@@ -38,23 +38,6 @@ pub struct Hub {
     theme_files: std::sync::Mutex<Vec<(PathBuf, config::Stamp)>>,
 }
 
-/// A setting's value: the configured one, else the default.
-fn effective(key: &str, configured: Option<&str>) -> String {
-    configured
-        .map(str::to_string)
-        .or_else(|| settings::find(key).map(|d| d.default.to_string()))
-        .unwrap_or_default()
-}
-
-/// A numeric setting's value, falling back to its default when it does not parse.
-pub fn number(key: &str, value: &str) -> u64 {
-    value.parse().unwrap_or_else(|_| {
-        settings::find(key)
-            .and_then(|d| d.default.parse().ok())
-            .unwrap_or(0)
-    })
-}
-
 fn project_dirs() -> Result<directories::ProjectDirs> {
     directories::ProjectDirs::from("dev", "Valyxo", "valyxo").context(
         "cannot find a home directory for Valyxo's state; pass --home DIR or set VALYXO_HOME",
@@ -130,14 +113,12 @@ impl Hub {
 
     /// Applies the settings that the layers below keep process-wide.
     pub fn apply_limits(&self) {
-        if let Ok(n) = crate::settings::parse_size(&self.setting("vfs.max_file_size")) {
-            crate::vfs::set_max_stored_file(n);
-        }
+        crate::vfs::set_max_stored_file(self.settings().vfs.max_file_size.0);
     }
 
     /// Backups of the store kept (setting store.backups; 0: none made).
     pub fn backups_kept(&self) -> usize {
-        number("store.backups", &self.setting("store.backups")) as usize
+        self.settings().store.backups
     }
 
     /// Makes the day's backup of the store on a thread of its own when the newest is a day
@@ -199,10 +180,23 @@ impl Hub {
         true
     }
 
-    /// The value of a setting (configured, or its default). Unknown keys give "".
-    pub fn setting(&self, key: &str) -> String {
+    /// The settings, typed: those `config.toml` sets, else the defaults.
+    pub fn settings(&self) -> Arc<settings::Settings> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .settings()
+            .clone()
+    }
+
+    /// A setting as text, to show: as `config.toml` has it (normalised), else its default.
+    /// Unknown keys give "".
+    pub fn setting_text(&self, key: &str) -> String {
         let c = self.config.read().unwrap_or_else(|e| e.into_inner());
-        effective(key, c.get(key))
+        c.get(key)
+            .or_else(|| settings::find(key).map(|d| d.default))
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The configured settings under `prefix` (such as `editor.keys.`): the rest of each
@@ -216,17 +210,6 @@ impl Hub {
             .collect();
         v.sort();
         v
-    }
-
-    /// Every setting read at once, for code that needs several of them.
-    pub fn settings_snapshot(&self) -> impl Fn(&str) -> String {
-        let values = self
-            .config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .clone();
-        move |key| effective(key, values.get(key).map(String::as_str))
     }
 
     /// Changes (`Some`) or resets (`None`) a setting in `config.toml`. The value is checked
@@ -278,7 +261,7 @@ impl Hub {
         if !changed {
             return;
         }
-        let name = self.setting("theme");
+        let name = self.settings().theme.clone();
         match theme::load(&name, &self.themes_dir()) {
             Ok(t) => {
                 self.watch(&t.files);
@@ -306,7 +289,7 @@ impl Hub {
         {
             return t.clone();
         }
-        let name = self.setting("theme");
+        let name = self.settings().theme.clone();
         let t = match theme::load(&name, &self.themes_dir()) {
             Ok(t) => {
                 self.watch(&t.files);
@@ -326,24 +309,15 @@ impl Hub {
         t
     }
 
-    /// A numeric setting (its default when the stored value does not parse).
-    pub fn setting_u64(&self, key: &str) -> u64 {
-        number(key, &self.setting(key))
-    }
-
-    pub fn setting_bool(&self, key: &str) -> bool {
-        self.setting(key) == "true"
-    }
-
     /// Whether to colour a stream that is (or is not) a terminal.
     pub fn color_for(&self, is_tty: bool) -> bool {
         if self.no_color {
             return false;
         }
-        match self.setting("color").as_str() {
-            "always" => true,
-            "never" => false,
-            _ => is_tty,
+        match self.settings().color {
+            settings::ColorMode::Always => true,
+            settings::ColorMode::Never => false,
+            settings::ColorMode::Auto => is_tty,
         }
     }
 }

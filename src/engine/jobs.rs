@@ -173,7 +173,7 @@ pub fn start(sh: &Session, line: &str) -> Result<i64> {
         line: line.to_string(),
         token: token.clone(),
     };
-    let max = hub.setting_u64("jobs.max_running").max(1) as usize;
+    let max = hub.settings().jobs.max_running.max(1);
     let mut g = hub.jobs.lock();
     g.live.insert(id, token);
     if g.running < max {
@@ -215,7 +215,7 @@ fn slot_freed(hub: &Arc<Hub>) {
     let next = {
         let mut g = hub.jobs.lock();
         g.running -= 1;
-        let max = hub.setting_u64("jobs.max_running").max(1) as usize;
+        let max = hub.settings().jobs.max_running.max(1);
         let mut next = None;
         while g.running < max {
             match g.queue.pop_front() {
@@ -249,7 +249,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
         params![id, now_ms()],
     );
     let cap: Capture = Capture::default();
-    let limit = hub.setting_u64("jobs.max_output");
+    let limit = hub.settings().jobs.max_output;
     let mut sink = Sink {
         hub: &hub,
         id,

@@ -537,9 +537,7 @@ fn run_doctor(cli: &Cli) -> ExitCode {
             )?;
         }
         if *backup {
-            let keep = crate::settings::find("store.backups")
-                .and_then(|d| d.default.parse().ok())
-                .unwrap_or(3);
+            let keep = crate::settings::StoreSettings::default().backups;
             let b = care::backup(&path, keep)?;
             writeln!(out, "backed up to {}", b.display())?;
         }

@@ -308,7 +308,7 @@ impl Completer for ShellHelper {
 impl Hinter for ShellHelper {
     type Hint = String;
     fn hint(&self, line: &str, pos: usize, _: &Context<'_>) -> Option<String> {
-        if pos < line.len() || !self.hub.setting_bool("repl.hints") {
+        if pos < line.len() || !self.hub.settings().repl.hints {
             return None;
         }
         self.hints
@@ -321,7 +321,7 @@ impl Hinter for ShellHelper {
 
 impl Highlighter for ShellHelper {
     fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
-        if !self.colored() || !self.hub.setting_bool("repl.highlight") {
+        if !self.colored() || !self.hub.settings().repl.highlight {
             return Cow::Borrowed(line);
         }
         Cow::Owned(self.colorize(line))
@@ -377,7 +377,7 @@ fn stop_jobs(hub: &Hub) {
 /// filled in for this session.
 pub fn prompt(sh: &Session) -> (String, String) {
     let hub = &sh.hub;
-    let format = hub.setting("prompt.format");
+    let format = hub.settings().prompt.format.clone();
     let cwd = sh.cwd.display_tilde();
     let info = crate::theme::PromptInfo {
         cwd: &cwd,
@@ -480,7 +480,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
                 if signals::interrupted() {
                     eprintln!();
                 }
-                let record = !(line.starts_with(' ') && hub.setting_bool("history.ignore_space"));
+                let record = !(line.starts_with(' ') && hub.settings().history.ignore_space);
                 if record {
                     if let Err(e) = history::record(
                         &hub.store,

@@ -3,19 +3,25 @@
 //! the home is given with `--home` or `VALYXO_HOME`.
 //!
 //! Keys are the setting names from [`crate::settings`]; a dotted name is a key in a table, so
-//! `repl.hints` is written `[repl]` / `hints = false` (or `repl.hints = false`). Reading never
-//! fails: every problem (a syntax error, an unknown key, a bad value) is collected with its
-//! line and column, and the key it concerns falls back to its default while the rest of the
-//! file still applies. Writing edits the file in place (comments and layout are kept), under a
-//! lock, through a temporary file renamed over the old one, and refuses to touch a file that
-//! does not parse rather than lose what the user wrote.
+//! `repl.hints` is written `[repl]` / `hints = false` (or `repl.hints = false`). Reading (with
+//! the `toml` crate: its tree of spanned values, each setting's value then read as its type
+//! into [`Settings`]) never fails: every problem (a syntax error, an unknown key, a bad value)
+//! is collected with its line and column, and the key it concerns falls back to its default
+//! while the rest of the file still applies. Writing (with `toml_edit`) edits the file in
+//! place (comments and layout are kept), under a lock, through a temporary file renamed over
+//! the old one, and refuses to touch a file that does not parse rather than lose what the
+//! user wrote.
 
-use crate::settings;
+use crate::settings::{self, Settings};
 use anyhow::{bail, Context, Result};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
 use toml_edit::{Item, Table, Value};
 
 pub const FILE: &str = "config.toml";
@@ -93,87 +99,109 @@ impl Problem {
     }
 }
 
-/// Parses `text` as TOML. A syntax error is reported and its line blanked out, and parsing
-/// tries again, so one typo does not throw away the rest of the file.
-pub fn parse_lenient(file: &Path, text: &str) -> (toml_edit::Document<String>, Vec<Problem>) {
+/// The text of a TOML file with every line that stops it parsing blanked out, and a problem
+/// for each such line: one typo does not throw away the rest of the file. Byte offsets and
+/// line numbers are those of `text`.
+pub fn parse_lenient(file: &Path, text: &str) -> (String, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut current = text.to_string();
     for _ in 0..32 {
-        match toml_edit::Document::parse(current.clone()) {
-            Ok(doc) => return (doc, problems),
-            Err(e) => {
-                let offset = e.span().map_or(0, |s| s.start);
-                let message = e.message().trim().to_string();
-                problems.push(Problem::at(
-                    file,
-                    &current,
-                    offset,
-                    format!("{message} (this line is ignored)"),
-                ));
-                // Blank the offending line (keeping byte offsets and line numbers intact).
-                // An error on a blank line (an unclosed string or array that ran to the
-                // end, say) is blamed on the nearest line above with text on it.
-                let mut at = offset.min(current.len());
-                let (start, end) = loop {
-                    let start = current[..at].rfind('\n').map_or(0, |i| i + 1);
-                    let end = current[start..]
-                        .find('\n')
-                        .map_or(current.len(), |i| start + i);
-                    if !current[start..end].trim().is_empty() || start == 0 {
-                        break (start, end);
-                    }
-                    at = start - 1;
-                };
-                if current[start..end].trim().is_empty() {
-                    break;
-                }
-                if at != offset.min(current.len()) {
-                    // Report where the text is, not the blank line.
-                    let last = problems.last_mut().expect("just pushed");
-                    *last = Problem::at(
-                        file,
-                        &current,
-                        start,
-                        format!("{message} (this line is ignored)"),
-                    );
-                }
-                let blank = " ".repeat(end - start);
-                current.replace_range(start..end, &blank);
+        let Err(e) = DeTable::parse(&current) else {
+            return (current, problems);
+        };
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().trim().to_string();
+        problems.push(Problem::at(
+            file,
+            &current,
+            offset,
+            format!("{message} (this line is ignored)"),
+        ));
+        // Blank the offending line (keeping byte offsets and line numbers intact). An
+        // error on a blank line (an unclosed string or array that ran to the end, say) is
+        // blamed on the nearest line above with text on it.
+        let mut at = offset.min(current.len());
+        let (start, end) = loop {
+            let start = current[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = current[start..]
+                .find('\n')
+                .map_or(current.len(), |i| start + i);
+            if !current[start..end].trim().is_empty() || start == 0 {
+                break (start, end);
             }
+            at = start - 1;
+        };
+        if current[start..end].trim().is_empty() {
+            break;
         }
+        if at != offset.min(current.len()) {
+            // Report where the text is, not the blank line.
+            let last = problems.last_mut().expect("just pushed");
+            *last = Problem::at(
+                file,
+                &current,
+                start,
+                format!("{message} (this line is ignored)"),
+            );
+        }
+        let blank = " ".repeat(end - start);
+        current.replace_range(start..end, &blank);
     }
-    let doc = toml_edit::Document::parse(String::new()).expect("empty TOML parses");
-    (doc, problems)
+    (String::new(), problems)
 }
 
-/// The entries of a parsed TOML table: (key, dotted name under `prefix`, byte offset of the
-/// key in the source, item).
-pub fn entries<'t>(table: &'t Table, prefix: &str) -> Vec<(&'t str, String, usize, &'t Item)> {
-    table
+/// The entries of a parsed TOML table, in the order they are in the file: (key, dotted name
+/// under `prefix`, byte offset of the key, value).
+pub fn entries<'t, 'i>(
+    table: &'t DeTable<'i>,
+    prefix: &str,
+) -> Vec<(&'t str, String, usize, &'t Spanned<DeValue<'i>>)> {
+    let mut out: Vec<_> = table
         .iter()
-        .filter_map(|(name, _)| {
-            let (key, item) = table.get_key_value(name)?;
+        .map(|(key, value)| {
+            let name: &str = key.get_ref();
             let full = if prefix.is_empty() {
                 name.to_string()
             } else {
                 format!("{prefix}.{name}")
             };
-            let at = key.span().or_else(|| item.span()).map_or(0, |s| s.start);
-            Some((key.get(), full, at, item))
+            (name, full, key.span().start, value)
         })
-        .collect()
+        .collect();
+    out.sort_by_key(|e| e.2);
+    out
 }
 
-/// A value as a setting string, or why it cannot be one.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.value().clone()),
-        Value::Boolean(b) => Some(b.value().to_string()),
-        Value::Integer(i) => Some(i.value().to_string()),
-        // Written as TOML has it (`4.0`, not `4`), so a whole-number setting refuses it as
-        // `settings set` would.
-        Value::Float(f) => Some(format!("{:?}", f.value())),
-        _ => None,
+/// A scalar TOML value as the text of a setting: what `settings set` would be given.
+struct Scalar(String);
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            // Written as TOML has it (`4.0`, not `4`), so a whole-number setting refuses it
+            // as `settings set` would.
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(format!("{v:?}")))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visit)
     }
 }
 
@@ -181,7 +209,10 @@ fn scalar(v: &Value) -> Option<String> {
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     pub path: PathBuf,
+    /// Each setting the file sets validly, as text (normalised as `settings set` would).
     values: HashMap<String, String>,
+    /// The settings, typed: the file's values over the defaults.
+    settings: Arc<Settings>,
     /// Everything wrong with the file; the keys concerned use their defaults.
     pub problems: Vec<Problem>,
     stamp: Option<(SystemTime, u64)>,
@@ -241,27 +272,40 @@ impl Config {
 
     /// Checks the TOML `text` (read from `path`) against the known settings.
     pub fn parse(path: &Path, text: &str) -> Config {
-        let (doc, mut problems) = parse_lenient(path, text);
-        let mut values = HashMap::new();
-        let raw = doc.raw().to_string();
-        walk(path, &raw, doc.as_table(), "", &mut values, &mut problems);
+        let (clean, mut problems) = parse_lenient(path, text);
+        let table = DeTable::parse(&clean).map_or_else(|_| DeTable::default(), |t| t.into_inner());
+        let mut read = Read {
+            path,
+            text: &clean,
+            values: HashMap::new(),
+            settings: Settings::default(),
+            problems: Vec::new(),
+        };
+        read.walk(&table, "");
+        problems.append(&mut read.problems);
         problems.sort_by_key(|p| (p.line, p.col));
         Config {
             path: path.to_path_buf(),
-            values,
+            values: read.values,
+            settings: Arc::new(read.settings),
             problems,
             stamp: None,
         }
     }
 
-    /// The checked value of `key`, if the file sets it.
+    /// The checked value of `key` as text, if the file sets it.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.values.get(key).map(String::as_str)
     }
 
-    /// Every key the file sets validly.
+    /// Every key the file sets validly, as text.
     pub fn values(&self) -> &HashMap<String, String> {
         &self.values
+    }
+
+    /// The settings, typed: what the file sets validly, else the defaults.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
     }
 
     /// Whether the file on disk differs (by time and size) from what was loaded.
@@ -270,85 +314,87 @@ impl Config {
     }
 }
 
-fn walk(
-    path: &Path,
-    text: &str,
-    table: &Table,
-    prefix: &str,
-    values: &mut HashMap<String, String>,
-    problems: &mut Vec<Problem>,
-) {
-    for (name, full, at, item) in entries(table, prefix) {
-        match item {
-            Item::Table(t) => walk(path, text, t, &full, values, problems),
-            Item::Value(Value::InlineTable(t)) if settings::find(&full).is_none() => {
-                let t = t.clone().into_table();
-                walk(path, text, &t, &full, values, problems)
+/// A config file being read: what it sets so far, and what is wrong with it.
+struct Read<'a> {
+    path: &'a Path,
+    text: &'a str,
+    values: HashMap<String, String>,
+    settings: Settings,
+    problems: Vec<Problem>,
+}
+
+impl Read<'_> {
+    fn problem(&mut self, at: usize, message: String) {
+        self.problems
+            .push(Problem::at(self.path, self.text, at, message));
+    }
+
+    fn walk(&mut self, table: &DeTable<'_>, prefix: &str) {
+        for (name, full, at, value) in entries(table, prefix) {
+            let known = settings::find(&full);
+            if let (DeValue::Table(t), None) = (value.get_ref(), known) {
+                self.walk(t, &full);
+                continue;
             }
-            Item::Value(v) => {
-                let vat = v.span().map_or(at, |s| s.start);
-                let Some(raw) = scalar(v) else {
-                    problems.push(Problem::at(
-                        path,
-                        text,
-                        vat,
-                        format!("{full}: expected a string, number or boolean; using the default"),
-                    ));
+            let vat = value.span().start;
+            let raw = match Scalar::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(Scalar(raw)) => raw,
+                Err(_) if known.is_some() || settings::is_family(&full) => {
+                    let m =
+                        format!("{full}: expected a string, number or boolean; using the default");
+                    self.problem(vat, m);
                     continue;
-                };
-                match settings::validate(&full, &raw) {
-                    Ok(v) => {
-                        values.insert(full, v);
+                }
+                // Not a setting whatever its value: reported as unknown below.
+                Err(_) => String::new(),
+            };
+            match settings::validate(&full, &raw) {
+                Ok(v) => {
+                    if known.is_some() {
+                        if let Err(e) = self.settings.set(&full, &v) {
+                            self.problem(vat, format!("{full}: {e:#}; using the default"));
+                            continue;
+                        }
                     }
-                    Err(e) if settings::find(&full).is_none() => {
-                        let under = settings::SETTINGS
-                            .iter()
-                            .find(|d| d.key.split_once('.').is_some_and(|(_, k)| k == name));
-                        let m = if !prefix.is_empty() && settings::find(name).is_some() {
-                            format!(
-                                "'{name}' is read here as '{full}'; top-level settings go above the first [table]"
-                            )
-                        } else if let (true, Some(d)) = (prefix.is_empty(), under) {
-                            let table = d.key.split_once('.').map_or("", |(t, _)| t);
-                            format!(
-                                "unknown setting '{name}'; did you mean '{}' (under [{table}])?",
-                                d.key
-                            )
-                        } else {
-                            format!("{e:#}")
-                        };
-                        problems.push(Problem::at(path, text, at, m));
-                    }
-                    Err(e) => {
-                        let default = settings::find(&full).map_or("", |d| d.default);
-                        problems.push(Problem::at(
-                            path,
-                            text,
-                            vat,
-                            format!("{e:#}; using the default '{default}'"),
-                        ));
-                    }
+                    self.values.insert(full, v);
+                }
+                Err(e) if known.is_none() => {
+                    let under = settings::SETTINGS
+                        .iter()
+                        .find(|d| d.key.split_once('.').is_some_and(|(_, k)| k == name));
+                    let m = if !prefix.is_empty() && settings::find(name).is_some() {
+                        format!(
+                            "'{name}' is read here as '{full}'; top-level settings go above the first [table]"
+                        )
+                    } else if let (true, Some(d)) = (prefix.is_empty(), under) {
+                        let table = d.key.split_once('.').map_or("", |(t, _)| t);
+                        format!(
+                            "unknown setting '{name}'; did you mean '{}' (under [{table}])?",
+                            d.key
+                        )
+                    } else {
+                        format!("{e:#}")
+                    };
+                    self.problem(at, m);
+                }
+                Err(e) => {
+                    let default = known.map_or("", |d| d.default);
+                    self.problem(vat, format!("{e:#}; using the default '{default}'"));
                 }
             }
-            Item::ArrayOfTables(_) | Item::None => problems.push(Problem::at(
-                path,
-                text,
-                at,
-                format!("{full}: expected a setting or a table of settings"),
-            )),
         }
     }
 }
 
 /// The TOML value to write for a setting: a boolean or integer when the setting is one.
 fn typed(key: &str, value: &str) -> Value {
-    let def = settings::find(key);
-    if def.is_some_and(|d| d.choices == settings::BOOL) {
+    let written = settings::find(key).map(|d| d.written);
+    if written == Some(settings::Written::Bool) {
         if let Ok(b) = value.parse::<bool>() {
             return Value::from(b);
         }
     }
-    if def.is_some_and(|d| d.default.parse::<i64>().is_ok()) {
+    if written == Some(settings::Written::Integer) {
         if let Ok(n) = value.parse::<i64>() {
             return Value::from(n);
         }
@@ -663,6 +709,78 @@ mod tests {
         assert!(shown[1].starts_with("config.toml:4:1: unknown setting 'repl.hihglight'"));
         assert!(shown[1].contains("repl.highlight"), "{}", shown[1]);
         assert!(shown[2].starts_with("config.toml:5:"), "{}", shown[2]);
+    }
+
+    #[test]
+    fn values_are_read_as_their_types() {
+        use settings::{Bytes, ColorMode, KeymapName, Persona};
+        use std::time::Duration;
+        let c = parse(
+            "color = \"NEVER\"\n[editor]\nkeymap = \"nano\"\ntab_width = 8\n\
+             [assistant]\npersona = \"test-writer\"\ntimeout = \"500ms\"\nmax_answer = \"512K\"\n\
+             [script]\ntimeout = \"2s\"\n[jobs]\nmax_running = \"2\"\n",
+        );
+        assert_eq!(c.problems, vec![]);
+        let s = c.settings();
+        assert_eq!(s.color, ColorMode::Never);
+        assert_eq!(c.get("color"), Some("never"));
+        assert_eq!(s.editor.keymap, KeymapName::Nano);
+        assert_eq!(s.editor.tab_width, 8);
+        assert_eq!(s.assistant.persona, Persona::TestWriter);
+        assert_eq!(s.assistant.timeout, Duration::from_millis(500));
+        assert_eq!(s.assistant.max_answer, Bytes(512 << 10));
+        assert_eq!(s.script.timeout, Duration::from_secs(2));
+        assert_eq!(s.jobs.max_running, 2);
+        // What the file leaves out has its default.
+        assert_eq!(s.repl, Settings::default().repl);
+        assert_eq!(s.sync.server.as_str(), "http://127.0.0.1:8080");
+        // A bare number of seconds, as a float.
+        let c = parse("[script]\ntimeout = 1.5\n");
+        assert_eq!(c.settings().script.timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn a_bad_choice_is_reported_on_its_line_and_that_key_falls_back() {
+        let c = parse("color = \"never\"\n\n[editor]\nsoft_tabs = false\nkeymap = \"emacs\"\n");
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        let p = &c.problems[0];
+        assert_eq!((p.line, p.col), (5, 10));
+        assert!(
+            p.message.starts_with(
+                "'emacs' is not a valid value for editor.keymap: expected default, nano"
+            ),
+            "{p}"
+        );
+        assert!(p.message.ends_with("using the default 'default'"), "{p}");
+        let s = c.settings();
+        assert_eq!(s.editor.keymap, settings::KeymapName::Default);
+        assert_eq!(c.get("editor.keymap"), None);
+        // The rest of the file applies.
+        assert!(!s.editor.soft_tabs);
+        assert_eq!(s.color, settings::ColorMode::Never);
+        // A bad duration and a bad URL fall back the same way.
+        let c = parse("[script]\ntimeout = \"5 parsecs\"\n[assistant]\nurl = \"ftp://x\"\n");
+        let lines: Vec<usize> = c.problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [2, 4], "{:?}", c.problems);
+        assert_eq!(c.settings().script, Settings::default().script);
+        assert_eq!(c.settings().assistant, Settings::default().assistant);
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_where_it_is() {
+        let c = parse("theme = \"nord\"\n[editor]\ntab_widht = 2\n[nothing]\nhere = 1\n");
+        let shown: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].starts_with("config.toml:3:1: unknown setting 'editor.tab_widht'. Did you mean 'editor.tab_width'?"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1].starts_with("config.toml:5:1: unknown setting 'nothing.here'"),
+            "{shown:?}"
+        );
+        assert_eq!(c.settings().theme, "nord");
+        assert_eq!(c.settings().editor.tab_width, 4);
     }
 
     #[test]

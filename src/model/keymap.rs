@@ -362,7 +362,7 @@ const NANO: &[(&str, Command)] = &[
 ];
 
 /// The keymaps one can choose with `editor.keymap`.
-pub const KEYMAPS: &[&str] = &["default", "nano"];
+pub const KEYMAPS: &[&str] = crate::settings::KeymapName::NAMES;
 
 /// Chords and their commands.
 #[derive(Clone, Debug)]

@@ -1,7 +1,25 @@
 //! Settings (model): a fixed set of documented keys with defaults and validation, kept in
 //! `config.toml` (see [`crate::config`]). `settings list|get|set|reset` reads and writes them.
+//!
+//! One declaration (the `settings!` macro below) holds each setting's key, type, default and
+//! help: it makes the typed [`Settings`] that code reads (`settings.editor.tab_width`, so a
+//! misspelt name does not compile), and the [`SETTINGS`] table that `settings list`,
+//! completion and `man config` are fed from.
 
 use anyhow::{bail, Result};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// How a setting's value is written in `config.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// `true` or `false`.
+    Bool,
+    /// A number when the value is a whole number (`4`, `0`), else a string (`"5s"`).
+    Integer,
+    /// A string.
+    Text,
+}
 
 pub struct SettingDef {
     pub key: &'static str,
@@ -10,6 +28,11 @@ pub struct SettingDef {
     /// Allowed values, or empty for free-form validated by `check`.
     pub choices: &'static [&'static str],
     pub check: Option<fn(&str) -> Result<()>>,
+    pub written: Written,
+    /// Reads a value (checked and normalised by [`validate`]) as the setting's type.
+    parses: fn(&str) -> Result<()>,
+    /// Sets the field of [`Settings`] this setting is, from a checked value.
+    apply: fn(&mut Settings, &str) -> Result<()>,
 }
 
 fn check_vfs_path(v: &str) -> Result<()> {
@@ -61,14 +84,6 @@ fn check_number(v: &str) -> Result<()> {
         Ok(_) => Ok(()),
         _ => bail!("expected a whole number (0 means no limit)"),
     }
-}
-
-fn check_duration(v: &str) -> Result<()> {
-    parse_duration(v).map(|_| ())
-}
-
-fn check_size(v: &str) -> Result<()> {
-    parse_size(v).map(|_| ())
 }
 
 fn check_file_size(v: &str) -> Result<()> {
@@ -123,232 +138,354 @@ pub fn parse_size(v: &str) -> Result<u64> {
 
 pub const BOOL: &[&str] = &["true", "false"];
 
-pub const SETTINGS: &[SettingDef] = &[
-    SettingDef {
-        key: "color",
-        default: "auto",
-        help: "Colour output: auto (on a terminal), always, or never. NO_COLOR and --no-color always turn it off.",
-        choices: &["auto", "always", "never"],
-        check: None,
-    },
-    SettingDef {
-        key: "theme",
-        default: "neon",
-        help: "The theme: colours of the prompt, highlighting, pager and editor ('theme list' shows them).",
-        choices: &[],
-        check: Some(check_theme),
-    },
-    SettingDef {
-        key: "prompt.format",
-        default: "",
-        help: "The prompt, overriding the theme's: text with {app} {cwd} {status} {jobs} {time} {user} {host}; empty uses the theme's.",
-        choices: &[],
-        check: Some(check_prompt),
-    },
-    SettingDef {
-        key: "man.pager",
-        default: "true",
-        help: "Show manual pages in the built-in pager on a terminal (false prints them).",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "editor.tab_width",
-        default: "4",
-        help: "Columns between tab stops in the editor: how a tab is shown, and how many spaces Tab inserts.",
-        choices: &[],
-        check: Some(check_tab_width),
-    },
-    SettingDef {
-        key: "editor.soft_tabs",
-        default: "true",
-        help: "Tab in the editor inserts spaces (false inserts a tab character).",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "editor.keymap",
-        default: "default",
-        help: "The editor's keys: default (as in micro and VS Code) or nano. Any key can be bound as well under [editor.keys] in config.toml ('man editor').",
-        choices: crate::keymap::KEYMAPS,
-        check: None,
-    },
-    SettingDef {
-        key: "editor.auto_pairs",
-        default: "true",
-        help: "Typing an opening bracket or quote in the editor adds its closing one, and typing the closing one steps over it.",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "editor.system_clipboard",
-        default: "true",
-        help: "Copy and cut in the editor also put the text on the system clipboard, through the terminal (OSC 52).",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "sync.server",
-        default: "http://127.0.0.1:8080",
-        help: "The account server that login and register use when --server is not given: https://HOST, or http:// to this machine only.",
-        choices: &[],
-        check: Some(check_url),
-    },
-    SettingDef {
-        key: "assistant.url",
-        default: "https://api.openai.com/v1",
-        help: "The base URL of an OpenAI-compatible API: OpenAI, or a local server such as Ollama (http://localhost:11434/v1) or llama.cpp (http://localhost:8080/v1).",
-        choices: &[],
-        check: Some(check_url),
-    },
-    SettingDef {
-        key: "assistant.model",
-        default: "gpt-4o-mini",
-        help: "The model the assistant asks for (for Ollama, a pulled model such as llama3.2).",
-        choices: &[],
-        check: Some(check_model),
-    },
-    SettingDef {
-        key: "assistant.persona",
-        default: "default",
-        help: "The persona for new conversations: default, explain, review, test-writer or architect.",
-        choices: &["default", "explain", "review", "test-writer", "architect"],
-        check: None,
-    },
-    SettingDef {
-        key: "assistant.timeout",
-        default: "60s",
-        help: "How long to wait for the assistant to start answering, and the longest it may fall silent mid-answer (0 waits for ever).",
-        choices: &[],
-        check: Some(check_duration),
-    },
-    SettingDef {
-        key: "assistant.max_answer",
-        default: "4M",
-        help: "The longest answer the assistant may give (512K, 4M, 1G); a longer one is cut there, the part received kept, and 'ask' fails saying so; 0 means no limit.",
-        choices: &[],
-        check: Some(check_size),
-    },
-    SettingDef {
-        key: "shell.start_dir",
-        default: "~/Projects/Main",
-        help: "The directory a new session starts in (created when missing).",
-        choices: &[],
-        check: Some(check_vfs_path),
-    },
-    SettingDef {
-        key: "repl.hints",
-        default: "true",
-        help: "Show the most recent matching history entry as a greyed-out suggestion while typing.",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "repl.highlight",
-        default: "true",
-        help: "Highlight the line as it is typed (commands, strings, operators).",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "history.ignore_space",
-        default: "true",
-        help: "Do not record lines that start with a space.",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "grep.threads",
-        default: "0",
-        help: "Threads grep uses to search many files; 0 picks one per CPU core plus one, so the search goes on while a thread waits on the disk.",
-        choices: &[],
-        check: Some(check_count),
-    },
-    SettingDef {
-        key: "exec.writeback",
-        default: "true",
-        help: "After 'exec' in a stored directory, write the program's changes back into the VFS.",
-        choices: BOOL,
-        check: None,
-    },
-    SettingDef {
-        key: "script.max_operations",
-        default: "0",
-        help: "Operations a script may perform before it is stopped; 0 means no limit.",
-        choices: &[],
-        check: Some(check_number),
-    },
-    SettingDef {
-        key: "script.max_call_depth",
-        default: "64",
-        help: "Deepest nesting of function calls in a script (recursion depth).",
-        choices: &[],
-        check: Some(check_count),
-    },
-    SettingDef {
-        key: "script.max_string_size",
-        default: "16777216",
-        help: "Longest string a script may build, in bytes; 0 means no limit.",
-        choices: &[],
-        check: Some(check_number),
-    },
-    SettingDef {
-        key: "script.max_array_size",
-        default: "1000000",
-        help: "Most elements an array or BLOB in a script may hold; 0 means no limit.",
-        choices: &[],
-        check: Some(check_number),
-    },
-    SettingDef {
-        key: "script.max_map_size",
-        default: "1000000",
-        help: "Most properties an object map in a script may hold; 0 means no limit.",
-        choices: &[],
-        check: Some(check_number),
-    },
-    SettingDef {
-        key: "script.max_memory",
-        default: "1G",
-        help: "Memory a script may hold at once (its strings, arrays, maps and what the scripts it runs hold), such as 512M or 2G; 0 means no limit. Beyond it the script stops with an error; the hub goes on.",
-        choices: &[],
-        check: Some(check_size),
-    },
-    SettingDef {
-        key: "script.timeout",
-        default: "0",
-        help: "Wall-clock time a script may run (500ms, 5s, 2m, 1h); 0 means no limit. 'run --timeout' overrides it.",
-        choices: &[],
-        check: Some(check_duration),
-    },
-    SettingDef {
-        key: "vfs.max_file_size",
-        default: "512M",
-        help: "Largest file the stored tree takes, such as 64M or 1G (at most 1G); writing more fails and leaves the file as it was. Mounted files have no such limit.",
-        choices: &[],
-        check: Some(check_file_size),
-    },
-    SettingDef {
-        key: "store.backups",
-        default: "3",
-        help: "Daily backups of the state store kept in the home's backups folder ('doctor' lists them); 0 makes none.",
-        choices: &[],
-        check: Some(check_count),
-    },
-    SettingDef {
-        key: "jobs.max_running",
-        default: "4",
-        help: "Background jobs that run at once; more wait in the queue.",
-        choices: &[],
-        check: Some(check_positive),
-    },
-    SettingDef {
-        key: "jobs.max_output",
-        default: "16777216",
-        help: "Bytes of output kept per background job; beyond that output is dropped and marked.",
-        choices: &[],
-        check: Some(check_number),
-    },
-];
+/// A type a setting can have, read from the text users write (in `config.toml` or with
+/// `settings set`), after [`validate`] has trimmed it and lower-cased a choice.
+pub trait SettingValue: Sized {
+    /// The values allowed, when they are a fixed few.
+    const CHOICES: &'static [&'static str] = &[];
+    const WRITTEN: Written = Written::Text;
+    fn parse(text: &str) -> Result<Self>;
+}
+
+impl SettingValue for bool {
+    const CHOICES: &'static [&'static str] = BOOL;
+    const WRITTEN: Written = Written::Bool;
+    fn parse(text: &str) -> Result<bool> {
+        text.parse()
+            .map_err(|_| anyhow::anyhow!("expected true or false"))
+    }
+}
+
+macro_rules! whole_numbers {
+    ($($t:ty),*) => {$(
+        impl SettingValue for $t {
+            const WRITTEN: Written = Written::Integer;
+            fn parse(text: &str) -> Result<$t> {
+                text.parse()
+                    .map_err(|_| anyhow::anyhow!("expected a whole number"))
+            }
+        }
+    )*};
+}
+whole_numbers!(u32, u64, usize);
+
+impl SettingValue for String {
+    fn parse(text: &str) -> Result<String> {
+        Ok(text.to_string())
+    }
+}
+
+/// `0`, `250ms`, `5s`, `2m`, `1h` or a bare number of seconds (see [`parse_duration`]).
+impl SettingValue for Duration {
+    // A bare number of seconds is written as a number.
+    const WRITTEN: Written = Written::Integer;
+    fn parse(text: &str) -> Result<Duration> {
+        parse_duration(text)
+    }
+}
+
+/// A size in bytes, written `65536`, `512K`, `4M` or `1G` (see [`parse_size`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl Bytes {
+    /// The size as a `usize`, saturating on a 32-bit host.
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl SettingValue for Bytes {
+    fn parse(text: &str) -> Result<Bytes> {
+        parse_size(text).map(Bytes)
+    }
+}
+
+/// An `http://` or `https://` URL with a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url(String);
+
+impl Url {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl SettingValue for Url {
+    fn parse(text: &str) -> Result<Url> {
+        check_url(text)?;
+        Ok(Url(text.trim().to_string()))
+    }
+}
+
+/// A setting with a fixed few values: an enum whose variants are read, through serde, from
+/// exactly the words users write.
+macro_rules! choice {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, as users write it.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl SettingValue for $name {
+            const CHOICES: &'static [&'static str] = Self::NAMES;
+            fn parse(text: &str) -> Result<$name> {
+                use serde::de::{value::{Error, StrDeserializer}, IntoDeserializer};
+                let words: StrDeserializer<'_, Error> = text.into_deserializer();
+                $name::deserialize(words)
+                    .map_err(|_| anyhow::anyhow!("expected {}", Self::NAMES.join(", ")))
+            }
+        }
+    };
+}
+
+choice! {
+    /// When output is coloured (`color`).
+    ColorMode {
+        /// On a terminal.
+        Auto = "auto",
+        Always = "always",
+        Never = "never",
+    }
+}
+
+choice! {
+    /// The editor's keys (`editor.keymap`).
+    KeymapName {
+        /// As in micro and VS Code.
+        Default = "default",
+        Nano = "nano",
+    }
+}
+
+choice! {
+    /// The assistant's persona for new conversations (`assistant.persona`); each is one of
+    /// the assistant's personas.
+    Persona {
+        Default = "default",
+        Explain = "explain",
+        Review = "review",
+        TestWriter = "test-writer",
+        Architect = "architect",
+    }
+}
+
+/// Declares the settings: for each, its key (the group and the field's name), its type,
+/// its default as written, an extra check of the text if any, and its help (the doc
+/// comment). Makes the [`Settings`] struct, one struct per group, and [`SETTINGS`].
+macro_rules! settings {
+    (@check) => { None };
+    (@check $check:path) => { Some($check) };
+    (@def $key:expr, $ty:ty, $default:literal, $help:literal, [$($check:path)?], |$s:ident| $field:expr) => {
+        SettingDef {
+            key: $key,
+            default: $default,
+            help: $help.trim_ascii(),
+            choices: <$ty as SettingValue>::CHOICES,
+            check: settings!(@check $($check)?),
+            written: <$ty as SettingValue>::WRITTEN,
+            parses: |text| <$ty as SettingValue>::parse(text).map(drop),
+            apply: |$s, text| {
+                $field = <$ty as SettingValue>::parse(text)?;
+                Ok(())
+            },
+        }
+    };
+    (
+        top_level {
+            $(#[doc = $thelp:literal] $tfield:ident: $tty:ty = $tdefault:literal $(, check $tcheck:path)?;)*
+        }
+        $(
+            #[doc = $ghelp:literal]
+            $group:ident: $gty:ident {
+                $(#[doc = $help:literal] $field:ident: $ty:ty = $default:literal $(, check $check:path)?;)*
+            }
+        )*
+    ) => {
+        /// Every setting, typed: what `config.toml` sets, else the default.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct Settings {
+            $(#[doc = $thelp] pub $tfield: $tty,)*
+            $(#[doc = $ghelp] pub $group: $gty,)*
+        }
+
+        $(
+            #[doc = $ghelp]
+            #[derive(Clone, Debug, PartialEq)]
+            pub struct $gty {
+                $(#[doc = $help] pub $field: $ty,)*
+            }
+
+            impl Default for $gty {
+                fn default() -> $gty {
+                    $gty {
+                        $($field: <$ty as SettingValue>::parse($default)
+                            .expect(concat!("the default of ", stringify!($group), ".", stringify!($field))),)*
+                    }
+                }
+            }
+        )*
+
+        impl Default for Settings {
+            fn default() -> Settings {
+                Settings {
+                    $($tfield: <$tty as SettingValue>::parse($tdefault)
+                        .expect(concat!("the default of ", stringify!($tfield))),)*
+                    $($group: $gty::default(),)*
+                }
+            }
+        }
+
+        pub const SETTINGS: &[SettingDef] = &[
+            $(settings!(@def stringify!($tfield), $tty, $tdefault, $thelp, [$($tcheck)?], |s| s.$tfield),)*
+            $($(settings!(
+                @def concat!(stringify!($group), ".", stringify!($field)),
+                $ty, $default, $help, [$($check)?], |s| s.$group.$field
+            ),)*)*
+        ];
+    };
+}
+
+settings! {
+    // Keys outside any table.
+    top_level {
+        /// Colour output: auto (on a terminal), always, or never. NO_COLOR and --no-color always turn it off.
+        color: ColorMode = "auto";
+        /// The theme: colours of the prompt, highlighting, pager and editor ('theme list' shows them).
+        theme: String = "neon", check check_theme;
+    }
+
+    /// The prompt.
+    prompt: PromptSettings {
+        /// The prompt, overriding the theme's: text with {app} {cwd} {status} {jobs} {time} {user} {host}; empty uses the theme's.
+        format: String = "", check check_prompt;
+    }
+    /// Manual pages.
+    man: ManSettings {
+        /// Show manual pages in the built-in pager on a terminal (false prints them).
+        pager: bool = "true";
+    }
+    /// The editor.
+    editor: EditorSettings {
+        /// Columns between tab stops in the editor: how a tab is shown, and how many spaces Tab inserts.
+        tab_width: usize = "4", check check_tab_width;
+        /// Tab in the editor inserts spaces (false inserts a tab character).
+        soft_tabs: bool = "true";
+        /// The editor's keys: default (as in micro and VS Code) or nano. Any key can be bound as well under [editor.keys] in config.toml ('man editor').
+        keymap: KeymapName = "default";
+        /// Typing an opening bracket or quote in the editor adds its closing one, and typing the closing one steps over it.
+        auto_pairs: bool = "true";
+        /// Copy and cut in the editor also put the text on the system clipboard, through the terminal (OSC 52).
+        system_clipboard: bool = "true";
+    }
+    /// The account server.
+    sync: SyncSettings {
+        /// The account server that login and register use when --server is not given: https://HOST, or http:// to this machine only.
+        server: Url = "http://127.0.0.1:8080";
+    }
+    /// The assistant.
+    assistant: AssistantSettings {
+        /// The base URL of an OpenAI-compatible API: OpenAI, or a local server such as Ollama (http://localhost:11434/v1) or llama.cpp (http://localhost:8080/v1).
+        url: Url = "https://api.openai.com/v1";
+        /// The model the assistant asks for (for Ollama, a pulled model such as llama3.2).
+        model: String = "gpt-4o-mini", check check_model;
+        /// The persona for new conversations: default, explain, review, test-writer or architect.
+        persona: Persona = "default";
+        /// How long to wait for the assistant to start answering, and the longest it may fall silent mid-answer (0 waits for ever).
+        timeout: Duration = "60s";
+        /// The longest answer the assistant may give (512K, 4M, 1G); a longer one is cut there, the part received kept, and 'ask' fails saying so; 0 means no limit.
+        max_answer: Bytes = "4M";
+    }
+    /// The shell.
+    shell: ShellSettings {
+        /// The directory a new session starts in (created when missing).
+        start_dir: String = "~/Projects/Main", check check_vfs_path;
+    }
+    /// The line editor at the prompt.
+    repl: ReplSettings {
+        /// Show the most recent matching history entry as a greyed-out suggestion while typing.
+        hints: bool = "true";
+        /// Highlight the line as it is typed (commands, strings, operators).
+        highlight: bool = "true";
+    }
+    /// The command history.
+    history: HistorySettings {
+        /// Do not record lines that start with a space.
+        ignore_space: bool = "true";
+    }
+    /// grep.
+    grep: GrepSettings {
+        /// Threads grep uses to search many files; 0 picks one per CPU core plus one, so the search goes on while a thread waits on the disk.
+        threads: usize = "0", check check_count;
+    }
+    /// exec.
+    exec: ExecSettings {
+        /// After 'exec' in a stored directory, write the program's changes back into the VFS.
+        writeback: bool = "true";
+    }
+    /// Scripts' limits.
+    script: ScriptSettings {
+        /// Operations a script may perform before it is stopped; 0 means no limit.
+        max_operations: u64 = "0", check check_number;
+        /// Deepest nesting of function calls in a script (recursion depth).
+        max_call_depth: usize = "64", check check_count;
+        /// Longest string a script may build, in bytes; 0 means no limit.
+        max_string_size: usize = "16777216", check check_number;
+        /// Most elements an array or BLOB in a script may hold; 0 means no limit.
+        max_array_size: usize = "1000000", check check_number;
+        /// Most properties an object map in a script may hold; 0 means no limit.
+        max_map_size: usize = "1000000", check check_number;
+        /// Memory a script may hold at once (its strings, arrays, maps and what the scripts it runs hold), such as 512M or 2G; 0 means no limit. Beyond it the script stops with an error; the hub goes on.
+        max_memory: Bytes = "1G";
+        /// Wall-clock time a script may run (500ms, 5s, 2m, 1h); 0 means no limit. 'run --timeout' overrides it.
+        timeout: Duration = "0";
+    }
+    /// The stored tree.
+    vfs: VfsSettings {
+        /// Largest file the stored tree takes, such as 64M or 1G (at most 1G); writing more fails and leaves the file as it was. Mounted files have no such limit.
+        max_file_size: Bytes = "512M", check check_file_size;
+    }
+    /// The state store.
+    store: StoreSettings {
+        /// Daily backups of the state store kept in the home's backups folder ('doctor' lists them); 0 makes none.
+        backups: usize = "3", check check_count;
+    }
+    /// Background jobs.
+    jobs: JobsSettings {
+        /// Background jobs that run at once; more wait in the queue.
+        max_running: usize = "4", check check_positive;
+        /// Bytes of output kept per background job; beyond that output is dropped and marked.
+        max_output: u64 = "16777216", check check_number;
+    }
+}
+
+impl Settings {
+    /// Sets setting `key` from `value`, which [`validate`] has checked and normalised.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match find(key) {
+            Some(def) => (def.apply)(self, value),
+            None => bail!("unknown setting '{key}'"),
+        }
+    }
+}
 
 fn check_theme(v: &str) -> Result<()> {
     if crate::theme::valid_name(v) {
@@ -413,10 +550,75 @@ pub fn validate(key: &str, value: &str) -> Result<String> {
                 def.choices.join(", ")
             );
         }
+        (def.parses)(&lower)?;
         return Ok(lower);
     }
+    let bad = |e: anyhow::Error| anyhow::anyhow!("'{v}' is not a valid value for {key}: {e}");
     if let Some(check) = def.check {
-        check(v).map_err(|e| anyhow::anyhow!("'{v}' is not a valid value for {key}: {e}"))?;
+        check(v).map_err(bad)?;
     }
+    (def.parses)(v).map_err(bad)?;
     Ok(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid_and_every_key_is_named_once() {
+        for def in SETTINGS {
+            assert_eq!(
+                validate(def.key, def.default).unwrap(),
+                def.default,
+                "{}",
+                def.key
+            );
+            assert_eq!(SETTINGS.iter().filter(|d| d.key == def.key).count(), 1);
+            assert!(
+                !def.help.is_empty() && !def.help.starts_with(' '),
+                "{}",
+                def.key
+            );
+        }
+        let s = Settings::default();
+        assert_eq!(s.editor.tab_width, 4);
+        assert_eq!(s.assistant.timeout, Duration::from_secs(60));
+        assert_eq!(s.script.timeout, Duration::ZERO);
+        assert_eq!(s.script.max_memory, Bytes(1 << 30));
+        assert_eq!(s.color, ColorMode::Auto);
+    }
+
+    #[test]
+    fn values_are_checked_and_set_as_their_types() {
+        let mut s = Settings::default();
+        let v = validate("editor.keymap", " Nano ").unwrap();
+        assert_eq!(v, "nano");
+        s.set("editor.keymap", &v).unwrap();
+        assert_eq!(s.editor.keymap, KeymapName::Nano);
+        assert_eq!(
+            KeymapName::parse("emacs").unwrap_err().to_string(),
+            "expected default, nano"
+        );
+        s.set("script.timeout", "2m").unwrap();
+        assert_eq!(s.script.timeout, Duration::from_secs(120));
+        s.set("repl.hints", "false").unwrap();
+        assert!(!s.repl.hints);
+        let e = validate("assistant.timeout", "soon")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("'soon' is not a valid value for assistant.timeout: expected a duration"),
+            "{e}"
+        );
+        let e = validate("editor.tab_width", "0").unwrap_err().to_string();
+        assert!(e.contains("from 1 to 16"), "{e}");
+        assert!(validate("assistant.url", "localhost:11434").is_err());
+        assert!(s.set("editor.tab_widht", "4").is_err());
+        // How each kind is written back to the file.
+        assert_eq!(find("repl.hints").unwrap().written, Written::Bool);
+        assert_eq!(find("script.timeout").unwrap().written, Written::Integer);
+        assert_eq!(find("color").unwrap().written, Written::Text);
+        assert_eq!(find("color").unwrap().choices, ["auto", "always", "never"]);
+    }
 }

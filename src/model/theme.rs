@@ -3,15 +3,17 @@
 //! `themes` directory beside `config.toml`, and a user theme may shadow a built-in one.
 //!
 //! A theme is a table of styles such as `highlight.command = "bold green"` plus the prompt
-//! format. Every theme but the built-in `neon` inherits the fields it leaves out (from `neon`
-//! unless it names another with `inherits`), so a user theme can be three lines long. A theme
-//! with anything wrong in it is rejected as a whole, with the file, line and field, and the
-//! caller keeps the theme it had.
+//! format. A file is read with the `toml` crate, each field through serde as its type (a
+//! [`Style`] of [`Color`]s, a checked format) into [`Styles`] and the theme's other fields.
+//! Every theme but the built-in `neon` inherits the fields it leaves out (from `neon` unless
+//! it names another with `inherits`), so a user theme can be three lines long. A theme with
+//! anything wrong in it is rejected as a whole, with the file, line and field, and the caller
+//! keeps the theme it had.
 
 use crate::config::Problem;
-use std::collections::HashMap;
+use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
-use toml_edit::{Item, Table, Value};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 /// The built-in themes: (name, TOML source).
 const BUILTIN: &[(&str, &str)] = &[
@@ -41,65 +43,119 @@ pub const SYNTAX_THEMES: &[&str] = &[
     "Solarized (light)",
 ];
 
-/// Every style a theme sets: (key, what it colours).
-pub const STYLES: &[(&str, &str)] = &[
-    ("prompt.app", "the program name, {app}"),
-    ("prompt.cwd", "the working directory, {cwd}"),
-    (
-        "prompt.status",
-        "the last command's failing status, {status}",
-    ),
-    ("prompt.jobs", "the count of background jobs, {jobs}"),
-    ("prompt.time", "the clock, {time}"),
-    ("prompt.user", "the user name, {user}"),
-    ("prompt.host", "the host name, {host}"),
-    ("prompt.text", "the literal text of the format"),
-    ("highlight.command", "a known command as it is typed"),
-    ("highlight.unknown", "an unknown command as it is typed"),
-    ("highlight.string", "quoted strings"),
-    ("highlight.variable", "$variables"),
-    ("highlight.operator", "|, &&, ;, redirections and &"),
-    ("highlight.comment", "# comments"),
-    (
-        "highlight.hint",
-        "the suggestion from history after the cursor",
-    ),
-    ("pager.text", "body text of manual pages"),
-    ("pager.title", "a page's title line"),
-    ("pager.heading", "section headings"),
-    ("pager.subheading", "sub-section headings"),
-    ("pager.code", "code blocks that are not highlighted"),
-    ("pager.inline", "`inline code`"),
-    ("pager.strong", "**bold text**"),
-    ("pager.bullet", "list bullets"),
-    ("pager.status", "the pager's status bar"),
-    ("pager.match", "search matches"),
-    ("pager.current", "the search match the pager moved to"),
-    (
-        "editor.text",
-        "text in the editor (its background is the editor's)",
-    ),
-    ("editor.line_number", "line numbers"),
-    ("editor.current_line", "the line the cursor is on"),
-    ("editor.selection", "selected text"),
-    ("editor.status", "the editor's status bar"),
-    ("editor.match", "search matches in the editor"),
-    ("syntax.comment", "comments in code"),
-    ("syntax.string", "string literals"),
-    ("syntax.keyword", "keywords (let, fn, if, return…)"),
-    ("syntax.number", "numbers"),
-    ("syntax.constant", "true, false, null and other constants"),
-    ("syntax.function", "function names"),
-    ("syntax.type", "type names"),
-    ("syntax.variable", "variables and parameters"),
-    ("syntax.operator", "operators"),
-    ("syntax.key", "keys in TOML, JSON and YAML"),
-    ("syntax.heading", "headings in Markdown"),
-    ("syntax.strong", "strong (bold) text in Markdown"),
-    ("syntax.emphasis", "emphasised (italic) text in Markdown"),
-    ("syntax.code", "inline code and code blocks in Markdown"),
-    ("syntax.link", "links in Markdown"),
-];
+/// Declares the styles a theme sets, section by section, each with what it colours. Makes
+/// [`Styles`] (one struct per section, a field per style, `None` where a theme leaves it
+/// out) and [`STYLES`], the list `man themes` and the checks go by.
+macro_rules! styles {
+    (@key $section:ident $field:ident) => { concat!(stringify!($section), ".", stringify!($field)) };
+    (@key $section:ident $field:ident $name:literal) => { concat!(stringify!($section), ".", $name) };
+    ($($section:ident: $ty:ident { $($field:ident $(= $name:literal)?: $what:literal,)* })*) => {
+        /// Every style a theme sets, by section: `theme.styles.pager.heading`.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Styles {
+            $(pub $section: $ty,)*
+        }
+
+        $(
+            #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+            pub struct $ty {
+                $(#[doc = $what] pub $field: Option<Style>,)*
+            }
+        )*
+
+        /// Every style a theme sets: (key, what it colours).
+        pub const STYLES: &[(&str, &str)] = &[
+            $($((styles!(@key $section $field $($name)?), $what),)*)*
+        ];
+
+        impl Styles {
+            /// The style `key` (one of [`STYLES`]), if set.
+            pub fn get(&self, key: &str) -> Option<Style> {
+                match key {
+                    $($(styles!(@key $section $field $($name)?) => self.$section.$field,)*)*
+                    _ => None,
+                }
+            }
+
+            /// Where style `key` (one of [`STYLES`]) is kept.
+            fn slot(&mut self, key: &str) -> Option<&mut Option<Style>> {
+                match key {
+                    $($(styles!(@key $section $field $($name)?) => Some(&mut self.$section.$field),)*)*
+                    _ => None,
+                }
+            }
+
+            /// These styles over `base`: what these set wins, the rest comes from `base`.
+            fn over(self, base: Styles) -> Styles {
+                Styles {
+                    $($section: $ty {
+                        $($field: self.$section.$field.or(base.$section.$field),)*
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+styles! {
+    prompt: PromptStyles {
+        app: "the program name, {app}",
+        cwd: "the working directory, {cwd}",
+        status: "the last command's failing status, {status}",
+        jobs: "the count of background jobs, {jobs}",
+        time: "the clock, {time}",
+        user: "the user name, {user}",
+        host: "the host name, {host}",
+        text: "the literal text of the format",
+    }
+    highlight: HighlightStyles {
+        command: "a known command as it is typed",
+        unknown: "an unknown command as it is typed",
+        string: "quoted strings",
+        variable: "$variables",
+        operator: "|, &&, ;, redirections and &",
+        comment: "# comments",
+        hint: "the suggestion from history after the cursor",
+    }
+    pager: PagerStyles {
+        text: "body text of manual pages",
+        title: "a page's title line",
+        heading: "section headings",
+        subheading: "sub-section headings",
+        code: "code blocks that are not highlighted",
+        inline: "`inline code`",
+        strong: "**bold text**",
+        bullet: "list bullets",
+        status: "the pager's status bar",
+        search_match = "match": "search matches",
+        current: "the search match the pager moved to",
+    }
+    editor: EditorStyles {
+        text: "text in the editor (its background is the editor's)",
+        line_number: "line numbers",
+        current_line: "the line the cursor is on",
+        selection: "selected text",
+        status: "the editor's status bar",
+        search_match = "match": "search matches in the editor",
+    }
+    syntax: SyntaxStyles {
+        comment: "comments in code",
+        string: "string literals",
+        keyword: "keywords (let, fn, if, return…)",
+        number: "numbers",
+        constant: "true, false, null and other constants",
+        function: "function names",
+        type_name = "type": "type names",
+        variable: "variables and parameters",
+        operator: "operators",
+        key: "keys in TOML, JSON and YAML",
+        heading: "headings in Markdown",
+        strong: "strong (bold) text in Markdown",
+        emphasis: "emphasised (italic) text in Markdown",
+        code: "inline code and code blocks in Markdown",
+        link: "links in Markdown",
+    }
+}
 
 /// The other fields: (key, what it is).
 pub const TEXTS: &[(&str, &str)] = &[
@@ -347,6 +403,22 @@ fn bad_word(w: &str) -> String {
     )
 }
 
+/// A style is written as its words: `style = "bold magenta"`.
+impl<'de> Deserialize<'de> for Style {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Style, D::Error> {
+        let words = std::borrow::Cow::<str>::deserialize(d)?;
+        Style::parse(&words).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A colour is written as a name, `#rrggbb` or a number from 0 to 255.
+impl<'de> Deserialize<'de> for Color {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Color, D::Error> {
+        let word = std::borrow::Cow::<str>::deserialize(d)?;
+        Color::parse(&word).ok_or_else(|| serde::de::Error::custom(bad_word(&word)))
+    }
+}
+
 /// Where a theme comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
@@ -377,7 +449,8 @@ pub struct Theme {
     /// The user's files this theme was read from (itself and what it inherits), so a
     /// change to them can be noticed.
     pub files: Vec<PathBuf>,
-    styles: HashMap<&'static str, Style>,
+    /// Its styles, this theme's own over those it inherits.
+    pub styles: Styles,
 }
 
 /// What a theme could not load for: every problem, each with file, line and field.
@@ -533,26 +606,15 @@ fn load_chain(
         },
     };
     let file = origin.file(name);
-    let doc = toml_edit::Document::parse(text.clone()).map_err(|e| {
-        ThemeError(vec![Problem::at(
-            &file,
-            &text,
-            e.span().map_or(0, |s| s.start),
-            e.message().trim(),
-        )])
-    })?;
-    let root = doc.as_table();
-    let mut problems = Vec::new();
-    let mut fields: HashMap<String, (String, usize, usize)> = HashMap::new();
-    collect(root, "", &mut fields, &mut problems, &file, &text);
-    let parent = match fields.get("inherits") {
-        Some((p, _, _)) => Some(p.clone()),
+    let (read, mut problems) = read_file(&file, &text)?;
+    let parent = match &read.inherits {
+        Some((p, _)) => Some(p.clone()),
         None if origin == Origin::Builtin && name == DEFAULT => None,
         None => Some(DEFAULT.to_string()),
     };
     let mut theme = match parent {
         Some(p) => {
-            let at = fields.get("inherits").map_or(0, |f| f.1);
+            let at = read.inherits.as_ref().map_or(0, |(_, at)| *at);
             let fail = |m: String| Err(ThemeError(vec![Problem::at(&file, &text, at, m)]));
             // Where the parent is looked for: built-ins only for a built-in theme, and for a
             // user theme inheriting its own name.
@@ -618,7 +680,7 @@ fn load_chain(
             jobs_format: " [{count}&]".into(),
             syntax_builtin: None,
             files: Vec::new(),
-            styles: HashMap::new(),
+            styles: Styles::default(),
         },
     };
     theme.name = name.to_string();
@@ -626,50 +688,113 @@ fn load_chain(
         theme.files.push(p.clone());
     }
     theme.origin = origin;
-    theme.description.clear();
-    for (key, (value, at, key_at)) in &fields {
-        let mut fail =
-            |m: String| problems.push(Problem::at(&file, &text, *at, format!("{key}: {m}")));
-        match key.as_str() {
-            "name" | "inherits" => {}
+    theme.description = read.description.unwrap_or_default();
+    if let Some(f) = read.prompt_format {
+        theme.prompt_format = f;
+    }
+    if let Some(f) = read.status_format {
+        theme.status_format = f;
+    }
+    if let Some(f) = read.jobs_format {
+        theme.jobs_format = f;
+    }
+    if let Some(b) = read.syntax_builtin {
+        theme.syntax_builtin = b;
+    }
+    theme.styles = read.styles.over(theme.styles);
+    if problems.is_empty() {
+        Ok(theme)
+    } else {
+        problems.sort_by_key(|p| (p.line, p.col));
+        Err(ThemeError(problems))
+    }
+}
+
+/// What one theme file sets, each field read as its type and checked; `None` where the
+/// file leaves a field out.
+#[derive(Debug, Default)]
+struct ThemeFile {
+    description: Option<String>,
+    /// The theme named by `inherits`, and the byte offset of the name in the file.
+    inherits: Option<(String, usize)>,
+    prompt_format: Option<String>,
+    status_format: Option<String>,
+    jobs_format: Option<String>,
+    /// `Some(None)` when the file sets `syntax.builtin = ""`.
+    syntax_builtin: Option<Option<String>>,
+    styles: Styles,
+}
+
+/// Reads theme file `file` holding `text`: the fields it sets, and every problem with them
+/// (with line and field). A file that is not TOML is one problem, its first.
+fn read_file(file: &Path, text: &str) -> Result<(ThemeFile, Vec<Problem>), ThemeError> {
+    let table = DeTable::parse(text).map_err(|e| {
+        ThemeError(vec![Problem::at(
+            file,
+            text,
+            e.span().map_or(0, |s| s.start),
+            e.message().trim(),
+        )])
+    })?;
+    let mut read = ThemeFile::default();
+    let mut problems = Vec::new();
+    read_table(table.get_ref(), "", &mut read, &mut problems, file, text);
+    Ok((read, problems))
+}
+
+/// Reads the fields of `table` (named under `prefix`) into `out`.
+fn read_table(
+    table: &DeTable<'_>,
+    prefix: &str,
+    out: &mut ThemeFile,
+    problems: &mut Vec<Problem>,
+    file: &Path,
+    text: &str,
+) {
+    for (_, full, key_at, value) in crate::config::entries(table, prefix) {
+        let at = value.span().start;
+        let problem = |m: &str| Problem::at(file, text, at, format!("{full}: {m}"));
+        match value.get_ref() {
+            DeValue::Table(t) => {
+                read_table(t, &full, out, problems, file, text);
+                continue;
+            }
+            DeValue::String(_) => {}
+            _ => {
+                problems.push(problem("expected a string"));
+                continue;
+            }
+        }
+        let de = || ValueDeserializer::from(value.clone());
+        let string = || String::deserialize(de()).map_err(|e| e.message().to_string());
+        let format =
+            |allowed: &[&str]| string().and_then(|f| check_format(&f, allowed).map(|()| f));
+        let done = match full.as_str() {
+            "name" => Ok(()),
+            "inherits" => string().map(|p| out.inherits = Some((p, at))),
             // Shown on the terminal by `theme list` and `preview`: no control characters.
-            "description" => {
-                theme.description = value.chars().filter(|c| !c.is_control()).collect()
-            }
-            "prompt.format" => match check_format(value, PROMPT_FIELDS) {
-                Ok(()) => theme.prompt_format = value.clone(),
-                Err(m) => fail(m),
-            },
-            "prompt.status_format" => match check_format(value, &["code"]) {
-                Ok(()) => theme.status_format = value.clone(),
-                Err(m) => fail(m),
-            },
-            "prompt.jobs_format" => match check_format(value, &["count"]) {
-                Ok(()) => theme.jobs_format = value.clone(),
-                Err(m) => fail(m),
-            },
-            "syntax.builtin" => {
-                if value.is_empty() {
-                    theme.syntax_builtin = None;
-                } else if SYNTAX_THEMES.contains(&value.as_str()) {
-                    theme.syntax_builtin = Some(value.clone());
-                } else {
-                    fail(format!(
-                        "no built-in syntax theme '{value}'; there are: {}",
+            "description" => string()
+                .map(|d| out.description = Some(d.chars().filter(|c| !c.is_control()).collect())),
+            "prompt.format" => format(PROMPT_FIELDS).map(|f| out.prompt_format = Some(f)),
+            "prompt.status_format" => format(&["code"]).map(|f| out.status_format = Some(f)),
+            "prompt.jobs_format" => format(&["count"]).map(|f| out.jobs_format = Some(f)),
+            "syntax.builtin" => string()
+                .and_then(|b| match b.as_str() {
+                    "" => Ok(None),
+                    b if SYNTAX_THEMES.contains(&b) => Ok(Some(b.to_string())),
+                    b => Err(format!(
+                        "no built-in syntax theme '{b}'; there are: {}",
                         SYNTAX_THEMES.join(", ")
-                    ))
-                }
-            }
-            k => match STYLES.iter().find(|(s, _)| *s == k) {
-                Some((s, _)) => match Style::parse(value) {
-                    Ok(st) => {
-                        theme.styles.insert(s, st);
-                    }
-                    Err(m) => fail(m),
-                },
+                    )),
+                })
+                .map(|b| out.syntax_builtin = Some(b)),
+            key => match out.styles.slot(key) {
+                Some(slot) => Style::deserialize(de())
+                    .map(|s| *slot = Some(s))
+                    .map_err(|e| e.message().to_string()),
                 None => {
                     let close = crate::text::suggest(
-                        k,
+                        key,
                         STYLES
                             .iter()
                             .map(|(s, _)| *s)
@@ -683,45 +808,13 @@ fn load_chain(
                             crate::text::quote_list(&close)
                         )
                     };
-                    problems.push(Problem::at(&file, &text, *key_at, format!("{key}: {m}")));
+                    problems.push(Problem::at(file, text, key_at, format!("{full}: {m}")));
+                    continue;
                 }
             },
-        }
-    }
-    if problems.is_empty() {
-        Ok(theme)
-    } else {
-        problems.sort_by_key(|p| (p.line, p.col));
-        Err(ThemeError(problems))
-    }
-}
-
-/// Flattens the theme's tables into `section.field` → (string value, byte offset of the
-/// value, byte offset of the key).
-fn collect(
-    table: &Table,
-    prefix: &str,
-    out: &mut HashMap<String, (String, usize, usize)>,
-    problems: &mut Vec<Problem>,
-    file: &Path,
-    text: &str,
-) {
-    for (_, full, at, item) in crate::config::entries(table, prefix) {
-        match item {
-            Item::Table(t) => collect(t, &full, out, problems, file, text),
-            Item::Value(Value::InlineTable(t)) => {
-                collect(&t.clone().into_table(), &full, out, problems, file, text)
-            }
-            Item::Value(Value::String(s)) => {
-                let vat = item.span().map_or(at, |s| s.start);
-                out.insert(full, (s.value().clone(), vat, at));
-            }
-            _ => problems.push(Problem::at(
-                file,
-                text,
-                item.span().map_or(at, |s| s.start),
-                format!("{full}: expected a string"),
-            )),
+        };
+        if let Err(m) = done {
+            problems.push(problem(&m));
         }
     }
 }
@@ -808,7 +901,7 @@ impl Theme {
     /// nearest older kin.
     pub fn style(&self, key: &str) -> Style {
         if let Some(s) = self.styles.get(key) {
-            return *s;
+            return s;
         }
         let kin = match key {
             "syntax.heading" => "syntax.keyword",
@@ -816,7 +909,7 @@ impl Theme {
             "syntax.link" => "syntax.function",
             _ => return Style::default(),
         };
-        self.styles.get(kin).copied().unwrap_or_default()
+        self.styles.get(kin).unwrap_or_default()
     }
 
     /// The prompt as (plain text, coloured text). `format` overrides the theme's format.
@@ -898,18 +991,11 @@ mod tests {
             assert!(!t.description.is_empty(), "{name} has no description");
             // Each built-in theme is complete on its own, not only through inheritance.
             let src = builtin_source(name).unwrap();
-            let doc = toml_edit::Document::parse(src.to_string()).unwrap();
-            let mut fields = HashMap::new();
-            collect(
-                doc.as_table(),
-                "",
-                &mut fields,
-                &mut Vec::new(),
-                Path::new(name),
-                src,
-            );
+            let (own, problems) = read_file(Path::new(name), src).unwrap();
+            assert_eq!(problems, vec![], "{name}");
             for (key, _) in STYLES {
-                assert!(fields.contains_key(*key), "{name} does not set {key}");
+                assert!(own.styles.get(key).is_some(), "{name} does not set {key}");
+                assert_eq!(t.styles.get(key), own.styles.get(key), "{name}: {key}");
             }
         }
     }
@@ -1004,7 +1090,12 @@ mod tests {
         let t = load("mine", dir.path()).unwrap();
         let nord = load("nord", dir.path()).unwrap();
         assert_eq!(t.style("highlight.command").fg, Some(Color::Rgb(255, 0, 0)));
+        assert_eq!(
+            t.styles.highlight.command,
+            Some(t.style("highlight.command"))
+        );
         assert_eq!(t.style("pager.heading"), nord.style("pager.heading"));
+        assert_eq!(t.styles.pager, nord.styles.pager);
         assert!(matches!(t.origin, Origin::User(_)));
 
         std::fs::write(
@@ -1025,6 +1116,29 @@ mod tests {
         );
         assert!(
             lines[2].contains("bad.toml:6:10: prompt.format: unknown placeholder {oops}"),
+            "{e}"
+        );
+
+        // A value that is not text, and a colour alone where a style goes.
+        std::fs::write(
+            dir.path().join("typed.toml"),
+            "[pager]\nheading = 3\n[syntax]\nbuiltin = \"nope\"\n[editor]\nselection = \"on #12\"\n",
+        )
+        .unwrap();
+        let e = load("typed", dir.path()).unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].contains("typed.toml:2:11: pager.heading: expected a string"),
+            "{e}"
+        );
+        assert!(
+            lines[1].contains("typed.toml:4:11: syntax.builtin: no built-in syntax theme 'nope'"),
+            "{e}"
+        );
+        assert!(
+            lines[2]
+                .contains("typed.toml:6:13: editor.selection: unknown colour or attribute '#12'"),
             "{e}"
         );
 

@@ -103,13 +103,11 @@ pub fn persona(name: &str) -> Result<&'static Persona> {
 /// The client for the hub's settings: `assistant.url`, `assistant.model`,
 /// `assistant.timeout`, `assistant.max_answer` and the key for that URL.
 pub fn client(hub: &Hub) -> Result<Client> {
-    let url = hub.setting("assistant.url");
-    let model = hub.setting("assistant.model");
-    let timeout = crate::settings::parse_duration(&hub.setting("assistant.timeout"))?;
-    let max_answer = crate::settings::parse_size(&hub.setting("assistant.max_answer"))?;
-    let key = key::find(hub, &url)?.map(|(k, _)| k);
-    let mut client = Client::new(&url, &model, key, timeout)?;
-    client.max_answer = usize::try_from(max_answer).unwrap_or(usize::MAX);
+    let s = hub.settings();
+    let url = s.assistant.url.as_str();
+    let key = key::find(hub, url)?.map(|(k, _)| k);
+    let mut client = Client::new(url, &s.assistant.model, key, s.assistant.timeout)?;
+    client.max_answer = s.assistant.max_answer.as_usize();
     Ok(client)
 }
 
@@ -171,5 +169,16 @@ pub fn chat_stoppable(
                 return Err(broken("the answer stopped".into(), &received))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_persona_setting_offers_exactly_the_personas() {
+        let names: Vec<&str> = PERSONAS.iter().map(|p| p.name).collect();
+        assert_eq!(crate::settings::Persona::NAMES, names.as_slice());
     }
 }

@@ -120,7 +120,7 @@ pub fn specs() -> Vec<Spec> {
 fn server(ctx: &Ctx, m: &ArgMatches) -> Result<String> {
     let url = match m.get_one::<String>("server") {
         Some(s) => s.clone(),
-        None => ctx.hub().setting("sync.server"),
+        None => ctx.hub().settings().sync.server.to_string(),
     };
     sync::server_url(&url)
 }

@@ -211,7 +211,7 @@ fn thread(ctx: &Ctx, m: &ArgMatches) -> Result<Thread> {
     let name = m
         .get_one::<String>("persona")
         .cloned()
-        .unwrap_or_else(|| ctx.hub().setting("assistant.persona"));
+        .unwrap_or_else(|| ctx.hub().settings().assistant.persona.as_str().to_string());
     let persona = assistant::persona(&name)?;
     Ok(Thread {
         id: None,
@@ -337,7 +337,7 @@ fn chat(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let _ = writeln!(
         ctx.io.stdout,
         "Chatting with {} as '{}'. /help lists the commands; Ctrl-D ends.",
-        escape(&ctx.hub().setting("assistant.model")),
+        escape(&ctx.hub().settings().assistant.model),
         th.persona.name
     );
     loop {
@@ -434,7 +434,7 @@ pub(super) fn read_secret(ctx: &mut Ctx, prompt: &str, missing: &str) -> Result<
 
 fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let store = ctx.vfs().store().clone();
-    let url = ctx.hub().setting("assistant.url");
+    let url = ctx.hub().settings().assistant.url.to_string();
     let mut out = String::new();
     match m.subcommand() {
         None | Some(("status", _)) => {
@@ -442,19 +442,19 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             out.push_str(&format!("server   {}\n", escape(&url)));
             out.push_str(&format!(
                 "model    {}\n",
-                escape(&ctx.hub().setting("assistant.model"))
+                escape(&ctx.hub().settings().assistant.model)
             ));
             out.push_str(&format!(
                 "persona  {}\n",
-                escape(&ctx.hub().setting("assistant.persona"))
+                escape(ctx.hub().settings().assistant.persona.as_str())
             ));
             out.push_str(&format!(
                 "timeout  {}\n",
-                escape(&ctx.hub().setting("assistant.timeout"))
+                escape(&ctx.hub().setting_text("assistant.timeout"))
             ));
             out.push_str(&format!(
                 "answers  up to {} (assistant.max_answer; 0: no limit)\n",
-                escape(&ctx.hub().setting("assistant.max_answer"))
+                escape(&ctx.hub().setting_text("assistant.max_answer"))
             ));
             out.push_str(&match key {
                 Some((_, src)) => format!("key      from {src}\n"),
@@ -492,7 +492,7 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                     )),
                     key::Source::Env(_) => {}
                 }
-                let current = ctx.hub().setting("assistant.url");
+                let current = ctx.hub().settings().assistant.url.to_string();
                 if key::account(&url) != key::account(&current) {
                     out.push_str(&format!(
                         "assistant.url is {}: 'settings set assistant.url {shown}' uses this server.\n",
@@ -519,7 +519,7 @@ fn ai(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             }
         }
         Some(("personas", _)) => {
-            let current = ctx.hub().setting("assistant.persona");
+            let current = ctx.hub().settings().assistant.persona.as_str();
             for p in assistant::PERSONAS {
                 let mark = if p.name == current { "*" } else { " " };
                 out.push_str(&format!("{mark} {:<12} {}\n", p.name, p.summary));

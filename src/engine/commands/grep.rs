@@ -231,12 +231,7 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         color: ctx.color(),
         text: m.get_flag("text"),
     };
-    let threads = match ctx
-        .hub()
-        .setting("grep.threads")
-        .parse::<usize>()
-        .unwrap_or(0)
-    {
+    let threads = match ctx.hub().settings().grep.threads {
         // One more than the cores: the walk and the reads wait on the kernel, and a spare
         // worker keeps every core searching meanwhile (2 cores: 39 ms -> 36 ms on 100 MB).
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()) + 1,

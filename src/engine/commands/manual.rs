@@ -77,7 +77,7 @@ fn man(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
 /// Shows a page: in the pager, styled by the theme, when standard output is a terminal
 /// (and `man.pager` is on); as plain text otherwise.
 fn show(ctx: &mut Ctx, name: &str, src: &str) -> Result<i32> {
-    if !(ctx.io.stdout.is_tty() && ctx.hub().setting_bool("man.pager")) {
+    if !(ctx.io.stdout.is_tty() && ctx.hub().settings().man.pager) {
         ctx.io.stdout.write_all(manual::render(src).as_bytes())?;
         return Ok(0);
     }

@@ -582,7 +582,7 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         }
     })?;
     if let Some(c) = co {
-        if ctx.hub().setting_bool("exec.writeback") {
+        if ctx.hub().settings().exec.writeback {
             match c.write_back(vfs) {
                 Ok(wb) => {
                     report_write_back(ctx, &wb);
@@ -616,7 +616,7 @@ fn settings_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             let mut out = String::new();
             let width = SETTINGS.iter().map(|s| s.key.len()).max().unwrap_or(10);
             for s in SETTINGS {
-                let v = ctx.hub().setting(s.key);
+                let v = ctx.hub().setting_text(s.key);
                 let mark = if v != s.default { " (changed)" } else { "" };
                 out.push_str(&format!("{:width$}  {v}{mark}\n    {}\n", s.key, s.help));
             }
@@ -633,7 +633,7 @@ fn settings_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             if !settings::is_family(key) {
                 settings::validate(key, settings::find(key).map(|d| d.default).unwrap_or(""))?;
             }
-            writeln!(ctx.io.stdout, "{}", ctx.hub().setting(key))?;
+            writeln!(ctx.io.stdout, "{}", ctx.hub().setting_text(key))?;
         }
         Some(("set", a)) => {
             let key = a.get_one::<String>("key").expect("required");

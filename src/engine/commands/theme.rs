@@ -55,7 +55,7 @@ pub fn specs() -> Vec<Spec> {
 fn theme_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     ctx.hub().reload_config();
     let dir = ctx.hub().themes_dir();
-    let current = ctx.hub().setting("theme");
+    let current = ctx.hub().settings().theme.clone();
     let chosen = |a: &ArgMatches| {
         a.get_one::<String>("name")
             .cloned()

@@ -343,7 +343,7 @@ fn assistant(e: &mut Engine, host: &Arc<Host>) {
         let hub = h.hub();
         let name = persona
             .map(str::to_string)
-            .unwrap_or_else(|| hub.setting("assistant.persona"));
+            .unwrap_or_else(|| hub.settings().assistant.persona.as_str().to_string());
         let persona = crate::assistant::persona(&name).map_err(|e| err(format!("{e:#}")))?;
         let client = crate::assistant::client(&hub).map_err(|e| err(format!("{e:#}")))?;
         let messages = [

@@ -13,7 +13,6 @@ pub mod vs;
 
 use crate::budget::{self, Budget};
 use crate::hub::Hub;
-use crate::settings::parse_duration;
 use crate::shell::io::Output;
 use crate::shell::Session;
 use crate::signals::{self, Token};
@@ -49,22 +48,15 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_settings(hub: &Hub) -> Limits {
-        // One read of the settings table (this is on the start-up path of every script).
-        let get = hub.settings_snapshot();
-        let n = |k: &str| crate::hub::number(k, &get(k));
+        let s = &hub.settings().script;
         Limits {
-            max_operations: n("script.max_operations"),
-            max_call_depth: n("script.max_call_depth") as usize,
-            max_string_size: n("script.max_string_size") as usize,
-            max_array_size: n("script.max_array_size") as usize,
-            max_map_size: n("script.max_map_size") as usize,
-            timeout: parse_duration(&get("script.timeout"))
-                .ok()
-                .filter(|d| !d.is_zero()),
-            max_memory: crate::settings::parse_size(&get("script.max_memory"))
-                .unwrap_or(0)
-                .try_into()
-                .unwrap_or(usize::MAX),
+            max_operations: s.max_operations,
+            max_call_depth: s.max_call_depth,
+            max_string_size: s.max_string_size,
+            max_array_size: s.max_array_size,
+            max_map_size: s.max_map_size,
+            timeout: Some(s.timeout).filter(|d| !d.is_zero()),
+            max_memory: s.max_memory.as_usize(),
         }
     }
 

@@ -48,7 +48,7 @@ pub struct Session {
 impl Session {
     /// A session starting in the configured start directory (created when missing).
     pub fn new(hub: Arc<Hub>, interactive: bool) -> anyhow::Result<Session> {
-        let start = hub.setting("shell.start_dir");
+        let start = hub.settings().shell.start_dir.clone();
         let cwd = normalize(&VPath::root(), &start).unwrap_or_else(|_| VPath::root());
         if !hub.vfs.is_dir(&cwd) && hub.vfs.mkdir(&cwd, true).is_err() {
             return Self::at(hub, VPath::root(), interactive);

@@ -72,12 +72,13 @@ impl Options {
     }
 
     pub fn from_hub(hub: &Hub, color: bool) -> Options {
+        let s = &hub.settings().editor;
         Options {
-            tab_width: (hub.setting_u64("editor.tab_width") as usize).clamp(1, 16),
-            soft_tabs: hub.setting_bool("editor.soft_tabs"),
+            tab_width: s.tab_width.clamp(1, 16),
+            soft_tabs: s.soft_tabs,
             color,
-            system_clipboard: hub.setting_bool("editor.system_clipboard"),
-            auto_pairs: hub.setting_bool("editor.auto_pairs"),
+            system_clipboard: s.system_clipboard,
+            auto_pairs: s.auto_pairs,
         }
     }
 }
@@ -404,7 +405,7 @@ impl Editor {
             ));
         }
         let (keymap, problems) = Keymap::new(
-            &ed.hub.setting("editor.keymap"),
+            ed.hub.settings().editor.keymap.as_str(),
             &ed.hub.settings_under(crate::settings::KEY_BINDINGS),
         );
         ed.keymap = keymap;

@@ -482,7 +482,7 @@ fn put(buf: &mut Buffer, x: &mut u16, y: u16, right: u16, s: &str, style: Style)
 
 impl Pane {
     pub fn new(hub: &Hub) -> Pane {
-        let persona = assistant::persona(&hub.setting("assistant.persona"))
+        let persona = assistant::persona(hub.settings().assistant.persona.as_str())
             .unwrap_or(&assistant::PERSONAS[0]);
         Pane {
             input: String::new(),
@@ -662,7 +662,7 @@ impl Pane {
                 store,
                 title,
                 self.persona.name,
-                &hub.setting("assistant.model"),
+                &hub.settings().assistant.model,
             ) {
                 Ok(id) => id,
                 Err(_) => return,
