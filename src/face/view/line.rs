@@ -101,7 +101,8 @@ impl LineInput {
             return Edit::Ignored;
         }
         let suggested = std::mem::replace(&mut self.suggested, false);
-        let edit = match key.code {
+        let backspace = key.code == KeyCode::Backspace || (ctrl && key.code == KeyCode::Char('h'));
+        match key.code {
             KeyCode::Char(c) if !ctrl => {
                 if suggested {
                     self.clear();
@@ -110,12 +111,11 @@ impl LineInput {
                 self.cursor += c.len_utf8();
                 Edit::Changed
             }
-            KeyCode::Backspace | KeyCode::Delete if suggested => {
+            _ if suggested && (backspace || key.code == KeyCode::Delete) => {
                 self.clear();
                 Edit::Changed
             }
-            KeyCode::Backspace => self.remove(self.before(), self.cursor),
-            KeyCode::Char('h') if ctrl => self.remove(self.before(), self.cursor),
+            _ if backspace => self.remove(self.before(), self.cursor),
             KeyCode::Delete => self.remove(self.cursor, self.after()),
             KeyCode::Char('u') if ctrl => self.remove(0, self.cursor),
             KeyCode::Char('k') if ctrl => self.remove(self.cursor, self.text.len()),
@@ -130,8 +130,7 @@ impl LineInput {
                 self.suggested = suggested;
                 Edit::Ignored
             }
-        };
-        edit
+        }
     }
 
     /// What to show of `prefix` (a label, typed before the text) and the text in `width`
