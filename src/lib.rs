@@ -7,7 +7,7 @@
 //! that imports upwards). Read them bottom to top:
 //!
 //! ```text
-//! src/face        cli  repl  editor  pager  server
+//! src/face        cli  repl  editor  pager  view  server
 //! src/engine      hub  shell  commands  script  jobs  plugins  manual  highlight  assistant
 //!                 sync  recovery
 //! src/model       config  settings  theme  keymap  history  protocol
@@ -31,7 +31,7 @@ pub use engine::{
 };
 #[cfg(feature = "server")]
 pub use face::server;
-pub use face::{cli, editor, pager, repl};
+pub use face::{cli, editor, pager, repl, view};
 pub(crate) use foundation::term;
 pub use foundation::{ansi, budget, merge, os, signals, store, text, vfs};
 pub use model::{config, history, keymap, protocol, settings, theme};

@@ -408,8 +408,8 @@ pub fn main() -> ExitCode {
         })
     } else if let Some(Sub::Man(Later(ManArgs { search, page, .. }))) = &cli.sub {
         let line = match (search, page) {
-            (Some(q), _) => format!("man -k {}", quote(q)),
-            (None, Some(p)) => format!("man {}", quote(p)),
+            (Some(q), _) => format!("man -k {}", crate::text::shell_quote(q)),
+            (None, Some(p)) => format!("man {}", crate::text::shell_quote(p)),
             (None, None) => "man".to_string(),
         };
         Session::new(hub.clone(), false).map(|mut sh| sh.run(&line, &mut Io::process(true)))
@@ -435,7 +435,7 @@ pub fn main() -> ExitCode {
         }
         for f in files {
             cmd.push(' ');
-            cmd.push_str(&quote(f));
+            cmd.push_str(&crate::text::shell_quote(f));
         }
         Session::new(hub.clone(), false).map(|mut sh| sh.run(&cmd, &mut Io::process(true)))
     } else if let Some(expr) = &cli.expr {
@@ -657,11 +657,6 @@ fn run_server(cli: &Cli) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Single-quotes a word for the shell.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// The manual page of the `valyxo` program itself (valyxo.1).

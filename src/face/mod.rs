@@ -1,5 +1,6 @@
 //! The faces (face): what a person or a program talks to — the command line, the interactive
-//! shell, the editor, the pager and the account server. They sit on top and import from
+//! shell, the editor, the pager and the account server, and the full-screen views' one event
+//! loop and line input. They sit on top and import from
 //! every layer below.
 
 pub mod cli;
@@ -8,3 +9,4 @@ pub mod pager;
 pub mod repl;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod view;

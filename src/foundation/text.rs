@@ -132,6 +132,24 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .collect()
 }
 
+/// The one shell quoting of the program: `word` as the shell reads it back unchanged, as it
+/// is when it holds only letters, digits and `-_./:,+=@%`, else single-quoted (`'it'\''s'`),
+/// or as [`escape`] quotes it (`$'…'`) when it holds a character that must not reach the
+/// terminal.
+pub fn shell_quote(word: &str) -> Cow<'_, str> {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:,+=@%".contains(c))
+    {
+        Cow::Borrowed(word)
+    } else if word.chars().any(is_unsafe) {
+        escape(word)
+    } else {
+        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
+    }
+}
+
 /// A list for a message, each item quoted: `'a', 'b' or 'c'`.
 pub fn quote_list(items: &[String]) -> String {
     let q: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
@@ -145,6 +163,18 @@ pub fn quote_list(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quoting_quotes_only_what_needs_it() {
+        assert_eq!(shell_quote("src/main.rs"), "src/main.rs");
+        assert_eq!(shell_quote("a=b,c@d:1%"), "a=b,c@d:1%");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("two words"), "'two words'");
+        assert_eq!(shell_quote("it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(shell_quote("*.rs"), "'*.rs'");
+        assert_eq!(shell_quote("~"), "'~'");
+        assert_eq!(shell_quote("a\nb'"), r"$'a\nb\''");
+    }
 
     #[test]
     fn one_did_you_mean_for_every_list() {

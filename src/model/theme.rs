@@ -138,6 +138,20 @@ styles! {
         status: "the editor's status bar",
         search_match = "match": "search matches in the editor",
     }
+    ls: LsStyles {
+        dir: "directories in ls and tree",
+        mount: "directories inside a host mount in ls and tree",
+        broken: "broken symlinks in a mount in ls and tree",
+        special: "fifos, sockets and devices in a mount in ls and tree",
+    }
+    grep: GrepStyles {
+        file: "file names in grep's output",
+        line: "line numbers in grep's output",
+        search_match = "match": "matches in grep's output and history search",
+    }
+    help: HelpStyles {
+        heading: "group titles in help and man's list",
+    }
     syntax: SyntaxStyles {
         comment: "comments in code",
         string: "string literals",

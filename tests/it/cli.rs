@@ -104,6 +104,53 @@ fn colour_follows_setting_flag_and_no_color() {
 }
 
 #[test]
+fn command_colours_come_from_the_theme() {
+    let h = Home::new();
+    h.c("settings set color always").success();
+    h.c("mkdir /d; echo 'a todo here' > /d/f.txt").success();
+    // The default theme's colours.
+    assert_eq!(
+        h.out("ls /"),
+        "\x1b[1;34mProjects\x1b[0m\n\x1b[1;34md\x1b[0m\n"
+    );
+    assert_eq!(
+        h.out("grep -rn todo /d"),
+        "\x1b[35m/d/f.txt\x1b[0m:\x1b[32m1\x1b[0m:a \x1b[1;31mtodo\x1b[0m here\n"
+    );
+    assert!(h
+        .out("help")
+        .starts_with("\x1b[1mFiles and directories\x1b[0m\n"));
+    // A theme changes them, and may leave a style plain.
+    let dir = h.out("theme dir");
+    let dir = std::path::Path::new(dir.trim_end());
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("mine.toml"),
+        "[ls]\ndir = \"green\"\n[grep]\nfile = \"\"\nmatch = \"reverse\"\n",
+    )
+    .unwrap();
+    h.c("theme set mine").success();
+    assert_eq!(h.out("ls /"), "\x1b[32mProjects\x1b[0m\n\x1b[32md\x1b[0m\n");
+    assert_eq!(
+        h.out("grep -rn todo /d"),
+        "/d/f.txt:\x1b[32m1\x1b[0m:a \x1b[7mtodo\x1b[0m here\n"
+    );
+    // Colour off turns the theme's colours off too.
+    h.cmd()
+        .args(["--no-color", "-c", "ls /; grep -rn todo /d; help"])
+        .assert()
+        .success()
+        .stdout(contains("\x1b[").not());
+    // theme show lists the styles.
+    let shown = h.out("theme show neon");
+    assert!(shown.contains("[ls]\ndir     = \"bold blue\""), "{shown}");
+    assert!(
+        shown.contains("[grep]") && shown.contains("[help]"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn parse_errors_point_at_the_column() {
     let h = Home::new();
     h.c("echo \"abc").code(2).stderr(

@@ -116,18 +116,6 @@ pub(crate) fn valid_var_name(n: &str) -> bool {
         && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Quotes a value so that the shell reads it back unchanged.
-pub(crate) fn shell_quote(v: &str) -> String {
-    if !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:,+=@%".contains(c))
-    {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\'', r"'\''"))
-    }
-}
-
 fn env(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if let Some(name) = m.get_one::<String>("name") {
         return match ctx.sh.var(name) {
@@ -158,7 +146,7 @@ fn export(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if items.is_empty() {
         let mut out = String::new();
         for (k, v) in ctx.hub().store.kv_list(KvTable::Env)? {
-            out.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+            out.push_str(&format!("export {k}={}\n", crate::text::shell_quote(&v)));
         }
         ctx.io.stdout.write_all(out.as_bytes())?;
         return Ok(0);
@@ -228,7 +216,7 @@ fn alias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if defs.is_empty() {
         let mut out = String::new();
         for (k, v) in store.kv_list(KvTable::Aliases)? {
-            out.push_str(&format!("alias {k}={}\n", shell_quote(&v)));
+            out.push_str(&format!("alias {k}={}\n", crate::text::shell_quote(&v)));
         }
         ctx.io.stdout.write_all(out.as_bytes())?;
         return Ok(0);
@@ -257,7 +245,7 @@ fn alias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 store.kv_set(KvTable::Aliases, name, value)?;
             }
             None => match store.kv_get(KvTable::Aliases, &d)? {
-                Some(v) => writeln!(ctx.io.stdout, "alias {d}={}", shell_quote(&v))?,
+                Some(v) => writeln!(ctx.io.stdout, "alias {d}={}", crate::text::shell_quote(&v))?,
                 None => {
                     ctx.warn(format!("{d}: no such alias"));
                     status = 1;

@@ -1,6 +1,6 @@
 //! Files and directories: ls, cd, pwd, mkdir, touch, rm, mv, cp, tree, find.
 
-use super::{strings, style, Ctx, Group, Spec};
+use super::{strings, Ctx, Group, Paint, Spec};
 use crate::shell::ops::strip_path;
 use crate::vfs::{transfer::human_bytes, Kind, Meta, VPath};
 use anyhow::{bail, Result};
@@ -323,13 +323,13 @@ fn kind_char(m: &Meta) -> char {
 
 /// A name as `ls` and `tree` show it: escaped when it holds control characters (a name from
 /// a mount may hold anything), coloured by kind.
-fn paint_name(color: bool, name: &str, m: &Meta) -> String {
+fn paint_name(paint: &Paint, name: &str, m: &Meta) -> String {
     let name = crate::text::escape(name);
     match m.kind {
-        Kind::Dir if m.mounted => style::paint(color, style::CYAN, &name),
-        Kind::Dir => style::paint(color, style::BOLD_BLUE, &name),
-        Kind::Broken => style::paint(color, style::BOLD_RED, &name),
-        Kind::Special => style::paint(color, style::YELLOW, &name),
+        Kind::Dir if m.mounted => paint.paint("ls.mount", &name),
+        Kind::Dir => paint.paint("ls.dir", &name),
+        Kind::Broken => paint.paint("ls.broken", &name),
+        Kind::Special => paint.paint("ls.special", &name),
         Kind::File => name.into_owned(),
     }
 }
@@ -343,7 +343,7 @@ fn ls(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let all = m.get_flag("all");
     let human = m.get_flag("human");
     let grid = !long && !m.get_flag("one") && ctx.io.stdout.is_tty();
-    let color = ctx.color();
+    let paint = ctx.paint();
     let mut status = 0;
     let mut files: Vec<(String, Meta)> = Vec::new();
     let mut dirs: Vec<(String, VPath)> = Vec::new();
@@ -377,7 +377,7 @@ fn ls(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                     kind_char(meta),
                     size,
                     fmt_time(meta.mtime_ms),
-                    paint_name(color, name, meta)
+                    paint_name(&paint, name, meta)
                 ));
             }
         } else if grid {
@@ -389,13 +389,13 @@ fn ls(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                 entries
                     .iter()
                     .zip(&shown)
-                    .map(|((n, m), plain)| (plain.as_str(), paint_name(color, n, m)))
+                    .map(|((n, m), plain)| (plain.as_str(), paint_name(&paint, n, m)))
                     .collect(),
                 term_width().unwrap_or(80),
             ));
         } else {
             for (name, meta) in entries {
-                out.push_str(&paint_name(color, name, meta));
+                out.push_str(&paint_name(&paint, name, meta));
                 out.push('\n');
             }
         }
@@ -656,9 +656,9 @@ fn tree(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         all: m.get_flag("all"),
         dirs_only: m.get_flag("dirs"),
         max: m.get_one::<usize>("level").copied().unwrap_or(usize::MAX),
-        color: ctx.color(),
+        paint: ctx.paint(),
     };
-    let mut out = paint_name(opts.color, &arg, &meta);
+    let mut out = paint_name(&opts.paint, &arg, &meta);
     out.push('\n');
     let (mut nd, mut nf) = (0, 0);
     tree_rec(ctx, &root, "", 1, &opts, &mut out, &mut nd, &mut nf)?;
@@ -675,7 +675,7 @@ struct TreeOpts {
     all: bool,
     dirs_only: bool,
     max: usize,
-    color: bool,
+    paint: Paint,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -705,7 +705,7 @@ fn tree_rec(
         out.push_str(&format!(
             "{prefix}{}{}\n",
             if last { "└── " } else { "├── " },
-            paint_name(o.color, &e.name, &e.meta)
+            paint_name(&o.paint, &e.name, &e.meta)
         ));
         if e.meta.kind == Kind::Dir {
             *nd += 1;

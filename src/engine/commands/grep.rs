@@ -1,7 +1,7 @@
 //! grep on the crates behind ripgrep (grep-regex, grep-searcher): regex or literal search
 //! over files, standard input, or whole stored and mounted trees, in parallel.
 
-use super::{strings, style, Ctx, Group, Spec};
+use super::{strings, Ctx, Group, Paint, Spec};
 use crate::vfs::{Content, FileRef, Kind, RefReader, VPath, Vfs};
 use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -117,7 +117,7 @@ struct Opts {
     count: bool,
     invert: bool,
     with_name: bool,
-    color: bool,
+    paint: Paint,
     /// Binary files are searched as text (-a).
     text: bool,
 }
@@ -228,7 +228,7 @@ fn grep(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         count: m.get_flag("count"),
         invert: m.get_flag("invert"),
         with_name: recursive || args.len() > 1,
-        color: ctx.color(),
+        paint: ctx.paint(),
         text: m.get_flag("text"),
     };
     let threads = match ctx.hub().settings().grep.threads {
@@ -515,7 +515,7 @@ impl<'a> Collect<'a> {
         // A name from a mount may hold anything: it reaches the terminal escaped.
         let name = crate::text::escape(name);
         let prefix = if o.with_name {
-            style::paint(o.color, style::MAGENTA, &name)
+            o.paint.paint("grep.file", &name)
         } else {
             String::new()
         };
@@ -533,7 +533,7 @@ impl<'a> Collect<'a> {
     fn finish(mut self, err: Option<std::io::Error>) -> Outcome {
         let o = self.o;
         if o.files_only && self.count > 0 {
-            let name = style::paint(o.color, style::MAGENTA, &self.name);
+            let name = o.paint.paint("grep.file", &self.name);
             self.out.extend_from_slice(name.as_bytes());
             self.out.push(b'\n');
         } else if o.count && (self.count > 0 || !o.with_name) {
@@ -582,18 +582,19 @@ impl Sink for Collect<'_> {
         }
         if let (true, Some(n)) = (o.line_number, mat.line_number()) {
             self.out
-                .extend_from_slice(style::paint(o.color, style::GREEN, &n.to_string()).as_bytes());
+                .extend_from_slice(o.paint.paint("grep.line", &n.to_string()).as_bytes());
             self.out.push(b':');
         }
-        if o.color && !o.invert {
+        let mark = o.paint.style("grep.match").ansi();
+        if !mark.is_empty() && !o.invert {
             let mut last = 0;
             let out = &mut self.out;
             let _ = self.matcher.find_iter(line, |m| {
                 if m.start() < m.end() {
                     out.extend_from_slice(&line[last..m.start()]);
-                    out.extend_from_slice(style::BOLD_RED.as_bytes());
+                    out.extend_from_slice(mark.as_bytes());
                     out.extend_from_slice(&line[m.start()..m.end()]);
-                    out.extend_from_slice(style::RESET.as_bytes());
+                    out.extend_from_slice(b"\x1b[0m");
                     last = m.end();
                 }
                 true

@@ -1,6 +1,6 @@
 //! The manual: man.
 
-use super::{style, Ctx, Group, Spec};
+use super::{Ctx, Group, Spec};
 use crate::manual;
 use anyhow::{bail, Result};
 use clap::{Arg, ArgMatches, Command};
@@ -92,7 +92,7 @@ fn show(ctx: &mut Ctx, name: &str, src: &str) -> Result<i32> {
 /// Lists every page by section: commands in the groups `help` uses, then topics, each
 /// with its summary.
 fn index(ctx: &mut Ctx) -> Result<i32> {
-    let color = ctx.color();
+    let paint = ctx.paint();
     let pages = manual::pages();
     let width = pages.iter().map(|(n, _)| n.len()).max().unwrap_or(8) + 2;
     let reg = super::registry();
@@ -101,7 +101,7 @@ fn index(ctx: &mut Ctx) -> Result<i32> {
         if names.is_empty() {
             return;
         }
-        out.push_str(&style::paint(color, style::BOLD, title));
+        out.push_str(&paint.paint("help.heading", title));
         out.push('\n');
         for n in names {
             let summary = manual::summary(n).unwrap_or("");
@@ -125,7 +125,7 @@ fn index(ctx: &mut Ctx) -> Result<i32> {
     section("Topics", topics, &mut out);
     let plugins = crate::plugins::commands(ctx.hub());
     if !plugins.is_empty() {
-        out.push_str(&style::paint(color, style::BOLD, "Plugin commands"));
+        out.push_str(&paint.paint("help.heading", "Plugin commands"));
         out.push('\n');
         for c in plugins {
             out.push_str(&format!("  {:width$}{}\n", c.name, c.summary));

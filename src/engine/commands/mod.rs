@@ -230,6 +230,10 @@ impl Ctx<'_> {
     pub fn color(&self) -> bool {
         self.sh.hub.color_for(self.io.stdout.is_tty())
     }
+    /// How to colour standard output: the theme's styles when [`Ctx::color`] says so.
+    pub fn paint(&self) -> Paint {
+        Paint::new(self.color(), || self.sh.hub.theme())
+    }
     /// Writes `NAME: msg` to standard error (for per-item errors that do not stop the
     /// command), escaped and cut as [`crate::text::clean_message`] does: a message may carry
     /// a name from outside.
@@ -251,24 +255,41 @@ pub fn strings(m: &ArgMatches, id: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// ANSI styling, used only when colour is on.
-pub mod style {
-    pub const RESET: &str = "\x1b[0m";
-    pub const BOLD_BLUE: &str = "\x1b[1;34m";
-    pub const CYAN: &str = "\x1b[36m";
-    pub const MAGENTA: &str = "\x1b[35m";
-    pub const GREEN: &str = "\x1b[32m";
-    pub const BOLD_RED: &str = "\x1b[1;31m";
-    pub const YELLOW: &str = "\x1b[33m";
-    pub const DIM: &str = "\x1b[2m";
-    pub const BOLD: &str = "\x1b[1m";
+/// How a command colours what it writes: with the theme's styles (`ls.dir`, `grep.match`, …)
+/// when colour is on for the stream, as plain text when it is off (`--no-color`, `NO_COLOR`,
+/// the `color` setting, a stream that is not a terminal).
+#[derive(Clone)]
+pub struct Paint {
+    theme: Option<std::sync::Arc<crate::theme::Theme>>,
+}
 
-    pub fn paint(on: bool, code: &str, text: &str) -> String {
-        if on {
-            format!("{code}{text}{RESET}")
-        } else {
-            text.to_string()
+impl Paint {
+    /// Paints with `theme`'s styles when `on`.
+    pub fn new(on: bool, theme: impl FnOnce() -> std::sync::Arc<crate::theme::Theme>) -> Paint {
+        Paint {
+            theme: on.then(theme),
         }
+    }
+
+    /// Whether colour is on.
+    pub fn on(&self) -> bool {
+        self.theme.is_some()
+    }
+
+    /// The theme's style `key` (one of `theme::STYLES`) when colour is on; plain when off.
+    pub fn style(&self, key: &str) -> crate::theme::Style {
+        debug_assert!(
+            crate::theme::STYLES.iter().any(|(k, _)| *k == key),
+            "no style named {key}"
+        );
+        self.theme
+            .as_ref()
+            .map_or_else(Default::default, |t| t.style(key))
+    }
+
+    /// `text` in the style `key`, as it is when colour is off or the style is plain.
+    pub fn paint(&self, key: &str, text: &str) -> String {
+        self.style(key).paint(self.on(), text)
     }
 }
 

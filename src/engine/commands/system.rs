@@ -1,6 +1,6 @@
 //! The hub itself: help, history, clear, exec, settings, exit.
 
-use super::{registry, strings, style, Ctx, Group, Spec};
+use super::{registry, strings, Ctx, Group, Paint, Spec};
 use crate::history;
 use crate::settings::{self, SETTINGS};
 use crate::store::KvTable;
@@ -242,11 +242,11 @@ fn help(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         ctx.io.stdout.write_all(text.as_bytes())?;
         return Ok(0);
     }
-    let color = ctx.color();
+    let paint = ctx.paint();
     let mut out = String::new();
     let width = reg.all().iter().map(|s| s.name.len()).max().unwrap_or(8) + 2;
     for g in Group::ALL {
-        out.push_str(&style::paint(color, style::BOLD, g.title()));
+        out.push_str(&paint.paint("help.heading", g.title()));
         out.push('\n');
         for s in reg.all().iter().filter(|s| s.group == g) {
             let aliases = if s.aliases.is_empty() {
@@ -260,7 +260,7 @@ fn help(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     }
     let plugins = crate::plugins::commands(ctx.hub());
     if !plugins.is_empty() {
-        out.push_str(&style::paint(color, style::BOLD, "Plugins"));
+        out.push_str(&paint.paint("help.heading", "Plugins"));
         out.push('\n');
         for c in plugins {
             out.push_str(&format!(
@@ -300,11 +300,11 @@ fn history_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         cwd.as_deref(),
     )?;
     let verbose = m.get_flag("verbose");
-    let color = ctx.color();
+    let paint = ctx.paint();
     let mut out = String::new();
     for e in entries {
-        let cmd = match (color, text) {
-            (true, Some(t)) => highlight_ci(&e.command, t),
+        let cmd = match (paint.on(), text) {
+            (true, Some(t)) => highlight_ci(&paint, &e.command, t),
             _ => e.command.clone(),
         };
         if verbose {
@@ -334,7 +334,7 @@ fn history_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     Ok(0)
 }
 
-fn highlight_ci(s: &str, needle: &str) -> String {
+fn highlight_ci(paint: &Paint, s: &str, needle: &str) -> String {
     let lower = s.to_lowercase();
     let n = needle.to_lowercase();
     if lower.len() != s.len() || n.is_empty() {
@@ -347,7 +347,7 @@ fn highlight_ci(s: &str, needle: &str) -> String {
             continue;
         }
         out.push_str(&s[last..i]);
-        out.push_str(&style::paint(true, style::BOLD_RED, &s[i..i + n.len()]));
+        out.push_str(&paint.paint("grep.match", &s[i..i + n.len()]));
         last = i + n.len();
     }
     out.push_str(&s[last..]);

@@ -227,5 +227,31 @@ fn preview(t: &Theme) -> Vec<Line<'static>> {
         label(""),
         Span::styled(" hello.rhai  3:5  rhai ", s("editor.status")),
     ]));
+    out.push(Line::default());
+    // Command output: ls, grep and help.
+    out.push(Line::from(vec![
+        label("ls"),
+        Span::styled("docs", s("ls.dir")),
+        Span::raw("  "),
+        Span::styled("host", s("ls.mount")),
+        Span::raw("  "),
+        Span::styled("gone", s("ls.broken")),
+        Span::raw("  "),
+        Span::styled("fifo", s("ls.special")),
+        Span::raw("  notes.txt"),
+    ]));
+    out.push(Line::from(vec![
+        label("grep"),
+        Span::styled("notes.txt", s("grep.file")),
+        Span::raw(":"),
+        Span::styled("12", s("grep.line")),
+        Span::raw(":a "),
+        Span::styled("todo", s("grep.match")),
+        Span::raw(" for later"),
+    ]));
+    out.push(Line::from(vec![
+        label("help"),
+        Span::styled("Files and directories", s("help.heading")),
+    ]));
     out
 }

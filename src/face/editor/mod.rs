@@ -8,7 +8,6 @@
 
 pub mod buffer;
 pub mod indent;
-pub mod keys;
 pub mod pane;
 pub mod search;
 
@@ -18,10 +17,12 @@ use crate::keymap::{Command, Keymap};
 use crate::recovery;
 use crate::theme::{Style as ThemeStyle, Theme};
 use crate::vfs::VPath;
+use crate::view::line::{self, LineInput};
+use crate::view::{Flow, View};
 use anyhow::{bail, Context, Result};
 use buffer::{cluster_width, Buffer, EditKind, LONG_LINE};
 use ratatui::crossterm::event::{
-    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
 };
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Modifier, Style};
@@ -176,7 +177,7 @@ enum Question {
 enum Mode {
     Normal,
     Help,
-    Prompt { ask: Ask, input: String },
+    Prompt { ask: Ask, input: LineInput },
     Question(Question),
 }
 
@@ -219,9 +220,6 @@ pub struct Editor {
     query: Query,
     /// Searches read the query as a regular expression (Alt-R in find and replace).
     regex: bool,
-    /// The prompt holds a suggestion (the selection, the file's name): the first character
-    /// typed replaces it.
-    prompt_fresh: bool,
     /// The find-as-you-type search running in the background, if any.
     searching: Option<Searching>,
     /// Where the cursor, selection and view were when find started, for Esc.
@@ -365,7 +363,6 @@ impl Editor {
             keymap: Keymap::new("default", &[]).0,
             query: Query::Empty,
             regex: false,
-            prompt_fresh: false,
             searching: None,
             find_origin: None,
             after: After::Nothing,
@@ -732,10 +729,10 @@ impl Editor {
             Event::Paste(text) => {
                 let text = text.replace("\r\n", "\n").replace('\r', "\n");
                 match &mut self.mode {
-                    Mode::Prompt { input, .. } => input.push_str(text.lines().next().unwrap_or("")),
+                    Mode::Prompt { input, .. } => input.insert(&text),
                     Mode::Normal if self.pane_focus => {
                         if let Some(p) = self.pane.as_mut() {
-                            p.input.push_str(&text.replace('\n', " "));
+                            p.input.insert(&text.replace('\n', " "));
                         }
                     }
                     Mode::Normal => {
@@ -1120,7 +1117,6 @@ impl Editor {
                 self.pane_focus = false;
             }
             KeyCode::Char('c') if ctrl(k) => p.stop(),
-            KeyCode::Char('u') if ctrl(k) => p.input.clear(),
             KeyCode::Char('y') if ctrl(k) => {
                 if let Some(mut code) = p.blocks.get(p.block).cloned() {
                     let n = p.block + 1;
@@ -1145,15 +1141,11 @@ impl Editor {
                 self.pane_focus = false;
                 self.normal_key(k);
             }
-            KeyCode::Char(c) if !ctrl(k) => p.input.push(c),
-            KeyCode::Backspace => {
-                p.input.pop();
-            }
             KeyCode::Tab => p.next_block(),
             KeyCode::PageUp => p.scroll(true, 5),
             KeyCode::PageDown => p.scroll(false, 5),
             KeyCode::Enter if !p.busy() => {
-                let question = std::mem::take(&mut p.input);
+                let question = p.input.take();
                 let b = &self.buffers[self.current];
                 let name = b.name();
                 let (what, context) = match b.selected_text() {
@@ -1165,7 +1157,10 @@ impl Editor {
                     p.ask(&hub, question, &what, &context);
                 }
             }
-            _ => {}
+            // The question is typed and edited as a prompt's line is.
+            _ => {
+                p.input.key(k);
+            }
         }
     }
 
@@ -1222,7 +1217,6 @@ impl Editor {
     /// Opens a one-line prompt. A suggested `input` (the selection, the file's name) is
     /// replaced by the first character typed; find remembers where it started, for Esc.
     fn ask(&mut self, ask: Ask, input: String) {
-        self.prompt_fresh = !input.is_empty();
         if ask == Ask::Find {
             let b = &self.buffers[self.current];
             self.find_origin = Some((b.cursor(), b.anchor(), b.top, b.left));
@@ -1230,7 +1224,10 @@ impl Editor {
                 self.query = Query::new(&input, self.regex).unwrap_or_default();
             }
         }
-        self.mode = Mode::Prompt { ask, input };
+        self.mode = Mode::Prompt {
+            ask,
+            input: LineInput::suggest(&input),
+        };
     }
 
     /// Moves to the next (or previous) match of the last search.
@@ -1327,8 +1324,9 @@ impl Editor {
         }
     }
 
-    fn prompt_key(&mut self, k: &KeyEvent, ask: Ask, mut input: String) {
-        let fresh = std::mem::replace(&mut self.prompt_fresh, false);
+    /// Edits the prompt's line as [`LineInput::key`] does; Esc cancels, Enter answers, and
+    /// Alt-R switches find and replace between text and regular expressions.
+    fn prompt_key(&mut self, k: &KeyEvent, ask: Ask, mut input: LineInput) {
         match k.code {
             KeyCode::Esc => {
                 if ask == Ask::SaveAs {
@@ -1347,29 +1345,20 @@ impl Editor {
                 self.message = None;
                 return;
             }
-            KeyCode::Enter => return self.prompt_done(ask, input),
-            KeyCode::Backspace if fresh => input.clear(),
-            KeyCode::Backspace => {
-                input.pop();
-            }
-            KeyCode::Char('u') if ctrl(k) => input.clear(),
+            KeyCode::Enter => return self.prompt_done(ask, input.take()),
             KeyCode::Char('r') if alt(k) && matches!(ask, Ask::Find | Ask::Replace) => {
                 self.regex = !self.regex;
-                self.prompt_fresh = fresh;
             }
-            KeyCode::Char(c) if !ctrl(k) && !alt(k) => {
-                if fresh {
-                    input.clear();
+            _ => {
+                if input.key(k) != line::Edit::Changed {
+                    self.mode = Mode::Prompt { ask, input };
+                    return;
                 }
-                input.push(c);
             }
-            // Moving in the prompt keeps the suggestion, to be added to.
-            KeyCode::Left | KeyCode::Right | KeyCode::Home | KeyCode::End => {}
-            _ => self.prompt_fresh = fresh,
         }
         if ask == Ask::Find {
             // Search as you type, from where the search started.
-            match Query::new(&input, self.regex) {
+            match Query::new(input.text(), self.regex) {
                 Ok(q) => {
                     self.message = None;
                     let from = self.find_origin.map_or_else(
@@ -1823,7 +1812,7 @@ impl Editor {
                 ask: Ask::Find,
                 input,
                 ..
-            } => Query::new(input, self.regex).unwrap_or_default(),
+            } => Query::new(input.text(), self.regex).unwrap_or_default(),
             _ => self.query.clone(),
         };
         let b = &mut self.buffers[self.current];
@@ -2040,8 +2029,10 @@ impl Editor {
         let bold = Style::default().add_modifier(Modifier::BOLD);
         let (text, style, cursor) = match &self.mode {
             Mode::Prompt { ask, input } => {
-                let t = format!("{}: {}", ask.label(self.regex), crate::text::escape(input));
-                let w = unicode_width::UnicodeWidthStr::width(t.as_str()) as u16;
+                let label = format!("{}: ", ask.label(self.regex));
+                let (t, w) = input.fit(&label, usize::from(row.width), |s| {
+                    crate::text::escape(s).into_owned()
+                });
                 (t, bold, Some(w))
             }
             Mode::Question(q) => (
@@ -2354,7 +2345,8 @@ pub fn run(
     // writes the copies it was handed.
     let (pending, store) = (ed.pending.clone(), Arc::clone(ed.hub.vfs.store()));
     screen.on_hangup(Box::new(move || pending.write(&store)));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event_loop(&mut ed)));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::view::run(&mut ed)));
     // Whatever way it ended (a panic too), unsaved text is kept.
     ed.keep_recovery_copies(true);
     let left = screen.leave();
@@ -2366,76 +2358,61 @@ pub fn run(
     Ok(())
 }
 
-fn event_loop(ed: &mut Editor) -> Result<()> {
-    use ratatui::backend::CrosstermBackend;
-    let mut terminal = ratatui::Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    ratatui::crossterm::execute!(
-        std::io::stdout(),
-        ratatui::crossterm::terminal::Clear(ratatui::crossterm::terminal::ClearType::All)
-    )?;
-    loop {
-        if ed.quit {
-            return Ok(());
+impl View for Editor {
+    fn handle(&mut self, event: &Event) -> Flow {
+        let changed = Editor::handle(self, event);
+        if self.quit {
+            Flow::Quit
+        } else if changed {
+            Flow::Redraw
+        } else {
+            Flow::Idle
         }
-        terminal.draw(|f| ed.draw(f))?;
-        if let Some(text) = ed.take_copied() {
+    }
+
+    fn draw(&mut self, frame: &mut Frame<'_>) {
+        Editor::draw(self, frame);
+    }
+
+    fn drawn(&mut self) -> std::io::Result<()> {
+        if let Some(text) = self.take_copied() {
             ratatui::crossterm::execute!(
                 std::io::stdout(),
                 crossterm::clipboard::CopyToClipboard::to_clipboard_from(text)
             )?;
         }
-        // Wake now and then to keep recovery copies and notice termination signals; when
-        // idle, work out highlighting in slices between keys.
-        loop {
-            // While a search runs in the background, look for its match often.
-            let wait = if ed.search_pending() {
-                ed.idle_wait().min(Duration::from_millis(10))
-            } else {
-                ed.idle_wait()
-            };
-            if event::poll(wait)? {
-                break;
-            }
-            if ed.receive_search() {
-                terminal.draw(|f| ed.draw(f))?;
-            }
-            if crate::term::signal_pending() {
-                return Ok(());
-            }
-            ed.keep_recovery_copies(false);
-            let noticed = ed.check_disk();
-            if ed.work() || noticed {
-                terminal.draw(|f| ed.draw(f))?;
-            }
+        Ok(())
+    }
+
+    /// While a search runs in the background, its match is looked for often; otherwise the
+    /// editor wakes as its idle work asks.
+    fn wait(&self) -> Duration {
+        if self.search_pending() {
+            self.idle_wait().min(Duration::from_millis(10))
+        } else {
+            self.idle_wait()
         }
-        let mut handled = 0;
-        'burst: while handled == 0 || (handled < 64 && event::poll(Duration::ZERO)?) {
-            if crate::term::signal_pending() {
-                return Ok(());
-            }
-            let mut evs = vec![event::read()?];
-            // After Esc, the characters that came with it in the same read, so a key the
-            // terminal library split can be put back together. Keys after the one that
-            // closes the editor are otherwise left for the shell.
-            if keys::may_be_split(&evs[0]) {
-                while evs.len() < keys::LONGEST && event::poll(Duration::ZERO)? {
-                    evs.push(event::read()?);
-                    if !keys::may_continue(&evs[evs.len() - 1]) {
-                        break;
-                    }
-                }
-                evs = keys::mend(evs);
-            }
-            for ev in evs {
-                ed.handle(&ev);
-                handled += 1;
-                if ed.quit {
-                    break 'burst;
-                }
-            }
-        }
-        // Steady typing never leaves the text alone for long: copies are kept meanwhile.
-        ed.keep_recovery_copies(false);
+    }
+
+    /// Takes a background search's match, keeps recovery copies, looks at the file on disk
+    /// and works out highlighting in slices between keys.
+    fn idle(&mut self) -> bool {
+        let found = self.receive_search();
+        self.keep_recovery_copies(false);
+        let noticed = self.check_disk();
+        let worked = self.work();
+        found || noticed || worked
+    }
+
+    /// Steady typing never leaves the text alone for long: copies are kept meanwhile.
+    fn after_burst(&mut self) {
+        self.keep_recovery_copies(false);
+    }
+
+    /// In the editor Esc cancels (a prompt, a question, the pane's focus) rather than
+    /// closing it, and an Esc typed just before an arrow is common.
+    fn mends_keys(&self) -> bool {
+        true
     }
 }
 

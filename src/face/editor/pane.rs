@@ -35,7 +35,7 @@ struct Entry {
 }
 
 pub struct Pane {
-    pub input: String,
+    pub input: crate::view::line::LineInput,
     entries: Vec<Entry>,
     /// The conversation so far, as sent to the server.
     messages: Vec<Message>,
@@ -485,7 +485,7 @@ impl Pane {
         let persona = assistant::persona(hub.settings().assistant.persona.as_str())
             .unwrap_or(&assistant::PERSONAS[0]);
         Pane {
-            input: String::new(),
+            input: Default::default(),
             entries: Vec::new(),
             messages: vec![Message::new("system", persona.prompt)],
             conversation: None,
@@ -723,18 +723,13 @@ impl Pane {
         frame
             .buffer_mut()
             .set_string(inner.x, rule_y, "─".repeat(inner.width as usize), dim);
-        let prompt = format!("> {}", self.input);
-        let w = unicode_width::UnicodeWidthStr::width(prompt.as_str());
-        let shown: String = if w >= inner.width as usize {
-            prompt.chars().skip(w + 1 - inner.width as usize).collect()
-        } else {
-            prompt
-        };
+        let (shown, cw) = self
+            .input
+            .fit("> ", usize::from(inner.width), str::to_owned);
         frame
             .buffer_mut()
             .set_string(inner.x, rule_y + 1, &shown, Style::default());
         if focused {
-            let cw = unicode_width::UnicodeWidthStr::width(shown.as_str()) as u16;
             frame.set_cursor_position((inner.x + cw.min(inner.width - 1), rule_y + 1));
         }
     }
@@ -999,7 +994,7 @@ mod tests {
     /// A pane with no hub, persona or server behind it.
     fn bare() -> Pane {
         Pane {
-            input: String::new(),
+            input: Default::default(),
             entries: Vec::new(),
             messages: vec![Message::new("system", "")],
             conversation: None,
@@ -1163,7 +1158,7 @@ mod tests {
             answer.len()
         );
         for c in "more".chars() {
-            p.input.push(c);
+            p.input.insert(&c.to_string());
             for _ in 0..25 {
                 draw(&mut term, &p, Some(&theme));
             }

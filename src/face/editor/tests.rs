@@ -713,7 +713,7 @@ fn the_line_option_moves_in_the_first_file_and_paste_in_the_pane_stays_there() {
     ed.handle(&Event::Paste("what is\nthis".into()));
     assert_eq!(text(&ed), "x\n", "the file is untouched");
     assert_eq!(
-        ed.pane.as_ref().map(|p| p.input.as_str()),
+        ed.pane.as_ref().map(|p| p.input.text()),
         Some("what is this")
     );
 }
@@ -1018,6 +1018,40 @@ fn esc_from_find_goes_back_and_a_suggestion_is_replaced_by_typing() {
     typ(&mut ed, ".bak");
     key(&mut ed, KeyCode::Enter);
     assert_eq!(f.read("/a.txt.bak"), text_);
+}
+
+#[test]
+fn the_prompt_edits_where_its_cursor_is_and_keeps_it_in_view() {
+    let f = fixture();
+    let text_: String = (0..200).map(|i| format!("line {i}\n")).collect();
+    f.write("/a.txt", &text_);
+    let mut ed = f.editor(&["/a.txt"], false);
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, "line 15");
+    key(&mut ed, KeyCode::Left);
+    key(&mut ed, KeyCode::Left);
+    typ(&mut ed, "1");
+    let mut t = Terminal::new(TestBackend::new(40, 10)).expect("terminal");
+    t.draw(|f| ed.draw(f)).expect("draw");
+    t.backend_mut().assert_cursor_position((27, 9));
+    key(&mut ed, KeyCode::Delete);
+    key(&mut ed, KeyCode::Backspace);
+    typ(&mut ed, "9");
+    let (rows, _) = screen(&mut ed, 40, 10);
+    assert_eq!(rows[9], "Find (Alt-R: regex): line 95");
+    key(&mut ed, KeyCode::Enter);
+    assert_eq!(ed.buffers[0].selected_text().as_deref(), Some("line 95"));
+    // A line longer than the screen shows the part around the cursor.
+    ctrl_key(&mut ed, 'f');
+    typ(&mut ed, &"x".repeat(30));
+    key(&mut ed, KeyCode::Home);
+    let (rows, _) = screen(&mut ed, 40, 10);
+    assert_eq!(rows[9], format!("Find (Alt-R: regex): {}", "x".repeat(19)));
+    key(&mut ed, KeyCode::End);
+    t.draw(|f| ed.draw(f)).expect("draw");
+    t.backend_mut().assert_cursor_position((39, 9));
+    let (rows, _) = screen(&mut ed, 40, 10);
+    assert!(rows[9].ends_with(&"x".repeat(30)), "{:?}", rows[9]);
 }
 
 fn with_pairs(ed: &mut Editor) {

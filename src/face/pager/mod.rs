@@ -15,21 +15,22 @@
 //! exercised without a terminal.
 
 use std::io::{self, BufWriter, Write};
-use std::time::Duration;
 
-use ratatui::backend::CrosstermBackend;
 use ratatui::buffer::Buffer;
 use ratatui::buffer::CellWidth;
 use ratatui::crossterm::event::{
-    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+    Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
-use ratatui::crossterm::{execute, terminal};
+use ratatui::crossterm::terminal;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Clear, Paragraph};
-use ratatui::{Frame, Terminal};
+use ratatui::Frame;
 use unicode_segmentation::{GraphemeCursor, UnicodeSegmentation};
+
+use crate::view::line::{Edit, LineInput};
+use crate::view::{Flow, View};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// A character folded for case-insensitive search. Like `char::to_lowercase`,
@@ -128,7 +129,7 @@ pub fn page(
         // Without a terminal to read keys from (no controlling terminal), print instead.
         None | Some(Err(_)) => return print_document(&mut io::stdout().lock(), &pager.doc),
     };
-    let result = run(&mut pager);
+    let result = crate::view::run(&mut pager);
     result.and(screen.leave())
 }
 
@@ -462,26 +463,12 @@ struct Search {
 #[derive(Debug)]
 struct Prompt {
     backward: bool,
-    text: String,
+    text: LineInput,
 }
 
 // ---------------------------------------------------------------------------
 // Pager state
 // ---------------------------------------------------------------------------
-
-/// What the event loop should do after an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flow {
-    /// Leave the pager.
-    Quit,
-    /// The view may have changed: draw it again.
-    Redraw,
-    /// Nothing changed.
-    Idle,
-    /// Clear the screen and draw everything again (Ctrl-L, `r`), for a screen
-    /// that something else wrote on.
-    Repaint,
-}
 
 /// What a key does in the pager.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -827,7 +814,7 @@ impl Pager {
             Action::Search | Action::SearchBack => {
                 self.prompt = Some(Prompt {
                     backward: act == Action::SearchBack,
-                    text: String::new(),
+                    text: LineInput::new(),
                 });
             }
             Action::Next => self.search_again(true),
@@ -838,34 +825,26 @@ impl Pager {
         Flow::Redraw
     }
 
-    /// Edits the search prompt: text, Backspace (Ctrl-H), Ctrl-U to clear,
-    /// Esc to cancel and Enter to search. Backspace on an empty prompt
-    /// cancels it, as in `less`.
+    /// Edits the search prompt as [`LineInput::key`] does, with Esc to cancel and Enter to
+    /// search. Backspace on an empty prompt cancels it, as in `less`.
     fn handle_prompt_key(&mut self, key: KeyEvent, ctrl: bool) -> Flow {
         let Some(prompt) = self.prompt.as_mut() else {
             return Flow::Idle;
         };
+        let backspace = key.code == KeyCode::Backspace || (ctrl && key.code == KeyCode::Char('h'));
         match key.code {
             KeyCode::Esc => self.prompt = None,
             KeyCode::Enter => {
-                if let Some(prompt) = self.prompt.take() {
-                    self.submit_search(prompt.text, prompt.backward);
+                if let Some(mut prompt) = self.prompt.take() {
+                    self.submit_search(prompt.text.take(), prompt.backward);
                 }
             }
-            KeyCode::Backspace | KeyCode::Char('h') if key.code == KeyCode::Backspace || ctrl => {
-                if prompt.text.pop().is_none() {
-                    self.prompt = None;
+            _ if backspace && prompt.text.is_empty() => self.prompt = None,
+            _ => {
+                if prompt.text.key(&key) == Edit::Ignored {
+                    return Flow::Idle;
                 }
             }
-            KeyCode::Char('u') if ctrl => prompt.text.clear(),
-            KeyCode::Char(c)
-                if !key
-                    .modifiers
-                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
-            {
-                prompt.text.push(c);
-            }
-            _ => return Flow::Idle,
         }
         Flow::Redraw
     }
@@ -1132,13 +1111,11 @@ impl Pager {
             if width == 0 {
                 return;
             }
-            let mut shown = format!("{}{}", if prompt.backward { '?' } else { '/' }, prompt.text);
-            // Keep the end of a long query in view, and a cell for the cursor.
-            while shown.width() >= width {
-                shown.remove(0);
-            }
-            let (x, y) = buf.set_stringn(area.x, area.y, &shown, width, style);
-            frame.set_cursor_position((x.min(area.right() - 1), y));
+            let mark = if prompt.backward { "?" } else { "/" };
+            // Keep the cursor in view, and a cell for it.
+            let (shown, col) = prompt.text.fit(mark, width, str::to_owned);
+            buf.set_stringn(area.x, area.y, &shown, width, style);
+            frame.set_cursor_position(((area.x + col).min(area.right() - 1), area.y));
         } else {
             let text = self.status_text(width);
             buf.set_stringn(area.x, area.y, &text, width, style);
@@ -1203,46 +1180,13 @@ fn truncate_to_width(text: &str, max: usize, ellipsis: bool) -> String {
 // Terminal
 // ---------------------------------------------------------------------------
 
-/// At most this many events that arrive together are handled before the
-/// screen is drawn again.
-const EVENTS_PER_DRAW: usize = 64;
+impl View for Pager {
+    fn handle(&mut self, event: &Event) -> Flow {
+        self.handle_event(event)
+    }
 
-/// Draws and handles events until the user quits. Events that arrive
-/// together (a burst of wheel notches or resizes) are handled before the
-/// next draw.
-fn run(pager: &mut Pager) -> io::Result<()> {
-    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-    // Clear directly: `Terminal::clear` asks the terminal where the cursor is and waits for
-    // the answer, which some terminals (and pipes posing as terminals) never give.
-    execute!(io::stdout(), terminal::Clear(terminal::ClearType::All))?;
-    loop {
-        terminal.draw(|frame| pager.draw(frame))?;
-        let mut redraw = false;
-        let mut handled = 0;
-        // Wake up now and then to notice a termination signal.
-        while !event::poll(Duration::from_millis(100))? {
-            if crate::term::signal_pending() {
-                return Ok(());
-            }
-        }
-        while !redraw || (handled < EVENTS_PER_DRAW && event::poll(Duration::ZERO)?) {
-            if crate::term::signal_pending() {
-                return Ok(());
-            }
-            match pager.handle_event(&event::read()?) {
-                Flow::Quit => return Ok(()),
-                Flow::Redraw => redraw = true,
-                Flow::Repaint => {
-                    // Resizing to the same size clears the screen and forgets what
-                    // was drawn, so the next draw paints every cell.
-                    let size = terminal.size()?;
-                    terminal.resize(Rect::new(0, 0, size.width, size.height))?;
-                    redraw = true;
-                }
-                Flow::Idle => {}
-            }
-            handled += 1;
-        }
+    fn draw(&mut self, frame: &mut Frame<'_>) {
+        Pager::draw(self, frame);
     }
 }
 

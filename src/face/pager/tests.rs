@@ -6,6 +6,7 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{MouseEvent, MouseEventKind};
 use ratatui::style::{Color, Modifier};
 use ratatui::text::Span;
+use ratatui::Terminal;
 
 fn test_style() -> PagerStyle {
     PagerStyle {
@@ -567,14 +568,14 @@ fn prompt_editing_and_repeat() {
     press(&mut p, &[ch('/'), ch('x'), key(KeyCode::Esc)]);
     assert!(p.prompt.is_none() && p.search.is_none(), "Esc cancels");
     press(&mut p, &[ch('/'), ch('x'), key(KeyCode::Backspace)]);
-    assert_eq!(p.prompt.as_ref().unwrap().text, "");
+    assert_eq!(p.prompt.as_ref().unwrap().text.text(), "");
     press(&mut p, &[key(KeyCode::Backspace)]);
     assert!(p.prompt.is_none(), "Backspace on an empty prompt cancels");
     press(&mut p, &[ch('/'), key(KeyCode::Enter)]);
     assert_eq!(p.message.as_deref(), Some("No previous search"));
     // q typed into the prompt is text, not quit.
     press(&mut p, &[ch('/'), ch('q'), ch('u'), ctrl('u'), ch('f')]);
-    assert_eq!(p.prompt.as_ref().unwrap().text, "f");
+    assert_eq!(p.prompt.as_ref().unwrap().text.text(), "f");
     press(
         &mut p,
         &[
@@ -615,6 +616,41 @@ fn prompt_is_drawn_with_cursor() {
         format!("{}! ", "z".repeat(18))
     );
     terminal.backend_mut().assert_cursor_position((19, 4));
+    // Home shows the start, the cursor on the first character of the query.
+    press(&mut p, &[key(KeyCode::Home)]);
+    terminal.draw(|frame| p.draw(frame)).unwrap();
+    assert_eq!(
+        screen_row(terminal.backend().buffer(), 4),
+        format!("?ab{}", "z".repeat(17))
+    );
+    terminal.backend_mut().assert_cursor_position((1, 4));
+}
+
+#[test]
+fn the_prompt_is_edited_where_the_cursor_is() {
+    let mut p = pager(search_doc(), 40, 11);
+    press(
+        &mut p,
+        &[
+            ch('/'),
+            ch('f'),
+            ch('o'),
+            key(KeyCode::Left),
+            ch('o'),
+            key(KeyCode::Home),
+            key(KeyCode::Delete),
+            ch('f'),
+            key(KeyCode::End),
+            ch('x'),
+            key(KeyCode::Backspace),
+        ],
+    );
+    assert_eq!(p.prompt.as_ref().unwrap().text.text(), "foo");
+    // Backspace at the start of a query that is not empty leaves the prompt open.
+    press(&mut p, &[key(KeyCode::Home), key(KeyCode::Backspace)]);
+    assert_eq!(p.prompt.as_ref().unwrap().text.text(), "foo");
+    press(&mut p, &[key(KeyCode::Enter)]);
+    assert_eq!(p.top, 10);
 }
 
 /// A long line with `foo` on a continuation row and straddling a wrap.

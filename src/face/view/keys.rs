@@ -1,4 +1,4 @@
-//! Keys as they arrive (view): mends what the terminal library splits wrongly. Esc pressed
+//! Keys as they arrive (face): mends what the terminal library splits wrongly. Esc pressed
 //! just before an arrow (both bytes in one read, as over a slow SSH link or from a key
 //! macro) reaches the library as `ESC ESC [ A`, which it reads as Esc followed by the
 //! characters `[` and `A`. Here such a run, within one burst of input, is read back as Esc
