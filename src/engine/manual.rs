@@ -321,14 +321,16 @@ impl Roff {
     }
 
     /// A block starts: under DESCRIPTION when no section is open yet; with `.PP` between
-    /// paragraphs, `.sp` between the blocks of one list item.
-    fn block(&mut self) {
+    /// paragraphs, `.sp` between the blocks of one list item; none before a list or a table,
+    /// whose `.IP` starts a paragraph itself (`para` false).
+    fn block(&mut self, para: bool) {
         if !self.section {
             self.request(".SH DESCRIPTION");
             self.section = true;
             self.after_heading = true;
         }
-        if std::mem::take(&mut self.item_start) || std::mem::take(&mut self.after_heading) {
+        let first = std::mem::take(&mut self.item_start);
+        if std::mem::take(&mut self.after_heading) || first || !para {
             return;
         }
         if self.lists.is_empty() {
@@ -384,19 +386,19 @@ impl Roff {
                 self.after_heading = true;
                 self.item_start = false;
             }
-            Event::Start(Tag::Paragraph | Tag::HtmlBlock) => self.block(),
+            Event::Start(Tag::Paragraph | Tag::HtmlBlock) => self.block(true),
             Event::Start(Tag::CodeBlock(_)) => {
-                self.block();
+                self.block(true);
                 self.code = Some(String::new());
             }
             Event::Start(Tag::BlockQuote(_)) => {
-                self.block();
+                self.block(true);
                 self.request(".RS 4");
             }
             Event::End(TagEnd::BlockQuote(_)) => self.request(".RE"),
             Event::Start(Tag::List(first)) => {
                 if self.lists.is_empty() {
-                    self.block();
+                    self.block(false);
                 } else {
                     self.request(".RS");
                 }
@@ -423,7 +425,7 @@ impl Roff {
             }
             Event::End(TagEnd::Item) => self.item_start = false,
             Event::Start(Tag::Table(_)) => {
-                self.block();
+                self.block(false);
                 self.table = Some((Vec::new(), Vec::new(), 0));
             }
             Event::Start(Tag::TableCell) => {
@@ -512,7 +514,7 @@ impl Roff {
             }
             Event::HardBreak => self.request(".br"),
             Event::Rule => {
-                self.block();
+                self.block(true);
                 self.text("\u{2014}\u{2014}\u{2014}");
             }
             Event::TaskListMarker(done) => self.text(if done { "[x] " } else { "[ ] " }),
@@ -569,6 +571,44 @@ mod tests {
         assert_eq!(
             text,
             "ls — List things\n\nSYNOPSIS\n\n        ls [PATH]\n\n    Use ls -l for more.\n"
+        );
+    }
+
+    /// The page's body after the NAME section.
+    fn roff_body(src: &str) -> String {
+        let page = roff("t", src);
+        let at = page.find("\n.SH NAME\n").expect("NAME") + 10;
+        let rest = &page[at..];
+        rest[rest.find('\n').expect("NAME line") + 1..].to_string()
+    }
+
+    #[test]
+    fn roff_escapes_requests_backslashes_and_hyphens() {
+        let md = "# t \u{2014} T\n\n## Examples\n\n```text\n.TH not a request\n'also not\nback\\slash -n\n```\n\n\
+                  .PP is text here, as is\n'this, \\e and `a-b`.\n";
+        assert_eq!(
+            roff_body(md),
+            ".SH\nEXAMPLES\n.RS 4\n.nf\n\\&.TH not a request\n\\&'also not\nback\\eslash \\-n\n\
+             .fi\n.RE\n.PP\n\\&.PP is text here, as is\n\\&'this, \\ee and \\fBa\\-b\\fR.\n"
+        );
+    }
+
+    #[test]
+    fn roff_nests_lists_and_opens_a_section_for_text_before_any() {
+        let md = "# t \u{2014} T\n\nIntro *here*.\n\n- one\n  - inner **b**\n- two\n\n1. first\n2. second\n";
+        assert_eq!(
+            roff_body(md),
+            ".SH DESCRIPTION\nIntro \\fIhere\\fR.\n.IP \\(bu 2\none\n.RS\n.IP \\(bu 2\n\
+             inner \\fBb\\fR\n.RE\n.IP \\(bu 2\ntwo\n.IP 1. 3\nfirst\n.IP 2. 3\nsecond\n"
+        );
+    }
+
+    #[test]
+    fn the_pager_shows_nested_lists_tables_and_links() {
+        let md = "# t \u{2014} T\n\n## See also\n\n- a [link](https://x.org)\n  - nested\n\n| A | B |\n|---|---|\n| `x` | y |\n";
+        assert_eq!(
+            render(md),
+            "t \u{2014} T\n\nSEE ALSO\n\n    - a link (https://x.org)\n      - nested\n\n    A  B\n    \u{2500}  \u{2500}\n    x  y\n"
         );
     }
 
