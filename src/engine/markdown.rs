@@ -154,6 +154,8 @@ struct Walk<'l, 'a> {
     next_number: Option<u64>,
     /// A block ended: the next one comes after a blank line.
     gap: bool,
+    /// A blank line is due before the next line.
+    blank: bool,
     /// Nothing came yet (a manual's first heading is its title).
     at_start: bool,
     /// Inside a heading: the manual's are in upper case, at the margin.
@@ -178,6 +180,7 @@ fn walk(src: &str, layout: &Layout, number: Option<u64>) -> (Vec<Line<'static>>,
         number,
         next_number: None,
         gap: false,
+        blank: false,
         at_start: true,
         heading: false,
         title: false,
@@ -202,6 +205,9 @@ impl Walk<'_, '_> {
     fn begin_line(&mut self) {
         if !self.line.is_empty() {
             return;
+        }
+        if std::mem::take(&mut self.blank) && !self.out.is_empty() {
+            self.out.push(Line::default());
         }
         let margin = self.heading && self.layout.manual && self.prefixes.is_empty();
         if !margin && self.layout.indent > 0 {
@@ -246,17 +252,12 @@ impl Walk<'_, '_> {
         self.line.push(span);
     }
 
-    /// A block starts: after a blank line when one ended before it.
+    /// A block starts: after a blank line when one ended before it (put in by
+    /// [`Walk::begin_line`] once the block shows anything).
     fn block(&mut self) {
         self.end_line();
-        if std::mem::take(&mut self.gap) && !self.out.is_empty() {
-            // Inside a block quote the blank line keeps its bar.
-            self.begin_line();
-            if self.line.is_empty() {
-                self.out.push(Line::default());
-            } else {
-                self.end_line();
-            }
+        if std::mem::take(&mut self.gap) {
+            self.blank = true;
         }
     }
 
@@ -495,6 +496,8 @@ impl Walk<'_, '_> {
         for l in code.lines() {
             let spans = lines.line(layout.theme, l);
             if spans.is_empty() {
+                self.begin_line();
+                self.line.clear();
                 self.out.push(Line::default());
                 continue;
             }
