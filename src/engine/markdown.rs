@@ -633,7 +633,10 @@ mod tests {
         let out = lines(md, &layout);
         let code = &out[3];
         assert!(code.spans.len() > 1, "highlighted: {code:?}");
-        assert!(out[2].spans[0].style.add_modifier.contains(ratatui::style::Modifier::DIM));
+        assert!(out[2].spans[0]
+            .style
+            .add_modifier
+            .contains(ratatui::style::Modifier::DIM));
     }
 
     #[test]
@@ -649,10 +652,14 @@ mod tests {
 
     #[test]
     fn no_text_reaches_the_terminal_raw() {
-        let md = "# T\x1b]0;x\x07\n\nA &#27;[2J and \u{202e} `\x1b[31m`\n\n```sh\necho \x1b[2J\n```\n";
+        let md =
+            "# T\x1b]0;x\x07\n\nA &#27;[2J and \u{202e} `\x1b[31m`\n\n```sh\necho \x1b[2J\n```\n";
         let out = text(md, false);
         assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
-        assert!(out.contains("A \\x1b[2J and \\u{202e} \\x1b[31m"), "{out:?}");
+        assert!(
+            out.contains("A \\x1b[2J and \\u{202e} \\x1b[31m"),
+            "{out:?}"
+        );
         assert!(out.contains("echo \\x1b[2J"), "{out:?}");
     }
 }

@@ -380,7 +380,8 @@ mod tests {
 
     #[test]
     fn markdown_is_laid_out_and_code_fenced_with_its_language_and_coloured() {
-        let answer = "# Fix\nUse **this**:\n```rust\nfn main() {}\n```\n- one\n  - `inner`\n- two\nDone.";
+        let answer =
+            "# Fix\nUse **this**:\n```rust\nfn main() {}\n```\n- one\n  - `inner`\n- two\nDone.";
         for size in [1, 2, 3, 7, 100] {
             let out = shown(answer, &vec![size; 100], true);
             assert_eq!(
@@ -485,7 +486,11 @@ mod tests {
         assert_eq!(r.push("\n"), "Hello\n", "a blank line ends it");
         assert_eq!(r.push("## Head\n"), "\nHead\n", "a heading is one line");
         assert_eq!(r.push("1. a\n"), "");
-        assert_eq!(r.push("1. b\n"), "\n1. a\n", "an item shows when the next begins");
+        assert_eq!(
+            r.push("1. b\n"),
+            "\n1. a\n",
+            "an item shows when the next begins"
+        );
         assert_eq!(r.push("   - c\n"), "");
         assert_eq!(r.push("```py\n"), "2. b\n   - c\n\n```py\n");
         assert_eq!(r.push("x = 1\n"), "x = 1\n", "code shows a line at a time");
