@@ -188,8 +188,14 @@ fn walk(src: &str, layout: &Layout, number: Option<u64>) -> (Vec<Line<'static>>,
         links: Vec::new(),
         table: None,
     };
-    for event in parser(src) {
-        w.event(event);
+    for (event, range) in parser(src).into_offset_iter() {
+        match event {
+            // A code span across a line break keeps the break, as other text does.
+            Event::Code(t) if src[range.clone()].contains('\n') && w.code.is_none() => {
+                w.code_span(&t, &src[range]);
+            }
+            e => w.event(e),
+        }
     }
     w.end_line();
     (tidy(w.out), w.next_number)
@@ -274,14 +280,7 @@ impl Walk<'_, '_> {
             Event::Start(tag) => self.start(tag),
             Event::End(tag) => self.end(tag),
             Event::Text(t) => self.push(&t, self.style()),
-            Event::Code(t) => {
-                let style = if self.heading {
-                    self.style()
-                } else {
-                    self.layout.style("pager.inline").over(self.style())
-                };
-                self.push(&t, style);
-            }
+            Event::Code(t) => self.push(&t, self.code_style()),
             Event::Html(t) | Event::InlineHtml(t) => {
                 let mut lines = t.split('\n').peekable();
                 while let Some(l) = lines.next() {
@@ -481,6 +480,38 @@ impl Walk<'_, '_> {
         }
     }
 
+    /// Inline code written over several lines (`source` with its back-ticks), a line each.
+    fn code_span(&mut self, code: &str, source: &str) {
+        let style = self.code_style();
+        let inner = source.trim_matches('`');
+        let parts: Vec<&str> = inner.split('\n').map(|p| p.trim_end_matches('\r')).collect();
+        let last = parts.len() - 1;
+        for (i, part) in parts.into_iter().enumerate() {
+            let mut part = if i > 0 { part.trim_start() } else { part };
+            if i == 0 && !code.starts_with(' ') {
+                part = part.trim_start();
+            }
+            if i < last {
+                part = part.trim_end();
+            } else if !code.ends_with(' ') {
+                part = part.trim_end();
+            }
+            self.push(part, style);
+            if i < last && self.table.is_none() {
+                self.end_line();
+            }
+        }
+        self.at_start = false;
+    }
+
+    fn code_style(&self) -> Style {
+        if self.heading {
+            self.style()
+        } else {
+            self.layout.style("pager.inline").over(self.style())
+        }
+    }
+
     /// The code block just read: fenced and highlighted in an answer, indented in a manual.
     fn code_block(&mut self) {
         let Some((lang, code)) = self.code.take() else {
@@ -647,6 +678,14 @@ mod tests {
             text(md, false),
             "Use ls -l for more, see Rhai (https://rhai.rs) or https://x.org.\n\n\
              a  long b\n─  ──────\nx       1\n"
+        );
+    }
+
+    #[test]
+    fn inline_code_over_two_lines_keeps_the_line_break() {
+        assert_eq!(
+            text("described in `man\nassistant`. When `` a\n  b `` c\n", true),
+            "    described in man\n    assistant. When a\n    b c\n"
         );
     }
 
