@@ -484,7 +484,10 @@ impl Walk<'_, '_> {
     fn code_span(&mut self, code: &str, source: &str) {
         let style = self.code_style();
         let inner = source.trim_matches('`');
-        let parts: Vec<&str> = inner.split('\n').map(|p| p.trim_end_matches('\r')).collect();
+        let parts: Vec<&str> = inner
+            .split('\n')
+            .map(|p| p.trim_end_matches('\r'))
+            .collect();
         let last = parts.len() - 1;
         for (i, part) in parts.into_iter().enumerate() {
             let mut part = if i > 0 { part.trim_start() } else { part };
@@ -563,6 +566,11 @@ impl Walk<'_, '_> {
             }
         }
         let rule = self.layout.style("pager.bullet");
+        let head: Vec<usize> = t
+            .rows
+            .first()
+            .map(|r| r.iter().map(|c| width(c).max(1)).collect())
+            .unwrap_or_default();
         for (r, row) in t.rows.into_iter().enumerate() {
             self.begin_line();
             let n = row.len();
@@ -586,9 +594,17 @@ impl Walk<'_, '_> {
             }
             self.end_line();
             if r == 0 {
+                // Each head cell underlined, so that a long last column does not make the
+                // rule wrap.
                 self.begin_line();
-                let line: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
-                self.line.push(self.layout.span(line.join("  "), rule));
+                let mut line = String::new();
+                for (i, w) in head.iter().enumerate() {
+                    if i > 0 {
+                        line.push_str(&" ".repeat(widths[i - 1].saturating_sub(head[i - 1]) + 2));
+                    }
+                    line.push_str(&"─".repeat(*w));
+                }
+                self.line.push(self.layout.span(line, rule));
                 self.end_line();
             }
         }
@@ -686,6 +702,15 @@ mod tests {
         assert_eq!(
             text("described in `man\nassistant`. When `` a\n  b `` c\n", true),
             "    described in man\n    assistant. When a\n    b c\n"
+        );
+    }
+
+    #[test]
+    fn tables_underline_their_head_and_take_empty_cells() {
+        let md = "| | long head |\n|:-:|---|\n| wide cell | x |\n| y | |\n";
+        assert_eq!(
+            text(md, false),
+            "           long head\n\u{2500}          \u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\nwide cell  x\n    y\n"
         );
     }
 
