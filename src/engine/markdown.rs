@@ -494,9 +494,7 @@ impl Walk<'_, '_> {
             if i == 0 && !code.starts_with(' ') {
                 part = part.trim_start();
             }
-            if i < last {
-                part = part.trim_end();
-            } else if !code.ends_with(' ') {
+            if i < last || !code.ends_with(' ') {
                 part = part.trim_end();
             }
             self.push(part, style);
