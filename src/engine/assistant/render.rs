@@ -52,7 +52,12 @@ pub struct Renderer {
     list: Option<Option<u64>>,
     /// Something was shown: the next block comes after a blank line.
     shown: bool,
+    /// How long `pending` was when it was last looked at.
+    looked: usize,
 }
+
+/// Text not shown yet up to this long is looked at again at every line break.
+const EVERY_LINE: usize = 16 * 1024;
 
 /// What a top-level block of the answer is, for knowing when it is complete.
 enum Kind {
@@ -161,6 +166,7 @@ impl Renderer {
             code: None,
             list: None,
             shown: false,
+            looked: 0,
         }
     }
 
@@ -182,7 +188,13 @@ impl Renderer {
         // escape it is.
         self.pending
             .push_str(&text.replace("\r\n", "\n").replace('\r', "\\x0d"));
-        if piece.contains('\n') {
+        // Each look parses the text not shown yet; while that is long (a paragraph or a
+        // table of thousands of lines), it is looked at again only once it grew by a quarter,
+        // so that an answer costs a few times its length and never its length squared.
+        let grown = self.pending.len().saturating_sub(self.looked);
+        if piece.contains('\n')
+            && (self.pending.len() <= EVERY_LINE || grown * 4 >= self.pending.len())
+        {
             self.show(false)
         } else {
             String::new()
@@ -265,6 +277,16 @@ impl Renderer {
         }
         self.pending = pending;
         self.pending.drain(..from);
+        if let Some(open) = &mut self.code {
+            // The open code block keeps its opening fence and the lines not shown yet: the
+            // next look parses those alone, however long the block grows.
+            let mut lines = self.pending.split_inclusive('\n');
+            let fence = lines.next().map_or(0, str::len);
+            let shown: usize = lines.take(open.shown).map(str::len).sum();
+            self.pending.drain(fence..fence + shown);
+            open.shown = 0;
+        }
+        self.looked = self.pending.len();
         out
     }
 
@@ -476,6 +498,25 @@ mod tests {
         for size in 1..a.len() {
             assert_eq!(shown(a, &vec![size; a.len()], false), "1n{1{\n\n1\n");
         }
+    }
+
+    #[test]
+    fn long_answers_cost_their_length() {
+        // A code block of 100,000 lines shows each line as it comes; a paragraph as long
+        // shows when it ends. Parsing everything again at every line would take hours.
+        let started = std::time::Instant::now();
+        let mut r = renderer(false);
+        assert_eq!(r.push("```text\n"), "```text\n");
+        for i in 0..100_000 {
+            assert_eq!(r.push(&format!("line {i}\n")), format!("line {i}\n"));
+        }
+        assert_eq!(r.push("```\n"), "```\n");
+        for i in 0..100_000 {
+            r.push(&format!("word {i}\n"));
+        }
+        let out = r.finish();
+        assert!(out.starts_with("\nword 0\n") && out.ends_with("word 99999\n"));
+        assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
     }
 
     #[test]
