@@ -346,7 +346,7 @@ impl Walk<'_, '_> {
             }
             Tag::List(first) => {
                 // A list inside an item follows the item's text directly.
-                if self.prefixes.is_empty() {
+                if self.lists.is_empty() {
                     self.block();
                 } else {
                     self.end_line();
@@ -709,6 +709,14 @@ mod tests {
         assert_eq!(
             text(md, false),
             "           long head\n\u{2500}          \u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\u{2500}\nwide cell  x\n    y\n"
+        );
+    }
+
+    #[test]
+    fn a_list_in_a_quote_comes_after_a_blank_line() {
+        assert_eq!(
+            text("> a\n>\n> - b\n", false),
+            "\u{2502} a\n\n\u{2502} - b\n"
         );
     }
 
