@@ -27,7 +27,8 @@ pub mod model;
 // Each module is reachable by its own name (`crate::store`, `valyxo::vfs`); the folder it
 // lives in says its layer.
 pub use engine::{
-    assistant, commands, highlight, hub, jobs, manual, plugins, recovery, script, shell, sync,
+    assistant, commands, highlight, hub, jobs, manual, markdown, plugins, recovery, script, shell,
+    sync,
 };
 #[cfg(feature = "server")]
 pub use face::server;

@@ -7,7 +7,8 @@
 //! that each synopsis matches the command's real usage, and that every `sh` example runs.
 
 use crate::theme::Theme;
-use ratatui::text::{Line, Span};
+use pulldown_cmark::{Event, HeadingLevel, Tag, TagEnd};
+use ratatui::text::Line;
 
 /// Every page: (name, Markdown source).
 const PAGES: &[(&str, &str)] = &[
@@ -191,206 +192,12 @@ pub fn render(src: &str) -> String {
 /// headings, `inline code`, **strong** text and list bullets take its `pager.*` styles and
 /// code blocks are syntax-highlighted; without one, every span is plain.
 pub fn render_lines(src: &str, theme: Option<&Theme>) -> Vec<Line<'static>> {
-    let style = |key: &str| theme.map(|t| t.style(key)).unwrap_or_default();
-    let text = style("pager.text");
-    let mut out: Vec<Line<'static>> = Vec::new();
-    let mut lines = src.lines();
-    let mut first = true;
-    while let Some(line) = lines.next() {
-        let trimmed = line.trim_start();
-        if let Some(lang) = trimmed.strip_prefix("```") {
-            let mut code = String::new();
-            for l in lines.by_ref() {
-                if l.trim_start().starts_with("```") {
-                    break;
-                }
-                code.push_str(l);
-                code.push('\n');
-            }
-            let base = style("pager.code");
-            let block = match theme {
-                Some(t) => crate::highlight::code(lang, &code, t, base),
-                None => code.lines().map(|l| Line::raw(l.to_string())).collect(),
-            };
-            for l in block {
-                if l.spans.iter().all(|s| s.content.trim().is_empty()) {
-                    out.push(Line::default());
-                } else {
-                    let mut spans = vec![Span::raw("        ")];
-                    spans.extend(l.spans);
-                    out.push(Line::from(spans));
-                }
-            }
-            first = false;
-            continue;
-        }
-        if first && line.starts_with("# ") {
-            out.push(Line::from(Span::styled(
-                strip_inline(line[2..].trim()),
-                style("pager.title").to_ratatui(),
-            )));
-            first = false;
-            continue;
-        }
-        first = false;
-        if let Some(h) = heading(line) {
-            let key = if line.starts_with("###") {
-                "pager.subheading"
-            } else {
-                "pager.heading"
-            };
-            out.push(Line::from(Span::styled(
-                strip_inline(h).to_uppercase(),
-                style(key).to_ratatui(),
-            )));
-        } else if line.trim().is_empty() {
-            out.push(Line::default());
-        } else {
-            let mut spans = vec![Span::raw("    ")];
-            let indent = &line[..line.len() - trimmed.len()];
-            let mut body = line;
-            if let Some(item) = trimmed.strip_prefix("- ") {
-                spans.push(Span::raw(indent.to_string()));
-                spans.push(Span::styled("-", style("pager.bullet").to_ratatui()));
-                spans.push(Span::styled(" ", text.to_ratatui()));
-                body = item;
-            }
-            inline_spans(body, theme, &mut spans);
-            out.push(Line::from(spans));
-        }
-    }
-    // No run of more than one blank line, no trailing spaces, no blank lines at the end.
-    let mut tidy: Vec<Line<'static>> = Vec::with_capacity(out.len());
-    for mut line in out {
-        while let Some(last) = line.spans.last_mut() {
-            let kept = last.content.trim_end().len();
-            if kept == 0 {
-                line.spans.pop();
-            } else {
-                if kept < last.content.len() {
-                    last.content = last.content[..kept].to_string().into();
-                }
-                break;
-            }
-        }
-        let blank = line.spans.is_empty();
-        if blank && tidy.last().is_none_or(|l| l.spans.is_empty()) {
-            continue;
-        }
-        tidy.push(line);
-    }
-    while tidy.last().is_some_and(|l| l.spans.is_empty()) {
-        tidy.pop();
-    }
-    tidy
-}
-
-/// Inline Markdown as spans: `code`, **strong** and plain text; stray markers are dropped.
-fn inline_spans(s: &str, theme: Option<&Theme>, out: &mut Vec<Span<'static>>) {
-    let style = |key: &str| {
-        theme
-            .map(|t| t.style(key).over(t.style("pager.text")))
-            .unwrap_or_default()
-            .to_ratatui()
+    let layout = crate::markdown::Layout {
+        theme,
+        indent: 4,
+        manual: true,
     };
-    let text = style("pager.text");
-    let mut rest = s;
-    while let Some(i) = rest.find(['`', '*']) {
-        let ticks = rest[i..].len() - rest[i..].trim_start_matches('`').len();
-        let (mark, key) = if ticks > 0 {
-            // A code span opens and closes with the same number of back-ticks, so
-            // ``a `quoted` word`` can hold single ones; one space inside each end is padding.
-            let mark = &rest[i..i + ticks];
-            let after = &rest[i + ticks..];
-            if let Some(j) = after.find(mark) {
-                if i > 0 {
-                    out.push(Span::styled(rest[..i].to_string(), text));
-                }
-                let inner = &after[..j];
-                let inner = if ticks > 1 {
-                    inner.strip_prefix(' ').unwrap_or(inner)
-                } else {
-                    inner
-                };
-                let inner = if ticks > 1 {
-                    inner.strip_suffix(' ').unwrap_or(inner)
-                } else {
-                    inner
-                };
-                out.push(Span::styled(inner.to_string(), style("pager.inline")));
-                rest = &after[j + ticks..];
-                continue;
-            }
-            (mark, "pager.inline")
-        } else if rest[i..].starts_with("**") {
-            ("**", "pager.strong")
-        } else {
-            // A single `*` is text.
-            out.push(Span::styled(rest[..i + 1].to_string(), text));
-            rest = &rest[i + 1..];
-            continue;
-        };
-        if i > 0 {
-            out.push(Span::styled(rest[..i].to_string(), text));
-        }
-        let after = &rest[i + mark.len()..];
-        match after.find(mark) {
-            Some(j) => {
-                out.push(Span::styled(after[..j].to_string(), style(key)));
-                rest = &after[j + mark.len()..];
-            }
-            None => rest = after,
-        }
-    }
-    if !rest.is_empty() {
-        out.push(Span::styled(rest.to_string(), text));
-    }
-}
-
-/// Escapes text for roff: backslashes, and a leading `.` or `'` that would start a request.
-fn roff_escape(s: &str) -> String {
-    roff_escape_start(roff_escape_mid(s))
-}
-
-/// Inline Markdown to roff: `code` and **strong** in bold, *emphasis* in italics.
-fn roff_inline(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find(['`', '*']) {
-        out.push_str(&roff_escape_mid(&rest[..i]));
-        let (mark, font) = if rest[i..].starts_with("**") {
-            ("**", "B")
-        } else if rest[i..].starts_with('`') {
-            ("`", "B")
-        } else {
-            ("*", "I")
-        };
-        let after = &rest[i + mark.len()..];
-        match after.find(mark) {
-            Some(j) if j > 0 => {
-                out.push_str(&format!("\\f{font}{}\\fR", roff_escape_mid(&after[..j])));
-                rest = &after[j + mark.len()..];
-            }
-            _ => {
-                out.push_str(&roff_escape_mid(mark));
-                rest = after;
-            }
-        }
-    }
-    out.push_str(&roff_escape_mid(rest));
-    roff_escape_start(out)
-}
-
-fn roff_escape_mid(s: &str) -> String {
-    s.replace('\\', "\\e").replace('-', "\\-")
-}
-
-fn roff_escape_start(s: String) -> String {
-    if s.starts_with('.') || s.starts_with('\'') {
-        format!("\\&{s}")
-    } else {
-        s
-    }
+    crate::markdown::lines(src, &layout)
 }
 
 /// A page as a man(7) document for the host's `man`: `valyxo man --roff PAGE` and
@@ -402,79 +209,25 @@ pub fn roff(name: &str, src: &str) -> String {
     } else {
         format!("VALYXO-{}", name.to_uppercase())
     };
+    let mut head = Roff::default();
+    head.text(&page_title(name));
+    head.text(" - ");
+    head.text(summary);
     let mut out = format!(
-        ".TH {upper} 1 {} \"valyxo {}\" \"Valyxo Manual\"\n.SH NAME\n{} \\- {}\n",
+        ".TH {upper} 1 {} \"valyxo {}\" \"Valyxo Manual\"\n.SH NAME\n{}\n",
         chrono::Local::now().format("%Y-%m-%d"),
         env!("CARGO_PKG_VERSION"),
-        roff_escape(&page_title(name)),
-        roff_escape(summary)
+        head.out,
     );
-    let mut in_code = false;
-    let mut para = false;
-    // Right after a section heading a paragraph needs no .PP of its own.
-    let mut after_heading = true;
-    for (i, line) in src.lines().enumerate() {
-        let t = line.trim_start();
-        if t.starts_with("```") {
-            if in_code {
-                out.push_str(".fi\n.RE\n");
-            } else {
-                if !after_heading {
-                    out.push_str(".PP\n");
-                }
-                out.push_str(".RS 4\n.nf\n");
-            }
-            after_heading = false;
-            in_code = !in_code;
-            para = false;
-            continue;
-        }
-        if in_code {
-            out.push_str(&roff_escape(line));
-            out.push('\n');
-            continue;
-        }
-        if i == 0 && line.starts_with("# ") {
-            continue;
-        }
-        if let Some(h) = heading(line) {
-            let level = line.len() - line.trim_start_matches('#').len();
-            let req = if level <= 2 { ".SH" } else { ".SS" };
-            out.push_str(&format!(
-                "{req} {}\n",
-                roff_escape(&strip_inline(h).to_uppercase())
-            ));
-            para = false;
-            after_heading = true;
-        } else if line.trim().is_empty() {
-            para = false;
-        } else if let Some(item) = t.strip_prefix("- ") {
-            out.push_str(&format!(".IP \\(bu 2\n{}\n", roff_inline(item)));
-            para = true;
-            after_heading = false;
-        } else if t.starts_with('|') {
-            // Table rows become indented lines; the separator row is dropped.
-            if t.chars().all(|c| matches!(c, '|' | '-' | ' ' | ':')) {
-                continue;
-            }
-            let cells: Vec<String> = t
-                .trim_matches('|')
-                .split(" | ")
-                .map(|c| roff_inline(c.trim()))
-                .collect();
-            out.push_str(&format!(".IP \"\" 2\n{}\n", cells.join(" \\(em ")));
-            para = true;
-            after_heading = false;
-        } else {
-            if !para && !after_heading {
-                out.push_str(".PP\n");
-            }
-            para = true;
-            after_heading = false;
-            out.push_str(&roff_inline(t));
-            out.push('\n');
-        }
+    let mut page = Roff {
+        at_start: true,
+        ..Roff::default()
+    };
+    for event in crate::markdown::parser(src) {
+        page.event(event);
     }
+    page.newline();
+    out.push_str(&page.out);
     // Non-ASCII characters as groff/mandoc Unicode escapes, so the page is plain ASCII.
     out.chars()
         .map(|c| {
@@ -487,6 +240,290 @@ pub fn roff(name: &str, src: &str) -> String {
         .collect()
 }
 
+/// The walk over a page that writes it as man(7) requests: sections (`.SH`, `.SS`),
+/// paragraphs (`.PP`), list items (`.IP`, nested lists inside `.RS`), code blocks unfilled
+/// (`.nf`) and indented, table rows as indented lines, and fonts for inline markup (`code`
+/// and **strong** in bold, *emphasis* in italics).
+#[derive(Default)]
+struct Roff {
+    out: String,
+    /// Before the first event: a first-level heading there is the title, already in NAME.
+    at_start: bool,
+    /// Inside the title: its text is left out.
+    skip: bool,
+    /// A section is open: text before the first heading goes under DESCRIPTION.
+    section: bool,
+    /// Right after a heading, a paragraph needs no `.PP` of its own.
+    after_heading: bool,
+    /// Inside a list item, before its first block.
+    item_start: bool,
+    /// The open lists: the next item's number for a numbered one.
+    lists: Vec<Option<u64>>,
+    bold: usize,
+    italic: usize,
+    /// The open code block's text.
+    code: Option<String>,
+    /// The open heading's request and text.
+    heading: Option<(&'static str, String)>,
+    /// The open table: its rows of cells so far, and where the open cell starts in `out`.
+    table: Option<(Vec<Vec<String>>, Vec<String>, usize)>,
+    /// The open links: the address, and the text shown so far.
+    links: Vec<(String, String)>,
+}
+
+impl Roff {
+    fn newline(&mut self) {
+        if !self.out.is_empty() && !self.out.ends_with('\n') {
+            self.out.push('\n');
+        }
+    }
+
+    fn request(&mut self, req: &str) {
+        self.newline();
+        self.out.push_str(req);
+        self.out.push('\n');
+    }
+
+    /// Text, escaped: backslashes and hyphens, and a `.` or `'` that starts a line (it
+    /// would be read as a request).
+    fn text(&mut self, s: &str) {
+        if s.is_empty() {
+            return;
+        }
+        for (_, shown) in &mut self.links {
+            shown.push_str(s);
+        }
+        if let Some((_, h)) = &mut self.heading {
+            h.push_str(s);
+            return;
+        }
+        if self.skip {
+            return;
+        }
+        if (self.out.is_empty() || self.out.ends_with('\n')) && s.starts_with(['.', '\'']) {
+            self.out.push_str("\\&");
+        }
+        self.out
+            .push_str(&s.replace('\\', "\\e").replace('-', "\\-"));
+    }
+
+    /// Switches to the font that the open inline markup asks for.
+    fn font(&mut self) {
+        if self.heading.is_some() || self.skip {
+            return;
+        }
+        self.out.push_str(match (self.bold > 0, self.italic > 0) {
+            (false, false) => "\\fR",
+            (true, false) => "\\fB",
+            (false, true) => "\\fI",
+            (true, true) => "\\f(BI",
+        });
+    }
+
+    /// A block starts: under DESCRIPTION when no section is open yet; with `.PP` between
+    /// paragraphs, `.sp` between the blocks of one list item; none before a list or a table,
+    /// whose `.IP` starts a paragraph itself (`para` false).
+    fn block(&mut self, para: bool) {
+        if !self.section {
+            self.request(".SH DESCRIPTION");
+            self.section = true;
+            self.after_heading = true;
+        }
+        let first = std::mem::take(&mut self.item_start);
+        if std::mem::take(&mut self.after_heading) || first || !para {
+            return;
+        }
+        if self.lists.is_empty() {
+            self.request(".PP");
+        } else {
+            self.request(".sp");
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        let at_start = std::mem::take(&mut self.at_start);
+        if let Some(code) = &mut self.code {
+            match event {
+                Event::Text(t) => code.push_str(&t),
+                Event::End(TagEnd::CodeBlock) => {
+                    let code = self.code.take().unwrap_or_default();
+                    self.request(".RS 4");
+                    self.request(".nf");
+                    for line in code.lines() {
+                        self.text(line);
+                        self.out.push('\n');
+                    }
+                    self.request(".fi");
+                    self.request(".RE");
+                }
+                _ => {}
+            }
+            return;
+        }
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                if at_start && level == HeadingLevel::H1 {
+                    self.skip = true;
+                    return;
+                }
+                self.section = true;
+                let req = if level <= HeadingLevel::H2 {
+                    ".SH"
+                } else {
+                    ".SS"
+                };
+                self.heading = Some((req, String::new()));
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                if std::mem::take(&mut self.skip) {
+                    return;
+                }
+                if let Some((req, text)) = self.heading.take() {
+                    self.request(req);
+                    self.text(&text.to_uppercase());
+                    self.newline();
+                }
+                self.after_heading = true;
+                self.item_start = false;
+            }
+            Event::Start(Tag::Paragraph | Tag::HtmlBlock) => self.block(true),
+            Event::Start(Tag::CodeBlock(_)) => {
+                self.block(true);
+                self.code = Some(String::new());
+            }
+            Event::Start(Tag::BlockQuote(_)) => {
+                self.block(true);
+                self.request(".RS 4");
+            }
+            Event::End(TagEnd::BlockQuote(_)) => self.request(".RE"),
+            Event::Start(Tag::List(first)) => {
+                if self.lists.is_empty() {
+                    self.block(false);
+                } else {
+                    self.request(".RS");
+                }
+                self.lists.push(first);
+            }
+            Event::End(TagEnd::List(_)) => {
+                self.lists.pop();
+                if !self.lists.is_empty() {
+                    self.request(".RE");
+                }
+                self.item_start = false;
+            }
+            Event::Start(Tag::Item) => {
+                let tag = match self.lists.last_mut() {
+                    Some(Some(n)) => {
+                        *n += 1;
+                        let tag = format!("{}.", *n - 1);
+                        format!(".IP {tag} {}", tag.len() + 1)
+                    }
+                    _ => ".IP \\(bu 2".to_string(),
+                };
+                self.request(&tag);
+                self.item_start = true;
+            }
+            Event::End(TagEnd::Item) => self.item_start = false,
+            Event::Start(Tag::Table(_)) => {
+                self.block(false);
+                self.table = Some((Vec::new(), Vec::new(), 0));
+            }
+            Event::Start(Tag::TableCell) => {
+                self.newline();
+                let at = self.out.len();
+                if let Some(t) = &mut self.table {
+                    t.2 = at;
+                }
+            }
+            Event::End(TagEnd::TableCell) => {
+                if let Some((_, row, at)) = &mut self.table {
+                    row.push(self.out.split_off(*at));
+                }
+            }
+            Event::End(TagEnd::TableHead | TagEnd::TableRow) => {
+                let head = event == Event::End(TagEnd::TableHead);
+                if let Some((rows, row, _)) = &mut self.table {
+                    let mut cells = std::mem::take(row);
+                    if head {
+                        for c in &mut cells {
+                            *c = format!("\\fB{c}\\fR");
+                        }
+                    }
+                    rows.push(cells);
+                }
+            }
+            Event::End(TagEnd::Table) => {
+                // Each row an indented line, its cells parted by dashes.
+                let rows = self.table.take().map(|t| t.0).unwrap_or_default();
+                for row in rows {
+                    self.request(".IP \"\" 2");
+                    self.out.push_str(&row.join(" \\(em "));
+                    self.newline();
+                }
+            }
+            Event::Start(Tag::Strong) => {
+                self.bold += 1;
+                self.font();
+            }
+            Event::End(TagEnd::Strong) => {
+                self.bold = self.bold.saturating_sub(1);
+                self.font();
+            }
+            Event::Start(Tag::Emphasis) => {
+                self.italic += 1;
+                self.font();
+            }
+            Event::End(TagEnd::Emphasis) => {
+                self.italic = self.italic.saturating_sub(1);
+                self.font();
+            }
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                self.links.push((dest_url.to_string(), String::new()));
+            }
+            Event::End(TagEnd::Link | TagEnd::Image) => {
+                if let Some((dest, shown)) = self.links.pop() {
+                    let bare = dest.strip_prefix("mailto:").unwrap_or(&dest);
+                    if !dest.is_empty() && bare != shown {
+                        self.text(&format!(" <{dest}>"));
+                    }
+                }
+            }
+            Event::Text(t) | Event::InlineMath(t) | Event::DisplayMath(t) => self.text(&t),
+            Event::Code(t) => {
+                self.bold += 1;
+                self.font();
+                self.text(&t);
+                self.bold -= 1;
+                self.font();
+            }
+            Event::Html(t) | Event::InlineHtml(t) => {
+                let mut lines = t.split('\n').peekable();
+                while let Some(l) = lines.next() {
+                    self.text(l);
+                    if lines.peek().is_some() {
+                        self.newline();
+                    }
+                }
+            }
+            Event::SoftBreak => {
+                if self.heading.is_some() {
+                    self.text(" ");
+                } else if !self.skip {
+                    self.newline();
+                }
+            }
+            Event::HardBreak => self.request(".br"),
+            Event::Rule => {
+                self.block(true);
+                self.text("\u{2014}\u{2014}\u{2014}");
+            }
+            Event::TaskListMarker(done) => self.text(if done { "[x] " } else { "[ ] " }),
+            Event::FootnoteReference(t) => self.text(&format!("[^{t}]")),
+            _ => {}
+        }
+    }
+}
+
 /// `valyxo-ls` for a command page, `valyxo-shell` for a topic.
 fn page_title(name: &str) -> String {
     if name == "valyxo" {
@@ -494,18 +531,6 @@ fn page_title(name: &str) -> String {
     } else {
         format!("valyxo-{name}")
     }
-}
-
-/// The text of a Markdown heading line (`#`, `##`, `###`…), if it is one.
-fn heading(line: &str) -> Option<&str> {
-    let rest = line.trim_start_matches('#');
-    let level = line.len() - rest.len();
-    (level > 0 && rest.starts_with(' ')).then(|| rest.trim())
-}
-
-/// Removes inline code backticks and `**` emphasis markers.
-fn strip_inline(s: &str) -> String {
-    s.replace("**", "").replace('`', "")
 }
 
 #[cfg(test)]
@@ -546,6 +571,44 @@ mod tests {
         assert_eq!(
             text,
             "ls — List things\n\nSYNOPSIS\n\n        ls [PATH]\n\n    Use ls -l for more.\n"
+        );
+    }
+
+    /// The page's body after the NAME section.
+    fn roff_body(src: &str) -> String {
+        let page = roff("t", src);
+        let at = page.find("\n.SH NAME\n").expect("NAME") + 10;
+        let rest = &page[at..];
+        rest[rest.find('\n').expect("NAME line") + 1..].to_string()
+    }
+
+    #[test]
+    fn roff_escapes_requests_backslashes_and_hyphens() {
+        let md = "# t \u{2014} T\n\n## Examples\n\n```text\n.TH not a request\n'also not\nback\\slash -n\n```\n\n\
+                  .PP is text here, as is\n'this, \\e and `a-b`.\n";
+        assert_eq!(
+            roff_body(md),
+            ".SH\nEXAMPLES\n.RS 4\n.nf\n\\&.TH not a request\n\\&'also not\nback\\eslash \\-n\n\
+             .fi\n.RE\n.PP\n\\&.PP is text here, as is\n\\&'this, \\ee and \\fBa\\-b\\fR.\n"
+        );
+    }
+
+    #[test]
+    fn roff_nests_lists_and_opens_a_section_for_text_before_any() {
+        let md = "# t \u{2014} T\n\nIntro *here*.\n\n- one\n  - inner **b**\n- two\n\n1. first\n2. second\n";
+        assert_eq!(
+            roff_body(md),
+            ".SH DESCRIPTION\nIntro \\fIhere\\fR.\n.IP \\(bu 2\none\n.RS\n.IP \\(bu 2\n\
+             inner \\fBb\\fR\n.RE\n.IP \\(bu 2\ntwo\n.IP 1. 3\nfirst\n.IP 2. 3\nsecond\n"
+        );
+    }
+
+    #[test]
+    fn the_pager_shows_nested_lists_tables_and_links() {
+        let md = "# t \u{2014} T\n\n## See also\n\n- a [link](https://x.org)\n  - nested\n\n| A | B |\n|---|---|\n| `x` | y |\n";
+        assert_eq!(
+            render(md),
+            "t \u{2014} T\n\nSEE ALSO\n\n    - a link (https://x.org)\n      - nested\n\n    A  B\n    \u{2500}  \u{2500}\n    x  y\n"
         );
     }
 

@@ -8,6 +8,7 @@ pub mod highlight;
 pub mod hub;
 pub mod jobs;
 pub mod manual;
+pub mod markdown;
 pub mod plugins;
 pub mod recovery;
 pub mod script;

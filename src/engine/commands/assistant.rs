@@ -241,17 +241,24 @@ fn exchange(ctx: &mut Ctx, th: &mut Thread, question: String, title: &str) -> Re
         th.messages.clone(),
         &crate::signals::interrupted,
         |piece| {
-            match renderer.as_mut() {
-                Some(r) => out.write_all(r.push(piece).as_bytes())?,
-                None => out.write_all(piece.as_bytes())?,
-            }
+            let shown = match renderer.as_mut() {
+                Some(r) => std::borrow::Cow::Owned(r.push(piece)),
+                None => std::borrow::Cow::Borrowed(piece),
+            };
+            out.write_all(shown.as_bytes())?;
             out.flush()?;
-            ended_in_newline = piece.ends_with('\n');
+            if !shown.is_empty() {
+                ended_in_newline = shown.ends_with('\n');
+            }
             Ok(())
         },
     );
     if let Some(r) = renderer.as_mut() {
-        let _ = ctx.io.stdout.write_all(r.finish().as_bytes());
+        let rest = r.finish();
+        if !rest.is_empty() {
+            ended_in_newline = rest.ends_with('\n');
+            let _ = ctx.io.stdout.write_all(rest.as_bytes());
+        }
     }
     if !ended_in_newline {
         let _ = ctx.io.stdout.write_all(b"\n");
