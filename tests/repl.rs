@@ -286,7 +286,7 @@ fn the_script_prompt_keeps_its_scope_completes_and_stops_loops_on_ctrl_c() {
         s.send_line(text).unwrap();
         let out = s.exp_string("\x1b[?2004l").unwrap();
         let more = s.exp_string("\x1b[?2004h").unwrap();
-        out + &more
+        out + more.as_str()
     };
     line(&mut s, "script");
     line(&mut s, "let answer = 40;");

@@ -602,7 +602,8 @@ fn apply(
             if blake3::hash(&data).to_hex().as_str() != h {
                 bail!("{} changed during sync: run sync again", f.path);
             }
-            let sent = api.put_blob(h, &data).map_err(|e| {
+            let size = data.len();
+            let sent = api.put_blob(h, data).map_err(|e| {
                 if e.downcast_ref::<HttpError>().is_some() {
                     e
                 } else {
@@ -611,7 +612,7 @@ fn apply(
                     e.context(format!(
                         "the connection broke while sending {} ({})",
                         f.path,
-                        crate::budget::human(data.len())
+                        crate::budget::human(size)
                     ))
                 }
             });
@@ -637,8 +638,8 @@ fn apply(
                     None => return Err(e),
                 },
             }
-            report.bytes_up += data.len() as u64;
-            pb.inc(data.len() as u64);
+            report.bytes_up += size as u64;
+            pb.inc(size as u64);
         }
         pb.finish_and_clear();
         if let Some(n) = quota_note {
