@@ -2,7 +2,7 @@
 //! answers read into them, and a failure as an [`HttpError`] with the server's message.
 
 use crate::net::Failure;
-use crate::protocol::types as wire;
+use crate::protocol::types::{self as wire, ContentHash};
 use anyhow::{anyhow, bail, Result};
 use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
@@ -162,7 +162,7 @@ impl Api {
         self.finish(status, &text)
     }
 
-    pub fn put_blob(&self, hash: &str, data: Vec<u8>) -> Result<()> {
+    pub fn put_blob(&self, hash: &ContentHash, data: Vec<u8>) -> Result<()> {
         let resp = self
             .authorized(self.client.put(format!("{}/api/blobs/{hash}", self.server)))
             .header(CONTENT_TYPE, "application/octet-stream")
@@ -192,7 +192,7 @@ impl Api {
     }
 
     /// The content of `hash`, checked against it.
-    pub fn get_blob(&self, hash: &str) -> Result<Vec<u8>> {
+    pub fn get_blob(&self, hash: &ContentHash) -> Result<Vec<u8>> {
         let resp = self
             .authorized(self.client.get(format!("{}/api/blobs/{hash}", self.server)))
             .send()
@@ -207,7 +207,7 @@ impl Api {
                 .finish::<wire::Message>(status, &String::from_utf8_lossy(&data))
                 .map(|_| Vec::new());
         }
-        if blake3::hash(&data).to_hex().as_str() != hash {
+        if ContentHash::of(&data) != *hash {
             bail!("the server sent content for {hash} that does not match it (a damaged transfer): run sync again");
         }
         Ok(data)

@@ -19,7 +19,7 @@ pub mod project;
 
 pub use api::{Api, HttpError};
 pub use lock::{lock, Lock};
-pub use project::{projects, sync_project, Options, Report};
+pub use project::{projects, sync_project, Options, Report, Run};
 
 use crate::assistant::key;
 use crate::hub::Hub;
