@@ -647,6 +647,37 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_ends_the_wait_for_a_server_that_never_answers() {
+        // A server that takes the request and says nothing, not even a status line.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = std::thread::spawn(move || listener.accept().map(|(conn, _)| conn));
+        let mut c = Client::new(
+            &format!("http://127.0.0.1:{port}/v1"),
+            "m",
+            None,
+            Duration::from_secs(60),
+        )
+        .expect("client");
+        let flag = Arc::new(AtomicBool::new(false));
+        c.stop_on(Arc::clone(&flag));
+        let setter = Arc::clone(&flag);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            setter.store(true, Ordering::Relaxed);
+        });
+        let started = std::time::Instant::now();
+        let b = broken(c.chat(&[Message::new("user", "hi")], |_| Ok(())));
+        assert_eq!((b.message.as_str(), b.partial.as_str()), ("stopped", ""));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(held.join());
+    }
+
+    #[test]
     fn an_answer_longer_than_the_cap_is_cut_there() {
         let mut c = client();
         c.max_answer = 8;
