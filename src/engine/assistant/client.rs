@@ -204,6 +204,9 @@ impl Client {
     /// arrives (and may stop the answer by returning an error). Returns the whole answer.
     /// An answer cut off (the connection dropped, `on_text` failed, the answer grew past
     /// [`Client::max_answer`]) is a [`Broken`] error holding the text received.
+    ///
+    /// It waits on a runtime of its own, so it is called from a plain thread (as the shell,
+    /// scripts and the editor do), never from inside an async task.
     pub fn chat(
         &self,
         messages: &[Message],
