@@ -11,7 +11,7 @@
 //! src/engine      hub  shell  commands  script  jobs  plugins  manual  highlight  assistant
 //!                 sync  recovery
 //! src/model       config  settings  theme  keymap  history  protocol
-//! src/foundation  store  vfs  text  ansi  term  os  signals  budget  merge
+//! src/foundation  store  vfs  text  ansi  term  os  signals  budget  merge  net
 //! ```
 //!
 //! Where a lower part must reach an upper one, the upper one hands it in: the commands open
@@ -34,7 +34,7 @@ pub use engine::{
 pub use face::server;
 pub use face::{cli, editor, pager, repl, view};
 pub(crate) use foundation::term;
-pub use foundation::{ansi, budget, merge, os, signals, store, text, vfs};
+pub use foundation::{ansi, budget, merge, net, os, signals, store, text, vfs};
 pub use model::{config, history, keymap, protocol, settings, theme};
 
 /// Every allocation is counted against the memory budget of the work its thread does, if any

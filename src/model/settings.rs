@@ -57,8 +57,7 @@ fn check_url(v: &str) -> Result<()> {
     if rest.is_empty()
         || rest.starts_with('/')
         || v.chars().any(char::is_whitespace)
-        || v.parse::<ureq::http::Uri>()
-            .map_or(true, |u| u.host().is_none())
+        || v.parse::<http::Uri>().map_or(true, |u| u.host().is_none())
     {
         bail!("expected a URL such as http://localhost:11434/v1");
     }

@@ -924,18 +924,12 @@ fn tokens_expire() {
 fn cors_allows_only_the_configured_origins() {
     let s = Server::start(None, &["--cors-origin", "https://app.example.com"]);
     let preflight = |origin: &str| {
-        let a = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build();
-        let a: ureq::Agent = a.into();
-        let req = ureq::http::Request::builder()
-            .method("OPTIONS")
-            .uri(format!("{}/api/projects", s.url))
+        let r = common::server::client()
+            .request(reqwest::Method::OPTIONS, format!("{}/api/projects", s.url))
             .header("Origin", origin)
             .header("Access-Control-Request-Method", "POST")
-            .body(())
+            .send()
             .unwrap();
-        let r = a.run(req).unwrap();
         r.headers()
             .get("access-control-allow-origin")
             .map(|v| v.to_str().unwrap().to_string())

@@ -33,7 +33,7 @@ const ENV_VARS: [&str; 2] = ["VALYXO_API_KEY", "OPENAI_API_KEY"];
 
 /// The scheme, host and port of a URL, as the HTTP client reads it.
 fn origin(url: &str) -> Option<(String, String, Option<u16>)> {
-    let uri: ureq::http::Uri = url.trim().parse().ok()?;
+    let uri: http::Uri = url.trim().parse().ok()?;
     Some((
         uri.scheme_str()?.to_ascii_lowercase(),
         uri.host()?.to_ascii_lowercase(),

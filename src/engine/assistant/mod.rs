@@ -112,10 +112,11 @@ pub fn client(hub: &Hub) -> Result<Client> {
 }
 
 /// Streams an answer like [`Client::chat`], with the request on a helper thread, so that
-/// `stop` (Ctrl-C, `kill`) is noticed within 50 ms even while the server sends nothing. A
-/// stopped answer is a [`Broken`] error holding the text received.
+/// `stop` (Ctrl-C, `kill`) is noticed within 50 ms even while the server sends nothing; the
+/// helper thread then closes the connection as quickly. A stopped answer is a [`Broken`]
+/// error holding the text received.
 pub fn chat_stoppable(
-    client: Client,
+    mut client: Client,
     messages: Vec<Message>,
     stop: &dyn Fn() -> bool,
     mut on_text: impl FnMut(&str) -> Result<()>,
@@ -126,6 +127,7 @@ pub fn chat_stoppable(
     }
     let (tx, rx) = mpsc::channel();
     let quit = Arc::new(AtomicBool::new(false));
+    client.stop_on(Arc::clone(&quit));
     let quitting = Arc::clone(&quit);
     std::thread::Builder::new()
         .name("assistant".into())

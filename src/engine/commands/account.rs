@@ -334,7 +334,14 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut partial = !notes.is_empty();
     for name in &projects {
         ctx.check_cancel()?;
-        match sync::sync_project(ctx.hub(), &acct, &api, name, &remote, &opts) {
+        let run = sync::Run {
+            hub: ctx.hub(),
+            account: &acct,
+            api: &api,
+            remote_projects: &remote,
+            opts: &opts,
+        };
+        match sync::sync_project(&run, name) {
             Ok(r) => {
                 partial |= !r.skipped.is_empty();
                 print_report(ctx, &r, dry, verbose)?

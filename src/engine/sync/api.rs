@@ -1,8 +1,10 @@
 //! The sync client's HTTP side (engine): requests in the wire types of [`crate::protocol`],
 //! answers read into them, and a failure as an [`HttpError`] with the server's message.
 
-use crate::protocol::types as wire;
+use crate::net::Failure;
+use crate::protocol::types::{self as wire, ContentHash};
 use anyhow::{anyhow, bail, Result};
+use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::Read;
@@ -29,39 +31,38 @@ impl std::error::Error for HttpError {}
 pub struct Api {
     pub server: String,
     token: Option<String>,
-    agent: ureq::Agent,
+    client: reqwest::blocking::Client,
 }
 
 const MAX_JSON: u64 = 256 << 20;
+/// The server may take this long to answer a request, and to send each part of an answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+/// An upload may take this long to send, on top of [`ANSWER_TIMEOUT`] for the answer.
+const SEND_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Api {
     pub fn new(server: &str, token: Option<String>) -> Result<Api> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .timeout_send_body(Some(Duration::from_secs(300)))
-            .http_status_as_error(false)
+        let client = reqwest::blocking::ClientBuilder::from(crate::net::builder()?)
+            .timeout(ANSWER_TIMEOUT)
             .build()
-            .into();
+            .map_err(|e| anyhow!("cannot set up the HTTP client: {e}"))?;
         Ok(Api {
             server: super::server_url(server)?,
             token,
-            agent,
+            client,
         })
     }
 
-    fn transport(&self, e: ureq::Error) -> anyhow::Error {
-        let why = match &e {
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                "connection refused (is the server running?)".to_string()
-            }
-            ureq::Error::ConnectionFailed => "the connection failed".to_string(),
-            ureq::Error::HostNotFound => "the host is not found (offline?)".to_string(),
-            ureq::Error::Timeout(_) => "it did not answer in time".to_string(),
+    fn transport(&self, e: reqwest::Error) -> anyhow::Error {
+        let why = match crate::net::failure(&e) {
+            Failure::Refused => "connection refused (is the server running?)".to_string(),
             other => other.to_string(),
         };
         anyhow!("cannot reach the server at {}: {why}", self.server)
+    }
+
+    fn dropped(&self, e: std::io::Error) -> anyhow::Error {
+        anyhow!("the connection to {} dropped: {e}", self.server)
     }
 
     /// Reads an answer: a 2xx one into the wire type `T` (the protocol's, inside its
@@ -106,9 +107,12 @@ impl Api {
     }
 
     /// The request with the login token, if there is one.
-    fn authorized<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    fn authorized(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
         match &self.token {
-            Some(t) => req.header("Authorization", &format!("Bearer {t}")),
+            Some(t) => req.bearer_auth(t),
             None => req,
         }
     }
@@ -137,43 +141,38 @@ impl Api {
         body: Option<String>,
     ) -> Result<T> {
         let url = format!("{}{path}", self.server);
-        let resp = match method {
-            "GET" => self.authorized(self.agent.get(&url)).call(),
-            _ => {
-                let r = match method {
-                    "PUT" => self.agent.put(&url),
-                    "DELETE" => self.agent.delete(&url).force_send_body(),
-                    _ => self.agent.post(&url),
-                };
-                self.authorized(r)
-                    .content_type("application/json")
-                    .send(body.unwrap_or_default())
-            }
-        }
-        .map_err(|e| self.transport(e))?;
+        let req = match method {
+            "GET" => self.client.get(&url),
+            "PUT" => self.client.put(&url),
+            "DELETE" => self.client.delete(&url),
+            _ => self.client.post(&url),
+        };
+        let req = match (method, body) {
+            ("GET", _) => req,
+            (_, body) => req
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.unwrap_or_default()),
+        };
+        let resp = self.authorized(req).send().map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         let mut text = String::new();
-        resp.into_body()
-            .into_reader()
-            .take(MAX_JSON)
+        resp.take(MAX_JSON)
             .read_to_string(&mut text)
-            .map_err(|e| anyhow!("the connection to {} dropped: {e}", self.server))?;
+            .map_err(|e| self.dropped(e))?;
         self.finish(status, &text)
     }
 
-    pub fn put_blob(&self, hash: &str, data: &[u8]) -> Result<()> {
+    pub fn put_blob(&self, hash: &ContentHash, data: Vec<u8>) -> Result<()> {
         let resp = self
-            .authorized(self.agent.put(format!("{}/api/blobs/{hash}", self.server)))
-            .content_type("application/octet-stream")
-            .send(data)
+            .authorized(self.client.put(format!("{}/api/blobs/{hash}", self.server)))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .timeout(SEND_TIMEOUT + ANSWER_TIMEOUT)
+            .body(data)
+            .send()
             .map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         let mut text = String::new();
-        let _ = resp
-            .into_body()
-            .into_reader()
-            .take(1 << 20)
-            .read_to_string(&mut text);
+        let _ = resp.take(1 << 20).read_to_string(&mut text);
         self.finish::<wire::Done<wire::BlobStored>>(status, &text)
             .map(|_| ())
     }
@@ -193,24 +192,22 @@ impl Api {
     }
 
     /// The content of `hash`, checked against it.
-    pub fn get_blob(&self, hash: &str) -> Result<Vec<u8>> {
+    pub fn get_blob(&self, hash: &ContentHash) -> Result<Vec<u8>> {
         let resp = self
-            .authorized(self.agent.get(format!("{}/api/blobs/{hash}", self.server)))
-            .call()
+            .authorized(self.client.get(format!("{}/api/blobs/{hash}", self.server)))
+            .send()
             .map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
         let mut data = Vec::new();
-        resp.into_body()
-            .into_reader()
-            .take(8 << 30)
+        resp.take(8 << 30)
             .read_to_end(&mut data)
-            .map_err(|e| anyhow!("the connection to {} dropped: {e}", self.server))?;
+            .map_err(|e| self.dropped(e))?;
         if status != 200 {
             return self
                 .finish::<wire::Message>(status, &String::from_utf8_lossy(&data))
                 .map(|_| Vec::new());
         }
-        if blake3::hash(&data).to_hex().as_str() != hash {
+        if ContentHash::of(&data) != *hash {
             bail!("the server sent content for {hash} that does not match it (a damaged transfer): run sync again");
         }
         Ok(data)

@@ -19,7 +19,7 @@ pub mod project;
 
 pub use api::{Api, HttpError};
 pub use lock::{lock, Lock};
-pub use project::{projects, sync_project, Options, Report};
+pub use project::{projects, sync_project, Options, Report, Run};
 
 use crate::assistant::key;
 use crate::hub::Hub;
@@ -41,7 +41,7 @@ pub struct Account {
 /// machine: a password or token must not cross a network in the clear.
 pub fn server_url(url: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let uri: ureq::http::Uri = url
+    let uri: http::Uri = url
         .parse()
         .map_err(|_| anyhow!("'{url}' is not a URL: use https://HOST or http://127.0.0.1:PORT"))?;
     let host = uri.host().ok_or_else(|| anyhow!("'{url}' names no host"))?;

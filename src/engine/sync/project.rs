@@ -6,7 +6,7 @@ use super::api::{Api, HttpError};
 use super::{Account, PROJECTS};
 use crate::hub::Hub;
 use crate::merge::{conflict_name, hostname, occupies, plan, Act, Side};
-use crate::protocol::types as wire;
+use crate::protocol::types::{self as wire, ContentHash, FileVersion, ProjectId, Revision};
 use crate::vfs::{FileRef, Kind, VPath};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -69,7 +69,7 @@ impl Report {
 
 /// A local file: its hash and how to read it.
 struct LocalFile {
-    hash: String,
+    hash: ContentHash,
     path: VPath,
     file: FileRef,
 }
@@ -123,12 +123,11 @@ fn local_files(
             Some(f) => f,
             None => hub.vfs.file_ref(&e.path)?,
         };
-        let hash = hub
-            .vfs
-            .ref_hash(&e.path, &file)
-            .with_context(|| format!("cannot read {}", e.path))?
-            .to_hex()
-            .to_string();
+        let hash = ContentHash::from(
+            hub.vfs
+                .ref_hash(&e.path, &file)
+                .with_context(|| format!("cannot read {}", e.path))?,
+        );
         out.insert(
             rel,
             LocalFile {
@@ -141,15 +140,27 @@ fn local_files(
     Ok((out, held))
 }
 
+/// A file of the server as the plan sees it.
 fn side(f: wire::FileEntry) -> (String, Side) {
     (
         f.path,
         Side {
-            hash: f.hash,
-            version: f.version,
+            hash: f.hash.map(String::from),
+            version: f.version.0,
             size: f.size,
         },
     )
+}
+
+/// A hash of the plan as the protocol sends it. The plan's hashes were all read here, from
+/// the server or from the stored base, so one that is not a hash means a damaged base.
+fn wire_hash(h: &str) -> Result<ContentHash> {
+    ContentHash::parse(h).ok_or_else(|| {
+        anyhow!(
+            "the stored sync state holds '{}', which is not a content hash (the store is damaged)",
+            crate::text::escape(h)
+        )
+    })
 }
 
 /// The server's files; names that are not clean relative paths (which no valyxo server
@@ -169,12 +180,20 @@ fn remote_files(files: Vec<wire::FileEntry>, report: &mut Report) -> BTreeMap<St
     out
 }
 
-/// The stored sync state of a project: (row id, remote id, base).
-type Stored = (i64, i64, BTreeMap<String, Side>);
+/// The stored sync state of a project.
+struct Stored {
+    /// The project on the server it was last synced with.
+    remote: ProjectId,
+    /// What both sides last agreed on, per file.
+    base: BTreeMap<String, Side>,
+}
 
-fn state(hub: &Hub, acct: &Account, name: &str) -> Result<Option<Stored>> {
-    let conn = hub.store.conn();
-    let row: Option<(i64, i64)> = conn
+impl Run<'_> {
+    /// The stored sync state of project `name` for this account, if it was synced before.
+    fn state(&self, name: &str) -> Result<Option<Stored>> {
+        let (hub, acct) = (self.hub, self.account);
+        let conn = hub.store.conn();
+        let row: Option<(i64, i64)> = conn
         .prepare_cached(
             "SELECT id, remote_id FROM sync_projects WHERE server = ?1 AND user_id = ?2 AND name = ?3",
         )?
@@ -186,36 +205,53 @@ fn state(hub: &Hub, acct: &Account, name: &str) -> Result<Option<Stored>> {
             rusqlite::Error::QueryReturnedNoRows => Ok(None),
             e => Err(e),
         })?;
-    let Some((id, remote)) = row else {
-        return Ok(None);
-    };
-    let mut st =
-        conn.prepare_cached("SELECT path, hash, version FROM sync_files WHERE project = ?1")?;
-    let base = st
-        .query_map([id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Side {
-                    hash: r.get(1)?,
-                    version: r.get(2)?,
-                    size: 0,
-                },
-            ))
-        })?
-        .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
-    Ok(Some((id, remote, base)))
-}
+        let Some((row, remote)) = row else {
+            return Ok(None);
+        };
+        let mut st =
+            conn.prepare_cached("SELECT path, hash, version FROM sync_files WHERE project = ?1")?;
+        let base = st
+            .query_map([row], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Side {
+                        hash: r.get(1)?,
+                        version: r.get(2)?,
+                        size: 0,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+        Ok(Some(Stored {
+            remote: ProjectId(remote),
+            base,
+        }))
+    }
 
-fn set_base(hub: &Hub, project: i64, path: &str, hash: Option<&str>, version: i64) -> Result<()> {
-    hub.store
-        .conn()
-        .prepare_cached(
-            "INSERT INTO sync_files (project, path, hash, version) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (project, path) DO UPDATE SET hash = excluded.hash, \
-             version = excluded.version",
-        )?
-        .execute(rusqlite::params![project, path, hash, version])?;
-    Ok(())
+    /// Records that project `name` is synced with `remote` at `revision`; returns its row.
+    fn record(&self, name: &str, remote: ProjectId, revision: Revision) -> Result<i64> {
+        let acct = self.account;
+        let conn = self.hub.store.conn();
+        conn.execute(
+            "INSERT INTO sync_projects (server, user_id, name, remote_id, revision, synced_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (server, user_id, name) DO UPDATE SET \
+             remote_id = excluded.remote_id, revision = excluded.revision, \
+             synced_at = excluded.synced_at",
+            rusqlite::params![
+                acct.server,
+                acct.user_id,
+                name,
+                remote.0,
+                revision.0,
+                crate::store::now_ms()
+            ],
+        )?;
+        Ok(conn.query_row(
+            "SELECT id FROM sync_projects WHERE server = ?1 AND user_id = ?2 AND name = ?3",
+            rusqlite::params![acct.server, acct.user_id, name],
+            |r| r.get(0),
+        )?)
+    }
 }
 
 /// Most changes in one commit, and about the most JSON (the server takes 10,000 and 1 MiB).
@@ -230,6 +266,16 @@ pub struct Options {
     pub progress: bool,
     /// The largest file the server accepts, when it says (`Api::limits`).
     pub blob_limit: Option<u64>,
+}
+
+/// What one sync run works with: the hub, the account and its client, the account's
+/// projects on the server ([`projects`]) and the options.
+pub struct Run<'a> {
+    pub hub: &'a Hub,
+    pub account: &'a Account,
+    pub api: &'a Api,
+    pub remote_projects: &'a [wire::Project],
+    pub opts: &'a Options,
 }
 
 /// The projects to sync: the names given, or every local project and every project of the
@@ -272,14 +318,14 @@ pub fn projects(
 }
 
 /// Syncs (or with `dry_run`, plans) one project.
-pub fn sync_project(
-    hub: &Hub,
-    acct: &Account,
-    api: &Api,
-    name: &str,
-    remote_projects: &[wire::Project],
-    opts: &Options,
-) -> Result<Report> {
+pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
+    let Run {
+        hub,
+        account: acct,
+        api,
+        remote_projects,
+        opts,
+    } = *run;
     if let Some(p) = crate::protocol::project_name_problem(name) {
         bail!("{} cannot be synced: {p}", crate::text::escape(name));
     }
@@ -291,12 +337,12 @@ pub fn sync_project(
         project: name.to_string(),
         ..Report::default()
     };
-    let known = state(hub, acct, name)?;
+    let known = run.state(name)?;
     let exists_here = hub.vfs.is_dir(&dir);
     // The server's project: the one synced before, else one of that name, else a new one.
     let mut remote_id = known
         .as_ref()
-        .map(|k| k.1)
+        .map(|k| k.remote)
         .filter(|id| remote_projects.iter().any(|p| p.id == *id));
     if known.is_some() && remote_id.is_none() {
         report.notes.push(
@@ -317,7 +363,7 @@ pub fn sync_project(
         );
     }
     let mut base = match &known {
-        Some((_, id, base)) if Some(*id) == remote_id => base.clone(),
+        Some(k) if Some(k.remote) == remote_id => k.base.clone(),
         _ => BTreeMap::new(),
     };
     for attempt in 0.. {
@@ -339,7 +385,7 @@ pub fn sync_project(
                 let d = api.get::<wire::Data<wire::Files>>(&format!("/api/projects/{id}/files"))?;
                 (d.data.revision, remote_files(d.data.files, &mut report))
             }
-            None => (0, BTreeMap::new()),
+            None => (Revision(0), BTreeMap::new()),
         };
         // A file too large to send stays out of the plan on both sides until it fits.
         for p in &held {
@@ -348,7 +394,7 @@ pub fn sync_project(
         }
         let local_hashes: BTreeMap<String, String> = local
             .iter()
-            .map(|(p, f)| (p.clone(), f.hash.clone()))
+            .map(|(p, f)| (p.clone(), f.hash.to_string()))
             .collect();
         let mut planned: BTreeMap<String, ()> = BTreeMap::new();
         let host = hostname();
@@ -380,8 +426,8 @@ pub fn sync_project(
                 id
             }
         };
-        let project = record_project(hub, acct, name, id, revision)?;
-        if known.as_ref().is_some_and(|k| k.1 != id) || (known.is_none() && attempt == 0) {
+        let project = run.record(name, id, revision)?;
+        if known.as_ref().is_some_and(|k| k.remote != id) || (known.is_none() && attempt == 0) {
             hub.store
                 .conn()
                 .execute("DELETE FROM sync_files WHERE project = ?1", [project])?;
@@ -406,48 +452,25 @@ pub fn sync_project(
             dir: &dir,
             opts,
         };
-        match apply(&target, &local, &acts, revision, down_total, &mut report)? {
+        let work = Plan {
+            local: &local,
+            acts: &acts,
+            revision,
+            down_total,
+        };
+        match apply(&target, &work, &mut report)? {
             Some(new_revision) => {
-                record_project(hub, acct, name, id, new_revision)?;
+                run.record(name, id, new_revision)?;
                 return Ok(report);
             }
             None if attempt < 5 => {
                 // Someone committed in between: plan again against what is there now.
-                base = state(hub, acct, name)?.map(|s| s.2).unwrap_or_default();
+                base = run.state(name)?.map(|s| s.base).unwrap_or_default();
             }
             None => bail!("the project kept changing on the server during sync; run sync again"),
         }
     }
     unreachable!("the loop returns")
-}
-
-fn record_project(
-    hub: &Hub,
-    acct: &Account,
-    name: &str,
-    remote: i64,
-    revision: i64,
-) -> Result<i64> {
-    let conn = hub.store.conn();
-    conn.execute(
-        "INSERT INTO sync_projects (server, user_id, name, remote_id, revision, synced_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (server, user_id, name) DO UPDATE SET \
-         remote_id = excluded.remote_id, revision = excluded.revision, \
-         synced_at = excluded.synced_at",
-        rusqlite::params![
-            acct.server,
-            acct.user_id,
-            name,
-            remote,
-            revision,
-            crate::store::now_ms()
-        ],
-    )?;
-    Ok(conn.query_row(
-        "SELECT id FROM sync_projects WHERE server = ?1 AND user_id = ?2 AND name = ?3",
-        rusqlite::params![acct.server, acct.user_id, name],
-        |r| r.get(0),
-    )?)
 }
 
 fn bar(opts: &Options, total: u64, what: &str) -> indicatif::ProgressBar {
@@ -472,7 +495,7 @@ struct Target<'a> {
     hub: &'a Hub,
     api: &'a Api,
     /// The project's id on the server.
-    id: i64,
+    id: ProjectId,
     /// The project's row in this home's sync state.
     project: i64,
     dir: &'a VPath,
@@ -517,8 +540,18 @@ impl Target<'_> {
             .with_context(|| format!("cannot write {p}"))
     }
 
-    fn set_base(&self, rel: &str, hash: Option<&str>, version: i64) -> Result<()> {
-        set_base(self.hub, self.project, rel, hash, version)
+    /// Records what both sides now agree `rel` is.
+    fn set_base(&self, rel: &str, hash: Option<&str>, version: FileVersion) -> Result<()> {
+        self.hub
+            .store
+            .conn()
+            .prepare_cached(
+                "INSERT INTO sync_files (project, path, hash, version) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (project, path) DO UPDATE SET hash = excluded.hash, \
+                 version = excluded.version",
+            )?
+            .execute(rusqlite::params![self.project, rel, hash, version.0])?;
+        Ok(())
     }
 }
 
@@ -540,19 +573,29 @@ fn refused_upload(e: &anyhow::Error) -> Option<String> {
     }
 }
 
+/// A plan to carry out, and what it was made from.
+struct Plan<'a> {
+    /// The files here when the plan was made.
+    local: &'a BTreeMap<String, LocalFile>,
+    acts: &'a [Act],
+    /// The project's revision on the server the plan was made against.
+    revision: Revision,
+    /// The bytes the plan downloads (for the progress bar).
+    down_total: u64,
+}
+
 /// Carries out a plan: uploads, the commit, then the local writes. Returns the new revision,
 /// or None when the commit met changes made in between (nothing local was touched then).
-fn apply(
-    t: &Target,
-    local: &BTreeMap<String, LocalFile>,
-    acts: &[Act],
-    revision: i64,
-    down_total: u64,
-    report: &mut Report,
-) -> Result<Option<i64>> {
+fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision>> {
     let (hub, api) = (t.hub, t.api);
+    let Plan {
+        local,
+        acts,
+        revision,
+        down_total,
+    } = *plan;
     // 1. Content the server lacks goes up first.
-    let mut by_hash: HashMap<&str, &LocalFile> = HashMap::new();
+    let mut by_hash: HashMap<&ContentHash, &LocalFile> = HashMap::new();
     for a in acts {
         let path = match a {
             Act::Push {
@@ -569,40 +612,41 @@ fn apply(
         }
     }
     // Content the server would not take: the acts that need it wait for another sync.
-    let mut refused: HashSet<String> = HashSet::new();
+    let mut refused: HashSet<ContentHash> = HashSet::new();
     if !by_hash.is_empty() {
-        let hashes: Vec<&str> = by_hash.keys().copied().collect();
+        let hashes: Vec<&ContentHash> = by_hash.keys().copied().collect();
         let mut missing = Vec::new();
         for chunk in hashes.chunks(crate::protocol::MAX_BATCH / 2) {
             let d: wire::Data<wire::Missing> = api.send(
                 "POST",
                 "/api/blobs/missing",
                 &wire::MissingRequest {
-                    hashes: chunk.iter().map(|h| h.to_string()).collect(),
+                    hashes: chunk.iter().map(|h| (*h).clone()).collect(),
                 },
             )?;
             missing.extend(d.data.missing);
         }
         let sizes: u64 = missing
             .iter()
-            .filter_map(|h| by_hash.get(h.as_str()))
+            .filter_map(|h| by_hash.get(h))
             .map(|f| hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0))
             .sum();
         let pb = bar(t.opts, sizes, "uploading");
         let mut quota_note = None;
         for h in &missing {
             // Only what was asked about is sent, whatever the server answers.
-            let Some(f) = by_hash.get(h.as_str()) else {
+            let Some(f) = by_hash.get(h) else {
                 continue;
             };
             let data = hub
                 .vfs
                 .read_ref(&f.path, &f.file)
                 .with_context(|| format!("cannot read {}", f.path))?;
-            if blake3::hash(&data).to_hex().as_str() != h {
+            if ContentHash::of(&data) != *h {
                 bail!("{} changed during sync: run sync again", f.path);
             }
-            let sent = api.put_blob(h, &data).map_err(|e| {
+            let size = data.len();
+            let sent = api.put_blob(h, data).map_err(|e| {
                 if e.downcast_ref::<HttpError>().is_some() {
                     e
                 } else {
@@ -611,7 +655,7 @@ fn apply(
                     e.context(format!(
                         "the connection broke while sending {} ({})",
                         f.path,
-                        crate::budget::human(data.len())
+                        crate::budget::human(size)
                     ))
                 }
             });
@@ -637,8 +681,8 @@ fn apply(
                     None => return Err(e),
                 },
             }
-            report.bytes_up += data.len() as u64;
-            pb.inc(data.len() as u64);
+            report.bytes_up += size as u64;
+            pb.inc(size as u64);
         }
         pb.finish_and_clear();
         if let Some(n) = quota_note {
@@ -681,18 +725,18 @@ fn apply(
                     base_version,
                 } if hash.is_none() == deletions => wire::Change {
                     path: path.clone(),
-                    hash: hash.clone(),
-                    base_version: *base_version,
+                    hash: hash.as_deref().map(wire_hash).transpose()?,
+                    base_version: FileVersion(*base_version),
                 },
                 Act::Conflict { copy, local, .. } if !deletions => wire::Change {
                     path: copy.clone(),
-                    hash: Some(local.clone()),
-                    base_version: 0,
+                    hash: Some(wire_hash(local)?),
+                    base_version: FileVersion(0),
                 },
                 Act::Move { to, hash, .. } if !deletions => wire::Change {
                     path: to.clone(),
-                    hash: Some(hash.clone()),
-                    base_version: 0,
+                    hash: Some(wire_hash(hash)?),
+                    base_version: FileVersion(0),
                 },
                 _ => continue,
             };
@@ -700,14 +744,14 @@ fn apply(
         }
     }
     let mut new_revision = revision;
-    let mut versions: HashMap<String, i64> = HashMap::new();
+    let mut versions: HashMap<String, FileVersion> = HashMap::new();
     // In batches that stay well inside the server's limits. Should a later batch meet a
     // conflict, the earlier ones stand and the new plan finds them already on the server.
     let mut batch: Vec<wire::Change> = Vec::new();
     let mut batch_bytes = 0;
     let mut changes = changes.into_iter().peekable();
     while let Some(ch) = changes.next() {
-        batch_bytes += ch.path.len() + ch.hash.as_ref().map_or(4, String::len) + 48;
+        batch_bytes += ch.path.len() + ch.hash.as_ref().map_or(4, |h| h.as_str().len()) + 48;
         batch.push(ch);
         if changes.peek().is_some() && batch.len() < COMMIT_BATCH && batch_bytes < COMMIT_BYTES {
             continue;
@@ -733,8 +777,7 @@ fn apply(
         };
         new_revision = d.data.revision;
         for f in d.data.files {
-            let (p, s) = side(f);
-            versions.insert(p, s.version);
+            versions.insert(f.path, f.version);
         }
     }
     // 3. Local writes, each followed by its base, so a stop anywhere loses nothing: moves
@@ -756,9 +799,10 @@ fn apply(
                     hub.vfs
                         .rename(&src, &dst)
                         .with_context(|| format!("cannot move {src} to {dst}"))?;
-                    t.set_base(to, Some(hash), versions.get(to).copied().unwrap_or(1))?;
+                    let v = versions.get(to).copied().unwrap_or(FileVersion(1));
+                    t.set_base(to, Some(hash), v)?;
                 }
-                t.set_base(from, None, *version)?;
+                t.set_base(from, None, FileVersion(*version))?;
             }
             Act::Conflict {
                 path,
@@ -767,14 +811,15 @@ fn apply(
                 ..
             } => {
                 t.write(copy, &conflict_content[path])?;
-                t.set_base(copy, Some(mine), versions.get(copy).copied().unwrap_or(1))?;
+                let v = versions.get(copy).copied().unwrap_or(FileVersion(1));
+                t.set_base(copy, Some(mine), v)?;
             }
             _ => {}
         }
     }
     let pb = bar(t.opts, down_total, "downloading");
     let download = |hash: &str, report: &mut Report| -> Result<Vec<u8>> {
-        let data = api.get_blob(hash)?;
+        let data = api.get_blob(&wire_hash(hash)?)?;
         report.bytes_down += data.len() as u64;
         pb.inc(data.len() as u64);
         Ok(data)
@@ -783,14 +828,14 @@ fn apply(
         for a in &acts {
             match a {
                 Act::Push { path, hash, .. } if hash.is_none() == deletions => {
-                    let v = versions.get(path).copied().unwrap_or(0);
+                    let v = versions.get(path).copied().unwrap_or_default();
                     t.set_base(path, hash.as_deref(), v)?;
                 }
                 Act::Agree {
                     path,
                     hash,
                     version,
-                } if !deletions => t.set_base(path, hash.as_deref(), *version)?,
+                } if !deletions => t.set_base(path, hash.as_deref(), FileVersion(*version))?,
                 Act::Pull {
                     path,
                     hash,
@@ -814,7 +859,7 @@ fn apply(
                             }
                         }
                     }
-                    t.set_base(path, hash.as_deref(), *version)?;
+                    t.set_base(path, hash.as_deref(), FileVersion(*version))?;
                 }
                 Act::Conflict {
                     path,
@@ -827,7 +872,7 @@ fn apply(
                     let data = download(remote, report)?;
                     if t.still(path, &Some(mine.clone())) {
                         t.write(path, &data)?;
-                        t.set_base(path, Some(remote), *version)?;
+                        t.set_base(path, Some(remote), FileVersion(*version))?;
                     }
                 }
                 _ => {}

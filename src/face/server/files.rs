@@ -11,7 +11,10 @@
 use super::db::{Conn, Row};
 use super::projects::owned_project;
 use super::{created, ok, ApiError, App, Reply, Req};
-use crate::protocol::types::{BlobStored, Data, Done, FileConflict, FileEntry, Files, Missing};
+use crate::protocol::types::{
+    BlobStored, ContentHash, Data, Done, FileConflict, FileEntry, FileVersion, Files, Missing,
+    Revision,
+};
 use crate::protocol::{valid_hash, valid_path, MAX_BATCH};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -22,14 +25,19 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// A stored hash (only checked ones are stored).
+fn stored_hash(text: Option<String>) -> Option<ContentHash> {
+    text.as_deref().and_then(ContentHash::parse)
+}
+
 fn file_entry(r: &Row) -> FileEntry {
     let hash = r.opt_text(1);
     FileEntry {
         path: r.text(0),
         deleted: hash.is_none(),
-        hash,
+        hash: stored_hash(hash),
         size: r.int(2),
-        version: r.int(3),
+        version: FileVersion(r.int(3)),
     }
 }
 
@@ -50,12 +58,15 @@ pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
         Ok((p.int(5), files_of(c, id)?))
     })?;
     ok(Data {
-        data: Files { revision, files },
+        data: Files {
+            revision: Revision(revision),
+            files,
+        },
     })
 }
 
 /// The `hashes` of a body, each checked.
-fn hashes(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
+fn hashes(body: &serde_json::Map<String, Value>) -> Result<Vec<ContentHash>, ApiError> {
     let Some(Value::Array(items)) = body.get("hashes") else {
         return Err(ApiError::invalid(vec![(
             "hashes",
@@ -70,8 +81,8 @@ fn hashes(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError
     }
     items
         .iter()
-        .map(|v| match v.as_str() {
-            Some(h) if valid_hash(h) => Ok(h.to_string()),
+        .map(|v| match v.as_str().and_then(ContentHash::parse) {
+            Some(h) => Ok(h),
             _ => Err(ApiError::invalid(vec![(
                 "hashes",
                 "each hash must be 64 lower-case hex digits".into(),
@@ -91,7 +102,7 @@ pub fn missing(app: &App, req: &Req) -> Result<Reply, ApiError> {
         for chunk in wanted.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
             let mut params = vec![now.into(), user.into()];
-            params.extend(chunk.iter().map(|h| h.into()));
+            params.extend(chunk.iter().map(|h| h.as_str().into()));
             for r in c.query(
                 &format!(
                     "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash IN ({marks}) \
@@ -105,18 +116,18 @@ pub fn missing(app: &App, req: &Req) -> Result<Reply, ApiError> {
         Ok(have)
     })?;
     let mut seen = HashSet::new();
-    let missing: Vec<String> = wanted
+    let missing: Vec<ContentHash> = wanted
         .into_iter()
-        .filter(|h| !have.contains(h) && seen.insert(h.clone()))
+        .filter(|h| !have.contains(h.as_str()) && seen.insert(h.clone()))
         .collect();
     ok(Data {
         data: Missing { missing },
     })
 }
 
-fn blob_hash(req: &Req) -> Result<String, ApiError> {
-    match req.param.as_deref() {
-        Some(h) if valid_hash(h) => Ok(h.to_string()),
+fn blob_hash(req: &Req) -> Result<ContentHash, ApiError> {
+    match req.param.as_deref().and_then(ContentHash::parse) {
+        Some(h) => Ok(h),
         _ => Err(ApiError::bad(
             "A blob hash is 64 lower-case hex digits (BLAKE3)",
         )),
@@ -138,8 +149,8 @@ fn over_quota(quota: u64, used: i64) -> ApiError {
 
 pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let hash = blob_hash(req)?;
-    let actual = blake3::hash(&req.body).to_hex();
-    if actual.as_str() != hash {
+    let actual = ContentHash::of(&req.body);
+    if actual != hash {
         return Err(ApiError::bad(format!(
             "The content does not match its hash: it hashes to {actual}"
         )));
@@ -155,7 +166,7 @@ pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
                  ON CONFLICT (user_id, hash) DO NOTHING RETURNING size",
                 &[
                     user.into(),
-                    hash.clone().into(),
+                    hash.as_str().into(),
                     size.into(),
                     req.body.to_vec().into(),
                     now.into(),
@@ -166,7 +177,7 @@ pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
             // Stored before: only touched, so the collector leaves it to the coming commit.
             c.exec(
                 "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ?",
-                &[now.into(), user.into(), hash.clone().into()],
+                &[now.into(), user.into(), hash.as_str().into()],
             )?;
             return Ok(());
         }
@@ -211,7 +222,7 @@ pub fn get_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let data = app.db.read(|c| {
         Ok(c.one(
             "SELECT data FROM blobs WHERE user_id = ? AND hash = ?",
-            &[req.user().id.into(), hash.into()],
+            &[req.user().id.into(), hash.as_str().into()],
         )?)
     })?;
     match data {
@@ -313,8 +324,8 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             if version != ch.base_version {
                 conflicts.push(FileConflict {
                     path: ch.path.clone(),
-                    server_version: version,
-                    server_hash: hash,
+                    server_version: FileVersion(version),
+                    server_hash: stored_hash(hash),
                 });
             }
             current.push(version);
@@ -375,7 +386,10 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
         Ok((revision, files_of(c, id)?))
     })?;
     ok(Data {
-        data: Files { revision, files },
+        data: Files {
+            revision: Revision(revision),
+            files,
+        },
     })
 }
 

@@ -4,15 +4,15 @@
 use super::db::{Conn, Row};
 use super::{blocking, created, field, now, ok, ApiError, App, Pending, Reply, Req};
 use crate::protocol::types::{
-    Data, Done, Execution, ExecutionSummary, Language, Message, Project, ProjectUpdated, RunStatus,
-    Script, ScriptCreated, ScriptSummary, ScriptUpdated,
+    Data, Done, Execution, ExecutionSummary, Language, Message, Project, ProjectId, ProjectUpdated,
+    RunStatus, Script, ScriptCreated, ScriptSummary, ScriptUpdated,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
 fn project(r: &Row) -> Project {
     Project {
-        id: r.int(0),
+        id: ProjectId(r.int(0)),
         name: r.text(1),
         description: r.text(2),
         created_at: r.text(3),

@@ -5,7 +5,8 @@
 //! the patterns of hashes, paths and names.
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 
 /// The regular expression of one name in a path (as `super::name_problem` checks it, but
 /// for the length in bytes): no `/`, `\`, control or bidirectional characters, not `.` or
@@ -18,6 +19,115 @@ pub const PROJECT_NAME_PATTERN: &str =
     r"^[^/\\\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+$";
 /// The regular expression of a user name.
 pub const USERNAME_PATTERN: &str = "^[A-Za-z0-9_-]+$";
+
+// ---- ids, versions and content hashes ----
+//
+// Each is its number or text on the wire (`serde(transparent)`) and in the OpenAPI document
+// (its JSON Schema is its inner type's: [`same_schema_as`]), and a type of its own in the
+// code, so one cannot be passed for another.
+
+/// The JSON Schema of `$t` is that of `$inner`, so that the document is as it was before the
+/// newtype (a derived one would name the type and carry its doc comment).
+macro_rules! same_schema_as {
+    ($($t:ty => $inner:ty),*) => {$(
+        impl JsonSchema for $t {
+            fn inline_schema() -> bool {
+                <$inner as JsonSchema>::inline_schema()
+            }
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                <$inner as JsonSchema>::schema_name()
+            }
+            fn schema_id() -> std::borrow::Cow<'static, str> {
+                <$inner as JsonSchema>::schema_id()
+            }
+            fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                <$inner as JsonSchema>::json_schema(g)
+            }
+        }
+    )*};
+}
+
+/// A project's id on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProjectId(pub i64);
+
+/// The version of one file of a project: 0 before it exists, raised by every commit that
+/// changes it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct FileVersion(pub i64);
+
+/// A project's revision: raised by one with every commit.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Revision(pub i64);
+
+macro_rules! shown_as_number {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+shown_as_number!(ProjectId, FileVersion, Revision);
+same_schema_as!(ProjectId => i64, FileVersion => i64, Revision => i64, ContentHash => String);
+
+/// The BLAKE3 hash of some content as the protocol writes it: 64 lower-case hex digits
+/// ([`super::valid_hash`]). Only a valid one can be made, read from JSON included, so one
+/// is always safe to put in a URL or a file name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ContentHash(String);
+
+impl ContentHash {
+    /// The hash of `data`.
+    pub fn of(data: &[u8]) -> ContentHash {
+        ContentHash::from(blake3::hash(data))
+    }
+
+    /// `text` as a hash, if it is one.
+    pub fn parse(text: &str) -> Option<ContentHash> {
+        super::valid_hash(text).then(|| ContentHash(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<blake3::Hash> for ContentHash {
+    fn from(h: blake3::Hash) -> ContentHash {
+        ContentHash(h.to_hex().to_string())
+    }
+}
+
+impl From<ContentHash> for String {
+    fn from(h: ContentHash) -> String {
+        h.0
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ContentHash, D::Error> {
+        let text = String::deserialize(d)?;
+        ContentHash::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom("a content hash is 64 lower-case hex digits (BLAKE3)")
+        })
+    }
+}
 
 /// A successful answer: `success: true` beside the answer's own fields.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -89,9 +199,9 @@ pub struct FieldProblem {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct FileConflict {
     pub path: String,
-    pub server_version: i64,
+    pub server_version: FileVersion,
     /// None when the file is deleted on the server.
-    pub server_hash: Option<String>,
+    pub server_hash: Option<ContentHash>,
 }
 
 // ---- accounts ----
@@ -247,7 +357,7 @@ pub struct ProjectRequest {
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Project {
-    pub id: i64,
+    pub id: ProjectId,
     pub name: String,
     pub description: String,
     pub created_at: String,
@@ -406,33 +516,33 @@ pub struct FileEntry {
     pub path: String,
     pub deleted: bool,
     #[schemars(regex(pattern = HASH_PATTERN))]
-    pub hash: Option<String>,
+    pub hash: Option<ContentHash>,
     pub size: i64,
-    pub version: i64,
+    pub version: FileVersion,
 }
 
 /// A project's files and its revision (raised by every commit).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Files {
-    pub revision: i64,
+    pub revision: Revision,
     pub files: Vec<FileEntry>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MissingRequest {
     #[schemars(length(max = 10000), inner(regex(pattern = HASH_PATTERN)))]
-    pub hashes: Vec<String>,
+    pub hashes: Vec<ContentHash>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Missing {
     /// The hashes asked about that the server does not hold for the account.
-    pub missing: Vec<String>,
+    pub missing: Vec<ContentHash>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct BlobStored {
-    pub hash: String,
+    pub hash: ContentHash,
     pub size: u64,
 }
 
@@ -443,11 +553,11 @@ pub struct Change {
     pub path: String,
     /// The content (uploaded first); null deletes the file.
     #[schemars(regex(pattern = HASH_PATTERN))]
-    pub hash: Option<String>,
+    pub hash: Option<ContentHash>,
     /// The server version this change was based on: 0 for a new file.
     #[serde(default)]
     #[schemars(range(min = 0))]
-    pub base_version: i64,
+    pub base_version: FileVersion,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -455,7 +565,56 @@ pub struct CommitRequest {
     /// The project revision the client last saw (informative; conflicts are per file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
-    pub base_revision: Option<i64>,
+    pub base_revision: Option<Revision>,
     #[schemars(length(min = 1, max = 10000))]
     pub changes: Vec<Change>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_versions_and_hashes_are_plain_json() {
+        let h = ContentHash::of(b"x");
+        assert_eq!(h.as_str(), blake3::hash(b"x").to_hex().as_str());
+        let entry = FileEntry {
+            path: "a.txt".into(),
+            deleted: false,
+            hash: Some(h.clone()),
+            size: 1,
+            version: FileVersion(3),
+        };
+        let wire =
+            json!({"path": "a.txt", "deleted": false, "hash": h.as_str(), "size": 1, "version": 3});
+        assert_eq!(serde_json::to_value(&entry).unwrap(), wire);
+        let back: FileEntry = serde_json::from_value(wire).unwrap();
+        assert_eq!((back.hash, back.version), (Some(h), FileVersion(3)));
+        let files: Files = serde_json::from_value(json!({"revision": 7, "files": []})).unwrap();
+        assert_eq!(files.revision, Revision(7));
+        let p: Project = serde_json::from_value(json!({
+            "id": 12, "name": "p", "description": "", "created_at": "", "updated_at": ""
+        }))
+        .unwrap();
+        assert_eq!((p.id, p.id.to_string()), (ProjectId(12), "12".to_string()));
+    }
+
+    #[test]
+    fn only_a_hash_reads_as_a_content_hash() {
+        let good = blake3::hash(b"y").to_hex().to_string();
+        assert!(ContentHash::parse(&good).is_some());
+        for bad in [
+            good.to_uppercase(),
+            good[1..].to_string(),
+            format!("{good}0"),
+            "../../api/auth/me".to_string(),
+            String::new(),
+        ] {
+            assert!(ContentHash::parse(&bad).is_none(), "{bad}");
+            let e =
+                serde_json::from_value::<BlobStored>(json!({"hash": bad, "size": 1})).unwrap_err();
+            assert!(e.to_string().contains("64 lower-case hex digits"), "{e}");
+        }
+    }
 }

@@ -162,7 +162,7 @@ impl Drop for Server {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
-    pub headers: ureq::http::HeaderMap,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl Answer {
@@ -171,11 +171,12 @@ impl Answer {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
+/// A blocking HTTP client with Valyxo's own setup and no overall timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::ClientBuilder::from(valyxo::net::builder().expect("HTTP setup"))
+        .timeout(None)
         .build()
-        .into()
+        .expect("HTTP client")
 }
 
 thread_local! {
@@ -194,17 +195,16 @@ pub fn raw(
     url: &str,
     token: Option<&str>,
     body: Option<(&str, Vec<u8>)>,
-) -> (u16, Vec<u8>, ureq::http::HeaderMap) {
-    let a = agent();
-    let mut req = ureq::http::Request::builder().method(method).uri(url);
+) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+    let mut req = client().request(method.clone(), url);
     if let Some(t) = token {
         req = req.header("Authorization", format!("Bearer {t}"));
     }
-    let resp = match body {
-        Some((ctype, data)) => a.run(req.header("Content-Type", ctype).body(data).unwrap()),
-        None => a.run(req.body(()).unwrap()),
+    if let Some((ctype, data)) = body {
+        req = req.header("Content-Type", ctype).body(data);
     }
-    .expect("request");
+    let mut resp = req.send().expect("request");
     let status = resp.status().as_u16();
     let path = url
         .split_once("://")
@@ -214,10 +214,7 @@ pub fn raw(
     ANSWERED.with(|a| a.borrow_mut().push((method.to_string(), path, status)));
     let headers = resp.headers().clone();
     let mut data = Vec::new();
-    resp.into_body()
-        .into_reader()
-        .read_to_end(&mut data)
-        .expect("body");
+    resp.read_to_end(&mut data).expect("body");
     (status, data, headers)
 }
 
