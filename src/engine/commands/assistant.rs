@@ -1,6 +1,6 @@
 //! The assistant: ask, chat, ai.
 
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, needs, strings, varies, Ctx, Group, Spec};
 use crate::assistant::{self, client::Broken, conversations, key, Message};
 use crate::shell::io::Input;
 use crate::text::escape;
@@ -69,11 +69,22 @@ pub fn specs() -> Vec<Spec> {
                             .help("The question (several words are joined by spaces)"),
                     )
             },
-            examples: &[
-                "ask 'how do I reverse a list in Rhai?'",
-                "cat main.rs | ask -p review 'anything wrong here?'",
-                "ask -c 'and with a for loop?'",
-            ],
+            examples: const {
+                &[
+                    needs(
+                        "ask 'how do I reverse a list in Rhai?'",
+                        "an assistant (an API key, or a local server such as Ollama)",
+                    ),
+                    needs(
+                        "cat main.rs | ask -p review 'anything wrong here?'",
+                        "an assistant (an API key, or a local server such as Ollama)",
+                    ),
+                    needs(
+                        "ask -c 'and with a for loop?'",
+                        "an assistant (an API key, or a local server such as Ollama)",
+                    ),
+                ]
+            },
             run: ask,
             rewrite: None,
         },
@@ -83,7 +94,13 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Text,
             summary: "Talk with the assistant, a question per line",
             args: || continuing(Command::new("chat")),
-            examples: &["chat", "chat -p architect", "chat -c"],
+            examples: const {
+                &[
+                    needs("chat", "a terminal and an assistant (an API key, or a local server such as Ollama)"),
+                    needs("chat -p architect", "a terminal and an assistant (an API key, or a local server such as Ollama)"),
+                    needs("chat -c", "a terminal and an assistant (an API key, or a local server such as Ollama)"),
+                ]
+            },
             run: chat,
             rewrite: None,
         },
@@ -144,7 +161,14 @@ pub fn specs() -> Vec<Spec> {
                             .arg(n().num_args(1..)),
                     )
             },
-            examples: &["ai", "ai personas", "ai history", "ai models"],
+            examples: const {
+                &[
+                    varies("ai"),
+                    ex("ai personas", "* default      a concise programming assistant\n  explain      explains code or text step by step, for someone new to it\n  review       reviews code: bugs first, then risks, then style\n  test-writer  writes tests for the code it is given\n  architect    discusses design: structure, trade-offs, alternatives\n"),
+                    ex("ai history", ""),
+                    needs("ai models", "an assistant (an API key, or a local server such as Ollama)"),
+                ]
+            },
             run: ai,
             rewrite: None,
         },

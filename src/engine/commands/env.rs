@@ -1,6 +1,6 @@
 //! Shell state: env, export, unset, alias, unalias.
 
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, strings, Ctx, Group, Spec};
 use crate::store::KvTable;
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -20,7 +20,13 @@ pub fn specs() -> Vec<Spec> {
                         .help("Print only this variable's value"),
                 )
             },
-            examples: &["export EDITOR=hx", "env", "env EDITOR"],
+            examples: const {
+                &[
+                    ex("export EDITOR=hx", ""),
+                    ex("env", "EDITOR=hx\nPWD=/Projects/Main\n"),
+                    ex("env EDITOR", "hx\n"),
+                ]
+            },
             run: env,
             rewrite: None,
         },
@@ -43,7 +49,13 @@ pub fn specs() -> Vec<Spec> {
                         "NAME=VALUE sets a variable kept across sessions; two paths (no '=') copy the VFS file or directory VFSPATH to HOSTPATH on the host",
                     ))
             },
-            examples: &["export GREETING=hello", "echo $GREETING", "export"],
+            examples: const {
+                &[
+                    ex("export GREETING=hello", ""),
+                    ex("echo $GREETING", "hello\n"),
+                    ex("export", "export GREETING=hello\n"),
+                ]
+            },
             run: export,
             rewrite: None,
         },
@@ -60,7 +72,7 @@ pub fn specs() -> Vec<Spec> {
                         .value_name("NAME"),
                 )
             },
-            examples: &["export TMPVAR=1", "unset TMPVAR"],
+            examples: const { &[ex("export TMPVAR=1", ""), ex("unset TMPVAR", "")] },
             run: unset,
             rewrite: None,
         },
@@ -77,7 +89,13 @@ pub fn specs() -> Vec<Spec> {
                         .help("NAME=VALUE defines an alias; NAME alone shows it"),
                 )
             },
-            examples: &["alias ll='ls -l'", "ll", "alias"],
+            examples: const {
+                &[
+                    ex("alias ll='ls -l'", ""),
+                    ex("ll", ""),
+                    ex("alias", "alias ll='ls -l'\n"),
+                ]
+            },
             run: alias,
             rewrite: None,
         },
@@ -102,7 +120,7 @@ pub fn specs() -> Vec<Spec> {
                             .required_unless_present("all"),
                     )
             },
-            examples: &["alias gs='grep -rn'", "unalias gs"],
+            examples: const { &[ex("alias gs='grep -rn'", ""), ex("unalias gs", "")] },
             run: unalias,
             rewrite: None,
         },
