@@ -197,11 +197,16 @@ pub struct Damaged {
 pub fn is_damage(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(e) = cur {
-        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {
+        if let Some(rusqlite::Error::SqliteFailure(f, msg)) = e.downcast_ref::<rusqlite::Error>() {
             if matches!(
                 f.code,
                 rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
             ) {
+                return true;
+            }
+            // A header whose schema format number no SQLite has written (every format since
+            // 2006 is 4 or less): the header is damaged, though SQLite calls it a plain error.
+            if msg.as_deref() == Some("unsupported file format") {
                 return true;
             }
         }
@@ -700,7 +705,7 @@ mod tests {
     #[test]
     fn a_damaged_file_is_reported_plainly_and_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
-        let cases: [(&str, Vec<u8>, &str); 4] = [
+        let cases: [(&str, Vec<u8>, &str); 5] = [
             (
                 "text",
                 b"these are my notes, not a database\n".repeat(40),
@@ -716,6 +721,18 @@ mod tests {
                 {
                     // The magic string, then a header of noise.
                     let mut v = b"SQLite format 3\0".to_vec();
+                    v.extend((0..16_384u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+                    v
+                },
+                "",
+            ),
+            (
+                "format",
+                {
+                    // A header whose page size and payload fractions are right, with noise
+                    // from the change counter on (the schema format among it).
+                    let mut v = b"SQLite format 3\0".to_vec();
+                    v.extend_from_slice(&[0x10, 0x00, 0x01, 0x01, 0x00, 0x40, 0x20, 0x20]);
                     v.extend((0..16_384u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
                     v
                 },
