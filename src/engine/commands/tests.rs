@@ -26,7 +26,8 @@ fn suggestions_find_near_misses() {
 }
 
 /// Runs `spec`'s examples in order in a fresh home, as typed at the prompt (each line is kept
-/// in the history after it runs), and returns what went differently from what they declare.
+/// in the history after it runs), and returns what went differently from what they declare:
+/// a failure, or for a line with fixed output, other output or any on standard error.
 fn check_examples(spec: &Spec) -> Vec<String> {
     let home = tempfile::tempdir().expect("temp home");
     let hub = Hub::open(HubOptions {
@@ -47,8 +48,9 @@ fn check_examples(spec: &Spec) -> Vec<String> {
             .expect("record the line in the history");
         let out = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
         let err = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+        // An example with fixed output shows all of it: nothing goes to standard error.
         let wrong_output = match e.shows {
-            Shows::Text(want) => out != want,
+            Shows::Text(want) => out != want || !err.is_empty(),
             _ => false,
         };
         if status != 0 || wrong_output {
