@@ -123,12 +123,12 @@ pub fn specs() -> Vec<Spec> {
             },
             examples: const {
                 &[
-                ex("echo 'fn hi(args) { print(`hi ${args.len()}`); 0 } fn plugin() { #{ name: \"demo\", commands: [#{ name: \"hi\", summary: \"Say hi\", run: \"hi\" }] } }' > demo.rhai", ""),
-                ex("plugin install demo.rhai", "installed plugin demo 0 with 1 command: hi\n"),
-                ex("hi a b", "hi 2\n"),
-                ex("plugin list", "demo 0\n    hi             Say hi\n"),
-                ex("plugin remove demo", "removed plugin demo\n"),
-            ]
+                    ex("echo 'fn hi(args) { print(`hi ${args.len()}`); 0 } fn plugin() { #{ name: \"demo\", commands: [#{ name: \"hi\", summary: \"Say hi\", run: \"hi\" }] } }' > demo.rhai", ""),
+                    ex("plugin install demo.rhai", "installed plugin demo 0 with 1 command: hi\n"),
+                    ex("hi a b", "hi 2\n"),
+                    ex("plugin list", "demo 0\n    hi             Say hi\n"),
+                    ex("plugin remove demo", "removed plugin demo\n"),
+                ]
             },
             run: plugin_cmd,
             rewrite: None,
