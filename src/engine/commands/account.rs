@@ -1,7 +1,7 @@
 //! The account and sync: register, login, logout, whoami, sync.
 
 use super::assistant::read_secret;
-use super::{ex, needs, strings, Ctx, Group, Spec};
+use super::{ex, needs, strings, Ctx, Group, Need, Spec};
 use crate::sync::{self, Options, Report};
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -42,10 +42,10 @@ pub fn specs() -> Vec<Spec> {
             },
             examples: const {
                 &[
-                    needs("register --email ada@example.com ada", "an account server"),
+                    needs("register --email ada@example.com ada", Need::AccountServer),
                     needs(
                         "register --server https://sync.example.com --email ada@example.com ada",
-                        "an account server",
+                        Need::NamedServer,
                     ),
                 ]
             },
@@ -60,10 +60,10 @@ pub fn specs() -> Vec<Spec> {
             args: || Command::new("login").arg(server_arg()).arg(user_arg()),
             examples: const {
                 &[
-                    needs("login ada", "an account server"),
+                    needs("login ada", Need::AccountServer),
                     needs(
                         "login --server https://sync.example.com ada@example.com",
-                        "an account server",
+                        Need::NamedServer,
                     ),
                 ]
             },
@@ -86,7 +86,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Account,
             summary: "Show the account logged in to, as the server knows it",
             args: || Command::new("whoami"),
-            examples: const { &[needs("whoami", "an account server")] },
+            examples: const { &[needs("whoami", Need::AccountServer)] },
             run: whoami,
             rewrite: None,
         },
@@ -121,9 +121,9 @@ pub fn specs() -> Vec<Spec> {
             },
             examples: const {
                 &[
-                    needs("sync", "an account server"),
-                    needs("sync status", "an account server"),
-                    needs("sync -v Main", "an account server"),
+                    needs("sync", Need::AccountServer),
+                    needs("sync status", Need::AccountServer),
+                    needs("sync -v Main", Need::AccountServer),
                 ]
             },
             run: sync_cmd,

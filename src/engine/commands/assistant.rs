@@ -1,6 +1,6 @@
 //! The assistant: ask, chat, ai.
 
-use super::{ex, needs, strings, varies, Ctx, Group, Spec};
+use super::{ex, needs, strings, varies, Ctx, Group, Need, Spec};
 use crate::assistant::{self, client::Broken, conversations, key, Message};
 use crate::shell::io::Input;
 use crate::text::escape;
@@ -71,18 +71,13 @@ pub fn specs() -> Vec<Spec> {
             },
             examples: const {
                 &[
-                    needs(
-                        "ask 'how do I reverse a list in Rhai?'",
-                        "an assistant (an API key, or a local server such as Ollama)",
-                    ),
+                    needs("ask 'how do I reverse a list in Rhai?'", Need::Assistant),
+                    ex("echo 'fn main() { let v = vec![1]; v[3]; }' > main.rs", ""),
                     needs(
                         "cat main.rs | ask -p review 'anything wrong here?'",
-                        "an assistant (an API key, or a local server such as Ollama)",
+                        Need::Assistant,
                     ),
-                    needs(
-                        "ask -c 'and with a for loop?'",
-                        "an assistant (an API key, or a local server such as Ollama)",
-                    ),
+                    needs("ask -c 'and with a for loop?'", Need::Assistant),
                 ]
             },
             run: ask,
@@ -96,9 +91,9 @@ pub fn specs() -> Vec<Spec> {
             args: || continuing(Command::new("chat")),
             examples: const {
                 &[
-                    needs("chat", "a terminal and an assistant (an API key, or a local server such as Ollama)"),
-                    needs("chat -p architect", "a terminal and an assistant (an API key, or a local server such as Ollama)"),
-                    needs("chat -c", "a terminal and an assistant (an API key, or a local server such as Ollama)"),
+                    needs("chat", Need::TerminalAndAssistant),
+                    needs("chat -p architect", Need::TerminalAndAssistant),
+                    needs("chat -c", Need::TerminalAndAssistant),
                 ]
             },
             run: chat,
@@ -166,7 +161,7 @@ pub fn specs() -> Vec<Spec> {
                     varies("ai"),
                     ex("ai personas", "* default      a concise programming assistant\n  explain      explains code or text step by step, for someone new to it\n  review       reviews code: bugs first, then risks, then style\n  test-writer  writes tests for the code it is given\n  architect    discusses design: structure, trade-offs, alternatives\n"),
                     ex("ai history", ""),
-                    needs("ai models", "an assistant (an API key, or a local server such as Ollama)"),
+                    needs("ai models", Need::Assistant),
                 ]
             },
             run: ai,

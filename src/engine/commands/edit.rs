@@ -1,6 +1,6 @@
 //! The editor: edit.
 
-use super::{ex, needs, strings, Ctx, Group, Spec};
+use super::{ex, needs, strings, Ctx, Group, Need, Spec};
 use crate::recovery::{self, SCRATCH};
 use anyhow::{bail, Result};
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
@@ -47,8 +47,8 @@ pub fn specs() -> Vec<Spec> {
         examples: const {
             &[
                 ex("edit --recovered", ""),
-                needs("edit notes.md", "a terminal"),
-                needs("edit -l 40 main.rhai lib.rhai", "a terminal"),
+                needs("edit notes.md", Need::Terminal),
+                needs("edit -l 40 main.rhai lib.rhai", Need::Terminal),
             ]
         },
         run: edit,

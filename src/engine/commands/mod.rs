@@ -58,9 +58,36 @@ pub enum Shows {
     Text(&'static str),
     /// Something that depends on the time, the host or the process; the line succeeds.
     Varies,
-    /// Not run by the tests: the line needs something a fresh home has not (the text says
-    /// what: a terminal, an account server, an assistant).
-    Needs(&'static str),
+    /// Not run in a fresh home alone: the line needs more. The tests that provide it (an
+    /// account server, an assistant) run the line and check that it succeeds.
+    Needs(Need),
+}
+
+/// What an example line needs besides a fresh home.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// A terminal (the editor, the chat prompt).
+    Terminal,
+    /// The account server of setting sync.server, with the account `ada` (password typed).
+    AccountServer,
+    /// The server the line itself names (an example host).
+    NamedServer,
+    /// An assistant at setting assistant.url.
+    Assistant,
+    /// A terminal and an assistant.
+    TerminalAndAssistant,
+}
+
+impl Need {
+    pub fn what(self) -> &'static str {
+        match self {
+            Need::Terminal => "a terminal",
+            Need::AccountServer => "an account server",
+            Need::NamedServer => "the server it names",
+            Need::Assistant => "an assistant (an API key, or a local server such as Ollama)",
+            Need::TerminalAndAssistant => "a terminal and an assistant",
+        }
+    }
 }
 
 /// An example line that prints exactly `out` (`""`: nothing).
@@ -79,8 +106,8 @@ pub const fn varies(line: &'static str) -> Example {
     }
 }
 
-/// An example line that needs `what` (a terminal, a server) and is shown but not run.
-pub const fn needs(line: &'static str, what: &'static str) -> Example {
+/// An example line that needs more than a fresh home (a terminal, a server).
+pub const fn needs(line: &'static str, what: Need) -> Example {
     Example {
         line,
         shows: Shows::Needs(what),
