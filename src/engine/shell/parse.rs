@@ -1055,6 +1055,39 @@ mod tests {
         assert!(r.ends_with("\n  ls | | wc\n       ^"), "{r}");
     }
 
+    /// Lines made of the shell's own characters, with some others among them.
+    fn shellish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                proptest::sample::select(
+                    "'\"\\$`~*?{}()|&;<>#=12 \n\tabx"
+                        .chars()
+                        .collect::<Vec<_>>()
+                ),
+                any::<char>(),
+            ],
+            0..32,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        /// Whatever the line, parsing ends (no panic) with a tree or an error placed inside
+        /// the line on a character, which renders with its caret; classifying it ends too.
+        #[test]
+        fn any_line_parses_or_points_inside_itself(src in shellish()) {
+            let _ = classify(&src);
+            if let Err(e) = parse(&src) {
+                proptest::prop_assert!(e.pos <= src.len(), "{:?}: {:?}", src, e);
+                proptest::prop_assert!(src.is_char_boundary(e.pos), "{:?}: {:?}", src, e);
+                let (line, col) = e.line_col(&src);
+                proptest::prop_assert!(line >= 1 && col >= 1);
+                proptest::prop_assert!(e.render(&src).ends_with('^'));
+            }
+        }
+    }
+
     #[test]
     fn incomplete_input_asks_for_more() {
         for src in [
