@@ -348,3 +348,39 @@ fn move_stored_settings(store: &Store, config_path: &Path) {
         let _ = store.kv_remove(KvTable::Settings, k);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &std::path::Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn a_new_home_and_its_store_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("a/new/home");
+        let hub = Hub::open(HubOptions {
+            home: Some(home.clone()),
+            no_color: true,
+        })
+        .unwrap();
+        assert_eq!(mode(&home), 0o700);
+        assert_eq!(mode(&home.join(DB_FILE)), 0o600);
+        assert_eq!(hub.store.path(), home.join(DB_FILE));
+        // A home that exists is left as it is; its store is made private.
+        drop(hub);
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::fs::set_permissions(home.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        Hub::open(HubOptions {
+            home: Some(home.clone()),
+            no_color: true,
+        })
+        .unwrap();
+        assert_eq!(mode(&home), 0o750);
+        assert_eq!(mode(&home.join(DB_FILE)), 0o600);
+    }
+}

@@ -555,3 +555,159 @@ pub fn describe(j: &Job) -> String {
     };
     format!("[{}] {}{status}  {}", j.id, j.state.as_str(), j.line)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::HubOptions;
+
+    /// A session in a fresh home where `max_running` jobs run at once.
+    fn session(max_running: u32) -> (tempfile::TempDir, Session) {
+        let home = tempfile::tempdir().unwrap();
+        let hub = Hub::open(HubOptions {
+            home: Some(home.path().to_path_buf()),
+            no_color: true,
+        })
+        .unwrap();
+        hub.set_setting("jobs.max_running", Some(&max_running.to_string()))
+            .unwrap();
+        let sh = Session::new(hub, false).unwrap();
+        (home, sh)
+    }
+
+    fn output(hub: &Hub, id: i64) -> String {
+        String::from_utf8(output_since(hub, id, 0).unwrap().1).unwrap()
+    }
+
+    /// A line that runs until it is killed.
+    const ENDLESS: &str = "exec sleep 30";
+
+    #[test]
+    fn queued_jobs_run_in_the_order_they_were_started() {
+        let (_home, sh) = session(1);
+        let hub = sh.hub.clone();
+        let blocker = start(&sh, ENDLESS).unwrap();
+        let ids: Vec<i64> = (1..=4)
+            .map(|i| start(&sh, &format!("echo {i}")).unwrap())
+            .collect();
+        for &id in &ids {
+            assert_eq!(get(&hub, id).unwrap().state, State::Queued);
+        }
+        assert_eq!(hub.jobs.live_ids().len(), 5);
+        kill(&hub, blocker, Duration::from_secs(5)).unwrap();
+        let jobs: Vec<Job> = ids
+            .iter()
+            .map(|&id| wait(&hub, id).unwrap().unwrap())
+            .collect();
+        for (i, j) in jobs.iter().enumerate() {
+            assert_eq!(j.state, State::Done, "{j:?}");
+            assert_eq!(output(&hub, j.id), format!("{}\n", i + 1));
+        }
+        // One at a time: each began after the one before it ended.
+        for w in jobs.windows(2) {
+            assert!(w[1].started_at.unwrap() >= w[0].ended_at.unwrap(), "{w:?}");
+        }
+        assert_eq!(get(&hub, blocker).unwrap().state, State::Killed);
+        assert!(hub.jobs.live_ids().is_empty());
+    }
+
+    #[test]
+    fn a_killed_queued_job_never_runs() {
+        let (_home, sh) = session(1);
+        let hub = sh.hub.clone();
+        let blocker = start(&sh, ENDLESS).unwrap();
+        let queued = start(&sh, "echo never").unwrap();
+        let after = start(&sh, "echo after").unwrap();
+        let j = kill(&hub, queued, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (j.state, j.status, j.started_at),
+            (State::Killed, None, None)
+        );
+        // Killing it again says it has ended.
+        let e = kill(&hub, queued, Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("already ended (killed)"), "{e}");
+        kill(&hub, blocker, Duration::from_secs(5)).unwrap();
+        assert_eq!(wait(&hub, after).unwrap().unwrap().state, State::Done);
+        assert_eq!(output(&hub, queued), "");
+        assert_eq!(output(&hub, after), "after\n");
+        assert_eq!(get(&hub, queued).unwrap().started_at, None);
+    }
+
+    #[test]
+    fn output_and_status_are_kept_and_output_is_capped() {
+        let (_home, sh) = session(4);
+        let hub = sh.hub.clone();
+        let ok = start(&sh, "echo out; echo err >&2").unwrap();
+        let bad = start(&sh, "echo before; false").unwrap();
+        let j = wait(&hub, ok).unwrap().unwrap();
+        assert_eq!((j.state, j.status), (State::Done, Some(0)));
+        assert_eq!(output(&hub, ok), "out\nerr\n");
+        let j = wait(&hub, bad).unwrap().unwrap();
+        assert_eq!((j.state, j.status), (State::Failed, Some(1)));
+        assert_eq!(
+            describe(&j),
+            format!("[{bad}] failed (status 1)  echo before; false")
+        );
+        // Output beyond jobs.max_output is dropped, and the job says so.
+        hub.set_setting("jobs.max_output", Some("8")).unwrap();
+        let big = start(&sh, "echo 0123456789abcdef").unwrap();
+        wait(&hub, big).unwrap();
+        assert_eq!(
+            output(&hub, big),
+            "01234567\n[valyxo: output beyond 8 bytes was dropped (setting jobs.max_output)]\n"
+        );
+        // Cleared, finished jobs and their output are gone.
+        assert_eq!(clear_finished(&hub).unwrap(), 3);
+        assert!(list(&hub, None).unwrap().is_empty());
+        assert_eq!(output(&hub, ok), "");
+    }
+
+    #[test]
+    fn unfinished_jobs_whose_owner_is_gone_are_lost() {
+        let (_home, sh) = session(4);
+        let hub = sh.hub.clone();
+        // A process that has ended.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id() as i64;
+        child.wait().unwrap();
+        let record = |pid: i64, session: &str, state: &str| -> i64 {
+            let conn = hub.store.conn();
+            conn.execute(
+                "INSERT INTO jobs (line, cwd, state, owner_pid, owner_session, created_at)
+                 VALUES ('echo x', '/', ?1, ?2, ?3, 0)",
+                params![state, pid, session],
+            )
+            .unwrap();
+            conn.last_insert_rowid()
+        };
+        let other_dead = record(gone, "elsewhere", "running");
+        let other_queued = record(gone, "elsewhere", "queued");
+        let other_alive = record(std::process::id() as i64, "elsewhere", "running");
+        // This session's own record with no live job behind it (its thread is gone).
+        let mine = record(std::process::id() as i64, &hub.session_id, "running");
+        let states: HashMap<i64, State> = list(&hub, None)
+            .unwrap()
+            .into_iter()
+            .map(|j| (j.id, j.state))
+            .collect();
+        assert_eq!(states[&other_dead], State::Lost);
+        assert_eq!(states[&other_queued], State::Lost);
+        assert_eq!(states[&other_alive], State::Running);
+        assert_eq!(states[&mine], State::Lost);
+        // A job of another live process cannot be killed from here.
+        let e = kill(&hub, other_alive, Duration::from_secs(1)).unwrap_err();
+        assert!(
+            e.to_string().contains("belongs to another valyxo process"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn job_numbers_are_read_as_written() {
+        assert_eq!(parse_spec("%3").unwrap(), 3);
+        assert_eq!(parse_spec("12").unwrap(), 12);
+        for bad in ["%0", "%", "x", "-1", "%1x"] {
+            assert!(parse_spec(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -10,6 +10,8 @@ mod common;
 mod assistant;
 mod cli;
 mod crash;
+#[cfg(feature = "server")]
+mod examples;
 mod grep_vs_rg;
 mod look;
 mod manuals;

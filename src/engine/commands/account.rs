@@ -1,7 +1,7 @@
 //! The account and sync: register, login, logout, whoami, sync.
 
 use super::assistant::read_secret;
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, needs, strings, Ctx, Group, Need, Spec};
 use crate::sync::{self, Options, Report};
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -40,10 +40,15 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .arg(user_arg())
             },
-            examples: &[
-                "register --email ada@example.com ada",
-                "register --server https://sync.example.com --email ada@example.com ada",
-            ],
+            examples: const {
+                &[
+                    needs("register --email ada@example.com ada", Need::AccountServer),
+                    needs(
+                        "register --server https://sync.example.com --email ada@example.com ada",
+                        Need::NamedServer,
+                    ),
+                ]
+            },
             run: register,
             rewrite: None,
         },
@@ -53,10 +58,15 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Account,
             summary: "Log in to an account on the server",
             args: || Command::new("login").arg(server_arg()).arg(user_arg()),
-            examples: &[
-                "login ada",
-                "login --server https://sync.example.com ada@example.com",
-            ],
+            examples: const {
+                &[
+                    needs("login ada", Need::AccountServer),
+                    needs(
+                        "login --server https://sync.example.com ada@example.com",
+                        Need::NamedServer,
+                    ),
+                ]
+            },
             run: login,
             rewrite: None,
         },
@@ -66,7 +76,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Account,
             summary: "Log out: the server revokes the token and it is forgotten here",
             args: || Command::new("logout"),
-            examples: &["logout"],
+            examples: const { &[ex("logout", "not logged in\n")] },
             run: logout,
             rewrite: None,
         },
@@ -76,7 +86,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Account,
             summary: "Show the account logged in to, as the server knows it",
             args: || Command::new("whoami"),
-            examples: &["whoami"],
+            examples: const { &[needs("whoami", Need::AccountServer)] },
             run: whoami,
             rewrite: None,
         },
@@ -109,7 +119,13 @@ pub fn specs() -> Vec<Spec> {
                             .arg(projects()),
                     )
             },
-            examples: &["sync", "sync status", "sync -v Main"],
+            examples: const {
+                &[
+                    needs("sync", Need::AccountServer),
+                    needs("sync status", Need::AccountServer),
+                    needs("sync -v Main", Need::AccountServer),
+                ]
+            },
             run: sync_cmd,
             rewrite: None,
         },

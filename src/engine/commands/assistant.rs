@@ -1,6 +1,6 @@
 //! The assistant: ask, chat, ai.
 
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, needs, strings, varies, Ctx, Group, Need, Spec};
 use crate::assistant::{self, client::Broken, conversations, key, Message};
 use crate::shell::io::Input;
 use crate::text::escape;
@@ -69,11 +69,17 @@ pub fn specs() -> Vec<Spec> {
                             .help("The question (several words are joined by spaces)"),
                     )
             },
-            examples: &[
-                "ask 'how do I reverse a list in Rhai?'",
-                "cat main.rs | ask -p review 'anything wrong here?'",
-                "ask -c 'and with a for loop?'",
-            ],
+            examples: const {
+                &[
+                    needs("ask 'how do I reverse a list in Rhai?'", Need::Assistant),
+                    ex("echo 'fn main() { let v = vec![1]; v[3]; }' > main.rs", ""),
+                    needs(
+                        "cat main.rs | ask -p review 'anything wrong here?'",
+                        Need::Assistant,
+                    ),
+                    needs("ask -c 'and with a for loop?'", Need::Assistant),
+                ]
+            },
             run: ask,
             rewrite: None,
         },
@@ -83,7 +89,13 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Text,
             summary: "Talk with the assistant, a question per line",
             args: || continuing(Command::new("chat")),
-            examples: &["chat", "chat -p architect", "chat -c"],
+            examples: const {
+                &[
+                    needs("chat", Need::TerminalAndAssistant),
+                    needs("chat -p architect", Need::TerminalAndAssistant),
+                    needs("chat -c", Need::TerminalAndAssistant),
+                ]
+            },
             run: chat,
             rewrite: None,
         },
@@ -144,7 +156,14 @@ pub fn specs() -> Vec<Spec> {
                             .arg(n().num_args(1..)),
                     )
             },
-            examples: &["ai", "ai personas", "ai history", "ai models"],
+            examples: const {
+                &[
+                    varies("ai"),
+                    ex("ai personas", "* default      a concise programming assistant\n  explain      explains code or text step by step, for someone new to it\n  review       reviews code: bugs first, then risks, then style\n  test-writer  writes tests for the code it is given\n  architect    discusses design: structure, trade-offs, alternatives\n"),
+                    ex("ai history", ""),
+                    needs("ai models", Need::Assistant),
+                ]
+            },
             run: ai,
             rewrite: None,
         },

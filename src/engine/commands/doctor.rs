@@ -2,7 +2,7 @@
 //! back. Salvaging or restoring a damaged store needs the store closed, so those are
 //! `valyxo doctor --salvage` and `--restore` from the host shell (see `cli.rs`).
 
-use super::{Ctx, Group, Spec};
+use super::{varies, Ctx, Group, Spec};
 use crate::store::care;
 use crate::vfs::transfer::human_bytes;
 use anyhow::Result;
@@ -31,7 +31,7 @@ pub fn specs() -> Vec<Spec> {
                         .help("Drop contents no file uses and give free space back"),
                 )
         },
-        examples: &["doctor", "doctor --backup"],
+        examples: const { &[varies("doctor"), varies("doctor --backup")] },
         run: doctor,
         rewrite: None,
     }]

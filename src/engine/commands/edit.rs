@@ -1,6 +1,6 @@
 //! The editor: edit.
 
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, needs, strings, Ctx, Group, Need, Spec};
 use crate::recovery::{self, SCRATCH};
 use anyhow::{bail, Result};
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
@@ -44,11 +44,13 @@ pub fn specs() -> Vec<Spec> {
                         .help("Files to open (a missing one is created when saved)"),
                 )
         },
-        examples: &[
-            "edit --recovered",
-            "edit notes.md",
-            "edit -l 40 main.rhai lib.rhai",
-        ],
+        examples: const {
+            &[
+                ex("edit --recovered", ""),
+                needs("edit notes.md", Need::Terminal),
+                needs("edit -l 40 main.rhai lib.rhai", Need::Terminal),
+            ]
+        },
         run: edit,
         rewrite: None,
     }]

@@ -1,6 +1,6 @@
 //! Shell state: env, export, unset, alias, unalias.
 
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, strings, Ctx, Group, Spec};
 use crate::store::KvTable;
 use anyhow::{bail, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -20,7 +20,13 @@ pub fn specs() -> Vec<Spec> {
                         .help("Print only this variable's value"),
                 )
             },
-            examples: &["export EDITOR=hx", "env", "env EDITOR"],
+            examples: const {
+                &[
+                    ex("export EDITOR=hx", ""),
+                    ex("env", "EDITOR=hx\nPWD=/Projects/Main\n"),
+                    ex("env EDITOR", "hx\n"),
+                ]
+            },
             run: env,
             rewrite: None,
         },
@@ -43,7 +49,13 @@ pub fn specs() -> Vec<Spec> {
                         "NAME=VALUE sets a variable kept across sessions; two paths (no '=') copy the VFS file or directory VFSPATH to HOSTPATH on the host",
                     ))
             },
-            examples: &["export GREETING=hello", "echo $GREETING", "export"],
+            examples: const {
+                &[
+                    ex("export GREETING=hello", ""),
+                    ex("echo $GREETING", "hello\n"),
+                    ex("export", "export GREETING=hello\n"),
+                ]
+            },
             run: export,
             rewrite: None,
         },
@@ -60,7 +72,7 @@ pub fn specs() -> Vec<Spec> {
                         .value_name("NAME"),
                 )
             },
-            examples: &["export TMPVAR=1", "unset TMPVAR"],
+            examples: const { &[ex("export TMPVAR=1", ""), ex("unset TMPVAR", "")] },
             run: unset,
             rewrite: None,
         },
@@ -77,7 +89,13 @@ pub fn specs() -> Vec<Spec> {
                         .help("NAME=VALUE defines an alias; NAME alone shows it"),
                 )
             },
-            examples: &["alias ll='ls -l'", "ll", "alias"],
+            examples: const {
+                &[
+                    ex("alias ll='ls -l'", ""),
+                    ex("ll", ""),
+                    ex("alias", "alias ll='ls -l'\n"),
+                ]
+            },
             run: alias,
             rewrite: None,
         },
@@ -102,7 +120,7 @@ pub fn specs() -> Vec<Spec> {
                             .required_unless_present("all"),
                     )
             },
-            examples: &["alias gs='grep -rn'", "unalias gs"],
+            examples: const { &[ex("alias gs='grep -rn'", ""), ex("unalias gs", "")] },
             run: unalias,
             rewrite: None,
         },
@@ -272,4 +290,90 @@ fn unalias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         }
     }
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::parse::{parse, Part};
+    use crate::text::shell_quote;
+    use proptest::prelude::*;
+
+    /// Text full of what the shell treats specially.
+    fn tricky() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                any::<char>().prop_filter("no NUL", |c| *c != '\0'),
+                proptest::sample::select("'\"\\$`~*?[]{} \n\t;|&<>#=%".chars().collect::<Vec<_>>()),
+            ],
+            0..24,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest! {
+        /// Whatever the text, its quoted form parses back as exactly one word that is exactly
+        /// that text: no variable, no `~`, and no wildcard unless quoted.
+        #[test]
+        fn quoted_text_parses_back_as_one_word(text in tricky()) {
+            let line = format!("echo {} done", shell_quote(&text));
+            let script = parse(&line).unwrap();
+            prop_assert_eq!(script.items.len(), 1);
+            let cmd = &script.items[0].and_or.first.commands[0];
+            prop_assert_eq!(cmd.words.len(), 3);
+            prop_assert!(cmd.redirects.is_empty());
+            let mut got = String::new();
+            for part in &cmd.words[1].parts {
+                match part {
+                    Part::Lit { text: t, quoted } => {
+                        prop_assert!(*quoted || !t.contains(['*', '?', '[']));
+                        got.push_str(t);
+                    }
+                    other => prop_assert!(false, "{:?} in {:?}", other, line),
+                }
+            }
+            prop_assert_eq!(got, text);
+        }
+    }
+
+    /// What `export` and `alias` print runs back to the same values (an alias is never
+    /// empty: `alias a=''` is refused).
+    #[test]
+    fn listed_variables_and_aliases_read_back() {
+        let home = tempfile::tempdir().unwrap();
+        let hub = crate::hub::Hub::open(crate::hub::HubOptions {
+            home: Some(home.path().to_path_buf()),
+            no_color: true,
+        })
+        .unwrap();
+        let mut sh = crate::shell::Session::new(hub.clone(), false).unwrap();
+        let values = [
+            "it's $HOME and `x`",
+            "a\nb\tc",
+            "*.txt ~ [x]",
+            "\\",
+            "ls -l | wc",
+        ];
+        for v in values {
+            hub.store.kv_set(KvTable::Env, "V", v).unwrap();
+            hub.store.kv_set(KvTable::Aliases, "a", v).unwrap();
+            let (mut io, out, _) = crate::shell::io::Io::capture();
+            assert_eq!(sh.run("export; alias", &mut io), 0);
+            let listed = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+            hub.store.kv_remove(KvTable::Env, "V").unwrap();
+            hub.store.kv_remove(KvTable::Aliases, "a").unwrap();
+            let (mut io, _, err) = crate::shell::io::Io::capture();
+            let status = sh.run(&listed, &mut io);
+            let err = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+            assert_eq!(status, 0, "{listed:?}: {err}");
+            assert_eq!(
+                hub.store.kv_get(KvTable::Env, "V").unwrap().as_deref(),
+                Some(v)
+            );
+            assert_eq!(
+                hub.store.kv_get(KvTable::Aliases, "a").unwrap().as_deref(),
+                Some(v)
+            );
+        }
+    }
 }

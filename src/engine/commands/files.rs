@@ -1,6 +1,6 @@
 //! Files and directories: ls, cd, pwd, mkdir, touch, rm, mv, cp, tree, find.
 
-use super::{strings, Ctx, Group, Paint, Spec};
+use super::{ex, strings, varies, Ctx, Group, Paint, Spec};
 use crate::shell::ops::strip_path;
 use crate::vfs::{transfer::human_bytes, Kind, Meta, VPath};
 use anyhow::{bail, Result};
@@ -41,7 +41,14 @@ pub fn specs() -> Vec<Spec> {
                             .help("Print help"),
                     )
             },
-            examples: &["ls", "ls -la ~", "ls -lh /Projects"],
+            examples: const {
+                &[
+                    ex("touch a.txt", ""),
+                    ex("ls", "a.txt\n"),
+                    varies("ls -la ~"),
+                    varies("ls -lh /Projects"),
+                ]
+            },
             run: ls,
             rewrite: None,
         },
@@ -57,7 +64,13 @@ pub fn specs() -> Vec<Spec> {
                         .help("Directory to enter; '-' for the previous one; none for '~'"),
                 )
             },
-            examples: &["cd /Projects", "cd -", "cd"],
+            examples: const {
+                &[
+                    ex("cd /Projects", ""),
+                    ex("cd -", "~/Projects/Main\n"),
+                    ex("cd", ""),
+                ]
+            },
             run: cd,
             rewrite: None,
         },
@@ -73,7 +86,7 @@ pub fn specs() -> Vec<Spec> {
                     "Inside a mount, print the host directory instead",
                 ))
             },
-            examples: &["pwd"],
+            examples: const { &[ex("pwd", "/Projects/Main\n")] },
             run: pwd,
             rewrite: None,
         },
@@ -96,7 +109,7 @@ pub fn specs() -> Vec<Spec> {
                             .value_name("DIR"),
                     )
             },
-            examples: &["mkdir -p /tmp/demo/src"],
+            examples: const { &[ex("mkdir -p /tmp/demo/src", "")] },
             run: mkdir,
             rewrite: None,
         },
@@ -113,7 +126,7 @@ pub fn specs() -> Vec<Spec> {
                         .value_name("FILE"),
                 )
             },
-            examples: &["touch notes.txt"],
+            examples: const { &[ex("touch notes.txt", "")] },
             run: touch,
             rewrite: None,
         },
@@ -136,12 +149,14 @@ pub fn specs() -> Vec<Spec> {
                             .value_name("PATH"),
                     )
             },
-            examples: &[
-                "touch old.txt",
-                "rm old.txt",
-                "mkdir -p build/x",
-                "rm -r build",
-            ],
+            examples: const {
+                &[
+                    ex("touch old.txt", ""),
+                    ex("rm old.txt", ""),
+                    ex("mkdir -p build/x", ""),
+                    ex("rm -r build", ""),
+                ]
+            },
             run: rm,
             rewrite: None,
         },
@@ -159,7 +174,7 @@ pub fn specs() -> Vec<Spec> {
                         .help("SOURCE… DEST: into DEST if it is a directory, else renamed to DEST"),
                 )
             },
-            examples: &["touch a.txt", "mv a.txt b.txt"],
+            examples: const { &[ex("touch a.txt", ""), ex("mv a.txt b.txt", "")] },
             run: mv,
             rewrite: None,
         },
@@ -182,12 +197,14 @@ pub fn specs() -> Vec<Spec> {
                             .help("SOURCE… DEST"),
                     )
             },
-            examples: &[
-                "echo hi > a.txt",
-                "cp a.txt b.txt",
-                "mkdir -p src",
-                "cp -r src src-copy",
-            ],
+            examples: const {
+                &[
+                    ex("echo hi > a.txt", ""),
+                    ex("cp a.txt b.txt", ""),
+                    ex("mkdir -p src", ""),
+                    ex("cp -r src src-copy", ""),
+                ]
+            },
             run: cp,
             rewrite: None,
         },
@@ -218,7 +235,17 @@ pub fn specs() -> Vec<Spec> {
                             .help("Directory to show (default: the current one)"),
                     )
             },
-            examples: &["tree", "tree -L 1 ~"],
+            examples: const {
+                &[
+                    ex("mkdir -p src", ""),
+                    ex("touch src/main.rs", ""),
+                    ex(
+                        "tree",
+                        ".\n└── src\n    └── main.rs\n\n1 directory, 1 file\n",
+                    ),
+                    ex("tree -L 1 ~", "~\n└── Projects\n\n1 directory, 0 files\n"),
+                ]
+            },
             run: tree,
             rewrite: None,
         },
@@ -265,7 +292,16 @@ pub fn specs() -> Vec<Spec> {
                             .help("Descend at most N levels"),
                     )
             },
-            examples: &["find . -name '*.txt'", "find ~ -type d -maxdepth 2"],
+            examples: const {
+                &[
+                    ex("touch notes.txt", ""),
+                    ex("find . -name '*.txt'", "./notes.txt\n"),
+                    ex(
+                        "find ~ -type d -maxdepth 2",
+                        "~\n~/Projects\n~/Projects/Main\n",
+                    ),
+                ]
+            },
             run: find,
             rewrite: Some(find_rewrite),
         },

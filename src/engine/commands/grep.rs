@@ -1,7 +1,7 @@
 //! grep on the crates behind ripgrep (grep-regex, grep-searcher): regex or literal search
 //! over files, standard input, or whole stored and mounted trees, in parallel.
 
-use super::{strings, Ctx, Group, Paint, Spec};
+use super::{ex, strings, Ctx, Group, Paint, Spec};
 use crate::vfs::{Content, FileRef, Kind, RefReader, VPath, Vfs};
 use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -100,12 +100,14 @@ pub fn specs() -> Vec<Spec> {
                     "Files or (with -r) directories; default: standard input, or '.' with -r",
                 ))
         },
-        examples: &[
-            "echo 'fn main() {}' > main.rs",
-            "grep -n main main.rs",
-            "grep -rn 'fn \\w+' .",
-            "grep -rl main ~",
-        ],
+        examples: const {
+            &[
+                ex("echo 'fn main() {}' > main.rs", ""),
+                ex("grep -n main main.rs", "1:fn main() {}\n"),
+                ex("grep -rn 'fn \\w+' .", "./main.rs:1:fn main() {}\n"),
+                ex("grep -rl main ~", "~/Projects/Main/main.rs\n"),
+            ]
+        },
         run: grep,
         rewrite: None,
     }]

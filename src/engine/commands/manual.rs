@@ -1,6 +1,6 @@
 //! The manual: man.
 
-use super::{Ctx, Group, Spec};
+use super::{ex, varies, Ctx, Group, Spec};
 use crate::manual;
 use anyhow::{bail, Result};
 use clap::{Arg, ArgMatches, Command};
@@ -28,12 +28,17 @@ pub fn specs() -> Vec<Spec> {
                         .help("A command (or alias) or a topic such as shell, vfs or scripting"),
                 )
         },
-        examples: &[
-            "man",
-            "man ls",
-            "man shell | head -n 5",
-            "man -k background",
-        ],
+        examples: const {
+            &[
+                varies("man"),
+                varies("man ls"),
+                ex(
+                    "man shell | head -n 1",
+                    "shell — The Valyxo shell language\n",
+                ),
+                varies("man -k background"),
+            ]
+        },
         run: man,
         rewrite: None,
     }]

@@ -36,11 +36,112 @@ pub struct Spec {
     pub summary: &'static str,
     /// The argument definition (name, about and footer are filled in by [`Spec::command`]).
     pub args: fn() -> clap::Command,
-    /// Example lines, each runnable in a fresh home.
-    pub examples: &'static [&'static str],
+    /// Examples, run in order in one fresh home by the tests, each line's standard output
+    /// compared with what it declares; `help NAME` and `NAME --help` show them.
+    pub examples: &'static [Example],
     pub run: Handler,
     /// Rewrites arguments before clap sees them (for `find -name` style options).
     pub rewrite: Option<fn(Vec<String>) -> Vec<String>>,
+}
+
+/// One example of a command: a line as typed at the prompt, and what it shows.
+#[derive(Clone, Copy, Debug)]
+pub struct Example {
+    pub line: &'static str,
+    pub shows: Shows,
+}
+
+/// What an example line writes on standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shows {
+    /// Exactly this text; the line succeeds.
+    Text(&'static str),
+    /// Something that depends on the time, the host or the process; the line succeeds.
+    Varies,
+    /// Not run in a fresh home alone: the line needs more. The tests that provide it (an
+    /// account server, an assistant) run the line and check that it succeeds.
+    Needs(Need),
+}
+
+/// What an example line needs besides a fresh home.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// A terminal (the editor, the chat prompt).
+    Terminal,
+    /// The account server of setting sync.server, with the account `ada` (password typed).
+    AccountServer,
+    /// The server the line itself names (an example host).
+    NamedServer,
+    /// An assistant at setting assistant.url.
+    Assistant,
+    /// A terminal and an assistant.
+    TerminalAndAssistant,
+}
+
+impl Need {
+    pub fn what(self) -> &'static str {
+        match self {
+            Need::Terminal => "a terminal",
+            Need::AccountServer => "an account server",
+            Need::NamedServer => "the server it names",
+            Need::Assistant => "an assistant (an API key, or a local server such as Ollama)",
+            Need::TerminalAndAssistant => "a terminal and an assistant",
+        }
+    }
+}
+
+/// An example line that prints exactly `out` (`""`: nothing).
+pub const fn ex(line: &'static str, out: &'static str) -> Example {
+    Example {
+        line,
+        shows: Shows::Text(out),
+    }
+}
+
+/// An example line whose output depends on the time or the host; only its success is checked.
+pub const fn varies(line: &'static str) -> Example {
+    Example {
+        line,
+        shows: Shows::Varies,
+    }
+}
+
+/// An example line that needs more than a fresh home (a terminal, a server).
+pub const fn needs(line: &'static str, what: Need) -> Example {
+    Example {
+        line,
+        shows: Shows::Needs(what),
+    }
+}
+
+/// The examples as help shows them: each line, and below it (indented) what it prints when
+/// that is short and fixed.
+pub fn examples_text(examples: &[Example]) -> String {
+    /// Longer output is cut to this many lines.
+    const SHOWN_LINES: usize = 4;
+    let mut out = String::from("Examples:\n");
+    for e in examples {
+        out.push_str("  ");
+        out.push_str(e.line);
+        out.push('\n');
+        if let Shows::Text(text) = e.shows {
+            let lines: Vec<&str> = text.lines().collect();
+            for l in lines.iter().take(SHOWN_LINES) {
+                out.push_str("      ");
+                // Output holding escapes (`clear`) is shown quoted, never sent raw.
+                if l.chars().any(|c| c != '\t' && crate::text::is_unsafe(c)) {
+                    out.push_str(&crate::text::escape(l));
+                } else {
+                    out.push_str(l);
+                }
+                out.push('\n');
+            }
+            if lines.len() > SHOWN_LINES {
+                out.push_str("      …\n");
+            }
+        }
+    }
+    out
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,13 +179,18 @@ impl Group {
 }
 
 impl Spec {
-    /// The full clap command: `--help` prints the synopsis and points at the manual.
+    /// The full clap command: `--help` prints the synopsis and the examples, and points at
+    /// the manual.
     pub fn command(&self) -> clap::Command {
         let mut c = (self.args)()
             .name(self.name)
             .about(self.summary)
             .disable_version_flag(true)
-            .after_help(format!("See 'man {}' for details and examples.", self.name));
+            .after_help(format!(
+                "{}\nSee 'man {}' for details and more examples.",
+                examples_text(self.examples),
+                self.name
+            ));
         if !self.aliases.is_empty() {
             c = c.visible_aliases(self.aliases.iter().copied());
         }
@@ -294,27 +400,4 @@ impl Paint {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_command_definition_is_valid() {
-        for s in registry().all() {
-            s.command().debug_assert();
-            assert!(!s.summary.is_empty(), "{} has no summary", s.name);
-            assert!(!s.examples.is_empty(), "{} has no examples", s.name);
-        }
-    }
-
-    #[test]
-    fn suggestions_find_near_misses() {
-        assert_eq!(
-            registry().suggest("lss", &[]).first().map(String::as_str),
-            Some("ls")
-        );
-        assert!(registry()
-            .suggest("grpe", &[])
-            .contains(&"grep".to_string()));
-        assert!(registry().suggest("zzzzzz", &[]).is_empty());
-    }
-}
+mod tests;

@@ -1,6 +1,6 @@
 //! Scripts and jobs: run, script/enter, plugin, jobs, kill, wait, fg, logs.
 
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, strings, varies, Ctx, Group, Spec};
 use crate::jobs::{self, State};
 use crate::plugins;
 use crate::script::{self, Host, Limits, Origin};
@@ -61,11 +61,13 @@ pub fn specs() -> Vec<Spec> {
                             .help("Arguments, in the script's `args` array"),
                     )
             },
-            examples: &[
-                "echo 'print(`hello ${args[0]}`);' > hello.rhai",
-                "run hello.rhai world",
-                "run --timeout 2s hello.rhai again",
-            ],
+            examples: const {
+                &[
+                    ex("echo 'print(`hello ${args[0]}`);' > hello.rhai", ""),
+                    ex("run hello.rhai world", "hello world\n"),
+                    ex("run --timeout 2s hello.rhai again", "hello again\n"),
+                ]
+            },
             run: run_cmd,
             rewrite: None,
         },
@@ -75,7 +77,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Scripts,
             summary: "Open the interactive Rhai prompt (the scope lasts until you leave)",
             args: || Command::new("script"),
-            examples: &["echo 'let x = 6; x * 7' | script"],
+            examples: const { &[ex("echo 'let x = 6; x * 7' | script", "=> 42\n")] },
             run: script_cmd,
             rewrite: None,
         },
@@ -93,7 +95,7 @@ pub fn specs() -> Vec<Spec> {
                         .help("script, ValyxoScript or vs"),
                 )
             },
-            examples: &["echo '40 + 2' | enter script"],
+            examples: const { &[ex("echo '40 + 2' | enter script", "=> 42\n")] },
             run: enter_cmd,
             rewrite: None,
         },
@@ -110,20 +112,24 @@ pub fn specs() -> Vec<Spec> {
                             .about("Install (or update) the plugin script FILE, a VFS path")
                             .arg(Arg::new("file").required(true).value_name("FILE")),
                     )
-                    .subcommand(Command::new("list").about("List installed plugins and their commands"))
+                    .subcommand(
+                        Command::new("list").about("List installed plugins and their commands"),
+                    )
                     .subcommand(
                         Command::new("remove")
                             .about("Remove the plugin NAME and its commands")
                             .arg(Arg::new("name").required(true).value_name("NAME")),
                     )
             },
-            examples: &[
-                "echo 'fn hi(args) { print(`hi ${args.len()}`); 0 } fn plugin() { #{ name: \"demo\", commands: [#{ name: \"hi\", summary: \"Say hi\", run: \"hi\" }] } }' > demo.rhai",
-                "plugin install demo.rhai",
-                "hi a b",
-                "plugin list",
-                "plugin remove demo",
-            ],
+            examples: const {
+                &[
+                    ex("echo 'fn hi(args) { print(`hi ${args.len()}`); 0 } fn plugin() { #{ name: \"demo\", commands: [#{ name: \"hi\", summary: \"Say hi\", run: \"hi\" }] } }' > demo.rhai", ""),
+                    ex("plugin install demo.rhai", "installed plugin demo 0 with 1 command: hi\n"),
+                    ex("hi a b", "hi 2\n"),
+                    ex("plugin list", "demo 0\n    hi             Say hi\n"),
+                    ex("plugin remove demo", "removed plugin demo\n"),
+                ]
+            },
             run: plugin_cmd,
             rewrite: None,
         },
@@ -136,9 +142,21 @@ pub fn specs() -> Vec<Spec> {
                 Command::new("jobs")
                     .arg(flag("all", "all", "All jobs kept, not only the last 20").short('a'))
                     .arg(flag("json", "json", "Print the jobs as JSON"))
-                    .arg(flag("clear", "clear", "Forget finished jobs and their output"))
+                    .arg(flag(
+                        "clear",
+                        "clear",
+                        "Forget finished jobs and their output",
+                    ))
             },
-            examples: &["echo started &", "wait", "jobs", "jobs --json", "jobs --clear"],
+            examples: const {
+                &[
+                    ex("echo started &", ""),
+                    ex("wait", ""),
+                    varies("jobs"),
+                    varies("jobs --json"),
+                    ex("jobs --clear", "forgot 1 finished job(s)\n"),
+                ]
+            },
             run: jobs_cmd,
             rewrite: None,
         },
@@ -148,7 +166,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Scripts,
             summary: "Stop a background job",
             args: || Command::new("kill").arg(job_arg(true)),
-            examples: &["exec sleep 30 &", "kill %1"],
+            examples: const { &[ex("exec sleep 30 &", ""), ex("kill %1", "")] },
             run: kill_cmd,
             rewrite: None,
         },
@@ -158,7 +176,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Scripts,
             summary: "Wait for a background job (or all of this session's) to end",
             args: || Command::new("wait").arg(job_arg(false)),
-            examples: &["echo one &", "wait %1", "wait"],
+            examples: const { &[ex("echo one &", ""), ex("wait %1", ""), ex("wait", "")] },
             run: wait_cmd,
             rewrite: None,
         },
@@ -168,7 +186,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Scripts,
             summary: "Follow a job's output until it ends (Ctrl-C stops the job)",
             args: || Command::new("fg").arg(job_arg(false)),
-            examples: &["echo followed &", "fg %1"],
+            examples: const { &[ex("echo followed &", ""), ex("fg %1", "followed\n")] },
             run: fg_cmd,
             rewrite: None,
         },
@@ -178,7 +196,13 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Scripts,
             summary: "Print the output a job has written so far",
             args: || Command::new("logs").arg(job_arg(true)),
-            examples: &["echo logged &", "wait %1", "logs %1"],
+            examples: const {
+                &[
+                    ex("echo logged &", ""),
+                    ex("wait %1", ""),
+                    ex("logs %1", "logged\n"),
+                ]
+            },
             run: logs_cmd,
             rewrite: None,
         },

@@ -1,6 +1,6 @@
 //! The hub itself: help, history, clear, exec, settings, exit.
 
-use super::{registry, strings, Ctx, Group, Paint, Spec};
+use super::{ex, registry, strings, varies, Ctx, Group, Paint, Spec};
 use crate::history;
 use crate::settings::{self, SETTINGS};
 use crate::store::KvTable;
@@ -17,7 +17,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::System,
             summary: "List commands, or show one command's usage",
             args: || Command::new("help").arg(Arg::new("command").value_name("COMMAND")),
-            examples: &["help", "help grep"],
+            examples: const { &[varies("help"), varies("help grep")] },
             run: help,
             rewrite: None,
         },
@@ -61,7 +61,14 @@ pub fn specs() -> Vec<Spec> {
                             .help("Show time, status, duration and directory"),
                     )
             },
-            examples: &["history", "history -n 5", "history search grep"],
+            examples: const {
+                &[
+                    ex("echo hello", "hello\n"),
+                    ex("history", "     1  echo hello\n"),
+                    ex("history -n 1", "     2  history\n"),
+                    ex("history search hello", "     1  echo hello\n"),
+                ]
+            },
             run: history_cmd,
             rewrite: None,
         },
@@ -71,7 +78,7 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Shell,
             summary: "Clear the terminal screen",
             args: || Command::new("clear"),
-            examples: &["clear"],
+            examples: const { &[ex("clear", "\u{1b}[H\u{1b}[2J\u{1b}[3J")] },
             run: clear,
             rewrite: None,
         },
@@ -88,7 +95,12 @@ pub fn specs() -> Vec<Spec> {
                         .hide(true),
                 )
             },
-            examples: &["true && echo yes", "true || echo never"],
+            examples: const {
+                &[
+                    ex("true && echo yes", "yes\n"),
+                    ex("true || echo never", ""),
+                ]
+            },
             run: |_, _| Ok(0),
             rewrite: None,
         },
@@ -105,7 +117,7 @@ pub fn specs() -> Vec<Spec> {
                         .hide(true),
                 )
             },
-            examples: &["false || echo failed"],
+            examples: const { &[ex("false || echo failed", "failed\n")] },
             run: |_, _| Ok(1),
             rewrite: None,
         },
@@ -156,7 +168,13 @@ pub fn specs() -> Vec<Spec> {
                             .help("Delete a left-behind checkout"),
                     )
             },
-            examples: &["exec echo from the host", "!uname -s", "exec --pending"],
+            examples: const {
+                &[
+                    ex("exec echo from the host", "from the host\n"),
+                    varies("!uname -s"),
+                    ex("exec --pending", ""),
+                ]
+            },
             run: exec,
             rewrite: Some(exec_rewrite),
         },
@@ -188,12 +206,14 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .subcommand(Command::new("path").about("Print where config.toml is"))
             },
-            examples: &[
-                "settings",
-                "settings set repl.hints false",
-                "settings get repl.hints",
-                "settings reset repl.hints",
-            ],
+            examples: const {
+                &[
+                    varies("settings"),
+                    ex("settings set repl.hints false", ""),
+                    ex("settings get repl.hints", "false\n"),
+                    ex("settings reset repl.hints", ""),
+                ]
+            },
             run: settings_cmd,
             rewrite: None,
         },
@@ -210,7 +230,7 @@ pub fn specs() -> Vec<Spec> {
                         .help("Exit status, 0 to 255 (default: the last command's)"),
                 )
             },
-            examples: &["exit 0"],
+            examples: const { &[ex("exit 0", "")] },
             run: exit,
             rewrite: None,
         },

@@ -1,6 +1,6 @@
 //! Text: cat, head, tail, wc, echo.
 
-use super::{strings, Ctx, Group, Spec};
+use super::{ex, strings, Ctx, Group, Spec};
 use anyhow::Result;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::collections::VecDeque;
@@ -29,11 +29,13 @@ pub fn specs() -> Vec<Spec> {
                             .help("Files to print; none or '-' reads standard input"),
                     )
             },
-            examples: &[
-                "echo hello > greeting.txt",
-                "cat greeting.txt",
-                "cat -n greeting.txt",
-            ],
+            examples: const {
+                &[
+                    ex("echo hello > greeting.txt", ""),
+                    ex("cat greeting.txt", "hello\n"),
+                    ex("cat -n greeting.txt", "     1\thello\n"),
+                ]
+            },
             run: cat,
             rewrite: None,
         },
@@ -63,7 +65,17 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .arg(Arg::new("files").num_args(0..).value_name("FILE"))
             },
-            examples: &["history | head -n 3"],
+            examples: const {
+                &[
+                    ex("echo one", "one\n"),
+                    ex("echo two", "two\n"),
+                    ex("echo three", "three\n"),
+                    ex(
+                        "history | head -n 2",
+                        "     1  echo one\n     2  echo two\n",
+                    ),
+                ]
+            },
             run: head,
             rewrite: Some(count_shorthand),
         },
@@ -84,7 +96,13 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .arg(Arg::new("files").num_args(0..).value_name("FILE"))
             },
-            examples: &["history | tail -n 3"],
+            examples: const {
+                &[
+                    ex("echo one", "one\n"),
+                    ex("echo two", "two\n"),
+                    ex("history | tail -n 1", "     2  echo two\n"),
+                ]
+            },
             run: tail,
             rewrite: Some(count_shorthand),
         },
@@ -118,7 +136,13 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .arg(Arg::new("files").num_args(0..).value_name("FILE"))
             },
-            examples: &["echo one two > w.txt", "wc w.txt", "ls | wc -l"],
+            examples: const {
+                &[
+                    ex("echo one two > w.txt", ""),
+                    ex("wc w.txt", "1 2 8 w.txt\n"),
+                    ex("ls | wc -l", "1\n"),
+                ]
+            },
             run: wc,
             rewrite: None,
         },
@@ -143,7 +167,12 @@ pub fn specs() -> Vec<Spec> {
                             .value_name("WORD"),
                     )
             },
-            examples: &["echo hello world", "echo -n no newline"],
+            examples: const {
+                &[
+                    ex("echo hello world", "hello world\n"),
+                    ex("echo -n no newline", "no newline"),
+                ]
+            },
             run: echo,
             rewrite: None,
         },

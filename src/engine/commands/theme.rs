@@ -1,6 +1,6 @@
 //! The look: theme list|set|preview|show|dir.
 
-use super::{Ctx, Group, Spec};
+use super::{ex, varies, Ctx, Group, Spec};
 use crate::theme::{self, Origin, PromptInfo, Style, Theme};
 use anyhow::{bail, Result};
 use clap::{Arg, ArgMatches, Command};
@@ -40,13 +40,15 @@ pub fn specs() -> Vec<Spec> {
                 )
                 .subcommand(Command::new("dir").about("Print the directory for your own themes"))
         },
-        examples: &[
-            "theme list",
-            "theme preview dracula",
-            "theme show nord | head -n 4",
-            "theme set gruvbox",
-            "theme set neon",
-        ],
+        examples: const {
+            &[
+                varies("theme list"),
+                varies("theme preview dracula"),
+                ex("theme show nord | head -n 1", "# built-in theme 'nord'\n"),
+                ex("theme set gruvbox", ""),
+                ex("theme set neon", ""),
+            ]
+        },
         run: theme_cmd,
         rewrite: None,
     }]

@@ -1,7 +1,7 @@
 //! Host mounts and whole-tree transfer: mount, umount, mounts, import (and the tree form of
 //! export, which shares its name with the variable command).
 
-use super::{Ctx, Group, Spec};
+use super::{ex, varies, Ctx, Group, Spec};
 use crate::vfs::{transfer, Kind, VPath};
 use anyhow::{bail, Context, Result};
 use clap::{Arg, ArgMatches, Command};
@@ -36,7 +36,14 @@ pub fn specs() -> Vec<Spec> {
                             .help("Allow mounting the host's root directory '/'"),
                     )
             },
-            examples: &["mount /tmp /mnt/tmp", "ls /mnt/tmp", "umount /mnt/tmp"],
+            examples: const {
+                &[
+                    ex("exec mkdir -p /tmp/valyxo-mount-demo", ""),
+                    ex("mount /tmp/valyxo-mount-demo /mnt/demo", ""),
+                    varies("ls /mnt/demo"),
+                    ex("umount /mnt/demo", ""),
+                ]
+            },
             run: mount,
             rewrite: None,
         },
@@ -48,7 +55,13 @@ pub fn specs() -> Vec<Spec> {
             args: || {
                 Command::new("umount").arg(Arg::new("at").required(true).value_name("VFSPATH"))
             },
-            examples: &["mount /tmp /mnt/t", "umount /mnt/t"],
+            examples: const {
+                &[
+                    ex("exec mkdir -p /tmp/valyxo-mount-demo", ""),
+                    ex("mount /tmp/valyxo-mount-demo /mnt/demo", ""),
+                    ex("umount /mnt/demo", ""),
+                ]
+            },
             run: umount,
             rewrite: None,
         },
@@ -58,7 +71,13 @@ pub fn specs() -> Vec<Spec> {
             group: Group::Mounts,
             summary: "List mounted host directories",
             args: || Command::new("mounts"),
-            examples: &["mounts"],
+            examples: const {
+                &[
+                    ex("exec mkdir -p /tmp/valyxo-mount-demo", ""),
+                    ex("mount /tmp/valyxo-mount-demo /mnt/demo", ""),
+                    ex("mounts", "/mnt/demo -> /tmp/valyxo-mount-demo\n"),
+                ]
+            },
             run: mounts,
             rewrite: None,
         },
@@ -72,11 +91,16 @@ pub fn specs() -> Vec<Spec> {
                     .arg(Arg::new("host").required(true).value_name("HOSTPATH").help("File or directory on the host ('~' is the host home)"))
                     .arg(Arg::new("to").value_name("VFSPATH").help("Destination; into it if it is a directory (default: the current directory)"))
             },
-            examples: &[
-                "exec mkdir -p /tmp/valyxo-import-demo",
-                "import /tmp/valyxo-import-demo demo",
-                "ls demo",
-            ],
+            examples: const {
+                &[
+                    ex("exec mkdir -p /tmp/valyxo-import-demo", ""),
+                    ex(
+                        "import /tmp/valyxo-import-demo demo",
+                        "imported 0 files, 1 directory, 0 B to ~/Projects/Main/demo\n",
+                    ),
+                    ex("ls demo", ""),
+                ]
+            },
             run: import,
             rewrite: None,
         },

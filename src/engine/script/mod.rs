@@ -552,3 +552,6 @@ pub fn err(msg: impl Into<String>) -> Box<EvalAltResult> {
         Position::NONE,
     ))
 }
+
+#[cfg(test)]
+mod tests;

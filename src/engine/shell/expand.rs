@@ -189,3 +189,104 @@ fn join_disp(disp: &str, name: &str) -> String {
         format!("{disp}/{name}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Hub, HubOptions};
+    use crate::shell::parse::parse;
+    use proptest::prelude::*;
+
+    /// A session in a fresh home, in `/w`, which holds the files named.
+    fn session(files: &[&str]) -> (tempfile::TempDir, Session) {
+        let home = tempfile::tempdir().unwrap();
+        let hub = Hub::open(HubOptions {
+            home: Some(home.path().to_path_buf()),
+            no_color: true,
+        })
+        .unwrap();
+        let cwd = VPath::parse_absolute("/w").unwrap();
+        hub.vfs.mkdir(&cwd, true).unwrap();
+        for f in files {
+            let p = normalize(&cwd, f).unwrap();
+            hub.vfs.mkdir(&p.parent().unwrap(), true).unwrap();
+            hub.vfs.write(&p, b"").unwrap();
+        }
+        (home, Session::at(hub, cwd, false).unwrap())
+    }
+
+    /// The arguments the words of `line` (after the command name) expand to.
+    fn args(sh: &Session, line: &str) -> Result<Vec<String>, String> {
+        let script = parse(line).unwrap();
+        let words = &script.items[0].and_or.first.commands[0].words;
+        expand_words(sh, &words[1..])
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn variables_are_one_argument_and_never_wildcards() {
+        let (_home, mut sh) = session(&["a.txt", "b.txt"]);
+        sh.vars.insert("X".into(), "two words *.txt".into());
+        sh.vars.insert("E".into(), String::new());
+        sh.last_status = 3;
+        assert_eq!(
+            args(&sh, "echo $X ${X}! \"$X\" $E $? ~ ~/a $NOSUCHVARIABLE_SET").unwrap(),
+            strings(&[
+                "two words *.txt",
+                "two words *.txt!",
+                "two words *.txt",
+                "",
+                "3",
+                "~",
+                "~/a",
+                ""
+            ])
+        );
+    }
+
+    #[test]
+    fn wildcards_match_sorted_skip_dot_files_and_must_match() {
+        let (_home, sh) = session(&[
+            "b.txt",
+            "a.txt",
+            ".hidden.txt",
+            "a*b",
+            "axb",
+            "src/x.rs",
+            "src/y.rs",
+        ]);
+        assert_eq!(args(&sh, "ls *.txt").unwrap(), strings(&["a.txt", "b.txt"]));
+        assert_eq!(args(&sh, "ls .*.txt").unwrap(), strings(&[".hidden.txt"]));
+        assert_eq!(
+            args(&sh, "ls src/*.rs /w/src/?.rs").unwrap(),
+            strings(&["src/x.rs", "src/y.rs", "/w/src/x.rs", "/w/src/y.rs"])
+        );
+        assert_eq!(
+            args(&sh, "ls ~/w/a?b").unwrap(),
+            strings(&["~/w/a*b", "~/w/axb"])
+        );
+        // Quoted, a wildcard character is itself: alone, and beside a real wildcard.
+        assert_eq!(
+            args(&sh, "ls 'a*b' a\\*b").unwrap(),
+            strings(&["a*b", "a*b"])
+        );
+        assert_eq!(args(&sh, "ls \"a*\"?").unwrap(), strings(&["a*b"]));
+        // A wildcard that matches nothing is an error, not passed on as it is.
+        let e = args(&sh, "ls *.md").unwrap_err();
+        assert!(e.contains("no matches for wildcard '*.md'"), "{e}");
+    }
+
+    proptest! {
+        /// Escaping text for a pattern and reading the pattern's literal back gives the text.
+        #[test]
+        fn escaped_text_reads_back_and_is_never_a_wildcard(text in "[^/]{0,16}") {
+            let mut pattern = String::new();
+            escape_glob(&text, &mut pattern);
+            prop_assert!(!has_meta(&pattern));
+            prop_assert_eq!(unescape(&pattern), text);
+        }
+    }
+}

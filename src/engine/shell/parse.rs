@@ -1020,6 +1020,74 @@ mod tests {
         assert!(r.contains("column 4") && r.ends_with("   ^"), "{r}");
     }
 
+    /// (line, column) of the error `src` gives, and whether more input could complete it.
+    fn error_at(src: &str) -> (usize, usize, bool) {
+        let e = parse(src).unwrap_err();
+        let (l, c) = e.line_col(src);
+        (l, c, e.incomplete)
+    }
+
+    #[test]
+    fn errors_point_at_the_offending_character() {
+        // An unclosed quote points at the quote that opened it, wherever it is.
+        assert_eq!(error_at("echo 'abc"), (1, 6, true));
+        assert_eq!(error_at("echo ok \"abc"), (1, 9, true));
+        assert_eq!(error_at("echo a\necho b 'c"), (2, 8, true));
+        assert_eq!(error_at("echo é 'c"), (1, 8, true));
+        assert_eq!(error_at("echo ${A"), (1, 6, true));
+        // A redirection without a file name points just after its operator.
+        assert_eq!(error_at("echo hi >| wc"), (1, 10, false));
+        assert_eq!(error_at("cat <; ls"), (1, 6, false));
+        assert_eq!(error_at("ls 2>> && x"), (1, 7, false));
+        // An operator where a command should be points at the operator, on its own line.
+        assert_eq!(error_at("ls\nls | | wc"), (2, 6, false));
+        assert_eq!(error_at("echo a; ; b"), (1, 9, false));
+        // Rendered, the caret sits under that column.
+        let src = "echo hi >| wc";
+        let r = parse(src).unwrap_err().render(src);
+        assert!(
+            r.ends_with(&format!("\n  echo hi >| wc\n  {}^", " ".repeat(9))),
+            "{r}"
+        );
+        let src = "ls\nls | | wc";
+        let r = parse(src).unwrap_err().render(src);
+        assert!(r.starts_with("parse error at line 2, column 6: "), "{r}");
+        assert!(r.ends_with("\n  ls | | wc\n       ^"), "{r}");
+    }
+
+    /// Lines made of the shell's own characters, with some others among them.
+    fn shellish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                proptest::sample::select(
+                    "'\"\\$`~*?{}()|&;<>#=12 \n\tabx"
+                        .chars()
+                        .collect::<Vec<_>>()
+                ),
+                any::<char>(),
+            ],
+            0..32,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest::proptest! {
+        /// Whatever the line, parsing ends (no panic) with a tree or an error placed inside
+        /// the line on a character, which renders with its caret; classifying it ends too.
+        #[test]
+        fn any_line_parses_or_points_inside_itself(src in shellish()) {
+            let _ = classify(&src);
+            if let Err(e) = parse(&src) {
+                proptest::prop_assert!(e.pos <= src.len(), "{:?}: {:?}", src, e);
+                proptest::prop_assert!(src.is_char_boundary(e.pos), "{:?}: {:?}", src, e);
+                let (line, col) = e.line_col(&src);
+                proptest::prop_assert!(line >= 1 && col >= 1);
+                proptest::prop_assert!(e.render(&src).ends_with('^'));
+            }
+        }
+    }
+
     #[test]
     fn incomplete_input_asks_for_more() {
         for src in [

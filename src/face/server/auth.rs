@@ -568,4 +568,248 @@ mod tests {
         assert!(!verify_password("secr3tive", &h));
         assert!(!verify_password("Secr3tive", "not a hash"));
     }
+
+    /// A server over a fresh SQLite database whose tokens live `ttl`.
+    fn app(ttl: Duration) -> (tempfile::TempDir, App) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = super::super::Config {
+            database: format!("sqlite:{}", dir.path().join("server.db").display()),
+            pool_size: 2,
+            token_ttl: ttl,
+            rate_limit: 0,
+            secret: Some("s".repeat(32)),
+            log: false,
+            script_admission: super::super::sandbox::Admission {
+                workers: 1,
+                total: 1,
+                per_account: 1,
+            },
+            ..Default::default()
+        };
+        (dir, App::new(cfg).unwrap())
+    }
+
+    fn req(body: serde_json::Value, user: Option<User>) -> Req {
+        Req {
+            param: None,
+            body: body.to_string().into_bytes().into(),
+            user,
+        }
+    }
+
+    /// The status and JSON of a handler's answer.
+    fn answer(r: Result<Reply, ApiError>) -> (StatusCode, serde_json::Value) {
+        match r {
+            Ok(Reply::Json(status, text)) => (status, serde_json::from_str(&text).unwrap()),
+            Ok(_) => panic!("not a JSON answer"),
+            Err(e) => (e.status, serde_json::json!({ "error": e.message })),
+        }
+    }
+
+    fn token(v: &serde_json::Value) -> String {
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    fn register_ada(app: &App) -> String {
+        let (status, v) = answer(register(
+            app,
+            &req(
+                serde_json::json!({
+                    "username": "Ada", "email": "Ada@Example.com", "password": "Passw0rd!"
+                }),
+                None,
+            ),
+        ));
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        token(&v)
+    }
+
+    fn login_as(app: &App, name: &str, password: &str) -> (StatusCode, serde_json::Value) {
+        answer(login(
+            app,
+            &req(
+                serde_json::json!({ "username": name, "password": password }),
+                None,
+            ),
+        ))
+    }
+
+    fn check(app: &App, header: Option<&str>) -> Result<User, String> {
+        app.tokens.check(&app.db, header).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn issued_tokens_verify_until_revoked() {
+        let (_dir, app) = app(Duration::from_secs(3600));
+        let first = register_ada(&app);
+        let user = check(&app, Some(&format!("Bearer {first}"))).unwrap();
+        // The scheme is read without regard to case; the user logs in by name or email.
+        assert_eq!(
+            check(&app, Some(&format!("bearer {first}"))).unwrap().id,
+            user.id
+        );
+        let (status, v) = login_as(&app, "ADA", "Passw0rd!");
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let second = token(&v);
+        let (status, _) = login_as(&app, "ada@example.com", "Passw0rd!");
+        assert_eq!(status, StatusCode::OK);
+        // Logging out ends that session only.
+        let (status, _) = answer(logout(&app, &req(serde_json::json!({}), Some(user))));
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            check(&app, Some(&format!("Bearer {first}"))).unwrap_err(),
+            "Token revoked or expired: log in again"
+        );
+        assert!(check(&app, Some(&format!("Bearer {second}"))).is_ok());
+    }
+
+    #[test]
+    fn bad_and_expired_tokens_are_refused_with_their_reason() {
+        let (_dir, app) = app(Duration::from_secs(3600));
+        let good = register_ada(&app);
+        for (header, why) in [
+            (None, "Access token required"),
+            (
+                Some("Basic abc"),
+                "Malformed Authorization header: use 'Bearer TOKEN'",
+            ),
+            (
+                Some("Bearer "),
+                "Malformed Authorization header: use 'Bearer TOKEN'",
+            ),
+            (Some("Bearer not.a.token"), "Invalid token"),
+        ] {
+            assert_eq!(check(&app, header).unwrap_err(), why, "{header:?}");
+        }
+        // A token changed in any way fails its signature.
+        let mut forged = good.clone().into_bytes();
+        let at = forged.len() - 3;
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert_eq!(
+            check(&app, Some(&format!("Bearer {forged}"))).unwrap_err(),
+            "Invalid token"
+        );
+        // One signed with another secret is no token of this server.
+        let claims: Claims = jsonwebtoken::decode(
+            &good,
+            &app.tokens.dec,
+            &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
+        )
+        .unwrap()
+        .claims;
+        let other = jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&[7; 32]),
+        )
+        .unwrap();
+        assert_eq!(
+            check(&app, Some(&format!("Bearer {other}"))).unwrap_err(),
+            "Invalid token"
+        );
+        // Correctly signed but past its expiry.
+        let old = Claims {
+            iat: unix_now() - 120,
+            exp: unix_now() - 60,
+            ..claims
+        };
+        let old =
+            jsonwebtoken::encode(&jsonwebtoken::Header::default(), &old, &app.tokens.enc).unwrap();
+        assert_eq!(
+            check(&app, Some(&format!("Bearer {old}"))).unwrap_err(),
+            "Token expired: log in again"
+        );
+    }
+
+    #[test]
+    fn a_token_that_lives_no_time_is_never_accepted() {
+        let (_dir, app) = app(Duration::ZERO);
+        let t = register_ada(&app);
+        assert!(check(&app, Some(&format!("Bearer {t}"))).is_err());
+    }
+
+    #[test]
+    fn a_login_says_the_same_whether_or_not_the_user_exists() {
+        let (_dir, app) = app(Duration::from_secs(3600));
+        register_ada(&app);
+        let timed = |name: &str| {
+            let t = std::time::Instant::now();
+            let r = login_as(&app, name, "Wr0ngPassword");
+            (r, t.elapsed())
+        };
+        let mut wrong = Vec::new();
+        let mut missing = Vec::new();
+        for _ in 0..3 {
+            let (a, ta) = timed("ada");
+            let (b, tb) = timed("nobody");
+            assert_eq!(a, b);
+            assert_eq!(
+                a,
+                (
+                    StatusCode::UNAUTHORIZED,
+                    serde_json::json!({ "error": "Invalid username or password" })
+                )
+            );
+            wrong.push(ta);
+            missing.push(tb);
+        }
+        // A missing user is checked against a decoy hash: as slow as a wrong password.
+        let (w, m) = (wrong.iter().min().unwrap(), missing.iter().min().unwrap());
+        assert!(*m * 4 > *w, "missing user {m:?}, wrong password {w:?}");
+    }
+
+    #[test]
+    fn registration_validates_and_refuses_taken_names() {
+        let (_dir, app) = app(Duration::from_secs(3600));
+        let (status, v) = answer(register(
+            &app,
+            &req(
+                serde_json::json!({ "username": "a b", "email": "x", "password": "short" }),
+                None,
+            ),
+        ));
+        assert_eq!(
+            (status, &v["error"]),
+            (StatusCode::BAD_REQUEST, &"Validation failed".into())
+        );
+        register_ada(&app);
+        for (name, email) in [("ADA", "other@example.com"), ("other", "ada@example.com")] {
+            let (status, v) = answer(register(
+                &app,
+                &req(
+                    serde_json::json!({ "username": name, "email": email, "password": "Passw0rd!" }),
+                    None,
+                ),
+            ));
+            assert_eq!(status, StatusCode::CONFLICT, "{name}: {v}");
+            assert_eq!(v["error"], "Username or email already exists");
+        }
+    }
+
+    proptest::proptest! {
+        /// A username is 3 to 32 ASCII letters, digits, '_' or '-', and nothing else.
+        #[test]
+        fn usernames_are_exactly_the_documented_ones(u in "\\PC{0,40}") {
+            let ok = (3..=32).contains(&u.chars().count())
+                && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            proptest::prop_assert_eq!(check_username(&u).is_none(), ok);
+        }
+
+        #[test]
+        fn valid_usernames_pass(u in "[A-Za-z0-9_-]{3,32}") {
+            proptest::prop_assert_eq!(check_username(&u), None);
+        }
+
+        /// A password is 8 to 1024 characters with a lower-case and an upper-case letter and
+        /// a digit.
+        #[test]
+        fn passwords_follow_the_rules(p in "\\PC{0,20}") {
+            let ok = (8..=1024).contains(&p.chars().count())
+                && p.chars().any(char::is_lowercase)
+                && p.chars().any(char::is_uppercase)
+                && p.chars().any(|c| c.is_ascii_digit());
+            proptest::prop_assert_eq!(check_password(&p).is_none(), ok);
+        }
+    }
 }

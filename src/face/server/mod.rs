@@ -845,3 +845,83 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     drop(logger);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: &str, param: Option<&str>) -> Req {
+        Req {
+            param: param.map(str::to_string),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            user: None,
+        }
+    }
+
+    #[test]
+    fn request_bodies_are_json_objects_or_nothing() {
+        assert!(req("", None).json().unwrap().is_empty());
+        assert!(req(" \n\t", None).json().unwrap().is_empty());
+        assert_eq!(
+            req(r#"{"a": "b"}"#, None).json().unwrap()["a"],
+            Value::from("b")
+        );
+        for (body, why) in [
+            ("[1, 2]", "The request body must be a JSON object"),
+            ("\"text\"", "The request body must be a JSON object"),
+            ("{\"a\": ", "Malformed JSON in the request body"),
+            ("\u{feff}{}", "Malformed JSON in the request body"),
+        ] {
+            let e = req(body, None).json().unwrap_err();
+            assert_eq!(
+                (e.status, e.message.as_str()),
+                (StatusCode::BAD_REQUEST, why)
+            );
+        }
+    }
+
+    #[test]
+    fn fields_are_strings_without_nul() {
+        let body = req(
+            r#"{"s": "x", "n": null, "i": 3, "o": {}, "z": "a\u0000b"}"#,
+            None,
+        )
+        .json()
+        .unwrap();
+        assert_eq!(field(&body, "s"), Ok(Some("x")));
+        assert_eq!(field(&body, "n"), Ok(None));
+        assert_eq!(field(&body, "absent"), Ok(None));
+        assert_eq!(
+            field(&body, "i"),
+            Err(("i".into(), "i must be a string".into()))
+        );
+        assert_eq!(
+            field(&body, "o"),
+            Err(("o".into(), "o must be a string".into()))
+        );
+        assert_eq!(
+            field(&body, "z"),
+            Err(("z".into(), "z must not hold NUL characters".into()))
+        );
+    }
+
+    #[test]
+    fn path_ids_are_positive_numbers() {
+        assert_eq!(req("", Some("42")).id("Project").unwrap(), 42);
+        for bad in [
+            None,
+            Some("0"),
+            Some("-1"),
+            Some("4x"),
+            Some(""),
+            Some("99999999999999999999"),
+        ] {
+            let e = req("", bad).id("Project").unwrap_err();
+            assert_eq!(
+                (e.status, e.message.as_str()),
+                (StatusCode::NOT_FOUND, "Project not found"),
+                "{bad:?}"
+            );
+        }
+    }
+}

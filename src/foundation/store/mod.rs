@@ -197,11 +197,16 @@ pub struct Damaged {
 pub fn is_damage(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
     while let Some(e) = cur {
-        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>() {
+        if let Some(rusqlite::Error::SqliteFailure(f, msg)) = e.downcast_ref::<rusqlite::Error>() {
             if matches!(
                 f.code,
                 rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
             ) {
+                return true;
+            }
+            // A header whose schema format number no SQLite has written (every format since
+            // 2006 is 4 or less): the header is damaged, though SQLite calls it a plain error.
+            if msg.as_deref() == Some("unsupported file format") {
                 return true;
             }
         }
@@ -606,5 +611,165 @@ mod tests {
         }
         let err = format!("{:#}", Store::open(&path).err().unwrap());
         assert!(err.contains("newer than this valyxo"), "{err}");
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The tables, indexes and triggers, as SQLite keeps them.
+    fn schema(s: &Store) -> Vec<(String, Option<String>)> {
+        let conn = s.conn();
+        let mut st = conn
+            .prepare("SELECT name, sql FROM sqlite_master ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_store_and_its_journal_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let s = Store::open(&path).unwrap();
+        s.kv_set(KvTable::Env, "K", "v").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        // SQLite gives its WAL and shared-memory files the database's permissions.
+        for side in ["-wal", "-shm"] {
+            let p = suffixed(&path, side);
+            if p.exists() {
+                assert_eq!(mode(&p), 0o600, "{side}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_existing_store_others_could_read_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        drop(Store::open(&path).unwrap());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&path).unwrap());
+        assert_eq!(mode(&path), 0o600);
+    }
+
+    #[test]
+    fn reopening_changes_nothing_in_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let first = schema(&Store::open(&path).unwrap());
+        assert!(first.iter().any(|(n, _)| n == "nodes"), "{first:?}");
+        for _ in 0..3 {
+            let s = Store::open(&path).unwrap();
+            assert_eq!(schema(&s), first);
+            let v: i64 = s
+                .conn()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v as usize, MIGRATIONS.len());
+        }
+    }
+
+    #[test]
+    fn a_second_opener_sees_the_first_ones_writes_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DB_FILE);
+        let a = Store::open(&path).unwrap();
+        let b = Store::open(&path).unwrap();
+        a.kv_set(KvTable::Aliases, "ll", "ls -l").unwrap();
+        assert_eq!(
+            b.kv_get(KvTable::Aliases, "ll").unwrap().as_deref(),
+            Some("ls -l")
+        );
+        b.tx(|tx| {
+            tx.execute("DELETE FROM aliases WHERE name = 'll'", [])?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(a.kv_get(KvTable::Aliases, "ll").unwrap(), None);
+        // A reader connection sees committed writes too.
+        a.kv_set(KvTable::Env, "X", "1").unwrap();
+        let r = b.reader().unwrap();
+        let x: String = r
+            .query_row("SELECT value FROM env WHERE name = 'X'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(x, "1");
+    }
+
+    #[test]
+    fn a_damaged_file_is_reported_plainly_and_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&str, Vec<u8>, &str); 5] = [
+            (
+                "text",
+                b"these are my notes, not a database\n".repeat(40),
+                "it does not start with a database header",
+            ),
+            (
+                "short",
+                b"SQLite format 3\0 and then nothing".to_vec(),
+                "it is cut short (33 bytes, less than one page)",
+            ),
+            (
+                "header",
+                {
+                    // The magic string, then a header of noise.
+                    let mut v = b"SQLite format 3\0".to_vec();
+                    v.extend((0..16_384u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+                    v
+                },
+                "",
+            ),
+            (
+                "format",
+                {
+                    // A header whose page size and payload fractions are right, with noise
+                    // from the change counter on (the schema format among it).
+                    let mut v = b"SQLite format 3\0".to_vec();
+                    v.extend_from_slice(&[0x10, 0x00, 0x01, 0x01, 0x00, 0x40, 0x20, 0x20]);
+                    v.extend((0..16_384u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+                    v
+                },
+                "",
+            ),
+            (
+                "schema",
+                {
+                    // A real store whose first page (the schema) after the header is noise.
+                    let real = dir.path().join("real.db");
+                    drop(Store::open(&real).unwrap());
+                    let mut v = std::fs::read(&real).unwrap();
+                    for (i, b) in v[100..4096].iter_mut().enumerate() {
+                        *b = (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[1];
+                    }
+                    v
+                },
+                "",
+            ),
+        ];
+        for (name, bytes, what) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let err = Store::open(&path)
+                .err()
+                .unwrap_or_else(|| panic!("{name} opened"));
+            assert!(is_damage(err.as_ref()), "{name}: {err:#}");
+            let shown = format!("{err:#}");
+            assert!(
+                shown.contains(&format!(
+                    "the state store {} is damaged: {what}",
+                    path.display()
+                )),
+                "{name}: {shown}"
+            );
+            assert!(shown.contains("valyxo doctor"), "{name}: {shown}");
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name} was changed");
+        }
     }
 }

@@ -1243,3 +1243,6 @@ impl RefReader<'_> {
         Ok(Content::Whole(&self.buf))
     }
 }
+
+#[cfg(test)]
+mod tests;

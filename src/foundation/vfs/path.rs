@@ -375,6 +375,79 @@ mod tests {
             }
         }
 
+        /// Normalising the shown form gives the same path back, and so does normalising
+        /// what normalising gave: from the root, from any other directory, and with `~/`.
+        #[test]
+        fn normalising_is_idempotent_and_display_parses_back(cwd_in in input(), inp in input()) {
+            let cwd = normalize(&VPath::root(), &cwd_in).unwrap_or_default();
+            if let Ok(v) = normalize(&cwd, &inp) {
+                let shown = v.to_string();
+                prop_assert!(shown.starts_with('/'));
+                prop_assert_eq!(VPath::parse_absolute(&shown).unwrap(), v.clone());
+                prop_assert_eq!(normalize(&p("/elsewhere"), &shown).unwrap(), v.clone());
+                let tilde = v.display_tilde();
+                prop_assert_eq!(normalize(&cwd, &tilde).unwrap(), v.clone());
+                // Extra separators, `.` and a trailing slash change nothing.
+                let noisy = format!("/{}/", v.names().join("/./"));
+                prop_assert_eq!(normalize(&cwd, &noisy).unwrap(), v.clone());
+                let doubled = format!("//{}//", v.names().join("//"));
+                prop_assert_eq!(normalize(&cwd, &doubled).unwrap(), v);
+            }
+        }
+
+        /// Normalising `rel` against a directory is the same as normalising the directory
+        /// joined with `rel`, and joining a valid name is appending it.
+        #[test]
+        fn joining_then_normalising_is_normalising(
+            cwd_in in input(),
+            rel in proptest::collection::vec(component(), 1..8),
+            name in "[a-zA-Z0-9._-]{1,12}",
+        ) {
+            let cwd = normalize(&VPath::root(), &cwd_in).unwrap_or_default();
+            let rel = rel.join("/");
+            // Only a relative path (not empty, not starting at the root or at `~`).
+            if rel.is_empty() || rel.starts_with('/') || rel.starts_with('~') {
+                return Ok(());
+            }
+            let joined = format!("{cwd}/{rel}");
+            match (normalize(&cwd, &rel), normalize(&VPath::root(), &joined)) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                // The joined form is longer, so only it may pass the path length limit.
+                (Ok(_), Err(PathError::PathTooLong)) => {}
+                (a, b) => prop_assert!(false, "{:?} vs {:?}", a, b),
+            }
+            if name != "." && name != ".." {
+                let j = cwd.join(&name).unwrap();
+                prop_assert_eq!(j.parent().unwrap(), cwd.clone());
+                prop_assert_eq!(j.name(), Some(name.as_str()));
+                prop_assert_eq!(normalize(&cwd, &name).unwrap(), j);
+            }
+        }
+
+        /// Any mix of `.`, `..`, `//` and trailing slashes ends at or below the root, at the
+        /// depth that counting the names and the `..`s gives.
+        #[test]
+        fn dots_and_slashes_never_climb_out(
+            steps in proptest::collection::vec(
+                prop_oneof![Just("."), Just(".."), Just(""), Just("a"), Just("b")],
+                0..40,
+            ),
+            trailing in 0usize..3,
+        ) {
+            let inp = format!("/{}{}", steps.join("/"), "/".repeat(trailing));
+            let mut depth: Vec<&str> = Vec::new();
+            for s in &steps {
+                match *s {
+                    "" | "." => {}
+                    ".." => { depth.pop(); }
+                    n => depth.push(n),
+                }
+            }
+            let v = normalize(&p("/x/y"), &inp).unwrap();
+            prop_assert_eq!(v.names(), depth.as_slice());
+        }
+
         /// A relative path never goes above the root, however many `..` it holds.
         #[test]
         fn dotdot_is_clamped_at_root(n in 0usize..40, tail in "[a-z]{1,8}") {

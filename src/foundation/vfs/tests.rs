@@ -1,0 +1,143 @@
+//! Tests of the VFS (foundation): a host mount is a jail. Whatever path is asked for, and
+//! whatever symlinks the host directory holds, nothing outside the mounted directory is read,
+//! listed or written.
+
+use super::*;
+use std::fs;
+use std::os::unix::fs::symlink;
+
+/// A VFS with `host` mounted at `/m`.
+fn mounted(host: &Path) -> Vfs {
+    let vfs = Vfs::new(Arc::new(Store::in_memory().unwrap())).unwrap();
+    vfs.mount(host, &VPath::parse_absolute("/m").unwrap())
+        .unwrap();
+    vfs
+}
+
+fn v(s: &str) -> VPath {
+    VPath::parse_absolute(s).unwrap()
+}
+
+/// A host directory holding a file, a folder, and links that lead in and out; and, beside it,
+/// a secret the mount must never reach.
+struct Fixture {
+    _root: tempfile::TempDir,
+    host: PathBuf,
+    outside: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let root = tempfile::tempdir().unwrap();
+    let host = root.path().join("host");
+    let outside = root.path().join("outside");
+    fs::create_dir_all(host.join("sub")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret"), "secret").unwrap();
+    fs::write(host.join("sub/inside.txt"), "inside").unwrap();
+    symlink(outside.join("secret"), host.join("abs-link")).unwrap();
+    symlink("../outside/secret", host.join("rel-link")).unwrap();
+    symlink("../../", host.join("sub/up-link")).unwrap();
+    symlink(&outside, host.join("dir-link")).unwrap();
+    symlink("sub/inside.txt", host.join("ok-link")).unwrap();
+    Fixture {
+        _root: root,
+        host,
+        outside,
+    }
+}
+
+fn is_escape<T: std::fmt::Debug>(r: VResult<T>) -> bool {
+    matches!(r, Err(VfsError::Escape(_)))
+}
+
+#[test]
+fn links_that_leave_the_mount_are_refused() {
+    let f = fixture();
+    let vfs = mounted(&f.host);
+    for link in [
+        "/m/abs-link",
+        "/m/rel-link",
+        "/m/dir-link/secret",
+        "/m/sub/up-link/outside/secret",
+    ] {
+        let p = v(link);
+        assert!(is_escape(vfs.read(&p)), "read {link}");
+        assert!(is_escape(vfs.open_read(&p).map(|_| ())), "open {link}");
+        assert!(is_escape(vfs.write(&p, b"pwned")), "write {link}");
+        assert!(is_escape(vfs.append(&p, b"pwned")), "append {link}");
+    }
+    assert!(is_escape(vfs.read_dir(&v("/m/dir-link"))));
+    assert!(is_escape(vfs.read_dir(&v("/m/sub/up-link"))));
+    assert!(is_escape(vfs.mkdir(&v("/m/dir-link/new"), false)));
+    assert!(is_escape(vfs.touch(&v("/m/dir-link/new.txt"))));
+    // Nothing outside changed, and nothing was made there.
+    assert_eq!(
+        fs::read_to_string(f.outside.join("secret")).unwrap(),
+        "secret"
+    );
+    let names: Vec<_> = fs::read_dir(&f.outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["secret"]);
+    // A link that stays inside is followed.
+    assert_eq!(vfs.read(&v("/m/ok-link")).unwrap(), b"inside");
+    // A link that leaves is listed, as a link whose target cannot be reached.
+    let listed = vfs.read_dir(&v("/m")).unwrap();
+    let abs = listed.iter().find(|e| e.name == "abs-link").unwrap();
+    assert_eq!(abs.meta.kind, Kind::Broken);
+}
+
+#[test]
+fn dot_dot_never_leaves_the_mount_for_the_host() {
+    let f = fixture();
+    let vfs = mounted(&f.host);
+    let cwd = v("/m/sub");
+    // However many `..`, the path climbs to the VFS root, never to the host's parent.
+    for input in [
+        "../../../outside/secret",
+        "../../../../../../etc/passwd",
+        "./../.././../outside",
+        "..//..//..//outside/secret/",
+    ] {
+        let p = normalize(&cwd, input).unwrap();
+        assert!(!p.starts_with(&v("/m")), "{input} -> {p}");
+        assert!(vfs.mount_of(&p).is_none(), "{input} -> {p}");
+        assert!(
+            matches!(vfs.read(&p), Err(VfsError::NotFound(_))),
+            "{input}"
+        );
+    }
+    // `..` inside the mount stays inside it.
+    let p = normalize(&cwd, "../sub/./inside.txt").unwrap();
+    assert_eq!(p, v("/m/sub/inside.txt"));
+    assert_eq!(
+        vfs.host_path(&p).unwrap(),
+        fs::canonicalize(&f.host).unwrap().join("sub/inside.txt")
+    );
+    assert_eq!(vfs.read(&p).unwrap(), b"inside");
+}
+
+#[test]
+fn a_mount_is_the_directory_it_named_when_mounted() {
+    let f = fixture();
+    // Mounted through a symlink, the mount is the directory the link named then.
+    let via = f.host.with_file_name("via-link");
+    symlink(&f.host, &via).unwrap();
+    let vfs = mounted(&via);
+    let m = vfs.mount_of(&v("/m/x")).unwrap();
+    assert_eq!(m.host, fs::canonicalize(&f.host).unwrap());
+    // Pointing the link elsewhere later does not move the mount outside.
+    fs::remove_file(&via).unwrap();
+    symlink(&f.outside, &via).unwrap();
+    assert!(matches!(
+        vfs.read(&v("/m/secret")),
+        Err(VfsError::NotFound(_))
+    ));
+    // The host directory moved away: the mount says so instead of writing elsewhere.
+    let moved = f.host.with_file_name("moved");
+    fs::rename(&f.host, &moved).unwrap();
+    let err = vfs.write(&v("/m/new.txt"), b"x").unwrap_err().to_string();
+    assert!(err.contains("was removed or moved"), "{err}");
+    assert!(!moved.join("new.txt").exists());
+}
