@@ -16,6 +16,7 @@ mod openai;
 
 // A real `valyxo server` on 127.0.0.1, as the server tests start it.
 #[path = "../tests/it/common/server.rs"]
+#[allow(dead_code)]
 mod server;
 
 use std::path::Path;

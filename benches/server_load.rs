@@ -16,6 +16,7 @@
 //! - `log`: authenticated GETs per second with the request log on and off.
 
 #[path = "../tests/it/common/server.rs"]
+#[allow(dead_code)]
 mod server;
 
 use http_body_util::{BodyExt, Full};
