@@ -8,8 +8,8 @@
 //!
 //! ```text
 //! src/face        cli  repl  editor  pager  view  server
-//! src/engine      hub  shell  commands  script  jobs  plugins  manual  highlight  assistant
-//!                 sync  recovery
+//! src/engine      hub  shell  commands  script  jobs  plugins  manual  markdown  highlight
+//!                 assistant  sync  recovery
 //! src/model       config  settings  theme  keymap  history  protocol
 //! src/foundation  store  vfs  text  ansi  term  os  signals  budget  merge  net
 //! ```

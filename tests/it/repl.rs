@@ -777,7 +777,7 @@ fn answers_on_a_terminal_have_their_code_highlighted_and_piped_ones_stay_plain()
     let mut s = in_terminal(&h, 24, "-c 'ask fix it'");
     let mut sc = Screen::new(24);
     let t = sc.wait(&mut s, "the answer", |t| t.contains("fn other() {}"));
-    assert!(t.contains("Use this:\n```rust\nfn fixed() -> u32 {"), "{t}");
+    assert!(t.contains("Use this:\n\n```rust\nfn fixed() -> u32 {"), "{t}");
     assert_eq!(exit_code(&mut s), 0);
     // The "fn" of the code block is coloured; the prose is not.
     let screen = sc.parser.screen();

@@ -4,7 +4,9 @@
 //! when that pid is alive. Once a test has reaped the child (its `status()` saw it exit), the
 //! pid is free again, and in one test program that starts thousands of processes it can come
 //! back as another test's child, which the drop would then kill. A [`Pty`] knows its child's
-//! pid and start time, and lets rexpect clean up only while that pid is still the same process.
+//! pid and start time, and lets rexpect clean up unless that pid now belongs to another child
+//! of this program. (The session must be dropped whenever it can be: its reader thread only
+//! ends when the session goes.)
 
 use rexpect::session::PtySession;
 use std::mem::ManuallyDrop;
@@ -61,22 +63,32 @@ pub fn spawn(cmd: Command, timeout_ms: u64) -> Pty {
     }
 }
 
-/// A process's start time (field 22 of /proc/PID/stat), which tells a reused pid apart.
-fn start_time(pid: u32) -> Option<String> {
+/// A process's parent and start time (fields 4 and 22 of /proc/PID/stat).
+fn parent_and_start(pid: u32) -> Option<(u32, String)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command name, which is in parentheses and may hold anything.
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19).map(str::to_string)
+    let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some((rest.get(1)?.parse().ok()?, rest.get(19)?.to_string()))
+}
+
+fn start_time(pid: u32) -> Option<String> {
+    parent_and_start(pid).map(|(_, start)| start)
 }
 
 impl Drop for Pty {
     fn drop(&mut self) {
-        if self.started.is_some() && start_time(self.pid) == self.started {
+        let safe = match parent_and_start(self.pid) {
+            // Still our child: rexpect stops and reaps it.
+            Some((_, start)) if Some(&start) == self.started.as_ref() => true,
+            // Another child of ours got the pid: rexpect would signal it.
+            Some((parent, _)) if parent == std::process::id() => false,
+            // Gone, or not ours: rexpect's waitpid finds no such child and signals nothing.
+            _ => true,
+        };
+        if safe {
             // SAFETY: the session is dropped once, here, and never used again.
             unsafe { ManuallyDrop::drop(&mut self.session) }
         }
-        // Otherwise the child is gone and its pid may be another process's: the session is
-        // left undropped (its pseudo-terminal closes when the test program ends).
     }
 }
 
