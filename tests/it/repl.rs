@@ -727,10 +727,16 @@ fn ctrl_c_stops_an_answer_from_a_silent_server_and_keeps_what_came() {
     std::thread::sleep(Duration::from_millis(200));
     let t = Instant::now();
     s.send_control('c').unwrap();
-    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    let before = s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "the server is still silent"
+    );
+    // What came stays on the screen (laid out in place of its preview, where that can be
+    // erased), and the prompt starts a line of its own.
+    assert!(
+        before.starts_with("\r\n") || before.contains("You said:\r\n"),
+        "{before:?}"
     );
     s.send_line("ai show 1").unwrap();
     s.exp_string("assistant:\r\nYou said:").unwrap();
@@ -777,7 +783,10 @@ fn answers_on_a_terminal_have_their_code_highlighted_and_piped_ones_stay_plain()
     let mut s = in_terminal(&h, 24, "-c 'ask fix it'");
     let mut sc = Screen::new(24);
     let t = sc.wait(&mut s, "the answer", |t| t.contains("fn other() {}"));
-    assert!(t.contains("Use this:\n\n```rust\nfn fixed() -> u32 {"), "{t}");
+    assert!(
+        t.contains("Use this:\n\n```rust\nfn fixed() -> u32 {"),
+        "{t}"
+    );
     assert_eq!(exit_code(&mut s), 0);
     // The "fn" of the code block is coloured; the prose is not.
     let screen = sc.parser.screen();
