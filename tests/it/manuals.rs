@@ -1,5 +1,6 @@
 //! The manual is checked against the code: every command has a page, every synopsis is the
-//! command's real usage, and every shell example in every page runs in a fresh home.
+//! command's real usage, and every shell example in every page runs in a fresh home and
+//! prints what the page shows after it (`#=> output` lines).
 
 use crate::common;
 
@@ -121,28 +122,49 @@ fn synopsis_matches_the_real_usage() {
     }
 }
 
+/// A page's example lines, each with the output it shows: the `#=> TEXT` lines that follow
+/// an example line are what it prints, one line of output each (`#=>` alone: an empty line).
+fn examples(src: &str) -> Vec<(String, Option<String>)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for line in blocks(src, "sh").into_iter().flatten() {
+        if let Some(shown) = line.trim().strip_prefix("#=>") {
+            let shown = shown.strip_prefix(' ').unwrap_or(shown);
+            let (_, expected) = out.last_mut().expect("#=> follows an example line");
+            let expected = expected.get_or_insert_with(String::new);
+            expected.push_str(shown);
+            expected.push('\n');
+        } else if !line.trim().is_empty() {
+            out.push((line, None));
+        }
+    }
+    out
+}
+
+/// What separates the output of one example line from the next.
+fn marker(i: usize) -> String {
+    format!("@@valyxo-example-{i}@@")
+}
+
 #[test]
-fn every_example_runs() {
+fn every_example_runs_and_shows_what_its_page_says() {
     let mut failures = Vec::new();
+    let mut checked = 0;
     for (page, src) in valyxo::manual::pages() {
-        let lines: Vec<String> = blocks(src, "sh")
-            .into_iter()
-            .flatten()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
+        let lines = examples(src);
         if lines.is_empty() {
             continue;
         }
         let script: String = lines
             .iter()
             .enumerate()
-            .map(|(i, l)| {
+            .map(|(i, (l, _))| {
+                let mark = format!("echo {}\n", marker(i));
                 // A background line (`… &`) cannot take `|| exit`; its job is checked by the
                 // lines after it.
                 if l.trim_end().ends_with('&') {
-                    format!("{l}\n")
+                    format!("{mark}{l}\n")
                 } else {
-                    format!("{l} || exit {}\n", 100 + i)
+                    format!("{mark}{l} || exit {}\n", 100 + i)
                 }
             })
             .collect();
@@ -151,7 +173,7 @@ fn every_example_runs() {
         let account = ["register", "login", "sync", "whoami"];
         let _server = lines
             .iter()
-            .any(|l| account.iter().any(|c| l.contains(c)))
+            .any(|(l, _)| account.iter().any(|c| l.contains(c)))
             .then(|| {
                 let s = common::server::Server::sqlite();
                 std::fs::write(
@@ -183,15 +205,39 @@ fn every_example_runs() {
             let line = usize::try_from(code - 100)
                 .ok()
                 .and_then(|i| lines.get(i))
-                .map(String::as_str)
+                .map(|(l, _)| l.as_str())
                 .unwrap_or("?");
             failures.push(format!(
                 "{page}.md: status {code} at line {line:?}\nstderr:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             ));
+            continue;
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        for (i, (line, expected)) in lines.iter().enumerate() {
+            let Some(expected) = expected else { continue };
+            checked += 1;
+            let start = format!("{}\n", marker(i));
+            let shown = stdout
+                .split_once(&start)
+                .map(|(_, rest)| rest)
+                .and_then(|rest| {
+                    rest.split_once(&marker(i + 1))
+                        .map_or(Some(rest), |(r, _)| Some(r))
+                })
+                .unwrap_or("");
+            if shown != expected {
+                failures.push(format!(
+                    "{page}.md: {line:?} printed\n{shown:?}\nbut the page says\n{expected:?}"
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        checked >= 40,
+        "only {checked} example lines show their output"
+    );
 }
 
 #[test]
