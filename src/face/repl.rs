@@ -141,10 +141,7 @@ impl ShellHelper {
     /// Candidates for the word that ends at `pos`: (start of the word, candidates).
     pub fn complete_at(&self, line: &str, pos: usize) -> (usize, Vec<Pair>) {
         let before = &line[..pos];
-        let start = before
-            .rfind([' ', '\t', '|', ';', '&', '<', '>', '(', ')'])
-            .map(|i| i + 1)
-            .unwrap_or(0);
+        let start = word_start(before);
         let word = &before[start..];
         // The command this word belongs to, and whether the word is in command position.
         let classes = parse::classify(before);
@@ -223,7 +220,7 @@ impl ShellHelper {
             return (start, out);
         }
         // A VFS path: list the directory part and match the last name.
-        let unescaped = word.replace("\\ ", " ");
+        let unescaped = unescape(word);
         let (dir_part, prefix) = match unescaped.rfind('/') {
             Some(i) => (&unescaped[..=i], &unescaped[i + 1..]),
             None => ("", unescaped.as_str()),
@@ -246,12 +243,8 @@ impl ShellHelper {
                     // A name with control characters goes in as `$'…'`, never raw.
                     let shown = crate::text::escape(&e.name);
                     let full = match shown {
-                        std::borrow::Cow::Borrowed(n) => {
-                            format!("{dir_part}{n}").replace(' ', "\\ ")
-                        }
-                        std::borrow::Cow::Owned(ref q) => {
-                            format!("{}{q}", dir_part.replace(' ', "\\ "))
-                        }
+                        std::borrow::Cow::Borrowed(n) => escape_word(&format!("{dir_part}{n}")),
+                        std::borrow::Cow::Owned(ref q) => format!("{}{q}", escape_word(dir_part)),
                     };
                     out.push(Pair {
                         display: if is_dir {
@@ -291,6 +284,55 @@ impl ShellHelper {
         out.push_str(&line[pos..]);
         out
     }
+}
+
+/// Characters that a file name cannot hold bare in a shell word (a backslash takes them
+/// literally). `~` is left alone: it only counts at the start, where the user typed it.
+const SPECIAL: &[char] = &[
+    ' ', '\t', '|', ';', '&', '<', '>', '(', ')', '\'', '"', '\\', '$', '*', '?', '[', ']', '#',
+    '{', '}', '`', '!',
+];
+
+/// Where the word that ends `before` starts: after the last separator no backslash escapes.
+fn word_start(before: &str) -> usize {
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in before.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if [' ', '\t', '|', ';', '&', '<', '>', '(', ')'].contains(&c) {
+            start = i + c.len_utf8();
+        }
+    }
+    start
+}
+
+/// A word as typed, its backslash escapes taken away.
+fn unescape(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A name made into a shell word that can still be extended (so no closing quote): each
+/// special character behind a backslash.
+fn escape_word(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if SPECIAL.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl Completer for ShellHelper {
@@ -521,5 +563,42 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::parse::{parse, Part};
+
+    #[test]
+    fn escaped_names_parse_back_and_words_start_after_the_last_bare_separator() {
+        for name in [
+            "my file",
+            "it's",
+            "a$b",
+            "*x?",
+            "semi;colon",
+            "back\\slash",
+            "#hash",
+            "ok",
+        ] {
+            let word = escape_word(name);
+            assert_eq!(word_start(&format!("cat {word}")), 4, "{word}");
+            assert_eq!(unescape(&word), name);
+            let script = parse(&format!("echo {word}")).expect("parses");
+            let words = &script.items[0].and_or.first.commands[0].words;
+            assert_eq!(words.len(), 2, "{word}");
+            let text: String = words[1]
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Lit { text, .. } => text.as_str(),
+                    other => panic!("{word}: {other:?}"),
+                })
+                .collect();
+            assert_eq!(text, name, "{word}");
+        }
+        assert_eq!(word_start("ls a | cat my\\ fi"), 11);
     }
 }

@@ -87,6 +87,8 @@ fn exit_status_and_unknown_commands() {
 fn tab_completes_commands_flags_and_paths() {
     let h = Home::new();
     h.c("mkdir -p /Projects/Main/some-directory").success();
+    h.c("mkdir -p \"/Projects/Main/it's a dir\"; echo found > \"/Projects/Main/it's a dir/\\$1 note\"")
+        .success();
     let mut s = repl(&h, &["--no-color"]);
     // A command name.
     typ(&mut s, "histo\t");
@@ -96,6 +98,14 @@ fn tab_completes_commands_flags_and_paths() {
     typ(&mut s, "ls some-d\t");
     s.exp_string("some-directory/").unwrap();
     s.send_line("").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    // Names with quotes, spaces and `$` go in escaped, and a completed folder completes on.
+    typ(&mut s, "cat it\t");
+    s.exp_string("it\\'s\\ a\\ dir/").unwrap();
+    typ(&mut s, "\\$\t");
+    s.exp_string("\\$1\\ note").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("found").unwrap();
     s.exp_string(PROMPT).unwrap();
     // A flag from the registry.
     typ(&mut s, "grep --ignore-c\t");
