@@ -133,14 +133,19 @@ impl Checkout {
         let base = checkouts_dir(home);
         private_dir(&base).with_context(|| format!("cannot create {}", base.display()))?;
         let started = crate::store::now_ms();
-        let dir = (0..)
-            .map(|n| base.join(format!("exec-{}-{started}-{n}", std::process::id())))
-            .find(|d| !d.exists())
-            .expect("some name is free");
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        // Two execs of one process may start in the same millisecond (a job and the line
+        // after it): the name is claimed by creating it, and a taken one moves to the next.
+        let mut n = 0u32;
+        let dir = loop {
+            let dir = base.join(format!("exec-{}-{started}-{n}", std::process::id()));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => break dir,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", dir.display()))
+                }
+            }
+        };
         let work = dir.join("work");
         let mut manifest = Manifest {
             root: root.to_string(),

@@ -141,3 +141,31 @@ fn a_mount_is_the_directory_it_named_when_mounted() {
     assert!(err.contains("was removed or moved"), "{err}");
     assert!(!moved.join("new.txt").exists());
 }
+
+/// Execs that start together in one process (a background job and the line after it) each
+/// get a checkout of their own, even within one millisecond.
+#[test]
+fn checkouts_started_at_once_each_get_their_own_folder() {
+    let vfs = Vfs::new(Arc::new(Store::in_memory().unwrap())).unwrap();
+    vfs.mkdir(&v("/p"), true).unwrap();
+    vfs.write(&v("/p/a.txt"), b"a").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let start = std::sync::Barrier::new(8);
+    let names: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    checkout::Checkout::create(&vfs, home.path(), &v("/p"), "true", false)
+                        .expect("a checkout")
+                        .name()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+}
