@@ -286,12 +286,12 @@ impl ShellHelper {
     }
 }
 
-/// Characters that a file name cannot hold bare in a shell word (a backslash takes them
+/// Whether a file name cannot hold `c` bare in a shell word: what ends a word for the shell's
+/// lexer, quotes, escapes, variables, wildcards and comments (a backslash takes each
 /// literally). `~` is left alone: it only counts at the start, where the user typed it.
-const SPECIAL: &[char] = &[
-    ' ', '\t', '|', ';', '&', '<', '>', '(', ')', '\'', '"', '\\', '$', '*', '?', '[', ']', '#',
-    '{', '}', '`', '!',
-];
+fn special(c: char) -> bool {
+    parse::is_meta(c) || "'\"\\$*?[]#{}`!()".contains(c)
+}
 
 /// Where the word that ends `before` starts: after the last separator no backslash escapes.
 fn word_start(before: &str) -> usize {
@@ -302,7 +302,7 @@ fn word_start(before: &str) -> usize {
             escaped = false;
         } else if c == '\\' {
             escaped = true;
-        } else if [' ', '\t', '|', ';', '&', '<', '>', '(', ')'].contains(&c) {
+        } else if parse::is_meta(c) {
             start = i + c.len_utf8();
         }
     }
@@ -327,7 +327,7 @@ fn unescape(word: &str) -> String {
 fn escape_word(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
-        if SPECIAL.contains(&c) {
+        if special(c) {
             out.push('\\');
         }
         out.push(c);

@@ -210,7 +210,8 @@ fn is_name_start(c: char) -> bool {
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
-fn is_meta(c: char) -> bool {
+/// Whether `c` ends a bare word (a blank, a line break, or an operator's first character).
+pub fn is_meta(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r' | ';' | '|' | '&' | '<' | '>')
 }
 
