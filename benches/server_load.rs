@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench server_load                   # every figure
-//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log)
+//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
 //! ```
 //!
@@ -13,7 +13,10 @@
 //! - `fairness`: `/health` latency (p50, p99) while one account floods `execute` from 100
 //!   connections, beside the same without the flood;
 //! - `logins`: server RSS during and after 1,000 logins at 64 at once;
-//! - `log`: authenticated GETs per second with the request log on and off.
+//! - `log`: authenticated GETs per second with the request log on and off;
+//! - `list`: `GET /api/projects` (its first page) for an account with 300,000 projects
+//!   (30,000 with `VALYXO_BENCH_QUICK`): p50 and p99 at 10 connections, and the server's
+//!   peak memory.
 
 #[path = "../tests/it/common/server.rs"]
 #[allow(dead_code)]
@@ -419,6 +422,104 @@ async fn log() {
     );
 }
 
+/// Creates `n` projects for `token` from 100 connections.
+async fn fill_projects(url: &str, token: &str, n: usize) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (url, token, next) = (url.to_string(), token.to_string(), next.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    json(
+                        &mut c,
+                        "POST",
+                        "/api/projects",
+                        Some(&token),
+                        json!({"name": format!("project-{i:06}")}),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn list() {
+    let n = if quick() { 30_000 } else { 300_000 };
+    let s = server::Server::start(None, &[]);
+    let url = s.url.clone();
+    let token = register(&url, "collector").await;
+    let started = Instant::now();
+    fill_projects(&url, &token, n).await;
+    let filled = started.elapsed();
+    let (_, before) = rss(s.pid());
+    let secs = if quick() { 3.0 } else { 10.0 };
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    // A response slower than this counts as not answered: the issue saw none in 5 s.
+    let patience = Duration::from_secs(10);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, token) = (url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                let (mut times, mut bytes, mut late) = (Vec::new(), 0, 0);
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    match tokio::time::timeout(
+                        patience,
+                        c.call("GET", "/api/projects", Some(&token), None),
+                    )
+                    .await
+                    {
+                        Ok((status, body)) => {
+                            assert_eq!(status, 200);
+                            bytes = body.len();
+                            times.push(t.elapsed());
+                        }
+                        Err(_) => {
+                            late += 1;
+                            break;
+                        }
+                    }
+                }
+                (times, bytes, late)
+            })
+        })
+        .collect();
+    let (mut times, mut bytes, mut late) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (t, b, l) = t.await.unwrap();
+        times.extend(t);
+        bytes = bytes.max(b);
+        late += l;
+    }
+    let (_, peak) = rss(s.pid());
+    if times.is_empty() {
+        println!(
+            "list: {n} projects (made in {:.1} s): no GET /api/projects answered within {} s at 10 connections; server peak RSS {peak:.0} MiB ({before:.0} MiB before the reads)",
+            filled.as_secs_f64(),
+            patience.as_secs()
+        );
+        return;
+    }
+    let count = times.len();
+    println!(
+        "list: {n} projects (made in {:.1} s); GET /api/projects at 10 connections: {count} answers of {bytes} bytes, p50 {}, p99 {}, {late} not answered within {} s; server peak RSS {peak:.0} MiB ({before:.0} MiB before the reads; goals: p99 < 20 ms, peak < 200 MB)",
+        filled.as_secs_f64(),
+        ms(percentile(&mut times, 0.5)),
+        ms(percentile(&mut times, 0.99)),
+        patience.as_secs()
+    );
+}
+
 fn main() {
     let _ = BIN;
     let args: Vec<String> = std::env::args()
@@ -442,6 +543,9 @@ fn main() {
         }
         if want("log") {
             log().await;
+        }
+        if want("list") {
+            list().await;
         }
     });
 }
