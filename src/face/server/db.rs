@@ -298,6 +298,17 @@ UPDATE scripts SET
     run_ms = (SELECT COALESCE(SUM(e.execution_time_ms), 0) FROM executions e
         WHERE e.script_id = scripts.id)
 ",
+    // Version 3: the login and register budget of each client address, shared by every
+    // server on one database (`limit`): its theoretical arrival time in Unix milliseconds,
+    // and whether its last attempt was let through.
+    "
+CREATE TABLE rate_limits (
+    client TEXT PRIMARY KEY,
+    tat BIGINT NOT NULL,
+    ok BIGINT NOT NULL
+);
+CREATE INDEX rate_limits_tat ON rate_limits (tat)
+",
 ];
 
 // ---- SQLite ----
