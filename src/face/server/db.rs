@@ -794,4 +794,132 @@ mod tests {
             .unwrap();
         assert_eq!(n, 1);
     }
+
+    #[test]
+    fn only_plain_selects_run_without_a_transaction() {
+        assert!(plain_select("  select a FROM t WHERE b = $1"));
+        for sql in [
+            "SELECT a FROM t FOR UPDATE",
+            "select a from t for share",
+            "INSERT INTO t (a) VALUES ($1) RETURNING a",
+            "WITH x AS (DELETE FROM t RETURNING a) SELECT a FROM x",
+            "SEL",
+        ] {
+            assert!(!plain_select(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn postgres_transactions_commit_roll_back_and_report_unique_violations() {
+        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
+        // Opened outside a runtime (the backend runs one of its own), twice: the schema
+        // is brought up to date once.
+        drop(Db::open(&url, 2).unwrap());
+        let db = Db::open(&url, 2).unwrap();
+        assert!(db.describe().starts_with("PostgreSQL "), "{}", db.describe());
+        let key = format!("pgtest{}_{}", std::process::id(), fastrand::u32(..));
+        let count = |db: &Db| {
+            db.read(|c| {
+                Ok(c.one(
+                    "SELECT count(*) FROM users WHERE username_key LIKE ?",
+                    &[format!("{key}%").into()],
+                )?
+                .unwrap()
+                .int(0))
+            })
+            .unwrap()
+        };
+        let insert = |c: &mut dyn Conn, suffix: &str| {
+            c.exec(
+                "INSERT INTO users (username, username_key, email, password_hash, created_at, \
+                 updated_at) VALUES (?, ?, ?, 'h', 't', 't')",
+                &[
+                    key.clone().into(),
+                    format!("{key}{suffix}").into(),
+                    format!("{key}{suffix}@x.io").into(),
+                ],
+            )
+            .map_err(ApiError::from)
+        };
+        db.write(|c| insert(c, "")).unwrap();
+        // A unique violation is a conflict, and takes its transaction's other rows along.
+        let e = db
+            .write(|c| {
+                insert(c, "-other")?;
+                insert(c, "")
+            })
+            .unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::CONFLICT);
+        assert_eq!(count(&db), 1);
+        // A body that fails after writing leaves nothing behind.
+        let e = db
+            .write(|c| {
+                insert(c, "-2")?;
+                Err::<(), _>(ApiError::bad("changed my mind"))
+            })
+            .unwrap_err();
+        assert_eq!(e.message, "changed my mind");
+        assert_eq!(count(&db), 1);
+        // A failed statement whose error the body swallowed does not pass for a commit.
+        let e = db
+            .write(|c| {
+                insert(c, "-3")?;
+                let _ = insert(c, "");
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(e.message.contains("rolled back"), "{}", e.message);
+        assert_eq!(count(&db), 1);
+        // A read that starts with a SELECT and then writes is still one transaction.
+        let e = db
+            .read(|c| {
+                c.query("SELECT 1", &[])?;
+                insert(c, "-4")?;
+                Err::<(), _>(ApiError::bad("no"))
+            })
+            .unwrap_err();
+        assert_eq!(e.message, "no");
+        assert_eq!(count(&db), 1);
+        db.read(|c| {
+            c.query("SELECT 1", &[])?;
+            insert(c, "-5")
+        })
+        .unwrap();
+        assert_eq!(count(&db), 2);
+        // Integers, text, bytes and NULL go in and come back.
+        let row = db
+            .read(|c| {
+                Ok(c.one(
+                    "SELECT CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BYTEA), \
+                     CAST(? AS TEXT), CAST(? AS INTEGER)",
+                    &[
+                        Val::Int(-7),
+                        "é".into(),
+                        Val::Bytes(vec![0, 255]),
+                        Val::Null,
+                        Val::Int(42),
+                    ],
+                )?
+                .unwrap())
+            })
+            .unwrap();
+        assert_eq!(
+            row.0,
+            [
+                Val::Int(-7),
+                Val::Text("é".into()),
+                Val::Bytes(vec![0, 255]),
+                Val::Null,
+                Val::Int(42)
+            ]
+        );
+        db.write(|c| {
+            Ok(c.exec(
+                "DELETE FROM users WHERE username_key LIKE ?",
+                &[format!("{key}%").into()],
+            )?)
+        })
+        .unwrap();
+    }
 }
