@@ -127,7 +127,9 @@ fn instances_behind_a_balancer_share_sessions_and_the_login_limit() {
         "POST",
         &format!("{}/api/auth/register", lb.url),
         None,
-        Some(json!({"username": name, "email": format!("{name}@example.com"), "password": password})),
+        Some(
+            json!({"username": name, "email": format!("{name}@example.com"), "password": password}),
+        ),
         None,
     );
     assert_eq!(status, 201, "{body}");

@@ -734,9 +734,10 @@ impl Conn for PgTx<'_> {
 
 impl Backend for Postgres {
     fn transaction(&self, write: bool, f: TxFn<'_>) -> Result<(), ApiError> {
-        let client = self.rt.block_on(self.pool.get()).map_err(|e| {
-            ApiError::unavailable(format!("database unavailable: {}", pool_err(e)))
-        })?;
+        let client = self
+            .rt
+            .block_on(self.pool.get())
+            .map_err(|e| ApiError::unavailable(format!("database unavailable: {}", pool_err(e))))?;
         let mut tx = PgTx {
             client: Some(client),
             rt: &self.rt,
@@ -817,7 +818,11 @@ mod tests {
         // is brought up to date once.
         drop(Db::open(&url, 2).unwrap());
         let db = Db::open(&url, 2).unwrap();
-        assert!(db.describe().starts_with("PostgreSQL "), "{}", db.describe());
+        assert!(
+            db.describe().starts_with("PostgreSQL "),
+            "{}",
+            db.describe()
+        );
         let key = format!("pgtest{}_{}", std::process::id(), fastrand::u32(..));
         let count = |db: &Db| {
             db.read(|c| {

@@ -128,7 +128,10 @@ impl Limiter {
             return Ok(());
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let prune = self.attempts.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0;
+        let prune = self
+            .attempts
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY);
         let wait = db.write(|c| {
             if prune {
                 prune_budgets(c, now)?;
@@ -254,10 +257,8 @@ mod tests {
         let db = Db::open(url, 2).unwrap();
         let three = NonZeroU32::new(3).unwrap();
         let (a, b) = (format!("{tag}a"), format!("{tag}b"));
-        let at = |client: &str, now: i64| {
-            db.write(|c| Ok(attempt(c, client, now, three)?))
-                .unwrap()
-        };
+        let at =
+            |client: &str, now: i64| db.write(|c| Ok(attempt(c, client, now, three)?)).unwrap();
         let t = 1_000_000;
         for i in 0..3 {
             assert_eq!(at(&a, t + i), None, "attempt {i}");
@@ -275,8 +276,11 @@ mod tests {
         db.write(|c| Ok(prune_budgets(c, t + 60_000)?)).unwrap();
         let left = |client: &str| {
             db.read(|c| {
-                Ok(c.one("SELECT tat FROM rate_limits WHERE client = ?", &[client.into()])?
-                    .is_some())
+                Ok(c.one(
+                    "SELECT tat FROM rate_limits WHERE client = ?",
+                    &[client.into()],
+                )?
+                .is_some())
             })
             .unwrap()
         };
@@ -288,10 +292,7 @@ mod tests {
     #[test]
     fn the_shared_budget_lets_n_through_then_one_per_interval() {
         let dir = tempfile::tempdir().unwrap();
-        budget(
-            &format!("sqlite:{}", dir.path().join("s.db").display()),
-            "",
-        );
+        budget(&format!("sqlite:{}", dir.path().join("s.db").display()), "");
     }
 
     #[test]
@@ -299,6 +300,9 @@ mod tests {
     fn the_shared_budget_on_postgres() {
         let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
         // Addresses no server uses, unique to this run.
-        budget(&url, &format!("test-{}-{}-", std::process::id(), fastrand::u32(..)));
+        budget(
+            &url,
+            &format!("test-{}-{}-", std::process::id(), fastrand::u32(..)),
+        );
     }
 }
