@@ -538,14 +538,12 @@ impl Postgres {
 /// `?` placeholders as PostgreSQL's `$1, $2, …` (the queries hold no `?` in literals).
 fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(ch);
+    for (n, part) in sql.split('?').enumerate() {
+        if n > 0 {
+            // Written into `out` itself: no string per placeholder.
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("${n}"));
         }
+        out.push_str(part);
     }
     out
 }
