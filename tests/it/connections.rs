@@ -475,3 +475,56 @@ fn connection_flags_are_checked() {
         assert!(err.contains(message), "{flag} {value}: {err}");
     }
 }
+
+#[test]
+fn a_client_that_stops_reading_an_answer_is_dropped() {
+    let s = Server::start(None, &["--idle-timeout", "1s", "--metrics-token", OPERATOR]);
+    let (_, token) = user(&s.url);
+    // More than the socket buffers on both sides take.
+    let data: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
+    let hash = blake3::hash(&data).to_hex().to_string();
+    let (status, _, _) = raw(
+        "PUT",
+        &format!("{}/api/blobs/{hash}", s.url),
+        Some(&token),
+        Some(("application/octet-stream", data)),
+    );
+    assert_eq!(status, 201);
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    write!(
+        c,
+        "GET /api/blobs/{hash} HTTP/1.1\r\nHost: valyxo.test\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 12];
+    c.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // The client reads nothing more: the server gives up on it.
+    let send = r#"valyxo_http_connections_timed_out_total{phase="send"}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sample(&metrics(&s.url), send) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled download was not dropped"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed_within(&mut c, Duration::from_secs(60)));
+    // A client that reads slowly but keeps reading gets all of it, over many idle
+    // timeouts.
+    let mut c = TcpStream::connect(addr(&s)).unwrap();
+    write!(
+        c,
+        "GET /api/blobs/{hash} HTTP/1.1\r\nHost: valyxo.test\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    while got < (24 << 20) + 100 {
+        std::thread::sleep(Duration::from_millis(300));
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {got} bytes");
+        got += n;
+    }
+}

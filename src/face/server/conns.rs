@@ -28,7 +28,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -65,7 +65,9 @@ enum Phase {
     /// The answer is being written: the idle timeout runs from the last byte the client
     /// took.
     Sending = 2,
-    /// Between requests: the idle timeout runs until the next request's first byte.
+    /// Between requests: the idle timeout runs until the next request's first byte. (hyper
+    /// may still be writing the end of the last answer: the body is handed over whole
+    /// before it is all sent; each byte the client takes restarts the timeout.)
     Idle = 3,
 }
 
@@ -87,6 +89,8 @@ struct ConnState {
     since: AtomicU64,
     /// Woken when the phase changes, so the task's timer follows it.
     changed: Notify,
+    /// The last write found the client's window full: it is not reading.
+    blocked: AtomicBool,
 }
 
 impl ConnState {
@@ -96,6 +100,7 @@ impl ConnState {
             phase: AtomicU8::new(Phase::Head as u8),
             since: AtomicU64::new(0),
             changed: Notify::new(),
+            blocked: AtomicBool::new(false),
         }
     }
 
@@ -125,9 +130,10 @@ impl ConnState {
         }
     }
 
-    /// Some of the answer went out.
-    fn wrote(&self) {
-        if self.phase() == Phase::Sending {
+    /// Some of an answer went out (`Some(n)`, n > 0), or none could (`None`).
+    fn wrote(&self, progress: Option<usize>) {
+        self.blocked.store(progress.is_none(), Relaxed);
+        if progress.is_some() && matches!(self.phase(), Phase::Sending | Phase::Idle) {
             self.since.store(self.now(), Relaxed);
         }
     }
@@ -137,6 +143,7 @@ impl ConnState {
     fn deadline(&self, l: &Limits) -> Option<(Instant, Expiry)> {
         let (after, why) = match self.phase() {
             Phase::Head => (l.header_timeout, Expiry::Header),
+            Phase::Idle if self.blocked.load(Relaxed) => (l.idle_timeout, Expiry::Send),
             Phase::Idle => (l.idle_timeout, Expiry::Idle),
             Phase::Sending => (l.idle_timeout, Expiry::Send),
             Phase::Handling => return None,
@@ -150,6 +157,16 @@ impl ConnState {
 struct Watched {
     inner: TcpStream,
     state: Arc<ConnState>,
+}
+
+impl Watched {
+    fn watch(&self, r: &Poll<std::io::Result<usize>>) {
+        match r {
+            Poll::Ready(Ok(n)) if *n > 0 => self.state.wrote(Some(*n)),
+            Poll::Pending => self.state.wrote(None),
+            _ => {}
+        }
+    }
 }
 
 impl AsyncRead for Watched {
@@ -174,9 +191,7 @@ impl AsyncWrite for Watched {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.wrote();
-        }
+        self.watch(&r);
         r
     }
     fn poll_write_vectored(
@@ -185,9 +200,7 @@ impl AsyncWrite for Watched {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.wrote();
-        }
+        self.watch(&r);
         r
     }
     fn is_write_vectored(&self) -> bool {
@@ -474,8 +487,15 @@ mod tests {
         assert_eq!(s.phase(), Phase::Head);
         assert_eq!(s.deadline(&l).unwrap().1, Expiry::Header);
         // Writes only matter while an answer is being sent.
-        s.wrote();
+        s.wrote(Some(10));
         assert_eq!(s.phase(), Phase::Head);
+        // An answer hyper still writes after its body was handed over: a client that
+        // stops taking it expires as a send, not as an idle connection.
+        s.enter(Phase::Idle);
+        s.wrote(None);
+        assert_eq!(s.deadline(&l).unwrap().1, Expiry::Send);
+        s.wrote(Some(10));
+        assert_eq!(s.deadline(&l).unwrap().1, Expiry::Idle);
     }
 
     #[tokio::test]
