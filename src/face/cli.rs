@@ -255,6 +255,9 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// Also serve /metrics, without a token, on this address (keep it private).
+    #[arg(long, value_name = "ADDR", env = "VALYXO_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Wall-clock time one script execution may run.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub script_timeout: String,
@@ -597,6 +600,7 @@ fn run_server(cli: &Cli) -> ExitCode {
         max_connections,
         shutdown_grace,
         metrics_token,
+        metrics_listen,
         script_timeout,
         script_memory,
         script_workers,
@@ -687,6 +691,7 @@ fn run_server(cli: &Cli) -> ExitCode {
             max_connections: *max_connections,
             shutdown_grace: positive(shutdown_grace, "shutdown-grace")?,
             metrics_token,
+            metrics_listen: metrics_listen.clone().filter(|a| !a.is_empty()),
         })
     };
     match config().and_then(crate::server::run) {

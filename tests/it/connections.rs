@@ -410,6 +410,39 @@ fn metrics_are_for_the_operator_only_and_count_each_route() {
 }
 
 #[test]
+fn metrics_can_have_an_address_of_their_own() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let own = format!("127.0.0.1:{port}");
+    let mut s = Server::start(None, &["--metrics-listen", &own]);
+    assert_eq!(call(&s.url, "GET", "/health", None, None).status, 200);
+    // There, without a token, and nothing else.
+    let (status, body, _) = raw("GET", &format!("http://{own}/metrics"), None, None);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(
+        sample(
+            &text,
+            r#"valyxo_http_requests_total{method="GET",route="/health",code="2xx"}"#
+        ),
+        1.0
+    );
+    for path in ["/health", "/api/openapi.json", "/metrics/x"] {
+        let (status, _, _) = raw("GET", &format!("http://{own}{path}"), None, None);
+        assert_eq!(status, 404, "{path}");
+    }
+    // Not on the API's address (no token is set).
+    let (status, _, _) = raw("GET", &format!("{}/metrics", s.url), None, None);
+    assert_eq!(status, 404);
+    // SIGTERM stops both.
+    let (status, log) = s.terminate_with_log();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(TcpStream::connect(&own).is_err());
+}
+
+#[test]
 fn health_and_readiness_reveal_nothing_of_the_data() {
     let s = Server::sqlite();
     let (name, token) = user(&s.url);

@@ -1,6 +1,7 @@
 //! Operator metrics (server): request counts and latency histograms per route, connections,
 //! database pool use and rate-limit refusals, kept in atomics and written in Prometheus'
-//! text format at `GET /metrics` for the holder of `--metrics-token` (`man server`).
+//! text format at `GET /metrics`, for the holder of `--metrics-token` or on the operator's
+//! own address, `--metrics-listen` (`man server`, Operations).
 //!
 //! The label values are bounded by the route table: a route is named by its path template
 //! (`/api/projects/{id}`), never by the path asked for, and a request that no route serves
@@ -262,20 +263,31 @@ pub fn authorized(headers: &HeaderMap, token: &str) -> bool {
     blake3::hash(given.as_bytes()) == blake3::hash(token.as_bytes())
 }
 
-/// `GET /metrics`: the text for the operator, 401 for anyone else. (Without
-/// `--metrics-token` the route is not there at all: 404.)
+fn text(app: &App) -> Response {
+    let mut res = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        app.metrics.render(app.db.pool_use()),
+    )
+        .into_response();
+    res.extensions_mut().insert(RouteId(METRICS_ROUTE));
+    res
+}
+
+/// `GET /metrics` on the operator's own address (`--metrics-listen`): whoever can reach
+/// it is the operator.
+pub async fn open(State(app): State<Arc<App>>) -> Response {
+    text(&app)
+}
+
+/// `GET /metrics` on the API's address: the text for the operator, 401 for anyone else.
+/// (Without `--metrics-token` the route is not there at all: 404.)
 pub async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let token = app.cfg.metrics_token.as_deref().unwrap_or_default();
-    let mut res = if !token.is_empty() && authorized(&headers, token) {
-        let text = app.metrics.render(app.db.pool_use());
-        (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            )],
-            text,
-        )
-            .into_response()
+    if !token.is_empty() && authorized(&headers, token) {
+        text(&app)
     } else {
         let mut r = ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -284,10 +296,9 @@ pub async fn serve(State(app): State<Arc<App>>, headers: HeaderMap) -> Response 
         .into_response();
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r.extensions_mut().insert(RouteId(METRICS_ROUTE));
         r
-    };
-    res.extensions_mut().insert(RouteId(METRICS_ROUTE));
-    res
+    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The bearer token that reads `/metrics`; None: no `/metrics` (404).
     pub metrics_token: Option<String>,
+    /// A second address that serves `/metrics` alone, without a token.
+    pub metrics_listen: Option<String>,
 }
 
 impl Config {
@@ -122,6 +124,7 @@ impl Default for Config {
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(30),
             metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -789,6 +792,15 @@ pub fn router(app: Arc<App>) -> Router {
     r
 }
 
+/// The router of `--metrics-listen`: `/metrics` and nothing else.
+fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::open))
+        .fallback(|| async { ApiError::not_found("Endpoint not found") })
+        .with_state(app.clone())
+        .layer(axum::middleware::from_fn_with_state(app, around))
+}
+
 /// Around every request: the security headers, and one log line (never a body, a token or a
 /// query string).
 async fn around(
@@ -917,6 +929,13 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
+        let metrics_listener =
+            match &app.cfg.metrics_listen {
+                Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {a} (--metrics-listen): {e}")
+                })?),
+                None => None,
+            };
         // Caught from before the address is announced, so that no signal finds the
         // default action (an exit without the drain).
         use tokio::signal::unix::{signal, SignalKind};
@@ -930,10 +949,35 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let sweeper = tokio::spawn(files::sweep_regularly(app.clone()));
-        let stop = async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
         };
-        conns::serve(listener, router(app.clone()), app.clone(), stop).await;
+        let api = conns::serve(
+            listener,
+            router(app.clone()),
+            app.clone(),
+            stopped(stop_rx.clone()),
+        );
+        match metrics_listener {
+            Some(l) => {
+                let addr = l.local_addr()?;
+                log_line(json!({"level": "info", "msg": "metrics listening",
+                    "addr": addr.to_string()}));
+                let metrics = conns::serve(
+                    l,
+                    metrics_router(app.clone()),
+                    app.clone(),
+                    stopped(stop_rx),
+                );
+                tokio::join!(api, metrics);
+            }
+            None => api.await,
+        }
         sweeper.abort();
         let _ = sweeper.await;
         Ok::<_, anyhow::Error>(app)
