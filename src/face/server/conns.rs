@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
 /// How long a connection over the cap waits for a place before it is refused.
@@ -87,8 +87,6 @@ struct ConnState {
     /// Milliseconds from `base` when the phase began (or, when sending, when the client
     /// last took some of the answer).
     since: AtomicU64,
-    /// Woken when the phase changes, so the task's timer follows it.
-    changed: Notify,
     /// The last write found the client's window full: it is not reading.
     blocked: AtomicBool,
 }
@@ -99,7 +97,6 @@ impl ConnState {
             base: Instant::now(),
             phase: AtomicU8::new(Phase::Head as u8),
             since: AtomicU64::new(0),
-            changed: Notify::new(),
             blocked: AtomicBool::new(false),
         }
     }
@@ -120,7 +117,6 @@ impl ConnState {
     fn enter(&self, p: Phase) {
         self.since.store(self.now(), Relaxed);
         self.phase.store(p as u8, Relaxed);
-        self.changed.notify_one();
     }
 
     /// Some bytes came in: between requests, a new request head has begun.
@@ -135,6 +131,21 @@ impl ConnState {
         self.blocked.store(progress.is_none(), Relaxed);
         if progress.is_some() && matches!(self.phase(), Phase::Sending | Phase::Idle) {
             self.since.store(self.now(), Relaxed);
+        }
+    }
+
+    /// When the task should look again (Ok), or why the connection has expired (Err).
+    ///
+    /// The look is never later than `now + step`, `step` being the shorter of the two
+    /// timeouts. So no phase change needs to wake the task: a phase entered after this
+    /// look (at `now` or later) expires at `now + step` at the earliest. The timer is
+    /// set once per `step` or per expiry, not on every request.
+    fn next_look(&self, l: &Limits, now: Instant) -> Result<Instant, Expiry> {
+        let step = l.header_timeout.min(l.idle_timeout);
+        match self.deadline(l) {
+            Some((at, why)) if at <= now => Err(why),
+            Some((at, _)) => Ok(at.min(now + step)),
+            None => Ok(now + step),
         }
     }
 
@@ -287,31 +298,27 @@ async fn connection(
         stopping = true;
         conn.as_mut().graceful_shutdown();
     }
+    let first = state
+        .next_look(&limits, Instant::now())
+        .unwrap_or_else(|_| Instant::now());
+    let look = tokio::time::sleep_until(first);
+    tokio::pin!(look);
     loop {
-        let deadline = state.deadline(&limits);
-        let expired = async {
-            match deadline {
-                Some((at, _)) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = conn.as_mut() => break,
-            _ = state.changed.notified() => {}
-            _ = expired => {
-                if let Some((at, why)) = state.deadline(&limits) {
-                    if Instant::now() >= at {
-                        let c = &app.metrics.connections;
-                        match why {
-                            Expiry::Header => &c.header_timeouts,
-                            Expiry::Idle => &c.idle_timeouts,
-                            Expiry::Send => &c.send_timeouts,
-                        }
-                        .fetch_add(1, Relaxed);
-                        break;
+            _ = look.as_mut() => match state.next_look(&limits, Instant::now()) {
+                Ok(at) => look.as_mut().reset(at),
+                Err(why) => {
+                    let c = &app.metrics.connections;
+                    match why {
+                        Expiry::Header => &c.header_timeouts,
+                        Expiry::Idle => &c.idle_timeouts,
+                        Expiry::Send => &c.send_timeouts,
                     }
+                    .fetch_add(1, Relaxed);
+                    break;
                 }
-            }
+            },
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
@@ -498,13 +505,33 @@ mod tests {
         assert_eq!(s.deadline(&l).unwrap().1, Expiry::Idle);
     }
 
-    #[tokio::test]
-    async fn a_phase_change_wakes_the_connection_task() {
+    #[test]
+    fn no_phase_entered_after_a_look_expires_before_the_next_look() {
+        let l = limits();
+        let step = l.header_timeout.min(l.idle_timeout);
         let s = ConnState::new();
+        for phase in [Phase::Head, Phase::Handling, Phase::Sending, Phase::Idle] {
+            s.enter(phase);
+            let now = Instant::now();
+            let look = s.next_look(&l, now).unwrap();
+            assert!(look <= now + step, "{phase:?}");
+            // Whatever phase comes next, from now on, expires no earlier than the look.
+            for next in [Phase::Head, Phase::Sending, Phase::Idle] {
+                s.enter(next);
+                let (at, _) = s.deadline(&l).unwrap();
+                // `since` is kept in whole milliseconds.
+                assert!(
+                    at + Duration::from_millis(1) >= look,
+                    "{phase:?} then {next:?}"
+                );
+                s.enter(phase);
+            }
+        }
+        // A phase past its deadline has expired, with its reason.
+        let past = Instant::now() + l.idle_timeout + Duration::from_secs(1);
         s.enter(Phase::Idle);
-        // The wake is kept until the task looks, so none is lost between two looks.
-        tokio::time::timeout(Duration::from_secs(5), s.changed.notified())
-            .await
-            .expect("woken");
+        assert_eq!(s.next_look(&l, past), Err(Expiry::Idle));
+        s.enter(Phase::Handling);
+        assert_eq!(s.next_look(&l, past), Ok(past + step));
     }
 }
