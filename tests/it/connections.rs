@@ -319,6 +319,28 @@ fn sigterm_lets_a_slow_upload_finish_and_refuses_new_connections() {
 }
 
 #[test]
+fn a_request_that_outlasts_the_grace_period_is_cut_and_the_server_still_exits_0() {
+    let mut s = Server::logged(&["--shutdown-grace", "1s"]);
+    let (_, token) = user(&s.url);
+    let a = addr(&s);
+    let mut c = TcpStream::connect(&a).unwrap();
+    write!(
+        c,
+        "POST /api/projects HTTP/1.1\r\nHost: {a}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_answer(&mut c).status, 100);
+    c.write_all(b"{\"name\": ").unwrap();
+    // The body never ends (the body timeout, 20 s, is far off): the grace period ends it.
+    let (status, log) = s.terminate_with_log();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("shutdown grace period over"), "{log}");
+    assert!(log.contains("\"msg\":\"stopped\""), "{log}");
+    assert!(closed_within(&mut c, Duration::from_secs(30)));
+}
+
+#[test]
 fn metrics_are_for_the_operator_only_and_count_each_route() {
     // Without a token there is no /metrics at all.
     let plain = Server::sqlite();
