@@ -489,6 +489,36 @@ fn health_and_readiness_reveal_nothing_of_the_data() {
 }
 
 #[test]
+fn readiness_is_503_while_the_database_cannot_answer_and_says_nothing_why() {
+    let mut s = Server::logged(&[]);
+    let path = s.database().trim_start_matches("sqlite:").to_string();
+    assert_eq!(call(&s.url, "GET", "/ready", None, None).status, 200);
+    // Another process takes the server's schema away, then gives it back.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute_batch("ALTER TABLE meta RENAME TO meta_away")
+        .unwrap();
+    let a = call(&s.url, "GET", "/ready", None, None);
+    assert_eq!(a.status, 503);
+    assert_eq!(
+        a.body,
+        json!({"success": false, "error": "The database does not answer"})
+    );
+    // Liveness is another matter.
+    assert_eq!(call(&s.url, "GET", "/health", None, None).status, 200);
+    other
+        .execute_batch("ALTER TABLE meta_away RENAME TO meta")
+        .unwrap();
+    assert_eq!(call(&s.url, "GET", "/ready", None, None).status, 200);
+    // The reason is in the operator's log.
+    let (_, log) = s.terminate_with_log();
+    assert!(
+        log.contains("\"msg\":\"not ready\"") && log.contains("no such table"),
+        "{log}"
+    );
+}
+
+#[test]
 fn connection_flags_are_checked() {
     for (flag, value, message) in [
         (
@@ -582,4 +612,30 @@ fn a_client_that_stops_reading_an_answer_is_dropped() {
         assert!(n > 0, "closed after {got} bytes");
         got += n;
     }
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn readiness_and_pool_metrics_on_postgres() {
+    let db = std::env::var("VALYXO_TEST_POSTGRES")
+        .expect("VALYXO_TEST_POSTGRES names the PostgreSQL database for this test");
+    let s = Server::start(
+        Some(&db),
+        &["--metrics-token", OPERATOR, "--pool-size", "5"],
+    );
+    let a = call(&s.url, "GET", "/ready", None, None);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body, json!({"success": true, "status": "ready"}));
+    let m = metrics(&s.url);
+    assert_eq!(sample(&m, "valyxo_db_pool_max_connections"), 5.0, "{m}");
+    let pool = sample(&m, r#"valyxo_db_pool_connections{state="in_use"}"#)
+        + sample(&m, r#"valyxo_db_pool_connections{state="idle"}"#);
+    assert!((1.0..=5.0).contains(&pool), "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            r#"valyxo_http_requests_total{method="GET",route="/ready",code="2xx"}"#
+        ),
+        1.0
+    );
 }

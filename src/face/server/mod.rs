@@ -681,17 +681,27 @@ fn health(_: Arc<App>, _: Req) -> Pending<Result<Reply, ApiError>> {
     })
 }
 
-/// Readiness: 200 when the database answers, 503 when it does not; nothing of the data,
-/// nor of why, is said.
+/// Readiness: 200 when the database answers (a read of its schema version, so a
+/// connection that answers but has lost its tables is not ready), 503 when it does not;
+/// nothing of the data, nor of why, is said.
 fn ready(app: &App, _: &Req) -> Result<Reply, ApiError> {
-    app.db
-        .read(|c| Ok(c.one("SELECT 1", &[])?.is_some()))
-        .ok()
-        .filter(|answered| *answered)
-        .ok_or_else(|| ApiError::unavailable("The database does not answer"))?;
-    ok(Health {
-        status: "ready".into(),
-    })
+    let schema = app.db.read(|c| {
+        Ok(c.one("SELECT value FROM meta WHERE key = 'schema'", &[])?
+            .is_some())
+    });
+    match schema {
+        Ok(true) => ok(Health {
+            status: "ready".into(),
+        }),
+        // The reason is for the operator's log only.
+        Ok(false) | Err(_) => {
+            let why = schema
+                .err()
+                .map_or("no schema version".into(), |e| e.message);
+            log_line(json!({"level": "warn", "msg": "not ready", "error": why}));
+            Err(ApiError::unavailable("The database does not answer"))
+        }
+    }
 }
 
 /// The OpenAPI document, made from the route table and the wire types.
