@@ -454,6 +454,7 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         };
         let work = Plan {
             local: &local,
+            remote: &remote,
             acts: &acts,
             revision,
             down_total,
@@ -526,6 +527,15 @@ impl Target<'_> {
     /// Writes `rel`, making its folders. A folder in the way that holds no files (what is
     /// left when the server turned a folder into a file) is removed first.
     fn write(&self, rel: &str, data: &[u8]) -> Result<()> {
+        let p = self.prepare(rel)?;
+        self.hub
+            .vfs
+            .write(&p, data)
+            .with_context(|| format!("cannot write {p}"))
+    }
+
+    /// Makes room for the file `rel` (see [`Target::write`]) and returns its path.
+    fn prepare(&self, rel: &str) -> Result<VPath> {
         let p = self.path(rel);
         let vfs = &self.hub.vfs;
         if vfs.is_dir(&p) && !vfs.walk(&p)?.iter().any(|e| e.kind != Kind::Dir) {
@@ -536,7 +546,32 @@ impl Target<'_> {
             vfs.mkdir(&parent, true)
                 .with_context(|| format!("cannot create {parent}"))?;
         }
-        vfs.write(&p, data)
+        Ok(p)
+    }
+
+    /// Writes `rel` with content downloaded whole and checked. A small one is written as
+    /// one piece (a stored file in one transaction, a mounted one through a temporary file
+    /// renamed over it); a large one is copied a piece at a time through the VFS's writer,
+    /// which stores a stored file in one transaction at its end and writes a mounted one in
+    /// place.
+    fn write_downloaded(&self, rel: &str, mut d: Downloaded) -> Result<()> {
+        use std::io::{Read, Seek};
+        d.file.rewind().context("cannot read back a download")?;
+        if d.size <= WHOLE_UP_TO {
+            let mut data = Vec::with_capacity(d.size as usize);
+            d.file
+                .read_to_end(&mut data)
+                .context("cannot read back a download")?;
+            return self.write(rel, &data);
+        }
+        let p = self.prepare(rel)?;
+        let mut w = self
+            .hub
+            .vfs
+            .writer(&p, false)
+            .with_context(|| format!("cannot write {p}"))?;
+        std::io::copy(&mut d.file, &mut w).with_context(|| format!("cannot write {p}"))?;
+        w.commit(&self.hub.vfs)
             .with_context(|| format!("cannot write {p}"))
     }
 
@@ -573,10 +608,21 @@ fn refused_upload(e: &anyhow::Error) -> Option<String> {
     }
 }
 
+/// Downloaded content, whole and checked, in a private temporary file.
+struct Downloaded {
+    file: std::fs::File,
+    size: u64,
+}
+
+/// Downloads up to this size are written to their file in one piece.
+const WHOLE_UP_TO: u64 = 8 << 20;
+
 /// A plan to carry out, and what it was made from.
 struct Plan<'a> {
     /// The files here when the plan was made.
     local: &'a BTreeMap<String, LocalFile>,
+    /// The server's files the plan was made against (their sizes, for downloads).
+    remote: &'a BTreeMap<String, Side>,
     acts: &'a [Act],
     /// The project's revision on the server the plan was made against.
     revision: Revision,
@@ -590,6 +636,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
     let (hub, api) = (t.hub, t.api);
     let Plan {
         local,
+        remote,
         acts,
         revision,
         down_total,
@@ -638,16 +685,19 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
             let Some(f) = by_hash.get(h) else {
                 continue;
             };
-            let data = hub
+            // Streamed from the file (a stored one a piece at a time, a mounted one as a
+            // host file), never whole in memory; the server checks it against its hash.
+            let content = hub
                 .vfs
-                .read_ref(&f.path, &f.file)
+                .open_ref(&f.path, &f.file)
                 .with_context(|| format!("cannot read {}", f.path))?;
-            if ContentHash::of(&data) != *h {
-                bail!("{} changed during sync: run sync again", f.path);
-            }
-            let size = data.len();
-            let sent = api.put_blob(h, data).map_err(|e| {
-                if e.downcast_ref::<HttpError>().is_some() {
+            let size = hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0);
+            let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let sent = api.put_blob(h, content, size, counted.clone()).map_err(|e| {
+                if let Some(x) = e.downcast_ref::<HttpError>() {
+                    if x.status == 400 && x.message.contains("does not match its hash") {
+                        return anyhow!("{} changed during sync: run sync again", f.path);
+                    }
                     e
                 } else {
                     // A server that refuses a body answers before it has read it; the
@@ -655,7 +705,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     e.context(format!(
                         "the connection broke while sending {} ({})",
                         f.path,
-                        crate::budget::human(size)
+                        crate::budget::human(size as usize)
                     ))
                 }
             });
@@ -681,8 +731,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     None => return Err(e),
                 },
             }
-            report.bytes_up += size as u64;
-            pb.inc(size as u64);
+            let size = counted.load(std::sync::atomic::Ordering::Relaxed);
+            report.bytes_up += size;
+            pb.inc(size);
         }
         pb.finish_and_clear();
         if let Some(n) = quota_note {
@@ -818,11 +869,28 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         }
     }
     let pb = bar(t.opts, down_total, "downloading");
-    let download = |hash: &str, report: &mut Report| -> Result<Vec<u8>> {
-        let data = api.get_blob(&wire_hash(hash)?)?;
-        report.bytes_down += data.len() as u64;
-        pb.inc(data.len() as u64);
-        Ok(data)
+    // Into a private temporary file beside the store, a piece at a time; only content that
+    // arrived whole and matched its hash goes on to replace a file.
+    let spill_dir = hub
+        .vfs
+        .store()
+        .path()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let download = |path: &str, hash: &str, report: &mut Report| -> Result<Downloaded> {
+        let mut file = tempfile::tempfile_in(&spill_dir)
+            .or_else(|_| tempfile::tempfile())
+            .context("cannot make a temporary file for a download")?;
+        let expect = remote.get(path).map_or(0, |s| s.size.max(0) as u64);
+        let size = {
+            let mut out = std::io::BufWriter::with_capacity(256 << 10, &mut file);
+            let size = api.get_blob_to(&wire_hash(hash)?, expect, &mut out, &|n| pb.inc(n))?;
+            std::io::Write::flush(&mut out).context("cannot keep a download")?;
+            size
+        };
+        report.bytes_down += size;
+        Ok(Downloaded { file, size })
     };
     for deletions in [true, false] {
         for a in &acts {
@@ -845,14 +913,14 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     // The content first: a file edited during the download is then left
                     // alone.
                     let data = match hash {
-                        Some(h) => Some(download(h, report)?),
+                        Some(h) => Some(download(path, h, report)?),
                         None => None,
                     };
                     if !t.still(path, was) {
                         continue;
                     }
                     match data {
-                        Some(data) => t.write(path, &data)?,
+                        Some(data) => t.write_downloaded(path, data)?,
                         None => {
                             if was.is_some() {
                                 hub.vfs.remove(&t.path(path), false)?;
@@ -869,9 +937,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     ..
                 } if !deletions => {
                     // This machine's version is in its copy; the server's takes the path.
-                    let data = download(remote, report)?;
+                    let data = download(path, remote, report)?;
                     if t.still(path, &Some(mine.clone())) {
-                        t.write(path, &data)?;
+                        t.write_downloaded(path, data)?;
                         t.set_base(path, Some(remote), FileVersion(*version))?;
                     }
                 }
