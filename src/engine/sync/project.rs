@@ -693,22 +693,24 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                 .with_context(|| format!("cannot read {}", f.path))?;
             let size = hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0);
             let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let sent = api.put_blob(h, content, size, counted.clone()).map_err(|e| {
-                if let Some(x) = e.downcast_ref::<HttpError>() {
-                    if x.status == 400 && x.message.contains("does not match its hash") {
-                        return anyhow!("{} changed during sync: run sync again", f.path);
+            let sent = api
+                .put_blob(h, content, size, counted.clone())
+                .map_err(|e| {
+                    if let Some(x) = e.downcast_ref::<HttpError>() {
+                        if x.status == 400 && x.message.contains("does not match its hash") {
+                            return anyhow!("{} changed during sync: run sync again", f.path);
+                        }
+                        e
+                    } else {
+                        // A server that refuses a body answers before it has read it; the
+                        // client may only see the connection close.
+                        e.context(format!(
+                            "the connection broke while sending {} ({})",
+                            f.path,
+                            crate::budget::human(size as usize)
+                        ))
                     }
-                    e
-                } else {
-                    // A server that refuses a body answers before it has read it; the
-                    // client may only see the connection close.
-                    e.context(format!(
-                        "the connection broke while sending {} ({})",
-                        f.path,
-                        crate::budget::human(size as usize)
-                    ))
-                }
-            });
+                });
             match sent {
                 Ok(()) => {}
                 Err(e) => match refused_upload(&e) {
