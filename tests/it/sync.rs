@@ -697,7 +697,10 @@ fn a_file_larger_than_the_old_32_mib_limit_syncs_byte_exact() {
         .stdout(contains("Main: 1 pulled — 0 B up, 40.0 MiB down"));
     let out = desktop.path().join("out.bin");
     desktop.out(&format!("export ~/Projects/Main/big.bin {}", out.display()));
-    assert!(std::fs::read(&out).unwrap() == data, "the stored copy differs");
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "the stored copy differs"
+    );
     let host = common::host_dir();
     mounted.out(&format!("mount {} ~/Projects/Main", host.path().display()));
     mounted.c("sync").success();

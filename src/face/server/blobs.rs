@@ -707,3 +707,266 @@ pub async fn sweep_regularly(app: Arc<App>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::face::server::db::Conn;
+
+    fn app() -> (tempfile::TempDir, Arc<App>) {
+        app_with(0)
+    }
+
+    /// A server's state with one account, whose storage `quota` (0: none).
+    fn app_with(quota: u64) -> (tempfile::TempDir, Arc<App>) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = super::super::Config {
+            database: format!("sqlite:{}", dir.path().join("server.db").display()),
+            pool_size: 2,
+            secret: Some("s".repeat(32)),
+            log: false,
+            quota,
+            script_admission: super::super::sandbox::Admission {
+                workers: 1,
+                total: 1,
+                per_account: 1,
+            },
+            ..Default::default()
+        };
+        let app = App::new(cfg).unwrap();
+        app.db
+            .write(|c| {
+                c.exec(
+                    "INSERT INTO users (username, username_key, email, password_hash, \
+                     created_at, updated_at) VALUES ('a', 'a', 'a@x.io', 'h', 't', 't')",
+                    &[],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        (dir, Arc::new(app))
+    }
+
+    fn count(app: &App, sql: &str) -> i64 {
+        app.db
+            .read(|c| Ok(c.one(sql, &[])?.map_or(0, |r| r.int(0))))
+            .unwrap()
+    }
+
+    /// (contents, chunks, blobs, the account's stored bytes)
+    fn rows(app: &App) -> (i64, i64, i64, i64) {
+        (
+            count(app, "SELECT count(*) FROM contents"),
+            count(app, "SELECT count(*) FROM content_chunks"),
+            count(app, "SELECT count(*) FROM blobs"),
+            count(app, "SELECT storage_bytes FROM users"),
+        )
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect()
+    }
+
+    /// The stored content of `hash`, its chunks joined, and their sizes.
+    fn stored(app: &App, hash: &ContentHash) -> (Vec<u8>, Vec<usize>) {
+        app.db
+            .read(|c: &mut dyn Conn| {
+                let id = c
+                    .one(
+                        "SELECT content_id FROM blobs WHERE hash = ?",
+                        &[hash.as_str().into()],
+                    )?
+                    .map_or(0, |r| r.int(0));
+                let chunks = c.query(
+                    "SELECT data FROM content_chunks WHERE content_id = ? ORDER BY seq",
+                    &[id.into()],
+                )?;
+                let mut all = Vec::new();
+                let mut sizes = Vec::new();
+                for r in chunks {
+                    let b = r.bytes(0);
+                    sizes.push(b.len());
+                    all.extend(b);
+                }
+                Ok((all, sizes))
+            })
+            .unwrap()
+    }
+
+    fn incoming(frames: Vec<Vec<u8>>) -> Incoming {
+        let stream = futures_util::stream::iter(
+            frames
+                .into_iter()
+                .map(|f| Ok::<_, std::io::Error>(Bytes::from(f))),
+        );
+        Incoming {
+            body: Body::from_stream(stream),
+            declared: None,
+            idle: Duration::from_secs(5),
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_body_in_uneven_frames_is_stored_in_whole_chunks_and_published_once_complete() {
+        let (_d, app) = app();
+        let content = data(2 * CHUNK + 12_345);
+        let hash = ContentHash::of(&content);
+        // Frames that do not line up with chunks.
+        let frames: Vec<Vec<u8>> = content.chunks(700_001).map(<[u8]>::to_vec).collect();
+        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        // Pending: a contents row, and no blob anyone can see.
+        assert_eq!(rows(&app), (1, 0, 0, 0));
+        let size = runtime()
+            .block_on(receive(incoming(frames), 1 << 30, w, &hash))
+            .unwrap();
+        assert_eq!(size, content.len() as u64);
+        assert_eq!(rows(&app), (1, 3, 1, content.len() as i64));
+        let (back, sizes) = stored(&app, &hash);
+        assert_eq!(sizes, [CHUNK, CHUNK, 12_345]);
+        assert!(back == content);
+        // The same content again is only checked: nothing more is stored or counted.
+        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let again = runtime()
+            .block_on(receive(incoming(vec![content.clone()]), 1 << 30, w, &hash))
+            .unwrap();
+        assert_eq!(again, content.len() as u64);
+        assert_eq!(rows(&app), (1, 3, 1, content.len() as i64));
+    }
+
+    #[test]
+    fn a_mismatch_an_overlong_body_or_a_drop_leaves_nothing() {
+        let (_d, app) = app();
+        let content = data(CHUNK + 10);
+        let wrong = ContentHash::of(b"something else");
+        let w = Writer::start(app.clone(), 1, &wrong, None).unwrap();
+        let e = runtime()
+            .block_on(receive(incoming(vec![content.clone()]), 1 << 30, w, &wrong))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.message,
+            format!(
+                "The content does not match its hash: it hashes to {}",
+                ContentHash::of(&content)
+            )
+        );
+        let hash = ContentHash::of(&content);
+        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let e = runtime()
+            .block_on(receive(
+                incoming(vec![content.clone()]),
+                CHUNK as u64,
+                w,
+                &hash,
+            ))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        // Dropped after a chunk, outside the runtime: deleted there and then.
+        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let w = w.write(Bytes::from(content[..CHUNK].to_vec())).unwrap();
+        assert_eq!(rows(&app).1, 1);
+        drop(w);
+        // The runtimes above are gone, and with them their blocking tasks' deletions.
+        assert_eq!(rows(&app), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn over_the_quota_nothing_is_kept() {
+        let (_d, fresh) = app_with(CHUNK as u64);
+        let content = data(CHUNK + 1);
+        let hash = ContentHash::of(&content);
+        let e = Writer::start(fresh.clone(), 1, &hash, Some(content.len() as u64))
+            .err()
+            .expect("refused before its body");
+        assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
+        let w = Writer::start(fresh.clone(), 1, &hash, None).unwrap();
+        let e = runtime()
+            .block_on(receive(incoming(vec![content]), 1 << 30, w, &hash))
+            .unwrap_err();
+        assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert!(e.message.contains("storage is full"), "{}", e.message);
+        assert_eq!(rows(&fresh), (0, 0, 0, 0));
+    }
+
+    /// Stores `content` whole for user 1.
+    fn put(app: &Arc<App>, content: &[u8]) -> ContentHash {
+        let hash = ContentHash::of(content);
+        let mut w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        for piece in content.chunks(CHUNK) {
+            w = w.write(Bytes::from(piece.to_vec())).unwrap();
+        }
+        w.finish(&hash).unwrap();
+        hash
+    }
+
+    #[test]
+    fn the_collector_takes_old_unnamed_content_and_abandoned_uploads_only() {
+        let (_d, app) = app();
+        let old = put(&app, &data(CHUNK + 5));
+        let _recent = put(&app, &data(77));
+        let named = put(&app, &data(300));
+        app.db
+            .write(|c| {
+                c.exec(
+                    "INSERT INTO projects (user_id, name, description, created_at, updated_at) \
+                     VALUES (1, 'p', '', 't', 't')",
+                    &[],
+                )?;
+                c.exec(
+                    "INSERT INTO files (project_id, path, hash, size, version) \
+                     VALUES (1, 'f', ?, 300, 1)",
+                    &[named.as_str().into()],
+                )?;
+                // Old: touched two hours ago.
+                c.exec(
+                    "UPDATE blobs SET touched_at = touched_at - 7200 WHERE hash IN (?, ?)",
+                    &[old.as_str().into(), named.as_str().into()],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        // A pending upload silent for two hours (its server stopped), and one at work.
+        let hash = ContentHash::of(b"never finished");
+        let abandoned = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let abandoned = abandoned.write(Bytes::from(data(1000))).unwrap();
+        let at_work = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let at_work = at_work.write(Bytes::from(data(10))).unwrap();
+        let id = abandoned.content.unwrap();
+        app.db
+            .write(|c| {
+                c.exec(
+                    "UPDATE contents SET written_at = written_at - 7200 WHERE id = ?",
+                    &[id.into()],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        let expect = Freed {
+            blobs: 1,
+            blob_bytes: CHUNK as u64 + 5,
+            uploads: 1,
+            upload_bytes: 1000,
+        };
+        assert_eq!(collect(&app.db, hour, true).unwrap(), expect);
+        assert_eq!(rows(&app), (5, 6, 3, (CHUNK + 5 + 77 + 300) as i64));
+        assert_eq!(collect(&app.db, hour, false).unwrap(), expect);
+        assert_eq!(rows(&app), (3, 3, 2, 377));
+        assert_eq!(collect(&app.db, hour, false).unwrap(), Freed::default());
+        // The upload at work goes on and publishes; the abandoned one cannot.
+        assert!(at_work.finish(&ContentHash::of(&data(10))).is_ok());
+        let e = abandoned.finish(&ContentHash::of(&data(1000))).unwrap_err();
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(rows(&app), (3, 3, 3, 387));
+    }
+}
