@@ -826,6 +826,14 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
             {
                 return Ok(None)
             }
+            // Content the server collected between its upload (or the question whether it
+            // had it) and this commit: planning again sends it anew.
+            Err(e)
+                if e.downcast_ref::<HttpError>()
+                    .is_some_and(|h| h.status == 400 && h.message.contains("missing blob")) =>
+            {
+                return Ok(None)
+            }
             Err(e) => return Err(e),
         };
         new_revision = d.data.revision;
