@@ -99,7 +99,8 @@ pub enum Sub {
         after_help = "The token signing secret comes from VALYXO_SERVER_SECRET (32 bytes or more), \
             or is created in the database on first start.\n\nExamples:\n  \
             valyxo server                                   SQLite in the Valyxo home, on 127.0.0.1:8080\n  \
-            valyxo server --listen 0.0.0.0:8080 --database postgres://valyxo@db/valyxo"
+            valyxo server --listen 0.0.0.0:8080 --database postgres://valyxo@db/valyxo\n  \
+            valyxo server gc --dry-run                      what unreferenced file content would free"
     )]
     Server(Later<ServerArgs>),
     /// Check the state store; salvage a damaged one, restore a backup, or compact it ('man doctor').
@@ -185,6 +186,7 @@ pub struct ServerArgs {
 
 #[cfg(feature = "server")]
 #[derive(Args, Debug)]
+#[command(disable_help_subcommand = true)]
 pub struct ServerArgs {
     /// The address and port to listen on (port 0 picks a free one).
     #[arg(
@@ -271,7 +273,8 @@ pub struct ServerArgs {
     pub action: Option<ServerAction>,
 }
 
-/// What `valyxo server` does instead of serving.
+// What `valyxo server` does instead of serving (no doc comment: it would become the
+// server's own description in --help).
 #[cfg(feature = "server")]
 #[derive(Subcommand, Debug)]
 pub enum ServerAction {
