@@ -4,7 +4,8 @@
 //!
 //! Handlers are plain functions over the database that run on tokio's blocking pool; the
 //! async side only reads requests (with size limits), checks tokens and rate limits, and adds
-//! the headers every response carries.
+//! the headers every response carries. File content is the exception: it streams between the
+//! socket and the database a chunk at a time (`blobs`), never whole in memory.
 
 mod auth;
 mod blobs;
