@@ -12,15 +12,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A reader that counts what was read from it.
-struct Counted {
+/// Exactly `left` bytes of a reader (the length the request declared), counted in `sent`.
+/// A reader that ends sooner fails; one that holds more is cut there, and the server then
+/// finds that the content does not match its hash.
+struct Exact {
     inner: Box<dyn Read + Send>,
+    left: u64,
     sent: Arc<AtomicU64>,
 }
 
-impl Read for Counted {
+impl Read for Exact {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let room = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..room])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file got shorter while it was sent",
+            ));
+        }
+        self.left -= n as u64;
         self.sent.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -188,9 +202,10 @@ impl Api {
         self.finish(status, &text)
     }
 
-    /// Uploads the content `hash` as `content` reads it, streamed (chunked), never whole in
-    /// memory; the server checks it against `hash` and keeps nothing if it does not match.
-    /// `sent` counts the bytes read so far; `size` is what the content is expected to hold.
+    /// Uploads the `size` bytes of content `hash` as `content` reads them, streamed, never
+    /// whole in memory; the server checks them against `hash` and keeps nothing if they do
+    /// not match. The length goes first, so a server that will not take that much says so
+    /// before the body. `sent` counts the bytes read so far.
     pub fn put_blob(
         &self,
         hash: &ContentHash,
@@ -198,10 +213,14 @@ impl Api {
         size: u64,
         sent: Arc<AtomicU64>,
     ) -> Result<()> {
-        let body = reqwest::blocking::Body::new(Counted {
-            inner: content,
-            sent,
-        });
+        let body = reqwest::blocking::Body::sized(
+            Exact {
+                inner: content,
+                left: size,
+                sent,
+            },
+            size,
+        );
         let resp = self
             .authorized(self.client.put(format!("{}/api/blobs/{hash}", self.server)))
             .header(CONTENT_TYPE, "application/octet-stream")
@@ -273,5 +292,43 @@ impl Api {
             bail!("the server sent content for {hash} that does not match it (a damaged transfer): run sync again");
         }
         Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(data: &'static [u8], size: u64) -> (Exact, Arc<AtomicU64>) {
+        let sent = Arc::new(AtomicU64::new(0));
+        let r = Exact {
+            inner: Box::new(data),
+            left: size,
+            sent: sent.clone(),
+        };
+        (r, sent)
+    }
+
+    #[test]
+    fn an_upload_sends_exactly_the_declared_length() {
+        let (mut r, sent) = exact(b"hello world", 11);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(
+            (out.as_slice(), sent.load(Ordering::Relaxed)),
+            (&b"hello world"[..], 11)
+        );
+        // A file that grew is cut at its length (the server then refuses its hash).
+        let (mut r, sent) = exact(b"hello world", 5);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(
+            (out.as_slice(), sent.load(Ordering::Relaxed)),
+            (&b"hello"[..], 5)
+        );
+        // One that shrank fails.
+        let (mut r, _) = exact(b"hi", 5);
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "the file got shorter while it was sent");
     }
 }
