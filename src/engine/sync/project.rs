@@ -549,29 +549,16 @@ impl Target<'_> {
         Ok(p)
     }
 
-    /// Writes `rel` with content downloaded whole and checked. A small one is written as
-    /// one piece (a stored file in one transaction, a mounted one through a temporary file
-    /// renamed over it); a large one is copied a piece at a time through the VFS's writer,
-    /// which stores a stored file in one transaction at its end and writes a mounted one in
-    /// place.
+    /// Writes `rel` with content downloaded whole and checked, a piece at a time: a stored
+    /// file is stored in one transaction at its end, a mounted one goes through a temporary
+    /// file renamed over it (`Vfs::write_from`).
     fn write_downloaded(&self, rel: &str, mut d: Downloaded) -> Result<()> {
-        use std::io::{Read, Seek};
+        use std::io::Seek;
         d.file.rewind().context("cannot read back a download")?;
-        if d.size <= WHOLE_UP_TO {
-            let mut data = Vec::with_capacity(d.size as usize);
-            d.file
-                .read_to_end(&mut data)
-                .context("cannot read back a download")?;
-            return self.write(rel, &data);
-        }
         let p = self.prepare(rel)?;
-        let mut w = self
-            .hub
+        self.hub
             .vfs
-            .writer(&p, false)
-            .with_context(|| format!("cannot write {p}"))?;
-        std::io::copy(&mut d.file, &mut w).with_context(|| format!("cannot write {p}"))?;
-        w.commit(&self.hub.vfs)
+            .write_from(&p, &mut d.file)
             .with_context(|| format!("cannot write {p}"))
     }
 
@@ -611,11 +598,7 @@ fn refused_upload(e: &anyhow::Error) -> Option<String> {
 /// Downloaded content, whole and checked, in a private temporary file.
 struct Downloaded {
     file: std::fs::File,
-    size: u64,
 }
-
-/// Downloads up to this size are written to their file in one piece.
-const WHOLE_UP_TO: u64 = 8 << 20;
 
 /// A plan to carry out, and what it was made from.
 struct Plan<'a> {
@@ -900,7 +883,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
             size
         };
         report.bytes_down += size;
-        Ok(Downloaded { file, size })
+        Ok(Downloaded { file })
     };
     for deletions in [true, false] {
         for a in &acts {
