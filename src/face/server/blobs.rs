@@ -909,6 +909,69 @@ mod tests {
         hash
     }
 
+    /// What `GET /api/blobs/{hash}` sends for user 1: its status, Content-Length and body.
+    fn download(app: &Arc<App>, hash: &str) -> (StatusCode, Option<u64>, Vec<u8>) {
+        use axum::response::IntoResponse;
+        use http_body_util::BodyExt;
+        let req = Req {
+            param: Some(hash.to_string()),
+            body: Bytes::new(),
+            user: Some(super::super::User {
+                id: 1,
+                jti: "j".into(),
+            }),
+        };
+        runtime().block_on(async {
+            let res = match get(app.clone(), req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => e.into_response(),
+            };
+            let status = res.status();
+            let len = res
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, len, body.to_vec())
+        })
+    }
+
+    #[test]
+    fn downloads_send_chunked_empty_and_older_whole_content_with_its_length() {
+        let (_d, app) = app();
+        let content = data(CHUNK * 2 + 1);
+        let hash = put(&app, &content);
+        assert_eq!(
+            download(&app, hash.as_str()),
+            (StatusCode::OK, Some(content.len() as u64), content)
+        );
+        let empty = put(&app, b"");
+        assert_eq!(
+            download(&app, empty.as_str()),
+            (StatusCode::OK, Some(0), Vec::new())
+        );
+        // Stored whole by a server from before chunks.
+        let old = ContentHash::of(b"stored whole");
+        app.db
+            .write(|c| {
+                c.exec(
+                    "INSERT INTO blobs (user_id, hash, size, data, touched_at) \
+                     VALUES (1, ?, 12, ?, 0)",
+                    &[old.as_str().into(), b"stored whole".to_vec().into()],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            download(&app, old.as_str()),
+            (StatusCode::OK, Some(12), b"stored whole".to_vec())
+        );
+        let (status, _, _) = download(&app, ContentHash::of(b"never").as_str());
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, _) = download(&app, "not-a-hash");
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
     #[test]
     fn the_collector_takes_old_unnamed_content_and_abandoned_uploads_only() {
         let (_d, app) = app();
