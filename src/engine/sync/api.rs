@@ -8,17 +8,16 @@ use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-/// Exactly `left` bytes of a reader (the length the request declared), counted in `sent`.
+/// Exactly `left` bytes of a reader (the length the request declared), each read told to
+/// `sent`.
 /// A reader that ends sooner fails; one that holds more is cut there, and the server then
 /// finds that the content does not match its hash.
 struct Exact {
     inner: Box<dyn Read + Send>,
     left: u64,
-    sent: Arc<AtomicU64>,
+    sent: Box<dyn FnMut(u64) + Send>,
 }
 
 impl Read for Exact {
@@ -35,7 +34,7 @@ impl Read for Exact {
             ));
         }
         self.left -= n as u64;
-        self.sent.fetch_add(n as u64, Ordering::Relaxed);
+        (self.sent)(n as u64);
         Ok(n)
     }
 }
@@ -205,19 +204,19 @@ impl Api {
     /// Uploads the `size` bytes of content `hash` as `content` reads them, streamed, never
     /// whole in memory; the server checks them against `hash` and keeps nothing if they do
     /// not match. The length goes first, so a server that will not take that much says so
-    /// before the body. `sent` counts the bytes read so far.
+    /// before the body. `sent` is told of each piece read.
     pub fn put_blob(
         &self,
         hash: &ContentHash,
         content: Box<dyn Read + Send>,
         size: u64,
-        sent: Arc<AtomicU64>,
+        sent: impl FnMut(u64) + Send + 'static,
     ) -> Result<()> {
         let body = reqwest::blocking::Body::sized(
             Exact {
                 inner: content,
                 left: size,
-                sent,
+                sent: Box::new(sent),
             },
             size,
         );
@@ -298,13 +297,18 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
 
     fn exact(data: &'static [u8], size: u64) -> (Exact, Arc<AtomicU64>) {
         let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
         let r = Exact {
             inner: Box::new(data),
             left: size,
-            sent: sent.clone(),
+            sent: Box::new(move |n| {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }),
         };
         (r, sent)
     }

@@ -675,25 +675,31 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                 .open_ref(&f.path, &f.file)
                 .with_context(|| format!("cannot read {}", f.path))?;
             let size = hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0);
+            // Counted, and shown on the bar, as it is read.
             let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let sent = api
-                .put_blob(h, content, size, counted.clone())
-                .map_err(|e| {
-                    if let Some(x) = e.downcast_ref::<HttpError>() {
-                        if x.status == 400 && x.message.contains("does not match its hash") {
-                            return anyhow!("{} changed during sync: run sync again", f.path);
-                        }
-                        e
-                    } else {
-                        // A server that refuses a body answers before it has read it; the
-                        // client may only see the connection close.
-                        e.context(format!(
-                            "the connection broke while sending {} ({})",
-                            f.path,
-                            crate::budget::human(size as usize)
-                        ))
+            let on_sent = {
+                let (counted, pb) = (counted.clone(), pb.clone());
+                move |n| {
+                    counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    pb.inc(n);
+                }
+            };
+            let sent = api.put_blob(h, content, size, on_sent).map_err(|e| {
+                if let Some(x) = e.downcast_ref::<HttpError>() {
+                    if x.status == 400 && x.message.contains("does not match its hash") {
+                        return anyhow!("{} changed during sync: run sync again", f.path);
                     }
-                });
+                    e
+                } else {
+                    // A server that refuses a body answers before it has read it; the
+                    // client may only see the connection close.
+                    e.context(format!(
+                        "the connection broke while sending {} ({})",
+                        f.path,
+                        crate::budget::human(size as usize)
+                    ))
+                }
+            });
             match sent {
                 Ok(()) => {}
                 Err(e) => match refused_upload(&e) {
@@ -716,9 +722,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     None => return Err(e),
                 },
             }
-            let size = counted.load(std::sync::atomic::Ordering::Relaxed);
-            report.bytes_up += size;
-            pb.inc(size);
+            report.bytes_up += counted.load(std::sync::atomic::Ordering::Relaxed);
         }
         pb.finish_and_clear();
         if let Some(n) = quota_note {
