@@ -356,7 +356,7 @@ const MAX_UPLOADS: usize = 8;
 /// many simultaneous costly requests can take. Scripts have a pool of their own.
 const MAX_BLOCKING_THREADS: usize = 32;
 /// A request body slower than this on average (after its first `body_timeout`) is dropped.
-pub(crate) const MIN_BODY_RATE: u64 = 16 << 10;
+const MIN_BODY_RATE: u64 = 16 << 10;
 
 /// The shared state of the server.
 pub struct App {
