@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench server_load                   # every figure
-//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer)
+//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
 //! VALYXO_BENCH_POSTGRES=postgres://USER:PASSWORD@127.0.0.1/DB cargo bench --bench server_load -- db balancer
 //! ```
@@ -22,7 +22,10 @@
 //!   per second, p50, p99), on SQLite and, when `VALYXO_BENCH_POSTGRES` (or
 //!   `VALYXO_TEST_POSTGRES`) names a database, on PostgreSQL, side by side;
 //! - `balancer`: authenticated GETs per second through nginx in front of one server and in
-//!   front of two on one PostgreSQL (needs that database and nginx; skipped without).
+//!   front of two on one PostgreSQL (needs that database and nginx; skipped without);
+//! - `files`: upload and download of a 1 GiB file (64 MiB with VALYXO_BENCH_QUICK), both
+//!   streamed by this client: throughput, and the server's peak RSS (VmHWM) during each
+//!   (goal under 64 MB).
 
 #[path = "../tests/it/common/server.rs"]
 #[allow(dead_code)]
@@ -673,6 +676,114 @@ fn raise_open_files() {
     }
 }
 
+/// The `i`th MiB of the bench's file: pseudo-random, made again for each pass.
+fn file_piece(i: u64, len: usize) -> Bytes {
+    let mut rng = fastrand::Rng::with_seed(i);
+    let mut b = vec![0u8; len];
+    rng.fill(&mut b);
+    Bytes::from(b)
+}
+
+/// The bench's file of `size` bytes as a stream of 1 MiB pieces.
+fn file_stream(
+    size: u64,
+) -> impl futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> {
+    const MIB: u64 = 1 << 20;
+    futures_util::stream::unfold(0u64, move |i| async move {
+        let at = i * MIB;
+        (at < size).then(|| {
+            let piece = file_piece(i, (size - at).min(MIB) as usize);
+            (Ok(hyper::body::Frame::data(piece)), i + 1)
+        })
+    })
+}
+
+async fn files() {
+    let size: u64 = if quick() { 64 << 20 } else { 1 << 30 };
+    let s = server::Server::start(None, &["--max-file-size", "1GiB", "--quota", "0"]);
+    let token = register(&s.url, "mover").await;
+    let mut hasher = blake3::Hasher::new();
+    for i in 0..size.div_ceil(1 << 20) {
+        hasher.update(&file_piece(i, (size - (i << 20)).min(1 << 20) as usize));
+    }
+    let hash = hasher.finalize().to_hex().to_string();
+    let (base, _) = rss(s.pid());
+    // The server's memory, sampled while the transfer runs.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let (pid, on) = (s.pid(), sampling.clone());
+        tokio::spawn(async move {
+            let mut most: f64 = 0.0;
+            while on.load(Ordering::Relaxed) {
+                most = most.max(rss(pid).0);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            most
+        })
+    };
+    let host = s.url.trim_start_matches("http://").to_string();
+    // Up: streamed by this client, never whole in its memory either.
+    let stream = tokio::net::TcpStream::connect(&host)
+        .await
+        .expect("connect");
+    let (mut tx, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method("PUT")
+        .uri(format!("/api/blobs/{hash}"))
+        .header("host", &host)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", size.to_string())
+        .body(http_body_util::StreamBody::new(file_stream(size)))
+        .unwrap();
+    let start = Instant::now();
+    let res = tx.send_request(req).await.expect("upload");
+    let status = res.status().as_u16();
+    let answer = res.into_body().collect().await.expect("answer").to_bytes();
+    let up = start.elapsed();
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&answer));
+    let (_, peak_up) = rss(s.pid());
+    // Down: read a frame at a time and hashed, never whole.
+    let mut c = Conn::open(&s.url).await;
+    let req = hyper::Request::builder()
+        .method("GET")
+        .uri(format!("/api/blobs/{hash}"))
+        .header("host", &c.host)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    c.tx.ready().await.expect("connection ready");
+    let start = Instant::now();
+    let res = c.tx.send_request(req).await.expect("download");
+    assert_eq!(res.status().as_u16(), 200);
+    let mut body = res.into_body();
+    let mut got = blake3::Hasher::new();
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("download frame").into_data() {
+            n += data.len() as u64;
+            got.update(&data);
+        }
+    }
+    let down = start.elapsed();
+    sampling.store(false, Ordering::Relaxed);
+    let most = sampler.await.unwrap_or(0.0);
+    let (_, peak) = rss(s.pid());
+    assert_eq!((n, got.finalize().to_hex().to_string()), (size, hash));
+    let mib = size as f64 / (1 << 20) as f64;
+    println!(
+        "files: {mib:.0} MiB up in {:.1} s ({:.0} MiB/s), down in {:.1} s ({:.0} MiB/s); server RSS {base:.0} MiB before, {most:.0} MiB at most while moving it, peak (VmHWM) {peak_up:.0} MiB after the upload and {peak:.0} MiB after the download (goal < 64 MB; before streaming a file was held whole, and the limit was 32 MiB)",
+        up.as_secs_f64(),
+        mib / up.as_secs_f64(),
+        down.as_secs_f64(),
+        mib / down.as_secs_f64()
+    );
+}
+
 fn main() {
     let _ = BIN;
     raise_open_files();
@@ -706,6 +817,9 @@ fn main() {
         }
         if want("balancer") {
             balancer().await;
+        }
+        if want("files") {
+            files().await;
         }
     });
 }

@@ -99,7 +99,8 @@ pub enum Sub {
         after_help = "The token signing secret comes from VALYXO_SERVER_SECRET (32 bytes or more), \
             or is created in the database on first start.\n\nExamples:\n  \
             valyxo server                                   SQLite in the Valyxo home, on 127.0.0.1:8080\n  \
-            valyxo server --listen 0.0.0.0:8080 --database postgres://valyxo@db/valyxo"
+            valyxo server --listen 0.0.0.0:8080 --database postgres://valyxo@db/valyxo\n  \
+            valyxo server gc --dry-run                      what unreferenced file content would free"
     )]
     Server(Later<ServerArgs>),
     /// Check the state store; salvage a damaged one, restore a backup, or compact it ('man doctor').
@@ -185,6 +186,7 @@ pub struct ServerArgs {
 
 #[cfg(feature = "server")]
 #[derive(Args, Debug)]
+#[command(disable_help_subcommand = true)]
 pub struct ServerArgs {
     /// The address and port to listen on (port 0 picks a free one).
     #[arg(
@@ -199,7 +201,8 @@ pub struct ServerArgs {
         long,
         value_name = "URL",
         env = "VALYXO_DATABASE_URL",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     pub database: Option<String>,
     /// Database connections per server process.
@@ -220,9 +223,15 @@ pub struct ServerArgs {
     /// Largest JSON request body (64K, 1M).
     #[arg(long, value_name = "SIZE", default_value = "1M")]
     pub json_limit: String,
-    /// Largest uploaded file content (32M, 1G).
-    #[arg(long, value_name = "SIZE", default_value = "32M")]
-    pub blob_limit: String,
+    /// Largest file one upload may carry (512MiB, 1GiB, 4GiB); uploads stream, so this
+    /// bounds storage, not memory.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "1GiB",
+        alias = "blob-limit"
+    )]
+    pub max_file_size: String,
     /// Bytes of file content one account may store (0: no quota).
     #[arg(long, value_name = "SIZE", default_value = "10G")]
     pub quota: String,
@@ -232,8 +241,9 @@ pub struct ServerArgs {
     /// Drop a request body that sends nothing for this long (or trickles in slower).
     #[arg(long, value_name = "DURATION", default_value = "20s")]
     pub body_timeout: String,
-    /// Delete uploaded content that no file names after this long.
-    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    /// Delete uploaded content that no file names after this long untouched (the grace
+    /// period of the collector, which runs every ten minutes and as 'gc').
+    #[arg(long, value_name = "DURATION", default_value = "24h", global = true)]
     pub upload_expiry: String,
     /// Close a connection whose request line and headers take longer than this.
     #[arg(long, value_name = "DURATION", default_value = "15s")]
@@ -282,6 +292,32 @@ pub struct ServerArgs {
     /// Do not log each request.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    #[command(subcommand)]
+    pub action: Option<ServerAction>,
+}
+
+// What `valyxo server` does instead of serving (no doc comment: it would become the
+// server's own description in --help).
+#[cfg(feature = "server")]
+#[derive(Subcommand, Debug)]
+pub enum ServerAction {
+    /// Delete file content no file names, untouched for --upload-expiry, and uploads
+    /// abandoned half-way; report what was freed ('man server').
+    #[command(
+        after_help = "Safe while servers use the database: content a sync is uploading or has \
+            just asked about is touched, and kept.\n\nExamples:\n  \
+            valyxo server gc --dry-run                      what would be freed\n  \
+            valyxo server gc --database postgres://valyxo@db/valyxo --upload-expiry 2h"
+    )]
+    Gc(GcArgs),
+}
+
+#[cfg(feature = "server")]
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Only count what would be freed; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -590,7 +626,7 @@ fn run_server(cli: &Cli) -> ExitCode {
         trusted_proxies,
         cors_origins,
         json_limit,
-        blob_limit,
+        max_file_size,
         quota,
         uploads_per_account,
         body_timeout,
@@ -609,6 +645,7 @@ fn run_server(cli: &Cli) -> ExitCode {
         execution_history,
         hash_slots,
         quiet,
+        action,
     }))) = &cli.sub
     else {
         return ExitCode::from(2);
@@ -673,7 +710,12 @@ fn run_server(cli: &Cli) -> ExitCode {
             trusted_proxies: trusted_proxies.clone(),
             cors_origins: cors_origins.clone(),
             json_limit: size(json_limit, "json-limit")?,
-            blob_limit: size(blob_limit, "blob-limit")?,
+            max_file_size: parse_size(max_file_size)
+                .context("--max-file-size (a size such as 512MiB, 1GiB or 4GiB)")
+                .and_then(|n| {
+                    anyhow::ensure!(n > 0, "--max-file-size must be more than 0");
+                    Ok(n)
+                })?,
             secret: std::env::var("VALYXO_SERVER_SECRET")
                 .ok()
                 .filter(|s| !s.is_empty()),
@@ -694,6 +736,23 @@ fn run_server(cli: &Cli) -> ExitCode {
             metrics_listen: metrics_listen.clone().filter(|a| !a.is_empty()),
         })
     };
+    if let Some(ServerAction::Gc(GcArgs { dry_run })) = action {
+        let gc = || -> anyhow::Result<crate::server::Freed> {
+            let config = config()?;
+            crate::server::gc(&config.database, config.upload_expiry, *dry_run)
+        };
+        return match gc() {
+            Ok(freed) => {
+                let verb = if *dry_run { "would free" } else { "freed" };
+                println!("valyxo server gc: {verb} {freed}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("valyxo server gc: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match config().and_then(crate::server::run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

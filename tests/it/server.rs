@@ -1404,3 +1404,365 @@ fn a_postgres_server_stops_cleanly_on_sigterm_and_sigint() {
         assert!(!log.contains("panicked"), "{log}");
     }
 }
+
+// ---- File content streams, and what no file names is collected ----
+
+/// Content of `len` bytes that differs from one byte to the next (not compressible runs).
+fn content(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_add(seed).wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
+/// The contents (pending or stored) and chunks the server's database holds for `user`.
+fn chunk_rows(s: &Server, user: i64) -> (i64, i64) {
+    let contents = "SELECT count(*) FROM contents WHERE user_id = ";
+    let chunks = "SELECT count(*) FROM content_chunks k JOIN contents c ON c.id = k.content_id \
+                  WHERE c.user_id = ";
+    let db = s.database();
+    if db.starts_with("postgres") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (c, conn) = deadpool_postgres::tokio_postgres::connect(
+                db,
+                deadpool_postgres::tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            let mut counts = [0i64; 2];
+            for (n, sql) in counts.iter_mut().zip([contents, chunks]) {
+                *n = c
+                    .query_one(&format!("{sql}{user}"), &[])
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0);
+            }
+            (counts[0], counts[1])
+        })
+    } else {
+        let c = rusqlite::Connection::open(db.trim_start_matches("sqlite:")).unwrap();
+        let count = |sql: &str| {
+            c.query_row(&format!("{sql}{user}"), [], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        (count(contents), count(chunks))
+    }
+}
+
+/// Waits (up to ten seconds) until `f` holds, and says whether it did.
+fn eventually(f: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    true
+}
+
+/// Starts `PUT /api/blobs/{hash}` of `len` bytes on a raw connection and sends `part`.
+fn start_upload(
+    url: &str,
+    token: &str,
+    hash: &str,
+    len: usize,
+    part: &[u8],
+) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "PUT /api/blobs/{hash} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .unwrap();
+    c.write_all(part).unwrap();
+    c.flush().unwrap();
+    c
+}
+
+fn storage_used(url: &str, token: &str) -> Value {
+    call(url, "GET", "/api/limits", Some(token), None).body["data"]["storage_used"].clone()
+}
+
+#[test]
+fn an_upload_cut_off_halfway_or_not_matching_its_hash_leaves_nothing() {
+    cut_off(None);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn an_upload_cut_off_on_postgres_leaves_nothing() {
+    cut_off(Some(&postgres()));
+}
+
+fn cut_off(db: Option<&str>) {
+    let s = Server::start(db, &[]);
+    let (_, token, uid) = user(&s.url);
+    let data = content(5 << 20, 1);
+    // Half of it (more than two chunks) goes up, then the connection drops.
+    let c = start_upload(
+        &s.url,
+        &token,
+        &hash(&data),
+        data.len(),
+        &data[..data.len() / 2],
+    );
+    assert!(
+        eventually(|| chunk_rows(&s, uid).1 >= 2),
+        "the upload was not streamed to the database as it came"
+    );
+    drop(c);
+    assert!(
+        eventually(|| chunk_rows(&s, uid) == (0, 0)),
+        "a dropped upload left {:?}",
+        chunk_rows(&s, uid)
+    );
+    let (status, _, _) = raw(
+        "GET",
+        &format!("{}/api/blobs/{}", s.url, hash(&data)),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 404);
+    assert_eq!(storage_used(&s.url, &token), 0);
+    // All of it, under another content's hash: refused, and nothing kept.
+    let (status, body, _) = raw(
+        "PUT",
+        &format!("{}/api/blobs/{}", s.url, hash(b"other")),
+        Some(&token),
+        Some(("application/octet-stream", data.clone())),
+    );
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["error"],
+        format!(
+            "The content does not match its hash: it hashes to {}",
+            hash(&data)
+        )
+    );
+    assert!(
+        eventually(|| chunk_rows(&s, uid) == (0, 0)),
+        "{:?}",
+        chunk_rows(&s, uid)
+    );
+    assert_eq!(storage_used(&s.url, &token), 0);
+    // Whole and matching: stored in chunks and sent back byte for byte, with its length.
+    assert_eq!(put_blob(&s.url, &token, &data), 201);
+    assert_eq!(chunk_rows(&s, uid), (1, 5));
+    let (status, got, headers) = raw(
+        "GET",
+        &format!("{}/api/blobs/{}", s.url, hash(&data)),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-length"], (5 << 20).to_string().as_str());
+    assert!(got == data, "the download differs from the upload");
+    assert_eq!(storage_used(&s.url, &token), 5 << 20);
+}
+
+#[test]
+fn the_largest_file_is_the_configured_one() {
+    let s = Server::start(None, &["--max-file-size", "1MiB"]);
+    let (_, token, uid) = user(&s.url);
+    let limits = call(&s.url, "GET", "/api/limits", Some(&token), None);
+    assert_eq!(limits.body["data"]["blob_limit"], 1 << 20);
+    assert_eq!(put_blob(&s.url, &token, &content(1 << 20, 2)), 201);
+    let over = content((1 << 20) + 1, 3);
+    let (status, body, _) = raw(
+        "PUT",
+        &format!("{}/api/blobs/{}", s.url, hash(&over)),
+        Some(&token),
+        Some(("application/octet-stream", over.clone())),
+    );
+    assert_eq!(status, 413);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["limit"], 1 << 20);
+    assert_eq!(
+        body["error"],
+        "The file is larger than the server accepts (1 MiB; --max-file-size)"
+    );
+    // Without a declared length (chunked), the body is cut off once it goes over.
+    let mut c = {
+        use std::io::Write;
+        let addr = s.url.trim_start_matches("http://");
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "PUT /api/blobs/{} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+            hash(&over)
+        )
+        .unwrap();
+        for piece in over.chunks(64 << 10) {
+            if write!(c, "{:x}\r\n", piece.len())
+                .and_then(|_| c.write_all(piece))
+                .and_then(|_| c.write_all(b"\r\n"))
+                .is_err()
+            {
+                break;
+            }
+        }
+        c
+    };
+    assert!(status_line(&mut c).contains(" 413 "));
+    assert!(
+        eventually(|| chunk_rows(&s, uid) == (1, 1)),
+        "{:?}",
+        chunk_rows(&s, uid)
+    );
+    assert_eq!(storage_used(&s.url, &token), 1 << 20);
+    // A size that is not one is refused at start, with the option's name.
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "server",
+            "--max-file-size",
+            "5XB",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "valyxo server: --max-file-size (a size such as 512MiB, 1GiB or 4GiB): unknown unit \
+         'xb' in '5XB': use K, M or G\n"
+    );
+}
+
+/// `valyxo server gc` on the server's database; its standard output.
+fn gc(s: &Server, extra: &[&str]) -> String {
+    let out = std::process::Command::new(common::BIN)
+        .args([
+            "server",
+            "gc",
+            "--database",
+            s.database(),
+            "--upload-expiry",
+            "1s",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+// On SQLite only: the PostgreSQL tests share one database, where a collection with a grace
+// of a second would take other tests' content, and theirs this test's.
+#[test]
+fn collecting_content_while_a_sync_uploads_loses_nothing() {
+    let s = Server::start(None, &["--upload-expiry", "1s"]);
+    let (_, token, uid) = user(&s.url);
+    let t = Some(token.as_str());
+    let p = call(
+        &s.url,
+        "POST",
+        "/api/projects",
+        t,
+        Some(json!({"name": unique("gc")})),
+    );
+    let pid = p.body["data"]["id"].as_i64().unwrap();
+    // Uploaded earlier: content a sync will name (it asks about it first), content nobody
+    // names, and content a slow sync uploaded and then waited too long to name.
+    let (named, orphan, late) = (content(3000, 4), content(2 << 20, 5), content(100, 6));
+    for c in [&named, &orphan, &late] {
+        assert_eq!(put_blob(&s.url, &token, c), 201);
+    }
+    let used = (3000 + (2 << 20) + 100) as u64;
+    assert_eq!(storage_used(&s.url, &token), used);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // A sync at work: it asks which content the server lacks (which touches what it has)
+    // and is half-way through an upload when the collector runs.
+    let fresh = content(3 << 20, 7);
+    let m = call(
+        &s.url,
+        "POST",
+        "/api/blobs/missing",
+        t,
+        Some(json!({"hashes": [hash(&named), hash(&fresh)]})),
+    );
+    assert_eq!(m.body["data"]["missing"], json!([hash(&fresh)]));
+    let mut upload = start_upload(
+        &s.url,
+        &token,
+        &hash(&fresh),
+        fresh.len(),
+        &fresh[..2 << 20],
+    );
+    assert!(
+        eventually(|| chunk_rows(&s, uid).1 >= 6),
+        "{:?}",
+        chunk_rows(&s, uid)
+    );
+    assert_eq!(
+        gc(&s, &["--dry-run"]),
+        "valyxo server gc: would free 2 unreferenced file contents (2.0 MiB) and 0 abandoned \
+         uploads (0 bytes)\n"
+    );
+    assert_eq!(
+        gc(&s, &[]),
+        "valyxo server gc: freed 2 unreferenced file contents (2.0 MiB) and 0 abandoned uploads \
+         (0 bytes)\n"
+    );
+    // The upload finishes, and the commit names both: nothing was lost.
+    {
+        use std::io::Write;
+        upload.write_all(&fresh[2 << 20..]).unwrap();
+    }
+    assert!(status_line(&mut upload).contains(" 201 "));
+    let commit = |changes: Value| {
+        call(
+            &s.url,
+            "POST",
+            &format!("/api/projects/{pid}/files/commit"),
+            t,
+            Some(json!({ "changes": changes })),
+        )
+    };
+    let c = commit(json!([
+        {"path": "named", "hash": hash(&named), "base_version": 0},
+        {"path": "fresh", "hash": hash(&fresh), "base_version": 0},
+    ]));
+    assert_eq!(c.status, 200, "{}", c.body);
+    for data in [&named, &fresh] {
+        let (status, got, _) = raw(
+            "GET",
+            &format!("{}/api/blobs/{}", s.url, hash(data)),
+            t,
+            None,
+        );
+        assert_eq!(status, 200);
+        assert!(got == *data, "content changed on its way");
+    }
+    assert_eq!(storage_used(&s.url, &token), (3000 + (3 << 20)) as u64);
+    // What was collected is gone, and a commit naming it fails cleanly: upload it again.
+    let c = commit(json!([{"path": "late", "hash": hash(&late), "base_version": 0}]));
+    assert_eq!(c.status, 400, "{}", c.body);
+    assert_eq!(
+        c.body["details"][0]["message"],
+        format!(
+            "late: missing blob {h}: upload its content (PUT /api/blobs/{h}) first",
+            h = hash(&late)
+        )
+    );
+    assert_eq!(put_blob(&s.url, &token, &late), 201);
+    let c = commit(json!([{"path": "late", "hash": hash(&late), "base_version": 0}]));
+    assert_eq!(c.status, 200, "{}", c.body);
+    // Named content stays, however old.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        gc(&s, &[]),
+        "valyxo server gc: freed 0 unreferenced file contents (0 bytes) and 0 abandoned \
+         uploads (0 bytes)\n"
+    );
+}

@@ -322,7 +322,7 @@ fn the_login_token_goes_to_the_os_keyring() {
 
 #[test]
 fn a_file_too_large_for_the_server_is_left_out_and_everything_else_syncs() {
-    let server = Server::start(None, &["--blob-limit", "1K"]);
+    let server = Server::start(None, &["--max-file-size", "1KiB"]);
     let laptop = machine(&server, "big", true);
     let desktop = machine(&server, "big", false);
     laptop
@@ -669,4 +669,43 @@ mod convergence {
             .success()
             .stdout(contains("Clash: up to date"));
     }
+}
+
+#[test]
+fn a_file_larger_than_the_old_32_mib_limit_syncs_byte_exact() {
+    let server = Server::sqlite();
+    let laptop = machine(&server, "huge", true);
+    let desktop = machine(&server, "huge", false);
+    let mounted = machine(&server, "huge", false);
+    // 40 MiB that differ from byte to byte.
+    let data: Vec<u8> = (0..40u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(laptop.path().join("big.bin"), &data).unwrap();
+    laptop.out(&format!(
+        "import {} ~/Projects/Main/big.bin",
+        laptop.path().join("big.bin").display()
+    ));
+    laptop
+        .c("sync")
+        .success()
+        .stdout(contains("Main: 1 pushed — 40.0 MiB up, 0 B down"));
+    // Down into the stored tree on one machine, and into a host folder on another.
+    desktop
+        .c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled — 0 B up, 40.0 MiB down"));
+    let out = desktop.path().join("out.bin");
+    desktop.out(&format!("export ~/Projects/Main/big.bin {}", out.display()));
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "the stored copy differs"
+    );
+    let host = common::host_dir();
+    mounted.out(&format!("mount {} ~/Projects/Main", host.path().display()));
+    mounted.c("sync").success();
+    assert!(
+        std::fs::read(host.path().join("big.bin")).unwrap() == data,
+        "the host copy differs"
+    );
 }

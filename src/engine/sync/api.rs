@@ -7,8 +7,37 @@ use anyhow::{anyhow, bail, Result};
 use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::Duration;
+
+/// Exactly `left` bytes of a reader (the length the request declared), each read told to
+/// `sent`.
+/// A reader that ends sooner fails; one that holds more is cut there, and the server then
+/// finds that the content does not match its hash.
+struct Exact {
+    inner: Box<dyn Read + Send>,
+    left: u64,
+    sent: Box<dyn FnMut(u64) + Send>,
+}
+
+impl Read for Exact {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let room = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..room])?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the file got shorter while it was sent",
+            ));
+        }
+        self.left -= n as u64;
+        (self.sent)(n as u64);
+        Ok(n)
+    }
+}
 
 /// An error answer of the server.
 #[derive(Debug)]
@@ -35,10 +64,20 @@ pub struct Api {
 }
 
 const MAX_JSON: u64 = 256 << 20;
+/// The most content one download may bring.
+const MAX_BLOB: u64 = 64 << 30;
 /// The server may take this long to answer a request, and to send each part of an answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
-/// An upload may take this long to send, on top of [`ANSWER_TIMEOUT`] for the answer.
+/// An upload may take this long to send, on top of [`ANSWER_TIMEOUT`] for the answer, and
+/// of a second per [`SLOWEST`] bytes of its size (as may a download).
 const SEND_TIMEOUT: Duration = Duration::from_secs(300);
+/// The slowest transfer of file content waited for, in bytes per second.
+const SLOWEST: u64 = 64 << 10;
+
+/// How long moving `size` bytes of content may take.
+fn transfer_timeout(size: u64) -> Duration {
+    SEND_TIMEOUT + ANSWER_TIMEOUT + Duration::from_secs(size / SLOWEST)
+}
 
 impl Api {
     pub fn new(server: &str, token: Option<String>) -> Result<Api> {
@@ -162,12 +201,30 @@ impl Api {
         self.finish(status, &text)
     }
 
-    pub fn put_blob(&self, hash: &ContentHash, data: Vec<u8>) -> Result<()> {
+    /// Uploads the `size` bytes of content `hash` as `content` reads them, streamed, never
+    /// whole in memory; the server checks them against `hash` and keeps nothing if they do
+    /// not match. The length goes first, so a server that will not take that much says so
+    /// before the body. `sent` is told of each piece read.
+    pub fn put_blob(
+        &self,
+        hash: &ContentHash,
+        content: Box<dyn Read + Send>,
+        size: u64,
+        sent: impl FnMut(u64) + Send + 'static,
+    ) -> Result<()> {
+        let body = reqwest::blocking::Body::sized(
+            Exact {
+                inner: content,
+                left: size,
+                sent: Box::new(sent),
+            },
+            size,
+        );
         let resp = self
             .authorized(self.client.put(format!("{}/api/blobs/{hash}", self.server)))
             .header(CONTENT_TYPE, "application/octet-stream")
-            .timeout(SEND_TIMEOUT + ANSWER_TIMEOUT)
-            .body(data)
+            .timeout(transfer_timeout(size))
+            .body(body)
             .send()
             .map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
@@ -191,25 +248,91 @@ impl Api {
         }
     }
 
-    /// The content of `hash`, checked against it.
-    pub fn get_blob(&self, hash: &ContentHash) -> Result<Vec<u8>> {
+    /// Downloads the content of `hash` into `out` a piece at a time, hashing as it comes;
+    /// returns its size once all of it arrived and matched `hash`. On an error, `out` holds
+    /// a part that must not be used.
+    /// `size` is what the content is expected to hold (for the time allowed).
+    pub fn get_blob_to(
+        &self,
+        hash: &ContentHash,
+        size: u64,
+        out: &mut dyn Write,
+        progress: &dyn Fn(u64),
+    ) -> Result<u64> {
         let resp = self
             .authorized(self.client.get(format!("{}/api/blobs/{hash}", self.server)))
+            .timeout(transfer_timeout(size))
             .send()
             .map_err(|e| self.transport(e))?;
         let status = resp.status().as_u16();
-        let mut data = Vec::new();
-        resp.take(8 << 30)
-            .read_to_end(&mut data)
-            .map_err(|e| self.dropped(e))?;
         if status != 200 {
-            return self
-                .finish::<wire::Message>(status, &String::from_utf8_lossy(&data))
-                .map(|_| Vec::new());
+            let mut text = String::new();
+            let _ = resp.take(1 << 20).read_to_string(&mut text);
+            return self.finish::<wire::Message>(status, &text).map(|_| 0);
         }
-        if ContentHash::of(&data) != *hash {
+        let mut resp = resp.take(MAX_BLOB);
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut size = 0u64;
+        loop {
+            let n = match resp.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.dropped(e)),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(|e| anyhow!("cannot keep the download of {hash}: {e}"))?;
+            size += n as u64;
+            progress(n as u64);
+        }
+        if ContentHash::from(hasher.finalize()) != *hash {
             bail!("the server sent content for {hash} that does not match it (a damaged transfer): run sync again");
         }
-        Ok(data)
+        Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    fn exact(data: &'static [u8], size: u64) -> (Exact, Arc<AtomicU64>) {
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        let r = Exact {
+            inner: Box::new(data),
+            left: size,
+            sent: Box::new(move |n| {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }),
+        };
+        (r, sent)
+    }
+
+    #[test]
+    fn an_upload_sends_exactly_the_declared_length() {
+        let (mut r, sent) = exact(b"hello world", 11);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(
+            (out.as_slice(), sent.load(Ordering::Relaxed)),
+            (&b"hello world"[..], 11)
+        );
+        // A file that grew is cut at its length (the server then refuses its hash).
+        let (mut r, sent) = exact(b"hello world", 5);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(
+            (out.as_slice(), sent.load(Ordering::Relaxed)),
+            (&b"hello"[..], 5)
+        );
+        // One that shrank fails.
+        let (mut r, _) = exact(b"hi", 5);
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "the file got shorter while it was sent");
     }
 }

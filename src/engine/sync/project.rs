@@ -454,6 +454,7 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         };
         let work = Plan {
             local: &local,
+            remote: &remote,
             acts: &acts,
             revision,
             down_total,
@@ -526,6 +527,15 @@ impl Target<'_> {
     /// Writes `rel`, making its folders. A folder in the way that holds no files (what is
     /// left when the server turned a folder into a file) is removed first.
     fn write(&self, rel: &str, data: &[u8]) -> Result<()> {
+        let p = self.prepare(rel)?;
+        self.hub
+            .vfs
+            .write(&p, data)
+            .with_context(|| format!("cannot write {p}"))
+    }
+
+    /// Makes room for the file `rel` (see [`Target::write`]) and returns its path.
+    fn prepare(&self, rel: &str) -> Result<VPath> {
         let p = self.path(rel);
         let vfs = &self.hub.vfs;
         if vfs.is_dir(&p) && !vfs.walk(&p)?.iter().any(|e| e.kind != Kind::Dir) {
@@ -536,7 +546,19 @@ impl Target<'_> {
             vfs.mkdir(&parent, true)
                 .with_context(|| format!("cannot create {parent}"))?;
         }
-        vfs.write(&p, data)
+        Ok(p)
+    }
+
+    /// Writes `rel` with content downloaded whole and checked, a piece at a time: a stored
+    /// file is stored in one transaction at its end, a mounted one goes through a temporary
+    /// file renamed over it (`Vfs::write_from`).
+    fn write_downloaded(&self, rel: &str, mut d: Downloaded) -> Result<()> {
+        use std::io::Seek;
+        d.file.rewind().context("cannot read back a download")?;
+        let p = self.prepare(rel)?;
+        self.hub
+            .vfs
+            .write_from(&p, &mut d.file)
             .with_context(|| format!("cannot write {p}"))
     }
 
@@ -573,10 +595,17 @@ fn refused_upload(e: &anyhow::Error) -> Option<String> {
     }
 }
 
+/// Downloaded content, whole and checked, in a private temporary file.
+struct Downloaded {
+    file: std::fs::File,
+}
+
 /// A plan to carry out, and what it was made from.
 struct Plan<'a> {
     /// The files here when the plan was made.
     local: &'a BTreeMap<String, LocalFile>,
+    /// The server's files the plan was made against (their sizes, for downloads).
+    remote: &'a BTreeMap<String, Side>,
     acts: &'a [Act],
     /// The project's revision on the server the plan was made against.
     revision: Revision,
@@ -590,6 +619,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
     let (hub, api) = (t.hub, t.api);
     let Plan {
         local,
+        remote,
         acts,
         revision,
         down_total,
@@ -638,16 +668,27 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
             let Some(f) = by_hash.get(h) else {
                 continue;
             };
-            let data = hub
+            // Streamed from the file (a stored one a piece at a time, a mounted one as a
+            // host file), never whole in memory; the server checks it against its hash.
+            let content = hub
                 .vfs
-                .read_ref(&f.path, &f.file)
+                .open_ref(&f.path, &f.file)
                 .with_context(|| format!("cannot read {}", f.path))?;
-            if ContentHash::of(&data) != *h {
-                bail!("{} changed during sync: run sync again", f.path);
-            }
-            let size = data.len();
-            let sent = api.put_blob(h, data).map_err(|e| {
-                if e.downcast_ref::<HttpError>().is_some() {
+            let size = hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0);
+            // Counted, and shown on the bar, as it is read.
+            let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let on_sent = {
+                let (counted, pb) = (counted.clone(), pb.clone());
+                move |n| {
+                    counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    pb.inc(n);
+                }
+            };
+            let sent = api.put_blob(h, content, size, on_sent).map_err(|e| {
+                if let Some(x) = e.downcast_ref::<HttpError>() {
+                    if x.status == 400 && x.message.contains("does not match its hash") {
+                        return anyhow!("{} changed during sync: run sync again", f.path);
+                    }
                     e
                 } else {
                     // A server that refuses a body answers before it has read it; the
@@ -655,7 +696,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     e.context(format!(
                         "the connection broke while sending {} ({})",
                         f.path,
-                        crate::budget::human(size)
+                        crate::budget::human(size as usize)
                     ))
                 }
             });
@@ -681,8 +722,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     None => return Err(e),
                 },
             }
-            report.bytes_up += size as u64;
-            pb.inc(size as u64);
+            report.bytes_up += counted.load(std::sync::atomic::Ordering::Relaxed);
         }
         pb.finish_and_clear();
         if let Some(n) = quota_note {
@@ -773,6 +813,14 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
             {
                 return Ok(None)
             }
+            // Content the server collected between its upload (or the question whether it
+            // had it) and this commit: planning again sends it anew.
+            Err(e)
+                if e.downcast_ref::<HttpError>()
+                    .is_some_and(|h| h.status == 400 && h.message.contains("missing blob")) =>
+            {
+                return Ok(None)
+            }
             Err(e) => return Err(e),
         };
         new_revision = d.data.revision;
@@ -818,11 +866,28 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         }
     }
     let pb = bar(t.opts, down_total, "downloading");
-    let download = |hash: &str, report: &mut Report| -> Result<Vec<u8>> {
-        let data = api.get_blob(&wire_hash(hash)?)?;
-        report.bytes_down += data.len() as u64;
-        pb.inc(data.len() as u64);
-        Ok(data)
+    // Into a private temporary file beside the store, a piece at a time; only content that
+    // arrived whole and matched its hash goes on to replace a file.
+    let spill_dir = hub
+        .vfs
+        .store()
+        .path()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let download = |path: &str, hash: &str, report: &mut Report| -> Result<Downloaded> {
+        let mut file = tempfile::tempfile_in(&spill_dir)
+            .or_else(|_| tempfile::tempfile())
+            .context("cannot make a temporary file for a download")?;
+        let expect = remote.get(path).map_or(0, |s| s.size.max(0) as u64);
+        let size = {
+            let mut out = std::io::BufWriter::with_capacity(256 << 10, &mut file);
+            let size = api.get_blob_to(&wire_hash(hash)?, expect, &mut out, &|n| pb.inc(n))?;
+            std::io::Write::flush(&mut out).context("cannot keep a download")?;
+            size
+        };
+        report.bytes_down += size;
+        Ok(Downloaded { file })
     };
     for deletions in [true, false] {
         for a in &acts {
@@ -845,14 +910,14 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     // The content first: a file edited during the download is then left
                     // alone.
                     let data = match hash {
-                        Some(h) => Some(download(h, report)?),
+                        Some(h) => Some(download(path, h, report)?),
                         None => None,
                     };
                     if !t.still(path, was) {
                         continue;
                     }
                     match data {
-                        Some(data) => t.write(path, &data)?,
+                        Some(data) => t.write_downloaded(path, data)?,
                         None => {
                             if was.is_some() {
                                 hub.vfs.remove(&t.path(path), false)?;
@@ -869,9 +934,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     ..
                 } if !deletions => {
                     // This machine's version is in its copy; the server's takes the path.
-                    let data = download(remote, report)?;
+                    let data = download(path, remote, report)?;
                     if t.still(path, &Some(mine.clone())) {
-                        t.write(path, &data)?;
+                        t.write_downloaded(path, data)?;
                         t.set_base(path, Some(remote), FileVersion(*version))?;
                     }
                 }

@@ -243,6 +243,12 @@ impl Db {
 /// Version 2: when content was last touched (uploaded, asked about or committed, in Unix
 /// seconds) for the collector of unnamed content; each account's stored bytes for its
 /// quota; each script's run count and time, which outlive its bounded execution history.
+///
+/// Version 3: the login and register budget of each client address (`limit`).
+///
+/// Version 4: file content in chunks (`blobs.rs`): a `contents` row per upload (its bytes
+/// so far, when it last wrote, -1 once the collector gave it up) with its `content_chunks`;
+/// a blob names the content it publishes (none: stored whole in `data`, as before).
 const MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE users (
@@ -331,6 +337,25 @@ CREATE TABLE rate_limits (
     ok BIGINT NOT NULL
 );
 CREATE INDEX rate_limits_tat ON rate_limits (tat)
+",
+    // Version 4: file content kept in 1 MiB chunks (`blobs`), so no request holds a whole
+    // file; `blobs.content_id` names a file's chunked content (NULL: stored whole before).
+    "
+CREATE TABLE contents (
+    id {id},
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    size BIGINT NOT NULL,
+    written_at BIGINT NOT NULL
+);
+CREATE INDEX contents_written ON contents (written_at);
+CREATE TABLE content_chunks (
+    content_id BIGINT NOT NULL REFERENCES contents (id) ON DELETE CASCADE,
+    seq BIGINT NOT NULL,
+    data {blob} NOT NULL,
+    PRIMARY KEY (content_id, seq)
+);
+ALTER TABLE blobs ADD COLUMN content_id BIGINT;
+CREATE INDEX blobs_content ON blobs (content_id)
 ",
 ];
 

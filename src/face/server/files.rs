@@ -7,19 +7,19 @@
 //! A commit applies all of its changes or none. Each change names the version it was based
 //! on; a file changed since is a conflict (409) listing the server's version, and the client
 //! merges and retries. Every commit raises the project's revision by one.
+//!
+//! The content itself goes up and down in `blobs.rs`.
 
 use super::db::{Conn, Row};
 use super::projects::owned_project;
-use super::{created, ok, ApiError, App, Reply, Req};
+use super::{ok, ApiError, App, Reply, Req};
 use crate::protocol::types::{
-    BlobStored, ContentHash, Data, Done, FileConflict, FileEntry, FileVersion, Files, Missing,
-    Revision,
+    ContentHash, Data, FileConflict, FileEntry, FileVersion, Files, Missing, Revision,
 };
 use crate::protocol::{valid_hash, valid_path, MAX_BATCH};
 use axum::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -123,112 +123,6 @@ pub fn missing(app: &App, req: &Req) -> Result<Reply, ApiError> {
     ok(Data {
         data: Missing { missing },
     })
-}
-
-fn blob_hash(req: &Req) -> Result<ContentHash, ApiError> {
-    match req.param.as_deref().and_then(ContentHash::parse) {
-        Some(h) => Ok(h),
-        _ => Err(ApiError::bad(
-            "A blob hash is 64 lower-case hex digits (BLAKE3)",
-        )),
-    }
-}
-
-/// The error of an upload over the account's storage quota.
-fn over_quota(quota: u64, used: i64) -> ApiError {
-    ApiError::new(
-        StatusCode::INSUFFICIENT_STORAGE,
-        format!(
-            "The account's storage is full: {} of its {} are used",
-            crate::budget::human(used.max(0) as usize),
-            crate::budget::human(quota as usize)
-        ),
-    )
-    .with_quota(quota)
-}
-
-pub fn put_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
-    let hash = blob_hash(req)?;
-    let actual = ContentHash::of(&req.body);
-    if actual != hash {
-        return Err(ApiError::bad(format!(
-            "The content does not match its hash: it hashes to {actual}"
-        )));
-    }
-    let user = req.user().id;
-    let size = req.body.len() as i64;
-    let quota = app.cfg.quota.min(i64::MAX as u64) as i64;
-    let now = unix_now();
-    app.db.write(|c| {
-        let inserted = c
-            .one(
-                "INSERT INTO blobs (user_id, hash, size, data, touched_at) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (user_id, hash) DO NOTHING RETURNING size",
-                &[
-                    user.into(),
-                    hash.as_str().into(),
-                    size.into(),
-                    req.body.to_vec().into(),
-                    now.into(),
-                ],
-            )?
-            .is_some();
-        if !inserted {
-            // Stored before: only touched, so the collector leaves it to the coming commit.
-            c.exec(
-                "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ?",
-                &[now.into(), user.into(), hash.as_str().into()],
-            )?;
-            return Ok(());
-        }
-        // The account's total moves in the same statement that checks it, so two uploads
-        // at once cannot both slip under the quota.
-        let charged = c
-            .one(
-                "UPDATE users SET storage_bytes = storage_bytes + ? WHERE id = ? AND \
-                 (CAST(? AS BIGINT) = 0 OR storage_bytes + ? <= CAST(? AS BIGINT)) \
-                 RETURNING storage_bytes",
-                &[
-                    size.into(),
-                    user.into(),
-                    quota.into(),
-                    size.into(),
-                    quota.into(),
-                ],
-            )?
-            .is_some();
-        if !charged {
-            let used = c
-                .one(
-                    "SELECT storage_bytes FROM users WHERE id = ?",
-                    &[user.into()],
-                )?
-                .map_or(0, |r| r.int(0));
-            return Err(over_quota(quota as u64, used));
-        }
-        Ok(())
-    })?;
-    created(Done {
-        message: "Blob stored".into(),
-        data: BlobStored {
-            hash,
-            size: req.body.len() as u64,
-        },
-    })
-}
-
-pub fn get_blob(app: &App, req: &Req) -> Result<Reply, ApiError> {
-    let hash = blob_hash(req).map_err(|_| ApiError::not_found("Blob not found"))?;
-    let data = app.db.read(|c| {
-        Ok(c.one(
-            "SELECT data FROM blobs WHERE user_id = ? AND hash = ?",
-            &[req.user().id.into(), hash.as_str().into()],
-        )?)
-    })?;
-    match data {
-        Some(r) => Ok(Reply::Bytes(r.bytes(0))),
-        None => Err(ApiError::not_found("Blob not found")),
-    }
 }
 
 struct Change {
@@ -348,9 +242,14 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                     )?
                     .map(|r| r.int(0))
                     .ok_or_else(|| {
+                        // Never uploaded, or collected since (blobs.rs).
                         ApiError::invalid(vec![(
                             "changes",
-                            format!("{}: upload its content (PUT /api/blobs/{h}) first", ch.path),
+                            format!(
+                                "{}: missing blob {h}: upload its content (PUT /api/blobs/{h}) \
+                                 first",
+                                ch.path
+                            ),
                         )])
                     })?,
                 None => 0,
@@ -391,58 +290,6 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             files,
         },
     })
-}
-
-/// Deletes content that no file names and that nobody touched (uploaded, asked about, or
-/// committed) for `expiry`: uploads never committed, and versions replaced or deleted.
-/// Returns the bytes freed. Safe against a sync under way: a sync touches the content it
-/// will name before its commit, and the commit touches it again under a row lock.
-pub fn collect(app: &App, expiry: std::time::Duration) -> Result<u64, ApiError> {
-    let cutoff = unix_now() - expiry.as_secs() as i64;
-    let mut freed = 0u64;
-    loop {
-        // In batches, so that no transaction holds the database for long.
-        let n = app.db.write(|c| {
-            let gone = c.query(
-                "DELETE FROM blobs WHERE (user_id, hash) IN (SELECT b.user_id, b.hash \
-                 FROM blobs b WHERE b.touched_at < ? AND NOT EXISTS (SELECT 1 FROM files f \
-                 JOIN projects p ON p.id = f.project_id WHERE f.hash = b.hash AND \
-                 p.user_id = b.user_id) LIMIT 500) RETURNING user_id, size",
-                &[cutoff.into()],
-            )?;
-            for r in &gone {
-                c.exec(
-                    "UPDATE users SET storage_bytes = storage_bytes - ? WHERE id = ?",
-                    &[r.int(1).into(), r.int(0).into()],
-                )?;
-                freed += r.int(1).max(0) as u64;
-            }
-            Ok(gone.len())
-        })?;
-        if n < 500 {
-            return Ok(freed);
-        }
-    }
-}
-
-/// Runs [`collect`] at start and then every ten minutes, on a blocking thread.
-pub async fn sweep_regularly(app: Arc<App>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        every.tick().await;
-        let a = app.clone();
-        let expiry = app.cfg.upload_expiry;
-        match tokio::task::spawn_blocking(move || collect(&a, expiry)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(freed)) => super::log::event(
-                json!({"level": "info", "msg": "unreferenced content collected", "bytes": freed}),
-            ),
-            Ok(Err(e)) => super::log::event(
-                json!({"level": "error", "msg": "collecting content failed", "error": e.message}),
-            ),
-            Err(_) => return,
-        }
-    }
 }
 
 fn clash(path: &str, file: &str) -> ApiError {

@@ -4,9 +4,11 @@
 //!
 //! Handlers are plain functions over the database that run on tokio's blocking pool; the
 //! async side only reads requests (with size limits), checks tokens and rate limits, and adds
-//! the headers every response carries.
+//! the headers every response carries. File content is the exception: it streams between the
+//! socket and the database a chunk at a time (`blobs`), never whole in memory.
 
 mod auth;
+mod blobs;
 mod conns;
 mod db;
 mod files;
@@ -50,7 +52,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     pub cors_origins: Vec<String>,
     pub json_limit: usize,
-    pub blob_limit: usize,
+    /// The largest file content one upload may carry (`--max-file-size`); uploads stream,
+    /// so this bounds storage, not memory.
+    pub max_file_size: u64,
     /// The token signing secret; None reads (or on first start creates) one in the database.
     pub secret: Option<String>,
     /// Write one JSON line per request to standard error.
@@ -108,7 +112,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             json_limit: 1 << 20,
-            blob_limit: 32 << 20,
+            max_file_size: 1 << 30,
             secret: None,
             log: true,
             script_limits: sandbox::Limits::default(),
@@ -245,7 +249,8 @@ pub enum Reply {
     Json(StatusCode, String),
     /// JSON text that is already written out.
     Text(&'static str),
-    Bytes(Vec<u8>),
+    /// File content of `size` bytes, sent as it is read.
+    Stream { size: u64, body: Body },
 }
 
 impl Reply {
@@ -268,12 +273,15 @@ impl IntoResponse for Reply {
                 (status, [(header::CONTENT_TYPE, json)], text).into_response()
             }
             Reply::Text(t) => ([(header::CONTENT_TYPE, json)], t).into_response(),
-            Reply::Bytes(b) => (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/octet-stream"),
-                )],
-                b,
+            Reply::Stream { size, body } => (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    ),
+                    (header::CONTENT_LENGTH, HeaderValue::from(size)),
+                ],
+                body,
             )
                 .into_response(),
         }
@@ -365,7 +373,11 @@ pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Se
 /// A handler that awaits work done elsewhere (a script on the script pool).
 pub type AsyncHandler = fn(Arc<App>, Req) -> Pending<Result<Reply, ApiError>>;
 
-/// Blob uploads read at once (each is held in memory); more are refused with 429.
+/// A handler that reads its body itself, as it arrives (file content).
+pub type StreamHandler = fn(Arc<App>, Req, blobs::Incoming) -> Pending<Result<Reply, ApiError>>;
+
+/// Blob uploads under way at once (each holds two chunks of memory and a database write at
+/// a time); more are refused with 429.
 const MAX_UPLOADS: usize = 8;
 /// Threads for handlers (queries, password hashing): this bounds the memory and CPU that
 /// many simultaneous costly requests can take. Scripts have a pool of their own.
@@ -585,19 +597,29 @@ async fn handle(
     }
     let idle = app.cfg.body_timeout;
     let mut _upload = None;
+    let mut incoming = None;
     let body = match kind {
         BodyKind::None => Bytes::new(),
         BodyKind::Json => read_body(body, &headers, app.cfg.json_limit, idle).await?,
         BodyKind::Blob => {
-            // Uploads are held in memory whole: a few at a time, and two per account, so
-            // no account can take every slot.
+            // Uploads stream to the database: a few at a time, and two per account, so no
+            // account can take every slot. The handler reads the body.
             let account = user.as_ref().map_or(0, |u| u.id);
             _upload = Some(
                 app.uploads
                     .take(account)
                     .map_err(|b| busy("uploads", b, 1))?,
             );
-            read_body(body, &headers, app.cfg.blob_limit, idle).await?
+            let declared = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            incoming = Some(blobs::Incoming {
+                body,
+                declared,
+                idle,
+            });
+            Bytes::new()
         }
     };
     // Password hashes wait here for a slot, holding no thread.
@@ -614,6 +636,10 @@ async fn handle(
     };
     match work {
         Work::Async(f) => f(app, Req { param, body, user }).await,
+        Work::Stream(f) => match incoming {
+            Some(i) => f(app, Req { param, body, user }, i).await,
+            None => Err(ApiError::internal("a streaming route without a file body")),
+        },
         Work::Blocking(f) => tokio::task::spawn_blocking(move || {
             let user = match late {
                 Some(bearer) => Some(app.tokens.check(&app.db, bearer.as_deref())?),
@@ -721,7 +747,7 @@ fn limits(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let l = &app.cfg.script_limits;
     ok(Data {
         data: Limits {
-            blob_limit: app.cfg.blob_limit as u64,
+            blob_limit: app.cfg.max_file_size,
             json_limit: app.cfg.json_limit as u64,
             max_batch: MAX_BATCH as u64,
             quota: app.cfg.quota,
@@ -913,6 +939,17 @@ fn open_files_for(connections: usize) -> Option<u64> {
     }
 }
 
+pub use blobs::Freed;
+
+/// `valyxo server gc`: deletes (or with `dry_run` only counts) the file content no file
+/// names that nobody touched for `expiry`, and uploads abandoned half-way, in the database
+/// at `database` — safely while servers use it.
+pub fn gc(database: &str, expiry: Duration, dry_run: bool) -> anyhow::Result<Freed> {
+    let db = Db::open(database, 2)?;
+    blobs::collect(&db, expiry, dry_run)
+        .map_err(|e| anyhow::anyhow!("collecting content failed: {}", e.message))
+}
+
 /// Runs the server until SIGINT or SIGTERM. Prints `listening on http://ADDR` on standard
 /// output once the socket is bound (with `:0`, the port chosen). On a signal it stops taking
 /// connections (new ones are refused), finishes the requests under way within
@@ -958,7 +995,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         println!("listening on http://{addr}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let sweeper = tokio::spawn(files::sweep_regularly(app.clone()));
+        let sweeper = tokio::spawn(blobs::sweep_regularly(app.clone()));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

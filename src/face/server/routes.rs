@@ -2,7 +2,7 @@
 //! body it reads, and how it is documented. The router and the OpenAPI document
 //! (`openapi.rs`) are both made from this one table, so they cannot differ.
 
-use super::{auth, files, projects, AsyncHandler, Handler};
+use super::{auth, blobs, files, projects, AsyncHandler, Handler, StreamHandler};
 use crate::protocol::types::*;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -11,6 +11,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 pub enum Work {
     Blocking(Handler),
     Async(AsyncHandler),
+    /// Reads its body as it arrives (with `Body::Blob`).
+    Stream(StreamHandler),
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -61,7 +63,7 @@ pub struct Route {
 }
 
 use Auth::{Limited, Public, Required, RequiredLimited};
-use Work::{Async, Blocking};
+use Work::{Async, Blocking, Stream};
 
 /// Every route.
 pub const ROUTES: &[Route] = &[
@@ -382,12 +384,14 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "PUT",
         path: "/api/blobs/{hash}",
-        work: Blocking(files::put_blob),
+        work: Stream(blobs::put),
         auth: Required,
         body: Body::Blob,
         doc: Doc {
-            summary: "Upload file content under its BLAKE3 hash (429: the account's uploads are \
-                      all under way; 507: the storage quota is full)",
+            summary: "Upload file content under its BLAKE3 hash, streamed; nothing is kept \
+                      unless all of it arrives and matches the hash (400: it does not; 413: \
+                      larger than the server's --max-file-size; 429: the account's uploads \
+                      are all under way; 507: the storage quota is full)",
             request: None,
             answer: (201, Some(schema::<Answer<Done<BlobStored>>>)),
             errors: &[429, 507],
@@ -396,7 +400,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/api/blobs/{hash}",
-        work: Blocking(files::get_blob),
+        work: Async(blobs::get),
         auth: Required,
         body: Body::None,
         doc: Doc {

@@ -489,95 +489,133 @@ impl Vfs {
     /// replacement (it is not root), keeps its inode instead: it is written over in place
     /// (see `write_in_place`).
     pub fn write(&self, p: &VPath, data: &[u8]) -> VResult<()> {
-        let Some(parent) = p.parent() else {
-            return Err(VfsError::IsDir("/".into()));
-        };
         match self.locate(p) {
             Loc::Stored => {
+                if p.parent().is_none() {
+                    return Err(VfsError::IsDir("/".into()));
+                }
                 check_stored_size(p, data.len() as u64)?;
                 self.stored_tx(|tx| stored::write_file(tx, p, data, false))
             }
-            Loc::Mounted(m, rel) => {
-                if rel == Path::new(".") {
-                    return Err(VfsError::IsDir(p.to_string()));
-                }
-                guard_home(self, p, &m, &rel)?;
-                let dir = m.dir()?;
-                // A symlink is written through to its target, which must be inside the jail;
-                // the link stays a link.
-                let rel = match dir.symlink_metadata(&rel) {
-                    Ok(md) if md.file_type().is_symlink() => {
-                        dir.canonicalize(&rel).map_err(|e| host_err(p, e))?
-                    }
-                    _ => rel,
-                };
-                let existing = dir.metadata(&rel).ok();
-                if existing.as_ref().is_some_and(|md| md.is_dir()) {
-                    return Err(VfsError::IsDir(p.to_string()));
-                }
-                let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
-                let parent_rel = if parent_rel.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    parent_rel
-                };
-                match dir.metadata(&parent_rel) {
-                    Ok(md) if md.is_dir() => {}
-                    Ok(_) => return Err(VfsError::NotDir(parent.to_string())),
-                    Err(e) => return Err(host_err(&parent, e)),
-                }
-                let name = rel
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let (tmp, mut f) = match new_temporary(&dir, &parent_rel, &name, existing.is_some())
-                {
-                    Ok(t) => t,
-                    // A folder that takes no new file (not writable by this process) may
-                    // hold a file that is: it is written in place, without the check
-                    // for room that the temporary gives.
-                    Err(e) if existing.is_some() && e.kind() == io::ErrorKind::PermissionDenied => {
-                        return write_in_place(&dir, &rel, data, None).map_err(|e| host_err(p, e));
-                    }
-                    Err(e) => return Err(host_err(p, e)),
-                };
-                // A file with other hard links is written in place, so every name keeps
-                // seeing the same file. So is one whose owner or group the replacement cannot
-                // be given (only root may give a file away): a rename would take the file
-                // from its owner.
-                let in_place = match &existing {
-                    None => false,
-                    Some(md) => {
-                        use cap_std::fs::MetadataExt;
-                        md.nlink() > 1 || keep_owner(&f, md).is_err()
-                    }
-                };
-                // The replacement keeps the old file's permissions (an executable script stays
-                // executable), set after its owner (a change of owner clears set-user-ID)
-                // and before its first byte, and is on disk before it replaces the old one.
-                let written = (|| {
-                    use std::io::Write;
-                    if let (Some(md), false) = (&existing, in_place) {
-                        f.set_permissions(md.permissions())?;
-                    }
-                    f.write_all(data)?;
-                    f.sync_all()
-                })();
-                drop(f);
-                if let Err(e) = written {
-                    let _ = dir.remove_file(&tmp);
-                    return Err(host_err(p, e));
-                }
-                if in_place {
-                    return write_in_place(&dir, &rel, data, Some(&tmp))
-                        .map_err(|e| host_err(p, e));
-                }
-                dir.rename(&tmp, &dir, &rel).map_err(|e| {
-                    let _ = dir.remove_file(&tmp);
-                    host_err(p, e)
-                })
-            }
+            Loc::Mounted(m, rel) => self.write_mounted(p, m, rel, Source::Bytes(data)),
         }
+    }
+
+    /// As [`write`](Self::write), with the content read from `src` a piece at a time (a
+    /// large file is never whole in memory): a stored file is stored in one transaction once
+    /// all of it is read, a mounted one goes through a temporary file renamed over it. A
+    /// failure of `src` leaves the file as it was.
+    pub fn write_from(&self, p: &VPath, src: &mut dyn Read) -> VResult<()> {
+        match self.locate(p) {
+            Loc::Stored => {
+                let mut w = self.writer(p, false)?;
+                io::copy(src, &mut w).map_err(|e| VfsError::Io(p.to_string(), e))?;
+                w.commit(self)
+            }
+            Loc::Mounted(m, rel) => self.write_mounted(p, m, rel, Source::Reader(src)),
+        }
+    }
+
+    /// The mounted side of [`write`](Self::write) and [`write_from`](Self::write_from).
+    fn write_mounted(
+        &self,
+        p: &VPath,
+        m: Arc<Mount>,
+        rel: PathBuf,
+        mut src: Source<'_>,
+    ) -> VResult<()> {
+        let Some(parent) = p.parent() else {
+            return Err(VfsError::IsDir("/".into()));
+        };
+        if rel == Path::new(".") {
+            return Err(VfsError::IsDir(p.to_string()));
+        }
+        guard_home(self, p, &m, &rel)?;
+        let dir = m.dir()?;
+        // A symlink is written through to its target, which must be inside the jail;
+        // the link stays a link.
+        let rel = match dir.symlink_metadata(&rel) {
+            Ok(md) if md.file_type().is_symlink() => {
+                dir.canonicalize(&rel).map_err(|e| host_err(p, e))?
+            }
+            _ => rel,
+        };
+        let existing = dir.metadata(&rel).ok();
+        if existing.as_ref().is_some_and(|md| md.is_dir()) {
+            return Err(VfsError::IsDir(p.to_string()));
+        }
+        let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        let parent_rel = if parent_rel.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            parent_rel
+        };
+        match dir.metadata(&parent_rel) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => return Err(VfsError::NotDir(parent.to_string())),
+            Err(e) => return Err(host_err(&parent, e)),
+        }
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (tmp, mut f) = match new_temporary(&dir, &parent_rel, &name, existing.is_some()) {
+            Ok(t) => t,
+            // A folder that takes no new file (not writable by this process) may
+            // hold a file that is: it is written in place, without the check
+            // for room that the temporary gives.
+            Err(e) if existing.is_some() && e.kind() == io::ErrorKind::PermissionDenied => {
+                return write_in_place(&dir, &rel, src.reader(), None).map_err(|e| host_err(p, e));
+            }
+            Err(e) => return Err(host_err(p, e)),
+        };
+        // A file with other hard links is written in place, so every name keeps
+        // seeing the same file. So is one whose owner or group the replacement cannot
+        // be given (only root may give a file away): a rename would take the file
+        // from its owner.
+        let in_place = match &existing {
+            None => false,
+            Some(md) => {
+                use cap_std::fs::MetadataExt;
+                md.nlink() > 1 || keep_owner(&f, md).is_err()
+            }
+        };
+        // The replacement keeps the old file's permissions (an executable script stays
+        // executable), set after its owner (a change of owner clears set-user-ID)
+        // and before its first byte, and is on disk before it replaces the old one.
+        let written = (|| {
+            use std::io::Write;
+            if let (Some(md), false) = (&existing, in_place) {
+                f.set_permissions(md.permissions())?;
+            }
+            match &mut src {
+                Source::Bytes(data) => f.write_all(data)?,
+                Source::Reader(r) => {
+                    io::copy(r, &mut f)?;
+                }
+            }
+            f.sync_all()
+        })();
+        drop(f);
+        if let Err(e) = written {
+            let _ = dir.remove_file(&tmp);
+            return Err(host_err(p, e));
+        }
+        if in_place {
+            // Content read from a stream is in the temporary only: it is read back
+            // from there (its room comes back once written).
+            let written = match src {
+                Source::Bytes(data) => write_in_place(&dir, &rel, &mut &data[..], Some(&tmp)),
+                Source::Reader(_) => dir
+                    .open(&tmp)
+                    .and_then(|t| write_in_place(&dir, &rel, &mut t.into_std(), Some(&tmp))),
+            };
+            return written.map_err(|e| host_err(p, e));
+        }
+        dir.rename(&tmp, &dir, &rel).map_err(|e| {
+            let _ = dir.remove_file(&tmp);
+            host_err(p, e)
+        })
     }
 
     /// Appends `data` to a file, creating it if needed.
@@ -1034,8 +1072,12 @@ fn keep_owner(f: &cap_std::fs::File, old: &cap_std::fs::Metadata) -> io::Result<
 /// file is written over, which gives that room back for the write (which needs no more),
 /// short of another program filling the disk in between. The file is opened first, so a
 /// file that cannot be written is left as it was.
-fn write_in_place(dir: &Dir, rel: &Path, data: &[u8], written: Option<&Path>) -> io::Result<()> {
-    use std::io::Write;
+fn write_in_place(
+    dir: &Dir,
+    rel: &Path,
+    data: &mut dyn Read,
+    written: Option<&Path>,
+) -> io::Result<()> {
     let mut opts = cap_std::fs::OpenOptions::new();
     opts.write(true);
     let opened = dir.open_with(rel, &opts);
@@ -1044,8 +1086,23 @@ fn write_in_place(dir: &Dir, rel: &Path, data: &[u8], written: Option<&Path>) ->
     }
     let mut f = opened?;
     f.set_len(0)?;
-    f.write_all(data)?;
+    io::copy(data, &mut f)?;
     f.sync_all()
+}
+
+/// The content of a write: in memory, or read as it is written.
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    Reader(&'a mut dyn Read),
+}
+
+impl Source<'_> {
+    fn reader(&mut self) -> &mut dyn Read {
+        match self {
+            Source::Bytes(data) => data,
+            Source::Reader(r) => *r,
+        }
+    }
 }
 
 pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {

@@ -1,6 +1,6 @@
 //! Tests of the VFS (foundation): a host mount is a jail. Whatever path is asked for, and
 //! whatever symlinks the host directory holds, nothing outside the mounted directory is read,
-//! listed or written.
+//! listed or written. A file written from a stream is replaced whole or not at all.
 
 use super::*;
 use std::fs;
@@ -168,4 +168,57 @@ fn checkouts_started_at_once_each_get_their_own_folder() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "{names:?}");
+}
+
+/// Yields `left` bytes of `x`, then fails (a download cut off).
+struct Failing(usize);
+
+impl Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.0 == 0 {
+            return Err(io::Error::other("the network went away"));
+        }
+        let n = buf.len().min(self.0);
+        buf[..n].fill(b'x');
+        self.0 -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_file_written_from_a_stream_is_replaced_whole_or_not_at_all() {
+    let root = tempfile::tempdir().unwrap();
+    let vfs = mounted(root.path());
+    let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    // In the stored tree.
+    vfs.mkdir(&v("/s"), true).unwrap();
+    vfs.write(&v("/s/f"), b"old").unwrap();
+    vfs.write_from(&v("/s/f"), &mut &big[..]).unwrap();
+    assert!(vfs.read(&v("/s/f")).unwrap() == big);
+    assert!(vfs.write_from(&v("/s/f"), &mut Failing(1 << 20)).is_err());
+    assert!(vfs.read(&v("/s/f")).unwrap() == big);
+    // In a mount, through a temporary renamed over the file, which a failure removes.
+    fs::write(root.path().join("f"), "old").unwrap();
+    vfs.write_from(&v("/m/f"), &mut &big[..]).unwrap();
+    assert!(fs::read(root.path().join("f")).unwrap() == big);
+    let e = vfs
+        .write_from(&v("/m/f"), &mut Failing(1 << 20))
+        .unwrap_err();
+    assert!(e.to_string().contains("the network went away"), "{e}");
+    assert!(fs::read(root.path().join("f")).unwrap() == big);
+    let names: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["f"]);
+    // A file with another link keeps its inode: written in place from the temporary.
+    fs::hard_link(root.path().join("f"), root.path().join("g")).unwrap();
+    vfs.write_from(&v("/m/f"), &mut &b"new"[..]).unwrap();
+    assert_eq!(fs::read(root.path().join("g")).unwrap(), b"new");
+    let mut names: Vec<_> = fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["f", "g"]);
 }
