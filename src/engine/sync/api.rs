@@ -32,7 +32,13 @@ pub struct Api {
     pub server: String,
     token: Option<String>,
     client: reqwest::blocking::Client,
+    /// The page size lists are asked for in: the server's largest, once [`Api::limits`]
+    /// has said it (0: the server's default).
+    page: std::sync::atomic::AtomicU64,
 }
+
+/// Times a file listing is walked again because the project changed between its pages.
+const LISTING_TRIES: usize = 5;
 
 const MAX_JSON: u64 = 256 << 20;
 /// The server may take this long to answer a request, and to send each part of an answer.
@@ -50,6 +56,7 @@ impl Api {
             server: super::server_url(server)?,
             token,
             client,
+            page: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -177,10 +184,88 @@ impl Api {
             .map(|_| ())
     }
 
+    /// `path` asking for the page after `after`, in pages of the server's largest size
+    /// when known.
+    fn page_path(&self, path: &str, after: Option<&str>) -> String {
+        use crate::protocol::{PAGE_AFTER, PAGE_LIMIT};
+        let mut query = Vec::new();
+        let page = self.page.load(std::sync::atomic::Ordering::Relaxed);
+        if page > 0 {
+            query.push(format!("{PAGE_LIMIT}={page}"));
+        }
+        if let Some(a) = after {
+            // Cursors are URL-safe base64; anything else is escaped all the same.
+            let a: String = a
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            query.push(format!("{PAGE_AFTER}={a}"));
+        }
+        if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{}", query.join("&"))
+        }
+    }
+
+    /// Every item of a paginated list (`GET path`), following the `next` cursors to the
+    /// last page. A server that does not paginate answers in one page.
+    pub fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page: wire::Page<Vec<T>> = self.get(&self.page_path(path, after.as_deref()))?;
+            all.extend(page.data);
+            match page.next {
+                Some(n) if after.as_deref() != Some(n.as_str()) => after = Some(n),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// A project's files, every page of them at one revision: should a commit land between
+    /// two pages, the walk starts again, so the listing is as of one moment.
+    pub fn files(&self, project: wire::ProjectId) -> Result<wire::Files> {
+        let path = format!("/api/projects/{project}/files");
+        for _ in 0..LISTING_TRIES {
+            let first: wire::Page<wire::Files> = self.get(&self.page_path(&path, None))?;
+            let mut files = first.data;
+            let mut next = first.next;
+            let mut moved = false;
+            while let Some(after) = next.take() {
+                let page: wire::Page<wire::Files> =
+                    self.get(&self.page_path(&path, Some(&after)))?;
+                if page.data.revision != files.revision {
+                    moved = true;
+                    break;
+                }
+                files.files.extend(page.data.files);
+                next = page.next.filter(|n| *n != after);
+            }
+            if !moved {
+                return Ok(files);
+            }
+        }
+        bail!(
+            "project {project} kept changing on {} while its file list was read: sync again",
+            self.server
+        )
+    }
+
     /// What the server accepts (`GET /api/limits`); None from a server too old to say.
+    /// From then on, lists are asked for in pages of the server's largest size.
     pub fn limits(&self) -> Result<Option<wire::Limits>> {
         match self.get::<wire::Data<wire::Limits>>("/api/limits") {
-            Ok(d) => Ok(Some(d.data)),
+            Ok(d) => {
+                self.page
+                    .store(d.data.max_page, std::sync::atomic::Ordering::Relaxed);
+                Ok(Some(d.data))
+            }
             Err(e)
                 if e.downcast_ref::<HttpError>()
                     .is_some_and(|h| h.status == 404) =>
