@@ -271,7 +271,8 @@ pub struct ServerArgs {
     pub quiet: bool,
 }
 
-/// `valyxo server backup|restore`.
+// `valyxo server backup|restore`. (No doc comment: clap would take it for the server's
+// own description.)
 #[cfg(feature = "server")]
 #[derive(Subcommand, Debug)]
 pub enum ServerAction {

@@ -1404,3 +1404,365 @@ fn a_postgres_server_stops_cleanly_on_sigterm_and_sigint() {
         assert!(!log.contains("panicked"), "{log}");
     }
 }
+
+// ---- Every list comes one page at a time ----
+
+/// `GET path` with `?query`, answered 200.
+fn page(url: &str, token: &str, path: &str, query: &str) -> Value {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let full = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}{sep}{query}")
+    };
+    let a = call(url, "GET", &full, Some(token), None);
+    assert_eq!(a.status, 200, "{full}: {}", a.body);
+    a.body
+}
+
+/// Every page of `path` in pages of `limit`: the items of each page, in order.
+fn walk(url: &str, token: &str, path: &str, limit: usize, items: &str) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let q = match &after {
+            None => format!("limit={limit}"),
+            Some(a) => format!("limit={limit}&after={a}"),
+        };
+        let body = page(url, token, path, &q);
+        let data = if items.is_empty() {
+            &body["data"]
+        } else {
+            &body["data"][items]
+        };
+        pages.push(data.as_array().unwrap().clone());
+        assert!(pages.len() < 100, "the walk does not end");
+        match body["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => {
+                assert_eq!(body["next"], Value::Null, "next is there, as null");
+                return pages;
+            }
+        }
+    }
+}
+
+fn ids(pages: &[Vec<Value>]) -> Vec<i64> {
+    pages
+        .iter()
+        .flatten()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn new_project(url: &str, token: &str, name: &str) -> i64 {
+    let a = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(token),
+        Some(json!({"name": name})),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["data"]["id"].as_i64().unwrap()
+}
+
+/// The validation failure of a request: its status and the fields it names.
+fn refused(url: &str, token: &str, path: &str) -> (u16, Vec<String>) {
+    let a = call(url, "GET", path, Some(token), None);
+    let fields = a.body["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|x| x["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if a.status == 400 {
+        assert_eq!(error(&a), "Validation failed");
+    }
+    (a.status, fields)
+}
+
+fn pagination(url: &str) {
+    answered();
+    let (_, token, _) = user(url);
+    let t = token.as_str();
+    let (_, other, _) = user(url);
+    // Projects: 17, created one after the other (several in one millisecond).
+    let created: Vec<i64> = (0..17).map(|i| new_project(url, t, &format!("p{i}"))).collect();
+    let newest_first: Vec<i64> = created.iter().rev().copied().collect();
+
+    // An old client asks with no parameters and gets the first page in the old shape, with
+    // `next` beside it.
+    let first = page(url, t, "/api/projects", "");
+    assert_eq!(first["success"], true);
+    let data = first["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3, "the default page size");
+    assert_eq!(
+        data[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["created_at", "description", "id", "name", "updated_at"]
+    );
+    assert_eq!(ids(&[data.clone()]), newest_first[..3]);
+    assert!(first["next"].is_string());
+
+    // Walking every page meets each project once, newest first, in pages of the limit.
+    for limit in [1, 4, 7] {
+        let pages = walk(url, t, "/api/projects", limit, "");
+        assert_eq!(ids(&pages), newest_first, "limit {limit}");
+        assert!(pages.iter().all(|p| p.len() <= limit));
+        assert_eq!(pages.len(), 17usize.div_ceil(limit));
+    }
+
+    // Projects created between two pages neither repeat nor push others out of the walk.
+    let p1 = page(url, t, "/api/projects", "limit=5");
+    let mut seen = ids(&[p1["data"].as_array().unwrap().clone()]);
+    let mut next = p1["next"].as_str().map(str::to_string);
+    let mut added = Vec::new();
+    while let Some(n) = next {
+        for i in 0..2 {
+            added.push(new_project(url, t, &format!("added{}{i}", added.len())));
+        }
+        let p = page(url, t, "/api/projects", &format!("limit=5&after={n}"));
+        seen.extend(ids(&[p["data"].as_array().unwrap().clone()]));
+        next = p["next"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, newest_first);
+    // A new walk sees them, first.
+    let all = ids(&walk(url, t, "/api/projects", 7, ""));
+    let mut want: Vec<i64> = added.iter().rev().copied().collect();
+    want.extend(&newest_first);
+    assert_eq!(all, want);
+
+    // Limits are bounded; a cursor is only good for the list that gave it.
+    for q in ["limit=0", "limit=8", "limit=-1", "limit=ten", "limit=1&limit=2"] {
+        assert_eq!(
+            refused(url, t, &format!("/api/projects?{q}")),
+            (400, vec!["limit".to_string()]),
+            "{q}"
+        );
+    }
+    assert_eq!(
+        page(url, t, "/api/projects", "limit=7")["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    let cursor = first["next"].as_str().unwrap().to_string();
+    let mut flipped = cursor.clone().into_bytes();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for bad in [
+        "garbage".to_string(),
+        "%FF%FE".to_string(),
+        "A".repeat(5000),
+        flipped,
+        format!("{cursor}x"),
+    ] {
+        assert_eq!(
+            refused(url, t, &format!("/api/projects?after={bad}")),
+            (400, vec!["after".to_string()]),
+            "{bad}"
+        );
+    }
+    // Another account cannot use it (and learns nothing from it).
+    assert_eq!(
+        refused(url, &other, &format!("/api/projects?after={cursor}")),
+        (400, vec!["after".to_string()])
+    );
+
+    // A project's scripts.
+    let pid = created[0];
+    let scripts: Vec<i64> = (0..8)
+        .map(|i| {
+            let a = call(
+                url,
+                "POST",
+                &format!("/api/scripts/project/{pid}"),
+                Some(t),
+                Some(json!({"name": format!("s{i}"), "content": "print(1);"})),
+            );
+            assert_eq!(a.status, 201, "{}", a.body);
+            a.body["data"]["id"].as_i64().unwrap()
+        })
+        .collect();
+    let pages = walk(url, t, &format!("/api/scripts/project/{pid}"), 3, "");
+    assert_eq!(pages.len(), 3);
+    assert_eq!(ids(&pages), scripts.iter().rev().copied().collect::<Vec<_>>());
+    // The projects' cursor is not the scripts'.
+    assert_eq!(
+        refused(url, t, &format!("/api/scripts/project/{pid}?after={cursor}")),
+        (400, vec!["after".to_string()])
+    );
+
+    // A script's executions.
+    let sid = scripts[0];
+    let runs: Vec<i64> = (0..5)
+        .map(|_| {
+            let a = execute(url, t, sid);
+            assert_eq!(a.status, 200, "{}", a.body);
+            a.body["data"]["id"].as_i64().unwrap()
+        })
+        .collect();
+    let pages = walk(url, t, &format!("/api/scripts/{sid}/executions"), 2, "");
+    assert_eq!(pages.len(), 3);
+    assert_eq!(ids(&pages), runs.iter().rev().copied().collect::<Vec<_>>());
+
+    // A project's files: its first page is the largest (sync reads it whole), by path.
+    let content = b"same content".to_vec();
+    assert_eq!(put_blob(url, t, &content), 201);
+    let commit = |paths: &[String], base: i64| {
+        let changes: Vec<Value> = paths
+            .iter()
+            .map(|p| json!({"path": p, "hash": hash(&content), "base_version": base}))
+            .collect();
+        let a = call(
+            url,
+            "POST",
+            &format!("/api/projects/{pid}/files/commit"),
+            Some(t),
+            Some(json!({"changes": changes})),
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body
+    };
+    let paths: Vec<String> = (0..20).map(|i| format!("d{}/f{i:02}", i % 3)).collect();
+    let answer = commit(&paths, 0);
+    assert_eq!(answer["data"]["files"].as_array().unwrap().len(), 20);
+    // A commit answers with the files it changed only.
+    let answer = commit(&paths[..2], 1);
+    let changed: Vec<&str> = answer["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["d0/f00", "d1/f01"]);
+    let mut sorted = paths.clone();
+    sorted.sort();
+    let files = format!("/api/projects/{pid}/files");
+    let first = page(url, t, &files, "");
+    assert_eq!(first["data"]["files"].as_array().unwrap().len(), 7);
+    assert_eq!(first["data"]["revision"], 2);
+    let listed = |pages: &[Vec<Value>]| -> Vec<String> {
+        pages
+            .iter()
+            .flatten()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed(&walk(url, t, &files, 6, "files")), sorted);
+    // Files added between pages, before and after the cursor: those already there are
+    // each listed once.
+    let p1 = page(url, t, &files, "limit=6");
+    let mut seen: Vec<String> = p1["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    let cursor = p1["next"].as_str().unwrap().to_string();
+    commit(&["a-first".to_string(), "z-last".to_string()], 0);
+    let rest = walk_from(url, t, &files, 6, &cursor);
+    seen.extend(rest);
+    assert_eq!(seen.iter().filter(|p| *p == "z-last").count(), 1);
+    seen.retain(|p| p != "z-last");
+    assert_eq!(seen, sorted);
+    // A file cursor names its project.
+    let pid2 = created[1];
+    assert_eq!(
+        refused(url, t, &format!("/api/projects/{pid2}/files?after={cursor}")),
+        (400, vec!["after".to_string()])
+    );
+    // The client learns the largest page from the limits.
+    let limits = call(url, "GET", "/api/limits", Some(t), None);
+    assert_eq!(limits.body["data"]["max_page"], 7);
+    every_answer_is_documented(url);
+}
+
+/// The file paths of every page of `path` after `cursor`.
+fn walk_from(url: &str, token: &str, path: &str, limit: usize, cursor: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after = cursor.to_string();
+    loop {
+        let body = page(url, token, path, &format!("limit={limit}&after={after}"));
+        out.extend(
+            body["data"]["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap().to_string()),
+        );
+        match body["next"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn every_list_walks_in_pages_each_item_once_even_while_items_are_added() {
+    let s = Server::start(None, &["--page-size", "3", "--max-page-size", "7"]);
+    pagination(&s.url);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn every_list_walks_in_pages_on_postgres() {
+    let s = Server::start(
+        Some(&postgres()),
+        &["--page-size", "3", "--max-page-size", "7"],
+    );
+    pagination(&s.url);
+}
+
+#[test]
+fn the_document_describes_the_page_parameters() {
+    let s = Server::sqlite();
+    let doc = call(&s.url, "GET", "/api/openapi.json", None, None).body;
+    for path in [
+        "/api/projects",
+        "/api/scripts/project/{id}",
+        "/api/scripts/{id}/executions",
+        "/api/projects/{id}/files",
+    ] {
+        let op = &doc["paths"][path]["get"];
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["limit", "after"], "{path}");
+        assert!(op["responses"].get("400").is_some(), "{path}");
+        let answer = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap();
+        let schema = &doc["components"]["schemas"][answer.rsplit('/').next().unwrap()];
+        let text = schema.to_string();
+        assert!(text.contains("\"next\""), "{path}: {text}");
+    }
+    // The server refuses bad page sizes at start.
+    let home = tempfile::tempdir().unwrap();
+    for args in [["--page-size", "0"], ["--max-page-size", "0"]] {
+        let out = std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(home.path())
+            .args(["server", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+    }
+    let out = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(home.path())
+        .args(["server", "--listen", "127.0.0.1:0", "--page-size", "50"])
+        .args(["--max-page-size", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be larger than --max-page-size"), "{err}");
+}
