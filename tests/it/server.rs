@@ -1490,7 +1490,9 @@ fn pagination(url: &str) {
     let t = token.as_str();
     let (_, other, _) = user(url);
     // Projects: 17, created one after the other (several in one millisecond).
-    let created: Vec<i64> = (0..17).map(|i| new_project(url, t, &format!("p{i}"))).collect();
+    let created: Vec<i64> = (0..17)
+        .map(|i| new_project(url, t, &format!("p{i}")))
+        .collect();
     let newest_first: Vec<i64> = created.iter().rev().copied().collect();
 
     // An old client asks with no parameters and gets the first page in the old shape, with
@@ -1535,7 +1537,13 @@ fn pagination(url: &str) {
     assert_eq!(all, want);
 
     // Limits are bounded; a cursor is only good for the list that gave it.
-    for q in ["limit=0", "limit=8", "limit=-1", "limit=ten", "limit=1&limit=2"] {
+    for q in [
+        "limit=0",
+        "limit=8",
+        "limit=-1",
+        "limit=ten",
+        "limit=1&limit=2",
+    ] {
         assert_eq!(
             refused(url, t, &format!("/api/projects?{q}")),
             (400, vec!["limit".to_string()]),
@@ -1589,10 +1597,17 @@ fn pagination(url: &str) {
         .collect();
     let pages = walk(url, t, &format!("/api/scripts/project/{pid}"), 3, "");
     assert_eq!(pages.len(), 3);
-    assert_eq!(ids(&pages), scripts.iter().rev().copied().collect::<Vec<_>>());
+    assert_eq!(
+        ids(&pages),
+        scripts.iter().rev().copied().collect::<Vec<_>>()
+    );
     // The projects' cursor is not the scripts'.
     assert_eq!(
-        refused(url, t, &format!("/api/scripts/project/{pid}?after={cursor}")),
+        refused(
+            url,
+            t,
+            &format!("/api/scripts/project/{pid}?after={cursor}")
+        ),
         (400, vec!["after".to_string()])
     );
 
@@ -1672,7 +1687,11 @@ fn pagination(url: &str) {
     // A file cursor names its project.
     let pid2 = created[1];
     assert_eq!(
-        refused(url, t, &format!("/api/projects/{pid2}/files?after={cursor}")),
+        refused(
+            url,
+            t,
+            &format!("/api/projects/{pid2}/files?after={cursor}")
+        ),
         (400, vec!["after".to_string()])
     );
     // The client learns the largest page from the limits.
@@ -1764,5 +1783,142 @@ fn the_document_describes_the_page_parameters() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot be larger than --max-page-size"), "{err}");
+    assert!(
+        err.contains("cannot be larger than --max-page-size"),
+        "{err}"
+    );
+}
+
+// ---- Backups ----
+
+fn valyxo_server(args: &[&str], file: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .arg("server")
+        .args(args)
+        .arg(file)
+        .env_remove("VALYXO_DATABASE_URL")
+        .output()
+        .expect("run valyxo server")
+}
+
+#[test]
+fn a_backup_taken_while_writing_restores_everything_written_before_it() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let live = format!("sqlite:{}", dir.path().join("live.db").display());
+    let s = Server::start(Some(&live), &[]);
+    let (_, token, _) = user(&s.url);
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (url, token, created, stop) =
+            (s.url.clone(), token.clone(), created.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = new_project(&url, &token, &format!("w{n}"));
+                created.lock().unwrap().push(id);
+                n += 1;
+            }
+        })
+    };
+    let count = || created.lock().unwrap().len();
+    while count() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Every project whose creation was answered before the backup began is in it.
+    let before: Vec<i64> = created.lock().unwrap().clone();
+    let copy = dir.path().join("backup.db");
+    let out = valyxo_server(&["backup", "--database", &live], &copy);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("backed up "), "{text}");
+    // The writer went on meanwhile and goes on after.
+    let n = count();
+    while count() < n + 10 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let all: std::collections::HashSet<i64> = created.lock().unwrap().iter().copied().collect();
+
+    // A backup never writes over a file.
+    let again = valyxo_server(&["backup", "--database", &live], &copy);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // The live database is not restored over while its server has it open.
+    let busy = valyxo_server(&["restore", "--database", &live], &copy);
+    assert_eq!(busy.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        err.contains("in use") && err.contains("stop the server"),
+        "{err}"
+    );
+
+    // Restored into a fresh place, it passes SQLite's integrity check …
+    let fresh = dir.path().join("restored").join("server.db");
+    let db = format!("sqlite:{}", fresh.display());
+    let out = valyxo_server(&["restore", "--database", &db], &copy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check: String = rusqlite::Connection::open(&fresh)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // … and a server on it has every project created before the backup, only projects that
+    // were created, and accepts the tokens given out before it.
+    let r = Server::start(Some(&db), &[]);
+    let restored = ids(&walk(&r.url, &token, "/api/projects", 1000, ""));
+    let restored_set: std::collections::HashSet<i64> = restored.iter().copied().collect();
+    assert_eq!(restored.len(), restored_set.len());
+    for id in &before {
+        assert!(restored_set.contains(id), "project {id} is missing");
+    }
+    assert!(restored_set.is_subset(&all));
+    // The live server has them all.
+    let live_ids = ids(&walk(&s.url, &token, "/api/projects", 1000, ""));
+    assert_eq!(live_ids.len(), all.len());
+}
+
+#[test]
+fn backup_and_restore_explain_themselves_and_refuse_what_they_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    for (verb, tool) in [("backup", "pg_dump"), ("restore", "pg_restore")] {
+        let help = valyxo_server(&[verb], std::path::Path::new("--help"));
+        assert!(help.status.success());
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("Examples:") && text.contains(tool), "{text}");
+        // PostgreSQL has its own tools.
+        let out = valyxo_server(
+            &[verb, "--database", "postgres://valyxo@127.0.0.1:9/valyxo"],
+            &dir.path().join("x.db"),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(tool), "{err}");
+    }
+    // No database there, no backup; a file that is not a server database is not restored.
+    let db = format!("sqlite:{}", dir.path().join("none.db").display());
+    let out = valyxo_server(&["backup", "--database", &db], &dir.path().join("b.db"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database at"));
+    let junk = dir.path().join("junk.db");
+    std::fs::write(
+        &junk,
+        "not a database at all, but long enough to have a header",
+    )
+    .unwrap();
+    let out = valyxo_server(&["restore", "--database", &db], &junk);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a SQLite database"));
+    assert!(!dir.path().join("none.db").exists());
 }
