@@ -13,7 +13,10 @@
 //! - `fairness`: `/health` latency (p50, p99) while one account floods `execute` from 100
 //!   connections, beside the same without the flood;
 //! - `logins`: server RSS during and after 1,000 logins at 64 at once;
-//! - `log`: authenticated GETs per second with the request log on and off.
+//! - `log`: authenticated GETs per second with the request log on and off;
+//! - `pages`: an account with 300,000 projects: a page of projects (the first, or one deep in
+//!   the list by its cursor) at 100 connections, p50 and p99, a walk of the whole list, and
+//!   the server's peak RSS.
 
 #[path = "../tests/it/common/server.rs"]
 #[allow(dead_code)]
@@ -419,6 +422,110 @@ async fn log() {
     );
 }
 
+/// An account with 300,000 projects (written straight into the server's SQLite file, as
+/// fast as it can take them) read one page at a time.
+async fn pages() {
+    let n: i64 = if quick() { 30_000 } else { 300_000 };
+    let secs = if quick() { 2.0 } else { 5.0 };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.db");
+    let s = server::Server::start(Some(&format!("sqlite:{}", file.display())), &[]);
+    let token = register(&s.url, "pager").await;
+    let mut c = Conn::open(&s.url).await;
+    let (_, me) = c.call("GET", "/api/auth/me", Some(&token), None).await;
+    let me: Value = serde_json::from_slice(&me).unwrap();
+    let uid = me["user"]["id"].as_i64().unwrap();
+    let filled = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        let mut db = rusqlite::Connection::open(&file).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let tx = db.transaction().unwrap();
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO projects (user_id, name, description, created_at, updated_at) \
+                     VALUES (?1, ?2, '', ?3, ?3)",
+                )
+                .unwrap();
+            let start = chrono::Utc::now() - chrono::Duration::days(30);
+            for i in 0..n {
+                let t = (start + chrono::Duration::milliseconds(i))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                st.execute(rusqlite::params![uid, format!("project {i}"), t])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    })
+    .await
+    .unwrap();
+    let filled = filled.elapsed();
+    // The whole list in pages of 1,000, keeping cursors from all through it.
+    let walk = Instant::now();
+    let (mut seen, mut cursors, mut after) = (0usize, Vec::new(), None::<String>);
+    loop {
+        let path = match &after {
+            None => "/api/projects?limit=1000".to_string(),
+            Some(a) => format!("/api/projects?limit=1000&after={a}"),
+        };
+        let (status, body) = c.call("GET", &path, Some(&token), None).await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        seen += v["data"].as_array().unwrap().len();
+        match v["next"].as_str() {
+            Some(next) => {
+                cursors.push(next.to_string());
+                after = Some(next.to_string());
+            }
+            None => break,
+        }
+    }
+    let walk = walk.elapsed();
+    assert_eq!(seen as i64, n);
+    let cursors = Arc::new(cursors);
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (url, token, cursors) = (s.url.clone(), token.clone(), cursors.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                let mut times = Vec::new();
+                while Instant::now() < end {
+                    // One in ten is the first page, the others a page deep in the list.
+                    let path = match fastrand::usize(..10) {
+                        0 => "/api/projects".to_string(),
+                        _ => format!(
+                            "/api/projects?after={}",
+                            cursors[fastrand::usize(..cursors.len())]
+                        ),
+                    };
+                    let t = Instant::now();
+                    let (status, _) = c.call("GET", &path, Some(&token), None).await;
+                    times.push(t.elapsed());
+                    assert_eq!(status, 200);
+                }
+                times
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    let (now, peak) = rss(s.pid());
+    println!(
+        "pages: {n} projects in one account (written in {:.1} s); pages of 100 at 100 connections: \
+         {:.0} per second, p50 {}, p99 {} (goal: p99 < 20 ms); the whole list in pages of 1,000 \
+         in {:.2} s; server RSS {now:.0} MiB, peak {peak:.0} MiB (goal < 200 MiB; the issue: \
+         9.4 GB and no answer in 5 s)",
+        filled.as_secs_f64(),
+        times.len() as f64 / secs,
+        ms(percentile(&mut times, 0.5)),
+        ms(percentile(&mut times, 0.99)),
+        walk.as_secs_f64()
+    );
+}
+
 fn main() {
     let _ = BIN;
     let args: Vec<String> = std::env::args()
@@ -442,6 +549,9 @@ fn main() {
         }
         if want("log") {
             log().await;
+        }
+        if want("pages") {
+            pages().await;
         }
     });
 }
