@@ -1505,7 +1505,7 @@ fn pagination(url: &str) {
         data[0].as_object().unwrap().keys().collect::<Vec<_>>(),
         ["created_at", "description", "id", "name", "updated_at"]
     );
-    assert_eq!(ids(&[data.clone()]), newest_first[..3]);
+    assert_eq!(ids(std::slice::from_ref(data)), newest_first[..3]);
     assert!(first["next"].is_string());
 
     // Walking every page meets each project once, newest first, in pages of the limit.
