@@ -264,7 +264,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub page_size: usize,
     /// The largest page a list gives (its limit parameter).
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 5000)]
     pub max_page_size: usize,
     /// Do not log each request.
     #[arg(long, short = 'q')]

@@ -298,3 +298,125 @@ impl Api {
         Ok(data)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::{Arc, Mutex};
+
+    /// A server on 127.0.0.1 that answers each request with `answer(request line)`, one
+    /// connection per request; returns its URL and the request lines it saw.
+    fn fake(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut header = String::new();
+                while reader.read_line(&mut header).unwrap() > 2 {
+                    header.clear();
+                }
+                let line = line.trim().to_string();
+                let body = answer(&line);
+                log.lock().unwrap().push(line);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    fn project(id: i64) -> String {
+        format!(
+            r#"{{"id":{id},"name":"p{id}","description":"","created_at":"t","updated_at":"t"}}"#
+        )
+    }
+
+    fn file(path: &str) -> String {
+        format!(r#"{{"path":"{path}","deleted":true,"hash":null,"size":0,"version":1}}"#)
+    }
+
+    #[test]
+    fn lists_are_followed_page_by_page_in_the_largest_pages() {
+        let (url, seen) = fake(|line| {
+            if line.contains("/api/limits") {
+                return r#"{"success":true,"data":{"blob_limit":1,"json_limit":1,"max_batch":1,
+                    "quota":0,"storage_used":0,"max_page":2,"script":{"time_ms":1,"memory":1,
+                    "operations":1,"output":1}}}"#
+                    .into();
+            }
+            let (data, next) = if line.contains("after=c2") {
+                (project(1), "null")
+            } else if line.contains("after=c1") {
+                (format!("{},{}", project(3), project(2)), r#""c2""#)
+            } else {
+                (format!("{},{}", project(5), project(4)), r#""c1""#)
+            };
+            format!(r#"{{"success":true,"data":[{data}],"next":{next}}}"#)
+        });
+        let api = Api::new(&url, None).unwrap();
+        assert_eq!(api.limits().unwrap().unwrap().max_page, 2);
+        let all = api.list_all::<wire::Project>("/api/projects").unwrap();
+        let ids: Vec<i64> = all.iter().map(|p| p.id.0).collect();
+        assert_eq!(ids, [5, 4, 3, 2, 1]);
+        assert_eq!(
+            seen.lock().unwrap()[1..],
+            [
+                "GET /api/projects?limit=2 HTTP/1.1",
+                "GET /api/projects?limit=2&after=c1 HTTP/1.1",
+                "GET /api/projects?limit=2&after=c2 HTTP/1.1",
+            ]
+        );
+        // A server from before pagination answers one page without `next`.
+        let (url, _) = fake(|_| format!(r#"{{"success":true,"data":[{}]}}"#, project(9)));
+        let api = Api::new(&url, None).unwrap();
+        assert_eq!(api.list_all::<wire::Project>("/x").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_listing_that_changes_between_pages_is_read_again() {
+        // The first walk sees revision 1, then 2 on its second page: it starts again.
+        let calls = Arc::new(Mutex::new(0));
+        let n = calls.clone();
+        let (url, seen) = fake(move |line| {
+            let mut n = n.lock().unwrap();
+            *n += 1;
+            let (rev, files, next) = match (*n, line.contains("after=f1")) {
+                (1, false) => (1, file("a"), r#""f1""#),
+                (2, true) => (2, file("b"), "null"),
+                (_, false) => (2, file("a"), r#""f1""#),
+                (_, true) => (2, format!("{},{}", file("b"), file("c")), "null"),
+            };
+            format!(
+                r#"{{"success":true,"data":{{"revision":{rev},"files":[{files}]}},"next":{next}}}"#
+            )
+        });
+        let api = Api::new(&url, None).unwrap();
+        let files = api.files(wire::ProjectId(7)).unwrap();
+        assert_eq!(files.revision, wire::Revision(2));
+        let paths: Vec<&str> = files.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b", "c"]);
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        assert!(seen.lock().unwrap()[1].contains("/api/projects/7/files?after=f1"));
+        // A listing that never holds still is an error, not an endless walk.
+        let (url, _) = fake(move |line| {
+            let rev = if line.contains("after=") { 2 } else { 1 };
+            format!(r#"{{"success":true,"data":{{"revision":{rev},"files":[]}},"next":"f1"}}"#)
+        });
+        let e = Api::new(&url, None)
+            .unwrap()
+            .files(wire::ProjectId(7))
+            .unwrap_err();
+        assert!(e.to_string().contains("kept changing"), "{e}");
+    }
+}

@@ -100,7 +100,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(20),
             upload_expiry: Duration::from_secs(24 * 3600),
             page_size: 100,
-            max_page_size: 1000,
+            max_page_size: 5000,
         }
     }
 }

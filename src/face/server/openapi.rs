@@ -40,7 +40,7 @@ fn page_parameters() -> [Value; 2] {
     [
         json!({"name": PAGE_LIMIT, "in": "query", "required": false,
             "description": "The most items in the page: from 1 to the server's largest page \
-                (`max_page` in `GET /api/limits`; 1000 unless configured). Without it, the \
+                (`max_page` in `GET /api/limits`; 5000 unless configured). Without it, the \
                 server's default page size (100), or for a project's files the largest page.",
             "schema": {"type": "integer", "minimum": 1}}),
         json!({"name": PAGE_AFTER, "in": "query", "required": false,
