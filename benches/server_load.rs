@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! cargo bench --bench server_load                   # every figure
-//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log)
+//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
+//! VALYXO_BENCH_POSTGRES=postgres://USER:PASSWORD@127.0.0.1/DB cargo bench --bench server_load -- db balancer
 //! ```
 //!
 //! - `scripts`: server peak RSS while scripts ask for 10¹² bytes (one call) and for a
@@ -14,6 +15,14 @@
 //!   connections, beside the same without the flood;
 //! - `logins`: server RSS during and after 1,000 logins at 64 at once;
 //! - `log`: authenticated GETs per second with the request log on and off;
+//! - `list`: `GET /api/projects` (its first page) for an account with 300,000 projects
+//!   (30,000 with `VALYXO_BENCH_QUICK`): p50 and p99 at 10 connections, and the server's
+//!   peak memory;
+//! - `db`: authenticated GETs and project creations at 100 and 1,000 connections (requests
+//!   per second, p50, p99), on SQLite and, when `VALYXO_BENCH_POSTGRES` (or
+//!   `VALYXO_TEST_POSTGRES`) names a database, on PostgreSQL, side by side;
+//! - `balancer`: authenticated GETs per second through nginx in front of one server and in
+//!   front of two on one PostgreSQL (needs that database and nginx; skipped without);
 //! - `pages`: an account with 300,000 projects: a page of projects (the first, or one deep in
 //!   the list by its cursor) at 100 connections, p50 and p99, a walk of the whole list, and
 //!   the server's peak RSS.
@@ -21,6 +30,10 @@
 #[path = "../tests/it/common/server.rs"]
 #[allow(dead_code)]
 mod server;
+
+#[path = "../tests/it/common/balancer.rs"]
+#[allow(dead_code)]
+mod balancer;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -422,6 +435,238 @@ async fn log() {
     );
 }
 
+/// Creates `n` projects for `token` from 100 connections.
+async fn fill_projects(url: &str, token: &str, n: usize) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (url, token, next) = (url.to_string(), token.to_string(), next.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    json(
+                        &mut c,
+                        "POST",
+                        "/api/projects",
+                        Some(&token),
+                        json!({"name": format!("project-{i:06}")}),
+                    )
+                    .await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+async fn list() {
+    let n = if quick() { 30_000 } else { 300_000 };
+    let s = server::Server::start(None, &[]);
+    let url = s.url.clone();
+    let token = register(&url, "collector").await;
+    let started = Instant::now();
+    fill_projects(&url, &token, n).await;
+    let filled = started.elapsed();
+    let (_, before) = rss(s.pid());
+    let secs = if quick() { 3.0 } else { 10.0 };
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    // A response slower than this counts as not answered: the issue saw none in 5 s.
+    let patience = Duration::from_secs(10);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (url, token) = (url.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                let (mut times, mut bytes, mut late) = (Vec::new(), 0, 0);
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    match tokio::time::timeout(
+                        patience,
+                        c.call("GET", "/api/projects", Some(&token), None),
+                    )
+                    .await
+                    {
+                        Ok((status, body)) => {
+                            assert_eq!(status, 200);
+                            bytes = body.len();
+                            times.push(t.elapsed());
+                        }
+                        Err(_) => {
+                            late += 1;
+                            break;
+                        }
+                    }
+                }
+                (times, bytes, late)
+            })
+        })
+        .collect();
+    let (mut times, mut bytes, mut late) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (t, b, l) = t.await.unwrap();
+        times.extend(t);
+        bytes = bytes.max(b);
+        late += l;
+    }
+    let (_, peak) = rss(s.pid());
+    if times.is_empty() {
+        println!(
+            "list: {n} projects (made in {:.1} s): no GET /api/projects answered within {} s at 10 connections; server peak RSS {peak:.0} MiB ({before:.0} MiB before the reads)",
+            filled.as_secs_f64(),
+            patience.as_secs()
+        );
+        return;
+    }
+    let count = times.len();
+    println!(
+        "list: {n} projects (made in {:.1} s); GET /api/projects at 10 connections: {count} answers of {bytes} bytes, p50 {}, p99 {}, {late} not answered within {} s; server peak RSS {peak:.0} MiB ({before:.0} MiB before the reads; goals: p99 < 20 ms, peak < 200 MB)",
+        filled.as_secs_f64(),
+        ms(percentile(&mut times, 0.5)),
+        ms(percentile(&mut times, 0.99)),
+        patience.as_secs()
+    );
+}
+
+/// The PostgreSQL database for the PostgreSQL rows, if one is named.
+fn postgres() -> Option<String> {
+    std::env::var("VALYXO_BENCH_POSTGRES")
+        .or_else(|_| std::env::var("VALYXO_TEST_POSTGRES"))
+        .ok()
+}
+
+/// What each connection of [`drive`] asks for.
+#[derive(Clone, Copy)]
+enum Load {
+    /// `GET /api/auth/me`.
+    Get,
+    /// `POST /api/projects`.
+    Create,
+}
+
+/// `load` from `conns` connections (all opened before the clock starts) for `secs`:
+/// requests per second, p50 and p99.
+async fn drive(
+    url: &str,
+    token: &str,
+    conns: usize,
+    secs: f64,
+    load: Load,
+) -> (f64, Duration, Duration) {
+    let ready = Arc::new(tokio::sync::Barrier::new(conns + 1));
+    let tasks: Vec<_> = (0..conns)
+        .map(|i| {
+            let (url, token, ready) = (url.to_string(), token.to_string(), ready.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                ready.wait().await;
+                let end = Instant::now() + Duration::from_secs_f64(secs);
+                let mut lat = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    let (status, body) = match load {
+                        Load::Get => c.call("GET", "/api/auth/me", Some(&token), None).await,
+                        Load::Create => {
+                            n += 1;
+                            let body = json!({"name": format!("load-{i}-{n}")});
+                            c.call("POST", "/api/projects", Some(&token), Some(&body))
+                                .await
+                        }
+                    };
+                    assert!(status < 300, "{status} {}", String::from_utf8_lossy(&body));
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    ready.wait().await;
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let rate = lat.len() as f64 / secs;
+    (rate, percentile(&mut lat, 0.5), percentile(&mut lat, 0.99))
+}
+
+async fn db() {
+    let secs = if quick() { 2.0 } else { 5.0 };
+    let mut backends = vec![("SQLite", None)];
+    match postgres() {
+        Some(url) => backends.push(("PostgreSQL", Some(url))),
+        None => println!("db: PostgreSQL rows skipped: VALYXO_BENCH_POSTGRES names no database"),
+    }
+    for (name, database) in &backends {
+        let s = server::Server::start(database.as_deref(), &[]);
+        let token = register(&s.url, &format!("load{}", fastrand::u32(..))).await;
+        for conns in [100, 1000] {
+            for (load, what) in [
+                (Load::Get, "GET /api/auth/me"),
+                (Load::Create, "POST /api/projects"),
+            ] {
+                let (rate, p50, p99) = drive(&s.url, &token, conns, secs, load).await;
+                println!(
+                    "db: {name}, {conns} connections, {what}: {rate:.0} requests/s, p50 {}, p99 {}",
+                    ms(p50),
+                    ms(p99)
+                );
+            }
+        }
+        let (_, peak) = rss(s.pid());
+        println!("db: {name}: server peak RSS {peak:.0} MiB (the issue: PostgreSQL GETs at 2,400/s against 26,800 on SQLite)");
+    }
+}
+
+async fn balancer() {
+    let (Some(database), Some(nginx)) = (postgres(), balancer::nginx_binary()) else {
+        println!("balancer: skipped: it needs VALYXO_BENCH_POSTGRES and nginx");
+        return;
+    };
+    let secs = if quick() { 2.0 } else { 5.0 };
+    let mut rates = Vec::new();
+    for instances in [1, 2] {
+        let servers: Vec<server::Server> = (0..instances)
+            .map(|_| server::Server::start(Some(&database), &["--trusted-proxy", "127.0.0.1"]))
+            .collect();
+        let urls: Vec<&str> = servers.iter().map(|s| s.url.as_str()).collect();
+        let lb = balancer::Nginx::start(&nginx, &urls);
+        let token = register(&lb.url, &format!("lb{}", fastrand::u32(..))).await;
+        let (rate, p50, p99) = drive(&lb.url, &token, 100, secs, Load::Get).await;
+        println!(
+            "balancer: {instances} server(s) behind nginx, 100 connections, GET /api/auth/me: {rate:.0} requests/s, p50 {}, p99 {}",
+            ms(p50),
+            ms(p99)
+        );
+        rates.push(rate);
+    }
+    println!(
+        "balancer: two servers against one: {:.2}x the reads",
+        rates[1] / rates[0]
+    );
+}
+
+/// As many open files as the system allows: a thousand connections need a thousand
+/// sockets here and in the server, which inherits the limit.
+fn raise_open_files() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reads and sets this process's own limit through valid pointers.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
+    }
+}
+
 /// An account with 300,000 projects (written straight into the server's SQLite file, as
 /// fast as it can take them) read one page at a time.
 async fn pages() {
@@ -528,6 +773,7 @@ async fn pages() {
 
 fn main() {
     let _ = BIN;
+    raise_open_files();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -549,6 +795,15 @@ fn main() {
         }
         if want("log") {
             log().await;
+        }
+        if want("list") {
+            list().await;
+        }
+        if want("db") {
+            db().await;
+        }
+        if want("balancer") {
+            balancer().await;
         }
         if want("pages") {
             pages().await;

@@ -16,6 +16,8 @@ mod grep_vs_rg;
 mod look;
 mod manuals;
 mod repl;
+#[cfg(feature = "server")]
+mod scale;
 mod scripts;
 #[cfg(feature = "server")]
 mod server;

@@ -229,7 +229,7 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// seconds) for the collector of unnamed content; each account's stored bytes for its
 /// quota; each script's run count and time, which outlive its bounded execution history.
 ///
-/// Version 3: indexes in the order of each paginated list (`page.rs`), so that a page is
+/// Version 4: indexes in the order of each paginated list (`page.rs`), so that a page is
 /// one index range read whatever the size of the list: an account's projects and a
 /// project's scripts by (created_at, id), a script's executions by id. (A project's files
 /// are paged on their primary key.) They replace the indexes on the owner alone.
@@ -311,6 +311,18 @@ UPDATE scripts SET
     run_ms = (SELECT COALESCE(SUM(e.execution_time_ms), 0) FROM executions e
         WHERE e.script_id = scripts.id)
 ",
+    // Version 3: the login and register budget of each client address, shared by every
+    // server on one database (`limit`): its theoretical arrival time in Unix milliseconds,
+    // and whether its last attempt was let through.
+    "
+CREATE TABLE rate_limits (
+    client TEXT PRIMARY KEY,
+    tat BIGINT NOT NULL,
+    ok BIGINT NOT NULL
+);
+CREATE INDEX rate_limits_tat ON rate_limits (tat)
+",
+    // Version 4: the indexes of the paginated lists (see above).
     "
 CREATE INDEX projects_page ON projects (user_id, created_at, id);
 DROP INDEX projects_user;
@@ -450,15 +462,47 @@ impl Backend for Sqlite {
 }
 
 // ---- PostgreSQL ----
+//
+// tokio-postgres, pooled by deadpool-postgres. Handlers are plain functions on tokio's
+// blocking threads: each statement is driven there with the runtime's handle
+// (`Handle::block_on`), while the connections' sockets are served by one task each on the
+// async workers, so there is no thread and no runtime per connection. Statements are
+// prepared once per connection and cached. A transaction's BEGIN travels in the same round
+// trip as its first statement (as PostgreSQL's JDBC driver does), and a read transaction
+// whose first statement is a plain SELECT runs that statement by itself, beginning the
+// transaction only if a second statement follows: under READ COMMITTED, PostgreSQL's
+// default, every statement of a transaction reads its own snapshot anyway, so it reads the
+// same rows either way. An authenticated GET thus costs one round trip per query.
+
+use deadpool_postgres::tokio_postgres as pg;
+use tokio::runtime::Handle;
+
+/// Prepared statements kept per connection; past this the cache starts again (a query text
+/// built with a varying number of placeholders cannot grow it without end).
+const MAX_CACHED_STATEMENTS: usize = 512;
 
 struct Postgres {
-    pool: r2d2::Pool<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>,
+    pool: deadpool_postgres::Pool,
+    /// The runtime whose workers serve the connections.
+    rt: Handle,
     target: String,
+    /// A runtime of this backend's own, when it was opened outside a multi-threaded one
+    /// (the server opens it inside its own); dropped after the pool.
+    _own: Option<tokio::runtime::Runtime>,
+}
+
+/// Why the pool gave no connection.
+fn pool_err(e: deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => format!("{:#}", anyhow::Error::from(e)),
+        deadpool_postgres::PoolError::Timeout(_) => "no connection within 10 seconds".into(),
+        e => e.to_string(),
+    }
 }
 
 impl Postgres {
     fn open(url: &str, pool_size: u32) -> anyhow::Result<Postgres> {
-        let config: postgres::Config = url
+        let config: pg::Config = url
             .parse()
             .map_err(|e| anyhow::anyhow!("bad PostgreSQL URL: {e}"))?;
         let target = format!(
@@ -467,74 +511,108 @@ impl Postgres {
                 .get_hosts()
                 .first()
                 .map(|h| match h {
-                    postgres::config::Host::Tcp(h) => h.clone(),
-                    postgres::config::Host::Unix(p) => p.display().to_string(),
+                    pg::config::Host::Tcp(h) => h.clone(),
+                    pg::config::Host::Unix(p) => p.display().to_string(),
                 })
                 .unwrap_or_default(),
             config.get_dbname().unwrap_or("")
         );
-        let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
-        r2d2::ManageConnection::connect(&manager).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot connect to PostgreSQL at {target}: {:#}",
-                anyhow::Error::from(e)
-            )
-        })?;
-        let pool = r2d2::Pool::builder()
-            .max_size(pool_size.max(1))
-            .connection_timeout(Duration::from_secs(10))
-            .build(manager)
+        let (rt, own) = match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => (h, None),
+            _ => {
+                let own = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("postgres")
+                    .enable_all()
+                    .build()?;
+                (own.handle().clone(), Some(own))
+            }
+        };
+        // Without TLS, as before: `sslmode=require` in the URL is refused, the default
+        // (`prefer`) connects in the clear.
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            pg::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(pool_size.max(1) as usize)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {e}"))?;
-        Ok(Postgres { pool, target })
+        // One connection first, so a wrong address or password is reported at once.
+        drop(rt.block_on(pool.get()).map_err(|e| {
+            anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {}", pool_err(e))
+        })?);
+        Ok(Postgres {
+            pool,
+            rt,
+            target,
+            _own: own,
+        })
     }
 }
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …` (the queries hold no `?` in literals).
 fn numbered(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for ch in sql.chars() {
-        if ch == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(ch);
+    for (n, part) in sql.split('?').enumerate() {
+        if n > 0 {
+            // Written into `out` itself: no string per placeholder.
+            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("${n}"));
         }
+        out.push_str(part);
     }
     out
 }
 
-fn pg_err(e: postgres::Error) -> DbError {
-    if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
+/// A SELECT that takes no row locks: outside a transaction it reads what it would inside.
+fn plain_select(sql: &str) -> bool {
+    let head = sql.trim_start().get(..6).unwrap_or("");
+    if !head.eq_ignore_ascii_case("select") {
+        return false;
+    }
+    let upper = sql.to_ascii_uppercase();
+    !["FOR UPDATE", "FOR SHARE", "FOR NO KEY", "FOR KEY SHARE"]
+        .iter()
+        .any(|l| upper.contains(l))
+}
+
+fn pg_err(e: pg::Error) -> DbError {
+    if e.code() == Some(&pg::error::SqlState::UNIQUE_VIOLATION) {
         DbError::Unique
     } else {
         DbError::Other(format!("PostgreSQL: {e}"))
     }
 }
 
-impl postgres::types::ToSql for Val {
+impl pg::types::ToSql for Val {
     fn to_sql(
         &self,
-        ty: &postgres::types::Type,
+        ty: &pg::types::Type,
         out: &mut bytes::BytesMut,
-    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        use postgres::types::Type;
+    ) -> Result<pg::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use pg::types::Type;
         match self {
-            Val::Null => Ok(postgres::types::IsNull::Yes),
+            Val::Null => Ok(pg::types::IsNull::Yes),
             Val::Int(v) if *ty == Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
             Val::Int(v) => v.to_sql(ty, out),
             Val::Text(v) => v.to_sql(ty, out),
             Val::Bytes(v) => v.to_sql(ty, out),
         }
     }
-    fn accepts(_: &postgres::types::Type) -> bool {
+    fn accepts(_: &pg::types::Type) -> bool {
         true
     }
-    postgres::types::to_sql_checked!();
+    pg::types::to_sql_checked!();
 }
 
-fn pg_row(r: &postgres::Row) -> Result<Row, DbError> {
-    use postgres::types::Type;
+fn pg_row(r: &pg::Row) -> Result<Row, DbError> {
+    use pg::types::Type;
     let mut row = Vec::with_capacity(r.len());
     for (i, col) in r.columns().iter().enumerate() {
         let t = col.type_();
@@ -562,38 +640,139 @@ fn pg_row(r: &postgres::Row) -> Result<Row, DbError> {
     Ok(Row(row))
 }
 
-impl Conn for postgres::Transaction<'_> {
-    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+/// One transaction on a pooled connection, held until it ends.
+struct PgTx<'a> {
+    client: Option<deadpool_postgres::Object>,
+    rt: &'a Handle,
+    write: bool,
+    statements: usize,
+    /// BEGIN has been sent.
+    begun: bool,
+    /// A statement failed after BEGIN, so PostgreSQL has aborted the transaction.
+    failed: bool,
+}
+
+/// What a statement gave back.
+enum Out {
+    Rows(Vec<pg::Row>),
+    Count(u64),
+}
+
+impl PgTx<'_> {
+    fn run(&mut self, sql: &str, params: &[Val], rows: bool) -> Result<Out, DbError> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| DbError::Other("PostgreSQL: the transaction has ended".into()))?;
+        let sql = numbered(sql);
+        let alone = !self.write && self.statements == 0 && rows && plain_select(&sql);
+        let begin = !self.begun && !alone;
+        self.statements += 1;
+        let refs: Vec<&(dyn pg::types::ToSql + Sync)> = params
             .iter()
-            .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+            .map(|p| p as &(dyn pg::types::ToSql + Sync))
             .collect();
-        let st = self.prepare(&numbered(sql)).map_err(pg_err)?;
-        postgres::Transaction::query(self, &st, &refs)
-            .map_err(pg_err)?
-            .iter()
-            .map(pg_row)
-            .collect()
+        let work = async {
+            let st = client.prepare_cached(&sql).await?;
+            if rows {
+                client.query(&st, &refs).await.map(Out::Rows)
+            } else {
+                client.execute(&st, &refs).await.map(Out::Count)
+            }
+        };
+        let out = if begin {
+            self.begun = true;
+            // BEGIN is written to the connection on its first poll, before the statement.
+            let (began, out) = self.rt.block_on(futures_util::future::join(
+                client.batch_execute("BEGIN"),
+                work,
+            ));
+            began.and(out)
+        } else {
+            self.rt.block_on(work)
+        };
+        if out.is_err() && self.begun {
+            self.failed = true;
+        }
+        out.map_err(pg_err)
+    }
+
+    /// Commits (or rolls back) and gives the connection back to the pool; one that cannot
+    /// end its transaction is closed instead.
+    fn finish(mut self, commit: bool) -> Result<(), DbError> {
+        let Some(client) = self.client.take() else {
+            return Ok(());
+        };
+        if client.statement_cache.size() > MAX_CACHED_STATEMENTS {
+            client.statement_cache.clear();
+        }
+        if !self.begun {
+            return Ok(());
+        }
+        let end = if commit && !self.failed {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        if let Err(e) = self.rt.block_on(client.batch_execute(end)) {
+            drop(deadpool_postgres::Object::take(client));
+            return Err(pg_err(e));
+        }
+        if commit && self.failed {
+            return Err(DbError::Other(
+                "PostgreSQL: a statement failed, so the transaction was rolled back".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PgTx<'_> {
+    fn drop(&mut self) {
+        // Left inside a transaction (its body panicked): the connection is closed rather
+        // than handed to the next request mid-transaction.
+        if let Some(client) = self.client.take().filter(|_| self.begun) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+impl Conn for PgTx<'_> {
+    fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+        match self.run(sql, params, true)? {
+            Out::Rows(rows) => rows.iter().map(pg_row).collect(),
+            Out::Count(_) => Ok(Vec::new()),
+        }
     }
     fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
-        let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|p| p as &(dyn postgres::types::ToSql + Sync))
-            .collect();
-        postgres::Transaction::execute(self, numbered(sql).as_str(), &refs).map_err(pg_err)
+        match self.run(sql, params, false)? {
+            Out::Count(n) => Ok(n),
+            Out::Rows(rows) => Ok(rows.len() as u64),
+        }
     }
 }
 
 impl Backend for Postgres {
-    fn transaction(&self, _write: bool, f: TxFn<'_>) -> Result<(), ApiError> {
-        let mut c = self
-            .pool
-            .get()
-            .map_err(|e| ApiError::unavailable(format!("database unavailable: {e}")))?;
-        let mut tx = c.transaction().map_err(pg_err)?;
-        f(&mut tx)?;
-        tx.commit().map_err(pg_err)?;
-        Ok(())
+    fn transaction(&self, write: bool, f: TxFn<'_>) -> Result<(), ApiError> {
+        let client = self
+            .rt
+            .block_on(self.pool.get())
+            .map_err(|e| ApiError::unavailable(format!("database unavailable: {}", pool_err(e))))?;
+        let mut tx = PgTx {
+            client: Some(client),
+            rt: &self.rt,
+            write,
+            statements: 0,
+            begun: false,
+            failed: false,
+        };
+        match f(&mut tx) {
+            Ok(()) => Ok(tx.finish(true)?),
+            Err(e) => {
+                let _ = tx.finish(false);
+                Err(e)
+            }
+        }
     }
     fn describe(&self) -> String {
         format!("PostgreSQL {}", self.target)
@@ -635,5 +814,137 @@ mod tests {
             .read(|c| Ok(c.one("SELECT count(*) FROM users", &[])?.unwrap().int(0)))
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn only_plain_selects_run_without_a_transaction() {
+        assert!(plain_select("  select a FROM t WHERE b = $1"));
+        for sql in [
+            "SELECT a FROM t FOR UPDATE",
+            "select a from t for share",
+            "INSERT INTO t (a) VALUES ($1) RETURNING a",
+            "WITH x AS (DELETE FROM t RETURNING a) SELECT a FROM x",
+            "SEL",
+        ] {
+            assert!(!plain_select(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn postgres_transactions_commit_roll_back_and_report_unique_violations() {
+        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
+        // Opened outside a runtime (the backend runs one of its own), twice: the schema
+        // is brought up to date once.
+        drop(Db::open(&url, 2).unwrap());
+        let db = Db::open(&url, 2).unwrap();
+        assert!(
+            db.describe().starts_with("PostgreSQL "),
+            "{}",
+            db.describe()
+        );
+        let key = format!("pgtest{}_{}", std::process::id(), fastrand::u32(..));
+        let count = |db: &Db| {
+            db.read(|c| {
+                Ok(c.one(
+                    "SELECT count(*) FROM users WHERE username_key LIKE ?",
+                    &[format!("{key}%").into()],
+                )?
+                .unwrap()
+                .int(0))
+            })
+            .unwrap()
+        };
+        let insert = |c: &mut dyn Conn, suffix: &str| {
+            c.exec(
+                "INSERT INTO users (username, username_key, email, password_hash, created_at, \
+                 updated_at) VALUES (?, ?, ?, 'h', 't', 't')",
+                &[
+                    key.clone().into(),
+                    format!("{key}{suffix}").into(),
+                    format!("{key}{suffix}@x.io").into(),
+                ],
+            )
+            .map_err(ApiError::from)
+        };
+        db.write(|c| insert(c, "")).unwrap();
+        // A unique violation is a conflict, and takes its transaction's other rows along.
+        let e = db
+            .write(|c| {
+                insert(c, "-other")?;
+                insert(c, "")
+            })
+            .unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::CONFLICT);
+        assert_eq!(count(&db), 1);
+        // A body that fails after writing leaves nothing behind.
+        let e = db
+            .write(|c| {
+                insert(c, "-2")?;
+                Err::<(), _>(ApiError::bad("changed my mind"))
+            })
+            .unwrap_err();
+        assert_eq!(e.message, "changed my mind");
+        assert_eq!(count(&db), 1);
+        // A failed statement whose error the body swallowed does not pass for a commit.
+        let e = db
+            .write(|c| {
+                insert(c, "-3")?;
+                let _ = insert(c, "");
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(e.message.contains("rolled back"), "{}", e.message);
+        assert_eq!(count(&db), 1);
+        // A read that starts with a SELECT and then writes is still one transaction.
+        let e = db
+            .read(|c| {
+                c.query("SELECT 1", &[])?;
+                insert(c, "-4")?;
+                Err::<(), _>(ApiError::bad("no"))
+            })
+            .unwrap_err();
+        assert_eq!(e.message, "no");
+        assert_eq!(count(&db), 1);
+        db.read(|c| {
+            c.query("SELECT 1", &[])?;
+            insert(c, "-5")
+        })
+        .unwrap();
+        assert_eq!(count(&db), 2);
+        // Integers, text, bytes and NULL go in and come back.
+        let row = db
+            .read(|c| {
+                Ok(c.one(
+                    "SELECT CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BYTEA), \
+                     CAST(? AS TEXT), CAST(? AS INTEGER)",
+                    &[
+                        Val::Int(-7),
+                        "é".into(),
+                        Val::Bytes(vec![0, 255]),
+                        Val::Null,
+                        Val::Int(42),
+                    ],
+                )?
+                .unwrap())
+            })
+            .unwrap();
+        assert_eq!(
+            row.0,
+            [
+                Val::Int(-7),
+                Val::Text("é".into()),
+                Val::Bytes(vec![0, 255]),
+                Val::Null,
+                Val::Int(42)
+            ]
+        );
+        db.write(|c| {
+            Ok(c.exec(
+                "DELETE FROM users WHERE username_key LIKE ?",
+                &[format!("{key}%").into()],
+            )?)
+        })
+        .unwrap();
     }
 }

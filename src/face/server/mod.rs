@@ -10,6 +10,7 @@ mod auth;
 pub mod backup;
 mod db;
 mod files;
+mod limit;
 mod log;
 mod openapi;
 mod page;
@@ -343,12 +344,6 @@ pub type Pending<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Se
 /// A handler that awaits work done elsewhere (a script on the script pool).
 pub type AsyncHandler = fn(Arc<App>, Req) -> Pending<Result<Reply, ApiError>>;
 
-type Limiter = governor::RateLimiter<
-    IpAddr,
-    governor::state::keyed::HashMapStateStore<IpAddr>,
-    governor::clock::DefaultClock,
->;
-
 /// Blob uploads read at once (each is held in memory); more are refused with 429.
 const MAX_UPLOADS: usize = 8;
 /// Threads for handlers (queries, password hashing): this bounds the memory and CPU that
@@ -362,7 +357,7 @@ pub struct App {
     pub db: Db,
     pub cfg: Config,
     tokens: auth::Tokens,
-    limiter: Option<Limiter>,
+    limiter: Option<limit::Limiter>,
     /// Blob uploads being read, in total and per account.
     uploads: slots::Slots,
     /// The script workers.
@@ -378,8 +373,7 @@ impl App {
         let db = Db::open(&cfg.database, cfg.pool_size)?;
         let tokens = auth::Tokens::new(&db, cfg.secret.as_deref(), cfg.token_ttl)?;
         let cursors = page::Cursors::new(&tokens.cursor_key());
-        let limiter = std::num::NonZeroU32::new(cfg.rate_limit)
-            .map(|n| governor::RateLimiter::hashmap(governor::Quota::per_minute(n)));
+        let limiter = limit::Limiter::new(cfg.rate_limit, &db);
         let scripts = sandbox::Pool::new(cfg.script_admission, cfg.script_limits.clone())
             .map_err(|e| anyhow::anyhow!("cannot start the script workers: {e}"))?;
         Ok(App {
@@ -394,45 +388,32 @@ impl App {
         })
     }
 
+    // ---- client address and rate limit (`limit`: shared through the database on
+    // PostgreSQL, issue 17 point 4) ----
+
     /// The address a request came from: the socket's, or the one a trusted proxy names.
     fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if !self.cfg.trusted_proxies.contains(&peer) {
-            return peer;
-        }
-        headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(peer)
+        limit::client(&self.cfg.trusted_proxies, peer, headers)
     }
 
-    fn check_rate(&self, client: IpAddr) -> Result<(), ApiError> {
+    /// Counts a login or register attempt of `client`: this process's budget, then (on
+    /// PostgreSQL) the one every server shares.
+    async fn check_rate(self: &Arc<Self>, client: IpAddr) -> Result<(), ApiError> {
         let Some(l) = &self.limiter else {
             return Ok(());
         };
-        // One IPv6 client holds a whole /64.
-        let key = match client {
-            IpAddr::V6(v6) => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-            v4 => v4,
-        };
-        // Forget clients whose limit has fully recovered, now and then.
-        if l.len() > 10_000 {
-            l.retain_recent();
+        l.check_local(client)?;
+        if l.shared() {
+            blocking(self, move |a| match &a.limiter {
+                Some(l) => l.check_shared(&a.db, client),
+                None => Ok(()),
+            })
+            .await?;
         }
-        l.check_key(&key).map_err(|not_until| {
-            use governor::clock::Clock;
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts: wait a moment and try again",
-            )
-            .retry(wait.as_secs() + 1)
-        })
+        Ok(())
     }
+
+    // ---- end of client address and rate limit ----
 }
 
 impl App {
@@ -564,7 +545,7 @@ async fn handle(
     let client = app.client(peer.ip(), &headers);
     let hashes = matches!(auth, Auth::Limited | Auth::RequiredLimited);
     if hashes {
-        app.check_rate(client)?;
+        app.check_rate(client).await?;
     }
     let needs_user = matches!(auth, Auth::Required | Auth::RequiredLimited);
     let bearer = headers

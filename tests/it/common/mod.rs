@@ -3,6 +3,7 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
+pub mod balancer;
 pub mod pty;
 pub mod server;
 
