@@ -1922,3 +1922,34 @@ fn backup_and_restore_explain_themselves_and_refuse_what_they_cannot_do() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a SQLite database"));
     assert!(!dir.path().join("none.db").exists());
 }
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn a_cursor_from_one_server_walks_on_another_sharing_the_database() {
+    let db = postgres();
+    let sizes = ["--page-size", "2", "--max-page-size", "3"];
+    let servers = [
+        Server::start(Some(&db), &sizes),
+        Server::start(Some(&db), &sizes),
+    ];
+    let (_, token, _) = user(&servers[0].url);
+    let created: Vec<i64> = (0..7)
+        .map(|i| new_project(&servers[i % 2].url, &token, &format!("p{i}")))
+        .collect();
+    // Each page from the other server, as behind a load balancer.
+    let (mut seen, mut after, mut i) = (Vec::new(), None::<String>, 0);
+    loop {
+        let q = after
+            .as_ref()
+            .map_or(String::new(), |a| format!("after={a}"));
+        let body = page(&servers[i % 2].url, &token, "/api/projects", &q);
+        seen.extend(ids(&[body["data"].as_array().unwrap().clone()]));
+        i += 1;
+        match body["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(i, 4);
+    assert_eq!(seen, created.iter().rev().copied().collect::<Vec<_>>());
+}
