@@ -597,13 +597,22 @@ async fn drive(
 
 async fn db() {
     let secs = if quick() { 2.0 } else { 5.0 };
-    let mut backends = vec![("SQLite", None)];
+    let mut backends = vec![("SQLite", None, &[][..])];
     match postgres() {
-        Some(url) => backends.push(("PostgreSQL", Some(url))),
+        Some(url) => {
+            backends.push(("PostgreSQL", Some(url.clone()), &[][..]));
+            // As many connections as blocking threads: commits that wait for the disk
+            // overlap (PostgreSQL flushes them together).
+            backends.push((
+                "PostgreSQL --pool-size 32",
+                Some(url),
+                &["--pool-size", "32"],
+            ));
+        }
         None => println!("db: PostgreSQL rows skipped: VALYXO_BENCH_POSTGRES names no database"),
     }
-    for (name, database) in &backends {
-        let s = server::Server::start(database.as_deref(), &[]);
+    for (name, database, extra) in &backends {
+        let s = server::Server::start(database.as_deref(), extra);
         let token = register(&s.url, &format!("load{}", fastrand::u32(..))).await;
         for conns in [100, 1000] {
             for (load, what) in [

@@ -239,6 +239,29 @@ pub struct ServerArgs {
     /// Delete uploaded content that no file names after this long.
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     pub upload_expiry: String,
+    /// Close a connection whose request line and headers take longer than this.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub header_timeout: String,
+    /// Close a keep-alive connection idle for this long (or whose client stops reading).
+    #[arg(long, value_name = "DURATION", default_value = "75s")]
+    pub idle_timeout: String,
+    /// Connections served at once; more wait a second, then get 503.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// On SIGTERM, how long the requests under way may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub shutdown_grace: String,
+    /// Serve /metrics to requests bearing this token (16 characters or more).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "VALYXO_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+    /// Also serve /metrics, without a token, on this address (keep it private).
+    #[arg(long, value_name = "ADDR", env = "VALYXO_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Wall-clock time one script execution may run.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub script_timeout: String,
@@ -625,6 +648,12 @@ fn run_server(cli: &Cli) -> ExitCode {
         uploads_per_account,
         body_timeout,
         upload_expiry,
+        header_timeout,
+        idle_timeout,
+        max_connections,
+        shutdown_grace,
+        metrics_token,
+        metrics_listen,
         script_timeout,
         script_memory,
         script_workers,
@@ -704,6 +733,15 @@ fn run_server(cli: &Cli) -> ExitCode {
             admission.total > 0 && admission.per_account > 0,
             "--script-limit and --script-per-account must be more than 0"
         );
+        anyhow::ensure!(
+            *max_connections > 0,
+            "--max-connections must be more than 0"
+        );
+        let metrics_token = metrics_token.clone().filter(|t| !t.is_empty());
+        anyhow::ensure!(
+            metrics_token.as_ref().is_none_or(|t| t.len() >= 16),
+            "--metrics-token must have 16 characters or more"
+        );
         let script_limits = crate::server::sandbox::Limits {
             time: positive(script_timeout, "script-timeout")?,
             memory: size(script_memory, "script-memory")?,
@@ -741,6 +779,12 @@ fn run_server(cli: &Cli) -> ExitCode {
             upload_expiry: positive(upload_expiry, "upload-expiry")?,
             page_size: *page_size,
             max_page_size: *max_page_size,
+            header_timeout: positive(header_timeout, "header-timeout")?,
+            idle_timeout: positive(idle_timeout, "idle-timeout")?,
+            max_connections: *max_connections,
+            shutdown_grace: positive(shutdown_grace, "shutdown-grace")?,
+            metrics_token,
+            metrics_listen: metrics_listen.clone().filter(|a| !a.is_empty()),
         })
     };
     match config().and_then(crate::server::run) {

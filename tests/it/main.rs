@@ -9,6 +9,8 @@ mod common;
 
 mod assistant;
 mod cli;
+#[cfg(feature = "server")]
+mod connections;
 mod crash;
 #[cfg(feature = "server")]
 mod examples;

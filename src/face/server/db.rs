@@ -114,6 +114,24 @@ trait Backend: Send + Sync {
     /// so two writers wait for each other instead of failing).
     fn transaction(&self, write: bool, f: TxFn<'_>) -> Result<(), ApiError>;
     fn describe(&self) -> String;
+    fn pool_use(&self) -> PoolUse;
+}
+
+/// How the connection pool is used at one moment (for `/metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PoolUse {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+fn pool_use<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) -> PoolUse {
+    let s = pool.state();
+    PoolUse {
+        in_use: s.connections.saturating_sub(s.idle_connections),
+        idle: s.idle_connections,
+        max: pool.max_size(),
+    }
 }
 
 /// The server's database.
@@ -137,6 +155,11 @@ impl Db {
 
     pub fn describe(&self) -> String {
         self.backend.describe()
+    }
+
+    /// Connections of the pool in use and idle, and its size.
+    pub fn pool_use(&self) -> PoolUse {
+        self.backend.pool_use()
     }
 
     fn run<T>(
@@ -459,6 +482,9 @@ impl Backend for Sqlite {
     fn describe(&self) -> String {
         format!("SQLite {}", self.path.display())
     }
+    fn pool_use(&self) -> PoolUse {
+        pool_use(&self.pool)
+    }
 }
 
 // ---- PostgreSQL ----
@@ -776,6 +802,15 @@ impl Backend for Postgres {
     }
     fn describe(&self) -> String {
         format!("PostgreSQL {}", self.target)
+    }
+    fn pool_use(&self) -> PoolUse {
+        let s = self.pool.status();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        PoolUse {
+            in_use: n(s.size.saturating_sub(s.available)),
+            idle: n(s.available),
+            max: n(s.max_size),
+        }
     }
 }
 

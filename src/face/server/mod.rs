@@ -8,10 +8,12 @@
 
 mod auth;
 pub mod backup;
+mod conns;
 mod db;
 mod files;
 mod limit;
 mod log;
+mod metrics;
 mod openapi;
 mod page;
 mod projects;
@@ -76,6 +78,30 @@ pub struct Config {
     pub page_size: usize,
     /// The largest `limit` a list accepts.
     pub max_page_size: usize,
+    /// A request line and headers must arrive whole within this.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request under way (or a client that takes none of
+    /// an answer) is closed after this.
+    pub idle_timeout: Duration,
+    /// Connections served at once; beyond them a new one waits a moment, then gets 503.
+    pub max_connections: usize,
+    /// On SIGTERM, how long requests under way may take to finish.
+    pub shutdown_grace: Duration,
+    /// The bearer token that reads `/metrics`; None: no `/metrics` (404).
+    pub metrics_token: Option<String>,
+    /// A second address that serves `/metrics` alone, without a token.
+    pub metrics_listen: Option<String>,
+}
+
+impl Config {
+    fn conn_limits(&self) -> conns::Limits {
+        conns::Limits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            shutdown_grace: self.shutdown_grace,
+        }
+    }
 }
 
 impl Default for Config {
@@ -102,6 +128,12 @@ impl Default for Config {
             upload_expiry: Duration::from_secs(24 * 3600),
             page_size: 100,
             max_page_size: 5000,
+            header_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(30),
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -366,6 +398,8 @@ pub struct App {
     hashes: Arc<tokio::sync::Semaphore>,
     /// The cursors of paginated lists.
     cursors: page::Cursors,
+    /// The counters of `/metrics`.
+    metrics: metrics::Metrics,
 }
 
 impl App {
@@ -384,6 +418,7 @@ impl App {
             scripts,
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
             cursors,
+            metrics: metrics::Metrics::default(),
             cfg,
         })
     }
@@ -402,13 +437,23 @@ impl App {
         let Some(l) = &self.limiter else {
             return Ok(());
         };
-        l.check_local(client)?;
+        // Refusals are counted for /metrics, whichever budget refused.
+        let counted = |e: ApiError| {
+            if e.status == StatusCode::TOO_MANY_REQUESTS {
+                self.metrics
+                    .rate_limited
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            e
+        };
+        l.check_local(client).map_err(counted)?;
         if l.shared() {
             blocking(self, move |a| match &a.limiter {
                 Some(l) => l.check_shared(&a.db, client),
                 None => Ok(()),
             })
-            .await?;
+            .await
+            .map_err(counted)?;
         }
         Ok(())
     }
@@ -502,6 +547,8 @@ async fn read_body(
 /// How a route is served: its work, authentication and body.
 #[derive(Clone, Copy)]
 struct RouteSpec {
+    /// The route's row in [`ROUTES`] (for the metrics).
+    index: usize,
     work: Work,
     auth: Auth,
     kind: BodyKind,
@@ -519,7 +566,9 @@ fn busy(what: &str, b: slots::Busy, retry: u64) -> ApiError {
 
 async fn serve(
     app: Arc<App>,
-    RouteSpec { work, auth, kind }: RouteSpec,
+    RouteSpec {
+        work, auth, kind, ..
+    }: RouteSpec,
     peer: SocketAddr,
     headers: HeaderMap,
     (param, query): (Option<String>, Option<String>),
@@ -635,7 +684,11 @@ fn route(
        + Sync
        + 'static {
     move |State(app), ConnectInfo(peer), RawQuery(query), headers, body| {
-        Box::pin(serve(app, spec, peer, headers, (None, query), body))
+        Box::pin(async move {
+            let mut res = serve(app, spec, peer, headers, (None, query), body).await;
+            res.extensions_mut().insert(metrics::RouteId(spec.index));
+            res
+        })
     }
 }
 
@@ -656,13 +709,15 @@ fn route_param(
        + 'static {
     move |State(app), ConnectInfo(peer), param: PathParam, RawQuery(query), headers, body| {
         Box::pin(async move {
-            match param {
+            let mut res = match param {
                 Ok(Path(param)) => {
                     serve(app, spec, peer, headers, (Some(param), query), body).await
                 }
                 // A parameter that is not even text (`%FF`) names nothing.
                 Err(_) => ApiError::not_found("Not found").into_response(),
-            }
+            };
+            res.extensions_mut().insert(metrics::RouteId(spec.index));
+            res
         })
     }
 }
@@ -681,6 +736,29 @@ fn health(_: Arc<App>, _: Req) -> Pending<Result<Reply, ApiError>> {
             status: "ok".into(),
         })
     })
+}
+
+/// Readiness: 200 when the database answers (a read of its schema version, so a
+/// connection that answers but has lost its tables is not ready), 503 when it does not;
+/// nothing of the data, nor of why, is said.
+fn ready(app: &App, _: &Req) -> Result<Reply, ApiError> {
+    let schema = app.db.read(|c| {
+        Ok(c.one("SELECT value FROM meta WHERE key = 'schema'", &[])?
+            .is_some())
+    });
+    match schema {
+        Ok(true) => ok(Health {
+            status: "ready".into(),
+        }),
+        // The reason is for the operator's log only.
+        Ok(false) | Err(_) => {
+            let why = schema
+                .err()
+                .map_or("no schema version".into(), |e| e.message);
+            log_line(json!({"level": "warn", "msg": "not ready", "error": why}));
+            Err(ApiError::unavailable("The database does not answer"))
+        }
+    }
 }
 
 /// The OpenAPI document, made from the route table and the wire types.
@@ -719,7 +797,7 @@ fn limits(app: &App, req: &Req) -> Result<Reply, ApiError> {
 /// The router with every route, the JSON fallbacks, the security headers and CORS.
 pub fn router(app: Arc<App>) -> Router {
     let mut by_path: Vec<(&str, MethodRouter<Arc<App>>)> = Vec::new();
-    for r in ROUTES {
+    for (index, r) in ROUTES.iter().enumerate() {
         let (method, path) = (r.method, r.path);
         let filter = match method {
             "GET" => MethodFilter::GET,
@@ -728,6 +806,7 @@ pub fn router(app: Arc<App>) -> Router {
             _ => MethodFilter::DELETE,
         };
         let spec = RouteSpec {
+            index,
             work: r.work,
             auth: r.auth,
             kind: r.body,
@@ -754,6 +833,10 @@ pub fn router(app: Arc<App>) -> Router {
             }),
         );
     }
+    if app.cfg.metrics_token.is_some() {
+        // For the operator only, and not part of the API: not in the route table.
+        r = r.route("/metrics", get(metrics::serve));
+    }
     let mut r = r
         .fallback(|| async { ApiError::not_found("Endpoint not found") })
         .with_state(app.clone())
@@ -777,6 +860,15 @@ pub fn router(app: Arc<App>) -> Router {
     r
 }
 
+/// The router of `--metrics-listen`: `/metrics` and nothing else.
+fn metrics_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::open))
+        .fallback(|| async { ApiError::not_found("Endpoint not found") })
+        .with_state(app.clone())
+        .layer(axum::middleware::from_fn_with_state(app, around))
+}
+
 /// Around every request: the security headers, and one log line (never a body, a token or a
 /// query string).
 async fn around(
@@ -793,7 +885,24 @@ async fn around(
         (req.method().clone(), req.uri().path().to_string(), peer)
     });
     let mut res = next.run(req).await;
-    let h = res.headers_mut();
+    let route = res.extensions().get::<metrics::RouteId>().map(|r| r.0);
+    app.metrics
+        .request(route, res.status().as_u16(), start.elapsed());
+    secure_headers(res.headers_mut());
+    if let Some((method, path, client)) = logged {
+        log::request(log::Request {
+            method,
+            path,
+            status: res.status().as_u16(),
+            elapsed: start.elapsed(),
+            client,
+        });
+    }
+    res
+}
+
+/// The headers every answer carries.
+fn secure_headers(h: &mut HeaderMap) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -808,16 +917,6 @@ async fn around(
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some((method, path, client)) = logged {
-        log::request(log::Request {
-            method,
-            path,
-            status: res.status().as_u16(),
-            elapsed: start.elapsed(),
-            client,
-        });
-    }
-    res
 }
 
 fn log_line(v: Value) {
@@ -835,12 +934,57 @@ fn return_memory_to_the_system() {
     }
 }
 
+/// Raises the soft limit on open files to cover `connections` and some to spare (the
+/// database, the log, the listener), as far as the hard limit allows; returns the limit.
+// rlim_t is u64 on most systems, not all.
+#[allow(clippy::unnecessary_cast)]
+fn open_files_for(connections: usize) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut l = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit read and write the one struct given.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+                return None;
+            }
+            let want = (connections as u64).saturating_add(256);
+            let want = want.min(l.rlim_max as u64) as libc::rlim_t;
+            if want > l.rlim_cur {
+                let raised = libc::rlimit {
+                    rlim_cur: want,
+                    rlim_max: l.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    l = raised;
+                }
+            }
+        }
+        Some(l.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = connections;
+        None
+    }
+}
+
 /// Runs the server until SIGINT or SIGTERM. Prints `listening on http://ADDR` on standard
 /// output once the socket is bound (with `:0`, the port chosen). On a signal it stops taking
-/// connections, finishes the requests under way, and returns.
+/// connections (new ones are refused), finishes the requests under way within
+/// `shutdown_grace`, and returns.
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     return_memory_to_the_system();
     let logger = log::start();
+    if let Some(files) = open_files_for(cfg.max_connections) {
+        if files < cfg.max_connections as u64 + 64 {
+            log_line(json!({"level": "warn",
+                "msg": "the open files limit is below --max-connections: connections over it cannot be accepted",
+                "open_files": files, "max_connections": cfg.max_connections}));
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
@@ -853,6 +997,18 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
+        let metrics_listener =
+            match &app.cfg.metrics_listen {
+                Some(a) => Some(tokio::net::TcpListener::bind(a).await.map_err(|e| {
+                    anyhow::anyhow!("cannot listen on {a} (--metrics-listen): {e}")
+                })?),
+                None => None,
+            };
+        // Caught from before the address is announced, so that no signal finds the
+        // default action (an exit without the drain).
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         log_line(
             json!({"level": "info", "msg": "started", "addr": addr.to_string(),
             "database": app.db.describe()}),
@@ -861,23 +1017,43 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let sweeper = tokio::spawn(files::sweep_regularly(app.clone()));
-        let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, service)
-            .with_graceful_shutdown(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-                tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            })
-            .await;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let api = conns::serve(
+            listener,
+            router(app.clone()),
+            app.clone(),
+            stopped(stop_rx.clone()),
+        );
+        match metrics_listener {
+            Some(l) => {
+                let addr = l.local_addr()?;
+                log_line(json!({"level": "info", "msg": "metrics listening",
+                    "addr": addr.to_string()}));
+                let metrics = conns::serve(
+                    l,
+                    metrics_router(app.clone()),
+                    app.clone(),
+                    stopped(stop_rx),
+                );
+                tokio::join!(api, metrics);
+            }
+            None => api.await,
+        }
         sweeper.abort();
         let _ = sweeper.await;
-        served?;
         Ok::<_, anyhow::Error>(app)
     });
     // The database's blocking clients (PostgreSQL's among them) must be dropped outside
-    // the runtime, and the runtime itself before them.
-    drop(rt);
+    // the runtime, and the runtime itself before them. A handler still running after the
+    // grace period (a query stuck on the database) is waited for a little, then left.
+    rt.shutdown_timeout(Duration::from_secs(5));
     let app = result?;
     drop(app);
     log_line(json!({"level": "info", "msg": "stopped"}));

@@ -422,6 +422,19 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/ready",
+        work: Blocking(super::ready),
+        auth: Public,
+        body: Body::None,
+        doc: Doc {
+            summary: "Whether the server can serve: its database answers (503 if not)",
+            request: None,
+            answer: (200, Some(schema::<Answer<Health>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "GET",
         path: "/api/openapi.json",
         work: Async(super::openapi),
         auth: Public,
