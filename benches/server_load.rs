@@ -25,7 +25,10 @@
 //!   front of two on one PostgreSQL (needs that database and nginx; skipped without);
 //! - `files`: upload and download of a 1 GiB file (64 MiB with VALYXO_BENCH_QUICK), both
 //!   streamed by this client: throughput, and the server's peak RSS (VmHWM) during each
-//!   (goal under 64 MB).
+//!   (goal under 64 MB);
+//! - `pages`: an account with 300,000 projects: a page of projects (the first, or one deep in
+//!   the list by its cursor) at 100 connections, p50 and p99, a walk of the whole list, and
+//!   the server's peak RSS.
 
 #[path = "../tests/it/common/server.rs"]
 #[allow(dead_code)]
@@ -784,6 +787,119 @@ async fn files() {
     );
 }
 
+/// An account with 300,000 projects (written straight into the server's SQLite file, as
+/// fast as it can take them) read one page at a time.
+async fn pages() {
+    let n: i64 = if quick() { 30_000 } else { 300_000 };
+    let secs = if quick() { 2.0 } else { 5.0 };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.db");
+    let s = server::Server::start(Some(&format!("sqlite:{}", file.display())), &[]);
+    let token = register(&s.url, "pager").await;
+    let mut c = Conn::open(&s.url).await;
+    let (_, me) = c.call("GET", "/api/auth/me", Some(&token), None).await;
+    let me: Value = serde_json::from_slice(&me).unwrap();
+    let uid = me["user"]["id"].as_i64().unwrap();
+    let filled = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        let mut db = rusqlite::Connection::open(&file).unwrap();
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        let tx = db.transaction().unwrap();
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO projects (user_id, name, description, created_at, updated_at) \
+                     VALUES (?1, ?2, '', ?3, ?3)",
+                )
+                .unwrap();
+            let start = chrono::Utc::now() - chrono::Duration::days(30);
+            for i in 0..n {
+                let t = (start + chrono::Duration::milliseconds(i))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                st.execute(rusqlite::params![uid, format!("project {i}"), t])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    })
+    .await
+    .unwrap();
+    let filled = filled.elapsed();
+    // The whole list in pages of 1,000, keeping cursors from all through it.
+    let walk = Instant::now();
+    let (mut seen, mut cursors, mut after) = (0usize, Vec::new(), None::<String>);
+    loop {
+        let path = match &after {
+            None => "/api/projects?limit=1000".to_string(),
+            Some(a) => format!("/api/projects?limit=1000&after={a}"),
+        };
+        let (status, body) = c.call("GET", &path, Some(&token), None).await;
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        seen += v["data"].as_array().unwrap().len();
+        match v["next"].as_str() {
+            Some(next) => {
+                cursors.push(next.to_string());
+                after = Some(next.to_string());
+            }
+            None => break,
+        }
+    }
+    let walk = walk.elapsed();
+    assert_eq!(seen as i64, n);
+    let cursors = Arc::new(cursors);
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (url, token, cursors) = (s.url.clone(), token.clone(), cursors.clone());
+            tokio::spawn(async move {
+                let mut c = Conn::open(&url).await;
+                let mut times = Vec::new();
+                while Instant::now() < end {
+                    // One in ten is the first page, the others a page deep in the list.
+                    let first = fastrand::usize(..10) == 0;
+                    let path = if first {
+                        "/api/projects".to_string()
+                    } else {
+                        format!(
+                            "/api/projects?after={}",
+                            cursors[fastrand::usize(..cursors.len())]
+                        )
+                    };
+                    let t = Instant::now();
+                    let (status, _) = c.call("GET", &path, Some(&token), None).await;
+                    times.push((first, t.elapsed()));
+                    assert_eq!(status, 200);
+                }
+                times
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    let (now, peak) = rss(s.pid());
+    let count = times.len();
+    let (mut first, mut deep): (Vec<_>, Vec<_>) = times.into_iter().partition(|t| t.0);
+    let mut first: Vec<Duration> = first.drain(..).map(|t| t.1).collect();
+    let mut deep: Vec<Duration> = deep.drain(..).map(|t| t.1).collect();
+    println!(
+        "pages: {n} projects in one account (written in {:.1} s); pages of 100 at 100 connections: \
+         {:.0} per second; the first page p50 {}, p99 {}; a page deep in the list by its cursor \
+         p50 {}, p99 {} (goal: p99 < 20 ms); the whole list in pages of 1,000 in {:.2} s; \
+         server RSS {now:.0} MiB, peak {peak:.0} MiB (goal < 200 MiB; the issue: 9.4 GB and no \
+         answer in 5 s)",
+        filled.as_secs_f64(),
+        count as f64 / secs,
+        ms(percentile(&mut first, 0.5)),
+        ms(percentile(&mut first, 0.99)),
+        ms(percentile(&mut deep, 0.5)),
+        ms(percentile(&mut deep, 0.99)),
+        walk.as_secs_f64()
+    );
+}
+
 fn main() {
     let _ = BIN;
     raise_open_files();
@@ -820,6 +936,9 @@ fn main() {
         }
         if want("files") {
             files().await;
+        }
+        if want("pages") {
+            pages().await;
         }
     });
 }

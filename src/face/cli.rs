@@ -186,8 +186,11 @@ pub struct ServerArgs {
 
 #[cfg(feature = "server")]
 #[derive(Args, Debug)]
-#[command(disable_help_subcommand = true)]
+#[command(disable_help_subcommand = true, args_conflicts_with_subcommands = true)]
 pub struct ServerArgs {
+    /// Operations on a server's SQLite database instead of running the server.
+    #[command(subcommand)]
+    pub action: Option<ServerAction>,
     /// The address and port to listen on (port 0 picks a free one).
     #[arg(
         long,
@@ -289,11 +292,15 @@ pub struct ServerArgs {
     /// Password hashes computed at once, 19 MiB each (default: one per CPU core).
     #[arg(long, value_name = "N")]
     pub hash_slots: Option<usize>,
+    /// Items in a page of a list when the request gives no limit (the file listing: --max-page-size).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub page_size: usize,
+    /// The largest page a list gives (its limit parameter).
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    pub max_page_size: usize,
     /// Do not log each request.
     #[arg(long, short = 'q')]
     pub quiet: bool,
-    #[command(subcommand)]
-    pub action: Option<ServerAction>,
 }
 
 // What `valyxo server` does instead of serving (no doc comment: it would become the
@@ -310,6 +317,26 @@ pub enum ServerAction {
             valyxo server gc --database postgres://valyxo@db/valyxo --upload-expiry 2h"
     )]
     Gc(GcArgs),
+    /// Copy the server's SQLite database into FILE, consistently, even while a server is using it.
+    #[command(
+        after_help = "FILE must not exist; it is written beside itself under a temporary name \
+            and renamed when complete and checked. For PostgreSQL, use pg_dump ('man server').\n\n\
+            Examples:\n  \
+            valyxo server backup server-2026-11-26.db\n  \
+            valyxo server backup --database sqlite:/srv/valyxo/server.db /backups/valyxo.db"
+    )]
+    Backup(ServerFileArgs),
+    /// Put a backup made by 'valyxo server backup' in the place of the server's SQLite database.
+    #[command(
+        after_help = "Stop the server first: restore refuses a database that a server has \
+            open. FILE is checked (a Valyxo server database that passes SQLite's integrity \
+            check) before anything is replaced; the database replaced is kept beside it as \
+            DATABASE.replaced-TIME. For PostgreSQL, use pg_restore ('man server').\n\n\
+            Examples:\n  \
+            valyxo server restore server-2026-11-26.db\n  \
+            valyxo server restore --database sqlite:/srv/valyxo/server.db /backups/valyxo.db"
+    )]
+    Restore(ServerFileArgs),
 }
 
 #[cfg(feature = "server")]
@@ -318,6 +345,14 @@ pub struct GcArgs {
     /// Only count what would be freed; delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[cfg(feature = "server")]
+#[derive(Args, Debug)]
+pub struct ServerFileArgs {
+    /// The backup file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -644,22 +679,52 @@ fn run_server(cli: &Cli) -> ExitCode {
         script_per_account,
         execution_history,
         hash_slots,
+        page_size,
+        max_page_size,
         quiet,
         action,
     }))) = &cli.sub
     else {
         return ExitCode::from(2);
     };
-    let config = || -> anyhow::Result<crate::server::Config> {
-        use crate::settings::{parse_duration, parse_size};
-        use anyhow::Context;
-        let database = match database {
+    let database_or_default = |database: &Option<String>| -> anyhow::Result<String> {
+        Ok(match database {
             Some(d) => d.clone(),
             None => {
                 let home = crate::hub::home_dir(cli.home.clone())?;
                 format!("sqlite:{}", home.join("server.db").display())
             }
+        })
+    };
+    if let Some(
+        action @ (ServerAction::Backup(ServerFileArgs { file })
+        | ServerAction::Restore(ServerFileArgs { file })),
+    ) = action
+    {
+        let backup = matches!(action, ServerAction::Backup(_));
+        let verb = if backup { "backup" } else { "restore" };
+        let done = database_or_default(database).and_then(|db| {
+            if backup {
+                crate::server::backup::backup(&db, file)
+            } else {
+                crate::server::backup::restore(&db, file)
+            }
+        });
+        return match done {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("valyxo server {verb}: {e:#}");
+                ExitCode::from(1)
+            }
         };
+    }
+    let config = || -> anyhow::Result<crate::server::Config> {
+        use crate::settings::{parse_duration, parse_size};
+        use anyhow::Context;
+        let database = database_or_default(database)?;
         let size = |v: &str, what: &str| -> anyhow::Result<usize> {
             let n = parse_size(v).with_context(|| format!("--{what}"))?;
             usize::try_from(n)
@@ -701,6 +766,14 @@ fn run_server(cli: &Cli) -> ExitCode {
             memory: size(script_memory, "script-memory")?,
             ..defaults.script_limits
         };
+        anyhow::ensure!(
+            *page_size > 0 && *max_page_size > 0,
+            "--page-size and --max-page-size must be more than 0"
+        );
+        anyhow::ensure!(
+            page_size <= max_page_size,
+            "--page-size ({page_size}) cannot be larger than --max-page-size ({max_page_size})"
+        );
         Ok(crate::server::Config {
             listen: listen.clone(),
             database,
@@ -728,6 +801,8 @@ fn run_server(cli: &Cli) -> ExitCode {
             uploads_per_account: (*uploads_per_account).max(1),
             body_timeout: positive(body_timeout, "body-timeout")?,
             upload_expiry: positive(upload_expiry, "upload-expiry")?,
+            page_size: *page_size,
+            max_page_size: *max_page_size,
             header_timeout: positive(header_timeout, "header-timeout")?,
             idle_timeout: positive(idle_timeout, "idle-timeout")?,
             max_connections: *max_connections,

@@ -1766,3 +1766,552 @@ fn collecting_content_while_a_sync_uploads_loses_nothing() {
          uploads (0 bytes)\n"
     );
 }
+
+// ---- Every list comes one page at a time ----
+
+/// `GET path` with `?query`, answered 200.
+fn page(url: &str, token: &str, path: &str, query: &str) -> Value {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let full = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}{sep}{query}")
+    };
+    let a = call(url, "GET", &full, Some(token), None);
+    assert_eq!(a.status, 200, "{full}: {}", a.body);
+    a.body
+}
+
+/// Every page of `path` in pages of `limit`: the items of each page, in order.
+fn walk(url: &str, token: &str, path: &str, limit: usize, items: &str) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let q = match &after {
+            None => format!("limit={limit}"),
+            Some(a) => format!("limit={limit}&after={a}"),
+        };
+        let body = page(url, token, path, &q);
+        let data = if items.is_empty() {
+            &body["data"]
+        } else {
+            &body["data"][items]
+        };
+        pages.push(data.as_array().unwrap().clone());
+        assert!(pages.len() < 100, "the walk does not end");
+        match body["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => {
+                assert_eq!(body["next"], Value::Null, "next is there, as null");
+                return pages;
+            }
+        }
+    }
+}
+
+fn ids(pages: &[Vec<Value>]) -> Vec<i64> {
+    pages
+        .iter()
+        .flatten()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect()
+}
+
+fn new_project(url: &str, token: &str, name: &str) -> i64 {
+    let a = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(token),
+        Some(json!({"name": name})),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["data"]["id"].as_i64().unwrap()
+}
+
+/// The validation failure of a request: its status and the fields it names.
+fn refused(url: &str, token: &str, path: &str) -> (u16, Vec<String>) {
+    let a = call(url, "GET", path, Some(token), None);
+    let fields = a.body["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|x| x["field"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if a.status == 400 {
+        assert_eq!(error(&a), "Validation failed");
+    }
+    (a.status, fields)
+}
+
+fn pagination(url: &str) {
+    answered();
+    let (_, token, _) = user(url);
+    let t = token.as_str();
+    let (_, other, _) = user(url);
+    // Projects: 17, created one after the other (several in one millisecond).
+    let created: Vec<i64> = (0..17)
+        .map(|i| new_project(url, t, &format!("p{i}")))
+        .collect();
+    let newest_first: Vec<i64> = created.iter().rev().copied().collect();
+
+    // An old client asks with no parameters and gets the first page in the old shape, with
+    // `next` beside it.
+    let first = page(url, t, "/api/projects", "");
+    assert_eq!(first["success"], true);
+    let data = first["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3, "the default page size");
+    assert_eq!(
+        data[0].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["created_at", "description", "id", "name", "updated_at"]
+    );
+    assert_eq!(ids(std::slice::from_ref(data)), newest_first[..3]);
+    assert!(first["next"].is_string());
+
+    // Walking every page meets each project once, newest first, in pages of the limit.
+    for limit in [1, 4, 7] {
+        let pages = walk(url, t, "/api/projects", limit, "");
+        assert_eq!(ids(&pages), newest_first, "limit {limit}");
+        assert!(pages.iter().all(|p| p.len() <= limit));
+        assert_eq!(pages.len(), 17usize.div_ceil(limit));
+    }
+
+    // Projects created between two pages neither repeat nor push others out of the walk.
+    let p1 = page(url, t, "/api/projects", "limit=5");
+    let mut seen = ids(&[p1["data"].as_array().unwrap().clone()]);
+    let mut next = p1["next"].as_str().map(str::to_string);
+    let mut added = Vec::new();
+    while let Some(n) = next {
+        for i in 0..2 {
+            added.push(new_project(url, t, &format!("added{}{i}", added.len())));
+        }
+        let p = page(url, t, "/api/projects", &format!("limit=5&after={n}"));
+        seen.extend(ids(&[p["data"].as_array().unwrap().clone()]));
+        next = p["next"].as_str().map(str::to_string);
+    }
+    assert_eq!(seen, newest_first);
+    // A new walk sees them, first.
+    let all = ids(&walk(url, t, "/api/projects", 7, ""));
+    let mut want: Vec<i64> = added.iter().rev().copied().collect();
+    want.extend(&newest_first);
+    assert_eq!(all, want);
+
+    // Limits are bounded; a cursor is only good for the list that gave it.
+    for q in [
+        "limit=0",
+        "limit=8",
+        "limit=-1",
+        "limit=ten",
+        "limit=1&limit=2",
+    ] {
+        assert_eq!(
+            refused(url, t, &format!("/api/projects?{q}")),
+            (400, vec!["limit".to_string()]),
+            "{q}"
+        );
+    }
+    assert_eq!(
+        page(url, t, "/api/projects", "limit=7")["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    let cursor = first["next"].as_str().unwrap().to_string();
+    let mut flipped = cursor.clone().into_bytes();
+    flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for bad in [
+        "garbage".to_string(),
+        "%FF%FE".to_string(),
+        "A".repeat(5000),
+        flipped,
+        format!("{cursor}x"),
+    ] {
+        assert_eq!(
+            refused(url, t, &format!("/api/projects?after={bad}")),
+            (400, vec!["after".to_string()]),
+            "{bad}"
+        );
+    }
+    // Another account cannot use it (and learns nothing from it).
+    assert_eq!(
+        refused(url, &other, &format!("/api/projects?after={cursor}")),
+        (400, vec!["after".to_string()])
+    );
+
+    // A project's scripts.
+    let pid = created[0];
+    let scripts: Vec<i64> = (0..8)
+        .map(|i| {
+            let a = call(
+                url,
+                "POST",
+                &format!("/api/scripts/project/{pid}"),
+                Some(t),
+                Some(json!({"name": format!("s{i}"), "content": "print(1);"})),
+            );
+            assert_eq!(a.status, 201, "{}", a.body);
+            a.body["data"]["id"].as_i64().unwrap()
+        })
+        .collect();
+    let pages = walk(url, t, &format!("/api/scripts/project/{pid}"), 3, "");
+    assert_eq!(pages.len(), 3);
+    assert_eq!(
+        ids(&pages),
+        scripts.iter().rev().copied().collect::<Vec<_>>()
+    );
+    // The projects' cursor is not the scripts'.
+    assert_eq!(
+        refused(
+            url,
+            t,
+            &format!("/api/scripts/project/{pid}?after={cursor}")
+        ),
+        (400, vec!["after".to_string()])
+    );
+
+    // A script's executions.
+    let sid = scripts[0];
+    let runs: Vec<i64> = (0..5)
+        .map(|_| {
+            let a = execute(url, t, sid);
+            assert_eq!(a.status, 200, "{}", a.body);
+            a.body["data"]["id"].as_i64().unwrap()
+        })
+        .collect();
+    let pages = walk(url, t, &format!("/api/scripts/{sid}/executions"), 2, "");
+    assert_eq!(pages.len(), 3);
+    assert_eq!(ids(&pages), runs.iter().rev().copied().collect::<Vec<_>>());
+
+    // A project's files: its first page is the largest (sync reads it whole), by path.
+    let content = b"same content".to_vec();
+    assert_eq!(put_blob(url, t, &content), 201);
+    let commit = |paths: &[String], base: i64| {
+        let changes: Vec<Value> = paths
+            .iter()
+            .map(|p| json!({"path": p, "hash": hash(&content), "base_version": base}))
+            .collect();
+        let a = call(
+            url,
+            "POST",
+            &format!("/api/projects/{pid}/files/commit"),
+            Some(t),
+            Some(json!({"changes": changes})),
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+        a.body
+    };
+    let paths: Vec<String> = (0..20).map(|i| format!("d{}/f{i:02}", i % 3)).collect();
+    let answer = commit(&paths, 0);
+    assert_eq!(answer["data"]["files"].as_array().unwrap().len(), 20);
+    // A commit answers with the files it changed only.
+    let answer = commit(&paths[..2], 1);
+    let changed: Vec<&str> = answer["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["d0/f00", "d1/f01"]);
+    let mut sorted = paths.clone();
+    sorted.sort();
+    let files = format!("/api/projects/{pid}/files");
+    let first = page(url, t, &files, "");
+    assert_eq!(first["data"]["files"].as_array().unwrap().len(), 7);
+    assert_eq!(first["data"]["revision"], 2);
+    let listed = |pages: &[Vec<Value>]| -> Vec<String> {
+        pages
+            .iter()
+            .flatten()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(listed(&walk(url, t, &files, 6, "files")), sorted);
+    // Files added between pages, before and after the cursor: those already there are
+    // each listed once.
+    let p1 = page(url, t, &files, "limit=6");
+    let mut seen: Vec<String> = p1["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap().to_string())
+        .collect();
+    let cursor = p1["next"].as_str().unwrap().to_string();
+    commit(&["a-first".to_string(), "z-last".to_string()], 0);
+    let rest = walk_from(url, t, &files, 6, &cursor);
+    seen.extend(rest);
+    assert_eq!(seen.iter().filter(|p| *p == "z-last").count(), 1);
+    seen.retain(|p| p != "z-last");
+    assert_eq!(seen, sorted);
+    // A file cursor names its project.
+    let pid2 = created[1];
+    assert_eq!(
+        refused(
+            url,
+            t,
+            &format!("/api/projects/{pid2}/files?after={cursor}")
+        ),
+        (400, vec!["after".to_string()])
+    );
+    // The client learns the largest page from the limits.
+    let limits = call(url, "GET", "/api/limits", Some(t), None);
+    assert_eq!(limits.body["data"]["max_page"], 7);
+    every_answer_is_documented(url);
+}
+
+/// The file paths of every page of `path` after `cursor`.
+fn walk_from(url: &str, token: &str, path: &str, limit: usize, cursor: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after = cursor.to_string();
+    loop {
+        let body = page(url, token, path, &format!("limit={limit}&after={after}"));
+        out.extend(
+            body["data"]["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["path"].as_str().unwrap().to_string()),
+        );
+        match body["next"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => return out,
+        }
+    }
+}
+
+#[test]
+fn every_list_walks_in_pages_each_item_once_even_while_items_are_added() {
+    let s = Server::start(None, &["--page-size", "3", "--max-page-size", "7"]);
+    pagination(&s.url);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn every_list_walks_in_pages_on_postgres() {
+    let s = Server::start(
+        Some(&postgres()),
+        &["--page-size", "3", "--max-page-size", "7"],
+    );
+    pagination(&s.url);
+}
+
+#[test]
+fn the_document_describes_the_page_parameters() {
+    let s = Server::sqlite();
+    let doc = call(&s.url, "GET", "/api/openapi.json", None, None).body;
+    for path in [
+        "/api/projects",
+        "/api/scripts/project/{id}",
+        "/api/scripts/{id}/executions",
+        "/api/projects/{id}/files",
+    ] {
+        let op = &doc["paths"][path]["get"];
+        let names: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["limit", "after"], "{path}");
+        assert!(op["responses"].get("400").is_some(), "{path}");
+        let answer = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap();
+        let schema = &doc["components"]["schemas"][answer.rsplit('/').next().unwrap()];
+        let text = schema.to_string();
+        assert!(text.contains("\"next\""), "{path}: {text}");
+    }
+    // The server refuses bad page sizes at start.
+    let home = tempfile::tempdir().unwrap();
+    for args in [["--page-size", "0"], ["--max-page-size", "0"]] {
+        let out = std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(home.path())
+            .args(["server", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+    }
+    let out = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(home.path())
+        .args(["server", "--listen", "127.0.0.1:0", "--page-size", "50"])
+        .args(["--max-page-size", "10"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be larger than --max-page-size"),
+        "{err}"
+    );
+}
+
+// ---- Backups ----
+
+fn valyxo_server(args: &[&str], file: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .arg("server")
+        .args(args)
+        .arg(file)
+        .env_remove("VALYXO_DATABASE_URL")
+        .output()
+        .expect("run valyxo server")
+}
+
+#[test]
+fn a_backup_taken_while_writing_restores_everything_written_before_it() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let live = format!("sqlite:{}", dir.path().join("live.db").display());
+    let s = Server::start(Some(&live), &[]);
+    let (_, token, _) = user(&s.url);
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (url, token, created, stop) =
+            (s.url.clone(), token.clone(), created.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = new_project(&url, &token, &format!("w{n}"));
+                created.lock().unwrap().push(id);
+                n += 1;
+            }
+        })
+    };
+    let count = || created.lock().unwrap().len();
+    while count() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Every project whose creation was answered before the backup began is in it.
+    let before: Vec<i64> = created.lock().unwrap().clone();
+    let copy = dir.path().join("backup.db");
+    let out = valyxo_server(&["backup", "--database", &live], &copy);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("backed up "), "{text}");
+    // The writer went on meanwhile and goes on after.
+    let n = count();
+    while count() < n + 10 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let all: std::collections::HashSet<i64> = created.lock().unwrap().iter().copied().collect();
+
+    // A backup never writes over a file.
+    let again = valyxo_server(&["backup", "--database", &live], &copy);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // The live database is not restored over while its server has it open.
+    let busy = valyxo_server(&["restore", "--database", &live], &copy);
+    assert_eq!(busy.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        err.contains("in use") && err.contains("stop the server"),
+        "{err}"
+    );
+
+    // Restored into a fresh place, it passes SQLite's integrity check …
+    let fresh = dir.path().join("restored").join("server.db");
+    let db = format!("sqlite:{}", fresh.display());
+    let out = valyxo_server(&["restore", "--database", &db], &copy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check: String = rusqlite::Connection::open(&fresh)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // … and a server on it has every project created before the backup, only projects that
+    // were created, and accepts the tokens given out before it.
+    let r = Server::start(Some(&db), &[]);
+    let restored = ids(&walk(&r.url, &token, "/api/projects", 1000, ""));
+    let restored_set: std::collections::HashSet<i64> = restored.iter().copied().collect();
+    assert_eq!(restored.len(), restored_set.len());
+    for id in &before {
+        assert!(restored_set.contains(id), "project {id} is missing");
+    }
+    assert!(restored_set.is_subset(&all));
+    // The live server has them all.
+    let live_ids = ids(&walk(&s.url, &token, "/api/projects", 1000, ""));
+    assert_eq!(live_ids.len(), all.len());
+}
+
+#[test]
+fn backup_and_restore_explain_themselves_and_refuse_what_they_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    for (verb, tool) in [("backup", "pg_dump"), ("restore", "pg_restore")] {
+        let help = valyxo_server(&[verb], std::path::Path::new("--help"));
+        assert!(help.status.success());
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(text.contains("Examples:") && text.contains(tool), "{text}");
+        // PostgreSQL has its own tools.
+        let out = valyxo_server(
+            &[verb, "--database", "postgres://valyxo@127.0.0.1:9/valyxo"],
+            &dir.path().join("x.db"),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(tool), "{err}");
+    }
+    // No database there, no backup; a file that is not a server database is not restored.
+    let db = format!("sqlite:{}", dir.path().join("none.db").display());
+    let out = valyxo_server(&["backup", "--database", &db], &dir.path().join("b.db"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database at"));
+    let junk = dir.path().join("junk.db");
+    std::fs::write(
+        &junk,
+        "not a database at all, but long enough to have a header",
+    )
+    .unwrap();
+    let out = valyxo_server(&["restore", "--database", &db], &junk);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a SQLite database"));
+    assert!(!dir.path().join("none.db").exists());
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn a_cursor_from_one_server_walks_on_another_sharing_the_database() {
+    let db = postgres();
+    let sizes = ["--page-size", "2", "--max-page-size", "3"];
+    let servers = [
+        Server::start(Some(&db), &sizes),
+        Server::start(Some(&db), &sizes),
+    ];
+    let (_, token, _) = user(&servers[0].url);
+    let created: Vec<i64> = (0..7)
+        .map(|i| new_project(&servers[i % 2].url, &token, &format!("p{i}")))
+        .collect();
+    // Each page from the other server, as behind a load balancer.
+    let (mut seen, mut after, mut i) = (Vec::new(), None::<String>, 0);
+    loop {
+        let q = after
+            .as_ref()
+            .map_or(String::new(), |a| format!("after={a}"));
+        let body = page(&servers[i % 2].url, &token, "/api/projects", &q);
+        seen.extend(ids(&[body["data"].as_array().unwrap().clone()]));
+        i += 1;
+        match body["next"].as_str() {
+            Some(n) => after = Some(n.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(i, 4);
+    assert_eq!(seen, created.iter().rev().copied().collect::<Vec<_>>());
+}

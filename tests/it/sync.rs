@@ -709,3 +709,52 @@ fn a_file_larger_than_the_old_32_mib_limit_syncs_byte_exact() {
         "the host copy differs"
     );
 }
+
+#[test]
+fn an_account_with_more_projects_and_files_than_a_page_syncs_them_all() {
+    // Pages of three at most: seven projects and eleven files in one of them take several.
+    let server = Server::start(None, &["--page-size", "2", "--max-page-size", "3"]);
+    let laptop = machine(&server, "pia", true);
+    let mut script = String::new();
+    for p in 1..=6 {
+        script.push_str(&format!(
+            "mkdir -p ~/Projects/P{p}; echo {p} > ~/Projects/P{p}/readme.txt\n"
+        ));
+    }
+    for i in 0..11 {
+        script.push_str(&format!(
+            "mkdir -p ~/Projects/Big/d{}; echo big{i} > ~/Projects/Big/d{}/f{i:02}.txt\n",
+            i % 3,
+            i % 3
+        ));
+    }
+    laptop.cmd().write_stdin(script).assert().success();
+    laptop
+        .c("sync")
+        .success()
+        .stdout(contains("Big: 11 pushed"));
+    let desktop = machine(&server, "pia", false);
+    desktop
+        .c("sync")
+        .success()
+        .stdout(contains("Big: 11 pulled"))
+        .stdout(contains("P6: 1 pulled"));
+    assert_eq!(files(&laptop, "~/Projects"), files(&desktop, "~/Projects"));
+    assert_eq!(files(&desktop, "~/Projects").len(), 6 + 11);
+    // Nothing beyond the first page is taken for deleted: both sides stay as they are.
+    laptop
+        .c("sync")
+        .success()
+        .stdout(contains("Big: up to date"));
+    desktop.out("echo changed > ~/Projects/Big/d1/f10.txt; rm ~/Projects/Big/d0/f09.txt");
+    desktop
+        .c("sync Big")
+        .success()
+        .stdout(contains("Big: 1 pushed, 1 deleted"));
+    laptop
+        .c("sync")
+        .success()
+        .stdout(contains("Big: 1 pulled, 1 deleted"));
+    assert_eq!(laptop.out("cat ~/Projects/Big/d1/f10.txt"), "changed\n");
+    assert_eq!(files(&laptop, "~/Projects"), files(&desktop, "~/Projects"));
+}

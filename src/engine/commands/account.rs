@@ -325,6 +325,9 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     } else {
         Some(sync::lock(ctx.hub())?)
     };
+    // Asked first, so that a file too large is left out instead of failing the sync (and
+    // lists come in the server's largest pages).
+    let limits = api.limits()?;
     let (projects, remote, notes) = sync::projects(ctx.hub(), &api, &names)?;
     for n in &notes {
         writeln!(ctx.io.stderr, "sync: {n}")?;
@@ -337,8 +340,6 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         )?;
         return Ok(0);
     }
-    // Asked first, so that a file too large is left out instead of failing the sync.
-    let limits = api.limits()?;
     let opts = Options {
         dry_run: dry,
         progress: ctx.on_terminal(),

@@ -61,7 +61,13 @@ pub struct Api {
     pub server: String,
     token: Option<String>,
     client: reqwest::blocking::Client,
+    /// The page size lists are asked for in: the server's largest, once [`Api::limits`]
+    /// has said it (0: the server's default).
+    page: std::sync::atomic::AtomicU64,
 }
+
+/// Times a file listing is walked again because the project changed between its pages.
+const LISTING_TRIES: usize = 5;
 
 const MAX_JSON: u64 = 256 << 20;
 /// The most content one download may bring.
@@ -89,6 +95,7 @@ impl Api {
             server: super::server_url(server)?,
             token,
             client,
+            page: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -234,10 +241,88 @@ impl Api {
             .map(|_| ())
     }
 
+    /// `path` asking for the page after `after`, in pages of the server's largest size
+    /// when known.
+    fn page_path(&self, path: &str, after: Option<&str>) -> String {
+        use crate::protocol::{PAGE_AFTER, PAGE_LIMIT};
+        let mut query = Vec::new();
+        let page = self.page.load(std::sync::atomic::Ordering::Relaxed);
+        if page > 0 {
+            query.push(format!("{PAGE_LIMIT}={page}"));
+        }
+        if let Some(a) = after {
+            // Cursors are URL-safe base64; anything else is escaped all the same.
+            let a: String = a
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            query.push(format!("{PAGE_AFTER}={a}"));
+        }
+        if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{}", query.join("&"))
+        }
+    }
+
+    /// Every item of a paginated list (`GET path`), following the `next` cursors to the
+    /// last page. A server that does not paginate answers in one page.
+    pub fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page: wire::Page<Vec<T>> = self.get(&self.page_path(path, after.as_deref()))?;
+            all.extend(page.data);
+            match page.next {
+                Some(n) if after.as_deref() != Some(n.as_str()) => after = Some(n),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// A project's files, every page of them at one revision: should a commit land between
+    /// two pages, the walk starts again, so the listing is as of one moment.
+    pub fn files(&self, project: wire::ProjectId) -> Result<wire::Files> {
+        let path = format!("/api/projects/{project}/files");
+        for _ in 0..LISTING_TRIES {
+            let first: wire::Page<wire::Files> = self.get(&self.page_path(&path, None))?;
+            let mut files = first.data;
+            let mut next = first.next;
+            let mut moved = false;
+            while let Some(after) = next.take() {
+                let page: wire::Page<wire::Files> =
+                    self.get(&self.page_path(&path, Some(&after)))?;
+                if page.data.revision != files.revision {
+                    moved = true;
+                    break;
+                }
+                files.files.extend(page.data.files);
+                next = page.next.filter(|n| *n != after);
+            }
+            if !moved {
+                return Ok(files);
+            }
+        }
+        bail!(
+            "project {project} kept changing on {} while its file list was read: sync again",
+            self.server
+        )
+    }
+
     /// What the server accepts (`GET /api/limits`); None from a server too old to say.
+    /// From then on, lists are asked for in pages of the server's largest size.
     pub fn limits(&self) -> Result<Option<wire::Limits>> {
         match self.get::<wire::Data<wire::Limits>>("/api/limits") {
-            Ok(d) => Ok(Some(d.data)),
+            Ok(d) => {
+                self.page
+                    .store(d.data.max_page, std::sync::atomic::Ordering::Relaxed);
+                Ok(Some(d.data))
+            }
             Err(e)
                 if e.downcast_ref::<HttpError>()
                     .is_some_and(|h| h.status == 404) =>
@@ -297,8 +382,9 @@ impl Api {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Write};
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     fn exact(data: &'static [u8], size: u64) -> (Exact, Arc<AtomicU64>) {
         let sent = Arc::new(AtomicU64::new(0));
@@ -334,5 +420,120 @@ mod tests {
         let (mut r, _) = exact(b"hi", 5);
         let e = r.read_to_end(&mut Vec::new()).unwrap_err();
         assert_eq!(e.to_string(), "the file got shorter while it was sent");
+    }
+
+    /// A server on 127.0.0.1 that answers each request with `answer(request line)`, one
+    /// connection per request; returns its URL and the request lines it saw.
+    fn fake(answer: impl Fn(&str) -> String + Send + 'static) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut header = String::new();
+                while reader.read_line(&mut header).unwrap() > 2 {
+                    header.clear();
+                }
+                let line = line.trim().to_string();
+                let body = answer(&line);
+                log.lock().unwrap().push(line);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    fn project(id: i64) -> String {
+        format!(
+            r#"{{"id":{id},"name":"p{id}","description":"","created_at":"t","updated_at":"t"}}"#
+        )
+    }
+
+    fn file(path: &str) -> String {
+        format!(r#"{{"path":"{path}","deleted":true,"hash":null,"size":0,"version":1}}"#)
+    }
+
+    #[test]
+    fn lists_are_followed_page_by_page_in_the_largest_pages() {
+        let (url, seen) = fake(|line| {
+            if line.contains("/api/limits") {
+                return r#"{"success":true,"data":{"blob_limit":1,"json_limit":1,"max_batch":1,
+                    "quota":0,"storage_used":0,"max_page":2,"script":{"time_ms":1,"memory":1,
+                    "operations":1,"output":1}}}"#
+                    .into();
+            }
+            let (data, next) = if line.contains("after=c2") {
+                (project(1), "null")
+            } else if line.contains("after=c1") {
+                (format!("{},{}", project(3), project(2)), r#""c2""#)
+            } else {
+                (format!("{},{}", project(5), project(4)), r#""c1""#)
+            };
+            format!(r#"{{"success":true,"data":[{data}],"next":{next}}}"#)
+        });
+        let api = Api::new(&url, None).unwrap();
+        assert_eq!(api.limits().unwrap().unwrap().max_page, 2);
+        let all = api.list_all::<wire::Project>("/api/projects").unwrap();
+        let ids: Vec<i64> = all.iter().map(|p| p.id.0).collect();
+        assert_eq!(ids, [5, 4, 3, 2, 1]);
+        assert_eq!(
+            seen.lock().unwrap()[1..],
+            [
+                "GET /api/projects?limit=2 HTTP/1.1",
+                "GET /api/projects?limit=2&after=c1 HTTP/1.1",
+                "GET /api/projects?limit=2&after=c2 HTTP/1.1",
+            ]
+        );
+        // A server from before pagination answers one page without `next`.
+        let (url, _) = fake(|_| format!(r#"{{"success":true,"data":[{}]}}"#, project(9)));
+        let api = Api::new(&url, None).unwrap();
+        assert_eq!(api.list_all::<wire::Project>("/x").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_listing_that_changes_between_pages_is_read_again() {
+        // The first walk sees revision 1, then 2 on its second page: it starts again.
+        let calls = Arc::new(Mutex::new(0));
+        let n = calls.clone();
+        let (url, seen) = fake(move |line| {
+            let mut n = n.lock().unwrap();
+            *n += 1;
+            let (rev, files, next) = match (*n, line.contains("after=f1")) {
+                (1, false) => (1, file("a"), r#""f1""#),
+                (2, true) => (2, file("b"), "null"),
+                (_, false) => (2, file("a"), r#""f1""#),
+                (_, true) => (2, format!("{},{}", file("b"), file("c")), "null"),
+            };
+            format!(
+                r#"{{"success":true,"data":{{"revision":{rev},"files":[{files}]}},"next":{next}}}"#
+            )
+        });
+        let api = Api::new(&url, None).unwrap();
+        let files = api.files(wire::ProjectId(7)).unwrap();
+        assert_eq!(files.revision, wire::Revision(2));
+        let paths: Vec<&str> = files.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b", "c"]);
+        assert_eq!(seen.lock().unwrap().len(), 4);
+        assert!(seen.lock().unwrap()[1].contains("/api/projects/7/files?after=f1"));
+        // A listing that never holds still is an error, not an endless walk.
+        let (url, _) = fake(move |line| {
+            let rev = if line.contains("after=") { 2 } else { 1 };
+            format!(r#"{{"success":true,"data":{{"revision":{rev},"files":[]}},"next":"f1"}}"#)
+        });
+        let e = Api::new(&url, None)
+            .unwrap()
+            .files(wire::ProjectId(7))
+            .unwrap_err();
+        assert!(e.to_string().contains("kept changing"), "{e}");
     }
 }

@@ -286,9 +286,7 @@ pub fn projects(
     api: &Api,
     names: &[String],
 ) -> Result<(Vec<String>, Vec<wire::Project>, Vec<String>)> {
-    let remote = api
-        .get::<wire::Data<Vec<wire::Project>>>("/api/projects")?
-        .data;
+    let remote = api.list_all::<wire::Project>("/api/projects")?;
     if !names.is_empty() {
         return Ok((names.to_vec(), remote, Vec::new()));
     }
@@ -382,8 +380,8 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         }
         let (revision, mut remote) = match remote_id {
             Some(id) => {
-                let d = api.get::<wire::Data<wire::Files>>(&format!("/api/projects/{id}/files"))?;
-                (d.data.revision, remote_files(d.data.files, &mut report))
+                let d = api.files(id)?;
+                (d.revision, remote_files(d.files, &mut report))
             }
             None => (Revision(0), BTreeMap::new()),
         };

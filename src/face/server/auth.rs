@@ -29,6 +29,8 @@ pub struct Tokens {
     enc: jsonwebtoken::EncodingKey,
     dec: jsonwebtoken::DecodingKey,
     ttl: Duration,
+    /// The key that signs the cursors of paginated lists (derived from the secret).
+    cursor_key: [u8; 32],
 }
 
 /// `n` random bytes from the OS, as lower-case hex.
@@ -70,6 +72,7 @@ impl Tokens {
             enc: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
             dec: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             ttl,
+            cursor_key: blake3::derive_key("valyxo server 2026-11 cursor key", secret.as_bytes()),
         })
     }
 
@@ -96,6 +99,12 @@ impl Tokens {
         };
         jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &self.enc)
             .map_err(|e| ApiError::internal(format!("cannot sign a token: {e}")))
+    }
+
+    /// Key material for the cursors of paginated lists, derived from the secret, so that
+    /// every server sharing the secret reads the others' cursors.
+    pub fn cursor_key(&self) -> [u8; 32] {
+        self.cursor_key
     }
 
     /// The user of an `Authorization: Bearer …` header, if the token is well formed,
@@ -591,6 +600,7 @@ mod tests {
 
     fn req(body: serde_json::Value, user: Option<User>) -> Req {
         Req {
+            query: None,
             param: None,
             body: body.to_string().into_bytes().into(),
             user,

@@ -915,6 +915,7 @@ mod tests {
         use http_body_util::BodyExt;
         let req = Req {
             param: Some(hash.to_string()),
+            query: None,
             body: Bytes::new(),
             user: Some(super::super::User {
                 id: 1,

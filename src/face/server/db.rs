@@ -143,14 +143,10 @@ impl Db {
     /// Opens `url`: `sqlite:PATH` (or a bare path) or `postgres://…`, and brings the schema
     /// up to date.
     pub fn open(url: &str, pool_size: u32) -> anyhow::Result<Db> {
-        let backend: Box<dyn Backend> =
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                Box::new(Postgres::open(url, pool_size)?)
-            } else {
-                let path = url.strip_prefix("sqlite:").unwrap_or(url);
-                let path = path.strip_prefix("//").unwrap_or(path);
-                Box::new(Sqlite::open(PathBuf::from(path), pool_size)?)
-            };
+        let backend: Box<dyn Backend> = match sqlite_path(url) {
+            None => Box::new(Postgres::open(url, pool_size)?),
+            Some(path) => Box::new(Sqlite::open(path, pool_size)?),
+        };
         let db = Db { backend };
         db.migrate()
             .map_err(|e| anyhow::anyhow!("cannot set up the database: {}", e.message))?;
@@ -236,6 +232,18 @@ impl Db {
     }
 }
 
+/// The file of a `sqlite:PATH` (or bare path) database URL; None for PostgreSQL.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return None;
+    }
+    let path = url.strip_prefix("sqlite:").unwrap_or(url);
+    Some(PathBuf::from(path.strip_prefix("//").unwrap_or(path)))
+}
+
+/// The schema version this server brings a database to.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
 /// The schema, one entry per version. `{id}` is an auto-numbered 64-bit key and `{blob}`
 /// a byte string in the backend's own spelling. Timestamps are RFC 3339 text in UTC with
 /// milliseconds, which sorts in time order.
@@ -249,6 +257,11 @@ impl Db {
 /// Version 4: file content in chunks (`blobs.rs`): a `contents` row per upload (its bytes
 /// so far, when it last wrote, -1 once the collector gave it up) with its `content_chunks`;
 /// a blob names the content it publishes (none: stored whole in `data`, as before).
+///
+/// Version 5: indexes in the order of each paginated list (`page.rs`), so that a page is
+/// one index range read whatever the size of the list: an account's projects and a
+/// project's scripts by (created_at, id), a script's executions by id. (A project's files
+/// are paged on their primary key.) They replace the indexes on the owner alone.
 const MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE users (
@@ -356,6 +369,15 @@ CREATE TABLE content_chunks (
 );
 ALTER TABLE blobs ADD COLUMN content_id BIGINT;
 CREATE INDEX blobs_content ON blobs (content_id)
+",
+    // Version 5: the indexes of the paginated lists (see above).
+    "
+CREATE INDEX projects_page ON projects (user_id, created_at, id);
+DROP INDEX projects_user;
+CREATE INDEX scripts_page ON scripts (project_id, created_at, id);
+DROP INDEX scripts_project;
+CREATE INDEX executions_page ON executions (script_id, id);
+DROP INDEX executions_script
 ",
 ];
 

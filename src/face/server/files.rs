@@ -14,7 +14,7 @@ use super::db::{Conn, Row};
 use super::projects::owned_project;
 use super::{ok, ApiError, App, Reply, Req};
 use crate::protocol::types::{
-    ContentHash, Data, FileConflict, FileEntry, FileVersion, Files, Missing, Revision,
+    ContentHash, Data, FileConflict, FileEntry, FileVersion, Files, Missing, Page, Revision,
 };
 use crate::protocol::{valid_hash, valid_path, MAX_BATCH};
 use axum::http::StatusCode;
@@ -41,27 +41,68 @@ fn file_entry(r: &Row) -> FileEntry {
     }
 }
 
-fn files_of(c: &mut dyn Conn, project: i64) -> Result<Vec<FileEntry>, ApiError> {
-    Ok(c.query(
-        "SELECT path, hash, size, version FROM files WHERE project_id = ? ORDER BY path",
-        &[project.into()],
-    )?
-    .iter()
-    .map(file_entry)
-    .collect())
+// ---- pagination (the listing sync reads) ----
+
+/// The entries of `paths` in a project, by path: what a commit answers with (bounded by the
+/// commit's own size, not by the project's).
+fn files_at(c: &mut dyn Conn, project: i64, paths: &[&str]) -> Result<Vec<FileEntry>, ApiError> {
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params = vec![project.into()];
+        params.extend(chunk.iter().map(|p| (*p).into()));
+        out.extend(
+            c.query(
+                &format!(
+                    "SELECT path, hash, size, version FROM files WHERE project_id = ? \
+                     AND path IN ({marks})"
+                ),
+                &params,
+            )?
+            .iter()
+            .map(file_entry),
+        );
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
+/// A page of a project's files as SQL: the first page, and the page after a path.
+pub(super) const FILES_PAGE: [&str; 2] = [
+    "SELECT path, hash, size, version FROM files WHERE project_id = ? ORDER BY path LIMIT ?",
+    "SELECT path, hash, size, version FROM files WHERE project_id = ? AND path > ? \
+     ORDER BY path LIMIT ?",
+];
+
+/// A page of a project's files by path (keyset on the primary key), with the project's
+/// revision read in the same transaction: a client that sees the revision change between
+/// pages starts its walk again.
 pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    use super::page::{self, Key, List};
     let id = req.id("Project")?;
-    let (revision, files) = app.db.read(|c| {
+    let want = app
+        .cursors
+        .want(req, List::Files, id, app.page_sizes(true))?;
+    let limit = (want.limit + 1) as i64;
+    let (revision, mut rows) = app.db.read(|c| {
         let p = owned_project(c, req.user().id, id)?;
-        Ok((p.int(5), files_of(c, id)?))
+        let rows = match &want.after {
+            None => c.query(FILES_PAGE[0], &[id.into(), limit.into()])?,
+            Some(k) => c.query(FILES_PAGE[1], &[id.into(), (&k.text).into(), limit.into()])?,
+        };
+        Ok((p.int(5), rows))
     })?;
-    ok(Data {
+    let more = page::cut(&mut rows, want.limit);
+    let next = page::next(&app.cursors, List::Files, id, &rows, more, |r| Key {
+        text: r.text(0),
+        id: 0,
+    });
+    ok(Page {
         data: Files {
             revision: Revision(revision),
-            files,
+            files: rows.iter().map(file_entry).collect(),
         },
+        next,
     })
 }
 
@@ -282,7 +323,8 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 return Err(clash(path, dir));
             }
         }
-        Ok((revision, files_of(c, id)?))
+        let paths: Vec<&str> = changes.iter().map(|ch| ch.path.as_str()).collect();
+        Ok((revision, files_at(c, id, &paths)?))
     })?;
     ok(Data {
         data: Files {

@@ -8,6 +8,7 @@
 //! socket and the database a chunk at a time (`blobs`), never whole in memory.
 
 mod auth;
+pub mod backup;
 mod blobs;
 mod conns;
 mod db;
@@ -16,6 +17,7 @@ mod limit;
 mod log;
 mod metrics;
 mod openapi;
+mod page;
 mod projects;
 mod routes;
 pub mod sandbox;
@@ -25,7 +27,7 @@ use crate::protocol::types::{
     Answer, Data, Failure, FieldProblem, FileConflict, Health, Limits, ScriptLimits,
 };
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, on, MethodFilter, MethodRouter};
@@ -75,6 +77,11 @@ pub struct Config {
     pub body_timeout: Duration,
     /// Uploaded content that no file names is deleted after this long.
     pub upload_expiry: Duration,
+    /// Items in a page of a list when the request gives no `limit` (the file listing, which
+    /// sync reads whole, gives `max_page_size`).
+    pub page_size: usize,
+    /// The largest `limit` a list accepts.
+    pub max_page_size: usize,
     /// A request line and headers must arrive whole within this.
     pub header_timeout: Duration,
     /// A keep-alive connection with no request under way (or a client that takes none of
@@ -123,6 +130,8 @@ impl Default for Config {
             uploads_per_account: 2,
             body_timeout: Duration::from_secs(20),
             upload_expiry: Duration::from_secs(24 * 3600),
+            page_size: 100,
+            max_page_size: 5000,
             header_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(75),
             max_connections: 4096,
@@ -309,6 +318,8 @@ pub struct User {
 pub struct Req {
     /// The one path parameter of the route (`:id`, `:projectId`, `:hash`), if it has one.
     pub param: Option<String>,
+    /// The query string (the page of a list: `limit`, `after`), if there is one.
+    pub query: Option<String>,
     pub body: Bytes,
     pub user: Option<User>,
 }
@@ -397,6 +408,8 @@ pub struct App {
     pub scripts: sandbox::Pool,
     /// Password hashes being computed.
     hashes: Arc<tokio::sync::Semaphore>,
+    /// The cursors of paginated lists.
+    cursors: page::Cursors,
     /// The counters of `/metrics`.
     metrics: metrics::Metrics,
 }
@@ -405,6 +418,7 @@ impl App {
     pub fn new(cfg: Config) -> anyhow::Result<App> {
         let db = Db::open(&cfg.database, cfg.pool_size)?;
         let tokens = auth::Tokens::new(&db, cfg.secret.as_deref(), cfg.token_ttl)?;
+        let cursors = page::Cursors::new(&tokens.cursor_key());
         let limiter = limit::Limiter::new(cfg.rate_limit, &db);
         let scripts = sandbox::Pool::new(cfg.script_admission, cfg.script_limits.clone())
             .map_err(|e| anyhow::anyhow!("cannot start the script workers: {e}"))?;
@@ -415,6 +429,7 @@ impl App {
             uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
             scripts,
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
+            cursors,
             metrics: metrics::Metrics::default(),
             cfg,
         })
@@ -456,6 +471,19 @@ impl App {
     }
 
     // ---- end of client address and rate limit ----
+}
+
+impl App {
+    /// The page sizes of a list: the file listing's default is the largest page, since
+    /// sync reads it whole (and an older client reads only the first page).
+    fn page_sizes(&self, whole: bool) -> page::Sizes {
+        let max = self.cfg.max_page_size.max(1);
+        let default = if whole { max } else { self.cfg.page_size };
+        page::Sizes {
+            default: default.clamp(1, max),
+            max,
+        }
+    }
 }
 
 /// Runs `f` on a blocking thread, for async handlers.
@@ -555,10 +583,10 @@ async fn serve(
     }: RouteSpec,
     peer: SocketAddr,
     headers: HeaderMap,
-    param: Option<String>,
+    (param, query): (Option<String>, Option<String>),
     body: Body,
 ) -> Response {
-    match handle(app, work, auth, kind, peer, headers, param, body).await {
+    match handle(app, work, auth, kind, peer, headers, (param, query), body).await {
         Ok(reply) => reply.into_response(),
         Err(e) => e.into_response(),
     }
@@ -572,7 +600,7 @@ async fn handle(
     kind: BodyKind,
     peer: SocketAddr,
     headers: HeaderMap,
-    param: Option<String>,
+    (param, query): (Option<String>, Option<String>),
     body: Body,
 ) -> Result<Reply, ApiError> {
     let client = app.client(peer.ip(), &headers);
@@ -635,9 +663,32 @@ async fn handle(
         None
     };
     match work {
-        Work::Async(f) => f(app, Req { param, body, user }).await,
+        Work::Async(f) => {
+            f(
+                app,
+                Req {
+                    param,
+                    query,
+                    body,
+                    user,
+                },
+            )
+            .await
+        }
         Work::Stream(f) => match incoming {
-            Some(i) => f(app, Req { param, body, user }, i).await,
+            Some(i) => {
+                f(
+                    app,
+                    Req {
+                        param,
+                        query,
+                        body,
+                        user,
+                    },
+                    i,
+                )
+                .await
+            }
             None => Err(ApiError::internal("a streaming route without a file body")),
         },
         Work::Blocking(f) => tokio::task::spawn_blocking(move || {
@@ -645,7 +696,15 @@ async fn handle(
                 Some(bearer) => Some(app.tokens.check(&app.db, bearer.as_deref())?),
                 None => user,
             };
-            f(&app, &Req { param, body, user })
+            f(
+                &app,
+                &Req {
+                    param,
+                    query,
+                    body,
+                    user,
+                },
+            )
         })
         .await
         .unwrap_or_else(|e| Err(ApiError::internal(format!("handler failed: {e}")))),
@@ -657,31 +716,41 @@ type PathParam = Result<Path<String>, axum::extract::rejection::PathRejection>;
 
 fn route(
     spec: RouteSpec,
-) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, HeaderMap, Body) -> Pending<Response>
+) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, RawQuery, HeaderMap, Body) -> Pending<Response>
        + Clone
        + Send
        + Sync
        + 'static {
-    move |State(app), ConnectInfo(peer), headers, body| {
+    move |State(app), ConnectInfo(peer), RawQuery(query), headers, body| {
         Box::pin(async move {
-            let mut res = serve(app, spec, peer, headers, None, body).await;
+            let mut res = serve(app, spec, peer, headers, (None, query), body).await;
             res.extensions_mut().insert(metrics::RouteId(spec.index));
             res
         })
     }
 }
 
+#[allow(clippy::type_complexity)]
 fn route_param(
     spec: RouteSpec,
-) -> impl Fn(State<Arc<App>>, ConnectInfo<SocketAddr>, PathParam, HeaderMap, Body) -> Pending<Response>
+) -> impl Fn(
+    State<Arc<App>>,
+    ConnectInfo<SocketAddr>,
+    PathParam,
+    RawQuery,
+    HeaderMap,
+    Body,
+) -> Pending<Response>
        + Clone
        + Send
        + Sync
        + 'static {
-    move |State(app), ConnectInfo(peer), param: PathParam, headers, body| {
+    move |State(app), ConnectInfo(peer), param: PathParam, RawQuery(query), headers, body| {
         Box::pin(async move {
             let mut res = match param {
-                Ok(Path(param)) => serve(app, spec, peer, headers, Some(param), body).await,
+                Ok(Path(param)) => {
+                    serve(app, spec, peer, headers, (Some(param), query), body).await
+                }
                 // A parameter that is not even text (`%FF`) names nothing.
                 Err(_) => ApiError::not_found("Not found").into_response(),
             };
@@ -751,6 +820,7 @@ fn limits(app: &App, req: &Req) -> Result<Reply, ApiError> {
             json_limit: app.cfg.json_limit as u64,
             max_batch: MAX_BATCH as u64,
             quota: app.cfg.quota,
+            max_page: app.cfg.max_page_size.max(1) as u64,
             storage_used: used.max(0) as u64,
             script: ScriptLimits {
                 time_ms: l.time.as_millis() as u64,
@@ -1047,6 +1117,7 @@ mod tests {
     fn req(body: &str, param: Option<&str>) -> Req {
         Req {
             param: param.map(str::to_string),
+            query: None,
             body: Bytes::copy_from_slice(body.as_bytes()),
             user: None,
         }

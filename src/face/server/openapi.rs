@@ -3,8 +3,9 @@
 //! (hashes with their pattern, ids as positive integers), its body with the fields it
 //! requires, its answer and the failures it can give. Made once, on the first request.
 
-use super::routes::{errors, Auth, Body, Route, ROUTES};
+use super::routes::{errors, paged, Auth, Body, Route, ROUTES};
 use crate::protocol::types::{Failure, HASH_PATTERN};
+use crate::protocol::{PAGE_AFTER, PAGE_LIMIT};
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 use std::sync::OnceLock;
@@ -34,15 +35,33 @@ fn parameter(name: &str) -> Value {
     json!({"name": name, "in": "path", "required": true, "schema": schema})
 }
 
+/// The query parameters of a paginated list.
+fn page_parameters() -> [Value; 2] {
+    [
+        json!({"name": PAGE_LIMIT, "in": "query", "required": false,
+            "description": "The most items in the page: from 1 to the server's largest page \
+                (`max_page` in `GET /api/limits`; 5000 unless configured). Without it, the \
+                server's default page size (100), or for a project's files the largest page.",
+            "schema": {"type": "integer", "minimum": 1}}),
+        json!({"name": PAGE_AFTER, "in": "query", "required": false,
+            "description": "The `next` cursor of the page before, as given: an opaque string \
+                that only the same list of the same server accepts. Without it, the first page.",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}}),
+    ]
+}
+
 fn operation(r: &Route, g: &mut schemars::SchemaGenerator, failure: &Value) -> Value {
     let mut op = Map::new();
     op.insert("summary".into(), r.doc.summary.into());
-    let params: Vec<Value> = r
+    let mut params: Vec<Value> = r
         .path
         .split('/')
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
         .map(parameter)
         .collect();
+    if paged(r) {
+        params.extend(page_parameters());
+    }
     if !params.is_empty() {
         op.insert("parameters".into(), params.into());
     }
@@ -112,7 +131,9 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Accounts, projects, scripts and file sync, served by `valyxo server` \
                 (`man server`). Every answer is a JSON object with `success`; failures add \
-                `error`, and `details` for validation, `conflicts` for commit conflicts."
+                `error`, and `details` for validation, `conflicts` for commit conflicts. Lists \
+                come one page at a time: `limit` and `after` in the query, and beside `data` \
+                the `next` cursor, null on the last page."
         },
         "servers": [{"url": "/"}],
         "paths": paths,

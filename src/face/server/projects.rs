@@ -2,10 +2,11 @@
 //! not found, never shown.
 
 use super::db::{Conn, Row};
+use super::page::{self, Key, List};
 use super::{blocking, created, field, now, ok, ApiError, App, Pending, Reply, Req};
 use crate::protocol::types::{
-    Data, Done, Execution, ExecutionSummary, Language, Message, Project, ProjectId, ProjectUpdated,
-    RunStatus, Script, ScriptCreated, ScriptSummary, ScriptUpdated,
+    Data, Done, Execution, ExecutionSummary, Language, Message, Page, Project, ProjectId,
+    ProjectUpdated, RunStatus, Script, ScriptCreated, ScriptSummary, ScriptUpdated,
 };
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -84,18 +85,52 @@ fn project_fields(body: &Map<String, Value>) -> Result<(String, Option<String>),
     }
 }
 
+/// A page of each list, as SQL: the first page, and the page after a key. The parameters
+/// are the list's owner, the key (text and id, or id) and the page size plus one. Each
+/// reads one range of its index (`page.rs` checks the plans).
+pub(super) const PROJECTS_PAGE: [&str; 2] = [
+    "SELECT id, name, description, created_at, updated_at FROM projects WHERE user_id = ? \
+     ORDER BY created_at DESC, id DESC LIMIT ?",
+    "SELECT id, name, description, created_at, updated_at FROM projects WHERE user_id = ? \
+     AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?",
+];
+pub(super) const SCRIPTS_PAGE: [&str; 2] = [
+    "SELECT id, project_id, name, language, created_at, updated_at FROM scripts \
+     WHERE project_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
+    "SELECT id, project_id, name, language, created_at, updated_at FROM scripts \
+     WHERE project_id = ? AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?",
+];
+pub(super) const EXECUTIONS_PAGE: [&str; 2] = [
+    "SELECT id, status, execution_time_ms, executed_at FROM executions \
+     WHERE script_id = ? ORDER BY id DESC LIMIT ?",
+    "SELECT id, status, execution_time_ms, executed_at FROM executions \
+     WHERE script_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+];
+
+/// A page of the account's projects, newest first (keyset on `projects_page`).
 pub fn list(app: &App, req: &Req) -> Result<Reply, ApiError> {
-    let rows = app.db.read(|c| {
-        Ok(c.query(
-            &format!(
-                "SELECT {PROJECT_COLS} FROM projects WHERE user_id = ? \
-                 ORDER BY created_at DESC, id DESC"
-            ),
-            &[req.user().id.into()],
-        )?)
+    let user = req.user().id;
+    let want = app
+        .cursors
+        .want(req, List::Projects, user, app.page_sizes(false))?;
+    let limit = (want.limit + 1) as i64;
+    let mut rows = app.db.read(|c| {
+        Ok(match &want.after {
+            None => c.query(PROJECTS_PAGE[0], &[user.into(), limit.into()])?,
+            Some(k) => c.query(
+                PROJECTS_PAGE[1],
+                &[user.into(), (&k.text).into(), k.id.into(), limit.into()],
+            )?,
+        })
     })?;
-    ok(Data {
+    let more = page::cut(&mut rows, want.limit);
+    let next = page::next(&app.cursors, List::Projects, user, &rows, more, |r| Key {
+        text: r.text(3),
+        id: r.int(0),
+    });
+    ok(Page {
         data: rows.iter().map(project).collect::<Vec<_>>(),
+        next,
     })
 }
 
@@ -226,16 +261,28 @@ fn script_fields(
     }
 }
 
+/// A page of a project's scripts, newest first (keyset on `scripts_page`).
 pub fn scripts(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Project")?;
-    let rows = app.db.read(|c| {
+    let want = app
+        .cursors
+        .want(req, List::Scripts, id, app.page_sizes(false))?;
+    let limit = (want.limit + 1) as i64;
+    let mut rows = app.db.read(|c| {
         owned_project(c, req.user().id, id)?;
-        Ok(c.query(
-            "SELECT id, project_id, name, language, created_at, updated_at FROM scripts \
-             WHERE project_id = ? ORDER BY created_at DESC, id DESC",
-            &[id.into()],
-        )?)
+        Ok(match &want.after {
+            None => c.query(SCRIPTS_PAGE[0], &[id.into(), limit.into()])?,
+            Some(k) => c.query(
+                SCRIPTS_PAGE[1],
+                &[id.into(), (&k.text).into(), k.id.into(), limit.into()],
+            )?,
+        })
     })?;
+    let more = page::cut(&mut rows, want.limit);
+    let next = page::next(&app.cursors, List::Scripts, id, &rows, more, |r| Key {
+        text: r.text(4),
+        id: r.int(0),
+    });
     let data: Vec<ScriptSummary> = rows
         .iter()
         .map(|r| ScriptSummary {
@@ -247,7 +294,7 @@ pub fn scripts(app: &App, req: &Req) -> Result<Reply, ApiError> {
             updated_at: r.text(5),
         })
         .collect();
-    ok(Data { data })
+    ok(Page { data, next })
 }
 
 pub fn create_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -400,16 +447,25 @@ pub fn execute(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
     })
 }
 
+/// A page of a script's executions, newest first (keyset on `executions_page`).
 pub fn executions(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Script")?;
-    let rows = app.db.read(|c| {
+    let want = app
+        .cursors
+        .want(req, List::Executions, id, app.page_sizes(false))?;
+    let limit = (want.limit + 1) as i64;
+    let mut rows = app.db.read(|c| {
         owned_script(c, req.user().id, id)?;
-        Ok(c.query(
-            "SELECT id, status, execution_time_ms, executed_at FROM executions \
-             WHERE script_id = ? ORDER BY id DESC LIMIT 50",
-            &[id.into()],
-        )?)
+        Ok(match &want.after {
+            None => c.query(EXECUTIONS_PAGE[0], &[id.into(), limit.into()])?,
+            Some(k) => c.query(EXECUTIONS_PAGE[1], &[id.into(), k.id.into(), limit.into()])?,
+        })
     })?;
+    let more = page::cut(&mut rows, want.limit);
+    let next = page::next(&app.cursors, List::Executions, id, &rows, more, |r| Key {
+        text: String::new(),
+        id: r.int(0),
+    });
     let data: Vec<ExecutionSummary> = rows
         .iter()
         .map(|r| ExecutionSummary {
@@ -419,5 +475,5 @@ pub fn executions(app: &App, req: &Req) -> Result<Reply, ApiError> {
             executed_at: r.text(3),
         })
         .collect();
-    ok(Data { data })
+    ok(Page { data, next })
 }

@@ -191,9 +191,9 @@ pub const ROUTES: &[Route] = &[
         auth: Required,
         body: Body::None,
         doc: Doc {
-            summary: "The account's projects, newest first",
+            summary: "A page of the account's projects, newest first",
             request: None,
-            answer: (200, Some(schema::<Answer<Data<Vec<Project>>>>)),
+            answer: (200, Some(schema::<Answer<Page<Vec<Project>>>>)),
             errors: &[],
         },
     },
@@ -256,9 +256,9 @@ pub const ROUTES: &[Route] = &[
         auth: Required,
         body: Body::None,
         doc: Doc {
-            summary: "A project's scripts (without their content)",
+            summary: "A page of a project's scripts (without their content), newest first",
             request: None,
-            answer: (200, Some(schema::<Answer<Data<Vec<ScriptSummary>>>>)),
+            answer: (200, Some(schema::<Answer<Page<Vec<ScriptSummary>>>>)),
             errors: &[],
         },
     },
@@ -335,9 +335,9 @@ pub const ROUTES: &[Route] = &[
         auth: Required,
         body: Body::None,
         doc: Doc {
-            summary: "A script's latest executions, newest first",
+            summary: "A page of a script's latest executions, newest first",
             request: None,
-            answer: (200, Some(schema::<Answer<Data<Vec<ExecutionSummary>>>>)),
+            answer: (200, Some(schema::<Answer<Page<Vec<ExecutionSummary>>>>)),
             errors: &[],
         },
     },
@@ -348,9 +348,10 @@ pub const ROUTES: &[Route] = &[
         auth: Required,
         body: Body::None,
         doc: Doc {
-            summary: "A project's files (deleted ones as tombstones) and its revision",
+            summary: "A page of a project's files by path (deleted ones as tombstones) and its \
+                      revision (the first page is the largest page unless `limit` says less)",
             request: None,
-            answer: (200, Some(schema::<Answer<Data<Files>>>)),
+            answer: (200, Some(schema::<Answer<Page<Files>>>)),
             errors: &[],
         },
     },
@@ -362,7 +363,7 @@ pub const ROUTES: &[Route] = &[
         body: Body::Json,
         doc: Doc {
             summary: "Apply changes to a project's files, all or none (409 lists the files \
-                      changed meanwhile)",
+                      changed meanwhile); answers the files it changed",
             request: Some(schema::<CommitRequest>),
             answer: (200, Some(schema::<Answer<Data<Files>>>)),
             errors: &[409],
@@ -451,6 +452,20 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
+/// The GET routes that answer a list one page at a time, with the query parameters `limit`
+/// and `after` (`page.rs`) and `next` beside `data` in the answer.
+pub const PAGED: &[&str] = &[
+    "/api/projects",
+    "/api/scripts/project/{id}",
+    "/api/scripts/{id}/executions",
+    "/api/projects/{id}/files",
+];
+
+/// Whether `r` answers a list one page at a time.
+pub fn paged(r: &Route) -> bool {
+    r.method == "GET" && PAGED.contains(&r.path)
+}
+
 /// The failures every route of this kind can answer with, beside its own.
 pub fn errors(r: &Route) -> Vec<u16> {
     let mut e: Vec<u16> = r.doc.errors.to_vec();
@@ -464,6 +479,10 @@ pub fn errors(r: &Route) -> Vec<u16> {
     }
     if matches!(r.auth, Limited | RequiredLimited) {
         add(429);
+    }
+    if paged(r) {
+        // A bad `limit` or `after`.
+        add(400);
     }
     if r.body != Body::None {
         // Malformed or invalid, too slow, too large.

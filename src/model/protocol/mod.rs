@@ -14,6 +14,11 @@ pub const MAX_NAME: usize = 255;
 /// Longest project name, in characters.
 pub const MAX_PROJECT_NAME: usize = 100;
 
+/// The query parameters of a paginated list (`GET /api/projects?limit=N&after=CURSOR`): the
+/// most items in the page, and the `next` cursor of the page before.
+pub const PAGE_LIMIT: &str = "limit";
+pub const PAGE_AFTER: &str = "after";
+
 /// Whether `h` is a BLAKE3 hash as the protocol writes it: 64 lower-case hex digits.
 pub fn valid_hash(h: &str) -> bool {
     h.len() == 64

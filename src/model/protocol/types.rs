@@ -161,6 +161,20 @@ pub struct Data<T> {
     pub data: T,
 }
 
+/// One page of a list: the items in `data` (as an unpaginated answer had them) and the
+/// cursor of the next page in `next`, null on the last. The next page is asked for with
+/// `?after=NEXT` (and the same `limit`); a cursor is opaque and only good for the list that
+/// gave it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "Page_{T}")]
+pub struct Page<T> {
+    pub data: T,
+    /// The cursor of the next page; null on the last page. (Read as null from a server
+    /// that does not paginate.)
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
 /// An answer with a message and a payload.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[schemars(rename = "Done_{T}")]
@@ -319,6 +333,10 @@ pub struct Limits {
     pub json_limit: u64,
     /// The most hashes in one `blobs/missing` question, and changes in one commit.
     pub max_batch: u64,
+    /// The largest page a list gives (its `limit` parameter); 0 from a server that does not
+    /// paginate.
+    #[serde(default)]
+    pub max_page: u64,
     /// The account's storage quota in bytes; 0: none.
     pub quota: u64,
     /// The bytes of content the account stores now.
