@@ -273,6 +273,89 @@ fn a_missing_project_folder_is_fetched_again_not_deleted_everywhere() {
     assert_eq!(b.out("cat keep.txt"), "keep\n");
 }
 
+/// The requests of the server's log whose method is `method` and whose path starts with
+/// `prefix`.
+fn logged(log: &str, method: &str, prefix: &str) -> usize {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["method"] == method && l["path"].as_str().is_some_and(|p| p.starts_with(prefix))
+        })
+        .count()
+}
+
+#[test]
+fn a_renamed_file_is_renamed_on_the_other_machine_and_its_content_not_sent_again() {
+    let mut server = Server::logged(&[]);
+    let a = machine(&server, "ren", true);
+    let b = machine(&server, "ren", false);
+    // Two files with the same content: one of them is renamed.
+    a.out("mkdir docs; echo 'the draft' > docs/draft.md; echo same > x.txt; echo same > y.txt");
+    a.c("sync").success().stdout(contains("Main: 3 pushed"));
+    b.c("sync").success().stdout(contains("Main: 3 pulled"));
+    a.out("mv docs/draft.md docs/final.md; mkdir old; mv x.txt old/x.txt");
+    a.c("sync status")
+        .success()
+        .stdout(contains("Main: 2 to rename\n"));
+    // Nothing goes up or down: the summary names no bytes.
+    a.c("sync -v")
+        .success()
+        .stdout(contains("Main: 2 renamed\n"))
+        .stdout(contains(
+            "rename  docs/draft.md -> docs/final.md (on the server)",
+        ))
+        .stdout(contains("rename  x.txt -> old/x.txt (on the server)"));
+    b.c("sync -v")
+        .success()
+        .stdout(contains("Main: 2 renamed\n"))
+        .stdout(contains("rename  docs/draft.md -> docs/final.md (here)"));
+    assert_eq!(b.out("cat docs/final.md"), "the draft\n");
+    assert_eq!(b.out("cat old/x.txt y.txt"), "same\nsame\n");
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    for h in [&a, &b] {
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
+    // Each content went up once and came down once (the same content in two files too),
+    // at the first sync.
+    let (_, log) = server.terminate_with_log();
+    assert_eq!(logged(&log, "PUT", "/api/blobs/"), 2, "{log}");
+    assert_eq!(logged(&log, "GET", "/api/blobs/"), 2, "{log}");
+}
+
+#[test]
+fn a_rename_that_meets_an_edit_of_the_old_name_keeps_both() {
+    let server = Server::sqlite();
+    let a = machine(&server, "red", true);
+    let b = machine(&server, "red", false);
+    a.out("echo v1 > notes.md; echo p1 > plan.md");
+    a.c("sync").success();
+    b.c("sync").success();
+    // Renamed on the laptop and synced, edited on the desktop meanwhile.
+    a.out("mv notes.md renamed.md");
+    a.c("sync").success().stdout(contains("1 renamed"));
+    b.out("echo edited > notes.md");
+    b.c("sync").success().stderr(contains(
+        "notes.md was renamed to renamed.md on the server and changed here: both are kept",
+    ));
+    assert_eq!(b.out("cat renamed.md notes.md"), "v1\nedited\n");
+    a.c("sync").success();
+    assert_eq!(a.out("cat renamed.md notes.md"), "v1\nedited\n");
+    // The other way round: edited and synced on the laptop, renamed on the desktop.
+    a.out("echo p2 > plan.md");
+    a.c("sync").success();
+    b.out("mkdir later; mv plan.md later/plan.md");
+    b.c("sync").success().stderr(contains(
+        "plan.md was renamed to later/plan.md here and changed on the server: both are kept",
+    ));
+    assert_eq!(b.out("cat plan.md later/plan.md"), "p2\np1\n");
+    a.c("sync").success();
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    assert_eq!(a.out("cat later/plan.md"), "p1\n");
+    for h in [&a, &b] {
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
+}
+
 #[test]
 fn many_files_go_up_in_several_commits() {
     let server = Server::sqlite();

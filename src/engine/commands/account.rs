@@ -259,6 +259,10 @@ fn summary(r: &Report, dry: bool) -> String {
     if !r.pulled.is_empty() {
         parts.push(format!("{} {}", r.pulled.len(), verb("pulled", "to pull")));
     }
+    let renamed = r.renamed_here.len() + r.renamed_there.len();
+    if renamed > 0 {
+        parts.push(format!("{renamed} {}", verb("renamed", "to rename")));
+    }
     let deleted = r.deleted_here.len() + r.deleted_there.len();
     if deleted > 0 {
         parts.push(format!("{deleted} {}", verb("deleted", "to delete")));
@@ -295,6 +299,12 @@ fn print_report(ctx: &mut Ctx, r: &Report, dry: bool, verbose: bool) -> Result<(
         }
         for p in &r.deleted_here {
             writeln!(ctx.io.stdout, "  delete  {p} (here)")?;
+        }
+        for (from, to) in &r.renamed_there {
+            writeln!(ctx.io.stdout, "  rename  {from} -> {to} (on the server)")?;
+        }
+        for (from, to) in &r.renamed_here {
+            writeln!(ctx.io.stdout, "  rename  {from} -> {to} (here)")?;
         }
     }
     for (p, copy) in &r.conflicts {

@@ -5,10 +5,11 @@
 use super::api::{Api, HttpError};
 use super::{Account, PROJECTS};
 use crate::hub::Hub;
-use crate::merge::{conflict_name, hostname, occupies, plan, Act, Side};
+use crate::merge::{conflict_name, find_moves, hostname, occupies, plan, Act, Crossed, Side};
 use crate::protocol::types::{self as wire, ContentHash, FileVersion, ProjectId, Revision};
 use crate::vfs::{FileRef, Kind, VPath};
 use anyhow::{anyhow, bail, Context, Result};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What a sync did (or, for `sync status`, would do) to one project.
@@ -19,6 +20,10 @@ pub struct Report {
     pub pulled: Vec<String>,
     pub deleted_here: Vec<String>,
     pub deleted_there: Vec<String>,
+    /// Files renamed here and so on the server: (old path, new path).
+    pub renamed_there: Vec<(String, String)>,
+    /// Files renamed on the server and so here.
+    pub renamed_here: Vec<(String, String)>,
     /// (path, the conflict copy keeping this machine's version)
     pub conflicts: Vec<(String, String)>,
     pub bytes_up: u64,
@@ -35,6 +40,8 @@ impl Report {
         self.pulled.clear();
         self.deleted_here.clear();
         self.deleted_there.clear();
+        self.renamed_there.clear();
+        self.renamed_here.clear();
         self.conflicts.clear();
         for a in acts {
             match a {
@@ -53,6 +60,8 @@ impl Report {
                     self.conflicts.push((path.clone(), copy.clone()))
                 }
                 Act::Move { from, to, .. } => self.conflicts.push((from.clone(), to.clone())),
+                Act::Rename { from, to, .. } => self.renamed_there.push((from.clone(), to.clone())),
+                Act::Follow { from, to, .. } => self.renamed_here.push((from.clone(), to.clone())),
                 Act::Agree { .. } => {}
             }
         }
@@ -63,6 +72,8 @@ impl Report {
             && self.pulled.is_empty()
             && self.deleted_here.is_empty()
             && self.deleted_there.is_empty()
+            && self.renamed_there.is_empty()
+            && self.renamed_here.is_empty()
             && self.conflicts.is_empty()
     }
 }
@@ -366,6 +377,7 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         Some(k) if Some(k.remote) == remote_id => k.base.clone(),
         _ => BTreeMap::new(),
     };
+    let mut crossed: Vec<String>;
     for attempt in 0.. {
         report.skipped.clear();
         let (local, held) = local_files(hub, &dir, opts.blob_limit, &mut report)?;
@@ -405,8 +417,12 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             planned.insert(name.clone(), ());
             name
         });
+        let moves = find_moves(acts, &base, &remote);
+        let acts = moves.acts;
+        crossed = moves.crossed.iter().map(crossed_note).collect();
         report.tally(&acts);
         if opts.dry_run {
+            report.notes.append(&mut crossed);
             return Ok(report);
         }
         // The project on the server, created when new.
@@ -461,6 +477,7 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         match apply(&target, &work, &mut report)? {
             Some(new_revision) => {
                 run.record(name, id, new_revision)?;
+                report.notes.append(&mut crossed);
                 return Ok(report);
             }
             None if attempt < 5 => {
@@ -488,6 +505,22 @@ fn bar(opts: &Options, total: u64, what: &str) -> indicatif::ProgressBar {
     }
     b.set_message(what.to_string());
     b
+}
+
+/// What a sync says about a rename that met an edit of the old path on the other side.
+fn crossed_note(c: &Crossed) -> String {
+    let (from, to) = (crate::text::escape(&c.from), crate::text::escape(&c.to));
+    if c.renamed_here {
+        format!(
+            "{from} was renamed to {to} here and changed on the server: both are kept \
+             ({to} holds this machine's file, {from} the server's changed one)"
+        )
+    } else {
+        format!(
+            "{from} was renamed to {to} on the server and changed here: both are kept \
+             ({to} holds the renamed file, {from} this machine's changed one)"
+        )
+    }
 }
 
 /// What one run of [`apply`] works on.
@@ -538,6 +571,36 @@ impl Target<'_> {
         }
         vfs.write(&p, data)
             .with_context(|| format!("cannot write {p}"))
+    }
+
+    /// Renames `from` to `to` here, as another machine did, when `from` still holds `hash`
+    /// (the plan made sure `to` holds what it saw); false when `from` changed, and then
+    /// the content is fetched instead.
+    fn follow(&self, from: &str, to: &str, hash: &str) -> Result<bool> {
+        if !self.still(from, &Some(hash.to_string())) {
+            return Ok(false);
+        }
+        let (src, dst) = (self.path(from), self.path(to));
+        let vfs = &self.hub.vfs;
+        let renamed = dst
+            .parent()
+            .map_or(Ok(()), |parent| vfs.mkdir(&parent, true))
+            .and_then(|()| vfs.rename(&src, &dst))
+            .is_ok_and(|left| left.is_empty());
+        if !renamed && self.still(from, &Some(hash.to_string())) {
+            // Where a plain rename cannot go (into a folder that replaces the file itself,
+            // across a mount): the content is read here and written there.
+            let data = vfs
+                .read(&src)
+                .with_context(|| format!("cannot read {src}"))?;
+            if ContentHash::of(&data).as_str() != hash {
+                return Ok(false);
+            }
+            vfs.remove(&src, false)
+                .with_context(|| format!("cannot remove {src}"))?;
+            self.write(to, &data)?;
+        }
+        Ok(true)
     }
 
     /// Records what both sides now agree `rel` is.
@@ -715,45 +778,72 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
     }
     // 2. One atomic commit of everything this machine sends. Deletions go first: a later
     // batch may put a file where an earlier one removed a folder.
-    let mut changes: Vec<wire::Change> = Vec::new();
-    for deletions in [true, false] {
-        for a in &acts {
-            let ch = match a {
-                Act::Push {
-                    path,
-                    hash,
-                    base_version,
-                } if hash.is_none() == deletions => wire::Change {
-                    path: path.clone(),
-                    hash: hash.as_deref().map(wire_hash).transpose()?,
-                    base_version: FileVersion(*base_version),
-                },
-                Act::Conflict { copy, local, .. } if !deletions => wire::Change {
-                    path: copy.clone(),
-                    hash: Some(wire_hash(local)?),
-                    base_version: FileVersion(0),
-                },
-                Act::Move { to, hash, .. } if !deletions => wire::Change {
-                    path: to.clone(),
-                    hash: Some(wire_hash(hash)?),
-                    base_version: FileVersion(0),
-                },
-                _ => continue,
-            };
-            changes.push(ch);
+    // A rename is two changes that go in one commit: the old path's deletion, and the new
+    // path with the same content, naming where it came from (nothing is uploaded for it).
+    let change = |path: &str, hash: Option<&str>, version: i64, from: Option<&str>| {
+        Ok::<_, anyhow::Error>(wire::Change {
+            path: path.to_string(),
+            hash: hash.map(wire_hash).transpose()?,
+            base_version: FileVersion(version),
+            from: from.map(str::to_string),
+        })
+    };
+    let mut units: Vec<Vec<wire::Change>> = Vec::new();
+    for a in &acts {
+        if let Act::Push {
+            path,
+            hash: None,
+            base_version,
+        } = a
+        {
+            units.push(vec![change(path, None, *base_version, None)?]);
         }
+    }
+    for a in &acts {
+        if let Act::Rename {
+            from,
+            to,
+            hash,
+            from_version,
+            to_version,
+        } = a
+        {
+            units.push(vec![
+                change(from, None, *from_version, None)?,
+                change(to, Some(hash), *to_version, Some(from))?,
+            ]);
+        }
+    }
+    for a in &acts {
+        let ch = match a {
+            Act::Push {
+                path,
+                hash: Some(h),
+                base_version,
+            } => change(path, Some(h), *base_version, None)?,
+            Act::Conflict { copy, local, .. } => change(copy, Some(local), 0, None)?,
+            Act::Move { to, hash, .. } => change(to, Some(hash), 0, None)?,
+            _ => continue,
+        };
+        units.push(vec![ch]);
     }
     let mut new_revision = revision;
     let mut versions: HashMap<String, FileVersion> = HashMap::new();
     // In batches that stay well inside the server's limits. Should a later batch meet a
     // conflict, the earlier ones stand and the new plan finds them already on the server.
+    // A unit (a rename's two changes) is never split between batches.
     let mut batch: Vec<wire::Change> = Vec::new();
     let mut batch_bytes = 0;
-    let mut changes = changes.into_iter().peekable();
-    while let Some(ch) = changes.next() {
-        batch_bytes += ch.path.len() + ch.hash.as_ref().map_or(4, |h| h.as_str().len()) + 48;
-        batch.push(ch);
-        if changes.peek().is_some() && batch.len() < COMMIT_BATCH && batch_bytes < COMMIT_BYTES {
+    let mut units = units.into_iter().peekable();
+    while let Some(unit) = units.next() {
+        for ch in unit {
+            batch_bytes += ch.path.len()
+                + ch.hash.as_ref().map_or(4, |h| h.as_str().len())
+                + ch.from.as_ref().map_or(0, |f| f.len() + 8)
+                + 48;
+            batch.push(ch);
+        }
+        if units.peek().is_some() && batch.len() < COMMIT_BATCH && batch_bytes < COMMIT_BYTES {
             continue;
         }
         let answer = api.send::<_, wire::Data<wire::Files>>(
@@ -818,18 +908,47 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         }
     }
     let pb = bar(t.opts, down_total, "downloading");
+    // Content already here (in another file, or fetched earlier in this sync) is copied
+    // from that file instead of fetched again.
+    let here: RefCell<HashMap<String, String>> = RefCell::new(
+        local
+            .iter()
+            .map(|(rel, f)| (f.hash.to_string(), rel.clone()))
+            .collect(),
+    );
     let download = |hash: &str, report: &mut Report| -> Result<Vec<u8>> {
+        let copy = here.borrow().get(hash).cloned();
+        if let Some(rel) = copy.filter(|rel| t.still(rel, &Some(hash.to_string()))) {
+            if let Ok(data) = hub.vfs.read(&t.path(&rel)) {
+                if ContentHash::of(&data).as_str() == hash {
+                    return Ok(data);
+                }
+            }
+        }
         let data = api.get_blob(&wire_hash(hash)?)?;
         report.bytes_down += data.len() as u64;
         pb.inc(data.len() as u64);
         Ok(data)
     };
+    let fetched = |hash: &str, rel: &str| {
+        here.borrow_mut().insert(hash.to_string(), rel.to_string());
+    };
     for deletions in [true, false] {
+        if !deletions {
+            // Renames made on the server, after the deletions (which may clear the way) and
+            // before the content (which may go where a renamed file was).
+            follow_renames(t, &acts, report, &download)?;
+        }
         for a in &acts {
             match a {
                 Act::Push { path, hash, .. } if hash.is_none() == deletions => {
                     let v = versions.get(path).copied().unwrap_or_default();
                     t.set_base(path, hash.as_deref(), v)?;
+                }
+                Act::Rename { from, to, hash, .. } if !deletions => {
+                    let v = |p: &String| versions.get(p).copied().unwrap_or_default();
+                    t.set_base(from, None, v(from))?;
+                    t.set_base(to, Some(hash), v(to))?;
                 }
                 Act::Agree {
                     path,
@@ -852,7 +971,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                         continue;
                     }
                     match data {
-                        Some(data) => t.write(path, &data)?,
+                        Some(data) => {
+                            t.write(path, &data)?;
+                            fetched(hash.as_deref().unwrap_or_default(), path);
+                        }
                         None => {
                             if was.is_some() {
                                 hub.vfs.remove(&t.path(path), false)?;
@@ -881,4 +1003,62 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
     }
     pb.finish_and_clear();
     Ok(Some(new_revision))
+}
+
+/// Carries out the plan's [`Act::Follow`]s: each file the server renamed is renamed here
+/// (nothing is downloaded), unless its old path changed here during the sync, when the
+/// content is fetched for the new path and the old one is left for the next sync. A rename
+/// onto the old path of another waits for that one, so a chain of renames moves every file.
+fn follow_renames(
+    t: &Target,
+    acts: &[&Act],
+    report: &mut Report,
+    download: &dyn Fn(&str, &mut Report) -> Result<Vec<u8>>,
+) -> Result<()> {
+    let mut pending: Vec<&Act> = acts
+        .iter()
+        .copied()
+        .filter(|a| matches!(a, Act::Follow { .. }))
+        .collect();
+    let source = |a: &Act| match a {
+        Act::Follow { from, .. } => from.clone(),
+        _ => String::new(),
+    };
+    while !pending.is_empty() {
+        let sources: BTreeSet<String> = pending.iter().map(|a| source(a)).collect();
+        // One whose new path is no other's old path; in a cycle, the first.
+        let i = pending
+            .iter()
+            .position(|a| match a {
+                Act::Follow { from, to, .. } => to == from || !sources.contains(to),
+                _ => true,
+            })
+            .unwrap_or(0);
+        let Act::Follow {
+            from,
+            to,
+            hash,
+            from_version,
+            to_version,
+            local: was,
+        } = pending.remove(i)
+        else {
+            continue;
+        };
+        if !t.still(to, was) {
+            // Written here during the sync: left for the next one.
+            continue;
+        }
+        if t.follow(from, to, hash)? {
+            t.set_base(from, None, FileVersion(*from_version))?;
+        } else {
+            let data = download(hash, report)?;
+            if !t.still(to, was) {
+                continue;
+            }
+            t.write(to, &data)?;
+        }
+        t.set_base(to, Some(hash), FileVersion(*to_version))?;
+    }
+    Ok(())
 }

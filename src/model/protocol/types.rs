@@ -355,6 +355,14 @@ pub struct ProjectRequest {
     pub description: Option<String>,
 }
 
+/// Deletes a project only if no commit changed its files since `revision` (what the client
+/// last synced); otherwise 409, and nothing is deleted.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProjectDeleteRequest {
+    #[schemars(range(min = 0))]
+    pub revision: Revision,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Project {
     pub id: ProjectId,
@@ -558,6 +566,12 @@ pub struct Change {
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub base_version: FileVersion,
+    /// A rename: the path the content moves from. The same commit deletes that path (a
+    /// change with a null hash), so a server that does not know renames still ends with the
+    /// same files; `hash` must be what `from` holds, so the content is not uploaded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = PATH_PATTERN))]
+    pub from: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
