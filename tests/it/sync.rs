@@ -257,20 +257,198 @@ fn accounts_log_in_and_out() {
 }
 
 #[test]
-fn a_missing_project_folder_is_fetched_again_not_deleted_everywhere() {
+fn an_emptied_project_folder_is_fetched_again_not_emptied_everywhere() {
     let server = Server::sqlite();
     let a = machine(&server, "fay", true);
     a.out("echo keep > keep.txt");
     a.c("sync").success();
-    a.out("cd /; rm -r ~/Projects/Main");
+    a.out("rm keep.txt");
     a.c("sync")
         .success()
         .stdout(contains("Main: 1 pulled"))
-        .stderr(contains("was missing or empty here"));
+        .stderr(contains("was empty here"));
     assert_eq!(a.out("cat ~/Projects/Main/keep.txt"), "keep\n");
     let b = machine(&server, "fay", false);
     b.c("sync").success();
     assert_eq!(b.out("cat keep.txt"), "keep\n");
+}
+
+/// A token of `user` for calls of the API.
+fn token(server: &Server, user: &str) -> String {
+    let a = call(
+        &server.url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(serde_json::json!({"username": user, "password": PASSWORD})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body["token"].as_str().unwrap().to_string()
+}
+
+/// The account's projects on the server: name and id, by name.
+fn projects(server: &Server, token: &str) -> Vec<(String, i64)> {
+    let a = call(&server.url, "GET", "/api/projects", Some(token), None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mut p: Vec<(String, i64)> = a.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn a_deleted_project_is_deleted_everywhere_both_ways() {
+    let server = Server::sqlite();
+    let a = machine(&server, "del", true);
+    let b = machine(&server, "del", false);
+    let t = token(&server, "del");
+    a.out(
+        "echo main > m.txt; mkdir -p ~/Projects/Gone/sub; echo one > ~/Projects/Gone/sub/one.txt",
+    );
+    a.out("mkdir ~/Projects/Api; echo api > ~/Projects/Api/a.txt");
+    a.c("sync").success();
+    b.c("sync").success().stdout(contains("Gone: 1 pulled"));
+    // Deleted here: deleted on the server, then on the other machine.
+    a.out("cd /; rm -r ~/Projects/Gone");
+    a.c("sync status")
+        .success()
+        .stdout(contains("Gone: deleted here; to delete on the server"));
+    a.c("sync")
+        .success()
+        .stdout(contains("Gone: deleted here; deleted on the server"));
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names, ["Api", "Main"]);
+    b.c("sync")
+        .success()
+        .stdout(contains("Gone: deleted on the server; deleted here"));
+    assert_eq!(b.out("ls ~/Projects"), "Api\nMain\n");
+    // Deleted on the server by another client: deleted on both machines.
+    let api = projects(&server, &t)[0].1;
+    let d = call(
+        &server.url,
+        "DELETE",
+        &format!("/api/projects/{api}"),
+        Some(&t),
+        None,
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    for h in [&a, &b] {
+        h.c("sync")
+            .success()
+            .stdout(contains("Api: deleted on the server; deleted here"));
+        assert_eq!(h.out("ls ~/Projects"), "Main\n");
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+}
+
+#[test]
+fn a_deleted_project_that_changed_on_the_other_side_is_kept() {
+    let server = Server::sqlite();
+    let a = machine(&server, "kep", true);
+    let b = machine(&server, "kep", false);
+    let t = token(&server, "kep");
+    a.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    // Edited and synced on one machine, deleted on the other: the edit stays everywhere.
+    b.out("echo edited > ~/Projects/P/f.txt");
+    b.c("sync").success();
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync")
+        .success()
+        .stderr(contains(
+            "P: deleted here, but it changed on the server since the last sync",
+        ))
+        .stdout(contains("P: 1 pulled"));
+    assert_eq!(a.out("cat ~/Projects/P/f.txt"), "edited\n");
+    let before = projects(&server, &t);
+    assert!(before.iter().any(|p| p.0 == "P"), "{before:?}");
+    // Deleted (and synced) on one machine, edited on the other: the edit is kept and goes
+    // up again as a new project.
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync")
+        .success()
+        .stdout(contains("P: deleted here; deleted on the server"));
+    b.out("echo again > ~/Projects/P/f.txt; echo new > ~/Projects/P/g.txt");
+    b.c("sync")
+        .success()
+        .stderr(contains(
+            "the project was deleted on the server, but changed here since the last sync",
+        ))
+        .stdout(contains("P: 2 pushed"));
+    assert_eq!(b.out("cat ~/Projects/P/f.txt"), "again\n");
+    a.c("sync").success().stdout(contains("P: 2 pulled"));
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+}
+
+#[test]
+fn a_renamed_project_stays_the_same_project_both_ways() {
+    let mut server = Server::logged(&[]);
+    let a = machine(&server, "pro", true);
+    let b = machine(&server, "pro", false);
+    let t = token(&server, "pro");
+    a.out("mkdir ~/Projects/Old; echo one > ~/Projects/Old/one.txt; echo two > ~/Projects/Old/two.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    let id = projects(&server, &t)
+        .into_iter()
+        .find(|p| p.0 == "Old")
+        .unwrap()
+        .1;
+    // Renamed here (and one file edited): the same project, renamed on the server.
+    a.out("cd /; mv ~/Projects/Old ~/Projects/New; echo 2 > ~/Projects/New/two.txt");
+    a.c("sync")
+        .success()
+        .stdout(contains("Old: renamed to New here; renamed on the server"))
+        .stdout(contains("New: 1 pushed"));
+    assert_eq!(
+        projects(&server, &t),
+        [("Main".to_string(), 1), ("New".to_string(), id)]
+    );
+    b.c("sync")
+        .success()
+        .stdout(contains("Old: renamed to New on the server; renamed here"))
+        .stdout(contains("New: 1 pulled"));
+    assert_eq!(b.out("ls ~/Projects"), "Main\nNew\n");
+    assert_eq!(
+        b.out("cat ~/Projects/New/one.txt ~/Projects/New/two.txt"),
+        "one\n2\n"
+    );
+    // Renamed on the server: renamed on both machines.
+    let r = call(
+        &server.url,
+        "PUT",
+        &format!("/api/projects/{id}"),
+        Some(&t),
+        Some(serde_json::json!({"name": "Newer"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for h in [&a, &b] {
+        h.c("sync")
+            .success()
+            .stdout(contains(
+                "New: renamed to Newer on the server; renamed here",
+            ))
+            .stdout(contains("Newer: up to date"));
+        assert_eq!(h.out("ls ~/Projects"), "Main\nNewer\n");
+    }
+    assert_eq!(
+        projects(&server, &t),
+        [("Main".to_string(), 1), ("Newer".to_string(), id)]
+    );
+    // Only the edited file's content went up, and came down once.
+    let (_, log) = server.terminate_with_log();
+    assert_eq!(logged(&log, "PUT", "/api/blobs/"), 3, "{log}");
 }
 
 /// The requests of the server's log whose method is `method` and whose path starts with

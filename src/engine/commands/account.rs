@@ -335,9 +335,29 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     } else {
         Some(sync::lock(ctx.hub())?)
     };
-    let (projects, remote, notes) = sync::projects(ctx.hub(), &api, &names)?;
+    let (mut projects, mut remote, notes) = sync::projects(ctx.hub(), &api, &names)?;
     for n in &notes {
         writeln!(ctx.io.stderr, "sync: {n}")?;
+    }
+    // Projects deleted or renamed as a whole, here or on the server.
+    let events = sync::settle(
+        ctx.hub(),
+        &acct,
+        &api,
+        &names,
+        &mut projects,
+        &mut remote,
+        dry,
+    )?;
+    for e in &events {
+        if e.warning {
+            writeln!(ctx.io.stderr, "sync: {}: {}", e.project, e.what)?;
+        } else {
+            writeln!(ctx.io.stdout, "{}: {}", e.project, e.what)?;
+        }
+    }
+    if projects.is_empty() && !events.is_empty() {
+        return Ok(0);
     }
     if projects.is_empty() {
         writeln!(

@@ -79,13 +79,13 @@ impl Report {
 }
 
 /// A local file: its hash and how to read it.
-struct LocalFile {
-    hash: ContentHash,
+pub(super) struct LocalFile {
+    pub(super) hash: ContentHash,
     path: VPath,
     file: FileRef,
 }
 
-fn project_dir(name: &str) -> Result<VPath> {
+pub(super) fn project_dir(name: &str) -> Result<VPath> {
     VPath::parse_absolute(PROJECTS)
         .and_then(|p| p.join(name))
         .map_err(|e| anyhow!("'{name}' cannot be a project name: {e}"))
@@ -93,7 +93,7 @@ fn project_dir(name: &str) -> Result<VPath> {
 
 /// The files under `dir`, by path relative to it, and the paths of files left out because
 /// they are larger than the server accepts (`limit`).
-fn local_files(
+pub(super) fn local_files(
     hub: &Hub,
     dir: &VPath,
     limit: Option<u64>,
@@ -239,6 +239,21 @@ impl Run<'_> {
         }))
     }
 
+    /// The server's projects that a project here is paired with.
+    fn paired(&self) -> Result<HashSet<ProjectId>> {
+        let conn = self.hub.store.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT remote_id FROM sync_projects WHERE server = ?1 AND user_id = ?2",
+        )?;
+        let ids = st
+            .query_map(
+                rusqlite::params![self.account.server, self.account.user_id],
+                |r| Ok(ProjectId(r.get(0)?)),
+            )?
+            .collect::<rusqlite::Result<HashSet<_>>>()?;
+        Ok(ids)
+    }
+
     /// Records that project `name` is synced with `remote` at `revision`; returns its row.
     fn record(&self, name: &str, remote: ProjectId, revision: Revision) -> Result<i64> {
         let acct = self.account;
@@ -357,13 +372,18 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         .filter(|id| remote_projects.iter().any(|p| p.id == *id));
     if known.is_some() && remote_id.is_none() {
         report.notes.push(
-            "the project is gone from the server; this machine's copy is uploaded again".into(),
+            "the project was deleted on the server, but changed here since the last sync: \
+             this machine's copy is kept and uploaded again as a new project"
+                .into(),
         );
     }
     if remote_id.is_none() {
+        // Of the server's projects of that name, one that no other project here is paired
+        // with (one renamed here keeps its pairing).
+        let paired = run.paired()?;
         remote_id = remote_projects
             .iter()
-            .filter(|p| p.name == name)
+            .filter(|p| p.name == name && !paired.contains(&p.id))
             .map(|p| p.id)
             .min();
     }
@@ -382,12 +402,13 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         report.skipped.clear();
         let (local, held) = local_files(hub, &dir, opts.blob_limit, &mut report)?;
         if local.is_empty() && held.is_empty() && base.values().any(|b| b.hash.is_some()) {
-            // A project folder that is gone or empty (or a mount that is not there) is not a
+            // A project folder that is empty (or a mount that is not there) is not a
             // request to delete every file everywhere: it is fetched again, as on a new
-            // machine. (Checked on every attempt: a retry reloads the stored base.)
+            // machine. (A folder deleted as a whole deletes the project: `super::whole`.)
+            // (Checked on every attempt: a retry reloads the stored base.)
             if attempt == 0 {
                 report.notes.push(format!(
-                    "~/Projects/{name} was missing or empty here; it is fetched from the server"
+                    "~/Projects/{name} was empty here; it is fetched from the server"
                 ));
             }
             base.clear();
