@@ -235,10 +235,11 @@ pub fn settle(
             here.insert(e.name);
         }
     }
-    // New folders here that a renamed project may have become.
+    // New folders here that a renamed project may have become (not those that will pair
+    // with a server project of their name).
     let mut fresh: Vec<String> = here
         .iter()
-        .filter(|n| !known_names.contains(*n) && asked(n))
+        .filter(|n| !known_names.contains(*n) && asked(n) && !remote.iter().any(|p| p.name == **n))
         .cloned()
         .collect();
     let mut fresh_files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
