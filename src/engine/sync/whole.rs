@@ -88,9 +88,27 @@ fn gone(hub: &Hub, name: &str) -> Result<bool> {
     Ok(matches!(hub.vfs.stat(&dir), Err(VfsError::NotFound(_))))
 }
 
-/// How many of `base`'s files `here` holds unchanged at the same path.
-fn shared(base: &BTreeMap<String, String>, here: &BTreeMap<String, String>) -> usize {
-    base.iter().filter(|(p, h)| here.get(*p) == Some(h)).count()
+type Files = BTreeMap<String, String>;
+
+/// Which of the new folders (name and files) a project whose folder is gone (`base`, its
+/// files at the last sync) was renamed to: the one that holds the most of those files
+/// unchanged at the same paths, and at least half of them; on a tie, the first by name.
+fn renamed_to<'a>(
+    base: &Files,
+    candidates: impl Iterator<Item = (&'a String, &'a Files)>,
+) -> Option<String> {
+    let mut best: Option<(usize, &String)> = None;
+    for (name, files) in candidates {
+        let n = base
+            .iter()
+            .filter(|(p, h)| files.get(*p) == Some(h))
+            .count();
+        let better = best.is_none_or(|(b, first)| n > b || (n == b && name < first));
+        if n > 0 && n * 2 >= base.len() && better {
+            best = Some((n, name));
+        }
+    }
+    best.map(|(_, name)| name.clone())
 }
 
 fn set_name(hub: &Hub, row: i64, name: &str) -> Result<()> {
@@ -267,9 +285,21 @@ pub fn settle(
                         continue;
                     }
                     if !dry_run {
-                        hub.vfs
-                            .rename(&project_dir(&k.name)?, &project_dir(&p.name)?)
-                            .with_context(|| format!("cannot rename ~/Projects/{}", k.name))?;
+                        let (from, to) = (project_dir(&k.name)?, project_dir(&p.name)?);
+                        if let Err(e) = hub.vfs.rename(&from, &to) {
+                            // A mount point, say: it stays paired under the name it has.
+                            event(
+                                &k.name,
+                                format!(
+                                    "renamed to {} on the server, but it cannot be renamed \
+                                     here ({e}): it keeps its name here",
+                                    crate::text::escape(&p.name)
+                                ),
+                                true,
+                            );
+                            projects.retain(|n| *n != p.name);
+                            continue;
+                        }
                         set_name(hub, k.row, &p.name)?;
                     }
                     taken.insert(p.name.clone());
@@ -339,17 +369,13 @@ pub fn settle(
         }
         // Gone here: renamed, if a new folder holds at least half of its files unchanged.
         let base = base_files(hub, k.row)?;
-        let mut best: Option<(usize, String)> = None;
         for f in &fresh {
             if !fresh_files.contains_key(f) {
                 fresh_files.insert(f.clone(), files_here(hub, f)?);
             }
-            let n = shared(&base, &fresh_files[f]);
-            if n > 0 && n * 2 >= base.len() && best.as_ref().is_none_or(|(b, _)| n > *b) {
-                best = Some((n, f.clone()));
-            }
         }
-        if let Some((_, new)) = best {
+        let candidates = fresh.iter().map(|f| (f, &fresh_files[f]));
+        if let Some(new) = renamed_to(&base, candidates) {
             fresh.retain(|f| *f != new);
             if !dry_run {
                 if let Some(p) = &on_server {
@@ -433,4 +459,50 @@ pub fn settle(
     projects.sort();
     projects.dedup();
     Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(&str, &str)]) -> Files {
+        list.iter()
+            .map(|(p, h)| (p.to_string(), h.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_project_is_renamed_to_the_new_folder_with_most_of_its_files() {
+        let base = files(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+        let pick = |c: &[(&str, Files)]| {
+            let named: Vec<(String, Files)> =
+                c.iter().map(|(n, f)| (n.to_string(), f.clone())).collect();
+            renamed_to(&base, named.iter().map(|(n, f)| (n, f)))
+        };
+        // The same files, or half of them unchanged with others edited or added.
+        assert_eq!(pick(&[("New", base.clone())]).as_deref(), Some("New"));
+        let half = files(&[("a", "1"), ("b", "2"), ("c", "x"), ("e", "5")]);
+        assert_eq!(pick(&[("Half", half.clone())]).as_deref(), Some("Half"));
+        // Fewer than half, or the same content under other paths: a new project.
+        assert_eq!(pick(&[("Few", files(&[("a", "1"), ("b", "x")]))]), None);
+        assert_eq!(
+            pick(&[("Moved", files(&[("x/a", "1"), ("x/b", "2")]))]),
+            None
+        );
+        assert_eq!(pick(&[]), None);
+        // The folder holding the most; on a tie, the first by name.
+        assert_eq!(
+            pick(&[("Half", half.clone()), ("Whole", base.clone())]).as_deref(),
+            Some("Whole")
+        );
+        assert_eq!(
+            pick(&[("B", base.clone()), ("A", base.clone())]).as_deref(),
+            Some("A")
+        );
+        // A project that had no files is not found in any folder.
+        assert_eq!(
+            renamed_to(&Files::new(), std::iter::once((&"X".to_string(), &base))),
+            None
+        );
+    }
 }
