@@ -501,6 +501,31 @@ fn a_renamed_file_is_renamed_on_the_other_machine_and_its_content_not_sent_again
 }
 
 #[test]
+fn chains_of_renames_and_a_file_moved_into_a_folder_of_its_name_are_followed() {
+    let server = Server::sqlite();
+    let a = machine(&server, "cha", true);
+    let b = machine(&server, "cha", false);
+    a.out("echo X > x; echo Y > y; echo F > f");
+    a.c("sync").success();
+    b.c("sync").success();
+    // y becomes z and x takes its place; the file f goes into a folder f.
+    a.out("mv y z; mv x y; mv f tmp; mkdir f; mv tmp f/inner");
+    a.c("sync -v")
+        .success()
+        .stdout(contains("Main: 1 pushed, 2 renamed\n"))
+        .stdout(contains("rename  x -> y (on the server)"))
+        .stdout(contains("rename  f -> f/inner (on the server)"));
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 2 renamed"));
+    assert_eq!(b.out("cat y z f/inner"), "X\nY\nF\n");
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    for h in [&a, &b] {
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
+}
+
+#[test]
 fn a_rename_that_meets_an_edit_of_the_old_name_keeps_both() {
     let server = Server::sqlite();
     let a = machine(&server, "red", true);

@@ -617,9 +617,18 @@ impl Target<'_> {
             if ContentHash::of(&data).as_str() != hash {
                 return Ok(false);
             }
-            vfs.remove(&src, false)
-                .with_context(|| format!("cannot remove {src}"))?;
-            self.write(to, &data)?;
+            let remove = || {
+                vfs.remove(&src, false)
+                    .with_context(|| format!("cannot remove {src}"))
+            };
+            // The new copy first, unless it goes inside the old name (the server has it).
+            if to.starts_with(&format!("{from}/")) {
+                remove()?;
+                self.write(to, &data)?;
+            } else {
+                self.write(to, &data)?;
+                remove()?;
+            }
         }
         Ok(true)
     }
@@ -1047,11 +1056,14 @@ fn follow_renames(
     };
     while !pending.is_empty() {
         let sources: BTreeSet<String> = pending.iter().map(|a| source(a)).collect();
-        // One whose new path is no other's old path; in a cycle, the first.
+        // One whose new path is no other's old path, nor inside one; in a cycle, the first.
         let i = pending
             .iter()
             .position(|a| match a {
-                Act::Follow { from, to, .. } => to == from || !sources.contains(to),
+                Act::Follow { from, to, .. } => {
+                    !sources.contains(to)
+                        && !crate::merge::ancestors(to).any(|d| d != from && sources.contains(d))
+                }
                 _ => true,
             })
             .unwrap_or(0);
