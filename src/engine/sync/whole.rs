@@ -111,6 +111,31 @@ fn renamed_to<'a>(
     best.map(|(_, name)| name.clone())
 }
 
+/// The server's project `id`: from its list, else asked for by id (a list may be partial:
+/// one found is added to it); None when the server says it is gone.
+fn server_project(
+    api: &Api,
+    remote: &mut Vec<wire::Project>,
+    id: ProjectId,
+) -> Result<Option<wire::Project>> {
+    if let Some(p) = remote.iter().find(|p| p.id == id) {
+        return Ok(Some(p.clone()));
+    }
+    match api.get::<wire::Data<wire::Project>>(&format!("/api/projects/{id}")) {
+        Ok(d) => {
+            remote.push(d.data.clone());
+            Ok(Some(d.data))
+        }
+        Err(e)
+            if e.downcast_ref::<HttpError>()
+                .is_some_and(|h| h.status == 404) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn set_name(hub: &Hub, row: i64, name: &str) -> Result<()> {
     hub.store.conn().execute(
         "UPDATE sync_projects SET name = ?1 WHERE id = ?2",
@@ -263,12 +288,11 @@ pub fn settle(
     let mut fresh_files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut taken: BTreeSet<String> = here.union(&known_names).cloned().collect();
     for k in &all {
-        let on_server = remote.iter().find(|p| p.id == k.remote).cloned();
         if here.contains(&k.name) {
             if !asked(&k.name) {
                 continue;
             }
-            match on_server {
+            match server_project(api, remote, k.remote)? {
                 // Renamed on the server: renamed here too, unless the new name is taken.
                 Some(p) if p.name != k.name => {
                     if taken.contains(&p.name) {
@@ -324,16 +348,6 @@ pub fn settle(
                 }
                 Some(_) => {}
                 None => {
-                    // Gone from the list: gone from the server, if it says so itself.
-                    match api
-                        .get::<wire::Data<wire::Project>>(&format!("/api/projects/{}", k.remote))
-                    {
-                        Ok(_) => continue,
-                        Err(e)
-                            if e.downcast_ref::<HttpError>()
-                                .is_some_and(|h| h.status == 404) => {}
-                        Err(e) => return Err(e),
-                    }
                     let base = base_files(hub, k.row)?;
                     let now = files_here(hub, &k.name)?;
                     let changed = now.iter().filter(|(p, h)| base.get(*p) != Some(h)).count();
@@ -367,6 +381,7 @@ pub fn settle(
         if !gone(hub, &k.name)? {
             continue;
         }
+        let on_server = server_project(api, remote, k.remote)?;
         // Gone here: renamed, if a new folder holds at least half of its files unchanged.
         let base = base_files(hub, k.row)?;
         for f in &fresh {
