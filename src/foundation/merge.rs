@@ -194,22 +194,29 @@ fn pair<'a>(
     came: &[usize],
     path: &dyn Fn(usize) -> &'a str,
 ) -> Vec<(usize, usize)> {
-    let mut free_gone: Vec<usize> = gone.to_vec();
-    let mut free_came: Vec<usize> = came.to_vec();
+    // The paths gone, by file name, each list in order (taken from the front).
+    let mut by_name: std::collections::HashMap<&str, std::collections::VecDeque<usize>> =
+        std::collections::HashMap::new();
+    for &g in gone {
+        by_name.entry(file_name(path(g))).or_default().push_back(g);
+    }
+    let mut paired: BTreeSet<usize> = BTreeSet::new();
     let mut out = Vec::new();
-    free_came.retain(|&c| {
-        match free_gone
-            .iter()
-            .position(|&g| file_name(path(g)) == file_name(path(c)))
+    let mut rest = Vec::new();
+    for &c in came {
+        match by_name
+            .get_mut(file_name(path(c)))
+            .and_then(|v| v.pop_front())
         {
-            Some(i) => {
-                out.push((free_gone.remove(i), c));
-                false
+            Some(g) => {
+                paired.insert(g);
+                out.push((g, c));
             }
-            None => true,
+            None => rest.push(c),
         }
-    });
-    out.extend(free_gone.into_iter().zip(free_came));
+    }
+    let free_gone = gone.iter().copied().filter(|g| !paired.contains(g));
+    out.extend(free_gone.zip(rest));
     out
 }
 
@@ -778,6 +785,24 @@ mod tests {
                 }
             ]
         );
+        // Many empty files (one content) in a folder renamed: each pairs with its own name.
+        let names: Vec<String> = (0..2000).map(|i| format!("f{i}")).collect();
+        let local: Vec<(String, &str)> = names.iter().map(|n| (format!("new/{n}"), "e")).collect();
+        let base: Vec<(String, Option<&str>, i64)> = names
+            .iter()
+            .map(|n| (format!("old/{n}"), Some("e"), 1))
+            .collect();
+        let l: Vec<(&str, &str)> = local.iter().map(|(p, h)| (p.as_str(), *h)).collect();
+        let b: Vec<(&str, Option<&str>, i64)> =
+            base.iter().map(|(p, h, v)| (p.as_str(), *h, *v)).collect();
+        let m = moves(&l, &b, &b);
+        assert_eq!(m.acts.len(), 2000);
+        for a in &m.acts {
+            let Act::Rename { from, to, .. } = a else {
+                panic!("{a:?}")
+            };
+            assert_eq!(from.strip_prefix("old/"), to.strip_prefix("new/"));
+        }
         // A copy that stays where it was is not a rename.
         let m = moves(
             &[("a", "h"), ("b", "h")],
