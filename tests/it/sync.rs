@@ -352,6 +352,27 @@ fn a_deleted_project_is_deleted_everywhere_both_ways() {
 }
 
 #[test]
+fn a_project_mount_whose_host_folder_is_away_is_not_deleted() {
+    let server = Server::sqlite();
+    let a = machine(&server, "mnt", true);
+    let t = token(&server, "mnt");
+    let host = common::host_dir();
+    std::fs::write(host.path().join("kept.txt"), "kept\n").unwrap();
+    a.out(&format!("mount {} ~/Projects/Host", host.path().display()));
+    a.c("sync").success().stdout(contains("Host: 1 pushed"));
+    let away = host.path().with_extension("away");
+    std::fs::rename(host.path(), &away).unwrap();
+    let out = a.c("sync").get_output().clone();
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + String::from_utf8_lossy(&out.stderr).as_ref();
+    assert!(!text.contains("deleted"), "{text}");
+    std::fs::rename(&away, host.path()).unwrap();
+    assert!(projects(&server, &t).iter().any(|p| p.0 == "Host"));
+    a.c("sync").success().stdout(contains("Host: up to date"));
+    assert_eq!(a.out("cat ~/Projects/Host/kept.txt"), "kept\n");
+}
+
+#[test]
 fn a_deleted_project_that_changed_on_the_other_side_is_kept() {
     let server = Server::sqlite();
     let a = machine(&server, "kep", true);

@@ -6,7 +6,9 @@
 //!
 //! A commit applies all of its changes or none. Each change names the version it was based
 //! on; a file changed since is a conflict (409) listing the server's version, and the client
-//! merges and retries. Every commit raises the project's revision by one.
+//! merges and retries. Every commit raises the project's revision by one. A change may be
+//! a rename: it names the path its content comes `from`, which the same commit deletes, and
+//! its content must be what that path held (so nothing is uploaded for it).
 
 use super::db::{Conn, Row};
 use super::projects::owned_project;
