@@ -615,6 +615,31 @@ mod tests {
     }
 
     #[test]
+    fn a_change_names_its_old_path_only_when_it_is_a_rename() {
+        let h = ContentHash::of(b"x");
+        let plain = Change {
+            path: "a".into(),
+            hash: Some(h.clone()),
+            base_version: FileVersion(0),
+            from: None,
+        };
+        // What clients that predate renames send and read.
+        let wire = json!({"path": "a", "hash": h.as_str(), "base_version": 0});
+        assert_eq!(serde_json::to_value(&plain).unwrap(), wire);
+        assert!(serde_json::from_value::<Change>(wire)
+            .unwrap()
+            .from
+            .is_none());
+        let moved: Change = serde_json::from_value(
+            json!({"path": "b", "hash": h.as_str(), "base_version": 2, "from": "a"}),
+        )
+        .unwrap();
+        assert_eq!(moved.from.as_deref(), Some("a"));
+        let d: ProjectDeleteRequest = serde_json::from_value(json!({"revision": 5})).unwrap();
+        assert_eq!(d.revision, Revision(5));
+    }
+
+    #[test]
     fn only_a_hash_reads_as_a_content_hash() {
         let good = blake3::hash(b"y").to_hex().to_string();
         assert!(ContentHash::parse(&good).is_some());
