@@ -364,7 +364,11 @@ pub fn settle(
                         if !dry_run {
                             forget(hub, k.row)?;
                         }
-                        projects.retain(|n| *n != k.name);
+                        // Another project of that name there (this one uploaded again by
+                        // a machine that had changed it) is fetched in its place.
+                        if !remote.iter().any(|p| p.name == k.name) {
+                            projects.retain(|n| *n != k.name);
+                        }
                         event(
                             &k.name,
                             format!(
