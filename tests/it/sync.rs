@@ -428,6 +428,12 @@ fn a_renamed_project_stays_the_same_project_both_ways() {
         .1;
     // Renamed here (and one file edited): the same project, renamed on the server.
     a.out("cd /; mv ~/Projects/Old ~/Projects/New; echo 2 > ~/Projects/New/two.txt");
+    let status = a.out("sync status");
+    assert!(
+        status.contains("Old: renamed to New here; to rename on the server")
+            && !status.contains("New:"),
+        "{status}"
+    );
     a.c("sync")
         .success()
         .stdout(contains("Old: renamed to New here; renamed on the server"))

@@ -239,7 +239,6 @@ fn remove_here(hub: &Hub, name: &str, base: &BTreeMap<String, String>) -> Result
 /// after deletions and renames here and on the server. With `names` given, only those
 /// projects are deleted, and only those folders are taken for renamed projects. With
 /// `dry_run`, nothing is changed, and the events say what would happen.
-#[allow(clippy::too_many_arguments)]
 pub fn settle(
     hub: &Hub,
     acct: &Account,
@@ -413,7 +412,10 @@ pub fn settle(
                 p.name = new.clone();
             }
             projects.retain(|n| *n != k.name);
-            if !projects.contains(&new) {
+            if dry_run {
+                // Not planned as a new project: the event says what happens to it.
+                projects.retain(|n| *n != new);
+            } else if !projects.contains(&new) {
                 projects.push(new.clone());
             }
             event(
@@ -436,6 +438,7 @@ pub fn settle(
                 forget(hub, k.row)?;
             }
             projects.retain(|n| *n != k.name);
+            event(&k.name, "deleted here and on the server".into(), false);
             continue;
         };
         if dry_run {
