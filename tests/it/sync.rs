@@ -352,6 +352,41 @@ fn a_deleted_project_is_deleted_everywhere_both_ways() {
 }
 
 #[test]
+fn the_start_project_is_renamed_and_deleted_though_each_session_makes_it_again() {
+    let server = Server::sqlite();
+    let a = machine(&server, "sta", true);
+    let b = machine(&server, "sta", false);
+    let t = token(&server, "sta");
+    a.out("echo m > m.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    // The next session makes ~/Projects/Main again, empty: still a rename.
+    a.out("cd /; mv ~/Projects/Main ~/Projects/Game");
+    a.c("sync").success().stdout(contains(
+        "Main: renamed to Game here; renamed on the server",
+    ));
+    // The empty Main is not made on the server.
+    a.c("sync").success().stdout(contains("Main: up to date"));
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names, ["Game"]);
+    b.c("sync").success().stdout(contains(
+        "Main: renamed to Game on the server; renamed here",
+    ));
+    assert_eq!(b.out("cat ~/Projects/Game/m.txt"), "m\n");
+    // Deleted, and made again empty by the next session: still a deletion. An emptied
+    // folder is not (it is fetched again).
+    b.out("cd /; rm -r ~/Projects/Game; mkdir ~/Projects/Game");
+    b.c("sync")
+        .success()
+        .stdout(contains("Game: deleted here; deleted on the server"));
+    assert!(projects(&server, &t).is_empty());
+    a.c("sync")
+        .success()
+        .stdout(contains("Game: deleted on the server; deleted here"));
+    assert_eq!(a.out("ls ~/Projects"), "Main\n");
+}
+
+#[test]
 fn a_project_mount_whose_host_folder_is_away_is_not_deleted() {
     let server = Server::sqlite();
     let a = machine(&server, "mnt", true);
@@ -440,7 +475,8 @@ fn a_renamed_project_stays_the_same_project_both_ways() {
         .stdout(contains("New: 1 pushed"));
     assert_eq!(
         projects(&server, &t),
-        [("Main".to_string(), 1), ("New".to_string(), id)]
+        [("New".to_string(), id)],
+        "the empty Main is not made on the server"
     );
     b.c("sync")
         .success()
@@ -471,7 +507,8 @@ fn a_renamed_project_stays_the_same_project_both_ways() {
     }
     assert_eq!(
         projects(&server, &t),
-        [("Main".to_string(), 1), ("Newer".to_string(), id)]
+        [("Newer".to_string(), id)],
+        "the empty Main is not made on the server"
     );
     // Only the edited file's content went up, and came down once.
     let (_, log) = server.terminate_with_log();

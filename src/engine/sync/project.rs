@@ -446,6 +446,11 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             report.notes.append(&mut crossed);
             return Ok(report);
         }
+        // A new project with no files is not made on the server (empty folders do not
+        // sync): a session makes its start folder again after it was deleted or renamed.
+        if remote_id.is_none() && acts.is_empty() {
+            return Ok(report);
+        }
         // The project on the server, created when new.
         let id = match remote_id {
             Some(id) => id,

@@ -35,12 +35,14 @@ struct Known {
     name: String,
     remote: ProjectId,
     revision: Revision,
+    /// When it was last synced (ms).
+    synced: i64,
 }
 
 fn known(hub: &Hub, acct: &Account) -> Result<Vec<Known>> {
     let conn = hub.store.conn();
     let mut st = conn.prepare_cached(
-        "SELECT id, name, remote_id, revision FROM sync_projects \
+        "SELECT id, name, remote_id, revision, synced_at FROM sync_projects \
          WHERE server = ?1 AND user_id = ?2 ORDER BY name",
     )?;
     let rows = st
@@ -50,6 +52,7 @@ fn known(hub: &Hub, acct: &Account) -> Result<Vec<Known>> {
                 name: r.get(1)?,
                 remote: ProjectId(r.get(2)?),
                 revision: Revision(r.get(3)?),
+                synced: r.get(4)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -78,14 +81,25 @@ fn files_here(hub: &Hub, name: &str) -> Result<BTreeMap<String, String>> {
         .collect())
 }
 
-/// Whether the project folder `name` is gone for certain: not found, and not a mount point
-/// whose host directory is away (that is no wish to delete anything).
-fn gone(hub: &Hub, name: &str) -> Result<bool> {
+/// Whether the project folder `name` is gone for certain: not found (a mount point whose
+/// host directory is away is no wish to delete anything), or, in the stored tree, made
+/// again since the last sync (at `synced`, in ms) and holding no file — as a session makes
+/// its start folder (`~/Projects/Main`) again when it is missing. A folder emptied file by
+/// file keeps its time, and is fetched again instead.
+fn gone(hub: &Hub, name: &str, synced: i64) -> Result<bool> {
     let dir = project_dir(name)?;
-    if hub.vfs.mount_of(&dir).is_some_and(|m| m.vpath == dir) {
+    let mount = hub.vfs.mount_of(&dir);
+    if mount.as_ref().is_some_and(|m| m.vpath == dir) {
         return Ok(false);
     }
-    Ok(matches!(hub.vfs.stat(&dir), Err(VfsError::NotFound(_))))
+    Ok(match hub.vfs.stat(&dir) {
+        Err(VfsError::NotFound(_)) => true,
+        // (A host folder's time moves when files go, so a mounted one only counts missing.)
+        Ok(m) if m.kind == Kind::Dir && mount.is_none() && m.mtime_ms > synced => {
+            !hub.vfs.walk(&dir)?.iter().any(|e| e.kind != Kind::Dir)
+        }
+        _ => false,
+    })
 }
 
 type Files = BTreeMap<String, String>;
@@ -287,7 +301,8 @@ pub fn settle(
     let mut fresh_files: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut taken: BTreeSet<String> = here.union(&known_names).cloned().collect();
     for k in &all {
-        if here.contains(&k.name) {
+        let is_gone = gone(hub, &k.name, k.synced)?;
+        if here.contains(&k.name) && !is_gone {
             if !asked(&k.name) {
                 continue;
             }
@@ -381,7 +396,7 @@ pub fn settle(
             }
             continue;
         }
-        if !gone(hub, &k.name)? {
+        if !is_gone {
             continue;
         }
         let on_server = server_project(api, remote, k.remote)?;
