@@ -204,6 +204,27 @@ fn delete_there(api: &Api, id: ProjectId, revision: Revision) -> Result<Deleted>
     }
 }
 
+/// Whether every file of project `name` here is as both sides last had it (`base`): no file
+/// is new or changed, whatever its name or size.
+fn as_synced(hub: &Hub, name: &str, base: &Files) -> Result<bool> {
+    let dir = project_dir(name)?;
+    for e in hub.vfs.walk(&dir)? {
+        if e.kind == Kind::Dir {
+            continue;
+        }
+        let rel = e.path.strip_prefix(&dir).map(|n| n.join("/"));
+        let now = hub
+            .vfs
+            .content_hash(&e.path)
+            .ok()
+            .map(|h| h.to_hex().to_string());
+        if e.kind != Kind::File || now.is_none() || rel.and_then(|r| base.get(&r).cloned()) != now {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Removes the files of project `name` here that are as both sides last had them, then the
 /// folders left empty. Returns the paths left (changed while the sync ran).
 fn remove_here(hub: &Hub, name: &str, base: &BTreeMap<String, String>) -> Result<Vec<String>> {
@@ -363,9 +384,7 @@ pub fn settle(
                 Some(_) => {}
                 None => {
                     let base = base_files(hub, k.row)?;
-                    let now = files_here(hub, &k.name)?;
-                    let changed = now.iter().filter(|(p, h)| base.get(*p) != Some(h)).count();
-                    if changed > 0 {
+                    if !as_synced(hub, &k.name, &base)? {
                         // Sync uploads it again as a new project, and says so.
                         continue;
                     }
