@@ -5,6 +5,11 @@
 //! other side's keeps the name, this side's becomes a conflict copy), a deletion on one side
 //! and a change on the other keeps the change, and a file where the other side now has a
 //! folder moves to a conflict copy.
+//!
+//! [`find_moves`] then reads renames out of a plan: content that left one path and arrived at
+//! another on the same side moves as such (the other side renames its file instead of
+//! receiving the content again), and a rename that crosses an edit of the old path on the
+//! other side is named so that it can be reported (both are kept).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound::{Excluded, Included};
@@ -48,6 +53,25 @@ pub enum Act {
         to: String,
         hash: String,
         version: i64,
+    },
+    /// This side renamed a file the other side left alone: the other side renames it too,
+    /// and the content is not sent again. The versions are the other side's, of each path.
+    Rename {
+        from: String,
+        to: String,
+        hash: String,
+        from_version: i64,
+        to_version: i64,
+    },
+    /// The other side renamed a file this side left alone: it is renamed here too instead of
+    /// fetched. The versions are the other side's; `local` is what this side holds at `to`.
+    Follow {
+        from: String,
+        to: String,
+        hash: String,
+        from_version: i64,
+        to_version: i64,
+        local: Option<String>,
     },
 }
 
@@ -136,6 +160,230 @@ pub fn plan(
         }
     }
     resolve_clashes(acts, remote, copy_name)
+}
+
+/// A rename on one side that met an edit of the old path on the other: both are kept, the
+/// renamed file at `to` and the edited one at `from`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Crossed {
+    pub from: String,
+    pub to: String,
+    /// Renamed on this side (edited on the other), or the other way round.
+    pub renamed_here: bool,
+}
+
+/// A plan with its renames: what [`find_moves`] makes of [`plan`]'s acts.
+#[derive(Debug, Default, PartialEq)]
+pub struct Moves {
+    pub acts: Vec<Act>,
+    pub crossed: Vec<Crossed>,
+}
+
+/// The last name of a path.
+fn file_name(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+/// Pairs the paths that lost content `hash` (`gone`) with those that gained it (`came`),
+/// each path at most once: first those that keep their file name (a folder renamed or a
+/// file moved to another folder), then the rest in order. Several files with the same
+/// content are paired one to one; whichever pairing is taken, every path ends up with the
+/// same content.
+fn pair<'a>(
+    gone: &[usize],
+    came: &[usize],
+    path: &dyn Fn(usize) -> &'a str,
+) -> Vec<(usize, usize)> {
+    // The paths gone, by file name, each list in order (taken from the front).
+    let mut by_name: std::collections::HashMap<&str, std::collections::VecDeque<usize>> =
+        std::collections::HashMap::new();
+    for &g in gone {
+        by_name.entry(file_name(path(g))).or_default().push_back(g);
+    }
+    let mut paired: BTreeSet<usize> = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut rest = Vec::new();
+    for &c in came {
+        match by_name
+            .get_mut(file_name(path(c)))
+            .and_then(|v| v.pop_front())
+        {
+            Some(g) => {
+                paired.insert(g);
+                out.push((g, c));
+            }
+            None => rest.push(c),
+        }
+    }
+    let free_gone = gone.iter().copied().filter(|g| !paired.contains(g));
+    out.extend(free_gone.zip(rest));
+    out
+}
+
+/// Reads renames out of a plan ([`plan`]'s acts, with the `base` it was made against and
+/// the other side's files): a deletion pushed from this side whose base content is pushed
+/// at another path becomes one [`Act::Rename`], and a deletion pulled from the other side
+/// whose content is pulled at another path becomes one [`Act::Follow`]. Only a file the
+/// other side left alone can be renamed there; a rename that met an edit of the old path
+/// stays a deletion that the edit wins and an addition (so both are kept), and is listed in
+/// `crossed`.
+pub fn find_moves(
+    acts: Vec<Act>,
+    base: &BTreeMap<String, Side>,
+    remote: &BTreeMap<String, Side>,
+) -> Moves {
+    use std::collections::HashMap;
+    let base_hash = |p: &str| base.get(p).and_then(|s| s.hash.clone());
+    // By content: what left a path and what arrived at one, on each side.
+    let mut push_gone: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut push_came: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut pull_gone: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut pull_came: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, a) in acts.iter().enumerate() {
+        match a {
+            Act::Push {
+                path, hash: None, ..
+            } => {
+                if let Some(h) = base_hash(path) {
+                    push_gone.entry(h).or_default().push(i);
+                }
+            }
+            Act::Push { hash: Some(h), .. } => push_came.entry(h.clone()).or_default().push(i),
+            Act::Pull {
+                path,
+                hash: None,
+                local: Some(l),
+                ..
+            } if base_hash(path).as_ref() == Some(l) => {
+                pull_gone.entry(l.clone()).or_default().push(i)
+            }
+            Act::Pull { hash: Some(h), .. } => pull_came.entry(h.clone()).or_default().push(i),
+            _ => {}
+        }
+    }
+    let path_of = |i: usize| match &acts[i] {
+        Act::Push { path, .. } | Act::Pull { path, .. } => path.as_str(),
+        _ => "",
+    };
+    let sorted = |m: HashMap<String, Vec<usize>>| {
+        let mut v: Vec<(String, Vec<usize>)> = m.into_iter().collect();
+        v.sort();
+        v
+    };
+    // Index of the act a pair replaces, and the index of the one it drops.
+    let mut replace: BTreeMap<usize, Act> = BTreeMap::new();
+    let mut dropped: BTreeSet<usize> = BTreeSet::new();
+    for (hash, gone) in sorted(push_gone) {
+        let came = push_came.get(&hash).cloned().unwrap_or_default();
+        for (g, c) in pair(&gone, &came, &path_of) {
+            let (
+                Act::Push {
+                    path: from,
+                    base_version: from_version,
+                    ..
+                },
+                Act::Push {
+                    path: to,
+                    base_version: to_version,
+                    ..
+                },
+            ) = (&acts[g], &acts[c])
+            else {
+                continue;
+            };
+            replace.insert(
+                c,
+                Act::Rename {
+                    from: from.clone(),
+                    to: to.clone(),
+                    hash: hash.clone(),
+                    from_version: *from_version,
+                    to_version: *to_version,
+                },
+            );
+            dropped.insert(g);
+        }
+    }
+    for (hash, gone) in sorted(pull_gone) {
+        let came = pull_came.get(&hash).cloned().unwrap_or_default();
+        for (g, c) in pair(&gone, &came, &path_of) {
+            let (
+                Act::Pull {
+                    path: from,
+                    version: from_version,
+                    ..
+                },
+                Act::Pull {
+                    path: to,
+                    version: to_version,
+                    local,
+                    ..
+                },
+            ) = (&acts[g], &acts[c])
+            else {
+                continue;
+            };
+            replace.insert(
+                c,
+                Act::Follow {
+                    from: from.clone(),
+                    to: to.clone(),
+                    hash: hash.clone(),
+                    from_version: *from_version,
+                    to_version: *to_version,
+                    local: local.clone(),
+                },
+            );
+            dropped.insert(g);
+        }
+    }
+    // Renames that met an edit: the old path's edit wins it back (a pull of the other
+    // side's content there, or a push of this side's), and the renamed content arrives at
+    // the new path as an addition.
+    let mut crossed = Vec::new();
+    let mut used: BTreeSet<usize> = BTreeSet::new();
+    for (i, a) in acts.iter().enumerate() {
+        let (from, renamed_here) = match a {
+            // Gone here, changed there: renamed here if its old content was pushed elsewhere.
+            Act::Pull {
+                path,
+                hash: Some(_),
+                local: None,
+                ..
+            } => (path, true),
+            // Changed here, deleted there: renamed there if its old content was pulled
+            // elsewhere.
+            Act::Push {
+                path,
+                hash: Some(_),
+                ..
+            } if remote.get(path).is_some_and(|r| r.hash.is_none()) => (path, false),
+            _ => continue,
+        };
+        let Some(old) = base_hash(from) else {
+            continue;
+        };
+        let came = if renamed_here { &push_came } else { &pull_came };
+        let to = came.get(&old).and_then(|v| {
+            v.iter()
+                .find(|c| !replace.contains_key(c) && !used.contains(c) && **c != i)
+        });
+        if let Some(&c) = to {
+            used.insert(c);
+            crossed.push(Crossed {
+                from: from.clone(),
+                to: path_of(c).to_string(),
+                renamed_here,
+            });
+        }
+    }
+    let acts = acts
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(i, a)| replace.remove(&i).unwrap_or(a))
+        .collect();
+    Moves { acts, crossed }
 }
 
 /// The names above `path` (`a`, `a/b` for `a/b/c`).
@@ -409,6 +657,223 @@ mod tests {
                 path: "a".into(),
                 hash: Some("h1".into()),
                 version: 2
+            }]
+        );
+    }
+
+    fn moves(
+        local: &[(&str, &str)],
+        base: &[(&str, Option<&str>, i64)],
+        remote: &[(&str, Option<&str>, i64)],
+    ) -> Moves {
+        let b = base
+            .iter()
+            .map(|(p, h, v)| (p.to_string(), side(*h, *v)))
+            .collect();
+        let r = remote
+            .iter()
+            .map(|(p, h, v)| (p.to_string(), side(*h, *v)))
+            .collect();
+        find_moves(run(local, base, remote), &b, &r)
+    }
+
+    fn rename(from: &str, to: &str, hash: &str, from_version: i64, to_version: i64) -> Act {
+        Act::Rename {
+            from: from.into(),
+            to: to.into(),
+            hash: hash.into(),
+            from_version,
+            to_version,
+        }
+    }
+
+    #[test]
+    fn a_file_renamed_here_is_sent_as_a_rename() {
+        let m = moves(
+            &[("b", "h1"), ("c", "h2")],
+            &[("a", Some("h1"), 3), ("c", Some("h2"), 1)],
+            &[("a", Some("h1"), 3), ("c", Some("h2"), 1)],
+        );
+        assert_eq!(m.acts, vec![rename("a", "b", "h1", 3, 0)]);
+        assert!(m.crossed.is_empty());
+        // Over a tombstone of the new name, whose version the rename is based on.
+        let m = moves(
+            &[("b", "h1")],
+            &[("a", Some("h1"), 3), ("b", None, 2)],
+            &[("a", Some("h1"), 3), ("b", None, 2)],
+        );
+        assert_eq!(m.acts, vec![rename("a", "b", "h1", 3, 2)]);
+    }
+
+    #[test]
+    fn a_file_renamed_there_is_followed_here() {
+        let m = moves(
+            &[("a", "h1")],
+            &[("a", Some("h1"), 3)],
+            &[("a", None, 4), ("d/a", Some("h1"), 1)],
+        );
+        assert_eq!(
+            m.acts,
+            vec![Act::Follow {
+                from: "a".into(),
+                to: "d/a".into(),
+                hash: "h1".into(),
+                from_version: 4,
+                to_version: 1,
+                local: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn renames_of_files_with_the_same_content_pair_one_to_one() {
+        // A folder of three identical files renamed: each keeps its file name.
+        let m = moves(
+            &[("new/x", "h"), ("new/y", "h"), ("new/z", "h")],
+            &[
+                ("old/x", Some("h"), 1),
+                ("old/y", Some("h"), 2),
+                ("old/z", Some("h"), 3),
+            ],
+            &[
+                ("old/x", Some("h"), 1),
+                ("old/y", Some("h"), 2),
+                ("old/z", Some("h"), 3),
+            ],
+        );
+        let mut got = m.acts.clone();
+        got.sort_by_key(|a| format!("{a:?}"));
+        assert_eq!(
+            got,
+            vec![
+                rename("old/x", "new/x", "h", 1, 0),
+                rename("old/y", "new/y", "h", 2, 0),
+                rename("old/z", "new/z", "h", 3, 0),
+            ]
+        );
+        // Two copies gone, one arrived: one rename and one deletion.
+        let m = moves(
+            &[("c", "h")],
+            &[("a", Some("h"), 1), ("b", Some("h"), 1)],
+            &[("a", Some("h"), 1), ("b", Some("h"), 1)],
+        );
+        assert_eq!(
+            m.acts,
+            vec![
+                Act::Push {
+                    path: "b".into(),
+                    hash: None,
+                    base_version: 1
+                },
+                rename("a", "c", "h", 1, 0),
+            ]
+        );
+        // One gone, two arrived (a rename and a copy): one rename and one addition.
+        let m = moves(
+            &[("b", "h"), ("c", "h")],
+            &[("a", Some("h"), 1)],
+            &[("a", Some("h"), 1)],
+        );
+        assert_eq!(
+            m.acts,
+            vec![
+                rename("a", "b", "h", 1, 0),
+                Act::Push {
+                    path: "c".into(),
+                    hash: Some("h".into()),
+                    base_version: 0
+                }
+            ]
+        );
+        // Many empty files (one content) in a folder renamed: each pairs with its own name.
+        let names: Vec<String> = (0..2000).map(|i| format!("f{i}")).collect();
+        let local: Vec<(String, &str)> = names.iter().map(|n| (format!("new/{n}"), "e")).collect();
+        let base: Vec<(String, Option<&str>, i64)> = names
+            .iter()
+            .map(|n| (format!("old/{n}"), Some("e"), 1))
+            .collect();
+        let l: Vec<(&str, &str)> = local.iter().map(|(p, h)| (p.as_str(), *h)).collect();
+        let b: Vec<(&str, Option<&str>, i64)> =
+            base.iter().map(|(p, h, v)| (p.as_str(), *h, *v)).collect();
+        let m = moves(&l, &b, &b);
+        assert_eq!(m.acts.len(), 2000);
+        for a in &m.acts {
+            let Act::Rename { from, to, .. } = a else {
+                panic!("{a:?}")
+            };
+            assert_eq!(from.strip_prefix("old/"), to.strip_prefix("new/"));
+        }
+        // A copy that stays where it was is not a rename.
+        let m = moves(
+            &[("a", "h"), ("b", "h")],
+            &[("a", Some("h"), 1)],
+            &[("a", Some("h"), 1)],
+        );
+        assert!(m.acts.iter().all(|a| matches!(a, Act::Push { .. })));
+    }
+
+    #[test]
+    fn a_rename_that_met_an_edit_keeps_both() {
+        // Renamed here, edited there: the edit comes back at the old name, the renamed file
+        // goes up as an addition.
+        let m = moves(
+            &[("b", "h1")],
+            &[("a", Some("h1"), 3)],
+            &[("a", Some("h2"), 4)],
+        );
+        assert_eq!(
+            m.acts,
+            vec![
+                Act::Pull {
+                    path: "a".into(),
+                    hash: Some("h2".into()),
+                    version: 4,
+                    local: None
+                },
+                Act::Push {
+                    path: "b".into(),
+                    hash: Some("h1".into()),
+                    base_version: 0
+                }
+            ]
+        );
+        assert_eq!(
+            m.crossed,
+            vec![Crossed {
+                from: "a".into(),
+                to: "b".into(),
+                renamed_here: true
+            }]
+        );
+        // Renamed there, edited here: the edit goes up at the old name, the renamed file
+        // comes down.
+        let m = moves(
+            &[("a", "h2")],
+            &[("a", Some("h1"), 3)],
+            &[("a", None, 4), ("b", Some("h1"), 1)],
+        );
+        assert_eq!(
+            m.acts,
+            vec![
+                Act::Push {
+                    path: "a".into(),
+                    hash: Some("h2".into()),
+                    base_version: 4
+                },
+                Act::Pull {
+                    path: "b".into(),
+                    hash: Some("h1".into()),
+                    version: 1,
+                    local: None
+                }
+            ]
+        );
+        assert_eq!(
+            m.crossed,
+            vec![Crossed {
+                from: "a".into(),
+                to: "b".into(),
+                renamed_here: false
             }]
         );
     }

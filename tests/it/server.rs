@@ -741,12 +741,144 @@ fn operations(url: &str) {
     assert_eq!(documented, served);
 }
 
+/// A commit may carry renames (a change with `from`, beside the deletion of `from` in the
+/// same commit), which the server checks; `POST /api/projects/{id}/delete` deletes a project
+/// only at the revision it names.
+fn renames_and_guarded_deletes(url: &str) {
+    let (_, token, _) = user(url);
+    let t = Some(token.as_str());
+    let p = call(
+        url,
+        "POST",
+        "/api/projects",
+        t,
+        Some(json!({"name": "Moves"})),
+    );
+    let p = p.body["data"]["id"].as_i64().unwrap();
+    let (a, b) = (b"moved".to_vec(), b"other".to_vec());
+    assert_eq!(put_blob(url, &token, &a), 201);
+    assert_eq!(put_blob(url, &token, &b), 201);
+    let commit = |changes: Value| {
+        call(
+            url,
+            "POST",
+            &format!("/api/projects/{p}/files/commit"),
+            t,
+            Some(json!({"changes": changes})),
+        )
+    };
+    let r = commit(json!([
+        {"path": "old.txt", "hash": hash(&a), "base_version": 0},
+        {"path": "b.txt", "hash": hash(&b), "base_version": 0}
+    ]));
+    assert_eq!(r.status, 200, "{}", r.body);
+    // A rename must delete its old path in the same commit, keep its content, and name
+    // another path.
+    for (bad, why) in [
+        (
+            json!([{"path": "new.txt", "hash": hash(&a), "base_version": 0, "from": "old.txt"}]),
+            "needs one change of the same commit that deletes old.txt",
+        ),
+        (
+            json!([
+                {"path": "old.txt", "hash": null, "base_version": 1},
+                {"path": "new.txt", "hash": hash(&b), "base_version": 0, "from": "old.txt"}
+            ]),
+            "a rename keeps the content",
+        ),
+        (
+            json!([
+                {"path": "old.txt", "hash": null, "base_version": 1},
+                {"path": "new.txt", "hash": null, "base_version": 0, "from": "old.txt"}
+            ]),
+            "a rename needs a hash",
+        ),
+        (
+            json!([
+                {"path": "old.txt", "hash": null, "base_version": 1},
+                {"path": "new.txt", "hash": hash(&a), "base_version": 0, "from": "../old.txt"}
+            ]),
+            "from must be the path",
+        ),
+    ] {
+        let r = commit(bad);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.to_string().contains(why), "{why}: {}", r.body);
+    }
+    // A rename from a path changed meanwhile is a conflict like any other.
+    let r = commit(json!([
+        {"path": "old.txt", "hash": null, "base_version": 0},
+        {"path": "new.txt", "hash": hash(&a), "base_version": 0, "from": "old.txt"}
+    ]));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.body["conflicts"][0]["path"], "old.txt");
+    let r = commit(json!([
+        {"path": "old.txt", "hash": null, "base_version": 1},
+        {"path": "new.txt", "hash": hash(&a), "base_version": 0, "from": "old.txt"}
+    ]));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["revision"], 2);
+    let files: Vec<(String, bool)> = r.body["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["deleted"] == true,
+            )
+        })
+        .collect();
+    // The answer names the files the commit changed (b.txt did not change).
+    assert_eq!(
+        files,
+        [
+            ("new.txt".to_string(), false),
+            ("old.txt".to_string(), true)
+        ]
+    );
+    // Deleted only at the revision named.
+    let delete = |revision: Value| {
+        call(
+            url,
+            "POST",
+            &format!("/api/projects/{p}/delete"),
+            t,
+            Some(json!({ "revision": revision })),
+        )
+    };
+    assert_eq!(delete(json!(-1)).status, 400);
+    let r = delete(json!(1));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"].as_str().unwrap().contains("it is at 2"),
+        "{}",
+        r.body
+    );
+    let (_, other, _) = user(url);
+    let r = call(
+        url,
+        "POST",
+        &format!("/api/projects/{p}/delete"),
+        Some(&other),
+        Some(json!({"revision": 2})),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(delete(json!(2)).status, 200);
+    assert_eq!(
+        call(url, "GET", &format!("/api/projects/{p}"), t, None).status,
+        404
+    );
+    assert_eq!(delete(json!(2)).status, 404);
+}
+
 fn contract(url: &str) {
     answered();
     operations(url);
     auth_and_users(url);
     projects_and_scripts(url);
     file_sync(url);
+    renames_and_guarded_deletes(url);
     hostile_requests(url);
     every_answer_is_documented(url);
     required_fields_are_documented(url);

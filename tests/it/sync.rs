@@ -257,20 +257,370 @@ fn accounts_log_in_and_out() {
 }
 
 #[test]
-fn a_missing_project_folder_is_fetched_again_not_deleted_everywhere() {
+fn an_emptied_project_folder_is_fetched_again_not_emptied_everywhere() {
     let server = Server::sqlite();
     let a = machine(&server, "fay", true);
     a.out("echo keep > keep.txt");
     a.c("sync").success();
-    a.out("cd /; rm -r ~/Projects/Main");
+    a.out("rm keep.txt");
     a.c("sync")
         .success()
         .stdout(contains("Main: 1 pulled"))
-        .stderr(contains("was missing or empty here"));
+        .stderr(contains("was empty here"));
     assert_eq!(a.out("cat ~/Projects/Main/keep.txt"), "keep\n");
     let b = machine(&server, "fay", false);
     b.c("sync").success();
     assert_eq!(b.out("cat keep.txt"), "keep\n");
+}
+
+/// A token of `user` for calls of the API.
+fn token(server: &Server, user: &str) -> String {
+    let a = call(
+        &server.url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(serde_json::json!({"username": user, "password": PASSWORD})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body["token"].as_str().unwrap().to_string()
+}
+
+/// The account's projects on the server: name and id, by name.
+fn projects(server: &Server, token: &str) -> Vec<(String, i64)> {
+    let a = call(&server.url, "GET", "/api/projects", Some(token), None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mut p: Vec<(String, i64)> = a.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    p.sort();
+    p
+}
+
+#[test]
+fn a_deleted_project_is_deleted_everywhere_both_ways() {
+    let server = Server::sqlite();
+    let a = machine(&server, "del", true);
+    let b = machine(&server, "del", false);
+    let t = token(&server, "del");
+    a.out(
+        "echo main > m.txt; mkdir -p ~/Projects/Gone/sub; echo one > ~/Projects/Gone/sub/one.txt",
+    );
+    a.out("mkdir ~/Projects/Api; echo api > ~/Projects/Api/a.txt");
+    a.c("sync").success();
+    b.c("sync").success().stdout(contains("Gone: 1 pulled"));
+    // Deleted here: deleted on the server, then on the other machine.
+    a.out("cd /; rm -r ~/Projects/Gone");
+    a.c("sync status")
+        .success()
+        .stdout(contains("Gone: deleted here; to delete on the server"));
+    a.c("sync")
+        .success()
+        .stdout(contains("Gone: deleted here; deleted on the server"));
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names, ["Api", "Main"]);
+    b.c("sync")
+        .success()
+        .stdout(contains("Gone: deleted on the server; deleted here"));
+    assert_eq!(b.out("ls ~/Projects"), "Api\nMain\n");
+    // Deleted on the server by another client: deleted on both machines.
+    let api = projects(&server, &t)[0].1;
+    let d = call(
+        &server.url,
+        "DELETE",
+        &format!("/api/projects/{api}"),
+        Some(&t),
+        None,
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    for h in [&a, &b] {
+        h.c("sync")
+            .success()
+            .stdout(contains("Api: deleted on the server; deleted here"));
+        assert_eq!(h.out("ls ~/Projects"), "Main\n");
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+}
+
+#[test]
+fn the_start_project_is_renamed_and_deleted_though_each_session_makes_it_again() {
+    let server = Server::sqlite();
+    let a = machine(&server, "sta", true);
+    let b = machine(&server, "sta", false);
+    let t = token(&server, "sta");
+    a.out("echo m > m.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    // The next session makes ~/Projects/Main again, empty: still a rename.
+    a.out("cd /; mv ~/Projects/Main ~/Projects/Game");
+    a.c("sync").success().stdout(contains(
+        "Main: renamed to Game here; renamed on the server",
+    ));
+    // The empty Main is not made on the server.
+    a.c("sync").success().stdout(contains("Main: up to date"));
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names, ["Game"]);
+    b.c("sync").success().stdout(contains(
+        "Main: renamed to Game on the server; renamed here",
+    ));
+    assert_eq!(b.out("cat ~/Projects/Game/m.txt"), "m\n");
+    // Deleted, and made again empty by the next session: still a deletion. An emptied
+    // folder is not (it is fetched again).
+    b.out("cd /; rm -r ~/Projects/Game; mkdir ~/Projects/Game");
+    b.c("sync")
+        .success()
+        .stdout(contains("Game: deleted here; deleted on the server"));
+    assert!(projects(&server, &t).is_empty());
+    a.c("sync")
+        .success()
+        .stdout(contains("Game: deleted on the server; deleted here"));
+    assert_eq!(a.out("ls ~/Projects"), "Main\n");
+}
+
+#[test]
+fn a_project_mount_whose_host_folder_is_away_is_not_deleted() {
+    let server = Server::sqlite();
+    let a = machine(&server, "mnt", true);
+    let t = token(&server, "mnt");
+    let host = common::host_dir();
+    std::fs::write(host.path().join("kept.txt"), "kept\n").unwrap();
+    a.out(&format!("mount {} ~/Projects/Host", host.path().display()));
+    a.c("sync").success().stdout(contains("Host: 1 pushed"));
+    let away = host.path().with_extension("away");
+    std::fs::rename(host.path(), &away).unwrap();
+    let out = a.c("sync").get_output().clone();
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + String::from_utf8_lossy(&out.stderr).as_ref();
+    assert!(!text.contains("deleted"), "{text}");
+    std::fs::rename(&away, host.path()).unwrap();
+    assert!(projects(&server, &t).iter().any(|p| p.0 == "Host"));
+    a.c("sync").success().stdout(contains("Host: up to date"));
+    assert_eq!(a.out("cat ~/Projects/Host/kept.txt"), "kept\n");
+}
+
+#[test]
+fn a_deleted_project_that_changed_on_the_other_side_is_kept() {
+    let server = Server::sqlite();
+    let a = machine(&server, "kep", true);
+    let b = machine(&server, "kep", false);
+    let t = token(&server, "kep");
+    a.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    // Edited and synced on one machine, deleted on the other: the edit stays everywhere.
+    b.out("echo edited > ~/Projects/P/f.txt");
+    b.c("sync").success();
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync")
+        .success()
+        .stderr(contains(
+            "P: deleted here, but it changed on the server since the last sync",
+        ))
+        .stdout(contains("P: 1 pulled"));
+    assert_eq!(a.out("cat ~/Projects/P/f.txt"), "edited\n");
+    let before = projects(&server, &t);
+    assert!(before.iter().any(|p| p.0 == "P"), "{before:?}");
+    // Deleted (and synced) on one machine, edited on the other: the edit is kept and goes
+    // up again as a new project.
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync")
+        .success()
+        .stdout(contains("P: deleted here; deleted on the server"));
+    b.out("echo again > ~/Projects/P/f.txt; echo new > ~/Projects/P/g.txt");
+    b.c("sync")
+        .success()
+        .stderr(contains(
+            "the project was deleted on the server, but changed here since the last sync",
+        ))
+        .stdout(contains("P: 2 pushed"));
+    assert_eq!(b.out("cat ~/Projects/P/f.txt"), "again\n");
+    a.c("sync").success().stdout(contains("P: 2 pulled"));
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+}
+
+#[test]
+fn a_renamed_project_stays_the_same_project_both_ways() {
+    let mut server = Server::logged(&[]);
+    let a = machine(&server, "pro", true);
+    let b = machine(&server, "pro", false);
+    let t = token(&server, "pro");
+    a.out("mkdir ~/Projects/Old; echo one > ~/Projects/Old/one.txt; echo two > ~/Projects/Old/two.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    let id = projects(&server, &t)
+        .into_iter()
+        .find(|p| p.0 == "Old")
+        .unwrap()
+        .1;
+    // Renamed here (and one file edited): the same project, renamed on the server.
+    a.out("cd /; mv ~/Projects/Old ~/Projects/New; echo 2 > ~/Projects/New/two.txt");
+    let status = a.out("sync status");
+    assert!(
+        status.contains("Old: renamed to New here; to rename on the server")
+            && !status.contains("New:"),
+        "{status}"
+    );
+    a.c("sync")
+        .success()
+        .stdout(contains("Old: renamed to New here; renamed on the server"))
+        .stdout(contains("New: 1 pushed"));
+    assert_eq!(
+        projects(&server, &t),
+        [("New".to_string(), id)],
+        "the empty Main is not made on the server"
+    );
+    b.c("sync")
+        .success()
+        .stdout(contains("Old: renamed to New on the server; renamed here"))
+        .stdout(contains("New: 1 pulled"));
+    assert_eq!(b.out("ls ~/Projects"), "Main\nNew\n");
+    assert_eq!(
+        b.out("cat ~/Projects/New/one.txt ~/Projects/New/two.txt"),
+        "one\n2\n"
+    );
+    // Renamed on the server: renamed on both machines.
+    let r = call(
+        &server.url,
+        "PUT",
+        &format!("/api/projects/{id}"),
+        Some(&t),
+        Some(serde_json::json!({"name": "Newer"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for h in [&a, &b] {
+        h.c("sync")
+            .success()
+            .stdout(contains(
+                "New: renamed to Newer on the server; renamed here",
+            ))
+            .stdout(contains("Newer: up to date"));
+        assert_eq!(h.out("ls ~/Projects"), "Main\nNewer\n");
+    }
+    assert_eq!(
+        projects(&server, &t),
+        [("Newer".to_string(), id)],
+        "the empty Main is not made on the server"
+    );
+    // Only the edited file's content went up, and came down once.
+    let (_, log) = server.terminate_with_log();
+    assert_eq!(logged(&log, "PUT", "/api/blobs/"), 3, "{log}");
+}
+
+/// The requests of the server's log whose method is `method` and whose path starts with
+/// `prefix`.
+fn logged(log: &str, method: &str, prefix: &str) -> usize {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["method"] == method && l["path"].as_str().is_some_and(|p| p.starts_with(prefix))
+        })
+        .count()
+}
+
+#[test]
+fn a_renamed_file_is_renamed_on_the_other_machine_and_its_content_not_sent_again() {
+    let mut server = Server::logged(&[]);
+    let a = machine(&server, "ren", true);
+    let b = machine(&server, "ren", false);
+    // Two files with the same content: one of them is renamed.
+    a.out("mkdir docs; echo 'the draft' > docs/draft.md; echo same > x.txt; echo same > y.txt");
+    a.c("sync").success().stdout(contains("Main: 3 pushed"));
+    b.c("sync").success().stdout(contains("Main: 3 pulled"));
+    a.out("mv docs/draft.md docs/final.md; mkdir old; mv x.txt old/x.txt");
+    a.c("sync status")
+        .success()
+        .stdout(contains("Main: 2 to rename\n"));
+    // Nothing goes up or down: the summary names no bytes.
+    a.c("sync -v")
+        .success()
+        .stdout(contains("Main: 2 renamed\n"))
+        .stdout(contains(
+            "rename  docs/draft.md -> docs/final.md (on the server)",
+        ))
+        .stdout(contains("rename  x.txt -> old/x.txt (on the server)"));
+    b.c("sync -v")
+        .success()
+        .stdout(contains("Main: 2 renamed\n"))
+        .stdout(contains("rename  docs/draft.md -> docs/final.md (here)"));
+    assert_eq!(b.out("cat docs/final.md"), "the draft\n");
+    assert_eq!(b.out("cat old/x.txt y.txt"), "same\nsame\n");
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    for h in [&a, &b] {
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
+    // Each content went up once and came down once (the same content in two files too),
+    // at the first sync.
+    let (_, log) = server.terminate_with_log();
+    assert_eq!(logged(&log, "PUT", "/api/blobs/"), 2, "{log}");
+    assert_eq!(logged(&log, "GET", "/api/blobs/"), 2, "{log}");
+}
+
+#[test]
+fn chains_of_renames_and_a_file_moved_into_a_folder_of_its_name_are_followed() {
+    let server = Server::sqlite();
+    let a = machine(&server, "cha", true);
+    let b = machine(&server, "cha", false);
+    a.out("echo X > x; echo Y > y; echo F > f");
+    a.c("sync").success();
+    b.c("sync").success();
+    // y becomes z and x takes its place; the file f goes into a folder f.
+    a.out("mv y z; mv x y; mv f tmp; mkdir f; mv tmp f/inner");
+    a.c("sync -v")
+        .success()
+        .stdout(contains("Main: 1 pushed, 2 renamed\n"))
+        .stdout(contains("rename  x -> y (on the server)"))
+        .stdout(contains("rename  f -> f/inner (on the server)"));
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 2 renamed"));
+    assert_eq!(b.out("cat y z f/inner"), "X\nY\nF\n");
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    for h in [&a, &b] {
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
+}
+
+#[test]
+fn a_rename_that_meets_an_edit_of_the_old_name_keeps_both() {
+    let server = Server::sqlite();
+    let a = machine(&server, "red", true);
+    let b = machine(&server, "red", false);
+    a.out("echo v1 > notes.md; echo p1 > plan.md");
+    a.c("sync").success();
+    b.c("sync").success();
+    // Renamed on the laptop and synced, edited on the desktop meanwhile.
+    a.out("mv notes.md renamed.md");
+    a.c("sync").success().stdout(contains("1 renamed"));
+    b.out("echo edited > notes.md");
+    b.c("sync").success().stderr(contains(
+        "notes.md was renamed to renamed.md on the server and changed here: both are kept",
+    ));
+    assert_eq!(b.out("cat renamed.md notes.md"), "v1\nedited\n");
+    a.c("sync").success();
+    assert_eq!(a.out("cat renamed.md notes.md"), "v1\nedited\n");
+    // The other way round: edited and synced on the laptop, renamed on the desktop.
+    a.out("echo p2 > plan.md");
+    a.c("sync").success();
+    b.out("mkdir later; mv plan.md later/plan.md");
+    b.c("sync").success().stderr(contains(
+        "plan.md was renamed to later/plan.md here and changed on the server: both are kept",
+    ));
+    assert_eq!(b.out("cat plan.md later/plan.md"), "p2\np1\n");
+    a.c("sync").success();
+    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    assert_eq!(a.out("cat later/plan.md"), "p1\n");
+    for h in [&a, &b] {
+        h.c("sync").success().stdout(contains("Main: up to date"));
+    }
 }
 
 #[test]

@@ -259,6 +259,10 @@ fn summary(r: &Report, dry: bool) -> String {
     if !r.pulled.is_empty() {
         parts.push(format!("{} {}", r.pulled.len(), verb("pulled", "to pull")));
     }
+    let renamed = r.renamed_here.len() + r.renamed_there.len();
+    if renamed > 0 {
+        parts.push(format!("{renamed} {}", verb("renamed", "to rename")));
+    }
     let deleted = r.deleted_here.len() + r.deleted_there.len();
     if deleted > 0 {
         parts.push(format!("{deleted} {}", verb("deleted", "to delete")));
@@ -296,6 +300,12 @@ fn print_report(ctx: &mut Ctx, r: &Report, dry: bool, verbose: bool) -> Result<(
         for p in &r.deleted_here {
             writeln!(ctx.io.stdout, "  delete  {p} (here)")?;
         }
+        for (from, to) in &r.renamed_there {
+            writeln!(ctx.io.stdout, "  rename  {from} -> {to} (on the server)")?;
+        }
+        for (from, to) in &r.renamed_here {
+            writeln!(ctx.io.stdout, "  rename  {from} -> {to} (here)")?;
+        }
     }
     for (p, copy) in &r.conflicts {
         writeln!(
@@ -328,9 +338,29 @@ fn sync_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     // Asked first, so that a file too large is left out instead of failing the sync (and
     // lists come in the server's largest pages).
     let limits = api.limits()?;
-    let (projects, remote, notes) = sync::projects(ctx.hub(), &api, &names)?;
+    let (mut projects, mut remote, notes) = sync::projects(ctx.hub(), &api, &names)?;
     for n in &notes {
         writeln!(ctx.io.stderr, "sync: {n}")?;
+    }
+    // Projects deleted or renamed as a whole, here or on the server.
+    let events = sync::settle(
+        ctx.hub(),
+        &acct,
+        &api,
+        &names,
+        &mut projects,
+        &mut remote,
+        dry,
+    )?;
+    for e in &events {
+        if e.warning {
+            writeln!(ctx.io.stderr, "sync: {}: {}", e.project, e.what)?;
+        } else {
+            writeln!(ctx.io.stdout, "{}: {}", e.project, e.what)?;
+        }
+    }
+    if projects.is_empty() && !events.is_empty() {
+        return Ok(0);
     }
     if projects.is_empty() {
         writeln!(

@@ -9,17 +9,24 @@
 //! only after each local write, so a dropped connection or a kill at any point loses nothing:
 //! the next sync picks up where this one stopped.
 //!
+//! A file renamed on one side is renamed on the other (its content is not sent again), and a
+//! project deleted or renamed on one side is deleted or renamed on the other, with the same
+//! rule: a change the other side made meanwhile is kept.
+//!
 //! The parts: [`api`] (the HTTP client and its errors), [`project`] (one project's sync: the
-//! plan against the base, uploads, the commit, the local writes) and [`lock`] (one sync at a
-//! time per home); the account (register, login, logout, the token) is here.
+//! plan against the base, uploads, the commit, the local writes), [`whole`] (projects deleted
+//! or renamed as a whole) and [`lock`] (one sync at a time per home); the account (register,
+//! login, logout, the token) is here.
 
 pub mod api;
 pub mod lock;
 pub mod project;
+pub mod whole;
 
 pub use api::{Api, HttpError};
 pub use lock::{lock, Lock};
 pub use project::{projects, sync_project, Options, Report, Run};
+pub use whole::{settle, Event};
 
 use crate::assistant::key;
 use crate::hub::Hub;

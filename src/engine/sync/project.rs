@@ -5,10 +5,11 @@
 use super::api::{Api, HttpError};
 use super::{Account, PROJECTS};
 use crate::hub::Hub;
-use crate::merge::{conflict_name, hostname, occupies, plan, Act, Side};
+use crate::merge::{conflict_name, find_moves, hostname, occupies, plan, Act, Crossed, Side};
 use crate::protocol::types::{self as wire, ContentHash, FileVersion, ProjectId, Revision};
 use crate::vfs::{FileRef, Kind, VPath};
 use anyhow::{anyhow, bail, Context, Result};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What a sync did (or, for `sync status`, would do) to one project.
@@ -19,6 +20,10 @@ pub struct Report {
     pub pulled: Vec<String>,
     pub deleted_here: Vec<String>,
     pub deleted_there: Vec<String>,
+    /// Files renamed here and so on the server: (old path, new path).
+    pub renamed_there: Vec<(String, String)>,
+    /// Files renamed on the server and so here.
+    pub renamed_here: Vec<(String, String)>,
     /// (path, the conflict copy keeping this machine's version)
     pub conflicts: Vec<(String, String)>,
     pub bytes_up: u64,
@@ -35,6 +40,8 @@ impl Report {
         self.pulled.clear();
         self.deleted_here.clear();
         self.deleted_there.clear();
+        self.renamed_there.clear();
+        self.renamed_here.clear();
         self.conflicts.clear();
         for a in acts {
             match a {
@@ -53,6 +60,8 @@ impl Report {
                     self.conflicts.push((path.clone(), copy.clone()))
                 }
                 Act::Move { from, to, .. } => self.conflicts.push((from.clone(), to.clone())),
+                Act::Rename { from, to, .. } => self.renamed_there.push((from.clone(), to.clone())),
+                Act::Follow { from, to, .. } => self.renamed_here.push((from.clone(), to.clone())),
                 Act::Agree { .. } => {}
             }
         }
@@ -63,18 +72,20 @@ impl Report {
             && self.pulled.is_empty()
             && self.deleted_here.is_empty()
             && self.deleted_there.is_empty()
+            && self.renamed_there.is_empty()
+            && self.renamed_here.is_empty()
             && self.conflicts.is_empty()
     }
 }
 
 /// A local file: its hash and how to read it.
-struct LocalFile {
-    hash: ContentHash,
+pub(super) struct LocalFile {
+    pub(super) hash: ContentHash,
     path: VPath,
     file: FileRef,
 }
 
-fn project_dir(name: &str) -> Result<VPath> {
+pub(super) fn project_dir(name: &str) -> Result<VPath> {
     VPath::parse_absolute(PROJECTS)
         .and_then(|p| p.join(name))
         .map_err(|e| anyhow!("'{name}' cannot be a project name: {e}"))
@@ -82,7 +93,7 @@ fn project_dir(name: &str) -> Result<VPath> {
 
 /// The files under `dir`, by path relative to it, and the paths of files left out because
 /// they are larger than the server accepts (`limit`).
-fn local_files(
+pub(super) fn local_files(
     hub: &Hub,
     dir: &VPath,
     limit: Option<u64>,
@@ -228,6 +239,21 @@ impl Run<'_> {
         }))
     }
 
+    /// The server's projects that a project here is paired with.
+    fn paired(&self) -> Result<HashSet<ProjectId>> {
+        let conn = self.hub.store.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT remote_id FROM sync_projects WHERE server = ?1 AND user_id = ?2",
+        )?;
+        let ids = st
+            .query_map(
+                rusqlite::params![self.account.server, self.account.user_id],
+                |r| Ok(ProjectId(r.get(0)?)),
+            )?
+            .collect::<rusqlite::Result<HashSet<_>>>()?;
+        Ok(ids)
+    }
+
     /// Records that project `name` is synced with `remote` at `revision`; returns its row.
     fn record(&self, name: &str, remote: ProjectId, revision: Revision) -> Result<i64> {
         let acct = self.account;
@@ -344,13 +370,18 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         .filter(|id| remote_projects.iter().any(|p| p.id == *id));
     if known.is_some() && remote_id.is_none() {
         report.notes.push(
-            "the project is gone from the server; this machine's copy is uploaded again".into(),
+            "the project was deleted on the server, but changed here since the last sync: \
+             this machine's copy is kept and uploaded again as a new project"
+                .into(),
         );
     }
     if remote_id.is_none() {
+        // Of the server's projects of that name, one that no other project here is paired
+        // with (one renamed here keeps its pairing).
+        let paired = run.paired()?;
         remote_id = remote_projects
             .iter()
-            .filter(|p| p.name == name)
+            .filter(|p| p.name == name && !paired.contains(&p.id))
             .map(|p| p.id)
             .min();
     }
@@ -364,16 +395,18 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         Some(k) if Some(k.remote) == remote_id => k.base.clone(),
         _ => BTreeMap::new(),
     };
+    let mut crossed: Vec<String>;
     for attempt in 0.. {
         report.skipped.clear();
         let (local, held) = local_files(hub, &dir, opts.blob_limit, &mut report)?;
         if local.is_empty() && held.is_empty() && base.values().any(|b| b.hash.is_some()) {
-            // A project folder that is gone or empty (or a mount that is not there) is not a
+            // A project folder that is empty (or a mount that is not there) is not a
             // request to delete every file everywhere: it is fetched again, as on a new
-            // machine. (Checked on every attempt: a retry reloads the stored base.)
+            // machine. (A folder deleted as a whole deletes the project: `super::whole`.)
+            // (Checked on every attempt: a retry reloads the stored base.)
             if attempt == 0 {
                 report.notes.push(format!(
-                    "~/Projects/{name} was missing or empty here; it is fetched from the server"
+                    "~/Projects/{name} was empty here; it is fetched from the server"
                 ));
             }
             base.clear();
@@ -403,8 +436,17 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             planned.insert(name.clone(), ());
             name
         });
+        let moves = find_moves(acts, &base, &remote);
+        let acts = moves.acts;
+        crossed = moves.crossed.iter().map(crossed_note).collect();
         report.tally(&acts);
         if opts.dry_run {
+            report.notes.append(&mut crossed);
+            return Ok(report);
+        }
+        // A new project with no files is not made on the server (empty folders do not
+        // sync): a session makes its start folder again after it was deleted or renamed.
+        if remote_id.is_none() && acts.is_empty() {
             return Ok(report);
         }
         // The project on the server, created when new.
@@ -460,6 +502,7 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         match apply(&target, &work, &mut report)? {
             Some(new_revision) => {
                 run.record(name, id, new_revision)?;
+                report.notes.append(&mut crossed);
                 return Ok(report);
             }
             None if attempt < 5 => {
@@ -487,6 +530,22 @@ fn bar(opts: &Options, total: u64, what: &str) -> indicatif::ProgressBar {
     }
     b.set_message(what.to_string());
     b
+}
+
+/// What a sync says about a rename that met an edit of the old path on the other side.
+fn crossed_note(c: &Crossed) -> String {
+    let (from, to) = (crate::text::escape(&c.from), crate::text::escape(&c.to));
+    if c.renamed_here {
+        format!(
+            "{from} was renamed to {to} here and changed on the server: both are kept \
+             ({to} holds this machine's file, {from} the server's changed one)"
+        )
+    } else {
+        format!(
+            "{from} was renamed to {to} on the server and changed here: both are kept \
+             ({to} holds the renamed file, {from} this machine's changed one)"
+        )
+    }
 }
 
 /// What one run of [`apply`] works on.
@@ -560,6 +619,45 @@ impl Target<'_> {
             .with_context(|| format!("cannot write {p}"))
     }
 
+    /// Renames `from` to `to` here, as another machine did, when `from` still holds `hash`
+    /// (the plan made sure `to` holds what it saw); false when `from` changed, and then
+    /// the content is fetched instead.
+    fn follow(&self, from: &str, to: &str, hash: &str) -> Result<bool> {
+        if !self.still(from, &Some(hash.to_string())) {
+            return Ok(false);
+        }
+        let (src, dst) = (self.path(from), self.path(to));
+        let vfs = &self.hub.vfs;
+        let renamed = dst
+            .parent()
+            .map_or(Ok(()), |parent| vfs.mkdir(&parent, true))
+            .and_then(|()| vfs.rename(&src, &dst))
+            .is_ok_and(|left| left.is_empty());
+        if !renamed && self.still(from, &Some(hash.to_string())) {
+            // Where a plain rename cannot go (into a folder that replaces the file itself,
+            // across a mount): the content is read here and written there.
+            let data = vfs
+                .read(&src)
+                .with_context(|| format!("cannot read {src}"))?;
+            if ContentHash::of(&data).as_str() != hash {
+                return Ok(false);
+            }
+            let remove = || {
+                vfs.remove(&src, false)
+                    .with_context(|| format!("cannot remove {src}"))
+            };
+            // The new copy first, unless it goes inside the old name (the server has it).
+            if to.starts_with(&format!("{from}/")) {
+                remove()?;
+                self.write(to, &data)?;
+            } else {
+                self.write(to, &data)?;
+                remove()?;
+            }
+        }
+        Ok(true)
+    }
+
     /// Records what both sides now agree `rel` is.
     fn set_base(&self, rel: &str, hash: Option<&str>, version: FileVersion) -> Result<()> {
         self.hub
@@ -596,6 +694,31 @@ fn refused_upload(e: &anyhow::Error) -> Option<String> {
 /// Downloaded content, whole and checked, in a private temporary file.
 struct Downloaded {
     file: std::fs::File,
+}
+
+/// Copies the file at `p` into `out` a piece at a time when its content hashes to `hash`;
+/// false (and `out` half written) when it cannot be read or no longer matches.
+fn copy_matching(vfs: &crate::vfs::Vfs, p: &VPath, hash: &str, out: &mut std::fs::File) -> bool {
+    let Ok(mut src) = vfs.open_read(p) else {
+        return false;
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut w = std::io::BufWriter::with_capacity(256 << 10, out);
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                if std::io::Write::write_all(&mut w, &buf[..n]).is_err() {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    std::io::Write::flush(&mut w).is_ok() && ContentHash::from(hasher.finalize()).as_str() == hash
 }
 
 /// A plan to carry out, and what it was made from.
@@ -753,45 +876,72 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
     }
     // 2. One atomic commit of everything this machine sends. Deletions go first: a later
     // batch may put a file where an earlier one removed a folder.
-    let mut changes: Vec<wire::Change> = Vec::new();
-    for deletions in [true, false] {
-        for a in &acts {
-            let ch = match a {
-                Act::Push {
-                    path,
-                    hash,
-                    base_version,
-                } if hash.is_none() == deletions => wire::Change {
-                    path: path.clone(),
-                    hash: hash.as_deref().map(wire_hash).transpose()?,
-                    base_version: FileVersion(*base_version),
-                },
-                Act::Conflict { copy, local, .. } if !deletions => wire::Change {
-                    path: copy.clone(),
-                    hash: Some(wire_hash(local)?),
-                    base_version: FileVersion(0),
-                },
-                Act::Move { to, hash, .. } if !deletions => wire::Change {
-                    path: to.clone(),
-                    hash: Some(wire_hash(hash)?),
-                    base_version: FileVersion(0),
-                },
-                _ => continue,
-            };
-            changes.push(ch);
+    // A rename is two changes that go in one commit: the old path's deletion, and the new
+    // path with the same content, naming where it came from (nothing is uploaded for it).
+    let change = |path: &str, hash: Option<&str>, version: i64, from: Option<&str>| {
+        Ok::<_, anyhow::Error>(wire::Change {
+            path: path.to_string(),
+            hash: hash.map(wire_hash).transpose()?,
+            base_version: FileVersion(version),
+            from: from.map(str::to_string),
+        })
+    };
+    let mut units: Vec<Vec<wire::Change>> = Vec::new();
+    for a in &acts {
+        if let Act::Push {
+            path,
+            hash: None,
+            base_version,
+        } = a
+        {
+            units.push(vec![change(path, None, *base_version, None)?]);
         }
+    }
+    for a in &acts {
+        if let Act::Rename {
+            from,
+            to,
+            hash,
+            from_version,
+            to_version,
+        } = a
+        {
+            units.push(vec![
+                change(from, None, *from_version, None)?,
+                change(to, Some(hash), *to_version, Some(from))?,
+            ]);
+        }
+    }
+    for a in &acts {
+        let ch = match a {
+            Act::Push {
+                path,
+                hash: Some(h),
+                base_version,
+            } => change(path, Some(h), *base_version, None)?,
+            Act::Conflict { copy, local, .. } => change(copy, Some(local), 0, None)?,
+            Act::Move { to, hash, .. } => change(to, Some(hash), 0, None)?,
+            _ => continue,
+        };
+        units.push(vec![ch]);
     }
     let mut new_revision = revision;
     let mut versions: HashMap<String, FileVersion> = HashMap::new();
     // In batches that stay well inside the server's limits. Should a later batch meet a
     // conflict, the earlier ones stand and the new plan finds them already on the server.
+    // A unit (a rename's two changes) is never split between batches.
     let mut batch: Vec<wire::Change> = Vec::new();
     let mut batch_bytes = 0;
-    let mut changes = changes.into_iter().peekable();
-    while let Some(ch) = changes.next() {
-        batch_bytes += ch.path.len() + ch.hash.as_ref().map_or(4, |h| h.as_str().len()) + 48;
-        batch.push(ch);
-        if changes.peek().is_some() && batch.len() < COMMIT_BATCH && batch_bytes < COMMIT_BYTES {
+    let mut units = units.into_iter().peekable();
+    while let Some(unit) = units.next() {
+        for ch in unit {
+            batch_bytes += ch.path.len()
+                + ch.hash.as_ref().map_or(4, |h| h.as_str().len())
+                + ch.from.as_ref().map_or(0, |f| f.len() + 8)
+                + 48;
+            batch.push(ch);
+        }
+        if units.peek().is_some() && batch.len() < COMMIT_BATCH && batch_bytes < COMMIT_BYTES {
             continue;
         }
         let answer = api.send::<_, wire::Data<wire::Files>>(
@@ -864,6 +1014,14 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         }
     }
     let pb = bar(t.opts, down_total, "downloading");
+    // Content already here (in another file, or fetched earlier in this sync) is copied
+    // from that file instead of fetched again.
+    let here: RefCell<HashMap<String, String>> = RefCell::new(
+        local
+            .iter()
+            .map(|(rel, f)| (f.hash.to_string(), rel.clone()))
+            .collect(),
+    );
     // Into a private temporary file beside the store, a piece at a time; only content that
     // arrived whole and matched its hash goes on to replace a file.
     let spill_dir = hub
@@ -877,6 +1035,14 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         let mut file = tempfile::tempfile_in(&spill_dir)
             .or_else(|_| tempfile::tempfile())
             .context("cannot make a temporary file for a download")?;
+        let copy = here.borrow().get(hash).cloned();
+        if let Some(rel) = copy.filter(|rel| t.still(rel, &Some(hash.to_string()))) {
+            if copy_matching(&hub.vfs, &t.path(&rel), hash, &mut file) {
+                return Ok(Downloaded { file });
+            }
+            file.set_len(0).context("cannot reuse a temporary file")?;
+            std::io::Seek::rewind(&mut file).context("cannot reuse a temporary file")?;
+        }
         let expect = remote.get(path).map_or(0, |s| s.size.max(0) as u64);
         let size = {
             let mut out = std::io::BufWriter::with_capacity(256 << 10, &mut file);
@@ -887,12 +1053,25 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         report.bytes_down += size;
         Ok(Downloaded { file })
     };
+    let fetched = |hash: &str, rel: &str| {
+        here.borrow_mut().insert(hash.to_string(), rel.to_string());
+    };
     for deletions in [true, false] {
+        if !deletions {
+            // Renames made on the server, after the deletions (which may clear the way) and
+            // before the content (which may go where a renamed file was).
+            follow_renames(t, &acts, report, &download)?;
+        }
         for a in &acts {
             match a {
                 Act::Push { path, hash, .. } if hash.is_none() == deletions => {
                     let v = versions.get(path).copied().unwrap_or_default();
                     t.set_base(path, hash.as_deref(), v)?;
+                }
+                Act::Rename { from, to, hash, .. } if !deletions => {
+                    let v = |p: &String| versions.get(p).copied().unwrap_or_default();
+                    t.set_base(from, None, v(from))?;
+                    t.set_base(to, Some(hash), v(to))?;
                 }
                 Act::Agree {
                     path,
@@ -915,7 +1094,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                         continue;
                     }
                     match data {
-                        Some(data) => t.write_downloaded(path, data)?,
+                        Some(data) => {
+                            t.write_downloaded(path, data)?;
+                            fetched(hash.as_deref().unwrap_or_default(), path);
+                        }
                         None => {
                             if was.is_some() {
                                 hub.vfs.remove(&t.path(path), false)?;
@@ -944,4 +1126,65 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
     }
     pb.finish_and_clear();
     Ok(Some(new_revision))
+}
+
+/// Carries out the plan's [`Act::Follow`]s: each file the server renamed is renamed here
+/// (nothing is downloaded), unless its old path changed here during the sync, when the
+/// content is fetched for the new path and the old one is left for the next sync. A rename
+/// onto the old path of another waits for that one, so a chain of renames moves every file.
+fn follow_renames(
+    t: &Target,
+    acts: &[&Act],
+    report: &mut Report,
+    download: &dyn Fn(&str, &str, &mut Report) -> Result<Downloaded>,
+) -> Result<()> {
+    let mut pending: Vec<&Act> = acts
+        .iter()
+        .copied()
+        .filter(|a| matches!(a, Act::Follow { .. }))
+        .collect();
+    let source = |a: &Act| match a {
+        Act::Follow { from, .. } => from.clone(),
+        _ => String::new(),
+    };
+    while !pending.is_empty() {
+        let sources: BTreeSet<String> = pending.iter().map(|a| source(a)).collect();
+        // One whose new path is no other's old path, nor inside one; in a cycle, the first.
+        let i = pending
+            .iter()
+            .position(|a| match a {
+                Act::Follow { from, to, .. } => {
+                    !sources.contains(to)
+                        && !crate::merge::ancestors(to).any(|d| d != from && sources.contains(d))
+                }
+                _ => true,
+            })
+            .unwrap_or(0);
+        let Act::Follow {
+            from,
+            to,
+            hash,
+            from_version,
+            to_version,
+            local: was,
+        } = pending.remove(i)
+        else {
+            continue;
+        };
+        if !t.still(to, was) {
+            // Written here during the sync: left for the next one.
+            continue;
+        }
+        if t.follow(from, to, hash)? {
+            t.set_base(from, None, FileVersion(*from_version))?;
+        } else {
+            let data = download(to, hash, report)?;
+            if !t.still(to, was) {
+                continue;
+            }
+            t.write_downloaded(to, data)?;
+        }
+        t.set_base(to, Some(hash), FileVersion(*to_version))?;
+    }
+    Ok(())
 }

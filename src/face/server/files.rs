@@ -6,7 +6,9 @@
 //!
 //! A commit applies all of its changes or none. Each change names the version it was based
 //! on; a file changed since is a conflict (409) listing the server's version, and the client
-//! merges and retries. Every commit raises the project's revision by one.
+//! merges and retries. Every commit raises the project's revision by one. A change may be
+//! a rename: it names the path its content comes `from`, which the same commit deletes, and
+//! its content must be what that path held (so nothing is uploaded for it).
 //!
 //! The content itself goes up and down in `blobs.rs`.
 
@@ -170,6 +172,8 @@ struct Change {
     path: String,
     hash: Option<String>,
     base_version: i64,
+    /// A rename's old path (deleted by another change of the same commit).
+    from: Option<String>,
 }
 
 fn changes(body: &serde_json::Map<String, Value>) -> Result<(i64, Vec<Change>), ApiError> {
@@ -219,11 +223,41 @@ fn changes(body: &serde_json::Map<String, Value>) -> Result<(i64, Vec<Change>), 
                 ))
             })?,
         };
+        let from = match item.get("from") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(f)) if valid_path(f) && f != path && hash.is_some() => {
+                Some(f.clone())
+            }
+            Some(_) => {
+                return Err(bad(format!(
+                    "change {i}: from must be the path the content moves from, another \
+                     relative path, and a rename needs a hash"
+                )))
+            }
+        };
         out.push(Change {
             path: path.to_string(),
             hash,
             base_version,
+            from,
         });
+    }
+    // A rename deletes its old path in the same commit, once.
+    let deleted: HashSet<&str> = out
+        .iter()
+        .filter(|c| c.hash.is_none())
+        .map(|c| c.path.as_str())
+        .collect();
+    let mut sources = HashSet::new();
+    for (i, c) in out.iter().enumerate() {
+        if let Some(f) = &c.from {
+            if !deleted.contains(f.as_str()) || !sources.insert(f.as_str()) {
+                return Err(bad(format!(
+                    "change {i}: a rename from {f} needs one change of the same commit that \
+                     deletes {f} (hash null), and no other rename from it"
+                )));
+            }
+        }
     }
     Ok((base_revision, out))
 }
@@ -250,6 +284,7 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             .map_or(0, |r| r.int(0));
         let mut conflicts = Vec::new();
         let mut current = Vec::with_capacity(changes.len());
+        let mut held = std::collections::HashMap::new();
         for ch in &changes {
             let row = c.one(
                 "SELECT hash, version FROM files WHERE project_id = ? AND path = ?",
@@ -260,9 +295,10 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 conflicts.push(FileConflict {
                     path: ch.path.clone(),
                     server_version: FileVersion(version),
-                    server_hash: stored_hash(hash),
+                    server_hash: stored_hash(hash.clone()),
                 });
             }
+            held.insert(ch.path.as_str(), hash);
             current.push(version);
         }
         if !conflicts.is_empty() {
@@ -270,6 +306,20 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 "Some files changed on the server since your copy: merge and commit again",
             )
             .with_conflicts(conflicts));
+        }
+        // A rename keeps the content: the new path gets what the old one holds.
+        for ch in &changes {
+            if let Some(from) = &ch.from {
+                if held.get(from.as_str()).cloned().flatten() != ch.hash {
+                    return Err(ApiError::invalid(vec![(
+                        "changes",
+                        format!(
+                            "{}: a rename keeps the content, but {from} holds other content",
+                            ch.path
+                        ),
+                    )]));
+                }
+            }
         }
         for (ch, version) in changes.iter().zip(current) {
             // Touching the content (an update, which locks its row) keeps the collector from

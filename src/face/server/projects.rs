@@ -206,6 +206,33 @@ pub fn delete(app: &App, req: &Req) -> Result<Reply, ApiError> {
     message("Project deleted")
 }
 
+/// Deletes a project only if its files are at the revision the client names (what it last
+/// synced): a project another machine changed since is not deleted (409).
+pub fn delete_unchanged(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let id = req.id("Project")?;
+    let body = req.json()?;
+    let revision = match body.get("revision").and_then(Value::as_i64) {
+        Some(r) if r >= 0 => r,
+        _ => {
+            return Err(ApiError::invalid(vec![(
+                "revision",
+                "revision must be a whole number, 0 or more".into(),
+            )]))
+        }
+    };
+    app.db.write(|c| {
+        let now = owned_project(c, req.user().id, id)?.int(5);
+        if now != revision {
+            return Err(ApiError::conflict(format!(
+                "The project changed since revision {revision} (it is at {now}): it is not deleted"
+            )));
+        }
+        c.exec("DELETE FROM projects WHERE id = ?", &[id.into()])?;
+        Ok(())
+    })?;
+    message("Project deleted")
+}
+
 /// The user's script `id` (id, project_id, name, content, language, created_at,
 /// updated_at), or 404.
 fn owned_script(c: &mut dyn Conn, user: i64, id: i64) -> Result<Row, ApiError> {

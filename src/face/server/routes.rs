@@ -250,6 +250,20 @@ pub const ROUTES: &[Route] = &[
         },
     },
     Route {
+        method: "POST",
+        path: "/api/projects/{id}/delete",
+        work: Blocking(projects::delete_unchanged),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Delete a project if its files did not change since a revision (409 \
+                      otherwise): how sync deletes a project deleted on one machine",
+            request: Some(schema::<ProjectDeleteRequest>),
+            answer: (200, Some(schema::<Answer<Message>>)),
+            errors: &[409],
+        },
+    },
+    Route {
         method: "GET",
         path: "/api/scripts/project/{id}",
         work: Blocking(projects::scripts),

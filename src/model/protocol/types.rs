@@ -373,6 +373,14 @@ pub struct ProjectRequest {
     pub description: Option<String>,
 }
 
+/// Deletes a project only if no commit changed its files since `revision` (what the client
+/// last synced); otherwise 409, and nothing is deleted.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ProjectDeleteRequest {
+    #[schemars(range(min = 0))]
+    pub revision: Revision,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Project {
     pub id: ProjectId,
@@ -576,6 +584,12 @@ pub struct Change {
     #[serde(default)]
     #[schemars(range(min = 0))]
     pub base_version: FileVersion,
+    /// A rename: the path the content moves from. The same commit deletes that path (a
+    /// change with a null hash), so a server that does not know renames still ends with the
+    /// same files; `hash` must be what `from` holds, so the content is not uploaded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = PATH_PATTERN))]
+    pub from: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -616,6 +630,31 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((p.id, p.id.to_string()), (ProjectId(12), "12".to_string()));
+    }
+
+    #[test]
+    fn a_change_names_its_old_path_only_when_it_is_a_rename() {
+        let h = ContentHash::of(b"x");
+        let plain = Change {
+            path: "a".into(),
+            hash: Some(h.clone()),
+            base_version: FileVersion(0),
+            from: None,
+        };
+        // What clients that predate renames send and read.
+        let wire = json!({"path": "a", "hash": h.as_str(), "base_version": 0});
+        assert_eq!(serde_json::to_value(&plain).unwrap(), wire);
+        assert!(serde_json::from_value::<Change>(wire)
+            .unwrap()
+            .from
+            .is_none());
+        let moved: Change = serde_json::from_value(
+            json!({"path": "b", "hash": h.as_str(), "base_version": 2, "from": "a"}),
+        )
+        .unwrap();
+        assert_eq!(moved.from.as_deref(), Some("a"));
+        let d: ProjectDeleteRequest = serde_json::from_value(json!({"revision": 5})).unwrap();
+        assert_eq!(d.revision, Revision(5));
     }
 
     #[test]
