@@ -1634,6 +1634,69 @@ fn an_upload_cut_off_on_postgres_leaves_nothing() {
     cut_off(Some(&postgres()));
 }
 
+#[test]
+fn downloads_at_once_are_bounded_and_a_busy_server_says_when_to_come_back() {
+    use std::io::{Read, Write};
+    let s = Server::start(None, &[]);
+    let (_, token, _) = user(&s.url);
+    // More than the socket buffers take, so a download nobody reads stays under way.
+    let data = content(16 << 20, 7);
+    assert_eq!(put_blob(&s.url, &token, &data), 201);
+    let url = format!("{}/api/blobs/{}", s.url, hash(&data));
+    let addr = s.url.trim_start_matches("http://").to_string();
+    // A download whose client reads its head and then nothing more.
+    let stalled = || {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            c,
+            "GET /api/blobs/{} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n",
+            hash(&data)
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            c.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        c
+    };
+    let mut held: Vec<_> = (0..4).map(|_| stalled()).collect();
+    // The account's fifth at once is refused, with when to come back.
+    let (status, body, headers) = raw("GET", &url, Some(&token), None);
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers.get("retry-after").unwrap(), "1");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["error"],
+        "Your account already has 4 downloads under way: wait for one to finish"
+    );
+    // Another account is not held up by this one.
+    let (_, other, _) = user(&s.url);
+    assert_eq!(put_blob(&s.url, &other, b"theirs"), 201);
+    let (status, got, _) = raw(
+        "GET",
+        &format!("{}/api/blobs/{}", s.url, hash(b"theirs")),
+        Some(&other),
+        None,
+    );
+    assert_eq!((status, got.as_slice()), (200, &b"theirs"[..]));
+    // A client that goes away gives its slot back, and the content comes whole.
+    drop(held.pop());
+    assert!(
+        eventually(|| {
+            let (status, got, _) = raw("GET", &url, Some(&token), None);
+            status == 200 && got == data
+        }),
+        "no download was admitted after one ended"
+    );
+}
+
 fn cut_off(db: Option<&str>) {
     let s = Server::start(db, &[]);
     let (_, token, uid) = user(&s.url);

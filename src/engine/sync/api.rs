@@ -141,7 +141,8 @@ impl Api {
         if status == 401 && self.token.is_some() && !message.contains("log in") {
             message.push_str(" (run 'login' again)");
         }
-        if status == 429 {
+        // The login limit says nothing of when; a busy server (uploads, downloads) says why.
+        if status == 429 && !message.contains("busy") && !message.contains("under way") {
             message.push_str(" (the server limits attempts; wait a minute)");
         }
         Err(HttpError {
@@ -344,11 +345,23 @@ impl Api {
         out: &mut dyn Write,
         progress: &dyn Fn(u64),
     ) -> Result<u64> {
-        let resp = self
-            .authorized(self.client.get(format!("{}/api/blobs/{hash}", self.server)))
-            .timeout(transfer_timeout(size))
-            .send()
-            .map_err(|e| self.transport(e))?;
+        // A server busy with other downloads says when to come back (429, Retry-After):
+        // waited for a few times before giving up.
+        let mut waits = 0;
+        let resp = loop {
+            let resp = self
+                .authorized(self.client.get(format!("{}/api/blobs/{hash}", self.server)))
+                .timeout(transfer_timeout(size))
+                .send()
+                .map_err(|e| self.transport(e))?;
+            match retry_after(&resp) {
+                Some(wait) if waits < BUSY_WAITS => {
+                    waits += 1;
+                    std::thread::sleep(wait);
+                }
+                _ => break resp,
+            }
+        };
         let status = resp.status().as_u16();
         if status != 200 {
             let mut text = String::new();
@@ -377,6 +390,23 @@ impl Api {
         }
         Ok(size)
     }
+}
+
+/// How many times a busy server's `Retry-After` is waited for before a transfer fails.
+const BUSY_WAITS: u32 = 8;
+
+/// How long a 429 answer asks the client to wait (1 to 10 seconds); None for any other.
+fn retry_after(resp: &reqwest::blocking::Response) -> Option<std::time::Duration> {
+    if resp.status().as_u16() != 429 {
+        return None;
+    }
+    let secs = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    Some(std::time::Duration::from_secs(secs.clamp(1, 10)))
 }
 
 #[cfg(test)]
@@ -451,6 +481,40 @@ mod tests {
             }
         });
         (url, seen)
+    }
+
+    #[test]
+    fn a_download_waits_for_a_busy_server_as_it_asks() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let content = b"hello";
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                let answer = if n == 0 {
+                    let body = r#"{"success":false,"error":"The server is busy with downloads: try again shortly"}"#;
+                    format!(
+                        "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello"
+                        .to_string()
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        let api = Api::new(&url, Some("t".into())).unwrap();
+        let mut out = Vec::new();
+        let hash = ContentHash::from(blake3::hash(content));
+        let size = api.get_blob_to(&hash, 5, &mut out, &|_| {}).unwrap();
+        assert_eq!((size, out.as_slice()), (5, &content[..]));
     }
 
     fn project(id: i64) -> String {

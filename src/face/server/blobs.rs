@@ -450,6 +450,11 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
     Box::pin(async move {
         let hash = blob_hash(&req).map_err(|_| ApiError::not_found("Blob not found"))?;
         let user = req.user().id;
+        // Held until the body is sent or dropped (see MAX_DOWNLOADS).
+        let slot = app
+            .downloads
+            .take(user)
+            .map_err(|b| super::busy("downloads", b, 1))?;
         let found = blocking(&app, move |a| {
             a.db.read(|c| {
                 Ok(c.one(
@@ -462,7 +467,7 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
         .ok_or_else(|| ApiError::not_found("Blob not found"))?;
         let size = found.int(0).max(0) as u64;
         let body = match found.0.get(1) {
-            Some(super::db::Val::Int(content)) => chunks(app, *content, size),
+            Some(super::db::Val::Int(content)) => chunks(app, *content, size, slot),
             // Stored whole before content was chunked (at most the old limit of 32 MiB).
             _ => {
                 let hash = blob_hash(&req)?;
@@ -476,15 +481,22 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
                 })
                 .await?
                 .ok_or_else(|| ApiError::not_found("Blob not found"))?;
-                Body::from(row.bytes(0))
+                let data = Bytes::from(row.bytes(0));
+                // One piece, with the slot kept until the body is done.
+                let once =
+                    futures_util::stream::unfold((Some(data), slot), |(data, slot)| async move {
+                        data.map(|d| (Ok::<_, std::io::Error>(d), (None, slot)))
+                    });
+                Body::from_stream(once)
             }
         };
         Ok(Reply::Stream { size, body })
     })
 }
 
-/// The chunks of `content` as a body, each read when the socket wants it.
-fn chunks(app: Arc<App>, content: i64, size: u64) -> Body {
+/// The chunks of `content` as a body, each read when the socket wants it; `slot` is given
+/// back when the body is done or dropped.
+fn chunks(app: Arc<App>, content: i64, size: u64, slot: super::slots::Slot) -> Body {
     let state = (app, 0i64, size);
     let stream = futures_util::stream::unfold(state, move |(app, seq, left)| async move {
         if left == 0 {
@@ -515,6 +527,10 @@ fn chunks(app: Arc<App>, content: i64, size: u64) -> Body {
         }
         let left = left - piece.len() as u64;
         Some((Ok(Bytes::from(piece)), (app, seq + 1, left)))
+    });
+    let stream = futures_util::StreamExt::map(stream, move |piece| {
+        let _held = &slot;
+        piece
     });
     Body::from_stream(stream)
 }

@@ -390,6 +390,12 @@ pub type StreamHandler = fn(Arc<App>, Req, blobs::Incoming) -> Pending<Result<Re
 /// Blob uploads under way at once (each holds two chunks of memory and a database write at
 /// a time); more are refused with 429.
 const MAX_UPLOADS: usize = 8;
+/// Downloads under way at once: each holds about one chunk (1 MiB) until the client takes
+/// it, so this bounds the memory that many downloads, fast or slow, can hold. More get 429
+/// with `Retry-After`, which `sync` waits for.
+const MAX_DOWNLOADS: usize = 64;
+/// Downloads one account may have under way at once, so no account takes every slot.
+const DOWNLOADS_PER_ACCOUNT: usize = 4;
 /// Threads for handlers (queries, password hashing): this bounds the memory and CPU that
 /// many simultaneous costly requests can take. Scripts have a pool of their own.
 const MAX_BLOCKING_THREADS: usize = 32;
@@ -404,6 +410,8 @@ pub struct App {
     limiter: Option<limit::Limiter>,
     /// Blob uploads being read, in total and per account.
     uploads: slots::Slots,
+    /// Blob downloads being sent, in total and per account.
+    downloads: slots::Slots,
     /// The script workers.
     pub scripts: sandbox::Pool,
     /// Password hashes being computed.
@@ -427,6 +435,7 @@ impl App {
             tokens,
             limiter,
             uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
+            downloads: slots::Slots::new(MAX_DOWNLOADS, DOWNLOADS_PER_ACCOUNT),
             scripts,
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
             cursors,
