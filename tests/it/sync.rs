@@ -920,6 +920,19 @@ mod convergence {
 
     static PROJECT: AtomicU32 = AtomicU32::new(0);
 
+    /// A history the property found: one machine renames `b/a/c` to `c` and then to `b/a`,
+    /// the folder it was in; the other must follow onto that folder's name.
+    #[test]
+    fn a_file_renamed_onto_the_folder_it_was_in() {
+        let o = |kind, a, b| Op { kind, a, b };
+        // NAMES[8] = "b/a/c"; then "c" (NAMES[2]); then "b/a" (NAMES[5]).
+        check(
+            vec![o(0, 8, 0)],
+            vec![(vec![], vec![o(2, 0, 2), o(2, 0, 5)])],
+        )
+        .unwrap();
+    }
+
     fn check(start: Vec<Op>, rounds: Vec<(Vec<Op>, Vec<Op>)>) -> Result<(), TestCaseError> {
         let w = world().lock().unwrap_or_else(|p| p.into_inner());
         let project = format!("P{}", PROJECT.fetch_add(1, Ordering::Relaxed));

@@ -646,8 +646,20 @@ impl Target<'_> {
                 vfs.remove(&src, false)
                     .with_context(|| format!("cannot remove {src}"))
             };
-            // The new copy first, unless it goes inside the old name (the server has it).
-            if to.starts_with(&format!("{from}/")) {
+            // The new copy first, unless it goes inside the old name, or onto a folder the old
+            // one is in (the server has the content either way).
+            let onto_its_folder = from.starts_with(&format!("{to}/"));
+            if onto_its_folder
+                && vfs
+                    .walk(&dst)?
+                    .iter()
+                    .any(|e| e.kind != Kind::Dir && e.path != src)
+            {
+                // Other files here are in the way: the content is left where it is, and
+                // the sync says what cannot be written.
+                return Ok(false);
+            }
+            if onto_its_folder || to.starts_with(&format!("{from}/")) {
                 remove()?;
                 self.write(to, &data)?;
             } else {
