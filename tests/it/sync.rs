@@ -1108,3 +1108,33 @@ fn an_account_with_more_projects_and_files_than_a_page_syncs_them_all() {
     assert_eq!(laptop.out("cat ~/Projects/Big/d1/f10.txt"), "changed\n");
     assert_eq!(files(&laptop, "~/Projects"), files(&desktop, "~/Projects"));
 }
+
+// ---- adversarial scenarios: two machines doing what people do ----
+
+#[test]
+fn a_deleted_projects_folder_deletes_no_project() {
+    let server = Server::sqlite();
+    let a = machine(&server, "gon", true);
+    let b = machine(&server, "gon", false);
+    let t = token(&server, "gon");
+    a.out("echo m > m.txt; mkdir ~/Projects/P; echo p > ~/Projects/P/p.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    // The whole of ~/Projects goes (the next session makes ~/Projects/Main again, empty).
+    a.out("cd /; rm -r ~/Projects");
+    let out = a.c("sync").success().get_output().clone();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!text.contains("deleted"), "{text}");
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names, ["Main", "P"]);
+    // Fetched again, and the other machine keeps everything.
+    assert_eq!(
+        a.out("cat ~/Projects/P/p.txt ~/Projects/Main/m.txt"),
+        "p\nm\n"
+    );
+    b.c("sync").success();
+    assert_eq!(
+        b.out("cat ~/Projects/P/p.txt ~/Projects/Main/m.txt"),
+        "p\nm\n"
+    );
+}

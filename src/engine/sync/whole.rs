@@ -304,6 +304,14 @@ pub fn settle(
             warning,
         })
     };
+    // ~/Projects made again since a project's last sync (deleted whole, and made again by
+    // the next session for its start folder): that project's folder went with it, which is
+    // no wish to delete it; it is fetched again. (Only in the stored tree: a host folder's
+    // time moves whenever an entry in it comes or goes.)
+    let root_made = match hub.vfs.stat(&root) {
+        Ok(m) if hub.vfs.mount_of(&root).is_none() => m.mtime_ms,
+        _ => i64::MIN,
+    };
     let all = known(hub, acct)?;
     let known_names: BTreeSet<String> = all.iter().map(|k| k.name.clone()).collect();
     let mut here: BTreeSet<String> = BTreeSet::new();
@@ -419,6 +427,9 @@ pub fn settle(
             continue;
         }
         let on_server = server_project(api, remote, k.remote)?;
+        if root_made > k.synced && on_server.is_some() {
+            continue;
+        }
         // Gone here: renamed, if a new folder holds at least half of its files unchanged.
         let base = base_files(hub, k.row)?;
         for f in &fresh {
