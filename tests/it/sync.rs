@@ -1138,3 +1138,226 @@ fn a_deleted_projects_folder_deletes_no_project() {
         "p\nm\n"
     );
 }
+
+/// A TCP proxy in front of a server that, while `hold` is set, holds back the first request
+/// that starts with `ask` (such as `GET /api/blobs/`, a download) until `hold` is cleared:
+/// the client waits there, as on a stalled network.
+struct Stall {
+    url: String,
+    ask: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Stall {
+    fn new(server: &Server) -> Stall {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let to = server.url.trim_start_matches("http://").to_string();
+        let ask = Arc::new(Mutex::new(Vec::new()));
+        let hold = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicBool::new(false));
+        let (a, h, hd) = (ask.clone(), hold.clone(), held.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { break };
+                let Ok(mut upstream) = std::net::TcpStream::connect(&to) else {
+                    continue;
+                };
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Both);
+                });
+                let (a, h, hd) = (a.clone(), h.clone(), hd.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = match client.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let ask = a.lock().unwrap().clone();
+                        if h.load(Ordering::SeqCst)
+                            && !ask.is_empty()
+                            && buf[..n].starts_with(&ask)
+                            && !hd.swap(true, Ordering::SeqCst)
+                        {
+                            while h.load(Ordering::SeqCst) {
+                                std::thread::sleep(std::time::Duration::from_millis(5));
+                            }
+                        }
+                        if upstream.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = upstream.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Stall {
+            url,
+            ask,
+            hold,
+            held,
+        }
+    }
+
+    /// Starts `line` on `h` and returns once it is held at a request starting with `ask`.
+    fn start_held(&self, h: &Home, line: &str, ask: &str) -> std::process::Child {
+        use std::sync::atomic::Ordering;
+        *self.ask.lock().unwrap() = ask.as_bytes().to_vec();
+        self.held.store(false, Ordering::SeqCst);
+        self.hold.store(true, Ordering::SeqCst);
+        let mut child = std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !self.held.load(Ordering::SeqCst) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "'{line}' never asked for {ask}"
+            );
+            if let Ok(Some(status)) = child.try_wait() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "'{line}' ended ({status}) before it asked for {ask}: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The request is in the proxy's hands.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        child
+    }
+
+    /// Lets the held request go on.
+    fn release(&self) {
+        self.hold.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Runs `line` on `h` until it stalls on a download, then kills it.
+    fn kill_at_download(&self, h: &Home, line: &str) {
+        let mut child = self.start_held(h, line, "GET /api/blobs/");
+        let _ = child.kill();
+        let _ = child.wait();
+        self.release();
+    }
+}
+
+/// A home logged in to the server at `url` (a proxy in front of it) as `user`.
+fn machine_at(url: &str, user: &str) -> Home {
+    let h = Home::new();
+    h.cmd()
+        .arg("-c")
+        .arg(format!("login --server {url} {user}"))
+        .write_stdin(format!("{PASSWORD}\n"))
+        .assert()
+        .success();
+    h
+}
+
+#[test]
+fn a_project_deleted_after_a_sync_that_was_cut_off_keeps_what_it_never_fetched() {
+    let server = Server::sqlite();
+    let stall = Stall::new(&server);
+    let b = machine(&server, "cut", true);
+    let a = machine_at(&stall.url, "cut");
+    let t = token(&server, "cut");
+    b.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f.txt");
+    b.c("sync").success();
+    a.c("sync").success();
+    // Edited on one machine; the other's sync is cut off while it fetches the edit.
+    b.out("echo 'work of b' > ~/Projects/P/f.txt; echo new > ~/Projects/P/g.txt");
+    b.c("sync").success();
+    stall.kill_at_download(&a, "sync P");
+    assert_eq!(a.out("cat ~/Projects/P/f.txt"), "v1\n");
+    // The project is deleted there: b's work, never seen there, is not deleted with it.
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync").success();
+    assert!(
+        projects(&server, &t).iter().any(|p| p.0 == "P"),
+        "the project was deleted on the server"
+    );
+    b.c("sync").success();
+    assert_eq!(b.out("cat ~/Projects/P/f.txt"), "work of b\n");
+    a.c("sync").success();
+    assert_eq!(a.out("cat ~/Projects/P/f.txt"), "work of b\n");
+}
+
+#[test]
+fn a_project_deleted_after_a_commit_that_crossed_another_machines_keeps_that_machines_work() {
+    let server = Server::sqlite();
+    let stall = Stall::new(&server);
+    let b = machine(&server, "crs", true);
+    let a = machine_at(&stall.url, "crs");
+    let t = token(&server, "crs");
+    b.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f.txt; echo v1 > ~/Projects/P/g.txt");
+    b.c("sync").success();
+    a.c("sync").success();
+    // One machine's commit waits on the network while the other commits another file.
+    a.out("echo 'a edits g' > ~/Projects/P/g.txt");
+    b.out("echo 'b edits f' > ~/Projects/P/f.txt");
+    let held = stall.start_held(&a, "sync P", "POST /api/projects/");
+    b.c("sync").success().stdout(contains("P: 1 pushed"));
+    stall.release();
+    let out = held.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(a.out("cat ~/Projects/P/f.txt"), "v1\n");
+    // Deleted there before another sync: b's edit, never seen there, is not deleted.
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync").success();
+    assert!(
+        projects(&server, &t).iter().any(|p| p.0 == "P"),
+        "the project was deleted on the server"
+    );
+    b.c("sync").success();
+    assert_eq!(b.out("cat ~/Projects/P/f.txt"), "b edits f\n");
+    a.c("sync").success();
+    assert_eq!(
+        a.out("cat ~/Projects/P/f.txt ~/Projects/P/g.txt"),
+        "b edits f\na edits g\n"
+    );
+}
+
+#[test]
+fn a_project_deleted_while_a_file_too_large_hid_the_servers_change_keeps_that_change() {
+    let server = Server::start(None, &["--max-file-size", "1KiB"]);
+    let a = machine(&server, "hid", true);
+    let b = machine(&server, "hid", false);
+    let t = token(&server, "hid");
+    a.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/x; echo keep > ~/Projects/P/k");
+    a.c("sync").success();
+    b.c("sync").success();
+    // Here x grows past the server's limit; there it is edited (and synced).
+    std::fs::write(a.path().join("big"), vec![b'A'; 2048]).unwrap();
+    a.out(&format!(
+        "import {} ~/Projects/P/x",
+        a.path().join("big").display()
+    ));
+    b.out("echo 'b edits x' > ~/Projects/P/x");
+    b.c("sync").success();
+    a.c("sync")
+        .code(1)
+        .stderr(contains("larger than the server accepts"));
+    // The whole project is deleted here: b's edit, never seen here, is not deleted.
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync").success();
+    assert!(
+        projects(&server, &t).iter().any(|p| p.0 == "P"),
+        "the project was deleted on the server"
+    );
+    b.c("sync").success();
+    assert_eq!(b.out("cat ~/Projects/P/x"), "b edits x\n");
+}
