@@ -1361,3 +1361,43 @@ fn a_project_deleted_while_a_file_too_large_hid_the_servers_change_keeps_that_ch
     b.c("sync").success();
     assert_eq!(b.out("cat ~/Projects/P/x"), "b edits x\n");
 }
+
+/// The files under ~/Projects on `h` with their text, by path.
+fn everything(h: &Home) -> Vec<(String, String)> {
+    files(h, "~/Projects")
+        .into_iter()
+        .map(|f| {
+            let text = h.out(&format!("cat '{f}'"));
+            (f, text)
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "BUG: the server ends with two projects named New (the renamed one, and the one the \
+            other machine made and could not rename its own copy to); the machine whose New is \
+            paired with the first never fetches the second (sync::projects merges names, and \
+            sync_project only pairs an unpaired server project by its name), and both machines \
+            say up to date: b's work never reaches a"]
+fn a_project_renamed_to_a_name_the_other_machine_made_meanwhile_reaches_both() {
+    let server = Server::sqlite();
+    let a = machine(&server, "twn", true);
+    let b = machine(&server, "twn", false);
+    a.out("mkdir ~/Projects/Old; echo old > ~/Projects/Old/o.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("cd /; mv ~/Projects/Old ~/Projects/New");
+    a.c("sync").success();
+    // Meanwhile the other machine made a project of that name.
+    b.out("mkdir ~/Projects/New; echo 'b made this' > ~/Projects/New/b.txt");
+    b.c("sync").success().stderr(contains(
+        "~/Projects/New is already here: it keeps its name here",
+    ));
+    a.c("sync").success();
+    b.c("sync").success();
+    for h in [&a, &b] {
+        let e = everything(h);
+        assert!(e.iter().any(|(_, t)| t == "b made this\n"), "{e:?}");
+        assert!(e.iter().any(|(_, t)| t == "old\n"), "{e:?}");
+    }
+}
