@@ -1401,3 +1401,162 @@ fn a_project_renamed_to_a_name_the_other_machine_made_meanwhile_reaches_both() {
         assert!(e.iter().any(|(_, t)| t == "old\n"), "{e:?}");
     }
 }
+
+/// Syncs a, b, a, then checks both agree, a further sync has nothing to do, and every text
+/// in `must` is in some file on both.
+fn settle_and_check(a: &Home, b: &Home, must: &[&str]) {
+    a.c("sync").success();
+    b.c("sync").success();
+    a.c("sync").success();
+    let (ea, eb) = (everything(a), everything(b));
+    assert_eq!(ea, eb, "the machines do not agree");
+    for m in must {
+        assert!(ea.iter().any(|(_, t)| t == m), "{m:?} was lost: {ea:?}");
+    }
+    for h in [a, b] {
+        let s = h.out("sync status");
+        assert!(s.lines().all(|l| l.ends_with(": up to date")), "{s}");
+    }
+}
+
+#[test]
+fn two_files_swapped_on_one_side_while_the_other_edits_one() {
+    let server = Server::sqlite();
+    let a = machine(&server, "swp", true);
+    let b = machine(&server, "swp", false);
+    a.out("echo A > a; echo B > b");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("mv a t; mv b a; mv t b");
+    b.out("echo 'B edited' > b");
+    settle_and_check(&a, &b, &["A\n", "B\n", "B edited\n"]);
+    // And swapped back with nothing edited: content only moves.
+    b.out("mv a t; mv b a; mv t b");
+    settle_and_check(&a, &b, &["A\n", "B\n", "B edited\n"]);
+}
+
+#[test]
+fn a_file_renamed_and_its_old_name_made_again_with_other_content() {
+    let server = Server::sqlite();
+    let a = machine(&server, "rmk", true);
+    let b = machine(&server, "rmk", false);
+    a.out("echo one > x; echo two > y");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("mv x z; echo 'new x' > x; mv y w; echo 'new y' > y");
+    b.out("echo 'b edits y' > y");
+    settle_and_check(
+        &a,
+        &b,
+        &["one\n", "new x\n", "two\n", "new y\n", "b edits y\n"],
+    );
+    assert_eq!(b.out("cat z x"), "one\nnew x\n");
+}
+
+#[test]
+fn a_folder_of_identical_files_renamed_while_the_other_side_edits_one() {
+    let server = Server::sqlite();
+    let a = machine(&server, "dup", true);
+    let b = machine(&server, "dup", false);
+    a.out("mkdir d; echo same > d/1; echo same > d/2; echo same > d/3; touch d/e1 d/e2");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("mv d e");
+    b.out("echo 'b edits 2' > d/2; rm d/e1");
+    settle_and_check(&a, &b, &["same\n", "b edits 2\n"]);
+    let fa = files(&a, "~/Projects/Main");
+    assert!(fa.iter().any(|f| f.ends_with("d/2")), "{fa:?}");
+}
+
+#[test]
+fn identical_and_empty_files_renamed_to_each_others_names() {
+    let server = Server::sqlite();
+    let a = machine(&server, "per", true);
+    let b = machine(&server, "per", false);
+    a.out("echo s > a; echo s > b; echo s > c; touch e f; echo t > g");
+    a.c("sync").success();
+    b.c("sync").success();
+    // A rotation among equal files, an empty file renamed, a rename onto an empty name.
+    a.out("mv a x; mv b a; mv c b; mv x c; mv e h; mv g f");
+    b.out("echo 'b edits c' > c");
+    settle_and_check(&a, &b, &["s\n", "t\n", "", "b edits c\n"]);
+}
+
+#[test]
+fn a_file_moved_into_a_mounted_folder_is_renamed_everywhere() {
+    let server = Server::sqlite();
+    let a = machine(&server, "mvm", true);
+    let b = machine(&server, "mvm", false);
+    let host = common::host_dir();
+    std::fs::write(host.path().join("in.txt"), "inside\n").unwrap();
+    a.out(&format!(
+        "echo out > out.txt; mount {} ~/Projects/Main/m",
+        host.path().display()
+    ));
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("mv out.txt m/out.txt; mv m/in.txt in.txt");
+    b.out("echo 'b edits in' > m/in.txt");
+    settle_and_check(&a, &b, &["out\n", "inside\n", "b edits in\n"]);
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out.txt")).unwrap(),
+        "out\n"
+    );
+}
+
+#[test]
+fn a_sync_killed_after_its_commit_of_renames_is_finished_by_the_next() {
+    let server = Server::sqlite();
+    let stall = Stall::new(&server);
+    let b = machine(&server, "kre", true);
+    let a = machine_at(&stall.url, "kre");
+    a.out("mkdir d; echo 1 > d/one; echo 2 > d/two; echo z > z; echo w > w");
+    a.c("sync").success();
+    b.c("sync").success();
+    b.out("echo 'b edits z' > z");
+    b.c("sync").success();
+    // Renamed here, and cut off after the commit, while fetching b's edit.
+    a.out("mv d e; mv w v");
+    stall.kill_at_download(&a, "sync");
+    b.c("sync").success();
+    settle_and_check(&a, &b, &["1\n", "2\n", "b edits z\n", "w\n"]);
+    assert_eq!(b.out("cat e/one e/two v"), "1\n2\nw\n");
+}
+
+#[test]
+fn a_sync_killed_while_following_many_renames_is_finished_by_the_next() {
+    let server = Server::sqlite();
+    let a = machine(&server, "kfo", true);
+    let b = machine(&server, "kfo", false);
+    let script: String = (0..150)
+        .map(|i| format!("echo 'file {}' > d/f{i}.txt\n", i % 7))
+        .collect();
+    a.cmd()
+        .write_stdin(format!("mkdir d\n{script}"))
+        .assert()
+        .success();
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("mv d e");
+    a.c("sync").success().stdout(contains("150 renamed"));
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(b.path())
+        .args(["-c", "sync"])
+        .env_remove("VALYXO_HOME")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    let _ = child.kill();
+    let _ = child.wait();
+    settle_and_check(&a, &b, &["file 0\n", "file 6\n"]);
+    let all = everything(&b);
+    assert_eq!(all.len(), 150, "{all:?}");
+    for (f, text) in &all {
+        assert!(f.starts_with("~/Projects/Main/e/f"), "{f}");
+        let n: usize = f["~/Projects/Main/e/f".len()..f.len() - 4].parse().unwrap();
+        assert_eq!(text, &format!("file {}\n", n % 7), "{f}");
+    }
+}
