@@ -1560,3 +1560,42 @@ fn a_sync_killed_while_following_many_renames_is_finished_by_the_next() {
         assert_eq!(text, &format!("file {}\n", n % 7), "{f}");
     }
 }
+
+#[test]
+fn a_project_holding_a_mount_deleted_on_the_server_does_not_stop_every_sync() {
+    let server = Server::sqlite();
+    let a = machine(&server, "hmd", true);
+    let t = token(&server, "hmd");
+    let host = common::host_dir();
+    std::fs::write(host.path().join("h.txt"), "host\n").unwrap();
+    a.out(&format!(
+        "mkdir ~/Projects/P; echo p > ~/Projects/P/p.txt; mount {} ~/Projects/P/m",
+        host.path().display()
+    ));
+    a.c("sync").success();
+    let id = projects(&server, &t)
+        .into_iter()
+        .find(|p| p.0 == "P")
+        .unwrap()
+        .1;
+    let d = call(
+        &server.url,
+        "DELETE",
+        &format!("/api/projects/{id}"),
+        Some(&t),
+        None,
+    );
+    assert_eq!(d.status, 200, "{}", d.body);
+    a.out("echo later > ~/Projects/Main/later.txt");
+    // The other projects still sync, now and at the next sync.
+    for _ in 0..2 {
+        let out = a.c("sync").get_output().clone();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + String::from_utf8_lossy(&out.stderr).as_ref();
+        assert!(text.contains("Main: "), "{text}");
+    }
+    assert!(projects(&server, &t).iter().any(|p| p.0 == "Main"));
+    // The mount stays, and so does its host folder.
+    assert!(host.path().is_dir());
+    assert_eq!(a.out("mounts").matches("/Projects/P/m").count(), 1);
+}

@@ -262,8 +262,13 @@ fn remove_here(hub: &Hub, name: &str, base: &BTreeMap<String, String>) -> Result
                 .with_context(|| format!("cannot remove {d}"))?;
         }
     }
-    if left.is_empty() && vfs.mount_of(&dir).is_none() {
-        vfs.remove(&dir, true)
+    // The folder itself, when nothing is left in it: one holding a mount point stays, with
+    // the mount (removing it would fail, and with it every later sync).
+    if left.is_empty()
+        && vfs.mount_of(&dir).is_none()
+        && vfs.read_dir(&dir).is_ok_and(|c| c.is_empty())
+    {
+        vfs.remove(&dir, false)
             .with_context(|| format!("cannot remove {dir}"))?;
     }
     Ok(left)
