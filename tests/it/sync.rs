@@ -1599,3 +1599,27 @@ fn a_project_holding_a_mount_deleted_on_the_server_does_not_stop_every_sync() {
     assert!(host.path().is_dir());
     assert_eq!(a.out("mounts").matches("/Projects/P/m").count(), 1);
 }
+
+#[test]
+fn a_new_machines_first_sync_cut_off_deletes_nothing_at_the_next() {
+    let server = Server::sqlite();
+    let stall = Stall::new(&server);
+    let a = machine(&server, "fir", true);
+    let t = token(&server, "fir");
+    a.out("mkdir ~/Projects/P; echo 'all my work' > ~/Projects/P/w.txt");
+    a.c("sync").success();
+    // A new machine's first sync is cut off before it wrote anything of P.
+    let b = machine_at(&stall.url, "fir");
+    stall.kill_at_download(&b, "sync");
+    let out = b.c("sync").success().get_output().clone();
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + String::from_utf8_lossy(&out.stderr).as_ref();
+    assert!(!text.contains("deleted"), "{text}");
+    assert!(
+        projects(&server, &t).iter().any(|p| p.0 == "P"),
+        "the project was deleted on the server"
+    );
+    assert_eq!(b.out("cat ~/Projects/P/w.txt"), "all my work\n");
+    a.c("sync").success();
+    assert_eq!(a.out("cat ~/Projects/P/w.txt"), "all my work\n");
+}

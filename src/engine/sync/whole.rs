@@ -491,6 +491,11 @@ pub fn settle(
             event(&k.name, "deleted here and on the server".into(), false);
             continue;
         };
+        // Never synced whole here (a first sync cut off before it wrote the folder): not a
+        // deletion; it is fetched.
+        if k.revision == Revision(0) {
+            continue;
+        }
         if dry_run {
             projects.retain(|n| *n != k.name);
             event(
