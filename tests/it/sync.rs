@@ -5,6 +5,7 @@ use crate::common;
 
 use common::server::{call, Server};
 use common::Home;
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
 const PASSWORD: &str = "Secr3t-pass";
@@ -1622,4 +1623,39 @@ fn a_new_machines_first_sync_cut_off_deletes_nothing_at_the_next() {
     assert_eq!(b.out("cat ~/Projects/P/w.txt"), "all my work\n");
     a.c("sync").success();
     assert_eq!(a.out("cat ~/Projects/P/w.txt"), "all my work\n");
+}
+
+#[test]
+fn a_project_renamed_alike_on_both_machines_stays_one_project() {
+    let server = Server::sqlite();
+    let a = machine(&server, "ali", true);
+    let b = machine(&server, "ali", false);
+    let t = token(&server, "ali");
+    a.out("mkdir ~/Projects/Old; echo o > ~/Projects/Old/o.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    let id = projects(&server, &t)
+        .into_iter()
+        .find(|p| p.0 == "Old")
+        .unwrap()
+        .1;
+    for h in [&a, &b] {
+        h.out("cd /; mv ~/Projects/Old ~/Projects/New");
+    }
+    a.c("sync").success();
+    b.c("sync status")
+        .success()
+        .stdout(contains("Old: renamed to New here and on the server"))
+        .stdout(contains("New:").not());
+    let out = b.c("sync").success().get_output().clone();
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + String::from_utf8_lossy(&out.stderr).as_ref();
+    assert!(!text.contains("deleted"), "{text}");
+    assert!(text.contains("Old: renamed to New"), "{text}");
+    assert_eq!(projects(&server, &t), [("New".to_string(), id)]);
+    a.c("sync").success();
+    for h in [&a, &b] {
+        assert_eq!(h.out("cat ~/Projects/New/o.txt"), "o\n");
+        h.c("sync").success().stdout(contains("New: up to date"));
+    }
 }

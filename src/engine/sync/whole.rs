@@ -442,6 +442,36 @@ pub fn settle(
                 fresh_files.insert(f.clone(), files_here(hub, f)?);
             }
         }
+        // Renamed on the server to the name of a new folder here that holds its files:
+        // renamed alike on both sides (here and on another machine, or here with the
+        // server's answer lost on the way).
+        let alike = match on_server.as_ref().map(|p| &p.name) {
+            Some(n) if *n != k.name && here.contains(n) && !known_names.contains(n) => {
+                let files = files_here(hub, n)?;
+                renamed_to(&base, std::iter::once((n, &files)))
+            }
+            _ => None,
+        };
+        if let Some(new) = alike {
+            fresh.retain(|f| *f != new);
+            if !dry_run {
+                set_name(hub, k.row, &new)?;
+            }
+            taken.insert(new.clone());
+            projects.retain(|n| *n != k.name);
+            if dry_run {
+                projects.retain(|n| *n != new);
+            }
+            event(
+                &k.name,
+                format!(
+                    "renamed to {} here and on the server",
+                    crate::text::escape(&new)
+                ),
+                false,
+            );
+            continue;
+        }
         let candidates = fresh.iter().map(|f| (f, &fresh_files[f]));
         if let Some(new) = renamed_to(&base, candidates) {
             fresh.retain(|f| *f != new);
