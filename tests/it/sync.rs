@@ -1659,3 +1659,35 @@ fn a_project_renamed_alike_on_both_machines_stays_one_project() {
         h.c("sync").success().stdout(contains("New: up to date"));
     }
 }
+
+#[test]
+fn a_project_deleted_here_while_renamed_and_edited_there_is_fetched_under_its_new_name() {
+    let server = Server::sqlite();
+    let a = machine(&server, "dre", true);
+    let b = machine(&server, "dre", false);
+    a.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f; echo k > ~/Projects/P/k");
+    a.c("sync").success();
+    b.c("sync").success();
+    b.out("cd /; mv ~/Projects/P ~/Projects/Q; echo 'b edits' > ~/Projects/Q/f");
+    b.c("sync").success();
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync")
+        .success()
+        .stderr(contains("P: deleted here, but it changed on the server"));
+    assert_eq!(a.out("cat ~/Projects/Q/f ~/Projects/Q/k"), "b edits\nk\n");
+    assert!(a.out("ls ~/Projects").lines().all(|l| l != "P"));
+    settle_and_check(&a, &b, &["b edits\n", "k\n"]);
+}
+
+#[test]
+fn two_projects_whose_names_are_swapped_keep_every_file() {
+    let server = Server::sqlite();
+    let a = machine(&server, "psw", true);
+    let b = machine(&server, "psw", false);
+    a.out("mkdir ~/Projects/P ~/Projects/Q; echo p > ~/Projects/P/p; echo q > ~/Projects/Q/q");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("cd /; mv ~/Projects/P ~/Projects/T; mv ~/Projects/Q ~/Projects/P; mv ~/Projects/T ~/Projects/Q");
+    b.out("echo 'b edits p' > ~/Projects/P/p; echo 'b adds' > ~/Projects/Q/new");
+    settle_and_check(&a, &b, &["p\n", "q\n", "b edits p\n", "b adds\n"]);
+}
