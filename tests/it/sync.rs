@@ -1691,3 +1691,32 @@ fn two_projects_whose_names_are_swapped_keep_every_file() {
     b.out("echo 'b edits p' > ~/Projects/P/p; echo 'b adds' > ~/Projects/Q/new");
     settle_and_check(&a, &b, &["p\n", "q\n", "b edits p\n", "b adds\n"]);
 }
+
+#[test]
+fn a_project_with_a_file_the_full_storage_refused_can_still_be_deleted() {
+    let server = Server::start(None, &["--quota", "1K"]);
+    let a = machine(&server, "qdl", true);
+    let t = token(&server, "qdl");
+    for (name, byte) in [("a.bin", 1u8), ("b.bin", 2)] {
+        std::fs::write(a.path().join(name), vec![byte; 600]).unwrap();
+    }
+    a.out(&format!(
+        "mkdir ~/Projects/P; import {} ~/Projects/P/a.bin",
+        a.path().join("a.bin").display()
+    ));
+    a.c("sync").success();
+    a.out(&format!(
+        "import {} ~/Projects/P/b.bin; echo small > ~/Projects/P/c.txt",
+        a.path().join("b.bin").display()
+    ));
+    a.c("sync")
+        .code(1)
+        .stdout(contains("P: 1 pushed"))
+        .stderr(contains("the storage is full"));
+    // Deleting the project is how to make room.
+    a.out("cd /; rm -r ~/Projects/P");
+    a.c("sync")
+        .success()
+        .stdout(contains("P: deleted here; deleted on the server"));
+    assert!(projects(&server, &t).iter().all(|p| p.0 != "P"));
+}

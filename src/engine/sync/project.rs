@@ -751,8 +751,8 @@ struct Plan<'a> {
 
 /// Carries out a plan: uploads, the commit, then the local writes. Returns the new revision
 /// and whether everything the server had at it is now taken in here (no commit of another
-/// machine came in between, no content was refused, no local write was left for the next
-/// sync), or None when the commit met changes made in between (nothing local was touched
+/// machine came in between, no conflict was left out for content the server refused, no
+/// local write was left for the next sync), or None when the commit met changes made in between (nothing local was touched
 /// then).
 fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revision, bool)>> {
     let (hub, api) = (t.hub, t.api);
@@ -880,6 +880,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         }
         _ => true,
     };
+    // A conflict left out also leaves out the server's version of its file.
+    let server_change_left = acts
+        .iter()
+        .any(|a| matches!(a, Act::Conflict { .. }) && !sendable(a));
     let acts: Vec<&Act> = acts.iter().filter(|a| sendable(a)).collect();
     if !refused.is_empty() {
         let kept: Vec<Act> = acts.iter().map(|a| (*a).clone()).collect();
@@ -944,7 +948,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         units.push(vec![ch]);
     }
     let mut new_revision = revision;
-    let mut whole = refused.is_empty();
+    let mut whole = !server_change_left;
     let mut versions: HashMap<String, FileVersion> = HashMap::new();
     // In batches that stay well inside the server's limits. Should a later batch meet a
     // conflict, the earlier ones stand and the new plan finds them already on the server.
