@@ -1720,3 +1720,18 @@ fn a_project_with_a_file_the_full_storage_refused_can_still_be_deleted() {
         .stdout(contains("P: deleted here; deleted on the server"));
     assert!(projects(&server, &t).iter().all(|p| p.0 != "P"));
 }
+
+#[test]
+fn a_file_moved_up_in_place_of_its_folder_is_followed() {
+    let server = Server::sqlite();
+    let a = machine(&server, "mup", true);
+    let b = machine(&server, "mup", false);
+    a.out("mkdir d; echo inner > d/f; echo other > o");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("mv d/f t; rm -r d; mv t d");
+    a.c("sync").success();
+    b.c("sync").success();
+    assert_eq!(b.out("cat d"), "inner\n");
+    settle_and_check(&a, &b, &["inner\n", "other\n"]);
+}

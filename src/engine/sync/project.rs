@@ -650,7 +650,8 @@ impl Target<'_> {
             .is_ok_and(|left| left.is_empty());
         if !renamed && self.still(from, &Some(hash.to_string())) {
             // Where a plain rename cannot go (into a folder that replaces the file itself,
-            // across a mount): the content is read here and written there.
+            // onto the folder that held it, across a mount): the content is read here and
+            // written there.
             let data = vfs
                 .read(&src)
                 .with_context(|| format!("cannot read {src}"))?;
@@ -661,8 +662,9 @@ impl Target<'_> {
                 vfs.remove(&src, false)
                     .with_context(|| format!("cannot remove {src}"))
             };
-            // The new copy first, unless it goes inside the old name (the server has it).
-            if to.starts_with(&format!("{from}/")) {
+            // The new copy first, unless it goes inside the old name, or in place of the
+            // folder that holds the old name (the server has it).
+            if to.starts_with(&format!("{from}/")) || from.starts_with(&format!("{to}/")) {
                 remove()?;
                 self.write(to, &data)?;
             } else {
