@@ -1735,3 +1735,18 @@ fn a_file_moved_up_in_place_of_its_folder_is_followed() {
     assert_eq!(b.out("cat d"), "inner\n");
     settle_and_check(&a, &b, &["inner\n", "other\n"]);
 }
+
+#[test]
+fn a_folder_emptied_by_renames_and_replaced_by_one_of_its_files_is_followed() {
+    let server = Server::sqlite();
+    let a = machine(&server, "mu2", true);
+    let b = machine(&server, "mu2", false);
+    a.out("mkdir d; echo F > d/f; echo G > d/g");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("mv d/g e; mv d/f t; rm -r d; mv t d");
+    a.c("sync").success();
+    b.c("sync").success();
+    assert_eq!(b.out("cat d e"), "F\nG\n");
+    settle_and_check(&a, &b, &["F\n", "G\n"]);
+}

@@ -1182,13 +1182,19 @@ fn follow_renames(
     };
     while !pending.is_empty() {
         let sources: BTreeSet<String> = pending.iter().map(|a| source(a)).collect();
-        // One whose new path is no other's old path, nor inside one; in a cycle, the first.
+        // One whose new path is no other's old path, nor inside one, nor a folder holding
+        // one; in a cycle, the first.
         let i = pending
             .iter()
             .position(|a| match a {
                 Act::Follow { from, to, .. } => {
+                    let inside = format!("{to}/");
                     !sources.contains(to)
                         && !crate::merge::ancestors(to).any(|d| d != from && sources.contains(d))
+                        && !sources
+                            .range(inside.clone()..)
+                            .take_while(|s| s.starts_with(&inside))
+                            .any(|s| s != from)
                 }
                 _ => true,
             })
