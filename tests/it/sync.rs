@@ -1375,11 +1375,6 @@ fn everything(h: &Home) -> Vec<(String, String)> {
 }
 
 #[test]
-#[ignore = "BUG: the server ends with two projects named New (the renamed one, and the one the \
-            other machine made and could not rename its own copy to); the machine whose New is \
-            paired with the first never fetches the second (sync::projects merges names, and \
-            sync_project only pairs an unpaired server project by its name), and both machines \
-            say up to date: b's work never reaches a"]
 fn a_project_renamed_to_a_name_the_other_machine_made_meanwhile_reaches_both() {
     let server = Server::sqlite();
     let a = machine(&server, "twn", true);
@@ -1391,11 +1386,26 @@ fn a_project_renamed_to_a_name_the_other_machine_made_meanwhile_reaches_both() {
     a.c("sync").success();
     // Meanwhile the other machine made a project of that name.
     b.out("mkdir ~/Projects/New; echo 'b made this' > ~/Projects/New/b.txt");
-    b.c("sync").success().stderr(contains(
-        "~/Projects/New is already here: it keeps its name here",
-    ));
-    a.c("sync").success();
-    b.c("sync").success();
+    b.c("sync")
+        .success()
+        .stderr(contains(
+            "~/Projects/New is already here: it keeps its name here",
+        ))
+        .stderr(contains(
+            "this new folder is renamed ~/Projects/New (conflict ",
+        ));
+    // Then the other folder takes the server's name too.
+    b.c("sync")
+        .success()
+        .stdout(contains("Old: renamed to New on the server; renamed here"));
+    settle_and_check(&a, &b, &["b made this\n", "old\n"]);
+    let t = token(&server, "twn");
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names[0] == "New" && names[1].starts_with("New (conflict "),
+        "{names:?}"
+    );
     for h in [&a, &b] {
         let e = everything(h);
         assert!(e.iter().any(|(_, t)| t == "b made this\n"), "{e:?}");

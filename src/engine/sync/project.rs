@@ -394,6 +394,45 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             .map(|p| p.id)
             .min();
     }
+    // A new folder here whose name a server project paired with another folder here has
+    // (renamed there to it, say): made on the server under that name, it would be a second
+    // project of that name, which the other machines, paired with the first, never fetch.
+    // Both are kept: this folder takes a conflict name, here and on the server.
+    if remote_id.is_none()
+        && known.is_none()
+        && exists_here
+        && remote_projects.iter().any(|p| p.name == name)
+    {
+        let host = hostname();
+        let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
+        let new = conflict_name(name, &host, &|c| {
+            remote_projects.iter().any(|p| p.name == c)
+                || root.join(c).is_ok_and(|p| hub.vfs.exists(&p))
+        });
+        if crate::protocol::project_name_problem(&new).is_none() {
+            let note = format!(
+                "the server's project {} is another one (paired with another folder here): \
+                 this new folder {} ~/Projects/{}",
+                crate::text::escape(name),
+                if opts.dry_run {
+                    "would be renamed"
+                } else {
+                    "is renamed"
+                },
+                crate::text::escape(&new)
+            );
+            if opts.dry_run {
+                report.notes.push(note);
+            } else {
+                hub.vfs
+                    .rename(&dir, &project_dir(&new)?)
+                    .with_context(|| format!("cannot rename {dir}"))?;
+                let mut r = sync_project(run, &new)?;
+                r.notes.insert(0, note);
+                return Ok(r);
+            }
+        }
+    }
     if remote_id.is_none() && !exists_here {
         bail!(
             "no project '{name}' here (~/Projects/{name}) or on {}",
