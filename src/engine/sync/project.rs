@@ -423,14 +423,13 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             );
             if opts.dry_run {
                 report.notes.push(note);
-            } else {
-                hub.vfs
-                    .rename(&dir, &project_dir(&new)?)
-                    .with_context(|| format!("cannot rename {dir}"))?;
+            } else if hub.vfs.rename(&dir, &project_dir(&new)?).is_ok() {
                 let mut r = sync_project(run, &new)?;
                 r.notes.insert(0, note);
                 return Ok(r);
             }
+            // (A folder that cannot be renamed, such as a mount point, goes up under its
+            // name.)
         }
     }
     if remote_id.is_none() && !exists_here {
