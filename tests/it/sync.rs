@@ -1719,10 +1719,21 @@ fn a_project_with_a_file_the_full_storage_refused_can_still_be_deleted() {
         "import {} ~/Projects/P/b.bin; echo small > ~/Projects/P/c.txt",
         a.path().join("b.bin").display()
     ));
-    a.c("sync")
-        .code(1)
-        .stdout(contains("P: 1 pushed"))
-        .stderr(contains("the storage is full"));
+    // (A server that refuses a body may close the connection before the client reads its
+    // answer, under load: the sync then says so, and the next one hears the answer.)
+    let mut said = String::new();
+    for _ in 0..3 {
+        let out = a.c("sync").code(1).get_output().clone();
+        said = String::from_utf8_lossy(&out.stdout).to_string()
+            + String::from_utf8_lossy(&out.stderr).as_ref();
+        if said.contains("the storage is full") {
+            break;
+        }
+    }
+    assert!(
+        said.contains("P: 1 pushed") && said.contains("the storage is full"),
+        "{said}"
+    );
     // Deleting the project is how to make room.
     a.out("cd /; rm -r ~/Projects/P");
     a.c("sync")
