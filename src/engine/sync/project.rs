@@ -254,21 +254,30 @@ impl Run<'_> {
         Ok(ids)
     }
 
-    /// Records that project `name` is synced with `remote` at `revision`; returns its row.
-    fn record(&self, name: &str, remote: ProjectId, revision: Revision) -> Result<i64> {
+    /// Records that project `name` is synced with `remote`, and with `revision` that every
+    /// change the server had up to that revision is taken in here; without it, the revision
+    /// recorded stays as it was for that project (0 for a new pairing). Returns its row.
+    ///
+    /// The revision is what a deletion of the whole project names (`super::whole`): the
+    /// server deletes it only if nothing changed since, so it must never be a revision
+    /// whose changes this machine did not take in (a sync cut off midway, a commit of
+    /// another machine between this one's look and its commit).
+    fn record(&self, name: &str, remote: ProjectId, revision: Option<Revision>) -> Result<i64> {
         let acct = self.account;
         let conn = self.hub.store.conn();
         conn.execute(
             "INSERT INTO sync_projects (server, user_id, name, remote_id, revision, synced_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (server, user_id, name) DO UPDATE SET \
-             remote_id = excluded.remote_id, revision = excluded.revision, \
-             synced_at = excluded.synced_at",
+             VALUES (?1, ?2, ?3, ?4, coalesce(?5, 0), ?6) \
+             ON CONFLICT (server, user_id, name) DO UPDATE SET \
+             revision = CASE WHEN ?5 IS NOT NULL THEN excluded.revision \
+             WHEN remote_id = excluded.remote_id THEN revision ELSE 0 END, \
+             remote_id = excluded.remote_id, synced_at = excluded.synced_at",
             rusqlite::params![
                 acct.server,
                 acct.user_id,
                 name,
                 remote.0,
-                revision.0,
+                revision.map(|r| r.0),
                 crate::store::now_ms()
             ],
         )?;
@@ -385,6 +394,44 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             .map(|p| p.id)
             .min();
     }
+    // A new folder here whose name a server project paired with another folder here has
+    // (renamed there to it, say): made on the server under that name, it would be a second
+    // project of that name, which the other machines, paired with the first, never fetch.
+    // Both are kept: this folder takes a conflict name, here and on the server.
+    if remote_id.is_none()
+        && known.is_none()
+        && exists_here
+        && remote_projects.iter().any(|p| p.name == name)
+    {
+        let host = hostname();
+        let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
+        let new = conflict_name(name, &host, &|c| {
+            remote_projects.iter().any(|p| p.name == c)
+                || root.join(c).is_ok_and(|p| hub.vfs.exists(&p))
+        });
+        if crate::protocol::project_name_problem(&new).is_none() {
+            let note = format!(
+                "the server's project {} is another one (paired with another folder here): \
+                 this new folder {} ~/Projects/{}",
+                crate::text::escape(name),
+                if opts.dry_run {
+                    "would be renamed"
+                } else {
+                    "is renamed"
+                },
+                crate::text::escape(&new)
+            );
+            if opts.dry_run {
+                report.notes.push(note);
+            } else if hub.vfs.rename(&dir, &project_dir(&new)?).is_ok() {
+                let mut r = sync_project(run, &new)?;
+                r.notes.insert(0, note);
+                return Ok(r);
+            }
+            // (A folder that cannot be renamed, such as a mount point, goes up under its
+            // name.)
+        }
+    }
     if remote_id.is_none() && !exists_here {
         bail!(
             "no project '{name}' here (~/Projects/{name}) or on {}",
@@ -396,6 +443,7 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         _ => BTreeMap::new(),
     };
     let mut crossed: Vec<String>;
+    let mut held_changed: bool;
     for attempt in 0.. {
         report.skipped.clear();
         let (local, held) = local_files(hub, &dir, opts.blob_limit, &mut report)?;
@@ -418,7 +466,11 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             }
             None => (Revision(0), BTreeMap::new()),
         };
-        // A file too large to send stays out of the plan on both sides until it fits.
+        // A file too large to send stays out of the plan on both sides until it fits
+        // (and a change the server has there is not taken in).
+        held_changed = held
+            .iter()
+            .any(|p| remote.get(p).map(|s| s.version) != base.get(p).map(|s| s.version));
         for p in &held {
             remote.remove(p);
             base.remove(p);
@@ -466,7 +518,8 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
                 id
             }
         };
-        let project = run.record(name, id, revision)?;
+        // The revision is recorded only once the plan is carried out whole.
+        let project = run.record(name, id, None)?;
         if known.as_ref().is_some_and(|k| k.remote != id) || (known.is_none() && attempt == 0) {
             hub.store
                 .conn()
@@ -500,8 +553,8 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
             down_total,
         };
         match apply(&target, &work, &mut report)? {
-            Some(new_revision) => {
-                run.record(name, id, new_revision)?;
+            Some((new_revision, whole)) => {
+                run.record(name, id, (whole && !held_changed).then_some(new_revision))?;
                 report.notes.append(&mut crossed);
                 return Ok(report);
             }
@@ -635,7 +688,8 @@ impl Target<'_> {
             .is_ok_and(|left| left.is_empty());
         if !renamed && self.still(from, &Some(hash.to_string())) {
             // Where a plain rename cannot go (into a folder that replaces the file itself,
-            // across a mount): the content is read here and written there.
+            // onto the folder that held it, across a mount): the content is read here and
+            // written there.
             let data = vfs
                 .read(&src)
                 .with_context(|| format!("cannot read {src}"))?;
@@ -746,9 +800,12 @@ struct Plan<'a> {
     down_total: u64,
 }
 
-/// Carries out a plan: uploads, the commit, then the local writes. Returns the new revision,
-/// or None when the commit met changes made in between (nothing local was touched then).
-fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision>> {
+/// Carries out a plan: uploads, the commit, then the local writes. Returns the new revision
+/// and whether everything the server had at it is now taken in here (no commit of another
+/// machine came in between, no conflict was left out for content the server refused, no
+/// local write was left for the next sync), or None when the commit met changes made in between (nothing local was touched
+/// then).
+fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revision, bool)>> {
     let (hub, api) = (t.hub, t.api);
     let Plan {
         local,
@@ -874,6 +931,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         }
         _ => true,
     };
+    // A conflict left out also leaves out the server's version of its file.
+    let server_change_left = acts
+        .iter()
+        .any(|a| matches!(a, Act::Conflict { .. }) && !sendable(a));
     let acts: Vec<&Act> = acts.iter().filter(|a| sendable(a)).collect();
     if !refused.is_empty() {
         let kept: Vec<Act> = acts.iter().map(|a| (*a).clone()).collect();
@@ -938,6 +999,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         units.push(vec![ch]);
     }
     let mut new_revision = revision;
+    let mut whole = !server_change_left;
     let mut versions: HashMap<String, FileVersion> = HashMap::new();
     // In batches that stay well inside the server's limits. Should a later batch meet a
     // conflict, the earlier ones stand and the new plan finds them already on the server.
@@ -983,6 +1045,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
             }
             Err(e) => return Err(e),
         };
+        // Each commit raises the revision by one: more means another machine committed
+        // in between, and its changes are not taken in here.
+        whole &= d.data.revision.0 == new_revision.0 + 1;
         new_revision = d.data.revision;
         for f in d.data.files {
             versions.insert(f.path, f.version);
@@ -1072,7 +1137,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         if !deletions {
             // Renames made on the server, after the deletions (which may clear the way) and
             // before the content (which may go where a renamed file was).
-            follow_renames(t, &acts, report, &download)?;
+            whole &= follow_renames(t, &acts, report, &download)?;
         }
         for a in &acts {
             match a {
@@ -1103,6 +1168,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                         None => None,
                     };
                     if !t.still(path, was) {
+                        whole = false;
                         continue;
                     }
                     match data {
@@ -1130,6 +1196,8 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
                     if t.still(path, &Some(mine.clone())) {
                         t.write_downloaded(path, data)?;
                         t.set_base(path, Some(remote), FileVersion(*version))?;
+                    } else {
+                        whole = false;
                     }
                 }
                 _ => {}
@@ -1137,19 +1205,21 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<Revision
         }
     }
     pb.finish_and_clear();
-    Ok(Some(new_revision))
+    Ok(Some((new_revision, whole)))
 }
 
 /// Carries out the plan's [`Act::Follow`]s: each file the server renamed is renamed here
 /// (nothing is downloaded), unless its old path changed here during the sync, when the
 /// content is fetched for the new path and the old one is left for the next sync. A rename
 /// onto the old path of another waits for that one, so a chain of renames moves every file.
+/// Returns whether every rename was taken in whole (none left for the next sync).
 fn follow_renames(
     t: &Target,
     acts: &[&Act],
     report: &mut Report,
     download: &dyn Fn(&str, &str, &mut Report) -> Result<Downloaded>,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut whole = true;
     let mut pending: Vec<&Act> = acts
         .iter()
         .copied()
@@ -1161,13 +1231,19 @@ fn follow_renames(
     };
     while !pending.is_empty() {
         let sources: BTreeSet<String> = pending.iter().map(|a| source(a)).collect();
-        // One whose new path is no other's old path, nor inside one; in a cycle, the first.
+        // One whose new path is no other's old path, nor inside one, nor a folder holding
+        // one; in a cycle, the first.
         let i = pending
             .iter()
             .position(|a| match a {
                 Act::Follow { from, to, .. } => {
+                    let inside = format!("{to}/");
                     !sources.contains(to)
                         && !crate::merge::ancestors(to).any(|d| d != from && sources.contains(d))
+                        && !sources
+                            .range(inside.clone()..)
+                            .take_while(|s| s.starts_with(&inside))
+                            .any(|s| s != from)
                 }
                 _ => true,
             })
@@ -1185,11 +1261,14 @@ fn follow_renames(
         };
         if !t.still(to, was) {
             // Written here during the sync: left for the next one.
+            whole = false;
             continue;
         }
         if t.follow(from, to, hash)? {
             t.set_base(from, None, FileVersion(*from_version))?;
         } else {
+            // The old path, changed here, is left for the next sync.
+            whole = false;
             let data = download(to, hash, report)?;
             if !t.still(to, was) {
                 continue;
@@ -1198,5 +1277,5 @@ fn follow_renames(
         }
         t.set_base(to, Some(hash), FileVersion(*to_version))?;
     }
-    Ok(())
+    Ok(whole)
 }

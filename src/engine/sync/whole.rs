@@ -262,8 +262,13 @@ fn remove_here(hub: &Hub, name: &str, base: &BTreeMap<String, String>) -> Result
                 .with_context(|| format!("cannot remove {d}"))?;
         }
     }
-    if left.is_empty() && vfs.mount_of(&dir).is_none() {
-        vfs.remove(&dir, true)
+    // The folder itself, when nothing is left in it: one holding a mount point stays, with
+    // the mount (removing it would fail, and with it every later sync).
+    if left.is_empty()
+        && vfs.mount_of(&dir).is_none()
+        && vfs.read_dir(&dir).is_ok_and(|c| c.is_empty())
+    {
+        vfs.remove(&dir, false)
             .with_context(|| format!("cannot remove {dir}"))?;
     }
     Ok(left)
@@ -303,6 +308,14 @@ pub fn settle(
             what,
             warning,
         })
+    };
+    // ~/Projects made again since a project's last sync (deleted whole, and made again by
+    // the next session for its start folder): that project's folder went with it, which is
+    // no wish to delete it; it is fetched again. (Only in the stored tree: a host folder's
+    // time moves whenever an entry in it comes or goes.)
+    let root_made = match hub.vfs.stat(&root) {
+        Ok(m) if hub.vfs.mount_of(&root).is_none() => m.mtime_ms,
+        _ => i64::MIN,
     };
     let all = known(hub, acct)?;
     let known_names: BTreeSet<String> = all.iter().map(|k| k.name.clone()).collect();
@@ -419,12 +432,45 @@ pub fn settle(
             continue;
         }
         let on_server = server_project(api, remote, k.remote)?;
+        if root_made > k.synced && on_server.is_some() {
+            continue;
+        }
         // Gone here: renamed, if a new folder holds at least half of its files unchanged.
         let base = base_files(hub, k.row)?;
         for f in &fresh {
             if !fresh_files.contains_key(f) {
                 fresh_files.insert(f.clone(), files_here(hub, f)?);
             }
+        }
+        // Renamed on the server to the name of a new folder here that holds its files:
+        // renamed alike on both sides (here and on another machine, or here with the
+        // server's answer lost on the way).
+        let alike = match on_server.as_ref().map(|p| &p.name) {
+            Some(n) if *n != k.name && here.contains(n) && !known_names.contains(n) => {
+                let files = files_here(hub, n)?;
+                renamed_to(&base, std::iter::once((n, &files)))
+            }
+            _ => None,
+        };
+        if let Some(new) = alike {
+            fresh.retain(|f| *f != new);
+            if !dry_run {
+                set_name(hub, k.row, &new)?;
+            }
+            taken.insert(new.clone());
+            projects.retain(|n| *n != k.name);
+            if dry_run {
+                projects.retain(|n| *n != new);
+            }
+            event(
+                &k.name,
+                format!(
+                    "renamed to {} here and on the server",
+                    crate::text::escape(&new)
+                ),
+                false,
+            );
+            continue;
         }
         let candidates = fresh.iter().map(|f| (f, &fresh_files[f]));
         if let Some(new) = renamed_to(&base, candidates) {
@@ -475,6 +521,11 @@ pub fn settle(
             event(&k.name, "deleted here and on the server".into(), false);
             continue;
         };
+        // Never synced whole here (a first sync cut off before it wrote the folder): not a
+        // deletion; it is fetched.
+        if k.revision == Revision(0) {
+            continue;
+        }
         if dry_run {
             projects.retain(|n| *n != k.name);
             event(
