@@ -359,13 +359,17 @@ pub fn put(app: Arc<App>, req: Req, incoming: Incoming) -> Pending<Result<Reply,
         let hash = blob_hash(&req)?;
         let limit = app.cfg.max_file_size;
         if incoming.declared.is_some_and(|n| n > limit) {
-            return Err(too_large(limit));
+            return Err(refuse(incoming, too_large(limit)).await);
         }
         let user = req.user().id;
         let writer = {
             let (owner, hash) = (app.clone(), hash.clone());
             let declared = incoming.declared;
-            blocking(&app, move |_| Writer::start(owner, user, &hash, declared)).await?
+            blocking(&app, move |_| Writer::start(owner, user, &hash, declared)).await
+        };
+        let writer = match writer {
+            Ok(w) => w,
+            Err(e) => return Err(refuse(incoming, e).await),
         };
         let size = receive(incoming, limit, writer, &hash).await?;
         super::created(Done {
@@ -373,6 +377,35 @@ pub fn put(app: Arc<App>, req: Req, incoming: Incoming) -> Pending<Result<Reply,
             data: BlobStored { hash, size },
         })
     })
+}
+
+/// A body refused before it is read is still read (and thrown away) when it is small, as
+/// nginx's lingering close does: a server that answers and closes while the client is still
+/// sending makes the kernel reset the connection, and the client then sees a broken
+/// connection instead of the answer (the quota full, the file too large). A larger body is
+/// left unread; its client learns the limits first from `GET /api/limits`.
+async fn refuse(incoming: Incoming, e: ApiError) -> ApiError {
+    use http_body_util::BodyExt;
+    /// The most that is read to be thrown away.
+    const DRAIN: u64 = 1 << 20;
+    let Incoming {
+        mut body,
+        declared,
+        idle,
+    } = incoming;
+    if declared.is_none_or(|n| n > DRAIN) {
+        return e;
+    }
+    let mut read = 0u64;
+    while read <= DRAIN {
+        match tokio::time::timeout(idle.min(Duration::from_secs(2)), body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            _ => break,
+        }
+    }
+    e
 }
 
 /// The writer's work for one chunk, on the blocking pool.
