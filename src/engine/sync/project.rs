@@ -662,14 +662,17 @@ impl Target<'_> {
     /// Writes `rel` with content downloaded whole and checked, a piece at a time: a stored
     /// file is stored in one transaction at its end, a mounted one goes through a temporary
     /// file renamed over it (`Vfs::write_from`).
-    fn write_downloaded(&self, rel: &str, mut d: Downloaded) -> Result<()> {
-        use std::io::Seek;
-        d.file.rewind().context("cannot read back a download")?;
+    fn write_downloaded(&self, rel: &str, d: Downloaded) -> Result<()> {
         let p = self.prepare(rel)?;
-        self.hub
-            .vfs
-            .write_from(&p, &mut d.file)
-            .with_context(|| format!("cannot write {p}"))
+        match d {
+            Downloaded::Held(data) => self.hub.vfs.write(&p, &data),
+            Downloaded::Spilled(mut file) => {
+                use std::io::Seek;
+                file.rewind().context("cannot read back a download")?;
+                self.hub.vfs.write_from(&p, &mut file)
+            }
+        }
+        .with_context(|| format!("cannot write {p}"))
     }
 
     /// Renames `from` to `to` here, as another machine did, when `from` still holds `hash`
@@ -757,14 +760,75 @@ fn refused_upload(e: &anyhow::Error) -> Option<String> {
     }
 }
 
-/// Downloaded content, whole and checked, in a private temporary file.
-struct Downloaded {
-    file: std::fs::File,
+/// Downloaded content, whole and checked: in memory when small, else in a private
+/// temporary file.
+enum Downloaded {
+    Held(Vec<u8>),
+    Spilled(std::fs::File),
+}
+
+/// Content held in memory at most; more goes to a temporary file. A thousand small files
+/// then cost no file each (a temporary file per download doubled the time of a first pull).
+const HOLD: usize = 1 << 20;
+
+/// Where a download goes as it arrives: memory up to [`HOLD`] bytes, then a private
+/// temporary file in `dir` (beside the store).
+struct Spill<'a> {
+    dir: &'a std::path::Path,
+    held: Vec<u8>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl<'a> Spill<'a> {
+    fn new(dir: &'a std::path::Path) -> Spill<'a> {
+        Spill {
+            dir,
+            held: Vec::new(),
+            file: None,
+        }
+    }
+
+    fn finish(self) -> Result<Downloaded> {
+        Ok(match self.file {
+            Some(w) => Downloaded::Spilled(
+                w.into_inner()
+                    .map_err(|e| e.into_error())
+                    .context("cannot keep a download")?,
+            ),
+            None => Downloaded::Held(self.held),
+        })
+    }
+}
+
+impl std::io::Write for Spill<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.file.is_none() && self.held.len() + buf.len() > HOLD {
+            let f = tempfile::tempfile_in(self.dir).or_else(|_| tempfile::tempfile())?;
+            let mut w = std::io::BufWriter::with_capacity(256 << 10, f);
+            w.write_all(&self.held)?;
+            self.held = Vec::new();
+            self.file = Some(w);
+        }
+        match &mut self.file {
+            Some(w) => w.write(buf),
+            None => {
+                self.held.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Copies the file at `p` into `out` a piece at a time when its content hashes to `hash`;
 /// false (and `out` half written) when it cannot be read or no longer matches.
-fn copy_matching(vfs: &crate::vfs::Vfs, p: &VPath, hash: &str, out: &mut std::fs::File) -> bool {
+fn copy_matching(vfs: &crate::vfs::Vfs, p: &VPath, hash: &str, out: &mut Spill) -> bool {
     let Ok(mut src) = vfs.open_read(p) else {
         return false;
     };
@@ -1109,26 +1173,19 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
     let download = |path: &str, hash: &str, report: &mut Report| -> Result<Downloaded> {
-        let mut file = tempfile::tempfile_in(&spill_dir)
-            .or_else(|_| tempfile::tempfile())
-            .context("cannot make a temporary file for a download")?;
         let copy = here.borrow().get(hash).cloned();
         if let Some(rel) = copy.filter(|rel| t.still(rel, &Some(hash.to_string()))) {
-            if copy_matching(&hub.vfs, &t.path(&rel), hash, &mut file) {
-                return Ok(Downloaded { file });
+            let mut out = Spill::new(&spill_dir);
+            if copy_matching(&hub.vfs, &t.path(&rel), hash, &mut out) {
+                return out.finish();
             }
-            file.set_len(0).context("cannot reuse a temporary file")?;
-            std::io::Seek::rewind(&mut file).context("cannot reuse a temporary file")?;
         }
         let expect = remote.get(path).map_or(0, |s| s.size.max(0) as u64);
-        let size = {
-            let mut out = std::io::BufWriter::with_capacity(256 << 10, &mut file);
-            let size = api.get_blob_to(&wire_hash(hash)?, expect, &mut out, &|n| pb.inc(n))?;
-            std::io::Write::flush(&mut out).context("cannot keep a download")?;
-            size
-        };
+        let mut out = Spill::new(&spill_dir);
+        let size = api.get_blob_to(&wire_hash(hash)?, expect, &mut out, &|n| pb.inc(n))?;
+        std::io::Write::flush(&mut out).context("cannot keep a download")?;
         report.bytes_down += size;
-        Ok(Downloaded { file })
+        out.finish()
     };
     let fetched = |hash: &str, rel: &str| {
         here.borrow_mut().insert(hash.to_string(), rel.to_string());
@@ -1278,4 +1335,31 @@ fn follow_renames(
         t.set_base(to, Some(hash), FileVersion(*to_version))?;
     }
     Ok(whole)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    #[test]
+    fn a_download_stays_in_memory_up_to_its_bound_and_goes_to_a_file_beyond() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut small = Spill::new(dir.path());
+        small.write_all(b"hello").unwrap();
+        assert!(matches!(small.finish().unwrap(), Downloaded::Held(d) if d == b"hello"));
+        let big: Vec<u8> = (0..HOLD + 10).map(|i| (i % 251) as u8).collect();
+        let mut spill = Spill::new(dir.path());
+        for piece in big.chunks(4096) {
+            spill.write_all(piece).unwrap();
+        }
+        spill.flush().unwrap();
+        let Downloaded::Spilled(mut f) = spill.finish().unwrap() else {
+            panic!("more than {HOLD} bytes were held in memory");
+        };
+        f.rewind().unwrap();
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).unwrap();
+        assert!(back == big, "the spilled download differs");
+    }
 }
