@@ -138,8 +138,11 @@ struct Writer {
     app: Arc<App>,
     user: i64,
     /// The pending content; None when the account already holds this content (the body is
-    /// then only hashed, to check it, and not stored again).
+    /// then only hashed, to check it, and not stored again), or while `small` is held.
     content: Option<i64>,
+    /// A body of at most one chunk (its declared length): held here and stored, with its
+    /// content row, in the one transaction that publishes it, instead of three.
+    small: Option<Vec<u8>>,
     hasher: Box<blake3::Hasher>,
     size: u64,
     seq: i64,
@@ -179,7 +182,8 @@ impl Writer {
                 }
             }
         }
-        let content = if exists {
+        let small = !exists && declared.is_some_and(|n| n <= CHUNK as u64);
+        let content = if exists || small {
             None
         } else {
             let now = unix_now();
@@ -196,6 +200,7 @@ impl Writer {
             app,
             user,
             content,
+            small: small.then(Vec::new),
             hasher: Box::new(blake3::Hasher::new()),
             size: 0,
             seq: 0,
@@ -208,6 +213,14 @@ impl Writer {
     fn write(mut self, piece: Bytes) -> Result<Writer, ApiError> {
         self.hasher.update(&piece);
         self.size += piece.len() as u64;
+        if let Some(held) = &mut self.small {
+            // A body longer than it declared is cut by the reader; this is a bound too.
+            if held.len() + piece.len() > CHUNK {
+                return Err(ApiError::bad("The request body is longer than it declared"));
+            }
+            held.extend_from_slice(&piece);
+            return Ok(self);
+        }
         let Some(content) = self.content else {
             return Ok(self);
         };
@@ -240,6 +253,33 @@ impl Writer {
         }
         let (user, size, now) = (self.user, self.size as i64, unix_now());
         let quota = self.quota.min(i64::MAX as u64) as i64;
+        if let Some(data) = self.small.take() {
+            // The content row, its chunk and the blob in one transaction: nothing is
+            // visible, or pending, before it commits.
+            self.app.db.write(|c| {
+                let content = c
+                    .one(
+                        "INSERT INTO contents (user_id, size, written_at) VALUES (?, ?, ?)                          RETURNING id",
+                        &[user.into(), size.into(), now.into()],
+                    )?
+                    .map_or(0, |r| r.int(0));
+                if !data.is_empty() {
+                    c.exec(
+                        "INSERT INTO content_chunks (content_id, seq, data) VALUES (?, 0, ?)",
+                        &[content.into(), data.clone().into()],
+                    )?;
+                }
+                if !publish(c, user, hash, size, now, content, quota)? {
+                    c.exec(
+                        "DELETE FROM content_chunks WHERE content_id = ?",
+                        &[content.into()],
+                    )?;
+                    c.exec("DELETE FROM contents WHERE id = ?", &[content.into()])?;
+                }
+                Ok(())
+            })?;
+            return Ok(self.size);
+        }
         let Some(content) = self.content else {
             // Stored before: only touched, so the collector leaves it to the coming commit.
             self.app.db.write(|c| {
@@ -273,55 +313,7 @@ impl Writer {
                     "the upload of {hash} lost its pending content before it was complete"
                 )));
             }
-            let inserted = c
-                .one(
-                    "INSERT INTO blobs (user_id, hash, size, data, touched_at, content_id) \
-                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, hash) DO NOTHING \
-                     RETURNING size",
-                    &[
-                        user.into(),
-                        hash.as_str().into(),
-                        size.into(),
-                        Vec::new().into(),
-                        now.into(),
-                        content.into(),
-                    ],
-                )?
-                .is_some();
-            if !inserted {
-                // Another upload of the same content finished first.
-                c.exec(
-                    "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ?",
-                    &[now.into(), user.into(), hash.as_str().into()],
-                )?;
-                return Ok(false);
-            }
-            // The account's total moves in the same statement that checks it, so two
-            // uploads at once cannot both slip under the quota.
-            let charged = c
-                .one(
-                    "UPDATE users SET storage_bytes = storage_bytes + ? WHERE id = ? AND \
-                     (CAST(? AS BIGINT) = 0 OR storage_bytes + ? <= CAST(? AS BIGINT)) \
-                     RETURNING storage_bytes",
-                    &[
-                        size.into(),
-                        user.into(),
-                        quota.into(),
-                        size.into(),
-                        quota.into(),
-                    ],
-                )?
-                .is_some();
-            if !charged {
-                let used = c
-                    .one(
-                        "SELECT storage_bytes FROM users WHERE id = ?",
-                        &[user.into()],
-                    )?
-                    .map_or(0, |r| r.int(0));
-                return Err(over_quota(quota as u64, used));
-            }
-            Ok(true)
+            publish(c, user, hash, size, now, content, quota)
         })?;
         if published {
             // Named now: not to be discarded when this writer is dropped.
@@ -329,6 +321,69 @@ impl Writer {
         }
         Ok(self.size)
     }
+}
+
+/// Names `content` as the account's copy of `hash` and charges it to the quota, in the
+/// caller's transaction; false when another upload of the same content got there first
+/// (that one is only touched).
+fn publish(
+    c: &mut dyn super::db::Conn,
+    user: i64,
+    hash: &ContentHash,
+    size: i64,
+    now: i64,
+    content: i64,
+    quota: i64,
+) -> Result<bool, ApiError> {
+    let inserted = c
+        .one(
+            "INSERT INTO blobs (user_id, hash, size, data, touched_at, content_id) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, hash) DO NOTHING \
+             RETURNING size",
+            &[
+                user.into(),
+                hash.as_str().into(),
+                size.into(),
+                Vec::new().into(),
+                now.into(),
+                content.into(),
+            ],
+        )?
+        .is_some();
+    if !inserted {
+        // Another upload of the same content finished first.
+        c.exec(
+            "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ?",
+            &[now.into(), user.into(), hash.as_str().into()],
+        )?;
+        return Ok(false);
+    }
+    // The account's total moves in the same statement that checks it, so two
+    // uploads at once cannot both slip under the quota.
+    let charged = c
+        .one(
+            "UPDATE users SET storage_bytes = storage_bytes + ? WHERE id = ? AND \
+             (CAST(? AS BIGINT) = 0 OR storage_bytes + ? <= CAST(? AS BIGINT)) \
+             RETURNING storage_bytes",
+            &[
+                size.into(),
+                user.into(),
+                quota.into(),
+                size.into(),
+                quota.into(),
+            ],
+        )?
+        .is_some();
+    if !charged {
+        let used = c
+            .one(
+                "SELECT storage_bytes FROM users WHERE id = ?",
+                &[user.into()],
+            )?
+            .map_or(0, |r| r.int(0));
+        return Err(over_quota(quota as u64, used));
+    }
+    Ok(true)
 }
 
 impl Drop for Writer {
@@ -890,6 +945,42 @@ mod tests {
             .unwrap();
         assert_eq!(again, content.len() as u64);
         assert_eq!(rows(&app), (1, 3, 1, content.len() as i64));
+    }
+
+    #[test]
+    fn a_small_body_is_stored_whole_in_one_go_and_a_refused_one_leaves_nothing() {
+        let (_d, app_) = app_with(1000);
+        let app = &app_;
+        let small = |content: &[u8], hash: &ContentHash| {
+            let w = Writer::start(app.clone(), 1, hash, Some(content.len() as u64))?;
+            assert!(w.small.is_some() && w.content.is_none());
+            let pieces = if content.is_empty() {
+                vec![]
+            } else {
+                vec![content.to_vec()]
+            };
+            runtime().block_on(receive(incoming(pieces), 1 << 30, w, hash))
+        };
+        let a = data(600);
+        assert_eq!(small(&a, &ContentHash::of(&a)).unwrap(), 600);
+        assert_eq!(rows(app), (1, 1, 1, 600));
+        assert_eq!(download(app, ContentHash::of(&a).as_str()).2, a);
+        // Not matching its hash, or over the quota: nothing kept, nothing charged.
+        let e = small(&data(100), &ContentHash::of(b"other")).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let b = data(500);
+        let e = small(&b, &ContentHash::of(&b)).unwrap_err();
+        assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(rows(app), (1, 1, 1, 600));
+        // The same content again (another upload got there first): one copy.
+        let w = Writer::start(app.clone(), 1, &ContentHash::of(&a), Some(600)).unwrap();
+        assert!(
+            w.small.is_none(),
+            "content already held is not stored again"
+        );
+        // An empty file.
+        assert_eq!(small(b"", &ContentHash::of(b"")).unwrap(), 0);
+        assert_eq!(rows(app), (2, 1, 2, 600));
     }
 
     #[test]
