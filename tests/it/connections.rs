@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::server::{call, raw, Server};
+use common::server::{call, raw, user, Server};
 use serde_json::json;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -16,28 +16,6 @@ const OPERATOR: &str = "operator-token-for-the-tests";
 
 fn addr(s: &Server) -> String {
     s.url.trim_start_matches("http://").to_string()
-}
-
-/// Registers a new user; returns (name, token).
-fn user(url: &str) -> (String, String) {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let name = format!(
-        "conn{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let a = call(
-        url,
-        "POST",
-        "/api/auth/register",
-        None,
-        Some(
-            json!({"username": name, "email": format!("{name}@example.com"),
-            "password": "Passw0rd!<\"'>"}),
-        ),
-    );
-    assert_eq!(a.status, 201, "{}", a.body);
-    (name, a.body["token"].as_str().unwrap().to_string())
 }
 
 /// One answer read off a raw connection: status, head and body.
@@ -166,7 +144,7 @@ fn hundreds_of_slow_heads_are_dropped_and_never_keep_a_client_waiting() {
     // A normal client is served beside them: a fresh connection, a sign-up, a token.
     let h = call(&s.url, "GET", "/health", None, None);
     assert_eq!(h.status, 200);
-    let (_, token) = user(&s.url);
+    let (_, token, _) = user(&s.url);
     assert_eq!(
         call(&s.url, "GET", "/api/auth/me", Some(&token), None).status,
         200
@@ -282,7 +260,7 @@ fn connections_over_the_cap_get_503_and_are_served_once_there_is_room() {
 #[test]
 fn sigterm_lets_a_slow_upload_finish_and_refuses_new_connections() {
     let mut s = Server::start(None, &[]);
-    let (_, token) = user(&s.url);
+    let (_, token, _) = user(&s.url);
     let a = addr(&s);
     let body = r#"{"name": "finished during the drain"}"#;
     let mut c = TcpStream::connect(&a).unwrap();
@@ -321,7 +299,7 @@ fn sigterm_lets_a_slow_upload_finish_and_refuses_new_connections() {
 #[test]
 fn a_request_that_outlasts_the_grace_period_is_cut_and_the_server_still_exits_0() {
     let mut s = Server::logged(&["--shutdown-grace", "1s"]);
-    let (_, token) = user(&s.url);
+    let (_, token, _) = user(&s.url);
     let a = addr(&s);
     let mut c = TcpStream::connect(&a).unwrap();
     write!(
@@ -371,7 +349,7 @@ fn metrics_are_for_the_operator_only_and_count_each_route() {
         assert_eq!(call(url, "GET", "/health", None, None).status, 200);
     }
     // One sign-up, then a login over the limit of one attempt a minute.
-    let (name, token) = user(url);
+    let (name, token, _) = user(url);
     let login = call(
         url,
         "POST",
@@ -467,7 +445,7 @@ fn metrics_can_have_an_address_of_their_own() {
 #[test]
 fn health_and_readiness_reveal_nothing_of_the_data() {
     let s = Server::sqlite();
-    let (name, token) = user(&s.url);
+    let (name, token, _) = user(&s.url);
     let p = call(
         &s.url,
         "POST",
@@ -564,7 +542,7 @@ fn connection_flags_are_checked() {
 #[test]
 fn a_client_that_stops_reading_an_answer_is_dropped() {
     let s = Server::start(None, &["--idle-timeout", "1s", "--metrics-token", OPERATOR]);
-    let (_, token) = user(&s.url);
+    let (_, token, _) = user(&s.url);
     // More than the socket buffers on both sides take.
     let data: Vec<u8> = (0..24u32 << 20).map(|i| (i % 251) as u8).collect();
     let hash = blake3::hash(&data).to_hex().to_string();

@@ -9,7 +9,7 @@
 use crate::common;
 
 use common::balancer::{nginx_binary, Nginx};
-use common::server::Server;
+use common::server::{unique, Server};
 use common::Home;
 use predicates::str::contains;
 use serde_json::{json, Value};
@@ -46,11 +46,6 @@ fn service(db: &str, nginx: &std::path::Path, rate: usize) -> (Vec<Server>, Ngin
     let urls: Vec<&str> = servers.iter().map(|s| s.url.as_str()).collect();
     let lb = Nginx::start(nginx, &urls);
     (servers, lb)
-}
-
-/// A name no other test or earlier run on the same database has taken.
-fn unique(prefix: &str) -> String {
-    format!("{prefix}{}_{}", std::process::id(), fastrand::u32(..))
 }
 
 /// An HTTP client whose connections come from `ip` (all of 127.0.0.0/8 is this machine).

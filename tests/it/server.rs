@@ -4,47 +4,11 @@
 
 use crate::common;
 
-use common::server::{answered, call, raw, Answer, Server};
+use common::server::{answered, call, raw, unique, user, Answer, Server, PASSWORD};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 /// A user name no other test (or earlier run on the same database) has taken.
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros()
-        % 1_000_000_000;
-    format!(
-        "{prefix}{}_{t}_{}",
-        std::process::id() % 1000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-const PASSWORD: &str = "Passw0rd!<\"'>";
-
-/// Registers a new user; returns (name, token, id).
-fn user(url: &str) -> (String, String, i64) {
-    let name = unique("u");
-    let a = call(
-        url,
-        "POST",
-        "/api/auth/register",
-        None,
-        Some(
-            json!({"username": name, "email": format!("{name}@Example.com"), "password": PASSWORD}),
-        ),
-    );
-    assert_eq!(a.status, 201, "{}", a.body);
-    (
-        name,
-        a.body["token"].as_str().unwrap().to_string(),
-        a.body["user"]["id"].as_i64().unwrap(),
-    )
-}
-
 fn postgres() -> String {
     std::env::var("VALYXO_TEST_POSTGRES")
         .expect("VALYXO_TEST_POSTGRES names the PostgreSQL database for this test")

@@ -169,6 +169,21 @@ impl Api {
         self.request("GET", path, None)
     }
 
+    /// As [`Api::get`], with None when the server answers 404 (nothing there, or a route
+    /// an older server does not have).
+    pub fn get_if_found<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>> {
+        match self.get(path) {
+            Ok(v) => Ok(Some(v)),
+            Err(e)
+                if e.downcast_ref::<HttpError>()
+                    .is_some_and(|h| h.status == 404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// A request with the wire type `B` as its JSON body, whose answer is the wire type `T`.
     pub fn send<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -318,20 +333,12 @@ impl Api {
     /// What the server accepts (`GET /api/limits`); None from a server too old to say.
     /// From then on, lists are asked for in pages of the server's largest size.
     pub fn limits(&self) -> Result<Option<wire::Limits>> {
-        match self.get::<wire::Data<wire::Limits>>("/api/limits") {
-            Ok(d) => {
-                self.page
-                    .store(d.data.max_page, std::sync::atomic::Ordering::Relaxed);
-                Ok(Some(d.data))
-            }
-            Err(e)
-                if e.downcast_ref::<HttpError>()
-                    .is_some_and(|h| h.status == 404) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
+        let limits = self.get_if_found::<wire::Data<wire::Limits>>("/api/limits")?;
+        if let Some(d) = &limits {
+            self.page
+                .store(d.data.max_page, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok(limits.map(|d| d.data))
     }
 
     /// Downloads the content of `hash` into `out` a piece at a time, hashing as it comes;

@@ -135,19 +135,11 @@ fn server_project(
     if let Some(p) = remote.iter().find(|p| p.id == id) {
         return Ok(Some(p.clone()));
     }
-    match api.get::<wire::Data<wire::Project>>(&format!("/api/projects/{id}")) {
-        Ok(d) => {
-            remote.push(d.data.clone());
-            Ok(Some(d.data))
-        }
-        Err(e)
-            if e.downcast_ref::<HttpError>()
-                .is_some_and(|h| h.status == 404) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(e),
+    let found = api.get_if_found::<wire::Data<wire::Project>>(&format!("/api/projects/{id}"))?;
+    if let Some(d) = &found {
+        remote.push(d.data.clone());
     }
+    Ok(found.map(|d| d.data))
 }
 
 fn set_name(hub: &Hub, row: i64, name: &str) -> Result<()> {

@@ -238,3 +238,42 @@ pub fn call(
         headers,
     }
 }
+
+/// A name no other test in this run uses (valid as a username).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+        % 1_000_000_000;
+    format!(
+        "{prefix}{}_{t}_{}",
+        std::process::id() % 1000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The password test accounts get (valid, with characters that need escaping).
+pub const PASSWORD: &str = "Passw0rd!<\"'>";
+
+/// Registers a new user on the server at `url`; returns (name, token, id).
+pub fn user(url: &str) -> (String, String, i64) {
+    let name = unique("u");
+    let a = call(
+        url,
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(serde_json::json!({
+            "username": name, "email": format!("{name}@Example.com"), "password": PASSWORD
+        })),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    (
+        name,
+        a.body["token"].as_str().unwrap().to_string(),
+        a.body["user"]["id"].as_i64().unwrap(),
+    )
+}
