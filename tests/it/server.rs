@@ -201,6 +201,38 @@ fn auth_and_users(url: &str) {
         call(url, "POST", "/api/auth/logout", Some(&token), None).status,
         401
     );
+    // The session is checked in the same round trip as a handler's first query: a write
+    // with the ended session is refused and leaves nothing, and a bad body under it is
+    // answered as the ended session it is, not as the bad body.
+    let name = unique("after-logout");
+    let a = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": name})),
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+    assert!(error(&a).contains("log in again"), "{}", a.body);
+    let a = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "   "})),
+    );
+    assert_eq!(a.status, 401, "{}", a.body);
+    let again = call(
+        url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": new_name, "password": "N3w-password"})),
+    );
+    assert_eq!(again.status, 200, "{}", again.body);
+    let fresh = again.body["token"].as_str().unwrap();
+    let list = call(url, "GET", "/api/projects?limit=1000", Some(fresh), None);
+    assert!(!list.body.to_string().contains(&name), "{}", list.body);
 }
 
 fn projects_and_scripts(url: &str) {
@@ -1522,12 +1554,9 @@ fn chunk_rows(s: &Server, user: i64) -> (i64, i64) {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (c, conn) = deadpool_postgres::tokio_postgres::connect(
-                db,
-                deadpool_postgres::tokio_postgres::NoTls,
-            )
-            .await
-            .unwrap();
+            let (c, conn) = tokio_postgres::connect(db, tokio_postgres::NoTls)
+                .await
+                .unwrap();
             tokio::spawn(conn);
             let mut counts = [0i64; 2];
             for (n, sql) in counts.iter_mut().zip([contents, chunks]) {

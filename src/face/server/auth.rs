@@ -4,7 +4,7 @@
 //! issue and expiry times and a token id (`jti`); each token id is a row in `sessions`, so
 //! logout and a password change really end sessions, on every server sharing the database.
 
-use super::db::{Conn, Db, DbError, Val};
+use super::db::{Conn, Db, DbError, Guard, Val};
 use super::{created, field, now, ok, ApiError, App, Reply, Req, User};
 use crate::protocol::types::{
     AccountUser, Me, MeAnswer, Message, Profile, ProfileAnswer, Session, Stats, StatsAnswer,
@@ -107,9 +107,10 @@ impl Tokens {
         self.cursor_key
     }
 
-    /// The user of an `Authorization: Bearer …` header, if the token is well formed,
-    /// correctly signed, unexpired and not revoked.
-    pub fn check(&self, db: &Db, header: Option<&str>) -> Result<User, ApiError> {
+    /// The user a token names, if the token is well formed, correctly signed and
+    /// unexpired. Whether its session is still live is for the database to say: see
+    /// [`live_session`].
+    pub fn verify(&self, header: Option<&str>) -> Result<User, ApiError> {
         let header = header.ok_or_else(|| ApiError::unauthorized("Access token required"))?;
         let token = header
             .split_once(' ')
@@ -130,27 +131,22 @@ impl Tokens {
                 _ => ApiError::unauthorized("Invalid token"),
             })?
             .claims;
-        let live = db.read(|c| {
-            Ok(c.one(
-                "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.jti = ? AND s.user_id = ? AND s.revoked = 0 AND s.expires_at > ?",
-                &[
-                    claims.jti.clone().into(),
-                    claims.uid.into(),
-                    unix_now().into(),
-                ],
-            )?
-            .is_some())
-        })?;
-        if !live {
-            return Err(ApiError::unauthorized(
-                "Token revoked or expired: log in again",
-            ));
-        }
         Ok(User {
             id: claims.uid,
             jti: claims.jti,
         })
+    }
+}
+
+/// The guard that finds `user`'s session live (not revoked, unexpired, its user still
+/// there), for [`Db::guarded`]: a request's handler runs behind it, so the check costs no
+/// round trip of its own.
+pub fn live_session(user: &User) -> Guard {
+    Guard {
+        sql: "SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+              WHERE s.jti = ? AND s.user_id = ? AND s.revoked = 0 AND s.expires_at > ?",
+        params: vec![user.jti.clone().into(), user.id.into(), unix_now().into()],
+        refusal: "Token revoked or expired: log in again",
     }
 }
 
@@ -644,8 +640,14 @@ mod tests {
         ))
     }
 
+    /// The user of an `Authorization: Bearer …` header, if the token is well formed,
+    /// correctly signed, unexpired and its session live.
     fn check(app: &App, header: Option<&str>) -> Result<User, String> {
-        app.tokens.check(&app.db, header).map_err(|e| e.message)
+        let user = app.tokens.verify(header).map_err(|e| e.message)?;
+        app.db
+            .guarded(live_session(&user), || Ok(()))
+            .map_err(|e| e.message)?;
+        Ok(user)
     }
 
     #[test]

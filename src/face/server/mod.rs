@@ -617,20 +617,20 @@ async fn handle(
     if hashes {
         app.check_rate(client).await?;
     }
-    let needs_user = matches!(auth, Auth::Required | Auth::RequiredLimited);
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("").to_string());
-    // With a body, the token is checked before a byte of it is read; for a blocking handler
-    // without one, in the handler's own blocking task (one hand-off, not two).
-    let early = needs_user && (!matches!(kind, BodyKind::None) || matches!(work, Work::Async(_)));
+    // The token's signature and expiry are checked before a byte of the body is read.
+    // Whether its session is live, a blocking handler learns in the same round trip as its
+    // first query (`Db::guarded`); the other handlers ask the database first.
     let mut user = None;
-    let mut late = None;
-    if early {
-        let bearer = bearer.clone();
-        user = Some(blocking(&app, move |a| a.tokens.check(&a.db, bearer.as_deref())).await?);
-    } else if needs_user {
-        late = Some(bearer);
+    if matches!(auth, Auth::Required | Auth::RequiredLimited) {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        let claimed = app.tokens.verify(bearer)?;
+        if !matches!(work, Work::Blocking(_)) {
+            let guard = auth::live_session(&claimed);
+            blocking(&app, move |a| a.db.guarded(guard, || Ok(()))).await?;
+        }
+        user = Some(claimed);
     }
     let idle = app.cfg.body_timeout;
     let mut _upload = None;
@@ -701,19 +701,17 @@ async fn handle(
             None => Err(ApiError::internal("a streaming route without a file body")),
         },
         Work::Blocking(f) => tokio::task::spawn_blocking(move || {
-            let user = match late {
-                Some(bearer) => Some(app.tokens.check(&app.db, bearer.as_deref())?),
-                None => user,
+            let guard = user.as_ref().map(auth::live_session);
+            let req = Req {
+                param,
+                query,
+                body,
+                user,
             };
-            f(
-                &app,
-                &Req {
-                    param,
-                    query,
-                    body,
-                    user,
-                },
-            )
+            match guard {
+                Some(guard) => app.db.guarded(guard, || f(&app, &req)),
+                None => f(&app, &req),
+            }
         })
         .await
         .unwrap_or_else(|e| Err(ApiError::internal(format!("handler failed: {e}")))),
