@@ -208,9 +208,10 @@ pub struct ServerArgs {
         global = true
     )]
     pub database: Option<String>,
-    /// Database connections per server process.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    pub pool_size: u32,
+    /// Database connections per server process [default: twice the processors, at
+    /// least 4].
+    #[arg(long, value_name = "N")]
+    pub pool_size: Option<u32>,
     /// How long a login lasts (30m, 12h, 7d).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub token_ttl: String,
@@ -777,7 +778,7 @@ fn run_server(cli: &Cli) -> ExitCode {
         Ok(crate::server::Config {
             listen: listen.clone(),
             database,
-            pool_size: *pool_size,
+            pool_size: pool_size.unwrap_or_else(crate::server::default_pool_size),
             token_ttl: parse_duration(token_ttl).context("--token-ttl")?,
             rate_limit: *rate_limit,
             trusted_proxies: trusted_proxies.clone(),

@@ -331,7 +331,17 @@ fn metrics_are_for_the_operator_only_and_count_each_route() {
     assert_eq!(status, 404);
     drop(plain);
 
-    let s = Server::start(None, &["--metrics-token", OPERATOR, "--rate-limit", "1"]);
+    let s = Server::start(
+        None,
+        &[
+            "--metrics-token",
+            OPERATOR,
+            "--rate-limit",
+            "1",
+            "--pool-size",
+            "6",
+        ],
+    );
     let url = &s.url;
     for token in [
         None,
@@ -399,10 +409,10 @@ fn metrics_are_for_the_operator_only_and_count_each_route() {
         sample(&m, r#"valyxo_rate_limited_total{limiter="login"}"#),
         1.0
     );
-    assert_eq!(sample(&m, "valyxo_db_pool_max_connections"), 8.0);
+    assert_eq!(sample(&m, "valyxo_db_pool_max_connections"), 6.0);
     let pool = sample(&m, r#"valyxo_db_pool_connections{state="in_use"}"#)
         + sample(&m, r#"valyxo_db_pool_connections{state="idle"}"#);
-    assert!((1.0..=8.0).contains(&pool), "{m}");
+    assert!((1.0..=6.0).contains(&pool), "{m}");
     assert!(sample(&m, "valyxo_http_connections_open") >= 1.0);
     assert!(sample(&m, "valyxo_http_connections_accepted_total") >= 8.0);
     // Nothing of the accounts is in it.
