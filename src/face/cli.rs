@@ -186,7 +186,7 @@ pub struct ServerArgs {
 
 #[cfg(feature = "server")]
 #[derive(Args, Debug)]
-#[command(disable_help_subcommand = true, args_conflicts_with_subcommands = true)]
+#[command(disable_help_subcommand = true)]
 pub struct ServerArgs {
     /// Operations on a server's SQLite database instead of running the server.
     #[command(subcommand)]
@@ -443,7 +443,12 @@ impl crate::commands::Views for TerminalViews {
 
 pub fn main() -> ExitCode {
     crate::commands::set_views(Box::new(TerminalViews));
-    let cli = Cli::parse_from(args());
+    let matches = Cli::command().get_matches_from(args());
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    #[cfg(feature = "server")]
+    if let Err(e) = serving_options_only_when_serving(&matches) {
+        e.exit();
+    }
     if let Some(Sub::Completions(Later(CompletionsArgs { shell }))) = cli.sub {
         let mut cmd = Cli::command();
         let mut script = Vec::new();
@@ -651,6 +656,42 @@ fn run_doctor(cli: &Cli) -> ExitCode {
 }
 
 /// `valyxo server`: runs until SIGINT or SIGTERM.
+/// Refuses an option of the running server given to one of `valyxo server`'s operations
+/// (`valyxo server --listen :9 gc`), which would ignore it. `--database` and
+/// `--upload-expiry` are theirs too, before or after the operation's name.
+#[cfg(feature = "server")]
+fn serving_options_only_when_serving(m: &clap::ArgMatches) -> Result<(), clap::Error> {
+    use clap::parser::ValueSource;
+    let Some(server) = m.subcommand_matches("server") else {
+        return Ok(());
+    };
+    let Some((action, _)) = server.subcommand() else {
+        return Ok(());
+    };
+    let shared = ["database", "upload_expiry", "home", "no_color"];
+    let mut cmd = Cli::command();
+    cmd.build();
+    let Some(serve) = cmd.find_subcommand_mut("server") else {
+        return Ok(());
+    };
+    let given = serve.get_arguments().find(|a| {
+        let id = a.get_id().as_str();
+        !shared.contains(&id) && server.value_source(id) == Some(ValueSource::CommandLine)
+    });
+    let Some(flag) = given.map(|a| {
+        a.get_long()
+            .map_or(a.get_id().to_string(), |l| format!("--{l}"))
+    }) else {
+        return Ok(());
+    };
+    Err(serve.error(
+        clap::error::ErrorKind::ArgumentConflict,
+        format!(
+            "{flag} is an option of the running server; 'valyxo server {action}' does not take it"
+        ),
+    ))
+}
+
 #[cfg(feature = "server")]
 fn run_server(cli: &Cli) -> ExitCode {
     let Some(Sub::Server(Later(ServerArgs {

@@ -2474,6 +2474,46 @@ fn backup_and_restore_explain_themselves_and_refuse_what_they_cannot_do() {
 }
 
 #[test]
+fn server_operations_take_the_database_before_or_after_their_name_and_refuse_serving_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = format!("sqlite:{}", dir.path().join("live.db").display());
+    drop(Server::start(Some(&live), &[]));
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .env_remove("VALYXO_DATABASE_URL")
+            .output()
+            .expect("run valyxo server")
+    };
+    let first = dir.path().join("first.db").display().to_string();
+    let out = run(&["server", "--database", &live, "backup", &first]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["server", "--database", &live, "gc", "--dry-run"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&["server", "--upload-expiry", "2h", "gc", "--database", &live]);
+    assert!(out.status.success(), "{out:?}");
+    // An option only a running server uses is refused, by name, and nothing is done.
+    let second = dir.path().join("second.db");
+    for args in [
+        &["server", "--listen", "127.0.0.1:9", "backup"][..],
+        &["server", "--pool-size", "3", "--database", &live, "backup"][..],
+    ] {
+        let mut args = args.to_vec();
+        if !args.contains(&"--database") {
+            args.extend(["--database", &live]);
+        }
+        let path = second.display().to_string();
+        args.push(&path);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("option of the running server"), "{err}");
+        assert!(err.contains(args[1]), "{err}");
+        assert!(!second.exists());
+    }
+}
+
+#[test]
 #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
 fn a_cursor_from_one_server_walks_on_another_sharing_the_database() {
     let db = postgres();
