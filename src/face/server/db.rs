@@ -1181,6 +1181,20 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES_SOCKET"]
+    fn postgres_through_its_unix_socket() {
+        let url =
+            std::env::var("VALYXO_TEST_POSTGRES_SOCKET").expect("VALYXO_TEST_POSTGRES_SOCKET");
+        let db = Db::open(&url, 2).unwrap();
+        assert!(
+            db.describe().starts_with("PostgreSQL /"),
+            "{}",
+            db.describe()
+        );
+        guards_hold(&db);
+    }
+
+    #[test]
     fn sqlite_guards_hold() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&format!("sqlite:{}", dir.path().join("s.db").display()), 2).unwrap();
