@@ -639,6 +639,39 @@ fn many_files_go_up_in_several_commits() {
     a.c("sync").success().stdout(contains("Main: up to date"));
 }
 
+#[test]
+fn uploads_sent_two_at_a_time_wait_for_a_server_that_takes_one_at_a_time() {
+    // Sync sends small files two at a time; this server takes one upload per account at a
+    // time and answers the other with 429 and Retry-After, which sync waits for.
+    let server = Server::start(None, &["--uploads-per-account", "1"]);
+    let a = machine(&server, "pair", true);
+    let script: String = (0..40)
+        .map(|i| format!("echo file {i} > f{i}.txt\n"))
+        .collect();
+    a.cmd().write_stdin(script).assert().success();
+    // And two larger than what is held in memory, streamed one at a time.
+    let big: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+    for name in ["big1.bin", "big2.bin"] {
+        std::fs::write(a.path().join(name), &big).unwrap();
+        a.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            a.path().join(name).display()
+        ));
+    }
+    a.c("sync").success().stdout(contains("Main: 42 pushed"));
+    let b = machine(&server, "pair", false);
+    b.c("sync").success().stdout(contains("Main: 42 pulled"));
+    for i in [0, 17, 39] {
+        assert_eq!(b.out(&format!("cat f{i}.txt")), format!("file {i}\n"));
+    }
+    let out = b.path().join("out.bin");
+    b.out(&format!(
+        "export ~/Projects/Main/big2.bin {}",
+        out.display()
+    ));
+    assert!(std::fs::read(&out).unwrap() == big, "the big file differs");
+}
+
 /// Needs a running Secret Service (`.ci/run` starts gnome-keyring in a D-Bus session).
 #[test]
 #[ignore = "needs a Secret Service keyring; run by .ci/run under dbus-run-session"]

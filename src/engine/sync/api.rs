@@ -224,37 +224,50 @@ impl Api {
         self.finish(status, &text)
     }
 
-    /// Uploads the `size` bytes of content `hash` as `content` reads them, streamed, never
-    /// whole in memory; the server checks them against `hash` and keeps nothing if they do
-    /// not match. The length goes first, so a server that will not take that much says so
-    /// before the body. `sent` is told of each piece read.
+    /// Uploads the `size` bytes of content `hash` as what `open` gives reads them,
+    /// streamed, never whole in memory; the server checks them against `hash` and keeps
+    /// nothing if they do not match. The length goes first, so a server that will not take
+    /// that much says so before the body. `sent` is told of each piece read (again, when a
+    /// busy server has the content sent again).
     pub fn put_blob(
         &self,
         hash: &ContentHash,
-        content: Box<dyn Read + Send>,
         size: u64,
-        sent: impl FnMut(u64) + Send + 'static,
+        open: &mut dyn FnMut() -> Result<Box<dyn Read + Send>>,
+        sent: &std::sync::Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<()> {
-        let body = reqwest::blocking::Body::sized(
-            Exact {
-                inner: content,
-                left: size,
-                sent: Box::new(sent),
-            },
-            size,
-        );
-        let resp = self
-            .authorized(self.client.put(format!("{}/api/blobs/{hash}", self.server)))
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .timeout(transfer_timeout(size))
-            .body(body)
-            .send()
-            .map_err(|e| self.transport(e))?;
-        let status = resp.status().as_u16();
-        let mut text = String::new();
-        let _ = resp.take(1 << 20).read_to_string(&mut text);
-        self.finish::<wire::Done<wire::BlobStored>>(status, &text)
-            .map(|_| ())
+        // A server busy with other uploads of this account says when to come back (429,
+        // Retry-After): the content is opened again and sent again, a few times.
+        let mut waits = 0;
+        loop {
+            let sent = sent.clone();
+            let body = reqwest::blocking::Body::sized(
+                Exact {
+                    inner: open()?,
+                    left: size,
+                    sent: Box::new(move |n| sent(n)),
+                },
+                size,
+            );
+            let resp = self
+                .authorized(self.client.put(format!("{}/api/blobs/{hash}", self.server)))
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .timeout(transfer_timeout(size))
+                .body(body)
+                .send()
+                .map_err(|e| self.transport(e))?;
+            if let Some(wait) = retry_after(&resp).filter(|_| waits < BUSY_WAITS) {
+                waits += 1;
+                std::thread::sleep(wait);
+                continue;
+            }
+            let status = resp.status().as_u16();
+            let mut text = String::new();
+            let _ = resp.take(1 << 20).read_to_string(&mut text);
+            return self
+                .finish::<wire::Done<wire::BlobStored>>(status, &text)
+                .map(|_| ());
+        }
     }
 
     /// `path` asking for the page after `after`, in pages of the server's largest size

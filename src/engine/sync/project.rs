@@ -851,6 +851,122 @@ fn copy_matching(vfs: &crate::vfs::Vfs, p: &VPath, hash: &str, out: &mut Spill) 
     std::io::Write::flush(&mut w).is_ok() && ContentHash::from(hasher.finalize()).as_str() == hash
 }
 
+/// Uploads sent at once. The server takes two per account at a time
+/// (`--uploads-per-account`); one more would be told to come back (and would).
+const UPLOADS_AT_ONCE: usize = 2;
+/// Content up to this size is read whole here and handed to a sender thread; larger
+/// content is streamed from its file by this thread, one file at a time.
+const HELD_UPLOAD: u64 = 1 << 20;
+
+/// What became of one upload: its hash, its file, its size and the server's answer.
+type Uploaded<'a> = (&'a ContentHash, &'a LocalFile, u64, Result<()>);
+
+/// Sends the content of `wanted`: small files [`UPLOADS_AT_ONCE`] at a time (a thousand
+/// small files are a thousand requests, and one at a time the client waits for each),
+/// then large ones streamed one at a time. After an answer that is not a refusal of that
+/// one file (see `refused_upload`), nothing more is sent. Fails only when a file cannot be
+/// read here.
+fn upload<'a>(
+    t: &Target,
+    wanted: &[(&'a ContentHash, &'a LocalFile)],
+    sent: &std::sync::Arc<dyn Fn(u64) + Send + Sync>,
+) -> Result<Vec<Uploaded<'a>>> {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Mutex};
+    let (hub, api) = (t.hub, t.api);
+    let size_of = |f: &LocalFile| hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0);
+    let open = |f: &LocalFile| -> Result<Box<dyn Read + Send>> {
+        // Streamed from the file (a stored one a piece at a time, a mounted one as a host
+        // file); the server checks it against its hash.
+        hub.vfs
+            .open_ref(&f.path, &f.file)
+            .with_context(|| format!("cannot read {}", f.path))
+    };
+    let fatal = |r: &Result<()>| r.as_ref().is_err_and(|e| refused_upload(e).is_none());
+    let (small, large): (Vec<_>, Vec<_>) = wanted
+        .iter()
+        .map(|&(h, f)| (h, f, size_of(f)))
+        .partition(|&(_, _, size)| size <= HELD_UPLOAD);
+    let mut out = Vec::with_capacity(wanted.len());
+    let stop = AtomicBool::new(false);
+    let (todo, jobs) = mpsc::sync_channel::<(usize, bytes::Bytes)>(UPLOADS_AT_ONCE);
+    let jobs = Mutex::new(jobs);
+    let (done_tx, done) = mpsc::channel::<(usize, Result<()>)>();
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..UPLOADS_AT_ONCE {
+            let (jobs, done_tx, stop, small) = (&jobs, done_tx.clone(), &stop, &small);
+            s.spawn(move || loop {
+                // The lock is held only while waiting for the next file.
+                let next = jobs.lock().ok().and_then(|j| j.recv().ok());
+                let Some((i, content)) = next else {
+                    break;
+                };
+                // After a failure, what is queued is left: the sync stops with that error.
+                if stop.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let (h, _, size) = small[i];
+                let r = api.put_blob(
+                    h,
+                    size,
+                    &mut || Ok(Box::new(std::io::Cursor::new(content.clone()))),
+                    sent,
+                );
+                if r.as_ref().is_err_and(|e| refused_upload(e).is_none()) {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if done_tx.send((i, r)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut read = Ok(());
+        for (i, &(_, f, size)) in small.iter().enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let mut content = Vec::with_capacity(size as usize);
+            // One byte more than the size says, so a file that grew is caught here.
+            let got = open(f).and_then(|r| {
+                r.take(size + 1)
+                    .read_to_end(&mut content)
+                    .with_context(|| format!("cannot read {}", f.path))
+            });
+            if let Err(e) = got {
+                read = Err(e);
+                break;
+            }
+            if content.len() as u64 != size {
+                read = Err(anyhow!("{} changed during sync: run sync again", f.path));
+                break;
+            }
+            if todo.send((i, content.into())).is_err() {
+                break;
+            }
+        }
+        drop(todo);
+        for (i, r) in done {
+            let (h, f, size) = small[i];
+            out.push((h, f, size, r));
+        }
+        read
+    })?;
+    if out.iter().any(|(.., r)| fatal(r)) {
+        return Ok(out);
+    }
+    for (h, f, size) in large {
+        let r = api.put_blob(h, size, &mut || open(f), sent);
+        let stop = fatal(&r);
+        out.push((h, f, size, r));
+        if stop {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// A plan to carry out, and what it was made from.
 struct Plan<'a> {
     /// The files here when the plan was made.
@@ -916,67 +1032,51 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             .map(|f| hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0))
             .sum();
         let pb = bar(t.opts, sizes, "uploading");
+        let shown = pb.clone();
+        let sent: std::sync::Arc<dyn Fn(u64) + Send + Sync> =
+            std::sync::Arc::new(move |n| shown.inc(n));
+        let wanted: Vec<(&ContentHash, &LocalFile)> = missing
+            .iter()
+            .filter_map(|h| Some((h, *by_hash.get(h)?)))
+            .collect();
         let mut quota_note = None;
-        for h in &missing {
-            // Only what was asked about is sent, whatever the server answers.
-            let Some(f) = by_hash.get(h) else {
-                continue;
-            };
-            // Streamed from the file (a stored one a piece at a time, a mounted one as a
-            // host file), never whole in memory; the server checks it against its hash.
-            let content = hub
-                .vfs
-                .open_ref(&f.path, &f.file)
-                .with_context(|| format!("cannot read {}", f.path))?;
-            let size = hub.vfs.stat(&f.path).map(|m| m.size).unwrap_or(0);
-            // Counted, and shown on the bar, as it is read.
-            let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let on_sent = {
-                let (counted, pb) = (counted.clone(), pb.clone());
-                move |n| {
-                    counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    pb.inc(n);
-                }
-            };
-            let sent = api.put_blob(h, content, size, on_sent).map_err(|e| {
-                if let Some(x) = e.downcast_ref::<HttpError>() {
-                    if x.status == 400 && x.message.contains("does not match its hash") {
-                        return anyhow!("{} changed during sync: run sync again", f.path);
-                    }
-                    e
-                } else {
-                    // A server that refuses a body answers before it has read it; the
-                    // client may only see the connection close.
-                    e.context(format!(
-                        "the connection broke while sending {} ({})",
-                        f.path,
-                        crate::budget::human(size as usize)
-                    ))
-                }
-            });
+        for (h, f, size, sent) in upload(t, &wanted, &sent)? {
             match sent {
-                Ok(()) => {}
-                Err(e) => match refused_upload(&e) {
-                    Some(why) => {
-                        let rel = f.path.strip_prefix(t.dir).map(|n| n.join("/"));
-                        let rel = rel.unwrap_or_else(|| f.path.to_string());
-                        if e.downcast_ref::<HttpError>()
-                            .is_some_and(|x| x.status == 507)
+                Ok(()) => report.bytes_up += size,
+                Err(e) => {
+                    let e = match e.downcast_ref::<HttpError>() {
+                        Some(x)
+                            if x.status == 400 && x.message.contains("does not match its hash") =>
                         {
-                            quota_note.get_or_insert(why);
-                            report
-                                .skipped
-                                .push(format!("{rel}: not sent, the storage is full"));
-                        } else {
-                            report.skipped.push(format!("{rel} is {why}"));
+                            anyhow!("{} changed during sync: run sync again", f.path)
                         }
-                        refused.insert(h.clone());
-                        continue;
+                        Some(_) => e,
+                        // A server that refuses a body answers before it has read it; the
+                        // client may only see the connection close.
+                        None => e.context(format!(
+                            "the connection broke while sending {} ({})",
+                            f.path,
+                            crate::budget::human(size as usize)
+                        )),
+                    };
+                    let Some(why) = refused_upload(&e) else {
+                        return Err(e);
+                    };
+                    let rel = f.path.strip_prefix(t.dir).map(|n| n.join("/"));
+                    let rel = rel.unwrap_or_else(|| f.path.to_string());
+                    if e.downcast_ref::<HttpError>()
+                        .is_some_and(|x| x.status == 507)
+                    {
+                        quota_note.get_or_insert(why);
+                        report
+                            .skipped
+                            .push(format!("{rel}: not sent, the storage is full"));
+                    } else {
+                        report.skipped.push(format!("{rel} is {why}"));
                     }
-                    None => return Err(e),
-                },
+                    refused.insert(h.clone());
+                }
             }
-            report.bytes_up += counted.load(std::sync::atomic::Ordering::Relaxed);
         }
         pb.finish_and_clear();
         if let Some(n) = quota_note {
