@@ -811,7 +811,11 @@ fn pg_err(e: pg::Error) -> DbError {
     if e.code() == Some(&pg::error::SqlState::UNIQUE_VIOLATION) {
         DbError::Unique
     } else {
-        DbError::Other(format!("PostgreSQL: {e}"))
+        match e.as_db_error() {
+            // The server's own words: the error's Display alone says only "db error".
+            Some(db) => DbError::Other(format!("PostgreSQL: {}: {}", db.severity(), db.message())),
+            None => DbError::Other(format!("PostgreSQL: {e}")),
+        }
     }
 }
 
@@ -983,8 +987,17 @@ impl PgTx<'_, '_> {
         })?;
         // A statement that could not be prepared ran nothing, the guard included.
         let (checked, out) = match prepared {
-            Ok((checked, out)) => (checked.ok().flatten(), out),
-            Err(e) => (None, Err(e)),
+            Ok((checked, out)) => (checked, out),
+            Err(e) => (Ok(None), Err(e)),
+        };
+        let checked = match (checked, &guard) {
+            (Ok(checked), _) => checked,
+            // Prepared again next time, should it have gone stale (see below).
+            (Err(_), Some((sql, _))) => {
+                statements.remove(sql);
+                None
+            }
+            (Err(_), None) => None,
         };
         let mut refused = false;
         if let (Some((st, found)), Some((sql, _))) = (checked, guard) {
@@ -1010,6 +1023,12 @@ impl PgTx<'_, '_> {
             Err(e) => {
                 if self.begun {
                     self.failed = true;
+                }
+                // A prepared statement can go stale for good (its table's columns changed
+                // under it: "cached plan must not change result type"): after a failure
+                // other than a unique violation it is prepared again next time.
+                if !matches!(e, DbError::Unique) {
+                    statements.remove(&sql);
                 }
                 Err(e)
             }
@@ -1333,6 +1352,31 @@ mod tests {
     fn postgres_guard_runs_before_its_statement() {
         let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
         guard_runs_before_its_statement(&Db::open(&url, 1).unwrap());
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn a_postgres_statement_whose_plan_went_stale_fails_once() {
+        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
+        let db = Db::open(&url, 1).unwrap();
+        let table = format!("plan{}_{}", std::process::id(), fastrand::u32(..));
+        let select = format!("SELECT * FROM {table}");
+        db.write(|c| Ok(c.exec(&format!("CREATE TABLE {table} (a BIGINT)"), &[])?))
+            .unwrap();
+        db.read(|c| Ok(c.query(&select, &[])?)).unwrap();
+        // The schema changes under the prepared statement (another server's migration):
+        // its result type is not the one it was prepared with.
+        db.write(|c| Ok(c.exec(&format!("ALTER TABLE {table} ADD COLUMN b TEXT"), &[])?))
+            .unwrap();
+        let outcomes: Vec<_> = (0..3)
+            .map(|_| {
+                db.read(|c| Ok(c.query(&select, &[])?.len()))
+                    .map_err(|e| e.message)
+            })
+            .collect();
+        db.write(|c| Ok(c.exec(&format!("DROP TABLE {table}"), &[])?))
+            .unwrap();
+        assert!(outcomes[1..].iter().all(Result::is_ok), "{outcomes:?}");
     }
 
     #[test]
