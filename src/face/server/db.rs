@@ -1259,6 +1259,17 @@ mod tests {
             after.iter().all(|n| n.unwrap_or(0) == 0),
             "rows after a refusal reached the body: {after:?}"
         );
+        // A unique violation in the same round trip as a refusing guard: the answer is the
+        // refusal, not the conflict (which would tell that the row exists).
+        let e = db
+            .guarded(guard(&format!("{key}nobody")), || db.write(|c| add(c, &me)))
+            .unwrap_err();
+        assert_eq!(
+            e.status,
+            axum::http::StatusCode::UNAUTHORIZED,
+            "{}",
+            e.message
+        );
         // After a refused body, the thread carries no guard: outside one, work is done.
         db.write(|conn| add(conn, &c)).unwrap();
         assert!(exists(&c));
