@@ -128,6 +128,9 @@ pub struct Carried<'a> {
 enum Gate {
     /// Not run yet: it goes with the next transaction.
     Pending(Guard),
+    /// Carried by the transaction under way, which has not ended: a transaction opened
+    /// inside it would run unguarded, so it is refused.
+    InFlight,
     Passed,
     Refused(&'static str),
 }
@@ -209,12 +212,21 @@ impl Db {
                 GATE.with(|g| *g.borrow_mut() = Some(Gate::Refused(why)));
                 return Err(ApiError::unauthorized(why));
             }
+            Some(Gate::InFlight) => {
+                GATE.with(|g| *g.borrow_mut() = Some(Gate::InFlight));
+                return Err(ApiError::internal(
+                    "a transaction was opened inside one whose guard has not answered",
+                ));
+            }
             other => {
                 GATE.with(|g| *g.borrow_mut() = other);
                 None
             }
         };
         let mut carried = guard.as_ref().map(|guard| Carried { guard, found: None });
+        if guard.is_some() {
+            GATE.with(|g| *g.borrow_mut() = Some(Gate::InFlight));
+        }
         let mut f = Some(f);
         let mut out = None;
         let done = self.backend.transaction(write, carried.as_mut(), &mut |c| {
@@ -262,6 +274,9 @@ impl Db {
         let out = f();
         match GATE.with(|g| g.borrow_mut().take()) {
             None | Some(Gate::Passed) => out,
+            // Not left behind by a transaction that ended (it sets the gate), but never
+            // taken for a pass.
+            Some(Gate::InFlight) => Err(ApiError::internal("a request's guard never answered")),
             Some(Gate::Refused(why)) => Err(ApiError::unauthorized(why)),
             Some(Gate::Pending(guard)) => {
                 if self.read(|c| Ok(c.one(guard.sql, &guard.params)?.is_some()))? {
@@ -1259,6 +1274,16 @@ mod tests {
             after.iter().all(|n| n.unwrap_or(0) == 0),
             "rows after a refusal reached the body: {after:?}"
         );
+        // A transaction opened inside the first one, before the guard has answered, does
+        // not escape it: it is refused, and nothing of it is committed.
+        let e = db.guarded(guard(&format!("{key}nobody")), || {
+            db.write(|_| {
+                let _ = db.write(|c| add(c, &d));
+                Ok(())
+            })
+        });
+        assert_eq!(e.unwrap_err().status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(!exists(&d), "a nested transaction escaped the guard");
         // A unique violation in the same round trip as a refusing guard: the answer is the
         // refusal, not the conflict (which would tell that the row exists).
         let e = db
