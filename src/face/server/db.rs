@@ -128,6 +128,9 @@ pub struct Carried<'a> {
 enum Gate {
     /// Not run yet: it goes with the next transaction.
     Pending(Guard),
+    /// Carried by the transaction under way, which has not ended: a transaction opened
+    /// inside it would run unguarded, so it is refused.
+    InFlight,
     Passed,
     Refused(&'static str),
 }
@@ -209,12 +212,21 @@ impl Db {
                 GATE.with(|g| *g.borrow_mut() = Some(Gate::Refused(why)));
                 return Err(ApiError::unauthorized(why));
             }
+            Some(Gate::InFlight) => {
+                GATE.with(|g| *g.borrow_mut() = Some(Gate::InFlight));
+                return Err(ApiError::internal(
+                    "a transaction was opened inside one whose guard has not answered",
+                ));
+            }
             other => {
                 GATE.with(|g| *g.borrow_mut() = other);
                 None
             }
         };
         let mut carried = guard.as_ref().map(|guard| Carried { guard, found: None });
+        if guard.is_some() {
+            GATE.with(|g| *g.borrow_mut() = Some(Gate::InFlight));
+        }
         let mut f = Some(f);
         let mut out = None;
         let done = self.backend.transaction(write, carried.as_mut(), &mut |c| {
@@ -262,6 +274,9 @@ impl Db {
         let out = f();
         match GATE.with(|g| g.borrow_mut().take()) {
             None | Some(Gate::Passed) => out,
+            // Not left behind by a transaction that ended (it sets the gate), but never
+            // taken for a pass.
+            Some(Gate::InFlight) => Err(ApiError::internal("a request's guard never answered")),
             Some(Gate::Refused(why)) => Err(ApiError::unauthorized(why)),
             Some(Gate::Pending(guard)) => {
                 if self.read(|c| Ok(c.one(guard.sql, &guard.params)?.is_some()))? {
@@ -811,7 +826,11 @@ fn pg_err(e: pg::Error) -> DbError {
     if e.code() == Some(&pg::error::SqlState::UNIQUE_VIOLATION) {
         DbError::Unique
     } else {
-        DbError::Other(format!("PostgreSQL: {e}"))
+        match e.as_db_error() {
+            // The server's own words: the error's Display alone says only "db error".
+            Some(db) => DbError::Other(format!("PostgreSQL: {}: {}", db.severity(), db.message())),
+            None => DbError::Other(format!("PostgreSQL: {e}")),
+        }
     }
 }
 
@@ -897,6 +916,16 @@ impl PgTx<'_, '_> {
             .conn
             .as_mut()
             .ok_or_else(|| DbError::Other("PostgreSQL: the transaction has ended".into()))?;
+        // Once the guard has refused, nothing more of the transaction runs: a body that
+        // swallowed the refusal must neither see rows nor leave writes behind (a refused
+        // plain SELECT ran without BEGIN, so a later write would begin and commit).
+        if self
+            .guard
+            .as_deref()
+            .is_some_and(|c| c.found == Some(false))
+        {
+            return Err(DbError::Other("PostgreSQL: the request was refused".into()));
+        }
         let sql = numbered(sql);
         let alone = !self.write && self.statements == 0 && rows && plain_select(&sql);
         let begin = !self.begun && !alone;
@@ -926,28 +955,42 @@ impl PgTx<'_, '_> {
             }
         };
         let (mine, theirs) = (pg_params(params), guard.as_ref().map(|g| pg_params(g.1)));
-        let check = async {
-            match (&guard, &theirs) {
-                (Some((sql, _)), Some(params)) => {
-                    let st = statement(sql).await?;
-                    let found = !client.query(&st, params).await?.is_empty();
-                    Ok(Some((st, found)))
-                }
-                _ => Ok::<_, pg::Error>(None),
+        let guard_statement = async {
+            match &guard {
+                Some((sql, _)) => statement(sql).await.map(Some),
+                None => Ok::<_, pg::Error>(None),
             }
         };
-        let work = async {
-            let st = statement(&sql).await?;
-            let out = if rows {
-                client.query(&st, &mine).await.map(Out::Rows)
-            } else {
-                client.execute(&st, &mine).await.map(Out::Count)
+        // Both statements are prepared (at once, when either is new) before either runs,
+        // so that the guard's query is always sent before the statement's: run first, a
+        // statement that ends the session (a logout) would have its own guard refuse it.
+        let statements_then_queries = async {
+            let (gst, st) = futures_util::future::join(guard_statement, statement(&sql)).await;
+            let (gst, st) = (gst?, st?);
+            let check = async {
+                match (gst, &theirs) {
+                    (Some(gst), Some(params)) => {
+                        let found = !client.query(&gst, params).await?.is_empty();
+                        Ok(Some((gst, found)))
+                    }
+                    _ => Ok::<_, pg::Error>(None),
+                }
             };
-            Ok::<_, pg::Error>((st, out?))
+            let work = async {
+                let out = if rows {
+                    client.query(&st, &mine).await.map(Out::Rows)
+                } else {
+                    client.execute(&st, &mine).await.map(Out::Count)
+                };
+                Ok::<_, pg::Error>((st.clone(), out?))
+            };
+            let (checked, out) = futures_util::future::join(check, work).await;
+            Ok::<_, pg::Error>((checked, out))
         };
         // BEGIN, the guard and the statement are written to the connection in that order
-        // on their first poll, so all travel in one round trip.
-        let (began, checked, out) = wire.drive(async {
+        // on their first poll (after a preparation when one is new), so all travel in one
+        // round trip.
+        let (began, prepared) = wire.drive(async {
             let began = async {
                 if begin {
                     client.batch_execute("BEGIN").await
@@ -955,10 +998,24 @@ impl PgTx<'_, '_> {
                     Ok(())
                 }
             };
-            Ok(futures_util::future::join3(began, check, work).await)
+            Ok(futures_util::future::join(began, statements_then_queries).await)
         })?;
+        // A statement that could not be prepared ran nothing, the guard included.
+        let (checked, out) = match prepared {
+            Ok((checked, out)) => (checked, out),
+            Err(e) => (Ok(None), Err(e)),
+        };
+        let checked = match (checked, &guard) {
+            (Ok(checked), _) => checked,
+            // Prepared again next time, should it have gone stale (see below).
+            (Err(_), Some((sql, _))) => {
+                statements.remove(sql);
+                None
+            }
+            (Err(_), None) => None,
+        };
         let mut refused = false;
-        if let (Ok(Some((st, found))), Some((sql, _))) = (checked, guard) {
+        if let (Some((st, found)), Some((sql, _))) = (checked, guard) {
             statements.entry(sql).or_insert(st);
             refused = !found;
             if let Some(c) = self.guard.as_deref_mut() {
@@ -981,6 +1038,12 @@ impl PgTx<'_, '_> {
             Err(e) => {
                 if self.begun {
                     self.failed = true;
+                }
+                // A prepared statement can go stale for good (its table's columns changed
+                // under it: "cached plan must not change result type"): after a failure
+                // other than a unique violation it is prepared again next time.
+                if !matches!(e, DbError::Unique) {
+                    statements.remove(&sql);
                 }
                 Err(e)
             }
@@ -1168,6 +1231,70 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);
+        // A body that swallows the refusal of its first statement (a plain SELECT, which
+        // PostgreSQL runs without BEGIN) and goes on: nothing it does after is seen or
+        // committed.
+        let d = format!("{key}d");
+        let mut after = Vec::new();
+        let got = db.guarded(guard(&format!("{key}nobody")), || {
+            db.read(|c| {
+                let _ = c.query("SELECT 1", &[]);
+                after.push(c.query("SELECT 7", &[]).map(|r| r.len()).ok());
+                let _ = add(c, &d);
+                Ok(())
+            })
+        });
+        assert_eq!(
+            got.unwrap_err().status,
+            axum::http::StatusCode::UNAUTHORIZED
+        );
+        assert!(
+            !exists(&d),
+            "a write after a swallowed refusal was committed"
+        );
+        assert!(
+            after.iter().all(|n| n.unwrap_or(0) == 0),
+            "rows after a refusal reached the body: {after:?}"
+        );
+        // The same in a transaction that begins at once (its first statement writes).
+        let mut after = Vec::new();
+        let got = db.guarded(guard(&format!("{key}nobody")), || {
+            db.write(|c| {
+                let _ = add(c, &d);
+                after.push(c.query("SELECT 7", &[]).map(|r| r.len()).ok());
+                Ok(())
+            })
+        });
+        assert_eq!(
+            got.unwrap_err().status,
+            axum::http::StatusCode::UNAUTHORIZED
+        );
+        assert!(!exists(&d));
+        assert!(
+            after.iter().all(|n| n.unwrap_or(0) == 0),
+            "rows after a refusal reached the body: {after:?}"
+        );
+        // A transaction opened inside the first one, before the guard has answered, does
+        // not escape it: it is refused, and nothing of it is committed.
+        let e = db.guarded(guard(&format!("{key}nobody")), || {
+            db.write(|_| {
+                let _ = db.write(|c| add(c, &d));
+                Ok(())
+            })
+        });
+        assert_eq!(e.unwrap_err().status, axum::http::StatusCode::UNAUTHORIZED);
+        assert!(!exists(&d), "a nested transaction escaped the guard");
+        // A unique violation in the same round trip as a refusing guard: the answer is the
+        // refusal, not the conflict (which would tell that the row exists).
+        let e = db
+            .guarded(guard(&format!("{key}nobody")), || db.write(|c| add(c, &me)))
+            .unwrap_err();
+        assert_eq!(
+            e.status,
+            axum::http::StatusCode::UNAUTHORIZED,
+            "{}",
+            e.message
+        );
         // After a refused body, the thread carries no guard: outside one, work is done.
         db.write(|conn| add(conn, &c)).unwrap();
         assert!(exists(&c));
@@ -1192,6 +1319,100 @@ mod tests {
             db.describe()
         );
         guards_hold(&db);
+    }
+
+    /// A guard runs before the statement it travels with, even when that statement is
+    /// prepared already and the guard's is not: a logout (which revokes the very session
+    /// its guard checks) must not be refused by its own write. `db` has one connection.
+    fn guard_runs_before_its_statement(db: &Db) {
+        let key = format!("order{}_{}", std::process::id(), fastrand::u32(..));
+        let revoke = "UPDATE sessions SET revoked = 1 WHERE jti = ?";
+        db.write(|c| {
+            c.exec(
+                "INSERT INTO users (username, username_key, email, password_hash, created_at, \
+                 updated_at) VALUES (?, ?, ?, 'h', 't', 't')",
+                &[
+                    key.clone().into(),
+                    key.clone().into(),
+                    format!("{key}@x.io").into(),
+                ],
+            )?;
+            c.exec(
+                "INSERT INTO sessions (jti, user_id, expires_at) \
+                 SELECT ?, id, 4000000000 FROM users WHERE username_key = ?",
+                &[key.clone().into(), key.clone().into()],
+            )?;
+            // The revoking statement is now prepared on the connection, the guard's not.
+            c.exec(revoke, &[format!("{key}-none").into()])?;
+            Ok(())
+        })
+        .unwrap();
+        let guard = Guard {
+            sql: "SELECT jti FROM sessions WHERE jti = ? AND revoked = 0 AND 'order' = 'order'",
+            params: vec![key.clone().into()],
+            refusal: "ended",
+        };
+        let got = db.guarded(guard, || {
+            db.write(|c| Ok(c.exec(revoke, &[key.clone().into()])?))
+        });
+        assert_eq!(got.map_err(|e| e.message).unwrap(), 1);
+        let revoked = db
+            .read(|c| {
+                Ok(c.one(
+                    "SELECT revoked FROM sessions WHERE jti = ?",
+                    &[key.clone().into()],
+                )?
+                .unwrap()
+                .int(0))
+            })
+            .unwrap();
+        assert_eq!(revoked, 1);
+        db.write(|c| {
+            Ok(c.exec(
+                "DELETE FROM users WHERE username_key = ?",
+                &[key.clone().into()],
+            )?)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn sqlite_guard_runs_before_its_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite:{}", dir.path().join("s.db").display()), 1).unwrap();
+        guard_runs_before_its_statement(&db);
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn postgres_guard_runs_before_its_statement() {
+        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
+        guard_runs_before_its_statement(&Db::open(&url, 1).unwrap());
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn a_postgres_statement_whose_plan_went_stale_fails_once() {
+        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
+        let db = Db::open(&url, 1).unwrap();
+        let table = format!("plan{}_{}", std::process::id(), fastrand::u32(..));
+        let select = format!("SELECT * FROM {table}");
+        db.write(|c| Ok(c.exec(&format!("CREATE TABLE {table} (a BIGINT)"), &[])?))
+            .unwrap();
+        db.read(|c| Ok(c.query(&select, &[])?)).unwrap();
+        // The schema changes under the prepared statement (another server's migration):
+        // its result type is not the one it was prepared with.
+        db.write(|c| Ok(c.exec(&format!("ALTER TABLE {table} ADD COLUMN b TEXT"), &[])?))
+            .unwrap();
+        let outcomes: Vec<_> = (0..3)
+            .map(|_| {
+                db.read(|c| Ok(c.query(&select, &[])?.len()))
+                    .map_err(|e| e.message)
+            })
+            .collect();
+        db.write(|c| Ok(c.exec(&format!("DROP TABLE {table}"), &[])?))
+            .unwrap();
+        assert!(outcomes[1..].iter().all(Result::is_ok), "{outcomes:?}");
     }
 
     #[test]
