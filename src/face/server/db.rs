@@ -1534,7 +1534,8 @@ mod tests {
             .unwrap_err();
         assert!(e.message.contains("rolled back"), "{}", e.message);
         assert_eq!(count(&db), 1);
-        // A read that starts with a SELECT and then writes is still one transaction.
+        // A read that starts with a plain SELECT (run by itself) and then writes: the writes
+        // are one transaction, rolled back when the body fails.
         let e = db
             .read(|c| {
                 c.query("SELECT 1", &[])?;
