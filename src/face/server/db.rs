@@ -1150,6 +1150,22 @@ mod tests {
         );
     }
 
+    /// A fresh SQLite database in a temporary directory, which it lives as long as.
+    fn sqlite(pool: u32) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &format!("sqlite:{}", dir.path().join("s.db").display()),
+            pool,
+        );
+        (dir, db.unwrap())
+    }
+
+    /// The PostgreSQL database `.ci/run` names in `var`.
+    fn postgres(var: &str, pool: u32) -> Db {
+        let url = std::env::var(var).unwrap_or_else(|_| panic!("{var} names no database"));
+        Db::open(&url, pool).unwrap()
+    }
+
     /// What [`Db::guarded`] must hold on either backend: behind a guard that finds its row,
     /// the work is done; behind one that finds none, nothing of it is committed or seen.
     fn guards_hold(db: &Db) {
@@ -1310,9 +1326,7 @@ mod tests {
     #[test]
     #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES_SOCKET"]
     fn postgres_through_its_unix_socket() {
-        let url =
-            std::env::var("VALYXO_TEST_POSTGRES_SOCKET").expect("VALYXO_TEST_POSTGRES_SOCKET");
-        let db = Db::open(&url, 2).unwrap();
+        let db = postgres("VALYXO_TEST_POSTGRES_SOCKET", 2);
         assert!(
             db.describe().starts_with("PostgreSQL /"),
             "{}",
@@ -1378,23 +1392,19 @@ mod tests {
 
     #[test]
     fn sqlite_guard_runs_before_its_statement() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite:{}", dir.path().join("s.db").display()), 1).unwrap();
-        guard_runs_before_its_statement(&db);
+        guard_runs_before_its_statement(&sqlite(1).1);
     }
 
     #[test]
     #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
     fn postgres_guard_runs_before_its_statement() {
-        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
-        guard_runs_before_its_statement(&Db::open(&url, 1).unwrap());
+        guard_runs_before_its_statement(&postgres("VALYXO_TEST_POSTGRES", 1));
     }
 
     #[test]
     #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
     fn a_postgres_statement_whose_plan_went_stale_fails_once() {
-        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
-        let db = Db::open(&url, 1).unwrap();
+        let db = postgres("VALYXO_TEST_POSTGRES", 1);
         let table = format!("plan{}_{}", std::process::id(), fastrand::u32(..));
         let select = format!("SELECT * FROM {table}");
         db.write(|c| Ok(c.exec(&format!("CREATE TABLE {table} (a BIGINT)"), &[])?))
@@ -1417,16 +1427,13 @@ mod tests {
 
     #[test]
     fn sqlite_guards_hold() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite:{}", dir.path().join("s.db").display()), 2).unwrap();
-        guards_hold(&db);
+        guards_hold(&sqlite(2).1);
     }
 
     #[test]
     #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
     fn postgres_guards_hold() {
-        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
-        guards_hold(&Db::open(&url, 2).unwrap());
+        guards_hold(&postgres("VALYXO_TEST_POSTGRES", 2));
     }
 
     #[test]
@@ -1471,11 +1478,10 @@ mod tests {
     #[test]
     #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
     fn postgres_transactions_commit_roll_back_and_report_unique_violations() {
-        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
         // Opened outside a runtime (the backend runs one of its own), twice: the schema
         // is brought up to date once.
-        drop(Db::open(&url, 2).unwrap());
-        let db = Db::open(&url, 2).unwrap();
+        drop(postgres("VALYXO_TEST_POSTGRES", 2));
+        let db = postgres("VALYXO_TEST_POSTGRES", 2);
         assert!(
             db.describe().starts_with("PostgreSQL "),
             "{}",
@@ -1590,13 +1596,12 @@ mod tests {
     #[test]
     #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
     fn a_postgres_connection_killed_under_the_pool_fails_one_call_and_is_replaced() {
-        let url = std::env::var("VALYXO_TEST_POSTGRES").expect("VALYXO_TEST_POSTGRES");
-        let db = Db::open(&url, 1).unwrap();
+        let db = postgres("VALYXO_TEST_POSTGRES", 1);
         let pid = |db: &Db| db.read(|c| Ok(c.one("SELECT pg_backend_pid()", &[])?.unwrap().int(0)));
         let first = pid(&db).unwrap();
         assert_eq!(pid(&db).unwrap(), first, "one pooled connection, reused");
         // Killed from outside, as a restart or an administrator would.
-        let other = Db::open(&url, 1).unwrap();
+        let other = postgres("VALYXO_TEST_POSTGRES", 1);
         other
             .read(|c| Ok(c.query("SELECT pg_terminate_backend(?)", &[Val::Int(first)])?))
             .unwrap();
