@@ -967,6 +967,131 @@ fn upload<'a>(
     Ok(out)
 }
 
+/// Downloads running ahead of the writes of a pull. The server sends four per account at
+/// a time; two are left for the syncing thread (large files) and another machine.
+const FETCHES_AT_ONCE: usize = 2;
+/// Small contents fetched ahead and not yet written, at most (each up to [`HOLD`] bytes).
+const AHEAD: usize = 8;
+
+/// Small content a pull will write, fetched ahead by [`FETCHES_AT_ONCE`] threads while
+/// the syncing thread writes what came before: one at a time, a thousand small files kept
+/// the syncing thread waiting for a thousand answers.
+struct Prefetch<'a> {
+    /// Each content's hash and size, in the order the pull writes them.
+    list: &'a [(String, u64)],
+    wanted: HashSet<&'a str>,
+    state: std::sync::Mutex<Ahead>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Ahead {
+    /// The next of `list` to fetch.
+    next: usize,
+    /// Fetched, not yet taken.
+    held: HashMap<String, Result<Vec<u8>>>,
+    /// Being fetched.
+    flight: HashSet<String>,
+    /// Taken by the syncing thread (or left to it).
+    taken: HashSet<String>,
+    /// The pull ended: fetch nothing more.
+    stop: bool,
+}
+
+impl<'a> Prefetch<'a> {
+    fn new(list: &'a [(String, u64)]) -> Prefetch<'a> {
+        Prefetch {
+            list,
+            wanted: list.iter().map(|(h, _)| h.as_str()).collect(),
+            state: Default::default(),
+            changed: Default::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ahead> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One fetching thread: the next content of the list, while fewer than [`AHEAD`] wait
+    /// to be written.
+    fn fetch(&self, api: &Api, shown: &indicatif::ProgressBar) {
+        loop {
+            let (hash, size) = {
+                let mut st = self.lock();
+                loop {
+                    if st.stop || st.next >= self.list.len() {
+                        return;
+                    }
+                    let (hash, _) = &self.list[st.next];
+                    if st.taken.contains(hash) {
+                        st.next += 1;
+                        continue;
+                    }
+                    if st.held.len() < AHEAD {
+                        break;
+                    }
+                    st = self
+                        .changed
+                        .wait(st)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                let (hash, size) = self.list[st.next].clone();
+                st.next += 1;
+                st.flight.insert(hash.clone());
+                (hash, size)
+            };
+            // A panic here would leave the syncing thread waiting for this content.
+            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut content = Vec::with_capacity(size as usize);
+                wire_hash(&hash)
+                    .and_then(|h| api.get_blob_to(&h, size, &mut content, &|n| shown.inc(n)))
+                    .map(|_| content)
+            }))
+            .unwrap_or_else(|_| Err(anyhow!("a download of {hash} failed")));
+            let mut st = self.lock();
+            st.flight.remove(&hash);
+            st.held.insert(hash, got);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The content of `hash` if it is one to fetch ahead and not taken yet: waits for it.
+    /// None: the caller fetches it.
+    fn take(&self, hash: &str) -> Option<Result<Vec<u8>>> {
+        let mut st = self.lock();
+        if !self.wanted.contains(hash) || st.taken.contains(hash) {
+            return None;
+        }
+        loop {
+            if let Some(got) = st.held.remove(hash) {
+                st.taken.insert(hash.to_string());
+                self.changed.notify_all();
+                return Some(got);
+            }
+            // Not fetched and none being: when the fetchers cannot start it (stopped, or
+            // as many held as allowed, which only content taken out of order leaves), the
+            // caller fetches it.
+            if !st.flight.contains(hash) && (st.stop || st.held.len() >= AHEAD) {
+                st.taken.insert(hash.to_string());
+                self.changed.notify_all();
+                return None;
+            }
+            st = self
+                .changed
+                .wait(st)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Fetches nothing more (the pull ended, or failed).
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_all();
+    }
+}
+
 /// A plan to carry out, and what it was made from.
 struct Plan<'a> {
     /// The files here when the plan was made.
@@ -1272,7 +1397,33 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         .parent()
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
+    // Small content not here already, in the order the writes below need it.
+    let ahead: Vec<(String, u64)> = {
+        let mut seen = HashSet::new();
+        acts.iter()
+            .filter_map(|a| match a {
+                Act::Pull {
+                    path,
+                    hash: Some(h),
+                    ..
+                } => Some((
+                    h.clone(),
+                    remote.get(path).map_or(0, |s| s.size.max(0) as u64),
+                )),
+                _ => None,
+            })
+            .filter(|(h, size)| {
+                *size <= HOLD as u64 && !here.borrow().contains_key(h) && seen.insert(h.clone())
+            })
+            .collect()
+    };
+    let prefetch = Prefetch::new(&ahead);
     let download = |path: &str, hash: &str, report: &mut Report| -> Result<Downloaded> {
+        if let Some(got) = prefetch.take(hash) {
+            let data = got?;
+            report.bytes_down += data.len() as u64;
+            return Ok(Downloaded::Held(data));
+        }
         let copy = here.borrow().get(hash).cloned();
         if let Some(rel) = copy.filter(|rel| t.still(rel, &Some(hash.to_string()))) {
             let mut out = Spill::new(&spill_dir);
@@ -1290,77 +1441,98 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
     let fetched = |hash: &str, rel: &str| {
         here.borrow_mut().insert(hash.to_string(), rel.to_string());
     };
-    for deletions in [true, false] {
-        if !deletions {
-            // Renames made on the server, after the deletions (which may clear the way) and
-            // before the content (which may go where a renamed file was).
-            whole &= follow_renames(t, &acts, report, &download)?;
+    whole &= std::thread::scope(|s| -> Result<bool> {
+        for _ in 0..FETCHES_AT_ONCE.min(ahead.len()) {
+            s.spawn(|| prefetch.fetch(api, &pb));
         }
-        for a in &acts {
-            match a {
-                Act::Push { path, hash, .. } if hash.is_none() == deletions => {
-                    let v = versions.get(path).copied().unwrap_or_default();
-                    t.set_base(path, hash.as_deref(), v)?;
-                }
-                Act::Rename { from, to, hash, .. } if !deletions => {
-                    let v = |p: &String| versions.get(p).copied().unwrap_or_default();
-                    t.set_base(from, None, v(from))?;
-                    t.set_base(to, Some(hash), v(to))?;
-                }
-                Act::Agree {
-                    path,
-                    hash,
-                    version,
-                } if !deletions => t.set_base(path, hash.as_deref(), FileVersion(*version))?,
-                Act::Pull {
-                    path,
-                    hash,
-                    version,
-                    local: was,
-                } if hash.is_none() == deletions => {
-                    // The content first: a file edited during the download is then left
-                    // alone.
-                    let data = match hash {
-                        Some(h) => Some(download(path, h, report)?),
-                        None => None,
-                    };
-                    if !t.still(path, was) {
-                        whole = false;
-                        continue;
-                    }
-                    match data {
-                        Some(data) => {
-                            t.write_downloaded(path, data)?;
-                            fetched(hash.as_deref().unwrap_or_default(), path);
-                        }
-                        None => {
-                            if was.is_some() {
-                                hub.vfs.remove(&t.path(path), false)?;
-                            }
-                        }
-                    }
-                    t.set_base(path, hash.as_deref(), FileVersion(*version))?;
-                }
-                Act::Conflict {
-                    path,
-                    local: mine,
-                    remote,
-                    version,
-                    ..
-                } if !deletions => {
-                    // This machine's version is in its copy; the server's takes the path.
-                    let data = download(path, remote, report)?;
-                    if t.still(path, &Some(mine.clone())) {
-                        t.write_downloaded(path, data)?;
-                        t.set_base(path, Some(remote), FileVersion(*version))?;
-                    } else {
-                        whole = false;
-                    }
-                }
-                _ => {}
+        // However the writes end (a panic included), the fetchers stop.
+        struct Stop<'p, 'a>(&'p Prefetch<'a>);
+        impl Drop for Stop<'_, '_> {
+            fn drop(&mut self) {
+                self.0.stop();
             }
         }
-    }
+        let _stop = Stop(&prefetch);
+        let mut whole = true;
+        let writes = (|| -> Result<()> {
+            for deletions in [true, false] {
+                if !deletions {
+                    // Renames made on the server, after the deletions (which may clear
+                    // the way) and before the content (which may go where a renamed file
+                    // was).
+                    whole &= follow_renames(t, &acts, report, &download)?;
+                }
+                for a in &acts {
+                    match a {
+                        Act::Push { path, hash, .. } if hash.is_none() == deletions => {
+                            let v = versions.get(path).copied().unwrap_or_default();
+                            t.set_base(path, hash.as_deref(), v)?;
+                        }
+                        Act::Rename { from, to, hash, .. } if !deletions => {
+                            let v = |p: &String| versions.get(p).copied().unwrap_or_default();
+                            t.set_base(from, None, v(from))?;
+                            t.set_base(to, Some(hash), v(to))?;
+                        }
+                        Act::Agree {
+                            path,
+                            hash,
+                            version,
+                        } if !deletions => {
+                            t.set_base(path, hash.as_deref(), FileVersion(*version))?
+                        }
+                        Act::Pull {
+                            path,
+                            hash,
+                            version,
+                            local: was,
+                        } if hash.is_none() == deletions => {
+                            // The content first: a file edited during the download is then left
+                            // alone.
+                            let data = match hash {
+                                Some(h) => Some(download(path, h, report)?),
+                                None => None,
+                            };
+                            if !t.still(path, was) {
+                                whole = false;
+                                continue;
+                            }
+                            match data {
+                                Some(data) => {
+                                    t.write_downloaded(path, data)?;
+                                    fetched(hash.as_deref().unwrap_or_default(), path);
+                                }
+                                None => {
+                                    if was.is_some() {
+                                        hub.vfs.remove(&t.path(path), false)?;
+                                    }
+                                }
+                            }
+                            t.set_base(path, hash.as_deref(), FileVersion(*version))?;
+                        }
+                        Act::Conflict {
+                            path,
+                            local: mine,
+                            remote,
+                            version,
+                            ..
+                        } if !deletions => {
+                            // This machine's version is in its copy; the server's takes the path.
+                            let data = download(path, remote, report)?;
+                            if t.still(path, &Some(mine.clone())) {
+                                t.write_downloaded(path, data)?;
+                                t.set_base(path, Some(remote), FileVersion(*version))?;
+                            } else {
+                                whole = false;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        })();
+        writes.map(|()| whole)
+    })?;
     pb.finish_and_clear();
     Ok(Some((new_revision, whole)))
 }
