@@ -7,7 +7,11 @@
 //! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
 //! VALYXO_BENCH_POSTGRES=postgres://USER:PASSWORD@127.0.0.1/DB cargo bench --bench server_load -- db balancer
+//! VALYXO_BENCH_POSTGRES='postgres://USER:PASSWORD@%2Fvar%2Frun%2Fpostgresql/DB' cargo bench --bench server_load -- db
 //! ```
+//!
+//! The second reaches a local PostgreSQL through its Unix socket (man server says what
+//! `pg_hba.conf` needs for a password there).
 //!
 //! - `scripts`: server peak RSS while scripts ask for 10¹² bytes (one call) and for a
 //!   thousand values of 1 MiB each, four at once;
