@@ -672,6 +672,28 @@ fn uploads_sent_two_at_a_time_wait_for_a_server_that_takes_one_at_a_time() {
     assert!(std::fs::read(&out).unwrap() == big, "the big file differs");
 }
 
+#[test]
+fn uploads_of_almost_a_mebibyte_wait_for_a_busy_server_as_small_ones_do() {
+    // Held uploads of nearly 1 MiB, two at a time against a server taking one: the one
+    // refused with 429 (before its body is read) must be waited for, not fail the sync.
+    let server = Server::start(None, &["--uploads-per-account", "1"]);
+    let a = machine(&server, "heavy", true);
+    for i in 0..6u32 {
+        let data: Vec<u8> = (0..(1u32 << 20) - 1000)
+            .map(|n| (n.wrapping_mul(31).wrapping_add(i) % 251) as u8)
+            .collect();
+        let name = format!("h{i}.bin");
+        std::fs::write(a.path().join(&name), &data).unwrap();
+        a.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            a.path().join(&name).display()
+        ));
+    }
+    a.c("sync").success().stdout(contains("Main: 6 pushed"));
+    let b = machine(&server, "heavy", false);
+    b.c("sync").success().stdout(contains("Main: 6 pulled"));
+}
+
 /// Needs a running Secret Service (`.ci/run` starts gnome-keyring in a D-Bus session).
 #[test]
 #[ignore = "needs a Secret Service keyring; run by .ci/run under dbus-run-session"]

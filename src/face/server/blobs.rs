@@ -439,7 +439,7 @@ pub fn put(app: Arc<App>, req: Req, incoming: Incoming) -> Pending<Result<Reply,
 /// sending makes the kernel reset the connection, and the client then sees a broken
 /// connection instead of the answer (the quota full, the file too large). A larger body is
 /// left unread; its client learns the limits first from `GET /api/limits`.
-async fn refuse(incoming: Incoming, e: ApiError) -> ApiError {
+pub(super) async fn refuse(incoming: Incoming, e: ApiError) -> ApiError {
     use http_body_util::BodyExt;
     /// The most that is read to be thrown away.
     const DRAIN: u64 = 1 << 20;
