@@ -979,6 +979,9 @@ const AHEAD: usize = 8;
 struct Prefetch<'a> {
     /// Each content's hash and size, in the order the pull writes them.
     list: &'a [(String, u64)],
+    /// Where a content larger than its listed size goes (see [`Spill`]): memory stays
+    /// bounded whatever the server sends.
+    spill_dir: &'a std::path::Path,
     wanted: HashSet<&'a str>,
     state: std::sync::Mutex<Ahead>,
     changed: std::sync::Condvar,
@@ -988,8 +991,8 @@ struct Prefetch<'a> {
 struct Ahead {
     /// The next of `list` to fetch.
     next: usize,
-    /// Fetched, not yet taken.
-    held: HashMap<String, Result<Vec<u8>>>,
+    /// Fetched, not yet taken: the content and its size.
+    held: HashMap<String, Result<(Downloaded, u64)>>,
     /// Being fetched.
     flight: HashSet<String>,
     /// Taken by the syncing thread (or left to it).
@@ -999,9 +1002,10 @@ struct Ahead {
 }
 
 impl<'a> Prefetch<'a> {
-    fn new(list: &'a [(String, u64)]) -> Prefetch<'a> {
+    fn new(list: &'a [(String, u64)], spill_dir: &'a std::path::Path) -> Prefetch<'a> {
         Prefetch {
             list,
+            spill_dir,
             wanted: list.iter().map(|(h, _)| h.as_str()).collect(),
             state: Default::default(),
             changed: Default::default(),
@@ -1043,11 +1047,14 @@ impl<'a> Prefetch<'a> {
                 (hash, size)
             };
             // A panic here would leave the syncing thread waiting for this content.
+            // Into a [`Spill`], not a plain vector: a server whose listing understates a
+            // size would otherwise have up to 64 GiB held in memory, per fetcher and per
+            // content held ahead.
             let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut content = Vec::with_capacity(size as usize);
-                wire_hash(&hash)
-                    .and_then(|h| api.get_blob_to(&h, size, &mut content, &|n| shown.inc(n)))
-                    .map(|_| content)
+                let mut out = Spill::new(self.spill_dir);
+                let got = wire_hash(&hash)
+                    .and_then(|h| api.get_blob_to(&h, size, &mut out, &|n| shown.inc(n)))?;
+                Ok((out.finish()?, got))
             }))
             .unwrap_or_else(|_| Err(anyhow!("a download of {hash} failed")));
             let mut st = self.lock();
@@ -1059,7 +1066,7 @@ impl<'a> Prefetch<'a> {
 
     /// The content of `hash` if it is one to fetch ahead and not taken yet: waits for it.
     /// None: the caller fetches it.
-    fn take(&self, hash: &str) -> Option<Result<Vec<u8>>> {
+    fn take(&self, hash: &str) -> Option<Result<(Downloaded, u64)>> {
         let mut st = self.lock();
         if !self.wanted.contains(hash) || st.taken.contains(hash) {
             return None;
@@ -1417,12 +1424,12 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             })
             .collect()
     };
-    let prefetch = Prefetch::new(&ahead);
+    let prefetch = Prefetch::new(&ahead, &spill_dir);
     let download = |path: &str, hash: &str, report: &mut Report| -> Result<Downloaded> {
         if let Some(got) = prefetch.take(hash) {
-            let data = got?;
-            report.bytes_down += data.len() as u64;
-            return Ok(Downloaded::Held(data));
+            let (data, size) = got?;
+            report.bytes_down += size;
+            return Ok(data);
         }
         let copy = here.borrow().get(hash).cloned();
         if let Some(rel) = copy.filter(|rel| t.still(rel, &Some(hash.to_string()))) {
@@ -1633,5 +1640,58 @@ mod tests {
         let mut back = Vec::new();
         f.read_to_end(&mut back).unwrap();
         assert!(back == big, "the spilled download differs");
+    }
+
+    /// A server on 127.0.0.1 answering every request with `body` (200); its URL.
+    fn serving(body: Vec<u8>) -> String {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn content_fetched_ahead_larger_than_listed_is_not_held_in_memory() {
+        // The listing says 5 bytes; the content of that hash is 3 MiB (a server whose sizes
+        // are wrong). Fetched ahead, it must go where any large download goes, not into
+        // memory whole.
+        let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        let hash = ContentHash::of(&big).as_str().to_string();
+        let api = Api::new(&serving(big.clone()), Some("t".into())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let list = [(hash.clone(), 5u64)];
+        let prefetch = Prefetch::new(&list, dir.path());
+        let shown = indicatif::ProgressBar::hidden();
+        let got = std::thread::scope(|s| {
+            s.spawn(|| prefetch.fetch(&api, &shown));
+            let got = prefetch.take(&hash);
+            prefetch.stop();
+            got
+        });
+        let (data, size) = got.expect("fetched ahead").unwrap();
+        assert_eq!(size, big.len() as u64);
+        let Downloaded::Spilled(mut f) = data else {
+            panic!("3 MiB fetched ahead were held in memory");
+        };
+        f.rewind().unwrap();
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).unwrap();
+        assert!(back == big, "the content fetched ahead differs");
     }
 }
