@@ -784,6 +784,32 @@ fn a_full_storage_quota_is_reported_and_what_fits_is_synced() {
     assert_eq!(files(&laptop, "~/Projects/Main").len(), 3);
 }
 
+#[test]
+fn large_files_over_the_quota_are_each_reported_and_the_rest_is_synced() {
+    // Streamed uploads (over 1 MiB) refused for the quota: each is named, and the small
+    // files, sent two at a time, all go up.
+    let server = Server::start(None, &["--quota", "3M"]);
+    let laptop = machine(&server, "fullbig", true);
+    for (name, byte) in [("a.bin", 1u8), ("b.bin", 2), ("c.bin", 3)] {
+        std::fs::write(laptop.path().join(name), vec![byte; 2 << 20]).unwrap();
+        laptop.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            laptop.path().join(name).display()
+        ));
+    }
+    let script: String = (0..10).map(|i| format!("echo s{i} > s{i}.txt\n")).collect();
+    laptop.cmd().write_stdin(script).assert().success();
+    let out = laptop.c("sync").code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("Main: 11 pushed"), "{stdout}\n{err}");
+    assert_eq!(
+        err.matches("not sent, the storage is full").count(),
+        2,
+        "{stdout}\n{err}"
+    );
+}
+
 /// Random histories on two machines: both sync until they agree, and nothing either one
 /// wrote is lost.
 mod convergence {
