@@ -227,8 +227,9 @@ impl Api {
     /// Uploads the `size` bytes of content `hash` as what `open` gives reads them,
     /// streamed, never whole in memory; the server checks them against `hash` and keeps
     /// nothing if they do not match. The length goes first, so a server that will not take
-    /// that much says so before the body. `sent` is told of each piece read (again, when a
-    /// busy server has the content sent again).
+    /// that much says so before the body. `sent` is told of each piece read, once: when a
+    /// busy server has the content sent again, only what goes beyond what an earlier try
+    /// sent is told.
     pub fn put_blob(
         &self,
         hash: &ContentHash,
@@ -239,13 +240,22 @@ impl Api {
         // A server busy with other uploads of this account says when to come back (429,
         // Retry-After): the content is opened again and sent again, a few times.
         let mut waits = 0;
+        // The most bytes any try has sent, all told to `sent` already.
+        let told = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         loop {
-            let sent = sent.clone();
+            let (sent, told) = (sent.clone(), told.clone());
+            let mut at = 0u64;
             let body = reqwest::blocking::Body::sized(
                 Exact {
                     inner: open()?,
                     left: size,
-                    sent: Box::new(move |n| sent(n)),
+                    sent: Box::new(move |n| {
+                        at += n;
+                        let before = told.fetch_max(at, std::sync::atomic::Ordering::Relaxed);
+                        if at > before {
+                            sent(at - before);
+                        }
+                    }),
                 },
                 size,
             );
@@ -535,6 +545,65 @@ mod tests {
         let hash = ContentHash::from(blake3::hash(content));
         let size = api.get_blob_to(&hash, 5, &mut out, &|_| {}).unwrap();
         assert_eq!((size, out.as_slice()), (5, &content[..]));
+    }
+
+    #[test]
+    fn an_upload_sent_again_for_a_busy_server_is_counted_once() {
+        // The server reads the whole body, then says it is busy (429, Retry-After); the
+        // second time it takes it. What was sent is counted once, not twice.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let hash = ContentHash::from(blake3::hash(&content));
+        let stored = format!(
+            r#"{{"success":true,"message":"Blob stored","data":{{"hash":"{hash}","size":{}}}}}"#,
+            content.len()
+        );
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let mut len = 0usize;
+                while reader.read_line(&mut line).unwrap() > 2 {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    line.clear();
+                }
+                std::io::copy(&mut reader.by_ref().take(len as u64), &mut std::io::sink()).unwrap();
+                let (status, body) = if n == 0 {
+                    (
+                        "429 Too Many Requests\r\nretry-after: 1",
+                        r#"{"success":false,"error":"Your account already has 1 uploads under way"}"#
+                            .to_string(),
+                    )
+                } else {
+                    ("201 Created", stored.clone())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let api = Api::new(&url, Some("t".into())).unwrap();
+        let counted = Arc::new(AtomicU64::new(0));
+        let c = counted.clone();
+        let sent: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+            c.fetch_add(n, Ordering::Relaxed);
+        });
+        let body = content.clone();
+        api.put_blob(
+            &hash,
+            content.len() as u64,
+            &mut || Ok(Box::new(std::io::Cursor::new(body.clone()))),
+            &sent,
+        )
+        .unwrap();
+        assert_eq!(counted.load(Ordering::Relaxed), content.len() as u64);
     }
 
     fn project(id: i64) -> String {
