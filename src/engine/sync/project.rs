@@ -907,12 +907,17 @@ fn upload<'a>(
                     continue;
                 }
                 let (h, _, size) = small[i];
-                let r = api.put_blob(
-                    h,
-                    size,
-                    &mut || Ok(Box::new(std::io::Cursor::new(content.clone()))),
-                    sent,
-                );
+                // A panic here would leave no one to take what the syncing thread queues,
+                // and it would wait for ever: it is this upload's failure instead.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    api.put_blob(
+                        h,
+                        size,
+                        &mut || Ok(Box::new(std::io::Cursor::new(content.clone()))),
+                        sent,
+                    )
+                }))
+                .unwrap_or_else(|_| Err(anyhow!("an upload of {h} failed")));
                 if r.as_ref().is_err_and(|e| refused_upload(e).is_none()) {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -1449,10 +1454,8 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         here.borrow_mut().insert(hash.to_string(), rel.to_string());
     };
     whole &= std::thread::scope(|s| -> Result<bool> {
-        for _ in 0..FETCHES_AT_ONCE.min(ahead.len()) {
-            s.spawn(|| prefetch.fetch(api, &pb));
-        }
-        // However the writes end (a panic included), the fetchers stop.
+        // However the writes end (a panic included, or a fetcher that cannot be started),
+        // the fetchers stop.
         struct Stop<'p, 'a>(&'p Prefetch<'a>);
         impl Drop for Stop<'_, '_> {
             fn drop(&mut self) {
@@ -1460,6 +1463,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             }
         }
         let _stop = Stop(&prefetch);
+        for _ in 0..FETCHES_AT_ONCE.min(ahead.len()) {
+            s.spawn(|| prefetch.fetch(api, &pb));
+        }
         let mut whole = true;
         let writes = (|| -> Result<()> {
             for deletions in [true, false] {
