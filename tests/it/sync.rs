@@ -810,6 +810,30 @@ fn large_files_over_the_quota_are_each_reported_and_the_rest_is_synced() {
     );
 }
 
+#[test]
+fn every_file_whose_content_the_full_storage_refused_is_named() {
+    // Two files share each content; the quota takes one content. Both files of the other
+    // are left out, and both are named.
+    let server = Server::start(None, &["--quota", "1K"]);
+    let laptop = machine(&server, "twins", true);
+    for (name, byte) in [("a.bin", 1u8), ("a2.bin", 1), ("b.bin", 2), ("b2.bin", 2)] {
+        std::fs::write(laptop.path().join(name), vec![byte; 600]).unwrap();
+        laptop.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            laptop.path().join(name).display()
+        ));
+    }
+    let out = laptop.c("sync").code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("Main: 2 pushed"), "{stdout}\n{err}");
+    assert_eq!(
+        err.matches("not sent, the storage is full").count(),
+        2,
+        "{stdout}\n{err}"
+    );
+}
+
 /// Random histories on two machines: both sync until they agree, and nothing either one
 /// wrote is lost.
 mod convergence {

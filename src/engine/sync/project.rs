@@ -1133,6 +1133,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
     } = *plan;
     // 1. Content the server lacks goes up first.
     let mut by_hash: HashMap<&ContentHash, &LocalFile> = HashMap::new();
+    // Every path that sends each content: one upload serves them all, and a refusal of it
+    // leaves them all out, so each is named.
+    let mut senders: HashMap<&ContentHash, BTreeSet<&str>> = HashMap::new();
     for a in acts {
         let path = match a {
             Act::Push {
@@ -1146,6 +1149,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         };
         if let Some(f) = local.get(path) {
             by_hash.insert(&f.hash, f);
+            senders.entry(&f.hash).or_default().insert(path);
         }
     }
     // Content the server would not take: the acts that need it wait for another sync.
@@ -1199,17 +1203,18 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                     let Some(why) = refused_upload(&e) else {
                         return Err(e);
                     };
-                    let rel = f.path.strip_prefix(t.dir).map(|n| n.join("/"));
-                    let rel = rel.unwrap_or_else(|| f.path.to_string());
-                    if e.downcast_ref::<HttpError>()
-                        .is_some_and(|x| x.status == 507)
-                    {
+                    let full = e
+                        .downcast_ref::<HttpError>()
+                        .is_some_and(|x| x.status == 507);
+                    for rel in senders.get(h).into_iter().flatten() {
+                        report.skipped.push(if full {
+                            format!("{rel}: not sent, the storage is full")
+                        } else {
+                            format!("{rel} is {why}")
+                        });
+                    }
+                    if full {
                         quota_note.get_or_insert(why);
-                        report
-                            .skipped
-                            .push(format!("{rel}: not sent, the storage is full"));
-                    } else {
-                        report.skipped.push(format!("{rel} is {why}"));
                     }
                     refused.insert(h.clone());
                 }
