@@ -1167,6 +1167,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             )?;
             missing.extend(d.data.missing);
         }
+        // Each content once, whatever the server answers: one named twice would be sent
+        // twice at once by the two senders, and counted twice.
+        let mut once = HashSet::new();
+        missing.retain(|h| once.insert(h.clone()));
         let sizes: u64 = missing
             .iter()
             .filter_map(|h| by_hash.get(h))
