@@ -192,6 +192,57 @@ fn a_sync_killed_midway_is_finished_by_the_next() {
 }
 
 #[test]
+fn a_server_stopped_or_killed_mid_pull_ends_the_sync_and_loses_nothing() {
+    // A pull of many small files (fetched ahead two at a time) whose server dies midway,
+    // or is stopped first with fetches under way: the sync ends, with the connection as
+    // the reason, and the next one finishes it.
+    let mut server = Server::sqlite();
+    let a = machine(&server, "mid", true);
+    let script: String = (0..400)
+        .map(|i| format!("echo 'file {i}' > f{i}.txt\n"))
+        .collect();
+    a.cmd().write_stdin(script).assert().success();
+    a.c("sync").success();
+    for stall in [true, false] {
+        let b = machine(&server, "mid", false);
+        let child = std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(b.path())
+            .args(["-c", "sync"])
+            .env_remove("VALYXO_HOME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        if stall {
+            // Stopped, then killed while the pull waits for it.
+            server.signal(libc::SIGSTOP);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        server.stop();
+        let started = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the sync took {:?} to end",
+            started.elapsed()
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if !out.status.success() {
+            assert!(
+                err.contains("server") || err.contains("connection"),
+                "{err}"
+            );
+        }
+        server.restart();
+        b.c("sync").success();
+        assert_eq!(files(&b, "~/Projects/Main").len(), 400);
+        assert_eq!(b.out("cat f399.txt"), "file 399\n");
+    }
+}
+
+#[test]
 fn accounts_log_in_and_out() {
     let server = Server::sqlite();
     let h = machine(&server, "eve", true);
