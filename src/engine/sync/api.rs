@@ -18,6 +18,38 @@ struct Exact {
     inner: Box<dyn Read + Send>,
     left: u64,
     sent: Box<dyn FnMut(u64) + Send>,
+    /// How reading the content failed, if it did: the upload's error is then that, not
+    /// the broken request the HTTP client reports.
+    failed: std::sync::Arc<std::sync::Mutex<Option<Unreadable>>>,
+}
+
+/// An upload that failed because its content could not be read whole (the file got
+/// shorter while it was sent, or a read failed), not because of the server.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// The content ended before the length the request declared.
+    pub shrank: bool,
+    pub message: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+impl Exact {
+    fn fail(&self, shrank: bool, e: std::io::Error) -> std::io::Error {
+        if let Ok(mut f) = self.failed.lock() {
+            f.get_or_insert(Unreadable {
+                shrank,
+                message: e.to_string(),
+            });
+        }
+        e
+    }
 }
 
 impl Read for Exact {
@@ -26,11 +58,18 @@ impl Read for Exact {
             return Ok(0);
         }
         let room = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..room])?;
+        let n = match self.inner.read(&mut buf[..room]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => return Err(self.fail(false, e)),
+        };
         if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file got shorter while it was sent",
+            return Err(self.fail(
+                true,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file got shorter while it was sent",
+                ),
             ));
         }
         self.left -= n as u64;
@@ -245,10 +284,12 @@ impl Api {
         loop {
             let (sent, told) = (sent.clone(), told.clone());
             let mut at = 0u64;
+            let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
             let body = reqwest::blocking::Body::sized(
                 Exact {
                     inner: open()?,
                     left: size,
+                    failed: failed.clone(),
                     sent: Box::new(move |n| {
                         at += n;
                         let before = told.fetch_max(at, std::sync::atomic::Ordering::Relaxed);
@@ -265,7 +306,10 @@ impl Api {
                 .timeout(transfer_timeout(size))
                 .body(body)
                 .send()
-                .map_err(|e| self.transport(e))?;
+                .map_err(|e| match failed.lock().ok().and_then(|mut f| f.take()) {
+                    Some(u) => u.into(),
+                    None => self.transport(e),
+                })?;
             if let Some(wait) = retry_after(&resp).filter(|_| waits < BUSY_WAITS) {
                 waits += 1;
                 std::thread::sleep(wait);
@@ -452,6 +496,7 @@ mod tests {
         let r = Exact {
             inner: Box::new(data),
             left: size,
+            failed: Default::default(),
             sent: Box::new(move |n| {
                 counter.fetch_add(n, Ordering::Relaxed);
             }),
@@ -604,6 +649,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(counted.load(Ordering::Relaxed), content.len() as u64);
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_sent_says_so_not_that_the_connection_broke() {
+        // The content ends before the length the request declared (the file got shorter
+        // while it was sent): the error names that, not the server.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let _ = std::io::copy(&mut BufReader::new(stream), &mut std::io::sink());
+            }
+        });
+        let api = Api::new(&url, Some("t".into())).unwrap();
+        let sent: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(|_| {});
+        let hash = ContentHash::from(blake3::hash(b"x"));
+        let e = api
+            .put_blob(
+                &hash,
+                1 << 20,
+                &mut || Ok(Box::new(std::io::Cursor::new(vec![1u8; 100_000]))),
+                &sent,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("got shorter"), "{e:#}");
+        assert!(!e.to_string().contains("cannot reach"), "{e:#}");
     }
 
     fn project(id: i64) -> String {

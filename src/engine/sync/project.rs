@@ -2,7 +2,7 @@
 //! last agreed on, the plan (`crate::merge`), and carrying it out — uploads first, one atomic
 //! commit, then the local writes, each followed by its base.
 
-use super::api::{Api, HttpError};
+use super::api::{Api, HttpError, Unreadable};
 use super::{Account, PROJECTS};
 use crate::hub::Hub;
 use crate::merge::{conflict_name, find_moves, hostname, occupies, plan, Act, Crossed, Side};
@@ -1196,6 +1196,13 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                             anyhow!("{} changed during sync: run sync again", f.path)
                         }
                         Some(_) => e,
+                        // The file, not the connection: it got shorter, or a read failed.
+                        None if e.downcast_ref::<Unreadable>().is_some_and(|u| u.shrank) => {
+                            anyhow!("{} changed during sync: run sync again", f.path)
+                        }
+                        None if e.downcast_ref::<Unreadable>().is_some() => {
+                            e.context(format!("cannot read {}", f.path))
+                        }
                         // A server that refuses a body answers before it has read it; the
                         // client may only see the connection close.
                         None => e.context(format!(
