@@ -243,6 +243,43 @@ fn a_server_stopped_or_killed_mid_pull_ends_the_sync_and_loses_nothing() {
 }
 
 #[test]
+fn a_conflict_and_a_rename_needing_content_that_is_also_fetched_ahead() {
+    // The server's side of a conflict (m.txt), and the content a rename brings when its
+    // old name changed here (r1 -> r2), are also the content of new files pulled before and
+    // after them (a.txt, z.txt, plus twelve others that fill what is fetched ahead): taken
+    // out of the order the fetchers go in, each is still written, and the sync ends.
+    let server = Server::sqlite();
+    let a = machine(&server, "ahead", true);
+    let b = machine(&server, "ahead", false);
+    a.out("echo base > m.txt; echo old > r1.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    let fill: String = (0..12)
+        .map(|i| format!("echo fill {i} > n{i:02}.txt; "))
+        .collect();
+    a.out(&format!(
+        "echo theirs > m.txt; echo theirs > a.txt; echo theirs > z.txt; mv r1.txt r2.txt; \
+         echo old > q.txt; {fill}"
+    ));
+    a.c("sync").success();
+    b.out("echo mine > m.txt; echo changed > r1.txt");
+    b.c("sync").success();
+    for (f, want) in [
+        ("a.txt", "theirs\n"),
+        ("m.txt", "theirs\n"),
+        ("z.txt", "theirs\n"),
+        ("r2.txt", "old\n"),
+        ("q.txt", "old\n"),
+        ("r1.txt", "changed\n"),
+        ("n11.txt", "fill 11\n"),
+    ] {
+        assert_eq!(b.out(&format!("cat {f}")), want, "{f}");
+    }
+    // The 16 files, r1.txt kept here and the conflict copy of this machine's m.txt.
+    assert_eq!(files(&b, "~/Projects/Main").len(), 19);
+}
+
+#[test]
 fn accounts_log_in_and_out() {
     let server = Server::sqlite();
     let h = machine(&server, "eve", true);
