@@ -782,6 +782,50 @@ fn uploads_of_almost_a_mebibyte_wait_for_a_busy_server_as_small_ones_do() {
     b.c("sync").success().stdout(contains("Main: 6 pulled"));
 }
 
+#[test]
+fn two_machines_streaming_large_files_at_once_wait_for_each_other() {
+    // Two machines of one account push files over 1 MiB (streamed) at the same time to a
+    // server taking one upload per account: the one told to come back (429) while it was
+    // still sending must see that answer and wait, not a reset connection.
+    let server = Server::start(None, &["--uploads-per-account", "1"]);
+    let a = machine(&server, "both", true);
+    let b = machine(&server, "both", false);
+    for (h, project) in [(&a, "One"), (&b, "Two")] {
+        for i in 0..6u32 {
+            let data: Vec<u8> = (0..(3u32 << 20))
+                .map(|n| (n.wrapping_mul(7).wrapping_add(i) % 251) as u8)
+                .chain(project.bytes())
+                .collect();
+            let name = format!("big{i}.bin");
+            std::fs::write(h.path().join(&name), &data).unwrap();
+            h.out(&format!(
+                "mkdir -p ~/Projects/{project}; import {} ~/Projects/{project}/{name}",
+                h.path().join(&name).display()
+            ));
+        }
+    }
+    let spawn = |h: &Home| {
+        std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .args(["-c", "sync"])
+            .env_remove("VALYXO_HOME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (ca, cb) = (spawn(&a), spawn(&b));
+    for c in [ca, cb] {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Needs a running Secret Service (`.ci/run` starts gnome-keyring in a D-Bus session).
 #[test]
 #[ignore = "needs a Secret Service keyring; run by .ci/run under dbus-run-session"]
