@@ -826,6 +826,53 @@ fn two_machines_streaming_large_files_at_once_wait_for_each_other() {
     }
 }
 
+#[test]
+fn three_machines_pulling_at_once_share_the_accounts_downloads() {
+    // Each pull fetches ahead two at a time besides its own downloads; three at once ask
+    // more of the server than the four downloads an account may have under way. Those told
+    // to come back wait; every pull ends whole.
+    let server = Server::sqlite();
+    let a = machine(&server, "three", true);
+    let script: String = (0..300)
+        .map(|i| format!("echo 'file {i}' > f{i}.txt\n"))
+        .collect();
+    a.cmd().write_stdin(script).assert().success();
+    let big: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 253) as u8).collect();
+    std::fs::write(a.path().join("big.bin"), &big).unwrap();
+    a.out(&format!(
+        "import {} ~/Projects/Main/big.bin",
+        a.path().join("big.bin").display()
+    ));
+    a.c("sync").success();
+    let homes: Vec<Home> = (0..3).map(|_| machine(&server, "three", false)).collect();
+    let children: Vec<_> = homes
+        .iter()
+        .map(|h| {
+            std::process::Command::new(common::BIN)
+                .arg("--home")
+                .arg(h.path())
+                .args(["-c", "sync"])
+                .env_remove("VALYXO_HOME")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for h in &homes {
+        assert_eq!(files(h, "~/Projects/Main").len(), 301);
+        assert_eq!(h.out("cat f299.txt"), "file 299\n");
+    }
+}
+
 /// Needs a running Secret Service (`.ci/run` starts gnome-keyring in a D-Bus session).
 #[test]
 #[ignore = "needs a Secret Service keyring; run by .ci/run under dbus-run-session"]
