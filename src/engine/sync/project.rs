@@ -851,6 +851,18 @@ fn copy_matching(vfs: &crate::vfs::Vfs, p: &VPath, hash: &str, out: &mut Spill) 
     std::io::Write::flush(&mut w).is_ok() && ContentHash::from(hasher.finalize()).as_str() == hash
 }
 
+/// An upload given up because another one failed (the sync stops with that failure).
+#[derive(Debug)]
+struct Skipped;
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not sent: another upload failed")
+    }
+}
+
+impl std::error::Error for Skipped {}
+
 /// Uploads sent at once. The server takes two per account at a time
 /// (`--uploads-per-account`); one more would be told to come back (and would).
 const UPLOADS_AT_ONCE: usize = 2;
@@ -910,14 +922,26 @@ fn upload<'a>(
                 // A panic here would leave no one to take what the syncing thread queues,
                 // and it would wait for ever: it is this upload's failure instead.
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut tries = 0;
                     api.put_blob(
                         h,
                         size,
-                        &mut || Ok(Box::new(std::io::Cursor::new(content.clone()))),
+                        &mut || {
+                            // Waiting for a busy server, the other sender failed: this one
+                            // is not sent again.
+                            tries += 1;
+                            if tries > 1 && stop.load(Ordering::Relaxed) {
+                                return Err(Skipped.into());
+                            }
+                            Ok(Box::new(std::io::Cursor::new(content.clone())))
+                        },
                         sent,
                     )
                 }))
                 .unwrap_or_else(|_| Err(anyhow!("an upload of {h} failed")));
+                if r.as_ref().is_err_and(|e| e.is::<Skipped>()) {
+                    continue;
+                }
                 if r.as_ref().is_err_and(|e| refused_upload(e).is_none()) {
                     stop.store(true, Ordering::Relaxed);
                 }
