@@ -192,6 +192,94 @@ fn a_sync_killed_midway_is_finished_by_the_next() {
 }
 
 #[test]
+fn a_server_stopped_or_killed_mid_pull_ends_the_sync_and_loses_nothing() {
+    // A pull of many small files (fetched ahead two at a time) whose server dies midway,
+    // or is stopped first with fetches under way: the sync ends, with the connection as
+    // the reason, and the next one finishes it.
+    let mut server = Server::sqlite();
+    let a = machine(&server, "mid", true);
+    let script: String = (0..400)
+        .map(|i| format!("echo 'file {i}' > f{i}.txt\n"))
+        .collect();
+    a.cmd().write_stdin(script).assert().success();
+    a.c("sync").success();
+    for stall in [true, false] {
+        let b = machine(&server, "mid", false);
+        let child = std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(b.path())
+            .args(["-c", "sync"])
+            .env_remove("VALYXO_HOME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        if stall {
+            // Stopped, then killed while the pull waits for it.
+            server.signal(libc::SIGSTOP);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        server.stop();
+        let started = std::time::Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the sync took {:?} to end",
+            started.elapsed()
+        );
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if !out.status.success() {
+            assert!(
+                err.contains("server") || err.contains("connection"),
+                "{err}"
+            );
+        }
+        server.restart();
+        b.c("sync").success();
+        assert_eq!(files(&b, "~/Projects/Main").len(), 400);
+        assert_eq!(b.out("cat f399.txt"), "file 399\n");
+    }
+}
+
+#[test]
+fn a_conflict_and_a_rename_needing_content_that_is_also_fetched_ahead() {
+    // The server's side of a conflict (m.txt), and the content a rename brings when its
+    // old name changed here (r1 -> r2), are also the content of new files pulled before and
+    // after them (a.txt, z.txt, plus twelve others that fill what is fetched ahead): taken
+    // out of the order the fetchers go in, each is still written, and the sync ends.
+    let server = Server::sqlite();
+    let a = machine(&server, "ahead", true);
+    let b = machine(&server, "ahead", false);
+    a.out("echo base > m.txt; echo old > r1.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    let fill: String = (0..12)
+        .map(|i| format!("echo fill {i} > n{i:02}.txt; "))
+        .collect();
+    a.out(&format!(
+        "echo theirs > m.txt; echo theirs > a.txt; echo theirs > z.txt; mv r1.txt r2.txt; \
+         echo old > q.txt; {fill}"
+    ));
+    a.c("sync").success();
+    b.out("echo mine > m.txt; echo changed > r1.txt");
+    b.c("sync").success();
+    for (f, want) in [
+        ("a.txt", "theirs\n"),
+        ("m.txt", "theirs\n"),
+        ("z.txt", "theirs\n"),
+        ("r2.txt", "old\n"),
+        ("q.txt", "old\n"),
+        ("r1.txt", "changed\n"),
+        ("n11.txt", "fill 11\n"),
+    ] {
+        assert_eq!(b.out(&format!("cat {f}")), want, "{f}");
+    }
+    // The 16 files, r1.txt kept here and the conflict copy of this machine's m.txt.
+    assert_eq!(files(&b, "~/Projects/Main").len(), 19);
+}
+
+#[test]
 fn accounts_log_in_and_out() {
     let server = Server::sqlite();
     let h = machine(&server, "eve", true);
@@ -672,6 +760,119 @@ fn uploads_sent_two_at_a_time_wait_for_a_server_that_takes_one_at_a_time() {
     assert!(std::fs::read(&out).unwrap() == big, "the big file differs");
 }
 
+#[test]
+fn uploads_of_almost_a_mebibyte_wait_for_a_busy_server_as_small_ones_do() {
+    // Held uploads of nearly 1 MiB, two at a time against a server taking one: the one
+    // refused with 429 (before its body is read) must be waited for, not fail the sync.
+    let server = Server::start(None, &["--uploads-per-account", "1"]);
+    let a = machine(&server, "heavy", true);
+    for i in 0..6u32 {
+        let data: Vec<u8> = (0..(1u32 << 20) - 1000)
+            .map(|n| (n.wrapping_mul(31).wrapping_add(i) % 251) as u8)
+            .collect();
+        let name = format!("h{i}.bin");
+        std::fs::write(a.path().join(&name), &data).unwrap();
+        a.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            a.path().join(&name).display()
+        ));
+    }
+    a.c("sync").success().stdout(contains("Main: 6 pushed"));
+    let b = machine(&server, "heavy", false);
+    b.c("sync").success().stdout(contains("Main: 6 pulled"));
+}
+
+#[test]
+fn two_machines_streaming_large_files_at_once_wait_for_each_other() {
+    // Two machines of one account push files over 1 MiB (streamed) at the same time to a
+    // server taking one upload per account: the one told to come back (429) while it was
+    // still sending must see that answer and wait, not a reset connection.
+    let server = Server::start(None, &["--uploads-per-account", "1"]);
+    let a = machine(&server, "both", true);
+    let b = machine(&server, "both", false);
+    for (h, project) in [(&a, "One"), (&b, "Two")] {
+        for i in 0..6u32 {
+            let data: Vec<u8> = (0..(3u32 << 20))
+                .map(|n| (n.wrapping_mul(7).wrapping_add(i) % 251) as u8)
+                .chain(project.bytes())
+                .collect();
+            let name = format!("big{i}.bin");
+            std::fs::write(h.path().join(&name), &data).unwrap();
+            h.out(&format!(
+                "mkdir -p ~/Projects/{project}; import {} ~/Projects/{project}/{name}",
+                h.path().join(&name).display()
+            ));
+        }
+    }
+    let spawn = |h: &Home| {
+        std::process::Command::new(common::BIN)
+            .arg("--home")
+            .arg(h.path())
+            .args(["-c", "sync"])
+            .env_remove("VALYXO_HOME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (ca, cb) = (spawn(&a), spawn(&b));
+    for c in [ca, cb] {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn three_machines_pulling_at_once_share_the_accounts_downloads() {
+    // Each pull fetches ahead two at a time besides its own downloads; three at once ask
+    // more of the server than the four downloads an account may have under way. Those told
+    // to come back wait; every pull ends whole.
+    let server = Server::sqlite();
+    let a = machine(&server, "three", true);
+    let script: String = (0..300)
+        .map(|i| format!("echo 'file {i}' > f{i}.txt\n"))
+        .collect();
+    a.cmd().write_stdin(script).assert().success();
+    let big: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 253) as u8).collect();
+    std::fs::write(a.path().join("big.bin"), &big).unwrap();
+    a.out(&format!(
+        "import {} ~/Projects/Main/big.bin",
+        a.path().join("big.bin").display()
+    ));
+    a.c("sync").success();
+    let homes: Vec<Home> = (0..3).map(|_| machine(&server, "three", false)).collect();
+    let children: Vec<_> = homes
+        .iter()
+        .map(|h| {
+            std::process::Command::new(common::BIN)
+                .arg("--home")
+                .arg(h.path())
+                .args(["-c", "sync"])
+                .env_remove("VALYXO_HOME")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for h in &homes {
+        assert_eq!(files(h, "~/Projects/Main").len(), 301);
+        assert_eq!(h.out("cat f299.txt"), "file 299\n");
+    }
+}
+
 /// Needs a running Secret Service (`.ci/run` starts gnome-keyring in a D-Bus session).
 #[test]
 #[ignore = "needs a Secret Service keyring; run by .ci/run under dbus-run-session"]
@@ -760,6 +961,56 @@ fn a_full_storage_quota_is_reported_and_what_fits_is_synced() {
         .stderr(contains("not sent, the storage is full"));
     // Nothing here was touched.
     assert_eq!(files(&laptop, "~/Projects/Main").len(), 3);
+}
+
+#[test]
+fn large_files_over_the_quota_are_each_reported_and_the_rest_is_synced() {
+    // Streamed uploads (over 1 MiB) refused for the quota: each is named, and the small
+    // files, sent two at a time, all go up.
+    let server = Server::start(None, &["--quota", "3M"]);
+    let laptop = machine(&server, "fullbig", true);
+    for (name, byte) in [("a.bin", 1u8), ("b.bin", 2), ("c.bin", 3)] {
+        std::fs::write(laptop.path().join(name), vec![byte; 2 << 20]).unwrap();
+        laptop.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            laptop.path().join(name).display()
+        ));
+    }
+    let script: String = (0..10).map(|i| format!("echo s{i} > s{i}.txt\n")).collect();
+    laptop.cmd().write_stdin(script).assert().success();
+    let out = laptop.c("sync").code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("Main: 11 pushed"), "{stdout}\n{err}");
+    assert_eq!(
+        err.matches("not sent, the storage is full").count(),
+        2,
+        "{stdout}\n{err}"
+    );
+}
+
+#[test]
+fn every_file_whose_content_the_full_storage_refused_is_named() {
+    // Two files share each content; the quota takes one content. Both files of the other
+    // are left out, and both are named.
+    let server = Server::start(None, &["--quota", "1K"]);
+    let laptop = machine(&server, "twins", true);
+    for (name, byte) in [("a.bin", 1u8), ("a2.bin", 1), ("b.bin", 2), ("b2.bin", 2)] {
+        std::fs::write(laptop.path().join(name), vec![byte; 600]).unwrap();
+        laptop.out(&format!(
+            "import {} ~/Projects/Main/{name}",
+            laptop.path().join(name).display()
+        ));
+    }
+    let out = laptop.c("sync").code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("Main: 2 pushed"), "{stdout}\n{err}");
+    assert_eq!(
+        err.matches("not sent, the storage is full").count(),
+        2,
+        "{stdout}\n{err}"
+    );
 }
 
 /// Random histories on two machines: both sync until they agree, and nothing either one

@@ -18,6 +18,38 @@ struct Exact {
     inner: Box<dyn Read + Send>,
     left: u64,
     sent: Box<dyn FnMut(u64) + Send>,
+    /// How reading the content failed, if it did: the upload's error is then that, not
+    /// the broken request the HTTP client reports.
+    failed: std::sync::Arc<std::sync::Mutex<Option<Unreadable>>>,
+}
+
+/// An upload that failed because its content could not be read whole (the file got
+/// shorter while it was sent, or a read failed), not because of the server.
+#[derive(Debug)]
+pub struct Unreadable {
+    /// The content ended before the length the request declared.
+    pub shrank: bool,
+    pub message: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+impl Exact {
+    fn fail(&self, shrank: bool, e: std::io::Error) -> std::io::Error {
+        if let Ok(mut f) = self.failed.lock() {
+            f.get_or_insert(Unreadable {
+                shrank,
+                message: e.to_string(),
+            });
+        }
+        e
+    }
 }
 
 impl Read for Exact {
@@ -26,11 +58,18 @@ impl Read for Exact {
             return Ok(0);
         }
         let room = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..room])?;
+        let n = match self.inner.read(&mut buf[..room]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => return Err(self.fail(false, e)),
+        };
         if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the file got shorter while it was sent",
+            return Err(self.fail(
+                true,
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file got shorter while it was sent",
+                ),
             ));
         }
         self.left -= n as u64;
@@ -227,8 +266,9 @@ impl Api {
     /// Uploads the `size` bytes of content `hash` as what `open` gives reads them,
     /// streamed, never whole in memory; the server checks them against `hash` and keeps
     /// nothing if they do not match. The length goes first, so a server that will not take
-    /// that much says so before the body. `sent` is told of each piece read (again, when a
-    /// busy server has the content sent again).
+    /// that much says so before the body. `sent` is told of each piece read, once: when a
+    /// busy server has the content sent again, only what goes beyond what an earlier try
+    /// sent is told.
     pub fn put_blob(
         &self,
         hash: &ContentHash,
@@ -239,13 +279,24 @@ impl Api {
         // A server busy with other uploads of this account says when to come back (429,
         // Retry-After): the content is opened again and sent again, a few times.
         let mut waits = 0;
+        // The most bytes any try has sent, all told to `sent` already.
+        let told = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         loop {
-            let sent = sent.clone();
+            let (sent, told) = (sent.clone(), told.clone());
+            let mut at = 0u64;
+            let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
             let body = reqwest::blocking::Body::sized(
                 Exact {
                     inner: open()?,
                     left: size,
-                    sent: Box::new(move |n| sent(n)),
+                    failed: failed.clone(),
+                    sent: Box::new(move |n| {
+                        at += n;
+                        let before = told.fetch_max(at, std::sync::atomic::Ordering::Relaxed);
+                        if at > before {
+                            sent(at - before);
+                        }
+                    }),
                 },
                 size,
             );
@@ -255,7 +306,10 @@ impl Api {
                 .timeout(transfer_timeout(size))
                 .body(body)
                 .send()
-                .map_err(|e| self.transport(e))?;
+                .map_err(|e| match failed.lock().ok().and_then(|mut f| f.take()) {
+                    Some(u) => u.into(),
+                    None => self.transport(e),
+                })?;
             if let Some(wait) = retry_after(&resp).filter(|_| waits < BUSY_WAITS) {
                 waits += 1;
                 std::thread::sleep(wait);
@@ -442,6 +496,7 @@ mod tests {
         let r = Exact {
             inner: Box::new(data),
             left: size,
+            failed: Default::default(),
             sent: Box::new(move |n| {
                 counter.fetch_add(n, Ordering::Relaxed);
             }),
@@ -535,6 +590,92 @@ mod tests {
         let hash = ContentHash::from(blake3::hash(content));
         let size = api.get_blob_to(&hash, 5, &mut out, &|_| {}).unwrap();
         assert_eq!((size, out.as_slice()), (5, &content[..]));
+    }
+
+    #[test]
+    fn an_upload_sent_again_for_a_busy_server_is_counted_once() {
+        // The server reads the whole body, then says it is busy (429, Retry-After); the
+        // second time it takes it. What was sent is counted once, not twice.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let hash = ContentHash::from(blake3::hash(&content));
+        let stored = format!(
+            r#"{{"success":true,"message":"Blob stored","data":{{"hash":"{hash}","size":{}}}}}"#,
+            content.len()
+        );
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let mut len = 0usize;
+                while reader.read_line(&mut line).unwrap() > 2 {
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                    line.clear();
+                }
+                std::io::copy(&mut reader.by_ref().take(len as u64), &mut std::io::sink()).unwrap();
+                let (status, body) = if n == 0 {
+                    (
+                        "429 Too Many Requests\r\nretry-after: 1",
+                        r#"{"success":false,"error":"Your account already has 1 uploads under way"}"#
+                            .to_string(),
+                    )
+                } else {
+                    ("201 Created", stored.clone())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                     connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let api = Api::new(&url, Some("t".into())).unwrap();
+        let counted = Arc::new(AtomicU64::new(0));
+        let c = counted.clone();
+        let sent: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+            c.fetch_add(n, Ordering::Relaxed);
+        });
+        let body = content.clone();
+        api.put_blob(
+            &hash,
+            content.len() as u64,
+            &mut || Ok(Box::new(std::io::Cursor::new(body.clone()))),
+            &sent,
+        )
+        .unwrap();
+        assert_eq!(counted.load(Ordering::Relaxed), content.len() as u64);
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_sent_says_so_not_that_the_connection_broke() {
+        // The content ends before the length the request declared (the file got shorter
+        // while it was sent): the error names that, not the server.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let _ = std::io::copy(&mut BufReader::new(stream), &mut std::io::sink());
+            }
+        });
+        let api = Api::new(&url, Some("t".into())).unwrap();
+        let sent: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(|_| {});
+        let hash = ContentHash::from(blake3::hash(b"x"));
+        let e = api
+            .put_blob(
+                &hash,
+                1 << 20,
+                &mut || Ok(Box::new(std::io::Cursor::new(vec![1u8; 100_000]))),
+                &sent,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("got shorter"), "{e:#}");
+        assert!(!e.to_string().contains("cannot reach"), "{e:#}");
     }
 
     fn project(id: i64) -> String {

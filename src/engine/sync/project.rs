@@ -2,7 +2,7 @@
 //! last agreed on, the plan (`crate::merge`), and carrying it out — uploads first, one atomic
 //! commit, then the local writes, each followed by its base.
 
-use super::api::{Api, HttpError};
+use super::api::{Api, HttpError, Unreadable};
 use super::{Account, PROJECTS};
 use crate::hub::Hub;
 use crate::merge::{conflict_name, find_moves, hostname, occupies, plan, Act, Crossed, Side};
@@ -851,6 +851,18 @@ fn copy_matching(vfs: &crate::vfs::Vfs, p: &VPath, hash: &str, out: &mut Spill) 
     std::io::Write::flush(&mut w).is_ok() && ContentHash::from(hasher.finalize()).as_str() == hash
 }
 
+/// An upload given up because another one failed (the sync stops with that failure).
+#[derive(Debug)]
+struct Skipped;
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not sent: another upload failed")
+    }
+}
+
+impl std::error::Error for Skipped {}
+
 /// Uploads sent at once. The server takes two per account at a time
 /// (`--uploads-per-account`); one more would be told to come back (and would).
 const UPLOADS_AT_ONCE: usize = 2;
@@ -907,12 +919,29 @@ fn upload<'a>(
                     continue;
                 }
                 let (h, _, size) = small[i];
-                let r = api.put_blob(
-                    h,
-                    size,
-                    &mut || Ok(Box::new(std::io::Cursor::new(content.clone()))),
-                    sent,
-                );
+                // A panic here would leave no one to take what the syncing thread queues,
+                // and it would wait for ever: it is this upload's failure instead.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let mut tries = 0;
+                    api.put_blob(
+                        h,
+                        size,
+                        &mut || {
+                            // Waiting for a busy server, the other sender failed: this one
+                            // is not sent again.
+                            tries += 1;
+                            if tries > 1 && stop.load(Ordering::Relaxed) {
+                                return Err(Skipped.into());
+                            }
+                            Ok(Box::new(std::io::Cursor::new(content.clone())))
+                        },
+                        sent,
+                    )
+                }))
+                .unwrap_or_else(|_| Err(anyhow!("an upload of {h} failed")));
+                if r.as_ref().is_err_and(|e| e.is::<Skipped>()) {
+                    continue;
+                }
                 if r.as_ref().is_err_and(|e| refused_upload(e).is_none()) {
                     stop.store(true, Ordering::Relaxed);
                 }
@@ -979,6 +1008,9 @@ const AHEAD: usize = 8;
 struct Prefetch<'a> {
     /// Each content's hash and size, in the order the pull writes them.
     list: &'a [(String, u64)],
+    /// Where a content larger than its listed size goes (see [`Spill`]): memory stays
+    /// bounded whatever the server sends.
+    spill_dir: &'a std::path::Path,
     wanted: HashSet<&'a str>,
     state: std::sync::Mutex<Ahead>,
     changed: std::sync::Condvar,
@@ -988,8 +1020,8 @@ struct Prefetch<'a> {
 struct Ahead {
     /// The next of `list` to fetch.
     next: usize,
-    /// Fetched, not yet taken.
-    held: HashMap<String, Result<Vec<u8>>>,
+    /// Fetched, not yet taken: the content and its size.
+    held: HashMap<String, Result<(Downloaded, u64)>>,
     /// Being fetched.
     flight: HashSet<String>,
     /// Taken by the syncing thread (or left to it).
@@ -999,9 +1031,10 @@ struct Ahead {
 }
 
 impl<'a> Prefetch<'a> {
-    fn new(list: &'a [(String, u64)]) -> Prefetch<'a> {
+    fn new(list: &'a [(String, u64)], spill_dir: &'a std::path::Path) -> Prefetch<'a> {
         Prefetch {
             list,
+            spill_dir,
             wanted: list.iter().map(|(h, _)| h.as_str()).collect(),
             state: Default::default(),
             changed: Default::default(),
@@ -1043,11 +1076,14 @@ impl<'a> Prefetch<'a> {
                 (hash, size)
             };
             // A panic here would leave the syncing thread waiting for this content.
+            // Into a [`Spill`], not a plain vector: a server whose listing understates a
+            // size would otherwise have up to 64 GiB held in memory, per fetcher and per
+            // content held ahead.
             let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut content = Vec::with_capacity(size as usize);
-                wire_hash(&hash)
-                    .and_then(|h| api.get_blob_to(&h, size, &mut content, &|n| shown.inc(n)))
-                    .map(|_| content)
+                let mut out = Spill::new(self.spill_dir);
+                let got = wire_hash(&hash)
+                    .and_then(|h| api.get_blob_to(&h, size, &mut out, &|n| shown.inc(n)))?;
+                Ok((out.finish()?, got))
             }))
             .unwrap_or_else(|_| Err(anyhow!("a download of {hash} failed")));
             let mut st = self.lock();
@@ -1059,7 +1095,7 @@ impl<'a> Prefetch<'a> {
 
     /// The content of `hash` if it is one to fetch ahead and not taken yet: waits for it.
     /// None: the caller fetches it.
-    fn take(&self, hash: &str) -> Option<Result<Vec<u8>>> {
+    fn take(&self, hash: &str) -> Option<Result<(Downloaded, u64)>> {
         let mut st = self.lock();
         if !self.wanted.contains(hash) || st.taken.contains(hash) {
             return None;
@@ -1121,6 +1157,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
     } = *plan;
     // 1. Content the server lacks goes up first.
     let mut by_hash: HashMap<&ContentHash, &LocalFile> = HashMap::new();
+    // Every path that sends each content: one upload serves them all, and a refusal of it
+    // leaves them all out, so each is named.
+    let mut senders: HashMap<&ContentHash, BTreeSet<&str>> = HashMap::new();
     for a in acts {
         let path = match a {
             Act::Push {
@@ -1134,6 +1173,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         };
         if let Some(f) = local.get(path) {
             by_hash.insert(&f.hash, f);
+            senders.entry(&f.hash).or_default().insert(path);
         }
     }
     // Content the server would not take: the acts that need it wait for another sync.
@@ -1151,6 +1191,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             )?;
             missing.extend(d.data.missing);
         }
+        // Each content once, whatever the server answers: one named twice would be sent
+        // twice at once by the two senders, and counted twice.
+        let mut once = HashSet::new();
+        missing.retain(|h| once.insert(h.clone()));
         let sizes: u64 = missing
             .iter()
             .filter_map(|h| by_hash.get(h))
@@ -1176,6 +1220,13 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                             anyhow!("{} changed during sync: run sync again", f.path)
                         }
                         Some(_) => e,
+                        // The file, not the connection: it got shorter, or a read failed.
+                        None if e.downcast_ref::<Unreadable>().is_some_and(|u| u.shrank) => {
+                            anyhow!("{} changed during sync: run sync again", f.path)
+                        }
+                        None if e.downcast_ref::<Unreadable>().is_some() => {
+                            e.context(format!("cannot read {}", f.path))
+                        }
                         // A server that refuses a body answers before it has read it; the
                         // client may only see the connection close.
                         None => e.context(format!(
@@ -1187,17 +1238,18 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                     let Some(why) = refused_upload(&e) else {
                         return Err(e);
                     };
-                    let rel = f.path.strip_prefix(t.dir).map(|n| n.join("/"));
-                    let rel = rel.unwrap_or_else(|| f.path.to_string());
-                    if e.downcast_ref::<HttpError>()
-                        .is_some_and(|x| x.status == 507)
-                    {
+                    let full = e
+                        .downcast_ref::<HttpError>()
+                        .is_some_and(|x| x.status == 507);
+                    for rel in senders.get(h).into_iter().flatten() {
+                        report.skipped.push(if full {
+                            format!("{rel}: not sent, the storage is full")
+                        } else {
+                            format!("{rel} is {why}")
+                        });
+                    }
+                    if full {
                         quota_note.get_or_insert(why);
-                        report
-                            .skipped
-                            .push(format!("{rel}: not sent, the storage is full"));
-                    } else {
-                        report.skipped.push(format!("{rel} is {why}"));
                     }
                     refused.insert(h.clone());
                 }
@@ -1417,12 +1469,12 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             })
             .collect()
     };
-    let prefetch = Prefetch::new(&ahead);
+    let prefetch = Prefetch::new(&ahead, &spill_dir);
     let download = |path: &str, hash: &str, report: &mut Report| -> Result<Downloaded> {
         if let Some(got) = prefetch.take(hash) {
-            let data = got?;
-            report.bytes_down += data.len() as u64;
-            return Ok(Downloaded::Held(data));
+            let (data, size) = got?;
+            report.bytes_down += size;
+            return Ok(data);
         }
         let copy = here.borrow().get(hash).cloned();
         if let Some(rel) = copy.filter(|rel| t.still(rel, &Some(hash.to_string()))) {
@@ -1442,10 +1494,8 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
         here.borrow_mut().insert(hash.to_string(), rel.to_string());
     };
     whole &= std::thread::scope(|s| -> Result<bool> {
-        for _ in 0..FETCHES_AT_ONCE.min(ahead.len()) {
-            s.spawn(|| prefetch.fetch(api, &pb));
-        }
-        // However the writes end (a panic included), the fetchers stop.
+        // However the writes end (a panic included, or a fetcher that cannot be started),
+        // the fetchers stop.
         struct Stop<'p, 'a>(&'p Prefetch<'a>);
         impl Drop for Stop<'_, '_> {
             fn drop(&mut self) {
@@ -1453,6 +1503,9 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             }
         }
         let _stop = Stop(&prefetch);
+        for _ in 0..FETCHES_AT_ONCE.min(ahead.len()) {
+            s.spawn(|| prefetch.fetch(api, &pb));
+        }
         let mut whole = true;
         let writes = (|| -> Result<()> {
             for deletions in [true, false] {
@@ -1633,5 +1686,58 @@ mod tests {
         let mut back = Vec::new();
         f.read_to_end(&mut back).unwrap();
         assert!(back == big, "the spilled download differs");
+    }
+
+    /// A server on 127.0.0.1 answering every request with `body` (200); its URL.
+    fn serving(body: Vec<u8>) -> String {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn content_fetched_ahead_larger_than_listed_is_not_held_in_memory() {
+        // The listing says 5 bytes; the content of that hash is 3 MiB (a server whose sizes
+        // are wrong). Fetched ahead, it must go where any large download goes, not into
+        // memory whole.
+        let big: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        let hash = ContentHash::of(&big).as_str().to_string();
+        let api = Api::new(&serving(big.clone()), Some("t".into())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let list = [(hash.clone(), 5u64)];
+        let prefetch = Prefetch::new(&list, dir.path());
+        let shown = indicatif::ProgressBar::hidden();
+        let got = std::thread::scope(|s| {
+            s.spawn(|| prefetch.fetch(&api, &shown));
+            let got = prefetch.take(&hash);
+            prefetch.stop();
+            got
+        });
+        let (data, size) = got.expect("fetched ahead").unwrap();
+        assert_eq!(size, big.len() as u64);
+        let Downloaded::Spilled(mut f) = data else {
+            panic!("3 MiB fetched ahead were held in memory");
+        };
+        f.rewind().unwrap();
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).unwrap();
+        assert!(back == big, "the content fetched ahead differs");
     }
 }

@@ -434,32 +434,37 @@ pub fn put(app: Arc<App>, req: Req, incoming: Incoming) -> Pending<Result<Reply,
     })
 }
 
-/// A body refused before it is read is still read (and thrown away) when it is small, as
-/// nginx's lingering close does: a server that answers and closes while the client is still
-/// sending makes the kernel reset the connection, and the client then sees a broken
-/// connection instead of the answer (the quota full, the file too large). A larger body is
-/// left unread; its client learns the limits first from `GET /api/limits`.
-async fn refuse(incoming: Incoming, e: ApiError) -> ApiError {
+/// A body refused before it is read is still read (and thrown away), as nginx's lingering
+/// close does: a server that answers and closes while the client is still sending makes the
+/// kernel reset the connection, and the client then sees a broken connection instead of the
+/// answer (the quota full, the file too large, too many uploads at once). A client cannot
+/// learn beforehand that the quota will not take a large file, or that another machine's
+/// uploads hold the account's slots, so any declared length is read, for [`LINGER`] at
+/// most; what is still coming then is left unread.
+pub(super) async fn refuse(incoming: Incoming, e: ApiError) -> ApiError {
     use http_body_util::BodyExt;
-    /// The most that is read to be thrown away.
-    const DRAIN: u64 = 1 << 20;
+    /// The longest a refused body is read to be thrown away.
+    const LINGER: Duration = Duration::from_secs(10);
     let Incoming {
         mut body,
         declared,
         idle,
     } = incoming;
-    if declared.is_none_or(|n| n > DRAIN) {
+    let Some(declared) = declared else {
         return e;
-    }
-    let mut read = 0u64;
-    while read <= DRAIN {
-        match tokio::time::timeout(idle.min(Duration::from_secs(2)), body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                read += frame.data_ref().map_or(0, |d| d.len() as u64);
+    };
+    let drain = async {
+        let mut read = 0u64;
+        while read < declared {
+            match tokio::time::timeout(idle.min(Duration::from_secs(2)), body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
             }
-            _ => break,
         }
-    }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
     e
 }
 

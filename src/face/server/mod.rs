@@ -651,20 +651,23 @@ async fn handle(
             // Uploads stream to the database: a few at a time, and two per account, so no
             // account can take every slot. The handler reads the body.
             let account = user.as_ref().map_or(0, |u| u.id);
-            _upload = Some(
-                app.uploads
-                    .take(account)
-                    .map_err(|b| busy("uploads", b, 1))?,
-            );
             let declared = headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            incoming = Some(blobs::Incoming {
+            let came = blobs::Incoming {
                 body,
                 declared,
                 idle,
-            });
+            };
+            match app.uploads.take(account) {
+                Ok(slot) => _upload = Some(slot),
+                // Told to come back, a client still sending a small body must see the
+                // answer, not a reset connection: the body is read and thrown away first,
+                // as for any refused upload.
+                Err(b) => return Err(blobs::refuse(came, busy("uploads", b, 1)).await),
+            }
+            incoming = Some(came);
             Bytes::new()
         }
     };
