@@ -14,13 +14,15 @@
 //! rule: a change the other side made meanwhile is kept.
 //!
 //! The parts: [`api`] (the HTTP client and its errors), [`project`] (one project's sync: the
-//! plan against the base, uploads, the commit, the local writes), [`whole`] (projects deleted
-//! or renamed as a whole) and [`lock`] (one sync at a time per home); the account (register,
-//! login, logout, the token) is here.
+//! plan against the base, uploads, the commit, the local writes), [`transfer`] (moving
+//! content: uploads two at a time, a pull's downloads fetched ahead, where a download goes
+//! as it arrives), [`whole`] (projects deleted or renamed as a whole) and [`lock`] (one sync
+//! at a time per home); the account (register, login, logout, the token) is here.
 
 pub mod api;
 pub mod lock;
 pub mod project;
+pub mod transfer;
 pub mod whole;
 
 pub use api::{Api, HttpError};
