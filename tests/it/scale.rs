@@ -222,44 +222,14 @@ fn instances_behind_a_balancer_share_sessions_and_the_login_limit() {
     }
 }
 
-const PASSWORD: &str = "Secr3t-pass";
-
-/// A home signed in through the balancer (registering the account when `register`).
-fn machine(url: &str, user: &str, register: bool) -> Home {
-    let h = Home::new();
-    let line = if register {
-        format!("register --server {url} --email {user}@example.com {user}")
-    } else {
-        format!("login --server {url} {user}")
-    };
-    h.cmd()
-        .arg("-c")
-        .arg(&line)
-        .write_stdin(format!("{PASSWORD}\n"))
-        .assert()
-        .success()
-        .stdout(contains(format!("logged in as {user} on {url}")));
-    h
-}
-
-fn files(h: &Home) -> Vec<String> {
-    let mut f: Vec<String> = h
-        .out("find ~/Projects -type f")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    f.sort();
-    f
-}
-
 #[test]
 #[ignore = "needs PostgreSQL and nginx: run by .ci/run"]
 fn a_sync_through_the_balancer_is_correct() {
     let Some((db, nginx)) = needs() else { return };
     let (_servers, lb) = service(&db, &nginx, 0);
     let user = unique("sync");
-    let laptop = machine(&lb.url, &user, true);
-    let desktop = machine(&lb.url, &user, false);
+    let laptop = Home::signed_in(&lb.url, &user, true);
+    let desktop = Home::signed_in(&lb.url, &user, false);
 
     // Each sync is several requests (limits, listing, missing content, uploads, commit),
     // which the balancer hands to the three instances in turn.
@@ -310,7 +280,7 @@ fn a_sync_through_the_balancer_is_correct() {
     assert_eq!(desktop.out(&format!("cat '{copy}'")), "desktop\n");
     laptop.c("sync").success().stdout(contains("1 pulled"));
     assert_eq!(laptop.out(&format!("cat '{copy}'")), "desktop\n");
-    assert_eq!(files(&laptop), files(&desktop));
+    assert_eq!(laptop.files("~/Projects"), desktop.files("~/Projects"));
     laptop
         .c("sync")
         .success()

@@ -8,45 +8,23 @@ use common::Home;
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 
-const PASSWORD: &str = "Secr3t-pass";
+use common::HOME_PASSWORD as PASSWORD;
 
 /// A home logged in to `server` as `user` (registered by the first machine).
 fn machine(server: &Server, user: &str, register: bool) -> Home {
-    let h = Home::new();
-    let line = if register {
-        format!(
-            "register --server {} --email {user}@example.com {user}",
-            server.url
-        )
-    } else {
-        format!("login --server {} {user}", server.url)
-    };
-    h.cmd()
-        .arg("-c")
-        .arg(&line)
-        .write_stdin(format!("{PASSWORD}\n"))
-        .assert()
-        .success()
-        .stdout(contains(format!("logged in as {user} on {}", server.url)));
-    h
+    Home::signed_in(&server.url, user, register)
 }
 
-/// The files under `dir`, sorted.
-fn files(h: &Home, dir: &str) -> Vec<String> {
-    let mut f: Vec<String> = h
-        .out(&format!("find {dir} -type f"))
-        .lines()
-        .map(str::to_string)
-        .collect();
-    f.sort();
-    f
+/// Two machines of a new account `user` on `server`: the first registers it, the second
+/// logs in.
+fn pair(server: &Server, user: &str) -> (Home, Home) {
+    (machine(server, user, true), machine(server, user, false))
 }
 
 #[test]
 fn two_machines_push_pull_delete_and_keep_both_sides_of_a_conflict() {
     let server = Server::sqlite();
-    let laptop = machine(&server, "ada", true);
-    let desktop = machine(&server, "ada", false);
+    let (laptop, desktop) = pair(&server, "ada");
 
     laptop.out("mkdir -p src; echo 'fn main() {}' > src/main.rs; echo v1 > notes.md");
     // Binary content, not UTF-8.
@@ -110,7 +88,7 @@ fn two_machines_push_pull_delete_and_keep_both_sides_of_a_conflict() {
     assert!(!desktop.out("ls src").contains("main.rs"));
     laptop.c("sync").success().stdout(contains("1 pulled"));
     assert_eq!(laptop.out(&format!("cat '{copy}'")), "desktop\n");
-    assert_eq!(files(&laptop, "~/Projects"), files(&desktop, "~/Projects"));
+    assert_eq!(laptop.files("~/Projects"), desktop.files("~/Projects"));
 
     // A new project on one machine appears on the other.
     laptop.out("mkdir ~/Projects/Docs; echo hi > ~/Projects/Docs/readme.txt");
@@ -125,8 +103,7 @@ fn two_machines_push_pull_delete_and_keep_both_sides_of_a_conflict() {
 #[test]
 fn a_project_in_a_host_mount_syncs_its_real_files() {
     let server = Server::sqlite();
-    let a = machine(&server, "bob", true);
-    let b = machine(&server, "bob", false);
+    let (a, b) = pair(&server, "bob");
     let host = common::host_dir();
     std::fs::create_dir_all(host.path().join("lib")).unwrap();
     std::fs::write(host.path().join("lib/util.rs"), "pub fn f() {}\n").unwrap();
@@ -187,7 +164,7 @@ fn a_sync_killed_midway_is_finished_by_the_next() {
     h.c("sync").success().stdout(contains("Main: up to date"));
     let other = machine(&server, "dia", false);
     other.c("sync").success();
-    assert_eq!(files(&other, "~/Projects/Main").len(), 300);
+    assert_eq!(other.files("~/Projects/Main").len(), 300);
     assert_eq!(other.out("cat f299.txt"), "file 299\n");
 }
 
@@ -237,7 +214,7 @@ fn a_server_stopped_or_killed_mid_pull_ends_the_sync_and_loses_nothing() {
         }
         server.restart();
         b.c("sync").success();
-        assert_eq!(files(&b, "~/Projects/Main").len(), 400);
+        assert_eq!(b.files("~/Projects/Main").len(), 400);
         assert_eq!(b.out("cat f399.txt"), "file 399\n");
     }
 }
@@ -249,8 +226,7 @@ fn a_conflict_and_a_rename_needing_content_that_is_also_fetched_ahead() {
     // after them (a.txt, z.txt, plus twelve others that fill what is fetched ahead): taken
     // out of the order the fetchers go in, each is still written, and the sync ends.
     let server = Server::sqlite();
-    let a = machine(&server, "ahead", true);
-    let b = machine(&server, "ahead", false);
+    let (a, b) = pair(&server, "ahead");
     a.out("echo base > m.txt; echo old > r1.txt");
     a.c("sync").success();
     b.c("sync").success();
@@ -276,7 +252,7 @@ fn a_conflict_and_a_rename_needing_content_that_is_also_fetched_ahead() {
         assert_eq!(b.out(&format!("cat {f}")), want, "{f}");
     }
     // The 16 files, r1.txt kept here and the conflict copy of this machine's m.txt.
-    assert_eq!(files(&b, "~/Projects/Main").len(), 19);
+    assert_eq!(b.files("~/Projects/Main").len(), 19);
 }
 
 #[test]
@@ -397,8 +373,7 @@ fn projects(server: &Server, token: &str) -> Vec<(String, i64)> {
 #[test]
 fn a_deleted_project_is_deleted_everywhere_both_ways() {
     let server = Server::sqlite();
-    let a = machine(&server, "del", true);
-    let b = machine(&server, "del", false);
+    let (a, b) = pair(&server, "del");
     let t = token(&server, "del");
     a.out(
         "echo main > m.txt; mkdir -p ~/Projects/Gone/sub; echo one > ~/Projects/Gone/sub/one.txt",
@@ -437,14 +412,13 @@ fn a_deleted_project_is_deleted_everywhere_both_ways() {
         assert_eq!(h.out("ls ~/Projects"), "Main\n");
         h.c("sync").success().stdout(contains("Main: up to date"));
     }
-    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    assert_eq!(a.files("~/Projects"), b.files("~/Projects"));
 }
 
 #[test]
 fn the_start_project_is_renamed_and_deleted_though_each_session_makes_it_again() {
     let server = Server::sqlite();
-    let a = machine(&server, "sta", true);
-    let b = machine(&server, "sta", false);
+    let (a, b) = pair(&server, "sta");
     let t = token(&server, "sta");
     a.out("echo m > m.txt");
     a.c("sync").success();
@@ -499,8 +473,7 @@ fn a_project_mount_whose_host_folder_is_away_is_not_deleted() {
 #[test]
 fn a_deleted_project_that_changed_on_the_other_side_is_kept() {
     let server = Server::sqlite();
-    let a = machine(&server, "kep", true);
-    let b = machine(&server, "kep", false);
+    let (a, b) = pair(&server, "kep");
     let t = token(&server, "kep");
     a.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f.txt");
     a.c("sync").success();
@@ -533,14 +506,13 @@ fn a_deleted_project_that_changed_on_the_other_side_is_kept() {
         .stdout(contains("P: 2 pushed"));
     assert_eq!(b.out("cat ~/Projects/P/f.txt"), "again\n");
     a.c("sync").success().stdout(contains("P: 2 pulled"));
-    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    assert_eq!(a.files("~/Projects"), b.files("~/Projects"));
 }
 
 #[test]
 fn a_renamed_project_stays_the_same_project_both_ways() {
     let mut server = Server::logged(&[]);
-    let a = machine(&server, "pro", true);
-    let b = machine(&server, "pro", false);
+    let (a, b) = pair(&server, "pro");
     let t = token(&server, "pro");
     a.out("mkdir ~/Projects/Old; echo one > ~/Projects/Old/one.txt; echo two > ~/Projects/Old/two.txt");
     a.c("sync").success();
@@ -618,8 +590,7 @@ fn logged(log: &str, method: &str, prefix: &str) -> usize {
 #[test]
 fn a_renamed_file_is_renamed_on_the_other_machine_and_its_content_not_sent_again() {
     let mut server = Server::logged(&[]);
-    let a = machine(&server, "ren", true);
-    let b = machine(&server, "ren", false);
+    let (a, b) = pair(&server, "ren");
     // Two files with the same content: one of them is renamed.
     a.out("mkdir docs; echo 'the draft' > docs/draft.md; echo same > x.txt; echo same > y.txt");
     a.c("sync").success().stdout(contains("Main: 3 pushed"));
@@ -642,7 +613,7 @@ fn a_renamed_file_is_renamed_on_the_other_machine_and_its_content_not_sent_again
         .stdout(contains("rename  docs/draft.md -> docs/final.md (here)"));
     assert_eq!(b.out("cat docs/final.md"), "the draft\n");
     assert_eq!(b.out("cat old/x.txt y.txt"), "same\nsame\n");
-    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    assert_eq!(a.files("~/Projects"), b.files("~/Projects"));
     for h in [&a, &b] {
         h.c("sync").success().stdout(contains("Main: up to date"));
     }
@@ -656,8 +627,7 @@ fn a_renamed_file_is_renamed_on_the_other_machine_and_its_content_not_sent_again
 #[test]
 fn chains_of_renames_and_a_file_moved_into_a_folder_of_its_name_are_followed() {
     let server = Server::sqlite();
-    let a = machine(&server, "cha", true);
-    let b = machine(&server, "cha", false);
+    let (a, b) = pair(&server, "cha");
     a.out("echo X > x; echo Y > y; echo F > f");
     a.c("sync").success();
     b.c("sync").success();
@@ -672,7 +642,7 @@ fn chains_of_renames_and_a_file_moved_into_a_folder_of_its_name_are_followed() {
         .success()
         .stdout(contains("Main: 1 pulled, 2 renamed"));
     assert_eq!(b.out("cat y z f/inner"), "X\nY\nF\n");
-    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    assert_eq!(a.files("~/Projects"), b.files("~/Projects"));
     for h in [&a, &b] {
         h.c("sync").success().stdout(contains("Main: up to date"));
     }
@@ -681,8 +651,7 @@ fn chains_of_renames_and_a_file_moved_into_a_folder_of_its_name_are_followed() {
 #[test]
 fn a_rename_that_meets_an_edit_of_the_old_name_keeps_both() {
     let server = Server::sqlite();
-    let a = machine(&server, "red", true);
-    let b = machine(&server, "red", false);
+    let (a, b) = pair(&server, "red");
     a.out("echo v1 > notes.md; echo p1 > plan.md");
     a.c("sync").success();
     b.c("sync").success();
@@ -705,7 +674,7 @@ fn a_rename_that_meets_an_edit_of_the_old_name_keeps_both() {
     ));
     assert_eq!(b.out("cat plan.md later/plan.md"), "p2\np1\n");
     a.c("sync").success();
-    assert_eq!(files(&a, "~/Projects"), files(&b, "~/Projects"));
+    assert_eq!(a.files("~/Projects"), b.files("~/Projects"));
     assert_eq!(a.out("cat later/plan.md"), "p1\n");
     for h in [&a, &b] {
         h.c("sync").success().stdout(contains("Main: up to date"));
@@ -788,8 +757,7 @@ fn two_machines_streaming_large_files_at_once_wait_for_each_other() {
     // server taking one upload per account: the one told to come back (429) while it was
     // still sending must see that answer and wait, not a reset connection.
     let server = Server::start(None, &["--uploads-per-account", "1"]);
-    let a = machine(&server, "both", true);
-    let b = machine(&server, "both", false);
+    let (a, b) = pair(&server, "both");
     for (h, project) in [(&a, "One"), (&b, "Two")] {
         for i in 0..6u32 {
             let data: Vec<u8> = (0..(3u32 << 20))
@@ -868,7 +836,7 @@ fn three_machines_pulling_at_once_share_the_accounts_downloads() {
         );
     }
     for h in &homes {
-        assert_eq!(files(h, "~/Projects/Main").len(), 301);
+        assert_eq!(h.files("~/Projects/Main").len(), 301);
         assert_eq!(h.out("cat f299.txt"), "file 299\n");
     }
 }
@@ -908,8 +876,7 @@ fn the_login_token_goes_to_the_os_keyring() {
 #[test]
 fn a_file_too_large_for_the_server_is_left_out_and_everything_else_syncs() {
     let server = Server::start(None, &["--max-file-size", "1KiB"]);
-    let laptop = machine(&server, "big", true);
-    let desktop = machine(&server, "big", false);
+    let (laptop, desktop) = pair(&server, "big");
     laptop
         .out("echo small > small.txt; mkdir -p ~/Projects/Later; echo later > ~/Projects/Later/l");
     std::fs::write(laptop.path().join("big.bin"), vec![7u8; 2048]).unwrap();
@@ -929,7 +896,7 @@ fn a_file_too_large_for_the_server_is_left_out_and_everything_else_syncs() {
         .stdout(contains("Later: 1 pushed"));
     desktop.c("sync").success();
     assert_eq!(
-        files(&desktop, "~/Projects"),
+        desktop.files("~/Projects"),
         ["~/Projects/Later/l", "~/Projects/Main/small.txt"]
     );
     // The big file is still here, untouched, and the next sync says the same.
@@ -960,7 +927,7 @@ fn a_full_storage_quota_is_reported_and_what_fits_is_synced() {
         ))
         .stderr(contains("not sent, the storage is full"));
     // Nothing here was touched.
-    assert_eq!(files(&laptop, "~/Projects/Main").len(), 3);
+    assert_eq!(laptop.files("~/Projects/Main").len(), 3);
 }
 
 #[test]
@@ -1322,8 +1289,7 @@ mod convergence {
 #[test]
 fn a_file_larger_than_the_old_32_mib_limit_syncs_byte_exact() {
     let server = Server::sqlite();
-    let laptop = machine(&server, "huge", true);
-    let desktop = machine(&server, "huge", false);
+    let (laptop, desktop) = pair(&server, "huge");
     let mounted = machine(&server, "huge", false);
     // 40 MiB that differ from byte to byte.
     let data: Vec<u8> = (0..40u32 << 20)
@@ -1387,8 +1353,8 @@ fn an_account_with_more_projects_and_files_than_a_page_syncs_them_all() {
         .success()
         .stdout(contains("Big: 11 pulled"))
         .stdout(contains("P6: 1 pulled"));
-    assert_eq!(files(&laptop, "~/Projects"), files(&desktop, "~/Projects"));
-    assert_eq!(files(&desktop, "~/Projects").len(), 6 + 11);
+    assert_eq!(laptop.files("~/Projects"), desktop.files("~/Projects"));
+    assert_eq!(desktop.files("~/Projects").len(), 6 + 11);
     // Nothing beyond the first page is taken for deleted: both sides stay as they are.
     laptop
         .c("sync")
@@ -1404,7 +1370,7 @@ fn an_account_with_more_projects_and_files_than_a_page_syncs_them_all() {
         .success()
         .stdout(contains("Big: 1 pulled, 1 deleted"));
     assert_eq!(laptop.out("cat ~/Projects/Big/d1/f10.txt"), "changed\n");
-    assert_eq!(files(&laptop, "~/Projects"), files(&desktop, "~/Projects"));
+    assert_eq!(laptop.files("~/Projects"), desktop.files("~/Projects"));
 }
 
 // ---- adversarial scenarios: two machines doing what people do ----
@@ -1412,8 +1378,7 @@ fn an_account_with_more_projects_and_files_than_a_page_syncs_them_all() {
 #[test]
 fn a_deleted_projects_folder_deletes_no_project() {
     let server = Server::sqlite();
-    let a = machine(&server, "gon", true);
-    let b = machine(&server, "gon", false);
+    let (a, b) = pair(&server, "gon");
     let t = token(&server, "gon");
     a.out("echo m > m.txt; mkdir ~/Projects/P; echo p > ~/Projects/P/p.txt");
     a.c("sync").success();
@@ -1554,24 +1519,12 @@ impl Stall {
     }
 }
 
-/// A home logged in to the server at `url` (a proxy in front of it) as `user`.
-fn machine_at(url: &str, user: &str) -> Home {
-    let h = Home::new();
-    h.cmd()
-        .arg("-c")
-        .arg(format!("login --server {url} {user}"))
-        .write_stdin(format!("{PASSWORD}\n"))
-        .assert()
-        .success();
-    h
-}
-
 #[test]
 fn a_project_deleted_after_a_sync_that_was_cut_off_keeps_what_it_never_fetched() {
     let server = Server::sqlite();
     let stall = Stall::new(&server);
     let b = machine(&server, "cut", true);
-    let a = machine_at(&stall.url, "cut");
+    let a = Home::signed_in(&stall.url, "cut", false);
     let t = token(&server, "cut");
     b.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f.txt");
     b.c("sync").success();
@@ -1599,7 +1552,7 @@ fn a_project_deleted_after_a_commit_that_crossed_another_machines_keeps_that_mac
     let server = Server::sqlite();
     let stall = Stall::new(&server);
     let b = machine(&server, "crs", true);
-    let a = machine_at(&stall.url, "crs");
+    let a = Home::signed_in(&stall.url, "crs", false);
     let t = token(&server, "crs");
     b.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f.txt; echo v1 > ~/Projects/P/g.txt");
     b.c("sync").success();
@@ -1632,8 +1585,7 @@ fn a_project_deleted_after_a_commit_that_crossed_another_machines_keeps_that_mac
 #[test]
 fn a_project_deleted_while_a_file_too_large_hid_the_servers_change_keeps_that_change() {
     let server = Server::start(None, &["--max-file-size", "1KiB"]);
-    let a = machine(&server, "hid", true);
-    let b = machine(&server, "hid", false);
+    let (a, b) = pair(&server, "hid");
     let t = token(&server, "hid");
     a.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/x; echo keep > ~/Projects/P/k");
     a.c("sync").success();
@@ -1662,7 +1614,7 @@ fn a_project_deleted_while_a_file_too_large_hid_the_servers_change_keeps_that_ch
 
 /// The files under ~/Projects on `h` with their text, by path.
 fn everything(h: &Home) -> Vec<(String, String)> {
-    files(h, "~/Projects")
+    h.files("~/Projects")
         .into_iter()
         .map(|f| {
             let text = h.out(&format!("cat '{f}'"));
@@ -1674,8 +1626,7 @@ fn everything(h: &Home) -> Vec<(String, String)> {
 #[test]
 fn a_project_renamed_to_a_name_the_other_machine_made_meanwhile_reaches_both() {
     let server = Server::sqlite();
-    let a = machine(&server, "twn", true);
-    let b = machine(&server, "twn", false);
+    let (a, b) = pair(&server, "twn");
     a.out("mkdir ~/Projects/Old; echo old > ~/Projects/Old/o.txt");
     a.c("sync").success();
     b.c("sync").success();
@@ -1730,8 +1681,7 @@ fn settle_and_check(a: &Home, b: &Home, must: &[&str]) {
 #[test]
 fn two_files_swapped_on_one_side_while_the_other_edits_one() {
     let server = Server::sqlite();
-    let a = machine(&server, "swp", true);
-    let b = machine(&server, "swp", false);
+    let (a, b) = pair(&server, "swp");
     a.out("echo A > a; echo B > b");
     a.c("sync").success();
     b.c("sync").success();
@@ -1746,8 +1696,7 @@ fn two_files_swapped_on_one_side_while_the_other_edits_one() {
 #[test]
 fn a_file_renamed_and_its_old_name_made_again_with_other_content() {
     let server = Server::sqlite();
-    let a = machine(&server, "rmk", true);
-    let b = machine(&server, "rmk", false);
+    let (a, b) = pair(&server, "rmk");
     a.out("echo one > x; echo two > y");
     a.c("sync").success();
     b.c("sync").success();
@@ -1764,23 +1713,21 @@ fn a_file_renamed_and_its_old_name_made_again_with_other_content() {
 #[test]
 fn a_folder_of_identical_files_renamed_while_the_other_side_edits_one() {
     let server = Server::sqlite();
-    let a = machine(&server, "dup", true);
-    let b = machine(&server, "dup", false);
+    let (a, b) = pair(&server, "dup");
     a.out("mkdir d; echo same > d/1; echo same > d/2; echo same > d/3; touch d/e1 d/e2");
     a.c("sync").success();
     b.c("sync").success();
     a.out("mv d e");
     b.out("echo 'b edits 2' > d/2; rm d/e1");
     settle_and_check(&a, &b, &["same\n", "b edits 2\n"]);
-    let fa = files(&a, "~/Projects/Main");
+    let fa = a.files("~/Projects/Main");
     assert!(fa.iter().any(|f| f.ends_with("d/2")), "{fa:?}");
 }
 
 #[test]
 fn identical_and_empty_files_renamed_to_each_others_names() {
     let server = Server::sqlite();
-    let a = machine(&server, "per", true);
-    let b = machine(&server, "per", false);
+    let (a, b) = pair(&server, "per");
     a.out("echo s > a; echo s > b; echo s > c; touch e f; echo t > g");
     a.c("sync").success();
     b.c("sync").success();
@@ -1793,8 +1740,7 @@ fn identical_and_empty_files_renamed_to_each_others_names() {
 #[test]
 fn a_file_moved_into_a_mounted_folder_is_renamed_everywhere() {
     let server = Server::sqlite();
-    let a = machine(&server, "mvm", true);
-    let b = machine(&server, "mvm", false);
+    let (a, b) = pair(&server, "mvm");
     let host = common::host_dir();
     std::fs::write(host.path().join("in.txt"), "inside\n").unwrap();
     a.out(&format!(
@@ -1817,7 +1763,7 @@ fn a_sync_killed_after_its_commit_of_renames_is_finished_by_the_next() {
     let server = Server::sqlite();
     let stall = Stall::new(&server);
     let b = machine(&server, "kre", true);
-    let a = machine_at(&stall.url, "kre");
+    let a = Home::signed_in(&stall.url, "kre", false);
     a.out("mkdir d; echo 1 > d/one; echo 2 > d/two; echo z > z; echo w > w");
     a.c("sync").success();
     b.c("sync").success();
@@ -1834,8 +1780,7 @@ fn a_sync_killed_after_its_commit_of_renames_is_finished_by_the_next() {
 #[test]
 fn a_sync_killed_while_following_many_renames_is_finished_by_the_next() {
     let server = Server::sqlite();
-    let a = machine(&server, "kfo", true);
-    let b = machine(&server, "kfo", false);
+    let (a, b) = pair(&server, "kfo");
     let script: String = (0..150)
         .map(|i| format!("echo 'file {}' > d/f{i}.txt\n", i % 7))
         .collect();
@@ -1917,7 +1862,7 @@ fn a_new_machines_first_sync_cut_off_deletes_nothing_at_the_next() {
     a.out("mkdir ~/Projects/P; echo 'all my work' > ~/Projects/P/w.txt");
     a.c("sync").success();
     // A new machine's first sync is cut off before it wrote anything of P.
-    let b = machine_at(&stall.url, "fir");
+    let b = Home::signed_in(&stall.url, "fir", false);
     stall.kill_at_download(&b, "sync");
     let out = b.c("sync").success().get_output().clone();
     let text = String::from_utf8_lossy(&out.stdout).to_string()
@@ -1935,8 +1880,7 @@ fn a_new_machines_first_sync_cut_off_deletes_nothing_at_the_next() {
 #[test]
 fn a_project_renamed_alike_on_both_machines_stays_one_project() {
     let server = Server::sqlite();
-    let a = machine(&server, "ali", true);
-    let b = machine(&server, "ali", false);
+    let (a, b) = pair(&server, "ali");
     let t = token(&server, "ali");
     a.out("mkdir ~/Projects/Old; echo o > ~/Projects/Old/o.txt");
     a.c("sync").success();
@@ -1970,8 +1914,7 @@ fn a_project_renamed_alike_on_both_machines_stays_one_project() {
 #[test]
 fn a_project_deleted_here_while_renamed_and_edited_there_is_fetched_under_its_new_name() {
     let server = Server::sqlite();
-    let a = machine(&server, "dre", true);
-    let b = machine(&server, "dre", false);
+    let (a, b) = pair(&server, "dre");
     a.out("mkdir ~/Projects/P; echo v1 > ~/Projects/P/f; echo k > ~/Projects/P/k");
     a.c("sync").success();
     b.c("sync").success();
@@ -1989,8 +1932,7 @@ fn a_project_deleted_here_while_renamed_and_edited_there_is_fetched_under_its_ne
 #[test]
 fn two_projects_whose_names_are_swapped_keep_every_file() {
     let server = Server::sqlite();
-    let a = machine(&server, "psw", true);
-    let b = machine(&server, "psw", false);
+    let (a, b) = pair(&server, "psw");
     a.out("mkdir ~/Projects/P ~/Projects/Q; echo p > ~/Projects/P/p; echo q > ~/Projects/Q/q");
     a.c("sync").success();
     b.c("sync").success();
@@ -2042,8 +1984,7 @@ fn a_project_with_a_file_the_full_storage_refused_can_still_be_deleted() {
 #[test]
 fn a_file_moved_up_in_place_of_its_folder_is_followed() {
     let server = Server::sqlite();
-    let a = machine(&server, "mup", true);
-    let b = machine(&server, "mup", false);
+    let (a, b) = pair(&server, "mup");
     a.out("mkdir d; echo inner > d/f; echo other > o");
     a.c("sync").success();
     b.c("sync").success();
@@ -2057,8 +1998,7 @@ fn a_file_moved_up_in_place_of_its_folder_is_followed() {
 #[test]
 fn a_folder_emptied_by_renames_and_replaced_by_one_of_its_files_is_followed() {
     let server = Server::sqlite();
-    let a = machine(&server, "mu2", true);
-    let b = machine(&server, "mu2", false);
+    let (a, b) = pair(&server, "mu2");
     a.out("mkdir d; echo F > d/f; echo G > d/g");
     a.c("sync").success();
     b.c("sync").success();

@@ -9,6 +9,9 @@ pub mod server;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_valyxo");
 
+/// The password of the accounts that homes sign in with ([`Home::signed_in`]).
+pub const HOME_PASSWORD: &str = "Secr3t-pass";
+
 /// A fresh Valyxo home in a temporary directory, removed when dropped.
 pub struct Home {
     pub dir: tempfile::TempDir,
@@ -48,6 +51,38 @@ impl Home {
 
     pub fn db(&self) -> PathBuf {
         self.path().join("valyxo.db")
+    }
+
+    /// A fresh home signed in to the server at `url` (or a proxy in front of it) as `user`
+    /// with [`HOME_PASSWORD`], registering the account first when `register`.
+    pub fn signed_in(url: &str, user: &str, register: bool) -> Home {
+        let h = Home::new();
+        let line = if register {
+            format!("register --server {url} --email {user}@example.com {user}")
+        } else {
+            format!("login --server {url} {user}")
+        };
+        h.cmd()
+            .arg("-c")
+            .arg(&line)
+            .write_stdin(format!("{HOME_PASSWORD}\n"))
+            .assert()
+            .success()
+            .stdout(predicates::str::contains(format!(
+                "logged in as {user} on {url}"
+            )));
+        h
+    }
+
+    /// The files under `dir` (a VFS path), sorted.
+    pub fn files(&self, dir: &str) -> Vec<String> {
+        let mut f: Vec<String> = self
+            .out(&format!("find {dir} -type f"))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        f.sort();
+        f
     }
 
     /// `valyxo --home HOME ARGS` running in the background, its output collected.
