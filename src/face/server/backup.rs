@@ -332,15 +332,8 @@ mod tests {
     fn server_db(dir: &Path) -> PathBuf {
         let path = dir.join("server.db");
         let db = super::super::Db::open(&format!("sqlite:{}", path.display()), 2).unwrap();
-        db.write(|c| {
-            c.exec(
-                "INSERT INTO users (username, username_key, email, password_hash, created_at, \
-                 updated_at) VALUES ('a', 'a', 'a@x.io', 'h', 't', 't')",
-                &[],
-            )?;
-            Ok(())
-        })
-        .unwrap();
+        db.write(|c| Ok(super::super::db::testing::add_user(c, "a")?))
+            .unwrap();
         path
     }
 

@@ -844,14 +844,7 @@ mod tests {
         };
         let app = App::new(cfg).unwrap();
         app.db
-            .write(|c| {
-                c.exec(
-                    "INSERT INTO users (username, username_key, email, password_hash, \
-                     created_at, updated_at) VALUES ('a', 'a', 'a@x.io', 'h', 't', 't')",
-                    &[],
-                )?;
-                Ok(())
-            })
+            .write(|c| Ok(super::super::db::testing::add_user(c, "a")?))
             .unwrap();
         (dir, Arc::new(app))
     }

@@ -1163,8 +1163,34 @@ impl Backend for Postgres {
     }
 }
 
+/// What the server's unit tests share: a database and an account in it.
+#[cfg(test)]
+pub(super) mod testing {
+    use super::{Conn, Db, DbError};
+
+    /// A fresh SQLite database in a temporary directory, which it lives as long as.
+    pub fn sqlite(pool: u32) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &format!("sqlite:{}", dir.path().join("s.db").display()),
+            pool,
+        );
+        (dir, db.unwrap())
+    }
+
+    /// Adds an account named `name` (its email `name@x.io`); the first one has id 1.
+    pub fn add_user(c: &mut dyn Conn, name: &str) -> Result<u64, DbError> {
+        c.exec(
+            "INSERT INTO users (username, username_key, email, password_hash, created_at, \
+             updated_at) VALUES (?, ?, ?, 'h', 't', 't')",
+            &[name.into(), name.into(), format!("{name}@x.io").into()],
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::{add_user, sqlite};
     use super::*;
 
     #[test]
@@ -1173,16 +1199,6 @@ mod tests {
             numbered("SELECT a FROM t WHERE b = ? AND c IN (?, ?)"),
             "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
         );
-    }
-
-    /// A fresh SQLite database in a temporary directory, which it lives as long as.
-    fn sqlite(pool: u32) -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(
-            &format!("sqlite:{}", dir.path().join("s.db").display()),
-            pool,
-        );
-        (dir, db.unwrap())
     }
 
     /// The PostgreSQL database `.ci/run` names in `var`.
@@ -1201,11 +1217,7 @@ mod tests {
             refusal: "no such user",
         };
         let add = |c: &mut dyn Conn, name: &str| -> Result<(), ApiError> {
-            c.exec(
-                "INSERT INTO users (username, username_key, email, password_hash, created_at, \
-                 updated_at) VALUES (?, ?, ?, 'h', 't', 't')",
-                &[name.into(), name.into(), format!("{name}@x.io").into()],
-            )?;
+            add_user(c, name)?;
             Ok(())
         };
         let exists = |name: &str| {
@@ -1367,15 +1379,7 @@ mod tests {
         let key = format!("order{}_{}", std::process::id(), fastrand::u32(..));
         let revoke = "UPDATE sessions SET revoked = 1 WHERE jti = ?";
         db.write(|c| {
-            c.exec(
-                "INSERT INTO users (username, username_key, email, password_hash, created_at, \
-                 updated_at) VALUES (?, ?, ?, 'h', 't', 't')",
-                &[
-                    key.clone().into(),
-                    key.clone().into(),
-                    format!("{key}@x.io").into(),
-                ],
-            )?;
+            add_user(c, &key)?;
             c.exec(
                 "INSERT INTO sessions (jti, user_id, expires_at) \
                  SELECT ?, id, 4000000000 FROM users WHERE username_key = ?",

@@ -418,16 +418,11 @@ mod tests {
     /// pages meets each exactly once, newest first.
     #[test]
     fn a_walk_through_equal_times_meets_every_item_once() {
-        use super::super::db::Db;
+        use super::super::db::testing::{add_user, sqlite};
         use super::super::projects::PROJECTS_PAGE;
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite:{}", dir.path().join("s.db").display()), 1).unwrap();
+        let (_dir, db) = sqlite(1);
         db.write(|c| {
-            c.exec(
-                "INSERT INTO users (username, username_key, email, password_hash, created_at, \
-                 updated_at) VALUES ('a', 'a', 'a@x.io', 'h', 't', 't')",
-                &[],
-            )?;
+            add_user(c, "a")?;
             for i in 0..14 {
                 let t = if i < 11 {
                     "2026-01-01T00:00:00.000Z"
