@@ -24,7 +24,9 @@
 //!   peak memory;
 //! - `db`: authenticated GETs and project creations at 100 and 1,000 connections (requests
 //!   per second, p50, p99), on SQLite and, when `VALYXO_BENCH_POSTGRES` (or
-//!   `VALYXO_TEST_POSTGRES`) names a database, on PostgreSQL, side by side;
+//!   `VALYXO_TEST_POSTGRES`) names a database, on PostgreSQL, side by side, and beside them
+//!   the ceiling of the creations on that PostgreSQL with no server in between (its own
+//!   `pgbench` running the same transaction, when `pgbench` and `psql` are installed);
 //! - `balancer`: authenticated GETs per second through nginx in front of one server and in
 //!   front of two on one PostgreSQL (needs that database and nginx; skipped without);
 //! - `files`: upload and download of a 1 GiB file (64 MiB with VALYXO_BENCH_QUICK), both
@@ -636,7 +638,71 @@ async fn db() {
         }
         let (_, peak) = rss(s.pid());
         println!("db: {name}: server peak RSS {peak:.0} MiB (the issue: PostgreSQL GETs at 2,400/s against 26,800 on SQLite)");
+        drop(s);
+        if let (Some(url), true) = (database, extra.is_empty()) {
+            postgres_alone(url, secs);
+        }
     }
+}
+
+/// The ceiling of `POST /api/projects` on PostgreSQL with no server in between: the
+/// transaction the server sends for it (BEGIN, the session check, the insert, COMMIT), run
+/// by PostgreSQL's own `pgbench` with prepared statements, for the account the server last
+/// registered. Skipped without `pgbench` and `psql`. (64 clients at most: PostgreSQL allows
+/// 100 connections unless told otherwise.)
+fn postgres_alone(url: &str, secs: f64) {
+    use std::process::Command;
+    let row = Command::new("psql")
+        .args([url, "-Atc", "SELECT user_id, jti FROM sessions ORDER BY user_id DESC LIMIT 1"])
+        .output();
+    let row = match row {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => {
+            println!("db: PostgreSQL alone skipped: it needs psql and pgbench");
+            return;
+        }
+    };
+    let Some((user, jti)) = row.split_once('|') else {
+        println!("db: PostgreSQL alone skipped: no session found");
+        return;
+    };
+    let script = std::env::temp_dir().join(format!("valyxo-pgbench-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "BEGIN;\n\
+         SELECT s.user_id FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.jti = :jti AND s.user_id = :uid AND s.revoked = 0 AND s.expires_at > 0;\n\
+         INSERT INTO projects (user_id, name, description, created_at, updated_at) \
+         VALUES (:uid, 'pgbench', '', '2026-11-27T00:00:00Z', '2026-11-27T00:00:00Z') \
+         RETURNING id, name, description, created_at, updated_at;\n\
+         COMMIT;\n",
+    )
+    .expect("write the pgbench script");
+    for clients in [4, 32, 64] {
+        let out = Command::new("pgbench")
+            .args(["-n", "-M", "prepared", "-j", "2", "-T"])
+            .arg(format!("{}", secs.ceil() as u64))
+            .arg("-c")
+            .arg(clients.to_string())
+            .args(["-D", &format!("uid={user}"), "-D", &format!("jti={jti}"), "-f"])
+            .arg(&script)
+            .arg(url)
+            .output();
+        let tps = out.ok().and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find_map(|l| l.strip_prefix("tps = "))
+                .and_then(|l| l.split_whitespace().next())
+                .and_then(|n| n.parse::<f64>().ok())
+        });
+        match tps {
+            Some(tps) => println!(
+                "db: PostgreSQL alone (pgbench, the same transaction, {clients} clients): {tps:.0} transactions/s"
+            ),
+            None => println!("db: PostgreSQL alone ({clients} clients): pgbench failed"),
+        }
+    }
+    std::fs::remove_file(&script).ok();
 }
 
 async fn balancer() {
