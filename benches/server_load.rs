@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench server_load                   # every figure
-//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files)
+//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files commits pages)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
 //! VALYXO_BENCH_POSTGRES=postgres://USER:PASSWORD@127.0.0.1/DB cargo bench --bench server_load -- db balancer
 //! VALYXO_BENCH_POSTGRES='postgres://USER:PASSWORD@%2Fvar%2Frun%2Fpostgresql/DB' cargo bench --bench server_load -- db
@@ -32,6 +32,9 @@
 //! - `files`: upload and download of a 1 GiB file (64 MiB with VALYXO_BENCH_QUICK), both
 //!   streamed by this client: throughput, and the server's peak RSS (VmHWM) during each
 //!   (goal under 64 MB);
+//! - `commits`: a commit of one new file into a project of 100,000 files (10,000 with
+//!   `VALYXO_BENCH_QUICK`): p50, p99 and the server's peak memory, on SQLite and, when
+//!   named, PostgreSQL;
 //! - `pages`: an account with 300,000 projects: a page of projects (the first, or one deep in
 //!   the list by its cursor) at 100 connections, p50 and p99, a walk of the whole list, and
 //!   the server's peak RSS.
@@ -653,7 +656,11 @@ async fn db() {
 fn postgres_alone(url: &str, secs: f64) {
     use std::process::Command;
     let row = Command::new("psql")
-        .args([url, "-Atc", "SELECT user_id, jti FROM sessions ORDER BY user_id DESC LIMIT 1"])
+        .args([
+            url,
+            "-Atc",
+            "SELECT user_id, jti FROM sessions ORDER BY user_id DESC LIMIT 1",
+        ])
         .output();
     let row = match row {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
@@ -684,7 +691,13 @@ fn postgres_alone(url: &str, secs: f64) {
             .arg(format!("{}", secs.ceil() as u64))
             .arg("-c")
             .arg(clients.to_string())
-            .args(["-D", &format!("uid={user}"), "-D", &format!("jti={jti}"), "-f"])
+            .args([
+                "-D",
+                &format!("uid={user}"),
+                "-D",
+                &format!("jti={jti}"),
+                "-f",
+            ])
             .arg(&script)
             .arg(url)
             .output();
@@ -970,6 +983,67 @@ async fn pages() {
     );
 }
 
+/// A project holding 100,000 files (10,000 with `VALYXO_BENCH_QUICK`), committed through
+/// the API 5,000 at a time (as many as fit the default JSON limit); then commits of one new file each, one after another: their
+/// p50 and p99, and the server's peak memory. On SQLite and, when named, PostgreSQL.
+async fn commits() {
+    let n: usize = if quick() { 10_000 } else { 100_000 };
+    let mut backends = vec![("SQLite", None)];
+    if let Some(url) = postgres() {
+        backends.push(("PostgreSQL", Some(url)));
+    }
+    for (name, database) in backends {
+        let s = server::Server::start(database.as_deref(), &[]);
+        let token = register(&s.url, &format!("tree{}", fastrand::u32(..))).await;
+        let mut c = Conn::open(&s.url).await;
+        let p = json(&mut c, "POST", "/api/projects", Some(&token), json!({"name": "tree"})).await;
+        let p = p["data"]["id"].as_i64().unwrap();
+        let content = Bytes::from_static(b"the same content in every file\n");
+        let hash = blake3::hash(&content).to_hex().to_string();
+        let req = hyper::Request::builder()
+            .method("PUT")
+            .uri(format!("/api/blobs/{hash}"))
+            .header("host", &c.host)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/octet-stream")
+            .body(Full::new(content))
+            .unwrap();
+        c.tx.ready().await.unwrap();
+        let res = c.tx.send_request(req).await.unwrap();
+        assert!(res.status().as_u16() < 300, "upload: {}", res.status());
+        res.into_body().collect().await.unwrap();
+        let commit = format!("/api/projects/{p}/files/commit");
+        let filled = Instant::now();
+        for batch in 0..n / 5_000 {
+            let changes: Vec<Value> = (0..5_000)
+                .map(|i| {
+                    json!({"path": format!("d{}/sub{}/f{batch}-{i}.txt", i % 100, i % 7),
+                           "hash": hash, "base_version": 0})
+                })
+                .collect();
+            let body = json!({"base_revision": 0, "changes": changes});
+            json(&mut c, "POST", &commit, Some(&token), body).await;
+        }
+        let filled = filled.elapsed();
+        let mut times = Vec::new();
+        for i in 0..300 {
+            let body = json!({"base_revision": 0, "changes": [
+                {"path": format!("d{}/new-{i}.txt", i % 100), "hash": hash, "base_version": 0}]});
+            let t = Instant::now();
+            json(&mut c, "POST", &commit, Some(&token), body).await;
+            times.push(t.elapsed());
+        }
+        let (_, peak) = rss(s.pid());
+        println!(
+            "commits: {name}: a project of {n} files (committed 5,000 at a time in {:.1} s); a \
+             commit of one new file into it p50 {}, p99 {}; server peak RSS {peak:.0} MiB",
+            filled.as_secs_f64(),
+            ms(percentile(&mut times, 0.5)),
+            ms(percentile(&mut times, 0.99)),
+        );
+    }
+}
+
 fn main() {
     let _ = BIN;
     raise_open_files();
@@ -1006,6 +1080,9 @@ fn main() {
         }
         if want("files") {
             files().await;
+        }
+        if want("commits") {
+            commits().await;
         }
         if want("pages") {
             pages().await;

@@ -618,6 +618,43 @@ fn file_sync(url: &str) {
         call(url, "GET", &format!("/api/projects/{p}/files"), t, None).body["data"]["revision"],
         2
     );
+    // Only the tree as it is counts: a name that starts like a folder's is not in it, a
+    // tombstone is no file, and a folder emptied by the same commit may become a file.
+    let new = |path: &str| json!({"path": path, "hash": hash(&a), "base_version": 0});
+    let r = commit(
+        &token,
+        json!([new("sr"), new("src0"), new("src-x/y"), new("bin")]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = commit(&token, json!([new("lib"), new("lib/x")]));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error(&r),
+        "lib/x cannot be stored: lib is a file, not a directory"
+    );
+    assert_eq!(commit(&token, json!([new("é/x")])).status, 200);
+    let r = commit(&token, json!([new("é")]));
+    assert_eq!(
+        (r.status, error(&r)),
+        (400, "é/x cannot be stored: é is a file, not a directory")
+    );
+    let r = commit(&token, json!([new("é/x/deeper")]));
+    assert_eq!(
+        (r.status, error(&r)),
+        (400, "é/x/deeper cannot be stored: é/x is a file, not a directory")
+    );
+    let r = commit(
+        &token,
+        json!([
+            {"path": "src/a.txt", "hash": null, "base_version": 1},
+            new("src"),
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        call(url, "GET", &format!("/api/projects/{p}/files"), t, None).body["data"]["revision"],
+        5
+    );
 }
 
 fn hostile_requests(url: &str) {

@@ -176,17 +176,20 @@ fn pool_use<M: r2d2::ManageConnection>(pool: &r2d2::Pool<M>) -> PoolUse {
 /// The server's database.
 pub struct Db {
     backend: Box<dyn Backend>,
+    postgres: bool,
 }
 
 impl Db {
     /// Opens `url`: `sqlite:PATH` (or a bare path) or `postgres://…`, and brings the schema
     /// up to date.
     pub fn open(url: &str, pool_size: u32) -> anyhow::Result<Db> {
-        let backend: Box<dyn Backend> = match sqlite_path(url) {
+        let path = sqlite_path(url);
+        let postgres = path.is_none();
+        let backend: Box<dyn Backend> = match path {
             None => Box::new(Postgres::open(url, pool_size)?),
             Some(path) => Box::new(Sqlite::open(path, pool_size)?),
         };
-        let db = Db { backend };
+        let db = Db { backend, postgres };
         db.migrate()
             .map_err(|e| anyhow::anyhow!("cannot set up the database: {}", e.message))?;
         Ok(db)
@@ -194,6 +197,17 @@ impl Db {
 
     pub fn describe(&self) -> String {
         self.backend.describe()
+    }
+
+    /// `column` compared byte by byte, as the `files_tree` index orders paths: then
+    /// everything under a folder `d` lies between `d/` and `d0` (`'0'` follows `'/'`),
+    /// whatever the database's collation. (SQLite compares text so by default.)
+    pub fn bytewise(&self, column: &str) -> String {
+        if self.postgres {
+            format!("{column} COLLATE \"C\"")
+        } else {
+            column.to_string()
+        }
     }
 
     /// Connections of the pool in use and idle, and its size.
@@ -305,7 +319,7 @@ impl Db {
     }
 
     fn migrate(&self) -> Result<(), ApiError> {
-        let postgres = self.backend.describe().starts_with("PostgreSQL");
+        let postgres = self.postgres;
         self.write(|c| {
             if postgres {
                 // Several servers may start at once against one database.
@@ -330,6 +344,11 @@ impl Db {
                     ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB")
                 };
                 for stmt in step.split(';').filter(|s| !s.trim().is_empty()) {
+                    let stmt = match stmt.trim_start().strip_prefix(POSTGRES_ONLY) {
+                        Some(_) if !postgres => continue,
+                        Some(rest) => rest,
+                        None => stmt,
+                    };
                     c.exec(&stmt.replace("{id}", id).replace("{blob}", blob), &[])?;
                 }
                 c.exec(
@@ -352,6 +371,9 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path.strip_prefix("//").unwrap_or(path)))
 }
 
+/// Marks a statement of [`MIGRATIONS`] that only PostgreSQL runs.
+const POSTGRES_ONLY: &str = "-- PostgreSQL only";
+
 /// The schema version this server brings a database to.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
@@ -373,6 +395,10 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// one index range read whatever the size of the list: an account's projects and a
 /// project's scripts by (created_at, id), a script's executions by id. (A project's files
 /// are paged on their primary key.) They replace the indexes on the owner alone.
+///
+/// Version 6: on PostgreSQL, a project's paths in byte order (`Db::bytewise`), so that a
+/// commit finds the files under a folder as one index range, whatever the database's
+/// collation (SQLite's primary key is in that order already).
 const MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE users (
@@ -489,6 +515,11 @@ CREATE INDEX scripts_page ON scripts (project_id, created_at, id);
 DROP INDEX scripts_project;
 CREATE INDEX executions_page ON executions (script_id, id);
 DROP INDEX executions_script
+",
+    // Version 6: the files of a folder, on PostgreSQL (see above).
+    "
+-- PostgreSQL only
+CREATE INDEX files_tree ON files (project_id, path COLLATE \"C\")
 ",
 ];
 

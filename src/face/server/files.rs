@@ -358,21 +358,17 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 ],
             )?;
         }
-        // A file may not sit where another file's directory is, or the other way round:
-        // after the changes, no live file may be an ancestor of another.
-        let live: HashSet<String> = c
-            .query(
-                "SELECT path FROM files WHERE project_id = ? AND hash IS NOT NULL",
-                &[id.into()],
-            )?
+        // A file may not sit where another file's directory is, or the other way round.
+        // The rule held before this commit, so only the paths it brings to life can break
+        // it.
+        let born: Vec<&str> = changes
             .iter()
-            .map(|r| r.text(0))
+            .filter(|ch| {
+                ch.hash.is_some() && held.get(ch.path.as_str()).is_some_and(Option::is_none)
+            })
+            .map(|ch| ch.path.as_str())
             .collect();
-        for path in &live {
-            if let Some(dir) = ancestors(path).find(|d| live.contains(*d)) {
-                return Err(clash(path, dir));
-            }
-        }
+        check_tree(c, id, &born, &app.db.bytewise("path"))?;
         let paths: Vec<&str> = changes.iter().map(|ch| ch.path.as_str()).collect();
         Ok((revision, files_at(c, id, &paths)?))
     })?;
@@ -382,6 +378,66 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             files,
         },
     })
+}
+
+/// Ranges of paths asked for in one query by [`check_tree`].
+const RANGES_AT_ONCE: usize = 64;
+
+/// Checks that no live file of `project` is an ancestor or a descendant of the paths in
+/// `born` (live now, not before), with `path` the path column compared byte by byte
+/// (`Db::bytewise`). Ancestors are looked up by name and descendants as index ranges, so
+/// the work is bounded by the commit, not by the project.
+fn check_tree(c: &mut dyn Conn, project: i64, born: &[&str], path: &str) -> Result<(), ApiError> {
+    // Above each: the first path born under it, for the message.
+    let mut above: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for p in born {
+        for a in ancestors(p) {
+            above.entry(a).or_insert(p);
+        }
+    }
+    let names: Vec<&str> = above.keys().copied().collect();
+    for chunk in names.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params = vec![project.into()];
+        params.extend(chunk.iter().map(|p| (*p).into()));
+        let found = c.one(
+            &format!(
+                "SELECT path FROM files WHERE project_id = ? AND hash IS NOT NULL \
+                 AND path IN ({marks})"
+            ),
+            &params,
+        )?;
+        if let Some(r) = found {
+            let file = r.text(0);
+            return Err(clash(
+                above.get(file.as_str()).copied().unwrap_or(""),
+                &file,
+            ));
+        }
+    }
+    let born_set: HashSet<&str> = born.iter().copied().collect();
+    for chunk in born.chunks(RANGES_AT_ONCE) {
+        let range = format!("(project_id = ? AND {path} > ? AND {path} < ?)");
+        let ranges = vec![range.as_str(); chunk.len()].join(" OR ");
+        let mut params = Vec::with_capacity(chunk.len() * 3);
+        for p in chunk {
+            params.push(project.into());
+            params.push(format!("{p}/").into());
+            params.push(format!("{p}0").into());
+        }
+        let found = c.one(
+            &format!("SELECT path FROM files WHERE hash IS NOT NULL AND ({ranges}) LIMIT 1"),
+            &params,
+        )?;
+        if let Some(r) = found {
+            let below = r.text(0);
+            let file = ancestors(&below)
+                .find(|a| born_set.contains(a))
+                .unwrap_or("");
+            return Err(clash(&below, file));
+        }
+    }
+    Ok(())
 }
 
 fn clash(path: &str, file: &str) -> ApiError {
