@@ -996,7 +996,14 @@ async fn commits() {
         let s = server::Server::start(database.as_deref(), &[]);
         let token = register(&s.url, &format!("tree{}", fastrand::u32(..))).await;
         let mut c = Conn::open(&s.url).await;
-        let p = json(&mut c, "POST", "/api/projects", Some(&token), json!({"name": "tree"})).await;
+        let p = json(
+            &mut c,
+            "POST",
+            "/api/projects",
+            Some(&token),
+            json!({"name": "tree"}),
+        )
+        .await;
         let p = p["data"]["id"].as_i64().unwrap();
         let content = Bytes::from_static(b"the same content in every file\n");
         let hash = blake3::hash(&content).to_hex().to_string();

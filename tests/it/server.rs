@@ -641,7 +641,10 @@ fn file_sync(url: &str) {
     let r = commit(&token, json!([new("é/x/deeper")]));
     assert_eq!(
         (r.status, error(&r)),
-        (400, "é/x/deeper cannot be stored: é/x is a file, not a directory")
+        (
+            400,
+            "é/x/deeper cannot be stored: é/x is a file, not a directory"
+        )
     );
     let r = commit(
         &token,

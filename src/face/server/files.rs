@@ -21,7 +21,7 @@ use crate::protocol::types::{
 use crate::protocol::{valid_hash, valid_path, MAX_BATCH};
 use axum::http::StatusCode;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -282,25 +282,27 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 &[super::now().into(), id.into()],
             )?
             .map_or(0, |r| r.int(0));
-        let mut conflicts = Vec::new();
-        let mut current = Vec::with_capacity(changes.len());
-        let mut held = std::collections::HashMap::new();
-        for ch in &changes {
-            let row = c.one(
-                "SELECT hash, version FROM files WHERE project_id = ? AND path = ?",
-                &[id.into(), ch.path.clone().into()],
-            )?;
-            let (hash, version) = row.map_or((None, 0), |r| (r.opt_text(0), r.int(1)));
-            if version != ch.base_version {
-                conflicts.push(FileConflict {
-                    path: ch.path.clone(),
-                    server_version: FileVersion(version),
-                    server_hash: stored_hash(hash.clone()),
-                });
-            }
-            held.insert(ch.path.as_str(), hash);
-            current.push(version);
-        }
+        // What the commit's paths hold now (a rename's source is one of them).
+        let paths: Vec<&str> = changes.iter().map(|ch| ch.path.as_str()).collect();
+        let held: HashMap<String, FileEntry> = files_at(c, id, &paths)?
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect();
+        let version_of = |path: &str| held.get(path).map_or(0, |f| f.version.0);
+        let hash_of = |path: &str| {
+            held.get(path)
+                .and_then(|f| f.hash.as_ref())
+                .map(|h| h.as_str())
+        };
+        let conflicts: Vec<FileConflict> = changes
+            .iter()
+            .filter(|ch| version_of(&ch.path) != ch.base_version)
+            .map(|ch| FileConflict {
+                path: ch.path.clone(),
+                server_version: FileVersion(version_of(&ch.path)),
+                server_hash: held.get(&ch.path).and_then(|f| f.hash.clone()),
+            })
+            .collect();
         if !conflicts.is_empty() {
             return Err(ApiError::conflict(
                 "Some files changed on the server since your copy: merge and commit again",
@@ -310,7 +312,7 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
         // A rename keeps the content: the new path gets what the old one holds.
         for ch in &changes {
             if let Some(from) = &ch.from {
-                if held.get(from.as_str()).cloned().flatten() != ch.hash {
+                if hash_of(from) != ch.hash.as_deref() {
                     return Err(ApiError::invalid(vec![(
                         "changes",
                         format!(
@@ -321,41 +323,27 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 }
             }
         }
-        for (ch, version) in changes.iter().zip(current) {
-            // Touching the content (an update, which locks its row) keeps the collector from
-            // deleting it under this commit.
-            let size = match &ch.hash {
-                Some(h) => c
-                    .one(
-                        "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ? \
-                         RETURNING size",
-                        &[now.into(), user.into(), h.clone().into()],
-                    )?
-                    .map(|r| r.int(0))
-                    .ok_or_else(|| {
-                        // Never uploaded, or collected since (blobs.rs).
-                        ApiError::invalid(vec![(
-                            "changes",
-                            format!(
-                                "{}: missing blob {h}: upload its content (PUT /api/blobs/{h}) \
-                                 first",
-                                ch.path
-                            ),
-                        )])
-                    })?,
-                None => 0,
-            };
-            c.exec(
-                "INSERT INTO files (project_id, path, hash, size, version) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (project_id, path) DO UPDATE SET hash = excluded.hash, \
-                 size = excluded.size, version = excluded.version",
-                &[
+        let sizes = touch(c, user, now, &changes)?;
+        for chunk in changes.chunks(ROWS_AT_ONCE) {
+            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut params = Vec::with_capacity(chunk.len() * 5);
+            for ch in chunk {
+                let size = ch.hash.as_ref().and_then(|h| sizes.get(h)).copied();
+                params.extend([
                     id.into(),
-                    ch.path.clone().into(),
+                    ch.path.as_str().into(),
                     ch.hash.clone().into(),
-                    size.into(),
-                    (version + 1).into(),
-                ],
+                    size.unwrap_or(0).into(),
+                    (version_of(&ch.path) + 1).into(),
+                ]);
+            }
+            c.exec(
+                &format!(
+                    "INSERT INTO files (project_id, path, hash, size, version) VALUES {rows} \
+                     ON CONFLICT (project_id, path) DO UPDATE SET hash = excluded.hash, \
+                     size = excluded.size, version = excluded.version"
+                ),
+                &params,
             )?;
         }
         // A file may not sit where another file's directory is, or the other way round.
@@ -363,9 +351,7 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
         // it.
         let born: Vec<&str> = changes
             .iter()
-            .filter(|ch| {
-                ch.hash.is_some() && held.get(ch.path.as_str()).is_some_and(Option::is_none)
-            })
+            .filter(|ch| ch.hash.is_some() && hash_of(&ch.path).is_none())
             .map(|ch| ch.path.as_str())
             .collect();
         check_tree(c, id, &born, &app.db.bytewise("path"))?;
@@ -378,6 +364,53 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             files,
         },
     })
+}
+
+/// Rows written by one statement of a commit.
+const ROWS_AT_ONCE: usize = 200;
+
+/// Touches the content the `changes` name (an update, which locks its row, keeps the
+/// collector from deleting it under the commit): the size of each, by hash. Content never
+/// uploaded, or collected since (`blobs.rs`), is refused, naming the first change that needs
+/// it.
+fn touch(
+    c: &mut dyn Conn,
+    user: i64,
+    now: i64,
+    changes: &[Change],
+) -> Result<HashMap<String, i64>, ApiError> {
+    let hashes: Vec<&str> = changes
+        .iter()
+        .filter_map(|ch| ch.hash.as_deref())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut sizes = HashMap::with_capacity(hashes.len());
+    for chunk in hashes.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut params = vec![now.into(), user.into()];
+        params.extend(chunk.iter().map(|h| (*h).into()));
+        for r in c.query(
+            &format!(
+                "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash IN ({marks}) \
+                 RETURNING hash, size"
+            ),
+            &params,
+        )? {
+            sizes.insert(r.text(0), r.int(1));
+        }
+    }
+    let missing = changes.iter().find_map(|ch| {
+        let h = ch.hash.as_ref()?;
+        (!sizes.contains_key(h)).then_some((&ch.path, h))
+    });
+    match missing {
+        Some((path, h)) => Err(ApiError::invalid(vec![(
+            "changes",
+            format!("{path}: missing blob {h}: upload its content (PUT /api/blobs/{h}) first"),
+        )])),
+        None => Ok(sizes),
+    }
 }
 
 /// Ranges of paths asked for in one query by [`check_tree`].
