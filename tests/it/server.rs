@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::server::{answered, call, raw, unique, user, Answer, Server, PASSWORD};
+use common::server::{answered, call, raw, raw_with, unique, user, Answer, Server, PASSWORD};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
@@ -908,6 +908,247 @@ fn renames_and_guarded_deletes(url: &str) {
     assert_eq!(delete(json!(2)).status, 404);
 }
 
+/// A browser's request: these cookies and headers, and a JSON body.
+fn browser(
+    url: &str,
+    method: &str,
+    path: &str,
+    cookies: &str,
+    headers: &[(&str, String)],
+    body: Option<Value>,
+) -> Answer {
+    let mut all = vec![("Cookie", cookies.to_string())];
+    all.extend(headers.iter().cloned());
+    let (status, data, headers) = raw_with(
+        method,
+        &format!("{url}{path}"),
+        &all,
+        body.map(|b| ("application/json", b.to_string().into_bytes())),
+    );
+    Answer {
+        status,
+        body: serde_json::from_slice(&data).unwrap_or(Value::Null),
+        headers,
+    }
+}
+
+/// The cookies an answer sets, as `name=value` with their attributes.
+fn set_cookies(a: &Answer) -> Vec<String> {
+    a.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// A cookie's value in an answer's Set-Cookie headers.
+fn cookie_in(a: &Answer, name: &str) -> String {
+    set_cookies(a)
+        .iter()
+        .find_map(|c| c.strip_prefix(&format!("{name}=")))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", set_cookies(a)))
+        .to_string()
+}
+
+/// Sessions of the web pages: an HttpOnly cookie, a CSRF token on every request that is
+/// not a GET, no request from another site's page, and logouts that end them.
+fn web_sessions(url: &str) {
+    let name = unique("web");
+    let r = browser(
+        url,
+        "POST",
+        "/api/web/register",
+        "",
+        &[],
+        Some(
+            json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(
+        r.body.get("token").is_none(),
+        "the token never reaches the page: {}",
+        r.body
+    );
+    let cookies = set_cookies(&r);
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("valyxo_session="))
+        .unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert!(!session.contains("Secure"), "not over TLS: {session}");
+    let csrf_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("valyxo_csrf="))
+        .unwrap();
+    assert!(!csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Strict"));
+    let jar = format!(
+        "valyxo_session={}; valyxo_csrf={}",
+        cookie_in(&r, "valyxo_session"),
+        cookie_in(&r, "valyxo_csrf")
+    );
+    let csrf = cookie_in(&r, "valyxo_csrf");
+    // A GET needs the cookie alone.
+    let me = browser(url, "GET", "/api/auth/me", &jar, &[], None);
+    assert_eq!(
+        (me.status, me.body["user"]["username"].as_str()),
+        (200, Some(name.as_str()))
+    );
+    // Anything else needs the CSRF token too: missing, wrong or not hex is refused.
+    let project = json!({"name": "from the web"});
+    for token in [None, Some("0".repeat(64)), Some("not hex".to_string())] {
+        let headers: Vec<(&str, String)> = token.into_iter().map(|t| ("X-CSRF-Token", t)).collect();
+        let r = browser(
+            url,
+            "POST",
+            "/api/projects",
+            &jar,
+            &headers,
+            Some(project.clone()),
+        );
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(error(&r), "Missing or wrong CSRF token: reload the page");
+    }
+    // Another session's token does not fit this one.
+    let other = browser(
+        url,
+        "POST",
+        "/api/web/login",
+        "",
+        &[],
+        Some(json!({"username": name, "password": PASSWORD})),
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+    let other_csrf = cookie_in(&other, "valyxo_csrf");
+    assert_ne!(other_csrf, csrf);
+    let r = browser(
+        url,
+        "POST",
+        "/api/projects",
+        &jar,
+        &[("X-CSRF-Token", other_csrf)],
+        Some(project.clone()),
+    );
+    assert_eq!(r.status, 403);
+    let with = [("X-CSRF-Token", csrf.clone())];
+    let r = browser(
+        url,
+        "POST",
+        "/api/projects",
+        &jar,
+        &with,
+        Some(project.clone()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // Another site's page is refused, even with the token.
+    for hostile in [
+        ("Origin", "http://evil.example".to_string()),
+        ("Sec-Fetch-Site", "cross-site".to_string()),
+    ] {
+        let headers = [with[0].clone(), hostile.clone()];
+        let r = browser(
+            url,
+            "POST",
+            "/api/projects",
+            &jar,
+            &headers,
+            Some(project.clone()),
+        );
+        assert_eq!(r.status, 403, "{hostile:?}");
+        let r = browser(
+            url,
+            "POST",
+            "/api/web/login",
+            "",
+            std::slice::from_ref(&hostile),
+            Some(json!({"username": name, "password": PASSWORD})),
+        );
+        assert_eq!(r.status, 403, "{hostile:?}");
+    }
+    // The server's own origin passes.
+    let host = url.trim_start_matches("http://").to_string();
+    let r = browser(
+        url,
+        "POST",
+        "/api/web/login",
+        "",
+        &[
+            ("Origin", format!("http://{host}")),
+            ("Sec-Fetch-Site", "same-origin".into()),
+        ],
+        Some(json!({"username": name, "password": PASSWORD})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The same failure as the API's for a wrong password or an unknown user.
+    for who in [name.as_str(), "nobody-at-all"] {
+        let r = browser(
+            url,
+            "POST",
+            "/api/web/login",
+            "",
+            &[],
+            Some(json!({"username": who, "password": "Wrong-pass1"})),
+        );
+        assert_eq!((r.status, error(&r)), (401, "Invalid username or password"));
+        assert!(set_cookies(&r).is_empty());
+    }
+    // A bearer token needs no CSRF token (the CLI's requests).
+    let (_, token, _) = user(url);
+    let r = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(project.clone()),
+    );
+    assert_eq!(r.status, 201);
+    // Logging out ends the session and clears both cookies.
+    let r = browser(url, "POST", "/api/auth/logout", &jar, &with, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    for c in set_cookies(&r) {
+        assert!(c.contains("Max-Age=0"), "{c}");
+    }
+    assert_eq!(
+        browser(url, "GET", "/api/auth/me", &jar, &[], None).status,
+        401
+    );
+    // Logging out everywhere ends every session of the account, the CLI's too.
+    let (_, cli, _) = {
+        let r = call(
+            url,
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"username": name, "password": PASSWORD})),
+        );
+        assert_eq!(r.status, 200);
+        (0, r.body["token"].as_str().unwrap().to_string(), 0)
+    };
+    let web = browser(
+        url,
+        "POST",
+        "/api/web/login",
+        "",
+        &[],
+        Some(json!({"username": name, "password": PASSWORD})),
+    );
+    let jar = format!("valyxo_session={}", cookie_in(&web, "valyxo_session"));
+    let with = [("X-CSRF-Token", cookie_in(&web, "valyxo_csrf"))];
+    let r = browser(url, "POST", "/api/auth/logout-all", &jar, &with, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        call(url, "GET", "/api/auth/me", Some(&cli), None).status,
+        401
+    );
+    assert_eq!(
+        browser(url, "GET", "/api/auth/me", &jar, &[], None).status,
+        401
+    );
+}
+
 fn contract(url: &str) {
     answered();
     operations(url);
@@ -915,6 +1156,7 @@ fn contract(url: &str) {
     projects_and_scripts(url);
     file_sync(url);
     renames_and_guarded_deletes(url);
+    web_sessions(url);
     hostile_requests(url);
     every_answer_is_documented(url);
     required_fields_are_documented(url);
@@ -1017,6 +1259,139 @@ fn required_fields_are_documented(url: &str) {
         }
     }
     assert!(checked >= 10, "{checked} request bodies checked");
+}
+
+/// The web pages: embedded, under a policy that runs only the server's own scripts, never
+/// kept by the browser; their assets versioned by content hash, kept for good under that
+/// version and revalidated otherwise, and compressed for browsers that accept it.
+#[test]
+fn web_pages_are_embedded_with_their_policy_and_cached_by_content_hash() {
+    let s = Server::start(None, &[]);
+    let mut assets = std::collections::BTreeSet::new();
+    let inline = regex::Regex::new(r"<script(?:\s+[^>]*)?>\s*[^<\s]").unwrap();
+    let handler = regex::Regex::new(r"\son[a-z]+=").unwrap();
+    let link = regex::Regex::new(r"/assets/([a-z]+\.(?:css|js))\?v=([0-9a-f]{16})").unwrap();
+    for page in ["/", "/login", "/register", "/dashboard"] {
+        let (status, body, h) = raw("GET", &format!("{}{page}", s.url), None, None);
+        assert_eq!(status, 200, "{page}");
+        let html = String::from_utf8(body).unwrap();
+        let header = |n: &str| {
+            h.get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        assert_eq!(header("content-type"), "text/html; charset=utf-8");
+        assert_eq!(header("cache-control"), "no-store", "{page}");
+        let policy = header("content-security-policy");
+        assert!(
+            policy.contains("script-src 'self'") && !policy.contains("unsafe"),
+            "{policy}"
+        );
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        // No script of the page's own: every one is a file the policy allows.
+        assert!(!inline.is_match(&html), "{page} has an inline script");
+        assert!(
+            !handler.is_match(&html),
+            "{page} has an inline event handler"
+        );
+        assert!(!html.contains("{{"), "{page}: a placeholder left: {html}");
+        for c in link.captures_iter(&html) {
+            assets.insert((c[1].to_string(), c[2].to_string()));
+        }
+    }
+    assert!(assets.iter().any(|(n, _)| n == "style.css"), "{assets:?}");
+    assert!(
+        assets.iter().any(|(n, _)| n == "dashboard.js"),
+        "{assets:?}"
+    );
+    for (name, hash) in &assets {
+        let url = format!("{}/assets/{name}", s.url);
+        let (status, body, h) = raw("GET", &format!("{url}?v={hash}"), None, None);
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(h["etag"], format!("\"{hash}\"").as_str());
+        assert_eq!(h["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(
+            blake3::hash(&body).to_hex()[..16],
+            hash[..],
+            "the version is the content's hash"
+        );
+        // Another version, or none, is checked again each time.
+        for other in [String::new(), "?v=0000000000000000".into()] {
+            let (_, _, h) = raw("GET", &format!("{url}{other}"), None, None);
+            assert_eq!(h["cache-control"], "no-cache", "{name}{other}");
+        }
+        let seen = [("If-None-Match", format!("\"{hash}\""))];
+        let (status, empty, _) = raw_with("GET", &url, &seen, None);
+        assert_eq!((status, empty.len()), (304, 0), "{name}");
+        let gzip = [("Accept-Encoding", "gzip".to_string())];
+        let (status, packed, h) = raw_with("GET", &url, &gzip, None);
+        assert_eq!(
+            (status, h["content-encoding"].to_str().unwrap()),
+            (200, "gzip"),
+            "{name}"
+        );
+        assert!(
+            packed.len() < body.len(),
+            "{name}: {} bytes packed",
+            packed.len()
+        );
+    }
+    // The module the page scripts import is served too.
+    assert_eq!(
+        raw("GET", &format!("{}/assets/api.js", s.url), None, None).0,
+        200
+    );
+    for missing in [
+        "/assets/nope.js",
+        "/assets/..%2FCargo.toml",
+        "/assets/",
+        "/dashboard/x",
+    ] {
+        let (status, _, _) = raw("GET", &format!("{}{missing}", s.url), None, None);
+        assert_eq!(status, 404, "{missing}");
+    }
+}
+
+/// Behind a trusted proxy that says the browser came over TLS, the cookies are `Secure`;
+/// an untrusted client saying so is not believed.
+#[test]
+fn the_session_cookie_is_secure_behind_a_trusted_tls_proxy() {
+    let login = |url: &str, name: &str, headers: &[(&str, String)]| {
+        let (status, _, h) = raw_with(
+            "POST",
+            &format!("{url}/api/web/login"),
+            headers,
+            Some((
+                "application/json",
+                json!({"username": name, "password": PASSWORD})
+                    .to_string()
+                    .into_bytes(),
+            )),
+        );
+        assert_eq!(status, 200);
+        h.get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let https = [("X-Forwarded-Proto", "https".to_string())];
+    let trusting = Server::start(None, &["--trusted-proxy", "127.0.0.1"]);
+    let (name, _, _) = user(&trusting.url);
+    let cookies = login(&trusting.url, &name, &https);
+    assert_eq!(cookies.len(), 2);
+    assert!(
+        cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
+    assert!(login(&trusting.url, &name, &[])
+        .iter()
+        .all(|c| !c.contains("Secure")));
+    let plain = Server::start(None, &[]);
+    let (name, _, _) = user(&plain.url);
+    assert!(login(&plain.url, &name, &https)
+        .iter()
+        .all(|c| !c.contains("Secure")));
 }
 
 #[test]

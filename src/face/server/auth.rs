@@ -8,6 +8,7 @@ use super::db::{Conn, Db, DbError, Guard, Val};
 use super::{created, field, now, ok, ApiError, App, Reply, Req, User};
 use crate::protocol::types::{
     AccountUser, Me, MeAnswer, Message, Profile, ProfileAnswer, Session, Stats, StatsAnswer,
+    WebSession,
 };
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -31,6 +32,8 @@ pub struct Tokens {
     ttl: Duration,
     /// The key that signs the cursors of paginated lists (derived from the secret).
     cursor_key: [u8; 32],
+    /// The key that signs the CSRF tokens of browser sessions (derived from the secret).
+    csrf_key: [u8; 32],
 }
 
 /// `n` random bytes from the OS, as lower-case hex.
@@ -73,6 +76,7 @@ impl Tokens {
             dec: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             ttl,
             cursor_key: blake3::derive_key("valyxo server 2026-11 cursor key", secret.as_bytes()),
+            csrf_key: blake3::derive_key("valyxo server 2026-11 csrf key", secret.as_bytes()),
         })
     }
 
@@ -107,6 +111,17 @@ impl Tokens {
         self.cursor_key
     }
 
+    /// The CSRF token of a browser session: bound to the session's token id and signed,
+    /// so a page of another site can neither read nor make it.
+    pub fn csrf(&self, jti: &str) -> blake3::Hash {
+        blake3::keyed_hash(&self.csrf_key, jti.as_bytes())
+    }
+
+    /// How long a token lives.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The user a token names, if the token is well formed, correctly signed and
     /// unexpired. Whether its session is still live is for the database to say: see
     /// [`live_session`].
@@ -120,6 +135,11 @@ impl Tokens {
             .ok_or_else(|| {
                 ApiError::unauthorized("Malformed Authorization header: use 'Bearer TOKEN'")
             })?;
+        self.verify_token(token)
+    }
+
+    /// As [`Tokens::verify`], for the token itself (a browser's session cookie).
+    pub fn verify_token(&self, token: &str) -> Result<User, ApiError> {
         let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         v.leeway = 0;
         v.set_required_spec_claims(&["exp", "sub"]);
@@ -273,6 +293,23 @@ fn message(m: &str) -> Result<Reply, ApiError> {
 }
 
 pub fn register(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    created(sign_up(app, req)?)
+}
+
+/// `POST /api/web/register`: as `register`, the session going to the browser's cookie.
+pub fn web_register(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let s = sign_up(app, req)?;
+    Ok(Reply::Session(
+        Box::new(created(WebSession {
+            message: s.message,
+            user: s.user,
+        })?),
+        Some(s.token),
+    ))
+}
+
+/// A new account and its first session.
+fn sign_up(app: &App, req: &Req) -> Result<Session, ApiError> {
     let body = req.json()?;
     let mut details = Vec::new();
     let v = required(&body, &["username", "email", "password"], &mut details);
@@ -325,7 +362,7 @@ pub fn register(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 e
             }
         })?;
-    created(Session {
+    Ok(Session {
         message: "User registered successfully".into(),
         user,
         token,
@@ -333,6 +370,23 @@ pub fn register(app: &App, req: &Req) -> Result<Reply, ApiError> {
 }
 
 pub fn login(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    ok(sign_in(app, req)?)
+}
+
+/// `POST /api/web/login`: as `login`, the session going to the browser's cookie.
+pub fn web_login(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let s = sign_in(app, req)?;
+    Ok(Reply::Session(
+        Box::new(ok(WebSession {
+            message: s.message,
+            user: s.user,
+        })?),
+        Some(s.token),
+    ))
+}
+
+/// A new session for the account a username (or email) and password name.
+fn sign_in(app: &App, req: &Req) -> Result<Session, ApiError> {
     let body = req.json()?;
     let mut details = Vec::new();
     let v = required(&body, &["username", "password"], &mut details);
@@ -360,13 +414,14 @@ pub fn login(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let token = app
         .db
         .write(|c| app.tokens.issue(c, row.int(0), &row.text(1)))?;
-    ok(Session {
+    Ok(Session {
         message: "Login successful".into(),
         user: account_user(&row),
         token,
     })
 }
 
+/// Ends the request's session (and a browser's cookie with it).
 pub fn logout(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let jti = req.user().jti.clone();
     app.db.write(|c| {
@@ -376,7 +431,21 @@ pub fn logout(app: &App, req: &Req) -> Result<Reply, ApiError> {
         )?;
         Ok(())
     })?;
-    message("Logged out")
+    Ok(Reply::Session(Box::new(message("Logged out")?), None))
+}
+
+/// Ends every session of the account, on every machine and browser.
+pub fn logout_all(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let user = req.user().id;
+    app.db.write(|c| {
+        c.exec(
+            "UPDATE sessions SET revoked = 1 WHERE user_id = ?",
+            &[user.into()],
+        )?;
+        Ok(())
+    })?;
+    let done = message("Logged out everywhere")?;
+    Ok(Reply::Session(Box::new(done), None))
 }
 
 fn user_row(c: &mut dyn Conn, id: i64, cols: &str) -> Result<super::db::Row, ApiError> {
@@ -607,6 +676,8 @@ mod tests {
     fn answer(r: Result<Reply, ApiError>) -> (StatusCode, serde_json::Value) {
         match r {
             Ok(Reply::Json(status, text)) => (status, serde_json::from_str(&text).unwrap()),
+            // A logout's answer also clears a browser's cookies.
+            Ok(Reply::Session(inner, _)) => answer(Ok(*inner)),
             Ok(_) => panic!("not a JSON answer"),
             Err(e) => (e.status, serde_json::json!({ "error": e.message })),
         }

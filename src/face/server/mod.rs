@@ -22,6 +22,7 @@ mod projects;
 mod routes;
 pub mod sandbox;
 mod slots;
+mod web;
 
 use crate::protocol::types::{
     Answer, Data, Failure, FieldProblem, FileConflict, Health, Limits, ScriptLimits,
@@ -269,6 +270,9 @@ pub enum Reply {
     Text(&'static str),
     /// File content of `size` bytes, sent as it is read.
     Stream { size: u64, body: Body },
+    /// An answer that starts a browser's session with a token (`Some`) or ends it (`None`):
+    /// its cookies are set or cleared (`web.rs`).
+    Session(Box<Reply>, Option<String>),
 }
 
 impl Reply {
@@ -302,6 +306,8 @@ impl IntoResponse for Reply {
                 body,
             )
                 .into_response(),
+            // Without the request at hand (see `serve`), the answer alone.
+            Reply::Session(inner, _) => inner.into_response(),
         }
     }
 }
@@ -579,6 +585,10 @@ async fn read_body(
 struct RouteSpec {
     /// The route's row in [`ROUTES`] (for the metrics).
     index: usize,
+    /// A GET: it changes nothing, so a browser session needs no CSRF token for it.
+    safe: bool,
+    /// A route for the web pages only (`/api/web/`): refused to another site's pages.
+    web: bool,
     work: Work,
     auth: Auth,
     kind: BodyKind,
@@ -596,31 +606,42 @@ fn busy(what: &str, b: slots::Busy, retry: u64) -> ApiError {
 
 async fn serve(
     app: Arc<App>,
-    RouteSpec {
-        work, auth, kind, ..
-    }: RouteSpec,
+    spec: RouteSpec,
     peer: SocketAddr,
     headers: HeaderMap,
     (param, query): (Option<String>, Option<String>),
     body: Body,
 ) -> Response {
-    match handle(app, work, auth, kind, peer, headers, (param, query), body).await {
+    let secure = web::secure(&app.cfg.trusted_proxies, peer.ip(), &headers);
+    match handle(app.clone(), spec, peer, headers, (param, query), body).await {
+        Ok(Reply::Session(inner, token)) => {
+            let mut res = inner.into_response();
+            web::session_cookies(&app.tokens, &mut res, token.as_deref(), secure);
+            res
+        }
         Ok(reply) => reply.into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn handle(
     app: Arc<App>,
-    work: Work,
-    auth: Auth,
-    kind: BodyKind,
+    RouteSpec {
+        work,
+        auth,
+        kind,
+        safe,
+        web,
+        ..
+    }: RouteSpec,
     peer: SocketAddr,
     headers: HeaderMap,
     (param, query): (Option<String>, Option<String>),
     body: Body,
 ) -> Result<Reply, ApiError> {
+    if web {
+        web::same_origin(&headers)?;
+    }
     let client = app.client(peer.ip(), &headers);
     let hashes = matches!(auth, Auth::Limited | Auth::RequiredLimited);
     if hashes {
@@ -631,10 +652,7 @@ async fn handle(
     // first query (`Db::guarded`); the other handlers ask the database first.
     let mut user = None;
     if matches!(auth, Auth::Required | Auth::RequiredLimited) {
-        let bearer = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
-        let claimed = app.tokens.verify(bearer)?;
+        let claimed = web::user(&app.tokens, &headers, safe)?;
         if !matches!(work, Work::Blocking(_)) {
             let guard = auth::live_session(&claimed);
             blocking(&app, move |a| a.db.guarded(guard, || Ok(()))).await?;
@@ -864,6 +882,8 @@ pub fn router(app: Arc<App>) -> Router {
         };
         let spec = RouteSpec {
             index,
+            safe: method == "GET",
+            web: path.starts_with("/api/web/"),
             work: r.work,
             auth: r.auth,
             kind: r.body,
@@ -895,6 +915,7 @@ pub fn router(app: Arc<App>) -> Router {
         r = r.route("/metrics", get(metrics::serve));
     }
     let mut r = r
+        .merge(web::pages())
         .fallback(|| async { ApiError::not_found("Endpoint not found") })
         .with_state(app.clone())
         .layer(axum::middleware::from_fn_with_state(app.clone(), around));
@@ -969,11 +990,13 @@ fn secure_headers(h: &mut HeaderMap) {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The web pages and their assets set their own.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
 }
 
 fn log_line(v: Value) {

@@ -14,6 +14,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         400 => "malformed JSON, a failed validation (see details) or a bad parameter",
         401 => "no token, or one that is invalid, expired or revoked",
+        403 => "a browser session's request without its CSRF token (X-CSRF-Token)",
         404 => "no such resource for this account",
         408 => "the body arrived too slowly",
         409 => "a conflict with what is stored (see the summary)",
@@ -66,7 +67,9 @@ fn operation(r: &Route, g: &mut schemars::SchemaGenerator, failure: &Value) -> V
         op.insert("parameters".into(), params.into());
     }
     if matches!(r.auth, Auth::Required | Auth::RequiredLimited) {
-        op.insert("security".into(), json!([{"bearer": []}]));
+        // Either: a browser's session cookie (with X-CSRF-Token beside it on every request
+        // that is not a GET) or the bearer token.
+        op.insert("security".into(), json!([{"bearer": []}, {"session": []}]));
     }
     match (r.body, r.doc.request) {
         (Body::Json, Some(schema)) => {
@@ -138,8 +141,13 @@ pub fn document() -> Value {
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "valyxo_session",
+                    "description": "Set by /api/web/login and /api/web/register. A request \
+                        that is not a GET must also send the X-CSRF-Token header, whose value \
+                        the readable cookie valyxo_csrf holds."}
+            },
             "schemas": schemas
         }
     })

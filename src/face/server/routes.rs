@@ -107,6 +107,45 @@ pub const ROUTES: &[Route] = &[
         },
     },
     Route {
+        method: "POST",
+        path: "/api/auth/logout-all",
+        work: Blocking(auth::logout_all),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Revoke every token of the account, on every machine and browser",
+            request: None,
+            answer: (200, Some(schema::<Answer<Message>>)),
+            errors: &[],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/web/register",
+        work: Blocking(auth::web_register),
+        auth: Limited,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Create an account from a web page: the session goes to an HttpOnly cookie",
+            request: Some(schema::<RegisterRequest>),
+            answer: (201, Some(schema::<Answer<WebSession>>)),
+            errors: &[403, 409],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/web/login",
+        work: Blocking(auth::web_login),
+        auth: Limited,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Log in from a web page: the session goes to an HttpOnly cookie",
+            request: Some(schema::<LoginRequest>),
+            answer: (200, Some(schema::<Answer<WebSession>>)),
+            errors: &[401, 403],
+        },
+    },
+    Route {
         method: "GET",
         path: "/api/auth/me",
         work: Blocking(auth::me),
@@ -490,6 +529,10 @@ pub fn errors(r: &Route) -> Vec<u16> {
     };
     if matches!(r.auth, Required | RequiredLimited) {
         add(401);
+        if r.method != "GET" {
+            // A browser session without its CSRF token.
+            add(403);
+        }
     }
     if matches!(r.auth, Limited | RequiredLimited) {
         add(429);

@@ -256,6 +256,14 @@ pub struct Session {
     pub token: String,
 }
 
+/// A session begun by a web page: the token went to the browser's `HttpOnly` cookie,
+/// never to the page.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct WebSession {
+    pub message: String,
+    pub user: AccountUser,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Me {
     pub id: i64,

@@ -196,10 +196,21 @@ pub fn raw(
     token: Option<&str>,
     body: Option<(&str, Vec<u8>)>,
 ) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
+    let bearer = token.map(|t| ("Authorization", format!("Bearer {t}")));
+    raw_with(method, url, bearer.as_slice(), body)
+}
+
+/// `METHOD URL` with these headers and an optional raw body.
+pub fn raw_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
     let mut req = client().request(method.clone(), url);
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
+    for (name, value) in headers {
+        req = req.header(*name, value);
     }
     if let Some((ctype, data)) = body {
         req = req.header("Content-Type", ctype).body(data);

@@ -1,0 +1,76 @@
+// Valyxo's web pages: requests to the server, and building the page from data as text.
+// The session is an HttpOnly cookie the pages never see; requests that change something
+// send the CSRF token from the readable valyxo_csrf cookie.
+
+/** The value of a readable cookie, or "". */
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(rest.join("="));
+  }
+  return "";
+}
+
+/** A failed request: the server's message, its field details, and the status. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `The server answered ${status}`);
+    this.status = status;
+    this.details = (body && body.details) || [];
+  }
+}
+
+/** Sends `method path` with a JSON body; the answer's JSON, or throws an ApiError. */
+export async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (method !== "GET") headers["X-CSRF-Token"] = cookie("valyxo_csrf");
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, {
+      method, headers, credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { error: "The server cannot be reached: check your connection" });
+  }
+  let data = null;
+  try { data = await res.json(); } catch { data = null; }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+/** An element with attributes and children (strings become text, never HTML). */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== false && v !== undefined && v !== null) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+
+/** Shows `err` in the form's error line, with each field's detail. */
+export function showError(box, err) {
+  const lines = [err.message, ...err.details.map((d) => `${d.field}: ${d.message}`)];
+  box.replaceChildren(...lines.flatMap((l, i) => (i ? [el("br"), l] : [l])));
+}
+
+/** Wires a form: on submit, `send(fields)`; failures go to its `.error` line. */
+export function onSubmit(form, send) {
+  const box = form.querySelector(".error");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    box.textContent = "";
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await send(Object.fromEntries(new FormData(form)));
+    } catch (err) {
+      showError(box, err instanceof ApiError ? err : new ApiError(0, { error: String(err) }));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}

@@ -1,0 +1,271 @@
+//! The web pages (server): home, register, login and the dashboard, with their styles and
+//! scripts embedded in the binary at build time (`site/`), and the browser session they
+//! use.
+//!
+//! A browser's session is the same signed token as the API's bearer token, kept in the
+//! `valyxo_session` cookie: `HttpOnly` (no script reads it), `SameSite=Strict` (no other
+//! site's page sends it), `Secure` when the request came over TLS through a trusted proxy.
+//! Beside it the readable `valyxo_csrf` cookie holds the session's CSRF token (a keyed hash
+//! of the session's id); every request authenticated by the cookie that is not a GET must
+//! send it back in `X-CSRF-Token`, and the pages' requests to `/api/web/` must come from the
+//! server's own origin. The pages build every piece of user data into the page as text,
+//! never as HTML, under a Content-Security-Policy that allows only the server's own scripts.
+
+use super::auth::Tokens;
+use super::{ApiError, App, User};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
+
+/// The session cookie (the token; `HttpOnly`).
+pub const SESSION_COOKIE: &str = "valyxo_session";
+/// The CSRF cookie (readable by the pages, which send it back in [`CSRF_HEADER`]).
+pub const CSRF_COOKIE: &str = "valyxo_csrf";
+/// The header that carries the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// What the pages may load: their own scripts, styles and images, and requests to this
+/// server only.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
+/// One embedded file.
+struct Asset {
+    name: &'static str,
+    kind: &'static str,
+    text: &'static str,
+}
+
+/// The styles and scripts, as `site/` holds them.
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "style.css",
+        kind: "text/css; charset=utf-8",
+        text: include_str!("site/style.css"),
+    },
+    Asset {
+        name: "api.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/api.js"),
+    },
+    Asset {
+        name: "login.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/login.js"),
+    },
+    Asset {
+        name: "register.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/register.js"),
+    },
+    Asset {
+        name: "dashboard.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/dashboard.js"),
+    },
+];
+
+/// The pages, by path.
+const PAGES: &[(&str, &str)] = &[
+    ("/", include_str!("site/home.html")),
+    ("/login", include_str!("site/login.html")),
+    ("/register", include_str!("site/register.html")),
+    ("/dashboard", include_str!("site/dashboard.html")),
+];
+
+/// The content hash of each asset (its ETag, and the version in the pages' links).
+static HASHES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|a| blake3::hash(a.text.as_bytes()).to_hex()[..16].to_string())
+        .collect()
+});
+
+/// The pages with each `{{asset NAME}}` replaced by the asset's versioned link, made once.
+static RENDERED: LazyLock<Vec<String>> = LazyLock::new(|| {
+    PAGES
+        .iter()
+        .map(|(_, html)| {
+            let mut out = html.to_string();
+            for (a, hash) in ASSETS.iter().zip(HASHES.iter()) {
+                out = out.replace(
+                    &format!("{{{{asset {}}}}}", a.name),
+                    &format!("/assets/{}?v={hash}", a.name),
+                );
+            }
+            out
+        })
+        .collect()
+});
+
+/// The routes of the pages and their assets, compressed when the browser accepts it.
+pub fn pages() -> Router<Arc<App>> {
+    let mut r = Router::new();
+    for (i, (path, _)) in PAGES.iter().enumerate() {
+        r = r.route(path, get(move || async move { page(i) }));
+    }
+    r.route("/assets/{name}", get(asset))
+        .layer(tower_http::compression::CompressionLayer::new())
+}
+
+fn page(i: usize) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_POLICY),
+            ),
+            // Nothing of a page is kept: after a logout, going back shows no private data.
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        RENDERED[i].clone(),
+    )
+        .into_response()
+}
+
+async fn asset(
+    State(_): State<Arc<App>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
+        return ApiError::not_found("No such file").into_response();
+    };
+    let (a, hash) = (&ASSETS[i], &HASHES[i]);
+    let etag = format!("\"{hash}\"");
+    // A link that names this very version may be kept for good; any other is checked.
+    let versioned = query.as_deref() == Some(&format!("v={hash}"));
+    let cache = if versioned {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let headers_out = [
+        (header::ETAG, HeaderValue::from_str(&etag).expect("hex")),
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        (header::CONTENT_TYPE, HeaderValue::from_static(a.kind)),
+    ];
+    let seen = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if seen {
+        return (StatusCode::NOT_MODIFIED, headers_out, Body::empty()).into_response();
+    }
+    (headers_out, a.text).into_response()
+}
+
+/// The value of cookie `name` in the request, if it sent one.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
+/// The user a request names: by its bearer token, or else by its session cookie; a
+/// request by cookie that is not `safe` (a GET) must carry the session's CSRF token.
+pub fn user(tokens: &Tokens, headers: &HeaderMap, safe: bool) -> Result<User, ApiError> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        return tokens.verify(Some(v.to_str().unwrap_or("")));
+    }
+    let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
+        return tokens.verify(None);
+    };
+    let user = tokens.verify_token(&token)?;
+    if !safe {
+        let sent = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| blake3::Hash::from_hex(v.trim()).ok());
+        // blake3::Hash compares in constant time.
+        if sent != Some(tokens.csrf(&user.jti)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Missing or wrong CSRF token: reload the page",
+            ));
+        }
+        same_origin(headers)?;
+    }
+    Ok(user)
+}
+
+/// Refuses a browser's request that another site's page made: its `Origin` (sent by
+/// browsers with every POST) must name the host it was sent to, and its `Sec-Fetch-Site`
+/// must not say another site. Clients that send neither (the CLI) pass.
+pub fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let refuse = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "A request from another site's page is refused",
+        )
+    };
+    let text = |name: header::HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or(""));
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str().unwrap_or(""), "same-origin" | "none") {
+            return Err(refuse());
+        }
+    }
+    if let Some(origin) = text(header::ORIGIN) {
+        let host = text(header::HOST).unwrap_or("");
+        let named = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        if named != Some(host) || host.is_empty() {
+            return Err(refuse());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the request reached us over TLS: through a trusted proxy that says so (the
+/// server itself speaks plain HTTP).
+pub fn secure(trusted: &[IpAddr], peer: IpAddr, headers: &HeaderMap) -> bool {
+    trusted.contains(&peer.to_canonical())
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Sets the browser's session cookies to `token`'s session, or clears them (`None`).
+pub fn session_cookies(tokens: &Tokens, res: &mut Response, token: Option<&str>, secure: bool) {
+    use cookie::{Cookie, SameSite};
+    let session = token.and_then(|t| tokens.verify_token(t).ok());
+    let max_age = cookie::time::Duration::seconds(tokens.ttl().as_secs() as i64);
+    let (value, csrf, age) = match (&session, token) {
+        (Some(u), Some(t)) => (
+            t.to_string(),
+            tokens.csrf(&u.jti).to_hex().to_string(),
+            max_age,
+        ),
+        _ => (String::new(), String::new(), cookie::time::Duration::ZERO),
+    };
+    for (name, value, http_only) in [(SESSION_COOKIE, value, true), (CSRF_COOKIE, csrf, false)] {
+        let c = Cookie::build((name, value))
+            .path("/")
+            .http_only(http_only)
+            .same_site(SameSite::Strict)
+            .secure(secure)
+            .max_age(age)
+            .build();
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+}
