@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench server_load                   # every figure
-//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files commits pages)
+//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files web commits pages)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
 //! VALYXO_BENCH_POSTGRES=postgres://USER:PASSWORD@127.0.0.1/DB cargo bench --bench server_load -- db balancer
 //! VALYXO_BENCH_POSTGRES='postgres://USER:PASSWORD@%2Fvar%2Frun%2Fpostgresql/DB' cargo bench --bench server_load -- db
@@ -32,6 +32,8 @@
 //! - `files`: upload and download of a 1 GiB file (64 MiB with VALYXO_BENCH_QUICK), both
 //!   streamed by this client: throughput, and the server's peak RSS (VmHWM) during each
 //!   (goal under 64 MB);
+//! - `web`: the web pages: the bytes of the dashboard's first load (compressed, as a
+//!   browser asks), and `/dashboard` and a static file at 100 connections;
 //! - `commits`: a commit of one new file into a project of 100,000 files (10,000 with
 //!   `VALYXO_BENCH_QUICK`): p50, p99 and the server's peak memory, on SQLite and, when
 //!   named, PostgreSQL;
@@ -89,12 +91,26 @@ impl Conn {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> (u16, Bytes) {
+        let bearer = token.map(|t| ("authorization", format!("Bearer {t}")));
+        let (status, _, data) = self.send(method, path, bearer.as_slice(), body).await;
+        (status, data)
+    }
+
+    /// One request with these headers; the status, the answer's header bytes and its body
+    /// (as sent: compressed when the server compressed it).
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> (u16, usize, Bytes) {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.host);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        for (name, value) in headers {
+            req = req.header(*name, value);
         }
         let body = match body {
             Some(b) => {
@@ -110,8 +126,15 @@ impl Conn {
             .await
             .expect("request");
         let status = res.status().as_u16();
+        // The status line and each header line, as they crossed the wire.
+        let head = 17
+            + res
+                .headers()
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>();
         let data = res.into_body().collect().await.expect("body").to_bytes();
-        (status, data)
+        (status, head, data)
     }
 }
 
@@ -1051,6 +1074,123 @@ async fn commits() {
     }
 }
 
+/// The web pages: the bytes of the dashboard's first load (the page, every file it links
+/// and imports, and the API answers it asks for), compressed as a browser asks; then
+/// `/dashboard` and a static file under 100 connections.
+async fn web() {
+    let secs = if quick() { 2.0 } else { 5.0 };
+    let s = server::Server::start(None, &[]);
+    let mut c = Conn::open(&s.url).await;
+    let name = format!("web{}", fastrand::u32(..));
+    let body = json!({"username": name, "email": format!("{name}@example.com"), "password": "Bench-pass1"});
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri("/api/web/register")
+        .header("host", &c.host)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    c.tx.ready().await.unwrap();
+    let res = c.tx.send_request(req).await.unwrap();
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect();
+    res.into_body().collect().await.unwrap();
+    let cookie = cookies.join("; ");
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("valyxo_csrf="))
+        .expect("the CSRF cookie")
+        .to_string();
+    for i in 0..30 {
+        let (status, _, _) = c
+            .send(
+                "POST",
+                "/api/projects",
+                &[
+                    ("cookie", cookie.clone()),
+                    ("x-csrf-token", csrf.clone()),
+                ],
+                Some(&json!({"name": format!("project {i}"), "description": "a project of the bench"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let browser = [
+        ("accept-encoding", "gzip".to_string()),
+        ("cookie", cookie.clone()),
+    ];
+    let (mut total, mut requests) = (0usize, 0usize);
+    let (status, head, page) = c.send("GET", "/dashboard", &browser, None).await;
+    assert_eq!(status, 200);
+    total += head + page.len();
+    requests += 1;
+    // The page is gzip-compressed: read its links from the plain copy.
+    let (_, _, plain) = c.send("GET", "/dashboard", &browser[1..], None).await;
+    let html = String::from_utf8_lossy(&plain).to_string();
+    let mut files: Vec<String> = html
+        .split('"')
+        .filter(|p| p.starts_with("/assets/"))
+        .map(str::to_string)
+        .collect();
+    // What the scripts import (api.js), and what the dashboard asks the API on load.
+    files.push("/assets/api.js".into());
+    files.extend(["/api/auth/me", "/api/users/stats", "/api/projects"].map(String::from));
+    for f in &files {
+        let (status, head, body) = c.send("GET", f, &browser, None).await;
+        assert_eq!(status, 200, "{f}");
+        total += head + body.len();
+        requests += 1;
+    }
+    println!(
+        "web: the dashboard's first load (30 projects): {requests} requests, {:.1} KB with headers, compressed (goal <= 150 KB)",
+        total as f64 / 1000.0
+    );
+    let style = files
+        .iter()
+        .find(|f| f.contains("style.css"))
+        .unwrap()
+        .clone();
+    for (what, path) in [
+        ("/dashboard", "/dashboard".to_string()),
+        ("a static file", style),
+    ] {
+        let ready = Arc::new(tokio::sync::Barrier::new(101));
+        let end = Arc::new(std::sync::OnceLock::<Instant>::new());
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (url, path, ready, end) =
+                    (s.url.clone(), path.clone(), ready.clone(), end.clone());
+                tokio::spawn(async move {
+                    let mut c = Conn::open(&url).await;
+                    ready.wait().await;
+                    let end = *end.get_or_init(|| Instant::now() + Duration::from_secs_f64(secs));
+                    let mut n = 0u64;
+                    let gzip = [("accept-encoding", "gzip".to_string())];
+                    while Instant::now() < end {
+                        let (status, _, _) = c.send("GET", &path, &gzip, None).await;
+                        assert_eq!(status, 200);
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        ready.wait().await;
+        let mut n = 0;
+        for t in tasks {
+            n += t.await.unwrap();
+        }
+        println!(
+            "web: {what} at 100 connections, gzip: {:.0} requests/s",
+            n as f64 / secs
+        );
+    }
+}
+
 fn main() {
     let _ = BIN;
     raise_open_files();
@@ -1087,6 +1227,9 @@ fn main() {
         }
         if want("files") {
             files().await;
+        }
+        if want("web") {
+            web().await;
         }
         if want("commits") {
             commits().await;

@@ -50,6 +50,11 @@ const ASSETS: &[Asset] = &[
         text: include_str!("site/style.css"),
     },
     Asset {
+        name: "icon.svg",
+        kind: "image/svg+xml",
+        text: include_str!("site/icon.svg"),
+    },
+    Asset {
         name: "api.js",
         kind: "text/javascript; charset=utf-8",
         text: include_str!("site/api.js"),
