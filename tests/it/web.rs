@@ -209,7 +209,12 @@ fn typing_clicking_waiting_keys_and_navigation() {
     b.back();
     assert_eq!(b.url(), pages.url("/form"));
     assert_eq!(b.title(), "Form");
+    // Going back restores what the form held, as a person would see it.
+    assert_eq!(b.value("#name"), "alice");
+    b.clear("#name");
+    assert_eq!(b.value("#name"), "");
     b.type_into("#name", "bob");
+    assert_eq!(b.value("#name"), "bob");
     b.reload();
     assert_eq!(b.count("#late"), 0);
     b.wait_for("#name");
@@ -325,6 +330,10 @@ fn a_resource_that_fails_to_load_is_reported() {
 #[ignore = "needs chromium and chromium-driver: run by .ci/run"]
 fn clean_pages_report_no_console_errors() {
     let (_dir, pages, b) = setup();
+    b.goto(&pages.url("/console-error"));
+    assert_eq!(b.console_errors().len(), 1);
+    b.forget_console();
+    assert_eq!(b.console_errors(), []);
     b.goto(&pages.url("/clean"));
     b.wait_for("#ok");
     b.goto(&pages.url("/form"));

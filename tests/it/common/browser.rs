@@ -7,7 +7,10 @@
 //! with `goog:loggingPrefs`): chromedriver records each console message and each uncaught
 //! exception from the moment a page starts loading, so an error thrown by a page's own
 //! scripts during load is caught too. Reading that log empties it; [`Browser`] keeps what it
-//! has read, so [`Browser::console`] always returns everything since the browser started.
+//! has read, so [`Browser::console`] always returns everything since the browser started
+//! (or since [`Browser::forget_console`]). A resource that fails to load is an error there
+//! too, and Chromium asks every page for `/favicon.ico` unless the page links an icon: a
+//! page without one on a server without one has a console error.
 //!
 //! Host names other than `localhost` do not resolve in this browser, and it reaches nothing
 //! through a proxy: a page under test loads only what 127.0.0.1 serves it.
@@ -245,7 +248,8 @@ impl Browser {
             })
     }
 
-    /// Waits up to [`WAIT`] for an element matching `selector`, and returns it.
+    /// Waits up to [`WAIT`] for an element matching `selector` to be in the page (shown or
+    /// not), and returns it.
     pub fn wait_for(&self, selector: &str) -> WebElement {
         self.wait_for_within(selector, WAIT)
     }
@@ -269,9 +273,14 @@ impl Browser {
                     .map(|e| format!("\n  {e}"))
                     .collect();
                 panic!(
-                    "timed out after {timeout:?} waiting for `{selector}` on {}; console errors: {}",
+                    "timed out after {timeout:?} waiting for `{selector}` on {}; \
+                     console errors: {}",
                     self.url(),
-                    if errors.is_empty() { "none".to_string() } else { errors.concat() }
+                    if errors.is_empty() {
+                        "none".to_string()
+                    } else {
+                        errors.concat()
+                    }
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -382,7 +391,8 @@ impl Browser {
         path
     }
 
-    /// Everything the console received since the browser started.
+    /// Everything the console received since the browser started (or since
+    /// [`Browser::forget_console`]).
     pub fn console(&self) -> Vec<ConsoleEntry> {
         let new = self.run("reading the browser's log", self.web().browser_log());
         let mut console = self.console.borrow_mut();
@@ -394,7 +404,7 @@ impl Browser {
         console.clone()
     }
 
-    /// The console's errors since the browser started: `console.error` calls, uncaught
+    /// The console's errors in [`Browser::console`]: `console.error` calls, uncaught
     /// exceptions (also those thrown while a page loads) and resources that failed to load.
     pub fn console_errors(&self) -> Vec<ConsoleEntry> {
         self.console()
@@ -403,7 +413,14 @@ impl Browser {
             .collect()
     }
 
-    /// Panics, listing them, if the console has had any error since the browser started.
+    /// Forgets what the console received so far (the errors of a page a test went through
+    /// on purpose, say).
+    pub fn forget_console(&self) {
+        self.console();
+        self.console.borrow_mut().clear();
+    }
+
+    /// Panics, listing them, if [`Browser::console_errors`] has any.
     pub fn assert_no_console_errors(&self) {
         let errors = self.console_errors();
         assert!(
