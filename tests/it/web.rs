@@ -1,8 +1,9 @@
 //! The headless-browser harness itself (common/browser.rs), against small pages served from
-//! 127.0.0.1: typing, clicking, waiting, keys, scripts, navigation, cookies, screenshots, and
+//! 127.0.0.1: typing, clicking, waiting, keys, scripts, navigation, cookies, screenshots;
 //! that the console's errors (also those thrown while a page loads) are reported while a
-//! clean page reports none. Needs Debian's chromium and chromium-driver, so these are
-//! ignored in a plain `cargo test`; `.ci/run` installs both and runs them.
+//! clean page reports none; and that nothing it started outlives it. Needs Debian's
+//! chromium and chromium-driver, so these are ignored in a plain `cargo test`; `.ci/run`
+//! installs both and runs them.
 
 use crate::common::browser::{Browser, Key, WINDOW};
 use std::io::{Read, Write};
@@ -382,10 +383,8 @@ fn processes_using(dir: &Path) -> Vec<String> {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(dir) {
-            found.push(format!(
-                "{}: {cmdline}",
-                entry.file_name().to_string_lossy()
-            ));
+            let short: String = cmdline.chars().take(120).collect();
+            found.push(format!("{}: {short}", entry.file_name().to_string_lossy()));
         }
     }
     found
@@ -434,4 +433,40 @@ fn chromedriver_and_chromium_end_when_the_browser_drops_also_on_a_panic() {
 fn a_missing_chromedriver_says_what_installs_it() {
     let dir = tempfile::tempdir().unwrap();
     Browser::start_with(dir.path(), "chromedriver-not-installed-here");
+}
+
+/// Set by [`chromedriver_and_chromium_end_when_the_test_process_dies_without_dropping_them`]
+/// for the test program it starts: the directory for [`a_browser_left_by_a_process_that_dies`].
+const DYING_DIR: &str = "VALYXO_TEST_DYING_BROWSER_DIR";
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn chromedriver_and_chromium_end_when_the_test_process_dies_without_dropping_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "--nocapture"])
+        .arg("web::a_browser_left_by_a_process_that_dies")
+        .env(DYING_DIR, dir.path())
+        .output()
+        .expect("run the test program");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("browser open"), "{stdout}");
+    assert!(!out.status.success(), "it should have aborted: {stdout}");
+    assert_eq!(processes_left(dir.path()), Vec::<String>::new());
+}
+
+/// Opens a browser in the directory [`DYING_DIR`] names and aborts, so that nothing is
+/// dropped (does nothing when it is not set).
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_browser_left_by_a_process_that_dies() {
+    let Some(dir) = std::env::var_os(DYING_DIR) else {
+        return;
+    };
+    let b = Browser::start(Path::new(&dir));
+    b.goto("data:text/html,<p id=ok>open</p>");
+    b.wait_for("#ok");
+    assert!(processes_using(Path::new(&dir)).len() >= 3);
+    println!("browser open");
+    std::process::abort();
 }

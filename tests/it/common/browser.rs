@@ -1,7 +1,8 @@
 //! A real headless browser for page tests: Debian's chromedriver started on a free port of
 //! 127.0.0.1, driving a headless Chromium through WebDriver (thirtyfour), with a synchronous
 //! API for `#[test]` functions. Everything it starts (chromedriver and the browser under it)
-//! ends when it is dropped, also when a test panics.
+//! ends when it is dropped, also when a test panics, and when the test program dies without
+//! dropping it.
 //!
 //! The browser's console is read from chromedriver's `browser` log (the session asks for it
 //! with `goog:loggingPrefs`): chromedriver records each console message and each uncaught
@@ -58,17 +59,46 @@ impl fmt::Display for ConsoleEntry {
     }
 }
 
-/// chromedriver running as a child process in a process group of its own (the browser it
-/// starts is in that group too); the whole group is killed when dropped.
+/// chromedriver in a process group of its own, which the browser it starts joins. The
+/// group's leader is a small shell that watches a pipe from this process: when the test
+/// process ends without dropping it (killed, or aborted mid-test), the pipe closes and the
+/// shell kills the group; when chromedriver exits, the shell kills the group too. Dropping
+/// it kills the group at once.
 struct Driver {
+    /// The watching shell, the group's leader.
     child: Child,
     port: u16,
+}
+
+/// The watching shell: `$0 "$@"` is chromedriver and its arguments; fd 3 is the pipe.
+const WATCH: &str = r#"exec 3<&0
+"$0" "$@" </dev/null 3<&- &
+driver=$!
+{ read -r _ <&3; kill -KILL 0; } </dev/null &
+wait "$driver"
+kill -KILL 0"#;
+
+/// `program` as found on the PATH (or as given, when it names a path), if it is there.
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program)).filter(|p| p.is_file());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 impl Driver {
     /// `program` (chromedriver) on a free port of 127.0.0.1, logging to `log`, once it
     /// accepts connections.
     fn start(program: &str, log: &Path) -> Driver {
+        let Some(bin) = find_program(program) else {
+            panic!(
+                "`{program}` is not on the PATH: .ci/run installs Debian's chromium and \
+                 chromium-driver (apt-get install chromium chromium-driver)"
+            )
+        };
         // A port found free may be taken before chromedriver binds it: then it exits at
         // once, and another port is tried.
         for _ in 0..3 {
@@ -76,22 +106,18 @@ impl Driver {
                 .and_then(|l| l.local_addr())
                 .expect("a free port")
                 .port();
-            let child = Command::new(program)
+            let child = Command::new("sh")
+                .arg("-c")
+                .arg(WATCH)
+                .arg(&bin)
                 .arg(format!("--port={port}"))
                 .arg(format!("--log-path={}", log.display()))
-                .stdin(Stdio::null())
+                .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .process_group(0)
-                .spawn();
-            let child = match child {
-                Ok(c) => c,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                    "`{program}` is not installed ({e}): .ci/run installs Debian's chromium \
-                     and chromium-driver (apt-get install chromium chromium-driver)"
-                ),
-                Err(e) => panic!("cannot start `{program}`: {e}"),
-            };
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", bin.display()));
             let mut driver = Driver { child, port };
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
@@ -124,7 +150,7 @@ impl Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         let group = self.child.id() as i32;
-        // SAFETY: signals the process group of our own child (its id is the group's).
+        // SAFETY: signals the process group that our own child leads.
         unsafe { libc::kill(-group, libc::SIGKILL) };
         let _ = self.child.wait();
     }
@@ -440,11 +466,6 @@ impl Browser {
         f: impl FnOnce(&'a WebDriver) -> F,
     ) -> F::Output {
         self.rt.block_on(f(self.web()))
-    }
-
-    /// The id of the chromedriver process (the leader of the browser's process group).
-    pub fn driver_pid(&self) -> u32 {
-        self.driver.child.id()
     }
 }
 
