@@ -26,3 +26,4 @@ mod server;
 #[cfg(feature = "server")]
 mod sync;
 mod vfs;
+mod web;

@@ -4,6 +4,7 @@ use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
 pub mod balancer;
+pub mod browser;
 pub mod pty;
 pub mod server;
 
