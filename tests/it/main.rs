@@ -24,6 +24,8 @@ mod scripts;
 #[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]
+mod site;
+#[cfg(feature = "server")]
 mod sync;
 mod vfs;
 mod web;

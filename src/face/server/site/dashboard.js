@@ -5,11 +5,19 @@ import { api, ApiError, el, onSubmit, showError } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
-/** Leaves the page for the login page, showing nothing private on the way. */
-function toLogin() {
+/**
+ * Leaves the page for the login page, showing nothing private on the way. A session found
+ * ended replaces this page in the history; a logout keeps it there, and going back to it
+ * loads it anew (it is never stored), which finds the session ended and leaves again.
+ */
+function toLogin(keep = false) {
   $("main").hidden = true;
   $("projects").replaceChildren();
-  location.replace("/login");
+  $("profile").textContent = "";
+  $("stats").replaceChildren();
+  $("who").textContent = "";
+  if (keep) location.assign("/login");
+  else location.replace("/login");
 }
 
 /** Runs `f`; a session that ended (401) goes back to the login page. */
@@ -39,7 +47,7 @@ async function loadProfile() {
     stat("projects", s.projects),
     stat("scripts", s.scripts),
     stat("executions", s.executions),
-    stat("total execution time", duration(s.total_execution_time_ms)),
+    stat("total execution time", duration(s.totalExecutionTimeMs)),
   );
 }
 
@@ -106,7 +114,7 @@ async function logout(path) {
   try {
     await api("POST", path);
   } finally {
-    toLogin();
+    toLogin(true);
   }
 }
 

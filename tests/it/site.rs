@@ -1,0 +1,323 @@
+//! The web pages of `valyxo server` in a real headless Chromium (common/browser.rs): a new
+//! user registers, works on projects and logs out as a person would; hostile names show as
+//! text; the console logs no error on any page. Each step saves a screenshot under the
+//! test's temporary directory (kept when `VALYXO_KEEP_SCREENSHOTS` names a directory to
+//! copy them to). Needs Debian's chromium and chromium-driver: ignored in a plain
+//! `cargo test`, run by `.ci/run`.
+
+use crate::common::browser::{Browser, ConsoleEntry, Key};
+use crate::common::server::{call, user, Server, PASSWORD};
+use serde_json::json;
+
+/// A server, a browser, and the directory of the browser's screenshots.
+struct Site {
+    server: Server,
+    b: Browser,
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    fn start() -> Site {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let server = Server::start(None, &[]);
+        let b = Browser::start(dir.path());
+        Site { server, b, dir }
+    }
+
+    fn goto(&self, path: &str) {
+        self.b.goto(&format!("{}{path}", self.server.url));
+    }
+
+    /// The errors the console logged, but for the failed requests a step made on purpose
+    /// (`expected`, e.g. a wrong password's 401): the browser logs those as errors too.
+    fn errors_but(&self, expected: &[u16]) -> Vec<ConsoleEntry> {
+        self.b
+            .console_errors()
+            .into_iter()
+            .filter(|e| {
+                !(e.source == "network"
+                    && expected
+                        .iter()
+                        .any(|s| e.message.contains(&format!("status of {s}"))))
+            })
+            .collect()
+    }
+
+    fn assert_clean(&self, step: &str, expected: &[u16]) {
+        let errors = self.errors_but(expected);
+        assert!(errors.is_empty(), "{step}: console errors: {errors:#?}");
+        self.b.forget_console();
+    }
+
+    /// The dashboard, once it has loaded the account.
+    fn dashboard_ready(&self) {
+        self.b.wait_for_url("/dashboard");
+        self.b.wait_for("#main:not([hidden]) #stats div");
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if let Some(keep) = std::env::var_os("VALYXO_KEEP_SCREENSHOTS") {
+            let from = self.dir.path().join("screenshots");
+            if let Ok(entries) = std::fs::read_dir(&from) {
+                std::fs::create_dir_all(&keep).ok();
+                for e in entries.flatten() {
+                    std::fs::copy(e.path(), std::path::Path::new(&keep).join(e.file_name())).ok();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_new_user_registers_works_on_projects_and_logs_out() {
+    let s = Site::start();
+    let b = &s.b;
+    let name = crate::common::server::unique("browser");
+
+    // Home: what Valyxo is, and the way in.
+    s.goto("/");
+    assert!(b.title().contains("Valyxo"), "{}", b.title());
+    b.screenshot("home");
+    s.assert_clean("home", &[]);
+    b.click("a[href='/register']");
+    b.wait_for_url("/register");
+    b.wait_for("form#register");
+
+    // The password rule is stated before anything is sent, and enforced as the API does.
+    assert!(b.text("#password-rule").contains("upper-case"));
+    b.type_into("#username", name.as_str());
+    b.type_into("#email", format!("{name}@example.com").as_str());
+    b.type_into("#password", "weakpass");
+    b.click("button[type=submit]");
+    b.wait_for("#register .error:not(:empty)");
+    let error = b.text("#register .error");
+    assert!(
+        error.contains("Validation failed")
+            && error.contains("lower-case letter, an upper-case letter and a digit"),
+        "{error}"
+    );
+    b.screenshot("register-refused");
+    s.assert_clean("a refused registration", &[400]);
+    b.clear("#password");
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    assert_eq!(b.text("#who"), name);
+    // What a new account sees: its stats at zero, no projects and nothing more to show.
+    let stats =
+        b.eval("return [...document.querySelectorAll('#stats div')].map(d => d.textContent)");
+    assert_eq!(
+        stats,
+        json!([
+            "0projects",
+            "0scripts",
+            "0executions",
+            "0 mstotal execution time"
+        ])
+    );
+    let more = b.find("#more");
+    let shown = b.raw(|_| more.is_displayed()).unwrap();
+    assert!(!shown, "the More button shows with nothing more");
+    b.screenshot("dashboard-new");
+    s.assert_clean("the new dashboard", &[]);
+
+    // The session is an HttpOnly cookie the page cannot read, and nothing is in storage.
+    let session = b.cookie("valyxo_session").expect("the session cookie");
+    assert_eq!(session.http_only, Some(true));
+    let seen = b.eval("return [document.cookie, localStorage.length, sessionStorage.length]");
+    assert!(
+        !seen[0].as_str().unwrap().contains("valyxo_session"),
+        "{seen}"
+    );
+    assert_eq!((seen[1].as_i64(), seen[2].as_i64()), (Some(0), Some(0)));
+
+    // Create, rename and describe, delete (confirmed) a project; the stats follow.
+    assert_eq!(b.count("#projects li"), 0);
+    b.type_into("#new-name", "first project");
+    b.type_into("#new-description", "made in the browser");
+    b.click("#create button[type=submit]");
+    b.wait_for("#projects li");
+    assert_eq!(b.text("#projects li strong"), "first project");
+    assert_eq!(b.text("#projects li .hint"), "made in the browser");
+    b.wait_for("#stats div:first-child b");
+    wait_text(b, "#stats div:first-child b", "1");
+    b.click("#projects li button:not(.danger)");
+    b.wait_for("#projects li form input[name=name]");
+    b.clear("#projects li form input[name=name]");
+    b.type_into("#projects li form input[name=name]", "renamed");
+    b.clear("#projects li form input[name=description]");
+    b.type_into(
+        "#projects li form input[name=description]",
+        "described again",
+    );
+    b.type_into("#projects li form input[name=description]", Key::Enter);
+    b.wait_for("#projects li strong");
+    assert_eq!(b.text("#projects li strong"), "renamed");
+    assert_eq!(b.text("#projects li .hint"), "described again");
+    b.screenshot("dashboard-project");
+    // The CLI sees what the browser made.
+    let (_, token, _) = {
+        let r = call(
+            &s.server.url,
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"username": name, "password": PASSWORD})),
+        );
+        (0, r.body["token"].as_str().unwrap().to_string(), 0)
+    };
+    let listed = call(&s.server.url, "GET", "/api/projects", Some(&token), None);
+    assert_eq!(listed.body["data"][0]["name"], "renamed");
+    // Dismissing the confirmation deletes nothing; accepting it deletes.
+    b.click("#projects li button.danger");
+    b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+    assert_eq!(b.count("#projects li"), 1);
+    b.click("#projects li button.danger");
+    b.raw(|d| d.accept_alert()).expect("a confirmation");
+    b.wait_for("#projects-notice:not(:empty)");
+    assert_eq!(b.count("#projects li"), 0);
+    wait_text(b, "#stats div:first-child b", "0");
+    let listed = call(&s.server.url, "GET", "/api/projects", Some(&token), None);
+    assert_eq!(listed.body["data"], json!([]));
+    s.assert_clean("projects", &[]);
+
+    // A password change keeps this session and ends the others (the CLI's token).
+    b.type_into("#current", PASSWORD);
+    b.type_into("#next", "Another-pass9");
+    b.click("#password button[type=submit]");
+    b.wait_for("#password .notice:not(:empty)");
+    assert!(b
+        .text("#password .notice")
+        .contains("other sessions were signed out"));
+    let me = call(&s.server.url, "GET", "/api/auth/me", Some(&token), None);
+    assert_eq!(me.status, 401);
+    s.assert_clean("a password change", &[]);
+
+    // Log out; going back shows nothing private: the dashboard asks again and leaves.
+    b.click("#logout");
+    b.wait_for_url("/login");
+    b.wait_for("form#login");
+    assert!(
+        b.cookie("valyxo_session").is_none(),
+        "the cookie is cleared"
+    );
+    b.back();
+    b.wait_for_url("/login");
+    let body = b.eval("return document.body.innerText");
+    assert!(!body.as_str().unwrap().contains(&name), "{body}");
+    b.screenshot("after-logout-back");
+    s.assert_clean("logging out and going back", &[401]);
+
+    // Log in: the same message for a wrong password and for an unknown user.
+    for (who, password) in [(name.as_str(), PASSWORD), ("nobody-here", "Another-pass9")] {
+        b.clear("#username");
+        b.clear("#password");
+        b.type_into("#username", who);
+        b.type_into("#password", password);
+        b.type_into("#password", Key::Enter);
+        wait_text(b, "#login .error", "Invalid username or password");
+    }
+    b.screenshot("login-refused");
+    s.assert_clean("refused logins", &[401]);
+    b.clear("#username");
+    b.clear("#password");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", "Another-pass9");
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    assert_eq!(b.text("#who"), name);
+
+    // Log out everywhere ends this browser's session and the CLI's.
+    let cli = call(
+        &s.server.url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": name, "password": "Another-pass9"})),
+    );
+    let cli = cli.body["token"].as_str().unwrap().to_string();
+    b.click("#logout-all");
+    b.wait_for_url("/login");
+    assert_eq!(
+        call(&s.server.url, "GET", "/api/auth/me", Some(&cli), None).status,
+        401
+    );
+    s.goto("/dashboard");
+    b.wait_for_url("/login");
+    s.assert_clean("logging out everywhere", &[401]);
+}
+
+/// Waits until `selector`'s text is `want` (the page updates after its requests answer).
+fn wait_text(b: &Browser, selector: &str, want: &str) {
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    loop {
+        let got = if b.count(selector) > 0 {
+            b.text(selector)
+        } else {
+            String::new()
+        };
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{selector}` shows {got:?}, not {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn hostile_names_show_as_text() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, _) = user(&s.server.url);
+    let hostile = [
+        ("<img src=x onerror=alert(1)>", "<script>alert(2)</script>"),
+        (
+            "\"><svg onload=alert(3)>",
+            "javascript:alert(4) ' onmouseover='alert(5)",
+        ),
+        (
+            "&lt;b&gt;not bold &amp; <b>bold",
+            "{{asset api.js}} ${alert(6)} </p><b>x</b>",
+        ),
+    ];
+    for (n, d) in hostile {
+        let r = call(
+            &s.server.url,
+            "POST",
+            "/api/projects",
+            Some(&token),
+            Some(json!({"name": n, "description": d})),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    b.wait_for("#projects li");
+    // Newest first; each shown exactly as typed, as text.
+    let shown = b.eval(
+        "return [...document.querySelectorAll('#projects li')].map(li => \
+         [li.querySelector('strong').textContent, li.querySelector('.hint').textContent])",
+    );
+    let want: Vec<_> = hostile.iter().rev().map(|(n, d)| json!([n, d])).collect();
+    assert_eq!(shown, json!(want));
+    // Nothing of them became markup, and no script of theirs ran (an alert would be open).
+    let markup = b.eval("return document.querySelectorAll('#projects img, #projects svg, #projects script, #projects b').length");
+    assert_eq!(markup, json!(0));
+    assert!(b.raw(|d| d.get_alert_text()).is_err(), "an alert opened");
+    // Editing shows them as field values, not markup, too.
+    b.click("#projects li button:not(.danger)");
+    b.wait_for("#projects li form input[name=name]");
+    assert_eq!(b.value("#projects li form input[name=name]"), hostile[2].0);
+    b.screenshot("hostile-names");
+    s.assert_clean("hostile names", &[]);
+}
