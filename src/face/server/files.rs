@@ -379,12 +379,16 @@ fn touch(
     now: i64,
     changes: &[Change],
 ) -> Result<HashMap<String, i64>, ApiError> {
-    let hashes: Vec<&str> = changes
+    // In hash order, the order of the blobs' key, in which each statement locks its rows:
+    // two commits sharing content then lock it in one order and wait for each other
+    // instead of deadlocking (PostgreSQL aborts one) as a set's own order let them.
+    let mut hashes: Vec<&str> = changes
         .iter()
         .filter_map(|ch| ch.hash.as_deref())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
+    hashes.sort_unstable();
     let mut sizes = HashMap::with_capacity(hashes.len());
     for chunk in hashes.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
@@ -482,10 +486,51 @@ fn clash(path: &str, file: &str) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use super::super::db::{DbError, Val};
     use super::*;
 
     #[test]
     fn ancestors_are_the_folders_above() {
         assert_eq!(ancestors("a/b/c").collect::<Vec<_>>(), vec!["a", "a/b"]);
+    }
+
+    /// Records the parameters of the statements it is sent, and finds every blob named.
+    struct Recorder(Vec<Vec<Val>>);
+
+    impl Conn for Recorder {
+        fn query(&mut self, _: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+            self.0.push(params.to_vec());
+            Ok(params[2..]
+                .iter()
+                .map(|h| Row(vec![h.clone(), Val::Int(1)]))
+                .collect())
+        }
+        fn exec(&mut self, _: &str, _: &[Val]) -> Result<u64, DbError> {
+            unreachable!("a touch only queries")
+        }
+    }
+
+    #[test]
+    fn content_is_touched_in_hash_order_so_two_commits_cannot_deadlock() {
+        // Two commits sharing content touch (lock) its rows; in one order they wait for
+        // each other, in another each may hold what the other waits for (PostgreSQL
+        // then aborts one: a 500). More content than one statement touches.
+        let changes: Vec<Change> = (0..1200)
+            .map(|i| Change {
+                path: format!("f{i}"),
+                hash: Some(ContentHash::of(&i.to_string().into_bytes()).as_str().into()),
+                base_version: 0,
+                from: None,
+            })
+            .collect();
+        let mut c = Recorder(Vec::new());
+        touch(&mut c, 1, 0, &changes).unwrap();
+        assert!(c.0.len() > 1, "{} statements", c.0.len());
+        let touched: Vec<&Val> = c.0.iter().flat_map(|p| &p[2..]).collect();
+        assert_eq!(touched.len(), 1200);
+        assert!(touched.windows(2).all(|w| match (w[0], w[1]) {
+            (Val::Text(a), Val::Text(b)) => a < b,
+            _ => false,
+        }));
     }
 }
