@@ -12,7 +12,7 @@
 //!
 //! The content itself goes up and down in `blobs.rs`.
 
-use super::db::{Conn, Row};
+use super::db::{Conn, DbError, Row};
 use super::projects::owned_project;
 use super::{ok, ApiError, App, Reply, Req};
 use crate::protocol::types::{
@@ -140,28 +140,14 @@ pub fn missing(app: &App, req: &Req) -> Result<Reply, ApiError> {
     // Content the server has is touched, so the collector of unnamed content leaves it
     // for the commit that will name it.
     let now = unix_now();
-    let have: HashSet<String> = app.db.write(|c| {
-        let mut have = HashSet::new();
-        for chunk in wanted.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
-            let mut params = vec![now.into(), user.into()];
-            params.extend(chunk.iter().map(|h| h.as_str().into()));
-            for r in c.query(
-                &format!(
-                    "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash IN ({marks}) \
-                     RETURNING hash"
-                ),
-                &params,
-            )? {
-                have.insert(r.text(0));
-            }
-        }
-        Ok(have)
+    let have = app.db.write(|c| {
+        let hashes: Vec<&str> = wanted.iter().map(|h| h.as_str()).collect();
+        Ok(touch_content(c, user, now, hashes)?)
     })?;
     let mut seen = HashSet::new();
     let missing: Vec<ContentHash> = wanted
         .into_iter()
-        .filter(|h| !have.contains(h.as_str()) && seen.insert(h.clone()))
+        .filter(|h| !have.contains_key(h.as_str()) && seen.insert(h.clone()))
         .collect();
     ok(Data {
         data: Missing { missing },
@@ -379,16 +365,35 @@ fn touch(
     now: i64,
     changes: &[Change],
 ) -> Result<HashMap<String, i64>, ApiError> {
+    let hashes = changes.iter().filter_map(|ch| ch.hash.as_deref()).collect();
+    let sizes = touch_content(c, user, now, hashes)?;
+    let missing = changes.iter().find_map(|ch| {
+        let h = ch.hash.as_ref()?;
+        (!sizes.contains_key(h)).then_some((&ch.path, h))
+    });
+    match missing {
+        Some((path, h)) => Err(ApiError::invalid(vec![(
+            "changes",
+            format!("{path}: missing blob {h}: upload its content (PUT /api/blobs/{h}) first"),
+        )])),
+        None => Ok(sizes),
+    }
+}
+
+/// Touches the content of `hashes` that `user` holds (an update, which locks its row, keeps
+/// the collector from deleting it under a commit): the size of each found, by hash.
+fn touch_content(
+    c: &mut dyn Conn,
+    user: i64,
+    now: i64,
+    mut hashes: Vec<&str>,
+) -> Result<HashMap<String, i64>, DbError> {
     // In hash order, the order of the blobs' key, in which each statement locks its rows:
-    // two commits sharing content then lock it in one order and wait for each other
-    // instead of deadlocking (PostgreSQL aborts one) as a set's own order let them.
-    let mut hashes: Vec<&str> = changes
-        .iter()
-        .filter_map(|ch| ch.hash.as_deref())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
+    // two requests sharing content (commits, or a commit and a `missing`) then lock it in
+    // one order and wait for each other instead of deadlocking (PostgreSQL aborts one) as
+    // the order they were given in let them.
     hashes.sort_unstable();
+    hashes.dedup();
     let mut sizes = HashMap::with_capacity(hashes.len());
     for chunk in hashes.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(", ");
@@ -404,18 +409,12 @@ fn touch(
             sizes.insert(r.text(0), r.int(1));
         }
     }
-    let missing = changes.iter().find_map(|ch| {
-        let h = ch.hash.as_ref()?;
-        (!sizes.contains_key(h)).then_some((&ch.path, h))
-    });
-    match missing {
-        Some((path, h)) => Err(ApiError::invalid(vec![(
-            "changes",
-            format!("{path}: missing blob {h}: upload its content (PUT /api/blobs/{h}) first"),
-        )])),
-        None => Ok(sizes),
-    }
+    Ok(sizes)
 }
+
+/// The folders the new files of one commit may lie in (each is looked up): far more than a
+/// real tree's batch holds, and a bound on what paths built to be deep can cost.
+const MAX_FOLDERS: usize = 50_000;
 
 /// Ranges of paths asked for in one query by [`check_tree`].
 const RANGES_AT_ONCE: usize = 64;
@@ -431,6 +430,15 @@ fn check_tree(c: &mut dyn Conn, project: i64, born: &[&str], path: &str) -> Resu
         for a in ancestors(p) {
             above.entry(a).or_insert(p);
         }
+    }
+    if above.len() > MAX_FOLDERS {
+        return Err(ApiError::invalid(vec![(
+            "changes",
+            format!(
+                "the new files lie in more than {MAX_FOLDERS} folders: commit them in smaller \
+                 batches"
+            ),
+        )]));
     }
     let names: Vec<&str> = above.keys().copied().collect();
     for chunk in names.chunks(500) {
@@ -498,8 +506,12 @@ mod tests {
     struct Recorder(Vec<Vec<Val>>);
 
     impl Conn for Recorder {
-        fn query(&mut self, _: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+        fn query(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
             self.0.push(params.to_vec());
+            if !sql.starts_with("UPDATE blobs") {
+                // The tree's lookups find nothing in its way.
+                return Ok(Vec::new());
+            }
             Ok(params[2..]
                 .iter()
                 .map(|h| Row(vec![h.clone(), Val::Int(1)]))
@@ -508,6 +520,26 @@ mod tests {
         fn exec(&mut self, _: &str, _: &[Val]) -> Result<u64, DbError> {
             unreachable!("a touch only queries")
         }
+    }
+
+    #[test]
+    fn paths_built_to_be_deep_are_refused_before_any_lookup() {
+        // 120 paths of 500 levels each: 59,880 folders of their own.
+        let deep: Vec<String> = (0..120)
+            .map(|i| format!("p{i}/{}", vec!["x"; 499].join("/")))
+            .collect();
+        let born: Vec<&str> = deep.iter().map(String::as_str).collect();
+        let mut c = Recorder(Vec::new());
+        let e = check_tree(&mut c, 1, &born, "path").unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(c.0.is_empty(), "{} lookups", c.0.len());
+        // A real tree's batch is far from the bound.
+        let tree: Vec<String> = (0..10_000)
+            .map(|i| format!("src/m{}/sub{}/f{i}.rs", i % 100, i % 7))
+            .collect();
+        let born: Vec<&str> = tree.iter().map(String::as_str).collect();
+        let mut c = Recorder(Vec::new());
+        assert!(check_tree(&mut c, 1, &born, "path").is_ok());
     }
 
     #[test]
