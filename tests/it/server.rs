@@ -1149,6 +1149,108 @@ fn web_sessions(url: &str) {
     );
 }
 
+/// One file's content by its path, for clients that do not hash content (the web pages):
+/// written with the version it was based on, read back byte for byte.
+fn file_content(url: &str) {
+    let (_, token, _) = user(url);
+    let (_, other, _) = user(url);
+    let t = Some(token.as_str());
+    let p = call(
+        url,
+        "POST",
+        "/api/projects",
+        t,
+        Some(json!({"name": "content"})),
+    );
+    let p = p.body["data"]["id"].as_i64().unwrap();
+    let content = |path: &str| format!("{url}/api/projects/{p}/files/content?{path}");
+    let put = |token: &str, query: &str, data: &[u8]| {
+        let (status, body, _) = raw(
+            "PUT",
+            &content(query),
+            Some(token),
+            Some(("application/octet-stream", data.to_vec())),
+        );
+        (
+            status,
+            serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let get = |token: &str, query: &str| {
+        let (status, body, _) = raw("GET", &content(query), Some(token), None);
+        (status, body)
+    };
+    let (status, v) = put(&token, "path=notes/a%20b.txt&base_version=0", b"hello");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["data"]["files"][0],
+        json!({"path": "notes/a b.txt", "hash": blake3::hash(b"hello").to_hex().to_string(),
+               "size": 5, "version": 1, "deleted": false})
+    );
+    assert_eq!(
+        get(&token, "path=notes/a%20b.txt"),
+        (200, b"hello".to_vec())
+    );
+    // Based on an old version: a conflict naming the server's, and nothing changes.
+    let (status, v) = put(&token, "path=notes/a%20b.txt&base_version=0", b"other");
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["conflicts"][0]["server_version"], 1);
+    assert_eq!(get(&token, "path=notes/a%20b.txt").1, b"hello");
+    let (status, v) = put(
+        &token,
+        "path=notes/a%20b.txt&base_version=1",
+        b"hello again",
+    );
+    assert_eq!(
+        (status, &v["data"]["files"][0]["version"]),
+        (200, &json!(2))
+    );
+    // Any bytes, and none, come back as they went.
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(3 << 20).collect();
+    assert_eq!(
+        put(&token, "path=bin/all.dat&base_version=0", &bytes).0,
+        200
+    );
+    assert_eq!(get(&token, "path=bin/all.dat"), (200, bytes.clone()));
+    assert_eq!(put(&token, "path=empty&base_version=0", b"").0, 200);
+    assert_eq!(get(&token, "path=empty"), (200, Vec::new()));
+    // The listing sync reads has them, with the same hashes.
+    let listed = call(url, "GET", &format!("/api/projects/{p}/files"), t, None);
+    let all = listed.body["data"]["files"].as_array().unwrap().clone();
+    let big = all.iter().find(|f| f["path"] == "bin/all.dat").unwrap();
+    assert_eq!(big["hash"], blake3::hash(&bytes).to_hex().to_string());
+    // A path a commit would refuse, a missing or bad base_version: refused, nothing kept.
+    for query in [
+        "path=../x&base_version=0",
+        "base_version=0",
+        "path=x",
+        "path=x&base_version=-1",
+        "path=empty/x&base_version=0",
+    ] {
+        let (status, v) = put(&token, query, b"refused");
+        assert_eq!(status, 400, "{query}: {v}");
+    }
+    for query in ["path=../x", "", "path=/abs"] {
+        assert_eq!(get(&token, query).0, 400, "{query}");
+    }
+    assert_eq!(get(&token, "path=no/such").0, 404);
+    // Another account's project is not there, for reading or writing.
+    assert_eq!(get(&other, "path=empty").0, 404);
+    assert_eq!(put(&other, "path=x&base_version=0", b"intruder").0, 404);
+    // A deleted file is gone.
+    let r = call(
+        url,
+        "POST",
+        &format!("/api/projects/{p}/files/commit"),
+        t,
+        Some(
+            json!({"base_revision": 0, "changes": [{"path": "empty", "hash": null, "base_version": 1}]}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&token, "path=empty").0, 404);
+}
+
 fn contract(url: &str) {
     answered();
     operations(url);
@@ -1157,6 +1259,7 @@ fn contract(url: &str) {
     file_sync(url);
     renames_and_guarded_deletes(url);
     web_sessions(url);
+    file_content(url);
     hostile_requests(url);
     every_answer_is_documented(url);
     required_fields_are_documented(url);

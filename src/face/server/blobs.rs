@@ -152,21 +152,25 @@ struct Writer {
 }
 
 impl Writer {
-    /// Starts an upload of `declared` bytes (when the client said) for `user`.
+    /// Starts an upload of `declared` bytes (when the client said) for `user`, of content
+    /// with `hash` (None: learned when it has all arrived).
     fn start(
         app: Arc<App>,
         user: i64,
-        hash: &ContentHash,
+        hash: Option<&ContentHash>,
         declared: Option<u64>,
     ) -> Result<Writer, ApiError> {
         let quota = app.cfg.quota;
         let (exists, used) = app.db.read(|c| {
-            let exists = c
-                .one(
-                    "SELECT 1 FROM blobs WHERE user_id = ? AND hash = ?",
-                    &[user.into(), hash.as_str().into()],
-                )?
-                .is_some();
+            let exists = match hash {
+                Some(hash) => c
+                    .one(
+                        "SELECT 1 FROM blobs WHERE user_id = ? AND hash = ?",
+                        &[user.into(), hash.as_str().into()],
+                    )?
+                    .is_some(),
+                None => false,
+            };
             let used = c
                 .one(
                     "SELECT storage_bytes FROM users WHERE id = ?",
@@ -243,14 +247,16 @@ impl Writer {
         Ok(self)
     }
 
-    /// Checks the hash and publishes the content; returns its size.
-    fn finish(mut self, hash: &ContentHash) -> Result<u64, ApiError> {
+    /// Checks the hash (when one was expected) and publishes the content; returns its size
+    /// and hash.
+    fn finish(mut self, expected: Option<&ContentHash>) -> Result<(u64, ContentHash), ApiError> {
         let actual = ContentHash::from(self.hasher.finalize());
-        if actual != *hash {
+        if expected.is_some_and(|e| *e != actual) {
             return Err(ApiError::bad(format!(
                 "The content does not match its hash: it hashes to {actual}"
             )));
         }
+        let hash = &actual;
         let (user, size, now) = (self.user, self.size as i64, unix_now());
         let quota = self.quota.min(i64::MAX as u64) as i64;
         if let Some(data) = self.small.take() {
@@ -278,7 +284,7 @@ impl Writer {
                 }
                 Ok(())
             })?;
-            return Ok(self.size);
+            return Ok((self.size, actual));
         }
         let Some(content) = self.content else {
             // Stored before: only touched, so the collector leaves it to the coming commit.
@@ -289,7 +295,7 @@ impl Writer {
                 )?;
                 Ok(())
             })?;
-            return Ok(self.size);
+            return Ok((self.size, actual));
         };
         let chunks = self.seq;
         let published = self.app.db.write(|c| {
@@ -319,7 +325,7 @@ impl Writer {
             // Named now: not to be discarded when this writer is dropped.
             self.content = None;
         }
-        Ok(self.size)
+        Ok((self.size, actual))
     }
 }
 
@@ -412,26 +418,40 @@ impl Drop for Writer {
 pub fn put(app: Arc<App>, req: Req, incoming: Incoming) -> Pending<Result<Reply, ApiError>> {
     Box::pin(async move {
         let hash = blob_hash(&req)?;
-        let limit = app.cfg.max_file_size;
-        if incoming.declared.is_some_and(|n| n > limit) {
-            return Err(refuse(incoming, too_large(limit)).await);
-        }
         let user = req.user().id;
-        let writer = {
-            let (owner, hash) = (app.clone(), hash.clone());
-            let declared = incoming.declared;
-            blocking(&app, move |_| Writer::start(owner, user, &hash, declared)).await
-        };
-        let writer = match writer {
-            Ok(w) => w,
-            Err(e) => return Err(refuse(incoming, e).await),
-        };
-        let size = receive(incoming, limit, writer, &hash).await?;
+        let (size, _) = store(&app, user, Some(hash.clone()), incoming).await?;
         super::created(Done {
             message: "Blob stored".into(),
             data: BlobStored { hash, size },
         })
     })
+}
+
+/// Stores the body of `incoming` as `user`'s content: of `hash`, or of whatever hash it
+/// turns out to have (None); its size and hash.
+pub(super) async fn store(
+    app: &Arc<App>,
+    user: i64,
+    hash: Option<ContentHash>,
+    incoming: Incoming,
+) -> Result<(u64, ContentHash), ApiError> {
+    let limit = app.cfg.max_file_size;
+    if incoming.declared.is_some_and(|n| n > limit) {
+        return Err(refuse(incoming, too_large(limit)).await);
+    }
+    let writer = {
+        let (owner, hash) = (app.clone(), hash.clone());
+        let declared = incoming.declared;
+        blocking(app, move |_| {
+            Writer::start(owner, user, hash.as_ref(), declared)
+        })
+        .await
+    };
+    let writer = match writer {
+        Ok(w) => w,
+        Err(e) => return Err(refuse(incoming, e).await),
+    };
+    receive(incoming, limit, writer, hash.as_ref()).await
 }
 
 /// A body refused before it is read is still read (and thrown away), as nginx's lingering
@@ -483,8 +503,8 @@ async fn receive(
     incoming: Incoming,
     limit: u64,
     writer: Writer,
-    hash: &ContentHash,
-) -> Result<u64, ApiError> {
+    hash: Option<&ContentHash>,
+) -> Result<(u64, ContentHash), ApiError> {
     use http_body_util::BodyExt;
     let Incoming { mut body, idle, .. } = incoming;
     let start = Instant::now();
@@ -529,10 +549,10 @@ async fn receive(
         Some(j) => settle(j).await?,
         None => ready.take().expect("a writer between chunks"),
     };
-    let (piece, hash) = (buf.freeze(), hash.clone());
+    let (piece, hash) = (buf.freeze(), hash.cloned());
     tokio::task::spawn_blocking(move || {
         let w = if piece.is_empty() { w } else { w.write(piece)? };
-        w.finish(&hash)
+        w.finish(hash.as_ref())
     })
     .await
     .unwrap_or_else(|e| Err(ApiError::internal(format!("storing a chunk failed: {e}"))))
@@ -542,13 +562,20 @@ async fn receive(
 pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
     Box::pin(async move {
         let hash = blob_hash(&req).map_err(|_| ApiError::not_found("Blob not found"))?;
-        let user = req.user().id;
-        // Held until the body is sent or dropped (see MAX_DOWNLOADS).
-        let slot = app
-            .downloads
-            .take(user)
-            .map_err(|b| super::busy("downloads", b, 1))?;
-        let found = blocking(&app, move |a| {
+        send(app, req.user().id, hash).await
+    })
+}
+
+/// `user`'s content of `hash` as an answer, a chunk at a time (404 when there is none).
+pub(super) async fn send(app: Arc<App>, user: i64, hash: ContentHash) -> Result<Reply, ApiError> {
+    // Held until the body is sent or dropped (see MAX_DOWNLOADS).
+    let slot = app
+        .downloads
+        .take(user)
+        .map_err(|b| super::busy("downloads", b, 1))?;
+    let found = {
+        let hash = hash.clone();
+        blocking(&app, move |a| {
             a.db.read(|c| {
                 Ok(c.one(
                     "SELECT size, content_id FROM blobs WHERE user_id = ? AND hash = ?",
@@ -557,34 +584,33 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
             })
         })
         .await?
-        .ok_or_else(|| ApiError::not_found("Blob not found"))?;
-        let size = found.int(0).max(0) as u64;
-        let body = match found.0.get(1) {
-            Some(super::db::Val::Int(content)) => chunks(app, *content, size, slot),
-            // Stored whole before content was chunked (at most the old limit of 32 MiB).
-            _ => {
-                let hash = blob_hash(&req)?;
-                let row = blocking(&app, move |a| {
-                    a.db.read(|c| {
-                        Ok(c.one(
-                            "SELECT data FROM blobs WHERE user_id = ? AND hash = ?",
-                            &[user.into(), hash.as_str().into()],
-                        )?)
-                    })
+        .ok_or_else(|| ApiError::not_found("Blob not found"))?
+    };
+    let size = found.int(0).max(0) as u64;
+    let body = match found.0.get(1) {
+        Some(super::db::Val::Int(content)) => chunks(app, *content, size, slot),
+        // Stored whole before content was chunked (at most the old limit of 32 MiB).
+        _ => {
+            let row = blocking(&app, move |a| {
+                a.db.read(|c| {
+                    Ok(c.one(
+                        "SELECT data FROM blobs WHERE user_id = ? AND hash = ?",
+                        &[user.into(), hash.as_str().into()],
+                    )?)
                 })
-                .await?
-                .ok_or_else(|| ApiError::not_found("Blob not found"))?;
-                let data = Bytes::from(row.bytes(0));
-                // One piece, with the slot kept until the body is done.
-                let once =
-                    futures_util::stream::unfold((Some(data), slot), |(data, slot)| async move {
-                        data.map(|d| (Ok::<_, std::io::Error>(d), (None, slot)))
-                    });
-                Body::from_stream(once)
-            }
-        };
-        Ok(Reply::Stream { size, body })
-    })
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("Blob not found"))?;
+            let data = Bytes::from(row.bytes(0));
+            // One piece, with the slot kept until the body is done.
+            let once =
+                futures_util::stream::unfold((Some(data), slot), |(data, slot)| async move {
+                    data.map(|d| (Ok::<_, std::io::Error>(d), (None, slot)))
+                });
+            Body::from_stream(once)
+        }
+    };
+    Ok(Reply::Stream { size, body })
 }
 
 /// The chunks of `content` as a body, each read when the socket wants it; `slot` is given
@@ -925,23 +951,28 @@ mod tests {
         let hash = ContentHash::of(&content);
         // Frames that do not line up with chunks.
         let frames: Vec<Vec<u8>> = content.chunks(700_001).map(<[u8]>::to_vec).collect();
-        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let w = Writer::start(app.clone(), 1, Some(&hash), None).unwrap();
         // Pending: a contents row, and no blob anyone can see.
         assert_eq!(rows(&app), (1, 0, 0, 0));
         let size = runtime()
-            .block_on(receive(incoming(frames), 1 << 30, w, &hash))
+            .block_on(receive(incoming(frames), 1 << 30, w, Some(&hash)))
             .unwrap();
-        assert_eq!(size, content.len() as u64);
+        assert_eq!(size.0, content.len() as u64);
         assert_eq!(rows(&app), (1, 3, 1, content.len() as i64));
         let (back, sizes) = stored(&app, &hash);
         assert_eq!(sizes, [CHUNK, CHUNK, 12_345]);
         assert!(back == content);
         // The same content again is only checked: nothing more is stored or counted.
-        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let w = Writer::start(app.clone(), 1, Some(&hash), None).unwrap();
         let again = runtime()
-            .block_on(receive(incoming(vec![content.clone()]), 1 << 30, w, &hash))
+            .block_on(receive(
+                incoming(vec![content.clone()]),
+                1 << 30,
+                w,
+                Some(&hash),
+            ))
             .unwrap();
-        assert_eq!(again, content.len() as u64);
+        assert_eq!(again.0, content.len() as u64);
         assert_eq!(rows(&app), (1, 3, 1, content.len() as i64));
     }
 
@@ -950,14 +981,16 @@ mod tests {
         let (_d, app_) = app_with(1000);
         let app = &app_;
         let small = |content: &[u8], hash: &ContentHash| {
-            let w = Writer::start(app.clone(), 1, hash, Some(content.len() as u64))?;
+            let w = Writer::start(app.clone(), 1, Some(hash), Some(content.len() as u64))?;
             assert!(w.small.is_some() && w.content.is_none());
             let pieces = if content.is_empty() {
                 vec![]
             } else {
                 vec![content.to_vec()]
             };
-            runtime().block_on(receive(incoming(pieces), 1 << 30, w, hash))
+            runtime()
+                .block_on(receive(incoming(pieces), 1 << 30, w, Some(hash)))
+                .map(|(size, _)| size)
         };
         let a = data(600);
         assert_eq!(small(&a, &ContentHash::of(&a)).unwrap(), 600);
@@ -971,7 +1004,7 @@ mod tests {
         assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
         assert_eq!(rows(app), (1, 1, 1, 600));
         // The same content again (another upload got there first): one copy.
-        let w = Writer::start(app.clone(), 1, &ContentHash::of(&a), Some(600)).unwrap();
+        let w = Writer::start(app.clone(), 1, Some(&ContentHash::of(&a)), Some(600)).unwrap();
         assert!(
             w.small.is_none(),
             "content already held is not stored again"
@@ -986,9 +1019,14 @@ mod tests {
         let (_d, app) = app();
         let content = data(CHUNK + 10);
         let wrong = ContentHash::of(b"something else");
-        let w = Writer::start(app.clone(), 1, &wrong, None).unwrap();
+        let w = Writer::start(app.clone(), 1, Some(&wrong), None).unwrap();
         let e = runtime()
-            .block_on(receive(incoming(vec![content.clone()]), 1 << 30, w, &wrong))
+            .block_on(receive(
+                incoming(vec![content.clone()]),
+                1 << 30,
+                w,
+                Some(&wrong),
+            ))
             .unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(
@@ -999,18 +1037,18 @@ mod tests {
             )
         );
         let hash = ContentHash::of(&content);
-        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let w = Writer::start(app.clone(), 1, Some(&hash), None).unwrap();
         let e = runtime()
             .block_on(receive(
                 incoming(vec![content.clone()]),
                 CHUNK as u64,
                 w,
-                &hash,
+                Some(&hash),
             ))
             .unwrap_err();
         assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
         // Dropped after a chunk, outside the runtime: deleted there and then.
-        let w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let w = Writer::start(app.clone(), 1, Some(&hash), None).unwrap();
         let w = w.write(Bytes::from(content[..CHUNK].to_vec())).unwrap();
         assert_eq!(rows(&app).1, 1);
         drop(w);
@@ -1023,13 +1061,13 @@ mod tests {
         let (_d, fresh) = app_with(CHUNK as u64);
         let content = data(CHUNK + 1);
         let hash = ContentHash::of(&content);
-        let e = Writer::start(fresh.clone(), 1, &hash, Some(content.len() as u64))
+        let e = Writer::start(fresh.clone(), 1, Some(&hash), Some(content.len() as u64))
             .err()
             .expect("refused before its body");
         assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
-        let w = Writer::start(fresh.clone(), 1, &hash, None).unwrap();
+        let w = Writer::start(fresh.clone(), 1, Some(&hash), None).unwrap();
         let e = runtime()
-            .block_on(receive(incoming(vec![content]), 1 << 30, w, &hash))
+            .block_on(receive(incoming(vec![content]), 1 << 30, w, Some(&hash)))
             .unwrap_err();
         assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
         assert!(e.message.contains("storage is full"), "{}", e.message);
@@ -1039,11 +1077,11 @@ mod tests {
     /// Stores `content` whole for user 1.
     fn put(app: &Arc<App>, content: &[u8]) -> ContentHash {
         let hash = ContentHash::of(content);
-        let mut w = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let mut w = Writer::start(app.clone(), 1, Some(&hash), None).unwrap();
         for piece in content.chunks(CHUNK) {
             w = w.write(Bytes::from(piece.to_vec())).unwrap();
         }
-        w.finish(&hash).unwrap();
+        w.finish(Some(&hash)).unwrap();
         hash
     }
 
@@ -1139,9 +1177,9 @@ mod tests {
             .unwrap();
         // A pending upload silent for two hours (its server stopped), and one at work.
         let hash = ContentHash::of(b"never finished");
-        let abandoned = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let abandoned = Writer::start(app.clone(), 1, Some(&hash), None).unwrap();
         let abandoned = abandoned.write(Bytes::from(data(1000))).unwrap();
-        let at_work = Writer::start(app.clone(), 1, &hash, None).unwrap();
+        let at_work = Writer::start(app.clone(), 1, Some(&hash), None).unwrap();
         let at_work = at_work.write(Bytes::from(data(10))).unwrap();
         let id = abandoned.content.unwrap();
         app.db
@@ -1166,8 +1204,10 @@ mod tests {
         assert_eq!(rows(&app), (3, 3, 2, 377));
         assert_eq!(collect(&app.db, hour, false).unwrap(), Freed::default());
         // The upload at work goes on and publishes; the abandoned one cannot.
-        assert!(at_work.finish(&ContentHash::of(&data(10))).is_ok());
-        let e = abandoned.finish(&ContentHash::of(&data(1000))).unwrap_err();
+        assert!(at_work.finish(Some(&ContentHash::of(&data(10)))).is_ok());
+        let e = abandoned
+            .finish(Some(&ContentHash::of(&data(1000))))
+            .unwrap_err();
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(rows(&app), (3, 3, 3, 387));
     }

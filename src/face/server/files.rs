@@ -14,7 +14,7 @@
 
 use super::db::{Conn, DbError, Row};
 use super::projects::owned_project;
-use super::{ok, ApiError, App, Reply, Req};
+use super::{blocking, ok, ApiError, App, Pending, Reply, Req};
 use crate::protocol::types::{
     ContentHash, Data, FileConflict, FileEntry, FileVersion, Files, Missing, Page, Revision,
 };
@@ -22,6 +22,7 @@ use crate::protocol::{valid_hash, valid_path, MAX_BATCH};
 use axum::http::StatusCode;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -256,7 +257,14 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Project")?;
     let (_base_revision, changes) = changes(&req.json()?)?;
-    let user = req.user().id;
+    ok(Data {
+        data: apply(app, req.user().id, id, &changes)?,
+    })
+}
+
+/// Applies `changes` to `user`'s project `id` as one commit (all or none; 409 with the
+/// conflicts when a file changed since the version a change was based on).
+fn apply(app: &App, user: i64, id: i64, changes: &[Change]) -> Result<Files, ApiError> {
     let now = unix_now();
     let (revision, files) = app.db.write(|c| {
         owned_project(c, user, id)?;
@@ -296,7 +304,7 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
             .with_conflicts(conflicts));
         }
         // A rename keeps the content: the new path gets what the old one holds.
-        for ch in &changes {
+        for ch in changes {
             if let Some(from) = &ch.from {
                 if hash_of(from) != ch.hash.as_deref() {
                     return Err(ApiError::invalid(vec![(
@@ -309,7 +317,7 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
                 }
             }
         }
-        let sizes = touch(c, user, now, &changes)?;
+        let sizes = touch(c, user, now, changes)?;
         for chunk in changes.chunks(ROWS_AT_ONCE) {
             let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let mut params = Vec::with_capacity(chunk.len() * 5);
@@ -344,11 +352,101 @@ pub fn commit(app: &App, req: &Req) -> Result<Reply, ApiError> {
         let paths: Vec<&str> = changes.iter().map(|ch| ch.path.as_str()).collect();
         Ok((revision, files_at(c, id, &paths)?))
     })?;
-    ok(Data {
-        data: Files {
-            revision: Revision(revision),
-            files,
-        },
+    Ok(Files {
+        revision: Revision(revision),
+        files,
+    })
+}
+
+/// The `path` (and `base_version`) of a request for one file's content.
+fn content_query(req: &Req) -> Result<(String, Option<i64>), ApiError> {
+    let (mut path, mut base) = (None, None);
+    for (k, v) in form_urlencoded::parse(req.query.as_deref().unwrap_or("").as_bytes()) {
+        match &*k {
+            "path" => path = Some(v.into_owned()),
+            "base_version" => {
+                base = Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    ApiError::invalid(vec![(
+                        "base_version",
+                        "base_version must be a whole number, 0 or more".into(),
+                    )])
+                })?)
+            }
+            _ => {}
+        }
+    }
+    match path {
+        Some(p) if valid_path(&p) => Ok((p, base)),
+        _ => Err(ApiError::invalid(vec![(
+            "path",
+            "path must be a relative path of names separated by '/', without '.', '..' or \
+             empty names"
+                .into(),
+        )])),
+    }
+}
+
+/// `GET /api/projects/{id}/files/content?path=P`: one file's content, a chunk at a time
+/// (404 for a file that does not exist or was deleted).
+pub fn read_content(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
+    Box::pin(async move {
+        let id = req.id("Project")?;
+        let (path, _) = content_query(&req)?;
+        let user = req.user().id;
+        let hash = blocking(&app, move |a| {
+            a.db.read(|c| {
+                owned_project(c, user, id)?;
+                Ok(c.one(
+                    "SELECT hash FROM files WHERE project_id = ? AND path = ?",
+                    &[id.into(), path.into()],
+                )?
+                .and_then(|r| stored_hash(r.opt_text(0))))
+            })
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("File not found"))?;
+        super::blobs::send(app, user, hash).await
+    })
+}
+
+/// `PUT /api/projects/{id}/files/content?path=P&base_version=N`: stores the body as the
+/// file's new content and commits it, if the file is still at version `N` (0: it does not
+/// exist yet); otherwise 409 with the server's version, and nothing changes. For clients
+/// that cannot hash content themselves (the web pages): the server hashes it on arrival.
+pub fn write_content(
+    app: Arc<App>,
+    req: Req,
+    incoming: super::blobs::Incoming,
+) -> Pending<Result<Reply, ApiError>> {
+    Box::pin(async move {
+        let id = req.id("Project")?;
+        let user = req.user().id;
+        let (path, base) = match content_query(&req) {
+            Ok((path, Some(base))) => (path, base),
+            Ok(_) => {
+                let e = ApiError::invalid(vec![(
+                    "base_version",
+                    "base_version is required: the version the new content is based on (0 \
+                     for a new file)"
+                        .into(),
+                )]);
+                return Err(super::blobs::refuse(incoming, e).await);
+            }
+            Err(e) => return Err(super::blobs::refuse(incoming, e).await),
+        };
+        let owned = blocking(&app, move |a| a.db.read(|c| owned_project(c, user, id))).await;
+        if let Err(e) = owned {
+            return Err(super::blobs::refuse(incoming, e).await);
+        }
+        let (_, hash) = super::blobs::store(&app, user, None, incoming).await?;
+        let change = Change {
+            path,
+            hash: Some(hash.as_str().to_string()),
+            base_version: base,
+            from: None,
+        };
+        let files = blocking(&app, move |a| apply(a, user, id, &[change])).await?;
+        ok(Data { data: files })
     })
 }
 

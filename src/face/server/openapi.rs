@@ -63,6 +63,15 @@ fn operation(r: &Route, g: &mut schemars::SchemaGenerator, failure: &Value) -> V
     if paged(r) {
         params.extend(page_parameters());
     }
+    params.extend(r.doc.query.iter().map(|q| {
+        let schema = if q.integer {
+            json!({"type": "integer", "format": "int64", "minimum": 0})
+        } else {
+            json!({"type": "string"})
+        };
+        json!({"name": q.name, "in": "query", "required": q.required,
+            "description": q.description, "schema": schema})
+    }));
     if !params.is_empty() {
         op.insert("parameters".into(), params.into());
     }

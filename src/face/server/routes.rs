@@ -51,7 +51,27 @@ pub struct Doc {
     /// Failures particular to the route; those that follow from its authentication, body
     /// and path are added to them.
     pub errors: &'static [u16],
+    /// Its query parameters (a paginated list's are added to them).
+    pub query: &'static [Query],
 }
+
+/// A query parameter of a route.
+pub struct Query {
+    pub name: &'static str,
+    pub required: bool,
+    /// A whole number (else text).
+    pub integer: bool,
+    pub description: &'static str,
+}
+
+/// The `path` of one file's content.
+const FILE_PATH: Query = Query {
+    name: "path",
+    required: true,
+    integer: false,
+    description: "The file's path in the project: names separated by '/', without '.', '..' \
+                  or empty names (as a commit's paths)",
+};
 
 pub struct Route {
     pub method: &'static str,
@@ -78,6 +98,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<RegisterRequest>),
             answer: (201, Some(schema::<Answer<Session>>)),
             errors: &[409],
+            query: &[],
         },
     },
     Route {
@@ -91,6 +112,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<LoginRequest>),
             answer: (200, Some(schema::<Answer<Session>>)),
             errors: &[401],
+            query: &[],
         },
     },
     Route {
@@ -104,6 +126,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Message>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -117,6 +140,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Message>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -130,6 +154,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<RegisterRequest>),
             answer: (201, Some(schema::<Answer<WebSession>>)),
             errors: &[403, 409],
+            query: &[],
         },
     },
     Route {
@@ -143,6 +168,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<LoginRequest>),
             answer: (200, Some(schema::<Answer<WebSession>>)),
             errors: &[401, 403],
+            query: &[],
         },
     },
     Route {
@@ -156,6 +182,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<MeAnswer>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -169,6 +196,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<ProfileAnswer>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -182,6 +210,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<ProfileUpdate>),
             answer: (200, Some(schema::<Answer<Message>>)),
             errors: &[409],
+            query: &[],
         },
     },
     Route {
@@ -195,6 +224,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<PasswordChange>),
             answer: (200, Some(schema::<Answer<Message>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -208,6 +238,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<StatsAnswer>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -221,6 +252,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Data<Limits>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -234,6 +266,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Page<Vec<Project>>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -247,6 +280,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<ProjectRequest>),
             answer: (201, Some(schema::<Answer<Done<Project>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -260,6 +294,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Data<Project>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -273,6 +308,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<ProjectRequest>),
             answer: (200, Some(schema::<Answer<Done<ProjectUpdated>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -286,6 +322,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Message>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -300,6 +337,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<ProjectDeleteRequest>),
             answer: (200, Some(schema::<Answer<Message>>)),
             errors: &[409],
+            query: &[],
         },
     },
     Route {
@@ -313,6 +351,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Page<Vec<ScriptSummary>>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -326,6 +365,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<ScriptRequest>),
             answer: (201, Some(schema::<Answer<Done<ScriptCreated>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -339,6 +379,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Data<Script>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -352,6 +393,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<ScriptRequest>),
             answer: (200, Some(schema::<Answer<Done<ScriptUpdated>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -365,6 +407,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Message>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -379,6 +422,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Data<Execution>>>)),
             errors: &[429],
+            query: &[],
         },
     },
     Route {
@@ -392,6 +436,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Page<Vec<ExecutionSummary>>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -406,6 +451,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Page<Files>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -420,6 +466,46 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<CommitRequest>),
             answer: (200, Some(schema::<Answer<Data<Files>>>)),
             errors: &[409],
+            query: &[],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/projects/{id}/files/content",
+        work: Async(files::read_content),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "One file's content, by its path (404: no such file, or deleted)",
+            request: None,
+            answer: (200, None),
+            errors: &[400, 429],
+            query: &[FILE_PATH],
+        },
+    },
+    Route {
+        method: "PUT",
+        path: "/api/projects/{id}/files/content",
+        work: Stream(files::write_content),
+        auth: Required,
+        body: Body::Blob,
+        doc: Doc {
+            summary: "Store the body as a file's new content and commit it, if the file is \
+                      still at base_version (409 with the server's version otherwise, and \
+                      nothing changes); for clients that do not hash content themselves",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<Files>>>)),
+            errors: &[409, 429, 507],
+            query: &[
+                FILE_PATH,
+                Query {
+                    name: "base_version",
+                    required: true,
+                    integer: true,
+                    description: "The version of the file the new content is based on, as \
+                                  the listing gives it (0: the file does not exist yet)",
+                },
+            ],
         },
     },
     Route {
@@ -433,6 +519,7 @@ pub const ROUTES: &[Route] = &[
             request: Some(schema::<MissingRequest>),
             answer: (200, Some(schema::<Answer<Data<Missing>>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -449,6 +536,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (201, Some(schema::<Answer<Done<BlobStored>>>)),
             errors: &[429, 507],
+            query: &[],
         },
     },
     Route {
@@ -462,6 +550,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, None),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -475,6 +564,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Health>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -488,6 +578,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, Some(schema::<Answer<Health>>)),
             errors: &[],
+            query: &[],
         },
     },
     Route {
@@ -501,6 +592,7 @@ pub const ROUTES: &[Route] = &[
             request: None,
             answer: (200, None),
             errors: &[],
+            query: &[],
         },
     },
 ];
