@@ -1374,7 +1374,7 @@ fn web_pages_are_embedded_with_their_policy_and_cached_by_content_hash() {
     let inline = regex::Regex::new(r"<script(?:\s+[^>]*)?>\s*[^<\s]").unwrap();
     let handler = regex::Regex::new(r"\son[a-z]+=").unwrap();
     let link = regex::Regex::new(r"/assets/([a-z]+\.(?:css|js|svg))\?v=([0-9a-f]{16})").unwrap();
-    for page in ["/", "/login", "/register", "/dashboard"] {
+    for page in ["/", "/login", "/register", "/dashboard", "/project"] {
         let (status, body, h) = raw("GET", &format!("{}{page}", s.url), None, None);
         assert_eq!(status, 200, "{page}");
         let html = String::from_utf8(body).unwrap();

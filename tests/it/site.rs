@@ -321,3 +321,109 @@ fn hostile_names_show_as_text() {
     b.screenshot("hostile-names");
     s.assert_clean("hostile names", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_file_edited_in_the_browser_syncs_to_a_terminal_and_back() {
+    use crate::common::{Home, HOME_PASSWORD};
+    let s = Site::start();
+    let b = &s.b;
+    let name = crate::common::server::unique("files");
+    let home = Home::signed_in(&s.server.url, &name, true);
+
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", HOME_PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    b.type_into("#new-name", "web");
+    b.type_into("#new-name", Key::Enter);
+    b.wait_for("#projects li a");
+    b.click("#projects li a");
+    b.wait_for_url("/project?id=");
+    b.wait_for("#main:not([hidden])");
+    assert_eq!(b.text("#title"), "web");
+
+    // A new file, typed and saved with Ctrl-S.
+    b.type_into("#new-path", "notes.md");
+    b.type_into("#new-path", Key::Enter);
+    b.wait_for("#editor:not([hidden])");
+    assert_eq!(b.text("#editor-title"), "notes.md");
+    b.type_into("#text", "hello from the browser\n");
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(b.text("#files-notice"), "", "the empty list's notice is gone");
+    b.screenshot("project-saved");
+    s.assert_clean("a saved file", &[]);
+
+    // The terminal's sync receives it; an edit there goes back up.
+    home.c("sync").success();
+    assert_eq!(
+        home.out("cat ~/Projects/web/notes.md"),
+        "hello from the browser\n"
+    );
+    home.out("echo 'edited in the terminal' > ~/Projects/web/notes.md");
+    home.c("sync").success();
+
+    // The editor still holds the old version: saving over the terminal's edit is refused
+    // and shown as a conflict; nothing is overwritten.
+    b.type_into("#text", "and more from the browser\n");
+    b.type_into("#text", Key::Control + "s");
+    b.wait_for("#conflict:not([hidden])");
+    assert!(
+        b.text("#editor-error").contains("changed elsewhere"),
+        "{}",
+        b.text("#editor-error")
+    );
+    b.screenshot("project-conflict");
+    s.assert_clean("a conflicting save", &[409]);
+    let (status, body, _) = crate::common::server::raw(
+        "GET",
+        &format!(
+            "{}/api/projects/{}/files/content?path=notes.md",
+            s.server.url,
+            b.url().rsplit('=').next().unwrap()
+        ),
+        Some(&login_token(&s.server.url, &name)),
+        None,
+    );
+    assert_eq!((status, body), (200, b"edited in the terminal\n".to_vec()));
+    // Taking theirs shows the terminal's text.
+    b.click("#take-theirs");
+    wait_value(b, "#text", "edited in the terminal\n");
+    // So does the page loaded anew.
+    b.reload();
+    b.wait_for("#files li");
+    b.click("#files li button");
+    b.wait_for("#editor:not([hidden])");
+    wait_value(b, "#text", "edited in the terminal\n");
+    s.assert_clean("the terminal's edit in the browser", &[]);
+}
+
+/// A bearer token for `name` (with the home's password).
+fn login_token(url: &str, name: &str) -> String {
+    let r = call(
+        url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": name, "password": crate::common::HOME_PASSWORD})),
+    );
+    r.body["token"].as_str().expect("a token").to_string()
+}
+
+/// Waits until the field `selector` holds `want`.
+fn wait_value(b: &Browser, selector: &str, want: &str) {
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    loop {
+        let got = b.value(selector);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{selector}` holds {got:?}, not {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

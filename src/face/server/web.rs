@@ -74,6 +74,11 @@ const ASSETS: &[Asset] = &[
         kind: "text/javascript; charset=utf-8",
         text: include_str!("site/dashboard.js"),
     },
+    Asset {
+        name: "project.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/project.js"),
+    },
 ];
 
 /// The pages, by path.
@@ -82,6 +87,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/login", include_str!("site/login.html")),
     ("/register", include_str!("site/register.html")),
     ("/dashboard", include_str!("site/dashboard.html")),
+    ("/project", include_str!("site/project.html")),
 ];
 
 /// The content hash of each asset (its ETag, and the version in the pages' links).

@@ -56,7 +56,7 @@ let next = null;
 /** One project's row: its name and description, and what can be done with it. */
 function projectItem(p) {
   const box = el("p", { class: "error", role: "alert" });
-  const title = el("strong", {}, p.name);
+  const title = el("a", { href: `/project?id=${p.id}` }, el("strong", {}, p.name));
   const about = el("div", { class: "hint" }, p.description || "No description");
   const view = el("div", { class: "row" },
     el("div", { class: "grow" }, title, about),
@@ -77,7 +77,7 @@ function projectItem(p) {
     onSubmit(form, async (f) => {
       const r = await signedIn(() => api("PUT", `/api/projects/${p.id}`, f));
       Object.assign(p, { name: r.data.name, description: r.data.description });
-      title.textContent = p.name;
+      title.firstChild.textContent = p.name;
       about.textContent = p.description || "No description";
       form.replaceWith(view);
     });

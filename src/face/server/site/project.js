@@ -1,0 +1,254 @@
+// A project's page: its files (the same files sync moves) to open, create, rename, delete,
+// upload and download, and a plain editor whose save carries the version it was based on:
+// a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
+import { api, ApiError, el, onSubmit, showError } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const project = Number(new URLSearchParams(location.search).get("id"));
+/** Files larger than this are offered for download, not opened. */
+const OPEN_LIMIT = 5 * 1024 * 1024;
+
+/** The URL of a file's content. */
+const contentUrl = (path) => `/api/projects/${project}/files/content?path=${encodeURIComponent(path)}`;
+
+/** The CSRF token of the session (see api.js). */
+function csrf() {
+  const c = document.cookie.split(";").map((p) => p.trim()).find((p) => p.startsWith("valyxo_csrf="));
+  return c ? c.slice("valyxo_csrf=".length) : "";
+}
+
+/** Writes `body` (a string, Blob or File) as `path`'s content, based on `version`. */
+async function write(path, body, version) {
+  let res;
+  try {
+    res = await fetch(`${contentUrl(path)}&base_version=${version}`, {
+      method: "PUT", credentials: "same-origin", body,
+      headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/octet-stream" },
+    });
+  } catch {
+    throw new ApiError(0, { error: "The server cannot be reached: nothing was saved" });
+  }
+  let data = null;
+  try { data = await res.json(); } catch { data = null; }
+  if (!res.ok) throw Object.assign(new ApiError(res.status, data), { conflicts: (data && data.conflicts) || [] });
+  return data.data.files[0];
+}
+
+/** path -> its listing entry (live files only). */
+const files = new Map();
+let next = null;
+
+function leave(err) {
+  if (err instanceof ApiError && err.status === 401) location.replace("/login");
+  else if (err instanceof ApiError && err.status === 404) location.replace("/dashboard");
+}
+
+function size(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function fileItem(f) {
+  const box = el("p", { class: "error", role: "alert" });
+  const name = el("div", { class: "grow" }, el("strong", {}, f.path),
+    el("div", { class: "hint" }, `${size(f.size)} · version ${f.version}`));
+  const li = el("li", { "data-path": f.path },
+    el("div", { class: "row" }, name,
+      el("button", { type: "button", onclick: () => open(f.path) }, "Open"),
+      el("a", { class: "button", href: contentUrl(f.path), download: f.path.split("/").pop() }, "Download"),
+      el("button", { type: "button", onclick: () => rename(f, box) }, "Rename"),
+      el("button", { type: "button", class: "danger", onclick: () => remove(f, box) }, "Delete")),
+    box);
+  return li;
+}
+
+function render() {
+  const sorted = [...files.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
+  $("files").replaceChildren(...sorted.map(fileItem));
+  const empty = "No files yet: create or upload one.";
+  const notice = $("files-notice");
+  if (sorted.length === 0) notice.textContent = empty;
+  else if (notice.textContent === empty) notice.textContent = "";
+  $("more").hidden = !next;
+}
+
+async function loadFiles(more) {
+  const path = `/api/projects/${project}/files?limit=500${more && next ? `&after=${encodeURIComponent(next)}` : ""}`;
+  const page = await api("GET", path);
+  if (!more) files.clear();
+  for (const f of page.data.files) if (!f.deleted) files.set(f.path, f);
+  next = page.next || null;
+  render();
+}
+
+/** One commit of `changes` (renames, deletions); the entries it answers are kept. */
+async function commit(changes) {
+  const r = await api("POST", `/api/projects/${project}/files/commit`, { base_revision: 0, changes });
+  for (const f of r.data.files) {
+    if (f.deleted) files.delete(f.path);
+    else files.set(f.path, f);
+  }
+  render();
+}
+
+async function remove(f, box) {
+  if (!confirm(`Delete ${f.path}? Your other machines lose it at their next sync.`)) return;
+  try {
+    await commit([{ path: f.path, hash: null, base_version: f.version }]);
+    $("files-notice").textContent = `Deleted ${f.path}.`;
+    if (editing && editing.path === f.path) closeEditor();
+  } catch (err) { leave(err); showError(box, err); }
+}
+
+async function rename(f, box) {
+  const to = prompt(`Rename ${f.path} to:`, f.path);
+  if (!to || to === f.path) return;
+  try {
+    await commit([
+      { path: to, hash: f.hash, base_version: files.get(to)?.version ?? 0, from: f.path },
+      { path: f.path, hash: null, base_version: f.version },
+    ]);
+    $("files-notice").textContent = `Renamed ${f.path} to ${to}.`;
+  } catch (err) { leave(err); showError(box, err); }
+}
+
+// ---- the editor ----
+
+/** The open file: its path, the version its text was read at, and that text. */
+let editing = null;
+
+function closeEditor() {
+  editing = null;
+  $("editor").hidden = true;
+  $("text").value = "";
+}
+
+async function open(path) {
+  const f = files.get(path);
+  $("editor-error").textContent = "";
+  $("conflict").hidden = true;
+  if (f && f.size > OPEN_LIMIT) {
+    $("files-notice").textContent = `${path} is ${size(f.size)}: too large to open here; download it instead.`;
+    return;
+  }
+  const res = await fetch(contentUrl(path), { credentials: "same-origin" });
+  if (!res.ok) { leave(new ApiError(res.status, null)); return; }
+  const bytes = await res.arrayBuffer();
+  let text;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    $("files-notice").textContent = `${path} is a binary file (${size(bytes.byteLength)}): download it to see it.`;
+    return;
+  }
+  editing = { path, version: files.get(path)?.version ?? 0, text };
+  $("editor-title").textContent = path;
+  $("editor-state").textContent = `version ${editing.version}`;
+  $("text").value = text;
+  $("editor").hidden = false;
+  $("text").focus();
+}
+
+async function save(version) {
+  if (!editing) return;
+  const { path } = editing;
+  const text = $("text").value;
+  $("editor-error").textContent = "";
+  try {
+    const f = await write(path, text, version ?? editing.version);
+    files.set(f.path, f);
+    editing = { path, version: f.version, text };
+    $("conflict").hidden = true;
+    $("editor-state").textContent = `version ${f.version} · saved`;
+    render();
+  } catch (err) {
+    leave(err);
+    if (err.status === 409) {
+      const theirs = err.conflicts[0] || { server_version: 0 };
+      editing.theirs = theirs.server_version;
+      $("editor-error").textContent = `${path} changed elsewhere since you opened it (now version ${theirs.server_version}). Nothing was saved: choose below.`;
+      $("conflict").hidden = false;
+    } else {
+      showError($("editor-error"), err);
+    }
+  }
+}
+
+function startEditor() {
+  const text = $("text");
+  text.addEventListener("keydown", (ev) => {
+    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "s") {
+      ev.preventDefault();
+      save();
+    } else if (ev.key === "Tab" && !ev.ctrlKey && !ev.altKey && !ev.metaKey) {
+      // Tab indents (four spaces) rather than leaving the field; Esc then Tab leaves it.
+      if (text.dataset.escaped === "1") return;
+      ev.preventDefault();
+      const { selectionStart: a, selectionEnd: b } = text;
+      text.setRangeText("    ", a, b, "end");
+    }
+    text.dataset.escaped = ev.key === "Escape" ? "1" : "0";
+  });
+  $("save").addEventListener("click", () => save());
+  $("close").addEventListener("click", closeEditor);
+  $("take-theirs").addEventListener("click", async () => {
+    await loadFiles(false).catch(leave);
+    open(editing.path);
+  });
+  $("keep-mine").addEventListener("click", () => save(editing.theirs));
+}
+
+// ---- new files and uploads ----
+
+async function upload(list) {
+  for (const file of list) {
+    const path = file.name;
+    try {
+      const f = await write(path, file, files.get(path)?.version ?? 0);
+      files.set(f.path, f);
+      $("files-notice").textContent = `Uploaded ${path}.`;
+    } catch (err) {
+      leave(err);
+      showError($("files-notice"), err);
+    }
+  }
+  render();
+}
+
+function startFiles() {
+  onSubmit($("new-file"), async (form) => {
+    const f = await write(form.path, "", 0);
+    files.set(f.path, f);
+    $("new-file").reset();
+    render();
+    await open(f.path);
+  });
+  $("upload").addEventListener("change", (ev) => upload([...ev.target.files]));
+  $("more").addEventListener("click", () => loadFiles(true).catch(leave));
+  const main = $("main");
+  main.addEventListener("dragover", (ev) => ev.preventDefault());
+  main.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    upload([...ev.dataTransfer.files]);
+  });
+}
+
+async function start() {
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });
+  if (!Number.isInteger(project) || project < 1) { location.replace("/dashboard"); return; }
+  startEditor();
+  startFiles();
+  try {
+    const p = await api("GET", `/api/projects/${project}`);
+    $("title").textContent = p.data.name;
+    $("about").textContent = p.data.description || "";
+    document.title = `${p.data.name} — Valyxo`;
+    await loadFiles(false);
+    $("main").hidden = false;
+  } catch (err) {
+    leave(err);
+  }
+}
+
+start();
