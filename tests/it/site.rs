@@ -352,7 +352,11 @@ fn a_file_edited_in_the_browser_syncs_to_a_terminal_and_back() {
     b.type_into("#text", "hello from the browser\n");
     b.type_into("#text", Key::Control + "s");
     wait_text(b, "#editor-state", "version 2 · saved");
-    assert_eq!(b.text("#files-notice"), "", "the empty list's notice is gone");
+    assert_eq!(
+        b.text("#files-notice"),
+        "",
+        "the empty list's notice is gone"
+    );
     b.screenshot("project-saved");
     s.assert_clean("a saved file", &[]);
 
@@ -426,4 +430,98 @@ fn wait_value(b: &Browser, selector: &str, want: &str) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn scripts_are_written_run_and_their_history_shown() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, _) = user(&s.server.url);
+    let p = call(
+        &s.server.url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "scripted"})),
+    );
+    let p = p.body["data"]["id"].as_i64().unwrap();
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#main:not([hidden])");
+    wait_text(b, "#scripts-notice", "No scripts yet.");
+
+    // A new script opens in its editor; typed, saved with Ctrl-S, run.
+    b.type_into("#script-name", "greet");
+    b.type_into("#script-name", Key::Enter);
+    b.wait_for("#script-editor:not([hidden])");
+    assert_eq!(b.text("#script-title"), "greet (rhai)");
+    b.type_into(
+        "#script-text",
+        "let who = \"<b>web</b>\";\nprint(`hello ${who}`);\n40 + 2",
+    );
+    b.type_into("#script-text", Key::Control + "s");
+    wait_text(b, "#script-state", "saved");
+    b.click("#scripts li button:nth-of-type(2)");
+    b.wait_for("#run:not([hidden])");
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    while !b.text("#run-title").contains(" in ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            b.text("#run-title")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        b.text("#run-title").starts_with("greet: success in "),
+        "{}",
+        b.text("#run-title")
+    );
+    // The output is text: the script's markup shows as typed.
+    assert!(
+        b.text("#run-output").contains("hello <b>web</b>"),
+        "{}",
+        b.text("#run-output")
+    );
+    assert_eq!(b.count("#run-output b"), 0);
+    b.screenshot("script-run");
+
+    // A failing script shows its error; the history lists both runs, newest first.
+    b.clear("#script-text");
+    b.type_into("#script-text", "throw \"broken\";");
+    b.type_into("#script-text", Key::Control + "s");
+    wait_text(b, "#script-state", "saved");
+    b.click("#scripts li button:nth-of-type(2)");
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    while !b.text("#run-title").contains(" in ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            b.text("#run-title")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(b.text("#run-title").starts_with("greet: error in "));
+    assert!(
+        b.text("#run-error").contains("broken"),
+        "{}",
+        b.text("#run-error")
+    );
+    b.click("#scripts li button:nth-of-type(3)");
+    wait_text(b, "#run-title", "greet: the latest runs");
+    let runs =
+        b.eval("return [...document.querySelectorAll('#run-output div')].map(d => d.textContent)");
+    let runs: Vec<String> = serde_json::from_value(runs).unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(
+        runs[0].contains("error") && runs[1].contains("success"),
+        "{runs:?}"
+    );
+    b.screenshot("script-history");
+    s.assert_clean("scripts", &[]);
 }

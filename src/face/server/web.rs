@@ -75,6 +75,11 @@ const ASSETS: &[Asset] = &[
         text: include_str!("site/dashboard.js"),
     },
     Asset {
+        name: "scripts.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/scripts.js"),
+    },
+    Asset {
         name: "project.js",
         kind: "text/javascript; charset=utf-8",
         text: include_str!("site/project.js"),

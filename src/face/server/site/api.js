@@ -74,3 +74,21 @@ export function onSubmit(form, send) {
     }
   });
 }
+
+/**
+ * The keys of a text editor on `area`: Ctrl-S (or Cmd-S) calls `save`; Tab indents with
+ * four spaces instead of leaving the field (Esc, then Tab, leaves it, for the keyboard).
+ */
+export function editorKeys(area, save) {
+  area.addEventListener("keydown", (ev) => {
+    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "s") {
+      ev.preventDefault();
+      save();
+    } else if (ev.key === "Tab" && !ev.ctrlKey && !ev.altKey && !ev.metaKey && !ev.shiftKey) {
+      if (area.dataset.escaped === "1") return;
+      ev.preventDefault();
+      area.setRangeText("    ", area.selectionStart, area.selectionEnd, "end");
+    }
+    area.dataset.escaped = ev.key === "Escape" ? "1" : "0";
+  });
+}

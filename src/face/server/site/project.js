@@ -1,7 +1,8 @@
 // A project's page: its files (the same files sync moves) to open, create, rename, delete,
 // upload and download, and a plain editor whose save carries the version it was based on:
 // a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
-import { api, ApiError, el, onSubmit, showError } from "./api.js";
+import { api, ApiError, editorKeys, el, onSubmit, showError } from "./api.js";
+import { startScripts } from "./scripts.js";
 
 const $ = (id) => document.getElementById(id);
 const project = Number(new URLSearchParams(location.search).get("id"));
@@ -176,20 +177,7 @@ async function save(version) {
 }
 
 function startEditor() {
-  const text = $("text");
-  text.addEventListener("keydown", (ev) => {
-    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "s") {
-      ev.preventDefault();
-      save();
-    } else if (ev.key === "Tab" && !ev.ctrlKey && !ev.altKey && !ev.metaKey) {
-      // Tab indents (four spaces) rather than leaving the field; Esc then Tab leaves it.
-      if (text.dataset.escaped === "1") return;
-      ev.preventDefault();
-      const { selectionStart: a, selectionEnd: b } = text;
-      text.setRangeText("    ", a, b, "end");
-    }
-    text.dataset.escaped = ev.key === "Escape" ? "1" : "0";
-  });
+  editorKeys($("text"), () => save());
   $("save").addEventListener("click", () => save());
   $("close").addEventListener("click", closeEditor);
   $("take-theirs").addEventListener("click", async () => {
@@ -245,6 +233,7 @@ async function start() {
     $("about").textContent = p.data.description || "";
     document.title = `${p.data.name} — Valyxo`;
     await loadFiles(false);
+    await startScripts(project, leave);
     $("main").hidden = false;
   } catch (err) {
     leave(err);
