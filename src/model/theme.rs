@@ -246,6 +246,48 @@ impl Color {
         Some(Color::Named(if bright { i + 8 } else { i }))
     }
 
+    /// The colour in red, green and blue: the 16 named colours as xterm's default palette
+    /// shows them, the 256 by xterm's cube and grey ramp (for faces that are not a
+    /// terminal: the web pages).
+    pub fn rgb(self) -> (u8, u8, u8) {
+        const PALETTE: [(u8, u8, u8); 16] = [
+            (0, 0, 0),
+            (205, 0, 0),
+            (0, 205, 0),
+            (205, 205, 0),
+            (0, 0, 238),
+            (205, 0, 205),
+            (0, 205, 205),
+            (229, 229, 229),
+            (127, 127, 127),
+            (255, 0, 0),
+            (0, 255, 0),
+            (255, 255, 0),
+            (92, 92, 255),
+            (255, 0, 255),
+            (0, 255, 255),
+            (255, 255, 255),
+        ];
+        const STEPS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+        match self {
+            Color::Rgb(r, g, b) => (r, g, b),
+            Color::Named(i) | Color::Indexed(i) if i < 16 => PALETTE[i as usize],
+            Color::Indexed(i) if i >= 232 => {
+                let v = 8 + (i - 232) * 10;
+                (v, v, v)
+            }
+            Color::Named(_) => PALETTE[15],
+            Color::Indexed(i) => {
+                let n = i - 16;
+                (
+                    STEPS[(n / 36) as usize],
+                    STEPS[(n / 6 % 6) as usize],
+                    STEPS[(n % 6) as usize],
+                )
+            }
+        }
+    }
+
     /// The colour as the terminal will get it: RGB is kept only where the terminal says it
     /// shows 24-bit colour (`COLORTERM`), else it becomes the nearest of the 256 colours.
     fn for_terminal(self) -> Color {
@@ -977,6 +1019,24 @@ impl Theme {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_colour_has_its_rgb() {
+        use super::Color;
+        assert_eq!(Color::Rgb(1, 2, 3).rgb(), (1, 2, 3));
+        assert_eq!(Color::Named(1).rgb(), (205, 0, 0));
+        assert_eq!(Color::Indexed(9).rgb(), (255, 0, 0));
+        assert_eq!(Color::Indexed(16).rgb(), (0, 0, 0));
+        assert_eq!(Color::Indexed(196).rgb(), (255, 0, 0));
+        assert_eq!(Color::Indexed(231).rgb(), (255, 255, 255));
+        assert_eq!(Color::Indexed(232).rgb(), (8, 8, 8));
+        assert_eq!(Color::Indexed(255).rgb(), (238, 238, 238));
+        // The cube's colours come back as the nearest of the 256 to themselves.
+        for i in 16..=255u8 {
+            let (r, g, b) = Color::Indexed(i).rgb();
+            assert_eq!(super::nearest_256(r, g, b), i, "{i}");
+        }
+    }
+
     use super::*;
 
     fn none() -> PathBuf {

@@ -1251,6 +1251,52 @@ fn file_content(url: &str) {
     assert_eq!(get(&token, "path=empty").0, 404);
 }
 
+/// The theme of the account's web pages: one of the built-in ten, kept with the account.
+fn themes(url: &str) {
+    let (_, token, _) = user(url);
+    let (_, other, _) = user(url);
+    let t = Some(token.as_str());
+    let r = call(url, "GET", "/api/users/theme", t, None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["theme"], "");
+    let names: Vec<&str> = r.body["data"]["themes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 10, "{names:?}");
+    assert!(
+        names.contains(&"nord") && names.contains(&"light"),
+        "{names:?}"
+    );
+    for bad in [
+        json!({"theme": "nope"}),
+        json!({"theme": ""}),
+        json!({}),
+        json!({"theme": 7}),
+    ] {
+        let r = call(url, "PUT", "/api/users/theme", t, Some(bad.clone()));
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let r = call(
+        url,
+        "PUT",
+        "/api/users/theme",
+        t,
+        Some(json!({"theme": "nord"})),
+    );
+    assert_eq!((r.status, &r.body["data"]["theme"]), (200, &json!("nord")));
+    assert_eq!(
+        call(url, "GET", "/api/users/theme", t, None).body["data"]["theme"],
+        "nord"
+    );
+    assert_eq!(
+        call(url, "GET", "/api/users/theme", Some(&other), None).body["data"]["theme"],
+        ""
+    );
+}
+
 fn contract(url: &str) {
     answered();
     operations(url);
@@ -1260,6 +1306,7 @@ fn contract(url: &str) {
     renames_and_guarded_deletes(url);
     web_sessions(url);
     file_content(url);
+    themes(url);
     hostile_requests(url);
     every_answer_is_documented(url);
     required_fields_are_documented(url);
@@ -1440,6 +1487,16 @@ fn web_pages_are_embedded_with_their_policy_and_cached_by_content_hash() {
             packed.len()
         );
     }
+    // The themes' sheet has each of the ten.
+    let (_, css, _) = raw("GET", &format!("{}/assets/themes.css", s.url), None, None);
+    let css = String::from_utf8(css).unwrap();
+    for name in valyxo::theme::builtin_names() {
+        assert!(
+            css.contains(&format!("html[data-theme=\"{name}\"]")),
+            "{name}"
+        );
+    }
+    assert!(css.matches("--bg: #").count() >= 10, "{css}");
     // The module the page scripts import is served too.
     assert_eq!(
         raw("GET", &format!("{}/assets/api.js", s.url), None, None).0,

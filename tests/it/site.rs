@@ -196,6 +196,30 @@ fn a_new_user_registers_works_on_projects_and_logs_out() {
     assert_eq!(me.status, 401);
     s.assert_clean("a password change", &[]);
 
+    // A theme, kept with the account: the page takes its colours at once and after a reload.
+    let background = "return getComputedStyle(document.body).backgroundColor";
+    let dark = b.eval(background);
+    b.raw(|d| async move {
+        use thirtyfour::prelude::*;
+        let pick = d.find(By::Id("theme")).await?;
+        pick.send_keys("light").await?;
+        d.find(By::Id("theme-notice")).await
+    })
+    .expect("the theme picker");
+    wait_text(b, "#theme-notice", "Theme light kept with your account.");
+    assert_eq!(
+        b.eval("return document.documentElement.dataset.theme"),
+        "light"
+    );
+    let light = b.eval(background);
+    assert_ne!(light, dark);
+    b.screenshot("dashboard-light");
+    b.reload();
+    s.dashboard_ready();
+    wait_until(b, "return document.documentElement.dataset.theme", "light");
+    assert_eq!(b.eval(background), light);
+    s.assert_clean("a theme", &[]);
+
     // Log out; going back shows nothing private: the dashboard asks again and leaves.
     b.click("#logout");
     b.wait_for_url("/login");
@@ -524,4 +548,20 @@ fn scripts_are_written_run_and_their_history_shown() {
     );
     b.screenshot("script-history");
     s.assert_clean("scripts", &[]);
+}
+
+/// Waits until `script` returns `want`.
+fn wait_until(b: &Browser, script: &str, want: &str) {
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    loop {
+        let got = b.eval(script);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`{script}` gives {got}, not {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -7,8 +7,8 @@
 use super::db::{Conn, Db, DbError, Guard, Val};
 use super::{created, field, now, ok, ApiError, App, Reply, Req, User};
 use crate::protocol::types::{
-    AccountUser, Me, MeAnswer, Message, Profile, ProfileAnswer, Session, Stats, StatsAnswer,
-    WebSession,
+    AccountUser, Data, Me, MeAnswer, Message, Profile, ProfileAnswer, Session, Stats, StatsAnswer,
+    ThemeChoice, WebSession,
 };
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -494,6 +494,47 @@ pub fn profile(app: &App, req: &Req) -> Result<Reply, ApiError> {
             project_count: projects,
             script_count: scripts,
         },
+    })
+}
+
+/// `GET /api/users/theme`: the account's theme for the web pages, and the choices.
+pub fn theme(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let theme = app
+        .db
+        .read(|c| Ok(user_row(c, req.user().id, "theme")?.text(0)))?;
+    ok(Data {
+        data: ThemeChoice {
+            theme,
+            themes: crate::theme::builtin_names().map(String::from).collect(),
+        },
+    })
+}
+
+/// `PUT /api/users/theme`: keeps a built-in theme with the account.
+pub fn set_theme(app: &App, req: &Req) -> Result<Reply, ApiError> {
+    let body = req.json()?;
+    let mut details = Vec::new();
+    let v = required(&body, &["theme"], &mut details);
+    let theme = v[0].trim().to_string();
+    let themes: Vec<String> = crate::theme::builtin_names().map(String::from).collect();
+    if details.is_empty() && !themes.contains(&theme) {
+        details.push((
+            "theme",
+            format!("no theme '{theme}': one of {}", themes.join(", ")),
+        ));
+    }
+    if !details.is_empty() {
+        return Err(ApiError::invalid(details));
+    }
+    app.db.write(|c| {
+        c.exec(
+            "UPDATE users SET theme = ?, updated_at = ? WHERE id = ?",
+            &[theme.clone().into(), now().into(), req.user().id.into()],
+        )?;
+        Ok(())
+    })?;
+    ok(Data {
+        data: ThemeChoice { theme, themes },
     })
 }
 

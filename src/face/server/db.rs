@@ -399,6 +399,8 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// Version 6: on PostgreSQL, a project's paths in byte order (`Db::bytewise`), so that a
 /// commit finds the files under a folder as one index range, whatever the database's
 /// collation (SQLite's primary key is in that order already).
+///
+/// Version 7: the theme the account chose for the web pages ("": none yet).
 const MIGRATIONS: &[&str] = &[
     "
 CREATE TABLE users (
@@ -520,6 +522,10 @@ DROP INDEX executions_script
     "
 -- PostgreSQL only
 CREATE INDEX files_tree ON files (project_id, path COLLATE \"C\")
+",
+    // Version 7: the theme of the account's web pages (see above).
+    "
+ALTER TABLE users ADD COLUMN theme TEXT NOT NULL DEFAULT ''
 ",
 ];
 

@@ -42,6 +42,121 @@ struct Asset {
     text: &'static str,
 }
 
+/// The styles of the pages in each built-in theme, made from the themes the terminal uses
+/// (`themes/`): each sets the sheet's colours under `html[data-theme=NAME]`. A theme that
+/// leaves a colour to the terminal (its background, say) gets the light or dark page
+/// default, by how light the colours it does set are.
+fn themes_css() -> String {
+    use crate::theme::{builtin_names, load_builtin, Style};
+    let rgb = |s: Option<Style>, back: bool| s.and_then(|s| if back { s.bg } else { s.fg });
+    let hex = |c: Option<crate::theme::Color>| {
+        c.map(|c| {
+            let (r, g, b) = c.rgb();
+            format!("#{r:02x}{g:02x}{b:02x}")
+        })
+    };
+    let mut css = String::from("/* Valyxo's themes, made from themes/ by the server. */\n");
+    for name in builtin_names() {
+        let Ok(t) = load_builtin(name) else { continue };
+        let st = &t.styles;
+        // The page's background: the editor's, else judged by its current line's.
+        let ground = rgb(st.editor.text, true).or(rgb(st.editor.current_line, true));
+        let light = ground.is_some_and(|c| {
+            let (r, g, b) = c.rgb();
+            r as u32 * 299 + g as u32 * 587 + b as u32 * 114 > 128_000
+        });
+        let default =
+            |dark: &str, bright: &str| Some(if light { bright } else { dark }.to_string());
+        let or = |a: Option<String>, b: Option<String>| a.or(b);
+        let vars = [
+            (
+                "bg",
+                or(
+                    hex(rgb(st.editor.text, true)),
+                    default("#0f1117", "#ffffff"),
+                ),
+            ),
+            (
+                "fg",
+                or(
+                    hex(rgb(st.editor.text, false)),
+                    default("#e6e6e6", "#1f2328"),
+                ),
+            ),
+            (
+                "panel",
+                or(
+                    hex(rgb(st.editor.current_line, true)),
+                    default("#171a23", "#f3f4f6"),
+                ),
+            ),
+            (
+                "line",
+                or(
+                    hex(rgb(st.editor.selection, true)),
+                    default("#2a2f3d", "#d0d7de"),
+                ),
+            ),
+            (
+                "accent",
+                or(
+                    hex(rgb(st.prompt.app, false)),
+                    default("#6cb6ff", "#0969da"),
+                ),
+            ),
+            (
+                "muted",
+                or(
+                    hex(rgb(st.editor.line_number, false)),
+                    default("#9aa3b2", "#57606a"),
+                ),
+            ),
+            (
+                "danger",
+                or(
+                    hex(rgb(st.prompt.status, false)),
+                    default("#ff7b72", "#cf222e"),
+                ),
+            ),
+            // What went well: the colour of a known command as it is typed (a green).
+            (
+                "ok",
+                or(
+                    hex(rgb(st.highlight.command, false)),
+                    default("#7ee787", "#1a7f37"),
+                ),
+            ),
+            (
+                "focus",
+                or(
+                    hex(rgb(st.editor.search_match, true)),
+                    default("#ffd866", "#bf8700"),
+                ),
+            ),
+        ];
+        css.push_str(&format!("html[data-theme=\"{name}\"] {{\n"));
+        let scheme = if light { "light" } else { "dark" };
+        css.push_str(&format!("  color-scheme: {scheme};\n"));
+        for (var, value) in vars {
+            if let Some(v) = value {
+                css.push_str(&format!("  --{var}: {v};\n"));
+            }
+        }
+        css.push_str("}\n");
+    }
+    css
+}
+
+/// Every file served under `/assets/`: the embedded ones and the themes' sheet.
+static FILES: LazyLock<Vec<(&'static str, &'static str, String)>> = LazyLock::new(|| {
+    let mut files: Vec<_> = ASSETS
+        .iter()
+        .map(|a| (a.name, a.kind, a.text.to_string()))
+        .collect();
+    files.push(("themes.css", "text/css; charset=utf-8", themes_css()));
+    files
+});
+
 /// The styles and scripts, as `site/` holds them.
 const ASSETS: &[Asset] = &[
     Asset {
@@ -97,9 +212,9 @@ const PAGES: &[(&str, &str)] = &[
 
 /// The content hash of each asset (its ETag, and the version in the pages' links).
 static HASHES: LazyLock<Vec<String>> = LazyLock::new(|| {
-    ASSETS
+    FILES
         .iter()
-        .map(|a| blake3::hash(a.text.as_bytes()).to_hex()[..16].to_string())
+        .map(|(_, _, text)| blake3::hash(text.as_bytes()).to_hex()[..16].to_string())
         .collect()
 });
 
@@ -109,10 +224,10 @@ static RENDERED: LazyLock<Vec<String>> = LazyLock::new(|| {
         .iter()
         .map(|(_, html)| {
             let mut out = html.to_string();
-            for (a, hash) in ASSETS.iter().zip(HASHES.iter()) {
+            for ((name, _, _), hash) in FILES.iter().zip(HASHES.iter()) {
                 out = out.replace(
-                    &format!("{{{{asset {}}}}}", a.name),
-                    &format!("/assets/{}?v={hash}", a.name),
+                    &format!("{{{{asset {name}}}}}"),
+                    &format!("/assets/{name}?v={hash}"),
                 );
             }
             out
@@ -155,10 +270,10 @@ async fn asset(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
+    let Some(i) = FILES.iter().position(|(n, _, _)| *n == name) else {
         return ApiError::not_found("No such file").into_response();
     };
-    let (a, hash) = (&ASSETS[i], &HASHES[i]);
+    let ((_, kind, text), hash) = (&FILES[i], &HASHES[i]);
     let etag = format!("\"{hash}\"");
     // A link that names this very version may be kept for good; any other is checked.
     let versioned = query.as_deref() == Some(&format!("v={hash}"));
@@ -170,7 +285,7 @@ async fn asset(
     let headers_out = [
         (header::ETAG, HeaderValue::from_str(&etag).expect("hex")),
         (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-        (header::CONTENT_TYPE, HeaderValue::from_static(a.kind)),
+        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
     ];
     let seen = headers
         .get(header::IF_NONE_MATCH)
@@ -179,7 +294,7 @@ async fn asset(
     if seen {
         return (StatusCode::NOT_MODIFIED, headers_out, Body::empty()).into_response();
     }
-    (headers_out, a.text).into_response()
+    (headers_out, text.clone()).into_response()
 }
 
 /// The value of cookie `name` in the request, if it sent one.

@@ -307,6 +307,21 @@ pub struct ProfileUpdate {
     pub email: Option<String>,
 }
 
+/// The account's theme for the web pages ("" until one is chosen), and the themes there
+/// are.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ThemeChoice {
+    pub theme: String,
+    pub themes: Vec<String>,
+}
+
+/// A theme to keep with the account: one of the built-in themes' names.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ThemeRequest {
+    #[schemars(length(min = 1, max = 64))]
+    pub theme: String,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordChange {

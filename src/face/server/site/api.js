@@ -92,3 +92,10 @@ export function editorKeys(area, save) {
     area.dataset.escaped = ev.key === "Escape" ? "1" : "0";
   });
 }
+
+/** Shows the page in the account's theme (kept with the account; see the dashboard). */
+export async function accountTheme() {
+  const r = await api("GET", "/api/users/theme");
+  if (r.data.theme) document.documentElement.dataset.theme = r.data.theme;
+  return r.data;
+}

@@ -1,7 +1,7 @@
 // The dashboard: the account's profile and stats, its projects (a page at a time; create,
 // rename, describe, delete), a password change and logging out. Every piece of data goes
 // into the page as text.
-import { api, ApiError, el, onSubmit, showError } from "./api.js";
+import { accountTheme, api, ApiError, el, onSubmit, showError } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -110,6 +110,25 @@ async function loadProjects(more) {
   $("more").hidden = !next;
 }
 
+async function loadTheme() {
+  const { theme, themes } = await accountTheme();
+  const pick = $("theme");
+  pick.replaceChildren(
+    el("option", { value: "", disabled: true, selected: !theme }, "Choose a theme"),
+    ...themes.map((t) => el("option", { value: t, selected: t === theme }, t)));
+}
+
+async function pickTheme() {
+  const theme = $("theme").value;
+  try {
+    await signedIn(() => api("PUT", "/api/users/theme", { theme }));
+    document.documentElement.dataset.theme = theme;
+    $("theme-notice").textContent = `Theme ${theme} kept with your account.`;
+  } catch (err) {
+    showError($("theme-notice"), err);
+  }
+}
+
 async function logout(path) {
   try {
     await api("POST", path);
@@ -139,7 +158,8 @@ async function start() {
     form.querySelector(".notice").textContent = r.message;
   });
   try {
-    await signedIn(() => Promise.all([loadProfile(), loadProjects(false)]));
+    $("theme").addEventListener("change", pickTheme);
+    await signedIn(() => Promise.all([loadProfile(), loadProjects(false), loadTheme()]));
     $("main").hidden = false;
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) {

@@ -1,7 +1,7 @@
 // A project's page: its files (the same files sync moves) to open, create, rename, delete,
 // upload and download, and a plain editor whose save carries the version it was based on:
 // a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
-import { api, ApiError, editorKeys, el, onSubmit, showError } from "./api.js";
+import { accountTheme, api, ApiError, editorKeys, el, onSubmit, showError } from "./api.js";
 import { startScripts } from "./scripts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -228,6 +228,7 @@ async function start() {
   startEditor();
   startFiles();
   try {
+    accountTheme().catch(() => {});
     const p = await api("GET", `/api/projects/${project}`);
     $("title").textContent = p.data.name;
     $("about").textContent = p.data.description || "";
