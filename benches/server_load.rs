@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench server_load                   # every figure
-//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files web commits pages)
+//! cargo bench --bench server_load -- scripts logins # only some (scripts fairness logins log list db balancer files web browser commits pages)
 //! VALYXO_BENCH_QUICK=1 cargo bench --bench server_load
 //! VALYXO_BENCH_POSTGRES=postgres://USER:PASSWORD@127.0.0.1/DB cargo bench --bench server_load -- db balancer
 //! VALYXO_BENCH_POSTGRES='postgres://USER:PASSWORD@%2Fvar%2Frun%2Fpostgresql/DB' cargo bench --bench server_load -- db
@@ -34,6 +34,9 @@
 //!   (goal under 64 MB);
 //! - `web`: the web pages: the bytes of the dashboard's first load (compressed, as a
 //!   browser asks), and `/dashboard` and a static file at 100 connections;
+//! - `browser`: the dashboard in a real headless Chromium: the time from navigation to a
+//!   usable page (the first load with nothing cached, then with the cache warm) and the
+//!   bytes of the first load (needs chromium and chromium-driver; skipped without);
 //! - `commits`: a commit of one new file into a project of 100,000 files (10,000 with
 //!   `VALYXO_BENCH_QUICK`): p50, p99 and the server's peak memory, on SQLite and, when
 //!   named, PostgreSQL;
@@ -48,6 +51,10 @@ mod server;
 #[path = "../tests/it/common/balancer.rs"]
 #[allow(dead_code)]
 mod balancer;
+
+#[path = "../tests/it/common/browser.rs"]
+#[allow(dead_code)]
+mod browser;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -1191,6 +1198,75 @@ async fn web() {
     }
 }
 
+/// The dashboard in a real headless Chromium (needs chromium and chromium-driver): its first
+/// load with nothing cached and then loads with the cache warm, each from the start of the
+/// navigation to the moment the page is usable (its own `valyxo:usable` mark: the account,
+/// its projects and its theme shown), and the bytes the first load moved.
+fn browser_figure() {
+    if std::process::Command::new("chromedriver")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("browser: skipped: it needs chromium and chromium-driver");
+        return;
+    }
+    let s = server::Server::start(None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let b = browser::Browser::start(dir.path());
+    let name = format!("browser{}", fastrand::u32(..));
+    b.goto(&format!("{}/register", s.url));
+    b.type_into("#username", name.as_str());
+    b.type_into("#email", format!("{name}@example.com").as_str());
+    b.type_into("#password", "Bench-pass1");
+    b.type_into("#password", browser::Key::Enter);
+    b.wait_for("#main:not([hidden])");
+    for i in 0..30 {
+        b.type_into("#new-name", format!("project {i}").as_str());
+        b.type_into("#new-name", browser::Key::Enter);
+        b.wait_for(&format!("#projects li:nth-child({})", i + 1));
+    }
+    // Nothing cached, as on a first visit: a new browser with the same session.
+    let session = b.cookies();
+    drop(b);
+    let b = browser::Browser::start(dir.path());
+    b.goto(&format!("{}/login", s.url));
+    b.raw(|d| async move {
+        for c in session {
+            d.add_cookie(c).await?;
+        }
+        Ok::<_, thirtyfour::error::WebDriverError>(())
+    })
+    .unwrap();
+    let usable = |b: &browser::Browser| {
+        b.wait_for("#main:not([hidden])");
+        b.eval("return performance.getEntriesByName('valyxo:usable')[0].startTime")
+            .as_f64()
+            .unwrap()
+    };
+    b.goto(&format!("{}/dashboard", s.url));
+    let first = usable(&b);
+    let bytes = b
+        .eval(
+            "return performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource')).reduce((n, e) => n + e.transferSize, 0)",
+        )
+        .as_f64()
+        .unwrap();
+    let mut warm: Vec<f64> = (0..20)
+        .map(|_| {
+            b.goto(&format!("{}/dashboard", s.url));
+            usable(&b)
+        })
+        .collect();
+    warm.sort_by(f64::total_cmp);
+    println!(
+        "browser: the dashboard (30 projects) in headless Chromium: first load usable in {first:.0} ms, {:.1} KB moved; later loads usable in {:.0} ms (p50), {:.0} ms (slowest of 20) (goal: usable <= 300 ms, <= 150 KB)",
+        bytes / 1000.0,
+        warm[warm.len() / 2],
+        warm[warm.len() - 1]
+    );
+}
+
 fn main() {
     let _ = BIN;
     raise_open_files();
@@ -1238,4 +1314,8 @@ fn main() {
             pages().await;
         }
     });
+    // It drives the browser with a runtime of its own.
+    if want("browser") {
+        browser_figure();
+    }
 }

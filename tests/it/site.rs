@@ -49,6 +49,15 @@ impl Site {
         self.b.forget_console();
     }
 
+    /// Logs in from the login page as a person would, and waits for the dashboard.
+    fn log_in(&self, name: &str, password: &str) {
+        self.goto("/login");
+        self.b.type_into("#username", name);
+        self.b.type_into("#password", password);
+        self.b.type_into("#password", Key::Enter);
+        self.dashboard_ready();
+    }
+
     /// The dashboard, once it has loaded the account.
     fn dashboard_ready(&self) {
         self.b.wait_for_url("/dashboard");
@@ -321,11 +330,7 @@ fn hostile_names_show_as_text() {
         );
         assert_eq!(r.status, 201, "{}", r.body);
     }
-    s.goto("/login");
-    b.type_into("#username", name.as_str());
-    b.type_into("#password", PASSWORD);
-    b.type_into("#password", Key::Enter);
-    s.dashboard_ready();
+    s.log_in(&name, PASSWORD);
     b.wait_for("#projects li");
     // Newest first; each shown exactly as typed, as text.
     let shown = b.eval(
@@ -355,11 +360,7 @@ fn a_file_edited_in_the_browser_syncs_to_a_terminal_and_back() {
     let name = crate::common::server::unique("files");
     let home = Home::signed_in(&s.server.url, &name, true);
 
-    s.goto("/login");
-    b.type_into("#username", name.as_str());
-    b.type_into("#password", HOME_PASSWORD);
-    b.type_into("#password", Key::Enter);
-    s.dashboard_ready();
+    s.log_in(&name, HOME_PASSWORD);
     b.type_into("#new-name", "web");
     b.type_into("#new-name", Key::Enter);
     b.wait_for("#projects li a");
@@ -470,11 +471,7 @@ fn scripts_are_written_run_and_their_history_shown() {
         Some(json!({"name": "scripted"})),
     );
     let p = p.body["data"]["id"].as_i64().unwrap();
-    s.goto("/login");
-    b.type_into("#username", name.as_str());
-    b.type_into("#password", PASSWORD);
-    b.type_into("#password", Key::Enter);
-    s.dashboard_ready();
+    s.log_in(&name, PASSWORD);
     s.goto(&format!("/project?id={p}"));
     b.wait_for("#main:not([hidden])");
     wait_text(b, "#scripts-notice", "No scripts yet.");

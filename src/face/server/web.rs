@@ -13,7 +13,7 @@
 
 use super::auth::Tokens;
 use super::{ApiError, App, User};
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -148,12 +148,13 @@ fn themes_css() -> String {
 }
 
 /// Every file served under `/assets/`: the embedded ones and the themes' sheet.
-static FILES: LazyLock<Vec<(&'static str, &'static str, String)>> = LazyLock::new(|| {
+static FILES: LazyLock<Vec<(&'static str, &'static str, Bytes)>> = LazyLock::new(|| {
     let mut files: Vec<_> = ASSETS
         .iter()
-        .map(|a| (a.name, a.kind, a.text.to_string()))
+        .map(|a| (a.name, a.kind, Bytes::from_static(a.text.as_bytes())))
         .collect();
-    files.push(("themes.css", "text/css; charset=utf-8", themes_css()));
+    let themes = Bytes::from(themes_css());
+    files.push(("themes.css", "text/css; charset=utf-8", themes));
     files
 });
 
@@ -214,12 +215,12 @@ const PAGES: &[(&str, &str)] = &[
 static HASHES: LazyLock<Vec<String>> = LazyLock::new(|| {
     FILES
         .iter()
-        .map(|(_, _, text)| blake3::hash(text.as_bytes()).to_hex()[..16].to_string())
+        .map(|(_, _, text)| blake3::hash(text).to_hex()[..16].to_string())
         .collect()
 });
 
 /// The pages with each `{{asset NAME}}` replaced by the asset's versioned link, made once.
-static RENDERED: LazyLock<Vec<String>> = LazyLock::new(|| {
+static RENDERED: LazyLock<Vec<Bytes>> = LazyLock::new(|| {
     PAGES
         .iter()
         .map(|(_, html)| {
@@ -230,7 +231,7 @@ static RENDERED: LazyLock<Vec<String>> = LazyLock::new(|| {
                     &format!("/assets/{name}?v={hash}"),
                 );
             }
-            out
+            Bytes::from(out)
         })
         .collect()
 });
