@@ -562,3 +562,58 @@ fn wait_until(b: &Browser, script: &str, want: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_pages_work_from_the_keyboard_are_labelled_and_fit_a_phone() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, _) = user(&s.server.url);
+    let p = call(
+        &s.server.url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "a project with a rather long name that must wrap on a phone"})),
+    );
+    let p = p.body["data"]["id"].as_i64().unwrap();
+
+    // Keyboard alone: the user name has the focus, Tab goes on to the password, Enter
+    // logs in.
+    s.goto("/login");
+    b.wait_for("#username");
+    assert_eq!(b.eval("return document.activeElement.id"), "username");
+    b.press(name.as_str());
+    b.press(Key::Tab);
+    assert_eq!(b.eval("return document.activeElement.id"), "password");
+    b.press(PASSWORD);
+    b.press(Key::Enter);
+    s.dashboard_ready();
+
+    // Every field of every page has a label, and at phone width nothing runs off the side.
+    b.raw(|d| d.set_window_rect(0, 0, 390, 844))
+        .expect("a phone-sized window");
+    let unlabelled = "return [...document.querySelectorAll('input:not([type=hidden]):not([type=file]), textarea, select')]\
+        .filter(e => e.labels.length === 0).map(e => e.id || e.name)";
+    let overflow = "return document.scrollingElement.scrollWidth - window.innerWidth";
+    for (page, ready) in [
+        ("/".to_string(), "main"),
+        ("/login".to_string(), "#login"),
+        ("/register".to_string(), "#register"),
+        ("/dashboard".to_string(), "#main:not([hidden]) #stats div"),
+        (format!("/project?id={p}"), "#main:not([hidden])"),
+    ] {
+        s.goto(&page);
+        b.wait_for(ready);
+        assert_eq!(
+            b.eval(unlabelled),
+            json!([]),
+            "{page}: fields without a label"
+        );
+        let over = b.eval(overflow).as_i64().unwrap();
+        assert!(over <= 0, "{page} is {over} px wider than a phone");
+        let step = format!("phone{}", page.replace(['/', '?', '='], "-"));
+        b.screenshot(&step);
+    }
+    s.assert_clean("every page at phone width", &[]);
+}
