@@ -1297,6 +1297,64 @@ fn themes(url: &str) {
     );
 }
 
+/// Text highlighted for the web editor: by the file's name, with offsets in UTF-16 units.
+fn highlighting(url: &str) {
+    let (_, token, _) = user(url);
+    let t = Some(token.as_str());
+    let text = "let s = \"😀é\";\nfn f() {}";
+    let r = call(
+        url,
+        "POST",
+        "/api/highlight",
+        t,
+        Some(json!({"path": "a.rs", "text": text})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["data"]["language"], "Rust");
+    let lines = r.body["data"]["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    // The string's closing quote is at unit 12: after `let s = "` (9), the emoji (two
+    // UTF-16 units, four bytes) and é (one unit, two bytes).
+    let quote_at = "let s = \"😀é".encode_utf16().count() as u64;
+    assert_eq!(quote_at, 12);
+    assert!(
+        lines[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p[0].as_u64() == Some(quote_at) && p[1].as_u64() == Some(quote_at + 1)),
+        "{}",
+        r.body
+    );
+    let plain = call(
+        url,
+        "POST",
+        "/api/highlight",
+        t,
+        Some(json!({"path": "notes.txt", "text": "just text"})),
+    );
+    assert_eq!(plain.body["data"]["lines"], json!([[]]));
+    for bad in [
+        json!({"path": "a.rs"}),
+        json!({"path": 1, "text": ""}),
+        json!({"text": "x"}),
+    ] {
+        let r = call(url, "POST", "/api/highlight", t, Some(bad.clone()));
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    assert_eq!(
+        call(
+            url,
+            "POST",
+            "/api/highlight",
+            None,
+            Some(json!({"path": "a", "text": ""}))
+        )
+        .status,
+        401
+    );
+}
+
 fn contract(url: &str) {
     answered();
     operations(url);
@@ -1307,6 +1365,7 @@ fn contract(url: &str) {
     web_sessions(url);
     file_content(url);
     themes(url);
+    highlighting(url);
     hostile_requests(url);
     every_answer_is_documented(url);
     required_fields_are_documented(url);

@@ -617,3 +617,72 @@ fn the_pages_work_from_the_keyboard_are_labelled_and_fit_a_phone() {
     }
     s.assert_clean("every page at phone width", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn code_is_highlighted_as_it_is_typed_in_the_accounts_theme() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, _) = user(&s.server.url);
+    let t = Some(token.as_str());
+    let p = call(
+        &s.server.url,
+        "POST",
+        "/api/projects",
+        t,
+        Some(json!({"name": "code"})),
+    );
+    let p = p.body["data"]["id"].as_i64().unwrap();
+    let r = call(
+        &s.server.url,
+        "PUT",
+        "/api/users/theme",
+        t,
+        Some(json!({"theme": "nord"})),
+    );
+    assert_eq!(r.status, 200);
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#main:not([hidden])");
+    b.type_into("#new-path", "src/main.rs");
+    b.type_into("#new-path", Key::Enter);
+    b.wait_for("#editor:not([hidden])");
+    b.type_into("#text", "fn main() {\n");
+    b.type_into("#text", Key::Tab);
+    b.type_into(
+        "#text",
+        "let greeting = \"<b>héllo</b>\"; // a comment\n}\n",
+    );
+    // The highlighted copy holds exactly the text, coloured in nord's colours.
+    wait_until(
+        b,
+        "return document.getElementById('shade').dataset.language || ''",
+        "Rust",
+    );
+    let copy = b.eval("return document.getElementById('shade').textContent");
+    let value = b.value("#text");
+    assert_eq!(copy.as_str().unwrap(), format!("{value}\n"));
+    assert!(
+        value.contains("\n    let greeting"),
+        "Tab indents: {value:?}"
+    );
+    let colours = b.eval(
+        "return [...document.querySelectorAll('#shade span')].map(s => [s.textContent, getComputedStyle(s).color])",
+    );
+    let colours: Vec<(String, String)> = serde_json::from_value(colours).unwrap();
+    let of = |word: &str| {
+        colours
+            .iter()
+            .find(|(text, _)| text.contains(word))
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| panic!("{word} is not coloured: {colours:?}"))
+    };
+    // nord: keywords #81a1c1, strings #a3be8c, comments #616e88.
+    assert_eq!(of("fn"), "rgb(129, 161, 193)");
+    assert_eq!(of("héllo"), "rgb(163, 190, 140)");
+    assert_eq!(of("a comment"), "rgb(97, 110, 136)");
+    // The string's markup is text in the copy too.
+    assert_eq!(b.count("#shade b"), 0);
+    b.screenshot("highlighted");
+    s.assert_clean("highlighting", &[]);
+}

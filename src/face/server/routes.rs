@@ -270,6 +270,21 @@ pub const ROUTES: &[Route] = &[
         },
     },
     Route {
+        method: "POST",
+        path: "/api/highlight",
+        work: Blocking(super::web::highlight),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Text highlighted as the file its path names, in the account's theme \
+                      (for the web editor)",
+            request: Some(schema::<HighlightRequest>),
+            answer: (200, Some(schema::<Answer<Data<Highlighted>>>)),
+            errors: &[],
+            query: &[],
+        },
+    },
+    Route {
         method: "GET",
         path: "/api/limits",
         work: Blocking(super::limits),

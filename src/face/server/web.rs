@@ -401,3 +401,74 @@ pub fn session_cookies(tokens: &Tokens, res: &mut Response, token: Option<&str>,
         }
     }
 }
+
+/// `POST /api/highlight`: the text highlighted as the file its path names, in the account's
+/// theme (the default one until it chooses), by the same highlighter as the terminal's
+/// editor, for the pages' editor.
+pub fn highlight(app: &super::App, req: &super::Req) -> Result<super::Reply, ApiError> {
+    use crate::highlight::Highlighter;
+    use crate::protocol::types::{Data, Highlighted};
+    let body = req.json()?;
+    let mut details = Vec::new();
+    let mut text_of = |name: &'static str| match body.get(name) {
+        Some(serde_json::Value::String(s)) => s.as_str(),
+        _ => {
+            details.push((name, format!("{name} must be text")));
+            ""
+        }
+    };
+    let (path, text) = (text_of("path"), text_of("text"));
+    if !details.is_empty() {
+        return Err(ApiError::invalid(details));
+    }
+    let chosen = app.db.read(|c| {
+        Ok(c.one(
+            "SELECT theme FROM users WHERE id = ?",
+            &[req.user().id.into()],
+        )?
+        .map(|r| r.text(0))
+        .unwrap_or_default())
+    })?;
+    use crate::theme::{load_builtin, DEFAULT};
+    let theme = load_builtin(if chosen.is_empty() { DEFAULT } else { &chosen })
+        .or_else(|_| load_builtin(DEFAULT))
+        .map_err(|_| ApiError::internal("no built-in theme loads"))?;
+    let first = text.lines().next().unwrap_or("");
+    let h = Highlighter::for_file(path, first, &theme);
+    let mut state = h.start();
+    let lines = text
+        .split('\n')
+        .map(|line| {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let parts = h.line(&mut state, line, &theme, crate::theme::Style::default());
+            // Byte offsets to UTF-16 units, walking the line once.
+            let mut units = Vec::with_capacity(parts.len());
+            let (mut byte, mut unit) = (0usize, 0u32);
+            let mut at = |to: usize| {
+                unit += line[byte..to].encode_utf16().count() as u32;
+                byte = to;
+                unit
+            };
+            for (range, style) in parts {
+                let Some(fg) = style.fg else { continue };
+                let (start, end) = (at(range.start), at(range.end));
+                let (r, g, b) = fg.rgb();
+                let mut flags = String::new();
+                if style.bold {
+                    flags.push('b');
+                }
+                if style.italic {
+                    flags.push('i');
+                }
+                units.push((start, end, format!("#{r:02x}{g:02x}{b:02x}"), flags));
+            }
+            units
+        })
+        .collect();
+    super::ok(Data {
+        data: Highlighted {
+            language: h.language().to_string(),
+            lines,
+        },
+    })
+}

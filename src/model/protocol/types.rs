@@ -315,6 +315,24 @@ pub struct ThemeChoice {
     pub themes: Vec<String>,
 }
 
+/// Text to highlight as the file `path` (its name picks the language).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct HighlightRequest {
+    #[schemars(length(max = 1024))]
+    pub path: String,
+    pub text: String,
+}
+
+/// Highlighted text: its language, and for each line (split at `\n`) its coloured parts,
+/// each `[start, end, colour, style]` with start and end in UTF-16 code units of the line
+/// (as JavaScript counts), the colour `#rrggbb`, and the style `b` (bold), `i` (italic),
+/// `bi` or ``.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Highlighted {
+    pub language: String,
+    pub lines: Vec<Vec<(u32, u32, String, String)>>,
+}
+
 /// A theme to keep with the account: one of the built-in themes' names.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ThemeRequest {

@@ -88,6 +88,7 @@ export function editorKeys(area, save) {
       if (area.dataset.escaped === "1") return;
       ev.preventDefault();
       area.setRangeText("    ", area.selectionStart, area.selectionEnd, "end");
+      area.dispatchEvent(new Event("input"));
     }
     area.dataset.escaped = ev.key === "Escape" ? "1" : "0";
   });

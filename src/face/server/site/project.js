@@ -116,6 +116,52 @@ async function rename(f, box) {
 
 // ---- the editor ----
 
+/** Texts longer than this are shown plain: highlighting them would lag the typing. */
+const HIGHLIGHT_LIMIT = 512 * 1024;
+let shadeTimer = 0;
+/** The highlight request under way, so that a later one wins. */
+let shadeTurn = 0;
+
+/** Redraws the highlighted copy under the field: at once as plain text, then coloured. */
+function shade() {
+  const text = $("text").value;
+  const pre = $("shade");
+  pre.textContent = text + "\n";
+  pre.scrollTop = $("text").scrollTop;
+  pre.scrollLeft = $("text").scrollLeft;
+  clearTimeout(shadeTimer);
+  if (!editing || text.length > HIGHLIGHT_LIMIT) return;
+  const turn = ++shadeTurn;
+  shadeTimer = setTimeout(async () => {
+    let r;
+    try {
+      r = await api("POST", "/api/highlight", { path: editing.path, text });
+    } catch {
+      return; // Plain text stays: highlighting is a help, not the content.
+    }
+    if (turn !== shadeTurn || $("text").value !== text) return;
+    const lines = text.split("\n");
+    const out = [];
+    lines.forEach((line, i) => {
+      let at = 0;
+      for (const [start, end, colour, style] of r.data.lines[i] || []) {
+        if (start > at) out.push(line.slice(at, start));
+        const span = el("span", {}, line.slice(start, end));
+        span.style.color = colour;
+        if (style.includes("b")) span.style.fontWeight = "bold";
+        if (style.includes("i")) span.style.fontStyle = "italic";
+        out.push(span);
+        at = end;
+      }
+      out.push(line.slice(at) + "\n");
+    });
+    pre.replaceChildren(...out);
+    pre.scrollTop = $("text").scrollTop;
+    pre.scrollLeft = $("text").scrollLeft;
+    pre.dataset.language = r.data.language;
+  }, 30);
+}
+
 /** The open file: its path, the version its text was read at, and that text. */
 let editing = null;
 
@@ -148,6 +194,7 @@ async function open(path) {
   $("editor-state").textContent = `version ${editing.version}`;
   $("text").value = text;
   $("editor").hidden = false;
+  shade();
   $("text").focus();
 }
 
@@ -178,6 +225,11 @@ async function save(version) {
 
 function startEditor() {
   editorKeys($("text"), () => save());
+  $("text").addEventListener("input", shade);
+  $("text").addEventListener("scroll", () => {
+    $("shade").scrollTop = $("text").scrollTop;
+    $("shade").scrollLeft = $("text").scrollLeft;
+  });
   $("save").addEventListener("click", () => save());
   $("close").addEventListener("click", closeEditor);
   $("take-theirs").addEventListener("click", async () => {
