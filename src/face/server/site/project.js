@@ -124,6 +124,7 @@ let shadeTurn = 0;
 
 /** Redraws the highlighted copy under the field: at once as plain text, then coloured. */
 function shade() {
+  performance.mark("valyxo:typed");
   const text = $("text").value;
   const pre = $("shade");
   pre.textContent = text + "\n";
@@ -159,6 +160,7 @@ function shade() {
     pre.scrollTop = $("text").scrollTop;
     pre.scrollLeft = $("text").scrollLeft;
     pre.dataset.language = r.data.language;
+    performance.mark("valyxo:highlighted");
   }, 30);
 }
 
