@@ -352,7 +352,11 @@ fn a_file_edited_in_the_browser_syncs_to_a_terminal_and_back() {
     b.type_into("#text", "hello from the browser\n");
     b.type_into("#text", Key::Control + "s");
     wait_text(b, "#editor-state", "version 2 · saved");
-    assert_eq!(b.text("#files-notice"), "", "the empty list's notice is gone");
+    assert_eq!(
+        b.text("#files-notice"),
+        "",
+        "the empty list's notice is gone"
+    );
     b.screenshot("project-saved");
     s.assert_clean("a saved file", &[]);
 
@@ -426,4 +430,112 @@ fn wait_value(b: &Browser, selector: &str, want: &str) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A signed-in browser on a project's page with `a.txt` ("first\n") open in the editor;
+/// the account's name, a bearer token of it, and the URL of `a.txt`'s content.
+fn editing(s: &Site) -> (String, String, String) {
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let r = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "edits"})),
+    );
+    let p = r.body["data"]["id"].as_i64().expect("a project");
+    let content = format!("{url}/api/projects/{p}/files/content?path=a.txt");
+    let (status, _, _) = crate::common::server::raw(
+        "PUT",
+        &format!("{content}&base_version=0"),
+        Some(&token),
+        Some(("application/octet-stream", b"first\n".to_vec())),
+    );
+    assert_eq!(status, 200);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#files li[data-path='a.txt'] button");
+    b.click("#files li[data-path='a.txt'] button");
+    b.wait_for("#editor:not([hidden])");
+    wait_value(b, "#text", "first\n");
+    (name, token, content)
+}
+
+/// The content the server holds at `content` (a URL from `editing`), read with a new
+/// session of `name`.
+fn held(url: &str, name: &str, content: &str) -> String {
+    let r = call(
+        url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": name, "password": PASSWORD})),
+    );
+    let token = r.body["token"].as_str().expect("a token");
+    let (status, body, _) = crate::common::server::raw("GET", content, Some(token), None);
+    assert_eq!(status, 200);
+    String::from_utf8(body).unwrap()
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_session_ending_mid_edit_keeps_the_unsaved_text() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    b.type_into("#text", "typed while the session ends\n");
+    // Another machine logs the account out everywhere: this page's session ends too.
+    let r = call(
+        &s.server.url,
+        "POST",
+        "/api/auth/logout-all",
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    b.type_into("#text", Key::Control + "s");
+    b.wait_for("#editor-error:not(:empty)");
+    b.screenshot("session-ended-mid-edit");
+    assert!(
+        b.url().contains("/project?id="),
+        "the page was left, and the edit with it: {}",
+        b.url()
+    );
+    assert!(
+        b.text("#editor-error").contains("log in"),
+        "{}",
+        b.text("#editor-error")
+    );
+    assert_eq!(
+        b.value("#text"),
+        "first\ntyped while the session ends\n",
+        "the unsaved text is kept"
+    );
+    // Logged in again (as in another tab), the same save goes through.
+    let before = b.cookie("valyxo_csrf").map(|c| c.value);
+    b.eval(&format!(
+        "fetch('/api/web/login', {{method: 'POST', headers: {{'Content-Type': \
+         'application/json'}}, body: JSON.stringify({{username: {}, password: {}}})}}); \
+         return null",
+        json!(name),
+        json!(PASSWORD)
+    ));
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    while b.cookie("valyxo_csrf").map(|c| c.value) == before {
+        assert!(std::time::Instant::now() < deadline, "no new session");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(
+        held(&s.server.url, &name, &content),
+        "first\ntyped while the session ends\n"
+    );
+    s.assert_clean("a session ended mid-edit", &[401]);
 }

@@ -38,9 +38,28 @@ async function write(path, body, version) {
 const files = new Map();
 let next = null;
 
+/** Whether the editor holds text not saved yet. */
+function unsaved() {
+  return editing !== null && $("text").value !== editing.text;
+}
+
+/**
+ * Leaves for the login page when the session ended (401), for the dashboard when the
+ * project is gone (404); true when it leaves. With unsaved text in the editor it stays,
+ * says why, and keeps the text: it is never lost without a word.
+ */
 function leave(err) {
-  if (err instanceof ApiError && err.status === 401) location.replace("/login");
-  else if (err instanceof ApiError && err.status === 404) location.replace("/dashboard");
+  const ended = err instanceof ApiError && err.status === 401;
+  const gone = err instanceof ApiError && err.status === 404;
+  if (!ended && !gone) return false;
+  if (unsaved()) {
+    $("editor-error").textContent = ended
+      ? "Your session ended: nothing was saved. Your text is kept here: log in again in another tab, then save again."
+      : "This project is gone: nothing was saved. Your text is kept here: copy it before you leave.";
+    return false;
+  }
+  location.replace(ended ? "/login" : "/dashboard");
+  return true;
 }
 
 function size(n) {
@@ -163,7 +182,8 @@ async function save(version) {
     $("editor-state").textContent = `version ${f.version} · saved`;
     render();
   } catch (err) {
-    leave(err);
+    // A session or project that ended leaves only when nothing unsaved would be lost.
+    if (err.status === 401 || err.status === 404) { leave(err); return; }
     if (err.status === 409) {
       const theirs = err.conflicts[0] || { server_version: 0 };
       editing.theirs = theirs.server_version;
