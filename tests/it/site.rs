@@ -539,3 +539,63 @@ fn a_session_ending_mid_edit_keeps_the_unsaved_text() {
     );
     s.assert_clean("a session ended mid-edit", &[401]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn unsaved_text_is_not_dropped_without_asking() {
+    let s = Site::start();
+    let b = &s.b;
+    editing(&s);
+    // Nothing typed: closing and leaving ask nothing.
+    let leaving = "const e = new Event('beforeunload', {cancelable: true}); \
+                   window.dispatchEvent(e); return e.defaultPrevented";
+    assert_eq!(b.eval(leaving), json!(false));
+    b.type_into("#text", "not saved yet\n");
+    // Closing the editor, or opening the file anew, asks first; dismissed, the text stays.
+    for button in ["#close", "#files li[data-path='a.txt'] button"] {
+        b.click(button);
+        let asked = b.raw(|d| d.get_alert_text());
+        assert!(
+            asked.as_deref().is_ok_and(|t| t.contains("unsaved")),
+            "{button}: {asked:?}"
+        );
+        b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+        assert_eq!(b.value("#text"), "first\nnot saved yet\n", "{button}");
+        assert_eq!(b.count("#editor:not([hidden])"), 1, "{button}");
+    }
+    // Leaving the page asks the browser to warn.
+    assert_eq!(b.eval(leaving), json!(true));
+    // Saved, it closes without a question.
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(b.eval(leaving), json!(false));
+    b.click("#close");
+    assert!(b.raw(|d| d.get_alert_text()).is_err(), "asked for nothing");
+    b.wait_for("#editor[hidden]");
+    s.assert_clean("unsaved text", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_save_made_while_another_is_under_way_waits_for_it() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, _, content) = editing(&s);
+    // Two saves at once (Ctrl-S pressed twice, text typed between): the second is based on
+    // the first's version, not refused as a conflict with it.
+    b.eval(
+        "const t = document.getElementById('text'); t.value += 'one\\n'; \
+         document.getElementById('save').click(); t.value += 'two\\n'; \
+         document.getElementById('save').click(); return null",
+    );
+    wait_text(b, "#editor-state", "version 3 · saved");
+    assert_eq!(
+        b.count("#conflict[hidden]"),
+        1,
+        "{}",
+        b.text("#editor-error")
+    );
+    assert_eq!(b.text("#editor-error"), "");
+    assert_eq!(held(&s.server.url, &name, &content), "first\none\ntwo\n");
+    s.assert_clean("two saves at once", &[]);
+}

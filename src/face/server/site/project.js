@@ -137,13 +137,20 @@ async function rename(f, box) {
 /** The open file: its path, the version its text was read at, and that text. */
 let editing = null;
 
+/** Whether the editor's text may go: nothing unsaved, or the user says so. */
+function mayDiscard() {
+  return !unsaved() || confirm(`Discard your unsaved changes to ${editing.path}?`);
+}
+
 function closeEditor() {
   editing = null;
   $("editor").hidden = true;
   $("text").value = "";
 }
 
-async function open(path) {
+/** Opens `path` in the editor; unless `force`, asks first when that drops unsaved text. */
+async function open(path, force = false) {
+  if (!force && !mayDiscard()) return;
   const f = files.get(path);
   $("editor-error").textContent = "";
   $("conflict").hidden = true;
@@ -169,19 +176,50 @@ async function open(path) {
   $("text").focus();
 }
 
-async function save(version) {
+/** The save under way, and whether another was asked for meanwhile. */
+let saving = null;
+let again = false;
+
+/**
+ * Saves the editor's text. One save at a time: a save asked for while one is under way
+ * follows it, based on the version it made (not refused as a conflict with it).
+ */
+function save(version) {
+  if (saving) {
+    again = true;
+    return saving;
+  }
+  saving = (async () => {
+    try {
+      await saveOnce(version);
+    } finally {
+      saving = null;
+    }
+    if (again) {
+      again = false;
+      if (unsaved() && $("conflict").hidden) await save();
+    }
+  })();
+  return saving;
+}
+
+async function saveOnce(version) {
   if (!editing) return;
+  const opened = editing;
   const { path } = editing;
   const text = $("text").value;
   $("editor-error").textContent = "";
   try {
     const f = await write(path, text, version ?? editing.version);
     files.set(f.path, f);
+    render();
+    // Another file opened (or the editor closed) meanwhile: that one is left as it is.
+    if (editing !== opened) return;
     editing = { path, version: f.version, text };
     $("conflict").hidden = true;
     $("editor-state").textContent = `version ${f.version} · saved`;
-    render();
   } catch (err) {
+    if (editing !== opened) return;
     // A session or project that ended leaves only when nothing unsaved would be lost.
     if (err.status === 401 || err.status === 404) { leave(err); return; }
     if (err.status === 409) {
@@ -211,10 +249,19 @@ function startEditor() {
     text.dataset.escaped = ev.key === "Escape" ? "1" : "0";
   });
   $("save").addEventListener("click", () => save());
-  $("close").addEventListener("click", closeEditor);
+  $("close").addEventListener("click", () => { if (mayDiscard()) closeEditor(); });
+  // Leaving the page (a link, back, closing the tab) with unsaved text: the browser asks.
+  window.addEventListener("beforeunload", (ev) => {
+    if (unsaved()) {
+      ev.preventDefault();
+      ev.returnValue = "";
+    }
+  });
   $("take-theirs").addEventListener("click", async () => {
+    if (!editing) return;
+    const { path } = editing;
     await loadFiles(false).catch(leave);
-    open(editing.path);
+    open(path, true);
   });
   $("keep-mine").addEventListener("click", () => save(editing.theirs));
 }
@@ -238,11 +285,12 @@ async function upload(list) {
 
 function startFiles() {
   onSubmit($("new-file"), async (form) => {
+    if (!mayDiscard()) return;
     const f = await write(form.path, "", 0);
     files.set(f.path, f);
     $("new-file").reset();
     render();
-    await open(f.path);
+    await open(f.path, true);
   });
   $("upload").addEventListener("change", (ev) => upload([...ev.target.files]));
   $("more").addEventListener("click", () => loadFiles(true).catch(leave));
