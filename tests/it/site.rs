@@ -599,3 +599,85 @@ fn a_save_made_while_another_is_under_way_waits_for_it() {
     assert_eq!(held(&s.server.url, &name, &content), "first\none\ntwo\n");
     s.assert_clean("two saves at once", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_deleted_files_path_can_be_used_again_and_nothing_is_replaced_unasked() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    let url = &s.server.url;
+    let project = content
+        .split("/projects/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next();
+    let base = format!("{url}/api/projects/{}", project.unwrap());
+    // Files made and deleted elsewhere: what is left of them are deletions sync reads.
+    for gone in ["old.txt", "moved.txt", "dropped.txt"] {
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{base}/files/content?path={gone}&base_version=0"),
+            Some(&token),
+            Some(("application/octet-stream", b"was here".to_vec())),
+        );
+        assert_eq!(status, 200);
+        let r = call(
+            url,
+            "POST",
+            &format!("/api/projects/{}/files/commit", project.unwrap()),
+            Some(&token),
+            Some(
+                json!({"base_revision": 0, "changes": [{"path": gone, "hash": null, "base_version": 1}]}),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    b.reload();
+    b.wait_for("#files li[data-path='a.txt']");
+    // A new file, a rename and an upload to those paths.
+    b.type_into("#new-path", "old.txt");
+    b.type_into("#new-path", Key::Enter);
+    wait_text(b, "#editor-title", "old.txt");
+    b.click("#files li[data-path='a.txt'] button:nth-of-type(2)");
+    b.raw(|d| d.send_alert_text("moved.txt")).expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    b.wait_for("#files li[data-path='moved.txt']");
+    let drop = |file: &str, text: &str| {
+        b.eval(&format!(
+            "const dt = new DataTransfer(); dt.items.add(new File([{}], {})); \
+             document.getElementById('main').dispatchEvent(new DragEvent('drop', \
+             {{dataTransfer: dt, bubbles: true, cancelable: true}})); return null",
+            json!(text),
+            json!(file)
+        ));
+    };
+    drop("dropped.txt", "dropped in");
+    b.wait_for("#files li[data-path='dropped.txt']");
+    wait_text(b, "#files-notice", "Uploaded dropped.txt.");
+    s.assert_clean("paths used again", &[]);
+    // Renaming onto a file, or uploading one of the same name, asks first: dismissed, the
+    // file is left as it is.
+    b.click("#files li[data-path='moved.txt'] button:nth-of-type(2)");
+    b.raw(|d| d.send_alert_text("dropped.txt"))
+        .expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    let asked = b.raw(|d| d.get_alert_text());
+    assert!(
+        asked.as_deref().is_ok_and(|t| t.contains("replace")),
+        "renaming onto a file: {asked:?}"
+    );
+    b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+    drop("dropped.txt", "dropped again");
+    let asked = b.raw(|d| d.get_alert_text());
+    assert!(
+        asked.as_deref().is_ok_and(|t| t.contains("replace")),
+        "uploading over a file: {asked:?}"
+    );
+    b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+    let dropped = content.replace("path=a.txt", "path=dropped.txt");
+    assert_eq!(held(url, &name, &dropped), "dropped in");
+    assert_eq!(b.count("#files li[data-path='moved.txt']"), 1);
+    s.assert_clean("nothing replaced unasked", &[]);
+}

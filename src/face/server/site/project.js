@@ -36,6 +36,25 @@ async function write(path, body, version) {
 
 /** path -> its listing entry (live files only). */
 const files = new Map();
+/**
+ * path -> the version of its deletion: a path whose file was deleted keeps counting
+ * versions, and a new file there is based on the deletion's (0 would be a conflict).
+ */
+const gone = new Map();
+
+/** Keeps a listing entry the server answered: a file, or a deletion. */
+function track(f) {
+  if (f.deleted) {
+    files.delete(f.path);
+    gone.set(f.path, f.version);
+  } else {
+    files.set(f.path, f);
+    gone.delete(f.path);
+  }
+}
+
+/** The version a new file at `path` is based on (0: the path was never used). */
+const fresh = (path) => gone.get(path) ?? 0;
 let next = null;
 
 /** Whether the editor holds text not saved yet. */
@@ -95,8 +114,11 @@ function render() {
 async function loadFiles(more) {
   const path = `/api/projects/${project}/files?limit=500${more && next ? `&after=${encodeURIComponent(next)}` : ""}`;
   const page = await api("GET", path);
-  if (!more) files.clear();
-  for (const f of page.data.files) if (!f.deleted) files.set(f.path, f);
+  if (!more) {
+    files.clear();
+    gone.clear();
+  }
+  for (const f of page.data.files) track(f);
   next = page.next || null;
   render();
 }
@@ -104,10 +126,7 @@ async function loadFiles(more) {
 /** One commit of `changes` (renames, deletions); the entries it answers are kept. */
 async function commit(changes) {
   const r = await api("POST", `/api/projects/${project}/files/commit`, { base_revision: 0, changes });
-  for (const f of r.data.files) {
-    if (f.deleted) files.delete(f.path);
-    else files.set(f.path, f);
-  }
+  for (const f of r.data.files) track(f);
   render();
 }
 
@@ -123,9 +142,11 @@ async function remove(f, box) {
 async function rename(f, box) {
   const to = prompt(`Rename ${f.path} to:`, f.path);
   if (!to || to === f.path) return;
+  const there = files.get(to);
+  if (there && !confirm(`${to} exists: replace it with ${f.path}? Its content is lost.`)) return;
   try {
     await commit([
-      { path: to, hash: f.hash, base_version: files.get(to)?.version ?? 0, from: f.path },
+      { path: to, hash: f.hash, base_version: there ? there.version : fresh(to), from: f.path },
       { path: f.path, hash: null, base_version: f.version },
     ]);
     $("files-notice").textContent = `Renamed ${f.path} to ${to}.`;
@@ -211,7 +232,7 @@ async function saveOnce(version) {
   $("editor-error").textContent = "";
   try {
     const f = await write(path, text, version ?? editing.version);
-    files.set(f.path, f);
+    track(f);
     render();
     // Another file opened (or the editor closed) meanwhile: that one is left as it is.
     if (editing !== opened) return;
@@ -272,8 +293,10 @@ async function upload(list) {
   for (const file of list) {
     const path = file.name;
     try {
-      const f = await write(path, file, files.get(path)?.version ?? 0);
-      files.set(f.path, f);
+      const there = files.get(path);
+      if (there && !confirm(`${path} exists: replace it with the file you dropped or chose?`)) continue;
+      const f = await write(path, file, there ? there.version : fresh(path));
+      track(f);
       $("files-notice").textContent = `Uploaded ${path}.`;
     } catch (err) {
       leave(err);
@@ -286,8 +309,8 @@ async function upload(list) {
 function startFiles() {
   onSubmit($("new-file"), async (form) => {
     if (!mayDiscard()) return;
-    const f = await write(form.path, "", 0);
-    files.set(f.path, f);
+    const f = await write(form.path, "", fresh(form.path));
+    track(f);
     $("new-file").reset();
     render();
     await open(f.path, true);
