@@ -681,3 +681,51 @@ fn a_deleted_files_path_can_be_used_again_and_nothing_is_replaced_unasked() {
     assert_eq!(b.count("#files li[data-path='moved.txt']"), 1);
     s.assert_clean("nothing replaced unasked", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_open_file_renamed_saves_to_its_new_path_and_a_vanished_file_is_said_so() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    let url = &s.server.url;
+    b.type_into("#text", "edited, then renamed\n");
+    b.click("#files li[data-path='a.txt'] button:nth-of-type(2)");
+    b.raw(|d| d.send_alert_text("b.txt")).expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    b.wait_for("#files li[data-path='b.txt']");
+    wait_text(b, "#editor-title", "b.txt");
+    assert_eq!(b.value("#text"), "first\nedited, then renamed\n");
+    // The save goes to the file's new path, not back to the old one.
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    let renamed = content.replace("path=a.txt", "path=b.txt");
+    assert_eq!(held(url, &name, &renamed), "first\nedited, then renamed\n");
+    assert_eq!(b.count("#files li[data-path='a.txt']"), 0);
+    s.assert_clean("the open file renamed", &[]);
+    // A file deleted elsewhere since the list was read: opening it says so, on this page.
+    let r = call(
+        url,
+        "POST",
+        &format!(
+            "/api/projects/{}/files/commit",
+            b.url().rsplit('=').next().unwrap()
+        ),
+        Some(&token),
+        Some(
+            json!({"base_revision": 0, "changes": [{"path": "b.txt", "hash": null, "base_version": 2}]}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    b.click("#close");
+    b.click("#files li[data-path='b.txt'] button");
+    b.wait_for("#files-notice:not(:empty)");
+    assert!(b.url().contains("/project?id="), "left for {}", b.url());
+    assert!(
+        b.text("#files-notice").contains("b.txt"),
+        "{}",
+        b.text("#files-notice")
+    );
+    b.wait_for("#files:not(:has(li[data-path='b.txt']))");
+    s.assert_clean("a vanished file", &[404]);
+}

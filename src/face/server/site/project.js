@@ -150,6 +150,12 @@ async function rename(f, box) {
       { path: f.path, hash: null, base_version: f.version },
     ]);
     $("files-notice").textContent = `Renamed ${f.path} to ${to}.`;
+    if (editing && editing.path === f.path && files.has(to)) {
+      // The open file moved: its saves go to the new path, based on its version there.
+      editing = { ...editing, path: to, version: files.get(to).version };
+      $("editor-title").textContent = to;
+      $("editor-state").textContent = `version ${editing.version}`;
+    }
   } catch (err) { leave(err); showError(box, err); }
 }
 
@@ -179,7 +185,20 @@ async function open(path, force = false) {
     $("files-notice").textContent = `${path} is ${size(f.size)}: too large to open here; download it instead.`;
     return;
   }
-  const res = await fetch(contentUrl(path), { credentials: "same-origin" });
+  let res;
+  try {
+    res = await fetch(contentUrl(path), { credentials: "same-origin" });
+  } catch {
+    $("files-notice").textContent = "The server cannot be reached: check your connection";
+    return;
+  }
+  if (res.status === 404) {
+    // Deleted (or moved) elsewhere since the list was read: said here, and the list read
+    // anew (a project that is gone leaves for the dashboard).
+    await loadFiles(false).catch(leave);
+    $("files-notice").textContent = `${path} is no longer there: it was deleted or renamed elsewhere.`;
+    return;
+  }
   if (!res.ok) { leave(new ApiError(res.status, null)); return; }
   const bytes = await res.arrayBuffer();
   let text;
