@@ -729,3 +729,50 @@ fn the_open_file_renamed_saves_to_its_new_path_and_a_vanished_file_is_said_so() 
     b.wait_for("#files:not(:has(li[data-path='b.txt']))");
     s.assert_clean("a vanished file", &[404]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_session_ending_while_a_project_is_described_keeps_the_text() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let r = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "described"})),
+    );
+    assert_eq!(r.status, 201);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    b.wait_for("#projects li");
+    b.click("#projects li button:not(.danger)");
+    b.wait_for("#projects li form input[name=description]");
+    b.type_into(
+        "#projects li form input[name=description]",
+        "a long description",
+    );
+    let r = call(url, "POST", "/api/auth/logout-all", Some(&token), None);
+    assert_eq!(r.status, 200);
+    b.click("#projects li form button[type=submit]");
+    b.wait_for("#projects li form .error:not(:empty)");
+    assert!(b.url().contains("/dashboard"), "left for {}", b.url());
+    assert!(
+        b.text("#projects li form .error").contains("log in"),
+        "{}",
+        b.text("#projects li form .error")
+    );
+    assert_eq!(
+        b.value("#projects li form input[name=description]"),
+        "a long description"
+    );
+    // With nothing typed, a session found ended still leaves for the login page.
+    b.reload();
+    b.wait_for_url("/login");
+    s.assert_clean("a session ended while describing", &[401]);
+}

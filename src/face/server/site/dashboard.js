@@ -20,12 +20,27 @@ function toLogin(keep = false) {
   else location.replace("/login");
 }
 
-/** Runs `f`; a session that ended (401) goes back to the login page. */
+/** Whether a form on the page holds something typed (that leaving would lose). */
+function typed() {
+  return [...$("main").querySelectorAll("input")].some((i) => i.value !== i.defaultValue);
+}
+
+/**
+ * Runs `f`; a session that ended (401) goes back to the login page, unless a form holds
+ * something typed: then the page stays, keeping it, and the form says why it failed.
+ */
 async function signedIn(f) {
   try {
     return await f();
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) toLogin();
+    if (err instanceof ApiError && err.status === 401) {
+      if (!typed()) toLogin();
+      else {
+        throw new ApiError(401, {
+          error: "Your session ended: nothing was saved. What you typed is kept here: log in again in another tab, then try again.",
+        });
+      }
+    }
     throw err;
   }
 }
