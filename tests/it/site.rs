@@ -776,3 +776,40 @@ fn a_session_ending_while_a_project_is_described_keeps_the_text() {
     b.wait_for_url("/login");
     s.assert_clean("a session ended while describing", &[401]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_file_with_windows_line_endings_and_a_byte_order_mark_keeps_them_when_edited() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    let windows = content.replace("path=a.txt", "path=windows.txt");
+    let (status, _, _) = crate::common::server::raw(
+        "PUT",
+        &format!("{windows}&base_version=0"),
+        Some(&token),
+        Some((
+            "application/octet-stream",
+            "\u{feff}one\r\ntwo\r\n".as_bytes().to_vec(),
+        )),
+    );
+    assert_eq!(status, 200);
+    b.reload();
+    b.wait_for("#files li[data-path='windows.txt'] button");
+    b.click("#files li[data-path='windows.txt'] button");
+    wait_text(b, "#editor-title", "windows.txt");
+    wait_value(b, "#text", "\u{feff}one\ntwo\n");
+    // Opened and nothing typed: nothing is unsaved.
+    b.click("#close");
+    assert!(b.raw(|d| d.get_alert_text()).is_err(), "asked to discard");
+    b.click("#files li[data-path='windows.txt'] button");
+    wait_value(b, "#text", "\u{feff}one\ntwo\n");
+    b.type_into("#text", "three\n");
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(
+        held(&s.server.url, &name, &windows),
+        "\u{feff}one\r\ntwo\r\nthree\r\n"
+    );
+    s.assert_clean("windows line endings", &[]);
+}

@@ -203,15 +203,22 @@ async function open(path, force = false) {
   const bytes = await res.arrayBuffer();
   let text;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     $("files-notice").textContent = `${path} is a binary file (${size(bytes.byteLength)}): download it to see it.`;
     return;
   }
-  editing = { path, version: files.get(path)?.version ?? 0, text };
+  // A byte-order mark stays in the text (ignoreBOM above), to be written back as it was.
+  // A text area holds every line break as "\n": a file written with "\r\n" gets them back
+  // when saved, so that an edit does not rewrite each of its lines.
+  const lf = text.replace(/\r\n?/g, "\n");
+  const eol = text.includes("\r\n") && !/(^|[^\r])\n/.test(text) ? "\r\n" : "\n";
+  editing = { path, version: files.get(path)?.version ?? 0, text: lf, eol };
   $("editor-title").textContent = path;
-  $("editor-state").textContent = `version ${editing.version}`;
-  $("text").value = text;
+  const mixed = lf.replaceAll("\n", eol) !== text;
+  $("editor-state").textContent = `version ${editing.version}` +
+    (mixed ? ` · its mixed line endings are saved as ${eol === "\n" ? "LF" : "CRLF"}` : "");
+  $("text").value = lf;
   $("editor").hidden = false;
   $("text").focus();
 }
@@ -250,12 +257,13 @@ async function saveOnce(version) {
   const text = $("text").value;
   $("editor-error").textContent = "";
   try {
-    const f = await write(path, text, version ?? editing.version);
+    const body = opened.eol === "\r\n" ? text.replaceAll("\n", "\r\n") : text;
+    const f = await write(path, body, version ?? editing.version);
     track(f);
     render();
     // Another file opened (or the editor closed) meanwhile: that one is left as it is.
     if (editing !== opened) return;
-    editing = { path, version: f.version, text };
+    editing = { path, version: f.version, text, eol: opened.eol };
     $("conflict").hidden = true;
     $("editor-state").textContent = `version ${f.version} · saved`;
   } catch (err) {
