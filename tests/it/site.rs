@@ -813,3 +813,36 @@ fn a_file_with_windows_line_endings_and_a_byte_order_mark_keeps_them_when_edited
     );
     s.assert_clean("windows line endings", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_logout_that_fails_says_the_session_goes_on() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, _, _) = user(&s.server.url);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    // The logout fails (here its CSRF token is gone; a lost connection or a busy server
+    // fail alike): the session is still live, and the page must not pretend otherwise.
+    b.eval("document.cookie = 'valyxo_csrf=; Max-Age=0; Path=/'; return null");
+    b.click("#logout");
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    let told = loop {
+        if let Ok(t) = b.raw(|d| d.get_alert_text()) {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing said; the page is {}",
+            b.url()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(told.contains("still logged in"), "{told}");
+    b.raw(|d| d.accept_alert()).expect("the message");
+    assert!(b.url().contains("/dashboard"), "{}", b.url());
+    s.assert_clean("a failed logout", &[403]);
+}

@@ -125,12 +125,20 @@ async function loadProjects(more) {
   $("more").hidden = !next;
 }
 
+/**
+ * Logs out (here or everywhere). A logout that fails for any other reason than a session
+ * already ended leaves the session live: the page says so and stays, never pretending.
+ */
 async function logout(path) {
   try {
     await api("POST", path);
-  } finally {
-    toLogin(true);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) {
+      alert(`Logging out failed: ${err.message}. You are still logged in: try again.`);
+      return;
+    }
   }
+  toLogin(true);
 }
 
 async function start() {
