@@ -846,3 +846,27 @@ fn a_logout_that_fails_says_the_session_goes_on() {
     assert!(b.url().contains("/dashboard"), "{}", b.url());
     s.assert_clean("a failed logout", &[403]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_wrong_current_password_is_said_and_the_session_goes_on() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, _, _) = user(&s.server.url);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    // The API answers a wrong current password with 401, as it does an ended session.
+    b.type_into("#current", "Not-the-password1");
+    b.type_into("#next", "Another-pass9");
+    b.click("#password button[type=submit]");
+    b.wait_for("#password .error:not(:empty)");
+    assert!(b.url().contains("/dashboard"), "left for {}", b.url());
+    assert_eq!(b.text("#password .error"), "Current password is incorrect");
+    // The session is untouched: the page goes on working.
+    b.reload();
+    s.dashboard_ready();
+    s.assert_clean("a wrong current password", &[401]);
+}

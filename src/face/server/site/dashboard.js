@@ -25,15 +25,26 @@ function typed() {
   return [...$("main").querySelectorAll("input")].some((i) => i.value !== i.defaultValue);
 }
 
+/** Whether the session still holds (a 401 may be about something else). */
+async function live() {
+  try {
+    await api("GET", "/api/auth/me");
+    return true;
+  } catch (err) {
+    return !(err instanceof ApiError && err.status === 401);
+  }
+}
+
 /**
  * Runs `f`; a session that ended (401) goes back to the login page, unless a form holds
- * something typed: then the page stays, keeping it, and the form says why it failed.
+ * something typed: then the page stays, keeping it, and the form says why it failed. A 401
+ * with the session still live (a wrong current password) is the form's own failure.
  */
 async function signedIn(f) {
   try {
     return await f();
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) {
+    if (err instanceof ApiError && err.status === 401 && !(await live())) {
       if (!typed()) toLogin();
       else {
         throw new ApiError(401, {
