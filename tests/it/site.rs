@@ -870,3 +870,29 @@ fn a_wrong_current_password_is_said_and_the_session_goes_on() {
     s.dashboard_ready();
     s.assert_clean("a wrong current password", &[401]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_file_grown_too_large_elsewhere_is_not_opened() {
+    let s = Site::start();
+    let b = &s.b;
+    let (_, token, content) = editing(&s);
+    b.click("#close");
+    b.wait_for("#editor[hidden]");
+    // Grown past what the page opens since the list was read.
+    let (status, _, _) = crate::common::server::raw(
+        "PUT",
+        &format!("{content}&base_version=1"),
+        Some(&token),
+        Some(("application/octet-stream", vec![b'x'; 6 << 20])),
+    );
+    assert_eq!(status, 200);
+    b.click("#files li[data-path='a.txt'] button");
+    wait_text(
+        b,
+        "#files-notice",
+        "a.txt is 6.0 MiB: too large to open here; download it instead.",
+    );
+    assert_eq!(b.count("#editor[hidden]"), 1);
+    s.assert_clean("a file grown too large", &[]);
+}

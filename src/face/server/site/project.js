@@ -200,6 +200,13 @@ async function open(path, force = false) {
     return;
   }
   if (!res.ok) { leave(new ApiError(res.status, null)); return; }
+  // Grown elsewhere since the list was read: checked again before it is read whole.
+  const length = Number(res.headers.get("Content-Length"));
+  if (length > OPEN_LIMIT) {
+    res.body?.cancel();
+    $("files-notice").textContent = `${path} is ${size(length)}: too large to open here; download it instead.`;
+    return;
+  }
   const bytes = await res.arrayBuffer();
   let text;
   try {
