@@ -69,8 +69,8 @@ function unsaved() {
  */
 function leave(err) {
   const ended = err instanceof ApiError && err.status === 401;
-  const gone = err instanceof ApiError && err.status === 404;
-  if (!ended && !gone) return false;
+  const missing = err instanceof ApiError && err.status === 404;
+  if (!ended && !missing) return false;
   if (unsaved()) {
     $("editor-error").textContent = ended
       ? "Your session ended: nothing was saved. Your text is kept here: log in again in another tab, then save again."
@@ -318,7 +318,7 @@ function startEditor() {
     await loadFiles(false).catch(leave);
     open(path, true);
   });
-  $("keep-mine").addEventListener("click", () => save(editing.theirs));
+  $("keep-mine").addEventListener("click", () => { if (editing) save(editing.theirs); });
 }
 
 // ---- new files and uploads ----
