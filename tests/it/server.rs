@@ -1105,6 +1105,60 @@ fn web_sessions(url: &str) {
         Some(project.clone()),
     );
     assert_eq!(r.status, 201);
+    // Behind a proxy that asks for a password (HTTP Basic), the browser sends its
+    // Authorization header with every request: the session cookie still names the user,
+    // and still needs the CSRF token.
+    let basic = ("Authorization", "Basic dXNlcjpwYXNz".to_string());
+    let me = browser(
+        url,
+        "GET",
+        "/api/auth/me",
+        &jar,
+        std::slice::from_ref(&basic),
+        None,
+    );
+    assert_eq!(me.status, 200, "{}", me.body);
+    let r = browser(
+        url,
+        "POST",
+        "/api/projects",
+        &jar,
+        std::slice::from_ref(&basic),
+        Some(project.clone()),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = browser(
+        url,
+        "POST",
+        "/api/projects",
+        &jar,
+        &[basic.clone(), with[0].clone()],
+        Some(project.clone()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // A bearer header is the bearer's, whatever the cookie says; without a cookie, another
+    // scheme is refused as before.
+    let r = browser(
+        url,
+        "GET",
+        "/api/auth/me",
+        &jar,
+        &[("Authorization", "Bearer not-a-token".into())],
+        None,
+    );
+    assert_eq!((r.status, error(&r)), (401, "Invalid token"));
+    let r = browser(
+        url,
+        "GET",
+        "/api/auth/me",
+        "",
+        std::slice::from_ref(&basic),
+        None,
+    );
+    assert_eq!(
+        (r.status, error(&r)),
+        (401, "Malformed Authorization header: use 'Bearer TOKEN'")
+    );
     // Logging out ends the session and clears both cookies.
     let r = browser(url, "POST", "/api/auth/logout", &jar, &with, None);
     assert_eq!(r.status, 200, "{}", r.body);

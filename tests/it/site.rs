@@ -686,3 +686,468 @@ fn code_is_highlighted_as_it_is_typed_in_the_accounts_theme() {
     b.screenshot("highlighted");
     s.assert_clean("highlighting", &[]);
 }
+
+/// A signed-in browser on a project's page with `a.txt` ("first\n") open in the editor;
+/// the account's name, a bearer token of it, and the URL of `a.txt`'s content.
+fn editing(s: &Site) -> (String, String, String) {
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let r = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "edits"})),
+    );
+    let p = r.body["data"]["id"].as_i64().expect("a project");
+    let content = format!("{url}/api/projects/{p}/files/content?path=a.txt");
+    let (status, _, _) = crate::common::server::raw(
+        "PUT",
+        &format!("{content}&base_version=0"),
+        Some(&token),
+        Some(("application/octet-stream", b"first\n".to_vec())),
+    );
+    assert_eq!(status, 200);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#files li[data-path='a.txt'] button");
+    b.click("#files li[data-path='a.txt'] button");
+    b.wait_for("#editor:not([hidden])");
+    wait_value(b, "#text", "first\n");
+    (name, token, content)
+}
+
+/// The content the server holds at `content` (a URL from `editing`), read with a new
+/// session of `name`.
+fn held(url: &str, name: &str, content: &str) -> String {
+    let r = call(
+        url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": name, "password": PASSWORD})),
+    );
+    let token = r.body["token"].as_str().expect("a token");
+    let (status, body, _) = crate::common::server::raw("GET", content, Some(token), None);
+    assert_eq!(status, 200);
+    String::from_utf8(body).unwrap()
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_session_ending_mid_edit_keeps_the_unsaved_text() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    b.type_into("#text", "typed while the session ends\n");
+    // Another machine logs the account out everywhere: this page's session ends too.
+    let r = call(
+        &s.server.url,
+        "POST",
+        "/api/auth/logout-all",
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    b.type_into("#text", Key::Control + "s");
+    b.wait_for("#editor-error:not(:empty)");
+    b.screenshot("session-ended-mid-edit");
+    assert!(
+        b.url().contains("/project?id="),
+        "the page was left, and the edit with it: {}",
+        b.url()
+    );
+    assert!(
+        b.text("#editor-error").contains("log in"),
+        "{}",
+        b.text("#editor-error")
+    );
+    assert_eq!(
+        b.value("#text"),
+        "first\ntyped while the session ends\n",
+        "the unsaved text is kept"
+    );
+    // Logged in again (as in another tab), the same save goes through.
+    let before = b.cookie("valyxo_csrf").map(|c| c.value);
+    b.eval(&format!(
+        "fetch('/api/web/login', {{method: 'POST', headers: {{'Content-Type': \
+         'application/json'}}, body: JSON.stringify({{username: {}, password: {}}})}}); \
+         return null",
+        json!(name),
+        json!(PASSWORD)
+    ));
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    while b.cookie("valyxo_csrf").map(|c| c.value) == before {
+        assert!(std::time::Instant::now() < deadline, "no new session");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(
+        held(&s.server.url, &name, &content),
+        "first\ntyped while the session ends\n"
+    );
+    s.assert_clean("a session ended mid-edit", &[401]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn unsaved_text_is_not_dropped_without_asking() {
+    let s = Site::start();
+    let b = &s.b;
+    editing(&s);
+    // Nothing typed: closing and leaving ask nothing.
+    let leaving = "const e = new Event('beforeunload', {cancelable: true}); \
+                   window.dispatchEvent(e); return e.defaultPrevented";
+    assert_eq!(b.eval(leaving), json!(false));
+    b.type_into("#text", "not saved yet\n");
+    // Closing the editor, or opening the file anew, asks first; dismissed, the text stays.
+    for button in ["#close", "#files li[data-path='a.txt'] button"] {
+        b.click(button);
+        let asked = b.raw(|d| d.get_alert_text());
+        assert!(
+            asked.as_deref().is_ok_and(|t| t.contains("unsaved")),
+            "{button}: {asked:?}"
+        );
+        b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+        assert_eq!(b.value("#text"), "first\nnot saved yet\n", "{button}");
+        assert_eq!(b.count("#editor:not([hidden])"), 1, "{button}");
+    }
+    // Leaving the page asks the browser to warn.
+    assert_eq!(b.eval(leaving), json!(true));
+    // Saved, it closes without a question.
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(b.eval(leaving), json!(false));
+    b.click("#close");
+    assert!(b.raw(|d| d.get_alert_text()).is_err(), "asked for nothing");
+    b.wait_for("#editor[hidden]");
+    s.assert_clean("unsaved text", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_save_made_while_another_is_under_way_waits_for_it() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, _, content) = editing(&s);
+    // Two saves at once (Ctrl-S pressed twice, text typed between): the second is based on
+    // the first's version, not refused as a conflict with it.
+    b.eval(
+        "const t = document.getElementById('text'); t.value += 'one\\n'; \
+         document.getElementById('save').click(); t.value += 'two\\n'; \
+         document.getElementById('save').click(); return null",
+    );
+    wait_text(b, "#editor-state", "version 3 · saved");
+    assert_eq!(
+        b.count("#conflict[hidden]"),
+        1,
+        "{}",
+        b.text("#editor-error")
+    );
+    assert_eq!(b.text("#editor-error"), "");
+    assert_eq!(held(&s.server.url, &name, &content), "first\none\ntwo\n");
+    s.assert_clean("two saves at once", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_deleted_files_path_can_be_used_again_and_nothing_is_replaced_unasked() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    let url = &s.server.url;
+    let project = content
+        .split("/projects/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next();
+    let base = format!("{url}/api/projects/{}", project.unwrap());
+    // Files made and deleted elsewhere: what is left of them are deletions sync reads.
+    for gone in ["old.txt", "moved.txt", "dropped.txt"] {
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{base}/files/content?path={gone}&base_version=0"),
+            Some(&token),
+            Some(("application/octet-stream", b"was here".to_vec())),
+        );
+        assert_eq!(status, 200);
+        let r = call(
+            url,
+            "POST",
+            &format!("/api/projects/{}/files/commit", project.unwrap()),
+            Some(&token),
+            Some(
+                json!({"base_revision": 0, "changes": [{"path": gone, "hash": null, "base_version": 1}]}),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    b.reload();
+    b.wait_for("#files li[data-path='a.txt']");
+    // A new file, a rename and an upload to those paths.
+    b.type_into("#new-path", "old.txt");
+    b.type_into("#new-path", Key::Enter);
+    wait_text(b, "#editor-title", "old.txt");
+    b.click("#files li[data-path='a.txt'] button:nth-of-type(2)");
+    b.raw(|d| d.send_alert_text("moved.txt")).expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    b.wait_for("#files li[data-path='moved.txt']");
+    let drop = |file: &str, text: &str| {
+        b.eval(&format!(
+            "const dt = new DataTransfer(); dt.items.add(new File([{}], {})); \
+             document.getElementById('main').dispatchEvent(new DragEvent('drop', \
+             {{dataTransfer: dt, bubbles: true, cancelable: true}})); return null",
+            json!(text),
+            json!(file)
+        ));
+    };
+    drop("dropped.txt", "dropped in");
+    b.wait_for("#files li[data-path='dropped.txt']");
+    wait_text(b, "#files-notice", "Uploaded dropped.txt.");
+    s.assert_clean("paths used again", &[]);
+    // Renaming onto a file, or uploading one of the same name, asks first: dismissed, the
+    // file is left as it is.
+    b.click("#files li[data-path='moved.txt'] button:nth-of-type(2)");
+    b.raw(|d| d.send_alert_text("dropped.txt"))
+        .expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    let asked = b.raw(|d| d.get_alert_text());
+    assert!(
+        asked.as_deref().is_ok_and(|t| t.contains("replace")),
+        "renaming onto a file: {asked:?}"
+    );
+    b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+    drop("dropped.txt", "dropped again");
+    let asked = b.raw(|d| d.get_alert_text());
+    assert!(
+        asked.as_deref().is_ok_and(|t| t.contains("replace")),
+        "uploading over a file: {asked:?}"
+    );
+    b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+    let dropped = content.replace("path=a.txt", "path=dropped.txt");
+    assert_eq!(held(url, &name, &dropped), "dropped in");
+    assert_eq!(b.count("#files li[data-path='moved.txt']"), 1);
+    s.assert_clean("nothing replaced unasked", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_open_file_renamed_saves_to_its_new_path_and_a_vanished_file_is_said_so() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    let url = &s.server.url;
+    b.type_into("#text", "edited, then renamed\n");
+    b.click("#files li[data-path='a.txt'] button:nth-of-type(2)");
+    b.raw(|d| d.send_alert_text("b.txt")).expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    b.wait_for("#files li[data-path='b.txt']");
+    wait_text(b, "#editor-title", "b.txt");
+    assert_eq!(b.value("#text"), "first\nedited, then renamed\n");
+    // The save goes to the file's new path, not back to the old one.
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    let renamed = content.replace("path=a.txt", "path=b.txt");
+    assert_eq!(held(url, &name, &renamed), "first\nedited, then renamed\n");
+    assert_eq!(b.count("#files li[data-path='a.txt']"), 0);
+    s.assert_clean("the open file renamed", &[]);
+    // A file deleted elsewhere since the list was read: opening it says so, on this page.
+    let r = call(
+        url,
+        "POST",
+        &format!(
+            "/api/projects/{}/files/commit",
+            b.url().rsplit('=').next().unwrap()
+        ),
+        Some(&token),
+        Some(
+            json!({"base_revision": 0, "changes": [{"path": "b.txt", "hash": null, "base_version": 2}]}),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    b.click("#close");
+    b.click("#files li[data-path='b.txt'] button");
+    b.wait_for("#files-notice:not(:empty)");
+    assert!(b.url().contains("/project?id="), "left for {}", b.url());
+    assert!(
+        b.text("#files-notice").contains("b.txt"),
+        "{}",
+        b.text("#files-notice")
+    );
+    b.wait_for("#files:not(:has(li[data-path='b.txt']))");
+    s.assert_clean("a vanished file", &[404]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_session_ending_while_a_project_is_described_keeps_the_text() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let r = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "described"})),
+    );
+    assert_eq!(r.status, 201);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    b.wait_for("#projects li");
+    b.click("#projects li button:not(.danger)");
+    b.wait_for("#projects li form input[name=description]");
+    b.type_into(
+        "#projects li form input[name=description]",
+        "a long description",
+    );
+    let r = call(url, "POST", "/api/auth/logout-all", Some(&token), None);
+    assert_eq!(r.status, 200);
+    b.click("#projects li form button[type=submit]");
+    b.wait_for("#projects li form .error:not(:empty)");
+    assert!(b.url().contains("/dashboard"), "left for {}", b.url());
+    assert!(
+        b.text("#projects li form .error").contains("log in"),
+        "{}",
+        b.text("#projects li form .error")
+    );
+    assert_eq!(
+        b.value("#projects li form input[name=description]"),
+        "a long description"
+    );
+    // With nothing typed, a session found ended still leaves for the login page.
+    b.reload();
+    b.wait_for_url("/login");
+    s.assert_clean("a session ended while describing", &[401]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_file_with_windows_line_endings_and_a_byte_order_mark_keeps_them_when_edited() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, token, content) = editing(&s);
+    let windows = content.replace("path=a.txt", "path=windows.txt");
+    let (status, _, _) = crate::common::server::raw(
+        "PUT",
+        &format!("{windows}&base_version=0"),
+        Some(&token),
+        Some((
+            "application/octet-stream",
+            "\u{feff}one\r\ntwo\r\n".as_bytes().to_vec(),
+        )),
+    );
+    assert_eq!(status, 200);
+    b.reload();
+    b.wait_for("#files li[data-path='windows.txt'] button");
+    b.click("#files li[data-path='windows.txt'] button");
+    wait_text(b, "#editor-title", "windows.txt");
+    wait_value(b, "#text", "\u{feff}one\ntwo\n");
+    // Opened and nothing typed: nothing is unsaved.
+    b.click("#close");
+    assert!(b.raw(|d| d.get_alert_text()).is_err(), "asked to discard");
+    b.click("#files li[data-path='windows.txt'] button");
+    wait_value(b, "#text", "\u{feff}one\ntwo\n");
+    b.type_into("#text", "three\n");
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(
+        held(&s.server.url, &name, &windows),
+        "\u{feff}one\r\ntwo\r\nthree\r\n"
+    );
+    s.assert_clean("windows line endings", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_logout_that_fails_says_the_session_goes_on() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, _, _) = user(&s.server.url);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    // The logout fails (here its CSRF token is gone; a lost connection or a busy server
+    // fail alike): the session is still live, and the page must not pretend otherwise.
+    b.eval("document.cookie = 'valyxo_csrf=; Max-Age=0; Path=/'; return null");
+    b.click("#logout");
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    let told = loop {
+        if let Ok(t) = b.raw(|d| d.get_alert_text()) {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing said; the page is {}",
+            b.url()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(told.contains("still logged in"), "{told}");
+    b.raw(|d| d.accept_alert()).expect("the message");
+    assert!(b.url().contains("/dashboard"), "{}", b.url());
+    s.assert_clean("a failed logout", &[403]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_wrong_current_password_is_said_and_the_session_goes_on() {
+    let s = Site::start();
+    let b = &s.b;
+    let (name, _, _) = user(&s.server.url);
+    s.goto("/login");
+    b.type_into("#username", name.as_str());
+    b.type_into("#password", PASSWORD);
+    b.type_into("#password", Key::Enter);
+    s.dashboard_ready();
+    // The API answers a wrong current password with 401, as it does an ended session.
+    b.type_into("#current", "Not-the-password1");
+    b.type_into("#next", "Another-pass9");
+    b.click("#password button[type=submit]");
+    b.wait_for("#password .error:not(:empty)");
+    assert!(b.url().contains("/dashboard"), "left for {}", b.url());
+    assert_eq!(b.text("#password .error"), "Current password is incorrect");
+    // The session is untouched: the page goes on working.
+    b.reload();
+    s.dashboard_ready();
+    s.assert_clean("a wrong current password", &[401]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_file_grown_too_large_elsewhere_is_not_opened() {
+    let s = Site::start();
+    let b = &s.b;
+    let (_, token, content) = editing(&s);
+    b.click("#close");
+    b.wait_for("#editor[hidden]");
+    // Grown past what the page opens since the list was read.
+    let (status, _, _) = crate::common::server::raw(
+        "PUT",
+        &format!("{content}&base_version=1"),
+        Some(&token),
+        Some(("application/octet-stream", vec![b'x'; 6 << 20])),
+    );
+    assert_eq!(status, 200);
+    b.click("#files li[data-path='a.txt'] button");
+    wait_text(
+        b,
+        "#files-notice",
+        "a.txt is 6.0 MiB: too large to open here; download it instead.",
+    );
+    assert_eq!(b.count("#editor[hidden]"), 1);
+    s.assert_clean("a file grown too large", &[]);
+}

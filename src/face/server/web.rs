@@ -312,12 +312,20 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The user a request names: by its bearer token, or else by its session cookie; a
 /// request by cookie that is not `safe` (a GET) must carry the session's CSRF token.
+/// An `Authorization` header of another scheme (a proxy's HTTP Basic login, which the
+/// browser then sends with every request) leaves the cookie to name the user.
 pub fn user(tokens: &Tokens, headers: &HeaderMap, safe: bool) -> Result<User, ApiError> {
-    if let Some(v) = headers.get(header::AUTHORIZATION) {
-        return tokens.verify(Some(v.to_str().unwrap_or("")));
-    }
-    let Some(token) = cookie_value(headers, SESSION_COOKIE) else {
-        return tokens.verify(None);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let bearer = authorization
+        .and_then(|v| v.get(..6))
+        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
+    let cookie = cookie_value(headers, SESSION_COOKIE);
+    let token = match (authorization, cookie) {
+        (Some(v), _) if bearer => return tokens.verify(Some(v)),
+        (v, None) => return tokens.verify(v),
+        (_, Some(token)) => token,
     };
     let user = tokens.verify_token(&token)?;
     if !safe {

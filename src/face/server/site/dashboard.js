@@ -20,12 +20,38 @@ function toLogin(keep = false) {
   else location.replace("/login");
 }
 
-/** Runs `f`; a session that ended (401) goes back to the login page. */
+/** Whether a form on the page holds something typed (that leaving would lose). */
+function typed() {
+  return [...$("main").querySelectorAll("input")].some((i) => i.value !== i.defaultValue);
+}
+
+/** Whether the session still holds (a 401 may be about something else). */
+async function live() {
+  try {
+    await api("GET", "/api/auth/me");
+    return true;
+  } catch (err) {
+    return !(err instanceof ApiError && err.status === 401);
+  }
+}
+
+/**
+ * Runs `f`; a session that ended (401) goes back to the login page, unless a form holds
+ * something typed: then the page stays, keeping it, and the form says why it failed. A 401
+ * with the session still live (a wrong current password) is the form's own failure.
+ */
 async function signedIn(f) {
   try {
     return await f();
   } catch (err) {
-    if (err instanceof ApiError && err.status === 401) toLogin();
+    if (err instanceof ApiError && err.status === 401 && !(await live())) {
+      if (!typed()) toLogin();
+      else {
+        throw new ApiError(401, {
+          error: "Your session ended: nothing was saved. What you typed is kept here: log in again in another tab, then try again.",
+        });
+      }
+    }
     throw err;
   }
 }
@@ -129,12 +155,20 @@ async function pickTheme() {
   }
 }
 
+/**
+ * Logs out (here or everywhere). A logout that fails for any other reason than a session
+ * already ended leaves the session live: the page says so and stays, never pretending.
+ */
 async function logout(path) {
   try {
     await api("POST", path);
-  } finally {
-    toLogin(true);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 401)) {
+      alert(`Logging out failed: ${err.message}. You are still logged in: try again.`);
+      return;
+    }
   }
+  toLogin(true);
 }
 
 async function start() {

@@ -37,11 +37,49 @@ async function write(path, body, version) {
 
 /** path -> its listing entry (live files only). */
 const files = new Map();
+/**
+ * path -> the version of its deletion: a path whose file was deleted keeps counting
+ * versions, and a new file there is based on the deletion's (0 would be a conflict).
+ */
+const gone = new Map();
+
+/** Keeps a listing entry the server answered: a file, or a deletion. */
+function track(f) {
+  if (f.deleted) {
+    files.delete(f.path);
+    gone.set(f.path, f.version);
+  } else {
+    files.set(f.path, f);
+    gone.delete(f.path);
+  }
+}
+
+/** The version a new file at `path` is based on (0: the path was never used). */
+const fresh = (path) => gone.get(path) ?? 0;
 let next = null;
 
+/** Whether the editor holds text not saved yet. */
+function unsaved() {
+  return editing !== null && $("text").value !== editing.text;
+}
+
+/**
+ * Leaves for the login page when the session ended (401), for the dashboard when the
+ * project is gone (404); true when it leaves. With unsaved text in the editor it stays,
+ * says why, and keeps the text: it is never lost without a word.
+ */
 function leave(err) {
-  if (err instanceof ApiError && err.status === 401) location.replace("/login");
-  else if (err instanceof ApiError && err.status === 404) location.replace("/dashboard");
+  const ended = err instanceof ApiError && err.status === 401;
+  const missing = err instanceof ApiError && err.status === 404;
+  if (!ended && !missing) return false;
+  if (unsaved()) {
+    $("editor-error").textContent = ended
+      ? "Your session ended: nothing was saved. Your text is kept here: log in again in another tab, then save again."
+      : "This project is gone: nothing was saved. Your text is kept here: copy it before you leave.";
+    return false;
+  }
+  location.replace(ended ? "/login" : "/dashboard");
+  return true;
 }
 
 function size(n) {
@@ -77,8 +115,11 @@ function render() {
 async function loadFiles(more) {
   const path = `/api/projects/${project}/files?limit=500${more && next ? `&after=${encodeURIComponent(next)}` : ""}`;
   const page = await api("GET", path);
-  if (!more) files.clear();
-  for (const f of page.data.files) if (!f.deleted) files.set(f.path, f);
+  if (!more) {
+    files.clear();
+    gone.clear();
+  }
+  for (const f of page.data.files) track(f);
   next = page.next || null;
   render();
 }
@@ -86,10 +127,7 @@ async function loadFiles(more) {
 /** One commit of `changes` (renames, deletions); the entries it answers are kept. */
 async function commit(changes) {
   const r = await api("POST", `/api/projects/${project}/files/commit`, { base_revision: 0, changes });
-  for (const f of r.data.files) {
-    if (f.deleted) files.delete(f.path);
-    else files.set(f.path, f);
-  }
+  for (const f of r.data.files) track(f);
   render();
 }
 
@@ -105,12 +143,20 @@ async function remove(f, box) {
 async function rename(f, box) {
   const to = prompt(`Rename ${f.path} to:`, f.path);
   if (!to || to === f.path) return;
+  const there = files.get(to);
+  if (there && !confirm(`${to} exists: replace it with ${f.path}? Its content is lost.`)) return;
   try {
     await commit([
-      { path: to, hash: f.hash, base_version: files.get(to)?.version ?? 0, from: f.path },
+      { path: to, hash: f.hash, base_version: there ? there.version : fresh(to), from: f.path },
       { path: f.path, hash: null, base_version: f.version },
     ]);
     $("files-notice").textContent = `Renamed ${f.path} to ${to}.`;
+    if (editing && editing.path === f.path && files.has(to)) {
+      // The open file moved: its saves go to the new path, based on its version there.
+      editing = { ...editing, path: to, version: files.get(to).version };
+      $("editor-title").textContent = to;
+      $("editor-state").textContent = `version ${editing.version}`;
+    }
   } catch (err) { leave(err); showError(box, err); }
 }
 
@@ -167,13 +213,20 @@ function shade() {
 /** The open file: its path, the version its text was read at, and that text. */
 let editing = null;
 
+/** Whether the editor's text may go: nothing unsaved, or the user says so. */
+function mayDiscard() {
+  return !unsaved() || confirm(`Discard your unsaved changes to ${editing.path}?`);
+}
+
 function closeEditor() {
   editing = null;
   $("editor").hidden = true;
   $("text").value = "";
 }
 
-async function open(path) {
+/** Opens `path` in the editor; unless `force`, asks first when that drops unsaved text. */
+async function open(path, force = false) {
+  if (!force && !mayDiscard()) return;
   const f = files.get(path);
   $("editor-error").textContent = "";
   $("conflict").hidden = true;
@@ -181,39 +234,99 @@ async function open(path) {
     $("files-notice").textContent = `${path} is ${size(f.size)}: too large to open here; download it instead.`;
     return;
   }
-  const res = await fetch(contentUrl(path), { credentials: "same-origin" });
+  let res;
+  try {
+    res = await fetch(contentUrl(path), { credentials: "same-origin" });
+  } catch {
+    $("files-notice").textContent = "The server cannot be reached: check your connection";
+    return;
+  }
+  if (res.status === 404) {
+    // Deleted (or moved) elsewhere since the list was read: said here, and the list read
+    // anew (a project that is gone leaves for the dashboard).
+    await loadFiles(false).catch(leave);
+    $("files-notice").textContent = `${path} is no longer there: it was deleted or renamed elsewhere.`;
+    return;
+  }
   if (!res.ok) { leave(new ApiError(res.status, null)); return; }
+  // Grown elsewhere since the list was read: checked again before it is read whole.
+  const length = Number(res.headers.get("Content-Length"));
+  if (length > OPEN_LIMIT) {
+    res.body?.cancel();
+    $("files-notice").textContent = `${path} is ${size(length)}: too large to open here; download it instead.`;
+    return;
+  }
   const bytes = await res.arrayBuffer();
   let text;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     $("files-notice").textContent = `${path} is a binary file (${size(bytes.byteLength)}): download it to see it.`;
     return;
   }
-  editing = { path, version: files.get(path)?.version ?? 0, text };
+  // A byte-order mark stays in the text (ignoreBOM above), to be written back as it was.
+  // A text area holds every line break as "\n": a file written with "\r\n" gets them back
+  // when saved, so that an edit does not rewrite each of its lines.
+  const lf = text.replace(/\r\n?/g, "\n");
+  const eol = text.includes("\r\n") && !/(^|[^\r])\n/.test(text) ? "\r\n" : "\n";
+  editing = { path, version: files.get(path)?.version ?? 0, text: lf, eol };
   $("editor-title").textContent = path;
-  $("editor-state").textContent = `version ${editing.version}`;
-  $("text").value = text;
+  const mixed = lf.replaceAll("\n", eol) !== text;
+  $("editor-state").textContent = `version ${editing.version}` +
+    (mixed ? ` · its mixed line endings are saved as ${eol === "\n" ? "LF" : "CRLF"}` : "");
+  $("text").value = lf;
   $("editor").hidden = false;
   shade();
   $("text").focus();
 }
 
-async function save(version) {
+/** The save under way, and whether another was asked for meanwhile. */
+let saving = null;
+let again = false;
+
+/**
+ * Saves the editor's text. One save at a time: a save asked for while one is under way
+ * follows it, based on the version it made (not refused as a conflict with it).
+ */
+function save(version) {
+  if (saving) {
+    again = true;
+    return saving;
+  }
+  saving = (async () => {
+    try {
+      await saveOnce(version);
+    } finally {
+      saving = null;
+    }
+    if (again) {
+      again = false;
+      if (unsaved() && $("conflict").hidden) await save();
+    }
+  })();
+  return saving;
+}
+
+async function saveOnce(version) {
   if (!editing) return;
+  const opened = editing;
   const { path } = editing;
   const text = $("text").value;
   $("editor-error").textContent = "";
   try {
-    const f = await write(path, text, version ?? editing.version);
-    files.set(f.path, f);
-    editing = { path, version: f.version, text };
+    const body = opened.eol === "\r\n" ? text.replaceAll("\n", "\r\n") : text;
+    const f = await write(path, body, version ?? editing.version);
+    track(f);
+    render();
+    // Another file opened (or the editor closed) meanwhile: that one is left as it is.
+    if (editing !== opened) return;
+    editing = { path, version: f.version, text, eol: opened.eol };
     $("conflict").hidden = true;
     $("editor-state").textContent = `version ${f.version} · saved`;
-    render();
   } catch (err) {
-    leave(err);
+    if (editing !== opened) return;
+    // A session or project that ended leaves only when nothing unsaved would be lost.
+    if (err.status === 401 || err.status === 404) { leave(err); return; }
     if (err.status === 409) {
       const theirs = err.conflicts[0] || { server_version: 0 };
       editing.theirs = theirs.server_version;
@@ -233,12 +346,21 @@ function startEditor() {
     $("shade").scrollLeft = $("text").scrollLeft;
   });
   $("save").addEventListener("click", () => save());
-  $("close").addEventListener("click", closeEditor);
-  $("take-theirs").addEventListener("click", async () => {
-    await loadFiles(false).catch(leave);
-    open(editing.path);
+  $("close").addEventListener("click", () => { if (mayDiscard()) closeEditor(); });
+  // Leaving the page (a link, back, closing the tab) with unsaved text: the browser asks.
+  window.addEventListener("beforeunload", (ev) => {
+    if (unsaved()) {
+      ev.preventDefault();
+      ev.returnValue = "";
+    }
   });
-  $("keep-mine").addEventListener("click", () => save(editing.theirs));
+  $("take-theirs").addEventListener("click", async () => {
+    if (!editing) return;
+    const { path } = editing;
+    await loadFiles(false).catch(leave);
+    open(path, true);
+  });
+  $("keep-mine").addEventListener("click", () => { if (editing) save(editing.theirs); });
 }
 
 // ---- new files and uploads ----
@@ -247,8 +369,10 @@ async function upload(list) {
   for (const file of list) {
     const path = file.name;
     try {
-      const f = await write(path, file, files.get(path)?.version ?? 0);
-      files.set(f.path, f);
+      const there = files.get(path);
+      if (there && !confirm(`${path} exists: replace it with the file you dropped or chose?`)) continue;
+      const f = await write(path, file, there ? there.version : fresh(path));
+      track(f);
       $("files-notice").textContent = `Uploaded ${path}.`;
     } catch (err) {
       leave(err);
@@ -260,11 +384,12 @@ async function upload(list) {
 
 function startFiles() {
   onSubmit($("new-file"), async (form) => {
-    const f = await write(form.path, "", 0);
-    files.set(f.path, f);
+    if (!mayDiscard()) return;
+    const f = await write(form.path, "", fresh(form.path));
+    track(f);
     $("new-file").reset();
     render();
-    await open(f.path);
+    await open(f.path, true);
   });
   $("upload").addEventListener("change", (ev) => upload([...ev.target.files]));
   $("more").addEventListener("click", () => loadFiles(true).catch(leave));
