@@ -1245,10 +1245,26 @@ fn file_content(url: &str) {
         get(&token, "path=notes/a%20b.txt"),
         (200, b"hello".to_vec())
     );
-    // Based on an old version: a conflict naming the server's, and nothing changes.
-    let (status, v) = put(&token, "path=notes/a%20b.txt&base_version=0", b"other");
+    // Based on an old version: a conflict naming the server's, and nothing changes; the
+    // body is not even stored (the account's storage does not grow).
+    let used = |t: &str| {
+        call(url, "GET", "/api/limits", Some(t), None).body["data"]["storage_used"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = used(&token);
+    let (status, v) = put(
+        &token,
+        "path=notes/a%20b.txt&base_version=0",
+        &[7u8; 100_000],
+    );
     assert_eq!(status, 409, "{v}");
     assert_eq!(v["conflicts"][0]["server_version"], 1);
+    assert_eq!(
+        v["conflicts"][0]["server_hash"],
+        blake3::hash(b"hello").to_hex().to_string()
+    );
+    assert_eq!(used(&token), before, "a refused save was stored");
     assert_eq!(get(&token, "path=notes/a%20b.txt").1, b"hello");
     let (status, v) = put(
         &token,

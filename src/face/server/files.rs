@@ -434,8 +434,36 @@ pub fn write_content(
             }
             Err(e) => return Err(super::blobs::refuse(incoming, e).await),
         };
-        let owned = blocking(&app, move |a| a.db.read(|c| owned_project(c, user, id))).await;
-        if let Err(e) = owned {
+        // A save based on a version already gone is refused before its body is stored
+        // (the commit checks again, for a change landing while the body arrives).
+        let at = path.clone();
+        let current = blocking(&app, move |a| {
+            a.db.read(|c| {
+                owned_project(c, user, id)?;
+                Ok(c.one(
+                    "SELECT hash, version FROM files WHERE project_id = ? AND path = ?",
+                    &[id.into(), at.into()],
+                )?)
+            })
+        })
+        .await;
+        let stale = match current {
+            Err(e) => Some(e),
+            Ok(row) => {
+                let (hash, version) = row.map_or((None, 0), |r| (r.opt_text(0), r.int(1)));
+                (version != base).then(|| {
+                    ApiError::conflict(
+                        "The file changed on the server since the version this is based on",
+                    )
+                    .with_conflicts(vec![FileConflict {
+                        path: path.clone(),
+                        server_version: FileVersion(version),
+                        server_hash: stored_hash(hash),
+                    }])
+                })
+            }
+        };
+        if let Some(e) = stale {
             return Err(super::blobs::refuse(incoming, e).await);
         }
         let (_, hash) = super::blobs::store(&app, user, None, incoming).await?;
