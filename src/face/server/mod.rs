@@ -427,6 +427,10 @@ pub struct App {
     uploads: slots::Slots,
     /// Blob downloads being sent, in total and per account.
     downloads: slots::Slots,
+    /// Highlighting for the web editor under way: a large text costs a second of a core,
+    /// so one at a time per account, and no more at once than the blocking threads allow
+    /// others to run beside them.
+    highlights: slots::Slots,
     /// The script workers.
     pub scripts: sandbox::Pool,
     /// Password hashes being computed.
@@ -451,6 +455,7 @@ impl App {
             limiter,
             uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
             downloads: slots::Slots::new(MAX_DOWNLOADS, DOWNLOADS_PER_ACCOUNT),
+            highlights: slots::Slots::new(MAX_BLOCKING_THREADS / 4, 1),
             scripts,
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
             cursors,
@@ -594,7 +599,7 @@ struct RouteSpec {
     kind: BodyKind,
 }
 
-fn busy(what: &str, b: slots::Busy, retry: u64) -> ApiError {
+pub(super) fn busy(what: &str, b: slots::Busy, retry: u64) -> ApiError {
     let message = match b {
         slots::Busy::Account(n) => {
             format!("Your account already has {n} {what} under way: wait for one to finish")

@@ -277,10 +277,10 @@ pub const ROUTES: &[Route] = &[
         body: Body::Json,
         doc: Doc {
             summary: "Text highlighted as the file its path names, in the account's theme \
-                      (for the web editor)",
+                      (for the web editor; 429 while the account's last one is under way)",
             request: Some(schema::<HighlightRequest>),
             answer: (200, Some(schema::<Answer<Data<Highlighted>>>)),
-            errors: &[],
+            errors: &[429],
             query: &[],
         },
     },

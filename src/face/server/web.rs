@@ -429,6 +429,10 @@ pub fn highlight(app: &super::App, req: &super::Req) -> Result<super::Reply, Api
     if !details.is_empty() {
         return Err(ApiError::invalid(details));
     }
+    let _turn = app
+        .highlights
+        .take(req.user().id)
+        .map_err(|b| super::busy("highlighting", b, 1))?;
     let chosen = app.db.read(|c| {
         Ok(c.one(
             "SELECT theme FROM users WHERE id = ?",

@@ -165,8 +165,10 @@ async function rename(f, box) {
 /** Texts longer than this are shown plain: highlighting them would lag the typing. */
 const HIGHLIGHT_LIMIT = 512 * 1024;
 let shadeTimer = 0;
-/** The highlight request under way, so that a later one wins. */
-let shadeTurn = 0;
+/** A highlight request is under way (one at a time: a large text costs the server). */
+let shadeBusy = false;
+/** The text changed while it was: ask again when it is done. */
+let shadeAgain = false;
 
 /** Redraws the highlighted copy under the field: at once as plain text, then coloured. */
 function shade() {
@@ -178,36 +180,52 @@ function shade() {
   pre.scrollLeft = $("text").scrollLeft;
   clearTimeout(shadeTimer);
   if (!editing || text.length > HIGHLIGHT_LIMIT) return;
-  const turn = ++shadeTurn;
-  shadeTimer = setTimeout(async () => {
-    let r;
-    try {
-      r = await api("POST", "/api/highlight", { path: editing.path, text });
-    } catch {
-      return; // Plain text stays: highlighting is a help, not the content.
+  shadeTimer = setTimeout(colour, 30);
+}
+
+/** Asks for the field's text highlighted and draws it, unless the text moved on. */
+async function colour() {
+  if (shadeBusy) {
+    shadeAgain = true;
+    return;
+  }
+  const text = $("text").value;
+  if (!editing || text.length > HIGHLIGHT_LIMIT) return;
+  shadeBusy = true;
+  let r = null;
+  try {
+    r = await api("POST", "/api/highlight", { path: editing.path, text });
+  } catch {
+    // Plain text stays: highlighting is a help, not the content.
+  } finally {
+    shadeBusy = false;
+  }
+  if (shadeAgain) {
+    shadeAgain = false;
+    colour();
+    return;
+  }
+  if (!r || $("text").value !== text) return;
+  const pre = $("shade");
+  const out = [];
+  text.split("\n").forEach((line, i) => {
+    let at = 0;
+    for (const [start, end, colour, style] of r.data.lines[i] || []) {
+      if (start > at) out.push(line.slice(at, start));
+      const span = el("span", {}, line.slice(start, end));
+      span.style.color = colour;
+      if (style.includes("b")) span.style.fontWeight = "bold";
+      if (style.includes("i")) span.style.fontStyle = "italic";
+      out.push(span);
+      at = end;
     }
-    if (turn !== shadeTurn || $("text").value !== text) return;
-    const lines = text.split("\n");
-    const out = [];
-    lines.forEach((line, i) => {
-      let at = 0;
-      for (const [start, end, colour, style] of r.data.lines[i] || []) {
-        if (start > at) out.push(line.slice(at, start));
-        const span = el("span", {}, line.slice(start, end));
-        span.style.color = colour;
-        if (style.includes("b")) span.style.fontWeight = "bold";
-        if (style.includes("i")) span.style.fontStyle = "italic";
-        out.push(span);
-        at = end;
-      }
-      out.push(line.slice(at) + "\n");
-    });
-    pre.replaceChildren(...out);
-    pre.scrollTop = $("text").scrollTop;
-    pre.scrollLeft = $("text").scrollLeft;
-    pre.dataset.language = r.data.language;
-    performance.mark("valyxo:highlighted");
-  }, 30);
+    out.push(line.slice(at) + "\n");
+  });
+  pre.replaceChildren(...out);
+  pre.scrollTop = $("text").scrollTop;
+  pre.scrollLeft = $("text").scrollLeft;
+  pre.dataset.language = r.data.language;
+  performance.mark("valyxo:highlighted");
 }
 
 /** The open file: its path, the version its text was read at, and that text. */
