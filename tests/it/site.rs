@@ -49,6 +49,19 @@ impl Site {
         self.b.forget_console();
     }
 
+    /// A new project of the account `token` signs in: its id.
+    fn project(&self, token: &str, name: &str) -> i64 {
+        let r = call(
+            &self.server.url,
+            "POST",
+            "/api/projects",
+            Some(token),
+            Some(json!({ "name": name })),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["data"]["id"].as_i64().unwrap()
+    }
+
     /// Logs in from the login page as a person would, and waits for the dashboard.
     fn log_in(&self, name: &str, password: &str) {
         self.goto("/login");
@@ -283,26 +296,6 @@ fn a_new_user_registers_works_on_projects_and_logs_out() {
     s.assert_clean("logging out everywhere", &[401]);
 }
 
-/// Waits until `selector`'s text is `want` (the page updates after its requests answer).
-fn wait_text(b: &Browser, selector: &str, want: &str) {
-    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
-    loop {
-        let got = if b.count(selector) > 0 {
-            b.text(selector)
-        } else {
-            String::new()
-        };
-        if got == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "`{selector}` shows {got:?}, not {want:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 #[ignore = "needs chromium and chromium-driver: run by .ci/run"]
 fn hostile_names_show_as_text() {
@@ -441,36 +434,13 @@ fn login_token(url: &str, name: &str) -> String {
     r.body["token"].as_str().expect("a token").to_string()
 }
 
-/// Waits until the field `selector` holds `want`.
-fn wait_value(b: &Browser, selector: &str, want: &str) {
-    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
-    loop {
-        let got = b.value(selector);
-        if got == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "`{selector}` holds {got:?}, not {want:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 #[ignore = "needs chromium and chromium-driver: run by .ci/run"]
 fn scripts_are_written_run_and_their_history_shown() {
     let s = Site::start();
     let b = &s.b;
     let (name, token, _) = user(&s.server.url);
-    let p = call(
-        &s.server.url,
-        "POST",
-        "/api/projects",
-        Some(&token),
-        Some(json!({"name": "scripted"})),
-    );
-    let p = p.body["data"]["id"].as_i64().unwrap();
+    let p = s.project(&token, "scripted");
     s.log_in(&name, PASSWORD);
     s.goto(&format!("/project?id={p}"));
     b.wait_for("#main:not([hidden])");
@@ -547,36 +517,16 @@ fn scripts_are_written_run_and_their_history_shown() {
     s.assert_clean("scripts", &[]);
 }
 
-/// Waits until `script` returns `want`.
-fn wait_until(b: &Browser, script: &str, want: &str) {
-    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
-    loop {
-        let got = b.eval(script);
-        if got == want {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "`{script}` gives {got}, not {want:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 #[ignore = "needs chromium and chromium-driver: run by .ci/run"]
 fn the_pages_work_from_the_keyboard_are_labelled_and_fit_a_phone() {
     let s = Site::start();
     let b = &s.b;
     let (name, token, _) = user(&s.server.url);
-    let p = call(
-        &s.server.url,
-        "POST",
-        "/api/projects",
-        Some(&token),
-        Some(json!({"name": "a project with a rather long name that must wrap on a phone"})),
+    let p = s.project(
+        &token,
+        "a project with a rather long name that must wrap on a phone",
     );
-    let p = p.body["data"]["id"].as_i64().unwrap();
 
     // Keyboard alone: the user name has the focus, Tab goes on to the password, Enter
     // logs in.
@@ -625,14 +575,7 @@ fn code_is_highlighted_as_it_is_typed_in_the_accounts_theme() {
     let b = &s.b;
     let (name, token, _) = user(&s.server.url);
     let t = Some(token.as_str());
-    let p = call(
-        &s.server.url,
-        "POST",
-        "/api/projects",
-        t,
-        Some(json!({"name": "code"})),
-    );
-    let p = p.body["data"]["id"].as_i64().unwrap();
+    let p = s.project(&token, "code");
     let r = call(
         &s.server.url,
         "PUT",
@@ -693,14 +636,7 @@ fn editing(s: &Site) -> (String, String, String) {
     let b = &s.b;
     let url = &s.server.url;
     let (name, token, _) = user(url);
-    let r = call(
-        url,
-        "POST",
-        "/api/projects",
-        Some(&token),
-        Some(json!({"name": "edits"})),
-    );
-    let p = r.body["data"]["id"].as_i64().expect("a project");
+    let p = s.project(&token, "edits");
     let content = format!("{url}/api/projects/{p}/files/content?path=a.txt");
     let (status, _, _) = crate::common::server::raw(
         "PUT",
@@ -709,11 +645,7 @@ fn editing(s: &Site) -> (String, String, String) {
         Some(("application/octet-stream", b"first\n".to_vec())),
     );
     assert_eq!(status, 200);
-    s.goto("/login");
-    b.type_into("#username", name.as_str());
-    b.type_into("#password", PASSWORD);
-    b.type_into("#password", Key::Enter);
-    s.dashboard_ready();
+    s.log_in(&name, PASSWORD);
     s.goto(&format!("/project?id={p}"));
     b.wait_for("#files li[data-path='a.txt'] button");
     b.click("#files li[data-path='a.txt'] button");
@@ -992,19 +924,8 @@ fn a_session_ending_while_a_project_is_described_keeps_the_text() {
     let b = &s.b;
     let url = &s.server.url;
     let (name, token, _) = user(url);
-    let r = call(
-        url,
-        "POST",
-        "/api/projects",
-        Some(&token),
-        Some(json!({"name": "described"})),
-    );
-    assert_eq!(r.status, 201);
-    s.goto("/login");
-    b.type_into("#username", name.as_str());
-    b.type_into("#password", PASSWORD);
-    b.type_into("#password", Key::Enter);
-    s.dashboard_ready();
+    s.project(&token, "described");
+    s.log_in(&name, PASSWORD);
     b.wait_for("#projects li");
     b.click("#projects li button:not(.danger)");
     b.wait_for("#projects li form input[name=description]");
@@ -1075,11 +996,7 @@ fn a_logout_that_fails_says_the_session_goes_on() {
     let s = Site::start();
     let b = &s.b;
     let (name, _, _) = user(&s.server.url);
-    s.goto("/login");
-    b.type_into("#username", name.as_str());
-    b.type_into("#password", PASSWORD);
-    b.type_into("#password", Key::Enter);
-    s.dashboard_ready();
+    s.log_in(&name, PASSWORD);
     // The logout fails (here its CSRF token is gone; a lost connection or a busy server
     // fail alike): the session is still live, and the page must not pretend otherwise.
     b.eval("document.cookie = 'valyxo_csrf=; Max-Age=0; Path=/'; return null");
@@ -1108,11 +1025,7 @@ fn a_wrong_current_password_is_said_and_the_session_goes_on() {
     let s = Site::start();
     let b = &s.b;
     let (name, _, _) = user(&s.server.url);
-    s.goto("/login");
-    b.type_into("#username", name.as_str());
-    b.type_into("#password", PASSWORD);
-    b.type_into("#password", Key::Enter);
-    s.dashboard_ready();
+    s.log_in(&name, PASSWORD);
     // The API answers a wrong current password with 401, as it does an ended session.
     b.type_into("#current", "Not-the-password1");
     b.type_into("#next", "Another-pass9");
@@ -1150,4 +1063,45 @@ fn a_file_grown_too_large_elsewhere_is_not_opened() {
     );
     assert_eq!(b.count("#editor[hidden]"), 1);
     s.assert_clean("a file grown too large", &[]);
+}
+
+/// Waits until `probe` gives `want` (the page updates after its requests answer), saying
+/// what `what` showed instead when it never does.
+fn wait_for(what: &str, want: &str, mut probe: impl FnMut() -> String) {
+    let deadline = std::time::Instant::now() + crate::common::browser::WAIT;
+    loop {
+        let got = probe();
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} shows {got:?}, not {want:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until `selector`'s text is `want`.
+fn wait_text(b: &Browser, selector: &str, want: &str) {
+    wait_for(selector, want, || {
+        if b.count(selector) > 0 {
+            b.text(selector)
+        } else {
+            String::new()
+        }
+    });
+}
+
+/// Waits until the field `selector` holds `want`.
+fn wait_value(b: &Browser, selector: &str, want: &str) {
+    wait_for(selector, want, || b.value(selector));
+}
+
+/// Waits until `script` returns `want`.
+fn wait_until(b: &Browser, script: &str, want: &str) {
+    wait_for(script, want, || match b.eval(script) {
+        serde_json::Value::String(s) => s,
+        v => v.to_string(),
+    });
 }

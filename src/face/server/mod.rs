@@ -428,8 +428,8 @@ pub struct App {
     /// Blob downloads being sent, in total and per account.
     downloads: slots::Slots,
     /// Highlighting for the web editor under way: a large text costs a second of a core,
-    /// so one at a time per account, and no more at once than the blocking threads allow
-    /// others to run beside them.
+    /// so two at a time per account (a page has one under way; a second tab, or the page
+    /// loaded anew, another), and no more at once than leaves blocking threads to others.
     highlights: slots::Slots,
     /// The script workers.
     pub scripts: sandbox::Pool,
@@ -455,7 +455,7 @@ impl App {
             limiter,
             uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
             downloads: slots::Slots::new(MAX_DOWNLOADS, DOWNLOADS_PER_ACCOUNT),
-            highlights: slots::Slots::new(MAX_BLOCKING_THREADS / 4, 1),
+            highlights: slots::Slots::new(MAX_BLOCKING_THREADS / 4, 2),
             scripts,
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
             cursors,

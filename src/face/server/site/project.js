@@ -195,14 +195,16 @@ async function colour() {
   let r = null;
   try {
     r = await api("POST", "/api/highlight", { path: editing.path, text });
-  } catch {
-    // Plain text stays: highlighting is a help, not the content.
+  } catch (err) {
+    // Plain text stays: highlighting is a help, not the content. The account's other
+    // pages busy highlighting (429): try again shortly.
+    if (err instanceof ApiError && err.status === 429) shadeAgain = true;
   } finally {
     shadeBusy = false;
   }
   if (shadeAgain) {
     shadeAgain = false;
-    colour();
+    setTimeout(colour, r ? 0 : 500);
     return;
   }
   if (!r || $("text").value !== text) return;
