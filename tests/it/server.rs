@@ -1673,6 +1673,45 @@ fn the_session_cookie_is_secure_behind_a_trusted_tls_proxy() {
         cookies.iter().all(|c| c.contains("; Secure")),
         "{cookies:?}"
     );
+    // Over TLS the names carry __Host- (the browser takes them only from this host, so a
+    // sibling subdomain cannot plant a session), and a plain-named cookie is not taken.
+    assert!(
+        cookies.iter().all(|c| c.starts_with("__Host-valyxo_")),
+        "{cookies:?}"
+    );
+    let value = |name: &str| {
+        cookies
+            .iter()
+            .find_map(|c| c.strip_prefix(&format!("{name}=")))
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_string()
+    };
+    let (session, csrf) = (value("__Host-valyxo_session"), value("__Host-valyxo_csrf"));
+    let me = |cookie: String| {
+        let headers = [https[0].clone(), ("Cookie", cookie)];
+        raw_with(
+            "GET",
+            &format!("{}/api/auth/me", trusting.url),
+            &headers,
+            None,
+        )
+        .0
+    };
+    assert_eq!(me(format!("__Host-valyxo_session={session}")), 200);
+    assert_eq!(me(format!("valyxo_session={session}")), 401);
+    let create = |csrf: &str| {
+        let headers = [
+            https[0].clone(),
+            ("Cookie", format!("__Host-valyxo_session={session}")),
+            ("X-CSRF-Token", csrf.to_string()),
+        ];
+        let body = json!({"name": "over TLS"}).to_string().into_bytes();
+        let url = format!("{}/api/projects", trusting.url);
+        raw_with("POST", &url, &headers, Some(("application/json", body))).0
+    };
+    assert_eq!(create(&csrf), 201);
+    assert_eq!(create(""), 403);
     assert!(login(&trusting.url, &name, &[])
         .iter()
         .all(|c| !c.contains("Secure")));

@@ -657,7 +657,8 @@ async fn handle(
     // first query (`Db::guarded`); the other handlers ask the database first.
     let mut user = None;
     if matches!(auth, Auth::Required | Auth::RequiredLimited) {
-        let claimed = web::user(&app.tokens, &headers, safe)?;
+        let secure = web::secure(&app.cfg.trusted_proxies, peer.ip(), &headers);
+        let claimed = web::user(&app.tokens, &headers, safe, secure)?;
         if !matches!(work, Work::Blocking(_)) {
             let guard = auth::live_session(&claimed);
             blocking(&app, move |a| a.db.guarded(guard, || Ok(()))).await?;

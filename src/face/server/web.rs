@@ -26,6 +26,19 @@ use std::sync::{Arc, LazyLock};
 pub const SESSION_COOKIE: &str = "valyxo_session";
 /// The CSRF cookie (readable by the pages, which send it back in [`CSRF_HEADER`]).
 pub const CSRF_COOKIE: &str = "valyxo_csrf";
+/// Over TLS the cookies' names carry this prefix: the browser then takes them only from
+/// this very host, `Secure`, with `Path=/` and no `Domain`, so a page of a sibling
+/// subdomain cannot plant a session of its own (and plain names are not taken then).
+pub const HOST_PREFIX: &str = "__Host-";
+
+/// The names of the session and CSRF cookies, over TLS (`secure`) or not.
+fn cookie_names(secure: bool) -> (String, String) {
+    let prefix = if secure { HOST_PREFIX } else { "" };
+    (
+        format!("{prefix}{SESSION_COOKIE}"),
+        format!("{prefix}{CSRF_COOKIE}"),
+    )
+}
 /// The header that carries the CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -313,15 +326,21 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The user a request names: by its bearer token, or else by its session cookie; a
 /// request by cookie that is not `safe` (a GET) must carry the session's CSRF token.
 /// An `Authorization` header of another scheme (a proxy's HTTP Basic login, which the
-/// browser then sends with every request) leaves the cookie to name the user.
-pub fn user(tokens: &Tokens, headers: &HeaderMap, safe: bool) -> Result<User, ApiError> {
+/// browser then sends with every request) leaves the cookie to name the user. Over TLS
+/// (`secure`) only the `__Host-` cookie counts.
+pub fn user(
+    tokens: &Tokens,
+    headers: &HeaderMap,
+    safe: bool,
+    secure: bool,
+) -> Result<User, ApiError> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
     let bearer = authorization
         .and_then(|v| v.get(..6))
         .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
-    let cookie = cookie_value(headers, SESSION_COOKIE);
+    let cookie = cookie_value(headers, &cookie_names(secure).0);
     let token = match (authorization, cookie) {
         (Some(v), _) if bearer => return tokens.verify(Some(v)),
         (v, None) => return tokens.verify(v),
@@ -396,7 +415,8 @@ pub fn session_cookies(tokens: &Tokens, res: &mut Response, token: Option<&str>,
         ),
         _ => (String::new(), String::new(), cookie::time::Duration::ZERO),
     };
-    for (name, value, http_only) in [(SESSION_COOKIE, value, true), (CSRF_COOKIE, csrf, false)] {
+    let (session_name, csrf_name) = cookie_names(secure);
+    for (name, value, http_only) in [(session_name, value, true), (csrf_name, csrf, false)] {
         let c = Cookie::build((name, value))
             .path("/")
             .http_only(http_only)

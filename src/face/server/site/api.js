@@ -1,6 +1,6 @@
 // Valyxo's web pages: requests to the server, and building the page from data as text.
 // The session is an HttpOnly cookie the pages never see; requests that change something
-// send the CSRF token from the readable valyxo_csrf cookie.
+// send the CSRF token from the readable valyxo_csrf cookie (__Host-valyxo_csrf over TLS).
 
 /** The value of a readable cookie, or "". */
 function cookie(name) {
@@ -9,6 +9,12 @@ function cookie(name) {
     if (key === name) return decodeURIComponent(rest.join("="));
   }
   return "";
+}
+
+/** The session's CSRF token, for the X-CSRF-Token header (over TLS its cookie's name has
+ * the __Host- prefix). */
+export function csrfToken() {
+  return cookie("__Host-valyxo_csrf") || cookie("valyxo_csrf");
 }
 
 /** A failed request: the server's message, its field details, and the status. */
@@ -23,7 +29,7 @@ export class ApiError extends Error {
 /** Sends `method path` with a JSON body; the answer's JSON, or throws an ApiError. */
 export async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
-  if (method !== "GET") headers["X-CSRF-Token"] = cookie("valyxo_csrf");
+  if (method !== "GET") headers["X-CSRF-Token"] = csrfToken();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {

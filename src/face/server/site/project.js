@@ -1,7 +1,7 @@
 // A project's page: its files (the same files sync moves) to open, create, rename, delete,
 // upload and download, and a plain editor whose save carries the version it was based on:
 // a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
-import { accountTheme, api, ApiError, editorKeys, el, onSubmit, showError } from "./api.js";
+import { accountTheme, api, ApiError, csrfToken, editorKeys, el, onSubmit, showError } from "./api.js";
 import { startScripts } from "./scripts.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,11 +12,6 @@ const OPEN_LIMIT = 5 * 1024 * 1024;
 /** The URL of a file's content. */
 const contentUrl = (path) => `/api/projects/${project}/files/content?path=${encodeURIComponent(path)}`;
 
-/** The CSRF token of the session (see api.js). */
-function csrf() {
-  const c = document.cookie.split(";").map((p) => p.trim()).find((p) => p.startsWith("valyxo_csrf="));
-  return c ? c.slice("valyxo_csrf=".length) : "";
-}
 
 /** Writes `body` (a string, Blob or File) as `path`'s content, based on `version`. */
 async function write(path, body, version) {
@@ -24,7 +19,7 @@ async function write(path, body, version) {
   try {
     res = await fetch(`${contentUrl(path)}&base_version=${version}`, {
       method: "PUT", credentials: "same-origin", body,
-      headers: { "X-CSRF-Token": csrf(), "Content-Type": "application/octet-stream" },
+      headers: { "X-CSRF-Token": csrfToken(), "Content-Type": "application/octet-stream" },
     });
   } catch {
     throw new ApiError(0, { error: "The server cannot be reached: nothing was saved" });
