@@ -4,7 +4,10 @@
 
 use crate::common;
 
-use common::server::{answered, call, raw, raw_with, unique, user, Answer, Server, PASSWORD};
+use common::server::{
+    answered, call, new_project, raw, raw_with, session_token, unique, user, Answer, Server,
+    PASSWORD,
+};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
@@ -1170,17 +1173,7 @@ fn web_sessions(url: &str) {
         401
     );
     // Logging out everywhere ends every session of the account, the CLI's too.
-    let (_, cli, _) = {
-        let r = call(
-            url,
-            "POST",
-            "/api/auth/login",
-            None,
-            Some(json!({"username": name, "password": PASSWORD})),
-        );
-        assert_eq!(r.status, 200);
-        (0, r.body["token"].as_str().unwrap().to_string(), 0)
-    };
+    let cli = session_token(url, &name, PASSWORD);
     let web = browser(
         url,
         "POST",
@@ -1209,14 +1202,7 @@ fn file_content(url: &str) {
     let (_, token, _) = user(url);
     let (_, other, _) = user(url);
     let t = Some(token.as_str());
-    let p = call(
-        url,
-        "POST",
-        "/api/projects",
-        t,
-        Some(json!({"name": "content"})),
-    );
-    let p = p.body["data"]["id"].as_i64().unwrap();
+    let p = new_project(url, &token, "content");
     let content = |path: &str| format!("{url}/api/projects/{p}/files/content?{path}");
     let put = |token: &str, query: &str, data: &[u8]| {
         let (status, body, _) = raw(
@@ -2779,18 +2765,6 @@ fn ids(pages: &[Vec<Value>]) -> Vec<i64> {
         .flatten()
         .map(|p| p["id"].as_i64().unwrap())
         .collect()
-}
-
-fn new_project(url: &str, token: &str, name: &str) -> i64 {
-    let a = call(
-        url,
-        "POST",
-        "/api/projects",
-        Some(token),
-        Some(json!({"name": name})),
-    );
-    assert_eq!(a.status, 201, "{}", a.body);
-    a.body["data"]["id"].as_i64().unwrap()
 }
 
 /// The validation failure of a request: its status and the fields it names.

@@ -6,7 +6,7 @@
 //! `cargo test`, run by `.ci/run`.
 
 use crate::common::browser::{Browser, ConsoleEntry, Key};
-use crate::common::server::{call, user, Server, PASSWORD};
+use crate::common::server::{call, new_project, session_token, user, Server, PASSWORD};
 use serde_json::json;
 
 /// A server, a browser, and the directory of the browser's screenshots.
@@ -51,15 +51,7 @@ impl Site {
 
     /// A new project of the account `token` signs in: its id.
     fn project(&self, token: &str, name: &str) -> i64 {
-        let r = call(
-            &self.server.url,
-            "POST",
-            "/api/projects",
-            Some(token),
-            Some(json!({ "name": name })),
-        );
-        assert_eq!(r.status, 201, "{}", r.body);
-        r.body["data"]["id"].as_i64().unwrap()
+        new_project(&self.server.url, token, name)
     }
 
     /// Logs in from the login page as a person would, and waits for the dashboard.
@@ -181,16 +173,7 @@ fn a_new_user_registers_works_on_projects_and_logs_out() {
     assert_eq!(b.text("#projects li .hint"), "described again");
     b.screenshot("dashboard-project");
     // The CLI sees what the browser made.
-    let (_, token, _) = {
-        let r = call(
-            &s.server.url,
-            "POST",
-            "/api/auth/login",
-            None,
-            Some(json!({"username": name, "password": PASSWORD})),
-        );
-        (0, r.body["token"].as_str().unwrap().to_string(), 0)
-    };
+    let token = session_token(&s.server.url, &name, PASSWORD);
     let listed = call(&s.server.url, "GET", "/api/projects", Some(&token), None);
     assert_eq!(listed.body["data"][0]["name"], "renamed");
     // Dismissing the confirmation deletes nothing; accepting it deletes.
@@ -277,14 +260,7 @@ fn a_new_user_registers_works_on_projects_and_logs_out() {
     assert_eq!(b.text("#who"), name);
 
     // Log out everywhere ends this browser's session and the CLI's.
-    let cli = call(
-        &s.server.url,
-        "POST",
-        "/api/auth/login",
-        None,
-        Some(json!({"username": name, "password": "Another-pass9"})),
-    );
-    let cli = cli.body["token"].as_str().unwrap().to_string();
+    let cli = session_token(&s.server.url, &name, "Another-pass9");
     b.click("#logout-all");
     b.wait_for_url("/login");
     assert_eq!(
@@ -406,7 +382,7 @@ fn a_file_edited_in_the_browser_syncs_to_a_terminal_and_back() {
             s.server.url,
             b.url().rsplit('=').next().unwrap()
         ),
-        Some(&login_token(&s.server.url, &name)),
+        Some(&session_token(&s.server.url, &name, HOME_PASSWORD)),
         None,
     );
     assert_eq!((status, body), (200, b"edited in the terminal\n".to_vec()));
@@ -420,18 +396,6 @@ fn a_file_edited_in_the_browser_syncs_to_a_terminal_and_back() {
     b.wait_for("#editor:not([hidden])");
     wait_value(b, "#text", "edited in the terminal\n");
     s.assert_clean("the terminal's edit in the browser", &[]);
-}
-
-/// A bearer token for `name` (with the home's password).
-fn login_token(url: &str, name: &str) -> String {
-    let r = call(
-        url,
-        "POST",
-        "/api/auth/login",
-        None,
-        Some(json!({"username": name, "password": crate::common::HOME_PASSWORD})),
-    );
-    r.body["token"].as_str().expect("a token").to_string()
 }
 
 #[test]
@@ -657,15 +621,8 @@ fn editing(s: &Site) -> (String, String, String) {
 /// The content the server holds at `content` (a URL from `editing`), read with a new
 /// session of `name`.
 fn held(url: &str, name: &str, content: &str) -> String {
-    let r = call(
-        url,
-        "POST",
-        "/api/auth/login",
-        None,
-        Some(json!({"username": name, "password": PASSWORD})),
-    );
-    let token = r.body["token"].as_str().expect("a token");
-    let (status, body, _) = crate::common::server::raw("GET", content, Some(token), None);
+    let token = session_token(url, name, PASSWORD);
+    let (status, body, _) = crate::common::server::raw("GET", content, Some(&token), None);
     assert_eq!(status, 200);
     String::from_utf8(body).unwrap()
 }

@@ -340,15 +340,7 @@ fn an_emptied_project_folder_is_fetched_again_not_emptied_everywhere() {
 
 /// A token of `user` for calls of the API.
 fn token(server: &Server, user: &str) -> String {
-    let a = call(
-        &server.url,
-        "POST",
-        "/api/auth/login",
-        None,
-        Some(serde_json::json!({"username": user, "password": PASSWORD})),
-    );
-    assert_eq!(a.status, 200, "{}", a.body);
-    a.body["token"].as_str().unwrap().to_string()
+    crate::common::server::session_token(&server.url, user, PASSWORD)
 }
 
 /// The account's projects on the server: name and id, by name.

@@ -618,7 +618,16 @@ async fn serve(
     body: Body,
 ) -> Response {
     let secure = web::secure(&app.cfg.trusted_proxies, peer.ip(), &headers);
-    match handle(app.clone(), spec, peer, headers, (param, query), body).await {
+    match handle(
+        app.clone(),
+        spec,
+        (peer, secure),
+        headers,
+        (param, query),
+        body,
+    )
+    .await
+    {
         Ok(Reply::Session(inner, token)) => {
             let mut res = inner.into_response();
             web::session_cookies(&app.tokens, &mut res, token.as_deref(), secure);
@@ -639,7 +648,8 @@ async fn handle(
         web,
         ..
     }: RouteSpec,
-    peer: SocketAddr,
+    // Where the request came from, and whether over TLS (see `web::secure`).
+    (peer, secure): (SocketAddr, bool),
     headers: HeaderMap,
     (param, query): (Option<String>, Option<String>),
     body: Body,
@@ -657,7 +667,6 @@ async fn handle(
     // first query (`Db::guarded`); the other handlers ask the database first.
     let mut user = None;
     if matches!(auth, Auth::Required | Auth::RequiredLimited) {
-        let secure = web::secure(&app.cfg.trusted_proxies, peer.ip(), &headers);
         let claimed = web::user(&app.tokens, &headers, safe, secure)?;
         if !matches!(work, Work::Blocking(_)) {
             let guard = auth::live_session(&claimed);

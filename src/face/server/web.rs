@@ -60,7 +60,7 @@ struct Asset {
 /// leaves a colour to the terminal (its background, say) gets the light or dark page
 /// default, by how light the colours it does set are.
 fn themes_css() -> String {
-    use crate::theme::{builtin_names, load_builtin, Style};
+    use crate::theme::Style;
     let rgb = |s: Option<Style>, back: bool| s.and_then(|s| if back { s.bg } else { s.fg });
     let hex = |c: Option<crate::theme::Color>| {
         c.map(|c| {
@@ -69,9 +69,8 @@ fn themes_css() -> String {
         })
     };
     let mut css = String::from("/* Valyxo's themes, made from themes/ by the server. */\n");
-    for name in builtin_names() {
-        let Ok(t) = load_builtin(name) else { continue };
-        let st = &t.styles;
+    for t in THEMES.iter() {
+        let (name, st) = (t.name.as_str(), &t.styles);
         // The page's background: the editor's, else judged by its current line's.
         let ground = rgb(st.editor.text, true).or(rgb(st.editor.current_line, true));
         let light = ground.is_some_and(|c| {
@@ -159,6 +158,13 @@ fn themes_css() -> String {
     }
     css
 }
+
+/// The built-in themes, read once (their pages' colours, and highlighting).
+static THEMES: LazyLock<Vec<crate::theme::Theme>> = LazyLock::new(|| {
+    crate::theme::builtin_names()
+        .filter_map(|n| crate::theme::load_builtin(n).ok())
+        .collect()
+});
 
 /// Every file served under `/assets/`: the embedded ones and the themes' sheet.
 static FILES: LazyLock<Vec<(&'static str, &'static str, Bytes)>> = LazyLock::new(|| {
@@ -461,18 +467,18 @@ pub fn highlight(app: &super::App, req: &super::Req) -> Result<super::Reply, Api
         .map(|r| r.text(0))
         .unwrap_or_default())
     })?;
-    use crate::theme::{load_builtin, DEFAULT};
-    let theme = load_builtin(if chosen.is_empty() { DEFAULT } else { &chosen })
-        .or_else(|_| load_builtin(DEFAULT))
-        .map_err(|_| ApiError::internal("no built-in theme loads"))?;
+    let named = |name: &str| THEMES.iter().find(|t| t.name == name);
+    let theme = named(&chosen)
+        .or_else(|| named(crate::theme::DEFAULT))
+        .ok_or_else(|| ApiError::internal("no built-in theme loads"))?;
     let first = text.lines().next().unwrap_or("");
-    let h = Highlighter::for_file(path, first, &theme);
+    let h = Highlighter::for_file(path, first, theme);
     let mut state = h.start();
     let lines = text
         .split('\n')
         .map(|line| {
             let line = line.strip_suffix('\r').unwrap_or(line);
-            let parts = h.line(&mut state, line, &theme, crate::theme::Style::default());
+            let parts = h.line(&mut state, line, theme, crate::theme::Style::default());
             // Byte offsets to UTF-16 units, walking the line once.
             let mut units = Vec::with_capacity(parts.len());
             let (mut byte, mut unit) = (0usize, 0u32);

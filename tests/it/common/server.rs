@@ -269,6 +269,32 @@ pub fn unique(prefix: &str) -> String {
 /// The password test accounts get (valid, with characters that need escaping).
 pub const PASSWORD: &str = "Passw0rd!<\"'>";
 
+/// A new session (bearer token) of `name` with `password` on the server at `url`.
+pub fn session_token(url: &str, name: &str, password: &str) -> String {
+    let a = call(
+        url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(serde_json::json!({"username": name, "password": password})),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body["token"].as_str().expect("a token").to_string()
+}
+
+/// A new project `name` of the account `token` signs in, on the server at `url`: its id.
+pub fn new_project(url: &str, token: &str, name: &str) -> i64 {
+    let a = call(
+        url,
+        "POST",
+        "/api/projects",
+        Some(token),
+        Some(serde_json::json!({ "name": name })),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["data"]["id"].as_i64().unwrap()
+}
+
 /// Registers a new user on the server at `url`; returns (name, token, id).
 pub fn user(url: &str) -> (String, String, i64) {
     let name = unique("u");
