@@ -1307,6 +1307,114 @@ fn file_content(url: &str) {
     assert_eq!(get(&token, "path=empty").0, 404);
 }
 
+/// A folder (or the whole project) downloaded as one .zip: the files under it and nothing
+/// else, byte for byte, named from the folder's parent; nobody else's, no path out.
+fn folder_archives(url: &str) {
+    let (_, token, _) = user(url);
+    let (_, other, _) = user(url);
+    let p = new_project(url, &token, "archive");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let files: [(&str, &[u8]); 6] = [
+        ("src/app/main.rs", b"fn main() {}\n"),
+        ("src/app/data.bin", &big),
+        ("src/lib.rs", b"pub fn f() {}\n"),
+        ("src/empty", b""),
+        ("srcx/other.txt", b"not in src"),
+        ("top.txt", b"top"),
+    ];
+    for (path, data) in files {
+        let (status, body, _) = raw(
+            "PUT",
+            &format!("{url}/api/projects/{p}/files/content?path={path}&base_version=0"),
+            Some(&token),
+            Some(("application/octet-stream", data.to_vec())),
+        );
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    }
+    let archive = |token: &str, query: &str| {
+        raw(
+            "GET",
+            &format!("{url}/api/projects/{p}/files/archive{query}"),
+            Some(token),
+            None,
+        )
+    };
+    let unpack = |query: &str| -> Vec<(String, Vec<u8>)> {
+        let (status, body, headers) = archive(&token, query);
+        assert_eq!(status, 200, "{query}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["content-type"], "application/zip");
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body)).expect("a zip");
+        (0..zip.len())
+            .map(|i| {
+                let mut f = zip.by_index(i).unwrap();
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+                (f.name().unwrap().to_string(), data)
+            })
+            .collect()
+    };
+    let want = |names: &[(&str, &str)]| -> Vec<(String, Vec<u8>)> {
+        names
+            .iter()
+            .map(|(name, path)| {
+                let data = files.iter().find(|(p, _)| p == path).unwrap().1;
+                (name.to_string(), data.to_vec())
+            })
+            .collect()
+    };
+    let src = want(&[
+        ("src/app/data.bin", "src/app/data.bin"),
+        ("src/app/main.rs", "src/app/main.rs"),
+        ("src/empty", "src/empty"),
+        ("src/lib.rs", "src/lib.rs"),
+    ]);
+    assert!(unpack("?path=src") == src, "the archive of src differs");
+    assert!(
+        unpack("?path=src/") == src,
+        "a trailing / changed the archive"
+    );
+    let app = want(&[
+        ("app/data.bin", "src/app/data.bin"),
+        ("app/main.rs", "src/app/main.rs"),
+    ]);
+    assert!(
+        unpack("?path=src/app") == app,
+        "the archive of src/app differs"
+    );
+    let all: Vec<String> = unpack("").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        all,
+        [
+            "src/app/data.bin",
+            "src/app/main.rs",
+            "src/empty",
+            "src/lib.rs",
+            "srcx/other.txt",
+            "top.txt"
+        ]
+    );
+    // A deleted file is not in it.
+    let r = call(
+        url,
+        "POST",
+        &format!("/api/projects/{p}/files/commit"),
+        Some(&token),
+        Some(json!({"base_revision": 0,
+                    "changes": [{"path": "src/lib.rs", "hash": null, "base_version": 1}]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let names: Vec<String> = unpack("?path=src").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["src/app/data.bin", "src/app/main.rs", "src/empty"]);
+    // No such folder, a file, a path out, another account's project: refused.
+    assert_eq!(archive(&token, "?path=nope").0, 404);
+    assert_eq!(archive(&token, "?path=top.txt").0, 404);
+    for bad in ["?path=../src", "?path=/src", "?path=src//app", "?path=."] {
+        assert_eq!(archive(&token, bad).0, 400, "{bad}");
+    }
+    assert_eq!(archive(&other, "?path=src").0, 404);
+    assert_eq!(archive(&other, "").0, 404);
+}
+
 /// The theme of the account's web pages: one of the built-in ten, kept with the account.
 fn themes(url: &str) {
     let (_, token, _) = user(url);
@@ -1420,6 +1528,7 @@ fn contract(url: &str) {
     renames_and_guarded_deletes(url);
     web_sessions(url);
     file_content(url);
+    folder_archives(url);
     themes(url);
     highlighting(url);
     hostile_requests(url);

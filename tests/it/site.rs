@@ -1039,6 +1039,112 @@ fn wait_for(what: &str, want: &str, mut probe: impl FnMut() -> String) {
     }
 }
 
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn folders_upload_download_rename_and_delete_as_a_whole() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "folders");
+    // A hostile folder name, made elsewhere: shown as text.
+    let hostile = "<img src=x onerror=alert(1)>";
+    let (status, _, _) = crate::common::server::raw(
+        "PUT",
+        &format!(
+            "{url}/api/projects/{p}/files/content?path={}&base_version=0",
+            form_urlencoded::byte_serialize(format!("{hostile}/a.txt").as_bytes())
+                .collect::<String>()
+        ),
+        Some(&token),
+        Some(("application/octet-stream", b"a".to_vec())),
+    );
+    assert_eq!(status, 200);
+    // A folder on disk with a folder in it, chosen with "Upload a folder…".
+    let disk = s.dir.path().join("site");
+    std::fs::create_dir_all(disk.join("css")).unwrap();
+    std::fs::write(disk.join("index.html"), "<h1>hi</h1>\n").unwrap();
+    std::fs::write(disk.join("css/main.css"), "body {}\n").unwrap();
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#main:not([hidden])");
+    b.eval("document.getElementById('upload-folder').hidden = false; return null");
+    b.type_into("#upload-folder", disk.to_str().unwrap());
+    b.wait_for("#files li[data-path='site/index.html']");
+    wait_text(b, "#files-notice", "Uploaded 2 files.");
+    // The tree: each folder's row before its files, names as text.
+    let rows = b.eval(
+        "return [...document.querySelectorAll('#files li')].map(li => \
+         li.dataset.folder !== undefined ? li.dataset.folder + '/' : li.dataset.path)",
+    );
+    assert_eq!(
+        rows,
+        json!([
+            format!("{hostile}/"),
+            format!("{hostile}/a.txt"),
+            "site/",
+            "site/css/",
+            "site/css/main.css",
+            "site/index.html"
+        ])
+    );
+    assert_eq!(b.text("#files li.folder strong"), format!("{hostile}/"));
+    assert_eq!(b.count("#files img"), 0);
+    b.screenshot("folders");
+    // The folder's .zip link gives its archive.
+    b.eval(
+        "window.got = null; \
+         fetch(document.querySelector(\"#files li[data-folder='site'] a\").href).then(async r => { \
+           const bytes = new Uint8Array(await r.arrayBuffer()); \
+           window.got = [r.status, r.headers.get('content-type'), String.fromCharCode(bytes[0], bytes[1])].join(' '); \
+         }); return null",
+    );
+    wait_until(b, "return window.got", "200 application/zip PK");
+    // Renaming the folder moves every file under it.
+    b.click("#files li[data-folder='site'] button");
+    b.raw(|d| d.send_alert_text("web")).expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    b.wait_for("#files li[data-path='web/css/main.css']");
+    wait_text(
+        b,
+        "#files-notice",
+        "Renamed the folder site to web (2 files).",
+    );
+    assert_eq!(b.count("#files li[data-path^='site/']"), 0);
+    // Deleting a folder asks once, then every file under it goes.
+    b.click("#files li[data-folder='web/css'] button.danger");
+    let asked = b.raw(|d| d.get_alert_text());
+    assert!(
+        asked
+            .as_deref()
+            .is_ok_and(|t| t.contains("web/css and its 1 file")),
+        "{asked:?}"
+    );
+    b.raw(|d| d.accept_alert()).expect("a confirmation");
+    wait_text(b, "#files-notice", "Deleted the folder web/css (1 file).");
+    assert_eq!(b.count("#files li[data-folder='web/css']"), 0);
+    // The server has what the page shows.
+    let listed = call(
+        url,
+        "GET",
+        &format!("/api/projects/{p}/files"),
+        Some(&token),
+        None,
+    );
+    let live: Vec<&str> = listed.body["data"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["deleted"] == false)
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        live,
+        [format!("{hostile}/a.txt").as_str(), "web/index.html"]
+    );
+    s.assert_clean("folders", &[]);
+}
+
 /// Waits until `selector`'s text is `want`.
 fn wait_text(b: &Browser, selector: &str, want: &str) {
     wait_for(selector, want, || {

@@ -591,17 +591,8 @@ pub(super) async fn send(app: Arc<App>, user: i64, hash: ContentHash) -> Result<
         Some(super::db::Val::Int(content)) => chunks(app, *content, size, slot),
         // Stored whole before content was chunked (at most the old limit of 32 MiB).
         _ => {
-            let row = blocking(&app, move |a| {
-                a.db.read(|c| {
-                    Ok(c.one(
-                        "SELECT data FROM blobs WHERE user_id = ? AND hash = ?",
-                        &[user.into(), hash.as_str().into()],
-                    )?)
-                })
-            })
-            .await?
-            .ok_or_else(|| ApiError::not_found("Blob not found"))?;
-            let data = Bytes::from(row.bytes(0));
+            let data = blocking(&app, move |a| whole(&a.db, user, hash.as_str())).await?;
+            let data = Bytes::from(data);
             // One piece, with the slot kept until the body is done.
             let once =
                 futures_util::stream::unfold((Some(data), slot), |(data, slot)| async move {
@@ -613,6 +604,32 @@ pub(super) async fn send(app: Arc<App>, user: i64, hash: ContentHash) -> Result<
     Ok(Reply::Stream { size, body })
 }
 
+/// Chunk `seq` of `content` (empty when there is none: collected, or past the end).
+pub(super) fn chunk(db: &super::Db, content: i64, seq: i64) -> Result<Vec<u8>, ApiError> {
+    Ok(db
+        .read(|c| {
+            Ok(c.one(
+                "SELECT data FROM content_chunks WHERE content_id = ? AND seq = ?",
+                &[content.into(), seq.into()],
+            )?)
+        })?
+        .map(|r| r.bytes(0))
+        .unwrap_or_default())
+}
+
+/// `user`'s content of `hash` stored whole, as it was before content was chunked (at most
+/// the old limit of 32 MiB).
+pub(super) fn whole(db: &super::Db, user: i64, hash: &str) -> Result<Vec<u8>, ApiError> {
+    db.read(|c| {
+        Ok(c.one(
+            "SELECT data FROM blobs WHERE user_id = ? AND hash = ?",
+            &[user.into(), hash.into()],
+        )?)
+    })?
+    .map(|r| r.bytes(0))
+    .ok_or_else(|| ApiError::not_found("Blob not found"))
+}
+
 /// The chunks of `content` as a body, each read when the socket wants it; `slot` is given
 /// back when the body is done or dropped.
 fn chunks(app: Arc<App>, content: i64, size: u64, slot: super::slots::Slot) -> Body {
@@ -621,18 +638,8 @@ fn chunks(app: Arc<App>, content: i64, size: u64, slot: super::slots::Slot) -> B
         if left == 0 {
             return None;
         }
-        let read = blocking(&app, move |a| {
-            a.db.read(|c| {
-                Ok(c.one(
-                    "SELECT data FROM content_chunks WHERE content_id = ? AND seq = ?",
-                    &[content.into(), seq.into()],
-                )?)
-            })
-        })
-        .await;
-        let piece = match read {
-            Ok(Some(r)) => r.bytes(0),
-            Ok(None) => Vec::new(),
+        let piece = match blocking(&app, move |a| chunk(&a.db, content, seq)).await {
+            Ok(piece) => piece,
             Err(e) => {
                 let e = std::io::Error::other(e.message);
                 return Some((Err(e), (app, seq, 0)));

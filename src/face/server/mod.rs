@@ -7,6 +7,7 @@
 //! the headers every response carries. File content is the exception: it streams between the
 //! socket and the database a chunk at a time (`blobs`), never whole in memory.
 
+mod archive;
 mod auth;
 pub mod backup;
 mod blobs;
@@ -270,6 +271,8 @@ pub enum Reply {
     Text(&'static str),
     /// File content of `size` bytes, sent as it is read.
     Stream { size: u64, body: Body },
+    /// A `.zip` archive written as it is sent, its length unknown until the end.
+    Zip(Body),
     /// An answer that starts a browser's session with a token (`Some`) or ends it (`None`):
     /// its cookies are set or cleared (`web.rs`).
     Session(Box<Reply>, Option<String>),
@@ -303,6 +306,14 @@ impl IntoResponse for Reply {
                     ),
                     (header::CONTENT_LENGTH, HeaderValue::from(size)),
                 ],
+                body,
+            )
+                .into_response(),
+            Reply::Zip(body) => (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/zip"),
+                )],
                 body,
             )
                 .into_response(),

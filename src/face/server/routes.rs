@@ -2,7 +2,7 @@
 //! body it reads, and how it is documented. The router and the OpenAPI document
 //! (`openapi.rs`) are both made from this one table, so they cannot differ.
 
-use super::{auth, blobs, files, projects, AsyncHandler, Handler, StreamHandler};
+use super::{archive, auth, blobs, files, projects, AsyncHandler, Handler, StreamHandler};
 use crate::protocol::types::*;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
@@ -524,6 +524,28 @@ pub const ROUTES: &[Route] = &[
             answer: (200, None),
             errors: &[400, 429],
             query: &[FILE_PATH],
+        },
+    },
+    Route {
+        method: "GET",
+        path: "/api/projects/{id}/files/archive",
+        work: Async(archive::get),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "A folder's files (or the whole project's) as one .zip, written as it is \
+                      sent; names are relative to the folder's parent (404: no files there; \
+                      413: more than 100,000 files)",
+            request: None,
+            answer: (200, None),
+            errors: &[400, 413, 429],
+            query: &[Query {
+                name: "path",
+                required: false,
+                integer: false,
+                description: "The folder, as a relative path (absent or empty: the whole \
+                              project)",
+            }],
         },
     },
     Route {

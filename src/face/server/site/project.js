@@ -1,5 +1,5 @@
-// A project's page: its files (the same files sync moves) to open, create, rename, delete,
-// upload and download, and a plain editor whose save carries the version it was based on:
+// A project's page: its files (the same files sync moves) as a tree, files and folders to
+// open, create, rename, delete, upload and download (a folder as a .zip), and a plain editor whose save carries the version it was based on:
 // a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
 import { accountTheme, api, ApiError, csrfToken, editorKeys, el, onSubmit, showError } from "./api.js";
 import { startScripts } from "./scripts.js";
@@ -83,28 +83,62 @@ function size(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** The URL of a folder's archive (the whole project's for ""). */
+const archiveUrl = (dir) => `/api/projects/${project}/files/archive${dir ? `?path=${encodeURIComponent(dir)}` : ""}`;
+
+/** A file's row in the tree: its name under its folder, indented by the folder's depth. */
 function fileItem(f) {
   const box = el("p", { class: "error", role: "alert" });
-  const name = el("div", { class: "grow" }, el("strong", {}, f.path),
+  const parts = f.path.split("/");
+  const name = el("div", { class: "grow" }, el("strong", { title: f.path }, parts[parts.length - 1]),
     el("div", { class: "hint" }, `${size(f.size)} · version ${f.version}`));
   const li = el("li", { "data-path": f.path },
     el("div", { class: "row" }, name,
-      el("button", { type: "button", onclick: () => open(f.path) }, "Open"),
-      el("a", { class: "button", href: contentUrl(f.path), download: f.path.split("/").pop() }, "Download"),
-      el("button", { type: "button", onclick: () => rename(f, box) }, "Rename"),
-      el("button", { type: "button", class: "danger", onclick: () => remove(f, box) }, "Delete")),
+      el("button", { type: "button", onclick: () => open(f.path), "aria-label": `Open ${f.path}` }, "Open"),
+      el("a", { class: "button", href: contentUrl(f.path), download: parts[parts.length - 1], "aria-label": `Download ${f.path}` }, "Download"),
+      el("button", { type: "button", onclick: () => rename(f, box), "aria-label": `Rename ${f.path}` }, "Rename"),
+      el("button", { type: "button", class: "danger", onclick: () => remove(f, box), "aria-label": `Delete ${f.path}` }, "Delete")),
     box);
+  li.style.setProperty("--depth", parts.length - 1);
   return li;
 }
 
+/** A folder's row in the tree: download it as a .zip, rename or delete it with its files. */
+function folderItem(dir) {
+  const box = el("p", { class: "error", role: "alert" });
+  const parts = dir.split("/");
+  const name = parts[parts.length - 1];
+  const li = el("li", { class: "folder", "data-folder": dir },
+    el("div", { class: "row" },
+      el("div", { class: "grow" }, el("strong", { title: dir }, `${name}/`)),
+      el("a", { class: "button", href: archiveUrl(dir), download: `${name}.zip`, "aria-label": `Download the folder ${dir} as a .zip` }, "Download .zip"),
+      el("button", { type: "button", onclick: () => renameFolder(dir, box), "aria-label": `Rename the folder ${dir}` }, "Rename"),
+      el("button", { type: "button", class: "danger", onclick: () => removeFolder(dir, box), "aria-label": `Delete the folder ${dir}` }, "Delete")),
+    box);
+  li.style.setProperty("--depth", parts.length - 1);
+  return li;
+}
+
+/** The files as a tree: each folder's row before its files, in path order. */
 function render() {
   const sorted = [...files.values()].sort((a, b) => (a.path < b.path ? -1 : 1));
-  $("files").replaceChildren(...sorted.map(fileItem));
+  const rows = [];
+  let shown = [];
+  for (const f of sorted) {
+    const dirs = f.path.split("/").slice(0, -1);
+    let same = 0;
+    while (same < dirs.length && same < shown.length && dirs[same] === shown[same]) same++;
+    for (let i = same; i < dirs.length; i++) rows.push(folderItem(dirs.slice(0, i + 1).join("/")));
+    shown = dirs;
+    rows.push(fileItem(f));
+  }
+  $("files").replaceChildren(...rows);
   const empty = "No files yet: create or upload one.";
   const notice = $("files-notice");
   if (sorted.length === 0) notice.textContent = empty;
   else if (notice.textContent === empty) notice.textContent = "";
   $("more").hidden = !next;
+  $("download-all").hidden = sorted.length === 0;
 }
 
 async function loadFiles(more) {
@@ -127,7 +161,7 @@ async function commit(changes) {
 }
 
 async function remove(f, box) {
-  if (!confirm(`Delete ${f.path}? Your other machines lose it at their next sync.`)) return;
+  if (!confirm(`Delete ${f.path}? Your other machines lose it at their next sync.${losing([f.path])}`)) return;
   try {
     await commit([{ path: f.path, hash: null, base_version: f.version }]);
     $("files-notice").textContent = `Deleted ${f.path}.`;
@@ -146,14 +180,78 @@ async function rename(f, box) {
       { path: f.path, hash: null, base_version: f.version },
     ]);
     $("files-notice").textContent = `Renamed ${f.path} to ${to}.`;
-    if (editing && editing.path === f.path && files.has(to)) {
-      // The open file moved: its saves go to the new path, based on its version there.
-      editing = { ...editing, path: to, version: files.get(to).version };
-      $("editor-title").textContent = to;
-      $("editor-state").textContent = `version ${editing.version}`;
-    }
+    follow(f.path, to);
   } catch (err) { leave(err); showError(box, err); }
 }
+
+/** The open file moved from `from` to `to`: its saves go there, based on its version there. */
+function follow(from, to) {
+  if (editing && editing.path === from && files.has(to)) {
+    editing = { ...editing, path: to, version: files.get(to).version };
+    $("editor-title").textContent = to;
+    $("editor-state").textContent = `version ${editing.version}`;
+  }
+}
+
+/** Reads the pages of the listing not read yet: a folder's files may be on them. */
+async function loadAll() {
+  while (next) await loadFiles(true);
+}
+
+/** The live files under the folder `dir`. */
+const under = (dir) => [...files.values()].filter((f) => f.path.startsWith(`${dir}/`));
+
+/** What a confirmation adds when the open file would go with unsaved changes. */
+function losing(paths) {
+  return unsaved() && paths.includes(editing.path) ? ` Your unsaved changes to ${editing.path} are lost too.` : "";
+}
+
+/** Renames a folder: every file under it moves, a few thousand per commit. */
+async function renameFolder(dir, box) {
+  const to = (prompt(`Rename the folder ${dir} to:`, dir) || "").replace(/\/+$/, "");
+  box.textContent = "";
+  if (!to || to === dir) return;
+  if (to.startsWith(`${dir}/`)) {
+    box.textContent = `${to} is inside ${dir}: choose a path outside it.`;
+    return;
+  }
+  try {
+    await loadAll();
+    const moving = under(dir);
+    const target = (f) => to + f.path.slice(dir.length);
+    const taken = moving.filter((f) => files.has(target(f)));
+    if (taken.length && !confirm(`${taken.length} of the ${moving.length} files of ${dir} exist under ${to}: replace them? Their content is lost.`)) return;
+    const pairs = moving.map((f) => {
+      const there = files.get(target(f));
+      return [
+        { path: target(f), hash: f.hash, base_version: there ? there.version : fresh(target(f)), from: f.path },
+        { path: f.path, hash: null, base_version: f.version },
+      ];
+    });
+    for (let i = 0; i < pairs.length; i += 2000) await commit(pairs.slice(i, i + 2000).flat());
+    $("files-notice").textContent = `Renamed the folder ${dir} to ${to} (${count(moving.length)}).`;
+    for (const f of moving) follow(f.path, target(f));
+  } catch (err) { leave(err); showError(box, err); }
+}
+
+/** Deletes a folder: every file under it, after one confirmation. */
+async function removeFolder(dir, box) {
+  box.textContent = "";
+  try {
+    await loadAll();
+    const going = under(dir);
+    const paths = going.map((f) => f.path);
+    if (!confirm(`Delete the folder ${dir} and its ${count(going.length)}? Your other machines lose them at their next sync.${losing(paths)}`)) return;
+    for (let i = 0; i < going.length; i += 5000) {
+      await commit(going.slice(i, i + 5000).map((f) => ({ path: f.path, hash: null, base_version: f.version })));
+    }
+    $("files-notice").textContent = `Deleted the folder ${dir} (${count(going.length)}).`;
+    if (editing && paths.includes(editing.path)) closeEditor();
+  } catch (err) { leave(err); showError(box, err); }
+}
+
+/** "1 file", "3 files". */
+const count = (n) => `${n} ${n === 1 ? "file" : "files"}`;
 
 // ---- the editor ----
 
@@ -380,21 +478,68 @@ function startEditor() {
 
 // ---- new files and uploads ----
 
+/** Uploads "many" files only when the user says so (a dropped node_modules, say). */
+const MANY = 1000;
+
+/**
+ * Uploads `list`, [path, File] pairs, one file at a time, asking once before replacing
+ * files that exist; a file that fails is named, the others go on.
+ */
 async function upload(list) {
-  for (const file of list) {
-    const path = file.name;
+  $("upload-error").textContent = "";
+  if (list.length === 0) return;
+  if (list.length > MANY && !confirm(`Upload ${count(list.length)}?`)) return;
+  const taken = list.filter(([path]) => files.has(path));
+  let replace = true;
+  if (taken.length === 1 && list.length === 1) {
+    replace = confirm(`${taken[0][0]} exists: replace it with the file you dropped or chose?`);
+  } else if (taken.length) {
+    replace = confirm(`${taken.length} of the ${count(list.length)} exist: replace them? (Cancel uploads only the new ones.)`);
+  }
+  const failed = [];
+  let done = 0;
+  for (const [path, file] of list) {
+    const there = files.get(path);
+    if (there && !replace) continue;
+    if (list.length > 1) $("files-notice").textContent = `Uploading ${done + failed.length + 1} of ${list.length}: ${path}…`;
     try {
-      const there = files.get(path);
-      if (there && !confirm(`${path} exists: replace it with the file you dropped or chose?`)) continue;
-      const f = await write(path, file, there ? there.version : fresh(path));
-      track(f);
-      $("files-notice").textContent = `Uploaded ${path}.`;
+      track(await write(path, file, there ? there.version : fresh(path)));
+      done++;
     } catch (err) {
-      leave(err);
-      showError($("files-notice"), err);
+      if (leave(err)) return;
+      failed.push(`${path}: ${[err.message, ...err.details.map((d) => d.message)].join(" ")}`);
     }
   }
   render();
+  const skipped = list.length - done - failed.length;
+  $("files-notice").textContent = list.length === 1 && done === 1 ? `Uploaded ${list[0][0]}.`
+    : done || !failed.length ? `Uploaded ${count(done)}${skipped ? `; kept ${skipped} as they were` : ""}.` : "";
+  if (failed.length) {
+    const box = $("upload-error");
+    box.replaceChildren(`Not uploaded (${count(failed.length)}):`, ...failed.flatMap((l) => [el("br"), l]));
+  }
+}
+
+/** A drop's files as [path, File] pairs, walking the folders dropped. */
+async function dropped(dt) {
+  // The entries are read now: after the first wait the drop's data is gone.
+  const entries = [...dt.items].map((i) => (i.kind === "file" && i.webkitGetAsEntry ? i.webkitGetAsEntry() : null));
+  if (entries.length === 0 || entries.some((e) => e === null)) return [...dt.files].map((f) => [f.name, f]);
+  const out = [];
+  const walk = async (entry, at) => {
+    if (entry.isFile) {
+      out.push([at + entry.name, await new Promise((ok, no) => entry.file(ok, no))]);
+    } else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((ok, no) => reader.readEntries(ok, no));
+        if (batch.length === 0) break;
+        for (const e of batch) await walk(e, `${at}${entry.name}/`);
+      }
+    }
+  };
+  for (const e of entries) await walk(e, "");
+  return out;
 }
 
 function startFiles() {
@@ -406,13 +551,31 @@ function startFiles() {
     render();
     await open(f.path, true);
   });
-  $("upload").addEventListener("change", (ev) => upload([...ev.target.files]));
+  $("upload").addEventListener("change", (ev) => {
+    upload([...ev.target.files].map((f) => [f.name, f]));
+    ev.target.value = "";
+  });
+  $("upload-folder").addEventListener("change", (ev) => {
+    upload([...ev.target.files].map((f) => [f.webkitRelativePath || f.name, f]));
+    ev.target.value = "";
+  });
+  $("download-all").href = archiveUrl("");
+  // The upload buttons are labels of hidden file fields: Enter or Space opens them too.
+  for (const label of document.querySelectorAll("label.button[for]")) {
+    label.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Enter" && ev.key !== " ") return;
+      ev.preventDefault();
+      $(label.htmlFor).click();
+    });
+  }
   $("more").addEventListener("click", () => loadFiles(true).catch(leave));
   const main = $("main");
   main.addEventListener("dragover", (ev) => ev.preventDefault());
   main.addEventListener("drop", (ev) => {
     ev.preventDefault();
-    upload([...ev.dataTransfer.files]);
+    dropped(ev.dataTransfer).then(upload, (err) => {
+      $("upload-error").textContent = `The dropped files cannot be read: ${err.message || err}`;
+    });
   });
 }
 
@@ -427,6 +590,7 @@ async function start() {
     $("title").textContent = p.data.name;
     $("about").textContent = p.data.description || "";
     document.title = `${p.data.name} — Valyxo`;
+    $("download-all").download = `${p.data.name}.zip`;
     await loadFiles(false);
     await startScripts(project, leave);
     $("main").hidden = false;
