@@ -1194,6 +1194,40 @@ fn web_sessions(url: &str) {
         browser(url, "GET", "/api/auth/me", &jar, &[], None).status,
         401
     );
+    // Logging in again from the same browser ends the session its cookie held.
+    let login = |jar: &str| {
+        let r = browser(
+            url,
+            "POST",
+            "/api/web/login",
+            jar,
+            &[],
+            Some(json!({"username": name, "password": PASSWORD})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        format!("valyxo_session={}", cookie_in(&r, "valyxo_session"))
+    };
+    let old = login("");
+    let new = login(&old);
+    assert_ne!(old, new);
+    assert_eq!(
+        browser(url, "GET", "/api/auth/me", &old, &[], None).status,
+        401
+    );
+    assert_eq!(
+        browser(url, "GET", "/api/auth/me", &new, &[], None).status,
+        200
+    );
+    // A cookie that is no session of this server changes nothing.
+    let third = login("valyxo_session=forged.token.here");
+    assert_eq!(
+        browser(url, "GET", "/api/auth/me", &new, &[], None).status,
+        200
+    );
+    assert_eq!(
+        browser(url, "GET", "/api/auth/me", &third, &[], None).status,
+        200
+    );
 }
 
 /// One file's content by its path, for clients that do not hash content (the web pages):

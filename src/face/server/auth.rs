@@ -423,15 +423,19 @@ fn sign_in(app: &App, req: &Req) -> Result<Session, ApiError> {
 
 /// Ends the request's session (and a browser's cookie with it).
 pub fn logout(app: &App, req: &Req) -> Result<Reply, ApiError> {
-    let jti = req.user().jti.clone();
+    revoke(app, &req.user().jti)?;
+    Ok(Reply::Session(Box::new(message("Logged out")?), None))
+}
+
+/// Ends the session `jti`, on every server.
+pub fn revoke(app: &App, jti: &str) -> Result<(), ApiError> {
     app.db.write(|c| {
         c.exec(
             "UPDATE sessions SET revoked = 1 WHERE jti = ?",
             &[jti.into()],
         )?;
         Ok(())
-    })?;
-    Ok(Reply::Session(Box::new(message("Logged out")?), None))
+    })
 }
 
 /// Ends every session of the account, on every machine and browser.

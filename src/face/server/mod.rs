@@ -629,6 +629,12 @@ async fn serve(
     body: Body,
 ) -> Response {
     let secure = web::secure(&app.cfg.trusted_proxies, peer.ip(), &headers);
+    // A browser that logs in (or registers) anew drops the session its cookie held: that
+    // session ends here, rather than living on unseen until it expires.
+    let replaced = spec
+        .web
+        .then(|| web::carried_session(&app.tokens, &headers, secure))
+        .flatten();
     match handle(
         app.clone(),
         spec,
@@ -640,6 +646,12 @@ async fn serve(
     .await
     {
         Ok(Reply::Session(inner, token)) => {
+            if let (Some(old), Some(_)) = (replaced, &token) {
+                if let Err(e) = blocking(&app, move |a| auth::revoke(a, &old.jti)).await {
+                    log::event(serde_json::json!({"level": "error",
+                        "msg": "ending the session a new login replaced failed", "error": e.message}));
+                }
+            }
             let mut res = inner.into_response();
             web::session_cookies(&app.tokens, &mut res, token.as_deref(), secure);
             res

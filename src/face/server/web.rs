@@ -370,6 +370,13 @@ pub fn user(
     Ok(user)
 }
 
+/// The session a browser's cookie carries, if this server signed it (live or not): what a
+/// new login from that browser replaces.
+pub fn carried_session(tokens: &Tokens, headers: &HeaderMap, secure: bool) -> Option<User> {
+    let token = cookie_value(headers, &cookie_names(secure).0)?;
+    tokens.verify_token(&token).ok()
+}
+
 /// Refuses a browser's request that another site's page made: its `Origin` (sent by
 /// browsers with every POST) must name the host it was sent to, and its `Sec-Fetch-Site`
 /// must not say another site. Clients that send neither (the CLI) pass.
