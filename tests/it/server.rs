@@ -1449,6 +1449,62 @@ fn folder_archives(url: &str) {
     assert_eq!(archive(&other, "").0, 404);
 }
 
+/// A script saved with the version it was read at: a save based on a version gone is
+/// refused (409) and changes nothing; a save without one replaces, as before; every save
+/// makes the version later, even several within one millisecond.
+fn script_saves_carry_their_version(url: &str) {
+    let (_, token, _) = user(url);
+    let t = Some(token.as_str());
+    let id = script(url, &token, "1");
+    let read = || call(url, "GET", &format!("/api/scripts/{id}"), t, None).body["data"].clone();
+    let put = |content: &str, base: Option<&str>| {
+        let mut body = json!({"name": "s", "content": content});
+        if let Some(b) = base {
+            body["base_updated_at"] = json!(b);
+        }
+        call(url, "PUT", &format!("/api/scripts/{id}"), t, Some(body))
+    };
+    let v1 = read()["updated_at"].as_str().unwrap().to_string();
+    let r = put("2", Some(&v1));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v2 = r.body["data"]["updated_at"].as_str().unwrap().to_string();
+    assert!(v2 > v1, "{v2} after {v1}");
+    assert_eq!(read()["updated_at"], v2.as_str());
+    // Based on v1 again (another tab): refused, nothing changes.
+    let r = put("3 from the other tab", Some(&v1));
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["error"].as_str().unwrap().contains(&v2),
+        "{}",
+        r.body
+    );
+    assert_eq!(read()["content"], "2");
+    // Without a version: replaces (the CLI's saves, and "save mine over theirs").
+    let r = put("4", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(read()["content"], "4");
+    // Saves in quick succession each get a later version.
+    let mut last = read()["updated_at"].as_str().unwrap().to_string();
+    for n in 0..20 {
+        let r = put(&format!("quick {n}"), Some(&last));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let now = r.body["data"]["updated_at"].as_str().unwrap().to_string();
+        assert!(now > last, "{now} after {last}");
+        last = now;
+    }
+    for bad in [json!(5), json!(["x"])] {
+        let r = call(
+            url,
+            "PUT",
+            &format!("/api/scripts/{id}"),
+            t,
+            Some(json!({"name": "s", "content": "x", "base_updated_at": bad})),
+        );
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    assert_eq!(read()["content"], "quick 19");
+}
+
 /// The theme of the account's web pages: one of the built-in ten, kept with the account.
 fn themes(url: &str) {
     let (_, token, _) = user(url);
@@ -1563,6 +1619,7 @@ fn contract(url: &str) {
     web_sessions(url);
     file_content(url);
     folder_archives(url);
+    script_saves_carry_their_version(url);
     themes(url);
     highlighting(url);
     hostile_requests(url);

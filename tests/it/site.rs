@@ -1145,6 +1145,89 @@ fn folders_upload_download_rename_and_delete_as_a_whole() {
     s.assert_clean("folders", &[]);
 }
 
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_script_saved_elsewhere_meanwhile_is_a_conflict_never_overwritten() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "scripts");
+    let r = call(
+        url,
+        "POST",
+        &format!("/api/scripts/project/{p}"),
+        Some(&token),
+        Some(json!({"name": "job", "content": "1", "language": "rhai"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["data"]["id"].as_i64().unwrap();
+    let elsewhere = |content: &str| {
+        let r = call(
+            url,
+            "PUT",
+            &format!("/api/scripts/{id}"),
+            Some(&token),
+            Some(json!({"name": "job", "content": content})),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    let held = || {
+        call(
+            url,
+            "GET",
+            &format!("/api/scripts/{id}"),
+            Some(&token),
+            None,
+        )
+        .body["data"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#scripts li button");
+    b.click("#scripts li button");
+    wait_value(b, "#script-text", "1");
+    // Another tab saves it meanwhile; this one's save is refused and shown.
+    elsewhere("from elsewhere");
+    b.type_into("#script-text", " + 1");
+    wait_text(b, "#script-state", "unsaved changes");
+    let mine = b.value("#script-text");
+    b.type_into("#script-text", Key::Control + "s");
+    b.wait_for("#script-conflict:not([hidden])");
+    assert!(
+        b.text("#script-state").contains("saved elsewhere"),
+        "{}",
+        b.text("#script-state")
+    );
+    assert_eq!(held(), "from elsewhere");
+    // Closing with unsaved text asks first; dismissed, the text stays.
+    b.click("#script-close");
+    let asked = b.raw(|d| d.get_alert_text());
+    assert!(
+        asked.as_deref().is_ok_and(|t| t.contains("Discard")),
+        "{asked:?}"
+    );
+    b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+    assert_eq!(b.value("#script-text"), mine);
+    // Saving mine over theirs.
+    b.click("#script-keep-mine");
+    wait_text(b, "#script-state", "saved");
+    assert_eq!(held(), mine);
+    assert_eq!(b.count("#script-conflict[hidden]"), 1);
+    // Saved elsewhere again: this time theirs is loaded.
+    elsewhere("theirs");
+    b.type_into("#script-text", " + 2");
+    b.type_into("#script-text", Key::Control + "s");
+    b.wait_for("#script-conflict:not([hidden])");
+    b.click("#script-take-theirs");
+    wait_value(b, "#script-text", "theirs");
+    assert_eq!(b.count("#script-conflict[hidden]"), 1);
+    s.assert_clean("a script's conflict", &[409]);
+}
+
 /// Waits until `selector`'s text is `want`.
 fn wait_text(b: &Browser, selector: &str, want: &str) {
     wait_for(selector, want, || {

@@ -235,6 +235,25 @@ pub fn delete_unchanged(app: &App, req: &Req) -> Result<Reply, ApiError> {
 
 /// The user's script `id` (id, project_id, name, content, language, created_at,
 /// updated_at), or 404.
+/// A save based on a version of a script that is gone: it was saved elsewhere at `saved`.
+fn conflict(saved: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        format!(
+            "The script was saved elsewhere since (at {saved}): load that version, or save \
+             yours over it"
+        ),
+    )
+}
+
+/// The time one millisecond after `at` (an `updated_at`), in the same form.
+fn later(at: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| t.with_timezone(&chrono::Utc) + chrono::Duration::milliseconds(1))
+        .unwrap_or_else(|_| chrono::Utc::now())
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn owned_script(c: &mut dyn Conn, user: i64, id: i64) -> Result<Row, ApiError> {
     c.one(
         "SELECT s.id, s.project_id, s.name, s.content, s.language, s.created_at, s.updated_at \
@@ -375,22 +394,51 @@ pub fn script(app: &App, req: &Req) -> Result<Reply, ApiError> {
 
 pub fn update_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
     let id = req.id("Script")?;
-    let (name, content, language) = script_fields(&req.json()?)?;
-    let t = now();
+    let body = req.json()?;
+    let (name, content, language) = script_fields(&body)?;
+    let base = match body.get("base_updated_at") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(b)) => Some(b.clone()),
+        Some(_) => {
+            return Err(ApiError::invalid(vec![(
+                "base_updated_at",
+                "base_updated_at must be text: the updated_at the content is based on".into(),
+            )]))
+        }
+    };
+    let mut t = now();
     // A language left out keeps the one there is.
     let language = app.db.write(|c| {
         let old = owned_script(c, req.user().id, id)?;
+        let saved = old.text(6);
+        if base.as_ref().is_some_and(|b| *b != saved) {
+            return Err(conflict(&saved));
+        }
+        // updated_at is the script's version: every save makes it later, even two saves
+        // within one millisecond.
+        if t <= saved {
+            t = later(&saved);
+        }
         let language = language.unwrap_or_else(|| language_of(&old, 4));
-        c.exec(
-            "UPDATE scripts SET name = ?, content = ?, language = ?, updated_at = ? WHERE id = ?",
-            &[
-                name.clone().into(),
-                content.into(),
-                language.as_str().into(),
-                t.clone().into(),
-                id.into(),
-            ],
-        )?;
+        let mut params = vec![
+            name.clone().into(),
+            content.clone().into(),
+            language.as_str().into(),
+            t.clone().into(),
+            id.into(),
+        ];
+        let mut sql =
+            "UPDATE scripts SET name = ?, content = ?, language = ?, updated_at = ? WHERE id = ?"
+                .to_string();
+        if base.is_some() {
+            // Only over the version read: a save that landed in between (another server's,
+            // on PostgreSQL) leaves this one changing nothing, and it is a conflict.
+            sql.push_str(" AND updated_at = ?");
+            params.push(saved.as_str().into());
+        }
+        if c.exec(&sql, &params)? == 0 {
+            return Err(conflict(&saved));
+        }
         Ok(language)
     })?;
     ok(Done {

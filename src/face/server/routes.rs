@@ -432,10 +432,11 @@ pub const ROUTES: &[Route] = &[
         auth: Required,
         body: Body::Json,
         doc: Doc {
-            summary: "Change a script",
+            summary: "Change a script (409 when base_updated_at is given and the script \
+                      was saved since)",
             request: Some(schema::<ScriptRequest>),
             answer: (200, Some(schema::<Answer<Done<ScriptUpdated>>>)),
-            errors: &[],
+            errors: &[409],
             query: &[],
         },
     },

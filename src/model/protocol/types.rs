@@ -483,6 +483,10 @@ pub struct ScriptRequest {
     /// Left out: `rhai` on creation, unchanged on an update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<Language>,
+    /// On an update: the `updated_at` the new content is based on (every save makes it
+    /// later). A script saved since is left as it is, with 409. Left out: no check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_updated_at: Option<String>,
 }
 
 /// A script in a list (without its content).

@@ -2,7 +2,7 @@
 // open, create, rename, delete, upload and download (a folder as a .zip), and a plain editor whose save carries the version it was based on:
 // a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
 import { accountTheme, api, ApiError, csrfToken, editorKeys, el, onSubmit, showError } from "./api.js";
-import { startScripts } from "./scripts.js";
+import { scriptUnsaved, startScripts } from "./scripts.js";
 
 const $ = (id) => document.getElementById(id);
 const project = Number(new URLSearchParams(location.search).get("id"));
@@ -67,10 +67,12 @@ function leave(err) {
   const ended = err instanceof ApiError && err.status === 401;
   const missing = err instanceof ApiError && err.status === 404;
   if (!ended && !missing) return false;
-  if (unsaved()) {
-    $("editor-error").textContent = ended
+  if (unsaved() || scriptUnsaved()) {
+    const why = ended
       ? "Your session ended: nothing was saved. Your text is kept here: log in again in another tab, then save again."
       : "This project is gone: nothing was saved. Your text is kept here: copy it before you leave.";
+    if (unsaved()) $("editor-error").textContent = why;
+    if (scriptUnsaved()) $("script-state").textContent = why;
     return false;
   }
   location.replace(ended ? "/login" : "/dashboard");
@@ -462,7 +464,7 @@ function startEditor() {
   $("close").addEventListener("click", () => { if (mayDiscard()) closeEditor(); });
   // Leaving the page (a link, back, closing the tab) with unsaved text: the browser asks.
   window.addEventListener("beforeunload", (ev) => {
-    if (unsaved()) {
+    if (unsaved() || scriptUnsaved()) {
       ev.preventDefault();
       ev.returnValue = "";
     }

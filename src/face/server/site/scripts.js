@@ -1,13 +1,34 @@
-// A project's scripts on its page: list, create, edit (Ctrl-S saves), run in the server's
-// sandbox with the output, exit status and time shown, and each script's history.
-import { api, editorKeys, el, onSubmit, showError } from "./api.js";
+// A project's scripts on its page: list, create, edit (Ctrl-S saves, based on the version
+// read: a script saved elsewhere since is a conflict, never overwritten silently), run in
+// the server's sandbox with the output, exit status and time shown, and each script's
+// history.
+import { api, ApiError, editorKeys, el, onSubmit, showError } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
 let project = 0;
 let leave = () => {};
-/** The script being edited: its id, name and language. */
+/**
+ * The script being edited: its id, name and language, the version (`updated_at`) its text
+ * was read or saved at, and that text.
+ */
 let editing = null;
+
+/** Whether the script's editor holds text not saved yet. */
+export function scriptUnsaved() {
+  return editing !== null && $("script-text").value !== editing.text;
+}
+
+/** Whether the script's editor may drop its text: nothing unsaved, or the user says so. */
+function mayDrop() {
+  return !scriptUnsaved() || confirm(`Discard your unsaved changes to the script ${editing.name}?`);
+}
+
+function closeScript() {
+  editing = null;
+  $("script-editor").hidden = true;
+  $("script-conflict").hidden = true;
+}
 
 function when(iso) {
   return iso.replace("T", " ").slice(0, 19);
@@ -31,26 +52,43 @@ async function load() {
   $("scripts-notice").textContent = page.data.length ? "" : "No scripts yet.";
 }
 
-async function edit(id) {
+async function edit(id, force = false) {
+  if (!force && !mayDrop()) return;
   const s = (await api("GET", `/api/scripts/${id}`)).data;
-  editing = { id: s.id, name: s.name, language: s.language };
+  editing = { id: s.id, name: s.name, language: s.language, version: s.updated_at, text: s.content };
   $("script-title").textContent = `${s.name} (${s.language})`;
   $("script-text").value = s.content;
   $("script-state").textContent = "";
+  $("script-conflict").hidden = true;
   $("script-editor").hidden = false;
   $("script-text").focus();
 }
 
-async function save() {
+/**
+ * Saves the script, based on the version it was read at: when it was saved elsewhere since
+ * (another tab), nothing is overwritten and the choice is shown. `over` saves over theirs.
+ */
+async function save(over = false) {
   if (!editing) return;
+  const text = $("script-text").value;
+  const body = { name: editing.name, content: text, language: editing.language };
+  if (!over) body.base_updated_at = editing.version;
+  $("script-state").textContent = "saving…";
   try {
-    await api("PUT", `/api/scripts/${editing.id}`, {
-      name: editing.name, content: $("script-text").value, language: editing.language,
-    });
-    $("script-state").textContent = "saved";
+    const r = await api("PUT", `/api/scripts/${editing.id}`, body);
+    editing.version = r.data.updated_at;
+    editing.text = text;
+    $("script-conflict").hidden = true;
+    $("script-state").textContent = $("script-text").value === text ? "saved" : "saved; changed since";
   } catch (err) {
-    leave(err);
+    if (err instanceof ApiError && err.status === 404) {
+      $("script-state").textContent = "This script (or its project) was deleted elsewhere: nothing was saved. Your text is kept here: copy it before you leave.";
+      return;
+    }
+    // An ended session: the page leaves, or says why it keeps the text.
+    if (leave(err) || (err instanceof ApiError && err.status === 401)) return;
     showError($("script-state"), err);
+    if (err instanceof ApiError && err.status === 409) $("script-conflict").hidden = false;
   }
 }
 
@@ -85,10 +123,11 @@ async function history(s) {
 }
 
 async function remove(s, box) {
-  if (!confirm(`Delete the script ${s.name} and its history?`)) return;
+  const losing = editing && editing.id === s.id && scriptUnsaved() ? " Your unsaved changes to it are lost too." : "";
+  if (!confirm(`Delete the script ${s.name} and its history?${losing}`)) return;
   try {
     await api("DELETE", `/api/scripts/${s.id}`);
-    if (editing && editing.id === s.id) { editing = null; $("script-editor").hidden = true; }
+    if (editing && editing.id === s.id) closeScript();
     await load();
   } catch (err) { leave(err); showError(box, err); }
 }
@@ -97,16 +136,20 @@ async function remove(s, box) {
 export async function startScripts(id, onFail) {
   project = id;
   leave = onFail;
-  editorKeys($("script-text"), save);
-  $("script-save").addEventListener("click", save);
-  $("script-close").addEventListener("click", () => { editing = null; $("script-editor").hidden = true; });
+  editorKeys($("script-text"), () => save());
+  $("script-text").addEventListener("input", () => { $("script-state").textContent = "unsaved changes"; });
+  $("script-save").addEventListener("click", () => save());
+  $("script-close").addEventListener("click", () => { if (mayDrop()) closeScript(); });
+  $("script-take-theirs").addEventListener("click", () => { if (editing) edit(editing.id, true); });
+  $("script-keep-mine").addEventListener("click", () => save(true));
   onSubmit($("new-script"), async (f) => {
+    if (!mayDrop()) return;
     const r = await api("POST", `/api/scripts/project/${project}`, {
       name: f.name, content: "", language: f.language,
     });
     $("new-script").reset();
     await load();
-    await edit(r.data.id);
+    await edit(r.data.id, true);
   });
   await load();
 }
