@@ -1228,6 +1228,39 @@ fn a_script_saved_elsewhere_meanwhile_is_a_conflict_never_overwritten() {
     s.assert_clean("a script's conflict", &[409]);
 }
 
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_editor_indents_keeps_indentation_and_undoes_each_edit_at_once() {
+    let s = Site::start();
+    let b = &s.b;
+    editing(&s);
+    b.clear("#text");
+    b.type_into("#text", "if x {");
+    b.type_into("#text", Key::Enter);
+    b.type_into("#text", Key::Tab);
+    b.type_into("#text", "y");
+    // Enter keeps the line's indentation.
+    b.type_into("#text", Key::Enter);
+    assert_eq!(b.value("#text"), "if x {\n    y\n    ");
+    // Each of those edits is one step of the browser's undo.
+    b.type_into("#text", Key::Control + "z");
+    assert_eq!(b.value("#text"), "if x {\n    y");
+    // Tab over a selection of several lines indents each; Shift-Tab outdents; each at once
+    // undone.
+    b.type_into("#text", Key::Control + "a");
+    b.type_into("#text", Key::Tab);
+    assert_eq!(b.value("#text"), "    if x {\n        y");
+    b.type_into("#text", Key::Control + "z");
+    assert_eq!(b.value("#text"), "if x {\n    y");
+    b.type_into("#text", Key::Control + "a");
+    b.type_into("#text", Key::Shift + Key::Tab);
+    assert_eq!(b.value("#text"), "if x {\ny");
+    // The edits count as typing: the page knows the text is unsaved, and Ctrl-S saves it.
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    s.assert_clean("editing keys", &[]);
+}
+
 /// Waits until `selector`'s text is `want`.
 fn wait_text(b: &Browser, selector: &str, want: &str) {
     wait_for(selector, want, || {

@@ -81,20 +81,67 @@ export function onSubmit(form, send) {
   });
 }
 
+/** One level of indentation. */
+const INDENT = "    ";
+
+/**
+ * Replaces `area`'s text from `start` to `end` with `text` as the browser's own typing does,
+ * so that Ctrl-Z undoes it as one step (and the field's input event fires).
+ */
+export function typeOver(area, start, end, text) {
+  area.focus();
+  area.setSelectionRange(start, end);
+  if (!document.execCommand("insertText", false, text)) {
+    // A browser without the command: the text still changes, without its undo step.
+    area.setRangeText(text, start, end, "end");
+    area.dispatchEvent(new Event("input"));
+  }
+}
+
+/** Indents (or, `out`, outdents) the lines the selection touches, as one undoable edit. */
+function shiftLines(area, out) {
+  const text = area.value;
+  const { selectionStart: from, selectionEnd: to } = area;
+  const first = text.lastIndexOf("\n", from - 1) + 1;
+  const stop = to > from && text[to - 1] === "\n" ? to - 1 : to;
+  let last = text.indexOf("\n", stop);
+  if (last < 0) last = text.length;
+  const lines = text.slice(first, last).split("\n");
+  const shifted = lines.map((line) => {
+    if (!out) return line.length ? INDENT + line : line;
+    if (line.startsWith("\t")) return line.slice(1);
+    return line.slice(Math.min(INDENT.length, line.length - line.trimStart().length));
+  });
+  const block = shifted.join("\n");
+  if (block === lines.join("\n")) return;
+  typeOver(area, first, last, block);
+  area.setSelectionRange(first, first + block.length);
+}
+
 /**
  * The keys of a text editor on `area`: Ctrl-S (or Cmd-S) calls `save`; Tab indents with
- * four spaces instead of leaving the field (Esc, then Tab, leaves it, for the keyboard).
+ * four spaces instead of leaving the field (Esc, then Tab, leaves it, for the keyboard), or
+ * indents every line of a selection of several lines; Shift-Tab outdents; Enter keeps the
+ * line's indentation. Every edit they make is one step of the browser's undo (Ctrl-Z).
  */
 export function editorKeys(area, save) {
   area.addEventListener("keydown", (ev) => {
+    const plain = !ev.ctrlKey && !ev.altKey && !ev.metaKey;
     if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "s") {
       ev.preventDefault();
       save();
-    } else if (ev.key === "Tab" && !ev.ctrlKey && !ev.altKey && !ev.metaKey && !ev.shiftKey) {
-      if (area.dataset.escaped === "1") return;
+    } else if (ev.key === "Tab" && plain && area.dataset.escaped !== "1") {
       ev.preventDefault();
-      area.setRangeText("    ", area.selectionStart, area.selectionEnd, "end");
-      area.dispatchEvent(new Event("input"));
+      const { selectionStart: from, selectionEnd: to, value } = area;
+      if (ev.shiftKey || value.slice(from, to).includes("\n")) shiftLines(area, ev.shiftKey);
+      else typeOver(area, from, to, INDENT);
+    } else if (ev.key === "Enter" && plain && !ev.shiftKey && !ev.isComposing) {
+      const { selectionStart: from, selectionEnd: to, value } = area;
+      const line = value.slice(value.lastIndexOf("\n", from - 1) + 1, from);
+      const indent = line.slice(0, line.length - line.trimStart().length);
+      if (!indent) return;
+      ev.preventDefault();
+      typeOver(area, from, to, `\n${indent}`);
     }
     area.dataset.escaped = ev.key === "Escape" ? "1" : "0";
   });
