@@ -1261,6 +1261,55 @@ fn the_editor_indents_keeps_indentation_and_undoes_each_edit_at_once() {
     s.assert_clean("editing keys", &[]);
 }
 
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_editor_finds_text_from_the_keyboard() {
+    let s = Site::start();
+    let b = &s.b;
+    editing(&s);
+    b.clear("#text");
+    b.type_into("#text", "alpha\nbeta Alpha\ngamma alpha");
+    b.type_into("#text", Key::Control + Key::Home);
+    // Ctrl-F opens the find bar; Enter selects the first match, case ignored, and goes
+    // back to the text.
+    b.type_into("#text", Key::Control + "f");
+    assert_eq!(b.eval("return document.activeElement.id"), "find-text");
+    b.press("alpha");
+    b.press(Key::Enter);
+    let selection = "const t = document.getElementById('text'); \
+                     return document.activeElement.id + ' ' + t.selectionStart + '-' + t.selectionEnd";
+    assert_eq!(b.eval(selection), "text 0-5");
+    assert_eq!(
+        b.text("#find-state"),
+        "Match 1 of 3 (F3: next, Shift-F3: the one before)."
+    );
+    // F3 finds the next, Shift-F3 the one before; past the end it starts again.
+    b.press(Key::F3);
+    assert_eq!(b.eval(selection), "text 11-16");
+    b.press(Key::F3);
+    assert_eq!(b.eval(selection), "text 23-28");
+    b.press(Key::F3);
+    assert_eq!(b.eval(selection), "text 0-5");
+    assert!(b.text("#find-state").contains("from the start again"));
+    b.press(Key::Shift + Key::F3);
+    assert_eq!(b.eval(selection), "text 23-28");
+    // A capital letter makes case count; nothing found is said.
+    b.type_into("#text", Key::Control + "f");
+    b.press("Alpha");
+    b.press(Key::Enter);
+    assert_eq!(b.eval(selection), "text 11-16");
+    b.type_into("#text", Key::Control + "f");
+    b.press("delta");
+    b.press(Key::Enter);
+    assert_eq!(b.text("#find-state"), "“delta” is not in the text.");
+    // Esc closes the bar and goes back to the text, which finding did not change.
+    b.press(Key::Escape);
+    assert_eq!(b.count("#find[hidden]"), 1);
+    assert_eq!(b.eval("return document.activeElement.id"), "text");
+    assert_eq!(b.value("#text"), "alpha\nbeta Alpha\ngamma alpha");
+    s.assert_clean("finding", &[]);
+}
+
 /// Waits until `selector`'s text is `want`.
 fn wait_text(b: &Browser, selector: &str, want: &str) {
     wait_for(selector, want, || {

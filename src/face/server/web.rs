@@ -215,6 +215,11 @@ const ASSETS: &[Asset] = &[
         text: include_str!("site/scripts.js"),
     },
     Asset {
+        name: "search.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/search.js"),
+    },
+    Asset {
         name: "project.js",
         kind: "text/javascript; charset=utf-8",
         text: include_str!("site/project.js"),

@@ -3,6 +3,7 @@
 // a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
 import { accountTheme, api, ApiError, csrfToken, editorKeys, el, onSubmit, showError } from "./api.js";
 import { scriptUnsaved, startScripts } from "./scripts.js";
+import { editorSearch } from "./search.js";
 
 const $ = (id) => document.getElementById(id);
 const project = Number(new URLSearchParams(location.search).get("id"));
@@ -455,6 +456,7 @@ async function saveOnce(version) {
 
 function startEditor() {
   editorKeys($("text"), () => save());
+  editorSearch($("text"), $("find"));
   $("text").addEventListener("input", shade);
   $("text").addEventListener("scroll", () => {
     $("shade").scrollTop = $("text").scrollTop;
