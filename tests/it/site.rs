@@ -1239,9 +1239,12 @@ fn the_editor_indents_keeps_indentation_and_undoes_each_edit_at_once() {
     b.type_into("#text", Key::Enter);
     b.type_into("#text", Key::Tab);
     b.type_into("#text", "y");
-    // Enter keeps the line's indentation.
+    // Enter keeps the line's indentation; a closing bracket first on a line goes back.
     b.type_into("#text", Key::Enter);
     assert_eq!(b.value("#text"), "if x {\n    y\n    ");
+    b.type_into("#text", "}");
+    assert_eq!(b.value("#text"), "if x {\n    y\n}");
+    b.type_into("#text", Key::Control + "z");
     // Each of those edits is one step of the browser's undo.
     b.type_into("#text", Key::Control + "z");
     assert_eq!(b.value("#text"), "if x {\n    y");
@@ -1255,6 +1258,24 @@ fn the_editor_indents_keeps_indentation_and_undoes_each_edit_at_once() {
     b.type_into("#text", Key::Control + "a");
     b.type_into("#text", Key::Shift + Key::Tab);
     assert_eq!(b.value("#text"), "if x {\ny");
+    // The lines are numbered beside the text, and the numbers scroll with it.
+    assert_eq!(
+        b.eval("return document.getElementById('lines').textContent"),
+        "1\n2\n\n"
+    );
+    b.eval(
+        "const t = document.getElementById('text'); \
+         t.value = Array.from({length: 300}, (_, i) => 'line ' + i).join('\\n'); \
+         t.dispatchEvent(new Event('input')); t.scrollTop = 2000; \
+         t.dispatchEvent(new Event('scroll')); return null",
+    );
+    wait_until(
+        b,
+        "const l = document.getElementById('lines'), t = document.getElementById('text'); \
+         return l.textContent.split('\\n').length + ' ' + (l.scrollTop === t.scrollTop && t.scrollTop > 0)",
+        "302 true",
+    );
+    b.type_into("#text", Key::Control + "z");
     // The edits count as typing: the page knows the text is unsaved, and Ctrl-S saves it.
     b.type_into("#text", Key::Control + "s");
     wait_text(b, "#editor-state", "version 2 · saved");

@@ -122,7 +122,7 @@ function shiftLines(area, out) {
  * The keys of a text editor on `area`: Ctrl-S (or Cmd-S) calls `save`; Tab indents with
  * four spaces instead of leaving the field (Esc, then Tab, leaves it, for the keyboard), or
  * indents every line of a selection of several lines; Shift-Tab outdents; Enter keeps the
- * line's indentation. Every edit they make is one step of the browser's undo (Ctrl-Z).
+ * line's indentation, and a closing bracket typed first on a line goes back one level. Every edit they make is one step of the browser's undo (Ctrl-Z).
  */
 export function editorKeys(area, save) {
   area.addEventListener("keydown", (ev) => {
@@ -135,6 +135,14 @@ export function editorKeys(area, save) {
       const { selectionStart: from, selectionEnd: to, value } = area;
       if (ev.shiftKey || value.slice(from, to).includes("\n")) shiftLines(area, ev.shiftKey);
       else typeOver(area, from, to, INDENT);
+    } else if ("}])".includes(ev.key) && ev.key.length === 1 && plain && !ev.isComposing) {
+      // A closing bracket typed first on an indented line goes back one level.
+      const { selectionStart: from, selectionEnd: to, value } = area;
+      const start = value.lastIndexOf("\n", from - 1) + 1;
+      const before = value.slice(start, from);
+      if (from !== to || !before.endsWith(INDENT) || before.trim() !== "") return;
+      ev.preventDefault();
+      typeOver(area, start, from, before.slice(INDENT.length) + ev.key);
     } else if (ev.key === "Enter" && plain && !ev.shiftKey && !ev.isComposing) {
       const { selectionStart: from, selectionEnd: to, value } = area;
       const line = value.slice(value.lastIndexOf("\n", from - 1) + 1, from);

@@ -326,6 +326,23 @@ async function colour() {
   performance.mark("valyxo:highlighted");
 }
 
+/** How many lines the numbers beside the editor count. */
+let numbered = 0;
+
+/** Numbers the editor's lines (only when their count changed) and keeps them beside it. */
+function number() {
+  const text = $("text").value;
+  let n = 1;
+  for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n", at + 1)) n++;
+  if (n !== numbered) {
+    numbered = n;
+    // One line more, for the room the field's scroll bar takes at its foot.
+    $("lines").textContent = `${Array.from({ length: n }, (_, i) => i + 1).join("\n")}\n\n`;
+    $("lines").parentElement.style.setProperty("--digits", String(n).length);
+  }
+  $("lines").scrollTop = $("text").scrollTop;
+}
+
 /** The open file: its path, the version its text was read at, and that text. */
 let editing = null;
 
@@ -393,6 +410,7 @@ async function open(path, force = false) {
   $("text").value = lf;
   $("editor").hidden = false;
   shade();
+  number();
   $("text").focus();
 }
 
@@ -458,7 +476,9 @@ function startEditor() {
   editorKeys($("text"), () => save());
   editorSearch($("text"), $("find"));
   $("text").addEventListener("input", shade);
+  $("text").addEventListener("input", number);
   $("text").addEventListener("scroll", () => {
+    $("lines").scrollTop = $("text").scrollTop;
     $("shade").scrollTop = $("text").scrollTop;
     $("shade").scrollLeft = $("text").scrollLeft;
   });
