@@ -215,6 +215,11 @@ const ASSETS: &[Asset] = &[
         text: include_str!("site/scripts.js"),
     },
     Asset {
+        name: "assistant.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/assistant.js"),
+    },
+    Asset {
         name: "project.js",
         kind: "text/javascript; charset=utf-8",
         text: include_str!("site/project.js"),

@@ -3,6 +3,7 @@
 // a file changed elsewhere meanwhile is shown as a conflict, never overwritten silently.
 import { accountTheme, api, ApiError, csrfToken, editorKeys, el, onSubmit, showError } from "./api.js";
 import { startScripts } from "./scripts.js";
+import { startAssistant } from "./assistant.js";
 
 const $ = (id) => document.getElementById(id);
 const project = Number(new URLSearchParams(location.search).get("id"));
@@ -429,6 +430,7 @@ async function start() {
     document.title = `${p.data.name} — Valyxo`;
     await loadFiles(false);
     await startScripts(project, leave);
+    startAssistant($("text"), () => editing?.path ?? null);
     $("main").hidden = false;
   } catch (err) {
     leave(err);
