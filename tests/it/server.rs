@@ -3521,6 +3521,25 @@ fn the_assistants_failures_are_said_without_the_key() {
         error.contains("answer") || error.contains("connection"),
         "{error}"
     );
+    // An answer over --assistant-max-answer is cut there, and says so.
+    let s = assistant_server(&api.url, "echo", &["--assistant-max-answer", "12"]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    assert_eq!(code, 200);
+    let (text, last) = answer_of(&ndjson(&body));
+    assert_eq!(text, "You said: he");
+    assert_eq!(
+        last["error"],
+        "The answer was cut at 12 bytes (the server's --assistant-max-answer)"
+    );
+    // An API silent mid-answer past --assistant-timeout: what came, then an error line.
+    let s = assistant_server(&api.url, "stall", &["--assistant-timeout", "1s"]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    assert_eq!(code, 200);
+    let (text, last) = answer_of(&ndjson(&body));
+    assert_eq!(text, "You said: ");
+    assert!(last["error"].is_string(), "{last}");
     // A model the API does not have: 502 with the API's words.
     let s = assistant_server(&api.url, "nosuch", &[]);
     let (_, token, _) = user(&s.url);
@@ -3556,6 +3575,58 @@ fn the_assistants_failures_are_said_without_the_key() {
         !text.contains(&gone),
         "the API's address stays in the log: {text}"
     );
+}
+
+#[test]
+fn the_assistants_options_are_checked_at_start() {
+    let start = |args: &[&str], env: &[(&str, &str)]| {
+        let home = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .arg("server")
+            .args(["--listen", "127.0.0.1:0", "--database"])
+            .arg(format!("sqlite:{}", home.path().join("s.db").display()))
+            .args(args)
+            .env_remove("VALYXO_ASSISTANT_KEY")
+            .env_remove("VALYXO_ASSISTANT_MODEL")
+            .env_remove("VALYXO_ASSISTANT_URL")
+            .env_remove("VALYXO_ASSISTANT_KEY_FILE")
+            .envs(env.iter().copied())
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = start(&["--assistant-url", "http://127.0.0.1:9/v1"], &[]);
+    assert!(err.contains("--assistant-model"), "{err}");
+    let err = start(
+        &[
+            "--assistant-url",
+            "https://api.openai.com/v1",
+            "--assistant-model",
+            "m",
+        ],
+        &[],
+    );
+    assert!(err.contains("VALYXO_ASSISTANT_KEY"), "{err}");
+    let err = start(
+        &["--assistant-url", "ftp://x", "--assistant-model", "m"],
+        &[("VALYXO_ASSISTANT_KEY", "sk-not-to-be-shown")],
+    );
+    assert!(err.contains("http://"), "{err}");
+    assert!(!err.contains("sk-not-to-be-shown"), "{err}");
+    let err = start(
+        &[
+            "--assistant-url",
+            "http://127.0.0.1:9/v1",
+            "--assistant-model",
+            "m",
+            "--assistant-key-file",
+            "/nonexistent/key",
+        ],
+        &[],
+    );
+    assert!(err.contains("--assistant-key-file"), "{err}");
 }
 
 #[test]

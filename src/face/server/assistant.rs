@@ -82,6 +82,7 @@ pub struct Assistant {
     model: String,
     key: Option<String>,
     per_minute: u32,
+    max_answer: usize,
     /// The budget of questions per account in this process (None: no limit).
     local: Option<Local>,
     /// Whether the budget is kept in the database too (PostgreSQL).
@@ -101,6 +102,7 @@ impl Assistant {
             client,
             key: s.key.clone().filter(|k| !k.is_empty()),
             per_minute: s.per_minute,
+            max_answer: s.max_answer,
             local: NonZeroU32::new(s.per_minute)
                 .map(|n| governor::RateLimiter::hashmap(governor::Quota::per_minute(n))),
             shared: db.describe().starts_with("PostgreSQL"),
@@ -175,7 +177,16 @@ impl Assistant {
     /// refused, else what went wrong, in the words of a web page's user; never the key.
     fn say(&self, e: &anyhow::Error) -> (StatusCode, String) {
         let (status, message) = if let Some(b) = e.downcast_ref::<Broken>() {
-            (StatusCode::BAD_GATEWAY, upper(&b.message))
+            let message = if b.message == crate::assistant::client::cut_message(self.max_answer) {
+                // The engine names the terminal's setting.
+                format!(
+                    "The answer was cut at {} bytes (the server's --assistant-max-answer)",
+                    self.max_answer
+                )
+            } else {
+                upper(&b.message)
+            };
+            (StatusCode::BAD_GATEWAY, message)
         } else if let Some(r) = e.downcast_ref::<Refused>() {
             let hint = match r.status {
                 401 | 403 => " (the server's API key is missing or wrong: tell its operator)",
