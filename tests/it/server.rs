@@ -3578,6 +3578,39 @@ fn the_assistants_failures_are_said_without_the_key() {
 }
 
 #[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn servers_sharing_postgres_share_each_accounts_questions_a_minute() {
+    let db = postgres();
+    let api = common::openai::Server::start(true);
+    let on = || {
+        Server::with_database_env(
+            &db,
+            &[
+                "--assistant-url",
+                &api.url,
+                "--assistant-model",
+                "echo",
+                "--assistant-rate",
+                "2",
+            ],
+            &[("VALYXO_ASSISTANT_KEY", "sk-test")],
+        )
+    };
+    let (a, b) = (on(), on());
+    let (_, token, _) = user(&a.url);
+    // Two a minute in all: one on each server, then neither takes a third.
+    assert_eq!(ask(&a.url, &token, json!({"question": "1"})).0, 200);
+    assert_eq!(ask(&b.url, &token, json!({"question": "2"})).0, 200);
+    let (code, _, headers) = ask(&a.url, &token, json!({"question": "3"}));
+    assert_eq!(code, 429);
+    assert!(headers.get("retry-after").is_some());
+    assert_eq!(ask(&b.url, &token, json!({"question": "3"})).0, 429);
+    // Another account's budget is its own.
+    let (_, other, _) = user(&b.url);
+    assert_eq!(ask(&a.url, &other, json!({"question": "1"})).0, 200);
+}
+
+#[test]
 fn the_assistants_options_are_checked_at_start() {
     let start = |args: &[&str], env: &[(&str, &str)]| {
         let home = tempfile::tempdir().unwrap();

@@ -25,6 +25,11 @@ impl Server {
         Server::launch(None, extra, true, env)
     }
 
+    /// As [`Server::start`] on `database`, with these environment variables set.
+    pub fn with_database_env(database: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch(Some(database), extra, true, env)
+    }
+
     /// As [`Server::start`], logging every request to its standard error.
     pub fn logged(extra: &[&str]) -> Server {
         Server::launch(None, extra, false, &[])
