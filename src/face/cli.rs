@@ -875,11 +875,19 @@ fn run_server(cli: &Cli) -> ExitCode {
                     key.is_some() || !url.starts_with("https://api.openai.com"),
                     "--assistant-url {url} needs an API key: set VALYXO_ASSISTANT_KEY, or name a file that holds it with --assistant-key-file"
                 );
+                let timeout = positive(assistant_timeout, "assistant-timeout")?;
+                let idle = positive(idle_timeout, "idle-timeout")?;
+                // A silence in an answer longer than the idle timeout would close the
+                // browser's connection before the assistant's own timeout could say why.
+                anyhow::ensure!(
+                    timeout < idle,
+                    "--assistant-timeout ({assistant_timeout}) must be shorter than --idle-timeout ({idle_timeout})"
+                );
                 Some(crate::server::AssistantSettings {
                     url: url.to_string(),
                     model: model.to_string(),
                     key,
-                    timeout: positive(assistant_timeout, "assistant-timeout")?,
+                    timeout,
                     per_minute: *assistant_rate,
                     max_answer: size(assistant_max_answer, "assistant-max-answer")?,
                 })

@@ -3660,6 +3660,18 @@ fn the_assistants_options_are_checked_at_start() {
         &[],
     );
     assert!(err.contains("--assistant-key-file"), "{err}");
+    let err = start(
+        &[
+            "--assistant-url",
+            "http://127.0.0.1:9/v1",
+            "--assistant-model",
+            "m",
+            "--assistant-timeout",
+            "90s",
+        ],
+        &[],
+    );
+    assert!(err.contains("shorter than --idle-timeout"), "{err}");
 }
 
 #[test]
