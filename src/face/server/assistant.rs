@@ -322,10 +322,7 @@ pub fn ask(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
         let (path, text, selection) = (text_of("path"), text_of("text"), text_of("selection"));
         let question = question.map(str::trim).unwrap_or("");
         if question.is_empty() && details.iter().all(|(f, _)| *f != "question") {
-            details.insert(
-                0,
-                ("question", "question must be a question, not empty".into()),
-            );
+            details.insert(0, ("question", "question must not be empty".into()));
         }
         if !details.is_empty() {
             return Err(ApiError::invalid(details));
