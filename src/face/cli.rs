@@ -97,9 +97,12 @@ pub enum Sub {
     #[cfg(feature = "server")]
     #[command(
         after_help = "The token signing secret comes from VALYXO_SERVER_SECRET (32 bytes or more), \
-            or is created in the database on first start.\n\nExamples:\n  \
+            or is created in the database on first start. The web editor's assistant is on \
+            with --assistant-url and --assistant-model; its API key comes from \
+            VALYXO_ASSISTANT_KEY or --assistant-key-file, and never reaches a browser.\n\nExamples:\n  \
             valyxo server                                   SQLite in the Valyxo home, on 127.0.0.1:8080\n  \
             valyxo server --listen 0.0.0.0:8080 --database postgres://valyxo@db/valyxo\n  \
+            valyxo server --assistant-url http://localhost:11434/v1 --assistant-model llama3.2\n  \
             valyxo server gc --dry-run                      what unreferenced file content would free"
     )]
     Server(Later<ServerArgs>),
@@ -272,6 +275,26 @@ pub struct ServerArgs {
     /// Also serve /metrics, without a token, on this address (keep it private).
     #[arg(long, value_name = "ADDR", env = "VALYXO_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+    /// The web editor's assistant: an OpenAI-compatible API (http://localhost:11434/v1 for
+    /// Ollama, https://api.openai.com/v1); its key, if it needs one, comes from
+    /// VALYXO_ASSISTANT_KEY or --assistant-key-file, never from the command line.
+    #[arg(long, value_name = "URL", env = "VALYXO_ASSISTANT_URL")]
+    pub assistant_url: Option<String>,
+    /// The model the assistant asks (needed with --assistant-url).
+    #[arg(long, value_name = "NAME", env = "VALYXO_ASSISTANT_MODEL")]
+    pub assistant_model: Option<String>,
+    /// A file that holds the assistant's API key (instead of VALYXO_ASSISTANT_KEY).
+    #[arg(long, value_name = "FILE", env = "VALYXO_ASSISTANT_KEY_FILE")]
+    pub assistant_key_file: Option<PathBuf>,
+    /// Questions one account may ask the assistant per minute (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub assistant_rate: u32,
+    /// How long the assistant's API may take to begin an answer, or stay silent in one.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub assistant_timeout: String,
+    /// The longest answer the assistant relays; a longer one is cut there.
+    #[arg(long, value_name = "SIZE", default_value = "256K")]
+    pub assistant_max_answer: String,
     /// Wall-clock time one script execution may run.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub script_timeout: String,
@@ -714,6 +737,12 @@ fn run_server(cli: &Cli) -> ExitCode {
         shutdown_grace,
         metrics_token,
         metrics_listen,
+        assistant_url,
+        assistant_model,
+        assistant_key_file,
+        assistant_rate,
+        assistant_timeout,
+        assistant_max_answer,
         script_timeout,
         script_memory,
         script_workers,
@@ -816,6 +845,54 @@ fn run_server(cli: &Cli) -> ExitCode {
             page_size <= max_page_size,
             "--page-size ({page_size}) cannot be larger than --max-page-size ({max_page_size})"
         );
+        let assistant = match assistant_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                let model = assistant_model
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .context("--assistant-url needs --assistant-model (or VALYXO_ASSISTANT_MODEL): the model to ask")?;
+                let key = match assistant_key_file {
+                    Some(file) => {
+                        let key = std::fs::read_to_string(file).with_context(|| {
+                            format!("--assistant-key-file: cannot read {}", file.display())
+                        })?;
+                        let key = key.trim().to_string();
+                        anyhow::ensure!(
+                            !key.is_empty(),
+                            "--assistant-key-file: {} is empty",
+                            file.display()
+                        );
+                        Some(key)
+                    }
+                    None => std::env::var("VALYXO_ASSISTANT_KEY")
+                        .ok()
+                        .map(|k| k.trim().to_string())
+                        .filter(|k| !k.is_empty()),
+                };
+                anyhow::ensure!(
+                    key.is_some() || !url.starts_with("https://api.openai.com"),
+                    "--assistant-url {url} needs an API key: set VALYXO_ASSISTANT_KEY, or name a file that holds it with --assistant-key-file"
+                );
+                let timeout = positive(assistant_timeout, "assistant-timeout")?;
+                let idle = positive(idle_timeout, "idle-timeout")?;
+                // A silence in an answer longer than the idle timeout would close the
+                // browser's connection before the assistant's own timeout could say why.
+                anyhow::ensure!(
+                    timeout < idle,
+                    "--assistant-timeout ({assistant_timeout}) must be shorter than --idle-timeout ({idle_timeout})"
+                );
+                Some(crate::server::AssistantSettings {
+                    url: url.to_string(),
+                    model: model.to_string(),
+                    key,
+                    timeout,
+                    per_minute: *assistant_rate,
+                    max_answer: size(assistant_max_answer, "assistant-max-answer")?,
+                })
+            }
+        };
         Ok(crate::server::Config {
             listen: listen.clone(),
             database,
@@ -851,6 +928,7 @@ fn run_server(cli: &Cli) -> ExitCode {
             shutdown_grace: positive(shutdown_grace, "shutdown-grace")?,
             metrics_token,
             metrics_listen: metrics_listen.clone().filter(|a| !a.is_empty()),
+            assistant,
         })
     };
     if let Some(ServerAction::Gc(GcArgs { dry_run })) = action {

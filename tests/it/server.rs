@@ -5,8 +5,8 @@
 use crate::common;
 
 use common::server::{
-    answered, call, new_project, raw, raw_with, session_token, unique, user, Answer, Server,
-    PASSWORD,
+    answered, call, client, new_project, raw, raw_with, session_token, unique, user, Answer,
+    Server, PASSWORD,
 };
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -3494,4 +3494,438 @@ fn a_cursor_from_one_server_walks_on_another_sharing_the_database() {
     }
     assert_eq!(i, 4);
     assert_eq!(seen, created.iter().rev().copied().collect::<Vec<_>>());
+}
+
+// ---- The web editor's assistant ----
+
+/// A server whose assistant is the local fake API at `api` asking `model`, with the key
+/// `sk-test` in the environment and `extra` options.
+fn assistant_server(api: &str, model: &str, extra: &[&str]) -> Server {
+    assistant_server_keyed(api, model, "sk-test", extra)
+}
+
+fn assistant_server_keyed(api: &str, model: &str, key: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--assistant-url", api, "--assistant-model", model];
+    args.extend(extra);
+    Server::with_env(&args, &[("VALYXO_ASSISTANT_KEY", key)])
+}
+
+/// The lines of an NDJSON answer, each parsed.
+fn ndjson(body: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect()
+}
+
+/// The text pieces of an answer joined, and its last line.
+fn answer_of(lines: &[Value]) -> (String, Value) {
+    let text = lines.iter().filter_map(|l| l["text"].as_str()).collect();
+    (text, lines.last().cloned().unwrap_or(Value::Null))
+}
+
+/// `POST /api/assistant` with a bearer token: status, raw body, headers.
+fn ask(url: &str, token: &str, body: Value) -> (u16, Vec<u8>, reqwest::header::HeaderMap) {
+    raw(
+        "POST",
+        &format!("{url}/api/assistant"),
+        Some(token),
+        Some(("application/json", body.to_string().into_bytes())),
+    )
+}
+
+#[test]
+fn the_assistant_streams_answers_with_the_key_kept_on_the_server() {
+    let api = common::openai::Server::start(true);
+    let s = assistant_server(&api.url, "echo", &["--assistant-rate", "3"]);
+    let url = &s.url;
+    answered();
+    let (_, token, _) = user(url);
+    let status = call(url, "GET", "/api/assistant", Some(&token), None);
+    assert_eq!(status.status, 200, "{}", status.body);
+    assert_eq!(status.body["data"]["configured"], true);
+    assert_eq!(status.body["data"]["model"], "echo");
+    assert_eq!(status.body["data"]["max_input"], 256 * 1024);
+    assert_eq!(status.body["data"]["help"], Value::Null);
+    assert!(!status.body.to_string().contains("sk-test"));
+    // A bearer client: the answer streams back a line at a time, ending in done.
+    let (code, body, headers) = ask(
+        url,
+        &token,
+        json!({"question": "What does it do?", "path": "src/a.rs", "text": "fn a() -> u32 { 1 }\n"}),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        headers.get("content-type").unwrap().to_str().unwrap(),
+        "application/x-ndjson"
+    );
+    let lines = ndjson(&body);
+    assert!(lines.len() > 3, "in pieces: {lines:?}");
+    let (text, last) = answer_of(&lines);
+    assert_eq!(text, "You said: The file src/a.rs: (2 messages)");
+    assert_eq!(last, json!({"done": true}));
+    assert!(!String::from_utf8_lossy(&body).contains("sk-test"));
+    // The API got the key, the file and the question; the browser never saw the key.
+    let sent = api.requests().pop().unwrap();
+    assert_eq!(sent.authorization.as_deref(), Some("Bearer sk-test"));
+    assert_eq!(sent.body["model"], "echo");
+    assert_eq!(sent.body["stream"], true);
+    let user_text = sent.body["messages"][1]["content"].as_str().unwrap();
+    assert!(user_text.contains("fn a() -> u32 { 1 }"), "{user_text}");
+    assert!(user_text.ends_with("What does it do?"), "{user_text}");
+    // A selection is sent instead of the whole text.
+    let (code, body, _) = ask(
+        url,
+        &token,
+        json!({"question": "Shorter?", "path": "src/a.rs", "text": "WHOLE FILE", "selection": "the part"}),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        answer_of(&ndjson(&body)).0,
+        "You said: The part of src/a.rs selected: (2 messages)"
+    );
+    let user_text = api.requests().pop().unwrap().body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        user_text.contains("the part") && !user_text.contains("WHOLE FILE"),
+        "{user_text}"
+    );
+    // Questions are validated and bounded before anything is sent.
+    let before = api.requests().len();
+    for (body, want) in [
+        (json!({"text": "x"}), 400),
+        (json!({"question": "  "}), 400),
+        (json!({"question": 7}), 400),
+        (
+            json!({"question": "q", "text": "x".repeat(256 * 1024)}),
+            413,
+        ),
+    ] {
+        let (code, answer, _) = ask(url, &token, body.clone());
+        assert_eq!(
+            code,
+            want,
+            "{body:.80}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert_eq!(api.requests().len(), before, "nothing was sent to the API");
+
+    // A browser's session: the cookie alone is refused, the cookie and its CSRF token work.
+    let name = unique("web");
+    let r = call(
+        url,
+        "POST",
+        "/api/web/register",
+        None,
+        Some(
+            json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (session, csrf) = (
+        cookie_in(&r, "valyxo_session"),
+        cookie_in(&r, "valyxo_csrf"),
+    );
+    let jar = format!("valyxo_session={session}; valyxo_csrf={csrf}");
+    let question = json!({"question": "Hello there", "text": ""});
+    let refused = browser(
+        url,
+        "POST",
+        "/api/assistant",
+        &jar,
+        &[],
+        Some(question.clone()),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let with = [("Cookie", jar.clone()), ("X-CSRF-Token", csrf.clone())];
+    let (code, body, _) = raw_with(
+        "POST",
+        &format!("{url}/api/assistant"),
+        &with,
+        Some(("application/json", question.to_string().into_bytes())),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(answer_of(&ndjson(&body)).1, json!({"done": true}));
+    let status = browser(url, "GET", "/api/assistant", &jar, &[], None);
+    assert_eq!(status.body["data"]["configured"], true);
+    // No session at all.
+    assert_eq!(
+        call(url, "POST", "/api/assistant", None, Some(question.clone())).status,
+        401
+    );
+
+    // Three questions a minute per account (--assistant-rate 3): the fourth waits.
+    let (_, busy, _) = user(url);
+    for i in 0..3 {
+        let (code, _, _) = ask(url, &busy, json!({"question": format!("q{i}")}));
+        assert_eq!(code, 200, "question {i}");
+    }
+    let (code, body, headers) = ask(url, &busy, json!({"question": "one more"}));
+    assert_eq!(code, 429, "{}", String::from_utf8_lossy(&body));
+    let wait: u64 = headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=21).contains(&wait), "{wait}");
+    // Another account has its own budget.
+    let (code, _, _) = ask(url, &token, json!({"question": "mine"}));
+    assert_eq!(code, 200);
+    every_answer_is_documented(url);
+}
+
+#[test]
+fn without_an_assistant_the_server_says_how_to_turn_it_on() {
+    let s = Server::start(None, &[]);
+    let (_, token, _) = user(&s.url);
+    let status = call(&s.url, "GET", "/api/assistant", Some(&token), None);
+    assert_eq!(status.status, 200);
+    assert_eq!(status.body["data"]["configured"], false);
+    let help = status.body["data"]["help"].as_str().unwrap();
+    for word in [
+        "--assistant-url",
+        "--assistant-model",
+        "VALYXO_ASSISTANT_KEY",
+    ] {
+        assert!(help.contains(word), "{help}");
+    }
+    let a = call(
+        &s.url,
+        "POST",
+        "/api/assistant",
+        Some(&token),
+        Some(json!({"question": "hello"})),
+    );
+    assert_eq!(a.status, 503);
+    assert_eq!(error(&a), help);
+}
+
+#[test]
+fn the_assistants_failures_are_said_without_the_key() {
+    let api = common::openai::Server::start(true);
+    // Cut off mid-answer: the pieces that came, then an error line.
+    let s = assistant_server(&api.url, "drop", &[]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let lines = ndjson(&body);
+    let (text, last) = answer_of(&lines);
+    assert_eq!(text, "You said: ");
+    let error = last["error"].as_str().expect("an error line");
+    assert!(
+        error.contains("answer") || error.contains("connection"),
+        "{error}"
+    );
+    // An answer over --assistant-max-answer is cut there, and says so.
+    let s = assistant_server(&api.url, "echo", &["--assistant-max-answer", "12"]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    assert_eq!(code, 200);
+    let (text, last) = answer_of(&ndjson(&body));
+    assert_eq!(text, "You said: he");
+    assert_eq!(
+        last["error"],
+        "The answer was cut at 12 bytes (the server's --assistant-max-answer)"
+    );
+    // An API silent mid-answer past --assistant-timeout: what came, then an error line.
+    let s = assistant_server(&api.url, "stall", &["--assistant-timeout", "1s"]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    assert_eq!(code, 200);
+    let (text, last) = answer_of(&ndjson(&body));
+    assert_eq!(text, "You said: ");
+    assert!(last["error"].is_string(), "{last}");
+    // A model the API does not have: 502 with the API's words.
+    let s = assistant_server(&api.url, "nosuch", &[]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code, 502, "{body}");
+    let said = body["error"].as_str().unwrap();
+    assert!(
+        said.starts_with("The assistant answered 404: model 'nosuch' not found"),
+        "{said}"
+    );
+    // A wrong key: 502 saying so, and never the key.
+    let s = assistant_server_keyed(&api.url, "echo", "sk-wrong-and-secret", &[]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(code, 502, "{text}");
+    assert!(text.contains("401") && text.contains("API key"), "{text}");
+    assert!(!text.contains("sk-wrong-and-secret"), "{text}");
+    let status = call(&s.url, "GET", "/api/assistant", Some(&token), None);
+    assert!(!status.body.to_string().contains("sk-wrong"));
+    // Nothing listens at the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let s = assistant_server(&gone, "echo", &[]);
+    let (_, token, _) = user(&s.url);
+    let (code, body, _) = ask(&s.url, &token, json!({"question": "hello"}));
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(code, 502, "{text}");
+    assert!(text.contains("cannot be reached"), "{text}");
+    assert!(
+        !text.contains(&gone),
+        "the API's address stays in the log: {text}"
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn servers_sharing_postgres_share_each_accounts_questions_a_minute() {
+    let db = postgres();
+    let api = common::openai::Server::start(true);
+    let on = || {
+        Server::with_database_env(
+            &db,
+            &[
+                "--assistant-url",
+                &api.url,
+                "--assistant-model",
+                "echo",
+                "--assistant-rate",
+                "2",
+            ],
+            &[("VALYXO_ASSISTANT_KEY", "sk-test")],
+        )
+    };
+    let (a, b) = (on(), on());
+    let (_, token, _) = user(&a.url);
+    // Two a minute in all: one on each server, then neither takes a third.
+    assert_eq!(ask(&a.url, &token, json!({"question": "1"})).0, 200);
+    assert_eq!(ask(&b.url, &token, json!({"question": "2"})).0, 200);
+    let (code, _, headers) = ask(&a.url, &token, json!({"question": "3"}));
+    assert_eq!(code, 429);
+    assert!(headers.get("retry-after").is_some());
+    assert_eq!(ask(&b.url, &token, json!({"question": "3"})).0, 429);
+    // Another account's budget is its own.
+    let (_, other, _) = user(&b.url);
+    assert_eq!(ask(&a.url, &other, json!({"question": "1"})).0, 200);
+}
+
+#[test]
+fn the_assistants_options_are_checked_at_start() {
+    let start = |args: &[&str], env: &[(&str, &str)]| {
+        let home = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(common::BIN)
+            .arg("server")
+            .args(["--listen", "127.0.0.1:0", "--database"])
+            .arg(format!("sqlite:{}", home.path().join("s.db").display()))
+            .args(args)
+            .env_remove("VALYXO_ASSISTANT_KEY")
+            .env_remove("VALYXO_ASSISTANT_MODEL")
+            .env_remove("VALYXO_ASSISTANT_URL")
+            .env_remove("VALYXO_ASSISTANT_KEY_FILE")
+            .envs(env.iter().copied())
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = start(&["--assistant-url", "http://127.0.0.1:9/v1"], &[]);
+    assert!(err.contains("--assistant-model"), "{err}");
+    let err = start(
+        &[
+            "--assistant-url",
+            "https://api.openai.com/v1",
+            "--assistant-model",
+            "m",
+        ],
+        &[],
+    );
+    assert!(err.contains("VALYXO_ASSISTANT_KEY"), "{err}");
+    let err = start(
+        &["--assistant-url", "ftp://x", "--assistant-model", "m"],
+        &[("VALYXO_ASSISTANT_KEY", "sk-not-to-be-shown")],
+    );
+    assert!(err.contains("http://"), "{err}");
+    assert!(!err.contains("sk-not-to-be-shown"), "{err}");
+    let err = start(
+        &[
+            "--assistant-url",
+            "http://127.0.0.1:9/v1",
+            "--assistant-model",
+            "m",
+            "--assistant-key-file",
+            "/nonexistent/key",
+        ],
+        &[],
+    );
+    assert!(err.contains("--assistant-key-file"), "{err}");
+    let err = start(
+        &[
+            "--assistant-url",
+            "http://127.0.0.1:9/v1",
+            "--assistant-model",
+            "m",
+            "--assistant-timeout",
+            "90s",
+        ],
+        &[],
+    );
+    assert!(err.contains("shorter than --idle-timeout"), "{err}");
+}
+
+#[test]
+fn one_answer_at_a_time_per_account_and_a_browser_that_leaves_ends_it() {
+    use std::io::Read;
+    let api = common::openai::Server::start(false);
+    let s = assistant_server(&api.url, "stall", &["--assistant-timeout", "60s"]);
+    let (_, token, _) = user(&s.url);
+    // An answer that begins, then stalls: read its first piece and hold it open.
+    let mut open = client()
+        .post(format!("{}/api/assistant", s.url))
+        .bearer_auth(&token)
+        .json(&json!({"question": "hello"}))
+        .send()
+        .unwrap();
+    assert_eq!(open.status().as_u16(), 200);
+    let mut first = [0u8; 8];
+    open.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"{\"text\":");
+    // A second answer for the same account waits for the first.
+    let (code, body, headers) = ask(&s.url, &token, json!({"question": "again"}));
+    assert_eq!(code, 429, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.get("retry-after").is_some());
+    // Another account is served meanwhile.
+    let (_, other, _) = user(&s.url);
+    let mut theirs = client()
+        .post(format!("{}/api/assistant", s.url))
+        .bearer_auth(&other)
+        .json(&json!({"question": "hello"}))
+        .send()
+        .unwrap();
+    assert_eq!(theirs.status().as_u16(), 200);
+    theirs.read_exact(&mut first).unwrap();
+    drop(theirs);
+    // The browser leaves: its answer ends, and the account may ask again, well before the
+    // stalled API would have let go (30 s).
+    drop(open);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut again = client()
+            .post(format!("{}/api/assistant", s.url))
+            .bearer_auth(&token)
+            .json(&json!({"question": "again"}))
+            .send()
+            .unwrap();
+        if again.status().as_u16() == 200 {
+            again.read_exact(&mut first).unwrap();
+            break;
+        }
+        assert_eq!(again.status().as_u16(), 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the answer the browser left still holds the account's turn"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

@@ -18,10 +18,22 @@ struct Site {
 
 impl Site {
     fn start() -> Site {
+        Site::on(Server::start(None, &[]))
+    }
+
+    /// A browser on `server`.
+    fn on(server: Server) -> Site {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let server = Server::start(None, &[]);
         let b = Browser::start(dir.path());
         Site { server, b, dir }
+    }
+
+    /// A site whose assistant is the local fake API `api` asking `model`.
+    fn with_assistant(api: &crate::common::openai::Server, model: &str) -> Site {
+        Site::on(Server::with_env(
+            &["--assistant-url", &api.url, "--assistant-model", model],
+            &[("VALYXO_ASSISTANT_KEY", "sk-test")],
+        ))
     }
 
     fn goto(&self, path: &str) {
@@ -1020,6 +1032,160 @@ fn a_file_grown_too_large_elsewhere_is_not_opened() {
     );
     assert_eq!(b.count("#editor[hidden]"), 1);
     s.assert_clean("a file grown too large", &[]);
+}
+
+/// Asks the assistant `question` from the editor's panel and waits for the whole answer.
+fn ask(b: &Browser, question: &str) {
+    b.wait_for("#ask:not([hidden])");
+    b.clear("#question");
+    b.type_into("#question", question);
+    b.type_into("#question", Key::Control + Key::Enter);
+    wait_text(b, "#ask-state", "Done.");
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_assistant_answers_in_the_editor_and_a_suggestion_is_one_undoable_edit() {
+    let api = crate::common::openai::Server::start(true);
+    let s = Site::with_assistant(&api, "code");
+    let b = &s.b;
+    let (name, _, content) = editing(&s);
+    b.wait_for("#ask:not([hidden])");
+    assert_eq!(b.text("#assistant-model"), "Answers come from code.");
+    assert_eq!(b.count("#assistant-off:not([hidden])"), 0);
+    // The question and the open file go to the model; the answer streams in as text, its
+    // code blocks each with an Apply button.
+    ask(b, "Make it return 42");
+    let sent = api.requests().pop().expect("a request to the API");
+    let asked = sent.body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        asked.starts_with("The file a.txt:\n```\nfirst\n```"),
+        "{asked}"
+    );
+    assert!(asked.ends_with("Make it return 42"), "{asked}");
+    assert_eq!(sent.authorization.as_deref(), Some("Bearer sk-test"));
+    let code =
+        b.eval("return [...document.querySelectorAll('#answer pre')].map(p => p.textContent)");
+    assert_eq!(
+        code,
+        json!(["fn fixed() -> u32 {\n    42\n}", "fn other() {}"])
+    );
+    assert!(
+        b.text("#answer").contains("Use this:"),
+        "{}",
+        b.text("#answer")
+    );
+    assert_eq!(b.count("#answer button.apply:not([disabled])"), 2);
+    b.screenshot("assistant-answer");
+    // Apply: the whole text replaced (its last line still ended), highlighting redrawn.
+    b.click("#answer button.apply");
+    let applied = "fn fixed() -> u32 {\n    42\n}\n";
+    wait_value(b, "#text", applied);
+    wait_until(
+        b,
+        "return document.getElementById('shade').textContent",
+        &format!("{applied}\n"),
+    );
+    // One edit: Ctrl-Z brings the old text back. Applied to a text changed since, a
+    // suggestion replaces nothing; applied again to the text it was about, it does.
+    b.type_into("#text", Key::Control + "z");
+    wait_value(b, "#text", "first\n");
+    b.type_into("#text", Key::Control + Key::End);
+    b.type_into("#text", "more\n");
+    b.click("#answer button.apply");
+    wait_text(
+        b,
+        "#ask-error",
+        "The text changed since the question (undo with Ctrl-Z, or ask again): nothing was replaced.",
+    );
+    assert_eq!(b.value("#text"), "first\nmore\n");
+    b.clear("#text");
+    b.type_into("#text", "first\n");
+    b.click("#answer button.apply");
+    wait_value(b, "#text", applied);
+    assert_eq!(b.text("#ask-error"), "");
+    // And it saves as any edit does.
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    assert_eq!(held(&s.server.url, &name, &content), applied);
+    // With text selected, the selection alone is sent, and Apply replaces it alone.
+    b.eval("const t = document.getElementById('text'); t.focus(); t.setSelectionRange(24, 26); return null");
+    ask(b, "Better?");
+    let asked = api.requests().pop().unwrap().body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        asked.starts_with("The part of a.txt selected:\n```\n42\n```"),
+        "{asked}"
+    );
+    assert_eq!(b.text("#answer button.apply"), "Apply to the selection");
+    b.click("#answer .suggestion:last-of-type button.apply");
+    wait_value(b, "#text", "fn fixed() -> u32 {\n    fn other() {}\n}\n");
+    b.type_into("#text", Key::Control + "z");
+    wait_value(b, "#text", applied);
+    s.assert_clean("the assistant", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_assistant_panel_says_how_to_turn_it_on() {
+    let s = Site::start();
+    let b = &s.b;
+    editing(&s);
+    b.wait_for("#assistant-off:not([hidden])");
+    let said = b.text("#assistant-off");
+    assert!(
+        said.contains("--assistant-url") && said.contains("VALYXO_ASSISTANT_KEY"),
+        "{said}"
+    );
+    assert_eq!(b.count("#ask:not([hidden])"), 0);
+    b.screenshot("assistant-off");
+    s.assert_clean("no assistant", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn the_models_markup_shows_as_text_and_an_answer_can_be_stopped() {
+    let api = crate::common::openai::Server::start(true);
+    let s = Site::with_assistant(&api, "hostile");
+    let b = &s.b;
+    editing(&s);
+    ask(b, "Anything");
+    let text = b.text("#answer");
+    assert!(
+        text.contains("<img src=x onerror=\"window.hacked=1\"> <b>bold</b>"),
+        "{text}"
+    );
+    assert_eq!(
+        b.eval("return document.querySelector('#answer pre').textContent"),
+        json!("<script>window.hacked=2</script>\n<img src=y onerror=\"window.hacked=3\">")
+    );
+    assert_eq!(b.count("#answer img, #answer script, #answer b"), 0);
+    assert_eq!(b.eval("return String(window.hacked)"), json!("undefined"));
+    s.assert_clean("hostile answer", &[]);
+    drop(s);
+    // An answer that stalls midway is stopped with Stop, and the panel is ready again.
+    let s = Site::with_assistant(&api, "stall");
+    let b = &s.b;
+    editing(&s);
+    b.wait_for("#ask:not([hidden])");
+    b.type_into("#question", "Hello");
+    b.click("#ask-send");
+    wait_until(
+        b,
+        "return document.getElementById('answer').textContent",
+        "You said: ",
+    );
+    b.wait_for("#ask-stop:not([hidden])");
+    b.click("#ask-stop");
+    wait_text(b, "#ask-state", "Stopped.");
+    assert_eq!(b.count("#ask-stop:not([hidden])"), 0);
+    assert_eq!(b.attr("#ask-send", "disabled"), None);
+    s.assert_clean("a stopped answer", &[]);
 }
 
 /// Waits until `probe` gives `want` (the page updates after its requests answer), saying

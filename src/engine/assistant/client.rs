@@ -57,6 +57,16 @@ pub struct Broken {
     pub partial: String,
 }
 
+/// The assistant's server answered a request with a failure status: the status, what its
+/// body said (cleaned for showing as text), and a hint for the terminal's user.
+#[derive(Debug, thiserror::Error)]
+#[error("the assistant answered {status}: {detail}{hint}")]
+pub struct Refused {
+    pub status: u16,
+    pub detail: String,
+    pub hint: &'static str,
+}
+
 /// What an answer cut at `max` bytes (`assistant.max_answer`) ends with.
 pub fn cut_message(max: usize) -> String {
     format!(
@@ -220,12 +230,23 @@ impl Client {
                 self.url
             );
         }
+        runtime()?.block_on(self.stream(messages, &mut on_text))
+    }
+
+    /// [`Client::chat`] for a caller that is itself async (the account server, which
+    /// relays answers to browsers): the same request and the same errors, on the caller's
+    /// runtime. Dropping the future closes the connection to the assistant.
+    pub async fn stream(
+        &self,
+        messages: &[Message],
+        on_text: &mut impl FnMut(&str) -> Result<()>,
+    ) -> Result<String> {
         let body = serde_json::json!({
             "model": self.model,
             "messages": messages,
             "stream": true,
         });
-        runtime()?.block_on(self.stream_answer(body.to_string(), &mut on_text))
+        self.stream_answer(body.to_string(), on_text).await
     }
 
     async fn stream_answer(
@@ -456,7 +477,12 @@ impl Client {
             429 => " — rate-limited or out of quota; try again later",
             _ => "",
         };
-        anyhow!("the assistant answered {status}: {detail}{hint}")
+        Refused {
+            status,
+            detail,
+            hint,
+        }
+        .into()
     }
 }
 

@@ -9,7 +9,7 @@ pub mod render;
 
 use crate::hub::Hub;
 use anyhow::{anyhow, bail, Result};
-pub use client::{Broken, Client, Message};
+pub use client::{Broken, Client, Message, Refused};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 //! socket and the database a chunk at a time (`blobs`), never whole in memory.
 
 mod archive;
+mod assistant;
 mod auth;
 pub mod backup;
 mod blobs;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::protocol::MAX_BATCH;
+pub use assistant::{Settings as AssistantSettings, MAX_INPUT as ASSISTANT_MAX_INPUT};
 pub use db::Db;
 use routes::{Auth, Body as BodyKind, Work, ROUTES};
 
@@ -97,6 +99,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// A second address that serves `/metrics` alone, without a token.
     pub metrics_listen: Option<String>,
+    /// The web editor's assistant (`--assistant-url`); None: off.
+    pub assistant: Option<AssistantSettings>,
 }
 
 impl Config {
@@ -149,6 +153,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             metrics_token: None,
             metrics_listen: None,
+            assistant: None,
         }
     }
 }
@@ -273,6 +278,9 @@ pub enum Reply {
     Stream { size: u64, body: Body },
     /// A `.zip` archive written as it is sent, its length unknown until the end.
     Zip(Body),
+    /// An answer sent as it is made, one JSON object a line (`application/x-ndjson`): the
+    /// assistant's.
+    Lines(Body),
     /// An answer that starts a browser's session with a token (`Some`) or ends it (`None`):
     /// its cookies are set or cleared (`web.rs`).
     Session(Box<Reply>, Option<String>),
@@ -314,6 +322,21 @@ impl IntoResponse for Reply {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/zip"),
                 )],
+                body,
+            )
+                .into_response(),
+            Reply::Lines(body) => (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-ndjson"),
+                    ),
+                    // A buffering proxy (nginx) passes each line on as it comes.
+                    (
+                        header::HeaderName::from_static("x-accel-buffering"),
+                        HeaderValue::from_static("no"),
+                    ),
+                ],
                 body,
             )
                 .into_response(),
@@ -450,6 +473,8 @@ pub struct App {
     cursors: page::Cursors,
     /// The counters of `/metrics`.
     metrics: metrics::Metrics,
+    /// The web editor's assistant, when configured.
+    assistant: Option<assistant::Assistant>,
 }
 
 impl App {
@@ -460,6 +485,10 @@ impl App {
         let limiter = limit::Limiter::new(cfg.rate_limit, &db);
         let scripts = sandbox::Pool::new(cfg.script_admission, cfg.script_limits.clone())
             .map_err(|e| anyhow::anyhow!("cannot start the script workers: {e}"))?;
+        let assistant = match &cfg.assistant {
+            Some(s) => Some(assistant::Assistant::new(s, &db)?),
+            None => None,
+        };
         Ok(App {
             db,
             tokens,
@@ -471,6 +500,7 @@ impl App {
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
             cursors,
             metrics: metrics::Metrics::default(),
+            assistant,
             cfg,
         })
     }

@@ -21,7 +21,9 @@ fn reason(status: u16) -> &'static str {
         413 => "the body is over the size limit (see limit)",
         429 => "too many at once or too many attempts; see Retry-After",
         500 => "a fault of the server",
+        502 => "the service the server relays to (the assistant's API) failed or refused",
         503 => "the database is busy or unreachable",
+        504 => "the service the server relays to (the assistant's API) did not answer in time",
         507 => "the account's storage quota is full (see quota)",
         _ => "failure",
     }
@@ -104,6 +106,10 @@ fn operation(r: &Route, g: &mut schemars::SchemaGenerator, failure: &Value) -> V
         None if r.path.ends_with("openapi.json") => {
             json!({"application/json": {"schema": {"type": "object"}}})
         }
+        None if r.path == "/api/assistant" => json!({"application/x-ndjson": {
+            "schema": {"type": "string", "description": "One JSON object a line: \
+                {\"text\": PIECE} for each piece of the answer as it comes, then \
+                {\"done\": true}, or {\"error\": MESSAGE} when the answer broke off"}}}),
         None => json!({"application/octet-stream": {
             "schema": {"type": "string", "format": "binary"}}}),
     };

@@ -286,6 +286,38 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/assistant",
+        work: Async(super::assistant::status),
+        auth: Required,
+        body: Body::None,
+        doc: Doc {
+            summary: "Whether the server has an assistant for the web editor, its model, and \
+                      how its operator turns it on when it is off",
+            request: None,
+            answer: (200, Some(schema::<Answer<Data<AssistantStatus>>>)),
+            errors: &[],
+            query: &[],
+        },
+    },
+    Route {
+        method: "POST",
+        path: "/api/assistant",
+        work: Async(super::assistant::ask),
+        auth: Required,
+        body: Body::Json,
+        doc: Doc {
+            summary: "Ask the assistant about a text (or the part selected): the answer \
+                      streams back as NDJSON. 503 when the server has no assistant; 429 while \
+                      the account's last answer is under way or past its questions per minute; \
+                      502 or 504 when the assistant's API fails before the answer begins",
+            request: Some(schema::<AssistantRequest>),
+            answer: (200, None),
+            errors: &[429, 502, 504],
+            query: &[],
+        },
+    },
+    Route {
+        method: "GET",
         path: "/api/limits",
         work: Blocking(super::limits),
         auth: Required,

@@ -220,6 +220,11 @@ const ASSETS: &[Asset] = &[
         text: include_str!("site/search.js"),
     },
     Asset {
+        name: "assistant.js",
+        kind: "text/javascript; charset=utf-8",
+        text: include_str!("site/assistant.js"),
+    },
+    Asset {
         name: "project.js",
         kind: "text/javascript; charset=utf-8",
         text: include_str!("site/project.js"),

@@ -333,6 +333,35 @@ pub struct Highlighted {
     pub lines: Vec<Vec<(u32, u32, String, String)>>,
 }
 
+/// A question for the web editor's assistant, about the open file or a part of it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AssistantRequest {
+    /// What the user asks (not empty).
+    #[schemars(length(min = 1))]
+    pub question: String,
+    /// The open file's path, named to the model.
+    #[schemars(length(max = 1024))]
+    pub path: Option<String>,
+    /// The open file's text.
+    pub text: Option<String>,
+    /// The selected part of the text: when given, it is sent instead of the whole text.
+    pub selection: Option<String>,
+}
+
+/// Whether the server has an assistant for the web editor, and how to turn one on when not.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AssistantStatus {
+    pub configured: bool,
+    /// The model asked, when configured.
+    pub model: Option<String>,
+    /// The most bytes of question, text and selection together one request may carry.
+    pub max_input: u64,
+    /// Questions one account may ask per minute (0: no limit).
+    pub per_minute: u32,
+    /// How the server's operator turns the assistant on, when it is off.
+    pub help: Option<String>,
+}
+
 /// A theme to keep with the account: one of the built-in themes' names.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ThemeRequest {

@@ -8,6 +8,7 @@
 //! - `stall`: sends two pieces, then nothing for 30 s with the connection open;
 //! - `code`: answers with two fenced code blocks;
 //! - `plain`: ignores `stream` and answers with one JSON object;
+//! - `hostile`: answers with markup meant to run in a page that shows it as HTML;
 //! - anything else: 404 with an OpenAI-style error body.
 //!
 //! `GET /v1/models` lists those models. A request whose key is not `Bearer sk-test` (when
@@ -133,13 +134,15 @@ fn serve(
         .unwrap_or("")
         .to_string();
     let model = body["model"].as_str().unwrap_or("");
-    let answer = if model == "code" {
+    let answer = if model == "hostile" {
+        "<img src=x onerror=\"window.hacked=1\"> <b>bold</b>\n```html\n<script>window.hacked=2</script>\n<img src=y onerror=\"window.hacked=3\">\n```\n".to_string()
+    } else if model == "code" {
         "Use this:\n```rust\nfn fixed() -> u32 {\n    42\n}\n```\nor this:\n```rust\nfn other() {}\n```\n".to_string()
     } else {
         format!("You said: {last} ({} messages)", messages.len())
     };
     match model {
-        "echo" | "drop" | "code" | "stall" => {
+        "echo" | "drop" | "code" | "stall" | "hostile" => {
             write!(
                 conn,
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"

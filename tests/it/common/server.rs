@@ -9,6 +9,7 @@ pub struct Server {
     pub url: String,
     child: Child,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -16,15 +17,25 @@ impl Server {
     /// A server on SQLite in a temporary directory (or on `database` when given), with no
     /// rate limit unless `extra` sets one.
     pub fn start(database: Option<&str>, extra: &[&str]) -> Server {
-        Server::launch(database, extra, true)
+        Server::launch(database, extra, true, &[])
+    }
+
+    /// As [`Server::start`] on SQLite, with these environment variables set.
+    pub fn with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch(None, extra, true, env)
+    }
+
+    /// As [`Server::start`] on `database`, with these environment variables set.
+    pub fn with_database_env(database: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::launch(Some(database), extra, true, env)
     }
 
     /// As [`Server::start`], logging every request to its standard error.
     pub fn logged(extra: &[&str]) -> Server {
-        Server::launch(None, extra, false)
+        Server::launch(None, extra, false, &[])
     }
 
-    fn launch(database: Option<&str>, extra: &[&str], quiet: bool) -> Server {
+    fn launch(database: Option<&str>, extra: &[&str], quiet: bool, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
         let db = match database {
             Some(d) => d.to_string(),
@@ -41,11 +52,16 @@ impl Server {
         }
         args.extend(extra);
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, url) = spawn(&args, dir.path());
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, url) = spawn(&args, &env, dir.path());
         Server {
             url,
             child,
             args,
+            env,
             _dir: dir,
         }
     }
@@ -107,18 +123,23 @@ impl Server {
         let mut args = self.args.clone();
         let i = args.iter().position(|a| a == "--listen").expect("--listen");
         args[i + 1] = addr;
-        let (child, url) = spawn(&args, self._dir.path());
+        let (child, url) = spawn(&args, &self.env, self._dir.path());
         assert_eq!(url, self.url);
         self.child = child;
     }
 }
 
-fn spawn(args: &[String], dir: &std::path::Path) -> (Child, String) {
+fn spawn(args: &[String], env: &[(String, String)], dir: &std::path::Path) -> (Child, String) {
     {
         let mut child = Command::new(super::BIN)
             .args(args)
             .env_remove("VALYXO_HOME")
             .env_remove("VALYXO_SERVER_SECRET")
+            .env_remove("VALYXO_ASSISTANT_URL")
+            .env_remove("VALYXO_ASSISTANT_MODEL")
+            .env_remove("VALYXO_ASSISTANT_KEY")
+            .env_remove("VALYXO_ASSISTANT_KEY_FILE")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("HOME", dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

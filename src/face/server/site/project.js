@@ -4,6 +4,7 @@
 import { accountTheme, api, ApiError, csrfToken, editorKeys, el, onSubmit, showError } from "./api.js";
 import { scriptUnsaved, startScripts } from "./scripts.js";
 import { editorSearch } from "./search.js";
+import { startAssistant } from "./assistant.js";
 
 const $ = (id) => document.getElementById(id);
 const project = Number(new URLSearchParams(location.search).get("id"));
@@ -617,6 +618,7 @@ async function start() {
     $("download-all").download = `${p.data.name}.zip`;
     await loadFiles(false);
     await startScripts(project, leave);
+    startAssistant($("text"), () => editing?.path ?? null);
     $("main").hidden = false;
   } catch (err) {
     leave(err);
