@@ -408,6 +408,13 @@ pub fn list(hub: &Hub, limit: Option<usize>) -> Result<Vec<Job>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// How many jobs are kept (finished ones until `jobs --clear`).
+pub fn count(hub: &Hub) -> Result<usize> {
+    let conn = hub.store.conn();
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
 pub fn get(hub: &Hub, id: i64) -> Result<Job> {
     reap_lost(hub)?;
     let conn = hub.store.conn();
@@ -428,6 +435,28 @@ pub fn parse_spec(spec: &str) -> Result<i64> {
 
 /// Asks job `id` to stop; waits (up to `wait`) until it is marked killed.
 pub fn kill(hub: &Hub, id: i64, wait: Duration) -> Result<Job> {
+    kill_many(hub, &[id], wait)
+        .pop()
+        .expect("one answer per job")
+}
+
+/// Stops the jobs `ids` at once (a queued job ends here, a running one is told to stop),
+/// then waits up to `wait` in all for them to end: one answer per job, in order.
+pub fn kill_many(hub: &Hub, ids: &[i64], wait: Duration) -> Vec<Result<Job>> {
+    let asked: Vec<Result<i64>> = ids.iter().map(|&id| signal(hub, id).map(|_| id)).collect();
+    let deadline = Instant::now() + wait;
+    asked
+        .into_iter()
+        .map(|r| {
+            let id = r?;
+            let job = wait_until(hub, id, Some(deadline))?;
+            Ok(job.expect("a wait with a deadline always gives the job"))
+        })
+        .collect()
+}
+
+/// Tells job `id` to stop: a queued one ends at once.
+fn signal(hub: &Hub, id: i64) -> Result<()> {
     let job = get(hub, id)?;
     if job.state.finished() {
         bail!("job %{id} has already ended ({})", job.state.as_str());
@@ -450,8 +479,7 @@ pub fn kill(hub: &Hub, id: i64, wait: Duration) -> Result<Job> {
         finish(hub, id, State::Killed, None);
     }
     hub.jobs.changed.notify_all();
-    let job = wait_until(hub, id, Some(Instant::now() + wait))?;
-    Ok(job.expect("a wait with a deadline always gives the job"))
+    Ok(())
 }
 
 /// Waits until job `id` ends; `None` when interrupted (Ctrl-C) first.
@@ -541,9 +569,7 @@ pub fn wait_all(hub: &Hub) {
 /// Stops every live job of this process (when the interactive shell exits).
 pub fn kill_all(hub: &Hub) -> usize {
     let ids = hub.jobs.live_ids();
-    for &id in &ids {
-        let _ = kill(hub, id, Duration::from_secs(2));
-    }
+    kill_many(hub, &ids, Duration::from_secs(2));
     ids.len()
 }
 

@@ -309,6 +309,59 @@ fn background_jobs_capture_output_and_can_be_killed() {
 }
 
 #[test]
+fn many_jobs_are_stopped_by_one_kill_and_jobs_says_when_it_shows_only_the_latest() {
+    let h = Home::new();
+    // 100 queued jobs behind one running: one kill stops them all, at once.
+    let mut line = String::from("settings set jobs.max_running 1\n");
+    for _ in 0..101 {
+        line.push_str("exec sleep 30 &\n");
+    }
+    line.push_str("kill --all\njobs --json\n");
+    let out = h.cmd().write_stdin(line).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(text.contains("stopped 101 jobs\n"), "{text}");
+    let json = &text[text.find('[').unwrap()..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let states: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 20);
+    assert!(states.iter().all(|s| *s == "killed"), "{states:?}");
+    // 'jobs' says it shows only the latest 20, on stderr; --all shows all.
+    h.c("jobs").success().stderr(contains(
+        "showing the last 20 of 101 jobs kept: 'jobs --all' lists every one",
+    ));
+    assert_eq!(h.out("jobs --all").lines().count(), 101);
+    // Several by number: each named one stops; one that is not there is said, the rest go.
+    let out = h
+        .cmd()
+        .write_stdin("exec sleep 30 &\nexec sleep 30 &\nkill %102 %999 %103\necho status $?\njobs --all --json\n")
+        .assert()
+        .success();
+    let out = out.get_output();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("status 1"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no job %999"),
+        "{out:?}"
+    );
+    let json = &text[text.find('[').unwrap()..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let last: Vec<&str> = v.as_array().unwrap()[101..]
+        .iter()
+        .map(|j| j["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(last, ["killed", "killed"]);
+    h.c("kill").code(2).stderr(contains("%N"));
+    h.c("kill --all %1")
+        .code(2)
+        .stderr(contains("cannot be used with"));
+}
+
+#[test]
 fn a_job_whose_process_died_is_lost() {
     let h = Home::new();
     let mut child = std::process::Command::new(common::BIN)

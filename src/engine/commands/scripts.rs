@@ -164,9 +164,34 @@ pub fn specs() -> Vec<Spec> {
             name: "kill",
             aliases: &[],
             group: Group::Scripts,
-            summary: "Stop a background job",
-            args: || Command::new("kill").arg(job_arg(true)),
-            examples: const { &[ex("exec sleep 30 &", ""), ex("kill %1", "")] },
+            summary: "Stop background jobs",
+            args: || {
+                Command::new("kill")
+                    .arg(
+                        Arg::new("jobs")
+                            .value_name("%N")
+                            .num_args(1..)
+                            .required_unless_present("all")
+                            .help("The jobs, as 'jobs' numbers them (%3 or 3)"),
+                    )
+                    .arg(
+                        flag(
+                            "all",
+                            "all",
+                            "Every job of this session still queued or running",
+                        )
+                        .conflicts_with("jobs"),
+                    )
+            },
+            examples: const {
+                &[
+                    ex("exec sleep 30 &", ""),
+                    ex("exec sleep 30 &", ""),
+                    ex("kill %1 %2", ""),
+                    ex("exec sleep 30 &", ""),
+                    ex("kill --all", "stopped 1 job\n"),
+                ]
+            },
             run: kill_cmd,
             rewrite: None,
         },
@@ -328,8 +353,16 @@ fn jobs_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         writeln!(ctx.io.stdout, "forgot {n} finished job(s)")?;
         return Ok(0);
     }
-    let limit = (!m.get_flag("all")).then_some(20);
+    let limit = (!m.get_flag("all")).then_some(SHOWN);
     let list = jobs::list(&hub, limit)?;
+    let kept = jobs::count(&hub)?;
+    if kept > list.len() {
+        // Said on stderr, so that what the jobs print stays the same for scripts.
+        ctx.warn(format!(
+            "showing the last {} of {kept} jobs kept: 'jobs --all' lists every one",
+            list.len()
+        ));
+    }
     if m.get_flag("json") {
         writeln!(ctx.io.stdout, "{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(0);
@@ -361,6 +394,9 @@ fn jobs_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     Ok(0)
 }
 
+/// The jobs `jobs` lists without `--all`: the latest.
+const SHOWN: usize = 20;
+
 fn job_id(m: &ArgMatches) -> Result<Option<i64>> {
     m.get_one::<String>("job")
         .map(|s| jobs::parse_spec(s))
@@ -368,12 +404,39 @@ fn job_id(m: &ArgMatches) -> Result<Option<i64>> {
 }
 
 fn kill_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
-    let id = job_id(m)?.expect("required");
-    let job = jobs::kill(ctx.hub(), id, Duration::from_secs(2))?;
-    if job.state != State::Killed && !job.state.finished() {
-        ctx.warn(format!("job %{id} was asked to stop and is still ending"));
+    let all = m.get_flag("all");
+    let ids = if all {
+        ctx.hub().jobs.live_ids()
+    } else {
+        m.get_many::<String>("jobs")
+            .into_iter()
+            .flatten()
+            .map(|s| jobs::parse_spec(s))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mut status = 0;
+    let answers = jobs::kill_many(ctx.hub(), &ids, Duration::from_secs(2));
+    for (id, answer) in ids.iter().zip(answers) {
+        match answer {
+            Ok(job) if job.state != State::Killed && !job.state.finished() => {
+                ctx.warn(format!("job %{id} was asked to stop and is still ending"));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ctx.warn(format!("{e:#}"));
+                status = 1;
+            }
+        }
     }
-    Ok(0)
+    if all {
+        let n = ids.len();
+        writeln!(
+            ctx.io.stdout,
+            "stopped {n} job{}",
+            if n == 1 { "" } else { "s" }
+        )?;
+    }
+    Ok(status)
 }
 
 fn wait_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
