@@ -28,6 +28,14 @@ pub fn specs() -> Vec<Spec> {
                     )
                     .arg(flag("one", '1', "One entry per line").long("one-per-line"))
                     .arg(
+                        flag(
+                            "directory",
+                            'd',
+                            "List directories themselves, not their contents",
+                        )
+                        .long("directory"),
+                    )
+                    .arg(
                         Arg::new("paths")
                             .num_args(0..)
                             .value_name("PATH")
@@ -45,6 +53,8 @@ pub fn specs() -> Vec<Spec> {
                 &[
                     ex("touch a.txt", ""),
                     ex("ls", "a.txt\n"),
+                    ex("mkdir -p docs/old", ""),
+                    ex("ls -d docs a.txt", "a.txt\ndocs\n"),
                     varies("ls -la ~"),
                     varies("ls -lh /Projects"),
                 ]
@@ -386,7 +396,9 @@ fn ls(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     for a in &args {
         let p = ctx.path(a)?;
         match ctx.vfs().stat(&p) {
-            Ok(meta) if meta.kind == Kind::Dir => dirs.push((a.clone(), p)),
+            Ok(meta) if meta.kind == Kind::Dir && !m.get_flag("directory") => {
+                dirs.push((a.clone(), p))
+            }
             Ok(meta) => files.push((a.clone(), meta)),
             Err(e) => {
                 ctx.warn(format!("cannot access '{a}': {}", strip_path(&e)));
@@ -436,6 +448,8 @@ fn ls(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             }
         }
     };
+    // Files named on the line are listed in name order, as their folder's entries are.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
     show(&mut out, &files);
     let headers = args.len() > 1;
     for (i, (arg, p)) in dirs.iter().enumerate() {
