@@ -133,14 +133,26 @@ pub fn suggest(name: &str) -> Vec<String> {
     )
 }
 
-/// Pages matching every word of `query` (case-insensitive), best first: a match in the name
-/// counts most, then in the summary, then in the body (by how often it occurs there).
+/// The pages a page names under its "See also" heading.
+fn see_also(src: &str) -> impl Iterator<Item = &str> {
+    let tail = src.find("\n## See also").map_or("", |at| &src[at + 12..]);
+    let tail = tail.find("\n## ").map_or(tail, |end| &tail[..end]);
+    tail.split('`').skip(1).step_by(2)
+}
+
+/// Pages matching every word of `query` (case-insensitive), best first, ranked by what they
+/// are about: a match in the name counts most, then in the summary; then come the pages
+/// those pages send the reader to ("See also": `man -k background` finds `fg` through
+/// `jobs`), then pages that only mention the words in their body (by how often).
 pub fn search(query: &str) -> Vec<(&'static str, &'static str)> {
     let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
     if words.is_empty() {
         return Vec::new();
     }
     let mut hits: Vec<(u64, &'static str, &'static str)> = Vec::new();
+    let mut related: Vec<&'static str> = Vec::new();
+    /// The score of a page a page about the query points to.
+    const RELATED: u64 = 900;
     for (name, src) in pages() {
         let summary = summary(name).unwrap_or("");
         let (lname, lsum, lbody) = (
@@ -150,7 +162,9 @@ pub fn search(query: &str) -> Vec<(&'static str, &'static str)> {
         );
         let mut score = 0u64;
         let mut all = true;
+        let mut about = true;
         for w in &words {
+            about &= lname.contains(w.as_str()) || lsum.contains(w.as_str());
             let body = lbody.matches(w.as_str()).count() as u64;
             if body == 0 && !lname.contains(w.as_str()) {
                 all = false;
@@ -168,6 +182,19 @@ pub fn search(query: &str) -> Vec<(&'static str, &'static str)> {
         }
         if all {
             hits.push((score, name, summary));
+        }
+        if about {
+            related.extend(see_also(src));
+        }
+    }
+    // A page the pages about the query point to ranks above a mere mention, below them.
+    for name in related {
+        let Some(&(page, src)) = PAGES.iter().find(|(n, _)| *n == name) else {
+            continue;
+        };
+        match hits.iter_mut().find(|h| h.1 == page) {
+            Some(h) => h.0 = h.0.max(RELATED),
+            None => hits.push((RELATED, page, title_summary(src))),
         }
     }
     hits.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
@@ -560,6 +587,15 @@ mod tests {
         assert!(hits.len() > 1, "other pages mention grep");
         let hits = search("background job");
         assert!(hits.iter().any(|h| h.0 == "jobs"));
+        // A page about the words sends the reader on: fg never says "background", but the
+        // jobs page points to it, and it ranks above pages that merely mention the word.
+        let names: Vec<&str> = search("background").iter().map(|h| h.0).collect();
+        let at = |n: &str| names.iter().position(|h| *h == n);
+        assert!(at("jobs") < at("fg"), "{names:?}");
+        assert!(
+            at("fg").is_some_and(|fg| at("config").is_none_or(|c| fg < c)),
+            "{names:?}"
+        );
         assert!(search("zzqqxx-nothing").is_empty());
         assert!(search("   ").is_empty());
     }
