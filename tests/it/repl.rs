@@ -1230,3 +1230,80 @@ fn a_nano_user_s_keys_do_what_nano_does() {
     assert_eq!(exit_code(&mut s), 0);
     assert_eq!(h.out("cat /nano.txt"), "two\none\n");
 }
+
+/// The README's tour, typed into the real shell line by line: every prompt it shows is the
+/// prompt the shell prints before that line. Host paths become temporary directories; the
+/// lines that need a full screen, a server or an assistant are typed as `true` (their
+/// prompts are still checked).
+#[test]
+fn the_readme_tour_shows_the_prompts_the_shell_prints() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("the README");
+    let said = readme
+        .split_once("The prompt is `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .expect("the README names the prompt")
+        .0;
+    assert_eq!(said, PROMPT, "the prompt the README names");
+    let tour = readme
+        .split_once("## A short tour")
+        .and_then(|(_, rest)| rest.split_once("```text\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the README's tour")
+        .0;
+    let h = Home::new();
+    h.c("settings set man.pager false").success();
+    let app = common::host_dir();
+    // The tour's `exec git status` runs in a repository (or, without git here, a command
+    // that succeeds as it would).
+    let git = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .arg(app.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    let notes = common::host_dir();
+    std::fs::write(notes.path().join("todo.md"), "- tour\n").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let host = |line: &str| {
+        line.replace("/home/me/app", &app.path().display().to_string())
+            .replace("/home/me/notes", &notes.path().display().to_string())
+            .replace(
+                "/tmp/notes",
+                &out.path().join("notes").display().to_string(),
+            )
+            .replace(
+                "exec git status",
+                if git { "exec git status" } else { "exec true" },
+            )
+    };
+    let mut c = Command::new(common::BIN);
+    c.arg("--home")
+        .arg(h.path())
+        .arg("--no-color")
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME")
+        .env_remove("VALYXO_API_KEY");
+    let mut s = spawn(c, 15_000);
+    let mut lines = 0;
+    for line in tour.lines() {
+        let at = line.find("> ").expect("a prompt on every line of the tour") + 2;
+        let (prompt, typed) = line.split_at(at);
+        // A comment after the command, set off by a space and '#'.
+        let typed = typed.split(" # ").next().unwrap().trim_end();
+        s.exp_string(prompt)
+            .unwrap_or_else(|e| panic!("the prompt before '{typed}' is not '{prompt}': {e}"));
+        let first = typed.split_whitespace().next().unwrap_or("");
+        let needs_more = ["edit", "register", "sync"].contains(&first) || typed.contains("| ask");
+        let send = if needs_more {
+            "true".into()
+        } else {
+            host(typed)
+        };
+        s.send_line(&send).unwrap();
+        lines += 1;
+    }
+    assert!(lines > 10, "the tour has {lines} lines");
+    s.exp_string(PROMPT).expect("the prompt after the tour");
+    s.send_line("exit").unwrap();
+    assert_eq!(exit_code(&mut s), 0);
+}
