@@ -73,7 +73,7 @@ fn category(stack: &ScopeStack) -> Option<&'static str> {
 fn syntax_for(lang: &str) -> Option<&'static SyntaxReference> {
     let token = match lang {
         // Rhai reads like JavaScript with Rust's keywords; JavaScript's grammar fits it best.
-        "rhai" | "vs" | "valyxoscript" => "js",
+        "rhai" | "vs" | "ns" | "valyxoscript" => "js",
         "" | "text" | "txt" | "plain" => return None,
         other => other,
     };
@@ -136,7 +136,7 @@ impl Highlighter {
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
         let kind = match ext.as_str() {
-            "rhai" | "vs" => syntax_for("rhai").map_or(Kind::Plain, Kind::Syntect),
+            "rhai" | "vs" | "ns" => syntax_for("rhai").map_or(Kind::Plain, Kind::Syntect),
             "toml" => Kind::Toml,
             "valyxo" | "vsh" => Kind::Shell,
             // Files known by their whole name (Makefile, GNUmakefile, …).

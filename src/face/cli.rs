@@ -26,7 +26,7 @@ pub struct Cli {
     /// Evaluate EXPR (Rhai) and print its value.
     #[arg(short = 'e', value_name = "EXPR", conflicts_with = "script")]
     pub expr: Option<String>,
-    /// A script file on the host (.rhai, or .vs for ValyxoScript) to run with ARGS.
+    /// A script file on the host (.rhai, or .vs/.ns for ValyxoScript) to run with ARGS.
     #[arg(value_name = "FILE")]
     pub script: Option<PathBuf>,
     /// Arguments for the script, in its `args` array.
@@ -168,7 +168,7 @@ pub struct RunArgs {
     /// Stop the script after this long (500ms, 5s, 2m).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
-    /// The script (.rhai, or .vs for ValyxoScript).
+    /// The script (.rhai, or .vs/.ns for ValyxoScript).
     #[arg(value_name = "FILE")]
     pub file: String,
     /// Arguments, in the script's `args` array.

@@ -233,7 +233,43 @@ fn valyxoscript_runs_and_reports_unsupported_lines() {
         .code(1)
         .stderr(contains(
             "/rt.vs:2: error: Variable not found: y\n    2 | print x + y",
+        ))
+        .stderr(contains(
+            "read as ValyxoScript, the legacy language of .vs and .ns",
         ));
+    // `.ns` is the older name of the same language: the first platform's own HelloWorld
+    // example runs, in the VFS and from the host.
+    let hello = "set msg = \"Hello World\"\nprint msg\n";
+    let dir = common::host_dir();
+    let main = dir.path().join("main.ns");
+    std::fs::write(&main, hello).unwrap();
+    h.cmd()
+        .arg("run")
+        .arg(&main)
+        .assert()
+        .success()
+        .stdout("Hello World\n");
+    h.c(&format!("import {} /main.ns; run /main.ns", main.display()))
+        .success()
+        .stdout("Hello World\n");
+    // Legacy lines in a file named as Rhai: the error says how it was read and what to do.
+    let as_rhai = dir.path().join("main.rhai");
+    std::fs::write(&as_rhai, hello).unwrap();
+    h.cmd()
+        .arg("run")
+        .arg(&as_rhai)
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "read as Rhai, by its name; its lines look like ValyxoScript",
+        ))
+        .stderr(contains("name it .vs (or .ns)"));
+    // A Rhai syntax error that does not look like ValyxoScript gets no such note.
+    h.c("echo 'let x = ;' > /plain.rhai; run /plain.rhai")
+        .code(1)
+        .stderr(predicates::prelude::PredicateBooleanExt::not(contains(
+            "ValyxoScript",
+        )));
 }
 
 #[test]

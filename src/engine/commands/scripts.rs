@@ -30,7 +30,7 @@ pub fn specs() -> Vec<Spec> {
             name: "run",
             aliases: &[],
             group: Group::Scripts,
-            summary: "Run a Rhai (.rhai) or ValyxoScript (.vs) script from the VFS",
+            summary: "Run a Rhai (.rhai) or ValyxoScript (.vs, .ns) script from the VFS",
             args: || {
                 Command::new("run")
                     .arg(

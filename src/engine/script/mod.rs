@@ -108,13 +108,13 @@ pub struct Source {
 }
 
 impl Source {
-    /// A script file's text: `.vs` files go through the ValyxoScript translator.
+    /// A script file's text: `.vs` and `.ns` files go through the ValyxoScript translator.
     pub fn from_file(origin: Origin, bytes: Vec<u8>) -> Result<Source, String> {
         let name = origin.name();
         let text =
             String::from_utf8(bytes).map_err(|_| format!("{name}: a script must be UTF-8 text"))?;
-        if name.ends_with(".vs") {
-            let t = vs::translate(&text).map_err(|e| format!("{name}:{e}"))?;
+        if is_legacy(&name) {
+            let t = vs::translate(&text).map_err(|e| format!("{name}:{e}\n{LEGACY_NOTE}\n"))?;
             return Ok(Source {
                 origin,
                 rhai: t.rhai.clone(),
@@ -518,7 +518,42 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
             out.push_str(&format!("      = in {call}, called at line {line}\n"));
         }
     }
+    if src.legacy.is_some() {
+        out.push_str(LEGACY_NOTE);
+        out.push('\n');
+    } else if matches!(inner, EvalAltResult::ErrorParsing(..)) && looks_legacy(&src.rhai) {
+        out.push_str(&format!(
+            "      = read as Rhai, by its name; its lines look like ValyxoScript, the legacy \
+             language: name it .vs (or .ns) to run it as such ('man valyxoscript')\n"
+        ));
+    }
     (out, status)
+}
+
+/// What a failing ValyxoScript file says about how it was read.
+const LEGACY_NOTE: &str = "      = read as ValyxoScript, the legacy language of .vs and .ns \
+                           files, translated to Rhai ('man valyxoscript')";
+
+/// Whether `name` is a ValyxoScript file: `.vs`, or `.ns`, the older name of the same
+/// language.
+pub fn is_legacy(name: &str) -> bool {
+    name.ends_with(".vs") || name.ends_with(".ns")
+}
+
+/// Whether a text that Rhai could not parse reads like ValyxoScript: its first statement
+/// is a `set NAME =`, a `print` without parentheses or a `func NAME(`.
+fn looks_legacy(text: &str) -> bool {
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("//"));
+    first.is_some_and(|l| {
+        let word = l.split_whitespace().next().unwrap_or("");
+        let rest = l[word.len()..].trim_start();
+        (word == "set" && rest.contains('='))
+            || (word == "print" && !rest.starts_with('('))
+            || (word == "func" && rest.contains('('))
+    })
 }
 
 /// An error's text without the " (line L, position P)" Rhai appends.
