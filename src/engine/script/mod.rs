@@ -522,10 +522,10 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
         out.push_str(LEGACY_NOTE);
         out.push('\n');
     } else if matches!(inner, EvalAltResult::ErrorParsing(..)) && looks_legacy(&src.rhai) {
-        out.push_str(&format!(
+        out.push_str(
             "      = read as Rhai, by its name; its lines look like ValyxoScript, the legacy \
-             language: name it .vs (or .ns) to run it as such ('man valyxoscript')\n"
-        ));
+             language: name it .vs (or .ns) to run it as such ('man valyxoscript')\n",
+        );
     }
     (out, status)
 }
