@@ -165,9 +165,16 @@ pub struct RunArgs {
     /// FILE is a VFS path instead of a host path.
     #[arg(long)]
     pub vfs: bool,
-    /// Stop the script after this long (500ms, 5s, 2m).
+    /// The script's relative paths (read("data.json")) are files of the host directory
+    /// you are in, mounted for this run at /here, instead of the VFS.
+    #[arg(long)]
+    pub here: bool,
+    /// Stop the script after this long (500ms, 5s, 2m); overrides setting script.timeout.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Stop the script after N operations; overrides setting script.max_operations.
+    #[arg(long = "max-operations", value_name = "N")]
+    pub max_operations: Option<u64>,
     /// The script (.rhai, or .vs/.ns for ValyxoScript).
     #[arg(value_name = "FILE")]
     pub file: String,
@@ -563,19 +570,18 @@ pub fn main() -> ExitCode {
         Session::new(hub.clone(), false).map(|mut sh| sh.run(&cmd, &mut Io::process(true)))
     } else if let Some(expr) = &cli.expr {
         Session::new(hub.clone(), false).map(|sh| eval_expr(sh, expr))
-    } else if let Some(Sub::Run(Later(RunArgs {
-        vfs,
-        timeout,
-        file,
-        args,
-    }))) = &cli.sub
-    {
-        Session::new(hub.clone(), false)
-            .and_then(|sh| run_script(sh, file, *vfs, timeout.as_deref(), args))
+    } else if let Some(Sub::Run(Later(run))) = &cli.sub {
+        Session::new(hub.clone(), false).and_then(|sh| run_script(sh, run))
     } else if let Some(file) = &cli.script {
-        let file = file.to_string_lossy();
-        Session::new(hub.clone(), false)
-            .and_then(|sh| run_script(sh, &file, false, None, &cli.script_args))
+        let run = RunArgs {
+            vfs: false,
+            here: false,
+            timeout: None,
+            max_operations: None,
+            file: file.to_string_lossy().into_owned(),
+            args: cli.script_args.clone(),
+        };
+        Session::new(hub.clone(), false).and_then(|sh| run_script(sh, &run))
     } else if std::io::stdin().is_terminal() {
         crate::repl::run(hub.clone())
     } else {
@@ -1038,16 +1044,16 @@ fn write_manpages(dir: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Where `valyxo run --here` mounts the host directory it was started in.
+const HERE: &str = "/here";
+
 /// `valyxo run FILE` and `valyxo FILE`: a script from the host disk (or the VFS with --vfs).
-fn run_script(
-    sh: Session,
-    file: &str,
-    vfs: bool,
-    timeout: Option<&str>,
-    args: &[String],
-) -> anyhow::Result<i32> {
+/// The script's own paths are VFS paths; with `--here`, the host directory it was started
+/// in is mounted for this run at [`HERE`] and is the script's working directory.
+fn run_script(mut sh: Session, run: &RunArgs) -> anyhow::Result<i32> {
     use crate::script::{self, Host, Limits, Origin};
-    let (origin, bytes) = if vfs {
+    let file = run.file.as_str();
+    let (origin, bytes) = if run.vfs {
         let p = sh.resolve(file)?;
         let data = sh
             .hub
@@ -1066,13 +1072,23 @@ fn run_script(
         })?;
         (Origin::Host(PathBuf::from(file)), data)
     };
-    let mut limits = Limits::from_settings(&sh.hub);
-    if let Some(t) = timeout {
-        let d = crate::settings::parse_duration(t)?;
-        limits.timeout = (!d.is_zero()).then_some(d);
+    let limits =
+        Limits::from_settings(&sh.hub).overridden(run.timeout.as_deref(), run.max_operations)?;
+    let here = anyhow::Context::context(std::env::current_dir(), "the current directory")?;
+    if run.here {
+        let at = crate::vfs::VPath::parse_absolute(HERE)?;
+        sh.hub
+            .vfs
+            .mount_here(&here, &at)
+            .map_err(|e| anyhow::anyhow!("cannot mount {} for the script: {e}", here.display()))?;
+        sh.cwd = at;
     }
+    let from_host = !run.vfs && !run.here;
     let host = Host::new(sh, Output::Stdout, Output::Stderr);
-    Ok(script::run_file(&host, origin, bytes, args, &limits))
+    if from_host {
+        host.files_hint(here);
+    }
+    Ok(script::run_file(&host, origin, bytes, &run.args, &limits))
 }
 
 /// `valyxo -e EXPR`: evaluates Rhai and prints the value (strings without quotes).
@@ -1124,4 +1140,34 @@ fn run_stdin(sh: &mut Session) -> i32 {
         status = sh.run(&buf, &mut io);
     }
     sh.exit.unwrap_or(status)
+}
+
+#[cfg(test)]
+mod tests {
+
+    /// The long options of a clap command.
+    fn longs(c: &clap::Command) -> Vec<String> {
+        let mut v: Vec<String> = c
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .filter(|l| l != "help")
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `valyxo run` on the host takes every option `run` takes at the prompt (and, besides,
+    /// where the script and its files are: --vfs, --here).
+    #[test]
+    fn host_run_takes_the_prompts_run_options() {
+        // The subcommand's options are added when it is used (`Later`): here, at once.
+        let host = <super::RunArgs as clap::Args>::augment_args(clap::Command::new("run"));
+        let prompt = (crate::commands::registry()
+            .get("run")
+            .expect("run at the prompt")
+            .args)();
+        let mut host = longs(&host);
+        host.retain(|l| l != "vfs" && l != "here");
+        assert_eq!(host, longs(&prompt));
+    }
 }

@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::{host_dir, Home};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use std::path::Path;
 use std::process::Command;
@@ -110,6 +111,70 @@ fn scripts_run_every_way_with_their_exit_status() {
         .assert()
         .code(1)
         .stderr(contains("use --vfs"));
+}
+
+#[test]
+fn a_host_script_says_where_its_files_are_and_here_reads_them_from_the_host() {
+    let h = Home::new();
+    let dir = host_dir();
+    std::fs::write(dir.path().join("data.json"), "{\"n\": 41}").unwrap();
+    std::fs::write(
+        dir.path().join("s.rhai"),
+        "let v = parse_json(read(args[0])); write(\"out.txt\", `${v.n + 1}`); print(v.n);",
+    )
+    .unwrap();
+    // Without --here the script's paths are VFS paths: the error names both places and
+    // the flag.
+    let out = h
+        .cmd()
+        .current_dir(dir.path())
+        .args(["run", "s.rhai", "data.json"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    for said in [
+        "'data.json': no such file in the VFS (/Projects/Main/data.json)",
+        "The script is a host file, but its paths are VFS paths",
+        "'valyxo run --here'",
+        &dir.path().canonicalize().unwrap().display().to_string(),
+    ] {
+        assert!(err.contains(said), "{said}: {err}");
+    }
+    // With --here they are files of the host directory, both ways, as a jail.
+    h.cmd()
+        .current_dir(dir.path())
+        .args(["run", "--here", "s.rhai", "data.json"])
+        .assert()
+        .success()
+        .stdout("41\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "42"
+    );
+    h.cmd()
+        .current_dir(dir.path())
+        .args(["run", "--here", "s.rhai", "../../etc/passwd"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains("'../../etc/passwd': /etc/passwd: no such file"));
+    // The mount was for that run only: nothing of it is stored.
+    h.c("mounts").success().stdout(contains("/here").not());
+    h.c("ls /").success().stdout(contains("here").not());
+    // The host's run takes the prompt's limits.
+    h.cmd()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--here",
+            "--max-operations",
+            "3",
+            "s.rhai",
+            "data.json",
+        ])
+        .assert()
+        .code(1)
+        .stderr(contains("too many operations"));
 }
 
 #[test]

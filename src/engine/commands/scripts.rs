@@ -4,7 +4,6 @@ use super::{ex, strings, varies, Ctx, Group, Spec};
 use crate::jobs::{self, State};
 use crate::plugins;
 use crate::script::{self, Host, Limits, Origin};
-use crate::settings::parse_duration;
 use anyhow::{bail, Context, Result};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use std::io::Write;
@@ -236,15 +235,10 @@ pub fn specs() -> Vec<Spec> {
 
 /// The settings' limits with `run`'s overrides.
 fn limits(ctx: &Ctx, m: &ArgMatches) -> Result<Limits> {
-    let mut l = Limits::from_settings(ctx.hub());
-    if let Some(t) = m.get_one::<String>("timeout") {
-        let d = parse_duration(t).with_context(|| format!("--timeout {t}"))?;
-        l.timeout = (!d.is_zero()).then_some(d);
-    }
-    if let Some(n) = m.get_one::<u64>("max_ops") {
-        l.max_operations = *n;
-    }
-    Ok(l)
+    Limits::from_settings(ctx.hub()).overridden(
+        m.get_one::<String>("timeout").map(String::as_str),
+        m.get_one::<u64>("max_ops").copied(),
+    )
 }
 
 /// A host for a script run by a command: the session (a copy: `cd` inside a script does not

@@ -66,6 +66,15 @@ fn vfs_err(p: &str, e: impl std::fmt::Display) -> Box<EvalAltResult> {
     err(format!("'{p}': {e}"))
 }
 
+/// A file a script could not read: a missing one is said as the host sees fit (see
+/// [`Host::not_found`]).
+fn read_err(h: &Host, p: &str, path: &VPath, e: crate::vfs::VfsError) -> Box<EvalAltResult> {
+    match e {
+        crate::vfs::VfsError::NotFound(_) => err(h.not_found(p, path)),
+        e => vfs_err(p, e),
+    }
+}
+
 /// Registers the host API on `e`, bound to `host`.
 pub fn register(e: &mut Engine, host: &Arc<Host>) {
     files(e, host);
@@ -95,7 +104,12 @@ fn stop(s: Stop) -> Box<EvalAltResult> {
 /// A file about to be read whole must fit in a string (or BLOB) and in the memory budget:
 /// checked before a byte is read.
 fn fits(ctx: &NativeCallContext, h: &Host, p: &str, path: &VPath, blob: bool) -> Res<()> {
-    let size = h.hub().vfs.stat(path).map_err(|e| vfs_err(p, e))?.size;
+    let size = h
+        .hub()
+        .vfs
+        .stat(path)
+        .map_err(|e| read_err(h, p, path, e))?
+        .size;
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     let l = super::guard::limits(ctx);
     let max = if blob { l.array } else { l.string };
@@ -119,7 +133,11 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
         move |ctx: NativeCallContext, p: &str| -> Res<String> {
             let path = path_of(&h, p)?;
             fits(&ctx, &h, p, &path, false)?;
-            let data = h.hub().vfs.read(&path).map_err(|e| vfs_err(p, e))?;
+            let data = h
+                .hub()
+                .vfs
+                .read(&path)
+                .map_err(|e| read_err(&h, p, &path, e))?;
             String::from_utf8(data).map_err(|_| {
                 err(format!(
                     "'{p}' is not UTF-8 text; read_bytes(path) gives its bytes"
@@ -133,7 +151,10 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
         move |ctx: NativeCallContext, p: &str| -> Res<Blob> {
             let path = path_of(&h, p)?;
             fits(&ctx, &h, p, &path, true)?;
-            h.hub().vfs.read(&path).map_err(|e| vfs_err(p, e))
+            h.hub()
+                .vfs
+                .read(&path)
+                .map_err(|e| read_err(&h, p, &path, e))
         },
     );
     let h = host.clone();

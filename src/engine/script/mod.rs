@@ -60,6 +60,24 @@ impl Limits {
         }
     }
 
+    /// These limits with a run's `--timeout` (`0`: none) and `--max-operations`, as
+    /// `run` at the prompt and `valyxo run` on the host both take them.
+    pub fn overridden(
+        mut self,
+        timeout: Option<&str>,
+        max_operations: Option<u64>,
+    ) -> anyhow::Result<Limits> {
+        if let Some(t) = timeout {
+            let d = crate::settings::parse_duration(t)
+                .map_err(|e| anyhow::anyhow!("--timeout {t}: {e:#}"))?;
+            self.timeout = (!d.is_zero()).then_some(d);
+        }
+        if let Some(n) = max_operations {
+            self.max_operations = n;
+        }
+        Ok(self)
+    }
+
     /// The budget a script starts under: the one this thread already works under (a script
     /// run by a script shares its caller's), else a new one of `max_memory`.
     pub fn budget(&self) -> Arc<Budget> {
@@ -172,6 +190,9 @@ pub struct Host {
     pub out: Mutex<Output>,
     pub err: Mutex<Output>,
     pub token: Token,
+    /// A script from the host disk, run from this host directory: a file it does not find
+    /// in the VFS is said with where it looked, and where it did not.
+    from_host: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl Host {
@@ -181,7 +202,28 @@ impl Host {
             out: Mutex::new(out),
             err: Mutex::new(err),
             token: signals::current(),
+            from_host: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Marks the script as one from the host disk, run in the host directory `dir` (see
+    /// [`Host::not_found`]).
+    pub fn files_hint(&self, dir: std::path::PathBuf) {
+        let _ = self.from_host.set(dir);
+    }
+
+    /// What a script that did not find `asked` (at `path` in the VFS) is told: for a script
+    /// from the host disk, that its paths are VFS paths, and how to read host files instead.
+    pub fn not_found(&self, asked: &str, path: &crate::vfs::VPath) -> String {
+        match self.from_host.get() {
+            Some(dir) => format!(
+                "'{asked}': no such file in the VFS ({path}). The script is a host file, but \
+                 its paths are VFS paths: 'valyxo run --here' reads them from the host \
+                 directory you ran it in ({})",
+                crate::text::escape(&dir.display().to_string())
+            ),
+            None => format!("'{asked}': {path}: no such file or directory"),
+        }
     }
 
     pub fn hub(&self) -> Arc<Hub> {

@@ -859,6 +859,26 @@ impl Vfs {
         }
     }
 
+    /// Attaches the host directory `host` at `at` for this process only: nothing is stored,
+    /// so no other process sees it and nothing is left behind when this one ends, however it
+    /// ends. `at` must not exist in the store (it is not listed in its parent).
+    pub fn mount_here(&self, host: &Path, at: &VPath) -> VResult<()> {
+        let host =
+            std::fs::canonicalize(host).map_err(|e| VfsError::Io(host.display().to_string(), e))?;
+        if !host.is_dir() {
+            return Err(VfsError::NotDir(host.display().to_string()));
+        }
+        if at.is_root() || self.mount_of(at).is_some() || self.exists(at) {
+            return Err(VfsError::Exists(format!(
+                "{at} (a mount for this run needs a path nothing uses)"
+            )));
+        }
+        let handle = open_host(&host).map_err(|e| VfsError::Io(host.display().to_string(), e))?;
+        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        mounts.push(Arc::new(Mount::new(at.clone(), host, Some(handle))));
+        Ok(())
+    }
+
     /// Attaches the host directory `host` at `at`. The VFS path must be an empty stored
     /// directory or not exist yet.
     pub fn mount(&self, host: &Path, at: &VPath) -> VResult<()> {
