@@ -620,3 +620,29 @@ fn grep_reports_binary_matches_as_gnu_grep_does() {
         .success()
         .stdout("d/.secret:needle\n");
 }
+
+/// `register` with a password piped in that breaks the server's rule says the rule, and
+/// creates nothing; the same account then registers with a good one.
+#[test]
+fn register_checks_the_password_rule_before_the_server_does() {
+    let server = common::server::Server::sqlite();
+    let h = Home::new();
+    let line = format!(
+        "register --server {} --email rule@example.com ruled",
+        server.url
+    );
+    h.cmd()
+        .args(["-c", &line])
+        .write_stdin("alllowercase1\n")
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "Password must hold a lower-case letter, an upper-case letter and a digit; nothing was created",
+        ));
+    h.cmd()
+        .args(["-c", &line])
+        .write_stdin("Good-pass1\n")
+        .assert()
+        .success()
+        .stdout(contains("logged in as ruled"));
+}

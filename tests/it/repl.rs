@@ -872,6 +872,15 @@ fn register_and_login_read_the_password_without_echo() {
             server.url
         ),
     );
+    // The rule comes before the password is asked for; one that breaks it is asked again.
+    s.exp_string("a password needs 8 or more characters, with a lower-case letter, an upper-case letter and a digit.")
+        .unwrap();
+    s.exp_string("Password (not shown): ").unwrap();
+    typ(&mut s, "weakpass\r");
+    s.exp_string(
+        "Password must hold a lower-case letter, an upper-case letter and a digit: try another.",
+    )
+    .unwrap();
     s.exp_string("Password (not shown): ").unwrap();
     typ(&mut s, "Hidden-Pass1\r");
     s.exp_string("Password again: ").unwrap();
@@ -898,6 +907,27 @@ fn register_and_login_read_the_password_without_echo() {
     typ(&mut s, "Hidden-Pass2\r");
     s.exp_string("the passwords differ; nothing was created")
         .unwrap();
+    // A server that does not answer, or a name the server would refuse, is said before any
+    // password is asked for.
+    typ(
+        &mut s,
+        "register --server http://127.0.0.1:9 --email c@example.com third\r",
+    );
+    let said = s
+        .exp_string("register: cannot reach the server at http://127.0.0.1:9")
+        .unwrap();
+    assert!(!said.contains("Password"), "{said}");
+    typ(
+        &mut s,
+        &format!(
+            "register --server {} --email not-an-address 'a b'\r",
+            server.url
+        ),
+    );
+    let said = s
+        .exp_string("register: Username may hold only letters, digits, '_' and '-'; Email must be a valid address; nothing was created")
+        .unwrap();
+    assert!(!said.contains("Password"), "{said}");
     typ(&mut s, &format!("login --server {} ptyuser\r", server.url));
     s.exp_string("Password for ptyuser (not shown): ").unwrap();
     typ(&mut s, "Hidden-Pass1\r");

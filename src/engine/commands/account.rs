@@ -170,11 +170,33 @@ fn logged_in(ctx: &mut Ctx, acct: &sync::Account, source: &sync::Source) -> Resu
 }
 
 fn register(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
+    use crate::protocol::{check_email, check_password, check_username, PASSWORD_RULE};
     let server = server(ctx, m)?;
     let user = m.get_one::<String>("user").expect("required");
     let email = m.get_one::<String>("email").expect("required");
-    let pw = password(ctx, "Password (not shown): ")?;
-    if std::io::stdin().is_terminal() && ctx.on_terminal() {
+    // What can be known before a password is typed is said first: the server's rules for
+    // the name and address, and whether the server answers at all.
+    let wrong: Vec<String> = [check_username(user), check_email(email)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !wrong.is_empty() {
+        bail!("{}; nothing was created", wrong.join("; "));
+    }
+    sync::reachable(&server)?;
+    let interactive = std::io::stdin().is_terminal() && ctx.on_terminal();
+    if interactive {
+        writeln!(ctx.io.stderr, "On {server}, {PASSWORD_RULE}.")?;
+    }
+    let pw = loop {
+        let pw = password(ctx, "Password (not shown): ")?;
+        match check_password(&pw) {
+            None => break pw,
+            Some(why) if interactive => writeln!(ctx.io.stderr, "{why}: try another.")?,
+            Some(why) => bail!("{why}; nothing was created"),
+        }
+    };
+    if interactive {
         let again = password(ctx, "Password again: ")?;
         if again != pw {
             bail!("the passwords differ; nothing was created");

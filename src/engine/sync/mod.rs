@@ -131,6 +131,14 @@ fn remember(hub: &Hub, server: &str, answer: &wire::Session) -> Result<(Account,
     Ok((acct, source))
 }
 
+/// Whether the server at `server` answers (its `/health`): the error says why not, before
+/// a user types a password for nothing.
+pub fn reachable(server: &str) -> Result<()> {
+    let api = Api::new(server, None)?;
+    let _: wire::Health = api.get("/health")?;
+    Ok(())
+}
+
 pub fn register(
     hub: &Hub,
     server: &str,

@@ -10,6 +10,7 @@ use crate::protocol::types::{
     AccountUser, Data, Me, MeAnswer, Message, Profile, ProfileAnswer, Session, Stats, StatsAnswer,
     ThemeChoice, WebSession,
 };
+use crate::protocol::{check_email, check_password, check_username};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::http::StatusCode;
@@ -196,66 +197,6 @@ fn verify_password(password: &str, hash: &str) -> bool {
 fn decoy_hash() -> &'static str {
     static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     H.get_or_init(|| hash_password(&random_hex(16)).unwrap_or_default())
-}
-
-pub fn check_username(u: &str) -> Option<String> {
-    let n = u.chars().count();
-    if !(3..=32).contains(&n) {
-        return Some("Username must be 3 to 32 characters long".into());
-    }
-    if !u
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Some("Username may hold only letters, digits, '_' and '-'".into());
-    }
-    None
-}
-
-pub fn check_email(e: &str) -> Option<String> {
-    let bad = || Some("Email must be a valid address".to_string());
-    if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad();
-    }
-    let Some((local, domain)) = e.rsplit_once('@') else {
-        return bad();
-    };
-    let labels: Vec<&str> = domain.split('.').collect();
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.contains('@')
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..");
-    let domain_ok = labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    if local_ok && domain_ok {
-        None
-    } else {
-        bad()
-    }
-}
-
-pub fn check_password(p: &str) -> Option<String> {
-    let n = p.chars().count();
-    if !(8..=1024).contains(&n) {
-        return Some("Password must be 8 to 1024 characters long".into());
-    }
-    if !(p.chars().any(|c| c.is_lowercase())
-        && p.chars().any(|c| c.is_uppercase())
-        && p.chars().any(|c| c.is_ascii_digit()))
-    {
-        return Some(
-            "Password must hold a lower-case letter, an upper-case letter and a digit".into(),
-        );
-    }
-    None
 }
 
 /// Required string fields, with a detail for each missing or mistyped one.

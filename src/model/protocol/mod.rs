@@ -159,3 +159,74 @@ mod patterns {
         assert!(!re(HASH_PATTERN).is_match(&h[1..]).unwrap());
     }
 }
+
+// ---- accounts: the rules the server applies and `register` checks first ----
+
+/// What is wrong with a username, if anything (the server's rule, which `register`
+/// checks before it asks for a password).
+pub fn check_username(u: &str) -> Option<String> {
+    let n = u.chars().count();
+    if !(3..=32).contains(&n) {
+        return Some("Username must be 3 to 32 characters long".into());
+    }
+    if !u
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Some("Username may hold only letters, digits, '_' and '-'".into());
+    }
+    None
+}
+
+/// What is wrong with an email address, if anything.
+pub fn check_email(e: &str) -> Option<String> {
+    let bad = || Some("Email must be a valid address".to_string());
+    if e.len() > 254 || e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad();
+    }
+    let Some((local, domain)) = e.rsplit_once('@') else {
+        return bad();
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.contains('@')
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..");
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        None
+    } else {
+        bad()
+    }
+}
+
+/// The rule for a password, as said before one is asked for.
+pub const PASSWORD_RULE: &str =
+    "a password needs 8 or more characters, with a lower-case letter, an upper-case letter and \
+     a digit";
+
+/// What is wrong with a password, if anything.
+pub fn check_password(p: &str) -> Option<String> {
+    let n = p.chars().count();
+    if !(8..=1024).contains(&n) {
+        return Some("Password must be 8 to 1024 characters long".into());
+    }
+    if !(p.chars().any(|c| c.is_lowercase())
+        && p.chars().any(|c| c.is_uppercase())
+        && p.chars().any(|c| c.is_ascii_digit()))
+    {
+        return Some(
+            "Password must hold a lower-case letter, an upper-case letter and a digit".into(),
+        );
+    }
+    None
+}
