@@ -1520,3 +1520,45 @@ fn wait_until(b: &Browser, script: &str, want: &str) {
         v => v.to_string(),
     });
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_script_saved_twice_at_once_is_no_conflict_with_itself() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "scripts");
+    let r = call(
+        url,
+        "POST",
+        &format!("/api/scripts/project/{p}"),
+        Some(&token),
+        Some(json!({"name": "job", "content": "1", "language": "rhai"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["data"]["id"].as_i64().unwrap();
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#scripts li button");
+    b.click("#scripts li button");
+    wait_value(b, "#script-text", "1");
+    // Two saves at once (Save clicked twice, text typed between): the second is based on
+    // the first's version, not refused as a conflict with this tab's own save.
+    b.eval(
+        "const t = document.getElementById('script-text'); t.value += ' + 1'; \
+         document.getElementById('script-save').click(); t.value += ' + 2'; \
+         document.getElementById('script-save').click(); return null",
+    );
+    wait_text(b, "#script-state", "saved");
+    let held = call(
+        url,
+        "GET",
+        &format!("/api/scripts/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(held.body["data"]["content"], "1 + 1 + 2");
+    assert_eq!(b.count("#script-conflict[hidden]"), 1);
+    s.assert_clean("two script saves at once", &[]);
+}
