@@ -1562,3 +1562,53 @@ fn a_script_saved_twice_at_once_is_no_conflict_with_itself() {
     assert_eq!(b.count("#script-conflict[hidden]"), 1);
     s.assert_clean("two script saves at once", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn an_upload_over_files_past_the_first_page_asks_and_replaces_them() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "big");
+    // More files than one page of the listing (500): site/index.html is past it.
+    for i in 0..501 {
+        let path = if i == 500 {
+            "site/index.html".to_string()
+        } else {
+            format!("a/{i:03}.txt")
+        };
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{url}/api/projects/{p}/files/content?path={path}&base_version=0"),
+            Some(&token),
+            Some(("application/octet-stream", b"old".to_vec())),
+        );
+        assert_eq!(status, 200, "{path}");
+    }
+    let disk = s.dir.path().join("site");
+    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::write(disk.join("index.html"), "new").unwrap();
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#main:not([hidden])");
+    b.eval("document.getElementById('upload-folder').hidden = false; return null");
+    b.type_into("#upload-folder", disk.to_str().unwrap());
+    // It exists: the page asks before replacing it, then replaces it.
+    wait_for("a confirmation", "true", || {
+        b.raw(|d| d.get_alert_text()).is_ok().to_string()
+    });
+    let asked = b.raw(|d| d.get_alert_text()).unwrap_or_default();
+    assert!(asked.contains("site/index.html exists"), "{asked}");
+    b.raw(|d| d.accept_alert()).expect("a confirmation");
+    wait_text(b, "#files-notice", "Uploaded site/index.html.");
+    assert_eq!(b.text("#upload-error"), "");
+    let (status, body, _) = crate::common::server::raw(
+        "GET",
+        &format!("{url}/api/projects/{p}/files/content?path=site/index.html"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((status, body), (200, b"new".to_vec()));
+    s.assert_clean("an upload past the first page", &[]);
+}

@@ -514,6 +514,13 @@ async function upload(list) {
   $("upload-error").textContent = "";
   if (list.length === 0) return;
   if (list.length > MANY && !confirm(`Upload ${count(list.length)}?`)) return;
+  // Files past the listing's first page may be replaced too: their versions are needed.
+  try {
+    await loadAll();
+  } catch (err) {
+    if (!leave(err)) showError($("upload-error"), err);
+    return;
+  }
   const taken = list.filter(([path]) => files.has(path));
   let replace = true;
   if (taken.length === 1 && list.length === 1) {
