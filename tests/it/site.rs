@@ -1612,3 +1612,47 @@ fn an_upload_over_files_past_the_first_page_asks_and_replaces_them() {
     assert_eq!((status, body), (200, b"new".to_vec()));
     s.assert_clean("an upload past the first page", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn their_version_of_a_file_past_the_first_page_saves_without_a_false_conflict() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "big");
+    // More files than one page of the listing (500): z.txt is past it.
+    let put = |path: &str, data: &[u8], base: u64| {
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{url}/api/projects/{p}/files/content?path={path}&base_version={base}"),
+            Some(&token),
+            Some(("application/octet-stream", data.to_vec())),
+        );
+        assert_eq!(status, 200, "{path}");
+    };
+    for i in 0..500 {
+        put(&format!("a/{i:03}.txt"), b"a", 0);
+    }
+    put("z.txt", b"one\n", 0);
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#main:not([hidden])");
+    b.click("#more");
+    b.wait_for("#files li[data-path='z.txt'] button");
+    b.click("#files li[data-path='z.txt'] button");
+    wait_value(b, "#text", "one\n");
+    // Saved elsewhere meanwhile: this save is a conflict, and their version is loaded.
+    put("z.txt", b"two\n", 1);
+    b.type_into("#text", "mine\n");
+    b.type_into("#text", Key::Control + "s");
+    b.wait_for("#conflict:not([hidden])");
+    b.click("#take-theirs");
+    wait_value(b, "#text", "two\n");
+    // Edited and saved: based on their version, no conflict.
+    b.type_into("#text", "three\n");
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 3 · saved");
+    assert_eq!(b.count("#files li[data-path='z.txt']"), 1);
+    s.assert_clean("their version past the first page", &[409]);
+}

@@ -202,6 +202,12 @@ async function loadAll() {
   while (next) await loadFiles(true);
 }
 
+/** Reads the listing anew, every page of it (a first page alone would drop the rest). */
+async function reloadFiles() {
+  await loadFiles(false);
+  await loadAll();
+}
+
 /** The live files under the folder `dir`. */
 const under = (dir) => [...files.values()].filter((f) => f.path.startsWith(`${dir}/`));
 
@@ -378,7 +384,7 @@ async function open(path, force = false) {
   if (res.status === 404) {
     // Deleted (or moved) elsewhere since the list was read: said here, and the list read
     // anew (a project that is gone leaves for the dashboard).
-    await loadFiles(false).catch(leave);
+    await reloadFiles().catch(leave);
     $("files-notice").textContent = `${path} is no longer there: it was deleted or renamed elsewhere.`;
     return;
   }
@@ -495,7 +501,9 @@ function startEditor() {
   $("take-theirs").addEventListener("click", async () => {
     if (!editing) return;
     const { path } = editing;
-    await loadFiles(false).catch(leave);
+    // Every page read anew: the file may lie past the first, and its version there is
+    // what the next save is based on.
+    await reloadFiles().catch(leave);
     open(path, true);
   });
   $("keep-mine").addEventListener("click", () => { if (editing) save(editing.theirs); });
