@@ -1503,6 +1503,33 @@ fn script_saves_carry_their_version(url: &str) {
         assert_eq!(r.status, 400, "{}", r.body);
     }
     assert_eq!(read()["content"], "quick 19");
+    // Saves at once, without a version (the CLI's): each still gets a version of its own,
+    // so a tab that holds one version holds one text (on PostgreSQL two transactions read
+    // the same version before either wrote).
+    let stamps: Vec<(String, String)> = std::thread::scope(|scope| {
+        let saves: Vec<_> = (0..12)
+            .map(|n| {
+                let put = &put;
+                scope.spawn(move || {
+                    let r = put(&format!("at once {n}"), None);
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    (
+                        r.body["data"]["updated_at"].as_str().unwrap().to_string(),
+                        format!("at once {n}"),
+                    )
+                })
+            })
+            .collect();
+        saves.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let mut versions: Vec<&str> = stamps.iter().map(|(v, _)| v.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), stamps.len(), "{stamps:?}");
+    // The latest version is the text held.
+    let latest = stamps.iter().max().unwrap();
+    assert_eq!(read()["updated_at"], latest.0.as_str());
+    assert_eq!(read()["content"], latest.1.as_str());
 }
 
 /// The theme of the account's web pages: one of the built-in ten, kept with the account.
