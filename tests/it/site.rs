@@ -1656,3 +1656,26 @@ fn their_version_of_a_file_past_the_first_page_saves_without_a_false_conflict() 
     assert_eq!(b.count("#files li[data-path='z.txt']"), 1);
     s.assert_clean("their version past the first page", &[409]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn finding_past_a_letter_whose_lower_case_is_longer_selects_the_match() {
+    let s = Site::start();
+    let b = &s.b;
+    editing(&s);
+    // "İ" lower-cased is two characters ("i̇"): the matches after it stay where they are.
+    b.eval(
+        "const t = document.getElementById('text'); t.value = 'İstanbul alpha\\nİİ Alpha'; \
+         t.setSelectionRange(0, 0); t.focus(); return null",
+    );
+    b.type_into("#text", Key::Control + "f");
+    b.press("alpha");
+    b.press(Key::Enter);
+    let selected = "const t = document.getElementById('text'); \
+                    return t.selectionStart + '-' + t.selectionEnd + ' ' + \
+                    t.value.slice(t.selectionStart, t.selectionEnd)";
+    assert_eq!(b.eval(selected), "9-14 alpha");
+    b.press(Key::F3);
+    assert_eq!(b.eval(selected), "18-23 Alpha");
+    s.assert_clean("finding past İ", &[]);
+}
