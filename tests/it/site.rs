@@ -1679,3 +1679,52 @@ fn finding_past_a_letter_whose_lower_case_is_longer_selects_the_match() {
     assert_eq!(b.eval(selected), "18-23 Alpha");
     s.assert_clean("finding past İ", &[]);
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_folder_rename_cut_short_still_has_the_open_file_follow_what_moved() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "many");
+    // More files than one commit of a folder's rename moves (2000).
+    for i in 0..2001 {
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{url}/api/projects/{p}/files/content?path=d/{i:04}.txt&base_version=0"),
+            Some(&token),
+            Some(("application/octet-stream", b"old\n".to_vec())),
+        );
+        assert_eq!(status, 200);
+    }
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#files li[data-path='d/0000.txt'] button");
+    b.click("#files li[data-path='d/0000.txt'] button");
+    wait_value(b, "#text", "old\n");
+    b.type_into("#text", "mine\n");
+    // The second commit of the rename does not reach the server; the first moved the open
+    // file.
+    b.eval(
+        "const real = window.fetch; let commits = 0; \
+         window.fetch = (u, o) => (String(u).endsWith('/files/commit') && ++commits === 2) \
+           ? Promise.reject(new TypeError('offline')) : real(u, o); return null",
+    );
+    b.click("#files li[data-folder='d'] button");
+    b.raw(|d| d.send_alert_text("e")).expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    b.wait_for("#files li[data-folder='d'] .error:not(:empty)");
+    wait_text(b, "#editor-title", "e/0000.txt");
+    assert_eq!(b.value("#text"), "old\nmine\n");
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    let (status, body, _) = crate::common::server::raw(
+        "GET",
+        &format!("{url}/api/projects/{p}/files/content?path=e/0000.txt"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((status, body), (200, b"old\nmine\n".to_vec()));
+    s.assert_clean("a folder rename cut short", &[]);
+}

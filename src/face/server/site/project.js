@@ -238,10 +238,23 @@ async function renameFolder(dir, box) {
         { path: f.path, hash: null, base_version: f.version },
       ];
     });
-    for (let i = 0; i < pairs.length; i += 2000) await commit(pairs.slice(i, i + 2000).flat());
+    for (let i = 0; i < pairs.length; i += 2000) {
+      await commit(pairs.slice(i, i + 2000).flat());
+      // The open file follows as soon as it moved: a later commit may fail.
+      for (const f of moving.slice(i, i + 2000)) follow(f.path, target(f));
+    }
     $("files-notice").textContent = `Renamed the folder ${dir} to ${to} (${count(moving.length)}).`;
-    for (const f of moving) follow(f.path, target(f));
-  } catch (err) { leave(err); showError(box, err); }
+  } catch (err) { leave(err); folderError(dir, err); }
+}
+
+/**
+ * Shows `err`, from an action on the folder `dir`, in that folder's row as the tree is now
+ * (reading the listing or a commit redraws it: the row the action began from may be gone),
+ * or under the files when the folder is no longer there.
+ */
+function folderError(dir, err) {
+  const row = [...document.querySelectorAll("#files li.folder")].find((li) => li.dataset.folder === dir);
+  showError(row ? row.querySelector(".error") : $("files-notice"), err);
 }
 
 /** Deletes a folder: every file under it, after one confirmation. */
@@ -253,11 +266,13 @@ async function removeFolder(dir, box) {
     const paths = going.map((f) => f.path);
     if (!confirm(`Delete the folder ${dir} and its ${count(going.length)}? Your other machines lose them at their next sync.${losing(paths)}`)) return;
     for (let i = 0; i < going.length; i += 5000) {
-      await commit(going.slice(i, i + 5000).map((f) => ({ path: f.path, hash: null, base_version: f.version })));
+      const batch = going.slice(i, i + 5000);
+      await commit(batch.map((f) => ({ path: f.path, hash: null, base_version: f.version })));
+      // The open file closes as soon as it went (as confirmed): a later commit may fail.
+      if (editing && batch.some((f) => f.path === editing.path)) closeEditor();
     }
     $("files-notice").textContent = `Deleted the folder ${dir} (${count(going.length)}).`;
-    if (editing && paths.includes(editing.path)) closeEditor();
-  } catch (err) { leave(err); showError(box, err); }
+  } catch (err) { leave(err); folderError(dir, err); }
 }
 
 /** "1 file", "3 files". */
