@@ -1503,6 +1503,33 @@ fn script_saves_carry_their_version(url: &str) {
         assert_eq!(r.status, 400, "{}", r.body);
     }
     assert_eq!(read()["content"], "quick 19");
+    // Saves at once, without a version (the CLI's): each still gets a version of its own,
+    // so a tab that holds one version holds one text (on PostgreSQL two transactions read
+    // the same version before either wrote).
+    let stamps: Vec<(String, String)> = std::thread::scope(|scope| {
+        let saves: Vec<_> = (0..12)
+            .map(|n| {
+                let put = &put;
+                scope.spawn(move || {
+                    let r = put(&format!("at once {n}"), None);
+                    assert_eq!(r.status, 200, "{}", r.body);
+                    (
+                        r.body["data"]["updated_at"].as_str().unwrap().to_string(),
+                        format!("at once {n}"),
+                    )
+                })
+            })
+            .collect();
+        saves.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let mut versions: Vec<&str> = stamps.iter().map(|(v, _)| v.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), stamps.len(), "{stamps:?}");
+    // The latest version is the text held.
+    let latest = stamps.iter().max().unwrap();
+    assert_eq!(read()["updated_at"], latest.0.as_str());
+    assert_eq!(read()["content"], latest.1.as_str());
 }
 
 /// The theme of the account's web pages: one of the built-in ten, kept with the account.
@@ -1937,6 +1964,123 @@ fn one_account_highlights_two_texts_at_a_time() {
     // Once done, the next one goes through.
     let r = call(&s.url, "POST", "/api/highlight", Some(&token), Some(body));
     assert_eq!(r.status, 200);
+}
+
+/// An archive that a client takes slowly (or not at all) holds a thread of the server's
+/// blocking pool, which every request's database work shares: archives at once are bounded
+/// well below that pool (two an account, eight in all), so held archives cannot stall the
+/// server; one whose client went away gives its place back.
+#[test]
+fn archives_held_by_slow_clients_are_bounded_and_leave_the_server_answering() {
+    use std::io::{Read, Write};
+    let s = Server::start(None, &[]);
+    let addr = s.url.trim_start_matches("http://").to_string();
+    // Incompressible, and larger than the sockets' buffers: an archive not read stays
+    // under way.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..16 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    let accounts: Vec<(String, i64)> = (0..5)
+        .map(|_| {
+            let (_, token, _) = user(&s.url);
+            let p = new_project(&s.url, &token, "held");
+            let (status, body, _) = raw(
+                "PUT",
+                &format!(
+                    "{}/api/projects/{p}/files/content?path=big.bin&base_version=0",
+                    s.url
+                ),
+                Some(&token),
+                Some(("application/octet-stream", big.clone())),
+            );
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            (token, p)
+        })
+        .collect();
+    // An archive asked for and not read: its status line.
+    let hold = |token: &str, p: i64| -> (std::net::TcpStream, String) {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            c,
+            "GET /api/projects/{p}/files/archive HTTP/1.1\r\nHost: {addr}\r\n\
+             Authorization: Bearer {token}\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n") {
+            c.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        (c, String::from_utf8_lossy(&head).trim().to_string())
+    };
+    let mut held = Vec::new();
+    for (token, p) in &accounts[..4] {
+        for _ in 0..2 {
+            let (c, status) = hold(token, *p);
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            held.push(c);
+        }
+    }
+    let archive = |(token, p): &(String, i64)| {
+        raw(
+            "GET",
+            &format!("{}/api/projects/{p}/files/archive", s.url),
+            Some(token),
+            None,
+        )
+    };
+    let (status, body, headers) = archive(&accounts[0]);
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert!(headers.contains_key("retry-after"));
+    let (status, body, _) = archive(&accounts[4]);
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("busy"));
+    // The rest of the server answers meanwhile, a file's download too.
+    let (token, p) = &accounts[4];
+    let r = call(
+        &s.url,
+        "GET",
+        &format!("/api/projects/{p}/files"),
+        Some(token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (status, body, _) = raw(
+        "GET",
+        &format!("{}/api/projects/{p}/files/content?path=big.bin", s.url),
+        Some(token),
+        None,
+    );
+    assert_eq!((status, body.len()), (200, big.len()));
+    // Clients that went away give their places back.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body, _) = archive(&accounts[4]);
+        if status == 200 {
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(body)).expect("a zip");
+            let mut data = Vec::new();
+            zip.by_name("big.bin")
+                .unwrap()
+                .read_to_end(&mut data)
+                .unwrap();
+            assert!(data == big, "the archive's content differs");
+            break;
+        }
+        assert_eq!(status, 429);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the archives of clients that left still hold their places"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -1520,3 +1520,211 @@ fn wait_until(b: &Browser, script: &str, want: &str) {
         v => v.to_string(),
     });
 }
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_script_saved_twice_at_once_is_no_conflict_with_itself() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "scripts");
+    let r = call(
+        url,
+        "POST",
+        &format!("/api/scripts/project/{p}"),
+        Some(&token),
+        Some(json!({"name": "job", "content": "1", "language": "rhai"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["data"]["id"].as_i64().unwrap();
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#scripts li button");
+    b.click("#scripts li button");
+    wait_value(b, "#script-text", "1");
+    // Two saves at once (Save clicked twice, text typed between): the second is based on
+    // the first's version, not refused as a conflict with this tab's own save.
+    b.eval(
+        "const t = document.getElementById('script-text'); t.value += ' + 1'; \
+         document.getElementById('script-save').click(); t.value += ' + 2'; \
+         document.getElementById('script-save').click(); return null",
+    );
+    wait_text(b, "#script-state", "saved");
+    let held = call(
+        url,
+        "GET",
+        &format!("/api/scripts/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(held.body["data"]["content"], "1 + 1 + 2");
+    assert_eq!(b.count("#script-conflict[hidden]"), 1);
+    s.assert_clean("two script saves at once", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn an_upload_over_files_past_the_first_page_asks_and_replaces_them() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "big");
+    // More files than one page of the listing (500): site/index.html is past it.
+    for i in 0..501 {
+        let path = if i == 500 {
+            "site/index.html".to_string()
+        } else {
+            format!("a/{i:03}.txt")
+        };
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{url}/api/projects/{p}/files/content?path={path}&base_version=0"),
+            Some(&token),
+            Some(("application/octet-stream", b"old".to_vec())),
+        );
+        assert_eq!(status, 200, "{path}");
+    }
+    let disk = s.dir.path().join("site");
+    std::fs::create_dir_all(&disk).unwrap();
+    std::fs::write(disk.join("index.html"), "new").unwrap();
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#main:not([hidden])");
+    b.eval("document.getElementById('upload-folder').hidden = false; return null");
+    b.type_into("#upload-folder", disk.to_str().unwrap());
+    // It exists: the page asks before replacing it, then replaces it.
+    wait_for("a confirmation", "true", || {
+        b.raw(|d| d.get_alert_text()).is_ok().to_string()
+    });
+    let asked = b.raw(|d| d.get_alert_text()).unwrap_or_default();
+    assert!(asked.contains("site/index.html exists"), "{asked}");
+    b.raw(|d| d.accept_alert()).expect("a confirmation");
+    wait_text(b, "#files-notice", "Uploaded site/index.html.");
+    assert_eq!(b.text("#upload-error"), "");
+    let (status, body, _) = crate::common::server::raw(
+        "GET",
+        &format!("{url}/api/projects/{p}/files/content?path=site/index.html"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((status, body), (200, b"new".to_vec()));
+    s.assert_clean("an upload past the first page", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn their_version_of_a_file_past_the_first_page_saves_without_a_false_conflict() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "big");
+    // More files than one page of the listing (500): z.txt is past it.
+    let put = |path: &str, data: &[u8], base: u64| {
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{url}/api/projects/{p}/files/content?path={path}&base_version={base}"),
+            Some(&token),
+            Some(("application/octet-stream", data.to_vec())),
+        );
+        assert_eq!(status, 200, "{path}");
+    };
+    for i in 0..500 {
+        put(&format!("a/{i:03}.txt"), b"a", 0);
+    }
+    put("z.txt", b"one\n", 0);
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#main:not([hidden])");
+    b.click("#more");
+    b.wait_for("#files li[data-path='z.txt'] button");
+    b.click("#files li[data-path='z.txt'] button");
+    wait_value(b, "#text", "one\n");
+    // Saved elsewhere meanwhile: this save is a conflict, and their version is loaded.
+    put("z.txt", b"two\n", 1);
+    b.type_into("#text", "mine\n");
+    b.type_into("#text", Key::Control + "s");
+    b.wait_for("#conflict:not([hidden])");
+    b.click("#take-theirs");
+    wait_value(b, "#text", "two\n");
+    // Edited and saved: based on their version, no conflict.
+    b.type_into("#text", "three\n");
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 3 · saved");
+    assert_eq!(b.count("#files li[data-path='z.txt']"), 1);
+    s.assert_clean("their version past the first page", &[409]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn finding_past_a_letter_whose_lower_case_is_longer_selects_the_match() {
+    let s = Site::start();
+    let b = &s.b;
+    editing(&s);
+    // "İ" lower-cased is two characters ("i̇"): the matches after it stay where they are.
+    b.eval(
+        "const t = document.getElementById('text'); t.value = 'İstanbul alpha\\nİİ Alpha'; \
+         t.setSelectionRange(0, 0); t.focus(); return null",
+    );
+    b.type_into("#text", Key::Control + "f");
+    b.press("alpha");
+    b.press(Key::Enter);
+    let selected = "const t = document.getElementById('text'); \
+                    return t.selectionStart + '-' + t.selectionEnd + ' ' + \
+                    t.value.slice(t.selectionStart, t.selectionEnd)";
+    assert_eq!(b.eval(selected), "9-14 alpha");
+    b.press(Key::F3);
+    assert_eq!(b.eval(selected), "18-23 Alpha");
+    s.assert_clean("finding past İ", &[]);
+}
+
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn a_folder_rename_cut_short_still_has_the_open_file_follow_what_moved() {
+    let s = Site::start();
+    let b = &s.b;
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "many");
+    // More files than one commit of a folder's rename moves (2000).
+    for i in 0..2001 {
+        let (status, _, _) = crate::common::server::raw(
+            "PUT",
+            &format!("{url}/api/projects/{p}/files/content?path=d/{i:04}.txt&base_version=0"),
+            Some(&token),
+            Some(("application/octet-stream", b"old\n".to_vec())),
+        );
+        assert_eq!(status, 200);
+    }
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    b.wait_for("#files li[data-path='d/0000.txt'] button");
+    b.click("#files li[data-path='d/0000.txt'] button");
+    wait_value(b, "#text", "old\n");
+    b.type_into("#text", "mine\n");
+    // The second commit of the rename does not reach the server; the first moved the open
+    // file.
+    b.eval(
+        "const real = window.fetch; let commits = 0; \
+         window.fetch = (u, o) => (String(u).endsWith('/files/commit') && ++commits === 2) \
+           ? Promise.reject(new TypeError('offline')) : real(u, o); return null",
+    );
+    b.click("#files li[data-folder='d'] button");
+    b.raw(|d| d.send_alert_text("e")).expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    b.wait_for("#files li[data-folder='d'] .error:not(:empty)");
+    wait_text(b, "#editor-title", "e/0000.txt");
+    assert_eq!(b.value("#text"), "old\nmine\n");
+    b.type_into("#text", Key::Control + "s");
+    wait_text(b, "#editor-state", "version 2 · saved");
+    let (status, body, _) = crate::common::server::raw(
+        "GET",
+        &format!("{url}/api/projects/{p}/files/content?path=e/0000.txt"),
+        Some(&token),
+        None,
+    );
+    assert_eq!((status, body), (200, b"old\nmine\n".to_vec()));
+    s.assert_clean("a folder rename cut short", &[]);
+}

@@ -10,9 +10,11 @@
 //! the bytes to the socket through a channel of a few pieces: when the client is slow the
 //! writer waits, when the client goes away it stops. What stays in memory is a chunk, a few
 //! pieces and the archive's directory (a name and a few numbers per file), which is why an
-//! archive holds at most [`MAX_FILES`] files. A failure after the first byte (the database
-//! gone) cuts the answer off without its last chunk, which every client reports as a
-//! failed download: an archive is whole or visibly broken, never silently short.
+//! archive holds at most [`MAX_FILES`] files. The writing thread is one of the blocking
+//! pool's until the client has taken the last byte, so only a few archives are written at
+//! once (`App::archives`). A failure after the first byte (the database gone) cuts the
+//! answer off without its last chunk, which every client reports as a failed download: an
+//! archive is whole or visibly broken, never silently short.
 
 use super::projects::owned_project;
 use super::{blocking, ApiError, App, Pending, Reply, Req};
@@ -118,11 +120,17 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
         let project = req.id("Project")?;
         let dir = folder(&req)?;
         let user = req.user().id;
-        // Held until the archive is sent or dropped, as a download's is.
+        // Held until the archive is sent or dropped, as a download's is; and a place among
+        // the archives, whose writer holds a thread of the blocking pool meanwhile (that pool
+        // runs every request's database work: archives may not take it all).
         let slot = app
             .downloads
             .take(user)
             .map_err(|b| super::busy("downloads", b, 1))?;
+        let place = app
+            .archives
+            .take(user)
+            .map_err(|b| super::busy("archives", b, 5))?;
         let at = dir.clone();
         let files = blocking(&app, move |a| entries(a, user, project, at.as_deref())).await?;
         if files.is_empty() && dir.is_some() {
@@ -131,7 +139,7 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(AHEAD);
         let writer = app.clone();
         tokio::task::spawn_blocking(move || {
-            let _held = slot;
+            let _held = (slot, place);
             let out = Pipe {
                 tx: tx.clone(),
                 buf: Vec::with_capacity(PIECE),

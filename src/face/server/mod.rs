@@ -445,6 +445,12 @@ const MAX_UPLOADS: usize = 8;
 const MAX_DOWNLOADS: usize = 64;
 /// Downloads one account may have under way at once, so no account takes every slot.
 const DOWNLOADS_PER_ACCOUNT: usize = 4;
+/// Archives (`files/archive`) under way at once: each holds a thread of the blocking pool
+/// (below) until its client has taken the last byte, so they may take only a part of it;
+/// more get 429 with `Retry-After`.
+const MAX_ARCHIVES: usize = MAX_BLOCKING_THREADS / 4;
+/// Archives one account may have under way at once.
+const ARCHIVES_PER_ACCOUNT: usize = 2;
 /// Threads for handlers (queries, password hashing): this bounds the memory and CPU that
 /// many simultaneous costly requests can take. Scripts have a pool of their own.
 const MAX_BLOCKING_THREADS: usize = 32;
@@ -461,6 +467,9 @@ pub struct App {
     uploads: slots::Slots,
     /// Blob downloads being sent, in total and per account.
     downloads: slots::Slots,
+    /// Archives being written (each on a thread of the blocking pool), in total and per
+    /// account.
+    archives: slots::Slots,
     /// Highlighting for the web editor under way: a large text costs a second of a core,
     /// so two at a time per account (a page has one under way; a second tab, or the page
     /// loaded anew, another), and no more at once than leaves blocking threads to others.
@@ -495,6 +504,7 @@ impl App {
             limiter,
             uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
             downloads: slots::Slots::new(MAX_DOWNLOADS, DOWNLOADS_PER_ACCOUNT),
+            archives: slots::Slots::new(MAX_ARCHIVES, ARCHIVES_PER_ACCOUNT),
             highlights: slots::Slots::new(MAX_BLOCKING_THREADS / 4, 2),
             scripts,
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),

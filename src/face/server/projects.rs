@@ -406,40 +406,47 @@ pub fn update_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
             )]))
         }
     };
-    let mut t = now();
+    let mut t = String::new();
     // A language left out keeps the one there is.
     let language = app.db.write(|c| {
-        let old = owned_script(c, req.user().id, id)?;
-        let saved = old.text(6);
-        if base.as_ref().is_some_and(|b| *b != saved) {
-            return Err(conflict(&saved));
+        let mut tries = 0;
+        loop {
+            let old = owned_script(c, req.user().id, id)?;
+            let saved = old.text(6);
+            if base.as_ref().is_some_and(|b| *b != saved) {
+                return Err(conflict(&saved));
+            }
+            // updated_at is the script's version: every save makes it later, even two
+            // saves within one millisecond.
+            t = now();
+            if t <= saved {
+                t = later(&saved);
+            }
+            let language = language.unwrap_or_else(|| language_of(&old, 4));
+            // Only over the version read, with or without a base: a save that landed in
+            // between (another transaction's, on PostgreSQL) leaves this one changing
+            // nothing, and it reads that save's version again and goes after it (or, with
+            // a base, is a conflict). Two saves never share a version, nor go back in time.
+            let changed = c.exec(
+                "UPDATE scripts SET name = ?, content = ?, language = ?, updated_at = ? \
+                 WHERE id = ? AND updated_at = ?",
+                &[
+                    name.clone().into(),
+                    content.clone().into(),
+                    language.as_str().into(),
+                    t.clone().into(),
+                    id.into(),
+                    saved.as_str().into(),
+                ],
+            )?;
+            if changed > 0 {
+                return Ok(language);
+            }
+            tries += 1;
+            if tries >= 50 {
+                return Err(conflict(&saved));
+            }
         }
-        // updated_at is the script's version: every save makes it later, even two saves
-        // within one millisecond.
-        if t <= saved {
-            t = later(&saved);
-        }
-        let language = language.unwrap_or_else(|| language_of(&old, 4));
-        let mut params = vec![
-            name.clone().into(),
-            content.clone().into(),
-            language.as_str().into(),
-            t.clone().into(),
-            id.into(),
-        ];
-        let mut sql =
-            "UPDATE scripts SET name = ?, content = ?, language = ?, updated_at = ? WHERE id = ?"
-                .to_string();
-        if base.is_some() {
-            // Only over the version read: a save that landed in between (another server's,
-            // on PostgreSQL) leaves this one changing nothing, and it is a conflict.
-            sql.push_str(" AND updated_at = ?");
-            params.push(saved.as_str().into());
-        }
-        if c.exec(&sql, &params)? == 0 {
-            return Err(conflict(&saved));
-        }
-        Ok(language)
     })?;
     ok(Done {
         message: "Script updated".into(),

@@ -202,6 +202,12 @@ async function loadAll() {
   while (next) await loadFiles(true);
 }
 
+/** Reads the listing anew, every page of it (a first page alone would drop the rest). */
+async function reloadFiles() {
+  await loadFiles(false);
+  await loadAll();
+}
+
 /** The live files under the folder `dir`. */
 const under = (dir) => [...files.values()].filter((f) => f.path.startsWith(`${dir}/`));
 
@@ -232,10 +238,23 @@ async function renameFolder(dir, box) {
         { path: f.path, hash: null, base_version: f.version },
       ];
     });
-    for (let i = 0; i < pairs.length; i += 2000) await commit(pairs.slice(i, i + 2000).flat());
+    for (let i = 0; i < pairs.length; i += 2000) {
+      await commit(pairs.slice(i, i + 2000).flat());
+      // The open file follows as soon as it moved: a later commit may fail.
+      for (const f of moving.slice(i, i + 2000)) follow(f.path, target(f));
+    }
     $("files-notice").textContent = `Renamed the folder ${dir} to ${to} (${count(moving.length)}).`;
-    for (const f of moving) follow(f.path, target(f));
-  } catch (err) { leave(err); showError(box, err); }
+  } catch (err) { leave(err); folderError(dir, err); }
+}
+
+/**
+ * Shows `err`, from an action on the folder `dir`, in that folder's row as the tree is now
+ * (reading the listing or a commit redraws it: the row the action began from may be gone),
+ * or under the files when the folder is no longer there.
+ */
+function folderError(dir, err) {
+  const row = [...document.querySelectorAll("#files li.folder")].find((li) => li.dataset.folder === dir);
+  showError(row ? row.querySelector(".error") : $("files-notice"), err);
 }
 
 /** Deletes a folder: every file under it, after one confirmation. */
@@ -247,11 +266,13 @@ async function removeFolder(dir, box) {
     const paths = going.map((f) => f.path);
     if (!confirm(`Delete the folder ${dir} and its ${count(going.length)}? Your other machines lose them at their next sync.${losing(paths)}`)) return;
     for (let i = 0; i < going.length; i += 5000) {
-      await commit(going.slice(i, i + 5000).map((f) => ({ path: f.path, hash: null, base_version: f.version })));
+      const batch = going.slice(i, i + 5000);
+      await commit(batch.map((f) => ({ path: f.path, hash: null, base_version: f.version })));
+      // The open file closes as soon as it went (as confirmed): a later commit may fail.
+      if (editing && batch.some((f) => f.path === editing.path)) closeEditor();
     }
     $("files-notice").textContent = `Deleted the folder ${dir} (${count(going.length)}).`;
-    if (editing && paths.includes(editing.path)) closeEditor();
-  } catch (err) { leave(err); showError(box, err); }
+  } catch (err) { leave(err); folderError(dir, err); }
 }
 
 /** "1 file", "3 files". */
@@ -378,7 +399,7 @@ async function open(path, force = false) {
   if (res.status === 404) {
     // Deleted (or moved) elsewhere since the list was read: said here, and the list read
     // anew (a project that is gone leaves for the dashboard).
-    await loadFiles(false).catch(leave);
+    await reloadFiles().catch(leave);
     $("files-notice").textContent = `${path} is no longer there: it was deleted or renamed elsewhere.`;
     return;
   }
@@ -495,7 +516,9 @@ function startEditor() {
   $("take-theirs").addEventListener("click", async () => {
     if (!editing) return;
     const { path } = editing;
-    await loadFiles(false).catch(leave);
+    // Every page read anew: the file may lie past the first, and its version there is
+    // what the next save is based on.
+    await reloadFiles().catch(leave);
     open(path, true);
   });
   $("keep-mine").addEventListener("click", () => { if (editing) save(editing.theirs); });
@@ -514,6 +537,13 @@ async function upload(list) {
   $("upload-error").textContent = "";
   if (list.length === 0) return;
   if (list.length > MANY && !confirm(`Upload ${count(list.length)}?`)) return;
+  // Files past the listing's first page may be replaced too: their versions are needed.
+  try {
+    await loadAll();
+  } catch (err) {
+    if (!leave(err)) showError($("upload-error"), err);
+    return;
+  }
   const taken = list.filter(([path]) => files.has(path));
   let replace = true;
   if (taken.length === 1 && list.length === 1) {

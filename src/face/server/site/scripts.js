@@ -64,23 +64,52 @@ async function edit(id, force = false) {
   $("script-text").focus();
 }
 
+/** The save under way, and whether another was asked for meanwhile. */
+let saving = null;
+let again = false;
+
 /**
  * Saves the script, based on the version it was read at: when it was saved elsewhere since
  * (another tab), nothing is overwritten and the choice is shown. `over` saves over theirs.
+ * One save at a time: a save asked for while one is under way follows it, based on the
+ * version it made (not refused as a conflict with this tab's own save).
  */
-async function save(over = false) {
+function save(over = false) {
+  if (saving) {
+    again = true;
+    return saving;
+  }
+  saving = (async () => {
+    try {
+      await saveOnce(over);
+    } finally {
+      saving = null;
+    }
+    if (again) {
+      again = false;
+      if (scriptUnsaved() && $("script-conflict").hidden) await save();
+    }
+  })();
+  return saving;
+}
+
+async function saveOnce(over) {
   if (!editing) return;
+  const opened = editing;
   const text = $("script-text").value;
-  const body = { name: editing.name, content: text, language: editing.language };
-  if (!over) body.base_updated_at = editing.version;
+  const body = { name: opened.name, content: text, language: opened.language };
+  if (!over) body.base_updated_at = opened.version;
   $("script-state").textContent = "saving…";
   try {
-    const r = await api("PUT", `/api/scripts/${editing.id}`, body);
-    editing.version = r.data.updated_at;
-    editing.text = text;
+    const r = await api("PUT", `/api/scripts/${opened.id}`, body);
+    opened.version = r.data.updated_at;
+    opened.text = text;
+    // Another script opened (or the editor closed) meanwhile: that one is left as it is.
+    if (editing !== opened) return;
     $("script-conflict").hidden = true;
     $("script-state").textContent = $("script-text").value === text ? "saved" : "saved; changed since";
   } catch (err) {
+    if (editing !== opened) return;
     if (err instanceof ApiError && err.status === 404) {
       $("script-state").textContent = "This script (or its project) was deleted elsewhere: nothing was saved. Your text is kept here: copy it before you leave.";
       return;

@@ -10,6 +10,19 @@ function matches(text, needle) {
   return out;
 }
 
+/**
+ * `text` in lower case, each character keeping its place: a character whose lower case is
+ * longer ("İ" is "i̇") stays as it is, so that a match's place is its place in `text`.
+ */
+function lower(text) {
+  const quick = text.toLowerCase();
+  if (quick.length === text.length) return quick;
+  return text.replace(/[\s\S]/gu, (c) => {
+    const l = c.toLowerCase();
+    return l.length === c.length ? l : c;
+  });
+}
+
 /** Wires the find bar `bar` (its search field, and a status line) to the field `area`. */
 export function editorSearch(area, bar) {
   const field = bar.querySelector("input");
@@ -23,8 +36,8 @@ export function editorSearch(area, bar) {
       return false;
     }
     const fold = query === query.toLowerCase();
-    const text = fold ? area.value.toLowerCase() : area.value;
-    const all = matches(text, fold ? query.toLowerCase() : query);
+    const text = fold ? lower(area.value) : area.value;
+    const all = matches(text, fold ? lower(query) : query);
     if (all.length === 0) {
       state.textContent = `“${query}” is not in the text.`;
       return false;
