@@ -20,7 +20,7 @@ pub fn specs() -> Vec<Spec> {
                         .long("list")
                         .short('l')
                         .action(ArgAction::SetTrue)
-                        .conflicts_with_all(["from", "force", "words"])
+                        .conflicts_with_all(["from", "force", "template"])
                         .help("List the templates, one a line"),
                 )
                 .arg(
@@ -36,11 +36,13 @@ pub fn specs() -> Vec<Spec> {
                         .action(ArgAction::SetTrue)
                         .help("Write into ~/Projects/NAME even if it exists (files of the same names are replaced)"),
                 )
+                .arg(Arg::new("template").value_name("TEMPLATE").help(
+                    "The template ('new --list'); with --from, the project's name instead",
+                ))
                 .arg(
-                    Arg::new("words")
-                        .num_args(0..=2)
-                        .value_name("TEMPLATE NAME")
-                        .help("The template and the project's name; at the prompt, what is left out is asked for"),
+                    Arg::new("name")
+                        .value_name("NAME")
+                        .help("The project's name: ~/Projects/NAME (asked for at the prompt if left out)"),
                 )
         },
         examples: const {
@@ -78,7 +80,10 @@ fn new(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if m.get_flag("list") {
         return list(ctx);
     }
-    let words: Vec<String> = super::strings(m, "words");
+    let words: Vec<String> = ["template", "name"]
+        .iter()
+        .filter_map(|id| m.get_one::<String>(id).cloned())
+        .collect();
     let from = m.get_one::<String>("from");
     let (template, name) = match (from, words.as_slice()) {
         (Some(f), [name]) => (folder(ctx, f)?, name.clone()),

@@ -492,7 +492,7 @@ mod tests {
             ("app", "app"),
             ("a.b  c", "a-b-c"),
             ("HTTPServer2", "httpserver2"),
-            ("Café Ünï", "caf"),
+            ("Café Ünï", "caf-n"),
             ("日本", "app"),
             ("2048", "app-2048"),
             ("test", "app-test"),
