@@ -47,22 +47,32 @@ struct Made {
 
 impl Made {
     fn new(template: &str) -> Made {
+        Made::named(template, "My App")
+    }
+
+    /// `new TEMPLATE NAME` (NAME needs no quoting but for its spaces).
+    fn named(template: &str, name: &str) -> Made {
         let home = Home::new();
         home.c("settings set new.author 'Ada Lovelace'").success();
-        home.c(&format!("new {template} 'My App'"))
+        home.c(&format!("new {template} '{name}'"))
             .success()
             .stdout(contains(format!(
-                "created ~/Projects/'My App' from the {template} template"
+                "created ~/Projects/{} from the {template} template",
+                if name.contains(' ') {
+                    format!("'{name}'")
+                } else {
+                    name.to_string()
+                }
             )));
         let host = common::host_dir();
         home.c(&format!(
-            "export ~/Projects/'My App' {}",
+            "export ~/Projects/'{name}' {}",
             host.path().join("app").display()
         ))
         .success();
         let m = Made { home, host };
         m.no_placeholder_left();
-        assert!(m.text("README.md").starts_with("# My App\n"));
+        assert!(m.text("README.md").starts_with(&format!("# {name}\n")));
         assert!(m.text("README.md").contains("by Ada Lovelace"));
         m
     }
@@ -106,14 +116,23 @@ fn rust_template_passes_cargo_check() {
     assert_eq!(manifest["package"]["name"].as_str(), Some("my-app"));
     assert!(m.text(".gitignore").contains("/target"));
     assert!(m.text("src/main.rs").contains("fn main()"));
+    // Names that are no package name as they are get one that is.
+    let digits = Made::named("rust", "2048");
+    let reserved = Made::named("rust", "test");
+    for (m, want) in [(&digits, "app-2048"), (&reserved, "app-test")] {
+        let manifest: toml::Table = toml::from_str(&m.text("Cargo.toml")).unwrap();
+        assert_eq!(manifest["package"]["name"].as_str(), Some(want));
+    }
     if have("cargo") {
-        let target = m.host.path().join("target");
-        let target = target.to_str().unwrap();
-        run(
-            &m.dir(),
-            "cargo",
-            &["check", "--offline", "--quiet", "--target-dir", target],
-        );
+        for m in [&m, &digits, &reserved] {
+            let target = m.host.path().join("target");
+            let target = target.to_str().unwrap();
+            run(
+                &m.dir(),
+                "cargo",
+                &["check", "--offline", "--quiet", "--target-dir", target],
+            );
+        }
     }
 }
 
