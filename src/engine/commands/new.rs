@@ -55,7 +55,7 @@ pub fn specs() -> Vec<Spec> {
                     "new python 'My Tool'",
                     "created ~/Projects/'My Tool' from the python template (5 files)\nnext:\n  cd ~/Projects/'My Tool'\n  exec python3 main.py\n",
                 ),
-                ex("new --from ~/Projects/hello hello2", "created ~/Projects/hello2 from ~/Projects/hello (4 files)\nnext:\n  cd ~/Projects/hello2\n"),
+                ex("new --from ~/Projects/hello hello2", "created ~/Projects/hello2 from ~/Projects/hello (4 files)\nnext:\n  cd ~/Projects/hello2\n  exec cargo run\n"),
                 ex(
                     "new --list",
                     "cli      A Python command-line tool (argparse, pyproject.toml)\n\

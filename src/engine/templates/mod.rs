@@ -467,10 +467,13 @@ pub fn create(
         return Err(e);
     }
     let mut next = vec![format!("cd ~/Projects/{}", crate::text::shell_quote(name))];
-    if let Template::Builtin(b) = template {
-        for l in b.next {
-            next.push(vars.fill(l, "the next steps")?);
+    match template {
+        Template::Builtin(b) => {
+            for l in b.next {
+                next.push(vars.fill(l, "the next steps")?);
+            }
         }
+        Template::Folder { .. } => next.extend(guess_next(&files)),
     }
     Ok(Made {
         dir,
@@ -479,9 +482,85 @@ pub fn create(
     })
 }
 
+/// What to run in a project made from a folder, told by its top-level files: a Cargo
+/// manifest, an npm package (its `dev` or `start` script), a Python or Rhai main file.
+pub fn guess_next(files: &Files) -> Vec<String> {
+    let top = |name: &str| {
+        files
+            .iter()
+            .find(|(names, _)| names.len() == 1 && names[0] == name)
+            .map(|(_, data)| data.as_slice())
+    };
+    let mut out = Vec::new();
+    if top("Cargo.toml").is_some() {
+        out.push("exec cargo run".to_string());
+    }
+    if let Some(pkg) = top("package.json") {
+        out.push("exec npm install".to_string());
+        let scripts = serde_json::from_slice::<serde_json::Value>(pkg)
+            .ok()
+            .and_then(|v| v.get("scripts").cloned());
+        let has = |s: &str| scripts.as_ref().is_some_and(|v| v.get(s).is_some());
+        if has("dev") {
+            out.push("exec npm run dev".to_string());
+        } else if has("start") {
+            out.push("exec npm start".to_string());
+        }
+    }
+    if top("requirements.txt").is_some() {
+        out.push("exec pip install -r requirements.txt".to_string());
+    }
+    for main in ["main.py", "app.py"] {
+        if top(main).is_some() {
+            out.push(format!("exec python3 {main}"));
+            break;
+        }
+    }
+    if top("main.rhai").is_some() {
+        out.push("run main.rhai".to_string());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_template_says_what_to_run_by_its_files() {
+        let f = |names: &[(&str, &str)]| -> Files {
+            names
+                .iter()
+                .map(|(n, d)| {
+                    (
+                        n.split('/').map(str::to_string).collect(),
+                        d.as_bytes().to_vec(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(guess_next(&f(&[("README.md", "")])), Vec::<String>::new());
+        assert_eq!(
+            guess_next(&f(&[("Cargo.toml", ""), ("src/main.rs", "")])),
+            ["exec cargo run"]
+        );
+        assert_eq!(
+            guess_next(&f(&[("package.json", r#"{"scripts":{"dev":"vite"}}"#)])),
+            ["exec npm install", "exec npm run dev"]
+        );
+        assert_eq!(
+            guess_next(&f(&[("package.json", r#"{"scripts":{"start":"node ."}}"#)])),
+            ["exec npm install", "exec npm start"]
+        );
+        assert_eq!(
+            guess_next(&f(&[("package.json", "not json")])),
+            ["exec npm install"]
+        );
+        assert_eq!(
+            guess_next(&f(&[("main.py", ""), ("lib/main.rhai", "")])),
+            ["exec python3 main.py"]
+        );
+    }
 
     #[test]
     fn kebab_names_are_package_names() {
