@@ -50,6 +50,7 @@ const PAGES: &[(&str, &str)] = &[
     ("mount", include_str!("../../manuals/mount.md")),
     ("mounts", include_str!("../../manuals/mounts.md")),
     ("mv", include_str!("../../manuals/mv.md")),
+    ("new", include_str!("../../manuals/new.md")),
     ("plugin", include_str!("../../manuals/plugin.md")),
     ("pwd", include_str!("../../manuals/pwd.md")),
     ("register", include_str!("../../manuals/register.md")),

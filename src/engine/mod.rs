@@ -14,3 +14,4 @@ pub mod recovery;
 pub mod script;
 pub mod shell;
 pub mod sync;
+pub mod templates;

@@ -95,6 +95,18 @@ impl ShellHelper {
                     .collect()
             }
             ("ai", Some("key"), 2) => vec!["set".into(), "remove".into()],
+            // The template, the first word that is not an option (with --from, that word is
+            // the new project's name).
+            ("new", _, n)
+                if words[1..n].iter().all(|w| w.starts_with('-'))
+                    && !words.iter().any(|w| w.starts_with("--from")) =>
+            {
+                crate::templates::all(&self.hub)
+                    .ok()?
+                    .iter()
+                    .map(|t| t.name().to_string())
+                    .collect()
+            }
             // The projects here (the server is not asked while typing).
             ("sync", _, n) => {
                 let root = crate::vfs::VPath::parse_absolute(crate::sync::PROJECTS).ok()?;

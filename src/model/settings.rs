@@ -41,6 +41,16 @@ fn check_vfs_path(v: &str) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("not a VFS path: {e}"))
 }
 
+fn check_author(v: &str) -> Result<()> {
+    if v.chars().any(crate::text::is_unsafe) {
+        bail!("an author holds no control characters (new lines, escapes)");
+    }
+    if v.chars().count() > 100 {
+        bail!("an author is at most 100 characters");
+    }
+    Ok(())
+}
+
 fn check_count(v: &str) -> Result<()> {
     match v.parse::<u32>() {
         Ok(n) if n <= 256 => Ok(()),
@@ -417,6 +427,13 @@ settings! {
     shell: ShellSettings {
         /// The directory a new session starts in (created when missing).
         start_dir: String = "~/Projects/Main", check check_vfs_path;
+    }
+    /// New projects ('new').
+    new: NewSettings {
+        /// The author that new projects name ({{author}} in a template); empty uses the login name on this machine.
+        author: String = "", check check_author;
+        /// The folder whose folders are your own templates; under ~/Projects it syncs with your account like a project.
+        templates: String = "~/Projects/Templates", check check_vfs_path;
     }
     /// The line editor at the prompt.
     repl: ReplSettings {

@@ -17,6 +17,7 @@ mod examples;
 mod grep_vs_rg;
 mod look;
 mod manuals;
+mod new;
 mod repl;
 #[cfg(feature = "server")]
 mod scale;

@@ -126,6 +126,8 @@ fn tab_completes_commands_flags_and_paths() {
         ("sync sta\t", "sync status "),
         ("sync status Ma\t", "sync status Main "),
         ("sync -v Ma\t", "sync -v Main "),
+        ("new rea\t", "new react "),
+        ("create --force pyt\t", "create --force python "),
     ] {
         typ(&mut s, typed);
         s.exp_string(completed).unwrap();

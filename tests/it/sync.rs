@@ -2000,3 +2000,34 @@ fn a_folder_emptied_by_renames_and_replaced_by_one_of_its_files_is_followed() {
     assert_eq!(b.out("cat d e"), "F\nG\n");
     settle_and_check(&a, &b, &["F\n", "G\n"]);
 }
+
+/// A template made on one machine is there on the other after a sync: the templates folder
+/// (`~/Projects/Templates`, setting `new.templates`) is a project like any other.
+#[test]
+fn templates_sync_like_projects() {
+    let server = Server::sqlite();
+    let (laptop, desktop) = pair(&server, "tess");
+    laptop.out(
+        "mkdir -p ~/Projects/Templates/notes; \
+         echo '# {{name}} ({{name_kebab}})' > ~/Projects/Templates/notes/README.md",
+    );
+    laptop
+        .c("sync")
+        .success()
+        .stdout(contains("Templates: 1 pushed"));
+    desktop.c("sync").success();
+    assert!(desktop
+        .out("new --list")
+        .contains("notes    Your template in ~/Projects/Templates/notes\n"));
+    desktop.c("new notes 'Meeting Notes'").success();
+    assert_eq!(
+        desktop.out("cat ~/Projects/'Meeting Notes'/README.md"),
+        "# Meeting Notes (meeting-notes)\n"
+    );
+    // A change to the template on the second machine comes back to the first.
+    desktop.out("echo '{{year}}' >> ~/Projects/Templates/notes/README.md; sync Templates");
+    laptop.c("sync Templates").success();
+    laptop.c("new notes later").success();
+    let readme = laptop.out("cat ~/Projects/later/README.md");
+    assert!(readme.starts_with("# later (later)\n20"), "{readme}");
+}

@@ -10,6 +10,7 @@ mod env;
 mod files;
 mod grep;
 mod manual;
+mod new;
 mod scripts;
 mod system;
 mod text;
@@ -219,6 +220,7 @@ impl Registry {
         specs.extend(edit::specs());
         specs.extend(assistant::specs());
         specs.extend(account::specs());
+        specs.extend(new::specs());
         specs.sort_by_key(|s| s.name);
         let mut index = HashMap::new();
         for (i, s) in specs.iter().enumerate() {

@@ -1,0 +1,440 @@
+//! `new` through the real binary: every built-in template made and checked with its own
+//! tool where this machine has it (`cargo check`, `python3 -m py_compile`, `node --check`,
+//! the hub's script runner) and by its files otherwise; `--list`, `--force`, refused names,
+//! user templates (a folder of the templates folder, `--from`), what `new` says to run next,
+//! and the picker at the prompt.
+
+use crate::common;
+
+use common::pty::spawn;
+use common::Home;
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether `tool` runs on this machine.
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `tool ARGS` in `dir` and fails the test with its output unless it succeeds;
+/// returns its standard output.
+fn run(dir: &Path, tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} in {}:\n{}{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A project made by `new TEMPLATE 'My App'` in a fresh home, copied out to the host.
+struct Made {
+    home: Home,
+    host: tempfile::TempDir,
+}
+
+impl Made {
+    fn new(template: &str) -> Made {
+        Made::named(template, "My App")
+    }
+
+    /// `new TEMPLATE NAME` (NAME needs no quoting but for its spaces).
+    fn named(template: &str, name: &str) -> Made {
+        let home = Home::new();
+        home.c("settings set new.author 'Ada Lovelace'").success();
+        home.c(&format!("new {template} '{name}'"))
+            .success()
+            .stdout(contains(format!(
+                "created ~/Projects/{} from the {template} template",
+                if name.contains(' ') {
+                    format!("'{name}'")
+                } else {
+                    name.to_string()
+                }
+            )));
+        let host = common::host_dir();
+        home.c(&format!(
+            "export ~/Projects/'{name}' {}",
+            host.path().join("app").display()
+        ))
+        .success();
+        let m = Made { home, host };
+        m.no_placeholder_left();
+        assert!(m.text("README.md").starts_with(&format!("# {name}\n")));
+        assert!(m.text("README.md").contains("by Ada Lovelace"));
+        m
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.host.path().join("app")
+    }
+
+    fn text(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.dir().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    fn json(&self, rel: &str) -> serde_json::Value {
+        serde_json::from_str(&self.text(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// No file holds a placeholder or an escape of one.
+    fn no_placeholder_left(&self) {
+        let mut left = vec![self.dir()];
+        while let Some(d) = left.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    left.push(p);
+                    continue;
+                }
+                let t = std::fs::read_to_string(&p).unwrap();
+                for k in ["name", "name_kebab", "name_snake", "year", "author"] {
+                    assert!(!t.contains(&format!("{{{{{k}}}}}")), "{}", p.display());
+                }
+                assert!(!t.contains("{{{{"), "{}", p.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn rust_template_passes_cargo_check() {
+    let m = Made::new("rust");
+    let manifest: toml::Table = toml::from_str(&m.text("Cargo.toml")).unwrap();
+    assert_eq!(manifest["package"]["name"].as_str(), Some("my-app"));
+    assert!(m.text(".gitignore").contains("/target"));
+    assert!(m.text("src/main.rs").contains("fn main()"));
+    // Names that are no package name as they are get one that is.
+    let digits = Made::named("rust", "2048");
+    let reserved = Made::named("rust", "test");
+    for (m, want) in [(&digits, "app-2048"), (&reserved, "app-test")] {
+        let manifest: toml::Table = toml::from_str(&m.text("Cargo.toml")).unwrap();
+        assert_eq!(manifest["package"]["name"].as_str(), Some(want));
+    }
+    if have("cargo") {
+        for m in [&m, &digits, &reserved] {
+            let target = m.host.path().join("target");
+            let target = target.to_str().unwrap();
+            run(
+                &m.dir(),
+                "cargo",
+                &["check", "--offline", "--quiet", "--target-dir", target],
+            );
+        }
+    }
+}
+
+#[test]
+fn python_templates_compile() {
+    let py = Made::new("python");
+    assert!(py.text("requirements.txt").starts_with('#'));
+    let cli = Made::new("cli");
+    let pyproject: toml::Table = toml::from_str(&cli.text("pyproject.toml")).unwrap();
+    assert_eq!(pyproject["project"]["name"].as_str(), Some("my-app"));
+    assert_eq!(
+        pyproject["project"]["scripts"]["my-app"].as_str(),
+        Some("my_app.__main__:main")
+    );
+    let flask = Made::new("flask");
+    // The Jinja page keeps its own braces (written `{{{{` in the template).
+    assert!(flask
+        .text("templates/index.html")
+        .contains("<title>{{ name }}</title>"));
+    assert!(flask.text("requirements.txt").contains("flask"));
+    if have("python3") {
+        run(
+            &py.dir(),
+            "python3",
+            &["-m", "py_compile", "main.py", "test_main.py"],
+        );
+        run(&py.dir(), "python3", &["-m", "unittest", "-q"]);
+        assert_eq!(run(&py.dir(), "python3", &["main.py"]), "Hello, my-app!\n");
+        run(
+            &cli.dir(),
+            "python3",
+            &[
+                "-m",
+                "py_compile",
+                "my_app/__init__.py",
+                "my_app/__main__.py",
+            ],
+        );
+        assert_eq!(
+            run(&cli.dir(), "python3", &["-m", "my_app", "--shout", "you"]),
+            "HELLO, YOU!\n"
+        );
+        run(&flask.dir(), "python3", &["-m", "py_compile", "app.py"]);
+    } else {
+        assert!(cli.text("my_app/__main__.py").contains("argparse"));
+    }
+}
+
+#[test]
+fn node_templates_pass_node_check() {
+    let node = Made::new("node");
+    let express = Made::new("express");
+    let react = Made::new("react");
+    let html = Made::new("html");
+    for m in [&node, &express, &react] {
+        assert_eq!(m.json("package.json")["name"], "my-app");
+        assert!(m.text(".gitignore").contains("node_modules/"));
+    }
+    assert!(express.json("package.json")["dependencies"]["express"].is_string());
+    let react_pkg = react.json("package.json");
+    assert_eq!(react_pkg["type"], "module");
+    assert!(react_pkg["devDependencies"]["vite"].is_string());
+    assert!(react_pkg["dependencies"]["react"].is_string());
+    assert!(react.text("index.html").contains("<title>My App</title>"));
+    assert!(react.text("index.html").contains("/src/main.jsx"));
+    // JSX's double braces come out of the `{{{{` escape.
+    assert!(react.text("src/App.jsx").contains("style={{ fontFamily"));
+    assert!(react.text("src/App.jsx").contains("<h1>My App</h1>"));
+    assert!(html.text("index.html").contains("<title>My App</title>"));
+    if have("node") {
+        run(&node.dir(), "node", &["--check", "index.js"]);
+        run(&node.dir(), "node", &["--check", "index.test.js"]);
+        assert_eq!(run(&node.dir(), "node", &["index.js"]), "Hello, my-app!\n");
+        run(&node.dir(), "node", &["--test"]);
+        run(&express.dir(), "node", &["--check", "server.js"]);
+        // An ES module (the package says "type": "module").
+        run(&react.dir(), "node", &["--check", "vite.config.js"]);
+        run(&html.dir(), "node", &["--check", "script.js"]);
+    }
+}
+
+#[test]
+fn rhai_template_runs_in_the_hub() {
+    let m = Made::new("rhai");
+    assert!(m.text("main.rhai").contains("fn greeting"));
+    assert_eq!(
+        m.home.out("cd ~/Projects/'My App'; run main.rhai"),
+        "Hello, my-app!\n"
+    );
+}
+
+#[test]
+fn list_shows_one_line_a_template_and_yours() {
+    let h = Home::new();
+    let out = h.out("new --list");
+    let names: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["cli", "express", "flask", "html", "node", "python", "react", "rhai", "rust"]
+    );
+    assert!(
+        out.lines().all(|l| l.split_whitespace().count() > 2),
+        "{out}"
+    );
+    h.out("mkdir -p ~/Projects/Templates/mine ~/Projects/Templates/rust; touch ~/Projects/Templates/mine/a");
+    let out = h.out("create --list");
+    assert!(
+        out.contains("mine     Your template in ~/Projects/Templates/mine\n"),
+        "{out}"
+    );
+    // A folder named like a built-in template takes its place.
+    assert!(
+        out.contains("rust     Your template in ~/Projects/Templates/rust\n"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 10);
+}
+
+#[test]
+fn new_says_what_to_run_next() {
+    let h = Home::new();
+    assert_eq!(
+        h.out("new rust app"),
+        "created ~/Projects/app from the rust template (4 files)\nnext:\n  \
+         cd ~/Projects/app\n  exec cargo run\n"
+    );
+    // The lines it prints run as they are.
+    assert_eq!(h.out("cd ~/Projects/app; pwd"), "/Projects/app\n");
+    let out = h.out("create cli 'Word Count'");
+    assert!(
+        out.ends_with("next:\n  cd ~/Projects/'Word Count'\n  exec python3 -m word_count --help\n"),
+        "{out}"
+    );
+    assert_eq!(
+        h.out("cd ~/Projects/'Word Count'; pwd"),
+        "/Projects/Word Count\n"
+    );
+}
+
+#[test]
+fn an_existing_project_is_refused_unless_forced() {
+    let h = Home::new();
+    h.out("new python app; echo mine > ~/Projects/app/main.py; echo keep > ~/Projects/app/notes");
+    h.c("new python app")
+        .failure()
+        .stderr(contains("~/Projects/app already exists").and(contains("--force")));
+    assert_eq!(h.out("cat ~/Projects/app/main.py"), "mine\n");
+    h.c("new --force python app").success();
+    assert!(h.out("cat ~/Projects/app/main.py").contains("def main"));
+    assert_eq!(h.out("cat ~/Projects/app/notes"), "keep\n");
+    // A file in the way is not a folder to write into, forced or not.
+    h.out("touch ~/Projects/file");
+    h.c("new --force python file")
+        .failure()
+        .stderr(contains("is not a folder"));
+}
+
+#[test]
+fn bad_names_are_refused_and_nothing_is_made() {
+    let h = Home::new();
+    let before = h.out("ls -a ~/Projects");
+    for (name, says) in [
+        ("''", "cannot be empty"),
+        ("../x", "'/'"),
+        ("a/b", "'/'"),
+        ("..", "'..'"),
+        ("' app'", "spaces"),
+        (".hidden", "cannot start with '.'"),
+        ("'a;b'", "not ';'"),
+        ("'{{name}}'", "not '{'"),
+        ("Templates", "templates folder"),
+    ] {
+        h.c(&format!("new rust {name}"))
+            .failure()
+            .stderr(contains(says));
+    }
+    let long = "a".repeat(65);
+    h.c(&format!("new rust {long}"))
+        .failure()
+        .stderr(contains("at most 64"));
+    // A name with a terminal escape is refused and shown escaped, never sent raw.
+    let a = h.c("new rust $'x\\e[31my'").failure();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("\\e"), "{err:?}");
+    assert_eq!(h.out("ls -a ~/Projects"), before);
+    // Template names match whole, never by prefix.
+    h.c("new rus app")
+        .failure()
+        .stderr(contains("no template 'rus'").and(contains("'rust'")));
+    h.c("new r app")
+        .failure()
+        .stderr(contains("no template 'r'"));
+    assert_eq!(h.out("ls -a ~/Projects"), before);
+}
+
+#[test]
+fn user_templates_fill_names_and_text_and_copy_the_rest() {
+    let h = Home::new();
+    h.out(
+        "settings set new.author Ada; mkdir -p ~/Projects/Templates/site/'{{name_snake}}'; \
+         echo '# {{ name }} by {{author}}, {{year}}' > ~/Projects/Templates/site/README.md; \
+         echo 'x = {{{{ \"{{name_kebab}}\" }}' > ~/Projects/Templates/site/'{{name_snake}}'/conf.txt",
+    );
+    let bin = h.path().join("logo.bin");
+    std::fs::write(&bin, [0u8, 159, 146, 150, b'{', b'{', 255]).unwrap();
+    h.out(&format!(
+        "import {} ~/Projects/Templates/site/logo.bin",
+        bin.display()
+    ));
+    h.c("new site 'Home Page'")
+        .success()
+        .stdout(contains(
+            "created ~/Projects/'Home Page' from ~/Projects/Templates/site (3 files)\nnext:\n  cd ~/Projects/'Home Page'\n",
+        ));
+    let readme = h.out("cat ~/Projects/'Home Page'/README.md");
+    assert!(readme.starts_with("# Home Page by Ada, 20"), "{readme}");
+    assert!(!readme.contains("{{"));
+    assert_eq!(
+        h.out("cat ~/Projects/'Home Page'/home_page/conf.txt"),
+        "x = {{ \"home-page\" }}\n"
+    );
+    let out = h.path().join("logo.out");
+    h.out(&format!(
+        "export ~/Projects/'Home Page'/logo.bin {}",
+        out.display()
+    ));
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        [0u8, 159, 146, 150, b'{', b'{', 255]
+    );
+
+    // Any folder, with --from.
+    h.out("mkdir -p /tmp/t; echo '{{name}}!' > /tmp/t/hello.txt");
+    h.c("new --from /tmp/t 'From Tmp'")
+        .success()
+        .stdout(contains("from ~/tmp/t (1 file)"));
+    assert_eq!(h.out("cat ~/Projects/'From Tmp'/hello.txt"), "From Tmp!\n");
+    h.c("new --from /tmp/nowhere x")
+        .failure()
+        .stderr(contains("is not a folder"));
+    // A template cannot make a project inside itself.
+    h.c("new --from ~/Projects/'From Tmp' x").success();
+    h.c("new --from ~/Projects y")
+        .failure()
+        .stderr(contains("overlap"));
+
+    // An unknown placeholder names the file and the line, and nothing is made.
+    h.out("mkdir -p /tmp/bad; echo ok > /tmp/bad/a.txt; echo '{{nmae}}' >> /tmp/bad/a.txt");
+    h.c("new --from /tmp/bad broken").failure().stderr(contains(
+        "~/tmp/bad/a.txt: line 2: unknown placeholder {{nmae}}",
+    ));
+    h.c("ls ~/Projects/broken").failure();
+}
+
+#[test]
+fn without_a_terminal_new_asks_for_its_arguments() {
+    let h = Home::new();
+    h.c("new")
+        .failure()
+        .stderr(contains("give a template and a name"));
+    h.c("new rust")
+        .failure()
+        .stderr(contains("give the project's NAME"));
+}
+
+#[test]
+fn the_picker_at_the_prompt_makes_the_chosen_project() {
+    let h = Home::new();
+    let mut c = Command::new(common::BIN);
+    c.arg("--home")
+        .arg(h.path())
+        .arg("--no-color")
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME");
+    let mut s = spawn(c, 10_000);
+    let prompt = "valyxo:~/Projects/Main> ";
+    s.exp_string(prompt).unwrap();
+    s.send_line("new").unwrap();
+    s.exp_string("9) rust").unwrap();
+    s.exp_string("Template (number or name): ").unwrap();
+    s.send_line("9").unwrap();
+    s.exp_string("Project name: ").unwrap();
+    s.send_line("Picked One").unwrap();
+    s.exp_string("created ~/Projects/'Picked One' from the rust template")
+        .unwrap();
+    s.exp_string(prompt).unwrap();
+    // By name, and an empty answer makes nothing.
+    s.send_line("new").unwrap();
+    s.exp_string("Template (number or name): ").unwrap();
+    s.send_line("python").unwrap();
+    s.exp_string("Project name: ").unwrap();
+    s.send_line("").unwrap();
+    s.exp_string("nothing chosen").unwrap();
+    s.exp_string("valyxo:~/Projects/Main [1]> ").unwrap();
+    s.send_line("exit").unwrap();
+    s.exp_eof().unwrap();
+    assert!(h.out("ls ~/Projects").contains("Picked One"));
+    assert!(h
+        .out("cat ~/Projects/'Picked One'/Cargo.toml")
+        .contains("name = \"picked-one\""));
+}
