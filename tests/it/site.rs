@@ -721,6 +721,11 @@ fn edits_are_highlighted_as_the_whole_text_would_be() {
     shade_is_whole_highlight(&s, &other, "lib.rs", "pasted");
     let lines = b.eval("return document.getElementById('shade').children.length");
     assert_eq!(lines, json!(601));
+    // A line of the copy is as high as a line of the field: the copy is as tall.
+    let heights = b.eval(
+        "return [document.getElementById('shade').scrollHeight, document.getElementById('text').scrollHeight]",
+    );
+    assert_eq!(heights[0], heights[1], "{heights}");
     // Typed into a line, and across lines (a line break, then more).
     let at = code.find("x + 7\n").unwrap() + 5;
     select(b, at, at);

@@ -245,18 +245,29 @@ function draw(text) {
     if (parts[i] !== had) kids[i].replaceWith(lineElement(lines[i], parts[i]));
   }
   shown = { lines, parts };
-  pre.scrollTop = $("text").scrollTop;
-  pre.scrollLeft = $("text").scrollLeft;
+  // Scrolled as the field, once the frame lays it out (reading its scroll here would lay
+  // out the whole text at once, before the request goes).
+  requestAnimationFrame(follow);
   return k.head === lines.length && known.lines.length === lines.length;
 }
 
-/** Redraws the highlighted copy under the field: at once, the changed lines plain; then coloured. */
+/** Scrolls the copy as the field is. */
+function follow() {
+  $("shade").scrollTop = $("text").scrollTop;
+  $("shade").scrollLeft = $("text").scrollLeft;
+}
+
+/**
+ * Redraws the highlighted copy under the field: the request for the colours goes first
+ * (the server works while the page lays the text out), then the changed lines are drawn
+ * plain at once, to be coloured when the answer comes.
+ */
 function shade() {
   performance.mark("valyxo:typed");
   const text = $("text").value;
   if (!editing || text.length > HIGHLIGHT_LIMIT || (known && known.path !== editing.path)) known = null;
+  if (editing && text.length <= HIGHLIGHT_LIMIT) colour();
   if (draw(text)) performance.mark("valyxo:highlighted");
-  else if (editing && text.length <= HIGHLIGHT_LIMIT) colour();
 }
 
 /**
@@ -452,10 +463,7 @@ async function saveOnce(version) {
 function startEditor() {
   editorKeys($("text"), () => save());
   $("text").addEventListener("input", shade);
-  $("text").addEventListener("scroll", () => {
-    $("shade").scrollTop = $("text").scrollTop;
-    $("shade").scrollLeft = $("text").scrollLeft;
-  });
+  $("text").addEventListener("scroll", follow);
   $("save").addEventListener("click", () => save());
   $("close").addEventListener("click", () => { if (mayDiscard()) closeEditor(); });
   // Leaving the page (a link, back, closing the tab) with unsaved text: the browser asks.
