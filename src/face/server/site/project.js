@@ -157,7 +157,7 @@ async function rename(f, box) {
 
 // ---- the editor ----
 
-/** Texts longer than this are shown plain: the server highlights no longer ones. */
+/** Texts longer than this (in bytes) are shown plain: the server highlights no longer ones. */
 const HIGHLIGHT_LIMIT = 512 * 1024;
 
 /**
@@ -289,6 +289,8 @@ async function colour() {
     if (draw(text)) performance.mark("valyxo:highlighted");
     return;
   }
+  // The limit counts bytes: a text of letters beyond ASCII may be over it in fewer units.
+  if (!base && new TextEncoder().encode(text).length > HIGHLIGHT_LIMIT) return;
   const body = base
     ? {
       path, session: base.session, revision: base.revision, from: d.head,
