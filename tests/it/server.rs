@@ -2083,6 +2083,181 @@ fn archives_held_by_slow_clients_are_bounded_and_leave_the_server_answering() {
     }
 }
 
+/// An edit of a highlight session answers the colours of the lines it changed, and the
+/// page's copy of every line's colours, patched with them, is what a whole highlight of
+/// the new text gives: also when the edit changes how the lines below it read (a comment
+/// opened above them, a string left open), when lines go, and when many come at once.
+#[test]
+fn highlight_edits_colour_as_a_whole_highlight_does() {
+    let s = Server::start(None, &[]);
+    let (_, mine, _) = user(&s.url);
+    let (_, theirs, _) = user(&s.url);
+    let post =
+        |token: &str, body: Value| call(&s.url, "POST", "/api/highlight", Some(token), Some(body));
+    let mut lines: Vec<String> = (0..400)
+        .map(|i| match i % 4 {
+            0 => format!("fn f{i}(x: u32) -> u32 {{"),
+            1 => format!("    let s = \"é{i}😀\"; // note {i}"),
+            2 => "    x + 1 /* short */".to_string(),
+            _ => "}".to_string(),
+        })
+        .collect();
+    let whole = |token: &str, lines: &[String]| {
+        let r = post(token, json!({"path": "a.rs", "text": lines.join("\n")}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body["data"].clone()
+    };
+    let first = whole(&mine, &lines);
+    assert_eq!(first["from"], 0);
+    assert_eq!(first["revision"], 1);
+    let session = first["session"].as_str().unwrap().to_string();
+    let mut shown: Vec<Value> = first["lines"].as_array().unwrap().clone();
+    assert_eq!(shown.len(), 400);
+    let mut revision = 1;
+    // (from, removed, new lines)
+    let paste: Vec<String> = (0..150)
+        .map(|i| format!("const C{i}: &str = \"{i}\";"))
+        .collect();
+    let edits: Vec<(usize, usize, Vec<String>)> = vec![
+        (1, 1, vec!["    let s = \"é1😀\"; // noted".into()]),
+        (10, 0, vec!["/* opened".into()]),
+        (200, 1, vec!["   closed */ let t = 1;".into()]),
+        (250, 1, vec!["    let open = \"no end".into()]),
+        (250, 1, vec!["    let open = \"an end\";".into()]),
+        (20, 120, vec![]),
+        (5, 2, paste),
+        (0, 0, vec!["#![doc = \"x".into(), "\"]".into()]),
+        (420, 8, vec!["// the end".into(), String::new()]),
+    ];
+    for (from, removed, new) in edits {
+        let r = post(
+            &mine,
+            json!({"path": "a.rs", "session": session, "revision": revision,
+                   "from": from, "removed": removed, "lines": new}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let d = &r.body["data"];
+        revision += 1;
+        assert_eq!(d["revision"], revision);
+        assert_eq!(d["session"], session.as_str());
+        assert_eq!(d["from"], from);
+        let parts = d["lines"].as_array().unwrap();
+        assert!(parts.len() >= new.len(), "{from}: the new lines at least");
+        lines.splice(from..from + removed, new.clone());
+        shown.splice(from..from + removed, new.iter().map(|_| Value::Null));
+        for (k, p) in parts.iter().enumerate() {
+            shown[from + k] = p.clone();
+        }
+        // Highlighted whole by another account: its own session, the same colours.
+        let expected = whole(&theirs, &lines);
+        assert_eq!(
+            &json!(shown),
+            &expected["lines"],
+            "after the edit at {from}"
+        );
+        assert_eq!(d["language"], "Rust");
+    }
+    // A character typed in a long file re-colours a few lines, not the rest.
+    let typed = format!("{} ", lines[300]);
+    let r = post(
+        &mine,
+        json!({"path": "a.rs", "session": session, "revision": revision,
+               "from": 300, "removed": 1, "lines": [typed]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let n = r.body["data"]["lines"].as_array().unwrap().len();
+    assert!((1..=40).contains(&n), "{n} lines re-coloured");
+    revision += 1;
+
+    // A revision that is not the session's, a session not known, another account's
+    // session: refused with the code that says to send the whole text.
+    let edit = |revision: u64, session: &str| {
+        json!({"path": "a.rs", "session": session, "revision": revision,
+               "from": 0, "removed": 0, "lines": ["x"]})
+    };
+    let lost = |r: &Answer| {
+        assert_eq!(r.status, 409, "{}", r.body);
+        assert_eq!(r.body["code"], "highlight_session_lost", "{}", r.body);
+        assert_eq!(r.body["success"], false);
+    };
+    lost(&post(&mine, edit(revision - 1, &session)));
+    lost(&post(&mine, edit(revision + 1, &session)));
+    lost(&post(
+        &mine,
+        edit(revision, "0123456789abcdef0123456789abcdef"),
+    ));
+    lost(&post(&theirs, edit(revision, &session)));
+    // Another file's path: its language may differ.
+    let mut other = edit(revision, &session);
+    other["path"] = json!("a.py");
+    lost(&post(&mine, other));
+    // None of that moved the session on... but the other path ended it: a new one.
+    let again = whole(&mine, &lines);
+    let session = again["session"].as_str().unwrap().to_string();
+    assert_eq!(post(&mine, edit(1, &session)).status, 200);
+    let revision = 2;
+
+    // Limits: a range outside the text and lines with breaks are refused (400), a text
+    // over 512 KiB too (413), whole or grown by an edit; the session stays as it was.
+    for (from, removed, new) in [
+        (lines.len() + 2, 0, json!([])),
+        (0, lines.len() + 2, json!([])),
+        (0, 0, json!(["a\nb"])),
+        (0, 0, json!("x")),
+    ] {
+        let r = post(
+            &mine,
+            json!({"path": "a.rs", "session": session, "revision": revision,
+                   "from": from, "removed": removed, "lines": new}),
+        );
+        assert_eq!(r.status, 400, "{from} {removed}: {}", r.body);
+    }
+    let big = "x".repeat(512 * 1024 + 1);
+    let r = post(&mine, json!({"path": "a.rs", "text": big}));
+    assert_eq!(r.status, 413, "{}", r.body);
+    let r = post(
+        &mine,
+        json!({"path": "a.rs", "session": session, "revision": revision,
+               "from": 0, "removed": 0, "lines": [big[..512 * 1024 - 10].to_string()]}),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(post(&mine, edit(revision, &session)).status, 200);
+    let r = post(
+        &mine,
+        json!({"path": "a.rs", "session": session, "text": "x"}),
+    );
+    assert_eq!(r.status, 400, "a text and a session at once");
+
+    // An account keeps a few sessions: the least recently used goes.
+    let sessions: Vec<String> = (0..4)
+        .map(|_| {
+            whole(&mine, &lines[..3])["session"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    lost(&post(&mine, edit(revision + 1, &session)));
+    for id in sessions {
+        assert_eq!(post(&mine, edit(1, &id)).status, 200);
+    }
+
+    // A theme chosen meanwhile: the session's colours are another theme's.
+    let id = whole(&mine, &lines[..3])["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        &s.url,
+        "PUT",
+        "/api/users/theme",
+        Some(&mine),
+        Some(json!({"theme": "nord"})),
+    );
+    assert_eq!(r.status, 200);
+    lost(&post(&mine, edit(1, &id)));
+}
+
 #[test]
 fn the_api_contract_on_sqlite() {
     let s = Server::start(None, &["--json-limit", "64K"]);

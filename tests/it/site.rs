@@ -573,6 +573,7 @@ fn code_is_highlighted_as_it_is_typed_in_the_accounts_theme() {
         "let greeting = \"<b>héllo</b>\"; // a comment\n}\n",
     );
     // The highlighted copy holds exactly the text, coloured in nord's colours.
+    shade_is_whole_highlight(&s, &token, "src/main.rs", "typed");
     wait_until(
         b,
         "return document.getElementById('shade').dataset.language || ''",
@@ -586,7 +587,7 @@ fn code_is_highlighted_as_it_is_typed_in_the_accounts_theme() {
         "Tab indents: {value:?}"
     );
     let colours = b.eval(
-        "return [...document.querySelectorAll('#shade span')].map(s => [s.textContent, getComputedStyle(s).color])",
+        "return [...document.querySelectorAll('#shade .line span')].map(s => [s.textContent, getComputedStyle(s).color])",
     );
     let colours: Vec<(String, String)> = serde_json::from_value(colours).unwrap();
     let of = |word: &str| {
@@ -604,6 +605,196 @@ fn code_is_highlighted_as_it_is_typed_in_the_accounts_theme() {
     assert_eq!(b.count("#shade b"), 0);
     b.screenshot("highlighted");
     s.assert_clean("highlighting", &[]);
+}
+
+/// Each line of the editor's highlighted copy as the page draws it: the copy's text, and
+/// per line its coloured parts `[start, end, colour, style]` in UTF-16 units.
+const SHADE_PARTS: &str = "const pre = document.getElementById('shade'); \
+    return [pre.textContent, [...pre.children].map(l => { let at = 0; const out = []; \
+      for (const n of l.childNodes) { const len = n.textContent.length; \
+        if (n.nodeType === 1) out.push([at, at + len, n.style.color, \
+          (n.style.fontWeight === 'bold' ? 'b' : '') + (n.style.fontStyle === 'italic' ? 'i' : '')]); \
+        at += len; } \
+      return out; })]";
+
+/// Each line's coloured parts: `(start, end, colour, style)`.
+type Parts = Vec<Vec<(u64, u64, String, String)>>;
+
+/// Waits until the editor's highlighted copy holds exactly the field's text coloured as a
+/// whole highlight of it (asked by `other`, an account in the same theme) colours it.
+fn shade_is_whole_highlight(s: &Site, other: &str, path: &str, step: &str) {
+    let b = &s.b;
+    let text = b.value("#text");
+    let r = call(
+        &s.server.url,
+        "POST",
+        "/api/highlight",
+        Some(other),
+        Some(json!({"path": path, "text": text})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rgb = |hex: &str| {
+        let c = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap();
+        format!("rgb({}, {}, {})", c(1), c(3), c(5))
+    };
+    let want: Parts = r.body["data"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p[0].as_u64().unwrap(),
+                        p[1].as_u64().unwrap(),
+                        rgb(p[2].as_str().unwrap()),
+                        p[3].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let want = (format!("{text}\n"), want);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let got: (String, Parts) = serde_json::from_value(b.eval(SHADE_PARTS)).unwrap();
+        if got == want {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let first = (0..want.1.len().max(got.1.len()))
+                .find(|&i| want.1.get(i) != got.1.get(i))
+                .map(|i| (i, want.1.get(i).cloned(), got.1.get(i).cloned()));
+            b.screenshot(step);
+            panic!(
+                "{step}: the copy is not the whole highlight (texts equal: {}); first line that differs (line, wanted, drawn): {first:?}",
+                got.0 == want.0
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// Puts the field's selection at `start..end` (UTF-16 units), as a click or drag would.
+fn select(b: &Browser, start: usize, end: usize) {
+    b.eval(&format!(
+        "const t = document.getElementById('text'); t.focus(); t.setSelectionRange({start}, {end}); return 0"
+    ));
+}
+
+/// Inserts `text` at the field's selection in one input, as a paste does.
+fn paste(b: &Browser, text: &str) {
+    b.eval(&format!(
+        "document.getElementById('text').focus(); document.execCommand('insertText', false, {}); return 0",
+        serde_json::to_string(text).unwrap()
+    ));
+}
+
+/// The editor highlights an edit from the server's session of the text: whatever is
+/// typed, deleted or pasted, across lines or changing how the lines below read, the copy
+/// ends up exactly as a whole highlight of the text colours it; and when the server lost
+/// the session (a restart), typing goes on highlighted.
+#[test]
+#[ignore = "needs chromium and chromium-driver: run by .ci/run"]
+fn edits_are_highlighted_as_the_whole_text_would_be() {
+    let mut s = Site::start();
+    let (name, token, _) = user(&s.server.url);
+    let (_, other, _) = user(&s.server.url);
+    let p = s.project(&token, "edits");
+    // nord colours comments (#616e88), and both accounts highlight in it.
+    for t in [&token, &other] {
+        let r = call(
+            &s.server.url,
+            "PUT",
+            "/api/users/theme",
+            Some(t),
+            Some(json!({"theme": "nord"})),
+        );
+        assert_eq!(r.status, 200);
+    }
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    let b = &s.b;
+    b.wait_for("#main:not([hidden])");
+    b.type_into("#new-path", "lib.rs");
+    b.type_into("#new-path", Key::Enter);
+    b.wait_for("#editor:not([hidden])");
+    // Many lines at once, as a paste.
+    let code: String = (0..150)
+        .map(|i| {
+            format!(
+                "fn f{i}(x: u32) -> u32 {{\n    let s = \"é{i}😀\"; // note {i}\n    x + {i}\n}}\n"
+            )
+        })
+        .collect();
+    paste(b, &code);
+    shade_is_whole_highlight(&s, &other, "lib.rs", "pasted");
+    let lines = b.eval("return document.getElementById('shade').children.length");
+    assert_eq!(lines, json!(601));
+    // A line of the copy is as high as a line of the field: the copy is as tall.
+    let heights = b.eval(
+        "return [document.getElementById('shade').scrollHeight, document.getElementById('text').scrollHeight]",
+    );
+    assert_eq!(heights[0], heights[1], "{heights}");
+    // Typed into a line, and across lines (a line break, then more).
+    let at = code.find("x + 7\n").unwrap() + 5;
+    select(b, at, at);
+    b.type_into("#text", " * 2\n    + f1(x)");
+    shade_is_whole_highlight(&s, &other, "lib.rs", "typed");
+    // A block comment opened above the code: every line below it turns comment.
+    select(b, 0, 0);
+    b.type_into("#text", "/* opened\n");
+    shade_is_whole_highlight(&s, &other, "lib.rs", "comment opened");
+    let comment = b.eval(
+        "return [...document.getElementById('shade').children[500].querySelectorAll('span')].map(s => s.style.color)",
+    );
+    assert_eq!(
+        comment,
+        json!(["rgb(97, 110, 136)"]),
+        "line 500 is in the comment"
+    );
+    // ... and closed again: the code below comes back.
+    select(b, 9, 9);
+    b.type_into("#text", " */");
+    shade_is_whole_highlight(&s, &other, "lib.rs", "comment closed");
+    // Lines deleted: a selection across forty lines, then Backspace.
+    let text = b.value("#text");
+    let from: usize = text.match_indices('\n').nth(20).unwrap().0;
+    let to: usize = text.match_indices('\n').nth(60).unwrap().0;
+    let units = |i: usize| text[..i].encode_utf16().count();
+    select(b, units(from), units(to));
+    b.type_into("#text", Key::Backspace);
+    shade_is_whole_highlight(&s, &other, "lib.rs", "deleted");
+    let lines = b.eval("return document.getElementById('shade').children.length");
+    assert_eq!(lines, json!(563));
+    // A string left open turns what follows into string, until closed.
+    let end = b.value("#text").encode_utf16().count();
+    select(b, end, end);
+    b.type_into("#text", "const S: &str = \"open\n");
+    select(b, 40, 40);
+    b.type_into("#text", "\"");
+    shade_is_whole_highlight(&s, &other, "lib.rs", "string");
+    s.assert_clean("edits", &[]);
+
+    // The server restarted: it knows the session no more (409), and the page sends the
+    // whole text again.
+    s.server.restart();
+    let b = &s.b;
+    select(b, 0, 0);
+    b.type_into("#text", "// after the restart\n");
+    shade_is_whole_highlight(&s, &other, "lib.rs", "restarted");
+    b.type_into("#text", "fn g() {}\n");
+    shade_is_whole_highlight(&s, &other, "lib.rs", "restarted, then typed");
+    b.screenshot("edits highlighted");
+    let lost = b
+        .console_errors()
+        .into_iter()
+        .filter(|e| e.message.contains("status of 409"))
+        .count();
+    assert_eq!(lost, 1, "the edit after the restart was refused once");
+    s.assert_clean("after a restart", &[409]);
 }
 
 /// A signed-in browser on a project's page with `a.txt` ("first\n") open in the editor;

@@ -314,8 +314,20 @@ fn accounts_log_in_and_out() {
         .write_stdin("weak\n")
         .assert()
         .code(1)
-        .stderr(contains("Email must be a valid address"))
-        .stderr(contains("Password must be"));
+        .stderr("register: Email must be a valid address; nothing was created\n");
+    // A good address and a weak password: the password rule, before the server is asked.
+    h.cmd()
+        .args([
+            "-c",
+            &format!(
+                "register --server {} --email eve@example.com eve",
+                server.url
+            ),
+        ])
+        .write_stdin("weak\n")
+        .assert()
+        .code(1)
+        .stderr(contains("Password must be 8 to 1024 characters long"));
     h.c("login --server http://example.com eve")
         .code(1)
         .stderr(contains("https://"));

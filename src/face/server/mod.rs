@@ -23,6 +23,7 @@ mod page;
 mod projects;
 mod routes;
 pub mod sandbox;
+mod shade;
 mod slots;
 mod web;
 
@@ -175,6 +176,7 @@ struct Extra {
     conflicts: Vec<FileConflict>,
     limit: Option<u64>,
     quota: Option<u64>,
+    code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -235,6 +237,11 @@ impl ApiError {
         self.extra().quota = Some(quota);
         self
     }
+    /// A code that names the failure for clients to act on.
+    pub fn with_code(mut self, code: &'static str) -> ApiError {
+        self.extra().code = Some(code);
+        self
+    }
     /// Adds a Retry-After of `seconds`.
     pub fn retry(mut self, seconds: u64) -> ApiError {
         self.retry_after = Some(seconds.max(1));
@@ -258,6 +265,7 @@ impl IntoResponse for ApiError {
             conflicts: extra.conflicts,
             limit: extra.limit,
             quota: extra.quota,
+            code: extra.code.map(str::to_string),
         };
         let mut r = Reply::json(self.status, &body).into_response();
         if let Some(s) = self.retry_after {
@@ -474,6 +482,8 @@ pub struct App {
     /// so two at a time per account (a page has one under way; a second tab, or the page
     /// loaded anew, another), and no more at once than leaves blocking threads to others.
     highlights: slots::Slots,
+    /// The texts the web editors highlighted, to highlight their edits from.
+    shades: shade::Sessions,
     /// The script workers.
     pub scripts: sandbox::Pool,
     /// Password hashes being computed.
@@ -506,6 +516,7 @@ impl App {
             downloads: slots::Slots::new(MAX_DOWNLOADS, DOWNLOADS_PER_ACCOUNT),
             archives: slots::Slots::new(MAX_ARCHIVES, ARCHIVES_PER_ACCOUNT),
             highlights: slots::Slots::new(MAX_BLOCKING_THREADS / 4, 2),
+            shades: shade::Sessions::default(),
             scripts,
             hashes: Arc::new(tokio::sync::Semaphore::new(cfg.hash_slots.max(1))),
             cursors,

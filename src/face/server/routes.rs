@@ -276,11 +276,14 @@ pub const ROUTES: &[Route] = &[
         auth: Required,
         body: Body::Json,
         doc: Doc {
-            summary: "Text highlighted as the file its path names, in the account's theme \
-                      (for the web editor; 429 while the account's last one is under way)",
+            summary: "Text highlighted as the file its path names, in the account's theme, for \
+                      the web editor: a whole text starts a session, an edit of it answers the \
+                      lines it re-coloured (409 with code highlight_session_lost: the session is \
+                      not known here or moved on, send the whole text; 413 over 512 KiB; 429 \
+                      while the account's last two are under way)",
             request: Some(schema::<HighlightRequest>),
             answer: (200, Some(schema::<Answer<Data<Highlighted>>>)),
-            errors: &[429],
+            errors: &[409, 413, 429],
             query: &[],
         },
     },

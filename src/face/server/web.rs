@@ -455,75 +455,149 @@ pub fn session_cookies(tokens: &Tokens, res: &mut Response, token: Option<&str>,
 
 /// `POST /api/highlight`: the text highlighted as the file its path names, in the account's
 /// theme (the default one until it chooses), by the same highlighter as the terminal's
-/// editor, for the pages' editor.
+/// editor, for the pages' editor. A whole text starts a session (`shade`); an edit to one
+/// answers only the lines whose colours it changed.
 pub fn highlight(app: &super::App, req: &super::Req) -> Result<super::Reply, ApiError> {
-    use crate::highlight::Highlighter;
+    use super::shade::{self, Doc, Edit};
     use crate::protocol::types::{Data, Highlighted};
+    use serde_json::Value;
     let body = req.json()?;
     let mut details = Vec::new();
-    let mut text_of = |name: &'static str| match body.get(name) {
-        Some(serde_json::Value::String(s)) => s.as_str(),
+    let path = match body.get("path") {
+        Some(Value::String(s)) => s.as_str(),
         _ => {
-            details.push((name, format!("{name} must be text")));
+            details.push(("path", "path must be text".to_string()));
             ""
         }
     };
-    let (path, text) = (text_of("path"), text_of("text"));
+    let count = |name: &'static str, details: &mut Vec<(&str, String)>| match body.get(name) {
+        Some(v) if v.as_u64().is_some() => v.as_u64().unwrap_or(0),
+        _ => {
+            details.push((name, format!("{name} must be a whole number")));
+            0
+        }
+    };
+    // A whole text, or an edit of a session.
+    enum Ask {
+        Text(String),
+        Edit(String, u64, Edit),
+    }
+    let ask = match (body.get("text"), body.get("session")) {
+        (Some(Value::String(t)), None) => Ask::Text(t.clone()),
+        (Some(_), None) => {
+            details.push(("text", "text must be text".to_string()));
+            Ask::Text(String::new())
+        }
+        (None, Some(Value::String(id))) => {
+            let revision = count("revision", &mut details);
+            let from = count("from", &mut details);
+            let removed = count("removed", &mut details);
+            let lines = match body.get("lines") {
+                Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+                    .iter()
+                    .map(|l| l.as_str().unwrap_or("").to_string())
+                    .collect(),
+                _ => {
+                    details.push(("lines", "lines must be a list of texts".to_string()));
+                    Vec::new()
+                }
+            };
+            if lines.iter().any(|l| l.contains('\n')) {
+                details.push(("lines", "a line holds no line break".to_string()));
+            }
+            let edit = Edit {
+                from: usize::try_from(from).unwrap_or(usize::MAX),
+                removed: usize::try_from(removed).unwrap_or(usize::MAX),
+                lines,
+            };
+            Ask::Edit(id.clone(), revision, edit)
+        }
+        (None, Some(_)) => {
+            details.push(("session", "session must be text".to_string()));
+            Ask::Text(String::new())
+        }
+        // Said once the required fields are there (the schema can only say that one of
+        // text and session is needed).
+        (None, None) if details.is_empty() => {
+            details.push((
+                "text",
+                "text (or an edit of a session) is needed".to_string(),
+            ));
+            Ask::Text(String::new())
+        }
+        (None, None) => Ask::Text(String::new()),
+        (Some(_), Some(_)) => {
+            details.push((
+                "session",
+                "a whole text starts a session of its own".to_string(),
+            ));
+            Ask::Text(String::new())
+        }
+    };
     if !details.is_empty() {
         return Err(ApiError::invalid(details));
     }
+    if let Ask::Text(t) = &ask {
+        if t.len() > shade::TEXT_LIMIT {
+            return Err(shade::too_long());
+        }
+    }
+    let account = req.user().id;
     let _turn = app
         .highlights
-        .take(req.user().id)
+        .take(account)
         .map_err(|b| super::busy("highlighting", b, 1))?;
     let chosen = app.db.read(|c| {
-        Ok(c.one(
-            "SELECT theme FROM users WHERE id = ?",
-            &[req.user().id.into()],
-        )?
-        .map(|r| r.text(0))
-        .unwrap_or_default())
+        Ok(
+            c.one("SELECT theme FROM users WHERE id = ?", &[account.into()])?
+                .map(|r| r.text(0))
+                .unwrap_or_default(),
+        )
     })?;
     let named = |name: &str| THEMES.iter().find(|t| t.name == name);
     let theme = named(&chosen)
         .or_else(|| named(crate::theme::DEFAULT))
         .ok_or_else(|| ApiError::internal("no built-in theme loads"))?;
-    let first = text.lines().next().unwrap_or("");
-    let h = Highlighter::for_file(path, first, theme);
-    let mut state = h.start();
-    let lines = text
-        .split('\n')
-        .map(|line| {
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            let parts = h.line(&mut state, line, theme, crate::theme::Style::default());
-            // Byte offsets to UTF-16 units, walking the line once.
-            let mut units = Vec::with_capacity(parts.len());
-            let (mut byte, mut unit) = (0usize, 0u32);
-            let mut at = |to: usize| {
-                unit += line[byte..to].encode_utf16().count() as u32;
-                byte = to;
-                unit
-            };
-            for (range, style) in parts {
-                let Some(fg) = style.fg else { continue };
-                let (start, end) = (at(range.start), at(range.end));
-                let (r, g, b) = fg.rgb();
-                let mut flags = String::new();
-                if style.bold {
-                    flags.push('b');
-                }
-                if style.italic {
-                    flags.push('i');
-                }
-                units.push((start, end, format!("#{r:02x}{g:02x}{b:02x}"), flags));
+    let answer = match ask {
+        Ask::Text(text) => {
+            let (doc, lines) = Doc::new(path, theme, &text);
+            let (language, revision) = (doc.language().to_string(), doc.revision());
+            let session = app.shades.insert(account, doc);
+            Highlighted {
+                language,
+                session,
+                revision,
+                from: 0,
+                lines,
             }
-            units
-        })
-        .collect();
-    super::ok(Data {
-        data: Highlighted {
-            language: h.language().to_string(),
-            lines,
-        },
-    })
+        }
+        Ask::Edit(session, revision, edit) => {
+            let doc = app
+                .shades
+                .get(account, &session)
+                .ok_or_else(|| shade::lost("This highlight session is not known here"))?;
+            let mut doc = doc.lock().unwrap_or_else(|p| p.into_inner());
+            if doc.revision() != revision {
+                return Err(shade::lost("The highlight session has another revision"));
+            }
+            if !doc.is(path, theme) {
+                // Another file's, or the account chose another theme meanwhile.
+                drop(doc);
+                app.shades.remove(account, &session);
+                return Err(shade::lost(
+                    "The highlight session is of another file or theme",
+                ));
+            }
+            let (from, lines) = doc.edit(edit)?;
+            app.shades.resized(account, &session, doc.cost());
+            Highlighted {
+                language: doc.language().to_string(),
+                session,
+                revision: doc.revision(),
+                from: from as u64,
+                lines,
+            }
+        }
+    };
+    super::ok(Data { data: answer })
 }

@@ -184,7 +184,8 @@ pub struct Done<T> {
 }
 
 /// A failure: `success: false` and a message; validation failures add `details`, a commit
-/// conflict adds `conflicts`, a body over a limit adds `limit`, a full storage `quota`.
+/// conflict adds `conflicts`, a body over a limit adds `limit`, a full storage `quota`, and
+/// a failure a client acts on by itself names it in `code`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Failure {
     /// Always false.
@@ -200,6 +201,10 @@ pub struct Failure {
     /// The account's storage quota, in bytes (507).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<u64>,
+    /// What failed, for a client to act on: `highlight_session_lost` (409 of
+    /// `/api/highlight`: send the whole text again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// One problem with one field of a request.
@@ -315,21 +320,47 @@ pub struct ThemeChoice {
     pub themes: Vec<String>,
 }
 
-/// Text to highlight as the file `path` (its name picks the language).
+/// Text to highlight as the file `path` (its name picks the language): either the whole
+/// `text`, which starts a session, or an edit of a session's text at its `revision`: lines
+/// `from..from + removed` (0-based, lines split at `\n`) replaced by `lines`. An edit to a
+/// session the server does not know (any more) or at another revision is refused with 409
+/// and the code `highlight_session_lost`: send the whole text again.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct HighlightRequest {
     #[schemars(length(max = 1024))]
     pub path: String,
-    pub text: String,
+    /// The whole text (at most 512 KiB); without it, an edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The session to edit, as a highlight of its text answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The session's revision the edit is based on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// The first line the edit replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// How many lines it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    /// The new lines, without line breaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<String>>,
 }
 
-/// Highlighted text: its language, and for each line (split at `\n`) its coloured parts,
-/// each `[start, end, colour, style]` with start and end in UTF-16 code units of the line
-/// (as JavaScript counts), the colour `#rrggbb`, and the style `b` (bold), `i` (italic),
-/// `bi` or ``.
+/// Highlighted text: its language, its session and revision (to send edits to), and the
+/// coloured parts of lines `from..from + lines.length` of the text (every line for a whole
+/// text; for an edit, its new lines and those below whose colours it changed; the others
+/// keep theirs). Each part is `[start, end, colour, style]` with start and end in UTF-16
+/// code units of the line (as JavaScript counts), the colour `#rrggbb`, and the style `b`
+/// (bold), `i` (italic), `bi` or ``.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Highlighted {
     pub language: String,
+    pub session: String,
+    pub revision: u64,
+    pub from: u64,
     pub lines: Vec<Vec<(u32, u32, String, String)>>,
 }
 

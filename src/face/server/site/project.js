@@ -280,28 +280,124 @@ const count = (n) => `${n} ${n === 1 ? "file" : "files"}`;
 
 // ---- the editor ----
 
-/** Texts longer than this are shown plain: highlighting them would lag the typing. */
+/** Texts longer than this (in bytes) are shown plain: the server highlights no longer ones. */
 const HIGHLIGHT_LIMIT = 512 * 1024;
-let shadeTimer = 0;
-/** A highlight request is under way (one at a time: a large text costs the server). */
+
+/**
+ * The highlighted copy under the field holds one element per line; `shown` is what they
+ * hold: each line's text and the parts it is coloured with (null: plain).
+ */
+let shown = { lines: [], parts: [] };
+/**
+ * The server's highlight session of the text: its id, revision and file, the lines it
+ * holds and their parts as it answered them. null: none (the whole text is sent next).
+ * Each edit sends only the lines that differ from the session's, and gets back the parts
+ * of the lines whose colours changed.
+ */
+let known = null;
+/** A highlight request is under way (one at a time). */
 let shadeBusy = false;
 /** The text changed while it was: ask again when it is done. */
 let shadeAgain = false;
 
-/** Redraws the highlighted copy under the field: at once as plain text, then coloured. */
+/** The lines `a` and `b` share at their start (`head`) and, after those, at their end. */
+function differ(a, b) {
+  const most = Math.min(a.length, b.length);
+  let head = 0;
+  while (head < most && a[head] === b[head]) head++;
+  let tail = 0;
+  while (tail < most - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
+  return { head, tail };
+}
+
+/** One line of the copy: its text, coloured by `parts` (each [start, end, colour, style]). */
+function lineElement(line, parts) {
+  const e = document.createElement("span");
+  e.className = "line";
+  let at = 0;
+  for (const [start, end, colour, style] of parts || []) {
+    if (start > at) e.append(line.slice(at, start));
+    const span = el("span", {}, line.slice(start, end));
+    span.style.color = colour;
+    if (style.includes("b")) span.style.fontWeight = "bold";
+    if (style.includes("i")) span.style.fontStyle = "italic";
+    e.append(span);
+    at = end;
+  }
+  e.append(line.slice(at) + "\n");
+  return e;
+}
+
+/**
+ * Makes the copy show `text`: a line the session holds as it is (and where it is, among
+ * the lines the two share at the start and the end) in the session's colours, any other
+ * plain. Only the elements of lines that changed since the last drawing are made anew.
+ */
+function draw(text) {
+  const pre = $("shade");
+  const lines = text.split("\n");
+  const k = known ? differ(known.lines, lines) : { head: 0, tail: 0 };
+  const want = (i) => {
+    if (i < k.head) return known.parts[i];
+    if (known && i >= lines.length - k.tail) return known.parts[i - lines.length + known.lines.length];
+    return null;
+  };
+  const d = differ(shown.lines, lines);
+  const kids = pre.children;
+  const gone = shown.lines.length - d.head - d.tail;
+  if (gone > 0) {
+    const range = document.createRange();
+    range.setStartBefore(kids[d.head]);
+    range.setEndAfter(kids[d.head + gone - 1]);
+    range.deleteContents();
+  }
+  const added = document.createDocumentFragment();
+  const parts = new Array(lines.length);
+  for (let i = d.head; i < lines.length - d.tail; i++) {
+    parts[i] = want(i);
+    added.append(lineElement(lines[i], parts[i]));
+  }
+  pre.insertBefore(added, kids[d.head] || null);
+  // The other lines are as they were: re-coloured where the session says otherwise.
+  const moved = shown.lines.length - lines.length;
+  for (let i = 0; i < lines.length; i++) {
+    if (i === d.head) i = lines.length - d.tail;
+    if (i >= lines.length) break;
+    const had = shown.parts[i < d.head ? i : i + moved];
+    parts[i] = want(i);
+    if (parts[i] !== had) kids[i].replaceWith(lineElement(lines[i], parts[i]));
+  }
+  shown = { lines, parts };
+  // Scrolled as the field, once the frame lays it out (reading its scroll here would lay
+  // out the whole text at once, before the request goes).
+  requestAnimationFrame(scrolled);
+  return k.head === lines.length && known.lines.length === lines.length;
+}
+
+/** Scrolls the copy as the field is. */
+function scrolled() {
+  $("shade").scrollTop = $("text").scrollTop;
+  $("shade").scrollLeft = $("text").scrollLeft;
+  $("lines").scrollTop = $("text").scrollTop;
+}
+
+/**
+ * Redraws the highlighted copy under the field: the request for the colours goes first
+ * (the server works while the page lays the text out), then the changed lines are drawn
+ * plain at once, to be coloured when the answer comes.
+ */
 function shade() {
   performance.mark("valyxo:typed");
   const text = $("text").value;
-  const pre = $("shade");
-  pre.textContent = text + "\n";
-  pre.scrollTop = $("text").scrollTop;
-  pre.scrollLeft = $("text").scrollLeft;
-  clearTimeout(shadeTimer);
-  if (!editing || text.length > HIGHLIGHT_LIMIT) return;
-  shadeTimer = setTimeout(colour, 30);
+  if (!editing || text.length > HIGHLIGHT_LIMIT || (known && known.path !== editing.path)) known = null;
+  if (editing && text.length <= HIGHLIGHT_LIMIT) colour();
+  if (draw(text)) performance.mark("valyxo:highlighted");
 }
 
-/** Asks for the field's text highlighted and draws it, unless the text moved on. */
+/**
+ * Sends the server the field's text, as an edit of its session when there is one, and
+ * draws the colours it answers. One request at a time: the text typed meanwhile goes next.
+ */
 async function colour() {
   if (shadeBusy) {
     shadeAgain = true;
@@ -309,43 +405,57 @@ async function colour() {
   }
   const text = $("text").value;
   if (!editing || text.length > HIGHLIGHT_LIMIT) return;
+  const path = editing.path;
+  const lines = text.split("\n");
+  const base = known && known.path === path ? known : null;
+  const d = base ? differ(base.lines, lines) : null;
+  if (base && d.head === lines.length && base.lines.length === lines.length) {
+    if (draw(text)) performance.mark("valyxo:highlighted");
+    return;
+  }
+  // The limit counts bytes: a text of letters beyond ASCII may be over it in fewer units.
+  if (!base && new TextEncoder().encode(text).length > HIGHLIGHT_LIMIT) return;
+  const body = base
+    ? {
+      path, session: base.session, revision: base.revision, from: d.head,
+      removed: base.lines.length - d.head - d.tail, lines: lines.slice(d.head, lines.length - d.tail),
+    }
+    : { path, text };
   shadeBusy = true;
   let r = null;
+  let wait = -1;
   try {
-    r = await api("POST", "/api/highlight", { path: editing.path, text });
+    r = await api("POST", "/api/highlight", body);
   } catch (err) {
-    // Plain text stays: highlighting is a help, not the content. The account's other
-    // pages busy highlighting (429): try again shortly.
-    if (err instanceof ApiError && err.status === 429) shadeAgain = true;
+    // Plain text stays: highlighting is a help, not the content. A session the server
+    // does not know (restarted, another server, evicted): the whole text again. The
+    // account's other pages busy highlighting (429): again shortly.
+    if (err instanceof ApiError && err.status === 409 && known === base) {
+      known = null;
+      wait = 0;
+    } else if (err instanceof ApiError && err.status === 429) {
+      wait = 500;
+    }
   } finally {
     shadeBusy = false;
   }
-  if (shadeAgain) {
-    shadeAgain = false;
-    setTimeout(colour, r ? 0 : 500);
-    return;
+  if (r && known === base) {
+    const a = r.data;
+    const parts = base
+      ? base.parts.slice(0, d.head).concat(new Array(body.lines.length).fill(null), base.parts.slice(base.lines.length - d.tail))
+      : new Array(lines.length).fill(null);
+    a.lines.forEach((p, k) => { parts[a.from + k] = p; });
+    known = { path, session: a.session, revision: a.revision, lines, parts };
+    // The text as it is now: the lines typed meanwhile stay plain until their answer.
+    if (draw($("text").value)) {
+      $("shade").dataset.language = a.language;
+      performance.mark("valyxo:highlighted");
+    } else if (editing && editing.path === path) wait = Math.max(wait, 0);
   }
-  if (!r || $("text").value !== text) return;
-  const pre = $("shade");
-  const out = [];
-  text.split("\n").forEach((line, i) => {
-    let at = 0;
-    for (const [start, end, colour, style] of r.data.lines[i] || []) {
-      if (start > at) out.push(line.slice(at, start));
-      const span = el("span", {}, line.slice(start, end));
-      span.style.color = colour;
-      if (style.includes("b")) span.style.fontWeight = "bold";
-      if (style.includes("i")) span.style.fontStyle = "italic";
-      out.push(span);
-      at = end;
-    }
-    out.push(line.slice(at) + "\n");
-  });
-  pre.replaceChildren(...out);
-  pre.scrollTop = $("text").scrollTop;
-  pre.scrollLeft = $("text").scrollLeft;
-  pre.dataset.language = r.data.language;
-  performance.mark("valyxo:highlighted");
+  if (shadeAgain || wait >= 0) {
+    shadeAgain = false;
+    setTimeout(colour, Math.max(wait, 0));
+  }
 }
 
 /** How many lines the numbers beside the editor count. */
@@ -362,7 +472,6 @@ function number() {
     $("lines").textContent = `${Array.from({ length: n }, (_, i) => i + 1).join("\n")}\n\n`;
     $("lines").parentElement.style.setProperty("--digits", String(n).length);
   }
-  $("lines").scrollTop = $("text").scrollTop;
 }
 
 /** The open file: its path, the version its text was read at, and that text. */
@@ -499,11 +608,7 @@ function startEditor() {
   editorSearch($("text"), $("find"));
   $("text").addEventListener("input", shade);
   $("text").addEventListener("input", number);
-  $("text").addEventListener("scroll", () => {
-    $("lines").scrollTop = $("text").scrollTop;
-    $("shade").scrollTop = $("text").scrollTop;
-    $("shade").scrollLeft = $("text").scrollLeft;
-  });
+  $("text").addEventListener("scroll", scrolled);
   $("save").addEventListener("click", () => save());
   $("close").addEventListener("click", () => { if (mayDiscard()) closeEditor(); });
   // Leaving the page (a link, back, closing the tab) with unsaved text: the browser asks.
