@@ -17,7 +17,7 @@ use std::process::ExitCode;
     long_about = "Valyxo: a terminal developer hub — a shell over its own virtual filesystem.\n\n\
         With no arguments on a terminal it opens the interactive shell. With -c it runs one \
         line; with standard input from a pipe or file it runs those lines.",
-    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo run build.rhai a b    run a Rhai script from the host disk\n  valyxo script.vs             run a script (also as a #!/usr/bin/env valyxo shebang)\n  valyxo -e '6 * 7'            evaluate one Rhai expression and print it\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions\n  valyxo man config            where config.toml is and every setting in it\n  valyxo edit notes.md         edit a file of the VFS in the full-screen editor"
+    after_help = "Examples:\n  valyxo                       open the interactive shell\n  valyxo -c 'ls -l; pwd'       run one line and exit with its status\n  echo 'tree' | valyxo         run lines from standard input\n  valyxo run build.rhai a b    run a Rhai script from the host disk\n  valyxo script.vs             run a script (also as a #!/usr/bin/env valyxo shebang)\n  valyxo -e '6 * 7'            evaluate one Rhai expression and print it\n  valyxo --home /tmp/vx        keep all state in /tmp/vx\n  valyxo completions bash      print bash completions\n  valyxo man config            where config.toml is and every setting in it\n  valyxo edit notes.md         edit a host file in the full-screen editor (--vfs: a VFS path)"
 )]
 pub struct Cli {
     /// Run LINE and exit with its status.
@@ -148,6 +148,9 @@ pub struct EditArgs {
     /// Drop the unsaved changes kept for each FILE, and exit.
     #[arg(long, requires = "files")]
     pub discard: bool,
+    /// The FILEs are VFS paths (without it they are host paths, as in any editor).
+    #[arg(long)]
+    pub vfs: bool,
     /// The files to open (a missing one is created when saved).
     #[arg(value_name = "FILE")]
     pub files: Vec<String>,
@@ -547,9 +550,21 @@ pub fn main() -> ExitCode {
         line,
         recovered,
         discard,
+        vfs,
         files,
     }))) = &cli.sub
     {
+        let files = if *vfs {
+            files.clone()
+        } else {
+            match host_files(&hub, files) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("valyxo: {e:#}");
+                    return ExitCode::from(1);
+                }
+            }
+        };
         let mut cmd = String::from("edit");
         if let Some(n) = line {
             cmd.push_str(&format!(" --line {n}"));
@@ -565,7 +580,7 @@ pub fn main() -> ExitCode {
         }
         for f in files {
             cmd.push(' ');
-            cmd.push_str(&crate::text::shell_quote(f));
+            cmd.push_str(&crate::text::shell_quote(&f));
         }
         Session::new(hub.clone(), false).map(|mut sh| sh.run(&cmd, &mut Io::process(true)))
     } else if let Some(expr) = &cli.expr {
@@ -1042,6 +1057,65 @@ fn write_manpages(dir: &std::path::Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Where `valyxo edit` mounts the host directories of the files it opens: the host path
+/// `/tmp/x.txt` is edited as `/host/tmp/x.txt` (`/.host/…` when the VFS uses `/host`).
+const HOST_ROOTS: [&str; 2] = ["/host", "/.host"];
+
+/// The VFS paths of host `files` (relative to the host's current directory), their
+/// directories mounted for this process only, as jails: each directory holding a file is
+/// mounted, unless a directory above it already is.
+fn host_files(hub: &Hub, files: &[String]) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let here = std::env::current_dir().context("the current directory")?;
+    let mut at: Vec<(PathBuf, std::ffi::OsString)> = Vec::new();
+    for f in files {
+        let path = here.join(f);
+        let name = path
+            .file_name()
+            .with_context(|| format!("'{f}' does not name a file"))?
+            .to_os_string();
+        let dir = path.parent().unwrap_or(std::path::Path::new("/"));
+        let dir = std::fs::canonicalize(dir)
+            .with_context(|| format!("'{f}': its directory {}", dir.display()))?;
+        if path.is_dir() {
+            anyhow::bail!("'{f}' is a directory: name files to edit");
+        }
+        at.push((dir, name));
+    }
+    let root = HOST_ROOTS
+        .into_iter()
+        .find(|r| crate::vfs::VPath::parse_absolute(r).is_ok_and(|p| !hub.vfs.exists(&p)))
+        .context("/host and /.host are both used in the VFS: open VFS paths with --vfs")?;
+    let mut dirs: Vec<&PathBuf> = at.iter().map(|(d, _)| d).collect();
+    dirs.sort();
+    dirs.dedup();
+    let tops: Vec<&PathBuf> = dirs
+        .iter()
+        .filter(|d| !dirs.iter().any(|o| o != *d && d.starts_with(o)))
+        .copied()
+        .collect();
+    let vpath = |dir: &std::path::Path| {
+        let s = dir
+            .to_str()
+            .with_context(|| format!("{}: not UTF-8, which VFS paths must be", dir.display()))?;
+        Ok::<String, anyhow::Error>(format!("{root}{}", s.trim_end_matches('/')))
+    };
+    for d in &tops {
+        let v = crate::vfs::VPath::parse_absolute(&vpath(d)?)?;
+        hub.vfs
+            .mount_here(d, &v)
+            .map_err(|e| anyhow::anyhow!("cannot open {} for editing: {e}", d.display()))?;
+    }
+    at.iter()
+        .map(|(dir, name)| {
+            let name = name
+                .to_str()
+                .with_context(|| format!("{}: not UTF-8", name.to_string_lossy()))?;
+            Ok(format!("{}/{name}", vpath(dir)?))
+        })
+        .collect()
 }
 
 /// Where `valyxo run --here` mounts the host directory it was started in.

@@ -5,6 +5,7 @@ use crate::common;
 
 use common::pty::{spawn, Pty};
 use common::Home;
+use predicates::prelude::PredicateBooleanExt;
 use rexpect::process::WaitStatus;
 use rexpect::session::PtySession;
 use std::process::Command;
@@ -606,7 +607,7 @@ fn wait_end(s: &mut PtySession) -> Option<WaitStatus> {
 fn the_editor_edits_saves_and_gives_the_terminal_back() {
     let h = Home::new();
     h.c("echo 'fn main() {}' > /main.rs").success();
-    let mut s = in_terminal(&h, 24, "edit /main.rs");
+    let mut s = in_terminal(&h, 24, "edit --vfs /main.rs");
     let mut sc = Screen::new(24);
     let t = sc.wait(&mut s, "the file", |t| t.contains("fn main() {}"));
     assert!(sc.parser.screen().alternate_screen());
@@ -645,7 +646,7 @@ fn the_editor_edits_saves_and_gives_the_terminal_back() {
 fn unsaved_changes_outlive_a_killed_editor_and_are_offered_back() {
     let h = Home::new();
     h.c("echo saved > /notes.txt").success();
-    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut s = in_terminal(&h, 24, "edit --vfs /notes.txt");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the file", |t| t.contains("saved"));
     typ(&mut s, "unsaved ");
@@ -664,7 +665,7 @@ fn unsaved_changes_outlive_a_killed_editor_and_are_offered_back() {
         "unsaved saved\n"
     );
     // The next edit offers the text back.
-    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut s = in_terminal(&h, 24, "edit --vfs /notes.txt");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the offer", |t| {
         t.contains("Unsaved changes to /notes.txt")
@@ -685,7 +686,7 @@ fn unsaved_changes_outlive_a_killed_editor_and_are_offered_back() {
 #[test]
 fn a_terminated_editor_keeps_its_text_and_gives_the_terminal_back() {
     let h = Home::new();
-    let mut s = in_terminal(&h, 24, "edit /draft.md");
+    let mut s = in_terminal(&h, 24, "edit --vfs /draft.md");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the editor", |t| t.contains("/draft.md"));
     typ(&mut s, "# Draft");
@@ -699,11 +700,59 @@ fn a_terminated_editor_keeps_its_text_and_gives_the_terminal_back() {
     assert_eq!(String::from_utf8_lossy(&out.get_output().stdout), "# Draft");
 }
 
+/// From the host shell a path means the host file, as in any editor: its directory is
+/// mounted for the run (a jail, stored nowhere), the file opens with its text and saves in
+/// place; a new file in a host directory is created there.
+#[test]
+fn valyxo_edit_opens_and_saves_host_files() {
+    let h = Home::new();
+    let dir = common::host_dir();
+    std::fs::write(dir.path().join("x.txt"), "on the host\n").unwrap();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("stty rows 24 cols 80 && exec \"$0\" --home \"$1\" edit x.txt sub/new.md")
+        .arg(common::BIN)
+        .arg(h.path())
+        .current_dir(dir.path())
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let mut s = spawn(c, 10_000);
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the host file", |t| t.contains("on the host"));
+    typ(&mut s, "edited ");
+    sc.wait(&mut s, "the typing", |t| t.contains("edited on the host"));
+    typ(&mut s, "\x13"); // Ctrl-S
+    sc.wait(&mut s, "the save", |t| t.contains("Saved /host"));
+    typ(&mut s, "\x11"); // Ctrl-Q: the new file's buffer is empty and unchanged
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("x.txt")).unwrap(),
+        "edited on the host\n"
+    );
+    // The mount was for that run only.
+    h.c("mounts")
+        .success()
+        .stdout(predicates::str::contains("/host").not());
+    h.c("ls /")
+        .success()
+        .stdout(predicates::str::contains("host").not());
+    // A path that is no file is said before the screen is taken.
+    let out = h
+        .cmd()
+        .current_dir(dir.path())
+        .args(["edit", "sub"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("'sub' is a directory"), "{err}");
+}
+
 #[test]
 fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
     let h = Home::new();
     h.c("mkdir /d").success();
-    let mut s = in_terminal(&h, 24, "edit /d");
+    let mut s = in_terminal(&h, 24, "edit --vfs /d");
     let out = s.exp_eof().unwrap();
     assert!(out.contains("edit: /d is a directory"), "{out:?}");
     assert!(!out.contains("\x1b[?1049h"), "no alternate screen: {out:?}");
@@ -1139,7 +1188,7 @@ fn closing_the_terminal_under_the_editor_keeps_the_text_and_ends_it() {
     use std::io::Write;
     let h = Home::new();
     h.c("echo saved > /notes.txt").success();
-    let (mut master, mut child) = in_window(&h, &["edit", "/notes.txt"]);
+    let (mut master, mut child) = in_window(&h, &["edit", "--vfs", "/notes.txt"]);
     let mut seen = Vec::new();
     read_until(&mut master, &mut seen, "saved");
     // Typed and closed at once: no pause for a copy to be written.
@@ -1166,7 +1215,7 @@ fn closing_the_terminal_under_the_editor_keeps_the_text_and_ends_it() {
         "typed before the window closed saved\n"
     );
     // The next editor offers it back instead of taking it for another one's.
-    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut s = in_terminal(&h, 24, "edit --vfs /notes.txt");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the offer", |t| {
         t.contains("Unsaved changes to /notes.txt")
@@ -1183,7 +1232,7 @@ fn closing_the_terminal_under_the_editor_keeps_the_text_and_ends_it() {
 fn steady_typing_is_copied_before_a_kill() {
     let h = Home::new();
     h.c("echo saved > /notes.txt").success();
-    let mut s = in_terminal(&h, 24, "edit /notes.txt");
+    let mut s = in_terminal(&h, 24, "edit --vfs /notes.txt");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the file", |t| t.contains("saved"));
     // A key every 100 ms for 4 s: never a pause long enough for the idle copy.
@@ -1208,7 +1257,7 @@ fn steady_typing_is_copied_before_a_kill() {
 fn esc_and_an_arrow_in_one_read_are_esc_then_the_arrow() {
     let h = Home::new();
     h.c("echo 'one\ntwo' > /keys.txt").success();
-    let mut s = in_terminal(&h, 24, "edit /keys.txt");
+    let mut s = in_terminal(&h, 24, "edit --vfs /keys.txt");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the file", |t| t.contains("two"));
     // Down, then Esc and Up sent together (as a slow link or a key macro delivers them).
@@ -1225,7 +1274,7 @@ fn esc_and_an_arrow_in_one_read_are_esc_then_the_arrow() {
 fn the_editor_counts_columns_by_character_as_seen() {
     let h = Home::new();
     h.c("echo 'cafe\u{301} 👨‍👩‍👧 x' > /u.txt").success();
-    let mut s = in_terminal(&h, 24, "edit /u.txt");
+    let mut s = in_terminal(&h, 24, "edit --vfs /u.txt");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the file", |t| t.contains("Ln 1, Col 1 "));
     // End: after c a f é, a space, the family, a space and x.
@@ -1248,7 +1297,7 @@ fn a_nano_user_s_keys_do_what_nano_does() {
     let h = Home::new();
     h.c("echo 'one\ntwo' > /nano.txt").success();
     h.c("settings set editor.keymap nano").success();
-    let mut s = in_terminal(&h, 24, "edit /nano.txt");
+    let mut s = in_terminal(&h, 24, "edit --vfs /nano.txt");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "nano's hints", |t| {
         t.contains("Ctrl-O save · Ctrl-X quit")
