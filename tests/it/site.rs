@@ -1508,17 +1508,7 @@ fn a_script_saved_elsewhere_meanwhile_is_a_conflict_never_overwritten() {
     let s = Site::start();
     let b = &s.b;
     let url = &s.server.url;
-    let (name, token, _) = user(url);
-    let p = s.project(&token, "scripts");
-    let r = call(
-        url,
-        "POST",
-        &format!("/api/scripts/project/{p}"),
-        Some(&token),
-        Some(json!({"name": "job", "content": "1", "language": "rhai"})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["data"]["id"].as_i64().unwrap();
+    let (token, id) = editing_script(&s);
     let elsewhere = |content: &str| {
         let r = call(
             url,
@@ -1542,11 +1532,6 @@ fn a_script_saved_elsewhere_meanwhile_is_a_conflict_never_overwritten() {
             .unwrap()
             .to_string()
     };
-    s.log_in(&name, PASSWORD);
-    s.goto(&format!("/project?id={p}"));
-    b.wait_for("#scripts li button");
-    b.click("#scripts li button");
-    wait_value(b, "#script-text", "1");
     // Another tab saves it meanwhile; this one's save is refused and shown.
     elsewhere("from elsewhere");
     b.type_into("#script-text", " + 1");
@@ -1688,6 +1673,28 @@ fn the_editor_finds_text_from_the_keyboard() {
     s.assert_clean("finding", &[]);
 }
 
+/// A signed-in browser on a project's page with its script `job` ("1") open in the script
+/// editor: a bearer token of the account, and the script's id.
+fn editing_script(s: &Site) -> (String, i64) {
+    let url = &s.server.url;
+    let (name, token, _) = user(url);
+    let p = s.project(&token, "scripts");
+    let r = call(
+        url,
+        "POST",
+        &format!("/api/scripts/project/{p}"),
+        Some(&token),
+        Some(json!({"name": "job", "content": "1", "language": "rhai"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    s.log_in(&name, PASSWORD);
+    s.goto(&format!("/project?id={p}"));
+    s.b.wait_for("#scripts li button");
+    s.b.click("#scripts li button");
+    wait_value(&s.b, "#script-text", "1");
+    (token, r.body["data"]["id"].as_i64().unwrap())
+}
+
 /// Waits until `selector`'s text is `want`.
 fn wait_text(b: &Browser, selector: &str, want: &str) {
     wait_for(selector, want, || {
@@ -1718,22 +1725,7 @@ fn a_script_saved_twice_at_once_is_no_conflict_with_itself() {
     let s = Site::start();
     let b = &s.b;
     let url = &s.server.url;
-    let (name, token, _) = user(url);
-    let p = s.project(&token, "scripts");
-    let r = call(
-        url,
-        "POST",
-        &format!("/api/scripts/project/{p}"),
-        Some(&token),
-        Some(json!({"name": "job", "content": "1", "language": "rhai"})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["data"]["id"].as_i64().unwrap();
-    s.log_in(&name, PASSWORD);
-    s.goto(&format!("/project?id={p}"));
-    b.wait_for("#scripts li button");
-    b.click("#scripts li button");
-    wait_value(b, "#script-text", "1");
+    let (token, id) = editing_script(&s);
     // Two saves at once (Save clicked twice, text typed between): the second is based on
     // the first's version, not refused as a conflict with this tab's own save.
     b.eval(
