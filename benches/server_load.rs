@@ -148,6 +148,30 @@ impl Conn {
     }
 }
 
+/// GETs `path`, reading the answer a frame at a time (never whole), each frame given to
+/// `on_data`: the bytes read.
+async fn download(c: &mut Conn, path: &str, token: &str, mut on_data: impl FnMut(&[u8])) -> u64 {
+    let req = hyper::Request::builder()
+        .method("GET")
+        .uri(path)
+        .header("host", &c.host)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    c.tx.ready().await.expect("connection ready");
+    let res = c.tx.send_request(req).await.expect("download");
+    assert_eq!(res.status().as_u16(), 200, "{path}");
+    let mut body = res.into_body();
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("download frame").into_data() {
+            n += data.len() as u64;
+            on_data(&data);
+        }
+    }
+    n
+}
+
 async fn json(c: &mut Conn, method: &str, path: &str, token: Option<&str>, body: Value) -> Value {
     let (status, data) = c.call(method, path, token, Some(&body)).await;
     let v: Value = serde_json::from_slice(&data).unwrap_or(Value::Null);
@@ -868,26 +892,12 @@ async fn files() {
     let (_, peak_up) = rss(s.pid());
     // Down: read a frame at a time and hashed, never whole.
     let mut c = Conn::open(&s.url).await;
-    let req = hyper::Request::builder()
-        .method("GET")
-        .uri(format!("/api/blobs/{hash}"))
-        .header("host", &c.host)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    c.tx.ready().await.expect("connection ready");
     let start = Instant::now();
-    let res = c.tx.send_request(req).await.expect("download");
-    assert_eq!(res.status().as_u16(), 200);
-    let mut body = res.into_body();
     let mut got = blake3::Hasher::new();
-    let mut n = 0u64;
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.expect("download frame").into_data() {
-            n += data.len() as u64;
-            got.update(&data);
-        }
-    }
+    let n = download(&mut c, &format!("/api/blobs/{hash}"), &token, |data| {
+        got.update(data);
+    })
+    .await;
     let down = start.elapsed();
     sampling.store(false, Ordering::Relaxed);
     let most = sampler.await.unwrap_or(0.0);
@@ -927,24 +937,9 @@ async fn files() {
     )
     .await;
     assert_eq!(committed["success"], true, "{committed}");
-    let req = hyper::Request::builder()
-        .method("GET")
-        .uri(format!("/api/projects/{p}/files/archive?path=big"))
-        .header("host", &c.host)
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    c.tx.ready().await.expect("connection ready");
     let start = Instant::now();
-    let res = c.tx.send_request(req).await.expect("archive");
-    assert_eq!(res.status().as_u16(), 200);
-    let mut body = res.into_body();
-    let mut zipped = 0u64;
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.expect("archive frame").into_data() {
-            zipped += data.len() as u64;
-        }
-    }
+    let archive = format!("/api/projects/{p}/files/archive?path=big");
+    let zipped = download(&mut c, &archive, &token, |_| {}).await;
     let took = start.elapsed();
     let (_, peak) = rss(s.pid());
     println!(
