@@ -148,6 +148,19 @@ impl Conn {
     }
 }
 
+/// Creates the project `name` for `token`; its id.
+async fn project(c: &mut Conn, token: &str, name: &str) -> i64 {
+    let p = json(
+        c,
+        "POST",
+        "/api/projects",
+        Some(token),
+        json!({ "name": name }),
+    )
+    .await;
+    p["data"]["id"].as_i64().unwrap()
+}
+
 /// GETs `path`, reading the answer a frame at a time (never whole), each frame given to
 /// `on_data`: the bytes read.
 async fn download(c: &mut Conn, path: &str, token: &str, mut on_data: impl FnMut(&[u8])) -> u64 {
@@ -917,15 +930,7 @@ async fn files() {
     // The same content as a file of a folder, downloaded as that folder's .zip: compressed
     // as it is sent, read here a frame at a time.
     let mut c = Conn::open(&s.url).await;
-    let p = json(
-        &mut c,
-        "POST",
-        "/api/projects",
-        Some(&token),
-        json!({"name": "zipped"}),
-    )
-    .await;
-    let p = p["data"]["id"].as_i64().unwrap();
+    let p = project(&mut c, &token, "zipped").await;
     let change = json!({"base_revision": 0,
                         "changes": [{"path": "big/data.bin", "hash": hash, "base_version": 0}]});
     let committed = json(
@@ -1076,15 +1081,7 @@ async fn commits() {
         let s = server::Server::start(database.as_deref(), &[]);
         let token = register(&s.url, &format!("tree{}", fastrand::u32(..))).await;
         let mut c = Conn::open(&s.url).await;
-        let p = json(
-            &mut c,
-            "POST",
-            "/api/projects",
-            Some(&token),
-            json!({"name": "tree"}),
-        )
-        .await;
-        let p = p["data"]["id"].as_i64().unwrap();
+        let p = project(&mut c, &token, "tree").await;
         let content = Bytes::from_static(b"the same content in every file\n");
         let hash = blake3::hash(&content).to_hex().to_string();
         let req = hyper::Request::builder()

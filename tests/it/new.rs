@@ -405,13 +405,7 @@ fn without_a_terminal_new_asks_for_its_arguments() {
 #[test]
 fn the_picker_at_the_prompt_makes_the_chosen_project() {
     let h = Home::new();
-    let mut c = Command::new(common::BIN);
-    c.arg("--home")
-        .arg(h.path())
-        .arg("--no-color")
-        .env("TERM", "xterm-256color")
-        .env_remove("VALYXO_HOME");
-    let mut s = spawn(c, 10_000);
+    let mut s = spawn(h.shell(&["--no-color"]), 10_000);
     let prompt = "valyxo:~/Projects/Main> ";
     s.exp_string(prompt).unwrap();
     s.send_line("new").unwrap();

@@ -39,6 +39,19 @@ impl Home {
         c
     }
 
+    /// The interactive shell of this home with `args`, for a pseudo-terminal
+    /// (`pty::spawn`): `TERM` says xterm, and colour and home come from nowhere else.
+    pub fn shell(&self, args: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(BIN);
+        c.arg("--home")
+            .arg(self.path())
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .env_remove("VALYXO_HOME")
+            .env_remove("NO_COLOR");
+        c
+    }
+
     /// `valyxo --home HOME -c LINE`.
     pub fn c(&self, line: &str) -> assert_cmd::assert::Assert {
         self.cmd().arg("-c").arg(line).assert()
