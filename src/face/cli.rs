@@ -302,7 +302,7 @@ pub struct ServerArgs {
     /// How long the assistant's API may take to begin an answer, or stay silent in one.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub assistant_timeout: String,
-    /// The longest answer the assistant relays; a longer one is cut there.
+    /// The longest answer the assistant relays (more than 0); a longer one is cut there.
     #[arg(long, value_name = "SIZE", default_value = "256K")]
     pub assistant_max_answer: String,
     /// Wall-clock time one script execution may run.
@@ -904,13 +904,19 @@ fn run_server(cli: &Cli) -> ExitCode {
                     timeout < idle,
                     "--assistant-timeout ({assistant_timeout}) must be shorter than --idle-timeout ({idle_timeout})"
                 );
+                // Answers are relayed through memory: the server holds one to a bound.
+                let max_answer = size(assistant_max_answer, "assistant-max-answer")?;
+                anyhow::ensure!(
+                    max_answer > 0,
+                    "--assistant-max-answer must be more than 0: the server bounds every answer it relays"
+                );
                 Some(crate::server::AssistantSettings {
                     url: url.to_string(),
                     model: model.to_string(),
                     key,
                     timeout,
                     per_minute: *assistant_rate,
-                    max_answer: size(assistant_max_answer, "assistant-max-answer")?,
+                    max_answer,
                 })
             }
         };

@@ -4191,6 +4191,22 @@ fn the_assistants_options_are_checked_at_start() {
         &[],
     );
     assert!(err.contains("shorter than --idle-timeout"), "{err}");
+    // Every relayed answer is bounded: no limit at all is refused.
+    let err = start(
+        &[
+            "--assistant-url",
+            "http://127.0.0.1:9/v1",
+            "--assistant-model",
+            "m",
+            "--assistant-max-answer",
+            "0",
+        ],
+        &[],
+    );
+    assert!(
+        err.contains("--assistant-max-answer must be more than 0"),
+        "{err}"
+    );
 }
 
 #[test]
