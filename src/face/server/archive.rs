@@ -144,7 +144,8 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
                 tx: tx.clone(),
                 buf: Vec::with_capacity(PIECE),
             };
-            if let Err(e) = write_zip(&writer, user, files, out) {
+            let gone = || tx.is_closed();
+            if let Err(e) = write_zip(&writer, user, files, out, &gone) {
                 // The client sees the answer cut off; the log says why (unless it left).
                 if !tx.is_closed() {
                     super::log::event(serde_json::json!({"level": "error",
@@ -160,8 +161,16 @@ pub fn get(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
     })
 }
 
-/// Writes the archive of `files` into `out`, reading each file's content a chunk at a time.
-fn write_zip(app: &App, user: i64, files: Vec<Entry>, out: Pipe) -> Result<(), String> {
+/// Writes the archive of `files` into `out`, reading each file's content a chunk at a time;
+/// stops before the next chunk once `gone` says the client went away (content that
+/// compresses well may otherwise be read for long before a piece is full and fails to go).
+fn write_zip(
+    app: &App,
+    user: i64,
+    files: Vec<Entry>,
+    out: Pipe,
+    gone: &dyn Fn() -> bool,
+) -> Result<(), String> {
     let now = chrono::Utc::now().naive_utc();
     let stamp = {
         use chrono::{Datelike, Timelike};
@@ -177,6 +186,9 @@ fn write_zip(app: &App, user: i64, files: Vec<Entry>, out: Pipe) -> Result<(), S
     };
     let mut zip = zip::ZipWriter::new_stream(out);
     for f in files {
+        if gone() {
+            return Err("the client went away".into());
+        }
         let options = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .compression_level(Some(1))
@@ -190,6 +202,9 @@ fn write_zip(app: &App, user: i64, files: Vec<Entry>, out: Pipe) -> Result<(), S
                 let mut left = f.size;
                 let mut seq = 0i64;
                 while left > 0 {
+                    if gone() {
+                        return Err("the client went away".into());
+                    }
                     let piece = super::blobs::chunk(&app.db, content, seq)
                         .map_err(|e| format!("{}: {}", f.name, e.message))?;
                     if piece.is_empty() || piece.len() as u64 > left {
