@@ -1794,6 +1794,27 @@ fn an_upload_over_files_past_the_first_page_asks_and_replaces_them() {
     );
     assert_eq!((status, body), (200, b"new".to_vec()));
     s.assert_clean("an upload past the first page", &[]);
+    // Renaming a file of the first page onto one past it asks too; dismissed, nothing moves.
+    b.reload();
+    b.wait_for("#files li[data-path='a/000.txt'] button");
+    b.click("#files li[data-path='a/000.txt'] button:nth-of-type(2)");
+    b.raw(|d| d.send_alert_text("site/index.html"))
+        .expect("a prompt");
+    b.raw(|d| d.accept_alert()).expect("a prompt");
+    wait_for("a confirmation", "true", || {
+        b.raw(|d| d.get_alert_text()).is_ok().to_string()
+    });
+    let asked = b.raw(|d| d.get_alert_text()).unwrap_or_default();
+    assert!(asked.contains("site/index.html exists"), "{asked}");
+    b.raw(|d| d.dismiss_alert()).expect("a confirmation");
+    let (_, body, _) = crate::common::server::raw(
+        "GET",
+        &format!("{url}/api/projects/{p}/files/content?path=site/index.html"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(body, b"new".to_vec());
+    s.assert_clean("a rename onto a file past the first page", &[]);
 }
 
 #[test]

@@ -100,7 +100,7 @@ function fileItem(f) {
     el("div", { class: "row" }, name,
       el("button", { type: "button", onclick: () => open(f.path), "aria-label": `Open ${f.path}` }, "Open"),
       el("a", { class: "button", href: contentUrl(f.path), download: parts[parts.length - 1], "aria-label": `Download ${f.path}` }, "Download"),
-      el("button", { type: "button", onclick: () => rename(f, box), "aria-label": `Rename ${f.path}` }, "Rename"),
+      el("button", { type: "button", onclick: () => rename(f), "aria-label": `Rename ${f.path}` }, "Rename"),
       el("button", { type: "button", class: "danger", onclick: () => remove(f, box), "aria-label": `Delete ${f.path}` }, "Delete")),
     box);
   li.style.setProperty("--depth", parts.length - 1);
@@ -173,19 +173,21 @@ async function remove(f, box) {
   } catch (err) { leave(err); showError(box, err); }
 }
 
-async function rename(f, box) {
+async function rename(f) {
   const to = prompt(`Rename ${f.path} to:`, f.path);
   if (!to || to === f.path) return;
-  const there = files.get(to);
-  if (there && !confirm(`${to} exists: replace it with ${f.path}? Its content is lost.`)) return;
   try {
+    // The target may be past the pages read so far: it is asked about all the same.
+    if (!files.has(to)) await loadAll();
+    const there = files.get(to);
+    if (there && !confirm(`${to} exists: replace it with ${f.path}? Its content is lost.`)) return;
     await commit([
       { path: to, hash: f.hash, base_version: there ? there.version : fresh(to), from: f.path },
       { path: f.path, hash: null, base_version: f.version },
     ]);
     $("files-notice").textContent = `Renamed ${f.path} to ${to}.`;
     follow(f.path, to);
-  } catch (err) { leave(err); showError(box, err); }
+  } catch (err) { leave(err); rowError(f.path, err, true); }
 }
 
 /** The open file moved from `from` to `to`: its saves go there, based on its version there. */
@@ -244,16 +246,17 @@ async function renameFolder(dir, box) {
       for (const f of moving.slice(i, i + 2000)) follow(f.path, target(f));
     }
     $("files-notice").textContent = `Renamed the folder ${dir} to ${to} (${count(moving.length)}).`;
-  } catch (err) { leave(err); folderError(dir, err); }
+  } catch (err) { leave(err); rowError(dir, err); }
 }
 
 /**
- * Shows `err`, from an action on the folder `dir`, in that folder's row as the tree is now
- * (reading the listing or a commit redraws it: the row the action began from may be gone),
- * or under the files when the folder is no longer there.
+ * Shows `err`, from an action on the folder `dir` (or, `file`, the file at that path), in
+ * its row as the tree is now (reading the listing or a commit redraws it: the row the
+ * action began from may be gone), or under the files when it is no longer there.
  */
-function folderError(dir, err) {
-  const row = [...document.querySelectorAll("#files li.folder")].find((li) => li.dataset.folder === dir);
+function rowError(dir, err, file = false) {
+  const row = [...document.querySelectorAll("#files li")]
+    .find((li) => (file ? li.dataset.path : li.dataset.folder) === dir);
   showError(row ? row.querySelector(".error") : $("files-notice"), err);
 }
 
@@ -272,7 +275,7 @@ async function removeFolder(dir, box) {
       if (editing && batch.some((f) => f.path === editing.path)) closeEditor();
     }
     $("files-notice").textContent = `Deleted the folder ${dir} (${count(going.length)}).`;
-  } catch (err) { leave(err); folderError(dir, err); }
+  } catch (err) { leave(err); rowError(dir, err); }
 }
 
 /** "1 file", "3 files". */
