@@ -1554,7 +1554,17 @@ fn a_script_saved_elsewhere_meanwhile_is_a_conflict_never_overwritten() {
     );
     b.raw(|d| d.dismiss_alert()).expect("a confirmation");
     assert_eq!(b.value("#script-text"), mine);
-    // Saving mine over theirs.
+    // A save made elsewhere after the conflict was shown is not overwritten unseen: saving
+    // mine over theirs is a conflict again, and then replaces the version it shows.
+    elsewhere("a third save");
+    b.eval("document.getElementById('script-state').textContent = ''; return null");
+    b.click("#script-keep-mine");
+    wait_for("the conflict again", "true", || {
+        b.text("#script-state")
+            .contains("saved elsewhere")
+            .to_string()
+    });
+    assert_eq!(held(), "a third save");
     b.click("#script-keep-mine");
     wait_text(b, "#script-state", "saved");
     assert_eq!(held(), mine);

@@ -98,12 +98,15 @@ async function saveOnce(over) {
   const opened = editing;
   const text = $("script-text").value;
   const body = { name: opened.name, content: text, language: opened.language };
-  if (!over) body.base_updated_at = opened.version;
+  // Over theirs: based on their version as the conflict showed it, so that a save made
+  // elsewhere after that is a conflict again, not overwritten unseen.
+  body.base_updated_at = over && opened.theirs ? opened.theirs : opened.version;
   $("script-state").textContent = "saving…";
   try {
     const r = await api("PUT", `/api/scripts/${opened.id}`, body);
     opened.version = r.data.updated_at;
     opened.text = text;
+    opened.theirs = null;
     // Another script opened (or the editor closed) meanwhile: that one is left as it is.
     if (editing !== opened) return;
     $("script-conflict").hidden = true;
@@ -117,7 +120,15 @@ async function saveOnce(over) {
     // An ended session: the page leaves, or says why it keeps the text.
     if (leave(err) || (err instanceof ApiError && err.status === 401)) return;
     showError($("script-state"), err);
-    if (err instanceof ApiError && err.status === 409) $("script-conflict").hidden = false;
+    if (err instanceof ApiError && err.status === 409) {
+      // Their version, which "Save mine over theirs" replaces (and nothing later).
+      try {
+        opened.theirs = (await api("GET", `/api/scripts/${opened.id}`)).data.updated_at;
+      } catch {
+        opened.theirs = null;
+      }
+      if (editing === opened) $("script-conflict").hidden = false;
+    }
   }
 }
 
