@@ -409,13 +409,18 @@ fn kill_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             .collect::<Result<Vec<_>>>()?
     };
     let mut status = 0;
+    let mut stopped = 0;
     let answers = jobs::kill_many(ctx.hub(), &ids, Duration::from_secs(2));
     for (id, answer) in ids.iter().zip(answers) {
         match answer {
-            Ok(job) if job.state != State::Killed && !job.state.finished() => {
-                ctx.warn(format!("job %{id} was asked to stop and is still ending"));
+            Ok(job) => {
+                stopped += 1;
+                if job.state != State::Killed && !job.state.finished() {
+                    ctx.warn(format!("job %{id} was asked to stop and is still ending"));
+                }
             }
-            Ok(_) => {}
+            // With --all, a job that ended by itself meanwhile is simply not there to stop.
+            Err(_) if all => {}
             Err(e) => {
                 ctx.warn(format!("{e:#}"));
                 status = 1;
@@ -423,7 +428,7 @@ fn kill_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         }
     }
     if all {
-        let n = ids.len();
+        let n = stopped;
         writeln!(
             ctx.io.stdout,
             "stopped {n} job{}",

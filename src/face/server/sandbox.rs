@@ -397,7 +397,12 @@ mod tests {
         for i in 0..1000 {
             src.push_str(&format!("let v{i} = s + \"{i}\";\n"));
         }
-        let r = run("rhai", &src);
+        // Time enough that the memory limit, not the clock, stops it on a busy machine.
+        let patient = Limits {
+            time: Duration::from_secs(60),
+            ..Limits::default()
+        };
+        let r = super::run("rhai", &src, &patient);
         assert_eq!(r.status.as_str(), "error", "{r:?}");
         assert!(
             r.error
