@@ -331,8 +331,12 @@ struct UserEntry {
 
 /// Reads a user file's text: its snippets, or what is wrong with it (the first problem).
 pub fn parse_file(lang: &'static str, file: &str, text: &str) -> Result<Vec<Snippet>> {
-    let table: BTreeMap<String, UserEntry> = toml::from_str(text)
-        .map_err(|e| anyhow!("{file}: {}", e.to_string().trim_end().replace('\n', " ")))?;
+    let table: BTreeMap<String, UserEntry> = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |r| {
+            text[..r.start.min(text.len())].matches('\n').count() + 1
+        });
+        anyhow!("{file}: line {line}: {}", e.message().trim_end())
+    })?;
     let mut out = Vec::new();
     for (prefix, entry) in table {
         if prefix.is_empty() || !prefix.chars().all(is_prefix_char) {
