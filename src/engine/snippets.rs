@@ -232,7 +232,9 @@ pub fn expand(pieces: &[Piece], indent: &str, unit: &str) -> Expansion {
             }
         }
     }
-    let last = at.remove(&0).unwrap_or_else(|| vec![end..end]);
+    let last = at
+        .remove(&0)
+        .unwrap_or_else(|| std::iter::once(end..end).collect());
     let mut stops: Vec<Vec<Range<usize>>> = at.into_values().collect();
     stops.push(last);
     Expansion { text, stops }

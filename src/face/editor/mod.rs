@@ -758,7 +758,12 @@ impl Editor {
                 }
                 true
             }
-            Event::Mouse(m) => self.mouse(m.kind, m.column, m.row, m.modifiers),
+            Event::Mouse(m) => {
+                let changed = self.mouse(m.kind, m.column, m.row, m.modifiers);
+                // A click out of the snippet's stop ends it, as moving there by key does.
+                self.snippet_check();
+                changed
+            }
             Event::Resize(..) => {
                 self.follow = true;
                 true
