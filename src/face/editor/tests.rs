@@ -1517,3 +1517,72 @@ fn an_answers_code_block_is_saved_as_a_snippet() {
     key(&mut ed, KeyCode::Tab);
     assert_eq!(text(&ed), "echo \"$HOME\"\n");
 }
+
+#[test]
+fn adjacent_stops_and_their_mirrors_keep_their_places() {
+    let f = fixture();
+    f.hub.vfs.mkdir(&path("/Snippets"), true).expect("mkdir");
+    f.write(
+        "/Snippets/python.toml",
+        "[adj]\nbody = \"${1:a}${2:b}-$1$2-$0\"\n",
+    );
+    let mut ed = f.editor(&["/a.py"], false);
+    typ(&mut ed, "adj");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "ab-ab-");
+    typ(&mut ed, "xy");
+    assert_eq!(text(&ed), "xyb-xyb-");
+    key(&mut ed, KeyCode::Tab);
+    typ(&mut ed, "z");
+    assert_eq!(text(&ed), "xyz-xyz-");
+    // Back to the first stop: its whole text is selected, and typing at its end does not
+    // run into the second stop.
+    shift_tab(&mut ed);
+    key(&mut ed, KeyCode::End);
+    assert!(!ed.in_snippet(), "End left the stop");
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(text(&ed), "adj");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    #[test]
+    fn whatever_is_typed_at_a_stop_its_mirrors_show_the_same(
+        keys in proptest::collection::vec(0u8..5, 0..24),
+        letters in "[a-z]{24}",
+    ) {
+        let f = fixture();
+        let mut ed = f.editor(&["/a.js"], false);
+        typ(&mut ed, "for");
+        key(&mut ed, KeyCode::Tab);
+        let letters: Vec<char> = letters.chars().collect();
+        for (i, k) in keys.iter().enumerate() {
+            match k {
+                0 | 1 => key(&mut ed, KeyCode::Char(letters[i])),
+                2 => key(&mut ed, KeyCode::Backspace),
+                3 => key(&mut ed, KeyCode::Left),
+                _ => key(&mut ed, KeyCode::Right),
+            }
+            if !ed.in_snippet() {
+                break;
+            }
+            let t = text(&ed);
+            let var = t
+                .strip_prefix("for (let ")
+                .and_then(|r| r.split_once(" = 0; "))
+                .map(|(v, _)| v.to_string())
+                .unwrap_or_else(|| panic!("{t:?}"));
+            proptest::prop_assert_eq!(
+                t,
+                format!("for (let {var} = 0; {var} < 10; {var}++) {{\n    \n}}\n")
+            );
+        }
+        // One Ctrl-Z takes the snippet and all typed into it back (one more first when a
+        // Backspace out of the stop ended it: that is an edit of its own).
+        ctrl_key(&mut ed, 'z');
+        if text(&ed) != "for" {
+            ctrl_key(&mut ed, 'z');
+        }
+        proptest::prop_assert_eq!(text(&ed), "for");
+    }
+}
