@@ -41,7 +41,10 @@ pub fn language_of(name: &str, highlighted_as: &str) -> Option<&'static str> {
         "html" | "htm" => Some("html"),
         "css" => Some("css"),
         "sh" | "bash" => Some("sh"),
-        "rhai" | "vs" | "ns" => Some("rhai"),
+        "rhai" => Some("rhai"),
+        // Legacy ValyxoScript is a language of its own (translated to Rhai): Rhai snippets
+        // would be wrong there, and JavaScript ones more so.
+        "vs" | "ns" => return None,
         _ => None,
     };
     by_ext.or(match highlighted_as {
@@ -521,6 +524,7 @@ mod tests {
     fn languages_come_from_the_name_then_the_highlighter() {
         assert_eq!(language_of("a.py", "Plain text"), Some("python"));
         assert_eq!(language_of("a.rhai", "JavaScript/Rhai"), Some("rhai"));
+        assert_eq!(language_of("old.vs", "JavaScript/Rhai"), None);
         assert_eq!(language_of("a.js", "JavaScript/Rhai"), Some("javascript"));
         assert_eq!(language_of("script", "Python"), Some("python"));
         assert_eq!(language_of("notes.txt", "Plain text"), None);
