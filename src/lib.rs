@@ -9,7 +9,7 @@
 //! ```text
 //! src/face        cli  repl  editor  pager  view  server
 //! src/engine      hub  shell  commands  script  jobs  plugins  manual  markdown  highlight
-//!                 assistant  sync  recovery  templates
+//!                 assistant  sync  recovery  templates  snippets
 //! src/model       config  settings  theme  keymap  history  protocol
 //! src/foundation  store  vfs  text  ansi  term  os  signals  budget  merge  net
 //! ```
@@ -28,7 +28,7 @@ pub mod model;
 // lives in says its layer.
 pub use engine::{
     assistant, commands, highlight, hub, jobs, manual, markdown, plugins, recovery, script, shell,
-    sync, templates,
+    snippets, sync, templates,
 };
 #[cfg(feature = "server")]
 pub use face::server;

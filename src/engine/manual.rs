@@ -61,6 +61,7 @@ const PAGES: &[(&str, &str)] = &[
     ("server", include_str!("../../manuals/server.md")),
     ("settings", include_str!("../../manuals/settings.md")),
     ("shell", include_str!("../../manuals/shell.md")),
+    ("snippets", include_str!("../../manuals/snippets.md")),
     ("sync", include_str!("../../manuals/sync.md")),
     ("tail", include_str!("../../manuals/tail.md")),
     ("theme", include_str!("../../manuals/theme.md")),

@@ -13,5 +13,6 @@ pub mod plugins;
 pub mod recovery;
 pub mod script;
 pub mod shell;
+pub mod snippets;
 pub mod sync;
 pub mod templates;

@@ -74,8 +74,8 @@ commands! {
     Assistant = "assistant", "the assistant pane: ask about the file or selection";
     Position = "position", "say where the cursor is";
     Help = "help", "this help";
-    Indent = "indent", "indent (the selected lines)";
-    Dedent = "dedent", "dedent (the selected lines)";
+    Indent = "indent", "expand the snippet named before the cursor, next snippet stop, or indent";
+    Dedent = "dedent", "previous snippet stop, or dedent (the selected lines)";
     Newline = "newline", "a new line, indented like the one before";
     Backspace = "backspace", "delete before the cursor";
     Delete = "delete", "delete at the cursor";

@@ -646,3 +646,27 @@ fn register_checks_the_password_rule_before_the_server_does() {
         .success()
         .stdout(contains("logged in as ruled"));
 }
+
+#[test]
+fn snippets_lists_user_snippets_over_built_ins_and_names_a_broken_file() {
+    let h = Home::new();
+    h.c("mkdir /Snippets").success();
+    h.c("echo '[flex]' > /Snippets/css.toml").success();
+    h.c("echo 'description = \"mine\"' >> /Snippets/css.toml")
+        .success();
+    h.c("echo 'body = \"display: flex;\"' >> /Snippets/css.toml")
+        .success();
+    let out = h.out("snippets --lang css");
+    assert!(
+        out.contains("  flex   mine  (yours, /Snippets/css.toml; over the built-in)\n"),
+        "{out}"
+    );
+    assert!(out.contains("  media  a media query\n"), "{out}");
+    // A broken file: its snippets are left out, the error is named, the status is 1; the
+    // built-ins are still listed.
+    h.c("echo '[for' > /Snippets/sh.toml").success();
+    h.c("snippets --lang sh")
+        .code(1)
+        .stdout(contains("  for      a for loop\n"))
+        .stderr(contains("snippets: /Snippets/sh.toml: line 1:"));
+}

@@ -1378,3 +1378,36 @@ fn the_readme_tour_shows_the_prompts_the_shell_prints() {
     s.send_line("exit").unwrap();
     assert_eq!(exit_code(&mut s), 0);
 }
+
+#[test]
+fn a_snippet_expands_on_tab_fills_its_mirrors_and_one_ctrl_z_takes_it_back() {
+    let h = Home::new();
+    h.c("echo '' > /loop.js").success();
+    let mut s = in_terminal(&h, 24, "edit /loop.js");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the editor", |t| t.contains("loop.js"));
+    typ(&mut s, "for\t");
+    sc.wait(&mut s, "the snippet", |t| {
+        t.contains("for (let i = 0; i < 10; i++) {")
+    });
+    // The first stop's default is selected: typing replaces it and fills its mirrors.
+    typ(&mut s, "row");
+    sc.wait(&mut s, "the mirrors", |t| {
+        t.contains("for (let row = 0; row < 10; row++) {")
+    });
+    // Tab to the next stop, then one Ctrl-Z takes everything back to the prefix.
+    typ(&mut s, "\tn");
+    sc.wait(&mut s, "the second stop", |t| {
+        t.contains("for (let row = 0; row < n; row++) {")
+    });
+    typ(&mut s, "\x1a"); // Ctrl-Z
+    sc.wait(&mut s, "the undo", |t| {
+        !t.contains("let row") && t.contains("for")
+    });
+    typ(&mut s, "\x13"); // Ctrl-S
+    sc.wait(&mut s, "the save", |t| t.contains("Saved /loop.js"));
+    typ(&mut s, "\x11"); // Ctrl-Q
+    assert_eq!(exit_code(&mut s), 0);
+    let out = h.c("cat /loop.js").success();
+    assert_eq!(String::from_utf8_lossy(&out.get_output().stdout), "for\n");
+}

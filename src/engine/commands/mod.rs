@@ -12,6 +12,7 @@ mod grep;
 mod manual;
 mod new;
 mod scripts;
+mod snippets;
 mod system;
 mod text;
 mod theme;
@@ -221,6 +222,7 @@ impl Registry {
         specs.extend(assistant::specs());
         specs.extend(account::specs());
         specs.extend(new::specs());
+        specs.extend(snippets::specs());
         specs.sort_by_key(|s| s.name);
         let mut index = HashMap::new();
         for (i, s) in specs.iter().enumerate() {

@@ -889,6 +889,56 @@ impl Buffer {
         end
     }
 
+    /// The id of the text state now: it changes with every edit, undo and redo.
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
+    /// Replaces several char ranges of the text (in order, not overlapping; each as the
+    /// text stands before any of them) as one undo step, then puts the cursor and anchor at
+    /// `to` (char indices in the new text). With `join`, when nothing else happened since
+    /// the last step, the changes become part of it: a snippet and what is typed into its
+    /// placeholders are undone together.
+    pub fn replace_ranges(
+        &mut self,
+        edits: &[(Range<usize>, String)],
+        join: bool,
+        to: (usize, Option<usize>),
+    ) {
+        let before = (self.cursor, self.anchor);
+        let mut changes = Vec::with_capacity(edits.len());
+        // From the last to the first: each range still means what it meant.
+        for (r, text) in edits.iter().rev() {
+            let removed = self.rope.slice(r.clone()).to_string();
+            self.splice(r.start, r.len(), text);
+            changes.push(Change {
+                at: r.start,
+                removed,
+                inserted: text.clone(),
+            });
+        }
+        (self.cursor, self.anchor) = to;
+        self.want_col = None;
+        self.redo.clear();
+        let id = self.next_id;
+        self.next_id += 1;
+        match self.undo.last_mut() {
+            Some(g) if join && g.id == self.state => {
+                g.changes.extend(changes);
+                g.after = to;
+                g.id = id;
+            }
+            _ => self.undo.push(Group {
+                id,
+                kind: EditKind::Other,
+                changes,
+                before,
+                after: to,
+            }),
+        }
+        self.state = id;
+    }
+
     /// Types text at the cursor, replacing the selection.
     pub fn insert(&mut self, text: &str, kind: EditKind) {
         let range = self.selection().unwrap_or(self.cursor..self.cursor);

@@ -10,6 +10,7 @@ pub mod buffer;
 pub mod indent;
 pub mod pane;
 pub mod search;
+pub mod snippet;
 
 use crate::highlight::Highlighter;
 use crate::hub::Hub;
@@ -127,6 +128,11 @@ enum Ask {
     GoTo,
     Open,
     SaveAs,
+    /// The prefix to save an answer's code block under, as a snippet of a language.
+    SnippetPrefix {
+        lang: &'static str,
+        code: String,
+    },
 }
 
 impl Ask {
@@ -148,6 +154,9 @@ impl Ask {
             Ask::GoTo => "Go to line".into(),
             Ask::Open => "Open".into(),
             Ask::SaveAs => "Save as".into(),
+            Ask::SnippetPrefix { lang, .. } => {
+                format!("Save the code block as a {lang} snippet with the prefix")
+            }
         }
     }
 }
@@ -249,6 +258,10 @@ pub struct Editor {
     renamed: Option<(Option<VPath>, Option<blake3::Hash>)>,
     /// Text copied since the last draw, for the system clipboard.
     copied: Option<String>,
+    /// The user's snippets, read again when their files change.
+    snippets: crate::snippets::Library,
+    /// The snippet being filled in, if any.
+    snippet: Option<snippet::Session>,
 }
 
 /// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, files
@@ -380,6 +393,8 @@ impl Editor {
             pane_focus: false,
             renamed: None,
             copied: None,
+            snippets: crate::snippets::Library::default(),
+            snippet: None,
         };
         let mut buffers = std::mem::take(&mut ed.buffers);
         for b in &mut buffers {
@@ -743,7 +758,12 @@ impl Editor {
                 }
                 true
             }
-            Event::Mouse(m) => self.mouse(m.kind, m.column, m.row, m.modifiers),
+            Event::Mouse(m) => {
+                let changed = self.mouse(m.kind, m.column, m.row, m.modifiers);
+                // A click out of the snippet's stop ends it, as moving there by key does.
+                self.snippet_check();
+                changed
+            }
             Event::Resize(..) => {
                 self.follow = true;
                 true
@@ -802,10 +822,14 @@ impl Editor {
                 }
             }
         }
+        self.snippet_check();
     }
 
     /// Types one character, with its closing pair when auto-pairs are on.
     fn type_char(&mut self, c: char) {
+        if self.snippet_type(c) {
+            return;
+        }
         let pairs = self.opts.auto_pairs;
         let b = self.buf();
         if !(pairs && b.auto_pair(c)) {
@@ -873,7 +897,7 @@ impl Editor {
             Command::Cut => self.copy(true),
             Command::Paste => {
                 let text = self.clipboard.clone();
-                if !text.is_empty() {
+                if !text.is_empty() && !self.snippet_edit(&text, 0) {
                     self.buf().insert(&text, EditKind::Other);
                     self.edited();
                 }
@@ -924,17 +948,26 @@ impl Editor {
             }
             Command::Help => self.mode = Mode::Help,
             Command::Indent => {
-                self.buf().indent();
-                self.edited();
+                if !self.snippet_tab(false) {
+                    // A problem with the user's snippets stays on the status line.
+                    let said = self.message.take();
+                    self.buf().indent();
+                    self.edited();
+                    self.message = said;
+                }
             }
             Command::Dedent => {
-                self.buf().dedent();
-                self.edited();
+                if !self.snippet_tab(true) {
+                    self.buf().dedent();
+                    self.edited();
+                }
             }
             Command::Newline => {
                 self.buf().newline();
                 self.edited();
             }
+            Command::Backspace if self.snippet_edit("", 1) => {}
+            Command::Delete if self.snippet_edit("", -1) => {}
             Command::Backspace => {
                 let pairs = self.opts.auto_pairs;
                 let b = self.buf();
@@ -974,6 +1007,7 @@ impl Editor {
                 b.goto(last, usize::MAX, sel);
             }
             Command::Cancel => {
+                self.snippet = None;
                 self.buf().clear_selection();
                 self.message = None;
             }
@@ -1135,6 +1169,21 @@ impl Editor {
                     self.say(format!("Inserted code block {n} (Ctrl-Z undoes it)"));
                 } else {
                     self.say("The last answer has no code block");
+                }
+            }
+            KeyCode::Char('s') if ctrl(k) => {
+                let Some(code) = p.blocks.get(p.block).cloned() else {
+                    return self.say("The last answer has no code block");
+                };
+                match self.snippet_language() {
+                    Some(lang) => {
+                        self.pane_focus = false;
+                        self.ask(Ask::SnippetPrefix { lang, code }, String::new());
+                    }
+                    None => self.error(format!(
+                        "Snippets are kept for {}; this buffer is none of them",
+                        crate::snippets::LANGUAGES.join(", ")
+                    )),
                 }
             }
             KeyCode::Char('q') if ctrl(k) => {
@@ -1426,6 +1475,23 @@ impl Editor {
                 }
             }
             Ask::GoTo => self.go_to(&input),
+            Ask::SnippetPrefix { lang, code } => {
+                let prefix = input.trim();
+                if prefix.is_empty() {
+                    return;
+                }
+                let what = "from the assistant";
+                match crate::snippets::save(&self.hub.vfs, lang, prefix, what, &code) {
+                    Ok(file) => self.say(format!(
+                        "Saved the snippet {} in {file}: type it and Tab",
+                        crate::text::escape(prefix)
+                    )),
+                    Err(e) => self.error(format!(
+                        "Not saved: {}",
+                        crate::text::clean_message(&format!("{e:#}"), 300)
+                    )),
+                }
+            }
             Ask::Open if !input.trim().is_empty() => self.open(input.trim()),
             Ask::Open => {}
             Ask::SaveAs => {

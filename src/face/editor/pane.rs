@@ -777,7 +777,7 @@ impl Pane {
             "",
             "Enter sends the question. Ctrl-Y puts the answer's code block into the",
             "file (Tab picks another block). Esc goes back to the text; Ctrl-E",
-            "closes the pane; Ctrl-C stops an answer.",
+            "closes the pane; Ctrl-C stops an answer; Ctrl-S saves the block as a snippet.",
         ];
         let help: Vec<Vec<(usize, usize)>> = if self.entries.is_empty() {
             HELP.iter().map(|l| wrap(l, width)).collect()

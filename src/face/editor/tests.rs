@@ -1390,3 +1390,199 @@ fn find_in_a_big_buffer_runs_beside_the_typing() {
     assert!(!ed.search_pending());
     assert_eq!(ed.buffers[0].selected_text().as_deref(), Some("of many"));
 }
+
+fn shift_tab(ed: &mut Editor) {
+    press(ed, KeyCode::BackTab, KeyModifiers::SHIFT);
+}
+
+#[test]
+fn tab_after_a_prefix_expands_the_snippet_and_stops_fill_mirrors() {
+    let f = fixture();
+    let mut ed = f.editor(&["/a.js"], false);
+    typ(&mut ed, "for");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "for (let i = 0; i < 10; i++) {\n    \n}\n");
+    assert!(ed.in_snippet());
+    // The default of the first stop is selected: typing replaces it and its mirrors.
+    typ(&mut ed, "jk");
+    assert_eq!(text(&ed), "for (let jk = 0; jk < 10; jk++) {\n    \n}\n");
+    key(&mut ed, KeyCode::Backspace);
+    assert_eq!(text(&ed), "for (let j = 0; j < 10; j++) {\n    \n}\n");
+    // Tab: the next stop, its default selected; Shift-Tab goes back.
+    key(&mut ed, KeyCode::Tab);
+    typ(&mut ed, "n");
+    assert_eq!(text(&ed), "for (let j = 0; j < n; j++) {\n    \n}\n");
+    shift_tab(&mut ed);
+    typ(&mut ed, "k");
+    assert_eq!(text(&ed), "for (let k = 0; k < n; k++) {\n    \n}\n");
+    // Tab twice: past the second stop to the final one, where the snippet ends.
+    key(&mut ed, KeyCode::Tab);
+    key(&mut ed, KeyCode::Tab);
+    assert!(!ed.in_snippet());
+    typ(&mut ed, "go();");
+    assert_eq!(text(&ed), "for (let k = 0; k < n; k++) {\n    go();\n}\n");
+    // The expansion and what was typed into its stops are one undo step; typing after
+    // it is one more.
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(text(&ed), "for (let k = 0; k < n; k++) {\n    \n}\n");
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(text(&ed), "for");
+    ctrl_key(&mut ed, 'y');
+    assert_eq!(text(&ed), "for (let k = 0; k < n; k++) {\n    \n}\n");
+}
+
+#[test]
+fn tab_indents_where_no_snippet_is_named_and_esc_or_moving_away_ends_one() {
+    let f = fixture();
+    let mut ed = f.editor(&["/a.py"], false);
+    // Not a prefix (nor part of one): Tab indents as before.
+    typ(&mut ed, "fo");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "fo  ");
+    ctrl_key(&mut ed, 'a');
+    key(&mut ed, KeyCode::Delete);
+    // In a text file, no snippets.
+    let mut txt = f.editor(&["/notes.txt"], false);
+    typ(&mut txt, "def");
+    key(&mut txt, KeyCode::Tab);
+    assert_eq!(text(&txt), "def ");
+    // Indented: the snippet's lines keep the indentation; Esc ends the snippet.
+    typ(&mut ed, "    def");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "    def name(args):\n        pass\n    ");
+    ctrl_key(&mut ed, 'a');
+    key(&mut ed, KeyCode::Delete);
+    typ(&mut ed, "for");
+    key(&mut ed, KeyCode::Tab);
+    key(&mut ed, KeyCode::Esc);
+    assert!(!ed.in_snippet());
+    // After Esc, typing is ordinary: the mirror stays as it was.
+    typ(&mut ed, "s");
+    assert_eq!(text(&ed), "for items in items:\n    print(item)\n");
+    // Moving out of the stop ends it too: typing is then ordinary.
+    ctrl_key(&mut ed, 'a');
+    key(&mut ed, KeyCode::Delete);
+    typ(&mut ed, "for");
+    key(&mut ed, KeyCode::Tab);
+    assert!(ed.in_snippet());
+    key(&mut ed, KeyCode::Down);
+    assert!(!ed.in_snippet());
+}
+
+#[test]
+fn user_snippets_are_read_when_changed_override_built_ins_and_bad_files_are_shown() {
+    let f = fixture();
+    f.hub.vfs.mkdir(&path("/Snippets"), true).expect("mkdir");
+    f.write(
+        "/Snippets/python.toml",
+        "[def]\nbody = \"def ${1:f}():\\n\\treturn $1\\n\"\n",
+    );
+    let mut ed = f.editor(&["/a.py"], false);
+    typ(&mut ed, "def");
+    key(&mut ed, KeyCode::Tab);
+    typ(&mut ed, "g");
+    assert_eq!(text(&ed), "def g():\n    return g\n");
+    // Changed while the editor runs: the next Tab reads it again.
+    f.write("/Snippets/python.toml", "[pp]\nbody = \"print(${1:x})\"\n");
+    ctrl_key(&mut ed, 'a');
+    key(&mut ed, KeyCode::Delete);
+    typ(&mut ed, "pp");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "print(x)");
+    // A broken file: an error on the status line; the built-ins still work.
+    f.write("/Snippets/python.toml", "[pp\nbody = \"\\u{1b}[31m\"\n");
+    ctrl_key(&mut ed, 'a');
+    key(&mut ed, KeyCode::Delete);
+    typ(&mut ed, "def");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "def name(args):\n    pass\n");
+    let msg = ed.message().expect("an error").to_string();
+    assert!(msg.contains("/Snippets/python.toml"), "{msg}");
+    assert!(!msg.contains('\u{1b}'), "{msg}");
+}
+
+#[test]
+fn an_answers_code_block_is_saved_as_a_snippet() {
+    let f = fixture();
+    let mut ed = f.editor(&["/a.sh"], false);
+    let mut pane = pane::Pane::new(&f.hub);
+    pane.blocks = vec!["echo \"$HOME\"\n".into()];
+    ed.pane = Some(pane);
+    ed.pane_focus = true;
+    ctrl_key(&mut ed, 's');
+    typ(&mut ed, "home");
+    key(&mut ed, KeyCode::Enter);
+    assert!(ed.message().unwrap_or("").contains("/Snippets/sh.toml"));
+    typ(&mut ed, "home");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "echo \"$HOME\"\n");
+}
+
+#[test]
+fn adjacent_stops_and_their_mirrors_keep_their_places() {
+    let f = fixture();
+    f.hub.vfs.mkdir(&path("/Snippets"), true).expect("mkdir");
+    f.write(
+        "/Snippets/python.toml",
+        "[adj]\nbody = \"${1:a}${2:b}-$1$2-$0\"\n",
+    );
+    let mut ed = f.editor(&["/a.py"], false);
+    typ(&mut ed, "adj");
+    key(&mut ed, KeyCode::Tab);
+    assert_eq!(text(&ed), "ab-ab-");
+    typ(&mut ed, "xy");
+    assert_eq!(text(&ed), "xyb-xyb-");
+    key(&mut ed, KeyCode::Tab);
+    typ(&mut ed, "z");
+    assert_eq!(text(&ed), "xyz-xyz-");
+    // Back to the first stop: its whole text is selected, and typing at its end does not
+    // run into the second stop.
+    shift_tab(&mut ed);
+    key(&mut ed, KeyCode::End);
+    assert!(!ed.in_snippet(), "End left the stop");
+    ctrl_key(&mut ed, 'z');
+    assert_eq!(text(&ed), "adj");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    #[test]
+    fn whatever_is_typed_at_a_stop_its_mirrors_show_the_same(
+        keys in proptest::collection::vec(0u8..5, 0..24),
+        letters in "[a-z]{24}",
+    ) {
+        let f = fixture();
+        let mut ed = f.editor(&["/a.js"], false);
+        typ(&mut ed, "for");
+        key(&mut ed, KeyCode::Tab);
+        let letters: Vec<char> = letters.chars().collect();
+        for (i, k) in keys.iter().enumerate() {
+            match k {
+                0 | 1 => key(&mut ed, KeyCode::Char(letters[i])),
+                2 => key(&mut ed, KeyCode::Backspace),
+                3 => key(&mut ed, KeyCode::Left),
+                _ => key(&mut ed, KeyCode::Right),
+            }
+            if !ed.in_snippet() {
+                break;
+            }
+            let t = text(&ed);
+            let var = t
+                .strip_prefix("for (let ")
+                .and_then(|r| r.split_once(" = 0; "))
+                .map(|(v, _)| v.to_string())
+                .unwrap_or_else(|| panic!("{t:?}"));
+            proptest::prop_assert_eq!(
+                t,
+                format!("for (let {var} = 0; {var} < 10; {var}++) {{\n    \n}}\n")
+            );
+        }
+        // One Ctrl-Z takes the snippet and all typed into it back (one more first when a
+        // Backspace out of the stop ended it: that is an edit of its own).
+        ctrl_key(&mut ed, 'z');
+        if text(&ed) != "for" {
+            ctrl_key(&mut ed, 'z');
+        }
+        proptest::prop_assert_eq!(text(&ed), "for");
+    }
+}
