@@ -1383,7 +1383,7 @@ fn the_readme_tour_shows_the_prompts_the_shell_prints() {
 fn a_snippet_expands_on_tab_fills_its_mirrors_and_one_ctrl_z_takes_it_back() {
     let h = Home::new();
     h.c("echo '' > /loop.js").success();
-    let mut s = in_terminal(&h, 24, "edit /loop.js");
+    let mut s = in_terminal(&h, 24, "edit --vfs /loop.js");
     let mut sc = Screen::new(24);
     sc.wait(&mut s, "the editor", |t| t.contains("loop.js"));
     typ(&mut s, "for\t");
