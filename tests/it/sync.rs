@@ -1406,9 +1406,9 @@ fn a_deleted_projects_folder_deletes_no_project() {
     );
 }
 
-/// A TCP proxy in front of a server that, while `hold` is set, holds back the first request
+/// A TCP proxy in front of a server that, while `hold` is set, holds back every request
 /// that starts with `ask` (such as `GET /api/blobs/`, a download) until `hold` is cleared:
-/// the client waits there, as on a stalled network.
+/// the client waits there, as on a stalled network; `held` says one is waiting.
 struct Stall {
     url: String,
     ask: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
@@ -1448,11 +1448,12 @@ impl Stall {
                             Ok(n) => n,
                         };
                         let ask = a.lock().unwrap().clone();
-                        if h.load(Ordering::SeqCst)
-                            && !ask.is_empty()
-                            && buf[..n].starts_with(&ask)
-                            && !hd.swap(true, Ordering::SeqCst)
+                        // Every such request waits while the hold lasts (a sync may send
+                        // several at once: letting any through would make what it fetched
+                        // before being cut off a matter of timing).
+                        if h.load(Ordering::SeqCst) && !ask.is_empty() && buf[..n].starts_with(&ask)
                         {
+                            hd.store(true, Ordering::SeqCst);
                             while h.load(Ordering::SeqCst) {
                                 std::thread::sleep(std::time::Duration::from_millis(5));
                             }
