@@ -4167,42 +4167,22 @@ fn the_assistants_options_are_checked_at_start() {
     );
     assert!(err.contains("http://"), "{err}");
     assert!(!err.contains("sk-not-to-be-shown"), "{err}");
-    let err = start(
-        &[
+    // A local API with a model, and one option more.
+    let local = |extra: &[&str]| {
+        let base = [
             "--assistant-url",
             "http://127.0.0.1:9/v1",
             "--assistant-model",
             "m",
-            "--assistant-key-file",
-            "/nonexistent/key",
-        ],
-        &[],
-    );
+        ];
+        start(&[base.as_slice(), extra].concat(), &[])
+    };
+    let err = local(&["--assistant-key-file", "/nonexistent/key"]);
     assert!(err.contains("--assistant-key-file"), "{err}");
-    let err = start(
-        &[
-            "--assistant-url",
-            "http://127.0.0.1:9/v1",
-            "--assistant-model",
-            "m",
-            "--assistant-timeout",
-            "90s",
-        ],
-        &[],
-    );
+    let err = local(&["--assistant-timeout", "90s"]);
     assert!(err.contains("shorter than --idle-timeout"), "{err}");
     // Every relayed answer is bounded: no limit at all is refused.
-    let err = start(
-        &[
-            "--assistant-url",
-            "http://127.0.0.1:9/v1",
-            "--assistant-model",
-            "m",
-            "--assistant-max-answer",
-            "0",
-        ],
-        &[],
-    );
+    let err = local(&["--assistant-max-answer", "0"]);
     assert!(
         err.contains("--assistant-max-answer must be more than 0"),
         "{err}"

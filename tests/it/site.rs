@@ -6,7 +6,7 @@
 //! `cargo test`, run by `.ci/run`.
 
 use crate::common::browser::{Browser, ConsoleEntry, Key};
-use crate::common::server::{call, new_project, session_token, user, Server, PASSWORD};
+use crate::common::server::{call, new_project, put_file, session_token, user, Server, PASSWORD};
 use serde_json::json;
 
 /// A server, a browser, and the directory of the browser's screenshots.
@@ -805,13 +805,7 @@ fn editing(s: &Site) -> (String, String, String) {
     let (name, token, _) = user(url);
     let p = s.project(&token, "edits");
     let content = format!("{url}/api/projects/{p}/files/content?path=a.txt");
-    let (status, _, _) = crate::common::server::raw(
-        "PUT",
-        &format!("{content}&base_version=0"),
-        Some(&token),
-        Some(("application/octet-stream", b"first\n".to_vec())),
-    );
-    assert_eq!(status, 200);
+    assert_eq!(put_file(url, &token, p, "a.txt", b"first\n", 0), 200);
     s.log_in(&name, PASSWORD);
     s.goto(&format!("/project?id={p}"));
     b.wait_for("#files li[data-path='a.txt'] button");
@@ -1406,17 +1400,8 @@ fn folders_upload_download_rename_and_delete_as_a_whole() {
     let p = s.project(&token, "folders");
     // A hostile folder name, made elsewhere: shown as text.
     let hostile = "<img src=x onerror=alert(1)>";
-    let (status, _, _) = crate::common::server::raw(
-        "PUT",
-        &format!(
-            "{url}/api/projects/{p}/files/content?path={}&base_version=0",
-            form_urlencoded::byte_serialize(format!("{hostile}/a.txt").as_bytes())
-                .collect::<String>()
-        ),
-        Some(&token),
-        Some(("application/octet-stream", b"a".to_vec())),
-    );
-    assert_eq!(status, 200);
+    let at = format!("{hostile}/a.txt");
+    assert_eq!(put_file(url, &token, p, &at, b"a", 0), 200);
     // A folder on disk with a folder in it, chosen with "Upload a folder…".
     let disk = s.dir.path().join("site");
     std::fs::create_dir_all(disk.join("css")).unwrap();
@@ -1771,13 +1756,7 @@ fn an_upload_over_files_past_the_first_page_asks_and_replaces_them() {
         } else {
             format!("a/{i:03}.txt")
         };
-        let (status, _, _) = crate::common::server::raw(
-            "PUT",
-            &format!("{url}/api/projects/{p}/files/content?path={path}&base_version=0"),
-            Some(&token),
-            Some(("application/octet-stream", b"old".to_vec())),
-        );
-        assert_eq!(status, 200, "{path}");
+        assert_eq!(put_file(url, &token, p, &path, b"old", 0), 200, "{path}");
     }
     let disk = s.dir.path().join("site");
     std::fs::create_dir_all(&disk).unwrap();
@@ -1836,14 +1815,8 @@ fn their_version_of_a_file_past_the_first_page_saves_without_a_false_conflict() 
     let (name, token, _) = user(url);
     let p = s.project(&token, "big");
     // More files than one page of the listing (500): z.txt is past it.
-    let put = |path: &str, data: &[u8], base: u64| {
-        let (status, _, _) = crate::common::server::raw(
-            "PUT",
-            &format!("{url}/api/projects/{p}/files/content?path={path}&base_version={base}"),
-            Some(&token),
-            Some(("application/octet-stream", data.to_vec())),
-        );
-        assert_eq!(status, 200, "{path}");
+    let put = |path: &str, data: &[u8], base: i64| {
+        assert_eq!(put_file(url, &token, p, path, data, base), 200, "{path}");
     };
     for i in 0..500 {
         put(&format!("a/{i:03}.txt"), b"a", 0);
@@ -1904,13 +1877,8 @@ fn a_folder_rename_cut_short_still_has_the_open_file_follow_what_moved() {
     let p = s.project(&token, "many");
     // More files than one commit of a folder's rename moves (2000).
     for i in 0..2001 {
-        let (status, _, _) = crate::common::server::raw(
-            "PUT",
-            &format!("{url}/api/projects/{p}/files/content?path=d/{i:04}.txt&base_version=0"),
-            Some(&token),
-            Some(("application/octet-stream", b"old\n".to_vec())),
-        );
-        assert_eq!(status, 200);
+        let path = format!("d/{i:04}.txt");
+        assert_eq!(put_file(url, &token, p, &path, b"old\n", 0), 200);
     }
     s.log_in(&name, PASSWORD);
     s.goto(&format!("/project?id={p}"));

@@ -316,6 +316,19 @@ pub fn new_project(url: &str, token: &str, name: &str) -> i64 {
     a.body["data"]["id"].as_i64().unwrap()
 }
 
+/// Writes `data` as the file `path` of `project`, based on version `base` (0: a new file),
+/// as the web pages do (`PUT …/files/content`): the answer's status.
+pub fn put_file(url: &str, token: &str, project: i64, path: &str, data: &[u8], base: i64) -> u16 {
+    let path: String = form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    raw(
+        "PUT",
+        &format!("{url}/api/projects/{project}/files/content?path={path}&base_version={base}"),
+        Some(token),
+        Some(("application/octet-stream", data.to_vec())),
+    )
+    .0
+}
+
 /// Registers a new user on the server at `url`; returns (name, token, id).
 pub fn user(url: &str) -> (String, String, i64) {
     let name = unique("u");

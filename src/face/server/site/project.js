@@ -371,6 +371,7 @@ function draw(text) {
     if (parts[i] !== had) kids[i].replaceWith(lineElement(lines[i], parts[i]));
   }
   shown = { lines, parts };
+  number(lines.length);
   // Scrolled as the field, once the frame lays it out (reading its scroll here would lay
   // out the whole text at once, before the request goes).
   requestAnimationFrame(scrolled);
@@ -464,11 +465,8 @@ async function colour() {
 /** How many lines the numbers beside the editor count. */
 let numbered = 0;
 
-/** Numbers the editor's lines (only when their count changed) and keeps them beside it. */
-function number() {
-  const text = $("text").value;
-  let n = 1;
-  for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n", at + 1)) n++;
+/** Numbers the editor's `n` lines beside it (rewritten only when their count changed). */
+function number(n) {
   if (n !== numbered) {
     numbered = n;
     // One line more, for the room the field's scroll bar takes at its foot.
@@ -544,7 +542,6 @@ async function open(path, force = false) {
   $("text").value = lf;
   $("editor").hidden = false;
   shade();
-  number();
   $("text").focus();
 }
 
@@ -610,7 +607,6 @@ function startEditor() {
   editorKeys($("text"), () => save());
   editorSearch($("text"), $("find"));
   $("text").addEventListener("input", shade);
-  $("text").addEventListener("input", number);
   $("text").addEventListener("scroll", scrolled);
   $("save").addEventListener("click", () => save());
   $("close").addEventListener("click", () => { if (mayDiscard()) closeEditor(); });
