@@ -265,13 +265,26 @@ const RESERVED: &[&str] = &[
 ];
 
 /// `name` as a package name that Cargo, npm and Python all take: ASCII letters and digits
-/// in lower case, words joined by `-` ("My App" and "MyApp" give "my-app"). A name that
-/// gives nothing, starts with a digit or is a reserved word gets `app-` in front.
+/// in lower case, words joined by `-` ("My App" and "MyApp" give "my-app"). Letters outside
+/// ASCII are spelt in ASCII first ("Café Ünï" gives "cafe-uni", "日本" gives "ri-ben"). A
+/// name that gives nothing, starts with a digit or is a reserved word gets `app-` in front.
 pub fn kebab(name: &str) -> String {
     let mut out = String::new();
     let mut gap = false;
     let mut prev_lower = false;
-    for c in name.chars() {
+    // Each character in ASCII: itself, or its transliteration (which may be several
+    // letters, or a word set off by spaces); one that has none is a gap.
+    let ascii = name.chars().flat_map(|c| {
+        let spelt = if c.is_ascii() {
+            None
+        } else {
+            Some(deunicode::deunicode_char(c).unwrap_or(" "))
+        };
+        let own = spelt.is_none().then_some(c);
+        own.into_iter()
+            .chain(spelt.into_iter().flat_map(str::chars))
+    });
+    for c in ascii {
         if c.is_ascii_alphanumeric() {
             if (gap || (prev_lower && c.is_ascii_uppercase())) && !out.is_empty() {
                 out.push('-');
@@ -571,8 +584,12 @@ mod tests {
             ("app", "app"),
             ("a.b  c", "a-b-c"),
             ("HTTPServer2", "httpserver2"),
-            ("Café Ünï", "caf-n"),
-            ("日本", "app"),
+            ("Café Ünï", "cafe-uni"),
+            ("Straße", "strasse"),
+            ("日本", "ri-ben"),
+            ("Ω", "o"),
+            ("\u{1F600}", "grinning"),
+            ("\u{0301}\u{200B}", "app"),
             ("2048", "app-2048"),
             ("test", "app-test"),
             ("Self", "app-self"),
@@ -581,7 +598,16 @@ mod tests {
         ] {
             assert_eq!(kebab(name), want, "{name}");
         }
-        for name in ["My App", "2048", "日本", "test", "a1"] {
+        for name in [
+            "My App",
+            "2048",
+            "日本",
+            "test",
+            "a1",
+            "Café Ünï",
+            "Ω-\u{1F600}",
+            "Ünï 2",
+        ] {
             let k = kebab(name);
             assert!(
                 k.chars()
