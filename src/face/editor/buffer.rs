@@ -645,7 +645,7 @@ impl Buffer {
 
     /// The cursor stop after char index `p`: the end of the grapheme cluster there, or the
     /// start of the next line after a line break.
-    fn next_stop(&self, p: usize) -> usize {
+    pub fn next_stop(&self, p: usize) -> usize {
         let len = self.rope.len_chars();
         if p >= len {
             return len;
@@ -662,7 +662,7 @@ impl Buffer {
     }
 
     /// The cursor stop before char index `p` (as [`Buffer::next_stop`]).
-    fn prev_stop(&self, p: usize) -> usize {
+    pub fn prev_stop(&self, p: usize) -> usize {
         let p = p.min(self.rope.len_chars());
         if p == 0 {
             return 0;

@@ -966,8 +966,9 @@ impl Editor {
                 self.buf().newline();
                 self.edited();
             }
-            Command::Backspace if self.snippet_edit("", 1) => {}
-            Command::Delete if self.snippet_edit("", -1) => {}
+            // In a snippet's stop, a whole grapheme cluster, as outside one.
+            Command::Backspace if self.snippet_erase(true) => {}
+            Command::Delete if self.snippet_erase(false) => {}
             Command::Backspace => {
                 let pairs = self.opts.auto_pairs;
                 let b = self.buf();

@@ -240,6 +240,24 @@ impl Editor {
         self.snippet.is_some()
     }
 
+    /// Backspace (`back`) or Delete at the snippet's stop: the grapheme cluster before or
+    /// after the cursor (an accented letter, an emoji sequence), in the stop and its mirrors.
+    /// False when the cursor is not in the stop.
+    pub(super) fn snippet_erase(&mut self, back: bool) -> bool {
+        let b = &self.buffers[self.current];
+        let cursor = b.cursor();
+        if b.selection().is_some() {
+            return self.snippet_edit("", if back { 1 } else { -1 });
+        }
+        let erase = if back {
+            (cursor - b.prev_stop(cursor)) as isize
+        } else {
+            -((b.next_stop(cursor) - cursor) as isize)
+        };
+        // Nothing to erase (the start or end of the text) erases nothing, in the stop too.
+        erase != 0 && self.snippet_edit("", erase)
+    }
+
     /// Types into the snippet's stop when the cursor is in one; false otherwise.
     pub(super) fn snippet_type(&mut self, c: char) -> bool {
         self.snippet_edit(&c.to_string(), 0)

@@ -1432,6 +1432,41 @@ fn tab_after_a_prefix_expands_the_snippet_and_stops_fill_mirrors() {
 }
 
 #[test]
+fn backspace_and_delete_in_a_stop_take_a_whole_grapheme_cluster_in_every_mirror() {
+    let f = fixture();
+    let mut ed = f.editor(&["/a.js"], false);
+    typ(&mut ed, "for");
+    key(&mut ed, KeyCode::Tab);
+    // An accented letter written as a letter and a combining accent, and a family emoji
+    // (three people joined by zero-width joiners): one cluster each.
+    typ(
+        &mut ed,
+        "xe\u{301}\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}",
+    );
+    let typed = "xe\u{301}\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}";
+    assert_eq!(
+        text(&ed),
+        format!("for (let {typed} = 0; {typed} < 10; {typed}++) {{\n    \n}}\n")
+    );
+    key(&mut ed, KeyCode::Backspace);
+    assert_eq!(
+        text(&ed),
+        "for (let xe\u{301} = 0; xe\u{301} < 10; xe\u{301}++) {\n    \n}\n"
+    );
+    assert!(ed.in_snippet());
+    key(&mut ed, KeyCode::Left);
+    key(&mut ed, KeyCode::Delete);
+    assert_eq!(text(&ed), "for (let x = 0; x < 10; x++) {\n    \n}\n");
+    assert!(ed.in_snippet());
+    key(&mut ed, KeyCode::Backspace);
+    assert_eq!(text(&ed), "for (let  = 0;  < 10; ++) {\n    \n}\n");
+    // Nothing left in the stop: Backspace there is an ordinary one, and ends the snippet.
+    key(&mut ed, KeyCode::Backspace);
+    assert_eq!(text(&ed), "for (let = 0;  < 10; ++) {\n    \n}\n");
+    assert!(!ed.in_snippet());
+}
+
+#[test]
 fn tab_indents_where_no_snippet_is_named_and_esc_or_moving_away_ends_one() {
     let f = fixture();
     let mut ed = f.editor(&["/a.py"], false);
