@@ -19,7 +19,9 @@
 //! publishes it (the `blobs` row and the account's storage total, checked against its
 //! quota). A mismatch is refused with 400; a body larger than `--max-file-size`, over the
 //! quota, too slow, or cut off (the client went away) is refused or dropped; in every such
-//! case the pending chunks are deleted at once. A server that dies mid-upload leaves a
+//! case the pending chunks are deleted at once. A save by path (whose hash is learned at the
+//! end) that goes over the quota is only hashed from there on: the account may hold that
+//! content already (the same text saved again), and then it is taken without storing more. A server that dies mid-upload leaves a
 //! pending row that nothing names: the collector deletes it once it has been silent for
 //! [`ABANDONED`] (a live upload writes a chunk at least every minute or so, the body
 //! timeouts see to that).
@@ -149,6 +151,11 @@ struct Writer {
     /// The account's stored bytes when the upload began, and its quota (0: none).
     used: i64,
     quota: u64,
+    /// Whether the hash was given (a blob upload) or is learned at the end (a save by path).
+    hashless: bool,
+    /// A save by path that went over the quota: the rest is only hashed, and the upload is
+    /// refused at the end unless the account turns out to hold that content already.
+    over: bool,
 }
 
 impl Writer {
@@ -179,15 +186,17 @@ impl Writer {
                 .map_or(0, |r| r.int(0));
             Ok((exists, used))
         })?;
-        if !exists && quota > 0 {
-            if let Some(n) = declared {
-                if (used.max(0) as u64).saturating_add(n) > quota {
-                    return Err(over_quota(quota, used));
-                }
-            }
+        // Over the quota by its declared length: refused at once when the hash is known
+        // (the account does not hold it); without a hash, the content may turn out to be
+        // the account's already, so its body is hashed and the verdict given at the end.
+        let over = !exists
+            && quota > 0
+            && declared.is_some_and(|n| (used.max(0) as u64).saturating_add(n) > quota);
+        if over && hash.is_some() {
+            return Err(over_quota(quota, used));
         }
-        let small = !exists && declared.is_some_and(|n| n <= CHUNK as u64);
-        let content = if exists || small {
+        let small = !exists && !over && declared.is_some_and(|n| n <= CHUNK as u64);
+        let content = if exists || small || over {
             None
         } else {
             let now = unix_now();
@@ -210,6 +219,8 @@ impl Writer {
             seq: 0,
             used,
             quota,
+            hashless: hash.is_none(),
+            over,
         })
     }
 
@@ -229,7 +240,15 @@ impl Writer {
             return Ok(self);
         };
         if self.quota > 0 && (self.used.max(0) as u64).saturating_add(self.size) > self.quota {
-            return Err(over_quota(self.quota, self.used));
+            if !self.hashless {
+                return Err(over_quota(self.quota, self.used));
+            }
+            // Nothing more is stored; what was is given up now (not at the end).
+            self.over = true;
+            if let Some(content) = self.content.take() {
+                discard(&self.app.db, content)?;
+            }
+            return Ok(self);
         }
         let (seq, len, now) = (self.seq, piece.len() as i64, unix_now());
         self.app.db.write(|c| {
@@ -259,6 +278,29 @@ impl Writer {
         let hash = &actual;
         let (user, size, now) = (self.user, self.size as i64, unix_now());
         let quota = self.quota.min(i64::MAX as u64) as i64;
+        if self.over {
+            // Only hashed: accepted when the account holds this content already (a save of
+            // what is stored, near the quota), and touched for the coming commit.
+            let held = self.app.db.write(|c| {
+                Ok(c.one(
+                    "UPDATE blobs SET touched_at = ? WHERE user_id = ? AND hash = ? \
+                     RETURNING size",
+                    &[now.into(), user.into(), hash.as_str().into()],
+                )?
+                .is_some())
+            })?;
+            if !held {
+                let used = self.app.db.read(|c| {
+                    Ok(c.one(
+                        "SELECT storage_bytes FROM users WHERE id = ?",
+                        &[user.into()],
+                    )?
+                    .map_or(0, |r| r.int(0)))
+                })?;
+                return Err(over_quota(self.quota, used));
+            }
+            return Ok((self.size, actual));
+        }
         if let Some(data) = self.small.take() {
             // The content row, its chunk and the blob in one transaction: nothing is
             // visible, or pending, before it commits.
@@ -1079,6 +1121,36 @@ mod tests {
         assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
         assert!(e.message.contains("storage is full"), "{}", e.message);
         assert_eq!(rows(&fresh), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn a_save_by_path_over_the_quota_is_taken_when_the_content_is_held_already() {
+        let held = data(2 * CHUNK + 5);
+        let (_d, app) = app_with(held.len() as u64 + 10);
+        let hash = put(&app, &held);
+        let before = rows(&app);
+        // A save without a hash (the web pages' save by path) of content the account holds:
+        // over the quota by its length, declared or not, yet taken, and nothing more kept.
+        for declared in [Some(held.len() as u64), None] {
+            let w = Writer::start(app.clone(), 1, None, declared).unwrap();
+            let mut body = incoming(held.chunks(CHUNK / 2).map(<[u8]>::to_vec).collect());
+            body.declared = declared;
+            let (size, got) = runtime().block_on(receive(body, 1 << 30, w, None)).unwrap();
+            assert_eq!((size, &got), (held.len() as u64, &hash));
+            assert_eq!(rows(&app), before);
+        }
+        // New content over the quota is still refused, and nothing of it is kept.
+        let new = data(2 * CHUNK + 6);
+        for declared in [Some(new.len() as u64), None] {
+            let w = Writer::start(app.clone(), 1, None, declared).unwrap();
+            let mut body = incoming(new.chunks(CHUNK / 2).map(<[u8]>::to_vec).collect());
+            body.declared = declared;
+            let e = runtime()
+                .block_on(receive(body, 1 << 30, w, None))
+                .unwrap_err();
+            assert_eq!(e.status, StatusCode::INSUFFICIENT_STORAGE);
+            assert_eq!(rows(&app), before);
+        }
     }
 
     /// Stores `content` whole for user 1.
