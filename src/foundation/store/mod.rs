@@ -218,6 +218,12 @@ pub fn is_damage(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Whether `e` is SQLite finding no room left on the disk (SQLITE_FULL): the statement,
+/// and the transaction it was part of, wrote nothing.
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
 /// Makes the file at `path` ready to open: created private to the user when new; an
 /// existing one made private, and checked to look like a database (SQLite takes a file
 /// shorter than a page for an empty database and would start afresh over it).
