@@ -81,6 +81,9 @@ impl Row {
 pub enum DbError {
     #[error("a unique constraint failed")]
     Unique,
+    /// The disk that holds the database has no room left: the transaction wrote nothing.
+    #[error("the database's disk is full")]
+    Full,
     #[error("{0}")]
     Other(String),
 }
@@ -89,6 +92,16 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
             DbError::Unique => ApiError::conflict("Already exists"),
+            DbError::Full => {
+                // The operator's to fix: said in the log, as a fault of the server is.
+                super::log::event(serde_json::json!({"level": "error",
+                    "msg": "the database's disk is full: writes are refused until space is freed"}));
+                ApiError::new(
+                    axum::http::StatusCode::INSUFFICIENT_STORAGE,
+                    "The server's disk is full, so nothing was changed: try again later",
+                )
+                .with_code("disk_full")
+            }
             DbError::Other(m) => ApiError::internal(m),
         }
     }
@@ -587,6 +600,9 @@ fn sqlite_err(e: rusqlite::Error) -> DbError {
                 && matches!(f.extended_code, 2067 | 1555) =>
         {
             DbError::Unique
+        }
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+            DbError::Full
         }
         _ => DbError::Other(format!("SQLite: {e}")),
     }
