@@ -107,6 +107,27 @@ fn a_snippet_file_written_on_a_full_disk_keeps_its_old_content() {
     assert_eq!(h.out("cat /Snippets/rust.toml"), new);
 }
 
+#[test]
+fn an_alias_kept_on_a_full_disk_is_refused_in_words() {
+    let h = Home::new();
+    let Some(small) = SmallFs::mount(h.path(), 2 << 20) else {
+        return;
+    };
+    h.c("alias la='ls -a'").success();
+    let filler = small.fill(0);
+    let out = h.cmd().args(["-c", "alias ll=ls"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err,
+        "alias: the disk holding the state store is full: free some space and try again\n"
+    );
+    std::fs::remove_file(filler).unwrap();
+    h.c("alias ll=ls").success();
+    let listed = h.out("alias");
+    assert!(listed.contains("la=") && listed.contains("ll="), "{listed}");
+}
+
 #[cfg(feature = "server")]
 mod server {
     use super::SmallFs;

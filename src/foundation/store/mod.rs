@@ -218,6 +218,10 @@ pub fn is_damage(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// What a write the store's disk had no room for is told as.
+pub const DISK_FULL: &str =
+    "the disk holding the state store is full: free some space and try again";
+
 /// Whether `e` is SQLite finding no room left on the disk (SQLITE_FULL): the statement,
 /// and the transaction it was part of, wrote nothing.
 pub fn is_disk_full(e: &rusqlite::Error) -> bool {

@@ -60,7 +60,7 @@ pub enum VfsError {
     Store(rusqlite::Error),
     /// A write to the stored tree that the disk had no room for; its transaction was rolled
     /// back, so nothing of it was kept.
-    #[error("the disk holding the state store is full: free some space and try again")]
+    #[error("{}", crate::store::DISK_FULL)]
     Full,
 }
 
