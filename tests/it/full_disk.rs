@@ -352,4 +352,40 @@ mod server {
         );
         assert_eq!(content(&url, &token, project, "a.txt"), large);
     }
+
+    #[test]
+    fn a_server_started_on_a_full_disk_says_the_disk_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(small) = SmallFs::mount(dir.path(), 1 << 20) else {
+            return;
+        };
+        let db = format!("sqlite:{}", dir.path().join("server.db").display());
+        // Made, then stopped: SQLite's journal goes with the last connection, and starting
+        // again needs room for it.
+        let mut s = Server::start(Some(&db), &[]);
+        s.terminate();
+        let filler = small.fill(0);
+        let start = || {
+            std::process::Command::new(crate::common::BIN)
+                .args([
+                    "server",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--quiet",
+                    "--database",
+                    &db,
+                ])
+                .env_remove("VALYXO_DATABASE_URL")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let out = start();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("the disk holding it is full"), "{err}");
+        std::fs::remove_file(filler).unwrap();
+        Server::start(Some(&db), &[]);
+    }
 }
