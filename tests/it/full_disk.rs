@@ -128,6 +128,26 @@ fn an_alias_kept_on_a_full_disk_is_refused_in_words() {
     assert!(listed.contains("la=") && listed.contains("ll="), "{listed}");
 }
 
+#[test]
+fn a_store_too_full_to_open_says_the_disk_is_full() {
+    let h = Home::new();
+    let Some(small) = SmallFs::mount(h.path(), 1 << 20) else {
+        return;
+    };
+    h.c("echo kept > /keep.txt").success();
+    // SQLite's shared memory and journal, made again when the store is next opened (as
+    // after a copy of the home, which leaves them out), need room beside it.
+    for f in ["valyxo.db-shm", "valyxo.db-wal"] {
+        let _ = std::fs::remove_file(h.path().join(f));
+    }
+    let filler = small.fill(0);
+    h.c("cat /keep.txt").code(1).stderr(contains(
+        "the disk holding it is full (SQLite needs some room beside it to open it)",
+    ));
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(h.out("cat /keep.txt"), "kept\n");
+}
+
 #[cfg(feature = "server")]
 mod server {
     use super::SmallFs;

@@ -583,7 +583,7 @@ impl Sqlite {
         // One connection first, so a damaged file is reported at once rather than after
         // the pool's wait.
         r2d2::ManageConnection::connect(&manager).map_err(|e| {
-            if no_room_beside(&path) {
+            if crate::os::no_room_beside(&path) {
                 anyhow::anyhow!(
                     "cannot open {}: the disk holding it is full (SQLite needs some room \
                      beside it to open it): free some space and try again",
@@ -600,26 +600,6 @@ impl Sqlite {
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
         Ok(Sqlite { pool, path })
     }
-}
-
-/// Whether the file system that holds the file `path` has no room left for SQLite's
-/// journal and shared memory (under 64 KiB free).
-fn no_room_beside(path: &std::path::Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let Ok(dir) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: statvfs fills the struct it is given; zeroes are a valid value of it.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid NUL-terminated path and a struct to fill.
-    if unsafe { libc::statvfs(dir.as_ptr(), &mut st) } != 0 {
-        return false;
-    }
-    (st.f_bavail as u128) * (st.f_frsize as u128) < 64 << 10
 }
 
 fn sqlite_err(e: rusqlite::Error) -> DbError {

@@ -297,6 +297,14 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         prepare_file(path)?;
         let damaged = |e: anyhow::Error| -> anyhow::Error {
+            if !is_damage(e.as_ref()) && crate::os::no_room_beside(path) {
+                // SQLite's own words ("disk I/O error") would not say what to do.
+                return anyhow::anyhow!(
+                    "cannot open the state store {}: the disk holding it is full (SQLite \
+                     needs some room beside it to open it): free some space and try again",
+                    path.display()
+                );
+            }
             if is_damage(e.as_ref()) {
                 Damaged {
                     path: path.display().to_string(),
