@@ -24,8 +24,8 @@ fn project(h: &Home, name: &str) -> Option<Vec<String>> {
     let a = h
         .cmd()
         .args(["-c", &format!("find /Projects/{name}")])
-        .output();
-    let a = a.unwrap();
+        .output()
+        .unwrap();
     if !a.status.success() {
         return None;
     }
