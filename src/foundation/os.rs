@@ -1,5 +1,6 @@
 //! Calls to the operating system (foundation), in one place: this machine's name, whether a
-//! process exists, the width of the terminal on standard output, and replacing a file whole.
+//! process exists, the width of the terminal on standard output, replacing a file whole, and
+//! the room left on a file system.
 
 use std::io::IsTerminal;
 
@@ -68,6 +69,30 @@ pub fn stdout_width() -> Option<usize> {
         .ok()
         .map(|(w, _)| usize::from(w))
         .filter(|w| *w > 0)
+}
+
+/// Bytes this user may still write on the file system that holds `path` (None when the
+/// system cannot say).
+pub fn free_space(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs fills the struct it is given; zeroes are a valid value of it.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and a struct to fill.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Whether the file system that holds the file `path` has too little room left for SQLite
+/// to open it (its journal and shared memory need some beside it).
+pub fn no_room_beside(path: &std::path::Path) -> bool {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    free_space(dir).is_some_and(|n| n < 64 << 10)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod connections;
 mod crash;
 #[cfg(feature = "server")]
 mod examples;
+mod full_disk;
 mod grep_vs_rg;
 mod look;
 mod manuals;

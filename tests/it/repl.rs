@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::pty::{spawn, Pty};
+use common::small_fs::SmallFs;
 use common::Home;
 use predicates::prelude::PredicateBooleanExt;
 use rexpect::process::WaitStatus;
@@ -1377,6 +1378,32 @@ fn the_readme_tour_shows_the_prompts_the_shell_prints() {
     s.exp_string(PROMPT).expect("the prompt after the tour");
     s.send_line("exit").unwrap();
     assert_eq!(exit_code(&mut s), 0);
+}
+
+#[test]
+fn a_save_on_a_full_disk_says_so_and_keeps_the_text_to_save_once_there_is_room() {
+    let h = Home::new();
+    let Some(small) = SmallFs::mount(h.path(), 2 << 20) else {
+        return;
+    };
+    h.c("echo old > /note.txt").success();
+    let mut s = in_terminal(&h, 24, "edit --vfs /note.txt");
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the editor", |t| t.contains("note.txt"));
+    let filler = small.fill(0);
+    typ(&mut s, "new ");
+    typ(&mut s, "\x13"); // Ctrl-S
+    sc.wait(&mut s, "the refusal", |t| {
+        t.contains("cannot save /note.txt: the disk holding the state store is full")
+    });
+    assert_eq!(h.out("cat /note.txt"), "old\n");
+    // The text is still there to save once there is room.
+    std::fs::remove_file(filler).unwrap();
+    typ(&mut s, "\x13");
+    sc.wait(&mut s, "the save", |t| t.contains("Saved /note.txt"));
+    typ(&mut s, "\x11"); // Ctrl-Q
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(h.out("cat /note.txt"), "new old\n");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use common::small_fs::SmallFs;
 use common::{host_dir, Home};
 use predicates::str::contains;
 use std::fs;
@@ -714,45 +715,10 @@ fn a_mounted_folder_made_again_is_used_and_one_moved_away_is_refused() {
     assert_eq!(names(&d), ["a", "c", "z"]);
 }
 
-/// A small tmpfs mounted for a test, unmounted when dropped.
-struct SmallFs(std::ffi::CString);
-
-impl SmallFs {
-    /// Mounts a tmpfs of `bytes` at `at`; `None` where this process may not mount.
-    fn mount(at: &std::path::Path, bytes: usize) -> Option<SmallFs> {
-        use std::os::unix::ffi::OsStrExt;
-        let target = std::ffi::CString::new(at.as_os_str().as_bytes()).unwrap();
-        let opts = std::ffi::CString::new(format!("size={bytes}")).unwrap();
-        // SAFETY: valid NUL-terminated strings for the call's duration.
-        let r = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                opts.as_ptr().cast(),
-            )
-        };
-        (r == 0).then_some(SmallFs(target))
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        // SAFETY: a valid NUL-terminated path.
-        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
 #[test]
 fn a_full_disk_leaves_a_file_saved_in_place_whole() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small file system needs root");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let Some(_small) = SmallFs::mount(dir.path(), 64 << 10) else {
-        eprintln!("skipped: this process may not mount a tmpfs");
         return;
     };
     let d = dir.path();

@@ -531,10 +531,27 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// An error caused by SQLite finding the store's disk full, in words: what was being done,
+/// then that the disk is full, without SQLite's own text and error code.
+fn full_disk_text(e: &anyhow::Error) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in e.chain() {
+        if c.downcast_ref::<rusqlite::Error>()
+            .is_some_and(crate::store::is_disk_full)
+        {
+            parts.push(crate::store::DISK_FULL.to_string());
+            return Some(parts.join(": "));
+        }
+        parts.push(c.to_string());
+    }
+    None
+}
+
 /// An error as the terminal shows it: its causes, cleaned of escapes and cut when very long,
 /// with what to do when the store turns out to be damaged.
 pub fn error_text(e: &anyhow::Error) -> String {
-    let mut text = crate::text::clean_message(&format!("{e:#}"), crate::text::MESSAGE_MAX);
+    let text = full_disk_text(e).unwrap_or_else(|| format!("{e:#}"));
+    let mut text = crate::text::clean_message(&text, crate::text::MESSAGE_MAX);
     if crate::store::is_damage(e.as_ref()) && !text.contains("valyxo doctor") {
         text.push_str(
             "\nThe state store is damaged: run 'valyxo doctor' from the host shell (it checks \

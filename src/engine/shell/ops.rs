@@ -50,7 +50,12 @@ pub fn rename(sh: &mut Session, from: &VPath, to: &VPath, shown: &str) -> Result
 pub fn strip_path(e: &VfsError) -> String {
     let s = e.to_string();
     match s.split_once(": ") {
-        Some((_, rest)) if !matches!(e, VfsError::Invalid(_) | VfsError::Store(_)) => {
+        Some((_, rest))
+            if !matches!(
+                e,
+                VfsError::Invalid(_) | VfsError::Store(_) | VfsError::Full
+            ) =>
+        {
             rest.to_string()
         }
         _ => s,

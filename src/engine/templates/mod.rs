@@ -10,7 +10,7 @@
 pub mod render;
 
 use crate::hub::Hub;
-use crate::vfs::{Kind, VPath};
+use crate::vfs::{Kind, VPath, VfsError};
 use anyhow::{anyhow, bail, Context, Result};
 
 /// Where `new` makes projects.
@@ -459,25 +459,68 @@ pub fn create(
     use chrono::Datelike;
     let vars = Vars::new(name, author, chrono::Local::now().year());
     let files = files(hub, template, &vars)?;
-    let write = || -> Result<()> {
-        hub.vfs.mkdir(&dir, true)?;
-        for (names, data) in &files {
-            let p = dir.join_names(names);
-            if let Some(parent) = p.parent() {
-                hub.vfs.mkdir(&parent, true)?;
+    let mounted = hub
+        .vfs
+        .mounts()
+        .iter()
+        .any(|m| m.vpath.starts_with(&dir) || dir.starts_with(&m.vpath));
+    if !mounted {
+        // In the stored tree, all of it in one transaction: made whole or not at all, even
+        // when the disk fills up half way (where removing what was made could fail too).
+        let mut at = None;
+        let made = hub.vfs.batch(|b| {
+            b.mkdir_all(&dir)?;
+            for (names, data) in &files {
+                let p = dir.join_names(names);
+                at = Some(p.clone());
+                b.write(&p, data)?;
             }
-            hub.vfs
-                .write(&p, data)
-                .with_context(|| crate::text::escape(&p.display_tilde()).into_owned())?;
+            Ok(())
+        });
+        if let Err(e) = made {
+            let what = if existed {
+                format!("{shown} is as it was: none of the template's files were written")
+            } else {
+                format!("{shown} was not made")
+            };
+            // The file it failed on, unless the store as a whole failed (a full disk).
+            let e = match at {
+                Some(p) if !matches!(e, VfsError::Full | VfsError::Store(_)) => {
+                    anyhow::Error::new(e)
+                        .context(crate::text::escape(&p.display_tilde()).into_owned())
+                }
+                _ => anyhow::Error::new(e),
+            };
+            return Err(e.context(what));
         }
-        Ok(())
-    };
-    if let Err(e) = write() {
-        // A folder made here is not left half written.
-        if !existed {
-            let _ = hub.vfs.remove(&dir, true);
+    } else {
+        let write = || -> Result<()> {
+            hub.vfs.mkdir(&dir, true)?;
+            for (names, data) in &files {
+                let p = dir.join_names(names);
+                if let Some(parent) = p.parent() {
+                    hub.vfs.mkdir(&parent, true)?;
+                }
+                hub.vfs
+                    .write(&p, data)
+                    .with_context(|| crate::text::escape(&p.display_tilde()).into_owned())?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
+            // A folder made here is not left half written; if it cannot be removed
+            // either, the error says what was left.
+            if !existed {
+                if let Err(left) = hub.vfs.remove(&dir, true) {
+                    return Err(e.context(format!(
+                        "{shown} was left half made and could not be removed ({left}): \
+                         remove it with 'rm -r {}'",
+                        crate::text::shell_quote(&dir.to_string())
+                    )));
+                }
+            }
+            return Err(e);
         }
-        return Err(e);
     }
     let mut next = vec![format!("cd ~/Projects/{}", crate::text::shell_quote(name))];
     match template {

@@ -81,6 +81,9 @@ impl Row {
 pub enum DbError {
     #[error("a unique constraint failed")]
     Unique,
+    /// The disk that holds the database has no room left: the transaction wrote nothing.
+    #[error("the database's disk is full")]
+    Full,
     #[error("{0}")]
     Other(String),
 }
@@ -89,6 +92,16 @@ impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
             DbError::Unique => ApiError::conflict("Already exists"),
+            DbError::Full => {
+                // The operator's to fix: said in the log, as a fault of the server is.
+                super::log::event(serde_json::json!({"level": "error",
+                    "msg": "the database's disk is full: writes are refused until space is freed"}));
+                ApiError::new(
+                    axum::http::StatusCode::INSUFFICIENT_STORAGE,
+                    "The server's disk is full, so nothing was changed: try again later",
+                )
+                .with_code("disk_full")
+            }
             DbError::Other(m) => ApiError::internal(m),
         }
     }
@@ -569,8 +582,17 @@ impl Sqlite {
         let manager = SqliteManager { path: path.clone() };
         // One connection first, so a damaged file is reported at once rather than after
         // the pool's wait.
-        r2d2::ManageConnection::connect(&manager)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        r2d2::ManageConnection::connect(&manager).map_err(|e| {
+            if crate::os::no_room_beside(&path) {
+                anyhow::anyhow!(
+                    "cannot open {}: the disk holding it is full (SQLite needs some room \
+                     beside it to open it): free some space and try again",
+                    path.display()
+                )
+            } else {
+                anyhow::anyhow!("cannot open {}: {e}", path.display())
+            }
+        })?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .connection_timeout(Duration::from_secs(30))
@@ -587,6 +609,9 @@ fn sqlite_err(e: rusqlite::Error) -> DbError {
                 && matches!(f.extended_code, 2067 | 1555) =>
         {
             DbError::Unique
+        }
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
+            DbError::Full
         }
         _ => DbError::Other(format!("SQLite: {e}")),
     }

@@ -24,7 +24,10 @@ fn reason(status: u16) -> &'static str {
         502 => "the service the server relays to (the assistant's API) failed or refused",
         503 => "the database is busy or unreachable",
         504 => "the service the server relays to (the assistant's API) did not answer in time",
-        507 => "the account's storage quota is full (see quota)",
+        507 => {
+            "the account's storage quota is full (see quota), or the server's disk is \
+             (code disk_full: nothing was changed; try again later)"
+        }
         _ => "failure",
     }
 }

@@ -750,6 +750,10 @@ pub fn errors(r: &Route) -> Vec<u16> {
         // The database is busy or failed.
         add(500);
         add(503);
+        if r.method != "GET" {
+            // A write the database's disk has no room for.
+            add(507);
+        }
     }
     e.sort_unstable();
     e

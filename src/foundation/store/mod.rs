@@ -218,6 +218,16 @@ pub fn is_damage(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// What a write the store's disk had no room for is told as.
+pub const DISK_FULL: &str =
+    "the disk holding the state store is full: free some space and try again";
+
+/// Whether `e` is SQLite finding no room left on the disk (SQLITE_FULL): the statement,
+/// and the transaction it was part of, wrote nothing.
+pub fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
+}
+
 /// Makes the file at `path` ready to open: created private to the user when new; an
 /// existing one made private, and checked to look like a database (SQLite takes a file
 /// shorter than a page for an empty database and would start afresh over it).
@@ -287,6 +297,14 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         prepare_file(path)?;
         let damaged = |e: anyhow::Error| -> anyhow::Error {
+            if !is_damage(e.as_ref()) && crate::os::no_room_beside(path) {
+                // SQLite's own words ("disk I/O error") would not say what to do.
+                return anyhow::anyhow!(
+                    "cannot open the state store {}: the disk holding it is full (SQLite \
+                     needs some room beside it to open it): free some space and try again",
+                    path.display()
+                );
+            }
             if is_damage(e.as_ref()) {
                 Damaged {
                     path: path.display().to_string(),

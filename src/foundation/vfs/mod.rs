@@ -57,7 +57,21 @@ pub enum VfsError {
     #[error("{0}")]
     Invalid(String),
     #[error("state store: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(rusqlite::Error),
+    /// A write to the stored tree that the disk had no room for; its transaction was rolled
+    /// back, so nothing of it was kept.
+    #[error("{}", crate::store::DISK_FULL)]
+    Full,
+}
+
+impl From<rusqlite::Error> for VfsError {
+    fn from(e: rusqlite::Error) -> VfsError {
+        if crate::store::is_disk_full(&e) {
+            VfsError::Full
+        } else {
+            VfsError::Store(e)
+        }
+    }
 }
 
 pub type VResult<T> = Result<T, VfsError>;

@@ -202,7 +202,8 @@ pub struct Failure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<u64>,
     /// What failed, for a client to act on: `highlight_session_lost` (409 of
-    /// `/api/highlight`: send the whole text again).
+    /// `/api/highlight`: send the whole text again), `disk_full` (507: the server's disk
+    /// had no room for a write, so nothing was changed; try again later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }

@@ -7,6 +7,7 @@ pub mod balancer;
 pub mod browser;
 pub mod pty;
 pub mod server;
+pub mod small_fs;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_valyxo");
 
