@@ -81,14 +81,22 @@ impl Row {
 pub enum DbError {
     #[error("a unique constraint failed")]
     Unique,
+    /// A statement ran past the statement timeout, or waited past the lock timeout
+    /// (`--statement-timeout`); on SQLite, it waited past the busy timeout.
+    #[error("the database took too long to answer")]
+    Timeout,
     #[error("{0}")]
     Other(String),
 }
+
+/// The answer to a statement that hit the statement timeout.
+const TOO_LONG: &str = "The database took too long to answer; try again in a moment";
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
             DbError::Unique => ApiError::conflict("Already exists"),
+            DbError::Timeout => ApiError::unavailable(TOO_LONG).retry(1),
             DbError::Other(m) => ApiError::internal(m),
         }
     }
@@ -181,13 +189,22 @@ pub struct Db {
 
 impl Db {
     /// Opens `url`: `sqlite:PATH` (or a bare path) or `postgres://…`, and brings the schema
-    /// up to date.
+    /// up to date, with the default statement timeout.
     pub fn open(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+        Db::open_with(url, pool_size, STATEMENT_TIMEOUT)
+    }
+
+    /// [`Db::open`] with `statement_timeout`, the longest one statement may run or wait for
+    /// a lock (`--statement-timeout`): on PostgreSQL its `statement_timeout` and
+    /// `lock_timeout`, on SQLite its busy timeout (SQLite cannot stop a statement that
+    /// runs, but all its waiting is for the lock of another writer). A statement past it
+    /// fails, answered with 503.
+    pub fn open_with(url: &str, pool_size: u32, statement_timeout: Duration) -> anyhow::Result<Db> {
         let path = sqlite_path(url);
         let postgres = path.is_none();
         let backend: Box<dyn Backend> = match path {
-            None => Box::new(Postgres::open(url, pool_size)?),
-            Some(path) => Box::new(Sqlite::open(path, pool_size)?),
+            None => Box::new(Postgres::open(url, pool_size, statement_timeout)?),
+            Some(path) => Box::new(Sqlite::open(path, pool_size, statement_timeout)?),
         };
         let db = Db { backend, postgres };
         db.migrate()
@@ -322,6 +339,13 @@ impl Db {
         let postgres = self.postgres;
         self.write(|c| {
             if postgres {
+                // A migration may take long on a large database, as may the wait for
+                // another server's: no statement timeout in this transaction.
+                c.query(
+                    "SELECT set_config('statement_timeout', '0', true), \
+                     set_config('lock_timeout', '0', true)",
+                    &[],
+                )?;
                 // Several servers may start at once against one database.
                 c.query("SELECT pg_advisory_xact_lock(7290561)", &[])?;
             }
@@ -361,6 +385,9 @@ impl Db {
         })
     }
 }
+
+/// How long one statement may run or wait for a lock unless told (`--statement-timeout`).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The file of a `sqlite:PATH` (or bare path) database URL; None for PostgreSQL.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
@@ -533,6 +560,8 @@ ALTER TABLE users ADD COLUMN theme TEXT NOT NULL DEFAULT ''
 
 struct SqliteManager {
     path: PathBuf,
+    /// How long a statement waits for another connection's lock (`--statement-timeout`).
+    busy: Duration,
 }
 
 impl r2d2::ManageConnection for SqliteManager {
@@ -541,7 +570,7 @@ impl r2d2::ManageConnection for SqliteManager {
 
     fn connect(&self) -> Result<rusqlite::Connection, rusqlite::Error> {
         let c = rusqlite::Connection::open(&self.path)?;
-        c.busy_timeout(Duration::from_secs(10))?;
+        c.busy_timeout(self.busy)?;
         c.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )?;
@@ -561,12 +590,15 @@ struct Sqlite {
 }
 
 impl Sqlite {
-    fn open(path: PathBuf, pool_size: u32) -> anyhow::Result<Sqlite> {
+    fn open(path: PathBuf, pool_size: u32, busy: Duration) -> anyhow::Result<Sqlite> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
-        let manager = SqliteManager { path: path.clone() };
+        let manager = SqliteManager {
+            path: path.clone(),
+            busy,
+        };
         // One connection first, so a damaged file is reported at once rather than after
         // the pool's wait.
         r2d2::ManageConnection::connect(&manager)
@@ -587,6 +619,15 @@ fn sqlite_err(e: rusqlite::Error) -> DbError {
                 && matches!(f.extended_code, 2067 | 1555) =>
         {
             DbError::Unique
+        }
+        // Another connection held the lock past the busy timeout.
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            DbError::Timeout
         }
         _ => DbError::Other(format!("SQLite: {e}")),
     }
@@ -720,7 +761,10 @@ struct Wire {
 }
 
 impl PgConn {
-    fn open(config: &pg::Config) -> Result<PgConn, DbError> {
+    /// Connects; with a `timeout`, sets the session's `statement_timeout` and
+    /// `lock_timeout` to it (after connecting rather than as startup options, which a
+    /// connection pooler such as PgBouncer may refuse).
+    fn open(config: &pg::Config, timeout: Option<Duration>) -> Result<PgConn, DbError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -728,7 +772,7 @@ impl PgConn {
         let (client, driver) = rt
             .block_on(config.connect(pg::NoTls))
             .map_err(|e| DbError::Other(format!("{:#}", anyhow::Error::from(e))))?;
-        Ok(PgConn {
+        let mut conn = PgConn {
             client,
             statements: Default::default(),
             wire: Wire {
@@ -736,7 +780,17 @@ impl PgConn {
                 broken: false,
                 rt,
             },
-        })
+        };
+        if let Some(timeout) = timeout {
+            // PostgreSQL takes at most i32::MAX milliseconds (24 days); 0 would mean none.
+            let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+            // The lock timeout is no longer than the statement's: a statement that waits
+            // for a lock stops at the same moment, with an error that says so.
+            let set = format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}");
+            let PgConn { client, wire, .. } = &mut conn;
+            wire.drive(client.batch_execute(&set))?;
+        }
+        Ok(conn)
     }
 }
 
@@ -792,6 +846,8 @@ impl Wire {
 
 struct PgManager {
     config: pg::Config,
+    /// Every pooled connection's `statement_timeout` and `lock_timeout`.
+    timeout: Duration,
 }
 
 impl r2d2::ManageConnection for PgManager {
@@ -799,7 +855,7 @@ impl r2d2::ManageConnection for PgManager {
     type Error = DbError;
 
     fn connect(&self) -> Result<PgConn, DbError> {
-        PgConn::open(&self.config)
+        PgConn::open(&self.config, Some(self.timeout))
     }
     fn is_valid(&self, c: &mut PgConn) -> Result<(), DbError> {
         if c.wire.open() && !c.client.is_closed() {
@@ -821,7 +877,7 @@ struct Postgres {
 }
 
 impl Postgres {
-    fn open(url: &str, pool_size: u32) -> anyhow::Result<Postgres> {
+    fn open(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<Postgres> {
         let mut config: pg::Config = url
             .parse()
             .map_err(|e| anyhow::anyhow!("bad PostgreSQL URL: {e}"))?;
@@ -842,7 +898,7 @@ impl Postgres {
         );
         // Without TLS, as before: `sslmode=require` in the URL is refused, the default
         // (`prefer`) connects in the clear.
-        let manager = PgManager { config };
+        let manager = PgManager { config, timeout };
         // One connection first, so a wrong address or password is reported at once.
         let first = r2d2::ManageConnection::connect(&manager)
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {e}"))?;
@@ -885,14 +941,20 @@ fn plain_select(sql: &str) -> bool {
 }
 
 fn pg_err(e: pg::Error) -> DbError {
-    if e.code() == Some(&pg::error::SqlState::UNIQUE_VIOLATION) {
-        DbError::Unique
-    } else {
-        match e.as_db_error() {
-            // The server's own words: the error's Display alone says only "db error".
-            Some(db) => DbError::Other(format!("PostgreSQL: {}: {}", db.severity(), db.message())),
-            None => DbError::Other(format!("PostgreSQL: {e}")),
+    use pg::error::SqlState;
+    // The server's own words: the error's Display alone says only "db error".
+    let words = match e.as_db_error() {
+        Some(db) => format!("PostgreSQL: {}: {}", db.severity(), db.message()),
+        None => format!("PostgreSQL: {e}"),
+    };
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => DbError::Unique,
+        // `statement_timeout` and `lock_timeout` (an administrator's pg_cancel_backend
+        // reads the same: the statement was stopped, and may be tried again).
+        Some(c) if *c == SqlState::QUERY_CANCELED || *c == SqlState::LOCK_NOT_AVAILABLE => {
+            DbError::Timeout
         }
+        _ => DbError::Other(words),
     }
 }
 
@@ -1528,6 +1590,22 @@ mod tests {
     }
 
     #[test]
+    fn a_sqlite_write_waiting_past_the_statement_timeout_is_answered_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let url = format!("sqlite:{}", path.display());
+        let db = Db::open_with(&url, 1, Duration::from_millis(100)).unwrap();
+        // Another process writes and does not let go.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let e = db.write(|c| Ok(add_user(c, "late")?)).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, TOO_LONG);
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(db.write(|c| Ok(add_user(c, "late")?)).unwrap(), 1);
+    }
+
+    #[test]
     fn only_plain_selects_run_without_a_transaction() {
         assert!(plain_select("  select a FROM t WHERE b = $1"));
         for sql in [
@@ -1704,5 +1782,20 @@ mod tests {
         assert!(e.message.contains("PostgreSQL"), "{}", e.message);
         let last = pid(&db).unwrap();
         assert!(last != now && last != first);
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn a_postgres_statement_past_its_timeout_is_answered_503() {
+        let url = std::env::var("VALYXO_TEST_POSTGRES").unwrap();
+        let db = Db::open_with(&url, 1, Duration::from_millis(200)).unwrap();
+        let e = db
+            .read(|c| Ok(c.query("SELECT pg_sleep(5)", &[])?))
+            .unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, TOO_LONG);
+        // The connection goes on serving.
+        let n = db.read(|c| Ok(c.one("SELECT 7", &[])?.unwrap().int(0)));
+        assert_eq!(n.unwrap(), 7);
     }
 }
