@@ -85,6 +85,10 @@ pub enum DbError {
     /// (`--statement-timeout`); on SQLite, it waited past the busy timeout.
     #[error("the database took too long to answer")]
     Timeout,
+    /// The connection ended under the statement (the database restarted, or an
+    /// administrator ended the session). The transaction it was in did not commit.
+    #[error("{0}")]
+    Lost(String),
     #[error("{0}")]
     Other(String),
 }
@@ -92,11 +96,20 @@ pub enum DbError {
 /// The answer to a statement that hit the statement timeout.
 const TOO_LONG: &str = "The database took too long to answer; try again in a moment";
 
+/// The answer when the connection ended as a transaction's COMMIT was sent.
+const LOST_AT_COMMIT: &str = "The connection to the database was lost while saving, so the \
+     change may or may not have been saved; check before trying again";
+
+/// The answer when the connection to the database ended under a request, twice (the
+/// request is tried once more on a fresh connection first, see `Postgres::transaction`).
+const LOST: &str = "The connection to the database was lost; try again in a moment";
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
             DbError::Unique => ApiError::conflict("Already exists"),
             DbError::Timeout => ApiError::unavailable(TOO_LONG).retry(1),
+            DbError::Lost(_) => ApiError::unavailable(LOST).retry(1),
             DbError::Other(m) => ApiError::internal(m),
         }
     }
@@ -232,10 +245,14 @@ impl Db {
         self.backend.pool_use()
     }
 
+    /// Runs `f` in a transaction. `f` may be run twice: on PostgreSQL, a transaction whose
+    /// connection ended before its COMMIT was sent is run again on a fresh connection
+    /// (`Postgres::transaction`), so `f` does nothing outside the database that a second
+    /// run would repeat.
     fn run<T>(
         &self,
         write: bool,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, ApiError>,
+        mut f: impl FnMut(&mut dyn Conn) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let guard = match GATE.with(|g| g.borrow_mut().take()) {
             Some(Gate::Pending(guard)) => Some(guard),
@@ -258,10 +275,8 @@ impl Db {
         if guard.is_some() {
             GATE.with(|g| *g.borrow_mut() = Some(Gate::InFlight));
         }
-        let mut f = Some(f);
         let mut out = None;
         let done = self.backend.transaction(write, carried.as_mut(), &mut |c| {
-            let f = f.take().expect("a transaction runs its body once");
             out = Some(f(c)?);
             Ok(())
         });
@@ -319,18 +334,18 @@ impl Db {
         }
     }
 
-    /// A read-only transaction.
+    /// A read-only transaction. `f` may run twice (see [`Db::run`]).
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, ApiError>,
+        f: impl FnMut(&mut dyn Conn) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         self.run(false, f)
     }
 
-    /// A transaction that writes.
+    /// A transaction that writes. `f` may run twice (see [`Db::run`]).
     pub fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, ApiError>,
+        f: impl FnMut(&mut dyn Conn) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         self.run(true, f)
     }
@@ -817,22 +832,23 @@ impl Wire {
     /// driving the socket meanwhile.
     fn drive<T>(&mut self, work: impl Future<Output = Result<T, pg::Error>>) -> Result<T, DbError> {
         if self.broken {
-            return Err(DbError::Other(
-                "PostgreSQL: the connection has ended".into(),
-            ));
+            return Err(DbError::Lost("PostgreSQL: the connection has ended".into()));
         }
         let Wire { driver, broken, rt } = self;
         let mut work = std::pin::pin!(work);
-        rt.block_on(std::future::poll_fn(|cx| {
+        let out = rt.block_on(std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = work.as_mut().poll(cx) {
                 return Poll::Ready(r.map_err(pg_err));
             }
             let ended = match driver.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {
-                    DbError::Other("PostgreSQL: the server closed the connection".into())
+                    DbError::Lost("PostgreSQL: the server closed the connection".into())
                 }
-                Poll::Ready(Err(e)) => pg_err(e),
+                Poll::Ready(Err(e)) => match pg_err(e) {
+                    DbError::Other(m) => DbError::Lost(m),
+                    e => e,
+                },
             };
             *broken = true;
             // The answer may have come in with the end of the connection.
@@ -840,7 +856,13 @@ impl Wire {
                 Poll::Ready(r) => r.map_err(pg_err),
                 Poll::Pending => Err(ended),
             })
-        }))
+        }));
+        // The server ended the session as it answered (a terminated backend answers the
+        // statement under way with its reason, then closes).
+        if matches!(out, Err(DbError::Lost(_))) {
+            *broken = true;
+        }
+        out
     }
 }
 
@@ -874,6 +896,10 @@ impl r2d2::ManageConnection for PgManager {
 struct Postgres {
     pool: r2d2::Pool<PgManager>,
     target: String,
+    /// Where the pool connects, for a connection of its own outside it.
+    config: pg::Config,
+    /// The statement timeout of every connection but the index builder's.
+    timeout: Duration,
 }
 
 impl Postgres {
@@ -898,7 +924,10 @@ impl Postgres {
         );
         // Without TLS, as before: `sslmode=require` in the URL is refused, the default
         // (`prefer`) connects in the clear.
-        let manager = PgManager { config, timeout };
+        let manager = PgManager {
+            config: config.clone(),
+            timeout,
+        };
         // One connection first, so a wrong address or password is reported at once.
         let first = r2d2::ManageConnection::connect(&manager)
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {e}"))?;
@@ -911,7 +940,12 @@ impl Postgres {
             .connection_timeout(Duration::from_secs(10))
             .build_unchecked(manager);
         drop(first);
-        Ok(Postgres { pool, target })
+        Ok(Postgres {
+            pool,
+            target,
+            config,
+            timeout,
+        })
     }
 }
 
@@ -954,7 +988,27 @@ fn pg_err(e: pg::Error) -> DbError {
         Some(c) if *c == SqlState::QUERY_CANCELED || *c == SqlState::LOCK_NOT_AVAILABLE => {
             DbError::Timeout
         }
-        _ => DbError::Other(words),
+        // The server ended the session: shut down, restarted, or pg_terminate_backend.
+        Some(c)
+            if [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                SqlState::IDLE_SESSION_TIMEOUT,
+            ]
+            .contains(c) =>
+        {
+            DbError::Lost(words)
+        }
+        Some(_) => DbError::Other(words),
+        // The socket failed or closed under the statement.
+        None if e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) =>
+        {
+            DbError::Lost(words)
+        }
+        None => DbError::Other(words),
     }
 }
 
@@ -1008,9 +1062,38 @@ fn pg_row(r: &pg::Row) -> Result<Row, DbError> {
     Ok(Row(row))
 }
 
+/// The connection a transaction runs on.
+enum Held {
+    /// From the pool, and back to it after.
+    Pooled(r2d2::PooledConnection<PgManager>),
+    /// Opened for a transaction run again after its connection ended: the pool's other
+    /// connections may be ending too (PostgreSQL restarted), before they can tell. Closed
+    /// after.
+    Fresh(PgConn),
+}
+
+impl std::ops::Deref for Held {
+    type Target = PgConn;
+    fn deref(&self) -> &PgConn {
+        match self {
+            Held::Pooled(c) => c,
+            Held::Fresh(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut PgConn {
+        match self {
+            Held::Pooled(c) => c,
+            Held::Fresh(c) => c,
+        }
+    }
+}
+
 /// One transaction on a pooled connection, held until it ends.
 struct PgTx<'a, 'g> {
-    conn: Option<r2d2::PooledConnection<PgManager>>,
+    conn: Option<Held>,
     /// The request's guard, sent with the first statement.
     guard: Option<&'a mut Carried<'g>>,
     write: bool,
@@ -1163,6 +1246,11 @@ impl PgTx<'_, '_> {
                 if self.begun {
                     self.failed = true;
                 }
+                // The session ended under the statement (its answer was the reason): the
+                // connection is done with, whether or not its driver has seen it close.
+                if matches!(e, DbError::Lost(_)) {
+                    wire.broken = true;
+                }
                 // A prepared statement can go stale for good (its table's columns changed
                 // under it: "cached plan must not change result type"): after a failure
                 // other than a unique violation it is prepared again next time.
@@ -1202,6 +1290,19 @@ impl PgTx<'_, '_> {
     }
 }
 
+impl PgTx<'_, '_> {
+    /// Whether the connection ended before this transaction's COMMIT was sent. With
+    /// `commit` (it is about to be sent), what came in on the socket is read first, without
+    /// a round trip: a session ended while the body worked has said so by then.
+    fn lost(&mut self, commit: bool) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        let PgConn { client, wire, .. } = &mut **conn;
+        wire.broken || client.is_closed() || (commit && !wire.open())
+    }
+}
+
 impl Drop for PgTx<'_, '_> {
     fn drop(&mut self) {
         // Left inside a transaction (its body panicked): the connection is closed rather
@@ -1228,30 +1329,78 @@ impl Conn for PgTx<'_, '_> {
 }
 
 impl Backend for Postgres {
+    /// A transaction whose connection ends before its COMMIT is sent (PostgreSQL
+    /// restarted, or an administrator ended the session) is run once more on a fresh
+    /// connection: PostgreSQL rolled it back, so nothing of it is done twice. One whose
+    /// connection ends as its COMMIT is sent is answered 503 saying so: it may have been
+    /// committed, and running it again could do it twice.
     fn transaction(
         &self,
         write: bool,
-        guard: Option<&mut Carried<'_>>,
+        mut guard: Option<&mut Carried<'_>>,
         f: TxFn<'_>,
     ) -> Result<(), ApiError> {
-        let conn = self
-            .pool
-            .get()
-            .map_err(|e| ApiError::unavailable(format!("database unavailable: {e}")))?;
-        let mut tx = PgTx {
-            conn: Some(conn),
-            guard,
-            write,
-            statements: 0,
-            begun: false,
-            failed: false,
-        };
-        match f(&mut tx) {
-            Ok(()) => Ok(tx.finish(true)?),
-            Err(e) => {
-                let _ = tx.finish(false);
-                Err(e)
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let conn = if tries == 1 {
+                Held::Pooled(
+                    self.pool
+                        .get()
+                        .map_err(|e| ApiError::unavailable(format!("database unavailable: {e}")))?,
+                )
+            } else {
+                let timeout = Some(self.timeout);
+                Held::Fresh(PgConn::open(&self.config, timeout).map_err(|e| {
+                    super::log_line(serde_json::json!({
+                        "level": "warn",
+                        "msg": "cannot connect to the database again",
+                        "error": e.to_string(),
+                    }));
+                    ApiError::unavailable(LOST).retry(1)
+                })?)
+            };
+            let mut tx = PgTx {
+                conn: Some(conn),
+                guard: guard.as_deref_mut(),
+                write,
+                statements: 0,
+                begun: false,
+                failed: false,
+            };
+            let out = f(&mut tx);
+            let commit = out.is_ok() && tx.begun && !tx.failed;
+            let refused = tx.guard.as_deref().is_some_and(|c| c.found == Some(false));
+            if !refused && tx.lost(commit) {
+                drop(tx);
+                let again = tries < 2;
+                super::log_line(serde_json::json!({
+                    "level": "warn",
+                    "msg": "the connection to the database was lost",
+                    "again": again,
+                }));
+                if again {
+                    continue;
+                }
+                return Err(ApiError::unavailable(LOST).retry(1));
             }
+            return match out {
+                Ok(()) => match tx.finish(true) {
+                    Err(DbError::Lost(m)) if commit => {
+                        super::log_line(serde_json::json!({
+                            "level": "error",
+                            "msg": "the connection to the database was lost at a commit",
+                            "error": m,
+                        }));
+                        Err(ApiError::unavailable(LOST_AT_COMMIT))
+                    }
+                    done => Ok(done?),
+                },
+                Err(e) => {
+                    let _ = tx.finish(false);
+                    Err(e)
+                }
+            };
         }
     }
     fn describe(&self) -> String {
@@ -1770,18 +1919,60 @@ mod tests {
         // No call fails: the pool sees the connection ended and opens another.
         let now = pid(&db).unwrap();
         assert_ne!(now, first);
-        // Killed in the middle of a transaction: the statement after fails with an error
-        // (not a hang or a panic), and the next call is served by a new connection.
+        // Killed in the middle of a transaction, before its COMMIT: PostgreSQL rolled it
+        // back, so it is run once more, on a new connection, and its write is done once.
+        let key = format!("killed{}_{}", std::process::id(), fastrand::u32(..));
+        let mut pids = Vec::new();
+        db.write(|c| {
+            let pid = c.one("SELECT pg_backend_pid()", &[])?.unwrap().int(0);
+            pids.push(pid);
+            add_user(c, &key)?;
+            if pids.len() == 1 {
+                kill(pid);
+            }
+            Ok(c.query("SELECT 2", &[])?)
+        })
+        .unwrap();
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        assert!(pids[0] == now && pids[1] != now, "{pids:?}");
+        let users = |db: &Db| {
+            db.read(|c| {
+                Ok(c.one(
+                    "SELECT count(*) FROM users WHERE username_key = ?",
+                    &[key.clone().into()],
+                )?
+                .unwrap()
+                .int(0))
+            })
+            .unwrap()
+        };
+        assert_eq!(users(&db), 1);
+        // Killed again on the second run: the answer says so in a user's words (503), and
+        // nothing of it is left.
         let e = db
             .write(|c| {
-                c.query("SELECT 1", &[])?;
-                kill(now);
+                let pid = c.one("SELECT pg_backend_pid()", &[])?.unwrap().int(0);
+                c.exec(
+                    "DELETE FROM users WHERE username_key = ?",
+                    &[key.clone().into()],
+                )?;
+                kill(pid);
                 Ok(c.query("SELECT 2", &[])?)
             })
             .unwrap_err();
-        assert!(e.message.contains("PostgreSQL"), "{}", e.message);
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, LOST);
+        assert_eq!(users(&db), 1);
+        // The next call is served by a new connection.
         let last = pid(&db).unwrap();
-        assert!(last != now && last != first);
+        assert!(!pids.contains(&last) && last != first);
+        db.write(|c| {
+            Ok(c.exec(
+                "DELETE FROM users WHERE username_key = ?",
+                &[key.clone().into()],
+            )?)
+        })
+        .unwrap();
     }
 
     #[test]
