@@ -173,6 +173,9 @@ trait Backend: Send + Sync {
         guard: Option<&mut Carried<'_>>,
         f: TxFn<'_>,
     ) -> Result<(), ApiError>;
+    /// Builds the indexes of [`CONCURRENT_INDEXES`] that are missing, or left invalid by
+    /// a build that failed, without blocking writes meanwhile; nothing on SQLite.
+    fn build_indexes(&self) -> Result<(), DbError>;
     fn describe(&self) -> String;
     fn pool_use(&self) -> PoolUse;
 }
@@ -222,6 +225,9 @@ impl Db {
         let db = Db { backend, postgres };
         db.migrate()
             .map_err(|e| anyhow::anyhow!("cannot set up the database: {}", e.message))?;
+        db.backend
+            .build_indexes()
+            .map_err(|e| anyhow::anyhow!("cannot build the database's indexes: {e}"))?;
         Ok(db)
     }
 
@@ -440,7 +446,8 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 ///
 /// Version 6: on PostgreSQL, a project's paths in byte order (`Db::bytewise`), so that a
 /// commit finds the files under a folder as one index range, whatever the database's
-/// collation (SQLite's primary key is in that order already).
+/// collation (SQLite's primary key is in that order already). It is built after the
+/// migrations, outside their transaction ([`CONCURRENT_INDEXES`]); this step is empty.
 ///
 /// Version 7: the theme the account chose for the web pages ("": none yet).
 const MIGRATIONS: &[&str] = &[
@@ -560,16 +567,30 @@ DROP INDEX scripts_project;
 CREATE INDEX executions_page ON executions (script_id, id);
 DROP INDEX executions_script
 ",
-    // Version 6: the files of a folder, on PostgreSQL (see above).
-    "
--- PostgreSQL only
-CREATE INDEX files_tree ON files (project_id, path COLLATE \"C\")
-",
+    // Version 6: the files of a folder, on PostgreSQL: built by `CONCURRENT_INDEXES`.
+    // (Built here, inside the migration's transaction, it held off every write to `files`
+    // until it was done.) A database that took this step before has the index already.
+    "",
     // Version 7: the theme of the account's web pages (see above).
     "
 ALTER TABLE users ADD COLUMN theme TEXT NOT NULL DEFAULT ''
 ",
 ];
+
+/// Indexes on PostgreSQL that the server builds after the migrations, each with
+/// `CREATE INDEX CONCURRENTLY`, which lets the table be written while it builds (it cannot
+/// run in a transaction, so not in a migration's): (name, statement). At every start, one
+/// that is missing is built, and one left invalid by a build that did not finish (the
+/// server or the database stopped, or the build was cancelled) is dropped and built again.
+/// A server that starts while another builds goes on without it (queries are right
+/// without it, only slower on large projects), and the builder finishes it.
+const CONCURRENT_INDEXES: &[(&str, &str)] = &[(
+    "files_tree",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS files_tree ON files (project_id, path COLLATE \"C\")",
+)];
+
+/// The advisory lock (a session's) held by the server that builds [`CONCURRENT_INDEXES`].
+const INDEX_BUILDER_LOCK: i64 = 7290562;
 
 // ---- SQLite ----
 
@@ -718,6 +739,9 @@ impl Backend for Sqlite {
         }
         f(&mut tx)?;
         tx.commit().map_err(sqlite_err)?;
+        Ok(())
+    }
+    fn build_indexes(&self) -> Result<(), DbError> {
         Ok(())
     }
     fn describe(&self) -> String {
@@ -1403,6 +1427,45 @@ impl Backend for Postgres {
             };
         }
     }
+    fn build_indexes(&self) -> Result<(), DbError> {
+        // On a connection of its own: without the pool's statement timeout (a build on a
+        // large table takes long), and the builder's lock ends with it.
+        let mut conn = PgConn::open(&self.config, None)?;
+        let PgConn { client, wire, .. } = &mut conn;
+        let mut locked = false;
+        for (name, create) in CONCURRENT_INDEXES {
+            // Some(valid) when the index exists (a build under way is not valid yet).
+            let state = |wire: &mut Wire| -> Result<Option<bool>, DbError> {
+                let sql = format!(
+                    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass('{name}')"
+                );
+                Ok(wire
+                    .drive(client.query_opt(&sql, &[]))?
+                    .map(|r| r.get::<_, bool>(0)))
+            };
+            if state(wire)? == Some(true) {
+                continue;
+            }
+            if !locked {
+                let lock = format!("SELECT pg_try_advisory_lock({INDEX_BUILDER_LOCK})");
+                locked = wire.drive(client.query_one(&lock, &[]))?.get::<_, bool>(0);
+                if !locked {
+                    // Another server builds them.
+                    return Ok(());
+                }
+            }
+            match state(wire)? {
+                Some(true) => continue,
+                Some(false) => {
+                    let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {name}");
+                    wire.drive(client.batch_execute(&drop))?;
+                }
+                None => {}
+            }
+            wire.drive(client.batch_execute(create))?;
+        }
+        Ok(())
+    }
     fn describe(&self) -> String {
         format!("PostgreSQL {}", self.target)
     }
@@ -1988,5 +2051,72 @@ mod tests {
         // The connection goes on serving.
         let n = db.read(|c| Ok(c.one("SELECT 7", &[])?.unwrap().int(0)));
         assert_eq!(n.unwrap(), 7);
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn a_postgres_index_left_invalid_is_built_again() {
+        // A schema of its own, so that the index can be broken without touching others'.
+        let url = std::env::var("VALYXO_TEST_POSTGRES").unwrap();
+        let schema = format!("tree{}_{}", std::process::id(), fastrand::u32(..));
+        let base = postgres("VALYXO_TEST_POSTGRES", 1);
+        base.write(|c| Ok(c.exec(&format!("CREATE SCHEMA {schema}"), &[])?))
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+        let index = |db: &Db| {
+            db.read(|c| {
+                Ok(c.one(
+                    "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                     WHERE i.indexrelid = to_regclass('files_tree')",
+                    &[],
+                )?
+                .map(|r| (r.int(0), r.text(1))))
+            })
+            .unwrap()
+        };
+        let db = Db::open(&url, 1).unwrap();
+        let built = index(&db).expect("files_tree is built");
+        assert_eq!(built.0, 1);
+        assert!(
+            built.1.contains("(project_id, path COLLATE \"C\")"),
+            "{}",
+            built.1
+        );
+        // A build that failed half-way (here: a unique index on values that repeat) leaves
+        // an invalid index of that name behind.
+        let mut raw = PgConn::open(&url.parse().unwrap(), None).unwrap();
+        let PgConn { client, wire, .. } = &mut raw;
+        wire.drive(client.batch_execute(
+            "DROP INDEX files_tree; \
+             INSERT INTO users (username, username_key, email, password_hash, created_at, \
+             updated_at) VALUES ('a', 'a', 'a@x.io', 'h', 't', 't'); \
+             INSERT INTO projects (user_id, name, description, created_at, updated_at) \
+             SELECT id, 'p', '', 't', 't' FROM users; \
+             INSERT INTO files (project_id, path, size, version) \
+             SELECT id, n, 1, 1 FROM projects, (VALUES ('a'), ('b')) v (n)",
+        ))
+        .unwrap();
+        assert!(wire
+            .drive(
+                client.batch_execute("CREATE UNIQUE INDEX CONCURRENTLY files_tree ON files (size)")
+            )
+            .is_err());
+        assert_eq!(index(&db).map(|i| i.0), Some(0), "left invalid");
+        drop(db);
+        // The next start drops it and builds the right one, and the data is all there.
+        let db = Db::open(&url, 1).unwrap();
+        let built = index(&db).expect("files_tree is built again");
+        assert_eq!(built.0, 1);
+        assert!(
+            built.1.contains("(project_id, path COLLATE \"C\")"),
+            "{}",
+            built.1
+        );
+        let files = db.read(|c| Ok(c.one("SELECT count(*) FROM files", &[])?.unwrap().int(0)));
+        assert_eq!(files.unwrap(), 2);
+        drop(db);
+        wire.drive(client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
+            .unwrap();
     }
 }
