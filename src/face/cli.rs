@@ -225,6 +225,10 @@ pub struct ServerArgs {
     /// least 4].
     #[arg(long, value_name = "N")]
     pub pool_size: Option<u32>,
+    /// The longest one database statement may run or wait for a lock (more than 0); past
+    /// it the request gets 503 (on SQLite: how long it waits for another's write).
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub statement_timeout: String,
     /// How long a login lasts (30m, 12h, 7d).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub token_ttl: String,
@@ -742,6 +746,7 @@ fn run_server(cli: &Cli) -> ExitCode {
         listen,
         database,
         pool_size,
+        statement_timeout,
         token_ttl,
         rate_limit,
         trusted_proxies,
@@ -924,6 +929,7 @@ fn run_server(cli: &Cli) -> ExitCode {
             listen: listen.clone(),
             database,
             pool_size: pool_size.unwrap_or_else(crate::server::default_pool_size),
+            statement_timeout: positive(statement_timeout, "statement-timeout")?,
             token_ttl: parse_duration(token_ttl).context("--token-ttl")?,
             rate_limit: *rate_limit,
             trusted_proxies: trusted_proxies.clone(),

@@ -4244,3 +4244,221 @@ fn one_answer_at_a_time_per_account_and_a_browser_that_leaves_ends_it() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+// ---- PostgreSQL: statements that wait too long, connections that end ----
+
+/// A schema of its own in the PostgreSQL database, for a test that locks a server's tables
+/// or ends its connections without touching other tests' servers on the same database:
+/// `url` puts a server's tables in it and names its connections (`application_name`), and
+/// `admin` is a connection of the test's own that watches them (never in a transaction,
+/// where pg_stat_activity would not change). Dropped with the value.
+struct OwnSchema {
+    name: String,
+    url: String,
+    admin: Admin,
+}
+
+/// A plain PostgreSQL connection of the test's own.
+struct Admin {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Admin {
+    fn connect(url: &str) -> Admin {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async {
+            let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            c
+        });
+        Admin { rt, client }
+    }
+
+    fn exec(&self, sql: &str) {
+        self.rt.block_on(self.client.batch_execute(sql)).unwrap();
+    }
+
+    /// The first column of each row of `sql`, a 32-bit integer.
+    fn ints(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Vec<i32> {
+        let rows = self.rt.block_on(self.client.query(sql, params)).unwrap();
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect()
+    }
+}
+
+impl OwnSchema {
+    /// A connection of the test's own that holds `table` locked (ACCESS EXCLUSIVE) in an
+    /// open transaction, until it runs ROLLBACK or is dropped.
+    fn lock(&self, table: &str) -> Admin {
+        let locker = Admin::connect(&postgres());
+        locker.exec(&format!(
+            "SET search_path = {}; BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE",
+            self.name
+        ));
+        locker
+    }
+
+    fn new(prefix: &str) -> OwnSchema {
+        let db = postgres();
+        let name = unique(prefix);
+        let admin = Admin::connect(&db);
+        admin.exec(&format!("CREATE SCHEMA {name}"));
+        let sep = if db.contains('?') { '&' } else { '?' };
+        let url = format!("{db}{sep}options=-c%20search_path%3D{name}&application_name={name}");
+        OwnSchema { name, url, admin }
+    }
+
+    /// The server's sessions that wait for a lock.
+    fn waiting(&self) -> Vec<i32> {
+        self.admin.ints(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 \
+             AND wait_event_type = 'Lock'",
+            &[&self.name],
+        )
+    }
+
+    /// Ends every session of the server, as a restart of PostgreSQL or an administrator
+    /// would, and waits until they are gone. Only sessions of the test's own role: a role
+    /// may end its own sessions without being a superuser.
+    fn end_the_servers_sessions(&self) -> usize {
+        // Chosen first, then ended: in one WHERE, PostgreSQL may call pg_terminate_backend
+        // before the other conditions have ruled a session out.
+        let chosen = self.admin.ints(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND usename = current_user \
+             AND application_name = $1",
+            &[&self.name],
+        );
+        let ended = self.admin.ints(
+            "SELECT pid FROM unnest($1::int4[]) AS v (pid) WHERE pg_terminate_backend(pid)",
+            &[&chosen],
+        );
+        let gone = || {
+            self.admin
+                .ints(
+                    "SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)",
+                    &[&ended],
+                )
+                .is_empty()
+        };
+        assert!(eventually(gone), "the sessions {ended:?} linger");
+        ended.len()
+    }
+}
+
+impl Drop for OwnSchema {
+    fn drop(&mut self) {
+        let drop = format!("DROP SCHEMA {} CASCADE", self.name);
+        let _ = self
+            .admin
+            .rt
+            .block_on(self.admin.client.batch_execute(&drop));
+    }
+}
+
+/// The names of the projects of `token`'s account.
+fn project_names(url: &str, token: &str) -> Vec<String> {
+    let a = call(url, "GET", "/api/projects", Some(token), None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mut names: Vec<String> = a.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn a_postgres_statement_past_the_statement_timeout_is_answered_503() {
+    let schema = OwnSchema::new("stmt");
+    let s = Server::start(Some(&schema.url), &["--statement-timeout", "1"]);
+    let (_, token, _) = user(&s.url);
+    new_project(&s.url, &token, "before");
+    // Another session holds the projects table: a request on it waits for the lock past
+    // the timeout, and is answered 503 in a user's words, not left hanging.
+    let locker = schema.lock("projects");
+    let too_long = "The database took too long to answer; try again in a moment";
+    let list = call(&s.url, "GET", "/api/projects", Some(&token), None);
+    assert_eq!(list.status, 503, "{}", list.body);
+    assert_eq!(error(&list), too_long);
+    assert!(list.header("retry-after").is_some());
+    let add = call(
+        &s.url,
+        "POST",
+        "/api/projects",
+        Some(&token),
+        Some(json!({"name": "during"})),
+    );
+    assert_eq!(add.status, 503, "{}", add.body);
+    assert_eq!(error(&add), too_long);
+    // Meanwhile what does not touch the table is served.
+    assert_eq!(call(&s.url, "GET", "/health", None, None).status, 200);
+    let me = call(&s.url, "GET", "/api/auth/me", Some(&token), None);
+    assert_eq!(me.status, 200, "{}", me.body);
+    // Once the lock is released the same requests succeed, and the refused write left
+    // nothing.
+    locker.exec("ROLLBACK");
+    assert_eq!(project_names(&s.url, &token), ["before"]);
+    new_project(&s.url, &token, "after");
+    assert_eq!(project_names(&s.url, &token), ["after", "before"]);
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+fn a_postgres_request_whose_connection_ends_is_run_again_once() {
+    let schema = OwnSchema::new("ended");
+    let s = Server::start(Some(&schema.url), &[]);
+    let (_, token, _) = user(&s.url);
+    new_project(&s.url, &token, "one");
+    // Every connection of the server ended while idle: the next requests are served.
+    assert!(schema.end_the_servers_sessions() > 0);
+    let me = call(&s.url, "GET", "/api/auth/me", Some(&token), None);
+    assert_eq!(me.status, 200, "{}", me.body);
+    new_project(&s.url, &token, "two");
+    // Ended under a request in flight: the request waits for a lock the test holds, its
+    // connection ends under it, before its COMMIT; it is run again on a new connection,
+    // and once the lock is released it is done, once.
+    let locker = schema.lock("projects");
+    let (url, t) = (s.url.clone(), token.clone());
+    let request = std::thread::spawn(move || {
+        call(
+            &url,
+            "POST",
+            "/api/projects",
+            Some(&t),
+            Some(json!({"name": "three"})),
+        )
+    });
+    assert!(
+        eventually(|| !schema.waiting().is_empty()),
+        "no request waits"
+    );
+    let first = schema.waiting();
+    assert!(schema.end_the_servers_sessions() > 0);
+    // Run again: a new session waits for the lock.
+    assert!(
+        eventually(|| {
+            let now = schema.waiting();
+            !now.is_empty() && now.iter().all(|p| !first.contains(p))
+        }),
+        "the request was not run again"
+    );
+    locker.exec("ROLLBACK");
+    let a = request.join().unwrap();
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(project_names(&s.url, &token), ["one", "three", "two"]);
+    // The server goes on serving.
+    new_project(&s.url, &token, "four");
+    assert_eq!(
+        project_names(&s.url, &token),
+        ["four", "one", "three", "two"]
+    );
+}

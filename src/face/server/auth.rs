@@ -287,9 +287,9 @@ fn sign_up(app: &App, req: &Req) -> Result<Session, ApiError> {
                         username.into(),
                         username.to_lowercase().into(),
                         email.clone().into(),
-                        hash.into(),
+                        hash.clone().into(),
                         t.clone().into(),
-                        t.into(),
+                        t.clone().into(),
                     ],
                 )?
                 .ok_or_else(|| ApiError::internal("insert returned no row"))?;
@@ -565,7 +565,7 @@ pub fn change_password(app: &App, req: &Req) -> Result<Reply, ApiError> {
     app.db.write(|c| {
         c.exec(
             "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-            &[hash.into(), now().into(), user.id.into()],
+            &[hash.clone().into(), now().into(), user.id.into()],
         )?;
         c.exec(
             "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND jti <> ?",

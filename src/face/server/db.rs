@@ -84,9 +84,28 @@ pub enum DbError {
     /// The disk that holds the database has no room left: the transaction wrote nothing.
     #[error("the database's disk is full")]
     Full,
+    /// A statement ran past the statement timeout, or waited past the lock timeout
+    /// (`--statement-timeout`); on SQLite, it waited past the busy timeout.
+    #[error("the database took too long to answer")]
+    Timeout,
+    /// The connection ended under the statement (the database restarted, or an
+    /// administrator ended the session). The transaction it was in did not commit.
+    #[error("{0}")]
+    Lost(String),
     #[error("{0}")]
     Other(String),
 }
+
+/// The answer to a statement that hit the statement timeout.
+const TOO_LONG: &str = "The database took too long to answer; try again in a moment";
+
+/// The answer when the connection ended as a transaction's COMMIT was sent.
+const LOST_AT_COMMIT: &str = "The connection to the database was lost while saving, so the \
+     change may or may not have been saved; check before trying again";
+
+/// The answer when the connection to the database ended under a request, twice (the
+/// request is tried once more on a fresh connection first, see `Postgres::transaction`).
+const LOST: &str = "The connection to the database was lost; try again in a moment";
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
@@ -102,6 +121,8 @@ impl From<DbError> for ApiError {
                 )
                 .with_code("disk_full")
             }
+            DbError::Timeout => ApiError::unavailable(TOO_LONG).retry(1),
+            DbError::Lost(_) => ApiError::unavailable(LOST).retry(1),
             DbError::Other(m) => ApiError::internal(m),
         }
     }
@@ -165,6 +186,9 @@ trait Backend: Send + Sync {
         guard: Option<&mut Carried<'_>>,
         f: TxFn<'_>,
     ) -> Result<(), ApiError>;
+    /// Builds the indexes of [`CONCURRENT_INDEXES`] that are missing, or left invalid by
+    /// a build that failed, without blocking writes meanwhile; nothing on SQLite.
+    fn build_indexes(&self) -> Result<(), DbError>;
     fn describe(&self) -> String;
     fn pool_use(&self) -> PoolUse;
 }
@@ -194,17 +218,29 @@ pub struct Db {
 
 impl Db {
     /// Opens `url`: `sqlite:PATH` (or a bare path) or `postgres://…`, and brings the schema
-    /// up to date.
+    /// up to date, with the default statement timeout.
     pub fn open(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+        Db::open_with(url, pool_size, STATEMENT_TIMEOUT)
+    }
+
+    /// [`Db::open`] with `statement_timeout`, the longest one statement may run or wait for
+    /// a lock (`--statement-timeout`): on PostgreSQL its `statement_timeout` and
+    /// `lock_timeout`, on SQLite its busy timeout (SQLite cannot stop a statement that
+    /// runs, but all its waiting is for the lock of another writer). A statement past it
+    /// fails, answered with 503.
+    pub fn open_with(url: &str, pool_size: u32, statement_timeout: Duration) -> anyhow::Result<Db> {
         let path = sqlite_path(url);
         let postgres = path.is_none();
         let backend: Box<dyn Backend> = match path {
-            None => Box::new(Postgres::open(url, pool_size)?),
-            Some(path) => Box::new(Sqlite::open(path, pool_size)?),
+            None => Box::new(Postgres::open(url, pool_size, statement_timeout)?),
+            Some(path) => Box::new(Sqlite::open(path, pool_size, statement_timeout)?),
         };
         let db = Db { backend, postgres };
         db.migrate()
             .map_err(|e| anyhow::anyhow!("cannot set up the database: {}", e.message))?;
+        db.backend
+            .build_indexes()
+            .map_err(|e| anyhow::anyhow!("cannot build the database's indexes: {e}"))?;
         Ok(db)
     }
 
@@ -228,10 +264,14 @@ impl Db {
         self.backend.pool_use()
     }
 
+    /// Runs `f` in a transaction. `f` may be run twice: on PostgreSQL, a transaction whose
+    /// connection ended before its COMMIT was sent is run again on a fresh connection
+    /// (`Postgres::transaction`), so `f` does nothing outside the database that a second
+    /// run would repeat.
     fn run<T>(
         &self,
         write: bool,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, ApiError>,
+        mut f: impl FnMut(&mut dyn Conn) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let guard = match GATE.with(|g| g.borrow_mut().take()) {
             Some(Gate::Pending(guard)) => Some(guard),
@@ -254,10 +294,8 @@ impl Db {
         if guard.is_some() {
             GATE.with(|g| *g.borrow_mut() = Some(Gate::InFlight));
         }
-        let mut f = Some(f);
         let mut out = None;
         let done = self.backend.transaction(write, carried.as_mut(), &mut |c| {
-            let f = f.take().expect("a transaction runs its body once");
             out = Some(f(c)?);
             Ok(())
         });
@@ -315,18 +353,18 @@ impl Db {
         }
     }
 
-    /// A read-only transaction.
+    /// A read-only transaction. `f` may run twice (see [`Db::run`]).
     pub fn read<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, ApiError>,
+        f: impl FnMut(&mut dyn Conn) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         self.run(false, f)
     }
 
-    /// A transaction that writes.
+    /// A transaction that writes. `f` may run twice (see [`Db::run`]).
     pub fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Conn) -> Result<T, ApiError>,
+        f: impl FnMut(&mut dyn Conn) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         self.run(true, f)
     }
@@ -335,6 +373,13 @@ impl Db {
         let postgres = self.postgres;
         self.write(|c| {
             if postgres {
+                // A migration may take long on a large database, as may the wait for
+                // another server's: no statement timeout in this transaction.
+                c.query(
+                    "SELECT set_config('statement_timeout', '0', true), \
+                     set_config('lock_timeout', '0', true)",
+                    &[],
+                )?;
                 // Several servers may start at once against one database.
                 c.query("SELECT pg_advisory_xact_lock(7290561)", &[])?;
             }
@@ -375,6 +420,9 @@ impl Db {
     }
 }
 
+/// How long one statement may run or wait for a lock unless told (`--statement-timeout`).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The file of a `sqlite:PATH` (or bare path) database URL; None for PostgreSQL.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -411,7 +459,8 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 ///
 /// Version 6: on PostgreSQL, a project's paths in byte order (`Db::bytewise`), so that a
 /// commit finds the files under a folder as one index range, whatever the database's
-/// collation (SQLite's primary key is in that order already).
+/// collation (SQLite's primary key is in that order already). It is built after the
+/// migrations, outside their transaction ([`CONCURRENT_INDEXES`]); this step is empty.
 ///
 /// Version 7: the theme the account chose for the web pages ("": none yet).
 const MIGRATIONS: &[&str] = &[
@@ -531,21 +580,37 @@ DROP INDEX scripts_project;
 CREATE INDEX executions_page ON executions (script_id, id);
 DROP INDEX executions_script
 ",
-    // Version 6: the files of a folder, on PostgreSQL (see above).
-    "
--- PostgreSQL only
-CREATE INDEX files_tree ON files (project_id, path COLLATE \"C\")
-",
+    // Version 6: the files of a folder, on PostgreSQL: built by `CONCURRENT_INDEXES`.
+    // (Built here, inside the migration's transaction, it held off every write to `files`
+    // until it was done.) A database that took this step before has the index already.
+    "",
     // Version 7: the theme of the account's web pages (see above).
     "
 ALTER TABLE users ADD COLUMN theme TEXT NOT NULL DEFAULT ''
 ",
 ];
 
+/// Indexes on PostgreSQL that the server builds after the migrations, each with
+/// `CREATE INDEX CONCURRENTLY`, which lets the table be written while it builds (it cannot
+/// run in a transaction, so not in a migration's): (name, statement). At every start, one
+/// that is missing is built, and one left invalid by a build that did not finish (the
+/// server or the database stopped, or the build was cancelled) is dropped and built again.
+/// A server that starts while another builds goes on without it (queries are right
+/// without it, only slower on large projects), and the builder finishes it.
+const CONCURRENT_INDEXES: &[(&str, &str)] = &[(
+    "files_tree",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS files_tree ON files (project_id, path COLLATE \"C\")",
+)];
+
+/// The advisory lock (a session's) held by the server that builds [`CONCURRENT_INDEXES`].
+const INDEX_BUILDER_LOCK: i64 = 7290562;
+
 // ---- SQLite ----
 
 struct SqliteManager {
     path: PathBuf,
+    /// How long a statement waits for another connection's lock (`--statement-timeout`).
+    busy: Duration,
 }
 
 impl r2d2::ManageConnection for SqliteManager {
@@ -554,7 +619,7 @@ impl r2d2::ManageConnection for SqliteManager {
 
     fn connect(&self) -> Result<rusqlite::Connection, rusqlite::Error> {
         let c = rusqlite::Connection::open(&self.path)?;
-        c.busy_timeout(Duration::from_secs(10))?;
+        c.busy_timeout(self.busy)?;
         c.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )?;
@@ -574,12 +639,15 @@ struct Sqlite {
 }
 
 impl Sqlite {
-    fn open(path: PathBuf, pool_size: u32) -> anyhow::Result<Sqlite> {
+    fn open(path: PathBuf, pool_size: u32, busy: Duration) -> anyhow::Result<Sqlite> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         }
-        let manager = SqliteManager { path: path.clone() };
+        let manager = SqliteManager {
+            path: path.clone(),
+            busy,
+        };
         // One connection first, so a damaged file is reported at once rather than after
         // the pool's wait.
         r2d2::ManageConnection::connect(&manager).map_err(|e| {
@@ -612,6 +680,15 @@ fn sqlite_err(e: rusqlite::Error) -> DbError {
         }
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull => {
             DbError::Full
+        }
+        // Another connection held the lock past the busy timeout.
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            DbError::Timeout
         }
         _ => DbError::Other(format!("SQLite: {e}")),
     }
@@ -689,6 +766,9 @@ impl Backend for Sqlite {
         tx.commit().map_err(sqlite_err)?;
         Ok(())
     }
+    fn build_indexes(&self) -> Result<(), DbError> {
+        Ok(())
+    }
     fn describe(&self) -> String {
         format!("SQLite {}", self.path.display())
     }
@@ -745,7 +825,10 @@ struct Wire {
 }
 
 impl PgConn {
-    fn open(config: &pg::Config) -> Result<PgConn, DbError> {
+    /// Connects; with a `timeout`, sets the session's `statement_timeout` and
+    /// `lock_timeout` to it (after connecting rather than as startup options, which a
+    /// connection pooler such as PgBouncer may refuse).
+    fn open(config: &pg::Config, timeout: Option<Duration>) -> Result<PgConn, DbError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -753,7 +836,7 @@ impl PgConn {
         let (client, driver) = rt
             .block_on(config.connect(pg::NoTls))
             .map_err(|e| DbError::Other(format!("{:#}", anyhow::Error::from(e))))?;
-        Ok(PgConn {
+        let mut conn = PgConn {
             client,
             statements: Default::default(),
             wire: Wire {
@@ -761,7 +844,17 @@ impl PgConn {
                 broken: false,
                 rt,
             },
-        })
+        };
+        if let Some(timeout) = timeout {
+            // PostgreSQL takes at most i32::MAX milliseconds (24 days); 0 would mean none.
+            let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+            // The lock timeout is no longer than the statement's: a statement that waits
+            // for a lock stops at the same moment, with an error that says so.
+            let set = format!("SET statement_timeout = {ms}; SET lock_timeout = {ms}");
+            let PgConn { client, wire, .. } = &mut conn;
+            wire.drive(client.batch_execute(&set))?;
+        }
+        Ok(conn)
     }
 }
 
@@ -788,22 +881,23 @@ impl Wire {
     /// driving the socket meanwhile.
     fn drive<T>(&mut self, work: impl Future<Output = Result<T, pg::Error>>) -> Result<T, DbError> {
         if self.broken {
-            return Err(DbError::Other(
-                "PostgreSQL: the connection has ended".into(),
-            ));
+            return Err(DbError::Lost("PostgreSQL: the connection has ended".into()));
         }
         let Wire { driver, broken, rt } = self;
         let mut work = std::pin::pin!(work);
-        rt.block_on(std::future::poll_fn(|cx| {
+        let out = rt.block_on(std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = work.as_mut().poll(cx) {
                 return Poll::Ready(r.map_err(pg_err));
             }
             let ended = match driver.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {
-                    DbError::Other("PostgreSQL: the server closed the connection".into())
+                    DbError::Lost("PostgreSQL: the server closed the connection".into())
                 }
-                Poll::Ready(Err(e)) => pg_err(e),
+                Poll::Ready(Err(e)) => match pg_err(e) {
+                    DbError::Other(m) => DbError::Lost(m),
+                    e => e,
+                },
             };
             *broken = true;
             // The answer may have come in with the end of the connection.
@@ -811,12 +905,20 @@ impl Wire {
                 Poll::Ready(r) => r.map_err(pg_err),
                 Poll::Pending => Err(ended),
             })
-        }))
+        }));
+        // The server ended the session as it answered (a terminated backend answers the
+        // statement under way with its reason, then closes).
+        if matches!(out, Err(DbError::Lost(_))) {
+            *broken = true;
+        }
+        out
     }
 }
 
 struct PgManager {
     config: pg::Config,
+    /// Every pooled connection's `statement_timeout` and `lock_timeout`.
+    timeout: Duration,
 }
 
 impl r2d2::ManageConnection for PgManager {
@@ -824,7 +926,7 @@ impl r2d2::ManageConnection for PgManager {
     type Error = DbError;
 
     fn connect(&self) -> Result<PgConn, DbError> {
-        PgConn::open(&self.config)
+        PgConn::open(&self.config, Some(self.timeout))
     }
     fn is_valid(&self, c: &mut PgConn) -> Result<(), DbError> {
         if c.wire.open() && !c.client.is_closed() {
@@ -843,10 +945,14 @@ impl r2d2::ManageConnection for PgManager {
 struct Postgres {
     pool: r2d2::Pool<PgManager>,
     target: String,
+    /// Where the pool connects, for a connection of its own outside it.
+    config: pg::Config,
+    /// The statement timeout of every connection but the index builder's.
+    timeout: Duration,
 }
 
 impl Postgres {
-    fn open(url: &str, pool_size: u32) -> anyhow::Result<Postgres> {
+    fn open(url: &str, pool_size: u32, timeout: Duration) -> anyhow::Result<Postgres> {
         let mut config: pg::Config = url
             .parse()
             .map_err(|e| anyhow::anyhow!("bad PostgreSQL URL: {e}"))?;
@@ -867,7 +973,10 @@ impl Postgres {
         );
         // Without TLS, as before: `sslmode=require` in the URL is refused, the default
         // (`prefer`) connects in the clear.
-        let manager = PgManager { config };
+        let manager = PgManager {
+            config: config.clone(),
+            timeout,
+        };
         // One connection first, so a wrong address or password is reported at once.
         let first = r2d2::ManageConnection::connect(&manager)
             .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {target}: {e}"))?;
@@ -880,7 +989,12 @@ impl Postgres {
             .connection_timeout(Duration::from_secs(10))
             .build_unchecked(manager);
         drop(first);
-        Ok(Postgres { pool, target })
+        Ok(Postgres {
+            pool,
+            target,
+            config,
+            timeout,
+        })
     }
 }
 
@@ -910,14 +1024,42 @@ fn plain_select(sql: &str) -> bool {
 }
 
 fn pg_err(e: pg::Error) -> DbError {
-    if e.code() == Some(&pg::error::SqlState::UNIQUE_VIOLATION) {
-        DbError::Unique
-    } else {
-        match e.as_db_error() {
-            // The server's own words: the error's Display alone says only "db error".
-            Some(db) => DbError::Other(format!("PostgreSQL: {}: {}", db.severity(), db.message())),
-            None => DbError::Other(format!("PostgreSQL: {e}")),
+    use pg::error::SqlState;
+    // The server's own words: the error's Display alone says only "db error".
+    let words = match e.as_db_error() {
+        Some(db) => format!("PostgreSQL: {}: {}", db.severity(), db.message()),
+        None => format!("PostgreSQL: {e}"),
+    };
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION => DbError::Unique,
+        // The database's disk (its data or its WAL) has no room: the statement wrote nothing.
+        Some(c) if *c == SqlState::DISK_FULL => DbError::Full,
+        // `statement_timeout` and `lock_timeout` (an administrator's pg_cancel_backend
+        // reads the same: the statement was stopped, and may be tried again).
+        Some(c) if *c == SqlState::QUERY_CANCELED || *c == SqlState::LOCK_NOT_AVAILABLE => {
+            DbError::Timeout
         }
+        // The server ended the session: shut down, restarted, or pg_terminate_backend.
+        Some(c)
+            if [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                SqlState::IDLE_SESSION_TIMEOUT,
+            ]
+            .contains(c) =>
+        {
+            DbError::Lost(words)
+        }
+        Some(_) => DbError::Other(words),
+        // The socket failed or closed under the statement.
+        None if e.is_closed()
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) =>
+        {
+            DbError::Lost(words)
+        }
+        None => DbError::Other(words),
     }
 }
 
@@ -971,9 +1113,38 @@ fn pg_row(r: &pg::Row) -> Result<Row, DbError> {
     Ok(Row(row))
 }
 
+/// The connection a transaction runs on.
+enum Held {
+    /// From the pool, and back to it after.
+    Pooled(r2d2::PooledConnection<PgManager>),
+    /// Opened for a transaction run again after its connection ended: the pool's other
+    /// connections may be ending too (PostgreSQL restarted), before they can tell. Closed
+    /// after.
+    Fresh(PgConn),
+}
+
+impl std::ops::Deref for Held {
+    type Target = PgConn;
+    fn deref(&self) -> &PgConn {
+        match self {
+            Held::Pooled(c) => c,
+            Held::Fresh(c) => c,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut PgConn {
+        match self {
+            Held::Pooled(c) => c,
+            Held::Fresh(c) => c,
+        }
+    }
+}
+
 /// One transaction on a pooled connection, held until it ends.
 struct PgTx<'a, 'g> {
-    conn: Option<r2d2::PooledConnection<PgManager>>,
+    conn: Option<Held>,
     /// The request's guard, sent with the first statement.
     guard: Option<&'a mut Carried<'g>>,
     write: bool,
@@ -1126,6 +1297,11 @@ impl PgTx<'_, '_> {
                 if self.begun {
                     self.failed = true;
                 }
+                // The session ended under the statement (its answer was the reason): the
+                // connection is done with, whether or not its driver has seen it close.
+                if matches!(e, DbError::Lost(_)) {
+                    wire.broken = true;
+                }
                 // A prepared statement can go stale for good (its table's columns changed
                 // under it: "cached plan must not change result type"): after a failure
                 // other than a unique violation it is prepared again next time.
@@ -1165,6 +1341,19 @@ impl PgTx<'_, '_> {
     }
 }
 
+impl PgTx<'_, '_> {
+    /// Whether the connection ended before this transaction's COMMIT was sent. With
+    /// `commit` (it is about to be sent), what came in on the socket is read first, without
+    /// a round trip: a session ended while the body worked has said so by then.
+    fn lost(&mut self, commit: bool) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        let PgConn { client, wire, .. } = &mut **conn;
+        wire.broken || client.is_closed() || (commit && !wire.open())
+    }
+}
+
 impl Drop for PgTx<'_, '_> {
     fn drop(&mut self) {
         // Left inside a transaction (its body panicked): the connection is closed rather
@@ -1191,31 +1380,118 @@ impl Conn for PgTx<'_, '_> {
 }
 
 impl Backend for Postgres {
+    /// A transaction whose connection ends before its COMMIT is sent (PostgreSQL
+    /// restarted, or an administrator ended the session) is run once more on a fresh
+    /// connection: PostgreSQL rolled it back, so nothing of it is done twice. One whose
+    /// connection ends as its COMMIT is sent is answered 503 saying so: it may have been
+    /// committed, and running it again could do it twice.
     fn transaction(
         &self,
         write: bool,
-        guard: Option<&mut Carried<'_>>,
+        mut guard: Option<&mut Carried<'_>>,
         f: TxFn<'_>,
     ) -> Result<(), ApiError> {
-        let conn = self
-            .pool
-            .get()
-            .map_err(|e| ApiError::unavailable(format!("database unavailable: {e}")))?;
-        let mut tx = PgTx {
-            conn: Some(conn),
-            guard,
-            write,
-            statements: 0,
-            begun: false,
-            failed: false,
-        };
-        match f(&mut tx) {
-            Ok(()) => Ok(tx.finish(true)?),
-            Err(e) => {
-                let _ = tx.finish(false);
-                Err(e)
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let conn = if tries == 1 {
+                Held::Pooled(
+                    self.pool
+                        .get()
+                        .map_err(|e| ApiError::unavailable(format!("database unavailable: {e}")))?,
+                )
+            } else {
+                let timeout = Some(self.timeout);
+                Held::Fresh(PgConn::open(&self.config, timeout).map_err(|e| {
+                    super::log_line(serde_json::json!({
+                        "level": "warn",
+                        "msg": "cannot connect to the database again",
+                        "error": e.to_string(),
+                    }));
+                    ApiError::unavailable(LOST).retry(1)
+                })?)
+            };
+            let mut tx = PgTx {
+                conn: Some(conn),
+                guard: guard.as_deref_mut(),
+                write,
+                statements: 0,
+                begun: false,
+                failed: false,
+            };
+            let out = f(&mut tx);
+            let commit = out.is_ok() && tx.begun && !tx.failed;
+            let refused = tx.guard.as_deref().is_some_and(|c| c.found == Some(false));
+            if !refused && tx.lost(commit) {
+                drop(tx);
+                let again = tries < 2;
+                super::log_line(serde_json::json!({
+                    "level": "warn",
+                    "msg": "the connection to the database was lost",
+                    "again": again,
+                }));
+                if again {
+                    continue;
+                }
+                return Err(ApiError::unavailable(LOST).retry(1));
             }
+            return match out {
+                Ok(()) => match tx.finish(true) {
+                    Err(DbError::Lost(m)) if commit => {
+                        super::log_line(serde_json::json!({
+                            "level": "error",
+                            "msg": "the connection to the database was lost at a commit",
+                            "error": m,
+                        }));
+                        Err(ApiError::unavailable(LOST_AT_COMMIT))
+                    }
+                    done => Ok(done?),
+                },
+                Err(e) => {
+                    let _ = tx.finish(false);
+                    Err(e)
+                }
+            };
         }
+    }
+    fn build_indexes(&self) -> Result<(), DbError> {
+        // On a connection of its own: without the pool's statement timeout (a build on a
+        // large table takes long), and the builder's lock ends with it.
+        let mut conn = PgConn::open(&self.config, None)?;
+        let PgConn { client, wire, .. } = &mut conn;
+        let mut locked = false;
+        for (name, create) in CONCURRENT_INDEXES {
+            // Some(valid) when the index exists (a build under way is not valid yet).
+            let state = |wire: &mut Wire| -> Result<Option<bool>, DbError> {
+                let sql = format!(
+                    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass('{name}')"
+                );
+                Ok(wire
+                    .drive(client.query_opt(&sql, &[]))?
+                    .map(|r| r.get::<_, bool>(0)))
+            };
+            if state(wire)? == Some(true) {
+                continue;
+            }
+            if !locked {
+                let lock = format!("SELECT pg_try_advisory_lock({INDEX_BUILDER_LOCK})");
+                locked = wire.drive(client.query_one(&lock, &[]))?.get::<_, bool>(0);
+                if !locked {
+                    // Another server builds them.
+                    return Ok(());
+                }
+            }
+            match state(wire)? {
+                Some(true) => continue,
+                Some(false) => {
+                    let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {name}");
+                    wire.drive(client.batch_execute(&drop))?;
+                }
+                None => {}
+            }
+            wire.drive(client.batch_execute(create))?;
+        }
+        Ok(())
     }
     fn describe(&self) -> String {
         format!("PostgreSQL {}", self.target)
@@ -1553,6 +1829,22 @@ mod tests {
     }
 
     #[test]
+    fn a_sqlite_write_waiting_past_the_statement_timeout_is_answered_503() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let url = format!("sqlite:{}", path.display());
+        let db = Db::open_with(&url, 1, Duration::from_millis(100)).unwrap();
+        // Another process writes and does not let go.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let e = db.write(|c| Ok(add_user(c, "late")?)).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, TOO_LONG);
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(db.write(|c| Ok(add_user(c, "late")?)).unwrap(), 1);
+    }
+
+    #[test]
     fn only_plain_selects_run_without_a_transaction() {
         assert!(plain_select("  select a FROM t WHERE b = $1"));
         for sql in [
@@ -1717,17 +2009,141 @@ mod tests {
         // No call fails: the pool sees the connection ended and opens another.
         let now = pid(&db).unwrap();
         assert_ne!(now, first);
-        // Killed in the middle of a transaction: the statement after fails with an error
-        // (not a hang or a panic), and the next call is served by a new connection.
+        // Killed in the middle of a transaction, before its COMMIT: PostgreSQL rolled it
+        // back, so it is run once more, on a new connection, and its write is done once.
+        let key = format!("killed{}_{}", std::process::id(), fastrand::u32(..));
+        let mut pids = Vec::new();
+        db.write(|c| {
+            let pid = c.one("SELECT pg_backend_pid()", &[])?.unwrap().int(0);
+            pids.push(pid);
+            add_user(c, &key)?;
+            if pids.len() == 1 {
+                kill(pid);
+            }
+            Ok(c.query("SELECT 2", &[])?)
+        })
+        .unwrap();
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        assert!(pids[0] == now && pids[1] != now, "{pids:?}");
+        let users = |db: &Db| {
+            db.read(|c| {
+                Ok(c.one(
+                    "SELECT count(*) FROM users WHERE username_key = ?",
+                    &[key.clone().into()],
+                )?
+                .unwrap()
+                .int(0))
+            })
+            .unwrap()
+        };
+        assert_eq!(users(&db), 1);
+        // Killed again on the second run: the answer says so in a user's words (503), and
+        // nothing of it is left.
         let e = db
             .write(|c| {
-                c.query("SELECT 1", &[])?;
-                kill(now);
+                let pid = c.one("SELECT pg_backend_pid()", &[])?.unwrap().int(0);
+                c.exec(
+                    "DELETE FROM users WHERE username_key = ?",
+                    &[key.clone().into()],
+                )?;
+                kill(pid);
                 Ok(c.query("SELECT 2", &[])?)
             })
             .unwrap_err();
-        assert!(e.message.contains("PostgreSQL"), "{}", e.message);
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, LOST);
+        assert_eq!(users(&db), 1);
+        // The next call is served by a new connection.
         let last = pid(&db).unwrap();
-        assert!(last != now && last != first);
+        assert!(!pids.contains(&last) && last != first);
+        db.write(|c| {
+            Ok(c.exec(
+                "DELETE FROM users WHERE username_key = ?",
+                &[key.clone().into()],
+            )?)
+        })
+        .unwrap();
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn a_postgres_statement_past_its_timeout_is_answered_503() {
+        let url = std::env::var("VALYXO_TEST_POSTGRES").unwrap();
+        let db = Db::open_with(&url, 1, Duration::from_millis(200)).unwrap();
+        let e = db
+            .read(|c| Ok(c.query("SELECT pg_sleep(5)", &[])?))
+            .unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.message, TOO_LONG);
+        // The connection goes on serving.
+        let n = db.read(|c| Ok(c.one("SELECT 7", &[])?.unwrap().int(0)));
+        assert_eq!(n.unwrap(), 7);
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn a_postgres_index_left_invalid_is_built_again() {
+        // A schema of its own, so that the index can be broken without touching others'.
+        let url = std::env::var("VALYXO_TEST_POSTGRES").unwrap();
+        let schema = format!("tree{}_{}", std::process::id(), fastrand::u32(..));
+        let base = postgres("VALYXO_TEST_POSTGRES", 1);
+        base.write(|c| Ok(c.exec(&format!("CREATE SCHEMA {schema}"), &[])?))
+            .unwrap();
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+        let index = |db: &Db| {
+            db.read(|c| {
+                Ok(c.one(
+                    "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+                     WHERE i.indexrelid = to_regclass('files_tree')",
+                    &[],
+                )?
+                .map(|r| (r.int(0), r.text(1))))
+            })
+            .unwrap()
+        };
+        let db = Db::open(&url, 1).unwrap();
+        let built = index(&db).expect("files_tree is built");
+        assert_eq!(built.0, 1);
+        assert!(
+            built.1.contains("(project_id, path COLLATE \"C\")"),
+            "{}",
+            built.1
+        );
+        // A build that failed half-way (here: a unique index on values that repeat) leaves
+        // an invalid index of that name behind.
+        let mut raw = PgConn::open(&url.parse().unwrap(), None).unwrap();
+        let PgConn { client, wire, .. } = &mut raw;
+        wire.drive(client.batch_execute(
+            "DROP INDEX files_tree; \
+             INSERT INTO users (username, username_key, email, password_hash, created_at, \
+             updated_at) VALUES ('a', 'a', 'a@x.io', 'h', 't', 't'); \
+             INSERT INTO projects (user_id, name, description, created_at, updated_at) \
+             SELECT id, 'p', '', 't', 't' FROM users; \
+             INSERT INTO files (project_id, path, size, version) \
+             SELECT id, n, 1, 1 FROM projects, (VALUES ('a'), ('b')) v (n)",
+        ))
+        .unwrap();
+        assert!(wire
+            .drive(
+                client.batch_execute("CREATE UNIQUE INDEX CONCURRENTLY files_tree ON files (size)")
+            )
+            .is_err());
+        assert_eq!(index(&db).map(|i| i.0), Some(0), "left invalid");
+        drop(db);
+        // The next start drops it and builds the right one, and the data is all there.
+        let db = Db::open(&url, 1).unwrap();
+        let built = index(&db).expect("files_tree is built again");
+        assert_eq!(built.0, 1);
+        assert!(
+            built.1.contains("(project_id, path COLLATE \"C\")"),
+            "{}",
+            built.1
+        );
+        let files = db.read(|c| Ok(c.one("SELECT count(*) FROM files", &[])?.unwrap().int(0)));
+        assert_eq!(files.unwrap(), 2);
+        drop(db);
+        wire.drive(client.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")))
+            .unwrap();
     }
 }

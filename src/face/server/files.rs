@@ -398,7 +398,7 @@ pub fn read_content(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>>
                 owned_project(c, user, id)?;
                 Ok(c.one(
                     "SELECT hash FROM files WHERE project_id = ? AND path = ?",
-                    &[id.into(), path.into()],
+                    &[id.into(), path.clone().into()],
                 )?
                 .and_then(|r| stored_hash(r.opt_text(0))))
             })
@@ -442,7 +442,7 @@ pub fn write_content(
                 owned_project(c, user, id)?;
                 Ok(c.one(
                     "SELECT hash, version FROM files WHERE project_id = ? AND path = ?",
-                    &[id.into(), at.into()],
+                    &[id.into(), at.clone().into()],
                 )?)
             })
         })

@@ -53,6 +53,9 @@ pub struct Config {
     pub listen: String,
     pub database: String,
     pub pool_size: u32,
+    /// The longest one statement may run or wait for a lock (`--statement-timeout`; on
+    /// SQLite, its busy timeout); past it the request is answered 503.
+    pub statement_timeout: Duration,
     pub token_ttl: Duration,
     /// Login and register attempts per minute per client address; 0 turns the limit off.
     pub rate_limit: u32,
@@ -130,6 +133,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             database: "sqlite:server.db".into(),
             pool_size: default_pool_size(),
+            statement_timeout: db::STATEMENT_TIMEOUT,
             token_ttl: Duration::from_secs(7 * 24 * 3600),
             rate_limit: 10,
             trusted_proxies: Vec::new(),
@@ -498,7 +502,7 @@ pub struct App {
 
 impl App {
     pub fn new(cfg: Config) -> anyhow::Result<App> {
-        let db = Db::open(&cfg.database, cfg.pool_size)?;
+        let db = Db::open_with(&cfg.database, cfg.pool_size, cfg.statement_timeout)?;
         let tokens = auth::Tokens::new(&db, cfg.secret.as_deref(), cfg.token_ttl)?;
         let cursors = page::Cursors::new(&tokens.cursor_key());
         let limiter = limit::Limiter::new(cfg.rate_limit, &db);

@@ -146,10 +146,10 @@ pub fn create(app: &App, req: &Req) -> Result<Reply, ApiError> {
             ),
             &[
                 req.user().id.into(),
-                name.into(),
-                description.into(),
+                name.clone().into(),
+                description.clone().into(),
                 t.clone().into(),
-                t.into(),
+                t.clone().into(),
             ],
         )?
         .ok_or_else(|| ApiError::internal("insert returned no row"))
@@ -173,7 +173,7 @@ pub fn update(app: &App, req: &Req) -> Result<Reply, ApiError> {
     // A description left out keeps the one there is.
     let description = app.db.write(|c| {
         let old = owned_project(c, req.user().id, id)?;
-        let description = description.unwrap_or_else(|| old.text(2));
+        let description = description.clone().unwrap_or_else(|| old.text(2));
         c.exec(
             "UPDATE projects SET name = ?, description = ?, updated_at = ? WHERE id = ?",
             &[
@@ -355,11 +355,11 @@ pub fn create_script(app: &App, req: &Req) -> Result<Reply, ApiError> {
              VALUES (?, ?, ?, ?, ?, ?) RETURNING id, project_id, name, language, created_at",
             &[
                 project.into(),
-                name.into(),
-                content.into(),
+                name.clone().into(),
+                content.clone().into(),
                 language.into(),
                 t.clone().into(),
-                t.into(),
+                t.clone().into(),
             ],
         )?
         .ok_or_else(|| ApiError::internal("insert returned no row"))
@@ -496,8 +496,8 @@ pub fn execute(app: Arc<App>, req: Req) -> Pending<Result<Reply, ApiError>> {
                         &[
                             id.into(),
                             status.as_str().into(),
-                            o.into(),
-                            e.into(),
+                            o.clone().into(),
+                            e.clone().into(),
                             ms.into(),
                             now().into(),
                         ],
