@@ -4,7 +4,7 @@
 //! issue and expiry times and a token id (`jti`); each token id is a row in `sessions`, so
 //! logout and a password change really end sessions, on every server sharing the database.
 
-use super::db::{Conn, Db, DbError, Guard, Val};
+use super::db::{unix_now, Conn, Db, DbError, Guard, Val};
 use super::{created, field, now, ok, ApiError, App, Reply, Req, User};
 use crate::protocol::types::{
     AccountUser, Data, Me, MeAnswer, Message, Profile, ProfileAnswer, Session, Stats, StatsAnswer,
@@ -42,10 +42,6 @@ pub fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     getrandom::fill(&mut b).expect("the OS random source");
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 impl Tokens {

@@ -38,6 +38,7 @@
 //! at that moment keeps its content, and a commit naming content that did get collected
 //! fails with 'missing blob', to upload again.
 
+use super::db::unix_now;
 use super::{blocking, ApiError, App, Pending, Reply, Req};
 use crate::protocol::types::{BlobStored, ContentHash, Done};
 use axum::body::{Body, Bytes};
@@ -53,10 +54,6 @@ pub const ABANDONED: Duration = Duration::from_secs(3600);
 /// Chunks deleted in one transaction, so that deleting a large file does not hold the
 /// database for long.
 const DELETE_BATCH: i64 = 32;
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn blob_hash(req: &Req) -> Result<ContentHash, ApiError> {
     match req.param.as_deref().and_then(ContentHash::parse) {

@@ -76,6 +76,11 @@ impl Row {
     }
 }
 
+/// Seconds since the Unix epoch, as the server's rows keep times.
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 /// Errors of the storage layer that callers tell apart.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -112,9 +117,15 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Unique => ApiError::conflict("Already exists"),
             DbError::Full => {
-                // The operator's to fix: said in the log, as a fault of the server is.
-                super::log::event(serde_json::json!({"level": "error",
-                    "msg": "the database's disk is full: writes are refused until space is freed"}));
+                // The operator's to fix: said in the log, as a fault of the server is, once
+                // every few seconds with the count of writes refused meanwhile (every write
+                // meets it until space is freed).
+                static SAID: super::log::Every = super::log::Every::new(10);
+                if let Some(refused) = SAID.due(unix_now().max(0) as u64) {
+                    super::log::event(serde_json::json!({"level": "error",
+                        "msg": "the database's disk is full: writes are refused until space is freed",
+                        "refused": refused}));
+                }
                 ApiError::new(
                     axum::http::StatusCode::INSUFFICIENT_STORAGE,
                     "The server's disk is full, so nothing was changed: try again later",

@@ -12,7 +12,7 @@
 //!
 //! The content itself goes up and down in `blobs.rs`.
 
-use super::db::{Conn, DbError, Row};
+use super::db::{unix_now, Conn, DbError, Row};
 use super::projects::owned_project;
 use super::{blocking, ok, ApiError, App, Pending, Reply, Req};
 use crate::protocol::types::{
@@ -23,10 +23,6 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 /// A stored hash (only checked ones are stored).
 fn stored_hash(text: Option<String>) -> Option<ContentHash> {

@@ -76,6 +76,42 @@ fn send(msg: Msg) {
     }
 }
 
+/// Says a recurring fault at most once per period, with how many times it happened since it
+/// was last said: a fault that every request meets (the disk full) is one line every few
+/// seconds, not one per request.
+pub struct Every {
+    secs: u64,
+    /// When it was last said (seconds since the epoch; 0: never).
+    last: AtomicU64,
+    /// Times it happened since.
+    held: AtomicU64,
+}
+
+impl Every {
+    pub const fn new(secs: u64) -> Every {
+        Every {
+            secs,
+            last: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one occurrence at `now` (seconds); `Some(n)` when it is to be said now, `n`
+    /// being the occurrences since it was last said, this one included.
+    pub fn due(&self, now: u64) -> Option<u64> {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        let last = self.last.load(Ordering::Relaxed);
+        if last != 0 && now < last.saturating_add(self.secs) {
+            return None;
+        }
+        // One of the threads that find it due says it.
+        self.last
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        Some(self.held.swap(0, Ordering::Relaxed).max(1))
+    }
+}
+
 /// Logs a request.
 pub fn request(r: Request) {
     send(Msg::Request(r, SystemTime::now()));
@@ -221,5 +257,23 @@ impl Drop for Writer {
             slot.lock().unwrap_or_else(|p| p.into_inner()).take();
         }
         drop(thread);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Every;
+
+    #[test]
+    fn a_recurring_fault_is_said_once_a_period_with_its_count() {
+        let every = Every::new(10);
+        assert_eq!(every.due(1_000), Some(1));
+        for t in 1_000..1_009 {
+            assert_eq!(every.due(t), None);
+        }
+        // The period over: said again, counting all ten since.
+        assert_eq!(every.due(1_010), Some(10));
+        assert_eq!(every.due(1_011), None);
+        assert_eq!(every.due(5_000), Some(2));
     }
 }
