@@ -112,6 +112,20 @@ const LOST_AT_COMMIT: &str = "The connection to the database was lost while savi
 /// request is tried once more on a fresh connection first, see `Postgres::transaction`).
 const LOST: &str = "The connection to the database was lost; try again in a moment";
 
+/// The answer when the pool has no connection to give within its wait (every one busy, or
+/// the database cannot be reached): the client gets words and a retry; the log, once every
+/// few seconds, gets the pool's and driver's reason.
+fn no_connection(e: r2d2::Error) -> ApiError {
+    static SAID: super::log::Every = super::log::Every::new(10);
+    if let Some(times) = SAID.due(unix_now().max(0) as u64) {
+        super::log::event(serde_json::json!({"level": "warn",
+            "msg": "no database connection to give a request", "times": times,
+            "error": e.to_string()}));
+    }
+    ApiError::unavailable("The database is busy or cannot be reached; try again in a moment")
+        .retry(1)
+}
+
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         match e {
@@ -756,10 +770,7 @@ impl Backend for Sqlite {
         guard: Option<&mut Carried<'_>>,
         f: TxFn<'_>,
     ) -> Result<(), ApiError> {
-        let mut c = self
-            .pool
-            .get()
-            .map_err(|e| ApiError::unavailable(format!("database busy: {e}")))?;
+        let mut c = self.pool.get().map_err(no_connection)?;
         let behaviour = if write {
             rusqlite::TransactionBehavior::Immediate
         } else {
@@ -1406,11 +1417,7 @@ impl Backend for Postgres {
         loop {
             tries += 1;
             let conn = if tries == 1 {
-                Held::Pooled(
-                    self.pool
-                        .get()
-                        .map_err(|e| ApiError::unavailable(format!("database unavailable: {e}")))?,
-                )
+                Held::Pooled(self.pool.get().map_err(no_connection)?)
             } else {
                 let timeout = Some(self.timeout);
                 Held::Fresh(PgConn::open(&self.config, timeout).map_err(|e| {
