@@ -432,3 +432,63 @@ fn the_picker_at_the_prompt_makes_the_chosen_project() {
         .out("cat ~/Projects/'Picked One'/Cargo.toml")
         .contains("name = \"picked-one\""));
 }
+
+#[test]
+fn a_forced_new_that_fails_changes_nothing() {
+    // The template's src/main.rs is a folder in the project: `new --force` fails there,
+    // and the files it would have replaced before it got there are as they were.
+    let h = Home::new();
+    h.out(
+        "mkdir -p ~/Projects/p/src/main.rs; echo keep > ~/Projects/p/src/main.rs/x; \
+         echo old > ~/Projects/p/README.md; echo old > ~/Projects/p/Cargo.toml",
+    );
+    let failed = h.c("new --force rust p").failure();
+    assert_eq!(h.out("cat ~/Projects/p/README.md"), "old\n");
+    assert_eq!(h.out("cat ~/Projects/p/Cargo.toml"), "old\n");
+    assert_eq!(h.out("cat ~/Projects/p/src/main.rs/x"), "keep\n");
+    assert_eq!(
+        h.files("~/Projects/p"),
+        [
+            "~/Projects/p/Cargo.toml",
+            "~/Projects/p/README.md",
+            "~/Projects/p/src/main.rs/x"
+        ]
+    );
+    failed.stderr(contains("is a directory").and(contains("nothing was written")));
+}
+
+#[test]
+fn of_two_news_of_one_name_at_once_exactly_one_makes_it() {
+    // Two templates of many files, made under one name by two processes at once: one
+    // wins, the other is refused, and the project holds the winner's files only.
+    let h = Home::new();
+    let host = common::host_dir();
+    for t in ["a", "b"] {
+        let d = host.path().join(t);
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..300 {
+            std::fs::write(d.join(format!("f{i}")), format!("{t}\n")).unwrap();
+        }
+        h.out(&format!(
+            "mkdir -p ~/Projects/Templates; import {} ~/Projects/Templates/{t}",
+            d.display()
+        ));
+    }
+    let runs = [
+        h.spawn(&["-c", "new a same"]),
+        h.spawn(&["-c", "new b same"]),
+    ];
+    let outs: Vec<_> = runs.into_iter().map(|r| r.wait_for_output()).collect();
+    let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+    assert_eq!(won.len(), 1, "{outs:?}");
+    let lost = &outs[1 - won[0]];
+    assert!(
+        String::from_utf8_lossy(&lost.stderr).contains("already exists"),
+        "{lost:?}"
+    );
+    let winner = ["a\n", "b\n"][won[0]];
+    let files = h.files("~/Projects/same");
+    assert_eq!(files.len(), 300);
+    let all = h.out("cat ~/Projects/same/*");
+    assert_eq!(all, winner.repeat(300));
+}

@@ -438,15 +438,19 @@ pub fn create(
     let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
     let dir = root.join(name)?;
     let shown = dir.display_tilde();
+    let refused = |is_dir: bool| {
+        if is_dir {
+            anyhow!("{shown} already exists: choose another name, or add --force to write the template's files into it")
+        } else {
+            anyhow!("{shown} exists and is not a folder")
+        }
+    };
     if templates_dir(hub)? == dir {
         bail!("{shown} is the templates folder (setting new.templates): choose another name");
     }
     let existed = hub.vfs.exists(&dir);
-    if existed && !hub.vfs.is_dir(&dir) {
-        bail!("{shown} exists and is not a folder");
-    }
-    if existed && !force {
-        bail!("{shown} already exists: choose another name, or add --force to write the template's files into it");
+    if existed && (!force || !hub.vfs.is_dir(&dir)) {
+        return Err(refused(hub.vfs.is_dir(&dir)));
     }
     if let Template::Folder { dir: from, .. } = template {
         if dir.starts_with(from) || from.starts_with(&dir) {
@@ -459,25 +463,66 @@ pub fn create(
     use chrono::Datelike;
     let vars = Vars::new(name, author, chrono::Local::now().year());
     let files = files(hub, template, &vars)?;
-    let write = || -> Result<()> {
-        hub.vfs.mkdir(&dir, true)?;
-        for (names, data) in &files {
-            let p = dir.join_names(names);
-            if let Some(parent) = p.parent() {
-                hub.vfs.mkdir(&parent, true)?;
+    let in_store = hub.vfs.mount_of(&dir).is_none()
+        && !hub.vfs.mounts().iter().any(|m| m.vpath.starts_with(&dir));
+    if in_store {
+        // One transaction: the project appears whole or not at all, and the check that it
+        // does not exist yet holds until it is written, so of two `new`s of one name (two
+        // processes) exactly one makes it and the other is refused.
+        let mut clash = None;
+        let written = hub.vfs.batch(|b| {
+            if b.exists(&dir)? {
+                let is_dir = b.is_dir(&dir)?;
+                if !is_dir || !force {
+                    clash = Some(is_dir);
+                    return Err(crate::vfs::VfsError::Exists(dir.to_string()));
+                }
             }
-            hub.vfs
-                .write(&p, data)
-                .with_context(|| crate::text::escape(&p.display_tilde()).into_owned())?;
+            b.mkdir_all(&dir)?;
+            for (names, data) in &files {
+                b.write(&dir.join_names(names), data)?;
+            }
+            Ok(())
+        });
+        if let Some(is_dir) = clash {
+            return Err(refused(is_dir));
         }
-        Ok(())
-    };
-    if let Err(e) = write() {
-        // A folder made here is not left half written.
-        if !existed {
-            let _ = hub.vfs.remove(&dir, true);
+        written.map_err(|e| anyhow!("{shown}: {e}; nothing was written"))?;
+    } else {
+        // In a mount: the folder is claimed by making it (which fails if it is there), so a
+        // folder removed after a failure is only ever one this `new` made.
+        let write = |made: &mut bool| -> Result<()> {
+            if !existed {
+                if let Some(parent) = dir.parent() {
+                    hub.vfs.mkdir(&parent, true)?;
+                }
+                match hub.vfs.mkdir(&dir, false) {
+                    Ok(()) => *made = true,
+                    Err(crate::vfs::VfsError::Exists(_)) => {
+                        return Err(refused(hub.vfs.is_dir(&dir)))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            for (names, data) in &files {
+                let p = dir.join_names(names);
+                if let Some(parent) = p.parent() {
+                    hub.vfs.mkdir(&parent, true)?;
+                }
+                hub.vfs
+                    .write(&p, data)
+                    .with_context(|| crate::text::escape(&p.display_tilde()).into_owned())?;
+            }
+            Ok(())
+        };
+        let mut made = false;
+        if let Err(e) = write(&mut made) {
+            // A folder made here is not left half written.
+            if made {
+                let _ = hub.vfs.remove(&dir, true);
+            }
+            return Err(e);
         }
-        return Err(e);
     }
     let mut next = vec![format!("cd ~/Projects/{}", crate::text::shell_quote(name))];
     match template {
