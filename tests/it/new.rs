@@ -434,6 +434,27 @@ fn the_picker_at_the_prompt_makes_the_chosen_project() {
 }
 
 #[test]
+fn binary_files_of_a_template_are_copied_as_they_are() {
+    // Bytes with NUL in them are binary even when they happen to be valid UTF-8: a `{{`
+    // there is no placeholder (it would fail the template) and `{{name}}` is not filled.
+    let h = Home::new();
+    let host = common::host_dir();
+    let t = host.path().join("t");
+    std::fs::create_dir(&t).unwrap();
+    let bin = b"BIN\0{{name}}\0{{ x\0".to_vec();
+    std::fs::write(t.join("data.bin"), &bin).unwrap();
+    std::fs::write(t.join("README.md"), "# {{name}}\n").unwrap();
+    h.out(&format!("import {} /tmp/t", t.display()));
+    h.c("new --from /tmp/t app")
+        .success()
+        .stdout(contains("(2 files)"));
+    assert_eq!(h.out("cat ~/Projects/app/README.md"), "# app\n");
+    let out = host.path().join("out.bin");
+    h.out(&format!("export ~/Projects/app/data.bin {}", out.display()));
+    assert_eq!(std::fs::read(&out).unwrap(), bin);
+}
+
+#[test]
 fn a_forced_new_that_fails_changes_nothing() {
     // The template's src/main.rs is a folder in the project: `new --force` fails there,
     // and the files it would have replaced before it got there are as they were.

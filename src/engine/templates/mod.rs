@@ -401,9 +401,12 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
                     .vfs
                     .read(&e.path)
                     .with_context(|| crate::text::escape(&shown).into_owned())?;
-                // Text is filled in; anything else (an image, say) is copied as it is.
+                // Text is filled in; anything else (an image, say) is copied as it is. A file
+                // holding a NUL byte is binary even when its bytes happen to be UTF-8 (as the
+                // editor takes it): its bytes are never read as placeholders.
                 let data = match String::from_utf8(data) {
-                    Ok(text) => vars.fill(&text, &shown)?.into_bytes(),
+                    Ok(text) if !text.contains('\0') => vars.fill(&text, &shown)?.into_bytes(),
+                    Ok(text) => text.into_bytes(),
                     Err(e) => e.into_bytes(),
                 };
                 out.push((names, data));
