@@ -746,6 +746,24 @@ fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
 }
 
 #[test]
+fn the_editor_refuses_a_fifo_instead_of_waiting_for_a_writer() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = Home::new();
+    let dir = common::host_dir();
+    let fifo = std::ffi::CString::new(dir.path().join("pipe").as_os_str().as_bytes()).unwrap();
+    // SAFETY: makes a fifo in a temporary directory of this test.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    h.c(&format!("mount {} /m", dir.path().display())).success();
+    let mut s = in_terminal(&h, 24, "edit --vfs /m/pipe");
+    let out = s.exp_eof().unwrap();
+    assert!(
+        out.contains("edit: /m/pipe is a fifo, socket or device"),
+        "{out:?}"
+    );
+    assert!(!out.contains("\x1b[?1049h"), "no alternate screen: {out:?}");
+}
+
+#[test]
 fn chat_on_a_terminal_streams_answers_and_ends_on_exit() {
     let server = common::openai::Server::start(false);
     let h = common::assistant_home(&server.url, "echo");
