@@ -560,7 +560,8 @@ pub fn main() -> ExitCode {
             match host_files(&hub, files) {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!("valyxo: {e:#}");
+                    // The names come from the host (a glob there, say): shown escaped.
+                    eprintln!("valyxo: {}", crate::shell::error_text(&e));
                     return ExitCode::from(1);
                 }
             }

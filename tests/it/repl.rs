@@ -735,6 +735,23 @@ fn valyxo_edit_opens_and_saves_host_files() {
     assert!(err.contains("'sub' is a directory"), "{err}");
 }
 
+/// A host name holding a terminal escape (as a glob of the host shell may give) is shown
+/// escaped in `valyxo edit`'s error, never sent raw.
+#[test]
+fn valyxo_edit_shows_a_host_name_escaped_in_its_error() {
+    let h = Home::new();
+    let dir = common::host_dir();
+    let out = h
+        .cmd()
+        .current_dir(dir.path())
+        .args(["edit", "a\u{1b}]0;title\u{7}b/x.txt"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("its directory"), "{err:?}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+}
+
 #[test]
 fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
     let h = Home::new();
