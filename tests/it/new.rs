@@ -513,3 +513,32 @@ fn of_two_news_of_one_name_at_once_exactly_one_makes_it() {
     let all = h.out("cat ~/Projects/same/*");
     assert_eq!(all, winner.repeat(300));
 }
+
+#[test]
+fn a_template_file_too_large_to_store_is_refused_before_it_is_read() {
+    // A template is read whole before anything is written: a file of some gigabytes (here
+    // a sparse one, in a mounted folder) is refused by its size, not read into memory
+    // first. Run with 2 GiB of address space, reading it whole could not even start.
+    let h = Home::new();
+    let host = common::host_dir();
+    let huge = std::fs::File::create(host.path().join("huge.bin")).unwrap();
+    huge.set_len(4 << 30).unwrap();
+    std::fs::write(host.path().join("README.md"), "# {{name}}\n").unwrap();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2000000 && exec \"$0\" --home \"$1\" -c 'new --from /m big'")
+        .arg(common::BIN)
+        .arg(h.path())
+        .env_remove("VALYXO_HOME")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("~/m/huge.bin: 4294967296 bytes, more than a project's file may be"),
+        "{err}"
+    );
+    h.c("ls ~/Projects/big").failure();
+}

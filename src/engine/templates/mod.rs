@@ -397,6 +397,22 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
                         .map_err(|err| anyhow!("{}: {err}", crate::text::escape(&shown)))?;
                     names.push(n);
                 }
+                // Every file is read whole before anything is written: one larger than the
+                // stored tree takes is refused before it is read (a file of some gigabytes in
+                // a mounted template took as much memory, then failed).
+                let size = match e.size {
+                    Some(size) => size,
+                    None => hub.vfs.stat(&e.path).map_or(0, |m| m.size),
+                };
+                let max = crate::vfs::max_stored_file();
+                if size > max {
+                    bail!(
+                        "{}: {size} bytes, more than a project's file may be ({}; setting \
+                         vfs.max_file_size)",
+                        crate::text::escape(&shown),
+                        crate::budget::human(max as usize)
+                    );
+                }
                 let data = hub
                     .vfs
                     .read(&e.path)
