@@ -542,3 +542,20 @@ fn a_template_file_too_large_to_store_is_refused_before_it_is_read() {
     );
     h.c("ls ~/Projects/big").failure();
 }
+
+#[test]
+fn two_template_files_that_fill_to_one_name_are_refused() {
+    // For a project `app`, `{{name}}.txt` and `app.txt` both make app.txt: one of them
+    // would be written over the other while `new` counted both.
+    let h = Home::new();
+    h.out("mkdir -p /t; echo one > /t/'{{name}}.txt'; echo two > /t/app.txt");
+    h.c("new --from /t app").failure().stderr(contains(
+        "~/t/app.txt and ~/t/{{name}}.txt both make app.txt",
+    ));
+    h.c("ls ~/Projects/app").failure();
+    // Another name makes two files.
+    h.c("new --from /t other")
+        .success()
+        .stdout(contains("(2 files)"));
+    assert_eq!(h.out("cat ~/Projects/other/app.txt"), "two\n");
+}

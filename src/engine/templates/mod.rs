@@ -384,6 +384,7 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
                     crate::text::escape(&dir.display_tilde())
                 );
             }
+            let mut made = std::collections::HashMap::new();
             for e in hub.vfs.walk(dir)? {
                 if e.kind != Kind::File {
                     continue;
@@ -425,6 +426,16 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
                     Ok(text) => text.into_bytes(),
                     Err(e) => e.into_bytes(),
                 };
+                // Two files whose names fill in the same (`{{name}}.txt` and `app.txt` for
+                // a project `app`) would leave one of them unwritten.
+                if let Some(other) = made.insert(names.clone(), shown.clone()) {
+                    bail!(
+                        "{} and {} both make {}: rename one of them in the template",
+                        crate::text::escape(&other),
+                        crate::text::escape(&shown),
+                        crate::text::escape(&names.join("/"))
+                    );
+                }
                 out.push((names, data));
             }
         }
