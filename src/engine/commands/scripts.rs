@@ -382,7 +382,8 @@ fn jobs_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             j.state.as_str(),
             status,
             took,
-            j.line
+            // A script may start a job with any text (`sh(...)`): shown escaped.
+            crate::text::escape(&j.line)
         )?;
     }
     Ok(0)
