@@ -559,3 +559,26 @@ fn two_template_files_that_fill_to_one_name_are_refused() {
         .stdout(contains("(2 files)"));
     assert_eq!(h.out("cat ~/Projects/other/app.txt"), "two\n");
 }
+
+#[test]
+fn ctrl_c_at_the_picker_gives_up_and_makes_nothing() {
+    // Ctrl-C at either question ends `new` at once (status 130), and nothing is made: the
+    // answer typed next is a command again, not a template or a name.
+    let h = Home::new();
+    let mut s = spawn(h.shell(&["--no-color"]), 10_000);
+    s.exp_string("valyxo:~/Projects/Main> ").unwrap();
+    s.send_line("new").unwrap();
+    s.exp_string("Template (number or name): ").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    s.send_line("new rust").unwrap();
+    s.exp_string("Project name: ").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    s.send_line("echo next").unwrap();
+    s.exp_string("next").unwrap();
+    s.exp_string("valyxo:~/Projects/Main> ").unwrap();
+    s.send_line("exit").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(h.out("ls ~/Projects"), "Main\n");
+}
