@@ -1013,6 +1013,42 @@ fn register_and_login_read_the_password_without_echo() {
     assert!(!history.contains("Hidden-Pass"), "{history}");
 }
 
+/// Ctrl-C at a password prompt gives up at once: nothing is created, and what is typed next
+/// is a command again, never taken for the password.
+#[test]
+fn ctrl_c_at_a_password_prompt_gives_up() {
+    let server = common::server::Server::sqlite();
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    typ(
+        &mut s,
+        &format!(
+            "register --server {} --email cc@example.com ccuser\r",
+            server.url
+        ),
+    );
+    s.exp_string("Password (not shown): ").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    typ(&mut s, "echo after\r");
+    s.exp_string("after\r\n").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    typ(&mut s, "exit\r");
+    assert_eq!(exit_code(&mut s), 0);
+    // The name is still free: no account was made.
+    h.cmd()
+        .args([
+            "-c",
+            &format!(
+                "register --server {} --email cc@example.com ccuser",
+                server.url
+            ),
+        ])
+        .write_stdin("Hidden-Pass1\n")
+        .assert()
+        .success();
+}
+
 /// Lines written to the terminal faster than the shell reads them all run, in order, and are
 /// all kept in history: a paste of 100 lines in one write, typing ahead while a command runs,
 /// and both while a job runs.

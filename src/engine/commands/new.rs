@@ -159,24 +159,8 @@ fn ask(ctx: &mut Ctx, prompt: &str, missing: &str) -> Result<String> {
     }
     write!(ctx.io.stdout, "{prompt}")?;
     ctx.io.stdout.flush()?;
-    // Ctrl-C gives up at once: the line is read once one has been typed (a read waiting
-    // for it would go on after Ctrl-C, and the answer typed next would still be used).
-    loop {
-        crate::signals::check()?;
-        let mut fd = libc::pollfd {
-            fd: libc::STDIN_FILENO,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for standard input, waited on for at most 100 ms.
-        let ready = unsafe { libc::poll(&mut fd, 1, 100) };
-        let again = ready == 0
-            || (ready < 0
-                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted);
-        if !again {
-            break;
-        }
-    }
+    // Ctrl-C gives up at once.
+    super::wait_for_line()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     crate::signals::check()?;
