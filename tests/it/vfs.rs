@@ -807,6 +807,7 @@ fn a_fifo_in_a_mount_is_refused_as_a_file_instead_of_waited_on() {
         "run /m/pipe",
         "echo x > /m/pipe",
         "echo x >> /m/pipe",
+        "touch /m/pipe",
     ] {
         // The timeout only stops a hang; nothing is measured.
         h.cmd()

@@ -752,6 +752,9 @@ impl Vfs {
             Loc::Stored => self.stored_tx(|tx| stored::touch(tx, p)),
             Loc::Mounted(m, rel) => {
                 let dir = m.dir()?;
+                if let Ok(md) = dir.metadata(&rel) {
+                    not_special(p, &md)?;
+                }
                 let mut opts = cap_std::fs::OpenOptions::new();
                 opts.write(true).create(true);
                 let f = dir.open_with(&rel, &opts).map_err(|e| host_err(p, e))?;
