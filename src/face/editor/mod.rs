@@ -265,9 +265,8 @@ pub struct Editor {
 }
 
 /// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, fifos
-/// (and sockets and devices) of a mount, files
-/// over [`MAX_FILE`], binary files and text that is not UTF-8. A missing file is a new,
-/// empty buffer that saving creates.
+/// (and sockets and devices) of a mount, files over [`MAX_FILE`], binary files and text that
+/// is not UTF-8. A missing file is a new, empty buffer that saving creates.
 pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
     let vfs = &hub.vfs;
     let meta = vfs.stat(path).ok();
