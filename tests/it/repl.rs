@@ -735,6 +735,47 @@ fn valyxo_edit_opens_and_saves_host_files() {
     assert!(err.contains("'sub' is a directory"), "{err}");
 }
 
+/// A host file that is a symlink to a file in another directory (a dotfile kept elsewhere)
+/// is edited as any editor does it: the file it leads to is opened and saved, and the link
+/// stays a link.
+#[test]
+fn valyxo_edit_follows_a_host_symlink_to_its_file() {
+    let h = Home::new();
+    let dir = common::host_dir();
+    let (home, dots) = (dir.path().join("home"), dir.path().join("dots"));
+    std::fs::create_dir(&home).unwrap();
+    std::fs::create_dir(&dots).unwrap();
+    std::fs::write(dots.join("rc"), "kept elsewhere\n").unwrap();
+    std::os::unix::fs::symlink(dots.join("rc"), home.join(".rc")).unwrap();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("stty rows 24 cols 80 && exec \"$0\" --home \"$1\" edit .rc")
+        .arg(common::BIN)
+        .arg(h.path())
+        .current_dir(&home)
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME");
+    let mut s = spawn(c, 10_000);
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the linked file", |t| t.contains("kept elsewhere"));
+    typ(&mut s, "edited ");
+    sc.wait(&mut s, "the typing", |t| {
+        t.contains("edited kept elsewhere")
+    });
+    typ(&mut s, "\x13"); // Ctrl-S
+    sc.wait(&mut s, "the save", |t| t.contains("Saved /host"));
+    typ(&mut s, "\x11");
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(
+        std::fs::read_to_string(dots.join("rc")).unwrap(),
+        "edited kept elsewhere\n"
+    );
+    assert!(std::fs::symlink_metadata(home.join(".rc"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
 /// A host name holding a terminal escape (as a glob of the host shell may give) is shown
 /// escaped in `valyxo edit`'s error, never sent raw.
 #[test]
