@@ -582,3 +582,28 @@ fn ctrl_c_at_the_picker_gives_up_and_makes_nothing() {
     s.exp_eof().unwrap();
     assert_eq!(h.out("ls ~/Projects"), "Main\n");
 }
+
+#[test]
+fn an_author_with_angle_brackets_shows_as_written_in_a_page() {
+    // `Ada <ada@example.com>` is a usual way to write an author; in an HTML page it is
+    // written as text (escaped), not taken for a tag, and elsewhere as it is.
+    let h = Home::new();
+    h.c("settings set new.author 'Ada <ada@example.com> & co'")
+        .success();
+    h.c("new html page").success();
+    let page = h.out("cat ~/Projects/page/index.html");
+    assert!(
+        page.contains("A page by Ada &lt;ada@example.com&gt; &amp; co."),
+        "{page}"
+    );
+    assert!(h
+        .out("cat ~/Projects/page/README.md")
+        .contains("by Ada <ada@example.com> & co, 20"));
+    // A page of a template of yours too.
+    h.out("mkdir -p /t; echo '<p>{{author}}</p>' > /t/about.html");
+    h.c("new --from /t mine").success();
+    assert_eq!(
+        h.out("cat ~/Projects/mine/about.html"),
+        "<p>Ada &lt;ada@example.com&gt; &amp; co</p>\n"
+    );
+}

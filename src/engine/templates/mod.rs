@@ -345,6 +345,29 @@ impl Vars {
         render::render(src, |k| self.get(k))
             .map_err(|e| anyhow!("{}: {e}", crate::text::escape(file)))
     }
+    /// The text of the file `path` (its names in the project) filled in: in an HTML page
+    /// the values are written as HTML text (`<`, `>`, `&` and `"` escaped), so an author
+    /// like `Ada <ada@example.com>` shows as written instead of becoming a tag.
+    pub fn fill_file(&self, src: &str, path: &str, shown: &str) -> Result<String> {
+        let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if !matches!(ext.as_deref(), Some("html" | "htm")) {
+            return self.fill(src, shown);
+        }
+        let html = |v: &str| {
+            v.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let escaped = Vars {
+            name: html(&self.name),
+            name_kebab: html(&self.name_kebab),
+            name_snake: html(&self.name_snake),
+            year: html(&self.year),
+            author: html(&self.author),
+        };
+        escaped.fill(src, shown)
+    }
 }
 
 /// The author the placeholders name: setting `new.author`, else the login name on this
@@ -374,7 +397,7 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
             for (path, src) in b.files {
                 let path = vars.fill(path, path)?;
                 let names = path.split('/').map(str::to_string).collect();
-                out.push((names, vars.fill(src, &path)?.into_bytes()));
+                out.push((names, vars.fill_file(src, &path, &path)?.into_bytes()));
             }
         }
         Template::Folder { dir, .. } => {
@@ -422,7 +445,9 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
                 // holding a NUL byte is binary even when its bytes happen to be UTF-8 (as the
                 // editor takes it): its bytes are never read as placeholders.
                 let data = match String::from_utf8(data) {
-                    Ok(text) if !text.contains('\0') => vars.fill(&text, &shown)?.into_bytes(),
+                    Ok(text) if !text.contains('\0') => vars
+                        .fill_file(&text, &names.join("/"), &shown)?
+                        .into_bytes(),
                     Ok(text) => text.into_bytes(),
                     Err(e) => e.into_bytes(),
                 };
