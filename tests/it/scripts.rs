@@ -467,6 +467,9 @@ fn many_jobs_are_stopped_by_one_kill_and_jobs_says_when_it_shows_only_the_latest
         .map(|j| j["state"].as_str().unwrap())
         .collect();
     assert_eq!(last, ["killed", "killed"]);
+    // A queued job named twice is stopped once, and that is no error.
+    h.c("settings set jobs.max_running 1; exec sleep 30 & exec sleep 30 & kill %105 105 %104")
+        .success();
     h.c("kill").code(2).stderr(contains("%N"));
     h.c("kill --all %1")
         .code(2)
