@@ -69,9 +69,11 @@ pub fn home_dir(flag: Option<PathBuf>) -> Result<PathBuf> {
     Ok(resolve(flag)?.0)
 }
 
-/// Reports a config file's problems on standard error.
+/// Reports a config file's problems on standard error, escaped: a problem quotes the value
+/// it is about, which is whatever the file holds.
 fn report(problems: &[config::Problem]) {
     for p in problems {
+        let p = crate::text::clean_message(&p.to_string(), crate::text::MESSAGE_MAX);
         eprintln!("valyxo: {p}");
     }
 }

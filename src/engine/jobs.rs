@@ -579,7 +579,13 @@ pub fn describe(j: &Job) -> String {
         (State::Done | State::Failed, Some(s)) => format!(" (status {s})"),
         _ => String::new(),
     };
-    format!("[{}] {}{status}  {}", j.id, j.state.as_str(), j.line)
+    // A line can hold anything a script put in it (`sh(...)` with text it read): escaped.
+    format!(
+        "[{}] {}{status}  {}",
+        j.id,
+        j.state.as_str(),
+        crate::text::escape(&j.line)
+    )
 }
 
 #[cfg(test)]

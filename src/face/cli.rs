@@ -564,7 +564,8 @@ pub fn main() -> ExitCode {
             match host_files(&hub, files) {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!("valyxo: {e:#}");
+                    // The names come from the host (a glob there, say): shown escaped.
+                    eprintln!("valyxo: {}", crate::shell::error_text(&e));
                     return ExitCode::from(1);
                 }
             }
@@ -1083,7 +1084,14 @@ fn host_files(hub: &Hub, files: &[String]) -> anyhow::Result<Vec<String>> {
     let here = std::env::current_dir().context("the current directory")?;
     let mut at: Vec<(PathBuf, std::ffi::OsString)> = Vec::new();
     for f in files {
-        let path = here.join(f);
+        let mut path = here.join(f);
+        // A symlink named on the host is followed to its file, as any editor does (the
+        // user named it; the jail is the target's directory): the link stays a link.
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            if let Ok(target) = std::fs::canonicalize(&path) {
+                path = target;
+            }
+        }
         let name = path
             .file_name()
             .with_context(|| format!("'{f}' does not name a file"))?

@@ -165,6 +165,35 @@ fn parse_errors_point_at_the_column() {
 }
 
 #[test]
+fn a_bad_value_in_config_toml_is_reported_escaped() {
+    // The value quoted in the warning is the file's, whatever it holds.
+    let h = Home::new();
+    std::fs::write(
+        h.path().join("config.toml"),
+        "[new]\nauthor = \"\\u001b]0;title\\u0007x\"\n",
+    )
+    .unwrap();
+    let a = h.c("true").success();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("is not a valid value for new.author"),
+        "{err:?}"
+    );
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+}
+
+#[test]
+fn a_bad_wildcard_is_shown_escaped() {
+    // A word with a raw escape (as a script's `sh` may run) and a broken wildcard: the
+    // error quotes it escaped.
+    let h = Home::new();
+    let a = h.c("ls x\u{1b}[31mred\u{7}[").code(1);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(err.contains("bad wildcard"), "{err:?}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+}
+
+#[test]
 fn unknown_command_suggests() {
     let h = Home::new();
     h.c("lss").code(127).stderr(contains("Did you mean 'ls'?"));

@@ -432,3 +432,182 @@ fn the_picker_at_the_prompt_makes_the_chosen_project() {
         .out("cat ~/Projects/'Picked One'/Cargo.toml")
         .contains("name = \"picked-one\""));
 }
+
+#[test]
+fn binary_files_of_a_template_are_copied_as_they_are() {
+    // Bytes with NUL in them are binary even when they happen to be valid UTF-8: a `{{`
+    // there is no placeholder (it would fail the template) and `{{name}}` is not filled.
+    let h = Home::new();
+    let host = common::host_dir();
+    let t = host.path().join("t");
+    std::fs::create_dir(&t).unwrap();
+    let bin = b"BIN\0{{name}}\0{{ x\0".to_vec();
+    std::fs::write(t.join("data.bin"), &bin).unwrap();
+    std::fs::write(t.join("README.md"), "# {{name}}\n").unwrap();
+    h.out(&format!("import {} /tmp/t", t.display()));
+    h.c("new --from /tmp/t app")
+        .success()
+        .stdout(contains("(2 files)"));
+    assert_eq!(h.out("cat ~/Projects/app/README.md"), "# app\n");
+    let out = host.path().join("out.bin");
+    h.out(&format!("export ~/Projects/app/data.bin {}", out.display()));
+    assert_eq!(std::fs::read(&out).unwrap(), bin);
+}
+
+#[test]
+fn a_forced_new_that_fails_changes_nothing() {
+    // The template's src/main.rs is a folder in the project: `new --force` fails there,
+    // and the files it would have replaced before it got there are as they were.
+    let h = Home::new();
+    h.out(
+        "mkdir -p ~/Projects/p/src/main.rs; echo keep > ~/Projects/p/src/main.rs/x; \
+         echo old > ~/Projects/p/README.md; echo old > ~/Projects/p/Cargo.toml",
+    );
+    let failed = h.c("new --force rust p").failure();
+    assert_eq!(h.out("cat ~/Projects/p/README.md"), "old\n");
+    assert_eq!(h.out("cat ~/Projects/p/Cargo.toml"), "old\n");
+    assert_eq!(h.out("cat ~/Projects/p/src/main.rs/x"), "keep\n");
+    assert_eq!(
+        h.files("~/Projects/p"),
+        [
+            "~/Projects/p/Cargo.toml",
+            "~/Projects/p/README.md",
+            "~/Projects/p/src/main.rs/x"
+        ]
+    );
+    failed.stderr(
+        contains("is a directory")
+            .and(contains("src/main.rs"))
+            .and(contains("none of the template's files were written")),
+    );
+}
+
+#[test]
+fn of_two_news_of_one_name_at_once_exactly_one_makes_it() {
+    // Two templates of many files, made under one name by two processes at once: one
+    // wins, the other is refused, and the project holds the winner's files only.
+    let h = Home::new();
+    let host = common::host_dir();
+    for t in ["a", "b"] {
+        let d = host.path().join(t);
+        std::fs::create_dir(&d).unwrap();
+        for i in 0..300 {
+            std::fs::write(d.join(format!("f{i}")), format!("{t}\n")).unwrap();
+        }
+        h.out(&format!(
+            "mkdir -p ~/Projects/Templates; import {} ~/Projects/Templates/{t}",
+            d.display()
+        ));
+    }
+    let runs = [
+        h.spawn(&["-c", "new a same"]),
+        h.spawn(&["-c", "new b same"]),
+    ];
+    let outs: Vec<_> = runs.into_iter().map(|r| r.wait_for_output()).collect();
+    let won: Vec<usize> = (0..2).filter(|&i| outs[i].status.success()).collect();
+    assert_eq!(won.len(), 1, "{outs:?}");
+    let lost = &outs[1 - won[0]];
+    assert!(
+        String::from_utf8_lossy(&lost.stderr).contains("already exists"),
+        "{lost:?}"
+    );
+    let winner = ["a\n", "b\n"][won[0]];
+    let files = h.files("~/Projects/same");
+    assert_eq!(files.len(), 300);
+    let all = h.out("cat ~/Projects/same/*");
+    assert_eq!(all, winner.repeat(300));
+}
+
+#[test]
+fn a_template_file_too_large_to_store_is_refused_before_it_is_read() {
+    // A template is read whole before anything is written: a file of some gigabytes (here
+    // a sparse one, in a mounted folder) is refused by its size, not read into memory
+    // first. Run with 2 GiB of address space, reading it whole could not even start.
+    let h = Home::new();
+    let host = common::host_dir();
+    let huge = std::fs::File::create(host.path().join("huge.bin")).unwrap();
+    huge.set_len(4 << 30).unwrap();
+    std::fs::write(host.path().join("README.md"), "# {{name}}\n").unwrap();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2000000 && exec \"$0\" --home \"$1\" -c 'new --from /m big'")
+        .arg(common::BIN)
+        .arg(h.path())
+        .env_remove("VALYXO_HOME")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("~/m/huge.bin: 4294967296 bytes, more than a project's file may be"),
+        "{err}"
+    );
+    h.c("ls ~/Projects/big").failure();
+}
+
+#[test]
+fn two_template_files_that_fill_to_one_name_are_refused() {
+    // For a project `app`, `{{name}}.txt` and `app.txt` both make app.txt: one of them
+    // would be written over the other while `new` counted both.
+    let h = Home::new();
+    h.out("mkdir -p /t; echo one > /t/'{{name}}.txt'; echo two > /t/app.txt");
+    h.c("new --from /t app").failure().stderr(contains(
+        "~/t/app.txt and ~/t/{{name}}.txt both make app.txt",
+    ));
+    h.c("ls ~/Projects/app").failure();
+    // Another name makes two files.
+    h.c("new --from /t other")
+        .success()
+        .stdout(contains("(2 files)"));
+    assert_eq!(h.out("cat ~/Projects/other/app.txt"), "two\n");
+}
+
+#[test]
+fn ctrl_c_at_the_picker_gives_up_and_makes_nothing() {
+    // Ctrl-C at either question ends `new` at once (status 130), and nothing is made: the
+    // answer typed next is a command again, not a template or a name.
+    let h = Home::new();
+    let mut s = spawn(h.shell(&["--no-color"]), 10_000);
+    s.exp_string("valyxo:~/Projects/Main> ").unwrap();
+    s.send_line("new").unwrap();
+    s.exp_string("Template (number or name): ").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    s.send_line("new rust").unwrap();
+    s.exp_string("Project name: ").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    s.send_line("echo next").unwrap();
+    s.exp_string("next").unwrap();
+    s.exp_string("valyxo:~/Projects/Main> ").unwrap();
+    s.send_line("exit").unwrap();
+    s.exp_eof().unwrap();
+    assert_eq!(h.out("ls ~/Projects"), "Main\n");
+}
+
+#[test]
+fn an_author_with_angle_brackets_shows_as_written_in_a_page() {
+    // `Ada <ada@example.com>` is a usual way to write an author; in an HTML page it is
+    // written as text (escaped), not taken for a tag, and elsewhere as it is.
+    let h = Home::new();
+    h.c("settings set new.author 'Ada <ada@example.com> & co'")
+        .success();
+    h.c("new html page").success();
+    let page = h.out("cat ~/Projects/page/index.html");
+    assert!(
+        page.contains("A page by Ada &lt;ada@example.com&gt; &amp; co."),
+        "{page}"
+    );
+    assert!(h
+        .out("cat ~/Projects/page/README.md")
+        .contains("by Ada <ada@example.com> & co, 20"));
+    // A page of a template of yours too.
+    h.out("mkdir -p /t; echo '<p>{{author}}</p>' > /t/about.html");
+    h.c("new --from /t mine").success();
+    assert_eq!(
+        h.out("cat ~/Projects/mine/about.html"),
+        "<p>Ada &lt;ada@example.com&gt; &amp; co</p>\n"
+    );
+}

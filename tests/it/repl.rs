@@ -736,6 +736,64 @@ fn valyxo_edit_opens_and_saves_host_files() {
     assert!(err.contains("'sub' is a directory"), "{err}");
 }
 
+/// A host file that is a symlink to a file in another directory (a dotfile kept elsewhere)
+/// is edited as any editor does it: the file it leads to is opened and saved, and the link
+/// stays a link.
+#[test]
+fn valyxo_edit_follows_a_host_symlink_to_its_file() {
+    let h = Home::new();
+    let dir = common::host_dir();
+    let (home, dots) = (dir.path().join("home"), dir.path().join("dots"));
+    std::fs::create_dir(&home).unwrap();
+    std::fs::create_dir(&dots).unwrap();
+    std::fs::write(dots.join("rc"), "kept elsewhere\n").unwrap();
+    std::os::unix::fs::symlink(dots.join("rc"), home.join(".rc")).unwrap();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("stty rows 24 cols 80 && exec \"$0\" --home \"$1\" edit .rc")
+        .arg(common::BIN)
+        .arg(h.path())
+        .current_dir(&home)
+        .env("TERM", "xterm-256color")
+        .env_remove("VALYXO_HOME");
+    let mut s = spawn(c, 10_000);
+    let mut sc = Screen::new(24);
+    sc.wait(&mut s, "the linked file", |t| t.contains("kept elsewhere"));
+    typ(&mut s, "edited ");
+    sc.wait(&mut s, "the typing", |t| {
+        t.contains("edited kept elsewhere")
+    });
+    typ(&mut s, "\x13"); // Ctrl-S
+    sc.wait(&mut s, "the save", |t| t.contains("Saved /host"));
+    typ(&mut s, "\x11");
+    assert_eq!(exit_code(&mut s), 0);
+    assert_eq!(
+        std::fs::read_to_string(dots.join("rc")).unwrap(),
+        "edited kept elsewhere\n"
+    );
+    assert!(std::fs::symlink_metadata(home.join(".rc"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+/// A host name holding a terminal escape (as a glob of the host shell may give) is shown
+/// escaped in `valyxo edit`'s error, never sent raw.
+#[test]
+fn valyxo_edit_shows_a_host_name_escaped_in_its_error() {
+    let h = Home::new();
+    let dir = common::host_dir();
+    let out = h
+        .cmd()
+        .current_dir(dir.path())
+        .args(["edit", "a\u{1b}]0;title\u{7}b/x.txt"])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("its directory"), "{err:?}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+}
+
 #[test]
 fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
     let h = Home::new();
@@ -743,6 +801,24 @@ fn the_editor_refuses_what_it_cannot_edit_before_taking_the_screen() {
     let mut s = in_terminal(&h, 24, "edit --vfs /d");
     let out = s.exp_eof().unwrap();
     assert!(out.contains("edit: /d is a directory"), "{out:?}");
+    assert!(!out.contains("\x1b[?1049h"), "no alternate screen: {out:?}");
+}
+
+#[test]
+fn the_editor_refuses_a_fifo_instead_of_waiting_for_a_writer() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = Home::new();
+    let dir = common::host_dir();
+    let fifo = std::ffi::CString::new(dir.path().join("pipe").as_os_str().as_bytes()).unwrap();
+    // SAFETY: makes a fifo in a temporary directory of this test.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    h.c(&format!("mount {} /m", dir.path().display())).success();
+    let mut s = in_terminal(&h, 24, "edit --vfs /m/pipe");
+    let out = s.exp_eof().unwrap();
+    assert!(
+        out.contains("edit: /m/pipe is a fifo, socket or device"),
+        "{out:?}"
+    );
     assert!(!out.contains("\x1b[?1049h"), "no alternate screen: {out:?}");
 }
 
@@ -977,6 +1053,42 @@ fn register_and_login_read_the_password_without_echo() {
     // Neither the password nor the typo reached the history.
     let history = h.out("history");
     assert!(!history.contains("Hidden-Pass"), "{history}");
+}
+
+/// Ctrl-C at a password prompt gives up at once: nothing is created, and what is typed next
+/// is a command again, never taken for the password.
+#[test]
+fn ctrl_c_at_a_password_prompt_gives_up() {
+    let server = common::server::Server::sqlite();
+    let h = Home::new();
+    let mut s = repl(&h, &["--no-color"]);
+    typ(
+        &mut s,
+        &format!(
+            "register --server {} --email cc@example.com ccuser\r",
+            server.url
+        ),
+    );
+    s.exp_string("Password (not shown): ").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("valyxo:~/Projects/Main [130]> ").unwrap();
+    typ(&mut s, "echo after\r");
+    s.exp_string("after\r\n").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    typ(&mut s, "exit\r");
+    assert_eq!(exit_code(&mut s), 0);
+    // The name is still free: no account was made.
+    h.cmd()
+        .args([
+            "-c",
+            &format!(
+                "register --server {} --email cc@example.com ccuser",
+                server.url
+            ),
+        ])
+        .write_stdin("Hidden-Pass1\n")
+        .assert()
+        .success();
 }
 
 /// Lines written to the terminal faster than the shell reads them all run, in order, and are

@@ -410,6 +410,17 @@ fn background_jobs_capture_output_and_can_be_killed() {
 }
 
 #[test]
+fn a_job_line_a_script_made_is_listed_escaped() {
+    // `sh(...)` starts a job with whatever text the script built (here with an escape that
+    // would turn the terminal red): `jobs` shows it escaped, never raw.
+    let h = Home::new();
+    h.out("echo 'sh(\"echo \\x1b[31mred &\"); sh(\"wait\");' > /j.rhai; run /j.rhai");
+    let listed = h.out("jobs");
+    assert!(listed.contains("$'echo \\e[31mred'"), "{listed:?}");
+    assert!(!listed.contains('\u{1b}'), "{listed:?}");
+}
+
+#[test]
 fn many_jobs_are_stopped_by_one_kill_and_jobs_says_when_it_shows_only_the_latest() {
     let h = Home::new();
     // 100 queued jobs behind one running: one kill stops them all, at once.
@@ -456,6 +467,9 @@ fn many_jobs_are_stopped_by_one_kill_and_jobs_says_when_it_shows_only_the_latest
         .map(|j| j["state"].as_str().unwrap())
         .collect();
     assert_eq!(last, ["killed", "killed"]);
+    // A queued job named twice is stopped once, and that is no error.
+    h.c("settings set jobs.max_running 1; exec sleep 30 & exec sleep 30 & kill %105 105 %104")
+        .success();
     h.c("kill").code(2).stderr(contains("%N"));
     h.c("kill --all %1")
         .code(2)

@@ -752,3 +752,36 @@ fn a_full_disk_leaves_a_file_saved_in_place_whole() {
     assert_eq!(fs::read(d.join("b")).unwrap(), vec![b'n'; 30 << 10]);
     assert_eq!(names(d), ["a", "b"]);
 }
+
+#[test]
+fn a_fifo_in_a_mount_is_refused_as_a_file_instead_of_waited_on() {
+    // Opening a fifo waits for its other end, for ever and past Ctrl-C in the shell's own
+    // process: reading or writing one is refused at once, and it stays a fifo.
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::FileTypeExt;
+    let h = Home::new();
+    let host = host_dir();
+    let pipe = host.path().join("pipe");
+    let c = std::ffi::CString::new(pipe.as_os_str().as_bytes()).unwrap();
+    // SAFETY: makes a fifo in this test's temporary directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    for line in [
+        "cat /m/pipe",
+        "grep x /m/pipe",
+        "run /m/pipe",
+        "echo x > /m/pipe",
+        "echo x >> /m/pipe",
+        "touch /m/pipe",
+    ] {
+        // The timeout only stops a hang; nothing is measured.
+        h.cmd()
+            .args(["-c", line])
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .failure()
+            .stderr(contains("/m/pipe: is a fifo, socket or device"));
+    }
+    assert!(fs::symlink_metadata(&pipe).unwrap().file_type().is_fifo());
+}

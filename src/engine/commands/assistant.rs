@@ -450,7 +450,8 @@ pub(super) fn read_secret(ctx: &mut Ctx, prompt: &str, missing: &str) -> Result<
     // SAFETY: as above; the old settings are put back below on every path.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
     let mut line = String::new();
-    let read = tty.read_line(&mut line);
+    // Ctrl-C gives up at once (the settings are put back first).
+    let read = super::wait_for_line().and_then(|()| Ok(tty.read_line(&mut line)?));
     // SAFETY: restores the settings read above.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &old) };
     writeln!(ctx.io.stderr)?;

@@ -358,6 +358,28 @@ impl Ctx<'_> {
     }
 }
 
+/// Waits until a line typed at the terminal can be read from standard input, or stops with
+/// `Interrupted` once Ctrl-C is pressed. A read that waited for the line itself would go on
+/// after Ctrl-C, and the answer typed next would still be taken.
+pub fn wait_for_line() -> anyhow::Result<()> {
+    loop {
+        crate::signals::check()?;
+        let mut fd = libc::pollfd {
+            fd: libc::STDIN_FILENO,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for standard input, waited on for at most 100 ms.
+        let ready = unsafe { libc::poll(&mut fd, 1, 100) };
+        let again = ready == 0
+            || (ready < 0
+                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted);
+        if !again {
+            return Ok(());
+        }
+    }
+}
+
 /// Strings of a multi-valued positional argument.
 pub fn strings(m: &ArgMatches, id: &str) -> Vec<String> {
     m.get_many::<String>(id)

@@ -159,8 +159,11 @@ fn ask(ctx: &mut Ctx, prompt: &str, missing: &str) -> Result<String> {
     }
     write!(ctx.io.stdout, "{prompt}")?;
     ctx.io.stdout.flush()?;
+    // Ctrl-C gives up at once.
+    super::wait_for_line()?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
+    crate::signals::check()?;
     let line = line.trim().to_string();
     if line.is_empty() {
         bail!("nothing chosen; nothing was made");

@@ -382,7 +382,8 @@ fn jobs_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             j.state.as_str(),
             status,
             took,
-            j.line
+            // A script may start a job with any text (`sh(...)`): shown escaped.
+            crate::text::escape(&j.line)
         )?;
     }
     Ok(0)
@@ -408,6 +409,10 @@ fn kill_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             .map(|s| jobs::parse_spec(s))
             .collect::<Result<Vec<_>>>()?
     };
+    // A job named twice (`kill %1 1`) is stopped once: the second time it has ended, which
+    // is no error.
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<i64> = ids.into_iter().filter(|id| seen.insert(*id)).collect();
     let mut status = 0;
     let mut stopped = 0;
     let answers = jobs::kill_many(ctx.hub(), &ids, Duration::from_secs(2));

@@ -254,6 +254,8 @@ impl Session {
         let mut argv = match expand::expand_words(self, &cmd.words) {
             Ok(a) => a,
             Err(e) => {
+                // The message quotes the word, which may hold anything (a script's `sh`).
+                let e = crate::text::clean_message(&e, crate::text::MESSAGE_MAX);
                 let _ = writeln!(io.stderr, "valyxo: {e}");
                 return 1;
             }

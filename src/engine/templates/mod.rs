@@ -345,6 +345,29 @@ impl Vars {
         render::render(src, |k| self.get(k))
             .map_err(|e| anyhow!("{}: {e}", crate::text::escape(file)))
     }
+    /// The text of the file `path` (its names in the project) filled in: in an HTML page
+    /// the values are written as HTML text (`<`, `>`, `&` and `"` escaped), so an author
+    /// like `Ada <ada@example.com>` shows as written instead of becoming a tag.
+    pub fn fill_file(&self, src: &str, path: &str, shown: &str) -> Result<String> {
+        let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        if !matches!(ext.as_deref(), Some("html" | "htm")) {
+            return self.fill(src, shown);
+        }
+        let html = |v: &str| {
+            v.replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+        };
+        let escaped = Vars {
+            name: html(&self.name),
+            name_kebab: html(&self.name_kebab),
+            name_snake: html(&self.name_snake),
+            year: html(&self.year),
+            author: html(&self.author),
+        };
+        escaped.fill(src, shown)
+    }
 }
 
 /// The author the placeholders name: setting `new.author`, else the login name on this
@@ -374,7 +397,7 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
             for (path, src) in b.files {
                 let path = vars.fill(path, path)?;
                 let names = path.split('/').map(str::to_string).collect();
-                out.push((names, vars.fill(src, &path)?.into_bytes()));
+                out.push((names, vars.fill_file(src, &path, &path)?.into_bytes()));
             }
         }
         Template::Folder { dir, .. } => {
@@ -384,6 +407,7 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
                     crate::text::escape(&dir.display_tilde())
                 );
             }
+            let mut made = std::collections::HashMap::new();
             for e in hub.vfs.walk(dir)? {
                 if e.kind != Kind::File {
                     continue;
@@ -397,15 +421,46 @@ pub fn files(hub: &Hub, template: &Template, vars: &Vars) -> Result<Files> {
                         .map_err(|err| anyhow!("{}: {err}", crate::text::escape(&shown)))?;
                     names.push(n);
                 }
+                // Every file is read whole before anything is written: one larger than the
+                // stored tree takes is refused before it is read (a file of some gigabytes in
+                // a mounted template took as much memory, then failed).
+                let size = match e.size {
+                    Some(size) => size,
+                    None => hub.vfs.stat(&e.path).map_or(0, |m| m.size),
+                };
+                let max = crate::vfs::max_stored_file();
+                if size > max {
+                    bail!(
+                        "{}: {size} bytes, more than a project's file may be ({}; setting \
+                         vfs.max_file_size)",
+                        crate::text::escape(&shown),
+                        crate::budget::human(max as usize)
+                    );
+                }
                 let data = hub
                     .vfs
                     .read(&e.path)
                     .with_context(|| crate::text::escape(&shown).into_owned())?;
-                // Text is filled in; anything else (an image, say) is copied as it is.
+                // Text is filled in; anything else (an image, say) is copied as it is. A file
+                // holding a NUL byte is binary even when its bytes happen to be UTF-8 (as the
+                // editor takes it): its bytes are never read as placeholders.
                 let data = match String::from_utf8(data) {
-                    Ok(text) => vars.fill(&text, &shown)?.into_bytes(),
+                    Ok(text) if !text.contains('\0') => vars
+                        .fill_file(&text, &names.join("/"), &shown)?
+                        .into_bytes(),
+                    Ok(text) => text.into_bytes(),
                     Err(e) => e.into_bytes(),
                 };
+                // Two files whose names fill in the same (`{{name}}.txt` and `app.txt` for
+                // a project `app`) would leave one of them unwritten.
+                if let Some(other) = made.insert(names.clone(), shown.clone()) {
+                    bail!(
+                        "{} and {} both make {}: rename one of them in the template",
+                        crate::text::escape(&other),
+                        crate::text::escape(&shown),
+                        crate::text::escape(&names.join("/"))
+                    );
+                }
                 out.push((names, data));
             }
         }
@@ -438,15 +493,19 @@ pub fn create(
     let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
     let dir = root.join(name)?;
     let shown = dir.display_tilde();
+    let refused = |is_dir: bool| {
+        if is_dir {
+            anyhow!("{shown} already exists: choose another name, or add --force to write the template's files into it")
+        } else {
+            anyhow!("{shown} exists and is not a folder")
+        }
+    };
     if templates_dir(hub)? == dir {
         bail!("{shown} is the templates folder (setting new.templates): choose another name");
     }
     let existed = hub.vfs.exists(&dir);
-    if existed && !hub.vfs.is_dir(&dir) {
-        bail!("{shown} exists and is not a folder");
-    }
-    if existed && !force {
-        bail!("{shown} already exists: choose another name, or add --force to write the template's files into it");
+    if existed && (!force || !hub.vfs.is_dir(&dir)) {
+        return Err(refused(hub.vfs.is_dir(&dir)));
     }
     if let Template::Folder { dir: from, .. } = template {
         if dir.starts_with(from) || from.starts_with(&dir) {
@@ -459,16 +518,23 @@ pub fn create(
     use chrono::Datelike;
     let vars = Vars::new(name, author, chrono::Local::now().year());
     let files = files(hub, template, &vars)?;
-    let mounted = hub
-        .vfs
-        .mounts()
-        .iter()
-        .any(|m| m.vpath.starts_with(&dir) || dir.starts_with(&m.vpath));
-    if !mounted {
-        // In the stored tree, all of it in one transaction: made whole or not at all, even
-        // when the disk fills up half way (where removing what was made could fail too).
+    let in_store = hub.vfs.mount_of(&dir).is_none()
+        && !hub.vfs.mounts().iter().any(|m| m.vpath.starts_with(&dir));
+    if in_store {
+        // One transaction: the project appears whole or not at all, even when the disk
+        // fills up half way (where removing what was made could fail too), and the check
+        // that it does not exist yet holds until it is written, so of two `new`s of one
+        // name (two processes) exactly one makes it and the other is refused.
+        let mut clash = None;
         let mut at = None;
-        let made = hub.vfs.batch(|b| {
+        let written = hub.vfs.batch(|b| {
+            if b.exists(&dir)? {
+                let is_dir = b.is_dir(&dir)?;
+                if !is_dir || !force {
+                    clash = Some(is_dir);
+                    return Err(VfsError::Exists(dir.to_string()));
+                }
+            }
             b.mkdir_all(&dir)?;
             for (names, data) in &files {
                 let p = dir.join_names(names);
@@ -477,7 +543,10 @@ pub fn create(
             }
             Ok(())
         });
-        if let Err(e) = made {
+        if let Some(is_dir) = clash {
+            return Err(refused(is_dir));
+        }
+        if let Err(e) = written {
             let what = if existed {
                 format!("{shown} is as it was: none of the template's files were written")
             } else {
@@ -494,8 +563,19 @@ pub fn create(
             return Err(e.context(what));
         }
     } else {
-        let write = || -> Result<()> {
-            hub.vfs.mkdir(&dir, true)?;
+        // In a mount: the folder is claimed by making it (which fails if it is there), so a
+        // folder removed after a failure is only ever one this `new` made.
+        let write = |made: &mut bool| -> Result<()> {
+            if !existed {
+                if let Some(parent) = dir.parent() {
+                    hub.vfs.mkdir(&parent, true)?;
+                }
+                match hub.vfs.mkdir(&dir, false) {
+                    Ok(()) => *made = true,
+                    Err(VfsError::Exists(_)) => return Err(refused(hub.vfs.is_dir(&dir))),
+                    Err(e) => return Err(e.into()),
+                }
+            }
             for (names, data) in &files {
                 let p = dir.join_names(names);
                 if let Some(parent) = p.parent() {
@@ -507,10 +587,11 @@ pub fn create(
             }
             Ok(())
         };
-        if let Err(e) = write() {
+        let mut made = false;
+        if let Err(e) = write(&mut made) {
             // A folder made here is not left half written; if it cannot be removed
             // either, the error says what was left.
-            if !existed {
+            if made {
                 if let Err(left) = hub.vfs.remove(&dir, true) {
                     return Err(e.context(format!(
                         "{shown} was left half made and could not be removed ({left}): \

@@ -264,14 +264,18 @@ pub struct Editor {
     snippet: Option<snippet::Session>,
 }
 
-/// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, files
-/// over [`MAX_FILE`], binary files and text that is not UTF-8. A missing file is a new,
-/// empty buffer that saving creates.
+/// Reads a VFS file into a buffer, refusing what the editor cannot hold: directories, fifos
+/// (and sockets and devices) of a mount, files over [`MAX_FILE`], binary files and text that
+/// is not UTF-8. A missing file is a new, empty buffer that saving creates.
 pub fn load(hub: &Hub, path: &VPath, theme: &Theme) -> Result<Buffer> {
     let vfs = &hub.vfs;
     let meta = vfs.stat(path).ok();
     let bytes = match vfs.stat(path) {
         Ok(meta) if meta.kind == crate::vfs::Kind::Dir => bail!("{path} is a directory"),
+        // Reading a fifo waits for a writer, for ever: it is refused like a directory.
+        Ok(meta) if meta.kind == crate::vfs::Kind::Special => {
+            bail!("{path} is a fifo, socket or device; the editor opens files only")
+        }
         Ok(meta) if meta.size > MAX_FILE => bail!(
             "{path} is too large to edit ({} MiB; the limit is {} MiB)",
             meta.size >> 20,

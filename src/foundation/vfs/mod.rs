@@ -268,6 +268,19 @@ fn host_err(p: &VPath, e: io::Error) -> VfsError {
     }
 }
 
+/// Refuses a fifo, socket or device of a mount as a file to read or write: opening one
+/// waits for the other end (a fifo without a writer, for ever) and could not be
+/// interrupted, and writing a file over it would put a file in its place.
+pub(crate) fn not_special(p: &VPath, md: &cap_std::fs::Metadata) -> VResult<()> {
+    if md.is_file() || md.is_dir() {
+        return Ok(());
+    }
+    Err(VfsError::Invalid(format!(
+        "{}: is a fifo, socket or device, which is not read or written as a file",
+        crate::text::escape(&p.to_string())
+    )))
+}
+
 fn host_meta(m: &cap_std::fs::Metadata) -> Meta {
     let mtime_ms = m
         .modified()
@@ -387,6 +400,7 @@ impl Vfs {
                 if md.is_dir() {
                     return Err(VfsError::IsDir(p.to_string()));
                 }
+                not_special(p, &md)?;
                 dir.read(&rel).map_err(|e| host_err(p, e))
             }
         }
@@ -413,6 +427,7 @@ impl Vfs {
                 if md.is_dir() {
                     return Err(VfsError::IsDir(p.to_string()));
                 }
+                not_special(p, &md)?;
                 let f = dir.open(&rel).map_err(|e| host_err(p, e))?;
                 Ok(Box::new(f.into_std()))
             }
@@ -434,7 +449,14 @@ impl Vfs {
                     None => Err(VfsError::NotFound(p.to_string())),
                 }
             }
-            Loc::Mounted(m, rel) => Ok(FileRef::Mounted { mount: m, rel }),
+            Loc::Mounted(m, rel) => {
+                let md = m.dir()?.metadata(&rel).map_err(|e| host_err(p, e))?;
+                if md.is_dir() {
+                    return Err(VfsError::IsDir(p.to_string()));
+                }
+                not_special(p, &md)?;
+                Ok(FileRef::Mounted { mount: m, rel })
+            }
         }
     }
 
@@ -558,6 +580,9 @@ impl Vfs {
         if existing.as_ref().is_some_and(|md| md.is_dir()) {
             return Err(VfsError::IsDir(p.to_string()));
         }
+        if let Some(md) = &existing {
+            not_special(p, md)?;
+        }
         let parent_rel = rel.parent().map(Path::to_path_buf).unwrap_or_default();
         let parent_rel = if parent_rel.as_os_str().is_empty() {
             PathBuf::from(".")
@@ -642,12 +667,13 @@ impl Vfs {
             Loc::Mounted(m, rel) => {
                 use std::io::Write;
                 guard_home(self, p, &m, &rel)?;
+                let dir = m.dir()?;
+                if let Ok(md) = dir.metadata(&rel) {
+                    not_special(p, &md)?;
+                }
                 let mut opts = cap_std::fs::OpenOptions::new();
                 opts.append(true).create(true);
-                let mut f = m
-                    .dir()?
-                    .open_with(&rel, &opts)
-                    .map_err(|e| host_err(p, e))?;
+                let mut f = dir.open_with(&rel, &opts).map_err(|e| host_err(p, e))?;
                 f.write_all(data).map_err(|e| host_err(p, e))
             }
         }
@@ -740,6 +766,9 @@ impl Vfs {
             Loc::Stored => self.stored_tx(|tx| stored::touch(tx, p)),
             Loc::Mounted(m, rel) => {
                 let dir = m.dir()?;
+                if let Ok(md) = dir.metadata(&rel) {
+                    not_special(p, &md)?;
+                }
                 let mut opts = cap_std::fs::OpenOptions::new();
                 opts.write(true).create(true);
                 let f = dir.open_with(&rel, &opts).map_err(|e| host_err(p, e))?;

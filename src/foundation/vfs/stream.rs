@@ -90,8 +90,11 @@ impl Vfs {
             Loc::Mounted(m, rel) => {
                 super::guard_home(self, p, &m, &rel)?;
                 let dir = m.dir()?;
-                if dir.metadata(&rel).is_ok_and(|md| md.is_dir()) {
-                    return Err(VfsError::IsDir(p.to_string()));
+                if let Ok(md) = dir.metadata(&rel) {
+                    if md.is_dir() {
+                        return Err(VfsError::IsDir(p.to_string()));
+                    }
+                    super::not_special(p, &md)?;
                 }
                 let mut opts = cap_std::fs::OpenOptions::new();
                 opts.write(true).create(true);
