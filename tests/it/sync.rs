@@ -2044,3 +2044,47 @@ fn templates_sync_like_projects() {
     let readme = laptop.out("cat ~/Projects/later/README.md");
     assert!(readme.starts_with("# later (later)\n20"), "{readme}");
 }
+
+/// A server (an old or a modified one) that renames a project to a name that cannot be a
+/// folder here — a path, or one holding an escape — does not stop every sync: the project
+/// keeps its name here, and it and every other project still sync.
+#[test]
+fn a_project_renamed_on_the_server_to_a_name_that_cannot_be_a_folder_keeps_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let server = Server::start(Some(&format!("sqlite:{}", db.display())), &[]);
+    let (a, b) = pair(&server, "hpn");
+    a.out("mkdir ~/Projects/X ~/Projects/Z; echo x > ~/Projects/X/f; echo z > ~/Projects/Z/f");
+    a.c("sync").success();
+    b.c("sync").success();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE projects SET name = 'Main/../../etc' WHERE name = 'X'",
+        [],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE projects SET name = 'e\u{1b}[31mvil' WHERE name = 'Z'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    a.out("echo more > ~/Projects/Main/m; echo x2 > ~/Projects/X/f; echo z2 > ~/Projects/Z/f");
+    a.c("sync")
+        .stdout(contains("Main: 1 pushed"))
+        .stdout(contains("X: 1 pushed"))
+        .stdout(contains("Z: 1 pushed"))
+        .stderr(contains(
+            "X: renamed to Main/../../etc on the server, which cannot be a folder here",
+        ))
+        .stderr(contains("Z: renamed to $'e\\e[31mvil' on the server"));
+    assert_eq!(a.out("ls ~/Projects"), "Main\nX\nZ\n");
+    b.c("sync")
+        .stdout(contains("Main: 1 pulled"))
+        .stdout(contains("X: 1 pulled"))
+        .stdout(contains("Z: 1 pulled"));
+    assert_eq!(
+        b.out("cat ~/Projects/X/f ~/Projects/Z/f ~/Projects/Main/m"),
+        "x2\nz2\nmore\n"
+    );
+}
