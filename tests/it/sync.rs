@@ -2088,3 +2088,30 @@ fn a_project_renamed_on_the_server_to_a_name_that_cannot_be_a_folder_keeps_its_n
         "x2\nz2\nmore\n"
     );
 }
+
+/// A project renamed on one machine while the other adds to it, and a new project made
+/// under the old name: the other machine's next sync renames its folder, pushes its file,
+/// and fetches the new project of the old name too, in one sync.
+#[test]
+fn a_project_renamed_there_and_a_new_one_of_its_old_name_both_arrive_in_one_sync() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "rnn");
+    a.out("mkdir ~/Projects/X; echo 1 > ~/Projects/X/a");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("cd /; mv ~/Projects/X ~/Projects/Y");
+    a.c("sync").success();
+    a.out("mkdir ~/Projects/X; echo 'a new x' > ~/Projects/X/n");
+    a.c("sync").success();
+    b.out("echo 'b adds' > ~/Projects/X/b");
+    b.c("sync")
+        .success()
+        .stdout(contains("X: renamed to Y on the server; renamed here"))
+        .stdout(contains("X: 1 pulled"))
+        .stdout(contains("Y: 1 pushed"));
+    assert_eq!(
+        b.out("cat ~/Projects/X/n ~/Projects/Y/b"),
+        "a new x\nb adds\n"
+    );
+    settle_and_check(&a, &b, &["1\n", "a new x\n", "b adds\n"]);
+}

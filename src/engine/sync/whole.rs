@@ -389,7 +389,11 @@ pub fn settle(
                         // Planned under the name it has here until it is renamed.
                         projects.retain(|n| *n != p.name);
                     } else {
-                        projects.retain(|n| *n != k.name);
+                        // Another project of the old name there (made on another machine
+                        // meanwhile) is fetched in its place.
+                        if !remote.iter().any(|r| r.name == k.name && r.id != k.remote) {
+                            projects.retain(|n| *n != k.name);
+                        }
                         if !projects.contains(&p.name) {
                             projects.push(p.name.clone());
                         }
