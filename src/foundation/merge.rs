@@ -98,6 +98,7 @@ pub fn plan(
         .chain(remote.keys())
         .collect();
     let mut acts = Vec::new();
+    let mut reused: BTreeSet<String> = BTreeSet::new();
     for path in paths {
         let l = local.get(path).cloned();
         let b = base.get(path).cloned().unwrap_or_default();
@@ -146,7 +147,26 @@ pub fn plan(
                     local: None,
                 }),
                 (Some(l), Some(rh)) => {
-                    let copy = copy_name(&path);
+                    // A copy of this side's version that the other side already holds (a
+                    // sync that sent it was stopped before it wrote it here) is that copy,
+                    // not a second one.
+                    let sent = remote
+                        .iter()
+                        .find(|(p, s)| {
+                            s.hash.as_ref() == Some(&l)
+                                && base.get(*p).is_none_or(|b| b.hash.is_none())
+                                && local.get(*p).is_none_or(|h| *h == l)
+                                && !reused.contains(*p)
+                                && is_copy_of(p, &path)
+                        })
+                        .map(|(p, _)| p.clone());
+                    let copy = match sent {
+                        Some(p) => {
+                            reused.insert(p.clone());
+                            p
+                        }
+                        None => copy_name(&path),
+                    };
                     acts.push(Act::Conflict {
                         path,
                         local: l,
@@ -159,7 +179,27 @@ pub fn plan(
             },
         }
     }
+    // A copy taken up by its conflict is carried out by it.
+    acts.retain(|a| match a {
+        Act::Pull { path, .. } | Act::Agree { path, .. } => !reused.contains(path),
+        _ => true,
+    });
     resolve_clashes(acts, remote, copy_name)
+}
+
+/// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]).
+fn is_copy_of(copy: &str, path: &str) -> bool {
+    let (dir, file) = match path.rsplit_once('/') {
+        Some((d, f)) => (format!("{d}/"), f),
+        None => (String::new(), path),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => (&file[..i], &file[i..]),
+        _ => (file, ""),
+    };
+    copy.strip_prefix(&format!("{dir}{stem} (conflict "))
+        .and_then(|rest| rest.strip_suffix(&format!("){ext}")))
+        .is_some_and(|tag| !tag.contains('/'))
 }
 
 /// A rename on one side that met an edit of the old path on the other: both are kept, the

@@ -950,6 +950,13 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                 hash: Some(h),
                 base_version,
             } => change(path, Some(h), *base_version, None)?,
+            // (A copy the server holds already was sent by a sync stopped before it
+            // wrote it here.)
+            Act::Conflict { copy, local, .. }
+                if remote.get(copy).and_then(|s| s.hash.as_ref()) == Some(local) =>
+            {
+                continue
+            }
             Act::Conflict { copy, local, .. } => change(copy, Some(local), 0, None)?,
             Act::Move { to, hash, .. } => change(to, Some(hash), 0, None)?,
             _ => continue,
@@ -1042,7 +1049,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                 ..
             } => {
                 t.write(copy, &conflict_content[path])?;
-                let v = versions.get(copy).copied().unwrap_or(FileVersion(1));
+                let v = versions
+                    .get(copy)
+                    .copied()
+                    .unwrap_or(FileVersion(remote.get(copy).map_or(1, |s| s.version)));
                 t.set_base(copy, Some(mine), v)?;
             }
             _ => {}
