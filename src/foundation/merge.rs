@@ -150,17 +150,7 @@ pub fn plan(
                     // A copy of this side's version that the other side already holds (a
                     // sync that sent it was stopped before it wrote it here) is that copy,
                     // not a second one.
-                    let sent = remote
-                        .iter()
-                        .find(|(p, s)| {
-                            s.hash.as_ref() == Some(&l)
-                                && base.get(*p).is_none_or(|b| b.hash.is_none())
-                                && local.get(*p).is_none_or(|h| *h == l)
-                                && !reused.contains(*p)
-                                && is_copy_of(p, &path)
-                        })
-                        .map(|(p, _)| p.clone());
-                    let copy = match sent {
+                    let copy = match sent_copy(&path, &l, local, base, remote, &reused) {
                         Some(p) => {
                             reused.insert(p.clone());
                             p
@@ -179,12 +169,36 @@ pub fn plan(
             },
         }
     }
-    // A copy taken up by its conflict is carried out by it.
-    acts.retain(|a| match a {
-        Act::Pull { path, .. } | Act::Agree { path, .. } => !reused.contains(path),
-        _ => true,
-    });
-    resolve_clashes(acts, remote, copy_name)
+    let acts = resolve_clashes(acts, local, base, remote, &mut reused, copy_name);
+    // A copy taken up by its conflict (or move) is carried out by it.
+    acts.into_iter()
+        .filter(|a| match a {
+            Act::Pull { path, .. } | Act::Agree { path, .. } => !reused.contains(path),
+            _ => true,
+        })
+        .collect()
+}
+
+/// A conflict copy of `path` holding `hash` that the other side already has and this side
+/// had not before (sent by a sync stopped before it wrote it here), not taken up yet.
+fn sent_copy(
+    path: &str,
+    hash: &str,
+    local: &BTreeMap<String, String>,
+    base: &BTreeMap<String, Side>,
+    remote: &BTreeMap<String, Side>,
+    reused: &BTreeSet<String>,
+) -> Option<String> {
+    remote
+        .iter()
+        .find(|(p, s)| {
+            s.hash.as_deref() == Some(hash)
+                && base.get(*p).is_none_or(|b| b.hash.is_none())
+                && local.get(*p).is_none_or(|h| h == hash)
+                && !reused.contains(*p)
+                && is_copy_of(p, path)
+        })
+        .map(|(p, _)| p.clone())
 }
 
 /// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]).
@@ -438,7 +452,10 @@ pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 /// or its whole folder) that is pushed instead.
 fn resolve_clashes(
     acts: Vec<Act>,
+    local: &BTreeMap<String, String>,
+    base: &BTreeMap<String, Side>,
     remote: &BTreeMap<String, Side>,
+    reused: &mut BTreeSet<String>,
     copy_name: &mut dyn FnMut(&str) -> String,
 ) -> Vec<Act> {
     let deleted_there: BTreeSet<&str> = acts
@@ -491,7 +508,13 @@ fn resolve_clashes(
                 .clone();
             format!("{copy}{}", &path[file.len()..])
         } else if is_other_folder(&path) {
-            copy_name(&path)
+            match sent_copy(&path, &hash, local, base, remote, reused) {
+                Some(p) => {
+                    reused.insert(p.clone());
+                    p
+                }
+                None => copy_name(&path),
+            }
         } else {
             out.push(Act::Push {
                 path,

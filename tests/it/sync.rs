@@ -2116,6 +2116,34 @@ fn a_project_renamed_there_and_a_new_one_of_its_old_name_both_arrive_in_one_sync
     settle_and_check(&a, &b, &["1\n", "a new x\n", "b adds\n"]);
 }
 
+/// The sync state of a home (each file's base), to put back with [`put_sync_state`].
+type SyncState = Vec<(i64, String, Option<String>, i64)>;
+
+fn sync_state(h: &Home) -> SyncState {
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    let mut st = c
+        .prepare("SELECT project, path, hash, version FROM sync_files")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Puts back a sync state: with the files here put back too, as if a sync whose commit
+/// reached the server was stopped before any of its local writes.
+fn put_sync_state(h: &Home, state: SyncState) {
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    c.execute("DELETE FROM sync_files", []).unwrap();
+    for (project, path, hash, version) in state {
+        c.execute(
+            "INSERT INTO sync_files (project, path, hash, version) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![project, path, hash, version],
+        )
+        .unwrap();
+    }
+}
+
 /// A sync stopped after its commit sent a conflict copy, before it wrote the copy here: the
 /// next sync finds the copy on the server and takes it as this machine's, rather than
 /// sending the same version again as a second copy.
@@ -2129,18 +2157,7 @@ fn a_sync_stopped_after_sending_a_conflict_copy_makes_no_second_copy() {
     a.out("echo a > n.md");
     a.c("sync").success();
     b.out("echo b > n.md");
-    // The sync's commit reaches the server, and none of its local writes happen: its
-    // state here is put back as it was before it.
-    let state = |c: &rusqlite::Connection| -> Vec<(i64, String, Option<String>, i64)> {
-        let mut st = c
-            .prepare("SELECT project, path, hash, version FROM sync_files")
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    };
-    let before = state(&rusqlite::Connection::open(b.db()).unwrap());
+    let before = sync_state(&b);
     b.c("sync").success().stdout(contains("Main: 1 conflict"));
     let copy = b
         .out("ls")
@@ -2149,22 +2166,48 @@ fn a_sync_stopped_after_sending_a_conflict_copy_makes_no_second_copy() {
         .unwrap()
         .to_string();
     b.out(&format!("rm '{copy}'; echo b > n.md"));
-    let c = rusqlite::Connection::open(b.db()).unwrap();
-    c.execute("DELETE FROM sync_files", []).unwrap();
-    for (project, path, hash, version) in before {
-        c.execute(
-            "INSERT INTO sync_files (project, path, hash, version) VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![project, path, hash, version],
-        )
-        .unwrap();
-    }
-    drop(c);
+    put_sync_state(&b, before);
     b.c("sync")
         .success()
         .stdout(contains("Main: 1 conflict"))
         .stdout(contains("0 B up"));
     assert_eq!(b.out(&format!("cat n.md '{copy}'")), "a\nb\n");
     settle_and_check(&a, &b, &["a\n", "b\n"]);
+    for h in [&a, &b] {
+        let e = everything(h);
+        assert_eq!(e.len(), 2, "one copy of this machine's version: {e:?}");
+    }
+}
+
+/// The same for a file here that moves aside for the server's folder of its name.
+#[test]
+fn a_sync_stopped_after_moving_a_file_aside_for_a_folder_makes_no_second_copy() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "mva");
+    a.out("echo 0 > x");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("rm x; mkdir x; echo in > x/f");
+    a.c("sync").success();
+    b.out("echo 'b edit' > x");
+    let before = sync_state(&b);
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 1 conflict"));
+    let copy = b
+        .out("ls")
+        .lines()
+        .find(|l| l.starts_with("x (conflict "))
+        .unwrap()
+        .to_string();
+    b.out(&format!("rm -r '{copy}' x; echo 'b edit' > x"));
+    put_sync_state(&b, before);
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 1 conflict"))
+        .stdout(contains("0 B up"));
+    assert_eq!(b.out(&format!("cat x/f '{copy}'")), "in\nb edit\n");
+    settle_and_check(&a, &b, &["in\n", "b edit\n"]);
     for h in [&a, &b] {
         let e = everything(h);
         assert_eq!(e.len(), 2, "one copy of this machine's version: {e:?}");

@@ -952,8 +952,13 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             } => change(path, Some(h), *base_version, None)?,
             // (A copy the server holds already was sent by a sync stopped before it
             // wrote it here.)
-            Act::Conflict { copy, local, .. }
-                if remote.get(copy).and_then(|s| s.hash.as_ref()) == Some(local) =>
+            Act::Conflict {
+                copy: to,
+                local: hash,
+                ..
+            }
+            | Act::Move { to, hash, .. }
+                if remote.get(to).and_then(|s| s.hash.as_ref()) == Some(hash) =>
             {
                 continue
             }
@@ -1037,7 +1042,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                     hub.vfs
                         .rename(&src, &dst)
                         .with_context(|| format!("cannot move {src} to {dst}"))?;
-                    let v = versions.get(to).copied().unwrap_or(FileVersion(1));
+                    let v = versions
+                        .get(to)
+                        .copied()
+                        .unwrap_or(FileVersion(remote.get(to).map_or(1, |s| s.version)));
                     t.set_base(to, Some(hash), v)?;
                 }
                 t.set_base(from, None, FileVersion(*version))?;
