@@ -552,6 +552,9 @@ pub fn occupies<V>(m: &BTreeMap<String, V>, name: &str) -> bool {
         )
 }
 
+/// The longest file name, in bytes.
+const MAX_NAME: usize = 255;
+
 /// `dir/name (conflict WHO DATE).ext`, numbered when taken. WHO names the side whose
 /// version the copy keeps (this machine's host name for sync, `exec` for a program's).
 pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> String {
@@ -567,11 +570,24 @@ pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> Str
     let host = who;
     for n in 1.. {
         let tag = if n == 1 {
-            format!("conflict {host} {stamp}")
+            format!(" (conflict {host} {stamp})")
         } else {
-            format!("conflict {host} {stamp} {n}")
+            format!(" (conflict {host} {stamp} {n})")
         };
-        let candidate = format!("{dir}{stem} ({tag}){ext}");
+        // A name is at most 255 bytes (`crate::protocol::name_problem`): the copy of a long
+        // name is shortened to fit, its extension kept when there is room.
+        let (stem, ext) = if tag.len() + ext.len() < MAX_NAME {
+            (stem, ext)
+        } else {
+            (file, "")
+        };
+        let mut end = MAX_NAME
+            .saturating_sub(tag.len() + ext.len())
+            .min(stem.len());
+        while !stem.is_char_boundary(end) {
+            end -= 1;
+        }
+        let candidate = format!("{dir}{}{tag}{ext}", &stem[..end]);
         if !taken(&candidate) {
             return candidate;
         }
@@ -950,5 +966,21 @@ mod tests {
         let n2 = conflict_name("src/main.rs", "box", &|c| c == first);
         assert!(n2.ends_with(" 2).rs"), "{n2}");
         assert!(conflict_name(".env", "box", &|_| false).starts_with(".env (conflict box "));
+    }
+
+    #[test]
+    fn the_conflict_copy_of_a_long_name_is_a_name_that_fits() {
+        // Multi-byte characters cut whole; the extension kept, unless it alone is too long.
+        for file in [
+            format!("{}.md", "é".repeat(126)),
+            format!("{}.md", "a".repeat(251)),
+            format!("x.{}", "e".repeat(240)),
+        ] {
+            let n = conflict_name(&format!("dir/{file}"), "box", &|_| false);
+            let name = n.strip_prefix("dir/").unwrap();
+            assert!(crate::protocol::name_problem(name).is_none(), "{n}");
+            assert!(name.contains(" (conflict box "), "{n}");
+            assert!(!file.ends_with(".md") || name.ends_with(").md"), "{n}");
+        }
     }
 }

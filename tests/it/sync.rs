@@ -2213,3 +2213,23 @@ fn a_sync_stopped_after_moving_a_file_aside_for_a_folder_makes_no_second_copy() 
         assert_eq!(e.len(), 2, "one copy of this machine's version: {e:?}");
     }
 }
+
+/// A file whose name is near the longest a name can be, changed on both machines: its
+/// conflict copy gets a name that fits (the sync of the whole project failed at every run).
+#[test]
+fn a_conflict_on_a_file_with_a_long_name_keeps_both() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "lnc");
+    let name = format!("{}.md", "a".repeat(245));
+    a.out(&format!("echo 0 > {name}; echo k > k"));
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out(&format!("echo a > {name}; echo k2 > k"));
+    b.out(&format!("echo b > {name}"));
+    a.c("sync").success();
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 1 conflict"));
+    settle_and_check(&a, &b, &["a\n", "b\n", "k2\n"]);
+    assert_eq!(everything(&a).len(), 3);
+}
