@@ -189,8 +189,20 @@ fn sent_copy(
     remote: &BTreeMap<String, Side>,
     reused: &BTreeSet<String>,
 ) -> Option<String> {
+    // Copies of `path` sort together, after the part of their name before the tag.
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    let stem = match file.rfind('.') {
+        Some(i) if i > 0 => &file[..i],
+        _ => file,
+    };
+    let start = if dir.is_empty() {
+        format!("{stem} (conflict ")
+    } else {
+        format!("{dir}/{stem} (conflict ")
+    };
     remote
-        .iter()
+        .range::<str, _>((Included(start.as_str()), std::ops::Bound::Unbounded))
+        .take_while(|(p, _)| p.starts_with(&start))
         .find(|(p, s)| {
             s.hash.as_deref() == Some(hash)
                 && base.get(*p).is_none_or(|b| b.hash.is_none())
