@@ -564,8 +564,9 @@ pub fn occupies<V>(m: &BTreeMap<String, V>, name: &str) -> bool {
         )
 }
 
-/// The longest file name, in bytes.
+/// The longest file name and the longest path, in bytes (`crate::protocol`).
 const MAX_NAME: usize = 255;
+const MAX_PATH: usize = 1024;
 
 /// `dir/name (conflict WHO DATE).ext`, numbered when taken. WHO names the side whose
 /// version the copy keeps (this machine's host name for sync, `exec` for a program's).
@@ -586,14 +587,15 @@ pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> Str
         } else {
             format!(" (conflict {host} {stamp} {n})")
         };
-        // A name is at most 255 bytes (`crate::protocol::name_problem`): the copy of a long
-        // name is shortened to fit, its extension kept when there is room.
-        let (stem, ext) = if tag.len() + ext.len() < MAX_NAME {
+        // A name is at most 255 bytes and a path 1024 (`crate::protocol::valid_path`): the
+        // copy of a long name is shortened to fit, its extension kept when there is room.
+        let longest = MAX_NAME.min(MAX_PATH.saturating_sub(dir.len()));
+        let (stem, ext) = if tag.len() + ext.len() < longest {
             (stem, ext)
         } else {
             (file, "")
         };
-        let mut end = MAX_NAME
+        let mut end = longest
             .saturating_sub(tag.len() + ext.len())
             .min(stem.len());
         while !stem.is_char_boundary(end) {
@@ -994,5 +996,17 @@ mod tests {
             assert!(name.contains(" (conflict box "), "{n}");
             assert!(!file.ends_with(".md") || name.ends_with(").md"), "{n}");
         }
+        // Deep in folders, the whole path fits too.
+        let deep = format!(
+            "{}/{}.md",
+            vec!["d".repeat(200); 4].join("/"),
+            "a".repeat(200)
+        );
+        let n = conflict_name(&deep, "box", &|_| false);
+        assert!(
+            crate::protocol::valid_path(&deep) && crate::protocol::valid_path(&n),
+            "{n}"
+        );
+        assert!(n.ends_with(").md"), "{n}");
     }
 }
