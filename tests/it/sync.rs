@@ -2233,3 +2233,33 @@ fn a_conflict_on_a_file_with_a_long_name_keeps_both() {
     settle_and_check(&a, &b, &["a\n", "b\n", "k2\n"]);
     assert_eq!(everything(&a).len(), 3);
 }
+
+/// As above, with a name so long that its conflict name must be shortened to be a project
+/// name: the new folder still takes one, instead of going up as a second project of the
+/// same name that the other machine never fetched.
+#[test]
+fn a_project_renamed_to_a_long_name_the_other_machine_made_meanwhile_reaches_both() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "lpc");
+    let long = "P".repeat(90);
+    a.out("mkdir ~/Projects/Old; echo old > ~/Projects/Old/o.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out(&format!("cd /; mv ~/Projects/Old ~/Projects/{long}"));
+    a.c("sync").success();
+    b.out(&format!(
+        "mkdir ~/Projects/{long}; echo 'b made this' > ~/Projects/{long}/b.txt"
+    ));
+    b.c("sync")
+        .success()
+        .stderr(contains("this new folder is renamed ~/Projects/PPP"));
+    b.c("sync").success();
+    settle_and_check(&a, &b, &["b made this\n", "old\n"]);
+    let t = token(&server, "lpc");
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&long) && names.iter().any(|n| n.contains(" (conflict ")),
+        "{names:?}"
+    );
+}

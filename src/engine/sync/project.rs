@@ -408,10 +408,21 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
     {
         let host = hostname();
         let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
-        let new = conflict_name(name, &host, &|c| {
+        let taken = |c: &str| {
             remote_projects.iter().any(|p| p.name == c)
                 || root.join(c).is_ok_and(|p| hub.vfs.exists(&p))
-        });
+        };
+        // A project name is at most MAX_PROJECT_NAME characters: the conflict name of a
+        // long one is made from its start (else this folder would go up as a second
+        // project of the same name, which the other machines never fetch).
+        let mut new = conflict_name(name, &host, &taken);
+        let longest = crate::protocol::MAX_PROJECT_NAME;
+        let chars = name.chars().count();
+        if new.chars().count() > longest {
+            let keep = chars.saturating_sub(new.chars().count() - longest);
+            let start: String = name.chars().take(keep).collect();
+            new = conflict_name(start.trim_end(), &host, &taken);
+        }
         if crate::protocol::project_name_problem(&new).is_none() {
             let note = format!(
                 "the server's project {} is another one (paired with another folder here): \
