@@ -2263,3 +2263,30 @@ fn a_project_renamed_to_a_long_name_the_other_machine_made_meanwhile_reaches_bot
         "{names:?}"
     );
 }
+
+/// Two machines make a project of the same name at the same moment (each listed the
+/// server's projects before the other made its own): they end up one project, holding the
+/// files of both, rather than two of that name, each machine with its own for ever.
+#[test]
+fn a_project_made_on_two_machines_at_once_becomes_one() {
+    let server = Server::sqlite();
+    let stall = Stall::new(&server);
+    let a = machine(&server, "rce", true);
+    let b = Home::signed_in(&stall.url, "rce", false);
+    a.out("mkdir ~/Projects/X; echo a > ~/Projects/X/a");
+    b.out("mkdir ~/Projects/X; echo b > ~/Projects/X/b");
+    // b has listed the projects (there is no X) and is about to make its X.
+    let child = stall.start_held(&b, "sync", "POST /api/projects ");
+    a.c("sync").success();
+    stall.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    settle_and_check(&a, &b, &["a\n", "b\n"]);
+    let t = token(&server, "rce");
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names, ["X"]);
+}

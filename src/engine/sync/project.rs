@@ -528,6 +528,23 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
                     },
                 )?;
                 let id = d.data.id;
+                // Another machine may have made a project of this name since this sync
+                // listed them: of the two, the one made first is the project (else each
+                // machine would keep its own, and neither reach the other). This one,
+                // made later and still empty, is deleted, and that one synced with.
+                if let Some(first) = earlier_twin(run, name, id)? {
+                    let gone = api.send::<_, wire::Message>(
+                        "POST",
+                        &format!("/api/projects/{id}/delete"),
+                        &wire::ProjectDeleteRequest {
+                            revision: Revision(0),
+                        },
+                    );
+                    if gone.is_ok() {
+                        remote_id = Some(first);
+                        continue;
+                    }
+                }
                 remote_id = Some(id);
                 id
             }
@@ -580,6 +597,19 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         }
     }
     unreachable!("the loop returns")
+}
+
+/// A project of the server named `name`, made before the project `id` just made, that no
+/// project here is paired with.
+fn earlier_twin(run: &Run, name: &str, id: ProjectId) -> Result<Option<ProjectId>> {
+    let paired = run.paired()?;
+    Ok(run
+        .api
+        .list_all::<wire::Project>("/api/projects")?
+        .into_iter()
+        .filter(|p| p.name == name && p.id.0 < id.0 && !paired.contains(&p.id))
+        .map(|p| p.id)
+        .min())
 }
 
 fn bar(opts: &Options, total: u64, what: &str) -> indicatif::ProgressBar {
