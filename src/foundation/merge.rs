@@ -150,7 +150,7 @@ pub fn plan(
                     // A copy of this side's version that the other side already holds (a
                     // sync that sent it was stopped before it wrote it here) is that copy,
                     // not a second one.
-                    let copy = match sent_copy(&path, &l, local, base, remote, &reused) {
+                    let copy = match sent_copy(&path, "", &l, local, base, remote, &reused) {
                         Some(p) => {
                             reused.insert(p.clone());
                             p
@@ -180,9 +180,11 @@ pub fn plan(
 }
 
 /// A conflict copy of `path` holding `hash` that the other side already has and this side
-/// had not before (sent by a sync stopped before it wrote it here), not taken up yet.
+/// had not before (sent by a sync stopped before it wrote it here), not taken up yet. With
+/// `rest`, `path` is a folder and the copy is the folder whose `rest` holds `hash`.
 fn sent_copy(
     path: &str,
+    rest: &str,
     hash: &str,
     local: &BTreeMap<String, String>,
     base: &BTreeMap<String, Side>,
@@ -208,9 +210,9 @@ fn sent_copy(
                 && base.get(*p).is_none_or(|b| b.hash.is_none())
                 && local.get(*p).is_none_or(|h| h == hash)
                 && !reused.contains(*p)
-                && is_copy_of(p, path)
+                && p.strip_suffix(rest).is_some_and(|c| is_copy_of(c, path))
         })
-        .map(|(p, _)| p.clone())
+        .map(|(p, _)| p[..p.len() - rest.len()].to_string())
 }
 
 /// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]).
@@ -513,14 +515,28 @@ fn resolve_clashes(
             .find(|d| other_files.contains(d))
             .map(str::to_string);
         let to = if let Some(file) = inside {
-            // Inside a name that is a file on the other side: the whole folder moves.
-            let copy = folder_copies
-                .entry(file.clone())
-                .or_insert_with(|| copy_name(&file))
-                .clone();
-            format!("{copy}{}", &path[file.len()..])
+            // Inside a name that is a file on the other side: the whole folder moves (to
+            // the copy a stopped sync already sent, when the other side holds this file
+            // there).
+            let rest = &path[file.len()..];
+            let copy = match folder_copies.get(&file) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = sent_copy(&file, rest, &hash, local, base, remote, reused)
+                        .unwrap_or_else(|| copy_name(&file));
+                    folder_copies.insert(file.clone(), c.clone());
+                    c
+                }
+            };
+            let to = format!("{copy}{rest}");
+            if remote.get(&to).and_then(|s| s.hash.as_ref()) == Some(&hash)
+                && base.get(&to).is_none_or(|b| b.hash.is_none())
+            {
+                reused.insert(to.clone());
+            }
+            to
         } else if is_other_folder(&path) {
-            match sent_copy(&path, &hash, local, base, remote, reused) {
+            match sent_copy(&path, "", &hash, local, base, remote, reused) {
                 Some(p) => {
                     reused.insert(p.clone());
                     p

@@ -2290,3 +2290,33 @@ fn a_project_made_on_two_machines_at_once_becomes_one() {
     let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
     assert_eq!(names, ["X"]);
 }
+
+/// The same for a folder here that moves aside for the server's file of its name.
+#[test]
+fn a_sync_stopped_after_moving_a_folder_aside_for_a_file_makes_no_second_copy() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "mvf");
+    a.out("mkdir d; echo 0 > d/f; echo k > k");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("rm -r d; echo A > d");
+    a.c("sync").success();
+    b.out("echo 'b edit' > d/f");
+    let before = sync_state(&b);
+    b.c("sync").success();
+    let copy = b
+        .out("ls")
+        .lines()
+        .find(|l| l.starts_with("d (conflict "))
+        .unwrap()
+        .to_string();
+    b.out(&format!("rm -r '{copy}' d; mkdir d; echo 'b edit' > d/f"));
+    put_sync_state(&b, before);
+    b.c("sync").success().stdout(contains("0 B up"));
+    assert_eq!(b.out(&format!("cat d '{copy}/f'")), "A\nb edit\n");
+    settle_and_check(&a, &b, &["A\n", "b edit\n", "k\n"]);
+    for h in [&a, &b] {
+        let e = everything(h);
+        assert_eq!(e.len(), 3, "one copy of this machine's version: {e:?}");
+    }
+}
