@@ -98,6 +98,7 @@ pub fn plan(
         .chain(remote.keys())
         .collect();
     let mut acts = Vec::new();
+    let mut reused: BTreeSet<String> = BTreeSet::new();
     for path in paths {
         let l = local.get(path).cloned();
         let b = base.get(path).cloned().unwrap_or_default();
@@ -146,7 +147,16 @@ pub fn plan(
                     local: None,
                 }),
                 (Some(l), Some(rh)) => {
-                    let copy = copy_name(&path);
+                    // A copy of this side's version that the other side already holds (a
+                    // sync that sent it was stopped before it wrote it here) is that copy,
+                    // not a second one.
+                    let copy = match sent_copy(&path, "", &l, local, base, remote, &reused) {
+                        Some(p) => {
+                            reused.insert(p.clone());
+                            p
+                        }
+                        None => copy_name(&path),
+                    };
                     acts.push(Act::Conflict {
                         path,
                         local: l,
@@ -159,7 +169,65 @@ pub fn plan(
             },
         }
     }
-    resolve_clashes(acts, remote, copy_name)
+    let acts = resolve_clashes(acts, local, base, remote, &mut reused, copy_name);
+    // A copy taken up by its conflict (or move) is carried out by it.
+    acts.into_iter()
+        .filter(|a| match a {
+            Act::Pull { path, .. } | Act::Agree { path, .. } => !reused.contains(path),
+            _ => true,
+        })
+        .collect()
+}
+
+/// A conflict copy of `path` holding `hash` that the other side already has and this side
+/// had not before (sent by a sync stopped before it wrote it here), not taken up yet. With
+/// `rest`, `path` is a folder and the copy is the folder whose `rest` holds `hash`.
+fn sent_copy(
+    path: &str,
+    rest: &str,
+    hash: &str,
+    local: &BTreeMap<String, String>,
+    base: &BTreeMap<String, Side>,
+    remote: &BTreeMap<String, Side>,
+    reused: &BTreeSet<String>,
+) -> Option<String> {
+    // Copies of `path` sort together, after the part of their name before the tag.
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    let stem = match file.rfind('.') {
+        Some(i) if i > 0 => &file[..i],
+        _ => file,
+    };
+    let start = if dir.is_empty() {
+        format!("{stem} (conflict ")
+    } else {
+        format!("{dir}/{stem} (conflict ")
+    };
+    remote
+        .range::<str, _>((Included(start.as_str()), std::ops::Bound::Unbounded))
+        .take_while(|(p, _)| p.starts_with(&start))
+        .find(|(p, s)| {
+            s.hash.as_deref() == Some(hash)
+                && base.get(*p).is_none_or(|b| b.hash.is_none())
+                && local.get(*p).is_none_or(|h| h == hash)
+                && !reused.contains(*p)
+                && p.strip_suffix(rest).is_some_and(|c| is_copy_of(c, path))
+        })
+        .map(|(p, _)| p[..p.len() - rest.len()].to_string())
+}
+
+/// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]).
+fn is_copy_of(copy: &str, path: &str) -> bool {
+    let (dir, file) = match path.rsplit_once('/') {
+        Some((d, f)) => (format!("{d}/"), f),
+        None => (String::new(), path),
+    };
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => (&file[..i], &file[i..]),
+        _ => (file, ""),
+    };
+    copy.strip_prefix(&format!("{dir}{stem} (conflict "))
+        .and_then(|rest| rest.strip_suffix(&format!("){ext}")))
+        .is_some_and(|tag| !tag.contains('/'))
 }
 
 /// A rename on one side that met an edit of the old path on the other: both are kept, the
@@ -398,7 +466,10 @@ pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 /// or its whole folder) that is pushed instead.
 fn resolve_clashes(
     acts: Vec<Act>,
+    local: &BTreeMap<String, String>,
+    base: &BTreeMap<String, Side>,
     remote: &BTreeMap<String, Side>,
+    reused: &mut BTreeSet<String>,
     copy_name: &mut dyn FnMut(&str) -> String,
 ) -> Vec<Act> {
     let deleted_there: BTreeSet<&str> = acts
@@ -444,14 +515,34 @@ fn resolve_clashes(
             .find(|d| other_files.contains(d))
             .map(str::to_string);
         let to = if let Some(file) = inside {
-            // Inside a name that is a file on the other side: the whole folder moves.
-            let copy = folder_copies
-                .entry(file.clone())
-                .or_insert_with(|| copy_name(&file))
-                .clone();
-            format!("{copy}{}", &path[file.len()..])
+            // Inside a name that is a file on the other side: the whole folder moves (to
+            // the copy a stopped sync already sent, when the other side holds this file
+            // there).
+            let rest = &path[file.len()..];
+            let copy = match folder_copies.get(&file) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = sent_copy(&file, rest, &hash, local, base, remote, reused)
+                        .unwrap_or_else(|| copy_name(&file));
+                    folder_copies.insert(file.clone(), c.clone());
+                    c
+                }
+            };
+            let to = format!("{copy}{rest}");
+            if remote.get(&to).and_then(|s| s.hash.as_ref()) == Some(&hash)
+                && base.get(&to).is_none_or(|b| b.hash.is_none())
+            {
+                reused.insert(to.clone());
+            }
+            to
         } else if is_other_folder(&path) {
-            copy_name(&path)
+            match sent_copy(&path, "", &hash, local, base, remote, reused) {
+                Some(p) => {
+                    reused.insert(p.clone());
+                    p
+                }
+                None => copy_name(&path),
+            }
         } else {
             out.push(Act::Push {
                 path,
@@ -489,6 +580,10 @@ pub fn occupies<V>(m: &BTreeMap<String, V>, name: &str) -> bool {
         )
 }
 
+/// The longest file name and the longest path, in bytes (`crate::protocol`).
+const MAX_NAME: usize = 255;
+const MAX_PATH: usize = 1024;
+
 /// `dir/name (conflict WHO DATE).ext`, numbered when taken. WHO names the side whose
 /// version the copy keeps (this machine's host name for sync, `exec` for a program's).
 pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> String {
@@ -504,11 +599,25 @@ pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> Str
     let host = who;
     for n in 1.. {
         let tag = if n == 1 {
-            format!("conflict {host} {stamp}")
+            format!(" (conflict {host} {stamp})")
         } else {
-            format!("conflict {host} {stamp} {n}")
+            format!(" (conflict {host} {stamp} {n})")
         };
-        let candidate = format!("{dir}{stem} ({tag}){ext}");
+        // A name is at most 255 bytes and a path 1024 (`crate::protocol::valid_path`): the
+        // copy of a long name is shortened to fit, its extension kept when there is room.
+        let longest = MAX_NAME.min(MAX_PATH.saturating_sub(dir.len()));
+        let (stem, ext) = if tag.len() + ext.len() < longest {
+            (stem, ext)
+        } else {
+            (file, "")
+        };
+        let mut end = longest
+            .saturating_sub(tag.len() + ext.len())
+            .min(stem.len());
+        while !stem.is_char_boundary(end) {
+            end -= 1;
+        }
+        let candidate = format!("{dir}{}{tag}{ext}", &stem[..end]);
         if !taken(&candidate) {
             return candidate;
         }
@@ -887,5 +996,33 @@ mod tests {
         let n2 = conflict_name("src/main.rs", "box", &|c| c == first);
         assert!(n2.ends_with(" 2).rs"), "{n2}");
         assert!(conflict_name(".env", "box", &|_| false).starts_with(".env (conflict box "));
+    }
+
+    #[test]
+    fn the_conflict_copy_of_a_long_name_is_a_name_that_fits() {
+        // Multi-byte characters cut whole; the extension kept, unless it alone is too long.
+        for file in [
+            format!("{}.md", "é".repeat(126)),
+            format!("{}.md", "a".repeat(251)),
+            format!("x.{}", "e".repeat(240)),
+        ] {
+            let n = conflict_name(&format!("dir/{file}"), "box", &|_| false);
+            let name = n.strip_prefix("dir/").unwrap();
+            assert!(crate::protocol::name_problem(name).is_none(), "{n}");
+            assert!(name.contains(" (conflict box "), "{n}");
+            assert!(!file.ends_with(".md") || name.ends_with(").md"), "{n}");
+        }
+        // Deep in folders, the whole path fits too.
+        let deep = format!(
+            "{}/{}.md",
+            vec!["d".repeat(200); 4].join("/"),
+            "a".repeat(200)
+        );
+        let n = conflict_name(&deep, "box", &|_| false);
+        assert!(
+            crate::protocol::valid_path(&deep) && crate::protocol::valid_path(&n),
+            "{n}"
+        );
+        assert!(n.ends_with(").md"), "{n}");
     }
 }

@@ -2044,3 +2044,279 @@ fn templates_sync_like_projects() {
     let readme = laptop.out("cat ~/Projects/later/README.md");
     assert!(readme.starts_with("# later (later)\n20"), "{readme}");
 }
+
+/// A server (an old or a modified one) that renames a project to a name that cannot be a
+/// folder here — a path, or one holding an escape — does not stop every sync: the project
+/// keeps its name here, and it and every other project still sync.
+#[test]
+fn a_project_renamed_on_the_server_to_a_name_that_cannot_be_a_folder_keeps_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let server = Server::start(Some(&format!("sqlite:{}", db.display())), &[]);
+    let (a, b) = pair(&server, "hpn");
+    a.out("mkdir ~/Projects/X ~/Projects/Z; echo x > ~/Projects/X/f; echo z > ~/Projects/Z/f");
+    a.c("sync").success();
+    b.c("sync").success();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "UPDATE projects SET name = 'Main/../../etc' WHERE name = 'X'",
+        [],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE projects SET name = 'e\u{1b}[31mvil' WHERE name = 'Z'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    a.out("echo more > ~/Projects/Main/m; echo x2 > ~/Projects/X/f; echo z2 > ~/Projects/Z/f");
+    a.c("sync")
+        .stdout(contains("Main: 1 pushed"))
+        .stdout(contains("X: 1 pushed"))
+        .stdout(contains("Z: 1 pushed"))
+        .stderr(contains(
+            "X: renamed to Main/../../etc on the server, which cannot be a folder here",
+        ))
+        .stderr(contains("Z: renamed to $'e\\e[31mvil' on the server"));
+    assert_eq!(a.out("ls ~/Projects"), "Main\nX\nZ\n");
+    b.c("sync")
+        .stdout(contains("Main: 1 pulled"))
+        .stdout(contains("X: 1 pulled"))
+        .stdout(contains("Z: 1 pulled"));
+    assert_eq!(
+        b.out("cat ~/Projects/X/f ~/Projects/Z/f ~/Projects/Main/m"),
+        "x2\nz2\nmore\n"
+    );
+}
+
+/// A project renamed on one machine while the other adds to it, and a new project made
+/// under the old name: the other machine's next sync renames its folder, pushes its file,
+/// and fetches the new project of the old name too, in one sync.
+#[test]
+fn a_project_renamed_there_and_a_new_one_of_its_old_name_both_arrive_in_one_sync() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "rnn");
+    a.out("mkdir ~/Projects/X; echo 1 > ~/Projects/X/a");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("cd /; mv ~/Projects/X ~/Projects/Y");
+    a.c("sync").success();
+    a.out("mkdir ~/Projects/X; echo 'a new x' > ~/Projects/X/n");
+    a.c("sync").success();
+    b.out("echo 'b adds' > ~/Projects/X/b");
+    b.c("sync")
+        .success()
+        .stdout(contains("X: renamed to Y on the server; renamed here"))
+        .stdout(contains("X: 1 pulled"))
+        .stdout(contains("Y: 1 pushed"));
+    assert_eq!(
+        b.out("cat ~/Projects/X/n ~/Projects/Y/b"),
+        "a new x\nb adds\n"
+    );
+    settle_and_check(&a, &b, &["1\n", "a new x\n", "b adds\n"]);
+}
+
+/// The sync state of a home (each file's base), to put back with [`put_sync_state`].
+type SyncState = Vec<(i64, String, Option<String>, i64)>;
+
+fn sync_state(h: &Home) -> SyncState {
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    let mut st = c
+        .prepare("SELECT project, path, hash, version FROM sync_files")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// Puts back a sync state: with the files here put back too, as if a sync whose commit
+/// reached the server was stopped before any of its local writes.
+fn put_sync_state(h: &Home, state: SyncState) {
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    c.execute("DELETE FROM sync_files", []).unwrap();
+    for (project, path, hash, version) in state {
+        c.execute(
+            "INSERT INTO sync_files (project, path, hash, version) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![project, path, hash, version],
+        )
+        .unwrap();
+    }
+}
+
+/// A sync stopped after its commit sent a conflict copy, before it wrote the copy here: the
+/// next sync finds the copy on the server and takes it as this machine's, rather than
+/// sending the same version again as a second copy.
+#[test]
+fn a_sync_stopped_after_sending_a_conflict_copy_makes_no_second_copy() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "cpy");
+    a.out("echo 0 > n.md");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("echo a > n.md");
+    a.c("sync").success();
+    b.out("echo b > n.md");
+    let before = sync_state(&b);
+    b.c("sync").success().stdout(contains("Main: 1 conflict"));
+    let copy = b
+        .out("ls")
+        .lines()
+        .find(|l| l.starts_with("n (conflict "))
+        .unwrap()
+        .to_string();
+    b.out(&format!("rm '{copy}'; echo b > n.md"));
+    put_sync_state(&b, before);
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 conflict"))
+        .stdout(contains("0 B up"));
+    assert_eq!(b.out(&format!("cat n.md '{copy}'")), "a\nb\n");
+    settle_and_check(&a, &b, &["a\n", "b\n"]);
+    for h in [&a, &b] {
+        let e = everything(h);
+        assert_eq!(e.len(), 2, "one copy of this machine's version: {e:?}");
+    }
+}
+
+/// The same for a file here that moves aside for the server's folder of its name.
+#[test]
+fn a_sync_stopped_after_moving_a_file_aside_for_a_folder_makes_no_second_copy() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "mva");
+    a.out("echo 0 > x");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("rm x; mkdir x; echo in > x/f");
+    a.c("sync").success();
+    b.out("echo 'b edit' > x");
+    let before = sync_state(&b);
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 1 conflict"));
+    let copy = b
+        .out("ls")
+        .lines()
+        .find(|l| l.starts_with("x (conflict "))
+        .unwrap()
+        .to_string();
+    b.out(&format!("rm -r '{copy}' x; echo 'b edit' > x"));
+    put_sync_state(&b, before);
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 1 conflict"))
+        .stdout(contains("0 B up"));
+    assert_eq!(b.out(&format!("cat x/f '{copy}'")), "in\nb edit\n");
+    settle_and_check(&a, &b, &["in\n", "b edit\n"]);
+    for h in [&a, &b] {
+        let e = everything(h);
+        assert_eq!(e.len(), 2, "one copy of this machine's version: {e:?}");
+    }
+}
+
+/// A file whose name is near the longest a name can be, changed on both machines: its
+/// conflict copy gets a name that fits (the sync of the whole project failed at every run).
+#[test]
+fn a_conflict_on_a_file_with_a_long_name_keeps_both() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "lnc");
+    let name = format!("{}.md", "a".repeat(245));
+    a.out(&format!("echo 0 > {name}; echo k > k"));
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out(&format!("echo a > {name}; echo k2 > k"));
+    b.out(&format!("echo b > {name}"));
+    a.c("sync").success();
+    b.c("sync")
+        .success()
+        .stdout(contains("Main: 1 pulled, 1 conflict"));
+    settle_and_check(&a, &b, &["a\n", "b\n", "k2\n"]);
+    assert_eq!(everything(&a).len(), 3);
+}
+
+/// As above, with a name so long that its conflict name must be shortened to be a project
+/// name: the new folder still takes one, instead of going up as a second project of the
+/// same name that the other machine never fetched.
+#[test]
+fn a_project_renamed_to_a_long_name_the_other_machine_made_meanwhile_reaches_both() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "lpc");
+    let long = "P".repeat(90);
+    a.out("mkdir ~/Projects/Old; echo old > ~/Projects/Old/o.txt");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out(&format!("cd /; mv ~/Projects/Old ~/Projects/{long}"));
+    a.c("sync").success();
+    b.out(&format!(
+        "mkdir ~/Projects/{long}; echo 'b made this' > ~/Projects/{long}/b.txt"
+    ));
+    b.c("sync")
+        .success()
+        .stderr(contains("this new folder is renamed ~/Projects/PPP"));
+    b.c("sync").success();
+    settle_and_check(&a, &b, &["b made this\n", "old\n"]);
+    let t = token(&server, "lpc");
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&long) && names.iter().any(|n| n.contains(" (conflict ")),
+        "{names:?}"
+    );
+}
+
+/// Two machines make a project of the same name at the same moment (each listed the
+/// server's projects before the other made its own): they end up one project, holding the
+/// files of both, rather than two of that name, each machine with its own for ever.
+#[test]
+fn a_project_made_on_two_machines_at_once_becomes_one() {
+    let server = Server::sqlite();
+    let stall = Stall::new(&server);
+    let a = machine(&server, "rce", true);
+    let b = Home::signed_in(&stall.url, "rce", false);
+    a.out("mkdir ~/Projects/X; echo a > ~/Projects/X/a");
+    b.out("mkdir ~/Projects/X; echo b > ~/Projects/X/b");
+    // b has listed the projects (there is no X) and is about to make its X.
+    let child = stall.start_held(&b, "sync", "POST /api/projects ");
+    a.c("sync").success();
+    stall.release();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    settle_and_check(&a, &b, &["a\n", "b\n"]);
+    let t = token(&server, "rce");
+    let names: Vec<String> = projects(&server, &t).into_iter().map(|p| p.0).collect();
+    assert_eq!(names, ["X"]);
+}
+
+/// The same for a folder here that moves aside for the server's file of its name.
+#[test]
+fn a_sync_stopped_after_moving_a_folder_aside_for_a_file_makes_no_second_copy() {
+    let server = Server::sqlite();
+    let (a, b) = pair(&server, "mvf");
+    a.out("mkdir d; echo 0 > d/f; echo k > k");
+    a.c("sync").success();
+    b.c("sync").success();
+    a.out("rm -r d; echo A > d");
+    a.c("sync").success();
+    b.out("echo 'b edit' > d/f");
+    let before = sync_state(&b);
+    b.c("sync").success();
+    let copy = b
+        .out("ls")
+        .lines()
+        .find(|l| l.starts_with("d (conflict "))
+        .unwrap()
+        .to_string();
+    b.out(&format!("rm -r '{copy}' d; mkdir d; echo 'b edit' > d/f"));
+    put_sync_state(&b, before);
+    b.c("sync").success().stdout(contains("0 B up"));
+    assert_eq!(b.out(&format!("cat d '{copy}/f'")), "A\nb edit\n");
+    settle_and_check(&a, &b, &["A\n", "b edit\n", "k\n"]);
+    for h in [&a, &b] {
+        let e = everything(h);
+        assert_eq!(e.len(), 3, "one copy of this machine's version: {e:?}");
+    }
+}

@@ -408,10 +408,21 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
     {
         let host = hostname();
         let root = VPath::parse_absolute(PROJECTS).expect("a valid path");
-        let new = conflict_name(name, &host, &|c| {
+        let taken = |c: &str| {
             remote_projects.iter().any(|p| p.name == c)
                 || root.join(c).is_ok_and(|p| hub.vfs.exists(&p))
-        });
+        };
+        // A project name is at most MAX_PROJECT_NAME characters: the conflict name of a
+        // long one is made from its start (else this folder would go up as a second
+        // project of the same name, which the other machines never fetch).
+        let mut new = conflict_name(name, &host, &taken);
+        let longest = crate::protocol::MAX_PROJECT_NAME;
+        let chars = name.chars().count();
+        if new.chars().count() > longest {
+            let keep = chars.saturating_sub(new.chars().count() - longest);
+            let start: String = name.chars().take(keep).collect();
+            new = conflict_name(start.trim_end(), &host, &taken);
+        }
         if crate::protocol::project_name_problem(&new).is_none() {
             let note = format!(
                 "the server's project {} is another one (paired with another folder here): \
@@ -517,6 +528,23 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
                     },
                 )?;
                 let id = d.data.id;
+                // Another machine may have made a project of this name since this sync
+                // listed them: of the two, the one made first is the project (else each
+                // machine would keep its own, and neither reach the other). This one,
+                // made later and still empty, is deleted, and that one synced with.
+                if let Some(first) = earlier_twin(run, name, id)? {
+                    let gone = api.send::<_, wire::Message>(
+                        "POST",
+                        &format!("/api/projects/{id}/delete"),
+                        &wire::ProjectDeleteRequest {
+                            revision: Revision(0),
+                        },
+                    );
+                    if gone.is_ok() {
+                        remote_id = Some(first);
+                        continue;
+                    }
+                }
                 remote_id = Some(id);
                 id
             }
@@ -569,6 +597,19 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
         }
     }
     unreachable!("the loop returns")
+}
+
+/// A project of the server named `name`, made before the project `id` just made, that no
+/// project here is paired with.
+fn earlier_twin(run: &Run, name: &str, id: ProjectId) -> Result<Option<ProjectId>> {
+    let paired = run.paired()?;
+    Ok(run
+        .api
+        .list_all::<wire::Project>("/api/projects")?
+        .into_iter()
+        .filter(|p| p.name == name && p.id.0 < id.0 && !paired.contains(&p.id))
+        .map(|p| p.id)
+        .min())
 }
 
 fn bar(opts: &Options, total: u64, what: &str) -> indicatif::ProgressBar {
@@ -950,6 +991,18 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                 hash: Some(h),
                 base_version,
             } => change(path, Some(h), *base_version, None)?,
+            // (A copy the server holds already was sent by a sync stopped before it
+            // wrote it here.)
+            Act::Conflict {
+                copy: to,
+                local: hash,
+                ..
+            }
+            | Act::Move { to, hash, .. }
+                if remote.get(to).and_then(|s| s.hash.as_ref()) == Some(hash) =>
+            {
+                continue
+            }
             Act::Conflict { copy, local, .. } => change(copy, Some(local), 0, None)?,
             Act::Move { to, hash, .. } => change(to, Some(hash), 0, None)?,
             _ => continue,
@@ -1030,7 +1083,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                     hub.vfs
                         .rename(&src, &dst)
                         .with_context(|| format!("cannot move {src} to {dst}"))?;
-                    let v = versions.get(to).copied().unwrap_or(FileVersion(1));
+                    let v = versions
+                        .get(to)
+                        .copied()
+                        .unwrap_or(FileVersion(remote.get(to).map_or(1, |s| s.version)));
                     t.set_base(to, Some(hash), v)?;
                 }
                 t.set_base(from, None, FileVersion(*version))?;
@@ -1042,7 +1098,10 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                 ..
             } => {
                 t.write(copy, &conflict_content[path])?;
-                let v = versions.get(copy).copied().unwrap_or(FileVersion(1));
+                let v = versions
+                    .get(copy)
+                    .copied()
+                    .unwrap_or(FileVersion(remote.get(copy).map_or(1, |s| s.version)));
                 t.set_base(copy, Some(mine), v)?;
             }
             _ => {}

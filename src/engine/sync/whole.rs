@@ -333,6 +333,24 @@ pub fn settle(
                 continue;
             }
             match server_project(api, remote, k.remote)? {
+                // Renamed on the server to a name that cannot be a folder here (which no
+                // valyxo server gives): it keeps its name here, and every other project
+                // still syncs.
+                Some(p)
+                    if p.name != k.name
+                        && crate::protocol::project_name_problem(&p.name).is_some() =>
+                {
+                    let why = crate::protocol::project_name_problem(&p.name).unwrap_or_default();
+                    event(
+                        &k.name,
+                        format!(
+                            "renamed to {} on the server, which cannot be a folder here ({why}): \
+                             it keeps its name here",
+                            crate::text::escape(&p.name)
+                        ),
+                        true,
+                    );
+                }
                 // Renamed on the server: renamed here too, unless the new name is taken.
                 Some(p) if p.name != k.name => {
                     if taken.contains(&p.name) {
@@ -371,7 +389,11 @@ pub fn settle(
                         // Planned under the name it has here until it is renamed.
                         projects.retain(|n| *n != p.name);
                     } else {
-                        projects.retain(|n| *n != k.name);
+                        // Another project of the old name there (made on another machine
+                        // meanwhile) is fetched in its place.
+                        if !remote.iter().any(|r| r.name == k.name && r.id != k.remote) {
+                            projects.retain(|n| *n != k.name);
+                        }
                         if !projects.contains(&p.name) {
                             projects.push(p.name.clone());
                         }
@@ -539,7 +561,10 @@ pub fn settle(
             Deleted::Kept(why) => {
                 fetch_again(hub, k.row)?;
                 // Fetched under the server's name, if it was renamed there meanwhile.
-                if p.name != k.name && !taken.contains(&p.name) {
+                if p.name != k.name
+                    && !taken.contains(&p.name)
+                    && crate::protocol::project_name_problem(&p.name).is_none()
+                {
                     set_name(hub, k.row, &p.name)?;
                     taken.insert(p.name.clone());
                     projects.retain(|n| *n != k.name);
