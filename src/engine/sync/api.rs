@@ -124,6 +124,27 @@ fn transfer_timeout(size: u64) -> Duration {
     SEND_TIMEOUT + ANSWER_TIMEOUT + Duration::from_secs(size / SLOWEST)
 }
 
+/// The cursors of one walk through a paginated list, so that a server whose cursors go
+/// round in a circle is an error instead of an endless walk (and a list that grows in
+/// memory for ever).
+#[derive(Default)]
+struct Walk(std::collections::HashSet<String>);
+
+impl Walk {
+    /// The cursor `next` to follow, unless this walk followed it before.
+    fn step(&mut self, server: &str, path: &str, next: String) -> Result<String> {
+        if !self.0.insert(next.clone()) {
+            bail!(
+                "{server} answered the list {} with a page it had already given (its pages \
+                 go round in a circle): nothing was changed; sync again, and if it goes on, \
+                 ask the server's operator",
+                crate::text::escape(path)
+            );
+        }
+        Ok(next)
+    }
+}
+
 impl Api {
     pub fn new(server: &str, token: Option<String>) -> Result<Api> {
         let client = reqwest::blocking::ClientBuilder::from(crate::net::builder()?)
@@ -357,13 +378,14 @@ impl Api {
     /// last page. A server that does not paginate answers in one page.
     pub fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
         let mut all = Vec::new();
+        let mut walk = Walk::default();
         let mut after: Option<String> = None;
         loop {
             let page: wire::Page<Vec<T>> = self.get(&self.page_path(path, after.as_deref()))?;
             all.extend(page.data);
             match page.next {
-                Some(n) if after.as_deref() != Some(n.as_str()) => after = Some(n),
-                _ => return Ok(all),
+                Some(n) => after = Some(walk.step(&self.server, path, n)?),
+                None => return Ok(all),
             }
         }
     }
@@ -375,9 +397,11 @@ impl Api {
         for _ in 0..LISTING_TRIES {
             let first: wire::Page<wire::Files> = self.get(&self.page_path(&path, None))?;
             let mut files = first.data;
+            let mut walk = Walk::default();
             let mut next = first.next;
             let mut moved = false;
             while let Some(after) = next.take() {
+                let after = walk.step(&self.server, &path, after)?;
                 let page: wire::Page<wire::Files> =
                     self.get(&self.page_path(&path, Some(&after)))?;
                 if page.data.revision != files.revision {
@@ -385,7 +409,7 @@ impl Api {
                     break;
                 }
                 files.files.extend(page.data.files);
-                next = page.next.filter(|n| *n != after);
+                next = page.next;
             }
             if !moved {
                 return Ok(files);
@@ -719,6 +743,23 @@ mod tests {
                 "GET /api/projects?limit=2&after=c2 HTTP/1.1",
             ]
         );
+        // Pages that go round in a circle (c1, c2, c1, …) are an error, not an endless walk.
+        let (url, _) = fake(|line| {
+            let next = if line.contains("after=c1") {
+                "c2"
+            } else {
+                "c1"
+            };
+            format!(
+                r#"{{"success":true,"data":[{}],"next":"{next}"}}"#,
+                project(1)
+            )
+        });
+        let e = Api::new(&url, None)
+            .unwrap()
+            .list_all::<wire::Project>("/api/projects")
+            .unwrap_err();
+        assert!(e.to_string().contains("round in a circle"), "{e}");
         // A server from before pagination answers one page without `next`.
         let (url, _) = fake(|_| format!(r#"{{"success":true,"data":[{}]}}"#, project(9)));
         let api = Api::new(&url, None).unwrap();
