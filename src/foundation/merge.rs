@@ -192,16 +192,8 @@ fn sent_copy(
     reused: &BTreeSet<String>,
 ) -> Option<String> {
     // Copies of `path` sort together, after the part of their name before the tag.
-    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
-    let stem = match file.rfind('.') {
-        Some(i) if i > 0 => &file[..i],
-        _ => file,
-    };
-    let start = if dir.is_empty() {
-        format!("{stem} (conflict ")
-    } else {
-        format!("{dir}/{stem} (conflict ")
-    };
+    let (dir, stem, _) = split_name(path);
+    let start = format!("{dir}{stem} (conflict ");
     remote
         .range::<str, _>((Included(start.as_str()), std::ops::Bound::Unbounded))
         .take_while(|(p, _)| p.starts_with(&start))
@@ -215,8 +207,9 @@ fn sent_copy(
         .map(|(p, _)| p[..p.len() - rest.len()].to_string())
 }
 
-/// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]).
-fn is_copy_of(copy: &str, path: &str) -> bool {
+/// `path` as its folder (with its `/`, or empty), its file name's stem and its extension
+/// (with its dot, or empty; a leading dot is part of the stem: `.env` has none).
+fn split_name(path: &str) -> (String, &str, &str) {
     let (dir, file) = match path.rsplit_once('/') {
         Some((d, f)) => (format!("{d}/"), f),
         None => (String::new(), path),
@@ -225,6 +218,12 @@ fn is_copy_of(copy: &str, path: &str) -> bool {
         Some(i) if i > 0 => (&file[..i], &file[i..]),
         _ => (file, ""),
     };
+    (dir, stem, ext)
+}
+
+/// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]).
+fn is_copy_of(copy: &str, path: &str) -> bool {
+    let (dir, stem, ext) = split_name(path);
     copy.strip_prefix(&format!("{dir}{stem} (conflict "))
         .and_then(|rest| rest.strip_suffix(&format!("){ext}")))
         .is_some_and(|tag| !tag.contains('/'))
@@ -587,14 +586,8 @@ const MAX_PATH: usize = 1024;
 /// `dir/name (conflict WHO DATE).ext`, numbered when taken. WHO names the side whose
 /// version the copy keeps (this machine's host name for sync, `exec` for a program's).
 pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> String {
-    let (dir, file) = match path.rsplit_once('/') {
-        Some((d, f)) => (format!("{d}/"), f),
-        None => (String::new(), path),
-    };
-    let (stem, ext) = match file.rfind('.') {
-        Some(i) if i > 0 => (&file[..i], &file[i..]),
-        _ => (file, ""),
-    };
+    let (dir, stem, ext) = split_name(path);
+    let file = &path[dir.len()..];
     let stamp = chrono::Local::now().format("%Y-%m-%d %H%M");
     let host = who;
     for n in 1.. {
