@@ -377,12 +377,28 @@ impl Api {
     /// Every item of a paginated list (`GET path`), following the `next` cursors to the
     /// last page. A server that does not paginate answers in one page.
     pub fn list_all<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        self.list_until(path, &|_| false)
+    }
+
+    /// The items of a paginated list (`GET path`) that come before the first for which
+    /// `stop` holds, reading no page past it: the newest projects, down to the first one
+    /// already known.
+    pub fn list_until<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        stop: &dyn Fn(&T) -> bool,
+    ) -> Result<Vec<T>> {
         let mut all = Vec::new();
         let mut walk = Walk::default();
         let mut after: Option<String> = None;
         loop {
             let page: wire::Page<Vec<T>> = self.get(&self.page_path(path, after.as_deref()))?;
-            all.extend(page.data);
+            for item in page.data {
+                if stop(&item) {
+                    return Ok(all);
+                }
+                all.push(item);
+            }
             match page.next {
                 Some(n) => after = Some(walk.step(&self.server, path, n)?),
                 None => return Ok(all),
@@ -760,6 +776,13 @@ mod tests {
             .list_all::<wire::Project>("/api/projects")
             .unwrap_err();
         assert!(e.to_string().contains("round in a circle"), "{e}");
+        // Down to the first item known: no page is read past it.
+        let before = seen.lock().unwrap().len();
+        let newest = api
+            .list_until::<wire::Project>("/api/projects", &|p| p.id.0 == 4)
+            .unwrap();
+        assert_eq!(newest.iter().map(|p| p.id.0).collect::<Vec<_>>(), [5]);
+        assert_eq!(seen.lock().unwrap().len(), before + 1);
         // A server from before pagination answers one page without `next`.
         let (url, _) = fake(|_| format!(r#"{{"success":true,"data":[{}]}}"#, project(9)));
         let api = Api::new(&url, None).unwrap();

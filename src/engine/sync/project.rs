@@ -600,12 +600,15 @@ pub fn sync_project(run: &Run, name: &str) -> Result<Report> {
 }
 
 /// A project of the server named `name`, made before the project `id` just made, that no
-/// project here is paired with.
+/// project here is paired with. Only projects made since this sync listed them are read
+/// (the list is newest first, down to the first one listed then): an older one of that name
+/// would have been paired with, not made again.
 fn earlier_twin(run: &Run, name: &str, id: ProjectId) -> Result<Option<ProjectId>> {
     let paired = run.paired()?;
+    let known: HashSet<ProjectId> = run.remote_projects.iter().map(|p| p.id).collect();
     Ok(run
         .api
-        .list_all::<wire::Project>("/api/projects")?
+        .list_until::<wire::Project>("/api/projects", &|p| known.contains(&p.id))?
         .into_iter()
         .filter(|p| p.name == name && p.id.0 < id.0 && !paired.contains(&p.id))
         .map(|p| p.id)
