@@ -1067,6 +1067,14 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
             versions.insert(f.path, f.version);
         }
     }
+    // The server's version of a path this machine committed to (or, when a stopped sync
+    // committed it before, the version the server lists).
+    let version_of = |path: &str| {
+        versions
+            .get(path)
+            .copied()
+            .unwrap_or(FileVersion(remote.get(path).map_or(1, |s| s.version)))
+    };
     // 3. Local writes, each followed by its base, so a stop anywhere loses nothing: moves
     // and conflict copies first (this machine's content gets its new name), then
     // deletions, then the server's content.
@@ -1086,11 +1094,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                     hub.vfs
                         .rename(&src, &dst)
                         .with_context(|| format!("cannot move {src} to {dst}"))?;
-                    let v = versions
-                        .get(to)
-                        .copied()
-                        .unwrap_or(FileVersion(remote.get(to).map_or(1, |s| s.version)));
-                    t.set_base(to, Some(hash), v)?;
+                    t.set_base(to, Some(hash), version_of(to))?;
                 }
                 t.set_base(from, None, FileVersion(*version))?;
             }
@@ -1101,11 +1105,7 @@ fn apply(t: &Target, plan: &Plan, report: &mut Report) -> Result<Option<(Revisio
                 ..
             } => {
                 t.write(copy, &conflict_content[path])?;
-                let v = versions
-                    .get(copy)
-                    .copied()
-                    .unwrap_or(FileVersion(remote.get(copy).map_or(1, |s| s.version)));
-                t.set_base(copy, Some(mine), v)?;
+                t.set_base(copy, Some(mine), version_of(copy))?;
             }
             _ => {}
         }

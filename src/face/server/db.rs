@@ -1766,13 +1766,13 @@ mod tests {
             })
             .unwrap();
         assert_eq!(revoked, 1);
-        db.write(|c| {
-            Ok(c.exec(
-                "DELETE FROM users WHERE username_key = ?",
-                &[key.clone().into()],
-            )?)
-        })
-        .unwrap();
+        forget_user(db, &key);
+    }
+
+    /// Deletes the test's user `key` (and, by cascade, what it made).
+    fn forget_user(db: &Db, key: &str) {
+        db.write(|c| Ok(c.exec("DELETE FROM users WHERE username_key = ?", &[key.into()])?))
+            .unwrap();
     }
 
     #[test]
@@ -2074,13 +2074,7 @@ mod tests {
         // The next call is served by a new connection.
         let last = pid(&db).unwrap();
         assert!(!pids.contains(&last) && last != first);
-        db.write(|c| {
-            Ok(c.exec(
-                "DELETE FROM users WHERE username_key = ?",
-                &[key.clone().into()],
-            )?)
-        })
-        .unwrap();
+        forget_user(&db, &key);
     }
 
     #[test]
