@@ -208,7 +208,9 @@ mod server {
         assert_eq!(a.body["success"], false, "{what}: {}", a.body);
         let error = a.body["error"].as_str().unwrap_or_default();
         assert!(error.contains("disk is full"), "{what}: {}", a.body);
+        // Neither driver's words: SQLite's, or PostgreSQL's "could not extend file".
         assert!(!error.contains("SQLite"), "{what}: {}", a.body);
+        assert!(!error.contains("could not"), "{what}: {}", a.body);
     }
 
     #[test]
@@ -406,5 +408,123 @@ mod server {
         assert!(err.contains("the disk holding it is full"), "{err}");
         std::fs::remove_file(filler).unwrap();
         Server::start(Some(&db), &[]);
+    }
+
+    /// Runs `sql` as PostgreSQL's superuser (through the local socket, as root may).
+    fn as_postgres(sql: &str) -> std::process::Output {
+        std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(["-c", sql])
+            .current_dir("/")
+            .output()
+            .expect("run psql as postgres")
+    }
+
+    /// A PostgreSQL database of its own whose every table lives in a tablespace on a small
+    /// tmpfs; dropped, with its tablespace, when the test ends (before the tmpfs goes).
+    struct SmallDatabase {
+        name: String,
+        url: String,
+    }
+
+    impl SmallDatabase {
+        fn make(small: &std::path::Path) -> SmallDatabase {
+            let base = crate::server::postgres();
+            let (server, _) = base.rsplit_once('/').expect("a database URL");
+            let role = server
+                .trim_start_matches("postgres://")
+                .split([':', '@'])
+                .next()
+                .expect("a role in the URL");
+            let name = format!("valyxo_full_{}", std::process::id());
+            let space = small.join("pg");
+            std::fs::create_dir(&space).unwrap();
+            // SAFETY: a NUL-terminated name; the answer is read before any other call.
+            let pw = unsafe { libc::getpwnam(c"postgres".as_ptr()) };
+            assert!(!pw.is_null(), "no postgres user");
+            // SAFETY: checked above to point at the passwd entry.
+            let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+            std::os::unix::fs::chown(&space, Some(uid), Some(gid)).unwrap();
+            let db = SmallDatabase {
+                url: format!("{server}/{name}"),
+                name,
+            };
+            for sql in [
+                format!(
+                    "CREATE TABLESPACE {} OWNER {role} LOCATION '{}'",
+                    db.name,
+                    space.display()
+                ),
+                format!("CREATE DATABASE {0} OWNER {role} TABLESPACE {0}", db.name),
+            ] {
+                let out = as_postgres(&sql);
+                assert!(
+                    out.status.success(),
+                    "{sql}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            db
+        }
+    }
+
+    impl Drop for SmallDatabase {
+        fn drop(&mut self) {
+            as_postgres(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+            as_postgres(&format!("DROP TABLESPACE IF EXISTS {}", self.name));
+        }
+    }
+
+    #[test]
+    #[ignore = "needs PostgreSQL: run by .ci/run with VALYXO_TEST_POSTGRES"]
+    fn a_full_disk_under_postgres_refuses_uploads_clearly_and_keeps_what_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        // Room for the new database's catalogs (copied from its template) and the schema.
+        let Some(small) = SmallFs::mount(dir.path(), 24 << 20) else {
+            return;
+        };
+        let db = SmallDatabase::make(dir.path());
+        let mut s = Server::start(Some(&db.url), &[]);
+        let url = s.url.clone();
+        let (_, token, _) = user(&url);
+        let project = new_project(&url, &token, "kept");
+        let old = vec![b'o'; 10 << 10];
+        assert_eq!(put_file(&url, &token, project, "a.txt", &old, 0), 200);
+
+        // PostgreSQL itself refuses to extend a table ("could not extend file …: No space
+        // left on device", SQLSTATE 53100): the same 507 as on SQLite.
+        let filler = small.fill(0);
+        let large = vec![b'n'; 3 << 19];
+        refused(
+            "a large file",
+            &put_content(&url, &token, project, "a.txt", &large, 1),
+        );
+        refused(
+            "a new file",
+            &put_content(&url, &token, project, "b.txt", &large, 0),
+        );
+        assert!(s.alive());
+        let health = call(&url, "GET", "/health", None, None);
+        assert_eq!(health.status, 200, "{}", health.body);
+        assert_eq!(content(&url, &token, project, "a.txt"), old);
+        assert!(not_stored(&url, &token, &large));
+
+        // With room again, the same upload goes through.
+        std::fs::remove_file(filler).unwrap();
+        let a = put_content(&url, &token, project, "a.txt", &large, 1);
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(content(&url, &token, project, "a.txt"), large);
     }
 }

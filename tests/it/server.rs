@@ -11,8 +11,8 @@ use common::server::{
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 
-/// A user name no other test (or earlier run on the same database) has taken.
-fn postgres() -> String {
+/// The PostgreSQL database of the ignored tests (VALYXO_TEST_POSTGRES, set by `.ci/run`).
+pub(crate) fn postgres() -> String {
     std::env::var("VALYXO_TEST_POSTGRES")
         .expect("VALYXO_TEST_POSTGRES names the PostgreSQL database for this test")
 }
