@@ -2089,6 +2089,38 @@ fn a_project_renamed_on_the_server_to_a_name_that_cannot_be_a_folder_keeps_its_n
     );
 }
 
+/// A server that lists a file and a file beneath it (`a` and `a/b`; no valyxo server
+/// does): the first is synced, the one beneath it is skipped in words, and the rest of the
+/// project syncs, at this sync and the next.
+#[test]
+fn a_server_listing_a_file_and_a_file_beneath_it_syncs_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("server.db");
+    let server = Server::start(Some(&format!("sqlite:{}", db.display())), &[]);
+    let (a, b) = pair(&server, "fbf");
+    a.out("mkdir ~/Projects/P; echo x > ~/Projects/P/a; echo c > ~/Projects/P/c");
+    a.c("sync").success();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute(
+        "INSERT INTO files (project_id, path, hash, size, version) \
+         SELECT project_id, 'a/b', hash, size, version FROM files WHERE path = 'c'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    for _ in 0..2 {
+        // Status 1: not everything synced.
+        b.c("sync")
+            .code(1)
+            .stderr(contains("a/b: the server lists it beneath the file a"));
+        assert_eq!(b.out("cat ~/Projects/P/a ~/Projects/P/c"), "x\nc\n");
+    }
+    a.out("echo c2 > ~/Projects/P/c");
+    a.c("sync").code(1).stdout(contains("P: 1 pushed"));
+    b.c("sync").code(1).stdout(contains("P: 1 pulled"));
+    assert_eq!(b.out("cat ~/Projects/P/c"), "c2\n");
+}
+
 /// A project renamed on one machine while the other adds to it, and a new project made
 /// under the old name: the other machine's next sync renames its folder, pushes its file,
 /// and fetches the new project of the old name too, in one sync.

@@ -178,7 +178,10 @@ pub(super) fn wire_hash(h: &str) -> Result<ContentHash> {
 }
 
 /// The server's files; names that are not clean relative paths (which no valyxo server
-/// sends) are skipped, so nothing from the server can reach outside the project.
+/// sends) are skipped, so nothing from the server can reach outside the project. So are
+/// files listed beneath another listed file (`a` and `a/b`, which no valyxo server holds
+/// either): the file is kept and what is beneath it skipped, so the rest still syncs.
+/// Deleted files, which the server lists too, clash with nothing.
 fn remote_files(files: Vec<wire::FileEntry>, report: &mut Report) -> BTreeMap<String, Side> {
     let mut out = BTreeMap::new();
     for (path, side) in files.into_iter().map(side) {
@@ -190,6 +193,26 @@ fn remote_files(files: Vec<wire::FileEntry>, report: &mut Report) -> BTreeMap<St
                 crate::text::escape(&path)
             ));
         }
+    }
+    // A deleted file is listed too (no hash): it is in nobody's way.
+    let live = |p: &str| out.get(p).is_some_and(|s: &Side| s.hash.is_some());
+    let beneath: Vec<(String, String)> = out
+        .keys()
+        .filter(|path| live(path))
+        .filter_map(|path| {
+            path.match_indices('/')
+                .map(|(i, _)| &path[..i])
+                .find(|dir| live(dir))
+                .map(|file| (path.clone(), file.to_string()))
+        })
+        .collect();
+    for (path, file) in beneath {
+        out.remove(&path);
+        report.skipped.push(format!(
+            "{}: the server lists it beneath the file {}",
+            crate::text::escape(&path),
+            crate::text::escape(&file)
+        ));
     }
     out
 }
