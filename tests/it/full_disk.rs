@@ -80,6 +80,41 @@ fn a_new_project_on_a_full_disk_is_made_whole_or_not_at_all() {
 }
 
 #[test]
+fn a_forced_new_into_a_full_mounted_folder_replaces_nothing() {
+    // ~/Projects/p is a mounted host folder on a full disk: `new --force` replaces none of
+    // its files (each new one is written whole beside its place first) and leaves no
+    // temporary file; with room, it writes them all.
+    let h = Home::new();
+    let host = common::host_dir();
+    let Some(small) = SmallFs::mount(host.path(), 1 << 20) else {
+        return;
+    };
+    let p = host.path();
+    std::fs::write(p.join("README.md"), "old\n").unwrap();
+    std::fs::write(p.join("Cargo.toml"), "old\n").unwrap();
+    h.c(&format!("mount {} /Projects/p", p.display())).success();
+    let filler = small.fill(0);
+    let mut before = crate::new::walk(p);
+    before.sort();
+    h.c("new --force rust p")
+        .code(1)
+        .stderr(contains("none of the template's files were written"));
+    let mut after = crate::new::walk(p);
+    after.sort();
+    assert_eq!(after, before);
+    assert_eq!(
+        std::fs::read_to_string(p.join("README.md")).unwrap(),
+        "old\n"
+    );
+    std::fs::remove_file(filler).unwrap();
+    h.c("new --force rust p").success();
+    assert!(std::fs::read_to_string(p.join("README.md"))
+        .unwrap()
+        .contains("# p"));
+    assert!(p.join("src/main.rs").is_file());
+}
+
+#[test]
 fn a_snippet_file_written_on_a_full_disk_keeps_its_old_content() {
     let h = Home::new();
     let Some(small) = SmallFs::mount(h.path(), 2 << 20) else {

@@ -483,6 +483,67 @@ fn a_forced_new_that_fails_changes_nothing() {
 }
 
 #[test]
+fn a_forced_new_into_a_mounted_folder_that_fails_changes_nothing() {
+    // As above, with the project a mounted host folder: the files it would have replaced
+    // before it reached src/main.rs are as they were, and no temporary is left there.
+    let h = Home::new();
+    let host = common::host_dir();
+    let p = host.path();
+    std::fs::create_dir_all(p.join("src/main.rs")).unwrap();
+    std::fs::write(p.join("src/main.rs/x"), "keep\n").unwrap();
+    std::fs::write(p.join("README.md"), "old\n").unwrap();
+    std::fs::write(p.join("Cargo.toml"), "old\n").unwrap();
+    h.c(&format!("mount {} /Projects/p", p.display())).success();
+    let failed = h.c("new --force rust p").failure();
+    assert_eq!(
+        std::fs::read_to_string(p.join("README.md")).unwrap(),
+        "old\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("Cargo.toml")).unwrap(),
+        "old\n"
+    );
+    let mut left: Vec<String> = walk(p);
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "Cargo.toml",
+            "README.md",
+            "src",
+            "src/main.rs",
+            "src/main.rs/x"
+        ]
+    );
+    failed.stderr(
+        contains("is a directory")
+            .and(contains("src/main.rs"))
+            .and(contains("none of the template's files were written")),
+    );
+}
+
+/// Every name under `dir` (hidden ones too), relative to it.
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            out.push(
+                path.strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            if path.is_dir() {
+                todo.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
 fn of_two_news_of_one_name_at_once_exactly_one_makes_it() {
     // Two templates of many files, made under one name by two processes at once: one
     // wins, the other is refused, and the project holds the winner's files only.

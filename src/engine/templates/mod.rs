@@ -576,16 +576,33 @@ pub fn create(
                     Err(e) => return Err(e.into()),
                 }
             }
-            for (names, data) in &files {
-                let p = dir.join_names(names);
-                if let Some(parent) = p.parent() {
-                    hub.vfs.mkdir(&parent, true)?;
+            // All at once: each file is written whole beside its place before any takes
+            // it, so a failure (a full disk) replaces none of the files already there.
+            let all: Vec<(VPath, &[u8])> = files
+                .iter()
+                .map(|(names, data)| (dir.join_names(names), data.as_slice()))
+                .collect();
+            hub.vfs.write_all(&all).map_err(|e| {
+                let error = anyhow::Error::new(e.error);
+                // (A project folder made here is removed again, whatever was written.)
+                if existed && !e.written.is_empty() {
+                    let names: Vec<String> = e
+                        .written
+                        .iter()
+                        .map(|p| crate::text::escape(&p.display_tilde()).into_owned())
+                        .collect();
+                    error.context(format!(
+                        "only some of the template's files were written: {}",
+                        names.join(", ")
+                    ))
+                } else if existed {
+                    error.context(format!(
+                        "{shown} is as it was: none of the template's files were written"
+                    ))
+                } else {
+                    error
                 }
-                hub.vfs
-                    .write(&p, data)
-                    .with_context(|| crate::text::escape(&p.display_tilde()).into_owned())?;
-            }
-            Ok(())
+            })
         };
         let mut made = false;
         if let Err(e) = write(&mut made) {

@@ -558,8 +558,99 @@ impl Vfs {
         p: &VPath,
         m: Arc<Mount>,
         rel: PathBuf,
-        mut src: Source<'_>,
+        src: Source<'_>,
     ) -> VResult<()> {
+        self.stage_mounted(p, m, rel, src)?.finish()
+    }
+
+    /// Writes several files as one, each as [`write`](Self::write) writes it, their
+    /// folders made: every new content of a mount is first written whole beside its file,
+    /// then the stored files are written in one transaction, and only then do the mounted
+    /// ones take their places. A failure before that (a full disk, a folder in the way)
+    /// changes none of the files and removes the folders it made. A failure as they take
+    /// their places (which needs no room) stops there; the error names the files that had
+    /// taken theirs.
+    pub fn write_all(&self, files: &[(VPath, &[u8])]) -> Result<(), WriteAllError> {
+        let mut made: Vec<VPath> = Vec::new();
+        let mut staged: Vec<Staged<'_>> = Vec::new();
+        let mut stored: Vec<(&VPath, &[u8])> = Vec::new();
+        let mut stage = || -> VResult<()> {
+            for (p, data) in files {
+                match self.locate(p) {
+                    Loc::Stored => {
+                        if p.parent().is_none() {
+                            return Err(VfsError::IsDir("/".into()));
+                        }
+                        check_stored_size(p, data.len() as u64)?;
+                        stored.push((p, data));
+                    }
+                    Loc::Mounted(m, rel) => {
+                        // Its folders, from the top: those made here are noted, to be
+                        // removed again if the write fails.
+                        let mut missing = Vec::new();
+                        let mut up = p.parent();
+                        while let Some(d) = up {
+                            if self.exists(&d) {
+                                break;
+                            }
+                            up = d.parent();
+                            missing.push(d);
+                        }
+                        for d in missing.into_iter().rev() {
+                            self.mkdir(&d, false)?;
+                            made.push(d);
+                        }
+                        staged.push(self.stage_mounted(p, m, rel, Source::Bytes(data))?);
+                    }
+                }
+            }
+            if !stored.is_empty() {
+                self.batch(|b| {
+                    for (p, data) in &stored {
+                        if let Some(parent) = p.parent() {
+                            b.mkdir_all(&parent)?;
+                        }
+                        b.write(p, data)?;
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        };
+        if let Err(error) = stage() {
+            for s in staged {
+                s.discard();
+            }
+            for d in made.iter().rev() {
+                let _ = self.remove(d, false);
+            }
+            return Err(WriteAllError {
+                error,
+                written: Vec::new(),
+            });
+        }
+        let mut written: Vec<VPath> = stored.iter().map(|(p, _)| (*p).clone()).collect();
+        let mut rest = staged.into_iter();
+        for s in rest.by_ref() {
+            let p = s.p.clone();
+            if let Err(error) = s.finish() {
+                rest.for_each(Staged::discard);
+                return Err(WriteAllError { error, written });
+            }
+            written.push(p);
+        }
+        Ok(())
+    }
+
+    /// Writes the new content of a file of a mount whole beside it ([`Staged`]); the file
+    /// itself is not changed yet.
+    fn stage_mounted<'a>(
+        &self,
+        p: &VPath,
+        m: Arc<Mount>,
+        rel: PathBuf,
+        mut src: Source<'a>,
+    ) -> VResult<Staged<'a>> {
         let Some(parent) = p.parent() else {
             return Err(VfsError::IsDir("/".into()));
         };
@@ -604,7 +695,19 @@ impl Vfs {
             // hold a file that is: it is written in place, without the check
             // for room that the temporary gives.
             Err(e) if existing.is_some() && e.kind() == io::ErrorKind::PermissionDenied => {
-                return write_in_place(&dir, &rel, src.reader(), None).map_err(|e| host_err(p, e));
+                let how = match src {
+                    Source::Bytes(data) => Finish::Direct(data),
+                    Source::Reader(r) => {
+                        write_in_place(&dir, &rel, r, None).map_err(|e| host_err(p, e))?;
+                        Finish::Done
+                    }
+                };
+                return Ok(Staged {
+                    p: p.clone(),
+                    dir,
+                    rel,
+                    how,
+                });
             }
             Err(e) => return Err(host_err(p, e)),
         };
@@ -640,20 +743,15 @@ impl Vfs {
             let _ = dir.remove_file(&tmp);
             return Err(host_err(p, e));
         }
-        if in_place {
-            // Content read from a stream is in the temporary only: it is read back
-            // from there (its room comes back once written).
-            let written = match src {
-                Source::Bytes(data) => write_in_place(&dir, &rel, &mut &data[..], Some(&tmp)),
-                Source::Reader(_) => dir
-                    .open(&tmp)
-                    .and_then(|t| write_in_place(&dir, &rel, &mut t.into_std(), Some(&tmp))),
-            };
-            return written.map_err(|e| host_err(p, e));
-        }
-        dir.rename(&tmp, &dir, &rel).map_err(|e| {
-            let _ = dir.remove_file(&tmp);
-            host_err(p, e)
+        Ok(Staged {
+            p: p.clone(),
+            dir,
+            rel,
+            how: if in_place {
+                Finish::InPlace(tmp)
+            } else {
+                Finish::Rename(tmp)
+            },
         })
     }
 
@@ -1153,19 +1251,73 @@ fn write_in_place(
     f.sync_all()
 }
 
+/// Why [`Vfs::write_all`] failed, and the files it had written by then: none, unless the
+/// failure came as they took their places.
+#[derive(Debug)]
+pub struct WriteAllError {
+    pub error: VfsError,
+    pub written: Vec<VPath>,
+}
+
+/// The new content of a file of a mount, written whole (and synced) but not yet in the
+/// file's place: [`finish`](Staged::finish) puts it there, [`discard`](Staged::discard)
+/// leaves the file as it was.
+struct Staged<'a> {
+    p: VPath,
+    dir: Arc<Dir>,
+    rel: PathBuf,
+    how: Finish<'a>,
+}
+
+/// How a [`Staged`] write takes its file's place.
+enum Finish<'a> {
+    /// The temporary is renamed over the file.
+    Rename(PathBuf),
+    /// The file is written over in place from the temporary, which then goes (a file with
+    /// other hard links, or one whose owner the temporary could not be given).
+    InPlace(PathBuf),
+    /// The file is written over in place from these bytes (it is in a folder that takes no
+    /// new file from this process).
+    Direct(&'a [u8]),
+    /// Already written (in place, from a stream that could only be read once).
+    Done,
+}
+
+impl Staged<'_> {
+    fn finish(self) -> VResult<()> {
+        let Staged { p, dir, rel, how } = self;
+        match how {
+            Finish::Rename(tmp) => dir.rename(&tmp, &dir, &rel).map_err(|e| {
+                let _ = dir.remove_file(&tmp);
+                host_err(&p, e)
+            }),
+            // The content is read back from the temporary (its room comes back once
+            // written).
+            Finish::InPlace(tmp) => dir
+                .open(&tmp)
+                .and_then(|t| write_in_place(&dir, &rel, &mut t.into_std(), Some(&tmp)))
+                .map_err(|e| {
+                    let _ = dir.remove_file(&tmp);
+                    host_err(&p, e)
+                }),
+            Finish::Direct(data) => {
+                write_in_place(&dir, &rel, &mut &data[..], None).map_err(|e| host_err(&p, e))
+            }
+            Finish::Done => Ok(()),
+        }
+    }
+
+    fn discard(self) {
+        if let Finish::Rename(tmp) | Finish::InPlace(tmp) = &self.how {
+            let _ = self.dir.remove_file(tmp);
+        }
+    }
+}
+
 /// The content of a write: in memory, or read as it is written.
 enum Source<'a> {
     Bytes(&'a [u8]),
     Reader(&'a mut dyn Read),
-}
-
-impl Source<'_> {
-    fn reader(&mut self) -> &mut dyn Read {
-        match self {
-            Source::Bytes(data) => data,
-            Source::Reader(r) => *r,
-        }
-    }
 }
 
 pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
