@@ -191,9 +191,22 @@ fn sent_copy(
     remote: &BTreeMap<String, Side>,
     reused: &BTreeSet<String>,
 ) -> Option<String> {
-    // Copies of `path` sort together, after the part of their name before the tag.
-    let (dir, stem, _) = split_name(path);
-    let start = format!("{dir}{stem} (conflict ");
+    // Copies of `path` sort together, after the part of their name before the tag; those
+    // of a long name, shortened to fit, after a shorter part of it.
+    let (dir, stem, ext) = split_name(path);
+    let file = &path[dir.len()..];
+    let longest = longest_name(&dir);
+    let start = if file.len() + SHORTEST_TAG < longest {
+        format!("{dir}{stem} (conflict ")
+    } else {
+        let mut k = longest
+            .saturating_sub(ext.len() + LONGEST_TAG)
+            .min(stem.len());
+        while !stem.is_char_boundary(k) {
+            k -= 1;
+        }
+        format!("{dir}{}", &stem[..k])
+    };
     remote
         .range::<str, _>((Included(start.as_str()), std::ops::Bound::Unbounded))
         .take_while(|(p, _)| p.starts_with(&start))
@@ -221,13 +234,41 @@ fn split_name(path: &str) -> (String, &str, &str) {
     (dir, stem, ext)
 }
 
-/// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]).
+/// Whether `copy` is named as a conflict copy of `path` ([`conflict_name`]): the file's stem,
+/// the tag and its extension, or, for a long name, a part of it cut so that the copy's name
+/// just fits (the extension kept when there was room for it).
 fn is_copy_of(copy: &str, path: &str) -> bool {
     let (dir, stem, ext) = split_name(path);
-    copy.strip_prefix(&format!("{dir}{stem} (conflict "))
-        .and_then(|rest| rest.strip_suffix(&format!("){ext}")))
-        .is_some_and(|tag| !tag.contains('/'))
+    let file = &path[dir.len()..];
+    let Some(name) = copy.strip_prefix(dir.as_str()) else {
+        return false;
+    };
+    let longest = longest_name(&dir);
+    // Cut only to fit: such a name is at the longest, short of part of a character.
+    let at_limit = name.len() <= longest && name.len() + 4 > longest;
+    let tag_then = |rest: &str, ext: &str| {
+        rest.strip_suffix(&format!("){ext}"))
+            .is_some_and(|tag| !tag.is_empty() && !tag.contains('/'))
+    };
+    name.match_indices(" (conflict ").any(|(i, open)| {
+        let (kept, rest) = (&name[..i], &name[i + open.len()..]);
+        (kept == stem && tag_then(rest, ext))
+            || (at_limit && stem.starts_with(kept) && tag_then(rest, ext))
+            || (at_limit && file.starts_with(kept) && tag_then(rest, ""))
+    })
 }
+
+/// The longest name a conflict copy in the folder `dir` (with its `/`) may have.
+fn longest_name(dir: &str) -> usize {
+    MAX_NAME.min(MAX_PATH.saturating_sub(dir.len()))
+}
+
+/// The bytes of the shortest tag [`conflict_name`] adds (` (conflict H YYYY-MM-DD HHMM)`),
+/// and more than the longest one takes (a host name of 40 characters of 4 bytes, a
+/// number): names shorter than the first are never cut; those cut keep at least the
+/// longest name less the second.
+const SHORTEST_TAG: usize = " (conflict h 2026-01-01 0000)".len();
+const LONGEST_TAG: usize = 240;
 
 /// A rename on one side that met an edit of the old path on the other: both are kept, the
 /// renamed file at `to` and the edited one at `from`.
@@ -598,7 +639,7 @@ pub fn conflict_name(path: &str, who: &str, taken: &dyn Fn(&str) -> bool) -> Str
         };
         // A name is at most 255 bytes and a path 1024 (`crate::protocol::valid_path`): the
         // copy of a long name is shortened to fit, its extension kept when there is room.
-        let longest = MAX_NAME.min(MAX_PATH.saturating_sub(dir.len()));
+        let longest = longest_name(&dir);
         let (stem, ext) = if tag.len() + ext.len() < longest {
             (stem, ext)
         } else {
@@ -989,6 +1030,55 @@ mod tests {
         let n2 = conflict_name("src/main.rs", "box", &|c| c == first);
         assert!(n2.ends_with(" 2).rs"), "{n2}");
         assert!(conflict_name(".env", "box", &|_| false).starts_with(".env (conflict box "));
+    }
+
+    #[test]
+    fn a_conflict_copy_already_sent_is_taken_up_even_when_shortened() {
+        // This side changed the file to h2, the other to h3, and the other side already
+        // holds h2 as the copy (a sync that sent it was stopped before it wrote it here):
+        // that copy is the conflict's, with a long name shortened to fit too.
+        for file in [
+            "short.md".to_string(),
+            format!("{}.md", "a".repeat(251)),
+            format!("{}.md", "é".repeat(126)),
+            format!("x.{}", "e".repeat(240)),
+        ] {
+            let path = format!("dir/{file}");
+            let copy = conflict_name(&path, "box", &|_| false);
+            let acts = run(
+                &[(&path, "h2")],
+                &[(&path, Some("h1"), 1)],
+                &[(&path, Some("h3"), 2), (&copy, Some("h2"), 1)],
+            );
+            assert_eq!(
+                acts,
+                vec![Act::Conflict {
+                    path: path.clone(),
+                    local: "h2".into(),
+                    remote: "h3".into(),
+                    version: 2,
+                    copy: copy.clone(),
+                }],
+                "{file}"
+            );
+        }
+        // A copy of another, shorter name is not this file's.
+        let path = format!("dir/{}.md", "a".repeat(251));
+        let other = conflict_name("dir/aaaa.md", "box", &|_| false);
+        let acts = run(
+            &[(&path, "h2")],
+            &[(&path, Some("h1"), 1)],
+            &[(&path, Some("h3"), 2), (&other, Some("h2"), 1)],
+        );
+        let fresh = format!("{path}.copy");
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Act::Conflict { copy, .. } if *copy == fresh))
+                && acts
+                    .iter()
+                    .any(|a| matches!(a, Act::Pull { path, .. } if *path == other)),
+            "{acts:?}"
+        );
     }
 
     #[test]
