@@ -332,7 +332,19 @@ fn sign_in(app: &App, req: &Req) -> Result<Session, ApiError> {
         e.message = "Username and password are required".into();
         return Err(e);
     }
-    let (name, password) = (v[0].trim().to_lowercase(), v[1]);
+    let row = credentials(app, v[0], v[1])?;
+    let token = open_session(app, &row)?;
+    Ok(Session {
+        message: "Login successful".into(),
+        user: account_user(&row),
+        token,
+    })
+}
+
+/// The account (id, username, email, password_hash) a username or email and a password
+/// name, or 401.
+fn credentials(app: &App, name: &str, password: &str) -> Result<super::db::Row, ApiError> {
+    let name = name.trim().to_lowercase();
     let found = app.db.read(|c| {
         Ok(c.one(
             "SELECT id, username, email, password_hash FROM users \
@@ -348,13 +360,24 @@ fn sign_in(app: &App, req: &Req) -> Result<Session, ApiError> {
     if !verify_password(password, &row.text(3)) {
         return Err(invalid());
     }
-    let token = app
-        .db
-        .write(|c| app.tokens.issue(c, row.int(0), &row.text(1)))?;
-    Ok(Session {
-        message: "Login successful".into(),
-        user: account_user(&row),
-        token,
+    Ok(row)
+}
+
+/// A new session for the account `credentials` found, if its password is still the one
+/// checked: a password change that landed while the (slow) check ran ends every session the
+/// old password opened, so it must not open one after it (401, as a wrong password).
+fn open_session(app: &App, row: &super::db::Row) -> Result<String, ApiError> {
+    app.db.write(|c| {
+        // An update, which locks the row (on PostgreSQL a change under way is waited for and
+        // its result seen), so that a change cannot land between this check and the session.
+        let same = c.exec(
+            "UPDATE users SET password_hash = password_hash WHERE id = ? AND password_hash = ?",
+            &[row.int(0).into(), row.text(3).into()],
+        )?;
+        if same == 0 {
+            return Err(ApiError::unauthorized("Invalid username or password"));
+        }
+        app.tokens.issue(c, row.int(0), &row.text(1))
     })
 }
 
@@ -726,6 +749,32 @@ mod tests {
             "Token revoked or expired: log in again"
         );
         assert!(check(&app, Some(&format!("Bearer {second}"))).is_ok());
+    }
+
+    #[test]
+    fn a_login_checked_against_the_old_password_opens_no_session_after_a_change() {
+        // A login verifies the password (slowly) before it opens its session; a password
+        // change that lands in between must not leave the old password a way in.
+        let (_dir, app) = app(Duration::from_secs(3600));
+        let first = register_ada(&app);
+        let ada = check(&app, Some(&format!("Bearer {first}"))).unwrap();
+        let row = credentials(&app, "ada", "Passw0rd!").unwrap();
+        let (status, v) = answer(change_password(
+            &app,
+            &req(
+                serde_json::json!({"currentPassword": "Passw0rd!", "newPassword": "N3wSecret!"}),
+                Some(ada),
+            ),
+        ));
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let e = open_session(&app, &row).unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::UNAUTHORIZED, "Invalid username or password")
+        );
+        // The new password opens one.
+        let (status, _) = login_as(&app, "ada", "N3wSecret!");
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[test]
