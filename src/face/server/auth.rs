@@ -580,19 +580,30 @@ pub fn change_password(app: &App, req: &Req) -> Result<Reply, ApiError> {
     if !verify_password(v[0], &current) {
         return Err(ApiError::unauthorized("Current password is incorrect"));
     }
-    let hash = hash_password(v[1])?;
+    store_password(app, user, &current, &hash_password(v[1])?)?;
+    message("Password changed; other sessions were signed out")
+}
+
+/// Replaces the password `checked` (the hash the current password was verified against)
+/// with `hash`, and signs out every other session of the account.
+fn store_password(app: &App, user: &User, checked: &str, hash: &str) -> Result<(), ApiError> {
     app.db.write(|c| {
-        c.exec(
-            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-            &[hash.clone().into(), now().into(), user.id.into()],
+        // Only over the hash checked: a change that landed while the current password was
+        // verified (its maker's, who then holds the only other session) is not undone.
+        let changed = c.exec(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? \
+             AND password_hash = ?",
+            &[hash.into(), now().into(), user.id.into(), checked.into()],
         )?;
+        if changed == 0 {
+            return Err(ApiError::unauthorized("Current password is incorrect"));
+        }
         c.exec(
             "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND jti <> ?",
             &[user.id.into(), Val::Text(user.jti.clone())],
         )?;
         Ok(())
-    })?;
-    message("Password changed; other sessions were signed out")
+    })
 }
 
 pub fn stats(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -775,6 +786,44 @@ mod tests {
         // The new password opens one.
         let (status, _) = login_as(&app, "ada", "N3wSecret!");
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[test]
+    fn a_password_change_checked_against_a_password_changed_meanwhile_changes_nothing() {
+        // The owner and someone holding the old password and a session change it at once:
+        // the change checked second must not undo the first and sign its maker out.
+        let (_dir, app) = app(Duration::from_secs(3600));
+        let first = register_ada(&app);
+        let intruder = check(&app, Some(&format!("Bearer {first}"))).unwrap();
+        let (_, v) = login_as(&app, "ada", "Passw0rd!");
+        let owner = check(&app, Some(&format!("Bearer {}", token(&v)))).unwrap();
+        let checked = credentials(&app, "ada", "Passw0rd!").unwrap().text(3);
+        let (status, v) = answer(change_password(
+            &app,
+            &req(
+                serde_json::json!({"currentPassword": "Passw0rd!", "newPassword": "0wnerOnly!"}),
+                Some(owner.clone()),
+            ),
+        ));
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let late = store_password(
+            &app,
+            &intruder,
+            &checked,
+            &hash_password("Int3uder!").unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (late.status, late.message.as_str()),
+            (StatusCode::UNAUTHORIZED, "Current password is incorrect")
+        );
+        assert_eq!(login_as(&app, "ada", "0wnerOnly!").0, StatusCode::OK);
+        assert_eq!(
+            login_as(&app, "ada", "Int3uder!").0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(check(&app, Some(&format!("Bearer {first}"))).is_err());
+        assert!(app.db.guarded(live_session(&owner), || Ok(())).is_ok());
     }
 
     #[test]
