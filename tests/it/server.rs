@@ -1753,6 +1753,30 @@ fn required_fields_are_documented(url: &str) {
     assert!(checked >= 10, "{checked} request bodies checked");
 }
 
+/// The web pages and their assets answer what they do not serve as the API does: in JSON
+/// words, never the framework's plain text or an empty body.
+#[test]
+fn pages_and_assets_refuse_odd_requests_in_json() {
+    let s = Server::start(None, &[]);
+    let cases = [
+        ("GET", "/assets/%FF", 404),
+        ("GET", "/assets/%C3%28.js", 404),
+    ];
+    for (method, path, status) in cases {
+        let (got, body, h) = raw(method, &format!("{}{path}", s.url), None, None);
+        assert_eq!(got, status, "{method} {path}");
+        assert_eq!(
+            h.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let v: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{method} {path}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(v["success"], false, "{method} {path}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+}
+
 /// The web pages: embedded, under a policy that runs only the server's own scripts, never
 /// kept by the browser; their assets versioned by content hash, kept for good under that
 /// version and revalidated otherwise, and compressed for browsers that accept it.

@@ -296,10 +296,12 @@ fn page(i: usize) -> Response {
 
 async fn asset(
     State(_): State<Arc<App>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    // A name that is not even text (`%FF`) names no file either.
+    let name = name.map(|Path(n)| n).unwrap_or_default();
     let Some(i) = FILES.iter().position(|(n, _, _)| *n == name) else {
         return ApiError::not_found("No such file").into_response();
     };
