@@ -1761,6 +1761,10 @@ fn pages_and_assets_refuse_odd_requests_in_json() {
     let cases = [
         ("GET", "/assets/%FF", 404),
         ("GET", "/assets/%C3%28.js", 404),
+        ("POST", "/assets/style.css", 405),
+        ("DELETE", "/", 405),
+        ("PUT", "/login", 405),
+        ("POST", "/dashboard", 405),
     ];
     for (method, path, status) in cases {
         let (got, body, h) = raw(method, &format!("{}{path}", s.url), None, None);

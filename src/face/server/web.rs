@@ -267,11 +267,17 @@ static RENDERED: LazyLock<Vec<Bytes>> = LazyLock::new(|| {
 
 /// The routes of the pages and their assets, compressed when the browser accepts it.
 pub fn pages() -> Router<Arc<App>> {
+    // Another method is refused in JSON, as the API's routes refuse it.
+    let not_allowed =
+        || async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") };
     let mut r = Router::new();
     for (i, (path, _)) in PAGES.iter().enumerate() {
-        r = r.route(path, get(move || async move { page(i) }));
+        r = r.route(
+            path,
+            get(move || async move { page(i) }).fallback(not_allowed),
+        );
     }
-    r.route("/assets/{name}", get(asset))
+    r.route("/assets/{name}", get(asset).fallback(not_allowed))
         .layer(tower_http::compression::CompressionLayer::new())
 }
 
