@@ -2664,6 +2664,59 @@ fn status_line(c: &mut std::net::TcpStream) -> String {
         .to_string()
 }
 
+/// Opens a connection that starts a JSON POST of `len` bytes, sends one byte and goes silent.
+fn silent_json(url: &str, token: &str, len: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "POST /api/projects HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn large_json_bodies_one_account_sends_at_once_are_bounded() {
+    // Each JSON body is held whole in memory: without a bound, one account's connections
+    // could each hold up to --json-limit.
+    let s = Server::start(None, &["--body-timeout", "5s"]);
+    let (_, attacker, _) = user(&s.url);
+    let (_, honest, _) = user(&s.url);
+    let send = |token: &str, name: &str| {
+        // 100 KB of JSON: a large body.
+        let body = format!("{{\"name\": \"{name}\"}}{}", " ".repeat(100_000));
+        let url = format!("{}/api/projects", s.url);
+        raw(
+            "POST",
+            &url,
+            Some(token),
+            Some(("application/json", body.into_bytes())),
+        )
+        .0
+    };
+    let held: Vec<_> = (0..4)
+        .map(|_| silent_json(&s.url, &attacker, 500_000))
+        .collect();
+    // While the account's four are under way, another large body of it is refused…
+    assert!(eventually(|| send(&attacker, "more") == 429));
+    // …but not its small ones, nor another account's large ones.
+    let small = call(
+        &s.url,
+        "POST",
+        "/api/projects",
+        Some(&attacker),
+        Some(json!({"name": "small"})),
+    );
+    assert_eq!(small.status, 201, "{}", small.body);
+    assert_eq!(send(&honest, "honest"), 201);
+    // A dropped connection gives its place back.
+    drop(held);
+    assert!(eventually(|| send(&attacker, "again") == 201));
+}
+
 #[test]
 fn silent_uploads_cannot_hold_the_upload_slots() {
     let s = Server::start(None, &["--body-timeout", "1s"]);

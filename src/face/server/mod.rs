@@ -468,6 +468,14 @@ const ARCHIVES_PER_ACCOUNT: usize = 2;
 const MAX_BLOCKING_THREADS: usize = 32;
 /// A request body slower than this on average (after its first `body_timeout`) is dropped.
 const MIN_BODY_RATE: u64 = 16 << 10;
+/// A JSON body up to this size is read without a slot: what logins, saves of small scripts
+/// and most requests send. A larger one (up to `--json-limit`) is held whole in memory, so
+/// it takes one of the [`LARGE_BODIES`] slots while it is read and handled.
+const SMALL_BODY: usize = 16 << 10;
+/// Large JSON bodies read or handled at once, in all (at most `--json-limit` each).
+const LARGE_BODIES: usize = 32;
+/// Large JSON bodies one account may have under way at once.
+const LARGE_BODIES_PER_ACCOUNT: usize = 4;
 
 /// The shared state of the server.
 pub struct App {
@@ -477,6 +485,8 @@ pub struct App {
     limiter: Option<limit::Limiter>,
     /// Blob uploads being read, in total and per account.
     uploads: slots::Slots,
+    /// Large JSON bodies being read or handled, in total and per account.
+    large_bodies: slots::Slots,
     /// Blob downloads being sent, in total and per account.
     downloads: slots::Slots,
     /// Archives being written (each on a thread of the blocking pool), in total and per
@@ -517,6 +527,7 @@ impl App {
             tokens,
             limiter,
             uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
+            large_bodies: slots::Slots::new(LARGE_BODIES, LARGE_BODIES_PER_ACCOUNT),
             downloads: slots::Slots::new(MAX_DOWNLOADS, DOWNLOADS_PER_ACCOUNT),
             archives: slots::Slots::new(MAX_ARCHIVES, ARCHIVES_PER_ACCOUNT),
             highlights: slots::Slots::new(MAX_BLOCKING_THREADS / 4, 2),
@@ -594,13 +605,28 @@ pub async fn blocking<T: Send + 'static>(
 
 /// Reads a request body up to `limit` bytes; longer ones are refused with 413. A body that
 /// sends nothing for `idle`, or trickles in slower than [`MIN_BODY_RATE`] after that, is
-/// dropped with 408, so a silent client cannot hold a slot for ever.
+/// dropped with 408, so a silent client cannot hold a slot for ever. A body of an
+/// account's (`large`: the slots and the account) longer than [`SMALL_BODY`], declared or
+/// found so, takes a slot first (429 when there is none), held by the caller with the body.
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
     idle: Duration,
-) -> Result<Bytes, ApiError> {
+    large: Option<(&slots::Slots, i64)>,
+) -> Result<(Bytes, Option<slots::Slot>), ApiError> {
+    let mut slot = None;
+    let take = |slot: &mut Option<slots::Slot>| match (large, &slot) {
+        (Some((slots, account)), None) => {
+            *slot = Some(
+                slots
+                    .take(account)
+                    .map_err(|b| busy("large requests", b, 1))?,
+            );
+            Ok(())
+        }
+        _ => Ok::<(), ApiError>(()),
+    };
     use http_body_util::BodyExt;
     let too_large = || {
         ApiError::new(
@@ -622,6 +648,9 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
+    if declared.is_some_and(|n| n > SMALL_BODY as u64) {
+        take(&mut slot)?;
+    }
     let start = Instant::now();
     let mut body = body;
     let mut data = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
@@ -639,6 +668,9 @@ async fn read_body(
             if data.len() + chunk.len() > limit {
                 return Err(too_large());
             }
+            if data.len() + chunk.len() > SMALL_BODY {
+                take(&mut slot)?;
+            }
             data.extend_from_slice(&chunk);
         }
         let elapsed = start.elapsed();
@@ -648,7 +680,7 @@ async fn read_body(
             return Err(too_slow());
         }
     }
-    Ok(data.freeze())
+    Ok((data.freeze(), slot))
 }
 
 /// How a route is served: its work, authentication and body.
@@ -754,10 +786,18 @@ async fn handle(
     }
     let idle = app.cfg.body_timeout;
     let mut _upload = None;
+    let mut _large = None;
     let mut incoming = None;
     let body = match kind {
         BodyKind::None => Bytes::new(),
-        BodyKind::Json => read_body(body, &headers, app.cfg.json_limit, idle).await?,
+        BodyKind::Json => {
+            // An account's large bodies are bounded; the anonymous routes' (login,
+            // register) are rate limited per address before they are read.
+            let large = user.as_ref().map(|u| (&app.large_bodies, u.id));
+            let (body, slot) = read_body(body, &headers, app.cfg.json_limit, idle, large).await?;
+            _large = slot;
+            body
+        }
         BodyKind::Blob => {
             // Uploads stream to the database: a few at a time, and two per account, so no
             // account can take every slot. The handler reads the body.

@@ -740,6 +740,10 @@ pub fn errors(r: &Route) -> Vec<u16> {
         add(408);
         add(413);
     }
+    if r.body == Body::Json && matches!(r.auth, Required | RequiredLimited) {
+        // A large body while the account (or the server) has its most under way.
+        add(429);
+    }
     if r.path.contains('{') {
         add(404);
     }
