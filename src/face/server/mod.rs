@@ -1036,16 +1036,11 @@ pub fn router(app: Arc<App>) -> Router {
     }
     let mut r = Router::new();
     for (path, mr) in by_path {
-        r = r.route(
-            path,
-            mr.fallback(|| async {
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-            }),
-        );
+        r = r.route(path, mr.fallback(not_allowed));
     }
     if app.cfg.metrics_token.is_some() {
         // For the operator only, and not part of the API: not in the route table.
-        r = r.route("/metrics", get(metrics::serve));
+        r = r.route("/metrics", get(metrics::serve).fallback(not_allowed));
     }
     let mut r = r
         .merge(web::pages())
@@ -1071,10 +1066,15 @@ pub fn router(app: Arc<App>) -> Router {
     r
 }
 
+/// The answer to a method a route does not serve, in JSON as every refusal.
+pub(super) async fn not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+}
+
 /// The router of `--metrics-listen`: `/metrics` and nothing else.
 fn metrics_router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics::open))
+        .route("/metrics", get(metrics::open).fallback(not_allowed))
         .fallback(|| async { ApiError::not_found("Endpoint not found") })
         .with_state(app.clone())
         .layer(axum::middleware::from_fn_with_state(app, around))

@@ -268,8 +268,7 @@ static RENDERED: LazyLock<Vec<Bytes>> = LazyLock::new(|| {
 /// The routes of the pages and their assets, compressed when the browser accepts it.
 pub fn pages() -> Router<Arc<App>> {
     // Another method is refused in JSON, as the API's routes refuse it.
-    let not_allowed =
-        || async { ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed") };
+    let not_allowed = super::not_allowed;
     let mut r = Router::new();
     for (i, (path, _)) in PAGES.iter().enumerate() {
         r = r.route(
