@@ -5,8 +5,8 @@
 use crate::common;
 
 use common::server::{
-    answered, call, client, new_project, raw, raw_with, session_token, unique, user, Answer,
-    Server, PASSWORD,
+    answered, call, client, new_project, put_file, raw, raw_with, session_token, unique, user,
+    Answer, Server, PASSWORD,
 };
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -2662,6 +2662,41 @@ fn status_line(c: &mut std::net::TcpStream) -> String {
         .next()
         .unwrap_or("")
         .to_string()
+}
+
+#[test]
+fn a_path_that_is_not_utf8_text_is_refused_not_replaced() {
+    // `%FF` and `%FE` are no text: decoded with replacement characters, both named the
+    // file "\u{FFFD}", and a save of one overwrote the other's.
+    let s = Server::start(None, &[]);
+    let (_, token, _) = user(&s.url);
+    let p = new_project(&s.url, &token, "bytes");
+    let at = |route: &str, query: &str| format!("{}/api/projects/{p}/files/{route}?{query}", s.url);
+    let body = || Some(("application/octet-stream", b"x".to_vec()));
+    for (method, url) in [
+        ("PUT", at("content", "path=%FF&base_version=0")),
+        ("PUT", at("content", "path=dir/%C3%28.txt&base_version=0")),
+        ("GET", at("content", "path=%FE")),
+        ("GET", at("archive", "path=%FF")),
+    ] {
+        let (status, got, _) = raw(method, &url, Some(&token), body());
+        let v: Value = serde_json::from_slice(&got).unwrap();
+        assert_eq!(
+            (status, &v["details"][0]["field"]),
+            (400, &json!("path")),
+            "{url}: {v}"
+        );
+    }
+    let files = call(
+        &s.url,
+        "GET",
+        &format!("/api/projects/{p}/files"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(files.body["data"]["files"], json!([]));
+    // A replacement character sent as text is a name like any other.
+    assert_eq!(put_file(&s.url, &token, p, "\u{FFFD}", b"x", 0), 200);
 }
 
 /// Opens a connection that starts a JSON POST of `len` bytes, sends one byte and goes silent.

@@ -405,6 +405,60 @@ impl Req {
         }
     }
 
+    /// The query string's `name=value` pairs, decoded (`%XX` and `+`): None when one of
+    /// them decodes to bytes that are not UTF-8, which name nothing (decoding them with
+    /// replacement characters would make `%FF` and `%FE` one name).
+    pub fn query_pairs(&self) -> Option<Vec<(String, String)>> {
+        fn decoded(s: &str) -> Option<String> {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let b = s.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let escaped = match b.get(i..i + 3) {
+                    Some([b'%', h, l]) => hex(*h).zip(hex(*l)).map(|(h, l)| (h * 16 + l) as u8),
+                    _ => None,
+                };
+                match (escaped, b[i]) {
+                    (Some(byte), _) => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    (None, b'+') => {
+                        out.push(b' ');
+                        i += 1;
+                    }
+                    // A `%` without two hex digits stands for itself.
+                    (None, c) => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            String::from_utf8(out).ok()
+        }
+        self.query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                Some((decoded(k)?, decoded(v)?))
+            })
+            .collect()
+    }
+
+    /// As [`Req::query_pairs`], with a query that is not text refused as a bad `field`.
+    pub fn query_text(&self, field: &str) -> Result<Vec<(String, String)>, ApiError> {
+        self.query_pairs().ok_or_else(|| {
+            ApiError::invalid(vec![(
+                field,
+                format!("{field} must be UTF-8 text (percent-encoded in the query)"),
+            )])
+        })
+    }
+
     /// The path parameter as an id; anything else names no resource.
     pub fn id(&self, what: &str) -> Result<i64, ApiError> {
         self.param
@@ -1343,6 +1397,28 @@ mod tests {
             field(&body, "z"),
             Err(("z".into(), "z must not hold NUL characters".into()))
         );
+    }
+
+    #[test]
+    fn queries_decode_as_forms_do_and_bytes_that_are_not_text_are_refused() {
+        let q = |query: &str| Req {
+            query: Some(query.into()),
+            ..req("", None)
+        };
+        let pairs = |v: &[(&str, &str)]| {
+            Some(
+                v.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            q("a+b=%41%zz%4&x&&path=%C3%A9/%E2%82%AC%").query_pairs(),
+            pairs(&[("a b", "A%zz%4"), ("x", ""), ("path", "é/€%")])
+        );
+        for bad in ["path=%FF", "path=%C3%28", "%FE=x", "path=%ED%A0%80"] {
+            assert_eq!(q(bad).query_pairs(), None, "{bad}");
+        }
     }
 
     #[test]

@@ -69,8 +69,8 @@ const FILE_PATH: Query = Query {
     name: "path",
     required: true,
     integer: false,
-    description: "The file's path in the project: names separated by '/', without '.', '..' \
-                  or empty names (as a commit's paths)",
+    description: "The file's path in the project, UTF-8 text: names separated by '/', \
+                  without '.', '..' or empty names (as a commit's paths)",
 };
 
 pub struct Route {
