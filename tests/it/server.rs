@@ -2699,6 +2699,56 @@ fn a_path_that_is_not_utf8_text_is_refused_not_replaced() {
     assert_eq!(put_file(&s.url, &token, p, "\u{FFFD}", b"x", 0), 200);
 }
 
+#[test]
+fn a_save_by_path_whose_session_ended_while_it_arrived_changes_nothing() {
+    // A save's session is checked before its body is read; a body takes long to arrive,
+    // and a logout (or a password change signing the session out) may land meanwhile.
+    use std::io::Write;
+    let s = Server::start(None, &["--uploads-per-account", "1"]);
+    let (name, token, _) = user(&s.url);
+    let p = new_project(&s.url, &token, "late");
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        c,
+        "PUT /api/projects/{p}/files/content?path=late.txt&base_version=0 HTTP/1.1\r\n\
+         Host: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello"
+    )
+    .unwrap();
+    c.flush().unwrap();
+    // Once the account's one upload slot is taken, the save is past its session's check.
+    assert!(eventually(|| put_file(
+        &s.url,
+        &token,
+        p,
+        "other.txt",
+        b"x",
+        0
+    ) == 429));
+    let out = call(&s.url, "POST", "/api/auth/logout", Some(&token), None);
+    assert_eq!(out.status, 200);
+    c.write_all(b"world").unwrap();
+    let status = status_line(&mut c);
+    assert!(status.contains(" 401 "), "{status}");
+    let again = call(
+        &s.url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": name, "password": PASSWORD})),
+    );
+    let token = again.body["token"].as_str().unwrap().to_string();
+    let files = call(
+        &s.url,
+        "GET",
+        &format!("/api/projects/{p}/files"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(files.body["data"]["files"], json!([]), "{}", files.body);
+}
+
 /// Opens a connection that starts a JSON POST of `len` bytes, sends one byte and goes silent.
 fn silent_json(url: &str, token: &str, len: usize) -> std::net::TcpStream {
     use std::io::Write;

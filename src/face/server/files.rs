@@ -469,7 +469,14 @@ pub fn write_content(
             base_version: base,
             from: None,
         };
-        let files = blocking(&app, move |a| apply(a, user, id, &[change])).await?;
+        // The session was checked before the body was read, which may take long: the commit
+        // is made only if it is still live (not logged out, nor signed out by a password
+        // change meanwhile), in the same transaction.
+        let guard = super::auth::live_session(req.user());
+        let files = blocking(&app, move |a| {
+            a.db.guarded(guard, || apply(a, user, id, &[change]))
+        })
+        .await?;
         ok(Data { data: files })
     })
 }
