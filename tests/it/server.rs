@@ -2749,6 +2749,34 @@ fn a_save_by_path_whose_session_ended_while_it_arrived_changes_nothing() {
     assert_eq!(files.body["data"]["files"], json!([]), "{}", files.body);
 }
 
+#[test]
+fn requests_without_an_account_carry_small_bodies_only() {
+    // Login and register hold their body until a password hash slot is free; none needs
+    // more than a few KiB, and nobody's account bounds how many arrive at once.
+    let s = Server::start(None, &[]);
+    let (name, _, _) = user(&s.url);
+    let padded = |v: Value| format!("{v}{}", " ".repeat(20_000)).into_bytes();
+    for (path, body) in [
+        (
+            "/api/auth/login",
+            json!({"username": name, "password": PASSWORD}),
+        ),
+        (
+            "/api/auth/register",
+            json!({"username": unique("pad"), "email": "pad@example.com", "password": PASSWORD}),
+        ),
+    ] {
+        let url = format!("{}{path}", s.url);
+        let (status, got, _) = raw("POST", &url, None, Some(("application/json", padded(body))));
+        let v: Value = serde_json::from_slice(&got).unwrap();
+        assert_eq!((status, &v["limit"]), (413, &json!(16384)), "{path}: {v}");
+    }
+    // The largest fields a login takes fit.
+    let long = json!({"username": "x".repeat(300), "password": "P4ss".repeat(256)});
+    let a = call(&s.url, "POST", "/api/auth/login", None, Some(long));
+    assert_eq!(a.status, 401);
+}
+
 /// Opens a connection that starts a JSON POST of `len` bytes, sends one byte and goes silent.
 fn silent_json(url: &str, token: &str, len: usize) -> std::net::TcpStream {
     use std::io::Write;

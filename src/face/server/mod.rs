@@ -523,7 +523,7 @@ const MAX_BLOCKING_THREADS: usize = 32;
 /// A request body slower than this on average (after its first `body_timeout`) is dropped.
 const MIN_BODY_RATE: u64 = 16 << 10;
 /// A JSON body up to this size is read without a slot: what logins, saves of small scripts
-/// and most requests send. A larger one (up to `--json-limit`) is held whole in memory, so
+/// and most requests send; the most that a request without an account may send. A larger one (up to `--json-limit`) is held whole in memory, so
 /// it takes one of the [`LARGE_BODIES`] slots while it is read and handled.
 const SMALL_BODY: usize = 16 << 10;
 /// Large JSON bodies read or handled at once, in all (at most `--json-limit` each).
@@ -848,7 +848,13 @@ async fn handle(
             // An account's large bodies are bounded; the anonymous routes' (login,
             // register) are rate limited per address before they are read.
             let large = user.as_ref().map(|u| (&app.large_bodies, u.id));
-            let (body, slot) = read_body(body, &headers, app.cfg.json_limit, idle, large).await?;
+            // Without an account (login, register) a body is small: it holds its memory
+            // while it waits for a hash slot, and no account bounds how many wait.
+            let limit = match user {
+                Some(_) => app.cfg.json_limit,
+                None => app.cfg.json_limit.min(SMALL_BODY),
+            };
+            let (body, slot) = read_body(body, &headers, limit, idle, large).await?;
             _large = slot;
             body
         }
