@@ -353,6 +353,11 @@ fn metrics_are_for_the_operator_only_and_count_each_route() {
         assert_eq!(headers["www-authenticate"], "Bearer");
         assert!(!String::from_utf8_lossy(&body).contains("valyxo_"));
     }
+    let (status, body, _) = raw("POST", &format!("{url}/metrics"), Some(OPERATOR), None);
+    assert_eq!(status, 405);
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&body)));
+    assert_eq!(v["error"], "Method not allowed");
     let health = r#"valyxo_http_requests_total{method="GET",route="/health",code="2xx"}"#;
     let before = sample(&metrics(url), health);
     for _ in 0..3 {
@@ -446,6 +451,12 @@ fn metrics_can_have_an_address_of_their_own() {
     // Not on the API's address (no token is set).
     let (status, _, _) = raw("GET", &format!("{}/metrics", s.url), None, None);
     assert_eq!(status, 404);
+    // Another method is refused in JSON words, as the API refuses it.
+    let (status, body, _) = raw("POST", &format!("http://{own}/metrics"), None, None);
+    assert_eq!(status, 405);
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&body)));
+    assert_eq!(v["error"], "Method not allowed");
     // SIGTERM stops both.
     let (status, log) = s.terminate_with_log();
     assert!(status.success(), "{status:?}\n{log}");

@@ -5,8 +5,8 @@
 use crate::common;
 
 use common::server::{
-    answered, call, client, new_project, raw, raw_with, session_token, unique, user, Answer,
-    Server, PASSWORD,
+    answered, call, client, new_project, put_file, raw, raw_with, session_token, unique, user,
+    Answer, Server, PASSWORD,
 };
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -1753,6 +1753,34 @@ fn required_fields_are_documented(url: &str) {
     assert!(checked >= 10, "{checked} request bodies checked");
 }
 
+/// The web pages and their assets answer what they do not serve as the API does: in JSON
+/// words, never the framework's plain text or an empty body.
+#[test]
+fn pages_and_assets_refuse_odd_requests_in_json() {
+    let s = Server::start(None, &[]);
+    let cases = [
+        ("GET", "/assets/%FF", 404),
+        ("GET", "/assets/%C3%28.js", 404),
+        ("POST", "/assets/style.css", 405),
+        ("DELETE", "/", 405),
+        ("PUT", "/login", 405),
+        ("POST", "/dashboard", 405),
+    ];
+    for (method, path, status) in cases {
+        let (got, body, h) = raw(method, &format!("{}{path}", s.url), None, None);
+        assert_eq!(got, status, "{method} {path}");
+        assert_eq!(
+            h.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}"
+        );
+        let v: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{method} {path}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(v["success"], false, "{method} {path}: {v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+}
+
 /// The web pages: embedded, under a policy that runs only the server's own scripts, never
 /// kept by the browser; their assets versioned by content hash, kept for good under that
 /// version and revalidated otherwise, and compressed for browsers that accept it.
@@ -2634,6 +2662,172 @@ fn status_line(c: &mut std::net::TcpStream) -> String {
         .next()
         .unwrap_or("")
         .to_string()
+}
+
+#[test]
+fn a_path_that_is_not_utf8_text_is_refused_not_replaced() {
+    // `%FF` and `%FE` are no text: decoded with replacement characters, both named the
+    // file "\u{FFFD}", and a save of one overwrote the other's.
+    let s = Server::start(None, &[]);
+    let (_, token, _) = user(&s.url);
+    let p = new_project(&s.url, &token, "bytes");
+    let at = |route: &str, query: &str| format!("{}/api/projects/{p}/files/{route}?{query}", s.url);
+    let body = || Some(("application/octet-stream", b"x".to_vec()));
+    for (method, url) in [
+        ("PUT", at("content", "path=%FF&base_version=0")),
+        ("PUT", at("content", "path=dir/%C3%28.txt&base_version=0")),
+        ("GET", at("content", "path=%FE")),
+        ("GET", at("archive", "path=%FF")),
+    ] {
+        let (status, got, _) = raw(method, &url, Some(&token), body());
+        let v: Value = serde_json::from_slice(&got).unwrap();
+        assert_eq!(
+            (status, &v["details"][0]["field"]),
+            (400, &json!("path")),
+            "{url}: {v}"
+        );
+    }
+    let files = call(
+        &s.url,
+        "GET",
+        &format!("/api/projects/{p}/files"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(files.body["data"]["files"], json!([]));
+    // A replacement character sent as text is a name like any other.
+    assert_eq!(put_file(&s.url, &token, p, "\u{FFFD}", b"x", 0), 200);
+}
+
+#[test]
+fn a_save_by_path_whose_session_ended_while_it_arrived_changes_nothing() {
+    // A save's session is checked before its body is read; a body takes long to arrive,
+    // and a logout (or a password change signing the session out) may land meanwhile.
+    use std::io::Write;
+    let s = Server::start(None, &["--uploads-per-account", "1"]);
+    let (name, token, _) = user(&s.url);
+    let p = new_project(&s.url, &token, "late");
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        c,
+        "PUT /api/projects/{p}/files/content?path=late.txt&base_version=0 HTTP/1.1\r\n\
+         Host: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\nhello"
+    )
+    .unwrap();
+    c.flush().unwrap();
+    // Once the account's one upload slot is taken, the save is past its session's check.
+    assert!(eventually(|| put_file(
+        &s.url,
+        &token,
+        p,
+        "other.txt",
+        b"x",
+        0
+    ) == 429));
+    let out = call(&s.url, "POST", "/api/auth/logout", Some(&token), None);
+    assert_eq!(out.status, 200);
+    c.write_all(b"world").unwrap();
+    let status = status_line(&mut c);
+    assert!(status.contains(" 401 "), "{status}");
+    let again = call(
+        &s.url,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({"username": name, "password": PASSWORD})),
+    );
+    let token = again.body["token"].as_str().unwrap().to_string();
+    let files = call(
+        &s.url,
+        "GET",
+        &format!("/api/projects/{p}/files"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(files.body["data"]["files"], json!([]), "{}", files.body);
+}
+
+#[test]
+fn requests_without_an_account_carry_small_bodies_only() {
+    // Login and register hold their body until a password hash slot is free; none needs
+    // more than a few KiB, and nobody's account bounds how many arrive at once.
+    let s = Server::start(None, &[]);
+    let (name, _, _) = user(&s.url);
+    let padded = |v: Value| format!("{v}{}", " ".repeat(20_000)).into_bytes();
+    for (path, body) in [
+        (
+            "/api/auth/login",
+            json!({"username": name, "password": PASSWORD}),
+        ),
+        (
+            "/api/auth/register",
+            json!({"username": unique("pad"), "email": "pad@example.com", "password": PASSWORD}),
+        ),
+    ] {
+        let url = format!("{}{path}", s.url);
+        let (status, got, _) = raw("POST", &url, None, Some(("application/json", padded(body))));
+        let v: Value = serde_json::from_slice(&got).unwrap();
+        assert_eq!((status, &v["limit"]), (413, &json!(16384)), "{path}: {v}");
+    }
+    // The largest fields a login takes fit.
+    let long = json!({"username": "x".repeat(300), "password": "P4ss".repeat(256)});
+    let a = call(&s.url, "POST", "/api/auth/login", None, Some(long));
+    assert_eq!(a.status, 401);
+}
+
+/// Opens a connection that starts a JSON POST of `len` bytes, sends one byte and goes silent.
+fn silent_json(url: &str, token: &str, len: usize) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "POST /api/projects HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n{{"
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn large_json_bodies_one_account_sends_at_once_are_bounded() {
+    // Each JSON body is held whole in memory: without a bound, one account's connections
+    // could each hold up to --json-limit.
+    let s = Server::start(None, &["--body-timeout", "5s"]);
+    let (_, attacker, _) = user(&s.url);
+    let (_, honest, _) = user(&s.url);
+    let send = |token: &str, name: &str| {
+        // 100 KB of JSON: a large body.
+        let body = format!("{{\"name\": \"{name}\"}}{}", " ".repeat(100_000));
+        let url = format!("{}/api/projects", s.url);
+        raw(
+            "POST",
+            &url,
+            Some(token),
+            Some(("application/json", body.into_bytes())),
+        )
+        .0
+    };
+    let held: Vec<_> = (0..4)
+        .map(|_| silent_json(&s.url, &attacker, 500_000))
+        .collect();
+    // While the account's four are under way, another large body of it is refused…
+    assert!(eventually(|| send(&attacker, "more") == 429));
+    // …but not its small ones, nor another account's large ones.
+    let small = call(
+        &s.url,
+        "POST",
+        "/api/projects",
+        Some(&attacker),
+        Some(json!({"name": "small"})),
+    );
+    assert_eq!(small.status, 201, "{}", small.body);
+    assert_eq!(send(&honest, "honest"), 201);
+    // A dropped connection gives its place back.
+    drop(held);
+    assert!(eventually(|| send(&attacker, "again") == 201));
 }
 
 #[test]

@@ -36,9 +36,9 @@ const AHEAD: usize = 4;
 /// The folder asked for: `None` for the whole project.
 fn folder(req: &Req) -> Result<Option<String>, ApiError> {
     let mut path = None;
-    for (k, v) in form_urlencoded::parse(req.query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in req.query_text("path")? {
         if k == "path" {
-            path = Some(v.into_owned());
+            path = Some(v);
         }
     }
     match path.as_deref().map(|p| p.trim_end_matches('/')) {

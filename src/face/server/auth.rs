@@ -332,7 +332,19 @@ fn sign_in(app: &App, req: &Req) -> Result<Session, ApiError> {
         e.message = "Username and password are required".into();
         return Err(e);
     }
-    let (name, password) = (v[0].trim().to_lowercase(), v[1]);
+    let row = credentials(app, v[0], v[1])?;
+    let token = open_session(app, &row)?;
+    Ok(Session {
+        message: "Login successful".into(),
+        user: account_user(&row),
+        token,
+    })
+}
+
+/// The account (id, username, email, password_hash) a username or email and a password
+/// name, or 401.
+fn credentials(app: &App, name: &str, password: &str) -> Result<super::db::Row, ApiError> {
+    let name = name.trim().to_lowercase();
     let found = app.db.read(|c| {
         Ok(c.one(
             "SELECT id, username, email, password_hash FROM users \
@@ -348,13 +360,24 @@ fn sign_in(app: &App, req: &Req) -> Result<Session, ApiError> {
     if !verify_password(password, &row.text(3)) {
         return Err(invalid());
     }
-    let token = app
-        .db
-        .write(|c| app.tokens.issue(c, row.int(0), &row.text(1)))?;
-    Ok(Session {
-        message: "Login successful".into(),
-        user: account_user(&row),
-        token,
+    Ok(row)
+}
+
+/// A new session for the account `credentials` found, if its password is still the one
+/// checked: a password change that landed while the (slow) check ran ends every session the
+/// old password opened, so it must not open one after it (401, as a wrong password).
+fn open_session(app: &App, row: &super::db::Row) -> Result<String, ApiError> {
+    app.db.write(|c| {
+        // An update, which locks the row (on PostgreSQL a change under way is waited for and
+        // its result seen), so that a change cannot land between this check and the session.
+        let same = c.exec(
+            "UPDATE users SET password_hash = password_hash WHERE id = ? AND password_hash = ?",
+            &[row.int(0).into(), row.text(3).into()],
+        )?;
+        if same == 0 {
+            return Err(ApiError::unauthorized("Invalid username or password"));
+        }
+        app.tokens.issue(c, row.int(0), &row.text(1))
     })
 }
 
@@ -557,19 +580,30 @@ pub fn change_password(app: &App, req: &Req) -> Result<Reply, ApiError> {
     if !verify_password(v[0], &current) {
         return Err(ApiError::unauthorized("Current password is incorrect"));
     }
-    let hash = hash_password(v[1])?;
+    store_password(app, user, &current, &hash_password(v[1])?)?;
+    message("Password changed; other sessions were signed out")
+}
+
+/// Replaces the password `checked` (the hash the current password was verified against)
+/// with `hash`, and signs out every other session of the account.
+fn store_password(app: &App, user: &User, checked: &str, hash: &str) -> Result<(), ApiError> {
     app.db.write(|c| {
-        c.exec(
-            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
-            &[hash.clone().into(), now().into(), user.id.into()],
+        // Only over the hash checked: a change that landed while the current password was
+        // verified (its maker's, who then holds the only other session) is not undone.
+        let changed = c.exec(
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ? \
+             AND password_hash = ?",
+            &[hash.into(), now().into(), user.id.into(), checked.into()],
         )?;
+        if changed == 0 {
+            return Err(ApiError::unauthorized("Current password is incorrect"));
+        }
         c.exec(
             "UPDATE sessions SET revoked = 1 WHERE user_id = ? AND jti <> ?",
             &[user.id.into(), Val::Text(user.jti.clone())],
         )?;
         Ok(())
-    })?;
-    message("Password changed; other sessions were signed out")
+    })
 }
 
 pub fn stats(app: &App, req: &Req) -> Result<Reply, ApiError> {
@@ -726,6 +760,70 @@ mod tests {
             "Token revoked or expired: log in again"
         );
         assert!(check(&app, Some(&format!("Bearer {second}"))).is_ok());
+    }
+
+    #[test]
+    fn a_login_checked_against_the_old_password_opens_no_session_after_a_change() {
+        // A login verifies the password (slowly) before it opens its session; a password
+        // change that lands in between must not leave the old password a way in.
+        let (_dir, app) = app(Duration::from_secs(3600));
+        let first = register_ada(&app);
+        let ada = check(&app, Some(&format!("Bearer {first}"))).unwrap();
+        let row = credentials(&app, "ada", "Passw0rd!").unwrap();
+        let (status, v) = answer(change_password(
+            &app,
+            &req(
+                serde_json::json!({"currentPassword": "Passw0rd!", "newPassword": "N3wSecret!"}),
+                Some(ada),
+            ),
+        ));
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let e = open_session(&app, &row).unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::UNAUTHORIZED, "Invalid username or password")
+        );
+        // The new password opens one.
+        let (status, _) = login_as(&app, "ada", "N3wSecret!");
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[test]
+    fn a_password_change_checked_against_a_password_changed_meanwhile_changes_nothing() {
+        // The owner and someone holding the old password and a session change it at once:
+        // the change checked second must not undo the first and sign its maker out.
+        let (_dir, app) = app(Duration::from_secs(3600));
+        let first = register_ada(&app);
+        let intruder = check(&app, Some(&format!("Bearer {first}"))).unwrap();
+        let (_, v) = login_as(&app, "ada", "Passw0rd!");
+        let owner = check(&app, Some(&format!("Bearer {}", token(&v)))).unwrap();
+        let checked = credentials(&app, "ada", "Passw0rd!").unwrap().text(3);
+        let (status, v) = answer(change_password(
+            &app,
+            &req(
+                serde_json::json!({"currentPassword": "Passw0rd!", "newPassword": "0wnerOnly!"}),
+                Some(owner.clone()),
+            ),
+        ));
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let late = store_password(
+            &app,
+            &intruder,
+            &checked,
+            &hash_password("Int3uder!").unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (late.status, late.message.as_str()),
+            (StatusCode::UNAUTHORIZED, "Current password is incorrect")
+        );
+        assert_eq!(login_as(&app, "ada", "0wnerOnly!").0, StatusCode::OK);
+        assert_eq!(
+            login_as(&app, "ada", "Int3uder!").0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(check(&app, Some(&format!("Bearer {first}"))).is_err());
+        assert!(app.db.guarded(live_session(&owner), || Ok(())).is_ok());
     }
 
     #[test]

@@ -357,9 +357,9 @@ fn apply(app: &App, user: i64, id: i64, changes: &[Change]) -> Result<Files, Api
 /// The `path` (and `base_version`) of a request for one file's content.
 fn content_query(req: &Req) -> Result<(String, Option<i64>), ApiError> {
     let (mut path, mut base) = (None, None);
-    for (k, v) in form_urlencoded::parse(req.query.as_deref().unwrap_or("").as_bytes()) {
+    for (k, v) in req.query_text("path")? {
         match &*k {
-            "path" => path = Some(v.into_owned()),
+            "path" => path = Some(v),
             "base_version" => {
                 base = Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
                     ApiError::invalid(vec![(
@@ -469,7 +469,14 @@ pub fn write_content(
             base_version: base,
             from: None,
         };
-        let files = blocking(&app, move |a| apply(a, user, id, &[change])).await?;
+        // The session was checked before the body was read, which may take long: the commit
+        // is made only if it is still live (not logged out, nor signed out by a password
+        // change meanwhile), in the same transaction.
+        let guard = super::auth::live_session(req.user());
+        let files = blocking(&app, move |a| {
+            a.db.guarded(guard, || apply(a, user, id, &[change]))
+        })
+        .await?;
         ok(Data { data: files })
     })
 }

@@ -176,19 +176,45 @@ fn write_msg(out: &mut impl Write, clock: &mut Clock, msg: Msg) {
                 client: r.client.map(|c| c.to_string()),
                 time: clock.format(at),
             };
-            if serde_json::to_writer(&mut *out, &line).is_ok() {
-                let _ = out.write_all(b"\n");
+            if let Ok(text) = serde_json::to_string(&line) {
+                let _ = writeln!(out, "{}", inert(text));
             }
         }
         Msg::Event(mut v, at) => {
             v["time"] = Value::String(time(at));
-            let _ = writeln!(out, "{v}");
+            let _ = writeln!(out, "{}", inert(v.to_string()));
         }
         Msg::Flush(done) => {
             let _ = out.flush();
             let _ = done.send(());
         }
     }
+}
+
+/// Whether a terminal or a log viewer would act on `c` rather than show it: JSON escapes
+/// the C0 controls, but not DEL, the C1 controls (U+009B begins an escape sequence, as ESC
+/// [ does), the characters that reorder text, or the line and paragraph separators.
+fn acts(c: char) -> bool {
+    c.is_control() || crate::text::is_bidi_control(c) || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// A line of JSON with every character a client sent that a terminal would act on (in a
+/// path, or in an error's words) written as a `\uXXXX` escape: the same JSON text, shown
+/// as it is. Such characters can only stand in strings, where the escape means the same.
+fn inert(json: String) -> String {
+    if !json.chars().any(acts) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if acts(c) {
+            // Each is in the Basic Multilingual Plane: one escape.
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// How long written lines may wait in the buffer: under load they go out in large writes.
@@ -262,7 +288,47 @@ impl Drop for Writer {
 
 #[cfg(test)]
 mod tests {
-    use super::Every;
+    use super::*;
+
+    #[test]
+    fn a_clients_path_reaches_the_log_without_controls_a_terminal_would_act_on() {
+        // JSON escapes C0 controls only: DEL, C1 controls (U+009B is an escape sequence's
+        // introducer, CSI) and characters that reorder text went out raw.
+        let path = "/x\u{9b}2J\u{1b}[31m\u{7f}\u{85}\u{202e}gpj.exe\u{2028}y";
+        let mut out = Vec::new();
+        let request = Request {
+            method: axum::http::Method::GET,
+            path: path.into(),
+            status: 404,
+            elapsed: Duration::ZERO,
+            client: None,
+        };
+        write_msg(
+            &mut out,
+            &mut Clock::default(),
+            Msg::Request(request, SystemTime::now()),
+        );
+        let event = serde_json::json!({"level": "error", "msg": path});
+        write_msg(
+            &mut out,
+            &mut Clock::default(),
+            Msg::Event(event, SystemTime::now()),
+        );
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        for (line, key) in lines.iter().zip(["path", "msg"]) {
+            assert!(
+                !line
+                    .chars()
+                    .any(|c| c.is_control() || crate::text::is_bidi_control(c) || c == '\u{2028}'),
+                "{line:?}"
+            );
+            // The same text, escaped.
+            let v: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v[key], path);
+        }
+    }
 
     #[test]
     fn a_recurring_fault_is_said_once_a_period_with_its_count() {

@@ -405,6 +405,60 @@ impl Req {
         }
     }
 
+    /// The query string's `name=value` pairs, decoded (`%XX` and `+`): None when one of
+    /// them decodes to bytes that are not UTF-8, which name nothing (decoding them with
+    /// replacement characters would make `%FF` and `%FE` one name).
+    pub fn query_pairs(&self) -> Option<Vec<(String, String)>> {
+        fn decoded(s: &str) -> Option<String> {
+            let hex = |c: u8| (c as char).to_digit(16);
+            let b = s.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let escaped = match b.get(i..i + 3) {
+                    Some([b'%', h, l]) => hex(*h).zip(hex(*l)).map(|(h, l)| (h * 16 + l) as u8),
+                    _ => None,
+                };
+                match (escaped, b[i]) {
+                    (Some(byte), _) => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    (None, b'+') => {
+                        out.push(b' ');
+                        i += 1;
+                    }
+                    // A `%` without two hex digits stands for itself.
+                    (None, c) => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            String::from_utf8(out).ok()
+        }
+        self.query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                Some((decoded(k)?, decoded(v)?))
+            })
+            .collect()
+    }
+
+    /// As [`Req::query_pairs`], with a query that is not text refused as a bad `field`.
+    pub fn query_text(&self, field: &str) -> Result<Vec<(String, String)>, ApiError> {
+        self.query_pairs().ok_or_else(|| {
+            ApiError::invalid(vec![(
+                field,
+                format!("{field} must be UTF-8 text (percent-encoded in the query)"),
+            )])
+        })
+    }
+
     /// The path parameter as an id; anything else names no resource.
     pub fn id(&self, what: &str) -> Result<i64, ApiError> {
         self.param
@@ -468,6 +522,14 @@ const ARCHIVES_PER_ACCOUNT: usize = 2;
 const MAX_BLOCKING_THREADS: usize = 32;
 /// A request body slower than this on average (after its first `body_timeout`) is dropped.
 const MIN_BODY_RATE: u64 = 16 << 10;
+/// A JSON body up to this size is read without a slot: what logins, saves of small scripts
+/// and most requests send; the most that a request without an account may send. A larger one (up to `--json-limit`) is held whole in memory, so
+/// it takes one of the [`LARGE_BODIES`] slots while it is read and handled.
+const SMALL_BODY: usize = 16 << 10;
+/// Large JSON bodies read or handled at once, in all (at most `--json-limit` each).
+const LARGE_BODIES: usize = 32;
+/// Large JSON bodies one account may have under way at once.
+const LARGE_BODIES_PER_ACCOUNT: usize = 4;
 
 /// The shared state of the server.
 pub struct App {
@@ -477,6 +539,8 @@ pub struct App {
     limiter: Option<limit::Limiter>,
     /// Blob uploads being read, in total and per account.
     uploads: slots::Slots,
+    /// Large JSON bodies being read or handled, in total and per account.
+    large_bodies: slots::Slots,
     /// Blob downloads being sent, in total and per account.
     downloads: slots::Slots,
     /// Archives being written (each on a thread of the blocking pool), in total and per
@@ -517,6 +581,7 @@ impl App {
             tokens,
             limiter,
             uploads: slots::Slots::new(MAX_UPLOADS, cfg.uploads_per_account),
+            large_bodies: slots::Slots::new(LARGE_BODIES, LARGE_BODIES_PER_ACCOUNT),
             downloads: slots::Slots::new(MAX_DOWNLOADS, DOWNLOADS_PER_ACCOUNT),
             archives: slots::Slots::new(MAX_ARCHIVES, ARCHIVES_PER_ACCOUNT),
             highlights: slots::Slots::new(MAX_BLOCKING_THREADS / 4, 2),
@@ -594,13 +659,28 @@ pub async fn blocking<T: Send + 'static>(
 
 /// Reads a request body up to `limit` bytes; longer ones are refused with 413. A body that
 /// sends nothing for `idle`, or trickles in slower than [`MIN_BODY_RATE`] after that, is
-/// dropped with 408, so a silent client cannot hold a slot for ever.
+/// dropped with 408, so a silent client cannot hold a slot for ever. A body of an
+/// account's (`large`: the slots and the account) longer than [`SMALL_BODY`], declared or
+/// found so, takes a slot first (429 when there is none), held by the caller with the body.
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
     idle: Duration,
-) -> Result<Bytes, ApiError> {
+    large: Option<(&slots::Slots, i64)>,
+) -> Result<(Bytes, Option<slots::Slot>), ApiError> {
+    let mut slot = None;
+    let take = |slot: &mut Option<slots::Slot>| match (large, &slot) {
+        (Some((slots, account)), None) => {
+            *slot = Some(
+                slots
+                    .take(account)
+                    .map_err(|b| busy("large requests", b, 1))?,
+            );
+            Ok(())
+        }
+        _ => Ok::<(), ApiError>(()),
+    };
     use http_body_util::BodyExt;
     let too_large = || {
         ApiError::new(
@@ -622,6 +702,9 @@ async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
+    if declared.is_some_and(|n| n > SMALL_BODY as u64) {
+        take(&mut slot)?;
+    }
     let start = Instant::now();
     let mut body = body;
     let mut data = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
@@ -639,6 +722,9 @@ async fn read_body(
             if data.len() + chunk.len() > limit {
                 return Err(too_large());
             }
+            if data.len() + chunk.len() > SMALL_BODY {
+                take(&mut slot)?;
+            }
             data.extend_from_slice(&chunk);
         }
         let elapsed = start.elapsed();
@@ -648,7 +734,7 @@ async fn read_body(
             return Err(too_slow());
         }
     }
-    Ok(data.freeze())
+    Ok((data.freeze(), slot))
 }
 
 /// How a route is served: its work, authentication and body.
@@ -754,10 +840,24 @@ async fn handle(
     }
     let idle = app.cfg.body_timeout;
     let mut _upload = None;
+    let mut _large = None;
     let mut incoming = None;
     let body = match kind {
         BodyKind::None => Bytes::new(),
-        BodyKind::Json => read_body(body, &headers, app.cfg.json_limit, idle).await?,
+        BodyKind::Json => {
+            // An account's large bodies are bounded; the anonymous routes' (login,
+            // register) are rate limited per address before they are read.
+            let large = user.as_ref().map(|u| (&app.large_bodies, u.id));
+            // Without an account (login, register) a body is small: it holds its memory
+            // while it waits for a hash slot, and no account bounds how many wait.
+            let limit = match user {
+                Some(_) => app.cfg.json_limit,
+                None => app.cfg.json_limit.min(SMALL_BODY),
+            };
+            let (body, slot) = read_body(body, &headers, limit, idle, large).await?;
+            _large = slot;
+            body
+        }
         BodyKind::Blob => {
             // Uploads stream to the database: a few at a time, and two per account, so no
             // account can take every slot. The handler reads the body.
@@ -996,16 +1096,11 @@ pub fn router(app: Arc<App>) -> Router {
     }
     let mut r = Router::new();
     for (path, mr) in by_path {
-        r = r.route(
-            path,
-            mr.fallback(|| async {
-                ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
-            }),
-        );
+        r = r.route(path, mr.fallback(not_allowed));
     }
     if app.cfg.metrics_token.is_some() {
         // For the operator only, and not part of the API: not in the route table.
-        r = r.route("/metrics", get(metrics::serve));
+        r = r.route("/metrics", get(metrics::serve).fallback(not_allowed));
     }
     let mut r = r
         .merge(web::pages())
@@ -1031,10 +1126,15 @@ pub fn router(app: Arc<App>) -> Router {
     r
 }
 
+/// The answer to a method a route does not serve, in JSON as every refusal.
+pub(super) async fn not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+}
+
 /// The router of `--metrics-listen`: `/metrics` and nothing else.
 fn metrics_router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics::open))
+        .route("/metrics", get(metrics::open).fallback(not_allowed))
         .fallback(|| async { ApiError::not_found("Endpoint not found") })
         .with_state(app.clone())
         .layer(axum::middleware::from_fn_with_state(app, around))
@@ -1303,6 +1403,28 @@ mod tests {
             field(&body, "z"),
             Err(("z".into(), "z must not hold NUL characters".into()))
         );
+    }
+
+    #[test]
+    fn queries_decode_as_forms_do_and_bytes_that_are_not_text_are_refused() {
+        let q = |query: &str| Req {
+            query: Some(query.into()),
+            ..req("", None)
+        };
+        let pairs = |v: &[(&str, &str)]| {
+            Some(
+                v.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            q("a+b=%41%zz%4&x&&path=%C3%A9/%E2%82%AC%").query_pairs(),
+            pairs(&[("a b", "A%zz%4"), ("x", ""), ("path", "é/€%")])
+        );
+        for bad in ["path=%FF", "path=%C3%28", "%FE=x", "path=%ED%A0%80"] {
+            assert_eq!(q(bad).query_pairs(), None, "{bad}");
+        }
     }
 
     #[test]

@@ -69,8 +69,8 @@ const FILE_PATH: Query = Query {
     name: "path",
     required: true,
     integer: false,
-    description: "The file's path in the project: names separated by '/', without '.', '..' \
-                  or empty names (as a commit's paths)",
+    description: "The file's path in the project, UTF-8 text: names separated by '/', \
+                  without '.', '..' or empty names (as a commit's paths)",
 };
 
 pub struct Route {
@@ -739,6 +739,10 @@ pub fn errors(r: &Route) -> Vec<u16> {
         add(400);
         add(408);
         add(413);
+    }
+    if r.body == Body::Json && matches!(r.auth, Required | RequiredLimited) {
+        // A large body while the account (or the server) has its most under way.
+        add(429);
     }
     if r.path.contains('{') {
         add(404);

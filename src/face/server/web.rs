@@ -267,11 +267,16 @@ static RENDERED: LazyLock<Vec<Bytes>> = LazyLock::new(|| {
 
 /// The routes of the pages and their assets, compressed when the browser accepts it.
 pub fn pages() -> Router<Arc<App>> {
+    // Another method is refused in JSON, as the API's routes refuse it.
+    let not_allowed = super::not_allowed;
     let mut r = Router::new();
     for (i, (path, _)) in PAGES.iter().enumerate() {
-        r = r.route(path, get(move || async move { page(i) }));
+        r = r.route(
+            path,
+            get(move || async move { page(i) }).fallback(not_allowed),
+        );
     }
-    r.route("/assets/{name}", get(asset))
+    r.route("/assets/{name}", get(asset).fallback(not_allowed))
         .layer(tower_http::compression::CompressionLayer::new())
 }
 
@@ -296,10 +301,12 @@ fn page(i: usize) -> Response {
 
 async fn asset(
     State(_): State<Arc<App>>,
-    Path(name): Path<String>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    // A name that is not even text (`%FF`) names no file either.
+    let name = name.map(|Path(n)| n).unwrap_or_default();
     let Some(i) = FILES.iter().position(|(n, _, _)| *n == name) else {
         return ApiError::not_found("No such file").into_response();
     };
