@@ -226,8 +226,9 @@ pub struct ServerArgs {
     #[arg(long, value_name = "N")]
     pub pool_size: Option<u32>,
     /// The longest one database statement may run or wait for a lock (more than 0); past
-    /// it the request gets 503 (on SQLite: how long it waits for another's write).
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    /// it the request gets 503 (on SQLite: how long it waits for another's write). 'gc'
+    /// takes it too.
+    #[arg(long, value_name = "DURATION", default_value = "30s", global = true)]
     pub statement_timeout: String,
     /// How long a login lasts (30m, 12h, 7d).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
@@ -704,10 +705,9 @@ fn run_doctor(cli: &Cli) -> ExitCode {
     }
 }
 
-/// `valyxo server`: runs until SIGINT or SIGTERM.
 /// Refuses an option of the running server given to one of `valyxo server`'s operations
-/// (`valyxo server --listen :9 gc`), which would ignore it. `--database` and
-/// `--upload-expiry` are theirs too, before or after the operation's name.
+/// (`valyxo server --listen :9 gc`), which would ignore it. `--database` is theirs too,
+/// and `gc`'s `--upload-expiry` and `--statement-timeout`, before or after its name.
 #[cfg(feature = "server")]
 fn serving_options_only_when_serving(m: &clap::ArgMatches) -> Result<(), clap::Error> {
     use clap::parser::ValueSource;
@@ -717,7 +717,16 @@ fn serving_options_only_when_serving(m: &clap::ArgMatches) -> Result<(), clap::E
     let Some((action, _)) = server.subcommand() else {
         return Ok(());
     };
-    let shared = ["database", "upload_expiry", "home", "no_color"];
+    let shared: &[&str] = match action {
+        "gc" => &[
+            "database",
+            "upload_expiry",
+            "statement_timeout",
+            "home",
+            "no_color",
+        ],
+        _ => &["database", "home", "no_color"],
+    };
     let mut cmd = Cli::command();
     cmd.build();
     let Some(serve) = cmd.find_subcommand_mut("server") else {
@@ -741,6 +750,7 @@ fn serving_options_only_when_serving(m: &clap::ArgMatches) -> Result<(), clap::E
     ))
 }
 
+/// `valyxo server`: runs until SIGINT or SIGTERM, or does one of its operations.
 #[cfg(feature = "server")]
 fn run_server(cli: &Cli) -> ExitCode {
     let Some(Sub::Server(Later(ServerArgs {
@@ -968,7 +978,12 @@ fn run_server(cli: &Cli) -> ExitCode {
     if let Some(ServerAction::Gc(GcArgs { dry_run })) = action {
         let gc = || -> anyhow::Result<crate::server::Freed> {
             let config = config()?;
-            crate::server::gc(&config.database, config.upload_expiry, *dry_run)
+            crate::server::gc(
+                &config.database,
+                config.upload_expiry,
+                config.statement_timeout,
+                *dry_run,
+            )
         };
         return match gc() {
             Ok(freed) => {

@@ -3965,11 +3965,31 @@ fn server_operations_take_the_database_before_or_after_their_name_and_refuse_ser
     assert!(out.status.success(), "{out:?}");
     let out = run(&["server", "--upload-expiry", "2h", "gc", "--database", &live]);
     assert!(out.status.success(), "{out:?}");
+    let out = run(&[
+        "server",
+        "--statement-timeout",
+        "10m",
+        "gc",
+        "--database",
+        &live,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let out = run(&[
+        "server",
+        "gc",
+        "--statement-timeout",
+        "0s",
+        "--database",
+        &live,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     // An option only a running server uses is refused, by name, and nothing is done.
     let second = dir.path().join("second.db");
     for args in [
         &["server", "--listen", "127.0.0.1:9", "backup"][..],
         &["server", "--pool-size", "3", "--database", &live, "backup"][..],
+        &["server", "--statement-timeout", "1m", "backup"][..],
+        &["server", "--upload-expiry", "2h", "backup"][..],
     ] {
         let mut args = args.to_vec();
         if !args.contains(&"--database") {

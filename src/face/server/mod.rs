@@ -1248,9 +1248,15 @@ pub use blobs::Freed;
 
 /// `valyxo server gc`: deletes (or with `dry_run` only counts) the file content no file
 /// names that nobody touched for `expiry`, and uploads abandoned half-way, in the database
-/// at `database` — safely while servers use it.
-pub fn gc(database: &str, expiry: Duration, dry_run: bool) -> anyhow::Result<Freed> {
-    let db = Db::open(database, 2)?;
+/// at `database` — safely while servers use it. A statement may take `statement_timeout`
+/// (`--statement-timeout`: a large database's first scan may need more than the default).
+pub fn gc(
+    database: &str,
+    expiry: Duration,
+    statement_timeout: Duration,
+    dry_run: bool,
+) -> anyhow::Result<Freed> {
+    let db = Db::open_with(database, 2, statement_timeout)?;
     blobs::collect(&db, expiry, dry_run)
         .map_err(|e| anyhow::anyhow!("collecting content failed: {}", e.message))
 }
