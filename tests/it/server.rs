@@ -639,7 +639,7 @@ fn file_sync(url: &str) {
     let r = commit(&token, json!([new("é")]));
     assert_eq!(
         (r.status, error(&r)),
-        (400, "é/x cannot be stored: é is a file, not a directory")
+        (400, "é cannot be stored: it is a directory, holding é/x")
     );
     let r = commit(&token, json!([new("é/x/deeper")]));
     assert_eq!(

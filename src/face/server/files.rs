@@ -608,7 +608,11 @@ fn check_tree(c: &mut dyn Conn, project: i64, born: &[&str], path: &str) -> Resu
             let file = ancestors(&below)
                 .find(|a| born_set.contains(a))
                 .unwrap_or("");
-            return Err(clash(&below, file));
+            // The new file is the one refused: a folder of its name holds files.
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{file} cannot be stored: it is a directory, holding {below}"),
+            ));
         }
     }
     Ok(())
