@@ -331,7 +331,16 @@ struct Sink<'a> {
 
 impl Sink<'_> {
     fn drain(&mut self) {
-        let mut data = std::mem::take(&mut *self.cap.lock().unwrap_or_else(|e| e.into_inner()));
+        // Copied out, and the capture emptied but kept: its buffer stays with the thread that
+        // writes into it. (Taking the buffer itself would free it here, on a thread outside
+        // the job's memory budget, while its allocation stayed charged to the script that
+        // printed, until a script that prints a lot ran "out of memory".)
+        let mut data = {
+            let mut cap = self.cap.lock().unwrap_or_else(|e| e.into_inner());
+            let data = cap.clone();
+            cap.clear();
+            data
+        };
         if data.is_empty() {
             return;
         }
@@ -732,6 +741,45 @@ mod tests {
             e.to_string().contains("belongs to another valyxo process"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn output_moved_to_the_store_is_no_longer_charged_to_the_job() {
+        // The job's script prints (on its thread, under its memory budget) and the output is
+        // stored by another thread: however much is printed over time, the budget holds only
+        // what waits to be stored.
+        let (_home, sh) = session(1);
+        let hub = sh.hub.clone();
+        let id = start(&sh, "true").unwrap();
+        wait(&hub, id).unwrap();
+        let cap = Capture::default();
+        let mut sink = Sink {
+            hub: &hub,
+            id,
+            cap: cap.clone(),
+            kept: 0,
+            limit: 1000,
+            dropped: false,
+            echo: false,
+        };
+        let budget = crate::budget::Budget::new(0);
+        let line = vec![b'x'; 1 << 20];
+        for _ in 0..32 {
+            {
+                let _charged = budget.enter();
+                let mut out = Output::Capture(cap.clone());
+                std::io::Write::write_all(&mut out, &line).unwrap();
+            }
+            std::thread::scope(|s| {
+                s.spawn(|| sink.drain());
+            });
+        }
+        assert!(budget.used() < 4 << 20, "{}", budget.used());
+        assert_eq!(output(&hub, id).len(), 1000 + sink_note(1000).len());
+    }
+
+    fn sink_note(limit: u64) -> String {
+        format!("\n[valyxo: output beyond {limit} bytes was dropped (setting jobs.max_output)]\n")
     }
 
     #[test]
