@@ -674,3 +674,49 @@ fn a_script_that_runs_itself_stops_at_the_nesting_limit() {
         .code(1)
         .stdout(contains("scripts run scripts 64 deep, the limit"));
 }
+
+#[test]
+fn the_text_of_a_value_is_refused_before_it_is_built() {
+    // A hundred elements sharing one 100 kB string: their text is 10 MB, past a 1 MB string
+    // limit, whatever writes it. (Rhai wrote it whole: a million elements sharing a 1 MB
+    // string made the process abort. An error Rhai does not pass on still stops the script.)
+    let h = Home::new();
+    h.c("settings set script.max_string_size 1000000").success();
+    let setup = r#"let s = ""; s.pad(100000, "x"); let a = []; a.pad(100, s);"#;
+    for step in [
+        "let t = a.to_string();",
+        "let t = a.to_debug();",
+        "print(a);",
+        "debug(a);",
+        "let t = `${a}`;",
+        r#"let t = "" + a;"#,
+        r#"let t = a + "";"#,
+        r#"let t = ""; t += a;"#,
+        "let t = [a, a].to_debug();",
+        "let m = #{a: a}; let t = `${m}`;",
+        "let m = #{a: a}; let t = m.to_json();",
+        "let t = json_stringify(a);",
+        "let t = json_pretty(#{a: a});",
+    ] {
+        for end in ["", r#" print("unreachable");"#] {
+            let script = format!("{setup} {step}{end}");
+            let out = h.cmd().arg("-e").arg(&script).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{script}: {err}");
+            assert!(
+                err.contains(
+                    "Length of string exceeds the size limit (setting script.max_string_size)"
+                ),
+                "{script}: {err}"
+            );
+            assert!(out.stdout.is_empty(), "{script}");
+        }
+    }
+    // Text within the limits is written as before.
+    h.cmd()
+        .arg("-e")
+        .arg(r#"let a = [1, "a\n", 'c', 2.5, (), true]; print(a); print(`${#{b: a}}`); print([1] + "s"); print(#{a: [1]}.to_json()); print(json_stringify(#{a: ["\u0001"]}));"#)
+        .assert()
+        .success()
+        .stdout("[1, \"a\\n\", c, 2.5, (), true]\n#{\"b\": [1, \"a\\n\", c, 2.5, (), true]}\n[1]s\n{\"a\":[1]}\n{\"a\":[\"\\u0001\"]}\n");
+}

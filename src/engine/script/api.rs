@@ -307,14 +307,22 @@ fn data(e: &mut Engine) {
             serde_json::from_str(text).map_err(|e| err(format!("invalid JSON: {e}")))?;
         rhai::serde::to_dynamic(v)
     });
-    e.register_fn("json_stringify", |v: Dynamic| -> Res<String> {
-        let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
-        Ok(j.to_string())
-    });
-    e.register_fn("json_pretty", |v: Dynamic| -> Res<String> {
-        let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
-        serde_json::to_string_pretty(&j).map_err(|e| err(e.to_string()))
-    });
+    e.register_fn(
+        "json_stringify",
+        |ctx: NativeCallContext, v: Dynamic| -> Res<String> {
+            super::guard::text_fits(&ctx, &v, super::guard::Style::Json { pretty: false })?;
+            let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
+            Ok(j.to_string())
+        },
+    );
+    e.register_fn(
+        "json_pretty",
+        |ctx: NativeCallContext, v: Dynamic| -> Res<String> {
+            super::guard::text_fits(&ctx, &v, super::guard::Style::Json { pretty: true })?;
+            let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
+            serde_json::to_string_pretty(&j).map_err(|e| err(e.to_string()))
+        },
+    );
     e.register_fn("rand", fastrand::f64);
     e.register_fn("rand_int", |lo: i64, hi: i64| -> Res<i64> {
         if lo > hi {

@@ -93,6 +93,9 @@ pub enum Stop {
     TimedOut(Duration),
     /// The script held more memory than its budget allows (the limit, in bytes).
     OutOfMemory(usize),
+    /// A value's text was refused by a size limit where Rhai would not have passed the error
+    /// on (see [`guard::stop_next`]): what was too large, as `ErrorDataTooLarge` says it.
+    TooLarge(String),
 }
 
 /// Where a script came from: names it in messages and anchors its `import`s.
@@ -268,7 +271,11 @@ const CLOCK_EVERY: u64 = 128;
 /// when the engine is built), then its deadline. For an engine's progress callback.
 pub fn progress_check(deadline: Option<(Instant, Duration)>) -> impl Fn(u64) -> Option<Stop> {
     let budget = budget::current();
+    guard::take_stop();
     move |ops| {
+        if let Some(stop) = guard::take_stop() {
+            return Some(stop);
+        }
         if let Some(b) = &budget {
             if b.exceeded() {
                 return Some(Stop::OutOfMemory(b.limit()));
@@ -402,7 +409,7 @@ pub fn eval(
         let argv: rhai::Array = args.iter().map(|a| Dynamic::from(a.clone())).collect();
         scope.push_constant("args", argv);
         scope.push_constant("script_name", src.origin.name());
-        engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+        guard::finished(engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast))
     });
     match r {
         Ok(Ok(v)) => Ok(v),
@@ -500,6 +507,7 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
                 "out of memory: the script held more than {} (setting script.max_memory)",
                 budget::human(limit)
             ),
+            Some(Stop::TooLarge(what)) => too_large_message(&what),
             _ => "terminated".to_string(),
         },
         EvalAltResult::ErrorTooManyOperations(_) => {
@@ -509,16 +517,7 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
             "function calls nest too deeply (the limit is setting script.max_call_depth)"
                 .to_string()
         }
-        EvalAltResult::ErrorDataTooLarge(what, _) => {
-            let setting = if what.contains("string") {
-                "script.max_string_size"
-            } else if what.contains("map") {
-                "script.max_map_size"
-            } else {
-                "script.max_array_size"
-            };
-            format!("{what} exceeds the size limit (setting {setting})")
-        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => too_large_message(what),
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.clone().cast::<String>(),
         other => without_position(&other.to_string()),
     };
@@ -596,6 +595,18 @@ fn looks_legacy(text: &str) -> bool {
             || (word == "print" && !rest.starts_with('('))
             || (word == "func" && rest.contains('('))
     })
+}
+
+/// What a script is told when a value would pass a size limit.
+fn too_large_message(what: &str) -> String {
+    let setting = if what.contains("string") {
+        "script.max_string_size"
+    } else if what.contains("map") {
+        "script.max_map_size"
+    } else {
+        "script.max_array_size"
+    };
+    format!("{what} exceeds the size limit (setting {setting})")
 }
 
 /// An error's text without the " (line L, position P)" Rhai appends.

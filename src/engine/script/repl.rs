@@ -123,7 +123,7 @@ impl State {
         let (engine, scope, lib) = (&self.engine, &mut self.scope, &mut self.lib);
         let r = on_script_thread(&self.budget, move || {
             *lib += ast;
-            let r = engine.eval_ast_with_scope::<Dynamic>(scope, lib);
+            let r = super::guard::finished(engine.eval_ast_with_scope::<Dynamic>(scope, lib));
             lib.clear_statements();
             r
         });
