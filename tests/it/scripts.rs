@@ -720,3 +720,41 @@ fn the_text_of_a_value_is_refused_before_it_is_built() {
         .success()
         .stdout("[1, \"a\\n\", c, 2.5, (), true]\n#{\"b\": [1, \"a\\n\", c, 2.5, (), true]}\n[1]s\n{\"a\":[1]}\n{\"a\":[\"\\u0001\"]}\n");
 }
+
+#[test]
+fn sh_keeps_no_more_output_than_a_string_may_hold() {
+    // What sh() gives back becomes strings: a command writing more is stopped and the
+    // script told, instead of memory filling (`sh("exec yes")` ended in an abort).
+    let h = Home::new();
+    h.c("settings set script.max_string_size 1000000").success();
+    let host = host_dir();
+    std::fs::write(host.path().join("big.txt"), vec![b'x'; 3_000_000]).unwrap();
+    h.c(&format!(
+        "import {} /big.txt",
+        host.path().join("big.txt").display()
+    ))
+    .success();
+    for line in [
+        "cat /big.txt",
+        "cat /big.txt >&2",
+        "exec head -c 3000000 /dev/zero",
+    ] {
+        let script = format!("let r = sh({line:?}); print(\"unreachable\");");
+        h.cmd()
+            .arg("-e")
+            .arg(&script)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(contains(
+                "sh(): the command's output passed 1000000 bytes, more than the script may hold",
+            ));
+    }
+    // Within the limit, both streams come back whole.
+    h.cmd()
+        .arg("-e")
+        .arg(r#"let r = sh("exec head -c 999999 /dev/zero; echo e >&2"); print(`${r.stdout.len} ${r.stderr}`);"#)
+        .assert()
+        .success()
+        .stdout("999999 e\n\n");
+}

@@ -4,7 +4,7 @@
 //! from a host file, beside that file).
 
 use super::{compile, err, Host, Origin, Stop};
-use crate::shell::io::{Capture, Input, Io, Output};
+use crate::shell::io::{Input, Io, Limited, Output};
 use crate::vfs::{Kind, VPath};
 use rhai::{
     Array, Blob, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext, Position, Scope,
@@ -259,24 +259,44 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
 
 fn shell(e: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
-    e.register_fn("sh", move |line: &str| -> Res<Map> {
-        let (out, errs) = (Capture::default(), Capture::default());
-        let mut io = Io {
-            stdin: Input::Null,
-            stdout: Output::Capture(out.clone()),
-            stderr: Output::Capture(errs.clone()),
-        };
-        let status = h.session().run(line, &mut io);
-        drop(io);
-        let text = |c: &Capture| {
-            String::from_utf8_lossy(&c.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-        };
-        let mut m = Map::new();
-        m.insert("status".into(), Dynamic::from(status as i64));
-        m.insert("stdout".into(), Dynamic::from(text(&out)));
-        m.insert("stderr".into(), Dynamic::from(text(&errs)));
-        Ok(m)
-    });
+    e.register_fn(
+        "sh",
+        move |ctx: NativeCallContext, line: &str| -> Res<Map> {
+            // Each stream becomes a string: it may hold what a string may, and what the
+            // script may still hold; a command writing more is stopped (`exec yes` filled
+            // memory until the process aborted).
+            let mut max = match super::guard::limits(&ctx).string {
+                0 => usize::MAX,
+                m => m,
+            };
+            if let Some(b) = crate::budget::current().filter(|b| b.limit() > 0) {
+                max = max.min(b.limit().saturating_sub(b.used()));
+            }
+            let (out, errs) = (Limited::new(max), Limited::new(max));
+            let mut io = Io {
+                stdin: Input::Null,
+                stdout: Output::Limited(out.clone()),
+                stderr: Output::Limited(errs.clone()),
+            };
+            let status = h.session().run(line, &mut io);
+            drop(io);
+            if out.cut() || errs.cut() {
+                return Err(err(format!(
+                    "sh(): the command's output passed {max} bytes, more than the script may \
+                     hold (setting script.max_string_size, or script.max_memory)"
+                )));
+            }
+            let text = |c: &Limited| {
+                String::from_utf8_lossy(&c.buf.lock().unwrap_or_else(|e| e.into_inner()))
+                    .into_owned()
+            };
+            let mut m = Map::new();
+            m.insert("status".into(), Dynamic::from(status as i64));
+            m.insert("stdout".into(), Dynamic::from(text(&out)));
+            m.insert("stderr".into(), Dynamic::from(text(&errs)));
+            Ok(m)
+        },
+    );
     let h = host.clone();
     e.register_fn("env", move |name: &str| -> Dynamic {
         h.session()

@@ -106,6 +106,52 @@ impl Write for FileOut {
     }
 }
 
+/// A capture that holds at most `max` bytes: a write past that keeps what fits and fails,
+/// so the command writing stops (a host program's next write fails), and the capture
+/// remembers that it was cut ([`Limited::cut`]). For output that must become one value, as
+/// a script's `sh()` gives it.
+#[derive(Clone)]
+pub struct Limited {
+    pub buf: Capture,
+    max: usize,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Limited {
+    pub fn new(max: usize) -> Limited {
+        Limited {
+            buf: Capture::default(),
+            max,
+            cut: Arc::default(),
+        }
+    }
+
+    /// Whether output was refused for passing the limit.
+    pub fn cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        let room = self.max.saturating_sub(b.len());
+        if buf.len() > room {
+            b.extend_from_slice(&buf[..room]);
+            self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(io::Error::other(format!(
+                "the output passed {} bytes, the most that is kept",
+                self.max
+            )));
+        }
+        b.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes into a capture, for a pump from a child process.
 struct CaptureWriter(Capture);
 
@@ -128,6 +174,7 @@ pub enum Output {
     Stderr,
     Pipe(io::PipeWriter),
     Capture(Capture),
+    Limited(Limited),
     File(FileOut),
 }
 
@@ -144,6 +191,7 @@ impl Write for Output {
                     .extend_from_slice(buf);
                 Ok(buf.len())
             }
+            Output::Limited(l) => l.write(buf),
             Output::File(f) => f.write(buf),
         }
     }
@@ -184,6 +232,7 @@ impl Output {
             Output::Stderr => Output::Stderr,
             Output::Pipe(p) => Output::Pipe(p.try_clone()?),
             Output::Capture(c) => Output::Capture(c.clone()),
+            Output::Limited(l) => Output::Limited(l.clone()),
             Output::File(f) => Output::File(f.clone()),
         })
     }
@@ -209,6 +258,7 @@ impl Output {
             Output::Stderr => (Stdio::from(io::stderr()), None),
             Output::Pipe(p) => (Stdio::from(p.try_clone()?), None),
             Output::Capture(c) => (Stdio::piped(), Some(Box::new(CaptureWriter(c.clone())))),
+            Output::Limited(l) => (Stdio::piped(), Some(Box::new(l.clone()))),
             Output::File(f) => (Stdio::piped(), Some(Box::new(f.clone()))),
         })
     }
