@@ -758,3 +758,45 @@ fn sh_keeps_no_more_output_than_a_string_may_hold() {
         .success()
         .stdout("999999 e\n\n");
 }
+
+#[test]
+fn a_script_error_shows_names_and_lines_escaped() {
+    // The file's name and its line (here with raw escapes that would turn the terminal red)
+    // reach the terminal escaped, with the caret still under the error.
+    let h = Home::new();
+    let host = host_dir();
+    let dir = host.path().join("d\u{1b}[31m");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("e.rhai"), "let x = \"\u{1b}[31m\" + nope;\n").unwrap();
+    std::fs::write(dir.join("bad.rhai"), b"print(1);\xff\n").unwrap();
+    let out = h.cmd().arg("run").arg(dir.join("e.rhai")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("d\\x1b[31m/e.rhai:1:"), "{err:?}");
+    assert!(
+        err.contains(&format!(
+            "    1 | let x = \"\\x1b[31m\" + nope;\n      | {}^\n",
+            " ".repeat(21)
+        )),
+        "{err:?}"
+    );
+    let out = h
+        .cmd()
+        .arg("run")
+        .arg(dir.join("bad.rhai"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a script must be UTF-8 text"), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    // The same file through a mount, run at the prompt.
+    let line = format!(
+        "mount {} /mnt/h; run $'/mnt/h/d\\e[31m/e.rhai'",
+        host.path().display()
+    );
+    let out = h.cmd().arg("-c").arg(&line).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Variable not found"), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}

@@ -415,7 +415,7 @@ pub fn eval(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(status_of(host, src, &e)),
         Err(msg) => {
-            host.write_err(&format!("{}: {msg}\n", src.origin.name()));
+            host.write_err(&shown(&format!("{}: {msg}\n", src.origin.name())));
             Err(STATUS_ERROR)
         }
     }
@@ -437,7 +437,7 @@ pub fn run_file(
     match Source::from_file(origin, bytes) {
         Ok(src) => run(host, &src, args, limits),
         Err(msg) => {
-            host.write_err(&format!("{msg}\n"));
+            host.write_err(&shown(&format!("{msg}\n")));
             STATUS_ERROR
         }
     }
@@ -540,9 +540,11 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
             if let Some(text) = text {
                 out.push_str(&format!("{line:>5} | {text}\n"));
                 if let Some(c) = col {
+                    // Under the character as it is shown, escapes and all (see below).
+                    let before: String = text.chars().take(c.saturating_sub(1)).collect();
                     out.push_str(&format!(
                         "      | {}^\n",
-                        " ".repeat(caret_offset(&text, c))
+                        " ".repeat(caret_offset(&shown(&before), usize::MAX))
                     ));
                 }
             }
@@ -568,7 +570,15 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
              language: name it .vs (or .ns) to run it as such ('man valyxoscript')\n",
         );
     }
-    (out, status)
+    // A file's name, a line of it, a message quoting what the script built: any of them
+    // can hold an escape sequence, which must not reach the terminal raw.
+    (shown(&out), status)
+}
+
+/// `text` with every character that must not reach the terminal escaped (new lines and
+/// tabs kept), none of it cut.
+fn shown(text: &str) -> String {
+    crate::text::clean_message(text, usize::MAX / 2)
 }
 
 /// What a failing ValyxoScript file says about how it was read.
