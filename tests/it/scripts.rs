@@ -800,3 +800,29 @@ fn a_script_error_shows_names_and_lines_escaped() {
     assert!(err.contains("Variable not found"), "{err:?}");
     assert!(!err.contains('\u{1b}'), "{err:?}");
 }
+
+#[test]
+fn the_time_limit_stops_a_script_that_waits() {
+    // A script waiting in sleep(), or on a command through sh(), is stopped by its time
+    // limit as one that computes is (it ran on to the end, and 'after' was printed).
+    let h = Home::new();
+    let host = host_dir();
+    for body in [
+        "sleep(20);",
+        r#"sh("exec sleep 20");"#,
+        // (The job itself goes on; the process waits for it before it exits.)
+        r#"let j = job_start("exec sleep 3"); job_wait(j);"#,
+    ] {
+        let f = host.path().join("wait.rhai");
+        std::fs::write(&f, format!("{body} print(\"after\");\n")).unwrap();
+        h.cmd()
+            .arg("run")
+            .arg("--timeout")
+            .arg("300ms")
+            .arg(&f)
+            .assert()
+            .code(124)
+            .stdout("")
+            .stderr(contains("stopped after 300 ms (the time limit"));
+    }
+}

@@ -278,8 +278,11 @@ fn shell(e: &mut Engine, host: &Arc<Host>) {
                 stdout: Output::Limited(out.clone()),
                 stderr: Output::Limited(errs.clone()),
             };
-            let status = h.session().run(line, &mut io);
+            let (status, over) = h.within_limit(|| h.session().run(line, &mut io));
             drop(io);
+            if let Some(t) = over {
+                return Err(stop(Stop::TimedOut(t)));
+            }
             if out.cut() || errs.cut() {
                 return Err(err(format!(
                     "sh(): the command's output passed {max} bytes, more than the script may \
@@ -373,6 +376,9 @@ fn time(e: &mut Engine, host: &Arc<Host>) {
             if h.cancelled() {
                 return Err(stop(Stop::Cancelled));
             }
+            if let Some(t) = h.timed_out() {
+                return Err(stop(Stop::TimedOut(t)));
+            }
             let now = Instant::now();
             if now >= end {
                 return Ok(());
@@ -399,12 +405,14 @@ fn assistant(e: &mut Engine, host: &Arc<Host>) {
             crate::assistant::Message::new("system", persona.prompt),
             crate::assistant::Message::new("user", question),
         ];
+        let stopped = || h.cancelled() || h.timed_out().is_some();
         let result =
-            crate::assistant::chat_stoppable(client, messages.to_vec(), &|| h.cancelled(), |_| {
-                Ok(())
-            });
+            crate::assistant::chat_stoppable(client, messages.to_vec(), &stopped, |_| Ok(()));
         if h.cancelled() {
             return Err(stop(Stop::Cancelled));
+        }
+        if let Some(t) = h.timed_out() {
+            return Err(stop(Stop::TimedOut(t)));
         }
         result.map_err(|e| err(format!("ask: {e:#}")))
     }
@@ -431,9 +439,13 @@ fn jobs(e: &mut Engine, host: &Arc<Host>) {
     });
     let h = host.clone();
     e.register_fn("job_wait", move |id: i64| -> Res<i64> {
-        match jobs::wait(&h.hub(), id).map_err(|e| err(format!("{e:#}")))? {
+        let (r, over) = h.within_limit(|| jobs::wait(&h.hub(), id));
+        match r.map_err(|e| err(format!("{e:#}")))? {
             Some(j) => Ok(j.status.unwrap_or(crate::shell::STATUS_INTERRUPTED) as i64),
-            None => Err(stop(Stop::Cancelled)),
+            None => Err(stop(match over {
+                Some(t) => Stop::TimedOut(t),
+                None => Stop::Cancelled,
+            })),
         }
     });
     let h = host.clone();

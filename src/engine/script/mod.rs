@@ -193,6 +193,8 @@ pub struct Host {
     pub out: Mutex<Output>,
     pub err: Mutex<Output>,
     pub token: Token,
+    /// When the script's time limit ends, and the limit (set as its engine is built).
+    deadline: Mutex<Option<(Instant, Duration)>>,
     /// A script from the host disk, run from this host directory: a file it does not find
     /// in the VFS is said with where it looked, and where it did not.
     from_host: std::sync::OnceLock<std::path::PathBuf>,
@@ -205,6 +207,7 @@ impl Host {
             out: Mutex::new(out),
             err: Mutex::new(err),
             token: signals::current(),
+            deadline: Mutex::new(None),
             from_host: std::sync::OnceLock::new(),
         })
     }
@@ -239,6 +242,54 @@ impl Host {
 
     pub fn cancelled(&self) -> bool {
         self.token.load(Ordering::Relaxed)
+    }
+
+    /// The time limit, once it has passed.
+    pub fn timed_out(&self) -> Option<Duration> {
+        let d = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        d.filter(|(at, _)| Instant::now() >= *at).map(|(_, t)| t)
+    }
+
+    /// Runs `f`, which waits (a command through `sh`, a job), so that the time limit stops
+    /// it as Ctrl-C or `kill` would: under a token of its own, raised when the script's is
+    /// or when the limit passes. The engine checks the limit only between operations, and a
+    /// script blocked in a call makes none. The limit that passed meanwhile is returned.
+    pub fn within_limit<R>(&self, f: impl FnOnce() -> R) -> (R, Option<Duration>) {
+        let Some((at, t)) = *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return (f(), None);
+        };
+        let parent = signals::current();
+        let child: Token = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (done, ended) = std::sync::mpsc::channel::<()>();
+        let r = std::thread::scope(|s| {
+            let (p, c) = (parent.clone(), child.clone());
+            // Without this thread (none could be made) only the script's own token stops f.
+            let _watch = std::thread::Builder::new()
+                .name("script-limit".into())
+                .spawn_scoped(s, move || loop {
+                    let now = Instant::now();
+                    if p.load(Ordering::Relaxed) || now >= at {
+                        c.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    let wait = (at - now).min(Duration::from_millis(20));
+                    if !matches!(
+                        ended.recv_timeout(wait),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    ) {
+                        return;
+                    }
+                });
+            signals::adopt(child.clone());
+            let r = f();
+            signals::adopt(parent.clone());
+            drop(done);
+            r
+        });
+        let over = (child.load(Ordering::Relaxed) && !parent.load(Ordering::Relaxed))
+            .then_some(t)
+            .filter(|_| Instant::now() >= at);
+        (r, over)
     }
 
     pub fn write_out(&self, text: &str) {
@@ -308,7 +359,9 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     // Nesting of expressions (string interpolation nests too); scripts run on a big stack.
     e.set_max_expr_depths(128, 64);
     let token = host.token.clone();
-    let check = progress_check(limits.timeout.map(|t| (Instant::now() + t, t)));
+    let deadline = limits.timeout.map(|t| (Instant::now() + t, t));
+    *host.deadline.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+    let check = progress_check(deadline);
     e.on_progress(move |ops| {
         if token.load(Ordering::Relaxed) {
             return Some(Dynamic::from(Stop::Cancelled));
