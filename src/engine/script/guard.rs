@@ -11,7 +11,7 @@
 //! | `replace` (string or character, by string or character) | product of the inputs | here |
 //! | `pad` of a string | chosen by the caller (the limit counts characters, up to 4 bytes each) | here |
 //! | `split`, `split_rev`, `to_chars` of a string | an array element per character: 16 bytes and more per input byte | here |
-//! | `blob(len)`, `pad` of an array or a BLOB, `to_array` of a BLOB | chosen by the caller, or 16 bytes per byte | here |
+//! | `blob(len)`, `pad` of an array (a copy of the item, an array or map copied whole, for each new element) or a BLOB, `to_array` of a BLOB | chosen by the caller, or 16 bytes per byte | here |
 //! | `parse_json` | about 30 bytes of values per input byte | here |
 //! | `+`, `+=`, `append`, `insert`, `push`, `mixin`, `fill_with`, `to_blob`, `as_string` | at most the sum of the inputs | Rhai's checks after the call |
 //! | `to_string`, `to_debug`, `print`, `debug` of an array or map (so string interpolation and `+` with a string too), `to_json` of a map | a copy of every element, and one string shared by a million elements is written a million times | here |
@@ -93,6 +93,47 @@ fn array_fits(ctx: &NativeCallContext, elements: usize, bytes: usize) -> Res<()>
         return Err(too_large("Size of array/BLOB"));
     }
     budget::admit(bytes).map_err(over_budget)
+}
+
+/// Bytes a copy of `v` takes beyond its own `Dynamic`: arrays, maps and BLOBs are copied
+/// whole, strings are shared. Counted until it passes `max` (then more than `max`).
+fn copy_cost(v: &Dynamic, max: usize) -> usize {
+    fn walk(v: &Dynamic, max: usize, n: &mut usize) {
+        if *n > max {
+            return;
+        }
+        if let Some(a) = v.read_lock::<Array>() {
+            *n += a.len().saturating_mul(ELEMENT);
+            for x in a.iter() {
+                walk(x, max, n);
+                if *n > max {
+                    return;
+                }
+            }
+        } else if let Some(m) = v.read_lock::<rhai::Map>() {
+            *n += m.len().saturating_mul(PIECE);
+            for x in m.values() {
+                walk(x, max, n);
+                if *n > max {
+                    return;
+                }
+            }
+        } else if let Some(b) = v.read_lock::<Blob>() {
+            *n += b.len();
+        }
+    }
+    let mut n = 0;
+    walk(v, max, &mut n);
+    n
+}
+
+/// What the budget of this thread has left (all there is without one): where a count can
+/// stop.
+fn budget_room() -> usize {
+    match budget::current() {
+        Some(b) if b.limit() > 0 => b.limit().saturating_sub(b.used()).saturating_add(1),
+        _ => usize::MAX / 2,
+    }
 }
 
 /// The length of `s` with every `find` replaced by `sub_len` bytes.
@@ -449,7 +490,9 @@ pub fn register(e: &mut Engine) {
                 return Ok(());
             };
             if len > a.len() {
-                array_fits(&ctx, len, (len - a.len()).saturating_mul(ELEMENT))?;
+                // Every new element is a copy of `item`, an array or map copied whole.
+                let per = ELEMENT + copy_cost(&item, budget_room());
+                array_fits(&ctx, len, (len - a.len()).saturating_mul(per))?;
                 a.resize(len, item);
             }
             Ok(())
@@ -731,6 +774,11 @@ mod tests {
             .unwrap_err();
         assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
         let err = e.eval::<Dynamic>("blob(100000000)").unwrap_err();
+        assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
+        // An array copied into each of a hundred thousand elements: 10^10 values.
+        let err = e
+            .eval::<Dynamic>("let b = []; b.pad(100000, 0); let a = []; a.pad(100000, b)")
+            .unwrap_err();
         assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
         assert!(b.peak() < 8 << 20, "{}", b.peak());
         assert_eq!(replaced_len("aXbX", "X", 3), 8);
