@@ -826,3 +826,27 @@ fn the_time_limit_stops_a_script_that_waits() {
             .stderr(contains("stopped after 300 ms (the time limit"));
     }
 }
+
+#[test]
+fn a_script_printing_into_a_closed_pipe_stops() {
+    // `valyxo -e '…' | head -1`: once the reader is gone the script stops quietly with
+    // 141, as a command does (it went on printing into nothing, an endless loop for ever).
+    let h = Home::new();
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(h.path())
+        .arg("-e")
+        .arg(r#"for i in 0..1000000 { print("y"); } print("the end");"#)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first, "y\n");
+    drop(out);
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(141));
+    assert_eq!(String::from_utf8_lossy(&done.stderr), "");
+}

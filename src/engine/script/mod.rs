@@ -32,6 +32,9 @@ pub const STACK_SIZE: usize = 64 << 20;
 pub const STATUS_ERROR: i32 = 1;
 /// Exit status of a script stopped by its wall-clock limit (as timeout(1) does).
 pub const STATUS_TIMEOUT: i32 = 124;
+/// Exit status of a script stopped because the reader of its output went away (as a
+/// command ended by SIGPIPE has).
+pub const STATUS_OUTPUT_CLOSED: i32 = 141;
 
 /// The limits a script runs under.
 #[derive(Clone, Debug)]
@@ -93,6 +96,8 @@ pub enum Stop {
     TimedOut(Duration),
     /// The script held more memory than its budget allows (the limit, in bytes).
     OutOfMemory(usize),
+    /// What the script prints goes nowhere any more: the reader of its pipe is gone.
+    OutputClosed,
     /// A value's text was refused by a size limit where Rhai would not have passed the error
     /// on (see [`guard::stop_next`]): what was too large, as `ErrorDataTooLarge` says it.
     TooLarge(String),
@@ -193,6 +198,8 @@ pub struct Host {
     pub out: Mutex<Output>,
     pub err: Mutex<Output>,
     pub token: Token,
+    /// The script's output is a pipe whose reader is gone.
+    out_closed: std::sync::atomic::AtomicBool,
     /// When the script's time limit ends, and the limit (set as its engine is built).
     deadline: Mutex<Option<(Instant, Duration)>>,
     /// A script from the host disk, run from this host directory: a file it does not find
@@ -207,6 +214,7 @@ impl Host {
             out: Mutex::new(out),
             err: Mutex::new(err),
             token: signals::current(),
+            out_closed: std::sync::atomic::AtomicBool::new(false),
             deadline: Mutex::new(None),
             from_host: std::sync::OnceLock::new(),
         })
@@ -292,10 +300,15 @@ impl Host {
         (r, over)
     }
 
+    /// Writes what the script prints; when the reader of a pipe has gone, the script stops
+    /// at its next operation ([`Stop::OutputClosed`]).
     pub fn write_out(&self, text: &str) {
         let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = o.write_all(text.as_bytes());
-        let _ = o.flush();
+        if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.out_closed.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn write_err(&self, text: &str) {
@@ -362,9 +375,13 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     let deadline = limits.timeout.map(|t| (Instant::now() + t, t));
     *host.deadline.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
     let check = progress_check(deadline);
+    let h = host.clone();
     e.on_progress(move |ops| {
         if token.load(Ordering::Relaxed) {
             return Some(Dynamic::from(Stop::Cancelled));
+        }
+        if h.out_closed.load(Ordering::Relaxed) {
+            return Some(Dynamic::from(Stop::OutputClosed));
         }
         check(ops).map(Dynamic::from)
     });
@@ -505,11 +522,13 @@ pub fn status_of(host: &Host, src: &Source, e: &EvalAltResult) -> i32 {
     })
 }
 
-/// The status given to `exit(n)` (also from inside functions and modules), if `e` is that.
+/// The status given to `exit(n)` (also from inside functions and modules), if `e` is that,
+/// or of a script whose reader went away: ends that say nothing.
 pub fn exit_code(e: &EvalAltResult) -> Option<i32> {
     match e {
         EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
             Some(Stop::Exit(n)) => Some(n),
+            Some(Stop::OutputClosed) => Some(STATUS_OUTPUT_CLOSED),
             _ => None,
         },
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
