@@ -850,3 +850,39 @@ fn a_script_printing_into_a_closed_pipe_stops() {
     assert_eq!(done.status.code(), Some(141));
     assert_eq!(String::from_utf8_lossy(&done.stderr), "");
 }
+
+#[test]
+fn an_error_in_a_long_line_shows_only_a_part_of_it() {
+    // A minified script's one line of 200,000 characters, or a thrown string as long: the
+    // report shows a part of each, the caret still under the error, not all of it.
+    let h = Home::new();
+    let host = host_dir();
+    let f = host.path().join("long.rhai");
+    let pad = "a".repeat(200_000);
+    // (Rhai counts columns up to 65,535: the error comes before that.)
+    let short = "a".repeat(30_000);
+    std::fs::write(
+        &f,
+        format!("let x = \"{short}\"; let y = nope; let z = \"{pad}\";\n"),
+    )
+    .unwrap();
+    let out = h.cmd().arg("run").arg(&f).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.len() < 2000, "{} bytes", err.len());
+    assert!(err.contains("Variable not found: nope"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[1].starts_with("    1 | …a"), "{err}");
+    let nope = lines[1].find("nope").expect("the line shows the error");
+    let caret = lines[2].find('^').expect("a caret");
+    // "    1 | " and "      | " are as wide: the caret is under the 'n'.
+    assert_eq!(
+        lines[1][..nope].chars().count(),
+        lines[2][..caret].chars().count(),
+        "{err}"
+    );
+    std::fs::write(&f, format!("throw \"{pad}\";\n")).unwrap();
+    let out = h.cmd().arg("run").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.len() < 3000, "{} bytes", out.stderr.len());
+}

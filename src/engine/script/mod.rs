@@ -593,6 +593,8 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.clone().cast::<String>(),
         other => without_position(&other.to_string()),
     };
+    // A message can quote what the script made (`throw` of a long string): cut in the middle.
+    let message = crate::text::clean_message(&message, crate::text::MESSAGE_MAX);
     let pos = inner.position();
     let name = in_module.clone().unwrap_or_else(|| src.origin.name());
     let mut out = String::new();
@@ -610,10 +612,10 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
                 None => out.push_str(&format!("{name}:{line}: error: {message}\n")),
             }
             if let Some(text) = text {
+                let (text, before) = around(&text, col.unwrap_or(1));
                 out.push_str(&format!("{line:>5} | {text}\n"));
-                if let Some(c) = col {
+                if col.is_some() {
                     // Under the character as it is shown, escapes and all (see below).
-                    let before: String = text.chars().take(c.saturating_sub(1)).collect();
                     out.push_str(&format!(
                         "      | {}^\n",
                         " ".repeat(caret_offset(&shown(&before), usize::MAX))
@@ -697,6 +699,27 @@ fn without_position(s: &str) -> String {
         Some(i) if s.ends_with(')') => s[..i].to_string(),
         _ => s.to_string(),
     }
+}
+
+/// Characters of a source line shown around the error: a longer line (a minified script)
+/// is shown as this many around its column, with `…` where it was cut.
+const LINE_SHOWN: usize = 160;
+
+/// The part of `text` shown for an error at 1-based character column `col`, and the part
+/// of that before the column (where the caret goes).
+fn around(text: &str, col: usize) -> (String, String) {
+    let chars: Vec<char> = text.chars().collect();
+    let at = col.saturating_sub(1).min(chars.len());
+    if chars.len() <= LINE_SHOWN {
+        return (text.to_string(), chars[..at].iter().collect());
+    }
+    let start = at.saturating_sub(LINE_SHOWN / 2);
+    let end = (start + LINE_SHOWN).min(chars.len());
+    let lead = if start > 0 { "…" } else { "" };
+    let tail = if end < chars.len() { "…" } else { "" };
+    let part: String = chars[start..end].iter().collect();
+    let before: String = chars[start..at].iter().collect();
+    (format!("{lead}{part}{tail}"), format!("{lead}{before}"))
 }
 
 /// Display columns before 1-based character column `col` (tabs keep their width).
