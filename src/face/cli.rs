@@ -1156,13 +1156,14 @@ fn run_script(mut sh: Session, run: &RunArgs) -> anyhow::Result<i32> {
             .map_err(|e| anyhow::anyhow!("cannot read '{file}': {e}"))?;
         (Origin::Vfs(p), data)
     } else {
-        let data = std::fs::read(file).map_err(|e| {
+        let max = Limits::from_settings(&sh.hub).max_memory;
+        let data = script::read_host(std::path::Path::new(file), max).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
                 " (a host path; use --vfs for a VFS path)"
             } else {
                 ""
             };
-            anyhow::anyhow!("cannot read '{file}': {e}{hint}")
+            anyhow::anyhow!("cannot read '{}': {e}{hint}", crate::text::escape(file))
         })?;
         (Origin::Host(PathBuf::from(file)), data)
     };

@@ -886,3 +886,24 @@ fn an_error_in_a_long_line_shows_only_a_part_of_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stderr.len() < 3000, "{} bytes", out.stderr.len());
 }
+
+#[test]
+fn a_host_script_larger_than_the_memory_budget_is_not_read() {
+    // `valyxo run` reads at most script.max_memory of a file (`valyxo run /dev/zero` read
+    // until memory ran out).
+    let h = Home::new();
+    h.c("settings set script.max_memory 8M").success();
+    let host = host_dir();
+    let f = host.path().join("big.rhai");
+    std::fs::write(&f, vec![b' '; 20 << 20]).unwrap();
+    h.cmd().arg("run").arg(&f).assert().code(1).stderr(contains(
+        "is larger than 8 MiB, the memory a script may hold (setting script.max_memory)",
+    ));
+    std::fs::write(&f, "print(\"small\");").unwrap();
+    h.cmd()
+        .arg("run")
+        .arg(&f)
+        .assert()
+        .success()
+        .stdout("small\n");
+}

@@ -508,7 +508,9 @@ impl Resolver {
             }
             Base::Host(dir) => {
                 let p = dir.join(&with_ext);
-                let text = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+                let max = crate::budget::current().map_or(0, |b| b.limit());
+                let bytes = super::read_host(&p, max).map_err(|e| e.to_string())?;
+                let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
                 Ok((p.display().to_string(), text))
             }
         }

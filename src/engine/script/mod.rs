@@ -513,6 +513,27 @@ pub fn run_file(
     }
 }
 
+/// Reads a script (or module) from the host disk, at most `limit` bytes (0: no limit): a
+/// larger file, or an endless one (`/dev/zero`), is refused when it passes the limit, not
+/// read until memory runs out.
+pub fn read_host(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut data = Vec::new();
+    if limit == 0 {
+        (&f).read_to_end(&mut data)?;
+        return Ok(data);
+    }
+    f.take(limit as u64 + 1).read_to_end(&mut data)?;
+    if data.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {}, the memory a script may hold (setting script.max_memory)",
+            budget::human(limit)
+        )));
+    }
+    Ok(data)
+}
+
 /// Turns a script's error into its exit status, reporting it unless it is `exit(n)`.
 pub fn status_of(host: &Host, src: &Source, e: &EvalAltResult) -> i32 {
     exit_code(e).unwrap_or_else(|| {
