@@ -1192,12 +1192,17 @@ fn eval_expr(sh: Session, expr: &str) -> i32 {
     let limits = Limits::from_settings(&sh.hub);
     let host = Host::new(sh, Output::Stdout, Output::Stderr);
     match script::eval(&host, &Source::inline("-e", expr), &[], &limits) {
-        Ok(v) => {
-            if !v.is_unit() {
-                host.write_out(&format!("{v}\n"));
+        Ok(v) if v.is_unit() => 0,
+        Ok(v) => match script::value_text(&v, false, &limits) {
+            Ok(text) => {
+                host.write_out(&format!("{text}\n"));
+                0
             }
-            0
-        }
+            Err(msg) => {
+                host.write_err(&format!("-e: {msg}\n"));
+                script::STATUS_ERROR
+            }
+        },
         Err(status) => status,
     }
 }

@@ -907,3 +907,36 @@ fn a_host_script_larger_than_the_memory_budget_is_not_read() {
         .success()
         .stdout("small\n");
 }
+
+#[test]
+fn the_value_shown_of_an_expression_is_refused_when_too_large() {
+    // `valyxo -e` and the script prompt show the value an expression ends with: its text
+    // is counted first, like any other (ten thousand elements sharing one 1 MB string made
+    // 10 GB of text, and the process abort).
+    let h = Home::new();
+    h.c("settings set script.max_string_size 1000000").success();
+    let big = r#"let s = ""; s.pad(100000, "x"); let a = []; a.pad(100, s); a"#;
+    h.cmd()
+        .arg("-e")
+        .arg(big)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains(
+            "the value's text is larger than a string may be (setting script.max_string_size)",
+        ));
+    h.cmd()
+        .arg("-c")
+        .arg("script")
+        .write_stdin(format!("{big}\n[1, \"a\"]\n"))
+        .assert()
+        .success()
+        .stdout("=> [1, \"a\"]\n")
+        .stderr(contains("the value's text is larger than a string may be"));
+    h.cmd()
+        .arg("-e")
+        .arg(r#"[1, "b"]"#)
+        .assert()
+        .success()
+        .stdout("[1, \"b\"]\n");
+}

@@ -513,6 +513,30 @@ pub fn run_file(
     }
 }
 
+/// The text of the value a script ends with, as `valyxo -e` (`debug`: false) and the
+/// `script` prompt (`debug`: true) show it, unless it would be larger than a string may be
+/// or than the memory budget: counted before it is built, as a script's own `to_string` is
+/// ([`guard::shown_len`]).
+pub fn value_text(v: &Dynamic, debug: bool, limits: &Limits) -> Result<String, String> {
+    let mut max = match limits.max_string_size {
+        0 => usize::MAX / 2,
+        m => m,
+    };
+    if limits.max_memory > 0 {
+        max = max.min(limits.max_memory);
+    }
+    if guard::shown_len(v, guard::Style::Debug, max) > max {
+        return Err("the value's text is larger than a string may be (setting \
+                    script.max_string_size) or than script.max_memory"
+            .to_string());
+    }
+    Ok(if debug {
+        format!("{v:?}")
+    } else {
+        v.to_string()
+    })
+}
+
 /// Reads a script (or module) from the host disk, at most `limit` bytes (0: no limit): a
 /// larger file, or an endless one (`/dev/zero`), is refused when it passes the limit, not
 /// read until memory runs out.

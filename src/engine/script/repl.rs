@@ -79,6 +79,7 @@ struct State {
     scope: Scope<'static>,
     lib: AST,
     budget: Arc<crate::budget::Budget>,
+    limits: Limits,
 }
 
 enum Step {
@@ -104,6 +105,7 @@ impl State {
         Ok(State {
             host,
             budget,
+            limits,
             engine,
             scope,
             lib: AST::empty(),
@@ -129,10 +131,19 @@ impl State {
         });
         match r {
             Ok(Ok(v)) => {
-                if !v.is_unit() {
-                    self.host.write_out(&format!("=> {v:?}\n"));
+                if v.is_unit() {
+                    return Step::Ok;
                 }
-                Step::Ok
+                match super::value_text(&v, true, &self.limits) {
+                    Ok(text) => {
+                        self.host.write_out(&format!("=> {text}\n"));
+                        Step::Ok
+                    }
+                    Err(msg) => {
+                        self.host.write_err(&format!("<script>: {msg}\n"));
+                        Step::Failed
+                    }
+                }
             }
             Ok(Err(e)) => match exit_code(&e) {
                 Some(n) => Step::Exit(n),
