@@ -888,6 +888,25 @@ fn an_error_in_a_long_line_shows_only_a_part_of_it() {
 }
 
 #[test]
+fn a_thrown_value_too_large_to_show_is_named_not_written() {
+    // A thrown array is written into the error: a hundred elements sharing one string of
+    // 100 kB are 10 MB of text (and ten thousand sharing 1 MB made the process abort).
+    let h = Home::new();
+    h.cmd()
+        .arg("-e")
+        .arg(r#"let s = ""; s.pad(100000, "x"); let a = []; a.pad(100, s); throw a;"#)
+        .assert()
+        .code(1)
+        .stderr(contains("error: the thrown array is too large to show"));
+    h.cmd()
+        .arg("-e")
+        .arg("throw [1, 2];")
+        .assert()
+        .code(1)
+        .stderr(contains("[1, 2]"));
+}
+
+#[test]
 fn a_host_script_larger_than_the_memory_budget_is_not_read() {
     // `valyxo run` reads at most script.max_memory of a file (`valyxo run /dev/zero` read
     // until memory ran out).

@@ -636,6 +636,19 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
         }
         EvalAltResult::ErrorDataTooLarge(what, _) => too_large_message(what),
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.clone().cast::<String>(),
+        // A thrown array or map is written out in the message: not when its text is huge.
+        EvalAltResult::ErrorRuntime(v, _)
+            if guard::shown_len(v, guard::Style::Debug, SHOWN_MAX) > SHOWN_MAX =>
+        {
+            let what = if v.is_array() {
+                "array"
+            } else if v.is_map() {
+                "map"
+            } else {
+                "value"
+            };
+            format!("the thrown {what} is too large to show")
+        }
         other => without_position(&other.to_string()),
     };
     // A message can quote what the script made (`throw` of a long string): cut in the middle.
@@ -725,6 +738,10 @@ fn looks_legacy(text: &str) -> bool {
             || (word == "func" && rest.contains('('))
     })
 }
+
+/// The longest text of a thrown value written into an error message (it is cut for the
+/// terminal after that, see [`crate::text::MESSAGE_MAX`]).
+const SHOWN_MAX: usize = 1 << 20;
 
 /// What a script is told when a value would pass a size limit.
 fn too_large_message(what: &str) -> String {
