@@ -260,12 +260,13 @@ pub fn shown_len(v: &Dynamic, style: Style, max: usize) -> usize {
                     c => c.len_utf8(),
                 })
                 .sum(),
-            // By bytes, for speed: an escaped ASCII character takes at most 6 bytes
-            // (`\u{7f}`), any other at most 3.5 per byte (`\u{7ff}` for two bytes).
+            // By bytes, for speed: an escaped ASCII character takes 2 bytes (`\n`) or at
+            // most 6 (`\u{7f}`), any other at most 3.5 per byte (`\u{7ff}` for two bytes).
             Style::Debug => s
                 .bytes()
                 .map(|b| match b {
                     b' '..=b'~' if b != b'"' && b != b'\\' => 1,
+                    b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0 => 2,
                     0x80.. => 4,
                     _ => 6,
                 })
