@@ -750,6 +750,17 @@ fn sh_keeps_no_more_output_than_a_string_may_hold() {
                 "sh(): the command's output passed 1000000 bytes, more than the script may hold",
             ));
     }
+    // A script run by sh() that goes on printing stops there too (it printed on into
+    // nothing, here to the end of its loop, and then wrote the file).
+    h.c(r#"echo 'for i in 0..600000 { print("y"); } write("/done.txt", "x");' > /spam.rhai"#)
+        .success();
+    h.cmd()
+        .arg("-e")
+        .arg(r#"sh("run /spam.rhai");"#)
+        .assert()
+        .code(1)
+        .stderr(contains("sh(): the command's output passed 1000000 bytes"));
+    h.c("cat /done.txt").code(1);
     // Within the limit, both streams come back whole.
     h.cmd()
         .arg("-e")

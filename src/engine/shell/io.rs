@@ -106,9 +106,9 @@ impl Write for FileOut {
     }
 }
 
-/// A capture that holds at most `max` bytes: a write past that keeps what fits and fails,
-/// so the command writing stops (a host program's next write fails), and the capture
-/// remembers that it was cut ([`Limited::cut`]). For output that must become one value, as
+/// A capture that holds at most `max` bytes: a write past that keeps what fits and fails as
+/// a pipe whose reader is gone, so the command writing stops (a host program's next write
+/// fails, a script stops), and the capture remembers that it was cut ([`Limited::cut`]). For output that must become one value, as
 /// a script's `sh()` gives it.
 #[derive(Clone)]
 pub struct Limited {
@@ -139,10 +139,14 @@ impl Write for Limited {
         if buf.len() > room {
             b.extend_from_slice(&buf[..room]);
             self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
-            return Err(io::Error::other(format!(
-                "the output passed {} bytes, the most that is kept",
-                self.max
-            )));
+            // As a pipe whose reader is gone: a command stops quietly, a script too.
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!(
+                    "the output passed {} bytes, the most that is kept",
+                    self.max
+                ),
+            ));
         }
         b.extend_from_slice(buf);
         Ok(buf.len())
