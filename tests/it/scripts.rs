@@ -970,3 +970,19 @@ fn the_value_shown_of_an_expression_is_refused_when_too_large() {
         .success()
         .stdout("[1, \"b\"]\n");
 }
+
+#[test]
+fn each_input_at_the_script_prompt_has_the_whole_time_limit() {
+    // The limit counted from when the prompt opened: once it had passed, every input that
+    // ran long enough to look at the clock was "stopped after 2.0 s".
+    let h = Home::new();
+    h.c("settings set script.timeout 2s").success();
+    h.cmd()
+        .arg("-c")
+        .arg("script")
+        .write_stdin("sleep(1.2);\nsleep(1.2);\nfor i in 0..1000 { }\n\"ok\"\n")
+        .assert()
+        .success()
+        .stdout("=> \"ok\"\n")
+        .stderr("");
+}

@@ -252,6 +252,12 @@ impl Host {
         self.token.load(Ordering::Relaxed)
     }
 
+    /// Starts the time limit of what the script runs next (`None`: no limit).
+    pub fn start_clock(&self, timeout: Option<Duration>) {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) =
+            timeout.map(|t| (Instant::now() + t, t));
+    }
+
     /// The time limit, once it has passed.
     pub fn timed_out(&self) -> Option<Duration> {
         let d = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
@@ -372,9 +378,9 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     // Nesting of expressions (string interpolation nests too); scripts run on a big stack.
     e.set_max_expr_depths(128, 64);
     let token = host.token.clone();
-    let deadline = limits.timeout.map(|t| (Instant::now() + t, t));
-    *host.deadline.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
-    let check = progress_check(deadline);
+    // The clock starts now; the script prompt starts it again for each input.
+    host.start_clock(limits.timeout);
+    let check = progress_check(None);
     let h = host.clone();
     e.on_progress(move |ops| {
         if token.load(Ordering::Relaxed) {
@@ -382,6 +388,11 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
         }
         if h.out_closed.load(Ordering::Relaxed) {
             return Some(Dynamic::from(Stop::OutputClosed));
+        }
+        if ops % CLOCK_EVERY == 0 {
+            if let Some(t) = h.timed_out() {
+                return Some(Dynamic::from(Stop::TimedOut(t)));
+            }
         }
         check(ops).map(Dynamic::from)
     });

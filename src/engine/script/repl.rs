@@ -122,6 +122,8 @@ impl State {
                 return Step::Failed;
             }
         };
+        // The time limit is each input's own.
+        self.host.start_clock(self.limits.timeout);
         let (engine, scope, lib) = (&self.engine, &mut self.scope, &mut self.lib);
         let r = on_script_thread(&self.budget, move || {
             *lib += ast;
