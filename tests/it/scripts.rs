@@ -986,3 +986,31 @@ fn each_input_at_the_script_prompt_has_the_whole_time_limit() {
         .stdout("=> \"ok\"\n")
         .stderr("");
 }
+
+#[test]
+fn a_job_printing_faster_than_its_output_is_stored_waits_for_it() {
+    // 40 MB printed a line at a time, under an 8 MiB budget: the output waiting to be
+    // stored is held to a megabyte (printing waits), where it piled up in memory until
+    // the job was stopped "out of memory".
+    let h = Home::new();
+    h.c("settings set script.max_memory 8M; settings set jobs.max_output 1000")
+        .success();
+    h.c(r#"echo 'let s = ""; s.pad(1000, "x"); for i in 0..40000 { print(s); } exit(7);' > /p.rhai"#)
+        .success();
+    // (A one-line run shows its jobs' output too: not kept here.)
+    let st = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(h.path())
+        .arg("-c")
+        .arg("run /p.rhai &")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let json = h.out("jobs --json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["status"], 7, "{json}");
+    let log = h.out("logs %1");
+    assert!(!log.contains("out of memory"), "{log}");
+    assert!(log.ends_with("(setting jobs.max_output)]\n"), "{log}");
+}
