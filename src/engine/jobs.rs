@@ -9,7 +9,7 @@
 //! thousand queued jobs cost memory, not threads.
 
 use crate::hub::Hub;
-use crate::shell::io::{Capture, Input, Io, Output};
+use crate::shell::io::{Drained, Input, Io, Output};
 use crate::shell::Session;
 use crate::signals::{self, Token};
 use crate::store::now_ms;
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 /// How often a running job's captured output is moved into the store.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Bytes of a job's output that wait to be stored before what writes more waits too.
+const HIGH_WATER: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -248,7 +250,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
         "UPDATE jobs SET state = 'running', started_at = ?2 WHERE id = ?1",
         params![id, now_ms()],
     );
-    let cap: Capture = Capture::default();
+    let cap = Drained::new(HIGH_WATER);
     let limit = hub.settings().jobs.max_output;
     let mut sink = Sink {
         hub: &hub,
@@ -265,7 +267,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
     let status = std::thread::scope(|s| {
         // Without this thread (none could be made) the output is stored when the job ends.
         let shared = &sink;
-        let _flusher = std::thread::Builder::new()
+        let flusher = std::thread::Builder::new()
             .name("job-output".into())
             .spawn_scoped(s, move || {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
@@ -274,10 +276,14 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
                     shared.lock().unwrap_or_else(|e| e.into_inner()).drain();
                 }
             });
+        if flusher.is_err() {
+            // Nothing empties the buffer until the job ends: the job must not wait for it.
+            cap.close();
+        }
         let mut io = Io {
             stdin: Input::Null,
-            stdout: Output::Capture(cap.clone()),
-            stderr: Output::Capture(cap.clone()),
+            stdout: Output::Drained(cap.clone()),
+            stderr: Output::Drained(cap.clone()),
         };
         let status =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sh.run(&line, &mut io)))
@@ -289,6 +295,7 @@ fn run(mut sh: Session, id: i64, line: String, token: Token) {
                     1
                 });
         drop(io);
+        cap.close();
         drop(done);
         status
     });
@@ -321,7 +328,7 @@ fn finish(hub: &Hub, id: i64, state: State, status: Option<i32>) {
 struct Sink<'a> {
     hub: &'a Hub,
     id: i64,
-    cap: Capture,
+    cap: Drained,
     kept: u64,
     limit: u64,
     dropped: bool,
@@ -331,7 +338,11 @@ struct Sink<'a> {
 
 impl Sink<'_> {
     fn drain(&mut self) {
-        let mut data = std::mem::take(&mut *self.cap.lock().unwrap_or_else(|e| e.into_inner()));
+        // Copied out, and the buffer emptied but kept: it stays with the thread that writes
+        // into it. (Taking the buffer itself would free it here, on a thread outside the
+        // job's memory budget, while its allocation stayed charged to the script that
+        // printed, until a script that prints a lot ran "out of memory".)
+        let mut data = self.cap.take();
         if data.is_empty() {
             return;
         }
@@ -732,6 +743,45 @@ mod tests {
             e.to_string().contains("belongs to another valyxo process"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn output_moved_to_the_store_is_no_longer_charged_to_the_job() {
+        // The job's script prints (on its thread, under its memory budget) and the output is
+        // stored by another thread: however much is printed over time, the budget holds only
+        // what waits to be stored.
+        let (_home, sh) = session(1);
+        let hub = sh.hub.clone();
+        let id = start(&sh, "true").unwrap();
+        wait(&hub, id).unwrap();
+        let cap = Drained::new(HIGH_WATER);
+        let mut sink = Sink {
+            hub: &hub,
+            id,
+            cap: cap.clone(),
+            kept: 0,
+            limit: 1000,
+            dropped: false,
+            echo: false,
+        };
+        let budget = crate::budget::Budget::new(0);
+        let line = vec![b'x'; 1 << 20];
+        for _ in 0..32 {
+            {
+                let _charged = budget.enter();
+                let mut out = Output::Drained(cap.clone());
+                std::io::Write::write_all(&mut out, &line).unwrap();
+            }
+            std::thread::scope(|s| {
+                s.spawn(|| sink.drain());
+            });
+        }
+        assert!(budget.used() < 4 << 20, "{}", budget.used());
+        assert_eq!(output(&hub, id).len(), 1000 + sink_note(1000).len());
+    }
+
+    fn sink_note(limit: u64) -> String {
+        format!("\n[valyxo: output beyond {limit} bytes was dropped (setting jobs.max_output)]\n")
     }
 
     #[test]

@@ -144,9 +144,9 @@ fn load(host: &Arc<Host>, src: &Source) -> Result<Plugin> {
                 src.origin.name()
             );
         }
-        let v: Dynamic = engine
-            .call_fn(&mut Scope::new(), &ast, "plugin", ())
-            .map_err(|e| anyhow::anyhow!("{}", script::report(src, &e).0.trim_end()))?;
+        let v: Dynamic =
+            script::guard::finished(engine.call_fn(&mut Scope::new(), &ast, "plugin", ()))
+                .map_err(|e| anyhow::anyhow!("{}", script::report(src, &e).0.trim_end()))?;
         manifest(v, &ast)
     });
     r.map_err(anyhow::Error::msg)?
@@ -318,7 +318,12 @@ pub fn run(host: &Arc<Host>, c: &PluginCommand, args: &[String]) -> i32 {
     let r = script::on_script_thread(&limits.budget(), || {
         let engine = script::engine(host, &limits, &src.origin);
         let ast = script::compile(&engine, &src.rhai)?;
-        engine.call_fn::<Dynamic>(&mut Scope::new(), &ast, &c.handler, (argv,))
+        script::guard::finished(engine.call_fn::<Dynamic>(
+            &mut Scope::new(),
+            &ast,
+            &c.handler,
+            (argv,),
+        ))
     });
     match r {
         Ok(Ok(v)) => {

@@ -1171,13 +1171,14 @@ fn run_script(mut sh: Session, run: &RunArgs) -> anyhow::Result<i32> {
             .map_err(|e| anyhow::anyhow!("cannot read '{file}': {e}"))?;
         (Origin::Vfs(p), data)
     } else {
-        let data = std::fs::read(file).map_err(|e| {
+        let max = Limits::from_settings(&sh.hub).max_memory;
+        let data = script::read_host(std::path::Path::new(file), max).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
                 " (a host path; use --vfs for a VFS path)"
             } else {
                 ""
             };
-            anyhow::anyhow!("cannot read '{file}': {e}{hint}")
+            anyhow::anyhow!("cannot read '{}': {e}{hint}", crate::text::escape(file))
         })?;
         (Origin::Host(PathBuf::from(file)), data)
     };
@@ -1206,12 +1207,17 @@ fn eval_expr(sh: Session, expr: &str) -> i32 {
     let limits = Limits::from_settings(&sh.hub);
     let host = Host::new(sh, Output::Stdout, Output::Stderr);
     match script::eval(&host, &Source::inline("-e", expr), &[], &limits) {
-        Ok(v) => {
-            if !v.is_unit() {
-                host.write_out(&format!("{v}\n"));
+        Ok(v) if v.is_unit() => 0,
+        Ok(v) => match script::value_text(&v, false, &limits) {
+            Ok(text) => {
+                host.write_out(&format!("{text}\n"));
+                0
             }
-            0
-        }
+            Err(msg) => {
+                host.write_err(&format!("-e: {msg}\n"));
+                script::STATUS_ERROR
+            }
+        },
         Err(status) => status,
     }
 }

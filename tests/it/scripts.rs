@@ -674,3 +674,343 @@ fn a_script_that_runs_itself_stops_at_the_nesting_limit() {
         .code(1)
         .stdout(contains("scripts run scripts 64 deep, the limit"));
 }
+
+#[test]
+fn the_text_of_a_value_is_refused_before_it_is_built() {
+    // A hundred elements sharing one 100 kB string: their text is 10 MB, past a 1 MB string
+    // limit, whatever writes it. (Rhai wrote it whole: a million elements sharing a 1 MB
+    // string made the process abort. An error Rhai does not pass on still stops the script.)
+    let h = Home::new();
+    h.c("settings set script.max_string_size 1000000").success();
+    let setup = r#"let s = ""; s.pad(100000, "x"); let a = []; a.pad(100, s);"#;
+    for step in [
+        "let t = a.to_string();",
+        "let t = a.to_debug();",
+        "print(a);",
+        "debug(a);",
+        "let t = `${a}`;",
+        r#"let t = "" + a;"#,
+        r#"let t = a + "";"#,
+        r#"let t = ""; t += a;"#,
+        "let t = [a, a].to_debug();",
+        "let m = #{a: a}; let t = `${m}`;",
+        "let m = #{a: a}; let t = m.to_json();",
+        "let t = json_stringify(a);",
+        "let t = json_pretty(#{a: a});",
+    ] {
+        for end in ["", r#" print("unreachable");"#] {
+            let script = format!("{setup} {step}{end}");
+            let out = h.cmd().arg("-e").arg(&script).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{script}: {err}");
+            assert!(
+                err.contains(
+                    "Length of string exceeds the size limit (setting script.max_string_size)"
+                ),
+                "{script}: {err}"
+            );
+            assert!(out.stdout.is_empty(), "{script}");
+        }
+    }
+    // Text within the limits is written as before.
+    h.cmd()
+        .arg("-e")
+        .arg(r#"let a = [1, "a\n", 'c', 2.5, (), true]; print(a); print(`${#{b: a}}`); print([1] + "s"); print(#{a: [1]}.to_json()); print(json_stringify(#{a: ["\u0001"]}));"#)
+        .assert()
+        .success()
+        .stdout("[1, \"a\\n\", c, 2.5, (), true]\n#{\"b\": [1, \"a\\n\", c, 2.5, (), true]}\n[1]s\n{\"a\":[1]}\n{\"a\":[\"\\u0001\"]}\n");
+}
+
+#[test]
+fn sh_keeps_no_more_output_than_a_string_may_hold() {
+    // What sh() gives back becomes strings: a command writing more is stopped and the
+    // script told, instead of memory filling (`sh("exec yes")` ended in an abort).
+    let h = Home::new();
+    h.c("settings set script.max_string_size 1000000").success();
+    let host = host_dir();
+    std::fs::write(host.path().join("big.txt"), vec![b'x'; 3_000_000]).unwrap();
+    h.c(&format!(
+        "import {} /big.txt",
+        host.path().join("big.txt").display()
+    ))
+    .success();
+    for line in [
+        "cat /big.txt",
+        "cat /big.txt >&2",
+        "exec head -c 3000000 /dev/zero",
+    ] {
+        let script = format!("let r = sh({line:?}); print(\"unreachable\");");
+        h.cmd()
+            .arg("-e")
+            .arg(&script)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(contains(
+                "sh(): the command's output passed 1000000 bytes, more than the script may hold",
+            ));
+    }
+    // A script run by sh() that goes on printing stops there too (it printed on into
+    // nothing, here to the end of its loop, and then wrote the file).
+    h.c(r#"echo 'for i in 0..600000 { print("y"); } write("/done.txt", "x");' > /spam.rhai"#)
+        .success();
+    h.cmd()
+        .arg("-e")
+        .arg(r#"sh("run /spam.rhai");"#)
+        .assert()
+        .code(1)
+        .stderr(contains("sh(): the command's output passed 1000000 bytes"));
+    h.c("cat /done.txt").code(1);
+    // Within the limit, both streams come back whole.
+    h.cmd()
+        .arg("-e")
+        .arg(r#"let r = sh("exec head -c 999999 /dev/zero; echo e >&2"); print(`${r.stdout.len} ${r.stderr}`);"#)
+        .assert()
+        .success()
+        .stdout("999999 e\n\n");
+}
+
+#[test]
+fn a_script_error_shows_names_and_lines_escaped() {
+    // The file's name and its line (here with raw escapes that would turn the terminal red)
+    // reach the terminal escaped, with the caret still under the error.
+    let h = Home::new();
+    let host = host_dir();
+    let dir = host.path().join("d\u{1b}[31m");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("e.rhai"), "let x = \"\u{1b}[31m\" + nope;\n").unwrap();
+    std::fs::write(dir.join("bad.rhai"), b"print(1);\xff\n").unwrap();
+    let out = h.cmd().arg("run").arg(dir.join("e.rhai")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("d\\x1b[31m/e.rhai:1:"), "{err:?}");
+    assert!(
+        err.contains(&format!(
+            "    1 | let x = \"\\x1b[31m\" + nope;\n      | {}^\n",
+            " ".repeat(21)
+        )),
+        "{err:?}"
+    );
+    let out = h
+        .cmd()
+        .arg("run")
+        .arg(dir.join("bad.rhai"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a script must be UTF-8 text"), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    // The same file through a mount, run at the prompt.
+    let line = format!(
+        "mount {} /mnt/h; run $'/mnt/h/d\\e[31m/e.rhai'",
+        host.path().display()
+    );
+    let out = h.cmd().arg("-c").arg(&line).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Variable not found"), "{err:?}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
+
+#[test]
+fn the_time_limit_stops_a_script_that_waits() {
+    // A script waiting in sleep(), or on a command through sh(), is stopped by its time
+    // limit as one that computes is (it ran on to the end, and 'after' was printed).
+    let h = Home::new();
+    let host = host_dir();
+    for body in [
+        "sleep(20);",
+        r#"sh("exec sleep 20");"#,
+        // (The job itself goes on; the process waits for it before it exits.)
+        r#"let j = job_start("exec sleep 3"); job_wait(j);"#,
+    ] {
+        let f = host.path().join("wait.rhai");
+        std::fs::write(&f, format!("{body} print(\"after\");\n")).unwrap();
+        h.cmd()
+            .arg("run")
+            .arg("--timeout")
+            .arg("300ms")
+            .arg(&f)
+            .assert()
+            .code(124)
+            .stdout("")
+            .stderr(contains("stopped after 300 ms (the time limit"));
+    }
+}
+
+#[test]
+fn a_script_printing_into_a_closed_pipe_stops() {
+    // `valyxo -e '…' | head -1`: once the reader is gone the script stops quietly with
+    // 141, as a command does (it went on printing into nothing, an endless loop for ever).
+    let h = Home::new();
+    let mut child = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(h.path())
+        .arg("-e")
+        .arg(r#"for i in 0..1000000 { print("y"); } print("the end");"#)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut out, &mut first).unwrap();
+    assert_eq!(first, "y\n");
+    drop(out);
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(141));
+    assert_eq!(String::from_utf8_lossy(&done.stderr), "");
+}
+
+#[test]
+fn an_error_in_a_long_line_shows_only_a_part_of_it() {
+    // A minified script's one line of 200,000 characters, or a thrown string as long: the
+    // report shows a part of each, the caret still under the error, not all of it.
+    let h = Home::new();
+    let host = host_dir();
+    let f = host.path().join("long.rhai");
+    let pad = "a".repeat(200_000);
+    // (Rhai counts columns up to 65,535: the error comes before that.)
+    let short = "a".repeat(30_000);
+    std::fs::write(
+        &f,
+        format!("let x = \"{short}\"; let y = nope; let z = \"{pad}\";\n"),
+    )
+    .unwrap();
+    let out = h.cmd().arg("run").arg(&f).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.len() < 2000, "{} bytes", err.len());
+    assert!(err.contains("Variable not found: nope"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines[1].starts_with("    1 | …a"), "{err}");
+    let nope = lines[1].find("nope").expect("the line shows the error");
+    let caret = lines[2].find('^').expect("a caret");
+    // "    1 | " and "      | " are as wide: the caret is under the 'n'.
+    assert_eq!(
+        lines[1][..nope].chars().count(),
+        lines[2][..caret].chars().count(),
+        "{err}"
+    );
+    std::fs::write(&f, format!("throw \"{pad}\";\n")).unwrap();
+    let out = h.cmd().arg("run").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stderr.len() < 3000, "{} bytes", out.stderr.len());
+}
+
+#[test]
+fn a_thrown_value_too_large_to_show_is_named_not_written() {
+    // A thrown array is written into the error: a hundred elements sharing one string of
+    // 100 kB are 10 MB of text (and ten thousand sharing 1 MB made the process abort).
+    let h = Home::new();
+    h.cmd()
+        .arg("-e")
+        .arg(r#"let s = ""; s.pad(100000, "x"); let a = []; a.pad(100, s); throw a;"#)
+        .assert()
+        .code(1)
+        .stderr(contains("error: the thrown array is too large to show"));
+    h.cmd()
+        .arg("-e")
+        .arg("throw [1, 2];")
+        .assert()
+        .code(1)
+        .stderr(contains("[1, 2]"));
+}
+
+#[test]
+fn a_host_script_larger_than_the_memory_budget_is_not_read() {
+    // `valyxo run` reads at most script.max_memory of a file (`valyxo run /dev/zero` read
+    // until memory ran out).
+    let h = Home::new();
+    h.c("settings set script.max_memory 8M").success();
+    let host = host_dir();
+    let f = host.path().join("big.rhai");
+    std::fs::write(&f, vec![b' '; 20 << 20]).unwrap();
+    h.cmd().arg("run").arg(&f).assert().code(1).stderr(contains(
+        "is larger than 8 MiB, the memory a script may hold (setting script.max_memory)",
+    ));
+    std::fs::write(&f, "print(\"small\");").unwrap();
+    h.cmd()
+        .arg("run")
+        .arg(&f)
+        .assert()
+        .success()
+        .stdout("small\n");
+}
+
+#[test]
+fn the_value_shown_of_an_expression_is_refused_when_too_large() {
+    // `valyxo -e` and the script prompt show the value an expression ends with: its text
+    // is counted first, like any other (ten thousand elements sharing one 1 MB string made
+    // 10 GB of text, and the process abort).
+    let h = Home::new();
+    h.c("settings set script.max_string_size 1000000").success();
+    let big = r#"let s = ""; s.pad(100000, "x"); let a = []; a.pad(100, s); a"#;
+    h.cmd()
+        .arg("-e")
+        .arg(big)
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(contains(
+            "the value's text is larger than a string may be (setting script.max_string_size)",
+        ));
+    h.cmd()
+        .arg("-c")
+        .arg("script")
+        .write_stdin(format!("{big}\n[1, \"a\"]\n"))
+        .assert()
+        .success()
+        .stdout("=> [1, \"a\"]\n")
+        .stderr(contains("the value's text is larger than a string may be"));
+    h.cmd()
+        .arg("-e")
+        .arg(r#"[1, "b"]"#)
+        .assert()
+        .success()
+        .stdout("[1, \"b\"]\n");
+}
+
+#[test]
+fn each_input_at_the_script_prompt_has_the_whole_time_limit() {
+    // The limit counted from when the prompt opened: once it had passed, every input that
+    // ran long enough to look at the clock was "stopped after 2.0 s".
+    let h = Home::new();
+    h.c("settings set script.timeout 2s").success();
+    h.cmd()
+        .arg("-c")
+        .arg("script")
+        .write_stdin("sleep(1.2);\nsleep(1.2);\nfor i in 0..1000 { }\n\"ok\"\n")
+        .assert()
+        .success()
+        .stdout("=> \"ok\"\n")
+        .stderr("");
+}
+
+#[test]
+fn a_job_printing_faster_than_its_output_is_stored_waits_for_it() {
+    // 40 MB printed a line at a time, under an 8 MiB budget: the output waiting to be
+    // stored is held to a megabyte (printing waits), where it piled up in memory until
+    // the job was stopped "out of memory".
+    let h = Home::new();
+    h.c("settings set script.max_memory 8M; settings set jobs.max_output 1000")
+        .success();
+    h.c(r#"echo 'let s = ""; s.pad(1000, "x"); for i in 0..40000 { print(s); } exit(7);' > /p.rhai"#)
+        .success();
+    // (A one-line run shows its jobs' output too: not kept here.)
+    let st = std::process::Command::new(common::BIN)
+        .arg("--home")
+        .arg(h.path())
+        .arg("-c")
+        .arg("run /p.rhai &")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let json = h.out("jobs --json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["status"], 7, "{json}");
+    let log = h.out("logs %1");
+    assert!(!log.contains("out of memory"), "{log}");
+    assert!(log.ends_with("(setting jobs.max_output)]\n"), "{log}");
+}

@@ -4,7 +4,7 @@
 //! from a host file, beside that file).
 
 use super::{compile, err, Host, Origin, Stop};
-use crate::shell::io::{Capture, Input, Io, Output};
+use crate::shell::io::{Input, Io, Limited, Output};
 use crate::vfs::{Kind, VPath};
 use rhai::{
     Array, Blob, Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext, Position, Scope,
@@ -259,24 +259,47 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
 
 fn shell(e: &mut Engine, host: &Arc<Host>) {
     let h = host.clone();
-    e.register_fn("sh", move |line: &str| -> Res<Map> {
-        let (out, errs) = (Capture::default(), Capture::default());
-        let mut io = Io {
-            stdin: Input::Null,
-            stdout: Output::Capture(out.clone()),
-            stderr: Output::Capture(errs.clone()),
-        };
-        let status = h.session().run(line, &mut io);
-        drop(io);
-        let text = |c: &Capture| {
-            String::from_utf8_lossy(&c.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
-        };
-        let mut m = Map::new();
-        m.insert("status".into(), Dynamic::from(status as i64));
-        m.insert("stdout".into(), Dynamic::from(text(&out)));
-        m.insert("stderr".into(), Dynamic::from(text(&errs)));
-        Ok(m)
-    });
+    e.register_fn(
+        "sh",
+        move |ctx: NativeCallContext, line: &str| -> Res<Map> {
+            // Each stream becomes a string: it may hold what a string may, and what the
+            // script may still hold; a command writing more is stopped (`exec yes` filled
+            // memory until the process aborted).
+            let mut max = match super::guard::limits(&ctx).string {
+                0 => usize::MAX,
+                m => m,
+            };
+            if let Some(b) = crate::budget::current().filter(|b| b.limit() > 0) {
+                max = max.min(b.limit().saturating_sub(b.used()));
+            }
+            let (out, errs) = (Limited::new(max), Limited::new(max));
+            let mut io = Io {
+                stdin: Input::Null,
+                stdout: Output::Limited(out.clone()),
+                stderr: Output::Limited(errs.clone()),
+            };
+            let (status, over) = h.within_limit(|| h.session().run(line, &mut io));
+            drop(io);
+            if let Some(t) = over {
+                return Err(stop(Stop::TimedOut(t)));
+            }
+            if out.cut() || errs.cut() {
+                return Err(err(format!(
+                    "sh(): the command's output passed {max} bytes, more than the script may \
+                     hold (setting script.max_string_size, or script.max_memory)"
+                )));
+            }
+            let text = |c: &Limited| {
+                String::from_utf8_lossy(&c.buf.lock().unwrap_or_else(|e| e.into_inner()))
+                    .into_owned()
+            };
+            let mut m = Map::new();
+            m.insert("status".into(), Dynamic::from(status as i64));
+            m.insert("stdout".into(), Dynamic::from(text(&out)));
+            m.insert("stderr".into(), Dynamic::from(text(&errs)));
+            Ok(m)
+        },
+    );
     let h = host.clone();
     e.register_fn("env", move |name: &str| -> Dynamic {
         h.session()
@@ -307,14 +330,22 @@ fn data(e: &mut Engine) {
             serde_json::from_str(text).map_err(|e| err(format!("invalid JSON: {e}")))?;
         rhai::serde::to_dynamic(v)
     });
-    e.register_fn("json_stringify", |v: Dynamic| -> Res<String> {
-        let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
-        Ok(j.to_string())
-    });
-    e.register_fn("json_pretty", |v: Dynamic| -> Res<String> {
-        let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
-        serde_json::to_string_pretty(&j).map_err(|e| err(e.to_string()))
-    });
+    e.register_fn(
+        "json_stringify",
+        |ctx: NativeCallContext, v: Dynamic| -> Res<String> {
+            super::guard::text_fits(&ctx, &v, super::guard::Style::Json { pretty: false })?;
+            let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
+            Ok(j.to_string())
+        },
+    );
+    e.register_fn(
+        "json_pretty",
+        |ctx: NativeCallContext, v: Dynamic| -> Res<String> {
+            super::guard::text_fits(&ctx, &v, super::guard::Style::Json { pretty: true })?;
+            let j: serde_json::Value = rhai::serde::from_dynamic(&v)?;
+            serde_json::to_string_pretty(&j).map_err(|e| err(e.to_string()))
+        },
+    );
     e.register_fn("rand", fastrand::f64);
     e.register_fn("rand_int", |lo: i64, hi: i64| -> Res<i64> {
         if lo > hi {
@@ -345,6 +376,9 @@ fn time(e: &mut Engine, host: &Arc<Host>) {
             if h.cancelled() {
                 return Err(stop(Stop::Cancelled));
             }
+            if let Some(t) = h.timed_out() {
+                return Err(stop(Stop::TimedOut(t)));
+            }
             let now = Instant::now();
             if now >= end {
                 return Ok(());
@@ -371,12 +405,14 @@ fn assistant(e: &mut Engine, host: &Arc<Host>) {
             crate::assistant::Message::new("system", persona.prompt),
             crate::assistant::Message::new("user", question),
         ];
+        let stopped = || h.cancelled() || h.timed_out().is_some();
         let result =
-            crate::assistant::chat_stoppable(client, messages.to_vec(), &|| h.cancelled(), |_| {
-                Ok(())
-            });
+            crate::assistant::chat_stoppable(client, messages.to_vec(), &stopped, |_| Ok(()));
         if h.cancelled() {
             return Err(stop(Stop::Cancelled));
+        }
+        if let Some(t) = h.timed_out() {
+            return Err(stop(Stop::TimedOut(t)));
         }
         result.map_err(|e| err(format!("ask: {e:#}")))
     }
@@ -403,9 +439,13 @@ fn jobs(e: &mut Engine, host: &Arc<Host>) {
     });
     let h = host.clone();
     e.register_fn("job_wait", move |id: i64| -> Res<i64> {
-        match jobs::wait(&h.hub(), id).map_err(|e| err(format!("{e:#}")))? {
+        let (r, over) = h.within_limit(|| jobs::wait(&h.hub(), id));
+        match r.map_err(|e| err(format!("{e:#}")))? {
             Some(j) => Ok(j.status.unwrap_or(crate::shell::STATUS_INTERRUPTED) as i64),
-            None => Err(stop(Stop::Cancelled)),
+            None => Err(stop(match over {
+                Some(t) => Stop::TimedOut(t),
+                None => Stop::Cancelled,
+            })),
         }
     });
     let h = host.clone();
@@ -468,7 +508,9 @@ impl Resolver {
             }
             Base::Host(dir) => {
                 let p = dir.join(&with_ext);
-                let text = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+                let max = crate::budget::current().map_or(0, |b| b.limit());
+                let bytes = super::read_host(&p, max).map_err(|e| e.to_string())?;
+                let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
                 Ok((p.display().to_string(), text))
             }
         }

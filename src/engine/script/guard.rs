@@ -11,10 +11,11 @@
 //! | `replace` (string or character, by string or character) | product of the inputs | here |
 //! | `pad` of a string | chosen by the caller (the limit counts characters, up to 4 bytes each) | here |
 //! | `split`, `split_rev`, `to_chars` of a string | an array element per character: 16 bytes and more per input byte | here |
-//! | `blob(len)`, `pad` of an array or a BLOB, `to_array` of a BLOB | chosen by the caller, or 16 bytes per byte | here |
+//! | `blob(len)`, `pad` of an array (a copy of the item, an array or map copied whole, for each new element) or a BLOB, `to_array` of a BLOB | chosen by the caller, or 16 bytes per byte | here |
 //! | `parse_json` | about 30 bytes of values per input byte | here |
 //! | `+`, `+=`, `append`, `insert`, `push`, `mixin`, `fill_with`, `to_blob`, `as_string` | at most the sum of the inputs | Rhai's checks after the call |
-//! | `to_string`, `to_debug`, `to_json`, `print`, `debug`, string interpolation | at most 10 times the value, itself within the limits | Rhai's checks after the call |
+//! | `to_string`, `to_debug`, `print`, `debug` of an array or map (so string interpolation and `+` with a string too), `to_json` of a map | a copy of every element, and one string shared by a million elements is written a million times | here |
+//! | `to_string`, `to_debug` of anything else | at most 10 times the value | Rhai's checks after the call |
 //! | `to_upper`, `to_lower` | at most 3 times the string | Rhai's checks after the call |
 //! | `map`, `filter`, `zip`, `reduce`, `sort`, `order`, `dedup`… | one call of a script function per element: counted operations | operation limit |
 //! | `range`, `chars`, `bits` | lazy iterators | operation limit |
@@ -92,6 +93,47 @@ fn array_fits(ctx: &NativeCallContext, elements: usize, bytes: usize) -> Res<()>
         return Err(too_large("Size of array/BLOB"));
     }
     budget::admit(bytes).map_err(over_budget)
+}
+
+/// Bytes a copy of `v` takes beyond its own `Dynamic`: arrays, maps and BLOBs are copied
+/// whole, strings are shared. Counted until it passes `max` (then more than `max`).
+fn copy_cost(v: &Dynamic, max: usize) -> usize {
+    fn walk(v: &Dynamic, max: usize, n: &mut usize) {
+        if *n > max {
+            return;
+        }
+        if let Some(a) = v.read_lock::<Array>() {
+            *n += a.len().saturating_mul(ELEMENT);
+            for x in a.iter() {
+                walk(x, max, n);
+                if *n > max {
+                    return;
+                }
+            }
+        } else if let Some(m) = v.read_lock::<rhai::Map>() {
+            *n += m.len().saturating_mul(PIECE);
+            for x in m.values() {
+                walk(x, max, n);
+                if *n > max {
+                    return;
+                }
+            }
+        } else if let Some(b) = v.read_lock::<Blob>() {
+            *n += b.len();
+        }
+    }
+    let mut n = 0;
+    walk(v, max, &mut n);
+    n
+}
+
+/// What the budget of this thread has left (all there is without one): where a count can
+/// stop.
+fn budget_room() -> usize {
+    match budget::current() {
+        Some(b) if b.limit() > 0 => b.limit().saturating_sub(b.used()).saturating_add(1),
+        _ => usize::MAX / 2,
+    }
 }
 
 /// The length of `s` with every `find` replaced by `sub_len` bytes.
@@ -195,6 +237,209 @@ fn new_blob(ctx: &NativeCallContext, len: i64, value: i64) -> Res<Blob> {
     Ok(vec![(value & 0xff) as u8; len])
 }
 
+/// How a value is written as text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// As `to_debug` (and `to_json`) write it: strings quoted with Rust's escapes.
+    Debug,
+    /// As `serde_json` writes it, and `pretty`: indented, an element a line.
+    Json { pretty: bool },
+}
+
+/// Bytes the text of `v` takes at most, counted until it passes `max` (then more than `max`),
+/// strings with their quotes and escapes. Elements shared by many places of the value count
+/// once for each, as the text repeats them.
+pub fn shown_len(v: &Dynamic, style: Style, max: usize) -> usize {
+    fn text(s: &str, style: Style) -> usize {
+        let escaped: usize = match style {
+            Style::Json { .. } => s
+                .chars()
+                .map(|c| match c {
+                    '"' | '\\' => 2,
+                    c if (c as u32) < 0x20 => 6,
+                    c => c.len_utf8(),
+                })
+                .sum(),
+            // By bytes, for speed: an escaped ASCII character takes 2 bytes (`\n`) or at
+            // most 6 (`\u{7f}`), any other at most 3.5 per byte (`\u{7ff}` for two bytes).
+            Style::Debug => s
+                .bytes()
+                .map(|b| match b {
+                    b' '..=b'~' if b != b'"' && b != b'\\' => 1,
+                    b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0 => 2,
+                    0x80.. => 4,
+                    _ => 6,
+                })
+                .sum(),
+        };
+        escaped + 2
+    }
+    fn walk(v: &Dynamic, style: Style, depth: usize, max: usize, n: &mut usize) {
+        if *n > max {
+            return;
+        }
+        // Each element of a pretty JSON text starts a line, indented by its depth.
+        let per_element = match style {
+            Style::Json { pretty: true } => 3 + 2 * (depth + 1),
+            _ => 2,
+        };
+        if let Some(s) = v.read_lock::<ImmutableString>() {
+            *n += text(&s, style);
+        } else if let Some(a) = v.read_lock::<Array>() {
+            *n += 2 + per_element;
+            for x in a.iter() {
+                *n += per_element;
+                walk(x, style, depth + 1, max, n);
+                if *n > max {
+                    return;
+                }
+            }
+        } else if let Some(m) = v.read_lock::<rhai::Map>() {
+            *n += 3 + per_element;
+            for (k, x) in m.iter() {
+                *n += text(k, style) + 2 + per_element;
+                walk(x, style, depth + 1, max, n);
+                if *n > max {
+                    return;
+                }
+            }
+        } else if let Some(f) = v.read_lock::<rhai::FnPtr>() {
+            // Its name, and the values curried into it (JSON writes those).
+            *n += text(f.fn_name(), style) + 8;
+            for x in f.iter_curry() {
+                *n += per_element;
+                walk(x, style, depth + 1, max, n);
+            }
+        } else if let Some(b) = v.read_lock::<Blob>() {
+            *n += b.len().saturating_mul(4) + 16;
+        } else if let Ok(i) = v.as_int() {
+            *n += i.to_string().len();
+        } else if let Ok(c) = v.as_char() {
+            *n += text(c.encode_utf8(&mut [0; 4]), style);
+        } else {
+            // Other numbers, booleans, (), timestamps.
+            *n += 32;
+        }
+    }
+    let mut n = 0;
+    walk(v, style, 0, max, &mut n);
+    n
+}
+
+/// The text of a value may be built: its size, counted before a byte of it is, fits the
+/// string limit and the memory budget.
+pub fn text_fits(ctx: &NativeCallContext, v: &Dynamic, style: Style) -> Res<()> {
+    let max = match limits(ctx).string {
+        0 => usize::MAX / 2,
+        m => m,
+    };
+    let max = max.min(budget::current().map_or(usize::MAX / 2, |b| b.limit().max(1)));
+    string_fits(ctx, shown_len(v, style, max))
+}
+
+thread_local! {
+    /// Why the script on this thread must stop at its next operation (see [`stop_next`]).
+    static STOP: std::cell::RefCell<Option<super::Stop>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stops the script at its next operation with `e`, a refused size. Rhai does not pass on an
+/// error from the `to_string` it calls for string interpolation, `+` with a string or
+/// `print`: it writes the value itself instead, whole, which is the allocation that was
+/// refused. So the text is refused with an empty string, and the engine's progress check
+/// ([`super::progress_check`]) ends the script with the error.
+fn stop_next(e: &EvalAltResult) {
+    let stop = match e {
+        EvalAltResult::ErrorDataTooLarge(what, _) => super::Stop::TooLarge(what.clone()),
+        EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<super::Stop>() {
+            Some(s) => s,
+            None => return,
+        },
+        _ => return,
+    };
+    STOP.with(|s| *s.borrow_mut() = Some(stop));
+}
+
+/// `r`, the end of a script's run, unless a guard asked for a stop that no operation came
+/// after to make (the refused text was the script's last step).
+pub fn finished<T>(r: Res<T>) -> Res<T> {
+    match take_stop() {
+        Some(stop) if r.is_ok() => {
+            Err(EvalAltResult::ErrorTerminated(Dynamic::from(stop), rhai::Position::NONE).into())
+        }
+        _ => r,
+    }
+}
+
+/// The stop a guard asked for on this thread, if any (taken: asked once).
+pub fn take_stop() -> Option<super::Stop> {
+    STOP.with(|s| s.borrow_mut().take())
+}
+
+thread_local! {
+    /// Whether the text of a value being written was counted whole already (the elements
+    /// of an array are written by the same functions, which need not count them again).
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Writes an array or map as Rhai's own functions do (each element through `to_debug`),
+/// once its whole text is known to fit. Refused, it is an error for `print` and `debug`
+/// (`direct`), which Rhai passes on; else see [`stop_next`].
+fn show(ctx: &NativeCallContext, v: &mut Dynamic, direct: bool) -> Res<ImmutableString> {
+    let outer = !COUNTED.with(|c| c.get());
+    if outer {
+        if let Err(e) = text_fits(ctx, v, Style::Debug) {
+            if direct {
+                return Err(e);
+            }
+            stop_next(&e);
+            return Ok(ImmutableString::new());
+        }
+        COUNTED.with(|c| c.set(true));
+    }
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            if self.0 {
+                COUNTED.with(|c| c.set(false));
+            }
+        }
+    }
+    let _reset = Reset(outer);
+    let item = |x: &mut Dynamic| -> Res<String> {
+        let shown = ctx.call_native_fn_raw("to_debug", true, &mut [x])?;
+        Ok(shown
+            .into_immutable_string()
+            .map(|s| s.to_string())
+            .unwrap_or_default())
+    };
+    let mut out = String::new();
+    if v.is_array() {
+        let mut a = v.write_lock::<Array>().expect("an array");
+        out.push('[');
+        let n = a.len();
+        for (i, x) in a.iter_mut().enumerate() {
+            out.push_str(&item(x)?);
+            if i + 1 < n {
+                out.push_str(", ");
+            }
+        }
+        out.push(']');
+    } else {
+        let mut m = v.write_lock::<rhai::Map>().expect("a map");
+        out.push_str("#{");
+        let n = m.len();
+        for (i, (k, x)) in m.iter_mut().enumerate() {
+            out.push_str(&format!("{k:?}: "));
+            out.push_str(&item(x)?);
+            if i + 1 < n {
+                out.push_str(", ");
+            }
+        }
+        out.push('}');
+    }
+    Ok(out.into())
+}
+
 /// Registers the guarded functions on `e`. They take precedence over the standard
 /// library's functions of the same name and types.
 pub fn register(e: &mut Engine) {
@@ -246,7 +491,9 @@ pub fn register(e: &mut Engine) {
                 return Ok(());
             };
             if len > a.len() {
-                array_fits(&ctx, len, (len - a.len()).saturating_mul(ELEMENT))?;
+                // Every new element is a copy of `item`, an array or map copied whole.
+                let per = ELEMENT + copy_cost(&item, budget_room());
+                array_fits(&ctx, len, (len - a.len()).saturating_mul(per))?;
                 a.resize(len, item);
             }
             Ok(())
@@ -387,6 +634,31 @@ pub fn register(e: &mut Engine) {
             Ok(a)
         },
     );
+    for name in ["to_string", "to_debug", "print", "debug"] {
+        let direct = matches!(name, "print" | "debug");
+        e.register_fn(name, move |ctx: NativeCallContext, a: &mut Array| {
+            let mut v = Dynamic::from_array(std::mem::take(a));
+            let r = show(&ctx, &mut v, direct);
+            *a = v.into_array().unwrap_or_default();
+            r
+        });
+        e.register_fn(name, move |ctx: NativeCallContext, m: &mut rhai::Map| {
+            let mut v = Dynamic::from_map(std::mem::take(m));
+            let r = show(&ctx, &mut v, direct);
+            *m = v.try_cast::<rhai::Map>().unwrap_or_default();
+            r
+        });
+    }
+    e.register_fn(
+        "to_json",
+        |ctx: NativeCallContext, m: &mut rhai::Map| -> Res<String> {
+            let v = Dynamic::from_map(std::mem::take(m));
+            let r = text_fits(&ctx, &v, Style::Debug);
+            *m = v.try_cast::<rhai::Map>().unwrap_or_default();
+            r?;
+            Ok(rhai::format_map_as_json(m))
+        },
+    );
     e.register_fn(
         "parse_json",
         |ctx: NativeCallContext, json: &str| -> Res<Dynamic> {
@@ -451,6 +723,25 @@ mod tests {
     }
 
     #[test]
+    fn values_are_written_as_rhai_writes_them() {
+        let mut plain = Engine::new_raw();
+        use rhai::packages::{Package, StandardPackage};
+        StandardPackage::new().register_into_engine(&mut plain);
+        for src in [
+            r#"[1, "a\n", 'c', 2.5, (), true, [], #{}, blob(2), Fn("f"), -7]"#,
+            r#"#{a: [1, #{"b c": 'd'}], e: "\x1b[31m"}"#,
+            r#"let a = [1, "x"]; `${a} and ${#{k: a}}`"#,
+            r#"let a = [1, 'x']; "" + a + [2] + #{k: 'v'}"#,
+            r#"let a = [1, "y"]; a.to_debug() + #{k: a}.to_json()"#,
+            r#"let s = ""; s += [[1, ["z"]]]; s"#,
+        ] {
+            let want = plain.eval::<Dynamic>(src).unwrap().to_string();
+            let got = eval(src).unwrap().to_string();
+            assert_eq!(got, want, "{src}");
+        }
+    }
+
+    #[test]
     fn amplifying_calls_are_refused_before_they_allocate() {
         // Each of these would ask for gigabytes or more; each is refused at once.
         for src in [
@@ -484,6 +775,11 @@ mod tests {
             .unwrap_err();
         assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
         let err = e.eval::<Dynamic>("blob(100000000)").unwrap_err();
+        assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
+        // An array copied into each of a hundred thousand elements: 10^10 values.
+        let err = e
+            .eval::<Dynamic>("let b = []; b.pad(100000, 0); let a = []; a.pad(100000, b)")
+            .unwrap_err();
         assert!(matches!(*err, EvalAltResult::ErrorTerminated(..)), "{err}");
         assert!(b.peak() < 8 << 20, "{}", b.peak());
         assert_eq!(replaced_len("aXbX", "X", 3), 8);

@@ -32,6 +32,9 @@ pub const STACK_SIZE: usize = 64 << 20;
 pub const STATUS_ERROR: i32 = 1;
 /// Exit status of a script stopped by its wall-clock limit (as timeout(1) does).
 pub const STATUS_TIMEOUT: i32 = 124;
+/// Exit status of a script stopped because the reader of its output went away (as a
+/// command ended by SIGPIPE has).
+pub const STATUS_OUTPUT_CLOSED: i32 = 141;
 
 /// The limits a script runs under.
 #[derive(Clone, Debug)]
@@ -93,6 +96,11 @@ pub enum Stop {
     TimedOut(Duration),
     /// The script held more memory than its budget allows (the limit, in bytes).
     OutOfMemory(usize),
+    /// What the script prints goes nowhere any more: the reader of its pipe is gone.
+    OutputClosed,
+    /// A value's text was refused by a size limit where Rhai would not have passed the error
+    /// on (see [`guard::stop_next`]): what was too large, as `ErrorDataTooLarge` says it.
+    TooLarge(String),
 }
 
 /// Where a script came from: names it in messages and anchors its `import`s.
@@ -190,6 +198,10 @@ pub struct Host {
     pub out: Mutex<Output>,
     pub err: Mutex<Output>,
     pub token: Token,
+    /// The script's output is a pipe whose reader is gone.
+    out_closed: std::sync::atomic::AtomicBool,
+    /// When the script's time limit ends, and the limit (set as its engine is built).
+    deadline: Mutex<Option<(Instant, Duration)>>,
     /// A script from the host disk, run from this host directory: a file it does not find
     /// in the VFS is said with where it looked, and where it did not.
     from_host: std::sync::OnceLock<std::path::PathBuf>,
@@ -202,6 +214,8 @@ impl Host {
             out: Mutex::new(out),
             err: Mutex::new(err),
             token: signals::current(),
+            out_closed: std::sync::atomic::AtomicBool::new(false),
+            deadline: Mutex::new(None),
             from_host: std::sync::OnceLock::new(),
         })
     }
@@ -238,10 +252,69 @@ impl Host {
         self.token.load(Ordering::Relaxed)
     }
 
+    /// Starts the time limit of what the script runs next (`None`: no limit).
+    pub fn start_clock(&self, timeout: Option<Duration>) {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) =
+            timeout.map(|t| (Instant::now() + t, t));
+    }
+
+    /// The time limit, once it has passed.
+    pub fn timed_out(&self) -> Option<Duration> {
+        let d = *self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        d.filter(|(at, _)| Instant::now() >= *at).map(|(_, t)| t)
+    }
+
+    /// Runs `f`, which waits (a command through `sh`, a job), so that the time limit stops
+    /// it as Ctrl-C or `kill` would: under a token of its own, raised when the script's is
+    /// or when the limit passes. The engine checks the limit only between operations, and a
+    /// script blocked in a call makes none. The limit that passed meanwhile is returned.
+    pub fn within_limit<R>(&self, f: impl FnOnce() -> R) -> (R, Option<Duration>) {
+        let Some((at, t)) = *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) else {
+            return (f(), None);
+        };
+        let parent = signals::current();
+        let child: Token = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (done, ended) = std::sync::mpsc::channel::<()>();
+        let r = std::thread::scope(|s| {
+            let (p, c) = (parent.clone(), child.clone());
+            // Without this thread (none could be made) only the script's own token stops f.
+            let _watch = std::thread::Builder::new()
+                .name("script-limit".into())
+                .spawn_scoped(s, move || loop {
+                    let now = Instant::now();
+                    if p.load(Ordering::Relaxed) || now >= at {
+                        c.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    let wait = (at - now).min(Duration::from_millis(20));
+                    if !matches!(
+                        ended.recv_timeout(wait),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    ) {
+                        return;
+                    }
+                });
+            signals::adopt(child.clone());
+            let r = f();
+            signals::adopt(parent.clone());
+            drop(done);
+            r
+        });
+        let over = (child.load(Ordering::Relaxed) && !parent.load(Ordering::Relaxed))
+            .then_some(t)
+            .filter(|_| Instant::now() >= at);
+        (r, over)
+    }
+
+    /// Writes what the script prints; when the reader of a pipe has gone, the script stops
+    /// at its next operation ([`Stop::OutputClosed`]).
     pub fn write_out(&self, text: &str) {
         let mut o = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = o.write_all(text.as_bytes());
-        let _ = o.flush();
+        if let Err(e) = o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.out_closed.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn write_err(&self, text: &str) {
@@ -268,7 +341,11 @@ const CLOCK_EVERY: u64 = 128;
 /// when the engine is built), then its deadline. For an engine's progress callback.
 pub fn progress_check(deadline: Option<(Instant, Duration)>) -> impl Fn(u64) -> Option<Stop> {
     let budget = budget::current();
+    guard::take_stop();
     move |ops| {
+        if let Some(stop) = guard::take_stop() {
+            return Some(stop);
+        }
         if let Some(b) = &budget {
             if b.exceeded() {
                 return Some(Stop::OutOfMemory(b.limit()));
@@ -301,10 +378,21 @@ pub fn engine(host: &Arc<Host>, limits: &Limits, origin: &Origin) -> Engine {
     // Nesting of expressions (string interpolation nests too); scripts run on a big stack.
     e.set_max_expr_depths(128, 64);
     let token = host.token.clone();
-    let check = progress_check(limits.timeout.map(|t| (Instant::now() + t, t)));
+    // The clock starts now; the script prompt starts it again for each input.
+    host.start_clock(limits.timeout);
+    let check = progress_check(None);
+    let h = host.clone();
     e.on_progress(move |ops| {
         if token.load(Ordering::Relaxed) {
             return Some(Dynamic::from(Stop::Cancelled));
+        }
+        if h.out_closed.load(Ordering::Relaxed) {
+            return Some(Dynamic::from(Stop::OutputClosed));
+        }
+        if ops % CLOCK_EVERY == 0 {
+            if let Some(t) = h.timed_out() {
+                return Some(Dynamic::from(Stop::TimedOut(t)));
+            }
         }
         check(ops).map(Dynamic::from)
     });
@@ -402,13 +490,13 @@ pub fn eval(
         let argv: rhai::Array = args.iter().map(|a| Dynamic::from(a.clone())).collect();
         scope.push_constant("args", argv);
         scope.push_constant("script_name", src.origin.name());
-        engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+        guard::finished(engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast))
     });
     match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(status_of(host, src, &e)),
         Err(msg) => {
-            host.write_err(&format!("{}: {msg}\n", src.origin.name()));
+            host.write_err(&shown(&format!("{}: {msg}\n", src.origin.name())));
             Err(STATUS_ERROR)
         }
     }
@@ -430,10 +518,55 @@ pub fn run_file(
     match Source::from_file(origin, bytes) {
         Ok(src) => run(host, &src, args, limits),
         Err(msg) => {
-            host.write_err(&format!("{msg}\n"));
+            host.write_err(&shown(&format!("{msg}\n")));
             STATUS_ERROR
         }
     }
+}
+
+/// The text of the value a script ends with, as `valyxo -e` (`debug`: false) and the
+/// `script` prompt (`debug`: true) show it, unless it would be larger than a string may be
+/// or than the memory budget: counted before it is built, as a script's own `to_string` is
+/// ([`guard::shown_len`]).
+pub fn value_text(v: &Dynamic, debug: bool, limits: &Limits) -> Result<String, String> {
+    let mut max = match limits.max_string_size {
+        0 => usize::MAX / 2,
+        m => m,
+    };
+    if limits.max_memory > 0 {
+        max = max.min(limits.max_memory);
+    }
+    if guard::shown_len(v, guard::Style::Debug, max) > max {
+        return Err("the value's text is larger than a string may be (setting \
+                    script.max_string_size) or than script.max_memory"
+            .to_string());
+    }
+    Ok(if debug {
+        format!("{v:?}")
+    } else {
+        v.to_string()
+    })
+}
+
+/// Reads a script (or module) from the host disk, at most `limit` bytes (0: no limit): a
+/// larger file, or an endless one (`/dev/zero`), is refused when it passes the limit, not
+/// read until memory runs out.
+pub fn read_host(path: &std::path::Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut data = Vec::new();
+    if limit == 0 {
+        (&f).read_to_end(&mut data)?;
+        return Ok(data);
+    }
+    f.take(limit as u64 + 1).read_to_end(&mut data)?;
+    if data.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {}, the memory a script may hold (setting script.max_memory)",
+            budget::human(limit)
+        )));
+    }
+    Ok(data)
 }
 
 /// Turns a script's error into its exit status, reporting it unless it is `exit(n)`.
@@ -445,11 +578,13 @@ pub fn status_of(host: &Host, src: &Source, e: &EvalAltResult) -> i32 {
     })
 }
 
-/// The status given to `exit(n)` (also from inside functions and modules), if `e` is that.
+/// The status given to `exit(n)` (also from inside functions and modules), if `e` is that,
+/// or of a script whose reader went away: ends that say nothing.
 pub fn exit_code(e: &EvalAltResult) -> Option<i32> {
     match e {
         EvalAltResult::ErrorTerminated(v, _) => match v.clone().try_cast::<Stop>() {
             Some(Stop::Exit(n)) => Some(n),
+            Some(Stop::OutputClosed) => Some(STATUS_OUTPUT_CLOSED),
             _ => None,
         },
         EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
@@ -500,6 +635,7 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
                 "out of memory: the script held more than {} (setting script.max_memory)",
                 budget::human(limit)
             ),
+            Some(Stop::TooLarge(what)) => too_large_message(&what),
             _ => "terminated".to_string(),
         },
         EvalAltResult::ErrorTooManyOperations(_) => {
@@ -509,19 +645,25 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
             "function calls nest too deeply (the limit is setting script.max_call_depth)"
                 .to_string()
         }
-        EvalAltResult::ErrorDataTooLarge(what, _) => {
-            let setting = if what.contains("string") {
-                "script.max_string_size"
-            } else if what.contains("map") {
-                "script.max_map_size"
-            } else {
-                "script.max_array_size"
-            };
-            format!("{what} exceeds the size limit (setting {setting})")
-        }
+        EvalAltResult::ErrorDataTooLarge(what, _) => too_large_message(what),
         EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.clone().cast::<String>(),
+        // A thrown array or map is written out in the message: not when its text is huge.
+        EvalAltResult::ErrorRuntime(v, _)
+            if guard::shown_len(v, guard::Style::Debug, SHOWN_MAX) > SHOWN_MAX =>
+        {
+            let what = if v.is_array() {
+                "array"
+            } else if v.is_map() {
+                "map"
+            } else {
+                "value"
+            };
+            format!("the thrown {what} is too large to show")
+        }
         other => without_position(&other.to_string()),
     };
+    // A message can quote what the script made (`throw` of a long string): cut in the middle.
+    let message = crate::text::clean_message(&message, crate::text::MESSAGE_MAX);
     let pos = inner.position();
     let name = in_module.clone().unwrap_or_else(|| src.origin.name());
     let mut out = String::new();
@@ -539,11 +681,13 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
                 None => out.push_str(&format!("{name}:{line}: error: {message}\n")),
             }
             if let Some(text) = text {
+                let (text, before) = around(&text, col.unwrap_or(1));
                 out.push_str(&format!("{line:>5} | {text}\n"));
-                if let Some(c) = col {
+                if col.is_some() {
+                    // Under the character as it is shown, escapes and all (see below).
                     out.push_str(&format!(
                         "      | {}^\n",
-                        " ".repeat(caret_offset(&text, c))
+                        " ".repeat(caret_offset(&shown(&before), usize::MAX))
                     ));
                 }
             }
@@ -569,7 +713,15 @@ pub fn report(src: &Source, e: &EvalAltResult) -> (String, i32) {
              language: name it .vs (or .ns) to run it as such ('man valyxoscript')\n",
         );
     }
-    (out, status)
+    // A file's name, a line of it, a message quoting what the script built: any of them
+    // can hold an escape sequence, which must not reach the terminal raw.
+    (shown(&out), status)
+}
+
+/// `text` with every character that must not reach the terminal escaped (new lines and
+/// tabs kept), none of it cut.
+fn shown(text: &str) -> String {
+    crate::text::clean_message(text, usize::MAX / 2)
 }
 
 /// What a failing ValyxoScript file says about how it was read.
@@ -598,12 +750,49 @@ fn looks_legacy(text: &str) -> bool {
     })
 }
 
+/// The longest text of a thrown value written into an error message (it is cut for the
+/// terminal after that, see [`crate::text::MESSAGE_MAX`]).
+const SHOWN_MAX: usize = 1 << 20;
+
+/// What a script is told when a value would pass a size limit.
+fn too_large_message(what: &str) -> String {
+    let setting = if what.contains("string") {
+        "script.max_string_size"
+    } else if what.contains("map") {
+        "script.max_map_size"
+    } else {
+        "script.max_array_size"
+    };
+    format!("{what} exceeds the size limit (setting {setting})")
+}
+
 /// An error's text without the " (line L, position P)" Rhai appends.
 fn without_position(s: &str) -> String {
     match s.rfind(" (line ") {
         Some(i) if s.ends_with(')') => s[..i].to_string(),
         _ => s.to_string(),
     }
+}
+
+/// Characters of a source line shown around the error: a longer line (a minified script)
+/// is shown as this many around its column, with `…` where it was cut.
+const LINE_SHOWN: usize = 160;
+
+/// The part of `text` shown for an error at 1-based character column `col`, and the part
+/// of that before the column (where the caret goes).
+fn around(text: &str, col: usize) -> (String, String) {
+    let chars: Vec<char> = text.chars().collect();
+    let at = col.saturating_sub(1).min(chars.len());
+    if chars.len() <= LINE_SHOWN {
+        return (text.to_string(), chars[..at].iter().collect());
+    }
+    let start = at.saturating_sub(LINE_SHOWN / 2);
+    let end = (start + LINE_SHOWN).min(chars.len());
+    let lead = if start > 0 { "…" } else { "" };
+    let tail = if end < chars.len() { "…" } else { "" };
+    let part: String = chars[start..end].iter().collect();
+    let before: String = chars[start..at].iter().collect();
+    (format!("{lead}{part}{tail}"), format!("{lead}{before}"))
 }
 
 /// Display columns before 1-based character column `col` (tabs keep their width).

@@ -79,6 +79,7 @@ struct State {
     scope: Scope<'static>,
     lib: AST,
     budget: Arc<crate::budget::Budget>,
+    limits: Limits,
 }
 
 enum Step {
@@ -104,6 +105,7 @@ impl State {
         Ok(State {
             host,
             budget,
+            limits,
             engine,
             scope,
             lib: AST::empty(),
@@ -120,19 +122,30 @@ impl State {
                 return Step::Failed;
             }
         };
+        // The time limit is each input's own.
+        self.host.start_clock(self.limits.timeout);
         let (engine, scope, lib) = (&self.engine, &mut self.scope, &mut self.lib);
         let r = on_script_thread(&self.budget, move || {
             *lib += ast;
-            let r = engine.eval_ast_with_scope::<Dynamic>(scope, lib);
+            let r = super::guard::finished(engine.eval_ast_with_scope::<Dynamic>(scope, lib));
             lib.clear_statements();
             r
         });
         match r {
             Ok(Ok(v)) => {
-                if !v.is_unit() {
-                    self.host.write_out(&format!("=> {v:?}\n"));
+                if v.is_unit() {
+                    return Step::Ok;
                 }
-                Step::Ok
+                match super::value_text(&v, true, &self.limits) {
+                    Ok(text) => {
+                        self.host.write_out(&format!("=> {text}\n"));
+                        Step::Ok
+                    }
+                    Err(msg) => {
+                        self.host.write_err(&format!("<script>: {msg}\n"));
+                        Step::Failed
+                    }
+                }
             }
             Ok(Err(e)) => match exit_code(&e) {
                 Some(n) => Step::Exit(n),

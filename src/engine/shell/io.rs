@@ -106,6 +106,113 @@ impl Write for FileOut {
     }
 }
 
+/// A capture that holds at most `max` bytes: a write past that keeps what fits and fails as
+/// a pipe whose reader is gone, so the command writing stops (a host program's next write
+/// fails, a script stops), and the capture remembers that it was cut ([`Limited::cut`]). For output that must become one value, as
+/// a script's `sh()` gives it.
+#[derive(Clone)]
+pub struct Limited {
+    pub buf: Capture,
+    max: usize,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Limited {
+    pub fn new(max: usize) -> Limited {
+        Limited {
+            buf: Capture::default(),
+            max,
+            cut: Arc::default(),
+        }
+    }
+
+    /// Whether output was refused for passing the limit.
+    pub fn cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        let room = self.max.saturating_sub(b.len());
+        if buf.len() > room {
+            b.extend_from_slice(&buf[..room]);
+            self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+            // As a pipe whose reader is gone: a command stops quietly, a script too.
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                format!(
+                    "the output passed {} bytes, the most that is kept",
+                    self.max
+                ),
+            ));
+        }
+        b.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A capture that another thread empties as it goes (a job's output, moved into the store):
+/// a writer waits while it holds `high` bytes or more, so output that comes faster than it
+/// is stored waits instead of piling up in memory.
+#[derive(Clone)]
+pub struct Drained {
+    buf: Arc<(Mutex<Vec<u8>>, std::sync::Condvar)>,
+    high: usize,
+    open: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drained {
+    pub fn new(high: usize) -> Drained {
+        Drained {
+            buf: Arc::default(),
+            high,
+            open: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// What was written since the last time, copied out; the buffer is emptied but kept by
+    /// the writers (so its memory stays with the thread that allocated it).
+    pub fn take(&self) -> Vec<u8> {
+        let mut b = self.buf.0.lock().unwrap_or_else(|e| e.into_inner());
+        let data = b.clone();
+        b.clear();
+        self.buf.1.notify_all();
+        data
+    }
+
+    /// Nothing empties the buffer any more (or never will): writers no longer wait.
+    pub fn close(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.buf.1.notify_all();
+    }
+}
+
+impl Write for Drained {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut b = self.buf.0.lock().unwrap_or_else(|e| e.into_inner());
+        while b.len() >= self.high && self.open.load(std::sync::atomic::Ordering::Relaxed) {
+            b = match self
+                .buf
+                .1
+                .wait_timeout(b, std::time::Duration::from_millis(100))
+            {
+                Ok((b, _)) => b,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        b.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes into a capture, for a pump from a child process.
 struct CaptureWriter(Capture);
 
@@ -128,6 +235,8 @@ pub enum Output {
     Stderr,
     Pipe(io::PipeWriter),
     Capture(Capture),
+    Limited(Limited),
+    Drained(Drained),
     File(FileOut),
 }
 
@@ -144,6 +253,8 @@ impl Write for Output {
                     .extend_from_slice(buf);
                 Ok(buf.len())
             }
+            Output::Limited(l) => l.write(buf),
+            Output::Drained(d) => d.write(buf),
             Output::File(f) => f.write(buf),
         }
     }
@@ -184,6 +295,8 @@ impl Output {
             Output::Stderr => Output::Stderr,
             Output::Pipe(p) => Output::Pipe(p.try_clone()?),
             Output::Capture(c) => Output::Capture(c.clone()),
+            Output::Limited(l) => Output::Limited(l.clone()),
+            Output::Drained(d) => Output::Drained(d.clone()),
             Output::File(f) => Output::File(f.clone()),
         })
     }
@@ -209,6 +322,8 @@ impl Output {
             Output::Stderr => (Stdio::from(io::stderr()), None),
             Output::Pipe(p) => (Stdio::from(p.try_clone()?), None),
             Output::Capture(c) => (Stdio::piped(), Some(Box::new(CaptureWriter(c.clone())))),
+            Output::Limited(l) => (Stdio::piped(), Some(Box::new(l.clone()))),
+            Output::Drained(d) => (Stdio::piped(), Some(Box::new(d.clone()))),
             Output::File(f) => (Stdio::piped(), Some(Box::new(f.clone()))),
         })
     }

@@ -149,7 +149,7 @@ fn execute(language: &str, content: &str, limits: &Limits, cancel: Arc<AtomicBoo
         let _charged = budget.enter();
         source(language, content).and_then(|src| {
             let e = engine(out.clone(), limits, cancel);
-            e.run(&src).map_err(|err| classify(&err, limits))
+            crate::script::guard::finished(e.run(&src)).map_err(|err| classify(&err, limits))
         })
     };
     let output = std::mem::take(&mut out.lock().unwrap_or_else(|p| p.into_inner()).text);
@@ -183,6 +183,10 @@ fn classify(e: &EvalAltResult, limits: &Limits) -> (RunStatus, String) {
                     "stopped: the script held more than its memory limit of {}",
                     budget::human(limit)
                 ),
+            ),
+            Some(Stop::TooLarge(what)) => (
+                RunStatus::Error,
+                format!("{what} is over the server's size limit for scripts"),
             ),
             _ if v.is::<Abandoned>() => (
                 RunStatus::Timeout,
