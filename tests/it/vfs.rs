@@ -785,3 +785,45 @@ fn a_fifo_in_a_mount_is_refused_as_a_file_instead_of_waited_on() {
     }
     assert!(fs::symlink_metadata(&pipe).unwrap().file_type().is_fifo());
 }
+
+#[test]
+fn a_copy_or_move_onto_the_same_file_by_another_name_keeps_its_content() {
+    let h = Home::new();
+    let host = host_dir();
+    let hp = host.path();
+    fs::create_dir(hp.join("sub")).unwrap();
+    fs::write(hp.join("f"), "precious\n").unwrap();
+    fs::hard_link(hp.join("f"), hp.join("hard")).unwrap();
+    std::os::unix::fs::symlink("f", hp.join("link")).unwrap();
+    fs::write(hp.join("sub/g"), "also precious\n").unwrap();
+    // The same host folder twice: once whole, once a folder of it.
+    h.c(&format!(
+        "mount {} /m; mount {} /m2",
+        hp.display(),
+        hp.join("sub").display()
+    ))
+    .success();
+    for line in [
+        "cp /m/f /m/link",
+        "cp /m/f /m/hard",
+        "cp /m/sub/g /m2/g",
+        "mv /m/sub/g /m2/g",
+    ] {
+        h.c(line).code(1).stderr(contains("are the same file"));
+    }
+    assert_eq!(fs::read_to_string(hp.join("f")).unwrap(), "precious\n");
+    assert_eq!(fs::read_to_string(hp.join("hard")).unwrap(), "precious\n");
+    assert_eq!(
+        fs::read_to_string(hp.join("sub/g")).unwrap(),
+        "also precious\n"
+    );
+    // A folder copied onto itself through a second mount of the same host folder.
+    h.c(&format!("mount {} /m3", hp.display())).success();
+    h.c("cp -r /m/sub /m3")
+        .code(1)
+        .stderr(contains("are the same file"));
+    assert_eq!(
+        fs::read_to_string(hp.join("sub/g")).unwrap(),
+        "also precious\n"
+    );
+}

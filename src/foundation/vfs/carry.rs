@@ -241,8 +241,17 @@ impl Vfs {
         Ok(left)
     }
 
-    /// Copies one file, streamed.
+    /// Copies one file, streamed. A destination that is the source itself under another
+    /// name (a hard link, a symlink to it, the same host folder through a second mount) is
+    /// refused: writing it would first cut short the file being read.
     fn copy_file(&self, from: &VPath, r: &FileRef, to: &VPath) -> VResult<()> {
+        if self.same_host_file(r, to)? {
+            return Err(VfsError::Invalid(format!(
+                "{} and {} are the same file",
+                crate::text::escape(&from.to_string()),
+                crate::text::escape(&to.to_string())
+            )));
+        }
         let mut src = self.open_ref(from, r)?;
         let mut w = self.writer(to, false)?;
         io::copy(&mut src, &mut w).map_err(|e| match e.kind() {
@@ -250,6 +259,22 @@ impl Vfs {
             _ => VfsError::Io(from.to_string(), e),
         })?;
         w.commit(self)
+    }
+
+    /// Whether the mounted file `r` and the path `to` are one file on the host (same device
+    /// and inode, links followed inside their jails).
+    fn same_host_file(&self, r: &FileRef, to: &VPath) -> VResult<bool> {
+        use cap_std::fs::MetadataExt;
+        let (FileRef::Mounted { mount, rel }, Loc::Mounted(m, to_rel)) = (r, self.locate(to))
+        else {
+            return Ok(false);
+        };
+        let Ok(src) = mount.dir()?.metadata(rel) else {
+            return Ok(false);
+        };
+        Ok(m.dir()?
+            .metadata(&to_rel)
+            .is_ok_and(|dst| (dst.dev(), dst.ino()) == (src.dev(), src.ino())))
     }
 
     /// What the file `p` is now.
