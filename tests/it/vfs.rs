@@ -827,3 +827,44 @@ fn a_copy_or_move_onto_the_same_file_by_another_name_keeps_its_content() {
         "also precious\n"
     );
 }
+
+#[test]
+fn a_copy_that_finds_the_disk_full_leaves_the_file_it_was_to_replace_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_small) = SmallFs::mount(dir.path(), 128 << 10) else {
+        return;
+    };
+    let d = dir.path();
+    // A file of 20 KiB on a disk with less than 48 KiB free: the copy, 48 KiB, does not fit.
+    let old = vec![b'o'; 20 << 10];
+    fs::write(d.join("a"), &old).unwrap();
+    fs::write(d.join("filler"), vec![b'f'; 88 << 10]).unwrap();
+    let src = host_dir();
+    fs::write(src.path().join("big"), vec![b'n'; 48 << 10]).unwrap();
+    let h = Home::new();
+    h.c(&format!(
+        "mount {} /m; mount {} /src",
+        d.display(),
+        src.path().display()
+    ))
+    .success();
+    h.c(&format!("import {}/big /big", src.path().display()))
+        .success();
+    let import = format!("import {}/big /m/a", src.path().display());
+    for line in ["cp /src/big /m/a", "cp /big /m/a", "mv /big /m/a", &import] {
+        h.c(line)
+            .code(1)
+            .stderr(contains("No space left on device"));
+        assert!(
+            fs::read(d.join("a")).unwrap() == old,
+            "{line}: the file was cut"
+        );
+        assert_eq!(names(d), ["a", "filler"], "{line}");
+    }
+    // The moved file is still where it was.
+    assert_eq!(h.out("wc -c /big"), format!("{} /big\n", 48 << 10));
+    // Room made, the copy goes through.
+    fs::remove_file(d.join("filler")).unwrap();
+    h.c("cp /src/big /m/a").success();
+    assert_eq!(fs::read(d.join("a")).unwrap(), vec![b'n'; 48 << 10]);
+}

@@ -10,7 +10,6 @@
 //! still holds something stays, with it.
 
 use super::{path, FileRef, Kind, Loc, VPath, VResult, Vfs, VfsError};
-use std::io;
 use std::time::SystemTime;
 
 /// What a copy or move did not carry: each entry, shown escaped, with the reason.
@@ -253,12 +252,10 @@ impl Vfs {
             )));
         }
         let mut src = self.open_ref(from, r)?;
-        let mut w = self.writer(to, false)?;
-        io::copy(&mut src, &mut w).map_err(|e| match e.kind() {
-            io::ErrorKind::FileTooLarge => VfsError::Invalid(e.to_string()),
-            _ => VfsError::Io(from.to_string(), e),
-        })?;
-        w.commit(self)
+        // Through a temporary file renamed over the destination ([`Vfs::write_from`]), not
+        // written in place: a copy that fails halfway (a full disk, a killed process) leaves
+        // the file it was to replace as it was.
+        self.write_from(to, &mut src)
     }
 
     /// Whether the mounted file `r` and the path `to` are one file on the host (same device

@@ -545,7 +545,11 @@ impl Vfs {
         match self.locate(p) {
             Loc::Stored => {
                 let mut w = self.writer(p, false)?;
-                io::copy(src, &mut w).map_err(|e| VfsError::Io(p.to_string(), e))?;
+                io::copy(src, &mut w).map_err(|e| match e.kind() {
+                    // The message names the file and the limit.
+                    io::ErrorKind::FileTooLarge => VfsError::Invalid(e.to_string()),
+                    _ => VfsError::Io(p.to_string(), e),
+                })?;
                 w.commit(self)
             }
             Loc::Mounted(m, rel) => self.write_mounted(p, m, rel, Source::Reader(src)),
