@@ -868,3 +868,34 @@ fn a_copy_that_finds_the_disk_full_leaves_the_file_it_was_to_replace_whole() {
     h.c("cp /src/big /m/a").success();
     assert_eq!(fs::read(d.join("a")).unwrap(), vec![b'n'; 48 << 10]);
 }
+
+#[test]
+fn a_folder_holding_the_home_cannot_be_removed_or_moved_through_a_mount() {
+    let parent = tempfile::tempdir().unwrap();
+    let above = parent.path().join("above");
+    let home = above.join("home");
+    let h = |line: &str| {
+        assert_cmd::Command::new(common::BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .assert()
+    };
+    h("echo keep > notes.txt; mount --whole-host / /all").success();
+    let above_v = format!("/all{}", above.display());
+    for line in [
+        format!("rm -r {above_v}"),
+        format!("mv {above_v} {above_v}-moved"),
+        format!("mv {above_v} /stored"),
+    ] {
+        h(&line).code(1).stderr(contains("holds the Valyxo home"));
+    }
+    assert!(home.join("valyxo.db").exists());
+    h("ls /stored").code(1);
+    // What sits beside the home is the user's to change.
+    fs::write(above.join("beside.txt"), "x").unwrap();
+    h(&format!("rm {above_v}/beside.txt")).success();
+    h("umount /all").success();
+    h("cat notes.txt").success().stdout("keep\n");
+}

@@ -108,6 +108,9 @@ impl Vfs {
                 "{from}: holds a mount point; use 'umount' first"
             ))),
             _ => {
+                if let Loc::Mounted(m, rel) = self.locate(from) {
+                    super::guard_home(self, from, &m, &rel)?;
+                }
                 if let Some(what) = self.odd_kind(from)? {
                     return Err(VfsError::Invalid(format!(
                         "{from}: is {what}, which cannot be moved out of its mount"

@@ -230,7 +230,8 @@ fn rel_path(names: &[String]) -> PathBuf {
 }
 
 /// Refuses to change anything inside the Valyxo home through a mount (a mount of the whole
-/// host holds it): a redirection must never write over the store.
+/// host holds it): a redirection must never write over the store, and a folder that holds
+/// the home is never removed or moved away with it.
 fn guard_home(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
     let Some(home) = vfs.store.path().parent() else {
         return Ok(());
@@ -246,6 +247,18 @@ fn guard_home(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
     if resolved.starts_with(&home) || target.starts_with(&home) {
         return Err(VfsError::Invalid(format!(
             "{p}: is inside the Valyxo home, which is changed only by valyxo itself"
+        )));
+    }
+    // The name itself, not followed: removing a link to a folder above the home is fine.
+    let real = match target.file_name() {
+        Some(name) if rel != Path::new(".") => resolved.join(name),
+        _ => resolved,
+    };
+    if home.starts_with(&real) || home.starts_with(&target) {
+        return Err(VfsError::Invalid(format!(
+            "{}: holds the Valyxo home ({}), which is changed only by valyxo itself",
+            crate::text::escape(&p.to_string()),
+            path::shown_host(&home)
         )));
     }
     Ok(())
