@@ -899,3 +899,43 @@ fn a_folder_holding_the_home_cannot_be_removed_or_moved_through_a_mount() {
     h("umount /all").success();
     h("cat notes.txt").success().stdout("keep\n");
 }
+
+#[test]
+fn a_mounted_folder_replaced_by_a_symlink_is_not_followed_out() {
+    let h = Home::new();
+    let host = host_dir();
+    let d = host.path().join("d");
+    let outside = host.path().join("outside");
+    fs::create_dir(&d).unwrap();
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret"), "secret\n").unwrap();
+    h.c(&format!("mount {} /m", d.display())).success();
+    // Within one process, and in the next one: the folder's place is taken by a link to
+    // somewhere else, which the mount does not follow, for reading or for writing.
+    let swap = format!(
+        "exec sh -c 'rm -r {0}; ln -s {1} {0}'",
+        d.display(),
+        outside.display()
+    );
+    for line in [
+        format!("{swap}; cat /m/secret"),
+        "cat /m/secret".to_string(),
+        "ls /m".to_string(),
+        "echo pwned > /m/secret".to_string(),
+        "echo new > /m/new".to_string(),
+    ] {
+        h.c(&line)
+            .code(1)
+            .stderr(contains("was replaced by a symlink"));
+    }
+    assert_eq!(names(&outside), ["secret"]);
+    assert_eq!(
+        fs::read_to_string(outside.join("secret")).unwrap(),
+        "secret\n"
+    );
+    // A folder put back in its place is used again.
+    fs::remove_file(&d).unwrap();
+    fs::create_dir(&d).unwrap();
+    h.c("echo z > /m/z").success();
+    assert_eq!(names(&d), ["z"]);
+}

@@ -131,6 +131,17 @@ fn open_host(host: &Path) -> io::Result<Handle> {
     })
 }
 
+/// Whether the handle `h`, just opened on the mount's host directory `host`, is the folder
+/// that path names without following a symlink. The path was resolved when it was mounted,
+/// so a link on it now (the folder's place taken by a link to somewhere else) was put there
+/// since, and following it would move the jail.
+fn unlinked(host: &Path, h: &Handle) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::canonicalize(host).is_ok_and(|real| real == host)
+        && std::fs::symlink_metadata(host)
+            .is_ok_and(|md| md.is_dir() && (md.dev(), md.ino()) == h.id)
+}
+
 impl Mount {
     fn new(vpath: VPath, host: PathBuf, handle: Option<Handle>) -> Mount {
         Mount {
@@ -157,6 +168,15 @@ impl Mount {
             (Ok(md), _) if md.is_dir() => {
                 let h = open_host(&self.host)
                     .map_err(|e| VfsError::Io(self.host.display().to_string(), e))?;
+                if !unlinked(&self.host, &h) {
+                    return Err(VfsError::Invalid(format!(
+                        "{}: the mounted host directory {} was replaced by a symlink, which is \
+                         not followed; put the folder back, or 'umount {}' and mount it again",
+                        self.vpath,
+                        path::shown_host(&self.host),
+                        self.vpath
+                    )));
+                }
                 let dir = h.dir.clone();
                 *self.handle.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
                 Ok(dir)
@@ -331,7 +351,7 @@ impl Vfs {
                 continue;
             };
             let host = PathBuf::from(host);
-            let handle = open_host(&host).ok();
+            let handle = open_host(&host).ok().filter(|h| unlinked(&host, h));
             mounts.push(Arc::new(Mount::new(vpath, host, handle)));
         }
         Ok(Vfs {
