@@ -939,3 +939,30 @@ fn a_mounted_folder_replaced_by_a_symlink_is_not_followed_out() {
     h.c("echo z > /m/z").success();
     assert_eq!(names(&d), ["z"]);
 }
+
+#[test]
+fn tree_reports_a_folder_it_cannot_list_on_stderr_escaped() {
+    let h = Home::new();
+    let host = host_dir();
+    let d = host.path().join("d\x1b[31mX");
+    fs::create_dir(&d).unwrap();
+    fs::write(host.path().join("kept"), "").unwrap();
+    h.c(&format!(
+        "mount $'{}' /m",
+        d.display().to_string().replace('\x1b', "\\e")
+    ))
+    .success();
+    fs::remove_dir(&d).unwrap();
+    let a = h.c("mkdir /s; tree /").code(1);
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        !out.contains('\x1b') && !err.contains('\x1b'),
+        "{out:?} {err:?}"
+    );
+    assert!(out.contains("── m\n") && out.contains("── s\n"), "{out}");
+    assert!(
+        err.contains("tree: /m: the mounted host directory") && err.contains("d\\x1b[31mX"),
+        "{err}"
+    );
+}

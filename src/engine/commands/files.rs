@@ -711,14 +711,30 @@ fn tree(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut out = paint_name(&opts.paint, &arg, &meta);
     out.push('\n');
     let (mut nd, mut nf) = (0, 0);
-    tree_rec(ctx, &root, "", 1, &opts, &mut out, &mut nd, &mut nf)?;
+    let mut failed = Vec::new();
+    tree_rec(
+        ctx,
+        &root,
+        "",
+        1,
+        &opts,
+        &mut out,
+        &mut nd,
+        &mut nf,
+        &mut failed,
+    )?;
     out.push_str(&format!(
         "\n{nd} director{}, {nf} file{}\n",
         if nd == 1 { "y" } else { "ies" },
         if nf == 1 { "" } else { "s" }
     ));
     ctx.io.stdout.write_all(out.as_bytes())?;
-    Ok(0)
+    // Why a folder could not be listed goes to standard error, escaped (its path or a host
+    // path may hold anything), and makes the status 1.
+    for e in &failed {
+        ctx.warn(e);
+    }
+    Ok(i32::from(!failed.is_empty()))
 }
 
 struct TreeOpts {
@@ -738,12 +754,14 @@ fn tree_rec(
     out: &mut String,
     nd: &mut usize,
     nf: &mut usize,
+    failed: &mut Vec<String>,
 ) -> Result<()> {
     ctx.check_cancel()?;
     let entries: Vec<_> = match ctx.vfs().read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            out.push_str(&format!("{prefix}└── [{e}]\n"));
+            out.push_str(&format!("{prefix}└── [cannot be listed]\n"));
+            failed.push(e.to_string());
             return Ok(());
         }
     }
@@ -762,7 +780,7 @@ fn tree_rec(
             if depth < o.max {
                 let child = dir.join(&e.name)?;
                 let p = format!("{prefix}{}", if last { "    " } else { "│   " });
-                tree_rec(ctx, &child, &p, depth + 1, o, out, nd, nf)?;
+                tree_rec(ctx, &child, &p, depth + 1, o, out, nd, nf, failed)?;
             }
         } else {
             *nf += 1;
