@@ -966,3 +966,34 @@ fn tree_reports_a_folder_it_cannot_list_on_stderr_escaped() {
         "{err}"
     );
 }
+
+#[test]
+fn a_folder_moved_across_onto_a_folder_that_holds_files_overwrites_none_of_them() {
+    let h = Home::new();
+    let host = host_dir();
+    let hp = host.path();
+    fs::create_dir_all(hp.join("proj")).unwrap();
+    fs::write(hp.join("proj/a.txt"), "theirs\n").unwrap();
+    fs::create_dir_all(hp.join("empty/proj")).unwrap();
+    h.c(&format!("mount {} /m", hp.display())).success();
+    h.c("mkdir -p /s/proj /back; echo mine > /s/proj/a.txt; mkdir /back/proj; touch /back/proj/x")
+        .success();
+    // Into the stored tree, out of it: the folder already there stays as it was, and so
+    // does the one that was to move.
+    for line in ["mv /s/proj /m", "mv /m/proj /back"] {
+        h.c(line).code(1).stderr(contains("already exists"));
+    }
+    assert_eq!(
+        fs::read_to_string(hp.join("proj/a.txt")).unwrap(),
+        "theirs\n"
+    );
+    assert_eq!(h.out("cat /s/proj/a.txt"), "mine\n");
+    assert_eq!(h.out("ls /back/proj"), "x\n");
+    // Onto an empty folder, as a rename would.
+    h.c("mv /s/proj /m/empty").success();
+    assert_eq!(
+        fs::read_to_string(hp.join("empty/proj/a.txt")).unwrap(),
+        "mine\n"
+    );
+    h.c("ls /s/proj").code(1);
+}

@@ -178,6 +178,16 @@ impl Vfs {
             }
             Kind::Dir => {}
         }
+        // A folder moves onto nothing or an empty folder, as a rename does: one that holds
+        // anything is not merged into, which would write over its files.
+        if moving {
+            match self.stat(to) {
+                Err(VfsError::NotFound(_)) => {}
+                Ok(m) if m.kind == Kind::Dir && self.read_dir(to)?.is_empty() => {}
+                Ok(_) => return Err(VfsError::Exists(to.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
         self.mkdir(to, false).or_else(|e| match e {
             VfsError::Exists(_) if self.is_dir(to) => Ok(()),
             e => Err(e),
