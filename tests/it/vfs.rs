@@ -997,3 +997,35 @@ fn a_folder_moved_across_onto_a_folder_that_holds_files_overwrites_none_of_them(
     );
     h.c("ls /s/proj").code(1);
 }
+
+/// `/a/a/…/a`: a stored folder as deep as the longest path allows.
+fn deep_path() -> String {
+    format!("/{}", vec!["a"; 2040].join("/"))
+}
+
+#[test]
+fn trees_as_deep_as_paths_go_are_walked_copied_and_shown_without_overflowing_the_stack() {
+    let h = Home::new();
+    let deep = deep_path();
+    h.c(&format!("mkdir -p {deep}; echo needle > {deep}/f"))
+        .success();
+    // In a pipeline (a thread of its own) and alone.
+    let f = format!("{deep}/f\n");
+    assert_eq!(h.out("find / -type f | cat"), f);
+    assert_eq!(h.out("find / -type f"), f);
+    assert_eq!(h.out("grep -rl needle / | cat"), f);
+    assert_eq!(h.out("tree / | tail -1"), "2042 directories, 1 file\n");
+    h.c("cp -r /a /b").success();
+    assert_eq!(h.out(&format!("cat /b{}/f", &deep[2..])), "needle\n");
+    // A host tree that deep, through a mount.
+    let host = host_dir();
+    let rel = vec!["a"; 1500].join("/");
+    fs::create_dir_all(host.path().join(&rel)).unwrap();
+    fs::write(host.path().join(&rel).join("f"), "needle\n").unwrap();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    let f = format!("/m/{rel}/f\n");
+    assert_eq!(h.out("find /m -type f | cat"), f);
+    assert_eq!(h.out("grep -rl needle /m | cat"), f);
+    assert_eq!(h.out("tree /m | tail -1"), "1500 directories, 1 file\n");
+}

@@ -1217,6 +1217,22 @@ pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
     Ok(())
 }
 
+/// The entries of the host folder `d`, in name order (none when it cannot be read).
+fn host_entries(d: &Dir) -> std::vec::IntoIter<(std::ffi::OsString, cap_std::fs::DirEntry)> {
+    let Ok(rd) = d.entries() else {
+        return Vec::new().into_iter();
+    };
+    let mut ents: Vec<_> = rd
+        .filter_map(Result::ok)
+        .map(|e| (e.file_name(), e))
+        .collect();
+    ents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    ents.into_iter()
+}
+
+/// Walks the host folder `cur` (at `vbase` in the VFS, `rel` in the mount `m`, whose root
+/// is `dir`). The folders being walked are kept on a list, each with its own handle, not on
+/// the call stack, so a host tree of any depth is walked without running out of stack.
 /// Returns whether the walk should go on.
 fn walk_host(
     m: &Arc<Mount>,
@@ -1226,22 +1242,22 @@ fn walk_host(
     rel: &Path,
     f: &mut dyn FnMut(WalkEntry) -> bool,
 ) -> bool {
-    let Ok(rd) = cur.entries() else {
-        return true;
-    };
-    let mut ents: Vec<_> = rd
-        .filter_map(Result::ok)
-        .map(|e| (e.file_name(), e))
-        .collect();
-    ents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (raw, ent) in ents {
+    // Each folder being walked: its handle (kept open while its entries are), its entries
+    // not handed on yet, its VFS path and its path in the mount.
+    let mut open: Vec<(Option<Dir>, _, VPath, PathBuf)> =
+        vec![(None, host_entries(cur), vbase.clone(), rel.to_path_buf())];
+    while let Some((_, ents, vbase, rel)) = open.last_mut() {
+        let Some((raw, ent)) = ents.next() else {
+            open.pop();
+            continue;
+        };
         let Ok(name) = path::host_name(&raw) else {
             continue;
         };
         let Ok(vpath) = vbase.join(&name) else {
             continue;
         };
-        let child_rel = if rel == Path::new(".") {
+        let child_rel = if rel.as_path() == Path::new(".") {
             PathBuf::from(&raw)
         } else {
             rel.join(&raw)
@@ -1265,9 +1281,8 @@ fn walk_host(
                 return false;
             }
             let Ok(child) = ent.open_dir() else { continue };
-            if !walk_host(m, dir, &child, &vpath, &child_rel, f) {
-                return false;
-            }
+            let ents = host_entries(&child);
+            open.push((Some(child), ents, vpath, child_rel));
             continue;
         } else if ft.is_file() {
             // No stat per file: the size is learnt when the file is read.
