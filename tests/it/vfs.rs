@@ -1029,3 +1029,22 @@ fn trees_as_deep_as_paths_go_are_walked_copied_and_shown_without_overflowing_the
     assert_eq!(h.out("grep -rl needle /m | cat"), f);
     assert_eq!(h.out("tree /m | tail -1"), "1500 directories, 1 file\n");
 }
+
+#[test]
+fn a_stored_tree_as_deep_as_paths_go_can_be_removed() {
+    let h = Home::new();
+    let deep = deep_path();
+    h.c(&format!(
+        "mkdir -p {deep}; echo x > {deep}/f; echo y > /kept"
+    ))
+    .success();
+    h.c("rm -r /a").success();
+    h.c("ls /").success().stdout("Projects\nkept\n");
+    // Every row and blob of it is gone; what was beside it stays.
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    let nodes: i64 = c
+        .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(nodes, 4, "the root, Projects, Main and kept");
+    assert_eq!(blob_count(&h), 1);
+}

@@ -323,6 +323,9 @@ fn subtree_hashes(conn: &Connection, id: i64) -> VResult<Vec<Vec<u8>>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Levels of folders one delete takes with it (see [`remove`]).
+const CASCADE_LEVELS: i64 = 256;
+
 pub(super) fn remove(conn: &Connection, p: &VPath, recursive: bool) -> VResult<()> {
     let n = require(conn, p)?;
     if n.kind == Kind::Dir && !recursive {
@@ -334,9 +337,23 @@ pub(super) fn remove(conn: &Connection, p: &VPath, recursive: bool) -> VResult<(
         }
     }
     let hashes = subtree_hashes(conn, n.id)?;
-    // Children go with their parent through ON DELETE CASCADE.
-    conn.prepare_cached("DELETE FROM nodes WHERE id = ?1")?
-        .execute([n.id])?;
+    // Children go with their parent through ON DELETE CASCADE, one level of SQLite's trigger
+    // recursion per level of folders, which stops at 1000; in a deeper tree the folders
+    // every CASCADE_LEVELS levels down go first, deepest first, so no delete goes deeper.
+    let cuts: Vec<i64> = conn
+        .prepare_cached(
+            "WITH RECURSIVE t(id, depth) AS (
+                 SELECT ?1, 0
+                 UNION ALL SELECT n.id, t.depth + 1 FROM nodes n JOIN t ON n.parent = t.id
+                 WHERE n.kind = 0)
+             SELECT id FROM t WHERE depth > 0 AND depth % ?2 = 0 ORDER BY depth DESC",
+        )?
+        .query_map(params![n.id, CASCADE_LEVELS], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = conn.prepare_cached("DELETE FROM nodes WHERE id = ?1")?;
+    for id in cuts.into_iter().chain([n.id]) {
+        delete.execute([id])?;
+    }
     for h in hashes {
         release_blob(conn, &h)?;
     }
