@@ -1048,3 +1048,32 @@ fn a_stored_tree_as_deep_as_paths_go_can_be_removed() {
     assert_eq!(nodes, 4, "the root, Projects, Main and kept");
     assert_eq!(blob_count(&h), 1);
 }
+
+#[test]
+fn a_symlink_into_the_home_is_not_written_through_by_a_whole_host_mount() {
+    let parent = tempfile::tempdir().unwrap();
+    let home = parent.path().join("home");
+    let h = |line: &str| {
+        assert_cmd::Command::new(common::BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .assert()
+    };
+    h("echo keep > notes.txt; mount --whole-host / /all").success();
+    // A relative link (an absolute one leaves the jail as cap-std sees it) to the store.
+    std::os::unix::fs::symlink("home/valyxo.db", parent.path().join("link")).unwrap();
+    let link = format!("/all{}/link", parent.path().display());
+    for line in [
+        format!("echo pwned > {link}"),
+        format!("echo pwned >> {link}"),
+        format!("cp notes.txt {link}"),
+    ] {
+        h(&line).code(1).stderr(contains("inside the Valyxo home"));
+    }
+    h("cat notes.txt").success().stdout("keep\n");
+    // The link itself is the user's to remove.
+    h(&format!("rm {link}")).success();
+    assert!(home.join("valyxo.db").exists());
+}

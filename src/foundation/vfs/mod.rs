@@ -284,6 +284,29 @@ fn guard_home(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
     Ok(())
 }
 
+/// [`guard_home`] for a write to the file `rel`, which goes through a symlink there: the
+/// file it leads to must not be in the Valyxo home either (a link to the store, reached
+/// through a mount of the whole host, would otherwise be written over).
+fn guard_home_written(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
+    guard_home(vfs, p, m, rel)?;
+    let (Some(home), Ok(real)) = (
+        vfs.store
+            .path()
+            .parent()
+            .and_then(|h| std::fs::canonicalize(h).ok()),
+        std::fs::canonicalize(m.host.join(rel)),
+    ) else {
+        return Ok(());
+    };
+    if real.starts_with(&home) {
+        return Err(VfsError::Invalid(format!(
+            "{}: leads inside the Valyxo home, which is changed only by valyxo itself",
+            crate::text::escape(&p.to_string())
+        )));
+    }
+    Ok(())
+}
+
 /// Maps a host I/O error on `p` to a VFS error that says what happened.
 fn host_err(p: &VPath, e: io::Error) -> VfsError {
     let s = p.to_string();
@@ -603,7 +626,7 @@ impl Vfs {
         if rel == Path::new(".") {
             return Err(VfsError::IsDir(p.to_string()));
         }
-        guard_home(self, p, &m, &rel)?;
+        guard_home_written(self, p, &m, &rel)?;
         let dir = m.dir()?;
         // A symlink is written through to its target, which must be inside the jail;
         // the link stays a link.
@@ -703,7 +726,7 @@ impl Vfs {
             }),
             Loc::Mounted(m, rel) => {
                 use std::io::Write;
-                guard_home(self, p, &m, &rel)?;
+                guard_home_written(self, p, &m, &rel)?;
                 let dir = m.dir()?;
                 if let Ok(md) = dir.metadata(&rel) {
                     not_special(p, &md)?;
