@@ -1077,3 +1077,63 @@ fn a_symlink_into_the_home_is_not_written_through_by_a_whole_host_mount() {
     h(&format!("rm {link}")).success();
     assert!(home.join("valyxo.db").exists());
 }
+
+#[test]
+fn a_folder_that_cannot_be_read_is_named_by_cp_mv_and_grep_not_passed_over() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // Root reads any folder: as root, valyxo runs as nobody (and the folders are theirs).
+    let nobody = is_root().then_some(65534u32);
+    let home = tempfile::tempdir().unwrap();
+    let host = host_dir();
+    let d = host.path().join("d");
+    fs::create_dir_all(d.join("locked")).unwrap();
+    fs::create_dir_all(d.join("open")).unwrap();
+    fs::write(d.join("locked/secret"), "needle\n").unwrap();
+    fs::write(d.join("open/a"), "needle\n").unwrap();
+    if let Some(id) = nobody {
+        for p in [
+            home.path(),
+            host.path(),
+            &d,
+            &d.join("locked"),
+            &d.join("open"),
+        ] {
+            std::os::unix::fs::chown(p, Some(id), Some(id)).unwrap();
+        }
+        for f in ["locked/secret", "open/a"] {
+            std::os::unix::fs::chown(d.join(f), Some(id), Some(id)).unwrap();
+        }
+    }
+    fs::set_permissions(d.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    let run = |line: &str| {
+        let mut c = std::process::Command::new(common::BIN);
+        c.arg("--home")
+            .arg(home.path())
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME");
+        if let Some(id) = nobody {
+            c.uid(id).gid(id);
+        }
+        assert_cmd::Command::from_std(c).assert()
+    };
+    run(&format!("mount {} /m", host.path().display())).success();
+    run("grep -r needle /m")
+        .code(2)
+        .stdout("/m/d/open/a:needle\n")
+        .stderr(contains("/m/d/locked: a folder that cannot be read"));
+    run("find /m -type d")
+        .code(1)
+        .stdout("/m\n/m/d\n/m/d/locked\n/m/d/open\n")
+        .stderr(contains("'/m/d/locked': a folder that cannot be read"));
+    run("cp -r /m/d /copied")
+        .code(1)
+        .stderr(contains("/m/d/locked: a folder that cannot be read"));
+    run("mv /m/d /moved")
+        .code(1)
+        .stderr(contains("/m/d/locked: a folder that cannot be read"))
+        .stderr(contains("1 entry was not moved"));
+    fs::set_permissions(d.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(names(&d), ["locked"]);
+    assert_eq!(names(&d.join("locked")), ["secret"]);
+}

@@ -876,14 +876,22 @@ fn find(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             continue;
         }
         let mut failed: Option<anyhow::Error> = None;
+        let mut unreadable = Vec::new();
         let hub = ctx.sh.hub.clone();
         hub.vfs.walk_with(&root, &mut |ent| {
             if crate::signals::interrupted() {
                 return false;
             }
             let rel = ent.path.strip_prefix(&root).unwrap_or(&[]);
-            if rel.len() <= maxdepth && matches(ent.path.name().unwrap_or(""), ent.kind) {
-                let sep = if base.ends_with('/') { "" } else { "/" };
+            let sep = if base.ends_with('/') { "" } else { "/" };
+            // A folder of a mount that could not be listed is still a folder; that what it
+            // holds was not looked at is said, as find(1) does.
+            let unread = ent.kind == Kind::Broken && !ent.link;
+            let kind = if unread { Kind::Dir } else { ent.kind };
+            if unread && rel.len() < maxdepth {
+                unreadable.push(format!("{base}{sep}{}", rel.join("/")));
+            }
+            if rel.len() <= maxdepth && matches(ent.path.name().unwrap_or(""), kind) {
                 let shown = format!("{base}{sep}{}", rel.join("/"));
                 out.push_str(&crate::text::escape(&shown));
                 out.push('\n');
@@ -899,6 +907,13 @@ fn find(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         })?;
         if let Some(e) = failed {
             return Err(e);
+        }
+        for shown in unreadable {
+            ctx.warn(format!(
+                "'{}': a folder that cannot be read",
+                crate::text::escape(&shown)
+            ));
+            status = 1;
         }
         ctx.check_cancel()?;
     }

@@ -207,7 +207,7 @@ impl Vfs {
             } else {
                 match ent.kind {
                     Kind::Special => Some("a fifo, socket or device, which is not carried"),
-                    Kind::Broken => Some("a symlink, which is not carried"),
+                    Kind::Broken => Some("a folder that cannot be read, which is not carried"),
                     _ if to_stored => path::stored_problem(ent.path.name().unwrap_or_default()),
                     _ => None,
                 }

@@ -227,7 +227,8 @@ pub struct WalkEntry {
     pub size: Option<u64>,
     pub file: Option<FileRef>,
     /// A symlink inside a mount (its kind is what it leads to). The walk never goes into a
-    /// linked folder, and a copy does not carry links.
+    /// linked folder, and a copy does not carry links. An entry of kind `Broken` that is not
+    /// a link is a folder of a mount that could not be opened, so was not walked.
     pub link: bool,
 }
 
@@ -1240,17 +1241,18 @@ pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
     Ok(())
 }
 
-/// The entries of the host folder `d`, in name order (none when it cannot be read).
-fn host_entries(d: &Dir) -> std::vec::IntoIter<(std::ffi::OsString, cap_std::fs::DirEntry)> {
-    let Ok(rd) = d.entries() else {
-        return Vec::new().into_iter();
-    };
+/// The entries of a host folder, in name order.
+type HostEntries = std::vec::IntoIter<(std::ffi::OsString, cap_std::fs::DirEntry)>;
+
+/// The entries of the host folder `d`, in name order; `None` when it cannot be read.
+fn host_entries(d: &Dir) -> Option<HostEntries> {
+    let rd = d.entries().ok()?;
     let mut ents: Vec<_> = rd
         .filter_map(Result::ok)
         .map(|e| (e.file_name(), e))
         .collect();
     ents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    ents.into_iter()
+    Some(ents.into_iter())
 }
 
 /// Walks the host folder `cur` (at `vbase` in the VFS, `rel` in the mount `m`, whose root
@@ -1267,8 +1269,11 @@ fn walk_host(
 ) -> bool {
     // Each folder being walked: its handle (kept open while its entries are), its entries
     // not handed on yet, its VFS path and its path in the mount.
-    let mut open: Vec<(Option<Dir>, _, VPath, PathBuf)> =
-        vec![(None, host_entries(cur), vbase.clone(), rel.to_path_buf())];
+    let Some(first) = host_entries(cur) else {
+        return true;
+    };
+    let mut open: Vec<(Option<Dir>, HostEntries, VPath, PathBuf)> =
+        vec![(None, first, vbase.clone(), rel.to_path_buf())];
     while let Some((_, ents, vbase, rel)) = open.last_mut() {
         let Some((raw, ent)) = ents.next() else {
             open.pop();
@@ -1293,20 +1298,36 @@ fn walk_host(
             })
         };
         let entry = if ft.is_dir() {
-            let go_on = f(WalkEntry {
-                path: vpath.clone(),
-                kind: Kind::Dir,
-                size: None,
-                file: None,
-                link: false,
-            });
-            if !go_on {
-                return false;
+            // Listed before it is handed on: a folder that cannot be listed (no permission)
+            // is handed on as `Broken`, not a link, so that a copy or a move names it
+            // instead of passing over what it holds without a word.
+            let listed = ent
+                .open_dir()
+                .ok()
+                .and_then(|child| host_entries(&child).map(|ents| (child, ents)));
+            match listed {
+                Some((child, ents)) => {
+                    let go_on = f(WalkEntry {
+                        path: vpath.clone(),
+                        kind: Kind::Dir,
+                        size: None,
+                        file: None,
+                        link: false,
+                    });
+                    if !go_on {
+                        return false;
+                    }
+                    open.push((Some(child), ents, vpath, child_rel));
+                    continue;
+                }
+                None => WalkEntry {
+                    path: vpath,
+                    kind: Kind::Broken,
+                    size: None,
+                    file: None,
+                    link: false,
+                },
             }
-            let Ok(child) = ent.open_dir() else { continue };
-            let ents = host_entries(&child);
-            open.push((Some(child), ents, vpath, child_rel));
-            continue;
         } else if ft.is_file() {
             // No stat per file: the size is learnt when the file is read.
             WalkEntry {
