@@ -338,6 +338,23 @@ pub(crate) fn not_special(p: &VPath, md: &cap_std::fs::Metadata) -> VResult<()> 
     )))
 }
 
+/// Opens the file `rel` of the jail `dir` for reading. The open does not wait (a fifo put
+/// where a file was, after the file was looked at, would wait for a writer for ever), and
+/// what was opened is what is checked: a folder is "is a directory", a fifo, socket or
+/// device is refused. A regular file reads as usual (it takes no notice of the flag).
+pub(crate) fn open_host_file(dir: &Dir, rel: &Path, p: &VPath) -> VResult<std::fs::File> {
+    use cap_std::fs::OpenOptionsExt;
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true).custom_flags(libc::O_NONBLOCK);
+    let f = dir.open_with(rel, &opts).map_err(|e| host_err(p, e))?;
+    let md = f.metadata().map_err(|e| host_err(p, e))?;
+    if md.is_dir() {
+        return Err(VfsError::IsDir(p.to_string()));
+    }
+    not_special(p, &md)?;
+    Ok(f.into_std())
+}
+
 fn host_meta(m: &cap_std::fs::Metadata) -> Meta {
     let mtime_ms = m
         .modified()
@@ -452,13 +469,11 @@ impl Vfs {
                 stored::read_file(&conn, p)
             }
             Loc::Mounted(m, rel) => {
-                let dir = m.dir()?;
-                let md = dir.metadata(&rel).map_err(|e| host_err(p, e))?;
-                if md.is_dir() {
-                    return Err(VfsError::IsDir(p.to_string()));
-                }
-                not_special(p, &md)?;
-                dir.read(&rel).map_err(|e| host_err(p, e))
+                let mut data = Vec::new();
+                open_host_file(&*m.dir()?, &rel, p)?
+                    .read_to_end(&mut data)
+                    .map_err(|e| host_err(p, e))?;
+                Ok(data)
             }
         }
     }
@@ -478,16 +493,7 @@ impl Vfs {
                     (_, Some(h)) => self.blob_reader(p, &h, node.size),
                 }
             }
-            Loc::Mounted(m, rel) => {
-                let dir = m.dir()?;
-                let md = dir.metadata(&rel).map_err(|e| host_err(p, e))?;
-                if md.is_dir() {
-                    return Err(VfsError::IsDir(p.to_string()));
-                }
-                not_special(p, &md)?;
-                let f = dir.open(&rel).map_err(|e| host_err(p, e))?;
-                Ok(Box::new(f.into_std()))
-            }
+            Loc::Mounted(m, rel) => Ok(Box::new(open_host_file(&*m.dir()?, &rel, p)?)),
         }
     }
 
@@ -541,7 +547,11 @@ impl Vfs {
                 stored::read_blob(&conn, hash)?.ok_or_else(|| VfsError::NotFound(path.to_string()))
             }
             FileRef::Mounted { mount, rel } => {
-                mount.dir()?.read(rel).map_err(|e| host_err(path, e))
+                let mut data = Vec::new();
+                open_host_file(&*mount.dir()?, rel, path)?
+                    .read_to_end(&mut data)
+                    .map_err(|e| host_err(path, e))?;
+                Ok(data)
             }
         }
     }
@@ -567,8 +577,7 @@ impl Vfs {
         match r {
             FileRef::Stored { hash } => self.blob_reader(path, hash, stream::WHOLE_BELOW),
             FileRef::Mounted { mount, rel } => {
-                let f = mount.dir()?.open(rel).map_err(|e| host_err(path, e))?;
-                Ok(Box::new(f.into_std()))
+                Ok(Box::new(open_host_file(&*mount.dir()?, rel, path)?))
             }
         }
     }
@@ -1440,11 +1449,7 @@ impl RefReader<'_> {
             }
             (FileRef::Stored { .. }, None) => self.buf = self.vfs.read_ref(path, r)?,
             (FileRef::Mounted { mount, rel }, _) => {
-                let mut f = mount
-                    .dir()?
-                    .open(rel)
-                    .map_err(|e| host_err(path, e))?
-                    .into_std();
+                let mut f = open_host_file(&*mount.dir()?, rel, path)?;
                 // Through `take`, read_to_end skips File's own size probe (fstat + lseek).
                 (&mut f)
                     .take(whole_up_to + 1)
