@@ -1137,3 +1137,25 @@ fn a_folder_that_cannot_be_read_is_named_by_cp_mv_and_grep_not_passed_over() {
     assert_eq!(names(&d), ["locked"]);
     assert_eq!(names(&d.join("locked")), ["secret"]);
 }
+
+#[test]
+fn exec_does_not_run_in_a_mounted_folder_replaced_by_a_symlink() {
+    let h = Home::new();
+    let host = host_dir();
+    let d = host.path().join("d");
+    let outside = host.path().join("outside");
+    fs::create_dir(&d).unwrap();
+    fs::create_dir(&outside).unwrap();
+    h.c(&format!("mount {} /m", d.display())).success();
+    h.c(&format!(
+        "cd /m; exec sh -c 'cd /; rm -r {0}; ln -s {1} {0}'; exec touch made-here",
+        d.display(),
+        outside.display()
+    ))
+    .code(1)
+    .stderr(contains("was replaced by a symlink"));
+    assert!(
+        names(&outside).is_empty(),
+        "the program ran outside the mount"
+    );
+}
