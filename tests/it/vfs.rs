@@ -785,3 +785,377 @@ fn a_fifo_in_a_mount_is_refused_as_a_file_instead_of_waited_on() {
     }
     assert!(fs::symlink_metadata(&pipe).unwrap().file_type().is_fifo());
 }
+
+#[test]
+fn a_copy_or_move_onto_the_same_file_by_another_name_keeps_its_content() {
+    let h = Home::new();
+    let host = host_dir();
+    let hp = host.path();
+    fs::create_dir(hp.join("sub")).unwrap();
+    fs::write(hp.join("f"), "precious\n").unwrap();
+    fs::hard_link(hp.join("f"), hp.join("hard")).unwrap();
+    std::os::unix::fs::symlink("f", hp.join("link")).unwrap();
+    fs::write(hp.join("sub/g"), "also precious\n").unwrap();
+    // The same host folder twice: once whole, once a folder of it.
+    h.c(&format!(
+        "mount {} /m; mount {} /m2",
+        hp.display(),
+        hp.join("sub").display()
+    ))
+    .success();
+    for line in [
+        "cp /m/f /m/link",
+        "cp /m/f /m/hard",
+        "cp /m/sub/g /m2/g",
+        "mv /m/sub/g /m2/g",
+    ] {
+        h.c(line).code(1).stderr(contains("are the same file"));
+    }
+    assert_eq!(fs::read_to_string(hp.join("f")).unwrap(), "precious\n");
+    assert_eq!(fs::read_to_string(hp.join("hard")).unwrap(), "precious\n");
+    assert_eq!(
+        fs::read_to_string(hp.join("sub/g")).unwrap(),
+        "also precious\n"
+    );
+    // A folder copied onto itself through a second mount of the same host folder.
+    h.c(&format!("mount {} /m3", hp.display())).success();
+    h.c("cp -r /m/sub /m3")
+        .code(1)
+        .stderr(contains("are the same file"));
+    assert_eq!(
+        fs::read_to_string(hp.join("sub/g")).unwrap(),
+        "also precious\n"
+    );
+}
+
+#[test]
+fn a_copy_that_finds_the_disk_full_leaves_the_file_it_was_to_replace_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_small) = SmallFs::mount(dir.path(), 128 << 10) else {
+        return;
+    };
+    let d = dir.path();
+    // A file of 20 KiB on a disk with less than 48 KiB free: the copy, 48 KiB, does not fit.
+    let old = vec![b'o'; 20 << 10];
+    fs::write(d.join("a"), &old).unwrap();
+    fs::write(d.join("filler"), vec![b'f'; 88 << 10]).unwrap();
+    let src = host_dir();
+    fs::write(src.path().join("big"), vec![b'n'; 48 << 10]).unwrap();
+    let h = Home::new();
+    h.c(&format!(
+        "mount {} /m; mount {} /src",
+        d.display(),
+        src.path().display()
+    ))
+    .success();
+    h.c(&format!("import {}/big /big", src.path().display()))
+        .success();
+    let import = format!("import {}/big /m/a", src.path().display());
+    for line in ["cp /src/big /m/a", "cp /big /m/a", "mv /big /m/a", &import] {
+        h.c(line)
+            .code(1)
+            .stderr(contains("No space left on device"));
+        assert!(
+            fs::read(d.join("a")).unwrap() == old,
+            "{line}: the file was cut"
+        );
+        assert_eq!(names(d), ["a", "filler"], "{line}");
+    }
+    // The moved file is still where it was.
+    assert_eq!(h.out("wc -c /big"), format!("{} /big\n", 48 << 10));
+    // Room made, the copy goes through.
+    fs::remove_file(d.join("filler")).unwrap();
+    h.c("cp /src/big /m/a").success();
+    assert_eq!(fs::read(d.join("a")).unwrap(), vec![b'n'; 48 << 10]);
+}
+
+#[test]
+fn a_folder_holding_the_home_cannot_be_removed_or_moved_through_a_mount() {
+    let parent = tempfile::tempdir().unwrap();
+    let above = parent.path().join("above");
+    let home = above.join("home");
+    let h = |line: &str| {
+        assert_cmd::Command::new(common::BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .assert()
+    };
+    h("echo keep > notes.txt; mount --whole-host / /all").success();
+    let above_v = format!("/all{}", above.display());
+    for line in [
+        format!("rm -r {above_v}"),
+        format!("mv {above_v} {above_v}-moved"),
+        format!("mv {above_v} /stored"),
+    ] {
+        h(&line).code(1).stderr(contains("holds the Valyxo home"));
+    }
+    assert!(home.join("valyxo.db").exists());
+    h("ls /stored").code(1);
+    // What sits beside the home is the user's to change.
+    fs::write(above.join("beside.txt"), "x").unwrap();
+    h(&format!("rm {above_v}/beside.txt")).success();
+    h("umount /all").success();
+    h("cat notes.txt").success().stdout("keep\n");
+}
+
+#[test]
+fn a_mounted_folder_replaced_by_a_symlink_is_not_followed_out() {
+    let h = Home::new();
+    let host = host_dir();
+    let d = host.path().join("d");
+    let outside = host.path().join("outside");
+    fs::create_dir(&d).unwrap();
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret"), "secret\n").unwrap();
+    h.c(&format!("mount {} /m", d.display())).success();
+    // Within one process, and in the next one: the folder's place is taken by a link to
+    // somewhere else, which the mount does not follow, for reading or for writing.
+    let swap = format!(
+        "exec sh -c 'rm -r {0}; ln -s {1} {0}'",
+        d.display(),
+        outside.display()
+    );
+    for line in [
+        format!("{swap}; cat /m/secret"),
+        "cat /m/secret".to_string(),
+        "ls /m".to_string(),
+        "echo pwned > /m/secret".to_string(),
+        "echo new > /m/new".to_string(),
+    ] {
+        h.c(&line)
+            .code(1)
+            .stderr(contains("was replaced by a symlink"));
+    }
+    assert_eq!(names(&outside), ["secret"]);
+    assert_eq!(
+        fs::read_to_string(outside.join("secret")).unwrap(),
+        "secret\n"
+    );
+    // A folder put back in its place is used again.
+    fs::remove_file(&d).unwrap();
+    fs::create_dir(&d).unwrap();
+    h.c("echo z > /m/z").success();
+    assert_eq!(names(&d), ["z"]);
+}
+
+#[test]
+fn tree_reports_a_folder_it_cannot_list_on_stderr_escaped() {
+    let h = Home::new();
+    let host = host_dir();
+    let d = host.path().join("d\x1b[31mX");
+    fs::create_dir(&d).unwrap();
+    fs::write(host.path().join("kept"), "").unwrap();
+    h.c(&format!(
+        "mount $'{}' /m",
+        d.display().to_string().replace('\x1b', "\\e")
+    ))
+    .success();
+    fs::remove_dir(&d).unwrap();
+    let a = h.c("mkdir /s; tree /").code(1);
+    let out = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        !out.contains('\x1b') && !err.contains('\x1b'),
+        "{out:?} {err:?}"
+    );
+    assert!(out.contains("── m\n") && out.contains("── s\n"), "{out}");
+    assert!(
+        err.contains("tree: /m: the mounted host directory") && err.contains("d\\x1b[31mX"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_folder_moved_across_onto_a_folder_that_holds_files_overwrites_none_of_them() {
+    let h = Home::new();
+    let host = host_dir();
+    let hp = host.path();
+    fs::create_dir_all(hp.join("proj")).unwrap();
+    fs::write(hp.join("proj/a.txt"), "theirs\n").unwrap();
+    fs::create_dir_all(hp.join("empty/proj")).unwrap();
+    h.c(&format!("mount {} /m", hp.display())).success();
+    h.c("mkdir -p /s/proj /back; echo mine > /s/proj/a.txt; mkdir /back/proj; touch /back/proj/x")
+        .success();
+    // Into the stored tree, out of it: the folder already there stays as it was, and so
+    // does the one that was to move.
+    for line in ["mv /s/proj /m", "mv /m/proj /back"] {
+        h.c(line).code(1).stderr(contains("already exists"));
+    }
+    assert_eq!(
+        fs::read_to_string(hp.join("proj/a.txt")).unwrap(),
+        "theirs\n"
+    );
+    assert_eq!(h.out("cat /s/proj/a.txt"), "mine\n");
+    assert_eq!(h.out("ls /back/proj"), "x\n");
+    // Onto an empty folder, as a rename would.
+    h.c("mv /s/proj /m/empty").success();
+    assert_eq!(
+        fs::read_to_string(hp.join("empty/proj/a.txt")).unwrap(),
+        "mine\n"
+    );
+    h.c("ls /s/proj").code(1);
+}
+
+/// `/a/a/…/a`: a stored folder as deep as the longest path allows.
+fn deep_path() -> String {
+    format!("/{}", vec!["a"; 2040].join("/"))
+}
+
+#[test]
+fn trees_as_deep_as_paths_go_are_walked_copied_and_shown_without_overflowing_the_stack() {
+    let h = Home::new();
+    let deep = deep_path();
+    h.c(&format!("mkdir -p {deep}; echo needle > {deep}/f"))
+        .success();
+    // In a pipeline (a thread of its own) and alone.
+    let f = format!("{deep}/f\n");
+    assert_eq!(h.out("find / -type f | cat"), f);
+    assert_eq!(h.out("find / -type f"), f);
+    assert_eq!(h.out("grep -rl needle / | cat"), f);
+    assert_eq!(h.out("tree / | tail -1"), "2042 directories, 1 file\n");
+    h.c("cp -r /a /b").success();
+    assert_eq!(h.out(&format!("cat /b{}/f", &deep[2..])), "needle\n");
+    // A host tree that deep, through a mount.
+    let host = host_dir();
+    let rel = vec!["a"; 1500].join("/");
+    fs::create_dir_all(host.path().join(&rel)).unwrap();
+    fs::write(host.path().join(&rel).join("f"), "needle\n").unwrap();
+    h.c(&format!("mount {} /m", host.path().display()))
+        .success();
+    let f = format!("/m/{rel}/f\n");
+    assert_eq!(h.out("find /m -type f | cat"), f);
+    assert_eq!(h.out("grep -rl needle /m | cat"), f);
+    assert_eq!(h.out("tree /m | tail -1"), "1500 directories, 1 file\n");
+}
+
+#[test]
+fn a_stored_tree_as_deep_as_paths_go_can_be_removed() {
+    let h = Home::new();
+    let deep = deep_path();
+    h.c(&format!(
+        "mkdir -p {deep}; echo x > {deep}/f; echo y > /kept"
+    ))
+    .success();
+    h.c("rm -r /a").success();
+    h.c("ls /").success().stdout("Projects\nkept\n");
+    // Every row and blob of it is gone; what was beside it stays.
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    let nodes: i64 = c
+        .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(nodes, 4, "the root, Projects, Main and kept");
+    assert_eq!(blob_count(&h), 1);
+}
+
+#[test]
+fn a_symlink_into_the_home_is_not_written_through_by_a_whole_host_mount() {
+    let parent = tempfile::tempdir().unwrap();
+    let home = parent.path().join("home");
+    let h = |line: &str| {
+        assert_cmd::Command::new(common::BIN)
+            .arg("--home")
+            .arg(&home)
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME")
+            .assert()
+    };
+    h("echo keep > notes.txt; mount --whole-host / /all").success();
+    // A relative link (an absolute one leaves the jail as cap-std sees it) to the store.
+    std::os::unix::fs::symlink("home/valyxo.db", parent.path().join("link")).unwrap();
+    let link = format!("/all{}/link", parent.path().display());
+    for line in [
+        format!("echo pwned > {link}"),
+        format!("echo pwned >> {link}"),
+        format!("cp notes.txt {link}"),
+    ] {
+        h(&line).code(1).stderr(contains("inside the Valyxo home"));
+    }
+    h("cat notes.txt").success().stdout("keep\n");
+    // The link itself is the user's to remove.
+    h(&format!("rm {link}")).success();
+    assert!(home.join("valyxo.db").exists());
+}
+
+#[test]
+fn a_folder_that_cannot_be_read_is_named_by_cp_mv_and_grep_not_passed_over() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // Root reads any folder: as root, valyxo runs as nobody (and the folders are theirs).
+    let nobody = is_root().then_some(65534u32);
+    let home = tempfile::tempdir().unwrap();
+    let host = host_dir();
+    let d = host.path().join("d");
+    fs::create_dir_all(d.join("locked")).unwrap();
+    fs::create_dir_all(d.join("open")).unwrap();
+    fs::write(d.join("locked/secret"), "needle\n").unwrap();
+    fs::write(d.join("open/a"), "needle\n").unwrap();
+    if let Some(id) = nobody {
+        for p in [
+            home.path(),
+            host.path(),
+            &d,
+            &d.join("locked"),
+            &d.join("open"),
+        ] {
+            std::os::unix::fs::chown(p, Some(id), Some(id)).unwrap();
+        }
+        for f in ["locked/secret", "open/a"] {
+            std::os::unix::fs::chown(d.join(f), Some(id), Some(id)).unwrap();
+        }
+    }
+    fs::set_permissions(d.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    let run = |line: &str| {
+        let mut c = std::process::Command::new(common::BIN);
+        c.arg("--home")
+            .arg(home.path())
+            .args(["-c", line])
+            .env_remove("VALYXO_HOME");
+        if let Some(id) = nobody {
+            c.uid(id).gid(id);
+        }
+        assert_cmd::Command::from_std(c).assert()
+    };
+    run(&format!("mount {} /m", host.path().display())).success();
+    run("grep -r needle /m")
+        .code(2)
+        .stdout("/m/d/open/a:needle\n")
+        .stderr(contains("/m/d/locked: a folder that cannot be read"));
+    run("find /m -type d")
+        .code(1)
+        .stdout("/m\n/m/d\n/m/d/locked\n/m/d/open\n")
+        .stderr(contains("'/m/d/locked': a folder that cannot be read"));
+    run("cp -r /m/d /copied")
+        .code(1)
+        .stderr(contains("/m/d/locked: a folder that cannot be read"));
+    run("mv /m/d /moved")
+        .code(1)
+        .stderr(contains("/m/d/locked: a folder that cannot be read"))
+        .stderr(contains("1 entry was not moved"));
+    fs::set_permissions(d.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(names(&d), ["locked"]);
+    assert_eq!(names(&d.join("locked")), ["secret"]);
+}
+
+#[test]
+fn exec_does_not_run_in_a_mounted_folder_replaced_by_a_symlink() {
+    let h = Home::new();
+    let host = host_dir();
+    let d = host.path().join("d");
+    let outside = host.path().join("outside");
+    fs::create_dir(&d).unwrap();
+    fs::create_dir(&outside).unwrap();
+    h.c(&format!("mount {} /m", d.display())).success();
+    h.c(&format!(
+        "cd /m; exec sh -c 'cd /; rm -r {0}; ln -s {1} {0}'; exec touch made-here",
+        d.display(),
+        outside.display()
+    ))
+    .code(1)
+    .stderr(contains("was replaced by a symlink"));
+    assert!(
+        names(&outside).is_empty(),
+        "the program ran outside the mount"
+    );
+}

@@ -711,14 +711,20 @@ fn tree(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut out = paint_name(&opts.paint, &arg, &meta);
     out.push('\n');
     let (mut nd, mut nf) = (0, 0);
-    tree_rec(ctx, &root, "", 1, &opts, &mut out, &mut nd, &mut nf)?;
+    let mut failed = Vec::new();
+    tree_rec(ctx, &root, &opts, &mut out, (&mut nd, &mut nf), &mut failed)?;
     out.push_str(&format!(
         "\n{nd} director{}, {nf} file{}\n",
         if nd == 1 { "y" } else { "ies" },
         if nf == 1 { "" } else { "s" }
     ));
     ctx.io.stdout.write_all(out.as_bytes())?;
-    Ok(0)
+    // Why a folder could not be listed goes to standard error, escaped (its path or a host
+    // path may hold anything), and makes the status 1.
+    for e in &failed {
+        ctx.warn(e);
+    }
+    Ok(i32::from(!failed.is_empty()))
 }
 
 struct TreeOpts {
@@ -728,44 +734,80 @@ struct TreeOpts {
     paint: Paint,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Draws what `root` holds below its first line. The folders being drawn are kept on a
+/// list, not on the call stack, so a tree as deep as paths go is drawn like any other.
 fn tree_rec(
     ctx: &Ctx,
-    dir: &VPath,
-    prefix: &str,
-    depth: usize,
+    root: &VPath,
     o: &TreeOpts,
     out: &mut String,
-    nd: &mut usize,
-    nf: &mut usize,
+    counts: (&mut usize, &mut usize),
+    failed: &mut Vec<String>,
 ) -> Result<()> {
-    ctx.check_cancel()?;
-    let entries: Vec<_> = match ctx.vfs().read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            out.push_str(&format!("{prefix}└── [{e}]\n"));
-            return Ok(());
-        }
+    let (nd, nf) = counts;
+    // Each folder being drawn: its path, the guides before its entries, its depth, its
+    // entries and the next one to draw.
+    struct Level {
+        dir: VPath,
+        prefix: String,
+        depth: usize,
+        entries: Vec<crate::vfs::DirEntry>,
+        next: usize,
     }
-    .into_iter()
-    .filter(|e| (o.all || !e.name.starts_with('.')) && (!o.dirs_only || e.meta.kind == Kind::Dir))
-    .collect();
-    for (i, e) in entries.iter().enumerate() {
-        let last = i + 1 == entries.len();
+    let list = |dir: &VPath, prefix: &str, out: &mut String, failed: &mut Vec<String>| {
+        ctx.check_cancel()?;
+        Ok::<_, anyhow::Error>(match ctx.vfs().read_dir(dir) {
+            Ok(e) => e
+                .into_iter()
+                .filter(|e| {
+                    (o.all || !e.name.starts_with('.'))
+                        && (!o.dirs_only || e.meta.kind == Kind::Dir)
+                })
+                .collect(),
+            Err(e) => {
+                out.push_str(&format!("{prefix}└── [cannot be listed]\n"));
+                failed.push(e.to_string());
+                Vec::new()
+            }
+        })
+    };
+    let mut open = vec![Level {
+        dir: root.clone(),
+        prefix: String::new(),
+        depth: 1,
+        entries: list(root, "", out, failed)?,
+        next: 0,
+    }];
+    while let Some(level) = open.last_mut() {
+        let Some(e) = level.entries.get(level.next) else {
+            open.pop();
+            continue;
+        };
+        level.next += 1;
+        let last = level.next == level.entries.len();
         out.push_str(&format!(
-            "{prefix}{}{}\n",
+            "{}{}{}\n",
+            level.prefix,
             if last { "└── " } else { "├── " },
             paint_name(&o.paint, &e.name, &e.meta)
         ));
-        if e.meta.kind == Kind::Dir {
-            *nd += 1;
-            if depth < o.max {
-                let child = dir.join(&e.name)?;
-                let p = format!("{prefix}{}", if last { "    " } else { "│   " });
-                tree_rec(ctx, &child, &p, depth + 1, o, out, nd, nf)?;
-            }
-        } else {
+        if e.meta.kind != Kind::Dir {
             *nf += 1;
+            continue;
+        }
+        *nd += 1;
+        if level.depth < o.max {
+            let dir = level.dir.join(&e.name)?;
+            let prefix = format!("{}{}", level.prefix, if last { "    " } else { "│   " });
+            let depth = level.depth + 1;
+            let entries = list(&dir, &prefix, out, failed)?;
+            open.push(Level {
+                dir,
+                prefix,
+                depth,
+                entries,
+                next: 0,
+            });
         }
     }
     Ok(())
@@ -834,14 +876,22 @@ fn find(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             continue;
         }
         let mut failed: Option<anyhow::Error> = None;
+        let mut unreadable = Vec::new();
         let hub = ctx.sh.hub.clone();
         hub.vfs.walk_with(&root, &mut |ent| {
             if crate::signals::interrupted() {
                 return false;
             }
             let rel = ent.path.strip_prefix(&root).unwrap_or(&[]);
-            if rel.len() <= maxdepth && matches(ent.path.name().unwrap_or(""), ent.kind) {
-                let sep = if base.ends_with('/') { "" } else { "/" };
+            let sep = if base.ends_with('/') { "" } else { "/" };
+            // A folder of a mount that could not be listed is still a folder; that what it
+            // holds was not looked at is said, as find(1) does.
+            let unread = ent.kind == Kind::Broken && !ent.link;
+            let kind = if unread { Kind::Dir } else { ent.kind };
+            if unread && rel.len() < maxdepth {
+                unreadable.push(format!("{base}{sep}{}", rel.join("/")));
+            }
+            if rel.len() <= maxdepth && matches(ent.path.name().unwrap_or(""), kind) {
                 let shown = format!("{base}{sep}{}", rel.join("/"));
                 out.push_str(&crate::text::escape(&shown));
                 out.push('\n');
@@ -857,6 +907,13 @@ fn find(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
         })?;
         if let Some(e) = failed {
             return Err(e);
+        }
+        for shown in unreadable {
+            ctx.warn(format!(
+                "'{}': a folder that cannot be read",
+                crate::text::escape(&shown)
+            ));
+            status = 1;
         }
         ctx.check_cancel()?;
     }

@@ -397,6 +397,8 @@ fn walk_targets(
         id += 1;
         jobs.send((id - 1, full)).is_ok() && !crate::signals::interrupted()
     };
+    // Folders of a mount the walk could not open: said, as GNU grep does.
+    let mut unread = Vec::new();
     for (name, src) in targets {
         let go_on = match src {
             Source::Vfs(p, r) => push((name, p, r), &mut chunk),
@@ -406,13 +408,17 @@ fn walk_targets(
                     if !hidden && rel.iter().any(|n| n.starts_with('.')) {
                         return true;
                     }
-                    let (Kind::File, Some(file)) = (ent.kind, ent.file) else {
-                        return true;
-                    };
                     let shown = if name == "/" {
                         format!("/{}", rel.join("/"))
                     } else {
                         format!("{name}{}", rel.join("/"))
+                    };
+                    if ent.kind == Kind::Broken && !ent.link {
+                        unread.push(format!("{shown}: a folder that cannot be read"));
+                        return true;
+                    }
+                    let (Kind::File, Some(file)) = (ent.kind, ent.file) else {
+                        return true;
                     };
                     push((shown, ent.path, file), &mut chunk)
                 })
@@ -423,12 +429,14 @@ fn walk_targets(
             Source::Stdin => true,
         };
         if !go_on {
+            errors.append(&mut unread);
             return errors;
         }
     }
     if !chunk.is_empty() {
         let _ = jobs.send((id, chunk));
     }
+    errors.append(&mut unread);
     errors
 }
 

@@ -456,7 +456,12 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     // a private checkout of the project, whose changes are written back when it exits.
     let mut co = None;
     let dir = match vfs.host_path(&cwd) {
-        Some(h) => h,
+        // The host folder is looked at first, as any use of the mount does: one removed,
+        // or replaced by a symlink to somewhere else, is not where the program runs.
+        Some(h) => match vfs.stat(&cwd) {
+            Ok(_) => h,
+            Err(e) => bail!("{e}"),
+        },
         None => {
             let root = project_root(&cwd);
             // At / or in ~/Projects the program gets the files right there, not every

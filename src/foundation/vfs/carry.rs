@@ -10,7 +10,6 @@
 //! still holds something stays, with it.
 
 use super::{path, FileRef, Kind, Loc, VPath, VResult, Vfs, VfsError};
-use std::io;
 use std::time::SystemTime;
 
 /// What a copy or move did not carry: each entry, shown escaped, with the reason.
@@ -109,6 +108,9 @@ impl Vfs {
                 "{from}: holds a mount point; use 'umount' first"
             ))),
             _ => {
+                if let Loc::Mounted(m, rel) = self.locate(from) {
+                    super::guard_home(self, from, &m, &rel)?;
+                }
                 if let Some(what) = self.odd_kind(from)? {
                     return Err(VfsError::Invalid(format!(
                         "{from}: is {what}, which cannot be moved out of its mount"
@@ -176,6 +178,16 @@ impl Vfs {
             }
             Kind::Dir => {}
         }
+        // A folder moves onto nothing or an empty folder, as a rename does: one that holds
+        // anything is not merged into, which would write over its files.
+        if moving {
+            match self.stat(to) {
+                Err(VfsError::NotFound(_)) => {}
+                Ok(m) if m.kind == Kind::Dir && self.read_dir(to)?.is_empty() => {}
+                Ok(_) => return Err(VfsError::Exists(to.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
         self.mkdir(to, false).or_else(|e| match e {
             VfsError::Exists(_) if self.is_dir(to) => Ok(()),
             e => Err(e),
@@ -195,7 +207,7 @@ impl Vfs {
             } else {
                 match ent.kind {
                     Kind::Special => Some("a fifo, socket or device, which is not carried"),
-                    Kind::Broken => Some("a symlink, which is not carried"),
+                    Kind::Broken => Some("a folder that cannot be read, which is not carried"),
                     _ if to_stored => path::stored_problem(ent.path.name().unwrap_or_default()),
                     _ => None,
                 }
@@ -241,15 +253,38 @@ impl Vfs {
         Ok(left)
     }
 
-    /// Copies one file, streamed.
+    /// Copies one file, streamed. A destination that is the source itself under another
+    /// name (a hard link, a symlink to it, the same host folder through a second mount) is
+    /// refused: writing it would first cut short the file being read.
     fn copy_file(&self, from: &VPath, r: &FileRef, to: &VPath) -> VResult<()> {
+        if self.same_host_file(r, to)? {
+            return Err(VfsError::Invalid(format!(
+                "{} and {} are the same file",
+                crate::text::escape(&from.to_string()),
+                crate::text::escape(&to.to_string())
+            )));
+        }
         let mut src = self.open_ref(from, r)?;
-        let mut w = self.writer(to, false)?;
-        io::copy(&mut src, &mut w).map_err(|e| match e.kind() {
-            io::ErrorKind::FileTooLarge => VfsError::Invalid(e.to_string()),
-            _ => VfsError::Io(from.to_string(), e),
-        })?;
-        w.commit(self)
+        // Through a temporary file renamed over the destination ([`Vfs::write_from`]), not
+        // written in place: a copy that fails halfway (a full disk, a killed process) leaves
+        // the file it was to replace as it was.
+        self.write_from(to, &mut src)
+    }
+
+    /// Whether the mounted file `r` and the path `to` are one file on the host (same device
+    /// and inode, links followed inside their jails).
+    fn same_host_file(&self, r: &FileRef, to: &VPath) -> VResult<bool> {
+        use cap_std::fs::MetadataExt;
+        let (FileRef::Mounted { mount, rel }, Loc::Mounted(m, to_rel)) = (r, self.locate(to))
+        else {
+            return Ok(false);
+        };
+        let Ok(src) = mount.dir()?.metadata(rel) else {
+            return Ok(false);
+        };
+        Ok(m.dir()?
+            .metadata(&to_rel)
+            .is_ok_and(|dst| (dst.dev(), dst.ino()) == (src.dev(), src.ino())))
     }
 
     /// What the file `p` is now.

@@ -131,6 +131,17 @@ fn open_host(host: &Path) -> io::Result<Handle> {
     })
 }
 
+/// Whether the handle `h`, just opened on the mount's host directory `host`, is the folder
+/// that path names without following a symlink. The path was resolved when it was mounted,
+/// so a link on it now (the folder's place taken by a link to somewhere else) was put there
+/// since, and following it would move the jail.
+fn unlinked(host: &Path, h: &Handle) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::canonicalize(host).is_ok_and(|real| real == host)
+        && std::fs::symlink_metadata(host)
+            .is_ok_and(|md| md.is_dir() && (md.dev(), md.ino()) == h.id)
+}
+
 impl Mount {
     fn new(vpath: VPath, host: PathBuf, handle: Option<Handle>) -> Mount {
         Mount {
@@ -157,6 +168,15 @@ impl Mount {
             (Ok(md), _) if md.is_dir() => {
                 let h = open_host(&self.host)
                     .map_err(|e| VfsError::Io(self.host.display().to_string(), e))?;
+                if !unlinked(&self.host, &h) {
+                    return Err(VfsError::Invalid(format!(
+                        "{}: the mounted host directory {} was replaced by a symlink, which is \
+                         not followed; put the folder back, or 'umount {}' and mount it again",
+                        self.vpath,
+                        path::shown_host(&self.host),
+                        self.vpath
+                    )));
+                }
                 let dir = h.dir.clone();
                 *self.handle.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
                 Ok(dir)
@@ -207,7 +227,8 @@ pub struct WalkEntry {
     pub size: Option<u64>,
     pub file: Option<FileRef>,
     /// A symlink inside a mount (its kind is what it leads to). The walk never goes into a
-    /// linked folder, and a copy does not carry links.
+    /// linked folder, and a copy does not carry links. An entry of kind `Broken` that is not
+    /// a link is a folder of a mount that could not be opened, so was not walked.
     pub link: bool,
 }
 
@@ -230,7 +251,8 @@ fn rel_path(names: &[String]) -> PathBuf {
 }
 
 /// Refuses to change anything inside the Valyxo home through a mount (a mount of the whole
-/// host holds it): a redirection must never write over the store.
+/// host holds it): a redirection must never write over the store, and a folder that holds
+/// the home is never removed or moved away with it.
 fn guard_home(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
     let Some(home) = vfs.store.path().parent() else {
         return Ok(());
@@ -246,6 +268,41 @@ fn guard_home(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
     if resolved.starts_with(&home) || target.starts_with(&home) {
         return Err(VfsError::Invalid(format!(
             "{p}: is inside the Valyxo home, which is changed only by valyxo itself"
+        )));
+    }
+    // The name itself, not followed: removing a link to a folder above the home is fine.
+    let real = match target.file_name() {
+        Some(name) if rel != Path::new(".") => resolved.join(name),
+        _ => resolved,
+    };
+    if home.starts_with(&real) || home.starts_with(&target) {
+        return Err(VfsError::Invalid(format!(
+            "{}: holds the Valyxo home ({}), which is changed only by valyxo itself",
+            crate::text::escape(&p.to_string()),
+            path::shown_host(&home)
+        )));
+    }
+    Ok(())
+}
+
+/// [`guard_home`] for a write to the file `rel`, which goes through a symlink there: the
+/// file it leads to must not be in the Valyxo home either (a link to the store, reached
+/// through a mount of the whole host, would otherwise be written over).
+fn guard_home_written(vfs: &Vfs, p: &VPath, m: &Mount, rel: &Path) -> VResult<()> {
+    guard_home(vfs, p, m, rel)?;
+    let (Some(home), Ok(real)) = (
+        vfs.store
+            .path()
+            .parent()
+            .and_then(|h| std::fs::canonicalize(h).ok()),
+        std::fs::canonicalize(m.host.join(rel)),
+    ) else {
+        return Ok(());
+    };
+    if real.starts_with(&home) {
+        return Err(VfsError::Invalid(format!(
+            "{}: leads inside the Valyxo home, which is changed only by valyxo itself",
+            crate::text::escape(&p.to_string())
         )));
     }
     Ok(())
@@ -279,6 +336,23 @@ pub(crate) fn not_special(p: &VPath, md: &cap_std::fs::Metadata) -> VResult<()> 
         "{}: is a fifo, socket or device, which is not read or written as a file",
         crate::text::escape(&p.to_string())
     )))
+}
+
+/// Opens the file `rel` of the jail `dir` for reading. The open does not wait (a fifo put
+/// where a file was, after the file was looked at, would wait for a writer for ever), and
+/// what was opened is what is checked: a folder is "is a directory", a fifo, socket or
+/// device is refused. A regular file reads as usual (it takes no notice of the flag).
+pub(crate) fn open_host_file(dir: &Dir, rel: &Path, p: &VPath) -> VResult<std::fs::File> {
+    use cap_std::fs::OpenOptionsExt;
+    let mut opts = cap_std::fs::OpenOptions::new();
+    opts.read(true).custom_flags(libc::O_NONBLOCK);
+    let f = dir.open_with(rel, &opts).map_err(|e| host_err(p, e))?;
+    let md = f.metadata().map_err(|e| host_err(p, e))?;
+    if md.is_dir() {
+        return Err(VfsError::IsDir(p.to_string()));
+    }
+    not_special(p, &md)?;
+    Ok(f.into_std())
 }
 
 fn host_meta(m: &cap_std::fs::Metadata) -> Meta {
@@ -318,7 +392,7 @@ impl Vfs {
                 continue;
             };
             let host = PathBuf::from(host);
-            let handle = open_host(&host).ok();
+            let handle = open_host(&host).ok().filter(|h| unlinked(&host, h));
             mounts.push(Arc::new(Mount::new(vpath, host, handle)));
         }
         Ok(Vfs {
@@ -395,13 +469,11 @@ impl Vfs {
                 stored::read_file(&conn, p)
             }
             Loc::Mounted(m, rel) => {
-                let dir = m.dir()?;
-                let md = dir.metadata(&rel).map_err(|e| host_err(p, e))?;
-                if md.is_dir() {
-                    return Err(VfsError::IsDir(p.to_string()));
-                }
-                not_special(p, &md)?;
-                dir.read(&rel).map_err(|e| host_err(p, e))
+                let mut data = Vec::new();
+                open_host_file(&*m.dir()?, &rel, p)?
+                    .read_to_end(&mut data)
+                    .map_err(|e| host_err(p, e))?;
+                Ok(data)
             }
         }
     }
@@ -421,16 +493,7 @@ impl Vfs {
                     (_, Some(h)) => self.blob_reader(p, &h, node.size),
                 }
             }
-            Loc::Mounted(m, rel) => {
-                let dir = m.dir()?;
-                let md = dir.metadata(&rel).map_err(|e| host_err(p, e))?;
-                if md.is_dir() {
-                    return Err(VfsError::IsDir(p.to_string()));
-                }
-                not_special(p, &md)?;
-                let f = dir.open(&rel).map_err(|e| host_err(p, e))?;
-                Ok(Box::new(f.into_std()))
-            }
+            Loc::Mounted(m, rel) => Ok(Box::new(open_host_file(&*m.dir()?, &rel, p)?)),
         }
     }
 
@@ -484,7 +547,11 @@ impl Vfs {
                 stored::read_blob(&conn, hash)?.ok_or_else(|| VfsError::NotFound(path.to_string()))
             }
             FileRef::Mounted { mount, rel } => {
-                mount.dir()?.read(rel).map_err(|e| host_err(path, e))
+                let mut data = Vec::new();
+                open_host_file(&*mount.dir()?, rel, path)?
+                    .read_to_end(&mut data)
+                    .map_err(|e| host_err(path, e))?;
+                Ok(data)
             }
         }
     }
@@ -510,8 +577,7 @@ impl Vfs {
         match r {
             FileRef::Stored { hash } => self.blob_reader(path, hash, stream::WHOLE_BELOW),
             FileRef::Mounted { mount, rel } => {
-                let f = mount.dir()?.open(rel).map_err(|e| host_err(path, e))?;
-                Ok(Box::new(f.into_std()))
+                Ok(Box::new(open_host_file(&*mount.dir()?, rel, path)?))
             }
         }
     }
@@ -545,7 +611,11 @@ impl Vfs {
         match self.locate(p) {
             Loc::Stored => {
                 let mut w = self.writer(p, false)?;
-                io::copy(src, &mut w).map_err(|e| VfsError::Io(p.to_string(), e))?;
+                io::copy(src, &mut w).map_err(|e| match e.kind() {
+                    // The message names the file and the limit.
+                    io::ErrorKind::FileTooLarge => VfsError::Invalid(e.to_string()),
+                    _ => VfsError::Io(p.to_string(), e),
+                })?;
                 w.commit(self)
             }
             Loc::Mounted(m, rel) => self.write_mounted(p, m, rel, Source::Reader(src)),
@@ -657,7 +727,7 @@ impl Vfs {
         if rel == Path::new(".") {
             return Err(VfsError::IsDir(p.to_string()));
         }
-        guard_home(self, p, &m, &rel)?;
+        guard_home_written(self, p, &m, &rel)?;
         let dir = m.dir()?;
         // A symlink is written through to its target, which must be inside the jail;
         // the link stays a link.
@@ -764,7 +834,7 @@ impl Vfs {
             }),
             Loc::Mounted(m, rel) => {
                 use std::io::Write;
-                guard_home(self, p, &m, &rel)?;
+                guard_home_written(self, p, &m, &rel)?;
                 let dir = m.dir()?;
                 if let Ok(md) = dir.metadata(&rel) {
                     not_special(p, &md)?;
@@ -1332,6 +1402,23 @@ pub(crate) fn check_stored_size(p: &VPath, len: u64) -> VResult<()> {
     Ok(())
 }
 
+/// The entries of a host folder, in name order.
+type HostEntries = std::vec::IntoIter<(std::ffi::OsString, cap_std::fs::DirEntry)>;
+
+/// The entries of the host folder `d`, in name order; `None` when it cannot be read.
+fn host_entries(d: &Dir) -> Option<HostEntries> {
+    let rd = d.entries().ok()?;
+    let mut ents: Vec<_> = rd
+        .filter_map(Result::ok)
+        .map(|e| (e.file_name(), e))
+        .collect();
+    ents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Some(ents.into_iter())
+}
+
+/// Walks the host folder `cur` (at `vbase` in the VFS, `rel` in the mount `m`, whose root
+/// is `dir`). The folders being walked are kept on a list, each with its own handle, not on
+/// the call stack, so a host tree of any depth is walked without running out of stack.
 /// Returns whether the walk should go on.
 fn walk_host(
     m: &Arc<Mount>,
@@ -1341,22 +1428,25 @@ fn walk_host(
     rel: &Path,
     f: &mut dyn FnMut(WalkEntry) -> bool,
 ) -> bool {
-    let Ok(rd) = cur.entries() else {
+    // Each folder being walked: its handle (kept open while its entries are), its entries
+    // not handed on yet, its VFS path and its path in the mount.
+    let Some(first) = host_entries(cur) else {
         return true;
     };
-    let mut ents: Vec<_> = rd
-        .filter_map(Result::ok)
-        .map(|e| (e.file_name(), e))
-        .collect();
-    ents.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (raw, ent) in ents {
+    let mut open: Vec<(Option<Dir>, HostEntries, VPath, PathBuf)> =
+        vec![(None, first, vbase.clone(), rel.to_path_buf())];
+    while let Some((_, ents, vbase, rel)) = open.last_mut() {
+        let Some((raw, ent)) = ents.next() else {
+            open.pop();
+            continue;
+        };
         let Ok(name) = path::host_name(&raw) else {
             continue;
         };
         let Ok(vpath) = vbase.join(&name) else {
             continue;
         };
-        let child_rel = if rel == Path::new(".") {
+        let child_rel = if rel.as_path() == Path::new(".") {
             PathBuf::from(&raw)
         } else {
             rel.join(&raw)
@@ -1369,21 +1459,36 @@ fn walk_host(
             })
         };
         let entry = if ft.is_dir() {
-            let go_on = f(WalkEntry {
-                path: vpath.clone(),
-                kind: Kind::Dir,
-                size: None,
-                file: None,
-                link: false,
-            });
-            if !go_on {
-                return false;
+            // Listed before it is handed on: a folder that cannot be listed (no permission)
+            // is handed on as `Broken`, not a link, so that a copy or a move names it
+            // instead of passing over what it holds without a word.
+            let listed = ent
+                .open_dir()
+                .ok()
+                .and_then(|child| host_entries(&child).map(|ents| (child, ents)));
+            match listed {
+                Some((child, ents)) => {
+                    let go_on = f(WalkEntry {
+                        path: vpath.clone(),
+                        kind: Kind::Dir,
+                        size: None,
+                        file: None,
+                        link: false,
+                    });
+                    if !go_on {
+                        return false;
+                    }
+                    open.push((Some(child), ents, vpath, child_rel));
+                    continue;
+                }
+                None => WalkEntry {
+                    path: vpath,
+                    kind: Kind::Broken,
+                    size: None,
+                    file: None,
+                    link: false,
+                },
             }
-            let Ok(child) = ent.open_dir() else { continue };
-            if !walk_host(m, dir, &child, &vpath, &child_rel, f) {
-                return false;
-            }
-            continue;
         } else if ft.is_file() {
             // No stat per file: the size is learnt when the file is read.
             WalkEntry {
@@ -1496,11 +1601,7 @@ impl RefReader<'_> {
             }
             (FileRef::Stored { .. }, None) => self.buf = self.vfs.read_ref(path, r)?,
             (FileRef::Mounted { mount, rel }, _) => {
-                let mut f = mount
-                    .dir()?
-                    .open(rel)
-                    .map_err(|e| host_err(path, e))?
-                    .into_std();
+                let mut f = open_host_file(&*mount.dir()?, rel, path)?;
                 // Through `take`, read_to_end skips File's own size probe (fstat + lseek).
                 (&mut f)
                     .take(whole_up_to + 1)

@@ -323,6 +323,9 @@ fn subtree_hashes(conn: &Connection, id: i64) -> VResult<Vec<Vec<u8>>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Levels of folders one delete takes with it (see [`remove`]).
+const CASCADE_LEVELS: i64 = 256;
+
 pub(super) fn remove(conn: &Connection, p: &VPath, recursive: bool) -> VResult<()> {
     let n = require(conn, p)?;
     if n.kind == Kind::Dir && !recursive {
@@ -334,9 +337,23 @@ pub(super) fn remove(conn: &Connection, p: &VPath, recursive: bool) -> VResult<(
         }
     }
     let hashes = subtree_hashes(conn, n.id)?;
-    // Children go with their parent through ON DELETE CASCADE.
-    conn.prepare_cached("DELETE FROM nodes WHERE id = ?1")?
-        .execute([n.id])?;
+    // Children go with their parent through ON DELETE CASCADE, one level of SQLite's trigger
+    // recursion per level of folders, which stops at 1000; in a deeper tree the folders
+    // every CASCADE_LEVELS levels down go first, deepest first, so no delete goes deeper.
+    let cuts: Vec<i64> = conn
+        .prepare_cached(
+            "WITH RECURSIVE t(id, depth) AS (
+                 SELECT ?1, 0
+                 UNION ALL SELECT n.id, t.depth + 1 FROM nodes n JOIN t ON n.parent = t.id
+                 WHERE n.kind = 0)
+             SELECT id FROM t WHERE depth > 0 AND depth % ?2 = 0 ORDER BY depth DESC",
+        )?
+        .query_map(params![n.id, CASCADE_LEVELS], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut delete = conn.prepare_cached("DELETE FROM nodes WHERE id = ?1")?;
+    for id in cuts.into_iter().chain([n.id]) {
+        delete.execute([id])?;
+    }
     for h in hashes {
         release_blob(conn, &h)?;
     }
@@ -389,7 +406,19 @@ pub(super) fn copy(conn: &Connection, from: &VPath, to: &VPath) -> VResult<()> {
 /// id, name, kind, hash, size of one child node.
 type ChildRow = (i64, String, i64, Option<Vec<u8>>, i64);
 
+/// Copies what the folder `src` holds into the folder `dst`. The folders left to copy are
+/// kept on a list, not on the call stack, so a tree as deep as paths go is copied too.
 fn copy_children(conn: &Connection, src: i64, dst: i64) -> VResult<()> {
+    let mut left = vec![(src, dst)];
+    while let Some((src, dst)) = left.pop() {
+        copy_level(conn, src, dst, &mut left)?;
+    }
+    Ok(())
+}
+
+/// Copies the entries of the folder `src` into `dst`, adding each pair of folders whose
+/// contents are still to copy to `left`.
+fn copy_level(conn: &Connection, src: i64, dst: i64, left: &mut Vec<(i64, i64)>) -> VResult<()> {
     let kids: Vec<ChildRow> = {
         let mut st =
             conn.prepare_cached("SELECT id, name, kind, hash, size FROM nodes WHERE parent = ?1")?;
@@ -423,7 +452,7 @@ fn copy_children(conn: &Connection, src: i64, dst: i64) -> VResult<()> {
             }
         };
         if kind == KIND_DIR {
-            copy_children(conn, id, target)?;
+            left.push((id, target));
         }
     }
     Ok(())
@@ -447,7 +476,8 @@ pub(super) fn walk(conn: &Connection, root: &VPath) -> VResult<Vec<WalkRow>> {
 /// Hands every node below `root` to `f` (its names relative to `root`), depth first with
 /// each folder's entries in name order, as the walk of a mount goes; stops early when `f`
 /// returns false, and then returns false. One indexed query per folder: no sort, and the
-/// first entries arrive before the last folder is read.
+/// first entries arrive before the last folder is read. The folders being walked are kept
+/// on a list, not on the call stack, so a tree as deep as paths go is walked like any other.
 pub(super) fn walk_each(conn: &Connection, root: &VPath, f: &mut Visit<'_>) -> VResult<bool> {
     let n = require(conn, root)?;
     if n.kind != Kind::Dir {
@@ -456,18 +486,35 @@ pub(super) fn walk_each(conn: &Connection, root: &VPath, f: &mut Visit<'_>) -> V
     let mut st = conn.prepare_cached(
         "SELECT id, name, kind, hash, size FROM nodes WHERE parent = ?1 ORDER BY name",
     )?;
-    let mut names = Vec::new();
-    walk_below(&mut st, n.id, &mut names, f)
+    // Each folder being walked, with the entries of it not handed on yet; `names` holds the
+    // names of the folders below the root on the way to the innermost one.
+    let mut open = vec![children(&mut st, n.id)?.into_iter()];
+    let mut names: Vec<String> = Vec::new();
+    while let Some(level) = open.last_mut() {
+        let Some((id, name, kind, hash, size)) = level.next() else {
+            open.pop();
+            names.pop();
+            continue;
+        };
+        names.push(name);
+        if !f(&names, kind, hash, size) {
+            return Ok(false);
+        }
+        if kind == Kind::Dir {
+            // Read the folder whole first: the statement is reused for the folders below.
+            open.push(children(&mut st, id)?.into_iter());
+        } else {
+            names.pop();
+        }
+    }
+    Ok(true)
 }
 
-fn walk_below(
-    st: &mut rusqlite::CachedStatement<'_>,
-    dir: i64,
-    names: &mut Vec<String>,
-    f: &mut Visit<'_>,
-) -> VResult<bool> {
-    // Read the folder whole first: the statement is reused for the folders below.
-    let rows = st
+/// id, name, kind, hash and size of each node in the folder `dir`, in name order.
+type WalkChild = (i64, String, Kind, Option<Vec<u8>>, u64);
+
+fn children(st: &mut rusqlite::CachedStatement<'_>, dir: i64) -> VResult<Vec<WalkChild>> {
+    Ok(st
         .query_map([dir], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -477,16 +524,5 @@ fn walk_below(
                 r.get::<_, i64>(4)? as u64,
             ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for (id, name, kind, hash, size) in rows {
-        names.push(name);
-        if !f(names, kind, hash, size) {
-            return Ok(false);
-        }
-        if kind == Kind::Dir && !walk_below(st, id, names, f)? {
-            return Ok(false);
-        }
-        names.pop();
-    }
-    Ok(true)
+        .collect::<rusqlite::Result<Vec<_>>>()?)
 }

@@ -88,7 +88,7 @@ impl Vfs {
         };
         match self.locate(p) {
             Loc::Mounted(m, rel) => {
-                super::guard_home(self, p, &m, &rel)?;
+                super::guard_home_written(self, p, &m, &rel)?;
                 let dir = m.dir()?;
                 if let Ok(md) = dir.metadata(&rel) {
                     if md.is_dir() {

@@ -222,3 +222,54 @@ fn a_file_written_from_a_stream_is_replaced_whole_or_not_at_all() {
     names.sort();
     assert_eq!(names, ["f", "g"]);
 }
+
+/// A file found by a walk (or looked at before it is opened) and replaced by a fifo before it
+/// is read is refused when opened, not waited on for ever: the check is made on what was
+/// opened, not on the path beforehand.
+#[test]
+fn a_file_replaced_by_a_fifo_after_it_was_looked_at_is_not_waited_on() {
+    use std::os::unix::ffi::OsStrExt;
+    let root = tempfile::tempdir().unwrap();
+    let f = root.path().join("f");
+    fs::write(&f, "data").unwrap();
+    let vfs = mounted(root.path());
+    let p = v("/m/f");
+    let r = vfs.file_ref(&p).unwrap();
+    fs::remove_file(&f).unwrap();
+    let c = std::ffi::CString::new(f.as_os_str().as_bytes()).unwrap();
+    // SAFETY: makes a fifo in this test's temporary directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let vfs = Arc::new(vfs);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = {
+        let vfs = vfs.clone();
+        std::thread::spawn(move || {
+            let refused = |e: &VfsError| e.to_string().contains("is a fifo, socket or device");
+            let results = [
+                vfs.open_ref(&p, &r).err().is_some_and(|e| refused(&e)),
+                vfs.read_ref(&p, &r).err().is_some_and(|e| refused(&e)),
+                matches!(vfs.ref_reader().read(&p, &r, 1 << 20), Err(ref e) if refused(e)),
+            ];
+            let _ = tx.send(results);
+        })
+    };
+    // Only a guard against hanging for ever: nothing is measured.
+    let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+    if got.is_err() {
+        // Give each waiting open its other end (an open for writing that does not wait
+        // succeeds only while a reader waits), so the thread ends.
+        use std::os::unix::fs::OpenOptionsExt;
+        while !worker.is_finished() {
+            let _ = fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&f);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let _ = worker.join();
+    assert_eq!(
+        got.expect("opening a fifo waited for a writer"),
+        [true, true, true]
+    );
+}

@@ -205,16 +205,32 @@ pub fn import(
 /// into a chunk.
 const STREAM_FROM: u64 = 8 << 20;
 
-/// Copies the host file `hp` to the VFS file `to` a piece at a time; returns its size.
+/// Copies the host file `hp` to the VFS file `to` a piece at a time; returns its size. A
+/// file in a mount is replaced through a temporary file ([`Vfs::write_from`]), so an import
+/// that fails halfway leaves the file it was to replace as it was.
 fn stream_in(vfs: &Vfs, hp: &Path, to: &VPath) -> Result<u64> {
     let mut f = std::fs::File::open(hp).with_context(|| format!("cannot read {}", hp.display()))?;
-    let mut w = vfs.writer(to, false)?;
-    let n = std::io::copy(&mut f, &mut w).map_err(|e| match e.kind() {
-        std::io::ErrorKind::FileTooLarge => anyhow::anyhow!("{e}"),
-        _ => anyhow::anyhow!("cannot copy {} to {to}: {e}", hp.display()),
-    })?;
-    w.commit(vfs)?;
-    Ok(n)
+    let mut counted = Counted {
+        inner: &mut f,
+        n: 0,
+    };
+    vfs.write_from(to, &mut counted)
+        .with_context(|| format!("cannot copy {} to {to}", path::shown_host(hp)))?;
+    Ok(counted.n)
+}
+
+/// A reader that counts the bytes it gives.
+struct Counted<'a> {
+    inner: &'a mut dyn std::io::Read,
+    n: u64,
+}
+
+impl std::io::Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
 }
 
 fn count(report: &mut Report, it: &HostItem) {
