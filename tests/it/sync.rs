@@ -1152,13 +1152,23 @@ mod convergence {
         static W: std::sync::OnceLock<std::sync::Mutex<World>> = std::sync::OnceLock::new();
         W.get_or_init(|| {
             let server = Server::sqlite();
-            // A static is never dropped: the server is stopped when the test program exits.
+            // A static is never dropped: when the test program exits, the server is
+            // stopped and the temporary folders of the world are removed.
             static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+            static DIRS: std::sync::Mutex<Vec<std::path::PathBuf>> =
+                std::sync::Mutex::new(Vec::new());
             extern "C" fn stop_server() {
                 let pid = PID.load(Ordering::SeqCst);
                 if pid > 0 {
-                    // SAFETY: a signal to the server this program started.
-                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                    // SAFETY: a signal to the server this program started, then a wait for
+                    // that child to end.
+                    unsafe {
+                        libc::kill(pid, libc::SIGTERM);
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                    }
+                }
+                for d in DIRS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                    let _ = std::fs::remove_dir_all(d);
                 }
             }
             PID.store(server.pid() as i32, Ordering::SeqCst);
@@ -1166,6 +1176,11 @@ mod convergence {
             unsafe { libc::atexit(stop_server) };
             let a = machine(&server, "prop", true);
             let b = machine(&server, "prop", false);
+            DIRS.lock().unwrap().extend(
+                [server.dir(), a.path(), b.path()]
+                    .into_iter()
+                    .map(std::path::Path::to_path_buf),
+            );
             std::sync::Mutex::new(World {
                 _server: server,
                 a,

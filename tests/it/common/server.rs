@@ -170,6 +170,11 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The server's own temporary folder (its HOME, holding a SQLite database by default).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
 }
 
 impl Drop for Server {
