@@ -112,6 +112,9 @@ impl Driver {
                 .arg(&bin)
                 .arg(format!("--port={port}"))
                 .arg(format!("--log-path={}", log.display()))
+                // Chromium's own temporary folders (which a browser ended by its driver
+                // leaves behind) go into the test's folder, removed with it.
+                .env("TMPDIR", log.parent().unwrap_or(Path::new("/tmp")))
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
