@@ -332,14 +332,7 @@ fn output_into_a_mount_arrives_as_it_is_written() {
 fn the_home_cannot_be_mounted_and_the_whole_host_only_on_purpose() {
     let parent = tempfile::tempdir().unwrap();
     let home = parent.path().join("home");
-    let h = |line: &str| {
-        assert_cmd::Command::new(common::BIN)
-            .arg("--home")
-            .arg(&home)
-            .args(["-c", line])
-            .env_remove("VALYXO_HOME")
-            .assert()
-    };
+    let h = |line: &str| common::at_home(&home, line);
     h("echo keep > notes.txt").success();
     let db = home.join("valyxo.db");
     for dir in [home.clone(), parent.path().to_path_buf()] {
@@ -357,16 +350,7 @@ fn the_home_cannot_be_mounted_and_the_whole_host_only_on_purpose() {
         .stderr(contains("inside the Valyxo home"));
     h(&format!("rm /all{}", db.display())).code(1);
     h("umount /all").success();
-    assert_eq!(
-        assert_cmd::Command::new(common::BIN)
-            .arg("--home")
-            .arg(&home)
-            .args(["-c", "cat notes.txt"])
-            .output()
-            .unwrap()
-            .stdout,
-        b"keep\n"
-    );
+    assert_eq!(h("cat notes.txt").get_output().stdout, b"keep\n");
 }
 
 /// A host folder holding what the stored tree cannot: a name that is not UTF-8, a name with
@@ -874,14 +858,7 @@ fn a_folder_holding_the_home_cannot_be_removed_or_moved_through_a_mount() {
     let parent = tempfile::tempdir().unwrap();
     let above = parent.path().join("above");
     let home = above.join("home");
-    let h = |line: &str| {
-        assert_cmd::Command::new(common::BIN)
-            .arg("--home")
-            .arg(&home)
-            .args(["-c", line])
-            .env_remove("VALYXO_HOME")
-            .assert()
-    };
+    let h = |line: &str| common::at_home(&home, line);
     h("echo keep > notes.txt; mount --whole-host / /all").success();
     let above_v = format!("/all{}", above.display());
     for line in [
@@ -1053,14 +1030,7 @@ fn a_stored_tree_as_deep_as_paths_go_can_be_removed() {
 fn a_symlink_into_the_home_is_not_written_through_by_a_whole_host_mount() {
     let parent = tempfile::tempdir().unwrap();
     let home = parent.path().join("home");
-    let h = |line: &str| {
-        assert_cmd::Command::new(common::BIN)
-            .arg("--home")
-            .arg(&home)
-            .args(["-c", line])
-            .env_remove("VALYXO_HOME")
-            .assert()
-    };
+    let h = |line: &str| common::at_home(&home, line);
     h("echo keep > notes.txt; mount --whole-host / /all").success();
     // A relative link (an absolute one leaves the jail as cap-std sees it) to the store.
     std::os::unix::fs::symlink("home/valyxo.db", parent.path().join("link")).unwrap();

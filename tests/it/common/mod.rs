@@ -135,6 +135,17 @@ impl Running {
 }
 
 /// A host directory for mounts and imports, removed when dropped.
+/// `valyxo --home HOME -c LINE` for a home at a path of the test's choosing (not one
+/// [`Home`] made), run to its end.
+pub fn at_home(home: &Path, line: &str) -> assert_cmd::assert::Assert {
+    assert_cmd::Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(["-c", line])
+        .env_remove("VALYXO_HOME")
+        .assert()
+}
+
 pub fn host_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary host directory")
 }
