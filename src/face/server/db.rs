@@ -2114,14 +2114,18 @@ mod tests {
             })
             .unwrap()
         };
+        // A valid files_tree of the right definition, or why not.
+        let built_right = |db: &Db, when: &str| {
+            let built = index(db).unwrap_or_else(|| panic!("files_tree is built {when}"));
+            assert_eq!(built.0, 1);
+            assert!(
+                built.1.contains("(project_id, path COLLATE \"C\")"),
+                "{}",
+                built.1
+            );
+        };
         let db = Db::open(&url, 1).unwrap();
-        let built = index(&db).expect("files_tree is built");
-        assert_eq!(built.0, 1);
-        assert!(
-            built.1.contains("(project_id, path COLLATE \"C\")"),
-            "{}",
-            built.1
-        );
+        built_right(&db, "at start");
         // A build that failed half-way (here: a unique index on values that repeat) leaves
         // an invalid index of that name behind.
         let mut raw = PgConn::open(&url.parse().unwrap(), None).unwrap();
@@ -2145,13 +2149,7 @@ mod tests {
         drop(db);
         // The next start drops it and builds the right one, and the data is all there.
         let db = Db::open(&url, 1).unwrap();
-        let built = index(&db).expect("files_tree is built again");
-        assert_eq!(built.0, 1);
-        assert!(
-            built.1.contains("(project_id, path COLLATE \"C\")"),
-            "{}",
-            built.1
-        );
+        built_right(&db, "again");
         let files = db.read(|c| Ok(c.one("SELECT count(*) FROM files", &[])?.unwrap().int(0)));
         assert_eq!(files.unwrap(), 2);
         drop(db);
