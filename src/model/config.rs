@@ -30,14 +30,23 @@ pub const FILE: &str = "config.toml";
 /// is a mistake that should not stall start-up.
 pub const MAX_SIZE: u64 = 1 << 20;
 
-/// Reads a small text file: `Ok(None)` when it does not exist.
+/// Reads a small text file: `Ok(None)` when it does not exist. Anything but a file (a fifo
+/// put in its place, a device) is an error, found without waiting on it.
 pub fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let f = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
     let mut bytes = Vec::new();
     f.take(MAX_SIZE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_SIZE {
@@ -1024,6 +1033,19 @@ mod tests {
         let e = write(&path, &[("color", Some("always"))]).unwrap_err();
         assert!(format!("{e:#}").contains("config.toml:2:"), "{e:#}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_the_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_small(&path).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let c = Config::load(&path);
+        assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+        assert!(write(&path, &[("color", Some("never"))]).is_err());
     }
 
     #[test]
