@@ -120,6 +120,7 @@ fn prepare(case: &str, home: &Path) -> (f64, usize) {
     let hub = Hub::open(HubOptions {
         home: Some(home.to_path_buf()),
         no_color: false,
+        ..Default::default()
     })
     .expect("hub");
     let path = VPath::parse_absolute(file_for(case)).expect("path");
@@ -133,6 +134,7 @@ fn child(case: &str, home: &Path) {
     let hub = Hub::open(HubOptions {
         home: Some(home.to_path_buf()),
         no_color: false,
+        ..Default::default()
     })
     .expect("hub");
     let theme = hub.theme();
@@ -288,6 +290,7 @@ fn snippet_keystrokes() {
     let hub = Hub::open(HubOptions {
         home: Some(home.clone()),
         no_color: false,
+        ..Default::default()
     })
     .expect("hub");
     let mut text = String::new();
@@ -371,6 +374,7 @@ fn find_keystrokes() {
     let hub = Hub::open(HubOptions {
         home: Some(home.clone()),
         no_color: false,
+        ..Default::default()
     })
     .expect("hub");
     let theme = hub.theme();
@@ -481,6 +485,7 @@ fn pane_keystrokes() {
     let hub = Hub::open(HubOptions {
         home: Some(dir.path().join("home")),
         no_color: false,
+        ..Default::default()
     })
     .expect("hub");
     for (key, value) in [

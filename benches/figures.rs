@@ -402,6 +402,7 @@ fn kill_latency(rows: &mut Vec<Row>) {
     let hub = Hub::open(HubOptions {
         home: Some(dir.path().to_path_buf()),
         no_color: true,
+        ..Default::default()
     })
     .unwrap();
     let sh = valyxo::shell::Session::new(hub.clone(), false).unwrap();
@@ -739,6 +740,7 @@ fn editor(rows: &mut Vec<Row>) {
     let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
         home: Some(home.path().to_path_buf()),
         no_color: false,
+        ..Default::default()
     })
     .unwrap();
     let theme = hub.theme();

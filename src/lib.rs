@@ -10,7 +10,7 @@
 //! src/face        cli  repl  editor  pager  view  server
 //! src/engine      hub  shell  commands  script  jobs  plugins  manual  markdown  highlight
 //!                 assistant  sync  recovery  templates  snippets
-//! src/model       config  settings  theme  keymap  history  protocol
+//! src/model       config  aliases  settings  theme  keymap  history  protocol
 //! src/foundation  store  vfs  text  ansi  term  os  signals  budget  merge  net
 //! ```
 //!
@@ -35,7 +35,7 @@ pub use face::server;
 pub use face::{cli, editor, pager, repl, view};
 pub(crate) use foundation::term;
 pub use foundation::{ansi, budget, merge, net, os, signals, store, text, vfs};
-pub use model::{config, history, keymap, protocol, settings, theme};
+pub use model::{aliases, config, history, keymap, protocol, settings, theme};
 
 /// Every allocation is counted against the memory budget of the work its thread does, if any
 /// ([`budget`]).

@@ -1,7 +1,8 @@
-//! The hub (engine): the one core that owns the state store, the virtual filesystem, the settings
-//! (from `config.toml`) and the theme. The REPL, `-c`, stdin scripts and the script runtime
-//! are faces over it.
+//! The hub (engine): the one core that owns the state store, the virtual filesystem, the
+//! settings (from `config.toml`), the aliases (from `aliases.toml`) and the theme. The REPL,
+//! `-c`, stdin scripts and the script runtime are faces over it.
 
+use crate::aliases::{self, Aliases};
 use crate::config::{self, Config};
 use crate::settings;
 use crate::store::{KvTable, Store, DB_FILE};
@@ -17,6 +18,10 @@ pub struct HubOptions {
     pub home: Option<PathBuf>,
     /// `--no-color` (NO_COLOR is read here too).
     pub no_color: bool,
+    /// Open the state store on its first use rather than at once, so a run that needs
+    /// nothing stored (`valyxo -c true`) never opens it. Taken only when the store's header
+    /// says it is up to date; an older store is opened (and brought up to date) at once.
+    pub lazy_store: bool,
 }
 
 pub struct Hub {
@@ -31,6 +36,8 @@ pub struct Hub {
     pub jobs: crate::jobs::Jobs,
     /// The settings from `config.toml`, re-read when the file changes.
     config: RwLock<Config>,
+    /// The aliases from `aliases.toml` (beside `config.toml`), re-read when the file changes.
+    aliases: RwLock<Aliases>,
     /// The theme, loaded on first use.
     theme: RwLock<Option<Arc<Theme>>>,
     /// The user theme files behind the theme in use (or behind the chosen theme that failed
@@ -90,13 +97,26 @@ impl Hub {
                 .create(&home)
                 .with_context(|| format!("cannot create the Valyxo home {}", home.display()))?;
         }
-        let store = Arc::new(Store::open(&home.join(DB_FILE))?);
+        let db = home.join(DB_FILE);
+        let lazy = opts.lazy_store && Store::is_current(&db);
+        let store = Arc::new(if lazy {
+            Store::open_lazily(&db)
+        } else {
+            Store::open(&db)?
+        });
         let vfs = Vfs::new(store.clone()).context("cannot open the virtual filesystem")?;
         let no_color = opts.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let session_id = format!("{}-{}", std::process::id(), crate::store::now_ms());
-        move_stored_settings(&store, &config_path);
+        let aliases_path = config_path.with_file_name(aliases::FILE);
+        if !lazy {
+            // Only an opened store can still hold what older homes kept in it.
+            move_stored_settings(&store, &config_path);
+            move_stored_aliases(&store, &aliases_path);
+        }
         let config = Config::load(&config_path);
         report(&config.problems);
+        let aliases = Aliases::load(&aliases_path);
+        report(&aliases.problems);
         let hub = Arc::new(Hub {
             home,
             store,
@@ -105,6 +125,7 @@ impl Hub {
             session_id,
             jobs: Default::default(),
             config: RwLock::new(config),
+            aliases: RwLock::new(aliases),
             theme: RwLock::new(None),
             theme_files: Default::default(),
         });
@@ -242,6 +263,46 @@ impl Hub {
         Ok(())
     }
 
+    /// The aliases, re-read first if `aliases.toml` changed on disk (another session or an
+    /// editor wrote it; its problems are reported then).
+    fn fresh_aliases(&self) -> std::sync::RwLockReadGuard<'_, Aliases> {
+        let changed = {
+            let a = self.aliases.read().unwrap_or_else(|e| e.into_inner());
+            if !a.changed_on_disk() {
+                return a;
+            }
+            a.path.clone()
+        };
+        let fresh = Aliases::load(&changed);
+        report(&fresh.problems);
+        *self.aliases.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        self.aliases.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The value of the alias `name`.
+    pub fn alias(&self, name: &str) -> Option<String> {
+        self.fresh_aliases().get(name).map(str::to_string)
+    }
+
+    /// Every alias, by name.
+    pub fn aliases(&self) -> std::collections::BTreeMap<String, String> {
+        self.fresh_aliases().all().clone()
+    }
+
+    /// Sets (`Some`) or removes (`None`) aliases in `aliases.toml`; names are checked
+    /// ([`aliases::check_name`]), values are the caller's to check.
+    pub fn set_aliases(&self, changes: &[(&str, Option<&str>)]) -> Result<()> {
+        let path = self
+            .aliases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .path
+            .clone();
+        let written = aliases::write(&path, changes)?;
+        *self.aliases.write().unwrap_or_else(|e| e.into_inner()) = written;
+        Ok(())
+    }
+
     /// Remembers `files` (with their current stamps) as the ones behind the theme.
     fn watch(&self, files: &[PathBuf]) {
         *self.theme_files.lock().unwrap_or_else(|e| e.into_inner()) = files
@@ -351,6 +412,41 @@ fn move_stored_settings(store: &Store, config_path: &Path) {
     }
 }
 
+/// Aliases used to live in the store; a home that still has some moves them into
+/// `aliases.toml` (where the file does not already have them) so none is lost. An alias
+/// whose name the file cannot hold stays in the store, and is reported.
+fn move_stored_aliases(store: &Store, path: &Path) {
+    let stored = match store.kv_list(KvTable::Aliases) {
+        Ok(s) if !s.is_empty() => s,
+        _ => return,
+    };
+    let current = Aliases::load(path);
+    let (movable, kept): (Vec<_>, Vec<_>) = stored
+        .iter()
+        .partition(|(k, _)| aliases::check_name(k).is_ok());
+    let moves: Vec<(&str, Option<&str>)> = movable
+        .iter()
+        .filter(|(k, _)| current.get(k).is_none())
+        .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+        .collect();
+    if !moves.is_empty() {
+        if let Err(e) = aliases::write(path, &moves) {
+            let e = crate::text::clean_message(&format!("{e:#}"), crate::text::MESSAGE_MAX);
+            eprintln!("valyxo: cannot move aliases into {}: {e}", path.display());
+            return;
+        }
+    }
+    for (k, _) in &movable {
+        let _ = store.kv_remove(KvTable::Aliases, k);
+    }
+    for (k, _) in kept {
+        eprintln!(
+            "valyxo: alias '{}' stays unused in the store: its name cannot be an alias any more",
+            crate::text::escape(k)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,12 +457,39 @@ mod tests {
     }
 
     #[test]
+    fn an_alias_one_hub_sets_is_seen_by_another_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            Hub::open(HubOptions {
+                home: Some(dir.path().to_path_buf()),
+                lazy_store: true,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        let (a, b) = (open(), open());
+        assert_eq!(b.alias("ll"), None);
+        a.set_aliases(&[("ll", Some("ls -l")), ("g.s", Some("git status"))])
+            .unwrap();
+        assert_eq!(b.alias("ll").as_deref(), Some("ls -l"));
+        b.set_aliases(&[("ll", None)]).unwrap();
+        assert_eq!(a.aliases().into_keys().collect::<Vec<_>>(), ["g.s"]);
+        assert_eq!(
+            mode(&dir.path().join(crate::aliases::FILE)),
+            0o600,
+            "the aliases file is private"
+        );
+        assert!(!a.store.is_open() && !b.store.is_open());
+    }
+
+    #[test]
     fn a_new_home_and_its_store_are_private() {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("a/new/home");
         let hub = Hub::open(HubOptions {
             home: Some(home.clone()),
             no_color: true,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(mode(&home), 0o700);
@@ -380,6 +503,7 @@ mod tests {
         Hub::open(HubOptions {
             home: Some(home.clone()),
             no_color: true,
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(mode(&home), 0o750);

@@ -149,18 +149,14 @@ fn row_to_job(r: &rusqlite::Row) -> rusqlite::Result<Job> {
 /// Starts `line` as a background job of `sh`'s session; returns its number.
 pub fn start(sh: &Session, line: &str) -> Result<i64> {
     let hub = sh.hub.clone();
+    // Asked before the connection is held: the first ask may look the folder up.
+    let cwd = sh.cwd().to_string();
     let id = {
         let conn = hub.store.conn();
         conn.execute(
             "INSERT INTO jobs (line, cwd, state, owner_pid, owner_session, created_at)
              VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
-            params![
-                line,
-                sh.cwd.to_string(),
-                std::process::id(),
-                hub.session_id,
-                now_ms()
-            ],
+            params![line, cwd, std::process::id(), hub.session_id, now_ms()],
         )
         .context("cannot record the job")?;
         conn.last_insert_rowid()
@@ -610,6 +606,7 @@ mod tests {
         let hub = Hub::open(HubOptions {
             home: Some(home.path().to_path_buf()),
             no_color: true,
+            ..Default::default()
         })
         .unwrap();
         hub.set_setting("jobs.max_running", Some(&max_running.to_string()))

@@ -531,6 +531,8 @@ pub fn main() -> ExitCode {
     let hub = match Hub::open(HubOptions {
         home: cli.home.clone(),
         no_color: cli.no_color,
+        // A line may need nothing stored (`valyxo -c true`); the other runs all read it.
+        lazy_store: cli.command.is_some(),
     }) {
         Ok(h) => h,
         Err(e) => {
@@ -1191,7 +1193,7 @@ fn run_script(mut sh: Session, run: &RunArgs) -> anyhow::Result<i32> {
             .vfs
             .mount_here(&here, &at)
             .map_err(|e| anyhow::anyhow!("cannot mount {} for the script: {e}", here.display()))?;
-        sh.cwd = at;
+        sh.set_cwd(at);
     }
     let from_host = !run.vfs && !run.here;
     let host = Host::new(sh, Output::Stdout, Output::Stderr);

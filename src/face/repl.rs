@@ -8,7 +8,7 @@ use crate::shell::io::Io;
 use crate::shell::parse::{self, Class};
 use crate::shell::Session;
 use crate::signals;
-use crate::store::{now_ms, KvTable};
+use crate::store::now_ms;
 use crate::vfs::{normalize, Kind, VPath};
 use anyhow::Result;
 use rustyline::completion::{Completer, Pair};
@@ -57,13 +57,7 @@ impl ShellHelper {
     fn is_command(&self, word: &str) -> bool {
         registry().get(word).is_some()
             || (word.len() > 1 && word.starts_with('!'))
-            || self
-                .hub
-                .store
-                .kv_get(KvTable::Aliases, word)
-                .ok()
-                .flatten()
-                .is_some()
+            || self.hub.alias(word).is_some()
             || crate::plugins::command(&self.hub, word).is_some()
     }
 
@@ -173,14 +167,7 @@ impl ShellHelper {
         if seg.is_empty() {
             let mut names: Vec<String> =
                 registry().names().into_iter().map(str::to_string).collect();
-            names.extend(
-                self.hub
-                    .store
-                    .kv_list(KvTable::Aliases)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(n, _)| n),
-            );
+            names.extend(self.hub.aliases().into_keys());
             names.extend(
                 crate::plugins::commands(&self.hub)
                     .into_iter()
@@ -432,7 +419,7 @@ fn stop_jobs(hub: &Hub) {
 pub fn prompt(sh: &Session) -> (String, String) {
     let hub = &sh.hub;
     let format = hub.settings().prompt.format.clone();
-    let cwd = sh.cwd.display_tilde();
+    let cwd = sh.cwd().display_tilde();
     let info = crate::theme::PromptInfo {
         cwd: &cwd,
         status: sh.last_status,
@@ -472,7 +459,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
         .build();
     let mut rl: Editor<ShellHelper, MemHistory> =
         Editor::with_history(config.clone(), MemHistory::with_config(&config))?;
-    rl.set_helper(Some(ShellHelper::new(hub.clone(), sh.cwd.clone(), color)));
+    rl.set_helper(Some(ShellHelper::new(hub.clone(), sh.cwd().clone(), color)));
     let mut io = Io::terminal();
     // Programs' checkouts that a valyxo which ended left behind are offered at start.
     let mut warned_of_jobs = false;
@@ -507,7 +494,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
             }
         }
         if let Some(h) = rl.helper() {
-            *h.cwd.lock().unwrap_or_else(|e| e.into_inner()) = sh.cwd.clone();
+            *h.cwd.lock().unwrap_or_else(|e| e.into_inner()) = sh.cwd().clone();
         }
         for job in crate::jobs::take_finished(&hub) {
             eprintln!("{}", crate::jobs::describe(&job));
@@ -529,7 +516,7 @@ pub fn run(hub: Arc<Hub>) -> Result<i32> {
                 }
                 let started = now_ms();
                 let t = Instant::now();
-                let cwd = sh.cwd.to_string();
+                let cwd = sh.cwd().to_string();
                 let status = sh.run(&line, &mut io);
                 if signals::interrupted() {
                     eprintln!();

@@ -411,8 +411,8 @@ fn typed(key: &str, value: &str) -> Value {
     Value::from(value)
 }
 
-/// Temporary files of a write in progress are named `.config.toml.XXXXXX.tmp`.
-const TMP_PREFIX: &str = ".config.toml.";
+/// Temporary files of a write in progress are named after the file: `.config.toml.XXXXXX.tmp`.
+const TMP_PREFIX: &str = ".";
 
 /// Removes temporary files left by writers that were killed (they are older than any write
 /// still in progress could be). Called with the directory lock held.
@@ -424,7 +424,10 @@ fn sweep_stale_temporaries(dir: &Path) {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if !(name.starts_with(TMP_PREFIX) && name.ends_with(".tmp")) {
+        let ours = [FILE, crate::aliases::FILE]
+            .iter()
+            .any(|f| name.starts_with(&format!("{TMP_PREFIX}{f}.")));
+        if !(ours && name.ends_with(".tmp")) {
             continue;
         }
         let old = e
@@ -579,7 +582,23 @@ fn insertion(doc: &toml_edit::Document<String>, key: &str, value: &Value) -> (us
 /// new table at the end). A symlinked file is followed, and the file keeps its permissions.
 /// Returns the file as written, checked, so the caller need not read it again.
 pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
-    let named = path;
+    let text = rewrite(path, |path, mut text| {
+        edit_settings(path, &mut text, changes)?;
+        Ok(text)
+    })?;
+    // Known by the name it was given (a symlink stays the symlink).
+    let mut written = Config::parse(path, &text);
+    written.stamp = stamp(path);
+    Ok(written)
+}
+
+/// Rewrites the small text file at `path` (a config file beside the home): `edit` gets its
+/// real path and its text ("" when it does not exist) and returns the new text, which
+/// replaces the file whole. Writers in other sessions wait for each other; a symlinked file
+/// is followed and keeps its permissions (a new one is private to the user); the new text
+/// goes to a temporary file, synced, then renamed over the old one, so a crash leaves one or
+/// the other. A file that is not UTF-8 is left as it is. Returns the text written.
+pub fn rewrite(path: &Path, edit: impl FnOnce(&Path, String) -> Result<String>) -> Result<String> {
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let path = path.as_path();
     let dir = path
@@ -588,8 +607,8 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the config directory {}", dir.display()))?;
-    // Writers in other sessions wait for each other: the lock is on the directory, which
-    // (unlike the file) is not replaced by the rename below.
+    // The lock is on the directory, which (unlike the file) is not replaced by the rename
+    // below.
     let lock = std::fs::File::open(dir)
         .with_context(|| format!("cannot open the config directory {}", dir.display()))?;
     lock.lock()
@@ -599,7 +618,7 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
         .as_ref()
         .and_then(|_| std::fs::metadata(path).ok())
         .map(|m| m.permissions());
-    let mut text = match old {
+    let text = match old {
         Some(bytes) => String::from_utf8(bytes).map_err(|_| {
             anyhow::anyhow!(
                 "{}: the file is not valid UTF-8, so it was left as it is; fix or remove it first",
@@ -608,6 +627,36 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
         })?,
         None => String::new(),
     };
+    let text = edit(path, text)?;
+    sweep_stale_temporaries(dir);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let written = (|| -> std::io::Result<()> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{TMP_PREFIX}{}.", name.as_deref().unwrap_or(FILE)))
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        use std::io::Write;
+        tmp.write_all(text.as_bytes())?;
+        if let Some(p) = permissions {
+            tmp.as_file().set_permissions(p)?;
+        }
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    })();
+    match written {
+        Ok(()) => Ok(text),
+        // The temporary file is gone with its error: the old file is as it was.
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => bail!(
+            "the disk holding {} is full: free some space and try again",
+            path.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("cannot write {}", path.display())),
+    }
+}
+
+/// Applies setting changes to the text of the config file at `path` (see [`write`]).
+fn edit_settings(path: &Path, text: &mut String, changes: &[(&str, Option<&str>)]) -> Result<()> {
     let parse = |text: &str| {
         toml_edit::Document::parse(text.to_string()).map_err(|e| {
             let p = Problem::at(path, text, e.span().map_or(0, |s| s.start), e.message().trim());
@@ -652,7 +701,7 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
         }
     }
     // What was written must still parse and mean what was asked.
-    let check = Config::parse(path, &text);
+    let check = Config::parse(path, text);
     for (key, value) in changes {
         if check.get(key) != *value {
             bail!(
@@ -661,24 +710,7 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
             );
         }
     }
-    sweep_stale_temporaries(dir);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TMP_PREFIX)
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    use std::io::Write;
-    tmp.write_all(text.as_bytes())?;
-    if let Some(p) = permissions {
-        tmp.as_file().set_permissions(p)?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot replace {}", path.display()))?;
-    // Known by the name it was given (a symlink stays the symlink).
-    let mut written = Config::parse(named, &text);
-    written.stamp = stamp(named);
-    Ok(written)
+    Ok(())
 }
 
 #[cfg(test)]

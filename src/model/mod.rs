@@ -1,7 +1,8 @@
 //! The model (model): the values the engines work on — the configuration file and its
-//! settings, themes, keymaps, command history and the account server's wire protocol. It
-//! imports only the foundation.
+//! settings, the aliases file, themes, keymaps, command history and the account server's
+//! wire protocol. It imports only the foundation.
 
+pub mod aliases;
 pub mod config;
 pub mod history;
 pub mod keymap;

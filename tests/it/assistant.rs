@@ -242,6 +242,7 @@ fn the_editor_pane_asks_about_the_selection_and_inserts_a_code_block() {
     let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
         home: Some(h.path().to_path_buf()),
         no_color: true,
+        ..Default::default()
     })
     .unwrap();
     let path = VPath::parse_absolute("/a.rs").unwrap();
@@ -354,6 +355,7 @@ fn ctrl_c_in_the_editor_pane_stops_an_answer_from_a_silent_server() {
     let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
         home: Some(h.path().to_path_buf()),
         no_color: true,
+        ..Default::default()
     })
     .unwrap();
     let opts = Options {
@@ -836,6 +838,7 @@ fn the_editor_pane_cuts_an_answer_at_assistant_max_answer_and_says_so() {
     let hub = valyxo::hub::Hub::open(valyxo::hub::HubOptions {
         home: Some(h.path().to_path_buf()),
         no_color: true,
+        ..Default::default()
     })
     .unwrap();
     let path = VPath::parse_absolute("/a.rs").unwrap();

@@ -263,6 +263,84 @@ fn aliases_and_environment_persist() {
     assert_eq!(h.out("echo \"[$EDITOR]\""), "[]\n");
 }
 
+/// Aliases live in `aliases.toml` beside the config, so a line that uses nothing stored
+/// (even through an alias) opens no store, and the file is the user's to edit.
+#[test]
+fn a_line_that_needs_nothing_stored_opens_no_store() {
+    let h = Home::new();
+    let store = h.db();
+    h.c("true").success();
+    h.c("alias hi='echo hi there'").success();
+    assert_eq!(h.out("hi; echo done"), "hi there\ndone\n");
+    assert!(!store.exists(), "the store was opened");
+    let file = h.path().join("aliases.toml");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "hi = \"echo hi there\"\n"
+    );
+    // Edited by hand, with a comment and a name that needs quotes.
+    std::fs::write(
+        &file,
+        "# mine\n\"g.s\" = \"echo dotted\"\nhi = \"echo hi\"\n",
+    )
+    .unwrap();
+    assert_eq!(h.out("g.s; hi"), "dotted\nhi\n");
+    h.c("unalias hi").success();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "# mine\n\"g.s\" = \"echo dotted\"\n"
+    );
+    assert!(!store.exists(), "the store was opened");
+    // A line that uses a path opens it, and the start folder is made as before.
+    assert_eq!(h.out("pwd; ls /Projects"), "/Projects/Main\nMain\n");
+    assert!(store.exists());
+}
+
+/// A store whose header is current but whose pages are not: nothing is noticed until the
+/// line first needs it, and then the run ends there, as at start-up, after what it printed.
+#[test]
+fn a_store_that_fails_at_first_use_ends_the_run_in_words() {
+    let h = Home::new();
+    h.c("ls").success();
+    let mut bytes = std::fs::read(h.db()).unwrap();
+    for b in &mut bytes[100..] {
+        *b = 0xA5;
+    }
+    std::fs::write(h.db(), &bytes).unwrap();
+    h.c("true").success();
+    h.c("echo before; ls; echo after")
+        .code(1)
+        .stdout("before\n")
+        .stderr(contains("is damaged").and(contains("valyxo doctor")));
+}
+
+/// Homes made before `aliases.toml` kept aliases in the store: they move into the file
+/// (one already in the file wins), and the store's rows go.
+#[test]
+fn aliases_kept_in_an_older_store_move_into_aliases_toml() {
+    let h = Home::new();
+    h.c("ls").success();
+    {
+        let c = rusqlite::Connection::open(h.db()).unwrap();
+        c.execute_batch(
+            "INSERT INTO aliases (name, value) VALUES ('ll', 'echo long'), ('hi', 'echo old');
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    }
+    std::fs::write(h.path().join("aliases.toml"), "hi = \"echo new\"\n").unwrap();
+    assert_eq!(h.out("ll; hi"), "long\nnew\n");
+    let c = rusqlite::Connection::open(h.db()).unwrap();
+    let left: i64 = c
+        .query_row("SELECT count(*) FROM aliases", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(
+        h.out("alias"),
+        "alias hi='echo new'\nalias ll='echo long'\n"
+    );
+}
+
 #[test]
 fn file_commands() {
     let h = Home::new();

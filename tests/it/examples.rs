@@ -53,6 +53,7 @@ fn examples_that_need_a_server_run_against_one() {
         let hub = Hub::open(HubOptions {
             home: Some(home.path().to_path_buf()),
             no_color: true,
+            ..Default::default()
         })
         .expect("hub");
         let mut sh = Session::new(hub, false).expect("session");

@@ -153,10 +153,15 @@ fn an_alias_kept_on_a_full_disk_is_refused_in_words() {
     let out = h.cmd().args(["-c", "alias ll=ls"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    let file = h.path().join("aliases.toml");
     assert_eq!(
         err,
-        "alias: the disk holding the state store is full: free some space and try again\n"
+        format!(
+            "alias: the disk holding {} is full: free some space and try again\n",
+            std::fs::canonicalize(&file).unwrap().display()
+        )
     );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "la = \"ls -a\"\n");
     std::fs::remove_file(filler).unwrap();
     h.c("alias ll=ls").success();
     let listed = h.out("alias");

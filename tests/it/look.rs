@@ -98,9 +98,10 @@ fn settings_kept_in_an_older_store_move_into_config_toml() {
     h.c("pwd").success();
     {
         let c = rusqlite::Connection::open(h.db()).unwrap();
-        c.execute(
-            "INSERT INTO settings (key, value) VALUES ('repl.hints', 'false'), ('grep.threads', '3')",
-            [],
+        // As a store of an older valyxo: its schema version is lower.
+        c.execute_batch(
+            "INSERT INTO settings (key, value) VALUES ('repl.hints', 'false'), ('grep.threads', '3');
+             PRAGMA user_version = 6;",
         )
         .unwrap();
     }

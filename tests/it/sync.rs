@@ -1022,6 +1022,7 @@ mod convergence {
         Hub::open(HubOptions {
             home: Some(h.path().to_path_buf()),
             no_color: true,
+            ..Default::default()
         })
         .expect("open the home")
     }

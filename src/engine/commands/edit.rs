@@ -85,7 +85,7 @@ fn edit(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let color = ctx.color();
     ctx.io.stdout.flush()?;
     let hub = ctx.sh.hub.clone();
-    super::views()?.edit(hub, ctx.sh.cwd.clone(), &paths, line, color)?;
+    super::views()?.edit(hub, ctx.sh.cwd().clone(), &paths, line, color)?;
     Ok(0)
 }
 

@@ -147,7 +147,7 @@ fn env(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let mut vars: std::collections::BTreeMap<String, String> =
         ctx.hub().store.kv_list(KvTable::Env)?.into_iter().collect();
     vars.extend(ctx.sh.vars.clone());
-    vars.insert("PWD".into(), ctx.sh.cwd.to_string());
+    vars.insert("PWD".into(), ctx.sh.cwd().to_string());
     if let Some(o) = &ctx.sh.oldpwd {
         vars.insert("OLDPWD".into(), o.to_string());
     }
@@ -230,10 +230,11 @@ fn unset(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
 
 fn alias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let defs = strings(m, "defs");
-    let store = ctx.hub().store.clone();
+    let hub = ctx.sh.hub.clone();
     if defs.is_empty() {
         let mut out = String::new();
-        for (k, v) in store.kv_list(KvTable::Aliases)? {
+        for (k, v) in hub.aliases() {
+            let k = crate::text::escape(&k);
             out.push_str(&format!("alias {k}={}\n", crate::text::shell_quote(&v)));
         }
         ctx.io.stdout.write_all(out.as_bytes())?;
@@ -243,12 +244,8 @@ fn alias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     for d in defs {
         match d.split_once('=') {
             Some((name, value)) => {
-                if name.is_empty()
-                    || name
-                        .chars()
-                        .any(|c| c.is_whitespace() || "'\"$;|&<>=\\/".contains(c))
-                {
-                    ctx.warn(format!("'{name}' is not a valid alias name"));
+                if let Err(e) = crate::aliases::check_name(name) {
+                    ctx.warn(e.to_string());
                     status = 1;
                     continue;
                 }
@@ -260,12 +257,12 @@ fn alias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
                         bail!("alias '{name}' does not parse: {}", e.render(value));
                     }
                 }
-                store.kv_set(KvTable::Aliases, name, value)?;
+                hub.set_aliases(&[(name, Some(value))])?;
             }
-            None => match store.kv_get(KvTable::Aliases, &d)? {
+            None => match hub.alias(&d) {
                 Some(v) => writeln!(ctx.io.stdout, "alias {d}={}", crate::text::shell_quote(&v))?,
                 None => {
-                    ctx.warn(format!("{d}: no such alias"));
+                    ctx.warn(format!("{}: no such alias", crate::text::escape(&d)));
                     status = 1;
                 }
             },
@@ -275,19 +272,21 @@ fn alias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
 }
 
 fn unalias(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
-    let store = ctx.hub().store.clone();
+    let hub = ctx.sh.hub.clone();
     if m.get_flag("all") {
-        for (k, _) in store.kv_list(KvTable::Aliases)? {
-            store.kv_remove(KvTable::Aliases, &k)?;
-        }
+        let all = hub.aliases();
+        let changes: Vec<(&str, Option<&str>)> = all.keys().map(|k| (k.as_str(), None)).collect();
+        hub.set_aliases(&changes)?;
         return Ok(0);
     }
     let mut status = 0;
     for n in strings(m, "names") {
-        if !store.kv_remove(KvTable::Aliases, &n)? {
-            ctx.warn(format!("{n}: no such alias"));
+        if hub.alias(&n).is_none() {
+            ctx.warn(format!("{}: no such alias", crate::text::escape(&n)));
             status = 1;
+            continue;
         }
+        hub.set_aliases(&[(&n, None)])?;
     }
     Ok(status)
 }
@@ -344,6 +343,7 @@ mod tests {
         let hub = crate::hub::Hub::open(crate::hub::HubOptions {
             home: Some(home.path().to_path_buf()),
             no_color: true,
+            ..Default::default()
         })
         .unwrap();
         let mut sh = crate::shell::Session::new(hub.clone(), false).unwrap();
@@ -356,12 +356,12 @@ mod tests {
         ];
         for v in values {
             hub.store.kv_set(KvTable::Env, "V", v).unwrap();
-            hub.store.kv_set(KvTable::Aliases, "a", v).unwrap();
+            hub.set_aliases(&[("a", Some(v))]).unwrap();
             let (mut io, out, _) = crate::shell::io::Io::capture();
             assert_eq!(sh.run("export; alias", &mut io), 0);
             let listed = String::from_utf8(out.lock().unwrap().clone()).unwrap();
             hub.store.kv_remove(KvTable::Env, "V").unwrap();
-            hub.store.kv_remove(KvTable::Aliases, "a").unwrap();
+            hub.set_aliases(&[("a", None)]).unwrap();
             let (mut io, _, err) = crate::shell::io::Io::capture();
             let status = sh.run(&listed, &mut io);
             let err = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
@@ -370,10 +370,7 @@ mod tests {
                 hub.store.kv_get(KvTable::Env, "V").unwrap().as_deref(),
                 Some(v)
             );
-            assert_eq!(
-                hub.store.kv_get(KvTable::Aliases, "a").unwrap().as_deref(),
-                Some(v)
-            );
+            assert_eq!(hub.alias("a").as_deref(), Some(v));
         }
     }
 }

@@ -552,22 +552,25 @@ fn cd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
             crate::text::escape(&target.display_tilde())
         )?;
     }
-    let old = std::mem::replace(&mut ctx.sh.cwd, target);
+    let old = ctx.sh.set_cwd(target);
     ctx.sh.oldpwd = Some(old);
     Ok(0)
 }
 
 fn pwd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if m.get_flag("physical") {
-        match ctx.vfs().host_path(&ctx.sh.cwd) {
+        match ctx.vfs().host_path(ctx.sh.cwd()) {
             Some(h) => writeln!(ctx.io.stdout, "{}", crate::vfs::path::shown_host(&h))?,
-            None => bail!("{} is in the stored tree, not in a host mount", ctx.sh.cwd),
+            None => bail!(
+                "{} is in the stored tree, not in a host mount",
+                ctx.sh.cwd()
+            ),
         }
     } else {
         writeln!(
             ctx.io.stdout,
             "{}",
-            crate::text::escape(&ctx.sh.cwd.to_string())
+            crate::text::escape(&ctx.sh.cwd().to_string())
         )?;
     }
     Ok(0)

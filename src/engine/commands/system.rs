@@ -312,7 +312,7 @@ fn history_cmd(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     if let (Some(t), "list") = (text, action) {
         bail!("unexpected '{t}'; did you mean 'history search {t}'?");
     }
-    let cwd = m.get_flag("here").then(|| ctx.sh.cwd.to_string());
+    let cwd = m.get_flag("here").then(|| ctx.sh.cwd().to_string());
     let entries = history::list(
         &ctx.hub().store,
         m.get_one::<usize>("count").copied(),
@@ -451,7 +451,7 @@ fn exec(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let args = strings(m, "args");
     let hub = ctx.sh.hub.clone();
     let vfs = &hub.vfs;
-    let cwd = ctx.sh.cwd.clone();
+    let cwd = ctx.sh.cwd().clone();
     // In a mount the program runs in the host directory itself; in the stored tree it runs in
     // a private checkout of the project, whose changes are written back when it exits.
     let mut co = None;

@@ -25,6 +25,38 @@ fn suggestions_find_near_misses() {
     assert!(registry().suggest("zzzzzz", &[]).is_empty());
 }
 
+/// The commands the shell runs without opening the store are real commands, and a line of
+/// them, on a home whose store has not been opened, leaves it unopened.
+#[test]
+fn commands_that_need_nothing_stored_open_no_store() {
+    for name in crate::shell::NEEDS_NOTHING_STORED {
+        assert!(registry().get(name).is_some(), "{name} is not a command");
+    }
+    let home = tempfile::tempdir().expect("temp home");
+    let hub = Hub::open(HubOptions {
+        home: Some(home.path().to_path_buf()),
+        no_color: true,
+        lazy_store: true,
+    })
+    .expect("open a fresh hub");
+    let mut sh = Session::new(hub.clone(), false).expect("session");
+    let (mut io, out, _) = Io::capture();
+    let line = "true && false || echo hi; alias e='echo'; e aliased; alias e; unalias e; exit 3";
+    assert_eq!(sh.run(line, &mut io), 3);
+    assert_eq!(
+        String::from_utf8_lossy(&out.lock().unwrap()),
+        "hi\naliased\nalias e=echo\n"
+    );
+    assert!(!hub.store.is_open());
+    // The first command that may look makes the start folder, as every session does.
+    let mut sh = Session::new(hub.clone(), false).expect("session");
+    assert_eq!(sh.run("ls /", &mut Io::capture().0), 0);
+    assert!(hub.store.is_open());
+    assert!(hub
+        .vfs
+        .is_dir(&crate::vfs::path::VPath::parse_absolute("/Projects/Main").unwrap()));
+}
+
 /// Runs `spec`'s examples in order in a fresh home, as typed at the prompt (each line is kept
 /// in the history after it runs), and returns what went differently from what they declare:
 /// a failure, or for a line with fixed output, other output or any on standard error.
@@ -33,6 +65,7 @@ fn check_examples(spec: &Spec) -> Vec<String> {
     let hub = Hub::open(HubOptions {
         home: Some(home.path().to_path_buf()),
         no_color: true,
+        ..Default::default()
     })
     .expect("open a fresh hub");
     let mut sh = Session::new(hub.clone(), false).expect("session");
@@ -42,7 +75,7 @@ fn check_examples(spec: &Spec) -> Vec<String> {
             continue;
         }
         let (mut io, out, err) = Io::capture();
-        let cwd = sh.cwd.to_string();
+        let cwd = sh.cwd().to_string();
         let status = sh.run(e.line, &mut io);
         crate::history::record(&hub.store, e.line, &cwd, status, 0, 0, &hub.session_id)
             .expect("record the line in the history");

@@ -171,7 +171,7 @@ fn mount(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
 
 fn umount(ctx: &mut Ctx, m: &ArgMatches) -> Result<i32> {
     let at = ctx.path(m.get_one::<String>("at").expect("required"))?;
-    if ctx.sh.cwd.starts_with(&at) {
+    if ctx.sh.cwd().starts_with(&at) {
         bail!("{at} holds the working directory; cd out of it first");
     }
     ctx.vfs().umount(&at)?;

@@ -244,7 +244,7 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
         }
     });
     let h = host.clone();
-    e.register_fn("cwd", move || -> String { h.session().cwd.to_string() });
+    e.register_fn("cwd", move || -> String { h.session().cwd().to_string() });
     let h = host.clone();
     e.register_fn("cd", move |p: &str| -> Res<()> {
         let path = path_of(&h, p)?;
@@ -252,7 +252,7 @@ fn files(e: &mut Engine, host: &Arc<Host>) {
             return Err(err(format!("'{p}' is not a directory")));
         }
         let mut sh = h.session();
-        sh.oldpwd = Some(std::mem::replace(&mut sh.cwd, path));
+        sh.oldpwd = Some(sh.set_cwd(path));
         Ok(())
     });
 }
@@ -485,7 +485,7 @@ impl Resolver {
                     .map(|d| d.to_path_buf())
                     .unwrap_or_else(|| PathBuf::from(".")),
             ),
-            Origin::Inline(_) => Base::Vfs(host.session().cwd.clone()),
+            Origin::Inline(_) => Base::Vfs(host.session().cwd().clone()),
         };
         Resolver {
             host: host.clone(),

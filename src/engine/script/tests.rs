@@ -12,6 +12,7 @@ fn host() -> (tempfile::TempDir, Arc<Host>, Capture) {
     let hub = Hub::open(HubOptions {
         home: Some(home.path().to_path_buf()),
         no_color: true,
+        ..Default::default()
     })
     .unwrap();
     let sh = Session::new(hub, false).unwrap();

@@ -118,7 +118,7 @@ pub fn glob_vfs(sh: &Session, pattern: &str) -> Result<Vec<String>, String> {
     };
     let comps: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
     let base = if lead.is_empty() {
-        sh.cwd.clone()
+        sh.cwd().clone()
     } else {
         VPath::root()
     };
@@ -203,6 +203,7 @@ mod tests {
         let hub = Hub::open(HubOptions {
             home: Some(home.path().to_path_buf()),
             no_color: true,
+            ..Default::default()
         })
         .unwrap();
         let cwd = VPath::parse_absolute("/w").unwrap();

@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
+/// Commands that read and write nothing in the state store (nor the working directory), so
+/// a line of only these (`valyxo -c true`, `-c 'echo hi'`) runs without opening it.
+pub const NEEDS_NOTHING_STORED: &[&str] = &["true", "false", "echo", "exit", "alias", "unalias"];
+
 /// Nesting limit for aliases that expand to other aliases.
 const MAX_ALIAS_DEPTH: usize = 16;
 
@@ -31,7 +35,11 @@ pub const STATUS_INTERRUPTED: i32 = 130;
 #[derive(Clone)]
 pub struct Session {
     pub hub: Arc<Hub>,
-    pub cwd: VPath,
+    /// The working directory ([`Session::cwd`]). A session that starts before the store is
+    /// open takes its start directory as it is, and checks (and makes) it when the working
+    /// directory is first asked for, so a line that uses no path opens no store.
+    cwd: std::sync::OnceLock<VPath>,
+    start: VPath,
     pub oldpwd: Option<VPath>,
     /// Variables set with `NAME=value` for this session only.
     pub vars: BTreeMap<String, String>,
@@ -47,19 +55,25 @@ pub struct Session {
 
 impl Session {
     /// A session starting in the configured start directory (created when missing).
+    /// (When the store is not open yet, the directory is checked on first use instead.)
     pub fn new(hub: Arc<Hub>, interactive: bool) -> anyhow::Result<Session> {
         let start = hub.settings().shell.start_dir.clone();
-        let cwd = normalize(&VPath::root(), &start).unwrap_or_else(|_| VPath::root());
-        if !hub.vfs.is_dir(&cwd) && hub.vfs.mkdir(&cwd, true).is_err() {
-            return Self::at(hub, VPath::root(), interactive);
+        let start = normalize(&VPath::root(), &start).unwrap_or_else(|_| VPath::root());
+        let open = hub.store.is_open();
+        let mut sh = Self::at(hub, VPath::root(), interactive)?;
+        sh.cwd = std::sync::OnceLock::new();
+        sh.start = start;
+        if open {
+            sh.cwd();
         }
-        Self::at(hub, cwd, interactive)
+        Ok(sh)
     }
 
     pub fn at(hub: Arc<Hub>, cwd: VPath, interactive: bool) -> anyhow::Result<Session> {
         Ok(Session {
             hub,
-            cwd,
+            cwd: std::sync::OnceLock::from(cwd),
+            start: VPath::root(),
             oldpwd: None,
             vars: BTreeMap::new(),
             last_status: 0,
@@ -70,6 +84,26 @@ impl Session {
         })
     }
 
+    /// The working directory. The first time, the start directory is made if missing; one
+    /// that cannot be made leaves the session at the root.
+    pub fn cwd(&self) -> &VPath {
+        self.cwd.get_or_init(|| {
+            let vfs = &self.hub.vfs;
+            if !vfs.is_dir(&self.start) && vfs.mkdir(&self.start, true).is_err() {
+                VPath::root()
+            } else {
+                self.start.clone()
+            }
+        })
+    }
+
+    /// Changes the working directory; returns the one it was.
+    pub fn set_cwd(&mut self, to: VPath) -> VPath {
+        let old = self.cwd().clone();
+        self.cwd = std::sync::OnceLock::from(to);
+        old
+    }
+
     /// Looks a variable up: session variables, then `PWD`/`OLDPWD`, then the persisted
     /// environment (`export`), then the host process environment.
     pub fn var(&self, name: &str) -> Option<String> {
@@ -77,7 +111,7 @@ impl Session {
             return Some(v.clone());
         }
         match name {
-            "PWD" => return Some(self.cwd.to_string()),
+            "PWD" => return Some(self.cwd().to_string()),
             "OLDPWD" => return self.oldpwd.as_ref().map(|p| p.to_string()),
             _ => {}
         }
@@ -89,7 +123,7 @@ impl Session {
 
     /// Resolves a path argument against the working directory.
     pub fn resolve(&self, arg: &str) -> anyhow::Result<VPath> {
-        normalize(&self.cwd, arg).map_err(|e| anyhow::anyhow!("'{arg}': {e}"))
+        normalize(self.cwd(), arg).map_err(|e| anyhow::anyhow!("'{arg}': {e}"))
     }
 
     /// Parses and runs `src` (one or more lines), returning its exit status.
@@ -226,7 +260,7 @@ impl Session {
         // of the command (arguments, redirections) follows it.
         if let Some(name) = cmd.words[0].plain() {
             if !self.aliases_in_use.iter().any(|a| a == name) {
-                if let Ok(Some(value)) = self.hub.store.kv_get(KvTable::Aliases, name) {
+                if let Some(value) = self.hub.alias(name) {
                     if self.aliases_in_use.len() >= MAX_ALIAS_DEPTH {
                         let _ = writeln!(io.stderr, "valyxo: aliases nest too deeply at '{name}'");
                         return 1;
@@ -312,6 +346,10 @@ impl Session {
     /// Runs one command by name with its arguments.
     pub fn dispatch(&mut self, argv: &[String], io: &mut Io) -> i32 {
         let name = argv[0].as_str();
+        if !NEEDS_NOTHING_STORED.contains(&name) {
+            // Every session makes its start folder before the first command that may look.
+            self.cwd();
+        }
         let Some(spec) = commands::registry().get(name) else {
             if let Some(pc) = crate::plugins::command(&self.hub, name) {
                 let (Ok(out), Ok(err)) = (io.stdout.try_clone(), io.stderr.try_clone()) else {
@@ -340,11 +378,8 @@ impl Session {
             let mut msg = format!("valyxo: unknown command '{}'", crate::text::escape(name));
             let user_aliases: Vec<String> = self
                 .hub
-                .store
-                .kv_list(KvTable::Aliases)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(n, _)| n)
+                .aliases()
+                .into_keys()
                 .chain(
                     crate::plugins::commands(&self.hub)
                         .into_iter()
@@ -554,11 +589,6 @@ fn full_disk_text(e: &anyhow::Error) -> Option<String> {
 pub fn error_text(e: &anyhow::Error) -> String {
     let text = full_disk_text(e).unwrap_or_else(|| format!("{e:#}"));
     let mut text = crate::text::clean_message(&text, crate::text::MESSAGE_MAX);
-    if crate::store::is_damage(e.as_ref()) && !text.contains("valyxo doctor") {
-        text.push_str(
-            "\nThe state store is damaged: run 'valyxo doctor' from the host shell (it checks \
-             the store and says how to get your projects back).",
-        );
-    }
+    crate::store::add_damage_hint(e, &mut text);
     text
 }

@@ -15,7 +15,7 @@ pub fn remove(sh: &Session, p: &VPath, shown: &str, recursive: bool, force: bool
     if p.is_root() {
         bail!("refusing to remove '/' (the whole virtual filesystem)");
     }
-    if sh.cwd.starts_with(p) {
+    if sh.cwd().starts_with(p) {
         bail!("refusing to remove '{shown}': it holds the working directory");
     }
     let vfs = &sh.hub.vfs;
@@ -39,9 +39,9 @@ pub fn rename(sh: &mut Session, from: &VPath, to: &VPath, shown: &str) -> Result
         .vfs
         .rename(from, to)
         .map_err(|e| anyhow::anyhow!("cannot move '{}': {e}", crate::text::escape(shown)))?;
-    if sh.cwd.starts_with(from) && !sh.hub.vfs.exists(from) {
-        let rest = sh.cwd.strip_prefix(from).unwrap_or(&[]).to_vec();
-        sh.cwd = to.join_names(&rest);
+    if sh.cwd().starts_with(from) && !sh.hub.vfs.exists(from) {
+        let rest = sh.cwd().strip_prefix(from).unwrap_or(&[]).to_vec();
+        sh.set_cwd(to.join_names(&rest));
     }
     Ok(left)
 }

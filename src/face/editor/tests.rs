@@ -16,6 +16,7 @@ fn fixture() -> Fixture {
     let hub = Hub::open(HubOptions {
         home: Some(home.path().to_path_buf()),
         no_color: false,
+        ..Default::default()
     })
     .expect("hub");
     Fixture { _home: home, hub }

@@ -150,6 +150,9 @@ const RECLAIM_OVER: u64 = 8 << 20;
 /// with incremental vacuum; older ones need `valyxo doctor --compact` once). Returns the
 /// bytes given back.
 pub fn reclaim(store: &Store) -> Result<u64> {
+    if !store.is_open() {
+        return Ok(0); // a run that never opened the store freed nothing in it
+    }
     let conn = store.conn();
     let mode: i64 = conn.pragma_query_value(None, "auto_vacuum", |r| r.get(0))?;
     let (_, free) = space(&conn)?;

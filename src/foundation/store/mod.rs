@@ -1,7 +1,8 @@
 //! The state store (foundation): one SQLite file holding everything the hub keeps.
 //!
 //! Opened with WAL, foreign keys and a busy timeout so that several processes can share one
-//! home. Schema changes are versioned migrations applied on open. The file (and SQLite's WAL
+//! home, at once or (for a one-line run) on first use. Schema changes are versioned
+//! migrations applied on open. The file (and SQLite's WAL
 //! and shared-memory files beside it, which take its permissions) is private to the user.
 //! A damaged file is reported with what to do; [`care`] checks, compacts, backs up and
 //! salvages stores.
@@ -11,7 +12,7 @@ pub mod care;
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// File name of the state database inside the home directory.
@@ -171,13 +172,43 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (path, seq)
     );
     "#,
+    // 7: aliases live in aliases.toml beside config.toml, where a run that needs nothing
+    // stored reads them without opening the store. The hub moves those of older homes there
+    // (and empties the table) when it opens a store at an older version.
+    "",
 ];
 
 /// The SQLite state store. Cheap to share between threads; each call holds the connection
 /// only for the duration of one statement or transaction.
+///
+/// A store opened with [`Store::open_lazily`] opens its file on first use, so a run that
+/// needs nothing stored (`valyxo -c true`) never pays for SQLite. Should that first opening
+/// fail, the run ends there with the store's error and status 1, exactly as a store that
+/// cannot be opened ends a run at start-up.
 pub struct Store {
-    conn: Mutex<Connection>,
+    opened: OnceLock<Opened>,
     path: PathBuf,
+}
+
+/// A store's connection, and what was read when it was opened.
+struct Opened {
+    conn: Mutex<Connection>,
+    /// The mount table when the store was opened (see [`Store::mounts_at_open`]).
+    mounts: Vec<(String, String)>,
+}
+
+impl Opened {
+    fn new(conn: Connection) -> Result<Opened> {
+        let mounts = {
+            let mut st = conn.prepare_cached("SELECT vpath, host FROM mounts ORDER BY vpath")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        Ok(Opened {
+            conn: Mutex::new(conn),
+            mounts,
+        })
+    }
 }
 
 /// A store file that SQLite cannot use as it is, with what happened and what to do.
@@ -292,46 +323,107 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Opens the file at `path` (created private when new): configured, and brought up to date.
+fn connect(path: &Path) -> Result<Connection> {
+    prepare_file(path)?;
+    let damaged = |e: anyhow::Error| -> anyhow::Error {
+        if !is_damage(e.as_ref()) && crate::os::no_room_beside(path) {
+            // SQLite's own words ("disk I/O error") would not say what to do.
+            return anyhow::anyhow!(
+                "cannot open the state store {}: the disk holding it is full (SQLite \
+                 needs some room beside it to open it): free some space and try again",
+                path.display()
+            );
+        }
+        if is_damage(e.as_ref()) {
+            Damaged {
+                path: path.display().to_string(),
+                what: e.root_cause().to_string(),
+            }
+            .into()
+        } else {
+            e
+        }
+    };
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the state store {}", path.display()))?;
+    configure(&conn)
+        .with_context(|| format!("cannot configure {}", path.display()))
+        .map_err(damaged)?;
+    migrate(&mut conn)
+        .with_context(|| format!("cannot bring {} up to date", path.display()))
+        .map_err(damaged)?;
+    Ok(conn)
+}
+
+/// Ends the run over a store that could not be opened at first use (or whose mount table
+/// cannot be read): the error on standard error, escaped, and status 1, as at start-up.
+/// What the run wrote to standard output so far is flushed first.
+pub fn fail(e: &anyhow::Error) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut text = crate::text::clean_message(&format!("{e:#}"), crate::text::MESSAGE_MAX);
+    add_damage_hint(e, &mut text);
+    eprintln!("valyxo: {text}");
+    std::process::exit(1)
+}
+
+/// Adds to the text of `e` (already in `text`) what to do when `e` says the store is
+/// damaged and the text does not say it already.
+pub fn add_damage_hint(e: &anyhow::Error, text: &mut String) {
+    if is_damage(e.as_ref()) && !text.contains("valyxo doctor") {
+        text.push_str(
+            "\nThe state store is damaged: run 'valyxo doctor' from the host shell (it checks \
+             the store and says how to get your projects back).",
+        );
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Store> {
-        prepare_file(path)?;
-        let damaged = |e: anyhow::Error| -> anyhow::Error {
-            if !is_damage(e.as_ref()) && crate::os::no_room_beside(path) {
-                // SQLite's own words ("disk I/O error") would not say what to do.
-                return anyhow::anyhow!(
-                    "cannot open the state store {}: the disk holding it is full (SQLite \
-                     needs some room beside it to open it): free some space and try again",
-                    path.display()
-                );
-            }
-            if is_damage(e.as_ref()) {
-                Damaged {
-                    path: path.display().to_string(),
-                    what: e.root_cause().to_string(),
-                }
-                .into()
-            } else {
-                e
-            }
-        };
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("cannot open the state store {}", path.display()))?;
-        configure(&conn)
-            .with_context(|| format!("cannot configure {}", path.display()))
-            .map_err(damaged)?;
-        migrate(&mut conn)
-            .with_context(|| format!("cannot bring {} up to date", path.display()))
-            .map_err(damaged)?;
-        Ok(Store {
-            conn: Mutex::new(conn),
+        let store = Store::open_lazily(path);
+        store.connect()?;
+        Ok(store)
+    }
+
+    /// The store at `path`, opened (and created, and brought up to date) on first use.
+    pub fn open_lazily(path: &Path) -> Store {
+        Store {
+            opened: OnceLock::new(),
             path: path.to_path_buf(),
-        })
+        }
+    }
+
+    /// Whether the file has been opened yet.
+    pub fn is_open(&self) -> bool {
+        self.opened.get().is_some()
+    }
+
+    /// The connection, opening the file first if this is its first use.
+    fn connect(&self) -> Result<&Opened> {
+        if let Some(o) = self.opened.get() {
+            return Ok(o);
+        }
+        let opened = Opened::new(connect(&self.path)?)
+            .with_context(|| format!("cannot read the mount table of {}", self.path.display()))?;
+        // Two threads may open it at once: one connection is kept, the other closed.
+        Ok(self.opened.get_or_init(|| opened))
+    }
+
+    /// The mount table (virtual path, host path) as it was when the store was opened,
+    /// opening it if need be. It never waits for the connection, so the VFS may read it
+    /// first from inside a transaction.
+    pub fn mounts_at_open(&self) -> &[(String, String)] {
+        match self.connect() {
+            Ok(o) => &o.mounts,
+            Err(e) => fail(&e),
+        }
     }
 
     /// An in-memory store, for unit tests.
@@ -340,7 +432,7 @@ impl Store {
         configure(&conn)?;
         migrate(&mut conn)?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            opened: OnceLock::from(Opened::new(conn)?),
             path: PathBuf::from(":memory:"),
         })
     }
@@ -349,9 +441,33 @@ impl Store {
         &self.path
     }
 
-    /// Locks the connection. Poisoning is ignored: SQLite keeps its own consistency.
+    /// Locks the connection, opening the file on first use. Poisoning is ignored: SQLite
+    /// keeps its own consistency. A lazily opened store that cannot be opened ends the run
+    /// (see [`Store`]).
     pub fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        match self.connect() {
+            Ok(o) => o.conn.lock().unwrap_or_else(|e| e.into_inner()),
+            Err(e) => fail(&e),
+        }
+    }
+
+    /// Whether the store at `path` is at this valyxo's schema version, read from the file's
+    /// header without opening it (a missing or empty file is a new store, which is). The
+    /// header may lag behind the file's log, so a store said not to be current may be.
+    pub fn is_current(path: &Path) -> bool {
+        use std::io::Read;
+        let mut head = [0u8; 64];
+        match std::fs::File::open(path) {
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            Ok(mut f) => match f.read_exact(&mut head) {
+                Ok(()) => {
+                    &head[..16] == b"SQLite format 3\0"
+                        && u32::from_be_bytes([head[60], head[61], head[62], head[63]]) as usize
+                            == MIGRATIONS.len()
+                }
+                Err(_) => f.metadata().is_ok_and(|m| m.len() == 0),
+            },
+        }
     }
 
     /// A separate read-only connection for a worker thread that reads many rows (grep over a
@@ -469,7 +585,10 @@ impl Drop for Store {
     /// costs an fsync on every start-up). Skipped, never waited for, while another process
     /// is using the database.
     fn drop(&mut self) {
-        let conn = self.conn.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Some(opened) = self.opened.get_mut() else {
+            return; // never opened
+        };
+        let conn = opened.conn.get_mut().unwrap_or_else(|e| e.into_inner());
         let _ = conn.busy_timeout(Duration::ZERO);
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }

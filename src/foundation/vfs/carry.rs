@@ -123,7 +123,7 @@ impl Vfs {
 
     /// Whether a mount point lies below `p`.
     fn holds_mount(&self, p: &VPath) -> bool {
-        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        let mounts = self.mount_table().read().unwrap_or_else(|e| e.into_inner());
         mounts
             .iter()
             .any(|m| m.vpath.starts_with(p) && &m.vpath != p)

@@ -239,7 +239,9 @@ enum Loc {
 
 pub struct Vfs {
     store: Arc<Store>,
-    mounts: RwLock<Vec<Arc<Mount>>>,
+    /// The mounts, read from the store on first use (a run that touches no path opens no
+    /// store).
+    mounts: std::sync::OnceLock<RwLock<Vec<Arc<Mount>>>>,
 }
 
 fn rel_path(names: &[String]) -> PathBuf {
@@ -377,28 +379,47 @@ fn host_meta(m: &cap_std::fs::Metadata) -> Meta {
     }
 }
 
-impl Vfs {
-    /// Opens the VFS over `store`, attaching the mounts recorded there.
-    pub fn new(store: Arc<Store>) -> VResult<Vfs> {
-        let rows: Vec<(String, String)> = {
-            let conn = store.conn();
-            let mut st = conn.prepare_cached("SELECT vpath, host FROM mounts ORDER BY vpath")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<rusqlite::Result<_>>()?
+/// The mounts recorded as (virtual path, host path) rows, each with a handle on its host
+/// folder when it is still there.
+fn attach(rows: &[(String, String)]) -> RwLock<Vec<Arc<Mount>>> {
+    let mut mounts = Vec::new();
+    for (vp, host) in rows {
+        let Ok(vpath) = VPath::parse_absolute(vp) else {
+            continue;
         };
-        let mut mounts = Vec::new();
-        for (vp, host) in rows {
-            let Ok(vpath) = VPath::parse_absolute(&vp) else {
-                continue;
-            };
-            let host = PathBuf::from(host);
-            let handle = open_host(&host).ok().filter(|h| unlinked(&host, h));
-            mounts.push(Arc::new(Mount::new(vpath, host, handle)));
-        }
-        Ok(Vfs {
+        let host = PathBuf::from(host);
+        let handle = open_host(&host).ok().filter(|h| unlinked(&host, h));
+        mounts.push(Arc::new(Mount::new(vpath, host, handle)));
+    }
+    RwLock::new(mounts)
+}
+
+impl Vfs {
+    /// The VFS over `store`, attaching the mounts recorded there: at once when the store is
+    /// open, else when a path is first used.
+    pub fn new(store: Arc<Store>) -> VResult<Vfs> {
+        let vfs = Vfs {
             store,
-            mounts: RwLock::new(mounts),
-        })
+            mounts: std::sync::OnceLock::new(),
+        };
+        if vfs.store.is_open() {
+            // The table now, not as it was when the store was opened.
+            let rows: Vec<(String, String)> = {
+                let conn = vfs.store.conn();
+                let mut st =
+                    conn.prepare_cached("SELECT vpath, host FROM mounts ORDER BY vpath")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            let _ = vfs.mounts.set(attach(&rows));
+        }
+        Ok(vfs)
+    }
+
+    /// The mount table; a lazily opened store is opened for it on first use.
+    pub(super) fn mount_table(&self) -> &RwLock<Vec<Arc<Mount>>> {
+        self.mounts
+            .get_or_init(|| attach(self.store.mounts_at_open()))
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -406,7 +427,7 @@ impl Vfs {
     }
 
     fn locate(&self, p: &VPath) -> Loc {
-        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        let mounts = self.mount_table().read().unwrap_or_else(|e| e.into_inner());
         let best = mounts
             .iter()
             .filter(|m| p.starts_with(&m.vpath))
@@ -902,7 +923,7 @@ impl Vfs {
     }
 
     fn mount_at(&self, p: &VPath) -> Option<Arc<Mount>> {
-        let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+        let mounts = self.mount_table().read().unwrap_or_else(|e| e.into_inner());
         mounts.iter().find(|m| &m.vpath == p).cloned()
     }
 
@@ -958,7 +979,7 @@ impl Vfs {
             )));
         }
         {
-            let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+            let mounts = self.mount_table().read().unwrap_or_else(|e| e.into_inner());
             if let Some(m) = mounts.iter().find(|m| m.vpath.starts_with(p)) {
                 return Err(VfsError::Invalid(format!(
                     "{p}: holds the mount point {}; use 'umount {}' first",
@@ -1006,7 +1027,7 @@ impl Vfs {
         match self.locate(root) {
             Loc::Stored => {
                 let mounts: Vec<Arc<Mount>> = {
-                    let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+                    let mounts = self.mount_table().read().unwrap_or_else(|e| e.into_inner());
                     mounts
                         .iter()
                         .filter(|m| m.vpath.starts_with(root) && &m.vpath != root)
@@ -1085,7 +1106,10 @@ impl Vfs {
             )));
         }
         let handle = open_host(&host).map_err(|e| VfsError::Io(host.display().to_string(), e))?;
-        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        let mut mounts = self
+            .mount_table()
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         mounts.push(Arc::new(Mount::new(at.clone(), host, Some(handle))));
         Ok(())
     }
@@ -1108,7 +1132,7 @@ impl Vfs {
             )));
         }
         {
-            let mounts = self.mounts.read().unwrap_or_else(|e| e.into_inner());
+            let mounts = self.mount_table().read().unwrap_or_else(|e| e.into_inner());
             if let Some(m) = mounts.iter().find(|m| m.vpath.starts_with(at)) {
                 return Err(VfsError::Invalid(format!(
                     "{at}: holds the mount point {}",
@@ -1139,14 +1163,20 @@ impl Vfs {
             "INSERT INTO mounts (vpath, host, created_at) VALUES (?1, ?2, ?3)",
             rusqlite::params![at.to_string(), host_s, now_ms()],
         )?;
-        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        let mut mounts = self
+            .mount_table()
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         mounts.push(Arc::new(Mount::new(at.clone(), host, Some(handle))));
         Ok(())
     }
 
     /// Detaches the mount at `at`. Nothing on the host is touched.
     pub fn umount(&self, at: &VPath) -> VResult<PathBuf> {
-        let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
+        let mut mounts = self
+            .mount_table()
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let Some(i) = mounts.iter().position(|m| &m.vpath == at) else {
             return Err(VfsError::Invalid(format!(
                 "{at}: is not a mount point (see 'mounts')"
@@ -1160,7 +1190,7 @@ impl Vfs {
     }
 
     pub fn mounts(&self) -> Vec<Arc<Mount>> {
-        self.mounts
+        self.mount_table()
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
