@@ -664,14 +664,14 @@ fn edit_settings(path: &Path, text: &mut String, changes: &[(&str, Option<&str>)
         })
     };
     for (key, value) in changes {
-        let doc = parse(&text)?;
+        let doc = parse(text)?;
         match (locate(&doc, key), value) {
             (Place::Value(_, span), Some(v)) => {
                 text.replace_range(span, &typed(key, v).to_string());
             }
             (Place::Value(key_at, span), None) => {
-                let (start, _) = line_bounds(&text, key_at);
-                let (_, end) = line_bounds(&text, span.end.saturating_sub(1).max(span.start));
+                let (start, _) = line_bounds(text, key_at);
+                let (_, end) = line_bounds(text, span.end.saturating_sub(1).max(span.start));
                 // The line holds only this setting: nothing before its key but, for a dotted
                 // key (`repl.hints = …`), the tables leading to it.
                 let before = text[start..key_at].trim();
@@ -681,13 +681,13 @@ fn edit_settings(path: &Path, text: &mut String, changes: &[(&str, Option<&str>)
                     text.replace_range(start..end, "");
                 } else {
                     let m = format!("'{key}' shares its line with other text; remove it by hand");
-                    bail!("{}", Problem::at(path, &text, key_at, m));
+                    bail!("{}", Problem::at(path, text, key_at, m));
                 }
             }
             (Place::Blocked(at, what), _) => {
                 let p = Problem::at(
                     path,
-                    &text,
+                    text,
                     at,
                     format!("'{key}' cannot be changed here: {what}"),
                 );
