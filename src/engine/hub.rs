@@ -145,23 +145,26 @@ impl Hub {
     }
 
     /// Makes the day's backup of the store on a thread of its own when the newest is a day
-    /// old. A process that ends first leaves no half backup; the next one makes it.
+    /// old. A process that ends first leaves no half backup; the next one makes it. A store
+    /// opened on first use is looked at then: a run that never opens it changed nothing in it.
     fn back_up_when_due(&self) {
         let keep = self.backups_kept();
         let path = self.store.path().to_path_buf();
-        if keep == 0
-            || path == std::path::Path::new(":memory:")
-            || !crate::store::care::backup_due(&path, std::time::Duration::from_secs(86_400))
-        {
+        if keep == 0 || path == std::path::Path::new(":memory:") {
             return;
         }
-        let _ = std::thread::Builder::new()
-            .name("backup".into())
-            .spawn(move || {
-                if let Err(e) = crate::store::care::backup(&path, keep) {
-                    eprintln!("valyxo: {e:#}");
-                }
-            });
+        self.store.on_first_open(Box::new(move || {
+            if !crate::store::care::backup_due(&path, std::time::Duration::from_secs(86_400)) {
+                return;
+            }
+            let _ = std::thread::Builder::new()
+                .name("backup".into())
+                .spawn(move || {
+                    if let Err(e) = crate::store::care::backup(&path, keep) {
+                        eprintln!("valyxo: {e:#}");
+                    }
+                });
+        }));
     }
 
     /// The config file's path.
@@ -480,6 +483,35 @@ mod tests {
             "the aliases file is private"
         );
         assert!(!a.store.is_open() && !b.store.is_open());
+    }
+
+    /// A home whose day's backup is due gets it once the store is opened, not before: a run
+    /// that never opens the store changed nothing in it.
+    #[test]
+    fn the_days_backup_is_made_when_the_store_is_first_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join(DB_FILE);
+        let mark = crate::store::care::backup_dir(&db).join(".first-seen");
+        std::fs::create_dir_all(mark.parent().unwrap()).unwrap();
+        let two_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(172_800);
+        std::fs::File::create(&mark)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        let hub = Hub::open(HubOptions {
+            home: Some(dir.path().to_path_buf()),
+            lazy_store: true,
+            ..Default::default()
+        })
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(crate::store::care::backups(&db).is_empty());
+        hub.store.kv_list(KvTable::Env).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while crate::store::care::backups(&db).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no backup was made");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     #[test]

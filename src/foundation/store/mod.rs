@@ -188,7 +188,12 @@ const MIGRATIONS: &[&str] = &[
 pub struct Store {
     opened: OnceLock<Opened>,
     path: PathBuf,
+    /// What to do once the file is open (see [`Store::on_first_open`]).
+    on_open: Mutex<Option<OnOpen>>,
 }
+
+/// Work for when a store is first opened.
+pub type OnOpen = Box<dyn FnOnce() + Send>;
 
 /// A store's connection, and what was read when it was opened.
 struct Opened {
@@ -397,6 +402,7 @@ impl Store {
         Store {
             opened: OnceLock::new(),
             path: path.to_path_buf(),
+            on_open: Mutex::new(None),
         }
     }
 
@@ -413,7 +419,36 @@ impl Store {
         let opened = Opened::new(connect(&self.path)?)
             .with_context(|| format!("cannot read the mount table of {}", self.path.display()))?;
         // Two threads may open it at once: one connection is kept, the other closed.
-        Ok(self.opened.get_or_init(|| opened))
+        let opened = self.opened.get_or_init(|| opened);
+        let work = self
+            .on_open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(work) = work {
+            work();
+        }
+        Ok(opened)
+    }
+
+    /// Runs `work` once the file is open: now if it is, else right after its first opening
+    /// (with no lock held, so `work` may use the store). Replaces work not yet run.
+    pub fn on_first_open(&self, work: OnOpen) {
+        if self.is_open() {
+            return work();
+        }
+        *self.on_open.lock().unwrap_or_else(|e| e.into_inner()) = Some(work);
+        // Opened meanwhile: the work may have been missed.
+        if self.is_open() {
+            let work = self
+                .on_open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(work) = work {
+                work();
+            }
+        }
     }
 
     /// The mount table (virtual path, host path) as it was when the store was opened,
@@ -434,6 +469,7 @@ impl Store {
         Ok(Store {
             opened: OnceLock::from(Opened::new(conn)?),
             path: PathBuf::from(":memory:"),
+            on_open: Mutex::new(None),
         })
     }
 
