@@ -102,21 +102,25 @@ fn side_by_side(
 
 fn startup(rows: &mut Vec<Row>) {
     let home = tempfile::tempdir().unwrap();
-    run(valyxo(home.path()).args(["-c", "echo hi"])); // creates the store once
+    run(valyxo(home.path()).args(["-c", "ls"])); // creates the store once
     let n = if quick() { 50 } else { 300 };
-    let (ours, peer) = side_by_side(
-        n,
-        || {},
-        || run(valyxo(home.path()).args(["-c", "echo hi"])),
-        || run(Command::new("bash").args(["-c", "echo hi"])),
-    );
-    rows.push(Row {
-        figure: "start-up: -c 'echo hi'".into(),
-        ours,
-        peer: Some(("bash -c 'echo hi'".into(), peer)),
-        goal: "≤ 2x".into(),
-        limit: 2.0,
-    });
+    for line in ["true", "echo hi"] {
+        let (ours, peer) = side_by_side(
+            n,
+            || {},
+            || run(valyxo(home.path()).args(["-c", line])),
+            || run(Command::new("bash").args(["-c", line])),
+        );
+        rows.push(Row {
+            figure: format!("start-up: -c '{line}'"),
+            ours,
+            peer: Some((format!("bash -c '{line}'"), peer)),
+            // This bench runs the default build; the lean client build's goal (≤ 1.5x) is
+            // measured by benches/startup.sh.
+            goal: "≤ 2x".into(),
+            limit: 2.0,
+        });
+    }
 }
 
 /// A small deterministic generator (xorshift), so every run builds the same trees.
