@@ -20,14 +20,15 @@ full=target/release/valyxo
 client=target/client/release/valyxo
 home="$(mktemp -d)"
 out="$(mktemp)"
-trap 'rm -rf "$home" "$out"' EXIT
+trap 'rm -rf "$home" "$out" "$out.err"' EXIT
 # A home whose store exists, as after a first run.
 "$client" --home "$home" -c ls >/dev/null
 for line in true 'echo hi'; do
+    # Its warnings about outliers (a busy machine) are shown only if it fails.
     hyperfine -N --warmup 100 --runs "$runs" --export-json "$out" \
         "bash -c '$line'" \
         "$client --home $home -c '$line'" \
-        "$full --home $home -c '$line'" >/dev/null
+        "$full --home $home -c '$line'" >/dev/null 2>"$out.err" || { cat "$out.err" >&2; exit 1; }
     python3 - "$out" "$line" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))["results"]

@@ -89,7 +89,12 @@ impl Session {
     pub fn cwd(&self) -> &VPath {
         self.cwd.get_or_init(|| {
             let vfs = &self.hub.vfs;
-            if !vfs.is_dir(&self.start) && vfs.mkdir(&self.start, true).is_err() {
+            // Another session (a pipeline's other stage, another process) may make it at the
+            // same moment: only a folder that is still not there is given up on.
+            if !vfs.is_dir(&self.start)
+                && vfs.mkdir(&self.start, true).is_err()
+                && !vfs.is_dir(&self.start)
+            {
                 VPath::root()
             } else {
                 self.start.clone()
