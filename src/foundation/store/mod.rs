@@ -420,6 +420,12 @@ impl Store {
             .with_context(|| format!("cannot read the mount table of {}", self.path.display()))?;
         // Two threads may open it at once: one connection is kept, the other closed.
         let opened = self.opened.get_or_init(|| opened);
+        self.run_on_open();
+        Ok(opened)
+    }
+
+    /// Runs the work waiting for the file to be open, if any (taken first: it runs once).
+    fn run_on_open(&self) {
         let work = self
             .on_open
             .lock()
@@ -428,7 +434,6 @@ impl Store {
         if let Some(work) = work {
             work();
         }
-        Ok(opened)
     }
 
     /// Runs `work` once the file is open: now if it is, else right after its first opening
@@ -440,14 +445,7 @@ impl Store {
         *self.on_open.lock().unwrap_or_else(|e| e.into_inner()) = Some(work);
         // Opened meanwhile: the work may have been missed.
         if self.is_open() {
-            let work = self
-                .on_open
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(work) = work {
-                work();
-            }
+            self.run_on_open();
         }
     }
 
