@@ -314,6 +314,21 @@ fn a_store_that_fails_at_first_use_ends_the_run_in_words() {
         .stderr(contains("is damaged").and(contains("valyxo doctor")));
 }
 
+/// A fifo in place of the store is refused at once by a one-line run too (whose look at the
+/// store's header must not wait for a writer), as by a run that opens the store at start.
+#[test]
+fn a_fifo_in_place_of_the_store_is_refused_without_waiting() {
+    let h = Home::new();
+    let c = std::ffi::CString::new(h.db().as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    h.cmd()
+        .args(["-c", "true"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(contains("valyxo.db"));
+}
+
 /// Homes made before `aliases.toml` kept aliases in the store: they move into the file
 /// (one already in the file wins), and the store's rows go.
 #[test]
