@@ -500,17 +500,20 @@ fn one_line_run(args: &[std::ffi::OsString]) -> Option<Cli> {
         }
     }
     command.as_ref()?;
+    // As clap would have it: the flag, else VALYXO_HOME when set; clap refuses it empty.
+    let home = match home {
+        Some(h) => Some(h),
+        None => match std::env::var_os("VALYXO_HOME") {
+            Some(h) if h.is_empty() => return None,
+            h => h.map(PathBuf::from),
+        },
+    };
     Some(Cli {
         command,
         expr: None,
         script: None,
         script_args: Vec::new(),
-        // As clap would have it: the flag, else VALYXO_HOME when set.
-        home: home.or_else(|| {
-            std::env::var_os("VALYXO_HOME")
-                .filter(|h| !h.is_empty())
-                .map(PathBuf::from)
-        }),
+        home,
         no_color,
         sub: None,
     })

@@ -329,6 +329,34 @@ fn a_fifo_in_place_of_the_store_is_refused_without_waiting() {
         .stderr(contains("valyxo.db"));
 }
 
+/// `-c LINE` (read without clap) and `-cLINE` (read by clap) mean the same, whatever the
+/// environment says: an empty VALYXO_HOME is refused by both, as before the fast reading.
+#[test]
+fn a_one_line_run_and_clap_agree_on_an_empty_valyxo_home() {
+    let h = Home::new();
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::new(common::BIN)
+            .args(args)
+            .env("VALYXO_HOME", "")
+            .env("HOME", h.path())
+            .env("XDG_DATA_HOME", h.path())
+            .env("XDG_CONFIG_HOME", h.path())
+            .env_remove("NO_COLOR")
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            err,
+        )
+    };
+    let slow = run(&["-cecho hi"]);
+    assert_eq!(slow.0, Some(2), "{slow:?}");
+    assert_eq!(run(&["-c", "echo hi"]), slow);
+}
+
 /// Homes made before `aliases.toml` kept aliases in the store: they move into the file
 /// (one already in the file wins), and the store's rows go.
 #[test]
