@@ -357,6 +357,22 @@ fn a_one_line_run_and_clap_agree_on_an_empty_valyxo_home() {
     assert_eq!(run(&["-c", "echo hi"]), slow);
 }
 
+/// A wildcard looks at the VFS: the session's start folder is there first, in a one-line
+/// run as in a run from standard input (which makes it at start), even when the pattern
+/// names no path below the working directory.
+#[test]
+fn a_wildcard_in_a_new_home_sees_the_start_folder() {
+    for line in ["echo /*", "ls -d /Projects/*", "echo ~/*"] {
+        let (a, b) = (Home::new(), Home::new());
+        let piped = b.cmd().write_stdin(line).assert().success();
+        assert_eq!(
+            a.out(line),
+            String::from_utf8_lossy(&piped.get_output().stdout),
+            "{line}"
+        );
+    }
+}
+
 /// Homes made before `aliases.toml` kept aliases in the store: they move into the file
 /// (one already in the file wins), and the store's rows go.
 #[test]
