@@ -705,6 +705,16 @@ fn run_doctor(cli: &Cli) -> ExitCode {
                 }
             }
             writeln!(out, "the damaged store is kept as {}", r.kept.display())?;
+            // The new store is at this valyxo's schema (so one-line runs leave it shut), but
+            // may hold what an older home kept in it (aliases, settings): a hub that opens
+            // it at once moves those out now.
+            if let Err(e) = Hub::open(HubOptions {
+                home: cli.home.clone(),
+                no_color: true,
+                lazy_store: false,
+            }) {
+                eprintln!("valyxo doctor: {}", crate::shell::error_text(&e));
+            }
         }
         if let Some(from) = restore {
             let from = if from.is_empty() {

@@ -373,6 +373,24 @@ fn a_wildcard_in_a_new_home_sees_the_start_folder() {
     }
 }
 
+/// A store of an older home salvaged by `valyxo doctor` is at this valyxo's schema, so a
+/// one-line run leaves it shut: the aliases it still held are in `aliases.toml` by then.
+#[test]
+fn aliases_of_an_older_store_salvaged_by_doctor_are_in_use_at_once() {
+    let h = Home::new();
+    h.c("ls").success();
+    {
+        let c = rusqlite::Connection::open(h.db()).unwrap();
+        c.execute_batch(
+            "INSERT INTO aliases (name, value) VALUES ('ll', 'echo long');
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    }
+    h.cmd().args(["doctor", "--salvage"]).assert().success();
+    assert_eq!(h.out("ll"), "long\n");
+}
+
 /// Homes made before `aliases.toml` kept aliases in the store: they move into the file
 /// (one already in the file wins), and the store's rows go.
 #[test]
