@@ -500,17 +500,20 @@ fn one_line_run(args: &[std::ffi::OsString]) -> Option<Cli> {
         }
     }
     command.as_ref()?;
+    // As clap would have it: the flag, else VALYXO_HOME when set; clap refuses it empty.
+    let home = match home {
+        Some(h) => Some(h),
+        None => match std::env::var_os("VALYXO_HOME") {
+            Some(h) if h.is_empty() => return None,
+            h => h.map(PathBuf::from),
+        },
+    };
     Some(Cli {
         command,
         expr: None,
         script: None,
         script_args: Vec::new(),
-        // As clap would have it: the flag, else VALYXO_HOME when set.
-        home: home.or_else(|| {
-            std::env::var_os("VALYXO_HOME")
-                .filter(|h| !h.is_empty())
-                .map(PathBuf::from)
-        }),
+        home,
         no_color,
         sub: None,
     })
@@ -702,6 +705,16 @@ fn run_doctor(cli: &Cli) -> ExitCode {
                 }
             }
             writeln!(out, "the damaged store is kept as {}", r.kept.display())?;
+            // The new store is at this valyxo's schema (so one-line runs leave it shut), but
+            // may hold what an older home kept in it (aliases, settings): a hub that opens
+            // it at once moves those out now.
+            if let Err(e) = Hub::open(HubOptions {
+                home: cli.home.clone(),
+                no_color: true,
+                lazy_store: false,
+            }) {
+                eprintln!("valyxo doctor: {}", crate::shell::error_text(&e));
+            }
         }
         if let Some(from) = restore {
             let from = if from.is_empty() {

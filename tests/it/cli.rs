@@ -314,6 +314,83 @@ fn a_store_that_fails_at_first_use_ends_the_run_in_words() {
         .stderr(contains("is damaged").and(contains("valyxo doctor")));
 }
 
+/// A fifo in place of the store is refused at once by a one-line run too (whose look at the
+/// store's header must not wait for a writer), as by a run that opens the store at start.
+#[test]
+fn a_fifo_in_place_of_the_store_is_refused_without_waiting() {
+    let h = Home::new();
+    let c = std::ffi::CString::new(h.db().as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    h.cmd()
+        .args(["-c", "true"])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .code(1)
+        .stderr(contains("valyxo.db"));
+}
+
+/// `-c LINE` (read without clap) and `-cLINE` (read by clap) mean the same, whatever the
+/// environment says: an empty VALYXO_HOME is refused by both, as before the fast reading.
+#[test]
+fn a_one_line_run_and_clap_agree_on_an_empty_valyxo_home() {
+    let h = Home::new();
+    let run = |args: &[&str]| {
+        let out = assert_cmd::Command::new(common::BIN)
+            .args(args)
+            .env("VALYXO_HOME", "")
+            .env("HOME", h.path())
+            .env("XDG_DATA_HOME", h.path())
+            .env("XDG_CONFIG_HOME", h.path())
+            .env_remove("NO_COLOR")
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            err,
+        )
+    };
+    let slow = run(&["-cecho hi"]);
+    assert_eq!(slow.0, Some(2), "{slow:?}");
+    assert_eq!(run(&["-c", "echo hi"]), slow);
+}
+
+/// A wildcard looks at the VFS: the session's start folder is there first, in a one-line
+/// run as in a run from standard input (which makes it at start), even when the pattern
+/// names no path below the working directory.
+#[test]
+fn a_wildcard_in_a_new_home_sees_the_start_folder() {
+    for line in ["echo /*", "ls -d /Projects/*", "echo ~/*"] {
+        let (a, b) = (Home::new(), Home::new());
+        let piped = b.cmd().write_stdin(line).assert().success();
+        assert_eq!(
+            a.out(line),
+            String::from_utf8_lossy(&piped.get_output().stdout),
+            "{line}"
+        );
+    }
+}
+
+/// A store of an older home salvaged by `valyxo doctor` is at this valyxo's schema, so a
+/// one-line run leaves it shut: the aliases it still held are in `aliases.toml` by then.
+#[test]
+fn aliases_of_an_older_store_salvaged_by_doctor_are_in_use_at_once() {
+    let h = Home::new();
+    h.c("ls").success();
+    {
+        let c = rusqlite::Connection::open(h.db()).unwrap();
+        c.execute_batch(
+            "INSERT INTO aliases (name, value) VALUES ('ll', 'echo long');
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    }
+    h.cmd().args(["doctor", "--salvage"]).assert().success();
+    assert_eq!(h.out("ll"), "long\n");
+}
+
 /// Homes made before `aliases.toml` kept aliases in the store: they move into the file
 /// (one already in the file wins), and the store's rows go.
 #[test]

@@ -117,8 +117,11 @@ pub fn glob_vfs(sh: &Session, pattern: &str) -> Result<Vec<String>, String> {
         ("", pattern)
     };
     let comps: Vec<&str> = rest.split('/').filter(|c| !c.is_empty()).collect();
+    // Asked even for a pattern from the root: the first ask makes the start folder, which
+    // the pattern may name.
+    let cwd = sh.cwd();
     let base = if lead.is_empty() {
-        sh.cwd().clone()
+        cwd.clone()
     } else {
         VPath::root()
     };

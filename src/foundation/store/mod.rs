@@ -488,11 +488,19 @@ impl Store {
     /// Whether the store at `path` is at this valyxo's schema version, read from the file's
     /// header without opening it (a missing or empty file is a new store, which is). The
     /// header may lag behind the file's log, so a store said not to be current may be.
+    /// Anything but a regular file (a fifo, which a plain open would wait on) is not: it is
+    /// left to the opening at start to refuse.
     pub fn is_current(path: &Path) -> bool {
         use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
         let mut head = [0u8; 64];
-        match std::fs::File::open(path) {
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path);
+        match opened {
             Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            Ok(f) if !f.metadata().is_ok_and(|m| m.is_file()) => false,
             Ok(mut f) => match f.read_exact(&mut head) {
                 Ok(()) => {
                     &head[..16] == b"SQLite format 3\0"
