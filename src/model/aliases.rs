@@ -129,7 +129,7 @@ impl Aliases {
 /// ([`check_name`]). Only the lines concerned change; a new alias goes at the end. Returns
 /// the file as written.
 pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Aliases> {
-    let text = config::rewrite(path, |real, text| {
+    let (text, stamp) = config::rewrite(path, |real, text| {
         let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
             let p = Problem::at(real, &text, e.span().map_or(0, |s| s.start), e.message().trim());
             anyhow::anyhow!(
@@ -169,7 +169,7 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Aliases> {
         Ok(written)
     })?;
     let mut written = Aliases::parse(path, &text);
-    written.stamp = config::stamp(path);
+    written.stamp = stamp;
     Ok(written)
 }
 

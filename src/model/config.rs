@@ -582,13 +582,13 @@ fn insertion(doc: &toml_edit::Document<String>, key: &str, value: &Value) -> (us
 /// new table at the end). A symlinked file is followed, and the file keeps its permissions.
 /// Returns the file as written, checked, so the caller need not read it again.
 pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
-    let text = rewrite(path, |path, mut text| {
+    let (text, stamp) = rewrite(path, |path, mut text| {
         edit_settings(path, &mut text, changes)?;
         Ok(text)
     })?;
     // Known by the name it was given (a symlink stays the symlink).
     let mut written = Config::parse(path, &text);
-    written.stamp = stamp(path);
+    written.stamp = stamp;
     Ok(written)
 }
 
@@ -597,8 +597,15 @@ pub fn write(path: &Path, changes: &[(&str, Option<&str>)]) -> Result<Config> {
 /// replaces the file whole. Writers in other sessions wait for each other; a symlinked file
 /// is followed and keeps its permissions (a new one is private to the user); the new text
 /// goes to a temporary file, synced, then renamed over the old one, so a crash leaves one or
-/// the other. A file that is not UTF-8 is left as it is. Returns the text written.
-pub fn rewrite(path: &Path, edit: impl FnOnce(&Path, String) -> Result<String>) -> Result<String> {
+/// the other. A file that is not UTF-8 is left as it is. Returns the text written and the
+/// file's stamp, taken before the lock is let go (a later writer changes it).
+pub fn rewrite(
+    path: &Path,
+    edit: impl FnOnce(&Path, String) -> Result<String>,
+) -> Result<(String, Stamp)> {
+    // Temporary files are named after the name given (not a symlink's target), so the sweep
+    // of a killed writer's leftovers finds them.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let path = path.as_path();
     let dir = path
@@ -629,7 +636,6 @@ pub fn rewrite(path: &Path, edit: impl FnOnce(&Path, String) -> Result<String>) 
     };
     let text = edit(path, text)?;
     sweep_stale_temporaries(dir);
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let written = (|| -> std::io::Result<()> {
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!("{TMP_PREFIX}{}.", name.as_deref().unwrap_or(FILE)))
@@ -645,7 +651,7 @@ pub fn rewrite(path: &Path, edit: impl FnOnce(&Path, String) -> Result<String>) 
         Ok(())
     })();
     match written {
-        Ok(()) => Ok(text),
+        Ok(()) => Ok((text, stamp(path))),
         // The temporary file is gone with its error: the old file is as it was.
         Err(e) if e.kind() == std::io::ErrorKind::StorageFull => bail!(
             "the disk holding {} is full: free some space and try again",
