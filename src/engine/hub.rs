@@ -417,7 +417,7 @@ fn move_stored_settings(store: &Store, config_path: &Path) {
 
 /// Aliases used to live in the store; a home that still has some moves them into
 /// `aliases.toml` (where the file does not already have them) so none is lost. An alias
-/// whose name the file cannot hold stays in the store, and is reported.
+/// whose name may no longer be one (control characters) is reported once, with its value.
 fn move_stored_aliases(store: &Store, path: &Path) {
     let stored = match store.kv_list(KvTable::Aliases) {
         Ok(s) if !s.is_empty() => s,
@@ -442,11 +442,16 @@ fn move_stored_aliases(store: &Store, path: &Path) {
     for (k, _) in &movable {
         let _ = store.kv_remove(KvTable::Aliases, k);
     }
-    for (k, _) in kept {
+    // Said once, with its value, so nothing of it is lost; the store keeps no copy to be
+    // warned about at every start.
+    for (k, v) in kept {
         eprintln!(
-            "valyxo: alias '{}' stays unused in the store: its name cannot be an alias any more",
-            crate::text::escape(k)
+            "valyxo: alias {} was not kept: its name holds characters an alias may no longer \
+             have; it was: {}",
+            crate::text::escape(k),
+            crate::text::shell_quote(v)
         );
+        let _ = store.kv_remove(KvTable::Aliases, k);
     }
 }
 

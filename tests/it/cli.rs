@@ -400,13 +400,19 @@ fn aliases_kept_in_an_older_store_move_into_aliases_toml() {
     {
         let c = rusqlite::Connection::open(h.db()).unwrap();
         c.execute_batch(
-            "INSERT INTO aliases (name, value) VALUES ('ll', 'echo long'), ('hi', 'echo old');
+            "INSERT INTO aliases (name, value) VALUES ('ll', 'echo long'), ('hi', 'echo old'),
+                 ('b' || char(1) || 'ad', 'echo kept in words');
              PRAGMA user_version = 6;",
         )
         .unwrap();
     }
     std::fs::write(h.path().join("aliases.toml"), "hi = \"echo new\"\n").unwrap();
-    assert_eq!(h.out("ll; hi"), "long\nnew\n");
+    // A name an alias may no longer have is said once, value and all, and not kept.
+    h.c("ll; hi").success().stdout("long\nnew\n").stderr(
+        "valyxo: alias $'b\\x01ad' was not kept: its name holds characters an alias may no \
+         longer have; it was: 'echo kept in words'\n",
+    );
+    h.c("ll").success().stderr("");
     let c = rusqlite::Connection::open(h.db()).unwrap();
     let left: i64 = c
         .query_row("SELECT count(*) FROM aliases", [], |r| r.get(0))
