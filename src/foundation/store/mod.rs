@@ -18,6 +18,9 @@ use std::time::Duration;
 /// File name of the state database inside the home directory.
 pub const DB_FILE: &str = "valyxo.db";
 
+/// The first 16 bytes of every SQLite database file.
+const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
 const MIGRATIONS: &[&str] = &[
     // 1: virtual filesystem, history, settings, aliases, environment, mounts.
     r#"
@@ -294,7 +297,7 @@ fn prepare_file(path: &Path) -> Result<()> {
         let n = std::fs::File::open(path)
             .and_then(|mut f| f.read(&mut head))
             .unwrap_or(0);
-        if n < 16 || &head != b"SQLite format 3\0" {
+        if n < 16 || &head != MAGIC {
             return Err(damaged("it does not start with a database header").into());
         }
         if md.len() < 512 {
@@ -503,7 +506,7 @@ impl Store {
             Ok(f) if !f.metadata().is_ok_and(|m| m.is_file()) => false,
             Ok(mut f) => match f.read_exact(&mut head) {
                 Ok(()) => {
-                    &head[..16] == b"SQLite format 3\0"
+                    head[..16] == MAGIC[..]
                         && u32::from_be_bytes([head[60], head[61], head[62], head[63]]) as usize
                             == MIGRATIONS.len()
                 }

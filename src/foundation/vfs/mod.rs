@@ -395,25 +395,14 @@ fn attach(rows: &[(String, String)]) -> RwLock<Vec<Arc<Mount>>> {
 }
 
 impl Vfs {
-    /// The VFS over `store`, attaching the mounts recorded there: at once when the store is
-    /// open, else when a path is first used.
+    /// The VFS over `store`, attaching the mounts recorded there when a path is first used
+    /// (the table as the store read it on opening: a store has one VFS, which keeps the table
+    /// from then on).
     pub fn new(store: Arc<Store>) -> VResult<Vfs> {
-        let vfs = Vfs {
+        Ok(Vfs {
             store,
             mounts: std::sync::OnceLock::new(),
-        };
-        if vfs.store.is_open() {
-            // The table now, not as it was when the store was opened.
-            let rows: Vec<(String, String)> = {
-                let conn = vfs.store.conn();
-                let mut st =
-                    conn.prepare_cached("SELECT vpath, host FROM mounts ORDER BY vpath")?;
-                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            let _ = vfs.mounts.set(attach(&rows));
-        }
-        Ok(vfs)
+        })
     }
 
     /// The mount table; a lazily opened store is opened for it on first use.
