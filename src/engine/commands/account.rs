@@ -51,6 +51,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: register,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "login",
@@ -69,6 +70,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: login,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "logout",
@@ -79,6 +81,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("logout", "not logged in\n")] },
             run: logout,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "whoami",
@@ -89,6 +92,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[needs("whoami", Need::AccountServer)] },
             run: whoami,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "sync",
@@ -128,6 +132,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: sync_cmd,
             rewrite: None,
+            needs_store: true,
         },
     ]
 }

@@ -82,6 +82,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: ask,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "chat",
@@ -98,6 +99,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: chat,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "ai",
@@ -166,6 +168,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: ai,
             rewrite: None,
+            needs_store: true,
         },
     ]
 }

@@ -34,6 +34,7 @@ pub fn specs() -> Vec<Spec> {
         examples: const { &[varies("doctor"), varies("doctor --backup")] },
         run: doctor,
         rewrite: None,
+        needs_store: true,
     }]
 }
 

@@ -53,6 +53,7 @@ pub fn specs() -> Vec<Spec> {
         },
         run: edit,
         rewrite: None,
+        needs_store: true,
     }]
 }
 

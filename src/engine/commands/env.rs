@@ -29,6 +29,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: env,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "export",
@@ -58,6 +59,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: export,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "unset",
@@ -75,6 +77,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("export TMPVAR=1", ""), ex("unset TMPVAR", "")] },
             run: unset,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "alias",
@@ -98,6 +101,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: alias,
             rewrite: None,
+            needs_store: false,
         },
         Spec {
             name: "unalias",
@@ -123,6 +127,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("alias gs='grep -rn'", ""), ex("unalias gs", "")] },
             run: unalias,
             rewrite: None,
+            needs_store: false,
         },
     ]
 }

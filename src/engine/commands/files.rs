@@ -61,6 +61,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: ls,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "cd",
@@ -83,6 +84,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: cd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "pwd",
@@ -99,6 +101,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("pwd", "/Projects/Main\n")] },
             run: pwd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "mkdir",
@@ -122,6 +125,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("mkdir -p /tmp/demo/src", "")] },
             run: mkdir,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "touch",
@@ -139,6 +143,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("touch notes.txt", "")] },
             run: touch,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "rm",
@@ -169,6 +174,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: rm,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "mv",
@@ -187,6 +193,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("touch a.txt", ""), ex("mv a.txt b.txt", "")] },
             run: mv,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "cp",
@@ -217,6 +224,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: cp,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "tree",
@@ -258,6 +266,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: tree,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "find",
@@ -314,6 +323,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: find,
             rewrite: Some(find_rewrite),
+            needs_store: true,
         },
     ]
 }

@@ -110,6 +110,7 @@ pub fn specs() -> Vec<Spec> {
         },
         run: grep,
         rewrite: None,
+        needs_store: true,
     }]
 }
 

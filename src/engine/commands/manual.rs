@@ -41,6 +41,7 @@ pub fn specs() -> Vec<Spec> {
         },
         run: man,
         rewrite: None,
+        needs_store: true,
     }]
 }
 

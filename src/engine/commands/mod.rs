@@ -44,6 +44,10 @@ pub struct Spec {
     pub run: Handler,
     /// Rewrites arguments before clap sees them (for `find -name` style options).
     pub rewrite: Option<fn(Vec<String>) -> Vec<String>>,
+    /// Whether the command may read or write the state store or the working directory. A
+    /// line of commands that do not (`true`, `echo`, `alias`…) runs without opening the
+    /// store (`valyxo -c true`).
+    pub needs_store: bool,
 }
 
 /// One example of a command: a line as typed at the prompt, and what it shows.

@@ -73,6 +73,7 @@ pub fn specs() -> Vec<Spec> {
         },
         run: new,
         rewrite: None,
+        needs_store: true,
     }]
 }
 

@@ -69,6 +69,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: run_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "script",
@@ -79,6 +80,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("echo 'let x = 6; x * 7' | script", "=> 42\n")] },
             run: script_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "enter",
@@ -97,6 +99,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("echo '40 + 2' | enter script", "=> 42\n")] },
             run: enter_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "plugin",
@@ -131,6 +134,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: plugin_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "jobs",
@@ -158,6 +162,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: jobs_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "kill",
@@ -193,6 +198,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: kill_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "wait",
@@ -203,6 +209,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("echo one &", ""), ex("wait %1", ""), ex("wait", "")] },
             run: wait_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "fg",
@@ -213,6 +220,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("echo followed &", ""), ex("fg %1", "followed\n")] },
             run: fg_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "logs",
@@ -229,6 +237,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: logs_cmd,
             rewrite: None,
+            needs_store: true,
         },
     ]
 }

@@ -32,6 +32,7 @@ pub fn specs() -> Vec<Spec> {
         },
         run: snippets_cmd,
         rewrite: None,
+        needs_store: true,
     }]
 }
 

@@ -20,6 +20,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[varies("help"), varies("help grep")] },
             run: help,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "history",
@@ -71,6 +72,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: history_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "clear",
@@ -81,6 +83,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("clear", "\u{1b}[H\u{1b}[2J\u{1b}[3J")] },
             run: clear,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "true",
@@ -103,6 +106,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: |_, _| Ok(0),
             rewrite: None,
+            needs_store: false,
         },
         Spec {
             name: "false",
@@ -120,6 +124,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("false || echo failed", "failed\n")] },
             run: |_, _| Ok(1),
             rewrite: None,
+            needs_store: false,
         },
         Spec {
             name: "exec",
@@ -177,6 +182,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: exec,
             rewrite: Some(exec_rewrite),
+            needs_store: true,
         },
         Spec {
             name: "settings",
@@ -216,6 +222,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: settings_cmd,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "exit",
@@ -233,6 +240,7 @@ pub fn specs() -> Vec<Spec> {
             examples: const { &[ex("exit 0", "")] },
             run: exit,
             rewrite: None,
+            needs_store: false,
         },
     ]
 }

@@ -38,6 +38,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: cat,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "head",
@@ -78,6 +79,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: head,
             rewrite: Some(count_shorthand),
+            needs_store: true,
         },
         Spec {
             name: "tail",
@@ -105,6 +107,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: tail,
             rewrite: Some(count_shorthand),
+            needs_store: true,
         },
         Spec {
             name: "wc",
@@ -145,6 +148,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: wc,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "echo",
@@ -175,6 +179,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: echo,
             rewrite: None,
+            needs_store: false,
         },
     ]
 }

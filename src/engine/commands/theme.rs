@@ -51,6 +51,7 @@ pub fn specs() -> Vec<Spec> {
         },
         run: theme_cmd,
         rewrite: None,
+        needs_store: true,
     }]
 }
 

@@ -46,6 +46,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: mount,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "umount",
@@ -64,6 +65,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: umount,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "mounts",
@@ -80,6 +82,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: mounts,
             rewrite: None,
+            needs_store: true,
         },
         Spec {
             name: "import",
@@ -103,6 +106,7 @@ pub fn specs() -> Vec<Spec> {
             },
             run: import,
             rewrite: None,
+            needs_store: true,
         },
     ]
 }

@@ -17,10 +17,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
 
-/// Commands that read and write nothing in the state store (nor the working directory), so
-/// a line of only these (`valyxo -c true`, `-c 'echo hi'`) runs without opening it.
-pub const NEEDS_NOTHING_STORED: &[&str] = &["true", "false", "echo", "exit", "alias", "unalias"];
-
 /// Nesting limit for aliases that expand to other aliases.
 const MAX_ALIAS_DEPTH: usize = 16;
 
@@ -59,11 +55,12 @@ impl Session {
     pub fn new(hub: Arc<Hub>, interactive: bool) -> anyhow::Result<Session> {
         let start = hub.settings().shell.start_dir.clone();
         let start = normalize(&VPath::root(), &start).unwrap_or_else(|_| VPath::root());
-        let open = hub.store.is_open();
-        let mut sh = Self::at(hub, VPath::root(), interactive)?;
-        sh.cwd = std::sync::OnceLock::new();
-        sh.start = start;
-        if open {
+        let sh = Session {
+            cwd: std::sync::OnceLock::new(),
+            start,
+            ..Self::at(hub, VPath::root(), interactive)?
+        };
+        if sh.hub.store.is_open() {
             sh.cwd();
         }
         Ok(sh)
@@ -351,11 +348,12 @@ impl Session {
     /// Runs one command by name with its arguments.
     pub fn dispatch(&mut self, argv: &[String], io: &mut Io) -> i32 {
         let name = argv[0].as_str();
-        if !NEEDS_NOTHING_STORED.contains(&name) {
+        let spec = commands::registry().get(name);
+        if spec.is_none_or(|s| s.needs_store) {
             // Every session makes its start folder before the first command that may look.
             self.cwd();
         }
-        let Some(spec) = commands::registry().get(name) else {
+        let Some(spec) = spec else {
             if let Some(pc) = crate::plugins::command(&self.hub, name) {
                 let (Ok(out), Ok(err)) = (io.stdout.try_clone(), io.stderr.try_clone()) else {
                     let _ = writeln!(io.stderr, "valyxo: cannot set up the streams for '{name}'");
